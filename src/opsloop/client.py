@@ -1,0 +1,89 @@
+"""``Client``: one API over two backends, the local store or an opsloop server.
+
+With ``server_url`` set (argument, ``OPSLOOP_SERVER_URL`` or ``opsloop.toml``) every call goes
+to the REST API; otherwise the services run in-process on the configured database and blob
+store. Each domain contributes its methods as a mixin; the backend choice is made here, once.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from opsloop.config import Settings, load_settings
+from opsloop.tracking.sdk import TrackingClient
+
+__all__ = ["Client"]
+
+_STORES: dict[tuple[str, str], Any] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def _local_stores(settings: Settings) -> tuple[Any, Any]:
+    """One engine and blob store per (database, blob) URL per process, shared by clients."""
+    from opsloop.store.blobs import open_blob_store
+    from opsloop.store.database import Store
+
+    key = (settings.database_url, settings.blob_url)
+    with _STORES_LOCK:
+        if key not in _STORES:
+            _STORES[key] = (
+                Store(settings.database_url),
+                open_blob_store(settings.blob_url, settings.storage_options),
+            )
+        return _STORES[key]
+
+
+class Client(TrackingClient):
+    """The opsloop SDK client.
+
+    Args:
+        server_url: Talk to this opsloop server (REST) instead of the local store.
+        token: Bearer token for the server.
+        database_url: Local mode: SQLAlchemy URL of the metadata store.
+        blob_url: Local mode: folder or fsspec URL of the blob store.
+        settings: Fully resolved settings (overrides everything else).
+
+    Example:
+        >>> client = Client()                      # embedded: ~/.opsloop/opsloop.db
+        >>> exp = client.set_experiment("churn")
+        >>> run = client.create_run(exp.experiment_id)
+        >>> client.log_metric(run.info.run_id, "auc", 0.91, step=1)
+        >>> client.end_run(run.info.run_id)
+    """
+
+    def __init__(
+        self,
+        server_url: str | None = None,
+        *,
+        token: str | None = None,
+        database_url: str | None = None,
+        blob_url: str | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or load_settings(
+            server_url=server_url, token=token, database_url=database_url, blob_url=blob_url
+        )
+        if self.settings.is_remote:
+            from opsloop.tracking.http_backend import HttpTrackingBackend
+            from opsloop.transport import HttpTransport
+
+            transport = HttpTransport(str(self.settings.server_url), self.settings.token)
+            self._init_tracking(HttpTrackingBackend(transport))
+        else:
+            from opsloop.tracking.local_backend import LocalTrackingBackend
+
+            store, blobs = _local_stores(self.settings)
+            self._init_tracking(LocalTrackingBackend(store, blobs))
+
+    @property
+    def where(self) -> str:
+        """Where this client reads and writes, for people: a server URL or the store's URLs."""
+        s = self.settings
+        return s.server_url or f"{s.database_url} (blobs: {s.blob_url})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

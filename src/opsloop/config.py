@@ -1,0 +1,100 @@
+"""Settings: where the store lives and which server to talk to.
+
+Precedence, highest first: explicit arguments, ``OPSLOOP_*`` environment variables, an
+``opsloop.toml`` in the working directory (or the file named by ``OPSLOOP_CONFIG``), then
+``$OPSLOOP_HOME/opsloop.toml``, then defaults. The embedded default needs no configuration at
+all: SQLite in WAL mode and a blob folder, both under ``~/.opsloop``.
+
+Example ``opsloop.toml``::
+
+    database_url = "postgresql://ml@db.internal/opsloop"
+    blob_url = "s3://ml-artifacts/opsloop"
+    server_url = "http://opsloop.internal:8080"   # SDK and CLI then talk to the server
+    token = "..."                                  # sent as a bearer token / required by the server
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from opsloop.errors import InvalidInput
+
+__all__ = ["Settings", "load_settings"]
+
+_ENV_PREFIX = "OPSLOOP_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; build one with :func:`load_settings`.
+
+    Attributes:
+        home: Folder for the embedded store and local caches.
+        database_url: SQLAlchemy URL of the metadata store.
+        blob_url: A local folder or an fsspec URL (``s3://bucket/prefix``) for blobs.
+        server_url: When set, the SDK and CLI use the REST API instead of the store.
+        token: Bearer token the client sends, and the server requires when it is set.
+        storage_options: Extra fsspec options for the blob store (endpoint_url, key, secret).
+    """
+
+    home: Path
+    database_url: str
+    blob_url: str
+    server_url: str | None = None
+    token: str | None = None
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_remote(self) -> bool:
+        """True when the SDK should talk to a server rather than to the store directly."""
+        return bool(self.server_url)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given non-None fields replaced."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{path} is not valid TOML: {exc}") from exc
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Resolve settings from arguments, environment and ``opsloop.toml`` files.
+
+    Raises:
+        InvalidInput: A config file is not valid TOML or names an unknown setting.
+    """
+    env = os.environ
+    home = Path(overrides.get("home") or env.get("OPSLOOP_HOME") or Path.home() / ".opsloop")
+    home = home.expanduser()
+    layers: list[dict[str, Any]] = [_read_toml(home / "opsloop.toml")]
+    local = env.get("OPSLOOP_CONFIG") or "opsloop.toml"
+    layers.append(_read_toml(Path(local)))
+    known = {f.name for f in fields(Settings)}
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        unknown = set(layer) - known
+        if unknown:
+            raise InvalidInput(
+                f"unknown setting(s) {sorted(unknown)} in opsloop.toml; known: {sorted(known)}"
+            )
+        merged.update(layer)
+    for name in known - {"home", "storage_options"}:
+        value = env.get(_ENV_PREFIX + name.upper())
+        if value:
+            merged[name] = value
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    merged["home"] = home
+    merged.setdefault("database_url", f"sqlite:///{home / 'opsloop.db'}")
+    merged.setdefault("blob_url", str(home / "blobs"))
+    return Settings(**merged)

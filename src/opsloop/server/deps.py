@@ -1,0 +1,71 @@
+"""Dependencies shared by every domain's router: the store, sessions, blobs, auth.
+
+Routes own their transaction: a ``WriteSession`` is committed after the route returns and
+rolled back if it raises; services never commit. ``Annotated`` aliases keep signatures short.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from opsloop.config import Settings
+from opsloop.errors import PermissionDenied, Unauthenticated
+from opsloop.store.blobs import BlobStore
+from opsloop.store.database import Store
+
+__all__ = ["AppState", "Blobs", "ReadSession", "State", "WriteSession", "require_token"]
+
+
+@dataclass
+class AppState:
+    """What the app serves from, built once by ``create_app``."""
+
+    settings: Settings
+    store: Store
+    blobs: BlobStore
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.opsloop
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def _write_session(state: State) -> Iterator[Session]:
+    with state.store.write() as session:
+        yield session
+
+
+def _read_session(state: State) -> Iterator[Session]:
+    with state.store.read() as session:
+        yield session
+
+
+def _blobs(state: State) -> BlobStore:
+    return state.blobs
+
+
+WriteSession = Annotated[Session, Depends(_write_session)]
+ReadSession = Annotated[Session, Depends(_read_session)]
+Blobs = Annotated[BlobStore, Depends(_blobs)]
+
+
+def require_token(request: Request, state: State) -> None:
+    """401 without a bearer token, 403 with a wrong one, when the server has a token set."""
+    expected = state.settings.token
+    if not expected:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise Unauthenticated("this server requires a token: send 'Authorization: Bearer <token>'")
+    if not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        raise PermissionDenied("the token is not valid for this server")

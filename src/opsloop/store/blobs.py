@@ -1,0 +1,247 @@
+"""The content-addressed blob store: every file is stored once, under its BLAKE3 hash.
+
+Contract for backends (:class:`BlobStore` subclasses):
+
+- A blob's key is the 64-hex BLAKE3 digest of its bytes; a stored blob never changes, so a
+  reader may cache it forever and a writer that finds it present has nothing to do.
+- Writes are all-or-nothing: a blob is either absent or complete. Bytes are first written to a
+  local temporary file while they are hashed, checked against the digest the caller claimed,
+  and only then moved into place (``os.replace`` locally, a single PUT on object stores).
+- Instances are thread-safe. Backends implement four private hooks (``_exists``,
+  ``_commit``, ``_open``, ``_fetch``); the public methods add hashing, checking and error
+  translation once, here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from opsloop.errors import InvalidInput, NotFound, OpsloopError, StoreError
+
+__all__ = ["BlobStore", "FsspecBlobStore", "LocalBlobStore", "hash_file", "open_blob_store"]
+
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+
+
+def hash_file(path: str | os.PathLike[str]) -> str:
+    """BLAKE3 hex digest of a file, memory-mapped and multi-threaded for large files."""
+    from blake3 import blake3
+
+    if os.path.getsize(path) >= 1 << 22:
+        return blake3(max_threads=blake3.AUTO).update_mmap(path).hexdigest()
+    with open(path, "rb") as fh:
+        return blake3(fh.read()).hexdigest()
+
+
+def check_digest(digest: str) -> str:
+    """Return ``digest`` if it is a 64-hex BLAKE3 digest, else raise ``InvalidInput``."""
+    if not isinstance(digest, str) or not _DIGEST.match(digest):
+        raise InvalidInput(f"not a BLAKE3 digest (64 lowercase hex characters): {digest!r}")
+    return digest
+
+
+class BlobStore(ABC):
+    """A content-addressed store of immutable blobs; see the module docstring for the contract."""
+
+    url: str
+
+    # -- hooks a backend implements ---------------------------------------------------------
+    @abstractmethod
+    def _exists(self, digest: str) -> bool: ...
+
+    @abstractmethod
+    def _commit(self, local_path: Path, digest: str) -> None:
+        """Move a complete, verified local file into place as ``digest`` (may consume it)."""
+
+    @abstractmethod
+    def _open(self, digest: str) -> IO[bytes]:
+        """Open the blob for reading; raise FileNotFoundError when absent."""
+
+    def _fetch(self, digest: str, dest: Path) -> None:
+        """Copy the blob to ``dest`` (a temp path the caller renames); override to go faster."""
+        with self._open(digest) as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out, _CHUNK)
+
+    # -- public API ---------------------------------------------------------------------------
+    def exists(self, digest: str) -> bool:
+        """Whether the blob is stored."""
+        with _translate(digest):
+            return self._exists(check_digest(digest))
+
+    def missing(self, digests: Iterable[str]) -> list[str]:
+        """The digests among ``digests`` that are not stored yet, in order, without repeats."""
+        return [d for d in dict.fromkeys(digests) if not self.exists(d)]
+
+    def put_file(self, path: str | os.PathLike[str], digest: str | None = None) -> str:
+        """Store a local file; return its digest. A claimed ``digest`` is checked first."""
+        digest = check_digest(digest) if digest else hash_file(path)
+        if self.exists(digest):
+            return digest
+        with self._staging() as tmp:
+            shutil.copyfile(path, tmp)
+            return self._verify_and_commit(tmp, digest)
+
+    def put_stream(self, stream: Iterable[bytes], digest: str) -> str:
+        """Store bytes arriving in chunks (an upload), checked against the claimed digest."""
+        from blake3 import blake3
+
+        check_digest(digest)
+        with self._staging() as tmp:
+            hasher = blake3()
+            with open(tmp, "wb") as out:
+                for chunk in stream:
+                    hasher.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            actual = hasher.hexdigest()
+            if actual != digest:
+                raise InvalidInput(f"upload does not match its digest: claimed {digest}, got {actual}")
+            if not self.exists(digest):
+                with _translate(digest):
+                    self._commit(tmp, digest)
+            return digest
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store bytes held in memory; return their digest."""
+        from blake3 import blake3
+
+        digest = blake3(data).hexdigest()
+        return self.put_stream([data], digest)
+
+    def open(self, digest: str) -> IO[bytes]:
+        """Open a stored blob for reading (binary). The caller closes it."""
+        with _translate(digest):
+            return self._open(check_digest(digest))
+
+    def read_bytes(self, digest: str) -> bytes:
+        """The whole blob in memory: for small blobs only."""
+        with self.open(digest) as fh:
+            return fh.read()
+
+    def get_file(self, digest: str, dest: str | os.PathLike[str]) -> Path:
+        """Write the blob to ``dest`` atomically: ``dest`` is never left half-written."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            with _translate(digest):
+                self._fetch(check_digest(digest), tmp)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest
+
+    # -- helpers ------------------------------------------------------------------------------
+    @contextmanager
+    def _staging(self) -> Iterator[Path]:
+        fd, name = tempfile.mkstemp(prefix="opsloop-blob-", dir=self._staging_dir())
+        os.close(fd)
+        try:
+            yield Path(name)
+        finally:
+            Path(name).unlink(missing_ok=True)
+
+    def _staging_dir(self) -> str | None:
+        return None
+
+    def _verify_and_commit(self, tmp: Path, digest: str) -> str:
+        actual = hash_file(tmp)
+        if actual != digest:
+            raise InvalidInput(f"file does not match its digest: claimed {digest}, got {actual}")
+        with _translate(digest):
+            self._commit(tmp, digest)
+        return digest
+
+
+class LocalBlobStore(BlobStore):
+    """Blobs in a local folder, fanned out as ``ab/abcdef...`` to keep folders small."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.url = str(self.root)
+        self._tmp = self.root / ".tmp"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    def path_of(self, digest: str) -> Path:
+        """Where a blob lives on disk (it may not exist)."""
+        return self.root / digest[:2] / digest
+
+    def _staging_dir(self) -> str:
+        return str(self._tmp)  # same filesystem, so the final rename is atomic
+
+    def _exists(self, digest: str) -> bool:
+        return self.path_of(digest).is_file()
+
+    def _commit(self, local_path: Path, digest: str) -> None:
+        target = self.path_of(digest)
+        target.parent.mkdir(exist_ok=True)
+        with open(local_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(local_path, target)
+
+    def _open(self, digest: str) -> IO[bytes]:
+        return open(self.path_of(digest), "rb")
+
+    def _fetch(self, digest: str, dest: Path) -> None:
+        shutil.copyfile(self.path_of(digest), dest)
+
+
+class FsspecBlobStore(BlobStore):
+    """Blobs on any fsspec filesystem, e.g. ``s3://bucket/prefix`` (S3, MinIO, moto)."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        import fsspec
+
+        self.url = url.rstrip("/")
+        try:
+            self.fs, self.base = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        except (ImportError, ValueError) as exc:
+            raise InvalidInput(f"cannot open blob store {url!r}: {exc}") from exc
+
+    def _key(self, digest: str) -> str:
+        return f"{self.base}/{digest[:2]}/{digest}"
+
+    def _exists(self, digest: str) -> bool:
+        return bool(self.fs.exists(self._key(digest)))
+
+    def _commit(self, local_path: Path, digest: str) -> None:
+        self.fs.put_file(str(local_path), self._key(digest))
+
+    def _open(self, digest: str) -> IO[bytes]:
+        return self.fs.open(self._key(digest), "rb")
+
+    def _fetch(self, digest: str, dest: Path) -> None:
+        self.fs.get_file(self._key(digest), str(dest))
+
+
+@contextmanager
+def _translate(digest: str) -> Iterator[None]:
+    try:
+        yield
+    except OpsloopError:
+        raise
+    except FileNotFoundError as exc:
+        raise NotFound(f"blob {digest} is not in the blob store") from exc
+    except Exception as exc:  # fsspec backends raise anything from botocore to OSError
+        raise StoreError(f"blob store error on {digest}: {exc.__class__.__name__}: {exc}") from exc
+
+
+def open_blob_store(url: str, storage_options: dict[str, Any] | None = None) -> BlobStore:
+    """The blob store for a URL: a plain path or ``file://`` is local, anything else fsspec."""
+    if "://" not in url:
+        return LocalBlobStore(url)
+    if url.startswith("file://"):
+        return LocalBlobStore(url[len("file://") :])
+    return FsspecBlobStore(url, storage_options)

@@ -1,0 +1,140 @@
+"""The metadata store: one SQLAlchemy engine, transactions, and error translation.
+
+SQLite is the embedded default. It runs in WAL mode so readers never wait for the writer, and
+every write transaction starts with ``BEGIN IMMEDIATE``: a writer takes the write lock up front
+and waits for it (busy timeout) instead of failing with "database is locked" when it would have
+to upgrade a read lock that another process holds. That is what lets two processes log to one
+SQLite file at once. PostgreSQL needs none of this.
+
+Contract: ``Store`` is thread-safe; sessions are not (one per thread / request). Services take a
+session and never commit; whoever opened the transaction (the route, the local client) commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from opsloop.errors import Conflict, InvalidInput, OpsloopError, StoreError
+
+__all__ = ["Store", "dialect_insert", "normalize_database_url"]
+
+_SQLITE_BUSY_TIMEOUT_S = 60
+_READ_ONLY = "opsloop_read_only"
+
+
+def normalize_database_url(url: str) -> str:
+    """Pick the driver opsloop ships with for a bare ``postgresql://`` URL (psycopg 3)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so BEGIN is ours to emit.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+class Store:
+    """A metadata database opened and migrated to the schema this opsloop version needs.
+
+    Args:
+        url: SQLAlchemy URL (``sqlite:///path/opsloop.db``, ``postgresql://...``).
+        migrate: Bring the schema up to date on open (the default; the server and CLI rely on it).
+
+    Example:
+        >>> store = Store("sqlite:///:memory:")
+        >>> with store.write() as session:
+        ...     ...
+    """
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = normalize_database_url(url)
+        try:
+            parsed = make_url(self.url)
+        except exc.ArgumentError as err:
+            raise InvalidInput(f"not a database URL: {url!r}") from err
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
+        if self.is_sqlite:
+            database = parsed.database or ""
+            if database and database != ":memory:":
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {
+                "timeout": _SQLITE_BUSY_TIMEOUT_S,
+                "check_same_thread": False,
+            }
+        self.engine = create_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
+        )
+        if migrate:
+            from opsloop.store.migrate import ensure_schema
+
+            with _translate_errors():
+                ensure_schema(self.engine)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session in a write transaction, committed when the block exits without error."""
+        with _translate_errors(), self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reads: on SQLite it never takes the write lock."""
+        with _translate_errors(), self._read_sessions() as session, session.begin():
+            yield session
+
+    def ping(self) -> None:
+        """Raise ``StoreError`` unless the database answers."""
+        with self.read() as session:
+            session.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        """Close every pooled connection (tests, forked workers)."""
+        self.engine.dispose()
+
+
+@contextmanager
+def _translate_errors() -> Iterator[None]:
+    """Map SQLAlchemy's errors to opsloop's, once, at the store boundary."""
+    try:
+        yield
+    except OpsloopError:
+        raise
+    except exc.IntegrityError as err:
+        raise Conflict(f"the write conflicts with stored data: {err.orig}") from err
+    except exc.SQLAlchemyError as err:
+        raise StoreError(f"metadata store error: {err.__class__.__name__}: {err}") from err
+
+
+def dialect_insert(session: Session, table: Any) -> Any:
+    """An ``INSERT`` that knows ``ON CONFLICT`` for the session's database (SQLite or PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)

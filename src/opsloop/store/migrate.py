@@ -1,0 +1,64 @@
+"""Schema migrations: Alembic, run in-process, only when the schema is behind.
+
+Opening a store checks one row (``alembic_version``) against :data:`SCHEMA_HEAD` and imports
+Alembic only when they differ, so a script that logs a few metrics does not pay for Alembic.
+The upgrade runs inside one transaction that holds the database's write lock (``BEGIN
+IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so processes that open a fresh store
+at the same moment migrate it exactly once. A test keeps :data:`SCHEMA_HEAD` equal to the
+newest revision in ``migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, inspect, text
+
+__all__ = ["SCHEMA_HEAD", "current_revision", "downgrade", "ensure_schema", "upgrade"]
+
+SCHEMA_HEAD = "0001_tracking"
+_MIGRATIONS = Path(__file__).with_name("migrations")
+_PG_MIGRATION_LOCK = 0x0B5100B
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision the database is at, or None for an empty database."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Upgrade the database to :data:`SCHEMA_HEAD` unless it is there already."""
+    with engine.connect() as conn:
+        at = current_revision(conn)
+        conn.rollback()
+    if at != SCHEMA_HEAD:
+        upgrade(engine)
+
+
+def _alembic_config(conn: Connection):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = conn
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` under the database's write lock."""
+    from alembic import command
+
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        command.upgrade(_alembic_config(conn), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Revert migrations down to ``revision`` (``base`` empties the schema)."""
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), revision)

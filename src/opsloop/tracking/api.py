@@ -1,0 +1,212 @@
+"""Tracking's REST routes under ``/api``: experiments, runs, metrics, artifacts, blobs.
+
+Thin by design: each route parses its request, calls one service function inside the session
+its dependency opened (and commits), and returns an entity. No logic lives here.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.background import BackgroundTask
+
+from opsloop.server.deps import Blobs, ReadSession, WriteSession
+from opsloop.store.blobs import LocalBlobStore, check_digest
+from opsloop.tracking import artifacts, experiments, run_data, runs, search
+from opsloop.tracking.entities import Artifact, Experiment, MetricHistory, Page, Run, RunInfo
+from opsloop.tracking.schemas import (
+    ArtifactsRegister,
+    BlobDigests,
+    ExperimentCreate,
+    ExperimentUpdate,
+    LogBatch,
+    LogBatchResult,
+    RunCreate,
+    RunUpdate,
+    SearchRuns,
+    TagValue,
+)
+
+router = APIRouter()
+_EXPERIMENTS = "experiments"
+_RUNS = "runs"
+_ARTIFACTS = "artifacts"
+
+
+# -- experiments ---------------------------------------------------------------------------------
+@router.post("/experiments", status_code=status.HTTP_201_CREATED, tags=[_EXPERIMENTS])
+def create_experiment(body: ExperimentCreate, session: WriteSession) -> Experiment:
+    return experiments.create_experiment(session, body.name, description=body.description, tags=body.tags)
+
+
+@router.get("/experiments", tags=[_EXPERIMENTS])
+def list_experiments(
+    session: ReadSession,
+    view: str = "active",
+    max_results: int = Query(1000, ge=1, le=50_000),
+    page_token: str | None = None,
+) -> Page[Experiment]:
+    return experiments.list_experiments(session, view=view, max_results=max_results, page_token=page_token)
+
+
+@router.get("/experiments/by-name/{name:path}", tags=[_EXPERIMENTS])
+def get_experiment_by_name(name: str, session: ReadSession) -> Experiment:
+    return experiments.get_experiment_by_name(session, name)
+
+
+@router.put("/experiments/by-name/{name:path}", tags=[_EXPERIMENTS])
+def get_or_create_experiment(name: str, session: WriteSession) -> Experiment:
+    """The experiment with this name, created when missing (idempotent)."""
+    return experiments.get_or_create_experiment(session, name)
+
+
+@router.get("/experiments/{experiment_id}", tags=[_EXPERIMENTS])
+def get_experiment(experiment_id: str, session: ReadSession) -> Experiment:
+    return experiments.get_experiment(session, experiment_id)
+
+
+@router.patch("/experiments/{experiment_id}", tags=[_EXPERIMENTS])
+def update_experiment(experiment_id: str, body: ExperimentUpdate, session: WriteSession) -> Experiment:
+    return experiments.update_experiment(session, experiment_id, name=body.name, description=body.description)
+
+
+@router.delete("/experiments/{experiment_id}", tags=[_EXPERIMENTS])
+def delete_experiment(experiment_id: str, session: WriteSession) -> Experiment:
+    return experiments.delete_experiment(session, experiment_id)
+
+
+@router.post("/experiments/{experiment_id}/restore", tags=[_EXPERIMENTS])
+def restore_experiment(experiment_id: str, session: WriteSession) -> Experiment:
+    return experiments.restore_experiment(session, experiment_id)
+
+
+@router.put("/experiments/{experiment_id}/tags/{key:path}", tags=[_EXPERIMENTS])
+def set_experiment_tag(experiment_id: str, key: str, body: TagValue, session: WriteSession) -> None:
+    experiments.set_experiment_tag(session, experiment_id, key, body.value)
+
+
+# -- runs ----------------------------------------------------------------------------------------
+@router.post("/runs", status_code=status.HTTP_201_CREATED, tags=[_RUNS])
+def create_run(body: RunCreate, session: WriteSession) -> Run:
+    return runs.create_run(session, **body.model_dump())
+
+
+@router.post("/runs/search", tags=[_RUNS])
+def search_runs(body: SearchRuns, session: ReadSession) -> Page[Run]:
+    return search.search_runs(
+        session,
+        body.experiment_ids,
+        filter=body.filter,
+        order_by=body.order_by,
+        max_results=body.max_results,
+        page_token=body.page_token,
+        view=body.view,
+    )
+
+
+@router.get("/runs/{run_id}", tags=[_RUNS])
+def get_run(run_id: str, session: ReadSession) -> Run:
+    return runs.get_run(session, run_id)
+
+
+@router.patch("/runs/{run_id}", tags=[_RUNS])
+def update_run(run_id: str, body: RunUpdate, session: WriteSession) -> RunInfo:
+    return runs.update_run(session, run_id, **body.model_dump(exclude_none=True))
+
+
+@router.delete("/runs/{run_id}", tags=[_RUNS])
+def delete_run(run_id: str, session: WriteSession) -> RunInfo:
+    return runs.delete_run(session, run_id)
+
+
+@router.post("/runs/{run_id}/restore", tags=[_RUNS])
+def restore_run(run_id: str, session: WriteSession) -> RunInfo:
+    return runs.restore_run(session, run_id)
+
+
+@router.post("/runs/{run_id}/batch", tags=[_RUNS])
+def log_batch(run_id: str, body: LogBatch, session: WriteSession) -> LogBatchResult:
+    """Log metrics (columnar, grouped by key), params and tags in one transaction."""
+    count = run_data.log_batch(session, run_id, metrics=body.metrics, params=body.params, tags=body.tags)
+    return LogBatchResult(metrics_logged=count)
+
+
+@router.delete("/runs/{run_id}/tags/{key:path}", tags=[_RUNS])
+def delete_tag(run_id: str, key: str, session: WriteSession) -> None:
+    run_data.delete_tag(session, run_id, key)
+
+
+@router.get("/runs/{run_id}/metrics", tags=[_RUNS])
+def list_metric_keys(run_id: str, session: ReadSession) -> list[str]:
+    return run_data.list_metric_keys(session, run_id)
+
+
+@router.get("/runs/{run_id}/metrics/{key:path}/history", tags=[_RUNS])
+def get_metric_history(run_id: str, key: str, session: ReadSession) -> MetricHistory:
+    return run_data.get_metric_history(session, run_id, key)
+
+
+# -- artifacts and blobs -----------------------------------------------------------------------
+@router.get("/runs/{run_id}/artifacts", tags=[_ARTIFACTS])
+def list_artifacts(run_id: str, session: ReadSession, prefix: str | None = None) -> list[Artifact]:
+    return artifacts.list_artifacts(session, run_id, prefix)
+
+
+@router.post("/runs/{run_id}/artifacts", tags=[_ARTIFACTS])
+def register_artifacts(
+    run_id: str, body: ArtifactsRegister, session: WriteSession, blobs: Blobs
+) -> list[Artifact]:
+    """Attach uploaded blobs to the run under the given paths."""
+    return artifacts.register_artifacts(session, blobs, run_id, body.artifacts)
+
+
+@router.get("/runs/{run_id}/artifacts/content/{path:path}", tags=[_ARTIFACTS])
+def get_artifact_content(run_id: str, path: str, session: ReadSession, blobs: Blobs):  # type: ignore[no-untyped-def]
+    """The bytes of one artifact."""
+    artifact = artifacts.get_artifact(session, run_id, path)
+    return _blob_response(blobs, artifact.digest, Path(artifact.path).name)
+
+
+@router.post("/blobs/missing", tags=[_ARTIFACTS])
+def missing_blobs(body: BlobDigests, blobs: Blobs) -> BlobDigests:
+    """Which of these digests the blob store lacks (upload only those)."""
+    return BlobDigests(digests=blobs.missing(check_digest(d) for d in body.digests))
+
+
+@router.put("/blobs/{digest}", status_code=status.HTTP_201_CREATED, tags=[_ARTIFACTS])
+async def upload_blob(digest: str, request: Request, blobs: Blobs) -> BlobDigests:
+    """Upload a blob's raw bytes; they are hashed and refused unless they match ``digest``."""
+    check_digest(digest)
+    fd, name = tempfile.mkstemp(prefix="opsloop-upload-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in request.stream():
+                out.write(chunk)
+        await run_in_threadpool(blobs.put_file, name, digest)
+    finally:
+        Path(name).unlink(missing_ok=True)
+    return BlobDigests(digests=[digest])
+
+
+@router.get("/blobs/{digest}", tags=[_ARTIFACTS])
+def download_blob(digest: str, blobs: Blobs):  # type: ignore[no-untyped-def]
+    """A blob's bytes."""
+    return _blob_response(blobs, check_digest(digest), digest)
+
+
+def _blob_response(blobs: Blobs, digest: str, filename: str):  # type: ignore[no-untyped-def]
+    if isinstance(blobs, LocalBlobStore):
+        path = blobs.path_of(digest)
+        if path.is_file():
+            return FileResponse(path, filename=filename, media_type="application/octet-stream")
+    handle = blobs.open(digest)
+    return StreamingResponse(
+        iter(lambda: handle.read(1 << 20), b""),
+        media_type="application/octet-stream",
+        background=BackgroundTask(handle.close),
+    )

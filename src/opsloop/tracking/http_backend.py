@@ -1,0 +1,178 @@
+"""The remote tracking backend: the same contract, over the REST API of ``opsloop server``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import TypeAdapter
+
+from opsloop.transport import HttpTransport
+from opsloop.tracking.backend import TrackingBackend
+from opsloop.tracking.entities import (
+    Artifact,
+    ArtifactSpec,
+    Experiment,
+    MetricBatch,
+    MetricHistory,
+    Page,
+    Run,
+    RunInfo,
+)
+from opsloop.tracking.schemas import (
+    ArtifactsRegister,
+    BlobDigests,
+    ExperimentCreate,
+    ExperimentUpdate,
+    LogBatch,
+    LogBatchResult,
+    RunCreate,
+    RunUpdate,
+    SearchRuns,
+    TagValue,
+)
+
+__all__ = ["HttpTrackingBackend"]
+
+_JSON = {"Content-Type": "application/json"}
+_RETRYABLE_UPLOAD_BYTES = 64 << 20
+_ARTIFACT_LIST = TypeAdapter(list[Artifact])
+
+
+def _q(segment: str) -> str:
+    return quote(segment, safe="/")
+
+
+class HttpTrackingBackend(TrackingBackend):
+    """Tracking over HTTP; errors come back as the same ``OpsloopError`` classes."""
+
+    def __init__(self, transport: HttpTransport) -> None:
+        self.http = transport
+
+    def _send(self, method: str, path: str, body: Any = None, **kwargs: Any) -> bytes:
+        if body is not None:
+            kwargs["content"] = body.model_dump_json(exclude_none=True)
+            kwargs["headers"] = _JSON
+        return self.http.request(method, path, **kwargs).content
+
+    # -- experiments --------------------------------------------------------------------------
+    def create_experiment(
+        self, name: str, description: str | None, tags: dict[str, str] | None
+    ) -> Experiment:
+        body = ExperimentCreate(name=name, description=description, tags=tags)
+        return Experiment.model_validate_json(self._send("POST", "/api/experiments", body, idempotent=False))
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return Experiment.model_validate_json(self._send("GET", f"/api/experiments/{_q(experiment_id)}"))
+
+    def get_experiment_by_name(self, name: str) -> Experiment:
+        return Experiment.model_validate_json(self._send("GET", f"/api/experiments/by-name/{_q(name)}"))
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        return Experiment.model_validate_json(self._send("PUT", f"/api/experiments/by-name/{_q(name)}"))
+
+    def list_experiments(
+        self, view: str, max_results: int, page_token: str | None
+    ) -> Page[Experiment]:
+        params = {"view": view, "max_results": max_results}
+        if page_token:
+            params["page_token"] = page_token
+        return Page[Experiment].model_validate_json(self._send("GET", "/api/experiments", params=params))
+
+    def update_experiment(
+        self, experiment_id: str, name: str | None, description: str | None
+    ) -> Experiment:
+        body = ExperimentUpdate(name=name, description=description)
+        return Experiment.model_validate_json(self._send("PATCH", f"/api/experiments/{_q(experiment_id)}", body))
+
+    def set_experiment_lifecycle(self, experiment_id: str, deleted: bool) -> Experiment:
+        path = f"/api/experiments/{_q(experiment_id)}"
+        raw = self._send("DELETE", path) if deleted else self._send("POST", path + "/restore")
+        return Experiment.model_validate_json(raw)
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        self._send("PUT", f"/api/experiments/{_q(experiment_id)}/tags/{_q(key)}", TagValue(value=value))
+
+    # -- runs ---------------------------------------------------------------------------------
+    def create_run(self, experiment_id: str, **fields: Any) -> Run:
+        body = RunCreate(experiment_id=experiment_id, **fields)
+        # Safe to retry only when the client chose the id (the server then returns the same run).
+        return Run.model_validate_json(
+            self._send("POST", "/api/runs", body, idempotent=body.run_id is not None)
+        )
+
+    def get_run(self, run_id: str) -> Run:
+        return Run.model_validate_json(self._send("GET", f"/api/runs/{_q(run_id)}"))
+
+    def update_run(self, run_id: str, **fields: Any) -> RunInfo:
+        return RunInfo.model_validate_json(self._send("PATCH", f"/api/runs/{_q(run_id)}", RunUpdate(**fields)))
+
+    def set_run_lifecycle(self, run_id: str, deleted: bool) -> RunInfo:
+        path = f"/api/runs/{_q(run_id)}"
+        raw = self._send("DELETE", path) if deleted else self._send("POST", path + "/restore")
+        return RunInfo.model_validate_json(raw)
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: MetricBatch | None,
+        params: dict[str, Any] | None,
+        tags: dict[str, Any] | None,
+    ) -> int:
+        body = LogBatch(metrics=metrics, params=params, tags=tags)
+        raw = self._send("POST", f"/api/runs/{_q(run_id)}/batch", body)
+        return LogBatchResult.model_validate_json(raw).metrics_logged
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self._send("DELETE", f"/api/runs/{_q(run_id)}/tags/{_q(key)}")
+
+    def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
+        raw = self._send("GET", f"/api/runs/{_q(run_id)}/metrics/{_q(key)}/history")
+        return MetricHistory.model_validate_json(raw)
+
+    def search_runs(
+        self,
+        experiment_ids: list[str],
+        filter: str | None,
+        order_by: list[str] | None,
+        max_results: int,
+        page_token: str | None,
+        view: str,
+    ) -> Page[Run]:
+        body = SearchRuns(
+            experiment_ids=experiment_ids,
+            filter=filter,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=page_token,
+            view=view,
+        )
+        return Page[Run].model_validate_json(self._send("POST", "/api/runs/search", body))
+
+    # -- artifacts ----------------------------------------------------------------------------
+    def missing_blobs(self, digests: list[str]) -> list[str]:
+        raw = self._send("POST", "/api/blobs/missing", BlobDigests(digests=digests))
+        return BlobDigests.model_validate_json(raw).digests
+
+    def upload_blob(self, digest: str, path: Path) -> None:
+        url = f"/api/blobs/{digest}"
+        if path.stat().st_size <= _RETRYABLE_UPLOAD_BYTES:
+            self.http.request("PUT", url, content=path.read_bytes())
+        else:  # streamed from disk: a retry would need to rewind, so none is made
+            with open(path, "rb") as fh:
+                self.http.request("PUT", url, content=fh, idempotent=False)
+
+    def download_blob(self, digest: str, dest: Path) -> None:
+        self.http.download(f"/api/blobs/{digest}", dest)
+
+    def register_artifacts(self, run_id: str, specs: list[ArtifactSpec]) -> list[Artifact]:
+        raw = self._send("POST", f"/api/runs/{_q(run_id)}/artifacts", ArtifactsRegister(artifacts=specs))
+        return _ARTIFACT_LIST.validate_json(raw)
+
+    def list_artifacts(self, run_id: str, prefix: str | None) -> list[Artifact]:
+        params = {"prefix": prefix} if prefix else None
+        return _ARTIFACT_LIST.validate_json(self._send("GET", f"/api/runs/{_q(run_id)}/artifacts", params=params))
+
+    def close(self) -> None:
+        self.http.close()

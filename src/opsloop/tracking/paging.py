@@ -1,0 +1,27 @@
+"""Opaque page tokens: an offset, base64-encoded so clients treat it as a cursor."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from opsloop.errors import InvalidInput
+
+__all__ = ["decode_page_token", "encode_page_token"]
+
+
+def encode_page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def decode_page_token(token: str | None) -> int:
+    """The offset a token stands for (0 for None). Raises ``InvalidInput`` for a forged token."""
+    if not token:
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidInput(f"invalid page_token {token!r}: pass back a next_page_token") from None
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidInput(f"invalid page_token {token!r}: pass back a next_page_token")
+    return offset

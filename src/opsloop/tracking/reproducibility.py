@@ -1,0 +1,132 @@
+"""What it takes to reproduce a run, captured when it starts.
+
+Recorded as system tags (``opsloop.*``) so they are searchable like any tag
+(``tags.`opsloop.git.commit` = 'abc…'``), plus two artifacts: the installed-package lock
+(``_opsloop/requirements.lock``, ``name==version`` lines; its hash is a tag, so runs with the
+same environment share one blob) and, when the work tree is dirty, the diff against HEAD
+(``_opsloop/git.diff``). The lock is computed once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+
+__all__ = ["ENV_TAG_PREFIX", "Environment", "capture_environment", "seed_everything"]
+
+ENV_TAG_PREFIX = "opsloop."
+LOCK_ARTIFACT = "_opsloop/requirements.lock"
+DIFF_ARTIFACT = "_opsloop/git.diff"
+_SEED: list[int] = []
+
+
+@dataclass
+class Environment:
+    """Tags to set and artifact files (path → bytes) to store for one run."""
+
+    tags: dict[str, str] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], capture_output=True, timeout=10, check=True, cwd=os.getcwd()
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.decode(errors="replace")
+
+
+@functools.lru_cache(maxsize=1)
+def package_lock() -> str:
+    """``name==version`` for every installed distribution, sorted: the environment's lock."""
+    seen: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name:
+            seen.setdefault(name.lower(), f"{name}=={dist.version}")
+    return "\n".join(seen[k] for k in sorted(seen)) + "\n"
+
+
+def _blake3(data: bytes) -> str:
+    from blake3 import blake3
+
+    return blake3(data).hexdigest()
+
+
+def capture_environment() -> Environment:
+    """Git state, command line, Python, host, package lock and seed of this process."""
+    env = Environment()
+    tags = env.tags
+    commit = _git("rev-parse", "HEAD")
+    if commit:
+        tags["opsloop.git.commit"] = commit.strip()
+        branch = _git("rev-parse", "--abbrev-ref", "HEAD")
+        if branch:
+            tags["opsloop.git.branch"] = branch.strip()
+        remote = _git("config", "--get", "remote.origin.url")
+        if remote and remote.strip():
+            tags["opsloop.git.remote"] = remote.strip()
+        diff = (_git("diff", "HEAD", "--binary") or "").encode()
+        untracked = _git("ls-files", "--others", "--exclude-standard") or ""
+        dirty = bool(diff) or bool(untracked.strip())
+        tags["opsloop.git.dirty"] = str(dirty).lower()
+        if diff:
+            tags["opsloop.git.diff_hash"] = _blake3(diff)
+            env.files[DIFF_ARTIFACT] = diff
+    tags["opsloop.source.command"] = shlex.join([sys.executable, *sys.argv])[:8000]
+    tags["opsloop.source.cwd"] = os.getcwd()
+    tags["opsloop.python.version"] = platform.python_version()
+    tags["opsloop.python.implementation"] = platform.python_implementation()
+    tags["opsloop.host.name"] = socket.gethostname()
+    tags["opsloop.host.platform"] = platform.platform()
+    tags["opsloop.host.cpus"] = str(os.cpu_count() or 0)
+    try:
+        import psutil
+
+        tags["opsloop.host.memory_gb"] = f"{psutil.virtual_memory().total / 2**30:.1f}"
+    except ImportError:
+        pass
+    lock = package_lock().encode()
+    tags["opsloop.env.lock_hash"] = _blake3(lock)
+    env.files[LOCK_ARTIFACT] = lock
+    if _SEED:
+        tags["opsloop.seed"] = str(_SEED[-1])
+    return env
+
+
+def seed_everything(seed: int) -> int:
+    """Seed Python's ``random``, NumPy, and PyTorch (if imported); record the seed for runs.
+
+    Runs started afterwards carry it as the ``opsloop.seed`` tag; so does the active run, when
+    called through ``opsloop.seed_everything``. ``PYTHONHASHSEED`` is set for child processes.
+    """
+    import random
+
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        from opsloop.errors import InvalidInput
+
+        raise InvalidInput(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)
+        if torch.cuda.is_available():
+            torch.cuda.manual_seed_all(seed)
+    _SEED.append(seed)
+    return seed

@@ -1,0 +1,168 @@
+"""Writing a run's data: params, tags and metric points, in batches.
+
+``log_batch`` is the one write path for all three, used by the SDK's buffered logger, the REST
+API and the CLI alike. It validates the whole batch before writing anything, then writes with
+bulk statements: metric history with ``ON CONFLICT DO NOTHING`` (a retried batch is a no-op),
+and the latest value per key with an upsert that only moves forward in (step, timestamp).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import and_, delete, select, tuple_
+from sqlalchemy.orm import Session
+
+from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.store.database import dialect_insert
+from opsloop.tracking.entities import MetricBatch, MetricHistory
+from opsloop.tracking.runs import require_run, require_writable_run
+from opsloop.tracking.tables import LatestMetricRow, MetricRow, ParamRow, RunTagRow
+from opsloop.tracking.validation import (
+    check_key,
+    check_metric_value,
+    param_value_to_str,
+    tag_value_to_str,
+)
+
+__all__ = ["delete_tag", "get_metric_history", "list_metric_keys", "log_batch"]
+
+_METRIC_CHUNK = 20_000
+
+
+def log_batch(
+    session: Session,
+    run_id: str,
+    *,
+    metrics: MetricBatch | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> int:
+    """Log metrics, params and tags to a run in one transaction; return the metric count.
+
+    Tags may be set on a finished run (they annotate it); params and metrics need a RUNNING one.
+
+    Raises:
+        NotFound: The run does not exist.
+        Conflict: The run is finished or deleted, or a param already has a different value
+            (``details`` carries the key, the stored and the new value).
+        InvalidInput: A malformed key, a non-finite metric, columns of unequal length.
+    """
+    clean_params = {check_key(k, "param key"): param_value_to_str(k, v) for k, v in (params or {}).items()}
+    clean_tags = {check_key(k, "tag key"): tag_value_to_str(k, v) for k, v in (tags or {}).items()}
+    rows = _metric_rows(run_id, metrics) if metrics else []
+    if clean_params or rows:
+        require_writable_run(session, run_id, "params and metrics")
+    else:
+        require_run(session, run_id)
+    if clean_params:
+        _insert_params(session, run_id, clean_params)
+    if clean_tags:
+        stmt = dialect_insert(session, RunTagRow.__table__)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
+        )
+        session.execute(stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in clean_tags.items()])
+    if rows:
+        _insert_metrics(session, run_id, rows)
+    return len(rows)
+
+
+def _metric_rows(run_id: str, batch: MetricBatch) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for key, series in batch.series.items():
+        check_key(key, "metric key")
+        n = len(series.values)
+        if len(series.steps) != n or len(series.timestamps) != n:
+            raise InvalidInput(
+                f"metric {key!r}: values, steps and timestamps must have equal lengths "
+                f"(got {n}, {len(series.steps)}, {len(series.timestamps)})"
+            )
+        for value, step, ts in zip(series.values, series.steps, series.timestamps, strict=True):
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "key": key,
+                    "value": check_metric_value(key, value),
+                    "step": step,
+                    "timestamp": ts,
+                }
+            )
+    return rows
+
+
+def _insert_params(session: Session, run_id: str, params: dict[str, str]) -> None:
+    stored = dict(
+        session.execute(
+            select(ParamRow.key, ParamRow.value).where(
+                ParamRow.run_id == run_id, ParamRow.key.in_(list(params))
+            )
+        ).tuples().all()
+    )
+    for key, value in params.items():
+        if key in stored and stored[key] != value:
+            raise Conflict(
+                f"param {key!r} of run {run_id} is already {stored[key]!r}; params are immutable "
+                f"(refused new value {value!r}); log a new key or start a new run",
+                details={"key": key, "old_value": stored[key], "new_value": value},
+            )
+    new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in stored]
+    if new:
+        session.execute(dialect_insert(session, ParamRow.__table__).on_conflict_do_nothing(), new)
+
+
+def _insert_metrics(session: Session, run_id: str, rows: list[dict[str, Any]]) -> None:
+    insert_history = dialect_insert(session, MetricRow.__table__).on_conflict_do_nothing()
+    for start in range(0, len(rows), _METRIC_CHUNK):
+        session.execute(insert_history, rows[start : start + _METRIC_CHUNK])
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        best = latest.get(row["key"])
+        if best is None or (row["step"], row["timestamp"], row["value"]) >= (
+            best["step"],
+            best["timestamp"],
+            best["value"],
+        ):
+            latest[row["key"]] = row
+    table = LatestMetricRow.__table__
+    stmt = dialect_insert(session, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["run_id", "key"],
+        set_={"value": stmt.excluded.value, "step": stmt.excluded.step, "timestamp": stmt.excluded.timestamp},
+        where=tuple_(stmt.excluded.step, stmt.excluded.timestamp)
+        >= tuple_(table.c.step, table.c.timestamp),
+    )
+    session.execute(stmt, list(latest.values()))
+
+
+def get_metric_history(session: Session, run_id: str, key: str) -> MetricHistory:
+    """Every point of one metric, ordered by step then timestamp. Raises ``NotFound``."""
+    require_run(session, run_id)
+    points = session.execute(
+        select(MetricRow.step, MetricRow.value, MetricRow.timestamp)
+        .where(MetricRow.run_id == run_id, MetricRow.key == key)
+        .order_by(MetricRow.step, MetricRow.timestamp)
+    ).all()
+    if not points:
+        raise NotFound(f"run {run_id} has no metric {key!r}")
+    steps, values, timestamps = (list(col) for col in zip(*points, strict=True))
+    return MetricHistory(run_id=run_id, key=key, steps=steps, values=values, timestamps=timestamps)
+
+
+def list_metric_keys(session: Session, run_id: str) -> list[str]:
+    """The keys of every metric the run has logged, sorted."""
+    require_run(session, run_id)
+    return list(
+        session.scalars(
+            select(LatestMetricRow.key).where(LatestMetricRow.run_id == run_id).order_by(LatestMetricRow.key)
+        )
+    )
+
+
+def delete_tag(session: Session, run_id: str, key: str) -> None:
+    """Remove one tag from a run. Raises ``NotFound`` when it is not set."""
+    require_run(session, run_id)
+    result = session.execute(delete(RunTagRow).where(and_(RunTagRow.run_id == run_id, RunTagRow.key == key)))
+    if result.rowcount == 0:
+        raise NotFound(f"run {run_id} has no tag {key!r}")

@@ -1,0 +1,213 @@
+"""Run services: lifecycle (create, update, delete, restore) and reading runs back.
+
+Logging params, tags and metrics is in :mod:`opsloop.tracking.run_data`; search in
+:mod:`opsloop.tracking.search`. Every function takes a session and never commits.
+"""
+
+from __future__ import annotations
+
+import getpass
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.timeutil import now_ms
+from opsloop.tracking.entities import Run, RunData, RunInfo, RunStatus
+from opsloop.tracking.experiments import require_active_experiment
+from opsloop.tracking.names import random_run_name
+from opsloop.tracking.tables import LatestMetricRow, ParamRow, RunRow, RunTagRow
+from opsloop.tracking.validation import check_key, check_name, check_run_id, tag_value_to_str
+
+__all__ = [
+    "create_run",
+    "delete_run",
+    "get_run",
+    "get_runs",
+    "require_run",
+    "require_writable_run",
+    "restore_run",
+    "update_run",
+]
+
+_IN_CHUNK = 500
+
+
+def _parse_status(status: str | RunStatus) -> RunStatus:
+    try:
+        return RunStatus(status)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown run status {status!r}; one of {[s.value for s in RunStatus]}"
+        ) from None
+
+
+def require_run(session: Session, run_id: str) -> RunRow:
+    """The run's row. Raises ``InvalidInput`` for a malformed id, ``NotFound`` for an unknown one."""
+    row = session.get(RunRow, check_run_id(run_id))
+    if row is None:
+        raise NotFound(f"run {run_id} does not exist")
+    return row
+
+
+def require_writable_run(session: Session, run_id: str, what: str) -> RunRow:
+    """The run's row, which must be live and RUNNING to accept params, metrics or artifacts."""
+    row = require_run(session, run_id)
+    if row.lifecycle_stage == "deleted":
+        raise Conflict(f"run {run_id} is deleted; restore it before logging {what}")
+    if RunStatus(row.status).is_terminal:
+        raise Conflict(
+            f"run {run_id} is {row.status}; {what} can only be logged to a RUNNING run",
+            details={"status": row.status},
+        )
+    return row
+
+
+def create_run(
+    session: Session,
+    experiment_id: str,
+    *,
+    run_id: str | None = None,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+    parent_run_id: str | None = None,
+    start_time: int | None = None,
+    user_id: str | None = None,
+) -> Run:
+    """Start a run in an experiment.
+
+    A client may choose ``run_id`` itself: creating a run whose id exists in the same experiment
+    returns it unchanged, which makes a retried request harmless.
+
+    Raises:
+        NotFound: The experiment or parent run does not exist.
+        Conflict: The experiment is deleted, or ``run_id`` exists in another experiment.
+        InvalidInput: A malformed id, name or tag.
+    """
+    if run_id is not None:
+        check_run_id(run_id)
+        existing = session.get(RunRow, run_id)
+        if existing is not None:
+            if existing.experiment_id != experiment_id:
+                raise Conflict(f"run {run_id} already exists in another experiment")
+            return get_run(session, run_id)
+    require_active_experiment(session, experiment_id)
+    if parent_run_id is not None:
+        parent = require_run(session, parent_run_id)
+        if parent.experiment_id != experiment_id:
+            raise InvalidInput(f"parent run {parent_run_id} belongs to another experiment")
+    if run_name is not None:
+        check_name(run_name, "run")
+    clean_tags = {check_key(k, "tag key"): tag_value_to_str(k, v) for k, v in (tags or {}).items()}
+    row = RunRow(
+        id=run_id or uuid.uuid4().hex,
+        experiment_id=experiment_id,
+        name=run_name or random_run_name(),
+        status=RunStatus.RUNNING.value,
+        start_time=start_time if start_time is not None else now_ms(),
+        end_time=None,
+        parent_run_id=parent_run_id,
+        user_id=user_id or _current_user(),
+        lifecycle_stage="active",
+    )
+    session.add(row)
+    session.flush()
+    session.add_all(RunTagRow(run_id=row.id, key=k, value=v) for k, v in clean_tags.items())
+    session.flush()
+    return Run(info=_info(row), data=RunData(tags=clean_tags))
+
+
+def update_run(
+    session: Session,
+    run_id: str,
+    *,
+    status: str | RunStatus | None = None,
+    end_time: int | None = None,
+    run_name: str | None = None,
+    notes: str | None = None,
+) -> RunInfo:
+    """Change a run's status (terminal statuses stamp ``end_time``), name or notes."""
+    row = require_run(session, run_id)
+    if status is not None:
+        new_status = _parse_status(status)
+        row.status = new_status.value
+        if new_status.is_terminal:
+            row.end_time = end_time if end_time is not None else now_ms()
+        else:
+            row.end_time = None
+    elif end_time is not None:
+        row.end_time = end_time
+    if run_name is not None:
+        row.name = check_name(run_name, "run")
+    if notes is not None:
+        row.notes = notes
+    session.flush()
+    return _info(row)
+
+
+def delete_run(session: Session, run_id: str) -> RunInfo:
+    """Mark a run deleted: it leaves listings and searches; ``restore_run`` brings it back."""
+    row = require_run(session, run_id)
+    row.lifecycle_stage = "deleted"
+    session.flush()
+    return _info(row)
+
+
+def restore_run(session: Session, run_id: str) -> RunInfo:
+    """Undo ``delete_run``."""
+    row = require_run(session, run_id)
+    row.lifecycle_stage = "active"
+    session.flush()
+    return _info(row)
+
+
+def get_run(session: Session, run_id: str) -> Run:
+    """One run with its params, tags and latest metrics. Raises ``NotFound``."""
+    return get_runs(session, [require_run(session, run_id)])[0]
+
+
+def get_runs(session: Session, rows: Sequence[RunRow]) -> list[Run]:
+    """Runs with their data, loaded in three queries per 500 runs (never one per run)."""
+    params: dict[str, dict[str, str]] = {r.id: {} for r in rows}
+    tags: dict[str, dict[str, str]] = {r.id: {} for r in rows}
+    metrics: dict[str, dict[str, float]] = {r.id: {} for r in rows}
+    ids = list(params)
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        for table, target in ((ParamRow, params), (RunTagRow, tags)):
+            query = select(table.run_id, table.key, table.value).where(table.run_id.in_(chunk))
+            for run_id, key, value in session.execute(query):
+                target[run_id][key] = value
+        query = select(LatestMetricRow.run_id, LatestMetricRow.key, LatestMetricRow.value).where(
+            LatestMetricRow.run_id.in_(chunk)
+        )
+        for run_id, key, value in session.execute(query):
+            metrics[run_id][key] = value
+    return [
+        Run(info=_info(r), data=RunData(params=params[r.id], metrics=metrics[r.id], tags=tags[r.id]))
+        for r in rows
+    ]
+
+
+def _info(row: RunRow) -> RunInfo:
+    return RunInfo(
+        run_id=row.id,
+        experiment_id=row.experiment_id,
+        run_name=row.name,
+        status=RunStatus(row.status),
+        start_time=row.start_time,
+        end_time=row.end_time,
+        parent_run_id=row.parent_run_id,
+        user_id=row.user_id,
+        notes=row.notes,
+        lifecycle_stage=row.lifecycle_stage,
+    )
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,397 @@
+"""The tracking half of :class:`opsloop.Client`: experiments, runs, metrics, artifacts.
+
+Everything here is written once over a :class:`TrackingBackend`, so it behaves the same on the
+embedded store and against a server. Metrics go through a :class:`MetricBuffer`; params and
+tags are written at once, so a conflicting param fails at the call that logged it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from opsloop.errors import InvalidInput, NotFound
+from opsloop.store.blobs import hash_file
+from opsloop.timeutil import now_ms
+from opsloop.tracking.backend import TrackingBackend
+from opsloop.tracking.buffer import MetricBuffer
+from opsloop.tracking.entities import (
+    Artifact,
+    ArtifactSpec,
+    Experiment,
+    MetricBatch,
+    MetricHistory,
+    MetricSeries,
+    Page,
+    Run,
+    RunInfo,
+    RunStatus,
+)
+from opsloop.tracking.validation import check_artifact_path, check_key, check_metric_value
+
+__all__ = ["TrackingClient"]
+
+
+class TrackingClient:
+    """Experiment tracking over a backend; mixed into :class:`opsloop.Client`."""
+
+    _tracking: TrackingBackend
+    _metrics: MetricBuffer
+
+    def _init_tracking(self, backend: TrackingBackend) -> None:
+        self._tracking = backend
+        self._metrics = MetricBuffer(
+            lambda run_id, batch: backend.log_batch(run_id, batch, None, None)
+        )
+        self._validated_keys: set[str] = set()
+
+    # -- experiments --------------------------------------------------------------------------
+    def create_experiment(
+        self, name: str, *, description: str | None = None, tags: dict[str, str] | None = None
+    ) -> Experiment:
+        """Create an experiment. Raises ``Conflict`` if the name is taken."""
+        return self._tracking.create_experiment(name, description, tags)
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return self._tracking.get_experiment(experiment_id)
+
+    def get_experiment_by_name(self, name: str) -> Experiment:
+        return self._tracking.get_experiment_by_name(name)
+
+    def set_experiment(self, name: str) -> Experiment:
+        """The experiment named ``name``, created if it does not exist yet."""
+        return self._tracking.get_or_create_experiment(name)
+
+    def resolve_experiment(self, name_or_id: str) -> Experiment:
+        """An experiment by name, or else by id. Raises ``NotFound``."""
+        try:
+            return self._tracking.get_experiment_by_name(name_or_id)
+        except NotFound:
+            try:
+                return self._tracking.get_experiment(name_or_id)
+            except NotFound:
+                raise NotFound(f"no experiment named or with id {name_or_id!r}") from None
+
+    def list_experiments(
+        self, *, view: str = "active", max_results: int = 1000, page_token: str | None = None
+    ) -> Page[Experiment]:
+        return self._tracking.list_experiments(view, max_results, page_token)
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> Experiment:
+        return self._tracking.update_experiment(experiment_id, new_name, None)
+
+    def delete_experiment(self, experiment_id: str) -> Experiment:
+        return self._tracking.set_experiment_lifecycle(experiment_id, deleted=True)
+
+    def restore_experiment(self, experiment_id: str) -> Experiment:
+        return self._tracking.set_experiment_lifecycle(experiment_id, deleted=False)
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
+        self._tracking.set_experiment_tag(experiment_id, key, str(value))
+
+    # -- runs ---------------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str | None = None,
+        tags: dict[str, Any] | None = None,
+        parent_run_id: str | None = None,
+        capture_env: bool = True,
+    ) -> Run:
+        """Start a RUNNING run; with ``capture_env`` also record git, command, packages, host."""
+        run = self._tracking.create_run(
+            experiment_id,
+            run_id=uuid.uuid4().hex,
+            run_name=run_name,
+            tags={k: str(v) for k, v in (tags or {}).items()},
+            parent_run_id=parent_run_id,
+            start_time=now_ms(),
+        )
+        if capture_env and os.environ.get("OPSLOOP_CAPTURE_ENV", "1") != "0":
+            self.capture_environment(run.info.run_id)
+            run = self.get_run(run.info.run_id)
+        return run
+
+    def capture_environment(self, run_id: str) -> None:
+        """Record this process's reproducibility info on a run (tags + lock/diff artifacts)."""
+        from opsloop.tracking.reproducibility import capture_environment
+
+        env = capture_environment()
+        self.set_tags(run_id, env.tags)
+        for path, data in env.files.items():
+            self.log_bytes(run_id, data, path)
+
+    def get_run(self, run_id: str) -> Run:
+        return self._tracking.get_run(run_id)
+
+    def end_run(self, run_id: str, status: str | RunStatus = RunStatus.FINISHED) -> RunInfo:
+        """Flush the run's metrics, then mark it finished (or FAILED / KILLED)."""
+        try:
+            self._metrics.flush(run_id)
+        finally:
+            info = self._tracking.update_run(run_id, status=RunStatus(status))
+        return info
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | RunStatus | None = None,
+        run_name: str | None = None,
+        notes: str | None = None,
+    ) -> RunInfo:
+        return self._tracking.update_run(
+            run_id, status=RunStatus(status) if status else None, run_name=run_name, notes=notes
+        )
+
+    def delete_run(self, run_id: str) -> RunInfo:
+        return self._tracking.set_run_lifecycle(run_id, deleted=True)
+
+    def restore_run(self, run_id: str) -> RunInfo:
+        return self._tracking.set_run_lifecycle(run_id, deleted=False)
+
+    # -- params, tags, metrics ----------------------------------------------------------------
+    def log_param(self, run_id: str, key: str, value: Any) -> None:
+        """Log one param (written at once). Raises ``Conflict`` if it has another value."""
+        self._tracking.log_batch(run_id, None, {key: value}, None)
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        self._tracking.log_batch(run_id, None, dict(params), None)
+
+    def set_tag(self, run_id: str, key: str, value: Any) -> None:
+        self._tracking.log_batch(run_id, None, None, {key: value})
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        self._tracking.log_batch(run_id, None, None, dict(tags))
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self._tracking.delete_tag(run_id, key)
+
+    def _check_metric_key(self, key: str) -> None:
+        if key not in self._validated_keys:
+            check_key(key, "metric key")
+            self._validated_keys.add(key)
+
+    def log_metric(
+        self,
+        run_id: str,
+        key: str,
+        value: float,
+        step: int | None = None,
+        timestamp: int | None = None,
+    ) -> None:
+        """Queue one metric point; it is written in the background (see ``flush``).
+
+        The key and value are checked here (NaN/inf raise ``InvalidInput`` now); store-side
+        refusals (a run finished elsewhere) surface from the next ``flush`` or ``end_run``.
+        """
+        self._check_metric_key(key)
+        value = check_metric_value(key, value)
+        self._metrics.add(run_id, key, value, step or 0, timestamp or now_ms())
+
+    def log_metrics(
+        self,
+        run_id: str,
+        metrics: Mapping[str, float],
+        step: int | None = None,
+        timestamp: int | None = None,
+    ) -> None:
+        """Queue several metrics at one step."""
+        ts = timestamp or now_ms()
+        clean = {}
+        for key, value in metrics.items():
+            self._check_metric_key(key)
+            clean[key] = check_metric_value(key, value)
+        self._metrics.add_many(run_id, clean, step or 0, ts)
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Iterable[tuple[str, float, int, int]] | Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Write metrics, params and tags in one round trip, synchronously.
+
+        ``metrics`` is either ``(key, value, step, timestamp)`` tuples or a mapping of key to
+        ``{"values": [...], "steps": [...], "timestamps": [...]}`` columns.
+        """
+        batch = _to_batch(metrics) if metrics is not None else None
+        return self._tracking.log_batch(
+            run_id, batch, dict(params) if params else None, dict(tags) if tags else None
+        )
+
+    def flush(self, run_id: str | None = None) -> None:
+        """Write every queued metric point now; raise any error a background write met."""
+        self._metrics.flush(run_id)
+
+    def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
+        """Every point of a metric (flushes this run's queued points first)."""
+        self._metrics.flush(run_id)
+        return self._tracking.get_metric_history(run_id, key)
+
+    def search_runs(
+        self,
+        experiments: str | list[str],
+        filter: str | None = None,
+        *,
+        order_by: list[str] | None = None,
+        max_results: int = 1000,
+        page_token: str | None = None,
+        view: str = "active",
+    ) -> Page[Run]:
+        """Runs matching a filter in one or more experiments (names or ids).
+
+        Example:
+            >>> client.search_runs("churn", "metrics.f1 > 0.8 and params.model = 'rf'",
+            ...                    order_by=["metrics.f1 DESC"], max_results=10)
+        """
+        names = [experiments] if isinstance(experiments, str) else list(experiments)
+        ids = [self.resolve_experiment(n).experiment_id for n in names]
+        return self._tracking.search_runs(ids, filter, order_by, max_results, page_token, view)
+
+    # -- artifacts ----------------------------------------------------------------------------
+    def log_artifact(self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> list[Artifact]:
+        """Store a file, or a folder recursively, under ``artifact_path`` in the run.
+
+        Each distinct content is uploaded once; files already in the blob store are not sent.
+        """
+        source = Path(local_path)
+        if not source.exists():
+            raise InvalidInput(f"no such file or folder: {source}")
+        prefix = check_artifact_path(artifact_path) + "/" if artifact_path else ""
+        if source.is_file():
+            files = [(prefix + source.name, source)]
+        else:
+            files = [(prefix + rel, path) for rel, path in _walk(source)]
+        return self._store_files(run_id, files)
+
+    def log_artifacts(self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> list[Artifact]:
+        """Store a folder's contents (not the folder itself) under ``artifact_path``."""
+        source = Path(local_dir)
+        if not source.is_dir():
+            raise InvalidInput(f"not a folder: {source}")
+        prefix = check_artifact_path(artifact_path) + "/" if artifact_path else ""
+        return self._store_files(run_id, [(prefix + rel, path) for rel, path in _walk(source)])
+
+    def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> Artifact:
+        """Store bytes as one artifact file."""
+        with _scratch_file(artifact_file) as path:
+            path.write_bytes(data)
+            return self._store_files(run_id, [(check_artifact_path(artifact_file), path)])[0]
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> Artifact:
+        return self.log_bytes(run_id, text.encode(), artifact_file)
+
+    def log_dict(self, run_id: str, data: Any, artifact_file: str) -> Artifact:
+        """Store a dict as JSON (or YAML when the name ends in .yaml/.yml and PyYAML is there)."""
+        if artifact_file.endswith((".yaml", ".yml")):
+            import yaml  # type: ignore[import-untyped]
+
+            text = yaml.safe_dump(data, sort_keys=False)
+        else:
+            text = json.dumps(data, indent=2, default=str)
+        return self.log_text(run_id, text, artifact_file)
+
+    def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> Artifact:
+        """Store a matplotlib figure (png/svg/pdf by extension) or a plotly figure (html)."""
+        with _scratch_file(artifact_file) as path:
+            if hasattr(figure, "savefig"):
+                figure.savefig(path, bbox_inches="tight")
+            elif hasattr(figure, "write_html"):
+                figure.write_html(str(path))
+            else:
+                raise InvalidInput(f"log_figure takes a matplotlib or plotly figure, got {type(figure).__name__}")
+            return self._store_files(run_id, [(check_artifact_path(artifact_file), path)])[0]
+
+    def log_dataframe(self, run_id: str, frame: Any, artifact_file: str) -> Artifact:
+        """Store a pandas DataFrame as Parquet (default), CSV or JSON lines, by extension."""
+        with _scratch_file(artifact_file) as path:
+            if artifact_file.endswith(".csv"):
+                frame.to_csv(path, index=False)
+            elif artifact_file.endswith((".jsonl", ".json")):
+                frame.to_json(path, orient="records", lines=True)
+            elif artifact_file.endswith(".parquet"):
+                frame.to_parquet(path, index=False)
+            else:
+                raise InvalidInput(f"log_dataframe: name must end in .parquet, .csv or .jsonl, got {artifact_file!r}")
+            return self._store_files(run_id, [(check_artifact_path(artifact_file), path)])[0]
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[Artifact]:
+        """Every artifact of the run, or those under ``path``."""
+        return self._tracking.list_artifacts(run_id, path)
+
+    def download_artifacts(self, run_id: str, path: str = "", dst: str | os.PathLike[str] = ".") -> Path:
+        """Copy an artifact file or folder to ``dst``; return the local path of what was asked."""
+        dst = Path(dst)
+        entries = self._tracking.list_artifacts(run_id, path or None)
+        if not entries:
+            raise NotFound(f"run {run_id} has no artifact at {path!r}")
+        base = check_artifact_path(path) if path else ""
+        parent = base.rsplit("/", 1)[0] + "/" if "/" in base else ""
+        for entry in entries:
+            local = dst / entry.path[len(parent) :]
+            self._tracking.download_blob(entry.digest, local)
+        return dst / base[len(parent) :] if base else dst
+
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        """The bytes of one (small) artifact file."""
+        with tempfile.TemporaryDirectory() as tmp:
+            local = self.download_artifacts(run_id, path, tmp)
+            if not local.is_file():
+                raise InvalidInput(f"{path!r} is a folder; use download_artifacts")
+            return local.read_bytes()
+
+    def _store_files(self, run_id: str, files: list[tuple[str, Path]]) -> list[Artifact]:
+        specs = [
+            ArtifactSpec(path=check_artifact_path(dest), digest=hash_file(src), size=src.stat().st_size)
+            for dest, src in files
+        ]
+        by_digest = {spec.digest: src for spec, (_, src) in zip(specs, files, strict=True)}
+        for digest in self._tracking.missing_blobs(list(by_digest)):
+            self._tracking.upload_blob(digest, by_digest[digest])
+        return self._tracking.register_artifacts(run_id, specs)
+
+    def close(self) -> None:
+        """Flush queued metrics and release connections."""
+        try:
+            self._metrics.close()
+        finally:
+            self._tracking.close()
+
+
+def _walk(root: Path) -> Iterator[tuple[str, Path]]:
+    """Files under ``root`` as (relative POSIX path, path); refuses symlinks that leave it."""
+    resolved_root = root.resolve()
+    for path in sorted(root.rglob("*")):
+        if path.is_dir():
+            continue
+        if path.is_symlink() and not path.resolve().is_relative_to(resolved_root):
+            raise InvalidInput(f"{path} is a symlink to {path.resolve()}, outside {root}")
+        yield path.relative_to(root).as_posix(), path
+
+
+@contextmanager
+def _scratch_file(artifact_file: str) -> Iterator[Path]:
+    name = Path(check_artifact_path(artifact_file)).name
+    with tempfile.TemporaryDirectory(prefix="opsloop-") as tmp:
+        yield Path(tmp) / name
+
+
+def _to_batch(metrics: Iterable[tuple[str, float, int, int]] | Mapping[str, Any]) -> MetricBatch:
+    if isinstance(metrics, Mapping):
+        return MetricBatch(series={k: MetricSeries.model_validate(v) for k, v in metrics.items()})
+    series: dict[str, MetricSeries] = {}
+    for key, value, step, timestamp in metrics:
+        s = series.setdefault(key, MetricSeries(values=[], steps=[], timestamps=[]))
+        s.values.append(value)
+        s.steps.append(step)
+        s.timestamps.append(timestamp)
+    return MetricBatch(series=series)

@@ -1,0 +1,139 @@
+"""``search_runs``: the filter AST compiled to one SQL query over indexed tables.
+
+A metric comparison becomes ``runs.id IN (SELECT run_id FROM latest_metrics WHERE key = :k AND
+value > :v)``, served by the (key, value) index; params and tags likewise over their primary
+keys. ``or``/``not`` compose as SQL does. Ordering by a metric, param or tag is an outer join,
+with runs that lack the key sorted last. Data for the page's runs loads in three queries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from opsloop.errors import InvalidInput
+from opsloop.tracking.entities import Page, Run
+from opsloop.tracking.filters import And, Comparison, Node, Not, Or, parse_filter, parse_order_by
+from opsloop.tracking.paging import decode_page_token, encode_page_token
+from opsloop.tracking.runs import get_runs
+from opsloop.tracking.tables import LatestMetricRow, ParamRow, RunRow, RunTagRow
+
+__all__ = ["MAX_RESULTS_LIMIT", "search_runs"]
+
+MAX_RESULTS_LIMIT = 50_000
+_KEYED_TABLES: dict[str, Any] = {"metric": LatestMetricRow, "param": ParamRow, "tag": RunTagRow}
+_ATTRIBUTE_COLUMNS = {
+    "run_id": RunRow.id,
+    "run_name": RunRow.name,
+    "status": RunRow.status,
+    "user_id": RunRow.user_id,
+    "parent_run_id": RunRow.parent_run_id,
+    "experiment_id": RunRow.experiment_id,
+    "start_time": RunRow.start_time,
+    "end_time": RunRow.end_time,
+}
+_VIEWS = {"active": ("active",), "deleted": ("deleted",), "all": ("active", "deleted")}
+
+
+def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    if op == "=":
+        return column == value
+    if op == "!=":
+        return column != value
+    if op == "<":
+        return column < value
+    if op == "<=":
+        return column <= value
+    if op == ">":
+        return column > value
+    if op == ">=":
+        return column >= value
+    if op == "like":
+        return column.like(value)
+    if op == "ilike":
+        return func.lower(column).like(func.lower(value))
+    if op == "in":
+        return column.in_(value)
+    if op == "not in":
+        return column.not_in(value)
+    raise AssertionError(f"unhandled operator {op}")  # the parser admits no other
+
+
+def _compile(node: Node) -> ColumnElement[bool]:
+    if isinstance(node, And):
+        return and_(*(_compile(item) for item in node.items))
+    if isinstance(node, Or):
+        return or_(*(_compile(item) for item in node.items))
+    if isinstance(node, Not):
+        return not_(_compile(node.item))
+    return _compile_comparison(node)
+
+
+def _compile_comparison(cmp: Comparison) -> ColumnElement[bool]:
+    if cmp.entity == "attribute":
+        column = _ATTRIBUTE_COLUMNS[cmp.key]
+        if cmp.op == "is null":
+            return column.is_(None)
+        if cmp.op == "is not null":
+            return column.is_not(None)
+        return _compare(column, cmp.op, cmp.value)
+    table = _KEYED_TABLES[cmp.entity]
+    has_key = select(table.run_id).where(table.key == cmp.key)
+    if cmp.op == "is null":
+        return RunRow.id.not_in(has_key)
+    if cmp.op == "is not null":
+        return RunRow.id.in_(has_key)
+    return RunRow.id.in_(has_key.where(_compare(table.value, cmp.op, cmp.value)))
+
+
+def search_runs(
+    session: Session,
+    experiment_ids: list[str],
+    *,
+    filter: str | None = None,
+    order_by: list[str] | None = None,
+    max_results: int = 1000,
+    page_token: str | None = None,
+    view: str = "active",
+) -> Page[Run]:
+    """Runs of the given experiments that match ``filter``, ordered and paged.
+
+    Args:
+        experiment_ids: Experiments to search (at least one).
+        filter: e.g. ``"metrics.acc > 0.9 and params.lr = '0.01' and tags.team != 'x'"``.
+        order_by: e.g. ``["metrics.acc DESC", "start_time"]``; default newest first.
+        max_results: Page size, 1 to 50,000.
+        page_token: ``next_page_token`` of the previous page.
+        view: ``active`` (default), ``deleted`` or ``all``.
+
+    Raises:
+        InvalidInput: A malformed filter or order_by (the message points at the bad token), a
+            page size out of range, an unknown view.
+    """
+    if not experiment_ids:
+        raise InvalidInput("search_runs needs at least one experiment id")
+    if not 1 <= max_results <= MAX_RESULTS_LIMIT:
+        raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS_LIMIT}, got {max_results}")
+    if view not in _VIEWS:
+        raise InvalidInput(f"view must be one of {sorted(_VIEWS)}, got {view!r}")
+    offset = decode_page_token(page_token)
+    condition = parse_filter(filter)
+    query = select(RunRow).where(
+        RunRow.experiment_id.in_(experiment_ids), RunRow.lifecycle_stage.in_(_VIEWS[view])
+    )
+    if condition is not None:
+        query = query.where(_compile(condition))
+    for key in parse_order_by(order_by):
+        if key.entity == "attribute":
+            column: Any = _ATTRIBUTE_COLUMNS[key.key]
+        else:
+            table = aliased(_KEYED_TABLES[key.entity])
+            query = query.outerjoin(table, and_(table.run_id == RunRow.id, table.key == key.key))
+            column = table.value
+        query = query.order_by((column.desc() if key.descending else column.asc()).nulls_last())
+    query = query.order_by(RunRow.start_time.desc(), RunRow.id).offset(offset).limit(max_results + 1)
+    rows = session.scalars(query).all()
+    token = encode_page_token(offset + max_results) if len(rows) > max_results else None
+    return Page[Run](items=get_runs(session, rows[:max_results]), next_page_token=token)

@@ -1,0 +1,122 @@
+"""Checks for names, keys, values and artifact paths, shared by every way in.
+
+Validation happens once, in the service layer, before anything is written, so a rejected
+request leaves the store exactly as it was. The SDK calls the cheap checks too, so that a bad
+metric fails at the ``log_metric`` call rather than later in a background flush.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+from typing import Any
+
+from opsloop.errors import InvalidInput
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "MAX_PARAM_VALUE_LENGTH",
+    "MAX_TAG_VALUE_LENGTH",
+    "check_artifact_path",
+    "check_key",
+    "check_metric_value",
+    "check_name",
+    "check_run_id",
+    "param_value_to_str",
+    "tag_value_to_str",
+]
+
+MAX_KEY_LENGTH = 250
+MAX_NAME_LENGTH = 250
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 8000
+MAX_ARTIFACT_PATH_LENGTH = 1024
+
+_KEY_CHARS = re.compile(r"^[\w\-. /:]+$")
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_key(key: Any, kind: str = "key") -> str:
+    """A metric, param or tag key: letters, digits, ``_-. /:``; no ``..`` or empty segments."""
+    if not isinstance(key, str) or not key:
+        raise InvalidInput(f"{kind} must be a non-empty string, got {key!r}")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidInput(f"{kind} {key[:40]!r}... is {len(key)} characters; at most {MAX_KEY_LENGTH}")
+    if not _KEY_CHARS.match(key):
+        raise InvalidInput(
+            f"{kind} {key!r} has characters outside letters, digits and '_-. /:'"
+        )
+    if key.startswith("/") or any(seg in ("", ".", "..") for seg in key.split("/")):
+        raise InvalidInput(f"{kind} {key!r} has an empty, '.' or '..' path segment")
+    return key
+
+
+def check_name(name: Any, kind: str) -> str:
+    """A human-given name (experiment, run): non-empty, one line, at most 250 characters."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput(f"{kind} name must be a non-empty string, got {name!r}")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"{kind} name is {len(name)} characters; at most {MAX_NAME_LENGTH}")
+    if _CONTROL.search(name):
+        raise InvalidInput(f"{kind} name {name!r} contains control characters")
+    return name
+
+
+def check_run_id(run_id: Any) -> str:
+    """A run id: 32 lowercase hex characters (a UUID4 without dashes)."""
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise InvalidInput(f"not a run id (32 lowercase hex characters): {run_id!r}")
+    return run_id
+
+
+def check_metric_value(key: str, value: Any) -> float:
+    """A finite number; NaN and infinities are refused so charts and searches stay meaningful."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"metric {key!r}: value {value!r} is not a number") from None
+    value = float(value)
+    if not math.isfinite(value):
+        raise InvalidInput(f"metric {key!r}: value {value} is not finite (NaN and inf are refused)")
+    return value
+
+
+def param_value_to_str(key: str, value: Any) -> str:
+    """Params are stored as strings, as given by ``str()``; at most 6000 characters."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_PARAM_VALUE_LENGTH:
+        raise InvalidInput(
+            f"param {key!r}: value is {len(text)} characters; at most {MAX_PARAM_VALUE_LENGTH}"
+        )
+    return text
+
+
+def tag_value_to_str(key: str, value: Any) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_TAG_VALUE_LENGTH:
+        raise InvalidInput(
+            f"tag {key!r}: value is {len(text)} characters; at most {MAX_TAG_VALUE_LENGTH}"
+        )
+    return text
+
+
+def check_artifact_path(path: Any) -> str:
+    """A relative POSIX path inside the run: no absolute paths, ``..``, backslashes or NUL.
+
+    Returns the normalised form (``./a//b`` → ``a/b``), the one stored and looked up.
+    """
+    if not isinstance(path, str) or not path:
+        raise InvalidInput(f"artifact path must be a non-empty string, got {path!r}")
+    if "\\" in path or "\x00" in path:
+        raise InvalidInput(f"artifact path {path!r} contains a backslash or NUL")
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+        raise InvalidInput(f"artifact path {path!r} is absolute; give a path inside the run")
+    if ".." in path.split("/"):
+        raise InvalidInput(f"artifact path {path!r} escapes the run's folder ('..')")
+    normal = posixpath.normpath(path)
+    if normal in (".", "") or len(normal) > MAX_ARTIFACT_PATH_LENGTH:
+        raise InvalidInput(f"artifact path {path!r} is empty or too long")
+    return normal
