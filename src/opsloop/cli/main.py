@@ -1,0 +1,63 @@
+"""The ``opsloop`` command: a Typer root to which each domain adds its command group.
+
+Errors: an ``OpsloopError`` prints ``error: <one line>`` on stderr and exits with the error's
+``exit_code`` (2 invalid input, 3 not found, 4 conflict, 5/6 auth, 7 store); usage errors exit 2.
+Domain command modules import their services inside the commands, keeping ``--help`` fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from opsloop import __version__
+
+app = typer.Typer(
+    name="opsloop",
+    help=(
+        "opsloop: track experiments, version data, register, serve and monitor models.\n\n"
+        "Runs on the embedded store (~/.opsloop: SQLite + a blob folder) with no setup; set "
+        "OPSLOOP_SERVER_URL (or server_url in opsloop.toml) to use a shared `opsloop server`.\n\n"
+        "Start with:  opsloop quickstart"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _register_commands() -> None:
+    from opsloop.cli import quickstart
+    from opsloop.server import cli as server_cli
+    from opsloop.tracking import cli as tracking_cli
+
+    app.add_typer(tracking_cli.experiments_app, name="experiments")
+    app.add_typer(tracking_cli.runs_app, name="runs")
+    app.command("server")(server_cli.server)
+    app.command("db-upgrade")(server_cli.db_upgrade)
+    app.command("quickstart")(quickstart.quickstart)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the opsloop version."""
+    typer.echo(__version__)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Console entry point: run the app, mapping opsloop errors to exit codes."""
+    from opsloop.errors import OpsloopError
+
+    try:
+        app(standalone_mode=True)
+    except OpsloopError as exc:
+        first_line, _, rest = exc.message.partition("\n")
+        sys.stderr.write(f"error: {first_line}\n")
+        if rest:
+            sys.stderr.write(rest + "\n")
+        raise SystemExit(exc.exit_code) from None

@@ -1,0 +1,334 @@
+"""``opsloop experiments ...`` and ``opsloop runs ...``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from opsloop.cli.output import print_json, print_table
+
+if TYPE_CHECKING:
+    from opsloop.client import Client
+    from opsloop.tracking.entities import Run
+
+experiments_app = typer.Typer(help="Create, list, rename, delete and restore experiments.", no_args_is_help=True)
+runs_app = typer.Typer(
+    help=(
+        "List, search, inspect, compare, delete and restore runs.\n\n"
+        "Filters use the search language of search_runs, e.g.\n\n"
+        "  opsloop runs list -e churn -f \"metrics.f1 > 0.8 and params.model = 'rf'\" -o 'metrics.f1 DESC'"
+    ),
+    no_args_is_help=True,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+RunIdArg = Annotated[str, typer.Argument(help="Run id (32 hex characters).")]
+
+
+def _client() -> Client:
+    from opsloop.client import Client
+
+    return Client()
+
+
+def _time(ms: int | None) -> str:
+    from opsloop.timeutil import ms_to_iso
+
+    return (ms_to_iso(ms) or "")[:19].replace("T", " ")
+
+
+def _duration(run: Run) -> str:
+    if run.info.end_time is None:
+        return ""
+    return f"{(run.info.end_time - run.info.start_time) / 1000:.1f}s"
+
+
+def _parse_tags(pairs: list[str] | None) -> dict[str, str]:
+    from opsloop.errors import InvalidInput
+
+    tags = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InvalidInput(f"--tag takes KEY=VALUE, got {pair!r}")
+        tags[key] = value
+    return tags
+
+
+# -- experiments ---------------------------------------------------------------------------------
+@experiments_app.command("create")
+def create_experiment(
+    name: str,
+    description: Annotated[str | None, typer.Option(help="What the experiment is for.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable.")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Create an experiment (fails if the name is taken)."""
+    experiment = _client().create_experiment(name, description=description, tags=_parse_tags(tag))
+    if json_:
+        print_json(experiment)
+    else:
+        typer.echo(f"created experiment {experiment.name!r} ({experiment.experiment_id})")
+
+
+@experiments_app.command("list")
+def list_experiments(
+    view: Annotated[str, typer.Option(help="active, deleted or all.")] = "active",
+    json_: JsonOption = False,
+) -> None:
+    """List experiments."""
+    client = _client()
+    items, token = [], None
+    while True:
+        page = client.list_experiments(view=view, page_token=token)
+        items.extend(page.items)
+        token = page.next_page_token
+        if not token:
+            break
+    if json_:
+        print_json(items)
+        return
+    print_table(
+        ["name", "id", "stage", "created"],
+        [(e.name, e.experiment_id, e.lifecycle_stage, _time(e.created_at)) for e in items],
+    )
+
+
+@experiments_app.command("show")
+def show_experiment(name_or_id: str, json_: JsonOption = False) -> None:
+    """Show one experiment (by name or id)."""
+    experiment = _client().resolve_experiment(name_or_id)
+    if json_:
+        print_json(experiment)
+        return
+    rows = [
+        ("name", experiment.name),
+        ("id", experiment.experiment_id),
+        ("stage", experiment.lifecycle_stage),
+        ("description", experiment.description),
+        ("created", _time(experiment.created_at)),
+        *((f"tags.{k}", v) for k, v in experiment.tags.items()),
+    ]
+    print_table(["field", "value"], rows)
+
+
+@experiments_app.command("rename")
+def rename_experiment(name_or_id: str, new_name: str) -> None:
+    """Rename an experiment."""
+    client = _client()
+    experiment = client.rename_experiment(client.resolve_experiment(name_or_id).experiment_id, new_name)
+    typer.echo(f"renamed to {experiment.name!r}")
+
+
+@experiments_app.command("delete")
+def delete_experiment(name_or_id: str) -> None:
+    """Delete an experiment (restorable with `opsloop experiments restore`)."""
+    client = _client()
+    experiment = client.delete_experiment(client.resolve_experiment(name_or_id).experiment_id)
+    typer.echo(f"deleted experiment {experiment.name!r}")
+
+
+@experiments_app.command("restore")
+def restore_experiment(name_or_id: str) -> None:
+    """Restore a deleted experiment."""
+    client = _client()
+    experiment = client.restore_experiment(client.resolve_experiment(name_or_id).experiment_id)
+    typer.echo(f"restored experiment {experiment.name!r}")
+
+
+# -- runs ----------------------------------------------------------------------------------------
+@runs_app.command("list")
+def list_runs(
+    experiment: Annotated[list[str] | None, typer.Option("--experiment", "-e", help="Experiment name or id; repeatable. Default: Default.")] = None,
+    filter_: Annotated[str | None, typer.Option("--filter", "-f", help="e.g. \"metrics.acc > 0.9 and params.lr = '0.01'\"")] = None,
+    order_by: Annotated[list[str] | None, typer.Option("--order-by", "-o", help="e.g. 'metrics.acc DESC'; repeatable.")] = None,
+    max_results: Annotated[int, typer.Option("--max-results", "-n", help="Page size.")] = 100,
+    page_token: Annotated[str | None, typer.Option(help="next_page_token from a previous --json listing.")] = None,
+    view: Annotated[str, typer.Option(help="active, deleted or all.")] = "active",
+    json_: JsonOption = False,
+) -> None:
+    """List and search runs, newest first."""
+    page = _client().search_runs(
+        experiment or ["Default"],
+        filter_,
+        order_by=order_by,
+        max_results=max_results,
+        page_token=page_token,
+        view=view,
+    )
+    if json_:
+        print_json(page)
+        return
+    wanted = " ".join([filter_ or "", *(order_by or [])])
+    metric_keys = _pick(sorted({k for r in page.items for k in r.data.metrics}), wanted, 4)
+    param_keys = _pick(sorted({k for r in page.items for k in r.data.params}), wanted, 3)
+    rows = [
+        (
+            r.info.run_id,
+            r.info.run_name,
+            r.info.status.value,
+            _time(r.info.start_time),
+            _duration(r),
+            *(r.data.params.get(k) for k in param_keys),
+            *(_fmt(r.data.metrics.get(k)) for k in metric_keys),
+        )
+        for r in page.items
+    ]
+    print_table(
+        ["run_id", "name", "status", "started", "duration", *param_keys, *metric_keys],
+        rows,
+    )
+    if page.next_page_token:
+        typer.echo(f"more runs: --page-token {page.next_page_token}", err=True)
+
+
+def _pick(keys: list[str], wanted: str, limit: int) -> list[str]:
+    """Up to ``limit`` keys for a listing's columns, those the filter/order mention first."""
+    return sorted(keys, key=lambda k: k not in wanted)[:limit]
+
+
+def _fmt(value: Any) -> str | None:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+@runs_app.command("show")
+def show_run(run_id: RunIdArg, json_: JsonOption = False) -> None:
+    """Show a run: info, params, latest metrics, tags (system tags under `opsloop runs env`)."""
+    run = _client().get_run(run_id)
+    if json_:
+        print_json(run)
+        return
+    info = run.info
+    rows: list[tuple[str, Any]] = [
+        ("run_id", info.run_id),
+        ("name", info.run_name),
+        ("experiment_id", info.experiment_id),
+        ("status", info.status.value),
+        ("started", _time(info.start_time)),
+        ("ended", _time(info.end_time)),
+        ("duration", _duration(run)),
+        ("parent_run_id", info.parent_run_id),
+        ("user", info.user_id),
+        ("stage", info.lifecycle_stage),
+        *((f"params.{k}", v) for k, v in sorted(run.data.params.items())),
+        *((f"metrics.{k}", _fmt(v)) for k, v in sorted(run.data.metrics.items())),
+        *((f"tags.{k}", v) for k, v in sorted(run.data.tags.items()) if not k.startswith("opsloop.")),
+    ]
+    print_table(["field", "value"], rows)
+
+
+@runs_app.command("compare")
+def compare_runs(
+    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids.")],
+    diff_only: Annotated[bool, typer.Option("--diff-only", help="Only rows whose values differ.")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Params and metrics of several runs side by side; differing rows are highlighted."""
+    from opsloop.errors import InvalidInput
+
+    if len(run_ids) < 2:
+        raise InvalidInput("compare needs at least two run ids")
+    client = _client()
+    runs = [client.get_run(r) for r in run_ids]
+    rows: list[tuple[str, list[Any]]] = []
+    for kind in ("params", "metrics"):
+        keys = sorted({k for r in runs for k in getattr(r.data, kind)})
+        rows.extend((f"{kind}.{k}", [getattr(r.data, kind).get(k) for r in runs]) for k in keys)
+    if json_:
+        print_json({"runs": [r.info.run_id for r in runs], "rows": {name: values for name, values in rows}})
+        return
+    table_rows = []
+    for name, values in rows:
+        differs = len({repr(v) for v in values}) > 1
+        if diff_only and not differs:
+            continue
+        cells = [_fmt(v) for v in values]
+        if differs:
+            cells = [f"[bold yellow]{'' if c is None else c}[/]" for c in cells]
+        table_rows.append((name, *cells))
+    print_table(["", *(f"{r.info.run_name}\n{r.info.run_id[:8]}" for r in runs)], table_rows)
+
+
+@runs_app.command("delete")
+def delete_runs(run_ids: Annotated[list[str], typer.Argument(help="Run ids.")]) -> None:
+    """Delete runs (restorable with `opsloop runs restore`)."""
+    client = _client()
+    for run_id in run_ids:
+        client.delete_run(run_id)
+        typer.echo(f"deleted run {run_id}")
+
+
+@runs_app.command("restore")
+def restore_runs(run_ids: Annotated[list[str], typer.Argument(help="Run ids.")]) -> None:
+    """Restore deleted runs."""
+    client = _client()
+    for run_id in run_ids:
+        client.restore_run(run_id)
+        typer.echo(f"restored run {run_id}")
+
+
+@runs_app.command("env")
+def run_env(
+    run_id: RunIdArg,
+    lock: Annotated[bool, typer.Option("--lock", help="Also print the package lock file.")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """What it takes to reproduce a run: git commit and diff, command, Python, packages, seed, host."""
+    from opsloop.tracking.reproducibility import ENV_TAG_PREFIX, LOCK_ARTIFACT
+
+    client = _client()
+    run = client.get_run(run_id)
+    env = {k[len(ENV_TAG_PREFIX) :]: v for k, v in sorted(run.data.tags.items()) if k.startswith(ENV_TAG_PREFIX)}
+    lock_text = client.read_artifact(run_id, LOCK_ARTIFACT).decode() if lock else None
+    if json_:
+        print_json({"run_id": run_id, "environment": env, "lock": lock_text})
+        return
+    print_table(["", "value"], list(env.items()), title=f"environment of run {run_id}")
+    if lock_text is not None:
+        typer.echo(lock_text)
+
+
+@runs_app.command("metric")
+def metric_history(
+    run_id: RunIdArg,
+    key: Annotated[str, typer.Argument(help="Metric key.")],
+    json_: JsonOption = False,
+) -> None:
+    """Every logged point of one metric."""
+    history = _client().get_metric_history(run_id, key)
+    if json_:
+        print_json(history)
+        return
+    print_table(
+        ["step", "value", "time"],
+        [(s, _fmt(v), _time(t)) for s, v, t in zip(history.steps, history.values, history.timestamps, strict=True)],
+    )
+
+
+@runs_app.command("artifacts")
+def list_artifacts(
+    run_id: RunIdArg,
+    path: Annotated[str | None, typer.Argument(help="Folder inside the run.")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """List a run's artifacts."""
+    items = _client().list_artifacts(run_id, path)
+    if json_:
+        print_json(items)
+        return
+    print_table(["path", "size", "digest"], [(a.path, a.size, a.digest[:16]) for a in items])
+
+
+@runs_app.command("download")
+def download_artifacts(
+    run_id: RunIdArg,
+    path: Annotated[str, typer.Argument(help="Artifact file or folder ('' for all).")] = "",
+    dst: Annotated[Path, typer.Option("--dst", "-d", help="Local folder.")] = Path("."),
+) -> None:
+    """Download a run's artifacts."""
+    local = _client().download_artifacts(run_id, path, dst)
+    typer.echo(str(local))
