@@ -43,7 +43,7 @@ def _to_entity(session: Session, row: ExperimentRow) -> Experiment:
             select(ExperimentTagRow.key, ExperimentTagRow.value).where(
                 ExperimentTagRow.experiment_id == row.id
             )
-        ).tuples().all()
+        ).all()
     )
     return Experiment(
         experiment_id=row.id,

@@ -98,7 +98,7 @@ def _insert_params(session: Session, run_id: str, params: dict[str, str]) -> Non
             select(ParamRow.key, ParamRow.value).where(
                 ParamRow.run_id == run_id, ParamRow.key.in_(list(params))
             )
-        ).tuples().all()
+        ).all()
     )
     for key, value in params.items():
         if key in stored and stored[key] != value:

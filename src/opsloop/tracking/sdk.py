@@ -270,7 +270,7 @@ class TrackingClient:
         if source.is_file():
             files = [(prefix + source.name, source)]
         else:
-            files = [(prefix + rel, path) for rel, path in _walk(source)]
+            files = [(f"{prefix}{source.name}/{rel}", path) for rel, path in _walk(source)]
         return self._store_files(run_id, files)
 
     def log_artifacts(self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> list[Artifact]:

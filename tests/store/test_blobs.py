@@ -1,0 +1,73 @@
+"""Blob store conformance: the same tests for the local folder and S3 (moto_server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from blake3 import blake3
+
+from opsloop.errors import InvalidInput, NotFound
+from opsloop.store.blobs import BlobStore, FsspecBlobStore, LocalBlobStore, hash_file, open_blob_store
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    if request.param == "local":
+        return open_blob_store(str(tmp_path / "blobs"))
+    url, options = request.getfixturevalue("s3_blob_url")
+    return open_blob_store(url, options)
+
+
+def test_put_bytes_is_content_addressed(blobs: BlobStore) -> None:
+    digest = blobs.put_bytes(b"hello")
+    assert digest == blake3(b"hello").hexdigest()
+    assert blobs.exists(digest)
+    assert blobs.read_bytes(digest) == b"hello"
+    assert blobs.put_bytes(b"hello") == digest  # idempotent
+
+
+def test_put_file_and_missing(blobs: BlobStore, tmp_path: Path) -> None:
+    src = tmp_path / "data.bin"
+    src.write_bytes(b"x" * (5 << 20))  # large enough for the mmap hashing path
+    digest = blobs.put_file(src)
+    assert digest == hash_file(src)
+    other = blake3(b"never stored").hexdigest()
+    assert blobs.missing([digest, other, other]) == [other]
+
+
+def test_claimed_digest_must_match(blobs: BlobStore, tmp_path: Path) -> None:
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"a")
+    wrong = blake3(b"b").hexdigest()
+    with pytest.raises(InvalidInput, match="does not match"):
+        blobs.put_file(src, wrong)
+    assert not blobs.exists(wrong)
+    with pytest.raises(InvalidInput, match="does not match"):
+        blobs.put_stream([b"a"], wrong)
+    assert not blobs.exists(wrong)
+
+
+def test_get_file_is_atomic_and_unknown_is_not_found(blobs: BlobStore, tmp_path: Path) -> None:
+    digest = blobs.put_bytes(b"payload")
+    dest = tmp_path / "out" / "file.bin"
+    blobs.get_file(digest, dest)
+    assert dest.read_bytes() == b"payload"
+    unknown = blake3(b"nope").hexdigest()
+    target = tmp_path / "out" / "missing.bin"
+    with pytest.raises(NotFound):
+        blobs.get_file(unknown, target)
+    assert not target.exists()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["file.bin"]  # no .part left
+
+
+def test_malformed_digest_is_invalid_input(blobs: BlobStore) -> None:
+    for bad in ("../etc/passwd", "ABC", "g" * 64):
+        with pytest.raises(InvalidInput):
+            blobs.exists(bad)
+
+
+def test_open_blob_store_picks_backend(tmp_path: Path) -> None:
+    assert isinstance(open_blob_store(str(tmp_path)), LocalBlobStore)
+    assert isinstance(open_blob_store(f"file://{tmp_path}"), LocalBlobStore)
+    assert isinstance(open_blob_store("memory://bucket/x"), FsspecBlobStore)

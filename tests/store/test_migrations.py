@@ -1,0 +1,50 @@
+"""Migrations on SQLite and PostgreSQL: head matches the models, and downgrade undoes it."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.config import Config
+from sqlalchemy import create_engine, inspect
+
+from opsloop.errors import InvalidInput
+from opsloop.store.base import import_all_tables
+from opsloop.store.database import Store, normalize_database_url
+from opsloop.store.migrate import SCHEMA_HEAD, _MIGRATIONS, current_revision, downgrade
+
+
+def test_schema_head_constant_is_the_newest_revision() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_HEAD
+
+
+def test_upgrade_matches_models_and_downgrade_empties(database_url: str) -> None:
+    store = Store(database_url)
+    with store.engine.connect() as conn:
+        assert current_revision(conn) == SCHEMA_HEAD
+        diff = compare_metadata(MigrationContext.configure(conn), import_all_tables())
+    assert diff == []
+    Store(database_url)  # a second open is a no-op
+    downgrade(store.engine, "base")
+    tables = set(inspect(store.engine).get_table_names()) - {"alembic_version"}
+    assert tables == set()
+    store.dispose()
+
+
+def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
+    store = Store(sqlite_url)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_bad_database_url_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput):
+        Store("not a url")
+
+
+def test_bare_postgres_url_uses_psycopg3() -> None:
+    assert normalize_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    create_engine(normalize_database_url("postgresql://u@h/db"))  # driver importable
