@@ -391,7 +391,7 @@ def _to_batch(metrics: Iterable[tuple[str, float, int, int]] | Mapping[str, Any]
     series: dict[str, MetricSeries] = {}
     for key, value, step, timestamp in metrics:
         s = series.setdefault(key, MetricSeries(values=[], steps=[], timestamps=[]))
-        s.values.append(value)
+        s.values.append(check_metric_value(key, value))
         s.steps.append(step)
         s.timestamps.append(timestamp)
     return MetricBatch(series=series)

@@ -1,0 +1,80 @@
+"""The ``opsloop`` command as a user runs it: real processes, exit codes, --json, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+OPSLOOP = [str(Path(sys.executable).with_name("opsloop"))]
+
+
+def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([*OPSLOOP, *args], capture_output=True, text=True, timeout=120)
+    if ok:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_quickstart_then_explore(tmp_path: Path) -> None:
+    out = run("quickstart", "--epochs", "5").stdout
+    assert "Where to look next" in out
+    listing = json.loads(run("runs", "list", "-e", "quickstart", "--json", "-o", "metrics.val_f1 DESC").stdout)
+    runs = listing["items"]
+    assert len(runs) == 5  # the sweep's parent and four nested runs
+    children = [r for r in runs if r["info"]["parent_run_id"]]
+    assert len(children) == 4 and children[0]["data"]["metrics"]["val_f1"] > 0.9
+    best, other = children[0]["info"]["run_id"], children[1]["info"]["run_id"]
+    assert "val_f1" in run("runs", "compare", best, other).stdout
+    assert "python.version" in run("runs", "env", best).stdout
+    history = json.loads(run("runs", "metric", best, "val_loss", "--json").stdout)
+    assert history["steps"] == [0, 1, 2, 3, 4]
+    files = json.loads(run("runs", "artifacts", best, "--json").stdout)
+    assert {"model/model.skops", "predictions/validation.parquet"} <= {f["path"] for f in files}
+    run("runs", "download", best, "model", "--dst", str(tmp_path))
+    assert (tmp_path / "model" / "model.skops").stat().st_size > 0
+    filtered = json.loads(run("runs", "list", "-e", "quickstart", "-f", "params.penalty = 'l1'", "--json").stdout)
+    assert len(filtered["items"]) == 1
+    run("runs", "delete", best)
+    assert len(json.loads(run("runs", "list", "-e", "quickstart", "--json").stdout)["items"]) == 4
+    run("runs", "restore", best)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["runs", "show", "123"], 2, "not a run id"),
+        (["runs", "show", "0" * 32], 3, "does not exist"),
+        (["runs", "list", "-f", "metrics.a >> 1"], 2, "column 12"),
+        (["experiments", "show", "nope"], 3, "no experiment"),
+        (["runs", "compare", "0" * 32], 2, "at least two"),
+        (["experiments", "create", "x", "--tag", "novalue"], 2, "KEY=VALUE"),
+        (["runs", "nosuchverb"], 2, "No such command"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_one_line(args: list[str], code: int, message: str) -> None:
+    run("experiments", "create", "Default", ok=False)
+    done = run(*args, ok=False)
+    assert done.returncode == code
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_duplicate_experiment_is_a_conflict() -> None:
+    run("experiments", "create", "dup")
+    done = run("experiments", "create", "dup", ok=False)
+    assert done.returncode == 4 and "already exists" in done.stderr
+    names = [e["name"] for e in json.loads(run("experiments", "list", "--json").stdout)]
+    assert names == ["dup"]
+
+
+def test_help_teaches_and_is_fast() -> None:
+    started = time.monotonic()
+    out = run("--help").stdout
+    assert time.monotonic() - started < 5  # generous here; bench/ measures the real figure
+    assert "quickstart" in out and "runs" in out
+    assert "metrics.f1 > 0.8" in run("runs", "--help").stdout
