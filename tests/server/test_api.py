@@ -86,3 +86,11 @@ def test_every_route_the_sdk_calls_exists_in_openapi(http: httpx.Client) -> None
     for method, path in calls:
         concrete = re.sub(r"\{[^}]+\}", "x", path)
         assert any(p.match(concrete) and method.lower() in methods for p, methods in patterns), (method, path)
+
+
+def test_a_write_is_visible_to_the_next_request(http: httpx.Client) -> None:
+    """The route's transaction commits before the response goes out (no read-after-write race)."""
+    exp_id = http.post("/api/experiments", json={"name": "raw"}).json()["experiment_id"]
+    for _ in range(40):
+        run_id = http.post("/api/runs", json={"experiment_id": exp_id}).json()["info"]["run_id"]
+        assert http.get(f"/api/runs/{run_id}").status_code == 200

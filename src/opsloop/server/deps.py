@@ -53,8 +53,10 @@ def _blobs(state: State) -> BlobStore:
     return state.blobs
 
 
-WriteSession = Annotated[Session, Depends(_write_session)]
-ReadSession = Annotated[Session, Depends(_read_session)]
+# scope="function": the transaction commits before the response is sent, so a client that
+# got a 2xx can rely on its write being visible to its next request.
+WriteSession = Annotated[Session, Depends(_write_session, scope="function")]
+ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
 Blobs = Annotated[BlobStore, Depends(_blobs)]
 
 

@@ -8,7 +8,9 @@ and the latest value per key with an upsert that only moves forward in (step, ti
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import and_, delete, select, tuple_
@@ -65,12 +67,13 @@ def log_batch(
         )
         session.execute(stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in clean_tags.items()])
     if rows:
-        _insert_metrics(session, run_id, rows)
+        _insert_metrics(session, rows)
     return len(rows)
 
 
-def _metric_rows(run_id: str, batch: MetricBatch) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def _metric_rows(run_id: str, batch: MetricBatch) -> list[tuple[str, str, int, int, float]]:
+    """Validated history rows as tuples (run_id, key, step, timestamp, value)."""
+    rows: list[tuple[str, str, int, int, float]] = []
     for key, series in batch.series.items():
         check_key(key, "metric key")
         n = len(series.values)
@@ -79,16 +82,11 @@ def _metric_rows(run_id: str, batch: MetricBatch) -> list[dict[str, Any]]:
                 f"metric {key!r}: values, steps and timestamps must have equal lengths "
                 f"(got {n}, {len(series.steps)}, {len(series.timestamps)})"
             )
-        for value, step, ts in zip(series.values, series.steps, series.timestamps, strict=True):
-            rows.append(
-                {
-                    "run_id": run_id,
-                    "key": key,
-                    "value": check_metric_value(key, value),
-                    "step": step,
-                    "timestamp": ts,
-                }
-            )
+        values = series.values
+        if not all(map(math.isfinite, values)):  # one C-level pass; find the culprit only on failure
+            for value in values:
+                check_metric_value(key, value)
+        rows.extend(zip(repeat(run_id, n), repeat(key, n), series.steps, series.timestamps, values, strict=True))
     return rows
 
 
@@ -112,19 +110,22 @@ def _insert_params(session: Session, run_id: str, params: dict[str, str]) -> Non
         session.execute(dialect_insert(session, ParamRow.__table__).on_conflict_do_nothing(), new)
 
 
-def _insert_metrics(session: Session, run_id: str, rows: list[dict[str, Any]]) -> None:
-    insert_history = dialect_insert(session, MetricRow.__table__).on_conflict_do_nothing()
+def _insert_metrics(session: Session, rows: list[tuple[str, str, int, int, float]]) -> None:
+    # History goes straight to the driver's executemany: SQLAlchemy's per-row parameter
+    # processing would cost more than the insert itself on this path.
+    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+    history_sql = (
+        f"INSERT INTO {MetricRow.__tablename__} (run_id, key, step, timestamp, value) "
+        f"VALUES ({', '.join([mark] * 5)}) ON CONFLICT DO NOTHING"
+    )
+    connection = session.connection()
     for start in range(0, len(rows), _METRIC_CHUNK):
-        session.execute(insert_history, rows[start : start + _METRIC_CHUNK])
-    latest: dict[str, dict[str, Any]] = {}
+        connection.exec_driver_sql(history_sql, rows[start : start + _METRIC_CHUNK])
+    latest: dict[str, tuple[str, str, int, int, float]] = {}
     for row in rows:
-        best = latest.get(row["key"])
-        if best is None or (row["step"], row["timestamp"], row["value"]) >= (
-            best["step"],
-            best["timestamp"],
-            best["value"],
-        ):
-            latest[row["key"]] = row
+        best = latest.get(row[1])
+        if best is None or (row[2], row[3], row[4]) >= (best[2], best[3], best[4]):
+            latest[row[1]] = row
     table = LatestMetricRow.__table__
     stmt = dialect_insert(session, table)
     stmt = stmt.on_conflict_do_update(
@@ -133,7 +134,10 @@ def _insert_metrics(session: Session, run_id: str, rows: list[dict[str, Any]]) -
         where=tuple_(stmt.excluded.step, stmt.excluded.timestamp)
         >= tuple_(table.c.step, table.c.timestamp),
     )
-    session.execute(stmt, list(latest.values()))
+    session.execute(
+        stmt,
+        [{"run_id": r[0], "key": r[1], "step": r[2], "timestamp": r[3], "value": r[4]} for r in latest.values()],
+    )
 
 
 def get_metric_history(session: Session, run_id: str, key: str) -> MetricHistory:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from math import isfinite
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -192,8 +193,10 @@ class TrackingClient:
         The key and value are checked here (NaN/inf raise ``InvalidInput`` now); store-side
         refusals (a run finished elsewhere) surface from the next ``flush`` or ``end_run``.
         """
-        self._check_metric_key(key)
-        value = check_metric_value(key, value)
+        if key not in self._validated_keys:
+            self._check_metric_key(key)
+        if type(value) is not float or not isfinite(value):  # the fast path is one type check
+            value = check_metric_value(key, value)
         self._metrics.add(run_id, key, value, step or 0, timestamp or now_ms())
 
     def log_metrics(
