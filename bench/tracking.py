@@ -35,7 +35,10 @@ def timed(fn: Callable[[], object]) -> float:
 
 def report(name: str, ours: float, peer: float, peer_name: str = "mlflow") -> None:
     RESULTS.append((name, ours, peer))
-    print(f"{name:<58} opsloop {ours:8.3f}s  {peer_name} {peer:8.3f}s  ratio {peer / ours:7.1f}x", flush=True)
+    print(
+        f"{name:<58} opsloop {ours:8.3f}s  {peer_name} {peer:8.3f}s  ratio {peer / ours:7.1f}x",
+        flush=True,
+    )
 
 
 # -- opsloop ---------------------------------------------------------------------------------------
@@ -96,7 +99,11 @@ def populate_opsloop(client, runs: int, metrics: int) -> str:  # type: ignore[no
     exp = client.set_experiment("search")
     for r in range(runs):
         run_id = client.create_run(exp.experiment_id).info.run_id
-        client.log_batch(run_id, [(f"m{k}", (r * 7919 + k) % 1000 / 1000, 0, 0) for k in range(metrics)], params={"r": r})
+        client.log_batch(
+            run_id,
+            [(f"m{k}", (r * 7919 + k) % 1000 / 1000, 0, 0) for k in range(metrics)],
+            params={"r": r},
+        )
         client.end_run(run_id)
     return exp.experiment_id
 
@@ -124,14 +131,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(cmd: list[str], port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+def start_server(
+    cmd: list[str], port: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+    )
     import httpx
 
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health" if "mlflow" in cmd[0] else f"http://127.0.0.1:{port}/healthz").status_code == 200:
+            if (
+                httpx.get(
+                    f"http://127.0.0.1:{port}/health"
+                    if "mlflow" in cmd[0]
+                    else f"http://127.0.0.1:{port}/healthz"
+                ).status_code
+                == 200
+            ):
                 return proc
         except httpx.TransportError:
             time.sleep(0.3)
@@ -147,7 +165,9 @@ def startup_time(args: list[str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="Smaller sizes (a smoke run).")
     parser.add_argument("--log-metric-n", type=int, default=10_000)
     parser.add_argument("--batch-n", type=int, default=100_000)
@@ -200,18 +220,37 @@ def main() -> None:
         ours = min(timed(ours_search) for _ in range(3))
         peer = min(timed(peer_search) for _ in range(3))
         assert ours_hits == peer_hits, (ours_hits, peer_hits)
-        report(f"3. search_runs, metric filter, {runs:,} runs x {k} metrics (1000 hits)", ours, peer)
+        report(
+            f"3. search_runs, metric filter, {runs:,} runs x {k} metrics (1000 hits)", ours, peer
+        )
         del exp
 
     if "4" not in skip:
         oport, mport = free_port(), free_port()
-        osrv = start_server([str(BIN / "opsloop"), "server", "--port", str(oport)], oport,
-                            {"OPSLOOP_HOME": str(tmp / "osrv")})
-        msrv = start_server([str(BIN / "mlflow"), "server", "--port", str(mport), "--backend-store-uri",
-                             f"sqlite:///{tmp / 'msrv.db'}", "--default-artifact-root", str(tmp / "martifacts"),
-                             "--workers", "1"], mport)
+        osrv = start_server(
+            [str(BIN / "opsloop"), "server", "--port", str(oport)],
+            oport,
+            {"OPSLOOP_HOME": str(tmp / "osrv")},
+        )
+        msrv = start_server(
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--port",
+                str(mport),
+                "--backend-store-uri",
+                f"sqlite:///{tmp / 'msrv.db'}",
+                "--default-artifact-root",
+                str(tmp / "martifacts"),
+                "--workers",
+                "1",
+            ],
+            mport,
+        )
         try:
-            ours = timed(lambda: opsloop_log_metric(opsloop_client(tmp, f"http://127.0.0.1:{oport}"), n))
+            ours = timed(
+                lambda: opsloop_log_metric(opsloop_client(tmp, f"http://127.0.0.1:{oport}"), n)
+            )
             peer = timed(lambda: mlflow_log_metric(f"http://127.0.0.1:{mport}", n))
             report(f"4. {n:,} log_metric + end_run over HTTP (own servers)", ours, peer)
         finally:
@@ -219,8 +258,16 @@ def main() -> None:
 
     if "5" not in skip:
         py = str(BIN / "python")
-        report("5. import (python -c 'import X')", startup_time([py, "-c", "import opsloop"]), startup_time([py, "-c", "import mlflow"]))
-        report("5. CLI --help", startup_time([str(BIN / "opsloop"), "--help"]), startup_time([str(BIN / "mlflow"), "--help"]))
+        report(
+            "5. import (python -c 'import X')",
+            startup_time([py, "-c", "import opsloop"]),
+            startup_time([py, "-c", "import mlflow"]),
+        )
+        report(
+            "5. CLI --help",
+            startup_time([str(BIN / "opsloop"), "--help"]),
+            startup_time([str(BIN / "mlflow"), "--help"]),
+        )
 
     print("\nscenario | opsloop s | mlflow s | ratio")
     for name, ours, peer in RESULTS:

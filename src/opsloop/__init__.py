@@ -19,6 +19,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from opsloop.tracking import fluent as _fluent  # light: imports nothing heavy until called
+
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
@@ -40,37 +42,11 @@ _LAZY: dict[str, str] = {
     "MetricHistory": "opsloop.tracking.entities",
     "Artifact": "opsloop.tracking.entities",
     "Page": "opsloop.tracking.entities",
-    **{
-        name: "opsloop.tracking.fluent"
-        for name in (
-            "ActiveRun",
-            "active_run",
-            "end_run",
-            "flush",
-            "get_client",
-            "get_run",
-            "log_artifact",
-            "log_artifacts",
-            "log_batch",
-            "log_dataframe",
-            "log_dict",
-            "log_figure",
-            "log_metric",
-            "log_metrics",
-            "log_param",
-            "log_params",
-            "log_text",
-            "search_runs",
-            "seed_everything",
-            "set_experiment",
-            "set_tag",
-            "set_tags",
-            "start_run",
-        )
-    },
+    **{name: "opsloop.tracking.fluent" for name in _fluent.__all__},
 }
 
 __all__ = sorted([*_LAZY, "__version__"])
+del _fluent
 
 
 def __getattr__(name: str) -> Any:

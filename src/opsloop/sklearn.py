@@ -57,12 +57,22 @@ def _log_fit(estimator: Any, X: Any, y: Any) -> None:
     active = fluent.active_run()
     assert active is not None
     client, run_id = active.client, active.run_id
-    params = {k: repr(v) if not isinstance(v, str | int | float | bool | type(None)) else v for k, v in estimator.get_params(deep=False).items()}
+    params = {
+        k: repr(v) if not isinstance(v, str | int | float | bool | type(None)) else v
+        for k, v in estimator.get_params(deep=False).items()
+    }
     try:
         client.log_params(run_id, params)
     except Conflict as exc:
-        warnings.warn(f"opsloop autolog: params not logged, the run already has others: {exc}", stacklevel=3)
-    client.set_tags(run_id, {"opsloop.autolog.estimator": f"{type(estimator).__module__}.{type(estimator).__qualname__}"})
+        warnings.warn(
+            f"opsloop autolog: params not logged, the run already has others: {exc}", stacklevel=3
+        )
+    client.set_tags(
+        run_id,
+        {
+            "opsloop.autolog.estimator": f"{type(estimator).__module__}.{type(estimator).__qualname__}"
+        },
+    )
     if _config["log_training_metrics"]:
         client.log_metrics(run_id, training_metrics(estimator, X, y))
     if _config["log_models"]:
@@ -104,7 +114,9 @@ def _wrap(original: Any) -> Any:
     return fit
 
 
-def autolog(*, log_models: bool = True, log_training_metrics: bool = True, disable: bool = False) -> None:
+def autolog(
+    *, log_models: bool = True, log_training_metrics: bool = True, disable: bool = False
+) -> None:
     """Patch every scikit-learn estimator's ``fit`` to log params, metrics and the model.
 
     Args:

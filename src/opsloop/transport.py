@@ -70,7 +70,9 @@ class HttpTransport:
                 response = self._client.request(method, path, **kwargs)
             except httpx.TransportError as exc:
                 if last:
-                    raise StoreError(f"cannot reach the opsloop server at {self.base_url}: {exc}") from exc
+                    raise StoreError(
+                        f"cannot reach the opsloop server at {self.base_url}: {exc}"
+                    ) from exc
             else:
                 if response.status_code not in _RETRY_STATUSES or last:
                     return _raise_for_error(response)
@@ -108,10 +110,16 @@ def _raise_for_error(response: httpx.Response) -> httpx.Response:
         return response
     try:
         error = response.json()["error"]
-        cls, message, details = error_class_for_code(error["code"]), error["message"], error.get("details")
+        cls, message, details = (
+            error_class_for_code(error["code"]),
+            error["message"],
+            error.get("details"),
+        )
     except (ValueError, KeyError, TypeError):
         pass
     else:
         raise cls(message, details=details or {})
-    cls = _BY_STATUS.get(response.status_code, StoreError if response.status_code >= 500 else OpsloopError)
+    cls = _BY_STATUS.get(
+        response.status_code, StoreError if response.status_code >= 500 else OpsloopError
+    )
     raise cls(f"HTTP {response.status_code} from {response.request.url}: {response.text[:300]}")

@@ -23,7 +23,9 @@ def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
 def test_quickstart_then_explore(tmp_path: Path) -> None:
     out = run("quickstart", "--epochs", "5").stdout
     assert "Where to look next" in out
-    listing = json.loads(run("runs", "list", "-e", "quickstart", "--json", "-o", "metrics.val_f1 DESC").stdout)
+    listing = json.loads(
+        run("runs", "list", "-e", "quickstart", "--json", "-o", "metrics.val_f1 DESC").stdout
+    )
     runs = listing["items"]
     assert len(runs) == 5  # the sweep's parent and four nested runs
     children = [r for r in runs if r["info"]["parent_run_id"]]
@@ -37,7 +39,9 @@ def test_quickstart_then_explore(tmp_path: Path) -> None:
     assert {"model/model.skops", "predictions/validation.parquet"} <= {f["path"] for f in files}
     run("runs", "download", best, "model", "--dst", str(tmp_path))
     assert (tmp_path / "model" / "model.skops").stat().st_size > 0
-    filtered = json.loads(run("runs", "list", "-e", "quickstart", "-f", "params.penalty = 'l1'", "--json").stdout)
+    filtered = json.loads(
+        run("runs", "list", "-e", "quickstart", "-f", "params.penalty = 'l1'", "--json").stdout
+    )
     assert len(filtered["items"]) == 1
     run("runs", "delete", best)
     assert len(json.loads(run("runs", "list", "-e", "quickstart", "--json").stdout)["items"]) == 4

@@ -31,16 +31,24 @@ def test_errors_have_status_and_one_shape(http: httpx.Client) -> None:
     assert dup.status_code == 409 and dup.json()["error"]["code"] == "CONFLICT"
     assert http.get(f"/api/runs/{'0' * 32}").status_code == 404
     assert http.get("/api/runs/xyz").status_code == 400
-    bad_json = http.post("/api/experiments", content=b"{not json", headers={"content-type": "application/json"})
+    bad_json = http.post(
+        "/api/experiments", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert bad_json.status_code == 400 and bad_json.json()["error"]["code"] == "INVALID_INPUT"
     missing_field = http.post("/api/experiments", json={})
     assert missing_field.status_code == 400 and "name" in missing_field.json()["error"]["message"]
     exp_id = created.json()["experiment_id"]
     run = http.post("/api/runs", json={"experiment_id": exp_id}).json()
     run_id = run["info"]["run_id"]
-    nan = http.post(f"/api/runs/{run_id}/batch", content=b'{"metrics": {"series": {"m": {"values": [NaN], "steps": [0], "timestamps": [0]}}}}', headers={"content-type": "application/json"})
+    nan = http.post(
+        f"/api/runs/{run_id}/batch",
+        content=b'{"metrics": {"series": {"m": {"values": [NaN], "steps": [0], "timestamps": [0]}}}}',
+        headers={"content-type": "application/json"},
+    )
     assert nan.status_code == 400
-    bad_filter = http.post("/api/runs/search", json={"experiment_ids": [exp_id], "filter": "metrics.a >"})
+    bad_filter = http.post(
+        "/api/runs/search", json={"experiment_ids": [exp_id], "filter": "metrics.a >"}
+    )
     assert bad_filter.status_code == 400 and bad_filter.json()["error"]["details"]["column"] == 12
     assert http.get(f"/api/runs/{run_id}").json()["data"]["metrics"] == {}
 
@@ -76,7 +84,18 @@ def test_every_route_the_sdk_calls_exists_in_openapi(http: httpx.Client) -> None
 
     spec = http.get("/openapi.json").json()["paths"]
     patterns = [
-        (re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path.replace("{key:path}", "{key}").replace("{name:path}", "{name}")) + "$"), set(methods))
+        (
+            re.compile(
+                "^"
+                + re.sub(
+                    r"\{[^}]+\}",
+                    "[^/]+",
+                    path.replace("{key:path}", "{key}").replace("{name:path}", "{name}"),
+                )
+                + "$"
+            ),
+            set(methods),
+        )
         for path, methods in spec.items()
     ]
     source = inspect.getsource(http_backend)
@@ -85,7 +104,10 @@ def test_every_route_the_sdk_calls_exists_in_openapi(http: httpx.Client) -> None
     assert len(calls) >= 15
     for method, path in calls:
         concrete = re.sub(r"\{[^}]+\}", "x", path)
-        assert any(p.match(concrete) and method.lower() in methods for p, methods in patterns), (method, path)
+        assert any(p.match(concrete) and method.lower() in methods for p, methods in patterns), (
+            method,
+            path,
+        )
 
 
 def test_a_write_is_visible_to_the_next_request(http: httpx.Client) -> None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.config import Config
 from sqlalchemy import create_engine, inspect
 
 from opsloop.errors import InvalidInput
 from opsloop.store.base import import_all_tables
 from opsloop.store.database import Store, normalize_database_url
-from opsloop.store.migrate import SCHEMA_HEAD, _MIGRATIONS, current_revision, downgrade, upgrade
+from opsloop.store.migrate import _MIGRATIONS, SCHEMA_HEAD, current_revision, downgrade, upgrade
 
 
 def test_schema_head_constant_is_the_newest_revision() -> None:

@@ -152,7 +152,9 @@ def test_unknown_and_malformed_run_ids(client: Client) -> None:
         client.log_param("f" * 32, "a", 1)
 
 
-def test_finished_run_refuses_params_metrics_and_artifacts(client: Client, exp: str, tmp_path: Path) -> None:
+def test_finished_run_refuses_params_metrics_and_artifacts(
+    client: Client, exp: str, tmp_path: Path
+) -> None:
     run_id = client.create_run(exp, capture_env=False).info.run_id
     client.log_metric(run_id, "m", 1.0)
     client.end_run(run_id)
@@ -181,19 +183,29 @@ def test_search_filters_order_and_paging(client: Client, exp: str) -> None:
             params={"lr": "0.01" if i % 2 else "0.1", "model": "rf" if i < 6 else "gbm"},
             tags={"team": "a" if i % 3 else "b"},
         )
+
     def names(filter: str, **kw: object) -> list[str]:
         return [r.info.run_name for r in client.search_runs("exp", filter, **kw).items]  # type: ignore[arg-type]
 
     assert names("metrics.acc > 0.95", order_by=["metrics.acc"]) == ["r10", "r11"]
-    assert names("metrics.acc >= 0.5 and params.lr = '0.01' and tags.team != 'b'", order_by=["run_name"]) == ["r05", "r07", "r11"]
-    assert names("params.model = 'rf' and (metrics.acc < 0.15 or metrics.acc > 0.45)", order_by=["run_name"]) == ["r00", "r01", "r05"]
-    assert names("params.model IN ('gbm') and not metrics.acc < 1.0", order_by=["run_name"]) == ["r10", "r11"]
+    assert names(
+        "metrics.acc >= 0.5 and params.lr = '0.01' and tags.team != 'b'", order_by=["run_name"]
+    ) == ["r05", "r07", "r11"]
+    assert names(
+        "params.model = 'rf' and (metrics.acc < 0.15 or metrics.acc > 0.45)", order_by=["run_name"]
+    ) == ["r00", "r01", "r05"]
+    assert names("params.model IN ('gbm') and not metrics.acc < 1.0", order_by=["run_name"]) == [
+        "r10",
+        "r11",
+    ]
     assert names("attributes.run_name LIKE 'r1%'", order_by=["metrics.loss DESC"]) == ["r10", "r11"]
     assert names("tags.missing IS NULL and metrics.acc = 0", order_by=[]) == ["r00"]
     assert names("run_name ILIKE 'R0_'", order_by=["run_name DESC"])[:2] == ["r09", "r08"]
     collected, token = [], None
     while True:
-        page = client.search_runs("exp", None, order_by=["metrics.acc DESC"], max_results=5, page_token=token)
+        page = client.search_runs(
+            "exp", None, order_by=["metrics.acc DESC"], max_results=5, page_token=token
+        )
         collected += [r.info.run_name for r in page.items]
         token = page.next_page_token
         if not token:
@@ -213,7 +225,9 @@ def test_search_filters_order_and_paging(client: Client, exp: str) -> None:
         ("(metrics.acc > 1", 17),
     ],
 )
-def test_malformed_filters_point_at_the_bad_token(client: Client, exp: str, bad: str, column: int) -> None:
+def test_malformed_filters_point_at_the_bad_token(
+    client: Client, exp: str, bad: str, column: int
+) -> None:
     with pytest.raises(InvalidInput) as caught:
         client.search_runs("exp", bad)
     assert caught.value.details["column"] == column
@@ -234,12 +248,21 @@ def test_artifacts_files_folders_and_escapes(client: Client, exp: str, tmp_path:
 
     client.log_dataframe(run_id, pd.DataFrame({"a": [1, 2]}), "tables/t.parquet")
     paths = [a.path for a in client.list_artifacts(run_id)]
-    assert paths == ["config.json", "notes/readme.md", "plots/a.txt", "plots/dup.txt", "plots/sub/b.txt", "tables/t.parquet"]
+    assert paths == [
+        "config.json",
+        "notes/readme.md",
+        "plots/a.txt",
+        "plots/dup.txt",
+        "plots/sub/b.txt",
+        "tables/t.parquet",
+    ]
     assert [a.path for a in client.list_artifacts(run_id, "plots/sub")] == ["plots/sub/b.txt"]
     assert client.read_artifact(run_id, "notes/readme.md") == b"hello"
     local = client.download_artifacts(run_id, "plots", tmp_path / "dl")
     assert (local / "sub" / "b.txt").read_text() == "B"
-    assert pd.read_parquet(client.download_artifacts(run_id, "tables/t.parquet", tmp_path / "t"))["a"].tolist() == [1, 2]
+    assert pd.read_parquet(client.download_artifacts(run_id, "tables/t.parquet", tmp_path / "t"))[
+        "a"
+    ].tolist() == [1, 2]
     for escape in ("../evil.txt", "/etc/passwd", "a/../../b", "c:\\x"):
         with pytest.raises(InvalidInput):
             client.log_text(run_id, "x", escape)

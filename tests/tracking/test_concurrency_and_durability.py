@@ -33,7 +33,11 @@ WRITER = textwrap.dedent(
 def test_two_processes_log_to_one_sqlite_store(tmp_path: Path) -> None:
     url, blobs = f"sqlite:///{tmp_path / 'shared.db'}", str(tmp_path / "blobs")
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, url, blobs, "25", str(w)], stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, url, blobs, "25", str(w)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for w in range(2)
     ]
     for proc in procs:
@@ -43,7 +47,9 @@ def test_two_processes_log_to_one_sqlite_store(tmp_path: Path) -> None:
     client = Client(database_url=url, blob_url=blobs)
     runs = client.search_runs("shared", max_results=100).items
     assert len(runs) == 50
-    assert all(r.info.status == "FINISHED" and r.data.metrics["loss"] == pytest.approx(19.9) for r in runs)
+    assert all(
+        r.info.status == "FINISHED" and r.data.metrics["loss"] == pytest.approx(19.9) for r in runs
+    )
     history = client.get_metric_history(runs[0].info.run_id, "loss")
     assert len(history.values) == 200
 
@@ -73,7 +79,12 @@ def _script(body: str, url: str, blobs: str) -> str:
 def test_buffered_metrics_survive_exit_crash_and_sigterm(tmp_path: Path, ending: str) -> None:
     url, blobs = f"sqlite:///{tmp_path / 'd.db'}", str(tmp_path / "blobs")
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", _script(ending, url, blobs)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", _script(ending, url, blobs)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert time.monotonic() - started < 30
     run_id = done.stdout.split()[0]
     history = Client(database_url=url, blob_url=blobs).get_metric_history(run_id, "m")
@@ -108,9 +119,18 @@ def test_buffer_retries_when_the_store_is_briefly_unavailable(tmp_path: Path) ->
 def test_system_metrics_are_sampled(tmp_path: Path) -> None:
     import opsloop
 
-    with opsloop.start_run(log_system_metrics=True, system_metrics_interval=0.2, capture_env=False) as run:
+    with opsloop.start_run(
+        log_system_metrics=True, system_metrics_interval=0.2, capture_env=False
+    ) as run:
         time.sleep(0.7)
     metrics = opsloop.get_run(run.run_id).data.metrics
     assert metrics["system/memory_used_mb"] > 0
-    assert len(opsloop.get_client().get_metric_history(run.run_id, "system/cpu_utilization_percentage").values) >= 2
+    assert (
+        len(
+            opsloop.get_client()
+            .get_metric_history(run.run_id, "system/cpu_utilization_percentage")
+            .values
+        )
+        >= 2
+    )
     assert os.environ.get("OPSLOOP_HOME")

@@ -54,8 +54,12 @@ def quickstart(
     client = opsloop.get_client()
     out.print(f"[bold]opsloop quickstart[/] → experiment [cyan]{experiment}[/] in {client.where}")
     results = []
-    with opsloop.start_run(run_name="sgd-sweep", tags={"dataset": "sklearn.breast_cancer"}) as parent:
-        opsloop.log_params({"dataset": "breast_cancer", "rows": len(data.frame), "epochs": epochs, "seed": seed})
+    with opsloop.start_run(
+        run_name="sgd-sweep", tags={"dataset": "sklearn.breast_cancer"}
+    ) as parent:
+        opsloop.log_params(
+            {"dataset": "breast_cancer", "rows": len(data.frame), "epochs": epochs, "seed": seed}
+        )
         with Progress(console=out, transient=True) as progress:
             task = progress.add_task("training", total=len(_SWEEP) * epochs)
             for i, params in enumerate(_SWEEP):
@@ -66,7 +70,10 @@ def quickstart(
                         model.partial_fit(X_train_s, y_train, classes=classes)
                         proba = model.predict_proba(X_val_s)
                         opsloop.log_metrics(
-                            {"val_loss": log_loss(y_val, proba), "val_accuracy": accuracy_score(y_val, proba.argmax(1))},
+                            {
+                                "val_loss": log_loss(y_val, proba),
+                                "val_accuracy": accuracy_score(y_val, proba.argmax(1)),
+                            },
                             step=epoch,
                         )
                         progress.advance(task)
@@ -80,14 +87,19 @@ def quickstart(
                     frame = pd.DataFrame({"y_true": y_val.to_numpy(), "y_pred": predicted})
                     opsloop.log_dataframe(frame, "predictions/validation.parquet")
                     _log_model(client, child.run_id, model)
-                    results.append((child.run_id, f"sgd-{i}", params, final["val_f1"], final["val_roc_auc"]))
+                    results.append(
+                        (child.run_id, f"sgd-{i}", params, final["val_f1"], final["val_roc_auc"])
+                    )
         best = max(results, key=lambda r: r[3])
         opsloop.log_metrics({"best_val_f1": best[3]})
         opsloop.set_tag("best_run_id", best[0])
 
     print_table(
         ["run", "params", "val_f1", "val_roc_auc"],
-        [(name, ", ".join(f"{k}={v}" for k, v in p.items()), f"{f1:.4f}", f"{auc:.4f}") for _, name, p, f1, auc in results],
+        [
+            (name, ", ".join(f"{k}={v}" for k, v in p.items()), f"{f1:.4f}", f"{auc:.4f}")
+            for _, name, p, f1, auc in results
+        ],
         title="sweep results",
     )
     out.print(f"best: [green]{best[1]}[/] ({best[0]}) val_f1={best[3]:.4f}\n")
@@ -98,7 +110,9 @@ def quickstart(
     out.print(f"  opsloop runs compare {best[0]} {runner_up[0]}")
     out.print(f"  opsloop runs metric {best[0]} val_loss")
     out.print(f"  opsloop runs env {parent.run_id}")
-    out.print(f"  opsloop runs list -e {experiment} -f \"metrics.val_f1 > 0.95 and params.penalty = 'l2'\"")
+    out.print(
+        f"  opsloop runs list -e {experiment} -f \"metrics.val_f1 > 0.95 and params.penalty = 'l2'\""
+    )
     out.print("  opsloop server   # then open http://127.0.0.1:5000/docs")
 
 

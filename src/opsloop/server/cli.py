@@ -11,9 +11,15 @@ def server(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    database_url: Annotated[str | None, typer.Option(help="Metadata store URL (default: settings).")] = None,
-    blob_url: Annotated[str | None, typer.Option(help="Blob store folder or URL (default: settings).")] = None,
-    token: Annotated[str | None, typer.Option(envvar="OPSLOOP_TOKEN", help="Require this bearer token.")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="Metadata store URL (default: settings).")
+    ] = None,
+    blob_url: Annotated[
+        str | None, typer.Option(help="Blob store folder or URL (default: settings).")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="OPSLOOP_TOKEN", help="Require this bearer token.")
+    ] = None,
 ) -> None:
     """Run the opsloop server: REST API under /api, docs at /docs, health at /healthz.
 
@@ -35,7 +41,9 @@ def server(
     from opsloop.store.database import Store
 
     Store(settings.database_url)  # migrate once, before workers start
-    typer.echo(f"opsloop server on http://{host}:{port}  (store: {settings.database_url}, blobs: {settings.blob_url})")
+    typer.echo(
+        f"opsloop server on http://{host}:{port}  (store: {settings.database_url}, blobs: {settings.blob_url})"
+    )
     uvicorn.run(
         "opsloop.server.app:create_app",
         factory=True,
@@ -47,7 +55,9 @@ def server(
 
 
 def db_upgrade(
-    database_url: Annotated[str | None, typer.Option(help="Metadata store URL (default: settings).")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="Metadata store URL (default: settings).")
+    ] = None,
 ) -> None:
     """Bring the metadata store's schema up to date (the server and SDK also do this on open)."""
     from opsloop.config import load_settings

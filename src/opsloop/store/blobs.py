@@ -105,7 +105,9 @@ class BlobStore(ABC):
                 os.fsync(out.fileno())
             actual = hasher.hexdigest()
             if actual != digest:
-                raise InvalidInput(f"upload does not match its digest: claimed {digest}, got {actual}")
+                raise InvalidInput(
+                    f"upload does not match its digest: claimed {digest}, got {actual}"
+                )
             if not self.exists(digest):
                 with _translate(digest):
                     self._commit(tmp, digest)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import FileResponse, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from opsloop.server.deps import Blobs, ReadSession, WriteSession
 from opsloop.store.blobs import LocalBlobStore, check_digest
@@ -41,7 +41,9 @@ _ARTIFACTS = "artifacts"
 # -- experiments ---------------------------------------------------------------------------------
 @router.post("/experiments", status_code=status.HTTP_201_CREATED, tags=[_EXPERIMENTS])
 def create_experiment(body: ExperimentCreate, session: WriteSession) -> Experiment:
-    return experiments.create_experiment(session, body.name, description=body.description, tags=body.tags)
+    return experiments.create_experiment(
+        session, body.name, description=body.description, tags=body.tags
+    )
 
 
 @router.get("/experiments", tags=[_EXPERIMENTS])
@@ -51,7 +53,9 @@ def list_experiments(
     max_results: int = Query(1000, ge=1, le=50_000),
     page_token: str | None = None,
 ) -> Page[Experiment]:
-    return experiments.list_experiments(session, view=view, max_results=max_results, page_token=page_token)
+    return experiments.list_experiments(
+        session, view=view, max_results=max_results, page_token=page_token
+    )
 
 
 @router.get("/experiments/by-name/{name:path}", tags=[_EXPERIMENTS])
@@ -71,8 +75,12 @@ def get_experiment(experiment_id: str, session: ReadSession) -> Experiment:
 
 
 @router.patch("/experiments/{experiment_id}", tags=[_EXPERIMENTS])
-def update_experiment(experiment_id: str, body: ExperimentUpdate, session: WriteSession) -> Experiment:
-    return experiments.update_experiment(session, experiment_id, name=body.name, description=body.description)
+def update_experiment(
+    experiment_id: str, body: ExperimentUpdate, session: WriteSession
+) -> Experiment:
+    return experiments.update_experiment(
+        session, experiment_id, name=body.name, description=body.description
+    )
 
 
 @router.delete("/experiments/{experiment_id}", tags=[_EXPERIMENTS])
@@ -132,7 +140,9 @@ def restore_run(run_id: str, session: WriteSession) -> RunInfo:
 @router.post("/runs/{run_id}/batch", tags=[_RUNS])
 def log_batch(run_id: str, body: LogBatch, session: WriteSession) -> LogBatchResult:
     """Log metrics (columnar, grouped by key), params and tags in one transaction."""
-    count = run_data.log_batch(session, run_id, metrics=body.metrics, params=body.params, tags=body.tags)
+    count = run_data.log_batch(
+        session, run_id, metrics=body.metrics, params=body.params, tags=body.tags
+    )
     return LogBatchResult(metrics_logged=count)
 
 

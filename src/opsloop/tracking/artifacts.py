@@ -48,7 +48,13 @@ def register_artifacts(
         )
     now = now_ms()
     rows = [
-        {"run_id": run_id, "path": path, "digest": spec.digest, "size": spec.size, "created_at": now}
+        {
+            "run_id": run_id,
+            "path": path,
+            "digest": spec.digest,
+            "size": spec.size,
+            "created_at": now,
+        }
         for path, spec in clean.items()
     ]
     if rows:
@@ -58,7 +64,9 @@ def register_artifacts(
             set_={"digest": stmt.excluded.digest, "size": stmt.excluded.size, "created_at": now},
         )
         session.execute(stmt, rows)
-    return [Artifact(path=r["path"], digest=r["digest"], size=r["size"], created_at=now) for r in rows]
+    return [
+        Artifact(path=r["path"], digest=r["digest"], size=r["size"], created_at=now) for r in rows
+    ]
 
 
 def list_artifacts(session: Session, run_id: str, prefix: str | None = None) -> list[Artifact]:
@@ -67,7 +75,9 @@ def list_artifacts(session: Session, run_id: str, prefix: str | None = None) -> 
     query = select(ArtifactRow).where(ArtifactRow.run_id == run_id).order_by(ArtifactRow.path)
     if prefix:
         folder = check_artifact_path(prefix)
-        query = query.where((ArtifactRow.path == folder) | ArtifactRow.path.startswith(folder + "/"))
+        query = query.where(
+            (ArtifactRow.path == folder) | ArtifactRow.path.startswith(folder + "/")
+        )
     return [
         Artifact(path=r.path, digest=r.digest, size=r.size, created_at=r.created_at)
         for r in session.scalars(query)

@@ -105,7 +105,9 @@ class MetricBuffer:
     def _start(self) -> None:
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="opsloop-metrics", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="opsloop-metrics", daemon=True
+                )
                 self._thread.start()
 
     def _run(self) -> None:

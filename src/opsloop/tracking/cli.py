@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from opsloop.client import Client
     from opsloop.tracking.entities import Run
 
-experiments_app = typer.Typer(help="Create, list, rename, delete and restore experiments.", no_args_is_help=True)
+experiments_app = typer.Typer(
+    help="Create, list, rename, delete and restore experiments.", no_args_is_help=True
+)
 runs_app = typer.Typer(
     help=(
         "List, search, inspect, compare, delete and restore runs.\n\n"
@@ -118,7 +120,9 @@ def show_experiment(name_or_id: str, json_: JsonOption = False) -> None:
 def rename_experiment(name_or_id: str, new_name: str) -> None:
     """Rename an experiment."""
     client = _client()
-    experiment = client.rename_experiment(client.resolve_experiment(name_or_id).experiment_id, new_name)
+    experiment = client.rename_experiment(
+        client.resolve_experiment(name_or_id).experiment_id, new_name
+    )
     typer.echo(f"renamed to {experiment.name!r}")
 
 
@@ -141,11 +145,24 @@ def restore_experiment(name_or_id: str) -> None:
 # -- runs ----------------------------------------------------------------------------------------
 @runs_app.command("list")
 def list_runs(
-    experiment: Annotated[list[str] | None, typer.Option("--experiment", "-e", help="Experiment name or id; repeatable. Default: Default.")] = None,
-    filter_: Annotated[str | None, typer.Option("--filter", "-f", help="e.g. \"metrics.acc > 0.9 and params.lr = '0.01'\"")] = None,
-    order_by: Annotated[list[str] | None, typer.Option("--order-by", "-o", help="e.g. 'metrics.acc DESC'; repeatable.")] = None,
+    experiment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--experiment", "-e", help="Experiment name or id; repeatable. Default: Default."
+        ),
+    ] = None,
+    filter_: Annotated[
+        str | None,
+        typer.Option("--filter", "-f", help="e.g. \"metrics.acc > 0.9 and params.lr = '0.01'\""),
+    ] = None,
+    order_by: Annotated[
+        list[str] | None,
+        typer.Option("--order-by", "-o", help="e.g. 'metrics.acc DESC'; repeatable."),
+    ] = None,
     max_results: Annotated[int, typer.Option("--max-results", "-n", help="Page size.")] = 100,
-    page_token: Annotated[str | None, typer.Option(help="next_page_token from a previous --json listing.")] = None,
+    page_token: Annotated[
+        str | None, typer.Option(help="next_page_token from a previous --json listing.")
+    ] = None,
     view: Annotated[str, typer.Option(help="active, deleted or all.")] = "active",
     json_: JsonOption = False,
 ) -> None:
@@ -216,7 +233,11 @@ def show_run(run_id: RunIdArg, json_: JsonOption = False) -> None:
         ("stage", info.lifecycle_stage),
         *((f"params.{k}", v) for k, v in sorted(run.data.params.items())),
         *((f"metrics.{k}", _fmt(v)) for k, v in sorted(run.data.metrics.items())),
-        *((f"tags.{k}", v) for k, v in sorted(run.data.tags.items()) if not k.startswith("opsloop.")),
+        *(
+            (f"tags.{k}", v)
+            for k, v in sorted(run.data.tags.items())
+            if not k.startswith("opsloop.")
+        ),
     ]
     print_table(["field", "value"], rows)
 
@@ -224,7 +245,9 @@ def show_run(run_id: RunIdArg, json_: JsonOption = False) -> None:
 @runs_app.command("compare")
 def compare_runs(
     run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids.")],
-    diff_only: Annotated[bool, typer.Option("--diff-only", help="Only rows whose values differ.")] = False,
+    diff_only: Annotated[
+        bool, typer.Option("--diff-only", help="Only rows whose values differ.")
+    ] = False,
     json_: JsonOption = False,
 ) -> None:
     """Params and metrics of several runs side by side; differing rows are highlighted."""
@@ -239,7 +262,9 @@ def compare_runs(
         keys = sorted({k for r in runs for k in getattr(r.data, kind)})
         rows.extend((f"{kind}.{k}", [getattr(r.data, kind).get(k) for r in runs]) for k in keys)
     if json_:
-        print_json({"runs": [r.info.run_id for r in runs], "rows": {name: values for name, values in rows}})
+        print_json(
+            {"runs": [r.info.run_id for r in runs], "rows": {name: values for name, values in rows}}
+        )
         return
     table_rows = []
     for name, values in rows:
@@ -282,7 +307,11 @@ def run_env(
 
     client = _client()
     run = client.get_run(run_id)
-    env = {k[len(ENV_TAG_PREFIX) :]: v for k, v in sorted(run.data.tags.items()) if k.startswith(ENV_TAG_PREFIX)}
+    env = {
+        k[len(ENV_TAG_PREFIX) :]: v
+        for k, v in sorted(run.data.tags.items())
+        if k.startswith(ENV_TAG_PREFIX)
+    }
     lock_text = client.read_artifact(run_id, LOCK_ARTIFACT).decode() if lock else None
     if json_:
         print_json({"run_id": run_id, "environment": env, "lock": lock_text})
@@ -305,7 +334,10 @@ def metric_history(
         return
     print_table(
         ["step", "value", "time"],
-        [(s, _fmt(v), _time(t)) for s, v, t in zip(history.steps, history.values, history.timestamps, strict=True)],
+        [
+            (s, _fmt(v), _time(t))
+            for s, v, t in zip(history.steps, history.values, history.timestamps, strict=True)
+        ],
     )
 
 

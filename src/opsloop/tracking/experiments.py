@@ -21,8 +21,8 @@ from opsloop.tracking.validation import check_key, check_name, tag_value_to_str
 __all__ = [
     "DEFAULT_EXPERIMENT",
     "create_experiment",
-    "delete_experiment_tag",
     "delete_experiment",
+    "delete_experiment_tag",
     "get_experiment",
     "get_experiment_by_name",
     "get_or_create_experiment",
@@ -87,7 +87,11 @@ def create_experiment(
     clean_tags = {check_key(k, "tag key"): tag_value_to_str(k, v) for k, v in (tags or {}).items()}
     existing = session.scalar(select(ExperimentRow).where(ExperimentRow.name == name))
     if existing is not None:
-        hint = " (it is deleted: restore it or pick another name)" if existing.lifecycle_stage == "deleted" else ""
+        hint = (
+            " (it is deleted: restore it or pick another name)"
+            if existing.lifecycle_stage == "deleted"
+            else ""
+        )
         raise Conflict(
             f"an experiment named {name!r} already exists{hint}",
             details={"experiment_id": existing.id},
@@ -208,7 +212,9 @@ def set_experiment_tag(session: Session, experiment_id: str, key: str, value: st
     stmt = dialect_insert(session, ExperimentTagRow.__table__).values(
         experiment_id=experiment_id, key=key, value=value
     )
-    session.execute(stmt.on_conflict_do_update(index_elements=["experiment_id", "key"], set_={"value": value}))
+    session.execute(
+        stmt.on_conflict_do_update(index_elements=["experiment_id", "key"], set_={"value": value})
+    )
 
 
 def delete_experiment_tag(session: Session, experiment_id: str, key: str) -> None:

@@ -138,7 +138,9 @@ class _Parser:
     def next(self, expected: str) -> Token:
         tok = self.peek()
         if tok is None:
-            raise _error(self.text, len(self.text), f"expected {expected}, got the end of the filter")
+            raise _error(
+                self.text, len(self.text), f"expected {expected}, got the end of the filter"
+            )
         self.i += 1
         return tok
 
@@ -186,27 +188,38 @@ class _Parser:
             prefix, key = tok.text.split(".", 1)
             entity = PREFIXES.get(prefix.lower())
             if entity is None:
-                raise self.fail(tok, f"unknown prefix {prefix!r}; use metrics., params., tags. or attributes.")
-            if key[:1] in "`\"":
+                raise self.fail(
+                    tok, f"unknown prefix {prefix!r}; use metrics., params., tags. or attributes."
+                )
+            if key[:1] in '`"':
                 key = key[1:-1]
             if not key:
                 raise self.fail(tok, "empty key name")
         elif tok.kind == "word" and tok.text.lower() not in _KEYWORDS:
             entity, key = "attribute", tok.text
         else:
-            raise self.fail(tok, f"expected a field such as metrics.acc or params.lr, got {tok.text!r}")
+            raise self.fail(
+                tok, f"expected a field such as metrics.acc or params.lr, got {tok.text!r}"
+            )
         if entity == "attribute":
             key = ATTRIBUTE_ALIASES.get(key.lower(), key.lower())
             if key not in STRING_ATTRIBUTES | NUMERIC_ATTRIBUTES:
                 known = ", ".join(sorted(STRING_ATTRIBUTES | NUMERIC_ATTRIBUTES))
-                raise self.fail(tok, f"unknown attribute {key!r}; known: {known} (or use metrics., params., tags.)")
+                raise self.fail(
+                    tok,
+                    f"unknown attribute {key!r}; known: {known} (or use metrics., params., tags.)",
+                )
         return entity, key
 
     def value(self) -> tuple[Value, Token]:
         tok = self.next("a value")
         if tok.kind == "number":
             number = float(tok.text)
-            return (int(number) if number.is_integer() and "." not in tok.text and "e" not in tok.text.lower() else number), tok
+            return (
+                int(number)
+                if number.is_integer() and "." not in tok.text and "e" not in tok.text.lower()
+                else number
+            ), tok
         if tok.kind == "string":
             body = tok.text[1:-1]
             return re.sub(r"\\(.)", r"\1", body), tok
@@ -230,9 +243,14 @@ class _Parser:
             null_tok = self.next("'null'")
             if null_tok.text.lower() != "null":
                 raise self.fail(null_tok, f"expected 'null', got {null_tok.text!r}")
-            return Comparison(entity, key, "is not null" if negated else "is null", None, field_tok.pos)
+            return Comparison(
+                entity, key, "is not null" if negated else "is null", None, field_tok.pos
+            )
         if op not in _COMPARATORS:
-            raise self.fail(op_tok, f"expected an operator (=, !=, <, <=, >, >=, like, ilike, in, is), got {op_tok.text!r}")
+            raise self.fail(
+                op_tok,
+                f"expected an operator (=, !=, <, <=, >, >=, like, ilike, in, is), got {op_tok.text!r}",
+            )
         if op == "<>":
             op = "!="
         value, value_tok = self.value()
@@ -258,7 +276,9 @@ class _Parser:
     def check_types(self, entity: Entity, key: str, op: str, value: Value, tok: Token) -> None:
         numeric = entity == "metric" or (entity == "attribute" and key in NUMERIC_ATTRIBUTES)
         if numeric and isinstance(value, str):
-            raise self.fail(tok, f"{entity} {key!r} is numeric: compare it with a number, not {tok.text}")
+            raise self.fail(
+                tok, f"{entity} {key!r} is numeric: compare it with a number, not {tok.text}"
+            )
         if not numeric and not isinstance(value, str):
             raise self.fail(tok, f"{entity} {key!r} is a string: quote the value ('{tok.text}')")
         if numeric and op in ("like", "ilike"):
@@ -286,6 +306,8 @@ def parse_order_by(clauses: list[str] | None) -> list[OrderKey]:
             descending = direction == "desc"
         tok = parser.peek()
         if tok is not None:
-            raise parser.fail(tok, f"expected ASC, DESC or the end of the order_by clause, got {tok.text!r}")
+            raise parser.fail(
+                tok, f"expected ASC, DESC or the end of the order_by clause, got {tok.text!r}"
+            )
         keys.append(OrderKey(entity, key, descending))
     return keys

@@ -212,29 +212,39 @@ def set_tags(tags: Mapping[str, Any]) -> None:
     get_client().set_tags(_run_id(), tags)
 
 
-def log_metric(key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
+def log_metric(
+    key: str, value: float, step: int | None = None, timestamp: int | None = None
+) -> None:
     """Queue a metric point for the active run: microseconds, written in the background."""
     active = active_run()
     run_id = active.run_id if active is not None else _run_id()
     get_client().log_metric(run_id, key, value, step, timestamp)
 
 
-def log_metrics(metrics: Mapping[str, float], step: int | None = None, timestamp: int | None = None) -> None:
+def log_metrics(
+    metrics: Mapping[str, float], step: int | None = None, timestamp: int | None = None
+) -> None:
     get_client().log_metrics(_run_id(), metrics, step, timestamp)
 
 
 def log_batch(
-    metrics: Any = None, params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None
+    metrics: Any = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
 ) -> int:
     """Write metrics, params and tags to the active run in one round trip."""
     return get_client().log_batch(_run_id(), metrics, params, tags)
 
 
-def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None) -> list[Artifact]:
+def log_artifact(
+    local_path: str | os.PathLike[str], artifact_path: str | None = None
+) -> list[Artifact]:
     return get_client().log_artifact(_run_id(), local_path, artifact_path)
 
 
-def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> list[Artifact]:
+def log_artifacts(
+    local_dir: str | os.PathLike[str], artifact_path: str | None = None
+) -> list[Artifact]:
     return get_client().log_artifacts(_run_id(), local_dir, artifact_path)
 
 

@@ -8,7 +8,6 @@ from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
-from opsloop.transport import HttpTransport
 from opsloop.tracking.backend import TrackingBackend
 from opsloop.tracking.entities import (
     Artifact,
@@ -32,6 +31,7 @@ from opsloop.tracking.schemas import (
     SearchRuns,
     TagValue,
 )
+from opsloop.transport import HttpTransport
 
 __all__ = ["HttpTrackingBackend"]
 
@@ -61,16 +61,24 @@ class HttpTrackingBackend(TrackingBackend):
         self, name: str, description: str | None, tags: dict[str, str] | None
     ) -> Experiment:
         body = ExperimentCreate(name=name, description=description, tags=tags)
-        return Experiment.model_validate_json(self._send("POST", "/api/experiments", body, idempotent=False))
+        return Experiment.model_validate_json(
+            self._send("POST", "/api/experiments", body, idempotent=False)
+        )
 
     def get_experiment(self, experiment_id: str) -> Experiment:
-        return Experiment.model_validate_json(self._send("GET", f"/api/experiments/{_q(experiment_id)}"))
+        return Experiment.model_validate_json(
+            self._send("GET", f"/api/experiments/{_q(experiment_id)}")
+        )
 
     def get_experiment_by_name(self, name: str) -> Experiment:
-        return Experiment.model_validate_json(self._send("GET", f"/api/experiments/by-name/{_q(name)}"))
+        return Experiment.model_validate_json(
+            self._send("GET", f"/api/experiments/by-name/{_q(name)}")
+        )
 
     def get_or_create_experiment(self, name: str) -> Experiment:
-        return Experiment.model_validate_json(self._send("PUT", f"/api/experiments/by-name/{_q(name)}"))
+        return Experiment.model_validate_json(
+            self._send("PUT", f"/api/experiments/by-name/{_q(name)}")
+        )
 
     def list_experiments(
         self, view: str, max_results: int, page_token: str | None
@@ -78,13 +86,17 @@ class HttpTrackingBackend(TrackingBackend):
         params = {"view": view, "max_results": max_results}
         if page_token:
             params["page_token"] = page_token
-        return Page[Experiment].model_validate_json(self._send("GET", "/api/experiments", params=params))
+        return Page[Experiment].model_validate_json(
+            self._send("GET", "/api/experiments", params=params)
+        )
 
     def update_experiment(
         self, experiment_id: str, name: str | None, description: str | None
     ) -> Experiment:
         body = ExperimentUpdate(name=name, description=description)
-        return Experiment.model_validate_json(self._send("PATCH", f"/api/experiments/{_q(experiment_id)}", body))
+        return Experiment.model_validate_json(
+            self._send("PATCH", f"/api/experiments/{_q(experiment_id)}", body)
+        )
 
     def set_experiment_lifecycle(self, experiment_id: str, deleted: bool) -> Experiment:
         path = f"/api/experiments/{_q(experiment_id)}"
@@ -92,7 +104,9 @@ class HttpTrackingBackend(TrackingBackend):
         return Experiment.model_validate_json(raw)
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
-        self._send("PUT", f"/api/experiments/{_q(experiment_id)}/tags/{_q(key)}", TagValue(value=value))
+        self._send(
+            "PUT", f"/api/experiments/{_q(experiment_id)}/tags/{_q(key)}", TagValue(value=value)
+        )
 
     # -- runs ---------------------------------------------------------------------------------
     def create_run(self, experiment_id: str, **fields: Any) -> Run:
@@ -106,7 +120,9 @@ class HttpTrackingBackend(TrackingBackend):
         return Run.model_validate_json(self._send("GET", f"/api/runs/{_q(run_id)}"))
 
     def update_run(self, run_id: str, **fields: Any) -> RunInfo:
-        return RunInfo.model_validate_json(self._send("PATCH", f"/api/runs/{_q(run_id)}", RunUpdate(**fields)))
+        return RunInfo.model_validate_json(
+            self._send("PATCH", f"/api/runs/{_q(run_id)}", RunUpdate(**fields))
+        )
 
     def set_run_lifecycle(self, run_id: str, deleted: bool) -> RunInfo:
         path = f"/api/runs/{_q(run_id)}"
@@ -167,12 +183,16 @@ class HttpTrackingBackend(TrackingBackend):
         self.http.download(f"/api/blobs/{digest}", dest)
 
     def register_artifacts(self, run_id: str, specs: list[ArtifactSpec]) -> list[Artifact]:
-        raw = self._send("POST", f"/api/runs/{_q(run_id)}/artifacts", ArtifactsRegister(artifacts=specs))
+        raw = self._send(
+            "POST", f"/api/runs/{_q(run_id)}/artifacts", ArtifactsRegister(artifacts=specs)
+        )
         return _ARTIFACT_LIST.validate_json(raw)
 
     def list_artifacts(self, run_id: str, prefix: str | None) -> list[Artifact]:
         params = {"prefix": prefix} if prefix else None
-        return _ARTIFACT_LIST.validate_json(self._send("GET", f"/api/runs/{_q(run_id)}/artifacts", params=params))
+        return _ARTIFACT_LIST.validate_json(
+            self._send("GET", f"/api/runs/{_q(run_id)}/artifacts", params=params)
+        )
 
     def close(self) -> None:
         self.http.close()

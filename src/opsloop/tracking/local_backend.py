@@ -60,7 +60,9 @@ class LocalTrackingBackend(TrackingBackend):
         self, experiment_id: str, name: str | None, description: str | None
     ) -> Experiment:
         with self.store.write() as s:
-            return experiments.update_experiment(s, experiment_id, name=name, description=description)
+            return experiments.update_experiment(
+                s, experiment_id, name=name, description=description
+            )
 
     def set_experiment_lifecycle(self, experiment_id: str, deleted: bool) -> Experiment:
         change = experiments.delete_experiment if deleted else experiments.restore_experiment

@@ -51,7 +51,9 @@ def log_batch(
             (``details`` carries the key, the stored and the new value).
         InvalidInput: A malformed key, a non-finite metric, columns of unequal length.
     """
-    clean_params = {check_key(k, "param key"): param_value_to_str(k, v) for k, v in (params or {}).items()}
+    clean_params = {
+        check_key(k, "param key"): param_value_to_str(k, v) for k, v in (params or {}).items()
+    }
     clean_tags = {check_key(k, "tag key"): tag_value_to_str(k, v) for k, v in (tags or {}).items()}
     rows = _metric_rows(run_id, metrics) if metrics else []
     if clean_params or rows:
@@ -65,7 +67,9 @@ def log_batch(
         stmt = stmt.on_conflict_do_update(
             index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
         )
-        session.execute(stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in clean_tags.items()])
+        session.execute(
+            stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in clean_tags.items()]
+        )
     if rows:
         _insert_metrics(session, rows)
     return len(rows)
@@ -83,10 +87,21 @@ def _metric_rows(run_id: str, batch: MetricBatch) -> list[tuple[str, str, int, i
                 f"(got {n}, {len(series.steps)}, {len(series.timestamps)})"
             )
         values = series.values
-        if not all(map(math.isfinite, values)):  # one C-level pass; find the culprit only on failure
+        if not all(
+            map(math.isfinite, values)
+        ):  # one C-level pass; find the culprit only on failure
             for value in values:
                 check_metric_value(key, value)
-        rows.extend(zip(repeat(run_id, n), repeat(key, n), series.steps, series.timestamps, values, strict=True))
+        rows.extend(
+            zip(
+                repeat(run_id, n),
+                repeat(key, n),
+                series.steps,
+                series.timestamps,
+                values,
+                strict=True,
+            )
+        )
     return rows
 
 
@@ -130,13 +145,20 @@ def _insert_metrics(session: Session, rows: list[tuple[str, str, int, int, float
     stmt = dialect_insert(session, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["run_id", "key"],
-        set_={"value": stmt.excluded.value, "step": stmt.excluded.step, "timestamp": stmt.excluded.timestamp},
+        set_={
+            "value": stmt.excluded.value,
+            "step": stmt.excluded.step,
+            "timestamp": stmt.excluded.timestamp,
+        },
         where=tuple_(stmt.excluded.step, stmt.excluded.timestamp)
         >= tuple_(table.c.step, table.c.timestamp),
     )
     session.execute(
         stmt,
-        [{"run_id": r[0], "key": r[1], "step": r[2], "timestamp": r[3], "value": r[4]} for r in latest.values()],
+        [
+            {"run_id": r[0], "key": r[1], "step": r[2], "timestamp": r[3], "value": r[4]}
+            for r in latest.values()
+        ],
     )
 
 
@@ -159,7 +181,9 @@ def list_metric_keys(session: Session, run_id: str) -> list[str]:
     require_run(session, run_id)
     return list(
         session.scalars(
-            select(LatestMetricRow.key).where(LatestMetricRow.run_id == run_id).order_by(LatestMetricRow.key)
+            select(LatestMetricRow.key)
+            .where(LatestMetricRow.run_id == run_id)
+            .order_by(LatestMetricRow.key)
         )
     )
 
@@ -167,6 +191,8 @@ def list_metric_keys(session: Session, run_id: str) -> list[str]:
 def delete_tag(session: Session, run_id: str, key: str) -> None:
     """Remove one tag from a run. Raises ``NotFound`` when it is not set."""
     require_run(session, run_id)
-    result = session.execute(delete(RunTagRow).where(and_(RunTagRow.run_id == run_id, RunTagRow.key == key)))
+    result = session.execute(
+        delete(RunTagRow).where(and_(RunTagRow.run_id == run_id, RunTagRow.key == key))
+    )
     if result.rowcount == 0:
         raise NotFound(f"run {run_id} has no tag {key!r}")

@@ -186,7 +186,9 @@ def get_runs(session: Session, rows: Sequence[RunRow]) -> list[Run]:
         for run_id, key, value in session.execute(query):
             metrics[run_id][key] = value
     return [
-        Run(info=_info(r), data=RunData(params=params[r.id], metrics=metrics[r.id], tags=tags[r.id]))
+        Run(
+            info=_info(r), data=RunData(params=params[r.id], metrics=metrics[r.id], tags=tags[r.id])
+        )
         for r in rows
     ]
 

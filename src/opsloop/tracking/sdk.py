@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-from math import isfinite
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
@@ -261,7 +261,9 @@ class TrackingClient:
         return self._tracking.search_runs(ids, filter, order_by, max_results, page_token, view)
 
     # -- artifacts ----------------------------------------------------------------------------
-    def log_artifact(self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> list[Artifact]:
+    def log_artifact(
+        self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> list[Artifact]:
         """Store a file, or a folder recursively, under ``artifact_path`` in the run.
 
         Each distinct content is uploaded once; files already in the blob store are not sent.
@@ -276,7 +278,9 @@ class TrackingClient:
             files = [(f"{prefix}{source.name}/{rel}", path) for rel, path in _walk(source)]
         return self._store_files(run_id, files)
 
-    def log_artifacts(self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> list[Artifact]:
+    def log_artifacts(
+        self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> list[Artifact]:
         """Store a folder's contents (not the folder itself) under ``artifact_path``."""
         source = Path(local_dir)
         if not source.is_dir():
@@ -311,7 +315,9 @@ class TrackingClient:
             elif hasattr(figure, "write_html"):
                 figure.write_html(str(path))
             else:
-                raise InvalidInput(f"log_figure takes a matplotlib or plotly figure, got {type(figure).__name__}")
+                raise InvalidInput(
+                    f"log_figure takes a matplotlib or plotly figure, got {type(figure).__name__}"
+                )
             return self._store_files(run_id, [(check_artifact_path(artifact_file), path)])[0]
 
     def log_dataframe(self, run_id: str, frame: Any, artifact_file: str) -> Artifact:
@@ -324,14 +330,18 @@ class TrackingClient:
             elif artifact_file.endswith(".parquet"):
                 frame.to_parquet(path, index=False)
             else:
-                raise InvalidInput(f"log_dataframe: name must end in .parquet, .csv or .jsonl, got {artifact_file!r}")
+                raise InvalidInput(
+                    f"log_dataframe: name must end in .parquet, .csv or .jsonl, got {artifact_file!r}"
+                )
             return self._store_files(run_id, [(check_artifact_path(artifact_file), path)])[0]
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[Artifact]:
         """Every artifact of the run, or those under ``path``."""
         return self._tracking.list_artifacts(run_id, path)
 
-    def download_artifacts(self, run_id: str, path: str = "", dst: str | os.PathLike[str] = ".") -> Path:
+    def download_artifacts(
+        self, run_id: str, path: str = "", dst: str | os.PathLike[str] = "."
+    ) -> Path:
         """Copy an artifact file or folder to ``dst``; return the local path of what was asked."""
         dst = Path(dst)
         entries = self._tracking.list_artifacts(run_id, path or None)
@@ -354,7 +364,9 @@ class TrackingClient:
 
     def _store_files(self, run_id: str, files: list[tuple[str, Path]]) -> list[Artifact]:
         specs = [
-            ArtifactSpec(path=check_artifact_path(dest), digest=hash_file(src), size=src.stat().st_size)
+            ArtifactSpec(
+                path=check_artifact_path(dest), digest=hash_file(src), size=src.stat().st_size
+            )
             for dest, src in files
         ]
         by_digest = {spec.digest: src for spec, (_, src) in zip(specs, files, strict=True)}

@@ -115,7 +115,9 @@ def search_runs(
     if not experiment_ids:
         raise InvalidInput("search_runs needs at least one experiment id")
     if not 1 <= max_results <= MAX_RESULTS_LIMIT:
-        raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS_LIMIT}, got {max_results}")
+        raise InvalidInput(
+            f"max_results must be between 1 and {MAX_RESULTS_LIMIT}, got {max_results}"
+        )
     if view not in _VIEWS:
         raise InvalidInput(f"view must be one of {sorted(_VIEWS)}, got {view!r}")
     offset = decode_page_token(page_token)
@@ -133,7 +135,9 @@ def search_runs(
             query = query.outerjoin(table, and_(table.run_id == RunRow.id, table.key == key.key))
             column = table.value
         query = query.order_by((column.desc() if key.descending else column.asc()).nulls_last())
-    query = query.order_by(RunRow.start_time.desc(), RunRow.id).offset(offset).limit(max_results + 1)
+    query = (
+        query.order_by(RunRow.start_time.desc(), RunRow.id).offset(offset).limit(max_results + 1)
+    )
     rows = session.scalars(query).all()
     token = encode_page_token(offset + max_results) if len(rows) > max_results else None
     return Page[Run](items=get_runs(session, rows[:max_results]), next_page_token=token)

@@ -53,7 +53,9 @@ class SystemMetricsSampler:
         self.run_id = run_id
         self.interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="opsloop-system-metrics", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="opsloop-system-metrics", daemon=True
+        )
         self._step = 0
 
     def start(self) -> None:

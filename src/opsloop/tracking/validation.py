@@ -43,11 +43,11 @@ def check_key(key: Any, kind: str = "key") -> str:
     if not isinstance(key, str) or not key:
         raise InvalidInput(f"{kind} must be a non-empty string, got {key!r}")
     if len(key) > MAX_KEY_LENGTH:
-        raise InvalidInput(f"{kind} {key[:40]!r}... is {len(key)} characters; at most {MAX_KEY_LENGTH}")
-    if not _KEY_CHARS.match(key):
         raise InvalidInput(
-            f"{kind} {key!r} has characters outside letters, digits and '_-. /:'"
+            f"{kind} {key[:40]!r}... is {len(key)} characters; at most {MAX_KEY_LENGTH}"
         )
+    if not _KEY_CHARS.match(key):
+        raise InvalidInput(f"{kind} {key!r} has characters outside letters, digits and '_-. /:'")
     if key.startswith("/") or any(seg in ("", ".", "..") for seg in key.split("/")):
         raise InvalidInput(f"{kind} {key!r} has an empty, '.' or '..' path segment")
     return key
