@@ -108,6 +108,23 @@ def test_metrics_history_and_latest(client: Client, exp: str) -> None:
         client.get_metric_history(run_id, "never-logged")
 
 
+def test_metric_history_thinned_for_plotting_keeps_ends_and_extremes(
+    client: Client, exp: str
+) -> None:
+    run_id = client.create_run(exp, capture_env=False).info.run_id
+    values = [float((i * 37) % 101) for i in range(5000)]
+    values[2500] = 1000.0  # a spike that thinning must not lose
+    client.log_batch(run_id, metrics={"m": {"values": values, "steps": list(range(5000))}})
+    thin = client.get_metric_history(run_id, "m", max_points=200)
+    assert 100 <= len(thin.values) <= 200
+    assert thin.steps[0] == 0 and thin.steps[-1] == 4999
+    assert thin.steps == sorted(thin.steps)
+    assert max(thin.values) == 1000.0 and min(thin.values) == 0.0
+    assert len(client.get_metric_history(run_id, "m", max_points=10_000).values) == 5000
+    with pytest.raises(InvalidInput, match="max_points"):
+        client.get_metric_history(run_id, "m", max_points=1)
+
+
 def test_log_batch_is_one_round_trip_and_idempotent(client: Client, exp: str) -> None:
     run_id = client.create_run(exp, capture_env=False).info.run_id
     points = [("m", float(i), i, 1000 + i) for i in range(1000)]

@@ -36,6 +36,7 @@ def _register_commands() -> None:
     app.add_typer(tracking_cli.experiments_app, name="experiments")
     app.add_typer(tracking_cli.runs_app, name="runs")
     app.command("server")(server_cli.server)
+    app.command("ui")(server_cli.ui)
     app.command("db-upgrade")(server_cli.db_upgrade)
     app.command("quickstart")(quickstart.quickstart)
 

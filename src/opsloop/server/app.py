@@ -1,8 +1,9 @@
 """The FastAPI app factory: one app that mounts every domain's router.
 
 ``create_app(settings)`` opens the store (migrating it if needed) and the blob store, installs
-the one exception handler that maps ``OpsloopError`` to HTTP, and mounts each domain's router
-under token auth. ``/healthz`` and ``/docs`` stay open.
+the one exception handler that maps ``OpsloopError`` to HTTP (JSON for the API, an HTML page for
+the web UI), and mounts each domain's REST router under ``/api`` and its pages at the root, all
+under token auth. ``/healthz``, ``/docs`` and ``/login`` stay open.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opsloop import __version__
 from opsloop.config import Settings, load_settings
-from opsloop.errors import InvalidInput, OpsloopError
+from opsloop.errors import InvalidInput, NotFound, OpsloopError
 from opsloop.server.deps import AppState, State, require_token
+from opsloop.server.ui.routes import install_ui, is_page_request, page_error_response
 from opsloop.store.blobs import open_blob_store
 from opsloop.store.database import Store
 
@@ -46,13 +50,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     @app.exception_handler(OpsloopError)
-    async def _opsloop_error(_request: Request, exc: OpsloopError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+    async def _opsloop_error(request: Request, exc: OpsloopError) -> Response:
+        return _error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         error = InvalidInput(_validation_message(exc), details={"errors": _jsonable(exc.errors())})
-        return JSONResponse(error.to_dict(), status_code=error.http_status)
+        return _error_response(request, error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and is_page_request(request):
+            return page_error_response(request, NotFound(f"there is no page at {request.url.path}"))
+        return await http_exception_handler(request, exc)
 
     @app.get("/healthz", tags=["meta"])
     def healthz(state: State) -> dict[str, Any]:
@@ -61,10 +71,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     from opsloop.tracking.api import router as tracking_router
+    from opsloop.tracking.views import UI as TRACKING_UI
+    from opsloop.tracking.views import router as tracking_views
 
     auth = [Depends(require_token)]
     app.include_router(tracking_router, prefix="/api", dependencies=auth)
+    install_ui(app, [(TRACKING_UI, tracking_views)])
     return app
+
+
+def _error_response(request: Request, error: OpsloopError) -> Response:
+    if is_page_request(request):
+        return page_error_response(request, error)
+    return JSONResponse(error.to_dict(), status_code=error.http_status)
 
 
 def _jsonable(errors: Any) -> Any:

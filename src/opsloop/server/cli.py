@@ -1,4 +1,4 @@
-"""``opsloop server`` and ``opsloop db-upgrade``."""
+"""``opsloop server``, ``opsloop ui`` and ``opsloop db-upgrade``."""
 
 from __future__ import annotations
 
@@ -6,30 +6,65 @@ from typing import Annotated
 
 import typer
 
+HostOption = Annotated[str, typer.Option(help="Interface to bind.")]
+PortOption = Annotated[int, typer.Option(help="Port to listen on.")]
+DatabaseOption = Annotated[str | None, typer.Option(help="Metadata store URL (default: settings).")]
+BlobOption = Annotated[
+    str | None, typer.Option(help="Blob store folder or URL (default: settings).")
+]
+TokenOption = Annotated[
+    str | None, typer.Option(envvar="OPSLOOP_TOKEN", help="Require this bearer token.")
+]
+
 
 def server(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 5000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    database_url: Annotated[
-        str | None, typer.Option(help="Metadata store URL (default: settings).")
-    ] = None,
-    blob_url: Annotated[
-        str | None, typer.Option(help="Blob store folder or URL (default: settings).")
-    ] = None,
-    token: Annotated[
-        str | None, typer.Option(envvar="OPSLOOP_TOKEN", help="Require this bearer token.")
-    ] = None,
+    database_url: DatabaseOption = None,
+    blob_url: BlobOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """Run the opsloop server: REST API under /api, docs at /docs, health at /healthz.
+    """Run the opsloop server: web UI at /, REST API under /api, docs at /docs, health at /healthz.
 
     Teams point the SDK and CLI at it with OPSLOOP_SERVER_URL=http://HOST:PORT.
     """
+    _serve(host, port, workers, database_url, blob_url, token, open_browser=False)
+
+
+def ui(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 5000,
+    database_url: DatabaseOption = None,
+    blob_url: BlobOption = None,
+    token: TokenOption = None,
+    browser: Annotated[bool, typer.Option(help="Open the UI in a web browser.")] = True,
+) -> None:
+    """Open the web UI on your own store (the embedded default unless configured otherwise).
+
+    The same server as `opsloop server`, with one worker, opening your browser at its start.
+    """
+    _serve(host, port, 1, database_url, blob_url, token, open_browser=browser)
+
+
+def _serve(
+    host: str,
+    port: int,
+    workers: int,
+    database_url: str | None,
+    blob_url: str | None,
+    token: str | None,
+    *,
+    open_browser: bool,
+) -> None:
     import os
+    import threading
+    import webbrowser
 
     import uvicorn
 
     from opsloop.config import load_settings
+    from opsloop.store.database import Store
 
     settings = load_settings(database_url=database_url, blob_url=blob_url, token=token)
     # Workers re-create the app from settings in their own process: pass them by environment.
@@ -38,12 +73,12 @@ def server(
     if settings.token:
         os.environ["OPSLOOP_TOKEN"] = settings.token
     os.environ.pop("OPSLOOP_SERVER_URL", None)
-    from opsloop.store.database import Store
-
     Store(settings.database_url)  # migrate once, before workers start
-    typer.echo(
-        f"opsloop server on http://{host}:{port}  (store: {settings.database_url}, blobs: {settings.blob_url})"
-    )
+    url = f"http://{host}:{port}"
+    typer.echo(f"opsloop server on {url}  (web UI at {url}/, REST API docs at {url}/docs)")
+    typer.echo(f"  store: {settings.database_url}\n  blobs: {settings.blob_url}")
+    if open_browser:
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     uvicorn.run(
         "opsloop.server.app:create_app",
         factory=True,
@@ -54,11 +89,7 @@ def server(
     )
 
 
-def db_upgrade(
-    database_url: Annotated[
-        str | None, typer.Option(help="Metadata store URL (default: settings).")
-    ] = None,
-) -> None:
+def db_upgrade(database_url: DatabaseOption = None) -> None:
     """Bring the metadata store's schema up to date (the server and SDK also do this on open)."""
     from opsloop.config import load_settings
     from opsloop.store.database import Store

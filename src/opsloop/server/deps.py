@@ -19,7 +19,16 @@ from opsloop.errors import PermissionDenied, Unauthenticated
 from opsloop.store.blobs import BlobStore
 from opsloop.store.database import Store
 
-__all__ = ["AppState", "Blobs", "ReadSession", "State", "WriteSession", "require_token"]
+__all__ = [
+    "TOKEN_COOKIE",
+    "AppState",
+    "Blobs",
+    "ReadSession",
+    "State",
+    "WriteSession",
+    "require_token",
+    "token_matches",
+]
 
 
 @dataclass
@@ -60,14 +69,29 @@ ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
 Blobs = Annotated[BlobStore, Depends(_blobs)]
 
 
+TOKEN_COOKIE = "opsloop_token"
+
+
 def require_token(request: Request, state: State) -> None:
-    """401 without a bearer token, 403 with a wrong one, when the server has a token set."""
+    """401 without a token, 403 with a wrong one, when the server has a token set.
+
+    API clients send ``Authorization: Bearer <token>``; the web UI's login page stores the
+    same token in an HttpOnly, SameSite=Strict cookie, which is accepted too.
+    """
     expected = state.settings.token
     if not expected:
         return
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given:
+    given = _bearer(request) or request.cookies.get(TOKEN_COOKIE, "")
+    if not given:
         raise Unauthenticated("this server requires a token: send 'Authorization: Bearer <token>'")
-    if not hmac.compare_digest(given.strip().encode(), expected.encode()):
+    if not token_matches(given, expected):
         raise PermissionDenied("the token is not valid for this server")
+
+
+def token_matches(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.strip().encode(), expected.encode())
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else ""

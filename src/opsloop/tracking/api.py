@@ -157,8 +157,11 @@ def list_metric_keys(run_id: str, session: ReadSession) -> list[str]:
 
 
 @router.get("/runs/{run_id}/metrics/{key:path}/history", tags=[_RUNS])
-def get_metric_history(run_id: str, key: str, session: ReadSession) -> MetricHistory:
-    return run_data.get_metric_history(session, run_id, key)
+def get_metric_history(
+    run_id: str, key: str, session: ReadSession, max_points: int | None = None
+) -> MetricHistory:
+    """Every point of one metric; ``max_points`` thins it for plotting (min/max per bucket)."""
+    return run_data.get_metric_history(session, run_id, key, max_points)
 
 
 # -- artifacts and blobs -----------------------------------------------------------------------

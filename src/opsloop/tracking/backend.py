@@ -93,7 +93,9 @@ class TrackingBackend(ABC):
     def delete_tag(self, run_id: str, key: str) -> None: ...
 
     @abstractmethod
-    def get_metric_history(self, run_id: str, key: str) -> MetricHistory: ...
+    def get_metric_history(
+        self, run_id: str, key: str, max_points: int | None = None
+    ) -> MetricHistory: ...
 
     @abstractmethod
     def search_runs(

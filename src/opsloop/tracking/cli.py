@@ -325,10 +325,14 @@ def run_env(
 def metric_history(
     run_id: RunIdArg,
     key: Annotated[str, typer.Argument(help="Metric key.")],
+    max_points: Annotated[
+        int | None,
+        typer.Option(help="Thin a long history to about this many points (min/max kept)."),
+    ] = None,
     json_: JsonOption = False,
 ) -> None:
     """Every logged point of one metric."""
-    history = _client().get_metric_history(run_id, key)
+    history = _client().get_metric_history(run_id, key, max_points)
     if json_:
         print_json(history)
         return

@@ -23,6 +23,7 @@ __all__ = [
     "create_experiment",
     "delete_experiment",
     "delete_experiment_tag",
+    "find_experiments",
     "get_experiment",
     "get_experiment_by_name",
     "get_or_create_experiment",
@@ -163,6 +164,18 @@ def list_experiments(
     items = [_to_entity(session, r) for r in rows[:max_results]]
     token = encode_page_token(offset + max_results) if len(rows) > max_results else None
     return Page[Experiment](items=items, next_page_token=token)
+
+
+def find_experiments(session: Session, text: str, limit: int = 20) -> list[Experiment]:
+    """Active experiments whose name contains ``text`` (case-insensitive), by name."""
+    rows = session.scalars(
+        select(ExperimentRow)
+        .where(ExperimentRow.lifecycle_stage == "active")
+        .where(ExperimentRow.name.icontains(text, autoescape=True))
+        .order_by(ExperimentRow.name)
+        .limit(limit)
+    ).all()
+    return [_to_entity(session, r) for r in rows]
 
 
 def update_experiment(

@@ -143,8 +143,13 @@ class HttpTrackingBackend(TrackingBackend):
     def delete_tag(self, run_id: str, key: str) -> None:
         self._send("DELETE", f"/api/runs/{_q(run_id)}/tags/{_q(key)}")
 
-    def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
-        raw = self._send("GET", f"/api/runs/{_q(run_id)}/metrics/{_q(key)}/history")
+    def get_metric_history(
+        self, run_id: str, key: str, max_points: int | None = None
+    ) -> MetricHistory:
+        params = {"max_points": max_points} if max_points is not None else None
+        raw = self._send(
+            "GET", f"/api/runs/{_q(run_id)}/metrics/{_q(key)}/history", params=params
+        )
         return MetricHistory.model_validate_json(raw)
 
     def search_runs(

@@ -103,9 +103,11 @@ class LocalTrackingBackend(TrackingBackend):
         with self.store.write() as s:
             run_data.delete_tag(s, run_id, key)
 
-    def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
+    def get_metric_history(
+        self, run_id: str, key: str, max_points: int | None = None
+    ) -> MetricHistory:
         with self.store.read() as s:
-            return run_data.get_metric_history(s, run_id, key)
+            return run_data.get_metric_history(s, run_id, key, max_points)
 
     def search_runs(
         self,

@@ -8,11 +8,13 @@ and the latest value per key with an upsert that only moves forward in (step, ti
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
+import numpy as np
 from sqlalchemy import and_, delete, select, tuple_
 from sqlalchemy.orm import Session
 
@@ -28,7 +30,15 @@ from opsloop.tracking.validation import (
     tag_value_to_str,
 )
 
-__all__ = ["delete_tag", "get_metric_history", "list_metric_keys", "log_batch"]
+__all__ = [
+    "MIN_PLOT_POINTS",
+    "delete_tag",
+    "get_metric_history",
+    "list_metric_keys",
+    "log_batch",
+]
+
+MIN_PLOT_POINTS = 4
 
 _METRIC_CHUNK = 20_000
 
@@ -162,8 +172,16 @@ def _insert_metrics(session: Session, rows: list[tuple[str, str, int, int, float
     )
 
 
-def get_metric_history(session: Session, run_id: str, key: str) -> MetricHistory:
-    """Every point of one metric, ordered by step then timestamp. Raises ``NotFound``."""
+def get_metric_history(
+    session: Session, run_id: str, key: str, max_points: int | None = None
+) -> MetricHistory:
+    """Every point of one metric, ordered by step then timestamp. Raises ``NotFound``.
+
+    With ``max_points`` (at least 4) a longer history is thinned for plotting: the first and
+    last points stay, and each of ``max_points // 2`` buckets keeps its minimum and maximum.
+    """
+    if max_points is not None and max_points < MIN_PLOT_POINTS:
+        raise InvalidInput(f"max_points must be at least {MIN_PLOT_POINTS}, got {max_points}")
     require_run(session, run_id)
     points = session.execute(
         select(MetricRow.step, MetricRow.value, MetricRow.timestamp)
@@ -172,8 +190,24 @@ def get_metric_history(session: Session, run_id: str, key: str) -> MetricHistory
     ).all()
     if not points:
         raise NotFound(f"run {run_id} has no metric {key!r}")
+    if max_points is not None and len(points) > max_points:
+        points = _thin(points, max_points)
     steps, values, timestamps = (list(col) for col in zip(*points, strict=True))
     return MetricHistory(run_id=run_id, key=key, steps=steps, values=values, timestamps=timestamps)
+
+
+def _thin(points: Sequence[Any], max_points: int) -> list[Any]:
+    """Keep the first, the last, and each bucket's min and max point, in order."""
+    values = np.fromiter((p[1] for p in points), dtype=np.float64, count=len(points))
+    buckets = max(1, (max_points - 2) // 2)
+    edges = np.linspace(1, len(points) - 1, buckets + 1, dtype=np.int64)
+    keep = {0, len(points) - 1}
+    for lo, hi in itertools.pairwise(edges):
+        if hi > lo:
+            chunk = values[lo:hi]
+            keep.add(lo + int(np.argmin(chunk)))
+            keep.add(lo + int(np.argmax(chunk)))
+    return [points[i] for i in sorted(keep)]
 
 
 def list_metric_keys(session: Session, run_id: str) -> list[str]:

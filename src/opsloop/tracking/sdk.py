@@ -17,6 +17,8 @@ from math import isfinite
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.store.blobs import hash_file
 from opsloop.timeutil import now_ms
@@ -235,10 +237,16 @@ class TrackingClient:
         """Write every queued metric point now; raise any error a background write met."""
         self._metrics.flush(run_id)
 
-    def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
-        """Every point of a metric (flushes this run's queued points first)."""
+    def get_metric_history(
+        self, run_id: str, key: str, max_points: int | None = None
+    ) -> MetricHistory:
+        """Every point of a metric (flushes this run's queued points first).
+
+        ``max_points`` thins a long history for plotting: it keeps the first and last point
+        and each bucket's minimum and maximum, so spikes survive.
+        """
         self._metrics.flush(run_id)
-        return self._tracking.get_metric_history(run_id, key)
+        return self._tracking.get_metric_history(run_id, key, max_points)
 
     def search_runs(
         self,
@@ -400,9 +408,26 @@ def _scratch_file(artifact_file: str) -> Iterator[Path]:
         yield Path(tmp) / name
 
 
+def _series(key: str, columns: Any) -> MetricSeries:
+    """One key's columns; ``steps`` default to 0.., ``timestamps`` to now."""
+    if not isinstance(columns, Mapping) or "values" not in columns:
+        raise InvalidInput(f"metric {key!r}: expected {{'values': [...], 'steps': [...]}} columns")
+    values = list(columns["values"])
+    steps = columns.get("steps")
+    timestamps = columns.get("timestamps")
+    try:
+        return MetricSeries(
+            values=values,
+            steps=list(range(len(values))) if steps is None else list(steps),
+            timestamps=[now_ms()] * len(values) if timestamps is None else list(timestamps),
+        )
+    except ValidationError as error:
+        raise InvalidInput(f"metric {key!r}: {error.errors()[0]['msg']}") from None
+
+
 def _to_batch(metrics: Iterable[tuple[str, float, int, int]] | Mapping[str, Any]) -> MetricBatch:
     if isinstance(metrics, Mapping):
-        return MetricBatch(series={k: MetricSeries.model_validate(v) for k, v in metrics.items()})
+        return MetricBatch(series={k: _series(k, v) for k, v in metrics.items()})
     series: dict[str, MetricSeries] = {}
     for key, value, step, timestamp in metrics:
         s = series.setdefault(key, MetricSeries(values=[], steps=[], timestamps=[]))

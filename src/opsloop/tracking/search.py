@@ -20,7 +20,14 @@ from opsloop.tracking.paging import decode_page_token, encode_page_token
 from opsloop.tracking.runs import get_runs
 from opsloop.tracking.tables import LatestMetricRow, ParamRow, RunRow, RunTagRow
 
-__all__ = ["MAX_RESULTS_LIMIT", "search_runs"]
+__all__ = [
+    "MAX_RESULTS_LIMIT",
+    "column_keys",
+    "count_runs",
+    "experiment_activity",
+    "find_runs",
+    "search_runs",
+]
 
 MAX_RESULTS_LIMIT = 50_000
 _KEYED_TABLES: dict[str, Any] = {"metric": LatestMetricRow, "param": ParamRow, "tag": RunTagRow}
@@ -112,21 +119,12 @@ def search_runs(
         InvalidInput: A malformed filter or order_by (the message points at the bad token), a
             page size out of range, an unknown view.
     """
-    if not experiment_ids:
-        raise InvalidInput("search_runs needs at least one experiment id")
     if not 1 <= max_results <= MAX_RESULTS_LIMIT:
         raise InvalidInput(
             f"max_results must be between 1 and {MAX_RESULTS_LIMIT}, got {max_results}"
         )
-    if view not in _VIEWS:
-        raise InvalidInput(f"view must be one of {sorted(_VIEWS)}, got {view!r}")
     offset = decode_page_token(page_token)
-    condition = parse_filter(filter)
-    query = select(RunRow).where(
-        RunRow.experiment_id.in_(experiment_ids), RunRow.lifecycle_stage.in_(_VIEWS[view])
-    )
-    if condition is not None:
-        query = query.where(_compile(condition))
+    query = _matching_runs(experiment_ids, filter, view)
     for key in parse_order_by(order_by):
         if key.entity == "attribute":
             column: Any = _ATTRIBUTE_COLUMNS[key.key]
@@ -141,3 +139,89 @@ def search_runs(
     rows = session.scalars(query).all()
     token = encode_page_token(offset + max_results) if len(rows) > max_results else None
     return Page[Run](items=get_runs(session, rows[:max_results]), next_page_token=token)
+
+
+def count_runs(
+    session: Session, experiment_ids: list[str], *, filter: str | None = None, view: str = "active"
+) -> int:
+    """How many runs ``search_runs`` would return over all its pages (for "1-100 of 9,412")."""
+    query = (
+        _matching_runs(experiment_ids, filter, view)
+        .with_only_columns(func.count())
+        .select_from(RunRow)
+    )
+    return int(session.scalar(query) or 0)
+
+
+def column_keys(
+    session: Session, experiment_ids: list[str], *, view: str = "active"
+) -> dict[str, list[str]]:
+    """The param, metric and tag keys used by any run of these experiments, sorted.
+
+    A runs table shows one column per key; asking the index (not the page's runs) keeps the
+    columns stable from page to page.
+    """
+    runs = select(RunRow.id).where(
+        RunRow.experiment_id.in_(experiment_ids), RunRow.lifecycle_stage.in_(_lifecycle(view))
+    )
+    return {
+        entity: list(
+            session.scalars(
+                select(table.key).where(table.run_id.in_(runs)).distinct().order_by(table.key)
+            )
+        )
+        for entity, table in (
+            ("params", ParamRow),
+            ("metrics", LatestMetricRow),
+            ("tags", RunTagRow),
+        )
+    }
+
+
+def experiment_activity(
+    session: Session, experiment_ids: list[str]
+) -> dict[str, tuple[int, int | None]]:
+    """Per experiment: how many active runs it has and when the newest one started."""
+    rows = session.execute(
+        select(RunRow.experiment_id, func.count(), func.max(RunRow.start_time))
+        .where(RunRow.experiment_id.in_(experiment_ids), RunRow.lifecycle_stage == "active")
+        .group_by(RunRow.experiment_id)
+    )
+    found = {experiment_id: (int(count), latest) for experiment_id, count, latest in rows}
+    return {e: found.get(e, (0, None)) for e in experiment_ids}
+
+
+def find_runs(session: Session, text: str, limit: int = 20) -> list[Run]:
+    """Active runs whose id starts with ``text`` or whose name contains it (case-insensitive)."""
+    rows = session.scalars(
+        select(RunRow)
+        .where(
+            RunRow.lifecycle_stage == "active",
+            or_(
+                RunRow.id.startswith(text, autoescape=True),
+                RunRow.name.icontains(text, autoescape=True),
+            ),
+        )
+        .order_by(RunRow.start_time.desc())
+        .limit(limit)
+    ).all()
+    return get_runs(session, rows)
+
+
+def _lifecycle(view: str) -> tuple[str, ...]:
+    if view not in _VIEWS:
+        raise InvalidInput(f"view must be one of {sorted(_VIEWS)}, got {view!r}")
+    return _VIEWS[view]
+
+
+def _matching_runs(experiment_ids: list[str], filter: str | None, view: str) -> Any:
+    """``SELECT runs`` of the experiments, in the view, matching the filter (not yet ordered)."""
+    if not experiment_ids:
+        raise InvalidInput("search_runs needs at least one experiment id")
+    query = select(RunRow).where(
+        RunRow.experiment_id.in_(experiment_ids), RunRow.lifecycle_stage.in_(_lifecycle(view))
+    )
+    condition = parse_filter(filter)
+    if condition is not None:
+        query = query.where(_compile(condition))
+    return query

@@ -1,0 +1,132 @@
+"""The web UI shell: one Jinja2 environment, the navigation, and page rendering.
+
+Server-rendered pages with a little plain JavaScript were chosen over a built single-page app:
+there is no front-end toolchain to install, pin or audit, every page is a deep link that works
+with JavaScript off, the templates read the same services as the REST API, and each domain
+keeps its pages next to its code (``<domain>/views.py``, ``<domain>/templates/<domain>/``,
+``<domain>/static/``). JavaScript only draws charts, polls running runs and toggles views.
+
+Every page is sent with a strict Content-Security-Policy (no inline script, no third-party
+origin), so even a string that escaped escaping could not run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
+from sqlalchemy.orm import Session
+
+from opsloop import __version__
+
+__all__ = ["CSP", "SearchHit", "UiDomain", "build_environment", "render", "security_headers"]
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One answer of the global search box."""
+
+    kind: str
+    title: str
+    href: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class UiDomain:
+    """What a domain adds to the UI: a nav entry, its templates and static files, its search.
+
+    ``package`` holds ``templates/<key>/*.html`` and optionally ``static/`` (served at
+    ``/static/<key>/``). ``find`` answers the global search box from a read session.
+    """
+
+    key: str
+    title: str
+    href: str
+    package: str
+    find: Callable[[Session, str], Sequence[SearchHit]] | None = None
+    has_static: bool = field(default=False)
+
+
+def security_headers() -> dict[str, str]:
+    return {
+        "Content-Security-Policy": CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+    }
+
+
+def build_environment(domains: Sequence[UiDomain]) -> Environment:
+    """The Jinja2 environment: the shell's templates first, then each domain's."""
+    loaders = [PackageLoader("opsloop.server.ui", "templates")]
+    loaders += [PackageLoader(d.package, "templates") for d in domains]
+    env = Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(nav=list(domains), version=__version__)
+    env.filters.update(
+        when=format_time, duration=format_duration, num=format_number, size=format_size
+    )
+    return env
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    """Render a page of the shell or of a domain with the request in its context."""
+    env: Environment = request.app.state.ui_env
+    html = env.get_template(template).render(request=request, **context)
+    return HTMLResponse(html, status_code=status_code, headers=security_headers())
+
+
+def format_time(ms: int | None) -> str:
+    """Epoch milliseconds as a UTC timestamp to the second."""
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_duration(start_ms: int | None, end_ms: int | None) -> str:
+    """``1h 02m``, ``3m 04s``, ``5.2s``; empty while either end is unknown."""
+    if start_ms is None or end_ms is None:
+        return ""
+    seconds = max(0.0, (end_ms - start_ms) / 1000)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def format_number(value: float | None) -> str:
+    """Up to six significant digits; integers without a decimal point."""
+    if value is None:
+        return ""
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+def format_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"

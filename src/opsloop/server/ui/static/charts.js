@@ -1,0 +1,258 @@
+// SVG charts for the UI, with no third-party code: metric line charts (step, time or relative
+// time on x; smoothing; log scale; hover read-out) and a parallel-coordinates plot.
+// Everything user-provided goes into the DOM as text nodes or attributes, never as markup.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+export const PALETTE = ["#4f7cff", "#f5793a", "#18b67a", "#c74fd6", "#e3b505", "#1fb5c9",
+  "#e0457b", "#7a8b99", "#8c6bf2", "#5aa02c"];
+const MARGIN = { top: 10, right: 14, bottom: 26, left: 54 };
+
+function svgEl(tag, attrs = {}, parent = null) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+export function formatNumber(value) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "";
+  if (Number.isInteger(value) && Math.abs(value) < 1e15) return String(value);
+  const abs = Math.abs(value);
+  if (abs !== 0 && (abs < 1e-3 || abs >= 1e6)) return value.toExponential(3);
+  return String(Number(value.toPrecision(6)));
+}
+
+/** Debiased exponential moving average (as TensorBoard draws it); weight in [0, 1). */
+export function smooth(values, weight) {
+  if (!weight) return values;
+  const out = new Array(values.length);
+  let last = 0;
+  let debias = 0;
+  for (let i = 0; i < values.length; i++) {
+    last = last * weight + (1 - weight) * values[i];
+    debias = debias * weight + (1 - weight);
+    out[i] = last / debias;
+  }
+  return out;
+}
+
+function niceStep(span, count) {
+  const raw = span / Math.max(1, count);
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const residual = raw / magnitude;
+  const nice = residual > 5 ? 10 : residual > 2 ? 5 : residual > 1 ? 2 : 1;
+  return nice * magnitude;
+}
+
+function linearTicks(min, max, count) {
+  if (min === max) return [min];
+  const step = niceStep(max - min, count);
+  const ticks = [];
+  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
+  return ticks;
+}
+
+function logTicks(min, max) {
+  const ticks = [];
+  for (let e = Math.floor(Math.log10(min)); e <= Math.ceil(Math.log10(max)); e++) {
+    const v = 10 ** e;
+    if (v >= min * 0.999 && v <= max * 1.001) ticks.push(v);
+  }
+  return ticks.length ? ticks : [min, max];
+}
+
+function formatX(value, mode) {
+  if (mode === "time") return new Date(value).toISOString().slice(11, 19);
+  if (mode === "relative") {
+    const s = value / 1000;
+    return s < 120 ? `${formatNumber(Number(s.toFixed(1)))}s` : `${formatNumber(Number((s / 60).toFixed(1)))}m`;
+  }
+  return formatNumber(value);
+}
+
+function xValues(series, mode) {
+  if (mode === "time") return series.timestamps;
+  if (mode === "relative") {
+    const origin = series.origin ?? series.timestamps[0] ?? 0;
+    return series.timestamps.map((t) => t - origin);
+  }
+  return series.steps;
+}
+
+/**
+ * Draw (or redraw) a line chart into ``figure`` (an element holding an <svg>).
+ * series: [{label, color, steps, values, timestamps, origin?}]
+ * options: {x: "step"|"time"|"relative", logY: bool, smoothing: 0..0.99}
+ */
+export function lineChart(figure, series, options = {}) {
+  const mode = options.x || "step";
+  const svg = figure.querySelector("svg") || svgEl("svg", {}, figure);
+  svg.replaceChildren();
+  const width = Math.max(260, figure.clientWidth - 20);
+  const height = 220;
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("role", "img");
+  const prepared = series.map((s) => {
+    const xs = xValues(s, mode);
+    const keep = s.values.map((v, i) => Number.isFinite(v) && (!options.logY || v > 0) && Number.isFinite(xs[i]));
+    const pick = (arr) => arr.filter((_, i) => keep[i]);
+    const ys = pick(s.values);
+    return { ...s, xs: pick(xs), raw: ys, ys: smooth(ys, options.smoothing || 0) };
+  });
+  const all = prepared.filter((s) => s.xs.length);
+  if (!all.length) {
+    svgEl("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "muted" }, svg).textContent = "no points to draw";
+    return;
+  }
+  let [x0, x1] = [Math.min(...all.map((s) => Math.min(...s.xs))), Math.max(...all.map((s) => Math.max(...s.xs)))];
+  let [y0, y1] = [Math.min(...all.map((s) => Math.min(...s.raw))), Math.max(...all.map((s) => Math.max(...s.raw)))];
+  if (x0 === x1) { x0 -= 1; x1 += 1; }
+  if (y0 === y1) { const pad = Math.abs(y0) * 0.05 || 1; y0 -= pad; y1 += pad; }
+  if (!options.logY) { const pad = (y1 - y0) * 0.04; y0 -= pad; y1 += pad; }
+  const plotW = width - MARGIN.left - MARGIN.right;
+  const plotH = height - MARGIN.top - MARGIN.bottom;
+  const sx = (x) => MARGIN.left + ((x - x0) / (x1 - x0)) * plotW;
+  const sy = options.logY
+    ? (y) => MARGIN.top + (1 - (Math.log10(y) - Math.log10(y0)) / (Math.log10(y1) - Math.log10(y0))) * plotH
+    : (y) => MARGIN.top + (1 - (y - y0) / (y1 - y0)) * plotH;
+
+  const grid = svgEl("g", { class: "grid" }, svg);
+  const axis = svgEl("g", { class: "axis" }, svg);
+  const yTicks = options.logY ? logTicks(y0, y1) : linearTicks(y0, y1, 5);
+  for (const t of yTicks) {
+    svgEl("line", { x1: MARGIN.left, x2: width - MARGIN.right, y1: sy(t), y2: sy(t) }, grid);
+    svgEl("text", { x: MARGIN.left - 6, y: sy(t) + 3.5, "text-anchor": "end" }, axis).textContent = formatNumber(t);
+  }
+  for (const t of linearTicks(x0, x1, Math.max(2, Math.floor(plotW / 90)))) {
+    svgEl("line", { x1: sx(t), x2: sx(t), y1: MARGIN.top, y2: height - MARGIN.bottom }, grid);
+    svgEl("text", { x: sx(t), y: height - 8, "text-anchor": "middle" }, axis).textContent = formatX(t, mode);
+  }
+  svgEl("path", { d: `M${MARGIN.left},${MARGIN.top}V${height - MARGIN.bottom}H${width - MARGIN.right}`, fill: "none" }, axis);
+
+  const line = (xs, ys) => xs.map((x, i) => `${i ? "L" : "M"}${sx(x).toFixed(1)},${sy(ys[i]).toFixed(1)}`).join("");
+  for (const s of all) {
+    if (options.smoothing) svgEl("path", { class: "raw", stroke: s.color, d: line(s.xs, s.raw) }, svg);
+    const path = svgEl("path", { class: "series", stroke: s.color, d: line(s.xs, s.ys) }, svg);
+    path.dataset.points = String(s.xs.length);
+    path.dataset.label = s.label;
+  }
+  installHover(figure, svg, all, { sx, x0, x1, plotW, mode, height });
+}
+
+function installHover(figure, svg, all, geometry) {
+  const cursor = svgEl("line", { class: "cursor", y1: MARGIN.top, y2: geometry.height - MARGIN.bottom, visibility: "hidden" }, svg);
+  let tip = figure.querySelector(".tooltip");
+  if (!tip) {
+    tip = document.createElement("div");
+    tip.className = "tooltip";
+    tip.hidden = true;
+    figure.appendChild(tip);
+  }
+  svg.onmouseleave = () => { tip.hidden = true; cursor.setAttribute("visibility", "hidden"); };
+  svg.onmousemove = (event) => {
+    const box = svg.getBoundingClientRect();
+    const scale = svg.viewBox.baseVal.width / box.width;
+    const px = (event.clientX - box.left) * scale;
+    const x = geometry.x0 + ((px - MARGIN.left) / geometry.plotW) * (geometry.x1 - geometry.x0);
+    const lines = [];
+    let at = null;
+    for (const s of all) {
+      let best = 0;
+      for (let i = 1; i < s.xs.length; i++) if (Math.abs(s.xs[i] - x) < Math.abs(s.xs[best] - x)) best = i;
+      at = at ?? s.xs[best];
+      lines.push([s.color, s.label, s.ys[best], s.xs[best]]);
+    }
+    cursor.setAttribute("x1", geometry.sx(at));
+    cursor.setAttribute("x2", geometry.sx(at));
+    cursor.setAttribute("visibility", "visible");
+    tip.replaceChildren();
+    const head = document.createElement("div");
+    head.className = "muted";
+    head.textContent = `${geometry.mode} ${formatX(at, geometry.mode)}`;
+    tip.appendChild(head);
+    for (const [color, label, value] of lines) {
+      const row = document.createElement("div");
+      const swatch = document.createElement("i");
+      swatch.className = "swatch";
+      swatch.style.background = color;
+      row.append(swatch, `${label}: ${formatNumber(value)}`);
+      tip.appendChild(row);
+    }
+    tip.hidden = false;
+    const left = (event.clientX - figure.getBoundingClientRect().left) + 14;
+    tip.style.left = `${Math.min(left, figure.clientWidth - tip.offsetWidth - 4)}px`;
+    tip.style.top = "34px";
+  };
+}
+
+/** A legend of coloured labels under a chart or plot. */
+export function legend(container, items) {
+  const box = document.createElement("div");
+  box.className = "legend";
+  for (const { label, color } of items) {
+    const item = document.createElement("span");
+    const swatch = document.createElement("i");
+    swatch.style.background = color;
+    item.append(swatch, label);
+    box.appendChild(item);
+  }
+  container.appendChild(box);
+}
+
+/**
+ * Parallel coordinates: one vertical axis per dimension, one polyline per run.
+ * rows: [{label, color, values: {key: number|string}}]; dims: [{key, label}]
+ * A dimension whose values are not all numbers is drawn as ordered categories.
+ */
+export function parallelCoordinates(container, rows, dims) {
+  const svg = container.querySelector("svg") || svgEl("svg", {}, container);
+  svg.replaceChildren();
+  const width = Math.max(400, container.clientWidth - 10);
+  const height = 340;
+  const top = 28;
+  const bottom = 20;
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  const spacing = dims.length > 1 ? (width - 120) / (dims.length - 1) : 0;
+  const scales = dims.map((dim, index) => {
+    const values = rows.map((r) => r.values[dim.key]).filter((v) => v !== undefined && v !== null && v !== "");
+    const numeric = values.every((v) => typeof v === "number" && Number.isFinite(v));
+    const x = 60 + index * spacing;
+    if (numeric && values.length) {
+      let lo = Math.min(...values);
+      let hi = Math.max(...values);
+      if (lo === hi) { lo -= 1; hi += 1; }
+      return { x, numeric, lo, hi, y: (v) => top + (1 - (v - lo) / (hi - lo)) * (height - top - bottom) };
+    }
+    const cats = [...new Set(values.map(String))].sort();
+    const y = (v) => top + (cats.length < 2 ? 0.5 : cats.indexOf(String(v)) / (cats.length - 1)) * (height - top - bottom);
+    return { x, numeric: false, cats, y };
+  });
+  rows.forEach((row) => {
+    const points = [];
+    dims.forEach((dim, i) => {
+      const v = row.values[dim.key];
+      if (v !== undefined && v !== null && v !== "") points.push([scales[i].x, scales[i].y(v)]);
+    });
+    const path = svgEl("path", { stroke: row.color, d: points.map(([x, y], i) => `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`).join("") }, svg);
+    svgEl("title", {}, path).textContent = row.label;
+    path.dataset.label = row.label;
+  });
+  const axis = svgEl("g", { class: "axis" }, svg);
+  dims.forEach((dim, i) => {
+    const s = scales[i];
+    svgEl("line", { x1: s.x, x2: s.x, y1: top, y2: height - bottom }, axis);
+    svgEl("text", { x: s.x, y: 14, "text-anchor": "middle" }, axis).textContent = dim.label;
+    const labels = s.numeric ? [s.lo, (s.lo + s.hi) / 2, s.hi] : s.cats;
+    for (const v of labels) {
+      svgEl("text", { x: s.x - 5, y: s.y(v) + 3.5, "text-anchor": "end" }, axis).textContent = s.numeric ? formatNumber(v) : String(v);
+    }
+  });
+}
+
+/** Re-run ``draw`` when the element's width changes or the theme flips. */
+export function redrawOnResize(element, draw) {
+  let width = element.clientWidth;
+  new ResizeObserver(() => {
+    if (element.clientWidth !== width) { width = element.clientWidth; draw(); }
+  }).observe(element);
+}

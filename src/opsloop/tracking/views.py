@@ -1,0 +1,318 @@
+"""Tracking's web pages: experiments, the runs table, a run, an artifact, and run comparison.
+
+Pages are rendered on the server from the same services the REST API calls; the charts on the
+run and compare pages fetch metric histories from ``/api`` (thinned to ``CHART_POINTS``) and
+draw them in the browser. Every URL is a deep link: the runs table keeps its filter, order and
+page in the query string.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
+
+from opsloop.errors import InvalidInput, NotFound
+from opsloop.server.deps import Blobs, ReadSession
+from opsloop.server.ui.shell import SearchHit, UiDomain, render, security_headers
+from opsloop.store.blobs import LocalBlobStore
+from opsloop.tracking import artifacts, experiments, runs, search
+from opsloop.tracking.entities import Experiment, Run
+from opsloop.tracking.paging import decode_page_token, encode_page_token
+from opsloop.tracking.previews import IMAGE_TYPES, preview_artifact, preview_kind
+
+__all__ = ["UI", "router"]
+
+PAGE_SIZE = 100
+CHART_POINTS = 1500
+MAX_COMPARED = 10
+_REPRO_PREFIX = "opsloop."
+
+router = APIRouter(include_in_schema=False)  # pages, not API: errors render as HTML
+
+
+def _find(session: Session, text: str) -> list[SearchHit]:
+    hits = [
+        SearchHit("experiment", e.name, f"/experiments/{e.experiment_id}", e.experiment_id)
+        for e in experiments.find_experiments(session, text)
+    ]
+    hits += [
+        SearchHit("run", r.info.run_name, f"/runs/{r.info.run_id}", r.info.run_id)
+        for r in search.find_runs(session, text)
+    ]
+    return hits
+
+
+UI = UiDomain(
+    key="tracking", title="Experiments", href="/experiments", package="opsloop.tracking", find=_find
+)
+
+
+@router.get("/experiments")
+def experiments_page(request: Request, session: ReadSession) -> Response:
+    listed = experiments.list_experiments(session, max_results=10_000).items
+    activity = search.experiment_activity(session, [e.experiment_id for e in listed])
+    return render(
+        request,
+        "tracking/experiments.html",
+        {"title": "Experiments", "active": "tracking", "experiments": listed, "activity": activity},
+    )
+
+
+@router.get("/experiments/{experiment_id}")
+def runs_page(
+    request: Request,
+    experiment_id: str,
+    session: ReadSession,
+    filter: Annotated[str, Query(max_length=4000)] = "",
+    order: Annotated[str, Query(max_length=600)] = "",
+    page: str | None = None,
+) -> Response:
+    """The runs table: one column per param and metric, filtered, sorted and paged."""
+    experiment = experiments.get_experiment(session, experiment_id)
+    ids = [experiment_id]
+    context: dict[str, Any] = {
+        "title": experiment.name,
+        "active": "tracking",
+        "crumbs": [("Experiments", "/experiments")],
+        "experiment": experiment,
+        "filter": filter,
+        "order": order,
+        "keys": search.column_keys(session, ids),
+        "runs": [],
+        "total": 0,
+        "offset": 0,
+        "filter_error": None,
+        "field": _field,
+        "sort_url": lambda key: _sort_url(experiment_id, filter, order, key),
+        "sort_state": lambda key: _sort_state(order, key),
+    }
+    try:
+        found = search.search_runs(
+            session,
+            ids,
+            filter=filter or None,
+            order_by=[order] if order else None,
+            max_results=PAGE_SIZE,
+            page_token=page,
+        )
+        total = search.count_runs(session, ids, filter=filter or None)
+    except InvalidInput as error:
+        context["filter_error"] = error.message
+        return render(request, "tracking/runs.html", context, status_code=400)
+    offset = decode_page_token(page)
+    base = {"filter": filter, "order": order}
+    context.update(
+        runs=found.items,
+        total=total,
+        offset=offset,
+        next_url=_runs_url(experiment_id, base, found.next_page_token),
+        prev_url=_runs_url(
+            experiment_id, base, encode_page_token(max(0, offset - PAGE_SIZE)) if offset else None
+        )
+        if offset
+        else None,
+    )
+    return render(request, "tracking/runs.html", context)
+
+
+@router.get("/runs/{run_id}")
+def run_page(request: Request, run_id: str, session: ReadSession) -> Response:
+    run = _get_run(session, run_id)
+    experiment = experiments.get_experiment(session, run.info.experiment_id)
+    children = search.search_runs(
+        session,
+        [run.info.experiment_id],
+        filter=f"attributes.parent_run_id = '{run_id}'",
+        order_by=["start_time"],
+        max_results=500,
+    ).items
+    parent = runs.get_run(session, run.info.parent_run_id) if run.info.parent_run_id else None
+    user_tags = {k: v for k, v in run.data.tags.items() if not k.startswith(_REPRO_PREFIX)}
+    repro = {
+        k[len(_REPRO_PREFIX) :]: v for k, v in run.data.tags.items() if k.startswith(_REPRO_PREFIX)
+    }
+    return render(
+        request,
+        "tracking/run.html",
+        {
+            "title": run.info.run_name,
+            "active": "tracking",
+            "crumbs": _run_crumbs(experiment, parent),
+            "run": run,
+            "experiment": experiment,
+            "parent": parent,
+            "children": children,
+            "user_tags": user_tags,
+            "repro": repro,
+            "artifacts": artifacts.list_artifacts(session, run_id),
+            "preview_kind": preview_kind,
+            "page_data": {
+                "runId": run_id,
+                "status": run.info.status.value,
+                "metricKeys": sorted(run.data.metrics),
+                "chartPoints": CHART_POINTS,
+            },
+        },
+    )
+
+
+@router.get("/runs/{run_id}/artifacts/view/{path:path}")
+def artifact_page(
+    request: Request, run_id: str, path: str, session: ReadSession, blobs: Blobs
+) -> Response:
+    run = _get_run(session, run_id)
+    artifact = artifacts.get_artifact(session, run_id, path)
+    experiment = experiments.get_experiment(session, run.info.experiment_id)
+    crumbs = [*_run_crumbs(experiment, None), (run.info.run_name, f"/runs/{run_id}")]
+    return render(
+        request,
+        "tracking/artifact.html",
+        {
+            "title": PurePosixPath(path).name,
+            "active": "tracking",
+            "crumbs": crumbs,
+            "run": run,
+            "artifact": artifact,
+            "preview": preview_artifact(blobs, artifact),
+        },
+    )
+
+
+@router.get("/runs/{run_id}/artifacts/raw/{path:path}")
+def artifact_raw(run_id: str, path: str, session: ReadSession, blobs: Blobs) -> Response:
+    """An artifact's bytes: images inline (SVG sandboxed), anything else as a download."""
+    artifact = artifacts.get_artifact(session, _get_run(session, run_id).info.run_id, path)
+    name = PurePosixPath(artifact.path).name
+    media_type = IMAGE_TYPES.get(PurePosixPath(name).suffix.lower())
+    headers = security_headers()
+    headers["Content-Security-Policy"] = "sandbox; default-src 'none'; style-src 'unsafe-inline'"
+    disposition = "inline" if media_type else "attachment"
+    if isinstance(blobs, LocalBlobStore) and blobs.path_of(artifact.digest).is_file():
+        return FileResponse(
+            blobs.path_of(artifact.digest),
+            media_type=media_type or "application/octet-stream",
+            filename=name,
+            content_disposition_type=disposition,
+            headers=headers,
+        )
+    handle = blobs.open(artifact.digest)
+    headers["Content-Disposition"] = f'{disposition}; filename="{name}"'
+    return StreamingResponse(
+        iter(lambda: handle.read(1 << 20), b""),
+        media_type=media_type or "application/octet-stream",
+        headers=headers,
+        background=BackgroundTask(handle.close),
+    )
+
+
+@router.get("/compare")
+def compare_page(
+    request: Request,
+    session: ReadSession,
+    run: Annotated[list[str], Query()] = [],  # noqa: B006 (FastAPI reads the default)
+) -> Response:
+    """Selected runs side by side: overlaid charts, a params/metrics diff, parallel coordinates."""
+    run_ids = list(dict.fromkeys(r for r in run if r))
+    if len(run_ids) < 2:
+        raise InvalidInput("select at least two runs to compare (?run=ID&run=ID)")
+    if len(run_ids) > MAX_COMPARED:
+        raise InvalidInput(f"compare at most {MAX_COMPARED} runs at once, got {len(run_ids)}")
+    compared = [_get_run(session, run_id) for run_id in run_ids]
+    param_keys = sorted({k for r in compared for k in r.data.params})
+    metric_keys = sorted({k for r in compared for k in r.data.metrics})
+    return render(
+        request,
+        "tracking/compare.html",
+        {
+            "title": "Compare runs",
+            "active": "tracking",
+            "crumbs": [("Experiments", "/experiments")],
+            "runs": compared,
+            "diff_rows": _diff_rows(compared, param_keys, metric_keys),
+            "page_data": {
+                "runs": [_compare_entry(r) for r in compared],
+                "paramKeys": param_keys,
+                "metricKeys": metric_keys,
+                "chartPoints": CHART_POINTS,
+            },
+        },
+    )
+
+
+def _diff_rows(
+    compared: list[Run], param_keys: list[str], metric_keys: list[str]
+) -> list[tuple[str, list[Any], bool, bool]]:
+    """(label, one value per run, numeric?, differs?) for each param, then each metric."""
+    rows: list[tuple[str, list[Any], bool, bool]] = []
+    for key in param_keys:
+        cells: list[Any] = [r.data.params.get(key, "") for r in compared]
+        rows.append((f"params.{key}", cells, False, len(set(cells)) > 1))
+    for key in metric_keys:
+        cells = [r.data.metrics.get(key) for r in compared]
+        rows.append((f"metrics.{key}", cells, True, len(set(cells)) > 1))
+    return rows
+
+
+def _get_run(session: Session, run_id: str) -> Run:
+    """The run a URL names; a malformed id names nothing, so it is a 404 page too."""
+    try:
+        return runs.get_run(session, run_id)
+    except InvalidInput as error:
+        raise NotFound(error.message) from None
+
+
+def _compare_entry(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.info.run_id,
+        "name": run.info.run_name,
+        "start": run.info.start_time,
+        "params": run.data.params,
+        "metrics": run.data.metrics,
+    }
+
+
+def _run_crumbs(experiment: Experiment, parent: Run | None) -> list[tuple[str, str]]:
+    crumbs = [
+        ("Experiments", "/experiments"),
+        (experiment.name, f"/experiments/{experiment.experiment_id}"),
+    ]
+    if parent is not None:
+        crumbs.append((parent.info.run_name, f"/runs/{parent.info.run_id}"))
+    return crumbs
+
+
+def _runs_url(experiment_id: str, base: dict[str, str], page: str | None) -> str | None:
+    if page is None:
+        return None
+    query = {k: v for k, v in base.items() if v}
+    query["page"] = page
+    return f"/experiments/{experiment_id}?{urlencode(query)}"
+
+
+def _field(entity: str, key: str) -> str:
+    """``metrics.`val loss``` as the filter language spells a key (quoted, whatever it holds)."""
+    quote = '"' if "`" in key else "`"
+    return f"{entity}.{quote}{key}{quote}"
+
+
+def _sort_state(order: str, key: str) -> str:
+    """``desc``/``asc`` when the table is sorted by ``key``, else empty."""
+    field, _, direction = order.strip().rpartition(" ")
+    if field != key:
+        return ""
+    return "asc" if direction.upper() == "ASC" else "desc"
+
+
+def _sort_url(experiment_id: str, filter: str, order: str, key: str) -> str:
+    """Clicking a header sorts by it, descending first; a second click flips to ascending."""
+    direction = "ASC" if _sort_state(order, key) == "desc" else "DESC"
+    query = {"order": f"{key} {direction}"}
+    if filter:
+        query["filter"] = filter
+    return f"/experiments/{experiment_id}?{urlencode(query)}"

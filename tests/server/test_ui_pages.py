@@ -1,0 +1,87 @@
+"""The web UI's server side over plain HTTP: headers, error pages, login, raw artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from opsloop import Client
+from tests.conftest import LiveServer
+
+HTML = {"accept": "text/html"}
+
+
+@pytest.fixture
+def http(live_server: LiveServer) -> httpx.Client:
+    return httpx.Client(base_url=live_server.url)
+
+
+def test_pages_carry_a_strict_content_security_policy(http: httpx.Client) -> None:
+    page = http.get("/experiments")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert http.get("/").headers["location"] == "/experiments"
+    assert http.get("/static/shell/charts.js").status_code == 200
+
+
+def test_api_errors_stay_json_and_page_errors_are_html(http: httpx.Client) -> None:
+    api = http.get(f"/api/runs/{'0' * 32}", headers=HTML)
+    assert api.status_code == 404 and api.json()["error"]["code"] == "NOT_FOUND"
+    page = http.get(f"/runs/{'0' * 32}")
+    assert page.status_code == 404 and "<h1>404" in page.text
+    assert http.get("/no/such/page", headers=HTML).status_code == 404
+    assert http.get("/no/such/page").headers["content-type"] == "application/json"
+    one_run = http.get(f"/compare?run={'0' * 32}")
+    assert one_run.status_code == 400 and "at least two runs" in one_run.text
+    bad_filter = http.get("/experiments/x", params={"filter": "metrics.a >"})
+    assert bad_filter.status_code == 404  # the experiment is checked before the filter
+
+
+def test_malformed_filter_is_a_400_page_with_the_parser_message(
+    http: httpx.Client, live_server: LiveServer
+) -> None:
+    client = Client(server_url=live_server.url)
+    exp = client.set_experiment("e").experiment_id
+    page = http.get(f"/experiments/{exp}", params={"filter": "metrics.a >> 1"})
+    assert page.status_code == 400
+    assert 'id="filter-error"' in page.text and "^" in page.text
+    client.close()
+
+
+def test_login_only_redirects_to_local_paths(tmp_path: Path) -> None:
+    with LiveServer(f"sqlite:///{tmp_path / 'a.db'}", str(tmp_path / "b"), token="t0k") as server:
+        http = httpx.Client(base_url=server.url)
+        redirect = http.get("/experiments")
+        assert redirect.status_code == 303
+        assert redirect.headers["location"] == "/login?next=/experiments"
+        for target in ("//evil.example", "https://evil.example", "/\\evil.example"):
+            answer = http.post("/login", data={"token": "t0k", "next": target})
+            assert answer.status_code == 303 and answer.headers["location"] == "/"
+        cookie = answer.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert http.post("/login", data={"token": "nope", "next": "/"}).status_code == 403
+        assert http.get("/healthz").status_code == 200  # stays open for probes
+
+
+def test_raw_artifacts_serve_images_inline_and_sandbox_svg(
+    http: httpx.Client, live_server: LiveServer
+) -> None:
+    client = Client(server_url=live_server.url)
+    exp = client.set_experiment("e").experiment_id
+    run_id = client.create_run(exp, capture_env=False).info.run_id
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    client.log_bytes(run_id, svg, "plot.svg")
+    client.log_bytes(run_id, b"\x00\x01binary", "model.bin")
+    image = http.get(f"/runs/{run_id}/artifacts/raw/plot.svg")
+    assert image.headers["content-type"] == "image/svg+xml"
+    assert image.headers["content-security-policy"].startswith("sandbox")
+    download = http.get(f"/runs/{run_id}/artifacts/raw/model.bin")
+    assert download.headers["content-disposition"].startswith("attachment")
+    assert download.content == b"\x00\x01binary"
+    assert http.get(f"/runs/{run_id}/artifacts/view/model.bin").status_code == 200
+    assert http.get(f"/runs/{run_id}/artifacts/view/missing.txt").status_code == 404
+    client.close()
