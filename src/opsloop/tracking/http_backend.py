@@ -147,9 +147,7 @@ class HttpTrackingBackend(TrackingBackend):
         self, run_id: str, key: str, max_points: int | None = None
     ) -> MetricHistory:
         params = {"max_points": max_points} if max_points is not None else None
-        raw = self._send(
-            "GET", f"/api/runs/{_q(run_id)}/metrics/{_q(key)}/history", params=params
-        )
+        raw = self._send("GET", f"/api/runs/{_q(run_id)}/metrics/{_q(key)}/history", params=params)
         return MetricHistory.model_validate_json(raw)
 
     def search_runs(

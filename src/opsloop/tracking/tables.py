@@ -57,6 +57,7 @@ class RunRow(Base):
 
 class ParamRow(Base):
     __tablename__ = "params"
+    __table_args__ = (Index("ix_params_key", "key"),)
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(KEY, primary_key=True)
@@ -65,6 +66,7 @@ class ParamRow(Base):
 
 class RunTagRow(Base):
     __tablename__ = "run_tags"
+    __table_args__ = (Index("ix_run_tags_key", "key"),)
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(KEY, primary_key=True)

@@ -1,0 +1,25 @@
+"""indexes on params.key and run_tags.key: distinct keys by skip-scan, key filters
+
+Revision ID: 0002_key_indexes
+Revises: 0001_tracking
+Create Date: 2026-11-23
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0002_key_indexes"
+down_revision: str | None = "0001_tracking"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_params_key", "params", ["key"])
+    op.create_index("ix_run_tags_key", "run_tags", ["key"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_run_tags_key", table_name="run_tags")
+    op.drop_index("ix_params_key", table_name="params")
