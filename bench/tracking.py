@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from seed import populate_mlflow, populate_opsloop
+
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # still the fastest MLflow store
 os.environ.setdefault("OPSLOOP_CAPTURE_ENV", "0")  # measure logging, not start-up capture
@@ -92,37 +94,6 @@ def mlflow_log_batch(uri: str, n: int) -> None:
     for start in range(0, n, 1000):  # MLflow's per-call limit
         client.log_batch(run_id, metrics=metrics[start : start + 1000])
     client.set_terminated(run_id)
-
-
-# -- search ----------------------------------------------------------------------------------------
-def populate_opsloop(client, runs: int, metrics: int) -> str:  # type: ignore[no-untyped-def]
-    exp = client.set_experiment("search")
-    for r in range(runs):
-        run_id = client.create_run(exp.experiment_id).info.run_id
-        client.log_batch(
-            run_id,
-            [(f"m{k}", (r * 7919 + k) % 1000 / 1000, 0, 0) for k in range(metrics)],
-            params={"r": r},
-        )
-        client.end_run(run_id)
-    return exp.experiment_id
-
-
-def populate_mlflow(uri: str, runs: int, metrics: int) -> str:
-    import mlflow
-    from mlflow.entities import Metric, Param
-
-    client = mlflow.MlflowClient(uri)
-    exp = client.create_experiment("search")
-    for r in range(runs):
-        run_id = client.create_run(exp).info.run_id
-        client.log_batch(
-            run_id,
-            metrics=[Metric(f"m{k}", (r * 7919 + k) % 1000 / 1000, 0, 0) for k in range(metrics)],
-            params=[Param("r", str(r))],
-        )
-        client.set_terminated(run_id)
-    return exp
 
 
 def free_port() -> int:
@@ -200,11 +171,11 @@ def main() -> None:
 
     if "3" not in skip:
         runs, k = args.search_runs, 20
+        (tmp / "o3").mkdir()
+        populate_opsloop(tmp / "o3", runs, k, name="search")
         client = opsloop_client(tmp / "o3")
-        exp = populate_opsloop(client, runs, k)
-        muri = f"sqlite:///{tmp / 'm3.db'}"
-        mexp = populate_mlflow(muri, runs, k)
-        mclient = mlflow.MlflowClient(muri)
+        mexp = populate_mlflow(tmp / "o3", runs, k, name="search")
+        mclient = mlflow.MlflowClient(f"sqlite:///{tmp / 'o3' / 'mlflow.db'}")
         flt = "metrics.m3 > 0.5 and metrics.m7 < 0.9"
         ours_hits = peer_hits = 0
 
@@ -223,7 +194,6 @@ def main() -> None:
         report(
             f"3. search_runs, metric filter, {runs:,} runs x {k} metrics (1000 hits)", ours, peer
         )
-        del exp
 
     if "4" not in skip:
         oport, mport = free_port(), free_port()

@@ -82,3 +82,5 @@ def test_help_teaches_and_is_fast() -> None:
     assert time.monotonic() - started < 5  # generous here; bench/ measures the real figure
     assert "quickstart" in out and "runs" in out
     assert "metrics.f1 > 0.8" in run("runs", "--help").stdout
+    assert "web UI" in out
+    assert "--no-browser" in run("ui", "--help").stdout

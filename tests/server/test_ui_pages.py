@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,10 @@ def test_pages_carry_a_strict_content_security_policy(http: httpx.Client) -> Non
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert page.headers["x-content-type-options"] == "nosniff"
     assert http.get("/").headers["location"] == "/experiments"
-    assert http.get("/static/shell/charts.js").status_code == 200
+    script = re.search(r'src="(/static/[0-9a-f]+/shell/app\.js)"', page.text)
+    assert script is not None
+    asset = http.get(script.group(1))
+    assert asset.status_code == 200 and "immutable" in asset.headers["cache-control"]
 
 
 def test_api_errors_stay_json_and_page_errors_are_html(http: httpx.Client) -> None:
@@ -84,4 +88,20 @@ def test_raw_artifacts_serve_images_inline_and_sandbox_svg(
     assert download.content == b"\x00\x01binary"
     assert http.get(f"/runs/{run_id}/artifacts/view/model.bin").status_code == 200
     assert http.get(f"/runs/{run_id}/artifacts/view/missing.txt").status_code == 404
+    client.close()
+
+
+def test_runs_table_pages_and_page_sizes(http: httpx.Client, live_server: LiveServer) -> None:
+    client = Client(server_url=live_server.url)
+    exp = client.set_experiment("paged").experiment_id
+    for i in range(60):
+        client.create_run(exp, run_name=f"r{i:02d}", capture_env=False)
+    first = http.get(f"/experiments/{exp}")
+    assert first.text.count('class="run-link"') == 50 and "1&ndash;50 of 60 runs" in first.text
+    next_url = re.search(r'href="([^"]+)" rel="next"', first.text)
+    assert next_url is not None
+    second = http.get(next_url.group(1).replace("&amp;", "&"))
+    assert second.text.count('class="run-link"') == 10 and 'rel="prev"' in second.text
+    assert http.get(f"/experiments/{exp}?size=25").text.count('class="run-link"') == 25
+    assert http.get(f"/experiments/{exp}?size=7").status_code == 400
     client.close()

@@ -113,7 +113,7 @@ def quickstart(
     out.print(
         f"  opsloop runs list -e {experiment} -f \"metrics.val_f1 > 0.95 and params.penalty = 'l2'\""
     )
-    out.print("  opsloop server   # then open http://127.0.0.1:5000/docs")
+    out.print("  opsloop ui       # the web UI: runs table, charts, compare")
 
 
 def _log_model(client: object, run_id: str, model: object) -> None:

@@ -28,7 +28,8 @@ from opsloop.tracking.previews import IMAGE_TYPES, preview_artifact, preview_kin
 
 __all__ = ["UI", "router"]
 
-PAGE_SIZE = 100
+PAGE_SIZES = (25, 50, 100, 250)
+DEFAULT_PAGE_SIZE = 50  # about two screens: the table renders in the time of one round trip
 CHART_POINTS = 1500
 MAX_COMPARED = 10
 _REPRO_PREFIX = "opsloop."
@@ -72,8 +73,11 @@ def runs_page(
     filter: Annotated[str, Query(max_length=4000)] = "",
     order: Annotated[str, Query(max_length=600)] = "",
     page: str | None = None,
+    size: int = DEFAULT_PAGE_SIZE,
 ) -> Response:
     """The runs table: one column per param and metric, filtered, sorted and paged."""
+    if size not in PAGE_SIZES:
+        raise InvalidInput(f"size must be one of {list(PAGE_SIZES)}, got {size}")
     experiment = experiments.get_experiment(session, experiment_id)
     ids = [experiment_id]
     context: dict[str, Any] = {
@@ -89,7 +93,9 @@ def runs_page(
         "offset": 0,
         "filter_error": None,
         "field": _field,
-        "sort_url": lambda key: _sort_url(experiment_id, filter, order, key),
+        "size": size,
+        "page_sizes": PAGE_SIZES,
+        "sort_url": lambda key: _sort_url(experiment_id, filter, key, order, size),
         "sort_state": lambda key: _sort_state(order, key),
     }
     try:
@@ -98,7 +104,7 @@ def runs_page(
             ids,
             filter=filter or None,
             order_by=[order] if order else None,
-            max_results=PAGE_SIZE,
+            max_results=size,
             page_token=page,
         )
         total = search.count_runs(session, ids, filter=filter or None)
@@ -106,14 +112,18 @@ def runs_page(
         context["filter_error"] = error.message
         return render(request, "tracking/runs.html", context, status_code=400)
     offset = decode_page_token(page)
-    base = {"filter": filter, "order": order}
+    base = {
+        "filter": filter,
+        "order": order,
+        "size": str(size) if size != DEFAULT_PAGE_SIZE else "",
+    }
     context.update(
         runs=found.items,
         total=total,
         offset=offset,
         next_url=_runs_url(experiment_id, base, found.next_page_token),
         prev_url=_runs_url(
-            experiment_id, base, encode_page_token(max(0, offset - PAGE_SIZE)) if offset else None
+            experiment_id, base, encode_page_token(max(0, offset - size)) if offset else None
         )
         if offset
         else None,
@@ -309,10 +319,12 @@ def _sort_state(order: str, key: str) -> str:
     return "asc" if direction.upper() == "ASC" else "desc"
 
 
-def _sort_url(experiment_id: str, filter: str, order: str, key: str) -> str:
+def _sort_url(experiment_id: str, filter: str, key: str, order: str, size: int) -> str:
     """Clicking a header sorts by it, descending first; a second click flips to ascending."""
     direction = "ASC" if _sort_state(order, key) == "desc" else "DESC"
     query = {"order": f"{key} {direction}"}
     if filter:
         query["filter"] = filter
+    if size != DEFAULT_PAGE_SIZE:
+        query["size"] = str(size)
     return f"/experiments/{experiment_id}?{urlencode(query)}"

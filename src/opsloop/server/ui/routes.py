@@ -7,11 +7,14 @@ to ``/login`` instead of getting a JSON error.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from importlib.resources import files
-from typing import Annotated
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
+from blake3 import blake3
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
@@ -28,24 +31,43 @@ _MACHINE_PATHS = ("/api/", "/v1/", "/static/", "/healthz", "/docs", "/openapi.js
 
 
 def install_ui(app: FastAPI, domains: Sequence[tuple[UiDomain, APIRouter]]) -> None:
-    """Serve the shell and each ``(domain, views router)`` pair on ``app``."""
-    app.state.ui_env = build_environment([d for d, _ in domains])
-    app.state.ui_domains = [d for d, _ in domains]
-    static = files("opsloop.server.ui") / "static"
-    app.mount("/static/shell", StaticFiles(directory=str(static)), name="static-shell")
+    """Serve the shell and each ``(domain, views router)`` pair on ``app``.
+
+    Static files live under ``/static/<digest>/<domain>/``, where the digest covers every
+    asset: browsers cache them for a year (no revalidation round trip per JS module), and a
+    changed file changes every URL at once, relative module imports included.
+    """
+    folders = {"shell": files("opsloop.server.ui") / "static"}
     for domain, _ in domains:
-        domain_static = files(domain.package) / "static"
-        if domain_static.is_dir():
-            app.mount(
-                f"/static/{domain.key}",
-                StaticFiles(directory=str(domain_static)),
-                name=f"static-{domain.key}",
-            )
+        folder = files(domain.package) / "static"
+        if folder.is_dir():
+            folders[domain.key] = folder
+    prefix = f"/static/{_assets_digest(folders.values())}"
+    for key, folder in folders.items():
+        app.mount(f"{prefix}/{key}", _ImmutableFiles(directory=str(folder)), name=f"static-{key}")
+    app.state.ui_env = build_environment([d for d, _ in domains], static=prefix)
+    app.state.ui_domains = [d for d, _ in domains]
     app.include_router(_public)
     auth = [Depends(require_token)]
     app.include_router(_pages, dependencies=auth)
     for _, router in domains:
         app.include_router(router, dependencies=auth, include_in_schema=False)
+
+
+class _ImmutableFiles(StaticFiles):
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response
+
+
+def _assets_digest(folders: Iterable[Traversable]) -> str:
+    digest = blake3()
+    for folder in folders:
+        for path in sorted(Path(str(folder)).rglob("*")):
+            if path.is_file():
+                digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def is_page_request(request: Request) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,7 +48,8 @@ class UiDomain:
     """What a domain adds to the UI: a nav entry, its templates and static files, its search.
 
     ``package`` holds ``templates/<key>/*.html`` and optionally ``static/`` (served at
-    ``/static/<key>/``). ``find`` answers the global search box from a read session.
+    ``{{ static }}/<key>/``; its modules import the shell's as ``../shell/charts.js``).
+    ``find`` answers the global search box from a read session.
     """
 
     key: str
@@ -56,7 +57,6 @@ class UiDomain:
     href: str
     package: str
     find: Callable[[Session, str], Sequence[SearchHit]] | None = None
-    has_static: bool = field(default=False)
 
 
 def security_headers() -> dict[str, str]:
@@ -67,8 +67,11 @@ def security_headers() -> dict[str, str]:
     }
 
 
-def build_environment(domains: Sequence[UiDomain]) -> Environment:
-    """The Jinja2 environment: the shell's templates first, then each domain's."""
+def build_environment(domains: Sequence[UiDomain], static: str) -> Environment:
+    """The Jinja2 environment: the shell's templates first, then each domain's.
+
+    ``static`` is the URL prefix of the static files (``{{ static }}/<domain>/file.js``).
+    """
     loaders = [PackageLoader("opsloop.server.ui", "templates")]
     loaders += [PackageLoader(d.package, "templates") for d in domains]
     env = Environment(
@@ -77,7 +80,7 @@ def build_environment(domains: Sequence[UiDomain]) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(nav=list(domains), version=__version__)
+    env.globals.update(nav=list(domains), version=__version__, static=static)
     env.filters.update(
         when=format_time, duration=format_duration, num=format_number, size=format_size
     )

@@ -1,5 +1,5 @@
 // The compare page: overlaid metric charts, parallel coordinates, and the "only differences" switch.
-import { PALETTE, legend, parallelCoordinates, redrawOnResize } from "/static/shell/charts.js";
+import { PALETTE, legend, parallelCoordinates, redrawOnResize } from "../shell/charts.js";
 import { MetricCharts, fetchHistory } from "./metric_charts.js";
 
 const page = document.getElementById("compare-page");

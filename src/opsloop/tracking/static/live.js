@@ -1,5 +1,5 @@
 // Live updates of a running run: fetch it again and refresh the status badge and metric cells.
-import { formatNumber } from "/static/shell/charts.js";
+import { formatNumber } from "../shell/charts.js";
 
 export async function fetchRun(runId) {
   const response = await fetch(`/api/runs/${encodeURIComponent(runId)}`, { credentials: "same-origin" });

@@ -1,5 +1,5 @@
 // A grid of metric charts that share one set of controls (x axis, smoothing, log scale).
-import { lineChart, redrawOnResize } from "/static/shell/charts.js";
+import { lineChart, redrawOnResize } from "../shell/charts.js";
 
 export async function fetchHistory(runId, key, maxPoints) {
   const url = `/api/runs/${encodeURIComponent(runId)}/metrics/${encodeURIComponent(key)}/history?max_points=${maxPoints}`;

@@ -1,5 +1,5 @@
 // The run page: a chart per metric, refreshed every few seconds while the run is RUNNING.
-import { PALETTE } from "/static/shell/charts.js";
+import { PALETTE } from "../shell/charts.js";
 import { fetchRun, showRun } from "./live.js";
 import { MetricCharts, fetchHistory } from "./metric_charts.js";
 
