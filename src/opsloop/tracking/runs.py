@@ -174,17 +174,14 @@ def get_runs(session: Session, rows: Sequence[RunRow]) -> list[Run]:
     tags: dict[str, dict[str, str]] = {r.id: {} for r in rows}
     metrics: dict[str, dict[str, float]] = {r.id: {} for r in rows}
     ids = list(params)
+    # Core statements on the session's connection: plain tuples, no ORM row bookkeeping.
+    connection = session.connection()
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
-        for table, target in ((ParamRow, params), (RunTagRow, tags)):
+        for table, target in ((ParamRow, params), (RunTagRow, tags), (LatestMetricRow, metrics)):
             query = select(table.run_id, table.key, table.value).where(table.run_id.in_(chunk))
-            for run_id, key, value in session.execute(query):
+            for run_id, key, value in connection.execute(query):
                 target[run_id][key] = value
-        query = select(LatestMetricRow.run_id, LatestMetricRow.key, LatestMetricRow.value).where(
-            LatestMetricRow.run_id.in_(chunk)
-        )
-        for run_id, key, value in session.execute(query):
-            metrics[run_id][key] = value
     return [
         Run(
             info=_info(r), data=RunData(params=params[r.id], metrics=metrics[r.id], tags=tags[r.id])
