@@ -101,14 +101,12 @@ def populate_mlflow(folder: Path, n: int, metrics: int, name: str = "bench-ui") 
         f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
         run_rows,
     )
-    db.executemany(
-        "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?,?,?,?,?,?)",
-        metric_rows,
-    )
-    db.executemany(
-        "INSERT INTO latest_metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?,?,?,?,?,?)",
-        metric_rows,
-    )
+    for table in ("metrics", "latest_metrics"):  # one point per key: history == latest
+        db.executemany(
+            f"INSERT INTO {table} (key, value, timestamp, run_uuid, step, is_nan)"
+            " VALUES (?,?,?,?,?,?)",
+            metric_rows,
+        )
     db.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?,?,?)", param_rows)
     db.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?,?,?)", tag_rows)
     db.commit()

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from seed import populate_mlflow, populate_opsloop
@@ -77,8 +78,8 @@ def start_mlflow(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
         [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-         "--default-artifact-root", str(folder / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
+         "--default-artifact-root", str(folder / "mlartifacts"), "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -87,14 +88,15 @@ def start_mlflow(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 # -- the browser ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
 class Tool:
-    """How to reach one tool's runs table, find its rows and type a filter."""
+    """How to reach one tool's runs table, find its rows, type a filter, and what it must show."""
 
-    def __init__(self, name: str, table_url: str, rows: str, search: str) -> None:
-        self.name, self.table_url, self.rows, self.search = name, table_url, rows, search
-
-    def row_count(self, page) -> int:  # type: ignore[no-untyped-def]
-        return int(page.locator(self.rows).count())
+    name: str
+    table_url: str
+    rows: str
+    search: str
+    expected: list[str]
 
 
 def time_render(page, tool: Tool) -> float:  # type: ignore[no-untyped-def]
@@ -131,14 +133,12 @@ def _wait_filtered(page, tool: Tool) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_function(
         "([rows, expected]) => {"
         " const shown = [...document.querySelectorAll(rows)].map(r => r.textContent);"
-        " return shown.length === expected.length && expected.every(n => shown.some(t => t.includes(n)));"
+        " return shown.length === expected.length"
+        "   && expected.every(n => shown.some(t => t.includes(n)));"
         "}",
-        arg=[tool.rows, EXPECTED],
+        arg=[tool.rows, tool.expected],
         timeout=120_000,
     )
-
-
-EXPECTED: list[str] = []
 
 
 def measure(browser, tool: Tool, repeat: int) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
@@ -172,7 +172,7 @@ def main() -> None:
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit("Debian's chromium is needed: apt-get install -y chromium")
-    EXPECTED[:] = [f"run-{i:05d}" for i in range(args.runs) if i / args.runs >= 0.999]
+    expected = [f"run-{i:05d}" for i in range(args.runs) if i / args.runs >= 0.999]
 
     from playwright.sync_api import sync_playwright
 
@@ -181,9 +181,8 @@ def main() -> None:
         started = time.perf_counter()
         ours_exp = populate_opsloop(folder, args.runs, args.metrics)
         peer_exp = populate_mlflow(folder, args.runs, args.metrics)
-        print(
-            f"data: {args.runs} runs x {args.metrics} metrics in each tool ({time.perf_counter() - started:.0f}s to set up)"
-        )
+        setup = time.perf_counter() - started
+        print(f"data: {args.runs} runs x {args.metrics} metrics in each tool ({setup:.0f}s set-up)")
         servers: list[subprocess.Popen[bytes]] = []
         try:
             ours_proc, ours_url = start_opsloop(folder)
@@ -191,13 +190,18 @@ def main() -> None:
             peer_proc, peer_url = start_mlflow(folder)
             servers.append(peer_proc)
             ours = Tool(
-                "opsloop", f"{ours_url}/experiments/{ours_exp}", "#runs-table tbody tr", "#filter"
+                "opsloop",
+                f"{ours_url}/experiments/{ours_exp}",
+                "#runs-table tbody tr",
+                "#filter",
+                expected,
             )
             peer = Tool(
                 "mlflow",
                 f"{peer_url}/#/experiments/{peer_exp}/runs?workflowType=machine_learning",
                 ".ag-pinned-left-cols-container .ag-row",
                 '[data-testid="search-box"]',
+                expected,
             )
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(

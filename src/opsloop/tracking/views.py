@@ -124,9 +124,7 @@ def runs_page(
         next_url=_runs_url(experiment_id, base, found.next_page_token),
         prev_url=_runs_url(
             experiment_id, base, encode_page_token(max(0, offset - size)) if offset else None
-        )
-        if offset
-        else None,
+        ),
     )
     return render(request, "tracking/runs.html", context)
 
