@@ -12,8 +12,8 @@ EXPECTED = {
     "NotFound", "OpsloopError", "Page", "PermissionDenied", "Run", "RunData", "RunInfo",
     "RunStatus", "Settings", "StoreError", "Unauthenticated", "__version__", "active_run",
     "end_run", "flush", "get_client", "get_run", "load_settings", "log_artifact", "log_artifacts",
-    "log_batch", "log_dataframe", "log_dict", "log_figure", "log_metric", "log_metrics",
-    "log_param", "log_params", "log_text", "search_runs", "seed_everything", "set_experiment",
+    "log_batch", "log_dataframe", "log_dict", "log_figure", "log_input", "log_metric",
+    "log_metrics", "log_output", "log_param", "log_params", "log_text", "search_runs", "seed_everything", "set_experiment",
     "set_tag", "set_tags", "start_run",
 }  # fmt: skip
 
@@ -25,9 +25,14 @@ def test_all_is_exactly_the_public_names() -> None:
 
 
 def test_import_is_lazy() -> None:
-    code = "import sys, opsloop; print(sorted(m for m in ('sqlalchemy', 'httpx', 'pydantic', 'fastapi') if m in sys.modules))"
+    heavy = "('sqlalchemy', 'httpx', 'pydantic', 'fastapi', 'duckdb')"
+    code = f"import sys, opsloop; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_data_subpackage_is_reachable_without_an_import() -> None:
+    assert callable(opsloop.data.add) and callable(opsloop.data.get)
 
 
 def test_error_tree_maps_to_http_and_exit_codes() -> None:

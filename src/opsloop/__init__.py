@@ -49,7 +49,12 @@ __all__ = sorted([*_LAZY, "__version__"])
 del _fluent
 
 
+_SUBPACKAGES = {"data"}  # ``opsloop.data.add(...)`` without importing opsloop.data first
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"opsloop.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'opsloop' has no attribute {name!r}")

@@ -8,10 +8,14 @@ store. Each domain contributes its methods as a mixin; the backend choice is mad
 from __future__ import annotations
 
 import threading
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from opsloop.config import Settings, load_settings
 from opsloop.tracking.sdk import TrackingClient
+
+if TYPE_CHECKING:
+    from opsloop.data.sdk import DataClient
 
 __all__ = ["Client"]
 
@@ -68,19 +72,48 @@ class Client(TrackingClient):
             from opsloop.tracking.http_backend import HttpTrackingBackend
             from opsloop.transport import HttpTransport
 
-            transport = HttpTransport(str(self.settings.server_url), self.settings.token)
-            self._init_tracking(HttpTrackingBackend(transport))
+            self._transport = HttpTransport(str(self.settings.server_url), self.settings.token)
+            self._init_tracking(HttpTrackingBackend(self._transport))
         else:
             from opsloop.tracking.local_backend import LocalTrackingBackend
 
             store, blobs = _local_stores(self.settings)
             self._init_tracking(LocalTrackingBackend(store, blobs))
 
+    @cached_property
+    def data(self) -> DataClient:
+        """Dataset versions: ``client.data.add(path, name=...)``, ``client.data.get(ref)``.
+
+        The blob store doubles as the local cache when it is a local folder (the embedded
+        default); otherwise blobs are cached under ``$OPSLOOP_HOME/cache/blobs`` and shared
+        with ``push`` / ``pull``.
+        """
+        from opsloop.data.sdk import DataClient
+        from opsloop.store.blobs import LocalBlobStore
+
+        if self.settings.is_remote:
+            from opsloop.data.http_backend import HttpDataBackend
+
+            return DataClient(HttpDataBackend(self._transport), self.settings.home, None)
+        from opsloop.data.local_backend import LocalDataBackend
+
+        store, blobs = _local_stores(self.settings)
+        cache = blobs if isinstance(blobs, LocalBlobStore) else None
+        return DataClient(LocalDataBackend(store, blobs), self.settings.home, cache)
+
     @property
     def where(self) -> str:
         """Where this client reads and writes, for people: a server URL or the store's URLs."""
         s = self.settings
         return s.server_url or f"{s.database_url} (blobs: {s.blob_url})"
+
+    def close(self) -> None:
+        """Flush queued metrics and release connections and local state."""
+        try:
+            super().close()
+        finally:
+            if "data" in self.__dict__:
+                self.data.close()
 
     def __enter__(self) -> Client:
         return self

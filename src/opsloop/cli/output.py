@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["console", "fail", "print_json", "print_table"]
+__all__ = [
+    "console",
+    "default_client",
+    "fail",
+    "parse_tags",
+    "print_json",
+    "print_table",
+    "when",
+]
 
 
 def console(stderr: bool = False) -> Any:
@@ -16,9 +25,38 @@ def console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, highlight=False)
 
 
+def default_client() -> Any:
+    """The ``Client`` that commands use: configured from env vars and ``opsloop.toml``."""
+    from opsloop.client import Client
+
+    return Client()
+
+
+def when(ms: int | None) -> str:
+    """A stored timestamp as ``YYYY-MM-DD HH:MM:SS`` (UTC) for tables."""
+    from opsloop.timeutil import ms_to_iso
+
+    return (ms_to_iso(ms) or "")[:19].replace("T", " ")
+
+
+def parse_tags(pairs: list[str] | None) -> dict[str, str]:
+    """``--tag KEY=VALUE`` options as a dict; ``InvalidInput`` for a pair without ``=``."""
+    from opsloop.errors import InvalidInput
+
+    tags = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InvalidInput(f"--tag takes KEY=VALUE, got {pair!r}")
+        tags[key] = value
+    return tags
+
+
 def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "model_dump"):
         return obj.model_dump(mode="json")
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(dataclasses.asdict(obj))
     if isinstance(obj, list | tuple):
         return [_jsonable(o) for o in obj]
     if isinstance(obj, dict):

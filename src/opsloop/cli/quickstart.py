@@ -110,9 +110,8 @@ def quickstart(
     out.print(f"  opsloop runs compare {best[0]} {runner_up[0]}")
     out.print(f"  opsloop runs metric {best[0]} val_loss")
     out.print(f"  opsloop runs env {parent.run_id}")
-    out.print(
-        f"  opsloop runs list -e {experiment} -f \"metrics.val_f1 > 0.95 and params.penalty = 'l2'\""
-    )
+    query = "metrics.val_f1 > 0.95 and params.penalty = 'l2'"
+    out.print(f'  opsloop runs list -e {experiment} -f "{query}"')
     out.print("  opsloop ui       # the web UI: runs table, charts, compare")
 
 

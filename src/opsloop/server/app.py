@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="opsloop",
         version=__version__,
-        description="Experiments, runs, metrics and artifacts; more domains as they land.",
+        description="Experiments, runs, metrics and artifacts; dataset versions and lineage.",
     )
     app.state.opsloop = AppState(
         settings=settings,
@@ -70,12 +70,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.store.ping()
         return {"status": "ok", "version": __version__}
 
+    from opsloop.data.api import router as data_router
     from opsloop.tracking.api import router as tracking_router
     from opsloop.tracking.views import UI as TRACKING_UI
     from opsloop.tracking.views import router as tracking_views
 
     auth = [Depends(require_token)]
     app.include_router(tracking_router, prefix="/api", dependencies=auth)
+    app.include_router(data_router, prefix="/api", dependencies=auth)
     install_ui(app, [(TRACKING_UI, tracking_views)])
     return app
 

@@ -132,7 +132,7 @@ def _translate_errors() -> Iterator[None]:
 
 
 def dialect_insert(session: Session, table: Any) -> Any:
-    """An ``INSERT`` that knows ``ON CONFLICT`` for the session's database (SQLite or PostgreSQL)."""
+    """An ``INSERT`` that knows ``ON CONFLICT`` for the session's database (SQLite or Postgres)."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 __all__ = ["SCHEMA_HEAD", "current_revision", "downgrade", "ensure_schema", "upgrade"]
 
-SCHEMA_HEAD = "0002_key_indexes"
+SCHEMA_HEAD = "0003_data_versions"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x0B5100B
 
@@ -51,7 +51,8 @@ def ensure_schema(engine: Engine) -> None:
                 metadata.create_all(conn)
                 conn.execute(
                     text(
-                        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+                        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                        "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
                     )
                 )
                 conn.execute(

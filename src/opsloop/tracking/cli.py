@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from opsloop.cli.output import print_json, print_table
+from opsloop.cli.output import default_client, parse_tags, print_json, print_table, when
 
 if TYPE_CHECKING:
-    from opsloop.client import Client
     from opsloop.tracking.entities import Run
 
 experiments_app = typer.Typer(
@@ -29,34 +28,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 RunIdArg = Annotated[str, typer.Argument(help="Run id (32 hex characters).")]
 
 
-def _client() -> Client:
-    from opsloop.client import Client
-
-    return Client()
-
-
-def _time(ms: int | None) -> str:
-    from opsloop.timeutil import ms_to_iso
-
-    return (ms_to_iso(ms) or "")[:19].replace("T", " ")
-
-
 def _duration(run: Run) -> str:
     if run.info.end_time is None:
         return ""
     return f"{(run.info.end_time - run.info.start_time) / 1000:.1f}s"
-
-
-def _parse_tags(pairs: list[str] | None) -> dict[str, str]:
-    from opsloop.errors import InvalidInput
-
-    tags = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise InvalidInput(f"--tag takes KEY=VALUE, got {pair!r}")
-        tags[key] = value
-    return tags
 
 
 # -- experiments ---------------------------------------------------------------------------------
@@ -68,7 +43,9 @@ def create_experiment(
     json_: JsonOption = False,
 ) -> None:
     """Create an experiment (fails if the name is taken)."""
-    experiment = _client().create_experiment(name, description=description, tags=_parse_tags(tag))
+    experiment = default_client().create_experiment(
+        name, description=description, tags=parse_tags(tag)
+    )
     if json_:
         print_json(experiment)
     else:
@@ -81,7 +58,7 @@ def list_experiments(
     json_: JsonOption = False,
 ) -> None:
     """List experiments."""
-    client = _client()
+    client = default_client()
     items, token = [], None
     while True:
         page = client.list_experiments(view=view, page_token=token)
@@ -94,14 +71,14 @@ def list_experiments(
         return
     print_table(
         ["name", "id", "stage", "created"],
-        [(e.name, e.experiment_id, e.lifecycle_stage, _time(e.created_at)) for e in items],
+        [(e.name, e.experiment_id, e.lifecycle_stage, when(e.created_at)) for e in items],
     )
 
 
 @experiments_app.command("show")
 def show_experiment(name_or_id: str, json_: JsonOption = False) -> None:
     """Show one experiment (by name or id)."""
-    experiment = _client().resolve_experiment(name_or_id)
+    experiment = default_client().resolve_experiment(name_or_id)
     if json_:
         print_json(experiment)
         return
@@ -110,7 +87,7 @@ def show_experiment(name_or_id: str, json_: JsonOption = False) -> None:
         ("id", experiment.experiment_id),
         ("stage", experiment.lifecycle_stage),
         ("description", experiment.description),
-        ("created", _time(experiment.created_at)),
+        ("created", when(experiment.created_at)),
         *((f"tags.{k}", v) for k, v in experiment.tags.items()),
     ]
     print_table(["field", "value"], rows)
@@ -119,7 +96,7 @@ def show_experiment(name_or_id: str, json_: JsonOption = False) -> None:
 @experiments_app.command("rename")
 def rename_experiment(name_or_id: str, new_name: str) -> None:
     """Rename an experiment."""
-    client = _client()
+    client = default_client()
     experiment = client.rename_experiment(
         client.resolve_experiment(name_or_id).experiment_id, new_name
     )
@@ -129,7 +106,7 @@ def rename_experiment(name_or_id: str, new_name: str) -> None:
 @experiments_app.command("delete")
 def delete_experiment(name_or_id: str) -> None:
     """Delete an experiment (restorable with `opsloop experiments restore`)."""
-    client = _client()
+    client = default_client()
     experiment = client.delete_experiment(client.resolve_experiment(name_or_id).experiment_id)
     typer.echo(f"deleted experiment {experiment.name!r}")
 
@@ -137,7 +114,7 @@ def delete_experiment(name_or_id: str) -> None:
 @experiments_app.command("restore")
 def restore_experiment(name_or_id: str) -> None:
     """Restore a deleted experiment."""
-    client = _client()
+    client = default_client()
     experiment = client.restore_experiment(client.resolve_experiment(name_or_id).experiment_id)
     typer.echo(f"restored experiment {experiment.name!r}")
 
@@ -167,7 +144,7 @@ def list_runs(
     json_: JsonOption = False,
 ) -> None:
     """List and search runs, newest first."""
-    page = _client().search_runs(
+    page = default_client().search_runs(
         experiment or ["Default"],
         filter_,
         order_by=order_by,
@@ -186,7 +163,7 @@ def list_runs(
             r.info.run_id,
             r.info.run_name,
             r.info.status.value,
-            _time(r.info.start_time),
+            when(r.info.start_time),
             _duration(r),
             *(r.data.params.get(k) for k in param_keys),
             *(_fmt(r.data.metrics.get(k)) for k in metric_keys),
@@ -215,7 +192,7 @@ def _fmt(value: Any) -> str | None:
 @runs_app.command("show")
 def show_run(run_id: RunIdArg, json_: JsonOption = False) -> None:
     """Show a run: info, params, latest metrics, tags (system tags under `opsloop runs env`)."""
-    run = _client().get_run(run_id)
+    run = default_client().get_run(run_id)
     if json_:
         print_json(run)
         return
@@ -225,8 +202,8 @@ def show_run(run_id: RunIdArg, json_: JsonOption = False) -> None:
         ("name", info.run_name),
         ("experiment_id", info.experiment_id),
         ("status", info.status.value),
-        ("started", _time(info.start_time)),
-        ("ended", _time(info.end_time)),
+        ("started", when(info.start_time)),
+        ("ended", when(info.end_time)),
         ("duration", _duration(run)),
         ("parent_run_id", info.parent_run_id),
         ("user", info.user_id),
@@ -255,7 +232,7 @@ def compare_runs(
 
     if len(run_ids) < 2:
         raise InvalidInput("compare needs at least two run ids")
-    client = _client()
+    client = default_client()
     runs = [client.get_run(r) for r in run_ids]
     rows: list[tuple[str, list[Any]]] = []
     for kind in ("params", "metrics"):
@@ -281,7 +258,7 @@ def compare_runs(
 @runs_app.command("delete")
 def delete_runs(run_ids: Annotated[list[str], typer.Argument(help="Run ids.")]) -> None:
     """Delete runs (restorable with `opsloop runs restore`)."""
-    client = _client()
+    client = default_client()
     for run_id in run_ids:
         client.delete_run(run_id)
         typer.echo(f"deleted run {run_id}")
@@ -290,7 +267,7 @@ def delete_runs(run_ids: Annotated[list[str], typer.Argument(help="Run ids.")]) 
 @runs_app.command("restore")
 def restore_runs(run_ids: Annotated[list[str], typer.Argument(help="Run ids.")]) -> None:
     """Restore deleted runs."""
-    client = _client()
+    client = default_client()
     for run_id in run_ids:
         client.restore_run(run_id)
         typer.echo(f"restored run {run_id}")
@@ -305,7 +282,7 @@ def run_env(
     """What it takes to reproduce a run: git commit and diff, command, Python, packages, seed, host."""
     from opsloop.tracking.reproducibility import ENV_TAG_PREFIX, LOCK_ARTIFACT
 
-    client = _client()
+    client = default_client()
     run = client.get_run(run_id)
     env = {
         k[len(ENV_TAG_PREFIX) :]: v
@@ -332,14 +309,14 @@ def metric_history(
     json_: JsonOption = False,
 ) -> None:
     """Every logged point of one metric."""
-    history = _client().get_metric_history(run_id, key, max_points)
+    history = default_client().get_metric_history(run_id, key, max_points)
     if json_:
         print_json(history)
         return
     print_table(
         ["step", "value", "time"],
         [
-            (s, _fmt(v), _time(t))
+            (s, _fmt(v), when(t))
             for s, v, t in zip(history.steps, history.values, history.timestamps, strict=True)
         ],
     )
@@ -352,7 +329,7 @@ def list_artifacts(
     json_: JsonOption = False,
 ) -> None:
     """List a run's artifacts."""
-    items = _client().list_artifacts(run_id, path)
+    items = default_client().list_artifacts(run_id, path)
     if json_:
         print_json(items)
         return
@@ -366,5 +343,5 @@ def download_artifacts(
     dst: Annotated[Path, typer.Option("--dst", "-d", help="Local folder.")] = Path("."),
 ) -> None:
     """Download a run's artifacts."""
-    local = _client().download_artifacts(run_id, path, dst)
+    local = default_client().download_artifacts(run_id, path, dst)
     typer.echo(str(local))

@@ -32,8 +32,10 @@ __all__ = [
     "log_dataframe",
     "log_dict",
     "log_figure",
+    "log_input",
     "log_metric",
     "log_metrics",
+    "log_output",
     "log_param",
     "log_params",
     "log_text",
@@ -105,8 +107,28 @@ class ActiveRun:
         if self in _stack():
             end_run(status)
 
+    def log_input(self, dataset: Any) -> Any:
+        """Record that this run consumed a dataset version (``"iris@2"`` or a handle)."""
+        return self.client.data.log_input(self.run_id, _dataset_ref(dataset))
+
+    def log_output(
+        self, dataset: Any, *, name: str | None = None, message: str | None = None
+    ) -> Any:
+        """Record that this run produced a dataset version.
+
+        With ``name``, ``dataset`` is a local path, first added as the next version of ``name``.
+        """
+        if name is not None:
+            dataset = self.client.data.add(dataset, name, message=message).version
+        return self.client.data.log_output(self.run_id, _dataset_ref(dataset))
+
     def __repr__(self) -> str:
         return f"<ActiveRun {self.run.info.run_name} ({self.run_id})>"
+
+
+def _dataset_ref(dataset: Any) -> str:
+    """``"NAME@N"`` for a ref string, a ``DataVersion`` handle or a ``DatasetVersion``."""
+    return dataset if isinstance(dataset, str) else str(dataset.ref)
 
 
 def set_experiment(name: str) -> Any:
@@ -298,3 +320,24 @@ def seed_everything(seed: int) -> int:
     if active is not None:
         active.client.set_tag(active.run_id, "opsloop.seed", seed)
     return seed
+
+
+def log_input(dataset: Any) -> Any:
+    """Record that the active run consumed a dataset version (``"iris@2"`` or a handle).
+
+    Example:
+        >>> with opsloop.start_run():
+        ...     train = opsloop.data.get("churn@prod")
+        ...     opsloop.log_input(train)
+    """
+    return _active().log_input(dataset)
+
+
+def log_output(dataset: Any, *, name: str | None = None, message: str | None = None) -> Any:
+    """Record that the active run produced a dataset version (see ``ActiveRun.log_output``)."""
+    return _active().log_output(dataset, name=name, message=message)
+
+
+def _active() -> ActiveRun:
+    """The active run, started if there is none (as every ``log_*`` function does)."""
+    return active_run() or start_run()

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
+from opsloop.store.http_blobs import HttpBlobRemote
 from opsloop.tracking.backend import TrackingBackend
 from opsloop.tracking.entities import (
     Artifact,
@@ -21,7 +22,6 @@ from opsloop.tracking.entities import (
 )
 from opsloop.tracking.schemas import (
     ArtifactsRegister,
-    BlobDigests,
     ExperimentCreate,
     ExperimentUpdate,
     LogBatch,
@@ -36,7 +36,6 @@ from opsloop.transport import HttpTransport
 __all__ = ["HttpTrackingBackend"]
 
 _JSON = {"Content-Type": "application/json"}
-_RETRYABLE_UPLOAD_BYTES = 64 << 20
 _ARTIFACT_LIST = TypeAdapter(list[Artifact])
 
 
@@ -49,6 +48,7 @@ class HttpTrackingBackend(TrackingBackend):
 
     def __init__(self, transport: HttpTransport) -> None:
         self.http = transport
+        self.blobs = HttpBlobRemote(transport)
 
     def _send(self, method: str, path: str, body: Any = None, **kwargs: Any) -> bytes:
         if body is not None:
@@ -171,19 +171,13 @@ class HttpTrackingBackend(TrackingBackend):
 
     # -- artifacts ----------------------------------------------------------------------------
     def missing_blobs(self, digests: list[str]) -> list[str]:
-        raw = self._send("POST", "/api/blobs/missing", BlobDigests(digests=digests))
-        return BlobDigests.model_validate_json(raw).digests
+        return self.blobs.missing(digests)
 
     def upload_blob(self, digest: str, path: Path) -> None:
-        url = f"/api/blobs/{digest}"
-        if path.stat().st_size <= _RETRYABLE_UPLOAD_BYTES:
-            self.http.request("PUT", url, content=path.read_bytes())
-        else:  # streamed from disk: a retry would need to rewind, so none is made
-            with open(path, "rb") as fh:
-                self.http.request("PUT", url, content=fh, idempotent=False)
+        self.blobs.upload(digest, path)
 
     def download_blob(self, digest: str, dest: Path) -> None:
-        self.http.download(f"/api/blobs/{digest}", dest)
+        self.blobs.download(digest, dest)
 
     def register_artifacts(self, run_id: str, specs: list[ArtifactSpec]) -> list[Artifact]:
         raw = self._send(

@@ -23,6 +23,7 @@ from opsloop.tracking.validation import check_key, check_name, check_run_id, tag
 
 __all__ = [
     "create_run",
+    "current_user",
     "delete_run",
     "get_run",
     "get_runs",
@@ -109,7 +110,7 @@ def create_run(
         start_time=start_time if start_time is not None else now_ms(),
         end_time=None,
         parent_run_id=parent_run_id,
-        user_id=user_id or _current_user(),
+        user_id=user_id or current_user(),
         lifecycle_stage="active",
     )
     session.add(row)
@@ -205,7 +206,8 @@ def _info(row: RunRow) -> RunInfo:
     )
 
 
-def _current_user() -> str:
+def current_user() -> str:
+    """The OS user, recorded as the creator when the caller names no one."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):

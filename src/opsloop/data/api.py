@@ -1,0 +1,144 @@
+"""The data domain's REST routes under ``/api``: datasets, versions, aliases, lineage.
+
+Blob transfer uses the shared blob routes (``/api/blobs``); these routes only record and
+answer questions about versions. A version is addressed as ``/datasets/{name}/versions/{v}``
+where ``v`` is a number, an alias or ``latest``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from opsloop.data import diff, versions
+from opsloop.data.entities import (
+    DataDiff,
+    Dataset,
+    DatasetVersion,
+    LineageLink,
+    ManifestFiles,
+    VersionCreate,
+)
+from opsloop.data.schemas import AliasSet, LineageCreate, ValidationRecord, VersionCreated
+from opsloop.server.deps import ReadSession, WriteSession
+from opsloop.tracking.entities import Page
+from opsloop.tracking.runs import current_user
+from opsloop.tracking.schemas import TagValue
+
+router = APIRouter(tags=["data"])
+
+
+def _ref(name: str, selector: str) -> str:
+    return f"{name}@{selector}"
+
+
+@router.get("/datasets")
+def list_datasets(
+    session: ReadSession,
+    max_results: int = Query(100, ge=1, le=10_000),
+    page_token: str | None = None,
+) -> Page[Dataset]:
+    return versions.list_datasets(session, max_results, page_token)
+
+
+@router.get("/datasets/{name}")
+def get_dataset(name: str, session: ReadSession) -> Dataset:
+    return versions.get_dataset(session, name)
+
+
+@router.get("/datasets/{name}/versions")
+def list_versions(
+    name: str,
+    session: ReadSession,
+    max_results: int = Query(100, ge=1, le=10_000),
+    page_token: str | None = None,
+) -> Page[DatasetVersion]:
+    """A dataset's versions, newest first."""
+    return versions.list_versions(session, name, max_results, page_token)
+
+
+@router.post("/datasets/{name}/versions", status_code=status.HTTP_201_CREATED)
+def create_version(
+    name: str, body: VersionCreate, session: WriteSession, response: Response
+) -> VersionCreated:
+    """Register a manifest as the dataset's next version (200 with the existing one if the
+    dataset already has these exact files). Upload missing blobs through ``/api/blobs``."""
+    version, created = versions.create_version(
+        session,
+        name,
+        versions.manifest_from_rows(body.files),
+        kind=body.kind,
+        created_by=current_user(),
+        message=body.message,
+        source=body.source,
+        table=body.table,
+        tags=body.tags,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return VersionCreated(version=version, created=created)
+
+
+@router.get("/datasets/{name}/versions/{selector}")
+def get_version(name: str, selector: str, session: ReadSession) -> DatasetVersion:
+    return versions.get_version(session, _ref(name, selector))
+
+
+@router.get("/datasets/{name}/versions/{selector}/manifest")
+def get_manifest(name: str, selector: str, session: ReadSession) -> ManifestFiles:
+    """Every file of the version as ``[path, digest, size]``; fetch bytes from ``/api/blobs``."""
+    version, manifest = versions.get_manifest(session, _ref(name, selector))
+    return ManifestFiles(
+        version=version, files=[(e.path, e.digest, e.size) for e in manifest.entries]
+    )
+
+
+@router.get("/datasets/{name}/versions/{selector}/lineage")
+def get_lineage(name: str, selector: str, session: ReadSession) -> list[LineageLink]:
+    """The runs that consumed (input) and produced (output) this version."""
+    return versions.version_lineage(session, _ref(name, selector))
+
+
+@router.put("/datasets/{name}/versions/{selector}/tags/{key:path}")
+def set_tag(
+    name: str, selector: str, key: str, body: TagValue, session: WriteSession
+) -> DatasetVersion:
+    return versions.set_version_tag(session, _ref(name, selector), key, body.value)
+
+
+@router.put("/datasets/{name}/versions/{selector}/validation")
+def record_validation(
+    name: str, selector: str, body: ValidationRecord, session: WriteSession
+) -> DatasetVersion:
+    """Store a validation report; the version is marked passed or failed."""
+    return versions.record_validation(session, _ref(name, selector), body.report, body.passed)
+
+
+@router.get("/datasets/{name}/versions/{selector}/validation")
+def get_validation(name: str, selector: str, session: ReadSession) -> dict[str, Any]:
+    return versions.get_validation(session, _ref(name, selector))
+
+
+@router.put("/datasets/{name}/aliases/{alias}")
+def set_alias(name: str, alias: str, body: AliasSet, session: WriteSession) -> DatasetVersion:
+    """Point an alias at a version (moving it if it pointed elsewhere)."""
+    return versions.set_alias(session, _ref(name, str(body.version)), alias)
+
+
+@router.delete("/datasets/{name}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_alias(name: str, alias: str, session: WriteSession) -> None:
+    versions.delete_alias(session, name, alias)
+
+
+@router.get("/dataset-diffs")
+def diff_versions(old: str, new: str, session: ReadSession) -> DataDiff:
+    """Files added, removed and modified from ``old`` to ``new`` (refs such as ``iris@1``);
+    for tables also the schema, row count and column statistics that changed."""
+    return diff.diff_versions(session, old, new)
+
+
+@router.post("/runs/{run_id}/datasets", status_code=status.HTTP_201_CREATED)
+def log_run_dataset(run_id: str, body: LineageCreate, session: WriteSession) -> DatasetVersion:
+    """Record that the run consumed (input) or produced (output) a dataset version."""
+    return versions.log_lineage(session, run_id, body.ref, body.relation)

@@ -1,0 +1,131 @@
+"""The shapes the data domain returns and accepts, the same from SDK, REST and CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ColumnChange",
+    "DataDiff",
+    "Dataset",
+    "DatasetVersion",
+    "FileChange",
+    "LineageLink",
+    "ManifestFiles",
+    "TableColumn",
+    "TableDiff",
+    "TableInfo",
+    "VersionCreate",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class TableColumn(_Model):
+    """One column's type and summary statistics (min, max, mean, nulls, distinct, quartiles)."""
+
+    name: str
+    type: str
+    stats: dict[str, float | int | str | None] = Field(default_factory=dict)
+
+
+class TableInfo(_Model):
+    """What a tabular version holds: its format, row count and columns."""
+
+    format: str
+    rows: int
+    columns: list[TableColumn]
+
+
+class DatasetVersion(_Model):
+    name: str
+    number: int
+    version_id: str = Field(description="BLAKE3 hash of the canonical manifest")
+    kind: str = Field(description="file, folder or table")
+    message: str | None = None
+    source: str | None = Field(None, description="the local path it was added from")
+    file_count: int
+    total_bytes: int
+    table: TableInfo | None = None
+    validation_status: str | None = Field(None, description="passed, failed or None")
+    tags: dict[str, str] = Field(default_factory=dict)
+    aliases: list[str] = Field(default_factory=list)
+    created_at: int
+    created_by: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.number}"
+
+
+class Dataset(_Model):
+    name: str
+    description: str | None = None
+    created_at: int
+    updated_at: int
+    version_count: int
+    latest: int | None = None
+    aliases: dict[str, int] = Field(default_factory=dict)
+
+
+class VersionCreate(BaseModel):
+    """A new version: the manifest as ``[path, digest, size]`` rows plus what was learned."""
+
+    files: list[tuple[str, str, int]] = Field(min_length=1)
+    kind: str = Field(pattern="^(file|folder|table)$")
+    message: str | None = None
+    source: str | None = None
+    table: TableInfo | None = None
+    tags: dict[str, str] | None = None
+
+
+class ManifestFiles(_Model):
+    version: DatasetVersion
+    files: list[tuple[str, str, int]]
+
+
+class FileChange(_Model):
+    path: str
+    change: str = Field(description="added, removed or modified")
+    old_size: int | None = None
+    new_size: int | None = None
+
+
+class ColumnChange(_Model):
+    name: str
+    change: str = Field(description="added, removed, type or stats")
+    old_type: str | None = None
+    new_type: str | None = None
+    stats: dict[str, tuple[Any, Any]] = Field(
+        default_factory=dict, description="statistic → (old, new), only those that changed"
+    )
+
+
+class TableDiff(_Model):
+    old_rows: int
+    new_rows: int
+    columns: list[ColumnChange]
+
+
+class DataDiff(_Model):
+    old: str
+    new: str
+    added: int
+    removed: int
+    modified: int
+    unchanged: int
+    bytes_delta: int
+    files: list[FileChange]
+    table: TableDiff | None = None
+
+
+class LineageLink(_Model):
+    """A run that consumed (``input``) or produced (``output``) a version."""
+
+    relation: str
+    run_id: str
+    created_at: int

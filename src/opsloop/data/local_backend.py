@@ -1,0 +1,93 @@
+"""The in-process data backend: each call is one transaction over the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsloop.data import diff, versions
+from opsloop.data.backend import DataBackend
+from opsloop.data.entities import DataDiff, Dataset, DatasetVersion, LineageLink, VersionCreate
+from opsloop.data.manifest import Manifest
+from opsloop.store.blobs import BlobStore
+from opsloop.store.database import Store
+from opsloop.tracking.entities import Page
+from opsloop.tracking.runs import current_user
+
+__all__ = ["LocalDataBackend"]
+
+
+class LocalDataBackend(DataBackend):
+    """Versions in the metadata store; blobs shared through the configured blob store."""
+
+    def __init__(self, store: Store, blobs: BlobStore) -> None:
+        self.store = store
+        self.remote = blobs
+
+    def register_version(self, name: str, body: VersionCreate) -> tuple[DatasetVersion, bool]:
+        manifest = versions.manifest_from_rows(body.files)
+        with self.store.write() as s:
+            return versions.create_version(
+                s,
+                name,
+                manifest,
+                kind=body.kind,
+                created_by=current_user(),
+                message=body.message,
+                source=body.source,
+                table=body.table,
+                tags=body.tags,
+            )
+
+    def get_version(self, ref: str) -> DatasetVersion:
+        with self.store.read() as s:
+            return versions.get_version(s, ref)
+
+    def get_manifest(self, ref: str) -> tuple[DatasetVersion, Manifest]:
+        with self.store.read() as s:
+            return versions.get_manifest(s, ref)
+
+    def get_dataset(self, name: str) -> Dataset:
+        with self.store.read() as s:
+            return versions.get_dataset(s, name)
+
+    def list_datasets(self, max_results: int, page_token: str | None) -> Page[Dataset]:
+        with self.store.read() as s:
+            return versions.list_datasets(s, max_results, page_token)
+
+    def list_versions(
+        self, name: str, max_results: int, page_token: str | None
+    ) -> Page[DatasetVersion]:
+        with self.store.read() as s:
+            return versions.list_versions(s, name, max_results, page_token)
+
+    def diff(self, old_ref: str, new_ref: str) -> DataDiff:
+        with self.store.read() as s:
+            return diff.diff_versions(s, old_ref, new_ref)
+
+    def set_alias(self, ref: str, alias: str) -> DatasetVersion:
+        with self.store.write() as s:
+            return versions.set_alias(s, ref, alias)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with self.store.write() as s:
+            versions.delete_alias(s, name, alias)
+
+    def set_tag(self, ref: str, key: str, value: str) -> DatasetVersion:
+        with self.store.write() as s:
+            return versions.set_version_tag(s, ref, key, value)
+
+    def record_validation(self, ref: str, report: dict[str, Any], passed: bool) -> DatasetVersion:
+        with self.store.write() as s:
+            return versions.record_validation(s, ref, report, passed)
+
+    def get_validation(self, ref: str) -> dict[str, Any]:
+        with self.store.read() as s:
+            return versions.get_validation(s, ref)
+
+    def log_lineage(self, run_id: str, ref: str, relation: str) -> DatasetVersion:
+        with self.store.write() as s:
+            return versions.log_lineage(s, run_id, ref, relation)
+
+    def lineage(self, ref: str) -> list[LineageLink]:
+        with self.store.read() as s:
+            return versions.version_lineage(s, ref)

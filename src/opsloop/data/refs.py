@@ -1,0 +1,71 @@
+"""Dataset names and version references: ``NAME``, ``NAME@3``, ``NAME@latest``, ``NAME@prod``.
+
+``latest`` is implicit (the highest number) and cannot be set; any other alias is a pointer a
+person moves on purpose. A bare name means ``latest``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from opsloop.errors import InvalidInput
+
+__all__ = ["LATEST", "VersionRef", "check_alias", "check_dataset_name", "parse_ref"]
+
+LATEST = "latest"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,249}$")
+_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+def check_dataset_name(name: str) -> str:
+    """Return ``name`` if it is a valid dataset name, else raise ``InvalidInput``."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidInput(
+            f"invalid dataset name {name!r}: use letters, digits, '.', '_' and '-' "
+            "(up to 250 characters, starting with a letter or digit)"
+        )
+    return name
+
+
+def check_alias(alias: str) -> str:
+    """Return ``alias`` if it can be set by a person (not a number, not ``latest``)."""
+    if not isinstance(alias, str) or not _ALIAS.match(alias):
+        raise InvalidInput(
+            f"invalid alias {alias!r}: start with a letter; letters, digits, '_' and '-' only"
+        )
+    if alias == LATEST:
+        raise InvalidInput("'latest' always means the newest version and cannot be moved")
+    return alias
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A parsed reference: a dataset name and either a version number or an alias."""
+
+    name: str
+    number: int | None = None
+    alias: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.number if self.number is not None else self.alias}"
+
+
+def parse_ref(ref: str) -> VersionRef:
+    """Parse ``NAME[@N|@ALIAS]``; a bare name means ``NAME@latest``."""
+    if not isinstance(ref, str) or not ref:
+        raise InvalidInput("a dataset version reference looks like NAME, NAME@3 or NAME@alias")
+    name, sep, selector = ref.partition("@")
+    check_dataset_name(name)
+    if not sep or selector == LATEST:
+        return VersionRef(name, alias=LATEST)
+    if selector.isdigit():
+        number = int(selector)
+        if number < 1:
+            raise InvalidInput(f"invalid version in {ref!r}: versions are numbered from 1")
+        return VersionRef(name, number=number)
+    if not _ALIAS.match(selector):
+        raise InvalidInput(
+            f"invalid version reference {ref!r}: use NAME@N (a number) or NAME@ALIAS"
+        )
+    return VersionRef(name, alias=selector)

@@ -1,0 +1,427 @@
+"""The data half of :class:`opsloop.Client` (``client.data``): add, get, push, pull, diff...
+
+Bytes never pass through the metadata backend: files are hashed here, next to them, stored
+in the local blob cache, and shared through the blob store (``push``/``pull``). On the
+embedded default the blob store *is* a local folder, and it doubles as the cache, so nothing
+needs pushing. With a remote blob store (S3) or a server, the cache is
+``$OPSLOOP_HOME/cache/blobs`` and ``push``/``pull`` move only what the other side lacks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from opsloop.data import transfer
+from opsloop.data.backend import DataBackend
+from opsloop.data.entities import DataDiff, Dataset, DatasetVersion, LineageLink, VersionCreate
+from opsloop.data.expectations import Expectations, load_expectations, run_expectations
+from opsloop.data.localstate import LocalState
+from opsloop.data.manifest import Manifest
+from opsloop.data.progress import progress_bar
+from opsloop.data.refs import check_dataset_name
+from opsloop.data.scan import hash_scan, scan_path
+from opsloop.data.tabular import describe_table, table_format
+from opsloop.errors import Conflict, InvalidInput
+from opsloop.store.blobs import LocalBlobStore
+from opsloop.tracking.entities import Page
+
+__all__ = ["AddResult", "DataClient", "DataVersion", "TransferResult", "WorkspaceStatus"]
+
+
+@dataclass(frozen=True)
+class AddResult:
+    version: DatasetVersion
+    created: bool
+    hashed_files: int
+    validation: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    ref: str
+    files: int
+    bytes: int
+    total_files: int
+
+
+@dataclass(frozen=True)
+class WorkspaceStatus:
+    path: str
+    ref: str
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    missing: bool = False
+
+    @property
+    def clean(self) -> bool:
+        return not (self.added or self.removed or self.modified or self.missing)
+
+
+class DataVersion:
+    """A handle on one dataset version: its metadata and its bytes on demand.
+
+    Example:
+        >>> version = opsloop.data.get("iris@2")
+        >>> frame = version.to_pandas()       # tables only
+        >>> folder = version.path()           # a read-only local copy of every file
+    """
+
+    def __init__(self, client: DataClient, info: DatasetVersion) -> None:
+        self._client = client
+        self.info = info
+
+    @property
+    def ref(self) -> str:
+        return self.info.ref
+
+    @cached_property
+    def manifest(self) -> Manifest:
+        return self._client._backend.get_manifest(self.ref)[1]
+
+    def path(self) -> Path:
+        """Local path of the version's content (the file itself for a one-file version)."""
+        root = self._client._materialized(self.ref, self.info, self.manifest)
+        if self.info.kind != "folder" and len(self.manifest) == 1:
+            return root / self.manifest.entries[0].path
+        return root
+
+    def _table(self) -> tuple[list[str], str]:
+        fmt = self.info.table.format if self.info.table else None
+        if fmt is None:
+            raise InvalidInput(
+                f"{self.ref} is not a table (CSV, Parquet or JSON lines); use .path() instead"
+            )
+        root = self._client._materialized(self.ref, self.info, self.manifest)
+        return [str(root / e.path) for e in self.manifest.entries], fmt
+
+    def to_arrow(self) -> Any:
+        """The table as a ``pyarrow.Table``."""
+        from opsloop.data.tabular import open_table
+
+        files, fmt = self._table()
+        with open_table(files, fmt) as con:
+            return con.sql("SELECT * FROM data").to_arrow_table()
+
+    def to_pandas(self) -> Any:
+        """The table as a ``pandas.DataFrame``."""
+        return self.to_arrow().to_pandas()
+
+    def __repr__(self) -> str:
+        return f"DataVersion({self.ref}, {self.info.file_count} files, {self.info.total_bytes} B)"
+
+
+class DataClient:
+    """Dataset versions; reach it as ``Client().data``."""
+
+    def __init__(self, backend: DataBackend, home: Path, cache: LocalBlobStore | None) -> None:
+        self._backend = backend
+        self._home = Path(home)
+        self._cache = cache or LocalBlobStore(self._home / "cache" / "blobs")
+        self._shares_cache = cache is not None
+
+    @cached_property
+    def _state(self) -> LocalState:
+        return LocalState(self._home)
+
+    # -- add ----------------------------------------------------------------------------------
+    def add(
+        self,
+        path: str | os.PathLike[str],
+        name: str,
+        *,
+        message: str | None = None,
+        tags: dict[str, Any] | None = None,
+        expectations: str | Path | dict[str, Any] | Expectations | None = None,
+        push: bool = False,
+        progress: bool = False,
+    ) -> AddResult:
+        """Version a file, folder or table as the next version of ``name``.
+
+        Identical bytes under identical paths give the dataset's existing version back
+        (``created`` is False). With ``expectations`` the table is validated and the version
+        marked passed or failed; with ``push`` its blobs are uploaded to the blob store.
+        """
+        check_dataset_name(name)
+        checks = _expectations(expectations)
+        scan = scan_path(path)
+        total = sum(f.stat.size for f in scan.files)
+        bar = progress_bar(f"hashing {name}", total, unit="bytes", enabled=progress)
+        with bar as advance, self._cache.batch() as batch:
+            manifest, hashed = hash_scan(scan, self._state, ingest=batch, on_bytes=advance)
+        fmt = table_format([f.path for f in scan.files], scan.kind)
+        sources = [f.source for f in sorted(scan.files, key=lambda f: f.path)]
+        table = describe_table(sources, fmt) if fmt else None
+        if checks is not None and fmt is None:
+            raise InvalidInput(f"{path} is not a table, so expectations cannot be checked")
+        body = VersionCreate(
+            files=[(e.path, e.digest, e.size) for e in manifest.entries],
+            kind="table" if fmt else scan.kind,
+            message=message,
+            source=scan.root,
+            table=table,
+            tags={k: str(v) for k, v in (tags or {}).items()} or None,
+        )
+        version, created = self._backend.register_version(name, body)
+        self._state.set_workspace(scan.root, name, version.number, version.version_id)
+        report = None
+        if checks is not None and fmt is not None:
+            report = run_expectations(sources, fmt, checks)
+            version = self._backend.record_validation(version.ref, report, report["passed"])
+        if push:
+            self.push(version.ref, progress=progress)
+        return AddResult(version, created, hashed, report)
+
+    # -- reading ------------------------------------------------------------------------------
+    def get(self, ref: str) -> DataVersion:
+        """A handle on ``NAME@N``, ``NAME@ALIAS`` or ``NAME`` (latest)."""
+        return DataVersion(self, self._backend.get_version(ref))
+
+    def version(self, ref: str) -> DatasetVersion:
+        return self._backend.get_version(ref)
+
+    def dataset(self, name: str) -> Dataset:
+        return self._backend.get_dataset(name)
+
+    def list(self, max_results: int = 100, page_token: str | None = None) -> Page[Dataset]:
+        return self._backend.list_datasets(max_results, page_token)
+
+    def versions(
+        self, name: str, max_results: int = 100, page_token: str | None = None
+    ) -> Page[DatasetVersion]:
+        return self._backend.list_versions(name, max_results, page_token)
+
+    def manifest(self, ref: str) -> tuple[DatasetVersion, Manifest]:
+        return self._backend.get_manifest(ref)
+
+    def diff(self, old_ref: str, new_ref: str) -> DataDiff:
+        return self._backend.diff(old_ref, new_ref)
+
+    def lineage(self, ref: str) -> list[LineageLink]:
+        return self._backend.lineage(ref)
+
+    # -- labels -------------------------------------------------------------------------------
+    def set_alias(self, ref: str, alias: str) -> DatasetVersion:
+        return self._backend.set_alias(ref, alias)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._backend.delete_alias(name, alias)
+
+    def set_tag(self, ref: str, key: str, value: Any) -> DatasetVersion:
+        return self._backend.set_tag(ref, key, str(value))
+
+    def log_input(self, run_id: str, ref: str) -> DatasetVersion:
+        """Record that run ``run_id`` consumed the version."""
+        return self._backend.log_lineage(run_id, ref, "input")
+
+    def log_output(self, run_id: str, ref: str) -> DatasetVersion:
+        """Record that run ``run_id`` produced the version."""
+        return self._backend.log_lineage(run_id, ref, "output")
+
+    # -- moving bytes -------------------------------------------------------------------------
+    def push(self, ref: str, *, progress: bool = False) -> TransferResult:
+        """Upload the version's blobs that the blob store lacks."""
+        version, manifest = self._backend.get_manifest(ref)
+        if self._shares_cache:
+            return TransferResult(version.ref, 0, 0, len(manifest))
+        with progress_bar(f"push {version.ref}", len(manifest), enabled=progress) as advance:
+            files, size = transfer.push_from_cache(
+                self._cache, self._backend.remote, list(manifest.entries), advance
+            )
+        return TransferResult(version.ref, files, size, len(manifest))
+
+    def pull(self, ref: str, *, progress: bool = False) -> TransferResult:
+        """Download the version's blobs that the local cache lacks (verified)."""
+        version, manifest = self._backend.get_manifest(ref)
+        return self._pull(version, manifest, progress)
+
+    def _pull(self, version: DatasetVersion, manifest: Manifest, progress: bool) -> TransferResult:
+        if self._shares_cache:
+            return TransferResult(version.ref, 0, 0, len(manifest))
+        with progress_bar(f"pull {version.ref}", len(manifest), enabled=progress) as advance:
+            files, size = transfer.fetch_into_cache(
+                self._cache, self._backend.remote, list(manifest.entries), advance
+            )
+        return TransferResult(version.ref, files, size, len(manifest))
+
+    def checkout(
+        self,
+        ref: str,
+        path: str | os.PathLike[str],
+        *,
+        force: bool = False,
+        progress: bool = False,
+    ) -> TransferResult:
+        """Write the version's files at ``path``, pulling what the cache lacks.
+
+        ``path`` may be new, an empty folder, or a folder checked out from / added as the same
+        dataset; local changes there are refused unless ``force``. Files that belonged to the
+        previous version and are not in this one are removed; other files are left alone.
+        """
+        version, manifest = self._backend.get_manifest(ref)
+        dest = Path(os.path.abspath(os.fspath(path)))
+        single = version.kind != "folder" and len(manifest) == 1
+        if single:
+            entry = manifest.entries[0]
+            target = dest / entry.path if dest.is_dir() else dest
+            if target.exists() and not force:
+                raise Conflict(f"{target} exists; pass force=True (--force) to overwrite it")
+            self._pull(version, manifest, progress)
+            transfer.check_free_space(target.parent, entry.size)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            transfer.copy_verified(self._cache.path_of(entry.digest), entry.digest, target)
+            self._state.set_workspace(str(target), version.name, version.number, version.version_id)
+            return TransferResult(version.ref, 1, entry.size, 1)
+        unchanged = self._prepare_checkout(dest, version, manifest, force)
+        self._pull(version, manifest, progress)
+        todo = [e for e in manifest.entries if e.path not in unchanged]
+        transfer.check_free_space(dest, sum(e.size for e in todo))
+        size = sum(e.size for e in todo)
+        with progress_bar(f"checkout {version.ref}", size, unit="bytes", enabled=progress) as adv:
+            written = transfer.materialize(
+                self._cache, manifest, dest, skip=lambda e: e.path in unchanged, on_done=adv
+            )
+        self._state.set_workspace(str(dest), version.name, version.number, version.version_id)
+        return TransferResult(version.ref, written, size, len(manifest))
+
+    def _prepare_checkout(
+        self, dest: Path, version: DatasetVersion, manifest: Manifest, force: bool
+    ) -> set[str]:
+        """Check ``dest`` may be written; remove files of its old version; return the paths
+        that already hold the right bytes."""
+        if not dest.exists():
+            return set()
+        if not dest.is_dir():
+            raise Conflict(f"{dest} is a file; check a folder version out into a folder")
+        workspace = self._state.workspace(str(dest))
+        if workspace is None:
+            if any(dest.iterdir()):
+                raise Conflict(
+                    f"{dest} is not empty and holds no checkout of {version.name}; "
+                    "choose an empty or new folder"
+                )
+            return set()
+        if workspace.dataset != version.name and not force:
+            raise Conflict(
+                f"{dest} holds {workspace.dataset}@{workspace.number}, not {version.name}; "
+                "pass force=True (--force) to replace it"
+            )
+        status = self.status(str(dest))[0]
+        if not status.clean and not force:
+            changed = status.modified + status.added + status.removed
+            raise Conflict(
+                f"{dest} has {len(changed)} local change(s) since {status.ref} "
+                f"(first: {changed[0]}); pass force=True (--force) to overwrite them"
+            )
+        _, old = self._backend.get_manifest(f"{workspace.dataset}@{workspace.number}")
+        current = hash_scan(scan_path(dest), self._state)[0].by_path
+        for entry in old.entries:
+            if entry.path not in manifest.by_path and entry.path in current:
+                (dest / entry.path).unlink()
+        return {
+            e.path for e in manifest.entries if (c := current.get(e.path)) and c.digest == e.digest
+        }
+
+    # -- status -------------------------------------------------------------------------------
+    def status(self, *paths: str | os.PathLike[str]) -> list[WorkspaceStatus]:
+        """Compare tracked local paths (all of them by default) with their versions.
+
+        Unchanged files are recognised by (inode, size, mtime) and not read.
+        """
+        if paths:
+            workspaces = []
+            for p in paths:
+                found = self._state.workspace(os.path.abspath(os.fspath(p)))
+                if found is None:
+                    raise InvalidInput(f"{p} was never added or checked out on this machine")
+                workspaces.append(found)
+        else:
+            workspaces = self._state.workspaces()
+        results = []
+        for ws in workspaces:
+            ref = f"{ws.dataset}@{ws.number}"
+            if not os.path.exists(ws.path):
+                results.append(WorkspaceStatus(ws.path, ref, missing=True))
+                continue
+            _, manifest = self._backend.get_manifest(ref)
+            scan = scan_path(ws.path)
+            if scan.kind == "file":
+                scan = scan.as_single(manifest.entries[0].path)
+            local, _ = hash_scan(scan, self._state)
+            if local.version_id == manifest.version_id:
+                results.append(WorkspaceStatus(ws.path, ref))
+                continue
+            diff = _compare(manifest, local)
+            results.append(WorkspaceStatus(ws.path, ref, **diff))
+        return results
+
+    # -- validation ---------------------------------------------------------------------------
+    def validate(
+        self, ref: str, expectations: str | Path | dict[str, Any] | Expectations
+    ) -> tuple[DatasetVersion, dict[str, Any]]:
+        """Check a table version against expectations and record the verdict on it."""
+        handle = self.get(ref)
+        files, fmt = handle._table()
+        report = run_expectations(files, fmt, _expectations(expectations))  # type: ignore[arg-type]
+        version = self._backend.record_validation(handle.ref, report, report["passed"])
+        return version, report
+
+    def validation(self, ref: str) -> dict[str, Any]:
+        return self._backend.get_validation(ref)
+
+    def profile(self, ref: str, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+        """Write ``<name>-<n>.profile.html`` and ``.json`` into ``out_dir``; return both paths."""
+        from opsloop.data.profile import profile_table, write_report
+
+        handle = self.get(ref)
+        files, fmt = handle._table()
+        summary = profile_table(files, fmt)
+        summary["version"] = handle.info.model_dump(mode="json", exclude={"table"})
+        return write_report(summary, Path(out_dir), f"{handle.info.name}-{handle.info.number}")
+
+    # -- local materialisation ----------------------------------------------------------------
+    def _materialized(self, ref: str, info: DatasetVersion, manifest: Manifest) -> Path:
+        """A complete, read-only local copy of a version, built once and shared."""
+        root = self._home / "cache" / "versions" / info.version_id
+        if (root / ".opsloop-complete").exists():
+            return root
+        self._pull(info, manifest, progress=False)
+        staging = root.with_name(f"{root.name}.{os.getpid()}.part")
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            transfer.materialize(self._cache, manifest, staging, link=True)
+            (staging / ".opsloop-complete").touch()
+            try:
+                os.replace(staging, root)
+            except OSError:  # another process finished first
+                if not (root / ".opsloop-complete").exists():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return root
+
+    def close(self) -> None:
+        if "_state" in self.__dict__:
+            self._state.close()
+
+
+def _expectations(source: Any) -> Expectations | None:
+    if source is None or isinstance(source, Expectations):
+        return source
+    return load_expectations(source)
+
+
+def _compare(expected: Manifest, local: Manifest) -> dict[str, list[str]]:
+    want, have = expected.by_path, local.by_path
+    return {
+        "added": sorted(have.keys() - want.keys()),
+        "removed": sorted(want.keys() - have.keys()),
+        "modified": sorted(
+            p for p in want.keys() & have.keys() if want[p].digest != have[p].digest
+        ),
+    }
