@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from opsloop.data import diff, versions
+from opsloop.data import compare, versions
 from opsloop.data.entities import (
     DataDiff,
     Dataset,
@@ -135,7 +135,7 @@ def delete_alias(name: str, alias: str, session: WriteSession) -> None:
 def diff_versions(old: str, new: str, session: ReadSession) -> DataDiff:
     """Files added, removed and modified from ``old`` to ``new`` (refs such as ``iris@1``);
     for tables also the schema, row count and column statistics that changed."""
-    return diff.diff_versions(session, old, new)
+    return compare.diff_versions(session, old, new)
 
 
 @router.post("/runs/{run_id}/datasets", status_code=status.HTTP_201_CREATED)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsloop.data import diff, versions
+from opsloop.data import compare, versions
 from opsloop.data.backend import DataBackend
 from opsloop.data.entities import DataDiff, Dataset, DatasetVersion, LineageLink, VersionCreate
 from opsloop.data.manifest import Manifest
@@ -62,7 +62,7 @@ class LocalDataBackend(DataBackend):
 
     def diff(self, old_ref: str, new_ref: str) -> DataDiff:
         with self.store.read() as s:
-            return diff.diff_versions(s, old_ref, new_ref)
+            return compare.diff_versions(s, old_ref, new_ref)
 
     def set_alias(self, ref: str, alias: str) -> DatasetVersion:
         with self.store.write() as s:

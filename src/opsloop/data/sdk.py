@@ -365,9 +365,10 @@ class DataClient:
         self, ref: str, expectations: str | Path | dict[str, Any] | Expectations
     ) -> tuple[DatasetVersion, dict[str, Any]]:
         """Check a table version against expectations and record the verdict on it."""
+        checks = _expectations(expectations)  # a bad file fails before any data moves
         handle = self.get(ref)
         files, fmt = handle._table()
-        report = run_expectations(files, fmt, _expectations(expectations))  # type: ignore[arg-type]
+        report = run_expectations(files, fmt, checks)  # type: ignore[arg-type]
         version = self._backend.record_validation(handle.ref, report, report["passed"])
         return version, report
 
@@ -376,7 +377,7 @@ class DataClient:
 
     def profile(self, ref: str, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
         """Write ``<name>-<n>.profile.html`` and ``.json`` into ``out_dir``; return both paths."""
-        from opsloop.data.profile import profile_table, write_report
+        from opsloop.data.profiling import profile_table, write_report
 
         handle = self.get(ref)
         files, fmt = handle._table()
