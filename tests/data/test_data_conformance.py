@@ -176,7 +176,7 @@ def test_bad_input_is_refused_and_nothing_is_stored(
     os.mkfifo(folder / "pipe")
     with pytest.raises(InvalidInput, match="not a regular file"):
         client.data.add(folder, "pets")
-    with pytest.raises(InvalidInput, match="unknown check 'columns.a.maxx'"):
+    with pytest.raises(InvalidInput, match=r"unknown check 'columns\.a\.maxx'"):
         client.data.add(folder, "x", expectations={"columns": {"a": {"maxx": 1}}})
     for ref in ("pets@7", "nope", "pets@someday"):
         with pytest.raises(NotFound):

@@ -212,7 +212,15 @@ def status(
 ) -> None:
     """Compare tracked local folders and files with the versions they were added as or
     checked out from. Exits 1 when anything changed."""
-    results = default_client().data.status(*(paths or []))
+    from opsloop.config import load_settings
+    from opsloop.data.localstate import LocalState
+    from opsloop.data.status import workspace_status
+
+    # Local state only: no metadata store (and no SQLAlchemy) unless a manifest is unknown.
+    state = LocalState(load_settings().home)
+    results = workspace_status(
+        state, tuple(paths or []), lambda ref: default_client().data.manifest(ref)[1]
+    )
     if json_:
         print_json(results)
     elif not results:

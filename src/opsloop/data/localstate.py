@@ -1,5 +1,8 @@
 """What this machine remembers about local files: a hash cache and the tracked workspaces.
 
+It also keeps the manifests of versions it has added or checked out: a manifest never
+changes, so ``status`` can compare a folder with its version without asking the store.
+
 The hash cache maps (path, inode, size, mtime) to a BLAKE3 digest, so re-adding or checking
 the status of an unchanged folder stats files and reads none. A workspace is a local path
 that was added as, or checked out from, a dataset version; ``opsloop data status`` compares
@@ -19,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from opsloop.data.manifest import Manifest
 from opsloop.timeutil import now_ms
 
 __all__ = ["LocalState", "Stat", "Workspace"]
@@ -30,6 +34,7 @@ CREATE TABLE IF NOT EXISTS hashes (
 CREATE TABLE IF NOT EXISTS workspaces (
     path TEXT PRIMARY KEY, dataset TEXT, number INTEGER, version_id TEXT, updated_at INTEGER
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS manifests (version_id TEXT PRIMARY KEY, data BLOB) WITHOUT ROWID;
 """
 
 
@@ -104,6 +109,25 @@ class LocalState:
         with self._lock:
             rows = self._db.execute("SELECT * FROM workspaces ORDER BY path").fetchall()
         return [Workspace(*row) for row in rows]
+
+    # -- manifests (immutable, so a local copy never goes stale) -------------------------------
+    def remember_manifest(self, manifest: Manifest) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR IGNORE INTO manifests VALUES (?, ?)",
+                (manifest.version_id, manifest.compressed()),
+            )
+
+    def manifest(self, version_id: str) -> Manifest | None:
+        """The manifest of ``version_id`` if this machine has seen it (checked by its hash)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT data FROM manifests WHERE version_id = ?", (version_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        manifest = Manifest.from_compressed(row[0])
+        return manifest if manifest.version_id == version_id else None
 
     def close(self) -> None:
         with self._lock:

@@ -126,6 +126,7 @@ def hash_scan(
     cached = state.cached_digests(scan.root)
     entries: list[FileEntry] = []
     fresh: list[tuple[str, Stat, str]] = []
+    pending = 0  # bytes not yet reported to on_bytes (reported in chunks: bars are not free)
     for f in scan.files:
         hit = cached.get(f.source)
         digest = hit[1] if hit and hit[0] == f.stat else None
@@ -133,8 +134,12 @@ def hash_scan(
             digest = _read_file(f, ingest)
             fresh.append((f.source, f.stat, digest))
         entries.append(FileEntry(f.path, digest, f.stat.size))
-        if on_bytes:
-            on_bytes(f.stat.size)
+        pending += f.stat.size
+        if on_bytes and (len(entries) % 256 == 0 or pending > _SMALL):
+            on_bytes(pending)
+            pending = 0
+    if on_bytes and pending:
+        on_bytes(pending)
     state.remember(fresh)
     return Manifest(entries), len(fresh)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from opsloop.data.manifest import Manifest
 from opsloop.data.progress import progress_bar
 from opsloop.data.refs import check_dataset_name
 from opsloop.data.scan import hash_scan, scan_path
+from opsloop.data.status import WorkspaceStatus, workspace_status
 from opsloop.data.tabular import describe_table, table_format
 from opsloop.errors import Conflict, InvalidInput
 from opsloop.store.blobs import LocalBlobStore
@@ -47,20 +48,6 @@ class TransferResult:
     files: int
     bytes: int
     total_files: int
-
-
-@dataclass(frozen=True)
-class WorkspaceStatus:
-    path: str
-    ref: str
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    modified: list[str] = field(default_factory=list)
-    missing: bool = False
-
-    @property
-    def clean(self) -> bool:
-        return not (self.added or self.removed or self.modified or self.missing)
 
 
 class DataVersion:
@@ -168,7 +155,7 @@ class DataClient:
             tags={k: str(v) for k, v in (tags or {}).items()} or None,
         )
         version, created = self._backend.register_version(name, body)
-        self._state.set_workspace(scan.root, name, version.number, version.version_id)
+        self._track(scan.root, version, manifest)
         report = None
         if checks is not None and fmt is not None:
             report = run_expectations(sources, fmt, checks)
@@ -275,7 +262,7 @@ class DataClient:
             transfer.check_free_space(target.parent, entry.size)
             target.parent.mkdir(parents=True, exist_ok=True)
             transfer.copy_verified(self._cache.path_of(entry.digest), entry.digest, target)
-            self._state.set_workspace(str(target), version.name, version.number, version.version_id)
+            self._track(str(target), version, manifest)
             return TransferResult(version.ref, 1, entry.size, 1)
         unchanged = self._prepare_checkout(dest, version, manifest, force)
         self._pull(version, manifest, progress)
@@ -286,7 +273,7 @@ class DataClient:
             written = transfer.materialize(
                 self._cache, manifest, dest, skip=lambda e: e.path in unchanged, on_done=adv
             )
-        self._state.set_workspace(str(dest), version.name, version.number, version.version_id)
+        self._track(str(dest), version, manifest)
         return TransferResult(version.ref, written, size, len(manifest))
 
     def _prepare_checkout(
@@ -327,38 +314,18 @@ class DataClient:
             e.path for e in manifest.entries if (c := current.get(e.path)) and c.digest == e.digest
         }
 
+    def _track(self, path: str, version: DatasetVersion, manifest: Manifest) -> None:
+        """Remember that ``path`` holds ``version`` (for status and later checkouts)."""
+        self._state.remember_manifest(manifest)
+        self._state.set_workspace(path, version.name, version.number, version.version_id)
+
     # -- status -------------------------------------------------------------------------------
     def status(self, *paths: str | os.PathLike[str]) -> list[WorkspaceStatus]:
         """Compare tracked local paths (all of them by default) with their versions.
 
         Unchanged files are recognised by (inode, size, mtime) and not read.
         """
-        if paths:
-            workspaces = []
-            for p in paths:
-                found = self._state.workspace(os.path.abspath(os.fspath(p)))
-                if found is None:
-                    raise InvalidInput(f"{p} was never added or checked out on this machine")
-                workspaces.append(found)
-        else:
-            workspaces = self._state.workspaces()
-        results = []
-        for ws in workspaces:
-            ref = f"{ws.dataset}@{ws.number}"
-            if not os.path.exists(ws.path):
-                results.append(WorkspaceStatus(ws.path, ref, missing=True))
-                continue
-            _, manifest = self._backend.get_manifest(ref)
-            scan = scan_path(ws.path)
-            if scan.kind == "file":
-                scan = scan.as_single(manifest.entries[0].path)
-            local, _ = hash_scan(scan, self._state)
-            if local.version_id == manifest.version_id:
-                results.append(WorkspaceStatus(ws.path, ref))
-                continue
-            diff = _compare(manifest, local)
-            results.append(WorkspaceStatus(ws.path, ref, **diff))
-        return results
+        return workspace_status(self._state, paths, lambda ref: self.manifest(ref)[1])
 
     # -- validation ---------------------------------------------------------------------------
     def validate(
@@ -415,14 +382,3 @@ def _expectations(source: Any) -> Expectations | None:
     if source is None or isinstance(source, Expectations):
         return source
     return load_expectations(source)
-
-
-def _compare(expected: Manifest, local: Manifest) -> dict[str, list[str]]:
-    want, have = expected.by_path, local.by_path
-    return {
-        "added": sorted(have.keys() - want.keys()),
-        "removed": sorted(want.keys() - have.keys()),
-        "modified": sorted(
-            p for p in want.keys() & have.keys() if want[p].digest != have[p].digest
-        ),
-    }

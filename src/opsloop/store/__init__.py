@@ -1,7 +1,3 @@
-"""The metadata store (SQLAlchemy + Alembic) and the content-addressed blob store."""
-
-from opsloop.store.base import Base
-from opsloop.store.blobs import BlobStore, open_blob_store
-from opsloop.store.database import Store
-
-__all__ = ["Base", "BlobStore", "Store", "open_blob_store"]
+"""The metadata store (SQLAlchemy + Alembic, ``store.database``) and the content-addressed blob
+store (``store.blobs``). Import the submodule you need: the blob store must stay importable
+without SQLAlchemy, so that local data commands start fast."""

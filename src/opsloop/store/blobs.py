@@ -224,6 +224,9 @@ class LocalBlobStore(BlobStore):
         self.url = str(self.root)
         self._tmp = self.root / ".tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
+        # Plain strings on the hot paths: pathlib costs more than the syscalls for small blobs.
+        self._root_str = str(self.root)
+        self._tmp_str = str(self._tmp)
 
     def path_of(self, digest: str) -> Path:
         """Where a blob lives on disk (it may not exist)."""
@@ -233,7 +236,7 @@ class LocalBlobStore(BlobStore):
         return str(self._tmp)  # same filesystem, so the final rename is atomic
 
     def _exists(self, digest: str) -> bool:
-        return self.path_of(digest).is_file()
+        return os.path.isfile(f"{self._root_str}/{digest[:2]}/{digest}")
 
     def _commit(self, local_path: Path, digest: str) -> None:
         target = self.path_of(digest)
@@ -270,7 +273,7 @@ class LocalBatch:
     def __init__(self, store: LocalBlobStore) -> None:
         self.store = store
         self._token = os.urandom(4).hex()
-        self._staged: dict[str, Path] = {}
+        self._staged: dict[str, str | Path] = {}
 
     def has(self, digest: str) -> bool:
         """Whether the blob is stored or staged in this batch."""
@@ -278,7 +281,10 @@ class LocalBatch:
 
     def stage_path(self, digest: str) -> Path:
         """A staging path for ``digest``; write it, then :meth:`staged` it."""
-        return self.store._tmp / f"{digest}.{self._token}"
+        return Path(self._stage_name(digest))
+
+    def _stage_name(self, digest: str) -> str:
+        return f"{self.store._tmp_str}/{digest}.{self._token}"
 
     def staged(self, digest: str, path: Path) -> None:
         """Take a complete, verified staging file as the blob ``digest``."""
@@ -291,10 +297,13 @@ class LocalBatch:
         """Stage bytes the caller has just hashed to ``digest``."""
         if self.has(digest):
             return
-        path = self.stage_path(digest)
-        with _writing(path), open(path, "wb") as out:
-            out.write(data)
-        self._staged[digest] = path
+        name = self._stage_name(digest)
+        try:
+            with open(name, "wb") as out:
+                out.write(data)
+        except OSError as exc:
+            _write_failed(Path(name), exc)
+        self._staged[digest] = name
 
     def put_copy(self, source: Path) -> str:
         """Stage a copy of a (large) file and return its digest, hashed from the copy.
@@ -313,19 +322,20 @@ class LocalBatch:
         if not self._staged:
             return
         _sync_filesystem(self.store._tmp)
+        root = self.store._root_str
         made: set[str] = set()
         for digest, path in self._staged.items():
-            target = self.store.path_of(digest)
-            if digest[:2] not in made:
-                target.parent.mkdir(exist_ok=True)
-                made.add(digest[:2])
-            os.replace(path, target)
+            fanout = digest[:2]
+            if fanout not in made:
+                os.makedirs(f"{root}/{fanout}", exist_ok=True)
+                made.add(fanout)
+            os.replace(path, f"{root}/{fanout}/{digest}")
         _sync_filesystem(self.store._tmp)
         self._staged.clear()
 
     def discard(self) -> None:
         for path in self._staged.values():
-            path.unlink(missing_ok=True)
+            Path(path).unlink(missing_ok=True)
         self._staged.clear()
 
 
@@ -335,15 +345,20 @@ def _writing(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        path.unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
-            raise StoreError(
-                f"disk full while writing {path.parent}: free some space and run the command "
-                "again (nothing already stored was changed)"
-            ) from exc
-        if exc.filename is None or os.path.abspath(exc.filename) == os.path.abspath(path):
-            raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        raise
+        _write_failed(path, exc)
+
+
+def _write_failed(path: Path, exc: OSError) -> None:
+    """Raise the ``StoreError`` for a failed write to ``path`` (re-raise foreign errors)."""
+    path.unlink(missing_ok=True)
+    if exc.errno == errno.ENOSPC:
+        raise StoreError(
+            f"disk full while writing {path.parent}: free some space and run the command "
+            "again (nothing already stored was changed)"
+        ) from exc
+    if exc.filename is None or os.path.abspath(exc.filename) == os.path.abspath(path):
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    raise exc
 
 
 def _sync_filesystem(path: Path) -> None:

@@ -1,0 +1,206 @@
+"""Data versions, opsloop vs DVC, side by side in one process run.
+
+    ./dev bench bench/data_versions.py          # full size: 10,000 files, a 1 GB file
+    .venv/bin/python bench/data_versions.py --quick
+
+Every figure is a whole CLI process, as a user runs it (``opsloop data add`` vs ``dvc add``),
+each tool in its own fresh folder with its embedded default: opsloop's SQLite + blob folder,
+DVC's repository cache (``dvc init --no-scm``). Push goes to one moto_server (S3) on loopback.
+The floor is what the machine needs at least: BLAKE3 over the bytes plus copying them once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+RESULTS: list[tuple[str, float, float]] = []
+
+
+def report(name: str, ours: float, peer: float, note: str = "") -> None:
+    RESULTS.append((name, ours, peer))
+    print(
+        f"{name:<44} opsloop {ours:7.3f}s  dvc {peer:7.3f}s  ratio {peer / ours:6.1f}x  {note}",
+        flush=True,
+    )
+
+
+def timed_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(
+        args, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True
+    )
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1):  # status exits 1 when something changed
+        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr}\n{done.stdout}")
+    return elapsed
+
+
+def make_files(root: Path, count: int, size: int) -> None:
+    for i in range(count):
+        sub = root / f"d{i % 100:02d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"{i:05d}.bin").write_bytes(os.urandom(size))
+
+
+def make_big_file(path: Path, size: int) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    with open(path, "wb") as out:
+        left = size
+        while left:
+            chunk = min(left, 64 << 20)
+            out.write(rng.bytes(chunk))
+            left -= chunk
+
+
+def floor(paths: list[Path], dest: Path) -> float:
+    """BLAKE3 over every file plus one copy of it: the least any tool can do."""
+    from opsloop.store.blobs import hash_file
+
+    dest.mkdir()
+    start = time.perf_counter()
+    for i, path in enumerate(paths):
+        hash_file(path)
+        shutil.copyfile(path, dest / str(i))
+    return time.perf_counter() - start
+
+
+class Workspace:
+    """A fresh folder per tool: an opsloop home and a DVC repository."""
+
+    def __init__(self, root: Path) -> None:
+        self.ops = root / "ops"
+        self.dvc = root / "dvc"
+        self.ops.mkdir(parents=True)
+        self.dvc.mkdir(parents=True)
+        subprocess.run([str(BIN / "dvc"), "init", "--no-scm", "-q"], cwd=self.dvc, check=True)
+        self.env = {"OPSLOOP_HOME": str(self.ops / "home")}
+
+    def opsloop(self, *args: str, env: dict[str, str] | None = None) -> float:
+        return timed_cli([str(BIN / "opsloop"), *args], self.ops, {**self.env, **(env or {})})
+
+    def dvc_cmd(self, *args: str, env: dict[str, str] | None = None) -> float:
+        return timed_cli([str(BIN / "dvc"), *args], self.dvc, env)
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.1)
+
+
+def bench_small_files(root: Path, count: int) -> None:
+    ws = Workspace(root / "small")
+    for folder in (ws.ops / "data", ws.dvc / "data"):
+        make_files(folder, count, 1024)
+    files = sorted((ws.ops / "data").rglob("*.bin"))
+    base = floor(files, root / "floor-small")
+    ours = ws.opsloop("data", "add", "data", "--name", "files")
+    peer = ws.dvc_cmd("add", "data")
+    report(
+        f"1. add {count:,} files of 1 KB", ours, peer, f"(floor {base:.3f}s: {ours / base:.1f}x)"
+    )
+    ours = ws.opsloop("data", "status", "data")
+    peer = ws.dvc_cmd("status")
+    report("3. status of the unchanged folder", ours, peer)
+
+
+def bench_big_file(root: Path, size: int) -> None:
+    ws = Workspace(root / "big")
+    make_big_file(ws.ops / "big.bin", size)
+    shutil.copyfile(ws.ops / "big.bin", ws.dvc / "big.bin")
+    base = floor([ws.ops / "big.bin"], root / "floor-big")
+    ours = ws.opsloop("data", "add", "big.bin", "--name", "big")
+    peer = ws.dvc_cmd("add", "big.bin")
+    gb = size / 1e9
+    report(
+        f"2. add one {gb:.1f} GB file",
+        ours,
+        peer,
+        f"(floor {base:.3f}s = hash+copy; ours {gb / ours:.2f} GB/s)",
+    )
+
+
+def bench_push(root: Path, count: int) -> None:
+    moto, endpoint = start_moto()
+    try:
+        import httpx
+
+        bucket = f"bench-{uuid.uuid4().hex[:8]}"
+        httpx.put(f"{endpoint}/{bucket}").raise_for_status()
+        ws = Workspace(root / "push")
+        for folder in (ws.ops / "data", ws.dvc / "data"):
+            make_files(folder, count, 1024)
+        (ws.ops / "opsloop.toml").write_text(
+            f'blob_url = "s3://{bucket}/opsloop"\n'
+            "[storage_options]\n"
+            'key = "testing"\nsecret = "testing"\n'
+            "[storage_options.client_kwargs]\n"
+            f'endpoint_url = "{endpoint}"\nregion_name = "us-east-1"\n'
+        )
+        aws = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        ws.opsloop("data", "add", "data", "--name", "files")
+        dvc = str(BIN / "dvc")
+        subprocess.run([dvc, "add", "-q", "data"], cwd=ws.dvc, check=True)
+        subprocess.run(
+            [dvc, "remote", "add", "-d", "s3", f"s3://{bucket}/dvc"], cwd=ws.dvc, check=True
+        )
+        subprocess.run(
+            [dvc, "remote", "modify", "s3", "endpointurl", endpoint], cwd=ws.dvc, check=True
+        )
+        ours = ws.opsloop("data", "push", "files@1", env=aws)
+        peer = ws.dvc_cmd("push", env=aws)
+        report(f"4. push {count:,} files to S3 (moto_server)", ours, peer)
+    finally:
+        moto.terminate()
+        moto.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 files and 100 MB")
+    args = parser.parse_args()
+    count = 1_000 if args.quick else 10_000
+    size = (100 << 20) if args.quick else (1 << 30)
+    with tempfile.TemporaryDirectory(prefix="opsloop-bench-data-") as tmp:
+        root = Path(tmp)
+        bench_small_files(root, count)
+        bench_big_file(root, size)
+        bench_push(root, count)
+    print("\nsummary (DVC time / opsloop time):")
+    for name, ours, peer in RESULTS:
+        print(f"  {name:<44} {peer / ours:6.1f}x")
+
+
+if __name__ == "__main__":
+    main()
