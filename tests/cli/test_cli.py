@@ -46,6 +46,15 @@ def test_quickstart_then_explore(tmp_path: Path) -> None:
     run("runs", "delete", best)
     assert len(json.loads(run("runs", "list", "-e", "quickstart", "--json").stdout)["items"]) == 4
     run("runs", "restore", best)
+    shown = json.loads(run("data", "show", "breast-cancer@1", "--json").stdout)
+    assert shown["version"]["validation_status"] == "passed"
+    assert shown["version"]["table"]["rows"] == 569
+    parent = next(r for r in runs if not r["info"]["parent_run_id"])["info"]["run_id"]
+    assert [(x["relation"], x["run_id"]) for x in shown["lineage"]] == [("input", parent)]
+    out = json.loads(run("data", "show", "breast-cancer-predictions", "--json").stdout)
+    assert out["lineage"][0]["relation"] == "output"
+    again = run("quickstart", "--epochs", "2").stdout
+    assert "unchanged: breast-cancer@1" in again  # same bytes, same version
 
 
 @pytest.mark.parametrize(

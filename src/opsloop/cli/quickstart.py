@@ -1,9 +1,11 @@
 """``opsloop quickstart``: the main job, end to end on whatever store is configured.
 
-Today it trains real scikit-learn models on a dataset that ships with scikit-learn (breast
-cancer, 569 rows), tracked by opsloop: a parent run holding a small hyper-parameter sweep as
-nested runs, per-epoch learning curves, params, final metrics, the validation predictions as a
-Parquet artifact and each model as a skops file. Later features extend this same command until
+Today it versions a dataset that ships with scikit-learn (breast cancer, 569 rows) as a
+validated data version, trains real scikit-learn models on exactly that version, tracked by
+opsloop: a parent run holding a small hyper-parameter sweep as nested runs, per-epoch learning
+curves, params, final metrics, the validation predictions as a Parquet artifact and each model
+as a skops file. The run records the data version it consumed and the predictions version it
+produced, so lineage answers "which data made this model". Later features extend this same command until
 it walks the whole loop (data version → pipeline → registry gate → canary → monitor).
 """
 
@@ -13,6 +15,14 @@ from typing import Annotated
 
 import typer
 
+DATASET = "breast-cancer"
+_EXPECTATIONS = {
+    "row_count": {"min": 500},
+    "columns": {
+        "target": {"type": "integer", "nullable": False, "allowed": [0, 1]},
+        "mean radius": {"type": "float", "nullable": False, "min": 0},
+    },
+}
 _SWEEP = [
     {"alpha": 1e-4, "penalty": "l2", "learning_rate": "optimal"},
     {"alpha": 1e-3, "penalty": "l2", "learning_rate": "optimal"},
@@ -42,23 +52,35 @@ def quickstart(
 
     out = console()
     opsloop.seed_everything(seed)
-    data = load_breast_cancer(as_frame=True)
+    client = opsloop.get_client()
+    source = client.settings.home / "quickstart" / f"{DATASET}.csv"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    load_breast_cancer(as_frame=True).frame.to_csv(source, index=False)
+    added = client.data.add(
+        source, DATASET, message="scikit-learn's breast cancer table", expectations=_EXPECTATIONS
+    )
+    version = added.version
+    verb = "versioned" if added.created else "unchanged:"
+    out.print(
+        f"data: {verb} [cyan]{version.ref}[/] ({version.table.rows} rows, "  # type: ignore[union-attr]
+        f"validation {version.validation_status})"
+    )
+    frame = opsloop.data.get(version.ref).to_pandas()  # train on exactly what was versioned
+    features, target = frame.drop(columns=["target"]), frame["target"]
     X_train, X_val, y_train, y_val = train_test_split(
-        data.data, data.target, test_size=0.25, random_state=seed, stratify=data.target
+        features, target, test_size=0.25, random_state=seed, stratify=target
     )
     scaler = StandardScaler().fit(X_train)
     X_train_s, X_val_s = scaler.transform(X_train), scaler.transform(X_val)
     classes = np.unique(y_train)
 
     opsloop.set_experiment(experiment)
-    client = opsloop.get_client()
     out.print(f"[bold]opsloop quickstart[/] → experiment [cyan]{experiment}[/] in {client.where}")
     results = []
-    with opsloop.start_run(
-        run_name="sgd-sweep", tags={"dataset": "sklearn.breast_cancer"}
-    ) as parent:
+    with opsloop.start_run(run_name="sgd-sweep", tags={"dataset": version.ref}) as parent:
+        parent.log_input(version)
         opsloop.log_params(
-            {"dataset": "breast_cancer", "rows": len(data.frame), "epochs": epochs, "seed": seed}
+            {"dataset": version.ref, "rows": len(frame), "epochs": epochs, "seed": seed}
         )
         with Progress(console=out, transient=True) as progress:
             task = progress.add_task("training", total=len(_SWEEP) * epochs)
@@ -88,17 +110,27 @@ def quickstart(
                     opsloop.log_dataframe(frame, "predictions/validation.parquet")
                     _log_model(client, child.run_id, model)
                     results.append(
-                        (child.run_id, f"sgd-{i}", params, final["val_f1"], final["val_roc_auc"])
+                        (
+                            child.run_id,
+                            f"sgd-{i}",
+                            params,
+                            final["val_f1"],
+                            final["val_roc_auc"],
+                            predicted,
+                        )
                     )
         best = max(results, key=lambda r: r[3])
         opsloop.log_metrics({"best_val_f1": best[3]})
         opsloop.set_tag("best_run_id", best[0])
+        scored = source.with_name("validation-predictions.parquet")
+        pd.DataFrame({"y_true": y_val.to_numpy(), "y_pred": best[5]}).to_parquet(scored)
+        predictions = parent.log_output(scored, name=f"{DATASET}-predictions")
 
     print_table(
         ["run", "params", "val_f1", "val_roc_auc"],
         [
             (name, ", ".join(f"{k}={v}" for k, v in p.items()), f"{f1:.4f}", f"{auc:.4f}")
-            for _, name, p, f1, auc in results
+            for _, name, p, f1, auc, _ in results
         ],
         title="sweep results",
     )
@@ -112,6 +144,9 @@ def quickstart(
     out.print(f"  opsloop runs env {parent.run_id}")
     query = "metrics.val_f1 > 0.95 and params.penalty = 'l2'"
     out.print(f'  opsloop runs list -e {experiment} -f "{query}"')
+    out.print(f"  opsloop data show {version.ref}      # schema, validation, runs that used it")
+    out.print(f"  opsloop data show {predictions.ref}  # produced by {parent.run_id}")
+    out.print(f"  opsloop data profile {version.ref} --out .   # HTML profile")
     out.print("  opsloop ui       # the web UI: runs table, charts, compare")
 
 

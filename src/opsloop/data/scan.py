@@ -69,9 +69,9 @@ def scan_path(path: str | os.PathLike[str]) -> Scan:
 def _walk(root: str) -> list[LocalFile]:
     real_root = os.path.realpath(root)
     files: list[LocalFile] = []
-    pending = [root]
+    pending = [(root, "")]  # (folder on disk, its path inside the version + "/")
     while pending:
-        folder = pending.pop()
+        folder, prefix = pending.pop()
         try:
             entries = list(os.scandir(folder))
         except OSError as exc:
@@ -80,7 +80,7 @@ def _walk(root: str) -> list[LocalFile]:
             if entry.is_symlink():
                 st = _followed_link(entry.path, real_root)
             elif entry.is_dir(follow_symlinks=False):
-                pending.append(entry.path)
+                pending.append((entry.path, f"{prefix}{entry.name}/"))
                 continue
             else:
                 st = entry.stat(follow_symlinks=False)
@@ -89,8 +89,7 @@ def _walk(root: str) -> list[LocalFile]:
                     f"{entry.path} is not a regular file (a FIFO, socket or device); "
                     "remove it or add the files around it"
                 )
-            rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
-            files.append(LocalFile(rel, entry.path, Stat.of(st)))
+            files.append(LocalFile(prefix + entry.name, entry.path, Stat.of(st)))
     return files
 
 
