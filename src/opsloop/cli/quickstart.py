@@ -5,8 +5,8 @@ validated data version, trains real scikit-learn models on exactly that version,
 opsloop: a parent run holding a small hyper-parameter sweep as nested runs, per-epoch learning
 curves, params, final metrics, the validation predictions as a Parquet artifact and each model
 as a skops file. The run records the data version it consumed and the predictions version it
-produced, so lineage answers "which data made this model". Later features extend this same command until
-it walks the whole loop (data version → pipeline → registry gate → canary → monitor).
+produced, so lineage answers "which data made this model". Later features extend this same
+command until it walks the whole loop (data version → pipeline → registry gate → canary → monitor).
 """
 
 from __future__ import annotations
