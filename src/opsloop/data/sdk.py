@@ -298,15 +298,21 @@ class DataClient:
                 f"{dest} holds {workspace.dataset}@{workspace.number}, not {version.name}; "
                 "pass force=True (--force) to replace it"
             )
-        status = self.status(str(dest))[0]
-        if not status.clean and not force:
-            changed = status.modified + status.added + status.removed
+        old_ref = f"{workspace.dataset}@{workspace.number}"
+        old = self._state.manifest(workspace.version_id) or self.manifest(old_ref)[1]
+        local, _ = hash_scan(scan_path(dest), self._state)  # one scan serves both checks
+        current = local.by_path
+        if local.version_id != old.version_id and not force:
+            was = old.by_path
+            changed = sorted(
+                p
+                for p in was.keys() | current.keys()
+                if p not in was or p not in current or was[p].digest != current[p].digest
+            )
             raise Conflict(
-                f"{dest} has {len(changed)} local change(s) since {status.ref} "
+                f"{dest} has {len(changed)} local change(s) since {old_ref} "
                 f"(first: {changed[0]}); pass force=True (--force) to overwrite them"
             )
-        _, old = self._backend.get_manifest(f"{workspace.dataset}@{workspace.number}")
-        current = hash_scan(scan_path(dest), self._state)[0].by_path
         for entry in old.entries:
             if entry.path not in manifest.by_path and entry.path in current:
                 (dest / entry.path).unlink()

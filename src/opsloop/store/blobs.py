@@ -273,7 +273,7 @@ class LocalBatch:
     def __init__(self, store: LocalBlobStore) -> None:
         self.store = store
         self._token = os.urandom(4).hex()
-        self._staged: dict[str, str | Path] = {}
+        self._staged: dict[str, str] = {}  # digest -> staging file name
 
     def has(self, digest: str) -> bool:
         """Whether the blob is stored or staged in this batch."""
@@ -291,7 +291,7 @@ class LocalBatch:
         if self.has(digest):
             path.unlink(missing_ok=True)
         else:
-            self._staged[digest] = path
+            self._staged[digest] = str(path)
 
     def put_bytes(self, digest: str, data: bytes) -> None:
         """Stage bytes the caller has just hashed to ``digest``."""
@@ -334,8 +334,8 @@ class LocalBatch:
         self._staged.clear()
 
     def discard(self) -> None:
-        for path in self._staged.values():
-            Path(path).unlink(missing_ok=True)
+        for name in self._staged.values():
+            Path(name).unlink(missing_ok=True)
         self._staged.clear()
 
 
