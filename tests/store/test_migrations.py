@@ -59,3 +59,35 @@ def test_fresh_database_fast_path_equals_the_migrations(database_url: str) -> No
     downgrade(store.engine, "base")  # and Alembic can take it from there
     upgrade(store.engine)
     store.dispose()
+
+
+def _latest_metrics_ddl(store: Store) -> str:
+    with store.engine.connect() as conn:
+        return str(
+            conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'latest_metrics'"
+            ).scalar()
+        )
+
+
+def test_latest_metrics_is_clustered_on_both_paths_and_keeps_rows(sqlite_url: str) -> None:
+    replayed = Store(sqlite_url, migrate=False)
+    upgrade(replayed.engine, "0003_data_versions")
+    with replayed.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO experiments VALUES ('e', 'e', NULL, 'active', 0, 0)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO runs VALUES ('r', 'e', 'r', 'RUNNING', 0, NULL, NULL, 'u', NULL, 'active')"
+        )
+        conn.exec_driver_sql("INSERT INTO latest_metrics VALUES ('r', 'acc', 0.5, 3, 7)")
+    upgrade(replayed.engine)
+    assert "WITHOUT ROWID" in _latest_metrics_ddl(replayed)
+    with replayed.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT * FROM latest_metrics").all()
+    assert [tuple(r) for r in rows] == [("r", "acc", 0.5, 3, 7)]
+    replayed.dispose()
+
+    fresh = Store(sqlite_url.replace(".db", "-fresh.db"))
+    assert "WITHOUT ROWID" in _latest_metrics_ddl(fresh)
+    fresh.dispose()

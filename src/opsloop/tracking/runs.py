@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -169,19 +170,23 @@ def get_run(session: Session, run_id: str) -> Run:
     return get_runs(session, [require_run(session, run_id)])[0]
 
 
-def get_runs(session: Session, rows: Sequence[RunRow]) -> list[Run]:
-    """Runs with their data, loaded in three queries per 500 runs (never one per run)."""
+def get_runs(session: Session, rows: Sequence[Any]) -> list[Run]:
+    """Runs with their data, loaded in three queries per 500 runs (never one per run).
+
+    ``rows`` are ``RunRow`` objects or Core rows of the ``runs`` columns (what search selects,
+    skipping the ORM's per-object bookkeeping).
+    """
     params: dict[str, dict[str, str]] = {r.id: {} for r in rows}
     tags: dict[str, dict[str, str]] = {r.id: {} for r in rows}
     metrics: dict[str, dict[str, float]] = {r.id: {} for r in rows}
     ids = list(params)
-    # Core statements on the session's connection: plain tuples, no ORM row bookkeeping.
+    # Core statements on the session's connection, fetched whole: plain tuples, no ORM rows.
     connection = session.connection()
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
         for table, target in ((ParamRow, params), (RunTagRow, tags), (LatestMetricRow, metrics)):
             query = select(table.run_id, table.key, table.value).where(table.run_id.in_(chunk))
-            for run_id, key, value in connection.execute(query):
+            for run_id, key, value in connection.execute(query).all():
                 target[run_id][key] = value
     return [
         Run(
@@ -191,7 +196,7 @@ def get_runs(session: Session, rows: Sequence[RunRow]) -> list[Run]:
     ]
 
 
-def _info(row: RunRow) -> RunInfo:
+def _info(row: Any) -> RunInfo:
     return RunInfo(
         run_id=row.id,
         experiment_id=row.experiment_id,

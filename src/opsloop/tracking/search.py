@@ -136,7 +136,7 @@ def search_runs(
     query = (
         query.order_by(RunRow.start_time.desc(), RunRow.id).offset(offset).limit(max_results + 1)
     )
-    rows = session.scalars(query).all()
+    rows = session.execute(query).all()
     token = encode_page_token(offset + max_results) if len(rows) > max_results else None
     return Page[Run](items=get_runs(session, rows[:max_results]), next_page_token=token)
 
@@ -209,8 +209,8 @@ def experiment_activity(
 
 def find_runs(session: Session, text: str, limit: int = 20) -> list[Run]:
     """Active runs whose id starts with ``text`` or whose name contains it (case-insensitive)."""
-    rows = session.scalars(
-        select(RunRow)
+    rows = session.execute(
+        select(*RunRow.__table__.columns)
         .where(
             RunRow.lifecycle_stage == "active",
             or_(
@@ -231,10 +231,10 @@ def _lifecycle(view: str) -> tuple[str, ...]:
 
 
 def _matching_runs(experiment_ids: list[str], filter: str | None, view: str) -> Any:
-    """``SELECT runs`` of the experiments, in the view, matching the filter (not yet ordered)."""
+    """``SELECT`` the columns of the runs of the experiments, in the view, matching the filter (not yet ordered)."""
     if not experiment_ids:
         raise InvalidInput("search_runs needs at least one experiment id")
-    query = select(RunRow).where(
+    query = select(*RunRow.__table__.columns).where(
         RunRow.experiment_id.in_(experiment_ids), RunRow.lifecycle_stage.in_(_lifecycle(view))
     )
     condition = parse_filter(filter)
