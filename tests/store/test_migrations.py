@@ -74,9 +74,7 @@ def test_latest_metrics_is_clustered_on_both_paths_and_keeps_rows(sqlite_url: st
     replayed = Store(sqlite_url, migrate=False)
     upgrade(replayed.engine, "0003_data_versions")
     with replayed.engine.begin() as conn:
-        conn.exec_driver_sql(
-            "INSERT INTO experiments VALUES ('e', 'e', NULL, 'active', 0, 0)"
-        )
+        conn.exec_driver_sql("INSERT INTO experiments VALUES ('e', 'e', NULL, 'active', 0, 0)")
         conn.exec_driver_sql(
             "INSERT INTO runs VALUES ('r', 'e', 'r', 'RUNNING', 0, NULL, NULL, 'u', NULL, 'active')"
         )

@@ -231,7 +231,8 @@ def _lifecycle(view: str) -> tuple[str, ...]:
 
 
 def _matching_runs(experiment_ids: list[str], filter: str | None, view: str) -> Any:
-    """``SELECT`` the columns of the runs of the experiments, in the view, matching the filter (not yet ordered)."""
+    """``SELECT`` the run columns of the experiments' runs in the view that match the filter
+    (not yet ordered): Core rows, not ORM objects, since nothing here is modified."""
     if not experiment_ids:
         raise InvalidInput("search_runs needs at least one experiment id")
     query = select(*RunRow.__table__.columns).where(
