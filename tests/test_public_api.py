@@ -11,9 +11,9 @@ EXPECTED = {
     "ActiveRun", "Artifact", "Client", "Conflict", "Experiment", "InvalidInput", "MetricHistory",
     "NotFound", "OpsloopError", "Page", "PermissionDenied", "Run", "RunData", "RunInfo",
     "RunStatus", "Settings", "StoreError", "Unauthenticated", "__version__", "active_run",
-    "end_run", "flush", "get_client", "get_run", "load_settings", "log_artifact", "log_artifacts",
+    "end_run", "evaluate", "flush", "get_client", "get_run", "load_settings", "log_artifact", "log_artifacts",
     "log_batch", "log_dataframe", "log_dict", "log_figure", "log_input", "log_metric",
-    "log_metrics", "log_output", "log_param", "log_params", "log_text", "search_runs", "seed_everything", "set_experiment",
+    "log_metrics", "log_model", "log_output", "log_param", "log_params", "log_text", "search_runs", "seed_everything", "set_experiment",
     "set_tag", "set_tags", "start_run",
 }  # fmt: skip
 
@@ -31,8 +31,9 @@ def test_import_is_lazy() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_data_subpackage_is_reachable_without_an_import() -> None:
+def test_data_and_models_are_reachable_without_an_import() -> None:
     assert callable(opsloop.data.add) and callable(opsloop.data.get)
+    assert callable(opsloop.models.register) and callable(opsloop.models.load)
 
 
 def test_error_tree_maps_to_http_and_exit_codes() -> None:

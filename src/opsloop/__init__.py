@@ -49,7 +49,7 @@ __all__ = sorted([*_LAZY, "__version__"])
 del _fluent
 
 
-_SUBPACKAGES = {"data"}  # ``opsloop.data.add(...)`` without importing opsloop.data first
+_SUBPACKAGES = {"data", "models"}  # ``opsloop.data.add(...)`` with no import of opsloop.data
 
 
 def __getattr__(name: str) -> Any:

@@ -16,6 +16,7 @@ from opsloop.tracking.sdk import TrackingClient
 
 if TYPE_CHECKING:
     from opsloop.data.sdk import DataClient
+    from opsloop.registry.sdk import ModelsClient
 
 __all__ = ["Client"]
 
@@ -100,6 +101,22 @@ class Client(TrackingClient):
         store, blobs = _local_stores(self.settings)
         cache = blobs if isinstance(blobs, LocalBlobStore) else None
         return DataClient(LocalDataBackend(store, blobs), self.settings.home, cache)
+
+    @cached_property
+    def models(self) -> ModelsClient:
+        """The model registry: ``client.models.register(name, model)``, ``.load(ref)``,
+        ``.promote(ref, "champion", policy=...)``, ``.evaluate(...)``."""
+        from opsloop.registry.sdk import ModelsClient
+
+        if self.settings.is_remote:
+            from opsloop.registry.http_backend import HttpRegistryBackend
+
+            return ModelsClient(HttpRegistryBackend(self._transport), self.data)
+        from opsloop.registry.local_backend import LocalRegistryBackend
+
+        store, blobs = _local_stores(self.settings)
+        backend = LocalRegistryBackend(store, blobs, self.settings.home)
+        return ModelsClient(backend, self.data)
 
     @property
     def where(self) -> str:

@@ -31,12 +31,15 @@ app = typer.Typer(
 def _register_commands() -> None:
     from opsloop.cli import quickstart
     from opsloop.data.cli import data_app
+    from opsloop.registry import cli as registry_cli
     from opsloop.server import cli as server_cli
     from opsloop.tracking import cli as tracking_cli
 
     app.add_typer(tracking_cli.experiments_app, name="experiments")
     app.add_typer(tracking_cli.runs_app, name="runs")
     app.add_typer(data_app, name="data")
+    app.add_typer(registry_cli.models_app, name="models")
+    app.command("lineage")(registry_cli.lineage)
     app.command("server")(server_cli.server)
     app.command("ui")(server_cli.ui)
     app.command("db-upgrade")(server_cli.db_upgrade)

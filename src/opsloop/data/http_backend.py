@@ -17,8 +17,8 @@ from opsloop.data.entities import (
     VersionCreate,
 )
 from opsloop.data.manifest import FileEntry, Manifest
-from opsloop.data.refs import parse_ref
 from opsloop.data.schemas import AliasSet, LineageCreate, ValidationRecord, VersionCreated
+from opsloop.refs import parse_ref
 from opsloop.store.http_blobs import HttpBlobRemote
 from opsloop.tracking.entities import Page
 from opsloop.tracking.schemas import TagValue

@@ -10,7 +10,6 @@ needs pushing. With a remote blob store (S3) or a server, the cache is
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -23,11 +22,11 @@ from opsloop.data.expectations import Expectations, load_expectations, run_expec
 from opsloop.data.localstate import LocalState
 from opsloop.data.manifest import Manifest
 from opsloop.data.progress import progress_bar
-from opsloop.data.refs import check_dataset_name
 from opsloop.data.scan import hash_scan, scan_path
 from opsloop.data.status import WorkspaceStatus, workspace_status
 from opsloop.data.tabular import describe_table, table_format
 from opsloop.errors import Conflict, InvalidInput
+from opsloop.refs import check_dataset_name
 from opsloop.store.blobs import LocalBlobStore
 from opsloop.tracking.entities import Page
 
@@ -362,22 +361,24 @@ class DataClient:
     def _materialized(self, ref: str, info: DatasetVersion, manifest: Manifest) -> Path:
         """A complete, read-only local copy of a version, built once and shared."""
         root = self._home / "cache" / "versions" / info.version_id
-        if (root / ".opsloop-complete").exists():
-            return root
-        self._pull(info, manifest, progress=False)
-        staging = root.with_name(f"{root.name}.{os.getpid()}.part")
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            transfer.materialize(self._cache, manifest, staging, link=True)
-            (staging / ".opsloop-complete").touch()
-            try:
-                os.replace(staging, root)
-            except OSError:  # another process finished first
-                if not (root / ".opsloop-complete").exists():
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return root
+        if not (root / ".opsloop-complete").exists():
+            self._pull(info, manifest, progress=False)
+        return transfer.materialized_copy(self._cache, None, manifest, root)
+
+    # -- for other domains' packages (models) -----------------------------------------------
+    def store_folder(self, folder: Path) -> Manifest:
+        """Hash a folder's files into the local cache and share what the blob store lacks."""
+        with self._cache.batch() as batch:
+            manifest, _ = hash_scan(scan_path(folder), self._state, ingest=batch)
+        if not self._shares_cache:
+            transfer.push_from_cache(self._cache, self._backend.remote, list(manifest.entries))
+        return manifest
+
+    def local_copy(self, manifest: Manifest, key: str) -> Path:
+        """A read-only local copy of ``manifest`` under ``cache/<key>``, fetched once."""
+        remote = None if self._shares_cache else self._backend.remote
+        root = self._home / "cache" / key
+        return transfer.materialized_copy(self._cache, remote, manifest, root)
 
     def close(self) -> None:
         if "_state" in self.__dict__:

@@ -27,6 +27,7 @@ __all__ = [
     "copy_verified",
     "fetch_into_cache",
     "materialize",
+    "materialized_copy",
     "push_from_cache",
     "verify_blob",
 ]
@@ -170,3 +171,32 @@ def materialize(
         if on_done:
             on_done(entry.size)
     return written
+
+
+def materialized_copy(
+    cache: LocalBlobStore, remote: BlobRemote | None, manifest: Manifest, root: Path
+) -> Path:
+    """A complete, read-only local copy of ``manifest`` at ``root``, built once and shared.
+
+    Blobs the cache lacks are fetched from ``remote`` first (verified). The copy is built under
+    a temporary name and renamed, with a completion marker, so concurrent processes never see
+    half of it and the second one simply reuses the first one's.
+    """
+    if (root / ".opsloop-complete").exists():
+        return root
+    if remote is not None:
+        fetch_into_cache(cache, remote, list(manifest.entries))
+    staging = root.with_name(f"{root.name}.{os.getpid()}.part")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        materialize(cache, manifest, staging, link=True)
+        (staging / ".opsloop-complete").touch()
+        root.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(staging, root)
+        except OSError:  # another process finished first
+            if not (root / ".opsloop-complete").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return root

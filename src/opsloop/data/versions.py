@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from opsloop.data.entities import Dataset, DatasetVersion, LineageLink, TableInfo
 from opsloop.data.manifest import FileEntry, Manifest
-from opsloop.data.refs import LATEST, check_alias, check_dataset_name, parse_ref
 from opsloop.data.tables import (
     DatasetAliasRow,
     DatasetRow,
@@ -25,6 +24,7 @@ from opsloop.data.tables import (
 )
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.lineage import graph
+from opsloop.refs import LATEST, check_alias, check_dataset_name, parse_ref
 from opsloop.store.blobs import check_digest
 from opsloop.store.database import dialect_insert
 from opsloop.timeutil import now_ms
@@ -48,6 +48,7 @@ __all__ = [
     "set_alias",
     "set_version_tag",
     "version_lineage",
+    "version_row",
 ]
 
 RELATIONS = ("input", "output")
@@ -109,6 +110,11 @@ def _version_row(session: Session, ref: str) -> tuple[DatasetRow, DatasetVersion
     if row is None:
         raise NotFound(f"dataset version {parsed.name}@{number} does not exist")
     return dataset, row
+
+
+def version_row(session: Session, ref: str) -> tuple[DatasetRow, DatasetVersionRow]:
+    """The dataset and version rows ``ref`` names (for other domains' lineage edges)."""
+    return _version_row(session, ref)
 
 
 def _to_entity(session: Session, dataset: DatasetRow, row: DatasetVersionRow) -> DatasetVersion:

@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="opsloop",
         version=__version__,
-        description="Experiments, runs, metrics and artifacts; dataset versions and lineage.",
+        description="Experiments, runs, metrics and artifacts; dataset versions; the model registry, evaluations and gates; lineage.",
     )
     app.state.opsloop = AppState(
         settings=settings,
@@ -71,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     from opsloop.data.api import router as data_router
+    from opsloop.lineage.api import router as lineage_router
+    from opsloop.registry.api import router as registry_router
     from opsloop.tracking.api import router as tracking_router
     from opsloop.tracking.views import UI as TRACKING_UI
     from opsloop.tracking.views import router as tracking_views
@@ -78,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     auth = [Depends(require_token)]
     app.include_router(tracking_router, prefix="/api", dependencies=auth)
     app.include_router(data_router, prefix="/api", dependencies=auth)
+    app.include_router(registry_router, prefix="/api", dependencies=auth)
+    app.include_router(lineage_router, prefix="/api", dependencies=auth)
     install_ui(app, [(TRACKING_UI, tracking_views)])
     return app
 

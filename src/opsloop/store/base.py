@@ -28,7 +28,9 @@ class Base(DeclarativeBase):
 def import_all_tables() -> MetaData:
     """Import every domain's table module so ``Base.metadata`` is complete (for Alembic)."""
     import opsloop.data.tables
+    import opsloop.evaluation.tables
     import opsloop.lineage.tables
+    import opsloop.registry.tables
     import opsloop.tracking.tables  # noqa: F401
 
     return Base.metadata

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import InvalidInput
@@ -23,6 +24,7 @@ __all__ = [
     "ActiveRun",
     "active_run",
     "end_run",
+    "evaluate",
     "flush",
     "get_client",
     "get_run",
@@ -35,6 +37,7 @@ __all__ = [
     "log_input",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_output",
     "log_param",
     "log_params",
@@ -336,6 +339,47 @@ def log_input(dataset: Any) -> Any:
 def log_output(dataset: Any, *, name: str | None = None, message: str | None = None) -> Any:
     """Record that the active run produced a dataset version (see ``ActiveRun.log_output``)."""
     return _active().log_output(dataset, name=name, message=message)
+
+
+def log_model(
+    model: Any,
+    artifact_path: str = "model",
+    *,
+    input_example: Any = None,
+    flavor: str | None = None,
+    task: str | None = None,
+) -> list[Artifact]:
+    """Log ``model`` as a package (model file, signature, pinned requirements) on the active run.
+
+    Register it once the run has finished:
+    ``opsloop.models.register("churn", run_id=run.info.run_id, artifact_path="model")``.
+
+    Example:
+        >>> with opsloop.start_run() as run:
+        ...     model = LogisticRegression().fit(X, y)
+        ...     opsloop.log_model(model, "model", input_example=X.head())
+    """
+    import tempfile
+
+    from opsloop.registry.package import write_package
+
+    run_id = _run_id()
+    with tempfile.TemporaryDirectory(prefix="opsloop-package-") as tmp:
+        folder = Path(tmp) / "package"
+        write_package(model, folder, flavor=flavor, input_example=input_example, task=task)
+        return get_client().log_artifacts(run_id, folder, artifact_path)
+
+
+def evaluate(model: Any, data: Any, **options: Any) -> Any:
+    """Evaluate a model on data (see ``opsloop.models.evaluate``): metrics, slices, calibration,
+    confusion matrix and plots, stored when ``model`` is a registered version (``churn@3``).
+
+    Example:
+        >>> result = opsloop.evaluate("churn@3", "churn-data@2", target="churned",
+        ...                           slices=["plan"])
+        >>> result.metrics["f1"]
+    """
+    return get_client().models.evaluate(model, data, **options)
 
 
 def _active() -> ActiveRun:

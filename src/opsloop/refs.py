@@ -1,4 +1,5 @@
-"""Dataset names and version references: ``NAME``, ``NAME@3``, ``NAME@latest``, ``NAME@prod``.
+"""Names and version references of versioned things: ``NAME``, ``NAME@3``, ``NAME@latest``,
+``NAME@champion``. Datasets and registered models share the grammar.
 
 ``latest`` is implicit (the highest number) and cannot be set; any other alias is a pointer a
 person moves on purpose. A bare name means ``latest``.
@@ -11,21 +12,25 @@ from dataclasses import dataclass
 
 from opsloop.errors import InvalidInput
 
-__all__ = ["LATEST", "VersionRef", "check_alias", "check_dataset_name", "parse_ref"]
+__all__ = ["LATEST", "VersionRef", "check_alias", "check_dataset_name", "check_name", "parse_ref"]
 
 LATEST = "latest"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,249}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
-def check_dataset_name(name: str) -> str:
-    """Return ``name`` if it is a valid dataset name, else raise ``InvalidInput``."""
+def check_name(name: str, noun: str = "dataset") -> str:
+    """Return ``name`` if it is a valid dataset (or model) name, else raise ``InvalidInput``."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise InvalidInput(
-            f"invalid dataset name {name!r}: use letters, digits, '.', '_' and '-' "
+            f"invalid {noun} name {name!r}: use letters, digits, '.', '_' and '-' "
             "(up to 250 characters, starting with a letter or digit)"
         )
     return name
+
+
+def check_dataset_name(name: str) -> str:
+    return check_name(name, "dataset")
 
 
 def check_alias(alias: str) -> str:
@@ -41,7 +46,7 @@ def check_alias(alias: str) -> str:
 
 @dataclass(frozen=True)
 class VersionRef:
-    """A parsed reference: a dataset name and either a version number or an alias."""
+    """A parsed reference: a name and either a version number or an alias."""
 
     name: str
     number: int | None = None
@@ -51,12 +56,12 @@ class VersionRef:
         return f"{self.name}@{self.number if self.number is not None else self.alias}"
 
 
-def parse_ref(ref: str) -> VersionRef:
+def parse_ref(ref: str, noun: str = "dataset") -> VersionRef:
     """Parse ``NAME[@N|@ALIAS]``; a bare name means ``NAME@latest``."""
     if not isinstance(ref, str) or not ref:
-        raise InvalidInput("a dataset version reference looks like NAME, NAME@3 or NAME@alias")
+        raise InvalidInput(f"a {noun} version reference looks like NAME, NAME@3 or NAME@alias")
     name, sep, selector = ref.partition("@")
-    check_dataset_name(name)
+    check_name(name, noun)
     if not sep or selector == LATEST:
         return VersionRef(name, alias=LATEST)
     if selector.isdigit():

@@ -1,0 +1,112 @@
+"""Stored evaluations: services that record a report and link it into the lineage graph.
+
+An evaluation of a registered version gets the edge ``model_version -evaluated-> evaluation``;
+one over a dataset version gets ``dataset_version -input-> evaluation``. Every function takes a
+session and never commits.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from opsloop.errors import InvalidInput, NotFound
+from opsloop.evaluation.tables import EvaluationRow
+from opsloop.lineage import graph
+from opsloop.timeutil import now_ms
+
+__all__ = ["EVALUATION", "Evaluation", "get_evaluation", "list_evaluations", "record_evaluation"]
+
+EVALUATION = "evaluation"
+
+
+class Evaluation(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    evaluation_id: str | None = Field(None, description="None for an evaluation not stored")
+    model_ref: str | None = None
+    dataset_ref: str | None = None
+    task: str
+    target: str | None = None
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    report: dict[str, Any] = Field(default_factory=dict, description="slices, curves, plots")
+    created_at: int
+    created_by: str
+
+
+def _entity(row: EvaluationRow, full: bool = True) -> Evaluation:
+    report = json.loads(row.report)
+    return Evaluation(
+        evaluation_id=row.id,
+        model_ref=row.model_ref,
+        dataset_ref=row.dataset_ref,
+        task=row.task,
+        target=row.target,
+        metrics=report.get("metrics", {}),
+        report=report if full else {k: v for k, v in report.items() if k != "plots"},
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
+
+
+def record_evaluation(
+    session: Session,
+    report: dict[str, Any],
+    *,
+    created_by: str,
+    model_ref: str | None = None,
+    dataset_ref: str | None = None,
+) -> Evaluation:
+    """Store an evaluation report; ``model_ref`` / ``dataset_ref`` must exist when given."""
+    from opsloop.data.versions import version_row
+    from opsloop.registry.models import MODEL_VERSION, resolve_version_row
+
+    if "task" not in report or "metrics" not in report:
+        raise InvalidInput("an evaluation report needs at least 'task' and 'metrics'")
+    row = EvaluationRow(
+        id=uuid.uuid4().hex,
+        task=str(report["task"]),
+        target=report.get("target"),
+        report=json.dumps(report, allow_nan=False, default=str),
+        created_at=now_ms(),
+        created_by=created_by,
+    )
+    node = (EVALUATION, row.id)
+    if model_ref is not None:
+        model, version = resolve_version_row(session, model_ref)
+        row.model_version_id, row.model_ref = version.id, f"{model.name}@{version.number}"
+        graph.add_edge(session, (MODEL_VERSION, version.id), node, "evaluated")
+    if dataset_ref is not None:
+        dataset, data_version = version_row(session, dataset_ref)
+        row.dataset_version_id = data_version.id
+        row.dataset_ref = f"{dataset.name}@{data_version.number}"
+        graph.add_edge(session, (graph.DATASET_VERSION, data_version.id), node, "input")
+    session.add(row)
+    session.flush()
+    return _entity(row)
+
+
+def get_evaluation(session: Session, evaluation_id: str) -> Evaluation:
+    row = session.get(EvaluationRow, evaluation_id)
+    if row is None:
+        raise NotFound(f"evaluation {evaluation_id!r} does not exist")
+    return _entity(row)
+
+
+def list_evaluations(session: Session, model_ref: str, limit: int = 100) -> list[Evaluation]:
+    """A version's evaluations, newest first, without their plots."""
+    from opsloop.registry.models import resolve_version_row
+
+    _, version = resolve_version_row(session, model_ref)
+    rows = session.scalars(
+        select(EvaluationRow)
+        .where(EvaluationRow.model_version_id == version.id)
+        .order_by(EvaluationRow.created_at.desc())
+        .limit(limit)
+    )
+    return [_entity(r, full=False) for r in rows]

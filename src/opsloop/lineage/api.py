@@ -1,0 +1,23 @@
+"""``GET /api/lineage``: the graph around a model version, dataset version or run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from opsloop.lineage.walk import lineage
+from opsloop.server.deps import ReadSession
+
+router = APIRouter(tags=["lineage"])
+
+
+@router.get("/lineage")
+def get_lineage(
+    session: ReadSession,
+    ref: str,
+    kind: str = Query("model", pattern="^(model|data|run)$"),
+) -> dict[str, Any]:
+    """Upstream (runs, data versions, code commits) and downstream (evaluations, deployments,
+    outputs) of ``ref``: ``churn@3`` (kind=model), ``iris@2`` (kind=data) or a run id."""
+    return lineage(session, kind, ref)

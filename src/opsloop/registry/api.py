@@ -1,0 +1,200 @@
+"""The registry's REST routes under ``/api``: models, versions, aliases, promotions,
+evaluations and model cards. A version is addressed as ``/models/{name}/versions/{v}`` where
+``v`` is a number, an alias or ``latest``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Query, status
+from fastapi.responses import PlainTextResponse
+
+from opsloop.evaluation import records
+from opsloop.evaluation.promotion import PromotionContext, promote
+from opsloop.evaluation.records import Evaluation
+from opsloop.registry import cards, models
+from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
+from opsloop.registry.local_backend import register_version
+from opsloop.registry.schemas import (
+    AliasMove,
+    EvaluationCreate,
+    ModelCreate,
+    ModelUpdate,
+    PromotionRequest,
+    VersionUpdate,
+)
+from opsloop.server.deps import Blobs, ReadSession, State, WriteSession
+from opsloop.tracking.entities import Page
+from opsloop.tracking.runs import current_user
+from opsloop.tracking.schemas import TagValue
+
+router = APIRouter(tags=["registry"])
+
+
+def _ref(name: str, selector: str) -> str:
+    return f"{name}@{selector}"
+
+
+@router.get("/models")
+def list_models(
+    session: ReadSession,
+    max_results: int = Query(100, ge=1, le=10_000),
+    page_token: str | None = None,
+) -> Page[RegisteredModel]:
+    return models.list_models(session, max_results, page_token)
+
+
+@router.post("/models", status_code=status.HTTP_201_CREATED)
+def create_model(body: ModelCreate, session: WriteSession) -> RegisteredModel:
+    return models.create_model(
+        session, body.name, created_by=current_user(), description=body.description, tags=body.tags
+    )
+
+
+@router.get("/models/{name}")
+def get_model(name: str, session: ReadSession) -> RegisteredModel:
+    return models.get_model(session, name)
+
+
+@router.patch("/models/{name}")
+def update_model(name: str, body: ModelUpdate, session: WriteSession) -> RegisteredModel:
+    return models.update_model(
+        session, name, description=body.description, gate_policy=body.gate_policy
+    )
+
+
+@router.delete("/models/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_model(name: str, session: WriteSession) -> None:
+    """Refused (409) while an alias points at one of its versions."""
+    models.delete_model(session, name)
+
+
+@router.put("/models/{name}/tags/{key:path}")
+def set_model_tag(name: str, key: str, body: TagValue, session: WriteSession) -> RegisteredModel:
+    return models.set_model_tag(session, name, key, body.value)
+
+
+@router.get("/models/{name}/versions")
+def list_versions(
+    name: str,
+    session: ReadSession,
+    max_results: int = Query(100, ge=1, le=10_000),
+    page_token: str | None = None,
+) -> Page[ModelVersion]:
+    """A model's versions, newest first."""
+    return models.list_versions(session, name, max_results, page_token)
+
+
+@router.post("/models/{name}/versions", status_code=status.HTTP_201_CREATED)
+def create_version(
+    name: str, body: ModelVersionCreate, session: WriteSession, blobs: Blobs
+) -> ModelVersion:
+    """Register a package as the model's next version: from a FINISHED run's artifact folder
+    (``run_id`` + ``artifact_path``) or from files uploaded through ``/api/blobs``."""
+    return register_version(session, blobs, name, body, current_user())
+
+
+@router.get("/models/{name}/versions/{selector}")
+def get_version(name: str, selector: str, session: ReadSession) -> ModelVersion:
+    return models.get_version(session, _ref(name, selector))
+
+
+@router.patch("/models/{name}/versions/{selector}")
+def update_version(
+    name: str, selector: str, body: VersionUpdate, session: WriteSession
+) -> ModelVersion:
+    return models.update_version(
+        session, _ref(name, selector), description=body.description, card=body.card
+    )
+
+
+@router.delete("/models/{name}/versions/{selector}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_version(name: str, selector: str, session: WriteSession) -> None:
+    """Refused (409, naming them) while an alias or a deployment points at the version."""
+    models.delete_version(session, _ref(name, selector))
+
+
+@router.get("/models/{name}/versions/{selector}/manifest")
+def get_manifest(name: str, selector: str, session: ReadSession) -> list[tuple[str, str, int]]:
+    """The package's files as ``[path, digest, size]``; fetch bytes from ``/api/blobs``."""
+    _, manifest = models.manifest_of(session, _ref(name, selector))
+    return [(e.path, e.digest, e.size) for e in manifest.entries]
+
+
+@router.put("/models/{name}/versions/{selector}/tags/{key:path}")
+def set_version_tag(
+    name: str, selector: str, key: str, body: TagValue, session: WriteSession
+) -> ModelVersion:
+    return models.set_version_tag(session, _ref(name, selector), key, body.value)
+
+
+@router.put("/models/{name}/aliases/{alias}")
+def set_alias(name: str, alias: str, body: AliasMove, session: WriteSession) -> ModelVersion:
+    """Point an alias at a version without a gate (recorded in the alias history)."""
+    return models.set_alias(
+        session, _ref(name, str(body.version)), alias, created_by=current_user(), reason=body.reason
+    )
+
+
+@router.delete("/models/{name}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_alias(name: str, alias: str, session: WriteSession) -> None:
+    models.delete_alias(session, name, alias, created_by=current_user())
+
+
+@router.get("/models/{name}/alias-history")
+def alias_history(name: str, session: ReadSession, alias: str | None = None) -> list[AliasEvent]:
+    """Every decision about the model's aliases, newest first, with gate verdicts."""
+    return models.alias_history(session, name, alias)
+
+
+@router.post("/models/{name}/versions/{selector}/promote")
+def promote_version(name: str, selector: str, body: PromotionRequest, state: State) -> AliasEvent:
+    """Run the gate (the body's policy, else the model's) and move the alias on a pass. The
+    verdict, with every number it used, is recorded whether it passed or not."""
+    context = PromotionContext(state.store, state.blobs, Path(state.settings.home) / "cache")
+    result = promote(
+        context,
+        _ref(name, selector),
+        body.alias,
+        created_by=current_user(),
+        policy=body.policy,
+        force=body.force,
+        reason=body.reason,
+    )
+    return result.event
+
+
+@router.get("/models/{name}/versions/{selector}/evaluations")
+def list_evaluations(name: str, selector: str, session: ReadSession) -> list[Evaluation]:
+    return records.list_evaluations(session, _ref(name, selector))
+
+
+@router.get("/models/{name}/versions/{selector}/card", response_model=None)
+def get_card(
+    name: str,
+    selector: str,
+    session: ReadSession,
+    format: str = Query("json", pattern="^(json|markdown)$"),
+) -> dict[str, object] | PlainTextResponse:
+    """The model card, built from what the registry knows plus what people wrote."""
+    card = cards.build_card(session, _ref(name, selector))
+    if format == "markdown":
+        return PlainTextResponse(cards.card_markdown(card), media_type="text/markdown")
+    return card
+
+
+@router.post("/evaluations", status_code=status.HTTP_201_CREATED)
+def create_evaluation(body: EvaluationCreate, session: WriteSession) -> Evaluation:
+    return records.record_evaluation(
+        session,
+        body.report,
+        created_by=current_user(),
+        model_ref=body.model_ref,
+        dataset_ref=body.dataset_ref,
+    )
+
+
+@router.get("/evaluations/{evaluation_id}")
+def get_evaluation(evaluation_id: str, session: ReadSession) -> Evaluation:
+    return records.get_evaluation(session, evaluation_id)

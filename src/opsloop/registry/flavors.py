@@ -1,0 +1,171 @@
+"""Flavors: how a kind of model is written to files and read back, safely.
+
+Loading a model must not run code that came from the store, so each flavor uses a format that
+holds data, not programs: scikit-learn through skops (its loader rebuilds only types it is
+told to trust), ONNX through onnxruntime (a graph, no Python at all). The ``pyfunc`` flavor
+pickles any Python object with a ``predict`` method; unpickling can run arbitrary code, so it
+only loads with ``trusted=True``.
+
+A flavor is a small class: ``save`` writes the model file, ``load`` reads it back, ``handles``
+says whether it knows a live object, ``packages`` names the distributions a package pins.
+"""
+
+from __future__ import annotations
+
+import pickle
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from opsloop.errors import InvalidInput, PermissionDenied
+
+__all__ = ["FLAVORS", "Flavor", "flavor_for", "get_flavor"]
+
+# skops refuses types outside its default allow-list until told to trust them. Types defined by
+# these libraries are library code (e.g. sklearn.tree._tree.Tree), never code from the package.
+_SAFE_MODULE_ROOTS = ("sklearn", "numpy", "scipy")
+
+
+class Flavor(ABC):
+    name: ClassVar[str]
+    file_name: ClassVar[str]
+    needs_trust: ClassVar[bool] = False
+    packages: ClassVar[tuple[str, ...]] = ()
+
+    @staticmethod
+    @abstractmethod
+    def handles(model: Any) -> bool: ...
+
+    @abstractmethod
+    def save(self, model: Any, path: Path) -> None: ...
+
+    @abstractmethod
+    def load(self, path: Path, trusted_types: list[str]) -> Any: ...
+
+    def predict(self, model: Any, inputs: Any) -> Any:
+        return model.predict(inputs)
+
+    def predict_proba(self, model: Any, inputs: Any) -> Any:
+        if not hasattr(model, "predict_proba"):
+            raise InvalidInput(f"this {self.name} model has no predict_proba")
+        return model.predict_proba(inputs)
+
+
+class SklearnFlavor(Flavor):
+    name = "sklearn"
+    file_name = "model.skops"
+    packages = ("scikit-learn", "skops", "numpy", "scipy")
+
+    @staticmethod
+    def handles(model: Any) -> bool:
+        return type(model).__module__.startswith("sklearn.") or hasattr(model, "_get_tags")
+
+    def save(self, model: Any, path: Path) -> None:
+        import skops.io
+
+        skops.io.dump(model, path)
+
+    def load(self, path: Path, trusted_types: list[str]) -> Any:
+        import skops.io
+
+        data = path.read_bytes()
+        untrusted = skops.io.get_untrusted_types(data=data)
+        refused = [
+            t
+            for t in untrusted
+            if t.split(".")[0] not in _SAFE_MODULE_ROOTS and t not in trusted_types
+        ]
+        if refused:
+            raise PermissionDenied(
+                f"the model file uses types that are not trusted: {refused}; pass "
+                "trusted_types=[...] naming them if you trust who registered this model",
+                details={"untrusted_types": refused},
+            )
+        return skops.io.loads(data, trusted=untrusted or None)
+
+
+class OnnxFlavor(Flavor):
+    name = "onnx"
+    file_name = "model.onnx"
+    packages = ("onnxruntime", "numpy")
+
+    @staticmethod
+    def handles(model: Any) -> bool:
+        return type(model).__name__ == "ModelProto" and type(model).__module__.startswith("onnx")
+
+    def save(self, model: Any, path: Path) -> None:
+        path.write_bytes(model.SerializeToString())
+
+    def load(self, path: Path, trusted_types: list[str]) -> Any:
+        try:
+            import onnxruntime
+        except ImportError as exc:
+            raise InvalidInput(
+                "loading an ONNX model needs onnxruntime: pip install 'opsloop[onnx]'"
+            ) from exc
+        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def _run(self, session: Any, inputs: Any) -> list[Any]:
+        import numpy as np
+
+        feed = {session.get_inputs()[0].name: np.asarray(inputs)}
+        return session.run(None, feed)  # type: ignore[no-any-return]
+
+    def predict(self, model: Any, inputs: Any) -> Any:
+        return self._run(model, inputs)[0]
+
+    def predict_proba(self, model: Any, inputs: Any) -> Any:
+        import numpy as np
+
+        outputs = self._run(model, inputs)
+        if len(outputs) < 2:
+            raise InvalidInput("this ONNX model has no probability output")
+        probabilities = outputs[1]
+        if isinstance(probabilities, list):  # skl2onnx's ZipMap: one dict per row
+            keys = list(probabilities[0])
+            return np.array([[row[k] for k in keys] for row in probabilities])
+        return probabilities
+
+
+class PyfuncFlavor(Flavor):
+    """Any object with ``predict``, pickled. Loading runs pickled code: trusted packages only."""
+
+    name = "pyfunc"
+    file_name = "model.pkl"
+    needs_trust = True
+    packages = ("numpy", "pandas")
+
+    @staticmethod
+    def handles(model: Any) -> bool:
+        return callable(getattr(model, "predict", None))
+
+    def save(self, model: Any, path: Path) -> None:
+        try:
+            path.write_bytes(pickle.dumps(model, protocol=5))
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise InvalidInput(f"cannot pickle the model: {exc}") from exc
+
+    def load(self, path: Path, trusted_types: list[str]) -> Any:
+        return pickle.loads(path.read_bytes())
+
+
+FLAVORS: dict[str, Flavor] = {f.name: f for f in (SklearnFlavor(), OnnxFlavor(), PyfuncFlavor())}
+
+
+def get_flavor(name: str) -> Flavor:
+    """The flavor called ``name``; ``InvalidInput`` naming the known ones otherwise."""
+    try:
+        return FLAVORS[name]
+    except KeyError:
+        raise InvalidInput(f"unknown model flavor {name!r}; one of {sorted(FLAVORS)}") from None
+
+
+def flavor_for(model: Any) -> Flavor:
+    """The safe flavor for a live model object (never ``pyfunc``: that one is asked for)."""
+    for flavor in (FLAVORS["sklearn"], FLAVORS["onnx"]):
+        if flavor.handles(model):
+            return flavor
+    raise InvalidInput(
+        f"opsloop has no safe flavor for {type(model).__module__}.{type(model).__name__}; "
+        "pass flavor='pyfunc' to pickle it (it will only load with trusted=True)"
+    )

@@ -1,0 +1,642 @@
+"""Registry services: registered models, immutable versions, tags, aliases and their history.
+
+Every function takes an open session and never commits. A version's package files are in the
+blob store before it is registered; registering reads the package's ``opsloop-model.json``
+from there (the registry trusts what it checked, not what a client said), and a version made
+from a run must come from a run that finished. Aliases move only through here, and every move
+(manual, gated, forced, rejected) is written to the alias history.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from opsloop.data.manifest import Manifest
+from opsloop.data.versions import manifest_from_rows
+from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.lineage import graph
+from opsloop.refs import LATEST, check_alias, check_name, parse_ref
+from opsloop.registry.entities import AliasEvent, ModelVersion, RegisteredModel
+from opsloop.registry.package import META_FILE, PackageMeta
+from opsloop.registry.tables import (
+    AliasEventRow,
+    ModelAliasRow,
+    ModelVersionRow,
+    ModelVersionTagRow,
+    RegisteredModelRow,
+    RegisteredModelTagRow,
+)
+from opsloop.store.blobs import BlobStore
+from opsloop.timeutil import now_ms
+from opsloop.tracking.entities import Page, RunStatus
+from opsloop.tracking.paging import decode_page_token, encode_page_token
+from opsloop.tracking.validation import check_artifact_path, check_key, tag_value_to_str
+
+__all__ = [
+    "alias_history",
+    "create_model",
+    "create_version",
+    "delete_alias",
+    "delete_model",
+    "delete_version",
+    "get_model",
+    "get_version",
+    "list_models",
+    "list_versions",
+    "manifest_of",
+    "move_alias",
+    "resolve_version_row",
+    "run_manifest_rows",
+    "set_alias",
+    "set_model_tag",
+    "set_version_tag",
+    "update_model",
+    "update_version",
+]
+
+MODEL_VERSION = "model_version"
+_NOUN = "model"
+
+
+# -- lookups --------------------------------------------------------------------------------------
+def _model(session: Session, name: str) -> RegisteredModelRow:
+    row = session.scalars(
+        select(RegisteredModelRow).where(RegisteredModelRow.name == check_name(name, _NOUN))
+    ).first()
+    if row is None:
+        raise NotFound(f"model {name!r} is not registered")
+    return row
+
+
+def resolve_version_row(session: Session, ref: str) -> tuple[RegisteredModelRow, ModelVersionRow]:
+    """The model and version rows that ``NAME@N``, ``NAME@alias`` or ``NAME`` name."""
+    parsed = parse_ref(ref, _NOUN)
+    model = _model(session, parsed.name)
+    number = parsed.number
+    if parsed.alias == LATEST:
+        number = session.scalar(
+            select(func.max(ModelVersionRow.number)).where(ModelVersionRow.model_id == model.id)
+        )
+        if number is None:
+            raise NotFound(f"model {parsed.name!r} has no versions")
+    elif parsed.alias is not None:
+        number = session.scalar(
+            select(ModelAliasRow.number).where(
+                ModelAliasRow.model_id == model.id, ModelAliasRow.alias == parsed.alias
+            )
+        )
+        if number is None:
+            raise NotFound(f"model {parsed.name!r} has no alias {parsed.alias!r}")
+    row = session.scalars(
+        select(ModelVersionRow).where(
+            ModelVersionRow.model_id == model.id, ModelVersionRow.number == number
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"model version {parsed.name}@{number} does not exist")
+    return model, row
+
+
+def _model_entity(session: Session, row: RegisteredModelRow) -> RegisteredModel:
+    tags = dict(
+        session.execute(
+            select(RegisteredModelTagRow.key, RegisteredModelTagRow.value).where(
+                RegisteredModelTagRow.model_id == row.id
+            )
+        ).all()
+    )
+    aliases = dict(
+        session.execute(
+            select(ModelAliasRow.alias, ModelAliasRow.number)
+            .where(ModelAliasRow.model_id == row.id)
+            .order_by(ModelAliasRow.alias)
+        ).all()
+    )
+    latest = session.scalar(
+        select(func.max(ModelVersionRow.number)).where(ModelVersionRow.model_id == row.id)
+    )
+    return RegisteredModel(
+        name=row.name,
+        description=row.description,
+        tags=tags,
+        aliases=aliases,
+        latest_version=latest,
+        gate_policy=json.loads(row.gate_policy) if row.gate_policy else None,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        created_by=row.created_by,
+    )
+
+
+def _version_entity(
+    session: Session, model: RegisteredModelRow, row: ModelVersionRow
+) -> ModelVersion:
+    tags = dict(
+        session.execute(
+            select(ModelVersionTagRow.key, ModelVersionTagRow.value).where(
+                ModelVersionTagRow.version_pk == row.id
+            )
+        ).all()
+    )
+    aliases = list(
+        session.scalars(
+            select(ModelAliasRow.alias)
+            .where(ModelAliasRow.model_id == model.id, ModelAliasRow.number == row.number)
+            .order_by(ModelAliasRow.alias)
+        )
+    )
+    meta = json.loads(row.package)
+    manifest = Manifest.from_compressed(row.manifest)
+    return ModelVersion(
+        name=model.name,
+        number=row.number,
+        version_id=row.id,
+        package_id=row.package_id,
+        flavor=row.flavor,
+        task=meta.get("task"),
+        signature=meta["signature"],
+        classes=meta.get("classes"),
+        requirements=meta.get("requirements", []),
+        source=row.source,
+        run_id=row.run_id,
+        description=row.description,
+        card=json.loads(row.card) if row.card else {},
+        tags=tags,
+        aliases=aliases,
+        file_count=len(manifest),
+        total_bytes=manifest.total_bytes,
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
+
+
+# -- models ---------------------------------------------------------------------------------------
+def create_model(
+    session: Session,
+    name: str,
+    *,
+    created_by: str,
+    description: str | None = None,
+    tags: dict[str, Any] | None = None,
+) -> RegisteredModel:
+    """Register a new model name. Raises ``Conflict`` if it exists."""
+    check_name(name, _NOUN)
+    if session.scalars(
+        select(RegisteredModelRow.id).where(RegisteredModelRow.name == name)
+    ).first():
+        raise Conflict(f"model {name!r} is already registered")
+    now = now_ms()
+    row = RegisteredModelRow(
+        id=uuid.uuid4().hex,
+        name=name,
+        description=description,
+        created_at=now,
+        updated_at=now,
+        created_by=created_by,
+    )
+    session.add(row)
+    session.flush()
+    for key, value in (tags or {}).items():
+        session.add(
+            RegisteredModelTagRow(
+                model_id=row.id, key=check_key(key, "tag key"), value=tag_value_to_str(key, value)
+            )
+        )
+    session.flush()
+    return _model_entity(session, row)
+
+
+def _ensure_model(session: Session, name: str, created_by: str) -> RegisteredModelRow:
+    try:
+        return _model(session, name)
+    except NotFound:
+        create_model(session, name, created_by=created_by)
+        return _model(session, name)
+
+
+def get_model(session: Session, name: str) -> RegisteredModel:
+    return _model_entity(session, _model(session, name))
+
+
+def list_models(
+    session: Session, max_results: int = 100, page_token: str | None = None
+) -> Page[RegisteredModel]:
+    """Registered models by name."""
+    offset = decode_page_token(page_token)
+    rows = session.scalars(
+        select(RegisteredModelRow)
+        .order_by(RegisteredModelRow.name)
+        .offset(offset)
+        .limit(max_results + 1)
+    ).all()
+    token = encode_page_token(offset + max_results) if len(rows) > max_results else None
+    return Page[RegisteredModel](
+        items=[_model_entity(session, r) for r in rows[:max_results]], next_page_token=token
+    )
+
+
+def update_model(
+    session: Session,
+    name: str,
+    *,
+    description: str | None = None,
+    gate_policy: dict[str, Any] | None = None,
+) -> RegisteredModel:
+    """Change a model's description, or the gate policy its promotions use by default."""
+    row = _model(session, name)
+    if description is not None:
+        row.description = description
+    if gate_policy is not None:
+        from opsloop.evaluation.gates import GatePolicy
+
+        GatePolicy.from_mapping(gate_policy)  # refuse a bad policy before storing it
+        row.gate_policy = json.dumps(gate_policy)
+    row.updated_at = now_ms()
+    session.flush()
+    return _model_entity(session, row)
+
+
+def delete_model(session: Session, name: str) -> None:
+    """Delete a model and all its versions; refused while any alias points at one."""
+    row = _model(session, name)
+    aliases = session.scalars(select(ModelAliasRow.alias).where(ModelAliasRow.model_id == row.id))
+    held = sorted(aliases)
+    if held:
+        raise Conflict(
+            f"model {name!r} still has aliases {held}; delete them first",
+            details={"aliases": held},
+        )
+    for (version_id,) in session.execute(
+        select(ModelVersionRow.id).where(ModelVersionRow.model_id == row.id)
+    ):
+        _refuse_if_served(session, f"{name}", version_id)
+    session.delete(row)
+    session.flush()
+
+
+def set_model_tag(session: Session, name: str, key: str, value: Any) -> RegisteredModel:
+    row = _model(session, name)
+    session.merge(
+        RegisteredModelTagRow(
+            model_id=row.id, key=check_key(key, "tag key"), value=tag_value_to_str(key, value)
+        )
+    )
+    session.flush()
+    return _model_entity(session, row)
+
+
+# -- versions -------------------------------------------------------------------------------------
+def run_manifest_rows(session: Session, run_id: str, path: str) -> list[tuple[str, str, int]]:
+    """The run's artifacts under ``path`` as package rows (paths relative to that folder).
+
+    Raises:
+        NotFound: The run does not exist or has nothing under ``path``.
+        Conflict: The run is still running, or failed / was killed.
+    """
+    from opsloop.tracking.artifacts import list_artifacts
+    from opsloop.tracking.runs import require_run
+
+    run = require_run(session, run_id)
+    status = RunStatus(run.status)
+    if status is not RunStatus.FINISHED:
+        what = "is still running; end it first" if not status.is_terminal else f"ended {status}"
+        raise Conflict(
+            f"run {run_id} {what}: only a FINISHED run's model can be registered",
+            details={"status": status.value},
+        )
+    folder = check_artifact_path(path)
+    artifacts = list_artifacts(session, run_id, folder)
+    if not artifacts:
+        raise NotFound(f"run {run_id} has no artifacts under {folder!r}")
+    if len(artifacts) == 1 and artifacts[0].path == folder:
+        return [(folder.rsplit("/", 1)[-1], artifacts[0].digest, artifacts[0].size)]
+    return [(a.path[len(folder) + 1 :], a.digest, a.size) for a in artifacts]
+
+
+def _read_package(blobs: BlobStore, manifest: Manifest) -> PackageMeta:
+    entry = manifest.by_path.get(META_FILE)
+    if entry is None:
+        raise InvalidInput(
+            f"the files are not an opsloop model package: no {META_FILE} among "
+            f"{[e.path for e in manifest.entries[:5]]}; log models with opsloop.log_model"
+        )
+    meta = PackageMeta.parse(blobs.read_bytes(entry.digest))
+    if meta.model_file not in manifest.by_path:
+        raise InvalidInput(f"the package names {meta.model_file!r} but does not contain it")
+    return meta
+
+
+def create_version(
+    session: Session,
+    blobs: BlobStore,
+    name: str,
+    files: list[tuple[str, str, int]],
+    *,
+    created_by: str,
+    run_id: str | None = None,
+    source: str | None = None,
+    description: str | None = None,
+    tags: dict[str, Any] | None = None,
+    card: dict[str, str] | None = None,
+) -> ModelVersion:
+    """Register the package ``files`` (already in the blob store) as ``name``'s next version.
+
+    The model is registered on first use. Raises ``InvalidInput`` for files that are not a
+    package or not uploaded, ``Conflict`` for a run that has not finished.
+    """
+    check_name(name, _NOUN)
+    manifest = manifest_from_rows(files)
+    missing = blobs.missing(e.digest for e in manifest.entries)
+    if missing:
+        raise InvalidInput(
+            f"{len(missing)} package file(s) are not in the blob store; upload them first",
+            details={"missing": missing},
+        )
+    meta = _read_package(blobs, manifest)
+    if run_id is not None:
+        from opsloop.tracking.runs import require_run
+
+        status = RunStatus(require_run(session, run_id).status)
+        if status is not RunStatus.FINISHED:
+            raise Conflict(
+                f"run {run_id} is {status}: only a FINISHED run's model can be registered"
+            )
+    model = _ensure_model(session, name, created_by)
+    number = (
+        session.scalar(
+            select(func.max(ModelVersionRow.number)).where(ModelVersionRow.model_id == model.id)
+        )
+        or 0
+    ) + 1
+    row = ModelVersionRow(
+        id=uuid.uuid4().hex,
+        model_id=model.id,
+        number=number,
+        package_id=manifest.version_id,
+        manifest=manifest.compressed(),
+        flavor=meta.flavor,
+        package=meta.model_dump_json(),
+        source=source,
+        run_id=run_id,
+        description=description,
+        card=json.dumps(card) if card else None,
+        created_at=now_ms(),
+        created_by=created_by,
+    )
+    session.add(row)
+    model.updated_at = row.created_at
+    session.flush()
+    for key, value in (tags or {}).items():
+        session.add(
+            ModelVersionTagRow(
+                version_pk=row.id, key=check_key(key, "tag key"), value=tag_value_to_str(key, value)
+            )
+        )
+    if run_id is not None:
+        graph.add_edge(session, (graph.RUN, run_id), (MODEL_VERSION, row.id), "output")
+    session.flush()
+    return _version_entity(session, model, row)
+
+
+def get_version(session: Session, ref: str) -> ModelVersion:
+    return _version_entity(session, *resolve_version_row(session, ref))
+
+
+def manifest_of(session: Session, ref: str) -> tuple[ModelVersion, Manifest]:
+    model, row = resolve_version_row(session, ref)
+    return _version_entity(session, model, row), Manifest.from_compressed(row.manifest)
+
+
+def list_versions(
+    session: Session, name: str, max_results: int = 100, page_token: str | None = None
+) -> Page[ModelVersion]:
+    """A model's versions, newest first."""
+    model = _model(session, name)
+    offset = decode_page_token(page_token)
+    rows = session.scalars(
+        select(ModelVersionRow)
+        .where(ModelVersionRow.model_id == model.id)
+        .order_by(ModelVersionRow.number.desc())
+        .offset(offset)
+        .limit(max_results + 1)
+    ).all()
+    token = encode_page_token(offset + max_results) if len(rows) > max_results else None
+    return Page[ModelVersion](
+        items=[_version_entity(session, model, r) for r in rows[:max_results]],
+        next_page_token=token,
+    )
+
+
+def update_version(
+    session: Session,
+    ref: str,
+    *,
+    description: str | None = None,
+    card: dict[str, str] | None = None,
+) -> ModelVersion:
+    """Change what people wrote about a version (its description, its card's sections)."""
+    model, row = resolve_version_row(session, ref)
+    if description is not None:
+        row.description = description
+    if card is not None:
+        merged = {**(json.loads(row.card) if row.card else {}), **card}
+        row.card = json.dumps({k: str(v) for k, v in merged.items()})
+    session.flush()
+    return _version_entity(session, model, row)
+
+
+def set_version_tag(session: Session, ref: str, key: str, value: Any) -> ModelVersion:
+    model, row = resolve_version_row(session, ref)
+    session.merge(
+        ModelVersionTagRow(
+            version_pk=row.id, key=check_key(key, "tag key"), value=tag_value_to_str(key, value)
+        )
+    )
+    session.flush()
+    return _version_entity(session, model, row)
+
+
+def _refuse_if_served(session: Session, ref: str, version_id: str) -> None:
+    serving = [
+        e.source_id
+        for e in graph.edges_touching(session, (MODEL_VERSION, version_id))
+        if e.relation == "serves"
+    ]
+    if serving:
+        raise Conflict(
+            f"{ref} is served by deployment(s) {serving}; move them off it first",
+            details={"deployments": serving},
+        )
+
+
+def delete_version(session: Session, ref: str) -> None:
+    """Delete a version; refused while an alias or a deployment points at it."""
+    model, row = resolve_version_row(session, ref)
+    shown = f"{model.name}@{row.number}"
+    aliases = sorted(
+        session.scalars(
+            select(ModelAliasRow.alias).where(
+                ModelAliasRow.model_id == model.id, ModelAliasRow.number == row.number
+            )
+        )
+    )
+    if aliases:
+        raise Conflict(
+            f"{shown} is the target of alias(es) {aliases}; move or delete them first",
+            details={"aliases": aliases},
+        )
+    _refuse_if_served(session, shown, row.id)
+    session.delete(row)
+    session.flush()
+
+
+# -- aliases --------------------------------------------------------------------------------------
+def _record(
+    session: Session,
+    model: RegisteredModelRow,
+    alias: str,
+    *,
+    kind: str,
+    from_number: int | None,
+    to_number: int | None,
+    moved: bool,
+    created_by: str,
+    reason: str | None = None,
+    verdict: dict[str, Any] | None = None,
+) -> AliasEvent:
+    now = now_ms()
+    session.add(
+        AliasEventRow(
+            model_id=model.id,
+            alias=alias,
+            kind=kind,
+            from_number=from_number,
+            to_number=to_number,
+            moved=moved,
+            reason=reason,
+            verdict=json.dumps(verdict) if verdict is not None else None,
+            created_at=now,
+            created_by=created_by,
+        )
+    )
+    session.flush()
+    return AliasEvent(
+        name=model.name,
+        alias=alias,
+        kind=kind,
+        from_number=from_number,
+        to_number=to_number,
+        moved=moved,
+        reason=reason,
+        verdict=verdict,
+        created_at=now,
+        created_by=created_by,
+    )
+
+
+def _current(session: Session, model: RegisteredModelRow, alias: str) -> int | None:
+    return session.scalar(
+        select(ModelAliasRow.number).where(
+            ModelAliasRow.model_id == model.id, ModelAliasRow.alias == alias
+        )
+    )
+
+
+def move_alias(
+    session: Session,
+    ref: str,
+    alias: str,
+    *,
+    kind: str,
+    moved: bool,
+    created_by: str,
+    reason: str | None = None,
+    verdict: dict[str, Any] | None = None,
+    expected_from: int | str | None = "any",
+) -> AliasEvent:
+    """Record a decision about ``alias`` and move it to ``ref`` when ``moved``.
+
+    ``expected_from`` makes the move conditional: a gate compares against the version the
+    alias held when it started, and refuses (``Conflict``) if someone moved it meanwhile.
+    """
+    check_alias(alias)
+    model, row = resolve_version_row(session, ref)
+    current = _current(session, model, alias)
+    if expected_from != "any" and current != expected_from:
+        raise Conflict(
+            f"{model.name}@{alias} moved to version {current} while the gate ran "
+            f"(it compared against {expected_from}); promote again"
+        )
+    if moved:
+        session.merge(ModelAliasRow(model_id=model.id, alias=alias, number=row.number))
+    return _record(
+        session,
+        model,
+        alias,
+        kind=kind,
+        from_number=current,
+        to_number=row.number,
+        moved=moved,
+        created_by=created_by,
+        reason=reason,
+        verdict=verdict,
+    )
+
+
+def set_alias(
+    session: Session, ref: str, alias: str, *, created_by: str, reason: str | None = None
+) -> ModelVersion:
+    """Point ``alias`` at ``ref`` without a gate (recorded as a manual ``set``)."""
+    move_alias(session, ref, alias, kind="set", moved=True, created_by=created_by, reason=reason)
+    return get_version(session, ref)
+
+
+def delete_alias(session: Session, name: str, alias: str, *, created_by: str) -> None:
+    model = _model(session, name)
+    current = _current(session, model, alias)
+    if current is None:
+        raise NotFound(f"model {name!r} has no alias {alias!r}")
+    session.execute(
+        delete(ModelAliasRow).where(
+            ModelAliasRow.model_id == model.id, ModelAliasRow.alias == alias
+        )
+    )
+    _record(
+        session,
+        model,
+        alias,
+        kind="delete",
+        from_number=current,
+        to_number=None,
+        moved=True,
+        created_by=created_by,
+    )
+
+
+def alias_history(session: Session, name: str, alias: str | None = None) -> list[AliasEvent]:
+    """Every decision about the model's aliases (or one alias), newest first."""
+    model = _model(session, name)
+    query = select(AliasEventRow).where(AliasEventRow.model_id == model.id)
+    if alias is not None:
+        query = query.where(AliasEventRow.alias == alias)
+    rows = session.scalars(query.order_by(AliasEventRow.id.desc())).all()
+    return [
+        AliasEvent(
+            name=model.name,
+            alias=r.alias,
+            kind=r.kind,
+            from_number=r.from_number,
+            to_number=r.to_number,
+            moved=r.moved,
+            reason=r.reason,
+            verdict=json.loads(r.verdict) if r.verdict else None,
+            created_at=r.created_at,
+            created_by=r.created_by,
+        )
+        for r in rows
+    ]

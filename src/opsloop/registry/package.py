@@ -1,0 +1,234 @@
+"""Model packages: a folder that holds a model file, ``opsloop-model.json`` and
+``requirements.txt``, stored in the blob store like any other files.
+
+``opsloop-model.json`` says which flavor reads the model file, the signature the model was
+trained with (inferred from example data), the task, the classes of a classifier, and the
+exact versions of the packages it was saved with. ``load_package`` reads it back through the
+flavor's safe loader and wraps the model so that every ``predict`` checks its input against the
+signature first.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from opsloop.errors import InvalidInput, PermissionDenied
+from opsloop.registry.flavors import Flavor, flavor_for, get_flavor
+from opsloop.registry.signature import Schema, Signature, coerce_input, infer_schema
+
+__all__ = ["META_FILE", "LoadedModel", "PackageMeta", "load_package", "write_package"]
+
+META_FILE = "opsloop-model.json"
+REQUIREMENTS_FILE = "requirements.txt"
+FORMAT_VERSION = 1
+
+
+class PackageMeta(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    format_version: int = FORMAT_VERSION
+    flavor: str
+    model_file: str
+    signature: Signature
+    task: Literal["classification", "regression"] | None = None
+    classes: list[Any] | None = None
+    input_format: Literal["dataframe", "array"] = "dataframe"
+    requirements: list[str]
+    python: str
+
+    @classmethod
+    def parse(cls, raw: bytes | str) -> PackageMeta:
+        try:
+            meta = cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise InvalidInput(f"{META_FILE} is not a valid opsloop package: {exc}") from exc
+        if meta.format_version > FORMAT_VERSION:
+            raise InvalidInput(
+                f"this package was written by a newer opsloop (format {meta.format_version})"
+            )
+        get_flavor(meta.flavor)
+        return meta
+
+
+def _pinned(distributions: tuple[str, ...] | list[str]) -> list[str]:
+    pins = []
+    for name in dict.fromkeys(distributions):
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def _task_of(model: Any) -> str | None:
+    try:
+        from sklearn.base import is_classifier, is_regressor
+    except ImportError:  # pragma: no cover - scikit-learn is a dependency
+        return None
+    if is_classifier(model):
+        return "classification"
+    if is_regressor(model):
+        return "regression"
+    return None
+
+
+def _default_inputs(model: Any) -> Schema:
+    """A signature for a model saved without example data, from what it learned in ``fit``."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        return Schema(columns=[{"name": str(n), "type": "float"} for n in names])  # type: ignore[misc]
+    count = getattr(model, "n_features_in_", None)
+    if count is not None:
+        return Schema(tensor={"dtype": "float64", "shape": [-1, int(count)]})  # type: ignore[arg-type]
+    raise InvalidInput("pass example data (input_example=...) so the signature can be inferred")
+
+
+def write_package(
+    model: Any,
+    folder: Path,
+    *,
+    flavor: str | None = None,
+    input_example: Any = None,
+    signature: Signature | None = None,
+    task: str | None = None,
+    requirements: list[str] | None = None,
+) -> PackageMeta:
+    """Write ``model`` as a package into the empty or new ``folder``; return its metadata.
+
+    Raises:
+        InvalidInput: No safe flavor for the model (and none given), no way to infer the
+            signature, example data of mixed types.
+    """
+    chosen: Flavor = get_flavor(flavor) if flavor else flavor_for(model)
+    folder.mkdir(parents=True, exist_ok=True)
+    chosen.save(model, folder / chosen.file_name)
+    if signature is None:
+        if input_example is not None:
+            inputs = infer_schema(input_example)
+            outputs = None
+            try:
+                example = coerce_input(input_example, inputs)
+                if getattr(model, "feature_names_in_", None) is None and inputs.columns:
+                    example = example.to_numpy()
+                outputs = infer_schema(chosen.predict(model, example))
+            except Exception:
+                outputs = None
+            signature = Signature(inputs=inputs, outputs=outputs)
+        else:
+            signature = Signature(inputs=_default_inputs(model))
+    takes_frame = getattr(model, "feature_names_in_", None) is not None or chosen.name == "pyfunc"
+    classes = getattr(model, "classes_", None)
+    meta = PackageMeta(
+        flavor=chosen.name,
+        model_file=chosen.file_name,
+        signature=signature,
+        task=task or _task_of(model),  # type: ignore[arg-type]
+        classes=[c.item() if hasattr(c, "item") else c for c in classes]
+        if classes is not None
+        else None,
+        input_format="dataframe" if takes_frame and signature.inputs.columns else "array",
+        requirements=_pinned([*chosen.packages, "pandas"]) + list(requirements or []),
+        python=platform.python_version(),
+    )
+    (folder / META_FILE).write_text(meta.model_dump_json(indent=2))
+    (folder / REQUIREMENTS_FILE).write_text("\n".join(meta.requirements) + "\n")
+    return meta
+
+
+class LoadedModel:
+    """A model read from a package: ``predict`` checks inputs against the signature first.
+
+    Example:
+        >>> model = opsloop.models.load("churn@champion")
+        >>> model.predict([{"age": 41, "plan": "pro"}])
+        >>> model.raw            # the estimator itself
+    """
+
+    def __init__(self, raw: Any, meta: PackageMeta, ref: str | None = None) -> None:
+        self.raw = raw
+        self.meta = meta
+        self.ref = ref
+        self._flavor = get_flavor(meta.flavor)
+
+    @property
+    def signature(self) -> Signature:
+        return self.meta.signature
+
+    @property
+    def classes(self) -> list[Any] | None:
+        return self.meta.classes
+
+    def prepare(self, data: Any) -> Any:
+        """``data`` checked against the signature and shaped as the model takes it."""
+        inputs = coerce_input(data, self.meta.signature.inputs)
+        if self.meta.input_format == "array" and hasattr(inputs, "to_numpy"):
+            return inputs.to_numpy()
+        return inputs
+
+    def predict(self, data: Any) -> Any:
+        return self._flavor.predict(self.raw, self.prepare(data))
+
+    def predict_proba(self, data: Any) -> Any:
+        return self._flavor.predict_proba(self.raw, self.prepare(data))
+
+    def __repr__(self) -> str:
+        return f"LoadedModel({self.ref or self.meta.flavor}, inputs: {self.signature.inputs.describe()})"
+
+
+def load_package(
+    folder: Path,
+    *,
+    trusted: bool = False,
+    trusted_types: list[str] | None = None,
+    ref: str | None = None,
+) -> LoadedModel:
+    """Read the package in ``folder`` with its flavor's loader.
+
+    Raises:
+        PermissionDenied: A pyfunc (pickle) package without ``trusted=True``; a skops file with
+            types outside the safe list and ``trusted_types``.
+        InvalidInput: Not an opsloop package.
+    """
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise InvalidInput(f"{folder} holds no {META_FILE}; it is not an opsloop model package")
+    meta = PackageMeta.parse(meta_path.read_bytes())
+    flavor = get_flavor(meta.flavor)
+    if flavor.needs_trust and not trusted:
+        raise PermissionDenied(
+            f"{ref or folder} is a {flavor.name} package: loading it runs pickled code. Pass "
+            "trusted=True (--trusted) only if you trust whoever registered it"
+        )
+    _warn_on_drift(meta.requirements)
+    raw = flavor.load(folder / meta.model_file, list(trusted_types or []))
+    return LoadedModel(raw, meta, ref)
+
+
+def _warn_on_drift(requirements: list[str]) -> None:
+    """Warn (once per package) when installed versions differ from the pinned ones."""
+    drift = []
+    for line in requirements:
+        name, _, pinned = line.partition("==")
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed = "not installed"
+        if pinned and installed != pinned:
+            drift.append(f"{name} {pinned} (installed: {installed})")
+    if drift:
+        warnings.warn(
+            "the model was saved with " + ", ".join(drift) + "; predictions may differ",
+            stacklevel=3,
+        )
+
+
+def read_meta(raw: bytes) -> dict[str, Any]:
+    """The package metadata as plain JSON (for storing next to the version)."""
+    return json.loads(PackageMeta.parse(raw).model_dump_json())  # type: ignore[no-any-return]

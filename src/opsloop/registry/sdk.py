@@ -1,0 +1,295 @@
+"""The registry half of :class:`opsloop.Client` (``client.models``): register, load, alias,
+evaluate, promote through a gate, model cards and lineage.
+
+Package files move like data versions' files: hashed into the local blob cache next to the
+process, shared through the blob store, and loaded from a verified, read-only local copy kept
+under ``$OPSLOOP_HOME/cache/packages/<package id>`` (so a second load reads nothing remote).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opsloop.errors import InvalidInput
+from opsloop.evaluation.records import Evaluation
+from opsloop.registry.backend import RegistryBackend
+from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
+from opsloop.registry.package import META_FILE, LoadedModel, load_package, write_package
+from opsloop.registry.signature import Signature
+from opsloop.tracking.entities import Page
+
+if TYPE_CHECKING:
+    from opsloop.data.sdk import DataClient
+
+__all__ = ["ModelsClient"]
+
+
+class ModelsClient:
+    """The model registry; reach it as ``Client().models`` or through ``opsloop.models``.
+
+    Example:
+        >>> version = client.models.register("churn", model, input_example=X.head())
+        >>> client.models.promote(version.ref, "champion", policy="gate.yaml")
+        >>> client.models.load("churn@champion").predict(X.head(3))
+    """
+
+    def __init__(self, backend: RegistryBackend, data: DataClient) -> None:
+        self._backend = backend
+        self._data = data
+
+    # -- registering ----------------------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        model: Any = None,
+        *,
+        run_id: str | None = None,
+        artifact_path: str = "model",
+        path: str | os.PathLike[str] | None = None,
+        input_example: Any = None,
+        signature: Signature | None = None,
+        flavor: str | None = None,
+        task: str | None = None,
+        description: str | None = None,
+        tags: dict[str, Any] | None = None,
+        card: dict[str, str] | None = None,
+    ) -> ModelVersion:
+        """Register the next version of ``name`` (the model is created on first use).
+
+        From a live ``model`` (packaged here; ``run_id`` links it to the run that trained it),
+        from a FINISHED run's logged package (``run_id`` + ``artifact_path``), or from a
+        package folder or model file on disk (``path``).
+        """
+        clean_tags = {k: str(v) for k, v in (tags or {}).items()} or None
+        body: ModelVersionCreate
+        if model is not None or path is not None:
+            if model is not None and path is not None:
+                raise InvalidInput("pass a model object or a path, not both")
+            with tempfile.TemporaryDirectory(prefix="opsloop-package-") as tmp:
+                folder = self._package_folder(
+                    model, path, Path(tmp), input_example, signature, flavor, task
+                )
+                manifest = self._data.store_folder(folder)
+            body = ModelVersionCreate(
+                files=[(e.path, e.digest, e.size) for e in manifest.entries],
+                run_id=run_id,
+                source=str(path) if path is not None else f"python:{type(model).__name__}",
+                description=description,
+                tags=clean_tags,
+                card=card,
+            )
+        elif run_id is not None:
+            body = ModelVersionCreate(
+                run_id=run_id,
+                artifact_path=artifact_path,
+                description=description,
+                tags=clean_tags,
+                card=card,
+            )
+        else:
+            raise InvalidInput("pass a model, a path, or the run_id of a run that logged one")
+        return self._backend.register_version(name, body)
+
+    def _package_folder(
+        self,
+        model: Any,
+        path: str | os.PathLike[str] | None,
+        tmp: Path,
+        input_example: Any,
+        signature: Signature | None,
+        flavor: str | None,
+        task: str | None,
+    ) -> Path:
+        options = {"input_example": input_example, "signature": signature, "task": task}
+        if model is not None:
+            write_package(model, tmp / "package", flavor=flavor, **options)
+            return tmp / "package"
+        source = Path(os.fspath(path))  # type: ignore[arg-type]
+        if source.is_dir():
+            if not (source / META_FILE).is_file():
+                raise InvalidInput(f"{source} is not a model package (no {META_FILE})")
+            return source
+        if not source.is_file():
+            raise InvalidInput(f"{source} does not exist")
+        if source.suffix == ".skops":
+            from opsloop.registry.flavors import get_flavor
+
+            estimator = get_flavor("sklearn").load(source, [])
+            write_package(estimator, tmp / "package", flavor="sklearn", **options)
+            return tmp / "package"
+        if source.suffix == ".onnx":
+            import onnx  # the onnx extra
+
+            write_package(onnx.load(str(source)), tmp / "package", flavor="onnx", **options)
+            return tmp / "package"
+        raise InvalidInput(
+            f"cannot register {source.name}: pass a package folder, a .skops or an .onnx file"
+        )
+
+    # -- reading --------------------------------------------------------------------------------
+    def load(
+        self, ref: str, *, trusted: bool = False, trusted_types: list[str] | None = None
+    ) -> LoadedModel:
+        """Load ``NAME@N`` / ``NAME@alias`` / ``NAME`` with its flavor's safe loader.
+
+        Every file is checked against its hash on the way in. ``trusted=True`` is needed for
+        pickled (``pyfunc``) packages; ``trusted_types`` extends skops' list of safe types.
+        """
+        version, manifest = self._backend.get_manifest(ref)
+        folder = self._data.local_copy(manifest, f"packages/{version.package_id}")
+        return load_package(folder, trusted=trusted, trusted_types=trusted_types, ref=version.ref)
+
+    def get(self, name: str) -> RegisteredModel:
+        return self._backend.get_model(name)
+
+    def version(self, ref: str) -> ModelVersion:
+        return self._backend.get_version(ref)
+
+    def list(self, max_results: int = 100, page_token: str | None = None) -> Page[RegisteredModel]:
+        return self._backend.list_models(max_results, page_token)
+
+    def versions(
+        self, name: str, max_results: int = 100, page_token: str | None = None
+    ) -> Page[ModelVersion]:
+        return self._backend.list_versions(name, max_results, page_token)
+
+    # -- changing -------------------------------------------------------------------------------
+    def create(
+        self, name: str, *, description: str | None = None, tags: dict[str, Any] | None = None
+    ) -> RegisteredModel:
+        return self._backend.create_model(
+            name, description, {k: str(v) for k, v in (tags or {}).items()} or None
+        )
+
+    def update(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        gate_policy: str | Path | dict[str, Any] | None = None,
+    ) -> RegisteredModel:
+        """Change the description, or store the gate policy promotions use by default."""
+        policy = None
+        if gate_policy is not None:
+            from opsloop.evaluation.gates import load_policy
+
+            policy = load_policy(gate_policy).to_mapping()
+        return self._backend.update_model(name, description, policy)
+
+    def delete(self, name: str) -> None:
+        self._backend.delete_model(name)
+
+    def delete_version(self, ref: str) -> None:
+        """Refused while an alias or a deployment points at the version."""
+        self._backend.delete_version(ref)
+
+    def set_tag(self, name: str, key: str, value: Any) -> RegisteredModel:
+        return self._backend.set_model_tag(name, key, str(value))
+
+    def set_version_tag(self, ref: str, key: str, value: Any) -> ModelVersion:
+        return self._backend.set_version_tag(ref, key, str(value))
+
+    def update_version(
+        self, ref: str, *, description: str | None = None, card: dict[str, str] | None = None
+    ) -> ModelVersion:
+        return self._backend.update_version(ref, description, card)
+
+    def set_alias(self, ref: str, alias: str, *, reason: str | None = None) -> ModelVersion:
+        """Point ``alias`` at ``ref`` without a gate; use ``promote`` for gated aliases."""
+        return self._backend.set_alias(ref, alias, reason)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._backend.delete_alias(name, alias)
+
+    def history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
+        """Every decision about the model's aliases, newest first, with gate verdicts."""
+        return self._backend.alias_history(name, alias)
+
+    # -- evaluation and gates -------------------------------------------------------------------
+    def evaluate(
+        self,
+        model: Any,
+        data: Any,
+        *,
+        target: str,
+        task: str | None = None,
+        slices: list[str] | None = None,
+        record: bool = True,
+        latency_samples: int = 200,
+    ) -> Evaluation:
+        """Evaluate a model on data and (for a registered model) store the evaluation.
+
+        ``model`` is a ref (``churn@3``), a ``LoadedModel`` or any object with ``predict``;
+        ``data`` a DataFrame or a dataset version ref (``churn-data@2``). An evaluation of a
+        registered version on a dataset version is linked to both in the lineage graph.
+        """
+        from opsloop.evaluation.evaluate import evaluate_frame
+        from opsloop.timeutil import now_ms
+
+        loaded = self.load(model) if isinstance(model, str) else model
+        dataset_ref = None
+        frame = data
+        if isinstance(data, str):
+            handle = self._data.get(data)
+            dataset_ref, frame = handle.ref, handle.to_pandas()
+        report = evaluate_frame(
+            loaded,
+            frame,
+            target=target,
+            task=task,
+            slices=slices,
+            latency_samples=latency_samples,
+        )
+        model_ref = getattr(loaded, "ref", None)
+        if record and model_ref is not None:
+            return self._backend.record_evaluation(report, model_ref, dataset_ref)
+        return Evaluation(
+            evaluation_id=None,
+            model_ref=model_ref,
+            dataset_ref=dataset_ref,
+            task=report["task"],
+            target=target,
+            metrics=report["metrics"],
+            report=report,
+            created_at=now_ms(),
+            created_by="",
+        )
+
+    def evaluation(self, evaluation_id: str) -> Evaluation:
+        return self._backend.get_evaluation(evaluation_id)
+
+    def evaluations(self, ref: str) -> list[Evaluation]:
+        return self._backend.list_evaluations(ref)
+
+    def promote(
+        self,
+        ref: str,
+        alias: str = "champion",
+        *,
+        policy: str | Path | dict[str, Any] | None = None,
+        force: bool = False,
+        reason: str | None = None,
+    ) -> AliasEvent:
+        """Move ``alias`` to ``ref`` if it passes the gate (``policy``, else the model's).
+
+        The returned event says whether the alias ``moved`` and carries the ``verdict`` with
+        every number used; it is recorded in the alias history either way. ``force`` skips
+        the gate and needs a ``reason``, which is recorded.
+        """
+        mapping = None
+        if policy is not None:
+            from opsloop.evaluation.gates import load_policy
+
+            mapping = load_policy(policy).to_mapping()  # a bad policy fails here, first
+        return self._backend.promote(ref, alias, mapping, force, reason)
+
+    def card(self, ref: str, *, markdown: bool = False) -> Any:
+        """The model card: facts the registry knows plus what people wrote."""
+        return self._backend.card(ref, markdown)
+
+    def lineage(self, ref: str, *, kind: str = "model") -> dict[str, Any]:
+        """Upstream and downstream of a model version (or ``kind="data"`` / ``"run"``)."""
+        return self._backend.lineage(kind, ref)

@@ -1,0 +1,112 @@
+"""The registry's tables: registered models, their immutable versions, tags, aliases, and the
+history of every alias move (gated promotions, forced moves, rejections, manual sets).
+
+A version's package manifest (path → digest, size) is stored compressed in its row, as data
+versions store theirs: loading a model wants the whole manifest at once. ``package_id`` is the
+manifest's BLAKE3 hash, so two versions holding the same bytes are visibly the same package.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from opsloop.store.base import Base
+
+ID = String(32)
+
+
+class RegisteredModelRow(Base):
+    __tablename__ = "registered_models"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(250), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    gate_policy: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(250))
+
+
+class RegisteredModelTagRow(Base):
+    __tablename__ = "registered_model_tags"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "number"),
+        Index("ix_model_versions_run_id", "run_id"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    package_id: Mapped[str] = mapped_column(String(64))
+    manifest: Mapped[bytes] = mapped_column(LargeBinary)
+    flavor: Mapped[str] = mapped_column(String(32))
+    package: Mapped[str] = mapped_column(Text)  # the package's opsloop-model.json, as stored
+    source: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(ID)
+    description: Mapped[str | None] = mapped_column(Text)
+    card: Mapped[str | None] = mapped_column(Text)  # what people wrote: intended use, limits
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(250))
+
+
+class ModelVersionTagRow(Base):
+    __tablename__ = "model_version_tags"
+
+    version_pk: Mapped[str] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ModelAliasRow(Base):
+    __tablename__ = "model_aliases"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer)
+
+
+class AliasEventRow(Base):
+    """One decision about an alias: who moved it where, why, and the gate's numbers."""
+
+    __tablename__ = "model_alias_events"
+    __table_args__ = (Index("ix_model_alias_events_model_id_alias", "model_id", "alias"),)
+
+    # SQLite only autoincrements an INTEGER PRIMARY KEY, so BIGINT becomes INTEGER there.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    model_id: Mapped[str] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # set, delete, promoted, rejected, forced
+    from_number: Mapped[int | None] = mapped_column(Integer)
+    to_number: Mapped[int | None] = mapped_column(Integer)
+    moved: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)
+    verdict: Mapped[str | None] = mapped_column(Text)  # the gate's report, every number used
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(250))
