@@ -374,11 +374,15 @@ class DataClient:
             transfer.push_from_cache(self._cache, self._backend.remote, list(manifest.entries))
         return manifest
 
-    def local_copy(self, manifest: Manifest, key: str) -> Path:
-        """A read-only local copy of ``manifest`` under ``cache/<key>``, fetched once."""
+    def local_copy(self, manifest: Manifest, key: str, *, verify: bool = False) -> Path:
+        """A read-only local copy of ``manifest`` under ``cache/<key>``, fetched once; with
+        ``verify`` every file is re-hashed first (for code about to trust the bytes)."""
         remote = None if self._shares_cache else self._backend.remote
         root = self._home / "cache" / key
-        return transfer.materialized_copy(self._cache, remote, manifest, root)
+        copy = transfer.materialized_copy(self._cache, remote, manifest, root)
+        if verify:
+            transfer.verify_copy(copy, manifest)
+        return copy
 
     def close(self) -> None:
         if "_state" in self.__dict__:

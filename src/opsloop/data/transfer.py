@@ -28,6 +28,7 @@ __all__ = [
     "fetch_into_cache",
     "materialize",
     "materialized_copy",
+    "verify_copy",
     "push_from_cache",
     "verify_blob",
 ]
@@ -200,3 +201,17 @@ def materialized_copy(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return root
+
+
+def verify_copy(root: Path, manifest: Manifest) -> None:
+    """Check every file of a local copy against its digest before it is used (a model is about
+    to be loaded from it); a mismatch discards the copy and raises ``StoreError``."""
+    for entry in manifest.entries:
+        path = root.joinpath(*entry.path.split("/"))
+        try:
+            intact = hash_file(path) == entry.digest
+        except OSError:
+            intact = False
+        if not intact:
+            shutil.rmtree(root, ignore_errors=True)
+            raise _corrupt(entry.digest, f"the local copy {root}", entry.path)

@@ -16,8 +16,8 @@ from typing import Any
 
 from opsloop.data import versions as data_versions
 from opsloop.data.manifest import Manifest
-from opsloop.data.transfer import materialized_copy
-from opsloop.errors import InvalidInput
+from opsloop.data.transfer import materialized_copy, verify_copy
+from opsloop.errors import Conflict, InvalidInput
 from opsloop.evaluation.behaviour import prediction_regression, run_check
 from opsloop.evaluation.evaluate import evaluate_frame
 from opsloop.evaluation.gates import GatePolicy, judge, load_policy
@@ -40,14 +40,23 @@ class PromotionContext:
     blobs: BlobStore
     cache_root: Path
 
-    def local_copy(self, manifest: Manifest, key: str) -> Path:
+    def local_copy(self, manifest: Manifest, key: str, what: str) -> Path:
+        missing = self.blobs.missing(e.digest for e in manifest.entries)
+        if missing:
+            raise Conflict(
+                f"{len(missing)} file(s) of {what} are not in the blob store {self.blobs.url}; "
+                f"push them first (opsloop data push / the SDK's push=True)",
+                details={"missing": missing[:10]},
+            )
         if isinstance(self.blobs, LocalBlobStore):
             return materialized_copy(self.blobs, None, manifest, self.cache_root / key)
         cache = LocalBlobStore(self.cache_root / "blobs")
         return materialized_copy(cache, self.blobs, manifest, self.cache_root / key)
 
     def load_model(self, ref: str, manifest: Manifest, package_id: str) -> LoadedModel:
-        return load_package(self.local_copy(manifest, f"packages/{package_id}"), ref=ref)
+        folder = self.local_copy(manifest, f"packages/{package_id}", ref)
+        verify_copy(folder, manifest)
+        return load_package(folder, ref=ref)
 
     def load_table(self, ref: str) -> Any:
         from opsloop.data.tabular import open_table
@@ -56,7 +65,7 @@ class PromotionContext:
             version, manifest = data_versions.get_manifest(session, ref)
         if version.table is None:
             raise InvalidInput(f"{version.ref} is not a table; a gate evaluates on a table")
-        root = self.local_copy(manifest, f"versions/{version.version_id}")
+        root = self.local_copy(manifest, f"versions/{version.version_id}", version.ref)
         with open_table(
             [str(root / e.path) for e in manifest.entries], version.table.format
         ) as con:

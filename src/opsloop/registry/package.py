@@ -72,10 +72,13 @@ def _task_of(model: Any) -> str | None:
         from sklearn.base import is_classifier, is_regressor
     except ImportError:  # pragma: no cover - scikit-learn is a dependency
         return None
-    if is_classifier(model):
-        return "classification"
-    if is_regressor(model):
-        return "regression"
+    try:
+        if is_classifier(model):
+            return "classification"
+        if is_regressor(model):
+            return "regression"
+    except AttributeError:  # not a scikit-learn estimator: it has no estimator tags
+        return None
     return None
 
 

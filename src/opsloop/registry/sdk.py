@@ -139,7 +139,7 @@ class ModelsClient:
         pickled (``pyfunc``) packages; ``trusted_types`` extends skops' list of safe types.
         """
         version, manifest = self._backend.get_manifest(ref)
-        folder = self._data.local_copy(manifest, f"packages/{version.package_id}")
+        folder = self._data.local_copy(manifest, f"packages/{version.package_id}", verify=True)
         return load_package(folder, trusted=trusted, trusted_types=trusted_types, ref=version.ref)
 
     def get(self, name: str) -> RegisteredModel:
