@@ -244,3 +244,25 @@ def test_corrupted_package_is_detected_not_loaded(
     with pytest.raises(StoreError, match="corrupted"):
         client.models.load(version.ref)
     client.close()
+
+
+def test_onnx_models_load_through_onnxruntime(
+    client: Any, strong_model: Any, cancer: pd.DataFrame, tmp_path: Path
+) -> None:
+    from skl2onnx import to_onnx
+
+    features = cancer.drop(columns=["target"]).to_numpy(dtype=np.float32)
+    onnx_model = to_onnx(strong_model, features[:1])
+    version = client.models.register("cancer-onnx", onnx_model, input_example=features[:5])
+    assert version.flavor == "onnx"
+    assert version.signature.inputs.tensor.shape == [-1, len(COLUMNS)]
+    loaded = client.models.load(version.ref)
+    np.testing.assert_array_equal(loaded.predict(features), strong_model.predict(features))
+    proba = loaded.predict_proba(features[:3])
+    np.testing.assert_allclose(proba, strong_model.predict_proba(features[:3]), atol=1e-5)
+    with pytest.raises(InvalidInput, match="shape"):
+        loaded.predict(np.zeros((2, 3), dtype=np.float32))
+    path = tmp_path / "model.onnx"
+    path.write_bytes(onnx_model.SerializeToString())
+    from_file = client.models.register("cancer-onnx", path=path, input_example=features[:5])
+    assert from_file.number == 2 and from_file.package_id == version.package_id

@@ -4,9 +4,13 @@ Today it versions a dataset that ships with scikit-learn (breast cancer, 569 row
 validated data version, trains real scikit-learn models on exactly that version, tracked by
 opsloop: a parent run holding a small hyper-parameter sweep as nested runs, per-epoch learning
 curves, params, final metrics, the validation predictions as a Parquet artifact and each model
-as a skops file. The run records the data version it consumed and the predictions version it
-produced, so lineage answers "which data made this model". Later features extend this same
-command until it walks the whole loop (data version → pipeline → registry gate → canary → monitor).
+as a model package (skops file, signature, pinned requirements). The run records the data
+version it consumed and the validation split and predictions it produced. Then the best model
+is registered and promoted to ``champion`` through an evaluation gate on the validation split
+(metric floors, no regression against the current champion overall or per slice, a
+behavioural check, p99 latency), with the verdict recorded. Later features extend this same
+command until it walks the whole loop (data version → pipeline → registry gate → canary →
+monitor).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Annotated
 import typer
 
 DATASET = "breast-cancer"
+MODEL = "breast-cancer-clf"
 _EXPECTATIONS = {
     "row_count": {"min": 500},
     "columns": {
@@ -44,6 +49,7 @@ def quickstart(
     from sklearn.linear_model import SGDClassifier
     from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
     from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
     import opsloop
@@ -108,7 +114,8 @@ def quickstart(
                     opsloop.log_metrics(final, step=epochs)
                     frame = pd.DataFrame({"y_true": y_val.to_numpy(), "y_pred": predicted})
                     opsloop.log_dataframe(frame, "predictions/validation.parquet")
-                    _log_model(client, child.run_id, model)
+                    packaged = Pipeline([("scale", scaler), ("sgd", model)])
+                    opsloop.log_model(packaged, "model", input_example=X_val.head())
                     results.append(
                         (
                             child.run_id,
@@ -125,6 +132,9 @@ def quickstart(
         scored = source.with_name("validation-predictions.parquet")
         pd.DataFrame({"y_true": y_val.to_numpy(), "y_pred": best[5]}).to_parquet(scored)
         predictions = parent.log_output(scored, name=f"{DATASET}-predictions")
+        held_out = source.with_name("validation.csv")
+        X_val.assign(target=y_val).to_csv(held_out, index=False)
+        validation = parent.log_output(held_out, name=f"{DATASET}-validation")
 
     print_table(
         ["run", "params", "val_f1", "val_roc_auc"],
@@ -135,6 +145,7 @@ def quickstart(
         title="sweep results",
     )
     out.print(f"best: [green]{best[1]}[/] ({best[0]}) val_f1={best[3]:.4f}\n")
+    event = _register_and_promote(client, best[0], validation.ref)
     out.print("[bold]Where to look next[/]")
     out.print(f"  opsloop runs list -e {experiment} -o 'metrics.val_f1 DESC'")
     out.print(f"  opsloop runs show {best[0]}")
@@ -147,16 +158,54 @@ def quickstart(
     out.print(f"  opsloop data show {version.ref}      # schema, validation, runs that used it")
     out.print(f"  opsloop data show {predictions.ref}  # produced by {parent.run_id}")
     out.print(f"  opsloop data profile {version.ref} --out .   # HTML profile")
-    out.print("  opsloop ui       # the web UI: runs table, charts, compare")
+    out.print(f"  opsloop models show {MODEL}        # versions, aliases, gate policy")
+    out.print(f"  opsloop models history {MODEL}     # every alias decision with its verdict")
+    out.print(f"  opsloop models card {event.name}@{event.to_number}   # the model card (Markdown)")
+    out.print(f"  opsloop lineage {MODEL}@champion   # run, data and code behind the champion")
+    out.print("  opsloop ui       # the web UI: runs table, charts, compare, models")
 
 
-def _log_model(client: object, run_id: str, model: object) -> None:
-    import tempfile
-    from pathlib import Path
+def _gate_policy(validation_ref: str) -> dict[str, object]:
+    """The quickstart's gate: floors, no regression vs the champion, a behavioural check."""
+    return {
+        "data": validation_ref,
+        "target": "target",
+        "slices": ["mean radius"],
+        "latency_samples": 50,
+        "rules": [
+            {"metric": "f1", "min": 0.9},
+            {"metric": "roc_auc", "min": 0.95},
+            {"metric": "f1", "min_improvement": 0.0},
+            {"slice_metric": "f1", "max_regression": 0.05},
+            {"metric": "latency_p99_ms", "max": 250},
+        ],
+        "checks": [
+            {
+                "name": "larger-tumours-do-not-look-more-benign",
+                "type": "directional",
+                "column": "worst area",
+                "perturb": {"multiply": 2.0},
+                "expect": "no_increase",
+                "max_failure_rate": 0.05,
+            }
+        ],
+    }
 
-    import skops.io
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.skops"
-        skops.io.dump(model, path)
-        client.log_artifact(run_id, path, "model")  # type: ignore[attr-defined]
+def _register_and_promote(client: object, run_id: str, validation_ref: str) -> object:
+    """Register the best run's model and promote it to champion through the gate."""
+    from opsloop.cli.output import console
+    from opsloop.registry.cli import _print_verdict
+
+    out = console()
+    models = client.models  # type: ignore[attr-defined]
+    version = models.register(MODEL, run_id=run_id, description="quickstart SGD sweep winner")
+    out.print(f"registry: registered [cyan]{version.ref}[/] from run {run_id[:8]}")
+    models.update(MODEL, gate_policy=_gate_policy(validation_ref))
+    event = models.promote(version.ref, "champion")
+    _print_verdict(event)
+    if event.moved:
+        out.print(f"gate: [green]passed[/] → {MODEL}@champion is {version.ref}\n")
+    else:
+        out.print(f"gate: [red]rejected[/] → {MODEL}@champion stays at {event.from_number}\n")
+    return event

@@ -28,9 +28,9 @@ __all__ = [
     "fetch_into_cache",
     "materialize",
     "materialized_copy",
-    "verify_copy",
     "push_from_cache",
     "verify_blob",
+    "verify_copy",
 ]
 
 _SMALL = 1 << 22

@@ -389,6 +389,8 @@ def version_lineage(session: Session, ref: str) -> list[LineageLink]:
     _, row = _version_row(session, ref)
     links = []
     for edge in graph.edges_touching(session, (graph.DATASET_VERSION, row.id)):
+        if graph.RUN not in (edge.source_type, edge.target_type):
+            continue  # evaluations and other consumers: see `opsloop lineage --kind data`
         run_id = edge.target_id if edge.target_type == graph.RUN else edge.source_id
         links.append(LineageLink(relation=edge.relation, run_id=run_id, created_at=edge.created_at))
     return links

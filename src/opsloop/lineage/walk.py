@@ -56,6 +56,8 @@ def _label(session: Session, node: tuple[str, str]) -> dict[str, Any]:
             )
             if commit:
                 out["commit"] = commit
+            if run.parent_run_id:
+                out["parent_run_id"] = run.parent_run_id
     elif kind == graph.DATASET_VERSION:
         from opsloop.data.tables import DatasetRow, DatasetVersionRow
 
@@ -80,27 +82,41 @@ def _label(session: Session, node: tuple[str, str]) -> dict[str, Any]:
     return out
 
 
-def _walk(
-    session: Session, node: tuple[str, str], upstream: bool, depth: int, seen: set[Any]
-) -> list[dict[str, Any]]:
-    if depth >= _MAX_DEPTH:
-        return []
-    out = []
+def _neighbours(
+    session: Session, node: tuple[str, str], label: dict[str, Any], upstream: bool
+) -> list[tuple[tuple[str, str], str]]:
+    """Adjacent nodes with the relation: graph edges, plus a nested run's parent (upstream)."""
+    found = []
     for edge in graph.edges_touching(session, node):
         if upstream and (edge.target_type, edge.target_id) == node:
-            other = (edge.source_type, edge.source_id)
+            found.append(((edge.source_type, edge.source_id), edge.relation))
         elif not upstream and (edge.source_type, edge.source_id) == node:
-            other = (edge.target_type, edge.target_id)
-        else:
-            continue
+            found.append(((edge.target_type, edge.target_id), edge.relation))
+    if upstream and label.get("parent_run_id"):
+        found.append(((graph.RUN, label["parent_run_id"]), "parent"))
+    return found
+
+
+def _walk(
+    session: Session,
+    node: tuple[str, str],
+    label: dict[str, Any],
+    upstream: bool,
+    depth: int,
+    seen: set[Any],
+) -> list[dict[str, Any]]:
+    out = []
+    if upstream and label.get("commit"):
+        commit = {"type": "commit", "id": label["commit"], "label": f"git {label['commit'][:12]}"}
+        out.append(commit | {"relation": "code", "children": []})
+    if depth >= _MAX_DEPTH:
+        return out
+    for other, relation in _neighbours(session, node, label, upstream):
         if other in seen:
             continue
         seen.add(other)
-        item = _label(session, other) | {"relation": edge.relation}
-        item["children"] = _walk(session, other, upstream, depth + 1, seen)
-        if upstream and item.get("commit"):
-            commit = {"type": "commit", "id": item["commit"], "label": f"git {item['commit'][:12]}"}
-            item["children"].append(commit | {"relation": "code", "children": []})
+        item = _label(session, other) | {"relation": relation}
+        item["children"] = _walk(session, other, item, upstream, depth + 1, seen)
         out.append(item)
     return out
 
@@ -109,12 +125,8 @@ def lineage(session: Session, kind: str, ref: str) -> dict[str, Any]:
     """``{"node": ..., "upstream": [tree], "downstream": [tree]}`` around ``ref``."""
     node = resolve_node(session, kind, ref)
     root = _label(session, node)
-    upstream = _walk(session, node, True, 0, {node})
-    if root.get("commit"):
-        commit = {"type": "commit", "id": root["commit"], "label": f"git {root['commit'][:12]}"}
-        upstream.append(commit | {"relation": "code", "children": []})
     return {
         "node": root,
-        "upstream": upstream,
-        "downstream": _walk(session, node, False, 0, {node}),
+        "upstream": _walk(session, node, root, True, 0, {node}),
+        "downstream": _walk(session, node, root, False, 0, {node}),
     }
