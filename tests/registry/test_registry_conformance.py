@@ -46,9 +46,9 @@ def test_predict_names_the_bad_column_and_its_type(
     _register(client, weak_model, cancer)
     loaded = client.models.load("cancer-clf")
     row = cancer.drop(columns=["target"]).head(1).to_dict("records")[0]
-    with pytest.raises(InvalidInput, match="column 'mean radius' expects float, got .*'big'"):
+    with pytest.raises(InvalidInput, match=r"column 'mean radius' expects float, got .*'big'"):
         loaded.predict([{**row, "mean radius": "big"}])
-    with pytest.raises(InvalidInput, match="missing 1 column.*'worst area' \\(float\\)"):
+    with pytest.raises(InvalidInput, match=r"missing 1 column.*'worst area' \(float\)"):
         loaded.predict([{k: v for k, v in row.items() if k != "worst area"}])
 
 

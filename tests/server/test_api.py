@@ -103,7 +103,11 @@ def test_every_route_the_sdk_calls_exists_in_openapi(http: httpx.Client) -> None
     source = "".join(inspect.getsource(m) for m in (http_backend, data_http, registry_http))
     calls = re.findall(r'"(GET|POST|PUT|PATCH|DELETE)",\s*f?"(/api/[^"]*)"', source)
     calls = [(m, re.sub(r"\{[^}]*\}", "{x}", p)) for m, p in calls]
-    calls += [("POST", p + "/restore") for m, p in calls if m == "DELETE" and p.count("/") == 3]
+    calls += [
+        ("POST", p + "/restore")
+        for m, p in calls
+        if m == "DELETE" and p.count("/") == 3 and not p.startswith("/api/models")
+    ]
     assert len(calls) >= 30
     for method, path in calls:
         concrete = re.sub(r"\{[^}]+\}", "x", path)

@@ -182,7 +182,8 @@ class LoadedModel:
         return self._flavor.predict_proba(self.raw, self.prepare(data))
 
     def __repr__(self) -> str:
-        return f"LoadedModel({self.ref or self.meta.flavor}, inputs: {self.signature.inputs.describe()})"
+        inputs = self.signature.inputs.describe()
+        return f"LoadedModel({self.ref or self.meta.flavor}, inputs: {inputs})"
 
 
 def load_package(

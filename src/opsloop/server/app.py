@@ -41,7 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="opsloop",
         version=__version__,
-        description="Experiments, runs, metrics and artifacts; dataset versions; the model registry, evaluations and gates; lineage.",
+        description=(
+            "Experiments, runs, metrics and artifacts; dataset versions; the model registry, "
+            "evaluations and gates; lineage."
+        ),
     )
     app.state.opsloop = AppState(
         settings=settings,
