@@ -156,7 +156,8 @@ def _slice_keys(column: Any) -> tuple[Any, list[str]]:
 
     if pd.api.types.is_numeric_dtype(column.dtype) and column.nunique() > _MAX_SLICE_VALUES:
         binned = pd.qcut(column, _SLICE_BINS, duplicates="drop")
-        return binned.astype(str), [str(c) for c in binned.cat.categories]
+        names = {c: f"({c.left:.4g}, {c.right:.4g}]" for c in binned.cat.categories}
+        return binned.map(names).astype(str), list(names.values())
     values = column.astype(str)
     order = list(values.value_counts().index[:_MAX_SLICE_VALUES])
     return values, order

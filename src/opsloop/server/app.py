@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.data.api import router as data_router
     from opsloop.lineage.api import router as lineage_router
     from opsloop.registry.api import router as registry_router
+    from opsloop.registry.views import UI as REGISTRY_UI
+    from opsloop.registry.views import router as registry_views
     from opsloop.tracking.api import router as tracking_router
     from opsloop.tracking.views import UI as TRACKING_UI
     from opsloop.tracking.views import router as tracking_views
@@ -85,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(data_router, prefix="/api", dependencies=auth)
     app.include_router(registry_router, prefix="/api", dependencies=auth)
     app.include_router(lineage_router, prefix="/api", dependencies=auth)
-    install_ui(app, [(TRACKING_UI, tracking_views)])
+    install_ui(app, [(TRACKING_UI, tracking_views), (REGISTRY_UI, registry_views)])
     return app
 
 

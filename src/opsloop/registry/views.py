@@ -1,0 +1,106 @@
+"""The registry's web pages: models, a model (versions, aliases, gate, alias history with
+verdicts), a version (signature, card, training run, evaluations with plots, lineage).
+
+Evaluation plots are SVG documents that anyone with API access could have stored, so they
+are never inlined: each is served on its own URL as ``image/svg+xml`` under a sandboxing
+Content-Security-Policy and shown through ``<img>``, where an SVG cannot run script.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from opsloop.errors import NotFound
+from opsloop.evaluation import records
+from opsloop.lineage.walk import lineage
+from opsloop.registry import cards, models
+from opsloop.registry.tables import RegisteredModelRow
+from opsloop.server.deps import ReadSession
+from opsloop.server.ui.shell import SearchHit, UiDomain, render
+
+__all__ = ["UI", "router"]
+
+router = APIRouter(include_in_schema=False)
+
+
+def _find(session: Session, text: str) -> list[SearchHit]:
+    rows = session.scalars(
+        RegisteredModelRow.__table__.select()
+        .with_only_columns(RegisteredModelRow.name)
+        .where(RegisteredModelRow.name.icontains(text, autoescape=True))
+        .order_by(RegisteredModelRow.name)
+        .limit(20)
+    )
+    return [SearchHit("model", name, f"/models/{name}", name) for name in rows]
+
+
+UI = UiDomain(
+    key="registry", title="Models", href="/models", package="opsloop.registry", find=_find
+)
+
+
+@router.get("/models")
+def models_page(request: Request, session: ReadSession) -> Response:
+    listed = models.list_models(session, max_results=10_000).items
+    return render(
+        request,
+        "registry/models.html",
+        {"title": "Models", "active": "registry", "models": listed},
+    )
+
+
+@router.get("/models/{name}")
+def model_page(request: Request, name: str, session: ReadSession) -> Response:
+    model = models.get_model(session, name)
+    versions = models.list_versions(session, name, max_results=10_000).items
+    history = models.alias_history(session, name)
+    return render(
+        request,
+        "registry/model.html",
+        {
+            "title": name,
+            "active": "registry",
+            "crumbs": [("Models", "/models")],
+            "model": model,
+            "versions": versions,
+            "history": history,
+        },
+    )
+
+
+@router.get("/models/{name}/versions/{selector}")
+def version_page(request: Request, name: str, selector: str, session: ReadSession) -> Response:
+    ref = f"{name}@{selector}"
+    card = cards.build_card(session, ref)
+    evaluations = [records.get_evaluation(session, e["evaluation_id"]) for e in card["evaluations"]]
+    return render(
+        request,
+        "registry/version.html",
+        {
+            "title": card["ref"],
+            "active": "registry",
+            "crumbs": [("Models", "/models"), (name, f"/models/{name}")],
+            "card": card,
+            "evaluations": evaluations,
+            "graph": lineage(session, "model", card["ref"]),
+        },
+    )
+
+
+@router.get("/evaluations/{evaluation_id}/plots/{plot}.svg")
+def evaluation_plot(evaluation_id: str, plot: str, session: ReadSession) -> Response:
+    evaluation = records.get_evaluation(session, evaluation_id)
+    svg = evaluation.report.get("plots", {}).get(plot)
+    if not isinstance(svg, str):
+        raise NotFound(f"evaluation {evaluation_id} has no plot {plot!r}")
+    return Response(
+        svg,
+        media_type="image/svg+xml",
+        headers={
+            "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=86400",
+        },
+    )
