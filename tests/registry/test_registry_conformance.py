@@ -257,9 +257,11 @@ def test_onnx_models_load_through_onnxruntime(
     assert version.flavor == "onnx"
     assert version.signature.inputs.tensor.shape == [-1, len(COLUMNS)]
     loaded = client.models.load(version.ref)
-    np.testing.assert_array_equal(loaded.predict(features), strong_model.predict(features))
+    expected = strong_model.predict(pd.DataFrame(features, columns=COLUMNS))
+    np.testing.assert_array_equal(loaded.predict(features), expected)
     proba = loaded.predict_proba(features[:3])
-    np.testing.assert_allclose(proba, strong_model.predict_proba(features[:3]), atol=1e-5)
+    first = pd.DataFrame(features[:3], columns=COLUMNS)
+    np.testing.assert_allclose(proba, strong_model.predict_proba(first), atol=1e-5)
     with pytest.raises(InvalidInput, match="shape"):
         loaded.predict(np.zeros((2, 3), dtype=np.float32))
     path = tmp_path / "model.onnx"

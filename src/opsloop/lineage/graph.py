@@ -7,6 +7,7 @@ retried request or a re-run step never duplicates the graph.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -31,6 +32,9 @@ class Edge:
     created_at: int
 
 
+_INSERTS: dict[str, Any] = {}
+
+
 def add_edge(
     session: Session,
     source: tuple[str, str],
@@ -38,15 +42,22 @@ def add_edge(
     relation: str,
 ) -> None:
     """Record ``source --relation--> target`` once."""
-    insert = dialect_insert(session, LineageEdgeRow.__table__).values(
-        source_type=source[0],
-        source_id=source[1],
-        target_type=target[0],
-        target_id=target[1],
-        relation=relation,
-        created_at=now_ms(),
+    dialect = session.get_bind().dialect.name
+    insert = _INSERTS.get(dialect)
+    if insert is None:  # built once per dialect: edges are written on hot paths
+        insert = dialect_insert(session, LineageEdgeRow.__table__).on_conflict_do_nothing()
+        _INSERTS[dialect] = insert
+    session.execute(
+        insert,
+        {
+            "source_type": source[0],
+            "source_id": source[1],
+            "target_type": target[0],
+            "target_id": target[1],
+            "relation": relation,
+            "created_at": now_ms(),
+        },
     )
-    session.execute(insert.on_conflict_do_nothing())
 
 
 def edges_touching(session: Session, node: tuple[str, str]) -> list[Edge]:

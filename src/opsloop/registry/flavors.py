@@ -24,6 +24,7 @@ __all__ = ["FLAVORS", "Flavor", "flavor_for", "get_flavor"]
 # skops refuses types outside its default allow-list until told to trust them. Types defined by
 # these libraries are library code (e.g. sklearn.tree._tree.Tree), never code from the package.
 _SAFE_MODULE_ROOTS = ("sklearn", "numpy", "scipy")
+_KNOWN_SAFE_TYPES = ("sklearn.tree._tree.Tree",)  # what tree ensembles hold
 
 
 class Flavor(ABC):
@@ -67,8 +68,13 @@ class SklearnFlavor(Flavor):
 
     def load(self, path: Path, trusted_types: list[str]) -> Any:
         import skops.io
+        from skops.io.exceptions import UntrustedTypesFoundException
 
         data = path.read_bytes()
+        try:  # one parse for the usual estimators; the audit below only when it is needed
+            return skops.io.loads(data, trusted=[*_KNOWN_SAFE_TYPES, *trusted_types])
+        except UntrustedTypesFoundException:
+            pass
         untrusted = skops.io.get_untrusted_types(data=data)
         refused = [
             t

@@ -13,7 +13,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from opsloop.data.manifest import Manifest
@@ -35,6 +35,7 @@ from opsloop.store.blobs import BlobStore
 from opsloop.timeutil import now_ms
 from opsloop.tracking.entities import Page, RunStatus
 from opsloop.tracking.paging import decode_page_token, encode_page_token
+from opsloop.tracking.tables import ArtifactRow, RunRow
 from opsloop.tracking.validation import check_artifact_path, check_key, tag_value_to_str
 
 __all__ = [
@@ -133,27 +134,99 @@ def _model_entity(session: Session, row: RegisteredModelRow) -> RegisteredModel:
     )
 
 
-def _version_entity(
-    session: Session, model: RegisteredModelRow, row: ModelVersionRow
-) -> ModelVersion:
-    tags = dict(
-        session.execute(
-            select(ModelVersionTagRow.key, ModelVersionTagRow.value).where(
-                ModelVersionTagRow.version_pk == row.id
-            )
-        ).all()
-    )
-    aliases = list(
-        session.scalars(
-            select(ModelAliasRow.alias)
-            .where(ModelAliasRow.model_id == model.id, ModelAliasRow.number == row.number)
-            .order_by(ModelAliasRow.alias)
+_MODELS = RegisteredModelRow.__table__
+_VERSIONS = ModelVersionRow.__table__
+_ALIASES = ModelAliasRow.__table__
+_VERSION_TAGS = ModelVersionTagRow.__table__
+_VERSION_COLUMNS = [c for c in _VERSIONS.c if c.name != "manifest"]
+# Reads of one version are the registry's hot path (every load, every alias resolution): the
+# statements are built once with bind parameters, and a version is found in one query whether
+# it is named by number, alias or latest.
+_BY_NUMBER = (
+    select(_MODELS.c.name, *_VERSION_COLUMNS)
+    .join_from(_MODELS, _VERSIONS, _VERSIONS.c.model_id == _MODELS.c.id)
+    .where(_MODELS.c.name == bindparam("name"), _VERSIONS.c.number == bindparam("number"))
+)
+_BY_ALIAS = (
+    select(_MODELS.c.name, *_VERSION_COLUMNS)
+    .select_from(
+        _MODELS.join(_ALIASES, _ALIASES.c.model_id == _MODELS.c.id).join(
+            _VERSIONS,
+            (_VERSIONS.c.model_id == _MODELS.c.id) & (_VERSIONS.c.number == _ALIASES.c.number),
         )
     )
+    .where(_MODELS.c.name == bindparam("name"), _ALIASES.c.alias == bindparam("alias"))
+)
+_LATEST = (
+    select(_MODELS.c.name, *_VERSION_COLUMNS)
+    .join_from(_MODELS, _VERSIONS, _VERSIONS.c.model_id == _MODELS.c.id)
+    .where(_MODELS.c.name == bindparam("name"))
+    .order_by(_VERSIONS.c.number.desc())
+    .limit(1)
+)
+_RUNS = RunRow.__table__
+_ARTIFACTS = ArtifactRow.__table__
+_RUN_STATUS = select(_RUNS.c.status).where(_RUNS.c.id == bindparam("run_id"))
+# A folder's artifacts: the path itself, or the range [folder + "/", folder + "0") ("0" sorts
+# right after "/"), which an index serves exactly, whatever characters the path holds.
+_RUN_ARTIFACTS = (
+    select(_ARTIFACTS.c.path, _ARTIFACTS.c.digest, _ARTIFACTS.c.size)
+    .where(
+        _ARTIFACTS.c.run_id == bindparam("run_id"),
+        (_ARTIFACTS.c.path == bindparam("folder"))
+        | ((_ARTIFACTS.c.path >= bindparam("low")) & (_ARTIFACTS.c.path < bindparam("high"))),
+    )
+    .order_by(_ARTIFACTS.c.path)
+)
+_MODEL_ID = select(_MODELS.c.id).where(_MODELS.c.name == bindparam("name"))
+_MAX_NUMBER = select(func.max(_VERSIONS.c.number)).where(
+    _VERSIONS.c.model_id == bindparam("model_id")
+)
+_TOUCH_MODEL = (
+    _MODELS.update()
+    .where(_MODELS.c.id == bindparam("model_id"))
+    .values(updated_at=bindparam("now"))
+)
+_LABELS = union_all(
+    select(literal("tag").label("kind"), _VERSION_TAGS.c.key, _VERSION_TAGS.c.value).where(
+        _VERSION_TAGS.c.version_pk == bindparam("version_id")
+    ),
+    select(literal("alias"), _ALIASES.c.alias, literal("")).where(
+        _ALIASES.c.model_id == bindparam("model_id"), _ALIASES.c.number == bindparam("number")
+    ),
+)
+
+
+def _find_version(session: Session, ref: str) -> Any:
+    """The version's columns (no manifest) and its model's name, in one query; the precise
+    ``NotFound`` (no model, no alias, no such number) comes from the slow path."""
+    parsed = parse_ref(ref, _NOUN)
+    if parsed.alias == LATEST:
+        query, params = _LATEST, {"name": parsed.name}
+    elif parsed.alias is not None:
+        query, params = _BY_ALIAS, {"name": parsed.name, "alias": parsed.alias}
+    else:
+        query, params = _BY_NUMBER, {"name": parsed.name, "number": parsed.number}
+    found = session.execute(query, params).first()
+    if found is None:
+        resolve_version_row(session, ref)  # raises the NotFound that says what is missing
+        raise NotFound(f"model version {ref} does not exist")  # pragma: no cover - a race
+    return found
+
+
+def _version_entity(session: Session, row: Any, name: str) -> ModelVersion:
+    """A version from its row (ORM or Core) and its model's name; one query for labels."""
+    tags: dict[str, str] = {}
+    aliases: list[str] = []
+    params = {"version_id": row.id, "model_id": row.model_id, "number": row.number}
+    for kind, key, value in session.execute(_LABELS, params):
+        if kind == "tag":
+            tags[key] = value
+        else:
+            aliases.append(key)
     meta = json.loads(row.package)
-    manifest = Manifest.from_compressed(row.manifest)
     return ModelVersion(
-        name=model.name,
+        name=name,
         number=row.number,
         version_id=row.id,
         package_id=row.package_id,
@@ -167,9 +240,9 @@ def _version_entity(
         description=row.description,
         card=json.loads(row.card) if row.card else {},
         tags=tags,
-        aliases=aliases,
-        file_count=len(manifest),
-        total_bytes=manifest.total_bytes,
+        aliases=sorted(aliases),
+        file_count=row.file_count,
+        total_bytes=row.total_bytes,
         created_at=row.created_at,
         created_by=row.created_by,
     )
@@ -291,31 +364,36 @@ def set_model_tag(session: Session, name: str, key: str, value: Any) -> Register
 
 
 # -- versions -------------------------------------------------------------------------------------
-def run_manifest_rows(session: Session, run_id: str, path: str) -> list[tuple[str, str, int]]:
-    """The run's artifacts under ``path`` as package rows (paths relative to that folder).
+def _require_finished(session: Session, run_id: str) -> None:
+    from opsloop.tracking.validation import check_run_id
 
-    Raises:
-        NotFound: The run does not exist or has nothing under ``path``.
-        Conflict: The run is still running, or failed / was killed.
-    """
-    from opsloop.tracking.artifacts import list_artifacts
-    from opsloop.tracking.runs import require_run
-
-    run = require_run(session, run_id)
-    status = RunStatus(run.status)
+    found = session.scalar(_RUN_STATUS, {"run_id": check_run_id(run_id)})
+    if found is None:
+        raise NotFound(f"run {run_id} does not exist")
+    status = RunStatus(found)
     if status is not RunStatus.FINISHED:
         what = "is still running; end it first" if not status.is_terminal else f"ended {status}"
         raise Conflict(
             f"run {run_id} {what}: only a FINISHED run's model can be registered",
             details={"status": status.value},
         )
+
+
+def run_manifest_rows(session: Session, run_id: str, path: str) -> list[tuple[str, str, int]]:
+    """The run's artifacts under ``path`` as package rows (paths relative to that folder).
+
+    Raises:
+        NotFound: The run does not exist or has nothing under ``path``.
+    """
     folder = check_artifact_path(path)
-    artifacts = list_artifacts(session, run_id, folder)
-    if not artifacts:
+    params = {"run_id": run_id, "folder": folder, "low": folder + "/", "high": folder + "0"}
+    rows = session.execute(_RUN_ARTIFACTS, params).all()
+    if not rows:
+        _require_finished(session, run_id)  # an unknown or unfinished run says so first
         raise NotFound(f"run {run_id} has no artifacts under {folder!r}")
-    if len(artifacts) == 1 and artifacts[0].path == folder:
-        return [(folder.rsplit("/", 1)[-1], artifacts[0].digest, artifacts[0].size)]
-    return [(a.path[len(folder) + 1 :], a.digest, a.size) for a in artifacts]
+    if len(rows) == 1 and rows[0].path == folder:
+        return [(folder.rsplit("/", 1)[-1], rows[0].digest, rows[0].size)]
+    return [(r.path[len(folder) + 1 :], r.digest, r.size) for r in rows]
 
 
 def _read_package(blobs: BlobStore, manifest: Manifest) -> PackageMeta:
@@ -359,57 +437,74 @@ def create_version(
         )
     meta = _read_package(blobs, manifest)
     if run_id is not None:
-        from opsloop.tracking.runs import require_run
-
-        status = RunStatus(require_run(session, run_id).status)
-        if status is not RunStatus.FINISHED:
-            raise Conflict(
-                f"run {run_id} is {status}: only a FINISHED run's model can be registered"
-            )
-    model = _ensure_model(session, name, created_by)
-    number = (
-        session.scalar(
-            select(func.max(ModelVersionRow.number)).where(ModelVersionRow.model_id == model.id)
+        _require_finished(session, run_id)
+    clean_tags = {check_key(k, "tag key"): tag_value_to_str(k, v) for k, v in (tags or {}).items()}
+    model_id = session.scalar(_MODEL_ID, {"name": name})
+    if model_id is None:
+        model_id = _ensure_model(session, name, created_by).id
+    # Core statements, not the ORM unit of work: registering is a hot path (bench/registry.py).
+    number = (session.scalar(_MAX_NUMBER, {"model_id": model_id}) or 0) + 1
+    now = now_ms()
+    row = {
+        "id": uuid.uuid4().hex,
+        "model_id": model_id,
+        "number": number,
+        "package_id": manifest.version_id,
+        "manifest": manifest.compressed(),
+        "file_count": len(manifest),
+        "total_bytes": manifest.total_bytes,
+        "flavor": meta.flavor,
+        "package": meta.model_dump_json(),
+        "source": source,
+        "run_id": run_id,
+        "description": description,
+        "card": json.dumps(card) if card else None,
+        "created_at": now,
+        "created_by": created_by,
+    }
+    session.execute(_VERSIONS.insert(), row)
+    session.execute(_MODELS.update().where(_MODELS.c.id == model_id).values(updated_at=now))
+    if clean_tags:
+        session.execute(
+            _VERSION_TAGS.insert(),
+            [{"version_pk": row["id"], "key": k, "value": v} for k, v in clean_tags.items()],
         )
-        or 0
-    ) + 1
-    row = ModelVersionRow(
-        id=uuid.uuid4().hex,
-        model_id=model.id,
+    if run_id is not None:
+        graph.add_edge(session, (graph.RUN, run_id), (MODEL_VERSION, row["id"]), "output")
+    return ModelVersion(
+        name=name,
         number=number,
+        version_id=row["id"],
         package_id=manifest.version_id,
-        manifest=manifest.compressed(),
         flavor=meta.flavor,
-        package=meta.model_dump_json(),
+        task=meta.task,
+        signature=meta.signature,
+        classes=meta.classes,
+        requirements=meta.requirements,
         source=source,
         run_id=run_id,
         description=description,
-        card=json.dumps(card) if card else None,
-        created_at=now_ms(),
+        card=card or {},
+        tags=clean_tags,
+        aliases=[],
+        file_count=len(manifest),
+        total_bytes=manifest.total_bytes,
+        created_at=now,
         created_by=created_by,
     )
-    session.add(row)
-    model.updated_at = row.created_at
-    session.flush()
-    for key, value in (tags or {}).items():
-        session.add(
-            ModelVersionTagRow(
-                version_pk=row.id, key=check_key(key, "tag key"), value=tag_value_to_str(key, value)
-            )
-        )
-    if run_id is not None:
-        graph.add_edge(session, (graph.RUN, run_id), (MODEL_VERSION, row.id), "output")
-    session.flush()
-    return _version_entity(session, model, row)
 
 
 def get_version(session: Session, ref: str) -> ModelVersion:
-    return _version_entity(session, *resolve_version_row(session, ref))
+    found = _find_version(session, ref)
+    return _version_entity(session, found, found.name)
 
 
 def manifest_of(session: Session, ref: str) -> tuple[ModelVersion, Manifest]:
-    model, row = resolve_version_row(session, ref)
-    return _version_entity(session, model, row), Manifest.from_compressed(row.manifest)
+    version = get_version(session, ref)
+    blob = session.scalar(
+        select(ModelVersionRow.manifest).where(ModelVersionRow.id == version.version_id)
+    )
+    return version, Manifest.from_compressed(blob)
 
 
 def list_versions(
@@ -427,7 +522,7 @@ def list_versions(
     ).all()
     token = encode_page_token(offset + max_results) if len(rows) > max_results else None
     return Page[ModelVersion](
-        items=[_version_entity(session, model, r) for r in rows[:max_results]],
+        items=[_version_entity(session, r, model.name) for r in rows[:max_results]],
         next_page_token=token,
     )
 
@@ -447,7 +542,7 @@ def update_version(
         merged = {**(json.loads(row.card) if row.card else {}), **card}
         row.card = json.dumps({k: str(v) for k, v in merged.items()})
     session.flush()
-    return _version_entity(session, model, row)
+    return _version_entity(session, row, model.name)
 
 
 def set_version_tag(session: Session, ref: str, key: str, value: Any) -> ModelVersion:
@@ -458,7 +553,7 @@ def set_version_tag(session: Session, ref: str, key: str, value: Any) -> ModelVe
         )
     )
     session.flush()
-    return _version_entity(session, model, row)
+    return _version_entity(session, row, model.name)
 
 
 def _refuse_if_served(session: Session, ref: str, version_id: str) -> None:

@@ -10,7 +10,7 @@ signature first.
 
 from __future__ import annotations
 
-import json
+import functools
 import platform
 import warnings
 from importlib import metadata
@@ -58,13 +58,11 @@ class PackageMeta(BaseModel):
 
 
 def _pinned(distributions: tuple[str, ...] | list[str]) -> list[str]:
-    pins = []
-    for name in dict.fromkeys(distributions):
-        try:
-            pins.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return pins
+    return [
+        f"{name}=={_installed(name)}"
+        for name in dict.fromkeys(distributions)
+        if _installed(name) != "not installed"
+    ]
 
 
 def _task_of(model: Any) -> str | None:
@@ -215,15 +213,21 @@ def load_package(
     return LoadedModel(raw, meta, ref)
 
 
+@functools.cache
+def _installed(name: str) -> str:
+    """The installed version of a distribution (read once per process: it is slow)."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def _warn_on_drift(requirements: list[str]) -> None:
-    """Warn (once per package) when installed versions differ from the pinned ones."""
+    """Warn when installed versions differ from the ones the package pins."""
     drift = []
     for line in requirements:
         name, _, pinned = line.partition("==")
-        try:
-            installed = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            installed = "not installed"
+        installed = _installed(name)
         if pinned and installed != pinned:
             drift.append(f"{name} {pinned} (installed: {installed})")
     if drift:
@@ -231,8 +235,3 @@ def _warn_on_drift(requirements: list[str]) -> None:
             "the model was saved with " + ", ".join(drift) + "; predictions may differ",
             stacklevel=3,
         )
-
-
-def read_meta(raw: bytes) -> dict[str, Any]:
-    """The package metadata as plain JSON (for storing next to the version)."""
-    return json.loads(PackageMeta.parse(raw).model_dump_json())  # type: ignore[no-any-return]

@@ -60,6 +60,8 @@ class ModelVersionRow(Base):
     number: Mapped[int] = mapped_column(Integer)
     package_id: Mapped[str] = mapped_column(String(64))
     manifest: Mapped[bytes] = mapped_column(LargeBinary)
+    file_count: Mapped[int] = mapped_column(Integer)
+    total_bytes: Mapped[int] = mapped_column(BigInteger)
     flavor: Mapped[str] = mapped_column(String(32))
     package: Mapped[str] = mapped_column(Text)  # the package's opsloop-model.json, as stored
     source: Mapped[str | None] = mapped_column(Text)

@@ -6,6 +6,7 @@ Logging params, tags and metrics is in :mod:`opsloop.tracking.run_data`; search 
 
 from __future__ import annotations
 
+import functools
 import getpass
 import uuid
 from collections.abc import Sequence
@@ -211,8 +212,9 @@ def _info(row: Any) -> RunInfo:
     )
 
 
+@functools.cache
 def current_user() -> str:
-    """The OS user, recorded as the creator when the caller names no one."""
+    """The OS user, recorded as the creator when the caller names no one (looked up once)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -97,6 +97,8 @@ def upgrade() -> None:
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("package_id", sa.String(length=64), nullable=False),
         sa.Column("manifest", sa.LargeBinary(), nullable=False),
+        sa.Column("file_count", sa.Integer(), nullable=False),
+        sa.Column("total_bytes", sa.BigInteger(), nullable=False),
         sa.Column("flavor", sa.String(length=32), nullable=False),
         sa.Column("package", sa.Text(), nullable=False),
         sa.Column("source", sa.Text(), nullable=True),
