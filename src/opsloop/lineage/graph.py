@@ -47,7 +47,7 @@ def add_edge(
     if insert is None:  # built once per dialect: edges are written on hot paths
         insert = dialect_insert(session, LineageEdgeRow.__table__).on_conflict_do_nothing()
         _INSERTS[dialect] = insert
-    session.execute(
+    session.connection().execute(
         insert,
         {
             "source_type": source[0],

@@ -178,10 +178,17 @@ _RUN_ARTIFACTS = (
     )
     .order_by(_ARTIFACTS.c.path)
 )
-_MODEL_ID = select(_MODELS.c.id).where(_MODELS.c.name == bindparam("name"))
-_MAX_NUMBER = select(func.max(_VERSIONS.c.number)).where(
-    _VERSIONS.c.model_id == bindparam("model_id")
+_PACKAGE_META = (
+    select(_VERSIONS.c.package).where(_VERSIONS.c.package_id == bindparam("package_id")).limit(1)
 )
+# The model's id and its highest version number; the scalar subquery is one index seek on
+# (model_id, number), where a join with GROUP BY would read every version.
+_MODEL_NEXT = select(
+    _MODELS.c.id,
+    select(func.max(_VERSIONS.c.number))
+    .where(_VERSIONS.c.model_id == _MODELS.c.id)
+    .scalar_subquery(),
+).where(_MODELS.c.name == bindparam("name"))
 _TOUCH_MODEL = (
     _MODELS.update()
     .where(_MODELS.c.id == bindparam("model_id"))
@@ -207,7 +214,7 @@ def _find_version(session: Session, ref: str) -> Any:
         query, params = _BY_ALIAS, {"name": parsed.name, "alias": parsed.alias}
     else:
         query, params = _BY_NUMBER, {"name": parsed.name, "number": parsed.number}
-    found = session.execute(query, params).first()
+    found = session.connection().execute(query, params).first()
     if found is None:
         resolve_version_row(session, ref)  # raises the NotFound that says what is missing
         raise NotFound(f"model version {ref} does not exist")  # pragma: no cover - a race
@@ -219,7 +226,7 @@ def _version_entity(session: Session, row: Any, name: str) -> ModelVersion:
     tags: dict[str, str] = {}
     aliases: list[str] = []
     params = {"version_id": row.id, "model_id": row.model_id, "number": row.number}
-    for kind, key, value in session.execute(_LABELS, params):
+    for kind, key, value in session.connection().execute(_LABELS, params):
         if kind == "tag":
             tags[key] = value
         else:
@@ -367,7 +374,7 @@ def set_model_tag(session: Session, name: str, key: str, value: Any) -> Register
 def _require_finished(session: Session, run_id: str) -> None:
     from opsloop.tracking.validation import check_run_id
 
-    found = session.scalar(_RUN_STATUS, {"run_id": check_run_id(run_id)})
+    found = session.connection().scalar(_RUN_STATUS, {"run_id": check_run_id(run_id)})
     if found is None:
         raise NotFound(f"run {run_id} does not exist")
     status = RunStatus(found)
@@ -387,7 +394,7 @@ def run_manifest_rows(session: Session, run_id: str, path: str) -> list[tuple[st
     """
     folder = check_artifact_path(path)
     params = {"run_id": run_id, "folder": folder, "low": folder + "/", "high": folder + "0"}
-    rows = session.execute(_RUN_ARTIFACTS, params).all()
+    rows = session.connection().execute(_RUN_ARTIFACTS, params).all()
     if not rows:
         _require_finished(session, run_id)  # an unknown or unfinished run says so first
         raise NotFound(f"run {run_id} has no artifacts under {folder!r}")
@@ -396,7 +403,22 @@ def run_manifest_rows(session: Session, run_id: str, path: str) -> list[tuple[st
     return [(r.path[len(folder) + 1 :], r.digest, r.size) for r in rows]
 
 
+def _known_package(session: Session, package_id: str) -> PackageMeta | None:
+    """The metadata of a package some version already holds: its files were checked then, and
+    content addressing means the same id is the same bytes (registering a logged model again
+    is the common case)."""
+    stored = session.connection().scalar(_PACKAGE_META, {"package_id": package_id})
+    return PackageMeta.model_validate_json(stored) if stored is not None else None
+
+
 def _read_package(blobs: BlobStore, manifest: Manifest) -> PackageMeta:
+    """Check the package's files are all uploaded, then read and check its metadata."""
+    missing = blobs.missing(e.digest for e in manifest.entries)
+    if missing:
+        raise InvalidInput(
+            f"{len(missing)} package file(s) are not in the blob store; upload them first",
+            details={"missing": missing},
+        )
     entry = manifest.by_path.get(META_FILE)
     if entry is None:
         raise InvalidInput(
@@ -429,21 +451,16 @@ def create_version(
     """
     check_name(name, _NOUN)
     manifest = manifest_from_rows(files)
-    missing = blobs.missing(e.digest for e in manifest.entries)
-    if missing:
-        raise InvalidInput(
-            f"{len(missing)} package file(s) are not in the blob store; upload them first",
-            details={"missing": missing},
-        )
-    meta = _read_package(blobs, manifest)
+    meta = _known_package(session, manifest.version_id) or _read_package(blobs, manifest)
     if run_id is not None:
         _require_finished(session, run_id)
     clean_tags = {check_key(k, "tag key"): tag_value_to_str(k, v) for k, v in (tags or {}).items()}
-    model_id = session.scalar(_MODEL_ID, {"name": name})
-    if model_id is None:
-        model_id = _ensure_model(session, name, created_by).id
-    # Core statements, not the ORM unit of work: registering is a hot path (bench/registry.py).
-    number = (session.scalar(_MAX_NUMBER, {"model_id": model_id}) or 0) + 1
+    conn = session.connection()  # Core statements, not the ORM: registering is a hot path
+    found = conn.execute(_MODEL_NEXT, {"name": name}).first()
+    if found is None:
+        model_id, number = _ensure_model(session, name, created_by).id, 1
+    else:
+        model_id, number = found[0], (found[1] or 0) + 1
     now = now_ms()
     row = {
         "id": uuid.uuid4().hex,
@@ -462,10 +479,10 @@ def create_version(
         "created_at": now,
         "created_by": created_by,
     }
-    session.execute(_VERSIONS.insert(), row)
-    session.execute(_MODELS.update().where(_MODELS.c.id == model_id).values(updated_at=now))
+    conn.execute(_VERSIONS.insert(), row)
+    conn.execute(_TOUCH_MODEL, {"model_id": model_id, "now": now})
     if clean_tags:
-        session.execute(
+        conn.execute(
             _VERSION_TAGS.insert(),
             [{"version_pk": row["id"], "key": k, "value": v} for k, v in clean_tags.items()],
         )

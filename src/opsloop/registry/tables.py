@@ -53,6 +53,7 @@ class ModelVersionRow(Base):
     __table_args__ = (
         UniqueConstraint("model_id", "number"),
         Index("ix_model_versions_run_id", "run_id"),
+        Index("ix_model_versions_package_id", "package_id"),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)

@@ -118,6 +118,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("model_versions", schema=None) as batch_op:
         batch_op.create_index("ix_model_versions_run_id", ["run_id"], unique=False)
+        batch_op.create_index("ix_model_versions_package_id", ["package_id"], unique=False)
 
     op.create_table(
         "registered_model_tags",
@@ -152,6 +153,7 @@ def downgrade() -> None:
     op.drop_table("registered_model_tags")
     with op.batch_alter_table("model_versions", schema=None) as batch_op:
         batch_op.drop_index("ix_model_versions_run_id")
+        batch_op.drop_index("ix_model_versions_package_id")
 
     op.drop_table("model_versions")
     op.drop_table("model_aliases")
