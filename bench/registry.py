@@ -15,14 +15,20 @@ table) logged once on a finished run by each tool's own logging call. Then:
    ``mlflow.pyfunc.load_model("models:/m@champion")``), each load a fresh call as a serving
    process or a batch job makes it; the median is reported.
 
-Each line prints both times and the ratio (MLflow time / opsloop time).
+Each tool runs in its own child process (started by this script, one after the other), so
+neither pays for the other's imports: with MLflow's thousands of modules loaded, every garbage
+collection in the process slows down. Each line prints both times and the ratio (MLflow time /
+opsloop time).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -59,7 +65,6 @@ def train() -> tuple[Any, Any]:
 
 # -- opsloop ---------------------------------------------------------------------------------------
 def opsloop_setup(folder: Path, model: Any, X: Any) -> tuple[Any, str]:
-    import opsloop
     from opsloop import Client
 
     client = Client(database_url=f"sqlite:///{folder / 'ops.db'}", blob_url=str(folder / "blobs"))
@@ -71,7 +76,6 @@ def opsloop_setup(folder: Path, model: Any, X: Any) -> tuple[Any, str]:
         write_package(model, Path(tmp) / "pkg", input_example=X.head())
         client.log_artifacts(run_id, Path(tmp) / "pkg", "model")
     client.end_run(run_id)
-    assert opsloop is not None
     return client, run_id
 
 
@@ -83,10 +87,76 @@ def mlflow_setup(folder: Path, model: Any, X: Any) -> tuple[Any, str, str]:
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    mlflow.create_experiment("bench", artifact_location=(folder / "mlartifacts").as_uri())
     mlflow.set_experiment("bench")
     with mlflow.start_run() as run:
         info = mlflow.sklearn.log_model(model, name="model", input_example=X.head())
     return MlflowClient(uri, uri), run.info.run_id, info.model_uri
+
+
+def run_opsloop(folder: Path, versions: int, resolves: int, loads: int) -> dict[str, float]:
+    model, X = train()
+    row = X.head(1)
+    client, run_id = opsloop_setup(folder, model, X)
+    client.models.create("bench")
+    out = {
+        "register": timed(
+            lambda: [client.models.register("bench", run_id=run_id) for _ in range(versions)]
+        )
+    }
+    assert client.models.get("bench").latest_version == versions
+    client.models.set_alias(f"bench@{versions}", "champion")
+    out["resolve"] = timed(
+        lambda: [client.models.version("bench@champion") for _ in range(resolves)]
+    )
+
+    def load() -> Any:
+        return client.models.load("bench@champion").predict(row)
+
+    out["prediction"] = float(load()[0])
+    out["load"] = statistics.median(timed(load) for _ in range(loads))
+    return out
+
+
+def run_mlflow(folder: Path, versions: int, resolves: int, loads: int) -> dict[str, float]:
+    import mlflow.pyfunc
+
+    model, X = train()
+    row = X.head(1)
+    client, run_id, model_uri = mlflow_setup(folder, model, X)
+    client.create_registered_model("bench")
+    out = {
+        "register": timed(
+            lambda: [
+                client.create_model_version("bench", source=model_uri, run_id=run_id)
+                for _ in range(versions)
+            ]
+        )
+    }
+    client.set_registered_model_alias("bench", "champion", str(versions))
+    out["resolve"] = timed(
+        lambda: [client.get_model_version_by_alias("bench", "champion") for _ in range(resolves)]
+    )
+
+    def load() -> Any:
+        return mlflow.pyfunc.load_model("models:/bench@champion").predict(row)
+
+    out["prediction"] = float(load()[0])
+    out["load"] = statistics.median(timed(load) for _ in range(loads))
+    return out
+
+
+def _child(tool: str, folder: Path, args: argparse.Namespace) -> dict[str, float]:
+    """One tool's scenarios in a fresh process, so neither pays for the other's imports."""
+    command = [
+        sys.executable, __file__, "--tool", tool, "--folder", str(folder),
+        "--versions", str(args.versions), "--resolves", str(args.resolves),
+        "--loads", str(args.loads),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{tool} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def main() -> None:
@@ -95,59 +165,31 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=1000)
     parser.add_argument("--resolves", type=int, default=10_000)
     parser.add_argument("--loads", type=int, default=20)
+    parser.add_argument("--tool", choices=["opsloop", "mlflow"], help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.versions, args.resolves, args.loads = 50, 500, 5
     warnings.filterwarnings("ignore")
-    import mlflow
-    import mlflow.pyfunc
-    import mlflow.sklearn
+    if args.tool:
+        runner = run_opsloop if args.tool == "opsloop" else run_mlflow
+        print(json.dumps(runner(args.folder, args.versions, args.resolves, args.loads)))
+        return
+    from importlib.metadata import version
 
-    import opsloop.models
-    import opsloop.registry.local_backend  # noqa: F401  (import both tools before timing)
-
-    print(f"opsloop vs mlflow {mlflow.__version__}, {os.cpu_count()} cores", flush=True)
+    print(f"opsloop vs mlflow {version('mlflow')}, {os.cpu_count()} cores", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="opsloop-bench-registry-"))
-    model, X = train()
-    row = X.head(1)
-    client, run_id = opsloop_setup(tmp, model, X)
-    mclient, mrun_id, model_uri = mlflow_setup(tmp, model, X)
-
-    n = args.versions
-    client.models.create("bench")
-    mclient.create_registered_model("bench")
-    ours = timed(lambda: [client.models.register("bench", run_id=run_id) for _ in range(n)])
-    peer = timed(
-        lambda: [
-            mclient.create_model_version("bench", source=model_uri, run_id=mrun_id)
-            for _ in range(n)
-        ]
-    )
-    assert client.models.get("bench").latest_version == n
-    report(f"1. register {n:,} versions of a logged model", ours, peer)
-
-    client.models.set_alias(f"bench@{n}", "champion")
-    mclient.set_registered_model_alias("bench", "champion", str(n))
-    m = args.resolves
-    ours = timed(lambda: [client.models.version("bench@champion") for _ in range(m)])
-    peer = timed(lambda: [mclient.get_model_version_by_alias("bench", "champion") for _ in range(m)])
-    report(f"2. resolve an alias {m:,} times", ours, peer)
-
-    def ours_load() -> Any:
-        return client.models.load("bench@champion").predict(row)
-
-    def peer_load() -> Any:
-        return mlflow.pyfunc.load_model("models:/bench@champion").predict(row)
-
-    assert list(ours_load()) == list(peer_load())  # same model, same answer
-    ours_times = [timed(ours_load) for _ in range(args.loads)]
-    peer_times = [timed(peer_load) for _ in range(args.loads)]
+    (tmp / "opsloop").mkdir(), (tmp / "mlflow").mkdir()
+    ours = _child("opsloop", tmp / "opsloop", args)
+    peer = _child("mlflow", tmp / "mlflow", args)
+    assert ours["prediction"] == peer["prediction"]  # same model, same answer
     report(
-        "3. load champion + predict one row (median)",
-        statistics.median(ours_times),
-        statistics.median(peer_times),
+        f"1. register {args.versions:,} versions of a logged model",
+        ours["register"],
+        peer["register"],
     )
-
+    report(f"2. resolve an alias {args.resolves:,} times", ours["resolve"], peer["resolve"])
+    report("3. load champion + predict one row (median)", ours["load"], peer["load"])
     print("\nscenario | opsloop s | mlflow s | ratio")
     for name, ours_s, peer_s in RESULTS:
         print(f"{name} | {ours_s:.4f} | {peer_s:.4f} | {peer_s / ours_s:.1f}x")

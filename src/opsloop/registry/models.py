@@ -118,9 +118,11 @@ def _model_entity(session: Session, row: RegisteredModelRow) -> RegisteredModel:
             .order_by(ModelAliasRow.alias)
         ).all()
     )
-    latest = session.scalar(
-        select(func.max(ModelVersionRow.number)).where(ModelVersionRow.model_id == row.id)
-    )
+    latest, newest = session.execute(
+        select(func.max(ModelVersionRow.number), func.max(ModelVersionRow.created_at)).where(
+            ModelVersionRow.model_id == row.id
+        )
+    ).one()
     return RegisteredModel(
         name=row.name,
         description=row.description,
@@ -129,7 +131,7 @@ def _model_entity(session: Session, row: RegisteredModelRow) -> RegisteredModel:
         latest_version=latest,
         gate_policy=json.loads(row.gate_policy) if row.gate_policy else None,
         created_at=row.created_at,
-        updated_at=row.updated_at,
+        updated_at=max(row.updated_at, newest or 0),  # a new version is an update
         created_by=row.created_by,
     )
 
@@ -181,18 +183,13 @@ _RUN_ARTIFACTS = (
 _PACKAGE_META = (
     select(_VERSIONS.c.package).where(_VERSIONS.c.package_id == bindparam("package_id")).limit(1)
 )
-# The model's id and its highest version number; the scalar subquery is one index seek on
-# (model_id, number), where a join with GROUP BY would read every version.
-_MODEL_NEXT = select(
-    _MODELS.c.id,
-    select(func.max(_VERSIONS.c.number))
-    .where(_VERSIONS.c.model_id == _MODELS.c.id)
-    .scalar_subquery(),
-).where(_MODELS.c.name == bindparam("name"))
-_TOUCH_MODEL = (
-    _MODELS.update()
-    .where(_MODELS.c.id == bindparam("model_id"))
-    .values(updated_at=bindparam("now"))
+# What registering needs to know, in one round trip: the model's id, its highest version
+# number (one index seek on (model_id, number)) and the source run's status.
+_MODEL_ID = select(_MODELS.c.id).where(_MODELS.c.name == bindparam("name")).scalar_subquery()
+_REGISTRATION_FACTS = select(
+    _MODEL_ID,
+    select(func.max(_VERSIONS.c.number)).where(_VERSIONS.c.model_id == _MODEL_ID).scalar_subquery(),
+    select(_RUNS.c.status).where(_RUNS.c.id == bindparam("run_id")).scalar_subquery(),
 )
 _LABELS = union_all(
     select(literal("tag").label("kind"), _VERSION_TAGS.c.key, _VERSION_TAGS.c.value).where(
@@ -375,6 +372,10 @@ def _require_finished(session: Session, run_id: str) -> None:
     from opsloop.tracking.validation import check_run_id
 
     found = session.connection().scalar(_RUN_STATUS, {"run_id": check_run_id(run_id)})
+    _check_finished(run_id, found)
+
+
+def _check_finished(run_id: str, found: str | None) -> None:
     if found is None:
         raise NotFound(f"run {run_id} does not exist")
     status = RunStatus(found)
@@ -452,15 +453,16 @@ def create_version(
     check_name(name, _NOUN)
     manifest = manifest_from_rows(files)
     meta = _known_package(session, manifest.version_id) or _read_package(blobs, manifest)
-    if run_id is not None:
-        _require_finished(session, run_id)
     clean_tags = {check_key(k, "tag key"): tag_value_to_str(k, v) for k, v in (tags or {}).items()}
     conn = session.connection()  # Core statements, not the ORM: registering is a hot path
-    found = conn.execute(_MODEL_NEXT, {"name": name}).first()
-    if found is None:
-        model_id, number = _ensure_model(session, name, created_by).id, 1
-    else:
-        model_id, number = found[0], (found[1] or 0) + 1
+    model_id, latest, run_status = conn.execute(
+        _REGISTRATION_FACTS, {"name": name, "run_id": run_id}
+    ).one()
+    if run_id is not None:
+        _check_finished(run_id, run_status)
+    if model_id is None:
+        model_id = _ensure_model(session, name, created_by).id
+    number = (latest or 0) + 1
     now = now_ms()
     row = {
         "id": uuid.uuid4().hex,
@@ -480,7 +482,6 @@ def create_version(
         "created_by": created_by,
     }
     conn.execute(_VERSIONS.insert(), row)
-    conn.execute(_TOUCH_MODEL, {"model_id": model_id, "now": now})
     if clean_tags:
         conn.execute(
             _VERSION_TAGS.insert(),
