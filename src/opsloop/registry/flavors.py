@@ -2,7 +2,8 @@
 
 Loading a model must not run code that came from the store, so each flavor uses a format that
 holds data, not programs: scikit-learn through skops (its loader rebuilds only types it is
-told to trust), ONNX through onnxruntime (a graph, no Python at all). The ``pyfunc`` flavor
+told to trust), ONNX through onnxruntime (a graph, no Python at all), PyTorch and transformers
+models as safetensors weights rebuilt by installed classes. The ``pyfunc`` flavor
 pickles any Python object with a ``predict`` method; unpickling can run arbitrary code, so it
 only loads with ``trusted=True``.
 
@@ -12,6 +13,7 @@ says whether it knows a live object, ``packages`` names the distributions a pack
 
 from __future__ import annotations
 
+import json
 import pickle
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -38,7 +40,8 @@ class Flavor(ABC):
     def handles(model: Any) -> bool: ...
 
     @abstractmethod
-    def save(self, model: Any, path: Path) -> None: ...
+    def save(self, model: Any, path: Path, options: dict[str, Any] | None = None) -> None:
+        """Write the model at ``path``; ``options`` are flavor-specific (see each flavor)."""
 
     @abstractmethod
     def load(self, path: Path, trusted_types: list[str]) -> Any: ...
@@ -61,7 +64,7 @@ class SklearnFlavor(Flavor):
     def handles(model: Any) -> bool:
         return type(model).__module__.startswith("sklearn.") or hasattr(model, "_get_tags")
 
-    def save(self, model: Any, path: Path) -> None:
+    def save(self, model: Any, path: Path, options: dict[str, Any] | None = None) -> None:
         import skops.io
 
         skops.io.dump(model, path)
@@ -99,7 +102,7 @@ class OnnxFlavor(Flavor):
     def handles(model: Any) -> bool:
         return type(model).__name__ == "ModelProto" and type(model).__module__.startswith("onnx")
 
-    def save(self, model: Any, path: Path) -> None:
+    def save(self, model: Any, path: Path, options: dict[str, Any] | None = None) -> None:
         path.write_bytes(model.SerializeToString())
 
     def load(self, path: Path, trusted_types: list[str]) -> Any:
@@ -133,6 +136,98 @@ class OnnxFlavor(Flavor):
         return probabilities
 
 
+class TorchFlavor(Flavor):
+    """PyTorch modules as safetensors weights plus the name of their class.
+
+    A plain ``nn.Module`` is saved as ``weights.safetensors`` and ``module.json`` (the class's
+    import path and the keyword arguments that rebuild it, from ``flavor_options={"init":
+    {...}}``); a transformers model through ``save_pretrained(safe_serialization=True)``.
+    Loading imports the named class from the *installed* code, refuses anything that is not an
+    ``nn.Module`` (or a transformers ``PreTrainedModel``), and reads tensors only: nothing in
+    the package is executed.
+    """
+
+    name = "pytorch"
+    file_name = "model"
+    packages = ("torch", "safetensors", "numpy")
+
+    @staticmethod
+    def handles(model: Any) -> bool:
+        return any(c.__module__.startswith("torch.nn") for c in type(model).__mro__)
+
+    def save(self, model: Any, path: Path, options: dict[str, Any] | None = None) -> None:
+        cls = type(model)
+        path.mkdir(parents=True, exist_ok=True)
+        if hasattr(model, "save_pretrained") and hasattr(model, "config"):
+            model.save_pretrained(path, safe_serialization=True)
+            spec = {"kind": "transformers", "class": cls.__name__}
+        else:
+            from safetensors.torch import save_file
+
+            if cls.__module__ == "__main__":
+                raise InvalidInput(
+                    f"{cls.__name__} is defined in __main__, so no other process can import it; "
+                    "move the class into a module"
+                )
+            state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+            save_file(state, str(path / "weights.safetensors"))
+            spec = {
+                "kind": "module",
+                "class": f"{cls.__module__}:{cls.__qualname__}",
+                "init": dict((options or {}).get("init", {})),
+            }
+        (path / "module.json").write_text(json.dumps(spec, indent=2))
+
+    def load(self, path: Path, trusted_types: list[str]) -> Any:
+        import importlib
+
+        spec = json.loads((path / "module.json").read_text())
+        if spec["kind"] == "transformers":
+            import transformers
+
+            cls = getattr(transformers, spec["class"], None)
+            if not isinstance(cls, type) or not issubclass(cls, transformers.PreTrainedModel):
+                raise PermissionDenied(f"{spec['class']!r} is not a transformers model class")
+            model = cls.from_pretrained(
+                str(path), local_files_only=True, trust_remote_code=False, use_safetensors=True
+            )
+        else:
+            import torch
+            from safetensors.torch import load_file
+
+            module_name, _, qualname = spec["class"].partition(":")
+            try:
+                found: Any = importlib.import_module(module_name)
+                for part in qualname.split("."):
+                    found = getattr(found, part)
+            except (ImportError, AttributeError) as exc:
+                raise InvalidInput(
+                    f"the model's class {spec['class']} is not importable here: {exc}"
+                ) from exc
+            if not isinstance(found, type) or not issubclass(found, torch.nn.Module):
+                raise PermissionDenied(f"{spec['class']} is not a torch.nn.Module class")
+            model = found(**spec.get("init", {}))
+            model.load_state_dict(load_file(str(path / "weights.safetensors")))
+        model.eval()
+        return model
+
+    def predict(self, model: Any, inputs: Any) -> Any:
+        import numpy as np
+        import torch
+
+        with torch.no_grad():
+            out = model(torch.as_tensor(np.asarray(inputs)))
+        out = getattr(out, "logits", out)
+        return out.detach().cpu().numpy()
+
+    def predict_proba(self, model: Any, inputs: Any) -> Any:
+        import numpy as np
+
+        logits = self.predict(model, inputs)
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
 class PyfuncFlavor(Flavor):
     """Any object with ``predict``, pickled. Loading runs pickled code: trusted packages only."""
 
@@ -145,7 +240,7 @@ class PyfuncFlavor(Flavor):
     def handles(model: Any) -> bool:
         return callable(getattr(model, "predict", None))
 
-    def save(self, model: Any, path: Path) -> None:
+    def save(self, model: Any, path: Path, options: dict[str, Any] | None = None) -> None:
         try:
             path.write_bytes(pickle.dumps(model, protocol=5))
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
@@ -155,7 +250,9 @@ class PyfuncFlavor(Flavor):
         return pickle.loads(path.read_bytes())
 
 
-FLAVORS: dict[str, Flavor] = {f.name: f for f in (SklearnFlavor(), OnnxFlavor(), PyfuncFlavor())}
+FLAVORS: dict[str, Flavor] = {
+    f.name: f for f in (SklearnFlavor(), OnnxFlavor(), TorchFlavor(), PyfuncFlavor())
+}
 
 
 def get_flavor(name: str) -> Flavor:
@@ -168,7 +265,7 @@ def get_flavor(name: str) -> Flavor:
 
 def flavor_for(model: Any) -> Flavor:
     """The safe flavor for a live model object (never ``pyfunc``: that one is asked for)."""
-    for flavor in (FLAVORS["sklearn"], FLAVORS["onnx"]):
+    for flavor in (FLAVORS["sklearn"], FLAVORS["onnx"], FLAVORS["pytorch"]):
         if flavor.handles(model):
             return flavor
     raise InvalidInput(

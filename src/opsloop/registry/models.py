@@ -427,7 +427,10 @@ def _read_package(blobs: BlobStore, manifest: Manifest) -> PackageMeta:
             f"{[e.path for e in manifest.entries[:5]]}; log models with opsloop.log_model"
         )
     meta = PackageMeta.parse(blobs.read_bytes(entry.digest))
-    if meta.model_file not in manifest.by_path:
+    inside = meta.model_file + "/"
+    if meta.model_file not in manifest.by_path and not any(
+        e.path.startswith(inside) for e in manifest.entries
+    ):
         raise InvalidInput(f"the package names {meta.model_file!r} but does not contain it")
     return meta
 

@@ -100,6 +100,7 @@ def write_package(
     signature: Signature | None = None,
     task: str | None = None,
     requirements: list[str] | None = None,
+    flavor_options: dict[str, Any] | None = None,
 ) -> PackageMeta:
     """Write ``model`` as a package into the empty or new ``folder``; return its metadata.
 
@@ -109,7 +110,7 @@ def write_package(
     """
     chosen: Flavor = get_flavor(flavor) if flavor else flavor_for(model)
     folder.mkdir(parents=True, exist_ok=True)
-    chosen.save(model, folder / chosen.file_name)
+    chosen.save(model, folder / chosen.file_name, flavor_options)
     if signature is None:
         if input_example is not None:
             inputs = infer_schema(input_example)

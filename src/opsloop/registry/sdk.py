@@ -52,6 +52,7 @@ class ModelsClient:
         input_example: Any = None,
         signature: Signature | None = None,
         flavor: str | None = None,
+        flavor_options: dict[str, Any] | None = None,
         task: str | None = None,
         description: str | None = None,
         tags: dict[str, Any] | None = None,
@@ -61,7 +62,8 @@ class ModelsClient:
 
         From a live ``model`` (packaged here; ``run_id`` links it to the run that trained it),
         from a FINISHED run's logged package (``run_id`` + ``artifact_path``), or from a
-        package folder or model file on disk (``path``).
+        package folder or model file on disk (``path``). ``flavor_options`` go to the flavor
+        (a PyTorch module's constructor arguments: ``{"init": {"hidden": 16}}``).
         """
         clean_tags = {k: str(v) for k, v in (tags or {}).items()} or None
         body: ModelVersionCreate
@@ -69,9 +71,13 @@ class ModelsClient:
             if model is not None and path is not None:
                 raise InvalidInput("pass a model object or a path, not both")
             with tempfile.TemporaryDirectory(prefix="opsloop-package-") as tmp:
-                folder = self._package_folder(
-                    model, path, Path(tmp), input_example, signature, flavor, task
-                )
+                options = {
+                    "input_example": input_example,
+                    "signature": signature,
+                    "task": task,
+                    "flavor_options": flavor_options,
+                }
+                folder = self._package_folder(model, path, Path(tmp), flavor, options)
                 manifest = self._data.store_folder(folder)
             body = ModelVersionCreate(
                 files=[(e.path, e.digest, e.size) for e in manifest.entries],
@@ -98,12 +104,9 @@ class ModelsClient:
         model: Any,
         path: str | os.PathLike[str] | None,
         tmp: Path,
-        input_example: Any,
-        signature: Signature | None,
         flavor: str | None,
-        task: str | None,
+        options: dict[str, Any],
     ) -> Path:
-        options = {"input_example": input_example, "signature": signature, "task": task}
         if model is not None:
             write_package(model, tmp / "package", flavor=flavor, **options)
             return tmp / "package"

@@ -347,6 +347,7 @@ def log_model(
     *,
     input_example: Any = None,
     flavor: str | None = None,
+    flavor_options: dict[str, Any] | None = None,
     task: str | None = None,
 ) -> list[Artifact]:
     """Log ``model`` as a package (model file, signature, pinned requirements) on the active run.
@@ -366,7 +367,14 @@ def log_model(
     run_id = _run_id()
     with tempfile.TemporaryDirectory(prefix="opsloop-package-") as tmp:
         folder = Path(tmp) / "package"
-        write_package(model, folder, flavor=flavor, input_example=input_example, task=task)
+        write_package(
+            model,
+            folder,
+            flavor=flavor,
+            input_example=input_example,
+            task=task,
+            flavor_options=flavor_options,
+        )
         return get_client().log_artifacts(run_id, folder, artifact_path)
 
 
