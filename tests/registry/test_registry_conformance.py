@@ -268,3 +268,26 @@ def test_onnx_models_load_through_onnxruntime(
     path.write_bytes(onnx_model.SerializeToString())
     from_file = client.models.register("cancer-onnx", path=path, input_example=features[:5])
     assert from_file.number == 2 and from_file.package_id == version.package_id
+
+
+def test_a_version_a_deployment_serves_cannot_be_deleted(
+    tmp_path: Path, weak_model: Any, cancer: pd.DataFrame
+) -> None:
+    """Serving records ``deployment -serves-> model_version`` edges; deletion honours them."""
+    from opsloop import Client
+    from opsloop.lineage import graph
+    from opsloop.registry.models import MODEL_VERSION
+
+    client = Client(database_url=f"sqlite:///{tmp_path / 'd.db'}", blob_url=str(tmp_path / "b"))
+    version = _register(client, weak_model, cancer)
+    store = client.models._backend.store
+    with store.write() as session:
+        graph.add_edge(
+            session, ("deployment", "churn-api"), (MODEL_VERSION, version.version_id), "serves"
+        )
+    with pytest.raises(Conflict, match=r"served by deployment\(s\) \['churn-api'\]"):
+        client.models.delete_version(version.ref)
+    with pytest.raises(Conflict, match="churn-api"):
+        client.models.delete("cancer-clf")
+    assert client.models.version(version.ref).number == 1
+    client.close()
