@@ -70,7 +70,9 @@ def _log_fit(estimator: Any, X: Any, y: Any) -> None:
     client.set_tags(
         run_id,
         {
-            "opsloop.autolog.estimator": f"{type(estimator).__module__}.{type(estimator).__qualname__}"
+            "opsloop.autolog.estimator": (
+                f"{type(estimator).__module__}.{type(estimator).__qualname__}"
+            )
         },
     )
     if _config["log_training_metrics"]:

@@ -70,7 +70,7 @@ def test_a_tampered_class_path_is_refused(tmp_path: Path) -> None:
     spec = json.loads(spec_path.read_text())
     spec.update({"class": "os:system", "init": {"command": "echo pwned"}})
     spec_path.write_text(json.dumps(spec))
-    with pytest.raises(PermissionDenied, match="not a torch.nn.Module"):
+    with pytest.raises(PermissionDenied, match=r"not a torch\.nn\.Module"):
         load_package(tmp_path / "pkg")
 
 

@@ -42,7 +42,8 @@ def test_errors_have_status_and_one_shape(http: httpx.Client) -> None:
     run_id = run["info"]["run_id"]
     nan = http.post(
         f"/api/runs/{run_id}/batch",
-        content=b'{"metrics": {"series": {"m": {"values": [NaN], "steps": [0], "timestamps": [0]}}}}',
+        content=b'{"metrics": {"series": {"m": {"values": [NaN], "steps": [0], '
+        b'"timestamps": [0]}}}}',
         headers={"content-type": "application/json"},
     )
     assert nan.status_code == 400

@@ -64,14 +64,18 @@ def _label(session: Session, node: tuple[str, str]) -> dict[str, Any]:
         row = session.get(DatasetVersionRow, node_id)
         if row is not None:
             dataset = session.get(DatasetRow, row.dataset_id)
-            out["label"] = f"data {dataset.name}@{row.number}" if dataset else node_id
+            if dataset is not None:
+                out["ref"] = f"{dataset.name}@{row.number}"
+                out["label"] = f"data {out['ref']}"
     elif kind == "model_version":
         from opsloop.registry.tables import ModelVersionRow, RegisteredModelRow
 
         row = session.get(ModelVersionRow, node_id)
         if row is not None:
             model = session.get(RegisteredModelRow, row.model_id)
-            out["label"] = f"model {model.name}@{row.number}" if model else node_id
+            if model is not None:
+                out["ref"] = f"{model.name}@{row.number}"
+                out["label"] = f"model {out['ref']}"
     elif kind == "evaluation":
         from opsloop.evaluation.tables import EvaluationRow
 

@@ -125,5 +125,5 @@ class TrackingBackend(ABC):
     @abstractmethod
     def list_artifacts(self, run_id: str, prefix: str | None) -> list[Artifact]: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing
         """Release connections; the backend is unusable afterwards."""

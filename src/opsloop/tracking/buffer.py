@@ -15,6 +15,7 @@ sense of durable, once a ``flush()`` covering it has returned.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import sys
@@ -114,10 +115,8 @@ class MetricBuffer:
         while not self._closed:
             self._wake.wait(self.interval)
             self._wake.clear()
-            try:
+            with contextlib.suppress(StoreError):  # kept in the buffer; retried next tick
                 self._flush(None)
-            except StoreError:
-                pass  # kept in the buffer; retried on the next tick
 
     def _take(self, run_id: str | None) -> dict[str, dict[str, _Columns]]:
         with self._lock:
@@ -201,6 +200,6 @@ def _register(buffer: MetricBuffer) -> None:
     _HOOKS_INSTALLED = True
     atexit.register(_flush_all_at_exit)
     os.register_at_fork(after_in_child=_after_fork_in_child)
-    if threading.current_thread() is threading.main_thread():
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _on_sigterm)
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)

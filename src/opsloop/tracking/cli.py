@@ -19,7 +19,8 @@ runs_app = typer.Typer(
     help=(
         "List, search, inspect, compare, delete and restore runs.\n\n"
         "Filters use the search language of search_runs, e.g.\n\n"
-        "  opsloop runs list -e churn -f \"metrics.f1 > 0.8 and params.model = 'rf'\" -o 'metrics.f1 DESC'"
+        "  opsloop runs list -e churn -f \"metrics.f1 > 0.8 and params.model = 'rf'\" "
+        "-o 'metrics.f1 DESC'"
     ),
     no_args_is_help=True,
 )
@@ -279,7 +280,8 @@ def run_env(
     lock: Annotated[bool, typer.Option("--lock", help="Also print the package lock file.")] = False,
     json_: JsonOption = False,
 ) -> None:
-    """What it takes to reproduce a run: git commit and diff, command, Python, packages, seed, host."""
+    """What it takes to reproduce a run: git commit and diff, command, Python, packages, seed,
+    host."""
     from opsloop.tracking.reproducibility import ENV_TAG_PREFIX, LOCK_ARTIFACT
 
     client = default_client()

@@ -249,7 +249,8 @@ class _Parser:
         if op not in _COMPARATORS:
             raise self.fail(
                 op_tok,
-                f"expected an operator (=, !=, <, <=, >, >=, like, ilike, in, is), got {op_tok.text!r}",
+                "expected an operator (=, !=, <, <=, >, >=, like, ilike, in, is), "
+                f"got {op_tok.text!r}",
             )
         if op == "<>":
             op = "!="

@@ -103,10 +103,9 @@ class ActiveRun:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        if exc_type is KeyboardInterrupt:
-            status = "KILLED"
-        else:
-            status = "FAILED" if exc_type else "FINISHED"
+        status = "FINISHED"
+        if exc_type is not None:
+            status = "KILLED" if exc_type is KeyboardInterrupt else "FAILED"
         if self in _stack():
             end_run(status)
 

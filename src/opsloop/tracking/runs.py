@@ -48,7 +48,7 @@ def _parse_status(status: str | RunStatus) -> RunStatus:
 
 
 def require_run(session: Session, run_id: str) -> RunRow:
-    """The run's row. Raises ``InvalidInput`` for a malformed id, ``NotFound`` for an unknown one."""
+    """The run's row: ``InvalidInput`` for a malformed id, ``NotFound`` for an unknown one."""
     row = session.get(RunRow, check_run_id(run_id))
     if row is None:
         raise NotFound(f"run {run_id} does not exist")

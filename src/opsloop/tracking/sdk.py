@@ -339,7 +339,8 @@ class TrackingClient:
                 frame.to_parquet(path, index=False)
             else:
                 raise InvalidInput(
-                    f"log_dataframe: name must end in .parquet, .csv or .jsonl, got {artifact_file!r}"
+                    "log_dataframe: name must end in .parquet, .csv or .jsonl, "
+                    f"got {artifact_file!r}"
                 )
             return self._store_files(run_id, [(check_artifact_path(artifact_file), path)])[0]
 

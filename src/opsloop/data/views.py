@@ -1,0 +1,87 @@
+"""Data versions' web pages: datasets, a dataset's versions, and a version (table schema with
+column statistics, validation report with failing rows, files, and lineage both ways).
+
+Pages read the same services as ``/api/datasets``; nothing here reads the data itself (the
+statistics were recorded when the version was added), so a page answers in milliseconds
+whatever the size of the version.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from opsloop.data import versions
+from opsloop.data.tables import DatasetRow
+from opsloop.errors import NotFound
+from opsloop.lineage.walk import lineage
+from opsloop.server.deps import ReadSession
+from opsloop.server.ui.shell import SearchHit, UiDomain, render
+
+__all__ = ["UI", "router"]
+
+router = APIRouter(include_in_schema=False)
+FILES_SHOWN = 200
+
+
+def _find(session: Session, text: str) -> list[SearchHit]:
+    names = session.scalars(
+        select(DatasetRow.name)
+        .where(DatasetRow.name.icontains(text, autoescape=True))
+        .order_by(DatasetRow.name)
+        .limit(20)
+    )
+    return [SearchHit("dataset", name, f"/datasets/{name}", name) for name in names]
+
+
+UI = UiDomain(key="data", title="Data", href="/datasets", package="opsloop.data", find=_find)
+
+
+@router.get("/datasets")
+def datasets_page(request: Request, session: ReadSession) -> Response:
+    listed = versions.list_datasets(session, 10_000, None).items
+    return render(
+        request, "data/datasets.html", {"title": "Data", "active": "data", "datasets": listed}
+    )
+
+
+@router.get("/datasets/{name}")
+def dataset_page(request: Request, name: str, session: ReadSession) -> Response:
+    dataset = versions.get_dataset(session, name)
+    listed = versions.list_versions(session, name, 10_000, None).items
+    return render(
+        request,
+        "data/dataset.html",
+        {
+            "title": name,
+            "active": "data",
+            "crumbs": [("Data", "/datasets")],
+            "dataset": dataset,
+            "versions": listed,
+        },
+    )
+
+
+@router.get("/datasets/{name}/versions/{selector}")
+def version_page(request: Request, name: str, selector: str, session: ReadSession) -> Response:
+    version, manifest = versions.get_manifest(session, f"{name}@{selector}")
+    try:
+        validation = versions.get_validation(session, version.ref)
+    except NotFound:
+        validation = None
+    return render(
+        request,
+        "data/version.html",
+        {
+            "title": version.ref,
+            "active": "data",
+            "crumbs": [("Data", "/datasets"), (name, f"/datasets/{name}")],
+            "version": version,
+            "files": manifest.entries[:FILES_SHOWN],
+            "file_total": len(manifest),
+            "validation": validation,
+            "graph": lineage(session, "data", version.ref),
+        },
+    )
