@@ -291,3 +291,15 @@ def test_a_version_a_deployment_serves_cannot_be_deleted(
         client.models.delete("cancer-clf")
     assert client.models.version(version.ref).number == 1
     client.close()
+
+
+def test_a_package_whose_signature_contradicts_its_model_is_refused_at_load(
+    tmp_path: Path, weak_model: Any
+) -> None:
+    from opsloop.registry.package import load_package, write_package
+    from opsloop.registry.signature import ColumnSpec, Schema, Signature
+
+    wrong = Signature(inputs=Schema(columns=[ColumnSpec(name="age", type="float")]))
+    write_package(weak_model, tmp_path / "pkg", signature=wrong)
+    with pytest.raises(InvalidInput, match="trained on columns"):
+        load_package(tmp_path / "pkg")

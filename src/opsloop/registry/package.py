@@ -211,7 +211,26 @@ def load_package(
         )
     _warn_on_drift(meta.requirements)
     raw = flavor.load(folder / meta.model_file, list(trusted_types or []))
+    _check_signature(raw, meta, ref or str(folder))
     return LoadedModel(raw, meta, ref)
+
+
+def _check_signature(raw: Any, meta: PackageMeta, where: str) -> None:
+    """Refuse a package whose model was trained on other inputs than its signature declares."""
+    inputs = meta.signature.inputs
+    declared = [c.name for c in inputs.columns] if inputs.columns is not None else None
+    learned = getattr(raw, "feature_names_in_", None)
+    if learned is not None and declared is not None and list(map(str, learned)) != declared:
+        raise InvalidInput(
+            f"{where}: the model was trained on columns {list(map(str, learned))[:8]}, "
+            f"but its signature declares {declared[:8]}"
+        )
+    count = getattr(raw, "n_features_in_", None)
+    width = len(declared) if declared is not None else (inputs.tensor.shape[1:2] or [None])[0]  # type: ignore[union-attr]
+    if isinstance(count, int) and width not in (None, -1) and count != width:
+        raise InvalidInput(
+            f"{where}: the model takes {count} features, but its signature declares {width}"
+        )
 
 
 @functools.cache
