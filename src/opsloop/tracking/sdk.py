@@ -429,10 +429,33 @@ def _series(key: str, columns: Any) -> MetricSeries:
 def _to_batch(metrics: Iterable[tuple[str, float, int, int]] | Mapping[str, Any]) -> MetricBatch:
     if isinstance(metrics, Mapping):
         return MetricBatch(series={k: _series(k, v) for k, v in metrics.items()})
-    series: dict[str, MetricSeries] = {}
+    columns: dict[str, tuple[list[Any], list[int], list[int]]] = {}
     for key, value, step, timestamp in metrics:
-        s = series.setdefault(key, MetricSeries(values=[], steps=[], timestamps=[]))
-        s.values.append(check_metric_value(key, value))
-        s.steps.append(step)
-        s.timestamps.append(timestamp)
-    return MetricBatch(series=series)
+        column = columns.get(key)
+        if column is None:
+            column = columns[key] = ([], [], [])
+        column[0].append(value)
+        column[1].append(step)
+        column[2].append(timestamp)
+    return MetricBatch(
+        series={
+            key: MetricSeries.model_construct(
+                values=_finite_values(key, values), steps=steps, timestamps=timestamps
+            )
+            for key, (values, steps, timestamps) in columns.items()
+        }
+    )
+
+
+def _finite_values(key: str, values: list[Any]) -> list[float]:
+    """The values as floats, checked all at once; the first bad one is named as
+    ``check_metric_value`` names it."""
+    import numpy as np
+
+    try:
+        array = np.asarray(values, dtype=np.float64)
+        if array.ndim == 1 and np.isfinite(array).all():
+            return array.tolist()  # type: ignore[no-any-return]
+    except (TypeError, ValueError):
+        pass
+    return [check_metric_value(key, v) for v in values]
