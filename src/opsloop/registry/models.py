@@ -13,7 +13,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, literal, select, union_all
+from sqlalchemy import bindparam, delete, exists, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from opsloop.data.manifest import Manifest
@@ -140,7 +140,21 @@ _MODELS = RegisteredModelRow.__table__
 _VERSIONS = ModelVersionRow.__table__
 _ALIASES = ModelAliasRow.__table__
 _VERSION_TAGS = ModelVersionTagRow.__table__
-_VERSION_COLUMNS = [c for c in _VERSIONS.c if c.name != "manifest"]
+# A version's aliases (their characters exclude ",") and whether it has tags come with it, so
+# resolving a version is one query (tags, which are rare, take a second one).
+_HELD = _ALIASES.alias("held")  # its own name: the alias lookup joins model_aliases too
+_VERSION_COLUMNS = [
+    *(c for c in _VERSIONS.c if c.name != "manifest"),
+    select(func.aggregate_strings(_HELD.c.alias, ","))
+    .where(_HELD.c.model_id == _VERSIONS.c.model_id, _HELD.c.number == _VERSIONS.c.number)
+    .correlate(_VERSIONS)
+    .scalar_subquery()
+    .label("alias_list"),
+    exists()
+    .where(_VERSION_TAGS.c.version_pk == _VERSIONS.c.id)
+    .correlate(_VERSIONS)
+    .label("has_tags"),
+]
 # Reads of one version are the registry's hot path (every load, every alias resolution): the
 # statements are built once with bind parameters, and a version is found in one query whether
 # it is named by number, alias or latest.
@@ -191,6 +205,9 @@ _REGISTRATION_FACTS = select(
     select(func.max(_VERSIONS.c.number)).where(_VERSIONS.c.model_id == _MODEL_ID).scalar_subquery(),
     select(_RUNS.c.status).where(_RUNS.c.id == bindparam("run_id")).scalar_subquery(),
 )
+_TAGS = select(_VERSION_TAGS.c.key, _VERSION_TAGS.c.value).where(
+    _VERSION_TAGS.c.version_pk == bindparam("version_id")
+)
 _LABELS = union_all(
     select(literal("tag").label("kind"), _VERSION_TAGS.c.key, _VERSION_TAGS.c.value).where(
         _VERSION_TAGS.c.version_pk == bindparam("version_id")
@@ -219,15 +236,21 @@ def _find_version(session: Session, ref: str) -> Any:
 
 
 def _version_entity(session: Session, row: Any, name: str) -> ModelVersion:
-    """A version from its row (ORM or Core) and its model's name; one query for labels."""
+    """A version from its row and its model's name. Rows from the lookups above carry their
+    aliases and a tags flag; other rows (ORM) get their labels in one more query."""
     tags: dict[str, str] = {}
     aliases: list[str] = []
-    params = {"version_id": row.id, "model_id": row.model_id, "number": row.number}
-    for kind, key, value in session.connection().execute(_LABELS, params):
-        if kind == "tag":
-            tags[key] = value
-        else:
-            aliases.append(key)
+    if hasattr(row, "alias_list"):
+        aliases = row.alias_list.split(",") if row.alias_list else []
+        if row.has_tags:
+            tags = dict(session.connection().execute(_TAGS, {"version_id": row.id}).all())
+    else:
+        params = {"version_id": row.id, "model_id": row.model_id, "number": row.number}
+        for kind, key, value in session.connection().execute(_LABELS, params):
+            if kind == "tag":
+                tags[key] = value
+            else:
+                aliases.append(key)
     meta = json.loads(row.package)
     return ModelVersion(
         name=name,
