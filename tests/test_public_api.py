@@ -34,6 +34,7 @@ def test_import_is_lazy() -> None:
 def test_data_and_models_are_reachable_without_an_import() -> None:
     assert callable(opsloop.data.add) and callable(opsloop.data.get)
     assert callable(opsloop.models.register) and callable(opsloop.models.load)
+    assert callable(opsloop.prompts.create) and callable(opsloop.prompts.get)
 
 
 def test_error_tree_maps_to_http_and_exit_codes() -> None:

@@ -49,7 +49,11 @@ __all__ = sorted([*_LAZY, "__version__"])
 del _fluent
 
 
-_SUBPACKAGES = {"data", "models"}  # ``opsloop.data.add(...)`` with no import of opsloop.data
+_SUBPACKAGES = {
+    "data",
+    "models",
+    "prompts",
+}  # ``opsloop.data.add(...)`` with no import of opsloop.data
 
 
 def __getattr__(name: str) -> Any:

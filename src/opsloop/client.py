@@ -16,6 +16,7 @@ from opsloop.tracking.sdk import TrackingClient
 
 if TYPE_CHECKING:
     from opsloop.data.sdk import DataClient
+    from opsloop.llm.prompts.sdk import PromptsClient
     from opsloop.registry.sdk import ModelsClient
 
 __all__ = ["Client"]
@@ -117,6 +118,20 @@ class Client(TrackingClient):
         store, blobs = _local_stores(self.settings)
         backend = LocalRegistryBackend(store, blobs, self.settings.home)
         return ModelsClient(backend, self.data)
+
+    @cached_property
+    def prompts(self) -> PromptsClient:
+        """The prompt registry: ``client.prompts.create(name, text=...)``, ``.get(name)``."""
+        from opsloop.llm.prompts.sdk import PromptsClient
+
+        if self.settings.is_remote:
+            from opsloop.llm.prompts.backend import HttpPromptBackend
+
+            return PromptsClient(HttpPromptBackend(self._transport))
+        from opsloop.llm.prompts.backend import LocalPromptBackend
+
+        store, _ = _local_stores(self.settings)
+        return PromptsClient(LocalPromptBackend(store))
 
     @property
     def where(self) -> str:

@@ -31,6 +31,7 @@ app = typer.Typer(
 def _register_commands() -> None:
     from opsloop.cli import quickstart
     from opsloop.data.cli import data_app
+    from opsloop.llm.prompts.cli import prompts_app
     from opsloop.registry import cli as registry_cli
     from opsloop.server import cli as server_cli
     from opsloop.tracking import cli as tracking_cli
@@ -39,6 +40,7 @@ def _register_commands() -> None:
     app.add_typer(tracking_cli.runs_app, name="runs")
     app.add_typer(data_app, name="data")
     app.add_typer(registry_cli.models_app, name="models")
+    app.add_typer(prompts_app, name="prompts")
     app.command("lineage")(registry_cli.lineage)
     app.command("server")(server_cli.server)
     app.command("ui")(server_cli.ui)

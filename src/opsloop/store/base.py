@@ -30,6 +30,7 @@ def import_all_tables() -> MetaData:
     import opsloop.data.tables
     import opsloop.evaluation.tables
     import opsloop.lineage.tables
+    import opsloop.llm.prompts.tables
     import opsloop.registry.tables
     import opsloop.tracking.tables  # noqa: F401
 

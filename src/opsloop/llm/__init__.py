@@ -1,0 +1,1 @@
+"""LLMOps: the prompt registry today; tracing, feedback, evaluations and the gateway next."""

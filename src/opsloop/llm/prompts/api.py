@@ -1,0 +1,72 @@
+"""The prompt registry's REST routes under ``/api``: prompts, versions, labels and diffs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import BaseModel, Field
+
+from opsloop.llm.prompts import services
+from opsloop.llm.prompts.entities import Prompt, PromptDiff, PromptInfo, PromptVersionCreate
+from opsloop.server.deps import ReadSession, WriteSession
+from opsloop.tracking.entities import Page
+from opsloop.tracking.runs import current_user
+
+router = APIRouter(tags=["prompts"])
+
+
+class LabelSet(BaseModel):
+    version: int = Field(ge=1, description="the version number the label should point at")
+
+
+@router.get("/prompts")
+def list_prompts(
+    session: ReadSession,
+    max_results: int = Query(100, ge=1, le=10_000),
+    page_token: str | None = None,
+) -> Page[PromptInfo]:
+    return services.list_prompts(session, max_results, page_token)
+
+
+@router.get("/prompts/{name}")
+def get_prompt_info(name: str, session: ReadSession) -> PromptInfo:
+    return services.prompt_info(session, name)
+
+
+@router.get("/prompts/{name}/versions")
+def list_versions(name: str, session: ReadSession) -> list[Prompt]:
+    """Every version, newest first."""
+    return services.list_versions(session, name)
+
+
+@router.post("/prompts/{name}/versions", status_code=status.HTTP_201_CREATED)
+def create_version(
+    name: str, body: PromptVersionCreate, session: WriteSession, response: Response
+) -> Prompt:
+    """Save the next version (201), or get the latest back (200) if it holds the same template
+    and config; ``labels`` are pointed at it either way."""
+    prompt, created = services.create_version(session, name, body, created_by=current_user())
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return prompt
+
+
+@router.get("/prompts/{name}/versions/{selector}")
+def get_version(name: str, selector: str, session: ReadSession) -> Prompt:
+    """``selector`` is a number, a label (``production``) or ``latest``."""
+    return services.get_prompt(session, f"{name}@{selector}")
+
+
+@router.put("/prompts/{name}/labels/{label}")
+def set_label(name: str, label: str, body: LabelSet, session: WriteSession) -> Prompt:
+    return services.set_label(session, f"{name}@{body.version}", label)
+
+
+@router.delete("/prompts/{name}/labels/{label}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_label(name: str, label: str, session: WriteSession) -> None:
+    services.delete_label(session, name, label)
+
+
+@router.get("/prompt-diffs")
+def diff(old: str, new: str, session: ReadSession) -> PromptDiff:
+    """Template (unified diff), config and variables changed from ``old`` to ``new``."""
+    return services.diff_versions(session, old, new)

@@ -1,0 +1,183 @@
+"""``opsloop prompts ...``: save, show, render, label and diff versioned prompts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from opsloop.cli.output import console, default_client, parse_tags, print_json, print_table, when
+
+prompts_app = typer.Typer(
+    help=(
+        "Versioned text and chat prompts with labels (production, staging, ...), rendered in a "
+        "sandbox. Examples:\n\n"
+        "  opsloop prompts create answer --text 'Answer: {{ question }}' --label staging\n\n"
+        "  opsloop prompts create answer --messages chat.json --config model=gpt-4o-mini\n\n"
+        "  opsloop prompts label answer 2 production\n\n"
+        "  opsloop prompts render answer --var question='Where is my order?'\n\n"
+        "  opsloop prompts diff answer 1 2"
+    ),
+    no_args_is_help=True,
+)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@prompts_app.command("create")
+def create(
+    name: str,
+    text: Annotated[str | None, typer.Option(help="The template of a text prompt.")] = None,
+    text_file: Annotated[
+        Path | None, typer.Option(help="Read the text template from a file.")
+    ] = None,
+    messages: Annotated[
+        Path | None, typer.Option(help='A JSON file: [{"role": "system", "content": "..."}, ...]')
+    ] = None,
+    config: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE (JSON values), repeatable.")
+    ] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="What changed.")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option(help="Point this label at it, repeatable.")
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Save the next version of a prompt (the latest comes back if nothing changed)."""
+    from opsloop.errors import InvalidInput
+
+    if text_file is not None:
+        try:
+            text = text_file.read_text()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {text_file}: {exc.strerror or exc}") from None
+    chat = None
+    if messages is not None:
+        try:
+            chat = json.loads(messages.read_text())
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"cannot read messages from {messages}: {exc}") from None
+    settings = {}
+    for key, raw in parse_tags(config).items():
+        try:
+            settings[key] = json.loads(raw)
+        except ValueError:
+            settings[key] = raw
+    prompt = default_client().prompts.create(
+        name, text=text, messages=chat, config=settings, message=message, labels=label
+    )
+    if json_:
+        print_json(prompt)
+        return
+    console().print(
+        f"{prompt.ref} ({prompt.type}; variables: {', '.join(prompt.variables) or 'none'})"
+    )
+
+
+@prompts_app.command("list")
+def list_prompts(json_: JsonOption = False) -> None:
+    """Prompts with their latest version and labels."""
+    page = default_client().prompts.list(max_results=10_000)
+    if json_:
+        print_json(page.items)
+        return
+    rows = [
+        (
+            p.name,
+            p.latest_version or "",
+            ", ".join(f"{k}→{v}" for k, v in p.labels.items()),
+            when(p.updated_at),
+        )
+        for p in page.items
+    ]
+    print_table(["prompt", "latest", "labels", "updated"], rows)
+
+
+@prompts_app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@N or NAME@label.")],
+    json_: JsonOption = False,
+) -> None:
+    """One version: template, config, variables, labels."""
+    client = default_client()
+    name, _, selector = ref.partition("@")
+    prompt = client.prompts._backend.get(f"{name}@{selector or 'latest'}")
+    if json_:
+        print_json(prompt)
+        return
+    out = console()
+    out.print(f"[bold]{prompt.ref}[/] ({prompt.type}) labels: {', '.join(prompt.labels) or 'none'}")
+    if prompt.text is not None:
+        out.print(prompt.text, markup=False, highlight=False)
+    for m in prompt.messages or []:
+        out.print(f"[dim][{m.role}][/dim]")
+        out.print(m.content, markup=False, highlight=False)
+    if prompt.config:
+        out.print(f"config: {json.dumps(prompt.config)}")
+
+
+@prompts_app.command("versions")
+def versions(name: str, json_: JsonOption = False) -> None:
+    """Every version of a prompt, newest first."""
+    listed = default_client().prompts.versions(name)
+    if json_:
+        print_json(listed)
+        return
+    rows = [
+        (
+            p.version,
+            p.type,
+            ", ".join(p.labels),
+            ", ".join(p.variables),
+            when(p.created_at),
+            p.message or "",
+        )
+        for p in listed
+    ]
+    print_table(["version", "type", "labels", "variables", "created", "message"], rows, title=name)
+
+
+@prompts_app.command("label")
+def label(
+    name: str, version: int, label_name: Annotated[str, typer.Argument(metavar="LABEL")]
+) -> None:
+    """Point LABEL (production, staging, ...) at a version."""
+    prompt = default_client().prompts.set_label(name, version, label_name)
+    console().print(f"{name}@{label_name} → {prompt.ref}")
+
+
+@prompts_app.command("unlabel")
+def unlabel(name: str, label_name: Annotated[str, typer.Argument(metavar="LABEL")]) -> None:
+    """Remove a label."""
+    default_client().prompts.delete_label(name, label_name)
+    console().print(f"removed {name}@{label_name}")
+
+
+@prompts_app.command("diff")
+def diff(name: str, old: int, new: int, json_: JsonOption = False) -> None:
+    """What changed between two versions: template, config, variables."""
+    result = default_client().prompts.diff(name, old, new)
+    if json_:
+        print_json(result)
+        return
+    typer.echo(result.template or "(template unchanged)")
+    for key, (before, after) in result.config.items():
+        typer.echo(f"config {key}: {before!r} -> {after!r}")
+    if result.variables_added or result.variables_removed:
+        typer.echo(f"variables: +{result.variables_added} -{result.variables_removed}")
+
+
+@prompts_app.command("render")
+def render(
+    name: str,
+    label_name: Annotated[str | None, typer.Option("--label", help="Default: production.")] = None,
+    version: Annotated[
+        int | None, typer.Option(help="A version number instead of a label.")
+    ] = None,
+    var: Annotated[list[str] | None, typer.Option(help="NAME=VALUE, repeatable.")] = None,
+) -> None:
+    """Render a prompt with variables (a missing one is an error that names it)."""
+    prompt = default_client().prompts.get(name, label=label_name, version=version, cache_ttl=0)
+    rendered = prompt.compile(**parse_tags(var))
+    typer.echo(rendered if isinstance(rendered, str) else json.dumps(rendered, indent=2))
