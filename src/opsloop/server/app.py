@@ -78,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.data.views import router as data_views
     from opsloop.lineage.api import router as lineage_router
     from opsloop.llm.prompts.api import router as prompts_router
+    from opsloop.llm.prompts.views import UI as PROMPTS_UI
+    from opsloop.llm.prompts.views import router as prompt_views
     from opsloop.registry.api import router as registry_router
     from opsloop.registry.views import UI as REGISTRY_UI
     from opsloop.registry.views import router as registry_views
@@ -93,7 +95,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(prompts_router, prefix="/api", dependencies=auth)
     install_ui(
         app,
-        [(TRACKING_UI, tracking_views), (DATA_UI, data_views), (REGISTRY_UI, registry_views)],
+        [
+            (TRACKING_UI, tracking_views),
+            (DATA_UI, data_views),
+            (REGISTRY_UI, registry_views),
+            (PROMPTS_UI, prompt_views),
+        ],
     )
     return app
 

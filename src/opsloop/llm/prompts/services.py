@@ -244,7 +244,7 @@ def delete_label(session: Session, name: str, label: str) -> None:
 
 def _as_text(prompt: Prompt) -> list[str]:
     if prompt.type == "text":
-        return (prompt.text or "").splitlines(keepends=True)
+        return [line + "\n" for line in (prompt.text or "").splitlines()]
     return [f"[{m.role}]\n{m.content}\n" for m in prompt.messages or []]
 
 
