@@ -27,6 +27,8 @@ def test_data_commands_end_to_end(tmp_path: Path, iris_csv: Path, folder: Path) 
     assert added["created"] and added["version"]["number"] == 1
     assert "unchanged" in run("data", "add", str(folder), "-n", "pets").stdout
     assert "up to date" in run("data", "status").stdout
+    remote = json.loads(run("data", "status", "--remote", "--json").stdout)
+    assert remote[0]["unpushed"] == []  # the embedded blob folder is the blob store
     (folder / "new.txt").write_text("new")
     changed = run("data", "status", code=1).stdout
     assert "1 added" in changed and "new.txt" in changed

@@ -41,7 +41,9 @@ def test_push_pull_checkout_through_s3_move_only_what_is_missing(
     data = _many_files(tmp_path / "shards", 120)
     laptop = _s3_client(tmp_path / "laptop", sqlite_url, s3_blob_url)
     version = laptop.data.add(data, "shards").version
+    assert len(laptop.data.unpushed(version.ref)) == 120  # status --remote: nothing pushed yet
     pushed = laptop.data.push(version.ref)
+    assert laptop.data.unpushed(version.ref) == []
     assert (pushed.files, pushed.bytes, pushed.total_files) == (120, 120 * 1024, 120)
     assert laptop.data.push(version.ref).files == 0  # nothing left to send
     (data / "part-0" / "extra.bin").write_bytes(b"one more")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -208,10 +209,14 @@ def status(
     paths: Annotated[
         list[Path] | None, typer.Argument(help="Tracked paths (default: all).")
     ] = None,
+    remote: Annotated[
+        bool, typer.Option("--remote", help="Also say which files the blob store lacks.")
+    ] = False,
     json_: JsonOption = False,
 ) -> None:
     """Compare tracked local folders and files with the versions they were added as or
-    checked out from. Exits 1 when anything changed."""
+    checked out from; with --remote, also whether their bytes were pushed. Exits 1 when
+    anything changed (or, with --remote, is not pushed)."""
     from opsloop.config import load_settings
     from opsloop.data.localstate import LocalState
     from opsloop.data.status import workspace_status
@@ -221,8 +226,13 @@ def status(
     results = workspace_status(
         state, tuple(paths or []), lambda ref: default_client().data.manifest(ref)[1]
     )
+    unpushed = {r.ref: default_client().data.unpushed(r.ref) for r in results} if remote else {}
     if json_:
-        print_json(results)
+        print_json(
+            [{**dataclasses.asdict(r), "unpushed": unpushed.get(r.ref)} for r in results]
+            if remote
+            else results
+        )
     elif not results:
         typer.echo("nothing tracked on this machine yet: add or check out a version first")
     for r in results if not json_ else []:
@@ -244,7 +254,12 @@ def status(
                     typer.echo(f"  {label:9} {item}")
                 if len(items) > 10:
                     typer.echo(f"  ... and {len(items) - 10} more {label}")
-    if any(not r.clean for r in results):
+        if unpushed.get(r.ref):
+            typer.echo(
+                f"  {len(unpushed[r.ref])} file(s) of {r.ref} are not in the blob store: "
+                f"opsloop data push {r.ref}"
+            )
+    if any(not r.clean for r in results) or any(unpushed.values()):
         raise typer.Exit(1)
 
 

@@ -221,6 +221,15 @@ class DataClient:
             )
         return TransferResult(version.ref, files, size, len(manifest))
 
+    def unpushed(self, ref: str) -> list[str]:
+        """Paths of the version whose bytes the shared blob store lacks (``push`` sends them);
+        always empty on the embedded default, where the blob folder is the cache."""
+        _, manifest = self._backend.get_manifest(ref)
+        if self._shares_cache:
+            return []
+        missing = set(self._backend.remote.missing([e.digest for e in manifest.entries]))
+        return [e.path for e in manifest.entries if e.digest in missing]
+
     def pull(self, ref: str, *, progress: bool = False) -> TransferResult:
         """Download the version's blobs that the local cache lacks (verified)."""
         version, manifest = self._backend.get_manifest(ref)
