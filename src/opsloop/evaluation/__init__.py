@@ -1,0 +1,2 @@
+"""Evaluating models (metrics, slices, calibration, latency, plots), behavioural checks, and the
+gates that decide whether an alias such as ``champion`` moves."""
