@@ -24,7 +24,8 @@ from opsloop.data.tables import (
 )
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.lineage import graph
-from opsloop.refs import LATEST, check_alias, check_dataset_name, parse_ref
+from opsloop.refs import check_alias, check_dataset_name, parse_ref
+from opsloop.store import numbered
 from opsloop.store.blobs import check_digest
 from opsloop.store.database import dialect_insert
 from opsloop.timeutil import now_ms
@@ -52,6 +53,9 @@ __all__ = [
 ]
 
 RELATIONS = ("input", "output")
+_NUMBERING = numbered.Numbering(
+    "dataset", DatasetVersionRow, "dataset_id", DatasetAliasRow, "alias"
+)
 
 
 def manifest_from_rows(rows: list[tuple[str, str, int]]) -> Manifest:
@@ -85,31 +89,7 @@ def _dataset(session: Session, name: str) -> DatasetRow:
 def _version_row(session: Session, ref: str) -> tuple[DatasetRow, DatasetVersionRow]:
     parsed = parse_ref(ref)
     dataset = _dataset(session, parsed.name)
-    number = parsed.number
-    if parsed.alias == LATEST:
-        number = session.scalar(
-            select(func.max(DatasetVersionRow.number)).where(
-                DatasetVersionRow.dataset_id == dataset.id
-            )
-        )
-        if number is None:
-            raise NotFound(f"dataset {parsed.name!r} has no versions")
-    elif parsed.alias is not None:
-        number = session.scalar(
-            select(DatasetAliasRow.number).where(
-                DatasetAliasRow.dataset_id == dataset.id, DatasetAliasRow.alias == parsed.alias
-            )
-        )
-        if number is None:
-            raise NotFound(f"dataset {parsed.name!r} has no alias {parsed.alias!r}")
-    row = session.scalars(
-        select(DatasetVersionRow).where(
-            DatasetVersionRow.dataset_id == dataset.id, DatasetVersionRow.number == number
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"dataset version {parsed.name}@{number} does not exist")
-    return dataset, row
+    return dataset, numbered.version_row(session, _NUMBERING, parsed, dataset.id)
 
 
 def version_row(session: Session, ref: str) -> tuple[DatasetRow, DatasetVersionRow]:

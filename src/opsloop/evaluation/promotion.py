@@ -23,7 +23,7 @@ from opsloop.evaluation.evaluate import evaluate_frame
 from opsloop.evaluation.gates import GatePolicy, judge, load_policy
 from opsloop.evaluation.records import record_evaluation
 from opsloop.refs import check_alias
-from opsloop.registry import models
+from opsloop.registry import aliases, models
 from opsloop.registry.entities import AliasEvent
 from opsloop.registry.package import LoadedModel, load_package
 from opsloop.store.blobs import BlobStore, LocalBlobStore
@@ -129,7 +129,7 @@ def promote(
         if not reason or not reason.strip():
             raise InvalidInput("a forced promotion needs a reason (--reason), which is recorded")
         with context.store.write() as session:
-            event = models.move_alias(
+            event = aliases.move_alias(
                 session,
                 candidate.ref,
                 alias,
@@ -202,7 +202,7 @@ def promote(
                 "evaluation_id": held.evaluation_id,
                 "metrics": champion_report["metrics"],
             }
-        event = models.move_alias(
+        event = aliases.move_alias(
             session,
             candidate.ref,
             alias,

@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse
 from opsloop.evaluation import records
 from opsloop.evaluation.promotion import PromotionContext, promote
 from opsloop.evaluation.records import Evaluation
-from opsloop.registry import cards, models
+from opsloop.registry import aliases, cards, models
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
 from opsloop.registry.local_backend import register_version
 from opsloop.registry.schemas import (
@@ -132,20 +132,20 @@ def set_version_tag(
 @router.put("/models/{name}/aliases/{alias}")
 def set_alias(name: str, alias: str, body: AliasMove, session: WriteSession) -> ModelVersion:
     """Point an alias at a version without a gate (recorded in the alias history)."""
-    return models.set_alias(
+    return aliases.set_alias(
         session, _ref(name, str(body.version)), alias, created_by=current_user(), reason=body.reason
     )
 
 
 @router.delete("/models/{name}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_alias(name: str, alias: str, session: WriteSession) -> None:
-    models.delete_alias(session, name, alias, created_by=current_user())
+    aliases.delete_alias(session, name, alias, created_by=current_user())
 
 
 @router.get("/models/{name}/alias-history")
 def alias_history(name: str, session: ReadSession, alias: str | None = None) -> list[AliasEvent]:
     """Every decision about the model's aliases, newest first, with gate verdicts."""
-    return models.alias_history(session, name, alias)
+    return aliases.alias_history(session, name, alias)
 
 
 @router.post("/models/{name}/versions/{selector}/promote")

@@ -9,7 +9,7 @@ from opsloop.data.manifest import Manifest
 from opsloop.evaluation import records
 from opsloop.evaluation.promotion import PromotionContext, promote
 from opsloop.evaluation.records import Evaluation
-from opsloop.registry import models
+from opsloop.registry import aliases, models
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
 from opsloop.store.blobs import BlobStore
@@ -119,15 +119,15 @@ class LocalRegistryBackend(RegistryBackend):
 
     def set_alias(self, ref: str, alias: str, reason: str | None) -> ModelVersion:
         with self.store.write() as s:
-            return models.set_alias(s, ref, alias, created_by=current_user(), reason=reason)
+            return aliases.set_alias(s, ref, alias, created_by=current_user(), reason=reason)
 
     def delete_alias(self, name: str, alias: str) -> None:
         with self.store.write() as s:
-            models.delete_alias(s, name, alias, created_by=current_user())
+            aliases.delete_alias(s, name, alias, created_by=current_user())
 
     def alias_history(self, name: str, alias: str | None) -> list[AliasEvent]:
         with self.store.read() as s:
-            return models.alias_history(s, name, alias)
+            return aliases.alias_history(s, name, alias)
 
     def record_evaluation(
         self, report: dict[str, Any], model_ref: str | None, dataset_ref: str | None

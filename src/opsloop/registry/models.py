@@ -13,18 +13,17 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, literal, select, union_all
+from sqlalchemy import bindparam, exists, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from opsloop.data.manifest import Manifest
 from opsloop.data.versions import manifest_from_rows
 from opsloop.errors import Conflict, InvalidInput, NotFound
 from opsloop.lineage import graph
-from opsloop.refs import LATEST, check_alias, check_name, parse_ref
-from opsloop.registry.entities import AliasEvent, ModelVersion, RegisteredModel
+from opsloop.refs import LATEST, check_name, parse_ref
+from opsloop.registry.entities import ModelVersion, RegisteredModel
 from opsloop.registry.package import META_FILE, PackageMeta
 from opsloop.registry.tables import (
-    AliasEventRow,
     ModelAliasRow,
     ModelVersionRow,
     ModelVersionTagRow,
@@ -32,6 +31,7 @@ from opsloop.registry.tables import (
     RegisteredModelTagRow,
 )
 from opsloop.store.blobs import BlobStore
+from opsloop.store.numbered import Numbering, version_row
 from opsloop.timeutil import now_ms
 from opsloop.tracking.entities import Page, RunStatus
 from opsloop.tracking.paging import decode_page_token, encode_page_token
@@ -39,10 +39,8 @@ from opsloop.tracking.tables import ArtifactRow, RunRow
 from opsloop.tracking.validation import check_artifact_path, check_key, tag_value_to_str
 
 __all__ = [
-    "alias_history",
     "create_model",
     "create_version",
-    "delete_alias",
     "delete_model",
     "delete_version",
     "get_model",
@@ -50,10 +48,9 @@ __all__ = [
     "list_models",
     "list_versions",
     "manifest_of",
-    "move_alias",
+    "model_row",
     "resolve_version_row",
     "run_manifest_rows",
-    "set_alias",
     "set_model_tag",
     "set_version_tag",
     "update_model",
@@ -62,10 +59,11 @@ __all__ = [
 
 MODEL_VERSION = "model_version"
 _NOUN = "model"
+_NUMBERING = Numbering(_NOUN, ModelVersionRow, "model_id", ModelAliasRow, "alias")
 
 
 # -- lookups --------------------------------------------------------------------------------------
-def _model(session: Session, name: str) -> RegisteredModelRow:
+def model_row(session: Session, name: str) -> RegisteredModelRow:
     row = session.scalars(
         select(RegisteredModelRow).where(RegisteredModelRow.name == check_name(name, _NOUN))
     ).first()
@@ -77,30 +75,8 @@ def _model(session: Session, name: str) -> RegisteredModelRow:
 def resolve_version_row(session: Session, ref: str) -> tuple[RegisteredModelRow, ModelVersionRow]:
     """The model and version rows that ``NAME@N``, ``NAME@alias`` or ``NAME`` name."""
     parsed = parse_ref(ref, _NOUN)
-    model = _model(session, parsed.name)
-    number = parsed.number
-    if parsed.alias == LATEST:
-        number = session.scalar(
-            select(func.max(ModelVersionRow.number)).where(ModelVersionRow.model_id == model.id)
-        )
-        if number is None:
-            raise NotFound(f"model {parsed.name!r} has no versions")
-    elif parsed.alias is not None:
-        number = session.scalar(
-            select(ModelAliasRow.number).where(
-                ModelAliasRow.model_id == model.id, ModelAliasRow.alias == parsed.alias
-            )
-        )
-        if number is None:
-            raise NotFound(f"model {parsed.name!r} has no alias {parsed.alias!r}")
-    row = session.scalars(
-        select(ModelVersionRow).where(
-            ModelVersionRow.model_id == model.id, ModelVersionRow.number == number
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"model version {parsed.name}@{number} does not exist")
-    return model, row
+    model = model_row(session, parsed.name)
+    return model, version_row(session, _NUMBERING, parsed, model.id)
 
 
 def _model_entity(session: Session, row: RegisteredModelRow) -> RegisteredModel:
@@ -313,14 +289,14 @@ def create_model(
 
 def _ensure_model(session: Session, name: str, created_by: str) -> RegisteredModelRow:
     try:
-        return _model(session, name)
+        return model_row(session, name)
     except NotFound:
         create_model(session, name, created_by=created_by)
-        return _model(session, name)
+        return model_row(session, name)
 
 
 def get_model(session: Session, name: str) -> RegisteredModel:
-    return _model_entity(session, _model(session, name))
+    return _model_entity(session, model_row(session, name))
 
 
 def list_models(
@@ -348,7 +324,7 @@ def update_model(
     gate_policy: dict[str, Any] | None = None,
 ) -> RegisteredModel:
     """Change a model's description, or the gate policy its promotions use by default."""
-    row = _model(session, name)
+    row = model_row(session, name)
     if description is not None:
         row.description = description
     if gate_policy is not None:
@@ -363,7 +339,7 @@ def update_model(
 
 def delete_model(session: Session, name: str) -> None:
     """Delete a model and all its versions; refused while any alias points at one."""
-    row = _model(session, name)
+    row = model_row(session, name)
     aliases = session.scalars(select(ModelAliasRow.alias).where(ModelAliasRow.model_id == row.id))
     held = sorted(aliases)
     if held:
@@ -380,7 +356,7 @@ def delete_model(session: Session, name: str) -> None:
 
 
 def set_model_tag(session: Session, name: str, key: str, value: Any) -> RegisteredModel:
-    row = _model(session, name)
+    row = model_row(session, name)
     session.merge(
         RegisteredModelTagRow(
             model_id=row.id, key=check_key(key, "tag key"), value=tag_value_to_str(key, value)
@@ -555,7 +531,7 @@ def list_versions(
     session: Session, name: str, max_results: int = 100, page_token: str | None = None
 ) -> Page[ModelVersion]:
     """A model's versions, newest first."""
-    model = _model(session, name)
+    model = model_row(session, name)
     offset = decode_page_token(page_token)
     rows = session.scalars(
         select(ModelVersionRow)
@@ -632,150 +608,3 @@ def delete_version(session: Session, ref: str) -> None:
     _refuse_if_served(session, shown, row.id)
     session.delete(row)
     session.flush()
-
-
-# -- aliases --------------------------------------------------------------------------------------
-def _record(
-    session: Session,
-    model: RegisteredModelRow,
-    alias: str,
-    *,
-    kind: str,
-    from_number: int | None,
-    to_number: int | None,
-    moved: bool,
-    created_by: str,
-    reason: str | None = None,
-    verdict: dict[str, Any] | None = None,
-) -> AliasEvent:
-    now = now_ms()
-    session.add(
-        AliasEventRow(
-            model_id=model.id,
-            alias=alias,
-            kind=kind,
-            from_number=from_number,
-            to_number=to_number,
-            moved=moved,
-            reason=reason,
-            verdict=json.dumps(verdict) if verdict is not None else None,
-            created_at=now,
-            created_by=created_by,
-        )
-    )
-    session.flush()
-    return AliasEvent(
-        name=model.name,
-        alias=alias,
-        kind=kind,
-        from_number=from_number,
-        to_number=to_number,
-        moved=moved,
-        reason=reason,
-        verdict=verdict,
-        created_at=now,
-        created_by=created_by,
-    )
-
-
-def _current(session: Session, model: RegisteredModelRow, alias: str) -> int | None:
-    return session.scalar(
-        select(ModelAliasRow.number).where(
-            ModelAliasRow.model_id == model.id, ModelAliasRow.alias == alias
-        )
-    )
-
-
-def move_alias(
-    session: Session,
-    ref: str,
-    alias: str,
-    *,
-    kind: str,
-    moved: bool,
-    created_by: str,
-    reason: str | None = None,
-    verdict: dict[str, Any] | None = None,
-    expected_from: int | str | None = "any",
-) -> AliasEvent:
-    """Record a decision about ``alias`` and move it to ``ref`` when ``moved``.
-
-    ``expected_from`` makes the move conditional: a gate compares against the version the
-    alias held when it started, and refuses (``Conflict``) if someone moved it meanwhile.
-    """
-    check_alias(alias)
-    model, row = resolve_version_row(session, ref)
-    current = _current(session, model, alias)
-    if expected_from != "any" and current != expected_from:
-        raise Conflict(
-            f"{model.name}@{alias} moved to version {current} while the gate ran "
-            f"(it compared against {expected_from}); promote again"
-        )
-    if moved:
-        session.merge(ModelAliasRow(model_id=model.id, alias=alias, number=row.number))
-    return _record(
-        session,
-        model,
-        alias,
-        kind=kind,
-        from_number=current,
-        to_number=row.number,
-        moved=moved,
-        created_by=created_by,
-        reason=reason,
-        verdict=verdict,
-    )
-
-
-def set_alias(
-    session: Session, ref: str, alias: str, *, created_by: str, reason: str | None = None
-) -> ModelVersion:
-    """Point ``alias`` at ``ref`` without a gate (recorded as a manual ``set``)."""
-    move_alias(session, ref, alias, kind="set", moved=True, created_by=created_by, reason=reason)
-    return get_version(session, ref)
-
-
-def delete_alias(session: Session, name: str, alias: str, *, created_by: str) -> None:
-    model = _model(session, name)
-    current = _current(session, model, alias)
-    if current is None:
-        raise NotFound(f"model {name!r} has no alias {alias!r}")
-    session.execute(
-        delete(ModelAliasRow).where(
-            ModelAliasRow.model_id == model.id, ModelAliasRow.alias == alias
-        )
-    )
-    _record(
-        session,
-        model,
-        alias,
-        kind="delete",
-        from_number=current,
-        to_number=None,
-        moved=True,
-        created_by=created_by,
-    )
-
-
-def alias_history(session: Session, name: str, alias: str | None = None) -> list[AliasEvent]:
-    """Every decision about the model's aliases (or one alias), newest first."""
-    model = _model(session, name)
-    query = select(AliasEventRow).where(AliasEventRow.model_id == model.id)
-    if alias is not None:
-        query = query.where(AliasEventRow.alias == alias)
-    rows = session.scalars(query.order_by(AliasEventRow.id.desc())).all()
-    return [
-        AliasEvent(
-            name=model.name,
-            alias=r.alias,
-            kind=r.kind,
-            from_number=r.from_number,
-            to_number=r.to_number,
-            moved=r.moved,
-            reason=r.reason,
-            verdict=json.loads(r.verdict) if r.verdict else None,
-            created_at=r.created_at,
-            created_by=r.created_by,
-        )
-        for r in rows
-    ]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from opsloop.errors import NotFound
 from opsloop.evaluation import records
 from opsloop.lineage.walk import lineage
-from opsloop.registry import cards, models
+from opsloop.registry import aliases, cards, models
 from opsloop.registry.tables import RegisteredModelRow
 from opsloop.server.deps import ReadSession
 from opsloop.server.ui.shell import SearchHit, UiDomain, render
@@ -55,7 +55,7 @@ def models_page(request: Request, session: ReadSession) -> Response:
 def model_page(request: Request, name: str, session: ReadSession) -> Response:
     model = models.get_model(session, name)
     versions = models.list_versions(session, name, max_results=10_000).items
-    history = models.alias_history(session, name)
+    history = aliases.alias_history(session, name)
     return render(
         request,
         "registry/model.html",

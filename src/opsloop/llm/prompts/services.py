@@ -25,7 +25,8 @@ from opsloop.llm.prompts.entities import (
 )
 from opsloop.llm.prompts.tables import PromptLabelRow, PromptRow, PromptVersionRow
 from opsloop.llm.prompts.template import variables_of
-from opsloop.refs import LATEST, check_alias, check_name, parse_ref
+from opsloop.refs import check_alias, check_name, parse_ref
+from opsloop.store.numbered import Numbering, version_row
 from opsloop.timeutil import now_ms
 from opsloop.tracking.entities import Page
 from opsloop.tracking.paging import decode_page_token, encode_page_token
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 _NOUN = "prompt"
+_NUMBERING = Numbering(_NOUN, PromptVersionRow, "prompt_id", PromptLabelRow, "label", "label")
 MAX_TEMPLATE_CHARS = 200_000
 
 
@@ -151,29 +153,7 @@ def create_version(
 def _version_row(session: Session, ref: str) -> tuple[PromptRow, PromptVersionRow]:
     parsed = parse_ref(ref, _NOUN)
     prompt = _prompt(session, parsed.name)
-    number = parsed.number
-    if parsed.alias == LATEST:
-        number = session.scalar(
-            select(func.max(PromptVersionRow.number)).where(PromptVersionRow.prompt_id == prompt.id)
-        )
-        if number is None:
-            raise NotFound(f"prompt {parsed.name!r} has no versions")
-    elif parsed.alias is not None:
-        number = session.scalar(
-            select(PromptLabelRow.number).where(
-                PromptLabelRow.prompt_id == prompt.id, PromptLabelRow.label == parsed.alias
-            )
-        )
-        if number is None:
-            raise NotFound(f"prompt {parsed.name!r} has no label {parsed.alias!r}")
-    row = session.scalars(
-        select(PromptVersionRow).where(
-            PromptVersionRow.prompt_id == prompt.id, PromptVersionRow.number == number
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"prompt version {parsed.name}@{number} does not exist")
-    return prompt, row
+    return prompt, version_row(session, _NUMBERING, parsed, prompt.id)
 
 
 def get_prompt(session: Session, ref: str) -> Prompt:
