@@ -14,6 +14,7 @@ EXPECTED = {
     "end_run", "evaluate", "flush", "get_client", "get_run", "load_settings", "log_artifact",
     "log_artifacts", "log_batch", "log_dataframe", "log_dict", "log_figure", "log_input",
     "log_metric", "log_metrics", "log_model", "log_output", "log_param", "log_params", "log_text",
+    "observe",
     "search_runs", "seed_everything", "set_experiment", "set_tag", "set_tags", "start_run",
 }  # fmt: skip
 

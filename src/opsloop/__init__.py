@@ -42,6 +42,7 @@ _LAZY: dict[str, str] = {
     "MetricHistory": "opsloop.tracking.entities",
     "Artifact": "opsloop.tracking.entities",
     "Page": "opsloop.tracking.entities",
+    "observe": "opsloop.traces",
     **{name: "opsloop.tracking.fluent" for name in _fluent.__all__},
 }
 
@@ -53,6 +54,7 @@ _SUBPACKAGES = {
     "data",
     "models",
     "prompts",
+    "traces",
 }  # ``opsloop.data.add(...)`` with no import of opsloop.data
 
 
@@ -83,6 +85,7 @@ if TYPE_CHECKING:
         StoreError,
         Unauthenticated,
     )
+    from opsloop.traces import observe
     from opsloop.tracking.entities import (
         Artifact,
         Experiment,

@@ -17,6 +17,7 @@ from opsloop.tracking.sdk import TrackingClient
 if TYPE_CHECKING:
     from opsloop.data.sdk import DataClient
     from opsloop.llm.prompts.sdk import PromptsClient
+    from opsloop.llm.tracing.sdk import TracesClient
     from opsloop.registry.sdk import ModelsClient
 
 __all__ = ["Client"]
@@ -133,6 +134,21 @@ class Client(TrackingClient):
         store, _ = _local_stores(self.settings)
         return PromptsClient(LocalPromptBackend(store))
 
+    @cached_property
+    def traces(self) -> TracesClient:
+        """LLM traces: ``client.traces.tracer.span(...)``, ``.list(...)``, ``.get(id)``,
+        ``.score(trace_id, name, value)``, ``.export(path)``."""
+        from opsloop.llm.tracing.sdk import TracesClient
+
+        if self.settings.is_remote:
+            from opsloop.llm.tracing.backend import HttpTracingBackend
+
+            return TracesClient(HttpTracingBackend(self._transport))
+        from opsloop.llm.tracing.backend import LocalTracingBackend
+
+        store, _ = _local_stores(self.settings)
+        return TracesClient(LocalTracingBackend(store))
+
     @property
     def where(self) -> str:
         """Where this client reads and writes, for people: a server URL or the store's URLs."""
@@ -142,6 +158,8 @@ class Client(TrackingClient):
     def close(self) -> None:
         """Flush queued metrics and release connections and local state."""
         try:
+            if "traces" in self.__dict__:
+                self.traces.close()
             super().close()
         finally:
             if "data" in self.__dict__:

@@ -32,6 +32,7 @@ def _register_commands() -> None:
     from opsloop.cli import quickstart
     from opsloop.data.cli import data_app
     from opsloop.llm.prompts.cli import prompts_app
+    from opsloop.llm.tracing.cli import traces_app
     from opsloop.registry import cli as registry_cli
     from opsloop.server import cli as server_cli
     from opsloop.tracking import cli as tracking_cli
@@ -41,6 +42,7 @@ def _register_commands() -> None:
     app.add_typer(data_app, name="data")
     app.add_typer(registry_cli.models_app, name="models")
     app.add_typer(prompts_app, name="prompts")
+    app.add_typer(traces_app, name="traces")
     app.command("lineage")(registry_cli.lineage)
     app.command("server")(server_cli.server)
     app.command("ui")(server_cli.ui)

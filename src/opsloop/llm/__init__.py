@@ -1,1 +1,1 @@
-"""LLMOps: the prompt registry today; tracing, feedback, evaluations and the gateway next."""
+"""LLMOps: the prompt registry, tracing and scores; evaluations and the gateway next."""

@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=(
             "Experiments, runs, metrics and artifacts; dataset versions; the model registry, "
-            "evaluations and gates; lineage."
+            "evaluations and gates; lineage; prompts; LLM traces (OTLP at /v1/traces) and scores."
         ),
     )
     app.state.opsloop = AppState(
@@ -51,6 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store=Store(settings.database_url),
         blobs=open_blob_store(settings.blob_url, settings.storage_options),
     )
+    from opsloop.llm.tracing.api import open_spool
+
+    app.state.opsloop.trace_spool = open_spool(app.state.opsloop)
 
     @app.exception_handler(OpsloopError)
     async def _opsloop_error(request: Request, exc: OpsloopError) -> Response:
@@ -80,6 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.llm.prompts.api import router as prompts_router
     from opsloop.llm.prompts.views import UI as PROMPTS_UI
     from opsloop.llm.prompts.views import router as prompt_views
+    from opsloop.llm.tracing.api import otlp_router
+    from opsloop.llm.tracing.api import router as tracing_router
+    from opsloop.llm.tracing.views import UI as TRACES_UI
+    from opsloop.llm.tracing.views import router as trace_views
     from opsloop.registry.api import router as registry_router
     from opsloop.registry.views import UI as REGISTRY_UI
     from opsloop.registry.views import router as registry_views
@@ -93,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(registry_router, prefix="/api", dependencies=auth)
     app.include_router(lineage_router, prefix="/api", dependencies=auth)
     app.include_router(prompts_router, prefix="/api", dependencies=auth)
+    app.include_router(tracing_router, prefix="/api", dependencies=auth)
+    app.include_router(otlp_router, dependencies=auth)
     install_ui(
         app,
         [
@@ -100,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             (DATA_UI, data_views),
             (REGISTRY_UI, registry_views),
             (PROMPTS_UI, prompt_views),
+            (TRACES_UI, trace_views),
         ],
     )
     return app

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -38,6 +38,7 @@ class AppState:
     settings: Settings
     store: Store
     blobs: BlobStore
+    trace_spool: Any = None  # opsloop.llm.tracing.spool.IngestSpool, set by create_app
 
 
 def get_state(request: Request) -> AppState:

@@ -31,6 +31,7 @@ def import_all_tables() -> MetaData:
     import opsloop.evaluation.tables
     import opsloop.lineage.tables
     import opsloop.llm.prompts.tables
+    import opsloop.llm.tracing.tables
     import opsloop.registry.tables
     import opsloop.tracking.tables  # noqa: F401
 

@@ -14,16 +14,13 @@ sense of durable, once a ``flush()`` covering it has returned.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import os
-import signal
 import sys
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
+from opsloop.background import register
 from opsloop.errors import OpsloopError, StoreError
 from opsloop.tracking.entities import MetricBatch, MetricSeries
 
@@ -54,7 +51,7 @@ class MetricBuffer:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
-        _register(self)
+        register(self)
 
     def add(self, run_id: str, key: str, value: float, step: int, timestamp: int) -> None:
         """Queue one validated point. Thread-safe, no I/O."""
@@ -169,37 +166,3 @@ class MetricBuffer:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._pending, self._count, self._thread = {}, 0, None
-
-
-_LIVE: weakref.WeakSet[MetricBuffer] = weakref.WeakSet()
-_HOOKS_INSTALLED = False
-
-
-def _flush_all_at_exit() -> None:
-    for buffer in list(_LIVE):
-        buffer._flush_at_exit()
-
-
-def _after_fork_in_child() -> None:
-    for buffer in list(_LIVE):
-        buffer._after_fork()
-
-
-def _on_sigterm(signum: int, _frame: Any) -> None:
-    _flush_all_at_exit()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-
-
-def _register(buffer: MetricBuffer) -> None:
-    """Hook exit, fork and SIGTERM once per process (SIGTERM only if nobody else handles it)."""
-    global _HOOKS_INSTALLED
-    _LIVE.add(buffer)
-    if _HOOKS_INSTALLED:
-        return
-    _HOOKS_INSTALLED = True
-    atexit.register(_flush_all_at_exit)
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-    main = threading.current_thread() is threading.main_thread()
-    if main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _on_sigterm)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.errors import InvalidInput
 from opsloop.llm.prompts.template import render
+from opsloop.llm.tracing.context import current_span
 
 __all__ = ["ChatMessage", "Prompt", "PromptDiff", "PromptInfo", "PromptVersionCreate"]
 
@@ -61,7 +62,14 @@ class Prompt(BaseModel):
         return f"{self.name}@{self.version}"
 
     def compile(self, **variables: Any) -> Any:
-        """The text (text prompt) or the messages as dicts (chat prompt), rendered."""
+        """The text (text prompt) or the messages as dicts (chat prompt), rendered.
+
+        Inside a traced span, the span records this prompt version (``NAME@N``), so every
+        trace says which prompt produced it.
+        """
+        span = current_span()
+        if span is not None and not self.is_fallback and span.record.prompt_name is None:
+            span.use_prompt(self)
         if self.type == "text":
             return render(self.text or "", variables)
         used = set(self.variables)

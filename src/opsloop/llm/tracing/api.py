@@ -1,0 +1,175 @@
+"""Tracing over HTTP: OTLP/HTTP ingest at ``/v1/traces`` (protobuf and JSON), and the REST
+routes under ``/api`` for traces, exports, scores and model prices."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from typing import Annotated
+
+import pyarrow.parquet as pq
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+
+from opsloop.errors import InvalidInput
+from opsloop.llm.tracing import services
+from opsloop.llm.tracing.backend import LocalTracingBackend
+from opsloop.llm.tracing.entities import (
+    ModelPriceIn,
+    ModelPriceOut,
+    Score,
+    ScoreCreate,
+    Trace,
+    TraceDetail,
+    TraceFilter,
+)
+from opsloop.llm.tracing.otlp import PROTOBUF, decode_json, decode_protobuf, response_body
+from opsloop.llm.tracing.spool import IngestSpool
+from opsloop.server.deps import AppState, ReadSession, State, WriteSession
+from opsloop.tracking.entities import Page
+from opsloop.tracking.runs import current_user
+
+__all__ = ["open_spool", "otlp_router", "router"]
+
+router = APIRouter(tags=["traces"])
+otlp_router = APIRouter(tags=["otlp"])
+
+MAX_OTLP_BYTES = 64 * 1024 * 1024
+
+
+def open_spool(state: AppState) -> IngestSpool:
+    """The app's ingest spool; opening it starts replaying batches an earlier run left."""
+    backend = LocalTracingBackend(state.store)
+    return IngestSpool(state.settings.home / "spool" / "traces", backend.ingest)
+
+
+async def _body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_OTLP_BYTES:
+        raise InvalidInput(f"OTLP payload of {declared} bytes is over {MAX_OTLP_BYTES}")
+    body = await request.body()
+    encoding = request.headers.get("content-encoding", "").lower()
+    try:
+        if encoding == "gzip":
+            body = gzip.decompress(body)
+        elif encoding == "deflate":
+            body = zlib.decompress(body)
+        elif encoding not in ("", "identity"):
+            raise InvalidInput(f"unsupported Content-Encoding {encoding!r}: use gzip or none")
+    except (OSError, zlib.error, EOFError) as exc:
+        raise InvalidInput(f"payload is not valid {encoding}: {exc}") from None
+    if len(body) > MAX_OTLP_BYTES:
+        raise InvalidInput(f"OTLP payload of {len(body)} bytes is over {MAX_OTLP_BYTES}")
+    return body
+
+
+@otlp_router.post("/v1/traces", summary="OTLP/HTTP trace ingest (protobuf or JSON)")
+async def otlp_traces(request: Request, state: State) -> Response:
+    """Accepts an ``ExportTraceServiceRequest`` as ``application/x-protobuf`` or
+    ``application/json``, optionally gzip-compressed. Spans that cannot be stored are left out
+    and counted in the response's ``partial_success``; the rest of the batch is kept. A
+    payload that does not parse at all is a 400."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in (PROTOBUF, "application/json"):
+        raise InvalidInput(
+            f"Content-Type {content_type or '(none)'!r} is not OTLP: send "
+            f"{PROTOBUF} or application/json"
+        )
+    protobuf = content_type == PROTOBUF
+    body = await _body(request)
+    decoded = decode_protobuf(body) if protobuf else decode_json(body)
+    result = await run_in_threadpool(state.trace_spool.accept, decoded.records)
+    decoded.rejected += result.rejected
+    decoded.errors.extend(result.errors)
+    return Response(
+        response_body(decoded, protobuf), media_type=PROTOBUF if protobuf else "application/json"
+    )
+
+
+def _filter(
+    name: str | None = None,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    tags: Annotated[list[str] | None, Query()] = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    min_cost: float | None = None,
+    max_cost: float | None = None,
+    min_latency_ms: float | None = None,
+    max_latency_ms: float | None = None,
+    error: bool | None = None,
+    scores: Annotated[list[str] | None, Query()] = None,
+    prompt: str | None = None,
+    model: str | None = None,
+) -> TraceFilter:
+    return TraceFilter(
+        name=name, user_id=user_id, session_id=session_id, tags=tags or [],
+        since_ns=since_ns, until_ns=until_ns, min_cost=min_cost, max_cost=max_cost,
+        min_latency_ms=min_latency_ms, max_latency_ms=max_latency_ms, error=error,
+        scores=scores or [], prompt=prompt, model=model,
+    )  # fmt: skip
+
+
+Filter = Annotated[TraceFilter, Depends(_filter)]
+
+
+@router.get("/traces")
+def list_traces(
+    flt: Filter,
+    session: ReadSession,
+    max_results: int = Query(100, ge=1, le=10_000),
+    page_token: str | None = None,
+) -> Page[Trace]:
+    """Traces newest first, narrowed by every filter given (``scores=helpfulness>=0.5``)."""
+    return services.list_traces(session, flt, max_results, page_token)
+
+
+@router.get("/traces/{trace_id}")
+def get_trace(trace_id: str, session: ReadSession) -> TraceDetail:
+    return services.get_trace(session, trace_id)
+
+
+@router.get("/trace-exports", response_class=Response)
+def export_traces(flt: Filter, session: ReadSession, what: str = "spans") -> Response:
+    """The matching spans (or ``what=traces``) as a Parquet file."""
+    table = services.export_table(session, flt, what)
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return Response(
+        sink.getvalue(),
+        media_type="application/vnd.apache.parquet",
+        headers={"Content-Disposition": f'attachment; filename="{what}.parquet"'},
+    )
+
+
+@router.post("/scores", status_code=status.HTTP_201_CREATED)
+def add_score(body: ScoreCreate, session: WriteSession) -> Score:
+    return services.add_score(session, body, author=current_user())
+
+
+@router.get("/scores")
+def list_scores(
+    session: ReadSession, trace_id: str | None = None, name: str | None = None
+) -> list[Score]:
+    return services.list_scores(session, trace_id=trace_id, name=name)
+
+
+@router.delete("/scores/{score_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_score(score_id: str, session: WriteSession) -> None:
+    services.delete_score(session, score_id)
+
+
+@router.get("/model-prices")
+def list_prices(session: ReadSession) -> list[ModelPriceOut]:
+    return services.list_prices(session)
+
+
+@router.put("/model-prices")
+def set_price(body: ModelPriceIn, session: WriteSession) -> ModelPriceOut:
+    return services.set_price(session, body)
+
+
+@router.delete("/model-prices", status_code=status.HTTP_204_NO_CONTENT)
+def delete_price(pattern: str, session: WriteSession) -> None:
+    services.delete_price(session, pattern)

@@ -1,0 +1,127 @@
+"""The tracing web pages: traces with filters, and one trace as a span waterfall with each
+span's input, output, usage, cost and errors, and the trace's scores.
+
+The waterfall is drawn with SVG attributes rather than inline styles, which the pages'
+Content-Security-Policy forbids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from opsloop.errors import InvalidInput
+from opsloop.llm.tracing import services
+from opsloop.llm.tracing.entities import Span, TraceFilter
+from opsloop.llm.tracing.tables import TraceRow
+from opsloop.server.deps import ReadSession
+from opsloop.server.ui.shell import SearchHit, UiDomain, render
+
+__all__ = ["UI", "router"]
+
+router = APIRouter(include_in_schema=False)
+_PAGE = 100
+
+
+def _find(session: Session, text: str) -> list[SearchHit]:
+    rows = session.execute(
+        select(TraceRow.trace_id, TraceRow.name)
+        .where(TraceRow.name.icontains(text, autoescape=True) | (TraceRow.trace_id == text))
+        .order_by(TraceRow.start_ns.desc())
+        .limit(20)
+    )
+    return [SearchHit("trace", name, f"/traces/{tid}", tid) for tid, name in rows]
+
+
+UI = UiDomain(
+    key="traces", title="Traces", href="/traces", package="opsloop.llm.tracing", find=_find
+)
+
+
+def _stamp(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@router.get("/traces")
+def traces_page(request: Request, session: ReadSession) -> Response:
+    q = request.query_params
+    form = {k: q.get(k, "") for k in ("name", "user_id", "session_id", "tag", "score", "status")}
+    error_text = None
+    try:
+        flt = TraceFilter(
+            name=form["name"] or None,
+            user_id=form["user_id"] or None,
+            session_id=form["session_id"] or None,
+            tags=[form["tag"]] if form["tag"] else [],
+            scores=[form["score"]] if form["score"] else [],
+            error={"error": True, "ok": False}.get(form["status"]),
+        )
+        page = services.list_traces(session, flt, _PAGE, q.get("page_token"))
+    except (InvalidInput, ValueError) as exc:
+        error_text = getattr(exc, "message", str(exc))
+        page = services.list_traces(session, TraceFilter(), _PAGE, None)
+    return render(
+        request,
+        "traces/traces.html",
+        {
+            "title": "Traces",
+            "active": "traces",
+            "traces": page.items,
+            "next_page_token": page.next_page_token,
+            "form": form,
+            "filter_error": error_text,
+            "stamp": _stamp,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class _Row:
+    span: Span
+    depth: int
+    x: float  # waterfall bar, in 0..1000 of the trace's time
+    width: float
+
+
+def _waterfall(spans: list[Span], start_ns: int, end_ns: int) -> list[_Row]:
+    total = max(end_ns - start_ns, 1)
+    ids = {s.span_id for s in spans}
+    children: dict[str | None, list[Span]] = {}
+    for span in spans:
+        parent = span.parent_span_id if span.parent_span_id in ids else None
+        children.setdefault(parent, []).append(span)
+    rows: list[_Row] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        for span in children.get(parent, []):
+            x = (span.start_ns - start_ns) / total * 1000
+            width = max((span.end_ns - span.start_ns) / total * 1000, 2.0)
+            rows.append(_Row(span, min(depth, 12), x, min(width, 1000 - x)))
+            walk(span.span_id, depth + 1)
+
+    walk(None, 0)
+    return rows
+
+
+@router.get("/traces/{trace_id}")
+def trace_page(request: Request, trace_id: str, session: ReadSession) -> Response:
+    detail = services.get_trace(session, trace_id)
+    trace = detail.trace
+    return render(
+        request,
+        "traces/trace.html",
+        {
+            "title": trace.name,
+            "active": "traces",
+            "crumbs": [("Traces", "/traces")],
+            "trace": trace,
+            "rows": _waterfall(detail.spans, trace.start_ns, trace.end_ns),
+            "scores": detail.scores,
+            "stamp": _stamp,
+        },
+    )
