@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.errors import InvalidInput
 
@@ -174,6 +174,8 @@ class ScoreFilter(_Model):
 class TraceFilter(BaseModel):
     """What ``list`` and ``export`` select; every field narrows, None means any."""
 
+    model_config = ConfigDict(extra="forbid")
+
     name: str | None = Field(None, description="substring of the trace name, any case")
     user_id: str | None = None
     session_id: str | None = None
@@ -188,13 +190,6 @@ class TraceFilter(BaseModel):
     scores: list[str] = Field(default_factory=list, description="e.g. helpfulness>=0.5")
     prompt: str | None = Field(None, description="used this prompt: NAME or NAME@N")
     model: str | None = Field(None, description="a span called this model")
-
-    @field_validator("scores")
-    @classmethod
-    def _scores(cls, value: list[str]) -> list[str]:
-        for text in value:
-            ScoreFilter.parse(text)
-        return value
 
     def query_params(self) -> dict[str, Any]:
         """This filter as REST query parameters (lists repeat the key)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 import random
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
 from opsloop.errors import InvalidInput
 from opsloop.llm.tracing.backend import TracingBackend
@@ -301,7 +303,8 @@ def observe(
         )  # fmt: skip
     if kind not in KINDS:
         raise InvalidInput(f"span kind {kind!r} is not one of: {', '.join(KINDS)}")
-    span_name = name or getattr(fn, "__qualname__", getattr(fn, "__name__", "call"))
+    qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "call")
+    span_name = name or qualname.rsplit("<locals>.", 1)[-1]  # Class.method, not f.<locals>.g
     signature = inspect.signature(fn)
 
     def open_span(args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActiveSpan:
@@ -363,6 +366,16 @@ def _joined(items: list[Any]) -> Any:
     return items
 
 
+def _filter(filters: dict[str, Any]) -> TraceFilter:
+    try:
+        return TraceFilter(**filters)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidInput(f"invalid trace filter: {problems}") from None
+
+
 class TracesClient:
     """Traces, scores and model prices; ``tracer`` records new spans.
 
@@ -391,7 +404,7 @@ class TracesClient:
     ) -> Page[Trace]:
         """Traces newest first; ``filters`` are :class:`TraceFilter` fields (``user_id``,
         ``tags``, ``error``, ``min_cost``, ``scores=["helpfulness>=0.5"]``, ...)."""
-        return self._backend.list_traces(TraceFilter(**filters), max_results, page_token)
+        return self._backend.list_traces(_filter(filters), max_results, page_token)
 
     def get(self, trace_id: str) -> TraceDetail:
         """One trace with its spans and scores."""
@@ -399,7 +412,7 @@ class TracesClient:
 
     def export(self, path: str | Path, *, what: str = "spans", **filters: Any) -> Path:
         """Write matching spans (or ``what="traces"``) to a Parquet file."""
-        table = self._backend.export(TraceFilter(**filters), what)
+        table = self._backend.export(_filter(filters), what)
         path = Path(path)
         pq.write_table(table, path)
         return path
@@ -419,6 +432,8 @@ class TracesClient:
 
         Spans still queued are sent first, so a trace just traced can be scored at once.
         """
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput(f"score {name!r}: {value!r} is not a finite numeric score")
         self.flush()
         body = ScoreCreate(
             trace_id=trace_id, name=name, value=value, span_id=span_id, comment=comment,

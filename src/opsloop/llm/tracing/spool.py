@@ -74,6 +74,12 @@ class IngestSpool:
             return []
         return sorted(self.folder.glob(f"*{_READY}"))
 
+    def pending(self) -> int:
+        """Batches on disk, waiting or being replayed right now."""
+        if not self.folder.is_dir():
+            return 0
+        return sum(1 for p in self.folder.iterdir() if p.suffix in (_READY, _CLAIMED))
+
     def drain(self) -> int:
         """Replay every spooled batch; returns spans stored. Raises ``StoreError`` if the
         database is still away (the batch being replayed stays spooled)."""
