@@ -252,3 +252,41 @@ def test_price_table_matching() -> None:
     assert defaults.find("azure/gpt-4o-mini").input_per_mtok == 0.15
     assert defaults.find("claude-3-5-sonnet-20241022").output_per_mtok == 15.0
     assert defaults.find("my-private-model") is None
+
+
+def test_cli(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    client = opsloop.Client()  # the default embedded store under this test's OPSLOOP_HOME
+    trace_id = _rag(client, "refunds?", "u1")
+    with pytest.raises(TimeoutError):
+        _rag(client, "late?", "u2", fail=True)
+    client.traces.flush()
+    opsloop_cli = str(Path(sys.executable).with_name("opsloop"))
+
+    def run(*args: str, code: int = 0) -> str:
+        done = subprocess.run([opsloop_cli, *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == code, done.stderr
+        return done.stdout + done.stderr
+
+    listed = json.loads(run("traces", "list", "--json", "--since", "1h", "--no-error"))
+    assert [t["trace_id"] for t in listed["items"]] == [trace_id]
+    assert json.loads(run("traces", "list", "--json", "--error"))["items"][0]["user_id"] == "u2"
+    shown = run("traces", "show", trace_id, "--io")
+    assert "rag" in shown and "generate" in shown and "gpt-4o-mini" in shown
+    assert "1200 tok" in shown and "answer to refunds?" in shown
+    assert "helpfulness=0.8 (numeric)" in run("traces", "score", trace_id, "helpfulness", "0.8")
+    assert "thumbs=1.0 (boolean)" in run("traces", "score", trace_id, "thumbs", "true")
+    scored = json.loads(run("traces", "list", "--json", "--score", "helpfulness>0.5"))
+    assert len(scored["items"]) == 1
+    assert "wrote 3 spans" in run("traces", "export", str(tmp_path / "s.parquet"), "--user", "u1")
+    assert "wrote 2 traces" in run("traces", "export", str(tmp_path / "t.parquet"), "--traces")
+    run("traces", "prices", "set", "tiny-.*", "--input", "0.5", "--output", "1")
+    assert "tiny-.*" in run("traces", "prices", "list")
+    assert "does not exist" in run("traces", "show", "a" * 32, code=3)
+    assert "neither an age" in run("traces", "list", "--since", "yesterday", code=2)
+    assert "NAME OP VALUE" in run("traces", "list", "--score", "oops", code=2)
+    assert "--no-error" in run("traces", "list", "--help")
+    client.close()
