@@ -16,6 +16,7 @@ from opsloop.tracking.sdk import TrackingClient
 
 if TYPE_CHECKING:
     from opsloop.data.sdk import DataClient
+    from opsloop.llm.feedback.sdk import FeedbackClient
     from opsloop.llm.prompts.sdk import PromptsClient
     from opsloop.llm.tracing.sdk import TracesClient
     from opsloop.registry.sdk import ModelsClient
@@ -148,6 +149,19 @@ class Client(TrackingClient):
 
         store, _ = _local_stores(self.settings)
         return TracesClient(LocalTracingBackend(store))
+
+    @cached_property
+    def feedback(self) -> FeedbackClient:
+        """Annotation queues and fine-tuning exports of rated traces."""
+        from opsloop.llm.feedback.sdk import FeedbackClient
+
+        if self.settings.is_remote:
+            from opsloop.llm.feedback.backend import HttpFeedbackBackend
+
+            return FeedbackClient(HttpFeedbackBackend(self._transport))
+        from opsloop.llm.feedback.backend import LocalFeedbackBackend
+
+        return FeedbackClient(LocalFeedbackBackend(*_local_stores(self.settings)))
 
     @property
     def where(self) -> str:

@@ -76,6 +76,12 @@ def _label(session: Session, node: tuple[str, str]) -> dict[str, Any]:
             if model is not None:
                 out["ref"] = f"{model.name}@{row.number}"
                 out["label"] = f"model {out['ref']}"
+    elif kind == "trace":
+        from opsloop.llm.tracing.tables import TraceRow
+
+        row = session.get(TraceRow, node_id)
+        if row is not None:
+            out["label"] = f"trace {row.name} ({node_id[:8]})"
     elif kind == "evaluation":
         from opsloop.evaluation.tables import EvaluationRow
 
