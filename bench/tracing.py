@@ -159,9 +159,9 @@ def measure(url: str, bodies: list[bytes], total: int, senders: int, count: call
 def opsloop_server(folder: Path, database_url: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = dict(os.environ, OPSLOOP_HOME=str(folder))
+    store_options = ["--database-url", database_url, "--blob-url", str(folder / "blobs")]
     proc = subprocess.Popen(
-        [str(BIN / "opsloop"), "server", "--port", str(port), "--database-url", database_url,
-         "--blob-url", str(folder / "blobs")],  # fmt: skip
+        [str(BIN / "opsloop"), "server", "--port", str(port), *store_options],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -181,7 +181,10 @@ def phoenix_server(folder: Path) -> tuple[subprocess.Popen, str]:
         PHOENIX_TELEMETRY_ENABLED="false",
     )
     proc = subprocess.Popen(
-        [str(BIN / "phoenix"), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [str(BIN / "phoenix"), "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/healthz", proc)
@@ -242,7 +245,7 @@ def main() -> None:
         stop(phoenix)
         try:
             url, admin = pg_database()
-        except Exception as exc:  # noqa: BLE001 - the PostgreSQL line is optional
+        except Exception as exc:  # the PostgreSQL line is optional
             print(f"(PostgreSQL skipped: {exc})")
         else:
             pg, pg_url = opsloop_server(root / "opsloop-pg", url)

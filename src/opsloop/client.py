@@ -16,6 +16,7 @@ from opsloop.tracking.sdk import TrackingClient
 
 if TYPE_CHECKING:
     from opsloop.data.sdk import DataClient
+    from opsloop.llm.evals.sdk import EvalsClient
     from opsloop.llm.feedback.sdk import FeedbackClient
     from opsloop.llm.prompts.sdk import PromptsClient
     from opsloop.llm.tracing.sdk import TracesClient
@@ -162,6 +163,20 @@ class Client(TrackingClient):
         from opsloop.llm.feedback.backend import LocalFeedbackBackend
 
         return FeedbackClient(LocalFeedbackBackend(*_local_stores(self.settings)))
+
+    @cached_property
+    def evals(self) -> EvalsClient:
+        """LLM eval suites: ``client.evals.run("suite.yaml")``, past runs, label rules."""
+        from opsloop.llm.evals.sdk import EvalsClient
+
+        if self.settings.is_remote:
+            from opsloop.llm.evals.backend import HttpEvalBackend
+
+            return EvalsClient(HttpEvalBackend(self._transport), self)
+        from opsloop.llm.evals.backend import LocalEvalBackend
+
+        store, _ = _local_stores(self.settings)
+        return EvalsClient(LocalEvalBackend(store), self)
 
     @property
     def where(self) -> str:

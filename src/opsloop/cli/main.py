@@ -31,6 +31,7 @@ app = typer.Typer(
 def _register_commands() -> None:
     from opsloop.cli import quickstart
     from opsloop.data.cli import data_app
+    from opsloop.llm.evals.cli import eval_app
     from opsloop.llm.feedback.cli import feedback_app
     from opsloop.llm.prompts.cli import prompts_app
     from opsloop.llm.tracing.cli import traces_app
@@ -45,6 +46,7 @@ def _register_commands() -> None:
     app.add_typer(prompts_app, name="prompts")
     app.add_typer(traces_app, name="traces")
     app.add_typer(feedback_app, name="feedback")
+    app.add_typer(eval_app, name="eval")
     app.command("lineage")(registry_cli.lineage)
     app.command("server")(server_cli.server)
     app.command("ui")(server_cli.ui)

@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.data.views import UI as DATA_UI
     from opsloop.data.views import router as data_views
     from opsloop.lineage.api import router as lineage_router
+    from opsloop.llm.evals.api import router as evals_router
     from opsloop.llm.feedback.api import router as feedback_router
     from opsloop.llm.prompts.api import router as prompts_router
     from opsloop.llm.prompts.views import UI as PROMPTS_UI
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tracing_router, prefix="/api", dependencies=auth)
     app.include_router(otlp_router, dependencies=auth)
     app.include_router(feedback_router, prefix="/api", dependencies=auth)
+    app.include_router(evals_router, prefix="/api", dependencies=auth)
     install_ui(
         app,
         [

@@ -30,6 +30,7 @@ def import_all_tables() -> MetaData:
     import opsloop.data.tables
     import opsloop.evaluation.tables
     import opsloop.lineage.tables
+    import opsloop.llm.evals.tables
     import opsloop.llm.feedback.tables
     import opsloop.llm.prompts.tables
     import opsloop.llm.tracing.tables

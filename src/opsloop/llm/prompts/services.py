@@ -145,7 +145,7 @@ def create_version(
     else:
         row = latest  # type: ignore[assignment]
     for label in labels:
-        session.merge(PromptLabelRow(prompt_id=prompt.id, label=label, number=row.number))
+        _point_label(session, prompt, row, label)
     session.flush()
     return _entity(row, name, _labels(session, prompt.id)), created
 
@@ -206,9 +206,17 @@ def set_label(session: Session, ref: str, label: str) -> Prompt:
     """Point ``label`` at the version ``ref`` names (moving it if it pointed elsewhere)."""
     check_alias(label)
     prompt, row = _version_row(session, ref)
-    session.merge(PromptLabelRow(prompt_id=prompt.id, label=label, number=row.number))
+    _point_label(session, prompt, row, label)
     session.flush()
     return _entity(row, prompt.name, _labels(session, prompt.id))
+
+
+def _point_label(session: Session, prompt: PromptRow, row: PromptVersionRow, label: str) -> None:
+    """Move ``label`` to ``row`` unless the label requires an eval suite it has not passed."""
+    from opsloop.llm.evals.services import check_label_rule
+
+    check_label_rule(session, prompt.name, row.number, label)
+    session.merge(PromptLabelRow(prompt_id=prompt.id, label=label, number=row.number))
 
 
 def delete_label(session: Session, name: str, label: str) -> None:
