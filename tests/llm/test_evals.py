@@ -5,6 +5,7 @@ OpenAI-compatible endpoint, on local and HTTP backends over SQLite and PostgreSQ
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -38,11 +39,30 @@ def test_bleu_and_rouge_match_the_reference_libraries() -> None:
         for p, r in zip(predictions, references, strict=True)
     ]
     assert metrics.bleu(predictions, references) == pytest.approx(expected_bleu)
-    scorer = rouge_scorer.RougeScorer(["rouge1"], use_stemmer=True)
-    expected = [
-        scorer.score(r, p)["rouge1"].fmeasure for p, r in zip(predictions, references, strict=True)
+    rng = random.Random(5)
+    words = [
+        "the",
+        "cats",
+        "running",
+        "runs",
+        "ran",
+        "hat",
+        "mat",
+        "sat",
+        "on",
+        "a",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
     ]
-    assert metrics.rouge(predictions, references, "rouge1") == pytest.approx(expected)
+    predictions += [" ".join(rng.choices(words, k=rng.randint(0, 25))) for _ in range(300)]
+    references += [" ".join(rng.choices(words, k=rng.randint(1, 25))) for _ in range(300)]
+    for kind in ("rouge1", "rouge2", "rougeL"):  # rougeL is our bit-parallel LCS
+        scorer = rouge_scorer.RougeScorer([kind], use_stemmer=True)
+        pairs = zip(predictions, references, strict=True)
+        expected = [scorer.score(r, p)[kind].fmeasure for p, r in pairs]
+        assert metrics.rouge(predictions, references, kind) == expected
     with pytest.raises(InvalidInput, match="2 predictions but 1 references"):
         metrics.bleu(["a", "b"], ["a"])
     with pytest.raises(InvalidInput, match="unknown ROUGE variant"):
