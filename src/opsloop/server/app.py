@@ -81,7 +81,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.data.views import router as data_views
     from opsloop.lineage.api import router as lineage_router
     from opsloop.llm.evals.api import router as evals_router
+    from opsloop.llm.evals.views import UI as EVALS_UI
+    from opsloop.llm.evals.views import router as eval_views
     from opsloop.llm.feedback.api import router as feedback_router
+    from opsloop.llm.feedback.views import UI as FEEDBACK_UI
+    from opsloop.llm.feedback.views import router as feedback_views
     from opsloop.llm.prompts.api import router as prompts_router
     from opsloop.llm.prompts.views import UI as PROMPTS_UI
     from opsloop.llm.prompts.views import router as prompt_views
@@ -114,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             (REGISTRY_UI, registry_views),
             (PROMPTS_UI, prompt_views),
             (TRACES_UI, trace_views),
+            (FEEDBACK_UI, feedback_views),
+            (EVALS_UI, eval_views),
         ],
     )
     return app
