@@ -53,8 +53,17 @@ def test_quickstart_then_explore(tmp_path: Path) -> None:
     assert [(x["relation"], x["run_id"]) for x in shown["lineage"]] == [("input", parent)]
     out = json.loads(run("data", "show", "breast-cancer-predictions", "--json").stdout)
     assert out["lineage"][0]["relation"] == "output"
+    traces = json.loads(run("traces", "list", "--tag", "quickstart", "--json").stdout)["items"]
+    assert len(traces) == 4 and all(t["cost"] > 0 and "thumbs" in t["scores"] for t in traces)
+    evals = json.loads(run("eval", "list", "--json").stdout)
+    assert evals[0]["suite"] == "support-answers" and evals[0]["passed"]
+    sft = json.loads(run("data", "show", "support-sft@1", "--json").stdout)
+    assert sft["version"]["file_count"] == 1
     again = run("quickstart", "--epochs", "2").stdout
     assert "unchanged: breast-cancer@1" in again  # same bytes, same version
+    assert "support-sft@2" in again  # three more thumbs-up chats: the next version
+    traces = json.loads(run("traces", "list", "--tag", "quickstart", "--json").stdout)["items"]
+    assert len(traces) == 8  # a second run traces new conversations, never reuses ids
 
 
 @pytest.mark.parametrize(

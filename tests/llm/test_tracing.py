@@ -290,3 +290,16 @@ def test_cli(tmp_path: Path) -> None:
     assert "NAME OP VALUE" in run("traces", "list", "--score", "oops", code=2)
     assert "--no-error" in run("traces", "list", "--help")
     client.close()
+
+
+def test_seeding_random_does_not_repeat_trace_ids(sqlite_url: str) -> None:
+    client = opsloop.Client(database_url=sqlite_url)
+    ids = []
+    for _ in range(2):
+        opsloop.seed_everything(42)  # what a reproducible training script does first
+        with client.traces.tracer.span("step") as span:
+            pass
+        ids.append(span.trace_id)
+    client.traces.flush()
+    assert ids[0] != ids[1] and len(client.traces.list().items) == 2
+    client.close()

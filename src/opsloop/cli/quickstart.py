@@ -8,7 +8,10 @@ as a model package (skops file, signature, pinned requirements). The run records
 version it consumed and the validation split and predictions it produced. Then the best model
 is registered and promoted to ``champion`` through an evaluation gate on the validation split
 (metric floors, no regression against the current champion overall or per slice, a
-behavioural check, p99 latency), with the verdict recorded. Later features extend this same
+behavioural check, p99 latency), with the verdict recorded. Then the LLM half
+(``quickstart_llm``): a versioned prompt, traced conversations with token cost, user thumbs
+turned into a fine-tuning data version, and an eval suite that gates the prompt's
+``production`` label. Later features extend this same
 command until it walks the whole loop (data version → pipeline → registry gate → canary →
 monitor).
 """
@@ -146,6 +149,9 @@ def quickstart(
     )
     out.print(f"best: [green]{best[1]}[/] ({best[0]}) val_f1={best[3]:.4f}\n")
     event = _register_and_promote(client, best[0], validation.ref)
+    from opsloop.cli.quickstart_llm import llm_loop
+
+    llm_commands = llm_loop(client, out)
     out.print("[bold]Where to look next[/]")
     out.print(f"  opsloop runs list -e {experiment} -o 'metrics.val_f1 DESC'")
     out.print(f"  opsloop runs show {best[0]}")
@@ -162,7 +168,11 @@ def quickstart(
     out.print(f"  opsloop models history {MODEL}     # every alias decision with its verdict")
     out.print(f"  opsloop models card {event.name}@{event.to_number}   # the model card (Markdown)")
     out.print(f"  opsloop lineage {MODEL}@champion   # run, data and code behind the champion")
-    out.print("  opsloop ui       # the web UI: runs table, charts, compare, models")
+    for command in llm_commands:
+        out.print(f"  {command}")
+    out.print(
+        "  opsloop ui       # the web UI: runs, data, models, prompts, traces, feedback, evals"
+    )
 
 
 def _gate_policy(validation_ref: str) -> dict[str, object]:

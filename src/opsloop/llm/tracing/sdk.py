@@ -50,8 +50,15 @@ _USAGE_KEYS = {
 }  # fmt: skip
 
 
+# Ids come from a generator of our own, seeded from the OS: code that seeds ``random`` for
+# reproducible training (``opsloop.seed_everything``) must not make trace ids repeat, which
+# would make a second run's spans collide with the first's. Re-seeded in forked children.
+_IDS = random.Random()
+os.register_at_fork(after_in_child=_IDS.seed)
+
+
 def _new_id(bits: int) -> str:
-    value = random.getrandbits(bits) or 1
+    value = _IDS.getrandbits(bits) or 1
     return f"{value:0{bits // 4}x}"
 
 
