@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from opsloop.llm.prompts.sdk import PromptsClient
     from opsloop.llm.tracing.sdk import TracesClient
     from opsloop.registry.sdk import ModelsClient
+    from opsloop.serving.sdk import DeploymentsClient
 
 __all__ = ["Client"]
 
@@ -178,6 +179,21 @@ class Client(TrackingClient):
         store, _ = _local_stores(self.settings)
         return EvalsClient(LocalEvalBackend(store), self)
 
+    @cached_property
+    def deployments(self) -> DeploymentsClient:
+        """Deployments: ``client.deployments.deploy("churn@champion")``, canary, A/B, shadow,
+        ``promote``, ``rollback``, ``predict``."""
+        from opsloop.serving.sdk import DeploymentsClient
+
+        if self.settings.is_remote:
+            from opsloop.serving.backend import HttpDeploymentBackend
+
+            return DeploymentsClient(HttpDeploymentBackend(self._transport), self)
+        from opsloop.serving.backend import LocalDeploymentBackend
+
+        store, _ = _local_stores(self.settings)
+        return DeploymentsClient(LocalDeploymentBackend(store), self)
+
     @property
     def where(self) -> str:
         """Where this client reads and writes, for people: a server URL or the store's URLs."""
@@ -189,6 +205,8 @@ class Client(TrackingClient):
         try:
             if "traces" in self.__dict__:
                 self.traces.close()
+            if "deployments" in self.__dict__:
+                self.deployments.close()
             super().close()
         finally:
             if "data" in self.__dict__:

@@ -37,6 +37,7 @@ def _register_commands() -> None:
     from opsloop.llm.tracing.cli import traces_app
     from opsloop.registry import cli as registry_cli
     from opsloop.server import cli as server_cli
+    from opsloop.serving import cli as serving_cli
     from opsloop.tracking import cli as tracking_cli
 
     app.add_typer(tracking_cli.experiments_app, name="experiments")
@@ -47,6 +48,9 @@ def _register_commands() -> None:
     app.add_typer(traces_app, name="traces")
     app.add_typer(feedback_app, name="feedback")
     app.add_typer(eval_app, name="eval")
+    app.add_typer(serving_cli.deployments_app, name="deployments")
+    app.command("deploy")(serving_cli.deploy)
+    app.command("serve")(serving_cli.serve)
     app.command("lineage")(registry_cli.lineage)
     app.command("server")(server_cli.server)
     app.command("ui")(server_cli.ui)

@@ -16,7 +16,7 @@ from opsloop.lineage.tables import LineageEdgeRow
 from opsloop.store.database import dialect_insert
 from opsloop.timeutil import now_ms
 
-__all__ = ["DATASET_VERSION", "RUN", "Edge", "add_edge", "edges_touching"]
+__all__ = ["DATASET_VERSION", "RUN", "Edge", "add_edge", "edges_touching", "remove_edges"]
 
 RUN = "run"
 DATASET_VERSION = "dataset_version"
@@ -57,6 +57,19 @@ def add_edge(
             "relation": relation,
             "created_at": now_ms(),
         },
+    )
+
+
+def remove_edges(session: Session, source: tuple[str, str], relation: str) -> None:
+    """Forget every ``source --relation--> *`` edge (a deployment that stopped serving)."""
+    from sqlalchemy import delete
+
+    session.execute(
+        delete(LineageEdgeRow).where(
+            LineageEdgeRow.source_type == source[0],
+            LineageEdgeRow.source_id == source[1],
+            LineageEdgeRow.relation == relation,
+        )
     )
 
 

@@ -8,6 +8,8 @@ under token auth. ``/healthz``, ``/docs`` and ``/login`` stay open.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -24,7 +26,7 @@ from opsloop.server.ui.routes import install_ui, is_page_request, page_error_res
 from opsloop.store.blobs import open_blob_store
 from opsloop.store.database import Store
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "install_error_handlers"]
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -38,7 +40,14 @@ def _validation_message(exc: RequestValidationError) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the opsloop server app for ``settings`` (default: from env / opsloop.toml)."""
     settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.opsloop.serving.close()  # shadow copies finish, the prediction log is sealed
+
     app = FastAPI(
+        lifespan=lifespan,
         title="opsloop",
         version=__version__,
         description=(
@@ -52,23 +61,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         blobs=open_blob_store(settings.blob_url, settings.storage_options),
     )
     from opsloop.llm.tracing.api import open_spool
+    from opsloop.serving.app import open_runtime
 
     app.state.opsloop.trace_spool = open_spool(app.state.opsloop)
+    app.state.opsloop.serving = open_runtime(settings)
 
-    @app.exception_handler(OpsloopError)
-    async def _opsloop_error(request: Request, exc: OpsloopError) -> Response:
-        return _error_response(request, exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-        error = InvalidInput(_validation_message(exc), details={"errors": _jsonable(exc.errors())})
-        return _error_response(request, error)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 404 and is_page_request(request):
-            return page_error_response(request, NotFound(f"there is no page at {request.url.path}"))
-        return await http_exception_handler(request, exc)
+    install_error_handlers(app)
 
     @app.get("/healthz", tags=["meta"])
     def healthz(state: State) -> dict[str, Any]:
@@ -96,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.registry.api import router as registry_router
     from opsloop.registry.views import UI as REGISTRY_UI
     from opsloop.registry.views import router as registry_views
+    from opsloop.serving.api import inference_router, metrics_router
+    from opsloop.serving.api import router as deployments_router
     from opsloop.tracking.api import router as tracking_router
     from opsloop.tracking.views import UI as TRACKING_UI
     from opsloop.tracking.views import router as tracking_views
@@ -110,6 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(otlp_router, dependencies=auth)
     app.include_router(feedback_router, prefix="/api", dependencies=auth)
     app.include_router(evals_router, prefix="/api", dependencies=auth)
+    app.include_router(deployments_router, prefix="/api", dependencies=auth)
+    app.include_router(inference_router, dependencies=auth)
+    app.include_router(metrics_router)
     install_ui(
         app,
         [
@@ -123,6 +126,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     return app
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map ``OpsloopError`` to HTTP (JSON for the API, an HTML page for the web UI)."""
+
+    @app.exception_handler(OpsloopError)
+    async def _opsloop_error(request: Request, exc: OpsloopError) -> Response:
+        return _error_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        error = InvalidInput(_validation_message(exc), details={"errors": _jsonable(exc.errors())})
+        return _error_response(request, error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and is_page_request(request):
+            return page_error_response(request, NotFound(f"there is no page at {request.url.path}"))
+        return await http_exception_handler(request, exc)
 
 
 def _error_response(request: Request, error: OpsloopError) -> Response:

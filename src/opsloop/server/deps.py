@@ -39,6 +39,7 @@ class AppState:
     store: Store
     blobs: BlobStore
     trace_spool: Any = None  # opsloop.llm.tracing.spool.IngestSpool, set by create_app
+    serving: Any = None  # opsloop.serving.runtime.ServingRuntime, set by create_app
 
 
 def get_state(request: Request) -> AppState:

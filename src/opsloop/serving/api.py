@@ -1,0 +1,155 @@
+"""Deployments over HTTP: management under ``/api/deployments`` and the inference endpoints
+``/v1/deployments/{name}/predict`` and ``/feedback``, plus Prometheus ``/metrics``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from opsloop.errors import InvalidInput, NotFound, OpsloopError
+from opsloop.server.deps import ReadSession, State, WriteSession
+from opsloop.serving import services
+from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
+from opsloop.tracking.runs import current_user
+
+__all__ = ["MAX_BODY_BYTES", "inference_router", "metrics_router", "router"]
+
+router = APIRouter(tags=["deployments"])
+inference_router = APIRouter(tags=["inference"])
+metrics_router = APIRouter(tags=["meta"])
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+class PolicyChange(BaseModel):
+    policy: TrafficPolicy
+    expected_revision: int | None = Field(None, description="409 if the deployment moved on")
+    reason: str | None = None
+
+
+class PromoteBody(BaseModel):
+    alias: str | None = Field("champion", description="alias the candidate takes (null: none)")
+
+
+class RollbackBody(BaseModel):
+    reason: str | None = None
+
+
+@router.post("/deployments", status_code=status.HTTP_201_CREATED)
+def create(body: DeploymentCreate, session: WriteSession) -> Deployment:
+    return services.create_deployment(session, body, current_user())
+
+
+@router.get("/deployments")
+def list_deployments(session: ReadSession) -> list[Deployment]:
+    return services.list_deployments(session)
+
+
+@router.get("/deployments/{name}")
+def get(name: str, session: ReadSession) -> Deployment:
+    return services.get_deployment(session, name)
+
+
+@router.put("/deployments/{name}/policy")
+def set_policy(name: str, body: PolicyChange, session: WriteSession) -> Deployment:
+    """Change the traffic policy; running servers pick it up within a second."""
+    return services.set_policy(
+        session, name, body.policy, current_user(), reason=body.reason,
+        expected_revision=body.expected_revision,
+    )  # fmt: skip
+
+
+@router.post("/deployments/{name}/promote")
+def promote(name: str, body: PromoteBody, session: WriteSession) -> Deployment:
+    return services.promote(session, name, current_user(), alias=body.alias)
+
+
+@router.post("/deployments/{name}/rollback")
+def rollback(name: str, body: RollbackBody, session: WriteSession) -> Deployment:
+    return services.rollback(session, name, current_user(), body.reason)
+
+
+@router.delete("/deployments/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete(name: str, session: WriteSession) -> None:
+    services.delete_deployment(session, name, current_user())
+
+
+@router.get("/deployments/{name}/events")
+def events(name: str, session: ReadSession) -> list[DeploymentEvent]:
+    return services.deployment_events(session, name)
+
+
+@router.get("/deployments/{name}/predictions")
+def predictions(name: str, state: State, limit: int = 1000) -> list[dict[str, Any]]:
+    """The latest logged predictions of this server (with joined labels), newest last."""
+    frame = state.serving.log.predictions(name).tail(limit)
+    return json.loads(frame.to_json(orient="records"))
+
+
+async def _json_body(request: Request) -> Any:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _TooLarge(int(declared))
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise _TooLarge(len(body))
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"request body of {size} bytes is over the {MAX_BODY_BYTES} byte limit")
+
+
+def _error(exc: Exception) -> JSONResponse:
+    if isinstance(exc, _TooLarge):
+        return JSONResponse({"error": {"code": "TOO_LARGE", "message": str(exc)}}, status_code=413)
+    if isinstance(exc, InvalidInput):
+        return JSONResponse(exc.to_dict(), status_code=422)
+    assert isinstance(exc, OpsloopError)
+    return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+
+
+@inference_router.post("/v1/deployments/{name}/predict")
+async def predict(name: str, request: Request, state: State) -> Response:
+    """Answer with the version the deployment's traffic policy picks. 422 names a wrong field."""
+    runtime = state.serving
+    try:
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise InvalidInput('the body must be a JSON object, e.g. {"records": [{...}]}')
+        answer = await run_in_threadpool(
+            runtime.predict, name, body, request.headers, request.cookies
+        )
+    except (_TooLarge, OpsloopError) as exc:
+        if isinstance(exc, InvalidInput) and "not valid JSON" in exc.message:
+            return JSONResponse(exc.to_dict(), status_code=400)
+        return _error(exc)
+    return JSONResponse(answer)
+
+
+@inference_router.post("/v1/deployments/{name}/feedback")
+async def feedback(name: str, request: Request, state: State) -> Response:
+    """Ground truth for earlier answers: ``{"request_id", "label"}`` or a list of them."""
+    try:
+        body = await _json_body(request)
+        items = body if isinstance(body, list) else [body]
+        count = await run_in_threadpool(state.serving.feedback, name, items)
+    except NotFound as exc:
+        return _error(exc)
+    except (_TooLarge, OpsloopError) as exc:
+        return _error(exc)
+    return JSONResponse({"accepted": count})
+
+
+@metrics_router.get("/metrics", response_class=Response)
+def metrics(state: State) -> Response:
+    """Prometheus text format: requests, latency histograms, in-flight, batch sizes."""
+    return Response(state.serving.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -1,0 +1,69 @@
+"""The inference runtime of a server process, and ``opsloop serve``'s lean app (inference,
+``/metrics`` and ``/healthz`` only; ``opsloop server`` mounts the same routes beside the rest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsloop.config import Settings
+
+__all__ = ["create_serving_app", "open_runtime", "serving_app_from_env"]
+
+
+def open_runtime(settings: Settings) -> Any:
+    """A runtime reading deployments and models through a local client on ``settings``'s store
+    (or through the server it names), logging under ``$OPSLOOP_HOME/predictions``."""
+    from opsloop.client import Client
+    from opsloop.serving.metrics import ServingMetrics
+    from opsloop.serving.predlog import PredictionLog
+    from opsloop.serving.runtime import ServingRuntime
+
+    client = Client(settings=settings)
+    return ServingRuntime(client, PredictionLog(settings.home / "predictions"), ServingMetrics())
+
+
+def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
+    from contextlib import asynccontextmanager
+
+    from fastapi import Depends, FastAPI
+
+    from opsloop import __version__
+    from opsloop.server.app import install_error_handlers
+    from opsloop.server.deps import AppState, State, require_token
+    from opsloop.serving.api import inference_router, metrics_router
+    from opsloop.store.blobs import open_blob_store
+    from opsloop.store.database import Store
+
+    runtime = open_runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> Any:
+        if warm_up:
+            runtime.warm_up()
+        yield
+        runtime.close()  # drain: shadow copies finish, the log is sealed
+
+    app = FastAPI(title="opsloop serve", version=__version__, lifespan=lifespan)
+    app.state.opsloop = AppState(
+        settings=settings,
+        store=Store(settings.database_url),
+        blobs=open_blob_store(settings.blob_url, settings.storage_options),
+        serving=runtime,
+    )
+    install_error_handlers(app)
+
+    @app.get("/healthz", tags=["meta"])
+    def healthz(state: State) -> dict[str, Any]:
+        state.store.ping()
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(inference_router, dependencies=[Depends(require_token)])
+    app.include_router(metrics_router)
+    return app
+
+
+def serving_app_from_env() -> Any:
+    """The app for a uvicorn worker process (``opsloop serve --workers N``)."""
+    from opsloop.config import load_settings
+
+    return create_serving_app(load_settings())

@@ -1,0 +1,199 @@
+"""The prediction log: every answer (and every shadow answer) as a row, queryable with DuckDB,
+joinable with ground truth that arrives later by request id.
+
+Writing never waits on Parquet: a row is appended as a JSON line to this process's journal
+(written through to the OS before the response goes out, so a killed or restarted server
+loses nothing it acknowledged), and a background thread seals journals into Parquet files
+partitioned by deployment and day (``predictions/deployment=NAME/date=YYYY-MM-DD/*.parquet``).
+Journals a dead process left behind are sealed when the next log opens. Labels (ground truth)
+follow the same path under ``labels/``. Queries read the Parquet files and the live journals
+together, so a row is visible as soon as it is logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["PredictionLog"]
+
+_PRED_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()), ("deployment", pa.string()), ("model", pa.string()),
+        ("version", pa.int64()), ("ts_ms", pa.int64()), ("latency_ms", pa.float64()),
+        ("inputs", pa.string()), ("outputs", pa.string()), ("shadow", pa.bool_()),
+        ("error", pa.string()),
+    ]
+)  # fmt: skip
+_LABEL_SCHEMA = pa.schema(
+    [("request_id", pa.string()), ("deployment", pa.string()), ("ts_ms", pa.int64()),
+     ("label", pa.string())]
+)  # fmt: skip
+_KINDS = {"predictions": _PRED_SCHEMA, "labels": _LABEL_SCHEMA}
+
+
+class _Journal:
+    """One process's append-only JSON-lines file for one kind of row."""
+
+    def __init__(self, folder: Path, kind: str) -> None:
+        self.folder, self.kind = folder, kind
+        self.lock = threading.Lock()
+        self.count = 0
+        self._open()
+
+    def _open(self) -> None:
+        self.path = self.folder / f"{self.kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}.journal"
+        self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives with the log
+        self.count = 0
+
+    def append(self, line: str) -> None:
+        with self.lock:
+            self.file.write(line)
+            self.file.flush()  # into the OS: survives the process
+            self.count += 1
+
+    def seal(self) -> Path | None:
+        """Close the current file (if it has rows) and start a new one; the sealed path."""
+        with self.lock:
+            if self.count == 0:
+                return None
+            self.file.close()
+            sealed = self.path.with_suffix(".sealed")
+            os.replace(self.path, sealed)
+            self._open()
+            return sealed
+
+
+class PredictionLog:
+    def __init__(self, folder: Path, *, interval: float = 2.0) -> None:
+        self.folder = folder
+        self.interval = interval
+        folder.mkdir(parents=True, exist_ok=True)
+        self._recover()
+        self._journals = {kind: _Journal(folder, kind) for kind in _KINDS}
+        self._seal_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="opsloop-predlog", daemon=True)
+        self._thread.start()
+
+    # -- writing ------------------------------------------------------------------------------
+    def log(self, row: dict[str, Any]) -> None:
+        """Append one answer; ``inputs`` and ``outputs`` are stored as JSON text."""
+        row["inputs"] = json.dumps(row["inputs"], default=str)
+        row["outputs"] = json.dumps(row["outputs"], default=str)
+        self._journals["predictions"].append(json.dumps(row, default=str) + "\n")
+
+    def label(self, deployment: str, request_id: str, label: Any) -> None:
+        row = {"request_id": request_id, "deployment": deployment,
+               "ts_ms": int(time.time() * 1000), "label": json.dumps(label)}  # fmt: skip
+        self._journals["labels"].append(json.dumps(row) + "\n")
+
+    def flush(self) -> None:
+        """Seal this process's journals into Parquet now."""
+        with self._seal_lock:
+            for journal in self._journals.values():
+                sealed = journal.seal()
+                if sealed is not None:
+                    self._to_parquet(sealed, journal.kind)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.flush()
+
+    # -- reading ------------------------------------------------------------------------------
+    def _rows(self, kind: str, deployment: str) -> pa.Table:
+        """Sealed (Parquet) and live (journal) rows of one deployment, as one Arrow table."""
+        schema = _KINDS[kind]
+        stored = schema.remove(schema.get_field_index("deployment"))
+        folder = self.folder / kind / f"deployment={deployment}"
+        tables = [pq.read_table(p, schema=stored) for p in sorted(folder.glob("date=*/*.parquet"))]
+        live = [r for r in self._journal_rows(kind) if r.get("deployment") == deployment]
+        if live:
+            tables.append(pa.Table.from_pylist(live, schema=schema).drop_columns(["deployment"]))
+        table = pa.concat_tables(tables) if tables else stored.empty_table()
+        return table.append_column("deployment", pa.array([deployment] * table.num_rows))
+
+    def _journal_rows(self, kind: str) -> Iterator[dict[str, Any]]:
+        for path in self.folder.glob(f"{kind}-*"):
+            with contextlib.suppress(FileNotFoundError), open(path, encoding="utf-8") as f:
+                for line in f:
+                    if line.endswith("\n"):  # a line being written right now is skipped
+                        yield json.loads(line)
+
+    def predictions(self, deployment: str, *, with_labels: bool = True) -> Any:
+        """Every logged prediction of ``deployment`` (a pandas DataFrame, oldest first), with
+        the latest ground-truth ``label`` joined by request id."""
+        import duckdb
+
+        preds = self._rows("predictions", deployment)
+        con = duckdb.connect()
+        con.register("preds", preds)
+        if not with_labels:
+            return con.sql("SELECT DISTINCT * FROM preds ORDER BY ts_ms").df()
+        con.register("labels", self._rows("labels", deployment))
+        return con.sql(
+            """
+            SELECT p.*, l.label
+            FROM (SELECT DISTINCT * FROM preds) p
+            LEFT JOIN (
+                SELECT request_id, arg_max(label, ts_ms) AS label FROM labels GROUP BY request_id
+            ) l USING (request_id)
+            ORDER BY p.ts_ms
+            """
+        ).df()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            with contextlib.suppress(OSError):
+                self.flush()
+
+    def _recover(self) -> None:
+        """Seal what earlier processes left: journals of dead writers and unfinished seals."""
+        for path in self.folder.glob("*-*.journal"):
+            pid = int(path.name.split("-")[1])
+            if pid != os.getpid() and not _alive(pid):
+                sealed = path.with_suffix(".sealed")
+                os.replace(path, sealed)
+        for sealed in self.folder.glob("*.sealed"):
+            self._to_parquet(sealed, sealed.name.split("-")[0])
+
+    def _to_parquet(self, sealed: Path, kind: str) -> None:
+        schema = _KINDS[kind]
+        with open(sealed, encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.endswith("\n")]
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row in rows:
+            day = datetime.fromtimestamp(row["ts_ms"] / 1000, tz=UTC).strftime("%Y-%m-%d")
+            groups.setdefault((row["deployment"], day), []).append(row)
+        for (deployment, day), group in groups.items():
+            folder = self.folder / kind / f"deployment={deployment}" / f"date={day}"
+            folder.mkdir(parents=True, exist_ok=True)
+            table = pa.Table.from_pylist(group, schema=schema).drop_columns(["deployment"])
+            final = folder / f"part-{sealed.stem}.parquet"  # one name per sealed file: idempotent
+            tmp = final.with_suffix(".tmp")
+            pq.write_table(table, tmp)
+            os.replace(tmp, final)
+        sealed.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

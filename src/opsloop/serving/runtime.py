@@ -1,0 +1,185 @@
+"""The serving runtime: deployments cached with a short TTL, models loaded once per version,
+routing, prediction, shadow copies off the request path, and logging.
+
+A traffic change reaches a running server within ``policy_ttl`` seconds (1 s) without a
+restart or a dropped request: the next request after the TTL reads the new policy and loads any
+new version (warm-up does it ahead for the versions known at start). Shadow copies run on a
+small thread pool with a bounded backlog; when it is full the copy is dropped and counted,
+never queued behind the answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from opsloop.errors import InvalidInput, OpsloopError
+from opsloop.serving.entities import Deployment
+from opsloop.serving.metrics import ServingMetrics
+from opsloop.serving.payload import read_rows
+from opsloop.serving.predlog import PredictionLog
+from opsloop.serving.routing import choose
+
+__all__ = ["ServingRuntime"]
+
+
+def _jsonable(values: Any) -> list[Any]:
+    if hasattr(values, "tolist"):
+        return values.tolist()
+    return list(values)
+
+
+class ServingRuntime:
+    def __init__(
+        self,
+        client: Any,
+        log: PredictionLog,
+        metrics: ServingMetrics,
+        *,
+        policy_ttl: float = 1.0,
+        shadow_backlog: int = 256,
+    ) -> None:
+        self.client = client
+        self.log = log
+        self.metrics = metrics
+        self.policy_ttl = policy_ttl
+        self._deployments: dict[str, tuple[float, Deployment]] = {}
+        self._models: dict[tuple[str, int], Any] = {}
+        self._load_lock = threading.Lock()
+        self._shadow_pool = ThreadPoolExecutor(2, thread_name_prefix="opsloop-shadow")
+        self._shadow_pending = threading.Semaphore(shadow_backlog)
+
+    # -- state --------------------------------------------------------------------------------
+    def deployment(self, name: str) -> Deployment:
+        now = time.monotonic()
+        cached = self._deployments.get(name)
+        if cached is not None and now - cached[0] < self.policy_ttl:
+            return cached[1]
+        deployment = self.client.deployments.get(name)
+        self._deployments[name] = (now, deployment)
+        return deployment
+
+    def model(self, deployment: Deployment, number: int) -> Any:
+        key = (deployment.model, number)
+        model = self._models.get(key)
+        if model is None:
+            with self._load_lock:
+                model = self._models.get(key)
+                if model is None:
+                    model = self.client.models.load(deployment.ref(number))
+                    self._models[key] = model
+        return model
+
+    def warm_up(self) -> list[str]:
+        """Load every version every deployment serves; returns what was loaded."""
+        loaded = []
+        for deployment in self.client.deployments.list():
+            self._deployments[deployment.name] = (time.monotonic(), deployment)
+            for number in deployment.policy.versions():
+                model = self.model(deployment, number)
+                columns = model.signature.inputs.columns
+                if columns:  # one prediction so the first request pays no lazy set-up
+                    example = {c.name: _example(c.type) for c in columns}
+                    with contextlib.suppress(OpsloopError):
+                        model.predict([example])
+                loaded.append(deployment.ref(number))
+        return loaded
+
+    # -- answering ----------------------------------------------------------------------------
+    def predict(
+        self, name: str, body: Any, headers: Mapping[str, str], cookies: Mapping[str, str]
+    ) -> dict[str, Any]:
+        start = time.perf_counter()
+        deployment = self.deployment(name)
+        rows, count = read_rows(body)
+        route = choose(deployment.policy, name, headers, cookies)
+        version = route.version
+        label = str(version)
+        metrics = self.metrics
+        metrics.in_flight.labels(name).inc()
+        try:
+            model = self.model(deployment, version)
+            predictions = _jsonable(model.predict(rows))
+        except InvalidInput:
+            metrics.requests.labels(name, label, "invalid").inc()
+            raise
+        except Exception:
+            metrics.requests.labels(name, label, "error").inc()
+            raise
+        finally:
+            metrics.in_flight.labels(name).dec()
+        latency = time.perf_counter() - start
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        self.log.log(
+            {
+                "request_id": request_id, "deployment": name, "model": deployment.model,
+                "version": version, "ts_ms": int(time.time() * 1000),
+                "latency_ms": latency * 1000, "inputs": body, "outputs": predictions,
+                "shadow": False, "error": None,
+            }
+        )  # fmt: skip
+        metrics.requests.labels(name, label, "ok").inc()
+        metrics.latency.labels(name, label).observe(latency)
+        metrics.batch_size.labels(name, label).observe(count)
+        if route.shadow is not None:
+            self._shadow(deployment, route.shadow, rows, body, request_id)
+        return {
+            "request_id": request_id,
+            "deployment": name,
+            "model": deployment.ref(version),
+            "predictions": predictions,
+        }
+
+    def _shadow(
+        self, deployment: Deployment, number: int, rows: Any, body: Any, request_id: str
+    ) -> None:
+        label = str(number)
+        if not self._shadow_pending.acquire(blocking=False):
+            self.metrics.shadow.labels(deployment.name, label, "dropped").inc()
+            return
+
+        def run() -> None:
+            start = time.perf_counter()
+            outputs, error = None, None
+            try:
+                outputs = _jsonable(self.model(deployment, number).predict(rows))
+                status = "ok"
+            except Exception as exc:  # a failing shadow is logged, never raised
+                error, status = f"{type(exc).__name__}: {exc}", "error"
+            finally:
+                self._shadow_pending.release()
+            self.metrics.shadow.labels(deployment.name, label, status).inc()
+            self.log.log(
+                {
+                    "request_id": request_id, "deployment": deployment.name,
+                    "model": deployment.model, "version": number,
+                    "ts_ms": int(time.time() * 1000),
+                    "latency_ms": (time.perf_counter() - start) * 1000, "inputs": body,
+                    "outputs": outputs, "shadow": True, "error": error,
+                }
+            )  # fmt: skip
+
+        self._shadow_pool.submit(run)
+
+    def feedback(self, name: str, labels: list[dict[str, Any]]) -> int:
+        self.deployment(name)  # NotFound for an unknown deployment
+        for item in labels:
+            request_id = item.get("request_id")
+            if not isinstance(request_id, str) or not request_id or "label" not in item:
+                raise InvalidInput("each feedback item needs request_id (a string) and label")
+        for item in labels:
+            self.log.label(name, item["request_id"], item["label"])
+        return len(labels)
+
+    def close(self) -> None:
+        self._shadow_pool.shutdown(wait=True)
+        self.log.close()
+
+
+def _example(kind: str) -> Any:
+    return {"float": 0.0, "integer": 0, "boolean": False, "string": ""}.get(kind, 0.0)

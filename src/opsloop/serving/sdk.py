@@ -1,0 +1,186 @@
+"""Deployments in the SDK: ``client.deployments.deploy("churn@champion")``, traffic changes,
+and ``predict`` against a server (or an in-process runtime in local mode)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from pydantic import ValidationError
+
+from opsloop.errors import InvalidInput
+from opsloop.serving.backend import DeploymentBackend
+from opsloop.serving.entities import (
+    Deployment,
+    DeploymentCreate,
+    DeploymentEvent,
+    Sticky,
+    TrafficPolicy,
+)
+
+__all__ = ["DeploymentsClient"]
+
+
+def _policy(**fields: Any) -> TrafficPolicy:
+    """A ``TrafficPolicy``, or ``InvalidInput`` saying which rule the request broke."""
+    try:
+        return TrafficPolicy(**fields)
+    except ValidationError as exc:
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise InvalidInput(f"invalid traffic policy: {reasons}") from None
+
+
+class DeploymentsClient:
+    """Deploy registered versions and shift traffic between them.
+
+    Example:
+        >>> deployments = Client().deployments
+        >>> deployments.deploy("churn@champion", name="churn")
+        >>> deployments.deploy("churn@challenger", name="churn", canary=10)
+        >>> deployments.predict("churn", [{"age": 41, "plan": "pro"}])
+        >>> deployments.promote("churn")            # or .rollback("churn")
+    """
+
+    def __init__(self, backend: DeploymentBackend, client: Any) -> None:
+        self._backend = backend
+        self._client = client
+
+    def deploy(
+        self,
+        ref: str,
+        *,
+        name: str | None = None,
+        canary: float | None = None,
+        ab: float | None = None,
+        sticky: Sticky | dict[str, str] | None = None,
+        shadow: bool = False,
+        description: str | None = None,
+    ) -> Deployment:
+        """Serve ``ref`` (``NAME@N`` / ``NAME@alias``) as deployment ``name`` (default: the
+        model's name). On an existing deployment, ``canary=PCT``, ``ab=PCT`` or ``shadow``
+        add it as the candidate; with none of them it replaces what is served."""
+        version = self._client.models.version(ref)
+        name = name or version.name
+        modes = [m for m, on in (("canary", canary is not None), ("ab", ab is not None),
+                                 ("shadow", shadow)) if on]  # fmt: skip
+        if len(modes) > 1:
+            raise InvalidInput(f"choose one of canary, ab or shadow, not {' and '.join(modes)}")
+        existing = self._find(name)
+        if existing is None:
+            if modes:
+                raise InvalidInput(
+                    f"deployment {name!r} does not exist yet: deploy a stable version first"
+                )
+            return self._backend.create(
+                DeploymentCreate(
+                    name=name,
+                    model=version.name,
+                    description=description,
+                    policy=_policy(stable=version.number),
+                )
+            )
+        if existing.model != version.name:
+            raise InvalidInput(
+                f"deployment {name!r} serves model {existing.model!r}, not {version.name!r}"
+            )
+        if not modes:
+            policy = _policy(stable=version.number)
+        else:
+            stick = Sticky(**sticky) if isinstance(sticky, dict) else sticky
+            weight = canary if canary is not None else (ab or 0.0)
+            policy = _policy(
+                mode=modes[0], stable=existing.policy.stable, candidate=version.number,  # type: ignore[arg-type]
+                weight=weight, sticky=stick,
+            )  # fmt: skip
+        return self._backend.set_policy(name, policy, existing.revision, f"deploy {ref}")
+
+    def _find(self, name: str) -> Deployment | None:
+        from opsloop.errors import NotFound
+
+        try:
+            return self._backend.get(name)
+        except NotFound:
+            return None
+
+    def get(self, name: str) -> Deployment:
+        return self._backend.get(name)
+
+    def list(self) -> list[Deployment]:
+        return self._backend.list()
+
+    def set_traffic(self, name: str, weight: float, *, reason: str | None = None) -> Deployment:
+        """Send ``weight`` percent of traffic to the candidate (canary or A/B)."""
+        current = self._backend.get(name)
+        if current.policy.candidate is None or current.policy.mode == "shadow":
+            raise InvalidInput(f"deployment {name!r} has no canary or A/B candidate to weigh")
+        policy = current.policy.model_copy(update={"weight": weight})
+        return self._backend.set_policy(
+            name, _policy(**policy.model_dump()), current.revision, reason
+        )
+
+    def set_policy(
+        self, name: str, policy: TrafficPolicy, *, reason: str | None = None
+    ) -> Deployment:
+        return self._backend.set_policy(name, policy, None, reason)
+
+    def promote(self, name: str, *, alias: str | None = "champion") -> Deployment:
+        return self._backend.promote(name, alias)
+
+    def rollback(self, name: str, *, reason: str | None = None) -> Deployment:
+        return self._backend.rollback(name, reason)
+
+    def delete(self, name: str) -> None:
+        self._backend.delete(name)
+
+    def events(self, name: str) -> list[DeploymentEvent]:
+        return self._backend.events(name)
+
+    # -- inference ----------------------------------------------------------------------------
+    @cached_property
+    def _runtime(self) -> Any:
+        from opsloop.serving.metrics import ServingMetrics
+        from opsloop.serving.predlog import PredictionLog
+        from opsloop.serving.runtime import ServingRuntime
+
+        log = PredictionLog(self._client.settings.home / "predictions")
+        return ServingRuntime(self._client, log, ServingMetrics())
+
+    def predict(
+        self, name: str, records: list[dict[str, Any]] | dict[str, Any], *,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Predict through the deployment: over HTTP with a server, in-process otherwise."""
+        body = records if isinstance(records, dict) else {"records": records}
+        if self._client.settings.is_remote:
+            response = self._client._transport.request(
+                "POST", f"/v1/deployments/{name}/predict", json=body, headers=headers or {},
+                idempotent=False,
+            )  # fmt: skip
+            return dict(response.json())
+        lowered = {k.lower(): v for k, v in (headers or {}).items()}
+        return dict(self._runtime.predict(name, body, lowered, {}))
+
+    def predictions(self, name: str) -> Any:
+        """Logged predictions with joined labels (local mode: this process's log)."""
+        if self._client.settings.is_remote:
+            import pandas as pd
+
+            rows = self._client._transport.request(
+                "GET", f"/api/deployments/{name}/predictions"
+            ).json()
+            return pd.DataFrame(rows)
+        return self._runtime.log.predictions(name)
+
+    def feedback(self, name: str, labels: dict[str, Any]) -> int:
+        """Ground truth by request id: ``{request_id: label, ...}``."""
+        items = [{"request_id": k, "label": v} for k, v in labels.items()]
+        if self._client.settings.is_remote:
+            response = self._client._transport.request(
+                "POST", f"/v1/deployments/{name}/feedback", json=items, idempotent=False
+            )
+            return int(response.json()["accepted"])
+        return int(self._runtime.feedback(name, items))
+
+    def close(self) -> None:
+        if "_runtime" in self.__dict__:
+            self._runtime.close()
