@@ -68,3 +68,36 @@ def test_rollback_ab_shadow_policies_and_bad_requests(
     with pytest.raises(InvalidInput, match="no canary or A/B candidate"):
         deployments.set_traffic("clf", 30)
     assert deployments.get("clf").policy.mode == "shadow"  # nothing refused above changed it
+
+
+def test_cli(weak_model: Any, strong_model: Any, cancer: Any) -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import opsloop
+
+    client = opsloop.Client()  # the embedded store of this test's OPSLOOP_HOME
+    register_two(client, weak_model, strong_model, cancer)
+    cli = str(Path(sys.executable).with_name("opsloop"))
+
+    def run(*args: str, code: int = 0) -> str:
+        done = subprocess.run([cli, *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == code, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    assert "all traffic to v1" in run("deploy", "cancer-clf@1", "--name", "clf")
+    assert "90% v1, 10% v2" in run("deploy", "cancer-clf@2", "--name", "clf", "--canary", "10")
+    assert "75% v1, 25% v2" in run("deployments", "traffic", "clf", "25", "--reason", "healthy")
+    listed = json.loads(run("deployments", "list", "--json"))
+    assert listed[0]["policy"]["weight"] == 25
+    assert "all traffic to v2" in run("deployments", "promote", "clf")
+    shown = run("deployments", "show", "clf")
+    assert "promote" in shown and "healthy" in shown
+    assert "no candidate to roll back" in run("deployments", "rollback", "clf", code=2)
+    assert "needs sticky" in run("deploy", "cancer-clf@1", "--name", "clf", "--ab", "5", code=2)
+    assert "does not exist" in run("deployments", "show", "ghost", code=3)
+    assert "POST /v1/deployments/NAME/predict" in run("serve", "--help")
+    run("deployments", "delete", "clf")
+    client.close()

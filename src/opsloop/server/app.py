@@ -43,8 +43,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        from opsloop.serving.app import start_controller
+
+        state = app.state.opsloop
+        controller = start_controller(state.serving, state.store)
         yield
-        app.state.opsloop.serving.close()  # shadow copies finish, the prediction log is sealed
+        controller.stop()
+        state.serving.close()  # shadow copies finish, the prediction log is sealed
 
     app = FastAPI(
         lifespan=lifespan,

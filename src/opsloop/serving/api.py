@@ -13,8 +13,9 @@ from pydantic import BaseModel, Field
 
 from opsloop.errors import InvalidInput, NotFound, OpsloopError
 from opsloop.server.deps import ReadSession, State, WriteSession
-from opsloop.serving import services
+from opsloop.serving import rollouts, services
 from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
+from opsloop.serving.rollout_entities import Rollout, RolloutSpec
 from opsloop.tracking.runs import current_user
 
 __all__ = ["MAX_BODY_BYTES", "inference_router", "metrics_router", "router"]
@@ -81,6 +82,23 @@ def delete(name: str, session: WriteSession) -> None:
 @router.get("/deployments/{name}/events")
 def events(name: str, session: ReadSession) -> list[DeploymentEvent]:
     return services.deployment_events(session, name)
+
+
+@router.post("/deployments/{name}/rollouts", status_code=status.HTTP_201_CREATED)
+def start_rollout(name: str, spec: RolloutSpec, session: WriteSession) -> Rollout:
+    """Start a progressive rollout; the server's controller walks its steps (409 if one runs)."""
+    return rollouts.start(session, name, spec, current_user())
+
+
+@router.get("/deployments/{name}/rollout")
+def get_rollout(name: str, session: ReadSession) -> Rollout:
+    """The deployment's latest rollout with its analyses."""
+    return rollouts.get_rollout(session, name)
+
+
+@router.post("/deployments/{name}/rollout/abort")
+def abort_rollout(name: str, body: RollbackBody, session: WriteSession) -> Rollout:
+    return rollouts.abort(session, name, current_user(), body.reason)
 
 
 @router.get("/deployments/{name}/predictions")

@@ -7,7 +7,7 @@ from typing import Any
 
 from opsloop.config import Settings
 
-__all__ = ["create_serving_app", "open_runtime", "serving_app_from_env"]
+__all__ = ["create_serving_app", "open_runtime", "serving_app_from_env", "start_controller"]
 
 
 def open_runtime(settings: Settings) -> Any:
@@ -20,6 +20,13 @@ def open_runtime(settings: Settings) -> Any:
 
     client = Client(settings=settings)
     return ServingRuntime(client, PredictionLog(settings.home / "predictions"), ServingMetrics())
+
+
+def start_controller(runtime: Any, store: Any) -> Any:
+    """The rollout controller of a server process, reading this server's prediction log."""
+    from opsloop.serving.rollouts import RolloutController
+
+    return RolloutController(store, runtime.log.window).start()
 
 
 def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
@@ -40,7 +47,9 @@ def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
     async def lifespan(_app: Any) -> Any:
         if warm_up:
             runtime.warm_up()
+        controller = start_controller(runtime, app.state.opsloop.store)
         yield
+        controller.stop()
         runtime.close()  # drain: shadow copies finish, the log is sealed
 
     app = FastAPI(title="opsloop serve", version=__version__, lifespan=lifespan)

@@ -7,8 +7,9 @@ from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
-from opsloop.serving import services
+from opsloop.serving import rollouts, services
 from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
+from opsloop.serving.rollout_entities import Rollout, RolloutSpec
 from opsloop.store.database import Store
 from opsloop.tracking.runs import current_user
 from opsloop.transport import HttpTransport
@@ -45,6 +46,15 @@ class DeploymentBackend(ABC):
 
     @abstractmethod
     def events(self, name: str) -> list[DeploymentEvent]: ...
+
+    @abstractmethod
+    def start_rollout(self, name: str, spec: RolloutSpec) -> Rollout: ...
+
+    @abstractmethod
+    def rollout(self, name: str) -> Rollout: ...
+
+    @abstractmethod
+    def abort_rollout(self, name: str, reason: str | None) -> Rollout: ...
 
 
 class LocalDeploymentBackend(DeploymentBackend):
@@ -86,6 +96,18 @@ class LocalDeploymentBackend(DeploymentBackend):
     def events(self, name: str) -> list[DeploymentEvent]:
         with self.store.read() as s:
             return services.deployment_events(s, name)
+
+    def start_rollout(self, name: str, spec: RolloutSpec) -> Rollout:
+        with self.store.write() as s:
+            return rollouts.start(s, name, spec, current_user())
+
+    def rollout(self, name: str) -> Rollout:
+        with self.store.read() as s:
+            return rollouts.get_rollout(s, name)
+
+    def abort_rollout(self, name: str, reason: str | None) -> Rollout:
+        with self.store.write() as s:
+            return rollouts.abort(s, name, current_user(), reason)
 
 
 class HttpDeploymentBackend(DeploymentBackend):
@@ -133,3 +155,19 @@ class HttpDeploymentBackend(DeploymentBackend):
 
     def events(self, name: str) -> list[DeploymentEvent]:
         return _EVENTS.validate_python(self.http.request("GET", self._path(name, "/events")).json())
+
+    def start_rollout(self, name: str, spec: RolloutSpec) -> Rollout:
+        response = self.http.request(
+            "POST", self._path(name, "/rollouts"), json=spec.model_dump(mode="json"),
+            idempotent=False,
+        )  # fmt: skip
+        return Rollout.model_validate(response.json())
+
+    def rollout(self, name: str) -> Rollout:
+        return Rollout.model_validate(self.http.request("GET", self._path(name, "/rollout")).json())
+
+    def abort_rollout(self, name: str, reason: str | None) -> Rollout:
+        response = self.http.request(
+            "POST", self._path(name, "/rollout/abort"), json={"reason": reason}, idempotent=False
+        )
+        return Rollout.model_validate(response.json())

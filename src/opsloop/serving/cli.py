@@ -176,3 +176,120 @@ def serve(
         "opsloop.serving.app:serving_app_from_env", host=host, port=port, workers=workers,
         factory=True, log_level="warning", timeout_graceful_shutdown=30,
     )  # fmt: skip
+
+
+_DURATION = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_steps(text: str) -> list[dict[str, object]]:
+    """``10,30s,50,500r,analysis,100``: weights in percent, pauses as a time (s/m/h) or a request
+    count (r), and ``analysis`` for a one-off check."""
+    from opsloop.errors import InvalidInput
+
+    steps: list[dict[str, object]] = []
+    for token in (t.strip() for t in text.split(",") if t.strip()):
+        try:
+            if token == "analysis":
+                steps.append({"analysis": True})
+            elif token[-1] in _DURATION:
+                steps.append({"pause_seconds": float(token[:-1]) * _DURATION[token[-1]]})
+            elif token.endswith("r"):
+                steps.append({"pause_requests": int(token[:-1])})
+            else:
+                steps.append({"set_weight": float(token)})
+        except ValueError:
+            raise InvalidInput(
+                f"step {token!r}: use a weight (10), a pause (30s, 5m, 500r) or 'analysis'"
+            ) from None
+    return steps
+
+
+def parse_check(text: str) -> dict[str, object]:
+    """``error_rate<0.01``, ``accuracy>0.9``, ``latency_p99_ms<50@100`` (@ = min samples)."""
+    import re
+
+    from opsloop.errors import InvalidInput
+
+    match = re.fullmatch(r"\s*([a-z0-9_]+)\s*([<>])\s*([0-9.eE+-]+)\s*(?:@\s*(\d+))?\s*", text)
+    if match is None:
+        raise InvalidInput(f"check {text!r}: write METRIC<VALUE or METRIC>VALUE (@SAMPLES)")
+    metric, op, value, samples = match.groups()
+    check: dict[str, object] = {"metric": metric, "max" if op == "<" else "min": float(value)}
+    if samples:
+        check["min_samples"] = int(samples)
+    return check
+
+
+@deployments_app.command("rollout")
+def rollout(
+    ref: Annotated[str, typer.Argument(help="The candidate: NAME@N or NAME@alias.")],
+    name: Annotated[str | None, typer.Option(help="Deployment (default: model name).")] = None,
+    steps: Annotated[str, typer.Option(help="e.g. 10,30s,50,500r,100 (weights and pauses).")] = (
+        "10,60s,50,60s"
+    ),
+    check: Annotated[
+        list[str] | None,
+        typer.Option(help="e.g. error_rate<0.01, latency_p99_ms<50, accuracy>0.9@50."),
+    ] = None,
+    failure_limit: Annotated[int, typer.Option(help="Failed analyses tolerated.")] = 0,
+    watch: Annotated[bool, typer.Option(help="Follow it until it ends.")] = False,
+) -> None:
+    """Roll a candidate out in steps; promote it (champion) or roll it back on the checks."""
+    import time
+
+    deployments = default_client().deployments
+    started = deployments.rollout(
+        ref, name=name, steps=parse_steps(steps),
+        checks=[parse_check(c) for c in check or []], failure_limit=failure_limit,
+    )  # fmt: skip
+    console().print(
+        f"rollout {started.id[:8]} of v{started.spec.candidate} on {started.deployment}"
+    )
+    current = started
+    while watch and current.status == "running":
+        time.sleep(1)
+        current = deployments.advance(started.deployment)
+        last = current.analyses[-1] if current.analyses else None
+        if last is not None:
+            console().print(
+                f"  step {last.step + 1}/{len(current.spec.steps)}: {last.verdict}"
+                + (f" ({'; '.join(last.reasons)})" if last.reasons else "")
+            )
+    if watch:
+        _print_rollout(current)
+        if current.status != "succeeded":
+            raise typer.Exit(1)
+
+
+def _print_rollout(current: object) -> None:
+    r = current
+    console().print(
+        f"rollout {r.id[:8]} of v{r.spec.candidate}: {r.status} at step "  # type: ignore[attr-defined]
+        f"{min(r.step + 1, len(r.spec.steps))}/{len(r.spec.steps)}"  # type: ignore[attr-defined]
+        + (f" — {r.message}" if r.message else "")  # type: ignore[attr-defined]
+    )
+
+
+@deployments_app.command("rollout-status")
+def rollout_status(name: str, json_: JsonOption = False) -> None:
+    """Where the latest rollout stands, with its analyses."""
+    current = default_client().deployments.rollout_status(name)
+    if json_:
+        print_json(current)
+        return
+    _print_rollout(current)
+    print_table(
+        ["when (UTC)", "step", "verdict", "requests", "reasons"],
+        [
+            (when(a.at), a.step + 1, a.verdict, a.window.get("requests", 0), "; ".join(a.reasons))
+            for a in current.analyses
+        ],
+    )
+
+
+@deployments_app.command("abort")
+def abort_rollout(
+    name: str, reason: Annotated[str | None, typer.Option(help="Why.")] = None
+) -> None:
+    """Stop the running rollout and send all traffic back to the stable version."""
+    _print_rollout(default_client().deployments.abort_rollout(name, reason=reason))

@@ -154,6 +154,44 @@ class PredictionLog:
             """
         ).df()
 
+    def window(self, deployment: str, version: int, since_ms: int) -> dict[str, Any]:
+        """What a rollout analysis reads: the version's answered (non-shadow) requests since
+        ``since_ms``: count, errors, latency quantiles, and quality where labels were joined."""
+        frame = self.predictions(deployment)
+        if len(frame):
+            frame = frame[
+                (frame["version"] == version) & ~frame["shadow"] & (frame["ts_ms"] >= since_ms)
+            ]
+        out: dict[str, Any] = {"requests": len(frame), "errors": 0}
+        if not len(frame):
+            return out
+        out["errors"] = int(frame["error"].notna().sum())
+        ok = frame[frame["error"].isna()]
+        if len(ok):
+            out["latency_p50_ms"] = float(ok["latency_ms"].quantile(0.5))
+            out["latency_p99_ms"] = float(ok["latency_ms"].quantile(0.99))
+        pairs = []
+        for outputs, label in zip(ok["outputs"], ok["label"], strict=True):
+            if label is None or label != label:  # no ground truth (None or NaN)
+                continue
+            predicted, truth = json.loads(outputs), json.loads(label)
+            predicted = predicted if isinstance(predicted, list) else [predicted]
+            truth = truth if isinstance(truth, list) else [truth]
+            pairs.extend(zip(predicted, truth, strict=False))
+        out["labeled"] = len(pairs)
+        if pairs:
+            out["accuracy"] = sum(p == t for p, t in pairs) / len(pairs)
+            numeric = [
+                (p, t)
+                for p, t in pairs
+                if isinstance(p, int | float) and isinstance(t, int | float)
+            ]
+            if len(numeric) == len(pairs):
+                errors = [float(p) - float(t) for p, t in numeric]
+                out["mae"] = sum(abs(e) for e in errors) / len(errors)
+                out["rmse"] = (sum(e * e for e in errors) / len(errors)) ** 0.5
+        return out
+
     # -- internals ----------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

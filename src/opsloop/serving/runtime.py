@@ -94,46 +94,60 @@ class ServingRuntime:
     def predict(
         self, name: str, body: Any, headers: Mapping[str, str], cookies: Mapping[str, str]
     ) -> dict[str, Any]:
+        """Answer with the routed version. A candidate that fails (raises, or refuses input
+        the stable version takes) is logged as its error, counted against it in a rollout,
+        and the stable version answers instead: the caller never sees a candidate's fault."""
         start = time.perf_counter()
         deployment = self.deployment(name)
         rows, count = read_rows(body)
         route = choose(deployment.policy, name, headers, cookies)
-        version = route.version
-        label = str(version)
+        stable = deployment.policy.stable
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
         metrics = self.metrics
         metrics.in_flight.labels(name).inc()
+        answer: dict[str, Any] = {"request_id": request_id, "deployment": name}
         try:
-            model = self.model(deployment, version)
-            predictions = _jsonable(model.predict(rows))
-        except InvalidInput:
-            metrics.requests.labels(name, label, "invalid").inc()
-            raise
-        except Exception:
-            metrics.requests.labels(name, label, "error").inc()
-            raise
+            version = route.version
+            try:
+                predictions = _jsonable(self.model(deployment, version).predict(rows))
+            except Exception as exc:
+                if version == stable:
+                    status = "invalid" if isinstance(exc, InvalidInput) else "error"
+                    metrics.requests.labels(name, str(version), status).inc()
+                    if status == "error":
+                        self._log(deployment, request_id, version, start, body, None, exc)
+                    raise
+                metrics.requests.labels(name, str(version), "error").inc()
+                self._log(deployment, request_id, version, start, body, None, exc)
+                answer["fallback_from"] = deployment.ref(version)
+                version = stable
+                predictions = _jsonable(self.model(deployment, version).predict(rows))
         finally:
             metrics.in_flight.labels(name).dec()
         latency = time.perf_counter() - start
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
-        self.log.log(
-            {
-                "request_id": request_id, "deployment": name, "model": deployment.model,
-                "version": version, "ts_ms": int(time.time() * 1000),
-                "latency_ms": latency * 1000, "inputs": body, "outputs": predictions,
-                "shadow": False, "error": None,
-            }
-        )  # fmt: skip
+        self._log(deployment, request_id, version, start, body, predictions, None)
+        label = str(version)
         metrics.requests.labels(name, label, "ok").inc()
         metrics.latency.labels(name, label).observe(latency)
         metrics.batch_size.labels(name, label).observe(count)
         if route.shadow is not None:
             self._shadow(deployment, route.shadow, rows, body, request_id)
-        return {
-            "request_id": request_id,
-            "deployment": name,
-            "model": deployment.ref(version),
-            "predictions": predictions,
-        }
+        answer.update(model=deployment.ref(version), predictions=predictions)
+        return answer
+
+    def _log(
+        self, deployment: Deployment, request_id: str, version: int, start: float, body: Any,
+        outputs: Any, error: BaseException | None, *, shadow: bool = False,
+    ) -> None:  # fmt: skip
+        self.log.log(
+            {
+                "request_id": request_id, "deployment": deployment.name,
+                "model": deployment.model, "version": version, "ts_ms": int(time.time() * 1000),
+                "latency_ms": (time.perf_counter() - start) * 1000, "inputs": body,
+                "outputs": outputs, "shadow": shadow,
+                "error": None if error is None else f"{type(error).__name__}: {error}",
+            }
+        )  # fmt: skip
 
     def _shadow(
         self, deployment: Deployment, number: int, rows: Any, body: Any, request_id: str
@@ -145,24 +159,15 @@ class ServingRuntime:
 
         def run() -> None:
             start = time.perf_counter()
-            outputs, error = None, None
+            outputs, error, status = None, None, "ok"
             try:
                 outputs = _jsonable(self.model(deployment, number).predict(rows))
-                status = "ok"
             except Exception as exc:  # a failing shadow is logged, never raised
-                error, status = f"{type(exc).__name__}: {exc}", "error"
+                error, status = exc, "error"
             finally:
                 self._shadow_pending.release()
             self.metrics.shadow.labels(deployment.name, label, status).inc()
-            self.log.log(
-                {
-                    "request_id": request_id, "deployment": deployment.name,
-                    "model": deployment.model, "version": number,
-                    "ts_ms": int(time.time() * 1000),
-                    "latency_ms": (time.perf_counter() - start) * 1000, "inputs": body,
-                    "outputs": outputs, "shadow": True, "error": error,
-                }
-            )  # fmt: skip
+            self._log(deployment, request_id, number, start, body, outputs, error, shadow=True)
 
         self._shadow_pool.submit(run)
 

@@ -17,6 +17,7 @@ from opsloop.serving.entities import (
     Sticky,
     TrafficPolicy,
 )
+from opsloop.serving.rollout_entities import Check, Rollout, RolloutSpec, Step
 
 __all__ = ["DeploymentsClient"]
 
@@ -134,6 +135,54 @@ class DeploymentsClient:
 
     def events(self, name: str) -> list[DeploymentEvent]:
         return self._backend.events(name)
+
+    # -- rollouts -----------------------------------------------------------------------------
+    def rollout(
+        self,
+        ref: str,
+        *,
+        name: str | None = None,
+        steps: list[dict[str, Any] | Step],
+        checks: list[dict[str, Any] | Check] | None = None,
+        failure_limit: int = 0,
+        max_inconclusive_seconds: float = 600,
+        promote_alias: str | None = "champion",
+    ) -> Rollout:
+        """Roll ``ref`` out on deployment ``name`` step by step, promoting or rolling back on
+        the checks' verdicts. A server's controller walks the steps; in local mode call
+        :meth:`advance` (``opsloop deployments rollout --watch`` does)."""
+        version = self._client.models.version(ref)
+        try:
+            spec = RolloutSpec(
+                candidate=version.number,
+                steps=[s if isinstance(s, Step) else Step(**s) for s in steps],
+                checks=[c if isinstance(c, Check) else Check(**c) for c in checks or []],
+                failure_limit=failure_limit, max_inconclusive_seconds=max_inconclusive_seconds,
+                promote_alias=promote_alias,
+            )  # fmt: skip
+        except ValidationError as exc:
+            reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            raise InvalidInput(f"invalid rollout: {reasons}") from None
+        return self._backend.start_rollout(name or version.name, spec)
+
+    def rollout_status(self, name: str) -> Rollout:
+        return self._backend.rollout(name)
+
+    def abort_rollout(self, name: str, *, reason: str | None = None) -> Rollout:
+        return self._backend.abort_rollout(name, reason)
+
+    def advance(self, name: str) -> Rollout:
+        """Local mode: move the running rollout on, judging this process's prediction log."""
+        if self._client.settings.is_remote:
+            return self._backend.rollout(name)  # the server's controller does the work
+        from opsloop.serving.rollouts import tick
+
+        current = self._backend.rollout(name)
+        if current.status != "running":
+            return current
+        store = self._backend.store  # type: ignore[attr-defined]
+        with store.write() as session:
+            return tick(session, current.id, self._runtime.log.window)
 
     # -- inference ----------------------------------------------------------------------------
     @cached_property

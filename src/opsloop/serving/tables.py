@@ -35,3 +35,24 @@ class DeploymentEventRow(Base):
     from_policy: Mapped[str | None] = mapped_column(Text)
     to_policy: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
+
+
+class RolloutRow(Base):
+    """A progressive rollout of a candidate on a deployment, and where it stands."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (Index("ix_rollouts_deployment_status", "deployment_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    spec: Mapped[str] = mapped_column(Text)  # JSON RolloutSpec
+    status: Mapped[str] = mapped_column(String(16))  # running, succeeded, degraded, aborted
+    step: Mapped[int] = mapped_column(Integer)
+    step_started_at: Mapped[int] = mapped_column(BigInteger)
+    window_started_at: Mapped[int] = mapped_column(BigInteger)  # traffic at the current weight
+    failures: Mapped[int] = mapped_column(Integer)
+    analyses: Mapped[str] = mapped_column(Text)  # JSON list of analysis results
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(250))

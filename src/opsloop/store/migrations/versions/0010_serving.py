@@ -1,8 +1,8 @@
-"""serving: deployments and their events
+"""serving: deployments, events, rollouts
 
 Revision ID: 0010_serving
 Revises: 0009_evals
-Create Date: 2026-11-24 10:50:22.811798
+Create Date: 2026-11-24 10:58:31.044185
 """
 
 from collections.abc import Sequence
@@ -55,8 +55,40 @@ def upgrade() -> None:
             "ix_deployment_events_deployment", ["deployment_id", "at"], unique=False
         )
 
+    op.create_table(
+        "rollouts",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("deployment_id", sa.String(length=32), nullable=False),
+        sa.Column("spec", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("step", sa.Integer(), nullable=False),
+        sa.Column("step_started_at", sa.BigInteger(), nullable=False),
+        sa.Column("window_started_at", sa.BigInteger(), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("analyses", sa.Text(), nullable=False),
+        sa.Column("message", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("created_by", sa.String(length=250), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["deployment_id"],
+            ["deployments.id"],
+            name=op.f("fk_rollouts_deployment_id_deployments"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rollouts")),
+    )
+    with op.batch_alter_table("rollouts", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_rollouts_deployment_status", ["deployment_id", "status"], unique=False
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("rollouts", schema=None) as batch_op:
+        batch_op.drop_index("ix_rollouts_deployment_status")
+
+    op.drop_table("rollouts")
     with op.batch_alter_table("deployment_events", schema=None) as batch_op:
         batch_op.drop_index("ix_deployment_events_deployment")
 
