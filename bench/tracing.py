@@ -180,8 +180,9 @@ def phoenix_server(folder: Path) -> tuple[subprocess.Popen, str]:
         PHOENIX_GRPC_PORT=str(free_port()),
         PHOENIX_TELEMETRY_ENABLED="false",
     )
+    phoenix = os.environ.get("PHOENIX_BIN") or str(BIN / "phoenix")  # ./dev bench sets it
     proc = subprocess.Popen(
-        [str(BIN / "phoenix"), "serve"],
+        [phoenix, "serve"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -29,8 +29,9 @@ _STORES: dict[tuple[str, str], Any] = {}
 _STORES_LOCK = threading.Lock()
 
 
-def _local_stores(settings: Settings) -> tuple[Any, Any]:
-    """One engine and blob store per (database, blob) URL per process, shared by clients."""
+def shared_stores(settings: Settings) -> tuple[Any, Any]:
+    """One engine and blob store per (database, blob) URL per process, shared by clients and
+    by a server's app and its serving runtime (so a process holds one connection pool)."""
     from opsloop.store.blobs import open_blob_store
     from opsloop.store.database import Store
 
@@ -83,7 +84,7 @@ class Client(TrackingClient):
         else:
             from opsloop.tracking.local_backend import LocalTrackingBackend
 
-            store, blobs = _local_stores(self.settings)
+            store, blobs = shared_stores(self.settings)
             self._init_tracking(LocalTrackingBackend(store, blobs))
 
     @cached_property
@@ -103,7 +104,7 @@ class Client(TrackingClient):
             return DataClient(HttpDataBackend(self._transport), self.settings.home, None)
         from opsloop.data.local_backend import LocalDataBackend
 
-        store, blobs = _local_stores(self.settings)
+        store, blobs = shared_stores(self.settings)
         cache = blobs if isinstance(blobs, LocalBlobStore) else None
         return DataClient(LocalDataBackend(store, blobs), self.settings.home, cache)
 
@@ -119,7 +120,7 @@ class Client(TrackingClient):
             return ModelsClient(HttpRegistryBackend(self._transport), self.data)
         from opsloop.registry.local_backend import LocalRegistryBackend
 
-        store, blobs = _local_stores(self.settings)
+        store, blobs = shared_stores(self.settings)
         backend = LocalRegistryBackend(store, blobs, self.settings.home)
         return ModelsClient(backend, self.data)
 
@@ -134,7 +135,7 @@ class Client(TrackingClient):
             return PromptsClient(HttpPromptBackend(self._transport))
         from opsloop.llm.prompts.backend import LocalPromptBackend
 
-        store, _ = _local_stores(self.settings)
+        store, _ = shared_stores(self.settings)
         return PromptsClient(LocalPromptBackend(store))
 
     @cached_property
@@ -149,7 +150,7 @@ class Client(TrackingClient):
             return TracesClient(HttpTracingBackend(self._transport))
         from opsloop.llm.tracing.backend import LocalTracingBackend
 
-        store, _ = _local_stores(self.settings)
+        store, _ = shared_stores(self.settings)
         return TracesClient(LocalTracingBackend(store))
 
     @cached_property
@@ -163,7 +164,7 @@ class Client(TrackingClient):
             return FeedbackClient(HttpFeedbackBackend(self._transport))
         from opsloop.llm.feedback.backend import LocalFeedbackBackend
 
-        return FeedbackClient(LocalFeedbackBackend(*_local_stores(self.settings)))
+        return FeedbackClient(LocalFeedbackBackend(*shared_stores(self.settings)))
 
     @cached_property
     def evals(self) -> EvalsClient:
@@ -176,7 +177,7 @@ class Client(TrackingClient):
             return EvalsClient(HttpEvalBackend(self._transport), self)
         from opsloop.llm.evals.backend import LocalEvalBackend
 
-        store, _ = _local_stores(self.settings)
+        store, _ = shared_stores(self.settings)
         return EvalsClient(LocalEvalBackend(store), self)
 
     @cached_property
@@ -191,7 +192,7 @@ class Client(TrackingClient):
             return DeploymentsClient(HttpDeploymentBackend(self._transport), self)
         from opsloop.serving.backend import LocalDeploymentBackend
 
-        store, _ = _local_stores(self.settings)
+        store, _ = shared_stores(self.settings)
         return DeploymentsClient(LocalDeploymentBackend(store), self)
 
     @property

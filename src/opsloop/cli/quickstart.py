@@ -18,7 +18,7 @@ monitor).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -149,6 +149,7 @@ def quickstart(
     )
     out.print(f"best: [green]{best[1]}[/] ({best[0]}) val_f1={best[3]:.4f}\n")
     event = _register_and_promote(client, best[0], validation.ref)
+    _deploy_and_serve(client, X_val, y_val)
     from opsloop.cli.quickstart_llm import llm_loop
 
     llm_commands = llm_loop(client, out)
@@ -168,10 +169,30 @@ def quickstart(
     out.print(f"  opsloop models history {MODEL}     # every alias decision with its verdict")
     out.print(f"  opsloop models card {event.name}@{event.to_number}   # the model card (Markdown)")
     out.print(f"  opsloop lineage {MODEL}@champion   # run, data and code behind the champion")
+    out.print(f"  opsloop deployments show {MODEL}   # traffic and its history")
+    out.print(f"  opsloop deployments predictions {MODEL}   # logged answers with ground truth")
+    out.print(f"  opsloop serve --port 8080   # then POST /v1/deployments/{MODEL}/predict")
     for command in llm_commands:
         out.print(f"  {command}")
     out.print(
         "  opsloop ui       # the web UI: runs, data, models, prompts, traces, feedback, evals"
+    )
+
+
+def _deploy_and_serve(client: Any, X_val: Any, y_val: Any) -> None:
+    """Serve the champion, send it the validation rows one by one, and join their labels."""
+    from opsloop.cli.output import console
+
+    out = console()
+    deployment = client.deployments.deploy(f"{MODEL}@champion", name=MODEL)
+    out.print(f"serving: deployment [cyan]{MODEL}[/] — {deployment.policy.describe()}")
+    for (_, row), truth in zip(X_val.head(50).iterrows(), y_val.head(50), strict=True):
+        answer = client.deployments.predict(MODEL, [row.to_dict()])
+        client.deployments.feedback(MODEL, {answer["request_id"]: int(truth)})
+    window = client.deployments._runtime.log.window(MODEL, deployment.policy.stable, 0)
+    out.print(
+        f"serving: 50 requests answered (p50 {window['latency_p50_ms']:.2f} ms), ground truth "
+        f"joined: accuracy {window['accuracy']:.3f}\n"
     )
 
 

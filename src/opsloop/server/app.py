@@ -23,8 +23,6 @@ from opsloop.config import Settings, load_settings
 from opsloop.errors import InvalidInput, NotFound, OpsloopError
 from opsloop.server.deps import AppState, State, require_token
 from opsloop.server.ui.routes import install_ui, is_page_request, page_error_response
-from opsloop.store.blobs import open_blob_store
-from opsloop.store.database import Store
 
 __all__ = ["create_app", "install_error_handlers"]
 
@@ -60,10 +58,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "evaluations and gates; lineage; prompts; LLM traces (OTLP at /v1/traces) and scores."
         ),
     )
+    from opsloop.client import shared_stores
+
+    store, blobs = shared_stores(settings)
     app.state.opsloop = AppState(
         settings=settings,
-        store=Store(settings.database_url),
-        blobs=open_blob_store(settings.blob_url, settings.storage_options),
+        store=store,
+        blobs=blobs,
     )
     from opsloop.llm.tracing.api import open_spool
     from opsloop.serving.app import open_runtime

@@ -35,13 +35,13 @@ def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
     from fastapi import Depends, FastAPI
 
     from opsloop import __version__
+    from opsloop.client import shared_stores
     from opsloop.server.app import install_error_handlers
     from opsloop.server.deps import AppState, State, require_token
     from opsloop.serving.api import inference_router, metrics_router
-    from opsloop.store.blobs import open_blob_store
-    from opsloop.store.database import Store
 
     runtime = open_runtime(settings)
+    store, blobs = shared_stores(settings)  # the runtime's client uses the same pool
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> Any:
@@ -55,8 +55,8 @@ def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
     app = FastAPI(title="opsloop serve", version=__version__, lifespan=lifespan)
     app.state.opsloop = AppState(
         settings=settings,
-        store=Store(settings.database_url),
-        blobs=open_blob_store(settings.blob_url, settings.storage_options),
+        store=store,
+        blobs=blobs,
         serving=runtime,
     )
     install_error_handlers(app)
