@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Request
+
 from opsloop.config import Settings
 
 __all__ = ["create_serving_app", "open_runtime", "serving_app_from_env", "start_controller"]
@@ -37,7 +39,7 @@ def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
     from opsloop import __version__
     from opsloop.client import shared_stores
     from opsloop.server.app import install_error_handlers
-    from opsloop.server.deps import AppState, State, require_token
+    from opsloop.server.deps import AppState, require_token
     from opsloop.serving.api import inference_router, metrics_router
 
     runtime = open_runtime(settings)
@@ -61,14 +63,18 @@ def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
     )
     install_error_handlers(app)
 
-    @app.get("/healthz", tags=["meta"])
-    def healthz(state: State) -> dict[str, Any]:
-        state.store.ping()
-        return {"status": "ok", "version": __version__}
-
+    app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["meta"])
     app.include_router(inference_router, dependencies=[Depends(require_token)])
     app.include_router(metrics_router)
     return app
+
+
+def _healthz(request: Request) -> dict[str, Any]:
+    """200 when the metadata store answers (deployments are read from it), else 503."""
+    from opsloop import __version__
+
+    request.app.state.opsloop.store.ping()
+    return {"status": "ok", "version": __version__}
 
 
 def serving_app_from_env() -> Any:

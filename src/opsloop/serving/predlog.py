@@ -108,9 +108,15 @@ class PredictionLog:
                     self._to_parquet(sealed, journal.kind)
 
     def close(self) -> None:
+        """Stop the background sealing, seal what is left, and remove the empty journals."""
         self._stop.set()
         self._thread.join(5)
         self.flush()
+        for journal in self._journals.values():
+            with journal.lock:
+                journal.file.close()
+                if journal.count == 0:
+                    journal.path.unlink(missing_ok=True)
 
     # -- reading ------------------------------------------------------------------------------
     def _rows(self, kind: str, deployment: str) -> pa.Table:
