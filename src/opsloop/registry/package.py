@@ -177,6 +177,10 @@ class LoadedModel:
     def predict(self, data: Any) -> Any:
         return self._flavor.predict(self.raw, self.prepare(data))
 
+    def predict_prepared(self, inputs: Any) -> Any:
+        """Predict on inputs already checked by :meth:`prepare` (a server's micro-batch)."""
+        return self._flavor.predict(self.raw, inputs)
+
     def predict_proba(self, data: Any) -> Any:
         return self._flavor.predict_proba(self.raw, self.prepare(data))
 

@@ -32,7 +32,7 @@ class ServingMetrics:
             ["deployment"], registry=self.registry,
         )  # fmt: skip
         self.batch_size = Histogram(
-            "opsloop_predict_batch_rows", "Rows per prediction call",
+            "opsloop_predict_batch_rows", "Rows per model call (micro-batches merge requests)",
             labels, buckets=BATCH_BUCKETS, registry=self.registry,
         )  # fmt: skip
         self.shadow = Counter(

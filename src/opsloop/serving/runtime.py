@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from opsloop.errors import InvalidInput, OpsloopError
+from opsloop.serving.batching import MicroBatcher
 from opsloop.serving.entities import Deployment
 from opsloop.serving.metrics import ServingMetrics
 from opsloop.serving.payload import read_rows
@@ -50,6 +51,7 @@ class ServingRuntime:
         self.policy_ttl = policy_ttl
         self._deployments: dict[str, tuple[float, Deployment]] = {}
         self._models: dict[tuple[str, int], Any] = {}
+        self._batchers: dict[tuple[str, int], MicroBatcher] = {}
         self._load_lock = threading.Lock()
         self._shadow_pool = ThreadPoolExecutor(2, thread_name_prefix="opsloop-shadow")
         self._shadow_pending = threading.Semaphore(shadow_backlog)
@@ -74,6 +76,22 @@ class ServingRuntime:
                     model = self.client.models.load(deployment.ref(number))
                     self._models[key] = model
         return model
+
+    def batcher(self, deployment: Deployment, number: int) -> MicroBatcher:
+        key = (deployment.model, number)
+        batcher = self._batchers.get(key)
+        if batcher is None:
+            model = self.model(deployment, number)
+            with self._load_lock:
+                batcher = self._batchers.setdefault(key, MicroBatcher(model))
+        return batcher
+
+    def _answer(
+        self, deployment: Deployment, number: int, rows: Any, count: int
+    ) -> tuple[list[Any], int]:
+        """Predictions for ``rows`` from version ``number`` (checked alone, maybe batched)."""
+        outputs, batch_rows = self.batcher(deployment, number).predict(rows, count)
+        return _jsonable(outputs), batch_rows
 
     def warm_up(self) -> list[str]:
         """Load every version every deployment serves; returns what was loaded."""
@@ -109,7 +127,7 @@ class ServingRuntime:
         try:
             version = route.version
             try:
-                predictions = _jsonable(self.model(deployment, version).predict(rows))
+                predictions, batch_rows = self._answer(deployment, version, rows, count)
             except Exception as exc:
                 if version == stable:
                     status = "invalid" if isinstance(exc, InvalidInput) else "error"
@@ -121,7 +139,7 @@ class ServingRuntime:
                 self._log(deployment, request_id, version, start, body, None, exc)
                 answer["fallback_from"] = deployment.ref(version)
                 version = stable
-                predictions = _jsonable(self.model(deployment, version).predict(rows))
+                predictions, batch_rows = self._answer(deployment, version, rows, count)
         finally:
             metrics.in_flight.labels(name).dec()
         latency = time.perf_counter() - start
@@ -129,7 +147,7 @@ class ServingRuntime:
         label = str(version)
         metrics.requests.labels(name, label, "ok").inc()
         metrics.latency.labels(name, label).observe(latency)
-        metrics.batch_size.labels(name, label).observe(count)
+        metrics.batch_size.labels(name, label).observe(batch_rows)
         if route.shadow is not None:
             self._shadow(deployment, route.shadow, rows, body, request_id)
         answer.update(model=deployment.ref(version), predictions=predictions)
