@@ -102,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.registry.views import router as registry_views
     from opsloop.serving.api import inference_router, metrics_router
     from opsloop.serving.api import router as deployments_router
+    from opsloop.serving.views import UI as DEPLOYMENTS_UI
+    from opsloop.serving.views import router as deployment_views
     from opsloop.tracking.api import router as tracking_router
     from opsloop.tracking.views import UI as TRACKING_UI
     from opsloop.tracking.views import router as tracking_views
@@ -125,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             (TRACKING_UI, tracking_views),
             (DATA_UI, data_views),
             (REGISTRY_UI, registry_views),
+            (DEPLOYMENTS_UI, deployment_views),
             (PROMPTS_UI, prompt_views),
             (TRACES_UI, trace_views),
             (FEEDBACK_UI, feedback_views),
