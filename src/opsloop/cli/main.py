@@ -51,6 +51,7 @@ def _register_commands() -> None:
     app.add_typer(serving_cli.deployments_app, name="deployments")
     app.command("deploy")(serving_cli.deploy)
     app.command("serve")(serving_cli.serve)
+    app.command("predict")(serving_cli.predict)
     app.command("lineage")(registry_cli.lineage)
     app.command("server")(server_cli.server)
     app.command("ui")(server_cli.ui)

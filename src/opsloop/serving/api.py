@@ -101,6 +101,18 @@ def abort_rollout(name: str, body: RollbackBody, session: WriteSession) -> Rollo
     return rollouts.abort(session, name, current_user(), body.reason)
 
 
+class BatchRecord(BaseModel):
+    model: str = Field(description="the model version that scored, NAME@N")
+    input: str | None = Field(None, description="the input data version, if it was one")
+    output: str = Field(description="the data version written")
+
+
+@router.post("/batch-inferences", status_code=status.HTTP_204_NO_CONTENT)
+def record_batch(body: BatchRecord, session: WriteSession) -> None:
+    """Record a batch inference's lineage (the SDK scores where the data is, then calls this)."""
+    services.record_batch(session, body.model, body.input, body.output)
+
+
 @router.get("/deployments/{name}/predictions")
 def predictions(name: str, state: State, limit: int = 1000) -> list[dict[str, Any]]:
     """The latest logged predictions of this server (with joined labels), newest last."""

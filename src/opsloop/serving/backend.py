@@ -48,6 +48,9 @@ class DeploymentBackend(ABC):
     def events(self, name: str) -> list[DeploymentEvent]: ...
 
     @abstractmethod
+    def record_batch(self, model_ref: str, input_ref: str | None, output_ref: str) -> None: ...
+
+    @abstractmethod
     def start_rollout(self, name: str, spec: RolloutSpec) -> Rollout: ...
 
     @abstractmethod
@@ -96,6 +99,10 @@ class LocalDeploymentBackend(DeploymentBackend):
     def events(self, name: str) -> list[DeploymentEvent]:
         with self.store.read() as s:
             return services.deployment_events(s, name)
+
+    def record_batch(self, model_ref: str, input_ref: str | None, output_ref: str) -> None:
+        with self.store.write() as s:
+            services.record_batch(s, model_ref, input_ref, output_ref)
 
     def start_rollout(self, name: str, spec: RolloutSpec) -> Rollout:
         with self.store.write() as s:
@@ -155,6 +162,10 @@ class HttpDeploymentBackend(DeploymentBackend):
 
     def events(self, name: str) -> list[DeploymentEvent]:
         return _EVENTS.validate_python(self.http.request("GET", self._path(name, "/events")).json())
+
+    def record_batch(self, model_ref: str, input_ref: str | None, output_ref: str) -> None:
+        body = {"model": model_ref, "input": input_ref, "output": output_ref}
+        self.http.request("POST", "/api/batch-inferences", json=body)
 
     def start_rollout(self, name: str, spec: RolloutSpec) -> Rollout:
         response = self.http.request(

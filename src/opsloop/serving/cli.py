@@ -293,3 +293,32 @@ def abort_rollout(
 ) -> None:
     """Stop the running rollout and send all traffic back to the stable version."""
     _print_rollout(default_client().deployments.abort_rollout(name, reason=reason))
+
+
+def predict(
+    ref: Annotated[str, typer.Argument(help="The model: NAME@N or NAME@alias.")],
+    source: Annotated[str, typer.Argument(help="A data version (NAME@N) or a Parquet/CSV path.")],
+    output: Annotated[str, typer.Option(help="Dataset to write the predictions to.")],
+    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk.")] = 50_000,
+    proba: Annotated[bool, typer.Option(help="Add proba_<class> columns.")] = False,
+) -> None:
+    """Batch inference: score a table in chunks into a new data version, with lineage."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    client = default_client()
+    progress = Progress(
+        TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console(stderr=True), transient=True,
+    )  # fmt: skip
+    with progress:
+        task = progress.add_task("rows", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        result = client.deployments.predict_batch(
+            ref, source, output, chunk_rows=chunk_rows, proba=proba, on_chunk=advance
+        )
+    console().print(
+        f"{result.output}: {result.rows} rows scored by {result.model} in {result.chunks} chunk(s)"
+    )

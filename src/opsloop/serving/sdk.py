@@ -184,6 +184,14 @@ class DeploymentsClient:
         with store.write() as session:
             return tick(session, current.id, self._runtime.log.window)
 
+    # -- batch --------------------------------------------------------------------------------
+    def predict_batch(self, model_ref: str, source: str | Any, output: str, **options: Any) -> Any:
+        """Score a data version or a Parquet/CSV/JSON-lines path in chunks into a new data
+        version ``output`` (see :func:`opsloop.serving.batch.predict_batch`)."""
+        from opsloop.serving.batch import predict_batch
+
+        return predict_batch(self._client, model_ref, source, output, **options)
+
     # -- inference ----------------------------------------------------------------------------
     @cached_property
     def _runtime(self) -> Any:

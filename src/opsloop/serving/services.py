@@ -31,6 +31,7 @@ __all__ = [
     "get_deployment",
     "list_deployments",
     "promote",
+    "record_batch",
     "rollback",
     "set_policy",
 ]
@@ -175,6 +176,28 @@ def delete_deployment(session: Session, name: str, actor: str) -> None:
     row = _row(session, name)
     graph.remove_edges(session, (DEPLOYMENT, row.id), "serves")
     session.delete(row)
+
+
+def record_batch(session: Session, model_ref: str, input_ref: str | None, output_ref: str) -> None:
+    """Lineage of a batch inference: the model version and the input behind the output."""
+    from opsloop.data.versions import version_row as data_version_row
+
+    _, model_version = resolve_version_row(session, model_ref)
+    _, output = data_version_row(session, output_ref)
+    graph.add_edge(
+        session,
+        ("model_version", model_version.id),
+        (graph.DATASET_VERSION, output.id),
+        "predicted",
+    )
+    if input_ref is not None:
+        _, source = data_version_row(session, input_ref)
+        graph.add_edge(
+            session,
+            (graph.DATASET_VERSION, source.id),
+            (graph.DATASET_VERSION, output.id),
+            "scored",
+        )
 
 
 def deployment_events(session: Session, name: str) -> list[DeploymentEvent]:

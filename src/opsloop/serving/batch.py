@@ -1,0 +1,112 @@
+"""Batch inference: a registered model over a data version or a Parquet / CSV / JSON-lines
+path, in chunks, written as a new data version linked to the model version and the input.
+
+Rows are streamed through ``pyarrow.dataset`` in ``chunk_rows`` batches (so a table larger
+than memory works), each chunk checked against the model's signature and predicted, and the
+results appended to one Parquet file with the input's columns plus ``prediction`` (and
+``proba_<class>`` columns with ``proba=True``). The output is added as the next version of
+``output`` and lineage records ``model_version -predicted-> dataset_version`` and
+``dataset_version (input) -scored-> dataset_version (output)``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opsloop.errors import InvalidInput
+
+__all__ = ["BatchResult", "predict_batch"]
+
+_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    output: str  # the data version written, NAME@N
+    rows: int
+    chunks: int
+    model: str
+
+
+def _dataset(client: Any, source: str | Path) -> tuple[Any, str | None]:
+    """A pyarrow dataset over the source, and the input's data version ref (if it is one)."""
+    import pyarrow.dataset as ds
+
+    path = Path(source)
+    if not path.exists() and "@" in str(source):
+        version = client.data.get(str(source))
+        fmt = version.info.table.format if version.info.table else None
+        if fmt is None:
+            raise InvalidInput(f"{source} is not a table (CSV, Parquet or JSON lines)")
+        root = version.path()
+        files = (
+            [str(root)]
+            if root.is_file()
+            else [str(root / e.path) for e in version.manifest.entries]
+        )
+        return ds.dataset(files, format={"jsonl": "json"}.get(fmt, fmt)), version.ref
+    if not path.exists():
+        raise InvalidInput(f"{source} is neither a data version (NAME@N) nor an existing path")
+    files = sorted(p for p in path.rglob("*") if p.suffix in _FORMATS) if path.is_dir() else [path]
+    formats = {_FORMATS.get(p.suffix) for p in files}
+    if not files or None in formats or len(formats) != 1:
+        raise InvalidInput(f"{source}: give Parquet, CSV or JSON-lines files of one format")
+    return ds.dataset([str(p) for p in files], format=formats.pop()), None
+
+
+def predict_batch(
+    client: Any,
+    model_ref: str,
+    source: str | Path,
+    output: str,
+    *,
+    chunk_rows: int = 50_000,
+    proba: bool = False,
+    message: str | None = None,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> BatchResult:
+    """Score ``source`` with ``model_ref`` and save the result as the next version of ``output``.
+
+    ``on_chunk(rows_done, rows_total)`` reports progress after each chunk.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if chunk_rows < 1:
+        raise InvalidInput("chunk_rows must be at least 1")
+    model = client.models.load(model_ref)
+    dataset, input_ref = _dataset(client, source)
+    total = dataset.count_rows()
+    done = chunks = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "predictions.parquet"
+        writer = None
+        for batch in dataset.to_batches(batch_size=chunk_rows):
+            if batch.num_rows == 0:
+                continue
+            frame = batch.to_pandas()
+            frame["prediction"] = list(model.predict(frame))
+            if proba:
+                probabilities = model.predict_proba(frame)
+                for i, label in enumerate(model.classes or range(probabilities.shape[1])):
+                    frame[f"proba_{label}"] = probabilities[:, i]
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(target, table.schema)
+            writer.write_table(table)
+            done, chunks = done + batch.num_rows, chunks + 1
+            if on_chunk is not None:
+                on_chunk(done, total)
+        if writer is None:
+            raise InvalidInput(f"{source} has no rows to score")
+        writer.close()
+        added = client.data.add(
+            target, output, message=message or f"{model.ref} predictions on {input_ref or source}"
+        )
+    ref = str(added.version.ref)
+    client.deployments._backend.record_batch(str(model.ref), input_ref, ref)
+    return BatchResult(output=ref, rows=done, chunks=chunks, model=str(model.ref))

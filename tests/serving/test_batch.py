@@ -1,0 +1,71 @@
+"""Batch inference over a data version and over a path, in chunks, into a new data version
+linked to the model version and the input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opsloop.errors import InvalidInput
+from tests.serving.conftest import COLUMNS, register_two
+
+
+def test_batch_over_a_data_version_and_a_path(
+    client: Any, weak_model: Any, strong_model: Any, cancer: Any, tmp_path: Path
+) -> None:
+    register_two(client, weak_model, strong_model, cancer)
+    table = tmp_path / "patients.csv"
+    cancer[COLUMNS].to_csv(table, index=False)
+    client.data.add(table, "patients")
+    seen: list[tuple[int, int]] = []
+    result = client.deployments.predict_batch(
+        "cancer-clf@2", "patients@1", "patients-scored", chunk_rows=100, proba=True,
+        on_chunk=lambda done, total: seen.append((done, total)),
+    )  # fmt: skip
+    assert (result.output, result.rows, result.chunks) == ("patients-scored@1", len(cancer), 6)
+    assert seen[-1] == (len(cancer), len(cancer))
+    scored = client.data.get(result.output).to_pandas()
+    expected = client.models.load("cancer-clf@2").predict(cancer[COLUMNS])
+    assert scored["prediction"].tolist() == list(expected)
+    assert {"proba_0", "proba_1", *COLUMNS} <= set(scored.columns)
+    parquet = tmp_path / "more.parquet"
+    cancer[COLUMNS].head(10).to_parquet(parquet)
+    again = client.deployments.predict_batch("cancer-clf@1", parquet, "patients-scored")
+    assert (again.output, again.rows) == ("patients-scored@2", 10)
+    with pytest.raises(InvalidInput, match="neither a data version"):
+        client.deployments.predict_batch("cancer-clf@1", tmp_path / "nope.csv", "x")
+    bad = tmp_path / "bad.csv"
+    cancer[["mean radius"]].to_csv(bad, index=False)
+    with pytest.raises(InvalidInput, match="missing"):
+        client.deployments.predict_batch("cancer-clf@1", bad, "x")
+
+
+def test_batch_lineage_and_cli(
+    weak_model: Any, strong_model: Any, cancer: Any, tmp_path: Path
+) -> None:
+    import opsloop
+    from opsloop.lineage.walk import lineage
+
+    client = opsloop.Client()
+    register_two(client, weak_model, strong_model, cancer)
+    table = tmp_path / "patients.parquet"
+    cancer[COLUMNS].to_parquet(table)
+    client.data.add(table, "patients")
+    cli = str(Path(sys.executable).with_name("opsloop"))
+    done = subprocess.run(
+        [cli, "predict", "cancer-clf@2", "patients@1", "--output", "scored", "--chunk-rows", "200"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"scored@1: {len(cancer)} rows scored by cancer-clf@2 in 3 chunk(s)" in done.stdout
+    store = client.deployments._backend.store
+    with store.read() as session:
+        upstream = {
+            (n["type"], n["relation"]) for n in lineage(session, "data", "scored@1")["upstream"]
+        }
+    assert upstream == {("model_version", "predicted"), ("dataset_version", "scored")}
+    client.close()
