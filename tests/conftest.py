@@ -89,7 +89,12 @@ class LiveServer:
         from opsloop.config import load_settings
         from opsloop.server.app import create_app
 
-        settings = load_settings(database_url=database_url, blob_url=blob_url, token=token)
+        # Its own home (trace spool, prediction log): a module-scoped server is built before the
+        # per-test OPSLOOP_HOME exists, and must never write to the user's ~/.opsloop.
+        home = Path(blob_url).parent / f"server-home-{uuid.uuid4().hex[:8]}"
+        settings = load_settings(
+            database_url=database_url, blob_url=blob_url, token=token, home=str(home)
+        )
         self.app = create_app(settings)
         # Bind first and hand uvicorn the socket: no window for another test to take the port.
         self.socket = socket.socket()

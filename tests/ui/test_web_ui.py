@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from opsloop import Client
 from tests.conftest import LiveServer
@@ -177,7 +178,9 @@ def test_artifacts_preview_images_text_and_tables(ui: BrowserPage, demo: Demo) -
     ui.page.get_by_role("link", name="plots/curve.png").click()
     image = ui.page.locator("#preview img")
     image.wait_for()
-    ui.page.wait_for_function("document.querySelector('#preview img').complete")
+    # A property check, not wait_for_function: a string predicate is eval'd in the page, which
+    # its Content-Security-Policy (no unsafe-eval) refuses in recent Playwright releases.
+    expect(image).to_have_js_property("complete", True)
     assert image.evaluate("img => img.naturalWidth") > 100
 
     ui.page.go_back()
