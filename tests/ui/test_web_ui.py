@@ -96,7 +96,9 @@ def _open(ui: BrowserPage, url: str) -> Any:
 def test_runs_table_lists_runs_with_param_and_metric_columns(ui: BrowserPage, demo: Demo) -> None:
     _open(ui, f"{demo.url}/experiments")
     ui.page.get_by_role("link", name="ui-demo").click()
+    ui.page.wait_for_url("**/experiments/*")
     rows = ui.page.locator("#runs-table tbody tr")
+    rows.first.wait_for()  # count() does not wait for the new page
     assert rows.count() == 6  # parent, 3 children, artifacts run, xss run
     headers = ui.page.locator("#runs-table thead th").all_inner_texts()
     assert {"lr", "optimizer", "loss", "acc"} <= {h.strip(" ▲▼") for h in headers}
@@ -190,6 +192,7 @@ def test_artifacts_preview_images_text_and_tables(ui: BrowserPage, demo: Demo) -
     ui.page.go_back()
     ui.page.get_by_role("link", name="predictions.parquet").click()
     table = ui.page.locator("#preview-table")
+    table.wait_for()
     assert table.locator("thead th").all_inner_texts() == ["feature", "label"]
     assert table.locator("tbody tr").count() == 3
     assert "<i>c</i>" in table.inner_text()
