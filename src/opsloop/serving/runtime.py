@@ -1,6 +1,8 @@
 """The serving runtime: deployments cached with a short TTL, models loaded once per version,
 routing, prediction, shadow copies off the request path, and logging.
 
+A candidate (canary or A/B) answers on a small pool of its own with ``candidate_timeout``;
+one that fails or hangs is logged as its error and the stable version answers instead.
 A traffic change reaches a running server within ``policy_ttl`` seconds (1 s) without a
 restart or a dropped request: the next request after the TTL reads the new policy and loads any
 new version (warm-up does it ahead for the versions known at start). Shadow copies run on a
@@ -16,6 +18,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from opsloop.errors import InvalidInput, OpsloopError
@@ -44,6 +47,7 @@ class ServingRuntime:
         *,
         policy_ttl: float = 1.0,
         shadow_backlog: int = 256,
+        candidate_timeout: float = 2.0,
     ) -> None:
         self.client = client
         self.log = log
@@ -53,7 +57,11 @@ class ServingRuntime:
         self._models: dict[tuple[str, int], Any] = {}
         self._batchers: dict[tuple[str, int], MicroBatcher] = {}
         self._load_lock = threading.Lock()
+        self.candidate_timeout = candidate_timeout
         self._shadow_pool = ThreadPoolExecutor(2, thread_name_prefix="opsloop-shadow")
+        # Candidates answer on their own small pool, so a hung one holds at most these threads
+        # and its callers get the stable version's answer after ``candidate_timeout``.
+        self._candidate_pool = ThreadPoolExecutor(4, thread_name_prefix="opsloop-candidate")
         self._shadow_pending = threading.Semaphore(shadow_backlog)
 
     # -- state --------------------------------------------------------------------------------
@@ -93,6 +101,17 @@ class ServingRuntime:
         outputs, batch_rows = self.batcher(deployment, number).predict(rows, count)
         return _jsonable(outputs), batch_rows
 
+    def _candidate(
+        self, deployment: Deployment, number: int, rows: Any, count: int
+    ) -> tuple[list[Any], int]:
+        future = self._candidate_pool.submit(self._answer, deployment, number, rows, count)
+        try:
+            return future.result(timeout=self.candidate_timeout)
+        except FutureTimeout:
+            raise TimeoutError(
+                f"candidate v{number} did not answer within {self.candidate_timeout:g} s"
+            ) from None
+
     def warm_up(self) -> list[str]:
         """Load every version every deployment serves; returns what was loaded."""
         loaded = []
@@ -127,7 +146,10 @@ class ServingRuntime:
         try:
             version = route.version
             try:
-                predictions, batch_rows = self._answer(deployment, version, rows, count)
+                if version == stable:
+                    predictions, batch_rows = self._answer(deployment, version, rows, count)
+                else:
+                    predictions, batch_rows = self._candidate(deployment, version, rows, count)
             except Exception as exc:
                 if version == stable:
                     status = "invalid" if isinstance(exc, InvalidInput) else "error"
@@ -200,6 +222,7 @@ class ServingRuntime:
         return len(labels)
 
     def close(self) -> None:
+        self._candidate_pool.shutdown(wait=False, cancel_futures=True)
         self._shadow_pool.shutdown(wait=True)
         self.log.close()
 
