@@ -18,6 +18,14 @@ import pytest
 PG_BASE = os.environ.get("OPSLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A home for what runs before the per-test one exists (module-scoped servers and their
+    clients), so a test run never writes to the developer's ~/.opsloop."""
+    import tempfile
+
+    os.environ["OPSLOOP_HOME"] = tempfile.mkdtemp(prefix="opsloop-test-home-")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -69,3 +69,34 @@ def test_batch_lineage_and_cli(
         }
     assert upstream == {("model_version", "predicted"), ("dataset_version", "scored")}
     client.close()
+
+
+def test_batch_on_a_local_ray_instance(
+    sqlite_url: str, tmp_path: Path, weak_model: Any, strong_model: Any, cancer: Any
+) -> None:
+    import ray
+
+    import opsloop
+
+    client = opsloop.Client(database_url=sqlite_url, blob_url=str(tmp_path / "blobs"))
+    register_two(client, weak_model, strong_model, cancer)
+    table = tmp_path / "patients.parquet"
+    cancer[COLUMNS].to_parquet(table)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        result = client.deployments.predict_batch(
+            "cancer-clf@2", table, "scored-on-ray", chunk_rows=100, executor="ray"
+        )
+        bad = tmp_path / "bad.parquet"
+        cancer[["mean radius"]].to_parquet(bad)
+        with pytest.raises(InvalidInput, match="missing"):  # a worker's error, as the local one
+            client.deployments.predict_batch("cancer-clf@2", bad, "x", executor="ray")
+    finally:
+        ray.shutdown()
+    assert (result.rows, result.chunks) == (len(cancer), 6)
+    scored = client.data.get(result.output).to_pandas()
+    expected = client.models.load("cancer-clf@2").predict(cancer[COLUMNS])
+    assert scored["prediction"].tolist() == list(expected)  # same rows, same order
+    with pytest.raises(InvalidInput, match="choose local or ray"):
+        client.deployments.predict_batch("cancer-clf@2", table, "x", executor="spark")
+    client.close()

@@ -153,3 +153,38 @@ os.kill(os.getpid(), 9)
     frame = log.predictions("d")
     assert len(frame) == 50 and frame.set_index("request_id").loc["r7", "label"] == "1"
     log.close()
+
+
+def test_traffic_changes_under_load_drop_no_request(
+    served: tuple[Client, str], cancer: Any
+) -> None:
+    import threading
+
+    client, url = served
+    body = {"records": rows(cancer)}
+    statuses: list[int] = []
+    models: set[str] = set()
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(timeout=10) as http:
+            while not stop.is_set():
+                answer = http.post(f"{url}/v1/deployments/clf/predict", json=body)
+                statuses.append(answer.status_code)
+                if answer.status_code == 200:
+                    models.add(answer.json()["model"])
+
+    sender = threading.Thread(target=load)
+    sender.start()
+    try:
+        client.deployments.deploy("cancer-clf@2", name="clf", canary=50)
+        time.sleep(0.5)
+        client.deployments.promote("clf")  # switch: v2 takes all traffic
+        time.sleep(0.5)
+        client.deployments.deploy("cancer-clf@1", name="clf")  # and back
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        sender.join(10)
+    assert len(statuses) > 20 and set(statuses) == {200}
+    assert models == {"cancer-clf@1", "cancer-clf@2"}

@@ -2,8 +2,10 @@
 path, in chunks, written as a new data version linked to the model version and the input.
 
 Rows are streamed through ``pyarrow.dataset`` in ``chunk_rows`` batches (so a table larger
-than memory works), each chunk checked against the model's signature and predicted, and the
-results appended to one Parquet file with the input's columns plus ``prediction`` (and
+than memory works), each chunk checked against the model's signature and predicted, in this
+process or (``executor="ray"``) as Ray tasks on the cluster at ``RAY_ADDRESS`` or a local Ray
+instance, each worker loading the model once; results come back in order and are appended to
+one Parquet file with the input's columns plus ``prediction`` (and
 ``proba_<class>`` columns with ``proba=True``). The output is added as the next version of
 ``output`` and lineage records ``model_version -predicted-> dataset_version`` and
 ``dataset_version (input) -scored-> dataset_version (output)``.
@@ -19,7 +21,7 @@ from typing import Any
 
 from opsloop.errors import InvalidInput
 
-__all__ = ["BatchResult", "predict_batch"]
+__all__ = ["BatchResult", "predict_batch", "score_chunk"]
 
 _FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
 
@@ -68,37 +70,35 @@ def predict_batch(
     proba: bool = False,
     message: str | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
+    executor: str = "local",
 ) -> BatchResult:
     """Score ``source`` with ``model_ref`` and save the result as the next version of ``output``.
 
     ``on_chunk(rows_done, rows_total)`` reports progress after each chunk.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     if chunk_rows < 1:
         raise InvalidInput("chunk_rows must be at least 1")
+    if executor not in ("local", "ray"):
+        raise InvalidInput(f"executor {executor!r}: choose local or ray")
     model = client.models.load(model_ref)
     dataset, input_ref = _dataset(client, source)
     total = dataset.count_rows()
+    batches = (b for b in dataset.to_batches(batch_size=chunk_rows) if b.num_rows)
+    if executor == "ray":
+        scored = _on_ray(client.settings, str(model.ref), batches, proba)
+    else:
+        scored = (score_chunk(model, b, proba) for b in batches)
     done = chunks = 0
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "predictions.parquet"
         writer = None
-        for batch in dataset.to_batches(batch_size=chunk_rows):
-            if batch.num_rows == 0:
-                continue
-            frame = batch.to_pandas()
-            frame["prediction"] = list(model.predict(frame))
-            if proba:
-                probabilities = model.predict_proba(frame)
-                for i, label in enumerate(model.classes or range(probabilities.shape[1])):
-                    frame[f"proba_{label}"] = probabilities[:, i]
-            table = pa.Table.from_pandas(frame, preserve_index=False)
+        for table in scored:
             if writer is None:
                 writer = pq.ParquetWriter(target, table.schema)
             writer.write_table(table)
-            done, chunks = done + batch.num_rows, chunks + 1
+            done, chunks = done + table.num_rows, chunks + 1
             if on_chunk is not None:
                 on_chunk(done, total)
         if writer is None:
@@ -110,3 +110,55 @@ def predict_batch(
     ref = str(added.version.ref)
     client.deployments._backend.record_batch(str(model.ref), input_ref, ref)
     return BatchResult(output=ref, rows=done, chunks=chunks, model=str(model.ref))
+
+
+def score_chunk(model: Any, batch: Any, proba: bool) -> Any:
+    """One chunk (an Arrow record batch) with its ``prediction`` (and ``proba_*``) columns."""
+    import pyarrow as pa
+
+    frame = batch.to_pandas()
+    frame["prediction"] = list(model.predict(frame))
+    if proba:
+        probabilities = model.predict_proba(frame)
+        for i, label in enumerate(model.classes or range(probabilities.shape[1])):
+            frame[f"proba_{label}"] = probabilities[:, i]
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+_WORKER_MODELS: dict[str, Any] = {}
+
+
+def _score_remote(settings: Any, model_ref: str, batch: Any, proba: bool) -> Any:
+    """A Ray task: load the model once per worker process, then score the chunk."""
+    model = _WORKER_MODELS.get(model_ref)
+    if model is None:
+        from opsloop.client import Client
+
+        model = _WORKER_MODELS[model_ref] = Client(settings=settings).models.load(model_ref)
+    return score_chunk(model, batch, proba)
+
+
+def _on_ray(settings: Any, model_ref: str, batches: Any, proba: bool) -> Any:
+    """Score chunks as Ray tasks, at most two per CPU in flight, yielding results in order."""
+    import os
+    from collections import deque
+
+    try:
+        import ray
+    except ImportError:
+        raise InvalidInput("executor='ray' needs Ray: pip install 'opsloop[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS") or None,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+    task = ray.remote(_score_remote)
+    window = max(2, int(ray.cluster_resources().get("CPU", 1)) * 2)
+    pending: deque[Any] = deque()
+    for batch in batches:
+        pending.append(task.remote(settings, model_ref, batch, proba))
+        if len(pending) >= window:
+            yield ray.get(pending.popleft())
+    while pending:
+        yield ray.get(pending.popleft())

@@ -301,6 +301,9 @@ def predict(
     output: Annotated[str, typer.Option(help="Dataset to write the predictions to.")],
     chunk_rows: Annotated[int, typer.Option(help="Rows per chunk.")] = 50_000,
     proba: Annotated[bool, typer.Option(help="Add proba_<class> columns.")] = False,
+    executor: Annotated[
+        str, typer.Option(help="local, or ray (RAY_ADDRESS's cluster, else a local Ray).")
+    ] = "local",
 ) -> None:
     """Batch inference: score a table in chunks into a new data version, with lineage."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -317,8 +320,9 @@ def predict(
             progress.update(task, completed=done, total=total)
 
         result = client.deployments.predict_batch(
-            ref, source, output, chunk_rows=chunk_rows, proba=proba, on_chunk=advance
-        )
+            ref, source, output, chunk_rows=chunk_rows, proba=proba, on_chunk=advance,
+            executor=executor,
+        )  # fmt: skip
     console().print(
         f"{result.output}: {result.rows} rows scored by {result.model} in {result.chunks} chunk(s)"
     )
