@@ -35,6 +35,7 @@ def _register_commands() -> None:
     from opsloop.llm.feedback.cli import feedback_app
     from opsloop.llm.prompts.cli import prompts_app
     from opsloop.llm.tracing.cli import traces_app
+    from opsloop.pipelines.cli import pipelines_app
     from opsloop.registry import cli as registry_cli
     from opsloop.server import cli as server_cli
     from opsloop.serving import cli as serving_cli
@@ -49,6 +50,7 @@ def _register_commands() -> None:
     app.add_typer(feedback_app, name="feedback")
     app.add_typer(eval_app, name="eval")
     app.add_typer(serving_cli.deployments_app, name="deployments")
+    app.add_typer(pipelines_app, name="pipelines")
     app.command("deploy")(serving_cli.deploy)
     app.command("serve")(serving_cli.serve)
     app.command("predict")(serving_cli.predict)

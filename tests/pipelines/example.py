@@ -1,0 +1,69 @@
+"""A small real training pipeline for the tests: load, split, train, evaluate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+
+from opsloop.pipelines import pipeline, step
+
+CALLS: list[str] = []  # which step bodies really ran, for the cache tests
+FEATURES = ["mean radius", "mean texture", "worst area", "mean smoothness"]
+
+
+def features(frame: pd.DataFrame) -> pd.DataFrame:
+    """A project helper: editing it changes the code hash of the steps that call it."""
+    return frame[FEATURES]
+
+
+@step
+def load(rows: int = 400) -> pd.DataFrame:
+    CALLS.append("load")
+    return load_breast_cancer(as_frame=True).frame.head(rows)
+
+
+@step
+def split(data: pd.DataFrame, test_share: float = 0.25, seed: int = 0) -> pd.DataFrame:
+    CALLS.append("split")
+    rng = np.random.default_rng(seed)
+    return data.assign(fold=np.where(rng.random(len(data)) < test_share, "test", "train"))
+
+
+@step(retries=1, retry_delay=0.01)
+def train(data: pd.DataFrame, C: float = 1.0) -> LogisticRegression:
+    CALLS.append("train")
+    rows = data[data["fold"] == "train"]
+    return LogisticRegression(C=C, max_iter=500).fit(features(rows), rows["target"])
+
+
+@step
+def evaluate(model: LogisticRegression, data: pd.DataFrame) -> dict[str, Any]:
+    CALLS.append("evaluate")
+    rows = data[data["fold"] == "test"]
+    return {"accuracy": float((model.predict(features(rows)) == rows["target"]).mean())}
+
+
+@pipeline
+def training(C: float = 1.0, rows: int = 400) -> None:
+    data = split(load(rows=rows))
+    evaluate(train(data, C=C), data)
+
+
+@step
+def explode(data: pd.DataFrame) -> dict[str, Any]:
+    raise RuntimeError("the cluster caught fire")
+
+
+@pipeline
+def broken() -> None:
+    explode(load())
+
+
+@pipeline
+def mistyped() -> None:
+    data = load()
+    evaluate(data, data)  # a DataFrame where a model is expected
