@@ -67,3 +67,39 @@ def broken() -> None:
 def mistyped() -> None:
     data = load()
     evaluate(data, data)  # a DataFrame where a model is expected
+
+
+NAPS: list[tuple[float, float]] = []  # (start, end) of each nap, to see them overlap
+
+
+@step(cache=False)
+def nap(seconds: float = 0.3, label: str = "a") -> str:
+    import time
+
+    start = time.monotonic()
+    time.sleep(seconds)
+    NAPS.append((start, time.monotonic()))
+    return label
+
+
+@step(cache=False)
+def join(a: str, b: str) -> str:
+    return a + b
+
+
+@pipeline
+def fan_out() -> None:
+    join(nap(label="a"), nap(label="b"))
+
+
+@step(cache=False, timeout=0.3)
+def stuck(seconds: float = 5.0) -> str:
+    import time
+
+    time.sleep(seconds)
+    return "never"
+
+
+@pipeline
+def too_slow() -> None:
+    stuck()

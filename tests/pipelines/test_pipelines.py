@@ -139,3 +139,14 @@ def test_cli_run_show_and_errors(tmp_path: Any) -> None:
     assert "the cluster caught fire" in failed and "Traceback" in failed
     assert "is not a @pipeline" in run("pipelines", "run", "tests.pipelines.example:load", code=2)
     assert "MODULE:NAME" in run("pipelines", "run", "nothing", code=2)
+
+
+def test_independent_steps_run_side_by_side_and_timeouts_fail(client: Any) -> None:
+    example.NAPS.clear()
+    result = example.fan_out.run(client=client)
+    assert result.outputs["join"] == "ab"
+    assert [s.name for s in result.steps] == ["nap", "nap_2", "join"]
+    (start_a, end_a), (start_b, end_b) = example.NAPS
+    assert max(start_a, start_b) < min(end_a, end_b)  # the two naps ran at the same time
+    with pytest.raises(PipelineFailed, match=r"longer than its timeout of 0\.3 s"):
+        example.too_slow.run(client=client)

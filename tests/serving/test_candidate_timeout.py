@@ -3,7 +3,6 @@ the hang is logged against the candidate (which a rollout's error-rate check the
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +26,7 @@ def test_a_hanging_canary_is_answered_for_by_the_stable_version(
     client.deployments.deploy("net@2", name="net", canary=100)
     runtime = client.deployments._runtime
     runtime.candidate_timeout = 0.5
-    start = time.perf_counter()
     answer = client.deployments.predict("net", {"instances": [[0.1, 0.2, 0.3, 0.4]]})
-    assert time.perf_counter() - start < 3  # not the candidate's 5 s
     assert answer["model"] == "net@1" and answer["fallback_from"] == "net@2"
     logged = client.deployments.predictions("net")
     hung = logged[logged["version"] == 2]

@@ -115,10 +115,13 @@ class Step:
 
     def __init__(
         self, fn: Any, *, name: str | None = None, cache: bool = True, retries: int = 0,
-        retry_delay: float = 1.0,
+        retry_delay: float = 1.0, timeout: float | None = None,
     ) -> None:  # fmt: skip
         if retries < 0:
             raise InvalidInput("retries must be 0 or more")
+        if timeout is not None and timeout <= 0:
+            raise InvalidInput("timeout must be a positive number of seconds")
+        self.timeout = timeout
         self.fn = fn
         self.name = name or fn.__name__
         self.cache = cache
@@ -143,7 +146,8 @@ class Step:
 
 
 def step(fn: Any = None, **options: Any) -> Any:
-    """Make a function a pipeline step: ``@step`` or ``@step(cache=False, retries=2)``."""
+    """Make a function a pipeline step: ``@step`` or ``@step(cache=False, retries=2,
+    timeout=600)`` (a step over its timeout fails, and is retried like any failure)."""
     if fn is None:
         return lambda f: Step(f, **options)
     return Step(fn, **options)

@@ -13,8 +13,10 @@ stay cached, so the next run starts where this one stopped.
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,9 +84,42 @@ def _miss_reason(previous: Any, parts: dict[str, str]) -> str:
     return f"{' and '.join(changed) or 'key'} changed since run {previous.info.run_id[:8]}"
 
 
+def _call(fn: Any, arguments: dict[str, Any], timeout: float | None) -> Any:
+    """``fn(**arguments)``, raising ``TimeoutError`` after ``timeout`` seconds. The step's
+    thread cannot be stopped from outside; it is left to finish as a daemon."""
+    if timeout is None:
+        return fn(**arguments)
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn(**arguments)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="opsloop-step", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"the step took longer than its timeout of {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def run_graph(
-    graph: Graph, client: Any, *, experiment: str | None, no_cache: bool, params: dict[str, Any]
+    graph: Graph,
+    client: Any,
+    *,
+    experiment: str | None,
+    no_cache: bool,
+    params: dict[str, Any],
+    max_workers: int = 4,
 ) -> PipelineRun:
+    """Run every node once its inputs are ready; independent steps run side by side on up to
+    ``max_workers`` threads (NumPy, pandas and scikit-learn release the GIL in their heavy
+    parts). On the first failure no new step starts, the running ones finish, and the rest
+    are reported as skipped."""
     exp_name = experiment or f"pipeline-{graph.pipeline}"
     exp = client.set_experiment(exp_name)
     parent = client.create_run(
@@ -95,24 +130,45 @@ def run_graph(
         client.log_params(parent_id, params)
     result = PipelineRun(parent_id, graph.pipeline, "RUNNING")
     values: dict[int, tuple[Any, str]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for node in graph.nodes:
-            try:
-                step_result, value = _run_node(
-                    node, client, exp, exp_name, parent_id, values, no_cache, Path(tmp)
-                )
-            except PipelineFailed as failure:
-                result.steps.append(failure.details["result"])
-                for rest in graph.nodes[node.index + 1 :]:
-                    result.steps.append(StepResult(rest.name, "", "SKIPPED"))
-                client.set_tag(parent_id, "opsloop.pipeline.failed_step", node.name)
-                client.end_run(parent_id, "FAILED")
-                result.status = "FAILED"
-                failure.details["pipeline"] = result
-                raise
-            values[node.index] = (value, step_result.digest or "")
-            result.steps.append(step_result)
-            result.outputs[node.name] = value
+    results: dict[int, StepResult] = {}
+    failure: PipelineFailed | None = None
+    pending = {node.index: node for node in graph.nodes}
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers) as pool:
+        running: dict[Future[Any], Node] = {}
+        while pending or running:
+            if failure is None:
+                ready = [
+                    n for n in pending.values() if all(o.node in values for o in n.inputs.values())
+                ]
+                for node in ready:
+                    del pending[node.index]
+                    future = pool.submit(
+                        _run_node, node, client, exp, exp_name, parent_id, values, no_cache,
+                        Path(tmp),
+                    )  # fmt: skip
+                    running[future] = node
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                node = running.pop(future)
+                try:
+                    step_result, value = future.result()
+                except PipelineFailed as exc:
+                    failure = failure or exc
+                    results[node.index] = exc.details["result"]
+                    continue
+                values[node.index] = (value, step_result.digest or "")
+                results[node.index] = step_result
+                result.outputs[node.name] = value
+    for node in graph.nodes:
+        result.steps.append(results.get(node.index) or StepResult(node.name, "", "SKIPPED"))
+    if failure is not None:
+        client.set_tag(parent_id, "opsloop.pipeline.failed_step", failure.details["step"])
+        client.end_run(parent_id, "FAILED")
+        result.status = "FAILED"
+        failure.details["pipeline"] = result
+        raise failure
     client.end_run(parent_id, "FINISHED")
     result.status = "FINISHED"
     return result
@@ -177,7 +233,7 @@ def _run_node(
     attempt = 0
     while True:
         try:
-            value = step.fn(**arguments)
+            value = _call(step.fn, arguments, step.timeout)
             break
         except Exception as exc:
             attempt += 1
