@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
-import numpy as np
 from sqlalchemy import and_, delete, select, tuple_
 from sqlalchemy.orm import Session
 
@@ -198,6 +197,8 @@ def get_metric_history(
 
 def _thin(points: Sequence[Any], max_points: int) -> list[Any]:
     """Keep the first, the last, and each bucket's min and max point, in order."""
+    import numpy as np  # here, not at the top: every local command imports this module
+
     values = np.fromiter((p[1] for p in points), dtype=np.float64, count=len(points))
     buckets = max(1, (max_points - 2) // 2)
     edges = np.linspace(1, len(points) - 1, buckets + 1, dtype=np.int64)
