@@ -30,6 +30,7 @@ __all__ = [
     "StoreError",
     "Unauthenticated",
     "error_class_for_code",
+    "validation_problems",
 ]
 
 
@@ -120,3 +121,14 @@ _BY_CODE: dict[str, type[OpsloopError]] = {
 def error_class_for_code(code: str) -> type[OpsloopError]:
     """The error class a server's error code stands for (``OpsloopError`` when unknown)."""
     return _BY_CODE.get(code, OpsloopError)
+
+
+def validation_problems(exc: Any, limit: int = 8) -> list[str]:
+    """A pydantic ``ValidationError`` as ``field.path: message`` lines for an ``InvalidInput``
+    (pydantic's "Value error, " prefix dropped; the path left out when there is none)."""
+    lines = []
+    for error in exc.errors()[:limit]:
+        where = ".".join(str(p) for p in error.get("loc", ()))
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        lines.append(f"{where}: {message}" if where else message)
+    return lines

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from opsloop.errors import InvalidInput
+from opsloop.errors import InvalidInput, validation_problems
 from opsloop.serving.backend import DeploymentBackend
 from opsloop.serving.entities import (
     Deployment,
@@ -27,7 +27,7 @@ def _policy(**fields: Any) -> TrafficPolicy:
     try:
         return TrafficPolicy(**fields)
     except ValidationError as exc:
-        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        reasons = "; ".join(validation_problems(exc))
         raise InvalidInput(f"invalid traffic policy: {reasons}") from None
 
 
@@ -161,7 +161,7 @@ class DeploymentsClient:
                 promote_alias=promote_alias,
             )  # fmt: skip
         except ValidationError as exc:
-            reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            reasons = "; ".join(validation_problems(exc))
             raise InvalidInput(f"invalid rollout: {reasons}") from None
         return self._backend.start_rollout(name or version.name, spec)
 

@@ -40,7 +40,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from opsloop.errors import InvalidInput
+from opsloop.errors import InvalidInput, validation_problems
 from opsloop.llm.evals.assertions import Assertion
 from opsloop.llm.evals.providers import ProviderConfig
 
@@ -102,15 +102,6 @@ class Case(BaseModel):
     threshold: float | None = None
 
 
-def _problems(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors()[:8]:
-        where = ".".join(str(p) for p in error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"  {where}: {message}")
-    return "\n".join(lines)
-
-
 def load_suite(source: str | Path | dict[str, Any]) -> Suite:
     """Read and check a suite from a YAML file (or an already parsed mapping)."""
     if isinstance(source, dict):
@@ -129,4 +120,5 @@ def load_suite(source: str | Path | dict[str, Any]) -> Suite:
     try:
         return Suite.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInput(f"{where} is not a valid eval suite:\n{_problems(exc)}") from None
+        problems = "\n".join(f"  {line}" for line in validation_problems(exc))
+        raise InvalidInput(f"{where} is not a valid eval suite:\n{problems}") from None

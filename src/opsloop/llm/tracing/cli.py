@@ -186,11 +186,9 @@ def _tree(detail: Any) -> Any:
             parts.append(f"[red]{escape(span.status_message or 'error')}[/]")
         return "  ".join(parts)
 
-    children: dict[str | None, list[Any]] = {}
-    ids = {s.span_id for s in detail.spans}
-    for span in detail.spans:
-        parent = span.parent_span_id if span.parent_span_id in ids else None
-        children.setdefault(parent, []).append(span)
+    from opsloop.llm.tracing.entities import children_by_parent
+
+    children = children_by_parent(detail.spans)
     root = Tree(
         f"[bold]{escape(trace.name)}[/]  {trace.trace_id}  {_stamp(trace.start_ns)} UTC  "
         f"{_ms(trace.duration_ms)}  {trace.span_count} spans  {_cost(trace.cost)}"

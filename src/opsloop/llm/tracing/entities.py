@@ -24,6 +24,7 @@ __all__ = [
     "Trace",
     "TraceDetail",
     "TraceFilter",
+    "children_by_parent",
 ]
 
 ScoreType = Literal["numeric", "boolean", "categorical", "text"]
@@ -80,6 +81,17 @@ class Span(_Model):
     prompt_version: int | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
     events: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def children_by_parent(spans: list[Span]) -> dict[str | None, list[Span]]:
+    """Spans grouped under their parent's id, in the given order; a span whose parent is not
+    among them (still on its way, or the root) is grouped under None, so it shows as a root."""
+    ids = {s.span_id for s in spans}
+    children: dict[str | None, list[Span]] = {}
+    for span in spans:
+        parent = span.parent_span_id if span.parent_span_id in ids else None
+        children.setdefault(parent, []).append(span)
+    return children
 
 
 class Score(_Model):

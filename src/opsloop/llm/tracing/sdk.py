@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from opsloop.errors import InvalidInput
+from opsloop.errors import InvalidInput, validation_problems
 from opsloop.llm.tracing.backend import TracingBackend
 from opsloop.llm.tracing.context import CURRENT_SPAN
 from opsloop.llm.tracing.entities import (
@@ -377,9 +377,7 @@ def _filter(filters: dict[str, Any]) -> TraceFilter:
     try:
         return TraceFilter(**filters)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(validation_problems(exc))
         raise InvalidInput(f"invalid trace filter: {problems}") from None
 
 

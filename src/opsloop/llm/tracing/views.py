@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput
 from opsloop.llm.tracing import services
-from opsloop.llm.tracing.entities import Span, TraceFilter
+from opsloop.llm.tracing.entities import Span, TraceFilter, children_by_parent
 from opsloop.llm.tracing.tables import TraceRow
 from opsloop.server.deps import ReadSession
 from opsloop.server.ui.shell import SearchHit, UiDomain, render
@@ -90,11 +90,7 @@ class _Row:
 
 def _waterfall(spans: list[Span], start_ns: int, end_ns: int) -> list[_Row]:
     total = max(end_ns - start_ns, 1)
-    ids = {s.span_id for s in spans}
-    children: dict[str | None, list[Span]] = {}
-    for span in spans:
-        parent = span.parent_span_id if span.parent_span_id in ids else None
-        children.setdefault(parent, []).append(span)
+    children = children_by_parent(spans)
     rows: list[_Row] = []
 
     def walk(parent: str | None, depth: int) -> None:
