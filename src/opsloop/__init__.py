@@ -43,6 +43,8 @@ _LAZY: dict[str, str] = {
     "Artifact": "opsloop.tracking.entities",
     "Page": "opsloop.tracking.entities",
     "observe": "opsloop.traces",
+    "drift": "opsloop.monitoring.drift",
+    "DriftReport": "opsloop.monitoring.drift",
     **{name: "opsloop.tracking.fluent" for name in _fluent.__all__},
 }
 
@@ -85,6 +87,7 @@ if TYPE_CHECKING:
         StoreError,
         Unauthenticated,
     )
+    from opsloop.monitoring.drift import DriftReport, drift
     from opsloop.traces import observe
     from opsloop.tracking.entities import (
         Artifact,

@@ -35,6 +35,7 @@ def _register_commands() -> None:
     from opsloop.llm.feedback.cli import feedback_app
     from opsloop.llm.prompts.cli import prompts_app
     from opsloop.llm.tracing.cli import traces_app
+    from opsloop.monitoring.drift_cli import drift_command
     from opsloop.pipelines.cli import pipelines_app
     from opsloop.registry import cli as registry_cli
     from opsloop.server import cli as server_cli
@@ -55,6 +56,7 @@ def _register_commands() -> None:
     app.command("serve")(serving_cli.serve)
     app.command("predict")(serving_cli.predict)
     app.command("lineage")(registry_cli.lineage)
+    app.command("drift")(drift_command)
     app.command("server")(server_cli.server)
     app.command("ui")(server_cli.ui)
     app.command("db-upgrade")(server_cli.db_upgrade)

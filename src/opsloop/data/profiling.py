@@ -15,7 +15,7 @@ from typing import Any
 
 from opsloop.data.tabular import TABLE_VIEW, open_table
 
-__all__ = ["profile_table", "write_report"]
+__all__ = ["format_number", "profile_table", "write_report"]
 
 BINS = 20
 TOP_VALUES = 10
@@ -154,14 +154,15 @@ def write_report(summary: dict[str, Any], out_dir: Path, stem: str) -> tuple[Pat
     env = Environment(
         loader=PackageLoader("opsloop.data", "templates"), autoescape=select_autoescape()
     )
-    env.filters["num"] = _num
+    env.filters["num"] = format_number
     env.globals["color"] = _corr_color
     html = env.get_template("data/profile_report.html").render(p=summary, stem=stem)
     html_path.write_text(html)
     return html_path, json_path
 
 
-def _num(value: Any) -> str:
+def format_number(value: Any) -> str:
+    """A number as a report shows it: grouped thousands, 4 significant digits, `-` for none."""
     if value is None:
         return "-"
     if isinstance(value, float):

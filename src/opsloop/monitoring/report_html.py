@@ -1,0 +1,25 @@
+"""The drift report as one self-contained HTML page: a summary table, then a plot per column of
+the reference and current distributions side by side (inline SVG, no scripts, no network), so
+it can be mailed or attached to a ticket. Rendered from the report's JSON twin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsloop.data.profiling import format_number
+
+__all__ = ["render"]
+
+_VERDICT = {True: ("drift", "drift"), False: ("no drift", "ok"), None: ("no verdict", "none")}
+
+
+def render(report: dict[str, Any], *, title: str) -> str:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("opsloop.monitoring", "templates"), autoescape=select_autoescape()
+    )
+    env.filters["num"] = format_number
+    env.globals["verdict"] = lambda v: _VERDICT[v][0]
+    env.globals["verdict_class"] = lambda v: _VERDICT[v][1]
+    return env.get_template("monitoring/drift_report.html").render(r=report, title=title)
