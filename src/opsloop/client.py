@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from opsloop.llm.feedback.sdk import FeedbackClient
     from opsloop.llm.prompts.sdk import PromptsClient
     from opsloop.llm.tracing.sdk import TracesClient
+    from opsloop.monitoring.sdk import MonitorsClient
     from opsloop.registry.sdk import ModelsClient
     from opsloop.serving.sdk import DeploymentsClient
 
@@ -194,6 +195,17 @@ class Client(TrackingClient):
 
         store, _ = shared_stores(self.settings)
         return DeploymentsClient(LocalDeploymentBackend(store), self)
+
+    @cached_property
+    def monitors(self) -> MonitorsClient:
+        """Monitors on deployments: ``client.monitors.create(name, deployment, reference)``,
+        ``.check(name)``, ``.alerts()``, ``.acknowledge(id)``, ``.loop_status()``."""
+        from opsloop.monitoring.sdk import MonitorsClient
+
+        if self.settings.is_remote:
+            return MonitorsClient(self)
+        store, _ = shared_stores(self.settings)
+        return MonitorsClient(self, store)
 
     @property
     def where(self) -> str:

@@ -35,6 +35,7 @@ def _register_commands() -> None:
     from opsloop.llm.feedback.cli import feedback_app
     from opsloop.llm.prompts.cli import prompts_app
     from opsloop.llm.tracing.cli import traces_app
+    from opsloop.monitoring import cli as monitoring_cli
     from opsloop.monitoring.drift_cli import drift_command
     from opsloop.pipelines.cli import pipelines_app
     from opsloop.registry import cli as registry_cli
@@ -52,6 +53,10 @@ def _register_commands() -> None:
     app.add_typer(eval_app, name="eval")
     app.add_typer(serving_cli.deployments_app, name="deployments")
     app.add_typer(pipelines_app, name="pipelines")
+    app.add_typer(monitoring_cli.monitors_app, name="monitors")
+    app.add_typer(monitoring_cli.alerts_app, name="alerts")
+    app.add_typer(monitoring_cli.loop_app, name="loop")
+    app.command("scheduler")(monitoring_cli.scheduler)
     app.command("deploy")(serving_cli.deploy)
     app.command("serve")(serving_cli.serve)
     app.command("predict")(serving_cli.predict)

@@ -105,8 +105,12 @@ def promote(
     policy: str | Path | dict[str, Any] | GatePolicy | None = None,
     force: bool = False,
     reason: str | None = None,
+    baseline: str | None = None,
 ) -> Promotion:
     """Move ``alias`` to ``ref`` if it passes the gate (or unconditionally with ``force``).
+
+    The candidate is judged against the holder of ``baseline`` (default: ``alias`` itself):
+    the retraining loop moves ``candidate`` only for a model better than the ``champion``.
 
     The policy is the one given, else the model's stored policy. Both models' evaluations and
     the verdict (every number used) are recorded, passed or not.
@@ -122,9 +126,12 @@ def promote(
         candidate, candidate_manifest = models.manifest_of(session, ref)
         registered = models.get_model(session, candidate.name)
         current = registered.aliases.get(alias)
+        compared = registered.aliases.get(baseline or alias)
         champion = champion_manifest = None
-        if current is not None and current != candidate.number:
-            champion, champion_manifest = models.manifest_of(session, f"{candidate.name}@{current}")
+        if compared is not None and compared != candidate.number:
+            champion, champion_manifest = models.manifest_of(
+                session, f"{candidate.name}@{compared}"
+            )
     if force:
         if not reason or not reason.strip():
             raise InvalidInput("a forced promotion needs a reason (--reason), which is recorded")

@@ -179,9 +179,10 @@ class Pipeline:
 
     def run(
         self, *, client: Any = None, experiment: str | None = None, no_cache: bool = False,
-        **params: Any,
+        tags: dict[str, str] | None = None, **params: Any,
     ) -> Any:  # fmt: skip
-        """Build and run the pipeline, tracked: a run for it and a nested run per step."""
+        """Build and run the pipeline, tracked: a run for it (with ``tags``, such as what
+        triggered it) and a nested run per step."""
         from opsloop.pipelines.runner import run_graph
         from opsloop.tracking.fluent import get_client
 
@@ -190,7 +191,7 @@ class Pipeline:
         bound.apply_defaults()
         return run_graph(
             graph, client or get_client(), experiment=experiment, no_cache=no_cache,
-            params=dict(bound.arguments),
+            params=dict(bound.arguments), tags=tags,
         )  # fmt: skip
 
 

@@ -115,6 +115,7 @@ def run_graph(
     no_cache: bool,
     params: dict[str, Any],
     max_workers: int = 4,
+    tags: dict[str, str] | None = None,
 ) -> PipelineRun:
     """Run every node once its inputs are ready; independent steps run side by side on up to
     ``max_workers`` threads (NumPy, pandas and scikit-learn release the GIL in their heavy
@@ -123,8 +124,9 @@ def run_graph(
     exp_name = experiment or f"pipeline-{graph.pipeline}"
     exp = client.set_experiment(exp_name)
     parent = client.create_run(
-        exp.experiment_id, run_name=graph.pipeline, tags={"opsloop.pipeline": graph.pipeline}
-    )
+        exp.experiment_id, run_name=graph.pipeline,
+        tags={**(tags or {}), "opsloop.pipeline": graph.pipeline},
+    )  # fmt: skip
     parent_id = parent.info.run_id
     if params:
         client.log_params(parent_id, params)

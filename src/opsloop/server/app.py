@@ -41,11 +41,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        from opsloop.monitoring.scheduler import MonitorScheduler
         from opsloop.serving.app import start_controller
 
         state = app.state.opsloop
         controller = start_controller(state.serving, state.store)
+        scheduler = MonitorScheduler(state.serving.client, state.store, state.serving.log).start()
         yield
+        scheduler.stop()
         controller.stop()
         state.serving.close()  # shadow copies finish, the prediction log is sealed
 
@@ -97,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.llm.tracing.api import router as tracing_router
     from opsloop.llm.tracing.views import UI as TRACES_UI
     from opsloop.llm.tracing.views import router as trace_views
+    from opsloop.monitoring.api import router as monitoring_router
     from opsloop.registry.api import router as registry_router
     from opsloop.registry.views import UI as REGISTRY_UI
     from opsloop.registry.views import router as registry_views
@@ -119,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(feedback_router, prefix="/api", dependencies=auth)
     app.include_router(evals_router, prefix="/api", dependencies=auth)
     app.include_router(deployments_router, prefix="/api", dependencies=auth)
+    app.include_router(monitoring_router, prefix="/api", dependencies=auth)
     app.include_router(inference_router, dependencies=auth)
     app.include_router(metrics_router)
     install_ui(

@@ -182,4 +182,9 @@ async def feedback(name: str, request: Request, state: State) -> Response:
 @metrics_router.get("/metrics", response_class=Response)
 def metrics(state: State) -> Response:
     """Prometheus text format: requests, latency histograms, in-flight, batch sizes."""
-    return Response(state.serving.metrics.render(), media_type="text/plain; version=0.0.4")
+    from prometheus_client import generate_latest
+
+    from opsloop.monitoring.alerts import REGISTRY
+
+    body = state.serving.metrics.render() + generate_latest(REGISTRY)
+    return Response(body, media_type="text/plain; version=0.0.4")

@@ -160,6 +160,56 @@ class PredictionLog:
             """
         ).df()
 
+    def requests(
+        self, deployment: str, *, since_ms: int | None = None, until_ms: int | None = None,
+        last: int | None = None, first: int | None = None,
+    ) -> Any:  # fmt: skip
+        """Answered (non-shadow) requests of ``deployment`` with ``since_ms <= ts_ms <
+        until_ms``, oldest first, with labels joined: all of them, the newest ``last`` or the
+        oldest ``first``. DuckDB reads only the days' Parquet files the range touches."""
+        import duckdb
+
+        con = duckdb.connect()
+        stored = _PRED_SCHEMA.remove(_PRED_SCHEMA.get_field_index("deployment"))
+        folder = self.folder / "predictions" / f"deployment={deployment}"
+        first_day = _day(since_ms) if since_ms is not None else ""
+        files = [str(p) for p in sorted(folder.glob("date=*/*.parquet"))
+                 if p.parent.name.removeprefix("date=") >= first_day]  # fmt: skip
+        live = [r for r in self._journal_rows("predictions") if r.get("deployment") == deployment]
+        con.register(
+            "live", pa.Table.from_pylist(live, schema=_PRED_SCHEMA).drop_columns(["deployment"])
+        )
+        sealed = f"SELECT * FROM read_parquet({files!r}) UNION ALL " if files else ""
+        con.register("labels", self._rows("labels", deployment))
+        where = ["NOT shadow"]
+        params: list[Any] = []
+        if since_ms is not None:
+            where.append("ts_ms >= ?")
+            params.append(since_ms)
+        if until_ms is not None:
+            where.append("ts_ms < ?")
+            params.append(until_ms)
+        order, limit = "ASC", ""
+        if last is not None:
+            order, limit = "DESC", f"LIMIT {int(last)}"
+        elif first is not None:
+            limit = f"LIMIT {int(first)}"
+        columns = ", ".join(f.name for f in stored)
+        frame = con.execute(
+            f"""
+            SELECT p.*, l.label FROM (
+                SELECT DISTINCT * FROM ({sealed}SELECT {columns} FROM live)
+                WHERE {" AND ".join(where)} ORDER BY ts_ms {order}, request_id {order} {limit}
+            ) p
+            LEFT JOIN (
+                SELECT request_id, arg_max(label, ts_ms) AS label FROM labels GROUP BY request_id
+            ) l USING (request_id)
+            ORDER BY p.ts_ms, p.request_id
+            """,
+            params,
+        ).df()
+        return frame
+
     def window(self, deployment: str, version: int, since_ms: int) -> dict[str, Any]:
         """What a rollout analysis reads: the version's answered (non-shadow) requests since
         ``since_ms``: count, errors, latency quantiles, and quality where labels were joined."""
@@ -220,7 +270,7 @@ class PredictionLog:
             rows = [json.loads(line) for line in f if line.endswith("\n")]
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for row in rows:
-            day = datetime.fromtimestamp(row["ts_ms"] / 1000, tz=UTC).strftime("%Y-%m-%d")
+            day = _day(row["ts_ms"])
             groups.setdefault((row["deployment"], day), []).append(row)
         for (deployment, day), group in groups.items():
             folder = self.folder / kind / f"deployment={deployment}" / f"date={day}"
@@ -231,6 +281,10 @@ class PredictionLog:
             pq.write_table(table, tmp)
             os.replace(tmp, final)
         sealed.unlink()
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,127 @@
+"""REST: ``/api/monitors``, ``/api/monitor-runs``, ``/api/alerts``, ``/api/loop``,
+``/api/loop-runs`` and ``/api/drift-reports`` (ad hoc drift between two data versions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsloop.monitoring import alerts, loop, services
+from opsloop.monitoring.entities import Alert, LoopRun, Monitor, MonitorCreate, MonitorRun
+from opsloop.server.deps import ReadSession, State, WriteSession
+from opsloop.tracking.runs import current_user
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["monitoring"])
+
+
+@router.post("/monitors", response_model=Monitor, status_code=201)
+def create_monitor(body: MonitorCreate, state: State) -> Monitor:
+    """Profile the reference data version and watch the deployment against it."""
+    return services.create_monitor(state.serving.client, state.store, body, current_user())
+
+
+@router.get("/monitors", response_model=list[Monitor])
+def list_monitors(session: ReadSession, deployment: str | None = None) -> list[Monitor]:
+    return services.list_monitors(session, deployment)
+
+
+@router.get("/monitors/{name}", response_model=Monitor)
+def get_monitor(name: str, session: ReadSession) -> Monitor:
+    return services.get_monitor(session, name)
+
+
+@router.delete("/monitors/{name}", status_code=204)
+def delete_monitor(name: str, session: WriteSession) -> None:
+    services.delete_monitor(session, name)
+
+
+@router.post("/monitors/{name}/runs", response_model=MonitorRun)
+def check_monitor(name: str, state: State) -> MonitorRun:
+    """Check the monitor's window now."""
+    return services.run_monitor(state.serving.client, state.store, state.serving.log, name)
+
+
+@router.get("/monitors/{name}/runs", response_model=list[MonitorRun])
+def list_runs(name: str, session: ReadSession, limit: int = 20) -> list[MonitorRun]:
+    return services.list_runs(session, name, limit)
+
+
+@router.get("/monitor-runs/{run_id}", response_model=MonitorRun)
+def get_run(run_id: str, session: ReadSession) -> MonitorRun:
+    return services.get_run(session, run_id)
+
+
+@router.get("/monitor-runs/{run_id}/report.html", response_class=HTMLResponse)
+def run_report(run_id: str, session: ReadSession) -> HTMLResponse:
+    """The check's drift report as a self-contained HTML page."""
+    from opsloop.errors import NotFound
+    from opsloop.monitoring.report_html import render
+
+    run = services.get_run(session, run_id)
+    if not run.report:
+        raise NotFound(f"monitor run {run_id} has no drift report ({run.message})")
+    return HTMLResponse(render(run.report, title=f"{run.monitor}: drift of run {run_id[:8]}"))
+
+
+@router.get("/alerts", response_model=list[Alert])
+def list_alerts(
+    session: ReadSession, status: str | None = None, deployment: str | None = None,
+    monitor: str | None = None, limit: int = 100,
+) -> list[Alert]:  # fmt: skip
+    return alerts.list_alerts(
+        session, status=status, deployment=deployment, monitor=monitor, limit=limit
+    )
+
+
+@router.post("/alerts/{alert_id}/acknowledge", response_model=Alert)
+def acknowledge(alert_id: str, session: WriteSession) -> Alert:
+    return alerts.acknowledge(session, alert_id, current_user())
+
+
+@router.post("/alerts/{alert_id}/resolve", response_model=Alert)
+def resolve(alert_id: str, session: WriteSession) -> Alert:
+    return alerts.resolve(session, alert_id, current_user())
+
+
+@router.get("/loop")
+def loop_status(session: ReadSession, deployment: str | None = None) -> list[dict[str, Any]]:
+    """Where each monitored deployment's loop stands, and why."""
+    return loop.loop_status(session, deployment)
+
+
+@router.get("/loop-runs", response_model=list[LoopRun])
+def loop_runs(
+    session: ReadSession, deployment: str | None = None, limit: int = 20
+) -> list[LoopRun]:
+    return loop.list_loop_runs(session, deployment, limit)
+
+
+class DriftRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reference: str = Field(description="data version NAME@N")
+    current: str = Field(description="data version NAME@N")
+    columns: list[str] | None = None
+    stattest: str | None = None
+    column_stattests: dict[str, str] | None = None
+    threshold: float | None = None
+    correction: str | None = None
+    drift_share: float = 0.5
+
+
+@router.post("/drift-reports")
+def drift_report(body: DriftRequest, state: State) -> dict[str, Any]:
+    """Compare two data versions column by column (the JSON twin of ``opsloop drift``)."""
+    from opsloop.monitoring.drift import drift
+
+    data = state.serving.client.data
+    report = drift(
+        data.get(body.reference), data.get(body.current), columns=body.columns,
+        stattest=body.stattest, column_stattests=body.column_stattests,
+        threshold=body.threshold, correction=body.correction, drift_share=body.drift_share,
+    )  # fmt: skip
+    return report.to_dict()

@@ -1,0 +1,310 @@
+"""``opsloop monitors``, ``opsloop alerts``, ``opsloop loop`` and ``opsloop scheduler``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from opsloop.cli.output import console, default_client, print_json, print_table, when
+
+monitors_app = typer.Typer(
+    help=(
+        "Monitors on deployments: data and prediction drift against a reference data version, "
+        "quality (measured from joined labels, estimated by CBPE without them), latency and "
+        "errors, over windows of the prediction log. Examples:\n\n"
+        "  opsloop monitors create churn-drift --deployment churn --reference churn@3 "
+        "--target churned\n\n"
+        "  opsloop monitors create churn-drift --deployment churn --reference churn@3 "
+        "--spec monitor.yaml    (alert rules, channels, retraining)\n\n"
+        "  opsloop monitors check churn-drift ; opsloop monitors runs churn-drift"
+    ),
+    no_args_is_help=True,
+)
+alerts_app = typer.Typer(
+    help="Alerts raised by monitors: list, acknowledge, resolve. Example:\n\n"
+    "  opsloop alerts list --status open ; opsloop alerts ack 1a2b3c4d",
+    no_args_is_help=True,
+)
+loop_app = typer.Typer(
+    help="The closed loop: drift -> alert -> retrain -> gate -> canary -> promote or roll back.\n\n"
+    "  opsloop loop status ; opsloop loop runs --deployment churn",
+    no_args_is_help=True,
+)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else ("" if value is None else str(value))
+
+
+def _read_spec(path: Path | None) -> dict[str, Any]:
+    from opsloop.errors import InvalidInput
+
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise InvalidInput(f"no such spec file: {path}")
+    import yaml
+
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(spec, dict):
+        raise InvalidInput(f"{path} must hold a mapping of monitor settings")
+    return spec
+
+
+@monitors_app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Monitor name.")],
+    deployment: Annotated[str, typer.Option(help="The deployment to watch.")],
+    reference: Annotated[str, typer.Option(help="Reference data version, NAME@N.")],
+    target: Annotated[str | None, typer.Option(help="The label column of the reference.")] = None,
+    spec: Annotated[
+        Path | None, typer.Option(help="YAML with window, rules, channels, retrain, ...")
+    ] = None,
+    window_by: Annotated[str | None, typer.Option(help="Window by 'count' or 'time'.")] = None,
+    window_size: Annotated[
+        int | None, typer.Option(help="Requests (by count) or seconds (by time).")
+    ] = None,
+    window_mode: Annotated[str | None, typer.Option(help="'sliding' or 'tumbling'.")] = None,
+    every: Annotated[float | None, typer.Option(help="Seconds between scheduled checks.")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Create a monitor: profile the reference once, then check windows of live traffic."""
+    settings = _read_spec(spec)
+    window = dict(settings.get("window") or {})
+    for key, value in (("by", window_by), ("size", window_size), ("mode", window_mode)):
+        if value is not None:
+            window[key] = value
+    if window:
+        settings["window"] = window
+    if target is not None:
+        settings["target"] = target
+    if every is not None:
+        settings["every_seconds"] = every
+    with console(stderr=True).status("profiling the reference"):
+        monitor = default_client().monitors.create(name, deployment, reference, **settings)
+    if json_:
+        print_json(monitor)
+        return
+    console().print(
+        f"monitor {monitor.name} watches {monitor.deployment} against {monitor.reference}: "
+        f"{len(monitor.columns)} columns, rules: {', '.join(r.name for r in monitor.spec.rules)}"
+    )
+
+
+@monitors_app.command("list")
+def list_monitors(
+    deployment: Annotated[str | None, typer.Option(help="Only this deployment's.")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """List monitors."""
+    monitors = default_client().monitors.list(deployment)
+    if json_:
+        print_json(monitors)
+        return
+    rows = [(m.name, m.deployment, m.reference, f"{m.spec.window.by} {m.spec.window.size}",
+             f"{m.spec.every_seconds:g}s", ", ".join(r.name for r in m.spec.rules))
+            for m in monitors]  # fmt: skip
+    print_table(["name", "deployment", "reference", "window", "every", "rules"], rows)
+
+
+@monitors_app.command("show")
+def show(name: str, json_: JsonOption = False) -> None:
+    """A monitor's settings and its reference baseline."""
+    monitor = default_client().monitors.get(name)
+    if json_:
+        print_json(monitor)
+        return
+    console().print(monitor.model_dump_json(indent=2))
+
+
+@monitors_app.command("delete")
+def delete(name: str) -> None:
+    """Delete a monitor with its runs and alerts."""
+    default_client().monitors.delete(name)
+    console().print(f"deleted monitor {name}")
+
+
+def _print_run(run: Any) -> None:
+    console().print(f"check {run.id[:8] or '-'} of {run.monitor}: {run.status}, {run.rows} rows")
+    if run.message:
+        console().print(f"  {run.message}")
+    rows = [(k, _num(v)) for k, v in run.metrics.items()]
+    if rows:
+        print_table(["metric", "value"], rows)
+    if run.report:
+        drifted = run.report.get("drifted_columns") or []
+        console().print(f"drifted columns: {', '.join(drifted) or 'none'}")
+    for alert_id in run.alerts:
+        console().print(f"[red]alert opened[/red] {alert_id[:8]}")
+    for loop_id in run.loops:
+        console().print(f"retraining started: loop {loop_id[:8]} (opsloop loop status)")
+
+
+@monitors_app.command("check")
+def check(
+    name: str,
+    html: Annotated[Path | None, typer.Option(help="Write the drift report as HTML.")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Check the monitor's window now (alerts open and retraining may start)."""
+    with console(stderr=True).status("checking"):
+        run = default_client().monitors.check(name)
+    if html is not None and run.report:
+        from opsloop.monitoring.report_html import render
+
+        html.write_text(render(run.report, title=f"{name}: drift"), encoding="utf-8")
+    if json_:
+        print_json(run)
+        return
+    _print_run(run)
+
+
+@monitors_app.command("runs")
+def runs(name: str, limit: int = 20, json_: JsonOption = False) -> None:
+    """A monitor's latest checks."""
+    found = default_client().monitors.runs(name, limit)
+    if json_:
+        print_json(found)
+        return
+    rows = [(r.id[:8], when(r.started_at), r.status, r.rows, _num(r.metrics.get("drift_share")),
+             _num(r.metrics.get("accuracy") or r.metrics.get("cbpe_accuracy")), r.message or "")
+            for r in found]  # fmt: skip
+    print_table(["run", "at", "status", "rows", "drift share", "accuracy", "message"], rows)
+
+
+@monitors_app.command("report")
+def report(
+    run_id: str,
+    html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+) -> None:
+    """One check's drift report (JSON, or HTML with --html)."""
+    import json
+
+    from opsloop.errors import NotFound
+
+    run = default_client().monitors.run(run_id)
+    if not run.report:
+        raise NotFound(f"monitor run {run_id} has no drift report ({run.message})")
+    if html is None:
+        typer.echo(json.dumps(run.report, indent=2))
+        return
+    from opsloop.monitoring.report_html import render
+
+    html.write_text(render(run.report, title=f"{run.monitor}: drift"), encoding="utf-8")
+    console().print(f"wrote {html}")
+
+
+@alerts_app.command("list")
+def list_alerts(
+    status: Annotated[
+        str | None, typer.Option(help="open, firing, acknowledged or resolved.")
+    ] = None,
+    deployment: Annotated[str | None, typer.Option()] = None,
+    monitor: Annotated[str | None, typer.Option()] = None,
+    json_: JsonOption = False,
+) -> None:
+    """List alerts, newest first."""
+    found = default_client().monitors.alerts(status=status, deployment=deployment, monitor=monitor)
+    if json_:
+        print_json(found)
+        return
+    rows = [(a.id[:8], a.severity, a.status, a.rule, a.monitor, a.count, when(a.last_at),
+             ", ".join(f"{k}: {v['status']}" for k, v in a.deliveries.items()), a.message)
+            for a in found]  # fmt: skip
+    print_table(
+        ["id", "severity", "status", "rule", "monitor", "seen", "last", "delivered", "message"],
+        rows,
+    )
+
+
+@alerts_app.command("ack")
+def ack(alert_id: str) -> None:
+    """Acknowledge an alert: someone is on it (it stays open and deduplicates)."""
+    alert = default_client().monitors.acknowledge(alert_id)
+    console().print(f"alert {alert.id[:8]} acknowledged by {alert.acknowledged_by}")
+
+
+@alerts_app.command("resolve")
+def resolve(alert_id: str) -> None:
+    """Resolve an alert."""
+    alert = default_client().monitors.resolve(alert_id)
+    console().print(f"alert {alert.id[:8]} resolved by {alert.resolved_by}")
+
+
+@loop_app.command("status")
+def status(
+    deployment: Annotated[str | None, typer.Argument(help="One deployment (default: all).")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Where each deployment's loop stands, and why."""
+    found = default_client().monitors.loop_status(deployment)
+    if json_:
+        print_json(found)
+        return
+    if not found:
+        console().print("no monitors yet: opsloop monitors create --help")
+    for item in found:
+        console().print(f"[bold]{item['deployment']}[/bold] ({item['monitor']}): {item['stage']}")
+        last = item["last_check"]
+        if last:
+            metrics = last["metrics"]
+            console().print(
+                f"  last check {when(last['at'])}: {last['status']}, {last['rows']} rows, "
+                f"drift share {_num(metrics.get('drift_share'))}"
+                + (f" — {last['message']}" if last["message"] else "")
+            )
+        for alert in item["open_alerts"]:
+            console().print(f"  alert {alert['id'][:8]} [{alert['severity']}] {alert['message']}")
+        loop = item["loop"]
+        if loop:
+            console().print(f"  loop {loop['id'][:8]}: {loop['stage']} — {loop['message']}")
+            for step in loop["history"]:
+                console().print(f"    {when(step['at'])} {step['stage']}: {step['message']}")
+
+
+@loop_app.command("runs")
+def loop_runs(
+    deployment: Annotated[str | None, typer.Option()] = None,
+    limit: int = 20,
+    json_: JsonOption = False,
+) -> None:
+    """Past turns of the loop."""
+    found = default_client().monitors.loop_runs(deployment, limit)
+    if json_:
+        print_json(found)
+        return
+    rows = [(r.id[:8], r.deployment, r.stage, r.candidate, (r.pipeline_run_id or "")[:8],
+             when(r.created_at), r.message or "") for r in found]  # fmt: skip
+    print_table(["loop", "deployment", "stage", "candidate", "pipeline run", "at", "message"], rows)
+
+
+def scheduler(
+    interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 5.0,
+    once: Annotated[bool, typer.Option(help="One pass, waiting for loop runs, then exit.")] = False,
+) -> None:
+    """Run due monitor checks, alert deliveries, retraining loops and rollouts (embedded store).
+
+    A server does this by itself; this command is the scheduler of the embedded store.
+    """
+    client = default_client()
+    runner = client.monitors.scheduler(interval=interval)
+    try:
+        while True:
+            for run in runner.tick(wait=once):
+                console().print(
+                    f"{when(run.started_at)} {run.monitor}: {run.status} ({run.rows} rows)"
+                )
+            if once:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
+    finally:
+        runner.stop()

@@ -1,0 +1,336 @@
+"""Monitors: created once from a reference data version, checked on a schedule or on demand.
+
+Creating a monitor reads the reference once. It profiles the features and, scored by the
+deployment's stable model, the predictions (``prediction`` column). Where the reference holds
+the target, it also records the model's quality on it and fits the CBPE calibration. All of this
+is stored, so a check reads only its window of the prediction log.
+
+A check (``run_monitor``):
+- reads the window and turns it into metrics (``error_rate``, latencies, ``drift_share``,
+  ``dataset_drift``, ``prediction_drift``, measured and estimated quality);
+- stores them as a monitor run, with the drift report;
+- judges the alert rules on them and delivers what opened.
+
+Model loading and statistics happen between two short transactions, as promotion does.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.lineage import graph
+from opsloop.monitoring import alerts, quality
+from opsloop.monitoring.drift import drift
+from opsloop.monitoring.entities import Monitor, MonitorCreate, MonitorRun, MonitorSpec
+from opsloop.monitoring.loop import start_loops
+from opsloop.monitoring.profiles import TableProfile, profile_frame
+from opsloop.monitoring.tables import AlertRow, MonitorRow, MonitorRunRow
+from opsloop.monitoring.windows import WindowData, read_window
+from opsloop.timeutil import now_ms
+
+__all__ = [
+    "PREDICTION",
+    "create_monitor",
+    "delete_monitor",
+    "get_monitor",
+    "list_monitors",
+    "list_runs",
+    "run_monitor",
+]
+
+PREDICTION = "prediction"
+MONITOR = "monitor"
+
+
+def _entity(row: MonitorRow) -> Monitor:
+    profile = json.loads(row.profile)
+    baseline = json.loads(row.baseline)
+    return Monitor(
+        id=row.id, name=row.name, deployment=row.deployment, reference=baseline["reference"],
+        spec=MonitorSpec.model_validate_json(row.spec), enabled=bool(row.enabled),
+        next_run_at=row.next_run_at, columns=[c["name"] for c in profile["columns"]],
+        baseline={k: v for k, v in baseline.items() if k != "calibration"},
+        created_at=row.created_at, created_by=row.created_by,
+    )  # fmt: skip
+
+
+def _row(session: Session, name: str) -> MonitorRow:
+    row = session.scalars(select(MonitorRow).where(MonitorRow.name == name)).first()
+    if row is None:
+        raise NotFound(f"monitor {name!r} does not exist")
+    return row
+
+
+def get_monitor(session: Session, name: str) -> Monitor:
+    return _entity(_row(session, name))
+
+
+def list_monitors(session: Session, deployment: str | None = None) -> list[Monitor]:
+    query = select(MonitorRow).order_by(MonitorRow.name)
+    if deployment is not None:
+        query = query.where(MonitorRow.deployment == deployment)
+    return [_entity(r) for r in session.scalars(query)]
+
+
+def delete_monitor(session: Session, name: str) -> None:
+    session.delete(_row(session, name))
+
+
+def positive_scores(model: Any, features: Any) -> np.ndarray | None:
+    """The positive-class probability of a binary classifier, else None."""
+    classes = model.classes
+    if classes is None or len(classes) != 2:
+        return None
+    try:
+        return np.asarray(model.predict_proba(features), dtype=float)[:, 1]
+    except (AttributeError, NotImplementedError, TypeError, ValueError):
+        return None
+
+
+def create_monitor(client: Any, store: Any, body: MonitorCreate, actor: str) -> Monitor:
+    """Profile the reference (features, the stable model's predictions) and store the monitor."""
+    spec = body.spec
+    deployment = client.deployments.get(body.deployment)
+    stable = deployment.ref(deployment.policy.stable)
+    data = client.data.get(body.reference)
+    frame = data.to_pandas()
+    if spec.target is not None and spec.target not in frame.columns:
+        raise InvalidInput(f"target {spec.target!r} is not a column of {body.reference}")
+    features = spec.features or [c for c in frame.columns if c != spec.target]
+    absent = [c for c in features if c not in frame.columns]
+    if absent:
+        raise InvalidInput(f"features not in {body.reference}: {', '.join(absent)}")
+    model = client.models.load(stable)
+    task = client.models.version(stable).task or (
+        "classification" if model.classes is not None else "regression"
+    )
+    predictions = list(model.predict(frame[features]))
+    reference = frame[features].copy()
+    reference[PREDICTION] = predictions
+    kinds = {PREDICTION: "categorical" if task == "classification" else "numeric"}
+    profile = profile_frame(reference, kinds)  # type: ignore[arg-type]
+    baseline: dict[str, Any] = {"reference": data.ref, "model": stable, "task": task}
+    if spec.target is not None:
+        labels = frame[spec.target].tolist()
+        scores = positive_scores(model, frame[features])
+        baseline["metrics"] = quality.measured(predictions, labels, task, scores)
+        if scores is not None:
+            truth = np.array([str(v) == str(model.classes[1]) for v in labels], dtype=float)
+            baseline["calibration"] = quality.calibration(scores, truth)
+    now = now_ms()
+    with store.write() as session:
+        if session.scalars(select(MonitorRow.id).where(MonitorRow.name == body.name)).first():
+            raise Conflict(f"monitor {body.name!r} already exists")
+        row = MonitorRow(
+            id=uuid.uuid4().hex, name=body.name, deployment=body.deployment,
+            spec=spec.model_dump_json(), profile=json.dumps(profile.to_dict()),
+            baseline=json.dumps(baseline), enabled=1, next_run_at=now, last_window_end=None,
+            created_at=now, created_by=actor,
+        )  # fmt: skip
+        session.add(row)
+        session.flush()
+        node = (MONITOR, row.id)
+        graph.add_edge(
+            session, node, ("deployment", deployment_id(session, body.deployment)), "watches"
+        )
+        graph.add_edge(session, node, (graph.DATASET_VERSION, data.info.version_id), "consumed")
+        return _entity(row)
+
+
+def deployment_id(session: Session, name: str) -> str:
+    from opsloop.serving.tables import DeploymentRow
+
+    found = session.scalars(select(DeploymentRow.id).where(DeploymentRow.name == name)).first()
+    if found is None:
+        raise NotFound(f"deployment {name!r} does not exist")
+    return found
+
+
+_MODELS: dict[str, Any] = {}
+
+
+def _model(client: Any, ref: str) -> Any:
+    """Loaded model versions, kept: a version's package never changes."""
+    if ref not in _MODELS:
+        _MODELS[ref] = client.models.load(ref)
+    return _MODELS[ref]
+
+
+def _metrics(
+    client: Any, row: MonitorRow, spec: MonitorSpec, window: WindowData
+) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
+    """The check's metrics, its drift report (dict) and a note when it gives no verdict."""
+    metrics: dict[str, Any] = {"rows": window.rows, "requests": window.requests}
+    if window.requests:
+        metrics["errors"] = window.errors
+        metrics["error_rate"] = window.errors / window.requests
+    if window.latencies_ms:
+        metrics["latency_p50_ms"] = float(np.percentile(window.latencies_ms, 50))
+        metrics["latency_p99_ms"] = float(np.percentile(window.latencies_ms, 99))
+    if window.rows < spec.window.min_rows:
+        return (
+            metrics,
+            None,
+            f"{window.rows} rows in the window, {spec.window.min_rows} needed: no verdict",
+        )
+    baseline = json.loads(row.baseline)
+    profile = TableProfile.from_dict(json.loads(row.profile))
+    current = window.features.copy()
+    scalar = all(not isinstance(p, list | dict) for p in window.predictions)
+    if scalar:
+        current[PREDICTION] = window.predictions
+    feature_columns = [c for c in profile.columns if c != PREDICTION]
+    report = drift(
+        profile, current, columns=[*feature_columns, PREDICTION] if scalar else feature_columns,
+        stattest=spec.stattest, column_stattests=spec.column_stattests,
+        drift_share=spec.drift_share,
+    )  # fmt: skip
+    features_only = [c for c in report.columns if c.column != PREDICTION]
+    tested = [c for c in features_only if c.drift_detected is not None]
+    if tested:
+        drifted = sum(bool(c.drift_detected) for c in tested)
+        metrics["drift_share"] = drifted / len(tested)
+        metrics["drifted_columns"] = drifted
+        metrics["dataset_drift"] = float(metrics["drift_share"] >= spec.drift_share)
+    if scalar and report.column(PREDICTION).drift_detected is not None:
+        prediction = report.column(PREDICTION)
+        metrics["prediction_drift"] = float(bool(prediction.drift_detected))
+        metrics["prediction_drift_score"] = prediction.statistic
+    task = baseline.get("task", "classification")
+    scores = _scores(client, baseline, window, feature_columns)
+    metrics.update(quality.measured(window.predictions, window.labels, task, scores))
+    if scores is not None:
+        metrics.update(quality.estimate(scores, baseline.get("calibration")))
+    return metrics, report.to_dict(), None
+
+
+def _scores(
+    client: Any, baseline: dict[str, Any], window: WindowData, columns: list[str]
+) -> np.ndarray | None:
+    """Positive-class scores of each row from the version that answered it (CBPE's input)."""
+    if baseline.get("task") != "classification":
+        return None
+    model_name = baseline["model"].rpartition("@")[0]
+    scores = np.full(window.rows, np.nan)
+    versions = np.asarray(window.versions)
+    for version in np.unique(versions):
+        model = _model(client, f"{model_name}@{int(version)}")
+        mask = versions == version
+        part = positive_scores(model, window.features.loc[mask, columns])
+        if part is None:
+            return None
+        scores[mask] = part
+    return scores
+
+
+def run_monitor(
+    client: Any, store: Any, log: Any, name: str, *, now: int | None = None
+) -> MonitorRun:
+    """Check the monitor's window now: store the run, open or resolve alerts, deliver them."""
+    now = now if now is not None else now_ms()
+    with store.read() as session:
+        row = _row(session, name)
+        spec = MonitorSpec.model_validate_json(row.spec)
+        checked_until = row.last_window_end
+        session.expunge(row)
+    window = read_window(log, row.deployment, spec.window, now_ms=now, checked_until=checked_until)
+    if window is None:
+        note = f"the next tumbling {spec.window.by} window of {spec.window.size} is not complete"
+        return MonitorRun(
+            id="", monitor=name, started_at=now, window_start=None, window_end=None, rows=0,
+            status="waiting", metrics={}, message=note,
+        )  # fmt: skip
+    metrics, report, note = _metrics(client, row, spec, window)
+    run_id = uuid.uuid4().hex
+    with store.write() as session:
+        monitor = _row(session, name)
+        opened, notes = alerts.evaluate_rules(session, monitor, spec.rules, metrics, run_id, now)
+        loops = start_loops(session, monitor, spec, opened)
+        notes.extend(f"retraining started (loop {loop_id[:8]})" for loop_id in loops)
+        status = "no_data" if report is None else ("alerting" if opened else "ok")
+        message = "; ".join(n for n in [note, *notes] if n) or None
+        session.add(
+            MonitorRunRow(
+                id=run_id, monitor_id=monitor.id, started_at=now, window_start=window.start,
+                window_end=window.end, rows=window.rows, status=status,
+                metrics=json.dumps(metrics), report=json.dumps(report or {}), message=message,
+            )
+        )  # fmt: skip
+        if spec.window.mode == "tumbling":
+            monitor.last_window_end = window.end if spec.window.by == "time" else window.last_ts
+        monitor.next_run_at = now + int(spec.every_seconds * 1000)
+    for key, value in metrics.items():
+        if isinstance(value, int | float):
+            alerts.MONITOR_VALUE.labels(row.deployment, name, key).set(float(value))
+    deliver_alerts(store, opened, spec)
+    return MonitorRun(
+        id=run_id, monitor=name, started_at=now, window_start=window.start,
+        window_end=window.end, rows=window.rows, status=status, metrics=metrics,
+        message=message, alerts=opened, loops=loops, report=report,
+    )  # fmt: skip
+
+
+def deliver_alerts(store: Any, alert_ids: list[str], spec: MonitorSpec | None = None) -> None:
+    """Deliver alerts to their rules' channels (outside any transaction) and keep the result."""
+    for alert_id in alert_ids:
+        with store.read() as session:
+            alert_row = session.get(AlertRow, alert_id)
+            if alert_row is None:
+                continue
+            monitor = session.get(MonitorRow, alert_row.monitor_id)
+            assert monitor is not None
+            rules = (spec or MonitorSpec.model_validate_json(monitor.spec)).rules
+            alert = alerts.to_entity(alert_row, monitor.name)
+        rule = next((r for r in rules if r.name == alert.rule), None)
+        if rule is None:
+            continue
+        state = alerts.deliver(alert, rule)
+        with store.write() as session:
+            fresh = session.get(AlertRow, alert_id)
+            if fresh is not None:
+                fresh.deliveries = json.dumps(state)
+
+
+def list_runs(session: Session, name: str, limit: int = 20) -> list[MonitorRun]:
+    monitor = _row(session, name)
+    rows = session.scalars(
+        select(MonitorRunRow)
+        .where(MonitorRunRow.monitor_id == monitor.id)
+        .order_by(MonitorRunRow.started_at.desc())
+        .limit(limit)
+    )
+    return [
+        MonitorRun(
+            id=r.id,
+            monitor=name,
+            started_at=r.started_at,
+            window_start=r.window_start,
+            window_end=r.window_end,
+            rows=r.rows,
+            status=r.status,
+            metrics=json.loads(r.metrics),
+            message=r.message,
+        )
+        for r in rows
+    ]
+
+
+def get_run(session: Session, run_id: str) -> MonitorRun:
+    row = session.get(MonitorRunRow, run_id)
+    if row is None:
+        raise NotFound(f"monitor run {run_id!r} does not exist")
+    monitor = session.get(MonitorRow, row.monitor_id)
+    opened = session.scalars(select(AlertRow.id).where(AlertRow.run_id == row.id)).all()
+    return MonitorRun(
+        id=row.id, monitor=monitor.name if monitor else row.monitor_id,
+        started_at=row.started_at, window_start=row.window_start, window_end=row.window_end,
+        rows=row.rows, status=row.status, metrics=json.loads(row.metrics),
+        message=row.message, alerts=list(opened), report=json.loads(row.report) or None,
+    )  # fmt: skip

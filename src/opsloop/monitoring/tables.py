@@ -1,0 +1,89 @@
+"""Monitors, their runs, alert rules, alerts, retraining policies and the loop runs they start."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from opsloop.store.base import Base
+
+
+class MonitorRow(Base):
+    """A monitor on a deployment: its spec and the reference profile computed at creation."""
+
+    __tablename__ = "monitors"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(250), unique=True)
+    deployment: Mapped[str] = mapped_column(String(250), index=True)
+    spec: Mapped[str] = mapped_column(Text)  # JSON MonitorSpec
+    profile: Mapped[str] = mapped_column(Text)  # JSON TableProfile (features + prediction)
+    baseline: Mapped[str] = mapped_column(Text)  # JSON: reference metrics, CBPE calibration
+    enabled: Mapped[int] = mapped_column(Integer)
+    next_run_at: Mapped[int] = mapped_column(BigInteger)
+    last_window_end: Mapped[int | None] = mapped_column(BigInteger)  # tumbling windows done
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(250))
+
+
+class MonitorRunRow(Base):
+    __tablename__ = "monitor_runs"
+    __table_args__ = (Index("ix_monitor_runs_monitor_at", "monitor_id", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    monitor_id: Mapped[str] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"))
+    started_at: Mapped[int] = mapped_column(BigInteger)
+    window_start: Mapped[int | None] = mapped_column(BigInteger)
+    window_end: Mapped[int | None] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # ok, alerting, no_data
+    metrics: Mapped[str] = mapped_column(Text)  # JSON name -> number
+    report: Mapped[str] = mapped_column(Text)  # JSON drift report (with plots)
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertRow(Base):
+    """One alert: opened by a rule, deduplicated while open, acknowledged, resolved."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_monitor_rule_status", "monitor_id", "rule", "status"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    monitor_id: Mapped[str] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"))
+    deployment: Mapped[str] = mapped_column(String(250), index=True)
+    rule: Mapped[str] = mapped_column(String(250))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # firing, acknowledged, resolved
+    metric: Mapped[str] = mapped_column(String(250))
+    value: Mapped[float | None] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    count: Mapped[int] = mapped_column(Integer)  # checks that found it still true
+    first_at: Mapped[int] = mapped_column(BigInteger)
+    last_at: Mapped[int] = mapped_column(BigInteger)
+    run_id: Mapped[str | None] = mapped_column(String(32))  # the monitor run that opened it
+    acknowledged_by: Mapped[str | None] = mapped_column(String(250))
+    acknowledged_at: Mapped[int | None] = mapped_column(BigInteger)
+    resolved_by: Mapped[str | None] = mapped_column(String(250))
+    resolved_at: Mapped[int | None] = mapped_column(BigInteger)
+    deliveries: Mapped[str] = mapped_column(Text)  # JSON channel -> {status, attempts, error}
+
+
+class LoopRunRow(Base):
+    """One turn of the loop: an alert's retraining, its candidate, gate and rollout."""
+
+    __tablename__ = "loop_runs"
+    __table_args__ = (UniqueConstraint("alert_id"),)  # an alert starts at most one retraining
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    monitor_id: Mapped[str] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"))
+    deployment: Mapped[str] = mapped_column(String(250), index=True)
+    alert_id: Mapped[str] = mapped_column(String(32))
+    stage: Mapped[str] = mapped_column(String(16))
+    pipeline_run_id: Mapped[str | None] = mapped_column(String(32))
+    candidate: Mapped[int | None] = mapped_column(Integer)
+    rollout_id: Mapped[str | None] = mapped_column(String(32))
+    data_ref: Mapped[str | None] = mapped_column(String(300))
+    message: Mapped[str | None] = mapped_column(Text)
+    history: Mapped[str] = mapped_column(Text)  # JSON list of {at, stage, message}
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
