@@ -25,7 +25,7 @@ from opsloop.data.progress import progress_bar
 from opsloop.data.scan import hash_scan, scan_path
 from opsloop.data.status import WorkspaceStatus, workspace_status
 from opsloop.data.tabular import describe_table, table_format
-from opsloop.errors import Conflict, InvalidInput
+from opsloop.errors import Conflict, InvalidInput, NotFound
 from opsloop.refs import check_dataset_name
 from opsloop.store.blobs import LocalBlobStore
 from opsloop.tracking.entities import Page
@@ -371,6 +371,11 @@ class DataClient:
         """A complete, read-only local copy of a version, built once and shared."""
         root = self._home / "cache" / "versions" / info.version_id
         if not (root / ".opsloop-complete").exists():
+            if self._shares_cache and self._cache.missing([e.digest for e in manifest.entries]):
+                raise NotFound(
+                    f"the files of {ref} are not in the blob store: it was added from a client "
+                    f"of a server; run `opsloop data push {ref}` there first"
+                )
             self._pull(info, manifest, progress=False)
         return transfer.materialized_copy(self._cache, None, manifest, root)
 

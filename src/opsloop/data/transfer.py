@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -187,12 +188,12 @@ def materialized_copy(
         return root
     if remote is not None:
         fetch_into_cache(cache, remote, list(manifest.entries))
-    staging = root.with_name(f"{root.name}.{os.getpid()}.part")
+    staging = root.with_name(f"{root.name}.{os.getpid()}.{threading.get_ident()}.part")
     shutil.rmtree(staging, ignore_errors=True)
     try:
+        staging.mkdir(parents=True)
         materialize(cache, manifest, staging, link=True)
         (staging / ".opsloop-complete").touch()
-        root.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(staging, root)
         except OSError:  # another process finished first

@@ -49,7 +49,8 @@ class MonitorsClient:
             raise InvalidInput("invalid monitor: " + "; ".join(validation_problems(exc))) from None
         if self._remote:
             payload = body.model_dump(mode="json")
-            return Monitor.model_validate(self._http("POST", "/api/monitors", json=payload))
+            response = self._http("POST", "/api/monitors", json=payload, idempotent=False)
+            return Monitor.model_validate(response)
         from opsloop.monitoring.services import create_monitor
         from opsloop.tracking.runs import current_user
 

@@ -220,6 +220,7 @@ def _scores(
     model_name = baseline["model"].rpartition("@")[0]
     scores = np.full(window.rows, np.nan)
     versions = np.asarray(window.versions)
+    columns = [c for c in columns if c in window.features.columns]
     for version in np.unique(versions):
         model = _model(client, f"{model_name}@{int(version)}")
         mask = versions == version

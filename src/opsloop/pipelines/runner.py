@@ -12,6 +12,8 @@ stay cached, so the next run starts where this one stopped.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import tempfile
 import threading
 import time
@@ -82,6 +84,20 @@ def _miss_reason(previous: Any, parts: dict[str, str]) -> str:
     tags = previous.data.tags
     changed = [p for p in PARTS if tags.get(f"opsloop.cache.{p}") != parts[p]]
     return f"{' and '.join(changed) or 'key'} changed since run {previous.info.run_id[:8]}"
+
+
+_STEP_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("step_run", default=None)
+
+
+def current_step_run_id() -> str | None:
+    """The run of the pipeline step executing now (None outside a step): a model registered
+    inside a step is linked to it, which is how the retraining loop finds its candidate."""
+    return _STEP_RUN.get()
+
+
+def _in_step(run_id: str, fn: Any, **arguments: Any) -> Any:
+    _STEP_RUN.set(run_id)  # in the thread that runs the step, whichever it is
+    return fn(**arguments)
 
 
 def _call(fn: Any, arguments: dict[str, Any], timeout: float | None) -> Any:
@@ -235,7 +251,7 @@ def _run_node(
     attempt = 0
     while True:
         try:
-            value = _call(step.fn, arguments, step.timeout)
+            value = _call(functools.partial(_in_step, run_id, step.fn), arguments, step.timeout)
             break
         except Exception as exc:
             attempt += 1

@@ -179,7 +179,12 @@ class PredictionLog:
         con.register(
             "live", pa.Table.from_pylist(live, schema=_PRED_SCHEMA).drop_columns(["deployment"])
         )
-        sealed = f"SELECT * FROM read_parquet({files!r}) UNION ALL " if files else ""
+        columns = ", ".join(f.name for f in stored)
+        sealed = (
+            f"SELECT {columns} FROM read_parquet({files!r}, hive_partitioning = false) UNION ALL "
+            if files
+            else ""
+        )
         con.register("labels", self._rows("labels", deployment))
         where = ["NOT shadow"]
         params: list[Any] = []
@@ -194,7 +199,6 @@ class PredictionLog:
             order, limit = "DESC", f"LIMIT {int(last)}"
         elif first is not None:
             limit = f"LIMIT {int(first)}"
-        columns = ", ".join(f.name for f in stored)
         frame = con.execute(
             f"""
             SELECT p.*, l.label FROM (
