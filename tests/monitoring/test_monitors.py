@@ -151,7 +151,7 @@ def test_bad_monitor_definitions_are_refused(
         client.monitors.create("m", "cancer", "cancer@9")
     with pytest.raises(InvalidInput, match="unknown stattest 'kss'"):
         client.monitors.create("m", "cancer", "cancer@1", stattest="kss")
-    with pytest.raises(InvalidInput, match="retrain.on names unknown rules: drift"):
+    with pytest.raises(InvalidInput, match=r"retrain\.on names unknown rules: drift"):
         client.monitors.create("m", "cancer", "cancer@1",
                                retrain={"pipeline": "x:y", "on": ["drift"]})  # fmt: skip
     with pytest.raises(InvalidInput, match="webhook channel needs an http"):
@@ -214,9 +214,11 @@ def test_windows_read_the_log_in_time_order(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path / "predictions")
     base = 1_700_000_000_000
     for i, offset in enumerate([5, 1, 3, 2, 4, 0]):  # written out of order
-        log.log({"request_id": f"r{i}", "deployment": "d", "model": "m", "version": 1,
-                 "ts_ms": base + offset * 1000, "latency_ms": 1.0, "shadow": False,
-                 "error": None, "inputs": {"records": [{"x": offset}]}, "outputs": [offset]})  # fmt: skip
+        row = {"request_id": f"r{i}", "deployment": "d", "model": "m", "version": 1,
+               "ts_ms": base + offset * 1000, "latency_ms": 1.0, "shadow": False,
+               "error": None, "inputs": {"records": [{"x": offset}]},
+               "outputs": [offset]}  # fmt: skip
+        log.log(row)
     log.flush()
     log.log({"request_id": "late", "deployment": "d", "model": "m", "version": 1,
              "ts_ms": base + 2500, "latency_ms": 1.0, "shadow": False, "error": None,
