@@ -129,11 +129,11 @@ def _export(client: Any, log: Any, monitor: MonitorRow, policy: RetrainPolicy) -
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{policy.export_dataset}.parquet"
         frame.reset_index(drop=True).to_parquet(path)
-        version = client.data.add(
+        added = client.data.add(
             str(path), name=policy.export_dataset,
             message=f"labelled traffic of {monitor.deployment} ({len(frame)} rows)",
         )  # fmt: skip
-    return str(version.ref)
+    return str(added.version.ref)
 
 
 def _train(
@@ -141,6 +141,7 @@ def _train(
 ) -> tuple[str, int]:
     """Run the pipeline; its run id and the model version it registered."""
     from opsloop.pipelines.cli import load_pipeline
+    from opsloop.pipelines.runner import STEP_RUN_TAG
 
     pipeline = load_pipeline(policy.pipeline)
     params = dict(policy.params)
@@ -152,7 +153,11 @@ def _train(
         graph.add_edge(session, ("alert", row.alert_id), (graph.RUN, result.run_id), "triggered")
     runs = {result.run_id, *(s.run_id for s in result.steps)}
     model = client.deployments.get(row.deployment).model
-    made = [v for v in client.models.versions(model, max_results=1000) if v.run_id in runs]
+    made = [
+        v
+        for v in client.models.versions(model, max_results=1000).items
+        if v.run_id in runs or v.tags.get(STEP_RUN_TAG) in runs
+    ]
     if not made:
         raise OpsloopError(
             f"pipeline run {result.run_id[:8]} registered no version of {model!r} "

@@ -89,9 +89,13 @@ def _miss_reason(previous: Any, parts: dict[str, str]) -> str:
 _STEP_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("step_run", default=None)
 
 
+STEP_RUN_TAG = "opsloop.pipeline.step_run"
+
+
 def current_step_run_id() -> str | None:
     """The run of the pipeline step executing now (None outside a step): a model registered
-    inside a step is linked to it, which is how the retraining loop finds its candidate."""
+    inside a step is tagged with it (``STEP_RUN_TAG``), which is how the retraining loop finds
+    its candidate."""
     return _STEP_RUN.get()
 
 

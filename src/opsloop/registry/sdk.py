@@ -60,17 +60,20 @@ class ModelsClient:
     ) -> ModelVersion:
         """Register the next version of ``name`` (the model is created on first use).
 
-        From a live ``model`` (packaged here; ``run_id`` links it to the run that trained it,
-        by default the pipeline step it is registered in),
+        From a live ``model`` (packaged here; ``run_id`` links it to the FINISHED run that
+        trained it; inside a pipeline step the version is tagged with the step's run instead),
         from a FINISHED run's logged package (``run_id`` + ``artifact_path``), or from a
         package folder or model file on disk (``path``). ``flavor_options`` go to the flavor
         (a PyTorch module's constructor arguments: ``{"init": {"hidden": 16}}``).
         """
+        tags = dict(tags or {})
         if run_id is None and model is not None:
-            from opsloop.pipelines.runner import current_step_run_id
+            from opsloop.pipelines.runner import STEP_RUN_TAG, current_step_run_id
 
-            run_id = current_step_run_id()  # registered inside a pipeline step: its run
-        clean_tags = {k: str(v) for k, v in (tags or {}).items()} or None
+            step_run = current_step_run_id()  # registered inside a pipeline step (running)
+            if step_run is not None:
+                tags.setdefault(STEP_RUN_TAG, step_run)
+        clean_tags = {k: str(v) for k, v in tags.items()} or None
         body: ModelVersionCreate
         if model is not None or path is not None:
             if model is not None and path is not None:

@@ -74,6 +74,10 @@ class ServingRuntime:
         self._deployments[name] = (now, deployment)
         return deployment
 
+    def forget(self, name: str) -> None:
+        """Drop the cached policy of ``name``: the next request reads it again."""
+        self._deployments.pop(name, None)
+
     def model(self, deployment: Deployment, number: int) -> Any:
         key = (deployment.model, number)
         model = self._models.get(key)

@@ -95,6 +95,13 @@ class DeploymentsClient:
             )  # fmt: skip
         return self._backend.set_policy(name, policy, existing.revision, f"deploy {ref}")
 
+    def _changed(self, changed: Any) -> Any:
+        """This process's inference sees its own traffic changes at once, not after the
+        runtime's policy cache expires."""
+        if "_runtime" in self.__dict__:
+            self._runtime.forget(getattr(changed, "deployment", None) or changed.name)
+        return changed
+
     def _find(self, name: str) -> Deployment | None:
         from opsloop.errors import NotFound
 
@@ -115,20 +122,20 @@ class DeploymentsClient:
         if current.policy.candidate is None or current.policy.mode == "shadow":
             raise InvalidInput(f"deployment {name!r} has no canary or A/B candidate to weigh")
         policy = current.policy.model_copy(update={"weight": weight})
-        return self._backend.set_policy(
-            name, _policy(**policy.model_dump()), current.revision, reason
+        return self._changed(
+            self._backend.set_policy(name, _policy(**policy.model_dump()), current.revision, reason)
         )
 
     def set_policy(
         self, name: str, policy: TrafficPolicy, *, reason: str | None = None
     ) -> Deployment:
-        return self._backend.set_policy(name, policy, None, reason)
+        return self._changed(self._backend.set_policy(name, policy, None, reason))
 
     def promote(self, name: str, *, alias: str | None = "champion") -> Deployment:
-        return self._backend.promote(name, alias)
+        return self._changed(self._backend.promote(name, alias))
 
     def rollback(self, name: str, *, reason: str | None = None) -> Deployment:
-        return self._backend.rollback(name, reason)
+        return self._changed(self._backend.rollback(name, reason))
 
     def delete(self, name: str) -> None:
         self._backend.delete(name)
@@ -163,7 +170,9 @@ class DeploymentsClient:
         except ValidationError as exc:
             reasons = "; ".join(validation_problems(exc))
             raise InvalidInput(f"invalid rollout: {reasons}") from None
-        return self._backend.start_rollout(name or version.name, spec)
+        rollout = self._backend.start_rollout(name or version.name, spec)
+        self._changed(rollout)
+        return rollout
 
     def rollout_status(self, name: str) -> Rollout:
         return self._backend.rollout(name)
@@ -182,7 +191,8 @@ class DeploymentsClient:
             return current
         store = self._backend.store  # type: ignore[attr-defined]
         with store.write() as session:
-            return tick(session, current.id, self._runtime.log.window)
+            rollout = tick(session, current.id, self._runtime.log.window)
+        return self._changed(rollout)
 
     # -- batch --------------------------------------------------------------------------------
     def predict_batch(self, model_ref: str, source: str | Any, output: str, **options: Any) -> Any:

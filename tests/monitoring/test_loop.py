@@ -1,0 +1,137 @@
+"""The closed loop on the embedded store: shifted traffic opens a drift alert, the alert starts
+one retraining (the labelled traffic exported as a data version, a real pipeline run), the new
+version passes the registry gate, is canaried by the rollout controller and promoted, or rolled
+back when its canary fails; every step on record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import opsloop
+from tests.monitoring.test_monitors import shifted
+from tests.serving.conftest import COLUMNS
+
+GATE = {
+    "data": "cancer@1",
+    "target": "target",
+    "latency_samples": 5,
+    "rules": [{"metric": "accuracy", "min": 0.8}, {"metric": "f1", "max_regression": 0.05}],
+}
+
+
+def start(tmp_path: Path, cancer: pd.DataFrame, weak: Any, **retrain: Any) -> Any:
+    client = opsloop.Client()  # the embedded store: the pipeline's steps open the same one
+    client.models.register("cancer-clf", weak, input_example=cancer[COLUMNS].head())
+    client.models.set_alias("cancer-clf@1", "champion")
+    cancer.to_csv(tmp_path / "cancer.csv", index=False)
+    client.data.add(str(tmp_path / "cancer.csv"), name="cancer")
+    client.deployments.deploy("cancer-clf@champion", name="cancer")
+    policy = {
+        "pipeline": "tests.monitoring.loop_pipeline:retrain", "on": ["data-drift"],
+        "export_dataset": "cancer-live", "gate_policy": GATE,
+        "rollout_steps": [{"set_weight": 50}, {"pause_requests": 5}, {"set_weight": 100}],
+        "rollout_checks": [{"metric": "error_rate", "max": 0.05, "min_samples": 5}],
+        **retrain,
+    }  # fmt: skip
+    client.monitors.create(
+        "cancer-watch", "cancer", "cancer@1", target="target",
+        window={"by": "count", "size": 40, "min_rows": 30}, retrain=policy,
+    )  # fmt: skip
+    return client
+
+
+def labelled_shifted_traffic(client: Any, cancer: pd.DataFrame, n: int, seed: int) -> None:
+    records = shifted(cancer, n, seed=seed)
+    truth = cancer.loc[cancer[COLUMNS].sample(n, random_state=seed).index, "target"].tolist()
+    labels = {}
+    for i in range(0, n, 5):
+        answer = client.deployments.predict("cancer", records[i : i + 5])
+        labels[answer["request_id"]] = truth[i : i + 5]
+    client.deployments.feedback("cancer", labels)
+
+
+def test_drift_retrains_gates_canaries_and_promotes(
+    tmp_path: Path, cancer: pd.DataFrame, weak_model: Any
+) -> None:
+    from opsloop.monitoring import loop
+
+    client = start(tmp_path, cancer, weak_model)
+    labelled_shifted_traffic(client, cancer, 100, seed=3)
+    scheduler = client.monitors.scheduler()
+    (check,) = scheduler.tick(wait=True)
+    assert check.status == "alerting" and len(check.loops) == 1
+    (status,) = client.monitors.loop_status("cancer")
+    assert status["stage"] == "rolling_out", status["loop"]["history"]
+    run = status["loop"]
+    assert run["candidate"] == 2 and run["data_ref"] == "cancer-live@1"
+    assert [h["stage"] for h in run["history"]] == [
+        "triggered",
+        "training",
+        "gating",
+        "rolling_out",
+    ]
+    live = client.data.get("cancer-live@1").to_pandas()
+    assert len(live) == 100 and set(live.columns) == {*COLUMNS, "target"}
+    pipeline_run = client.get_run(run["pipeline_run_id"])
+    assert pipeline_run.data.tags["opsloop.trigger"] == f"alert:{run['alert_id']}"
+    assert client.models.version("cancer-clf@2").run_id != run["pipeline_run_id"]  # a step's
+    assert client.models.get("cancer-clf").aliases["candidate"] == 2
+
+    labelled_shifted_traffic(client, cancer, 100, seed=4)  # the canary's share of traffic
+    scheduler.advance_loops(wait=True)
+    (done,) = client.monitors.loop_runs("cancer")
+    assert done.stage == "promoted", done.history
+    deployment = client.deployments.get("cancer")
+    assert deployment.policy.stable == 2 and deployment.policy.candidate is None
+    assert client.models.get("cancer-clf").aliases["champion"] == 2
+
+    store = client.monitors._store
+    with store.write() as session:  # the same alert seen again starts nothing
+        from opsloop.monitoring.tables import MonitorRow
+
+        monitor = session.query(MonitorRow).one()
+        spec = client.monitors.get("cancer-watch").spec
+        assert loop.start_loops(session, monitor, spec, [done.alert_id]) == []
+    lineage = client.models.lineage("cancer-clf@2")
+    assert lineage  # the candidate is linked to the run that made it
+    scheduler.stop()
+    client.close()
+
+
+def test_a_failing_canary_is_rolled_back(
+    tmp_path: Path, cancer: pd.DataFrame, weak_model: Any
+) -> None:
+    client = start(
+        tmp_path, cancer, weak_model,
+        rollout_checks=[{"metric": "latency_p99_ms", "max": 0.0, "min_samples": 3}],
+    )  # fmt: skip
+    labelled_shifted_traffic(client, cancer, 100, seed=3)
+    scheduler = client.monitors.scheduler()
+    scheduler.tick(wait=True)
+    labelled_shifted_traffic(client, cancer, 100, seed=4)
+    scheduler.advance_loops(wait=True)
+    (done,) = client.monitors.loop_runs("cancer")
+    assert done.stage == "rolled_back", done.history
+    assert "latency_p99_ms" in (done.message or "")
+    deployment = client.deployments.get("cancer")
+    assert deployment.policy.stable == 1 and deployment.status == "degraded"
+    assert client.models.get("cancer-clf").aliases["champion"] == 1
+    scheduler.stop()
+    client.close()
+
+
+def test_a_pipeline_that_fails_is_on_record(
+    tmp_path: Path, cancer: pd.DataFrame, weak_model: Any
+) -> None:
+    client = start(tmp_path, cancer, weak_model, pipeline="tests.monitoring.loop_pipeline:nope")
+    labelled_shifted_traffic(client, cancer, 60, seed=3)
+    scheduler = client.monitors.scheduler()
+    scheduler.tick(wait=True)
+    (done,) = client.monitors.loop_runs("cancer")
+    assert done.stage == "failed" and "is not a @pipeline" in (done.message or "")
+    assert client.deployments.get("cancer").policy.stable == 1
+    scheduler.stop()
+    client.close()
