@@ -11,7 +11,7 @@ EXPECTED = {
     "ActiveRun", "Artifact", "Client", "Conflict", "Experiment", "InvalidInput", "MetricHistory",
     "NotFound", "OpsloopError", "Page", "PermissionDenied", "Run", "RunData", "RunInfo",
     "RunStatus", "Settings", "StoreError", "Unauthenticated", "__version__", "active_run",
-    "end_run", "evaluate", "flush", "get_client", "get_run", "load_settings", "log_artifact",
+    "DriftReport", "drift", "end_run", "evaluate", "flush", "get_client", "get_run", "load_settings", "log_artifact",
     "log_artifacts", "log_batch", "log_dataframe", "log_dict", "log_figure", "log_input",
     "log_metric", "log_metrics", "log_model", "log_output", "log_param", "log_params", "log_text",
     "observe",

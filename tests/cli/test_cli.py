@@ -21,7 +21,7 @@ def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def test_quickstart_then_explore(tmp_path: Path) -> None:
-    out = run("quickstart", "--epochs", "5").stdout
+    out = printed = run("quickstart", "--epochs", "5").stdout
     assert "Where to look next" in out
     listing = json.loads(
         run("runs", "list", "-e", "quickstart", "--json", "-o", "metrics.val_f1 DESC").stdout
@@ -59,6 +59,16 @@ def test_quickstart_then_explore(tmp_path: Path) -> None:
     assert evals[0]["suite"] == "support-answers" and evals[0]["passed"]
     sft = json.loads(run("data", "show", "support-sft@1", "--json").stdout)
     assert sft["version"]["file_count"] == 1
+    (loop,) = json.loads(run("loop", "status", "breast-cancer-clf", "--json").stdout)
+    assert loop["loop"]["stage"] in ("promoted", "rolled_back", "rejected"), loop["loop"]
+    stages = [h["stage"] for h in loop["loop"]["history"]]
+    assert stages[:4] == ["triggered", "training", "gating", "rolling_out"]
+    assert "loop: " in printed and "scanner is recalibrated" in printed
+    alerts = json.loads(run("alerts", "list", "--json").stdout)
+    assert alerts[0]["rule"] == "data-drift"
+    assert alerts[0]["deliveries"]["log"]["status"] == "delivered"
+    checks = json.loads(run("monitors", "runs", "breast-cancer-watch", "--json").stdout)
+    assert [c["status"] for c in checks][-2:] == ["alerting", "ok"]  # oldest last
     again = run("quickstart", "--epochs", "2").stdout
     assert "unchanged: breast-cancer@1" in again  # same bytes, same version
     assert "support-sft@2" in again  # three more thumbs-up chats: the next version

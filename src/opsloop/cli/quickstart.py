@@ -11,9 +11,9 @@ is registered and promoted to ``champion`` through an evaluation gate on the val
 behavioural check, p99 latency), with the verdict recorded. Then the LLM half
 (``quickstart_llm``): a versioned prompt, traced conversations with token cost, user thumbs
 turned into a fine-tuning data version, and an eval suite that gates the prompt's
-``production`` label. Later features extend this same
-command until it walks the whole loop (data version → pipeline → registry gate → canary →
-monitor).
+``production`` label. In between, the closed loop (``quickstart_loop``): the champion is
+served and monitored, the traffic shifts, the monitor alerts, a pipeline retrains on the
+labelled traffic, and the new version is gated, canaried and promoted or rolled back.
 """
 
 from __future__ import annotations
@@ -151,6 +151,10 @@ def quickstart(
     event = _register_and_promote(client, best[0], validation.ref)
     _deploy_and_serve(client, X_val, y_val)
     from opsloop.cli.quickstart_llm import llm_loop
+    from opsloop.cli.quickstart_loop import closed_loop
+
+    table = opsloop.data.get(version.ref).to_pandas()
+    loop_commands = closed_loop(client, out, table, version.ref, validation.ref)
 
     llm_commands = llm_loop(client, out)
     out.print("[bold]Where to look next[/]")
@@ -172,7 +176,7 @@ def quickstart(
     out.print(f"  opsloop deployments show {MODEL}   # traffic and its history")
     out.print(f"  opsloop deployments predictions {MODEL}   # logged answers with ground truth")
     out.print(f"  opsloop serve --port 8080   # then POST /v1/deployments/{MODEL}/predict")
-    for command in llm_commands:
+    for command in [*loop_commands, *llm_commands]:
         out.print(f"  {command}")
     out.print(
         "  opsloop ui       # the web UI: runs, data, models, prompts, traces, feedback, evals"

@@ -89,9 +89,10 @@ def _cooling(session: Session, monitor_id: str, rule: AlertRule, now: int) -> bo
 def evaluate_rules(
     session: Session, monitor: MonitorRow, rules: list[AlertRule], metrics: dict[str, Any],
     run_id: str, now: int,
-) -> tuple[list[str], list[str]]:  # fmt: skip
-    """Judge every rule on a check's metrics: (ids of alerts opened, notes for the run)."""
-    opened, notes = [], []
+) -> tuple[list[str], list[str], list[str]]:  # fmt: skip
+    """Judge every rule on a check's metrics: (ids of alerts opened, names of the rules that
+    hold, notes for the run)."""
+    opened, holding, notes = [], [], []
     for rule in rules:
         value = metrics.get(rule.metric)
         if value is None:
@@ -99,6 +100,7 @@ def evaluate_rules(
             continue
         current = _open(session, monitor.id, rule.name)
         if rule.holds(value):
+            holding.append(rule.name)
             if current is not None:
                 current.count, current.last_at, current.value = current.count + 1, now, float(value)
                 notes.append(f"{rule.name}: still open ({current.count} checks)")
@@ -123,7 +125,7 @@ def evaluate_rules(
             notes.append(f"{rule.name}: resolved ({rule.metric} = {value:.4g})")
             FIRING.labels(monitor.deployment, monitor.name, rule.name, rule.severity).set(0)
     session.flush()
-    return opened, notes
+    return opened, holding, notes
 
 
 def _post(channel: Channel, payload: dict[str, Any]) -> str | None:

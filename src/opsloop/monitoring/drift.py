@@ -132,7 +132,8 @@ class DriftReport:
 
 
 def load_frame(source: Any) -> Any:
-    """A DataFrame from a DataFrame, an Arrow table, a table file or a data version ref."""
+    """A DataFrame from a DataFrame, an Arrow table, a table file or a data version
+    (``NAME@N``, ``NAME@alias``, or ``NAME`` for its latest)."""
     import pandas as pd
 
     if isinstance(source, pd.DataFrame):
@@ -150,11 +151,13 @@ def load_frame(source: Any) -> Any:
         if suffix in (".jsonl", ".ndjson"):
             return pd.read_json(path, lines=True)
         raise InvalidInput(f"{text}: not a table file (use .csv, .tsv, .parquet or .jsonl)")
-    if "@" in text:
-        from opsloop.client import Client
+    from opsloop.client import Client
+    from opsloop.errors import NotFound
 
+    try:
         return Client().data.get(text).to_pandas()
-    raise InvalidInput(f"{text}: no such file, and not a data version (NAME@VERSION)")
+    except (NotFound, InvalidInput):
+        raise InvalidInput(f"{text}: no such file, and no such data version") from None
 
 
 def _current(ref: ColumnProfile, series: Any) -> tuple[Current | None, int, str | None]:

@@ -213,7 +213,7 @@ def advance(
             if rollout.id != row.rollout_id:
                 _save(store, loop_id, "failed", "the rollout was replaced by another one")
             elif rollout.status == "succeeded":
-                _save(store, loop_id, "promoted", f"v{row.candidate} promoted: {rollout.message}")
+                _save(store, loop_id, "promoted", f"the canary passed: {rollout.message}")
             elif rollout.status in ("degraded", "aborted"):
                 _save(
                     store,

@@ -252,10 +252,12 @@ def run_monitor(
     run_id = uuid.uuid4().hex
     with store.write() as session:
         monitor = _row(session, name)
-        opened, notes = alerts.evaluate_rules(session, monitor, spec.rules, metrics, run_id, now)
+        opened, holding, notes = alerts.evaluate_rules(
+            session, monitor, spec.rules, metrics, run_id, now
+        )
         loops = start_loops(session, monitor, spec, opened)
         notes.extend(f"retraining started (loop {loop_id[:8]})" for loop_id in loops)
-        status = "no_data" if report is None else ("alerting" if opened else "ok")
+        status = "no_data" if report is None else ("alerting" if holding else "ok")
         message = "; ".join(n for n in [note, *notes] if n) or None
         session.add(
             MonitorRunRow(

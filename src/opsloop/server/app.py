@@ -101,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.llm.tracing.views import UI as TRACES_UI
     from opsloop.llm.tracing.views import router as trace_views
     from opsloop.monitoring.api import router as monitoring_router
+    from opsloop.monitoring.views import UI as MONITORS_UI
+    from opsloop.monitoring.views import router as monitor_views
     from opsloop.registry.api import router as registry_router
     from opsloop.registry.views import UI as REGISTRY_UI
     from opsloop.registry.views import router as registry_views
@@ -133,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             (DATA_UI, data_views),
             (REGISTRY_UI, registry_views),
             (DEPLOYMENTS_UI, deployment_views),
+            (MONITORS_UI, monitor_views),
             (PROMPTS_UI, prompt_views),
             (TRACES_UI, trace_views),
             (FEEDBACK_UI, feedback_views),

@@ -1,0 +1,78 @@
+"""The monitor pages: every monitor with where its loop stands, and one monitor's open alerts
+(acknowledge, resolve), its checks with their drift reports, and its loop runs step by step."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from opsloop.errors import InvalidInput
+from opsloop.monitoring import alerts, loop, services
+from opsloop.monitoring.tables import MonitorRow
+from opsloop.server.deps import ReadSession, State
+from opsloop.server.ui.shell import SearchHit, UiDomain, render
+from opsloop.tracking.runs import current_user
+
+__all__ = ["UI", "router"]
+
+router = APIRouter(include_in_schema=False)
+
+
+def _find(session: Session, text: str) -> list[SearchHit]:
+    rows = session.execute(
+        select(MonitorRow.name, MonitorRow.deployment)
+        .where(MonitorRow.name.icontains(text, autoescape=True))
+        .order_by(MonitorRow.name)
+        .limit(20)
+    )
+    return [SearchHit("monitor", name, f"/monitors/{name}", dep) for name, dep in rows]
+
+
+UI = UiDomain(
+    key="monitors", title="Monitors", href="/monitors", package="opsloop.monitoring", find=_find
+)
+
+
+@router.get("/monitors")
+def monitors_page(request: Request, session: ReadSession) -> Response:
+    return render(
+        request,
+        "monitors/monitors.html",
+        {"title": "Monitors", "active": "monitors", "loops": loop.loop_status(session)},
+    )
+
+
+@router.get("/monitors/{name}")
+def monitor_page(request: Request, name: str, session: ReadSession) -> Response:
+    monitor = services.get_monitor(session, name)
+    return render(
+        request,
+        "monitors/monitor.html",
+        {
+            "title": name, "active": "monitors", "crumbs": [("Monitors", "/monitors")],
+            "monitor": monitor, "runs": services.list_runs(session, name, 50),
+            "alerts": alerts.list_alerts(session, monitor=name, limit=50),
+            "loops": [r for r in loop.list_loop_runs(session, monitor.deployment, 20)
+                      if r.monitor == name],
+        },
+    )  # fmt: skip
+
+
+@router.post("/monitors/{name}/alerts/{alert_id}/{action}")
+async def alert_action(name: str, alert_id: str, action: str, state: State) -> Response:
+    """Acknowledge or resolve an alert from the monitor page, then show the page again."""
+    if action not in ("acknowledge", "resolve"):
+        raise InvalidInput("the action is acknowledge or resolve")
+    act = alerts.acknowledge if action == "acknowledge" else alerts.resolve
+
+    def apply() -> None:
+        with state.store.write() as session:
+            act(session, alert_id, current_user())
+
+    await run_in_threadpool(apply)
+    return RedirectResponse(f"/monitors/{quote(name)}", status_code=303)
