@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from opsloop.llm.prompts.sdk import PromptsClient
     from opsloop.llm.tracing.sdk import TracesClient
     from opsloop.monitoring.sdk import MonitorsClient
+    from opsloop.pipelines.sdk import TriggersClient
     from opsloop.registry.sdk import ModelsClient
+    from opsloop.scheduler import Scheduler
     from opsloop.serving.sdk import DeploymentsClient
 
 __all__ = ["Client"]
@@ -206,6 +208,30 @@ class Client(TrackingClient):
             return MonitorsClient(self)
         store, _ = shared_stores(self.settings)
         return MonitorsClient(self, store)
+
+    @cached_property
+    def triggers(self) -> TriggersClient:
+        """Pipeline triggers: ``client.triggers.create(name, "train.py:training", "cron",
+        cron="0 2 * * *")``, ``.fire(name, key=...)``, ``.firings(name)``."""
+        from opsloop.pipelines.sdk import TriggersClient
+
+        if self.settings.is_remote:
+            return TriggersClient(self)
+        store, _ = shared_stores(self.settings)
+        return TriggersClient(self, store)
+
+    def scheduler(self, *, interval: float = 1.0) -> Scheduler:
+        """The embedded store's scheduler (a server runs its own): ``tick()`` runs the due
+        monitor checks, alert deliveries, triggered pipelines and loop runs, and ticks their
+        rollouts; ``start()`` does so every ``interval`` seconds on a thread."""
+        from opsloop.errors import InvalidInput
+        from opsloop.scheduler import Scheduler
+
+        if self.settings.is_remote:
+            raise InvalidInput("the server runs its own scheduler; nothing to run here")
+        store, _ = shared_stores(self.settings)
+        predictions = self.deployments._runtime.log
+        return Scheduler(self, store, predictions, interval=interval, tick_rollouts=True)
 
     @property
     def where(self) -> str:

@@ -60,7 +60,7 @@ def test_drift_retrains_gates_canaries_and_promotes(
 
     client = start(tmp_path, cancer, weak_model)
     labelled_shifted_traffic(client, cancer, 100, seed=3)
-    scheduler = client.monitors.scheduler()
+    scheduler = client.scheduler()
     (check,) = scheduler.tick(wait=True)
     assert check.status == "alerting" and len(check.loops) == 1
     (status,) = client.monitors.loop_status("cancer")
@@ -109,7 +109,7 @@ def test_a_failing_canary_is_rolled_back(
         rollout_checks=[{"metric": "latency_p99_ms", "max": 0.0, "min_samples": 3}],
     )  # fmt: skip
     labelled_shifted_traffic(client, cancer, 100, seed=3)
-    scheduler = client.monitors.scheduler()
+    scheduler = client.scheduler()
     scheduler.tick(wait=True)
     labelled_shifted_traffic(client, cancer, 100, seed=4)
     scheduler.advance_loops(wait=True)
@@ -128,7 +128,7 @@ def test_a_pipeline_that_fails_is_on_record(
 ) -> None:
     client = start(tmp_path, cancer, weak_model, pipeline="tests.monitoring.loop_pipeline:nope")
     labelled_shifted_traffic(client, cancer, 60, seed=3)
-    scheduler = client.monitors.scheduler()
+    scheduler = client.scheduler()
     scheduler.tick(wait=True)
     (done,) = client.monitors.loop_runs("cancer")
     assert done.stage == "failed" and "is not a @pipeline" in (done.message or "")

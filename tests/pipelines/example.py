@@ -103,3 +103,14 @@ def stuck(seconds: float = 5.0) -> str:
 @pipeline
 def too_slow() -> None:
     stuck()
+
+
+@step(cache=False)
+def shout(ref: str) -> str:
+    return ref.upper()
+
+
+@pipeline
+def echo(ref: str) -> None:
+    """A pipeline that only passes its param on (what a data-version trigger hands it)."""
+    shout(ref)

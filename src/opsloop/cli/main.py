@@ -30,6 +30,7 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     from opsloop.cli import quickstart
+    from opsloop.cli import scheduler as scheduler_cli
     from opsloop.data.cli import data_app
     from opsloop.llm.evals.cli import eval_app
     from opsloop.llm.feedback.cli import feedback_app
@@ -56,7 +57,7 @@ def _register_commands() -> None:
     app.add_typer(monitoring_cli.monitors_app, name="monitors")
     app.add_typer(monitoring_cli.alerts_app, name="alerts")
     app.add_typer(monitoring_cli.loop_app, name="loop")
-    app.command("scheduler")(monitoring_cli.scheduler)
+    app.command("scheduler")(scheduler_cli.scheduler)
     app.command("deploy")(serving_cli.deploy)
     app.command("serve")(serving_cli.serve)
     app.command("predict")(serving_cli.predict)

@@ -67,7 +67,7 @@ def closed_loop(client: Any, out: Any, frame: Any, reference: str, validation: s
     logging.getLogger("opsloop.alerts").setLevel(logging.ERROR)  # the quickstart prints its own
     monitor = _monitor(client, reference, validation)
     out.print(f"monitor: [cyan]{monitor.name}[/] watches {MODEL} against {validation}")
-    scheduler = client.monitors.scheduler()
+    scheduler = client.scheduler()
     try:
         _traffic(client, frame, 60, seed=1, shift=False)
         calm = client.monitors.check(MONITOR)

@@ -1,8 +1,7 @@
-"""``opsloop monitors``, ``opsloop alerts``, ``opsloop loop`` and ``opsloop scheduler``."""
+"""``opsloop monitors``, ``opsloop alerts`` and ``opsloop loop``."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -283,28 +282,3 @@ def loop_runs(
     rows = [(r.id[:8], r.deployment, r.stage, r.candidate, (r.pipeline_run_id or "")[:8],
              when(r.created_at), r.message or "") for r in found]  # fmt: skip
     print_table(["loop", "deployment", "stage", "candidate", "pipeline run", "at", "message"], rows)
-
-
-def scheduler(
-    interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 5.0,
-    once: Annotated[bool, typer.Option(help="One pass, waiting for loop runs, then exit.")] = False,
-) -> None:
-    """Run due monitor checks, alert deliveries, retraining loops and rollouts (embedded store).
-
-    A server does this by itself; this command is the scheduler of the embedded store.
-    """
-    client = default_client()
-    runner = client.monitors.scheduler(interval=interval)
-    try:
-        while True:
-            for run in runner.tick(wait=once):
-                console().print(
-                    f"{when(run.started_at)} {run.monitor}: {run.status} ({run.rows} rows)"
-                )
-            if once:
-                return
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        return
-    finally:
-        runner.stop()

@@ -167,14 +167,3 @@ class MonitorsClient:
 
         with self._store.read() as session:
             return list_loop_runs(session, deployment, limit)
-
-    def scheduler(self, *, interval: float = 1.0) -> Any:
-        """Local mode: a scheduler over this store (``tick()`` runs due checks, deliveries
-        and loop runs, ticking rollouts too; ``start()`` does so on a thread)."""
-        if self._remote:
-            raise InvalidInput("the server runs its own scheduler; nothing to run here")
-        from opsloop.monitoring.scheduler import MonitorScheduler
-
-        return MonitorScheduler(
-            self._client, self._store, self._log, interval=interval, tick_rollouts=True
-        )

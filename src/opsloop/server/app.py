@@ -41,12 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        from opsloop.monitoring.scheduler import MonitorScheduler
+        from opsloop.scheduler import Scheduler
         from opsloop.serving.app import start_controller
 
         state = app.state.opsloop
         controller = start_controller(state.serving, state.store)
-        scheduler = MonitorScheduler(state.serving.client, state.store, state.serving.log).start()
+        scheduler = Scheduler(state.serving.client, state.store, state.serving.log).start()
         yield
         scheduler.stop()
         controller.stop()
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.monitoring.api import router as monitoring_router
     from opsloop.monitoring.views import UI as MONITORS_UI
     from opsloop.monitoring.views import router as monitor_views
+    from opsloop.pipelines.api import router as pipelines_router
     from opsloop.registry.api import router as registry_router
     from opsloop.registry.views import UI as REGISTRY_UI
     from opsloop.registry.views import router as registry_views
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(evals_router, prefix="/api", dependencies=auth)
     app.include_router(deployments_router, prefix="/api", dependencies=auth)
     app.include_router(monitoring_router, prefix="/api", dependencies=auth)
+    app.include_router(pipelines_router, prefix="/api", dependencies=auth)
     app.include_router(inference_router, dependencies=auth)
     app.include_router(metrics_router)
     install_ui(

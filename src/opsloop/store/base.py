@@ -35,6 +35,7 @@ def import_all_tables() -> MetaData:
     import opsloop.llm.prompts.tables
     import opsloop.llm.tracing.tables
     import opsloop.monitoring.tables
+    import opsloop.pipelines.tables
     import opsloop.registry.tables
     import opsloop.serving.tables
     import opsloop.tracking.tables  # noqa: F401

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 __all__ = ["SCHEMA_HEAD", "current_revision", "downgrade", "ensure_schema", "upgrade"]
 
-SCHEMA_HEAD = "0011_monitoring"
+SCHEMA_HEAD = "0012_triggers"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x0B5100B
 

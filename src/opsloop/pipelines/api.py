@@ -1,0 +1,59 @@
+"""REST: ``/api/triggers[/{name}[/fire|/firings]]``. ``POST .../fire`` is the webhook; send an
+``Idempotency-Key`` header and a retried call starts nothing twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Header
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsloop.pipelines import triggers
+from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
+from opsloop.server.deps import ReadSession, WriteSession
+from opsloop.tracking.runs import current_user
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["pipelines"])
+
+
+@router.post("/triggers", response_model=Trigger, status_code=201)
+def create_trigger(body: TriggerCreate, session: WriteSession) -> Trigger:
+    return triggers.create_trigger(session, body, current_user())
+
+
+@router.get("/triggers", response_model=list[Trigger])
+def list_triggers(session: ReadSession) -> list[Trigger]:
+    return triggers.list_triggers(session)
+
+
+@router.get("/triggers/{name}", response_model=Trigger)
+def get_trigger(name: str, session: ReadSession) -> Trigger:
+    return triggers.get_trigger(session, name)
+
+
+@router.delete("/triggers/{name}", status_code=204)
+def delete_trigger(name: str, session: WriteSession) -> None:
+    triggers.delete_trigger(session, name)
+
+
+class FireBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post("/triggers/{name}/fire", response_model=Firing, status_code=202)
+def fire_trigger(
+    name: str, session: WriteSession, body: FireBody | None = None,
+    idempotency_key: str | None = Header(None),
+) -> Firing:  # fmt: skip
+    """Fire the trigger now; the server's scheduler runs the pipeline (202: accepted)."""
+    key = f"webhook:{idempotency_key}" if idempotency_key else None
+    firing, _ = triggers.fire(session, name, key, "webhook", (body or FireBody()).params)
+    return firing
+
+
+@router.get("/triggers/{name}/firings", response_model=list[Firing])
+def list_firings(name: str, session: ReadSession, limit: int = 20) -> list[Firing]:
+    return triggers.list_firings(session, name, limit)

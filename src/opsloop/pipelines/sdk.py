@@ -1,0 +1,108 @@
+"""``client.triggers``: pipelines started by a schedule, a new data version, an alert or a
+webhook. Local mode runs the services in this process (``opsloop scheduler`` fires them); with a
+server every call goes to its REST API and the server's scheduler fires and runs them."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import TypeAdapter, ValidationError
+
+from opsloop.errors import InvalidInput, validation_problems
+from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
+
+__all__ = ["TriggersClient"]
+
+_TRIGGERS = TypeAdapter(list[Trigger])
+_FIRINGS = TypeAdapter(list[Firing])
+
+
+class TriggersClient:
+    def __init__(self, client: Any, store: Any = None) -> None:
+        self._client = client
+        self._store = store
+
+    @property
+    def _remote(self) -> bool:
+        return bool(self._client.settings.is_remote)
+
+    def _http(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._client._transport.request(method, path, **kwargs).json()
+
+    def create(self, name: str, pipeline: str, kind: str, **fields: Any) -> Trigger:
+        """``kind`` is ``cron`` (``cron="*/15 * * * *"``), ``dataset`` (``dataset="churn"``),
+        ``alert`` (``monitor="churn-watch"``, optional ``rule``) or ``webhook``; ``params``
+        go to the pipeline."""
+        try:
+            body = TriggerCreate(name=name, pipeline=pipeline, kind=kind, **fields)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise InvalidInput("invalid trigger: " + "; ".join(validation_problems(exc))) from None
+        if self._remote:
+            payload = body.model_dump(mode="json")
+            return Trigger.model_validate(
+                self._http("POST", "/api/triggers", json=payload, idempotent=False)
+            )
+        from opsloop.pipelines.triggers import create_trigger
+        from opsloop.tracking.runs import current_user
+
+        with self._store.write() as session:
+            return create_trigger(session, body, current_user())
+
+    def list(self) -> list[Trigger]:
+        if self._remote:
+            return _TRIGGERS.validate_python(self._http("GET", "/api/triggers"))
+        from opsloop.pipelines.triggers import list_triggers
+
+        with self._store.read() as session:
+            return list_triggers(session)
+
+    def get(self, name: str) -> Trigger:
+        if self._remote:
+            return Trigger.model_validate(self._http("GET", f"/api/triggers/{quote(name)}"))
+        from opsloop.pipelines.triggers import get_trigger
+
+        with self._store.read() as session:
+            return get_trigger(session, name)
+
+    def delete(self, name: str) -> None:
+        if self._remote:
+            self._client._transport.request("DELETE", f"/api/triggers/{quote(name)}")
+            return
+        from opsloop.pipelines.triggers import delete_trigger
+
+        with self._store.write() as session:
+            delete_trigger(session, name)
+
+    def fire(
+        self, name: str, *, key: str | None = None, params: dict[str, Any] | None = None,
+        run: bool = True,
+    ) -> Firing:  # fmt: skip
+        """Fire ``name`` now (the webhook's call). The same ``key`` fires once however often
+        it is sent. Local mode runs the pipeline here unless ``run=False``; a server's
+        scheduler runs it there."""
+        if self._remote:
+            headers = {"Idempotency-Key": key} if key else {}
+            response = self._client._transport.request(
+                "POST", f"/api/triggers/{quote(name)}/fire", json={"params": params or {}},
+                headers=headers, idempotent=key is not None,
+            )  # fmt: skip
+            return Firing.model_validate(response.json())
+        from opsloop.pipelines import triggers
+
+        with self._store.write() as session:
+            firing, _ = triggers.fire(
+                session, name, key and f"webhook:{key}", "fired by hand", params
+            )
+        if run and firing.status == "pending":
+            return triggers.run_firing(self._client, self._store, firing.id) or firing
+        return firing
+
+    def firings(self, name: str, limit: int = 20) -> list[Firing]:
+        if self._remote:
+            path = f"/api/triggers/{quote(name)}/firings"
+            return _FIRINGS.validate_python(self._http("GET", path, params={"limit": limit}))
+        from opsloop.pipelines.triggers import list_firings
+
+        with self._store.read() as session:
+            return list_firings(session, name, limit)

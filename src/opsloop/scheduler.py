@@ -1,0 +1,145 @@
+"""The scheduler: one loop that runs everything opsloop does by itself.
+
+Each pass (``tick``): the monitor checks that are due, the alert deliveries to retry, the
+pipeline triggers' new firings and the loop runs to advance. A server runs one on a daemon
+thread; ``opsloop scheduler`` runs one in the foreground for the embedded store. Several may run
+against one database, and each piece of work still happens once: a due monitor is claimed by
+moving its ``next_run_at`` with a compare-and-set, a firing is unique per (trigger, reason) and
+claimed ``pending`` → ``running`` the same way, and an alert starts at most one loop run.
+Pipelines (triggered runs and retrainings) run on a worker thread of their own, one at a time,
+so a long training never delays the checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy import select, update
+
+from opsloop.errors import OpsloopError
+from opsloop.timeutil import now_ms
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger("opsloop.scheduler")
+
+
+class Scheduler:
+    def __init__(
+        self, client: Any, store: Any, predictions: Any, *, interval: float = 1.0,
+        tick_rollouts: bool = False,
+    ) -> None:  # fmt: skip
+        self.client, self.store, self.predictions = client, store, predictions
+        self.interval = interval
+        self.tick_rollouts = tick_rollouts  # a server's rollout controller does it otherwise
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="opsloop-scheduler", daemon=True)
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="opsloop-pipelines")
+        self._in_flight: dict[str, Future[Any]] = {}
+
+    # -- monitors -----------------------------------------------------------------------------
+    def _claim_monitors(self, now: int) -> list[str]:
+        """Names of due monitors this scheduler won (their next run moved forward)."""
+        from opsloop.monitoring.entities import MonitorSpec
+        from opsloop.monitoring.tables import MonitorRow
+
+        with self.store.read() as session:
+            due = session.execute(
+                select(
+                    MonitorRow.id, MonitorRow.name, MonitorRow.next_run_at, MonitorRow.spec
+                ).where(MonitorRow.enabled == 1, MonitorRow.next_run_at <= now)
+            ).all()
+        won = []
+        for monitor_id, name, next_run_at, spec in due:
+            every = int(MonitorSpec.model_validate_json(spec).every_seconds * 1000)
+            with self.store.write() as session:
+                moved = session.execute(
+                    update(MonitorRow)
+                    .where(MonitorRow.id == monitor_id, MonitorRow.next_run_at == next_run_at)
+                    .values(next_run_at=now + every)
+                ).rowcount
+            if moved:
+                won.append(name)
+        return won
+
+    def check_monitors(self, now: int | None = None) -> list[Any]:
+        from opsloop.monitoring import services
+
+        runs = []
+        for name in self._claim_monitors(now if now is not None else now_ms()):
+            try:
+                runs.append(services.run_monitor(self.client, self.store, self.predictions, name))
+            except OpsloopError as exc:
+                log.warning("monitor %s: %s", name, exc.message)
+        return runs
+
+    def retry_deliveries(self) -> None:
+        from opsloop.monitoring import alerts, services
+
+        with self.store.read() as session:
+            due = [row.id for row in alerts.due_deliveries(session, now_ms())]
+        services.deliver_alerts(self.store, due)
+
+    # -- work on the pipeline worker ----------------------------------------------------------
+    def _submit(self, key: str, fn: Any, *args: Any, **kwargs: Any) -> None:
+        running = self._in_flight.get(key)
+        if running is None or running.done():
+            self._in_flight[key] = self._worker.submit(fn, *args, **kwargs)
+
+    def _wait(self, wait: bool) -> None:
+        if wait:
+            for future in list(self._in_flight.values()):
+                future.result()
+        self._in_flight = {k: f for k, f in self._in_flight.items() if not f.done()}
+
+    def advance_loops(self, *, wait: bool = False) -> None:
+        from opsloop.monitoring import loop
+
+        with self.store.read() as session:
+            pending = loop.pending_loops(session)
+        for loop_id in pending:
+            self._submit(
+                f"loop:{loop_id}", loop.advance, self.client, self.store, self.predictions,
+                loop_id, tick_rollout=self.tick_rollouts,
+            )  # fmt: skip
+        self._wait(wait)
+
+    def run_pending_firings(self, *, wait: bool = False) -> None:
+        from opsloop.pipelines import triggers
+
+        triggers.collect_due(self.store)
+        with self.store.read() as session:
+            pending = triggers.pending_firings(session)
+        for firing_id in pending:
+            self._submit(f"firing:{firing_id}", triggers.run_firing, self.client, self.store,
+                         firing_id)  # fmt: skip
+        self._wait(wait)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def tick(self, *, wait: bool = False) -> list[Any]:
+        """One pass; with ``wait``, until the pipelines it started have finished or paused."""
+        runs = self.check_monitors()
+        self.retry_deliveries()
+        self.run_pending_firings()
+        self.advance_loops(wait=wait)
+        return runs
+
+    def start(self) -> Scheduler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.tick()
+            except OpsloopError as exc:
+                log.warning("scheduler: %s", exc.message)  # the database is away: next pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        self._worker.shutdown(wait=False, cancel_futures=True)
