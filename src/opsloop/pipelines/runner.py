@@ -27,6 +27,7 @@ from opsloop.errors import OpsloopError
 from opsloop.pipelines import materializers
 from opsloop.pipelines.dsl import Graph, Node
 from opsloop.pipelines.hashing import code_hash, combine, env_hash, params_hash
+from opsloop.timeutil import now_ms
 
 __all__ = ["PipelineFailed", "PipelineRun", "StepResult", "run_graph"]
 
@@ -76,6 +77,44 @@ def _last_run(client: Any, experiment: str, tag: str, value: str) -> Any:
         max_results=1,
     )
     return page.items[0] if page.items else None
+
+
+@dataclass
+class _CacheIndex:
+    """The experiment's finished step runs, read in one query when the pipeline starts: each
+    step's cache lookup is then a dictionary read, not a search (a per-step query was most of
+    a cached step's time). A history longer than one page falls back to searching."""
+
+    client: Any
+    experiment: str
+    by_key: dict[str, Any]
+    by_step: dict[str, Any]
+    complete: bool
+
+    @classmethod
+    def load(cls, client: Any, experiment: str, page: int = 1000) -> _CacheIndex:
+        found = client.search_runs(
+            experiment, "attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"], max_results=page,
+        )  # fmt: skip
+        by_key: dict[str, Any] = {}
+        by_step: dict[str, Any] = {}
+        for run in found.items:  # newest first: the first seen is the latest
+            tags = run.data.tags
+            if "opsloop.step" in tags:
+                by_step.setdefault(tags["opsloop.step"], run)
+                by_key.setdefault(tags.get("opsloop.cache.key", ""), run)
+        return cls(client, experiment, by_key, by_step, found.next_page_token is None)
+
+    def hit(self, key: str) -> Any:
+        if key in self.by_key or self.complete:
+            return self.by_key.get(key)
+        return _last_run(self.client, self.experiment, "opsloop.cache.key", key)
+
+    def last(self, step: str) -> Any:
+        if step in self.by_step or self.complete:
+            return self.by_step.get(step)
+        return _last_run(self.client, self.experiment, "opsloop.step", step)
 
 
 def _miss_reason(previous: Any, parts: dict[str, str]) -> str:
@@ -148,6 +187,7 @@ def run_graph(
         tags={**(tags or {}), "opsloop.pipeline": graph.pipeline},
     )  # fmt: skip
     parent_id = parent.info.run_id
+    index = _CacheIndex.load(client, exp_name)
     if params:
         client.log_params(parent_id, params)
     result = PipelineRun(parent_id, graph.pipeline, "RUNNING")
@@ -165,7 +205,7 @@ def run_graph(
                 for node in ready:
                     del pending[node.index]
                     future = pool.submit(
-                        _run_node, node, client, exp, exp_name, parent_id, values, no_cache,
+                        _run_node, node, client, exp, index, parent_id, values, no_cache,
                         Path(tmp),
                     )  # fmt: skip
                     running[future] = node
@@ -197,7 +237,7 @@ def run_graph(
 
 
 def _run_node(
-    node: Node, client: Any, exp: Any, exp_name: str, parent_id: str,
+    node: Node, client: Any, exp: Any, index: _CacheIndex, parent_id: str,
     values: dict[int, tuple[Any, str]], no_cache: bool, tmp: Path,
 ) -> tuple[StepResult, Any]:  # fmt: skip
     step = node.step
@@ -217,20 +257,19 @@ def _run_node(
     )
     hit = None
     if step.cache and not no_cache:
-        hit = _last_run(client, exp_name, "opsloop.cache.key", key)
+        hit = index.hit(key)
     if hit is not None:
         # A cached run holds no output of its own: follow it to the run that computed it.
         source = hit.data.tags.get("opsloop.cache.source", hit.info.run_id)
+        output = {k: hit.data.tags[k] for k in OUTPUT_TAGS}
         run = client.create_run(
             exp.experiment_id, run_name=node.name, parent_run_id=parent_id, capture_env=False,
-            tags={**tags, "opsloop.cache": "hit", "opsloop.cache.source": source},
+            tags={**tags, **output, "opsloop.cache": "hit", "opsloop.cache.source": source},
         )  # fmt: skip
-        output = {k: hit.data.tags[k] for k in OUTPUT_TAGS}
         folder = client.download_artifacts(source, "output", tmp / node.name)
         value = materializers.load(
             folder / output["opsloop.output.file"], output["opsloop.output.kind"]
         )
-        client.set_tags(run.info.run_id, output)
         client.end_run(run.info.run_id, "FINISHED")
         cached = StepResult(
             node.name, run.info.run_id, "FINISHED", cached=True,
@@ -242,14 +281,12 @@ def _run_node(
     elif not step.cache:
         reason = "cache=False on this step"
     else:
-        reason = _miss_reason(_last_run(client, exp_name, "opsloop.step", node.name), parts)
+        reason = _miss_reason(index.last(node.name), parts)
     run = client.create_run(
         exp.experiment_id, run_name=node.name, parent_run_id=parent_id, capture_env=False,
         tags={**tags, "opsloop.cache": "miss", "opsloop.cache.reason": reason},
     )  # fmt: skip
     run_id = run.info.run_id
-    if node.params:
-        client.log_params(run_id, node.params)
     arguments = {**node.params, **{arg: values[out.node][0] for arg, out in node.inputs.items()}}
     start = time.perf_counter()
     attempt = 0
@@ -265,7 +302,8 @@ def _run_node(
                 continue
             text = traceback.format_exc()
             client.log_bytes(run_id, text.encode(), "traceback.txt")
-            client.set_tag(run_id, "opsloop.error", f"{type(exc).__name__}: {exc}")
+            client.log_batch(run_id, params=node.params,
+                             tags={"opsloop.error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
             client.end_run(run_id, "FAILED")
             step_result = StepResult(node.name, run_id, "FAILED", reason=reason,
                                      duration_s=time.perf_counter() - start)  # fmt: skip
@@ -283,9 +321,11 @@ def _run_node(
     folder.mkdir(parents=True, exist_ok=True)
     path, kind = materializers.save(value, folder, "output")
     artifact = client.log_artifact(run_id, path, "output")[0]
-    client.set_tags(run_id, {"opsloop.output.file": path.name, "opsloop.output.kind": kind,
-                             "opsloop.output.digest": artifact.digest})  # fmt: skip
-    client.log_metric(run_id, "duration_s", duration)
+    client.log_batch(  # one write for what the step ended with
+        run_id, metrics=[("duration_s", duration, 0, now_ms())], params=node.params,
+        tags={"opsloop.output.file": path.name, "opsloop.output.kind": kind,
+              "opsloop.output.digest": artifact.digest},
+    )  # fmt: skip
     client.end_run(run_id, "FINISHED")
     return StepResult(node.name, run_id, "FINISHED", reason=reason, duration_s=duration,
                       digest=artifact.digest), value  # fmt: skip
