@@ -1,0 +1,246 @@
+"""Pipeline overhead: opsloop vs Kedro, Metaflow and ZenML on chains of trivial steps.
+
+    ./dev bench bench/pipelines.py
+
+Each tool runs a chain of 1 and of 10 steps that add one to an integer, in its own fresh process
+and temp folder (the peers in their own venvs: ``.venv-kedro``, ``.venv-metaflow``,
+``.venv-zenml``, made by ``./dev bench``). The figure compared is the *overhead per step*:
+(time of the 10-step chain - time of the short chain) / the steps between them, so start-up
+cost is left out; each chain runs cold (new inputs, nothing cached), then again unchanged
+(fully cached where the tool caches). How each runs, as its users run it:
+
+- opsloop: ``Pipeline.run`` in-process on the embedded store (every step a tracked run with its
+  output stored), and the cached re-run also as a whole ``opsloop pipelines run`` process;
+- Kedro 1.7: ``SequentialRunner`` in-process over a ``DataCatalog`` of ``MemoryDataset``s (no
+  persistence, no caching), with its default logging and with logging off;
+- Metaflow: ``python flow.py run`` (a process per task; the shortest flow is start -> end);
+- ZenML: the pipeline called in-process on its default local stack (SQLite, local artifacts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = {
+    "kedro": ROOT / ".venv-kedro/bin/python",
+    "metaflow": ROOT / ".venv-metaflow/bin/python",
+    "zenml": ROOT / ".venv-zenml/bin/python",
+}
+STEPS = 10
+
+OURS = """
+import json, sys, time
+import opsloop
+from opsloop.pipelines import pipeline, step
+
+@step
+def first(n: int) -> int:
+    return n + 1
+
+@step
+def inc(x: int) -> int:
+    return x + 1
+
+@pipeline
+def chain1(n: int = 0) -> None:
+    first(n)
+
+@pipeline
+def chain10(n: int = 0) -> None:
+    x = first(n)
+    for _ in range(9):
+        x = inc(x)
+
+if __name__ == "__main__":
+    client = opsloop.Client()
+    chain1.run(client=client, n=-1)  # warm the store and imports
+    out = {}
+    for label, n in (("cold", 1), ("cached", 1)):
+        t = time.perf_counter(); chain1.run(client=client, n=n); t1 = time.perf_counter() - t
+        t = time.perf_counter(); chain10.run(client=client, n=n); t10 = time.perf_counter() - t
+        out[label] = [t1, t10]
+    print(json.dumps(out))
+"""
+
+KEDRO = """
+import json, logging, sys, time
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline, node
+from kedro.runner import SequentialRunner
+
+def inc(x):
+    return x + 1
+
+def chain(n):
+    return Pipeline([node(inc, f"x{i}", f"x{i + 1}", name=f"s{i}") for i in range(n)])
+
+def timed(n):
+    t = time.perf_counter()
+    SequentialRunner().run(chain(n), DataCatalog({"x0": MemoryDataset(0)}))
+    return time.perf_counter() - t
+
+timed(1)  # warm
+out = {"cold": [timed(1), timed(10)]}
+logging.disable(logging.CRITICAL)
+out["logging off"] = [timed(1), timed(10)]
+print(json.dumps(out))
+"""
+
+METAFLOW = '''
+from metaflow import FlowSpec, step
+
+class Chain(FlowSpec):
+    @step
+    def start(self):
+        self.x = 0
+        self.next(self.{first})
+{middle}
+    @step
+    def end(self):
+        self.x += 1
+
+if __name__ == "__main__":
+    Chain()
+'''
+
+ZENML = """
+import json, time
+from zenml import pipeline, step
+
+@step
+def inc(x: int) -> int:
+    return x + 1
+
+@pipeline
+def chain1(n: int = 0):
+    inc(n)
+
+@pipeline
+def chain10(n: int = 0):
+    x = inc(n)
+    for _ in range(9):
+        x = inc(x)
+
+chain1(n=-1)  # warm: stack, database, imports
+out = {}
+for label in ("cold", "cached"):
+    t = time.perf_counter(); chain1(n=1); t1 = time.perf_counter() - t
+    t = time.perf_counter(); chain10(n=1); t10 = time.perf_counter() - t
+    out[label] = [t1, t10]
+print(json.dumps(out))
+"""
+
+
+def _metaflow_flow(steps: int) -> str:
+    """A linear flow of ``steps`` steps (start, steps - 2 middles, end)."""
+    middles = [f"s{i}" for i in range(steps - 2)]
+    chain = [*middles, "end"]
+    body = "".join(
+        textwrap.indent(
+            f"@step\ndef {name}(self):\n    self.x += 1\n    self.next(self.{chain[i + 1]})\n", "    "
+        )
+        for i, name in enumerate(middles)
+    )
+    return METAFLOW.format(first=chain[0], middle=body)
+
+
+def _json(done: subprocess.CompletedProcess[str], tool: str) -> dict[str, list[float]]:
+    if done.returncode != 0:
+        raise SystemExit(f"{tool} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_ours(folder: Path) -> dict[str, list[float]]:
+    script = folder / "ours_chain.py"
+    script.write_text(OURS)
+    env = {**os.environ, "OPSLOOP_HOME": str(folder / "ours-home"), "OPSLOOP_CAPTURE_ENV": "1"}
+    result = _json(subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                                  env=env, cwd=folder), "opsloop")  # fmt: skip
+    cli = str(Path(sys.executable).with_name("opsloop"))
+    args = [cli, "pipelines", "run", "ours_chain.py:chain10", "--param", "n=7"]
+    subprocess.run(args, capture_output=True, env=env, cwd=folder, check=True)
+    best = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run(args, capture_output=True, env=env, cwd=folder, check=True)
+        best.append(time.perf_counter() - t)
+    result["cli cached"] = [min(best)]
+    return result
+
+
+def run_kedro(folder: Path) -> dict[str, list[float]]:
+    script = folder / "kedro_chain.py"
+    script.write_text(KEDRO)
+    return _json(subprocess.run([str(PEERS["kedro"]), str(script)], capture_output=True,
+                                text=True, cwd=folder), "kedro")  # fmt: skip
+
+
+def run_metaflow(folder: Path) -> dict[str, list[float]]:
+    env = {**os.environ, "USERNAME": "bench", "METAFLOW_DEFAULT_DATASTORE": "local"}
+    times = []
+    for steps in (2, STEPS):
+        flow = folder / f"flow{steps}.py"
+        flow.write_text(_metaflow_flow(steps))
+        args = [str(PEERS["metaflow"]), str(flow), "--quiet", "run"]
+        subprocess.run(args, capture_output=True, env=env, cwd=folder)  # warm: datastore
+        t = time.perf_counter()
+        done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=folder)
+        times.append(time.perf_counter() - t)
+        if done.returncode != 0:
+            raise SystemExit(f"metaflow failed:\n{done.stderr[-3000:]}")
+    return {"cold": times}
+
+
+def run_zenml(folder: Path) -> dict[str, list[float]]:
+    script = folder / "zenml_chain.py"
+    script.write_text(ZENML)
+    env = {**os.environ, "ZENML_CONFIG_PATH": str(folder / "zenml-config"),
+           "ZENML_ANALYTICS_OPT_IN": "false", "ZENML_LOGGING_VERBOSITY": "ERROR",
+           "AUTO_OPEN_DASHBOARD": "false"}  # fmt: skip
+    python = str(PEERS["zenml"])
+    zenml = str(Path(python).with_name("zenml"))
+    subprocess.run([zenml, "init"], capture_output=True, env=env, cwd=folder)
+    return _json(subprocess.run([python, str(script)], capture_output=True, text=True,
+                                env=env, cwd=folder), "zenml")  # fmt: skip
+
+
+def per_step(times: list[float], short: int = 1) -> float:
+    return (times[1] - times[0]) / (STEPS - short)
+
+
+def main() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="opsloop-bench-pipelines-"))
+    results = {"opsloop": run_ours(folder)}
+    runners = {"kedro": run_kedro, "metaflow": run_metaflow, "zenml": run_zenml}
+    for tool, fn in runners.items():
+        if PEERS[tool].exists():
+            results[tool] = fn(folder)
+        else:
+            print(f"({tool} is not installed at {PEERS[tool]}: ./dev bench bench/pipelines.py)")
+    ours = per_step(results["opsloop"]["cold"]) * 1000
+    print(f"{'tool':<22} {'1 step':>9} {'10 steps':>9} {'per step':>10}  ratio to opsloop")
+    for tool, res in results.items():
+        for label, times in res.items():
+            if len(times) != 2:
+                continue
+            short = 2 if tool == "metaflow" else 1
+            step_ms = per_step(times, short) * 1000
+            first = f"{times[0]:.3f}s" if short == 1 else f"{times[0]:.2f}s*"
+            ratio = step_ms / ours if tool != "opsloop" else 1.0
+            print(f"{tool + ' ' + label:<22} {first:>9} {times[1]:>8.3f}s {step_ms:>8.2f}ms  "
+                  f"{ratio:.2f}x")  # fmt: skip
+    print("* Metaflow's shortest flow has 2 steps (start, end)")
+    print(f"opsloop fully cached 10-step run as a whole CLI process: "
+          f"{results['opsloop']['cli cached'][0]:.3f} s (best of 3)")
+
+
+if __name__ == "__main__":
+    main()
