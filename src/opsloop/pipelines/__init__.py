@@ -1,8 +1,10 @@
 """Pipelines: plain Python functions as tracked, cached, reproducible steps.
 
-``from opsloop.pipelines import step, pipeline``; see :mod:`opsloop.pipelines.dsl`.
+``from opsloop.pipelines import step, pipeline, tune``; see :mod:`opsloop.pipelines.dsl` and
+:mod:`opsloop.pipelines.tuning`.
 """
 
 from opsloop.pipelines.dsl import pipeline, step
+from opsloop.pipelines.tuning import tune
 
-__all__ = ["pipeline", "step"]
+__all__ = ["pipeline", "step", "tune"]

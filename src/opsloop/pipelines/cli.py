@@ -31,6 +31,16 @@ def load_pipeline(target: str) -> Any:
     from opsloop.errors import InvalidInput
     from opsloop.pipelines.dsl import Pipeline
 
+    found = load_target(target)
+    if not isinstance(found, Pipeline):
+        raise InvalidInput(f"{target} is not a @pipeline")
+    return found
+
+
+def load_target(target: str) -> Any:
+    """The object ``module:attr`` or ``path/to/file.py:attr`` names."""
+    from opsloop.errors import InvalidInput
+
     where, _, attr = target.rpartition(":")
     if not where or not attr:
         raise InvalidInput(f"{target!r}: name the pipeline as MODULE:NAME or FILE.py:NAME")
@@ -49,10 +59,9 @@ def load_pipeline(target: str) -> Any:
             module = importlib.import_module(where)
     except ImportError as exc:
         raise InvalidInput(f"cannot import {where}: {exc}") from None
-    found = getattr(module, attr, None)
-    if not isinstance(found, Pipeline):
-        raise InvalidInput(f"{target} is not a @pipeline")
-    return found
+    if not hasattr(module, attr):
+        raise InvalidInput(f"{where} has no {attr!r}")
+    return getattr(module, attr)
 
 
 @pipelines_app.command("run")
@@ -230,3 +239,54 @@ def delete_trigger(name: str) -> None:
     """Delete a trigger and its history of firings."""
     default_client().triggers.delete(name)
     console().print(f"deleted trigger {name}")
+
+
+def tune_command(
+    target: Annotated[str, typer.Argument(help="MODULE:NAME or FILE.py:NAME of the objective.")],
+    space: Annotated[Path, typer.Option(help="YAML/JSON search space: name -> type, range.")],
+    trials: Annotated[int, typer.Option(help="How many trials.")] = 20,
+    direction: Annotated[str, typer.Option(help="maximize or minimize.")] = "maximize",
+    study: Annotated[
+        str | None, typer.Option(help="Study name (default: the objective's).")
+    ] = None,
+    parallel: Annotated[int, typer.Option(help="Trials side by side (threads).")] = 1,
+    pruner: Annotated[str, typer.Option(help="median or none.")] = "median",
+    register: Annotated[
+        str | None, typer.Option(help="Register the best trial's model under this name.")
+    ] = None,
+) -> None:
+    """Tune an objective with Optuna: the study is a run, each trial a nested run.
+
+    The objective is ``def objective(params, trial) -> score`` (or ``(score, model)``); it may
+    call ``trial.report(value, step)`` and stop when ``trial.should_prune()``. Example:
+
+      opsloop tune train.py:objective --space space.yaml --trials 30 --register churn
+    """
+    import yaml
+
+    from opsloop.errors import InvalidInput
+    from opsloop.pipelines.tuning import tune
+
+    if not space.is_file():
+        raise InvalidInput(f"no such space file: {space}")
+    try:
+        search = yaml.safe_load(space.read_text())
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{space} is not valid YAML: {exc}") from None
+    objective = load_target(target)
+    if not callable(objective):
+        raise InvalidInput(f"{target} is not a function")
+    with console(stderr=True).status(f"tuning: {trials} trials"):
+        result = tune(
+            objective, search, n_trials=trials, direction=direction, study=study,
+            parallel=parallel, pruner=pruner, register=register, client=default_client(),
+        )  # fmt: skip
+    out = console()
+    out.print(f"study {result.study}: {result.trials} trials ({result.pruned} pruned), "
+              f"best score {result.best_score:.4g}  (run {result.run_id})")  # fmt: skip
+    for key, value in result.best_params.items():
+        out.print(f"  {key} = {value}")
+    for key, value in result.importances.items():
+        out.print(f"  importance of {key}: {value:.3f}")
+    if result.model_version:
+        out.print(f"registered {result.model_version} as candidate")

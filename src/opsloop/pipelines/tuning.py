@@ -1,0 +1,271 @@
+"""Hyperparameter tuning with Optuna, tracked: a study is a run, each trial a nested run.
+
+``tune(objective, space, n_trials=...)`` samples ``space`` with Optuna, calls
+``objective(params, trial)`` for each trial, and records everything on the tracking store:
+
+- the study's run holds the search space, ``best_score``, ``best.<param>`` params, and the
+  parameter importances and optimisation history as plots;
+- each trial is a nested run with its params, its ``score`` (and every value it reported
+  through ``trial.report(value, step)``, as the score's history), and its state. A trial that
+  the pruner stops (``trial.should_prune()``) ends ``KILLED`` with ``opsloop.trial.state=pruned``.
+
+The objective returns the score, or ``(score, model)``; then the best trial's model is
+registered as the next version of ``register`` with the alias ``candidate`` (the gate decides
+whether it becomes ``champion``). Inside a pipeline step the study's run nests under the
+step's run.
+
+Optuna's own tables live beside opsloop's: in a schema ``optuna`` of the same PostgreSQL
+database, or in a sibling file ``<database>-optuna.db`` for SQLite. Optuna keeps its schema
+version in a table named like opsloop's (``alembic_version``), so the two cannot share one
+namespace. A study of the same name resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsloop.errors import InvalidInput
+
+__all__ = ["TrialContext", "TuneResult", "optuna_storage", "tune"]
+
+_KINDS = ("float", "int", "categorical")
+
+
+@dataclass
+class TuneResult:
+    study: str
+    run_id: str
+    best_score: float
+    best_params: dict[str, Any]
+    best_run_id: str
+    trials: int
+    pruned: int
+    importances: dict[str, float] = field(default_factory=dict)
+    model_version: str | None = None
+
+
+class TrialContext:
+    """What an objective gets besides its params: report intermediate scores, ask to stop."""
+
+    def __init__(self, trial: Any, client: Any, run_id: str) -> None:
+        self._trial, self._client, self.run_id = trial, client, run_id
+        self.number = trial.number
+
+    def report(self, value: float, step: int) -> None:
+        self._trial.report(float(value), step)
+        self._client.log_metric(self.run_id, "score", float(value), step=step)
+
+    def should_prune(self) -> bool:
+        return bool(self._trial.should_prune())
+
+
+def optuna_storage(database_url: str) -> str:
+    """Where Optuna's tables go for an opsloop database (see the module docstring)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        path = url.database or ""
+        if not path or path == ":memory:":
+            raise InvalidInput("tuning needs a file or server database, not an in-memory one")
+        stem = path[:-3] if path.endswith(".db") else path
+        return str(url.set(database=f"{stem}-optuna.db"))
+    if url.get_backend_name() == "postgresql":
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("CREATE SCHEMA IF NOT EXISTS optuna"))
+        engine.dispose()
+        return str(url.update_query_dict({"options": "-csearch_path=optuna"})
+                   .render_as_string(hide_password=False))  # fmt: skip
+    raise InvalidInput(f"tuning does not support {url.get_backend_name()} databases")
+
+
+def _suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
+    params = {}
+    for name, spec in space.items():
+        kind = spec.get("type")
+        if kind == "float":
+            params[name] = trial.suggest_float(name, spec["low"], spec["high"],
+                                               log=bool(spec.get("log", False)))  # fmt: skip
+        elif kind == "int":
+            params[name] = trial.suggest_int(name, spec["low"], spec["high"],
+                                             log=bool(spec.get("log", False)))  # fmt: skip
+        else:
+            params[name] = trial.suggest_categorical(name, spec["choices"])
+    return params
+
+
+def check_space(space: dict[str, Any]) -> None:
+    """Refuse a search space Optuna would choke on, naming the parameter."""
+    if not isinstance(space, dict) or not space:
+        raise InvalidInput("the search space is a non-empty mapping of param name to range")
+    for name, spec in space.items():
+        if not isinstance(spec, dict) or spec.get("type") not in _KINDS:
+            raise InvalidInput(f"space.{name}: give type: float, int or categorical")
+        if spec["type"] == "categorical":
+            if not isinstance(spec.get("choices"), list) or not spec["choices"]:
+                raise InvalidInput(f"space.{name}: a categorical param needs a list of choices")
+        elif not {"low", "high"} <= set(spec) or spec["low"] >= spec["high"]:
+            raise InvalidInput(f"space.{name}: needs low < high")
+        elif spec.get("log") and spec["low"] <= 0:
+            raise InvalidInput(f"space.{name}: a log scale needs low > 0")
+
+
+def _log_plots(client: Any, run_id: str, study: Any, importances: dict[str, float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if importances:
+        fig, ax = plt.subplots(figsize=(6, 0.4 * len(importances) + 1.2))
+        names = list(importances)[::-1]
+        ax.barh(names, [importances[n] for n in names], color="#3b7dd8")
+        ax.set_xlabel("importance (fANOVA)")
+        fig.tight_layout()
+        client.log_figure(run_id, fig, "tuning/importances.png")
+        plt.close(fig)
+    finished = [t for t in study.trials if t.value is not None]
+    if finished:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        values = [t.value for t in finished]
+        best = [max(values[: i + 1]) if study.direction.name == "MAXIMIZE" else min(values[: i + 1])
+                for i in range(len(values))]  # fmt: skip
+        ax.plot([t.number for t in finished], values, "o", color="#8a96a3", label="trial")
+        ax.plot([t.number for t in finished], best, "-", color="#3b7dd8", label="best so far")
+        ax.set_xlabel("trial")
+        ax.set_ylabel("score")
+        ax.legend()
+        fig.tight_layout()
+        client.log_figure(run_id, fig, "tuning/history.png")
+        plt.close(fig)
+
+
+def tune(
+    objective: Callable[[dict[str, Any], TrialContext], Any],
+    space: dict[str, Any],
+    *,
+    n_trials: int = 20,
+    direction: str = "maximize",
+    study: str | None = None,
+    pruner: str = "median",
+    parallel: int = 1,
+    seed: int | None = 0,
+    register: str | None = None,
+    input_example: Any = None,
+    client: Any = None,
+    experiment: str | None = None,
+) -> TuneResult:
+    """Tune ``objective`` over ``space`` (see the module docstring).
+
+    Args:
+        space: ``{"C": {"type": "float", "low": 1e-3, "high": 10, "log": True},
+            "penalty": {"type": "categorical", "choices": ["l1", "l2"]}}``.
+        pruner: ``median`` (stop trials below the median of earlier ones at the same step) or
+            ``none``.
+        parallel: Trials run side by side on this many threads.
+        register: Model name under which to register the best trial's model.
+    """
+    import optuna
+
+    from opsloop.pipelines.runner import current_step_run_id
+    from opsloop.tracking.fluent import get_client
+
+    check_space(space)
+    if direction not in ("maximize", "minimize"):
+        raise InvalidInput("direction must be maximize or minimize")
+    if pruner not in ("median", "none"):
+        raise InvalidInput("pruner must be median or none")
+    if n_trials < 1 or parallel < 1:
+        raise InvalidInput("n_trials and parallel must be at least 1")
+    client = client or get_client()
+    if client.settings.is_remote:
+        raise InvalidInput("tuning runs next to the database: use it on the server's store")
+    name = study or getattr(objective, "__name__", "study")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna_study = optuna.create_study(
+        study_name=name, storage=optuna_storage(client.settings.database_url),
+        direction=direction, load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_warmup_steps=1) if pruner == "median"
+        else optuna.pruners.NopPruner(),
+    )  # fmt: skip
+    exp = client.set_experiment(experiment or f"tune-{name}")
+    parent = client.create_run(
+        exp.experiment_id, run_name=f"study {name}", parent_run_id=current_step_run_id(),
+        tags={"opsloop.tune.study": name, "opsloop.tune.direction": direction},
+    )  # fmt: skip
+    parent_id = parent.info.run_id
+    client.log_dict(parent_id, space, "tuning/space.json")
+    models: dict[int, Any] = {}
+    runs: dict[int, str] = {}
+    lock = threading.Lock()
+
+    def run_trial(trial: Any) -> float:
+        params = _suggest(trial, space)
+        run = client.create_run(
+            exp.experiment_id, run_name=f"trial {trial.number}", parent_run_id=parent_id,
+            capture_env=False, tags={"opsloop.trial.number": trial.number},
+        )  # fmt: skip
+        run_id = run.info.run_id
+        with lock:
+            runs[trial.number] = run_id
+        client.log_params(run_id, params)
+        try:
+            outcome = objective(params, TrialContext(trial, client, run_id))
+        except optuna.TrialPruned:
+            client.set_tag(run_id, "opsloop.trial.state", "pruned")
+            client.end_run(run_id, "KILLED")
+            raise
+        except Exception as exc:
+            client.set_tag(run_id, "opsloop.error", f"{type(exc).__name__}: {exc}")
+            client.end_run(run_id, "FAILED")
+            raise
+        score, model = outcome if isinstance(outcome, tuple) else (outcome, None)
+        client.log_metric(run_id, "score", float(score))
+        client.set_tag(run_id, "opsloop.trial.state", "complete")
+        client.end_run(run_id, "FINISHED")
+        if model is not None:
+            with lock:
+                models[trial.number] = model
+        return float(score)
+
+    optuna_study.optimize(run_trial, n_trials=n_trials, n_jobs=parallel, catch=(Exception,))
+    complete = [t for t in optuna_study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        client.end_run(parent_id, "FAILED")
+        raise InvalidInput(f"no trial of study {name!r} completed; see the trials' runs")
+    best = optuna_study.best_trial
+    importances: dict[str, float] = {}
+    if len(complete) > 1 and len(space) > 1:
+        try:
+            found = optuna.importance.get_param_importances(optuna_study)
+            importances = {k: float(v) for k, v in found.items()}
+        except (RuntimeError, ValueError):
+            importances = {}  # too few distinct trials to apportion
+    client.log_params(parent_id, {f"best.{k}": v for k, v in best.params.items()})
+    summary = {"best_score": float(best.value)}
+    summary.update({f"importance.{k}": v for k, v in importances.items()})
+    client.log_metrics(parent_id, summary)
+    _log_plots(client, parent_id, optuna_study, importances)
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in optuna_study.trials)
+    result = TuneResult(
+        study=name, run_id=parent_id, best_score=float(best.value), best_params=best.params,
+        best_run_id=runs.get(best.number, ""), trials=len(optuna_study.trials), pruned=pruned,
+        importances=importances,
+    )  # fmt: skip
+    if register is not None and best.number in models:
+        version = client.models.register(
+            register, models[best.number], run_id=result.best_run_id, input_example=input_example,
+            description=f"best of study {name}: score {best.value:.4g}",
+            tags={"opsloop.tune.study": name},
+        )  # fmt: skip
+        client.models.set_alias(version.ref, "candidate", reason=f"best of study {name}")
+        result.model_version = version.ref
+    client.end_run(parent_id, "FINISHED")
+    return result

@@ -1,0 +1,100 @@
+"""Optuna tuning, tracked: trials as nested runs, the study stored beside the opsloop database
+(resumable), pruning, best params and plots on the study's run, the best model registered as a
+candidate; bad spaces are refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import opsloop
+from opsloop.errors import InvalidInput
+from opsloop.pipelines import tune
+from tests.pipelines import tuning_example
+
+SPACE = {"C": {"type": "float", "low": 1e-3, "high": 10.0, "log": True},
+         "penalty": {"type": "categorical", "choices": ["l2"]}}  # fmt: skip
+
+
+@pytest.fixture
+def client(database_url: str, tmp_path: Path) -> Any:
+    c = opsloop.Client(database_url=database_url, blob_url=str(tmp_path / "blobs"))
+    yield c
+    c.close()
+
+
+def test_trials_are_nested_runs_and_the_best_model_is_a_candidate(client: Any) -> None:
+    result = tune(tuning_example.objective, SPACE, n_trials=6, parallel=2, client=client,
+                  register="cancer-tuned", input_example=tuning_example.X.head(),
+                  study="cancer")  # fmt: skip
+    assert result.trials == 6 and 0.85 < result.best_score <= 1.0
+    study_run = client.get_run(result.run_id)
+    assert study_run.data.metrics["best_score"] == pytest.approx(result.best_score)
+    assert float(study_run.data.params["best.C"]) == pytest.approx(result.best_params["C"])
+    trials = client.search_runs("tune-cancer", f"attributes.parent_run_id = '{result.run_id}'")
+    assert len(trials.items) == 6
+    best = client.get_run(result.best_run_id)
+    assert best.data.metrics["score"] == pytest.approx(result.best_score)
+    files = {a.path for a in client.list_artifacts(result.run_id, "tuning")}
+    assert {"tuning/history.png", "tuning/space.json"} <= files
+    assert result.model_version == "cancer-tuned@1"
+    assert client.models.get("cancer-tuned").aliases["candidate"] == 1
+    assert client.models.version("cancer-tuned@1").run_id == result.best_run_id
+    again = tune(tuning_example.objective, SPACE, n_trials=2, client=client, study="cancer")
+    assert again.trials == 8  # the stored study resumed
+
+
+def test_the_median_pruner_stops_poor_trials(client: Any) -> None:
+    space = {"quality": {"type": "float", "low": 0.0, "high": 1.0},
+             "noise": {"type": "int", "low": 1, "high": 3}}  # fmt: skip
+    result = tune(tuning_example.curve, space, n_trials=14, client=client, study="curve")
+    assert result.pruned > 0
+    pruned = client.search_runs("tune-curve", "tags.`opsloop.trial.state` = 'pruned'").items
+    assert len(pruned) == result.pruned and all(r.info.status == "KILLED" for r in pruned)
+    assert set(result.importances) == {"quality", "noise"}
+    assert result.importances["quality"] > result.importances["noise"]
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({}, "non-empty mapping"),
+        ({"C": {"type": "float", "low": 1, "high": 1}}, "needs low < high"),
+        ({"C": {"type": "float", "low": 0, "high": 1, "log": True}}, "log scale needs low > 0"),
+        ({"k": {"type": "categorical"}}, "list of choices"),
+        ({"k": {"type": "uniform", "low": 0, "high": 1}}, "float, int or categorical"),
+    ],
+)
+def test_bad_spaces_are_refused(client: Any, space: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        tune(tuning_example.objective, space, client=client)
+
+
+def test_a_study_whose_trials_all_fail_says_so(client: Any) -> None:
+    def broken(params: dict[str, Any], trial: Any) -> float:
+        raise RuntimeError("no data")
+
+    with pytest.raises(InvalidInput, match="no trial of study 'broken' completed"):
+        tune(broken, SPACE, n_trials=2, client=client)
+
+
+def test_opsloop_tune_command(tmp_path: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text(json.dumps(SPACE))
+    cli = str(Path(sys.executable).with_name("opsloop"))
+    root = Path(tuning_example.__file__).parents[2]
+    done = subprocess.run(
+        [cli, "tune", "tests.pipelines.tuning_example:objective", "--space", str(space),
+         "--trials", "3", "--register", "cli-tuned"],
+        capture_output=True, text=True, timeout=300, cwd=root,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "3 trials" in done.stdout and "registered cli-tuned@1 as candidate" in done.stdout
+    bad = subprocess.run([cli, "tune", "tests.pipelines.tuning_example:X", "--space", str(space)],
+                         capture_output=True, text=True, timeout=120, cwd=root)  # fmt: skip
+    assert bad.returncode == 2 and "not a function" in bad.stderr
