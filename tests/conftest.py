@@ -79,6 +79,7 @@ def pg_url() -> Iterator[str]:
     yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
     with admin.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}_optuna" CASCADE'))  # tuning
     admin.dispose()
 
 

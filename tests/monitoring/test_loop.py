@@ -131,7 +131,7 @@ def test_a_pipeline_that_fails_is_on_record(
     scheduler = client.scheduler()
     scheduler.tick(wait=True)
     (done,) = client.monitors.loop_runs("cancer")
-    assert done.stage == "failed" and "is not a @pipeline" in (done.message or "")
+    assert done.stage == "failed" and "has no 'nope'" in (done.message or "")
     assert client.deployments.get("cancer").policy.stable == 1
     scheduler.stop()
     client.close()

@@ -15,7 +15,8 @@ whether it becomes ``champion``). Inside a pipeline step the study's run nests u
 step's run.
 
 Optuna's own tables live beside opsloop's: in a schema ``optuna`` of the same PostgreSQL
-database, or in a sibling file ``<database>-optuna.db`` for SQLite. Optuna keeps its schema
+database (``<schema>_optuna`` when the URL sets a ``search_path``), or in a sibling file
+``<database>-optuna.db`` for SQLite. Optuna keeps its schema
 version in a table named like opsloop's (``alembic_version``), so the two cannot share one
 namespace. A study of the same name resumes where it stopped.
 """
@@ -74,14 +75,19 @@ def optuna_storage(database_url: str) -> str:
         stem = path[:-3] if path.endswith(".db") else path
         return str(url.set(database=f"{stem}-optuna.db"))
     if url.get_backend_name() == "postgresql":
+        import re
+
         from sqlalchemy import create_engine, text
 
+        options = str(url.query.get("options") or "")
+        found = re.search(r"search_path=([A-Za-z0-9_]+)", options)
+        schema = f"{found.group(1)}_optuna" if found else "optuna"
         engine = create_engine(url)
         with engine.begin() as conn:
-            conn.execute(text("CREATE SCHEMA IF NOT EXISTS optuna"))
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         engine.dispose()
-        return str(url.update_query_dict({"options": "-csearch_path=optuna"})
-                   .render_as_string(hide_password=False))  # fmt: skip
+        tuned = url.update_query_dict({"options": f"-csearch_path={schema}"})
+        return tuned.render_as_string(hide_password=False)
     raise InvalidInput(f"tuning does not support {url.get_backend_name()} databases")
 
 
