@@ -114,3 +114,76 @@ def shout(ref: str) -> str:
 def echo(ref: str) -> None:
     """A pipeline that only passes its param on (what a data-version trigger hands it)."""
     shout(ref)
+
+
+@step(cache=False, resources={"cpus": 1})
+def whoami(tag: str) -> dict[str, Any]:
+    """Where the step ran: its process id, and the step run it was told it is."""
+    import os
+
+    from opsloop.pipelines.runner import current_step_run_id
+
+    return {"pid": os.getpid(), "tag": tag, "run": current_step_run_id()}
+
+
+@pipeline
+def where(tag: str = "x") -> None:
+    whoami(tag)
+
+
+@step(cache=False, timeout=2.0)
+def crash() -> str:
+    import os
+
+    os._exit(3)  # a segfault or the OOM killer, as the parent sees it
+
+
+@pipeline
+def crashing() -> None:
+    crash()
+
+
+@step(cache=False)
+def flaky_worker(marker: str) -> str:
+    """Kills its worker the first time (a node lost), answers the second time."""
+    import os
+    from pathlib import Path
+
+    if not Path(marker).exists():
+        Path(marker).write_text("died once")
+        os._exit(1)
+    return "survived"
+
+
+@pipeline
+def lost_worker(marker: str) -> None:
+    flaky_worker(marker)
+
+
+FLAKY_SWITCH: dict[str, bool] = {"fail": True}
+
+
+@step
+def fragile(data: pd.DataFrame) -> dict[str, Any]:
+    """Fails while the switch is on: a failure that a later resume gets past."""
+    if FLAKY_SWITCH["fail"]:
+        raise RuntimeError("the disk was full")
+    return {"rows": len(data)}
+
+
+@pipeline
+def resumable(rows: int = 300) -> None:
+    fragile(split(load(rows)))
+
+
+@step(cache=False)
+def noisy(data: pd.DataFrame) -> dict[str, Any]:
+    """A metric that moves on every run (unseeded randomness)."""
+    import random
+
+    return {"rows": len(data), "jitter": random.SystemRandom().random()}
+
+
+@pipeline
+def unstable(rows: int = 200) -> None:
+    noisy(load(rows))

@@ -38,7 +38,7 @@ def _register_commands() -> None:
     from opsloop.llm.tracing.cli import traces_app
     from opsloop.monitoring import cli as monitoring_cli
     from opsloop.monitoring.drift_cli import drift_command
-    from opsloop.pipelines.cli import pipelines_app, tune_command
+    from opsloop.pipelines.cli import pipelines_app, reproduce_command, tune_command
     from opsloop.registry import cli as registry_cli
     from opsloop.server import cli as server_cli
     from opsloop.serving import cli as serving_cli
@@ -59,6 +59,7 @@ def _register_commands() -> None:
     app.add_typer(monitoring_cli.loop_app, name="loop")
     app.command("scheduler")(scheduler_cli.scheduler)
     app.command("tune")(tune_command)
+    tracking_cli.runs_app.command("reproduce")(reproduce_command)
     app.command("deploy")(serving_cli.deploy)
     app.command("serve")(serving_cli.serve)
     app.command("predict")(serving_cli.predict)

@@ -50,6 +50,8 @@ def load_target(target: str) -> Any:
             path = Path(where)
             if not path.is_file():
                 raise InvalidInput(f"no such file: {path}")
+            # importable by name too: the process and Ray executors find its steps that way
+            sys.path.insert(0, str(path.resolve().parent))
             spec = importlib.util.spec_from_file_location(path.stem, path)
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
@@ -290,3 +292,50 @@ def tune_command(
         out.print(f"  importance of {key}: {value:.3f}")
     if result.model_version:
         out.print(f"registered {result.model_version} as candidate")
+
+
+@pipelines_app.command("resume")
+def resume_command(
+    run_id: Annotated[str, typer.Argument(help="A pipeline run (usually a FAILED one).")],
+    executor: Annotated[
+        str | None, typer.Option(help="local, process or ray (default: the run's).")
+    ] = None,
+) -> None:
+    """Run a pipeline run again with its params: finished steps come from the cache, so it
+    picks up at the step that failed. The new run is tagged opsloop.resumed_from."""
+    from opsloop.pipelines.reruns import resume
+
+    _print_steps(resume(default_client(), run_id, executor=executor))
+
+
+def reproduce_command(
+    run_id: Annotated[str, typer.Argument(help="A finished pipeline run.")],
+    executor: Annotated[str | None, typer.Option(help="local, process or ray.")] = None,
+    json_: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recompute a pipeline run (no cache, its params and seed) and compare its outputs step by
+    step: identical bytes or not, which numbers moved, and how the code and packages differ.
+    Exit code 1 when an output differs."""
+    from opsloop.pipelines.reruns import reproduce
+
+    with console(stderr=True).status("recomputing every step"):
+        result = reproduce(default_client(), run_id, executor=executor)
+    if json_:
+        print_json(result)
+    else:
+        out = console()
+        out.print(f"reproduced {run_id[:8]} as {result.run_id}")
+        for s in result.steps:
+            mark = "[green]identical[/]" if s.identical else "[red]differs[/]"
+            out.print(f"  {s.step:<20} {mark}")
+            for key, (old, new) in s.changes.items():
+                delta = f" ({new - old:+.4g})" if isinstance(old, int | float) and isinstance(
+                    new, int | float) else ""  # fmt: skip
+                out.print(f"      {key}: {old} -> {new}{delta}")
+        then, now = result.commit
+        if then != now:
+            out.print(f"code: recorded at commit {then or '(none)'}, now {now or '(none)'}")
+        if result.changed_packages:
+            out.print(f"packages that differ: {', '.join(result.changed_packages[:20])}")
+    if not result.identical:
+        raise typer.Exit(1)

@@ -116,12 +116,16 @@ class Step:
     def __init__(
         self, fn: Any, *, name: str | None = None, cache: bool = True, retries: int = 0,
         retry_delay: float = 1.0, timeout: float | None = None,
+        resources: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
+        from opsloop.pipelines.executors import parse_resources
+
         if retries < 0:
             raise InvalidInput("retries must be 0 or more")
         if timeout is not None and timeout <= 0:
             raise InvalidInput("timeout must be a positive number of seconds")
         self.timeout = timeout
+        self.resources = parse_resources(resources)
         self.fn = fn
         self.name = name or fn.__name__
         self.cache = cache
@@ -135,6 +139,10 @@ class Step:
         self.returns = self.hints.get("return")
         functools.update_wrapper(self, fn)
 
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        """Pickled by reference (module and name), for the process and Ray executors."""
+        return _load_step, (self.fn.__module__, self.fn.__qualname__)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         graph = _BUILDING.get()
         if graph is None:
@@ -145,9 +153,19 @@ class Step:
         return f"<step {self.name}>"
 
 
+def _load_step(module: str, qualname: str) -> Step:
+    import importlib
+
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found  # type: ignore[no-any-return]
+
+
 def step(fn: Any = None, **options: Any) -> Any:
     """Make a function a pipeline step: ``@step`` or ``@step(cache=False, retries=2,
-    timeout=600)`` (a step over its timeout fails, and is retried like any failure)."""
+    timeout=600, resources={"cpus": 2, "gpus": 1, "memory": "4GB"})`` (a step over its
+    timeout fails, and is retried like any failure; resources go to the Ray executor)."""
     if fn is None:
         return lambda f: Step(f, **options)
     return Step(fn, **options)
@@ -177,21 +195,34 @@ class Pipeline:
             raise InvalidInput(f"pipeline {self.name!r} calls no step")
         return graph
 
+    @property
+    def target(self) -> str:
+        """``module:name``, what ``opsloop pipelines run`` and ``resume`` load it by."""
+        return f"{self.fn.__module__}:{self.fn.__qualname__}"
+
     def run(
         self, *, client: Any = None, experiment: str | None = None, no_cache: bool = False,
-        tags: dict[str, str] | None = None, **params: Any,
+        tags: dict[str, str] | None = None, executor: str = "local", **params: Any,
     ) -> Any:  # fmt: skip
         """Build and run the pipeline, tracked: a run for it (with ``tags``, such as what
-        triggered it) and a nested run per step."""
+        triggered it) and a nested run per step; ``executor`` is ``local`` (threads),
+        ``process`` (a process per step) or ``ray`` (see :mod:`opsloop.pipelines.executors`)."""
+        from opsloop.pipelines.executors import EXECUTORS
         from opsloop.pipelines.runner import run_graph
         from opsloop.tracking.fluent import get_client
 
+        if executor not in EXECUTORS:
+            raise InvalidInput(f"executor {executor!r}: choose {', '.join(EXECUTORS)}")
         graph = self.build(**params)
         bound = self.signature.bind(**params)
         bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        recorded = {"opsloop.pipeline.target": self.target,
+                    "opsloop.pipeline.params": json.dumps(arguments, sort_keys=True),
+                    "opsloop.pipeline.executor": executor, **(tags or {})}  # fmt: skip
         return run_graph(
             graph, client or get_client(), experiment=experiment, no_cache=no_cache,
-            params=dict(bound.arguments), tags=tags,
+            params=arguments, tags=recorded, executor=executor,
         )  # fmt: skip
 
 

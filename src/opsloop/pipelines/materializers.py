@@ -6,7 +6,10 @@ process (a cached re-run, a reproduction, a colleague) can read safely.
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +76,40 @@ def _load_array(path: Path) -> Any:
 def _save_estimator(value: Any, path: Path) -> None:
     import skops.io
 
-    skops.io.dump(value, path)
+    path.write_bytes(deterministic_skops(skops.io.dumps(value)))
+
+
+_SKOPS_ID = re.compile(r'"__id__": (\d+)|"(\d+)\.npy"')
+
+
+def deterministic_skops(data: bytes) -> bytes:
+    """A skops archive whose bytes depend only on the model: skops names objects by their
+    ``id()`` in this process and stamps zip entries with the time, so the same model saved
+    twice differed. Ids become 0, 1, 2... in the order the schema names them, entries are
+    sorted and dated 1980-01-01. Equal models then get equal digests: a recomputed step is
+    bit-for-bit identical and the steps after it stay cached."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    schema = source.read("schema.json").decode()
+    renumbered: dict[str, str] = {}
+
+    def number(match: re.Match[str]) -> str:
+        old = match.group(1) or match.group(2)
+        new = renumbered.setdefault(old, str(len(renumbered)))
+        return f'"__id__": {new}' if match.group(1) else f'"{new}.npy"'
+
+    schema = _SKOPS_ID.sub(number, schema)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        names = {}
+        for name in source.namelist():
+            stem = name.removesuffix(".npy")
+            names[f"{renumbered.get(stem, stem)}.npy" if name.endswith(".npy") else name] = name
+        for name in sorted(names):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            body = schema.encode() if name == "schema.json" else source.read(names[name])
+            target.writestr(info, body)
+    return out.getvalue()
 
 
 def _load_estimator(path: Path) -> Any:

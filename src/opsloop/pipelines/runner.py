@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import tempfile
-import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -26,6 +25,7 @@ from typing import Any
 from opsloop.errors import OpsloopError
 from opsloop.pipelines import materializers
 from opsloop.pipelines.dsl import Graph, Node
+from opsloop.pipelines.executors import execute
 from opsloop.pipelines.hashing import code_hash, combine, env_hash, params_hash
 from opsloop.timeutil import now_ms
 
@@ -138,32 +138,9 @@ def current_step_run_id() -> str | None:
     return _STEP_RUN.get()
 
 
-def _in_step(run_id: str, fn: Any, **arguments: Any) -> Any:
+def _in_step(run_id: str, fn: Any, /, **arguments: Any) -> Any:
     _STEP_RUN.set(run_id)  # in the thread that runs the step, whichever it is
     return fn(**arguments)
-
-
-def _call(fn: Any, arguments: dict[str, Any], timeout: float | None) -> Any:
-    """``fn(**arguments)``, raising ``TimeoutError`` after ``timeout`` seconds. The step's
-    thread cannot be stopped from outside; it is left to finish as a daemon."""
-    if timeout is None:
-        return fn(**arguments)
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = fn(**arguments)
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, name="opsloop-step", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise TimeoutError(f"the step took longer than its timeout of {timeout:g} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def run_graph(
@@ -175,6 +152,7 @@ def run_graph(
     params: dict[str, Any],
     max_workers: int = 4,
     tags: dict[str, str] | None = None,
+    executor: str = "local",
 ) -> PipelineRun:
     """Run every node once its inputs are ready; independent steps run side by side on up to
     ``max_workers`` threads (NumPy, pandas and scikit-learn release the GIL in their heavy
@@ -206,7 +184,7 @@ def run_graph(
                     del pending[node.index]
                     future = pool.submit(
                         _run_node, node, client, exp, index, parent_id, values, no_cache,
-                        Path(tmp),
+                        Path(tmp), executor,
                     )  # fmt: skip
                     running[future] = node
             if not running:
@@ -238,7 +216,7 @@ def run_graph(
 
 def _run_node(
     node: Node, client: Any, exp: Any, index: _CacheIndex, parent_id: str,
-    values: dict[int, tuple[Any, str]], no_cache: bool, tmp: Path,
+    values: dict[int, tuple[Any, str]], no_cache: bool, tmp: Path, executor: str,
 ) -> tuple[StepResult, Any]:  # fmt: skip
     step = node.step
     code, libraries = code_hash(step.fn)
@@ -292,7 +270,8 @@ def _run_node(
     attempt = 0
     while True:
         try:
-            value = _call(functools.partial(_in_step, run_id, step.fn), arguments, step.timeout)
+            call = functools.partial(_in_step, run_id, step, **arguments)
+            value = execute(executor, call, step.timeout, step.resources)
             break
         except Exception as exc:
             attempt += 1

@@ -1,0 +1,178 @@
+"""Where a step's function runs: in this process, in a process of its own, or as a Ray task.
+
+The runner keeps the bookkeeping (tracking runs, cache, outputs) in the driver and hands an
+executor only the call: the step's function, its arguments and the step run's id (so that a
+model registered inside the step is tagged with it). Values travel by pickle to processes and
+Ray workers, as those tools do; outputs are still stored by materializers, never pickled.
+
+- ``local``: a thread of this process. A step over its timeout fails, but its thread cannot be
+  stopped and is left to finish.
+- ``process``: a fresh process per step (``spawn``): a crash (a segfault, the OOM killer) fails
+  only that step, memory is returned when it ends, and a step over its timeout is killed.
+  Pipelines defined in a file are found again through ``sys.path``.
+- ``ray``: a Ray task with the step's declared ``resources`` (``cpus``, ``gpus``, ``memory``) on
+  the cluster at ``RAY_ADDRESS`` or a local instance. A worker that dies is retried by Ray
+  (``max_retries``); an exception in the step is retried by the step's own ``retries``. A task
+  over its timeout is cancelled.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import threading
+from typing import Any
+
+from opsloop.errors import InvalidInput
+
+__all__ = ["EXECUTORS", "connect_ray", "execute", "parse_resources"]
+
+EXECUTORS = ("local", "process", "ray")
+_RESOURCES = {"cpus", "gpus", "memory"}
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_resources(resources: dict[str, Any] | None) -> dict[str, float]:
+    """``{"cpus": 2, "gpus": 1, "memory": "4GB"}`` checked, memory in bytes."""
+    out: dict[str, float] = {}
+    for key, value in (resources or {}).items():
+        if key not in _RESOURCES:
+            raise InvalidInput(f"unknown resource {key!r}: declare cpus, gpus or memory")
+        if key == "memory" and isinstance(value, str):
+            text = value.strip().lower().removesuffix("b").removesuffix("i")
+            number, unit = (text[:-1], text[-1]) if text[-1:].isalpha() else (text, "")
+            try:
+                value = float(number) * _UNITS[unit]
+            except (KeyError, ValueError):
+                raise InvalidInput(f"memory {value!r}: write it like 512MB or 4GB") from None
+        try:
+            amount = float(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"resource {key} must be a number, got {value!r}") from None
+        if amount < 0:
+            raise InvalidInput(f"resource {key} cannot be negative")
+        out[key] = amount
+    return out
+
+
+def connect_ray() -> Any:
+    """Ray, connected to ``RAY_ADDRESS`` or a local instance started on first use."""
+    try:
+        import ray
+    except ImportError:
+        raise InvalidInput("the ray executor needs Ray: pip install 'opsloop[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS") or None,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+    return ray
+
+
+def _in_thread(call: Any, timeout: float | None) -> Any:
+    if timeout is None:
+        return call()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="opsloop-step", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"the step took longer than its timeout of {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _unpack(paths: list[str], blob: bytes) -> Any:
+    """The call, unpickled after the parent's import path is in place: a step is pickled by
+    reference (its module and name), and a pipeline file's module must be found again."""
+    import pickle
+
+    sys.path[:0] = [p for p in paths if p not in sys.path]
+    return pickle.loads(blob)
+
+
+def _child(paths: list[str], blob: bytes, sender: Any) -> None:
+    """The step process: the call, run, and its outcome sent back."""
+    try:
+        sender.send(("value", _unpack(paths, blob)()))
+    except BaseException as exc:  # the parent re-raises it as the step's failure
+        try:
+            sender.send(("error", exc))
+        except Exception:  # an exception that does not pickle: send its text instead
+            sender.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    finally:
+        sender.close()
+
+
+def _in_process(blob: bytes, timeout: float | None) -> Any:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_child, args=(list(sys.path), blob, sender), daemon=True)
+    process.start()
+    sender.close()
+    try:
+        if not receiver.poll(timeout):
+            raise TimeoutError(f"the step took longer than its timeout of {timeout:g} s")
+        kind, value = receiver.recv()
+    except EOFError:
+        process.join(5)
+        raise RuntimeError(
+            f"the step's process died (exit code {process.exitcode}) before it answered"
+        ) from None
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.join(5)
+        receiver.close()
+    if kind == "error":
+        raise value
+    return value
+
+
+def _run_call(paths: list[str], blob: bytes) -> Any:
+    return _unpack(paths, blob)()
+
+
+def _on_ray(blob: bytes, timeout: float | None, resources: dict[str, float]) -> Any:
+    ray = connect_ray()
+    options: dict[str, Any] = {"max_retries": 2, "num_cpus": resources.get("cpus", 1)}
+    if "gpus" in resources:
+        options["num_gpus"] = resources["gpus"]
+    if "memory" in resources:
+        options["memory"] = int(resources["memory"])
+    task = ray.remote(_run_call).options(**options)
+    ref = task.remote(list(sys.path), blob)
+    try:
+        return ray.get(ref, timeout=timeout)
+    except ray.exceptions.GetTimeoutError:
+        ray.cancel(ref, force=True)
+        raise TimeoutError(f"the step took longer than its timeout of {timeout:g} s") from None
+    except ray.exceptions.RayTaskError as exc:
+        raise exc.as_instanceof_cause() from None
+
+
+def execute(
+    executor: str, call: functools.partial[Any], timeout: float | None,
+    resources: dict[str, float],
+) -> Any:  # fmt: skip
+    """Run ``call`` (a step function bound to its arguments) on ``executor``."""
+    if executor == "local":
+        return _in_thread(call, timeout)
+    import pickle
+
+    blob = pickle.dumps(call)
+    if executor == "process":
+        return _in_process(blob, timeout)
+    return _on_ray(blob, timeout, resources)

@@ -1,0 +1,133 @@
+"""Running a recorded pipeline run again: ``resume`` after a failure, ``reproduce`` to check it.
+
+Every pipeline run records what it needs to be run again: the pipeline (``module:name``), its
+params (as JSON, so types survive), its executor, and the environment (git commit, package
+lock, seed) that every run captures.
+
+``resume`` runs the same pipeline with the same params: the steps that finished are cache hits,
+so work starts at the step that failed. The new run is tagged ``opsloop.resumed_from``.
+
+``reproduce`` runs it again with every step recomputed (no cache) and the recorded seed, then
+compares: each step's output digest (identical bytes or not, and for outputs that are mappings
+of numbers, which numbers moved and by how much), the git commit and the package lock (which
+packages differ). It runs in the current environment and says where that differs from the
+recorded one; it does not build a fresh environment from the lock.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsloop.errors import InvalidInput
+
+__all__ = ["Reproduction", "StepComparison", "reproduce", "resume"]
+
+
+@dataclass
+class StepComparison:
+    step: str
+    original_digest: str | None
+    new_digest: str | None
+    identical: bool
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Reproduction:
+    original_run_id: str
+    run_id: str
+    steps: list[StepComparison]
+    commit: tuple[str | None, str | None]
+    changed_packages: list[str]
+
+    @property
+    def identical(self) -> bool:
+        return all(s.identical for s in self.steps)
+
+
+def _recorded(client: Any, run_id: str) -> tuple[Any, Any, dict[str, Any]]:
+    from opsloop.pipelines.cli import load_pipeline
+
+    run = client.get_run(run_id)
+    tags = run.data.tags
+    if "opsloop.pipeline.target" not in tags:
+        raise InvalidInput(f"run {run_id} is not a pipeline run recorded with its target")
+    params = json.loads(tags.get("opsloop.pipeline.params", "{}"))
+    return run, load_pipeline(tags["opsloop.pipeline.target"]), params
+
+
+def resume(client: Any, run_id: str, *, executor: str | None = None) -> Any:
+    """Run ``run_id``'s pipeline again with its params; finished steps come from the cache."""
+    run, found, params = _recorded(client, run_id)
+    tags = run.data.tags
+    experiment = client.get_experiment(run.info.experiment_id).name
+    return found.run(
+        client=client, experiment=experiment, tags={"opsloop.resumed_from": run_id},
+        executor=executor or tags.get("opsloop.pipeline.executor", "local"), **params,
+    )  # fmt: skip
+
+
+def _step_outputs(client: Any, run_id: str) -> dict[str, tuple[str | None, Any]]:
+    """Step name -> (output digest, output value when it is small JSON)."""
+    parent = client.get_run(run_id)
+    steps = client.search_runs(
+        parent.info.experiment_id, f"attributes.parent_run_id = '{run_id}'",
+        order_by=["attributes.start_time"], max_results=1000,
+    ).items  # fmt: skip
+    out = {}
+    for s in steps:
+        tags = s.data.tags
+        value = None
+        if tags.get("opsloop.output.kind") == "json":
+            source = tags.get("opsloop.cache.source", s.info.run_id)
+            raw = client.read_artifact(source, f"output/{tags['opsloop.output.file']}")
+            value = json.loads(raw)
+        out[tags.get("opsloop.step", s.info.run_name)] = (tags.get("opsloop.output.digest"), value)
+    return out
+
+
+def _changes(old: Any, new: Any) -> dict[str, tuple[Any, Any]]:
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return {} if old == new else {"value": (old, new)}
+    return {k: (old.get(k), new.get(k)) for k in sorted({*old, *new}) if old.get(k) != new.get(k)}
+
+
+def _lock_lines(text: str) -> set[str]:
+    return {line for line in text.splitlines() if line.strip()}
+
+
+def reproduce(client: Any, run_id: str, *, executor: str | None = None) -> Reproduction:
+    """Recompute ``run_id`` (no cache, its seed) and compare it step by step."""
+    from opsloop.tracking.reproducibility import LOCK_ARTIFACT, _git, package_lock, seed_everything
+
+    run, found, params = _recorded(client, run_id)
+    tags = run.data.tags
+    if "opsloop.seed" in tags:
+        seed_everything(int(tags["opsloop.seed"]))
+    experiment = client.get_experiment(run.info.experiment_id).name
+    again = found.run(
+        client=client, experiment=experiment, no_cache=True,
+        tags={"opsloop.reproduces": run_id},
+        executor=executor or tags.get("opsloop.pipeline.executor", "local"), **params,
+    )  # fmt: skip
+    before, after = _step_outputs(client, run_id), _step_outputs(client, again.run_id)
+    steps = []
+    for name in before:
+        old_digest, old_value = before[name]
+        new_digest, new_value = after.get(name, (None, None))
+        same = old_digest is not None and old_digest == new_digest
+        steps.append(StepComparison(name, old_digest, new_digest, same,
+                                    {} if same else _changes(old_value, new_value)))  # fmt: skip
+    try:
+        recorded_lock = client.read_artifact(run_id, LOCK_ARTIFACT).decode()
+    except LookupError:
+        recorded_lock = ""
+    current = _lock_lines(package_lock())
+    changed = sorted(_lock_lines(recorded_lock) ^ current) if recorded_lock else []
+    commit_now = (_git("rev-parse", "HEAD") or "").strip() or None
+    return Reproduction(
+        original_run_id=run_id, run_id=again.run_id, steps=steps,
+        commit=(tags.get("opsloop.git.commit"), commit_now), changed_packages=changed,
+    )  # fmt: skip
