@@ -119,6 +119,13 @@ def test_a_failing_canary_is_rolled_back(
     deployment = client.deployments.get("cancer")
     assert deployment.policy.stable == 1 and deployment.status == "degraded"
     assert client.models.get("cancer-clf").aliases["champion"] == 1
+    check = client.monitors.check("cancer-watch")  # the rollback reaches the alert channels
+    assert check.metrics["rollbacks"] == 1 and "rolled back: " in (check.message or "")
+    open_alerts = client.monitors.alerts(status="open", monitor="cancer-watch")
+    (rollback,) = [a for a in open_alerts if a.rule == "rollout-rolled-back"]
+    assert rollback.severity == "critical"
+    assert rollback.deliveries["log"]["status"] == "delivered"
+    assert client.monitors.check("cancer-watch").metrics["rollbacks"] == 0  # counted once
     scheduler.stop()
     client.close()
 

@@ -54,6 +54,21 @@ MONITOR_VALUE = Gauge(
 )  # fmt: skip
 
 
+ROLLBACK_RULE = "rollout-rolled-back"
+
+
+def with_rollback_rule(rules: list[AlertRule]) -> list[AlertRule]:
+    """The monitor's rules plus one for rollbacks of its deployment: a rollout the controller
+    rolled back since the last check opens a critical alert on every channel the monitor uses,
+    and it stays open until someone acknowledges or resolves it."""
+    channels = list({c.key: c for r in rules for c in r.channels}.values())
+    rollback = AlertRule(
+        name=ROLLBACK_RULE, metric="rollbacks", op=">=", threshold=1, severity="critical",
+        cooldown_seconds=0, auto_resolve=False, channels=channels or [Channel(type="log")],
+    )  # fmt: skip
+    return [*rules, rollback]
+
+
 def to_entity(row: AlertRow, monitor: str) -> Alert:
     return Alert(
         id=row.id, monitor=monitor, deployment=row.deployment, rule=row.rule,

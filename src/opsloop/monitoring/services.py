@@ -252,9 +252,12 @@ def run_monitor(
     run_id = uuid.uuid4().hex
     with store.write() as session:
         monitor = _row(session, name)
+        rollbacks = _rollbacks_since(session, monitor, now)
+        metrics["rollbacks"] = len(rollbacks)
         opened, holding, notes = alerts.evaluate_rules(
-            session, monitor, spec.rules, metrics, run_id, now
+            session, monitor, alerts.with_rollback_rule(spec.rules), metrics, run_id, now
         )
+        notes.extend(f"rolled back: {reason}" for reason in rollbacks)
         loops = start_loops(session, monitor, spec, opened)
         notes.extend(f"retraining started (loop {loop_id[:8]})" for loop_id in loops)
         status = "no_data" if report is None else ("alerting" if holding else "ok")
@@ -289,7 +292,9 @@ def deliver_alerts(store: Any, alert_ids: list[str], spec: MonitorSpec | None = 
                 continue
             monitor = session.get(MonitorRow, alert_row.monitor_id)
             assert monitor is not None
-            rules = (spec or MonitorSpec.model_validate_json(monitor.spec)).rules
+            rules = alerts.with_rollback_rule(
+                (spec or MonitorSpec.model_validate_json(monitor.spec)).rules
+            )
             alert = alerts.to_entity(alert_row, monitor.name)
         rule = next((r for r in rules if r.name == alert.rule), None)
         if rule is None:
@@ -299,6 +304,27 @@ def deliver_alerts(store: Any, alert_ids: list[str], spec: MonitorSpec | None = 
             fresh = session.get(AlertRow, alert_id)
             if fresh is not None:
                 fresh.deliveries = json.dumps(state)
+
+
+def _rollbacks_since(session: Session, monitor: MonitorRow, now: int) -> list[str]:
+    """Reasons of the deployment's rollbacks (rollout ``alert`` events) since the last check."""
+    from opsloop.serving.tables import DeploymentEventRow, DeploymentRow
+
+    since = session.scalar(
+        select(MonitorRunRow.started_at)
+        .where(MonitorRunRow.monitor_id == monitor.id)
+        .order_by(MonitorRunRow.started_at.desc())
+        .limit(1)
+    )
+    since = since if since is not None else monitor.created_at
+    rows = session.scalars(
+        select(DeploymentEventRow.reason)
+        .join(DeploymentRow, DeploymentRow.id == DeploymentEventRow.deployment_id)
+        .where(DeploymentRow.name == monitor.deployment, DeploymentEventRow.action == "alert",
+               DeploymentEventRow.at > since, DeploymentEventRow.at <= now)
+        .order_by(DeploymentEventRow.at)
+    )  # fmt: skip
+    return [r or "rollout rolled back" for r in rows]
 
 
 def list_runs(session: Session, name: str, limit: int = 20) -> list[MonitorRun]:
