@@ -104,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.monitoring.views import UI as MONITORS_UI
     from opsloop.monitoring.views import router as monitor_views
     from opsloop.pipelines.api import router as pipelines_router
+    from opsloop.pipelines.views import UI as PIPELINES_UI
+    from opsloop.pipelines.views import router as pipeline_views
     from opsloop.registry.api import router as registry_router
     from opsloop.registry.views import UI as REGISTRY_UI
     from opsloop.registry.views import router as registry_views
@@ -137,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             (DATA_UI, data_views),
             (REGISTRY_UI, registry_views),
             (DEPLOYMENTS_UI, deployment_views),
+            (PIPELINES_UI, pipeline_views),
             (MONITORS_UI, monitor_views),
             (PROMPTS_UI, prompt_views),
             (TRACES_UI, trace_views),

@@ -1,0 +1,47 @@
+"""The pipelines page in a real browser: triggers with what they fire on, a webhook trigger
+fired with the page's button and run by the server's scheduler, its firing linked to the run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from opsloop import Client
+from tests.conftest import LiveServer
+from tests.ui.conftest import BrowserPage
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder: Path = tmp_path_factory.mktemp("pipelines-ui")
+    with LiveServer(f"sqlite:///{folder / 'ui.db'}", str(folder / "blobs")) as live:
+        client = Client(server_url=live.url)
+        client.triggers.create("nightly", "tests.pipelines.example:training", "cron",
+                               cron="0 2 * * *")  # fmt: skip
+        client.triggers.create("hook", "tests.pipelines.example:training", "webhook",
+                               params={"rows": 150})  # fmt: skip
+        yield live.url
+        client.close()
+
+
+def test_pipelines_page_fires_a_trigger(ui: BrowserPage, server: str) -> None:
+    response = ui.page.goto(server + "/pipelines")
+    assert response is not None and response.ok
+    rows = ui.page.locator("#triggers tbody tr")
+    assert rows.count() == 2 and "0 2 * * *" in ui.page.locator("#trigger-nightly").inner_text()
+    ui.page.locator("#trigger-hook button.fire").click()
+    ui.page.wait_for_load_state()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the server's scheduler runs it within a few seconds
+        ui.page.goto(server + "/pipelines")
+        text = ui.page.locator("#firings").inner_text()
+        if "succeeded" in text or "failed" in text:
+            break
+        time.sleep(0.5)
+    assert "succeeded" in text and "fired from the web UI" in text
+    ui.page.locator("#firings a").first.click()
+    ui.page.wait_for_url("**/runs/*")
+    assert "training" in ui.page.content()
