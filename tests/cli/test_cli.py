@@ -27,12 +27,15 @@ def test_quickstart_then_explore(tmp_path: Path) -> None:
         run("runs", "list", "-e", "quickstart", "--json", "-o", "metrics.val_f1 DESC").stdout
     )
     runs = listing["items"]
-    assert len(runs) == 5  # the sweep's parent and four nested runs
-    children = [r for r in runs if r["info"]["parent_run_id"]]
-    assert len(children) == 4 and children[0]["data"]["metrics"]["val_f1"] > 0.9
-    best, other = children[0]["info"]["run_id"], children[1]["info"]["run_id"]
+    trials = [r for r in runs if "opsloop.trial.number" in r["data"]["tags"]]
+    assert len(trials) == 4 and trials[0]["data"]["metrics"]["val_f1"] > 0.9
+    tags = [r["data"]["tags"] for r in runs]
+    steps = {t["opsloop.step"]: r for t, r in zip(tags, runs, strict=True) if "opsloop.step" in t}
+    assert set(steps) == {"load_table", "validate", "split", "sweep", "publish", "gate"}
+    best, other = trials[0]["info"]["run_id"], trials[1]["info"]["run_id"]
     assert "val_f1" in run("runs", "compare", best, other).stdout
-    assert "python.version" in run("runs", "env", best).stdout
+    (pipeline_run,) = [r["info"]["run_id"] for r in runs if not r["info"]["parent_run_id"]]
+    assert "python.version" in run("runs", "env", pipeline_run).stdout
     history = json.loads(run("runs", "metric", best, "val_loss", "--json").stdout)
     assert history["steps"] == [0, 1, 2, 3, 4]
     files = json.loads(run("runs", "artifacts", best, "--json").stdout)
@@ -43,14 +46,16 @@ def test_quickstart_then_explore(tmp_path: Path) -> None:
         run("runs", "list", "-e", "quickstart", "-f", "params.penalty = 'l1'", "--json").stdout
     )
     assert len(filtered["items"]) == 1
+    total = len(runs)
     run("runs", "delete", best)
-    assert len(json.loads(run("runs", "list", "-e", "quickstart", "--json").stdout)["items"]) == 4
+    remaining = json.loads(run("runs", "list", "-e", "quickstart", "--json").stdout)["items"]
+    assert len(remaining) == total - 1
     run("runs", "restore", best)
     shown = json.loads(run("data", "show", "breast-cancer@1", "--json").stdout)
     assert shown["version"]["validation_status"] == "passed"
     assert shown["version"]["table"]["rows"] == 569
-    parent = next(r for r in runs if not r["info"]["parent_run_id"])["info"]["run_id"]
-    assert [(x["relation"], x["run_id"]) for x in shown["lineage"]] == [("input", parent)]
+    loader = steps["load_table"]["info"]["run_id"]
+    assert [(x["relation"], x["run_id"]) for x in shown["lineage"]] == [("input", loader)]
     out = json.loads(run("data", "show", "breast-cancer-predictions", "--json").stdout)
     assert out["lineage"][0]["relation"] == "output"
     traces = json.loads(run("traces", "list", "--tag", "quickstart", "--json").stdout)["items"]
@@ -69,8 +74,10 @@ def test_quickstart_then_explore(tmp_path: Path) -> None:
     assert alerts[0]["deliveries"]["log"]["status"] == "delivered"
     checks = json.loads(run("monitors", "runs", "breast-cancer-watch", "--json").stdout)
     assert [c["status"] for c in checks][-2:] == ["alerting", "ok"]  # oldest last
-    again = run("quickstart", "--epochs", "2").stdout
+    again = run("quickstart", "--epochs", "5").stdout
     assert "unchanged: breast-cancer@1" in again  # same bytes, same version
+    assert again.count("cached from run") == 5  # every step but the gate
+    assert f"opsloop pipelines show {pipeline_run}" in printed
     assert "support-sft@2" in again  # three more thumbs-up chats: the next version
     traces = json.loads(run("traces", "list", "--tag", "quickstart", "--json").stdout)["items"]
     assert len(traces) == 8  # a second run traces new conversations, never reuses ids

@@ -122,6 +122,18 @@ def check_space(space: dict[str, Any]) -> None:
             raise InvalidInput(f"space.{name}: a log scale needs low > 0")
 
 
+def _sampler(optuna: Any, kind: str, space: dict[str, Any], seed: int | None) -> Any:
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    grid = {}
+    for name, spec in space.items():
+        if spec["type"] == "float":
+            raise InvalidInput(f"space.{name}: a grid takes categorical and int params only")
+        grid[name] = spec["choices"] if spec["type"] == "categorical" else list(
+            range(int(spec["low"]), int(spec["high"]) + 1))  # fmt: skip
+    return optuna.samplers.GridSampler(grid, seed=seed)
+
+
 def _log_plots(client: Any, run_id: str, study: Any, importances: dict[str, float]) -> None:
     import matplotlib
 
@@ -160,6 +172,7 @@ def tune(
     direction: str = "maximize",
     study: str | None = None,
     pruner: str = "median",
+    sampler: str = "tpe",
     parallel: int = 1,
     seed: int | None = 0,
     register: str | None = None,
@@ -174,6 +187,8 @@ def tune(
             "penalty": {"type": "categorical", "choices": ["l1", "l2"]}}``.
         pruner: ``median`` (stop trials below the median of earlier ones at the same step) or
             ``none``.
+        sampler: ``tpe`` (Optuna's default) or ``grid`` (every combination once; categorical
+            and int params only).
         parallel: Trials run side by side on this many threads.
         register: Model name under which to register the best trial's model.
     """
@@ -187,6 +202,8 @@ def tune(
         raise InvalidInput("direction must be maximize or minimize")
     if pruner not in ("median", "none"):
         raise InvalidInput("pruner must be median or none")
+    if sampler not in ("tpe", "grid"):
+        raise InvalidInput("sampler must be tpe or grid")
     if n_trials < 1 or parallel < 1:
         raise InvalidInput("n_trials and parallel must be at least 1")
     client = client or get_client()
@@ -197,13 +214,17 @@ def tune(
     optuna_study = optuna.create_study(
         study_name=name, storage=optuna_storage(client.settings.database_url),
         direction=direction, load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        sampler=_sampler(optuna, sampler, space, seed),
         pruner=optuna.pruners.MedianPruner(n_warmup_steps=1) if pruner == "median"
         else optuna.pruners.NopPruner(),
     )  # fmt: skip
-    exp = client.set_experiment(experiment or f"tune-{name}")
+    step_run = current_step_run_id()
+    if experiment is None and step_run is not None:  # nest under the step, in its experiment
+        exp = client.get_experiment(client.get_run(step_run).info.experiment_id)
+    else:
+        exp = client.set_experiment(experiment or f"tune-{name}")
     parent = client.create_run(
-        exp.experiment_id, run_name=f"study {name}", parent_run_id=current_step_run_id(),
+        exp.experiment_id, run_name=f"study {name}", parent_run_id=step_run,
         tags={"opsloop.tune.study": name, "opsloop.tune.direction": direction},
     )  # fmt: skip
     parent_id = parent.info.run_id
