@@ -98,3 +98,21 @@ def test_opsloop_tune_command(tmp_path: Path) -> None:
     bad = subprocess.run([cli, "tune", "tests.pipelines.tuning_example:X", "--space", str(space)],
                          capture_output=True, text=True, timeout=120, cwd=root)  # fmt: skip
     assert bad.returncode == 2 and "not a function" in bad.stderr
+
+
+def test_trials_as_ray_tasks(client: Any) -> None:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        space = {"quality": {"type": "float", "low": 0.0, "high": 1.0},
+                 "noise": {"type": "int", "low": 1, "high": 3}}  # fmt: skip
+        result = tune(tuning_example.curve, space, n_trials=10, parallel=2, executor="ray",
+                      client=client, study="on-ray")  # fmt: skip
+        assert result.trials == 10 and result.best_score > 0.5
+        trials = client.search_runs("tune-on-ray", f"attributes.parent_run_id = '{result.run_id}'")
+        best = next(r for r in trials.items if r.info.run_id == result.best_run_id)
+        history = client.get_metric_history(result.best_run_id, "score")
+        assert best.info.status == "FINISHED" and len(history.values) >= 10  # reported remotely
+        assert result.pruned == sum(r.info.status == "KILLED" for r in trials.items)
+    finally:
+        ray.shutdown()

@@ -251,7 +251,8 @@ def tune_command(
     study: Annotated[
         str | None, typer.Option(help="Study name (default: the objective's).")
     ] = None,
-    parallel: Annotated[int, typer.Option(help="Trials side by side (threads).")] = 1,
+    parallel: Annotated[int, typer.Option(help="Trials side by side.")] = 1,
+    executor: Annotated[str, typer.Option(help="threads, or ray (a task per trial).")] = "threads",
     pruner: Annotated[str, typer.Option(help="median or none.")] = "median",
     register: Annotated[
         str | None, typer.Option(help="Register the best trial's model under this name.")
@@ -281,7 +282,8 @@ def tune_command(
     with console(stderr=True).status(f"tuning: {trials} trials"):
         result = tune(
             objective, search, n_trials=trials, direction=direction, study=study,
-            parallel=parallel, pruner=pruner, register=register, client=default_client(),
+            parallel=parallel, executor=executor, pruner=pruner, register=register,
+            client=default_client(),
         )  # fmt: skip
     out = console()
     out.print(f"study {result.study}: {result.trials} trials ({result.pruned} pruned), "

@@ -26,7 +26,7 @@ from typing import Any
 
 from opsloop.errors import InvalidInput
 
-__all__ = ["EXECUTORS", "connect_ray", "execute", "parse_resources"]
+__all__ = ["EXECUTORS", "connect_ray", "execute", "parse_resources", "unpack"]
 
 EXECUTORS = ("local", "process", "ray")
 _RESOURCES = {"cpus", "gpus", "memory"}
@@ -92,7 +92,7 @@ def _in_thread(call: Any, timeout: float | None) -> Any:
     return outcome["value"]
 
 
-def _unpack(paths: list[str], blob: bytes) -> Any:
+def unpack(paths: list[str], blob: bytes) -> Any:
     """The call, unpickled after the parent's import path is in place: a step is pickled by
     reference (its module and name), and a pipeline file's module must be found again."""
     import pickle
@@ -104,7 +104,7 @@ def _unpack(paths: list[str], blob: bytes) -> Any:
 def _child(paths: list[str], blob: bytes, sender: Any) -> None:
     """The step process: the call, run, and its outcome sent back."""
     try:
-        sender.send(("value", _unpack(paths, blob)()))
+        sender.send(("value", unpack(paths, blob)()))
     except BaseException as exc:  # the parent re-raises it as the step's failure
         try:
             sender.send(("error", exc))
@@ -142,7 +142,7 @@ def _in_process(blob: bytes, timeout: float | None) -> Any:
 
 
 def _run_call(paths: list[str], blob: bytes) -> Any:
-    return _unpack(paths, blob)()
+    return unpack(paths, blob)()
 
 
 def _on_ray(blob: bytes, timeout: float | None, resources: dict[str, float]) -> Any:

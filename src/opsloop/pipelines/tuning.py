@@ -122,6 +122,45 @@ def check_space(space: dict[str, Any]) -> None:
             raise InvalidInput(f"space.{name}: a log scale needs low > 0")
 
 
+def _remote_trial(
+    settings: Any, storage: str, study: str, trial_id: int, paths: list[str], blob: bytes,
+    params: dict[str, Any], run_id: str,
+) -> Any:  # fmt: skip
+    """A trial on a Ray worker: the study and the tracking store reached from there; the
+    objective unpickled once the driver's import path is in place."""
+    import optuna
+
+    from opsloop.client import Client
+    from opsloop.pipelines.executors import unpack
+
+    objective = unpack(paths, blob)
+    trial = optuna.trial.Trial(optuna.load_study(study_name=study, storage=storage), trial_id)
+    client = Client(settings=settings)
+    try:
+        return objective(params, TrialContext(trial, client, run_id))
+    finally:
+        client.close()  # the reported scores are written before the driver ends the run
+
+
+def _on_ray(
+    client: Any, storage: str, study: str, trial: Any, objective: Any, params: dict[str, Any],
+    run_id: str,
+) -> Any:  # fmt: skip
+    import sys
+
+    from opsloop.pipelines.executors import connect_ray
+
+    ray = connect_ray()
+    task = ray.remote(_remote_trial).options(max_retries=1)
+    blob = ray.cloudpickle.dumps(objective)  # closures too; functions by reference
+    ref = task.remote(client.settings, storage, study, trial._trial_id, list(sys.path), blob,
+                      params, run_id)  # fmt: skip
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        raise exc.as_instanceof_cause() from None
+
+
 def _sampler(optuna: Any, kind: str, space: dict[str, Any], seed: int | None) -> Any:
     if kind == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
@@ -174,6 +213,7 @@ def tune(
     pruner: str = "median",
     sampler: str = "tpe",
     parallel: int = 1,
+    executor: str = "threads",
     seed: int | None = 0,
     register: str | None = None,
     input_example: Any = None,
@@ -189,7 +229,10 @@ def tune(
             ``none``.
         sampler: ``tpe`` (Optuna's default) or ``grid`` (every combination once; categorical
             and int params only).
-        parallel: Trials run side by side on this many threads.
+        parallel: Trials run side by side, this many at a time.
+        executor: ``threads`` (this process) or ``ray`` (each trial a Ray task on the cluster
+            at ``RAY_ADDRESS`` or a local instance; it reports and is pruned through the study
+            storage, and logs to the same tracking store).
         register: Model name under which to register the best trial's model.
     """
     import optuna
@@ -206,13 +249,16 @@ def tune(
         raise InvalidInput("sampler must be tpe or grid")
     if n_trials < 1 or parallel < 1:
         raise InvalidInput("n_trials and parallel must be at least 1")
+    if executor not in ("threads", "ray"):
+        raise InvalidInput("executor must be threads or ray")
     client = client or get_client()
     if client.settings.is_remote:
         raise InvalidInput("tuning runs next to the database: use it on the server's store")
     name = study or getattr(objective, "__name__", "study")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna_storage(client.settings.database_url)
     optuna_study = optuna.create_study(
-        study_name=name, storage=optuna_storage(client.settings.database_url),
+        study_name=name, storage=storage,
         direction=direction, load_if_exists=True,
         sampler=_sampler(optuna, sampler, space, seed),
         pruner=optuna.pruners.MedianPruner(n_warmup_steps=1) if pruner == "median"
@@ -244,7 +290,10 @@ def tune(
             runs[trial.number] = run_id
         client.log_params(run_id, params)
         try:
-            outcome = objective(params, TrialContext(trial, client, run_id))
+            if executor == "ray":
+                outcome = _on_ray(client, storage, name, trial, objective, params, run_id)
+            else:
+                outcome = objective(params, TrialContext(trial, client, run_id))
         except optuna.TrialPruned:
             client.set_tag(run_id, "opsloop.trial.state", "pruned")
             client.end_run(run_id, "KILLED")
