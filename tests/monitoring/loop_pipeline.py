@@ -15,7 +15,7 @@ COLUMNS = ["mean radius", "mean texture", "mean smoothness", "worst area"]
 
 @step
 def load(live_data: str, reference: str) -> pd.DataFrame:
-    data = opsloop.Client().data
+    data = opsloop.get_client().data
     frame = pd.concat([data.get(reference).to_pandas(), data.get(live_data).to_pandas()])
     return frame[[*COLUMNS, "target"]].astype({"target": int}).reset_index(drop=True)
 
@@ -32,7 +32,7 @@ def train(frame: pd.DataFrame, c: float) -> Any:
 
 @step(cache=False)
 def register(model: Any, frame: pd.DataFrame) -> int:
-    version = opsloop.Client().models.register(
+    version = opsloop.get_client().models.register(
         "cancer-clf", model, input_example=frame[COLUMNS].head(), task="classification"
     )
     return version.number

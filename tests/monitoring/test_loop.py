@@ -142,3 +142,45 @@ def test_a_pipeline_that_fails_is_on_record(
     assert client.deployments.get("cancer").policy.stable == 1
     scheduler.stop()
     client.close()
+
+
+def test_a_server_closes_the_loop_by_itself(
+    live_server: Any, tmp_path: Path, cancer: pd.DataFrame, weak_model: Any
+) -> None:
+    """Nothing but traffic and labels from outside: the server's scheduler checks the monitor,
+    alerts, retrains in its own process (on its own store), and its rollout controller judges
+    the canary and promotes."""
+    import time
+
+    client = opsloop.Client(server_url=live_server.url)
+    client.models.register("cancer-clf", weak_model, input_example=cancer[COLUMNS].head())
+    client.models.set_alias("cancer-clf@1", "champion")
+    cancer.to_csv(tmp_path / "cancer.csv", index=False)
+    client.data.add(str(tmp_path / "cancer.csv"), name="cancer")
+    client.data.push("cancer@1")
+    client.deployments.deploy("cancer-clf@champion", name="cancer")
+    policy = {
+        "pipeline": "tests.monitoring.loop_pipeline:retrain", "on": ["data-drift"],
+        "export_dataset": "cancer-live", "gate_policy": GATE,
+        "rollout_steps": [{"set_weight": 50}, {"pause_requests": 5}, {"set_weight": 100}],
+        "rollout_checks": [{"metric": "error_rate", "max": 0.05, "min_samples": 5}],
+    }  # fmt: skip
+    labelled_shifted_traffic(client, cancer, 100, seed=3)
+    client.monitors.create(
+        "cancer-watch", "cancer", "cancer@1", target="target", every_seconds=1,
+        window={"by": "count", "size": 40, "min_rows": 30}, retrain=policy,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    stage = None
+    while time.monotonic() < deadline:
+        runs = client.monitors.loop_runs("cancer")
+        stage = runs[0].stage if runs else None
+        if stage in ("promoted", "rolled_back", "rejected", "failed"):
+            break
+        if stage == "rolling_out":
+            labelled_shifted_traffic(client, cancer, 20, seed=int(time.monotonic()))
+        time.sleep(0.5)
+    assert stage == "promoted", client.monitors.loop_runs("cancer")[0].history
+    assert client.deployments.get("cancer").policy.stable == 2
+    assert client.models.get("cancer-clf").aliases["champion"] == 2
+    client.close()

@@ -121,7 +121,7 @@ def whoami(tag: str) -> dict[str, Any]:
     """Where the step ran: its process id, and the step run it was told it is."""
     import os
 
-    from opsloop.pipelines.runner import current_step_run_id
+    from opsloop.pipelines.context import current_step_run_id
 
     return {"pid": os.getpid(), "tag": tag, "run": current_step_run_id()}
 
@@ -187,3 +187,16 @@ def noisy(data: pd.DataFrame) -> dict[str, Any]:
 @pipeline
 def unstable(rows: int = 200) -> None:
     noisy(load(rows))
+
+
+@step(cache=False)
+def note_experiment(name: str) -> str:
+    """Writes through the SDK's default client: it must reach the pipeline's store."""
+    import opsloop
+
+    return opsloop.get_client().set_experiment(name).experiment_id
+
+
+@pipeline
+def writes_through_the_sdk(name: str = "noted") -> None:
+    note_experiment(name)

@@ -67,3 +67,19 @@ def test_steps_as_ray_tasks_on_a_local_instance(client: Any, tmp_path: Path) -> 
         assert marker.exists() and survived.outputs["flaky_worker"] == "survived"
     finally:
         ray.shutdown()
+
+
+@pytest.mark.parametrize("executor", ["local", "process"])
+def test_a_step_writes_to_its_pipelines_store(client: Any, executor: str) -> None:
+    """A pipeline run by a server's scheduler must write to the server's database, whatever
+    the process's default settings say; here the default store is another SQLite file."""
+    name = f"noted-{executor}"
+    result = example.writes_through_the_sdk.run(client=client, executor=executor, name=name)
+    assert client.get_experiment_by_name(name).experiment_id == result.outputs["note_experiment"]
+    default = opsloop.Client()  # the process's own store (OPSLOOP_HOME)
+    assert default.settings.database_url != client.settings.database_url
+    from opsloop.errors import NotFound
+
+    with pytest.raises(NotFound):
+        default.get_experiment_by_name(name)
+    default.close()

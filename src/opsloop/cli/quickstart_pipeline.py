@@ -45,7 +45,7 @@ def _client() -> Any:
 
 
 def _step_run() -> str:
-    from opsloop.pipelines.runner import current_step_run_id
+    from opsloop.pipelines.context import current_step_run_id
 
     run_id = current_step_run_id()
     assert run_id is not None, "called outside a pipeline step"

@@ -12,7 +12,6 @@ stay cached, so the next run starts where this one stopped.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import tempfile
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 from opsloop.errors import OpsloopError
 from opsloop.pipelines import materializers
+from opsloop.pipelines.context import enter_step
 from opsloop.pipelines.dsl import Graph, Node
 from opsloop.pipelines.executors import execute
 from opsloop.pipelines.hashing import code_hash, combine, env_hash, params_hash
@@ -125,21 +125,11 @@ def _miss_reason(previous: Any, parts: dict[str, str]) -> str:
     return f"{' and '.join(changed) or 'key'} changed since run {previous.info.run_id[:8]}"
 
 
-_STEP_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("step_run", default=None)
+STEP_RUN_TAG = "opsloop.pipeline.step_run"  # a model registered inside a step carries it
 
 
-STEP_RUN_TAG = "opsloop.pipeline.step_run"
-
-
-def current_step_run_id() -> str | None:
-    """The run of the pipeline step executing now (None outside a step): a model registered
-    inside a step is tagged with it (``STEP_RUN_TAG``), which is how the retraining loop finds
-    its candidate."""
-    return _STEP_RUN.get()
-
-
-def _in_step(run_id: str, fn: Any, /, **arguments: Any) -> Any:
-    _STEP_RUN.set(run_id)  # in the thread that runs the step, whichever it is
+def _in_step(run_id: str, settings: Any, fn: Any, /, **arguments: Any) -> Any:
+    enter_step(run_id, settings)  # in the thread, process or worker that runs the step
     return fn(**arguments)
 
 
@@ -270,7 +260,7 @@ def _run_node(
     attempt = 0
     while True:
         try:
-            call = functools.partial(_in_step, run_id, step, **arguments)
+            call = functools.partial(_in_step, run_id, client.settings, step, **arguments)
             value = execute(executor, call, step.timeout, step.resources)
             break
         except Exception as exc:

@@ -237,7 +237,7 @@ def tune(
     """
     import optuna
 
-    from opsloop.pipelines.runner import current_step_run_id
+    from opsloop.pipelines.context import current_step_run_id
     from opsloop.tracking.fluent import get_client
 
     check_space(space)

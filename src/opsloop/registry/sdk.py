@@ -68,7 +68,8 @@ class ModelsClient:
         """
         tags = dict(tags or {})
         if run_id is None and model is not None:
-            from opsloop.pipelines.runner import STEP_RUN_TAG, current_step_run_id
+            from opsloop.pipelines.context import current_step_run_id
+            from opsloop.pipelines.runner import STEP_RUN_TAG
 
             step_run = current_step_run_id()  # registered inside a pipeline step (running)
             if step_run is not None:

@@ -57,8 +57,14 @@ _local = threading.local()
 
 
 def get_client() -> Client:
-    """The default client (settings from env / opsloop.toml), created on first use."""
+    """The default client (settings from env / opsloop.toml), created on first use; inside a
+    pipeline step, a client of the store the pipeline runs on."""
     global _client
+    from opsloop.pipelines.context import step_settings
+
+    settings = step_settings()
+    if settings is not None and (_client is None or _client.settings != settings):
+        return _step_client(settings)
     with _client_lock:
         if _client is None:
             from opsloop.client import Client
@@ -67,12 +73,26 @@ def get_client() -> Client:
         return _client
 
 
+_step_clients: dict[str, Client] = {}
+
+
+def _step_client(settings: Any) -> Client:
+    key = repr(settings)  # a frozen dataclass: its repr names every field
+    with _client_lock:
+        if key not in _step_clients:
+            from opsloop.client import Client
+
+            _step_clients[key] = Client(settings=settings)
+        return _step_clients[key]
+
+
 def _reset_default_client() -> None:
     """Forget the default client and active runs (tests, or after changing settings)."""
     global _client, _experiment_name
     with _client_lock:
         _client = None
         _experiment_name = None
+        _step_clients.clear()
     _local.stack = []
 
 
