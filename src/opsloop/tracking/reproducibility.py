@@ -4,7 +4,8 @@ Recorded as system tags (``opsloop.*``) so they are searchable like any tag
 (``tags.`opsloop.git.commit` = 'abc…'``), plus two artifacts: the installed-package lock
 (``_opsloop/requirements.lock``, ``name==version`` lines; its hash is a tag, so runs with the
 same environment share one blob) and, when the work tree is dirty, the diff against HEAD
-(``_opsloop/git.diff``). The lock is computed once per process.
+(``_opsloop/git.diff``). The lock is computed once per process, and kept on disk for the next
+ones until a package is installed or removed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 
 __all__ = ["ENV_TAG_PREFIX", "Environment", "capture_environment", "seed_everything"]
 
@@ -45,15 +47,49 @@ def _git(*args: str) -> str | None:
     return done.stdout.decode(errors="replace")
 
 
+def _lock_cache_path() -> Path:
+    """Where this environment's lock is kept: named by the package folders and their
+    modification times. Installing or removing a distribution adds or removes its
+    ``*.dist-info`` folder, which changes its parent's time, so a stale lock is never read."""
+    from blake3 import blake3
+
+    folders = []
+    for entry in sys.path:
+        try:
+            if entry and os.path.isdir(entry):
+                folders.append(f"{entry}:{os.stat(entry).st_mtime_ns}")
+        except OSError:
+            continue
+    key = blake3("\n".join([sys.prefix, *folders]).encode()).hexdigest()[:32]
+    home = Path(os.environ.get("OPSLOOP_HOME") or Path.home() / ".opsloop").expanduser()
+    return home / "cache" / "locks" / f"{key}.lock"
+
+
 @functools.lru_cache(maxsize=1)
 def package_lock() -> str:
-    """``name==version`` for every installed distribution, sorted: the environment's lock."""
+    """``name==version`` for every installed distribution, sorted: the environment's lock.
+
+    Reading ~300 distributions' metadata takes ~0.1 s, paid by every process that starts a
+    run; the lock is therefore kept on disk, keyed by the package folders' state."""
+    cache = _lock_cache_path()
+    try:
+        return cache.read_text(encoding="utf-8")
+    except OSError:
+        pass
     seen: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata.get("Name")
         if name:
             seen.setdefault(name.lower(), f"{name}=={dist.version}")
-    return "\n".join(seen[k] for k in sorted(seen)) + "\n"
+    lock = "\n".join(seen[k] for k in sorted(seen)) + "\n"
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(lock, encoding="utf-8")
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only home: compute it each time
+    return lock
 
 
 def _blake3(data: bytes) -> str:
