@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from opsloop.errors import InvalidInput, validation_problems
 from opsloop.monitoring.entities import Alert, LoopRun, Monitor, MonitorCreate, MonitorRun
+from opsloop.sdkpart import LocalOrRemote
 
 __all__ = ["MonitorsClient"]
 
@@ -23,18 +24,7 @@ _ALERTS = TypeAdapter(list[Alert])
 _LOOPS = TypeAdapter(list[LoopRun])
 
 
-class MonitorsClient:
-    def __init__(self, client: Any, store: Any = None) -> None:
-        self._client = client
-        self._store = store
-
-    @property
-    def _remote(self) -> bool:
-        return bool(self._client.settings.is_remote)
-
-    def _http(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._client._transport.request(method, path, **kwargs).json()
-
+class MonitorsClient(LocalOrRemote):
     @property
     def _log(self) -> Any:
         return self._client.deployments._runtime.log

@@ -90,7 +90,7 @@ def positive_scores(model: Any, features: Any) -> np.ndarray | None:
         return None
     try:
         return np.asarray(model.predict_proba(features), dtype=float)[:, 1]
-    except (AttributeError, NotImplementedError, TypeError, ValueError):
+    except InvalidInput:  # the flavor has no probabilities for this model
         return None
 
 

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from opsloop.errors import InvalidInput, validation_problems
 from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
+from opsloop.sdkpart import LocalOrRemote
 
 __all__ = ["TriggersClient"]
 
@@ -18,18 +19,7 @@ _TRIGGERS = TypeAdapter(list[Trigger])
 _FIRINGS = TypeAdapter(list[Firing])
 
 
-class TriggersClient:
-    def __init__(self, client: Any, store: Any = None) -> None:
-        self._client = client
-        self._store = store
-
-    @property
-    def _remote(self) -> bool:
-        return bool(self._client.settings.is_remote)
-
-    def _http(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._client._transport.request(method, path, **kwargs).json()
-
+class TriggersClient(LocalOrRemote):
     def create(self, name: str, pipeline: str, kind: str, **fields: Any) -> Trigger:
         """``kind`` is ``cron`` (``cron="*/15 * * * *"``), ``dataset`` (``dataset="churn"``),
         ``alert`` (``monitor="churn-watch"``, optional ``rule``) or ``webhook``; ``params``
