@@ -200,3 +200,45 @@ def note_experiment(name: str) -> str:
 @pipeline
 def writes_through_the_sdk(name: str = "noted") -> None:
     note_experiment(name)
+
+
+@step(outputs=("train", "test"))
+def holdout(data: pd.DataFrame, test_share: float = 0.25) -> tuple[pd.DataFrame, pd.DataFrame]:
+    CALLS.append("holdout")
+    test = data.sample(frac=test_share, random_state=0)
+    return data.drop(test.index), test
+
+
+@step(register="pipeline-clf")
+def fit(train: pd.DataFrame, C: float = 1.0) -> LogisticRegression:
+    CALLS.append("fit")
+    return LogisticRegression(C=C, max_iter=500).fit(features(train), train["target"])
+
+
+@step
+def score(model: LogisticRegression, test: pd.DataFrame) -> dict[str, Any]:
+    CALLS.append("score")
+    return {"accuracy": float((model.predict(features(test)) == test["target"]).mean())}
+
+
+@pipeline
+def registered(C: float = 1.0) -> None:
+    """Two outputs from one step, and a model registered by a step."""
+    train, test = holdout(load())
+    score(fit(train, C=C), test)
+
+
+@step(outputs=("left", "right"))
+def three_values() -> tuple[int, int]:
+    return (1, 2, 3)  # type: ignore[return-value]
+
+
+@pipeline
+def miscounted() -> None:
+    three_values()
+
+
+@pipeline
+def crossed() -> None:
+    train, test = holdout(load())
+    score(train, test)  # a DataFrame where a model is expected

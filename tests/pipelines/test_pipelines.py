@@ -3,6 +3,7 @@ with the reason for each miss, failures that keep finished steps cached, and bad
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -36,7 +37,8 @@ def test_run_cache_and_miss_reasons(client: Any) -> None:
     assert len(children.items) == 4
     train_run = client.get_run(first.step("train").run_id)
     assert train_run.data.params == {"C": "1.0"} and "duration_s" in train_run.data.metrics
-    assert train_run.data.tags["opsloop.output.kind"] == "skops"
+    outputs = json.loads(train_run.data.tags["opsloop.outputs"])
+    assert outputs["output"]["kind"] == "skops" and outputs["output"]["file"] == "output.skops"
 
     example.CALLS.clear()
     again = example.training.run(client=client, C=1.0)
@@ -150,3 +152,55 @@ def test_independent_steps_run_side_by_side_and_timeouts_fail(client: Any) -> No
     assert max(start_a, start_b) < min(end_a, end_b)  # the two naps ran at the same time
     with pytest.raises(PipelineFailed, match=r"longer than its timeout of 0\.3 s"):
         example.too_slow.run(client=client)
+
+
+def test_multi_output_steps_and_registered_models(client: Any) -> None:
+    first = example.registered.run(client=client, C=1.0)
+    assert first.outputs["score"]["accuracy"] > 0.8
+    train, test = first.outputs["holdout"]["train"], first.outputs["holdout"]["test"]
+    assert len(train) == 300 and len(test) == 100 and not set(train.index) & set(test.index)
+    holdout_run = client.get_run(first.step("holdout").run_id)
+    described = json.loads(holdout_run.data.tags["opsloop.outputs"])
+    assert {d["file"] for d in described.values()} == {"train.parquet", "test.parquet"}
+    score_run = client.get_run(first.step("score").run_id)
+    assert score_run.data.tags["opsloop.step.inputs"] == "fit,holdout.test"
+
+    # the model is a registry package, registered and linked to the step's run
+    fit_step = first.step("fit")
+    assert fit_step.model_version == "pipeline-clf@1"
+    version = client.models.version("pipeline-clf@1")
+    assert version.run_id == fit_step.run_id
+    assert version.tags["opsloop.pipeline.step_run"] == fit_step.run_id
+    served = client.models.load("pipeline-clf@1")
+    assert served.predict(train[example.FEATURES].head(3)).shape == (3,)
+
+    # a cached re-run registers nothing new and hands the same version on
+    example.CALLS.clear()
+    again = example.registered.run(client=client, C=1.0)
+    assert all(s.cached for s in again.steps) and example.CALLS == []
+    assert again.step("fit").model_version == "pipeline-clf@1"
+    assert [v.number for v in client.models.versions("pipeline-clf").items] == [1]
+
+    # another C retrains: the next version, while the split stays cached
+    changed = example.registered.run(client=client, C=0.5)
+    assert changed.step("fit").model_version == "pipeline-clf@2"
+    assert changed.step("holdout").cached and not changed.step("score").cached
+
+
+def test_bad_multi_output_steps(client: Any) -> None:
+    with pytest.raises(PipelineFailed, match="declares outputs left, right but returned a tuple"):
+        example.miscounted.run(client=client)
+    with pytest.raises(
+        InvalidInput, match=r"LogisticRegression, but 'holdout\.train' returns DataFrame"
+    ):
+        example.crossed.run(client=client)
+    from opsloop.pipelines import step
+
+    with pytest.raises(InvalidInput, match="not an identifier"):
+        step(outputs=("a b",))(lambda: 1)
+    with pytest.raises(InvalidInput, match="output names repeat"):
+        step(outputs=("a", "a"))(lambda: 1)
+    with pytest.raises(InvalidInput, match="drop outputs="):
+        step(outputs=("a", "b"), register="m")(lambda: 1)
+    with pytest.raises(InvalidInput):
+        step(register="no spaces allowed")(lambda: 1)

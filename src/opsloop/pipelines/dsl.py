@@ -19,6 +19,18 @@ Example::
         train(load(), C=C)
 
     training.run(C=0.5)
+
+A step with several outputs names them, and its call unpacks like the tuple it returns::
+
+    @step(outputs=("train", "test"))
+    def split(data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]: ...
+
+    train, test = split(load())
+
+A step that trains a model can store it as a model package and register it::
+
+    @step(register="churn")  # the next version of "churn", linked to the step's run
+    def train(data: pd.DataFrame) -> LogisticRegression: ...
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ import inspect
 import json
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 from opsloop.errors import InvalidInput
 
@@ -44,6 +56,12 @@ class StepOutput:
 
     node: int
     step: str
+    output: str = "output"
+
+    @property
+    def label(self) -> str:
+        """``step`` for a step's one output, ``step.name`` for one of several."""
+        return self.step if self.output == "output" else f"{self.step}.{self.output}"
 
 
 @dataclass
@@ -60,7 +78,9 @@ class Graph:
     pipeline: str
     nodes: list[Node] = field(default_factory=list)
 
-    def add(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> StepOutput:
+    def add(
+        self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> StepOutput | tuple[StepOutput, ...]:
         try:
             bound = step.signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -77,16 +97,18 @@ class Graph:
         name = step.name if count == 0 else f"{step.name}_{count + 1}"
         node = Node(len(self.nodes), step, name, params, inputs)
         self.nodes.append(node)
-        return StepOutput(node.index, name)
+        if step.outputs is None:
+            return StepOutput(node.index, name)
+        return tuple(StepOutput(node.index, name, output) for output in step.outputs)
 
     def _check_edge(self, step: Step, arg: str, upstream: StepOutput) -> None:
-        produced = self.nodes[upstream.node].step.returns
+        produced = self.nodes[upstream.node].step.output_types.get(upstream.output)
         expected = step.hints.get(arg)
         typed = isinstance(produced, type) and isinstance(expected, type)
         if typed and not issubclass(produced, expected):
             raise InvalidInput(
                 f"step {step.name!r} takes {arg}: {expected.__name__}, but "
-                f"{upstream.step!r} returns {produced.__name__}"
+                f"{upstream.label!r} returns {produced.__name__}"
             )
 
 
@@ -116,10 +138,19 @@ class Step:
     def __init__(
         self, fn: Any, *, name: str | None = None, cache: bool = True, retries: int = 0,
         retry_delay: float = 1.0, timeout: float | None = None,
-        resources: dict[str, Any] | None = None,
+        resources: dict[str, Any] | None = None, outputs: tuple[str, ...] | list[str] | None = None,
+        register: str | None = None,
     ) -> None:  # fmt: skip
         from opsloop.pipelines.executors import parse_resources
 
+        self.outputs = _check_outputs(fn, outputs)
+        if register is not None:
+            from opsloop.refs import check_name
+
+            check_name(register, "model")
+            if self.outputs is not None:
+                raise InvalidInput("register= stores a step's one output as a model: drop outputs=")
+        self.register = register
         if retries < 0:
             raise InvalidInput("retries must be 0 or more")
         if timeout is not None and timeout <= 0:
@@ -136,8 +167,27 @@ class Step:
             self.hints = get_type_hints(fn)
         except (NameError, TypeError):
             self.hints = {}
-        self.returns = self.hints.get("return")
+        self.output_types = _output_types(self.hints.get("return"), self.outputs)
         functools.update_wrapper(self, fn)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self.outputs or ("output",)
+
+    def split_outputs(self, value: Any) -> dict[str, Any]:
+        """The step's return value by output name; a multi-output step returns a tuple (or a
+        list) of as many values as it names, or a dict with exactly those keys."""
+        if self.outputs is None:
+            return {"output": value}
+        if isinstance(value, dict) and set(value) == set(self.outputs):
+            return {name: value[name] for name in self.outputs}
+        if isinstance(value, tuple | list) and len(value) == len(self.outputs):
+            return dict(zip(self.outputs, value, strict=True))
+        raise InvalidInput(
+            f"step {self.name!r} declares outputs {', '.join(self.outputs)} but returned "
+            f"{_describe(value)}: return a tuple of {len(self.outputs)} values or a dict with "
+            "those keys"
+        )
 
     def __reduce__(self) -> tuple[Any, tuple[str, str]]:
         """Pickled by reference (module and name), for the process and Ray executors."""
@@ -153,6 +203,36 @@ class Step:
         return f"<step {self.name}>"
 
 
+def _describe(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return f"a {type(value).__name__} of {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+def _check_outputs(fn: Any, outputs: tuple[str, ...] | list[str] | None) -> tuple[str, ...] | None:
+    if outputs is None:
+        return None
+    if isinstance(outputs, str) or not outputs:
+        raise InvalidInput(f"step {fn.__name__!r}: outputs= takes a tuple of names")
+    names = tuple(outputs)
+    for name in names:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise InvalidInput(f"step {fn.__name__!r}: output name {name!r} is not an identifier")
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"step {fn.__name__!r}: output names repeat: {', '.join(names)}")
+    return names
+
+
+def _output_types(returns: Any, outputs: tuple[str, ...] | None) -> dict[str, Any]:
+    """Each output's annotated type: ``-> tuple[A, B]`` for two named outputs."""
+    if outputs is None:
+        return {"output": returns}
+    args = get_args(returns) if get_origin(returns) is tuple else ()
+    if len(args) == len(outputs) and Ellipsis not in args:
+        return dict(zip(outputs, args, strict=True))
+    return {}
+
+
 def _load_step(module: str, qualname: str) -> Step:
     import importlib
 
@@ -164,8 +244,10 @@ def _load_step(module: str, qualname: str) -> Step:
 
 def step(fn: Any = None, **options: Any) -> Any:
     """Make a function a pipeline step: ``@step`` or ``@step(cache=False, retries=2,
-    timeout=600, resources={"cpus": 2, "gpus": 1, "memory": "4GB"})`` (a step over its
-    timeout fails, and is retried like any failure; resources go to the Ray executor)."""
+    timeout=600, resources={"cpus": 2, "gpus": 1, "memory": "4GB"}, outputs=("a", "b"),
+    register="model-name")`` (a step over its timeout fails, and is retried like any failure;
+    resources go to the Ray executor; ``outputs`` names several outputs; ``register`` stores
+    the output as a model package and registers it as the next version of that model)."""
     if fn is None:
         return lambda f: Step(f, **options)
     return Step(fn, **options)

@@ -6,10 +6,7 @@ process (a cached re-run, a reproduction, a colleague) can read safely.
 
 from __future__ import annotations
 
-import io
 import json
-import re
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,46 +73,27 @@ def _load_array(path: Path) -> Any:
 def _save_estimator(value: Any, path: Path) -> None:
     import skops.io
 
+    from opsloop.registry.flavors import deterministic_skops
+
     path.write_bytes(deterministic_skops(skops.io.dumps(value)))
-
-
-_SKOPS_ID = re.compile(r'"__id__": (\d+)|"(\d+)\.npy"')
-
-
-def deterministic_skops(data: bytes) -> bytes:
-    """A skops archive whose bytes depend only on the model: skops names objects by their
-    ``id()`` in this process and stamps zip entries with the time, so the same model saved
-    twice differed. Ids become 0, 1, 2... in the order the schema names them, entries are
-    sorted and dated 1980-01-01. Equal models then get equal digests: a recomputed step is
-    bit-for-bit identical and the steps after it stay cached."""
-    source = zipfile.ZipFile(io.BytesIO(data))
-    schema = source.read("schema.json").decode()
-    renumbered: dict[str, str] = {}
-
-    def number(match: re.Match[str]) -> str:
-        old = match.group(1) or match.group(2)
-        new = renumbered.setdefault(old, str(len(renumbered)))
-        return f'"__id__": {new}' if match.group(1) else f'"{new}.npy"'
-
-    schema = _SKOPS_ID.sub(number, schema)
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as target:
-        names = {}
-        for name in source.namelist():
-            stem = name.removesuffix(".npy")
-            names[f"{renumbered.get(stem, stem)}.npy" if name.endswith(".npy") else name] = name
-        for name in sorted(names):
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            body = schema.encode() if name == "schema.json" else source.read(names[name])
-            target.writestr(info, body)
-    return out.getvalue()
 
 
 def _load_estimator(path: Path) -> Any:
     import skops.io
 
     return skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
+
+
+def _save_package(value: Any, path: Path) -> None:
+    from opsloop.registry.package import write_package
+
+    write_package(value, path)
+
+
+def _load_package(path: Path) -> Any:
+    from opsloop.registry.package import load_package
+
+    return load_package(path).raw
 
 
 def _save_json(value: Any, path: Path) -> None:
@@ -131,6 +109,9 @@ _REGISTRY: list[Materializer] = [
     Materializer("npy", ".npy", _is_array, _save_array, _load_array),
     Materializer("skops", ".skops", _is_estimator, _save_estimator, _load_estimator),
     Materializer("json", ".json", _is_json, _save_json, _load_json),
+    # a model package folder (flavor, signature, pins): chosen by @step(register=...), never
+    # by the value's type, since it is what the model registry serves
+    Materializer("package", "", lambda value: False, _save_package, _load_package),
 ]
 
 
@@ -145,10 +126,11 @@ def register_materializer(
     _REGISTRY.insert(0, Materializer(kind, suffix, accepts, save, load))
 
 
-def save(value: Any, folder: Path, name: str) -> tuple[Path, str]:
-    """Write ``value`` as ``folder/name<suffix>``; the file and the materializer's kind."""
+def save(value: Any, folder: Path, name: str, kind: str | None = None) -> tuple[Path, str]:
+    """Write ``value`` as ``folder/name<suffix>`` with the first materializer that accepts it
+    (or the one of ``kind``); the file (or folder) and the materializer's kind."""
     for materializer in _REGISTRY:
-        if materializer.accepts(value):
+        if materializer.kind == kind or (kind is None and materializer.accepts(value)):
             path = folder / f"{name}{materializer.suffix}"
             materializer.save(value, path)
             return path, materializer.kind

@@ -70,7 +70,10 @@ def resume(client: Any, run_id: str, *, executor: str | None = None) -> Any:
 
 
 def _step_outputs(client: Any, run_id: str) -> dict[str, tuple[str | None, Any]]:
-    """Step name -> (output digest, output value when it is small JSON)."""
+    """Step name -> (its outputs' digest, its JSON outputs' values: the value itself for a
+    one-output step, a dict by output name for a step with several)."""
+    from opsloop.pipelines.runner import DIGEST_TAG, OUTPUTS_TAG
+
     parent = client.get_run(run_id)
     steps = client.search_runs(
         parent.info.experiment_id, f"attributes.parent_run_id = '{run_id}'",
@@ -79,12 +82,14 @@ def _step_outputs(client: Any, run_id: str) -> dict[str, tuple[str | None, Any]]
     out = {}
     for s in steps:
         tags = s.data.tags
-        value = None
-        if tags.get("opsloop.output.kind") == "json":
-            source = tags.get("opsloop.cache.source", s.info.run_id)
-            raw = client.read_artifact(source, f"output/{tags['opsloop.output.file']}")
-            value = json.loads(raw)
-        out[tags.get("opsloop.step", s.info.run_name)] = (tags.get("opsloop.output.digest"), value)
+        source = tags.get("opsloop.cache.source", s.info.run_id)
+        values = {
+            name: json.loads(client.read_artifact(source, f"output/{d['file']}"))
+            for name, d in json.loads(tags.get(OUTPUTS_TAG, "{}")).items()
+            if d["kind"] == "json"
+        }
+        value = values.get("output") if list(values) == ["output"] else (values or None)
+        out[tags.get("opsloop.step", s.info.run_name)] = (tags.get(DIGEST_TAG), value)
     return out
 
 

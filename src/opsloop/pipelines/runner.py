@@ -4,8 +4,11 @@ step run.
 
 The cache is the tracking store itself: a finished step run carries its cache key and the
 parts it was made of as tags (``opsloop.cache.key``, ``.code``, ``.params``, ``.inputs``,
-``.env``) and its output as an artifact, so a hit is a run lookup and a download, and a miss
-can name the part that differs from the step's last run. A step that raises fails its run with
+``.env``) and its outputs as artifacts under ``output/``, described by the ``opsloop.outputs``
+tag (name -> file, materializer kind, content digest), so a hit is a run lookup and a
+download, and a miss can name the part that differs from the step's last run. A step declared
+with ``register=`` stores its output as a model package and registers it; a cache hit reuses
+that version instead of registering the same model again. A step that raises fails its run with
 the traceback (as ``traceback.txt``) and fails the pipeline; the steps that finished before it
 stay cached, so the next run starts where this one stopped.
 """
@@ -13,13 +16,14 @@ stay cached, so the next run starts where this one stopped.
 from __future__ import annotations
 
 import functools
+import json
 import tempfile
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from opsloop.errors import OpsloopError
 from opsloop.pipelines import materializers
@@ -32,7 +36,9 @@ from opsloop.timeutil import now_ms
 __all__ = ["PipelineFailed", "PipelineRun", "StepResult", "run_graph"]
 
 PARTS = ("code", "params", "inputs", "env")
-OUTPUT_TAGS = ("opsloop.output.file", "opsloop.output.kind", "opsloop.output.digest")
+OUTPUTS_TAG = "opsloop.outputs"  # JSON: output name -> {"file", "kind", "digest"}
+DIGEST_TAG = "opsloop.output.digest"  # all of a step's outputs as one digest
+MODEL_TAG = "opsloop.model.version"  # what a register= step registered: NAME@N
 
 
 @dataclass
@@ -44,6 +50,7 @@ class StepResult:
     reason: str = ""
     duration_s: float = 0.0
     digest: str | None = None
+    model_version: str | None = None
 
 
 @dataclass
@@ -72,7 +79,8 @@ def _quote(text: str) -> str:
 def _last_run(client: Any, experiment: str, tag: str, value: str) -> Any:
     page = client.search_runs(
         experiment,
-        f"tags.`{tag}` = {_quote(value)} and attributes.status = 'FINISHED'",
+        f"tags.`{tag}` = {_quote(value)} and attributes.status = 'FINISHED'"
+        f" and tags.`{OUTPUTS_TAG}` != ''",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
@@ -103,7 +111,8 @@ class _CacheIndex:
             tags = run.data.tags
             if "opsloop.step" in tags:
                 by_step.setdefault(tags["opsloop.step"], run)
-                by_key.setdefault(tags.get("opsloop.cache.key", ""), run)
+                if OUTPUTS_TAG in tags:
+                    by_key.setdefault(tags.get("opsloop.cache.key", ""), run)
         return cls(client, experiment, by_key, by_step, found.next_page_token is None)
 
     def hit(self, key: str) -> Any:
@@ -159,7 +168,7 @@ def run_graph(
     if params:
         client.log_params(parent_id, params)
     result = PipelineRun(parent_id, graph.pipeline, "RUNNING")
-    values: dict[int, tuple[Any, str]] = {}
+    values: dict[int, dict[str, tuple[Any, str]]] = {}  # node -> output -> (value, digest)
     results: dict[int, StepResult] = {}
     failure: PipelineFailed | None = None
     pending = {node.index: node for node in graph.nodes}
@@ -188,9 +197,12 @@ def run_graph(
                     failure = failure or exc
                     results[node.index] = exc.details["result"]
                     continue
-                values[node.index] = (value, step_result.digest or "")
+                values[node.index] = value
                 results[node.index] = step_result
-                result.outputs[node.name] = value
+                outputs = {name: got for name, (got, _) in value.items()}
+                result.outputs[node.name] = (
+                    outputs["output"] if node.step.outputs is None else outputs
+                )
     for node in graph.nodes:
         result.steps.append(results.get(node.index) or StepResult(node.name, "", "SKIPPED"))
     if failure is not None:
@@ -206,11 +218,11 @@ def run_graph(
 
 def _run_node(
     node: Node, client: Any, exp: Any, index: _CacheIndex, parent_id: str,
-    values: dict[int, tuple[Any, str]], no_cache: bool, tmp: Path, executor: str,
-) -> tuple[StepResult, Any]:  # fmt: skip
+    values: dict[int, dict[str, tuple[Any, str]]], no_cache: bool, tmp: Path, executor: str,
+) -> tuple[StepResult, dict[str, tuple[Any, str]]]:  # fmt: skip
     step = node.step
     code, libraries = code_hash(step.fn)
-    inputs = {arg: values[out.node][1] for arg, out in sorted(node.inputs.items())}
+    inputs = {arg: values[o.node][o.output][1] for arg, o in sorted(node.inputs.items())}
     parts = {
         "code": code,
         "params": params_hash(node.params),
@@ -219,7 +231,7 @@ def _run_node(
     }
     key = combine(parts)
     tags = {f"opsloop.cache.{p}": v for p, v in parts.items()}
-    upstream = ",".join(out.step for out in node.inputs.values())
+    upstream = ",".join(o.label for o in node.inputs.values())
     tags.update(
         {"opsloop.step": node.name, "opsloop.cache.key": key, "opsloop.step.inputs": upstream}
     )
@@ -227,23 +239,7 @@ def _run_node(
     if step.cache and not no_cache:
         hit = index.hit(key)
     if hit is not None:
-        # A cached run holds no output of its own: follow it to the run that computed it.
-        source = hit.data.tags.get("opsloop.cache.source", hit.info.run_id)
-        output = {k: hit.data.tags[k] for k in OUTPUT_TAGS}
-        run = client.create_run(
-            exp.experiment_id, run_name=node.name, parent_run_id=parent_id, capture_env=False,
-            tags={**tags, **output, "opsloop.cache": "hit", "opsloop.cache.source": source},
-        )  # fmt: skip
-        folder = client.download_artifacts(source, "output", tmp / node.name)
-        value = materializers.load(
-            folder / output["opsloop.output.file"], output["opsloop.output.kind"]
-        )
-        client.end_run(run.info.run_id, "FINISHED")
-        cached = StepResult(
-            node.name, run.info.run_id, "FINISHED", cached=True,
-            reason=f"cached from run {source[:8]}", digest=output["opsloop.output.digest"],
-        )  # fmt: skip
-        return cached, value
+        return _from_cache(node, client, exp, parent_id, hit, tags, tmp)
     if no_cache:
         reason = "--no-cache"
     elif not step.cache:
@@ -255,7 +251,10 @@ def _run_node(
         tags={**tags, "opsloop.cache": "miss", "opsloop.cache.reason": reason},
     )  # fmt: skip
     run_id = run.info.run_id
-    arguments = {**node.params, **{arg: values[out.node][0] for arg, out in node.inputs.items()}}
+    arguments = {
+        **node.params,
+        **{arg: values[o.node][o.output][0] for arg, o in node.inputs.items()},
+    }
     start = time.perf_counter()
     attempt = 0
     while True:
@@ -269,32 +268,102 @@ def _run_node(
                 client.set_tag(run_id, "opsloop.step.retries", attempt)
                 time.sleep(step.retry_delay * 2 ** (attempt - 1))
                 continue
-            text = traceback.format_exc()
-            client.log_bytes(run_id, text.encode(), "traceback.txt")
-            client.log_batch(run_id, params=node.params,
-                             tags={"opsloop.error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
-            client.end_run(run_id, "FAILED")
-            step_result = StepResult(node.name, run_id, "FAILED", reason=reason,
-                                     duration_s=time.perf_counter() - start)  # fmt: skip
-            raise PipelineFailed(
-                f"step {node.name!r} failed: {type(exc).__name__}: {exc}",
-                details={
-                    "step": node.name,
-                    "run_id": run_id,
-                    "traceback": text,
-                    "result": step_result,
-                },
-            ) from exc
+            _fail(client, node, run_id, exc, reason, start)
     duration = time.perf_counter() - start
-    folder = tmp / f"{node.name}-out"
-    folder.mkdir(parents=True, exist_ok=True)
-    path, kind = materializers.save(value, folder, "output")
-    artifact = client.log_artifact(run_id, path, "output")[0]
+    try:
+        described, outputs = _store_outputs(client, run_id, node, value, tmp)
+    except Exception as exc:  # an output no materializer takes, a wrong number of outputs
+        _fail(client, node, run_id, exc, reason, start)
+    digest = described_digest(described)
     client.log_batch(  # one write for what the step ended with
         run_id, metrics=[("duration_s", duration, 0, now_ms())], params=node.params,
-        tags={"opsloop.output.file": path.name, "opsloop.output.kind": kind,
-              "opsloop.output.digest": artifact.digest},
+        tags={OUTPUTS_TAG: json.dumps(described, sort_keys=True), DIGEST_TAG: digest},
     )  # fmt: skip
     client.end_run(run_id, "FINISHED")
-    return StepResult(node.name, run_id, "FINISHED", reason=reason, duration_s=duration,
-                      digest=artifact.digest), value  # fmt: skip
+    model_version = None
+    if step.register is not None:
+        version = client.models.register(
+            step.register, run_id=run_id, artifact_path=f"output/{described['output']['file']}",
+            description=f"from step {node.name} of pipeline run {parent_id}",
+            tags={STEP_RUN_TAG: run_id, "opsloop.pipeline.run": parent_id},
+        )  # fmt: skip
+        model_version = version.ref
+        client.set_tag(run_id, MODEL_TAG, model_version)
+    result = StepResult(node.name, run_id, "FINISHED", reason=reason, duration_s=duration,
+                        digest=digest, model_version=model_version)  # fmt: skip
+    return result, outputs
+
+
+def described_digest(described: dict[str, dict[str, str]]) -> str:
+    """One digest for all of a step's outputs (the output's own for a one-output step)."""
+    if list(described) == ["output"]:
+        return described["output"]["digest"]
+    return combine({name: d["digest"] for name, d in described.items()})
+
+
+def _store_outputs(
+    client: Any, run_id: str, node: Node, value: Any, tmp: Path
+) -> tuple[dict[str, dict[str, str]], dict[str, tuple[Any, str]]]:
+    """Write each output with its materializer and log them as the run's ``output/``."""
+    step = node.step
+    folder = tmp / f"{node.name}-out"
+    folder.mkdir(parents=True, exist_ok=True)
+    kind = "package" if step.register is not None else None
+    files = {}
+    for name, got in step.split_outputs(value).items():
+        path, chosen = materializers.save(got, folder, name, kind)
+        files[name] = (path.name, chosen, got)
+    artifacts = client.log_artifacts(run_id, folder, "output")
+    described, outputs = {}, {}
+    for name, (file, chosen, got) in files.items():
+        inside = {a.path: a.digest for a in artifacts if a.path.startswith(f"output/{file}/")}
+        digest = combine(inside) if inside else next(
+            a.digest for a in artifacts if a.path == f"output/{file}"
+        )  # fmt: skip
+        described[name] = {"file": file, "kind": chosen, "digest": digest}
+        outputs[name] = (got, digest)
+    return described, outputs
+
+
+def _from_cache(
+    node: Node, client: Any, exp: Any, parent_id: str, hit: Any, tags: dict[str, str], tmp: Path
+) -> tuple[StepResult, dict[str, tuple[Any, str]]]:
+    """A cached step: a run that points at the run that computed the outputs, which are read
+    back from there (a cached run holds no output of its own)."""
+    hit_tags = hit.data.tags
+    source = hit_tags.get("opsloop.cache.source", hit.info.run_id)
+    described = json.loads(hit_tags[OUTPUTS_TAG])
+    kept = {k: hit_tags[k] for k in (OUTPUTS_TAG, DIGEST_TAG, MODEL_TAG) if k in hit_tags}
+    run = client.create_run(
+        exp.experiment_id, run_name=node.name, parent_run_id=parent_id, capture_env=False,
+        tags={**tags, **kept, "opsloop.cache": "hit", "opsloop.cache.source": source},
+    )  # fmt: skip
+    folder = client.download_artifacts(source, "output", tmp / node.name)
+    outputs = {
+        name: (materializers.load(folder / d["file"], d["kind"]), d["digest"])
+        for name, d in described.items()
+    }
+    client.end_run(run.info.run_id, "FINISHED")
+    cached = StepResult(
+        node.name, run.info.run_id, "FINISHED", cached=True,
+        reason=f"cached from run {source[:8]}", digest=hit_tags.get(DIGEST_TAG),
+        model_version=hit_tags.get(MODEL_TAG),
+    )  # fmt: skip
+    return cached, outputs
+
+
+def _fail(
+    client: Any, node: Node, run_id: str, exc: Exception, reason: str, start: float
+) -> NoReturn:
+    """End the step's run FAILED with the traceback, and fail the pipeline."""
+    text = traceback.format_exc()
+    client.log_bytes(run_id, text.encode(), "traceback.txt")
+    client.log_batch(run_id, params=node.params,
+                     tags={"opsloop.error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+    client.end_run(run_id, "FAILED")
+    step_result = StepResult(node.name, run_id, "FAILED", reason=reason,
+                             duration_s=time.perf_counter() - start)  # fmt: skip
+    raise PipelineFailed(
+        f"step {node.name!r} failed: {type(exc).__name__}: {exc}",
+        details={"step": node.name, "run_id": run_id, "traceback": text, "result": step_result},
+    ) from exc

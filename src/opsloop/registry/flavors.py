@@ -13,15 +13,18 @@ says whether it knows a live object, ``packages`` names the distributions a pack
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
+import re
+import zipfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
 from opsloop.errors import InvalidInput, PermissionDenied
 
-__all__ = ["FLAVORS", "Flavor", "flavor_for", "get_flavor"]
+__all__ = ["FLAVORS", "Flavor", "deterministic_skops", "flavor_for", "get_flavor"]
 
 # skops refuses types outside its default allow-list until told to trust them. Types defined by
 # these libraries are library code (e.g. sklearn.tree._tree.Tree), never code from the package.
@@ -67,7 +70,7 @@ class SklearnFlavor(Flavor):
     def save(self, model: Any, path: Path, options: dict[str, Any] | None = None) -> None:
         import skops.io
 
-        skops.io.dump(model, path)
+        path.write_bytes(deterministic_skops(skops.io.dumps(model)))
 
     def load(self, path: Path, trusted_types: list[str]) -> Any:
         import skops.io
@@ -272,3 +275,36 @@ def flavor_for(model: Any) -> Flavor:
         f"opsloop has no safe flavor for {type(model).__module__}.{type(model).__name__}; "
         "pass flavor='pyfunc' to pickle it (it will only load with trusted=True)"
     )
+
+
+_SKOPS_ID = re.compile(r'"__id__": (\d+)|"(\d+)\.npy"')
+
+
+def deterministic_skops(data: bytes) -> bytes:
+    """A skops archive whose bytes depend only on the model: skops names objects by their
+    ``id()`` in this process and stamps zip entries with the time, so the same model saved
+    twice differed. Ids become 0, 1, 2... in the order the schema names them, entries are
+    sorted and dated 1980-01-01. Equal models then get equal digests: a recomputed step is
+    bit-for-bit identical and the steps after it stay cached."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    schema = source.read("schema.json").decode()
+    renumbered: dict[str, str] = {}
+
+    def number(match: re.Match[str]) -> str:
+        old = match.group(1) or match.group(2)
+        new = renumbered.setdefault(old, str(len(renumbered)))
+        return f'"__id__": {new}' if match.group(1) else f'"{new}.npy"'
+
+    schema = _SKOPS_ID.sub(number, schema)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        names = {}
+        for name in source.namelist():
+            stem = name.removesuffix(".npy")
+            names[f"{renumbered.get(stem, stem)}.npy" if name.endswith(".npy") else name] = name
+        for name in sorted(names):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            body = schema.encode() if name == "schema.json" else source.read(names[name])
+            target.writestr(info, body)
+    return out.getvalue()
