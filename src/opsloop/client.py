@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from opsloop.llm.prompts.sdk import PromptsClient
     from opsloop.llm.tracing.sdk import TracesClient
     from opsloop.monitoring.sdk import MonitorsClient
-    from opsloop.pipelines.sdk import TriggersClient
+    from opsloop.pipelines.sdk import PipelinesClient, TriggersClient
     from opsloop.registry.sdk import ModelsClient
     from opsloop.scheduler import Scheduler
     from opsloop.serving.sdk import DeploymentsClient
@@ -219,6 +219,14 @@ class Client(TrackingClient):
             return TriggersClient(self)
         store, _ = shared_stores(self.settings)
         return TriggersClient(self, store)
+
+    @cached_property
+    def pipelines(self) -> PipelinesClient:
+        """Pipeline runs: ``client.pipelines.run("mypkg.flows:training", params={"C": 0.5})``
+        (here, or on the server with a remote client) and ``.get_run(run_id)``, the DAG."""
+        from opsloop.pipelines.sdk import PipelinesClient
+
+        return PipelinesClient(self)
 
     def scheduler(self, *, interval: float = 1.0) -> Scheduler:
         """The embedded store's scheduler (a server runs its own): ``tick()`` runs the due

@@ -242,3 +242,14 @@ def miscounted() -> None:
 def crossed() -> None:
     train, test = holdout(load())
     score(train, test)  # a DataFrame where a model is expected
+
+
+@step
+def report(result: dict[str, Any]) -> dict[str, Any]:
+    return result
+
+
+@pipeline
+def broken_chain() -> None:
+    """A failure in the middle: the step after it never starts."""
+    report(explode(load()))

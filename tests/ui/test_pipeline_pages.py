@@ -1,5 +1,6 @@
 """The pipelines page in a real browser: triggers with what they fire on, a webhook trigger
-fired with the page's button and run by the server's scheduler, its firing linked to the run."""
+fired with the page's button and run by the server's scheduler, its firing linked to the run;
+the latest pipeline runs, and a run's DAG drawn with each step's state."""
 
 from __future__ import annotations
 
@@ -45,3 +46,26 @@ def test_pipelines_page_fires_a_trigger(ui: BrowserPage, server: str) -> None:
     ui.page.locator("#firings a").first.click()
     ui.page.wait_for_url("**/runs/*")
     assert "training" in ui.page.content()
+
+
+def test_a_pipeline_runs_dag(ui: BrowserPage, server: str) -> None:
+    client = Client(server_url=server)
+    failed = client.pipelines.run("tests.pipelines.example:broken_chain")
+    client.close()
+    ui.page.goto(server + "/pipelines")
+    ui.page.locator(f"#pipeline-runs a[href='/pipelines/runs/{failed.run_id}']").click()
+    ui.page.wait_for_url(f"**/pipelines/runs/{failed.run_id}")
+    assert ui.page.locator("#run-status").inner_text() == "FAILED"
+    boxes = ui.page.locator("#dag a.step")
+    assert boxes.count() == 3
+    states = {b.get_attribute("data-step"): b.get_attribute("data-status") for b in boxes.all()}
+    assert states == {"load": "FINISHED", "explode": "FAILED", "report": "SKIPPED"}
+    assert ui.page.locator("#dag path.edge").count() == 2
+    x = {
+        n: float(ui.page.locator(f"#dag a.step[data-step='{n}'] rect").get_attribute("x") or 0)
+        for n in ("load", "explode")
+    }
+    assert x["load"] < x["explode"]  # a column per rank, left to right
+    assert "the cluster caught fire" in ui.page.locator("#steps").inner_text()
+    ui.page.locator("#dag a.step[data-step='explode']").click()
+    ui.page.wait_for_url("**/runs/*")

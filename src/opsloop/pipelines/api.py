@@ -1,21 +1,41 @@
-"""REST: ``/api/triggers[/{name}[/fire|/firings]]``. ``POST .../fire`` is the webhook; send an
-``Idempotency-Key`` header and a retried call starts nothing twice."""
+"""REST: ``/api/pipelines/runs`` starts a pipeline run (202, with its id at once) and
+``/api/pipelines/runs/{id}`` is its DAG with each step's state;
+``/api/triggers[/{name}[/fire|/firings]]`` are the triggers. ``POST .../fire`` is the webhook;
+send an ``Idempotency-Key`` header and a retried call starts nothing twice."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Header
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsloop.pipelines import triggers
+from opsloop.pipelines import runs, triggers
+from opsloop.pipelines.runs import PipelineRunCreate, PipelineRunView
 from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
-from opsloop.server.deps import ReadSession, WriteSession
+from opsloop.server.deps import ReadSession, State, WriteSession
 from opsloop.tracking.runs import current_user
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["pipelines"])
+
+
+@router.post("/pipelines/runs", response_model=PipelineRunView, status_code=202)
+async def start_pipeline_run(body: PipelineRunCreate, state: State) -> PipelineRunView:
+    """Start a pipeline run on the server (its module must be importable there). The pipeline
+    and its params are checked first (400); the answer comes once the run exists (202) and
+    shows its steps as PENDING; poll ``GET /api/pipelines/runs/{run_id}``."""
+    run_id = await run_in_threadpool(state.launcher.start, body)
+    return await run_in_threadpool(runs.describe, state.serving.client, run_id)
+
+
+@router.get("/pipelines/runs/{run_id}", response_model=PipelineRunView)
+async def get_pipeline_run(run_id: str, state: State) -> PipelineRunView:
+    """A pipeline run's DAG: each step with its inputs, column, state, duration and cache
+    verdict; steps not started are PENDING (or SKIPPED once the run has ended)."""
+    return await run_in_threadpool(runs.describe, state.serving.client, run_id)
 
 
 @router.post("/triggers", response_model=Trigger, status_code=201)

@@ -74,17 +74,37 @@ def run(
     experiment: Annotated[
         str | None, typer.Option(help="Experiment (default: pipeline-NAME).")
     ] = None,
+    on_server: Annotated[
+        bool,
+        typer.Option(
+            "--on-server",
+            help="Run it on the server OPSLOOP_SERVER_URL names (the module must be "
+            "importable there) and follow it until it ends.",
+        ),
+    ] = False,
 ) -> None:
     """Run a pipeline, tracked and cached; print each step's state, time and cache verdict."""
     from opsloop.pipelines.runner import PipelineFailed
 
-    found = load_pipeline(target)
     params = {}
     for key, raw in parse_tags(param).items():
         try:
             params[key] = json.loads(raw)
         except ValueError:
             params[key] = raw
+    if on_server:
+        client = default_client()
+        if not client.settings.is_remote:
+            from opsloop.errors import InvalidInput
+
+            raise InvalidInput("--on-server needs a server: set OPSLOOP_SERVER_URL")
+        view = client.pipelines.run(target, params=params, experiment=experiment,
+                                    no_cache=no_cache)  # fmt: skip
+        show(view.run_id)
+        if view.status != "FINISHED":
+            raise typer.Exit(8)
+        return
+    found = load_pipeline(target)
     try:
         result = found.run(
             client=default_client(), experiment=experiment, no_cache=no_cache, **params
@@ -105,38 +125,41 @@ def _print_steps(result: Any) -> None:
         out.print(f"  {mark} {s.name:<20} {how:<10} [dim]{s.reason}[/]")
 
 
+_MARKS = {"FINISHED": "[green]✓[/]", "FAILED": "[red]✗[/]", "RUNNING": "[yellow]▶[/]",
+          "PENDING": "[dim]·[/]", "SKIPPED": "[dim]-[/]", "KILLED": "[red]✗[/]"}  # fmt: skip
+
+
 @pipelines_app.command("show")
-def show(run_id: str, json_: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """A pipeline run's steps in order, with their inputs, state, duration and cache verdict."""
-    client = default_client()
-    parent = client.get_run(run_id)
-    experiment = parent.info.experiment_id
-    steps = client.search_runs(
-        experiment, f"attributes.parent_run_id = '{run_id}'", order_by=["attributes.start_time"]
-    ).items
-    rows = [
-        {
-            "step": s.info.run_name,
-            "status": s.info.status,
-            "inputs": [i for i in s.data.tags.get("opsloop.step.inputs", "").split(",") if i],
-            "cache": s.data.tags.get("opsloop.cache", ""),
-            "reason": s.data.tags.get("opsloop.cache.reason")
-            or f"cached from {s.data.tags.get('opsloop.cache.source', '')[:8]}",
-            "duration_s": s.data.metrics.get("duration_s"),
-            "run_id": s.info.run_id,
-        }
-        for s in steps
-    ]
+def show(
+    run_id: str,
+    json_: Annotated[bool, typer.Option("--json", help="The DAG as JSON.")] = False,
+) -> None:
+    """Draw a pipeline run's DAG: its steps column by column (steps in one column only wait
+    for earlier columns), each with its inputs, state, duration and cache verdict."""
+    from opsloop.pipelines.runs import describe
+
+    view = describe(default_client(), run_id)
     if json_:
-        print_json({"run_id": run_id, "status": parent.info.status, "steps": rows})
+        print_json(view.model_dump(mode="json"))
         return
     out = console()
-    out.print(f"pipeline {parent.info.run_name}: {parent.info.status}  (run {run_id})")
-    for r in rows:
-        arrow = f" ← {', '.join(r['inputs'])}" if r["inputs"] else ""
-        took = "cached" if r["cache"] == "hit" else (
-            f"{r['duration_s']:.2f} s" if r["duration_s"] is not None else "")  # fmt: skip
-        out.print(f"  {r['step']}{arrow}  [{r['status']}] {took}  [dim]{r['reason']}[/]")
+    out.print(f"pipeline [bold]{view.pipeline}[/]: {view.status}  (run {view.run_id})")
+    if view.target:
+        params = ", ".join(f"{k}={v!r}" for k, v in view.params.items())
+        out.print(f"  [dim]{view.target}({params})[/]" + (
+            f"  [dim]triggered by {view.trigger}[/]" if view.trigger else ""))  # fmt: skip
+    width = max(len(s.name) for s in view.steps)
+    previous = -1
+    for s in sorted(view.steps, key=lambda s: s.rank):
+        column = f"{s.rank + 1:>2}" if s.rank != previous else "  "
+        previous = s.rank
+        took = "cached" if s.cache == "hit" else (
+            f"{s.duration_s:.2f} s" if s.duration_s is not None else "")  # fmt: skip
+        inputs = f"← {', '.join(s.inputs)}" if s.inputs else ""
+        model = f"  → {s.model_version}" if s.model_version else ""
+        note = s.error or s.reason or s.status.lower()
+        out.print(f"{column} {_MARKS.get(s.status, '?')} {s.name:<{width}}  {inputs:<28} "
+                  f"{took:>8}  [dim]{note}[/]{model}", highlight=False)  # fmt: skip
 
 
 triggers_app = typer.Typer(

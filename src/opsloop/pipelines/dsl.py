@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, get_args, get_origin, get_type_hints
@@ -284,11 +285,13 @@ class Pipeline:
 
     def run(
         self, *, client: Any = None, experiment: str | None = None, no_cache: bool = False,
-        tags: dict[str, str] | None = None, executor: str = "local", **params: Any,
+        tags: dict[str, str] | None = None, executor: str = "local",
+        on_start: Callable[[str], None] | None = None, **params: Any,
     ) -> Any:  # fmt: skip
         """Build and run the pipeline, tracked: a run for it (with ``tags``, such as what
         triggered it) and a nested run per step; ``executor`` is ``local`` (threads),
-        ``process`` (a process per step) or ``ray`` (see :mod:`opsloop.pipelines.executors`)."""
+        ``process`` (a process per step) or ``ray`` (see :mod:`opsloop.pipelines.executors`);
+        ``on_start`` is called with the pipeline's run id as soon as that run exists."""
         from opsloop.pipelines.executors import EXECUTORS
         from opsloop.pipelines.runner import run_graph
         from opsloop.tracking.fluent import get_client
@@ -304,7 +307,7 @@ class Pipeline:
                     "opsloop.pipeline.executor": executor, **(tags or {})}  # fmt: skip
         return run_graph(
             graph, client or get_client(), experiment=experiment, no_cache=no_cache,
-            params=arguments, tags=recorded, executor=executor,
+            params=arguments, tags=recorded, executor=executor, on_start=on_start,
         )  # fmt: skip
 
 

@@ -20,6 +20,7 @@ import json
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from opsloop.pipelines.context import enter_step
 from opsloop.pipelines.dsl import Graph, Node
 from opsloop.pipelines.executors import execute
 from opsloop.pipelines.hashing import code_hash, combine, env_hash, params_hash
+from opsloop.pipelines.runs import graph_tag
 from opsloop.timeutil import now_ms
 
 __all__ = ["PipelineFailed", "PipelineRun", "StepResult", "run_graph"]
@@ -152,6 +154,7 @@ def run_graph(
     max_workers: int = 4,
     tags: dict[str, str] | None = None,
     executor: str = "local",
+    on_start: Callable[[str], None] | None = None,
 ) -> PipelineRun:
     """Run every node once its inputs are ready; independent steps run side by side on up to
     ``max_workers`` threads (NumPy, pandas and scikit-learn release the GIL in their heavy
@@ -161,9 +164,11 @@ def run_graph(
     exp = client.set_experiment(exp_name)
     parent = client.create_run(
         exp.experiment_id, run_name=graph.pipeline,
-        tags={**(tags or {}), "opsloop.pipeline": graph.pipeline},
+        tags={**(tags or {}), **graph_tag(graph), "opsloop.pipeline": graph.pipeline},
     )  # fmt: skip
     parent_id = parent.info.run_id
+    if on_start is not None:
+        on_start(parent_id)
     index = _CacheIndex.load(client, exp_name)
     if params:
         client.log_params(parent_id, params)

@@ -1,22 +1,69 @@
-"""``client.triggers``: pipelines started by a schedule, a new data version, an alert or a
-webhook. Local mode runs the services in this process (``opsloop scheduler`` fires them); with a
-server every call goes to its REST API and the server's scheduler fires and runs them."""
+"""``client.pipelines``: start a pipeline run and read its DAG; ``client.triggers``: pipelines
+started by a schedule, a new data version, an alert or a webhook. Local mode runs the services
+in this process (``opsloop scheduler`` fires the triggers); with a server every call goes to its
+REST API and the server runs the pipelines."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import quote
 
 from pydantic import TypeAdapter, ValidationError
 
 from opsloop.errors import InvalidInput, validation_problems
+from opsloop.pipelines.runs import PipelineRunCreate, PipelineRunView
 from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
 from opsloop.sdkpart import LocalOrRemote
 
-__all__ = ["TriggersClient"]
+__all__ = ["PipelinesClient", "TriggersClient"]
 
 _TRIGGERS = TypeAdapter(list[Trigger])
 _FIRINGS = TypeAdapter(list[Firing])
+
+
+class PipelinesClient(LocalOrRemote):
+    def run(
+        self, pipeline: str, *, params: dict[str, Any] | None = None,
+        experiment: str | None = None, no_cache: bool = False, executor: str = "local",
+        tags: dict[str, str] | None = None, wait: bool = True, poll: float = 0.5,
+    ) -> PipelineRunView:  # fmt: skip
+        """Run ``pipeline`` (``MODULE:NAME`` or ``FILE.py:NAME``) and return its DAG. Local
+        mode runs it here and waits (a failure raises ``PipelineFailed``); with a server it
+        runs there, and ``wait=False`` returns at once with the steps PENDING."""
+        try:
+            body = PipelineRunCreate(
+                pipeline=pipeline, params=params or {}, experiment=experiment,
+                no_cache=no_cache, executor=executor, tags=tags or {},
+            )  # fmt: skip
+        except ValidationError as exc:
+            raise InvalidInput("invalid run: " + "; ".join(validation_problems(exc))) from None
+        if not self._remote:
+            from opsloop.pipelines.cli import load_pipeline
+
+            result = load_pipeline(pipeline).run(
+                client=self._client, experiment=experiment, no_cache=no_cache, tags=tags,
+                executor=executor, **body.params,
+            )  # fmt: skip
+            return self.get_run(result.run_id)
+        payload = body.model_dump(mode="json")
+        view = PipelineRunView.model_validate(
+            self._http("POST", "/api/pipelines/runs", json=payload, idempotent=False)
+        )
+        while wait and view.status == "RUNNING":
+            time.sleep(poll)
+            view = self.get_run(view.run_id)
+        return view
+
+    def get_run(self, run_id: str) -> PipelineRunView:
+        """Run ``run_id``'s DAG: each step's inputs, column, state, duration, cache verdict."""
+        if self._remote:
+            return PipelineRunView.model_validate(
+                self._http("GET", f"/api/pipelines/runs/{quote(run_id)}")
+            )
+        from opsloop.pipelines.runs import describe
+
+        return describe(self._client, run_id)
 
 
 class TriggersClient(LocalOrRemote):

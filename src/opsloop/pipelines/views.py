@@ -1,5 +1,6 @@
-"""The pipelines page: the triggers (what starts which pipeline, and what last fired it) with
-their latest firings and the runs they started; a webhook trigger can be fired from here."""
+"""The pipelines page: the latest pipeline runs, and the triggers (what starts which pipeline,
+and what last fired it) with their latest firings; a webhook trigger can be fired from here.
+A pipeline run's page draws its DAG in SVG, each step boxed and coloured by its state."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.pipelines import triggers
+from opsloop.pipelines import runs, triggers
 from opsloop.pipelines.tables import TriggerRow
 from opsloop.server.deps import ReadSession, State
 from opsloop.server.ui.shell import SearchHit, UiDomain, render
@@ -40,11 +41,54 @@ UI = UiDomain(
 def pipelines_page(request: Request, session: ReadSession) -> Response:
     found = triggers.list_triggers(session)
     firings = {t.name: triggers.list_firings(session, t.name, 5) for t in found}
-    return render(
-        request,
-        "pipelines/pipelines.html",
-        {"title": "Pipelines", "active": "pipelines", "triggers": found, "firings": firings},
-    )
+    context = {
+        "title": "Pipelines", "active": "pipelines", "triggers": found, "firings": firings,
+        "runs": runs.list_pipeline_runs(session, 20),
+    }  # fmt: skip
+    return render(request, "pipelines/pipelines.html", context)
+
+
+BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 190, 46, 64, 18, 40
+
+
+def dag_layout(view: runs.PipelineRunView) -> dict[str, object]:
+    """Boxes and edges of the DAG: a column per rank, steps top to bottom in graph order."""
+    rows: dict[int, int] = {}
+    boxes = {}
+    for s in view.steps:
+        row = rows.get(s.rank, 0)
+        rows[s.rank] = row + 1
+        x, y = MARGIN + s.rank * (BOX_W + GAP_X), MARGIN + row * (BOX_H + GAP_Y)
+        took = "cached" if s.cache == "hit" else (
+            f"{s.duration_s:.2f} s" if s.duration_s is not None else s.status.lower())  # fmt: skip
+        boxes[s.name] = {"step": s, "x": x, "y": y, "detail": took}
+    edges = []
+    for s in view.steps:
+        for label in s.inputs:
+            source = boxes.get(label.split(".", 1)[0])
+            if source is None:
+                continue
+            x1, y1 = source["x"] + BOX_W, source["y"] + BOX_H / 2  # type: ignore[operator]
+            x2, y2 = boxes[s.name]["x"], boxes[s.name]["y"] + BOX_H / 2  # type: ignore[operator]
+            bend = GAP_X / 2
+            # an edge that skips columns arcs over the boxes between (same row, same height)
+            lift = 0 if x2 - x1 <= GAP_X else BOX_H * 1.3
+            d = f"M{x1},{y1} C{x1 + bend},{y1 - lift} {x2 - bend},{y2 - lift} {x2},{y2}"
+            edges.append({"d": d, "label": label})
+    width = MARGIN * 2 + (max(rows) + 1) * BOX_W + max(rows) * GAP_X
+    height = MARGIN * 2 + max(rows.values()) * (BOX_H + GAP_Y) - GAP_Y
+    return {"boxes": list(boxes.values()), "edges": edges, "width": width, "height": height,
+            "box_w": BOX_W, "box_h": BOX_H}  # fmt: skip
+
+
+@router.get("/pipelines/runs/{run_id}")
+def pipeline_run_page(request: Request, run_id: str, state: State) -> Response:
+    view = runs.describe(state.serving.client, run_id)
+    context = {
+        "title": f"Pipeline {view.pipeline}", "active": "pipelines", "view": view,
+        "dag": dag_layout(view),
+    }  # fmt: skip
+    return render(request, "pipelines/run.html", context)
 
 
 @router.post("/pipelines/triggers/{name}/fire")

@@ -41,13 +41,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        from opsloop.pipelines.runs import Launcher
         from opsloop.scheduler import Scheduler
         from opsloop.serving.app import start_controller
 
         state = app.state.opsloop
         controller = start_controller(state.serving, state.store)
         scheduler = Scheduler(state.serving.client, state.store, state.serving.log).start()
+        state.launcher = Launcher(state.serving.client)
         yield
+        state.launcher.close()
         scheduler.stop()
         controller.stop()
         state.serving.close()  # shadow copies finish, the prediction log is sealed

@@ -40,6 +40,7 @@ class AppState:
     blobs: BlobStore
     trace_spool: Any = None  # opsloop.llm.tracing.spool.IngestSpool, set by create_app
     serving: Any = None  # opsloop.serving.runtime.ServingRuntime, set by create_app
+    launcher: Any = None  # opsloop.pipelines.runs.Launcher, set by the app's lifespan
 
 
 def get_state(request: Request) -> AppState:

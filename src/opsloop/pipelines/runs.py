@@ -1,0 +1,210 @@
+"""Pipeline runs as a whole: the DAG of one run with each step's state (for ``opsloop pipelines
+show``, ``GET /api/pipelines/runs/{id}`` and the web UI), and starting a run in the background
+(``POST /api/pipelines/runs``).
+
+A pipeline run records its graph when it starts (the ``opsloop.pipeline.graph`` tag: each step
+and the outputs it takes), so the DAG shows the steps that have not started yet, or never will
+because an earlier step failed, next to the nested runs of the steps that did.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsloop.errors import InvalidInput, NotFound
+
+__all__ = [
+    "GRAPH_TAG",
+    "Launcher",
+    "PipelineRunCreate",
+    "PipelineRunView",
+    "StepView",
+    "describe",
+    "graph_tag",
+    "list_pipeline_runs",
+]
+
+log = logging.getLogger("opsloop.pipelines")
+
+GRAPH_TAG = "opsloop.pipeline.graph"  # JSON: [[step, [input labels]], ...] in graph order
+_MAX_TAG = 8000
+
+
+def graph_tag(graph: Any) -> dict[str, str]:
+    """The graph as a tag for the pipeline's run (left out for a graph too large for a tag:
+    its DAG then shows the steps that ran)."""
+    shape = [[n.name, [o.label for o in n.inputs.values()]] for n in graph.nodes]
+    text = json.dumps(shape, separators=(",", ":"))
+    return {GRAPH_TAG: text} if len(text) <= _MAX_TAG else {}
+
+
+class StepView(BaseModel):
+    name: str
+    status: str = Field(description="FINISHED, FAILED, RUNNING, PENDING (not started) or SKIPPED")
+    rank: int = Field(description="the DAG's column: 0 for steps that take no step's output")
+    inputs: list[str] = Field(description="upstream outputs: `step`, or `step.output`")
+    run_id: str | None = None
+    cache: str | None = Field(None, description="hit or miss")
+    reason: str | None = None
+    duration_s: float | None = None
+    outputs: list[str] = Field(default_factory=list)
+    model_version: str | None = None
+    error: str | None = None
+
+
+class PipelineRunView(BaseModel):
+    run_id: str
+    pipeline: str
+    status: str
+    experiment_id: str
+    start_time: int | None = None
+    end_time: int | None = None
+    target: str | None = Field(None, description="MODULE:NAME it was run from")
+    params: dict[str, Any] = Field(default_factory=dict)
+    trigger: str | None = None
+    failed_step: str | None = None
+    steps: list[StepView]
+
+
+def _step_view(name: str, inputs: list[str], run: Any, parent_done: bool) -> StepView:
+    if run is None:
+        return StepView(name=name, status="SKIPPED" if parent_done else "PENDING", rank=0,
+                        inputs=inputs)  # fmt: skip
+    tags = run.data.tags
+    cache = tags.get("opsloop.cache")
+    reason = tags.get("opsloop.cache.reason")
+    if cache == "hit":
+        reason = f"cached from run {tags.get('opsloop.cache.source', '')[:8]}"
+    return StepView(
+        name=name, status=run.info.status, rank=0, inputs=inputs, run_id=run.info.run_id,
+        cache=cache, reason=reason, duration_s=run.data.metrics.get("duration_s"),
+        outputs=sorted(json.loads(tags.get("opsloop.outputs", "{}"))),
+        model_version=tags.get("opsloop.model.version"), error=tags.get("opsloop.error"),
+    )  # fmt: skip
+
+
+def _rank(steps: list[StepView]) -> None:
+    """Each step's column: one past the furthest of the steps it takes outputs from."""
+    by_name = {s.name: s for s in steps}
+    for s in steps:  # graph order: inputs come before the steps that take them
+        upstream = [by_name[i.split(".", 1)[0]] for i in s.inputs if i.split(".", 1)[0] in by_name]
+        s.rank = 1 + max((u.rank for u in upstream), default=-1)
+
+
+def describe(client: Any, run_id: str) -> PipelineRunView:
+    """The DAG of pipeline run ``run_id`` with each step's state, through any client."""
+    parent = client.get_run(run_id)
+    tags = parent.data.tags
+    if "opsloop.pipeline" not in tags:
+        raise InvalidInput(f"run {run_id} is not a pipeline run")
+    children = client.search_runs(
+        parent.info.experiment_id, f"attributes.parent_run_id = '{run_id}'",
+        order_by=["attributes.start_time"], max_results=1000,
+    ).items  # fmt: skip
+    by_step = {c.data.tags.get("opsloop.step", c.info.run_name): c for c in children}
+    shape = json.loads(tags.get(GRAPH_TAG, "[]"))
+    if not shape:  # recorded before graphs were, or too large: the steps that ran
+        shape = [
+            [name, [i for i in c.data.tags.get("opsloop.step.inputs", "").split(",") if i]]
+            for name, c in by_step.items()
+        ]
+    done = parent.info.status != "RUNNING"
+    steps = [_step_view(name, inputs, by_step.get(name), done) for name, inputs in shape]
+    _rank(steps)
+    return PipelineRunView(
+        run_id=run_id, pipeline=tags["opsloop.pipeline"], status=parent.info.status,
+        experiment_id=parent.info.experiment_id, start_time=parent.info.start_time,
+        end_time=parent.info.end_time, target=tags.get("opsloop.pipeline.target"),
+        params=json.loads(tags.get("opsloop.pipeline.params", "{}")),
+        trigger=tags.get("opsloop.trigger"), failed_step=tags.get("opsloop.pipeline.failed_step"),
+        steps=steps,
+    )  # fmt: skip
+
+
+def list_pipeline_runs(session: Any, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest pipeline runs of every experiment, newest first (for the web UI)."""
+    from sqlalchemy import select
+
+    from opsloop.tracking.tables import RunRow, RunTagRow
+
+    rows = session.execute(
+        select(RunRow.id, RunRow.status, RunRow.start_time, RunRow.end_time, RunTagRow.value)
+        .join(RunTagRow, RunTagRow.run_id == RunRow.id)
+        .where(RunTagRow.key == "opsloop.pipeline", RunRow.lifecycle_stage == "active")
+        .order_by(RunRow.start_time.desc())
+        .limit(limit)
+    )  # fmt: skip
+    return [
+        {"run_id": r[0], "status": r[1], "start_time": r[2], "end_time": r[3], "pipeline": r[4]}
+        for r in rows
+    ]
+
+
+class PipelineRunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline: str = Field(description="MODULE:NAME of a @pipeline importable by the server")
+    params: dict[str, Any] = Field(default_factory=dict)
+    experiment: str | None = None
+    no_cache: bool = False
+    executor: str = "local"
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class Launcher:
+    """Runs pipelines on background threads and answers as soon as the pipeline's run exists,
+    so a REST call returns its id at once. Up to ``workers`` run side by side; the scheduler's
+    own worker (triggers, retraining) is separate, so ad hoc runs never delay those."""
+
+    def __init__(self, client: Any, workers: int = 2) -> None:
+        self.client = client
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="opsloop-adhoc")
+        self._lock = threading.Lock()
+        self.running: dict[str, Future[Any]] = {}
+
+    def start(self, body: PipelineRunCreate, timeout: float = 60.0) -> str:
+        """Check the pipeline and its params here (errors raise before anything starts), run it
+        in the background, and return its run id."""
+        from opsloop.pipelines.cli import load_pipeline
+        from opsloop.pipelines.executors import EXECUTORS
+
+        if body.executor not in EXECUTORS:
+            raise InvalidInput(f"executor {body.executor!r}: choose {', '.join(EXECUTORS)}")
+        found = load_pipeline(body.pipeline)
+        found.build(**body.params)  # a bad param or graph is the caller's error, now
+        started: Future[str] = Future()
+
+        def work() -> None:
+            try:
+                found.run(
+                    client=self.client, experiment=body.experiment, no_cache=body.no_cache,
+                    tags={"opsloop.trigger": "api", **body.tags}, executor=body.executor,
+                    on_start=started.set_result, **body.params,
+                )  # fmt: skip
+            except Exception as exc:  # its run records the failure; before a run, the caller
+                if not started.done():
+                    started.set_exception(exc)
+                else:
+                    log.info("pipeline %s failed: %s", body.pipeline, exc)
+
+        future = self._pool.submit(work)
+        run_id = started.result(timeout)
+        with self._lock:
+            self.running = {k: f for k, f in self.running.items() if not f.done()}
+            self.running[run_id] = future
+        return run_id
+
+    def wait(self, run_id: str, timeout: float | None = None) -> None:
+        future = self.running.get(run_id)
+        if future is None:
+            raise NotFound(f"no pipeline run {run_id} was started here")
+        future.result(timeout)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,107 @@
+"""Pipeline runs over REST, the SDK and the CLI: start one on a server (202 with its id, then
+its DAG while and after it runs), the DAG's columns and states, and the bad requests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from opsloop import Client
+from opsloop.errors import InvalidInput, NotFound
+from tests.conftest import LiveServer
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    folder: Path = tmp_path_factory.mktemp("pipeline-runs")
+    with LiveServer(f"sqlite:///{folder / 'runs.db'}", str(folder / "blobs")) as live:
+        yield live
+
+
+@pytest.fixture
+def remote(server: LiveServer) -> Iterator[Client]:
+    client = Client(server_url=server.url)
+    yield client
+    client.close()
+
+
+def test_a_run_started_over_rest_shows_its_dag(remote: Client) -> None:
+    view = remote.pipelines.run("tests.pipelines.example:registered", params={"C": 1.0})
+    assert view.status == "FINISHED" and view.trigger == "api"
+    assert view.target == "tests.pipelines.example:registered" and view.params == {"C": 1.0}
+    steps = {s.name: s for s in view.steps}
+    assert {n: s.rank for n, s in steps.items()} == {"load": 0, "holdout": 1, "fit": 2, "score": 3}
+    assert steps["score"].inputs == ["fit", "holdout.test"]
+    assert steps["holdout"].outputs == ["test", "train"]
+    assert steps["fit"].model_version and steps["fit"].model_version.startswith("pipeline-clf@")
+    assert all(s.status == "FINISHED" and s.duration_s is not None for s in view.steps)
+
+    started = remote.pipelines.run(
+        "tests.pipelines.example:registered", params={"C": 1.0}, wait=False
+    )
+    assert started.status == "RUNNING"
+    deadline = time.monotonic() + 60
+    while started.status == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        started = remote.pipelines.get_run(started.run_id)
+    assert started.status == "FINISHED" and all(s.cache == "hit" for s in started.steps)
+
+
+def test_a_failed_run_shows_the_failure_and_what_never_ran(remote: Client) -> None:
+    view = remote.pipelines.run("tests.pipelines.example:broken_chain")
+    assert view.status == "FAILED" and view.failed_step == "explode"
+    states = {s.name: s.status for s in view.steps}
+    assert states == {"load": "FINISHED", "explode": "FAILED", "report": "SKIPPED"}
+    failed = next(s for s in view.steps if s.name == "explode")
+    assert failed.error == "RuntimeError: the cluster caught fire"
+
+
+def test_bad_requests_start_nothing(server: LiveServer, remote: Client) -> None:
+    with pytest.raises(InvalidInput, match="cannot import nowhere"):
+        remote.pipelines.run("nowhere:training")
+    with pytest.raises(InvalidInput, match="param 'C' of step 'fit' expects float"):
+        remote.pipelines.run("tests.pipelines.example:registered", params={"C": "high"})
+    with pytest.raises(InvalidInput, match="unexpected keyword argument 'epochs'"):
+        remote.pipelines.run("tests.pipelines.example:registered", params={"epochs": 3})
+    with pytest.raises(InvalidInput, match="is not a @pipeline"):
+        remote.pipelines.run("tests.pipelines.example:load")
+    with pytest.raises(InvalidInput, match="executor 'gpu'"):
+        remote.pipelines.run("tests.pipelines.example:registered", executor="gpu")
+    with pytest.raises(NotFound):
+        remote.pipelines.get_run("0" * 32)
+    answer = httpx.post(f"{server.url}/api/pipelines/runs", json={"pipeline": 3, "extra": 1})
+    assert answer.status_code == 400 and "extra" in answer.json()["error"]["message"]
+
+
+def test_cli_draws_the_dag_and_runs_on_the_server(server: LiveServer, tmp_path: Any) -> None:
+    cli = str(Path(sys.executable).with_name("opsloop"))
+    env = {"PATH": str(Path(sys.executable).parent), "OPSLOOP_SERVER_URL": server.url,
+           "OPSLOOP_HOME": str(tmp_path), "COLUMNS": "200"}  # fmt: skip
+
+    def run(*args: str, code: int = 0) -> str:
+        done = subprocess.run([cli, *args], capture_output=True, text=True, timeout=120,
+                              cwd=ROOT, env=env)  # fmt: skip
+        assert done.returncode == code, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    out = run("pipelines", "run", "tests.pipelines.example:registered", "--on-server")
+    assert "pipeline registered: FINISHED" in out
+    run_id = out.split("(run ")[1].split(")")[0]
+    lines = [line for line in out.splitlines() if "←" in line or "load" in line]
+    assert lines[0].lstrip().startswith("1") and "load" in lines[0]
+    assert any(line.lstrip().startswith("4") and "score" in line and "← fit, holdout.test" in line
+               for line in lines)  # fmt: skip
+    shown = json.loads(run("pipelines", "show", run_id, "--json"))
+    assert [s["rank"] for s in shown["steps"]] == [0, 1, 2, 3]
+    failed = run("pipelines", "run", "tests.pipelines.example:broken_chain", "--on-server", code=8)
+    assert "explode" in failed and "the cluster caught fire" in failed and "skipped" in failed
