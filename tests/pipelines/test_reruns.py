@@ -54,6 +54,51 @@ def test_reproduce_compares_outputs_step_by_step(client: Any) -> None:
     assert [s.identical for s in diff.steps if s.step == "load"] == [True]
 
 
+def test_reproduce_in_a_clean_environment_from_its_lock(client: Any, monkeypatch: Any) -> None:
+    import json
+
+    monkeypatch.chdir(Path(example.__file__).parents[2])  # in the repository: a commit is recorded
+    stable = example.training.run(client=client, C=0.5, rows=300)
+    result = reproduce(client, stable.run_id, clean_env=True)
+    assert result.identical, result.steps
+    assert result.changed_packages == []  # the clean environment holds exactly the lock
+    assert result.commit[0] == result.commit[1]  # and ran the recorded commit's code
+    env = result.environment
+    assert env["linked"] > 20 and env["installed"] == [] and not env["reused"]
+    python = Path(env["path"]) / "bin" / "python"
+    probe = (
+        "import json, sys, site; from importlib import metadata; "
+        "print(json.dumps([sys.prefix, site.getsitepackages(), "
+        "sorted({d.metadata['Name'].lower() for d in metadata.distributions()})]))"
+    )
+    prefix, sites, names = json.loads(
+        subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True).stdout
+    )
+    assert prefix == env["path"] and all(p.startswith(env["path"]) for p in sites)
+    recorded = client.read_artifact(stable.run_id, "_opsloop/requirements.lock").decode()
+    assert names == sorted({line.split("==")[0].lower() for line in recorded.split()})
+    again = reproduce(client, stable.run_id, clean_env=True)
+    assert again.identical and again.environment["reused"]
+
+
+def test_a_clean_reproduction_needs_what_the_run_recorded(client: Any, monkeypatch: Any) -> None:
+    exp = client.set_experiment("pipeline-bare")
+    target = {"opsloop.pipeline.target": "tests.pipelines.example:training"}
+    bare = client.create_run(exp.experiment_id, capture_env=False, tags=target)
+    with pytest.raises(InvalidInput, match="recorded no git commit"):
+        reproduce(client, bare.info.run_id, clean_env=True)
+    client.set_tag(bare.info.run_id, "opsloop.git.commit", "0" * 40)
+    with pytest.raises(InvalidInput, match="recorded no package lock"):
+        reproduce(client, bare.info.run_id, clean_env=True)
+    client.log_text(bare.info.run_id, "numpy==1.0\n", "_opsloop/requirements.lock")
+    client.set_tag(bare.info.run_id, "opsloop.env.lock_hash", "f" * 64)
+    with pytest.raises(InvalidInput, match="no git repository here"):  # tmp_path is not a clone
+        reproduce(client, bare.info.run_id, clean_env=True)
+    monkeypatch.chdir(Path(example.__file__).parents[2])
+    with pytest.raises(InvalidInput, match="is not in"):
+        reproduce(client, bare.info.run_id, clean_env=True)
+
+
 def client_steps(client: Any, run_id: str) -> list[Any]:
     from opsloop.pipelines.runner import StepResult
 

@@ -336,20 +336,46 @@ def resume_command(
 def reproduce_command(
     run_id: Annotated[str, typer.Argument(help="A finished pipeline run.")],
     executor: Annotated[str | None, typer.Option(help="local, process or ray.")] = None,
+    clean_env: Annotated[
+        bool,
+        typer.Option(
+            "--clean-env",
+            help="Run in a fresh environment built from the run's package lock (kept under "
+            "$OPSLOOP_HOME/envs for the next time), on the run's commit checked out beside "
+            "this one (run from a clone of its repository).",
+        ),
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option(help="Also write the comparison as JSON to this file.")
+    ] = None,
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Recompute a pipeline run (no cache, its params and seed) and compare its outputs step by
     step: identical bytes or not, which numbers moved, and how the code and packages differ.
-    Exit code 1 when an output differs."""
+    Exit code 1 when an output differs.
+
+      opsloop runs reproduce RUN_ID
+
+      opsloop runs reproduce RUN_ID --clean-env"""
+    import dataclasses
+
     from opsloop.pipelines.reruns import reproduce
 
-    with console(stderr=True).status("recomputing every step"):
-        result = reproduce(default_client(), run_id, executor=executor)
+    doing = "building a clean environment, then recomputing" if clean_env else "recomputing"
+    with console(stderr=True).status(f"{doing} every step"):
+        result = reproduce(default_client(), run_id, executor=executor, clean_env=clean_env)
+    if output is not None:
+        output.write_text(json.dumps(dataclasses.asdict(result), default=str))
     if json_:
         print_json(result)
     else:
         out = console()
         out.print(f"reproduced {run_id[:8]} as {result.run_id}")
+        env = result.environment
+        if env:
+            built = f"built: {env['linked']} packages linked, {len(env['installed'])} installed"
+            how = "reused" if env["reused"] else built
+            out.print(f"in a clean environment ({how}): {env['path']}, Python {env['python']}")
         for s in result.steps:
             mark = "[green]identical[/]" if s.identical else "[red]differs[/]"
             out.print(f"  {s.step:<20} {mark}")

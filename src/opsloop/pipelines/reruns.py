@@ -10,17 +10,22 @@ so work starts at the step that failed. The new run is tagged ``opsloop.resumed_
 ``reproduce`` runs it again with every step recomputed (no cache) and the recorded seed, then
 compares: each step's output digest (identical bytes or not, and for outputs that are mappings
 of numbers, which numbers moved and by how much), the git commit and the package lock (which
-packages differ). It runs in the current environment and says where that differs from the
-recorded one; it does not build a fresh environment from the lock.
+packages differ). By default it runs in the current environment and says where that differs
+from the recorded one; with ``clean_env`` it runs in a fresh environment built from the run's
+lock, on the run's commit checked out beside this one (:mod:`opsloop.pipelines.cleanenv`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from opsloop.errors import InvalidInput
+from opsloop.errors import InvalidInput, OpsloopError
 
 __all__ = ["Reproduction", "StepComparison", "reproduce", "resume"]
 
@@ -41,6 +46,7 @@ class Reproduction:
     steps: list[StepComparison]
     commit: tuple[str | None, str | None]
     changed_packages: list[str]
+    environment: dict[str, Any] = field(default_factory=dict)  # the clean one, when built
 
     @property
     def identical(self) -> bool:
@@ -103,8 +109,13 @@ def _lock_lines(text: str) -> set[str]:
     return {line for line in text.splitlines() if line.strip()}
 
 
-def reproduce(client: Any, run_id: str, *, executor: str | None = None) -> Reproduction:
-    """Recompute ``run_id`` (no cache, its seed) and compare it step by step."""
+def reproduce(
+    client: Any, run_id: str, *, executor: str | None = None, clean_env: bool = False
+) -> Reproduction:
+    """Recompute ``run_id`` (no cache, its seed) and compare it step by step; with
+    ``clean_env``, in an environment built from its lock, on its commit."""
+    if clean_env:
+        return _reproduce_in_clean_env(client, run_id, executor)
     from opsloop.tracking.reproducibility import LOCK_ARTIFACT, _git, package_lock, seed_everything
 
     run, found, params = _recorded(client, run_id)
@@ -135,4 +146,77 @@ def reproduce(client: Any, run_id: str, *, executor: str | None = None) -> Repro
     return Reproduction(
         original_run_id=run_id, run_id=again.run_id, steps=steps,
         commit=(tags.get("opsloop.git.commit"), commit_now), changed_packages=changed,
+    )  # fmt: skip
+
+
+def _settings_environ(settings: Any) -> dict[str, str]:
+    """The store settings as ``OPSLOOP_*`` variables, for a process in another folder."""
+    environ = {"OPSLOOP_HOME": str(settings.home), "OPSLOOP_DATABASE_URL": settings.database_url,
+               "OPSLOOP_BLOB_URL": settings.blob_url}  # fmt: skip
+    if settings.server_url:
+        environ["OPSLOOP_SERVER_URL"] = settings.server_url
+    if settings.token:
+        environ["OPSLOOP_TOKEN"] = settings.token
+    config = Path(os.environ.get("OPSLOOP_CONFIG") or "opsloop.toml")
+    if config.is_file():
+        environ["OPSLOOP_CONFIG"] = str(config.resolve())
+    return environ
+
+
+def _reproduce_in_clean_env(client: Any, run_id: str, executor: str | None) -> Reproduction:
+    from opsloop.pipelines import cleanenv
+    from opsloop.tracking.reproducibility import DIFF_ARTIFACT, LOCK_ARTIFACT
+
+    tags = client.get_run(run_id).data.tags
+    if "opsloop.pipeline.target" not in tags:
+        raise InvalidInput(f"run {run_id} is not a pipeline run recorded with its target")
+    commit = tags.get("opsloop.git.commit")
+    if not commit:
+        raise InvalidInput(f"run {run_id} recorded no git commit: it ran outside a repository")
+    try:
+        lock = client.read_artifact(run_id, LOCK_ARTIFACT).decode()
+    except LookupError:
+        raise InvalidInput(f"run {run_id} recorded no package lock") from None
+    diff = client.read_artifact(run_id, DIFF_ARTIFACT) if "opsloop.git.diff_hash" in tags else None
+    with tempfile.TemporaryDirectory(prefix="opsloop-reproduce-") as tmp:
+        repo, tree = cleanenv.checkout(commit, diff, Path(tmp) / "code")
+        try:
+            env = cleanenv.build_env(lock, tags["opsloop.env.lock_hash"], client.settings.home)
+            cwd = tree
+            recorded_cwd = Path(tags.get("opsloop.source.cwd", str(repo)))
+            if recorded_cwd.is_relative_to(repo):
+                cwd = tree / recorded_cwd.relative_to(repo)
+            environ = {
+                **{k: v for k, v in os.environ.items()
+                   if not k.startswith("OPSLOOP_") and k not in ("PYTHONPATH", "VIRTUAL_ENV")},
+                **_settings_environ(client.settings),
+                "PYTHONPATH": os.pathsep.join([*cleanenv.editable_paths(repo, tree), str(cwd)]),
+                "PATH": f"{env.root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            }  # fmt: skip
+            report = Path(tmp) / "reproduction.json"
+            cli = "from opsloop.cli.main import main; main()"  # the CLI of the run's opsloop
+            args = [str(env.python), "-c", cli, "runs", "reproduce", run_id]
+            args += ["--output", str(report)]
+            args += ["--executor", executor] if executor else []
+            done = subprocess.run(args, cwd=cwd, env=environ, capture_output=True, text=True)
+            if done.returncode not in (0, 1) or not report.is_file():
+                raise OpsloopError(
+                    "the reproduction failed in the clean environment "
+                    f"({env.root}): {(done.stderr or done.stdout).strip()[-3000:]}"
+                )
+            data = json.loads(report.read_text())
+        finally:
+            cleanenv.remove_worktree(repo, tree)
+    steps = [StepComparison(s["step"], s["original_digest"], s["new_digest"], s["identical"],
+                            {k: tuple(v) for k, v in s["changes"].items()})
+             for s in data["steps"]]  # fmt: skip
+    return Reproduction(
+        original_run_id=run_id, run_id=data["run_id"], steps=steps,
+        commit=tuple(data["commit"]),  # type: ignore[arg-type]
+        changed_packages=data["changed_packages"],
+        environment={
+            "path": str(env.root), "python": cleanenv.python_version(env.python),
+            "recorded_python": tags.get("opsloop.python.version"),
+            "linked": len(env.linked), "installed": env.installed, "reused": env.reused,
+        },
     )  # fmt: skip
