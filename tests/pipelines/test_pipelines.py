@@ -131,7 +131,7 @@ def test_cli_run_show_and_errors(tmp_path: Any) -> None:
     assert second.count("cached") >= 4
     run_id = second.split("(run ")[1].split(")")[0]
     shown = json.loads(run("pipelines", "show", run_id, "--json"))
-    steps = {s["step"]: s for s in shown["steps"]}
+    steps = {s["name"]: s for s in shown["steps"]}
     assert steps["train"]["inputs"] == ["split"] and steps["evaluate"]["inputs"] == [
         "train",
         "split",
@@ -185,6 +185,12 @@ def test_multi_output_steps_and_registered_models(client: Any) -> None:
     changed = example.registered.run(client=client, C=0.5)
     assert changed.step("fit").model_version == "pipeline-clf@2"
     assert changed.step("holdout").cached and not changed.step("score").cached
+
+    # a reproduction recomputes the model package bit for bit, and publishes nothing
+    from opsloop.pipelines.reruns import reproduce
+
+    again = reproduce(client, changed.run_id)
+    assert again.identical and len(client.models.versions("pipeline-clf").items) == 2
 
 
 def test_bad_multi_output_steps(client: Any) -> None:

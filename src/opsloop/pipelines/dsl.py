@@ -286,12 +286,14 @@ class Pipeline:
     def run(
         self, *, client: Any = None, experiment: str | None = None, no_cache: bool = False,
         tags: dict[str, str] | None = None, executor: str = "local",
-        on_start: Callable[[str], None] | None = None, **params: Any,
+        on_start: Callable[[str], None] | None = None, register_models: bool = True,
+        **params: Any,
     ) -> Any:  # fmt: skip
         """Build and run the pipeline, tracked: a run for it (with ``tags``, such as what
         triggered it) and a nested run per step; ``executor`` is ``local`` (threads),
         ``process`` (a process per step) or ``ray`` (see :mod:`opsloop.pipelines.executors`);
-        ``on_start`` is called with the pipeline's run id as soon as that run exists."""
+        ``on_start`` is called with the pipeline's run id as soon as that run exists;
+        ``register_models=False`` keeps ``register=`` steps from registering versions."""
         from opsloop.pipelines.executors import EXECUTORS
         from opsloop.pipelines.runner import run_graph
         from opsloop.tracking.fluent import get_client
@@ -308,6 +310,7 @@ class Pipeline:
         return run_graph(
             graph, client or get_client(), experiment=experiment, no_cache=no_cache,
             params=arguments, tags=recorded, executor=executor, on_start=on_start,
+            register_models=register_models,
         )  # fmt: skip
 
 

@@ -124,7 +124,7 @@ def reproduce(
         seed_everything(int(tags["opsloop.seed"]))
     experiment = client.get_experiment(run.info.experiment_id).name
     again = found.run(
-        client=client, experiment=experiment, no_cache=True,
+        client=client, experiment=experiment, no_cache=True, register_models=False,
         tags={"opsloop.reproduces": run_id},
         executor=executor or tags.get("opsloop.pipeline.executor", "local"), **params,
     )  # fmt: skip

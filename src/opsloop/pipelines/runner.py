@@ -155,11 +155,13 @@ def run_graph(
     tags: dict[str, str] | None = None,
     executor: str = "local",
     on_start: Callable[[str], None] | None = None,
+    register_models: bool = True,
 ) -> PipelineRun:
     """Run every node once its inputs are ready; independent steps run side by side on up to
     ``max_workers`` threads (NumPy, pandas and scikit-learn release the GIL in their heavy
     parts). On the first failure no new step starts, the running ones finish, and the rest
-    are reported as skipped."""
+    are reported as skipped. ``register_models=False`` stores ``register=`` steps' packages
+    without registering them (a reproduction checks a model; it does not publish one)."""
     exp_name = experiment or f"pipeline-{graph.pipeline}"
     exp = client.set_experiment(exp_name)
     parent = client.create_run(
@@ -169,7 +171,6 @@ def run_graph(
     parent_id = parent.info.run_id
     if on_start is not None:
         on_start(parent_id)
-    index = _CacheIndex.load(client, exp_name)
     if params:
         client.log_params(parent_id, params)
     result = PipelineRun(parent_id, graph.pipeline, "RUNNING")
@@ -178,6 +179,8 @@ def run_graph(
     failure: PipelineFailed | None = None
     pending = {node.index: node for node in graph.nodes}
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers) as pool:
+        ctx = _Context(client, exp, _CacheIndex.load(client, exp_name), parent_id, values,
+                       no_cache, Path(tmp), executor, register_models)  # fmt: skip
         running: dict[Future[Any], Node] = {}
         while pending or running:
             if failure is None:
@@ -186,11 +189,7 @@ def run_graph(
                 ]
                 for node in ready:
                     del pending[node.index]
-                    future = pool.submit(
-                        _run_node, node, client, exp, index, parent_id, values, no_cache,
-                        Path(tmp), executor,
-                    )  # fmt: skip
-                    running[future] = node
+                    running[pool.submit(_run_node, node, ctx)] = node
             if not running:
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -221,10 +220,24 @@ def run_graph(
     return result
 
 
-def _run_node(
-    node: Node, client: Any, exp: Any, index: _CacheIndex, parent_id: str,
-    values: dict[int, dict[str, tuple[Any, str]]], no_cache: bool, tmp: Path, executor: str,
-) -> tuple[StepResult, dict[str, tuple[Any, str]]]:  # fmt: skip
+@dataclass
+class _Context:
+    """What every step of one pipeline run shares."""
+
+    client: Any
+    exp: Any
+    index: _CacheIndex
+    parent_id: str
+    values: dict[int, dict[str, tuple[Any, str]]]  # node -> output -> (value, digest)
+    no_cache: bool
+    tmp: Path
+    executor: str
+    register_models: bool
+
+
+def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[Any, str]]]:
+    client, exp, parent_id, values, tmp = ctx.client, ctx.exp, ctx.parent_id, ctx.values, ctx.tmp
+    no_cache = ctx.no_cache
     step = node.step
     code, libraries = code_hash(step.fn)
     inputs = {arg: values[o.node][o.output][1] for arg, o in sorted(node.inputs.items())}
@@ -242,7 +255,7 @@ def _run_node(
     )
     hit = None
     if step.cache and not no_cache:
-        hit = index.hit(key)
+        hit = ctx.index.hit(key)
     if hit is not None:
         return _from_cache(node, client, exp, parent_id, hit, tags, tmp)
     if no_cache:
@@ -250,7 +263,7 @@ def _run_node(
     elif not step.cache:
         reason = "cache=False on this step"
     else:
-        reason = _miss_reason(index.last(node.name), parts)
+        reason = _miss_reason(ctx.index.last(node.name), parts)
     run = client.create_run(
         exp.experiment_id, run_name=node.name, parent_run_id=parent_id, capture_env=False,
         tags={**tags, "opsloop.cache": "miss", "opsloop.cache.reason": reason},
@@ -265,7 +278,7 @@ def _run_node(
     while True:
         try:
             call = functools.partial(_in_step, run_id, client.settings, step, **arguments)
-            value = execute(executor, call, step.timeout, step.resources)
+            value = execute(ctx.executor, call, step.timeout, step.resources)
             break
         except Exception as exc:
             attempt += 1
@@ -286,7 +299,7 @@ def _run_node(
     )  # fmt: skip
     client.end_run(run_id, "FINISHED")
     model_version = None
-    if step.register is not None:
+    if step.register is not None and ctx.register_models:
         version = client.models.register(
             step.register, run_id=run_id, artifact_path=f"output/{described['output']['file']}",
             description=f"from step {node.name} of pipeline run {parent_id}",
