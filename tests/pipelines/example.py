@@ -253,3 +253,21 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
 def broken_chain() -> None:
     """A failure in the middle: the step after it never starts."""
     report(explode(load()))
+
+
+@step(cache=False)
+def self_reporting(seconds: float = 0.0) -> int:
+    """Logs into its own run (which must exist by then), and may take its time."""
+    import time
+
+    import opsloop
+    from opsloop.pipelines.context import current_step_run_id
+
+    opsloop.get_client().log_metric(current_step_run_id(), "progress", 1.0)
+    time.sleep(seconds)
+    return 1
+
+
+@pipeline
+def reporting(seconds: float = 0.0) -> None:
+    self_reporting(seconds=seconds)

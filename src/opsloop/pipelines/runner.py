@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import tempfile
 import time
 import traceback
@@ -32,6 +33,7 @@ from opsloop.pipelines.context import enter_step
 from opsloop.pipelines.dsl import Graph, Node
 from opsloop.pipelines.executors import execute
 from opsloop.pipelines.hashing import code_hash, combine, env_hash, params_hash
+from opsloop.pipelines.journal import StepJournal
 from opsloop.pipelines.runs import graph_tag
 from opsloop.timeutil import now_ms
 
@@ -128,6 +130,46 @@ class _CacheIndex:
         return _last_run(self.client, self.experiment, "opsloop.step", step)
 
 
+def _inputs_ready(node: Node, values: dict[int, Any]) -> bool:
+    return all(i.node in values for i in node.inputs.values())
+
+
+def _drive(
+    graph: Graph, ctx: _Context, pool: ThreadPoolExecutor, results: dict[int, StepResult],
+    result: PipelineRun,
+) -> PipelineFailed | None:  # fmt: skip
+    """Start each node once its inputs are ready, until all ran or one failed; the failure."""
+    values = ctx.values  # fills as steps finish
+    failure: PipelineFailed | None = None
+    pending = {node.index: node for node in graph.nodes}
+    running: dict[Future[Any], Node] = {}
+    while pending or running:
+        if failure is None:
+            ready = [n for n in pending.values() if _inputs_ready(n, values)]
+            for node in ready:
+                del pending[node.index]
+                if len(ready) == 1 and not running:  # nothing to overlap: no thread hop
+                    running[_run_inline(node, ctx)] = node
+                else:
+                    running[pool.submit(_run_node, node, ctx)] = node
+        if not running:
+            break
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            node = running.pop(future)
+            try:
+                step_result, value = future.result()
+            except PipelineFailed as exc:
+                failure = failure or exc
+                results[node.index] = exc.details["result"]
+                continue
+            values[node.index] = value
+            results[node.index] = step_result
+            outputs = {name: got for name, (got, _) in value.items()}
+            result.outputs[node.name] = outputs["output"] if node.step.outputs is None else outputs
+    return failure
+
+
 def _miss_reason(previous: Any, parts: dict[str, str]) -> str:
     if previous is None:
         return "first run of this step"
@@ -139,9 +181,14 @@ def _miss_reason(previous: Any, parts: dict[str, str]) -> str:
 STEP_RUN_TAG = "opsloop.pipeline.step_run"  # a model registered inside a step carries it
 
 
-def _in_step(run_id: str, settings: Any, fn: Any, /, **arguments: Any) -> Any:
-    enter_step(run_id, settings)  # in the thread, process or worker that runs the step
-    return fn(**arguments)
+def _in_step(run_id: str, settings: Any, on_use: Any, fn: Any, /, **arguments: Any) -> Any:
+    from opsloop.tracking.fluent import flush_step_metrics
+
+    with enter_step(run_id, settings, on_use):  # in the thread, process or worker running it
+        try:
+            return fn(**arguments)
+        finally:
+            flush_step_metrics(run_id, settings)  # its metrics land before its run ends
 
 
 def run_graph(
@@ -176,37 +223,14 @@ def run_graph(
     result = PipelineRun(parent_id, graph.pipeline, "RUNNING")
     values: dict[int, dict[str, tuple[Any, str]]] = {}  # node -> output -> (value, digest)
     results: dict[int, StepResult] = {}
-    failure: PipelineFailed | None = None
-    pending = {node.index: node for node in graph.nodes}
+    journal = StepJournal(client)
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers) as pool:
         ctx = _Context(client, exp, _CacheIndex.load(client, exp_name), parent_id, values,
-                       no_cache, Path(tmp), executor, register_models)  # fmt: skip
-        running: dict[Future[Any], Node] = {}
-        while pending or running:
-            if failure is None:
-                ready = [
-                    n for n in pending.values() if all(o.node in values for o in n.inputs.values())
-                ]
-                for node in ready:
-                    del pending[node.index]
-                    running[pool.submit(_run_node, node, ctx)] = node
-            if not running:
-                break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                node = running.pop(future)
-                try:
-                    step_result, value = future.result()
-                except PipelineFailed as exc:
-                    failure = failure or exc
-                    results[node.index] = exc.details["result"]
-                    continue
-                values[node.index] = value
-                results[node.index] = step_result
-                outputs = {name: got for name, (got, _) in value.items()}
-                result.outputs[node.name] = (
-                    outputs["output"] if node.step.outputs is None else outputs
-                )
+                       no_cache, Path(tmp), executor, register_models, journal)  # fmt: skip
+        try:
+            failure = _drive(graph, ctx, pool, results, result)
+        finally:
+            journal.close()  # the step records are written before the pipeline's run ends
     for node in graph.nodes:
         result.steps.append(results.get(node.index) or StepResult(node.name, "", "SKIPPED"))
     if failure is not None:
@@ -233,6 +257,16 @@ class _Context:
     tmp: Path
     executor: str
     register_models: bool
+    journal: StepJournal
+
+
+def _run_inline(node: Node, ctx: _Context) -> Future[Any]:
+    future: Future[Any] = Future()
+    try:
+        future.set_result(_run_node(node, ctx))
+    except BaseException as exc:
+        future.set_exception(exc)
+    return future
 
 
 def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[Any, str]]]:
@@ -257,18 +291,21 @@ def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[An
     if step.cache and not no_cache:
         hit = ctx.index.hit(key)
     if hit is not None:
-        return _from_cache(node, client, exp, parent_id, hit, tags, tmp)
+        return _from_cache(node, ctx, hit, tags)
     if no_cache:
         reason = "--no-cache"
     elif not step.cache:
         reason = "cache=False on this step"
     else:
         reason = _miss_reason(ctx.index.last(node.name), parts)
-    run = client.create_run(
-        exp.experiment_id, run_name=node.name, parent_run_id=parent_id, capture_env=False,
+    journal = ctx.journal
+    run_id = journal.create_run(
+        exp.experiment_id, run_name=node.name, parent_run_id=parent_id,
         tags={**tags, "opsloop.cache": "miss", "opsloop.cache.reason": reason},
     )  # fmt: skip
-    run_id = run.info.run_id
+    on_use = journal.ensure if ctx.executor == "local" else None
+    if on_use is None:
+        journal.flush()  # the step runs elsewhere: its run must exist before it starts
     arguments = {
         **node.params,
         **{arg: values[o.node][o.output][0] for arg, o in node.inputs.items()},
@@ -277,29 +314,30 @@ def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[An
     attempt = 0
     while True:
         try:
-            call = functools.partial(_in_step, run_id, client.settings, step, **arguments)
+            call = functools.partial(_in_step, run_id, client.settings, on_use, step, **arguments)
             value = execute(ctx.executor, call, step.timeout, step.resources)
             break
         except Exception as exc:
             attempt += 1
             if attempt <= step.retries:
+                journal.flush()
                 client.set_tag(run_id, "opsloop.step.retries", attempt)
                 time.sleep(step.retry_delay * 2 ** (attempt - 1))
                 continue
-            _fail(client, node, run_id, exc, reason, start)
+            _fail(ctx, node, run_id, exc, reason, start)
     duration = time.perf_counter() - start
     try:
-        described, outputs = _store_outputs(client, run_id, node, value, tmp)
+        described, outputs = _store_outputs(journal, run_id, node, value, tmp)
     except Exception as exc:  # an output no materializer takes, a wrong number of outputs
-        _fail(client, node, run_id, exc, reason, start)
+        _fail(ctx, node, run_id, exc, reason, start)
     digest = described_digest(described)
-    client.log_batch(  # one write for what the step ended with
-        run_id, metrics=[("duration_s", duration, 0, now_ms())], params=node.params,
+    journal.finish(  # what the step ended with
+        run_id, "FINISHED", metrics=[("duration_s", duration, 0, now_ms())], params=node.params,
         tags={OUTPUTS_TAG: json.dumps(described, sort_keys=True), DIGEST_TAG: digest},
     )  # fmt: skip
-    client.end_run(run_id, "FINISHED")
     model_version = None
     if step.register is not None and ctx.register_models:
+        journal.flush()  # registering reads the finished run's package
         version = client.models.register(
             step.register, run_id=run_id, artifact_path=f"output/{described['output']['file']}",
             description=f"from step {node.name} of pipeline run {parent_id}",
@@ -320,31 +358,32 @@ def described_digest(described: dict[str, dict[str, str]]) -> str:
 
 
 def _store_outputs(
-    client: Any, run_id: str, node: Node, value: Any, tmp: Path
+    journal: StepJournal, run_id: str, node: Node, value: Any, tmp: Path
 ) -> tuple[dict[str, dict[str, str]], dict[str, tuple[Any, str]]]:
     """Write each output with its materializer and log them as the run's ``output/``."""
     step = node.step
-    folder = tmp / f"{node.name}-out"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = journal.scratch(tmp / f"{node.name}-out")
     kind = "package" if step.register is not None else None
     files = {}
-    for name, got in step.split_outputs(value).items():
-        path, chosen = materializers.save(got, folder, name, kind)
-        files[name] = (path.name, chosen, got)
-    artifacts = client.log_artifacts(run_id, folder, "output")
+    try:
+        for name, got in step.split_outputs(value).items():
+            path, chosen = materializers.save(got, folder, name, kind)
+            files[name] = (path.name, chosen, got)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing half-written is left behind
+        raise
+    stored = journal.store_outputs(run_id, folder, "output")
     described, outputs = {}, {}
     for name, (file, chosen, got) in files.items():
-        inside = {a.path: a.digest for a in artifacts if a.path.startswith(f"output/{file}/")}
-        digest = combine(inside) if inside else next(
-            a.digest for a in artifacts if a.path == f"output/{file}"
-        )  # fmt: skip
+        inside = {p: d for p, d in stored.items() if p.startswith(f"output/{file}/")}
+        digest = combine(inside) if inside else stored[f"output/{file}"]
         described[name] = {"file": file, "kind": chosen, "digest": digest}
         outputs[name] = (got, digest)
     return described, outputs
 
 
 def _from_cache(
-    node: Node, client: Any, exp: Any, parent_id: str, hit: Any, tags: dict[str, str], tmp: Path
+    node: Node, ctx: _Context, hit: Any, tags: dict[str, str]
 ) -> tuple[StepResult, dict[str, tuple[Any, str]]]:
     """A cached step: a run that points at the run that computed the outputs, which are read
     back from there (a cached run holds no output of its own)."""
@@ -352,18 +391,21 @@ def _from_cache(
     source = hit_tags.get("opsloop.cache.source", hit.info.run_id)
     described = json.loads(hit_tags[OUTPUTS_TAG])
     kept = {k: hit_tags[k] for k in (OUTPUTS_TAG, DIGEST_TAG, MODEL_TAG) if k in hit_tags}
-    run = client.create_run(
-        exp.experiment_id, run_name=node.name, parent_run_id=parent_id, capture_env=False,
+    run_id = ctx.journal.create_run(
+        ctx.exp.experiment_id, run_name=node.name, parent_run_id=ctx.parent_id,
         tags={**tags, **kept, "opsloop.cache": "hit", "opsloop.cache.source": source},
     )  # fmt: skip
-    folder = client.download_artifacts(source, "output", tmp / node.name)
-    outputs = {
-        name: (materializers.load(folder / d["file"], d["kind"]), d["digest"])
-        for name, d in described.items()
-    }
-    client.end_run(run.info.run_id, "FINISHED")
+    outputs = {}
+    folder = None
+    for name, d in described.items():
+        path = ctx.journal.blob_path(d["digest"])  # a file read in place where it is stored
+        if path is None:
+            folder = folder or ctx.client.download_artifacts(source, "output", ctx.tmp / node.name)
+            path = folder / d["file"]
+        outputs[name] = (materializers.load(path, d["kind"]), d["digest"])
+    ctx.journal.finish(run_id, "FINISHED")
     cached = StepResult(
-        node.name, run.info.run_id, "FINISHED", cached=True,
+        node.name, run_id, "FINISHED", cached=True,
         reason=f"cached from run {source[:8]}", digest=hit_tags.get(DIGEST_TAG),
         model_version=hit_tags.get(MODEL_TAG),
     )  # fmt: skip
@@ -371,9 +413,11 @@ def _from_cache(
 
 
 def _fail(
-    client: Any, node: Node, run_id: str, exc: Exception, reason: str, start: float
+    ctx: _Context, node: Node, run_id: str, exc: Exception, reason: str, start: float
 ) -> NoReturn:
     """End the step's run FAILED with the traceback, and fail the pipeline."""
+    client = ctx.client
+    ctx.journal.flush()
     text = traceback.format_exc()
     client.log_bytes(run_id, text.encode(), "traceback.txt")
     client.log_batch(run_id, params=node.params,

@@ -86,6 +86,17 @@ def _step_client(settings: Any) -> Client:
         return _step_clients[key]
 
 
+def flush_step_metrics(run_id: str, settings: Any) -> None:
+    """Write what a step queued through ``opsloop.get_client()`` for its run, before the
+    runner ends that run (the clients' buffers flush on their own only every second). No
+    client is created: a step that logged nothing costs nothing here."""
+    with _client_lock:
+        found = [c for c in (_client, _step_clients.get(repr(settings))) if c is not None]
+    for client in found:
+        if client.settings == settings:
+            client.flush(run_id)
+
+
 def _reset_default_client() -> None:
     """Forget the default client and active runs (tests, or after changing settings)."""
     global _client, _experiment_name

@@ -4,8 +4,9 @@ Recorded as system tags (``opsloop.*``) so they are searchable like any tag
 (``tags.`opsloop.git.commit` = 'abc…'``), plus two artifacts: the installed-package lock
 (``_opsloop/requirements.lock``, ``name==version`` lines; its hash is a tag, so runs with the
 same environment share one blob) and, when the work tree is dirty, the diff against HEAD
-(``_opsloop/git.diff``). The lock is computed once per process, and kept on disk for the next
-ones until a package is installed or removed.
+(``_opsloop/git.diff``), untracked files up to 1 MiB included as new files (larger ones are
+data: their count is the ``opsloop.git.untracked_left_out`` tag). The lock is computed once
+per process, and kept on disk for the next ones until a package is installed or removed.
 """
 
 from __future__ import annotations
@@ -37,14 +38,47 @@ class Environment:
     files: dict[str, bytes] = field(default_factory=dict)
 
 
-def _git(*args: str) -> str | None:
+def _git(*args: str, env: dict[str, str] | None = None) -> str | None:
     try:
         done = subprocess.run(
-            ["git", *args], capture_output=True, timeout=10, check=True, cwd=os.getcwd()
-        )
+            ["git", *args], capture_output=True, timeout=10, check=True, cwd=os.getcwd(),
+            env=env,
+        )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.decode(errors="replace")
+
+
+UNTRACKED_MAX_BYTES = 1 << 20  # untracked files larger than this are data, not code
+
+
+def _diff_with_untracked(untracked: list[str]) -> tuple[bytes, int]:
+    """``git diff HEAD`` with the small untracked files added as new files (a new module is
+    code the run used as much as an edited one), and how many untracked files were too large
+    to include. The user's index is untouched: the files are marked intent-to-add in a copy."""
+    small = []
+    for name in untracked:
+        try:
+            if os.path.getsize(name) <= UNTRACKED_MAX_BYTES:
+                small.append(name)
+        except OSError:
+            continue
+    left_out = len(untracked) - len(small)
+    index = (_git("rev-parse", "--git-path", "index") or "").strip()
+    if not small or not index:
+        return (_git("diff", "HEAD", "--binary") or "").encode(), left_out
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="opsloop-git-") as tmp:
+        copy = os.path.join(tmp, "index")
+        try:
+            shutil.copyfile(index, copy)
+        except OSError:
+            return (_git("diff", "HEAD", "--binary") or "").encode(), left_out
+        env = {**os.environ, "GIT_INDEX_FILE": copy}
+        _git("add", "--intent-to-add", "--", *small, env=env)
+        return (_git("diff", "HEAD", "--binary", env=env) or "").encode(), left_out
 
 
 def _lock_cache_path() -> Path:
@@ -111,10 +145,12 @@ def capture_environment() -> Environment:
         remote = _git("config", "--get", "remote.origin.url")
         if remote and remote.strip():
             tags["opsloop.git.remote"] = remote.strip()
-        diff = (_git("diff", "HEAD", "--binary") or "").encode()
-        untracked = _git("ls-files", "--others", "--exclude-standard") or ""
-        dirty = bool(diff) or bool(untracked.strip())
+        untracked = (_git("ls-files", "--others", "--exclude-standard") or "").splitlines()
+        diff, left_out = _diff_with_untracked([u for u in untracked if u])
+        dirty = bool(diff) or bool(untracked)
         tags["opsloop.git.dirty"] = str(dirty).lower()
+        if left_out:
+            tags["opsloop.git.untracked_left_out"] = str(left_out)
         if diff:
             tags["opsloop.git.diff_hash"] = _blake3(diff)
             env.files[DIFF_ARTIFACT] = diff

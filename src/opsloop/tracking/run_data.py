@@ -145,11 +145,11 @@ def _insert_metrics(session: Session, rows: list[tuple[str, str, int, int, float
     connection = session.connection()
     for start in range(0, len(rows), _METRIC_CHUNK):
         connection.exec_driver_sql(history_sql, rows[start : start + _METRIC_CHUNK])
-    latest: dict[str, tuple[str, str, int, int, float]] = {}
+    latest: dict[tuple[str, str], tuple[str, str, int, int, float]] = {}  # by (run, key)
     for row in rows:
-        best = latest.get(row[1])
+        best = latest.get(row[:2])
         if best is None or (row[2], row[3], row[4]) >= (best[2], best[3], best[4]):
-            latest[row[1]] = row
+            latest[row[:2]] = row
     table = LatestMetricRow.__table__
     stmt = dialect_insert(session, table)
     stmt = stmt.on_conflict_do_update(

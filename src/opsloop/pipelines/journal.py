@@ -1,0 +1,204 @@
+"""Write-behind of a pipeline's step records: what each step run is, its output blobs, its end.
+
+A trivial step used to cost four durable transactions and a synced blob: its run, its
+artifacts, its params and metrics, its end (about 5 ms on a small machine, more than the
+whole step for most steps). The journal keeps them in order in memory instead and writes
+them in one go: every ``interval`` seconds from a background thread, whenever code needs a
+step run to exist (a step asking for ``current_step_run_id()`` to log into it, a step sent
+to another process), and when the pipeline ends. Each write syncs the output blobs (two
+filesystem syncs for all of them), then commits in one transaction: the runs it has not
+written yet go in whole, ended if they have ended, with one bulk insert per table
+(:mod:`opsloop.tracking.run_records`); changes to runs written earlier follow. A record
+never points at a blob that is not there.
+
+A crash loses at most the last ``interval`` of step records (never a blob the database
+names); the next run recomputes those steps, as a cache miss. A client that talks to a
+server writes through at once, as before: write-behind needs the store in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from opsloop.timeutil import now_ms
+
+__all__ = ["StepJournal"]
+
+
+class StepJournal:
+    """The step records of one pipeline run, written behind (see the module)."""
+
+    def __init__(self, client: Any, interval: float = 0.5) -> None:
+        self.client = client
+        backend = client._tracking
+        self._store = getattr(backend, "store", None)
+        self._blobs = getattr(backend, "blobs", None)
+        self.behind = self._store is not None and hasattr(self._blobs, "batch")
+        self._lock = threading.Lock()  # the queues
+        self._flushing = threading.Lock()  # one write at a time, in order
+        self._new: dict[str, Any] = {}  # run id -> NewRun: runs not written yet, in order
+        self._ops: list[Callable[[Any], Any]] = []  # changes to runs written already
+        self._batch: Any = self._new_batch()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if self.behind:
+            self._thread = threading.Thread(target=self._loop, args=(interval,),
+                                            name="opsloop-step-journal", daemon=True)  # fmt: skip
+            self._thread.start()
+
+    def _new_batch(self) -> Any:
+        if not self.behind:
+            return None
+        from opsloop.store.blobs import LocalBatch
+
+        return LocalBatch(self._blobs)
+
+    def _loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.flush()
+            except Exception:  # kept queued; the pipeline's own flush raises it
+                continue
+
+    def _queue(self, op: Callable[[Any], Any]) -> None:
+        with self._lock:
+            self._ops.append(op)
+
+    # -- records ------------------------------------------------------------------------------
+    def create_run(
+        self, experiment_id: str, *, run_name: str, parent_run_id: str, tags: dict[str, str]
+    ) -> str:
+        """A RUNNING step run (FINISHED at once with ``finish``); its id."""
+        if not self.behind:
+            run = self.client.create_run(
+                experiment_id, run_name=run_name, tags=tags, parent_run_id=parent_run_id,
+                capture_env=False,
+            )  # fmt: skip
+            return str(run.info.run_id)
+        from opsloop.tracking.run_records import NewRun
+
+        run_id = uuid.uuid4().hex
+        record = NewRun(run_id, experiment_id, run_name, now_ms(), parent_run_id, tags=tags)
+        with self._lock:
+            self._new[run_id] = record
+        return run_id
+
+    def scratch(self, fallback: Path) -> Path:
+        """An empty folder to write a step's outputs into: inside the blob store's staging
+        area when writing behind (the files are then renamed into place, never copied),
+        else ``fallback``."""
+        folder = Path(self._blobs._staging_dir()) / f"out-{uuid.uuid4().hex}" if self.behind \
+            else fallback  # fmt: skip
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def blob_path(self, digest: str) -> Path | None:
+        """Where a stored blob can be read in place (a local blob store), or None."""
+        if not self.behind:
+            return None
+        path = self._blobs.path_of(digest)
+        return path if path.is_file() else None
+
+    def store_outputs(self, run_id: str, folder: Path, prefix: str) -> dict[str, str]:
+        """The files under ``folder`` (from :meth:`scratch`) as the run's artifacts under
+        ``prefix``; path -> digest."""
+        if not self.behind:
+            stored = self.client.log_artifacts(run_id, folder, prefix)
+            return {a.path: a.digest for a in stored}
+        import shutil
+
+        from opsloop.store.blobs import hash_file
+        from opsloop.tracking import artifacts
+        from opsloop.tracking.entities import ArtifactSpec
+
+        specs = []
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest, size = hash_file(path), path.stat().st_size
+            with self._lock:
+                staged = self._batch.stage_path(digest)
+                os.replace(path, staged)
+                self._batch.staged(digest, staged)
+            rel = path.relative_to(folder).as_posix()
+            specs.append(ArtifactSpec(path=f"{prefix}/{rel}", digest=digest, size=size))
+        shutil.rmtree(folder, ignore_errors=True)
+        blobs = self._blobs
+        with self._lock:
+            record = self._new.get(run_id)
+            if record is not None:
+                record.artifacts += specs
+            else:
+                self._ops.append(lambda s: artifacts.register_artifacts(s, blobs, run_id, specs))
+        return {spec.path: spec.digest for spec in specs}
+
+    def finish(
+        self, run_id: str, status: str, *, params: dict[str, Any] | None = None,
+        metrics: list[tuple[str, float, int, int]] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        """The step's last params, metrics and tags, and its end."""
+        if not self.behind:
+            self.client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+            self.client.end_run(run_id, status)
+            return
+        from opsloop.tracking import run_data, runs
+        from opsloop.tracking.sdk import _to_batch
+
+        self.client._metrics.flush(run_id)  # what the step logged itself lands before its end
+        end = now_ms()
+        batch = _to_batch(metrics) if metrics else None
+        with self._lock:
+            record = self._new.get(run_id)
+            if record is not None:  # not written yet: it is written ended
+                record.status, record.end_time, record.metrics = status, end, batch
+                record.params.update(params or {})
+                record.tags.update(tags or {})
+                return
+
+        def op(s: Any) -> None:
+            if batch or params or tags:
+                run_data.log_batch(s, run_id, metrics=batch, params=params, tags=tags)
+            runs.update_run(s, run_id, status=status, end_time=end)
+
+        self._queue(op)
+
+    # -- writing ------------------------------------------------------------------------------
+    def ensure(self, run_id: str) -> None:
+        """Write now if ``run_id`` exists only here (code is about to use it)."""
+        if run_id in self._new:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write everything queued: blobs synced first, then one transaction."""
+        if not self.behind:
+            return
+        from opsloop.tracking.run_records import insert_runs
+
+        with self._flushing:
+            with self._lock:
+                ops, self._ops = self._ops, []
+                new, self._new = self._new, {}
+                batch, self._batch = self._batch, self._new_batch()
+            try:
+                batch.commit()
+                if new or ops:
+                    with self._store.write() as session:
+                        insert_runs(session, self._blobs, list(new.values()))
+                        for op in ops:
+                            op(session)
+            except BaseException:
+                with self._lock:  # kept, in order, for the next write
+                    self._ops[:0] = ops
+                    self._new = {**new, **self._new}
+                raise
+
+    def close(self) -> None:
+        """Stop the background writer and write what is left."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.flush()
