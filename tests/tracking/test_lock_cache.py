@@ -37,3 +37,13 @@ def test_the_lock_is_kept_and_invalidated_by_package_folders(tmp_path: Path) -> 
     assert len(list(locks[0].parent.glob("*.lock"))) == 2
     reproducibility.package_lock.cache_clear()
     assert "newpkg" not in reproducibility.package_lock()  # not on this process's path
+
+
+def test_a_project_folder_on_the_path_keeps_the_lock(tmp_path: Path) -> None:
+    project = tmp_path / "project"  # `opsloop pipelines run flows.py:train` puts it on the path
+    project.mkdir()
+    first = _lock_in_a_process(project)
+    (project / "flows.py").write_text("x = 1\n")  # its time moves with every file written
+    assert _lock_in_a_process(project) == first
+    locks = Path(os.environ["OPSLOOP_HOME"]) / "cache" / "locks"
+    assert len(list(locks.glob("*.lock"))) == 1  # read back, not computed again

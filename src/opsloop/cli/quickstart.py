@@ -95,7 +95,7 @@ def quickstart(
     runner_up = sorted(best["trials"], key=lambda t: t["val_f1"])[-2]["run_id"]
     out.print("[bold]Where to look next[/]")
     out.print(
-        f"  opsloop pipelines show {run.run_id}   # the steps, their inputs and cache verdicts"
+        f"  opsloop pipelines show {run.run_id}   # the DAG: steps, inputs, times, cache verdicts"
     )
     out.print(f"  opsloop runs list -e {experiment} -o 'metrics.val_f1 DESC'")
     out.print(f"  opsloop runs show {best_run}")

@@ -81,6 +81,14 @@ def _diff_with_untracked(untracked: list[str]) -> tuple[bytes, int]:
         return (_git("diff", "HEAD", "--binary", env=env) or "").encode(), left_out
 
 
+def _holds_distributions(folder: str) -> bool:
+    """Whether installed distributions live in ``folder`` (a project folder on ``sys.path``,
+    whose time changes with every file written there, is left out of the key)."""
+    if folder.endswith(("site-packages", "dist-packages")):
+        return True
+    return any(name.endswith((".dist-info", ".egg-info")) for name in os.listdir(folder))
+
+
 def _lock_cache_path() -> Path:
     """Where this environment's lock is kept: named by the package folders and their
     modification times. Installing or removing a distribution adds or removes its
@@ -90,7 +98,7 @@ def _lock_cache_path() -> Path:
     folders = []
     for entry in sys.path:
         try:
-            if entry and os.path.isdir(entry):
+            if entry and os.path.isdir(entry) and _holds_distributions(entry):
                 folders.append(f"{entry}:{os.stat(entry).st_mtime_ns}")
         except OSError:
             continue
