@@ -114,6 +114,8 @@ def _link(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(source, target)
+    except FileExistsError:
+        pass  # a file two distributions install (mlflow and mlflow-skinny): it is one file
     except OSError:
         shutil.copy2(source, target)
 

@@ -44,6 +44,7 @@ class StepJournal:
         self._new: dict[str, Any] = {}  # run id -> NewRun: runs not written yet, in order
         self._ops: list[Callable[[Any], Any]] = []  # changes to runs written already
         self._batch: Any = self._new_batch()
+        self._scratch: Path | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if self.behind:
@@ -88,14 +89,18 @@ class StepJournal:
             self._new[run_id] = record
         return run_id
 
-    def scratch(self, fallback: Path) -> Path:
-        """An empty folder to write a step's outputs into: inside the blob store's staging
-        area when writing behind (the files are then renamed into place, never copied),
-        else ``fallback``."""
-        folder = Path(self._blobs._staging_dir()) / f"out-{uuid.uuid4().hex}" if self.behind \
-            else fallback  # fmt: skip
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+    def scratch(self, step: str, fallback: Path) -> tuple[Path, str]:
+        """Where to write a step's outputs, and the prefix for their names. Writing behind:
+        the blob store's staging area, shared by the steps and named ``<step>.<output>``, so
+        the files are renamed into place, never copied, and no folder is made per step.
+        Otherwise a fresh ``fallback`` folder and plain names."""
+        if self.behind:
+            if self._scratch is None:
+                self._scratch = Path(self._blobs._staging_dir()) / f"out-{uuid.uuid4().hex}"
+                self._scratch.mkdir(parents=True)
+            return self._scratch, f"{step}."
+        fallback.mkdir(parents=True, exist_ok=True)
+        return fallback, ""
 
     def blob_path(self, digest: str) -> Path | None:
         """Where a stored blob can be read in place (a local blob store), or None."""
@@ -104,9 +109,11 @@ class StepJournal:
         path = self._blobs.path_of(digest)
         return path if path.is_file() else None
 
-    def store_outputs(self, run_id: str, folder: Path, prefix: str) -> dict[str, str]:
-        """The files under ``folder`` (from :meth:`scratch`) as the run's artifacts under
-        ``prefix``; path -> digest."""
+    def store_outputs(
+        self, run_id: str, files: dict[str, Path], folder: Path, prefix: str
+    ) -> dict[str, str]:
+        """``files`` (name -> a file or folder written under :meth:`scratch`) as the run's
+        artifacts under ``prefix``; artifact path -> digest, for every file."""
         if not self.behind:
             stored = self.client.log_artifacts(run_id, folder, prefix)
             return {a.path: a.digest for a in stored}
@@ -117,15 +124,19 @@ class StepJournal:
         from opsloop.tracking.entities import ArtifactSpec
 
         specs = []
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            digest, size = hash_file(path), path.stat().st_size
-            with self._lock:
-                staged = self._batch.stage_path(digest)
-                os.replace(path, staged)
-                self._batch.staged(digest, staged)
-            rel = path.relative_to(folder).as_posix()
-            specs.append(ArtifactSpec(path=f"{prefix}/{rel}", digest=digest, size=size))
-        shutil.rmtree(folder, ignore_errors=True)
+        for name, local in files.items():
+            inside = [(f"{name}/{p.relative_to(local).as_posix()}", p)
+                      for p in sorted(local.rglob("*")) if p.is_file()] if local.is_dir() \
+                else [(name, local)]  # fmt: skip
+            for rel, path in inside:
+                digest, size = hash_file(path), path.stat().st_size
+                with self._lock:
+                    staged = self._batch.stage_path(digest)
+                    os.replace(path, staged)
+                    self._batch.staged(digest, staged)
+                specs.append(ArtifactSpec(path=f"{prefix}/{rel}", digest=digest, size=size))
+            if local.is_dir():
+                shutil.rmtree(local, ignore_errors=True)
         blobs = self._blobs
         with self._lock:
             record = self._new.get(run_id)
@@ -201,4 +212,10 @@ class StepJournal:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            if self._scratch is not None:
+                import shutil
+
+                shutil.rmtree(self._scratch, ignore_errors=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import tempfile
 import time
 import traceback
@@ -80,7 +79,21 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "\\'") + "'"
 
 
-def _last_run(client: Any, experiment: str, tag: str, value: str) -> Any:
+@dataclass(frozen=True)
+class _Seen:
+    """An earlier step run, as far as the cache needs it."""
+
+    run_id: str
+    tags: dict[str, str]
+
+
+_INDEX_TAGS = (
+    "opsloop.step", "opsloop.cache.key", "opsloop.cache.source", OUTPUTS_TAG, DIGEST_TAG,
+    MODEL_TAG, *(f"opsloop.cache.{p}" for p in PARTS),
+)  # fmt: skip
+
+
+def _last_run(client: Any, experiment: str, tag: str, value: str) -> _Seen | None:
     page = client.search_runs(
         experiment,
         f"tags.`{tag}` = {_quote(value)} and attributes.status = 'FINISHED'"
@@ -88,46 +101,68 @@ def _last_run(client: Any, experiment: str, tag: str, value: str) -> Any:
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    return page.items[0] if page.items else None
+    return _Seen(page.items[0].info.run_id, page.items[0].data.tags) if page.items else None
 
 
 @dataclass
 class _CacheIndex:
     """The experiment's finished step runs, read in one query when the pipeline starts: each
     step's cache lookup is then a dictionary read, not a search (a per-step query was most of
-    a cached step's time). A history longer than one page falls back to searching."""
+    a cached step's time). On a store in this process only the tags the cache uses are read
+    (building whole runs made the index the largest cost of a cached pipeline with a long
+    history); a history longer than one page falls back to searching."""
 
     client: Any
     experiment: str
-    by_key: dict[str, Any]
-    by_step: dict[str, Any]
+    by_key: dict[str, _Seen]
+    by_step: dict[str, _Seen]
     complete: bool
 
     @classmethod
-    def load(cls, client: Any, experiment: str, page: int = 1000) -> _CacheIndex:
-        found = client.search_runs(
-            experiment, "attributes.status = 'FINISHED'",
-            order_by=["attributes.start_time DESC"], max_results=page,
-        )  # fmt: skip
-        by_key: dict[str, Any] = {}
-        by_step: dict[str, Any] = {}
-        for run in found.items:  # newest first: the first seen is the latest
-            tags = run.data.tags
-            if "opsloop.step" in tags:
-                by_step.setdefault(tags["opsloop.step"], run)
-                if OUTPUTS_TAG in tags:
-                    by_key.setdefault(tags.get("opsloop.cache.key", ""), run)
-        return cls(client, experiment, by_key, by_step, found.next_page_token is None)
+    def load(cls, client: Any, experiment: Any, page: int = 1000) -> _CacheIndex:
+        store = getattr(client._tracking, "store", None)
+        if store is not None:
+            from opsloop.tracking.runs import recent_run_tags
 
-    def hit(self, key: str) -> Any:
+            with store.read() as session:
+                seen, complete = recent_run_tags(
+                    session, experiment.experiment_id, _INDEX_TAGS, nested=True, limit=page
+                )
+        else:
+            found = client.search_runs(
+                experiment.name, "attributes.status = 'FINISHED'",
+                order_by=["attributes.start_time DESC"], max_results=page,
+            )  # fmt: skip
+            seen = [(r.info.run_id, r.data.tags) for r in found.items]
+            complete = found.next_page_token is None
+        by_key: dict[str, _Seen] = {}
+        by_step: dict[str, _Seen] = {}
+        for run_id, tags in seen:  # newest first: the first seen is the latest
+            if "opsloop.step" in tags:
+                by_step.setdefault(tags["opsloop.step"], _Seen(run_id, tags))
+                if OUTPUTS_TAG in tags:
+                    by_key.setdefault(tags.get("opsloop.cache.key", ""), _Seen(run_id, tags))
+        return cls(client, experiment.name, by_key, by_step, complete)
+
+    def hit(self, key: str) -> _Seen | None:
         if key in self.by_key or self.complete:
             return self.by_key.get(key)
         return _last_run(self.client, self.experiment, "opsloop.cache.key", key)
 
-    def last(self, step: str) -> Any:
+    def last(self, step: str) -> _Seen | None:
         if step in self.by_step or self.complete:
             return self.by_step.get(step)
         return _last_run(self.client, self.experiment, "opsloop.step", step)
+
+
+def _miss_reason(previous: _Seen | None, parts: dict[str, str]) -> str:
+    if previous is None:
+        return "first run of this step"
+    changed = [p for p in PARTS if previous.tags.get(f"opsloop.cache.{p}") != parts[p]]
+    return f"{' and '.join(changed) or 'key'} changed since run {previous.run_id[:8]}"
+
+
+STEP_RUN_TAG = "opsloop.pipeline.step_run"  # a model registered inside a step carries it
 
 
 def _inputs_ready(node: Node, values: dict[int, Any]) -> bool:
@@ -168,17 +203,6 @@ def _drive(
             outputs = {name: got for name, (got, _) in value.items()}
             result.outputs[node.name] = outputs["output"] if node.step.outputs is None else outputs
     return failure
-
-
-def _miss_reason(previous: Any, parts: dict[str, str]) -> str:
-    if previous is None:
-        return "first run of this step"
-    tags = previous.data.tags
-    changed = [p for p in PARTS if tags.get(f"opsloop.cache.{p}") != parts[p]]
-    return f"{' and '.join(changed) or 'key'} changed since run {previous.info.run_id[:8]}"
-
-
-STEP_RUN_TAG = "opsloop.pipeline.step_run"  # a model registered inside a step carries it
 
 
 def _in_step(run_id: str, settings: Any, on_use: Any, fn: Any, /, **arguments: Any) -> Any:
@@ -225,7 +249,7 @@ def run_graph(
     results: dict[int, StepResult] = {}
     journal = StepJournal(client)
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers) as pool:
-        ctx = _Context(client, exp, _CacheIndex.load(client, exp_name), parent_id, values,
+        ctx = _Context(client, exp, _CacheIndex.load(client, exp), parent_id, values,
                        no_cache, Path(tmp), executor, register_models, journal)  # fmt: skip
         try:
             failure = _drive(graph, ctx, pool, results, result)
@@ -362,19 +386,17 @@ def _store_outputs(
 ) -> tuple[dict[str, dict[str, str]], dict[str, tuple[Any, str]]]:
     """Write each output with its materializer and log them as the run's ``output/``."""
     step = node.step
-    folder = journal.scratch(tmp / f"{node.name}-out")
+    folder, prefix = journal.scratch(node.name, tmp / f"{node.name}-out")
     kind = "package" if step.register is not None else None
-    files = {}
-    try:
-        for name, got in step.split_outputs(value).items():
-            path, chosen = materializers.save(got, folder, name, kind)
-            files[name] = (path.name, chosen, got)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)  # nothing half-written is left behind
-        raise
-    stored = journal.store_outputs(run_id, folder, "output")
+    files: dict[str, tuple[Path, str, Any]] = {}  # a failure leaves files the run's end removes
+    for name, got in step.split_outputs(value).items():
+        path, chosen = materializers.save(got, folder, prefix + name, kind)
+        files[name] = (path, chosen, got)
+    named = {path.name[len(prefix) :]: path for path, _, _ in files.values()}
+    stored = journal.store_outputs(run_id, named, folder, "output")
     described, outputs = {}, {}
-    for name, (file, chosen, got) in files.items():
+    for name, (path, chosen, got) in files.items():
+        file = path.name[len(prefix) :]
         inside = {p: d for p, d in stored.items() if p.startswith(f"output/{file}/")}
         digest = combine(inside) if inside else stored[f"output/{file}"]
         described[name] = {"file": file, "kind": chosen, "digest": digest}
@@ -387,8 +409,8 @@ def _from_cache(
 ) -> tuple[StepResult, dict[str, tuple[Any, str]]]:
     """A cached step: a run that points at the run that computed the outputs, which are read
     back from there (a cached run holds no output of its own)."""
-    hit_tags = hit.data.tags
-    source = hit_tags.get("opsloop.cache.source", hit.info.run_id)
+    hit_tags = hit.tags
+    source = hit_tags.get("opsloop.cache.source", hit.run_id)
     described = json.loads(hit_tags[OUTPUTS_TAG])
     kept = {k: hit_tags[k] for k in (OUTPUTS_TAG, DIGEST_TAG, MODEL_TAG) if k in hit_tags}
     run_id = ctx.journal.create_run(

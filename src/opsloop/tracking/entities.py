@@ -44,7 +44,7 @@ class RunStatus(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class Experiment(_Model):
