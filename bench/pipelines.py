@@ -7,8 +7,9 @@ and temp folder (the peers in their own venvs: ``.venv-kedro``, ``.venv-metaflow
 ``.venv-zenml``, made by ``./dev bench``). The figure compared is the *overhead per step*:
 (time of the 10-step chain - time of the short chain) / the steps between them, so start-up
 cost is left out; each chain runs cold (new inputs, nothing cached), then again unchanged
-(fully cached where the tool caches), and each figure is the best of several runs (5 in-process,
-3 for a process per run), since single runs on a small VM vary by 2x. How each runs, as its users run it:
+(fully cached where the tool caches), and each figure is the best of several runs (10
+in-process, 3 for a process per run), since single runs on a small VM vary by 2x. How each
+runs, as its users run it:
 
 - opsloop: ``Pipeline.run`` in-process on the embedded store (every step a tracked run with its
   output stored), and the cached re-run also as a whole ``opsloop pipelines run`` process;
@@ -36,7 +37,7 @@ PEERS = {
     "zenml": ROOT / ".venv-zenml/bin/python",
 }
 STEPS = 10
-REPEATS = 5  # each figure is the best of this many runs (the VM is noisy)
+REPEATS = 10  # each figure is the best of this many runs (the VM is noisy)
 PROCESS_REPEATS = 3  # for a whole process per run (Metaflow)
 
 OURS = """
@@ -105,7 +106,7 @@ out["logging off"] = [best(1), best(10)]
 print(json.dumps(out))
 """
 
-METAFLOW = '''
+METAFLOW = """
 from metaflow import FlowSpec, step
 
 class Chain(FlowSpec):
@@ -120,7 +121,7 @@ class Chain(FlowSpec):
 
 if __name__ == "__main__":
     Chain()
-'''
+"""
 
 ZENML = """
 import json, time
@@ -157,7 +158,8 @@ def _metaflow_flow(steps: int) -> str:
     chain = [*middles, "end"]
     body = "".join(
         textwrap.indent(
-            f"@step\ndef {name}(self):\n    self.x += 1\n    self.next(self.{chain[i + 1]})\n", "    "
+            f"@step\ndef {name}(self):\n    self.x += 1\n    self.next(self.{chain[i + 1]})\n",
+            "    ",
         )
         for i, name in enumerate(middles)
     )
@@ -254,8 +256,10 @@ def main() -> None:
             print(f"{tool + ' ' + label:<22} {first:>9} {times[1]:>8.3f}s {step_ms:>8.2f}ms  "
                   f"{ratio:.2f}x")  # fmt: skip
     print("* Metaflow's shortest flow has 2 steps (start, end)")
-    print(f"opsloop fully cached 10-step run as a whole CLI process: "
-          f"{results['opsloop']['cli cached'][0]:.3f} s (best of 3)")
+    print(
+        f"opsloop fully cached 10-step run as a whole CLI process: "
+        f"{results['opsloop']['cli cached'][0]:.3f} s (best of 3)"
+    )
 
 
 if __name__ == "__main__":

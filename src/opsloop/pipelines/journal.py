@@ -128,12 +128,14 @@ class StepJournal:
             inside = [(f"{name}/{p.relative_to(local).as_posix()}", p)
                       for p in sorted(local.rglob("*")) if p.is_file()] if local.is_dir() \
                 else [(name, local)]  # fmt: skip
-            for rel, path in inside:
+            for rel, path in inside:  # already in the staging area: renamed once, at commit
                 digest, size = hash_file(path), path.stat().st_size
                 with self._lock:
-                    staged = self._batch.stage_path(digest)
-                    os.replace(path, staged)
-                    self._batch.staged(digest, staged)
+                    if local.is_dir():  # its folder goes now: the file moves out first
+                        staged = self._batch.stage_path(digest)
+                        os.replace(path, staged)
+                        path = staged
+                    self._batch.staged(digest, path)
                 specs.append(ArtifactSpec(path=f"{prefix}/{rel}", digest=digest, size=size))
             if local.is_dir():
                 shutil.rmtree(local, ignore_errors=True)

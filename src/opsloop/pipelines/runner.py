@@ -282,6 +282,16 @@ class _Context:
     executor: str
     register_models: bool
     journal: StepJournal
+    _code: dict[Any, tuple[str, str]] = field(default_factory=dict)
+
+    def code_of(self, step: Any) -> tuple[str, str]:
+        """The step's code and environment hashes, computed once per pipeline run (a step
+        used ten times in a graph is read and hashed once; edits between runs are seen)."""
+        found = self._code.get(step)
+        if found is None:
+            code, libraries = code_hash(step.fn)
+            found = self._code[step] = (code, env_hash(libraries))
+        return found
 
 
 def _run_inline(node: Node, ctx: _Context) -> Future[Any]:
@@ -297,13 +307,13 @@ def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[An
     client, exp, parent_id, values, tmp = ctx.client, ctx.exp, ctx.parent_id, ctx.values, ctx.tmp
     no_cache = ctx.no_cache
     step = node.step
-    code, libraries = code_hash(step.fn)
+    code, env = ctx.code_of(step)
     inputs = {arg: values[o.node][o.output][1] for arg, o in sorted(node.inputs.items())}
     parts = {
         "code": code,
         "params": params_hash(node.params),
         "inputs": params_hash(inputs),
-        "env": env_hash(libraries),
+        "env": env,
     }
     key = combine(parts)
     tags = {f"opsloop.cache.{p}": v for p, v in parts.items()}
