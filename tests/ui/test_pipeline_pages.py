@@ -69,3 +69,18 @@ def test_a_pipeline_runs_dag(ui: BrowserPage, server: str) -> None:
     assert "the cluster caught fire" in ui.page.locator("#steps").inner_text()
     ui.page.locator("#dag a.step[data-step='explode']").click()
     ui.page.wait_for_url("**/runs/*")
+
+
+def test_a_running_pipelines_page_follows_it(ui: BrowserPage, server: str) -> None:
+    client = Client(server_url=server)
+    started = client.pipelines.run(
+        "tests.pipelines.example:reporting", params={"seconds": 2.5}, wait=False
+    )
+    client.close()
+    ui.page.goto(f"{server}/pipelines/runs/{started.run_id}")
+    assert ui.page.locator("#run-status").inner_text() == "RUNNING"
+    step = ui.page.locator("#dag a.step[data-step='self_reporting']")
+    assert step.get_attribute("data-status") in {"PENDING", "RUNNING"}
+    ui.page.wait_for_selector("#run-status.FINISHED", timeout=30_000)  # the page reloaded itself
+    step = ui.page.locator("#dag a.step[data-step='self_reporting']")
+    assert step.get_attribute("data-status") == "FINISHED"
