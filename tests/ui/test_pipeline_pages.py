@@ -69,6 +69,9 @@ def test_a_pipeline_runs_dag(ui: BrowserPage, server: str) -> None:
     assert "the cluster caught fire" in ui.page.locator("#steps").inner_text()
     ui.page.locator("#dag a.step[data-step='explode']").click()
     ui.page.wait_for_url("**/runs/*")
+    ui.page.goto(f"{server}/runs/{failed.run_id}")  # the pipeline's own run links its DAG
+    ui.page.locator("#pipeline-dag").click()
+    ui.page.wait_for_url(f"**/pipelines/runs/{failed.run_id}")
 
 
 def test_a_running_pipelines_page_follows_it(ui: BrowserPage, server: str) -> None:

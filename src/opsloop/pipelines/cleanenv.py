@@ -207,18 +207,23 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=300)  # fmt: skip
 
 
-def checkout(commit: str, diff: bytes | None, dest: Path) -> tuple[Path, Path]:
+def checkout(
+    commit: str, diff: bytes | None, dest: Path, remote: str | None = None
+) -> tuple[Path, Path]:
     """A worktree of ``commit`` at ``dest`` with ``diff`` applied; (the repository the commit
     came from, the worktree). The commit must be in the repository around the working
-    directory."""
+    directory, or fetchable from ``remote`` (the run's recorded ``origin``)."""
     found = _git(Path.cwd(), "rev-parse", "--show-toplevel")
     if found.returncode != 0:
         raise InvalidInput("run this from a clone of the run's repository: no git repository here")
     repo = Path(found.stdout.strip())
-    if _git(repo, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+    if _git(repo, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0 and not (
+        remote and _git(repo, "fetch", "--quiet", remote, commit).returncode == 0
+    ):
         raise InvalidInput(
-            f"commit {commit[:12]} is not in {repo}: fetch it (git fetch) or run from a clone "
-            "that has it"
+            f"commit {commit[:12]} is not in {repo}"
+            + (f" and could not be fetched from {remote}" if remote else "")
+            + ": fetch it (git fetch) or run from a clone that has it"
         )
     added = _git(repo, "worktree", "add", "--detach", str(dest), commit)
     if added.returncode != 0:

@@ -179,7 +179,8 @@ def _reproduce_in_clean_env(client: Any, run_id: str, executor: str | None) -> R
         raise InvalidInput(f"run {run_id} recorded no package lock") from None
     diff = client.read_artifact(run_id, DIFF_ARTIFACT) if "opsloop.git.diff_hash" in tags else None
     with tempfile.TemporaryDirectory(prefix="opsloop-reproduce-") as tmp:
-        repo, tree = cleanenv.checkout(commit, diff, Path(tmp) / "code")
+        remote = tags.get("opsloop.git.remote")
+        repo, tree = cleanenv.checkout(commit, diff, Path(tmp) / "code", remote)
         try:
             env = cleanenv.build_env(lock, tags["opsloop.env.lock_hash"], client.settings.home)
             cwd = tree
