@@ -77,3 +77,28 @@ def test_a_bad_record_writes_no_run(client: Any) -> None:
     with store.write() as session:
         insert_runs(session, client._tracking.blobs, [good])
     assert client.get_run("a" * 32).data.tags == {"k": "v"}
+
+
+def test_the_cache_index_is_kept_and_read_again(
+    client: Any, sqlite_url: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import subprocess
+    import sys
+
+    from opsloop.pipelines import runner
+
+    example.training.run(client=client, C=1.0)  # this process now knows the experiment
+    code = (
+        "import opsloop; from tests.pipelines import example; "
+        f"example.training.run(client=opsloop.Client(database_url={sqlite_url!r}, "
+        f"blob_url={str(tmp_path / 'blobs')!r}), C=0.25)"
+    )
+    root = Path(example.__file__).parents[2]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root, capture_output=True)
+    example.CALLS.clear()
+    stale = example.training.run(client=client, C=0.25)  # the other process's steps: unseen
+    assert stale.step("train").reason.startswith("params changed") and "train" in example.CALLS
+    monkeypatch.setattr(runner, "KNOWN_FOR_S", 0.0)  # read again: every finished step is seen
+    example.CALLS.clear()
+    fresh = example.training.run(client=client, C=0.25)
+    assert all(s.cached for s in fresh.steps) and example.CALLS == []
