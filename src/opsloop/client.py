@@ -226,7 +226,10 @@ class Client(TrackingClient):
         (here, or on the server with a remote client) and ``.get_run(run_id)``, the DAG."""
         from opsloop.pipelines.sdk import PipelinesClient
 
-        return PipelinesClient(self)
+        if self.settings.is_remote:
+            return PipelinesClient(self)
+        store, _ = shared_stores(self.settings)
+        return PipelinesClient(self, store)
 
     def scheduler(self, *, interval: float = 1.0) -> Scheduler:
         """The embedded store's scheduler (a server runs its own): ``tick()`` runs the due

@@ -55,6 +55,11 @@ def test_a_run_started_over_rest_shows_its_dag(remote: Client) -> None:
         time.sleep(0.2)
         started = remote.pipelines.get_run(started.run_id)
     assert started.status == "FINISHED" and all(s.cache == "hit" for s in started.steps)
+    listed = remote.pipelines.list_runs(pipeline="registered")
+    assert [r.run_id for r in listed[:2]] == [started.run_id, view.run_id]
+    assert all(r.pipeline == "registered" and r.status == "FINISHED" for r in listed)
+    with pytest.raises(InvalidInput, match="limit must be between 1 and 1000"):
+        remote.pipelines.list_runs(limit=0)
 
 
 def test_a_failed_run_shows_the_failure_and_what_never_ran(remote: Client) -> None:
@@ -101,7 +106,10 @@ def test_cli_draws_the_dag_and_runs_on_the_server(server: LiveServer, tmp_path: 
     assert lines[0].lstrip().startswith("1") and "load" in lines[0]
     assert any(line.lstrip().startswith("4") and "score" in line and "← fit, holdout.test" in line
                for line in lines)  # fmt: skip
-    shown = json.loads(run("pipelines", "show", run_id, "--json"))
+    shown = json.loads(run("pipelines", "runs", "show", run_id, "--json"))
     assert [s["rank"] for s in shown["steps"]] == [0, 1, 2, 3]
+    listed = json.loads(run("pipelines", "runs", "list", "--pipeline", "registered", "--json"))
+    assert listed[0]["run_id"] == run_id
+    assert run_id in run("pipelines", "runs", "list")
     failed = run("pipelines", "run", "tests.pipelines.example:broken_chain", "--on-server", code=8)
     assert "explode" in failed and "the cluster caught fire" in failed and "skipped" in failed

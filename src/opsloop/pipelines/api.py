@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.pipelines import runs, triggers
-from opsloop.pipelines.runs import PipelineRunCreate, PipelineRunView
+from opsloop.pipelines.runs import PipelineRunCreate, PipelineRunSummary, PipelineRunView
 from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
 from opsloop.server.deps import ReadSession, State, WriteSession
 from opsloop.tracking.runs import current_user
@@ -29,6 +29,14 @@ async def start_pipeline_run(body: PipelineRunCreate, state: State) -> PipelineR
     shows its steps as PENDING; poll ``GET /api/pipelines/runs/{run_id}``."""
     run_id = await run_in_threadpool(state.launcher.start, body)
     return await run_in_threadpool(runs.describe, state.serving.client, run_id)
+
+
+@router.get("/pipelines/runs", response_model=list[PipelineRunSummary])
+def list_pipeline_runs(
+    session: ReadSession, limit: int = 20, pipeline: str | None = None
+) -> list[PipelineRunSummary]:
+    """The latest pipeline runs, newest first (``pipeline=NAME`` for one pipeline's)."""
+    return runs.list_pipeline_runs(session, limit, pipeline)
 
 
 @router.get("/pipelines/runs/{run_id}", response_model=PipelineRunView)

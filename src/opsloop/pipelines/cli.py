@@ -162,6 +162,39 @@ def show(
                   f"{took:>8}  [dim]{note}[/]{model}", highlight=False)  # fmt: skip
 
 
+runs_app = typer.Typer(
+    help=(
+        "Pipeline runs across experiments. Examples:\n\n"
+        "  opsloop pipelines runs list --pipeline training\n\n"
+        "  opsloop pipelines runs show RUN_ID   (the DAG, as `opsloop pipelines show`)"
+    ),
+    no_args_is_help=True,
+)
+pipelines_app.add_typer(runs_app, name="runs")
+runs_app.command("show")(show)
+
+
+@runs_app.command("list")
+def list_runs(
+    pipeline: Annotated[str | None, typer.Option(help="Only this pipeline's runs.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    json_: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The latest pipeline runs: pipeline, run id, state, start and duration."""
+    from opsloop.cli.output import print_table, when
+
+    found = default_client().pipelines.list_runs(limit, pipeline)
+    if json_:
+        print_json([r.model_dump(mode="json") for r in found])
+        return
+    rows = [
+        (r.pipeline, r.run_id, r.status, when(r.start_time),
+         f"{(r.end_time - r.start_time) / 1000:.1f} s" if r.end_time else "")
+        for r in found
+    ]  # fmt: skip
+    print_table(["pipeline", "run", "status", "started", "took"], rows)
+
+
 triggers_app = typer.Typer(
     help=(
         "Start a pipeline by itself: on a cron schedule (UTC), on each new version of a dataset, "

@@ -23,6 +23,7 @@ __all__ = [
     "GRAPH_TAG",
     "Launcher",
     "PipelineRunCreate",
+    "PipelineRunSummary",
     "PipelineRunView",
     "StepView",
     "describe",
@@ -127,23 +128,38 @@ def describe(client: Any, run_id: str) -> PipelineRunView:
     )  # fmt: skip
 
 
-def list_pipeline_runs(session: Any, limit: int = 20) -> list[dict[str, Any]]:
-    """The latest pipeline runs of every experiment, newest first (for the web UI)."""
+class PipelineRunSummary(BaseModel):
+    run_id: str
+    pipeline: str
+    status: str
+    start_time: int
+    end_time: int | None = None
+
+
+def list_pipeline_runs(
+    session: Any, limit: int = 20, pipeline: str | None = None
+) -> list[PipelineRunSummary]:
+    """The latest pipeline runs of every experiment (or of one pipeline), newest first."""
     from sqlalchemy import select
 
     from opsloop.tracking.tables import RunRow, RunTagRow
 
-    rows = session.execute(
+    if not 1 <= limit <= 1000:
+        raise InvalidInput(f"limit must be between 1 and 1000, got {limit}")
+    query = (
         select(RunRow.id, RunRow.status, RunRow.start_time, RunRow.end_time, RunTagRow.value)
         .join(RunTagRow, RunTagRow.run_id == RunRow.id)
         .where(RunTagRow.key == "opsloop.pipeline", RunRow.lifecycle_stage == "active")
         .order_by(RunRow.start_time.desc())
         .limit(limit)
-    )  # fmt: skip
+    )
+    if pipeline is not None:
+        query = query.where(RunTagRow.value == pipeline)
     return [
-        {"run_id": r[0], "status": r[1], "start_time": r[2], "end_time": r[3], "pipeline": r[4]}
-        for r in rows
-    ]
+        PipelineRunSummary(run_id=r[0], status=r[1], start_time=r[2], end_time=r[3],
+                           pipeline=r[4])
+        for r in session.execute(query)
+    ]  # fmt: skip
 
 
 class PipelineRunCreate(BaseModel):

@@ -12,12 +12,13 @@ from urllib.parse import quote
 from pydantic import TypeAdapter, ValidationError
 
 from opsloop.errors import InvalidInput, validation_problems
-from opsloop.pipelines.runs import PipelineRunCreate, PipelineRunView
+from opsloop.pipelines.runs import PipelineRunCreate, PipelineRunSummary, PipelineRunView
 from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
 from opsloop.sdkpart import LocalOrRemote
 
 __all__ = ["PipelinesClient", "TriggersClient"]
 
+_RUNS = TypeAdapter(list[PipelineRunSummary])
 _TRIGGERS = TypeAdapter(list[Trigger])
 _FIRINGS = TypeAdapter(list[Firing])
 
@@ -64,6 +65,18 @@ class PipelinesClient(LocalOrRemote):
         from opsloop.pipelines.runs import describe
 
         return describe(self._client, run_id)
+
+    def list_runs(self, limit: int = 20, pipeline: str | None = None) -> list[PipelineRunSummary]:
+        """The latest pipeline runs, newest first (of one pipeline with ``pipeline``)."""
+        if self._remote:
+            query: dict[str, Any] = {"limit": limit}
+            if pipeline is not None:
+                query["pipeline"] = pipeline
+            return _RUNS.validate_python(self._http("GET", "/api/pipelines/runs", params=query))
+        from opsloop.pipelines.runs import list_pipeline_runs
+
+        with self._store.read() as session:
+            return list_pipeline_runs(session, limit, pipeline)
 
 
 class TriggersClient(LocalOrRemote):
