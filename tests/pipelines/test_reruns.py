@@ -142,22 +142,11 @@ def test_a_commit_missing_here_is_fetched_from_the_recorded_remote(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
     from opsloop.pipelines.cleanenv import checkout, remove_worktree
-
-    def git(repo: Path, *args: str) -> str:
-        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                              check=True)  # fmt: skip
-        return done.stdout.strip()
+    from tests.gitrepos import git, new_repo
 
     origin, here = tmp_path / "origin", tmp_path / "here"
-    for repo in (origin, here):
-        repo.mkdir()
-        git(repo, "init", "-q")
-        git(repo, "config", "user.email", "t@example.com")
-        git(repo, "config", "user.name", "t")
-    (origin / "train.py").write_text("print('pushed from another machine')\n")
-    git(origin, "add", "train.py")
-    git(origin, "commit", "-qm", "only on the remote")
-    commit = git(origin, "rev-parse", "HEAD")
+    commit = new_repo(origin, {"train.py": "print('pushed from another machine')\n"})
+    new_repo(here, {})
     git(origin, "config", "uploadpack.allowAnySHA1InWant", "true")
     monkeypatch.chdir(here)
     with pytest.raises(InvalidInput, match="is not in"):

@@ -4,27 +4,16 @@ counted; the user's git index is never touched."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from opsloop.tracking.reproducibility import DIFF_ARTIFACT, capture_environment
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                          check=True).stdout  # fmt: skip
+from tests.gitrepos import git, new_repo
 
 
 def test_untracked_code_is_in_the_recorded_diff(tmp_path: Path, monkeypatch: Any) -> None:
     repo = tmp_path / "project"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    git(repo, "config", "user.email", "t@example.com")
-    git(repo, "config", "user.name", "t")
-    (repo / "train.py").write_text("print('v1')\n")
-    git(repo, "add", "train.py")
-    git(repo, "commit", "-qm", "first")
+    new_repo(repo, {"train.py": "print('v1')\n"})
     (repo / "train.py").write_text("print('v2')\n")
     (repo / "helpers.py").write_text("def helper():\n    return 42\n")
     (repo / "big.csv").write_bytes(b"x" * (2 << 20))

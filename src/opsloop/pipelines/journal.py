@@ -122,12 +122,14 @@ class StepJournal:
         from opsloop.store.blobs import hash_file
         from opsloop.tracking import artifacts
         from opsloop.tracking.entities import ArtifactSpec
+        from opsloop.tracking.sdk import _walk
 
         specs = []
         for name, local in files.items():
-            inside = [(f"{name}/{p.relative_to(local).as_posix()}", p)
-                      for p in sorted(local.rglob("*")) if p.is_file()] if local.is_dir() \
-                else [(name, local)]  # fmt: skip
+            if local.is_dir():  # a model package
+                inside = [(f"{name}/{rel}", path) for rel, path in _walk(local)]
+            else:
+                inside = [(name, local)]
             for rel, path in inside:  # already in the staging area: renamed once, at commit
                 digest, size = hash_file(path), path.stat().st_size
                 with self._lock:

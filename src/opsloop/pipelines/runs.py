@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.tracking.validation import MAX_TAG_VALUE_LENGTH
 
 __all__ = [
     "GRAPH_TAG",
@@ -34,7 +34,6 @@ __all__ = [
 log = logging.getLogger("opsloop.pipelines")
 
 GRAPH_TAG = "opsloop.pipeline.graph"  # JSON: [[step, [input labels]], ...] in graph order
-_MAX_TAG = 8000
 
 
 def graph_tag(graph: Any) -> dict[str, str]:
@@ -42,7 +41,7 @@ def graph_tag(graph: Any) -> dict[str, str]:
     its DAG then shows the steps that ran)."""
     shape = [[n.name, [o.label for o in n.inputs.values()]] for n in graph.nodes]
     text = json.dumps(shape, separators=(",", ":"))
-    return {GRAPH_TAG: text} if len(text) <= _MAX_TAG else {}
+    return {GRAPH_TAG: text} if len(text) <= MAX_TAG_VALUE_LENGTH else {}
 
 
 class StepView(BaseModel):
@@ -181,8 +180,6 @@ class Launcher:
     def __init__(self, client: Any, workers: int = 2) -> None:
         self.client = client
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="opsloop-adhoc")
-        self._lock = threading.Lock()
-        self.running: dict[str, Future[Any]] = {}
 
     def start(self, body: PipelineRunCreate, timeout: float = 60.0) -> str:
         """Check the pipeline and its params here (errors raise before anything starts), run it
@@ -209,18 +206,8 @@ class Launcher:
                 else:
                     log.info("pipeline %s failed: %s", body.pipeline, exc)
 
-        future = self._pool.submit(work)
-        run_id = started.result(timeout)
-        with self._lock:
-            self.running = {k: f for k, f in self.running.items() if not f.done()}
-            self.running[run_id] = future
-        return run_id
-
-    def wait(self, run_id: str, timeout: float | None = None) -> None:
-        future = self.running.get(run_id)
-        if future is None:
-            raise NotFound(f"no pipeline run {run_id} was started here")
-        future.result(timeout)
+        self._pool.submit(work)
+        return started.result(timeout)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
