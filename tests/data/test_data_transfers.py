@@ -14,6 +14,7 @@ import pytest
 
 from opsloop import Client, StoreError
 from opsloop.config import load_settings
+from opsloop.store.blobs import FsspecBlobStore
 from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.s3
@@ -87,7 +88,12 @@ def test_corrupted_blobs_are_detected_never_returned(
     import fsspec
 
     fs, base = fsspec.core.url_to_fs(url, **options)
-    fs.pipe(f"{base}/{victim.digest[:2]}/{victim.digest}", b"tampered")
+    (pack,) = fs.glob(f"{base}/packs/*.pack")  # 70 small files went up as one pack
+    body = bytearray(fs.cat_file(pack))
+    where = FsspecBlobStore(url, options)._in_pack(victim.digest, reread_after=0.0)
+    assert where is not None
+    body[where.offset] ^= 0xFF
+    fs.pipe_file(pack, bytes(body))
     other = _s3_client(tmp_path / "other", sqlite_url, s3_blob_url)
     with pytest.raises(StoreError, match="corrupted in the blob store"):
         other.data.pull(version.ref)
