@@ -126,9 +126,9 @@ def bench_small_files(root: Path, count: int) -> None:
     report(
         f"1. add {count:,} files of 1 KB", ours, peer, f"(floor {base:.3f}s: {ours / base:.1f}x)"
     )
-    ours = ws.opsloop("data", "status", "data")
-    peer = ws.dvc_cmd("status")
-    report("3. status of the unchanged folder", ours, peer)
+    ours = min(ws.opsloop("data", "status", "data") for _ in range(3))  # read-only: repeatable
+    peer = min(ws.dvc_cmd("status") for _ in range(3))
+    report("3. status of the unchanged folder", ours, peer, "(best of 3 each)")
 
 
 def bench_big_file(root: Path, size: int) -> None:

@@ -119,3 +119,16 @@ def test_help_teaches_and_is_fast() -> None:
     assert "metrics.f1 > 0.8" in run("runs", "--help").stdout
     assert "web UI" in out
     assert "--no-browser" in run("ui", "--help").stdout
+
+
+def test_every_command_is_listed_and_reachable_when_only_its_group_is_loaded() -> None:
+    """A process builds only the group its first word names; --help still lists them all."""
+    from opsloop.cli.main import _ADDS_COMMANDS
+
+    listed = run("--help").stdout
+    for names in _ADDS_COMMANDS.values():
+        for name in names:
+            assert f" {name} " in listed, name
+            assert "Usage: opsloop " + name in " ".join(run(name, "--help").stdout.split())
+    done = run("no-such-command", ok=False)
+    assert done.returncode == 2 and "No such command" in done.stderr

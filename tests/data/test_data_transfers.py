@@ -172,6 +172,35 @@ def test_unchanged_folder_is_not_read_again(tmp_path: Path, folder: Path) -> Non
     client.close()
 
 
+def test_status_recognises_an_unchanged_folder_from_its_snapshot(
+    tmp_path: Path, folder: Path
+) -> None:
+    """A folder whose stats match the snapshot taken when it matched its version is clean
+    without its manifest; any change of stats falls back to comparing file by file."""
+    client = Client(settings=load_settings(home=str(tmp_path / "home")))
+    client.data.add(folder, "pets")
+    state = client.data._state
+    looked_up: list[str] = []
+    cached_digests = state.cached_digests
+    state.cached_digests = lambda root: looked_up.append(root) or cached_digests(root)  # type: ignore[method-assign]
+    assert client.data.status(folder)[0].clean
+    assert looked_up == []  # the snapshot taken by add was enough
+
+    cat = folder / "cats" / "0.txt"
+    os.utime(cat, ns=(cat.stat().st_atime_ns, cat.stat().st_mtime_ns + 10**9))  # touched only
+    assert client.data.status(folder)[0].clean
+    assert looked_up == [str(folder)]  # compared file by file, found clean, snapshot renewed
+    assert client.data.status(folder)[0].clean
+    assert looked_up == [str(folder)]
+
+    (folder / "cats" / "new.txt").write_text("one more")
+    assert client.data.status(folder)[0].added == ["cats/new.txt"]
+    (folder / "cats" / "new.txt").unlink()
+    cat.write_text("changed")
+    assert client.data.status(folder)[0].modified == ["cats/0.txt"]
+    client.close()
+
+
 def _tmpfs(path: Path, size: str) -> None:
     path.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(

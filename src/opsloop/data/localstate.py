@@ -4,7 +4,10 @@ It also keeps the manifests of versions it has added or checked out: a manifest 
 changes, so ``status`` can compare a folder with its version without asking the store.
 
 The hash cache maps (path, inode, size, mtime) to a BLAKE3 digest, so re-adding or checking
-the status of an unchanged folder stats files and reads none. A workspace is a local path
+the status of an unchanged folder stats files and reads none. A snapshot goes one step
+further for ``status``: one digest of every file's (path, inode, size, mtime) taken when the
+folder last matched its version, so an unchanged folder is recognised from one comparison,
+without looking up each file or rebuilding its manifest. A workspace is a local path
 that was added as, or checked out from, a dataset version; ``opsloop data status`` compares
 each one with its version. Both live in one SQLite file under ``$OPSLOOP_HOME/cache``, kept
 apart from the metadata store because they describe this machine's disk, not the team's data.
@@ -21,6 +24,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from opsloop.data.manifest import Manifest
 from opsloop.timeutil import now_ms
@@ -35,12 +39,15 @@ CREATE TABLE IF NOT EXISTS workspaces (
     path TEXT PRIMARY KEY, dataset TEXT, number INTEGER, version_id TEXT, updated_at INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS manifests (version_id TEXT PRIMARY KEY, data BLOB) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots (
+    path TEXT PRIMARY KEY, version_id TEXT, fingerprint TEXT
+) WITHOUT ROWID;
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Stat:
-    """The part of ``os.stat`` that says whether a file's bytes may have changed."""
+class Stat(NamedTuple):
+    """The part of ``os.stat`` that says whether a file's bytes may have changed (a tuple:
+    built and compared in C, which counts at tens of thousands of files)."""
 
     inode: int
     size: int
@@ -109,6 +116,22 @@ class LocalState:
         with self._lock:
             rows = self._db.execute("SELECT * FROM workspaces ORDER BY path").fetchall()
         return [Workspace(*row) for row in rows]
+
+    # -- snapshots: the stats of a workspace's files when it last matched its version --------
+    def snapshot_matches(self, path: str, version_id: str, fingerprint: str) -> bool:
+        """Whether ``path``'s files still have the stats they had when they last held
+        ``version_id`` (see :func:`opsloop.data.scan.stat_fingerprint`)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT version_id, fingerprint FROM snapshots WHERE path = ?", (path,)
+            ).fetchone()
+        return row == (version_id, fingerprint)
+
+    def set_snapshot(self, path: str, version_id: str, fingerprint: str) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (path, version_id, fingerprint)
+            )
 
     # -- manifests (immutable, so a local copy never goes stale) -------------------------------
     def remember_manifest(self, manifest: Manifest) -> None:

@@ -22,7 +22,7 @@ from opsloop.data.expectations import Expectations, load_expectations, run_expec
 from opsloop.data.localstate import LocalState
 from opsloop.data.manifest import Manifest
 from opsloop.data.progress import progress_bar
-from opsloop.data.scan import hash_scan, scan_path
+from opsloop.data.scan import hash_scan, scan_path, stat_fingerprint
 from opsloop.data.status import WorkspaceStatus, workspace_status
 from opsloop.data.tabular import describe_table, table_format
 from opsloop.errors import Conflict, InvalidInput, NotFound
@@ -155,6 +155,7 @@ class DataClient:
         )
         version, created = self._backend.register_version(name, body)
         self._track(scan.root, version, manifest)
+        self._state.set_snapshot(scan.root, version.version_id, stat_fingerprint(scan))
         report = None
         if checks is not None and fmt is not None:
             report = run_expectations(sources, fmt, checks)

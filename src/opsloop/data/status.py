@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from opsloop.data.localstate import LocalState
 from opsloop.data.manifest import Manifest
-from opsloop.data.scan import hash_scan, scan_path
+from opsloop.data.scan import hash_scan, scan_path, stat_fingerprint
 from opsloop.errors import InvalidInput
 
 __all__ = ["WorkspaceStatus", "workspace_status"]
@@ -57,15 +57,20 @@ def workspace_status(
         if not os.path.exists(ws.path):
             results.append(WorkspaceStatus(ws.path, ref, missing=True))
             continue
+        scan = scan_path(ws.path)
+        fingerprint = stat_fingerprint(scan)
+        if state.snapshot_matches(ws.path, ws.version_id, fingerprint):
+            results.append(WorkspaceStatus(ws.path, ref))
+            continue
         manifest = state.manifest(ws.version_id)
         if manifest is None:
             manifest = fetch_manifest(ref)
             state.remember_manifest(manifest)
-        scan = scan_path(ws.path)
         if scan.kind == "file":
             scan = scan.as_single(manifest.entries[0].path)
         local, _ = hash_scan(scan, state)
         if local.version_id == manifest.version_id:
+            state.set_snapshot(ws.path, ws.version_id, fingerprint)
             results.append(WorkspaceStatus(ws.path, ref))
             continue
         want, have = manifest.by_path, local.by_path
