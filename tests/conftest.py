@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -92,7 +93,13 @@ def database_url(request: pytest.FixtureRequest) -> str:
 class LiveServer:
     """``opsloop server``'s app served by uvicorn in a thread, on a free loopback port."""
 
-    def __init__(self, database_url: str, blob_url: str, token: str | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        blob_url: str,
+        token: str | None = None,
+        storage_options: dict[str, object] | None = None,
+    ) -> None:
         import uvicorn
 
         from opsloop.config import load_settings
@@ -100,9 +107,16 @@ class LiveServer:
 
         # Its own home (trace spool, prediction log): a module-scoped server is built before the
         # per-test OPSLOOP_HOME exists, and must never write to the user's ~/.opsloop.
-        home = Path(blob_url).parent / f"server-home-{uuid.uuid4().hex[:8]}"
+        if "://" in blob_url:
+            home = Path(tempfile.mkdtemp(prefix="opsloop-server-home-"))
+        else:
+            home = Path(blob_url).parent / f"server-home-{uuid.uuid4().hex[:8]}"
         settings = load_settings(
-            database_url=database_url, blob_url=blob_url, token=token, home=str(home)
+            database_url=database_url,
+            blob_url=blob_url,
+            token=token,
+            home=str(home),
+            storage_options=storage_options,
         )
         self.app = create_app(settings)
         # Bind first and hand uvicorn the socket: no window for another test to take the port.

@@ -150,6 +150,85 @@ def test_pull_through_an_opsloop_server(tmp_path: Path, sqlite_url: str, iris_cs
         other.close()
 
 
+def _watched_client(home: Path, server_url: str, requests: list[str]) -> Client:
+    """A client of the server whose requests' paths are appended to ``requests``."""
+    client = Client(settings=load_settings(home=str(home), server_url=server_url))
+    hooks = client.data._backend.remote.http._client.event_hooks["request"]
+    hooks.append(lambda request: requests.append(request.url.path))
+    return client
+
+
+def test_many_small_files_go_through_a_server_in_batches(
+    tmp_path: Path, sqlite_url: str, s3_blob_url: tuple[str, dict[str, object]]
+) -> None:
+    """Push and pull through ``opsloop server`` send small blobs in batched requests, into
+    its local folder or, behind it, S3 (where they land as packs)."""
+    data = _many_files(tmp_path / "shards", 300)
+    url, options = s3_blob_url
+    for where, blob_url, storage in (
+        ("folder", str(tmp_path / "server-blobs"), None),
+        ("s3", url, options),
+    ):
+        with LiveServer(sqlite_url, blob_url, storage_options=storage) as server:
+            requests: list[str] = []
+            laptop = _watched_client(tmp_path / where / "a", server.url, requests)
+            version = laptop.data.add(data, f"shards-{where}", push=True).version
+            assert requests.count("/api/blobs/batch") == 1
+            assert not [p for p in requests if p.startswith("/api/blobs/") and len(p) > 70]
+            other = _watched_client(tmp_path / where / "b", server.url, requests)
+            assert other.data.pull(version.ref).files == 300
+            assert requests.count("/api/blobs/batch-download") == 1
+            other.data.checkout(version.ref, tmp_path / where / "out")
+            for path in data.rglob("*.bin"):
+                copy = tmp_path / where / "out" / path.relative_to(data)
+                assert copy.read_bytes() == path.read_bytes()
+            laptop.close()
+            other.close()
+    packs = FsspecBlobStore(url, options).fs.glob(f"{url.removeprefix('s3://')}/packs/*.pack")
+    assert len(packs) == 1  # behind the server, S3 got the 300 blobs as one pack
+
+
+def test_bad_batches_are_refused_whole(tmp_path: Path, sqlite_url: str) -> None:
+    import httpx
+    from blake3 import blake3
+
+    from opsloop.store.packs import frame
+
+    good, bad = b"good bytes", b"bad bytes"
+    good_digest = blake3(good).hexdigest()
+    with LiveServer(sqlite_url, str(tmp_path / "blobs")) as server:
+        api = f"{server.url}/api/blobs"
+        lie = frame([(good_digest, good), (blake3(b"other").hexdigest(), bad)])
+        answer = httpx.post(f"{api}/batch", content=lie)
+        assert answer.status_code == 400 and "does not match its digest" in answer.text
+        assert httpx.post(f"{api}/missing", json={"digests": [good_digest]}).json() == {
+            "digests": [good_digest]
+        }  # the good blob of a refused batch was not stored either
+        for body, message in (
+            (b"no index line", "no index line"),
+            (b'{"format": "zip"}\n', "unknown format"),
+            (b'{"format":"opsloop-pack/1","blobs":[["' + good_digest.encode() + b'",0,99]]}\nx',
+             "outside the body"),
+        ):  # fmt: skip
+            answer = httpx.post(f"{api}/batch", content=body)
+            assert answer.status_code == 400 and message in answer.text, answer.text
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        conn.putrequest("POST", "/api/blobs/batch")
+        conn.putheader("Content-Length", str(1 << 30))  # refused from its headers alone
+        conn.endheaders(b"x")
+        answer_ = conn.getresponse()
+        assert answer_.status == 400 and b"over the" in answer_.read()
+        conn.close()
+        assert httpx.post(f"{api}/batch", content=frame([(good_digest, good)])).status_code == 201
+        missing = blake3(b"never stored").hexdigest()
+        answer = httpx.post(f"{api}/batch-download", json={"digests": [good_digest, missing]})
+        assert answer.status_code == 404 and missing in answer.text
+        answer = httpx.post(f"{api}/batch-download", json={"digests": ["nope"]})
+        assert answer.status_code == 400
+
+
 def test_unchanged_folder_is_not_read_again(tmp_path: Path, folder: Path) -> None:
     """Re-adding and status of an unchanged folder stat files and open none of them."""
     client = Client(settings=load_settings(home=str(tmp_path / "home")))

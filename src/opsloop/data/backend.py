@@ -34,7 +34,9 @@ class BlobRemote(Protocol):
 
     def put_verified(self, items: list[tuple[Path, str]], on_done: Any = None) -> None: ...
 
-    def get_many(self, items: list[tuple[str, Path]], on_done: Any = None) -> None: ...
+    def get_many(
+        self, items: list[tuple[str, Path]], on_done: Any = None, sizes: Any = None
+    ) -> None: ...
 
 
 class DataBackend(ABC):

@@ -99,7 +99,7 @@ def fetch_into_cache(
     with cache.batch() as batch:
         staging = [(d, batch.stage_path(d)) for d in wanted]
         try:
-            remote.get_many(staging, on_done)
+            remote.get_many(staging, on_done, sizes)
         except OSError as exc:
             raise StoreError(f"download into {cache.root} failed: {exc}") from exc
         for digest, path in staging:

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -99,10 +99,28 @@ class BlobStore(ABC):
         """
         self._in_threads(items, lambda path, digest: self._commit_copy(path, digest), on_done)
 
+    def put_verified_bytes(self, blobs: list[tuple[str, bytes | memoryview]]) -> None:
+        """Store many small blobs held in memory whose digests the caller has just checked
+        (a batch upload to the server). The default stages them as files for
+        :meth:`put_verified`; the local store writes them as one batch."""
+        with tempfile.TemporaryDirectory(prefix="opsloop-blobs-", dir=self._staging_dir()) as tmp:
+            items = []
+            for digest, data in blobs:
+                path = Path(tmp) / check_digest(digest)
+                path.write_bytes(data)
+                items.append((path, digest))
+            self.put_verified(items)
+
     def get_many(
-        self, items: list[tuple[str, Path]], on_done: Callable[[int], None] | None = None
+        self,
+        items: list[tuple[str, Path]],
+        on_done: Callable[[int], None] | None = None,
+        sizes: Mapping[str, int] | None = None,
     ) -> None:
-        """Fetch many blobs to local paths (temp names the caller verifies and renames)."""
+        """Fetch many blobs to local paths (temp names the caller verifies and renames).
+
+        ``sizes`` (digest → bytes, where the caller knows them) lets a remote batch small
+        blobs; a store reads its own blobs without them."""
 
         def fetch(digest: str, dest: Path) -> None:
             with _translate(digest):
@@ -257,6 +275,11 @@ class LocalBlobStore(BlobStore):
     def _fetch(self, digest: str, dest: Path) -> None:
         shutil.copyfile(self.path_of(digest), dest)
 
+    def put_verified_bytes(self, blobs: list[tuple[str, bytes | memoryview]]) -> None:
+        with self.batch() as batch:
+            for digest, data in blobs:
+                batch.put_bytes(check_digest(digest), data)
+
     @contextmanager
     def batch(self) -> Iterator[LocalBatch]:
         """Write many blobs with two filesystem syncs instead of one ``fsync`` per blob.
@@ -299,7 +322,7 @@ class LocalBatch:
         else:
             self._staged[digest] = str(path)
 
-    def put_bytes(self, digest: str, data: bytes) -> None:
+    def put_bytes(self, digest: str, data: bytes | memoryview) -> None:
         """Stage bytes the caller has just hashed to ``digest``."""
         if self.has(digest):
             return
@@ -485,7 +508,10 @@ class FsspecBlobStore(BlobStore):
                 self.fs.put(local, remote, callback=_Progress(on_done))
 
     def get_many(
-        self, items: list[tuple[str, Path]], on_done: Callable[[int], None] | None = None
+        self,
+        items: list[tuple[str, Path]],
+        on_done: Callable[[int], None] | None = None,
+        sizes: Mapping[str, int] | None = None,
     ) -> None:
         """Packed blobs come in a few ranged reads per pack, the rest object by object."""
         if not items:

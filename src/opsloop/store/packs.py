@@ -22,23 +22,29 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "BATCH_MAX_BYTES",
     "PACK_BLOB_MAX",
     "PACK_MIN_BLOBS",
     "PACK_TARGET",
     "PackedBlob",
     "build_pack",
     "coalesce",
+    "frame",
+    "frame_files",
     "parse_index",
     "plan_packs",
+    "unframe",
 ]
 
 PACK_BLOB_MAX = 1 << 20  # blobs this size or larger are stored as their own object
 PACK_TARGET = 64 << 20  # a pack is closed once it holds this many bytes
 PACK_MIN_BLOBS = 8  # fewer small blobs than this in one push go up as loose objects
+BATCH_MAX_BYTES = 256 << 20  # the largest framed body a server takes or sends
 _FORMAT = "opsloop-pack/1"
 _MAX_GAP = 256 << 10  # ranged reads closer than this are merged into one request
 _MAX_READ = 16 << 20  # ... up to this many bytes per request
@@ -86,14 +92,58 @@ def build_pack(items: list[tuple[Path, str]]) -> tuple[str, bytes, bytes]:
     """The pack of ``items`` (verified local files): (pack id, pack bytes, index bytes)."""
     from blake3 import blake3
 
+    body, index = _pack((digest, Path(path).read_bytes()) for path, digest in items)
+    return blake3(index).hexdigest(), body, index
+
+
+def _pack(blobs: Iterable[tuple[str, bytes]]) -> tuple[bytes, bytes]:
     body = bytearray()
     entries: list[list[object]] = []
-    for path, digest in items:
-        data = Path(path).read_bytes()
+    for digest, data in blobs:
         entries.append([digest, len(body), len(data)])
         body += data
     index = json.dumps({"format": _FORMAT, "blobs": entries}, separators=(",", ":")).encode()
-    return blake3(index).hexdigest(), bytes(body), index
+    return bytes(body), index
+
+
+# -- framed packs: many blobs in one HTTP body ---------------------------------------------
+# ``<index JSON>\n<pack bytes>``: the index is compact JSON (no raw newline), so the first
+# newline ends it. Used by the server's batch blob routes, in both directions.
+
+
+def frame(blobs: Iterable[tuple[str, bytes]]) -> bytes:
+    """One body carrying ``(digest, bytes)`` pairs."""
+    body, index = _pack(blobs)
+    return index + b"\n" + body
+
+
+def frame_files(items: list[tuple[Path, str]]) -> bytes:
+    """One body carrying local files (verified by the caller) as ``(path, digest)``."""
+    return frame((digest, Path(path).read_bytes()) for path, digest in items)
+
+
+def unframe(raw: bytes) -> list[tuple[str, memoryview]]:
+    """The ``(digest, bytes)`` pairs of a framed body; ``ValueError`` says what is wrong.
+
+    Digests are only checked for shape here: whoever stores or returns the bytes checks
+    that they hash to their digest."""
+    head, newline, _ = raw.partition(b"\n")
+    if not newline:
+        raise ValueError("no index line: expected '<index JSON>\\n<bytes>'")
+    try:
+        document = json.loads(head)
+        if document.get("format") != _FORMAT:
+            raise ValueError(f"unknown format {document.get('format')!r}; expected {_FORMAT!r}")
+        entries = [(str(d), int(o), int(n)) for d, o, n in document["blobs"]]
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed index: {exc}") from None
+    body = memoryview(raw)[len(head) + 1 :]
+    pairs = []
+    for digest, offset, length in entries:
+        if offset < 0 or length < 0 or offset + length > len(body):
+            raise ValueError(f"blob {digest} lies outside the body ({offset}+{length})")
+        pairs.append((digest, body[offset : offset + length]))
+    return pairs
 
 
 def parse_index(pack_id: str, raw: bytes) -> dict[str, PackedBlob]:

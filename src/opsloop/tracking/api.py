@@ -11,12 +11,14 @@ import tempfile
 from pathlib import Path
 
 from fastapi import APIRouter, Query, Request, status
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from opsloop.errors import InvalidInput
 from opsloop.server.deps import Blobs, ReadSession, WriteSession
 from opsloop.store.blobs import LocalBlobStore, check_digest
+from opsloop.store.packs import BATCH_MAX_BYTES, frame, unframe
 from opsloop.tracking import artifacts, experiments, run_data, runs, search
 from opsloop.tracking.entities import Artifact, Experiment, MetricHistory, Page, Run, RunInfo
 from opsloop.tracking.schemas import (
@@ -204,6 +206,63 @@ async def upload_blob(digest: str, request: Request, blobs: Blobs) -> BlobDigest
     finally:
         Path(name).unlink(missing_ok=True)
     return BlobDigests(digests=[digest])
+
+
+@router.post("/blobs/batch", status_code=status.HTTP_201_CREATED, tags=[_ARTIFACTS])
+async def upload_blob_batch(request: Request, blobs: Blobs) -> BlobDigests:
+    """Upload many small blobs in one body, ``<index JSON>\\n<bytes>`` (a framed pack, see
+    ``opsloop.store.packs``), at most 256 MiB. Every blob is hashed first; the batch is
+    refused whole, storing nothing, unless each one matches its digest."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > BATCH_MAX_BYTES:
+        raise _batch_too_large(int(declared))
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > BATCH_MAX_BYTES:
+            raise _batch_too_large(len(raw))
+    pairs = await run_in_threadpool(_verified_batch, bytes(raw))
+    await run_in_threadpool(blobs.put_verified_bytes, pairs)
+    return BlobDigests(digests=[digest for digest, _ in pairs])
+
+
+@router.post("/blobs/batch-download", tags=[_ARTIFACTS])
+def download_blob_batch(body: BlobDigests, blobs: Blobs) -> Response:
+    """Many blobs in one response body, framed like a batch upload, at most 256 MiB in all
+    (ask for fewer beyond that). An unknown digest fails the request with a 404."""
+    pairs: list[tuple[str, bytes]] = []
+    total = 0
+    for digest in dict.fromkeys(check_digest(d) for d in body.digests):
+        with blobs.open(digest) as handle:
+            data = handle.read(BATCH_MAX_BYTES - total + 1)
+        total += len(data)
+        if total > BATCH_MAX_BYTES:
+            raise _batch_too_large(total, "ask for fewer blobs per request")
+        pairs.append((digest, data))
+    return Response(frame(pairs), media_type="application/octet-stream")
+
+
+def _verified_batch(raw: bytes) -> list[tuple[str, memoryview]]:
+    from blake3 import blake3
+
+    try:
+        pairs = unframe(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"batch upload: {exc}") from None
+    for digest, data in pairs:
+        actual = blake3(data).hexdigest()
+        if actual != check_digest(digest):
+            raise InvalidInput(
+                f"batch upload: blob {digest} does not match its digest (its bytes hash to "
+                f"{actual}); nothing in the batch was stored"
+            )
+    return pairs
+
+
+def _batch_too_large(size: int, advice: str = "send fewer blobs per request") -> InvalidInput:
+    return InvalidInput(
+        f"a batch of {size:,} bytes is over the {BATCH_MAX_BYTES:,} byte limit; {advice}"
+    )
 
 
 @router.get("/blobs/{digest}", tags=[_ARTIFACTS])

@@ -38,8 +38,14 @@ _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+_GOOD_KEYS: set[str] = set()  # keys that passed: a loop or a pipeline logs the same few again
+_GOOD_KEYS_KEPT = 1 << 16
+
+
 def check_key(key: Any, kind: str = "key") -> str:
     """A metric, param or tag key: letters, digits, ``_-. /:``; no ``..`` or empty segments."""
+    if key.__class__ is str and key in _GOOD_KEYS:
+        return key
     if not isinstance(key, str) or not key:
         raise InvalidInput(f"{kind} must be a non-empty string, got {key!r}")
     if len(key) > MAX_KEY_LENGTH:
@@ -50,6 +56,8 @@ def check_key(key: Any, kind: str = "key") -> str:
         raise InvalidInput(f"{kind} {key!r} has characters outside letters, digits and '_-. /:'")
     if key.startswith("/") or any(seg in ("", ".", "..") for seg in key.split("/")):
         raise InvalidInput(f"{kind} {key!r} has an empty, '.' or '..' path segment")
+    if len(_GOOD_KEYS) < _GOOD_KEYS_KEPT:
+        _GOOD_KEYS.add(key)
     return key
 
 
