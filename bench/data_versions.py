@@ -5,7 +5,8 @@
 
 Every figure is a whole CLI process, as a user runs it (``opsloop data add`` vs ``dvc add``),
 each tool in its own fresh folder with its embedded default: opsloop's SQLite + blob folder,
-DVC's repository cache (``dvc init --no-scm``). Push goes to one moto_server (S3) on loopback.
+DVC's repository cache (``dvc init --no-scm``). Push and pull go to one moto_server (S3) on
+loopback; a last figure pushes and pulls through ``opsloop server`` (ours only).
 The floor is what the machine needs at least: BLAKE3 over the bytes plus copying them once.
 """
 
@@ -181,9 +182,58 @@ def bench_push(root: Path, count: int) -> None:
         ours = ws.opsloop("data", "push", "files@1", env=aws)
         peer = ws.dvc_cmd("push", env=aws)
         report(f"4. push {count:,} files to S3 (moto_server)", ours, peer)
+        # A second machine's view: empty caches, then fetch and write the files.
+        shutil.rmtree(ws.ops / "home" / "cache" / "blobs")
+        shutil.rmtree(ws.dvc / ".dvc" / "cache")
+        shutil.rmtree(ws.dvc / "data")
+        ours = ws.opsloop("data", "checkout", "files@1", "copy", env=aws)
+        peer = ws.dvc_cmd("pull", env=aws)
+        report(f"5. pull + checkout of {count:,} files from S3", ours, peer)
     finally:
         moto.terminate()
         moto.wait(10)
+
+
+def bench_server(root: Path, count: int) -> None:
+    """Push and pull through ``opsloop server`` (DVC has no server of its own: ours only)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = root / "server-home"
+    server = subprocess.Popen(
+        [str(BIN / "opsloop"), "server", "--port", str(port)],
+        env={**os.environ, "OPSLOOP_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        folder = root / "via-server"
+        make_files(folder / "data", count, 1024)
+        env = {"OPSLOOP_SERVER_URL": url}
+        run = [str(BIN / "opsloop"), "data"]
+        laptop = {**env, "OPSLOOP_HOME": str(folder / "a")}
+        timed_cli([*run, "add", "data", "--name", "files"], folder, laptop)
+        push = timed_cli([*run, "push", "files@1"], folder, laptop)
+        other = {**env, "OPSLOOP_HOME": str(folder / "b")}
+        pull = timed_cli([*run, "pull", "files@1"], folder, other)
+        print(
+            f"6. through opsloop server, {count:,} files:   push {push:.3f}s, pull {pull:.3f}s"
+            " (no DVC equivalent)",
+            flush=True,
+        )
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def main() -> None:
@@ -197,6 +247,7 @@ def main() -> None:
         bench_small_files(root, count)
         bench_big_file(root, size)
         bench_push(root, count)
+        bench_server(root, count)
     print("\nsummary (DVC time / opsloop time):")
     for name, ours, peer in RESULTS:
         print(f"  {name:<44} {peer / ours:6.1f}x")

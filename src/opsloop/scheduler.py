@@ -6,6 +6,7 @@ thread; ``opsloop scheduler`` runs one in the foreground for the embedded store.
 against one database, and each piece of work still happens once: a due monitor is claimed by
 moving its ``next_run_at`` with a compare-and-set, a firing is unique per (trigger, reason) and
 claimed ``pending`` → ``running`` the same way, and an alert starts at most one loop run.
+Pipeline runs whose process died on this host are closed as FAILED (``pipelines.orphans``).
 Pipelines (triggered runs and retrainings) run on a worker thread of their own, one at a time,
 so a long training never delays the checks.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -25,6 +27,7 @@ from opsloop.timeutil import now_ms
 __all__ = ["Scheduler"]
 
 log = logging.getLogger("opsloop.scheduler")
+ORPHANS_EVERY_S = 60.0
 
 
 class Scheduler:
@@ -39,6 +42,7 @@ class Scheduler:
         self._thread = threading.Thread(target=self._run, name="opsloop-scheduler", daemon=True)
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="opsloop-pipelines")
         self._in_flight: dict[str, Future[Any]] = {}
+        self._orphans_checked = float("-inf")
 
     # -- monitors -----------------------------------------------------------------------------
     def _claim_monitors(self, now: int) -> list[str]:
@@ -118,9 +122,21 @@ class Scheduler:
                          firing_id)  # fmt: skip
         self._wait(wait)
 
+    def close_orphans(self) -> list[str]:
+        """Close pipeline runs whose process on this host died (see ``pipelines.orphans``):
+        on the first pass, then once every ``ORPHANS_EVERY_S``."""
+        from opsloop.pipelines.orphans import close_orphans
+
+        now = time.monotonic()
+        if now - self._orphans_checked < ORPHANS_EVERY_S:
+            return []
+        self._orphans_checked = now
+        return close_orphans(self.store)
+
     # -- the loop -----------------------------------------------------------------------------
     def tick(self, *, wait: bool = False) -> list[Any]:
         """One pass; with ``wait``, until the pipelines it started have finished or paused."""
+        self.close_orphans()
         runs = self.check_monitors()
         self.retry_deliveries()
         self.run_pending_firings()

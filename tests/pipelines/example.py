@@ -271,3 +271,20 @@ def self_reporting(seconds: float = 0.0) -> int:
 @pipeline
 def reporting(seconds: float = 0.0) -> None:
     self_reporting(seconds=seconds)
+
+
+@step
+def hold(marker: str, data: pd.DataFrame) -> dict[str, Any]:
+    """Writes ``marker.started``, then waits while ``marker`` exists (a process to kill)."""
+    import time
+    from pathlib import Path
+
+    Path(f"{marker}.started").write_text("running")
+    while Path(marker).exists():
+        time.sleep(0.05)
+    return {"rows": len(data)}
+
+
+@pipeline
+def held(marker: str) -> None:
+    hold(marker, load(100))

@@ -148,7 +148,9 @@ def show(
         params = ", ".join(f"{k}={v!r}" for k, v in view.params.items())
         out.print(f"  [dim]{view.target}({params})[/]" + (
             f"  [dim]triggered by {view.trigger}[/]" if view.trigger else ""))  # fmt: skip
-    width = max(len(s.name) for s in view.steps)
+    if view.error:
+        out.print(f"  [red]{view.error}[/]", highlight=False)
+    width = max((len(s.name) for s in view.steps), default=0)
     previous = -1
     for s in sorted(view.steps, key=lambda s: s.rank):
         column = f"{s.rank + 1:>2}" if s.rank != previous else "  "

@@ -33,6 +33,7 @@ from opsloop.pipelines.dsl import Graph, Node
 from opsloop.pipelines.executors import execute
 from opsloop.pipelines.hashing import code_hash, combine, env_hash, params_hash
 from opsloop.pipelines.journal import StepJournal
+from opsloop.pipelines.orphans import LAUNCHER_TAG, this_process
 from opsloop.pipelines.runs import graph_tag
 from opsloop.timeutil import now_ms
 
@@ -266,7 +267,8 @@ def run_graph(
     exp = client.set_experiment(exp_name)
     parent = client.create_run(
         exp.experiment_id, run_name=graph.pipeline,
-        tags={**(tags or {}), **graph_tag(graph), "opsloop.pipeline": graph.pipeline},
+        tags={**(tags or {}), **graph_tag(graph), "opsloop.pipeline": graph.pipeline,
+              LAUNCHER_TAG: this_process()},
     )  # fmt: skip
     parent_id = parent.info.run_id
     if on_start is not None:

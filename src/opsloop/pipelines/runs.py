@@ -69,6 +69,7 @@ class PipelineRunView(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     trigger: str | None = None
     failed_step: str | None = None
+    error: str | None = Field(None, description="why the run failed, when not a step's error")
     steps: list[StepView]
 
 
@@ -123,7 +124,7 @@ def describe(client: Any, run_id: str) -> PipelineRunView:
         end_time=parent.info.end_time, target=tags.get("opsloop.pipeline.target"),
         params=json.loads(tags.get("opsloop.pipeline.params", "{}")),
         trigger=tags.get("opsloop.trigger"), failed_step=tags.get("opsloop.pipeline.failed_step"),
-        steps=steps,
+        error=tags.get("opsloop.error"), steps=steps,
     )  # fmt: skip
 
 

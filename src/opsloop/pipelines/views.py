@@ -75,8 +75,9 @@ def dag_layout(view: runs.PipelineRunView) -> dict[str, object]:
             lift = 0 if x2 - x1 <= GAP_X else BOX_H * 1.3
             d = f"M{x1},{y1} C{x1 + bend},{y1 - lift} {x2 - bend},{y2 - lift} {x2},{y2}"
             edges.append({"d": d, "label": label})
-    width = MARGIN * 2 + (max(rows) + 1) * BOX_W + max(rows) * GAP_X
-    height = MARGIN * 2 + max(rows.values()) * (BOX_H + GAP_Y) - GAP_Y
+    columns = max(rows, default=-1) + 1  # none: a run that ended before any step started
+    width = MARGIN * 2 + columns * BOX_W + max(columns - 1, 0) * GAP_X
+    height = MARGIN * 2 + max(max(rows.values(), default=0) * (BOX_H + GAP_Y) - GAP_Y, 0)
     return {"boxes": list(boxes.values()), "edges": edges, "width": width, "height": height,
             "box_w": BOX_W, "box_h": BOX_H}  # fmt: skip
 

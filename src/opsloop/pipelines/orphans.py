@@ -1,0 +1,108 @@
+"""Pipeline runs whose process died: recognised and closed, so none stays RUNNING forever.
+
+A pipeline run records the process that runs it in ``opsloop.launcher`` (host, pid, and the
+process's start time, because pids are reused). A server or ``opsloop scheduler`` on the same
+host, when it starts and then about once a minute, looks at the pipeline runs still RUNNING:
+one whose process is gone (killed, out of memory, a server restarted mid-run) is marked FAILED
+with the reason in ``opsloop.error`` and how to go on, together with its steps still RUNNING
+and the trigger firing that started it. ``opsloop pipelines resume RUN`` then re-runs what did
+not finish. Runs launched on another host are left alone: their process cannot be seen here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+from sqlalchemy import select, update
+
+from opsloop.timeutil import now_ms
+
+__all__ = ["LAUNCHER_TAG", "close_orphans", "this_process"]
+
+LAUNCHER_TAG = "opsloop.launcher"
+ERROR_TAG = "opsloop.error"
+
+log = logging.getLogger("opsloop.pipelines")
+
+
+def this_process() -> str:
+    """This process as ``host:pid:start time (ms)``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_started_ms(os.getpid())}"
+
+
+def _started_ms(pid: int) -> int:
+    import psutil
+
+    return int(psutil.Process(pid).create_time() * 1000)
+
+
+def _gone(launcher: str) -> bool:
+    """Whether the process a launcher tag names has ended (False when it ran elsewhere)."""
+    import psutil
+
+    try:
+        host, pid, started = launcher.rsplit(":", 2)
+        if host != socket.gethostname():
+            return False
+        return _started_ms(int(pid)) != int(started)  # another process took the pid
+    except psutil.NoSuchProcess:
+        return True
+    except (ValueError, psutil.Error):
+        return False  # a tag this code did not write, or no way to look: leave the run be
+
+
+def close_orphans(store: Any) -> list[str]:
+    """Mark FAILED the RUNNING pipeline runs (and their running steps and firing) whose
+    process on this host has ended; return their ids."""
+    from opsloop.pipelines.tables import FiringRow
+    from opsloop.tracking.tables import RunRow, RunTagRow
+
+    with store.read() as session:
+        running = session.execute(
+            select(RunRow.id, RunTagRow.value)
+            .join(RunTagRow, RunTagRow.run_id == RunRow.id)
+            .where(RunRow.status == "RUNNING", RunTagRow.key == LAUNCHER_TAG)
+        ).all()
+    closed = []
+    for run_id, launcher in running:
+        if not _gone(launcher):
+            continue
+        host, pid, _ = launcher.rsplit(":", 2)
+        message = (
+            f"the process that ran this pipeline (pid {pid} on {host}) ended before it "
+            f"finished; `opsloop pipelines resume {run_id}` runs what did not finish"
+        )
+        now = now_ms()
+        with store.write() as session:
+            ended = session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.status == "RUNNING")
+                .values(status="FAILED", end_time=now)
+            ).rowcount
+            if not ended:
+                continue  # another server or scheduler closed it first
+            steps = session.scalars(
+                select(RunRow.id).where(RunRow.parent_run_id == run_id, RunRow.status == "RUNNING")
+            ).all()
+            session.execute(
+                update(RunRow).where(RunRow.id.in_(steps)).values(status="FAILED", end_time=now)
+            )
+            for failed in (run_id, *steps):
+                session.merge(RunTagRow(run_id=failed, key=ERROR_TAG, value=message))
+            firing = session.scalar(
+                select(RunTagRow.value).where(
+                    RunTagRow.run_id == run_id, RunTagRow.key == "opsloop.firing"
+                )
+            )
+            if firing:
+                session.execute(
+                    update(FiringRow)
+                    .where(FiringRow.id == firing, FiringRow.status == "running")
+                    .values(status="failed", message=message, run_id=run_id, updated_at=now)
+                )
+        log.warning("pipeline run %s: %s", run_id, message)
+        closed.append(run_id)
+    return closed

@@ -1,0 +1,136 @@
+"""A pipeline whose process dies mid-run (killed, out of memory, a server restarted) is closed
+as FAILED by the next server or scheduler on its host, with its running steps and its trigger
+firing, and can be resumed; runs of live processes and of other hosts are left alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import opsloop
+from opsloop.pipelines.orphans import LAUNCHER_TAG, close_orphans, this_process
+from opsloop.pipelines.reruns import resume
+from opsloop.pipelines.runs import describe
+from opsloop.scheduler import Scheduler
+from tests.conftest import LiveServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Any:
+    made = opsloop.Client(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+                          blob_url=str(tmp_path / "blobs"))  # fmt: skip
+    yield made
+    made.close()
+
+
+def _store(client: Any) -> Any:
+    from opsloop.client import shared_stores
+
+    return shared_stores(client.settings)[0]
+
+
+def _start_held_firing(client: Any, tmp_path: Path, marker: Path) -> subprocess.Popen[bytes]:
+    """A separate process that fires the trigger 'held' and blocks inside its step."""
+    marker.write_text("hold")
+    client.triggers.create("held", "tests.pipelines.example:held", "webhook",
+                           params={"marker": str(marker)})  # fmt: skip
+    script = (
+        "import opsloop;"
+        f"c = opsloop.Client(database_url={client.settings.database_url!r},"
+        f" blob_url={client.settings.blob_url!r});"
+        "c.triggers.fire('held', key='k1')"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while not Path(f"{marker}.started").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the pipeline never started"
+        time.sleep(0.05)
+    time.sleep(0.8)  # the step's run is written while it runs (the journal's half-second)
+    return proc
+
+
+def test_a_killed_pipeline_is_closed_with_its_steps_and_firing_then_resumed(
+    client: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "hold"
+    proc = _start_held_firing(client, tmp_path, marker)
+    assert close_orphans(_store(client)) == []  # its process is alive: nothing to close
+    running = client.search_runs("pipeline-held", "attributes.status = 'RUNNING'").items
+    (run,) = [r for r in running if r.info.parent_run_id is None]
+    assert [r.info.run_name for r in running if r.info.parent_run_id] == ["hold"]
+    run_id = run.info.run_id
+    launcher = run.data.tags[LAUNCHER_TAG]
+    assert launcher.split(":")[1] == str(proc.pid)
+
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    scheduler = Scheduler(client, _store(client), None)
+    assert scheduler.close_orphans() == [run_id]
+    assert scheduler.close_orphans() == []  # checked again only after a minute
+
+    view = describe(client, run_id)
+    assert view.status == "FAILED"
+    assert f"pid {proc.pid}" in (view.error or "") and f"resume {run_id}" in (view.error or "")
+    steps = {s.name: s for s in view.steps}
+    assert steps["load"].status == "FINISHED"
+    assert steps["hold"].status == "FAILED" and "ended before it finished" in steps["hold"].error
+    (firing,) = client.triggers.firings("held")
+    assert firing.status == "failed" and firing.run_id == run_id
+    assert "ended before it finished" in (firing.message or "")
+
+    marker.unlink()  # the step no longer blocks: resuming finishes the run's work
+    resumed = resume(client, run_id)
+    assert resumed.status == "FINISHED"
+    assert {s.name: s.cached for s in resumed.steps} == {"load": True, "hold": False}
+
+
+def test_runs_of_other_hosts_and_unknown_tags_are_left_alone(client: Any) -> None:
+    exp = client.set_experiment("elsewhere")
+    host_, pid, started = this_process().rsplit(":", 2)
+    kept = []
+    for launcher in (
+        f"another-host:{pid}:{started}",  # liveness cannot be seen from here
+        "not a launcher tag",
+        this_process(),  # this very process, alive
+    ):
+        run = client.create_run(exp.experiment_id, tags={LAUNCHER_TAG: launcher,
+                                                         "opsloop.pipeline": "p"})  # fmt: skip
+        kept.append(run.info.run_id)
+    gone = client.create_run(exp.experiment_id, tags={
+        LAUNCHER_TAG: f"{host_}:{pid}:{int(started) - 5000}", "opsloop.pipeline": "p"})  # fmt: skip
+    assert close_orphans(_store(client)) == [gone.info.run_id]  # same pid, another process
+    for run_id in kept:
+        assert client.get_run(run_id).info.status == "RUNNING"
+
+
+def test_the_cli_shows_why_a_closed_run_failed(client: Any, tmp_path: Path) -> None:
+    exp = client.set_experiment("shown")
+    run = client.create_run(exp.experiment_id, run_name="p", tags={
+        LAUNCHER_TAG: f"{this_process().rsplit(':', 2)[0]}:{2**22 + 7}:1",
+        "opsloop.pipeline": "p"})  # fmt: skip
+    assert close_orphans(_store(client)) == [run.info.run_id]
+    env = {**os.environ, "OPSLOOP_DATABASE_URL": client.settings.database_url,
+           "OPSLOOP_BLOB_URL": client.settings.blob_url, "COLUMNS": "200"}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", "from opsloop.cli.main import main; main()",
+         "pipelines", "show", run.info.run_id],
+        capture_output=True, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "ended before it finished" in done.stdout and "FAILED" in done.stdout
+    with LiveServer(client.settings.database_url, str(tmp_path / "server-blobs")) as server:
+        page = httpx.get(f"{server.url}/pipelines/runs/{run.info.run_id}")
+        assert page.status_code == 200 and 'id="run-error"' in page.text
+        assert "ended before it finished" in page.text
+        view = httpx.get(f"{server.url}/api/pipelines/runs/{run.info.run_id}").json()
+        assert view["status"] == "FAILED" and "resume" in view["error"]
