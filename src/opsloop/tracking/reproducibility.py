@@ -73,7 +73,7 @@ def _diff_with_untracked(untracked: list[str]) -> tuple[bytes, int]:
     with tempfile.TemporaryDirectory(prefix="opsloop-git-") as tmp:
         copy = os.path.join(tmp, "index")
         try:
-            shutil.copyfile(index, copy)
+            shutil.copy2(index, copy)  # its time too: git trusts no stat newer than the index
         except OSError:
             return (_git("diff", "HEAD", "--binary") or "").encode(), left_out
         env = {**os.environ, "GIT_INDEX_FILE": copy}
