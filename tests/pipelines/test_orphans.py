@@ -134,3 +134,25 @@ def test_the_cli_shows_why_a_closed_run_failed(client: Any, tmp_path: Path) -> N
         assert "ended before it finished" in page.text
         view = httpx.get(f"{server.url}/api/pipelines/runs/{run.info.run_id}").json()
         assert view["status"] == "FAILED" and "resume" in view["error"]
+
+
+def test_a_firing_whose_process_died_before_its_run_began_is_failed(client: Any) -> None:
+    from sqlalchemy import update
+
+    from opsloop.pipelines import triggers
+    from opsloop.pipelines.orphans import running_in
+    from opsloop.pipelines.tables import FiringRow
+
+    store = _store(client)
+    client.triggers.create("t", "tests.pipelines.example:held", "webhook")
+    host_, _, _ = this_process().rsplit(":", 2)
+    with store.write() as session:
+        dead, _ = triggers.fire(session, "t", "dead", "webhook")
+        alive, _ = triggers.fire(session, "t", "alive", "webhook")
+        for firing, launcher in ((dead, f"{host_}:{2**22 + 9}:1"), (alive, this_process())):
+            session.execute(update(FiringRow).where(FiringRow.id == firing.id).values(
+                status="running", message=running_in(launcher)))  # fmt: skip
+    assert close_orphans(store) == []  # no pipeline run had begun
+    status = {f.key: f for f in client.triggers.firings("t")}
+    assert status["dead"].status == "failed" and "fire the trigger again" in status["dead"].message
+    assert status["alive"].status == "running"

@@ -20,10 +20,11 @@ from sqlalchemy import select, update
 
 from opsloop.timeutil import now_ms
 
-__all__ = ["LAUNCHER_TAG", "close_orphans", "this_process"]
+__all__ = ["LAUNCHER_TAG", "close_orphans", "running_in", "this_process"]
 
 LAUNCHER_TAG = "opsloop.launcher"
 ERROR_TAG = "opsloop.error"
+_RUNNING_IN = "running in process "  # a running firing's message, then its launcher
 
 log = logging.getLogger("opsloop.pipelines")
 
@@ -31,6 +32,11 @@ log = logging.getLogger("opsloop.pipelines")
 def this_process() -> str:
     """This process as ``host:pid:start time (ms)``."""
     return f"{socket.gethostname()}:{os.getpid()}:{_started_ms(os.getpid())}"
+
+
+def running_in(launcher: str) -> str:
+    """The message of a firing a process has claimed: which process runs it."""
+    return f"{_RUNNING_IN}{launcher}"
 
 
 def _started_ms(pid: int) -> int:
@@ -105,4 +111,32 @@ def close_orphans(store: Any) -> list[str]:
                 )
         log.warning("pipeline run %s: %s", run_id, message)
         closed.append(run_id)
+    _close_orphan_firings(store)
     return closed
+
+
+def _close_orphan_firings(store: Any) -> None:
+    """Firings left ``running`` by a process that died before their pipeline's run began."""
+    from opsloop.pipelines.tables import FiringRow
+
+    with store.read() as session:
+        running = session.execute(
+            select(FiringRow.id, FiringRow.message).where(FiringRow.status == "running")
+        ).all()
+    for firing_id, note in running:
+        launcher = (note or "").removeprefix(_RUNNING_IN)
+        if not (note or "").startswith(_RUNNING_IN) or not _gone(launcher):
+            continue
+        host, pid, _ = launcher.rsplit(":", 2)
+        with store.write() as session:
+            session.execute(
+                update(FiringRow)
+                .where(FiringRow.id == firing_id, FiringRow.status == "running")
+                .values(
+                    status="failed",
+                    message=f"the process that ran it (pid {pid} on {host}) ended before "
+                    "its pipeline started; fire the trigger again",
+                    updated_at=now_ms(),
+                )
+            )
+        log.warning("firing %s: its process (pid %s on %s) ended", firing_id, pid, host)

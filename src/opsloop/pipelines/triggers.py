@@ -25,6 +25,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, InvalidInput, NotFound, OpsloopError
+from opsloop.pipelines.orphans import running_in, this_process
 from opsloop.pipelines.tables import FiringRow, TriggerRow
 from opsloop.store.database import dialect_insert
 from opsloop.timeutil import now_ms
@@ -281,7 +282,7 @@ def run_firing(client: Any, store: Any, firing_id: str) -> Firing | None:
         claimed = session.execute(
             update(FiringRow)
             .where(FiringRow.id == firing_id, FiringRow.status == "pending")
-            .values(status="running", updated_at=now_ms())
+            .values(status="running", message=running_in(this_process()), updated_at=now_ms())
         ).rowcount
         if not claimed:
             return None
