@@ -71,6 +71,38 @@ def test_a_failed_run_shows_the_failure_and_what_never_ran(remote: Client) -> No
     assert failed.error == "RuntimeError: the cluster caught fire"
 
 
+def test_a_failed_run_is_resumed_on_the_server(server: LiveServer, remote: Client) -> None:
+    from tests.pipelines import example
+
+    example.FLAKY_SWITCH["fail"] = True
+    failed = remote.pipelines.run("tests.pipelines.example:resumable", params={"rows": 120})
+    assert failed.status == "FAILED" and failed.failed_step == "fragile"
+    example.FLAKY_SWITCH["fail"] = False  # the disk has room again
+    try:
+        resumed = remote.pipelines.resume(failed.run_id)
+        page = httpx.post(f"{server.url}/pipelines/runs/{failed.run_id}/resume")
+    finally:
+        example.FLAKY_SWITCH["fail"] = True
+    assert resumed.status == "FINISHED" and resumed.trigger == "api"
+    cache = {s.name: s.cache for s in resumed.steps}
+    assert cache == {"load": "hit", "split": "hit", "fragile": "miss"}
+    assert remote.get_run(resumed.run_id).data.tags["opsloop.resumed_from"] == failed.run_id
+    # the web UI's button: the answer is the new run's page
+    assert page.status_code == 303 and page.headers["location"].startswith("/pipelines/runs/")
+    assert page.headers["location"] != f"/pipelines/runs/{failed.run_id}"
+    assert 'id="resume"' in httpx.get(f"{server.url}/pipelines/runs/{failed.run_id}").text
+    assert 'id="resume"' not in httpx.get(f"{server.url}/pipelines/runs/{resumed.run_id}").text
+
+    with pytest.raises(NotFound):
+        remote.pipelines.resume("0" * 32)
+    plain = remote.create_run(remote.set_experiment("plain").experiment_id)
+    with pytest.raises(InvalidInput, match="is not a pipeline run"):
+        remote.pipelines.resume(plain.info.run_id)
+    answer = httpx.post(f"{server.url}/api/pipelines/runs/{failed.run_id}/resume",
+                        json={"executor": "gpu", "extra": 1})  # fmt: skip
+    assert answer.status_code == 400 and "extra" in answer.json()["error"]["message"]
+
+
 def test_bad_requests_start_nothing(server: LiveServer, remote: Client) -> None:
     with pytest.raises(InvalidInput, match="cannot import nowhere"):
         remote.pipelines.run("nowhere:training")
@@ -113,3 +145,6 @@ def test_cli_draws_the_dag_and_runs_on_the_server(server: LiveServer, tmp_path: 
     assert run_id in run("pipelines", "runs", "list")
     failed = run("pipelines", "run", "tests.pipelines.example:broken_chain", "--on-server", code=8)
     assert "explode" in failed and "the cluster caught fire" in failed and "skipped" in failed
+    failed_id = failed.split("(run ")[1].split(")")[0]
+    again = run("pipelines", "resume", failed_id, "--on-server", code=8)  # it fails again
+    assert "the cluster caught fire" in again and failed_id not in again.split("(run ")[1]

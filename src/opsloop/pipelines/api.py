@@ -1,5 +1,6 @@
-"""REST: ``/api/pipelines/runs`` starts a pipeline run (202, with its id at once) and
-``/api/pipelines/runs/{id}`` is its DAG with each step's state;
+"""REST: ``/api/pipelines/runs`` starts a pipeline run (202, with its id at once),
+``/api/pipelines/runs/{id}`` is its DAG with each step's state and ``.../{id}/resume`` runs it
+again from where it failed;
 ``/api/triggers[/{name}[/fire|/firings]]`` are the triggers. ``POST .../fire`` is the webhook;
 send an ``Idempotency-Key`` header and a retried call starts nothing twice."""
 
@@ -12,7 +13,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.pipelines import runs, triggers
-from opsloop.pipelines.runs import PipelineRunCreate, PipelineRunSummary, PipelineRunView
+from opsloop.pipelines.runs import (
+    PipelineResume,
+    PipelineRunCreate,
+    PipelineRunSummary,
+    PipelineRunView,
+)
 from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
 from opsloop.server.deps import ReadSession, State, WriteSession
 from opsloop.tracking.runs import current_user
@@ -29,6 +35,18 @@ async def start_pipeline_run(body: PipelineRunCreate, state: State) -> PipelineR
     shows its steps as PENDING; poll ``GET /api/pipelines/runs/{run_id}``."""
     run_id = await run_in_threadpool(state.launcher.start, body)
     return await run_in_threadpool(runs.describe, state.serving.client, run_id)
+
+
+@router.post("/pipelines/runs/{run_id}/resume", response_model=PipelineRunView, status_code=202)
+async def resume_pipeline_run(
+    run_id: str, state: State, body: PipelineResume | None = None
+) -> PipelineRunView:
+    """Run a pipeline run (usually a FAILED one) again with its params: its finished steps
+    come from the cache. Answers with the new run (202), tagged ``opsloop.resumed_from``;
+    404 for an unknown run, 400 for one that is not a pipeline run."""
+    executor = body.executor if body else None
+    new_id = await run_in_threadpool(state.launcher.resume, run_id, executor)
+    return await run_in_threadpool(runs.describe, state.serving.client, new_id)
 
 
 @router.get("/pipelines/runs", response_model=list[PipelineRunSummary])

@@ -66,6 +66,22 @@ def load_target(target: str) -> Any:
     return getattr(module, attr)
 
 
+_ON_SERVER = typer.Option(
+    "--on-server",
+    help="Run it on the server OPSLOOP_SERVER_URL names (the module must be importable "
+    "there) and follow it until it ends.",
+)
+
+
+def _server_client() -> Any:
+    from opsloop.errors import InvalidInput
+
+    client = default_client()
+    if not client.settings.is_remote:
+        raise InvalidInput("--on-server needs a server: set OPSLOOP_SERVER_URL")
+    return client
+
+
 @pipelines_app.command("run")
 def run(
     target: Annotated[str, typer.Argument(help="MODULE:NAME or FILE.py:NAME of a @pipeline.")],
@@ -74,14 +90,7 @@ def run(
     experiment: Annotated[
         str | None, typer.Option(help="Experiment (default: pipeline-NAME).")
     ] = None,
-    on_server: Annotated[
-        bool,
-        typer.Option(
-            "--on-server",
-            help="Run it on the server OPSLOOP_SERVER_URL names (the module must be "
-            "importable there) and follow it until it ends.",
-        ),
-    ] = False,
+    on_server: Annotated[bool, _ON_SERVER] = False,
 ) -> None:
     """Run a pipeline, tracked and cached; print each step's state, time and cache verdict."""
     from opsloop.pipelines.runner import PipelineFailed
@@ -93,13 +102,8 @@ def run(
         except ValueError:
             params[key] = raw
     if on_server:
-        client = default_client()
-        if not client.settings.is_remote:
-            from opsloop.errors import InvalidInput
-
-            raise InvalidInput("--on-server needs a server: set OPSLOOP_SERVER_URL")
-        view = client.pipelines.run(target, params=params, experiment=experiment,
-                                    no_cache=no_cache)  # fmt: skip
+        view = _server_client().pipelines.run(target, params=params, experiment=experiment,
+                                              no_cache=no_cache)  # fmt: skip
         show(view.run_id)
         if view.status != "FINISHED":
             raise typer.Exit(8)
@@ -360,11 +364,18 @@ def resume_command(
     executor: Annotated[
         str | None, typer.Option(help="local, process or ray (default: the run's).")
     ] = None,
+    on_server: Annotated[bool, _ON_SERVER] = False,
 ) -> None:
     """Run a pipeline run again with its params: finished steps come from the cache, so it
     picks up at the step that failed. The new run is tagged opsloop.resumed_from."""
     from opsloop.pipelines.reruns import resume
 
+    if on_server:
+        view = _server_client().pipelines.resume(run_id, executor=executor)
+        show(view.run_id)
+        if view.status != "FINISHED":
+            raise typer.Exit(8)
+        return
     _print_steps(resume(default_client(), run_id, executor=executor))
 
 

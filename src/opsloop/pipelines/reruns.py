@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,14 +65,18 @@ def _recorded(client: Any, run_id: str) -> tuple[Any, Any, dict[str, Any]]:
     return run, load_pipeline(tags["opsloop.pipeline.target"]), params
 
 
-def resume(client: Any, run_id: str, *, executor: str | None = None) -> Any:
+def resume(
+    client: Any, run_id: str, *, executor: str | None = None,
+    on_start: Callable[[str], None] | None = None, tags: dict[str, str] | None = None,
+) -> Any:  # fmt: skip
     """Run ``run_id``'s pipeline again with its params; finished steps come from the cache."""
     run, found, params = _recorded(client, run_id)
-    tags = run.data.tags
+    recorded = run.data.tags
     experiment = client.get_experiment(run.info.experiment_id).name
     return found.run(
-        client=client, experiment=experiment, tags={"opsloop.resumed_from": run_id},
-        executor=executor or tags.get("opsloop.pipeline.executor", "local"), **params,
+        client=client, experiment=experiment, tags={**(tags or {}), "opsloop.resumed_from": run_id},
+        executor=executor or recorded.get("opsloop.pipeline.executor", "local"),
+        on_start=on_start, **params,
     )  # fmt: skip
 
 

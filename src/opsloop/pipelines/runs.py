@@ -128,6 +128,12 @@ def describe(client: Any, run_id: str) -> PipelineRunView:
     )  # fmt: skip
 
 
+class PipelineResume(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    executor: str | None = Field(None, description="local, process or ray (default: the run's)")
+
+
 class PipelineRunSummary(BaseModel):
     run_id: str
     pipeline: str
@@ -192,22 +198,41 @@ class Launcher:
             raise InvalidInput(f"executor {body.executor!r}: choose {', '.join(EXECUTORS)}")
         found = load_pipeline(body.pipeline)
         found.build(**body.params)  # a bad param or graph is the caller's error, now
+        return self._launch(
+            lambda on_start: found.run(
+                client=self.client, experiment=body.experiment, no_cache=body.no_cache,
+                tags={"opsloop.trigger": "api", **body.tags}, executor=body.executor,
+                on_start=on_start, **body.params,
+            ),
+            body.pipeline, timeout,
+        )  # fmt: skip
+
+    def resume(self, run_id: str, executor: str | None = None, timeout: float = 60.0) -> str:
+        """Resume pipeline run ``run_id`` in the background (see ``reruns.resume``); an unknown
+        run or one that is no pipeline raises here. Returns the new run's id."""
+        from opsloop.pipelines.reruns import resume
+
+        return self._launch(
+            lambda on_start: resume(self.client, run_id, executor=executor, on_start=on_start,
+                                    tags={"opsloop.trigger": "api"}),
+            f"resume of {run_id}", timeout,
+        )  # fmt: skip
+
+    def _launch(self, work: Any, label: str, timeout: float) -> str:
+        """Run ``work(on_start)`` on the pool; return the run id it passes to ``on_start``,
+        or raise what it raised before getting that far."""
         started: Future[str] = Future()
 
-        def work() -> None:
+        def run() -> None:
             try:
-                found.run(
-                    client=self.client, experiment=body.experiment, no_cache=body.no_cache,
-                    tags={"opsloop.trigger": "api", **body.tags}, executor=body.executor,
-                    on_start=started.set_result, **body.params,
-                )  # fmt: skip
+                work(started.set_result)
             except Exception as exc:  # its run records the failure; before a run, the caller
                 if not started.done():
                     started.set_exception(exc)
                 else:
-                    log.info("pipeline %s failed: %s", body.pipeline, exc)
+                    log.info("pipeline %s failed: %s", label, exc)
 
-        self._pool.submit(work)
+        self._pool.submit(run)
         return started.result(timeout)
 
     def close(self) -> None:

@@ -51,6 +51,24 @@ class PipelinesClient(LocalOrRemote):
         view = PipelineRunView.model_validate(
             self._http("POST", "/api/pipelines/runs", json=payload, idempotent=False)
         )
+        return self._follow(view, wait, poll)
+
+    def resume(
+        self, run_id: str, *, executor: str | None = None, wait: bool = True, poll: float = 0.5
+    ) -> PipelineRunView:
+        """Run ``run_id`` (usually a FAILED run) again with its params; its finished steps
+        come from the cache. Local mode runs it here and waits; with a server it runs there,
+        and ``wait=False`` returns as soon as the new run exists."""
+        if not self._remote:
+            from opsloop.pipelines.reruns import resume
+
+            return self.get_run(resume(self._client, run_id, executor=executor).run_id)
+        path = f"/api/pipelines/runs/{quote(run_id)}/resume"
+        body = {"executor": executor}
+        view = PipelineRunView.model_validate(self._http("POST", path, json=body, idempotent=False))
+        return self._follow(view, wait, poll)
+
+    def _follow(self, view: PipelineRunView, wait: bool, poll: float) -> PipelineRunView:
         while wait and view.status == "RUNNING":
             time.sleep(poll)
             view = self.get_run(view.run_id)

@@ -1,6 +1,7 @@
 """The pipelines page: the latest pipeline runs, and the triggers (what starts which pipeline,
 and what last fired it) with their latest firings; a webhook trigger can be fired from here.
-A pipeline run's page draws its DAG in SVG, each step boxed and coloured by its state."""
+A pipeline run's page draws its DAG in SVG, each step boxed and coloured by its state; a
+failed run can be resumed from there."""
 
 from __future__ import annotations
 
@@ -90,6 +91,13 @@ def pipeline_run_page(request: Request, run_id: str, state: State) -> Response:
         "dag": dag_layout(view),
     }  # fmt: skip
     return render(request, "pipelines/run.html", context)
+
+
+@router.post("/pipelines/runs/{run_id}/resume")
+async def resume_run(run_id: str, state: State) -> Response:
+    """Resume a failed run from its page; the answer is the new run's page, which follows it."""
+    new_id = await run_in_threadpool(state.launcher.resume, run_id)
+    return RedirectResponse(f"/pipelines/runs/{quote(new_id)}", status_code=303)
 
 
 @router.post("/pipelines/triggers/{name}/fire")
