@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,6 +29,11 @@ data_app = typer.Typer(
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 RefArg = Annotated[str, typer.Argument(help="NAME@N, NAME@ALIAS or NAME (latest).")]
+
+
+def _bars(json_: bool) -> bool:
+    """Progress bars go to a terminal only: not into --json output, logs or CI transcripts."""
+    return not json_ and sys.stderr.isatty()
 
 
 def _size(n: int) -> str:
@@ -91,7 +97,7 @@ def add(
         tags=parse_tags(tag),
         expectations=expect,
         push=push,
-        progress=not json_,
+        progress=_bars(json_),
     )
     if json_:
         print_json(result)
@@ -311,14 +317,14 @@ def diff(
 @data_app.command("push")
 def push(ref: RefArg, json_: JsonOption = False) -> None:
     """Upload the version's blobs that the blob store lacks (in parallel)."""
-    result = default_client().data.push(ref, progress=not json_)
+    result = default_client().data.push(ref, progress=_bars(json_))
     _print_transfer(result, "pushed", json_)
 
 
 @data_app.command("pull")
 def pull(ref: RefArg, json_: JsonOption = False) -> None:
     """Download the version's blobs that the local cache lacks (verified, resumable)."""
-    result = default_client().data.pull(ref, progress=not json_)
+    result = default_client().data.pull(ref, progress=_bars(json_))
     _print_transfer(result, "pulled", json_)
 
 
@@ -330,7 +336,7 @@ def checkout(
     json_: JsonOption = False,
 ) -> None:
     """Write a version's files at PATH (a new or empty folder, or an earlier checkout)."""
-    result = default_client().data.checkout(ref, path, force=force, progress=not json_)
+    result = default_client().data.checkout(ref, path, force=force, progress=_bars(json_))
     _print_transfer(result, "wrote", json_)
 
 
