@@ -103,6 +103,36 @@ def test_a_failed_run_is_resumed_on_the_server(server: LiveServer, remote: Clien
     assert answer.status_code == 400 and "extra" in answer.json()["error"]["message"]
 
 
+def test_a_run_is_reproduced_on_the_server(server: LiveServer, remote: Client) -> None:
+    stable = remote.pipelines.run("tests.pipelines.example:training", params={"rows": 200})
+    result = remote.pipelines.reproduce(stable.run_id)
+    assert result.identical and result.original_run_id == stable.run_id
+    assert [s.step for s in result.steps] == ["load", "split", "train", "evaluate"]
+    again = remote.pipelines.get_run(result.run_id)
+    assert again.reproduces == stable.run_id and {s.cache for s in again.steps} == {"miss"}
+    moving = remote.pipelines.run("tests.pipelines.example:unstable")
+    diff = remote.pipelines.reproduce(moving.run_id)
+    assert not diff.identical
+    assert set(next(s for s in diff.steps if s.step == "noisy").changes) == {"jitter"}
+
+    answer = httpx.get(f"{server.url}/api/pipelines/runs/{stable.run_id}/reproduction")
+    assert answer.status_code == 400 and "not a reproduction" in answer.text
+    with pytest.raises(NotFound):
+        remote.pipelines.reproduce("0" * 32)
+
+    # the web UI: a finished run's button, then the reproduction's page compares the two
+    assert 'id="reproduce"' in httpx.get(f"{server.url}/pipelines/runs/{stable.run_id}").text
+    page = httpx.post(f"{server.url}/pipelines/runs/{stable.run_id}/reproduce")
+    assert page.status_code == 303
+    new_id = page.headers["location"].rsplit("/", 1)[1]
+    deadline = time.monotonic() + 60
+    while remote.pipelines.get_run(new_id).status == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    shown = httpx.get(f"{server.url}/pipelines/runs/{new_id}").text
+    assert 'id="verdict">identical<' in shown and 'id="comparison"' in shown
+    assert 'id="reproduce"' not in shown  # a reproduction is not reproduced again from here
+
+
 def test_bad_requests_start_nothing(server: LiveServer, remote: Client) -> None:
     with pytest.raises(InvalidInput, match="cannot import nowhere"):
         remote.pipelines.run("nowhere:training")
@@ -147,4 +177,6 @@ def test_cli_draws_the_dag_and_runs_on_the_server(server: LiveServer, tmp_path: 
     assert "explode" in failed and "the cluster caught fire" in failed and "skipped" in failed
     failed_id = failed.split("(run ")[1].split(")")[0]
     again = run("pipelines", "resume", failed_id, "--on-server", code=8)  # it fails again
+    reproduced = run("runs", "reproduce", run_id, "--on-server")
+    assert f"reproduced {run_id[:8]}" in reproduced and "identical" in reproduced
     assert "the cluster caught fire" in again and failed_id not in again.split("(run ")[1]

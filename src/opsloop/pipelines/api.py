@@ -1,6 +1,7 @@
 """REST: ``/api/pipelines/runs`` starts a pipeline run (202, with its id at once),
-``/api/pipelines/runs/{id}`` is its DAG with each step's state and ``.../{id}/resume`` runs it
-again from where it failed;
+``/api/pipelines/runs/{id}`` is its DAG with each step's state, ``.../{id}/resume`` runs it
+again from where it failed and ``.../{id}/reproduce`` recomputes it (``.../reproduction``
+compares the two);
 ``/api/triggers[/{name}[/fire|/firings]]`` are the triggers. ``POST .../fire`` is the webhook;
 send an ``Idempotency-Key`` header and a retried call starts nothing twice."""
 
@@ -13,8 +14,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.pipelines import runs, triggers
+from opsloop.pipelines.reruns import Reproduction
 from opsloop.pipelines.runs import (
-    PipelineResume,
+    PipelineRerun,
     PipelineRunCreate,
     PipelineRunSummary,
     PipelineRunView,
@@ -39,7 +41,7 @@ async def start_pipeline_run(body: PipelineRunCreate, state: State) -> PipelineR
 
 @router.post("/pipelines/runs/{run_id}/resume", response_model=PipelineRunView, status_code=202)
 async def resume_pipeline_run(
-    run_id: str, state: State, body: PipelineResume | None = None
+    run_id: str, state: State, body: PipelineRerun | None = None
 ) -> PipelineRunView:
     """Run a pipeline run (usually a FAILED one) again with its params: its finished steps
     come from the cache. Answers with the new run (202), tagged ``opsloop.resumed_from``;
@@ -47,6 +49,28 @@ async def resume_pipeline_run(
     executor = body.executor if body else None
     new_id = await run_in_threadpool(state.launcher.resume, run_id, executor)
     return await run_in_threadpool(runs.describe, state.serving.client, new_id)
+
+
+@router.post("/pipelines/runs/{run_id}/reproduce", response_model=PipelineRunView, status_code=202)
+async def reproduce_pipeline_run(
+    run_id: str, state: State, body: PipelineRerun | None = None
+) -> PipelineRunView:
+    """Recompute a pipeline run (no cache, its params and seed, nothing registered) on the
+    server. Answers with the reproduction's run (202); once it has ended,
+    ``GET /api/pipelines/runs/{its id}/reproduction`` compares the two."""
+    executor = body.executor if body else None
+    new_id = await run_in_threadpool(state.launcher.reproduce, run_id, executor)
+    return await run_in_threadpool(runs.describe, state.serving.client, new_id)
+
+
+@router.get("/pipelines/runs/{run_id}/reproduction", response_model=Reproduction)
+async def get_reproduction(run_id: str, state: State) -> Reproduction:
+    """How reproduction ``run_id`` compares with the run it reproduces: per step identical
+    bytes or not and which numbers moved, the commits, the packages that differ. 409 while it
+    runs, 400 for a run that is no reproduction."""
+    from opsloop.pipelines.reruns import compare
+
+    return await run_in_threadpool(compare, state.serving.client, run_id)
 
 
 @router.get("/pipelines/runs", response_model=list[PipelineRunSummary])

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from opsloop.cli.output import console, default_client, parse_tags, print_json
+from opsloop.errors import InvalidInput
 
 pipelines_app = typer.Typer(
     help=(
@@ -28,7 +29,6 @@ pipelines_app = typer.Typer(
 
 def load_pipeline(target: str) -> Any:
     """``module:attr`` or ``path/to/file.py:attr`` as the pipeline object it names."""
-    from opsloop.errors import InvalidInput
     from opsloop.pipelines.dsl import Pipeline
 
     found = load_target(target)
@@ -39,8 +39,6 @@ def load_pipeline(target: str) -> Any:
 
 def load_target(target: str) -> Any:
     """The object ``module:attr`` or ``path/to/file.py:attr`` names."""
-    from opsloop.errors import InvalidInput
-
     where, _, attr = target.rpartition(":")
     if not where or not attr:
         raise InvalidInput(f"{target!r}: name the pipeline as MODULE:NAME or FILE.py:NAME")
@@ -74,8 +72,6 @@ _ON_SERVER = typer.Option(
 
 
 def _server_client() -> Any:
-    from opsloop.errors import InvalidInput
-
     client = default_client()
     if not client.settings.is_remote:
         raise InvalidInput("--on-server needs a server: set OPSLOOP_SERVER_URL")
@@ -236,8 +232,6 @@ def add_trigger(
     ] = "data",
 ) -> None:
     """Add a trigger (exactly one of --cron, --dataset, --monitor, --webhook)."""
-    from opsloop.errors import InvalidInput
-
     kinds = {"cron": cron, "dataset": dataset, "alert": monitor, "webhook": webhook or None}
     chosen = [k for k, v in kinds.items() if v]
     if len(chosen) != 1:
@@ -329,7 +323,6 @@ def tune_command(
     """
     import yaml
 
-    from opsloop.errors import InvalidInput
     from opsloop.pipelines.tuning import tune
 
     if not space.is_file():
@@ -395,6 +388,7 @@ def reproduce_command(
         Path | None, typer.Option(help="Also write the comparison as JSON to this file.")
     ] = None,
     json_: Annotated[bool, typer.Option("--json")] = False,
+    on_server: Annotated[bool, _ON_SERVER] = False,
 ) -> None:
     """Recompute a pipeline run (no cache, its params and seed) and compare its outputs step by
     step: identical bytes or not, which numbers moved, and how the code and packages differ.
@@ -403,15 +397,18 @@ def reproduce_command(
       opsloop runs reproduce RUN_ID
 
       opsloop runs reproduce RUN_ID --clean-env"""
-    import dataclasses
-
     from opsloop.pipelines.reruns import reproduce
 
     doing = "building a clean environment, then recomputing" if clean_env else "recomputing"
     with console(stderr=True).status(f"{doing} every step"):
-        result = reproduce(default_client(), run_id, executor=executor, clean_env=clean_env)
+        if on_server:
+            if clean_env:
+                raise InvalidInput("--clean-env runs here, from a clone: leave out --on-server")
+            result = _server_client().pipelines.reproduce(run_id, executor=executor)
+        else:
+            result = reproduce(default_client(), run_id, executor=executor, clean_env=clean_env)
     if output is not None:
-        output.write_text(json.dumps(dataclasses.asdict(result), default=str))
+        output.write_text(result.model_dump_json())
     if json_:
         print_json(result)
     else:

@@ -22,36 +22,43 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsloop.errors import InvalidInput, OpsloopError
+from pydantic import BaseModel, Field, computed_field
 
-__all__ = ["Reproduction", "StepComparison", "reproduce", "resume"]
+from opsloop.errors import Conflict, InvalidInput, OpsloopError
+
+__all__ = ["Reproduction", "StepComparison", "compare", "reproduce", "rerun", "resume"]
 
 
-@dataclass
-class StepComparison:
+class StepComparison(BaseModel):
     step: str
     original_digest: str | None
     new_digest: str | None
     identical: bool
-    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    changes: dict[str, tuple[Any, Any]] = Field(
+        default_factory=dict, description="for JSON outputs: key -> (original, new)"
+    )
 
 
-@dataclass
-class Reproduction:
+class Reproduction(BaseModel):
     original_run_id: str
-    run_id: str
+    run_id: str = Field(description="the reproduction's own pipeline run")
     steps: list[StepComparison]
-    commit: tuple[str | None, str | None]
-    changed_packages: list[str]
-    environment: dict[str, Any] = field(default_factory=dict)  # the clean one, when built
+    commit: tuple[str | None, str | None] = Field(description="(recorded, reproduced on)")
+    changed_packages: list[str] = Field(description="lock lines in one of the two only")
+    environment: dict[str, Any] = Field(
+        default_factory=dict, description="the clean environment, when one was built"
+    )
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def identical(self) -> bool:
         return all(s.identical for s in self.steps)
+
+
+REPRODUCES_TAG = "opsloop.reproduces"
 
 
 def _recorded(client: Any, run_id: str) -> tuple[Any, Any, dict[str, Any]]:
@@ -121,36 +128,64 @@ def reproduce(
     ``clean_env``, in an environment built from its lock, on its commit."""
     if clean_env:
         return _reproduce_in_clean_env(client, run_id, executor)
-    from opsloop.tracking.reproducibility import LOCK_ARTIFACT, _git, package_lock, seed_everything
+    return compare(client, rerun(client, run_id, executor=executor).run_id)
+
+
+def rerun(
+    client: Any, run_id: str, *, executor: str | None = None,
+    on_start: Callable[[str], None] | None = None, tags: dict[str, str] | None = None,
+) -> Any:  # fmt: skip
+    """Recompute pipeline run ``run_id``: its params and seed, no cache, nothing registered.
+    The new run is tagged ``opsloop.reproduces``; :func:`compare` reads it once finished."""
+    from opsloop.tracking.reproducibility import seed_everything
 
     run, found, params = _recorded(client, run_id)
-    tags = run.data.tags
-    if "opsloop.seed" in tags:
-        seed_everything(int(tags["opsloop.seed"]))
+    recorded = run.data.tags
+    if "opsloop.seed" in recorded:
+        seed_everything(int(recorded["opsloop.seed"]))
     experiment = client.get_experiment(run.info.experiment_id).name
-    again = found.run(
+    return found.run(
         client=client, experiment=experiment, no_cache=True, register_models=False,
-        tags={"opsloop.reproduces": run_id},
-        executor=executor or tags.get("opsloop.pipeline.executor", "local"), **params,
+        tags={**(tags or {}), REPRODUCES_TAG: run_id}, on_start=on_start,
+        executor=executor or recorded.get("opsloop.pipeline.executor", "local"), **params,
     )  # fmt: skip
-    before, after = _step_outputs(client, run_id), _step_outputs(client, again.run_id)
+
+
+def compare(client: Any, reproduction_id: str) -> Reproduction:
+    """How a finished reproduction compares with the run it reproduces: each step's outputs
+    (identical bytes, or which numbers moved), the git commit and the package lock."""
+    from opsloop.tracking.reproducibility import LOCK_ARTIFACT, _git, package_lock
+
+    again = client.get_run(reproduction_id)
+    run_id = again.data.tags.get(REPRODUCES_TAG)
+    if run_id is None:
+        raise InvalidInput(f"run {reproduction_id} is not a reproduction of a pipeline run")
+    if again.info.status == "RUNNING":
+        raise Conflict(f"reproduction {reproduction_id} is still running: ask when it ends")
+    before, after = _step_outputs(client, run_id), _step_outputs(client, reproduction_id)
     steps = []
     for name in before:
         old_digest, old_value = before[name]
         new_digest, new_value = after.get(name, (None, None))
         same = old_digest is not None and old_digest == new_digest
-        steps.append(StepComparison(name, old_digest, new_digest, same,
-                                    {} if same else _changes(old_value, new_value)))  # fmt: skip
-    try:
-        recorded_lock = client.read_artifact(run_id, LOCK_ARTIFACT).decode()
-    except LookupError:
-        recorded_lock = ""
-    current = _lock_lines(package_lock())
-    changed = sorted(_lock_lines(recorded_lock) ^ current) if recorded_lock else []
-    commit_now = (_git("rev-parse", "HEAD") or "").strip() or None
+        steps.append(StepComparison(
+            step=name, original_digest=old_digest, new_digest=new_digest, identical=same,
+            changes={} if same else _changes(old_value, new_value),
+        ))  # fmt: skip
+    locks = []
+    for run in (run_id, reproduction_id):
+        try:
+            locks.append(client.read_artifact(run, LOCK_ARTIFACT).decode())
+        except LookupError:
+            locks.append(None)
+    recorded_lock, new_lock = locks[0], locks[1] or package_lock()
+    changed = sorted(_lock_lines(recorded_lock) ^ _lock_lines(new_lock)) if recorded_lock else []
+    commit_now = again.data.tags.get("opsloop.git.commit") or (
+        (_git("rev-parse", "HEAD") or "").strip() or None)  # fmt: skip
+    original = client.get_run(run_id).data.tags.get("opsloop.git.commit")
     return Reproduction(
-        original_run_id=run_id, run_id=again.run_id, steps=steps,
-        commit=(tags.get("opsloop.git.commit"), commit_now), changed_packages=changed,
+        original_run_id=run_id, run_id=reproduction_id, steps=steps,
+        commit=(original, commit_now), changed_packages=changed,
     )  # fmt: skip
 
 
@@ -213,11 +248,9 @@ def _reproduce_in_clean_env(client: Any, run_id: str, executor: str | None) -> R
             data = json.loads(report.read_text())
         finally:
             cleanenv.remove_worktree(repo, tree)
-    steps = [StepComparison(s["step"], s["original_digest"], s["new_digest"], s["identical"],
-                            {k: tuple(v) for k, v in s["changes"].items()})
-             for s in data["steps"]]  # fmt: skip
     return Reproduction(
-        original_run_id=run_id, run_id=data["run_id"], steps=steps,
+        original_run_id=run_id, run_id=data["run_id"],
+        steps=[StepComparison.model_validate(s) for s in data["steps"]],
         commit=tuple(data["commit"]),  # type: ignore[arg-type]
         changed_packages=data["changed_packages"],
         environment={

@@ -70,6 +70,8 @@ class PipelineRunView(BaseModel):
     trigger: str | None = None
     failed_step: str | None = None
     error: str | None = Field(None, description="why the run failed, when not a step's error")
+    reproduces: str | None = Field(None, description="the run this one recomputed, if any")
+    resumed_from: str | None = Field(None, description="the failed run this one resumed")
     steps: list[StepView]
 
 
@@ -124,11 +126,12 @@ def describe(client: Any, run_id: str) -> PipelineRunView:
         end_time=parent.info.end_time, target=tags.get("opsloop.pipeline.target"),
         params=json.loads(tags.get("opsloop.pipeline.params", "{}")),
         trigger=tags.get("opsloop.trigger"), failed_step=tags.get("opsloop.pipeline.failed_step"),
-        error=tags.get("opsloop.error"), steps=steps,
+        error=tags.get("opsloop.error"), reproduces=tags.get("opsloop.reproduces"),
+        resumed_from=tags.get("opsloop.resumed_from"), steps=steps,
     )  # fmt: skip
 
 
-class PipelineResume(BaseModel):
+class PipelineRerun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     executor: str | None = Field(None, description="local, process or ray (default: the run's)")
@@ -216,6 +219,17 @@ class Launcher:
             lambda on_start: resume(self.client, run_id, executor=executor, on_start=on_start,
                                     tags={"opsloop.trigger": "api"}),
             f"resume of {run_id}", timeout,
+        )  # fmt: skip
+
+    def reproduce(self, run_id: str, executor: str | None = None, timeout: float = 60.0) -> str:
+        """Recompute pipeline run ``run_id`` in the background (see ``reruns.rerun``); returns
+        the reproduction's run id, whose comparison ``reruns.compare`` gives once it ends."""
+        from opsloop.pipelines.reruns import rerun
+
+        return self._launch(
+            lambda on_start: rerun(self.client, run_id, executor=executor, on_start=on_start,
+                                   tags={"opsloop.trigger": "api"}),
+            f"reproduction of {run_id}", timeout,
         )  # fmt: skip
 
     def _launch(self, work: Any, label: str, timeout: float) -> str:

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from pydantic import TypeAdapter, ValidationError
 
 from opsloop.errors import InvalidInput, validation_problems
+from opsloop.pipelines.reruns import Reproduction
 from opsloop.pipelines.runs import PipelineRunCreate, PipelineRunSummary, PipelineRunView
 from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
 from opsloop.sdkpart import LocalOrRemote
@@ -67,6 +68,25 @@ class PipelinesClient(LocalOrRemote):
         body = {"executor": executor}
         view = PipelineRunView.model_validate(self._http("POST", path, json=body, idempotent=False))
         return self._follow(view, wait, poll)
+
+    def reproduce(
+        self, run_id: str, *, executor: str | None = None, poll: float = 0.5
+    ) -> Reproduction:
+        """Recompute ``run_id`` (no cache, its params and seed) and compare it step by step:
+        identical bytes or not, which numbers moved, commits and packages. Local mode runs it
+        here; with a server it runs there and this waits for the comparison."""
+        if not self._remote:
+            from opsloop.pipelines.reruns import reproduce
+
+            return reproduce(self._client, run_id, executor=executor)
+        path = f"/api/pipelines/runs/{quote(run_id)}/reproduce"
+        view = PipelineRunView.model_validate(
+            self._http("POST", path, json={"executor": executor}, idempotent=False)
+        )
+        view = self._follow(view, True, poll)
+        return Reproduction.model_validate(
+            self._http("GET", f"/api/pipelines/runs/{quote(view.run_id)}/reproduction")
+        )
 
     def _follow(self, view: PipelineRunView, wait: bool, poll: float) -> PipelineRunView:
         while wait and view.status == "RUNNING":

@@ -1,7 +1,8 @@
 """The pipelines page: the latest pipeline runs, and the triggers (what starts which pipeline,
 and what last fired it) with their latest firings; a webhook trigger can be fired from here.
 A pipeline run's page draws its DAG in SVG, each step boxed and coloured by its state; a
-failed run can be resumed from there."""
+failed run can be resumed from there, a finished one reproduced (the reproduction's page then
+compares the two step by step)."""
 
 from __future__ import annotations
 
@@ -86,11 +87,23 @@ def dag_layout(view: runs.PipelineRunView) -> dict[str, object]:
 @router.get("/pipelines/runs/{run_id}")
 def pipeline_run_page(request: Request, run_id: str, state: State) -> Response:
     view = runs.describe(state.serving.client, run_id)
+    comparison = None
+    if view.reproduces and view.status != "RUNNING":
+        from opsloop.pipelines.reruns import compare
+
+        comparison = compare(state.serving.client, run_id)
     context = {
         "title": f"Pipeline {view.pipeline}", "active": "pipelines", "view": view,
-        "dag": dag_layout(view),
+        "dag": dag_layout(view), "comparison": comparison,
     }  # fmt: skip
     return render(request, "pipelines/run.html", context)
+
+
+@router.post("/pipelines/runs/{run_id}/reproduce")
+async def reproduce_run(run_id: str, state: State) -> Response:
+    """Recompute a run from its page; the reproduction's page shows it, then the comparison."""
+    new_id = await run_in_threadpool(state.launcher.reproduce, run_id)
+    return RedirectResponse(f"/pipelines/runs/{quote(new_id)}", status_code=303)
 
 
 @router.post("/pipelines/runs/{run_id}/resume")
