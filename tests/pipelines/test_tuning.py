@@ -5,6 +5,7 @@ candidate; bad spaces are refused."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from opsloop.errors import InvalidInput
 from opsloop.pipelines import tune
 from tests.pipelines import tuning_example
 
+ROOT = Path(__file__).resolve().parents[2]
 SPACE = {"C": {"type": "float", "low": 1e-3, "high": 10.0, "log": True},
          "penalty": {"type": "categorical", "choices": ["l2"]}}  # fmt: skip
 
@@ -116,3 +118,53 @@ def test_trials_as_ray_tasks(client: Any) -> None:
         assert result.pruned == sum(r.info.status == "KILLED" for r in trials.items)
     finally:
         ray.shutdown()
+
+
+def test_a_client_of_a_server_tunes_on_the_server(tmp_path: Path) -> None:
+    """Tuning needs the database next to it: over REST the study runs on the server."""
+    import httpx
+
+    from opsloop.errors import NotFound
+    from tests.conftest import LiveServer
+
+    with LiveServer(f"sqlite:///{tmp_path / 'server.db'}", str(tmp_path / "blobs")) as server:
+        remote = opsloop.Client(server_url=server.url)
+        result = remote.pipelines.tune("tests.pipelines.tuning_example:objective", SPACE,
+                                       n_trials=3, study="remote", register="remote-tuned",
+                                       poll=0.2)  # fmt: skip
+        assert result.trials == 3 and 0.85 < result.best_score <= 1.0
+        assert result.model_version == "remote-tuned@1"
+        assert remote.get_run(result.best_run_id).info.parent_run_id == result.run_id
+        again = httpx.get(f"{server.url}/api/tuning/{result.run_id}").json()
+        assert again["best_params"] == result.best_params
+
+        api = f"{server.url}/api/tuning"
+        for body, message in (
+            ({"objective": "tests.pipelines.tuning_example:X", "space": SPACE}, "not a function"),
+            ({"objective": "nowhere:objective", "space": SPACE}, "cannot import nowhere"),
+            ({"objective": "tests.pipelines.tuning_example:objective",
+              "space": {"C": {"type": "float"}}}, "C"),
+            ({"objective": "tests.pipelines.tuning_example:objective", "space": SPACE,
+              "trials": 3}, "trials"),
+        ):  # fmt: skip
+            answer = httpx.post(api, json=body)
+            assert answer.status_code == 400 and message in answer.text, answer.text
+        plain = remote.create_run(remote.set_experiment("plain").experiment_id)
+        answer = httpx.get(f"{api}/{plain.info.run_id}")
+        assert answer.status_code == 400 and "not a tuning study" in answer.text
+        with pytest.raises(NotFound):
+            remote.get_run("0" * 32)
+        assert httpx.get(f"{api}/{'0' * 32}").status_code == 404
+
+        space = tmp_path / "space.yaml"
+        space.write_text(json.dumps(SPACE))
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("opsloop")), "tune",
+             "tests.pipelines.tuning_example:objective", "--space", str(space), "--trials", "2",
+             "--on-server"],
+            capture_output=True, text=True, timeout=300, cwd=ROOT,
+            env={**os.environ, "OPSLOOP_SERVER_URL": server.url},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "2 trials" in done.stdout
+        remote.close()

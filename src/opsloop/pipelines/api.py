@@ -1,7 +1,7 @@
 """REST: ``/api/pipelines/runs`` starts a pipeline run (202, with its id at once),
 ``/api/pipelines/runs/{id}`` is its DAG with each step's state, ``.../{id}/resume`` runs it
 again from where it failed and ``.../{id}/reproduce`` recomputes it (``.../reproduction``
-compares the two);
+compares the two); ``/api/tuning`` starts an Optuna study and ``/api/tuning/{id}`` is its result;
 ``/api/triggers[/{name}[/fire|/firings]]`` are the triggers. ``POST .../fire`` is the webhook;
 send an ``Idempotency-Key`` header and a retried call starts nothing twice."""
 
@@ -22,6 +22,7 @@ from opsloop.pipelines.runs import (
     PipelineRunView,
 )
 from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
+from opsloop.pipelines.tuning import TuneCreate, TuneResult, read_result
 from opsloop.server.deps import ReadSession, State, WriteSession
 from opsloop.tracking.runs import current_user
 
@@ -71,6 +72,25 @@ async def get_reproduction(run_id: str, state: State) -> Reproduction:
     from opsloop.pipelines.reruns import compare
 
     return await run_in_threadpool(compare, state.serving.client, run_id)
+
+
+class TuneStarted(BaseModel):
+    run_id: str = Field(description="the study's run: GET /api/tuning/{run_id} once it ends")
+
+
+@router.post("/tuning", response_model=TuneStarted, status_code=202)
+async def start_tuning(body: TuneCreate, state: State) -> TuneStarted:
+    """Tune an objective with Optuna on the server (its module must be importable there):
+    the study is a run and each trial a nested run. The objective and space are checked
+    first (400); the answer comes once the study's run exists (202)."""
+    return TuneStarted(run_id=await run_in_threadpool(state.launcher.tune, body))
+
+
+@router.get("/tuning/{run_id}", response_model=TuneResult)
+async def get_tuning(run_id: str, state: State) -> TuneResult:
+    """A finished study's best score and params, trials, importances and registered model;
+    409 while it runs."""
+    return await run_in_threadpool(read_result, state.serving.client, run_id)
 
 
 @router.get("/pipelines/runs", response_model=list[PipelineRunSummary])

@@ -313,6 +313,7 @@ def tune_command(
     register: Annotated[
         str | None, typer.Option(help="Register the best trial's model under this name.")
     ] = None,
+    on_server: Annotated[bool, _ON_SERVER] = False,
 ) -> None:
     """Tune an objective with Optuna: the study is a run, each trial a nested run.
 
@@ -323,7 +324,7 @@ def tune_command(
     """
     import yaml
 
-    from opsloop.pipelines.tuning import tune
+    from opsloop.pipelines.tuning import load_objective, tune
 
     if not space.is_file():
         raise InvalidInput(f"no such space file: {space}")
@@ -331,15 +332,20 @@ def tune_command(
         search = yaml.safe_load(space.read_text())
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{space} is not valid YAML: {exc}") from None
-    objective = load_target(target)
-    if not callable(objective):
-        raise InvalidInput(f"{target} is not a function")
+    if not isinstance(search, dict):
+        raise InvalidInput(f"{space} must map each param to its range")
     with console(stderr=True).status(f"tuning: {trials} trials"):
-        result = tune(
-            objective, search, n_trials=trials, direction=direction, study=study,
-            parallel=parallel, executor=executor, pruner=pruner, register=register,
-            client=default_client(),
-        )  # fmt: skip
+        if on_server:
+            result = _server_client().pipelines.tune(
+                target, search, n_trials=trials, direction=direction, study=study,
+                parallel=parallel, executor=executor, pruner=pruner, register=register,
+            )  # fmt: skip
+        else:
+            result = tune(
+                load_objective(target), search, n_trials=trials, direction=direction, study=study,
+                parallel=parallel, executor=executor, pruner=pruner, register=register,
+                client=default_client(),
+            )  # fmt: skip
     out = console()
     out.print(f"study {result.study}: {result.trials} trials ({result.pruned} pruned), "
               f"best score {result.best_score:.4g}  (run {result.run_id})")  # fmt: skip

@@ -232,6 +232,19 @@ class Launcher:
             f"reproduction of {run_id}", timeout,
         )  # fmt: skip
 
+    def tune(self, body: Any, timeout: float = 60.0) -> str:
+        """Run a tuning (a ``TuneCreate``) in the background; returns the study's run id.
+        A bad objective or space raises here, before the study starts."""
+        from opsloop.pipelines.tuning import load_objective, tune
+
+        objective = load_objective(body.objective)
+        fields = body.model_dump(exclude={"objective", "space"})
+        return self._launch(
+            lambda on_start: tune(objective, body.space, client=self.client, on_start=on_start,
+                                  **fields),
+            f"tuning {body.objective}", timeout,
+        )  # fmt: skip
+
     def _launch(self, work: Any, label: str, timeout: float) -> str:
         """Run ``work(on_start)`` on the pool; return the run id it passes to ``on_start``,
         or raise what it raised before getting that far."""

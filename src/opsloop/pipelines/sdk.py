@@ -11,10 +11,11 @@ from urllib.parse import quote
 
 from pydantic import TypeAdapter, ValidationError
 
-from opsloop.errors import InvalidInput, validation_problems
+from opsloop.errors import Conflict, InvalidInput, validation_problems
 from opsloop.pipelines.reruns import Reproduction
 from opsloop.pipelines.runs import PipelineRunCreate, PipelineRunSummary, PipelineRunView
 from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
+from opsloop.pipelines.tuning import TuneCreate, TuneResult
 from opsloop.sdkpart import LocalOrRemote
 
 __all__ = ["PipelinesClient", "TriggersClient"]
@@ -87,6 +88,39 @@ class PipelinesClient(LocalOrRemote):
         return Reproduction.model_validate(
             self._http("GET", f"/api/pipelines/runs/{quote(view.run_id)}/reproduction")
         )
+
+    def tune(
+        self, objective: str, space: dict[str, Any], *, n_trials: int = 20,
+        direction: str = "maximize", study: str | None = None, parallel: int = 1,
+        executor: str = "threads", pruner: str = "median", sampler: str = "tpe",
+        seed: int | None = 0, register: str | None = None, experiment: str | None = None,
+        poll: float = 1.0,
+    ) -> TuneResult:  # fmt: skip
+        """Tune ``objective`` (``MODULE:NAME`` or ``FILE.py:NAME``) with Optuna; see
+        :func:`opsloop.pipelines.tuning.tune`. Local mode runs here; with a server the study
+        runs there (next to its database) and this waits for its result."""
+        try:
+            body = TuneCreate(
+                objective=objective, space=space, n_trials=n_trials, direction=direction,
+                study=study, parallel=parallel, executor=executor, pruner=pruner,
+                sampler=sampler, seed=seed, register=register, experiment=experiment,
+            )  # fmt: skip
+        except ValidationError as exc:
+            raise InvalidInput("invalid tuning: " + "; ".join(validation_problems(exc))) from None
+        if not self._remote:
+            from opsloop.pipelines.tuning import load_objective, tune
+
+            fields = body.model_dump(exclude={"objective", "space"})
+            return tune(load_objective(objective), space, client=self._client, **fields)
+        started = self._http("POST", "/api/tuning", json=body.model_dump(mode="json"),
+                             idempotent=False)  # fmt: skip
+        while True:
+            try:
+                return TuneResult.model_validate(
+                    self._http("GET", f"/api/tuning/{quote(started['run_id'])}")
+                )
+            except Conflict:  # still running
+                time.sleep(poll)
 
     def _follow(self, view: PipelineRunView, wait: bool, poll: float) -> PipelineRunView:
         while wait and view.status == "RUNNING":

@@ -25,27 +25,85 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.errors import InvalidInput
 
-__all__ = ["TrialContext", "TuneResult", "optuna_storage", "tune"]
+__all__ = [
+    "TrialContext",
+    "TuneCreate",
+    "TuneResult",
+    "load_objective",
+    "optuna_storage",
+    "read_result",
+    "tune",
+]
 
 _KINDS = ("float", "int", "categorical")
 
 
-@dataclass
-class TuneResult:
+class TuneResult(BaseModel):
     study: str
-    run_id: str
+    run_id: str = Field(description="the study's run; each trial is a run nested under it")
     best_score: float
     best_params: dict[str, Any]
     best_run_id: str
     trials: int
     pruned: int
-    importances: dict[str, float] = field(default_factory=dict)
-    model_version: str | None = None
+    importances: dict[str, float] = Field(default_factory=dict)
+    model_version: str | None = Field(None, description="NAME@N of the registered best model")
+
+
+class TuneCreate(BaseModel):
+    """A tuning to run on the server (``POST /api/tuning``); see :func:`tune`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    objective: str = Field(description="MODULE:NAME of the objective, importable on the server")
+    space: dict[str, Any]
+    n_trials: int = 20
+    direction: str = "maximize"
+    study: str | None = None
+    pruner: str = "median"
+    sampler: str = "tpe"
+    parallel: int = 1
+    executor: str = "threads"
+    seed: int | None = 0
+    register: str | None = None
+    experiment: str | None = None
+
+
+RESULT_ARTIFACT = "tuning/result.json"  # the TuneResult, on the study's run once it ends
+
+
+def load_objective(target: str) -> Callable[..., Any]:
+    """The objective function ``MODULE:NAME`` or ``FILE.py:NAME`` names."""
+    from opsloop.pipelines.cli import load_target
+
+    objective = load_target(target)
+    if not callable(objective):
+        raise InvalidInput(f"{target} is not a function")
+    return objective  # type: ignore[no-any-return]
+
+
+def read_result(client: Any, run_id: str) -> TuneResult:
+    """The result of the study whose run is ``run_id``, once it has ended."""
+    from opsloop.errors import Conflict
+
+    run = client.get_run(run_id)
+    tags = run.data.tags
+    if "opsloop.tune.study" not in tags:
+        raise InvalidInput(f"run {run_id} is not a tuning study's run")
+    if run.info.status == "FINISHED":
+        return TuneResult.model_validate_json(client.read_artifact(run_id, RESULT_ARTIFACT))
+    if run.info.status == "RUNNING":
+        raise Conflict(f"study {tags['opsloop.tune.study']} is still running: ask when it ends")
+    raise InvalidInput(
+        f"study {tags['opsloop.tune.study']} ended {run.info.status} with no result: "
+        "see its trials' runs"
+    )
 
 
 class TrialContext:
@@ -219,6 +277,7 @@ def tune(
     input_example: Any = None,
     client: Any = None,
     experiment: str | None = None,
+    on_start: Callable[[str], None] | None = None,
 ) -> TuneResult:
     """Tune ``objective`` over ``space`` (see the module docstring).
 
@@ -234,6 +293,7 @@ def tune(
             at ``RAY_ADDRESS`` or a local instance; it reports and is pruned through the study
             storage, and logs to the same tracking store).
         register: Model name under which to register the best trial's model.
+        on_start: Called with the study's run id as soon as that run exists.
     """
     import optuna
 
@@ -274,6 +334,8 @@ def tune(
         tags={"opsloop.tune.study": name, "opsloop.tune.direction": direction},
     )  # fmt: skip
     parent_id = parent.info.run_id
+    if on_start is not None:
+        on_start(parent_id)
     client.log_dict(parent_id, space, "tuning/space.json")
     models: dict[int, Any] = {}
     runs: dict[int, str] = {}
@@ -343,5 +405,6 @@ def tune(
         )  # fmt: skip
         client.models.set_alias(version.ref, "candidate", reason=f"best of study {name}")
         result.model_version = version.ref
+    client.log_text(parent_id, result.model_dump_json(), RESULT_ARTIFACT)
     client.end_run(parent_id, "FINISHED")
     return result
