@@ -238,10 +238,9 @@ class Launcher:
         from opsloop.pipelines.tuning import load_objective, tune
 
         objective = load_objective(body.objective)
-        fields = body.model_dump(exclude={"objective", "space"})
         return self._launch(
             lambda on_start: tune(objective, body.space, client=self.client, on_start=on_start,
-                                  **fields),
+                                  **body.tune_arguments()),
             f"tuning {body.objective}", timeout,
         )  # fmt: skip
 

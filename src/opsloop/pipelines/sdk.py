@@ -110,10 +110,10 @@ class PipelinesClient(LocalOrRemote):
         if not self._remote:
             from opsloop.pipelines.tuning import load_objective, tune
 
-            fields = body.model_dump(exclude={"objective", "space"})
-            return tune(load_objective(objective), space, client=self._client, **fields)
-        started = self._http("POST", "/api/tuning", json=body.model_dump(mode="json"),
-                             idempotent=False)  # fmt: skip
+            return tune(load_objective(objective), space, client=self._client,
+                        **body.tune_arguments())  # fmt: skip
+        payload = body.model_dump(mode="json", by_alias=True)
+        started = self._http("POST", "/api/tuning", json=payload, idempotent=False)
         while True:
             try:
                 return TuneResult.model_validate(

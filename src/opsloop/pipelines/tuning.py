@@ -59,7 +59,7 @@ class TuneResult(BaseModel):
 class TuneCreate(BaseModel):
     """A tuning to run on the server (``POST /api/tuning``); see :func:`tune`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     objective: str = Field(description="MODULE:NAME of the objective, importable on the server")
     space: dict[str, Any]
@@ -71,8 +71,14 @@ class TuneCreate(BaseModel):
     parallel: int = 1
     executor: str = "threads"
     seed: int | None = 0
-    register: str | None = None
+    model_name: str | None = Field(  # "register" itself is a name BaseModel has taken
+        None, alias="register", description="register the best trial's model under this name"
+    )
     experiment: str | None = None
+
+    def tune_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`tune`, besides the objective and the space."""
+        return self.model_dump(exclude={"objective", "space"}, by_alias=True)
 
 
 RESULT_ARTIFACT = "tuning/result.json"  # the TuneResult, on the study's run once it ends
