@@ -9,6 +9,8 @@ DVC's repository cache, each set up first and untimed (``opsloop db-upgrade``, `
 --no-scm``). Push and pull go to one moto_server (S3) on
 loopback; a last figure pushes and pulls through ``opsloop server`` (ours only).
 The floor is what the machine needs at least: BLAKE3 over the bytes plus copying them once.
+Every timed command (and the floor) starts after an untimed ``sync``, so no tool pays for
+flushing the gigabytes the set-up or the previous tool left in the page cache.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def report(name: str, ours: float, peer: float, note: str = "") -> None:
 
 
 def timed_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    os.sync()  # untimed: the setup's (or the other tool's) writes are not flushed on our clock
     start = time.perf_counter()
     done = subprocess.run(
         args, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True
@@ -71,6 +74,7 @@ def floor(paths: list[Path], dest: Path) -> float:
     from opsloop.store.blobs import hash_file
 
     dest.mkdir()
+    os.sync()
     start = time.perf_counter()
     for i, path in enumerate(paths):
         hash_file(path)

@@ -77,3 +77,23 @@ def test_open_blob_store_picks_backend(tmp_path: Path) -> None:
     assert isinstance(open_blob_store(str(tmp_path)), LocalBlobStore)
     assert isinstance(open_blob_store(f"file://{tmp_path}"), LocalBlobStore)
     assert isinstance(open_blob_store("memory://bucket/x"), FsspecBlobStore)
+
+
+def test_a_large_file_is_staged_whole_while_the_disk_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``put_copy`` copies in chunks, starting each chunk's writeback as it goes; the blob is
+    exactly the source, however the chunks fall."""
+    import os
+
+    from opsloop.store import blobs as blobs_module
+
+    monkeypatch.setattr(blobs_module, "_WRITEBACK_CHUNK", 1 << 20)
+    source = tmp_path / "model.bin"
+    source.write_bytes(os.urandom((5 << 20) + 123))  # five whole chunks and a ragged end
+    store = LocalBlobStore(tmp_path / "blobs")
+    with store.batch() as batch:
+        digest = batch.put_copy(source)
+    assert digest == hash_file(source)
+    assert store.path_of(digest).read_bytes() == source.read_bytes()
+    assert list((tmp_path / "blobs" / ".tmp").iterdir()) == []  # nothing left staged
