@@ -100,6 +100,7 @@ def test_runs_of_other_hosts_and_unknown_tags_are_left_alone(client: Any) -> Non
     kept = []
     for launcher in (
         f"another-host:{pid}:{started}",  # liveness cannot be seen from here
+        f"{host_.split('/')[0]}/1:{pid}:{started}",  # this host, another container's pids
         "not a launcher tag",
         this_process(),  # this very process, alive
     ):

@@ -1,12 +1,13 @@
 """Pipeline runs whose process died: recognised and closed, so none stays RUNNING forever.
 
-A pipeline run records the process that runs it in ``opsloop.launcher`` (host, pid, and the
-process's start time, because pids are reused). A server or ``opsloop scheduler`` on the same
-host, when it starts and then about once a minute, looks at the pipeline runs still RUNNING:
-one whose process is gone (killed, out of memory, a server restarted mid-run) is marked FAILED
-with the reason in ``opsloop.error`` and how to go on, together with its steps still RUNNING
-and the trigger firing that started it. ``opsloop pipelines resume RUN`` then re-runs what did
-not finish. Runs launched on another host are left alone: their process cannot be seen here.
+A pipeline run records the process that runs it in ``opsloop.launcher``: the host and its pid
+namespace, the pid, and the process's start time (pids are reused). A server or ``opsloop
+scheduler`` on the same host, when it starts and then about once a minute, looks at the
+pipeline runs still RUNNING: one whose process is gone (killed, out of memory, a server
+restarted mid-run) is marked FAILED with the reason in ``opsloop.error`` and how to go on,
+together with its steps still RUNNING and the trigger firing that started it. ``opsloop
+pipelines resume RUN`` then re-runs what did not finish. Runs launched on another host, or in
+another container's pid namespace, are left alone: their process cannot be seen from here.
 """
 
 from __future__ import annotations
@@ -30,13 +31,28 @@ log = logging.getLogger("opsloop.pipelines")
 
 
 def this_process() -> str:
-    """This process as ``host:pid:start time (ms)``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_started_ms(os.getpid())}"
+    """This process as ``host/pid-namespace:pid:start time (ms)``."""
+    return f"{_here()}:{os.getpid()}:{_started_ms(os.getpid())}"
+
+
+def _here() -> str:
+    """The host and, where there is one, the pid namespace: two containers may share a host
+    name, but a pid means something only inside its own namespace."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()}/{namespace}" if namespace else socket.gethostname()
 
 
 def running_in(launcher: str) -> str:
     """The message of a firing a process has claimed: which process runs it."""
     return f"{_RUNNING_IN}{launcher}"
+
+
+def _host_and_pid(launcher: str) -> tuple[str, str]:
+    where, pid, _ = launcher.rsplit(":", 2)
+    return where.split("/", 1)[0], pid
 
 
 def _started_ms(pid: int) -> int:
@@ -50,8 +66,8 @@ def _gone(launcher: str) -> bool:
     import psutil
 
     try:
-        host, pid, started = launcher.rsplit(":", 2)
-        if host != socket.gethostname():
+        where, pid, started = launcher.rsplit(":", 2)
+        if where != _here():
             return False
         return _started_ms(int(pid)) != int(started)  # another process took the pid
     except psutil.NoSuchProcess:
@@ -76,7 +92,7 @@ def close_orphans(store: Any) -> list[str]:
     for run_id, launcher in running:
         if not _gone(launcher):
             continue
-        host, pid, _ = launcher.rsplit(":", 2)
+        host, pid = _host_and_pid(launcher)
         message = (
             f"the process that ran this pipeline (pid {pid} on {host}) ended before it "
             f"finished; `opsloop pipelines resume {run_id}` runs what did not finish"
@@ -127,7 +143,7 @@ def _close_orphan_firings(store: Any) -> None:
         launcher = (note or "").removeprefix(_RUNNING_IN)
         if not (note or "").startswith(_RUNNING_IN) or not _gone(launcher):
             continue
-        host, pid, _ = launcher.rsplit(":", 2)
+        host, pid = _host_and_pid(launcher)
         with store.write() as session:
             session.execute(
                 update(FiringRow)
