@@ -14,7 +14,7 @@ import pytest
 
 from opsloop import Client, StoreError
 from opsloop.config import load_settings
-from opsloop.store.blobs import FsspecBlobStore
+from opsloop.store.object_blobs import FsspecBlobStore
 from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.s3

@@ -10,11 +10,11 @@ from blake3 import blake3
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.store.blobs import (
     BlobStore,
-    FsspecBlobStore,
     LocalBlobStore,
     hash_file,
     open_blob_store,
 )
+from opsloop.store.object_blobs import FsspecBlobStore
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from opsloop.errors import NotFound
-from opsloop.store.blobs import FsspecBlobStore, hash_file
+from opsloop.store.blobs import hash_file
+from opsloop.store.object_blobs import FsspecBlobStore
 from opsloop.store.packs import PACK_BLOB_MAX, PackedBlob, coalesce, plan_packs
 
 pytestmark = pytest.mark.s3

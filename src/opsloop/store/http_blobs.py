@@ -16,8 +16,6 @@ from typing import Any
 from opsloop.errors import StoreError
 from opsloop.store.packs import (
     PACK_BLOB_MAX,
-    PACK_MIN_BLOBS,
-    PACK_TARGET,
     frame_files,
     plan_packs,
     unframe,
@@ -86,19 +84,8 @@ class HttpBlobRemote:
         sizes: Mapping[str, int] | None = None,
     ) -> None:
         """Blobs ``sizes`` says are small come down in batches, the rest one by one."""
-        small = [(d, p) for d, p in items if sizes and sizes.get(d, PACK_BLOB_MAX) < PACK_BLOB_MAX]
-        if len(small) < PACK_MIN_BLOBS:
-            small = []
-        batched = {d for d, _ in small}
-        groups: list[list[tuple[str, Path]]] = [[]]
-        filled = 0
-        for digest, dest in small:
-            size = sizes[digest] if sizes else 0
-            if groups[-1] and filled + size > PACK_TARGET:
-                groups.append([])
-                filled = 0
-            groups[-1].append((digest, dest))
-            filled += size
+        known = sizes or {}
+        loose, groups = plan_packs(items, lambda item: known.get(item[0], PACK_BLOB_MAX))
 
         def download_batch(group: list[tuple[str, Path]]) -> None:
             body = json.dumps({"digests": [d for d, _ in group]})
@@ -117,8 +104,8 @@ class HttpBlobRemote:
                 on_done(len(group))
 
         with ThreadPoolExecutor(_BATCHES_AT_ONCE) as pool:
-            list(pool.map(download_batch, [g for g in groups if g]))
-        _in_threads([(d, p) for d, p in items if d not in batched], self.download, on_done)
+            list(pool.map(download_batch, groups))
+        _in_threads(loose, self.download, on_done)
 
 
 def _in_threads(

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 __all__ = [
     "BATCH_MAX_BYTES",
@@ -46,6 +47,7 @@ PACK_TARGET = 64 << 20  # a pack is closed once it holds this many bytes
 PACK_MIN_BLOBS = 8  # fewer small blobs than this in one push go up as loose objects
 BATCH_MAX_BYTES = 256 << 20  # the largest framed body a server takes or sends
 _FORMAT = "opsloop-pack/1"
+Item = TypeVar("Item")
 _MAX_GAP = 256 << 10  # ranged reads closer than this are merged into one request
 _MAX_READ = 16 << 20  # ... up to this many bytes per request
 
@@ -63,27 +65,35 @@ class PackedBlob:
         return self.offset + self.length
 
 
+def _file_size(item: tuple[Path, str]) -> int:
+    return os.path.getsize(item[0])
+
+
 def plan_packs(
-    items: list[tuple[Path, str]],
-) -> tuple[list[tuple[Path, str]], list[list[tuple[Path, str]]]]:
-    """Split an upload into (loose items, groups of items that each become one pack)."""
-    small: list[tuple[Path, str, int]] = []
-    loose: list[tuple[Path, str]] = []
-    for path, digest in items:
-        size = os.path.getsize(path)
+    items: list[Item],
+    size_of: Callable[[Item], int] = _file_size,  # type: ignore[assignment]
+) -> tuple[list[Item], list[list[Item]]]:
+    """Split a transfer into (items that go one by one, groups that each go as one pack).
+
+    ``size_of`` gives an item's size (by default the file size of ``(path, digest)`` items);
+    an item it sizes at ``PACK_BLOB_MAX`` or more, for one unknown, goes alone."""
+    small: list[tuple[Item, int]] = []
+    loose: list[Item] = []
+    for item in items:
+        size = size_of(item)
         if size < PACK_BLOB_MAX:
-            small.append((path, digest, size))
+            small.append((item, size))
         else:
-            loose.append((path, digest))
+            loose.append(item)
     if len(small) < PACK_MIN_BLOBS:
-        return loose + [(p, d) for p, d, _ in small], []
-    groups: list[list[tuple[Path, str]]] = [[]]
+        return loose + [item for item, _ in small], []
+    groups: list[list[Item]] = [[]]
     filled = 0
-    for path, digest, size in small:
+    for item, size in small:
         if filled + size > PACK_TARGET and groups[-1]:
             groups.append([])
             filled = 0
-        groups[-1].append((path, digest))
+        groups[-1].append(item)
         filled += size
     return loose, groups
 
