@@ -14,6 +14,7 @@ import pytest
 
 import opsloop
 from opsloop.errors import InvalidInput
+from opsloop.store.sql import SessionSql
 from opsloop.tracking.run_records import NewRun, insert_runs
 from tests.conftest import LiveServer
 from tests.pipelines import example
@@ -71,11 +72,11 @@ def test_a_bad_record_writes_no_run(client: Any) -> None:
     good = NewRun("a" * 32, exp.experiment_id, "good", 1, tags={"k": "v"})
     bad = NewRun("b" * 32, exp.experiment_id, "bad", 1, tags={"k": "x" * 9000})  # too long
     with pytest.raises(InvalidInput), store.write() as session:
-        insert_runs(session, client._tracking.blobs, [good, bad])
+        insert_runs(SessionSql(session), client._tracking.blobs, [good, bad])
     with pytest.raises(LookupError):
         client.get_run("a" * 32)
     with store.write() as session:
-        insert_runs(session, client._tracking.blobs, [good])
+        insert_runs(SessionSql(session), client._tracking.blobs, [good])
     assert client.get_run("a" * 32).data.tags == {"k": "v"}
 
 
@@ -85,7 +86,7 @@ def test_the_cache_index_is_kept_and_read_again(
     import subprocess
     import sys
 
-    from opsloop.pipelines import runner
+    from opsloop.pipelines import cache_index
 
     example.training.run(client=client, C=1.0)  # this process now knows the experiment
     code = (
@@ -98,7 +99,7 @@ def test_the_cache_index_is_kept_and_read_again(
     example.CALLS.clear()
     stale = example.training.run(client=client, C=0.25)  # the other process's steps: unseen
     assert stale.step("train").reason.startswith("params changed") and "train" in example.CALLS
-    monkeypatch.setattr(runner, "KNOWN_FOR_S", 0.0)  # read again: every finished step is seen
+    monkeypatch.setattr(cache_index, "KNOWN_FOR_S", 0.0)  # read again: every finished step is seen
     example.CALLS.clear()
     fresh = example.training.run(client=client, C=0.25)
     assert all(s.cached for s in fresh.steps) and example.CALLS == []

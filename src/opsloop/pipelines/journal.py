@@ -191,6 +191,7 @@ class StepJournal:
         """Write everything queued: blobs synced first, then one transaction."""
         if not self.behind:
             return
+        from opsloop.store.sql import SessionSql
         from opsloop.tracking.run_records import insert_runs
 
         with self._flushing:
@@ -202,7 +203,7 @@ class StepJournal:
                 batch.commit()
                 if new or ops:
                     with self._store.write() as session:
-                        insert_runs(session, self._blobs, list(new.values()))
+                        insert_runs(SessionSql(session), self._blobs, list(new.values()))
                         for op in ops:
                             op(session)
             except BaseException:

@@ -17,8 +17,6 @@ import os
 import socket
 from typing import Any
 
-from sqlalchemy import select, update
-
 from opsloop.timeutil import now_ms
 
 __all__ = ["LAUNCHER_TAG", "close_orphans", "running_in", "this_process"]
@@ -55,30 +53,53 @@ def _host_and_pid(launcher: str) -> tuple[str, str]:
     return where.split("/", 1)[0], pid
 
 
-def _started_ms(pid: int) -> int:
+def _started_ms(pid: int) -> int | None:
+    """When process ``pid`` started (ms since the epoch), None when there is none. On Linux
+    read from ``/proc`` as psutil computes it (start ticks / clock rate + boot time): psutil
+    costs every pipeline run a 25 ms import for this one number."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            ticks = int(f.read().rpartition(b")")[2].split()[19])  # field 22: starttime
+    except FileNotFoundError:
+        return None if os.path.isdir("/proc/self") else _started_ms_psutil(pid)
+    except OSError:
+        return _started_ms_psutil(pid)
+    return int((ticks / os.sysconf("SC_CLK_TCK") + _boot_time()) * 1000)
+
+
+def _boot_time() -> float:
+    with open("/proc/stat", "rb") as f:
+        for line in f:
+            if line.startswith(b"btime"):
+                return float(line.split()[1])
+    raise OSError("no btime in /proc/stat")
+
+
+def _started_ms_psutil(pid: int) -> int | None:
     import psutil
 
-    return int(psutil.Process(pid).create_time() * 1000)
+    try:
+        return int(psutil.Process(pid).create_time() * 1000)
+    except psutil.NoSuchProcess:
+        return None
 
 
 def _gone(launcher: str) -> bool:
     """Whether the process a launcher tag names has ended (False when it ran elsewhere)."""
-    import psutil
-
     try:
         where, pid, started = launcher.rsplit(":", 2)
         if where != _here():
             return False
-        return _started_ms(int(pid)) != int(started)  # another process took the pid
-    except psutil.NoSuchProcess:
-        return True
-    except (ValueError, psutil.Error):
-        return False  # a tag this code did not write, or no way to look: leave the run be
+        return _started_ms(int(pid)) != int(started)  # None: ended; else another took the pid
+    except Exception:  # a tag this code did not write, or no way to look: leave the run be
+        return False
 
 
 def close_orphans(store: Any) -> list[str]:
     """Mark FAILED the RUNNING pipeline runs (and their running steps and firing) whose
     process on this host has ended; return their ids."""
+    from sqlalchemy import select, update
+
     from opsloop.pipelines.tables import FiringRow
     from opsloop.tracking.tables import RunRow, RunTagRow
 
@@ -133,6 +154,8 @@ def close_orphans(store: Any) -> list[str]:
 
 def _close_orphan_firings(store: Any) -> None:
     """Firings left ``running`` by a process that died before their pipeline's run began."""
+    from sqlalchemy import select, update
+
     from opsloop.pipelines.tables import FiringRow
 
     with store.read() as session:

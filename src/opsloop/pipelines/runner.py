@@ -28,6 +28,14 @@ from typing import Any, NoReturn
 
 from opsloop.errors import OpsloopError
 from opsloop.pipelines import materializers
+from opsloop.pipelines.cache_index import (
+    DIGEST_TAG,
+    MODEL_TAG,
+    OUTPUTS_TAG,
+    CacheIndex,
+    Seen,
+    miss_reason,
+)
 from opsloop.pipelines.context import enter_step
 from opsloop.pipelines.dsl import Graph, Node
 from opsloop.pipelines.executors import execute
@@ -37,12 +45,7 @@ from opsloop.pipelines.orphans import LAUNCHER_TAG, this_process
 from opsloop.pipelines.runs import graph_tag
 from opsloop.timeutil import now_ms
 
-__all__ = ["PipelineFailed", "PipelineRun", "StepResult", "run_graph"]
-
-PARTS = ("code", "params", "inputs", "env")
-OUTPUTS_TAG = "opsloop.outputs"  # JSON: output name -> {"file", "kind", "digest"}
-DIGEST_TAG = "opsloop.output.digest"  # all of a step's outputs as one digest
-MODEL_TAG = "opsloop.model.version"  # what a register= step registered: NAME@N
+__all__ = ["DIGEST_TAG", "OUTPUTS_TAG", "PipelineFailed", "PipelineRun", "StepResult", "run_graph"]
 
 
 @dataclass
@@ -74,122 +77,6 @@ class PipelineFailed(OpsloopError):
 
     code = "PIPELINE_FAILED"
     exit_code = 8
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "\\'") + "'"
-
-
-@dataclass(frozen=True)
-class _Seen:
-    """An earlier step run, as far as the cache needs it."""
-
-    run_id: str
-    tags: dict[str, str]
-
-
-_INDEX_TAGS = (
-    "opsloop.step", "opsloop.cache.key", "opsloop.cache.source", OUTPUTS_TAG, DIGEST_TAG,
-    MODEL_TAG, *(f"opsloop.cache.{p}" for p in PARTS),
-)  # fmt: skip
-
-
-def _last_run(client: Any, experiment: str, tag: str, value: str) -> _Seen | None:
-    page = client.search_runs(
-        experiment,
-        f"tags.`{tag}` = {_quote(value)} and attributes.status = 'FINISHED'"
-        f" and tags.`{OUTPUTS_TAG}` != ''",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return _Seen(page.items[0].info.run_id, page.items[0].data.tags) if page.items else None
-
-
-@dataclass
-class _Known:
-    """What this process knows of one experiment's finished step runs (shared by its runs)."""
-
-    by_key: dict[str, _Seen]
-    by_step: dict[str, _Seen]
-    complete: bool
-    loaded_at: float
-
-
-_KNOWN: dict[tuple[str, str], _Known] = {}  # (database URL, experiment id) -> index
-KNOWN_FOR_S = 60.0  # read again after this: runs that other processes finished become hits
-
-
-@dataclass
-class _CacheIndex:
-    """The experiment's finished step runs, read once when the pipeline starts: each step's
-    cache lookup is then a dictionary read, not a search (a per-step query was most of a
-    cached step's time). On a store in this process only the tags the cache uses are read,
-    and the index is kept for the process's next pipeline runs, which add their own steps to
-    it: reading it grew with the history (9 ms for 220 step runs, more than the ten cached
-    steps it served). It is read again after :data:`KNOWN_FOR_S`, so steps other processes
-    finished become hits by then; until then they are recomputed, never wrongly reused. A
-    history longer than one page falls back to searching."""
-
-    client: Any
-    experiment: str
-    known: _Known
-
-    @classmethod
-    def load(cls, client: Any, experiment: Any, page: int = 1000) -> _CacheIndex:
-        store = getattr(client._tracking, "store", None)
-        if store is None:
-            found = client.search_runs(
-                experiment.name, "attributes.status = 'FINISHED'",
-                order_by=["attributes.start_time DESC"], max_results=page,
-            )  # fmt: skip
-            seen = [(r.info.run_id, r.data.tags) for r in found.items]
-            known = _index(seen, found.next_page_token is None)
-            return cls(client, experiment.name, known)
-        where = (client.settings.database_url, experiment.experiment_id)
-        known = _KNOWN.get(where)
-        if known is None or time.monotonic() - known.loaded_at > KNOWN_FOR_S:
-            from opsloop.tracking.runs import recent_run_tags
-
-            with store.read() as session:
-                seen, complete = recent_run_tags(
-                    session, experiment.experiment_id, _INDEX_TAGS, nested=True, limit=page
-                )
-            known = _KNOWN[where] = _index(seen, complete)
-        return cls(client, experiment.name, known)
-
-    def add(self, run_id: str, tags: dict[str, str]) -> None:
-        """A step run this pipeline finished (once its records are written)."""
-        seen = _Seen(run_id, tags)
-        self.known.by_step[tags["opsloop.step"]] = seen
-        self.known.by_key.setdefault(tags["opsloop.cache.key"], seen)
-
-    def hit(self, key: str) -> _Seen | None:
-        if key in self.known.by_key or self.known.complete:
-            return self.known.by_key.get(key)
-        return _last_run(self.client, self.experiment, "opsloop.cache.key", key)
-
-    def last(self, step: str) -> _Seen | None:
-        if step in self.known.by_step or self.known.complete:
-            return self.known.by_step.get(step)
-        return _last_run(self.client, self.experiment, "opsloop.step", step)
-
-
-def _index(seen: list[tuple[str, dict[str, str]]], complete: bool) -> _Known:
-    by_key: dict[str, _Seen] = {}
-    by_step: dict[str, _Seen] = {}
-    for run_id, tags in seen:  # newest first: the first seen is the latest
-        if "opsloop.step" in tags:
-            by_step.setdefault(tags["opsloop.step"], _Seen(run_id, tags))
-            if OUTPUTS_TAG in tags:
-                by_key.setdefault(tags.get("opsloop.cache.key", ""), _Seen(run_id, tags))
-    return _Known(by_key, by_step, complete, time.monotonic())
-
-
-def _miss_reason(previous: _Seen | None, parts: dict[str, str]) -> str:
-    if previous is None:
-        return "first run of this step"
-    changed = [p for p in PARTS if previous.tags.get(f"opsloop.cache.{p}") != parts[p]]
-    return f"{' and '.join(changed) or 'key'} changed since run {previous.run_id[:8]}"
 
 
 STEP_RUN_TAG = "opsloop.pipeline.step_run"  # a model registered inside a step carries it
@@ -245,6 +132,12 @@ def _in_step(run_id: str, settings: Any, on_use: Any, fn: Any, /, **arguments: A
             flush_step_metrics(run_id, settings)  # its metrics land before its run ends
 
 
+def pipeline_tags(graph: Graph, tags: dict[str, str] | None = None) -> dict[str, str]:
+    """The tags a pipeline's own run starts with: its graph, its name, its launcher."""
+    return {**(tags or {}), **graph_tag(graph), "opsloop.pipeline": graph.pipeline,
+            LAUNCHER_TAG: this_process()}  # fmt: skip
+
+
 def run_graph(
     graph: Graph,
     client: Any,
@@ -266,10 +159,8 @@ def run_graph(
     exp_name = experiment or f"pipeline-{graph.pipeline}"
     exp = client.set_experiment(exp_name)
     parent = client.create_run(
-        exp.experiment_id, run_name=graph.pipeline,
-        tags={**(tags or {}), **graph_tag(graph), "opsloop.pipeline": graph.pipeline,
-              LAUNCHER_TAG: this_process()},
-    )  # fmt: skip
+        exp.experiment_id, run_name=graph.pipeline, tags=pipeline_tags(graph, tags)
+    )
     parent_id = parent.info.run_id
     if on_start is not None:
         on_start(parent_id)
@@ -280,7 +171,7 @@ def run_graph(
     results: dict[int, StepResult] = {}
     journal = StepJournal(client)
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers) as pool:
-        ctx = _Context(client, exp, _CacheIndex.load(client, exp), parent_id, values,
+        ctx = _Context(client, exp, CacheIndex.load(client, exp), parent_id, values,
                        no_cache, Path(tmp), executor, register_models, journal)  # fmt: skip
         try:
             failure = _drive(graph, ctx, pool, results, result)
@@ -307,7 +198,7 @@ class _Context:
 
     client: Any
     exp: Any
-    index: _CacheIndex
+    index: CacheIndex
     parent_id: str
     values: dict[int, dict[str, tuple[Any, str]]]  # node -> output -> (value, digest)
     no_cache: bool
@@ -337,16 +228,16 @@ def _run_inline(node: Node, ctx: _Context) -> Future[Any]:
     return future
 
 
-def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[Any, str]]]:
-    client, exp, parent_id, values, tmp = ctx.client, ctx.exp, ctx.parent_id, ctx.values, ctx.tmp
-    no_cache = ctx.no_cache
-    step = node.step
-    code, env = ctx.code_of(step)
-    inputs = {arg: values[o.node][o.output][1] for arg, o in sorted(node.inputs.items())}
+def step_identity(
+    node: Node, code_and_env: tuple[str, str], inputs: dict[str, str]
+) -> tuple[str, dict[str, str], dict[str, str]]:
+    """A step's cache key, the parts it is made of, and the tags its run carries for them;
+    ``inputs`` maps each argument to the digest of the output it takes."""
+    code, env = code_and_env
     parts = {
         "code": code,
         "params": params_hash(node.params),
-        "inputs": params_hash(inputs),
+        "inputs": params_hash(dict(sorted(inputs.items()))),
         "env": env,
     }
     key = combine(parts)
@@ -355,6 +246,15 @@ def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[An
     tags.update(
         {"opsloop.step": node.name, "opsloop.cache.key": key, "opsloop.step.inputs": upstream}
     )
+    return key, parts, tags
+
+
+def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[Any, str]]]:
+    client, exp, parent_id, values, tmp = ctx.client, ctx.exp, ctx.parent_id, ctx.values, ctx.tmp
+    no_cache = ctx.no_cache
+    step = node.step
+    inputs = {arg: values[o.node][o.output][1] for arg, o in node.inputs.items()}
+    key, parts, tags = step_identity(node, ctx.code_of(step), inputs)
     hit = None
     if step.cache and not no_cache:
         hit = ctx.index.hit(key)
@@ -365,7 +265,7 @@ def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[An
     elif not step.cache:
         reason = "cache=False on this step"
     else:
-        reason = _miss_reason(ctx.index.last(node.name), parts)
+        reason = miss_reason(ctx.index.last(node.name), parts)
     journal = ctx.journal
     run_id = journal.create_run(
         exp.experiment_id, run_name=node.name, parent_run_id=parent_id,
@@ -455,11 +355,8 @@ def _from_cache(
 ) -> tuple[StepResult, dict[str, tuple[Any, str]]]:
     """A cached step: a run that points at the run that computed the outputs, which are read
     back from there (a cached run holds no output of its own)."""
-    hit_tags = hit.tags
-    source = hit_tags.get("opsloop.cache.source", hit.run_id)
-    described = json.loads(hit_tags[OUTPUTS_TAG])
-    kept = {k: hit_tags[k] for k in (OUTPUTS_TAG, DIGEST_TAG, MODEL_TAG) if k in hit_tags}
-    run_tags = {**tags, **kept, "opsloop.cache": "hit", "opsloop.cache.source": source}
+    source, run_tags = cached_run_tags(hit, tags)
+    described = json.loads(run_tags[OUTPUTS_TAG])
     run_id = ctx.journal.create_run(
         ctx.exp.experiment_id, run_name=node.name, parent_run_id=ctx.parent_id, tags=run_tags
     )
@@ -473,12 +370,22 @@ def _from_cache(
             path = folder / d["file"]
         outputs[name] = (materializers.load(path, d["kind"]), d["digest"])
     ctx.journal.finish(run_id, "FINISHED")
-    cached = StepResult(
-        node.name, run_id, "FINISHED", cached=True,
-        reason=f"cached from run {source[:8]}", digest=hit_tags.get(DIGEST_TAG),
-        model_version=hit_tags.get(MODEL_TAG),
+    return cached_result(node.name, run_id, source, run_tags), outputs
+
+
+def cached_run_tags(hit: Seen, tags: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The run that computed a cached step's outputs, and the tags of the run that reuses
+    them: the step's own, what it reuses (outputs, digest, model), and where from."""
+    source = hit.tags.get("opsloop.cache.source", hit.run_id)
+    kept = {k: hit.tags[k] for k in (OUTPUTS_TAG, DIGEST_TAG, MODEL_TAG) if k in hit.tags}
+    return source, {**tags, **kept, "opsloop.cache": "hit", "opsloop.cache.source": source}
+
+
+def cached_result(name: str, run_id: str, source: str, run_tags: dict[str, str]) -> StepResult:
+    return StepResult(
+        name, run_id, "FINISHED", cached=True, reason=f"cached from run {source[:8]}",
+        digest=run_tags.get(DIGEST_TAG), model_version=run_tags.get(MODEL_TAG),
     )  # fmt: skip
-    return cached, outputs
 
 
 def _fail(

@@ -22,10 +22,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from opsloop.errors import Conflict, InvalidInput, OpsloopError, StoreError
+from opsloop.store.sql import SQLITE_BUSY_TIMEOUT_S, set_up_sqlite
 
 __all__ = ["Store", "dialect_insert", "normalize_database_url"]
 
-_SQLITE_BUSY_TIMEOUT_S = 60
 _READ_ONLY = "opsloop_read_only"
 
 
@@ -39,14 +39,7 @@ def normalize_database_url(url: str) -> str:
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Take transaction control away from the sqlite3 module so BEGIN is ours to emit.
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_S * 1000}")
-        cursor.close()
+        set_up_sqlite(dbapi_conn)  # and BEGIN is ours to emit, below
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -82,7 +75,7 @@ class Store:
             if database and database != ":memory:":
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {
-                "timeout": _SQLITE_BUSY_TIMEOUT_S,
+                "timeout": SQLITE_BUSY_TIMEOUT_S,
                 "check_same_thread": False,
             }
         self.engine = create_engine(self.url, **kwargs)

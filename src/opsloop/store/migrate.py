@@ -11,8 +11,10 @@ newest revision in ``migrations/versions``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, inspect, text
+if TYPE_CHECKING:  # SQLAlchemy is imported by whoever opens a store: SCHEMA_HEAD alone is free
+    from sqlalchemy import Connection, Engine
 
 __all__ = ["SCHEMA_HEAD", "current_revision", "downgrade", "ensure_schema", "upgrade"]
 
@@ -23,6 +25,8 @@ _PG_MIGRATION_LOCK = 0x0B5100B
 
 def current_revision(conn: Connection) -> str | None:
     """The revision the database is at, or None for an empty database."""
+    from sqlalchemy import inspect, text
+
     if not inspect(conn).has_table("alembic_version"):
         return None
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -36,6 +40,8 @@ def ensure_schema(engine: Engine) -> None:
     every revision; a test checks that both paths give the same schema. A database at an older
     revision is upgraded through Alembic.
     """
+    from sqlalchemy import inspect, text
+
     with engine.connect() as conn:
         at = current_revision(conn)
         conn.rollback()
@@ -64,6 +70,8 @@ def ensure_schema(engine: Engine) -> None:
 
 
 def _lock(conn: Connection) -> None:
+    from sqlalchemy import text
+
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
 

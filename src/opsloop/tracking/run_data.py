@@ -9,22 +9,21 @@ and the latest value per key with an upsert that only moves forward in (step, ti
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Mapping, Sequence
-from itertools import repeat
 from typing import Any
 
-from sqlalchemy import and_, delete, select, tuple_
+from sqlalchemy import and_, delete, select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, InvalidInput, NotFound
 from opsloop.store.database import dialect_insert
+from opsloop.store.sql import SessionSql
 from opsloop.tracking.entities import MetricBatch, MetricHistory
+from opsloop.tracking.run_records import insert_metrics, metric_rows
 from opsloop.tracking.runs import require_run, require_writable_run
 from opsloop.tracking.tables import LatestMetricRow, MetricRow, ParamRow, RunTagRow
 from opsloop.tracking.validation import (
     check_key,
-    check_metric_value,
     param_value_to_str,
     tag_value_to_str,
 )
@@ -38,8 +37,6 @@ __all__ = [
 ]
 
 MIN_PLOT_POINTS = 4
-
-_METRIC_CHUNK = 20_000
 
 
 def log_batch(
@@ -64,7 +61,7 @@ def log_batch(
         check_key(k, "param key"): param_value_to_str(k, v) for k, v in (params or {}).items()
     }
     clean_tags = {check_key(k, "tag key"): tag_value_to_str(k, v) for k, v in (tags or {}).items()}
-    rows = _metric_rows(run_id, metrics) if metrics else []
+    rows = metric_rows(run_id, metrics) if metrics else []
     if clean_params or rows:
         require_writable_run(session, run_id, "params and metrics")
     else:
@@ -80,38 +77,8 @@ def log_batch(
             stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in clean_tags.items()]
         )
     if rows:
-        _insert_metrics(session, rows)
+        insert_metrics(SessionSql(session), rows)
     return len(rows)
-
-
-def _metric_rows(run_id: str, batch: MetricBatch) -> list[tuple[str, str, int, int, float]]:
-    """Validated history rows as tuples (run_id, key, step, timestamp, value)."""
-    rows: list[tuple[str, str, int, int, float]] = []
-    for key, series in batch.series.items():
-        check_key(key, "metric key")
-        n = len(series.values)
-        if len(series.steps) != n or len(series.timestamps) != n:
-            raise InvalidInput(
-                f"metric {key!r}: values, steps and timestamps must have equal lengths "
-                f"(got {n}, {len(series.steps)}, {len(series.timestamps)})"
-            )
-        values = series.values
-        if not all(
-            map(math.isfinite, values)
-        ):  # one C-level pass; find the culprit only on failure
-            for value in values:
-                check_metric_value(key, value)
-        rows.extend(
-            zip(
-                repeat(run_id, n),
-                repeat(key, n),
-                series.steps,
-                series.timestamps,
-                values,
-                strict=True,
-            )
-        )
-    return rows
 
 
 def _insert_params(session: Session, run_id: str, params: dict[str, str]) -> None:
@@ -132,43 +99,6 @@ def _insert_params(session: Session, run_id: str, params: dict[str, str]) -> Non
     new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in stored]
     if new:
         session.execute(dialect_insert(session, ParamRow.__table__).on_conflict_do_nothing(), new)
-
-
-def _insert_metrics(session: Session, rows: list[tuple[str, str, int, int, float]]) -> None:
-    # History goes straight to the driver's executemany: SQLAlchemy's per-row parameter
-    # processing would cost more than the insert itself on this path.
-    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
-    history_sql = (
-        f"INSERT INTO {MetricRow.__tablename__} (run_id, key, step, timestamp, value) "
-        f"VALUES ({', '.join([mark] * 5)}) ON CONFLICT DO NOTHING"
-    )
-    connection = session.connection()
-    for start in range(0, len(rows), _METRIC_CHUNK):
-        connection.exec_driver_sql(history_sql, rows[start : start + _METRIC_CHUNK])
-    latest: dict[tuple[str, str], tuple[str, str, int, int, float]] = {}  # by (run, key)
-    for row in rows:
-        best = latest.get(row[:2])
-        if best is None or (row[2], row[3], row[4]) >= (best[2], best[3], best[4]):
-            latest[row[:2]] = row
-    table = LatestMetricRow.__table__
-    stmt = dialect_insert(session, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["run_id", "key"],
-        set_={
-            "value": stmt.excluded.value,
-            "step": stmt.excluded.step,
-            "timestamp": stmt.excluded.timestamp,
-        },
-        where=tuple_(stmt.excluded.step, stmt.excluded.timestamp)
-        >= tuple_(table.c.step, table.c.timestamp),
-    )
-    session.execute(
-        stmt,
-        [
-            {"run_id": r[0], "key": r[1], "step": r[2], "timestamp": r[3], "value": r[4]}
-            for r in latest.values()
-        ],
-    )
 
 
 def get_metric_history(

@@ -1,37 +1,57 @@
-"""Writing many new runs at once, each whole: its row, tags, params, metrics and artifacts.
+"""Runs in bulk, in plain SQL: many new runs written whole, a few tags of many runs read back.
 
 ``runs.create_run`` and ``run_data.log_batch`` write one run per call through the ORM, which
 costs about a millisecond a call; a pipeline's write-behind journal writes the step runs of
 many steps at a time, so it hands them here as records and they go in with one bulk insert per
 table. The same checks apply as on the one-at-a-time path (names, keys, values, an active
 experiment, an existing parent), made before anything is written.
+
+Everything here runs through a :class:`~opsloop.store.sql.Sql`, so it works inside an ORM
+session's transaction and equally in a process that never imports SQLAlchemy (a fully cached
+pipeline run, :mod:`opsloop.pipelines.cached_run`).
 """
 
 from __future__ import annotations
 
+import functools
+import getpass
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
-
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import Conflict, InvalidInput, NotFound
 from opsloop.store.blobs import BlobStore, check_digest
+from opsloop.store.sql import Sql, in_list
 from opsloop.tracking.entities import ArtifactSpec, MetricBatch, RunStatus
-from opsloop.tracking.experiments import require_active_experiment
-from opsloop.tracking.run_data import _insert_metrics, _metric_rows
-from opsloop.tracking.runs import current_user
-from opsloop.tracking.tables import ArtifactRow, ParamRow, RunRow, RunTagRow
 from opsloop.tracking.validation import (
     check_artifact_path,
     check_key,
+    check_metric_value,
     check_name,
     check_run_id,
     param_value_to_str,
     tag_value_to_str,
 )
 
-__all__ = ["NewRun", "insert_runs"]
+__all__ = [
+    "NewRun", "current_user", "insert_metrics", "insert_runs", "metric_rows", "recent_run_tags",
+]  # fmt: skip
+
+_IN_CHUNK = 500  # bound an IN list
+_METRIC_CHUNK = 20_000
+
+MetricRowTuple = tuple[str, str, int, int, float]  # run_id, key, step, timestamp, value
+
+
+@functools.cache
+def current_user() -> str:
+    """The OS user, recorded as the creator when the caller names no one (looked up once)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 @dataclass
@@ -51,7 +71,7 @@ class NewRun:
     artifacts: list[ArtifactSpec] = field(default_factory=list)
 
 
-def insert_runs(session: Session, blobs: BlobStore, records: list[NewRun]) -> None:
+def insert_runs(sql: Sql, blobs: BlobStore, records: list[NewRun]) -> None:
     """Insert ``records`` (runs that do not exist yet) with one statement per table.
 
     Raises:
@@ -76,27 +96,123 @@ def insert_runs(session: Session, blobs: BlobStore, records: list[NewRun]) -> No
         params += [{"run_id": r.run_id, "key": check_key(k, "param key"),
                     "value": param_value_to_str(k, v)} for k, v in r.params.items()]  # fmt: skip
         if r.metrics is not None:
-            metrics += _metric_rows(r.run_id, r.metrics)
+            metrics += metric_rows(r.run_id, r.metrics)
         files += [{"run_id": r.run_id, "path": check_artifact_path(a.path),
                    "digest": check_digest(a.digest), "size": a.size,
                    "created_at": r.end_time or r.start_time} for a in r.artifacts]  # fmt: skip
     for experiment_id in {r.experiment_id for r in records}:
-        require_active_experiment(session, experiment_id)
+        _require_active_experiment(sql, experiment_id)
     ours = {r.run_id for r in records}
-    parents = {r.parent_run_id for r in records if r.parent_run_id and r.parent_run_id not in ours}
+    parents = sorted({r.parent_run_id for r in records} - ours - {None})
     if parents:
-        found = set(session.scalars(select(RunRow.id).where(RunRow.id.in_(parents))))
-        if parents - found:
-            raise NotFound(f"parent run {sorted(parents - found)[0]} does not exist")
+        listed, bound = in_list("id", parents)
+        found = {row[0] for row in sql.rows(f"SELECT id FROM runs WHERE id IN {listed}", bound)}
+        if set(parents) - found:
+            raise NotFound(f"parent run {sorted(set(parents) - found)[0]} does not exist")
     missing = blobs.missing(f["digest"] for f in files)
     if missing:
         raise InvalidInput(f"{len(missing)} blob(s) are not in the blob store: {missing[:3]}")
-    session.execute(insert(RunRow.__table__), runs)
-    if tags:
-        session.execute(insert(RunTagRow.__table__), tags)
-    if params:
-        session.execute(insert(ParamRow.__table__), params)
+    sql.run_many(
+        "INSERT INTO runs (id, experiment_id, name, status, start_time, end_time,"
+        " parent_run_id, user_id, lifecycle_stage) VALUES (:id, :experiment_id, :name, :status,"
+        " :start_time, :end_time, :parent_run_id, :user_id, :lifecycle_stage)",
+        runs,
+    )
+    sql.run_many('INSERT INTO run_tags (run_id, "key", value) VALUES (:run_id, :key, :value)',
+                 tags)  # fmt: skip
+    sql.run_many('INSERT INTO params (run_id, "key", value) VALUES (:run_id, :key, :value)',
+                 params)  # fmt: skip
     if metrics:
-        _insert_metrics(session, metrics)
-    if files:
-        session.execute(insert(ArtifactRow.__table__), files)
+        insert_metrics(sql, metrics)
+    sql.run_many(
+        "INSERT INTO artifacts (run_id, path, digest, size, created_at)"
+        " VALUES (:run_id, :path, :digest, :size, :created_at)",
+        files,
+    )
+
+
+def _require_active_experiment(sql: Sql, experiment_id: str) -> None:
+    found = sql.rows("SELECT name, lifecycle_stage FROM experiments WHERE id = :id",
+                     {"id": experiment_id})  # fmt: skip
+    if not found:
+        raise NotFound(f"experiment {experiment_id!r} does not exist")
+    if found[0][1] != "active":
+        raise Conflict(f"experiment {found[0][0]!r} is deleted; restore it to add runs")
+
+
+def metric_rows(run_id: str, batch: MetricBatch) -> list[MetricRowTuple]:
+    """Validated history rows as tuples (run_id, key, step, timestamp, value)."""
+    rows: list[MetricRowTuple] = []
+    for key, series in batch.series.items():
+        check_key(key, "metric key")
+        n = len(series.values)
+        if len(series.steps) != n or len(series.timestamps) != n:
+            raise InvalidInput(
+                f"metric {key!r}: values, steps and timestamps must have equal lengths "
+                f"(got {n}, {len(series.steps)}, {len(series.timestamps)})"
+            )
+        values = series.values
+        if not all(map(math.isfinite, values)):  # one C-level pass; the culprit on failure
+            for value in values:
+                check_metric_value(key, value)
+        rows.extend(zip(repeat(run_id, n), repeat(key, n), series.steps, series.timestamps,
+                        values, strict=True))  # fmt: skip
+    return rows
+
+
+def insert_metrics(sql: Sql, rows: list[MetricRowTuple]) -> None:
+    """Metric history (a point already stored is left as it is, so a retried batch is a
+    no-op), then the latest value per (run, key), which only moves forward in (step,
+    timestamp)."""
+    history = [dict(zip(("run_id", "key", "step", "timestamp", "value"), r, strict=True))
+               for r in rows]  # fmt: skip
+    for start in range(0, len(history), _METRIC_CHUNK):
+        sql.run_many(
+            'INSERT INTO metrics (run_id, "key", step, timestamp, value)'
+            " VALUES (:run_id, :key, :step, :timestamp, :value) ON CONFLICT DO NOTHING",
+            history[start : start + _METRIC_CHUNK],
+        )
+    latest: dict[tuple[str, str], MetricRowTuple] = {}  # by (run, key)
+    for row in rows:
+        best = latest.get(row[:2])
+        if best is None or (row[2], row[3], row[4]) >= (best[2], best[3], best[4]):
+            latest[row[:2]] = row
+    sql.run_many(
+        'INSERT INTO latest_metrics (run_id, "key", value, step, timestamp)'
+        " VALUES (:run_id, :key, :value, :step, :timestamp)"
+        ' ON CONFLICT (run_id, "key") DO UPDATE SET value = excluded.value,'
+        " step = excluded.step, timestamp = excluded.timestamp"
+        " WHERE (excluded.step, excluded.timestamp)"
+        " >= (latest_metrics.step, latest_metrics.timestamp)",
+        [{"run_id": r[0], "key": r[1], "step": r[2], "timestamp": r[3], "value": r[4]}
+         for r in latest.values()],
+    )  # fmt: skip
+
+
+def recent_run_tags(
+    sql: Sql, experiment_id: str, keys: Sequence[str], *, nested: bool, limit: int
+) -> tuple[list[tuple[str, dict[str, str]]], bool]:
+    """The tags ``keys`` of an experiment's latest FINISHED runs (nested ones, or top-level
+    ones), newest first, and whether that is all of them: a few tags of many runs without
+    building whole runs (a pipeline's cache index reads its step runs this way)."""
+    parent = "IS NOT NULL" if nested else "IS NULL"
+    ids = [row[0] for row in sql.rows(
+        "SELECT id FROM runs WHERE experiment_id = :experiment AND status = 'FINISHED'"
+        f" AND lifecycle_stage = 'active' AND parent_run_id {parent}"
+        " ORDER BY start_time DESC, id LIMIT :limit",
+        {"experiment": experiment_id, "limit": limit + 1},
+    )]  # fmt: skip
+    complete = len(ids) <= limit
+    ids = ids[:limit]
+    found: dict[str, dict[str, str]] = {run_id: {} for run_id in ids}
+    wanted, key_params = in_list("k", list(keys))
+    for start in range(0, len(ids), _IN_CHUNK):
+        listed, id_params = in_list("r", ids[start : start + _IN_CHUNK])
+        rows = sql.rows(
+            f'SELECT run_id, "key", value FROM run_tags WHERE run_id IN {listed}'
+            f' AND "key" IN {wanted}',
+            {**id_params, **key_params},
+        )
+        for run_id, key, value in rows:
+            found[run_id][key] = value
+    return list(found.items()), complete

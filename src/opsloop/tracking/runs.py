@@ -6,8 +6,6 @@ Logging params, tags and metrics is in :mod:`opsloop.tracking.run_data`; search 
 
 from __future__ import annotations
 
-import functools
-import getpass
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +18,7 @@ from opsloop.timeutil import now_ms
 from opsloop.tracking.entities import Run, RunData, RunInfo, RunStatus
 from opsloop.tracking.experiments import require_active_experiment
 from opsloop.tracking.names import random_run_name
+from opsloop.tracking.run_records import current_user
 from opsloop.tracking.tables import LatestMetricRow, ParamRow, RunRow, RunTagRow
 from opsloop.tracking.validation import check_key, check_name, check_run_id, tag_value_to_str
 
@@ -210,40 +209,3 @@ def _info(row: Any) -> RunInfo:
         notes=row.notes,
         lifecycle_stage=row.lifecycle_stage,
     )
-
-
-@functools.cache
-def recent_run_tags(
-    session: Session, experiment_id: str, keys: Sequence[str], *, nested: bool, limit: int
-) -> tuple[list[tuple[str, dict[str, str]]], bool]:
-    """The tags ``keys`` of an experiment's latest FINISHED runs (nested ones, or top-level
-    ones), newest first, and whether that is all of them: a few tags of many runs without
-    building whole runs (a pipeline's cache index reads its step runs this way)."""
-    parent = RunRow.parent_run_id.is_not(None) if nested else RunRow.parent_run_id.is_(None)
-    ids = list(session.scalars(
-        select(RunRow.id)
-        .where(RunRow.experiment_id == experiment_id, RunRow.status == "FINISHED",
-               RunRow.lifecycle_stage == "active", parent)
-        .order_by(RunRow.start_time.desc(), RunRow.id)
-        .limit(limit + 1)
-    ))  # fmt: skip
-    complete = len(ids) <= limit
-    ids = ids[:limit]
-    found: dict[str, dict[str, str]] = {run_id: {} for run_id in ids}
-    for start in range(0, len(ids), 500):  # bound the IN list
-        rows = session.execute(
-            select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(
-                RunTagRow.run_id.in_(ids[start : start + 500]), RunTagRow.key.in_(list(keys))
-            )
-        )
-        for run_id, key, value in rows:
-            found[run_id][key] = value
-    return list(found.items()), complete
-
-
-def current_user() -> str:
-    """The OS user, recorded as the creator when the caller names no one (looked up once)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"

@@ -1,0 +1,120 @@
+"""Plain SQL over either a SQLAlchemy session or the standard library's ``sqlite3``.
+
+Importing SQLAlchemy (with its ORM and dialects) takes about a quarter of a second, more than a
+fully cached pipeline run does in all. The few statements such a run needs (read the cache
+index, write the runs whole) are therefore written once, as SQL text that SQLite and
+PostgreSQL both take, with ``:name`` parameters, and run through a :class:`Sql`: over the
+ORM's session when one is open (the same transaction as the rest of the write), or over a bare
+``sqlite3`` connection in a process that never imports SQLAlchemy (:func:`sqlite_write`).
+
+Both go straight to the driver's ``execute`` / ``executemany``: SQLAlchemy's per-row
+parameter processing costs more than these inserts themselves.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+__all__ = [
+    "SessionSql", "Sql", "SqliteSql", "connect_sqlite", "in_list", "set_up_sqlite", "sqlite_path",
+    "sqlite_write",
+]  # fmt: skip
+
+SQLITE_BUSY_TIMEOUT_S = 60
+_NAMED = re.compile(r"(?<![:\w]):(\w+)")
+
+
+class Sql(Protocol):
+    """Runs SQL text with ``:name`` parameters in an open transaction."""
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """The rows a query returns."""
+        ...
+
+    def run_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """The statement once per parameter set (nothing for none)."""
+        ...
+
+
+class SqliteSql:
+    """Over a ``sqlite3`` connection (it takes ``:name`` parameters as they are)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.connection.execute(sql, params or {}).fetchall()
+
+    def run_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            self.connection.executemany(sql, rows)
+
+
+class SessionSql:
+    """Over a SQLAlchemy session's connection, in its transaction: the driver's own calls,
+    with ``:name`` rewritten to ``%(name)s`` for drivers that want that (psycopg)."""
+
+    def __init__(self, session: Any) -> None:
+        self._connection = session.connection()
+        self._pyformat = self._connection.dialect.paramstyle == "pyformat"
+
+    def _text(self, sql: str) -> str:
+        return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%")) if self._pyformat else sql
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        result = self._connection.exec_driver_sql(self._text(sql), dict(params or {}))
+        return [tuple(row) for row in result]
+
+    def run_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            self._connection.exec_driver_sql(self._text(sql), list(rows))
+
+
+def in_list(name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    """``(:name0, :name1, ...)`` and its parameters: an ``IN`` list both drivers take."""
+    params = {f"{name}{i}": value for i, value in enumerate(values)}
+    return "(" + ", ".join(f":{key}" for key in params) + ")", params
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a ``sqlite:///path`` URL; None for any other database (or in-memory)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or "?" in url:
+        return None
+    path = url[len(prefix) :]
+    return path if path and path != ":memory:" else None
+
+
+def set_up_sqlite(connection: sqlite3.Connection) -> None:
+    """How every connection to the store's SQLite file runs, the engine's and a bare one's:
+    WAL (readers never wait for the writer), full sync, foreign keys, a busy timeout, and
+    transactions begun by us (``BEGIN IMMEDIATE`` for writes), not by the ``sqlite3`` module."""
+    connection.isolation_level = None
+    cursor = connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+                   f"busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}"):  # fmt: skip
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def connect_sqlite(path: str) -> sqlite3.Connection:
+    """A bare connection to the store's SQLite file, set up as the engine's are."""
+    connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
+    set_up_sqlite(connection)
+    return connection
+
+
+@contextmanager
+def sqlite_write(connection: sqlite3.Connection) -> Iterator[SqliteSql]:
+    """A write transaction (``BEGIN IMMEDIATE``, as the store's), committed on success."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield SqliteSql(connection)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
