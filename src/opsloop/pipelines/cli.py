@@ -106,9 +106,7 @@ def run(
         return
     found = load_pipeline(target)
     try:
-        result = found.run(
-            client=default_client(), experiment=experiment, no_cache=no_cache, **params
-        )
+        result = found.run(experiment=experiment, no_cache=no_cache, **params)  # fluent's client
     except PipelineFailed as failure:
         _print_steps(failure.details["pipeline"])
         console(stderr=True).print(failure.details["traceback"], markup=False)

@@ -293,10 +293,13 @@ class Pipeline:
         triggered it) and a nested run per step; ``executor`` is ``local`` (threads),
         ``process`` (a process per step) or ``ray`` (see :mod:`opsloop.pipelines.executors`);
         ``on_start`` is called with the pipeline's run id as soon as that run exists;
-        ``register_models=False`` keeps ``register=`` steps from registering versions."""
+        ``register_models=False`` keeps ``register=`` steps from registering versions.
+
+        Without a ``client``, a run whose every step is cached on the embedded store is
+        recorded straight from the cache (:mod:`opsloop.pipelines.cached_run`): the same
+        records, with ``outputs`` loaded when first read."""
         from opsloop.pipelines.executors import EXECUTORS
-        from opsloop.pipelines.runner import run_graph
-        from opsloop.tracking.fluent import get_client
+        from opsloop.tracking.fluent import client_settings, get_client
 
         if executor not in EXECUTORS:
             raise InvalidInput(f"executor {executor!r}: choose {', '.join(EXECUTORS)}")
@@ -307,6 +310,15 @@ class Pipeline:
         recorded = {"opsloop.pipeline.target": self.target,
                     "opsloop.pipeline.params": json.dumps(arguments, sort_keys=True),
                     "opsloop.pipeline.executor": executor, **(tags or {})}  # fmt: skip
+        if client is None and not no_cache and on_start is None:
+            from opsloop.pipelines.cached_run import run_all_cached
+
+            cached = run_all_cached(graph, client_settings(), experiment=experiment,
+                                    params=arguments, tags=recorded)  # fmt: skip
+            if cached is not None:
+                return cached
+        from opsloop.pipelines.runner import run_graph
+
         return run_graph(
             graph, client or get_client(), experiment=experiment, no_cache=no_cache,
             params=arguments, tags=recorded, executor=executor, on_start=on_start,

@@ -20,7 +20,7 @@ import json
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +66,7 @@ class PipelineRun:
     name: str
     status: str
     steps: list[StepResult] = field(default_factory=list)
-    outputs: dict[str, Any] = field(default_factory=dict)
+    outputs: Mapping[str, Any] = field(default_factory=dict)  # step -> its value(s)
 
     def step(self, name: str) -> StepResult:
         return next(s for s in self.steps if s.name == name)
@@ -88,9 +88,10 @@ def _inputs_ready(node: Node, values: dict[int, Any]) -> bool:
 
 def _drive(
     graph: Graph, ctx: _Context, pool: ThreadPoolExecutor, results: dict[int, StepResult],
-    result: PipelineRun,
+    outputs: dict[str, Any],
 ) -> PipelineFailed | None:  # fmt: skip
-    """Start each node once its inputs are ready, until all ran or one failed; the failure."""
+    """Start each node once its inputs are ready, until all ran or one failed; the failure.
+    Each finished step's value goes into ``outputs``."""
     values = ctx.values  # fills as steps finish
     failure: PipelineFailed | None = None
     pending = {node.index: node for node in graph.nodes}
@@ -117,8 +118,7 @@ def _drive(
                 continue
             values[node.index] = value
             results[node.index] = step_result
-            outputs = {name: got for name, (got, _) in value.items()}
-            result.outputs[node.name] = outputs["output"] if node.step.outputs is None else outputs
+            outputs[node.name] = step_value(node, value)
     return failure
 
 
@@ -130,6 +130,11 @@ def _in_step(run_id: str, settings: Any, on_use: Any, fn: Any, /, **arguments: A
             return fn(**arguments)
         finally:
             flush_step_metrics(run_id, settings)  # its metrics land before its run ends
+
+
+def experiment_for(graph: Graph, experiment: str | None) -> str:
+    """The experiment a pipeline's runs go to: the one named, else ``pipeline-NAME``."""
+    return experiment or f"pipeline-{graph.pipeline}"
 
 
 def pipeline_tags(graph: Graph, tags: dict[str, str] | None = None) -> dict[str, str]:
@@ -156,8 +161,7 @@ def run_graph(
     parts). On the first failure no new step starts, the running ones finish, and the rest
     are reported as skipped. ``register_models=False`` stores ``register=`` steps' packages
     without registering them (a reproduction checks a model; it does not publish one)."""
-    exp_name = experiment or f"pipeline-{graph.pipeline}"
-    exp = client.set_experiment(exp_name)
+    exp = client.set_experiment(experiment_for(graph, experiment))
     parent = client.create_run(
         exp.experiment_id, run_name=graph.pipeline, tags=pipeline_tags(graph, tags)
     )
@@ -166,7 +170,8 @@ def run_graph(
         on_start(parent_id)
     if params:
         client.log_params(parent_id, params)
-    result = PipelineRun(parent_id, graph.pipeline, "RUNNING")
+    outputs: dict[str, Any] = {}
+    result = PipelineRun(parent_id, graph.pipeline, "RUNNING", outputs=outputs)
     values: dict[int, dict[str, tuple[Any, str]]] = {}  # node -> output -> (value, digest)
     results: dict[int, StepResult] = {}
     journal = StepJournal(client)
@@ -174,7 +179,7 @@ def run_graph(
         ctx = _Context(client, exp, CacheIndex.load(client, exp), parent_id, values,
                        no_cache, Path(tmp), executor, register_models, journal)  # fmt: skip
         try:
-            failure = _drive(graph, ctx, pool, results, result)
+            failure = _drive(graph, ctx, pool, results, outputs)
         finally:
             journal.close()  # the step records are written before the pipeline's run ends
         for run_id, tags in ctx.finished:  # written: later runs in this process may reuse them
@@ -361,16 +366,36 @@ def _from_cache(
         ctx.exp.experiment_id, run_name=node.name, parent_run_id=ctx.parent_id, tags=run_tags
     )
     ctx.finished.append((run_id, run_tags))
+    outputs = load_outputs(
+        described, ctx.journal.blob_path,
+        lambda: ctx.client.download_artifacts(source, "output", ctx.tmp / node.name),
+    )  # fmt: skip
+    ctx.journal.finish(run_id, "FINISHED")
+    return cached_result(node.name, run_id, source, run_tags), outputs
+
+
+def load_outputs(
+    described: dict[str, dict[str, str]], blob_path: Callable[[str], Path | None],
+    download: Callable[[], Path],
+) -> dict[str, tuple[Any, str]]:  # fmt: skip
+    """A cached step's outputs (name -> (value, digest)) as its ``opsloop.outputs`` tag
+    describes them: a file read in place where the blob store holds it (``blob_path``), else
+    from the source run's ``output/`` folder, downloaded once (``download``)."""
     outputs = {}
     folder = None
     for name, d in described.items():
-        path = ctx.journal.blob_path(d["digest"])  # a file read in place where it is stored
+        path = blob_path(d["digest"])
         if path is None:
-            folder = folder or ctx.client.download_artifacts(source, "output", ctx.tmp / node.name)
+            folder = folder or download()
             path = folder / d["file"]
         outputs[name] = (materializers.load(path, d["kind"]), d["digest"])
-    ctx.journal.finish(run_id, "FINISHED")
-    return cached_result(node.name, run_id, source, run_tags), outputs
+    return outputs
+
+
+def step_value(node: Node, outputs: dict[str, tuple[Any, str]]) -> Any:
+    """What ``PipelineRun.outputs`` holds for a step: its value, or its outputs by name."""
+    values = {name: got for name, (got, _) in outputs.items()}
+    return values["output"] if node.step.outputs is None else values
 
 
 def cached_run_tags(hit: Seen, tags: dict[str, str]) -> tuple[str, dict[str, str]]:

@@ -5,7 +5,8 @@ fully cached pipeline run does in all. The few statements such a run needs (read
 index, write the runs whole) are therefore written once, as SQL text that SQLite and
 PostgreSQL both take, with ``:name`` parameters, and run through a :class:`Sql`: over the
 ORM's session when one is open (the same transaction as the rest of the write), or over a bare
-``sqlite3`` connection in a process that never imports SQLAlchemy (:func:`sqlite_write`).
+``sqlite3`` connection in a process that never imports SQLAlchemy
+(:func:`sqlite_transaction`).
 
 Both go straight to the driver's ``execute`` / ``executemany``: SQLAlchemy's per-row
 parameter processing costs more than these inserts themselves.
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 
 __all__ = [
     "SessionSql", "Sql", "SqliteSql", "connect_sqlite", "in_list", "set_up_sqlite", "sqlite_path",
-    "sqlite_write",
+    "sqlite_transaction",
 ]  # fmt: skip
 
 SQLITE_BUSY_TIMEOUT_S = 60
@@ -109,9 +110,10 @@ def connect_sqlite(path: str) -> sqlite3.Connection:
 
 
 @contextmanager
-def sqlite_write(connection: sqlite3.Connection) -> Iterator[SqliteSql]:
-    """A write transaction (``BEGIN IMMEDIATE``, as the store's), committed on success."""
-    connection.execute("BEGIN IMMEDIATE")
+def sqlite_transaction(connection: sqlite3.Connection, write: bool = False) -> Iterator[SqliteSql]:
+    """A transaction, committed when the block exits without error: a write takes the write
+    lock up front (``BEGIN IMMEDIATE``, as the store's writes do), a read sees one snapshot."""
+    connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     try:
         yield SqliteSql(connection)
     except BaseException:

@@ -73,6 +73,20 @@ def get_client() -> Client:
         return _client
 
 
+def client_settings() -> Any:
+    """The settings :func:`get_client`'s client has (or would have), without creating it."""
+    from opsloop.pipelines.context import step_settings
+
+    settings = step_settings()
+    if settings is not None:
+        return settings
+    if _client is not None:
+        return _client.settings
+    from opsloop.config import load_settings
+
+    return load_settings()
+
+
 _step_clients: dict[str, Client] = {}
 
 
