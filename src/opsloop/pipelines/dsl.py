@@ -74,10 +74,23 @@ class Node:
     inputs: dict[str, StepOutput]
 
 
+GRAPH_TAG = "opsloop.pipeline.graph"  # what Graph.tag() names
+
+
 @dataclass
 class Graph:
     pipeline: str
     nodes: list[Node] = field(default_factory=list)
+
+    def tag(self) -> dict[str, str]:
+        """The graph as a tag for the pipeline's run, ``[[step, [input labels]], ...]`` in
+        graph order (left out for a graph too large for a tag: its DAG then shows the steps
+        that ran)."""
+        from opsloop.tracking.validation import MAX_TAG_VALUE_LENGTH
+
+        shape = [[n.name, [o.label for o in n.inputs.values()]] for n in self.nodes]
+        text = json.dumps(shape, separators=(",", ":"))
+        return {GRAPH_TAG: text} if len(text) <= MAX_TAG_VALUE_LENGTH else {}
 
     def add(
         self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -42,7 +42,6 @@ from opsloop.pipelines.executors import execute
 from opsloop.pipelines.hashing import code_hash, combine, env_hash, params_hash
 from opsloop.pipelines.journal import StepJournal
 from opsloop.pipelines.orphans import LAUNCHER_TAG, this_process
-from opsloop.pipelines.runs import graph_tag
 from opsloop.timeutil import now_ms
 
 __all__ = ["DIGEST_TAG", "OUTPUTS_TAG", "PipelineFailed", "PipelineRun", "StepResult", "run_graph"]
@@ -139,7 +138,7 @@ def experiment_for(graph: Graph, experiment: str | None) -> str:
 
 def pipeline_tags(graph: Graph, tags: dict[str, str] | None = None) -> dict[str, str]:
     """The tags a pipeline's own run starts with: its graph, its name, its launcher."""
-    return {**(tags or {}), **graph_tag(graph), "opsloop.pipeline": graph.pipeline,
+    return {**(tags or {}), **graph.tag(), "opsloop.pipeline": graph.pipeline,
             LAUNCHER_TAG: this_process()}  # fmt: skip
 
 

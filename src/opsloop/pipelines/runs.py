@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.errors import InvalidInput
-from opsloop.tracking.validation import MAX_TAG_VALUE_LENGTH
+from opsloop.pipelines.dsl import GRAPH_TAG
 
 __all__ = [
     "GRAPH_TAG",
@@ -27,22 +27,10 @@ __all__ = [
     "PipelineRunView",
     "StepView",
     "describe",
-    "graph_tag",
     "list_pipeline_runs",
 ]
 
 log = logging.getLogger("opsloop.pipelines")
-
-GRAPH_TAG = "opsloop.pipeline.graph"  # JSON: [[step, [input labels]], ...] in graph order
-
-
-def graph_tag(graph: Any) -> dict[str, str]:
-    """The graph as a tag for the pipeline's run (left out for a graph too large for a tag:
-    its DAG then shows the steps that ran)."""
-    shape = [[n.name, [o.label for o in n.inputs.values()]] for n in graph.nodes]
-    text = json.dumps(shape, separators=(",", ":"))
-    return {GRAPH_TAG: text} if len(text) <= MAX_TAG_VALUE_LENGTH else {}
-
 
 class StepView(BaseModel):
     name: str
