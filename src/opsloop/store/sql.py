@@ -30,13 +30,16 @@ _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
 
 class Sql(Protocol):
-    """Runs SQL text with ``:name`` parameters in an open transaction."""
+    """Runs SQL text in an open transaction, with ``:name`` parameters (mappings) or ``?``
+    ones (tuples: cheaper for many rows)."""
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """The rows a query returns."""
         ...
 
-    def run_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    def run_many(
+        self, sql: str, rows: Sequence[Mapping[str, Any]] | Sequence[tuple[Any, ...]]
+    ) -> None:
         """The statement once per parameter set (nothing for none)."""
         ...
 
@@ -50,27 +53,34 @@ class SqliteSql:
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         return self.connection.execute(sql, params or {}).fetchall()
 
-    def run_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    def run_many(
+        self, sql: str, rows: Sequence[Mapping[str, Any]] | Sequence[tuple[Any, ...]]
+    ) -> None:
         if rows:
             self.connection.executemany(sql, rows)
 
 
 class SessionSql:
     """Over a SQLAlchemy session's connection, in its transaction: the driver's own calls,
-    with ``:name`` rewritten to ``%(name)s`` for drivers that want that (psycopg)."""
+    with ``:name`` and ``?`` rewritten to ``%(name)s`` and ``%s`` for drivers that want that
+    (psycopg)."""
 
     def __init__(self, session: Any) -> None:
         self._connection = session.connection()
         self._pyformat = self._connection.dialect.paramstyle == "pyformat"
 
     def _text(self, sql: str) -> str:
-        return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%")) if self._pyformat else sql
+        if not self._pyformat:
+            return sql
+        return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%").replace("?", "%s"))
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         result = self._connection.exec_driver_sql(self._text(sql), dict(params or {}))
         return [tuple(row) for row in result]
 
-    def run_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    def run_many(
+        self, sql: str, rows: Sequence[Mapping[str, Any]] | Sequence[tuple[Any, ...]]
+    ) -> None:
         if rows:
             self._connection.exec_driver_sql(self._text(sql), list(rows))
 

@@ -164,13 +164,11 @@ def insert_metrics(sql: Sql, rows: list[MetricRowTuple]) -> None:
     """Metric history (a point already stored is left as it is, so a retried batch is a
     no-op), then the latest value per (run, key), which only moves forward in (step,
     timestamp)."""
-    history = [dict(zip(("run_id", "key", "step", "timestamp", "value"), r, strict=True))
-               for r in rows]  # fmt: skip
-    for start in range(0, len(history), _METRIC_CHUNK):
+    for start in range(0, len(rows), _METRIC_CHUNK):  # tuples as they are: the cheapest way
         sql.run_many(
             'INSERT INTO metrics (run_id, "key", step, timestamp, value)'
-            " VALUES (:run_id, :key, :step, :timestamp, :value) ON CONFLICT DO NOTHING",
-            history[start : start + _METRIC_CHUNK],
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            rows[start : start + _METRIC_CHUNK],
         )
     latest: dict[tuple[str, str], MetricRowTuple] = {}  # by (run, key)
     for row in rows:
