@@ -20,7 +20,7 @@ from opsloop.pipelines.cached_run import CachedOutputs, run_all_cached
 from opsloop.tracking import fluent
 from tests.pipelines import example
 
-VOLATILE = {"opsloop.launcher", "opsloop.source.command"}  # differ from process to process
+VOLATILE = {"opsloop.launcher", "opsloop.source.command", "opsloop.heartbeat"}  # per process
 
 
 @pytest.fixture

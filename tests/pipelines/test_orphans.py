@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,14 @@ import httpx
 import pytest
 
 import opsloop
-from opsloop.pipelines.orphans import LAUNCHER_TAG, close_orphans, this_process
+from opsloop.errors import NotFound
+from opsloop.pipelines import orphans
+from opsloop.pipelines.orphans import HEARTBEAT_TAG, LAUNCHER_TAG, close_orphans, this_process
 from opsloop.pipelines.reruns import resume
 from opsloop.pipelines.runs import describe
 from opsloop.scheduler import Scheduler
 from tests.conftest import LiveServer
+from tests.pipelines import example
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -157,3 +161,58 @@ def test_a_firing_whose_process_died_before_its_run_began_is_failed(client: Any)
     status = {f.key: f for f in client.triggers.firings("t")}
     assert status["dead"].status == "failed" and "fire the trigger again" in status["dead"].message
     assert status["alive"].status == "running"
+
+
+def test_a_run_elsewhere_is_closed_once_its_heartbeat_is_stale(client: Any) -> None:
+    exp = client.set_experiment("far")
+    now = int(time.time() * 1000)
+    launcher = "another-host/4026531836:4242:1700000000000"
+
+    def run_beating(at: int | None) -> str:
+        tags = {LAUNCHER_TAG: launcher, "opsloop.pipeline": "p"}
+        if at is not None:
+            tags[HEARTBEAT_TAG] = str(at)
+        return client.create_run(exp.experiment_id, run_name="p", tags=tags).info.run_id
+
+    stale = run_beating(now - 11 * 60_000)  # silent for eleven minutes
+    fresh = run_beating(now - 10_000)  # beat ten seconds ago: still running over there
+    unknown = run_beating(None)  # an opsloop before heartbeats: nothing to judge it by
+    step = client.create_run(exp.experiment_id, run_name="s", parent_run_id=stale).info.run_id
+    assert close_orphans(_store(client)) == [stale]
+    view = describe(client, stale)
+    assert view.status == "FAILED" and "another-host" in (view.error or "")
+    assert "sent no heartbeat for 11 min" in (view.error or "")
+    assert client.get_run(step).info.status == "FAILED"
+    assert {client.get_run(r).info.status for r in (fresh, unknown)} == {"RUNNING"}
+
+
+def test_a_running_pipeline_renews_its_heartbeat(
+    client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(orphans, "HEARTBEAT_S", 0.05)
+    marker = tmp_path / "hold"
+    marker.write_text("hold")
+    finished: dict[str, Any] = {}
+    runner = threading.Thread(
+        target=lambda: finished.update(run=example.held.run(client=client, marker=str(marker)))
+    )
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the run's heartbeat moves past its start while its step is held
+            assert time.monotonic() < deadline, "the heartbeat was never renewed"
+            try:
+                running = client.search_runs("pipeline-held", "attributes.status = 'RUNNING'")
+            except NotFound:  # the pipeline has not made its experiment yet
+                running = None
+            parents = [r for r in running.items if not r.info.parent_run_id] if running else []
+            if parents and int(parents[0].data.tags[HEARTBEAT_TAG]) > parents[0].info.start_time:
+                break
+            time.sleep(0.05)
+    finally:
+        marker.unlink()
+        runner.join()
+    assert finished["run"].status == "FINISHED"
+    beat = int(client.get_run(finished["run"].run_id).data.tags[HEARTBEAT_TAG])
+    time.sleep(0.3)  # stopped with the run: no beat after its end
+    assert int(client.get_run(finished["run"].run_id).data.tags[HEARTBEAT_TAG]) == beat

@@ -1,13 +1,17 @@
 """Pipeline runs whose process died: recognised and closed, so none stays RUNNING forever.
 
 A pipeline run records the process that runs it in ``opsloop.launcher``: the host and its pid
-namespace, the pid, and the process's start time (pids are reused). A server or ``opsloop
-scheduler`` on the same host, when it starts and then about once a minute, looks at the
-pipeline runs still RUNNING: one whose process is gone (killed, out of memory, a server
-restarted mid-run) is marked FAILED with the reason in ``opsloop.error`` and how to go on,
-together with its steps still RUNNING and the trigger firing that started it. ``opsloop
-pipelines resume RUN`` then re-runs what did not finish. Runs launched on another host, or in
-another container's pid namespace, are left alone: their process cannot be seen from here.
+namespace, the pid, and the process's start time (pids are reused). While it runs, that
+process also writes a heartbeat (``opsloop.heartbeat``, the time in ms) every
+:data:`HEARTBEAT_S`. A server or ``opsloop scheduler``, when it starts and then about once a
+minute, looks at the pipeline runs still RUNNING. One is an orphan when its process is gone
+(killed, out of memory, a server restarted mid-run): on the same host (and pid namespace) that
+is seen at once from the process table; a process elsewhere, which cannot be seen from here, is
+taken for gone once its heartbeat is older than :data:`STALE_AFTER_S`. An orphan is marked
+FAILED with the reason in ``opsloop.error`` and how to go on, together with its steps still
+RUNNING and the trigger firing that started it. ``opsloop pipelines resume RUN`` then re-runs
+what did not finish. A run of another host without a heartbeat (written by an opsloop before
+heartbeats) is left alone.
 """
 
 from __future__ import annotations
@@ -15,14 +19,20 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from typing import Any
 
 from opsloop.timeutil import now_ms
 
-__all__ = ["LAUNCHER_TAG", "close_orphans", "running_in", "this_process"]
+__all__ = [
+    "HEARTBEAT_TAG", "LAUNCHER_TAG", "Heartbeat", "close_orphans", "running_in", "this_process",
+]  # fmt: skip
 
 LAUNCHER_TAG = "opsloop.launcher"
+HEARTBEAT_TAG = "opsloop.heartbeat"  # ms since the epoch, renewed while the run's process lives
 ERROR_TAG = "opsloop.error"
+HEARTBEAT_S = 30.0
+STALE_AFTER_S = 300.0  # ten missed beats: a process elsewhere is taken for gone
 _RUNNING_IN = "running in process "  # a running firing's message, then its launcher
 
 log = logging.getLogger("opsloop.pipelines")
@@ -95,30 +105,69 @@ def _gone(launcher: str) -> bool:
         return False
 
 
+def _silent_for_s(launcher: str, heartbeat: str | None, now: int) -> float | None:
+    """How long a process elsewhere has sent no heartbeat, when that is longer than
+    :data:`STALE_AFTER_S`; None while it beats, or when it cannot be judged this way (a
+    process on this host, which is looked up instead; a run without heartbeats)."""
+    try:
+        where = launcher.rsplit(":", 2)[0]
+        silent = (now - int(heartbeat or "")) / 1000
+    except ValueError:
+        return None
+    return silent if where != _here() and silent > STALE_AFTER_S else None
+
+
+class Heartbeat:
+    """Renews a running pipeline's heartbeat tag every :data:`HEARTBEAT_S` from a daemon
+    thread, until :meth:`stop`; a failed write is logged and tried again next beat."""
+
+    def __init__(self, client: Any, run_id: str) -> None:
+        self._client, self._run_id = client, run_id
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="opsloop-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(HEARTBEAT_S):
+            try:
+                self._client.set_tag(self._run_id, HEARTBEAT_TAG, str(now_ms()))
+            except Exception as exc:  # the store is down for a moment: the next beat retries
+                log.warning("pipeline run %s: heartbeat not written: %s", self._run_id, exc)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+
 def close_orphans(store: Any) -> list[str]:
     """Mark FAILED the RUNNING pipeline runs (and their running steps and firing) whose
-    process on this host has ended; return their ids."""
+    process has ended: on this host, looked up; elsewhere, silent too long. Their ids."""
     from sqlalchemy import select, update
 
     from opsloop.pipelines.tables import FiringRow
     from opsloop.tracking.tables import RunRow, RunTagRow
 
+    beats = RunTagRow.__table__.alias("beats")
     with store.read() as session:
         running = session.execute(
-            select(RunRow.id, RunTagRow.value)
+            select(RunRow.id, RunTagRow.value, beats.c.value)
             .join(RunTagRow, RunTagRow.run_id == RunRow.id)
+            .outerjoin(beats, (beats.c.run_id == RunRow.id) & (beats.c.key == HEARTBEAT_TAG))
             .where(RunRow.status == "RUNNING", RunTagRow.key == LAUNCHER_TAG)
         ).all()
     closed = []
-    for run_id, launcher in running:
-        if not _gone(launcher):
+    for run_id, launcher, heartbeat in running:
+        now = now_ms()
+        silent = _silent_for_s(launcher, heartbeat, now)
+        if silent is None and not _gone(launcher):
             continue
         host, pid = _host_and_pid(launcher)
+        how = (f"sent no heartbeat for {silent / 60:.0f} min" if silent is not None
+               else "ended before it finished")  # fmt: skip
         message = (
-            f"the process that ran this pipeline (pid {pid} on {host}) ended before it "
-            f"finished; `opsloop pipelines resume {run_id}` runs what did not finish"
+            f"the process that ran this pipeline (pid {pid} on {host}) {how}; "
+            f"`opsloop pipelines resume {run_id}` runs what did not finish"
         )
-        now = now_ms()
         with store.write() as session:
             ended = session.execute(
                 update(RunRow)

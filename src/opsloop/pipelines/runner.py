@@ -41,7 +41,7 @@ from opsloop.pipelines.dsl import Graph, Node
 from opsloop.pipelines.executors import execute
 from opsloop.pipelines.hashing import code_hash, combine, env_hash, params_hash
 from opsloop.pipelines.journal import StepJournal
-from opsloop.pipelines.orphans import LAUNCHER_TAG, this_process
+from opsloop.pipelines.orphans import HEARTBEAT_TAG, LAUNCHER_TAG, Heartbeat, this_process
 from opsloop.timeutil import now_ms
 
 __all__ = ["DIGEST_TAG", "OUTPUTS_TAG", "PipelineFailed", "PipelineRun", "StepResult", "run_graph"]
@@ -137,9 +137,10 @@ def experiment_for(graph: Graph, experiment: str | None) -> str:
 
 
 def pipeline_tags(graph: Graph, tags: dict[str, str] | None = None) -> dict[str, str]:
-    """The tags a pipeline's own run starts with: its graph, its name, its launcher."""
+    """The tags a pipeline's own run starts with: its graph, its name, its launcher and its
+    first heartbeat."""
     return {**(tags or {}), **graph.tag(), "opsloop.pipeline": graph.pipeline,
-            LAUNCHER_TAG: this_process()}  # fmt: skip
+            LAUNCHER_TAG: this_process(), HEARTBEAT_TAG: str(now_ms())}  # fmt: skip
 
 
 def run_graph(
@@ -174,15 +175,19 @@ def run_graph(
     values: dict[int, dict[str, tuple[Any, str]]] = {}  # node -> output -> (value, digest)
     results: dict[int, StepResult] = {}
     journal = StepJournal(client)
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers) as pool:
-        ctx = _Context(client, exp, CacheIndex.load(client, exp), parent_id, values,
-                       no_cache, Path(tmp), executor, register_models, journal)  # fmt: skip
-        try:
-            failure = _drive(graph, ctx, pool, results, outputs)
-        finally:
-            journal.close()  # the step records are written before the pipeline's run ends
-        for run_id, tags in ctx.finished:  # written: later runs in this process may reuse them
-            ctx.index.add(run_id, tags)
+    heartbeat = Heartbeat(client, parent_id)  # how a scheduler elsewhere knows it still runs
+    try:
+        with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers) as pool:
+            ctx = _Context(client, exp, CacheIndex.load(client, exp), parent_id, values,
+                           no_cache, Path(tmp), executor, register_models, journal)  # fmt: skip
+            try:
+                failure = _drive(graph, ctx, pool, results, outputs)
+            finally:
+                journal.close()  # the step records are written before the pipeline's run ends
+            for run_id, tags in ctx.finished:  # written: later runs here may reuse them
+                ctx.index.add(run_id, tags)
+    finally:
+        heartbeat.stop()
     for node in graph.nodes:
         result.steps.append(results.get(node.index) or StepResult(node.name, "", "SKIPPED"))
     if failure is not None:

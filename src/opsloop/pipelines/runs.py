@@ -32,6 +32,7 @@ __all__ = [
 
 log = logging.getLogger("opsloop.pipelines")
 
+
 class StepView(BaseModel):
     name: str
     status: str = Field(description="FINISHED, FAILED, RUNNING, PENDING (not started) or SKIPPED")
