@@ -23,7 +23,7 @@ from typing import Any
 
 from opsloop.errors import InvalidInput
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "home_dir", "load_settings"]
 
 _ENV_PREFIX = "OPSLOOP_"
 
@@ -58,6 +58,11 @@ class Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def home_dir() -> Path:
+    """``$OPSLOOP_HOME``, else ``~/.opsloop``: the embedded store's folder and local caches."""
+    return Path(os.environ.get("OPSLOOP_HOME") or Path.home() / ".opsloop").expanduser()
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
@@ -75,8 +80,7 @@ def load_settings(**overrides: Any) -> Settings:
         InvalidInput: A config file is not valid TOML or names an unknown setting.
     """
     env = os.environ
-    home = Path(overrides.get("home") or env.get("OPSLOOP_HOME") or Path.home() / ".opsloop")
-    home = home.expanduser()
+    home = Path(overrides["home"]).expanduser() if overrides.get("home") else home_dir()
     layers: list[dict[str, Any]] = [_read_toml(home / "opsloop.toml")]
     local = env.get("OPSLOOP_CONFIG") or "opsloop.toml"
     layers.append(_read_toml(Path(local)))

@@ -81,6 +81,29 @@ def test_reproduce_in_a_clean_environment_from_its_lock(client: Any, monkeypatch
     assert again.identical and again.environment["reused"]
 
 
+def test_a_clean_reproduction_needs_no_clone_of_the_repository(
+    client: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import shutil
+
+    from tests.pipelines.foreign import run_foreign_pipeline
+
+    project = tmp_path / "project"
+    stable = run_foreign_pipeline(project, client, monkeypatch)
+    recorded = client.get_run(stable.run_id).data.tags
+    shutil.rmtree(project)  # the project is gone; tmp_path is no repository
+    result = reproduce(client, stable.run_id, clean_env=True)
+    assert result.identical, result.steps
+    assert [s.step for s in result.steps] == ["fit", "summary"]
+    env = result.environment
+    assert env["code"].startswith("source tree ") and "from the store" in env["code"]
+    assert result.commit == (recorded["opsloop.git.commit"],) * 2
+    assert result.changed_packages == [] and env["installed"] == []
+    again = client.get_run(result.run_id).data.tags
+    assert again["opsloop.reproduces"] == stable.run_id
+    assert "opsloop.git.commit" not in again  # it ran in a restored folder, not in a clone
+
+
 def test_a_clean_reproduction_needs_what_the_run_recorded(client: Any, monkeypatch: Any) -> None:
     exp = client.set_experiment("pipeline-bare")
     target = {"opsloop.pipeline.target": "tests.pipelines.example:training"}

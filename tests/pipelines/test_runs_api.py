@@ -4,6 +4,7 @@ its DAG while and after it runs), the DAG's columns and states, and the bad requ
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -122,15 +123,61 @@ def test_a_run_is_reproduced_on_the_server(server: LiveServer, remote: Client) -
 
     # the web UI: a finished run's button, then the reproduction's page compares the two
     assert 'id="reproduce"' in httpx.get(f"{server.url}/pipelines/runs/{stable.run_id}").text
-    page = httpx.post(f"{server.url}/pipelines/runs/{stable.run_id}/reproduce")
-    assert page.status_code == 303
-    new_id = page.headers["location"].rsplit("/", 1)[1]
-    deadline = time.monotonic() + 60
-    while remote.pipelines.get_run(new_id).status == "RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    shown = httpx.get(f"{server.url}/pipelines/runs/{new_id}").text
+    shown = _reproduce_from_the_page(server, remote, stable.run_id, {})
     assert 'id="verdict">identical<' in shown and 'id="comparison"' in shown
     assert 'id="reproduce"' not in shown  # a reproduction is not reproduced again from here
+
+
+def _reproduce_from_the_page(
+    server: LiveServer, remote: Client, run_id: str, form: dict[str, str]
+) -> str:
+    """Press a run page's Reproduce button; the reproduction's page once it has ended."""
+    page = httpx.post(f"{server.url}/pipelines/runs/{run_id}/reproduce", data=form, timeout=300)
+    assert page.status_code == 303
+    new_id = page.headers["location"].rsplit("/", 1)[1]
+    deadline = time.monotonic() + 120
+    while remote.pipelines.get_run(new_id).status == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return httpx.get(f"{server.url}/pipelines/runs/{new_id}").text
+
+
+def test_a_server_reproduces_in_a_clean_environment_with_no_clone(
+    server: LiveServer, remote: Client, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import shutil
+
+    from tests.pipelines.foreign import run_foreign_pipeline
+
+    project = tmp_path / "project"
+    stable = run_foreign_pipeline(project, remote, monkeypatch)  # ran here, recorded there
+    shutil.rmtree(project)  # neither side has a clone now
+    result = remote.pipelines.reproduce(stable.run_id, clean_env=True)
+    assert result.identical and [s.step for s in result.steps] == ["fit", "summary"]
+    env = result.environment
+    assert "from the store" in env["code"] and env["installed"] == [] and env["linked"] > 20
+    commit = remote.get_run(stable.run_id).data.tags["opsloop.git.commit"]
+    assert result.commit == (commit, commit)
+    # GET .../reproduction tells the same, from what the reproduction's run recorded
+    again = httpx.get(f"{server.url}/api/pipelines/runs/{result.run_id}/reproduction").json()
+    assert again["environment"]["code"] == env["code"] and again["identical"]
+
+    # the CLI, and the web UI's box; a run with too little recorded is refused before it starts
+    cli = str(Path(sys.executable).with_name("opsloop"))
+    done = subprocess.run(
+        [cli, "runs", "reproduce", stable.run_id, "--clean-env", "--on-server"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OPSLOOP_SERVER_URL": server.url},
+    )  # fmt: skip
+    assert done.returncode == 0 and "in a clean environment (reused" in done.stdout, done.stderr
+    assert done.stdout.count("identical") == 2 and "from the store" in done.stdout
+    shown = _reproduce_from_the_page(server, remote, stable.run_id, {"clean_env": "1"})
+    assert 'id="verdict">identical<' in shown and 'id="clean-environment"' in shown
+    target = {"opsloop.pipeline.target": "foreign_flows:training"}
+    bare = remote.create_run(remote.set_experiment("bare").experiment_id, capture_env=False,
+                             tags=target)  # fmt: skip
+    answer = httpx.post(f"{server.url}/api/pipelines/runs/{bare.info.run_id}/reproduce",
+                        json={"clean_env": True})  # fmt: skip
+    assert answer.status_code == 400 and "recorded no git commit" in answer.text
 
 
 def test_bad_requests_start_nothing(server: LiveServer, remote: Client) -> None:

@@ -9,8 +9,7 @@ conformance suite runs against both.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from opsloop.data.entities import (
     DataDiff,
@@ -20,23 +19,10 @@ from opsloop.data.entities import (
     VersionCreate,
 )
 from opsloop.data.manifest import Manifest
+from opsloop.store.blobs import BlobRemote
 from opsloop.tracking.entities import Page
 
 __all__ = ["BlobRemote", "DataBackend"]
-
-
-class BlobRemote(Protocol):
-    """Where versions' blobs are shared: the configured blob store, or a server's blob API."""
-
-    url: str
-
-    def missing(self, digests: list[str]) -> list[str]: ...
-
-    def put_verified(self, items: list[tuple[Path, str]], on_done: Any = None) -> None: ...
-
-    def get_many(
-        self, items: list[tuple[str, Path]], on_done: Any = None, sizes: Any = None
-    ) -> None: ...
 
 
 class DataBackend(ABC):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsloop.pipelines import runs, triggers
 from opsloop.pipelines.reruns import Reproduction
 from opsloop.pipelines.runs import (
+    PipelineReproduce,
     PipelineRerun,
     PipelineRunCreate,
     PipelineRunSummary,
@@ -54,13 +55,17 @@ async def resume_pipeline_run(
 
 @router.post("/pipelines/runs/{run_id}/reproduce", response_model=PipelineRunView, status_code=202)
 async def reproduce_pipeline_run(
-    run_id: str, state: State, body: PipelineRerun | None = None
+    run_id: str, state: State, body: PipelineReproduce | None = None
 ) -> PipelineRunView:
     """Recompute a pipeline run (no cache, its params and seed, nothing registered) on the
-    server. Answers with the reproduction's run (202); once it has ended,
-    ``GET /api/pipelines/runs/{its id}/reproduction`` compares the two."""
-    executor = body.executor if body else None
-    new_id = await run_in_threadpool(state.launcher.reproduce, run_id, executor)
+    server; with ``clean_env``, in a fresh environment built from the run's lock, on the run's
+    code restored from the store (the server needs no clone). Answers with the reproduction's
+    run (202); once it has ended, ``GET /api/pipelines/runs/{its id}/reproduction`` compares
+    the two. 400 for a run that recorded too little to reproduce it that way."""
+    body = body or PipelineReproduce()
+    new_id = await run_in_threadpool(
+        state.launcher.reproduce, run_id, body.executor, body.clean_env
+    )
     return await run_in_threadpool(runs.describe, state.serving.client, new_id)
 
 

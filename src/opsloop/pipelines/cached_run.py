@@ -184,17 +184,10 @@ class CachedOutputs(Mapping[str, Any]):
 
 
 def _capture_environment(run: Any, blobs: Any) -> None:
-    """Git state, command, host and package lock on the run, as ``create_run`` records them;
-    its files (lock, diff) stored as blobs first."""
-    from blake3 import blake3
-
-    from opsloop.tracking.entities import ArtifactSpec
+    """Git state, command, host, package lock and source tree on the run, as ``create_run``
+    records them; their blobs stored first."""
     from opsloop.tracking.reproducibility import capture_environment
 
     env = capture_environment()
     run.tags.update(env.tags)
-    files = [(path, data, blake3(data).hexdigest()) for path, data in env.files.items()]
-    blobs.put_verified_bytes([(digest, data) for _, data, digest in files
-                              if not blobs.exists(digest)])  # fmt: skip
-    run.artifacts += [ArtifactSpec(path=path, digest=digest, size=len(data))
-                      for path, data, digest in files]  # fmt: skip
+    run.artifacts += env.store(blobs)

@@ -8,10 +8,13 @@ an environment like the current one takes seconds and no network; the others are
 from the package index with ``pip --no-deps`` (the lock is already complete). Nothing else is
 visible in it: no system site-packages, none of this environment's other packages.
 
-The code is a ``git worktree`` of the recorded commit, with the recorded diff applied when the
-run's work tree was dirty (untracked files are not recorded, so they are not there). A
-distribution installed in development mode from inside the repository (``pip install -e .``)
-is imported from the worktree instead, so the reproduction runs the recorded code, not today's.
+The code is a ``git worktree`` of the recorded commit when a repository here has it; else the
+commit's source tree restored from the blob store (:mod:`opsloop.tracking.source_tree`), so no
+clone is needed; else the commit fetched from the run's recorded ``origin``. The recorded diff
+(uncommitted changes, untracked files up to 1 MiB) is applied on top. A distribution installed
+in development mode from inside the repository (``pip install -e .``) is imported from that
+code instead, so the reproduction runs the recorded code, not today's; one this environment
+lacks is not looked for on the package index.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from opsloop.errors import InvalidInput, OpsloopError
+from opsloop.tracking.reproducibility import canonical_name, editable_installs
+from opsloop.tracking.source_tree import apply_diff
 
 __all__ = [
     "CleanEnv",
@@ -36,6 +40,7 @@ __all__ = [
     "editable_paths",
     "python_version",
     "remove_worktree",
+    "repository_with",
 ]
 
 _COMPLETE = ".opsloop-complete"
@@ -47,6 +52,7 @@ class CleanEnv:
     python: Path
     linked: list[str] = field(default_factory=list)  # name==version linked from here
     installed: list[str] = field(default_factory=list)  # name==version from the package index
+    from_source: list[str] = field(default_factory=list)  # development installs: the run's code
     reused: bool = False
 
 
@@ -56,12 +62,8 @@ def _locked(lock: str) -> dict[str, str]:
     for line in lock.splitlines():
         name, sep, version = line.strip().partition("==")
         if sep and name:
-            pins[_canonical(name)] = version
+            pins[canonical_name(name)] = version
     return pins
-
-
-def _canonical(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def _installed() -> dict[str, metadata.Distribution]:
@@ -69,44 +71,21 @@ def _installed() -> dict[str, metadata.Distribution]:
     for dist in metadata.distributions():
         name = dist.metadata.get("Name")
         if name:
-            found.setdefault(_canonical(name), dist)
+            found.setdefault(canonical_name(name), dist)
     return found
 
 
-def _direct_url(dist: metadata.Distribution) -> dict[str, Any]:
-    text = dist.read_text("direct_url.json")
-    try:
-        return json.loads(text) if text else {}
-    except ValueError:
-        return {}
-
-
-def _is_editable(dist: metadata.Distribution) -> bool:
-    return bool(_direct_url(dist).get("dir_info", {}).get("editable"))
-
-
 def editable_paths(repo: Path, worktree: Path) -> list[str]:
-    """Where development installs from inside ``repo`` import from, moved into ``worktree``."""
+    """Where this environment's development installs from inside ``repo`` import from, moved
+    into ``worktree`` (for runs recorded before ``opsloop.env.editable``)."""
     paths = []
-    for dist in _installed().values():
-        if not _is_editable(dist):
-            continue
-        for file in dist.files or []:
-            if not str(file).endswith(".pth"):
-                continue
+    for folders in editable_installs().values():
+        for folder in folders:
             try:
-                lines = Path(str(dist.locate_file(file))).read_text().splitlines()
-            except OSError:
+                inside = Path(folder).resolve().relative_to(repo.resolve())
+            except ValueError:
                 continue
-            for line in lines:
-                line = line.strip()
-                if not line or line.startswith(("#", "import ")):
-                    continue
-                try:
-                    inside = Path(line).resolve().relative_to(repo.resolve())
-                except ValueError:
-                    continue
-                paths.append(str(worktree / inside))
+            paths.append(str(worktree / inside))
     return paths
 
 
@@ -120,20 +99,19 @@ def _link(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def _link_distribution(dist: metadata.Distribution, site: Path) -> bool:
+def _link_distribution(dist: metadata.Distribution, site: Path, from_source: bool) -> bool:
     """Link the files ``dist`` installed into site-packages; False when it cannot be (no
-    RECORD). Scripts and data outside site-packages are left out; a development install's
-    ``.pth`` too (its code comes from the worktree)."""
+    RECORD). Scripts and data outside site-packages are left out; so is the ``.pth`` of a
+    development install whose code comes ``from_source`` (the run's, on ``PYTHONPATH``)."""
     record = dist.read_text("RECORD")
     if record is None:
         return False
     base = Path(str(dist.locate_file(""))).resolve()
-    editable = _is_editable(dist)
     for row in csv.reader(record.splitlines()):
         if not row or row[0].startswith(".."):
             continue
         relative = Path(row[0])
-        if editable and relative.suffix == ".pth":
+        if from_source and relative.suffix == ".pth":
             continue
         source = base / relative
         if source.is_file():
@@ -156,16 +134,28 @@ def _site_packages(python: Path) -> Path:
     return Path(done.stdout.strip())
 
 
-def build_env(lock: str, lock_hash: str, home: Path) -> CleanEnv:
-    """The environment for ``lock``, built now or reused from an earlier build."""
+def build_env(
+    lock: str, lock_hash: str, home: Path, from_source: frozenset[str] = frozenset()
+) -> CleanEnv:
+    """The environment for ``lock``, built now or reused from an earlier build.
+
+    ``from_source`` names the run's development installs: their code comes from the run's
+    source on ``PYTHONPATH``, so one this environment lacks is left out, never looked for on
+    the package index (where the project's own package usually is not)."""
     pins = _locked(lock)
     if not pins:
         raise InvalidInput("the run's lock names no package")
     root = home / "envs" / lock_hash[:24]
+    if from_source:  # their .pth files are left out: another environment than the lock alone
+        from blake3 import blake3
+
+        ours = blake3(" ".join(sorted(from_source)).encode()).hexdigest()[:8]
+        root = root.with_name(f"{root.name}-{ours}")
     python = root / "bin" / "python"
     if (root / _COMPLETE).is_file():
         recorded = json.loads((root / _COMPLETE).read_text())
-        return CleanEnv(root, python, recorded["linked"], recorded["installed"], reused=True)
+        return CleanEnv(root, python, recorded["linked"], recorded["installed"],
+                        recorded.get("from_source", []), reused=True)  # fmt: skip
     if root.exists():
         shutil.rmtree(root)  # a build that stopped half way
     building = root.with_name(f"{root.name}.{os.getpid()}.building")
@@ -177,10 +167,13 @@ def build_env(lock: str, lock_hash: str, home: Path) -> CleanEnv:
     missing = []
     for name, version in sorted(pins.items()):
         dist = here.get(name)
-        if dist is not None and dist.version == version and _link_distribution(dist, site):
-            env.linked.append(f"{name}=={version}")
-        else:
-            missing.append(f"{name}=={version}")
+        pin, ours = f"{name}=={version}", name in from_source
+        if ours:
+            env.from_source.append(pin)  # linked too when here, for its metadata
+        if dist is not None and dist.version == version and _link_distribution(dist, site, ours):
+            env.linked.append(pin)
+        elif not ours:
+            missing.append(pin)
     if missing:
         done = subprocess.run(
             [sys.executable, "-m", "pip", "--python", str(building / "bin" / "python"),
@@ -195,9 +188,8 @@ def build_env(lock: str, lock_hash: str, home: Path) -> CleanEnv:
                 f"{done.stderr.strip()[-2000:]}"
             )
         env.installed = missing
-    (building / _COMPLETE).write_text(
-        json.dumps({"linked": env.linked, "installed": env.installed})
-    )
+    record = {"linked": env.linked, "installed": env.installed, "from_source": env.from_source}
+    (building / _COMPLETE).write_text(json.dumps(record))
     os.replace(building, root)  # whole, or not at all
     return env
 
@@ -207,34 +199,43 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=300)  # fmt: skip
 
 
+def _repository_here() -> Path | None:
+    found = _git(Path.cwd(), "rev-parse", "--show-toplevel")
+    return Path(found.stdout.strip()) if found.returncode == 0 else None
+
+
+def repository_with(commit: str) -> Path | None:
+    """The repository around the working directory, if it has ``commit`` (nothing fetched)."""
+    repo = _repository_here()
+    if repo is None or _git(repo, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+        return None
+    return repo
+
+
 def checkout(
     commit: str, diff: bytes | None, dest: Path, remote: str | None = None
 ) -> tuple[Path, Path]:
     """A worktree of ``commit`` at ``dest`` with ``diff`` applied; (the repository the commit
     came from, the worktree). The commit must be in the repository around the working
     directory, or fetchable from ``remote`` (the run's recorded ``origin``)."""
-    found = _git(Path.cwd(), "rev-parse", "--show-toplevel")
-    if found.returncode != 0:
-        raise InvalidInput("run this from a clone of the run's repository: no git repository here")
-    repo = Path(found.stdout.strip())
-    if _git(repo, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0 and not (
-        remote and _git(repo, "fetch", "--quiet", remote, commit).returncode == 0
-    ):
-        raise InvalidInput(
-            f"commit {commit[:12]} is not in {repo}"
-            + (f" and could not be fetched from {remote}" if remote else "")
-            + ": fetch it (git fetch) or run from a clone that has it"
-        )
+    repo = repository_with(commit)
+    if repo is None:
+        repo = _repository_here()
+        if repo is None:
+            raise InvalidInput(
+                "run this from a clone of the run's repository: no git repository here"
+            )
+        if not (remote and _git(repo, "fetch", "--quiet", remote, commit).returncode == 0):
+            raise InvalidInput(
+                f"commit {commit[:12]} is not in {repo}"
+                + (f" and could not be fetched from {remote}" if remote else "")
+                + ": fetch it (git fetch) or run from a clone that has it"
+            )
     added = _git(repo, "worktree", "add", "--detach", str(dest), commit)
     if added.returncode != 0:
         raise OpsloopError(f"git worktree add failed: {added.stderr.strip()}")
     if diff:
-        patch = dest / ".opsloop-run.diff"
-        patch.write_bytes(diff)
-        applied = _git(dest, "apply", "--binary", str(patch))
-        patch.unlink()
-        if applied.returncode != 0:
-            raise OpsloopError(f"the run's recorded diff does not apply: {applied.stderr.strip()}")
+        apply_diff(dest, diff)
     return repo, dest
 
 

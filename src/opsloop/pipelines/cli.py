@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -376,6 +378,15 @@ def resume_command(
     _print_steps(resume(default_client(), run_id, executor=executor))
 
 
+def _write_started(path: Path) -> Callable[[str], None]:
+    def write(run_id: str) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(run_id)
+        os.replace(tmp, path)  # whole: the parent polls for it
+
+    return write
+
+
 def reproduce_command(
     run_id: Annotated[str, typer.Argument(help="A finished pipeline run.")],
     executor: Annotated[str | None, typer.Option(help="local, process or ray.")] = None,
@@ -384,8 +395,9 @@ def reproduce_command(
         typer.Option(
             "--clean-env",
             help="Run in a fresh environment built from the run's package lock (kept under "
-            "$OPSLOOP_HOME/envs for the next time), on the run's commit checked out beside "
-            "this one (run from a clone of its repository).",
+            "$OPSLOOP_HOME/envs for the next time), on the run's code: a worktree of its "
+            "commit when this repository has it, else its source tree from the store (no "
+            "clone needed), with its uncommitted changes applied.",
         ),
     ] = False,
     output: Annotated[
@@ -393,6 +405,8 @@ def reproduce_command(
     ] = None,
     json_: Annotated[bool, typer.Option("--json")] = False,
     on_server: Annotated[bool, _ON_SERVER] = False,
+    started_file: Annotated[Path | None, typer.Option(hidden=True)] = None,
+    tags_json: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Recompute a pipeline run (no cache, its params and seed) and compare its outputs step by
     step: identical bytes or not, which numbers moved, and how the code and packages differ.
@@ -400,17 +414,24 @@ def reproduce_command(
 
       opsloop runs reproduce RUN_ID
 
-      opsloop runs reproduce RUN_ID --clean-env"""
+      opsloop runs reproduce RUN_ID --clean-env
+
+      opsloop runs reproduce RUN_ID --clean-env --on-server"""
     from opsloop.pipelines.reruns import reproduce
 
     doing = "building a clean environment, then recomputing" if clean_env else "recomputing"
     with console(stderr=True).status(f"{doing} every step"):
         if on_server:
-            if clean_env:
-                raise InvalidInput("--clean-env runs here, from a clone: leave out --on-server")
-            result = _server_client().pipelines.reproduce(run_id, executor=executor)
+            result = _server_client().pipelines.reproduce(
+                run_id, executor=executor, clean_env=clean_env
+            )
         else:
-            result = reproduce(default_client(), run_id, executor=executor, clean_env=clean_env)
+            # A clean environment's parent process learns the run id from --started-file.
+            result = reproduce(
+                default_client(), run_id, executor=executor, clean_env=clean_env,
+                on_start=_write_started(started_file) if started_file else None,
+                tags=json.loads(tags_json) if tags_json else None,
+            )  # fmt: skip
     if output is not None:
         output.write_text(result.model_dump_json())
     if json_:
@@ -423,6 +444,9 @@ def reproduce_command(
             built = f"built: {env['linked']} packages linked, {len(env['installed'])} installed"
             how = "reused" if env["reused"] else built
             out.print(f"in a clean environment ({how}): {env['path']}, Python {env['python']}")
+            out.print(f"on the code of {env['code']}")
+            if env.get("from_source"):
+                out.print(f"from the run's code: {', '.join(env['from_source'])}")
         for s in result.steps:
             mark = "[green]identical[/]" if s.identical else "[red]differs[/]"
             out.print(f"  {s.step:<20} {mark}")

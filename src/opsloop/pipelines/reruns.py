@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ class Reproduction(BaseModel):
 
 
 REPRODUCES_TAG = "opsloop.reproduces"
+CLEAN_ENV_TAG = "opsloop.reproduction.environment"  # JSON: the clean environment and code
 
 
 def _recorded(client: Any, run_id: str) -> tuple[Any, Any, dict[str, Any]]:
@@ -122,13 +124,16 @@ def _lock_lines(text: str) -> set[str]:
 
 
 def reproduce(
-    client: Any, run_id: str, *, executor: str | None = None, clean_env: bool = False
-) -> Reproduction:
+    client: Any, run_id: str, *, executor: str | None = None, clean_env: bool = False,
+    on_start: Callable[[str], None] | None = None, tags: dict[str, str] | None = None,
+) -> Reproduction:  # fmt: skip
     """Recompute ``run_id`` (no cache, its seed) and compare it step by step; with
-    ``clean_env``, in an environment built from its lock, on its commit."""
+    ``clean_env``, in an environment built from its lock, on its code (see the module
+    docstring). ``on_start`` gets the reproduction's run id as soon as it exists."""
     if clean_env:
-        return _reproduce_in_clean_env(client, run_id, executor)
-    return compare(client, rerun(client, run_id, executor=executor).run_id)
+        return _reproduce_in_clean_env(client, run_id, executor, on_start, tags or {})
+    again = rerun(client, run_id, executor=executor, on_start=on_start, tags=tags)
+    return compare(client, again.run_id)
 
 
 def rerun(
@@ -180,12 +185,13 @@ def compare(client: Any, reproduction_id: str) -> Reproduction:
             locks.append(None)
     recorded_lock, new_lock = locks[0], locks[1] or package_lock()
     changed = sorted(_lock_lines(recorded_lock) ^ _lock_lines(new_lock)) if recorded_lock else []
-    commit_now = again.data.tags.get("opsloop.git.commit") or (
-        (_git("rev-parse", "HEAD") or "").strip() or None)  # fmt: skip
+    environment = json.loads(again.data.tags.get(CLEAN_ENV_TAG, "{}"))
+    commit_now = (again.data.tags.get("opsloop.git.commit") or environment.get("commit")
+                  or (_git("rev-parse", "HEAD") or "").strip() or None)  # fmt: skip
     original = client.get_run(run_id).data.tags.get("opsloop.git.commit")
     return Reproduction(
         original_run_id=run_id, run_id=reproduction_id, steps=steps,
-        commit=(original, commit_now), changed_packages=changed,
+        commit=(original, commit_now), changed_packages=changed, environment=environment,
     )  # fmt: skip
 
 
@@ -203,59 +209,128 @@ def _settings_environ(settings: Any) -> dict[str, str]:
     return environ
 
 
-def _reproduce_in_clean_env(client: Any, run_id: str, executor: str | None) -> Reproduction:
+def _reproduce_in_clean_env(
+    client: Any, run_id: str, executor: str | None, on_start: Callable[[str], None] | None,
+    tags: dict[str, str],
+) -> Reproduction:  # fmt: skip
     from opsloop.pipelines import cleanenv
-    from opsloop.tracking.reproducibility import DIFF_ARTIFACT, LOCK_ARTIFACT
+    from opsloop.tracking.reproducibility import LOCK_ARTIFACT
 
-    tags = client.get_run(run_id).data.tags
-    if "opsloop.pipeline.target" not in tags:
+    recorded = client.get_run(run_id).data.tags
+    if "opsloop.pipeline.target" not in recorded:
         raise InvalidInput(f"run {run_id} is not a pipeline run recorded with its target")
-    commit = tags.get("opsloop.git.commit")
-    if not commit:
+    if not recorded.get("opsloop.git.commit"):
         raise InvalidInput(f"run {run_id} recorded no git commit: it ran outside a repository")
     try:
         lock = client.read_artifact(run_id, LOCK_ARTIFACT).decode()
     except LookupError:
         raise InvalidInput(f"run {run_id} recorded no package lock") from None
-    diff = client.read_artifact(run_id, DIFF_ARTIFACT) if "opsloop.git.diff_hash" in tags else None
     with tempfile.TemporaryDirectory(prefix="opsloop-reproduce-") as tmp:
-        remote = tags.get("opsloop.git.remote")
-        repo, tree = cleanenv.checkout(commit, diff, Path(tmp) / "code", remote)
+        code = _place_code(client, run_id, recorded, Path(tmp) / "code")
         try:
-            env = cleanenv.build_env(lock, tags["opsloop.env.lock_hash"], client.settings.home)
-            cwd = tree
-            recorded_cwd = Path(tags.get("opsloop.source.cwd", str(repo)))
-            if recorded_cwd.is_relative_to(repo):
-                cwd = tree / recorded_cwd.relative_to(repo)
-            environ = {
-                **{k: v for k, v in os.environ.items()
-                   if not k.startswith("OPSLOOP_") and k not in ("PYTHONPATH", "VIRTUAL_ENV")},
-                **_settings_environ(client.settings),
-                "PYTHONPATH": os.pathsep.join([*cleanenv.editable_paths(repo, tree), str(cwd)]),
-                "PATH": f"{env.root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            editable = json.loads(recorded.get("opsloop.env.editable", "null"))
+            env = cleanenv.build_env(lock, recorded["opsloop.env.lock_hash"],
+                                     client.settings.home, frozenset(editable or ()))  # fmt: skip
+            if editable is not None:  # recorded: the run's own development installs
+                paths = [str(code.tree / p) for ps in editable.values() for p in ps]
+            else:
+                paths = cleanenv.editable_paths(code.root, code.tree)
+            environment = {
+                "path": str(env.root), "python": cleanenv.python_version(env.python),
+                "recorded_python": recorded.get("opsloop.python.version"),
+                "linked": len(env.linked), "installed": env.installed[:100],
+                "from_source": env.from_source, "reused": env.reused, "code": code.how,
+                "commit": recorded["opsloop.git.commit"],
             }  # fmt: skip
-            report = Path(tmp) / "reproduction.json"
-            cli = "from opsloop.cli.main import main; main()"  # the CLI of the run's opsloop
-            args = [str(env.python), "-c", cli, "runs", "reproduce", run_id]
-            args += ["--output", str(report)]
-            args += ["--executor", executor] if executor else []
-            done = subprocess.run(args, cwd=cwd, env=environ, capture_output=True, text=True)
-            if done.returncode not in (0, 1) or not report.is_file():
-                raise OpsloopError(
-                    "the reproduction failed in the clean environment "
-                    f"({env.root}): {(done.stderr or done.stdout).strip()[-3000:]}"
-                )
-            data = json.loads(report.read_text())
+            reproduction_id = _run_in(env, code, paths, client, run_id, executor,
+                                      {**tags, CLEAN_ENV_TAG: json.dumps(environment)},
+                                      on_start)  # fmt: skip
         finally:
-            cleanenv.remove_worktree(repo, tree)
-    return Reproduction(
-        original_run_id=run_id, run_id=data["run_id"],
-        steps=[StepComparison.model_validate(s) for s in data["steps"]],
-        commit=tuple(data["commit"]),  # type: ignore[arg-type]
-        changed_packages=data["changed_packages"],
-        environment={
-            "path": str(env.root), "python": cleanenv.python_version(env.python),
-            "recorded_python": tags.get("opsloop.python.version"),
-            "linked": len(env.linked), "installed": env.installed, "reused": env.reused,
-        },
-    )  # fmt: skip
+            code.remove()
+    return compare(client, reproduction_id)
+
+
+class _Code:
+    """The run's code placed in a folder: ``tree`` holds what was the repository's ``root``."""
+
+    def __init__(self, tree: Path, root: Path, how: str, repo: Path | None = None) -> None:
+        self.tree, self.root, self.how, self._repo = tree, root, how, repo
+
+    def cwd(self, recorded_cwd: str | None) -> Path:
+        """Where the run started, inside ``tree`` (its root when that lay elsewhere)."""
+        cwd = Path(recorded_cwd or self.root)
+        if not cwd.is_relative_to(self.root):
+            return self.tree
+        return self.tree / cwd.relative_to(self.root)
+
+    def remove(self) -> None:
+        from opsloop.pipelines import cleanenv
+
+        if self._repo is not None:
+            cleanenv.remove_worktree(self._repo, self.tree)
+
+
+def _place_code(client: Any, run_id: str, recorded: dict[str, str], dest: Path) -> _Code:
+    """The run's commit as a worktree of a repository here that has it; else its source tree
+    from the store; else fetched from its recorded remote. Its diff applied on top."""
+    from opsloop.pipelines import cleanenv
+    from opsloop.tracking.reproducibility import DIFF_ARTIFACT
+    from opsloop.tracking.source_tree import TREE_TAG
+
+    commit = recorded["opsloop.git.commit"]
+    if cleanenv.repository_with(commit) is None and TREE_TAG in recorded:
+        client.restore_source(run_id, dest)
+        root = Path(recorded.get("opsloop.git.root") or dest)
+        how = f"source tree {recorded[TREE_TAG][:12]} of commit {commit[:12]}, from the store"
+        return _Code(dest, root, how)
+    diff = None
+    if "opsloop.git.diff_hash" in recorded:
+        diff = client.read_artifact(run_id, DIFF_ARTIFACT)
+    repo, tree = cleanenv.checkout(commit, diff, dest, recorded.get("opsloop.git.remote"))
+    return _Code(tree, repo, f"commit {commit[:12]} checked out from {repo}", repo)
+
+
+def _run_in(
+    env: Any, code: _Code, paths: list[str], client: Any, run_id: str, executor: str | None,
+    tags: dict[str, str], on_start: Callable[[str], None] | None,
+) -> str:  # fmt: skip
+    """Recompute ``run_id`` with the CLI of the clean environment's opsloop, in the run's
+    code; the reproduction's run id (passed to ``on_start`` as soon as the child has it)."""
+    cwd = code.cwd(client.get_run(run_id).data.tags.get("opsloop.source.cwd"))
+    environ = {
+        **{k: v for k, v in os.environ.items()
+           if not k.startswith("OPSLOOP_") and k not in ("PYTHONPATH", "VIRTUAL_ENV")},
+        **_settings_environ(client.settings),
+        "PYTHONPATH": os.pathsep.join([*paths, str(cwd)]),
+        "PATH": f"{env.root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+    }  # fmt: skip
+    started = code.tree.parent / "started"
+    cli = "from opsloop.cli.main import main; main()"  # the CLI of the run's opsloop
+    args = [str(env.python), "-c", cli, "runs", "reproduce", run_id, "--started-file",
+            str(started), "--tags-json", json.dumps(tags)]  # fmt: skip
+    args += ["--executor", executor] if executor else []
+    with tempfile.TemporaryFile() as log:
+        child = subprocess.Popen(args, cwd=cwd, env=environ, stdout=log, stderr=subprocess.STDOUT)
+        reproduction_id = None
+        while reproduction_id is None and child.poll() is None:
+            reproduction_id = _started(started)
+            time.sleep(0.05)
+        reproduction_id = reproduction_id or _started(started)
+        if reproduction_id is not None and on_start is not None:
+            on_start(reproduction_id)
+        returncode = child.wait()
+        log.seek(0)
+        output = log.read().decode(errors="replace").strip()
+    if returncode not in (0, 1) or reproduction_id is None:
+        raise OpsloopError(
+            f"the reproduction failed in the clean environment ({env.root}): {output[-3000:]}"
+        )
+    return reproduction_id
+
+
+def _started(path: Path) -> str | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return text or None

@@ -126,6 +126,13 @@ class PipelineRerun(BaseModel):
     executor: str | None = Field(None, description="local, process or ray (default: the run's)")
 
 
+class PipelineReproduce(PipelineRerun):
+    clean_env: bool = Field(
+        False, description="in a fresh environment built from the run's lock, on its code "
+        "(its commit's source tree from the store: the server needs no clone)",
+    )  # fmt: skip
+
+
 class PipelineRunSummary(BaseModel):
     run_id: str
     pipeline: str
@@ -210,15 +217,20 @@ class Launcher:
             f"resume of {run_id}", timeout,
         )  # fmt: skip
 
-    def reproduce(self, run_id: str, executor: str | None = None, timeout: float = 60.0) -> str:
-        """Recompute pipeline run ``run_id`` in the background (see ``reruns.rerun``); returns
-        the reproduction's run id, whose comparison ``reruns.compare`` gives once it ends."""
-        from opsloop.pipelines.reruns import rerun
+    def reproduce(
+        self, run_id: str, executor: str | None = None, clean_env: bool = False,
+        timeout: float = 60.0,
+    ) -> str:  # fmt: skip
+        """Recompute pipeline run ``run_id`` in the background (see ``reruns.reproduce``);
+        returns the reproduction's run id, whose comparison ``reruns.compare`` gives once it
+        ends. A clean environment is built first, so that answer waits for the build."""
+        from opsloop.pipelines.reruns import reproduce
 
         return self._launch(
-            lambda on_start: rerun(self.client, run_id, executor=executor, on_start=on_start,
-                                   tags={"opsloop.trigger": "api"}),
-            f"reproduction of {run_id}", timeout,
+            lambda on_start: reproduce(self.client, run_id, executor=executor,
+                                       clean_env=clean_env, on_start=on_start,
+                                       tags={"opsloop.trigger": "api"}),
+            f"reproduction of {run_id}", timeout if not clean_env else max(timeout, 1800),
         )  # fmt: skip
 
     def tune(self, body: Any, timeout: float = 60.0) -> str:

@@ -71,18 +71,22 @@ class PipelinesClient(LocalOrRemote):
         return self._follow(view, wait, poll)
 
     def reproduce(
-        self, run_id: str, *, executor: str | None = None, poll: float = 0.5
-    ) -> Reproduction:
+        self, run_id: str, *, executor: str | None = None, clean_env: bool = False,
+        poll: float = 0.5,
+    ) -> Reproduction:  # fmt: skip
         """Recompute ``run_id`` (no cache, its params and seed) and compare it step by step:
-        identical bytes or not, which numbers moved, commits and packages. Local mode runs it
-        here; with a server it runs there and this waits for the comparison."""
+        identical bytes or not, which numbers moved, commits and packages. ``clean_env``
+        runs it in a fresh environment built from the run's lock, on the run's code (a
+        worktree of its commit, or its source tree from the store). Local mode runs it here;
+        with a server it runs there (with no clone needed) and this waits for the comparison."""
         if not self._remote:
             from opsloop.pipelines.reruns import reproduce
 
-            return reproduce(self._client, run_id, executor=executor)
+            return reproduce(self._client, run_id, executor=executor, clean_env=clean_env)
         path = f"/api/pipelines/runs/{quote(run_id)}/reproduce"
+        body = {"executor": executor, "clean_env": clean_env}
         view = PipelineRunView.model_validate(
-            self._http("POST", path, json={"executor": executor}, idempotent=False)
+            self._http("POST", path, json=body, idempotent=False, timeout=1800)
         )
         view = self._follow(view, True, poll)
         return Reproduction.model_validate(

@@ -6,7 +6,7 @@ compares the two step by step)."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -100,9 +100,12 @@ def pipeline_run_page(request: Request, run_id: str, state: State) -> Response:
 
 
 @router.post("/pipelines/runs/{run_id}/reproduce")
-async def reproduce_run(run_id: str, state: State) -> Response:
-    """Recompute a run from its page; the reproduction's page shows it, then the comparison."""
-    new_id = await run_in_threadpool(state.launcher.reproduce, run_id)
+async def reproduce_run(request: Request, run_id: str, state: State) -> Response:
+    """Recompute a run from its page (in a clean environment when the form's box is ticked);
+    the reproduction's page shows it, then the comparison."""
+    form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
+    clean_env = form.get("clean_env", [""])[0] == "1"
+    new_id = await run_in_threadpool(state.launcher.reproduce, run_id, None, clean_env)
     return RedirectResponse(f"/pipelines/runs/{quote(new_id)}", status_code=303)
 
 

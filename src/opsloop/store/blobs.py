@@ -24,11 +24,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from opsloop.errors import InvalidInput, NotFound, OpsloopError, StoreError
 
-__all__ = ["BlobStore", "LocalBlobStore", "hash_file", "open_blob_store"]
+__all__ = ["BlobRemote", "BlobStore", "LocalBlobStore", "hash_file", "open_blob_store"]
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
@@ -50,6 +50,23 @@ def check_digest(digest: str) -> str:
     if not isinstance(digest, str) or not _DIGEST.match(digest):
         raise InvalidInput(f"not a BLAKE3 digest (64 lowercase hex characters): {digest!r}")
     return digest
+
+
+class BlobRemote(Protocol):
+    """What code that moves many blobs needs: a :class:`BlobStore`, or a server's blob API
+    (:class:`~opsloop.store.http_blobs.HttpBlobRemote`), interchangeably."""
+
+    url: str
+
+    def missing(self, digests: list[str]) -> list[str]: ...
+
+    def put_verified(self, items: list[tuple[Path, str]], on_done: Any = None) -> None: ...
+
+    def put_verified_bytes(self, blobs: list[tuple[str, bytes | memoryview]]) -> None: ...
+
+    def get_many(
+        self, items: list[tuple[str, Path]], on_done: Any = None, sizes: Any = None
+    ) -> None: ...
 
 
 class BlobStore(ABC):

@@ -16,6 +16,7 @@ from typing import Any
 from opsloop.errors import StoreError
 from opsloop.store.packs import (
     PACK_BLOB_MAX,
+    frame,
     frame_files,
     plan_packs,
     unframe,
@@ -76,6 +77,14 @@ class HttpBlobRemote:
         with ThreadPoolExecutor(_BATCHES_AT_ONCE) as pool:
             list(pool.map(upload_batch, batches))
         _in_threads([(d, p) for p, d in loose], self.upload, on_done)
+
+    def put_verified_bytes(self, blobs: list[tuple[str, bytes | memoryview]]) -> None:
+        """Blobs held in memory: small ones in batches, the rest one request each."""
+        loose, batches = plan_packs(blobs, lambda blob: len(blob[1]))
+        for group in batches:
+            self.http.request("POST", "/api/blobs/batch", content=frame(group), headers=_OCTETS)
+        for digest, data in loose:
+            self.http.request("PUT", f"/api/blobs/{digest}", content=bytes(data))
 
     def get_many(
         self,

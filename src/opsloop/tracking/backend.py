@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.tracking.entities import (
     Artifact,
@@ -28,11 +28,16 @@ from opsloop.tracking.entities import (
     RunInfo,
 )
 
+if TYPE_CHECKING:
+    from opsloop.store.blobs import BlobRemote
+
 __all__ = ["TrackingBackend"]
 
 
 class TrackingBackend(ABC):
     """Experiments, runs, their data and artifacts. See the module docstring for the contract."""
+
+    blobs: BlobRemote  # the blob store, or the server's blob API: for bulk transfers
 
     # -- experiments --------------------------------------------------------------------------
     @abstractmethod

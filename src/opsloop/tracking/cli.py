@@ -300,6 +300,19 @@ def run_env(
         typer.echo(lock_text)
 
 
+@runs_app.command("source")
+def restore_source(
+    run_id: RunIdArg,
+    dst: Annotated[Path, typer.Argument(help="An empty (or new) folder to write the code to.")],
+) -> None:
+    """Write the code a run ran into a folder: its commit's source tree from the store, with
+    its uncommitted changes applied. Needs no clone of the repository.
+
+      opsloop runs source RUN_ID ./code-of-run"""
+    tree = default_client().restore_source(run_id, dst)
+    typer.echo(f"the code of run {run_id} is in {tree}")
+
+
 @runs_app.command("metric")
 def metric_history(
     run_id: RunIdArg,

@@ -1,17 +1,20 @@
 """What it takes to reproduce a run, captured when it starts.
 
 Recorded as system tags (``opsloop.*``) so they are searchable like any tag
-(``tags.`opsloop.git.commit` = 'abc…'``), plus two artifacts: the installed-package lock
+(``tags.`opsloop.git.commit` = 'abc…'``), plus artifacts: the installed-package lock
 (``_opsloop/requirements.lock``, ``name==version`` lines; its hash is a tag, so runs with the
-same environment share one blob) and, when the work tree is dirty, the diff against HEAD
-(``_opsloop/git.diff``), untracked files up to 1 MiB included as new files (larger ones are
-data: their count is the ``opsloop.git.untracked_left_out`` tag). The lock is computed once
-per process, and kept on disk for the next ones until a package is installed or removed.
+same environment share one blob), the commit's source tree (``_opsloop/source-tree.json``, see
+:mod:`opsloop.tracking.source_tree`: the code itself, so it can be put back without a clone)
+and, when the work tree is dirty, the diff against HEAD (``_opsloop/git.diff``), untracked files
+up to 1 MiB included as new files (larger ones are data: their count is the
+``opsloop.git.untracked_left_out`` tag). The lock is computed once per process, and kept on disk
+for the next ones until a package is installed or removed.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import platform
 import shlex
@@ -21,6 +24,13 @@ import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opsloop.tracking.validation import MAX_TAG_VALUE_LENGTH
+
+if TYPE_CHECKING:
+    from opsloop.tracking.entities import ArtifactSpec
+    from opsloop.tracking.source_tree import SourceTree
 
 __all__ = ["ENV_TAG_PREFIX", "Environment", "capture_environment", "seed_everything"]
 
@@ -32,10 +42,31 @@ _SEED: list[int] = []
 
 @dataclass
 class Environment:
-    """Tags to set and artifact files (path → bytes) to store for one run."""
+    """Tags to set and artifact files (path → bytes) to store for one run, and the source
+    tree of its commit (read from ``repo``'s git objects when a store lacks its files)."""
 
     tags: dict[str, str] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
+    tree: SourceTree | None = None
+    repo: Path | None = None
+
+    def store(self, blobs: Any) -> list[ArtifactSpec]:
+        """Put the files' and the tree's blobs in ``blobs`` (a blob store or a server's blob
+        API); the artifact entries that attach them to the run."""
+        from opsloop.tracking.entities import ArtifactSpec
+        from opsloop.tracking.source_tree import TREE_ARTIFACT, store_tree
+
+        specs = [ArtifactSpec(path=path, digest=_blake3(data), size=len(data))
+                 for path, data in self.files.items()]  # fmt: skip
+        missing = set(blobs.missing([spec.digest for spec in specs]))
+        if missing:
+            blobs.put_verified_bytes([(spec.digest, self.files[spec.path])
+                                      for spec in specs if spec.digest in missing])  # fmt: skip
+        if self.tree is not None and self.repo is not None:
+            store_tree(self.tree, self.repo, blobs)
+            specs.append(ArtifactSpec(path=TREE_ARTIFACT, digest=self.tree.digest,
+                                      size=len(self.tree.canonical)))  # fmt: skip
+        return specs
 
 
 def _git(*args: str, env: dict[str, str] | None = None) -> str | None:
@@ -103,8 +134,9 @@ def _lock_cache_path() -> Path:
         except OSError:
             continue
     key = blake3("\n".join([sys.prefix, *folders]).encode()).hexdigest()[:32]
-    home = Path(os.environ.get("OPSLOOP_HOME") or Path.home() / ".opsloop").expanduser()
-    return home / "cache" / "locks" / f"{key}.lock"
+    from opsloop.config import home_dir
+
+    return home_dir() / "cache" / "locks" / f"{key}.lock"
 
 
 @functools.lru_cache(maxsize=1)
@@ -134,6 +166,65 @@ def package_lock() -> str:
     return lock
 
 
+@functools.lru_cache(maxsize=1)
+def editable_installs() -> dict[str, list[str]]:
+    """Canonical name -> the folders its ``.pth`` puts on ``sys.path``, for each distribution
+    installed in development mode (``pip install -e``): its code is the project's own, so a
+    reproduction takes it from the run's source, not from a package index. Kept on disk beside
+    the lock, under the same key."""
+    cache = _lock_cache_path().with_suffix(".editable.json")
+    try:
+        found: dict[str, list[str]] = json.loads(cache.read_text(encoding="utf-8"))
+        return found
+    except (OSError, ValueError):
+        pass
+    found = {}
+    for dist in metadata.distributions():
+        name = dist.metadata.get("Name")
+        try:
+            editable = json.loads(dist.read_text("direct_url.json") or "{}")["dir_info"]["editable"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if not name or not editable:
+            continue
+        for file in dist.files or []:
+            if str(file).endswith(".pth"):
+                try:
+                    lines = Path(str(dist.locate_file(file))).read_text().splitlines()
+                except OSError:
+                    continue
+                found.setdefault(canonical_name(name), []).extend(
+                    line.strip() for line in lines
+                    if line.strip() and not line.startswith(("#", "import ")))  # fmt: skip
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(found), encoding="utf-8")
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+    return found
+
+
+def canonical_name(name: str) -> str:
+    """A distribution's name as the package index compares them (``Foo_bar`` = ``foo-bar``)."""
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _editable_inside(root: Path) -> dict[str, list[str]]:
+    """The development installs whose code lies inside ``root``: name -> paths relative to it."""
+    inside: dict[str, list[str]] = {}
+    resolved = root.resolve()
+    for name, paths in editable_installs().items():
+        for path in paths:
+            try:
+                relative = Path(path).resolve().relative_to(resolved).as_posix()
+            except (ValueError, OSError):
+                continue
+            inside.setdefault(name, []).append(relative)
+    return inside
+
+
 def _blake3(data: bytes) -> str:
     from blake3 import blake3
 
@@ -153,16 +244,37 @@ def _total_memory() -> int | None:
         return int(psutil.virtual_memory().total)
 
 
+def _capture_tree(env: Environment, root: Path, commit: str) -> None:
+    """The commit's source tree on ``env``; a tree that cannot be read is named, never fatal."""
+    from opsloop.errors import OpsloopError
+    from opsloop.tracking.source_tree import TREE_TAG, capture_tree
+
+    try:
+        tree, left_out = capture_tree(root, commit)
+    except (OSError, subprocess.SubprocessError, OpsloopError) as exc:
+        tree, left_out = None, f"could not read the tree of {commit[:12]}: {exc}"
+    if tree is not None:
+        env.tree, env.repo = tree, root
+        env.tags[TREE_TAG] = tree.digest
+    if left_out:
+        env.tags["opsloop.source.tree_left_out"] = left_out[:500]
+
+
 def capture_environment() -> Environment:
     """Git state, command line, Python, host, package lock and seed of this process."""
     env = Environment()
     tags = env.tags
-    commit = _git("rev-parse", "HEAD")
-    if commit:
-        tags["opsloop.git.commit"] = commit.strip()
-        branch = _git("rev-parse", "--abbrev-ref", "HEAD")
-        if branch:
-            tags["opsloop.git.branch"] = branch.strip()
+    head = _git("rev-parse", "HEAD", "--abbrev-ref", "HEAD", "--show-toplevel") or ""
+    head = head.splitlines()
+    if len(head) == 3:
+        commit, branch, root = head
+        tags["opsloop.git.commit"] = commit
+        tags["opsloop.git.branch"] = branch
+        tags["opsloop.git.root"] = root
+        _capture_tree(env, Path(root), commit)
+        editable = json.dumps(_editable_inside(Path(root)), sort_keys=True)
+        if editable != "{}" and len(editable) <= MAX_TAG_VALUE_LENGTH:
+            tags["opsloop.env.editable"] = editable
         remote = _git("config", "--get", "remote.origin.url")
         if remote and remote.strip():
             tags["opsloop.git.remote"] = remote.strip()

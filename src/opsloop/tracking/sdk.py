@@ -123,13 +123,13 @@ class TrackingClient:
         return run
 
     def capture_environment(self, run_id: str) -> None:
-        """Record this process's reproducibility info on a run (tags + lock/diff artifacts)."""
+        """Record this process's reproducibility info on a run: tags, and the lock, diff and
+        source tree as artifacts."""
         from opsloop.tracking.reproducibility import capture_environment
 
         env = capture_environment()
         self.set_tags(run_id, env.tags)
-        for path, data in env.files.items():
-            self.log_bytes(run_id, data, path)
+        self._tracking.register_artifacts(run_id, env.store(self._tracking.blobs))
 
     def get_run(self, run_id: str) -> Run:
         return self._tracking.get_run(run_id)
@@ -370,6 +370,30 @@ class TrackingClient:
             if not local.is_file():
                 raise InvalidInput(f"{path!r} is a folder; use download_artifacts")
             return local.read_bytes()
+
+    def restore_source(self, run_id: str, dst: str | os.PathLike[str]) -> Path:
+        """Write the code a run ran into the empty folder ``dst``: its commit's source tree
+        from the blob store, with its uncommitted changes (the recorded diff) applied. Needs
+        no clone of the repository; ``dst`` then holds what was the repository's root.
+
+        Raises:
+            InvalidInput: the run recorded no source tree (it ran outside a git work tree,
+                or its tree was left out; the run's tags say why), or ``dst`` is not empty.
+        """
+        from opsloop.tracking.reproducibility import DIFF_ARTIFACT
+        from opsloop.tracking.source_tree import TREE_TAG, apply_diff, restore_tree
+
+        tags = self.get_run(run_id).data.tags
+        if TREE_TAG not in tags:
+            why = tags.get("opsloop.source.tree_left_out") or (
+                "it did not run in a git work tree" if "opsloop.git.commit" not in tags
+                else "it was recorded before source trees were")  # fmt: skip
+            raise InvalidInput(f"run {run_id} recorded no source tree: {why}")
+        dest = Path(dst)
+        restore_tree(tags[TREE_TAG], self._tracking.blobs, dest)
+        if "opsloop.git.diff_hash" in tags:
+            apply_diff(dest, self.read_artifact(run_id, DIFF_ARTIFACT))
+        return dest
 
     def _store_files(self, run_id: str, files: list[tuple[str, Path]]) -> list[Artifact]:
         specs = [
