@@ -163,6 +163,59 @@ def test_a_firing_whose_process_died_before_its_run_began_is_failed(client: Any)
     assert status["alive"].status == "running"
 
 
+def test_firings_left_running_elsewhere_or_after_their_run_are_settled(client: Any) -> None:
+    from sqlalchemy import update
+
+    from opsloop.pipelines import triggers
+    from opsloop.pipelines.orphans import running_in
+    from opsloop.pipelines.tables import FiringRow
+
+    store = _store(client)
+    client.triggers.create("t", "tests.pipelines.example:held", "webhook")
+    now = int(time.time() * 1000)
+    far = "another-host/4026531836:4242:1700000000000"
+    exp = client.set_experiment("pipeline-held")
+    with store.write() as session:
+        firings = {key: triggers.fire(session, "t", key, "webhook")[0].id
+                   for key in ("lost", "young", "told", "ending", "failing", "moving")}  # fmt: skip
+
+    def claim(key: str, launcher: str, minutes_ago: float) -> None:
+        with store.write() as session:
+            session.execute(update(FiringRow).where(FiringRow.id == firings[key]).values(
+                status="running", message=running_in(launcher),
+                updated_at=now - int(minutes_ago * 60_000)))  # fmt: skip
+
+    def run_of(key: str, status: str, ended_s_ago: float) -> str:
+        run = client.create_run(exp.experiment_id, capture_env=False,
+                                tags={"opsloop.firing": firings[key]}).info.run_id  # fmt: skip
+        if status != "RUNNING":
+            client.end_run(run, status)
+            with store.write() as session:
+                from opsloop.tracking.tables import RunRow
+
+                session.execute(update(RunRow).where(RunRow.id == run).values(
+                    end_time=now - int(ended_s_ago * 1000)))  # fmt: skip
+        return run
+
+    claim("lost", far, 6)  # another host claimed it six minutes ago; no run ever began
+    claim("young", far, 1)  # a minute ago: that host may still be importing the pipeline
+    claim("told", far, 30)
+    told = run_of("told", "FINISHED", 120)  # its run ended two minutes ago: nobody told it
+    claim("ending", far, 30)
+    run_of("ending", "FINISHED", 5)  # ended five seconds ago: its process is telling it now
+    claim("failing", far, 30)
+    failing = run_of("failing", "FAILED", 300)
+    claim("moving", far, 30)
+    run_of("moving", "RUNNING", 0)  # still running: its heartbeat decides, not the firing
+    close_orphans(store)
+    status = {f.key: f for f in client.triggers.firings("t")}
+    assert status["lost"].status == "failed" and "another-host" in status["lost"].message
+    assert "no pipeline run began" in status["lost"].message
+    assert status["told"].status == "succeeded" and status["told"].run_id == told
+    assert status["failing"].status == "failed" and status["failing"].run_id == failing
+    assert {status[k].status for k in ("young", "ending", "moving")} == {"running"}
+
+
 def test_a_run_elsewhere_is_closed_once_its_heartbeat_is_stale(client: Any) -> None:
     exp = client.set_experiment("far")
     now = int(time.time() * 1000)

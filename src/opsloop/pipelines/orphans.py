@@ -11,7 +11,9 @@ taken for gone once its heartbeat is older than :data:`STALE_AFTER_S`. An orphan
 FAILED with the reason in ``opsloop.error`` and how to go on, together with its steps still
 RUNNING and the trigger firing that started it. ``opsloop pipelines resume RUN`` then re-runs
 what did not finish. A run of another host without a heartbeat (written by an opsloop before
-heartbeats) is left alone.
+heartbeats) is left alone. A trigger firing goes with its run; one claimed by a process that
+died before its run began is failed (elsewhere: once the claim is that old), and one whose run
+ended while the firing still says ``running`` takes the run's outcome.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ ERROR_TAG = "opsloop.error"
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0  # ten missed beats: a process elsewhere is taken for gone
 _RUNNING_IN = "running in process "  # a running firing's message, then its launcher
+_TELL_FIRING_MS = 60_000  # a run ended this long ago whose firing still runs: nobody will tell it
 
 log = logging.getLogger("opsloop.pipelines")
 
@@ -103,6 +106,11 @@ def _gone(launcher: str) -> bool:
         return _started_ms(int(pid)) != int(started)  # None: ended; else another took the pid
     except Exception:  # a tag this code did not write, or no way to look: leave the run be
         return False
+
+
+def _elsewhere(launcher: str) -> bool:
+    """Whether a launcher tag names a process of another host (or pid namespace)."""
+    return launcher.count(":") >= 2 and launcher.rsplit(":", 2)[0] != _here()
 
 
 def _silent_for_s(launcher: str, heartbeat: str | None, now: int) -> float | None:
@@ -202,29 +210,56 @@ def close_orphans(store: Any) -> list[str]:
 
 
 def _close_orphan_firings(store: Any) -> None:
-    """Firings left ``running`` by a process that died before their pipeline's run began."""
+    """Firings left ``running`` by a process that died: before their pipeline's run began (on
+    this host seen at once; elsewhere once the claim is :data:`STALE_AFTER_S` old with no run
+    begun), or after the run ended but before the firing was told (it then takes the run's
+    outcome). A firing whose run is still RUNNING goes with that run."""
     from sqlalchemy import select, update
 
     from opsloop.pipelines.tables import FiringRow
+    from opsloop.tracking.tables import RunRow, RunTagRow
 
     with store.read() as session:
         running = session.execute(
-            select(FiringRow.id, FiringRow.message).where(FiringRow.status == "running")
-        ).all()
-    for firing_id, note in running:
+            select(FiringRow.id, FiringRow.message, FiringRow.updated_at)
+            .where(FiringRow.status == "running")
+        ).all()  # fmt: skip
+        # firing -> (its run, the run's status, its end time)
+        runs = {row[0]: tuple(row[1:]) for row in session.execute(
+            select(RunTagRow.value, RunRow.id, RunRow.status, RunRow.end_time)
+            .join(RunRow, RunRow.id == RunTagRow.run_id)
+            .where(RunTagRow.key == "opsloop.firing",
+                   RunTagRow.value.in_([f.id for f in running]))
+        )} if running else {}  # fmt: skip
+    now = now_ms()
+    for firing_id, note, updated_at in running:
         launcher = (note or "").removeprefix(_RUNNING_IN)
-        if not (note or "").startswith(_RUNNING_IN) or not _gone(launcher):
+        claimed = (note or "").startswith(_RUNNING_IN)
+        run_id, run_status, ended = runs.get(firing_id, (None, None, None))
+        if run_id is not None:
+            if run_status == "RUNNING" or now - (ended or now) < _TELL_FIRING_MS:
+                continue  # its process tells the firing (or the run's orphan check does)
+            values = {"status": "succeeded" if run_status == "FINISHED" else "failed",
+                      "run_id": run_id,
+                      "message": f"its run ended {run_status}; the process running it ended "
+                                 "before recording that here"}  # fmt: skip
+        elif claimed and _gone(launcher):
+            host, pid = _host_and_pid(launcher)
+            values = {"status": "failed",
+                      "message": f"the process that ran it (pid {pid} on {host}) ended before "
+                                 "its pipeline started; fire the trigger again"}  # fmt: skip
+        elif claimed and now - updated_at > STALE_AFTER_S * 1000 and _elsewhere(launcher):
+            host, pid = _host_and_pid(launcher)
+            values = {"status": "failed",
+                      "message": f"claimed by pid {pid} on {host} "
+                                 f"{(now - updated_at) / 60_000:.0f} min ago, and no pipeline "
+                                 "run began; fire the trigger again"}  # fmt: skip
+        else:
             continue
-        host, pid = _host_and_pid(launcher)
         with store.write() as session:
             session.execute(
                 update(FiringRow)
                 .where(FiringRow.id == firing_id, FiringRow.status == "running")
-                .values(
-                    status="failed",
-                    message=f"the process that ran it (pid {pid} on {host}) ended before "
-                    "its pipeline started; fire the trigger again",
-                    updated_at=now_ms(),
-                )
+                .values(updated_at=now_ms(), **values)
             )
-        log.warning("firing %s: its process (pid %s on %s) ended", firing_id, pid, host)
+        log.warning("firing %s: %s", firing_id, values["message"])
