@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
-from opsloop.pipelines import pipeline, step
+from opsloop.pipelines import DataVersion, pipeline, step
 
 CALLS: list[str] = []  # which step bodies really ran, for the cache tests
 FEATURES = ["mean radius", "mean texture", "worst area", "mean smoothness"]
@@ -288,3 +288,22 @@ def hold(marker: str, data: pd.DataFrame) -> dict[str, Any]:
 @pipeline
 def held(marker: str) -> None:
     hold(marker, load(100))
+
+
+@step
+def total(table: DataVersion, column: str = "x") -> dict[str, Any]:
+    """Reads a data version (a CSV table): what the cache keys by its content."""
+    CALLS.append("total")
+    frame = table.to_pandas()
+    return {"rows": len(frame), "total": float(frame[column].sum())}
+
+
+@step
+def doubled(summary: dict[str, Any]) -> dict[str, Any]:
+    CALLS.append("doubled")
+    return {"total": summary["total"] * 2}
+
+
+@pipeline
+def tally(table: str = "numbers", column: str = "x") -> None:
+    doubled(total(table, column=column))

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from opsloop.pipelines import pipeline, step
+from opsloop.pipelines import DataVersion, pipeline, step
 
 MODEL = "breast-cancer-clf"
 TARGET = "target"
@@ -53,20 +53,19 @@ def _step_run() -> str:
 
 
 @step
-def load_table(dataset: str) -> pd.DataFrame:
-    """The dataset version, recorded as this step's input (lineage)."""
-    client = _client()
-    client.data.log_input(_step_run(), dataset)
-    return client.data.get(dataset).to_pandas()
+def load_table(dataset: DataVersion) -> pd.DataFrame:
+    """The dataset version (resolved before the run starts; its content is the cache key and
+    the step's run is recorded as its reader)."""
+    return dataset.to_pandas()
 
 
 @step
-def validate(dataset: str) -> dict[str, Any]:
+def validate(dataset: DataVersion) -> dict[str, Any]:
     """The dataset's expectations, checked and recorded on the version; failing stops here."""
-    _, report = _client().data.validate(dataset, EXPECTATIONS)
+    _, report = _client().data.validate(dataset.ref, EXPECTATIONS)
     if not report["passed"]:
         failed = [c["message"] for c in report["checks"] if not c["passed"]]
-        raise ValueError(f"{dataset} fails its expectations: {'; '.join(failed)}")
+        raise ValueError(f"{dataset.ref} fails its expectations: {'; '.join(failed)}")
     return {"passed": True, "checks": len(report["checks"])}
 
 
@@ -201,13 +200,10 @@ def training(dataset: str, epochs: int = 30, seed: int = 42) -> None:
 
 
 @step
-def load(live_data: str, reference: str) -> pd.DataFrame:
+def load(live_data: DataVersion, reference: DataVersion) -> pd.DataFrame:
     """The reference table and the live traffic with its ground truth, as one training set."""
-    import opsloop
-
-    data = opsloop.get_client().data
-    reference_frame = data.get(reference).to_pandas()
-    live = data.get(live_data).to_pandas()[list(reference_frame.columns)]
+    reference_frame = reference.to_pandas()
+    live = live_data.to_pandas()[list(reference_frame.columns)]
     return pd.concat([reference_frame, live]).astype({TARGET: int}).reset_index(drop=True)
 
 

@@ -58,9 +58,23 @@ class DataVersion:
         >>> folder = version.path()           # a read-only local copy of every file
     """
 
-    def __init__(self, client: DataClient, info: DatasetVersion) -> None:
-        self._client = client
+    def __init__(self, client: DataClient | None, info: DatasetVersion) -> None:
+        self._bound = client
         self.info = info
+
+    @property
+    def _client(self) -> DataClient:
+        """The client it reads through: the one that made it, or (for a handle sent to a
+        step in another process) that process's default client, asked on first use."""
+        if self._bound is None:
+            from opsloop.tracking.fluent import get_client
+
+            self._bound = get_client().data
+        return self._bound
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled without its client (a process or Ray executor sends it to a step)."""
+        return DataVersion, (None, self.info)
 
     @property
     def ref(self) -> str:

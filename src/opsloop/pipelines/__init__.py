@@ -1,8 +1,9 @@
 """Pipelines: plain Python functions as tracked, cached, reproducible steps.
 
-``from opsloop.pipelines import step, pipeline, tune``; see :mod:`opsloop.pipelines.dsl` and
-:mod:`opsloop.pipelines.tuning` (imported when ``tune`` is first used: a pipeline that does
-not tune does not pay for it).
+``from opsloop.pipelines import step, pipeline, tune, DataVersion``; see
+:mod:`opsloop.pipelines.dsl`, :mod:`opsloop.pipelines.tuning` and
+:mod:`opsloop.pipelines.data_inputs` (``tune`` and ``DataVersion`` are imported when first
+used: a pipeline that does not tune or read data versions does not pay for them).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsloop.pipelines.dsl import pipeline, step
 
-__all__ = ["pipeline", "step", "tune"]
+__all__ = ["DataVersion", "pipeline", "step", "tune"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,8 +20,13 @@ def __getattr__(name: str) -> Any:
         from opsloop.pipelines.tuning import tune
 
         return tune
+    if name == "DataVersion":
+        from opsloop.data.sdk import DataVersion
+
+        return DataVersion
     raise AttributeError(f"module 'opsloop.pipelines' has no attribute {name!r}")
 
 
 if TYPE_CHECKING:
+    from opsloop.data.sdk import DataVersion
     from opsloop.pipelines.tuning import tune

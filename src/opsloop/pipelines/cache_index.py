@@ -17,7 +17,7 @@ __all__ = [
     "index_of", "miss_reason",
 ]  # fmt: skip
 
-PARTS = ("code", "params", "inputs", "env")
+PARTS = ("code", "params", "inputs", "env", "data")  # "data" only for steps that read versions
 OUTPUTS_TAG = "opsloop.outputs"  # JSON: output name -> {"file", "kind", "digest"}
 DIGEST_TAG = "opsloop.output.digest"  # all of a step's outputs as one digest
 MODEL_TAG = "opsloop.model.version"  # what a register= step registered: NAME@N
@@ -137,5 +137,6 @@ def index_of(seen: list[tuple[str, dict[str, str]]], complete: bool) -> _Known:
 def miss_reason(previous: Seen | None, parts: dict[str, str]) -> str:
     if previous is None:
         return "first run of this step"
-    changed = [p for p in PARTS if previous.tags.get(f"opsloop.cache.{p}") != parts[p]]
+    changed = [p for p in PARTS if p in parts or f"opsloop.cache.{p}" in previous.tags
+               if previous.tags.get(f"opsloop.cache.{p}") != parts.get(p)]  # fmt: skip
     return f"{' and '.join(changed) or 'key'} changed since run {previous.run_id[:8]}"

@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import sys
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ class Node:
     name: str
     params: dict[str, Any]
     inputs: dict[str, StepOutput]
+    data: dict[str, Any] = field(default_factory=dict)  # arg -> DatasetVersion, once resolved
 
 
 GRAPH_TAG = "opsloop.pipeline.graph"  # what Graph.tag() names
@@ -127,6 +129,8 @@ class Graph:
 
 
 def _check_param(step: Step, arg: str, value: Any) -> Any:
+    if arg in step.data_args:
+        return _check_data_ref(step, arg, value)
     expected = step.hints.get(arg)
     allowed = _SCALARS.get(expected) if isinstance(expected, type) else None
     if allowed is not None and not (isinstance(value, allowed) and not (
@@ -144,6 +148,33 @@ def _check_param(step: Step, arg: str, value: Any) -> Any:
             "JSON-able values; pass data from another step instead"
         ) from None
     return value
+
+
+def _check_data_ref(step: Step, arg: str, value: Any) -> str:
+    """A ``DataVersion`` param takes a reference (``NAME``, ``NAME@3``, ``NAME@alias``) or a
+    handle; the graph keeps the reference, resolved when the pipeline runs."""
+    from opsloop.refs import parse_ref
+
+    ref = getattr(value, "ref", value)
+    if not isinstance(ref, str):
+        raise InvalidInput(
+            f"param {arg!r} of step {step.name!r} takes a data version: pass NAME@N, "
+            f"NAME@alias or NAME, got {type(value).__name__} ({value!r})"
+        )
+    try:
+        parse_ref(ref)
+    except InvalidInput as exc:
+        raise InvalidInput(f"param {arg!r} of step {step.name!r}: {exc.message}") from None
+    return ref
+
+
+def _data_args(hints: dict[str, Any]) -> frozenset[str]:
+    """The arguments annotated ``DataVersion``. The data SDK is loaded wherever such an
+    annotation was resolved, so it is looked up, never imported, here."""
+    sdk = sys.modules.get("opsloop.data.sdk")
+    if sdk is None:
+        return frozenset()
+    return frozenset(a for a, h in hints.items() if h is sdk.DataVersion and a != "return")
 
 
 class Step:
@@ -182,6 +213,7 @@ class Step:
         except (NameError, TypeError):
             self.hints = {}
         self.output_types = _output_types(self.hints.get("return"), self.outputs)
+        self.data_args = _data_args(self.hints)
         functools.update_wrapper(self, fn)
 
     @property
@@ -300,13 +332,15 @@ class Pipeline:
         self, *, client: Any = None, experiment: str | None = None, no_cache: bool = False,
         tags: dict[str, str] | None = None, executor: str = "local",
         on_start: Callable[[str], None] | None = None, register_models: bool = True,
-        **params: Any,
+        pinned_data: dict[str, str] | None = None, **params: Any,
     ) -> Any:  # fmt: skip
         """Build and run the pipeline, tracked: a run for it (with ``tags``, such as what
         triggered it) and a nested run per step; ``executor`` is ``local`` (threads),
         ``process`` (a process per step) or ``ray`` (see :mod:`opsloop.pipelines.executors`);
         ``on_start`` is called with the pipeline's run id as soon as that run exists;
-        ``register_models=False`` keeps ``register=`` steps from registering versions.
+        ``register_models=False`` keeps ``register=`` steps from registering versions;
+        ``pinned_data`` maps data references to the versions to use for them (a resumed or
+        reproduced run takes the versions its original resolved, wherever aliases moved).
 
         Without a ``client``, a run whose every step is cached on the embedded store is
         recorded straight from the cache (:mod:`opsloop.pipelines.cached_run`): the same
@@ -316,6 +350,7 @@ class Pipeline:
 
         if executor not in EXECUTORS:
             raise InvalidInput(f"executor {executor!r}: choose {', '.join(EXECUTORS)}")
+        params = {name: _plain(value) for name, value in params.items()}
         graph = self.build(**params)
         bound = self.signature.bind(**params)
         bound.apply_defaults()
@@ -323,7 +358,8 @@ class Pipeline:
         recorded = {"opsloop.pipeline.target": self.target,
                     "opsloop.pipeline.params": json.dumps(arguments, sort_keys=True),
                     "opsloop.pipeline.executor": executor, **(tags or {})}  # fmt: skip
-        if client is None and not no_cache and on_start is None:
+        reads_data = any(node.step.data_args for node in graph.nodes)  # resolved by a client
+        if client is None and not no_cache and on_start is None and not reads_data:
             from opsloop.pipelines.cached_run import run_all_cached
 
             cached = run_all_cached(graph, client_settings(), experiment=experiment,
@@ -335,8 +371,15 @@ class Pipeline:
         return run_graph(
             graph, client or get_client(), experiment=experiment, no_cache=no_cache,
             params=arguments, tags=recorded, executor=executor, on_start=on_start,
-            register_models=register_models,
+            register_models=register_models, pinned_data=pinned_data,
         )  # fmt: skip
+
+
+def _plain(value: Any) -> Any:
+    """A pipeline argument as the JSON-able value its run records: a data version handle
+    becomes its reference."""
+    sdk = sys.modules.get("opsloop.data.sdk")
+    return value.ref if sdk is not None and isinstance(value, sdk.DataVersion) else value
 
 
 def pipeline(fn: Any = None, *, name: str | None = None) -> Any:

@@ -1,8 +1,9 @@
 """Running a recorded pipeline run again: ``resume`` after a failure, ``reproduce`` to check it.
 
 Every pipeline run records what it needs to be run again: the pipeline (``module:name``), its
-params (as JSON, so types survive), its executor, and the environment (git commit, package
-lock, seed) that every run captures.
+params (as JSON, so types survive), the data versions its references resolved to, its
+executor, and the environment (git commit, package lock, seed) that every run captures. Both
+``resume`` and ``reproduce`` read the versions the original read, wherever aliases have moved.
 
 ``resume`` runs the same pipeline with the same params: the steps that finished are cache hits,
 so work starts at the step that failed. The new run is tagged ``opsloop.resumed_from``.
@@ -29,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel, Field, computed_field
 
 from opsloop.errors import Conflict, InvalidInput, OpsloopError
+from opsloop.pipelines.data_inputs import DATA_TAG
 
 __all__ = ["Reproduction", "StepComparison", "compare", "reproduce", "rerun", "resume"]
 
@@ -71,6 +73,7 @@ def _recorded(client: Any, run_id: str) -> tuple[Any, Any, dict[str, Any]]:
     if "opsloop.pipeline.target" not in tags:
         raise InvalidInput(f"run {run_id} is not a pipeline run recorded with its target")
     params = json.loads(tags.get("opsloop.pipeline.params", "{}"))
+    params["pinned_data"] = json.loads(tags.get(DATA_TAG, "{}"))  # the versions it resolved
     return run, load_pipeline(tags["opsloop.pipeline.target"]), params
 
 

@@ -37,6 +37,7 @@ from opsloop.pipelines.cache_index import (
     miss_reason,
 )
 from opsloop.pipelines.context import enter_step
+from opsloop.pipelines.data_inputs import data_handle, data_tags, resolve_data_inputs
 from opsloop.pipelines.dsl import Graph, Node
 from opsloop.pipelines.executors import execute
 from opsloop.pipelines.hashing import code_hash, combine, env_hash, params_hash
@@ -155,21 +156,28 @@ def run_graph(
     executor: str = "local",
     on_start: Callable[[str], None] | None = None,
     register_models: bool = True,
+    pinned_data: dict[str, str] | None = None,
 ) -> PipelineRun:
     """Run every node once its inputs are ready; independent steps run side by side on up to
     ``max_workers`` threads (NumPy, pandas and scikit-learn release the GIL in their heavy
     parts). On the first failure no new step starts, the running ones finish, and the rest
     are reported as skipped. ``register_models=False`` stores ``register=`` steps' packages
-    without registering them (a reproduction checks a model; it does not publish one)."""
+    without registering them (a reproduction checks a model; it does not publish one).
+    ``DataVersion`` params are resolved first (``pinned_data`` before the store; see
+    :mod:`opsloop.pipelines.data_inputs`)."""
+    resolved = resolve_data_inputs(graph, client, pinned_data)  # an unknown one starts nothing
     exp = client.set_experiment(experiment_for(graph, experiment))
     parent = client.create_run(
-        exp.experiment_id, run_name=graph.pipeline, tags=pipeline_tags(graph, tags)
-    )
+        exp.experiment_id, run_name=graph.pipeline,
+        tags=pipeline_tags(graph, {**(tags or {}), **data_tags(resolved)}),
+    )  # fmt: skip
     parent_id = parent.info.run_id
     if on_start is not None:
         on_start(parent_id)
     if params:
         client.log_params(parent_id, params)
+    for ref in sorted(set(resolved.values())):
+        client.data.log_input(parent_id, ref)
     outputs: dict[str, Any] = {}
     result = PipelineRun(parent_id, graph.pipeline, "RUNNING", outputs=outputs)
     values: dict[int, dict[str, tuple[Any, str]]] = {}  # node -> output -> (value, digest)
@@ -184,6 +192,8 @@ def run_graph(
                 failure = _drive(graph, ctx, pool, results, outputs)
             finally:
                 journal.close()  # the step records are written before the pipeline's run ends
+            for run_id, ref in ctx.consumed:  # the step runs exist now
+                client.data.log_input(run_id, ref)
             for run_id, tags in ctx.finished:  # written: later runs here may reuse them
                 ctx.index.add(run_id, tags)
     finally:
@@ -216,6 +226,7 @@ class _Context:
     register_models: bool
     journal: StepJournal
     finished: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # for the index
+    consumed: list[tuple[str, str]] = field(default_factory=list)  # (step run, NAME@N) read
     _code: dict[Any, tuple[str, str]] = field(default_factory=dict)
 
     def code_of(self, step: Any) -> tuple[str, str]:
@@ -243,12 +254,15 @@ def step_identity(
     """A step's cache key, the parts it is made of, and the tags its run carries for them;
     ``inputs`` maps each argument to the digest of the output it takes."""
     code, env = code_and_env
+    params = {a: v for a, v in node.params.items() if a not in node.data}
     parts = {
         "code": code,
-        "params": params_hash(node.params),
+        "params": params_hash(params),
         "inputs": params_hash(dict(sorted(inputs.items()))),
         "env": env,
     }
+    if node.data:  # the versions' content, not the words that named them
+        parts["data"] = params_hash({a: v.version_id for a, v in sorted(node.data.items())})
     key = combine(parts)
     tags = {f"opsloop.cache.{p}": v for p, v in parts.items()}
     upstream = ",".join(o.label for o in node.inputs.values())
@@ -285,8 +299,10 @@ def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[An
         journal.flush()  # the step runs elsewhere: its run must exist before it starts
     arguments = {
         **node.params,
+        **{arg: data_handle(client, version) for arg, version in node.data.items()},
         **{arg: values[o.node][o.output][0] for arg, o in node.inputs.items()},
     }
+    ctx.consumed += [(run_id, version.ref) for version in node.data.values()]
     start = time.perf_counter()
     attempt = 0
     while True:
