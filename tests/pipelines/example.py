@@ -307,3 +307,26 @@ def doubled(summary: dict[str, Any]) -> dict[str, Any]:
 @pipeline
 def tally(table: str = "numbers", column: str = "x") -> None:
     doubled(total(table, column=column))
+
+
+LEAKED: list[Any] = []  # an output kept from one pipeline's graph, to feed another's
+
+
+@pipeline
+def leaking() -> None:
+    LEAKED.append(load(rows=10))
+
+
+@pipeline
+def borrowing() -> None:
+    evaluate(train(LEAKED[0]), LEAKED[0])
+
+
+@pipeline
+def looping() -> None:
+    """Tries to feed ``split`` the output of a step that comes after it: a cycle."""
+    from opsloop.pipelines.dsl import StepOutput
+
+    data = load(rows=10)
+    later = StepOutput(node=data.node + 1, step="split", graph=data.graph)
+    split(later)

@@ -85,6 +85,11 @@ def test_bad_graphs_and_params_are_refused_before_anything_runs(client: Any) -> 
     assert example.CALLS == []
     with pytest.raises(NotFound):  # no run was even started
         client.search_runs("pipeline-training")
+    example.leaking.build()
+    with pytest.raises(InvalidInput, match="takes data from 'load', which is not a step called"):
+        example.borrowing.run(client=client)
+    with pytest.raises(InvalidInput, match=r"takes data from 'split'.*has no cycle"):
+        example.looping.run(client=client)
     frame = example.load(rows=5)  # outside a pipeline a step is its plain function
     assert len(frame) == 5
 

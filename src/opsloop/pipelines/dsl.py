@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import json
 import sys
 from collections.abc import Callable
@@ -59,6 +60,7 @@ class StepOutput:
     node: int
     step: str
     output: str = "output"
+    graph: int = 0  # the graph that made it: an output is an edge only within its own graph
 
     @property
     def label(self) -> str:
@@ -79,10 +81,14 @@ class Node:
 GRAPH_TAG = "opsloop.pipeline.graph"  # what Graph.tag() names
 
 
+_GRAPHS = itertools.count(1)
+
+
 @dataclass
 class Graph:
     pipeline: str
     nodes: list[Node] = field(default_factory=list)
+    token: int = field(default_factory=lambda: next(_GRAPHS))  # its outputs carry it
 
     def tag(self) -> dict[str, str]:
         """The graph as a tag for the pipeline's run, ``[[step, [input labels]], ...]`` in
@@ -114,10 +120,20 @@ class Graph:
         node = Node(len(self.nodes), step, name, params, inputs)
         self.nodes.append(node)
         if step.outputs is None:
-            return StepOutput(node.index, name)
-        return tuple(StepOutput(node.index, name, output) for output in step.outputs)
+            return StepOutput(node.index, name, graph=self.token)
+        return tuple(StepOutput(node.index, name, o, self.token) for o in step.outputs)
 
     def _check_edge(self, step: Step, arg: str, upstream: StepOutput) -> None:
+        """An edge from an earlier node of this graph only: a step takes what steps called
+        before it returned, so a graph can have no cycle; an output made elsewhere (another
+        pipeline's graph, or one that names no earlier step) is refused."""
+        known = upstream.node < len(self.nodes) and self.nodes[upstream.node].name == upstream.step
+        if upstream.graph != self.token or not known:
+            raise InvalidInput(
+                f"step {step.name!r} takes {arg} from {upstream.label!r}, which is not a step "
+                "called before it in this pipeline: a step takes outputs of earlier steps of "
+                "the same pipeline (so the graph has no cycle)"
+            )
         produced = self.nodes[upstream.node].step.output_types.get(upstream.output)
         expected = step.hints.get(arg)
         typed = isinstance(produced, type) and isinstance(expected, type)
