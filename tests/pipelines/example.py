@@ -330,3 +330,42 @@ def looping() -> None:
     data = load(rows=10)
     later = StepOutput(node=data.node + 1, step="split", graph=data.graph)
     split(later)
+
+
+@step
+def chatty(marker: str, lines: int = 3) -> int:
+    """Prints, logs and warns, slowly enough that two of them overlap on threads."""
+    import logging
+    import sys
+    import time
+    import warnings
+
+    for i in range(lines):
+        print(f"{marker} line {i}")
+        time.sleep(0.02)
+    logging.getLogger("tests.chatty").warning("%s logged", marker)
+    print(f"{marker} on stderr", file=sys.stderr)
+    warnings.warn(f"{marker} warned", stacklevel=1)
+    return lines
+
+
+@step
+def fails_loudly(first: int, second: int) -> int:
+    print("about to fail after", first + second, "lines")
+    raise RuntimeError("the disk is full")
+
+
+@pipeline
+def talking(lines: int = 3) -> None:
+    both = [chatty("left", lines), chatty("right", lines)]
+    add_up(both[0], both[1])
+
+
+@step
+def add_up(first: int, second: int) -> int:
+    return first + second
+
+
+@pipeline
+def talking_then_failing(lines: int = 2) -> None:
+    fails_loudly(chatty("left", lines), chatty("right", lines))

@@ -21,6 +21,7 @@ from opsloop.pipelines.runs import (
     PipelineRunCreate,
     PipelineRunSummary,
     PipelineRunView,
+    StepLogs,
 )
 from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
 from opsloop.pipelines.tuning import TuneCreate, TuneResult, read_result
@@ -111,6 +112,15 @@ async def get_pipeline_run(run_id: str, state: State) -> PipelineRunView:
     """A pipeline run's DAG: each step with its inputs, column, state, duration and cache
     verdict; steps not started are PENDING (or SKIPPED once the run has ended)."""
     return await run_in_threadpool(runs.describe, state.serving.client, run_id)
+
+
+@router.get("/pipelines/runs/{run_id}/logs", response_model=list[StepLogs])
+async def get_pipeline_run_logs(
+    run_id: str, state: State, step: str | None = None
+) -> list[StepLogs]:
+    """What each step printed, warned and logged (``step=NAME``: that step only); a cached
+    step's logs are those of the run that computed it. 404 for an unknown run or step."""
+    return await run_in_threadpool(runs.step_logs, state.serving.client, run_id, step)
 
 
 @router.post("/triggers", response_model=Trigger, status_code=201)

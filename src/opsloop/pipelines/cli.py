@@ -164,6 +164,34 @@ def show(
                   f"{took:>8}  [dim]{note}[/]{model}", highlight=False)  # fmt: skip
 
 
+@pipelines_app.command("logs")
+def logs_command(
+    run_id: str,
+    step: Annotated[str | None, typer.Argument(help="One step (default: every step).")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="The logs as JSON.")] = False,
+) -> None:
+    """Print what the steps of a pipeline run printed, warned and logged (each step's run keeps
+    it as logs.txt; a cached step shows the logs of the run that computed it).
+
+      opsloop pipelines logs RUN_ID
+
+      opsloop pipelines logs RUN_ID train"""
+    found = default_client().pipelines.logs(run_id, step)
+    if json_:
+        print_json([s.model_dump(mode="json") for s in found])
+        return
+    out = console()
+    for s in found:
+        whence = ""
+        if s.logs_run_id and s.logs_run_id != s.run_id:
+            whence = f", cached: logs of run {s.logs_run_id[:8]}"
+        out.rule(f"{s.step}{whence}", align="left")
+        if s.text:
+            out.out(s.text.rstrip("\n"), highlight=False)
+        else:
+            out.print("[dim](nothing printed)[/]" if s.run_id else "[dim](not run)[/]")
+
+
 runs_app = typer.Typer(
     help=(
         "Pipeline runs across experiments. Examples:\n\n"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import tempfile
 import time
 import traceback
@@ -43,6 +44,7 @@ from opsloop.pipelines.executors import execute
 from opsloop.pipelines.hashing import code_hash, combine, env_hash, params_hash
 from opsloop.pipelines.journal import StepJournal
 from opsloop.pipelines.orphans import HEARTBEAT_TAG, LAUNCHER_TAG, Heartbeat, this_process
+from opsloop.pipelines.step_logs import LOGS_ARTIFACT, StepLogs, capturing
 from opsloop.timeutil import now_ms
 
 __all__ = ["DIGEST_TAG", "OUTPUTS_TAG", "PipelineFailed", "PipelineRun", "StepResult", "run_graph"]
@@ -78,6 +80,8 @@ class PipelineFailed(OpsloopError):
     code = "PIPELINE_FAILED"
     exit_code = 8
 
+
+log = logging.getLogger("opsloop.pipelines")
 
 STEP_RUN_TAG = "opsloop.pipeline.step_run"  # a model registered inside a step carries it
 
@@ -125,11 +129,30 @@ def _drive(
 def _in_step(run_id: str, settings: Any, on_use: Any, fn: Any, /, **arguments: Any) -> Any:
     from opsloop.tracking.fluent import flush_step_metrics
 
-    with enter_step(run_id, settings, on_use):  # in the thread, process or worker running it
+    # in the thread, process or worker running it
+    with enter_step(run_id, settings, on_use), capturing() as logs:
         try:
             return fn(**arguments)
         finally:
             flush_step_metrics(run_id, settings)  # its metrics land before its run ends
+            _keep_logs(logs)
+
+
+def _keep_logs(logs: StepLogs) -> None:
+    """The step's captured output on its run (still RUNNING, whether the step failed or not;
+    a retry's replaces the attempt before it)."""
+    text = logs.text()
+    if not text:
+        return
+    from opsloop.pipelines.context import current_step_run_id
+    from opsloop.tracking.fluent import get_client
+
+    run_id = current_step_run_id()  # written first if it exists only in the journal so far
+    assert run_id is not None
+    try:
+        get_client().log_bytes(run_id, text.encode("utf-8", "replace"), LOGS_ARTIFACT)
+    except OpsloopError as exc:  # the step's own outcome matters more than its logs
+        log.warning("step run %s: logs not kept: %s", run_id, exc)
 
 
 def experiment_for(graph: Graph, experiment: str | None) -> str:

@@ -9,6 +9,7 @@ because an earlier step failed, next to the nested runs of the steps that did.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsloop.errors import InvalidInput
+from opsloop.errors import InvalidInput, NotFound
 from opsloop.pipelines.dsl import GRAPH_TAG
 
 __all__ = [
@@ -25,9 +26,11 @@ __all__ = [
     "PipelineRunCreate",
     "PipelineRunSummary",
     "PipelineRunView",
+    "StepLogs",
     "StepView",
     "describe",
     "list_pipeline_runs",
+    "step_logs",
 ]
 
 log = logging.getLogger("opsloop.pipelines")
@@ -45,6 +48,17 @@ class StepView(BaseModel):
     outputs: list[str] = Field(default_factory=list)
     model_version: str | None = None
     error: str | None = None
+    cached_from: str | None = Field(None, description="a cached step: the run that computed it")
+
+
+class StepLogs(BaseModel):
+    step: str
+    run_id: str | None = Field(None, description="the step's run (None: it never started)")
+    logs_run_id: str | None = Field(
+        None, description="the run holding the logs: a cached step's are those of the run "
+        "that computed it",
+    )  # fmt: skip
+    text: str | None = Field(None, description="what it printed, warned and logged; None: nothing")
 
 
 class PipelineRunView(BaseModel):
@@ -78,6 +92,7 @@ def _step_view(name: str, inputs: list[str], run: Any, parent_done: bool) -> Ste
         cache=cache, reason=reason, duration_s=run.data.metrics.get("duration_s"),
         outputs=sorted(json.loads(tags.get("opsloop.outputs", "{}"))),
         model_version=tags.get("opsloop.model.version"), error=tags.get("opsloop.error"),
+        cached_from=tags.get("opsloop.cache.source") if cache == "hit" else None,
     )  # fmt: skip
 
 
@@ -165,6 +180,30 @@ def list_pipeline_runs(
                            pipeline=r[4])
         for r in session.execute(query)
     ]  # fmt: skip
+
+
+def step_logs(client: Any, run_id: str, step: str | None = None) -> list[StepLogs]:
+    """What each step of pipeline run ``run_id`` printed (``step``: that one only).
+
+    Raises:
+        NotFound: the run has no step of that name.
+    """
+    from opsloop.pipelines.step_logs import LOGS_ARTIFACT
+
+    steps = describe(client, run_id).steps
+    if step is not None:
+        steps = [s for s in steps if s.name == step]
+        if not steps:
+            raise NotFound(f"pipeline run {run_id} has no step {step!r}")
+    found = []
+    for s in steps:
+        source = s.cached_from or s.run_id
+        text = None
+        if source is not None:
+            with contextlib.suppress(LookupError):  # no file: it printed nothing
+                text = client.read_artifact(source, LOGS_ARTIFACT).decode("utf-8", "replace")
+        found.append(StepLogs(step=s.name, run_id=s.run_id, logs_run_id=source, text=text))
+    return found
 
 
 class PipelineRunCreate(BaseModel):

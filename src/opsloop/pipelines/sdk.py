@@ -13,7 +13,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from opsloop.errors import Conflict, InvalidInput, validation_problems
 from opsloop.pipelines.reruns import Reproduction
-from opsloop.pipelines.runs import PipelineRunCreate, PipelineRunSummary, PipelineRunView
+from opsloop.pipelines.runs import (
+    PipelineRunCreate,
+    PipelineRunSummary,
+    PipelineRunView,
+    StepLogs,
+)
 from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
 from opsloop.pipelines.tuning import TuneCreate, TuneResult
 from opsloop.sdkpart import LocalOrRemote
@@ -23,6 +28,7 @@ __all__ = ["PipelinesClient", "TriggersClient"]
 _RUNS = TypeAdapter(list[PipelineRunSummary])
 _TRIGGERS = TypeAdapter(list[Trigger])
 _FIRINGS = TypeAdapter(list[Firing])
+_LOGS = TypeAdapter(list[StepLogs])
 
 
 class PipelinesClient(LocalOrRemote):
@@ -141,6 +147,17 @@ class PipelinesClient(LocalOrRemote):
         from opsloop.pipelines.runs import describe
 
         return describe(self._client, run_id)
+
+    def logs(self, run_id: str, step: str | None = None) -> list[StepLogs]:
+        """What each step of run ``run_id`` printed, warned and logged (or ``step``'s only)."""
+        if self._remote:
+            path = f"/api/pipelines/runs/{quote(run_id)}/logs"
+            return _LOGS.validate_python(
+                self._http("GET", path, params={"step": step} if step else None)
+            )
+        from opsloop.pipelines.runs import step_logs
+
+        return step_logs(self._client, run_id, step)
 
     def list_runs(self, limit: int = 20, pipeline: str | None = None) -> list[PipelineRunSummary]:
         """The latest pipeline runs, newest first (of one pipeline with ``pipeline``)."""

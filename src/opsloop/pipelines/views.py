@@ -92,9 +92,11 @@ def pipeline_run_page(request: Request, run_id: str, state: State) -> Response:
         from opsloop.pipelines.reruns import compare
 
         comparison = compare(state.serving.client, run_id)
+    logs = [s for s in runs.step_logs(state.serving.client, run_id) if s.text]
     context = {
         "title": f"Pipeline {view.pipeline}", "active": "pipelines", "view": view,
-        "dag": dag_layout(view), "comparison": comparison,
+        "dag": dag_layout(view), "comparison": comparison, "logs": logs,
+        "failed": {s.name for s in view.steps if s.status == "FAILED"},
     }  # fmt: skip
     return render(request, "pipelines/run.html", context)
 
