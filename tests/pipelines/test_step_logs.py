@@ -44,7 +44,6 @@ def test_each_step_keeps_what_it_printed(client: Any, executor: str) -> None:
         marker = "left" if side == "chatty" else "right"
         assert [f"{marker} line {i}" in text for i in range(4)] == [True] * 4
         assert f"{marker} logged" in text and f"{marker} on stderr" in text
-        assert f"{marker} warned" in text
         assert other not in text  # side by side on threads, yet not mixed up
     assert texts["add_up"] is None  # printed nothing: no file at all
     assert [a.path for a in client.list_artifacts(run.step("add_up").run_id)] == [
@@ -70,6 +69,25 @@ def test_a_failed_step_keeps_its_logs_and_a_cached_one_shows_the_original(
     assert cached.logs_run_id != cached.run_id and "left line 1" in (cached.text or "")
     with pytest.raises(NotFound, match="no step 'nope'"):
         client.pipelines.logs(latest.info.run_id, "nope")
+
+
+def test_a_cli_run_keeps_prints_records_and_warnings(tmp_path: Path) -> None:
+    """Outside pytest (which records warnings and log records itself), as a user runs it."""
+    cli = str(Path(sys.executable).with_name("opsloop"))
+    environ = {**os.environ, "OPSLOOP_HOME": str(tmp_path / "home")}
+    root = Path(example.__file__).parents[2]
+    done = subprocess.run([cli, "pipelines", "run", "tests.pipelines.example:talking"],
+                          capture_output=True, text=True, env=environ, cwd=root,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "left logged" in done.stderr and "left warned" in done.stderr  # the terminal too
+    run_id = done.stdout.split("(run ")[1].split(")")[0]
+    logs = subprocess.run([cli, "pipelines", "logs", run_id, "chatty"], capture_output=True,
+                          text=True, env=environ, cwd=root, timeout=120)  # fmt: skip
+    assert logs.returncode == 0, logs.stderr
+    assert "left line 2" in logs.stdout and "WARNING tests.chatty: left logged" in logs.stdout
+    assert "UserWarning: left warned" in logs.stdout and "right" not in logs.stdout
+    assert logs.stdout.count("left logged") == 1  # caught once, not again from stderr
 
 
 def test_a_chatty_step_keeps_its_head_and_tail(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -95,10 +95,12 @@ class StepJournal:
         the files are renamed into place, never copied, and no folder is made per step.
         Otherwise a fresh ``fallback`` folder and plain names."""
         if self.behind:
-            if self._scratch is None:
-                self._scratch = Path(self._blobs._staging_dir()) / f"out-{uuid.uuid4().hex}"
-                self._scratch.mkdir(parents=True)
-            return self._scratch, f"{step}."
+            with self._lock:  # steps side by side ask at once: one folder, made before it is seen
+                if self._scratch is None:
+                    folder = Path(self._blobs._staging_dir()) / f"out-{uuid.uuid4().hex}"
+                    folder.mkdir(parents=True)
+                    self._scratch = folder
+                return self._scratch, f"{step}."
         fallback.mkdir(parents=True, exist_ok=True)
         return fallback, ""
 
