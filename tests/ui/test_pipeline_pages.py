@@ -87,3 +87,24 @@ def test_a_running_pipelines_page_follows_it(ui: BrowserPage, server: str) -> No
     ui.page.wait_for_selector("#run-status.FINISHED", timeout=30_000)  # the page reloaded itself
     step = ui.page.locator("#dag a.step[data-step='self_reporting']")
     assert step.get_attribute("data-status") == "FINISHED"
+
+
+def test_a_failed_steps_logs_are_open_on_its_runs_page(ui: BrowserPage, server: str) -> None:
+    client = Client(server_url=server)
+    failed = client.pipelines.run("tests.pipelines.example:talking_then_failing")
+    finished = client.pipelines.run("tests.pipelines.example:talking", params={"lines": 2})
+    client.close()
+    ui.page.goto(f"{server}/pipelines/runs/{failed.run_id}")
+    logs = ui.page.locator("#logs details.step-logs")
+    assert {d.get_attribute("data-step") for d in logs.all()} == {"chatty", "chatty_2",
+                                                                  "fails_loudly"}  # fmt: skip
+    failing = ui.page.locator("#logs details[data-step='fails_loudly']")
+    assert failing.get_attribute("open") is not None  # the failed step's logs, unfolded
+    assert "about to fail after 4 lines" in failing.inner_text()
+    left = ui.page.locator("#logs details[data-step='chatty']")
+    assert left.get_attribute("open") is None and not left.locator("pre").is_visible()
+    left.locator("summary").click()
+    assert "left line 1" in left.locator("pre").inner_text()
+    ui.page.goto(f"{server}/pipelines/runs/{finished.run_id}")
+    box = ui.page.locator("#clean-env")  # reproduce: in a clean environment, or here
+    assert box.is_visible() and not box.is_checked()
