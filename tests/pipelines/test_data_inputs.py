@@ -71,6 +71,7 @@ def test_resume_and_reproduce_read_what_the_original_read(client: Any, tmp_path:
     _version(client, tmp_path / "b", "numbers", [100])  # a newer latest since
     same = reproduce(client, run.run_id)
     assert same.identical, same.steps
+    assert same.data_versions == {"numbers": (first, first)}  # not the newer latest
     assert json.loads(client.get_run(same.run_id).data.tags[DATA_TAG]) == {"numbers": first}
     resumed = resume(client, run.run_id)
     assert [s.cached for s in resumed.steps] == [True, True]

@@ -487,5 +487,8 @@ def reproduce_command(
             out.print(f"code: recorded at commit {then or '(none)'}, now {now or '(none)'}")
         if result.changed_packages:
             out.print(f"packages that differ: {', '.join(result.changed_packages[:20])}")
+        for ref, (was, now) in result.data_versions.items():
+            same = "as recorded" if was == now else f"[red]recorded {was}[/]"
+            out.print(f"data: {ref} → {now} ({same})")
     if not result.identical:
         raise typer.Exit(1)

@@ -51,6 +51,10 @@ class Reproduction(BaseModel):
     steps: list[StepComparison]
     commit: tuple[str | None, str | None] = Field(description="(recorded, reproduced on)")
     changed_packages: list[str] = Field(description="lock lines in one of the two only")
+    data_versions: dict[str, tuple[str | None, str | None]] = Field(
+        default_factory=dict,
+        description="each data reference -> (the version the run read, the one it re-read)",
+    )
     environment: dict[str, Any] = Field(
         default_factory=dict, description="the clean environment, when one was built"
     )
@@ -191,10 +195,13 @@ def compare(client: Any, reproduction_id: str) -> Reproduction:
     environment = json.loads(again.data.tags.get(CLEAN_ENV_TAG, "{}"))
     commit_now = (again.data.tags.get("opsloop.git.commit") or environment.get("commit")
                   or (_git("rev-parse", "HEAD") or "").strip() or None)  # fmt: skip
-    original = client.get_run(run_id).data.tags.get("opsloop.git.commit")
+    recorded = client.get_run(run_id).data.tags
+    was, now = (json.loads(tags.get(DATA_TAG, "{}")) for tags in (recorded, again.data.tags))
     return Reproduction(
         original_run_id=run_id, run_id=reproduction_id, steps=steps,
-        commit=(original, commit_now), changed_packages=changed, environment=environment,
+        commit=(recorded.get("opsloop.git.commit"), commit_now), changed_packages=changed,
+        environment=environment,
+        data_versions={ref: (was.get(ref), now.get(ref)) for ref in sorted({*was, *now})},
     )  # fmt: skip
 
 
