@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import opsloop
+from opsloop.config import load_settings
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.pipelines.data_inputs import DATA_TAG
 from opsloop.pipelines.reruns import reproduce, resume
@@ -49,6 +50,7 @@ def test_an_alias_is_resolved_once_and_its_content_is_the_cache_key(
     assert json.loads(recorded[DATA_TAG]) == {"numbers@champion": first}
     again = example.tally.run(client=client, table="numbers@champion")
     assert [s.cached for s in again.steps] == [True, True]
+    assert client.pipelines.get_run(again.run_id).data_versions == {"numbers@champion": first}
 
     client.data.set_alias(second, "champion")  # the alias moves: the content changed
     moved = example.tally.run(client=client, table="numbers@champion")
@@ -109,3 +111,17 @@ def test_the_cli_says_which_version_is_unknown(tmp_path: Path) -> None:
         env={**os.environ, "OPSLOOP_HOME": str(tmp_path / "home")},
     )  # fmt: skip
     assert done.returncode == 3 and "takes data version 'ghost@2'" in done.stderr, done.stderr
+    environ = {**os.environ, "OPSLOOP_HOME": str(tmp_path / "home")}
+    with opsloop.Client(settings=load_settings(home=str(tmp_path / "home"))) as client:
+        ref = _version(client, tmp_path / "a", "numbers", [1, 2])
+        client.data.set_alias(ref, "champion")
+    ran = subprocess.run(
+        [cli, "pipelines", "run", "tests.pipelines.example:tally", "--param",
+         "table=numbers@champion"], capture_output=True, text=True, cwd=root, timeout=120,
+        env=environ,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    run_id = ran.stdout.split("(run ")[1].split(")")[0]
+    shown = subprocess.run([cli, "pipelines", "show", run_id], capture_output=True, text=True,
+                           cwd=root, timeout=120, env=environ)  # fmt: skip
+    assert "read numbers@champion → numbers@1" in shown.stdout, shown.stdout

@@ -148,6 +148,10 @@ def show(
         params = ", ".join(f"{k}={v!r}" for k, v in view.params.items())
         out.print(f"  [dim]{view.target}({params})[/]" + (
             f"  [dim]triggered by {view.trigger}[/]" if view.trigger else ""))  # fmt: skip
+    if view.data_versions:
+        read = ", ".join(f"{ref} → {version}" if ref != version else ref
+                         for ref, version in view.data_versions.items())  # fmt: skip
+        out.print(f"  [dim]read {read}[/]", highlight=False)
     if view.error:
         out.print(f"  [red]{view.error}[/]", highlight=False)
     width = max((len(s.name) for s in view.steps), default=0)

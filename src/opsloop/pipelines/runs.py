@@ -70,6 +70,9 @@ class PipelineRunView(BaseModel):
     end_time: int | None = None
     target: str | None = Field(None, description="MODULE:NAME it was run from")
     params: dict[str, Any] = Field(default_factory=dict)
+    data_versions: dict[str, str] = Field(
+        default_factory=dict, description="each data reference it was given -> the NAME@N read"
+    )
     trigger: str | None = None
     failed_step: str | None = None
     error: str | None = Field(None, description="why the run failed, when not a step's error")
@@ -129,6 +132,7 @@ def describe(client: Any, run_id: str) -> PipelineRunView:
         experiment_id=parent.info.experiment_id, start_time=parent.info.start_time,
         end_time=parent.info.end_time, target=tags.get("opsloop.pipeline.target"),
         params=json.loads(tags.get("opsloop.pipeline.params", "{}")),
+        data_versions=json.loads(tags.get("opsloop.pipeline.data", "{}")),
         trigger=tags.get("opsloop.trigger"), failed_step=tags.get("opsloop.pipeline.failed_step"),
         error=tags.get("opsloop.error"), reproduces=tags.get("opsloop.reproduces"),
         resumed_from=tags.get("opsloop.resumed_from"), steps=steps,
