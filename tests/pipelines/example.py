@@ -369,3 +369,21 @@ def add_up(first: int, second: int) -> int:
 @pipeline
 def talking_then_failing(lines: int = 2) -> None:
     fails_loudly(chatty("left", lines), chatty("right", lines))
+
+
+ATTEMPTS: list[int] = []
+
+
+@step(retries=2, retry_delay=0.01, cache=False)
+def second_time_lucky() -> int:
+    """Prints on every attempt and fails on the first."""
+    ATTEMPTS.append(1)
+    print(f"attempt {len(ATTEMPTS)} starting")
+    if len(ATTEMPTS) == 1:
+        raise RuntimeError("a flaky network")
+    return len(ATTEMPTS)
+
+
+@pipeline
+def retried() -> None:
+    second_time_lucky()

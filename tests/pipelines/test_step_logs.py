@@ -90,6 +90,13 @@ def test_a_cli_run_keeps_prints_records_and_warnings(tmp_path: Path) -> None:
     assert logs.stdout.count("left logged") == 1  # caught once, not again from stderr
 
 
+def test_a_retried_step_keeps_every_attempts_logs(client: Any) -> None:
+    example.ATTEMPTS.clear()
+    run = example.retried.run(client=client)
+    (logs,) = client.pipelines.logs(run.run_id)
+    assert logs.text == "attempt 1 starting\n--- attempt 2 ---\nattempt 2 starting\n"
+
+
 def test_a_chatty_step_keeps_its_head_and_tail(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(step_logs, "HEAD_BYTES", 20)
     monkeypatch.setattr(step_logs, "TAIL_BYTES", 30)

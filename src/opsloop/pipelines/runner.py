@@ -15,6 +15,7 @@ stay cached, so the next run starts where this one stopped.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -126,7 +127,9 @@ def _drive(
     return failure
 
 
-def _in_step(run_id: str, settings: Any, on_use: Any, fn: Any, /, **arguments: Any) -> Any:
+def _in_step(
+    run_id: str, settings: Any, on_use: Any, attempt: int, fn: Any, /, **arguments: Any
+) -> Any:
     from opsloop.tracking.fluent import flush_step_metrics
 
     # in the thread, process or worker running it
@@ -135,12 +138,12 @@ def _in_step(run_id: str, settings: Any, on_use: Any, fn: Any, /, **arguments: A
             return fn(**arguments)
         finally:
             flush_step_metrics(run_id, settings)  # its metrics land before its run ends
-            _keep_logs(logs)
+            _keep_logs(logs, attempt)
 
 
-def _keep_logs(logs: StepLogs) -> None:
-    """The step's captured output on its run (still RUNNING, whether the step failed or not;
-    a retry's replaces the attempt before it)."""
+def _keep_logs(logs: StepLogs, attempt: int) -> None:
+    """The step's captured output on its run (still RUNNING, whether the step failed or not);
+    a retry's goes after the attempts before it, under a line that names it."""
     text = logs.text()
     if not text:
         return
@@ -149,8 +152,14 @@ def _keep_logs(logs: StepLogs) -> None:
 
     run_id = current_step_run_id()  # written first if it exists only in the journal so far
     assert run_id is not None
+    client = get_client()
     try:
-        get_client().log_bytes(run_id, text.encode("utf-8", "replace"), LOGS_ARTIFACT)
+        if attempt > 1:
+            earlier = b""
+            with contextlib.suppress(LookupError):
+                earlier = client.read_artifact(run_id, LOGS_ARTIFACT)
+            text = f"{earlier.decode('utf-8', 'replace')}--- attempt {attempt} ---\n{text}"
+        client.log_bytes(run_id, text.encode("utf-8", "replace"), LOGS_ARTIFACT)
     except OpsloopError as exc:  # the step's own outcome matters more than its logs
         log.warning("step run %s: logs not kept: %s", run_id, exc)
 
@@ -330,7 +339,9 @@ def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[An
     attempt = 0
     while True:
         try:
-            call = functools.partial(_in_step, run_id, client.settings, on_use, step, **arguments)
+            call = functools.partial(
+                _in_step, run_id, client.settings, on_use, attempt + 1, step, **arguments
+            )
             value = execute(ctx.executor, call, step.timeout, step.resources)
             break
         except Exception as exc:
