@@ -110,8 +110,13 @@ def run(
     try:
         result = found.run(experiment=experiment, no_cache=no_cache, **params)  # fluent's client
     except PipelineFailed as failure:
-        _print_steps(failure.details["pipeline"])
-        console(stderr=True).print(failure.details["traceback"], markup=False)
+        failed = failure.details["pipeline"]
+        _print_steps(failed)
+        err = console(stderr=True)
+        err.print(failure.details["traceback"], markup=False)
+        err.print(f"what it printed: opsloop pipelines logs {failed.run_id} "
+                  f"{failure.details['step']}\nfrom the failed step: "
+                  f"opsloop pipelines resume {failed.run_id}", markup=False)  # fmt: skip
         raise
     _print_steps(result)
 
