@@ -387,3 +387,18 @@ def second_time_lucky() -> int:
 @pipeline
 def retried() -> None:
     second_time_lucky()
+
+
+@step
+def after(marker: str, previous: dict[str, Any]) -> dict[str, Any]:
+    """Writes ``marker``: shows that it ran."""
+    from pathlib import Path
+
+    Path(marker).write_text("ran")
+    return previous
+
+
+@pipeline
+def held_twice(marker: str) -> None:
+    """``hold`` waits while ``marker`` exists; ``after`` then writes ``marker.second``."""
+    after(f"{marker}.second", hold(marker, load(100)))

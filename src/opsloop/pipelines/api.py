@@ -114,6 +114,14 @@ async def get_pipeline_run(run_id: str, state: State) -> PipelineRunView:
     return await run_in_threadpool(runs.describe, state.serving.client, run_id)
 
 
+@router.post("/pipelines/runs/{run_id}/cancel", response_model=PipelineRunView, status_code=202)
+async def cancel_pipeline_run(run_id: str, state: State) -> PipelineRunView:
+    """Ask a running pipeline run to stop: no step starts after it sees the request (within
+    about a second), a step in a process or on Ray is killed, one on a thread finishes; the
+    run then ends KILLED and can be resumed. 409 for a run that has ended."""
+    return await run_in_threadpool(runs.request_cancel, state.serving.client, run_id)
+
+
 @router.get("/pipelines/runs/{run_id}/logs", response_model=list[StepLogs])
 async def get_pipeline_run_logs(
     run_id: str, state: State, step: str | None = None

@@ -114,9 +114,10 @@ def run(
         _print_steps(failed)
         err = console(stderr=True)
         err.print(failure.details["traceback"], markup=False)
-        err.print(f"what it printed: opsloop pipelines logs {failed.run_id} "
-                  f"{failure.details['step']}\nfrom the failed step: "
-                  f"opsloop pipelines resume {failed.run_id}", markup=False)  # fmt: skip
+        if failure.details.get("step"):
+            err.print(f"what it printed: opsloop pipelines logs {failed.run_id} "
+                      f"{failure.details['step']}", markup=False)  # fmt: skip
+        err.print(f"to go on: opsloop pipelines resume {failed.run_id}", markup=False)
         raise
     _print_steps(result)
 
@@ -125,7 +126,7 @@ def _print_steps(result: Any) -> None:
     out = console()
     out.print(f"pipeline {result.name}: {result.status}  (run {result.run_id})")
     for s in result.steps:
-        mark = {"FINISHED": "[green]✓[/]", "FAILED": "[red]✗[/]", "SKIPPED": "[dim]-[/]"}[s.status]
+        mark = _MARKS.get(s.status, "?")
         how = "cached" if s.cached else (f"{s.duration_s:.2f} s" if s.status != "SKIPPED" else "")
         out.print(f"  {mark} {s.name:<20} {how:<10} [dim]{s.reason}[/]")
 
@@ -171,6 +172,15 @@ def show(
         note = s.error or s.reason or s.status.lower()
         out.print(f"{column} {_MARKS.get(s.status, '?')} {s.name:<{width}}  {inputs:<28} "
                   f"{took:>8}  [dim]{note}[/]{model}", highlight=False)  # fmt: skip
+
+
+@pipelines_app.command("cancel")
+def cancel_command(run_id: str) -> None:
+    """Stop a running pipeline run: no step starts once it sees the request (within about a
+    second), a step in a process or on Ray is killed, one on a thread finishes. The run ends
+    KILLED; `opsloop pipelines resume RUN_ID` runs what did not finish."""
+    default_client().pipelines.cancel(run_id)
+    console().print(f"asked pipeline run {run_id} to cancel; it ends KILLED within seconds")
 
 
 @pipelines_app.command("logs")

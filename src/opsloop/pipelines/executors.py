@@ -8,12 +8,13 @@ Ray workers, as those tools do; outputs are still stored by materializers, never
 - ``local``: a thread of this process. A step over its timeout fails, but its thread cannot be
   stopped and is left to finish.
 - ``process``: a fresh process per step (``spawn``): a crash (a segfault, the OOM killer) fails
-  only that step, memory is returned when it ends, and a step over its timeout is killed.
+  only that step, memory is returned when it ends, and a step over its timeout, or of a
+  cancelled pipeline run, is killed.
   Pipelines defined in a file are found again through ``sys.path``.
 - ``ray``: a Ray task with the step's declared ``resources`` (``cpus``, ``gpus``, ``memory``) on
   the cluster at ``RAY_ADDRESS`` or a local instance. A worker that dies is retried by Ray
   (``max_retries``); an exception in the step is retried by the step's own ``retries``. A task
-  over its timeout is cancelled.
+  over its timeout, or of a cancelled pipeline run, is cancelled.
 """
 
 from __future__ import annotations
@@ -22,13 +23,21 @@ import functools
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from opsloop.errors import InvalidInput
 
-__all__ = ["EXECUTORS", "connect_ray", "execute", "parse_resources", "unpack"]
+__all__ = ["EXECUTORS", "StepCancelled", "connect_ray", "execute", "parse_resources", "unpack"]
 
 EXECUTORS = ("local", "process", "ray")
+_WATCH_S = 0.25  # how often a step in a process or on Ray is checked for a cancellation
+
+
+class StepCancelled(Exception):
+    """The step was stopped because its pipeline run was cancelled."""
+
+
 _RESOURCES = {"cpus", "gpus", "memory"}
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
@@ -114,7 +123,23 @@ def _child(paths: list[str], blob: bytes, sender: Any) -> None:
         sender.close()
 
 
-def _in_process(blob: bytes, timeout: float | None) -> Any:
+def _watch(done: Any, timeout: float | None, cancelled: Callable[[], bool] | None) -> None:
+    """Wait until ``done(seconds)`` says the step answered; raise when its timeout passes or
+    ``cancelled()`` says so first."""
+    import time
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise TimeoutError(f"the step took longer than its timeout of {timeout:g} s")
+        if cancelled is not None and cancelled():
+            raise StepCancelled("its pipeline run was cancelled while it ran")
+        if done(_WATCH_S if left is None else min(_WATCH_S, left)):
+            return
+
+
+def _in_process(blob: bytes, timeout: float | None, cancelled: Callable[[], bool] | None) -> Any:
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
@@ -123,8 +148,7 @@ def _in_process(blob: bytes, timeout: float | None) -> Any:
     process.start()
     sender.close()
     try:
-        if not receiver.poll(timeout):
-            raise TimeoutError(f"the step took longer than its timeout of {timeout:g} s")
+        _watch(receiver.poll, timeout, cancelled)
         kind, value = receiver.recv()
     except EOFError:
         process.join(5)
@@ -145,7 +169,10 @@ def _run_call(paths: list[str], blob: bytes) -> Any:
     return unpack(paths, blob)()
 
 
-def _on_ray(blob: bytes, timeout: float | None, resources: dict[str, float]) -> Any:
+def _on_ray(
+    blob: bytes, timeout: float | None, resources: dict[str, float],
+    cancelled: Callable[[], bool] | None,
+) -> Any:  # fmt: skip
     ray = connect_ray()
     options: dict[str, Any] = {"max_retries": 2, "num_cpus": resources.get("cpus", 1)}
     if "gpus" in resources:
@@ -155,24 +182,27 @@ def _on_ray(blob: bytes, timeout: float | None, resources: dict[str, float]) -> 
     task = ray.remote(_run_call).options(**options)
     ref = task.remote(list(sys.path), blob)
     try:
-        return ray.get(ref, timeout=timeout)
-    except ray.exceptions.GetTimeoutError:
+        _watch(lambda seconds: bool(ray.wait([ref], timeout=seconds)[0]), timeout, cancelled)
+        return ray.get(ref)
+    except (TimeoutError, StepCancelled):
         ray.cancel(ref, force=True)
-        raise TimeoutError(f"the step took longer than its timeout of {timeout:g} s") from None
+        raise
     except ray.exceptions.RayTaskError as exc:
         raise exc.as_instanceof_cause() from None
 
 
 def execute(
     executor: str, call: functools.partial[Any], timeout: float | None,
-    resources: dict[str, float],
+    resources: dict[str, float], cancelled: Callable[[], bool] | None = None,
 ) -> Any:  # fmt: skip
-    """Run ``call`` (a step function bound to its arguments) on ``executor``."""
+    """Run ``call`` (a step function bound to its arguments) on ``executor``. Once
+    ``cancelled()`` says so, a step in a process or on Ray is killed (``StepCancelled``); one on
+    a thread of this process cannot be, and finishes."""
     if executor == "local":
         return _in_thread(call, timeout)
     import pickle
 
     blob = pickle.dumps(call)
     if executor == "process":
-        return _in_process(blob, timeout)
-    return _on_ray(blob, timeout, resources)
+        return _in_process(blob, timeout, cancelled)
+    return _on_ray(blob, timeout, resources, cancelled)

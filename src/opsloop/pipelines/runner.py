@@ -20,6 +20,7 @@ import functools
 import json
 import logging
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -41,14 +42,17 @@ from opsloop.pipelines.cache_index import (
 from opsloop.pipelines.context import enter_step
 from opsloop.pipelines.data_inputs import data_handle, data_tags, resolve_data_inputs
 from opsloop.pipelines.dsl import Graph, Node
-from opsloop.pipelines.executors import execute
+from opsloop.pipelines.executors import StepCancelled, execute
 from opsloop.pipelines.hashing import code_hash, combine, env_hash, params_hash
 from opsloop.pipelines.journal import StepJournal
 from opsloop.pipelines.orphans import HEARTBEAT_TAG, LAUNCHER_TAG, Heartbeat, this_process
 from opsloop.pipelines.step_logs import LOGS_ARTIFACT, StepLogs, capturing
 from opsloop.timeutil import now_ms
 
-__all__ = ["DIGEST_TAG", "OUTPUTS_TAG", "PipelineFailed", "PipelineRun", "StepResult", "run_graph"]
+__all__ = [
+    "CANCEL_TAG", "DIGEST_TAG", "OUTPUTS_TAG", "PipelineCancelled", "PipelineFailed",
+    "PipelineRun", "StepResult", "run_graph",
+]  # fmt: skip
 
 
 @dataclass
@@ -82,6 +86,38 @@ class PipelineFailed(OpsloopError):
     exit_code = 8
 
 
+class PipelineCancelled(PipelineFailed):
+    """The run was cancelled (``opsloop pipelines cancel``); ``details["pipeline"]`` is it."""
+
+    code = "PIPELINE_CANCELLED"
+
+
+CANCEL_TAG = "opsloop.cancel"  # set on a running pipeline's run: who asked it to stop, when
+_CANCEL_POLL_S = 1.0
+
+
+class Cancellation:
+    """Whether the pipeline's run has been asked to stop: its ``opsloop.cancel`` tag, read at
+    most once a second however many threads ask (a run shorter than that never reads it): the
+    runner before it starts a step, the executors that can kill a running one while it runs."""
+
+    def __init__(self, client: Any, run_id: str) -> None:
+        self._client, self._run_id = client, run_id
+        self._next = time.monotonic() + _CANCEL_POLL_S
+        self._lock = threading.Lock()
+        self.by: str | None = None
+
+    def requested(self) -> bool:
+        with self._lock:
+            if self.by is None and time.monotonic() >= self._next:
+                self._next = time.monotonic() + _CANCEL_POLL_S
+                try:
+                    self.by = self._client.get_run(self._run_id).data.tags.get(CANCEL_TAG)
+                except OpsloopError as exc:  # the store is down a moment: ask next time
+                    log.warning("pipeline run %s: cancellation not read: %s", self._run_id, exc)
+            return self.by is not None
+
+
 log = logging.getLogger("opsloop.pipelines")
 
 STEP_RUN_TAG = "opsloop.pipeline.step_run"  # a model registered inside a step carries it
@@ -102,7 +138,7 @@ def _drive(
     pending = {node.index: node for node in graph.nodes}
     running: dict[Future[Any], Node] = {}
     while pending or running:
-        if failure is None:
+        if failure is None and not ctx.cancel.requested():
             ready = [n for n in pending.values() if _inputs_ready(n, values)]
             for node in ready:
                 del pending[node.index]
@@ -112,7 +148,7 @@ def _drive(
                     running[pool.submit(_run_node, node, ctx)] = node
         if not running:
             break
-        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        finished, _ = wait(running, timeout=_CANCEL_POLL_S, return_when=FIRST_COMPLETED)
         for future in finished:
             node = running.pop(future)
             try:
@@ -219,7 +255,8 @@ def run_graph(
     try:
         with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers) as pool:
             ctx = _Context(client, exp, CacheIndex.load(client, exp), parent_id, values,
-                           no_cache, Path(tmp), executor, register_models, journal)  # fmt: skip
+                           no_cache, Path(tmp), executor, register_models, journal,
+                           Cancellation(client, parent_id))  # fmt: skip
             try:
                 failure = _drive(graph, ctx, pool, results, outputs)
             finally:
@@ -232,6 +269,17 @@ def run_graph(
         heartbeat.stop()
     for node in graph.nodes:
         result.steps.append(results.get(node.index) or StepResult(node.name, "", "SKIPPED"))
+    if ctx.cancel.by is not None:
+        message = (f"cancelled by {ctx.cancel.by}; `opsloop pipelines resume {parent_id}` "
+                   "runs what did not finish")  # fmt: skip
+        client.set_tag(parent_id, "opsloop.error", message)
+        client.end_run(parent_id, "KILLED")
+        result.status = "KILLED"
+        raise PipelineCancelled(
+            f"pipeline run {parent_id} was {message}",
+            details={"pipeline": result, "step": failure.details["step"] if failure else None,
+                     "traceback": failure.details["traceback"] if failure else ""},
+        )  # fmt: skip
     if failure is not None:
         client.set_tag(parent_id, "opsloop.pipeline.failed_step", failure.details["step"])
         client.end_run(parent_id, "FAILED")
@@ -257,6 +305,7 @@ class _Context:
     executor: str
     register_models: bool
     journal: StepJournal
+    cancel: Cancellation
     finished: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # for the index
     consumed: list[tuple[str, str]] = field(default_factory=list)  # (step run, NAME@N) read
     _code: dict[Any, tuple[str, str]] = field(default_factory=dict)
@@ -342,8 +391,10 @@ def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[An
             call = functools.partial(
                 _in_step, run_id, client.settings, on_use, attempt + 1, step, **arguments
             )
-            value = execute(ctx.executor, call, step.timeout, step.resources)
+            value = execute(ctx.executor, call, step.timeout, step.resources, ctx.cancel.requested)
             break
+        except StepCancelled as exc:
+            _fail(ctx, node, run_id, exc, reason, start, status="KILLED")
         except Exception as exc:
             attempt += 1
             if attempt <= step.retries:
@@ -468,17 +519,18 @@ def cached_result(name: str, run_id: str, source: str, run_tags: dict[str, str])
 
 
 def _fail(
-    ctx: _Context, node: Node, run_id: str, exc: Exception, reason: str, start: float
-) -> NoReturn:
-    """End the step's run FAILED with the traceback, and fail the pipeline."""
+    ctx: _Context, node: Node, run_id: str, exc: Exception, reason: str, start: float,
+    status: str = "FAILED",
+) -> NoReturn:  # fmt: skip
+    """End the step's run FAILED (or KILLED) with the traceback, and fail the pipeline."""
     client = ctx.client
     ctx.journal.flush()
     text = traceback.format_exc()
     client.log_bytes(run_id, text.encode(), "traceback.txt")
     client.log_batch(run_id, params=node.params,
                      tags={"opsloop.error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
-    client.end_run(run_id, "FAILED")
-    step_result = StepResult(node.name, run_id, "FAILED", reason=reason,
+    client.end_run(run_id, status)
+    step_result = StepResult(node.name, run_id, status, reason=reason,
                              duration_s=time.perf_counter() - start)  # fmt: skip
     raise PipelineFailed(
         f"step {node.name!r} failed: {type(exc).__name__}: {exc}",

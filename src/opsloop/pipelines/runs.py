@@ -30,6 +30,7 @@ __all__ = [
     "StepView",
     "describe",
     "list_pipeline_runs",
+    "request_cancel",
     "step_logs",
 ]
 
@@ -38,7 +39,9 @@ log = logging.getLogger("opsloop.pipelines")
 
 class StepView(BaseModel):
     name: str
-    status: str = Field(description="FINISHED, FAILED, RUNNING, PENDING (not started) or SKIPPED")
+    status: str = Field(
+        description="FINISHED, FAILED, KILLED, RUNNING, PENDING (not started) or SKIPPED"
+    )
     rank: int = Field(description="the DAG's column: 0 for steps that take no step's output")
     inputs: list[str] = Field(description="upstream outputs: `step`, or `step.output`")
     run_id: str | None = None
@@ -184,6 +187,28 @@ def list_pipeline_runs(
                            pipeline=r[4])
         for r in session.execute(query)
     ]  # fmt: skip
+
+
+def request_cancel(client: Any, run_id: str) -> PipelineRunView:
+    """Ask running pipeline run ``run_id`` to stop (its ``opsloop.cancel`` tag: who, when).
+    Its runner sees it within about a second: no step starts after that, a step in a process
+    or on Ray is killed, one on a thread finishes; the run then ends KILLED.
+
+    Raises:
+        NotFound: no such run. InvalidInput: not a pipeline run. Conflict: it has ended.
+    """
+    from opsloop.errors import Conflict
+    from opsloop.pipelines.runner import CANCEL_TAG
+    from opsloop.timeutil import ms_to_iso, now_ms
+    from opsloop.tracking.runs import current_user
+
+    run = client.get_run(run_id)
+    if "opsloop.pipeline" not in run.data.tags:
+        raise InvalidInput(f"run {run_id} is not a pipeline run")
+    if run.info.status != "RUNNING":
+        raise Conflict(f"pipeline run {run_id} already ended {run.info.status}: nothing to cancel")
+    client.set_tag(run_id, CANCEL_TAG, f"{current_user()} at {ms_to_iso(now_ms())}")
+    return describe(client, run_id)
 
 
 def step_logs(client: Any, run_id: str, step: str | None = None) -> list[StepLogs]:

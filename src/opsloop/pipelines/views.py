@@ -111,6 +111,13 @@ async def reproduce_run(request: Request, run_id: str, state: State) -> Response
     return RedirectResponse(f"/pipelines/runs/{quote(new_id)}", status_code=303)
 
 
+@router.post("/pipelines/runs/{run_id}/cancel")
+async def cancel_run(run_id: str, state: State) -> Response:
+    """Cancel a running pipeline from its page; the page then follows it to KILLED."""
+    await run_in_threadpool(runs.request_cancel, state.serving.client, run_id)
+    return RedirectResponse(f"/pipelines/runs/{quote(run_id)}", status_code=303)
+
+
 @router.post("/pipelines/runs/{run_id}/resume")
 async def resume_run(run_id: str, state: State) -> Response:
     """Resume a failed run from its page; the answer is the new run's page, which follows it."""
