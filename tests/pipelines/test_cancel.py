@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +21,6 @@ from opsloop.pipelines.reruns import resume
 from opsloop.pipelines.runner import PipelineCancelled
 from tests.conftest import LiveServer
 from tests.pipelines import example
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[Any]:
-    made = opsloop.Client(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                          blob_url=str(tmp_path / "blobs"))  # fmt: skip
-    yield made
-    made.close()
 
 
 def _start(client: Any, marker: Path, executor: str) -> tuple[threading.Thread, dict[str, Any]]:

@@ -21,15 +21,6 @@ from opsloop.pipelines.reruns import reproduce, resume
 from tests.pipelines import example
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Any:
-    made = opsloop.Client(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                          blob_url=str(tmp_path / "blobs"))  # fmt: skip
-    example.CALLS.clear()
-    yield made
-    made.close()
-
-
 def _version(client: Any, folder: Path, name: str, values: list[int]) -> str:
     """A one-file CSV table version of ``name``; its ref."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-import opsloop
 from opsloop.errors import NotFound
 from opsloop.pipelines import orphans
 from opsloop.pipelines.orphans import HEARTBEAT_TAG, LAUNCHER_TAG, close_orphans, this_process
@@ -27,14 +26,6 @@ from tests.conftest import LiveServer
 from tests.pipelines import example
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Any:
-    made = opsloop.Client(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                          blob_url=str(tmp_path / "blobs"))  # fmt: skip
-    yield made
-    made.close()
 
 
 def _store(client: Any) -> Any:

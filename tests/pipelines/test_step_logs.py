@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,6 @@ from opsloop.pipelines import step_logs
 from opsloop.pipelines.runner import PipelineFailed
 from tests.conftest import LiveServer
 from tests.pipelines import example
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[Any]:
-    made = opsloop.Client(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                          blob_url=str(tmp_path / "blobs"))  # fmt: skip
-    yield made
-    made.close()
 
 
 def _texts(client: Any, run_id: str) -> dict[str, str | None]:
