@@ -21,6 +21,9 @@ from opsloop.pipelines.runner import PipelineFailed
 from tests.conftest import LiveServer
 from tests.pipelines import example
 
+# the chatty steps warn on purpose: what they warn is read from their logs, not from pytest's
+pytestmark = pytest.mark.filterwarnings("ignore:(left|right) warned:UserWarning")
+
 
 def _texts(client: Any, run_id: str) -> dict[str, str | None]:
     return {s.step: s.text for s in client.pipelines.logs(run_id)}

@@ -89,6 +89,7 @@ def test_a_running_pipelines_page_follows_it(ui: BrowserPage, server: str) -> No
     assert step.get_attribute("data-status") == "FINISHED"
 
 
+@pytest.mark.filterwarnings("ignore:(left|right) warned:UserWarning")  # the steps warn on purpose
 def test_a_failed_steps_logs_are_open_on_its_runs_page(ui: BrowserPage, server: str) -> None:
     client = Client(server_url=server)
     failed = client.pipelines.run("tests.pipelines.example:talking_then_failing")
