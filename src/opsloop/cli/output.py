@@ -52,6 +52,20 @@ def parse_tags(pairs: list[str] | None) -> dict[str, str]:
     return tags
 
 
+def parse_params(pairs: list[str] | None) -> dict[str, Any]:
+    """``--param KEY=VALUE`` options as a dict: each value read as JSON (``3``, ``true``,
+    ``[1, 2]``), else kept as the string it is."""
+    import json
+
+    params: dict[str, Any] = {}
+    for key, raw in parse_tags(pairs).items():
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
 def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "model_dump"):
         return obj.model_dump(mode="json")

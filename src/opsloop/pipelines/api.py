@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.pipelines import runs, triggers
+from opsloop.pipelines.cancel import request_cancel
 from opsloop.pipelines.reruns import Reproduction
 from opsloop.pipelines.runs import (
     PipelineReproduce,
@@ -119,7 +120,7 @@ async def cancel_pipeline_run(run_id: str, state: State) -> PipelineRunView:
     """Ask a running pipeline run to stop: no step starts after it sees the request (within
     about a second), a step in a process or on Ray is killed, one on a thread finishes; the
     run then ends KILLED and can be resumed. 409 for a run that has ended."""
-    return await run_in_threadpool(runs.request_cancel, state.serving.client, run_id)
+    return await run_in_threadpool(request_cancel, state.serving.client, run_id)
 
 
 @router.get("/pipelines/runs/{run_id}/logs", response_model=list[StepLogs])

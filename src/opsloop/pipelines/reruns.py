@@ -252,7 +252,8 @@ def _reproduce_in_clean_env(
                 "from_source": env.from_source, "reused": env.reused, "code": code.how,
                 "commit": recorded["opsloop.git.commit"],
             }  # fmt: skip
-            reproduction_id = _run_in(env, code, paths, client, run_id, executor,
+            cwd = code.cwd(recorded.get("opsloop.source.cwd"))
+            reproduction_id = _run_in(env, code, cwd, paths, client, run_id, executor,
                                       {**tags, CLEAN_ENV_TAG: json.dumps(environment)},
                                       on_start)  # fmt: skip
         finally:
@@ -301,12 +302,12 @@ def _place_code(client: Any, run_id: str, recorded: dict[str, str], dest: Path) 
 
 
 def _run_in(
-    env: Any, code: _Code, paths: list[str], client: Any, run_id: str, executor: str | None,
-    tags: dict[str, str], on_start: Callable[[str], None] | None,
+    env: Any, code: _Code, cwd: Path, paths: list[str], client: Any, run_id: str,
+    executor: str | None, tags: dict[str, str], on_start: Callable[[str], None] | None,
 ) -> str:  # fmt: skip
-    """Recompute ``run_id`` with the CLI of the clean environment's opsloop, in the run's
-    code; the reproduction's run id (passed to ``on_start`` as soon as the child has it)."""
-    cwd = code.cwd(client.get_run(run_id).data.tags.get("opsloop.source.cwd"))
+    """Recompute ``run_id`` with the CLI of the clean environment's opsloop, from ``cwd`` in
+    the run's code; the reproduction's run id (passed to ``on_start`` as soon as the child
+    has it)."""
     environ = {
         **{k: v for k, v in os.environ.items()
            if not k.startswith("OPSLOOP_") and k not in ("PYTHONPATH", "VIRTUAL_ENV")},

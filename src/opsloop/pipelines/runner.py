@@ -15,12 +15,9 @@ stay cached, so the next run starts where this one stopped.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import logging
 import tempfile
-import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -39,6 +36,7 @@ from opsloop.pipelines.cache_index import (
     Seen,
     miss_reason,
 )
+from opsloop.pipelines.cancel import CANCEL_POLL_S, Cancellation
 from opsloop.pipelines.context import enter_step
 from opsloop.pipelines.data_inputs import data_handle, data_tags, resolve_data_inputs
 from opsloop.pipelines.dsl import Graph, Node
@@ -46,11 +44,11 @@ from opsloop.pipelines.executors import StepCancelled, execute
 from opsloop.pipelines.hashing import code_hash, combine, env_hash, params_hash
 from opsloop.pipelines.journal import StepJournal
 from opsloop.pipelines.orphans import HEARTBEAT_TAG, LAUNCHER_TAG, Heartbeat, this_process
-from opsloop.pipelines.step_logs import LOGS_ARTIFACT, StepLogs, capturing
+from opsloop.pipelines.step_logs import capturing, keep_logs
 from opsloop.timeutil import now_ms
 
 __all__ = [
-    "CANCEL_TAG", "DIGEST_TAG", "OUTPUTS_TAG", "PipelineCancelled", "PipelineFailed",
+    "DIGEST_TAG", "OUTPUTS_TAG", "PipelineCancelled", "PipelineFailed",
     "PipelineRun", "StepResult", "run_graph",
 ]  # fmt: skip
 
@@ -92,34 +90,6 @@ class PipelineCancelled(PipelineFailed):
     code = "PIPELINE_CANCELLED"
 
 
-CANCEL_TAG = "opsloop.cancel"  # set on a running pipeline's run: who asked it to stop, when
-_CANCEL_POLL_S = 1.0
-
-
-class Cancellation:
-    """Whether the pipeline's run has been asked to stop: its ``opsloop.cancel`` tag, read at
-    most once a second however many threads ask (a run shorter than that never reads it): the
-    runner before it starts a step, the executors that can kill a running one while it runs."""
-
-    def __init__(self, client: Any, run_id: str) -> None:
-        self._client, self._run_id = client, run_id
-        self._next = time.monotonic() + _CANCEL_POLL_S
-        self._lock = threading.Lock()
-        self.by: str | None = None
-
-    def requested(self) -> bool:
-        with self._lock:
-            if self.by is None and time.monotonic() >= self._next:
-                self._next = time.monotonic() + _CANCEL_POLL_S
-                try:
-                    self.by = self._client.get_run(self._run_id).data.tags.get(CANCEL_TAG)
-                except OpsloopError as exc:  # the store is down a moment: ask next time
-                    log.warning("pipeline run %s: cancellation not read: %s", self._run_id, exc)
-            return self.by is not None
-
-
-log = logging.getLogger("opsloop.pipelines")
-
 STEP_RUN_TAG = "opsloop.pipeline.step_run"  # a model registered inside a step carries it
 
 
@@ -148,7 +118,7 @@ def _drive(
                     running[pool.submit(_run_node, node, ctx)] = node
         if not running:
             break
-        finished, _ = wait(running, timeout=_CANCEL_POLL_S, return_when=FIRST_COMPLETED)
+        finished, _ = wait(running, timeout=CANCEL_POLL_S, return_when=FIRST_COMPLETED)
         for future in finished:
             node = running.pop(future)
             try:
@@ -174,30 +144,7 @@ def _in_step(
             return fn(**arguments)
         finally:
             flush_step_metrics(run_id, settings)  # its metrics land before its run ends
-            _keep_logs(logs, attempt)
-
-
-def _keep_logs(logs: StepLogs, attempt: int) -> None:
-    """The step's captured output on its run (still RUNNING, whether the step failed or not);
-    a retry's goes after the attempts before it, under a line that names it."""
-    text = logs.text()
-    if not text:
-        return
-    from opsloop.pipelines.context import current_step_run_id
-    from opsloop.tracking.fluent import get_client
-
-    run_id = current_step_run_id()  # written first if it exists only in the journal so far
-    assert run_id is not None
-    client = get_client()
-    try:
-        if attempt > 1:
-            earlier = b""
-            with contextlib.suppress(LookupError):
-                earlier = client.read_artifact(run_id, LOGS_ARTIFACT)
-            text = f"{earlier.decode('utf-8', 'replace')}--- attempt {attempt} ---\n{text}"
-        client.log_bytes(run_id, text.encode("utf-8", "replace"), LOGS_ARTIFACT)
-    except OpsloopError as exc:  # the step's own outcome matters more than its logs
-        log.warning("step run %s: logs not kept: %s", run_id, exc)
+            keep_logs(logs, attempt)
 
 
 def experiment_for(graph: Graph, experiment: str | None) -> str:

@@ -30,7 +30,6 @@ __all__ = [
     "StepView",
     "describe",
     "list_pipeline_runs",
-    "request_cancel",
     "step_logs",
 ]
 
@@ -189,37 +188,18 @@ def list_pipeline_runs(
     ]  # fmt: skip
 
 
-def request_cancel(client: Any, run_id: str) -> PipelineRunView:
-    """Ask running pipeline run ``run_id`` to stop (its ``opsloop.cancel`` tag: who, when).
-    Its runner sees it within about a second: no step starts after that, a step in a process
-    or on Ray is killed, one on a thread finishes; the run then ends KILLED.
-
-    Raises:
-        NotFound: no such run. InvalidInput: not a pipeline run. Conflict: it has ended.
-    """
-    from opsloop.errors import Conflict
-    from opsloop.pipelines.runner import CANCEL_TAG
-    from opsloop.timeutil import ms_to_iso, now_ms
-    from opsloop.tracking.runs import current_user
-
-    run = client.get_run(run_id)
-    if "opsloop.pipeline" not in run.data.tags:
-        raise InvalidInput(f"run {run_id} is not a pipeline run")
-    if run.info.status != "RUNNING":
-        raise Conflict(f"pipeline run {run_id} already ended {run.info.status}: nothing to cancel")
-    client.set_tag(run_id, CANCEL_TAG, f"{current_user()} at {ms_to_iso(now_ms())}")
-    return describe(client, run_id)
-
-
-def step_logs(client: Any, run_id: str, step: str | None = None) -> list[StepLogs]:
-    """What each step of pipeline run ``run_id`` printed (``step``: that one only).
+def step_logs(
+    client: Any, run_id: str, step: str | None = None, view: PipelineRunView | None = None
+) -> list[StepLogs]:
+    """What each step of pipeline run ``run_id`` printed (``step``: that one only); ``view``
+    is the run's DAG where the caller has it already.
 
     Raises:
         NotFound: the run has no step of that name.
     """
     from opsloop.pipelines.step_logs import LOGS_ARTIFACT
 
-    steps = describe(client, run_id).steps
+    steps = (view or describe(client, run_id)).steps
     if step is not None:
         steps = [s for s in steps if s.name == step]
         if not steps:

@@ -149,12 +149,12 @@ class PipelinesClient(LocalOrRemote):
         return describe(self._client, run_id)
 
     def cancel(self, run_id: str) -> PipelineRunView:
-        """Ask running pipeline run ``run_id`` to stop (see ``runs.request_cancel``); its DAG
+        """Ask running pipeline run ``run_id`` to stop (see ``cancel.request_cancel``); its DAG
         as it stands. It ends KILLED once its runner has seen the request."""
         if self._remote:
             path = f"/api/pipelines/runs/{quote(run_id)}/cancel"
             return PipelineRunView.model_validate(self._http("POST", path, idempotent=False))
-        from opsloop.pipelines.runs import request_cancel
+        from opsloop.pipelines.cancel import request_cancel
 
         return request_cancel(self._client, run_id)
 

@@ -23,7 +23,11 @@ import threading
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-__all__ = ["LOGS_ARTIFACT", "StepLogs", "capturing"]
+from opsloop.errors import OpsloopError
+
+__all__ = ["LOGS_ARTIFACT", "StepLogs", "capturing", "keep_logs"]
+
+log = logging.getLogger("opsloop.pipelines")
 
 LOGS_ARTIFACT = "logs.txt"
 HEAD_BYTES = 1 << 20
@@ -146,3 +150,26 @@ def capturing() -> Iterator[StepLogs]:
         yield logs
     finally:
         _CAPTURE.reset(token)
+
+
+def keep_logs(logs: StepLogs, attempt: int) -> None:
+    """The step's captured output on its run (still RUNNING, whether the step failed or not);
+    a retry's goes after the attempts before it, under a line that names it."""
+    text = logs.text()
+    if not text:
+        return
+    from opsloop.pipelines.context import current_step_run_id
+    from opsloop.tracking.fluent import get_client
+
+    run_id = current_step_run_id()  # written first if it exists only in the journal so far
+    assert run_id is not None
+    client = get_client()
+    try:
+        if attempt > 1:
+            earlier = b""
+            with contextlib.suppress(LookupError):
+                earlier = client.read_artifact(run_id, LOGS_ARTIFACT)
+            text = f"{earlier.decode('utf-8', 'replace')}--- attempt {attempt} ---\n{text}"
+        client.log_bytes(run_id, text.encode("utf-8", "replace"), LOGS_ARTIFACT)
+    except OpsloopError as exc:  # the step's own outcome matters more than its logs
+        log.warning("step run %s: logs not kept: %s", run_id, exc)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.pipelines import runs, triggers
+from opsloop.pipelines.cancel import request_cancel
 from opsloop.pipelines.tables import TriggerRow
 from opsloop.server.deps import ReadSession, State
 from opsloop.server.ui.shell import SearchHit, UiDomain, render
@@ -92,7 +93,7 @@ def pipeline_run_page(request: Request, run_id: str, state: State) -> Response:
         from opsloop.pipelines.reruns import compare
 
         comparison = compare(state.serving.client, run_id)
-    logs = [s for s in runs.step_logs(state.serving.client, run_id) if s.text]
+    logs = [s for s in runs.step_logs(state.serving.client, run_id, view=view) if s.text]
     context = {
         "title": f"Pipeline {view.pipeline}", "active": "pipelines", "view": view,
         "dag": dag_layout(view), "comparison": comparison, "logs": logs,
@@ -114,7 +115,7 @@ async def reproduce_run(request: Request, run_id: str, state: State) -> Response
 @router.post("/pipelines/runs/{run_id}/cancel")
 async def cancel_run(run_id: str, state: State) -> Response:
     """Cancel a running pipeline from its page; the page then follows it to KILLED."""
-    await run_in_threadpool(runs.request_cancel, state.serving.client, run_id)
+    await run_in_threadpool(request_cancel, state.serving.client, run_id)
     return RedirectResponse(f"/pipelines/runs/{quote(run_id)}", status_code=303)
 
 

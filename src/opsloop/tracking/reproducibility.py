@@ -156,14 +156,20 @@ def package_lock() -> str:
         if name:
             seen.setdefault(name.lower(), f"{name}=={dist.version}")
     lock = "\n".join(seen[k] for k in sorted(seen)) + "\n"
+    _keep(cache, lock)
+    return lock
+
+
+def _keep(cache: Path, text: str) -> None:
+    """Write a cache file whole (a reader never sees half of it); a read-only home keeps
+    nothing, and the next process computes it again."""
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(lock, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, cache)
     except OSError:
-        pass  # a read-only home: compute it each time
-    return lock
+        pass
 
 
 @functools.lru_cache(maxsize=1)
@@ -196,13 +202,7 @@ def editable_installs() -> dict[str, list[str]]:
                 found.setdefault(canonical_name(name), []).extend(
                     line.strip() for line in lines
                     if line.strip() and not line.startswith(("#", "import ")))  # fmt: skip
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(found), encoding="utf-8")
-        os.replace(tmp, cache)
-    except OSError:
-        pass
+    _keep(cache, json.dumps(found))
     return found
 
 
