@@ -24,8 +24,8 @@ def metric_values(i: int, n: int, metrics: int) -> dict[str, float]:
 
 
 def populate_opsloop(folder: Path, n: int, metrics: int, name: str = "bench-ui") -> str:
+    from opsloop.kernel.timeutil import now_ms
     from opsloop.store.database import Store
-    from opsloop.timeutil import now_ms
     from opsloop.tracking import experiments, run_data, runs
     from opsloop.tracking.entities import MetricBatch, MetricSeries
 

@@ -40,7 +40,7 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     for name in ("OPSLOOP_SERVER_URL", "OPSLOOP_DATABASE_URL", "OPSLOOP_BLOB_URL", "OPSLOOP_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    from opsloop.tracking import fluent
+    from opsloop import fluent
 
     fluent._reset_default_client()
     yield
@@ -103,7 +103,7 @@ class LiveServer:
         import uvicorn
 
         from opsloop.config import load_settings
-        from opsloop.server.app import create_app
+        from opsloop.app.server import create_app
 
         # Its own home (trace spool, prediction log): a module-scoped server is built before the
         # per-test OPSLOOP_HOME exists, and must never write to the user's ~/.opsloop.

@@ -19,9 +19,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from opsloop.tracking import fluent as _fluent  # light: imports nothing heavy until called
-
-__version__ = "0.1.0"
+from opsloop import fluent as _fluent  # light: imports nothing heavy until called
+from opsloop.kernel import __version__
 
 _LAZY: dict[str, str] = {
     "Client": "opsloop.client",
@@ -41,11 +40,11 @@ _LAZY: dict[str, str] = {
     "RunStatus": "opsloop.tracking.entities",
     "MetricHistory": "opsloop.tracking.entities",
     "Artifact": "opsloop.tracking.entities",
-    "Page": "opsloop.tracking.entities",
+    "Page": "opsloop.kernel.paging",
     "observe": "opsloop.traces",
     "drift": "opsloop.monitoring.drift",
     "DriftReport": "opsloop.monitoring.drift",
-    **{name: "opsloop.tracking.fluent" for name in _fluent.__all__},
+    **{name: "opsloop.fluent" for name in _fluent.__all__},
 }
 
 __all__ = sorted([*_LAZY, "__version__"])
@@ -87,19 +86,7 @@ if TYPE_CHECKING:
         StoreError,
         Unauthenticated,
     )
-    from opsloop.monitoring.drift import DriftReport, drift
-    from opsloop.traces import observe
-    from opsloop.tracking.entities import (
-        Artifact,
-        Experiment,
-        MetricHistory,
-        Page,
-        Run,
-        RunData,
-        RunInfo,
-        RunStatus,
-    )
-    from opsloop.tracking.fluent import (
+    from opsloop.fluent import (
         ActiveRun,
         active_run,
         end_run,
@@ -123,4 +110,16 @@ if TYPE_CHECKING:
         set_tag,
         set_tags,
         start_run,
+    )
+    from opsloop.kernel.paging import Page
+    from opsloop.monitoring.drift import DriftReport, drift
+    from opsloop.traces import observe
+    from opsloop.tracking.entities import (
+        Artifact,
+        Experiment,
+        MetricHistory,
+        Run,
+        RunData,
+        RunInfo,
+        RunStatus,
     )

@@ -15,6 +15,7 @@ from opsloop.config import Settings, load_settings
 from opsloop.tracking.sdk import TrackingClient
 
 if TYPE_CHECKING:
+    from opsloop.app.scheduler import Scheduler
     from opsloop.data.sdk import DataClient
     from opsloop.llm.evals.sdk import EvalsClient
     from opsloop.llm.feedback.sdk import FeedbackClient
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from opsloop.monitoring.sdk import MonitorsClient
     from opsloop.pipelines.sdk import PipelinesClient, TriggersClient
     from opsloop.registry.sdk import ModelsClient
-    from opsloop.scheduler import Scheduler
     from opsloop.serving.sdk import DeploymentsClient
 
 __all__ = ["Client"]
@@ -36,13 +36,13 @@ def shared_stores(settings: Settings) -> tuple[Any, Any]:
     """One engine and blob store per (database, blob) URL per process, shared by clients and
     by a server's app and its serving runtime (so a process holds one connection pool)."""
     from opsloop.store.blobs import open_blob_store
-    from opsloop.store.database import Store
+    from opsloop.schema import open_store
 
     key = (settings.database_url, settings.blob_url)
     with _STORES_LOCK:
         if key not in _STORES:
             _STORES[key] = (
-                Store(settings.database_url),
+                open_store(settings.database_url),
                 open_blob_store(settings.blob_url, settings.storage_options),
             )
         return _STORES[key]
@@ -79,8 +79,8 @@ class Client(TrackingClient):
             server_url=server_url, token=token, database_url=database_url, blob_url=blob_url
         )
         if self.settings.is_remote:
+            from opsloop.kernel.transport import HttpTransport
             from opsloop.tracking.http_backend import HttpTrackingBackend
-            from opsloop.transport import HttpTransport
 
             self._transport = HttpTransport(str(self.settings.server_url), self.settings.token)
             self._init_tracking(HttpTrackingBackend(self._transport))
@@ -235,8 +235,8 @@ class Client(TrackingClient):
         """The embedded store's scheduler (a server runs its own): ``tick()`` runs the due
         monitor checks, alert deliveries, triggered pipelines and loop runs, and ticks their
         rollouts; ``start()`` does so every ``interval`` seconds on a thread."""
+        from opsloop.app.scheduler import Scheduler
         from opsloop.errors import InvalidInput
-        from opsloop.scheduler import Scheduler
 
         if self.settings.is_remote:
             raise InvalidInput("the server runs its own scheduler; nothing to run here")

@@ -35,7 +35,7 @@ __all__ = [
 
 
 def _models() -> ModelsClient:
-    from opsloop.tracking.fluent import get_client
+    from opsloop.fluent import get_client
 
     return get_client().models
 

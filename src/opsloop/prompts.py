@@ -21,7 +21,7 @@ __all__ = ["create", "diff", "get", "set_label", "versions"]
 
 
 def _prompts() -> PromptsClient:
-    from opsloop.tracking.fluent import get_client
+    from opsloop.fluent import get_client
 
     return get_client().prompts
 

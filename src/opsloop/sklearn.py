@@ -51,8 +51,8 @@ def training_metrics(estimator: Any, X: Any, y: Any) -> dict[str, float]:
 
 
 def _log_fit(estimator: Any, X: Any, y: Any) -> None:
+    from opsloop import fluent
     from opsloop.errors import Conflict
-    from opsloop.tracking import fluent
 
     active = fluent.active_run()
     assert active is not None
@@ -91,7 +91,7 @@ def _wrap(original: Any) -> Any:
     def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
         if getattr(_state, "inside", False):
             return original(self, *args, **kwargs)
-        from opsloop.tracking import fluent
+        from opsloop import fluent
 
         _state.inside = True
         started = None
@@ -150,7 +150,7 @@ def load_model(run_id: str, *, trusted: list[str] | None = None, client: Any = N
     """
     import skops.io
 
-    from opsloop.tracking.fluent import get_client
+    from opsloop.fluent import get_client
 
     client = client or get_client()
     data = client.read_artifact(run_id, MODEL_ARTIFACT)

@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING, Any
 from opsloop.llm.tracing.context import current_span
 
 if TYPE_CHECKING:
+    from opsloop.kernel.paging import Page
     from opsloop.llm.tracing.entities import Score, Trace, TraceDetail
     from opsloop.llm.tracing.sdk import ActiveSpan, TracesClient
-    from opsloop.tracking.entities import Page
 
 __all__ = ["current_span", "export", "flush", "get", "list", "observe", "score", "span"]
 
 
 def _traces() -> TracesClient:
-    from opsloop.tracking.fluent import get_client
+    from opsloop.fluent import get_client
 
     return get_client().traces
 

@@ -124,7 +124,7 @@ def test_help_teaches_and_is_fast() -> None:
 
 def test_every_command_is_listed_and_reachable_when_only_its_group_is_loaded() -> None:
     """A process builds only the group its first word names; --help still lists them all."""
-    from opsloop.cli.main import _ADDS_COMMANDS
+    from opsloop.app.cli import _ADDS_COMMANDS
 
     listed = run("--help").stdout
     for names in _ADDS_COMMANDS.values():

@@ -121,7 +121,7 @@ def whoami(tag: str) -> dict[str, Any]:
     """Where the step ran: its process id, and the step run it was told it is."""
     import os
 
-    from opsloop.pipelines.context import current_step_run_id
+    from opsloop.kernel.step_context import current_step_run_id
 
     return {"pid": os.getpid(), "tag": tag, "run": current_step_run_id()}
 
@@ -261,7 +261,7 @@ def self_reporting(seconds: float = 0.0) -> int:
     import time
 
     import opsloop
-    from opsloop.pipelines.context import current_step_run_id
+    from opsloop.kernel.step_context import current_step_run_id
 
     opsloop.get_client().log_metric(current_step_run_id(), "progress", 1.0)
     time.sleep(seconds)

@@ -17,7 +17,7 @@ import pytest
 
 import opsloop
 from opsloop.pipelines.cached_run import CachedOutputs, run_all_cached
-from opsloop.tracking import fluent
+from opsloop import fluent
 from tests.pipelines import example
 
 VOLATILE = {"opsloop.launcher", "opsloop.source.command", "opsloop.heartbeat"}  # per process
@@ -147,7 +147,7 @@ def chain(n: int = 0) -> None:
 PROBE = """
 import sys
 sys.argv = ["opsloop", "pipelines", "run", "chain.py:chain", "--param", "n=3"]
-from opsloop.cli.main import main
+from opsloop.app.cli import main
 try:
     main()
 except SystemExit as exit:

@@ -21,7 +21,7 @@ from opsloop.pipelines import orphans
 from opsloop.pipelines.orphans import HEARTBEAT_TAG, LAUNCHER_TAG, close_orphans, this_process
 from opsloop.pipelines.reruns import resume
 from opsloop.pipelines.runs import describe
-from opsloop.scheduler import Scheduler
+from opsloop.app.scheduler import Scheduler
 from tests.conftest import LiveServer
 from tests.pipelines import example
 
@@ -118,7 +118,7 @@ def test_the_cli_shows_why_a_closed_run_failed(client: Any, tmp_path: Path) -> N
     env = {**os.environ, "OPSLOOP_DATABASE_URL": client.settings.database_url,
            "OPSLOOP_BLOB_URL": client.settings.blob_url, "COLUMNS": "200"}  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-c", "from opsloop.cli.main import main; main()",
+        [sys.executable, "-c", "from opsloop.app.cli import main; main()",
          "pipelines", "show", run.info.run_id],
         capture_output=True, text=True, env=env, cwd=ROOT,
     )  # fmt: skip

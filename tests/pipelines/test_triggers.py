@@ -14,7 +14,7 @@ import pytest
 import opsloop
 from opsloop.errors import Conflict, InvalidInput, NotFound
 from opsloop.pipelines import triggers
-from opsloop.scheduler import Scheduler
+from opsloop.app.scheduler import Scheduler
 from tests.pipelines import example
 
 TARGET = "tests.pipelines.example:training"

@@ -10,7 +10,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
 from opsloop.errors import InvalidInput
-from opsloop.store.base import import_all_tables
+from opsloop.schema import metadata, open_store
 from opsloop.store.database import Store, normalize_database_url
 from opsloop.store.migrate import _MIGRATIONS, SCHEMA_HEAD, current_revision, downgrade, upgrade
 
@@ -22,13 +22,13 @@ def test_schema_head_constant_is_the_newest_revision() -> None:
 
 
 def test_upgrade_matches_models_and_downgrade_empties(database_url: str) -> None:
-    store = Store(database_url, migrate=False)
+    store = Store(database_url)
     upgrade(store.engine)  # replay every revision, as an existing install would
     with store.engine.connect() as conn:
         assert current_revision(conn) == SCHEMA_HEAD
-        diff = compare_metadata(MigrationContext.configure(conn), import_all_tables())
+        diff = compare_metadata(MigrationContext.configure(conn), metadata())
     assert diff == []
-    Store(database_url)  # a second open is a no-op
+    open_store(database_url)  # a second open is a no-op
     downgrade(store.engine, "base")
     tables = set(inspect(store.engine).get_table_names()) - {"alembic_version"}
     assert tables == set()
@@ -36,14 +36,14 @@ def test_upgrade_matches_models_and_downgrade_empties(database_url: str) -> None
 
 
 def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
-    store = Store(sqlite_url)
+    store = open_store(sqlite_url)
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
 def test_bad_database_url_is_invalid_input() -> None:
     with pytest.raises(InvalidInput):
-        Store("not a url")
+        open_store("not a url")
 
 
 def test_bare_postgres_url_uses_psycopg3() -> None:
@@ -52,10 +52,10 @@ def test_bare_postgres_url_uses_psycopg3() -> None:
 
 
 def test_fresh_database_fast_path_equals_the_migrations(database_url: str) -> None:
-    store = Store(database_url)  # empty database: create_all + version row
+    store = open_store(database_url)  # empty database: create_all + version row
     with store.engine.connect() as conn:
         assert current_revision(conn) == SCHEMA_HEAD
-        assert compare_metadata(MigrationContext.configure(conn), import_all_tables()) == []
+        assert compare_metadata(MigrationContext.configure(conn), metadata()) == []
     downgrade(store.engine, "base")  # and Alembic can take it from there
     upgrade(store.engine)
     store.dispose()
@@ -71,7 +71,7 @@ def _latest_metrics_ddl(store: Store) -> str:
 
 
 def test_latest_metrics_is_clustered_on_both_paths_and_keeps_rows(sqlite_url: str) -> None:
-    replayed = Store(sqlite_url, migrate=False)
+    replayed = Store(sqlite_url)
     upgrade(replayed.engine, "0003_data_versions")
     with replayed.engine.begin() as conn:
         conn.exec_driver_sql("INSERT INTO experiments VALUES ('e', 'e', NULL, 'active', 0, 0)")
@@ -86,6 +86,6 @@ def test_latest_metrics_is_clustered_on_both_paths_and_keeps_rows(sqlite_url: st
     assert [tuple(r) for r in rows] == [("r", "acc", 0.5, 3, 7)]
     replayed.dispose()
 
-    fresh = Store(sqlite_url.replace(".db", "-fresh.db"))
+    fresh = open_store(sqlite_url.replace(".db", "-fresh.db"))
     assert "WITHOUT ROWID" in _latest_metrics_ddl(fresh)
     fresh.dispose()

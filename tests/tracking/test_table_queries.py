@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from opsloop.store.database import Store
+from opsloop.schema import open_store
 from opsloop.tracking import experiments, run_data, runs, search
 from opsloop.tracking.entities import MetricBatch, MetricSeries
 
 
 def test_column_keys_counts_and_find(database_url: str) -> None:
-    store = Store(database_url)
+    store = open_store(database_url)
     with store.write() as s:
         a = experiments.create_experiment(s, "alpha").experiment_id
         b = experiments.create_experiment(s, "beta").experiment_id

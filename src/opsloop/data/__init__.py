@@ -22,9 +22,9 @@ __all__ = ["add", "checkout", "diff", "get", "profile", "pull", "push", "status"
 
 
 def _data() -> DataClient:
-    from opsloop.tracking.fluent import get_client
+    from opsloop.kernel import ambient
 
-    return get_client().data
+    return ambient.default_client().data
 
 
 def add(path: Any, name: str, **options: Any) -> AddResult:

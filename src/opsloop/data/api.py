@@ -21,10 +21,10 @@ from opsloop.data.entities import (
     VersionCreate,
 )
 from opsloop.data.schemas import AliasSet, LineageCreate, ValidationRecord, VersionCreated
-from opsloop.server.deps import ReadSession, WriteSession
-from opsloop.tracking.entities import Page
-from opsloop.tracking.runs import current_user
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.paging import Page
 from opsloop.tracking.schemas import TagValue
+from opsloop.web.deps import ReadSession, WriteSession
 
 router = APIRouter(tags=["data"])
 

@@ -19,8 +19,8 @@ from opsloop.data.entities import (
     VersionCreate,
 )
 from opsloop.data.manifest import Manifest
+from opsloop.kernel.paging import Page
 from opsloop.store.blobs import BlobRemote
-from opsloop.tracking.entities import Page
 
 __all__ = ["BlobRemote", "DataBackend"]
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from opsloop.cli.output import default_client, parse_tags, print_json, print_table, when
+from opsloop.console.output import command_client, parse_tags, print_json, print_table, when
 
 if TYPE_CHECKING:
     from opsloop.data.entities import DatasetVersion
@@ -90,7 +90,7 @@ def add(
     recognised by size and mtime and not read again. Exits 1 when --expect checks fail (the
     version is still recorded, marked failed).
     """
-    result = default_client().data.add(
+    result = command_client().data.add(
         path,
         name,
         message=message,
@@ -117,7 +117,7 @@ def add(
 @data_app.command("list")
 def list_datasets(json_: JsonOption = False) -> None:
     """List datasets with their latest version and aliases."""
-    client = default_client()
+    client = command_client()
     items, token = [], None
     while True:
         page = client.data.list(page_token=token)
@@ -145,7 +145,7 @@ def list_datasets(json_: JsonOption = False) -> None:
 @data_app.command("versions")
 def list_versions(name: str, json_: JsonOption = False) -> None:
     """List a dataset's versions, newest first."""
-    client = default_client()
+    client = command_client()
     items, token = [], None
     while True:
         page = client.data.versions(name, page_token=token)
@@ -161,7 +161,7 @@ def list_versions(name: str, json_: JsonOption = False) -> None:
 @data_app.command("show")
 def show(ref: RefArg, json_: JsonOption = False) -> None:
     """Show a version: files, table schema, validation, and the runs that used or made it."""
-    client = default_client()
+    client = command_client()
     version = client.data.version(ref)
     links = client.data.lineage(ref)
     if json_:
@@ -230,9 +230,9 @@ def status(
     # Local state only: no metadata store (and no SQLAlchemy) unless a manifest is unknown.
     state = LocalState(load_settings().home)
     results = workspace_status(
-        state, tuple(paths or []), lambda ref: default_client().data.manifest(ref)[1]
+        state, tuple(paths or []), lambda ref: command_client().data.manifest(ref)[1]
     )
-    unpushed = {r.ref: default_client().data.unpushed(r.ref) for r in results} if remote else {}
+    unpushed = {r.ref: command_client().data.unpushed(r.ref) for r in results} if remote else {}
     if json_:
         print_json(
             [{**dataclasses.asdict(r), "unpushed": unpushed.get(r.ref)} for r in results]
@@ -277,7 +277,7 @@ def diff(
     json_: JsonOption = False,
 ) -> None:
     """Files added, removed and modified; for tables also schema, rows and column stats."""
-    result = default_client().data.diff(old, new)
+    result = command_client().data.diff(old, new)
     if json_:
         print_json(result)
         return
@@ -317,14 +317,14 @@ def diff(
 @data_app.command("push")
 def push(ref: RefArg, json_: JsonOption = False) -> None:
     """Upload the version's blobs that the blob store lacks (in parallel)."""
-    result = default_client().data.push(ref, progress=_bars(json_))
+    result = command_client().data.push(ref, progress=_bars(json_))
     _print_transfer(result, "pushed", json_)
 
 
 @data_app.command("pull")
 def pull(ref: RefArg, json_: JsonOption = False) -> None:
     """Download the version's blobs that the local cache lacks (verified, resumable)."""
-    result = default_client().data.pull(ref, progress=_bars(json_))
+    result = command_client().data.pull(ref, progress=_bars(json_))
     _print_transfer(result, "pulled", json_)
 
 
@@ -336,7 +336,7 @@ def checkout(
     json_: JsonOption = False,
 ) -> None:
     """Write a version's files at PATH (a new or empty folder, or an earlier checkout)."""
-    result = default_client().data.checkout(ref, path, force=force, progress=_bars(json_))
+    result = command_client().data.checkout(ref, path, force=force, progress=_bars(json_))
     _print_transfer(result, "wrote", json_)
 
 
@@ -358,7 +358,7 @@ def validate(
 ) -> None:
     """Check a table version against expectations; the verdict is recorded on the version.
     Exits 1 when a check fails."""
-    _, report = default_client().data.validate(ref, expect)
+    _, report = command_client().data.validate(ref, expect)
     if json_:
         print_json(report)
     else:
@@ -390,7 +390,7 @@ def profile(
 ) -> None:
     """Write a shareable HTML profile (distributions, missing values, correlations) and a JSON
     summary of a table version."""
-    html, summary = default_client().data.profile(ref, out)
+    html, summary = command_client().data.profile(ref, out)
     if json_:
         print_json({"html": str(html), "json": str(summary)})
     else:
@@ -402,19 +402,19 @@ def alias(
     ref: RefArg, name: Annotated[str, typer.Argument(help="Alias to set, e.g. prod.")]
 ) -> None:
     """Point an alias at a version (moving it if it pointed elsewhere)."""
-    version = default_client().data.set_alias(ref, name)
+    version = command_client().data.set_alias(ref, name)
     typer.echo(f"{version.name}@{name} → {version.ref}")
 
 
 @data_app.command("unalias")
 def unalias(dataset: str, name: str) -> None:
     """Remove an alias from a dataset."""
-    default_client().data.delete_alias(dataset, name)
+    command_client().data.delete_alias(dataset, name)
     typer.echo(f"removed {dataset}@{name}")
 
 
 @data_app.command("tag")
 def tag(ref: RefArg, key: str, value: str) -> None:
     """Set a tag on a version."""
-    version = default_client().data.set_tag(ref, key, value)
+    version = command_client().data.set_tag(ref, key, value)
     typer.echo(f"{version.ref}: {key}={value}")

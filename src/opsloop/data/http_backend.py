@@ -18,11 +18,11 @@ from opsloop.data.entities import (
 )
 from opsloop.data.manifest import FileEntry, Manifest
 from opsloop.data.schemas import AliasSet, LineageCreate, ValidationRecord, VersionCreated
-from opsloop.refs import parse_ref
+from opsloop.kernel.paging import Page
+from opsloop.kernel.refs import parse_ref
+from opsloop.kernel.transport import HttpTransport
 from opsloop.store.http_blobs import HttpBlobRemote
-from opsloop.tracking.entities import Page
 from opsloop.tracking.schemas import TagValue
-from opsloop.transport import HttpTransport
 
 __all__ = ["HttpDataBackend"]
 

@@ -8,10 +8,10 @@ from opsloop.data import compare, versions
 from opsloop.data.backend import DataBackend
 from opsloop.data.entities import DataDiff, Dataset, DatasetVersion, LineageLink, VersionCreate
 from opsloop.data.manifest import Manifest
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.paging import Page
 from opsloop.store.blobs import BlobStore
 from opsloop.store.database import Store
-from opsloop.tracking.entities import Page
-from opsloop.tracking.runs import current_user
 
 __all__ = ["LocalDataBackend"]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from opsloop.data.manifest import Manifest
-from opsloop.timeutil import now_ms
+from opsloop.kernel.timeutil import now_ms
 
 __all__ = ["LocalState", "Stat", "Workspace"]
 

@@ -26,9 +26,10 @@ from opsloop.data.scan import hash_scan, scan_path, stat_fingerprint
 from opsloop.data.status import WorkspaceStatus, workspace_status
 from opsloop.data.tabular import describe_table, table_format
 from opsloop.errors import Conflict, InvalidInput, NotFound
-from opsloop.refs import check_dataset_name
+from opsloop.kernel import ambient
+from opsloop.kernel.paging import Page
+from opsloop.kernel.refs import check_dataset_name
 from opsloop.store.blobs import LocalBlobStore
-from opsloop.tracking.entities import Page
 
 __all__ = ["AddResult", "DataClient", "DataVersion", "TransferResult", "WorkspaceStatus"]
 
@@ -67,9 +68,7 @@ class DataVersion:
         """The client it reads through: the one that made it, or (for a handle sent to a
         step in another process) that process's default client, asked on first use."""
         if self._bound is None:
-            from opsloop.tracking.fluent import get_client
-
-            self._bound = get_client().data
+            self._bound = ambient.default_client().data
         return self._bound
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:

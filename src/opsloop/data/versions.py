@@ -23,14 +23,13 @@ from opsloop.data.tables import (
     DatasetVersionTagRow,
 )
 from opsloop.errors import InvalidInput, NotFound
+from opsloop.kernel.paging import Page, decode_page_token, encode_page_token
+from opsloop.kernel.refs import check_alias, check_dataset_name, parse_ref
+from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
-from opsloop.refs import check_alias, check_dataset_name, parse_ref
 from opsloop.store import numbered
 from opsloop.store.blobs import check_digest
 from opsloop.store.database import dialect_insert
-from opsloop.timeutil import now_ms
-from opsloop.tracking.entities import Page
-from opsloop.tracking.paging import decode_page_token, encode_page_token
 from opsloop.tracking.validation import check_key, tag_value_to_str
 
 __all__ = [

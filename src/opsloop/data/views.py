@@ -17,8 +17,8 @@ from opsloop.data import versions
 from opsloop.data.tables import DatasetRow
 from opsloop.errors import NotFound
 from opsloop.lineage.walk import lineage
-from opsloop.server.deps import ReadSession
-from opsloop.server.ui.shell import SearchHit, UiDomain, render
+from opsloop.web.deps import ReadSession
+from opsloop.web.shell import SearchHit, UiDomain, render
 
 __all__ = ["UI", "router"]
 

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.evaluation.tables import EvaluationRow
+from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
-from opsloop.timeutil import now_ms
 
 __all__ = ["EVALUATION", "Evaluation", "get_evaluation", "list_evaluations", "record_evaluation"]
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from opsloop.lineage.walk import lineage
-from opsloop.server.deps import ReadSession
+from opsloop.web.deps import ReadSession
 
 router = APIRouter(tags=["lineage"])
 

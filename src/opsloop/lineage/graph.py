@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage.tables import LineageEdgeRow
 from opsloop.store.database import dialect_insert
-from opsloop.timeutil import now_ms
 
 __all__ = ["DATASET_VERSION", "RUN", "Edge", "add_edge", "edges_touching", "remove_edges"]
 

@@ -22,9 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput, NotFound
+from opsloop.kernel.timeutil import now_ms
 from opsloop.monitoring.entities import Alert, AlertRule, Channel
 from opsloop.monitoring.tables import AlertRow, MonitorRow
-from opsloop.timeutil import now_ms
 
 __all__ = [
     "MAX_ATTEMPTS",

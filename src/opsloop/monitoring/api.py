@@ -9,10 +9,10 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsloop.kernel.identity import current_user
 from opsloop.monitoring import alerts, loop, services
 from opsloop.monitoring.entities import Alert, LoopRun, Monitor, MonitorCreate, MonitorRun
-from opsloop.server.deps import ReadSession, State, WriteSession
-from opsloop.tracking.runs import current_user
+from opsloop.web.deps import ReadSession, State, WriteSession
 
 __all__ = ["router"]
 

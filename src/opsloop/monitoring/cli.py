@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsloop.cli.output import console, default_client, print_json, print_table, when
+from opsloop.console.output import command_client, console, print_json, print_table, when
 
 monitors_app = typer.Typer(
     help=(
@@ -87,7 +87,7 @@ def create(
     if every is not None:
         settings["every_seconds"] = every
     with console(stderr=True).status("profiling the reference"):
-        monitor = default_client().monitors.create(name, deployment, reference, **settings)
+        monitor = command_client().monitors.create(name, deployment, reference, **settings)
     if json_:
         print_json(monitor)
         return
@@ -103,7 +103,7 @@ def list_monitors(
     json_: JsonOption = False,
 ) -> None:
     """List monitors."""
-    monitors = default_client().monitors.list(deployment)
+    monitors = command_client().monitors.list(deployment)
     if json_:
         print_json(monitors)
         return
@@ -116,7 +116,7 @@ def list_monitors(
 @monitors_app.command("show")
 def show(name: str, json_: JsonOption = False) -> None:
     """A monitor's settings and its reference baseline."""
-    monitor = default_client().monitors.get(name)
+    monitor = command_client().monitors.get(name)
     if json_:
         print_json(monitor)
         return
@@ -126,7 +126,7 @@ def show(name: str, json_: JsonOption = False) -> None:
 @monitors_app.command("delete")
 def delete(name: str) -> None:
     """Delete a monitor with its runs and alerts."""
-    default_client().monitors.delete(name)
+    command_client().monitors.delete(name)
     console().print(f"deleted monitor {name}")
 
 
@@ -154,7 +154,7 @@ def check(
 ) -> None:
     """Check the monitor's window now (alerts open and retraining may start)."""
     with console(stderr=True).status("checking"):
-        run = default_client().monitors.check(name)
+        run = command_client().monitors.check(name)
     if html is not None and run.report:
         from opsloop.monitoring.report_html import render
 
@@ -168,7 +168,7 @@ def check(
 @monitors_app.command("runs")
 def runs(name: str, limit: int = 20, json_: JsonOption = False) -> None:
     """A monitor's latest checks."""
-    found = default_client().monitors.runs(name, limit)
+    found = command_client().monitors.runs(name, limit)
     if json_:
         print_json(found)
         return
@@ -188,7 +188,7 @@ def report(
 
     from opsloop.errors import NotFound
 
-    run = default_client().monitors.run(run_id)
+    run = command_client().monitors.run(run_id)
     if not run.report:
         raise NotFound(f"monitor run {run_id} has no drift report ({run.message})")
     if html is None:
@@ -210,7 +210,7 @@ def list_alerts(
     json_: JsonOption = False,
 ) -> None:
     """List alerts, newest first."""
-    found = default_client().monitors.alerts(status=status, deployment=deployment, monitor=monitor)
+    found = command_client().monitors.alerts(status=status, deployment=deployment, monitor=monitor)
     if json_:
         print_json(found)
         return
@@ -226,14 +226,14 @@ def list_alerts(
 @alerts_app.command("ack")
 def ack(alert_id: str) -> None:
     """Acknowledge an alert: someone is on it (it stays open and deduplicates)."""
-    alert = default_client().monitors.acknowledge(alert_id)
+    alert = command_client().monitors.acknowledge(alert_id)
     console().print(f"alert {alert.id[:8]} acknowledged by {alert.acknowledged_by}")
 
 
 @alerts_app.command("resolve")
 def resolve(alert_id: str) -> None:
     """Resolve an alert."""
-    alert = default_client().monitors.resolve(alert_id)
+    alert = command_client().monitors.resolve(alert_id)
     console().print(f"alert {alert.id[:8]} resolved by {alert.resolved_by}")
 
 
@@ -243,7 +243,7 @@ def status(
     json_: JsonOption = False,
 ) -> None:
     """Where each deployment's loop stands, and why."""
-    found = default_client().monitors.loop_status(deployment)
+    found = command_client().monitors.loop_status(deployment)
     if json_:
         print_json(found)
         return
@@ -275,7 +275,7 @@ def loop_runs(
     json_: JsonOption = False,
 ) -> None:
     """Past turns of the loop."""
-    found = default_client().monitors.loop_runs(deployment, limit)
+    found = command_client().monitors.loop_runs(deployment, limit)
     if json_:
         print_json(found)
         return

@@ -151,11 +151,11 @@ def load_frame(source: Any) -> Any:
         if suffix in (".jsonl", ".ndjson"):
             return pd.read_json(path, lines=True)
         raise InvalidInput(f"{text}: not a table file (use .csv, .tsv, .parquet or .jsonl)")
-    from opsloop.client import Client
     from opsloop.errors import NotFound
+    from opsloop.kernel import ambient
 
     try:
-        return Client().data.get(text).to_pandas()
+        return ambient.default_client().data.get(text).to_pandas()
     except (NotFound, InvalidInput):
         raise InvalidInput(f"{text}: no such file, and no such data version") from None
 

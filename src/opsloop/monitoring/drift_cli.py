@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from opsloop.cli.output import console, print_table
+from opsloop.console.output import console, print_table
 
 _VERDICTS = {True: "[red]DRIFT[/red]", False: "ok", None: "[dim]no verdict[/dim]"}
 

@@ -33,10 +33,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import NotFound, OpsloopError
+from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
 from opsloop.monitoring.entities import LoopRun, MonitorSpec, RetrainPolicy
 from opsloop.monitoring.tables import AlertRow, LoopRunRow, MonitorRow, MonitorRunRow
-from opsloop.timeutil import now_ms
 
 __all__ = ["FINAL", "advance", "list_loop_runs", "loop_status", "pending_loops", "start_loops"]
 
@@ -140,8 +140,8 @@ def _train(
     client: Any, store: Any, row: LoopRunRow, policy: RetrainPolicy, data_ref: str | None
 ) -> tuple[str, int]:
     """Run the pipeline; its run id and the model version it registered."""
+    from opsloop.kernel.step_context import STEP_RUN_TAG
     from opsloop.pipelines.cli import load_pipeline
-    from opsloop.pipelines.runner import STEP_RUN_TAG
 
     pipeline = load_pipeline(policy.pipeline)
     params = dict(policy.params)

@@ -13,8 +13,8 @@ from urllib.parse import quote
 from pydantic import TypeAdapter, ValidationError
 
 from opsloop.errors import InvalidInput, validation_problems
+from opsloop.kernel.sdkpart import LocalOrRemote
 from opsloop.monitoring.entities import Alert, LoopRun, Monitor, MonitorCreate, MonitorRun
-from opsloop.sdkpart import LocalOrRemote
 
 __all__ = ["MonitorsClient"]
 
@@ -41,8 +41,8 @@ class MonitorsClient(LocalOrRemote):
             payload = body.model_dump(mode="json")
             response = self._http("POST", "/api/monitors", json=payload, idempotent=False)
             return Monitor.model_validate(response)
+        from opsloop.kernel.identity import current_user
         from opsloop.monitoring.services import create_monitor
-        from opsloop.tracking.runs import current_user
 
         return create_monitor(self._client, self._store, body, current_user())
 
@@ -124,8 +124,8 @@ class MonitorsClient(LocalOrRemote):
                 "POST", f"/api/alerts/{alert_id}/{action}", idempotent=False
             )
             return Alert.model_validate(response.json())
+        from opsloop.kernel.identity import current_user
         from opsloop.monitoring import alerts
-        from opsloop.tracking.runs import current_user
 
         act = alerts.acknowledge if action == "acknowledge" else alerts.resolve
         with self._store.write() as session:

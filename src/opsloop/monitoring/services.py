@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
 from opsloop.monitoring import alerts, quality
 from opsloop.monitoring.drift import drift
@@ -33,7 +34,6 @@ from opsloop.monitoring.loop import start_loops
 from opsloop.monitoring.profiles import TableProfile, profile_frame
 from opsloop.monitoring.tables import AlertRow, MonitorRow, MonitorRunRow
 from opsloop.monitoring.windows import WindowData, read_window
-from opsloop.timeutil import now_ms
 
 __all__ = [
     "PREDICTION",

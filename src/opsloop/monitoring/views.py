@@ -12,11 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel.identity import current_user
 from opsloop.monitoring import alerts, loop, services
 from opsloop.monitoring.tables import MonitorRow
-from opsloop.server.deps import ReadSession, State
-from opsloop.server.ui.shell import SearchHit, UiDomain, render
-from opsloop.tracking.runs import current_user
+from opsloop.web.deps import ReadSession, State
+from opsloop.web.shell import SearchHit, UiDomain, render
 
 __all__ = ["UI", "router"]
 

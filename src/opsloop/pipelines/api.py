@@ -13,6 +13,7 @@ from fastapi import APIRouter, Header
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsloop.kernel.identity import current_user
 from opsloop.pipelines import runs, triggers
 from opsloop.pipelines.cancel import request_cancel
 from opsloop.pipelines.reruns import Reproduction
@@ -26,8 +27,7 @@ from opsloop.pipelines.runs import (
 )
 from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
 from opsloop.pipelines.tuning import TuneCreate, TuneResult, read_result
-from opsloop.server.deps import ReadSession, State, WriteSession
-from opsloop.tracking.runs import current_user
+from opsloop.web.deps import ReadSession, State, WriteSession
 
 __all__ = ["router"]
 

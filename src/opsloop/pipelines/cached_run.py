@@ -26,6 +26,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from opsloop.kernel import ambient
+from opsloop.kernel.timeutil import now_ms
 from opsloop.pipelines.cache_index import INDEX_TAGS, OUTPUTS_TAG, Seen, index_of
 from opsloop.pipelines.dsl import Graph, Node
 from opsloop.pipelines.hashing import code_hash, env_hash
@@ -40,7 +42,6 @@ from opsloop.pipelines.runner import (
     step_value,
 )
 from opsloop.store.sql import Sql, connect_sqlite, in_list, sqlite_path, sqlite_transaction
-from opsloop.timeutil import now_ms
 from opsloop.tracking.run_records import NewRun, insert_runs, recent_run_tags
 
 __all__ = ["run_all_cached"]
@@ -167,10 +168,8 @@ class CachedOutputs(Mapping[str, Any]):
             node, source, described = self._steps[name]
 
             def download() -> Path:  # a model package: its files, from the run that made it
-                from opsloop.tracking.fluent import get_client
-
                 folder = Path(tempfile.mkdtemp(prefix="opsloop-outputs-"))
-                return get_client().download_artifacts(source, "output", folder)
+                return ambient.default_client().download_artifacts(source, "output", folder)
 
             outputs = load_outputs(described, self._blob_path, download)
             self._loaded[name] = step_value(node, outputs)

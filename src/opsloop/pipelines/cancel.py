@@ -58,9 +58,9 @@ def request_cancel(client: Any, run_id: str) -> PipelineRunView:
         NotFound: no such run. InvalidInput: not a pipeline run. Conflict: it has ended.
     """
     from opsloop.errors import Conflict, InvalidInput
+    from opsloop.kernel.identity import current_user
+    from opsloop.kernel.timeutil import ms_to_iso, now_ms
     from opsloop.pipelines.runs import describe
-    from opsloop.timeutil import ms_to_iso, now_ms
-    from opsloop.tracking.runs import current_user
 
     run = client.get_run(run_id)
     if "opsloop.pipeline" not in run.data.tags:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsloop.cli.output import console, default_client, parse_params, print_json
+from opsloop.console.output import command_client, console, parse_params, print_json
 from opsloop.errors import InvalidInput
 from opsloop.pipelines.triggers_cli import triggers_app
 
@@ -76,7 +76,7 @@ _ON_SERVER = typer.Option(
 
 
 def _server_client() -> Any:
-    client = default_client()
+    client = command_client()
     if not client.settings.is_remote:
         raise InvalidInput("--on-server needs a server: set OPSLOOP_SERVER_URL")
     return client
@@ -141,7 +141,7 @@ def show(
     for earlier columns), each with its inputs, state, duration and cache verdict."""
     from opsloop.pipelines.runs import describe
 
-    view = describe(default_client(), run_id)
+    view = describe(command_client(), run_id)
     if json_:
         print_json(view.model_dump(mode="json"))
         return
@@ -176,7 +176,7 @@ def cancel_command(run_id: str) -> None:
     """Stop a running pipeline run: no step starts once it sees the request (within about a
     second), a step in a process or on Ray is killed, one on a thread finishes. The run ends
     KILLED; `opsloop pipelines resume RUN_ID` runs what did not finish."""
-    default_client().pipelines.cancel(run_id)
+    command_client().pipelines.cancel(run_id)
     console().print(f"asked pipeline run {run_id} to cancel; it ends KILLED within seconds")
 
 
@@ -192,7 +192,7 @@ def logs_command(
       opsloop pipelines logs RUN_ID
 
       opsloop pipelines logs RUN_ID train"""
-    found = default_client().pipelines.logs(run_id, step)
+    found = command_client().pipelines.logs(run_id, step)
     if json_:
         print_json([s.model_dump(mode="json") for s in found])
         return
@@ -228,9 +228,9 @@ def list_runs(
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The latest pipeline runs: pipeline, run id, state, start and duration."""
-    from opsloop.cli.output import print_table, when
+    from opsloop.console.output import print_table, when
 
-    found = default_client().pipelines.list_runs(limit, pipeline)
+    found = command_client().pipelines.list_runs(limit, pipeline)
     if json_:
         print_json([r.model_dump(mode="json") for r in found])
         return
@@ -287,7 +287,7 @@ def tune_command(
             result = tune(
                 load_objective(target), search, n_trials=trials, direction=direction, study=study,
                 parallel=parallel, executor=executor, pruner=pruner, register=register,
-                client=default_client(),
+                client=command_client(),
             )  # fmt: skip
     out = console()
     out.print(f"study {result.study}: {result.trials} trials ({result.pruned} pruned), "
@@ -318,7 +318,7 @@ def resume_command(
         if view.status != "FINISHED":
             raise typer.Exit(8)
         return
-    _print_steps(resume(default_client(), run_id, executor=executor))
+    _print_steps(resume(command_client(), run_id, executor=executor))
 
 
 def _write_started(path: Path) -> Callable[[str], None]:
@@ -371,7 +371,7 @@ def reproduce_command(
         else:
             # A clean environment's parent process learns the run id from --started-file.
             result = reproduce(
-                default_client(), run_id, executor=executor, clean_env=clean_env,
+                command_client(), run_id, executor=executor, clean_env=clean_env,
                 on_start=_write_started(started_file) if started_file else None,
                 tags=json.loads(tags_json) if tags_json else None,
             )  # fmt: skip

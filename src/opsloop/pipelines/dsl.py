@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, get_args, get_origin, get_type_hints
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel import ambient
 
 __all__ = ["Graph", "Node", "Pipeline", "Step", "StepOutput", "pipeline", "step"]
 
@@ -169,7 +170,7 @@ def _check_param(step: Step, arg: str, value: Any) -> Any:
 def _check_data_ref(step: Step, arg: str, value: Any) -> str:
     """A ``DataVersion`` param takes a reference (``NAME``, ``NAME@3``, ``NAME@alias``) or a
     handle; the graph keeps the reference, resolved when the pipeline runs."""
-    from opsloop.refs import parse_ref
+    from opsloop.kernel.refs import parse_ref
 
     ref = getattr(value, "ref", value)
     if not isinstance(ref, str):
@@ -206,7 +207,7 @@ class Step:
 
         self.outputs = _check_outputs(fn, outputs)
         if register is not None:
-            from opsloop.refs import check_name
+            from opsloop.kernel.refs import check_name
 
             check_name(register, "model")
             if self.outputs is not None:
@@ -362,7 +363,6 @@ class Pipeline:
         recorded straight from the cache (:mod:`opsloop.pipelines.cached_run`): the same
         records, with ``outputs`` loaded when first read."""
         from opsloop.pipelines.executors import EXECUTORS
-        from opsloop.tracking.fluent import client_settings, get_client
 
         if executor not in EXECUTORS:
             raise InvalidInput(f"executor {executor!r}: choose {', '.join(EXECUTORS)}")
@@ -378,14 +378,14 @@ class Pipeline:
         if client is None and not no_cache and on_start is None and not reads_data:
             from opsloop.pipelines.cached_run import run_all_cached
 
-            cached = run_all_cached(graph, client_settings(), experiment=experiment,
+            cached = run_all_cached(graph, ambient.default_settings(), experiment=experiment,
                                     params=arguments, tags=recorded)  # fmt: skip
             if cached is not None:
                 return cached
         from opsloop.pipelines.runner import run_graph
 
         return run_graph(
-            graph, client or get_client(), experiment=experiment, no_cache=no_cache,
+            graph, client or ambient.default_client(), experiment=experiment, no_cache=no_cache,
             params=arguments, tags=recorded, executor=executor, on_start=on_start,
             register_models=register_models, pinned_data=pinned_data,
         )  # fmt: skip

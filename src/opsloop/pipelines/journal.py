@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from opsloop.timeutil import now_ms
+from opsloop.kernel.timeutil import now_ms
 
 __all__ = ["StepJournal"]
 

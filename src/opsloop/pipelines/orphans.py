@@ -24,7 +24,7 @@ import socket
 import threading
 from typing import Any
 
-from opsloop.timeutil import now_ms
+from opsloop.kernel.timeutil import now_ms
 
 __all__ = [
     "HEARTBEAT_TAG", "LAUNCHER_TAG", "Heartbeat", "close_orphans", "running_in", "this_process",

@@ -316,7 +316,7 @@ def _run_in(
         "PATH": f"{env.root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
     }  # fmt: skip
     started = code.tree.parent / "started"
-    cli = "from opsloop.cli.main import main; main()"  # the CLI of the run's opsloop
+    cli = "from opsloop.app.cli import main; main()"  # the CLI of the run's opsloop
     args = [str(env.python), "-c", cli, "runs", "reproduce", run_id, "--started-file",
             str(started), "--tags-json", json.dumps(tags)]  # fmt: skip
     args += ["--executor", executor] if executor else []

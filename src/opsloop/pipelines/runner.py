@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from opsloop.errors import OpsloopError
+from opsloop.kernel import ambient
+from opsloop.kernel.step_context import STEP_RUN_TAG, enter_step
+from opsloop.kernel.timeutil import now_ms
 from opsloop.pipelines import materializers
 from opsloop.pipelines.cache_index import (
     DIGEST_TAG,
@@ -37,7 +40,6 @@ from opsloop.pipelines.cache_index import (
     miss_reason,
 )
 from opsloop.pipelines.cancel import CANCEL_POLL_S, Cancellation
-from opsloop.pipelines.context import enter_step
 from opsloop.pipelines.data_inputs import data_handle, data_tags, resolve_data_inputs
 from opsloop.pipelines.dsl import Graph, Node
 from opsloop.pipelines.executors import StepCancelled, execute
@@ -45,7 +47,6 @@ from opsloop.pipelines.hashing import code_hash, combine, env_hash, params_hash
 from opsloop.pipelines.journal import StepJournal
 from opsloop.pipelines.orphans import HEARTBEAT_TAG, LAUNCHER_TAG, Heartbeat, this_process
 from opsloop.pipelines.step_logs import capturing, keep_logs
-from opsloop.timeutil import now_ms
 
 __all__ = [
     "DIGEST_TAG", "OUTPUTS_TAG", "PipelineCancelled", "PipelineFailed",
@@ -90,7 +91,6 @@ class PipelineCancelled(PipelineFailed):
     code = "PIPELINE_CANCELLED"
 
 
-STEP_RUN_TAG = "opsloop.pipeline.step_run"  # a model registered inside a step carries it
 
 
 def _inputs_ready(node: Node, values: dict[int, Any]) -> bool:
@@ -136,14 +136,12 @@ def _drive(
 def _in_step(
     run_id: str, settings: Any, on_use: Any, attempt: int, fn: Any, /, **arguments: Any
 ) -> Any:
-    from opsloop.tracking.fluent import flush_step_metrics
-
     # in the thread, process or worker running it
     with enter_step(run_id, settings, on_use), capturing() as logs:
         try:
             return fn(**arguments)
         finally:
-            flush_step_metrics(run_id, settings)  # its metrics land before its run ends
+            ambient.flush_step_metrics(run_id, settings)  # its metrics land before its run ends
             keep_logs(logs, attempt)
 
 

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from pydantic import TypeAdapter, ValidationError
 
 from opsloop.errors import Conflict, InvalidInput, validation_problems
+from opsloop.kernel.sdkpart import LocalOrRemote
 from opsloop.pipelines.reruns import Reproduction
 from opsloop.pipelines.runs import (
     PipelineRunCreate,
@@ -21,7 +22,6 @@ from opsloop.pipelines.runs import (
 )
 from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
 from opsloop.pipelines.tuning import TuneCreate, TuneResult
-from opsloop.sdkpart import LocalOrRemote
 
 __all__ = ["PipelinesClient", "TriggersClient"]
 
@@ -196,8 +196,8 @@ class TriggersClient(LocalOrRemote):
             return Trigger.model_validate(
                 self._http("POST", "/api/triggers", json=payload, idempotent=False)
             )
+        from opsloop.kernel.identity import current_user
         from opsloop.pipelines.triggers import create_trigger
-        from opsloop.tracking.runs import current_user
 
         with self._store.write() as session:
             return create_trigger(session, body, current_user())

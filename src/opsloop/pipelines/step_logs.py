@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from opsloop.errors import OpsloopError
+from opsloop.kernel import ambient
 
 __all__ = ["LOGS_ARTIFACT", "StepLogs", "capturing", "keep_logs"]
 
@@ -158,12 +159,11 @@ def keep_logs(logs: StepLogs, attempt: int) -> None:
     text = logs.text()
     if not text:
         return
-    from opsloop.pipelines.context import current_step_run_id
-    from opsloop.tracking.fluent import get_client
+    from opsloop.kernel.step_context import current_step_run_id
 
     run_id = current_step_run_id()  # written first if it exists only in the journal so far
     assert run_id is not None
-    client = get_client()
+    client = ambient.default_client()
     try:
         if attempt > 1:
             earlier = b""

@@ -25,10 +25,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, InvalidInput, NotFound, OpsloopError
+from opsloop.kernel.timeutil import now_ms
 from opsloop.pipelines.orphans import running_in, this_process
 from opsloop.pipelines.tables import FiringRow, TriggerRow
 from opsloop.store.database import dialect_insert
-from opsloop.timeutil import now_ms
 
 __all__ = [
     "Firing",

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from opsloop.cli.output import console, default_client, parse_params, print_json
+from opsloop.console.output import command_client, console, parse_params, print_json
 from opsloop.errors import InvalidInput
 
 __all__ = ["triggers_app"]
@@ -51,7 +51,7 @@ def add_trigger(
     if len(chosen) != 1:
         raise InvalidInput("give exactly one of --cron, --dataset, --monitor, --webhook")
     params = parse_params(param)
-    trigger = default_client().triggers.create(
+    trigger = command_client().triggers.create(
         name, pipeline, chosen[0], params=params, cron=cron, dataset=dataset, monitor=monitor,
         rule=rule, param=param_name,
     )  # fmt: skip
@@ -61,9 +61,9 @@ def add_trigger(
 @triggers_app.command("list")
 def list_triggers(json_: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List triggers."""
-    from opsloop.cli.output import print_table
+    from opsloop.console.output import print_table
 
-    found = default_client().triggers.list()
+    found = command_client().triggers.list()
     if json_:
         print_json(found)
         return
@@ -79,7 +79,7 @@ def fire_trigger(
     key: Annotated[str | None, typer.Option(help="Idempotency key: fires once per key.")] = None,
 ) -> None:
     """Fire a trigger now and run its pipeline here (embedded store) or on the server."""
-    firing = default_client().triggers.fire(name, key=key)
+    firing = command_client().triggers.fire(name, key=key)
     console().print(f"firing {firing.id[:8]} of {name}: {firing.status}"
                     + (f" (run {firing.run_id})" if firing.run_id else "")
                     + (f" — {firing.message}" if firing.message else ""))  # fmt: skip
@@ -90,9 +90,9 @@ def firings(
     name: str, limit: int = 20, json_: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """What fired a trigger, and the runs it started."""
-    from opsloop.cli.output import print_table, when
+    from opsloop.console.output import print_table, when
 
-    found = default_client().triggers.firings(name, limit)
+    found = command_client().triggers.firings(name, limit)
     if json_:
         print_json(found)
         return
@@ -104,5 +104,5 @@ def firings(
 @triggers_app.command("delete")
 def delete_trigger(name: str) -> None:
     """Delete a trigger and its history of firings."""
-    default_client().triggers.delete(name)
+    command_client().triggers.delete(name)
     console().print(f"deleted trigger {name}")

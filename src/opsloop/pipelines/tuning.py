@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel import ambient
 
 __all__ = [
     "TrialContext",
@@ -194,12 +195,11 @@ def _remote_trial(
     objective unpickled once the driver's import path is in place."""
     import optuna
 
-    from opsloop.client import Client
     from opsloop.pipelines.executors import unpack
 
     objective = unpack(paths, blob)
     trial = optuna.trial.Trial(optuna.load_study(study_name=study, storage=storage), trial_id)
-    client = Client(settings=settings)
+    client = ambient.client_for(settings)
     try:
         return objective(params, TrialContext(trial, client, run_id))
     finally:
@@ -303,8 +303,7 @@ def tune(
     """
     import optuna
 
-    from opsloop.pipelines.context import current_step_run_id
-    from opsloop.tracking.fluent import get_client
+    from opsloop.kernel.step_context import current_step_run_id
 
     check_space(space)
     if direction not in ("maximize", "minimize"):
@@ -317,7 +316,7 @@ def tune(
         raise InvalidInput("n_trials and parallel must be at least 1")
     if executor not in ("threads", "ray"):
         raise InvalidInput("executor must be threads or ray")
-    client = client or get_client()
+    client = client or ambient.default_client()
     if client.settings.is_remote:
         raise InvalidInput("tuning runs next to the database: use it on the server's store")
     name = study or getattr(objective, "__name__", "study")

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from opsloop.pipelines import runs, triggers
 from opsloop.pipelines.cancel import request_cancel
 from opsloop.pipelines.tables import TriggerRow
-from opsloop.server.deps import ReadSession, State
-from opsloop.server.ui.shell import SearchHit, UiDomain, render
+from opsloop.web.deps import ReadSession, State
+from opsloop.web.shell import SearchHit, UiDomain, render
 
 __all__ = ["UI", "router"]
 

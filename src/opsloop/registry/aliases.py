@@ -14,11 +14,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, NotFound
-from opsloop.refs import check_alias
+from opsloop.kernel.refs import check_alias
+from opsloop.kernel.timeutil import now_ms
 from opsloop.registry.entities import AliasEvent, ModelVersion
 from opsloop.registry.models import get_version, model_row, resolve_version_row
 from opsloop.registry.tables import AliasEventRow, ModelAliasRow, RegisteredModelRow
-from opsloop.timeutil import now_ms
 
 __all__ = ["alias_history", "delete_alias", "move_alias", "set_alias"]
 

@@ -13,6 +13,8 @@ from fastapi.responses import PlainTextResponse
 from opsloop.evaluation import records
 from opsloop.evaluation.promotion import PromotionContext, promote
 from opsloop.evaluation.records import Evaluation
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.paging import Page
 from opsloop.registry import aliases, cards, models
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
 from opsloop.registry.local_backend import register_version
@@ -24,10 +26,8 @@ from opsloop.registry.schemas import (
     PromotionRequest,
     VersionUpdate,
 )
-from opsloop.server.deps import Blobs, ReadSession, State, WriteSession
-from opsloop.tracking.entities import Page
-from opsloop.tracking.runs import current_user
 from opsloop.tracking.schemas import TagValue
+from opsloop.web.deps import Blobs, ReadSession, State, WriteSession
 
 router = APIRouter(tags=["registry"])
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from opsloop.data.manifest import Manifest
 from opsloop.evaluation.records import Evaluation
+from opsloop.kernel.paging import Page
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
-from opsloop.tracking.entities import Page
 
 __all__ = ["RegistryBackend"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from opsloop.kernel.timeutil import ms_to_iso
 from opsloop.lineage import graph
-from opsloop.timeutil import ms_to_iso
 
 __all__ = ["build_card", "card_markdown"]
 

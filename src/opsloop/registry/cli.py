@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from opsloop.cli.output import console, default_client, parse_tags, print_json, print_table, when
+from opsloop.console.output import (
+    command_client,
+    console,
+    parse_tags,
+    print_json,
+    print_table,
+    when,
+)
 
 if TYPE_CHECKING:
     from opsloop.registry.entities import AliasEvent, ModelVersion
@@ -70,7 +77,7 @@ def _ref(name: str, version: str | None) -> str:
 @models_app.command("list")
 def list_models(json_: JsonOption = False) -> None:
     """Registered models with their latest version and aliases."""
-    page = default_client().models.list(max_results=10_000)
+    page = command_client().models.list(max_results=10_000)
     if json_:
         print_json(page.items)
         return
@@ -91,7 +98,7 @@ def list_models(json_: JsonOption = False) -> None:
 @models_app.command("show")
 def show(name: str, json_: JsonOption = False) -> None:
     """A model and its versions, newest first."""
-    client = default_client()
+    client = command_client()
     model = client.models.get(name)
     versions = client.models.versions(name, max_results=10_000).items
     if json_:
@@ -105,7 +112,7 @@ def show(name: str, json_: JsonOption = False) -> None:
 @models_app.command("version")
 def version(ref: RefArg, json_: JsonOption = False) -> None:
     """One version: package, signature, requirements, aliases, tags."""
-    v = default_client().models.version(ref)
+    v = command_client().models.version(ref)
     if json_:
         print_json(v)
         return
@@ -135,7 +142,7 @@ def register(
     json_: JsonOption = False,
 ) -> None:
     """Register the next version of NAME from a run's logged package or from a file."""
-    models = default_client().models
+    models = command_client().models
     v = models.register(
         name,
         run_id=run,
@@ -157,21 +164,21 @@ def alias(
     reason: Annotated[str | None, typer.Option(help="Recorded in the alias history.")] = None,
 ) -> None:
     """Point ALIAS at a version without a gate (use `promote` for gated aliases)."""
-    v = default_client().models.set_alias(ref, alias_name, reason=reason)
+    v = command_client().models.set_alias(ref, alias_name, reason=reason)
     console().print(f"{v.name}@{alias_name} → {v.ref}")
 
 
 @models_app.command("unalias")
 def unalias(name: str, alias_name: Annotated[str, typer.Argument(metavar="ALIAS")]) -> None:
     """Delete an alias."""
-    default_client().models.delete_alias(name, alias_name)
+    command_client().models.delete_alias(name, alias_name)
     console().print(f"deleted {name}@{alias_name}")
 
 
 @models_app.command("delete-version")
 def delete_version(ref: RefArg) -> None:
     """Delete a version (refused while an alias or deployment points at it)."""
-    models = default_client().models
+    models = command_client().models
     shown = models.version(ref).ref
     models.delete_version(shown)
     console().print(f"deleted {shown}")
@@ -180,7 +187,7 @@ def delete_version(ref: RefArg) -> None:
 @models_app.command("delete")
 def delete(name: str) -> None:
     """Delete a model and all its versions (refused while it has aliases)."""
-    default_client().models.delete(name)
+    command_client().models.delete(name)
     console().print(f"deleted model {name}")
 
 
@@ -190,7 +197,7 @@ def set_policy(
     policy: Annotated[Path, typer.Argument(help="Gate policy (YAML or JSON).")],
 ) -> None:
     """Store the gate policy that `promote` uses when it is given none."""
-    default_client().models.update(name, gate_policy=policy)
+    command_client().models.update(name, gate_policy=policy)
     console().print(f"{name}: gate policy stored")
 
 
@@ -246,7 +253,7 @@ def promote(
     Both the candidate and the alias's current version are evaluated on the policy's data; the
     verdict with every number is recorded either way. Exits 1 when the gate rejects.
     """
-    event = default_client().models.promote(
+    event = command_client().models.promote(
         _ref(name, version), to, policy=policy, force=force, reason=reason
     )
     if json_:
@@ -271,7 +278,7 @@ def history(
     json_: JsonOption = False,
 ) -> None:
     """Every decision about the model's aliases: sets, promotions, rejections, forced moves."""
-    events = default_client().models.history(name, alias_name)
+    events = command_client().models.history(name, alias_name)
     if json_:
         print_json(events)
         return
@@ -303,7 +310,7 @@ def evaluate(
     json_: JsonOption = False,
 ) -> None:
     """Evaluate a version on a dataset version and store the result (linked to both)."""
-    result = default_client().models.evaluate(ref, data, target=target, task=task, slices=slice_)
+    result = command_client().models.evaluate(ref, data, target=target, task=task, slices=slice_)
     if json_:
         print_json(result.model_dump(mode="json", exclude={"report": {"plots"}}))
         return
@@ -323,7 +330,7 @@ def card(
     json_: JsonOption = False,
 ) -> None:
     """The model card (Markdown, or --json): what the registry knows plus what people wrote."""
-    content = default_client().models.card(ref, markdown=not json_)
+    content = command_client().models.card(ref, markdown=not json_)
     text = json.dumps(content, indent=2, default=str) if json_ else content
     if out is not None:
         out.write_text(text)
@@ -354,7 +361,7 @@ def card_set(
         }.items()
         if v is not None
     }
-    v = default_client().models.update_version(ref, description=description, card=sections or None)
+    v = command_client().models.update_version(ref, description=description, card=sections or None)
     console().print(f"{v.ref}: card sections {sorted(v.card)}")
 
 
@@ -383,7 +390,7 @@ def predict(
         if isinstance(exc, InvalidInput):
             raise
         raise InvalidInput(f"cannot read {input_path}: {exc}") from exc
-    model = default_client().models.load(ref, trusted=trusted)
+    model = command_client().models.load(ref, trusted=trusted)
     for value in model.predict(frame):
         typer.echo(json.dumps(value.item() if hasattr(value, "item") else value))
 
@@ -397,7 +404,7 @@ def lineage(
     deployments)."""
     from rich.tree import Tree
 
-    graph = default_client().models.lineage(ref, kind=kind)
+    graph = command_client().models.lineage(ref, kind=kind)
     if json_:
         print_json(graph)
         return

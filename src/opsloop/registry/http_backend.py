@@ -9,7 +9,9 @@ from pydantic import BaseModel, TypeAdapter
 
 from opsloop.data.manifest import FileEntry, Manifest
 from opsloop.evaluation.records import Evaluation
-from opsloop.refs import parse_ref
+from opsloop.kernel.paging import Page
+from opsloop.kernel.refs import parse_ref
+from opsloop.kernel.transport import HttpTransport
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
 from opsloop.registry.schemas import (
@@ -20,9 +22,7 @@ from opsloop.registry.schemas import (
     PromotionRequest,
     VersionUpdate,
 )
-from opsloop.tracking.entities import Page
 from opsloop.tracking.schemas import TagValue
-from opsloop.transport import HttpTransport
 
 __all__ = ["HttpRegistryBackend", "version_path"]
 

@@ -9,13 +9,13 @@ from opsloop.data.manifest import Manifest
 from opsloop.evaluation import records
 from opsloop.evaluation.promotion import PromotionContext, promote
 from opsloop.evaluation.records import Evaluation
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.paging import Page
 from opsloop.registry import aliases, models
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
 from opsloop.store.blobs import BlobStore
 from opsloop.store.database import Store
-from opsloop.tracking.entities import Page
-from opsloop.tracking.runs import current_user
 
 __all__ = ["LocalRegistryBackend", "register_version"]
 

@@ -19,8 +19,10 @@ from sqlalchemy.orm import Session
 from opsloop.data.manifest import Manifest
 from opsloop.data.versions import manifest_from_rows
 from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.kernel.paging import Page, decode_page_token, encode_page_token
+from opsloop.kernel.refs import LATEST, check_name, parse_ref
+from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
-from opsloop.refs import LATEST, check_name, parse_ref
 from opsloop.registry.entities import ModelVersion, RegisteredModel
 from opsloop.registry.package import META_FILE, PackageMeta
 from opsloop.registry.tables import (
@@ -32,9 +34,7 @@ from opsloop.registry.tables import (
 )
 from opsloop.store.blobs import BlobStore
 from opsloop.store.numbered import Numbering, version_row
-from opsloop.timeutil import now_ms
-from opsloop.tracking.entities import Page, RunStatus
-from opsloop.tracking.paging import decode_page_token, encode_page_token
+from opsloop.tracking.entities import RunStatus
 from opsloop.tracking.tables import ArtifactRow, RunRow
 from opsloop.tracking.validation import check_artifact_path, check_key, tag_value_to_str
 

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import InvalidInput
 from opsloop.evaluation.records import Evaluation
+from opsloop.kernel.paging import Page
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
 from opsloop.registry.package import META_FILE, LoadedModel, load_package, write_package
 from opsloop.registry.signature import Signature
-from opsloop.tracking.entities import Page
 
 if TYPE_CHECKING:
     from opsloop.data.sdk import DataClient
@@ -68,8 +68,7 @@ class ModelsClient:
         """
         tags = dict(tags or {})
         if run_id is None and model is not None:
-            from opsloop.pipelines.context import current_step_run_id
-            from opsloop.pipelines.runner import STEP_RUN_TAG
+            from opsloop.kernel.step_context import STEP_RUN_TAG, current_step_run_id
 
             step_run = current_step_run_id()  # registered inside a pipeline step (running)
             if step_run is not None:
@@ -239,7 +238,7 @@ class ModelsClient:
         registered version on a dataset version is linked to both in the lineage graph.
         """
         from opsloop.evaluation.evaluate import evaluate_frame
-        from opsloop.timeutil import now_ms
+        from opsloop.kernel.timeutil import now_ms
 
         loaded = self.load(model) if isinstance(model, str) else model
         dataset_ref = None

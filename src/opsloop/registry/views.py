@@ -17,8 +17,8 @@ from opsloop.evaluation import records
 from opsloop.lineage.walk import lineage
 from opsloop.registry import aliases, cards, models
 from opsloop.registry.tables import RegisteredModelRow
-from opsloop.server.deps import ReadSession
-from opsloop.server.ui.shell import SearchHit, UiDomain, render
+from opsloop.web.deps import ReadSession
+from opsloop.web.shell import SearchHit, UiDomain, render
 
 __all__ = ["UI", "router"]
 

@@ -12,11 +12,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from opsloop.errors import InvalidInput, NotFound, OpsloopError
-from opsloop.server.deps import ReadSession, State, WriteSession
+from opsloop.kernel.identity import current_user
 from opsloop.serving import rollouts, services
 from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
 from opsloop.serving.rollout_entities import Rollout, RolloutSpec
-from opsloop.tracking.runs import current_user
+from opsloop.web.deps import ReadSession, State, WriteSession
 
 __all__ = ["MAX_BODY_BYTES", "inference_router", "metrics_router", "router"]
 

@@ -7,12 +7,12 @@ from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.transport import HttpTransport
 from opsloop.serving import rollouts, services
 from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
 from opsloop.serving.rollout_entities import Rollout, RolloutSpec
 from opsloop.store.database import Store
-from opsloop.tracking.runs import current_user
-from opsloop.transport import HttpTransport
 
 __all__ = ["DeploymentBackend", "HttpDeploymentBackend", "LocalDeploymentBackend"]
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel import ambient
 
 __all__ = ["BatchResult", "predict_batch", "score_chunk"]
 
@@ -132,9 +133,8 @@ def _score_remote(settings: Any, model_ref: str, batch: Any, proba: bool) -> Any
     """A Ray task: load the model once per worker process, then score the chunk."""
     model = _WORKER_MODELS.get(model_ref)
     if model is None:
-        from opsloop.client import Client
-
-        model = _WORKER_MODELS[model_ref] = Client(settings=settings).models.load(model_ref)
+        client = ambient.client_for(settings)
+        model = _WORKER_MODELS[model_ref] = client.models.load(model_ref)
     return score_chunk(model, batch, proba)
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from opsloop.cli.output import console, default_client, print_json, print_table, when
+from opsloop.console.output import command_client, console, print_json, print_table, when
 
 deployments_app = typer.Typer(
     help=(
@@ -54,7 +54,7 @@ def deploy(
     sticky = None
     if sticky_header or sticky_cookie:
         sticky = {"header": sticky_header} if sticky_header else {"cookie": sticky_cookie}
-    deployment = default_client().deployments.deploy(
+    deployment = command_client().deployments.deploy(
         ref, name=name, canary=canary, ab=ab, sticky=sticky, shadow=shadow
     )
     if json_:
@@ -66,7 +66,7 @@ def deploy(
 @deployments_app.command("list")
 def list_deployments(json_: JsonOption = False) -> None:
     """Deployments with what each serves."""
-    deployments = default_client().deployments.list()
+    deployments = command_client().deployments.list()
     if json_:
         print_json(deployments)
         return
@@ -82,7 +82,7 @@ def list_deployments(json_: JsonOption = False) -> None:
 @deployments_app.command("show")
 def show(name: str, json_: JsonOption = False) -> None:
     """A deployment's traffic and the history of every change to it."""
-    client = default_client()
+    client = command_client()
     deployment, events = client.deployments.get(name), client.deployments.events(name)
     if json_:
         print_json({"deployment": deployment, "events": events})
@@ -108,7 +108,7 @@ def traffic(
     reason: Annotated[str | None, typer.Option(help="Why (kept in the history).")] = None,
 ) -> None:
     """Change how much traffic the canary or A/B candidate gets."""
-    _show_policy(default_client().deployments.set_traffic(name, weight, reason=reason))
+    _show_policy(command_client().deployments.set_traffic(name, weight, reason=reason))
 
 
 @deployments_app.command("promote")
@@ -118,7 +118,7 @@ def promote(
     no_alias: Annotated[bool, typer.Option("--no-alias", help="Move no alias.")] = False,
 ) -> None:
     """The candidate takes all traffic (and the model's champion alias)."""
-    _show_policy(default_client().deployments.promote(name, alias=None if no_alias else alias))
+    _show_policy(command_client().deployments.promote(name, alias=None if no_alias else alias))
 
 
 @deployments_app.command("rollback")
@@ -126,13 +126,13 @@ def rollback(
     name: str, reason: Annotated[str | None, typer.Option(help="Why (kept in the history).")] = None
 ) -> None:
     """All traffic back to the stable version; the candidate is dropped."""
-    _show_policy(default_client().deployments.rollback(name, reason=reason))
+    _show_policy(command_client().deployments.rollback(name, reason=reason))
 
 
 @deployments_app.command("delete")
 def delete(name: str) -> None:
     """Stop serving (the versions it served can be deleted again)."""
-    default_client().deployments.delete(name)
+    command_client().deployments.delete(name)
     console().print(f"deleted deployment {name}")
 
 
@@ -143,39 +143,13 @@ def predictions(
     json_: JsonOption = False,
 ) -> None:
     """Logged predictions with their joined ground truth (on the server that answered them)."""
-    frame = default_client().deployments.predictions(name).tail(limit)
+    frame = command_client().deployments.predictions(name).tail(limit)
     if json_:
         print_json(frame.to_dict(orient="records"))
         return
     columns = [c for c in ("request_id", "version", "shadow", "latency_ms", "outputs", "label")
                if c in frame.columns]  # fmt: skip
     print_table(columns, frame[columns].astype(str).values.tolist())
-
-
-def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-) -> None:
-    """Run the inference server: POST /v1/deployments/NAME/predict, /feedback, GET /metrics.
-
-    Every deployment's versions are loaded (and asked once) before the first request; on stop
-    it drains: requests in flight finish, shadow copies finish, the prediction log is sealed.
-    """
-    import os
-
-    import uvicorn
-
-    from opsloop.config import load_settings
-
-    settings = load_settings()
-    os.environ["OPSLOOP_DATABASE_URL"] = settings.database_url
-    os.environ["OPSLOOP_BLOB_URL"] = settings.blob_url
-    typer.echo(f"opsloop serve on http://{host}:{port}  (POST /v1/deployments/NAME/predict)")
-    uvicorn.run(
-        "opsloop.serving.app:serving_app_from_env", host=host, port=port, workers=workers,
-        factory=True, log_level="warning", timeout_graceful_shutdown=30,
-    )  # fmt: skip
 
 
 _DURATION = {"s": 1, "m": 60, "h": 3600}
@@ -237,7 +211,7 @@ def rollout(
     """Roll a candidate out in steps; promote it (champion) or roll it back on the checks."""
     import time
 
-    deployments = default_client().deployments
+    deployments = command_client().deployments
     started = deployments.rollout(
         ref, name=name, steps=parse_steps(steps),
         checks=[parse_check(c) for c in check or []], failure_limit=failure_limit,
@@ -273,7 +247,7 @@ def _print_rollout(current: object) -> None:
 @deployments_app.command("rollout-status")
 def rollout_status(name: str, json_: JsonOption = False) -> None:
     """Where the latest rollout stands, with its analyses."""
-    current = default_client().deployments.rollout_status(name)
+    current = command_client().deployments.rollout_status(name)
     if json_:
         print_json(current)
         return
@@ -292,7 +266,7 @@ def abort_rollout(
     name: str, reason: Annotated[str | None, typer.Option(help="Why.")] = None
 ) -> None:
     """Stop the running rollout and send all traffic back to the stable version."""
-    _print_rollout(default_client().deployments.abort_rollout(name, reason=reason))
+    _print_rollout(command_client().deployments.abort_rollout(name, reason=reason))
 
 
 def predict(
@@ -308,7 +282,7 @@ def predict(
     """Batch inference: score a table in chunks into a new data version, with lineage."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    client = default_client()
+    client = command_client()
     progress = Progress(
         TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console(stderr=True), transient=True,

@@ -24,12 +24,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, InvalidInput, NotFound, OpsloopError
+from opsloop.kernel.timeutil import now_ms
 from opsloop.serving import services
 from opsloop.serving.entities import TrafficPolicy
 from opsloop.serving.rollout_entities import Analysis, Check, Rollout, RolloutSpec
 from opsloop.serving.tables import DeploymentEventRow, DeploymentRow, RolloutRow
 from opsloop.store.database import Store
-from opsloop.timeutil import now_ms
 
 __all__ = ["RolloutController", "abort", "analyse", "get_rollout", "start", "tick"]
 

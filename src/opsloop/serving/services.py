@@ -15,13 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.kernel.refs import check_name
+from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
-from opsloop.refs import check_name
 from opsloop.registry.aliases import set_alias
 from opsloop.registry.models import model_row, resolve_version_row
 from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
 from opsloop.serving.tables import DeploymentEventRow, DeploymentRow
-from opsloop.timeutil import now_ms
 
 __all__ = [
     "DEPLOYMENT",

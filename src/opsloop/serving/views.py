@@ -11,10 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import NotFound
-from opsloop.server.deps import ReadSession, State
-from opsloop.server.ui.shell import SearchHit, UiDomain, render
 from opsloop.serving import rollouts, services
 from opsloop.serving.tables import DeploymentRow
+from opsloop.web.deps import ReadSession, State
+from opsloop.web.shell import SearchHit, UiDomain, render
 
 __all__ = ["UI", "router"]
 

@@ -1,7 +1,7 @@
 """The declarative base every domain's tables derive from.
 
 Each domain owns its tables (``opsloop/<domain>/tables.py``); they all share this metadata so
-one Alembic history covers the whole schema. The naming convention gives constraints stable
+one Alembic history covers the whole schema (``opsloop.schema`` gathers them). The naming convention gives constraints stable
 names, which Alembic needs to alter them on SQLite and PostgreSQL alike.
 """
 
@@ -24,20 +24,3 @@ class Base(DeclarativeBase):
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-
-def import_all_tables() -> MetaData:
-    """Import every domain's table module so ``Base.metadata`` is complete (for Alembic)."""
-    import opsloop.data.tables
-    import opsloop.evaluation.tables
-    import opsloop.lineage.tables
-    import opsloop.llm.evals.tables
-    import opsloop.llm.feedback.tables
-    import opsloop.llm.prompts.tables
-    import opsloop.llm.tracing.tables
-    import opsloop.monitoring.tables
-    import opsloop.pipelines.tables
-    import opsloop.registry.tables
-    import opsloop.serving.tables
-    import opsloop.tracking.tables  # noqa: F401
-
-    return Base.metadata

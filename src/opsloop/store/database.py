@@ -12,12 +12,12 @@ session and never commit; whoever opened the transaction (the route, the local c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import Engine, MetaData, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,7 +54,10 @@ class Store:
 
     Args:
         url: SQLAlchemy URL (``sqlite:///path/opsloop.db``, ``postgresql://...``).
-        migrate: Bring the schema up to date on open (the default; the server and CLI rely on it).
+        schema: Bring the database up to the schema this returns on open (every domain's
+            tables; :func:`opsloop.schema.open_store` passes it; called only for an empty
+            database). Without it the database is used as
+            it is.
 
     Example:
         >>> store = Store("sqlite:///:memory:")
@@ -62,7 +65,7 @@ class Store:
         ...     ...
     """
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, schema: Callable[[], MetaData] | None = None) -> None:
         self.url = normalize_database_url(url)
         try:
             parsed = make_url(self.url)
@@ -85,11 +88,11 @@ class Store:
         self._read_sessions = sessionmaker(
             self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
         )
-        if migrate:
+        if schema is not None:
             from opsloop.store.migrate import ensure_schema
 
             with _translate_errors():
-                ensure_schema(self.engine)
+                ensure_schema(self.engine, schema)
 
     @contextmanager
     def write(self) -> Iterator[Session]:

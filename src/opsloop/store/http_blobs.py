@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.errors import StoreError
+from opsloop.kernel.transport import HttpTransport
 from opsloop.store.packs import (
     PACK_BLOB_MAX,
     frame,
@@ -21,7 +22,6 @@ from opsloop.store.packs import (
     plan_packs,
     unframe,
 )
-from opsloop.transport import HttpTransport
 
 __all__ = ["HttpBlobRemote"]
 

@@ -11,10 +11,11 @@ newest revision in ``migrations/versions``.
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # SQLAlchemy is imported by whoever opens a store: SCHEMA_HEAD alone is free
-    from sqlalchemy import Connection, Engine
+    from sqlalchemy import Connection, Engine, MetaData
 
 __all__ = ["SCHEMA_HEAD", "current_revision", "downgrade", "ensure_schema", "upgrade"]
 
@@ -32,8 +33,10 @@ def current_revision(conn: Connection) -> str | None:
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Bring the database to :data:`SCHEMA_HEAD` unless it is there already.
+def ensure_schema(engine: Engine, metadata: Callable[[], MetaData]) -> None:
+    """Bring the database to :data:`SCHEMA_HEAD` unless it is there already; ``metadata`` is the
+    whole schema (every domain's tables, gathered by :mod:`opsloop.schema`), asked for only
+    when the database is empty.
 
     An empty database gets the head schema in one step (``create_all`` plus the version row,
     Alembic's documented "create then stamp" recipe), which is ten times faster than replaying
@@ -48,13 +51,10 @@ def ensure_schema(engine: Engine) -> None:
     if at == SCHEMA_HEAD:
         return
     if at is None:
-        from opsloop.store.base import import_all_tables
-
-        metadata = import_all_tables()
         with engine.begin() as conn:  # BEGIN IMMEDIATE / advisory lock: one process creates
             _lock(conn)
             if current_revision(conn) is None and not inspect(conn).get_table_names():
-                metadata.create_all(conn)
+                metadata().create_all(conn)
                 conn.execute(
                     text(
                         "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "

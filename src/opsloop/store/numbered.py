@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import NotFound
-from opsloop.refs import LATEST, VersionRef
+from opsloop.kernel.refs import LATEST, VersionRef
 
 __all__ = ["Numbering", "version_row"]
 

@@ -16,11 +16,11 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from opsloop.errors import InvalidInput
-from opsloop.server.deps import Blobs, ReadSession, WriteSession
+from opsloop.kernel.paging import Page
 from opsloop.store.blobs import LocalBlobStore, check_digest
 from opsloop.store.packs import BATCH_MAX_BYTES, frame, unframe
 from opsloop.tracking import artifacts, experiments, run_data, runs, search
-from opsloop.tracking.entities import Artifact, Experiment, MetricHistory, Page, Run, RunInfo
+from opsloop.tracking.entities import Artifact, Experiment, MetricHistory, Run, RunInfo
 from opsloop.tracking.schemas import (
     ArtifactsRegister,
     BlobDigests,
@@ -33,6 +33,7 @@ from opsloop.tracking.schemas import (
     SearchRuns,
     TagValue,
 )
+from opsloop.web.deps import Blobs, ReadSession, WriteSession
 
 router = APIRouter()
 _EXPERIMENTS = "experiments"

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput, NotFound
+from opsloop.kernel.timeutil import now_ms
 from opsloop.store.blobs import BlobStore, check_digest
 from opsloop.store.database import dialect_insert
-from opsloop.timeutil import now_ms
 from opsloop.tracking.entities import Artifact, ArtifactSpec
 from opsloop.tracking.runs import require_run, require_writable_run
 from opsloop.tracking.tables import ArtifactRow

@@ -17,13 +17,13 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsloop.kernel.paging import Page
 from opsloop.tracking.entities import (
     Artifact,
     ArtifactSpec,
     Experiment,
     MetricBatch,
     MetricHistory,
-    Page,
     Run,
     RunInfo,
 )

@@ -20,8 +20,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from opsloop.background import register
 from opsloop.errors import OpsloopError, StoreError
+from opsloop.kernel.background import register
 from opsloop.tracking.entities import MetricBatch, MetricSeries
 
 __all__ = ["MetricBuffer"]

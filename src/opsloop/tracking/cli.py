@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from opsloop.cli.output import default_client, parse_tags, print_json, print_table, when
+from opsloop.console.output import command_client, parse_tags, print_json, print_table, when
 
 if TYPE_CHECKING:
     from opsloop.tracking.entities import Run
@@ -44,7 +44,7 @@ def create_experiment(
     json_: JsonOption = False,
 ) -> None:
     """Create an experiment (fails if the name is taken)."""
-    experiment = default_client().create_experiment(
+    experiment = command_client().create_experiment(
         name, description=description, tags=parse_tags(tag)
     )
     if json_:
@@ -59,7 +59,7 @@ def list_experiments(
     json_: JsonOption = False,
 ) -> None:
     """List experiments."""
-    client = default_client()
+    client = command_client()
     items, token = [], None
     while True:
         page = client.list_experiments(view=view, page_token=token)
@@ -79,7 +79,7 @@ def list_experiments(
 @experiments_app.command("show")
 def show_experiment(name_or_id: str, json_: JsonOption = False) -> None:
     """Show one experiment (by name or id)."""
-    experiment = default_client().resolve_experiment(name_or_id)
+    experiment = command_client().resolve_experiment(name_or_id)
     if json_:
         print_json(experiment)
         return
@@ -97,7 +97,7 @@ def show_experiment(name_or_id: str, json_: JsonOption = False) -> None:
 @experiments_app.command("rename")
 def rename_experiment(name_or_id: str, new_name: str) -> None:
     """Rename an experiment."""
-    client = default_client()
+    client = command_client()
     experiment = client.rename_experiment(
         client.resolve_experiment(name_or_id).experiment_id, new_name
     )
@@ -107,7 +107,7 @@ def rename_experiment(name_or_id: str, new_name: str) -> None:
 @experiments_app.command("delete")
 def delete_experiment(name_or_id: str) -> None:
     """Delete an experiment (restorable with `opsloop experiments restore`)."""
-    client = default_client()
+    client = command_client()
     experiment = client.delete_experiment(client.resolve_experiment(name_or_id).experiment_id)
     typer.echo(f"deleted experiment {experiment.name!r}")
 
@@ -115,7 +115,7 @@ def delete_experiment(name_or_id: str) -> None:
 @experiments_app.command("restore")
 def restore_experiment(name_or_id: str) -> None:
     """Restore a deleted experiment."""
-    client = default_client()
+    client = command_client()
     experiment = client.restore_experiment(client.resolve_experiment(name_or_id).experiment_id)
     typer.echo(f"restored experiment {experiment.name!r}")
 
@@ -145,7 +145,7 @@ def list_runs(
     json_: JsonOption = False,
 ) -> None:
     """List and search runs, newest first."""
-    page = default_client().search_runs(
+    page = command_client().search_runs(
         experiment or ["Default"],
         filter_,
         order_by=order_by,
@@ -193,7 +193,7 @@ def _fmt(value: Any) -> str | None:
 @runs_app.command("show")
 def show_run(run_id: RunIdArg, json_: JsonOption = False) -> None:
     """Show a run: info, params, latest metrics, tags (system tags under `opsloop runs env`)."""
-    run = default_client().get_run(run_id)
+    run = command_client().get_run(run_id)
     if json_:
         print_json(run)
         return
@@ -233,7 +233,7 @@ def compare_runs(
 
     if len(run_ids) < 2:
         raise InvalidInput("compare needs at least two run ids")
-    client = default_client()
+    client = command_client()
     runs = [client.get_run(r) for r in run_ids]
     rows: list[tuple[str, list[Any]]] = []
     for kind in ("params", "metrics"):
@@ -259,7 +259,7 @@ def compare_runs(
 @runs_app.command("delete")
 def delete_runs(run_ids: Annotated[list[str], typer.Argument(help="Run ids.")]) -> None:
     """Delete runs (restorable with `opsloop runs restore`)."""
-    client = default_client()
+    client = command_client()
     for run_id in run_ids:
         client.delete_run(run_id)
         typer.echo(f"deleted run {run_id}")
@@ -268,7 +268,7 @@ def delete_runs(run_ids: Annotated[list[str], typer.Argument(help="Run ids.")]) 
 @runs_app.command("restore")
 def restore_runs(run_ids: Annotated[list[str], typer.Argument(help="Run ids.")]) -> None:
     """Restore deleted runs."""
-    client = default_client()
+    client = command_client()
     for run_id in run_ids:
         client.restore_run(run_id)
         typer.echo(f"restored run {run_id}")
@@ -284,7 +284,7 @@ def run_env(
     host."""
     from opsloop.tracking.reproducibility import ENV_TAG_PREFIX, LOCK_ARTIFACT
 
-    client = default_client()
+    client = command_client()
     run = client.get_run(run_id)
     env = {
         k[len(ENV_TAG_PREFIX) :]: v
@@ -309,7 +309,7 @@ def restore_source(
     its uncommitted changes applied. Needs no clone of the repository.
 
       opsloop runs source RUN_ID ./code-of-run"""
-    tree = default_client().restore_source(run_id, dst)
+    tree = command_client().restore_source(run_id, dst)
     typer.echo(f"the code of run {run_id} is in {tree}")
 
 
@@ -324,7 +324,7 @@ def metric_history(
     json_: JsonOption = False,
 ) -> None:
     """Every logged point of one metric."""
-    history = default_client().get_metric_history(run_id, key, max_points)
+    history = command_client().get_metric_history(run_id, key, max_points)
     if json_:
         print_json(history)
         return
@@ -344,7 +344,7 @@ def list_artifacts(
     json_: JsonOption = False,
 ) -> None:
     """List a run's artifacts."""
-    items = default_client().list_artifacts(run_id, path)
+    items = command_client().list_artifacts(run_id, path)
     if json_:
         print_json(items)
         return
@@ -358,5 +358,5 @@ def download_artifacts(
     dst: Annotated[Path, typer.Option("--dst", "-d", help="Local folder.")] = Path("."),
 ) -> None:
     """Download a run's artifacts."""
-    local = default_client().download_artifacts(run_id, path, dst)
+    local = command_client().download_artifacts(run_id, path, dst)
     typer.echo(str(local))

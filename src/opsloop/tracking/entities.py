@@ -8,7 +8,6 @@ MLflow's where the concept is the same (``run.info.run_id``, ``run.data.metrics`
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,15 +18,11 @@ __all__ = [
     "MetricBatch",
     "MetricHistory",
     "MetricSeries",
-    "Page",
     "Run",
     "RunData",
     "RunInfo",
     "RunStatus",
 ]
-
-T = TypeVar("T")
-
 
 class RunStatus(StrEnum):
     """Lifecycle of a run. FINISHED, FAILED and KILLED are terminal and set ``end_time``."""
@@ -123,10 +118,3 @@ class Artifact(_Model):
     digest: str
     size: int
     created_at: int
-
-
-class Page(BaseModel, Generic[T]):
-    """One page of a listing; pass ``next_page_token`` back to get the next one."""
-
-    items: list[T]
-    next_page_token: str | None = None

@@ -11,10 +11,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.kernel.paging import Page, decode_page_token, encode_page_token
+from opsloop.kernel.timeutil import now_ms
 from opsloop.store.database import dialect_insert
-from opsloop.timeutil import now_ms
-from opsloop.tracking.entities import Experiment, Page
-from opsloop.tracking.paging import decode_page_token, encode_page_token
+from opsloop.tracking.entities import Experiment
 from opsloop.tracking.tables import ExperimentRow, ExperimentTagRow
 from opsloop.tracking.validation import check_key, check_name, tag_value_to_str
 

@@ -8,6 +8,8 @@ from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
+from opsloop.kernel.paging import Page
+from opsloop.kernel.transport import HttpTransport
 from opsloop.store.http_blobs import HttpBlobRemote
 from opsloop.tracking.backend import TrackingBackend
 from opsloop.tracking.entities import (
@@ -16,7 +18,6 @@ from opsloop.tracking.entities import (
     Experiment,
     MetricBatch,
     MetricHistory,
-    Page,
     Run,
     RunInfo,
 )
@@ -31,7 +32,6 @@ from opsloop.tracking.schemas import (
     SearchRuns,
     TagValue,
 )
-from opsloop.transport import HttpTransport
 
 __all__ = ["HttpTrackingBackend"]
 

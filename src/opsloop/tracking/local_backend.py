@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from opsloop.kernel.paging import Page
 from opsloop.store.blobs import BlobStore
 from opsloop.store.database import Store
 from opsloop.tracking import artifacts, experiments, run_data, runs, search
@@ -15,7 +16,6 @@ from opsloop.tracking.entities import (
     Experiment,
     MetricBatch,
     MetricHistory,
-    Page,
     Run,
     RunInfo,
 )

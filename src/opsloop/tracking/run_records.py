@@ -13,8 +13,6 @@ pipeline run, :mod:`opsloop.pipelines.cached_run`).
 
 from __future__ import annotations
 
-import functools
-import getpass
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from itertools import repeat
 from typing import Any
 
 from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.kernel.identity import current_user
 from opsloop.store.blobs import BlobStore, check_digest
 from opsloop.store.sql import Sql, in_list
 from opsloop.tracking.entities import ArtifactSpec, MetricBatch, RunStatus
@@ -36,22 +35,13 @@ from opsloop.tracking.validation import (
 )
 
 __all__ = [
-    "NewRun", "current_user", "insert_metrics", "insert_runs", "metric_rows", "recent_run_tags",
+    "NewRun", "insert_metrics", "insert_runs", "metric_rows", "recent_run_tags",
 ]  # fmt: skip
 
 _IN_CHUNK = 500  # bound an IN list
 _METRIC_CHUNK = 20_000
 
 MetricRowTuple = tuple[str, str, int, int, float]  # run_id, key, step, timestamp, value
-
-
-@functools.cache
-def current_user() -> str:
-    """The OS user, recorded as the creator when the caller names no one (looked up once)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 @dataclass

@@ -14,17 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, InvalidInput, NotFound
-from opsloop.timeutil import now_ms
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.timeutil import now_ms
 from opsloop.tracking.entities import Run, RunData, RunInfo, RunStatus
 from opsloop.tracking.experiments import require_active_experiment
 from opsloop.tracking.names import random_run_name
-from opsloop.tracking.run_records import current_user
 from opsloop.tracking.tables import LatestMetricRow, ParamRow, RunRow, RunTagRow
 from opsloop.tracking.validation import check_key, check_name, check_run_id, tag_value_to_str
 
 __all__ = [
     "create_run",
-    "current_user",
     "delete_run",
     "get_run",
     "get_runs",

@@ -20,8 +20,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from opsloop.errors import InvalidInput, NotFound
+from opsloop.kernel.paging import Page
+from opsloop.kernel.timeutil import now_ms
 from opsloop.store.blobs import hash_file
-from opsloop.timeutil import now_ms
 from opsloop.tracking.backend import TrackingBackend
 from opsloop.tracking.buffer import MetricBuffer
 from opsloop.tracking.entities import (
@@ -31,7 +32,6 @@ from opsloop.tracking.entities import (
     MetricBatch,
     MetricHistory,
     MetricSeries,
-    Page,
     Run,
     RunInfo,
     RunStatus,

@@ -14,9 +14,9 @@ from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from opsloop.errors import InvalidInput
-from opsloop.tracking.entities import Page, Run
+from opsloop.kernel.paging import Page, decode_page_token, encode_page_token
+from opsloop.tracking.entities import Run
 from opsloop.tracking.filters import And, Comparison, Node, Not, Or, parse_filter, parse_order_by
-from opsloop.tracking.paging import decode_page_token, encode_page_token
 from opsloop.tracking.runs import get_runs
 from opsloop.tracking.tables import LatestMetricRow, ParamRow, RunRow, RunTagRow
 

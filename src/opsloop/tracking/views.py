@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from opsloop.errors import InvalidInput, NotFound
-from opsloop.server.deps import Blobs, ReadSession
-from opsloop.server.ui.shell import SearchHit, UiDomain, render, security_headers
+from opsloop.kernel.paging import decode_page_token, encode_page_token
 from opsloop.store.blobs import LocalBlobStore
 from opsloop.tracking import artifacts, experiments, runs, search
 from opsloop.tracking.entities import Experiment, Run
-from opsloop.tracking.paging import decode_page_token, encode_page_token
 from opsloop.tracking.previews import IMAGE_TYPES, preview_artifact, preview_kind
+from opsloop.web.deps import Blobs, ReadSession
+from opsloop.web.shell import SearchHit, UiDomain, render, security_headers
 
 __all__ = ["UI", "router"]
 

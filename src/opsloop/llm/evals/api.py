@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
+from opsloop.kernel.identity import current_user
 from opsloop.llm.evals import services
 from opsloop.llm.evals.entities import EvalRun, EvalRunCreate
-from opsloop.server.deps import ReadSession, WriteSession
-from opsloop.tracking.runs import current_user
+from opsloop.web.deps import ReadSession, WriteSession
 
 router = APIRouter(tags=["evals"])
 

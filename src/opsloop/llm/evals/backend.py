@@ -10,11 +10,11 @@ from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.transport import HttpTransport
 from opsloop.llm.evals import services
 from opsloop.llm.evals.entities import EvalRun, EvalRunCreate
 from opsloop.store.database import Store
-from opsloop.tracking.runs import current_user
-from opsloop.transport import HttpTransport
 
 __all__ = ["EvalBackend", "HttpEvalBackend", "LocalEvalBackend"]
 

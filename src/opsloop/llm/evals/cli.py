@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsloop.cli.output import console, default_client, print_json, print_table, when
+from opsloop.console.output import command_client, console, print_json, print_table, when
 
 eval_app = typer.Typer(
     help=(
@@ -78,7 +78,7 @@ def run(
     from opsloop.llm.evals.runner import expand_cases, resolve_prompts
     from opsloop.llm.evals.suite import load_suite
 
-    client = default_client()
+    client = command_client()
     loaded = load_suite(suite)
     total = (
         len(resolve_prompts(loaded, client))
@@ -112,7 +112,7 @@ def list_runs(
     json_: JsonOption = False,
 ) -> None:
     """Eval runs, newest first."""
-    runs = default_client().evals.runs(suite, limit)
+    runs = command_client().evals.runs(suite, limit)
     if json_:
         print_json(runs)
         return
@@ -140,7 +140,7 @@ def show(
     json_: JsonOption = False,
 ) -> None:
     """One run: pass rates per prompt and provider, regressions, failing cases and why."""
-    result = default_client().evals.get(run_id)
+    result = command_client().evals.get(run_id)
     if json_:
         print_json(result)
         return
@@ -156,7 +156,7 @@ def require(
     remove: Annotated[bool, typer.Option("--remove", help="Drop the requirement.")] = False,
 ) -> None:
     """Make PROMPT@LABEL move only to versions that passed SUITE (checked on every move)."""
-    evals = default_client().evals
+    evals = command_client().evals
     if remove:
         evals.unrequire(prompt, label)
         console().print(f"{prompt}@{label} no longer requires a suite")

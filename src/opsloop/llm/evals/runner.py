@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel.refs import parse_ref
 from opsloop.llm.evals.assertions import Assertion, check
 from opsloop.llm.evals.entities import EvalResult, EvalRunCreate
 from opsloop.llm.evals.providers import Provider
 from opsloop.llm.evals.suite import Case, InlinePrompt, Suite
 from opsloop.llm.prompts.template import render, variables_of
 from opsloop.llm.tracing.pricing import ModelPrice, PriceTable
-from opsloop.refs import parse_ref
 
 __all__ = ["PromptUnderTest", "expand_cases", "resolve_prompts", "run_suite"]
 

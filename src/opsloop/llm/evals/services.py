@@ -14,10 +14,10 @@ from sqlalchemy import delete, desc, select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.kernel.refs import check_alias, check_name
+from opsloop.kernel.timeutil import now_ms
 from opsloop.llm.evals.entities import Comparison, EvalResult, EvalRun, EvalRunCreate
 from opsloop.llm.evals.tables import EvalResultRow, EvalRunRow, PromptLabelRuleRow
-from opsloop.refs import check_alias, check_name
-from opsloop.timeutil import now_ms
 
 __all__ = [
     "check_label_rule",

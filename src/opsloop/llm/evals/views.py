@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from opsloop.llm.evals import services
 from opsloop.llm.evals.tables import EvalRunRow
-from opsloop.server.deps import ReadSession
-from opsloop.server.ui.shell import SearchHit, UiDomain, render
+from opsloop.web.deps import ReadSession
+from opsloop.web.shell import SearchHit, UiDomain, render
 
 __all__ = ["UI", "router"]
 

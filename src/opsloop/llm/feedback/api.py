@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
+from opsloop.kernel.identity import current_user
 from opsloop.llm.feedback import services
 from opsloop.llm.feedback.entities import (
     AnnotationItem,
@@ -15,8 +16,7 @@ from opsloop.llm.feedback.entities import (
     ReviewSubmit,
 )
 from opsloop.llm.tracing.entities import TraceFilter
-from opsloop.server.deps import Blobs, ReadSession, WriteSession
-from opsloop.tracking.runs import current_user
+from opsloop.web.deps import Blobs, ReadSession, WriteSession
 
 router = APIRouter(tags=["feedback"])
 

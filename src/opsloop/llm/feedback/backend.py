@@ -7,6 +7,8 @@ from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.transport import HttpTransport
 from opsloop.llm.feedback import services
 from opsloop.llm.feedback.entities import (
     AnnotationItem,
@@ -19,8 +21,6 @@ from opsloop.llm.feedback.entities import (
 from opsloop.llm.tracing.entities import TraceFilter
 from opsloop.store.blobs import BlobStore
 from opsloop.store.database import Store
-from opsloop.tracking.runs import current_user
-from opsloop.transport import HttpTransport
 
 __all__ = ["FeedbackBackend", "HttpFeedbackBackend", "LocalFeedbackBackend"]
 

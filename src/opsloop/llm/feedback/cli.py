@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsloop.cli.output import console, default_client, print_json, print_table
+from opsloop.console.output import command_client, console, print_json, print_table
 
 feedback_app = typer.Typer(
     help=(
@@ -67,7 +67,7 @@ def queue_create(
     description: Annotated[str | None, typer.Option(help="What reviewers should judge.")] = None,
 ) -> None:
     """Create an annotation queue with the scores its reviewers give."""
-    queue = default_client().feedback.create_queue(
+    queue = command_client().feedback.create_queue(
         name, scores=[parse_score_config(s) for s in score], description=description
     )
     console().print(f"created queue {queue.name}: " + ", ".join(
@@ -78,7 +78,7 @@ def queue_create(
 @queues_app.command("list")
 def queue_list(json_: JsonOption = False) -> None:
     """Queues with pending, done and skipped counts."""
-    queues = default_client().feedback.queues()
+    queues = command_client().feedback.queues()
     if json_:
         print_json(queues)
         return
@@ -116,14 +116,14 @@ def queue_add(
     if any(v for v in (since, tag, user, score)) or error is not None:
         flt = {"since_ns": parse_time(since), "tags": tag or [], "user_id": user, "error": error,
                "scores": score or []}  # fmt: skip
-    added = default_client().feedback.add(name, trace or [], filter=flt)
+    added = command_client().feedback.add(name, trace or [], filter=flt)
     console().print(f"queued {added} new trace(s) in {name}")
 
 
 @feedback_app.command("next")
 def next_item(queue: str, json_: JsonOption = False) -> None:
     """Claim the next trace to review in QUEUE and show it (exit 0 with a note when done)."""
-    item = default_client().feedback.next(queue)
+    item = command_client().feedback.next(queue)
     if json_:
         print_json(item)
         return
@@ -149,10 +149,10 @@ def submit(
     comment: Annotated[str | None, typer.Option(help="Why.")] = None,
 ) -> None:
     """Score an item you claimed with `opsloop feedback next` and close it."""
-    from opsloop.cli.output import parse_tags
+    from opsloop.console.output import parse_tags
 
     scores = {k: _value(v) for k, v in parse_tags(score).items()}
-    default_client().feedback.submit(queue, item_id, scores, comment=comment)
+    command_client().feedback.submit(queue, item_id, scores, comment=comment)
     console().print(f"reviewed {item_id}")
 
 
@@ -185,7 +185,7 @@ def _ask(config: Any) -> Any:
 @feedback_app.command("review")
 def review(queue: str) -> None:
     """Review QUEUE interactively: each trace is shown, you give each score (s skips, q quits)."""
-    feedback = default_client().feedback
+    feedback = command_client().feedback
     configs = feedback.queue(queue).scores
     done = 0
     while (item := feedback.next(queue)) is not None:
@@ -226,7 +226,7 @@ def export(
     from opsloop.llm.tracing.cli import parse_time
 
     flt = {"scores": score or [], "tags": tag or [], "since_ns": parse_time(since)}
-    result = default_client().feedback.export(
+    result = command_client().feedback.export(
         dataset, format=format, filter=flt, score=rank_by, min_margin=min_margin, message=message
     )
     if json_:

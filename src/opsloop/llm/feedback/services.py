@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from opsloop.data.versions import create_version, manifest_from_rows
 from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.kernel.refs import check_name
+from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
 from opsloop.llm.feedback.entities import (
     AnnotationItem,
@@ -33,9 +35,7 @@ from opsloop.llm.feedback.tables import AnnotationItemRow, AnnotationQueueRow
 from opsloop.llm.tracing import services as traces
 from opsloop.llm.tracing.entities import ScoreCreate, TraceFilter
 from opsloop.llm.tracing.tables import TraceRow
-from opsloop.refs import check_name
 from opsloop.store.blobs import BlobStore
-from opsloop.timeutil import now_ms
 
 __all__ = [
     "add_items",

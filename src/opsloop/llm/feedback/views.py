@@ -11,11 +11,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel.identity import current_user
 from opsloop.llm.feedback import services
 from opsloop.llm.feedback.entities import ReviewSubmit
-from opsloop.server.deps import ReadSession, State
-from opsloop.server.ui.shell import UiDomain, render
-from opsloop.tracking.runs import current_user
+from opsloop.web.deps import ReadSession, State
+from opsloop.web.shell import UiDomain, render
 
 __all__ = ["UI", "router"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.paging import Page
 from opsloop.llm.prompts import services
 from opsloop.llm.prompts.entities import Prompt, PromptDiff, PromptInfo, PromptVersionCreate
-from opsloop.server.deps import ReadSession, WriteSession
-from opsloop.tracking.entities import Page
-from opsloop.tracking.runs import current_user
+from opsloop.web.deps import ReadSession, WriteSession
 
 router = APIRouter(tags=["prompts"])
 

@@ -12,13 +12,13 @@ from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.paging import Page
+from opsloop.kernel.refs import parse_ref
+from opsloop.kernel.transport import HttpTransport
 from opsloop.llm.prompts import services
 from opsloop.llm.prompts.entities import Prompt, PromptDiff, PromptInfo, PromptVersionCreate
-from opsloop.refs import parse_ref
 from opsloop.store.database import Store
-from opsloop.tracking.entities import Page
-from opsloop.tracking.runs import current_user
-from opsloop.transport import HttpTransport
 
 __all__ = ["HttpPromptBackend", "LocalPromptBackend", "PromptBackend"]
 

@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from opsloop.cli.output import console, default_client, parse_tags, print_json, print_table, when
+from opsloop.console.output import (
+    command_client,
+    console,
+    parse_tags,
+    print_json,
+    print_table,
+    when,
+)
 
 prompts_app = typer.Typer(
     help=(
@@ -64,7 +71,7 @@ def create(
             settings[key] = json.loads(raw)
         except ValueError:
             settings[key] = raw
-    prompt = default_client().prompts.create(
+    prompt = command_client().prompts.create(
         name, text=text, messages=chat, config=settings, message=message, labels=label
     )
     if json_:
@@ -78,7 +85,7 @@ def create(
 @prompts_app.command("list")
 def list_prompts(json_: JsonOption = False) -> None:
     """Prompts with their latest version and labels."""
-    page = default_client().prompts.list(max_results=10_000)
+    page = command_client().prompts.list(max_results=10_000)
     if json_:
         print_json(page.items)
         return
@@ -100,7 +107,7 @@ def show(
     json_: JsonOption = False,
 ) -> None:
     """One version: template, config, variables, labels."""
-    client = default_client()
+    client = command_client()
     name, _, selector = ref.partition("@")
     prompt = client.prompts._backend.get(f"{name}@{selector or 'latest'}")
     if json_:
@@ -120,7 +127,7 @@ def show(
 @prompts_app.command("versions")
 def versions(name: str, json_: JsonOption = False) -> None:
     """Every version of a prompt, newest first."""
-    listed = default_client().prompts.versions(name)
+    listed = command_client().prompts.versions(name)
     if json_:
         print_json(listed)
         return
@@ -143,21 +150,21 @@ def label(
     name: str, version: int, label_name: Annotated[str, typer.Argument(metavar="LABEL")]
 ) -> None:
     """Point LABEL (production, staging, ...) at a version."""
-    prompt = default_client().prompts.set_label(name, version, label_name)
+    prompt = command_client().prompts.set_label(name, version, label_name)
     console().print(f"{name}@{label_name} → {prompt.ref}")
 
 
 @prompts_app.command("unlabel")
 def unlabel(name: str, label_name: Annotated[str, typer.Argument(metavar="LABEL")]) -> None:
     """Remove a label."""
-    default_client().prompts.delete_label(name, label_name)
+    command_client().prompts.delete_label(name, label_name)
     console().print(f"removed {name}@{label_name}")
 
 
 @prompts_app.command("diff")
 def diff(name: str, old: int, new: int, json_: JsonOption = False) -> None:
     """What changed between two versions: template, config, variables."""
-    result = default_client().prompts.diff(name, old, new)
+    result = command_client().prompts.diff(name, old, new)
     if json_:
         print_json(result)
         return
@@ -178,6 +185,6 @@ def render(
     var: Annotated[list[str] | None, typer.Option(help="NAME=VALUE, repeatable.")] = None,
 ) -> None:
     """Render a prompt with variables (a missing one is an error that names it)."""
-    prompt = default_client().prompts.get(name, label=label_name, version=version, cache_ttl=0)
+    prompt = command_client().prompts.get(name, label=label_name, version=version, cache_ttl=0)
     rendered = prompt.compile(**parse_tags(var))
     typer.echo(rendered if isinstance(rendered, str) else json.dumps(rendered, indent=2))

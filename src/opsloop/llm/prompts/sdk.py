@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from opsloop.errors import InvalidInput, StoreError
+from opsloop.kernel.paging import Page
 from opsloop.llm.prompts.backend import PromptBackend
 from opsloop.llm.prompts.entities import (
     ChatMessage,
@@ -22,7 +23,6 @@ from opsloop.llm.prompts.entities import (
     PromptInfo,
     PromptVersionCreate,
 )
-from opsloop.tracking.entities import Page
 
 __all__ = ["PromptsClient"]
 

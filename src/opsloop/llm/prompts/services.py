@@ -16,6 +16,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput, NotFound
+from opsloop.kernel.paging import Page, decode_page_token, encode_page_token
+from opsloop.kernel.refs import check_alias, check_name, parse_ref
+from opsloop.kernel.timeutil import now_ms
 from opsloop.llm.prompts.entities import (
     ChatMessage,
     Prompt,
@@ -25,11 +28,7 @@ from opsloop.llm.prompts.entities import (
 )
 from opsloop.llm.prompts.tables import PromptLabelRow, PromptRow, PromptVersionRow
 from opsloop.llm.prompts.template import variables_of
-from opsloop.refs import check_alias, check_name, parse_ref
 from opsloop.store.numbered import Numbering, version_row
-from opsloop.timeutil import now_ms
-from opsloop.tracking.entities import Page
-from opsloop.tracking.paging import decode_page_token, encode_page_token
 
 __all__ = [
     "create_version",

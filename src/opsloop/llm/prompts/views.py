@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from opsloop.llm.prompts import services
 from opsloop.llm.prompts.tables import PromptRow
-from opsloop.server.deps import ReadSession
-from opsloop.server.ui.shell import SearchHit, UiDomain, render
+from opsloop.web.deps import ReadSession
+from opsloop.web.shell import SearchHit, UiDomain, render
 
 __all__ = ["UI", "router"]
 

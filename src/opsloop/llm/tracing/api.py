@@ -13,6 +13,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.paging import Page
 from opsloop.llm.tracing import services
 from opsloop.llm.tracing.backend import LocalTracingBackend
 from opsloop.llm.tracing.entities import (
@@ -26,9 +28,7 @@ from opsloop.llm.tracing.entities import (
 )
 from opsloop.llm.tracing.otlp import PROTOBUF, decode_json, decode_protobuf, response_body
 from opsloop.llm.tracing.spool import IngestSpool
-from opsloop.server.deps import AppState, ReadSession, State, WriteSession
-from opsloop.tracking.entities import Page
-from opsloop.tracking.runs import current_user
+from opsloop.web.deps import AppState, ReadSession, State, WriteSession
 
 __all__ = ["open_spool", "otlp_router", "router"]
 

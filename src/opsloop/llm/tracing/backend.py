@@ -16,6 +16,9 @@ import pyarrow.parquet as pq
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from pydantic import TypeAdapter
 
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.paging import Page
+from opsloop.kernel.transport import HttpTransport
 from opsloop.llm.tracing import services
 from opsloop.llm.tracing.entities import (
     IngestResult,
@@ -30,9 +33,6 @@ from opsloop.llm.tracing.entities import (
 from opsloop.llm.tracing.otlp import PROTOBUF, encode_protobuf
 from opsloop.llm.tracing.records import SpanRecord
 from opsloop.store.database import Store
-from opsloop.tracking.entities import Page
-from opsloop.tracking.runs import current_user
-from opsloop.transport import HttpTransport
 
 __all__ = ["HttpTracingBackend", "LocalTracingBackend", "TracingBackend"]
 

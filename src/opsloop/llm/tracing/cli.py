@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsloop.cli.output import console, default_client, print_json, print_table
+from opsloop.console.output import command_client, console, print_json, print_table
 
 traces_app = typer.Typer(
     help=(
@@ -122,7 +122,7 @@ def list_traces(
         min_cost=min_cost, max_cost=max_cost, min_latency_ms=min_latency,
         max_latency_ms=max_latency, error=error, scores=score, prompt=prompt, model=model,
     )  # fmt: skip
-    page = default_client().traces.list(max_results=limit, **filters)
+    page = command_client().traces.list(max_results=limit, **filters)
     if json_:
         print_json(page)
         return
@@ -211,7 +211,7 @@ def show(
     json_: JsonOption = False,
 ) -> None:
     """One trace as a tree of spans with a timeline bar, model, tokens, cost and errors."""
-    detail = default_client().traces.get(trace_id)
+    detail = command_client().traces.get(trace_id)
     if json_:
         print_json(detail)
         return
@@ -254,7 +254,7 @@ def export(
     import pyarrow.parquet as pq
 
     what = "traces" if traces_only else "spans"
-    written = default_client().traces.export(path, what=what, **filters)
+    written = command_client().traces.export(path, what=what, **filters)
     rows = pq.read_metadata(written).num_rows
     console().print(f"wrote {rows} {what} to {written}")
 
@@ -280,7 +280,7 @@ def score(
             parsed = value
     if data_type in (None, "boolean") and value.lower() in ("true", "false"):
         parsed = value.lower() == "true"
-    result = default_client().traces.score(
+    result = command_client().traces.score(
         trace_id, name, parsed, span_id=span, comment=comment, data_type=data_type,
         source="human",
     )  # fmt: skip
@@ -294,7 +294,7 @@ def score(
 @prices_app.command("list")
 def prices_list(json_: JsonOption = False) -> None:
     """Prices in the order they are tried: yours (most specific first), then the defaults."""
-    prices = default_client().traces.prices()
+    prices = command_client().traces.prices()
     if json_:
         print_json(prices)
         return
@@ -312,7 +312,7 @@ def prices_set(
     per_request: Annotated[float, typer.Option(help="USD per call.")] = 0.0,
 ) -> None:
     """Set your price for matching models (spans ingested from now on use it)."""
-    price = default_client().traces.set_price(
+    price = command_client().traces.set_price(
         pattern, input_per_mtok=input, output_per_mtok=output, per_request=per_request
     )
     console().print(
@@ -323,5 +323,5 @@ def prices_set(
 @prices_app.command("delete")
 def prices_delete(pattern: str) -> None:
     """Remove one of your prices (the defaults apply again)."""
-    default_client().traces.delete_price(pattern)
+    command_client().traces.delete_price(pattern)
     console().print(f"deleted price {pattern}")

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from opsloop.background import register
 from opsloop.errors import OpsloopError, StoreError
+from opsloop.kernel.background import register
 from opsloop.llm.tracing.records import SpanRecord
 
 __all__ = ["SpanExporter"]

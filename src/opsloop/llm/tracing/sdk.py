@@ -24,6 +24,8 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from opsloop.errors import InvalidInput, validation_problems
+from opsloop.kernel import ambient
+from opsloop.kernel.paging import Page
 from opsloop.llm.tracing.backend import TracingBackend
 from opsloop.llm.tracing.context import CURRENT_SPAN
 from opsloop.llm.tracing.entities import (
@@ -37,7 +39,6 @@ from opsloop.llm.tracing.entities import (
 )
 from opsloop.llm.tracing.exporter import SpanExporter
 from opsloop.llm.tracing.records import KINDS, SpanRecord, to_text
-from opsloop.tracking.entities import Page
 
 __all__ = ["ActiveSpan", "Tracer", "TracesClient", "observe"]
 
@@ -270,9 +271,7 @@ class _NoopSpan(ActiveSpan):
 
 
 def _default_tracer() -> Tracer:
-    from opsloop.tracking.fluent import get_client
-
-    return get_client().traces.tracer
+    return ambient.default_client().traces.tracer
 
 
 def _inputs(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -18,6 +18,9 @@ from sqlalchemy import and_, case, delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput, NotFound
+from opsloop.kernel.paging import Page, decode_page_token, encode_page_token
+from opsloop.kernel.refs import parse_ref
+from opsloop.kernel.timeutil import now_ms
 from opsloop.llm.tracing.entities import (
     IngestResult,
     ModelPriceIn,
@@ -33,11 +36,7 @@ from opsloop.llm.tracing.entities import (
 from opsloop.llm.tracing.pricing import DEFAULT_PRICES, ModelPrice, PriceTable, check_pattern
 from opsloop.llm.tracing.records import SpanRecord, check_record
 from opsloop.llm.tracing.tables import ModelPriceRow, ScoreRow, SpanRow, TraceRow, TraceTagRow
-from opsloop.refs import parse_ref
 from opsloop.store.database import dialect_insert
-from opsloop.timeutil import now_ms
-from opsloop.tracking.entities import Page
-from opsloop.tracking.paging import decode_page_token, encode_page_token
 
 __all__ = [
     "add_score",

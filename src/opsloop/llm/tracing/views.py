@@ -19,8 +19,8 @@ from opsloop.errors import InvalidInput
 from opsloop.llm.tracing import services
 from opsloop.llm.tracing.entities import Span, TraceFilter, children_by_parent
 from opsloop.llm.tracing.tables import TraceRow
-from opsloop.server.deps import ReadSession
-from opsloop.server.ui.shell import SearchHit, UiDomain, render
+from opsloop.web.deps import ReadSession
+from opsloop.web.shell import SearchHit, UiDomain, render
 
 __all__ = ["UI", "router"]
 

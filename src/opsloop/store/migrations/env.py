@@ -2,9 +2,9 @@
 
 from alembic import context
 
-from opsloop.store.base import import_all_tables
-
-target_metadata = import_all_tables()
+# The full schema's metadata when the caller hands it (``alembic revision --autogenerate``
+# through ``opsloop.schema``); upgrades and downgrades run the revisions and need none.
+target_metadata = context.config.attributes.get("metadata")
 connection = context.config.attributes["connection"]
 context.configure(
     connection=connection,

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
 
-from opsloop import __version__
+from opsloop.kernel import __version__
 
 __all__ = ["CSP", "SearchHit", "UiDomain", "build_environment", "render", "security_headers"]
 
@@ -72,7 +72,7 @@ def build_environment(domains: Sequence[UiDomain], static: str) -> Environment:
 
     ``static`` is the URL prefix of the static files (``{{ static }}/<domain>/file.js``).
     """
-    loaders = [PackageLoader("opsloop.server.ui", "templates")]
+    loaders = [PackageLoader("opsloop.web", "templates")]
     loaders += [PackageLoader(d.package, "templates") for d in domains]
     env = Environment(
         loader=ChoiceLoader(loaders),

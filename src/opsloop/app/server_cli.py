@@ -64,7 +64,7 @@ def _serve(
     import uvicorn
 
     from opsloop.config import load_settings
-    from opsloop.store.database import Store
+    from opsloop.schema import open_store
 
     settings = load_settings(database_url=database_url, blob_url=blob_url, token=token)
     # Workers re-create the app from settings in their own process: pass them by environment.
@@ -73,14 +73,14 @@ def _serve(
     if settings.token:
         os.environ["OPSLOOP_TOKEN"] = settings.token
     os.environ.pop("OPSLOOP_SERVER_URL", None)
-    Store(settings.database_url)  # migrate once, before workers start
+    open_store(settings.database_url)  # migrate once, before workers start
     url = f"http://{host}:{port}"
     typer.echo(f"opsloop server on {url}  (web UI at {url}/, REST API docs at {url}/docs)")
     typer.echo(f"  store: {settings.database_url}\n  blobs: {settings.blob_url}")
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     uvicorn.run(
-        "opsloop.server.app:create_app",
+        "opsloop.app.server:create_app",
         factory=True,
         host=host,
         port=port,
@@ -92,9 +92,9 @@ def _serve(
 def db_upgrade(database_url: DatabaseOption = None) -> None:
     """Bring the metadata store's schema up to date (the server and SDK also do this on open)."""
     from opsloop.config import load_settings
-    from opsloop.store.database import Store
+    from opsloop.schema import open_store
     from opsloop.store.migrate import SCHEMA_HEAD
 
     settings = load_settings(database_url=database_url)
-    Store(settings.database_url)
+    open_store(settings.database_url)
     typer.echo(f"schema at {SCHEMA_HEAD}: {settings.database_url}")

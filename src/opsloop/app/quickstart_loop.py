@@ -36,7 +36,7 @@ def _monitor(client: Any, reference: str, validation: str) -> Any:
     with contextlib.suppress(NotFound):
         client.monitors.delete(MONITOR)  # a fresh monitor on every quickstart run
     retrain = {
-        "pipeline": "opsloop.cli.quickstart_pipeline:retrain", "on": ["data-drift"],
+        "pipeline": "opsloop.app.quickstart_pipeline:retrain", "on": ["data-drift"],
         "params": {"reference": reference}, "export_dataset": "breast-cancer-live",
         "gate_policy": {
             "data": validation, "target": "target", "latency_samples": 20,

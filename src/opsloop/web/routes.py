@@ -21,8 +21,8 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from opsloop.errors import OpsloopError, PermissionDenied, Unauthenticated
-from opsloop.server.deps import TOKEN_COOKIE, ReadSession, State, require_token, token_matches
-from opsloop.server.ui.shell import SearchHit, UiDomain, build_environment, render
+from opsloop.web.deps import TOKEN_COOKIE, ReadSession, State, require_token, token_matches
+from opsloop.web.shell import SearchHit, UiDomain, build_environment, render
 
 __all__ = ["install_ui", "is_page_request", "page_error_response"]
 
@@ -37,7 +37,7 @@ def install_ui(app: FastAPI, domains: Sequence[tuple[UiDomain, APIRouter]]) -> N
     asset: browsers cache them for a year (no revalidation round trip per JS module), and a
     changed file changes every URL at once, relative module imports included.
     """
-    folders = {"shell": files("opsloop.server.ui") / "static"}
+    folders = {"shell": files("opsloop.web") / "static"}
     for domain, _ in domains:
         folder = files(domain.package) / "static"
         if folder.is_dir():

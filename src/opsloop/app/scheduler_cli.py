@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from opsloop.cli.output import console, default_client, when
+from opsloop.console.output import command_client, console, when
 
 
 def scheduler(
@@ -20,7 +20,7 @@ def scheduler(
 
     A server does this by itself; this command is the scheduler of the embedded store.
     """
-    client = default_client()
+    client = command_client()
     runner = client.scheduler(interval=interval)
     try:
         while True:

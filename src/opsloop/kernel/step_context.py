@@ -14,7 +14,9 @@ import contextvars
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["current_step_run_id", "enter_step", "step_settings"]
+__all__ = ["STEP_RUN_TAG", "current_step_run_id", "enter_step", "step_settings"]
+
+STEP_RUN_TAG = "opsloop.pipeline.step_run"  # a model registered inside a step carries it
 
 _STEP_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("step_run", default=None)
 _STEP_SETTINGS: contextvars.ContextVar[Any] = contextvars.ContextVar("step_settings", default=None)

@@ -1,5 +1,6 @@
-"""The inference runtime of a server process, and ``opsloop serve``'s lean app (inference,
-``/metrics`` and ``/healthz`` only; ``opsloop server`` mounts the same routes beside the rest)."""
+"""The inference runtime of a server process, and ``opsloop serve``: its command and its lean app
+(inference, ``/metrics`` and ``/healthz`` only; ``opsloop server`` mounts the same routes beside
+the rest). The command itself is in :mod:`opsloop.app.serving_cli`, which starts without FastAPI."""
 
 from __future__ import annotations
 
@@ -36,11 +37,11 @@ def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
 
     from fastapi import Depends, FastAPI
 
-    from opsloop import __version__
     from opsloop.client import shared_stores
-    from opsloop.server.app import install_error_handlers
-    from opsloop.server.deps import AppState, require_token
+    from opsloop.kernel import __version__
     from opsloop.serving.api import inference_router, metrics_router
+    from opsloop.web.deps import AppState, require_token
+    from opsloop.web.errors import install_error_handlers
 
     runtime = open_runtime(settings)
     store, blobs = shared_stores(settings)  # the runtime's client uses the same pool
@@ -71,7 +72,7 @@ def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
 
 def _healthz(request: Request) -> dict[str, Any]:
     """200 when the metadata store answers (deployments are read from it), else 503."""
-    from opsloop import __version__
+    from opsloop.kernel import __version__
 
     request.app.state.opsloop.store.ping()
     return {"status": "ok", "version": __version__}

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import typer
 
-from opsloop import __version__
+from opsloop.kernel import __version__
 
 app = typer.Typer(
     name="opsloop",
@@ -77,16 +78,17 @@ def _llm() -> None:
 
 
 def _serving() -> None:
+    from opsloop.app import serving_cli as serve_command
     from opsloop.serving import cli as serving_cli
 
     app.add_typer(serving_cli.deployments_app, name="deployments")
     app.command("deploy")(serving_cli.deploy)
-    app.command("serve")(serving_cli.serve)
+    app.command("serve")(serve_command.serve)
     app.command("predict")(serving_cli.predict)
 
 
 def _pipelines() -> None:
-    from opsloop.cli import scheduler as scheduler_cli
+    from opsloop.app import scheduler_cli
     from opsloop.pipelines.cli import pipelines_app, tune_command
 
     app.add_typer(pipelines_app, name="pipelines")
@@ -105,8 +107,7 @@ def _monitoring() -> None:
 
 
 def _server() -> None:
-    from opsloop.cli import quickstart
-    from opsloop.server import cli as server_cli
+    from opsloop.app import quickstart, server_cli
 
     app.command("server")(server_cli.server)
     app.command("ui")(server_cli.ui)
@@ -135,13 +136,28 @@ def register_commands(argv: list[str]) -> None:
         add()
 
 
+def _client_on_first_use() -> Callable[[], Any]:
+    """What commands get as ``ctx.obj``: the ``Client`` for this process, built when first
+    asked (``--help`` and ``data status`` never build one)."""
+    built: list[Any] = []
+
+    def provide() -> Any:
+        if not built:
+            from opsloop.client import Client
+
+            built.append(Client())
+        return built[0]
+
+    return provide
+
+
 def main() -> None:
     """Console entry point: run the app, mapping opsloop errors to exit codes."""
     from opsloop.errors import OpsloopError
 
     register_commands(sys.argv[1:])
     try:
-        app(standalone_mode=True)
+        app(standalone_mode=True, obj=_client_on_first_use())
     except OpsloopError as exc:
         first_line, _, rest = exc.message.partition("\n")
         sys.stderr.write(f"error: {first_line}\n")

@@ -45,7 +45,7 @@ def _client() -> Any:
 
 
 def _step_run() -> str:
-    from opsloop.pipelines.context import current_step_run_id
+    from opsloop.kernel.step_context import current_step_run_id
 
     run_id = current_step_run_id()
     assert run_id is not None, "called outside a pipeline step"
@@ -181,7 +181,7 @@ def publish(data: pd.DataFrame, best: dict[str, Any]) -> dict[str, str]:
 @step(cache=False)
 def gate(best: dict[str, Any], published: dict[str, str]) -> dict[str, Any]:
     """Promote the candidate to ``champion`` through the evaluation gate (every number kept)."""
-    from opsloop.cli.quickstart import gate_policy
+    from opsloop.app.quickstart import gate_policy
 
     models = _client().models
     models.update(MODEL, gate_policy=gate_policy(published["validation"]))

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel import ambient
 
 if TYPE_CHECKING:
     from opsloop.client import Client
-    from opsloop.tracking.entities import Artifact, Page, Run
+    from opsloop.kernel.paging import Page
+    from opsloop.tracking.entities import Artifact, Run
     from opsloop.tracking.system_metrics import SystemMetricsSampler
 
 __all__ = [
@@ -60,7 +62,7 @@ def get_client() -> Client:
     """The default client (settings from env / opsloop.toml), created on first use; inside a
     pipeline step, a client of the store the pipeline runs on."""
     global _client
-    from opsloop.pipelines.context import step_settings
+    from opsloop.kernel.step_context import step_settings
 
     settings = step_settings()
     if settings is not None and (_client is None or _client.settings != settings):
@@ -75,7 +77,7 @@ def get_client() -> Client:
 
 def client_settings() -> Any:
     """The settings :func:`get_client`'s client has (or would have), without creating it."""
-    from opsloop.pipelines.context import step_settings
+    from opsloop.kernel.step_context import step_settings
 
     settings = step_settings()
     if settings is not None:
@@ -98,6 +100,27 @@ def _step_client(settings: Any) -> Client:
 
             _step_clients[key] = Client(settings=settings)
         return _step_clients[key]
+
+
+class _DefaultClients:
+    """The clients this module offers the floors below it (see :mod:`opsloop.kernel.ambient`)."""
+
+    def default(self) -> Client:
+        return get_client()
+
+    def for_settings(self, settings: Any) -> Client:
+        from opsloop.client import Client
+
+        return Client(settings=settings)
+
+    def settings(self) -> Any:
+        return client_settings()
+
+    def flush_step_metrics(self, run_id: str, settings: Any) -> None:
+        flush_step_metrics(run_id, settings)
+
+
+ambient.provide(_DefaultClients())
 
 
 def flush_step_metrics(run_id: str, settings: Any) -> None:

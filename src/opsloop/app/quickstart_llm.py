@@ -28,7 +28,7 @@ QUESTIONS = [
 
 def faq_answer(prompt: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
     """The stand-in model: the FAQ entry whose keyword the prompt mentions (a ``python:``
-    provider for eval suites: ``python:opsloop.cli.quickstart_llm:faq_answer``)."""
+    provider for eval suites: ``python:opsloop.app.quickstart_llm:faq_answer``)."""
     words = set(re.findall(r"[a-z]+", prompt.lower()))
     answer = next((a for k, a in FAQ.items() if k in words), "Sorry, I can't help with that.")
     return {
@@ -89,7 +89,7 @@ def _suite(prompt_ref: str) -> dict[str, Any]:
         "name": SUITE,
         "threshold": 0.75,
         "prompts": [prompt_ref],
-        "providers": [{"id": "python:opsloop.cli.quickstart_llm:faq_answer", "label": "faq-bot"}],
+        "providers": [{"id": "python:opsloop.app.quickstart_llm:faq_answer", "label": "faq-bot"}],
         "defaults": {"assert": [{"type": "latency", "threshold": 1000}]},
         "tests": [
             {

@@ -1,13 +1,26 @@
-"""Opaque page tokens: an offset, base64-encoded so clients treat it as a cursor."""
+"""Pages of a listing, and their opaque tokens: an offset, base64-encoded so clients treat it as
+a cursor. Every domain's listings return a ``Page``."""
 
 from __future__ import annotations
 
 import base64
 import json
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel
 
 from opsloop.errors import InvalidInput
 
-__all__ = ["decode_page_token", "encode_page_token"]
+__all__ = ["Page", "decode_page_token", "encode_page_token"]
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing; pass ``next_page_token`` back to get the next one."""
+
+    items: list[T]
+    next_page_token: str | None = None
 
 
 def encode_page_token(offset: int) -> str:

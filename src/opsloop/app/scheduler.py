@@ -22,11 +22,11 @@ from typing import Any
 from sqlalchemy import select, update
 
 from opsloop.errors import OpsloopError
-from opsloop.timeutil import now_ms
+from opsloop.kernel.timeutil import now_ms
 
 __all__ = ["Scheduler"]
 
-log = logging.getLogger("opsloop.scheduler")
+log = logging.getLogger("opsloop.app.scheduler")
 ORPHANS_EVERY_S = 60.0
 
 

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "command_client",
     "console",
-    "default_client",
     "fail",
     "parse_tags",
     "print_json",
@@ -25,16 +25,22 @@ def console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, highlight=False)
 
 
-def default_client() -> Any:
-    """The ``Client`` that commands use: configured from env vars and ``opsloop.toml``."""
-    from opsloop.client import Client
+def command_client() -> Any:
+    """The client the running command uses. The application layer builds it (from env vars
+    and ``opsloop.toml``) when a command first asks, and hands it in on the command's context
+    (``ctx.obj``), so no command chooses a store or a server itself."""
+    import click
 
-    return Client()
+    context = click.get_current_context(silent=True)
+    provide = context.find_root().obj if context is not None else None
+    if not callable(provide):
+        raise RuntimeError("no client on the command's context: run commands through `opsloop`")
+    return provide()
 
 
 def when(ms: int | None) -> str:
     """A stored timestamp as ``YYYY-MM-DD HH:MM:SS`` (UTC) for tables."""
-    from opsloop.timeutil import ms_to_iso
+    from opsloop.kernel.timeutil import ms_to_iso
 
     return (ms_to_iso(ms) or "")[:19].replace("T", " ")
 

@@ -36,8 +36,8 @@ def quickstart(
     from sklearn.datasets import load_breast_cancer
 
     import opsloop
-    from opsloop.cli.output import console, print_table
-    from opsloop.cli.quickstart_pipeline import EXPECTATIONS, training
+    from opsloop.app.quickstart_pipeline import EXPECTATIONS, training
+    from opsloop.console.output import console, print_table
     from opsloop.registry.cli import _print_verdict
     from opsloop.registry.entities import AliasEvent
 
@@ -86,8 +86,8 @@ def quickstart(
     frame = opsloop.data.get(version.ref).to_pandas()
     X_val = frame.drop(columns=["target"]).sample(frac=0.25, random_state=seed)
     _deploy_and_serve(client, X_val, frame.loc[X_val.index, "target"])
-    from opsloop.cli.quickstart_llm import llm_loop
-    from opsloop.cli.quickstart_loop import closed_loop
+    from opsloop.app.quickstart_llm import llm_loop
+    from opsloop.app.quickstart_loop import closed_loop
 
     loop_commands = closed_loop(client, out, frame, version.ref, published["validation"])
     llm_commands = llm_loop(client, out)
@@ -124,7 +124,7 @@ def quickstart(
 
 def _deploy_and_serve(client: Any, X_val: Any, y_val: Any) -> None:
     """Serve the champion, send it the validation rows one by one, and join their labels."""
-    from opsloop.cli.output import console
+    from opsloop.console.output import console
 
     out = console()
     deployment = client.deployments.deploy(f"{MODEL}@champion", name=MODEL)

@@ -12,27 +12,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import Depends, FastAPI
 
-from opsloop import __version__
 from opsloop.config import Settings, load_settings
-from opsloop.errors import InvalidInput, NotFound, OpsloopError
-from opsloop.server.deps import AppState, State, require_token
-from opsloop.server.ui.routes import install_ui, is_page_request, page_error_response
+from opsloop.kernel import __version__
+from opsloop.web.deps import AppState, State, require_token
+from opsloop.web.errors import install_error_handlers
+from opsloop.web.routes import install_ui
 
-__all__ = ["create_app", "install_error_handlers"]
-
-
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
-        parts.append(f"{where or 'body'}: {error.get('msg')}")
-    return "invalid request: " + "; ".join(parts)
+__all__ = ["create_app"]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,9 +29,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        from opsloop.app.scheduler import Scheduler
+        from opsloop.app.serving import start_controller
         from opsloop.pipelines.runs import Launcher
-        from opsloop.scheduler import Scheduler
-        from opsloop.serving.app import start_controller
 
         state = app.state.opsloop
         controller = start_controller(state.serving, state.store)
@@ -72,8 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store=store,
         blobs=blobs,
     )
+    from opsloop.app.serving import open_runtime
     from opsloop.llm.tracing.api import open_spool
-    from opsloop.serving.app import open_runtime
 
     app.state.opsloop.trace_spool = open_spool(app.state.opsloop)
     app.state.opsloop.serving = open_runtime(settings)
@@ -151,34 +139,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     return app
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Map ``OpsloopError`` to HTTP (JSON for the API, an HTML page for the web UI)."""
-
-    @app.exception_handler(OpsloopError)
-    async def _opsloop_error(request: Request, exc: OpsloopError) -> Response:
-        return _error_response(request, exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-        error = InvalidInput(_validation_message(exc), details={"errors": _jsonable(exc.errors())})
-        return _error_response(request, error)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 404 and is_page_request(request):
-            return page_error_response(request, NotFound(f"there is no page at {request.url.path}"))
-        return await http_exception_handler(request, exc)
-
-
-def _error_response(request: Request, error: OpsloopError) -> Response:
-    if is_page_request(request):
-        return page_error_response(request, error)
-    return JSONResponse(error.to_dict(), status_code=error.http_status)
-
-
-def _jsonable(errors: Any) -> Any:
-    from fastapi.encoders import jsonable_encoder
-
-    return jsonable_encoder(errors, custom_encoder={Exception: str})

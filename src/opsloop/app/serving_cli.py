@@ -1,0 +1,35 @@
+"""``opsloop serve``: the inference server as its own process (see :mod:`opsloop.app.serving`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+__all__ = ["serve"]
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Run the inference server: POST /v1/deployments/NAME/predict, /feedback, GET /metrics.
+
+    Every deployment's versions are loaded (and asked once) before the first request; on stop
+    it drains: requests in flight finish, shadow copies finish, the prediction log is sealed.
+    """
+    import os
+
+    import uvicorn
+
+    from opsloop.config import load_settings
+
+    settings = load_settings()
+    os.environ["OPSLOOP_DATABASE_URL"] = settings.database_url
+    os.environ["OPSLOOP_BLOB_URL"] = settings.blob_url
+    typer.echo(f"opsloop serve on http://{host}:{port}  (POST /v1/deployments/NAME/predict)")
+    uvicorn.run(
+        "opsloop.app.serving:serving_app_from_env", host=host, port=port, workers=workers,
+        factory=True, log_level="warning", timeout_graceful_shutdown=30,
+    )  # fmt: skip
