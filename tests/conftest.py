@@ -102,8 +102,8 @@ class LiveServer:
     ) -> None:
         import uvicorn
 
-        from opsloop.config import load_settings
         from opsloop.app.server import create_app
+        from opsloop.config import load_settings
 
         # Its own home (trace spool, prediction log): a module-scoped server is built before the
         # per-test OPSLOOP_HOME exists, and must never write to the user's ~/.opsloop.

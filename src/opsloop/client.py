@@ -15,7 +15,6 @@ from opsloop.config import Settings, load_settings
 from opsloop.tracking.sdk import TrackingClient
 
 if TYPE_CHECKING:
-    from opsloop.app.scheduler import Scheduler
     from opsloop.data.sdk import DataClient
     from opsloop.llm.evals.sdk import EvalsClient
     from opsloop.llm.feedback.sdk import FeedbackClient
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from opsloop.pipelines.sdk import PipelinesClient, TriggersClient
     from opsloop.registry.sdk import ModelsClient
     from opsloop.serving.sdk import DeploymentsClient
+    from opsloop.workflows.scheduler import Scheduler
 
 __all__ = ["Client"]
 
@@ -35,8 +35,8 @@ _STORES_LOCK = threading.Lock()
 def shared_stores(settings: Settings) -> tuple[Any, Any]:
     """One engine and blob store per (database, blob) URL per process, shared by clients and
     by a server's app and its serving runtime (so a process holds one connection pool)."""
-    from opsloop.store.blobs import open_blob_store
     from opsloop.schema import open_store
+    from opsloop.store.open_blobs import open_blob_store
 
     key = (settings.database_url, settings.blob_url)
     with _STORES_LOCK:
@@ -124,7 +124,9 @@ class Client(TrackingClient):
         from opsloop.registry.local_backend import LocalRegistryBackend
 
         store, blobs = shared_stores(self.settings)
-        backend = LocalRegistryBackend(store, blobs, self.settings.home)
+        from opsloop.schema import lineage_catalog
+
+        backend = LocalRegistryBackend(store, blobs, self.settings.home, lineage_catalog())
         return ModelsClient(backend, self.data)
 
     @cached_property
@@ -136,10 +138,11 @@ class Client(TrackingClient):
             from opsloop.llm.prompts.backend import HttpPromptBackend
 
             return PromptsClient(HttpPromptBackend(self._transport))
+        from opsloop.llm.evals.label_gate import LabelRuleGate
         from opsloop.llm.prompts.backend import LocalPromptBackend
 
         store, _ = shared_stores(self.settings)
-        return PromptsClient(LocalPromptBackend(store))
+        return PromptsClient(LocalPromptBackend(store, LabelRuleGate()))
 
     @cached_property
     def traces(self) -> TracesClient:
@@ -235,14 +238,17 @@ class Client(TrackingClient):
         """The embedded store's scheduler (a server runs its own): ``tick()`` runs the due
         monitor checks, alert deliveries, triggered pipelines and loop runs, and ticks their
         rollouts; ``start()`` does so every ``interval`` seconds on a thread."""
-        from opsloop.app.scheduler import Scheduler
         from opsloop.errors import InvalidInput
+        from opsloop.registry.promotion import PromotionContext
+        from opsloop.workflows.scheduler import Scheduler
 
         if self.settings.is_remote:
             raise InvalidInput("the server runs its own scheduler; nothing to run here")
-        store, _ = shared_stores(self.settings)
+        store, blobs = shared_stores(self.settings)
+        promotions = PromotionContext(store, blobs, self.settings.home / "cache")
         predictions = self.deployments._runtime.log
-        return Scheduler(self, store, predictions, interval=interval, tick_rollouts=True)
+        return Scheduler(self, store, promotions, predictions, interval=interval,
+                         tick_rollouts=True)  # fmt: skip
 
     @property
     def where(self) -> str:

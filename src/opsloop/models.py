@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from opsloop.evaluation.records import Evaluation
     from opsloop.registry.entities import AliasEvent, ModelVersion, RegisteredModel
+    from opsloop.registry.evaluations import Evaluation
     from opsloop.registry.package import LoadedModel
     from opsloop.registry.sdk import ModelsClient
 

@@ -105,10 +105,10 @@ def test_export_lineage_links_each_trace(sqlite_url: str, tmp_path: Path) -> Non
     trace = _answer(client, "q?", "a.")
     client.traces.score(trace, "thumbs", True)
     result = client.feedback.export("thumbs-up", filter={"scores": ["thumbs=true"]})
-    from opsloop.lineage.walk import lineage
+    from opsloop.schema import lineage_catalog
 
     with client.models._backend.store.read() as session:  # type: ignore[attr-defined]
-        tree = lineage(session, "data", result.ref)
+        tree = lineage_catalog().lineage(session, "data", result.ref)
     upstream = tree["upstream"]
     assert [n["type"] for n in upstream] == ["trace"]
     assert upstream[0]["id"] == trace and upstream[0]["relation"] == "exported_to"

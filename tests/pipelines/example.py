@@ -325,7 +325,7 @@ def borrowing() -> None:
 @pipeline
 def looping() -> None:
     """Tries to feed ``split`` the output of a step that comes after it: a cycle."""
-    from opsloop.pipelines.dsl import StepOutput
+    from opsloop.pipelines.graph import StepOutput
 
     data = load(rows=10)
     later = StepOutput(node=data.node + 1, step="split", graph=data.graph)

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 import opsloop
-from opsloop.pipelines.cached_run import CachedOutputs, run_all_cached
 from opsloop import fluent
+from opsloop.pipelines.cached_run import CachedOutputs, run_all_cached
 from tests.pipelines import example
 
 VOLATILE = {"opsloop.launcher", "opsloop.source.command", "opsloop.heartbeat"}  # per process

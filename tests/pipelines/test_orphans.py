@@ -21,7 +21,7 @@ from opsloop.pipelines import orphans
 from opsloop.pipelines.orphans import HEARTBEAT_TAG, LAUNCHER_TAG, close_orphans, this_process
 from opsloop.pipelines.reruns import resume
 from opsloop.pipelines.runs import describe
-from opsloop.app.scheduler import Scheduler
+from opsloop.workflows.scheduler import Scheduler
 from tests.conftest import LiveServer
 from tests.pipelines import example
 
@@ -69,7 +69,7 @@ def test_a_killed_pipeline_is_closed_with_its_steps_and_firing_then_resumed(
 
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    scheduler = Scheduler(client, _store(client), None)
+    scheduler = Scheduler(client, _store(client), None, None)
     assert scheduler.close_orphans() == [run_id]
     assert scheduler.close_orphans() == []  # checked again only after a minute
 

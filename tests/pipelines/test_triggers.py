@@ -14,7 +14,7 @@ import pytest
 import opsloop
 from opsloop.errors import Conflict, InvalidInput, NotFound
 from opsloop.pipelines import triggers
-from opsloop.app.scheduler import Scheduler
+from opsloop.workflows.scheduler import Scheduler
 from tests.pipelines import example
 
 TARGET = "tests.pipelines.example:training"
@@ -130,7 +130,7 @@ def test_the_server_fires_webhooks_and_runs_them(live_server: Any) -> None:
     assert first.status_code == 202 and second.json()["id"] == first.json()["id"]
     assert httpx.post(url, json={"nope": 1}).status_code == 400
     scheduler = Scheduler(live_server.app.state.opsloop.serving.client,
-                          live_server.app.state.opsloop.store, None)  # fmt: skip
+                          live_server.app.state.opsloop.store, None, None)  # fmt: skip
     scheduler.run_pending_firings(wait=True)
     (firing,) = [f for f in remote.triggers.firings("hook") if f.key == "webhook:k1"]
     assert firing.status == "succeeded", firing.message

@@ -48,7 +48,7 @@ def test_batch_lineage_and_cli(
     weak_model: Any, strong_model: Any, cancer: Any, tmp_path: Path
 ) -> None:
     import opsloop
-    from opsloop.lineage.walk import lineage
+    from opsloop.schema import lineage_catalog
 
     client = opsloop.Client()
     register_two(client, weak_model, strong_model, cancer)
@@ -65,7 +65,8 @@ def test_batch_lineage_and_cli(
     store = client.deployments._backend.store
     with store.read() as session:
         upstream = {
-            (n["type"], n["relation"]) for n in lineage(session, "data", "scored@1")["upstream"]
+            (n["type"], n["relation"])
+            for n in lineage_catalog().lineage(session, "data", "scored@1")["upstream"]
         }
     assert upstream == {("model_version", "predicted"), ("dataset_version", "scored")}
     client.close()

@@ -8,13 +8,9 @@ import pytest
 from blake3 import blake3
 
 from opsloop.errors import InvalidInput, NotFound
-from opsloop.store.blobs import (
-    BlobStore,
-    LocalBlobStore,
-    hash_file,
-    open_blob_store,
-)
+from opsloop.store.blobs import BlobStore, LocalBlobStore, hash_file
 from opsloop.store.object_blobs import FsspecBlobStore
+from opsloop.store.open_blobs import open_blob_store
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])

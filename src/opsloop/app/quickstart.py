@@ -137,30 +137,3 @@ def _deploy_and_serve(client: Any, X_val: Any, y_val: Any) -> None:
         f"serving: 50 requests answered (p50 {window['latency_p50_ms']:.2f} ms), ground truth "
         f"joined: accuracy {window['accuracy']:.3f}\n"
     )
-
-
-def gate_policy(validation_ref: str) -> dict[str, object]:
-    """The quickstart's gate: floors, no regression vs the champion, a behavioural check."""
-    return {
-        "data": validation_ref,
-        "target": "target",
-        "slices": ["mean radius"],
-        "latency_samples": 50,
-        "rules": [
-            {"metric": "f1", "min": 0.9},
-            {"metric": "roc_auc", "min": 0.95},
-            {"metric": "f1", "min_improvement": 0.0},
-            {"slice_metric": "f1", "max_regression": 0.05},
-            {"metric": "latency_p99_ms", "max": 250},
-        ],
-        "checks": [
-            {
-                "name": "larger-tumours-do-not-look-more-benign",
-                "type": "directional",
-                "column": "worst area",
-                "perturb": {"multiply": 2.0},
-                "expect": "no_increase",
-                "max_failure_rate": 0.05,
-            }
-        ],
-    }

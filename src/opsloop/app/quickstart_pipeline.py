@@ -178,11 +178,36 @@ def publish(data: pd.DataFrame, best: dict[str, Any]) -> dict[str, str]:
     return refs
 
 
+def gate_policy(validation_ref: str) -> dict[str, object]:
+    """The quickstart's gate: floors, no regression vs the champion, a behavioural check."""
+    return {
+        "data": validation_ref,
+        "target": TARGET,
+        "slices": ["mean radius"],
+        "latency_samples": 50,
+        "rules": [
+            {"metric": "f1", "min": 0.9},
+            {"metric": "roc_auc", "min": 0.95},
+            {"metric": "f1", "min_improvement": 0.0},
+            {"slice_metric": "f1", "max_regression": 0.05},
+            {"metric": "latency_p99_ms", "max": 250},
+        ],
+        "checks": [
+            {
+                "name": "larger-tumours-do-not-look-more-benign",
+                "type": "directional",
+                "column": "worst area",
+                "perturb": {"multiply": 2.0},
+                "expect": "no_increase",
+                "max_failure_rate": 0.05,
+            }
+        ],
+    }
+
+
 @step(cache=False)
 def gate(best: dict[str, Any], published: dict[str, str]) -> dict[str, Any]:
     """Promote the candidate to ``champion`` through the evaluation gate (every number kept)."""
-    from opsloop.app.quickstart import gate_policy
-
     models = _client().models
     models.update(MODEL, gate_policy=gate_policy(published["validation"]))
     if models.get(MODEL).aliases.get("champion") == int(best["model"].rpartition("@")[2]):

@@ -29,13 +29,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        from opsloop.app.scheduler import Scheduler
         from opsloop.app.serving import start_controller
-        from opsloop.pipelines.runs import Launcher
+        from opsloop.pipelines.launcher import Launcher
+        from opsloop.registry.promotion import PromotionContext
+        from opsloop.workflows.scheduler import Scheduler
 
         state = app.state.opsloop
         controller = start_controller(state.serving, state.store)
-        scheduler = Scheduler(state.serving.client, state.store, state.serving.log).start()
+        promotions = PromotionContext(state.store, state.blobs, state.settings.home / "cache")
+        scheduler = Scheduler(
+            state.serving.client, state.store, promotions, state.serving.log
+        ).start()
         state.launcher = Launcher(state.serving.client)
         yield
         state.launcher.close()
@@ -62,8 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     from opsloop.app.serving import open_runtime
     from opsloop.llm.tracing.api import open_spool
+    from opsloop.schema import lineage_catalog
 
     app.state.opsloop.trace_spool = open_spool(app.state.opsloop)
+    app.state.opsloop.lineage = lineage_catalog()
     app.state.opsloop.serving = open_runtime(settings)
 
     install_error_handlers(app)
@@ -79,11 +85,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.data.views import router as data_views
     from opsloop.lineage.api import router as lineage_router
     from opsloop.llm.evals.api import router as evals_router
+    from opsloop.llm.evals.label_gate import LabelRuleGate
     from opsloop.llm.evals.views import UI as EVALS_UI
     from opsloop.llm.evals.views import router as eval_views
     from opsloop.llm.feedback.api import router as feedback_router
     from opsloop.llm.feedback.views import UI as FEEDBACK_UI
     from opsloop.llm.feedback.views import router as feedback_views
+    from opsloop.llm.prompts.api import label_gate
     from opsloop.llm.prompts.api import router as prompts_router
     from opsloop.llm.prompts.views import UI as PROMPTS_UI
     from opsloop.llm.prompts.views import router as prompt_views
@@ -108,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.tracking.views import UI as TRACKING_UI
     from opsloop.tracking.views import router as tracking_views
 
+    app.dependency_overrides[label_gate] = LabelRuleGate
     auth = [Depends(require_token)]
     app.include_router(tracking_router, prefix="/api", dependencies=auth)
     app.include_router(data_router, prefix="/api", dependencies=auth)

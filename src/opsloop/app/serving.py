@@ -16,6 +16,7 @@ __all__ = ["create_serving_app", "open_runtime", "serving_app_from_env", "start_
 def open_runtime(settings: Settings) -> Any:
     """A runtime reading deployments and models through a local client on ``settings``'s store
     (or through the server it names), logging under ``$OPSLOOP_HOME/predictions``."""
+    import opsloop.monitoring.alerts  # noqa: F401  (its gauges join /metrics from the start)
     from opsloop.client import Client
     from opsloop.serving.metrics import ServingMetrics
     from opsloop.serving.predlog import PredictionLog

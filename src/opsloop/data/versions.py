@@ -48,6 +48,8 @@ __all__ = [
     "set_alias",
     "set_version_tag",
     "version_lineage",
+    "version_lineage_label",
+    "version_node_id",
     "version_row",
 ]
 
@@ -373,3 +375,18 @@ def version_lineage(session: Session, ref: str) -> list[LineageLink]:
         run_id = edge.target_id if edge.target_type == graph.RUN else edge.source_id
         links.append(LineageLink(relation=edge.relation, run_id=run_id, created_at=edge.created_at))
     return links
+
+
+def version_lineage_label(session: Session, version_id: str) -> dict[str, Any]:
+    """How a dataset version appears in a lineage walk: ``data NAME@N``."""
+    row = session.get(DatasetVersionRow, version_id)
+    dataset = session.get(DatasetRow, row.dataset_id) if row is not None else None
+    if row is None or dataset is None:
+        return {}
+    ref = f"{dataset.name}@{row.number}"
+    return {"ref": ref, "label": f"data {ref}"}
+
+
+def version_node_id(session: Session, ref: str) -> str:
+    """The lineage node of ``NAME@N`` / ``NAME@alias`` / ``NAME``."""
+    return version_row(session, ref)[1].id

@@ -16,8 +16,7 @@ from sqlalchemy.orm import Session
 from opsloop.data import versions
 from opsloop.data.tables import DatasetRow
 from opsloop.errors import NotFound
-from opsloop.lineage.walk import lineage
-from opsloop.web.deps import ReadSession
+from opsloop.web.deps import ReadSession, State
 from opsloop.web.shell import SearchHit, UiDomain, render
 
 __all__ = ["UI", "router"]
@@ -65,7 +64,9 @@ def dataset_page(request: Request, name: str, session: ReadSession) -> Response:
 
 
 @router.get("/datasets/{name}/versions/{selector}")
-def version_page(request: Request, name: str, selector: str, session: ReadSession) -> Response:
+def version_page(
+    request: Request, name: str, selector: str, session: ReadSession, state: State
+) -> Response:
     version, manifest = versions.get_manifest(session, f"{name}@{selector}")
     try:
         validation = versions.get_validation(session, version.ref)
@@ -82,6 +83,6 @@ def version_page(request: Request, name: str, selector: str, session: ReadSessio
             "files": manifest.entries[:FILES_SHOWN],
             "file_total": len(manifest),
             "validation": validation,
-            "graph": lineage(session, "data", version.ref),
+            "graph": state.lineage.lineage(session, "data", version.ref),
         },
     )

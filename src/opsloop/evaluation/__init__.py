@@ -1,2 +1,4 @@
 """Evaluating models (metrics, slices, calibration, latency, plots), behavioural checks, and the
-gates that decide whether an alias such as ``champion`` moves."""
+gates' policies and verdicts. Pure computation over predictions, with no store: stored
+evaluations and gated promotions are the registry's (``registry/evaluations.py``,
+``registry/promotion.py``), which uses these."""

@@ -14,7 +14,11 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 __all__ = [
-    "ClientSource", "client_for", "default_client", "default_settings", "flush_step_metrics",
+    "ClientSource",
+    "client_for",
+    "default_client",
+    "default_settings",
+    "flush_step_metrics",
     "provide",
 ]
 

@@ -6,8 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from opsloop.lineage.walk import lineage
-from opsloop.web.deps import ReadSession
+from opsloop.web.deps import ReadSession, State
 
 router = APIRouter(tags=["lineage"])
 
@@ -15,9 +14,10 @@ router = APIRouter(tags=["lineage"])
 @router.get("/lineage")
 def get_lineage(
     session: ReadSession,
+    state: State,
     ref: str,
     kind: str = Query("model", pattern="^(model|data|run)$"),
 ) -> dict[str, Any]:
     """Upstream (runs, data versions, code commits) and downstream (evaluations, deployments,
     outputs) of ``ref``: ``churn@3`` (kind=model), ``iris@2`` (kind=data) or a run id."""
-    return lineage(session, kind, ref)
+    return state.lineage.lineage(session, kind, ref)

@@ -9,87 +9,107 @@ A run's code commit is not an edge in the graph but a tag the run carries
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput
 from opsloop.lineage import graph
 
-__all__ = ["KINDS", "lineage", "resolve_node"]
+__all__ = ["LineageCatalog", "NodeKind"]
 
-KINDS = ("model", "data", "run")
 _MAX_DEPTH = 8
 
 
-def resolve_node(session: Session, kind: str, ref: str) -> tuple[str, str]:
-    """The graph node for ``ref``: a model version, a dataset version or a run."""
-    if kind == "model":
-        from opsloop.registry.models import MODEL_VERSION, resolve_version_row
-
-        return MODEL_VERSION, resolve_version_row(session, ref)[1].id
-    if kind == "data":
-        from opsloop.data.versions import version_row
-
-        return graph.DATASET_VERSION, version_row(session, ref)[1].id
-    if kind == "run":
-        from opsloop.tracking.runs import require_run
-
-        return graph.RUN, require_run(session, ref).id
-    raise InvalidInput(f"unknown lineage kind {kind!r}; one of {list(KINDS)}")
+class NodeLabeler(Protocol):
+    def __call__(self, session: Session, node_id: str) -> dict[str, Any]:
+        """What people call the node (``label``, maybe ``ref``, ``commit``, ``parent_run_id``);
+        an empty dict when it is gone."""
 
 
-def _label(session: Session, node: tuple[str, str]) -> dict[str, Any]:
-    kind, node_id = node
-    out: dict[str, Any] = {"type": kind, "id": node_id, "label": node_id}
-    if kind == graph.RUN:
-        from opsloop.tracking.tables import RunRow, RunTagRow
+class NodeResolver(Protocol):
+    def __call__(self, session: Session, ref: str) -> str:
+        """The node id of ``ref`` (``NotFound`` when there is none)."""
 
-        run = session.get(RunRow, node_id)
-        if run is not None:
-            out["label"] = f"run {run.name} ({node_id[:8]}, {run.status})"
-            commit = session.scalar(
-                select(RunTagRow.value).where(
-                    RunTagRow.run_id == node_id, RunTagRow.key == "opsloop.git.commit"
-                )
-            )
-            if commit:
-                out["commit"] = commit
-            if run.parent_run_id:
-                out["parent_run_id"] = run.parent_run_id
-    elif kind == graph.DATASET_VERSION:
-        from opsloop.data.tables import DatasetRow, DatasetVersionRow
 
-        row = session.get(DatasetVersionRow, node_id)
-        if row is not None:
-            dataset = session.get(DatasetRow, row.dataset_id)
-            if dataset is not None:
-                out["ref"] = f"{dataset.name}@{row.number}"
-                out["label"] = f"data {out['ref']}"
-    elif kind == "model_version":
-        from opsloop.registry.tables import ModelVersionRow, RegisteredModelRow
+@dataclass(frozen=True)
+class NodeKind:
+    """How one domain's nodes appear in a walk. Each domain that owns nodes describes them
+    (``tracking.runs``, ``data.versions``, ``registry.models``, ...); whoever assembles the
+    catalog hands them in, so the walk imports none of them.
 
-        row = session.get(ModelVersionRow, node_id)
-        if row is not None:
-            model = session.get(RegisteredModelRow, row.model_id)
-            if model is not None:
-                out["ref"] = f"{model.name}@{row.number}"
-                out["label"] = f"model {out['ref']}"
-    elif kind == "trace":
-        from opsloop.llm.tracing.tables import TraceRow
+    ``kind`` and ``resolve`` are set for nodes people start a walk from (``model``, ``data``,
+    ``run``)."""
 
-        row = session.get(TraceRow, node_id)
-        if row is not None:
-            out["label"] = f"trace {row.name} ({node_id[:8]})"
-    elif kind == "evaluation":
-        from opsloop.evaluation.tables import EvaluationRow
+    node_type: str
+    label: NodeLabeler
+    kind: str | None = None
+    resolve: NodeResolver | None = None
 
-        row = session.get(EvaluationRow, node_id)
-        if row is not None:
-            on = f" on {row.dataset_ref}" if row.dataset_ref else ""
-            out["label"] = f"evaluation {node_id[:8]} of {row.model_ref}{on}"
-    return out
+
+class LineageCatalog:
+    """The walk over the graph, knowing every kind of node it may meet."""
+
+    def __init__(self, kinds: list[NodeKind]) -> None:
+        self._by_type = {k.node_type: k for k in kinds}
+        self._startable = {k.kind: k for k in kinds if k.kind and k.resolve}
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds a walk can start from."""
+        return tuple(self._startable)
+
+    def resolve_node(self, session: Session, kind: str, ref: str) -> tuple[str, str]:
+        """The graph node for ``ref``: a model version, a dataset version or a run."""
+        found = self._startable.get(kind)
+        if found is None or found.resolve is None:
+            raise InvalidInput(f"unknown lineage kind {kind!r}; one of {list(self.kinds)}")
+        return found.node_type, found.resolve(session, ref)
+
+    def label(self, session: Session, node: tuple[str, str]) -> dict[str, Any]:
+        kind, node_id = node
+        out: dict[str, Any] = {"type": kind, "id": node_id, "label": node_id}
+        described = self._by_type.get(kind)
+        if described is not None:
+            out.update(described.label(session, node_id))
+        return out
+
+    def lineage(self, session: Session, kind: str, ref: str) -> dict[str, Any]:
+        """``{"node": ..., "upstream": [tree], "downstream": [tree]}`` around ``ref``."""
+        node = self.resolve_node(session, kind, ref)
+        root = self.label(session, node)
+        return {
+            "node": root,
+            "upstream": self._walk(session, node, root, True, 0, {node}),
+            "downstream": self._walk(session, node, root, False, 0, {node}),
+        }
+
+    def _walk(
+        self,
+        session: Session,
+        node: tuple[str, str],
+        label: dict[str, Any],
+        upstream: bool,
+        depth: int,
+        seen: set[Any],
+    ) -> list[dict[str, Any]]:
+        out = []
+        if upstream and label.get("commit"):
+            commit = {
+                "type": "commit", "id": label["commit"], "label": f"git {label['commit'][:12]}"
+            }  # fmt: skip
+            out.append(commit | {"relation": "code", "children": []})
+        if depth >= _MAX_DEPTH:
+            return out
+        for other, relation in _neighbours(session, node, label, upstream):
+            if other in seen:
+                continue
+            seen.add(other)
+            item = self.label(session, other) | {"relation": relation}
+            item["children"] = self._walk(session, other, item, upstream, depth + 1, seen)
+            out.append(item)
+        return out
 
 
 def _neighbours(
@@ -105,38 +125,3 @@ def _neighbours(
     if upstream and label.get("parent_run_id"):
         found.append(((graph.RUN, label["parent_run_id"]), "parent"))
     return found
-
-
-def _walk(
-    session: Session,
-    node: tuple[str, str],
-    label: dict[str, Any],
-    upstream: bool,
-    depth: int,
-    seen: set[Any],
-) -> list[dict[str, Any]]:
-    out = []
-    if upstream and label.get("commit"):
-        commit = {"type": "commit", "id": label["commit"], "label": f"git {label['commit'][:12]}"}
-        out.append(commit | {"relation": "code", "children": []})
-    if depth >= _MAX_DEPTH:
-        return out
-    for other, relation in _neighbours(session, node, label, upstream):
-        if other in seen:
-            continue
-        seen.add(other)
-        item = _label(session, other) | {"relation": relation}
-        item["children"] = _walk(session, other, item, upstream, depth + 1, seen)
-        out.append(item)
-    return out
-
-
-def lineage(session: Session, kind: str, ref: str) -> dict[str, Any]:
-    """``{"node": ..., "upstream": [tree], "downstream": [tree]}`` around ``ref``."""
-    node = resolve_node(session, kind, ref)
-    root = _label(session, node)
-    return {
-        "node": root,
-        "upstream": _walk(session, node, root, True, 0, {node}),
-        "downstream": _walk(session, node, root, False, 0, {node}),
-    }

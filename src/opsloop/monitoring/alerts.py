@@ -17,18 +17,18 @@ import time
 import uuid
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import Gauge
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput, NotFound
+from opsloop.kernel.metrics import REGISTRY
 from opsloop.kernel.timeutil import now_ms
 from opsloop.monitoring.entities import Alert, AlertRule, Channel
 from opsloop.monitoring.tables import AlertRow, MonitorRow
 
 __all__ = [
     "MAX_ATTEMPTS",
-    "REGISTRY",
     "acknowledge",
     "deliver",
     "due_deliveries",
@@ -43,7 +43,6 @@ MAX_ATTEMPTS = 8
 ATTEMPTS_PER_TRY = 3
 OPEN = ("firing", "acknowledged")
 
-REGISTRY = CollectorRegistry()
 FIRING = Gauge(
     "opsloop_alert_firing", "1 while an alert of the rule is open",
     ["deployment", "monitor", "rule", "severity"], registry=REGISTRY,

@@ -29,7 +29,7 @@ from typing import Any
 from opsloop.kernel import ambient
 from opsloop.kernel.timeutil import now_ms
 from opsloop.pipelines.cache_index import INDEX_TAGS, OUTPUTS_TAG, Seen, index_of
-from opsloop.pipelines.dsl import Graph, Node
+from opsloop.pipelines.graph import Graph, Node
 from opsloop.pipelines.hashing import code_hash, env_hash
 from opsloop.pipelines.runner import (
     PipelineRun,
@@ -54,7 +54,8 @@ def run_all_cached(
     tags: dict[str, str],
 ) -> PipelineRun | None:  # fmt: skip
     """The pipeline's run, recorded from the cache, when every step is a hit; else None."""
-    from opsloop.store.blobs import LocalBlobStore, open_blob_store
+    from opsloop.store.blobs import LocalBlobStore
+    from opsloop.store.open_blobs import open_blob_store
 
     path = sqlite_path(settings.database_url)
     if settings.is_remote or path is None or not Path(path).is_file():

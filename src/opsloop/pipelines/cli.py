@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +13,7 @@ import typer
 
 from opsloop.console.output import command_client, console, parse_params, print_json
 from opsloop.errors import InvalidInput
+from opsloop.pipelines.loading import load_pipeline
 from opsloop.pipelines.triggers_cli import triggers_app
 
 pipelines_app = typer.Typer(
@@ -29,43 +27,6 @@ pipelines_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-
-
-def load_pipeline(target: str) -> Any:
-    """``module:attr`` or ``path/to/file.py:attr`` as the pipeline object it names."""
-    from opsloop.pipelines.dsl import Pipeline
-
-    found = load_target(target)
-    if not isinstance(found, Pipeline):
-        raise InvalidInput(f"{target} is not a @pipeline")
-    return found
-
-
-def load_target(target: str) -> Any:
-    """The object ``module:attr`` or ``path/to/file.py:attr`` names."""
-    where, _, attr = target.rpartition(":")
-    if not where or not attr:
-        raise InvalidInput(f"{target!r}: name the pipeline as MODULE:NAME or FILE.py:NAME")
-    sys.path.insert(0, str(Path.cwd()))
-    try:
-        if where.endswith(".py"):
-            path = Path(where)
-            if not path.is_file():
-                raise InvalidInput(f"no such file: {path}")
-            # importable by name too: the process and Ray executors find its steps that way
-            sys.path.insert(0, str(path.resolve().parent))
-            spec = importlib.util.spec_from_file_location(path.stem, path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[path.stem] = module
-            spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(where)
-    except ImportError as exc:
-        raise InvalidInput(f"cannot import {where}: {exc}") from None
-    if not hasattr(module, attr):
-        raise InvalidInput(f"{where} has no {attr!r}")
-    return getattr(module, attr)
 
 
 _ON_SERVER = typer.Option(

@@ -26,7 +26,7 @@ import json
 from typing import Any
 
 from opsloop.errors import NotFound
-from opsloop.pipelines.dsl import Graph
+from opsloop.pipelines.graph import Graph
 
 __all__ = ["DATA_TAG", "data_handle", "data_tags", "resolve_data_inputs"]
 

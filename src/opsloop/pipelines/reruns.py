@@ -70,7 +70,7 @@ CLEAN_ENV_TAG = "opsloop.reproduction.environment"  # JSON: the clean environmen
 
 
 def _recorded(client: Any, run_id: str) -> tuple[Any, Any, dict[str, Any]]:
-    from opsloop.pipelines.cli import load_pipeline
+    from opsloop.pipelines.loading import load_pipeline
 
     run = client.get_run(run_id)
     tags = run.data.tags
@@ -99,7 +99,7 @@ def resume(
 def _step_outputs(client: Any, run_id: str) -> dict[str, tuple[str | None, Any]]:
     """Step name -> (its outputs' digest, its JSON outputs' values: the value itself for a
     one-output step, a dict by output name for a step with several)."""
-    from opsloop.pipelines.runner import DIGEST_TAG, OUTPUTS_TAG
+    from opsloop.pipelines.cache_index import DIGEST_TAG, OUTPUTS_TAG
 
     parent = client.get_run(run_id)
     steps = client.search_runs(

@@ -41,17 +41,14 @@ from opsloop.pipelines.cache_index import (
 )
 from opsloop.pipelines.cancel import CANCEL_POLL_S, Cancellation
 from opsloop.pipelines.data_inputs import data_handle, data_tags, resolve_data_inputs
-from opsloop.pipelines.dsl import Graph, Node
 from opsloop.pipelines.executors import StepCancelled, execute
+from opsloop.pipelines.graph import Graph, Node
 from opsloop.pipelines.hashing import code_hash, combine, env_hash, params_hash
 from opsloop.pipelines.journal import StepJournal
 from opsloop.pipelines.orphans import HEARTBEAT_TAG, LAUNCHER_TAG, Heartbeat, this_process
 from opsloop.pipelines.step_logs import capturing, keep_logs
 
-__all__ = [
-    "DIGEST_TAG", "OUTPUTS_TAG", "PipelineCancelled", "PipelineFailed",
-    "PipelineRun", "StepResult", "run_graph",
-]  # fmt: skip
+__all__ = ["PipelineCancelled", "PipelineFailed", "PipelineRun", "StepResult", "run_graph"]
 
 
 @dataclass
@@ -89,8 +86,6 @@ class PipelineCancelled(PipelineFailed):
     """The run was cancelled (``opsloop pipelines cancel``); ``details["pipeline"]`` is it."""
 
     code = "PIPELINE_CANCELLED"
-
-
 
 
 def _inputs_ready(node: Node, values: dict[int, Any]) -> bool:

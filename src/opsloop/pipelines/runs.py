@@ -1,6 +1,7 @@
 """Pipeline runs as a whole: the DAG of one run with each step's state (for ``opsloop pipelines
-show``, ``GET /api/pipelines/runs/{id}`` and the web UI), and starting a run in the background
-(``POST /api/pipelines/runs``).
+show``, ``GET /api/pipelines/runs/{id}`` and the web UI), the latest runs, what their steps
+printed, and the request bodies that start and rerun them (run in the background by
+:mod:`opsloop.pipelines.launcher`).
 
 A pipeline run records its graph when it starts (the ``opsloop.pipeline.graph`` tag: each step
 and the outputs it takes), so the DAG shows the steps that have not started yet, or never will
@@ -11,18 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.errors import InvalidInput, NotFound
-from opsloop.pipelines.dsl import GRAPH_TAG
+from opsloop.pipelines.graph import GRAPH_TAG
 
 __all__ = [
-    "GRAPH_TAG",
-    "Launcher",
+    "PipelineReproduce",
+    "PipelineRerun",
     "PipelineRunCreate",
     "PipelineRunSummary",
     "PipelineRunView",
@@ -32,8 +31,6 @@ __all__ = [
     "list_pipeline_runs",
     "step_logs",
 ]
-
-log = logging.getLogger("opsloop.pipelines")
 
 
 class StepView(BaseModel):
@@ -224,91 +221,3 @@ class PipelineRunCreate(BaseModel):
     no_cache: bool = False
     executor: str = "local"
     tags: dict[str, str] = Field(default_factory=dict)
-
-
-class Launcher:
-    """Runs pipelines on background threads and answers as soon as the pipeline's run exists,
-    so a REST call returns its id at once. Up to ``workers`` run side by side; the scheduler's
-    own worker (triggers, retraining) is separate, so ad hoc runs never delay those."""
-
-    def __init__(self, client: Any, workers: int = 2) -> None:
-        self.client = client
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="opsloop-adhoc")
-
-    def start(self, body: PipelineRunCreate, timeout: float = 60.0) -> str:
-        """Check the pipeline and its params here (errors raise before anything starts), run it
-        in the background, and return its run id."""
-        from opsloop.pipelines.cli import load_pipeline
-        from opsloop.pipelines.executors import EXECUTORS
-
-        if body.executor not in EXECUTORS:
-            raise InvalidInput(f"executor {body.executor!r}: choose {', '.join(EXECUTORS)}")
-        found = load_pipeline(body.pipeline)
-        found.build(**body.params)  # a bad param or graph is the caller's error, now
-        return self._launch(
-            lambda on_start: found.run(
-                client=self.client, experiment=body.experiment, no_cache=body.no_cache,
-                tags={"opsloop.trigger": "api", **body.tags}, executor=body.executor,
-                on_start=on_start, **body.params,
-            ),
-            body.pipeline, timeout,
-        )  # fmt: skip
-
-    def resume(self, run_id: str, executor: str | None = None, timeout: float = 60.0) -> str:
-        """Resume pipeline run ``run_id`` in the background (see ``reruns.resume``); an unknown
-        run or one that is no pipeline raises here. Returns the new run's id."""
-        from opsloop.pipelines.reruns import resume
-
-        return self._launch(
-            lambda on_start: resume(self.client, run_id, executor=executor, on_start=on_start,
-                                    tags={"opsloop.trigger": "api"}),
-            f"resume of {run_id}", timeout,
-        )  # fmt: skip
-
-    def reproduce(
-        self, run_id: str, executor: str | None = None, clean_env: bool = False,
-        timeout: float = 60.0,
-    ) -> str:  # fmt: skip
-        """Recompute pipeline run ``run_id`` in the background (see ``reruns.reproduce``);
-        returns the reproduction's run id, whose comparison ``reruns.compare`` gives once it
-        ends. A clean environment is built first, so that answer waits for the build."""
-        from opsloop.pipelines.reruns import reproduce
-
-        return self._launch(
-            lambda on_start: reproduce(self.client, run_id, executor=executor,
-                                       clean_env=clean_env, on_start=on_start,
-                                       tags={"opsloop.trigger": "api"}),
-            f"reproduction of {run_id}", timeout if not clean_env else max(timeout, 1800),
-        )  # fmt: skip
-
-    def tune(self, body: Any, timeout: float = 60.0) -> str:
-        """Run a tuning (a ``TuneCreate``) in the background; returns the study's run id.
-        A bad objective or space raises here, before the study starts."""
-        from opsloop.pipelines.tuning import load_objective, tune
-
-        objective = load_objective(body.objective)
-        return self._launch(
-            lambda on_start: tune(objective, body.space, client=self.client, on_start=on_start,
-                                  **body.tune_arguments()),
-            f"tuning {body.objective}", timeout,
-        )  # fmt: skip
-
-    def _launch(self, work: Any, label: str, timeout: float) -> str:
-        """Run ``work(on_start)`` on the pool; return the run id it passes to ``on_start``,
-        or raise what it raised before getting that far."""
-        started: Future[str] = Future()
-
-        def run() -> None:
-            try:
-                work(started.set_result)
-            except Exception as exc:  # its run records the failure; before a run, the caller
-                if not started.done():
-                    started.set_exception(exc)
-                else:
-                    log.info("pipeline %s failed: %s", label, exc)
-
-        self._pool.submit(run)
-        return started.result(timeout)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -48,7 +48,7 @@ class PipelinesClient(LocalOrRemote):
         except ValidationError as exc:
             raise InvalidInput("invalid run: " + "; ".join(validation_problems(exc))) from None
         if not self._remote:
-            from opsloop.pipelines.cli import load_pipeline
+            from opsloop.pipelines.loading import load_pipeline
 
             result = load_pipeline(pipeline).run(
                 client=self._client, experiment=experiment, no_cache=no_cache, tags=tags,

@@ -275,7 +275,7 @@ def _set(store: Any, firing_id: str, **values: Any) -> None:
 def run_firing(client: Any, store: Any, firing_id: str) -> Firing | None:
     """Claim a pending firing (``pending`` → ``running``, once) and run its pipeline; None when
     another scheduler claimed it first."""
-    from opsloop.pipelines.cli import load_pipeline
+    from opsloop.pipelines.loading import load_pipeline
     from opsloop.pipelines.runner import PipelineFailed
 
     with store.write() as session:

@@ -87,7 +87,7 @@ RESULT_ARTIFACT = "tuning/result.json"  # the TuneResult, on the study's run onc
 
 def load_objective(target: str) -> Callable[..., Any]:
     """The objective function ``MODULE:NAME`` or ``FILE.py:NAME`` names."""
-    from opsloop.pipelines.cli import load_target
+    from opsloop.pipelines.loading import load_target
 
     objective = load_target(target)
     if not callable(objective):

@@ -10,14 +10,13 @@ from pathlib import Path
 from fastapi import APIRouter, Query, status
 from fastapi.responses import PlainTextResponse
 
-from opsloop.evaluation import records
-from opsloop.evaluation.promotion import PromotionContext, promote
-from opsloop.evaluation.records import Evaluation
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.registry import aliases, cards, models
+from opsloop.registry import aliases, cards, evaluations, models
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
+from opsloop.registry.evaluations import Evaluation
 from opsloop.registry.local_backend import register_version
+from opsloop.registry.promotion import PromotionContext, promote
 from opsloop.registry.schemas import (
     AliasMove,
     EvaluationCreate,
@@ -167,7 +166,7 @@ def promote_version(name: str, selector: str, body: PromotionRequest, state: Sta
 
 @router.get("/models/{name}/versions/{selector}/evaluations")
 def list_evaluations(name: str, selector: str, session: ReadSession) -> list[Evaluation]:
-    return records.list_evaluations(session, _ref(name, selector))
+    return evaluations.list_evaluations(session, _ref(name, selector))
 
 
 @router.get("/models/{name}/versions/{selector}/card", response_model=None)
@@ -186,7 +185,7 @@ def get_card(
 
 @router.post("/evaluations", status_code=status.HTTP_201_CREATED)
 def create_evaluation(body: EvaluationCreate, session: WriteSession) -> Evaluation:
-    return records.record_evaluation(
+    return evaluations.record_evaluation(
         session,
         body.report,
         created_by=current_user(),
@@ -197,4 +196,4 @@ def create_evaluation(body: EvaluationCreate, session: WriteSession) -> Evaluati
 
 @router.get("/evaluations/{evaluation_id}")
 def get_evaluation(evaluation_id: str, session: ReadSession) -> Evaluation:
-    return records.get_evaluation(session, evaluation_id)
+    return evaluations.get_evaluation(session, evaluation_id)

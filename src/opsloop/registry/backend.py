@@ -12,9 +12,9 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from opsloop.data.manifest import Manifest
-from opsloop.evaluation.records import Evaluation
 from opsloop.kernel.paging import Page
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
+from opsloop.registry.evaluations import Evaluation
 
 __all__ = ["RegistryBackend"]
 

@@ -8,12 +8,12 @@ from urllib.parse import quote
 from pydantic import BaseModel, TypeAdapter
 
 from opsloop.data.manifest import FileEntry, Manifest
-from opsloop.evaluation.records import Evaluation
 from opsloop.kernel.paging import Page
 from opsloop.kernel.refs import parse_ref
 from opsloop.kernel.transport import HttpTransport
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
+from opsloop.registry.evaluations import Evaluation
 from opsloop.registry.schemas import (
     AliasMove,
     EvaluationCreate,

@@ -6,14 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.data.manifest import Manifest
-from opsloop.evaluation import records
-from opsloop.evaluation.promotion import PromotionContext, promote
-from opsloop.evaluation.records import Evaluation
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.registry import aliases, models
+from opsloop.lineage.walk import LineageCatalog
+from opsloop.registry import aliases, evaluations, models
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
+from opsloop.registry.evaluations import Evaluation
+from opsloop.registry.promotion import PromotionContext, promote
 from opsloop.store.blobs import BlobStore
 from opsloop.store.database import Store
 
@@ -50,9 +50,10 @@ def register_version(
 
 
 class LocalRegistryBackend(RegistryBackend):
-    def __init__(self, store: Store, blobs: BlobStore, home: Path) -> None:
+    def __init__(self, store: Store, blobs: BlobStore, home: Path, lineage: LineageCatalog) -> None:
         self.store = store
         self.blobs = blobs
+        self.lineage_catalog = lineage
         self.promotions = PromotionContext(store, blobs, Path(home) / "cache")
 
     def create_model(
@@ -133,17 +134,17 @@ class LocalRegistryBackend(RegistryBackend):
         self, report: dict[str, Any], model_ref: str | None, dataset_ref: str | None
     ) -> Evaluation:
         with self.store.write() as s:
-            return records.record_evaluation(
+            return evaluations.record_evaluation(
                 s, report, created_by=current_user(), model_ref=model_ref, dataset_ref=dataset_ref
             )
 
     def get_evaluation(self, evaluation_id: str) -> Evaluation:
         with self.store.read() as s:
-            return records.get_evaluation(s, evaluation_id)
+            return evaluations.get_evaluation(s, evaluation_id)
 
     def list_evaluations(self, ref: str) -> list[Evaluation]:
         with self.store.read() as s:
-            return records.list_evaluations(s, ref)
+            return evaluations.list_evaluations(s, ref)
 
     def promote(
         self,
@@ -172,7 +173,5 @@ class LocalRegistryBackend(RegistryBackend):
         return cards.card_markdown(card) if markdown else card
 
     def lineage(self, kind: str, ref: str) -> dict[str, Any]:
-        from opsloop.lineage.walk import lineage
-
         with self.store.read() as s:
-            return lineage(s, kind, ref)
+            return self.lineage_catalog.lineage(s, kind, ref)

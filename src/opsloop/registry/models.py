@@ -55,6 +55,8 @@ __all__ = [
     "set_version_tag",
     "update_model",
     "update_version",
+    "version_lineage_label",
+    "version_node_id",
 ]
 
 MODEL_VERSION = "model_version"
@@ -608,3 +610,18 @@ def delete_version(session: Session, ref: str) -> None:
     _refuse_if_served(session, shown, row.id)
     session.delete(row)
     session.flush()
+
+
+def version_lineage_label(session: Session, version_id: str) -> dict[str, Any]:
+    """How a model version appears in a lineage walk: ``model NAME@N``."""
+    row = session.get(ModelVersionRow, version_id)
+    model = session.get(RegisteredModelRow, row.model_id) if row is not None else None
+    if row is None or model is None:
+        return {}
+    ref = f"{model.name}@{row.number}"
+    return {"ref": ref, "label": f"model {ref}"}
+
+
+def version_node_id(session: Session, ref: str) -> str:
+    """The lineage node of ``NAME@N`` / ``NAME@alias`` / ``NAME``."""
+    return resolve_version_row(session, ref)[1].id

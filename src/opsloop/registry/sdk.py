@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import InvalidInput
-from opsloop.evaluation.records import Evaluation
 from opsloop.kernel.paging import Page
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
+from opsloop.registry.evaluations import Evaluation
 from opsloop.registry.package import META_FILE, LoadedModel, load_package, write_package
 from opsloop.registry.signature import Signature
 

@@ -1,5 +1,7 @@
 """The registry's tables: registered models, their immutable versions, tags, aliases, and the
-history of every alias move (gated promotions, forced moves, rejections, manual sets).
+history of every alias move (gated promotions, forced moves, rejections, manual sets), and
+stored evaluations: a version measured on data (usually a dataset version), with every metric,
+slice, curve and plot the evaluation produced.
 
 A version's package manifest (path → digest, size) is stored compressed in its row, as data
 versions store theirs: loading a model wants the whole manifest at once. ``package_id`` is the
@@ -111,5 +113,21 @@ class AliasEventRow(Base):
     moved: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(Text)
     verdict: Mapped[str | None] = mapped_column(Text)  # the gate's report, every number used
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(250))
+
+
+class EvaluationRow(Base):
+    __tablename__ = "evaluations"
+    __table_args__ = (Index("ix_evaluations_model_version_id", "model_version_id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    model_version_id: Mapped[str | None] = mapped_column(ID)
+    model_ref: Mapped[str | None] = mapped_column(String(300))
+    dataset_version_id: Mapped[str | None] = mapped_column(ID)
+    dataset_ref: Mapped[str | None] = mapped_column(String(300))
+    task: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(250))
+    report: Mapped[str] = mapped_column(Text)  # metrics, slices, confusion, calibration, plots
     created_at: Mapped[int] = mapped_column(BigInteger)
     created_by: Mapped[str] = mapped_column(String(250))

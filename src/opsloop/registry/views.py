@@ -13,11 +13,10 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from opsloop.errors import NotFound
-from opsloop.evaluation import records
-from opsloop.lineage.walk import lineage
 from opsloop.registry import aliases, cards, models
+from opsloop.registry import evaluations as stored
 from opsloop.registry.tables import RegisteredModelRow
-from opsloop.web.deps import ReadSession
+from opsloop.web.deps import ReadSession, State
 from opsloop.web.shell import SearchHit, UiDomain, render
 
 __all__ = ["UI", "router"]
@@ -71,10 +70,12 @@ def model_page(request: Request, name: str, session: ReadSession) -> Response:
 
 
 @router.get("/models/{name}/versions/{selector}")
-def version_page(request: Request, name: str, selector: str, session: ReadSession) -> Response:
+def version_page(
+    request: Request, name: str, selector: str, session: ReadSession, state: State
+) -> Response:
     ref = f"{name}@{selector}"
     card = cards.build_card(session, ref)
-    evaluations = [records.get_evaluation(session, e["evaluation_id"]) for e in card["evaluations"]]
+    evaluations = [stored.get_evaluation(session, e["evaluation_id"]) for e in card["evaluations"]]
     return render(
         request,
         "registry/version.html",
@@ -84,14 +85,14 @@ def version_page(request: Request, name: str, selector: str, session: ReadSessio
             "crumbs": [("Models", "/models"), (name, f"/models/{name}")],
             "card": card,
             "evaluations": evaluations,
-            "graph": lineage(session, "model", card["ref"]),
+            "graph": state.lineage.lineage(session, "model", card["ref"]),
         },
     )
 
 
 @router.get("/evaluations/{evaluation_id}/plots/{plot}.svg")
 def evaluation_plot(evaluation_id: str, plot: str, session: ReadSession) -> Response:
-    evaluation = records.get_evaluation(session, evaluation_id)
+    evaluation = stored.get_evaluation(session, evaluation_id)
     svg = evaluation.report.get("plots", {}).get(plot)
     if not isinstance(svg, str):
         raise NotFound(f"evaluation {evaluation_id} has no plot {plot!r}")

@@ -184,7 +184,7 @@ def metrics(state: State) -> Response:
     """Prometheus text format: requests, latency histograms, in-flight, batch sizes."""
     from prometheus_client import generate_latest
 
-    from opsloop.monitoring.alerts import REGISTRY
+    from opsloop.kernel.metrics import REGISTRY
 
     body = state.serving.metrics.render() + generate_latest(REGISTRY)
     return Response(body, media_type="text/plain; version=0.0.4")

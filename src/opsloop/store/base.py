@@ -1,8 +1,9 @@
 """The declarative base every domain's tables derive from.
 
 Each domain owns its tables (``opsloop/<domain>/tables.py``); they all share this metadata so
-one Alembic history covers the whole schema (``opsloop.schema`` gathers them). The naming convention gives constraints stable
-names, which Alembic needs to alter them on SQLite and PostgreSQL alike.
+one Alembic history covers the whole schema (``opsloop.schema`` gathers them). The naming
+convention gives constraints stable names, which Alembic needs to alter them on SQLite and
+PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -23,4 +24,3 @@ class Base(DeclarativeBase):
     """Shared declarative base: one ``MetaData`` for the whole schema."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-

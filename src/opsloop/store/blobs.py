@@ -28,11 +28,19 @@ from typing import IO, Any, Protocol
 
 from opsloop.errors import InvalidInput, NotFound, OpsloopError, StoreError
 
-__all__ = ["BlobRemote", "BlobStore", "LocalBlobStore", "hash_file", "open_blob_store"]
+__all__ = [
+    "TRANSFER_THREADS",
+    "BlobRemote",
+    "BlobStore",
+    "LocalBlobStore",
+    "check_digest",
+    "hash_file",
+    "translate_errors",
+]
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
-_TRANSFER_THREADS = 16
+TRANSFER_THREADS = 16  # parallel transfers, shared by every backend's bulk paths
 
 
 def hash_file(path: str | os.PathLike[str]) -> str:
@@ -94,7 +102,7 @@ class BlobStore(ABC):
     # -- public API ---------------------------------------------------------------------------
     def exists(self, digest: str) -> bool:
         """Whether the blob is stored."""
-        with _translate(digest):
+        with translate_errors(digest):
             return self._exists(check_digest(digest))
 
     def missing(self, digests: Iterable[str]) -> list[str]:
@@ -135,7 +143,7 @@ class BlobStore(ABC):
         blobs; a store reads its own blobs without them."""
 
         def fetch(digest: str, dest: Path) -> None:
-            with _translate(digest):
+            with translate_errors(digest):
                 self._fetch(check_digest(digest), dest)
 
         self._in_threads([(d, p) for d, p in items], fetch, on_done)
@@ -168,7 +176,7 @@ class BlobStore(ABC):
                     f"upload does not match its digest: claimed {digest}, got {actual}"
                 )
             if not self.exists(digest):
-                with _translate(digest):
+                with translate_errors(digest):
                     self._commit(tmp, digest)
             return digest
 
@@ -181,7 +189,7 @@ class BlobStore(ABC):
 
     def open(self, digest: str) -> IO[bytes]:
         """Open a stored blob for reading (binary). The caller closes it."""
-        with _translate(digest):
+        with translate_errors(digest):
             return self._open(check_digest(digest))
 
     def read_bytes(self, digest: str) -> bytes:
@@ -197,7 +205,7 @@ class BlobStore(ABC):
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            with _translate(digest):
+            with translate_errors(digest):
                 self._fetch(check_digest(digest), tmp)
             os.replace(tmp, dest)
         finally:
@@ -211,7 +219,7 @@ class BlobStore(ABC):
             return
         with self._staging() as tmp:
             shutil.copyfile(path, tmp)
-            with _translate(digest):
+            with translate_errors(digest):
                 self._commit(tmp, digest)
 
     def _in_threads(
@@ -227,7 +235,7 @@ class BlobStore(ABC):
             if on_done:
                 on_done(1)
 
-        with ThreadPoolExecutor(_TRANSFER_THREADS) as pool:
+        with ThreadPoolExecutor(TRANSFER_THREADS) as pool:
             for _ in pool.map(one, items):
                 pass
 
@@ -247,7 +255,7 @@ class BlobStore(ABC):
         actual = hash_file(tmp)
         if actual != digest:
             raise InvalidInput(f"file does not match its digest: claimed {digest}, got {actual}")
-        with _translate(digest):
+        with translate_errors(digest):
             self._commit(tmp, digest)
         return digest
 
@@ -461,7 +469,9 @@ def _copy_writing_back(source: Path, dest: Path) -> None:
 
 
 @contextmanager
-def _translate(digest: str) -> Iterator[None]:
+def translate_errors(digest: str) -> Iterator[None]:
+    """Turn a backend's own exceptions into ``NotFound``/``StoreError``, so callers see one
+    error vocabulary whichever store (local, fsspec) holds the blob ``digest``."""
     try:
         yield
     except OpsloopError:
@@ -470,14 +480,3 @@ def _translate(digest: str) -> Iterator[None]:
         raise NotFound(f"blob {digest} is not in the blob store") from exc
     except Exception as exc:  # fsspec backends raise anything from botocore to OSError
         raise StoreError(f"blob store error on {digest}: {exc.__class__.__name__}: {exc}") from exc
-
-
-def open_blob_store(url: str, storage_options: dict[str, Any] | None = None) -> BlobStore:
-    """The blob store for a URL: a plain path or ``file://`` is local, anything else fsspec."""
-    if "://" not in url:
-        return LocalBlobStore(url)
-    if url.startswith("file://"):
-        return LocalBlobStore(url[len("file://") :])
-    from opsloop.store.object_blobs import FsspecBlobStore
-
-    return FsspecBlobStore(url, storage_options)

@@ -10,8 +10,8 @@ newest revision in ``migrations/versions``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # SQLAlchemy is imported by whoever opens a store: SCHEMA_HEAD alone is free

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from opsloop.errors import InvalidInput
-from opsloop.store.blobs import _TRANSFER_THREADS, BlobStore, _translate, check_digest
+from opsloop.store.blobs import TRANSFER_THREADS, BlobStore, check_digest, translate_errors
 from opsloop.store.packs import PackedBlob, build_pack, coalesce, parse_index, plan_packs
 
 __all__ = ["FsspecBlobStore"]
@@ -77,12 +77,12 @@ class FsspecBlobStore(BlobStore):
         """One listing when that is cheaper than a request per digest (a big push)."""
         wanted = list(dict.fromkeys(check_digest(d) for d in digests))
         if wanted:
-            with _translate(wanted[0]):
+            with translate_errors(wanted[0]):
                 self._read_pack_indexes()
             wanted = [d for d in wanted if d not in self._packed]
         if len(wanted) < 64:
             return self._missing_each(wanted)
-        with _translate(wanted[0]):
+        with translate_errors(wanted[0]):
             try:
                 sample = self.fs.ls(f"{self.base}/{wanted[0][:2]}", detail=False, refresh=True)
             except FileNotFoundError:
@@ -96,7 +96,7 @@ class FsspecBlobStore(BlobStore):
     def _missing_each(self, wanted: list[str]) -> list[str]:
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(_TRANSFER_THREADS) as pool:
+        with ThreadPoolExecutor(TRANSFER_THREADS) as pool:
             present = list(pool.map(self.exists, wanted))
         return [d for d, here in zip(wanted, present, strict=True) if not here]
 
@@ -108,7 +108,7 @@ class FsspecBlobStore(BlobStore):
         if not items:
             return
         loose, packs = plan_packs(items)
-        with _translate(items[0][1]):
+        with translate_errors(items[0][1]):
             if packs:
                 from concurrent.futures import ThreadPoolExecutor
 
@@ -133,7 +133,7 @@ class FsspecBlobStore(BlobStore):
         """Packed blobs come in a few ranged reads per pack, the rest object by object."""
         if not items:
             return
-        with _translate(items[0][0]):
+        with translate_errors(items[0][0]):
             self._read_pack_indexes()
             by_pack: dict[str, list[tuple[PackedBlob, Path]]] = {}
             loose: list[tuple[str, Path]] = []

@@ -24,6 +24,7 @@ __all__ = [
     "RunStatus",
 ]
 
+
 class RunStatus(StrEnum):
     """Lifecycle of a run. FINISHED, FAILED and KILLED are terminal and set ``end_time``."""
 

@@ -30,6 +30,8 @@ __all__ = [
     "require_run",
     "require_writable_run",
     "restore_run",
+    "run_lineage_label",
+    "run_node_id",
     "update_run",
 ]
 
@@ -208,3 +210,27 @@ def _info(row: Any) -> RunInfo:
         notes=row.notes,
         lifecycle_stage=row.lifecycle_stage,
     )
+
+
+def run_lineage_label(session: Session, run_id: str) -> dict[str, Any]:
+    """How a run appears in a lineage walk: its name and status, the commit of its code (shown
+    as its upstream ``commit`` node) and its parent run."""
+    run = session.get(RunRow, run_id)
+    if run is None:
+        return {}
+    out: dict[str, Any] = {"label": f"run {run.name} ({run_id[:8]}, {run.status})"}
+    commit = session.scalar(
+        select(RunTagRow.value).where(
+            RunTagRow.run_id == run_id, RunTagRow.key == "opsloop.git.commit"
+        )
+    )
+    if commit:
+        out["commit"] = commit
+    if run.parent_run_id:
+        out["parent_run_id"] = run.parent_run_id
+    return out
+
+
+def run_node_id(session: Session, run_id: str) -> str:
+    """The lineage node of a run id (``NotFound`` for an unknown run)."""
+    return require_run(session, run_id).id

@@ -41,6 +41,7 @@ class AppState:
     trace_spool: Any = None  # opsloop.llm.tracing.spool.IngestSpool, set by create_app
     serving: Any = None  # opsloop.serving.runtime.ServingRuntime, set by create_app
     launcher: Any = None  # opsloop.pipelines.runs.Launcher, set by the app's lifespan
+    lineage: Any = None  # opsloop.lineage.walk.LineageCatalog, set by create_app
 
 
 def get_state(request: Request) -> AppState:

@@ -1,17 +1,39 @@
-"""The prompt registry's REST routes under ``/api``: prompts, versions, labels and diffs."""
+"""The prompt registry's REST routes under ``/api``: prompts, versions, labels and diffs.
+
+Routes that move labels depend on ``label_gate``, which the app overrides with the evals
+domain's gate (``app.dependency_overrides[label_gate] = ...``): prompts may not import evals.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, Field
 
+from opsloop.errors import OpsloopError
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.llm.prompts import services
 from opsloop.llm.prompts.entities import Prompt, PromptDiff, PromptInfo, PromptVersionCreate
+from opsloop.llm.prompts.ports import LabelGate
 from opsloop.web.deps import ReadSession, WriteSession
 
+__all__ = ["label_gate", "router"]
+
 router = APIRouter(tags=["prompts"])
+
+
+def label_gate() -> LabelGate:
+    """The placeholder the app overrides; reached only by an app that never wired the gate,
+    which must not move labels unchecked."""
+    raise OpsloopError(
+        "no label gate is configured: the app must set "
+        "app.dependency_overrides[opsloop.llm.prompts.api.label_gate] to the evals domain's gate"
+    )
+
+
+Gate = Annotated[LabelGate, Depends(label_gate)]
 
 
 class LabelSet(BaseModel):
@@ -40,11 +62,13 @@ def list_versions(name: str, session: ReadSession) -> list[Prompt]:
 
 @router.post("/prompts/{name}/versions", status_code=status.HTTP_201_CREATED)
 def create_version(
-    name: str, body: PromptVersionCreate, session: WriteSession, response: Response
+    name: str, body: PromptVersionCreate, session: WriteSession, gate: Gate, response: Response
 ) -> Prompt:
     """Save the next version (201), or get the latest back (200) if it holds the same template
     and config; ``labels`` are pointed at it either way."""
-    prompt, created = services.create_version(session, name, body, created_by=current_user())
+    prompt, created = services.create_version(
+        session, name, body, created_by=current_user(), gate=gate
+    )
     if not created:
         response.status_code = status.HTTP_200_OK
     return prompt
@@ -57,8 +81,8 @@ def get_version(name: str, selector: str, session: ReadSession) -> Prompt:
 
 
 @router.put("/prompts/{name}/labels/{label}")
-def set_label(name: str, label: str, body: LabelSet, session: WriteSession) -> Prompt:
-    return services.set_label(session, f"{name}@{body.version}", label)
+def set_label(name: str, label: str, body: LabelSet, session: WriteSession, gate: Gate) -> Prompt:
+    return services.set_label(session, f"{name}@{body.version}", label, gate=gate)
 
 
 @router.delete("/prompts/{name}/labels/{label}", status_code=status.HTTP_204_NO_CONTENT)

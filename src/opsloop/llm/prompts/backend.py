@@ -18,6 +18,7 @@ from opsloop.kernel.refs import parse_ref
 from opsloop.kernel.transport import HttpTransport
 from opsloop.llm.prompts import services
 from opsloop.llm.prompts.entities import Prompt, PromptDiff, PromptInfo, PromptVersionCreate
+from opsloop.llm.prompts.ports import LabelGate
 from opsloop.store.database import Store
 
 __all__ = ["HttpPromptBackend", "LocalPromptBackend", "PromptBackend"]
@@ -53,12 +54,16 @@ class PromptBackend(ABC):
 
 
 class LocalPromptBackend(PromptBackend):
-    def __init__(self, store: Store) -> None:
+    """Runs the services in-process; labels move past ``gate`` (the evals domain's label rules,
+    handed in by the ``Client`` because prompts may not import evals)."""
+
+    def __init__(self, store: Store, gate: LabelGate) -> None:
         self.store = store
+        self.gate = gate
 
     def create_version(self, name: str, body: PromptVersionCreate) -> tuple[Prompt, bool]:
         with self.store.write() as s:
-            return services.create_version(s, name, body, created_by=current_user())
+            return services.create_version(s, name, body, created_by=current_user(), gate=self.gate)
 
     def get(self, ref: str) -> Prompt:
         with self.store.read() as s:
@@ -78,7 +83,7 @@ class LocalPromptBackend(PromptBackend):
 
     def set_label(self, ref: str, label: str) -> Prompt:
         with self.store.write() as s:
-            return services.set_label(s, ref, label)
+            return services.set_label(s, ref, label, gate=self.gate)
 
     def delete_label(self, name: str, label: str) -> None:
         with self.store.write() as s:

@@ -2,7 +2,8 @@
 
 Every function takes an open session and never commits. Versions are immutable; saving a
 template and config identical to the latest version returns that version (``created`` False).
-Labels (``production``, ``staging``, any other) move only when someone moves them.
+Labels (``production``, ``staging``, any other) move only when someone moves them, and only
+past the ``LabelGate`` the caller hands in (the evals domain's label rules).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from opsloop.llm.prompts.entities import (
     PromptInfo,
     PromptVersionCreate,
 )
+from opsloop.llm.prompts.ports import LabelGate
 from opsloop.llm.prompts.tables import PromptLabelRow, PromptRow, PromptVersionRow
 from opsloop.llm.prompts.template import variables_of
 from opsloop.store.numbered import Numbering, version_row
@@ -98,10 +100,10 @@ def _content(body: PromptVersionCreate) -> tuple[str, Any, list[str]]:
 
 
 def create_version(
-    session: Session, name: str, body: PromptVersionCreate, *, created_by: str
+    session: Session, name: str, body: PromptVersionCreate, *, created_by: str, gate: LabelGate
 ) -> tuple[Prompt, bool]:
     """Save the next version of ``name`` (created on first use), or return the latest if it
-    holds the same template and config; then point ``body.labels`` at it."""
+    holds the same template and config; then point ``body.labels`` at it, past ``gate``."""
     from blake3 import blake3
 
     check_name(name, _NOUN)
@@ -144,7 +146,7 @@ def create_version(
     else:
         row = latest  # type: ignore[assignment]
     for label in labels:
-        _point_label(session, prompt, row, label)
+        _point_label(session, gate, prompt, row, label)
     session.flush()
     return _entity(row, name, _labels(session, prompt.id)), created
 
@@ -201,20 +203,21 @@ def list_versions(session: Session, name: str) -> list[Prompt]:
     return [_entity(r, prompt.name, labels) for r in rows]
 
 
-def set_label(session: Session, ref: str, label: str) -> Prompt:
-    """Point ``label`` at the version ``ref`` names (moving it if it pointed elsewhere)."""
+def set_label(session: Session, ref: str, label: str, *, gate: LabelGate) -> Prompt:
+    """Point ``label`` at the version ``ref`` names (moving it if it pointed elsewhere), unless
+    ``gate`` refuses."""
     check_alias(label)
     prompt, row = _version_row(session, ref)
-    _point_label(session, prompt, row, label)
+    _point_label(session, gate, prompt, row, label)
     session.flush()
     return _entity(row, prompt.name, _labels(session, prompt.id))
 
 
-def _point_label(session: Session, prompt: PromptRow, row: PromptVersionRow, label: str) -> None:
-    """Move ``label`` to ``row`` unless the label requires an eval suite it has not passed."""
-    from opsloop.llm.evals.services import check_label_rule
-
-    check_label_rule(session, prompt.name, row.number, label)
+def _point_label(
+    session: Session, gate: LabelGate, prompt: PromptRow, row: PromptVersionRow, label: str
+) -> None:
+    """Move ``label`` to ``row`` once ``gate`` lets it (it raises when a label rule is unmet)."""
+    gate.check(session, prompt.name, row.number, label)
     session.merge(PromptLabelRow(prompt_id=prompt.id, label=label, number=row.number))
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "list_scores",
     "list_traces",
     "set_price",
+    "trace_lineage_label",
 ]
 
 _CHUNK = 500  # ids per IN (...) list: well under SQLite's variable limit
@@ -491,3 +492,9 @@ def delete_price(session: Session, pattern: str) -> None:
             " (a default price cannot be deleted, only overridden)" if pattern in defaults else ""
         )
         raise NotFound(f"no user price for pattern {pattern!r}{hint}")
+
+
+def trace_lineage_label(session: Session, trace_id: str) -> dict[str, Any]:
+    """How a trace appears in a lineage walk: its name and short id."""
+    row = session.get(TraceRow, trace_id)
+    return {"label": f"trace {row.name} ({trace_id[:8]})"} if row is not None else {}

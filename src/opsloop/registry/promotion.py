@@ -21,10 +21,10 @@ from opsloop.errors import Conflict, InvalidInput
 from opsloop.evaluation.behaviour import prediction_regression, run_check
 from opsloop.evaluation.evaluate import evaluate_frame
 from opsloop.evaluation.gates import GatePolicy, judge, load_policy
-from opsloop.evaluation.records import record_evaluation
 from opsloop.kernel.refs import check_alias
 from opsloop.registry import aliases, models
 from opsloop.registry.entities import AliasEvent
+from opsloop.registry.evaluations import record_evaluation
 from opsloop.registry.package import LoadedModel, load_package
 from opsloop.store.blobs import BlobStore, LocalBlobStore
 from opsloop.store.database import Store

@@ -23,19 +23,30 @@ from sqlalchemy import select, update
 
 from opsloop.errors import OpsloopError
 from opsloop.kernel.timeutil import now_ms
+from opsloop.registry.promotion import PromotionContext
 
 __all__ = ["Scheduler"]
 
-log = logging.getLogger("opsloop.app.scheduler")
+log = logging.getLogger("opsloop.scheduler")
 ORPHANS_EVERY_S = 60.0
 
 
 class Scheduler:
+    """Runs the due work of one store (see the module docstring).
+
+    Args:
+        client: The client the work runs through (pipelines, data exports, rollouts).
+        store: The metadata store it claims work in.
+        promotions: Where the retraining loop's gate reads models and data from.
+        predictions: The prediction log the monitors read.
+    """
+
     def __init__(
-        self, client: Any, store: Any, predictions: Any, *, interval: float = 1.0,
-        tick_rollouts: bool = False,
+        self, client: Any, store: Any, promotions: PromotionContext, predictions: Any, *,
+        interval: float = 1.0, tick_rollouts: bool = False,
     ) -> None:  # fmt: skip
         self.client, self.store, self.predictions = client, store, predictions
+        self.promotions = promotions
         self.interval = interval
         self.tick_rollouts = tick_rollouts  # a server's rollout controller does it otherwise
         self._stop = threading.Event()
@@ -100,14 +111,15 @@ class Scheduler:
         self._in_flight = {k: f for k, f in self._in_flight.items() if not f.done()}
 
     def advance_loops(self, *, wait: bool = False) -> None:
-        from opsloop.monitoring import loop
+        from opsloop.monitoring.loop import pending_loops
+        from opsloop.workflows.retraining import advance
 
         with self.store.read() as session:
-            pending = loop.pending_loops(session)
+            pending = pending_loops(session)
         for loop_id in pending:
             self._submit(
-                f"loop:{loop_id}", loop.advance, self.client, self.store, self.predictions,
-                loop_id, tick_rollout=self.tick_rollouts,
+                f"loop:{loop_id}", advance, self.client, self.store, self.promotions,
+                self.predictions, loop_id, tick_rollout=self.tick_rollouts,
             )  # fmt: skip
         self._wait(wait)
 

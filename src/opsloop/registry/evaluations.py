@@ -16,11 +16,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput, NotFound
-from opsloop.evaluation.tables import EvaluationRow
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
+from opsloop.registry.tables import EvaluationRow
 
-__all__ = ["EVALUATION", "Evaluation", "get_evaluation", "list_evaluations", "record_evaluation"]
+__all__ = [
+    "EVALUATION",
+    "Evaluation",
+    "evaluation_lineage_label",
+    "get_evaluation",
+    "list_evaluations",
+    "record_evaluation",
+]
 
 EVALUATION = "evaluation"
 
@@ -110,3 +117,12 @@ def list_evaluations(session: Session, model_ref: str, limit: int = 100) -> list
         .limit(limit)
     )
     return [_entity(r, full=False) for r in rows]
+
+
+def evaluation_lineage_label(session: Session, evaluation_id: str) -> dict[str, Any]:
+    """How a stored evaluation appears in a lineage walk: what it measured, on what."""
+    row = session.get(EvaluationRow, evaluation_id)
+    if row is None:
+        return {}
+    on = f" on {row.dataset_ref}" if row.dataset_ref else ""
+    return {"label": f"evaluation {evaluation_id[:8]} of {row.model_ref}{on}"}

@@ -1,0 +1,158 @@
+"""The retraining driver: walks a loop run from its alert to a promoted or rolled-back model.
+
+A loop run's stages and records belong to monitoring (:mod:`opsloop.monitoring.loop`); walking
+it crosses every domain (the prediction log's labelled traffic becomes a data version, a
+pipeline trains on it, the registry's gate judges the candidate, serving canaries it), so the
+walk lives on this floor, above all of them, and is handed the clients and stores it uses.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from opsloop.errors import NotFound, OpsloopError
+from opsloop.kernel.step_context import STEP_RUN_TAG
+from opsloop.lineage import graph
+from opsloop.monitoring.entities import LoopRun, MonitorSpec, RetrainPolicy
+from opsloop.monitoring.loop import ACTOR, get_loop_run, move_stage
+from opsloop.monitoring.tables import LoopRunRow, MonitorRow
+from opsloop.monitoring.windows import explode
+from opsloop.pipelines.loading import load_pipeline
+from opsloop.registry.promotion import PromotionContext, promote
+
+__all__ = ["advance"]
+
+
+def _load(store: Any, loop_id: str) -> tuple[LoopRunRow, MonitorRow, RetrainPolicy]:
+    with store.read() as session:
+        row = session.get(LoopRunRow, loop_id)
+        if row is None:
+            raise NotFound(f"loop run {loop_id!r} does not exist")
+        monitor = session.get(MonitorRow, row.monitor_id)
+        assert monitor is not None
+        policy = MonitorSpec.model_validate_json(monitor.spec).retrain
+        session.expunge_all()
+    assert policy is not None
+    return row, monitor, policy
+
+
+def _save(store: Any, loop_id: str, stage: str, message: str, **fields: Any) -> None:
+    with store.write() as session:
+        row = session.get(LoopRunRow, loop_id)
+        assert row is not None
+        for key, value in fields.items():
+            setattr(row, key, value)
+        move_stage(row, stage, message)
+
+
+def _export(client: Any, log: Any, monitor: MonitorRow, policy: RetrainPolicy) -> str | None:
+    """The deployment's labelled traffic as the next version of ``policy.export_dataset``."""
+    if policy.export_dataset is None:
+        return None
+    window = explode(log.requests(monitor.deployment), None, None)
+    target = MonitorSpec.model_validate_json(monitor.spec).target or "label"
+    frame = window.features
+    frame[target] = window.labels
+    frame = frame[frame[target].notna()]
+    if frame.empty:
+        raise OpsloopError(
+            f"deployment {monitor.deployment!r} has no labelled traffic to retrain on"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{policy.export_dataset}.parquet"
+        frame.reset_index(drop=True).to_parquet(path)
+        added = client.data.add(
+            str(path), name=policy.export_dataset,
+            message=f"labelled traffic of {monitor.deployment} ({len(frame)} rows)",
+        )  # fmt: skip
+    return str(added.version.ref)
+
+
+def _train(
+    client: Any, store: Any, row: LoopRunRow, policy: RetrainPolicy, data_ref: str | None
+) -> tuple[str, int]:
+    """Run the pipeline; its run id and the model version it registered."""
+    pipeline = load_pipeline(policy.pipeline)
+    params = dict(policy.params)
+    if data_ref is not None:
+        params[policy.data_param] = data_ref
+    tags = {"opsloop.trigger": f"alert:{row.alert_id}", "opsloop.loop": row.id}
+    result = pipeline.run(client=client, tags=tags, **params)
+    with store.write() as session:
+        graph.add_edge(session, ("alert", row.alert_id), (graph.RUN, result.run_id), "triggered")
+    runs = {result.run_id, *(s.run_id for s in result.steps)}
+    model = client.deployments.get(row.deployment).model
+    made = [
+        v
+        for v in client.models.versions(model, max_results=1000).items
+        if v.run_id in runs or v.tags.get(STEP_RUN_TAG) in runs
+    ]
+    if not made:
+        raise OpsloopError(
+            f"pipeline run {result.run_id[:8]} registered no version of {model!r} "
+            "(a registering step must not be cached: @step(cache=False))"
+        )
+    return result.run_id, max(v.number for v in made)
+
+
+def advance(
+    client: Any, store: Any, promotions: PromotionContext, log: Any, loop_id: str, *,
+    tick_rollout: bool = True,
+) -> LoopRun:  # fmt: skip
+    """Walk a loop run as far as it can go now (see :mod:`opsloop.monitoring.loop`)."""
+    row, monitor, policy = _load(store, loop_id)
+    try:
+        if row.stage == "triggered":
+            data_ref = _export(client, log, monitor, policy)
+            _save(store, loop_id, "training", f"running {policy.pipeline}", data_ref=data_ref)
+            run_id, candidate = _train(client, store, row, policy, data_ref)
+            _save(store, loop_id, "gating", f"pipeline run {run_id[:8]} registered v{candidate}",
+                  pipeline_run_id=run_id, candidate=candidate)  # fmt: skip
+            row, monitor, policy = _load(store, loop_id)
+        if row.stage == "gating":
+            model = client.deployments.get(row.deployment).model
+            ref = f"{model}@{row.candidate}"
+            result = promote(
+                promotions, ref, "candidate", created_by=ACTOR,
+                policy=policy.gate_policy, baseline="champion",
+                reason=f"retraining loop {row.id[:8]}",
+            )  # fmt: skip
+            if not result.passed:
+                failed = [
+                    r for r in (result.event.verdict or {}).get("rules", []) if not r.get("passed")
+                ]
+                why = (
+                    "; ".join(str(r.get("detail") or r.get("rule")) for r in failed)
+                    or "gate failed"
+                )
+                _save(store, loop_id, "rejected", f"v{row.candidate} failed the gate: {why}")
+                return get_loop_run(store, loop_id)
+            rollout = client.deployments.rollout(
+                ref, name=row.deployment, steps=policy.rollout_steps, checks=policy.rollout_checks,
+                max_inconclusive_seconds=policy.max_inconclusive_seconds,
+            )  # fmt: skip
+            started = f"v{row.candidate} passed the gate; canary started"
+            _save(store, loop_id, "rolling_out", started, rollout_id=rollout.id)
+            row, monitor, policy = _load(store, loop_id)
+        if row.stage == "rolling_out":
+            rollout = (
+                client.deployments.advance if tick_rollout else client.deployments.rollout_status
+            )(row.deployment)
+            if rollout.id != row.rollout_id:
+                _save(store, loop_id, "failed", "the rollout was replaced by another one")
+            elif rollout.status == "succeeded":
+                _save(store, loop_id, "promoted", f"the canary passed: {rollout.message}")
+            elif rollout.status in ("degraded", "aborted"):
+                _save(
+                    store,
+                    loop_id,
+                    "rolled_back",
+                    f"v{row.candidate} rolled back: {rollout.message}",
+                )
+    except OpsloopError as exc:
+        _save(store, loop_id, "failed", exc.message)
+    except Exception as exc:  # a user pipeline may raise anything: keep it on the record
+        _save(store, loop_id, "failed", f"{type(exc).__name__}: {exc}")
+    return get_loop_run(store, loop_id)
