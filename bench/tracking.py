@@ -150,8 +150,8 @@ def main() -> None:
     skip = set(args.skip.split(","))
     import mlflow
 
-    import opsloop.tracking.http_backend
-    import opsloop.tracking.local_backend  # noqa: F401  (import both tools before timing)
+    import opsloop.tracking.local
+    import opsloop.tracking.remote  # noqa: F401  (import both tools before timing)
 
     print(f"opsloop vs mlflow {mlflow.__version__}, {os.cpu_count()} cores", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="opsloop-bench-"))

@@ -80,12 +80,12 @@ class Client(TrackingClient):
         )
         if self.settings.is_remote:
             from opsloop.kernel.transport import HttpTransport
-            from opsloop.tracking.http_backend import HttpTrackingBackend
+            from opsloop.tracking.remote import RemoteTrackingBackend
 
             self._transport = HttpTransport(str(self.settings.server_url), self.settings.token)
-            self._init_tracking(HttpTrackingBackend(self._transport))
+            self._init_tracking(RemoteTrackingBackend(self._transport))
         else:
-            from opsloop.tracking.local_backend import LocalTrackingBackend
+            from opsloop.tracking.local import LocalTrackingBackend
 
             store, blobs = shared_stores(self.settings)
             self._init_tracking(LocalTrackingBackend(store, blobs))
@@ -102,10 +102,10 @@ class Client(TrackingClient):
         from opsloop.store.blobs import LocalBlobStore
 
         if self.settings.is_remote:
-            from opsloop.data.http_backend import HttpDataBackend
+            from opsloop.data.remote import RemoteDataBackend
 
-            return DataClient(HttpDataBackend(self._transport), self.settings.home, None)
-        from opsloop.data.local_backend import LocalDataBackend
+            return DataClient(RemoteDataBackend(self._transport), self.settings.home, None)
+        from opsloop.data.local import LocalDataBackend
 
         store, blobs = shared_stores(self.settings)
         cache = blobs if isinstance(blobs, LocalBlobStore) else None
@@ -118,10 +118,10 @@ class Client(TrackingClient):
         from opsloop.registry.sdk import ModelsClient
 
         if self.settings.is_remote:
-            from opsloop.registry.http_backend import HttpRegistryBackend
+            from opsloop.registry.remote import RemoteRegistryBackend
 
-            return ModelsClient(HttpRegistryBackend(self._transport), self.data)
-        from opsloop.registry.local_backend import LocalRegistryBackend
+            return ModelsClient(RemoteRegistryBackend(self._transport), self.data)
+        from opsloop.registry.local import LocalRegistryBackend
 
         store, blobs = shared_stores(self.settings)
         from opsloop.schema import lineage_catalog
@@ -135,11 +135,11 @@ class Client(TrackingClient):
         from opsloop.llm.prompts.sdk import PromptsClient
 
         if self.settings.is_remote:
-            from opsloop.llm.prompts.backend import HttpPromptBackend
+            from opsloop.llm.prompts.remote import RemotePromptBackend
 
-            return PromptsClient(HttpPromptBackend(self._transport))
+            return PromptsClient(RemotePromptBackend(self._transport))
         from opsloop.llm.evals.label_gate import LabelRuleGate
-        from opsloop.llm.prompts.backend import LocalPromptBackend
+        from opsloop.llm.prompts.local import LocalPromptBackend
 
         store, _ = shared_stores(self.settings)
         return PromptsClient(LocalPromptBackend(store, LabelRuleGate()))
@@ -151,10 +151,10 @@ class Client(TrackingClient):
         from opsloop.llm.tracing.sdk import TracesClient
 
         if self.settings.is_remote:
-            from opsloop.llm.tracing.backend import HttpTracingBackend
+            from opsloop.llm.tracing.remote import RemoteTracingBackend
 
-            return TracesClient(HttpTracingBackend(self._transport))
-        from opsloop.llm.tracing.backend import LocalTracingBackend
+            return TracesClient(RemoteTracingBackend(self._transport))
+        from opsloop.llm.tracing.local import LocalTracingBackend
 
         store, _ = shared_stores(self.settings)
         return TracesClient(LocalTracingBackend(store))
@@ -165,41 +165,51 @@ class Client(TrackingClient):
         from opsloop.llm.feedback.sdk import FeedbackClient
 
         if self.settings.is_remote:
-            from opsloop.llm.feedback.backend import HttpFeedbackBackend
+            from opsloop.llm.feedback.remote import RemoteFeedbackBackend
 
-            return FeedbackClient(HttpFeedbackBackend(self._transport))
-        from opsloop.llm.feedback.backend import LocalFeedbackBackend
+            return FeedbackClient(RemoteFeedbackBackend(self._transport))
+        from opsloop.llm.feedback.local import LocalFeedbackBackend
 
         return FeedbackClient(LocalFeedbackBackend(*shared_stores(self.settings)))
 
     @cached_property
     def evals(self) -> EvalsClient:
         """LLM eval suites: ``client.evals.run("suite.yaml")``, past runs, label rules."""
+        from opsloop.llm.evals.backend import EvalBackend
         from opsloop.llm.evals.sdk import EvalsClient
 
+        backend: EvalBackend
         if self.settings.is_remote:
-            from opsloop.llm.evals.backend import HttpEvalBackend
+            from opsloop.llm.evals.remote import RemoteEvalBackend
 
-            return EvalsClient(HttpEvalBackend(self._transport), self)
-        from opsloop.llm.evals.backend import LocalEvalBackend
+            backend = RemoteEvalBackend(self._transport)
+        else:
+            from opsloop.llm.evals.local import LocalEvalBackend
 
-        store, _ = shared_stores(self.settings)
-        return EvalsClient(LocalEvalBackend(store), self)
+            store, _ = shared_stores(self.settings)
+            backend = LocalEvalBackend(store)
+        # what a suite run reads (prompts, data cases) and writes (traces): llm/evals/ports.py
+        return EvalsClient(backend, self.prompts, self.traces, self.data)
 
     @cached_property
     def deployments(self) -> DeploymentsClient:
         """Deployments: ``client.deployments.deploy("churn@champion")``, canary, A/B, shadow,
         ``promote``, ``rollback``, ``predict``."""
+        from opsloop.serving.backend import DeploymentBackend
         from opsloop.serving.sdk import DeploymentsClient
 
+        backend: DeploymentBackend
         if self.settings.is_remote:
-            from opsloop.serving.backend import HttpDeploymentBackend
+            from opsloop.serving.remote import RemoteDeploymentBackend
 
-            return DeploymentsClient(HttpDeploymentBackend(self._transport), self)
-        from opsloop.serving.backend import LocalDeploymentBackend
+            backend = RemoteDeploymentBackend(self._transport)
+        else:
+            from opsloop.serving.local import LocalDeploymentBackend
 
-        store, _ = shared_stores(self.settings)
-        return DeploymentsClient(LocalDeploymentBackend(store), self)
+            store, _ = shared_stores(self.settings)
+            predictions = self.settings.home / "predictions"  # this process's prediction log
+            backend = LocalDeploymentBackend(store, self.models, predictions)
+        return DeploymentsClient(backend, self.models, self.data, self.settings)
 
     @cached_property
     def monitors(self) -> MonitorsClient:
@@ -208,9 +218,20 @@ class Client(TrackingClient):
         from opsloop.monitoring.sdk import MonitorsClient
 
         if self.settings.is_remote:
-            return MonitorsClient(self)
+            from opsloop.monitoring.remote import RemoteMonitorBackend
+
+            return MonitorsClient(RemoteMonitorBackend(self._transport))
+        from opsloop.monitoring.local import LocalMonitorBackend
+
         store, _ = shared_stores(self.settings)
-        return MonitorsClient(self, store)
+        backend = LocalMonitorBackend(
+            store,
+            # this process's prediction log, opened on the first check only
+            # TODO: a public accessor on DeploymentsClient instead of its ``_runtime``
+            lambda: self.deployments._runtime.log,
+            models=self.models, deployments=self.deployments, data=self.data,
+        )  # fmt: skip
+        return MonitorsClient(backend)
 
     @cached_property
     def triggers(self) -> TriggersClient:

@@ -55,7 +55,7 @@ class RecordingGate:
 def test_the_registry_asks_the_gate_it_is_handed(sqlite_url: str, tmp_path: Path) -> None:
     from opsloop.client import shared_stores
     from opsloop.config import load_settings
-    from opsloop.llm.prompts.backend import LocalPromptBackend
+    from opsloop.llm.prompts.local import LocalPromptBackend
     from opsloop.llm.prompts.sdk import PromptsClient
 
     store, _ = shared_stores(load_settings(database_url=sqlite_url, blob_url=str(tmp_path / "b")))

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 import opsloop
+from opsloop.client import shared_stores
 from tests.monitoring.test_monitors import shifted
 from tests.serving.conftest import COLUMNS
 
@@ -88,7 +89,7 @@ def test_drift_retrains_gates_canaries_and_promotes(
     assert deployment.policy.stable == 2 and deployment.policy.candidate is None
     assert client.models.get("cancer-clf").aliases["champion"] == 2
 
-    store = client.monitors._store
+    store, _ = shared_stores(client.settings)  # the store the local client writes to
     with store.write() as session:  # the same alert seen again starts nothing
         from opsloop.monitoring.tables import MonitorRow
 

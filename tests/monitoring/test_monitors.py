@@ -171,6 +171,7 @@ def test_empty_window_and_a_webhook_that_is_down(
     sqlite_url: str, cancer: pd.DataFrame, weak_model: Any, strong_model: Any, tmp_path: Path
 ) -> None:
     import opsloop
+    from opsloop.client import shared_stores
     from opsloop.monitoring import alerts, services
 
     client = opsloop.Client(database_url=sqlite_url, blob_url=str(tmp_path / "blobs"))
@@ -191,7 +192,7 @@ def test_empty_window_and_a_webhook_that_is_down(
     state = alert.deliveries[f"webhook:http://127.0.0.1:{port}/hook"]
     assert state["status"] == "failed" and state["attempts"] == 1
     assert "ConnectError" in state["error"]
-    store = client.monitors._store
+    store, _ = shared_stores(client.settings)  # the store the local client writes to
     with store.read() as session:
         assert alerts.due_deliveries(session, now=0) == []  # backing off
         assert [a.id for a in alerts.due_deliveries(session, now=state["next_at"])] == [alert_id]

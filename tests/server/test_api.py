@@ -81,9 +81,9 @@ def test_token_auth(sqlite_url: str, tmp_path: Path) -> None:
 
 def test_every_route_the_sdk_calls_exists_in_openapi(http: httpx.Client) -> None:
     """A route renamed on the server without the SDK (or the other way round) fails here."""
-    from opsloop.data import http_backend as data_http
-    from opsloop.registry import http_backend as registry_http
-    from opsloop.tracking import http_backend
+    from opsloop.data import remote as data_http
+    from opsloop.registry import remote as registry_http
+    from opsloop.tracking import remote as http_backend
 
     spec = http.get("/openapi.json").json()["paths"]
     patterns = [
@@ -101,8 +101,14 @@ def test_every_route_the_sdk_calls_exists_in_openapi(http: httpx.Client) -> None
         )
         for path, methods in spec.items()
     ]
-    source = "".join(inspect.getsource(m) for m in (http_backend, data_http, registry_http))
+    modules = (http_backend, data_http, registry_http)
+    source = "".join(inspect.getsource(m) for m in modules)
     calls = re.findall(r'"(GET|POST|PUT|PATCH|DELETE)",\s*f?"(/api/[^"]*)"', source)
+    for module in modules:  # requests written as ``routes.X.url(...)``: the Route's path
+        used = r'"(GET|POST|PUT|PATCH|DELETE)",\s*routes\.(\w+)\.url\('
+        for method, name in re.findall(used, inspect.getsource(module)):
+            route = getattr(module.routes, name)
+            calls.append((method, route.mount + route.template))
     calls = [(m, re.sub(r"\{[^}]*\}", "{x}", p)) for m, p in calls]
     calls += [
         ("POST", p + "/restore")

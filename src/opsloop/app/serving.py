@@ -23,7 +23,10 @@ def open_runtime(settings: Settings) -> Any:
     from opsloop.serving.runtime import ServingRuntime
 
     client = Client(settings=settings)
-    return ServingRuntime(client, PredictionLog(settings.home / "predictions"), ServingMetrics())
+    log = PredictionLog(settings.home / "predictions")
+    runtime = ServingRuntime(client.deployments, client.models, log, ServingMetrics())
+    runtime.client = client  # the server's other routes reach the client as state.serving.client
+    return runtime
 
 
 def start_controller(runtime: Any, store: Any) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from opsloop.data import compare, versions
+from opsloop.data import compare, routes, versions
 from opsloop.data.entities import (
     DataDiff,
     Dataset,
@@ -33,7 +33,7 @@ def _ref(name: str, selector: str) -> str:
     return f"{name}@{selector}"
 
 
-@router.get("/datasets")
+@router.get(routes.DATASETS.template)
 def list_datasets(
     session: ReadSession,
     max_results: int = Query(100, ge=1, le=10_000),
@@ -42,12 +42,12 @@ def list_datasets(
     return versions.list_datasets(session, max_results, page_token)
 
 
-@router.get("/datasets/{name}")
+@router.get(routes.DATASET.template)
 def get_dataset(name: str, session: ReadSession) -> Dataset:
     return versions.get_dataset(session, name)
 
 
-@router.get("/datasets/{name}/versions")
+@router.get(routes.VERSIONS.template)
 def list_versions(
     name: str,
     session: ReadSession,
@@ -58,7 +58,7 @@ def list_versions(
     return versions.list_versions(session, name, max_results, page_token)
 
 
-@router.post("/datasets/{name}/versions", status_code=status.HTTP_201_CREATED)
+@router.post(routes.VERSIONS.template, status_code=status.HTTP_201_CREATED)
 def create_version(
     name: str, body: VersionCreate, session: WriteSession, response: Response
 ) -> VersionCreated:
@@ -80,12 +80,12 @@ def create_version(
     return VersionCreated(version=version, created=created)
 
 
-@router.get("/datasets/{name}/versions/{selector}")
+@router.get(routes.VERSION.template)
 def get_version(name: str, selector: str, session: ReadSession) -> DatasetVersion:
     return versions.get_version(session, _ref(name, selector))
 
 
-@router.get("/datasets/{name}/versions/{selector}/manifest")
+@router.get(routes.VERSION_MANIFEST.template)
 def get_manifest(name: str, selector: str, session: ReadSession) -> ManifestFiles:
     """Every file of the version as ``[path, digest, size]``; fetch bytes from ``/api/blobs``."""
     version, manifest = versions.get_manifest(session, _ref(name, selector))
@@ -94,20 +94,20 @@ def get_manifest(name: str, selector: str, session: ReadSession) -> ManifestFile
     )
 
 
-@router.get("/datasets/{name}/versions/{selector}/lineage")
+@router.get(routes.VERSION_LINEAGE.template)
 def get_lineage(name: str, selector: str, session: ReadSession) -> list[LineageLink]:
     """The runs that consumed (input) and produced (output) this version."""
     return versions.version_lineage(session, _ref(name, selector))
 
 
-@router.put("/datasets/{name}/versions/{selector}/tags/{key:path}")
+@router.put(routes.VERSION_TAG.template)
 def set_tag(
     name: str, selector: str, key: str, body: TagValue, session: WriteSession
 ) -> DatasetVersion:
     return versions.set_version_tag(session, _ref(name, selector), key, body.value)
 
 
-@router.put("/datasets/{name}/versions/{selector}/validation")
+@router.put(routes.VERSION_VALIDATION.template)
 def record_validation(
     name: str, selector: str, body: ValidationRecord, session: WriteSession
 ) -> DatasetVersion:
@@ -115,30 +115,30 @@ def record_validation(
     return versions.record_validation(session, _ref(name, selector), body.report, body.passed)
 
 
-@router.get("/datasets/{name}/versions/{selector}/validation")
+@router.get(routes.VERSION_VALIDATION.template)
 def get_validation(name: str, selector: str, session: ReadSession) -> dict[str, Any]:
     return versions.get_validation(session, _ref(name, selector))
 
 
-@router.put("/datasets/{name}/aliases/{alias}")
+@router.put(routes.ALIAS.template)
 def set_alias(name: str, alias: str, body: AliasSet, session: WriteSession) -> DatasetVersion:
     """Point an alias at a version (moving it if it pointed elsewhere)."""
     return versions.set_alias(session, _ref(name, str(body.version)), alias)
 
 
-@router.delete("/datasets/{name}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(routes.ALIAS.template, status_code=status.HTTP_204_NO_CONTENT)
 def delete_alias(name: str, alias: str, session: WriteSession) -> None:
     versions.delete_alias(session, name, alias)
 
 
-@router.get("/dataset-diffs")
+@router.get(routes.DIFFS.template)
 def diff_versions(old: str, new: str, session: ReadSession) -> DataDiff:
     """Files added, removed and modified from ``old`` to ``new`` (refs such as ``iris@1``);
     for tables also the schema, row count and column statistics that changed."""
     return compare.diff_versions(session, old, new)
 
 
-@router.post("/runs/{run_id}/datasets", status_code=status.HTTP_201_CREATED)
+@router.post(routes.RUN_DATASETS.template, status_code=status.HTTP_201_CREATED)
 def log_run_dataset(run_id: str, body: LineageCreate, session: WriteSession) -> DatasetVersion:
     """Record that the run consumed (input) or produced (output) a dataset version."""
     return versions.log_lineage(session, run_id, body.ref, body.relation)

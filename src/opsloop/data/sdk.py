@@ -81,29 +81,31 @@ class DataVersion:
 
     @cached_property
     def manifest(self) -> Manifest:
-        return self._client._backend.get_manifest(self.ref)[1]
+        return self._client.manifest(self.ref)[1]
 
     def path(self) -> Path:
         """Local path of the version's content (the file itself for a one-file version)."""
-        root = self._client._materialized(self.ref, self.info, self.manifest)
+        root = self._client.materialize(self.info, self.manifest)
         if self.info.kind != "folder" and len(self.manifest) == 1:
             return root / self.manifest.entries[0].path
         return root
 
-    def _table(self) -> tuple[list[str], str]:
+    def table_files(self) -> tuple[list[str], str]:
+        """The local paths of the table's files and its format (``csv``, ``parquet``...).
+        ``InvalidInput`` when the version is not a table."""
         fmt = self.info.table.format if self.info.table else None
         if fmt is None:
             raise InvalidInput(
                 f"{self.ref} is not a table (CSV, Parquet or JSON lines); use .path() instead"
             )
-        root = self._client._materialized(self.ref, self.info, self.manifest)
+        root = self._client.materialize(self.info, self.manifest)
         return [str(root / e.path) for e in self.manifest.entries], fmt
 
     def to_arrow(self) -> Any:
         """The table as a ``pyarrow.Table``."""
         from opsloop.data.tabular import open_table
 
-        files, fmt = self._table()
+        files, fmt = self.table_files()
         with open_table(files, fmt) as con:
             return con.sql("SELECT * FROM data").to_arrow_table()
 
@@ -362,7 +364,7 @@ class DataClient:
         """Check a table version against expectations and record the verdict on it."""
         checks = _expectations(expectations)  # a bad file fails before any data moves
         handle = self.get(ref)
-        files, fmt = handle._table()
+        files, fmt = handle.table_files()
         report = run_expectations(files, fmt, checks)  # type: ignore[arg-type]
         version = self._backend.record_validation(handle.ref, report, report["passed"])
         return version, report
@@ -375,20 +377,21 @@ class DataClient:
         from opsloop.data.profiling import profile_table, write_report
 
         handle = self.get(ref)
-        files, fmt = handle._table()
+        files, fmt = handle.table_files()
         summary = profile_table(files, fmt)
         summary["version"] = handle.info.model_dump(mode="json", exclude={"table"})
         return write_report(summary, Path(out_dir), f"{handle.info.name}-{handle.info.number}")
 
     # -- local materialisation ----------------------------------------------------------------
-    def _materialized(self, ref: str, info: DatasetVersion, manifest: Manifest) -> Path:
-        """A complete, read-only local copy of a version, built once and shared."""
+    def materialize(self, info: DatasetVersion, manifest: Manifest) -> Path:
+        """A complete, read-only local copy of version ``info`` (whose manifest is
+        ``manifest``), built once and shared; what the cache lacks is pulled first."""
         root = self._home / "cache" / "versions" / info.version_id
         if not (root / ".opsloop-complete").exists():
             if self._shares_cache and self._cache.missing([e.digest for e in manifest.entries]):
                 raise NotFound(
-                    f"the files of {ref} are not in the blob store: it was added from a client "
-                    f"of a server; run `opsloop data push {ref}` there first"
+                    f"the files of {info.ref} are not in the blob store: it was added from a "
+                    f"client of a server; run `opsloop data push {info.ref}` there first"
                 )
             self._pull(info, manifest, progress=False)
         return transfer.materialized_copy(self._cache, None, manifest, root)

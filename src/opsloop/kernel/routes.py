@@ -16,7 +16,7 @@ from urllib.parse import quote
 __all__ = ["API", "Route"]
 
 API = "/api"
-_PARAM = re.compile(r"\{(\w+)(:path)?\}")
+_PARAM = re.compile(r"\{(\w+)(?::path)?\}")
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,10 @@ class Route:
 
     def url(self, **params: object) -> str:
         """The path a client requests: the template filled in, each value percent-encoded
-        (a ``{name:path}`` value keeps its slashes). A missing value is a ``KeyError``."""
+        but its slashes (names never hold one; a ``{key:path}`` takes them). A missing value is
+        a ``KeyError``."""
 
         def fill(match: re.Match[str]) -> str:
-            value = str(params[match.group(1)])
-            return quote(value, safe="/" if match.group(2) else "")
+            return quote(str(params[match.group(1)]), safe="/")
 
         return self.mount + _PARAM.sub(fill, self.template)

@@ -1,5 +1,12 @@
 """REST: ``/api/monitors``, ``/api/monitor-runs``, ``/api/alerts``, ``/api/loop``,
-``/api/loop-runs`` and ``/api/drift-reports`` (ad hoc drift between two data versions)."""
+``/api/loop-runs`` and ``/api/drift-reports`` (ad hoc drift between two data versions); the
+paths are in :mod:`opsloop.monitoring.routes`.
+
+Creating and checking a monitor read models, deployments, data and the prediction log. The
+server's serving runtime already reads deployments and models through a client on this store
+and writes the prediction log, so the routes take those from it (``state.serving``), typed as
+the ports monitoring declares (:mod:`opsloop.monitoring.ports`).
+"""
 
 from __future__ import annotations
 
@@ -10,53 +17,71 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.kernel.identity import current_user
-from opsloop.monitoring import alerts, loop, services
+from opsloop.monitoring import alerts, loop, routes, services
 from opsloop.monitoring.entities import Alert, LoopRun, Monitor, MonitorCreate, MonitorRun
-from opsloop.web.deps import ReadSession, State, WriteSession
+from opsloop.monitoring.ports import PredictionSource, Sources
+from opsloop.web.deps import AppState, ReadSession, State, WriteSession
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["monitoring"])
 
 
-@router.post("/monitors", response_model=Monitor, status_code=201)
+def _sources(state: AppState) -> Sources:
+    """Models, deployments and data, read through the serving runtime's client."""
+    sources: Sources = state.serving.client
+    return sources
+
+
+def _predictions(state: AppState) -> PredictionSource:
+    """The prediction log the serving runtime writes."""
+    log: PredictionSource = state.serving.log
+    return log
+
+
+@router.post(routes.MONITORS.template, response_model=Monitor, status_code=201)
 def create_monitor(body: MonitorCreate, state: State) -> Monitor:
     """Profile the reference data version and watch the deployment against it."""
-    return services.create_monitor(state.serving.client, state.store, body, current_user())
+    sources = _sources(state)
+    return services.create_monitor(
+        state.store, body, current_user(), models=sources.models,
+        deployments=sources.deployments, data=sources.data,
+    )  # fmt: skip
 
 
-@router.get("/monitors", response_model=list[Monitor])
+@router.get(routes.MONITORS.template, response_model=list[Monitor])
 def list_monitors(session: ReadSession, deployment: str | None = None) -> list[Monitor]:
     return services.list_monitors(session, deployment)
 
 
-@router.get("/monitors/{name}", response_model=Monitor)
+@router.get(routes.MONITOR.template, response_model=Monitor)
 def get_monitor(name: str, session: ReadSession) -> Monitor:
     return services.get_monitor(session, name)
 
 
-@router.delete("/monitors/{name}", status_code=204)
+@router.delete(routes.MONITOR.template, status_code=204)
 def delete_monitor(name: str, session: WriteSession) -> None:
     services.delete_monitor(session, name)
 
 
-@router.post("/monitors/{name}/runs", response_model=MonitorRun)
+@router.post(routes.MONITOR_RUNS.template, response_model=MonitorRun)
 def check_monitor(name: str, state: State) -> MonitorRun:
     """Check the monitor's window now."""
-    return services.run_monitor(state.serving.client, state.store, state.serving.log, name)
+    models = _sources(state).models
+    return services.run_monitor(state.store, _predictions(state), name, models=models)
 
 
-@router.get("/monitors/{name}/runs", response_model=list[MonitorRun])
+@router.get(routes.MONITOR_RUNS.template, response_model=list[MonitorRun])
 def list_runs(name: str, session: ReadSession, limit: int = 20) -> list[MonitorRun]:
     return services.list_runs(session, name, limit)
 
 
-@router.get("/monitor-runs/{run_id}", response_model=MonitorRun)
+@router.get(routes.MONITOR_RUN.template, response_model=MonitorRun)
 def get_run(run_id: str, session: ReadSession) -> MonitorRun:
     return services.get_run(session, run_id)
 
 
-@router.get("/monitor-runs/{run_id}/report.html", response_class=HTMLResponse)
+@router.get(routes.MONITOR_RUN_REPORT.template, response_class=HTMLResponse)
 def run_report(run_id: str, session: ReadSession) -> HTMLResponse:
     """The check's drift report as a self-contained HTML page."""
     from opsloop.errors import NotFound
@@ -68,7 +93,7 @@ def run_report(run_id: str, session: ReadSession) -> HTMLResponse:
     return HTMLResponse(render(run.report, title=f"{run.monitor}: drift of run {run_id[:8]}"))
 
 
-@router.get("/alerts", response_model=list[Alert])
+@router.get(routes.ALERTS.template, response_model=list[Alert])
 def list_alerts(
     session: ReadSession, status: str | None = None, deployment: str | None = None,
     monitor: str | None = None, limit: int = 100,
@@ -78,23 +103,23 @@ def list_alerts(
     )
 
 
-@router.post("/alerts/{alert_id}/acknowledge", response_model=Alert)
+@router.post(routes.ALERT_ACKNOWLEDGE.template, response_model=Alert)
 def acknowledge(alert_id: str, session: WriteSession) -> Alert:
     return alerts.acknowledge(session, alert_id, current_user())
 
 
-@router.post("/alerts/{alert_id}/resolve", response_model=Alert)
+@router.post(routes.ALERT_RESOLVE.template, response_model=Alert)
 def resolve(alert_id: str, session: WriteSession) -> Alert:
     return alerts.resolve(session, alert_id, current_user())
 
 
-@router.get("/loop")
+@router.get(routes.LOOP.template)
 def loop_status(session: ReadSession, deployment: str | None = None) -> list[dict[str, Any]]:
     """Where each monitored deployment's loop stands, and why."""
     return loop.loop_status(session, deployment)
 
 
-@router.get("/loop-runs", response_model=list[LoopRun])
+@router.get(routes.LOOP_RUNS.template, response_model=list[LoopRun])
 def loop_runs(
     session: ReadSession, deployment: str | None = None, limit: int = 20
 ) -> list[LoopRun]:
@@ -113,12 +138,12 @@ class DriftRequest(BaseModel):
     drift_share: float = 0.5
 
 
-@router.post("/drift-reports")
+@router.post(routes.DRIFT_REPORTS.template)
 def drift_report(body: DriftRequest, state: State) -> dict[str, Any]:
     """Compare two data versions column by column (the JSON twin of ``opsloop drift``)."""
     from opsloop.monitoring.drift import drift
 
-    data = state.serving.client.data
+    data = _sources(state).data
     report = drift(
         data.get(body.reference), data.get(body.current), columns=body.columns,
         stattest=body.stattest, column_stattests=body.column_stattests,

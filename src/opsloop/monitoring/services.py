@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select
@@ -34,6 +34,15 @@ from opsloop.monitoring.loop import start_loops
 from opsloop.monitoring.profiles import TableProfile, profile_frame
 from opsloop.monitoring.tables import AlertRow, MonitorRow, MonitorRunRow
 from opsloop.monitoring.windows import WindowData, read_window
+
+if TYPE_CHECKING:
+    from opsloop.monitoring.ports import (
+        DataSource,
+        DeploymentSource,
+        ModelSource,
+        PredictionSource,
+    )
+    from opsloop.store.database import Store
 
 __all__ = [
     "PREDICTION",
@@ -94,21 +103,28 @@ def positive_scores(model: Any, features: Any) -> np.ndarray | None:
         return None
 
 
-def create_monitor(client: Any, store: Any, body: MonitorCreate, actor: str) -> Monitor:
-    """Profile the reference (features, the stable model's predictions) and store the monitor."""
+def create_monitor(
+    store: Store, body: MonitorCreate, actor: str, *, models: ModelSource,
+    deployments: DeploymentSource, data: DataSource,
+) -> Monitor:  # fmt: skip
+    """Profile the reference (features, the stable model's predictions) and store the monitor.
+
+    ``deployments`` and ``data`` give the deployment and the reference data version, ``models``
+    the stable version's model. ``NotFound`` for any of them, ``InvalidInput`` for a target or
+    features the reference lacks, ``Conflict`` if a monitor of that name exists."""
     spec = body.spec
-    deployment = client.deployments.get(body.deployment)
+    deployment = deployments.get(body.deployment)
     stable = deployment.ref(deployment.policy.stable)
-    data = client.data.get(body.reference)
-    frame = data.to_pandas()
+    reference_data = data.get(body.reference)
+    frame = reference_data.to_pandas()
     if spec.target is not None and spec.target not in frame.columns:
         raise InvalidInput(f"target {spec.target!r} is not a column of {body.reference}")
     features = spec.features or [c for c in frame.columns if c != spec.target]
     absent = [c for c in features if c not in frame.columns]
     if absent:
         raise InvalidInput(f"features not in {body.reference}: {', '.join(absent)}")
-    model = client.models.load(stable)
-    task = client.models.version(stable).task or (
+    model = models.load(stable)
+    task = models.version(stable).task or (
         "classification" if model.classes is not None else "regression"
     )
     predictions = list(model.predict(frame[features]))
@@ -116,7 +132,7 @@ def create_monitor(client: Any, store: Any, body: MonitorCreate, actor: str) -> 
     reference[PREDICTION] = predictions
     kinds = {PREDICTION: "categorical" if task == "classification" else "numeric"}
     profile = profile_frame(reference, kinds)  # type: ignore[arg-type]
-    baseline: dict[str, Any] = {"reference": data.ref, "model": stable, "task": task}
+    baseline: dict[str, Any] = {"reference": reference_data.ref, "model": stable, "task": task}
     if spec.target is not None:
         labels = frame[spec.target].tolist()
         scores = positive_scores(model, frame[features])
@@ -140,7 +156,9 @@ def create_monitor(client: Any, store: Any, body: MonitorCreate, actor: str) -> 
         graph.add_edge(
             session, node, ("deployment", deployment_id(session, body.deployment)), "watches"
         )
-        graph.add_edge(session, node, (graph.DATASET_VERSION, data.info.version_id), "consumed")
+        graph.add_edge(
+            session, node, (graph.DATASET_VERSION, reference_data.info.version_id), "consumed"
+        )
         return _entity(row)
 
 
@@ -156,15 +174,15 @@ def deployment_id(session: Session, name: str) -> str:
 _MODELS: dict[str, Any] = {}
 
 
-def _model(client: Any, ref: str) -> Any:
+def _model(models: ModelSource, ref: str) -> Any:
     """Loaded model versions, kept: a version's package never changes."""
     if ref not in _MODELS:
-        _MODELS[ref] = client.models.load(ref)
+        _MODELS[ref] = models.load(ref)
     return _MODELS[ref]
 
 
 def _metrics(
-    client: Any, row: MonitorRow, spec: MonitorSpec, window: WindowData
+    models: ModelSource, row: MonitorRow, spec: MonitorSpec, window: WindowData
 ) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
     """The check's metrics, its drift report (dict) and a note when it gives no verdict."""
     metrics: dict[str, Any] = {"rows": window.rows, "requests": window.requests}
@@ -204,7 +222,7 @@ def _metrics(
         metrics["prediction_drift"] = float(bool(prediction.drift_detected))
         metrics["prediction_drift_score"] = prediction.statistic
     task = baseline.get("task", "classification")
-    scores = _scores(client, baseline, window, feature_columns)
+    scores = _scores(models, baseline, window, feature_columns)
     metrics.update(quality.measured(window.predictions, window.labels, task, scores))
     if scores is not None:
         metrics.update(quality.estimate(scores, baseline.get("calibration")))
@@ -212,7 +230,7 @@ def _metrics(
 
 
 def _scores(
-    client: Any, baseline: dict[str, Any], window: WindowData, columns: list[str]
+    models: ModelSource, baseline: dict[str, Any], window: WindowData, columns: list[str]
 ) -> np.ndarray | None:
     """Positive-class scores of each row from the version that answered it (CBPE's input)."""
     if baseline.get("task") != "classification":
@@ -222,7 +240,7 @@ def _scores(
     versions = np.asarray(window.versions)
     columns = [c for c in columns if c in window.features.columns]
     for version in np.unique(versions):
-        model = _model(client, f"{model_name}@{int(version)}")
+        model = _model(models, f"{model_name}@{int(version)}")
         mask = versions == version
         part = positive_scores(model, window.features.loc[mask, columns])
         if part is None:
@@ -232,9 +250,13 @@ def _scores(
 
 
 def run_monitor(
-    client: Any, store: Any, log: Any, name: str, *, now: int | None = None
-) -> MonitorRun:
-    """Check the monitor's window now: store the run, open or resolve alerts, deliver them."""
+    store: Store, log: PredictionSource, name: str, *, models: ModelSource,
+    now: int | None = None,
+) -> MonitorRun:  # fmt: skip
+    """Check the monitor's window now: store the run, open or resolve alerts, deliver them.
+
+    The window comes from ``log``; the model versions that answered it (for estimated quality)
+    from ``models``. ``NotFound`` if there is no monitor ``name``."""
     now = now if now is not None else now_ms()
     with store.read() as session:
         row = _row(session, name)
@@ -248,7 +270,7 @@ def run_monitor(
             id="", monitor=name, started_at=now, window_start=None, window_end=None, rows=0,
             status="waiting", metrics={}, message=note,
         )  # fmt: skip
-    metrics, report, note = _metrics(client, row, spec, window)
+    metrics, report, note = _metrics(models, row, spec, window)
     run_id = uuid.uuid4().hex
     with store.write() as session:
         monitor = _row(session, name)

@@ -12,10 +12,10 @@ from fastapi.responses import PlainTextResponse
 
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.registry import aliases, cards, evaluations, models
+from opsloop.registry import aliases, cards, evaluations, models, routes
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
 from opsloop.registry.evaluations import Evaluation
-from opsloop.registry.local_backend import register_version
+from opsloop.registry.local import register_version
 from opsloop.registry.promotion import PromotionContext, promote
 from opsloop.registry.schemas import (
     AliasMove,
@@ -35,7 +35,7 @@ def _ref(name: str, selector: str) -> str:
     return f"{name}@{selector}"
 
 
-@router.get("/models")
+@router.get(routes.MODELS.template)
 def list_models(
     session: ReadSession,
     max_results: int = Query(100, ge=1, le=10_000),
@@ -44,37 +44,37 @@ def list_models(
     return models.list_models(session, max_results, page_token)
 
 
-@router.post("/models", status_code=status.HTTP_201_CREATED)
+@router.post(routes.MODELS.template, status_code=status.HTTP_201_CREATED)
 def create_model(body: ModelCreate, session: WriteSession) -> RegisteredModel:
     return models.create_model(
         session, body.name, created_by=current_user(), description=body.description, tags=body.tags
     )
 
 
-@router.get("/models/{name}")
+@router.get(routes.MODEL.template)
 def get_model(name: str, session: ReadSession) -> RegisteredModel:
     return models.get_model(session, name)
 
 
-@router.patch("/models/{name}")
+@router.patch(routes.MODEL.template)
 def update_model(name: str, body: ModelUpdate, session: WriteSession) -> RegisteredModel:
     return models.update_model(
         session, name, description=body.description, gate_policy=body.gate_policy
     )
 
 
-@router.delete("/models/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(routes.MODEL.template, status_code=status.HTTP_204_NO_CONTENT)
 def delete_model(name: str, session: WriteSession) -> None:
     """Refused (409) while an alias points at one of its versions."""
     models.delete_model(session, name)
 
 
-@router.put("/models/{name}/tags/{key:path}")
+@router.put(routes.MODEL_TAG.template)
 def set_model_tag(name: str, key: str, body: TagValue, session: WriteSession) -> RegisteredModel:
     return models.set_model_tag(session, name, key, body.value)
 
 
-@router.get("/models/{name}/versions")
+@router.get(routes.VERSIONS.template)
 def list_versions(
     name: str,
     session: ReadSession,
@@ -85,7 +85,7 @@ def list_versions(
     return models.list_versions(session, name, max_results, page_token)
 
 
-@router.post("/models/{name}/versions", status_code=status.HTTP_201_CREATED)
+@router.post(routes.VERSIONS.template, status_code=status.HTTP_201_CREATED)
 def create_version(
     name: str, body: ModelVersionCreate, session: WriteSession, blobs: Blobs
 ) -> ModelVersion:
@@ -94,12 +94,12 @@ def create_version(
     return register_version(session, blobs, name, body, current_user())
 
 
-@router.get("/models/{name}/versions/{selector}")
+@router.get(routes.VERSION.template)
 def get_version(name: str, selector: str, session: ReadSession) -> ModelVersion:
     return models.get_version(session, _ref(name, selector))
 
 
-@router.patch("/models/{name}/versions/{selector}")
+@router.patch(routes.VERSION.template)
 def update_version(
     name: str, selector: str, body: VersionUpdate, session: WriteSession
 ) -> ModelVersion:
@@ -108,27 +108,27 @@ def update_version(
     )
 
 
-@router.delete("/models/{name}/versions/{selector}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(routes.VERSION.template, status_code=status.HTTP_204_NO_CONTENT)
 def delete_version(name: str, selector: str, session: WriteSession) -> None:
     """Refused (409, naming them) while an alias or a deployment points at the version."""
     models.delete_version(session, _ref(name, selector))
 
 
-@router.get("/models/{name}/versions/{selector}/manifest")
+@router.get(routes.VERSION_MANIFEST.template)
 def get_manifest(name: str, selector: str, session: ReadSession) -> list[tuple[str, str, int]]:
     """The package's files as ``[path, digest, size]``; fetch bytes from ``/api/blobs``."""
     _, manifest = models.manifest_of(session, _ref(name, selector))
     return [(e.path, e.digest, e.size) for e in manifest.entries]
 
 
-@router.put("/models/{name}/versions/{selector}/tags/{key:path}")
+@router.put(routes.VERSION_TAG.template)
 def set_version_tag(
     name: str, selector: str, key: str, body: TagValue, session: WriteSession
 ) -> ModelVersion:
     return models.set_version_tag(session, _ref(name, selector), key, body.value)
 
 
-@router.put("/models/{name}/aliases/{alias}")
+@router.put(routes.ALIAS.template)
 def set_alias(name: str, alias: str, body: AliasMove, session: WriteSession) -> ModelVersion:
     """Point an alias at a version without a gate (recorded in the alias history)."""
     return aliases.set_alias(
@@ -136,18 +136,18 @@ def set_alias(name: str, alias: str, body: AliasMove, session: WriteSession) -> 
     )
 
 
-@router.delete("/models/{name}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(routes.ALIAS.template, status_code=status.HTTP_204_NO_CONTENT)
 def delete_alias(name: str, alias: str, session: WriteSession) -> None:
     aliases.delete_alias(session, name, alias, created_by=current_user())
 
 
-@router.get("/models/{name}/alias-history")
+@router.get(routes.ALIAS_HISTORY.template)
 def alias_history(name: str, session: ReadSession, alias: str | None = None) -> list[AliasEvent]:
     """Every decision about the model's aliases, newest first, with gate verdicts."""
     return aliases.alias_history(session, name, alias)
 
 
-@router.post("/models/{name}/versions/{selector}/promote")
+@router.post(routes.VERSION_PROMOTE.template)
 def promote_version(name: str, selector: str, body: PromotionRequest, state: State) -> AliasEvent:
     """Run the gate (the body's policy, else the model's) and move the alias on a pass. The
     verdict, with every number it used, is recorded whether it passed or not."""
@@ -164,12 +164,12 @@ def promote_version(name: str, selector: str, body: PromotionRequest, state: Sta
     return result.event
 
 
-@router.get("/models/{name}/versions/{selector}/evaluations")
+@router.get(routes.VERSION_EVALUATIONS.template)
 def list_evaluations(name: str, selector: str, session: ReadSession) -> list[Evaluation]:
     return evaluations.list_evaluations(session, _ref(name, selector))
 
 
-@router.get("/models/{name}/versions/{selector}/card", response_model=None)
+@router.get(routes.VERSION_CARD.template, response_model=None)
 def get_card(
     name: str,
     selector: str,
@@ -183,7 +183,7 @@ def get_card(
     return card
 
 
-@router.post("/evaluations", status_code=status.HTTP_201_CREATED)
+@router.post(routes.EVALUATIONS.template, status_code=status.HTTP_201_CREATED)
 def create_evaluation(body: EvaluationCreate, session: WriteSession) -> Evaluation:
     return evaluations.record_evaluation(
         session,
@@ -194,6 +194,6 @@ def create_evaluation(body: EvaluationCreate, session: WriteSession) -> Evaluati
     )
 
 
-@router.get("/evaluations/{evaluation_id}")
+@router.get(routes.EVALUATION.template)
 def get_evaluation(evaluation_id: str, session: ReadSession) -> Evaluation:
     return evaluations.get_evaluation(session, evaluation_id)

@@ -1,9 +1,18 @@
 """The registry backend contract: what the models SDK needs from the store, local or remote.
 
 Package bytes never pass through it: the SDK stores package files in the blob store (as data
-versions do) and registers their manifest. :class:`LocalRegistryBackend` calls the services
-in-process; :class:`~opsloop.registry.http_backend.HttpRegistryBackend` the REST API. Gated
-promotion runs wherever the backend's services run (in-process, or on the server).
+versions do) and registers their manifest. :class:`~opsloop.registry.local.LocalRegistryBackend`
+calls the services in-process; :class:`~opsloop.registry.remote.RemoteRegistryBackend` the REST
+API. Gated promotion runs wherever the backend's services run (in-process, or on the server).
+
+Contract: methods are thread-safe; returned entities are immutable snapshots (a version's
+package never changes; its description, card, tags and aliases may, so read it again to see
+them); errors are ``OpsloopError`` subclasses, the same class whichever backend raised them;
+every write is durable when the method returns. A ``ref`` is ``NAME@N``, ``NAME@ALIAS`` or
+``NAME`` (the latest version): a malformed one is ``InvalidInput``, an unknown model, number or
+alias ``NotFound``. Each method's docstring names the errors it raises on purpose; any method
+may also raise ``StoreError`` (the database, blob store or server failed; retrying may help)
+and, over HTTP, ``Unauthenticated`` or ``PermissionDenied``.
 """
 
 from __future__ import annotations
@@ -20,74 +29,116 @@ __all__ = ["RegistryBackend"]
 
 
 class RegistryBackend(ABC):
-    """Registered models, versions, aliases, evaluations and promotions."""
+    """Registered models, versions, aliases, evaluations and promotions. See the module
+    docstring for the contract."""
 
     @abstractmethod
     def create_model(
         self, name: str, description: str | None, tags: dict[str, str] | None
-    ) -> RegisteredModel: ...
+    ) -> RegisteredModel:
+        """Register a model name. ``Conflict`` when it is registered already; ``InvalidInput``
+        for a malformed name or tag."""
 
     @abstractmethod
-    def get_model(self, name: str) -> RegisteredModel: ...
+    def get_model(self, name: str) -> RegisteredModel:
+        """One registered model with its tags, aliases and gate policy. ``NotFound``."""
 
     @abstractmethod
-    def list_models(self, max_results: int, page_token: str | None) -> Page[RegisteredModel]: ...
+    def list_models(self, max_results: int, page_token: str | None) -> Page[RegisteredModel]:
+        """One page of registered models, by name. ``InvalidInput`` for a page token not
+        handed out by a listing."""
 
     @abstractmethod
     def update_model(
         self, name: str, description: str | None, gate_policy: dict[str, Any] | None
-    ) -> RegisteredModel: ...
+    ) -> RegisteredModel:
+        """Change a model's description and/or the gate policy its promotions use by default
+        (``None`` leaves a field alone). ``NotFound``; ``InvalidInput`` for a bad policy."""
 
     @abstractmethod
-    def delete_model(self, name: str) -> None: ...
+    def delete_model(self, name: str) -> None:
+        """Delete a model and all its versions. ``NotFound``; ``Conflict`` while an alias or a
+        deployment points at one of its versions."""
 
     @abstractmethod
-    def set_model_tag(self, name: str, key: str, value: str) -> RegisteredModel: ...
+    def set_model_tag(self, name: str, key: str, value: str) -> RegisteredModel:
+        """Set or overwrite one model tag; the model. ``NotFound``; ``InvalidInput`` for a
+        malformed key."""
 
     @abstractmethod
-    def register_version(self, name: str, body: ModelVersionCreate) -> ModelVersion: ...
+    def register_version(self, name: str, body: ModelVersionCreate) -> ModelVersion:
+        """Register a package as the model's next version (the model is registered on first
+        use): from a FINISHED run's artifact folder (``run_id`` + ``artifact_path``) or from
+        package files already in the blob store. ``NotFound`` for an unknown run or an empty
+        artifact folder; ``Conflict`` for a run that has not finished; ``InvalidInput`` for both
+        sources or neither, files that are not an opsloop package or not uploaded, a malformed
+        name or tag."""
 
     @abstractmethod
-    def get_version(self, ref: str) -> ModelVersion: ...
+    def get_version(self, ref: str) -> ModelVersion:
+        """The version ``ref`` names. ``NotFound``; ``InvalidInput`` for a malformed ref."""
 
     @abstractmethod
-    def get_manifest(self, ref: str) -> tuple[ModelVersion, Manifest]: ...
+    def get_manifest(self, ref: str) -> tuple[ModelVersion, Manifest]:
+        """The version ``ref`` names and its package's manifest (every file's path, digest and
+        size). ``NotFound``; ``InvalidInput`` for a malformed ref."""
 
     @abstractmethod
     def list_versions(
         self, name: str, max_results: int, page_token: str | None
-    ) -> Page[ModelVersion]: ...
+    ) -> Page[ModelVersion]:
+        """One page of a model's versions, newest first. ``NotFound`` for an unknown model;
+        ``InvalidInput`` for a page token not handed out by a listing."""
 
     @abstractmethod
     def update_version(
         self, ref: str, description: str | None, card: dict[str, str] | None
-    ) -> ModelVersion: ...
+    ) -> ModelVersion:
+        """Change what people wrote about a version: its description, and card sections
+        (merged into those it has). ``NotFound``; ``InvalidInput`` for a malformed ref."""
 
     @abstractmethod
-    def set_version_tag(self, ref: str, key: str, value: str) -> ModelVersion: ...
+    def set_version_tag(self, ref: str, key: str, value: str) -> ModelVersion:
+        """Set or overwrite one tag of the version; the version. ``NotFound``;
+        ``InvalidInput`` for a malformed ref or key."""
 
     @abstractmethod
-    def delete_version(self, ref: str) -> None: ...
+    def delete_version(self, ref: str) -> None:
+        """Delete a version. ``NotFound``; ``Conflict`` while an alias or a deployment points
+        at it; ``InvalidInput`` for a malformed ref."""
 
     @abstractmethod
-    def set_alias(self, ref: str, alias: str, reason: str | None) -> ModelVersion: ...
+    def set_alias(self, ref: str, alias: str, reason: str | None) -> ModelVersion:
+        """Point ``alias`` at the version without a gate (recorded in the alias history with
+        ``reason``); that version. ``NotFound``; ``InvalidInput`` for a malformed ref or
+        alias."""
 
     @abstractmethod
-    def delete_alias(self, name: str, alias: str) -> None: ...
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove one alias of model ``name`` (recorded in the alias history). ``NotFound``
+        when the model or the alias does not exist."""
 
     @abstractmethod
-    def alias_history(self, name: str, alias: str | None) -> list[AliasEvent]: ...
+    def alias_history(self, name: str, alias: str | None) -> list[AliasEvent]:
+        """Every decision about the model's aliases (or only ``alias``), newest first, with
+        gate verdicts. ``NotFound`` for an unknown model."""
 
     @abstractmethod
     def record_evaluation(
         self, report: dict[str, Any], model_ref: str | None, dataset_ref: str | None
-    ) -> Evaluation: ...
+    ) -> Evaluation:
+        """Store an evaluation report, linked to the model and dataset versions when given.
+        ``InvalidInput`` for a report without ``task`` and ``metrics`` or a malformed ref;
+        ``NotFound`` for an unknown model or dataset version."""
 
     @abstractmethod
-    def get_evaluation(self, evaluation_id: str) -> Evaluation: ...
+    def get_evaluation(self, evaluation_id: str) -> Evaluation:
+        """One stored evaluation, with its plots. ``NotFound``."""
 
     @abstractmethod
-    def list_evaluations(self, ref: str) -> list[Evaluation]: ...
+    def list_evaluations(self, ref: str) -> list[Evaluation]:
+        """The version's evaluations, newest first, without their plots. ``NotFound``;
+        ``InvalidInput`` for a malformed ref."""
 
     @abstractmethod
     def promote(
@@ -98,12 +149,22 @@ class RegistryBackend(ABC):
         force: bool,
         reason: str | None,
     ) -> AliasEvent:
-        """Run the gate and move the alias on a pass; the event carries the verdict."""
+        """Run the gate (``policy``, else the model's stored one) and move the alias on a
+        pass, or move it unconditionally with ``force`` and a ``reason``; the event carries the
+        verdict, which is recorded whether it passed or not. ``NotFound``; ``InvalidInput`` for
+        no policy and no ``force``, ``force`` without a reason, a bad policy or a gate dataset
+        that is not a table; ``Conflict`` when the alias moved while the gate ran or a file is
+        missing from the blob store; ``PermissionDenied`` for a package that cannot be loaded
+        safely."""
 
     @abstractmethod
     def card(self, ref: str, markdown: bool) -> Any:
-        """The model card: a dict, or Markdown text with ``markdown``."""
+        """The version's model card, built from what the registry knows plus what people
+        wrote: a dict, or Markdown text with ``markdown``. ``NotFound``; ``InvalidInput`` for a
+        malformed ref."""
 
     @abstractmethod
     def lineage(self, kind: str, ref: str) -> dict[str, Any]:
-        """Upstream and downstream of a model version (``model``), ``data`` version or ``run``."""
+        """Upstream and downstream of a model version (``kind="model"``), ``data`` version
+        or ``run`` named by ``ref``. ``NotFound``; ``InvalidInput`` for an unknown kind or a
+        malformed ref."""

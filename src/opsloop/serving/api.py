@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from opsloop.errors import InvalidInput, NotFound, OpsloopError
 from opsloop.kernel.identity import current_user
-from opsloop.serving import rollouts, services
+from opsloop.serving import rollouts, routes, services
 from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
 from opsloop.serving.rollout_entities import Rollout, RolloutSpec
 from opsloop.web.deps import ReadSession, State, WriteSession
@@ -40,22 +40,22 @@ class RollbackBody(BaseModel):
     reason: str | None = None
 
 
-@router.post("/deployments", status_code=status.HTTP_201_CREATED)
+@router.post(routes.DEPLOYMENTS.template, status_code=status.HTTP_201_CREATED)
 def create(body: DeploymentCreate, session: WriteSession) -> Deployment:
     return services.create_deployment(session, body, current_user())
 
 
-@router.get("/deployments")
+@router.get(routes.DEPLOYMENTS.template)
 def list_deployments(session: ReadSession) -> list[Deployment]:
     return services.list_deployments(session)
 
 
-@router.get("/deployments/{name}")
+@router.get(routes.DEPLOYMENT.template)
 def get(name: str, session: ReadSession) -> Deployment:
     return services.get_deployment(session, name)
 
 
-@router.put("/deployments/{name}/policy")
+@router.put(routes.POLICY.template)
 def set_policy(name: str, body: PolicyChange, session: WriteSession) -> Deployment:
     """Change the traffic policy; running servers pick it up within a second."""
     return services.set_policy(
@@ -64,39 +64,39 @@ def set_policy(name: str, body: PolicyChange, session: WriteSession) -> Deployme
     )  # fmt: skip
 
 
-@router.post("/deployments/{name}/promote")
+@router.post(routes.PROMOTE.template)
 def promote(name: str, body: PromoteBody, session: WriteSession) -> Deployment:
     return services.promote(session, name, current_user(), alias=body.alias)
 
 
-@router.post("/deployments/{name}/rollback")
+@router.post(routes.ROLLBACK.template)
 def rollback(name: str, body: RollbackBody, session: WriteSession) -> Deployment:
     return services.rollback(session, name, current_user(), body.reason)
 
 
-@router.delete("/deployments/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(routes.DEPLOYMENT.template, status_code=status.HTTP_204_NO_CONTENT)
 def delete(name: str, session: WriteSession) -> None:
     services.delete_deployment(session, name, current_user())
 
 
-@router.get("/deployments/{name}/events")
+@router.get(routes.EVENTS.template)
 def events(name: str, session: ReadSession) -> list[DeploymentEvent]:
     return services.deployment_events(session, name)
 
 
-@router.post("/deployments/{name}/rollouts", status_code=status.HTTP_201_CREATED)
+@router.post(routes.ROLLOUTS.template, status_code=status.HTTP_201_CREATED)
 def start_rollout(name: str, spec: RolloutSpec, session: WriteSession) -> Rollout:
     """Start a progressive rollout; the server's controller walks its steps (409 if one runs)."""
     return rollouts.start(session, name, spec, current_user())
 
 
-@router.get("/deployments/{name}/rollout")
+@router.get(routes.ROLLOUT.template)
 def get_rollout(name: str, session: ReadSession) -> Rollout:
     """The deployment's latest rollout with its analyses."""
     return rollouts.get_rollout(session, name)
 
 
-@router.post("/deployments/{name}/rollout/abort")
+@router.post(routes.ROLLOUT_ABORT.template)
 def abort_rollout(name: str, body: RollbackBody, session: WriteSession) -> Rollout:
     return rollouts.abort(session, name, current_user(), body.reason)
 
@@ -107,13 +107,13 @@ class BatchRecord(BaseModel):
     output: str = Field(description="the data version written")
 
 
-@router.post("/batch-inferences", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(routes.BATCH_INFERENCES.template, status_code=status.HTTP_204_NO_CONTENT)
 def record_batch(body: BatchRecord, session: WriteSession) -> None:
     """Record a batch inference's lineage (the SDK scores where the data is, then calls this)."""
     services.record_batch(session, body.model, body.input, body.output)
 
 
-@router.get("/deployments/{name}/predictions")
+@router.get(routes.PREDICTIONS.template)
 def predictions(name: str, state: State, limit: int = 1000) -> list[dict[str, Any]]:
     """The latest logged predictions of this server (with joined labels), newest last."""
     frame = state.serving.log.predictions(name).tail(limit)
@@ -147,7 +147,7 @@ def _error(exc: Exception) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.http_status)
 
 
-@inference_router.post("/v1/deployments/{name}/predict")
+@inference_router.post(routes.PREDICT.template)
 async def predict(name: str, request: Request, state: State) -> Response:
     """Answer with the version the deployment's traffic policy picks. 422 names a wrong field."""
     runtime = state.serving
@@ -165,7 +165,7 @@ async def predict(name: str, request: Request, state: State) -> Response:
     return JSONResponse(answer)
 
 
-@inference_router.post("/v1/deployments/{name}/feedback")
+@inference_router.post(routes.FEEDBACK.template)
 async def feedback(name: str, request: Request, state: State) -> Response:
     """Ground truth for earlier answers: ``{"request_id", "label"}`` or a list of them."""
     try:
@@ -179,7 +179,7 @@ async def feedback(name: str, request: Request, state: State) -> Response:
     return JSONResponse({"accepted": count})
 
 
-@metrics_router.get("/metrics", response_class=Response)
+@metrics_router.get(routes.METRICS.template, response_class=Response)
 def metrics(state: State) -> Response:
     """Prometheus text format: requests, latency histograms, in-flight, batch sizes."""
     from prometheus_client import generate_latest

@@ -1,184 +1,151 @@
-"""The deployments backend contract and its two implementations: in-process services or REST."""
+"""The deployments backend contract: what :class:`~opsloop.serving.sdk.DeploymentsClient` needs,
+in-process or from a server.
+
+Two implementations: :class:`~opsloop.serving.local.LocalDeploymentBackend` calls the services
+over a ``Store`` and answers predictions with this process's
+:class:`~opsloop.serving.runtime.ServingRuntime`; :class:`~opsloop.serving.remote.
+RemoteDeploymentBackend` calls the REST API and the server's inference endpoints, which run the
+same services and runtime. Everything that differs between the two (where a prediction is
+answered, whose prediction log is read, who advances a rollout) is a method here, so the SDK is
+written once.
+
+Contract: methods are thread-safe; returned entities are immutable snapshots; errors are
+``OpsloopError`` subclasses, the same class whichever backend raised them; every write is
+durable when the method returns. A traffic change made through the in-process backend reaches
+its own runtime at once; a server's runtime picks it up within its policy TTL (a second).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from urllib.parse import quote
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from pydantic import TypeAdapter
-
-from opsloop.kernel.identity import current_user
-from opsloop.kernel.transport import HttpTransport
-from opsloop.serving import rollouts, services
 from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
 from opsloop.serving.rollout_entities import Rollout, RolloutSpec
-from opsloop.store.database import Store
 
-__all__ = ["DeploymentBackend", "HttpDeploymentBackend", "LocalDeploymentBackend"]
+if TYPE_CHECKING:
+    from opsloop.serving.predlog import PredictionLog
 
-_LIST = TypeAdapter(list[Deployment])
-_EVENTS = TypeAdapter(list[DeploymentEvent])
+__all__ = ["DeploymentBackend"]
 
 
 class DeploymentBackend(ABC):
+    """Deployments, their traffic, rollouts and inference. See the module docstring."""
+
+    # -- deployments ----------------------------------------------------------------------------
     @abstractmethod
-    def create(self, body: DeploymentCreate) -> Deployment: ...
-
-    @abstractmethod
-    def get(self, name: str) -> Deployment: ...
-
-    @abstractmethod
-    def list(self) -> list[Deployment]: ...
-
-    @abstractmethod
-    def set_policy(
-        self, name: str, policy: TrafficPolicy, expected_revision: int | None, reason: str | None
-    ) -> Deployment: ...
-
-    @abstractmethod
-    def promote(self, name: str, alias: str | None) -> Deployment: ...
-
-    @abstractmethod
-    def rollback(self, name: str, reason: str | None) -> Deployment: ...
-
-    @abstractmethod
-    def delete(self, name: str) -> None: ...
-
-    @abstractmethod
-    def events(self, name: str) -> list[DeploymentEvent]: ...
-
-    @abstractmethod
-    def record_batch(self, model_ref: str, input_ref: str | None, output_ref: str) -> None: ...
-
-    @abstractmethod
-    def start_rollout(self, name: str, spec: RolloutSpec) -> Rollout: ...
-
-    @abstractmethod
-    def rollout(self, name: str) -> Rollout: ...
-
-    @abstractmethod
-    def abort_rollout(self, name: str, reason: str | None) -> Rollout: ...
-
-
-class LocalDeploymentBackend(DeploymentBackend):
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
     def create(self, body: DeploymentCreate) -> Deployment:
-        with self.store.write() as s:
-            return services.create_deployment(s, body, current_user())
+        """Create the deployment ``body.name`` serving ``body.policy``'s versions.
 
+        Raises ``Conflict`` if a deployment of that name exists, ``NotFound`` if the model
+        has no version the policy names, ``InvalidInput`` for a malformed body."""
+
+    @abstractmethod
     def get(self, name: str) -> Deployment:
-        with self.store.read() as s:
-            return services.get_deployment(s, name)
+        """The deployment ``name`` with its traffic policy. Raises ``NotFound``."""
 
+    @abstractmethod
     def list(self) -> list[Deployment]:
-        with self.store.read() as s:
-            return services.list_deployments(s)
+        """Every deployment, by name. Raises nothing but ``StoreError`` (store unreachable)."""
 
+    @abstractmethod
     def set_policy(
         self, name: str, policy: TrafficPolicy, expected_revision: int | None, reason: str | None
     ) -> Deployment:
-        with self.store.write() as s:
-            return services.set_policy(
-                s, name, policy, current_user(), reason=reason, expected_revision=expected_revision
-            )
+        """Replace the traffic policy (recorded as an event with ``reason``); with
+        ``expected_revision`` only if the deployment is still at that revision.
 
+        Raises ``NotFound`` (no such deployment, or the model has no version the policy
+        names), ``Conflict`` (the revision moved on)."""
+
+    @abstractmethod
     def promote(self, name: str, alias: str | None) -> Deployment:
-        with self.store.write() as s:
-            return services.promote(s, name, current_user(), alias=alias)
+        """The candidate takes all traffic and, unless ``alias`` is None, that model alias.
 
+        Raises ``NotFound`` (no such deployment), ``InvalidInput`` (no candidate)."""
+
+    @abstractmethod
     def rollback(self, name: str, reason: str | None) -> Deployment:
-        with self.store.write() as s:
-            return services.rollback(s, name, current_user(), reason)
+        """All traffic back to the stable version; the candidate is dropped.
 
+        Raises ``NotFound`` (no such deployment), ``InvalidInput`` (no candidate)."""
+
+    @abstractmethod
     def delete(self, name: str) -> None:
-        with self.store.write() as s:
-            services.delete_deployment(s, name, current_user())
+        """Remove the deployment and its lineage edges. Raises ``NotFound``."""
 
+    @abstractmethod
     def events(self, name: str) -> list[DeploymentEvent]:
-        with self.store.read() as s:
-            return services.deployment_events(s, name)
+        """The deployment's traffic changes, oldest first. Raises ``NotFound``."""
 
+    @abstractmethod
     def record_batch(self, model_ref: str, input_ref: str | None, output_ref: str) -> None:
-        with self.store.write() as s:
-            services.record_batch(s, model_ref, input_ref, output_ref)
+        """Record a batch inference's lineage: model version ``model_ref`` predicted data
+        version ``output_ref`` (from data version ``input_ref``, if the input was one).
 
+        Raises ``NotFound`` if any of the versions does not exist."""
+
+    # -- rollouts -------------------------------------------------------------------------------
+    @abstractmethod
     def start_rollout(self, name: str, spec: RolloutSpec) -> Rollout:
-        with self.store.write() as s:
-            return rollouts.start(s, name, spec, current_user())
+        """Start a progressive rollout of ``spec.candidate`` (its traffic starts at 0%).
 
+        Raises ``NotFound`` (no such deployment or version), ``Conflict`` (a rollout is
+        running), ``InvalidInput`` (the candidate is already the stable version)."""
+
+    @abstractmethod
     def rollout(self, name: str) -> Rollout:
-        with self.store.read() as s:
-            return rollouts.get_rollout(s, name)
+        """The deployment's latest rollout with its analyses.
 
+        Raises ``NotFound`` (no such deployment, or it has had no rollout)."""
+
+    @abstractmethod
     def abort_rollout(self, name: str, reason: str | None) -> Rollout:
-        with self.store.write() as s:
-            return rollouts.abort(s, name, current_user(), reason)
+        """Stop the running rollout and roll its candidate back.
 
+        Raises ``NotFound`` (no such deployment), ``InvalidInput`` (no rollout running)."""
 
-class HttpDeploymentBackend(DeploymentBackend):
-    def __init__(self, transport: HttpTransport) -> None:
-        self.http = transport
+    @abstractmethod
+    def advance(self, name: str) -> Rollout:
+        """Move the deployment's running rollout on as far as it can go now, and return it.
 
-    @staticmethod
-    def _path(name: str, rest: str = "") -> str:
-        return f"/api/deployments/{quote(name)}{rest}"
+        In-process, the rollout's checks judge this process's prediction log; against a
+        server its controller does the work and this reads the rollout's state. A rollout
+        that is not running is returned as it is. Raises ``NotFound`` (no such deployment, or
+        it has had no rollout)."""
 
-    def create(self, body: DeploymentCreate) -> Deployment:
-        response = self.http.request(
-            "POST", "/api/deployments", json=body.model_dump(mode="json"), idempotent=False
-        )
-        return Deployment.model_validate(response.json())
+    # -- inference ------------------------------------------------------------------------------
+    @abstractmethod
+    def predict(
+        self, name: str, body: dict[str, Any], headers: Mapping[str, str] | None
+    ) -> dict[str, Any]:
+        """Answer the request ``body`` (``{"records": [...]}`` or another shape the endpoint
+        takes) with the version the deployment's traffic policy routes it to; ``headers``
+        (``X-Request-Id``, sticky routing keys) as an HTTP client would send them.
 
-    def get(self, name: str) -> Deployment:
-        return Deployment.model_validate(self.http.request("GET", self._path(name)).json())
+        Returns ``{"request_id", "deployment", "model", "predictions"}`` (plus
+        ``fallback_from`` when a failing candidate was answered for). Raises ``NotFound`` (no
+        such deployment), ``InvalidInput`` (a body or rows the model refuses)."""
 
-    def list(self) -> list[Deployment]:
-        return _LIST.validate_python(self.http.request("GET", "/api/deployments").json())
+    @abstractmethod
+    def predictions(self, name: str) -> Any:
+        """Logged predictions of ``name`` with their joined labels, oldest first (a pandas
+        DataFrame): this process's prediction log in-process, the server's over HTTP (its
+        latest 1000). Raises ``NotFound`` over HTTP for an unknown deployment."""
 
-    def set_policy(
-        self, name: str, policy: TrafficPolicy, expected_revision: int | None, reason: str | None
-    ) -> Deployment:
-        body = {"policy": policy.model_dump(mode="json"), "expected_revision": expected_revision,
-                "reason": reason}  # fmt: skip
-        response = self.http.request("PUT", self._path(name, "/policy"), json=body)
-        return Deployment.model_validate(response.json())
+    @abstractmethod
+    def feedback(self, name: str, items: list[dict[str, Any]]) -> int:
+        """Record ground truth: ``items`` are ``{"request_id": str, "label": ...}``. Returns
+        how many were accepted. Raises ``NotFound`` (no such deployment), ``InvalidInput`` (an
+        item without a request id or label)."""
 
-    def promote(self, name: str, alias: str | None) -> Deployment:
-        response = self.http.request(
-            "POST", self._path(name, "/promote"), json={"alias": alias}, idempotent=False
-        )
-        return Deployment.model_validate(response.json())
+    @property
+    @abstractmethod
+    def prediction_log(self) -> PredictionLog:
+        """The prediction log this process's inference writes, for the monitors, scheduler
+        and rollout checks that run in this process. Raises ``InvalidInput`` against a server,
+        which keeps its own log (read it with :meth:`predictions`)."""
 
-    def rollback(self, name: str, reason: str | None) -> Deployment:
-        response = self.http.request(
-            "POST", self._path(name, "/rollback"), json={"reason": reason}, idempotent=False
-        )
-        return Deployment.model_validate(response.json())
-
-    def delete(self, name: str) -> None:
-        self.http.request("DELETE", self._path(name))
-
-    def events(self, name: str) -> list[DeploymentEvent]:
-        return _EVENTS.validate_python(self.http.request("GET", self._path(name, "/events")).json())
-
-    def record_batch(self, model_ref: str, input_ref: str | None, output_ref: str) -> None:
-        body = {"model": model_ref, "input": input_ref, "output": output_ref}
-        self.http.request("POST", "/api/batch-inferences", json=body)
-
-    def start_rollout(self, name: str, spec: RolloutSpec) -> Rollout:
-        response = self.http.request(
-            "POST", self._path(name, "/rollouts"), json=spec.model_dump(mode="json"),
-            idempotent=False,
-        )  # fmt: skip
-        return Rollout.model_validate(response.json())
-
-    def rollout(self, name: str) -> Rollout:
-        return Rollout.model_validate(self.http.request("GET", self._path(name, "/rollout")).json())
-
-    def abort_rollout(self, name: str, reason: str | None) -> Rollout:
-        response = self.http.request(
-            "POST", self._path(name, "/rollout/abort"), json={"reason": reason}, idempotent=False
-        )
-        return Rollout.model_validate(response.json())
+    def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing
+        """Release what the backend started (the in-process runtime: its pools and log)."""

@@ -17,12 +17,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from opsloop.config import Settings
 from opsloop.errors import InvalidInput
 from opsloop.kernel import ambient
+from opsloop.serving.ports import DataSource, ModelSource
 
-__all__ = ["BatchResult", "predict_batch", "score_chunk"]
+__all__ = ["BatchLineage", "BatchResult", "predict_batch", "score_chunk"]
 
 _FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
 
@@ -35,13 +37,22 @@ class BatchResult:
     model: str
 
 
-def _dataset(client: Any, source: str | Path) -> tuple[Any, str | None]:
+class BatchLineage(Protocol):
+    """Where a batch inference's lineage is recorded: a ``DeploymentBackend``."""
+
+    def record_batch(self, model_ref: str, input_ref: str | None, output_ref: str) -> None:
+        """Model version ``model_ref`` predicted data version ``output_ref`` from
+        ``input_ref`` (a data version, or None for a path); ``NotFound`` for a missing one."""
+        ...
+
+
+def _dataset(data: DataSource, source: str | Path) -> tuple[Any, str | None]:
     """A pyarrow dataset over the source, and the input's data version ref (if it is one)."""
     import pyarrow.dataset as ds
 
     path = Path(source)
     if not path.exists() and "@" in str(source):
-        version = client.data.get(str(source))
+        version = data.get(str(source))
         fmt = version.info.table.format if version.info.table else None
         if fmt is None:
             raise InvalidInput(f"{source} is not a table (CSV, Parquet or JSON lines)")
@@ -62,11 +73,14 @@ def _dataset(client: Any, source: str | Path) -> tuple[Any, str | None]:
 
 
 def predict_batch(
-    client: Any,
     model_ref: str,
     source: str | Path,
     output: str,
     *,
+    models: ModelSource,
+    data: DataSource,
+    lineage: BatchLineage,
+    settings: Settings,
     chunk_rows: int = 50_000,
     proba: bool = False,
     message: str | None = None,
@@ -75,7 +89,9 @@ def predict_batch(
 ) -> BatchResult:
     """Score ``source`` with ``model_ref`` and save the result as the next version of ``output``.
 
-    ``on_chunk(rows_done, rows_total)`` reports progress after each chunk.
+    ``on_chunk(rows_done, rows_total)`` reports progress after each chunk. ``models`` loads
+    the model, ``data`` reads the input and writes the output, ``lineage`` records the batch;
+    Ray workers open their own client on ``settings``.
     """
     import pyarrow.parquet as pq
 
@@ -83,12 +99,12 @@ def predict_batch(
         raise InvalidInput("chunk_rows must be at least 1")
     if executor not in ("local", "ray"):
         raise InvalidInput(f"executor {executor!r}: choose local or ray")
-    model = client.models.load(model_ref)
-    dataset, input_ref = _dataset(client, source)
+    model = models.load(model_ref)
+    dataset, input_ref = _dataset(data, source)
     total = dataset.count_rows()
     batches = (b for b in dataset.to_batches(batch_size=chunk_rows) if b.num_rows)
     if executor == "ray":
-        scored = _on_ray(client.settings, str(model.ref), batches, proba)
+        scored = _on_ray(settings, str(model.ref), batches, proba)
     else:
         scored = (score_chunk(model, b, proba) for b in batches)
     done = chunks = 0
@@ -105,11 +121,11 @@ def predict_batch(
         if writer is None:
             raise InvalidInput(f"{source} has no rows to score")
         writer.close()
-        added = client.data.add(
+        added = data.add(
             target, output, message=message or f"{model.ref} predictions on {input_ref or source}"
         )
     ref = str(added.version.ref)
-    client.deployments._backend.record_batch(str(model.ref), input_ref, ref)
+    lineage.record_batch(str(model.ref), input_ref, ref)
     return BatchResult(output=ref, rows=done, chunks=chunks, model=str(model.ref))
 
 

@@ -19,17 +19,31 @@ import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, Protocol
 
 from opsloop.errors import InvalidInput, OpsloopError
 from opsloop.serving.batching import MicroBatcher
 from opsloop.serving.entities import Deployment
 from opsloop.serving.metrics import ServingMetrics
 from opsloop.serving.payload import read_rows
+from opsloop.serving.ports import ModelSource
 from opsloop.serving.predlog import PredictionLog
 from opsloop.serving.routing import choose
 
-__all__ = ["ServingRuntime"]
+__all__ = ["DeploymentReader", "ServingRuntime"]
+
+
+class DeploymentReader(Protocol):
+    """Where the runtime reads deployments: a ``DeploymentBackend`` or the SDK's
+    ``DeploymentsClient`` (in-process, or a server's)."""
+
+    def get(self, name: str) -> Deployment:
+        """The deployment ``name``; ``NotFound`` if there is none."""
+        ...
+
+    def list(self) -> list[Deployment]:
+        """Every deployment."""
+        ...
 
 
 def _jsonable(values: Any) -> list[Any]:
@@ -39,9 +53,18 @@ def _jsonable(values: Any) -> list[Any]:
 
 
 class ServingRuntime:
+    """Answers predictions for every deployment ``deployments`` reads, with the versions
+    ``models`` loads, logging to ``log`` and counting in ``metrics``."""
+
+    #: The ``Client`` a server process built this runtime with (set by
+    #: ``opsloop.app.serving.open_runtime``): other domains' routes still reach it as
+    #: ``AppState.serving.client``. The runtime itself reads only ``deployments`` and ``models``.
+    client: Any = None
+
     def __init__(
         self,
-        client: Any,
+        deployments: DeploymentReader,
+        models: ModelSource,
         log: PredictionLog,
         metrics: ServingMetrics,
         *,
@@ -49,7 +72,8 @@ class ServingRuntime:
         shadow_backlog: int = 256,
         candidate_timeout: float = 2.0,
     ) -> None:
-        self.client = client
+        self.deployments = deployments
+        self.models = models
         self.log = log
         self.metrics = metrics
         self.policy_ttl = policy_ttl
@@ -70,7 +94,7 @@ class ServingRuntime:
         cached = self._deployments.get(name)
         if cached is not None and now - cached[0] < self.policy_ttl:
             return cached[1]
-        deployment = self.client.deployments.get(name)
+        deployment = self.deployments.get(name)
         self._deployments[name] = (now, deployment)
         return deployment
 
@@ -85,7 +109,7 @@ class ServingRuntime:
             with self._load_lock:
                 model = self._models.get(key)
                 if model is None:
-                    model = self.client.models.load(deployment.ref(number))
+                    model = self.models.load(deployment.ref(number))
                     self._models[key] = model
         return model
 
@@ -119,7 +143,7 @@ class ServingRuntime:
     def warm_up(self) -> list[str]:
         """Load every version every deployment serves; returns what was loaded."""
         loaded = []
-        for deployment in self.client.deployments.list():
+        for deployment in self.deployments.list():
             self._deployments[deployment.name] = (time.monotonic(), deployment)
             for number in deployment.policy.versions():
                 model = self.model(deployment, number)

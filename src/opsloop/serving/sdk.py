@@ -3,12 +3,12 @@ and ``predict`` against a server (or an in-process runtime in local mode)."""
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from opsloop.errors import InvalidInput, validation_problems
+from opsloop.config import Settings
+from opsloop.errors import InvalidInput, NotFound, validation_problems
 from opsloop.serving.backend import DeploymentBackend
 from opsloop.serving.entities import (
     Deployment,
@@ -17,7 +17,12 @@ from opsloop.serving.entities import (
     Sticky,
     TrafficPolicy,
 )
+from opsloop.serving.ports import DataSource, ModelSource
 from opsloop.serving.rollout_entities import Check, Rollout, RolloutSpec, Step
+
+if TYPE_CHECKING:
+    from opsloop.serving.batch import BatchResult
+    from opsloop.serving.predlog import PredictionLog
 
 __all__ = ["DeploymentsClient"]
 
@@ -42,9 +47,15 @@ class DeploymentsClient:
         >>> deployments.promote("churn")            # or .rollback("churn")
     """
 
-    def __init__(self, backend: DeploymentBackend, client: Any) -> None:
+    def __init__(
+        self, backend: DeploymentBackend, models: ModelSource, data: DataSource, settings: Settings
+    ) -> None:
+        """``models`` resolves the versions deployed and scores batches, ``data`` holds batch
+        inputs and outputs, ``settings`` let Ray workers open their own client."""
         self._backend = backend
-        self._client = client
+        self._models = models
+        self._data = data
+        self._settings = settings
 
     def deploy(
         self,
@@ -60,7 +71,7 @@ class DeploymentsClient:
         """Serve ``ref`` (``NAME@N`` / ``NAME@alias``) as deployment ``name`` (default: the
         model's name). On an existing deployment, ``canary=PCT``, ``ab=PCT`` or ``shadow``
         add it as the candidate; with none of them it replaces what is served."""
-        version = self._client.models.version(ref)
+        version = self._models.version(ref)
         name = name or version.name
         modes = [m for m, on in (("canary", canary is not None), ("ab", ab is not None),
                                  ("shadow", shadow)) if on]  # fmt: skip
@@ -95,16 +106,7 @@ class DeploymentsClient:
             )  # fmt: skip
         return self._backend.set_policy(name, policy, existing.revision, f"deploy {ref}")
 
-    def _changed(self, changed: Any) -> Any:
-        """This process's inference sees its own traffic changes at once, not after the
-        runtime's policy cache expires."""
-        if "_runtime" in self.__dict__:
-            self._runtime.forget(getattr(changed, "deployment", None) or changed.name)
-        return changed
-
     def _find(self, name: str) -> Deployment | None:
-        from opsloop.errors import NotFound
-
         try:
             return self._backend.get(name)
         except NotFound:
@@ -122,20 +124,20 @@ class DeploymentsClient:
         if current.policy.candidate is None or current.policy.mode == "shadow":
             raise InvalidInput(f"deployment {name!r} has no canary or A/B candidate to weigh")
         policy = current.policy.model_copy(update={"weight": weight})
-        return self._changed(
-            self._backend.set_policy(name, _policy(**policy.model_dump()), current.revision, reason)
+        return self._backend.set_policy(
+            name, _policy(**policy.model_dump()), current.revision, reason
         )
 
     def set_policy(
         self, name: str, policy: TrafficPolicy, *, reason: str | None = None
     ) -> Deployment:
-        return self._changed(self._backend.set_policy(name, policy, None, reason))
+        return self._backend.set_policy(name, policy, None, reason)
 
     def promote(self, name: str, *, alias: str | None = "champion") -> Deployment:
-        return self._changed(self._backend.promote(name, alias))
+        return self._backend.promote(name, alias)
 
     def rollback(self, name: str, *, reason: str | None = None) -> Deployment:
-        return self._changed(self._backend.rollback(name, reason))
+        return self._backend.rollback(name, reason)
 
     def delete(self, name: str) -> None:
         self._backend.delete(name)
@@ -158,7 +160,7 @@ class DeploymentsClient:
         """Roll ``ref`` out on deployment ``name`` step by step, promoting or rolling back on
         the checks' verdicts. A server's controller walks the steps; in local mode call
         :meth:`advance` (``opsloop deployments rollout --watch`` does)."""
-        version = self._client.models.version(ref)
+        version = self._models.version(ref)
         try:
             spec = RolloutSpec(
                 candidate=version.number,
@@ -170,9 +172,7 @@ class DeploymentsClient:
         except ValidationError as exc:
             reasons = "; ".join(validation_problems(exc))
             raise InvalidInput(f"invalid rollout: {reasons}") from None
-        rollout = self._backend.start_rollout(name or version.name, spec)
-        self._changed(rollout)
-        return rollout
+        return self._backend.start_rollout(name or version.name, spec)
 
     def rollout_status(self, name: str) -> Rollout:
         return self._backend.rollout(name)
@@ -181,73 +181,53 @@ class DeploymentsClient:
         return self._backend.abort_rollout(name, reason)
 
     def advance(self, name: str) -> Rollout:
-        """Local mode: move the running rollout on, judging this process's prediction log."""
-        if self._client.settings.is_remote:
-            return self._backend.rollout(name)  # the server's controller does the work
-        from opsloop.serving.rollouts import tick
-
-        current = self._backend.rollout(name)
-        if current.status != "running":
-            return current
-        store = self._backend.store  # type: ignore[attr-defined]
-        with store.write() as session:
-            rollout = tick(session, current.id, self._runtime.log.window)
-        return self._changed(rollout)
+        """Local mode: move the running rollout on, judging this process's prediction log
+        (with a server its controller does the work, and this reads the rollout)."""
+        return self._backend.advance(name)
 
     # -- batch --------------------------------------------------------------------------------
-    def predict_batch(self, model_ref: str, source: str | Any, output: str, **options: Any) -> Any:
+    def predict_batch(
+        self, model_ref: str, source: str | Any, output: str, **options: Any
+    ) -> BatchResult:
         """Score a data version or a Parquet/CSV/JSON-lines path in chunks into a new data
         version ``output`` (see :func:`opsloop.serving.batch.predict_batch`)."""
         from opsloop.serving.batch import predict_batch
 
-        return predict_batch(self._client, model_ref, source, output, **options)
+        return predict_batch(
+            model_ref, source, output, models=self._models, data=self._data,
+            lineage=self._backend, settings=self._settings, **options,
+        )  # fmt: skip
 
     # -- inference ----------------------------------------------------------------------------
-    @cached_property
-    def _runtime(self) -> Any:
-        from opsloop.serving.metrics import ServingMetrics
-        from opsloop.serving.predlog import PredictionLog
-        from opsloop.serving.runtime import ServingRuntime
-
-        log = PredictionLog(self._client.settings.home / "predictions")
-        return ServingRuntime(self._client, log, ServingMetrics())
-
     def predict(
         self, name: str, records: list[dict[str, Any]] | dict[str, Any], *,
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:  # fmt: skip
         """Predict through the deployment: over HTTP with a server, in-process otherwise."""
         body = records if isinstance(records, dict) else {"records": records}
-        if self._client.settings.is_remote:
-            response = self._client._transport.request(
-                "POST", f"/v1/deployments/{name}/predict", json=body, headers=headers or {},
-                idempotent=False,
-            )  # fmt: skip
-            return dict(response.json())
-        lowered = {k.lower(): v for k, v in (headers or {}).items()}
-        return dict(self._runtime.predict(name, body, lowered, {}))
+        return self._backend.predict(name, body, headers)
 
     def predictions(self, name: str) -> Any:
         """Logged predictions with joined labels (local mode: this process's log)."""
-        if self._client.settings.is_remote:
-            import pandas as pd
-
-            rows = self._client._transport.request(
-                "GET", f"/api/deployments/{name}/predictions"
-            ).json()
-            return pd.DataFrame(rows)
-        return self._runtime.log.predictions(name)
+        return self._backend.predictions(name)
 
     def feedback(self, name: str, labels: dict[str, Any]) -> int:
         """Ground truth by request id: ``{request_id: label, ...}``."""
         items = [{"request_id": k, "label": v} for k, v in labels.items()]
-        if self._client.settings.is_remote:
-            response = self._client._transport.request(
-                "POST", f"/v1/deployments/{name}/feedback", json=items, idempotent=False
-            )
-            return int(response.json()["accepted"])
-        return int(self._runtime.feedback(name, items))
+        return self._backend.feedback(name, items)
+
+    @property
+    def prediction_log(self) -> PredictionLog:
+        """This process's prediction log (local mode), which its monitors, scheduler and
+        rollout checks read. ``InvalidInput`` with a server: it keeps its own."""
+        return self._backend.prediction_log
+
+    @property
+    def _runtime(self) -> Any:
+        """The in-process runtime of a local backend, for callers of this old private name
+        (``Client.scheduler``, ``opsloop.app.quickstart``, the monitors SDK, a test) until they
+        move to :attr:`prediction_log`."""
+        return self._backend.runtime  # type: ignore[attr-defined]
 
     def close(self) -> None:
-        if "_runtime" in self.__dict__:
-            self._runtime.close()
+        self._backend.close()

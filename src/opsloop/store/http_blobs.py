@@ -15,6 +15,7 @@ from typing import Any
 
 from opsloop.errors import StoreError
 from opsloop.kernel.transport import HttpTransport
+from opsloop.store import blob_routes
 from opsloop.store.packs import (
     PACK_BLOB_MAX,
     frame,
@@ -33,7 +34,7 @@ _THREADS = 8
 
 
 class HttpBlobRemote:
-    """Blobs through ``/api/blobs`` of one server."""
+    """Blobs through ``/api/blobs`` of one server (paths: :mod:`opsloop.store.blob_routes`)."""
 
     def __init__(self, transport: HttpTransport) -> None:
         self.http = transport
@@ -43,13 +44,13 @@ class HttpBlobRemote:
         """The digests the server lacks."""
         body = json.dumps({"digests": list(digests)})
         found: list[str] = self.http.json(
-            "POST", "/api/blobs/missing", content=body, headers=_JSON
+            "POST", blob_routes.BLOBS_MISSING.url(), content=body, headers=_JSON
         )["digests"]
         return found
 
     def upload(self, digest: str, path: Path) -> None:
         """Upload one file; the server hashes it and refuses it unless it matches."""
-        url = f"/api/blobs/{digest}"
+        url = blob_routes.BLOB.url(digest=digest)
         if path.stat().st_size <= _RETRYABLE_UPLOAD_BYTES:
             self.http.request("PUT", url, content=path.read_bytes())
         else:  # streamed from disk: a retry would need to rewind, so none is made
@@ -58,7 +59,7 @@ class HttpBlobRemote:
 
     def download(self, digest: str, dest: Path) -> None:
         """Write the blob to ``dest`` through a temp file (never half-written)."""
-        self.http.download(f"/api/blobs/{digest}", dest)
+        self.http.download(blob_routes.BLOB.url(digest=digest), dest)
 
     def put_verified(
         self, items: list[tuple[Path, str]], on_done: Callable[[int], None] | None = None
@@ -69,7 +70,7 @@ class HttpBlobRemote:
 
         def upload_batch(group: list[tuple[Path, str]]) -> None:
             self.http.request(
-                "POST", "/api/blobs/batch", content=frame_files(group), headers=_OCTETS
+                "POST", blob_routes.BLOBS_BATCH.url(), content=frame_files(group), headers=_OCTETS
             )
             if on_done:
                 on_done(len(group))
@@ -82,9 +83,11 @@ class HttpBlobRemote:
         """Blobs held in memory: small ones in batches, the rest one request each."""
         loose, batches = plan_packs(blobs, lambda blob: len(blob[1]))
         for group in batches:
-            self.http.request("POST", "/api/blobs/batch", content=frame(group), headers=_OCTETS)
+            self.http.request(
+                "POST", blob_routes.BLOBS_BATCH.url(), content=frame(group), headers=_OCTETS
+            )
         for digest, data in loose:
-            self.http.request("PUT", f"/api/blobs/{digest}", content=bytes(data))
+            self.http.request("PUT", blob_routes.BLOB.url(digest=digest), content=bytes(data))
 
     def get_many(
         self,
@@ -99,7 +102,7 @@ class HttpBlobRemote:
         def download_batch(group: list[tuple[str, Path]]) -> None:
             body = json.dumps({"digests": [d for d, _ in group]})
             raw = self.http.request(
-                "POST", "/api/blobs/batch-download", content=body, headers=_JSON
+                "POST", blob_routes.BLOBS_BATCH_DOWNLOAD.url(), content=body, headers=_JSON
             ).content
             try:
                 received = dict(unframe(raw))

@@ -17,9 +17,10 @@ from starlette.concurrency import run_in_threadpool
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel.paging import Page
+from opsloop.store import blob_routes
 from opsloop.store.blobs import LocalBlobStore, check_digest
 from opsloop.store.packs import BATCH_MAX_BYTES, frame, unframe
-from opsloop.tracking import artifacts, experiments, run_data, runs, search
+from opsloop.tracking import artifacts, experiments, routes, run_data, runs, search
 from opsloop.tracking.entities import Artifact, Experiment, MetricHistory, Run, RunInfo
 from opsloop.tracking.schemas import (
     ArtifactsRegister,
@@ -42,14 +43,14 @@ _ARTIFACTS = "artifacts"
 
 
 # -- experiments ---------------------------------------------------------------------------------
-@router.post("/experiments", status_code=status.HTTP_201_CREATED, tags=[_EXPERIMENTS])
+@router.post(routes.EXPERIMENTS.template, status_code=status.HTTP_201_CREATED, tags=[_EXPERIMENTS])
 def create_experiment(body: ExperimentCreate, session: WriteSession) -> Experiment:
     return experiments.create_experiment(
         session, body.name, description=body.description, tags=body.tags
     )
 
 
-@router.get("/experiments", tags=[_EXPERIMENTS])
+@router.get(routes.EXPERIMENTS.template, tags=[_EXPERIMENTS])
 def list_experiments(
     session: ReadSession,
     view: str = "active",
@@ -61,23 +62,23 @@ def list_experiments(
     )
 
 
-@router.get("/experiments/by-name/{name:path}", tags=[_EXPERIMENTS])
+@router.get(routes.EXPERIMENT_BY_NAME.template, tags=[_EXPERIMENTS])
 def get_experiment_by_name(name: str, session: ReadSession) -> Experiment:
     return experiments.get_experiment_by_name(session, name)
 
 
-@router.put("/experiments/by-name/{name:path}", tags=[_EXPERIMENTS])
+@router.put(routes.EXPERIMENT_BY_NAME.template, tags=[_EXPERIMENTS])
 def get_or_create_experiment(name: str, session: WriteSession) -> Experiment:
     """The experiment with this name, created when missing (idempotent)."""
     return experiments.get_or_create_experiment(session, name)
 
 
-@router.get("/experiments/{experiment_id}", tags=[_EXPERIMENTS])
+@router.get(routes.EXPERIMENT.template, tags=[_EXPERIMENTS])
 def get_experiment(experiment_id: str, session: ReadSession) -> Experiment:
     return experiments.get_experiment(session, experiment_id)
 
 
-@router.patch("/experiments/{experiment_id}", tags=[_EXPERIMENTS])
+@router.patch(routes.EXPERIMENT.template, tags=[_EXPERIMENTS])
 def update_experiment(
     experiment_id: str, body: ExperimentUpdate, session: WriteSession
 ) -> Experiment:
@@ -86,28 +87,28 @@ def update_experiment(
     )
 
 
-@router.delete("/experiments/{experiment_id}", tags=[_EXPERIMENTS])
+@router.delete(routes.EXPERIMENT.template, tags=[_EXPERIMENTS])
 def delete_experiment(experiment_id: str, session: WriteSession) -> Experiment:
     return experiments.delete_experiment(session, experiment_id)
 
 
-@router.post("/experiments/{experiment_id}/restore", tags=[_EXPERIMENTS])
+@router.post(routes.EXPERIMENT_RESTORE.template, tags=[_EXPERIMENTS])
 def restore_experiment(experiment_id: str, session: WriteSession) -> Experiment:
     return experiments.restore_experiment(session, experiment_id)
 
 
-@router.put("/experiments/{experiment_id}/tags/{key:path}", tags=[_EXPERIMENTS])
+@router.put(routes.EXPERIMENT_TAG.template, tags=[_EXPERIMENTS])
 def set_experiment_tag(experiment_id: str, key: str, body: TagValue, session: WriteSession) -> None:
     experiments.set_experiment_tag(session, experiment_id, key, body.value)
 
 
 # -- runs ----------------------------------------------------------------------------------------
-@router.post("/runs", status_code=status.HTTP_201_CREATED, tags=[_RUNS])
+@router.post(routes.RUNS.template, status_code=status.HTTP_201_CREATED, tags=[_RUNS])
 def create_run(body: RunCreate, session: WriteSession) -> Run:
     return runs.create_run(session, **body.model_dump())
 
 
-@router.post("/runs/search", tags=[_RUNS])
+@router.post(routes.RUNS_SEARCH.template, tags=[_RUNS])
 def search_runs(body: SearchRuns, session: ReadSession) -> Page[Run]:
     return search.search_runs(
         session,
@@ -120,27 +121,27 @@ def search_runs(body: SearchRuns, session: ReadSession) -> Page[Run]:
     )
 
 
-@router.get("/runs/{run_id}", tags=[_RUNS])
+@router.get(routes.RUN.template, tags=[_RUNS])
 def get_run(run_id: str, session: ReadSession) -> Run:
     return runs.get_run(session, run_id)
 
 
-@router.patch("/runs/{run_id}", tags=[_RUNS])
+@router.patch(routes.RUN.template, tags=[_RUNS])
 def update_run(run_id: str, body: RunUpdate, session: WriteSession) -> RunInfo:
     return runs.update_run(session, run_id, **body.model_dump(exclude_none=True))
 
 
-@router.delete("/runs/{run_id}", tags=[_RUNS])
+@router.delete(routes.RUN.template, tags=[_RUNS])
 def delete_run(run_id: str, session: WriteSession) -> RunInfo:
     return runs.delete_run(session, run_id)
 
 
-@router.post("/runs/{run_id}/restore", tags=[_RUNS])
+@router.post(routes.RUN_RESTORE.template, tags=[_RUNS])
 def restore_run(run_id: str, session: WriteSession) -> RunInfo:
     return runs.restore_run(session, run_id)
 
 
-@router.post("/runs/{run_id}/batch", tags=[_RUNS])
+@router.post(routes.RUN_BATCH.template, tags=[_RUNS])
 def log_batch(run_id: str, body: LogBatch, session: WriteSession) -> LogBatchResult:
     """Log metrics (columnar, grouped by key), params and tags in one transaction."""
     count = run_data.log_batch(
@@ -149,17 +150,17 @@ def log_batch(run_id: str, body: LogBatch, session: WriteSession) -> LogBatchRes
     return LogBatchResult(metrics_logged=count)
 
 
-@router.delete("/runs/{run_id}/tags/{key:path}", tags=[_RUNS])
+@router.delete(routes.RUN_TAG.template, tags=[_RUNS])
 def delete_tag(run_id: str, key: str, session: WriteSession) -> None:
     run_data.delete_tag(session, run_id, key)
 
 
-@router.get("/runs/{run_id}/metrics", tags=[_RUNS])
+@router.get(routes.RUN_METRICS.template, tags=[_RUNS])
 def list_metric_keys(run_id: str, session: ReadSession) -> list[str]:
     return run_data.list_metric_keys(session, run_id)
 
 
-@router.get("/runs/{run_id}/metrics/{key:path}/history", tags=[_RUNS])
+@router.get(routes.RUN_METRIC_HISTORY.template, tags=[_RUNS])
 def get_metric_history(
     run_id: str, key: str, session: ReadSession, max_points: int | None = None
 ) -> MetricHistory:
@@ -168,12 +169,12 @@ def get_metric_history(
 
 
 # -- artifacts and blobs -----------------------------------------------------------------------
-@router.get("/runs/{run_id}/artifacts", tags=[_ARTIFACTS])
+@router.get(routes.RUN_ARTIFACTS.template, tags=[_ARTIFACTS])
 def list_artifacts(run_id: str, session: ReadSession, prefix: str | None = None) -> list[Artifact]:
     return artifacts.list_artifacts(session, run_id, prefix)
 
 
-@router.post("/runs/{run_id}/artifacts", tags=[_ARTIFACTS])
+@router.post(routes.RUN_ARTIFACTS.template, tags=[_ARTIFACTS])
 def register_artifacts(
     run_id: str, body: ArtifactsRegister, session: WriteSession, blobs: Blobs
 ) -> list[Artifact]:
@@ -181,20 +182,20 @@ def register_artifacts(
     return artifacts.register_artifacts(session, blobs, run_id, body.artifacts)
 
 
-@router.get("/runs/{run_id}/artifacts/content/{path:path}", tags=[_ARTIFACTS])
+@router.get(routes.RUN_ARTIFACT_CONTENT.template, tags=[_ARTIFACTS])
 def get_artifact_content(run_id: str, path: str, session: ReadSession, blobs: Blobs):  # type: ignore[no-untyped-def]
     """The bytes of one artifact."""
     artifact = artifacts.get_artifact(session, run_id, path)
     return _blob_response(blobs, artifact.digest, Path(artifact.path).name)
 
 
-@router.post("/blobs/missing", tags=[_ARTIFACTS])
+@router.post(blob_routes.BLOBS_MISSING.template, tags=[_ARTIFACTS])
 def missing_blobs(body: BlobDigests, blobs: Blobs) -> BlobDigests:
     """Which of these digests the blob store lacks (upload only those)."""
     return BlobDigests(digests=blobs.missing(check_digest(d) for d in body.digests))
 
 
-@router.put("/blobs/{digest}", status_code=status.HTTP_201_CREATED, tags=[_ARTIFACTS])
+@router.put(blob_routes.BLOB.template, status_code=status.HTTP_201_CREATED, tags=[_ARTIFACTS])
 async def upload_blob(digest: str, request: Request, blobs: Blobs) -> BlobDigests:
     """Upload a blob's raw bytes; they are hashed and refused unless they match ``digest``."""
     check_digest(digest)
@@ -209,7 +210,9 @@ async def upload_blob(digest: str, request: Request, blobs: Blobs) -> BlobDigest
     return BlobDigests(digests=[digest])
 
 
-@router.post("/blobs/batch", status_code=status.HTTP_201_CREATED, tags=[_ARTIFACTS])
+@router.post(
+    blob_routes.BLOBS_BATCH.template, status_code=status.HTTP_201_CREATED, tags=[_ARTIFACTS]
+)
 async def upload_blob_batch(request: Request, blobs: Blobs) -> BlobDigests:
     """Upload many small blobs in one body, ``<index JSON>\\n<bytes>`` (a framed pack, see
     ``opsloop.store.packs``), at most 256 MiB. Every blob is hashed first; the batch is
@@ -227,7 +230,7 @@ async def upload_blob_batch(request: Request, blobs: Blobs) -> BlobDigests:
     return BlobDigests(digests=[digest for digest, _ in pairs])
 
 
-@router.post("/blobs/batch-download", tags=[_ARTIFACTS])
+@router.post(blob_routes.BLOBS_BATCH_DOWNLOAD.template, tags=[_ARTIFACTS])
 def download_blob_batch(body: BlobDigests, blobs: Blobs) -> Response:
     """Many blobs in one response body, framed like a batch upload, at most 256 MiB in all
     (ask for fewer beyond that). An unknown digest fails the request with a 404."""
@@ -266,7 +269,7 @@ def _batch_too_large(size: int, advice: str = "send fewer blobs per request") ->
     )
 
 
-@router.get("/blobs/{digest}", tags=[_ARTIFACTS])
+@router.get(blob_routes.BLOB.template, tags=[_ARTIFACTS])
 def download_blob(digest: str, blobs: Blobs):  # type: ignore[no-untyped-def]
     """A blob's bytes."""
     return _blob_response(blobs, check_digest(digest), digest)

@@ -1,14 +1,16 @@
 """The tracking backend contract: what the SDK needs from a store, local or remote.
 
 Two implementations pass one conformance suite (``tests/tracking/test_backends.py``):
-:class:`~opsloop.tracking.local_backend.LocalTrackingBackend` calls the services in-process,
-:class:`~opsloop.tracking.http_backend.HttpTrackingBackend` calls the REST API, which calls the
+:class:`~opsloop.tracking.local.LocalTrackingBackend` calls the services in-process,
+:class:`~opsloop.tracking.remote.RemoteTrackingBackend` calls the REST API, which calls the
 same services. The interface is deliberately thin; conveniences (buffering, artifact helpers,
 name resolution) are written once, in :class:`~opsloop.tracking.sdk.TrackingClient`.
 
 Contract: methods are thread-safe; returned entities are immutable snapshots; errors are
 ``OpsloopError`` subclasses, the same class whichever backend raised them; every write is
-durable when the method returns.
+durable when the method returns. Each method's docstring names the errors it raises on
+purpose; any method may also raise ``StoreError`` (the database, blob store or server failed;
+retrying may help) and, over HTTP, ``Unauthenticated`` or ``PermissionDenied``.
 """
 
 from __future__ import annotations
@@ -43,47 +45,67 @@ class TrackingBackend(ABC):
     @abstractmethod
     def create_experiment(
         self, name: str, description: str | None, tags: dict[str, str] | None
-    ) -> Experiment: ...
+    ) -> Experiment:
+        """Create an experiment. ``InvalidInput`` for a malformed name or tag, ``Conflict`` when
+        an experiment (active or deleted) already has the name."""
 
     @abstractmethod
-    def get_experiment(self, experiment_id: str) -> Experiment: ...
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """One experiment by id (deleted ones too). ``NotFound`` when there is none."""
 
     @abstractmethod
-    def get_experiment_by_name(self, name: str) -> Experiment: ...
+    def get_experiment_by_name(self, name: str) -> Experiment:
+        """One experiment by name (deleted ones too). ``NotFound`` when there is none."""
 
     @abstractmethod
-    def get_or_create_experiment(self, name: str) -> Experiment: ...
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        """The experiment with this name, created when missing (idempotent). ``Conflict`` when
+        it is deleted, ``InvalidInput`` for a malformed name."""
 
     @abstractmethod
     def list_experiments(
         self, view: str, max_results: int, page_token: str | None
-    ) -> Page[Experiment]: ...
+    ) -> Page[Experiment]:
+        """One page of experiments by name; ``view`` is ``active``, ``deleted`` or ``all``.
+        ``InvalidInput`` for an unknown view or a page token not handed out by a listing."""
 
     @abstractmethod
     def update_experiment(
         self, experiment_id: str, name: str | None, description: str | None
-    ) -> Experiment: ...
+    ) -> Experiment:
+        """Rename an experiment and/or change its description (``None`` leaves a field alone).
+        ``NotFound``; ``Conflict`` when the new name is taken; ``InvalidInput`` for a bad name."""
 
     @abstractmethod
-    def set_experiment_lifecycle(self, experiment_id: str, deleted: bool) -> Experiment: ...
+    def set_experiment_lifecycle(self, experiment_id: str, deleted: bool) -> Experiment:
+        """Mark the experiment deleted (its runs stay) or restore it. ``NotFound``."""
 
     @abstractmethod
-    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None: ...
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        """Set or overwrite one experiment tag. ``NotFound``; ``InvalidInput`` for a bad key."""
 
     # -- runs ---------------------------------------------------------------------------------
     @abstractmethod
     def create_run(self, experiment_id: str, **fields: Any) -> Run:
-        """Fields: run_id, run_name, tags, parent_run_id, start_time, user_id."""
+        """Start a RUNNING run. Fields: run_id, run_name, tags, parent_run_id, start_time,
+        user_id. A ``run_id`` that exists in the same experiment returns that run (a retry is
+        harmless). ``NotFound`` (experiment, parent run); ``Conflict`` when the experiment is
+        deleted or ``run_id`` is in another one; ``InvalidInput`` for a malformed id, name or
+        tag."""
 
     @abstractmethod
-    def get_run(self, run_id: str) -> Run: ...
+    def get_run(self, run_id: str) -> Run:
+        """One run with its params, tags and latest metrics. ``NotFound``; ``InvalidInput`` for
+        a malformed id."""
 
     @abstractmethod
     def update_run(self, run_id: str, **fields: Any) -> RunInfo:
-        """Fields: status, end_time, run_name, notes."""
+        """Change a run. Fields: status (a terminal one stamps ``end_time``), end_time,
+        run_name, notes. ``NotFound``; ``InvalidInput`` for an unknown status or bad name."""
 
     @abstractmethod
-    def set_run_lifecycle(self, run_id: str, deleted: bool) -> RunInfo: ...
+    def set_run_lifecycle(self, run_id: str, deleted: bool) -> RunInfo:
+        """Mark the run deleted (out of listings and searches) or restore it. ``NotFound``."""
 
     @abstractmethod
     def log_batch(
@@ -92,15 +114,22 @@ class TrackingBackend(ABC):
         metrics: MetricBatch | None,
         params: dict[str, Any] | None,
         tags: dict[str, Any] | None,
-    ) -> int: ...
+    ) -> int:
+        """Log metrics, params and tags in one transaction; the number of metric points
+        logged. Params and metrics need a RUNNING run, tags do not. ``NotFound``; ``Conflict``
+        when the run is finished or deleted or a param already holds another value;
+        ``InvalidInput`` for a malformed key, a non-finite metric or ragged columns."""
 
     @abstractmethod
-    def delete_tag(self, run_id: str, key: str) -> None: ...
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove one run tag. ``NotFound`` when the run or the tag does not exist."""
 
     @abstractmethod
     def get_metric_history(
         self, run_id: str, key: str, max_points: int | None = None
-    ) -> MetricHistory: ...
+    ) -> MetricHistory:
+        """Every point of one metric by step, thinned to about ``max_points`` for plotting.
+        ``NotFound`` (run or metric); ``InvalidInput`` when ``max_points`` is below 4."""
 
     @abstractmethod
     def search_runs(
@@ -111,24 +140,35 @@ class TrackingBackend(ABC):
         max_results: int,
         page_token: str | None,
         view: str,
-    ) -> Page[Run]: ...
+    ) -> Page[Run]:
+        """One page of the experiments' runs matching ``filter``, in ``order_by`` order.
+        ``InvalidInput`` for a bad filter, ordering, view, page size or page token, or no
+        experiment id."""
 
     # -- artifacts ----------------------------------------------------------------------------
     @abstractmethod
-    def missing_blobs(self, digests: list[str]) -> list[str]: ...
+    def missing_blobs(self, digests: list[str]) -> list[str]:
+        """The digests the blob store lacks (upload only those). ``InvalidInput`` for a
+        malformed digest."""
 
     @abstractmethod
-    def upload_blob(self, digest: str, path: Path) -> None: ...
+    def upload_blob(self, digest: str, path: Path) -> None:
+        """Store a file's bytes under ``digest``. ``InvalidInput`` when they do not hash to it."""
 
     @abstractmethod
     def download_blob(self, digest: str, dest: Path) -> None:
-        """Write the blob to ``dest`` atomically (never a half-written file)."""
+        """Write the blob to ``dest`` atomically (never a half-written file). ``NotFound``."""
 
     @abstractmethod
-    def register_artifacts(self, run_id: str, specs: list[ArtifactSpec]) -> list[Artifact]: ...
+    def register_artifacts(self, run_id: str, specs: list[ArtifactSpec]) -> list[Artifact]:
+        """Attach uploaded blobs to a RUNNING run under the given paths (replacing what was
+        there). ``NotFound``; ``Conflict`` when the run is finished or deleted; ``InvalidInput``
+        for a path outside the run folder, a malformed digest or a blob not uploaded."""
 
     @abstractmethod
-    def list_artifacts(self, run_id: str, prefix: str | None) -> list[Artifact]: ...
+    def list_artifacts(self, run_id: str, prefix: str | None) -> list[Artifact]:
+        """The run's artifacts (under the folder ``prefix`` when given), by path. ``NotFound``;
+        ``InvalidInput`` for a malformed prefix."""
 
     def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing
         """Release connections; the backend is unusable afterwards."""

@@ -86,7 +86,9 @@ class Scheduler:
         runs = []
         for name in self._claim_monitors(now if now is not None else now_ms()):
             try:
-                runs.append(services.run_monitor(self.client, self.store, self.predictions, name))
+                runs.append(services.run_monitor(
+                    self.store, self.predictions, name, models=self.client.models
+                ))  # fmt: skip
             except OpsloopError as exc:
                 log.warning("monitor %s: %s", name, exc.message)
         return runs

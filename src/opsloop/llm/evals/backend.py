@@ -1,108 +1,60 @@
-"""The evals backend contract and its two implementations: in-process services or REST.
+"""The evals backend contract: what the SDK needs from the store of eval runs, local or remote.
 
-Suites run where the SDK runs (it calls the models); only the results travel to the store.
+Two implementations: :class:`~opsloop.llm.evals.local.LocalEvalBackend` calls the services
+in-process, :class:`~opsloop.llm.evals.remote.RemoteEvalBackend` calls the REST API, which calls
+the same services. Suites run where the SDK runs (it calls the models; see
+:mod:`opsloop.llm.evals.runner`); only the results travel to the store. Label rules say which
+suite a prompt version must pass before a label may point at it; the prompt registry enforces
+them through its label gate (:mod:`opsloop.llm.evals.label_gate`).
+
+Contract: methods are thread-safe; returned entities are immutable snapshots (frozen pydantic
+models; ``rules`` returns a new dict); errors are ``OpsloopError`` subclasses, the same class
+whichever backend raised them; every write is durable when the method returns. Each method's
+docstring names the errors it raises on purpose; any method may also raise ``StoreError`` (the
+database or server failed; retrying may help) and, over HTTP, ``Unauthenticated`` or
+``PermissionDenied``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from urllib.parse import quote
 
-from pydantic import TypeAdapter
-
-from opsloop.kernel.identity import current_user
-from opsloop.kernel.transport import HttpTransport
-from opsloop.llm.evals import services
 from opsloop.llm.evals.entities import EvalRun, EvalRunCreate
-from opsloop.store.database import Store
 
-__all__ = ["EvalBackend", "HttpEvalBackend", "LocalEvalBackend"]
-
-_RUNS = TypeAdapter(list[EvalRun])
-_RULES = TypeAdapter(dict[str, dict[str, float | str]])
+__all__ = ["EvalBackend"]
 
 
 class EvalBackend(ABC):
-    @abstractmethod
-    def record(self, body: EvalRunCreate) -> EvalRun: ...
+    """Stored suite runs and prompt label rules. See the module docstring for the contract."""
 
     @abstractmethod
-    def get(self, run_id: str) -> EvalRun: ...
-
-    @abstractmethod
-    def list(self, suite: str | None, limit: int) -> list[EvalRun]: ...
-
-    @abstractmethod
-    def set_rule(self, prompt: str, label: str, suite: str, min_pass_rate: float) -> None: ...
-
-    @abstractmethod
-    def delete_rule(self, prompt: str, label: str) -> None: ...
-
-    @abstractmethod
-    def rules(self, prompt: str) -> dict[str, dict[str, float | str]]: ...
-
-
-class LocalEvalBackend(EvalBackend):
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
     def record(self, body: EvalRunCreate) -> EvalRun:
-        with self.store.write() as s:
-            return services.record_run(s, body, current_user())
+        """Store a finished suite run, created by the current user, and return it with its
+        results and its comparison with the suite's previous run (regressions and fixes, cell
+        by cell). ``InvalidInput`` for a run without results or a malformed suite name."""
 
+    @abstractmethod
     def get(self, run_id: str) -> EvalRun:
-        with self.store.read() as s:
-            return services.get_run(s, run_id)
+        """One run with its per-case results. ``NotFound`` when there is no such run."""
 
+    @abstractmethod
     def list(self, suite: str | None, limit: int) -> list[EvalRun]:
-        with self.store.read() as s:
-            return services.list_runs(s, suite, limit)
+        """Up to ``limit`` runs (of one suite, or all), newest first, without their per-case
+        results; no run is an empty list. A server refuses a ``limit`` outside 1..1000 with
+        ``InvalidInput``."""
 
+    @abstractmethod
     def set_rule(self, prompt: str, label: str, suite: str, min_pass_rate: float) -> None:
-        with self.store.write() as s:
-            services.set_label_rule(s, prompt, label, suite, min_pass_rate)
+        """From now on, ``prompt@label`` moves only to versions whose latest run of ``suite``
+        passed at least ``min_pass_rate`` of their cases (replacing the label's rule if it had
+        one). ``NotFound`` when the prompt does not exist; ``InvalidInput`` for a malformed
+        label or suite name or a rate outside [0, 1]."""
 
+    @abstractmethod
     def delete_rule(self, prompt: str, label: str) -> None:
-        with self.store.write() as s:
-            services.delete_label_rule(s, prompt, label)
+        """Let ``prompt@label`` move freely again. ``NotFound`` when the label has no rule."""
 
+    @abstractmethod
     def rules(self, prompt: str) -> dict[str, dict[str, float | str]]:
-        with self.store.read() as s:
-            return services.label_rules(s, prompt)
-
-
-class HttpEvalBackend(EvalBackend):
-    def __init__(self, transport: HttpTransport) -> None:
-        self.http = transport
-
-    def record(self, body: EvalRunCreate) -> EvalRun:
-        response = self.http.request(
-            "POST", "/api/eval-runs", json=body.model_dump(mode="json"), idempotent=False
-        )
-        return EvalRun.model_validate(response.json())
-
-    def get(self, run_id: str) -> EvalRun:
-        return EvalRun.model_validate(
-            self.http.request("GET", f"/api/eval-runs/{quote(run_id)}").json()
-        )
-
-    def list(self, suite: str | None, limit: int) -> list[EvalRun]:
-        params: dict[str, str | int] = {"limit": limit}
-        if suite:
-            params["suite"] = suite
-        return _RUNS.validate_python(
-            self.http.request("GET", "/api/eval-runs", params=params).json()
-        )
-
-    def _rule_path(self, prompt: str, label: str = "") -> str:
-        return f"/api/prompts/{quote(prompt)}/label-rules" + (f"/{quote(label)}" if label else "")
-
-    def set_rule(self, prompt: str, label: str, suite: str, min_pass_rate: float) -> None:
-        body = {"suite": suite, "min_pass_rate": min_pass_rate}
-        self.http.request("PUT", self._rule_path(prompt, label), json=body)
-
-    def delete_rule(self, prompt: str, label: str) -> None:
-        self.http.request("DELETE", self._rule_path(prompt, label))
-
-    def rules(self, prompt: str) -> dict[str, dict[str, float | str]]:
-        return _RULES.validate_python(self.http.request("GET", self._rule_path(prompt)).json())
+        """The prompt's rules by label: ``{label: {"suite": ..., "min_pass_rate": ...}}``.
+        Raises nothing on purpose: an unknown prompt has no rules."""

@@ -81,9 +81,9 @@ def run(
     client = command_client()
     loaded = load_suite(suite)
     total = (
-        len(resolve_prompts(loaded, client))
+        len(resolve_prompts(loaded, client.prompts))
         * len(loaded.providers)
-        * len(expand_cases(loaded, client))
+        * len(expand_cases(loaded, client.data))
     )
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

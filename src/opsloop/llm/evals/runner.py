@@ -14,16 +14,20 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel.refs import parse_ref
 from opsloop.llm.evals.assertions import Assertion, check
 from opsloop.llm.evals.entities import EvalResult, EvalRunCreate
+from opsloop.llm.evals.ports import CaseData, PromptSource, TraceSink
 from opsloop.llm.evals.providers import Provider
 from opsloop.llm.evals.suite import Case, InlinePrompt, Suite
 from opsloop.llm.prompts.template import render, variables_of
 from opsloop.llm.tracing.pricing import ModelPrice, PriceTable
+
+if TYPE_CHECKING:
+    from opsloop.llm.tracing.sdk import Tracer
 
 __all__ = ["PromptUnderTest", "expand_cases", "resolve_prompts", "run_suite"]
 
@@ -46,7 +50,9 @@ class PromptUnderTest:
         ]
 
 
-def resolve_prompts(suite: Suite, client: Any) -> list[PromptUnderTest]:
+def resolve_prompts(suite: Suite, prompts: PromptSource) -> list[PromptUnderTest]:
+    """The suite's prompts: inline ones as written, registered ones read fresh from
+    ``prompts`` (``NotFound`` for one that does not exist)."""
     out = []
     for spec in suite.prompts:
         if isinstance(spec, InlinePrompt):
@@ -61,9 +67,9 @@ def resolve_prompts(suite: Suite, client: Any) -> list[PromptUnderTest]:
             continue
         ref = parse_ref(spec, "prompt")
         if ref.number is not None:
-            prompt = client.prompts.get(ref.name, version=ref.number, cache_ttl=0)
+            prompt = prompts.get(ref.name, version=ref.number, cache_ttl=0)
         else:
-            prompt = client.prompts.get(ref.name, label=ref.alias or "production", cache_ttl=0)
+            prompt = prompts.get(ref.name, label=ref.alias or "production", cache_ttl=0)
         messages = [m.model_dump() for m in prompt.messages] if prompt.messages else None
         out.append(
             PromptUnderTest(
@@ -73,7 +79,8 @@ def resolve_prompts(suite: Suite, client: Any) -> list[PromptUnderTest]:
     return out
 
 
-def expand_cases(suite: Suite, client: Any) -> list[Case]:
+def expand_cases(suite: Suite, data: CaseData) -> list[Case]:
+    """The suite's cases, each ``data:`` test expanded into one case per row of its version."""
     cases = []
     defaults = suite.defaults
     for index, spec in enumerate(suite.tests):
@@ -90,7 +97,7 @@ def expand_cases(suite: Suite, client: Any) -> list[Case]:
                 )
             )
             continue
-        frame = client.data.get(spec.data).to_pandas()
+        frame = data.get(spec.data).to_pandas()
         for row_number, row in enumerate(frame.to_dict(orient="records")):
             variables = {**defaults.vars, **spec.vars, **row}
             cases.append(
@@ -129,7 +136,7 @@ def _evaluate(
     case: Case,
     judge: Provider | None,
     prices: PriceTable,
-    tracer: Any,
+    tracer: Tracer,
     suite_name: str,
 ) -> EvalResult:
     rendered = prompt.render(case.vars)
@@ -185,23 +192,25 @@ def _evaluate(
 
 def run_suite(
     suite: Suite,
-    client: Any,
+    prompt_source: PromptSource,
+    data: CaseData,
+    traces: TraceSink,
     *,
     concurrency: int | None = None,
     on_result: Callable[[EvalResult], None] | None = None,
 ) -> EvalRunCreate:
     """Run every cell of ``suite``; results come back in prompt x provider x case order."""
-    prompts = resolve_prompts(suite, client)
-    cases = expand_cases(suite, client)
+    prompts = resolve_prompts(suite, prompt_source)
+    cases = expand_cases(suite, data)
     _check_variables(prompts, cases)
     providers = [Provider(p) for p in suite.providers]
     judge = Provider(suite.judge) if suite.judge else None
     if judge is None and any(a.type == "llm-rubric" for c in cases for a in c.assertions):
         raise InvalidInput("an llm-rubric assertion needs a judge: set `judge:` in the suite")
     prices = PriceTable(
-        [ModelPrice(**p.model_dump()) for p in client.traces.prices() if p.source == "user"]
+        [ModelPrice(**p.model_dump()) for p in traces.prices() if p.source == "user"]
     )
-    tracer = client.traces.tracer
+    tracer = traces.tracer
     cells = list(itertools.product(prompts, providers, cases))
     start = time.perf_counter()
 
@@ -213,7 +222,7 @@ def run_suite(
 
     with ThreadPoolExecutor(concurrency or suite.concurrency) as pool:
         results = list(pool.map(one, cells))
-    client.traces.flush()
+    traces.flush()
     return EvalRunCreate(
         suite=suite.name,
         description=suite.description,

@@ -8,6 +8,7 @@ from typing import Any
 
 from opsloop.llm.evals.backend import EvalBackend
 from opsloop.llm.evals.entities import EvalResult, EvalRun
+from opsloop.llm.evals.ports import CaseData, PromptSource, TraceSink
 from opsloop.llm.evals.suite import Suite, load_suite
 
 __all__ = ["EvalsClient"]
@@ -22,9 +23,13 @@ class EvalsClient:
         >>> Client().evals.require("answer", "production", suite="support-answers")
     """
 
-    def __init__(self, backend: EvalBackend, client: Any) -> None:
+    def __init__(
+        self, backend: EvalBackend, prompts: PromptSource, traces: TraceSink, data: CaseData
+    ) -> None:
         self._backend = backend
-        self._client = client
+        self._prompts = prompts
+        self._traces = traces
+        self._data = data
 
     def run(
         self,
@@ -40,7 +45,14 @@ class EvalsClient:
         loaded = suite if isinstance(suite, Suite) else load_suite(suite)
         if threshold is not None:
             loaded = loaded.model_copy(update={"threshold": threshold})
-        body = run_suite(loaded, self._client, concurrency=concurrency, on_result=on_result)
+        body = run_suite(
+            loaded,
+            self._prompts,
+            self._data,
+            self._traces,
+            concurrency=concurrency,
+            on_result=on_result,
+        )
         return self._backend.record(body)
 
     def get(self, run_id: str) -> EvalRun:

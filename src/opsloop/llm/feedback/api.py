@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from opsloop.kernel.identity import current_user
-from opsloop.llm.feedback import services
+from opsloop.llm.feedback import routes, services
 from opsloop.llm.feedback.entities import (
     AnnotationItem,
     FeedbackExport,
@@ -27,46 +27,46 @@ class ItemsAdd(BaseModel):
     limit: int = Field(1000, ge=1, le=100_000)
 
 
-@router.post("/annotation-queues", status_code=status.HTTP_201_CREATED)
+@router.post(routes.QUEUES.template, status_code=status.HTTP_201_CREATED)
 def create_queue(body: QueueCreate, session: WriteSession) -> Queue:
     return services.create_queue(session, body, created_by=current_user())
 
 
-@router.get("/annotation-queues")
+@router.get(routes.QUEUES.template)
 def list_queues(session: ReadSession) -> list[Queue]:
     return services.list_queues(session)
 
 
-@router.get("/annotation-queues/{name}")
+@router.get(routes.QUEUE.template)
 def get_queue(name: str, session: ReadSession) -> Queue:
     return services.get_queue(session, name)
 
 
-@router.post("/annotation-queues/{name}/items")
+@router.post(routes.QUEUE_ITEMS.template)
 def add_items(name: str, body: ItemsAdd, session: WriteSession) -> dict[str, int]:
     """Queue traces by id and/or every trace (up to ``limit``) that ``filter`` selects."""
     return {"added": services.add_items(session, name, body.trace_ids, body.filter, body.limit)}
 
 
-@router.post("/annotation-queues/{name}/next")
+@router.post(routes.QUEUE_NEXT.template)
 def next_item(name: str, session: WriteSession) -> AnnotationItem | None:
     """Claim the next item for the calling reviewer (null when the queue is done)."""
     return services.next_item(session, name, current_user())
 
 
-@router.post("/annotation-queues/{name}/items/{item_id}/review")
+@router.post(routes.ITEM_REVIEW.template)
 def submit_review(
     name: str, item_id: str, body: ReviewSubmit, session: WriteSession
 ) -> AnnotationItem:
     return services.submit_review(session, name, item_id, body, current_user())
 
 
-@router.post("/annotation-queues/{name}/items/{item_id}/skip")
+@router.post(routes.ITEM_SKIP.template)
 def skip_item(name: str, item_id: str, session: WriteSession) -> AnnotationItem:
     return services.skip_item(session, name, item_id, current_user())
 
 
-@router.post("/feedback-exports", status_code=status.HTTP_201_CREATED)
+@router.post(routes.EXPORTS.template, status_code=status.HTTP_201_CREATED)
 def export(body: FeedbackExport, session: WriteSession, blobs: Blobs) -> FeedbackExportResult:
     """Rated traces as the next version of a dataset (chat JSONL), linked to each trace."""
     return services.export_finetuning(session, blobs, body, current_user())

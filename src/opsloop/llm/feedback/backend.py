@@ -1,15 +1,25 @@
-"""The feedback backend contract and its two implementations: in-process services or REST."""
+"""The feedback backend contract: what the SDK needs for annotation queues and fine-tuning
+exports, local or remote.
+
+Two implementations: :class:`~opsloop.llm.feedback.local.LocalFeedbackBackend` calls the
+services in-process, :class:`~opsloop.llm.feedback.remote.RemoteFeedbackBackend` calls the REST
+API, which calls the same services. A queue holds trace ids; a reviewer claims the oldest
+pending item (a claim lapses after 30 minutes), and submitting it records its scores on the
+trace (source ``human``). An export writes rated traces as the next version of a dataset and
+links each trace to it in lineage. Reviewer and author are the current user.
+
+Contract: methods are thread-safe; returned entities are immutable snapshots (frozen pydantic
+models); errors are ``OpsloopError`` subclasses, the same class whichever backend raised them;
+every write is durable when the method returns (an export's blob before its version). Each
+method's docstring names the errors it raises on purpose; any method may also raise
+``StoreError`` (the database, blob store or server failed; retrying may help) and, over HTTP,
+``Unauthenticated`` or ``PermissionDenied``.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from urllib.parse import quote
 
-from pydantic import TypeAdapter
-
-from opsloop.kernel.identity import current_user
-from opsloop.kernel.transport import HttpTransport
-from opsloop.llm.feedback import services
 from opsloop.llm.feedback.entities import (
     AnnotationItem,
     FeedbackExport,
@@ -19,116 +29,57 @@ from opsloop.llm.feedback.entities import (
     ReviewSubmit,
 )
 from opsloop.llm.tracing.entities import TraceFilter
-from opsloop.store.blobs import BlobStore
-from opsloop.store.database import Store
 
-__all__ = ["FeedbackBackend", "HttpFeedbackBackend", "LocalFeedbackBackend"]
-
-_QUEUES = TypeAdapter(list[Queue])
+__all__ = ["FeedbackBackend"]
 
 
 class FeedbackBackend(ABC):
-    @abstractmethod
-    def create_queue(self, body: QueueCreate) -> Queue: ...
+    """Annotation queues, their review, and exports of rated traces. See the module docstring
+    for the contract."""
 
     @abstractmethod
-    def get_queue(self, name: str) -> Queue: ...
-
-    @abstractmethod
-    def list_queues(self) -> list[Queue]: ...
-
-    @abstractmethod
-    def add_items(self, name: str, trace_ids: list[str], flt: TraceFilter | None) -> int: ...
-
-    @abstractmethod
-    def next_item(self, name: str) -> AnnotationItem | None: ...
-
-    @abstractmethod
-    def submit(self, name: str, item_id: str, body: ReviewSubmit) -> AnnotationItem: ...
-
-    @abstractmethod
-    def skip(self, name: str, item_id: str) -> AnnotationItem: ...
-
-    @abstractmethod
-    def export(self, body: FeedbackExport) -> FeedbackExportResult: ...
-
-
-class LocalFeedbackBackend(FeedbackBackend):
-    def __init__(self, store: Store, blobs: BlobStore) -> None:
-        self.store = store
-        self.blobs = blobs
-
     def create_queue(self, body: QueueCreate) -> Queue:
-        with self.store.write() as s:
-            return services.create_queue(s, body, created_by=current_user())
+        """Create an empty queue with the scores its reviewers give. ``InvalidInput`` for a
+        malformed name, two scores with one name or a categorical score without categories;
+        ``Conflict`` when a queue already has the name."""
 
+    @abstractmethod
     def get_queue(self, name: str) -> Queue:
-        with self.store.read() as s:
-            return services.get_queue(s, name)
+        """One queue with its item counts by status. ``NotFound`` when there is none."""
 
+    @abstractmethod
     def list_queues(self) -> list[Queue]:
-        with self.store.read() as s:
-            return services.list_queues(s)
+        """Every queue by name, with item counts. Raises nothing on purpose."""
 
+    @abstractmethod
     def add_items(self, name: str, trace_ids: list[str], flt: TraceFilter | None) -> int:
-        with self.store.write() as s:
-            return services.add_items(s, name, trace_ids, flt)
+        """Queue the given traces and/or the traces ``flt`` selects (up to 1000); returns how
+        many were new to the queue (queued ones are skipped). ``NotFound`` when the queue or a
+        trace does not exist; ``InvalidInput`` when nothing is selected or ``flt`` is
+        malformed."""
 
+    @abstractmethod
     def next_item(self, name: str) -> AnnotationItem | None:
-        with self.store.write() as s:
-            return services.next_item(s, name, current_user())
+        """Claim the next item for the current user (the one they already hold, else the
+        oldest pending one nobody holds), with its trace; ``None`` when the queue is done.
+        ``NotFound`` when the queue does not exist."""
 
+    @abstractmethod
     def submit(self, name: str, item_id: str, body: ReviewSubmit) -> AnnotationItem:
-        with self.store.write() as s:
-            return services.submit_review(s, name, item_id, body, current_user())
+        """Record the scores on the item's trace and mark it done. ``NotFound`` when the item
+        is not in the queue; ``Conflict`` when it is already done or skipped;
+        ``InvalidInput`` for a score the queue does not take or a value that does not fit it
+        (type, range, categories)."""
 
+    @abstractmethod
     def skip(self, name: str, item_id: str) -> AnnotationItem:
-        with self.store.write() as s:
-            return services.skip_item(s, name, item_id, current_user())
+        """Mark the item skipped. ``NotFound`` when the item is not in the queue;
+        ``Conflict`` when it is already done or skipped."""
 
+    @abstractmethod
     def export(self, body: FeedbackExport) -> FeedbackExportResult:
-        with self.store.write() as s:
-            return services.export_finetuning(s, self.blobs, body, current_user())
-
-
-class HttpFeedbackBackend(FeedbackBackend):
-    def __init__(self, transport: HttpTransport) -> None:
-        self.http = transport
-
-    def _queue_path(self, name: str) -> str:
-        return f"/api/annotation-queues/{quote(name)}"
-
-    def create_queue(self, body: QueueCreate) -> Queue:
-        response = self.http.request("POST", "/api/annotation-queues", json=body.model_dump())
-        return Queue.model_validate(response.json())
-
-    def get_queue(self, name: str) -> Queue:
-        return Queue.model_validate(self.http.request("GET", self._queue_path(name)).json())
-
-    def list_queues(self) -> list[Queue]:
-        return _QUEUES.validate_python(self.http.request("GET", "/api/annotation-queues").json())
-
-    def add_items(self, name: str, trace_ids: list[str], flt: TraceFilter | None) -> int:
-        body = {"trace_ids": trace_ids, "filter": flt.model_dump() if flt else None}
-        response = self.http.request("POST", self._queue_path(name) + "/items", json=body)
-        return int(response.json()["added"])
-
-    def next_item(self, name: str) -> AnnotationItem | None:
-        response = self.http.request("POST", self._queue_path(name) + "/next")
-        data = response.json()
-        return None if data is None else AnnotationItem.model_validate(data)
-
-    def submit(self, name: str, item_id: str, body: ReviewSubmit) -> AnnotationItem:
-        path = f"{self._queue_path(name)}/items/{quote(item_id)}/review"
-        response = self.http.request("POST", path, json=body.model_dump(), idempotent=False)
-        return AnnotationItem.model_validate(response.json())
-
-    def skip(self, name: str, item_id: str) -> AnnotationItem:
-        path = f"{self._queue_path(name)}/items/{quote(item_id)}/skip"
-        return AnnotationItem.model_validate(self.http.request("POST", path).json())
-
-    def export(self, body: FeedbackExport) -> FeedbackExportResult:
-        response = self.http.request(
-            "POST", "/api/feedback-exports", json=body.model_dump(), idempotent=False
-        )
-        return FeedbackExportResult.model_validate(response.json())
+        """Write the traces ``body.filter`` selects as ``train.jsonl`` (SFT chats or
+        preference pairs) in the next version of ``body.dataset`` (``created`` is false when
+        the same rows were exported before), each trace used linked to it. ``InvalidInput``
+        for a malformed dataset name or filter, a preference export without ``score``, or
+        when no rows come out of the selected traces."""

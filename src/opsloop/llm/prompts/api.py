@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from opsloop.errors import OpsloopError
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.llm.prompts import services
+from opsloop.llm.prompts import routes, services
 from opsloop.llm.prompts.entities import Prompt, PromptDiff, PromptInfo, PromptVersionCreate
 from opsloop.llm.prompts.ports import LabelGate
 from opsloop.web.deps import ReadSession, WriteSession
@@ -40,7 +40,7 @@ class LabelSet(BaseModel):
     version: int = Field(ge=1, description="the version number the label should point at")
 
 
-@router.get("/prompts")
+@router.get(routes.PROMPTS.template)
 def list_prompts(
     session: ReadSession,
     max_results: int = Query(100, ge=1, le=10_000),
@@ -49,18 +49,18 @@ def list_prompts(
     return services.list_prompts(session, max_results, page_token)
 
 
-@router.get("/prompts/{name}")
+@router.get(routes.PROMPT.template)
 def get_prompt_info(name: str, session: ReadSession) -> PromptInfo:
     return services.prompt_info(session, name)
 
 
-@router.get("/prompts/{name}/versions")
+@router.get(routes.VERSIONS.template)
 def list_versions(name: str, session: ReadSession) -> list[Prompt]:
     """Every version, newest first."""
     return services.list_versions(session, name)
 
 
-@router.post("/prompts/{name}/versions", status_code=status.HTTP_201_CREATED)
+@router.post(routes.VERSIONS.template, status_code=status.HTTP_201_CREATED)
 def create_version(
     name: str, body: PromptVersionCreate, session: WriteSession, gate: Gate, response: Response
 ) -> Prompt:
@@ -74,23 +74,23 @@ def create_version(
     return prompt
 
 
-@router.get("/prompts/{name}/versions/{selector}")
+@router.get(routes.VERSION.template)
 def get_version(name: str, selector: str, session: ReadSession) -> Prompt:
     """``selector`` is a number, a label (``production``) or ``latest``."""
     return services.get_prompt(session, f"{name}@{selector}")
 
 
-@router.put("/prompts/{name}/labels/{label}")
+@router.put(routes.LABEL.template)
 def set_label(name: str, label: str, body: LabelSet, session: WriteSession, gate: Gate) -> Prompt:
     return services.set_label(session, f"{name}@{body.version}", label, gate=gate)
 
 
-@router.delete("/prompts/{name}/labels/{label}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(routes.LABEL.template, status_code=status.HTTP_204_NO_CONTENT)
 def delete_label(name: str, label: str, session: WriteSession) -> None:
     services.delete_label(session, name, label)
 
 
-@router.get("/prompt-diffs")
+@router.get(routes.DIFFS.template)
 def diff(old: str, new: str, session: ReadSession) -> PromptDiff:
     """Template (unified diff), config and variables changed from ``old`` to ``new``."""
     return services.diff_versions(session, old, new)

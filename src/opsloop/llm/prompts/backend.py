@@ -1,147 +1,79 @@
-"""The prompt backend contract and its two implementations: in-process services or REST.
+"""The prompt backend contract: what the SDK needs from a prompt registry, local or remote.
 
-Small enough to live together: each method is one transaction (local) or one request (HTTP),
-and one conformance suite runs against both.
+Two implementations: :class:`~opsloop.llm.prompts.local.LocalPromptBackend` calls the services
+in-process, :class:`~opsloop.llm.prompts.remote.RemotePromptBackend` calls the REST API, which
+calls the same services. Each method is one transaction (local) or one request (remote), except
+the remote ``set_label``, which resolves the reference first. The cache (stale-while-revalidate)
+and the fallback prompt are written once, in :class:`~opsloop.llm.prompts.sdk.PromptsClient`.
+
+A reference is ``NAME@N``, ``NAME@label`` or ``NAME`` (``NAME@latest``, the newest version).
+Every path that moves a label passes the label gate (:mod:`opsloop.llm.prompts.ports`): a label
+may require a passing eval suite, and a move the gate refuses raises ``Conflict``.
+
+Contract: methods are thread-safe; returned entities are immutable snapshots (frozen pydantic
+models); errors are ``OpsloopError`` subclasses, the same class whichever backend raised them;
+every write is durable when the method returns. Each method's docstring names the errors it
+raises on purpose; any method may also raise ``StoreError`` (the database or server failed;
+retrying may help) and, over HTTP, ``Unauthenticated`` or ``PermissionDenied``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
-from urllib.parse import quote
 
-from pydantic import TypeAdapter
-
-from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.kernel.refs import parse_ref
-from opsloop.kernel.transport import HttpTransport
-from opsloop.llm.prompts import services
 from opsloop.llm.prompts.entities import Prompt, PromptDiff, PromptInfo, PromptVersionCreate
-from opsloop.llm.prompts.ports import LabelGate
-from opsloop.store.database import Store
 
-__all__ = ["HttpPromptBackend", "LocalPromptBackend", "PromptBackend"]
-
-_PROMPTS = TypeAdapter(list[Prompt])
-_JSON = {"Content-Type": "application/json"}
+__all__ = ["PromptBackend"]
 
 
 class PromptBackend(ABC):
-    @abstractmethod
-    def create_version(self, name: str, body: PromptVersionCreate) -> tuple[Prompt, bool]: ...
+    """Prompts, their numbered versions and labels. See the module docstring for the
+    contract."""
 
     @abstractmethod
-    def get(self, ref: str) -> Prompt: ...
-
-    @abstractmethod
-    def info(self, name: str) -> PromptInfo: ...
-
-    @abstractmethod
-    def list(self, max_results: int, page_token: str | None) -> Page[PromptInfo]: ...
-
-    @abstractmethod
-    def versions(self, name: str) -> list[Prompt]: ...
-
-    @abstractmethod
-    def set_label(self, ref: str, label: str) -> Prompt: ...
-
-    @abstractmethod
-    def delete_label(self, name: str, label: str) -> None: ...
-
-    @abstractmethod
-    def diff(self, old_ref: str, new_ref: str) -> PromptDiff: ...
-
-
-class LocalPromptBackend(PromptBackend):
-    """Runs the services in-process; labels move past ``gate`` (the evals domain's label rules,
-    handed in by the ``Client`` because prompts may not import evals)."""
-
-    def __init__(self, store: Store, gate: LabelGate) -> None:
-        self.store = store
-        self.gate = gate
-
     def create_version(self, name: str, body: PromptVersionCreate) -> tuple[Prompt, bool]:
-        with self.store.write() as s:
-            return services.create_version(s, name, body, created_by=current_user(), gate=self.gate)
+        """Save the next version of ``name`` (the prompt is created on first use) and point
+        ``body.labels`` at it; returns it and ``True``. If the latest version holds the same
+        template and config, no version is added: the labels move to it and it comes back with
+        ``False``. ``InvalidInput`` for a malformed name or label, neither or both of text and
+        messages, no messages, or a template over the size limit; ``Conflict`` when the label
+        gate refuses a label (nothing is saved then)."""
 
+    @abstractmethod
     def get(self, ref: str) -> Prompt:
-        with self.store.read() as s:
-            return services.get_prompt(s, ref)
+        """One version by reference. ``InvalidInput`` for a malformed reference, ``NotFound``
+        when the prompt, the version or the label does not exist."""
 
+    @abstractmethod
     def info(self, name: str) -> PromptInfo:
-        with self.store.read() as s:
-            return services.prompt_info(s, name)
+        """A prompt's summary: latest version number and labels. ``NotFound`` when there is
+        no such prompt."""
 
+    @abstractmethod
     def list(self, max_results: int, page_token: str | None) -> Page[PromptInfo]:
-        with self.store.read() as s:
-            return services.list_prompts(s, max_results, page_token)
+        """One page of prompts by name. ``InvalidInput`` for a page token not handed out by a
+        listing."""
 
+    @abstractmethod
     def versions(self, name: str) -> list[Prompt]:
-        with self.store.read() as s:
-            return services.list_versions(s, name)
+        """Every version of a prompt, newest first. ``NotFound`` when there is no such
+        prompt."""
 
+    @abstractmethod
     def set_label(self, ref: str, label: str) -> Prompt:
-        with self.store.write() as s:
-            return services.set_label(s, ref, label, gate=self.gate)
+        """Point ``label`` at the version ``ref`` names (moving it if it pointed elsewhere) and
+        return that version. ``InvalidInput`` for a malformed reference or label (``latest``
+        and numbers cannot be set), ``NotFound`` when the version does not exist, ``Conflict``
+        when the label gate refuses."""
 
+    @abstractmethod
     def delete_label(self, name: str, label: str) -> None:
-        with self.store.write() as s:
-            services.delete_label(s, name, label)
+        """Remove a label (its version stays). ``NotFound`` when the prompt does not exist or
+        has no such label."""
 
+    @abstractmethod
     def diff(self, old_ref: str, new_ref: str) -> PromptDiff:
-        with self.store.read() as s:
-            return services.diff_versions(s, old_ref, new_ref)
-
-
-def _version_path(ref: str) -> str:
-    parsed = parse_ref(ref, "prompt")
-    selector = parsed.number if parsed.number is not None else parsed.alias
-    return f"/api/prompts/{quote(parsed.name)}/versions/{quote(str(selector))}"
-
-
-class HttpPromptBackend(PromptBackend):
-    def __init__(self, transport: HttpTransport) -> None:
-        self.http = transport
-
-    def create_version(self, name: str, body: PromptVersionCreate) -> tuple[Prompt, bool]:
-        response = self.http.request(
-            "POST",
-            f"/api/prompts/{quote(name)}/versions",
-            content=body.model_dump_json(exclude_none=True),
-            headers=_JSON,
-            idempotent=False,
-        )
-        return Prompt.model_validate_json(response.content), response.status_code == 201
-
-    def get(self, ref: str) -> Prompt:
-        return Prompt.model_validate_json(self.http.request("GET", _version_path(ref)).content)
-
-    def info(self, name: str) -> PromptInfo:
-        raw = self.http.request("GET", f"/api/prompts/{quote(name)}").content
-        return PromptInfo.model_validate_json(raw)
-
-    def list(self, max_results: int, page_token: str | None) -> Page[PromptInfo]:
-        params: dict[str, Any] = {"max_results": max_results}
-        if page_token:
-            params["page_token"] = page_token
-        raw = self.http.request("GET", "/api/prompts", params=params).content
-        return Page[PromptInfo].model_validate_json(raw)
-
-    def versions(self, name: str) -> list[Prompt]:
-        raw = self.http.request("GET", f"/api/prompts/{quote(name)}/versions").content
-        return _PROMPTS.validate_json(raw)
-
-    def set_label(self, ref: str, label: str) -> Prompt:
-        version = self.get(ref)
-        path = f"/api/prompts/{quote(version.name)}/labels/{quote(label)}"
-        raw = self.http.request("PUT", path, json={"version": version.version}).content
-        return Prompt.model_validate_json(raw)
-
-    def delete_label(self, name: str, label: str) -> None:
-        self.http.request("DELETE", f"/api/prompts/{quote(name)}/labels/{quote(label)}")
-
-    def diff(self, old_ref: str, new_ref: str) -> PromptDiff:
-        params = {"old": old_ref, "new": new_ref}
-        raw = self.http.request("GET", "/api/prompt-diffs", params=params).content
-        return PromptDiff.model_validate_json(raw)
+        """What changed from ``old_ref`` to ``new_ref``: the template as a unified diff, the
+        config keys and the variables. ``InvalidInput`` for a malformed reference,
+        ``NotFound`` when either version does not exist."""

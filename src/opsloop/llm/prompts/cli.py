@@ -107,9 +107,8 @@ def show(
     json_: JsonOption = False,
 ) -> None:
     """One version: template, config, variables, labels."""
-    client = command_client()
     name, _, selector = ref.partition("@")
-    prompt = client.prompts._backend.get(f"{name}@{selector or 'latest'}")
+    prompt = command_client().prompts.get_version(f"{name}@{selector or 'latest'}")
     if json_:
         print_json(prompt)
         return

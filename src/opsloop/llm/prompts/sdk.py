@@ -129,6 +129,11 @@ class PromptsClient:
             for ref in [r for r in self._cache if r.partition("@")[0] == name]:
                 del self._cache[ref]
 
+    def get_version(self, ref: str) -> Prompt:
+        """One version by reference (``NAME@N``, ``NAME@label``, or ``NAME`` for the latest),
+        read from the registry every time: no cache and no fallback."""
+        return self._backend.get(ref)
+
     def info(self, name: str) -> PromptInfo:
         return self._backend.info(name)
 

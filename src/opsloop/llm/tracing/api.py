@@ -15,8 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from opsloop.errors import InvalidInput
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.llm.tracing import services
-from opsloop.llm.tracing.backend import LocalTracingBackend
+from opsloop.llm.tracing import routes, services
 from opsloop.llm.tracing.entities import (
     ModelPriceIn,
     ModelPriceOut,
@@ -26,6 +25,7 @@ from opsloop.llm.tracing.entities import (
     TraceDetail,
     TraceFilter,
 )
+from opsloop.llm.tracing.local import LocalTracingBackend
 from opsloop.llm.tracing.otlp import PROTOBUF, decode_json, decode_protobuf, response_body
 from opsloop.llm.tracing.spool import IngestSpool
 from opsloop.web.deps import AppState, ReadSession, State, WriteSession
@@ -64,7 +64,7 @@ async def _body(request: Request) -> bytes:
     return body
 
 
-@otlp_router.post("/v1/traces", summary="OTLP/HTTP trace ingest (protobuf or JSON)")
+@otlp_router.post(routes.OTLP_TRACES.template, summary="OTLP/HTTP trace ingest (protobuf or JSON)")
 async def otlp_traces(request: Request, state: State) -> Response:
     """Accepts an ``ExportTraceServiceRequest`` as ``application/x-protobuf`` or
     ``application/json``, optionally gzip-compressed. Spans that cannot be stored are left out
@@ -114,7 +114,7 @@ def _filter(
 Filter = Annotated[TraceFilter, Depends(_filter)]
 
 
-@router.get("/traces")
+@router.get(routes.TRACES.template)
 def list_traces(
     flt: Filter,
     session: ReadSession,
@@ -125,12 +125,12 @@ def list_traces(
     return services.list_traces(session, flt, max_results, page_token)
 
 
-@router.get("/traces/{trace_id}")
+@router.get(routes.TRACE.template)
 def get_trace(trace_id: str, session: ReadSession) -> TraceDetail:
     return services.get_trace(session, trace_id)
 
 
-@router.get("/trace-exports", response_class=Response)
+@router.get(routes.TRACE_EXPORTS.template, response_class=Response)
 def export_traces(flt: Filter, session: ReadSession, what: str = "spans") -> Response:
     """The matching spans (or ``what=traces``) as a Parquet file."""
     table = services.export_table(session, flt, what)
@@ -143,33 +143,33 @@ def export_traces(flt: Filter, session: ReadSession, what: str = "spans") -> Res
     )
 
 
-@router.post("/scores", status_code=status.HTTP_201_CREATED)
+@router.post(routes.SCORES.template, status_code=status.HTTP_201_CREATED)
 def add_score(body: ScoreCreate, session: WriteSession) -> Score:
     return services.add_score(session, body, author=current_user())
 
 
-@router.get("/scores")
+@router.get(routes.SCORES.template)
 def list_scores(
     session: ReadSession, trace_id: str | None = None, name: str | None = None
 ) -> list[Score]:
     return services.list_scores(session, trace_id=trace_id, name=name)
 
 
-@router.delete("/scores/{score_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(routes.SCORE.template, status_code=status.HTTP_204_NO_CONTENT)
 def delete_score(score_id: str, session: WriteSession) -> None:
     services.delete_score(session, score_id)
 
 
-@router.get("/model-prices")
+@router.get(routes.MODEL_PRICES.template)
 def list_prices(session: ReadSession) -> list[ModelPriceOut]:
     return services.list_prices(session)
 
 
-@router.put("/model-prices")
+@router.put(routes.MODEL_PRICES.template)
 def set_price(body: ModelPriceIn, session: WriteSession) -> ModelPriceOut:
     return services.set_price(session, body)
 
 
-@router.delete("/model-prices", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(routes.MODEL_PRICES.template, status_code=status.HTTP_204_NO_CONTENT)
 def delete_price(pattern: str, session: WriteSession) -> None:
     services.delete_price(session, pattern)

@@ -1,25 +1,28 @@
-"""The tracing backend contract and its two implementations: in-process services or REST.
+"""The tracing backend contract: what the SDK needs from a trace store, local or remote.
 
-Spans go to a server as OTLP protobuf on ``/v1/traces``, the very endpoint OpenTelemetry
-exporters use, so the SDK and third-party instrumentation share one ingest path.
+Two implementations: :class:`~opsloop.llm.tracing.local.LocalTracingBackend` calls the services
+in-process, :class:`~opsloop.llm.tracing.remote.RemoteTracingBackend` calls the server, which
+calls the same services. Spans go to a server as OTLP protobuf on ``/v1/traces``, the very
+endpoint OpenTelemetry exporters use, so the SDK and third-party instrumentation share one
+ingest path. Conveniences (the tracer, the background exporter, filters given as keywords) are
+written once, in :class:`~opsloop.llm.tracing.sdk.TracesClient`.
+
+Contract: methods are thread-safe; returned entities are immutable snapshots (frozen pydantic
+models; ``export`` returns a new Arrow table); errors are ``OpsloopError`` subclasses, the same
+class whichever backend raised them; every write is durable when the method returns (a server
+whose database is away acknowledges an ingested batch once it is fsynced to its spool, and
+stores it from there, so the spans may become readable a little later). Each method's docstring
+names the errors it raises on purpose; any method may also raise ``StoreError`` (the database
+or server failed; retrying may help) and, over HTTP, ``Unauthenticated`` or
+``PermissionDenied``.
 """
 
 from __future__ import annotations
 
-import io
 from abc import ABC, abstractmethod
-from typing import Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from pydantic import TypeAdapter
-
-from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.kernel.transport import HttpTransport
-from opsloop.llm.tracing import services
 from opsloop.llm.tracing.entities import (
     IngestResult,
     ModelPriceIn,
@@ -30,154 +33,72 @@ from opsloop.llm.tracing.entities import (
     TraceDetail,
     TraceFilter,
 )
-from opsloop.llm.tracing.otlp import PROTOBUF, encode_protobuf
 from opsloop.llm.tracing.records import SpanRecord
-from opsloop.store.database import Store
 
-__all__ = ["HttpTracingBackend", "LocalTracingBackend", "TracingBackend"]
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-_TRACES = TypeAdapter(Page[Trace])
-_SCORES = TypeAdapter(list[Score])
-_PRICES = TypeAdapter(list[ModelPriceOut])
+__all__ = ["TracingBackend"]
 
 
 class TracingBackend(ABC):
-    @abstractmethod
-    def ingest(self, records: list[SpanRecord]) -> IngestResult: ...
+    """Spans, the traces they form, scores and model prices. See the module docstring for the
+    contract."""
 
     @abstractmethod
-    def list_traces(
-        self, flt: TraceFilter, max_results: int, page_token: str | None
-    ) -> Page[Trace]: ...
-
-    @abstractmethod
-    def get_trace(self, trace_id: str) -> TraceDetail: ...
-
-    @abstractmethod
-    def export(self, flt: TraceFilter, what: str) -> pa.Table: ...
-
-    @abstractmethod
-    def add_score(self, body: ScoreCreate) -> Score: ...
-
-    @abstractmethod
-    def list_scores(self, trace_id: str | None, name: str | None) -> list[Score]: ...
-
-    @abstractmethod
-    def delete_score(self, score_id: str) -> None: ...
-
-    @abstractmethod
-    def list_prices(self) -> list[ModelPriceOut]: ...
-
-    @abstractmethod
-    def set_price(self, body: ModelPriceIn) -> ModelPriceOut: ...
-
-    @abstractmethod
-    def delete_price(self, pattern: str) -> None: ...
-
-
-class LocalTracingBackend(TracingBackend):
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
     def ingest(self, records: list[SpanRecord]) -> IngestResult:
-        with self.store.write() as s:
-            return services.ingest(s, records)
+        """Store a batch of finished spans, costed with the current prices. Idempotent: a span
+        already stored (same trace and span id) is skipped. Spans that cannot be stored (bad
+        ids, no name, ending before they start) are not raised but counted in the result's
+        ``rejected``, with up to ten reasons in ``errors``; the rest of the batch is kept."""
 
+    @abstractmethod
     def list_traces(
         self, flt: TraceFilter, max_results: int, page_token: str | None
     ) -> Page[Trace]:
-        with self.store.read() as s:
-            return services.list_traces(s, flt, max_results, page_token)
+        """One page of the traces ``flt`` selects, newest first. ``InvalidInput`` for a
+        malformed score filter or prompt reference in ``flt``, or a page token not handed out
+        by a listing."""
 
+    @abstractmethod
     def get_trace(self, trace_id: str) -> TraceDetail:
-        with self.store.read() as s:
-            return services.get_trace(s, trace_id)
+        """One trace with its spans and scores. ``InvalidInput`` when ``trace_id`` is not 32
+        lower-case hex digits, ``NotFound`` when no span of it is stored (yet)."""
 
+    @abstractmethod
     def export(self, flt: TraceFilter, what: str) -> pa.Table:
-        with self.store.read() as s:
-            return services.export_table(s, flt, what)
+        """The spans (``what="spans"``) or trace summaries (``what="traces"``) ``flt`` selects,
+        as an Arrow table. ``InvalidInput`` for another ``what`` or a malformed filter."""
 
+    @abstractmethod
     def add_score(self, body: ScoreCreate) -> Score:
-        with self.store.write() as s:
-            return services.add_score(s, body, author=current_user())
+        """Attach a score to a stored trace (or one of its spans), authored by the current
+        user. ``NotFound`` when the trace or span is not stored; ``InvalidInput`` for a
+        malformed trace id or a value that does not fit its ``data_type`` (a non-finite
+        number, text where a number is due, a category over 250 characters)."""
 
+    @abstractmethod
     def list_scores(self, trace_id: str | None, name: str | None) -> list[Score]:
-        with self.store.read() as s:
-            return services.list_scores(s, trace_id=trace_id, name=name)
+        """The scores of one trace and/or with one name (``None`` for any), oldest first; no
+        match is an empty list. ``InvalidInput`` when ``trace_id`` is not 32 hex digits."""
 
+    @abstractmethod
     def delete_score(self, score_id: str) -> None:
-        with self.store.write() as s:
-            services.delete_score(s, score_id)
+        """Delete one score. ``NotFound`` when there is no such score."""
 
+    @abstractmethod
     def list_prices(self) -> list[ModelPriceOut]:
-        with self.store.read() as s:
-            return services.list_prices(s)
+        """Model prices in the order they are tried: the user's (most specific pattern first),
+        then the shipped defaults. Raises nothing on purpose."""
 
+    @abstractmethod
     def set_price(self, body: ModelPriceIn) -> ModelPriceOut:
-        with self.store.write() as s:
-            return services.set_price(s, body)
+        """Create or replace the user price for ``body.pattern`` (a regular expression model
+        names must fully match); spans ingested from now on are costed with it.
+        ``InvalidInput`` for a pattern that is empty, over 250 characters or not a regular
+        expression."""
 
+    @abstractmethod
     def delete_price(self, pattern: str) -> None:
-        with self.store.write() as s:
-            services.delete_price(s, pattern)
-
-
-class HttpTracingBackend(TracingBackend):
-    def __init__(self, transport: HttpTransport) -> None:
-        self.http = transport
-
-    def ingest(self, records: list[SpanRecord]) -> IngestResult:
-        response = self.http.request(
-            "POST",
-            "/v1/traces",
-            content=encode_protobuf(records),
-            headers={"Content-Type": PROTOBUF},
-        )
-        reply = ExportTraceServiceResponse.FromString(response.content).partial_success
-        errors = [reply.error_message] if reply.error_message else []
-        rejected = reply.rejected_spans
-        return IngestResult(accepted=len(records) - rejected, rejected=rejected, errors=errors)
-
-    def list_traces(
-        self, flt: TraceFilter, max_results: int, page_token: str | None
-    ) -> Page[Trace]:
-        params: dict[str, Any] = flt.query_params() | {"max_results": max_results}
-        if page_token:
-            params["page_token"] = page_token
-        return _TRACES.validate_python(
-            self.http.request("GET", "/api/traces", params=params).json()
-        )
-
-    def get_trace(self, trace_id: str) -> TraceDetail:
-        response = self.http.request("GET", f"/api/traces/{quote(trace_id)}")
-        return TraceDetail.model_validate(response.json())
-
-    def export(self, flt: TraceFilter, what: str) -> pa.Table:
-        params = flt.query_params() | {"what": what}
-        response = self.http.request("GET", "/api/trace-exports", params=params)
-        return pq.read_table(io.BytesIO(response.content))
-
-    def add_score(self, body: ScoreCreate) -> Score:
-        response = self.http.request(
-            "POST", "/api/scores", json=body.model_dump(mode="json"), idempotent=False
-        )
-        return Score.model_validate(response.json())
-
-    def list_scores(self, trace_id: str | None, name: str | None) -> list[Score]:
-        params = {k: v for k, v in {"trace_id": trace_id, "name": name}.items() if v}
-        return _SCORES.validate_python(
-            self.http.request("GET", "/api/scores", params=params).json()
-        )
-
-    def delete_score(self, score_id: str) -> None:
-        self.http.request("DELETE", f"/api/scores/{quote(score_id)}")
-
-    def list_prices(self) -> list[ModelPriceOut]:
-        return _PRICES.validate_python(self.http.request("GET", "/api/model-prices").json())
-
-    def set_price(self, body: ModelPriceIn) -> ModelPriceOut:
-        response = self.http.request("PUT", "/api/model-prices", json=body.model_dump())
-        return ModelPriceOut.model_validate(response.json())
-
-    def delete_price(self, pattern: str) -> None:
-        self.http.request("DELETE", "/api/model-prices", params={"pattern": pattern})
+        """Delete the user price for exactly ``pattern``. ``NotFound`` when there is none
+        (a shipped default cannot be deleted, only overridden)."""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from pydantic import BaseModel, TypeAdapter
 
+from opsloop.data import routes
 from opsloop.data.backend import DataBackend
 from opsloop.data.entities import (
     DataDiff,
@@ -24,19 +24,20 @@ from opsloop.kernel.transport import HttpTransport
 from opsloop.store.http_blobs import HttpBlobRemote
 from opsloop.tracking.schemas import TagValue
 
-__all__ = ["HttpDataBackend"]
+__all__ = ["RemoteDataBackend"]
 
 _JSON = {"Content-Type": "application/json"}
 _LINKS = TypeAdapter(list[LineageLink])
 
 
-def _version_path(ref: str) -> str:
+def _version(ref: str) -> dict[str, Any]:
+    """The ``name`` and ``selector`` a version route is filled in with."""
     parsed = parse_ref(ref)
     selector = parsed.number if parsed.number is not None else parsed.alias
-    return f"/api/datasets/{quote(parsed.name)}/versions/{quote(str(selector))}"
+    return {"name": parsed.name, "selector": selector}
 
 
-class HttpDataBackend(DataBackend):
+class RemoteDataBackend(DataBackend):
     """Data versions over HTTP; errors come back as the same ``OpsloopError`` classes."""
 
     def __init__(self, transport: HttpTransport) -> None:
@@ -50,25 +51,29 @@ class HttpDataBackend(DataBackend):
         return self.http.request(method, path, **kw).content
 
     def register_version(self, name: str, body: VersionCreate) -> tuple[DatasetVersion, bool]:
-        raw = self._send("POST", f"/api/datasets/{quote(name)}/versions", body)
+        raw = self._send("POST", routes.VERSIONS.url(name=name), body)
         created = VersionCreated.model_validate_json(raw)
         return created.version, created.created
 
     def get_version(self, ref: str) -> DatasetVersion:
-        return DatasetVersion.model_validate_json(self._send("GET", _version_path(ref)))
+        return DatasetVersion.model_validate_json(
+            self._send("GET", routes.VERSION.url(**_version(ref)))
+        )
 
     def get_manifest(self, ref: str) -> tuple[DatasetVersion, Manifest]:
-        raw = ManifestFiles.model_validate_json(self._send("GET", _version_path(ref) + "/manifest"))
+        raw = ManifestFiles.model_validate_json(
+            self._send("GET", routes.VERSION_MANIFEST.url(**_version(ref)))
+        )
         return raw.version, Manifest([FileEntry(p, d, s) for p, d, s in raw.files])
 
     def get_dataset(self, name: str) -> Dataset:
-        return Dataset.model_validate_json(self._send("GET", f"/api/datasets/{quote(name)}"))
+        return Dataset.model_validate_json(self._send("GET", routes.DATASET.url(name=name)))
 
     def list_datasets(self, max_results: int, page_token: str | None) -> Page[Dataset]:
         params: dict[str, Any] = {"max_results": max_results}
         if page_token:
             params["page_token"] = page_token
-        raw = self._send("GET", "/api/datasets", params=params)
+        raw = self._send("GET", routes.DATASETS.url(), params=params)
         return Page[Dataset].model_validate_json(raw)
 
     def list_versions(
@@ -77,38 +82,40 @@ class HttpDataBackend(DataBackend):
         params: dict[str, Any] = {"max_results": max_results}
         if page_token:
             params["page_token"] = page_token
-        raw = self._send("GET", f"/api/datasets/{quote(name)}/versions", params=params)
+        raw = self._send("GET", routes.VERSIONS.url(name=name), params=params)
         return Page[DatasetVersion].model_validate_json(raw)
 
     def diff(self, old_ref: str, new_ref: str) -> DataDiff:
-        raw = self._send("GET", "/api/dataset-diffs", params={"old": old_ref, "new": new_ref})
+        raw = self._send("GET", routes.DIFFS.url(), params={"old": old_ref, "new": new_ref})
         return DataDiff.model_validate_json(raw)
 
     def set_alias(self, ref: str, alias: str) -> DatasetVersion:
         number = self.get_version(ref).number
         name = parse_ref(ref).name
-        path = f"/api/datasets/{quote(name)}/aliases/{quote(alias)}"
-        return DatasetVersion.model_validate_json(self._send("PUT", path, AliasSet(version=number)))
+        raw = self._send("PUT", routes.ALIAS.url(name=name, alias=alias), AliasSet(version=number))
+        return DatasetVersion.model_validate_json(raw)
 
     def delete_alias(self, name: str, alias: str) -> None:
-        self._send("DELETE", f"/api/datasets/{quote(name)}/aliases/{quote(alias)}")
+        self._send("DELETE", routes.ALIAS.url(name=name, alias=alias))
 
     def set_tag(self, ref: str, key: str, value: str) -> DatasetVersion:
-        path = f"{_version_path(ref)}/tags/{quote(key)}"
-        return DatasetVersion.model_validate_json(self._send("PUT", path, TagValue(value=value)))
+        raw = self._send(
+            "PUT", routes.VERSION_TAG.url(**_version(ref), key=key), TagValue(value=value)
+        )
+        return DatasetVersion.model_validate_json(raw)
 
     def record_validation(self, ref: str, report: dict[str, Any], passed: bool) -> DatasetVersion:
         body = ValidationRecord(report=report, passed=passed)
-        raw = self._send("PUT", _version_path(ref) + "/validation", body)
+        raw = self._send("PUT", routes.VERSION_VALIDATION.url(**_version(ref)), body)
         return DatasetVersion.model_validate_json(raw)
 
     def get_validation(self, ref: str) -> dict[str, Any]:
-        return self.http.json("GET", _version_path(ref) + "/validation")  # type: ignore[no-any-return]
+        return self.http.json("GET", routes.VERSION_VALIDATION.url(**_version(ref)))  # type: ignore[no-any-return]
 
     def log_lineage(self, run_id: str, ref: str, relation: str) -> DatasetVersion:
         body = LineageCreate(ref=ref, relation=relation)
-        raw = self._send("POST", f"/api/runs/{quote(run_id)}/datasets", body)
+        raw = self._send("POST", routes.RUN_DATASETS.url(run_id=run_id), body)
         return DatasetVersion.model_validate_json(raw)
 
     def lineage(self, ref: str) -> list[LineageLink]:
-        return _LINKS.validate_json(self._send("GET", _version_path(ref) + "/lineage"))
+        return _LINKS.validate_json(self._send("GET", routes.VERSION_LINEAGE.url(**_version(ref))))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -11,6 +10,7 @@ from opsloop.data.manifest import FileEntry, Manifest
 from opsloop.kernel.paging import Page
 from opsloop.kernel.refs import parse_ref
 from opsloop.kernel.transport import HttpTransport
+from opsloop.registry import routes
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
 from opsloop.registry.evaluations import Evaluation
@@ -24,20 +24,23 @@ from opsloop.registry.schemas import (
 )
 from opsloop.tracking.schemas import TagValue
 
-__all__ = ["HttpRegistryBackend", "version_path"]
+__all__ = ["RemoteRegistryBackend"]
 
 _JSON = {"Content-Type": "application/json"}
 _EVENTS = TypeAdapter(list[AliasEvent])
 _EVALUATIONS = TypeAdapter(list[Evaluation])
 
 
-def version_path(ref: str) -> str:
+def _version(ref: str) -> dict[str, Any]:
+    """The ``name`` and ``selector`` a version route is filled in with."""
     parsed = parse_ref(ref, "model")
     selector = parsed.number if parsed.number is not None else parsed.alias
-    return f"/api/models/{quote(parsed.name)}/versions/{quote(str(selector))}"
+    return {"name": parsed.name, "selector": selector}
 
 
-class HttpRegistryBackend(RegistryBackend):
+class RemoteRegistryBackend(RegistryBackend):
+    """The registry over HTTP; errors come back as the same ``OpsloopError`` classes."""
+
     def __init__(self, transport: HttpTransport) -> None:
         self.http = transport
 
@@ -57,87 +60,94 @@ class HttpRegistryBackend(RegistryBackend):
         self, name: str, description: str | None, tags: dict[str, str] | None
     ) -> RegisteredModel:
         body = ModelCreate(name=name, description=description, tags=tags)
-        return RegisteredModel.model_validate_json(self._send("POST", "/api/models", body))
+        return RegisteredModel.model_validate_json(self._send("POST", routes.MODELS.url(), body))
 
     def get_model(self, name: str) -> RegisteredModel:
-        return RegisteredModel.model_validate_json(self._send("GET", f"/api/models/{quote(name)}"))
+        return RegisteredModel.model_validate_json(self._send("GET", routes.MODEL.url(name=name)))
 
     def list_models(self, max_results: int, page_token: str | None) -> Page[RegisteredModel]:
-        raw = self._send("GET", "/api/models", params=self._page(max_results, page_token))
+        raw = self._send("GET", routes.MODELS.url(), params=self._page(max_results, page_token))
         return Page[RegisteredModel].model_validate_json(raw)
 
     def update_model(
         self, name: str, description: str | None, gate_policy: dict[str, Any] | None
     ) -> RegisteredModel:
         body = ModelUpdate(description=description, gate_policy=gate_policy)
-        raw = self._send("PATCH", f"/api/models/{quote(name)}", body)
+        raw = self._send("PATCH", routes.MODEL.url(name=name), body)
         return RegisteredModel.model_validate_json(raw)
 
     def delete_model(self, name: str) -> None:
-        self._send("DELETE", f"/api/models/{quote(name)}")
+        self._send("DELETE", routes.MODEL.url(name=name))
 
     def set_model_tag(self, name: str, key: str, value: str) -> RegisteredModel:
-        path = f"/api/models/{quote(name)}/tags/{quote(key)}"
-        return RegisteredModel.model_validate_json(self._send("PUT", path, TagValue(value=value)))
+        raw = self._send("PUT", routes.MODEL_TAG.url(name=name, key=key), TagValue(value=value))
+        return RegisteredModel.model_validate_json(raw)
 
     def register_version(self, name: str, body: ModelVersionCreate) -> ModelVersion:
-        raw = self._send("POST", f"/api/models/{quote(name)}/versions", body)
+        raw = self._send("POST", routes.VERSIONS.url(name=name), body)
         return ModelVersion.model_validate_json(raw)
 
     def get_version(self, ref: str) -> ModelVersion:
-        return ModelVersion.model_validate_json(self._send("GET", version_path(ref)))
+        return ModelVersion.model_validate_json(
+            self._send("GET", routes.VERSION.url(**_version(ref)))
+        )
 
     def get_manifest(self, ref: str) -> tuple[ModelVersion, Manifest]:
         version = self.get_version(ref)
-        rows = self.http.json("GET", version_path(version.ref) + "/manifest")
+        rows = self.http.json("GET", routes.VERSION_MANIFEST.url(**_version(version.ref)))
         return version, Manifest([FileEntry(p, d, s) for p, d, s in rows])
 
     def list_versions(
         self, name: str, max_results: int, page_token: str | None
     ) -> Page[ModelVersion]:
-        path = f"/api/models/{quote(name)}/versions"
-        raw = self._send("GET", path, params=self._page(max_results, page_token))
+        params = self._page(max_results, page_token)
+        raw = self._send("GET", routes.VERSIONS.url(name=name), params=params)
         return Page[ModelVersion].model_validate_json(raw)
 
     def update_version(
         self, ref: str, description: str | None, card: dict[str, str] | None
     ) -> ModelVersion:
         body = VersionUpdate(description=description, card=card)
-        return ModelVersion.model_validate_json(self._send("PATCH", version_path(ref), body))
+        return ModelVersion.model_validate_json(
+            self._send("PATCH", routes.VERSION.url(**_version(ref)), body)
+        )
 
     def set_version_tag(self, ref: str, key: str, value: str) -> ModelVersion:
-        path = f"{version_path(ref)}/tags/{quote(key)}"
-        return ModelVersion.model_validate_json(self._send("PUT", path, TagValue(value=value)))
+        raw = self._send(
+            "PUT", routes.VERSION_TAG.url(**_version(ref), key=key), TagValue(value=value)
+        )
+        return ModelVersion.model_validate_json(raw)
 
     def delete_version(self, ref: str) -> None:
-        self._send("DELETE", version_path(ref))
+        self._send("DELETE", routes.VERSION.url(**_version(ref)))
 
     def set_alias(self, ref: str, alias: str, reason: str | None) -> ModelVersion:
         version = self.get_version(ref)
-        path = f"/api/models/{quote(version.name)}/aliases/{quote(alias)}"
         body = AliasMove(version=version.number, reason=reason)
-        return ModelVersion.model_validate_json(self._send("PUT", path, body))
+        raw = self._send("PUT", routes.ALIAS.url(name=version.name, alias=alias), body)
+        return ModelVersion.model_validate_json(raw)
 
     def delete_alias(self, name: str, alias: str) -> None:
-        self._send("DELETE", f"/api/models/{quote(name)}/aliases/{quote(alias)}")
+        self._send("DELETE", routes.ALIAS.url(name=name, alias=alias))
 
     def alias_history(self, name: str, alias: str | None) -> list[AliasEvent]:
         params = {"alias": alias} if alias else {}
-        raw = self._send("GET", f"/api/models/{quote(name)}/alias-history", params=params)
+        raw = self._send("GET", routes.ALIAS_HISTORY.url(name=name), params=params)
         return _EVENTS.validate_json(raw)
 
     def record_evaluation(
         self, report: dict[str, Any], model_ref: str | None, dataset_ref: str | None
     ) -> Evaluation:
         body = EvaluationCreate(report=report, model_ref=model_ref, dataset_ref=dataset_ref)
-        return Evaluation.model_validate_json(self._send("POST", "/api/evaluations", body))
+        return Evaluation.model_validate_json(self._send("POST", routes.EVALUATIONS.url(), body))
 
     def get_evaluation(self, evaluation_id: str) -> Evaluation:
-        raw = self._send("GET", f"/api/evaluations/{quote(evaluation_id)}")
+        raw = self._send("GET", routes.EVALUATION.url(evaluation_id=evaluation_id))
         return Evaluation.model_validate_json(raw)
 
     def list_evaluations(self, ref: str) -> list[Evaluation]:
-        return _EVALUATIONS.validate_json(self._send("GET", version_path(ref) + "/evaluations"))
+        raw = self._send("GET", routes.VERSION_EVALUATIONS.url(**_version(ref)))
+        return _EVALUATIONS.validate_json(raw)
 
     def promote(
         self,
@@ -148,13 +158,13 @@ class HttpRegistryBackend(RegistryBackend):
         reason: str | None,
     ) -> AliasEvent:
         body = PromotionRequest(alias=alias, policy=policy, force=force, reason=reason)
-        raw = self._send("POST", version_path(ref) + "/promote", body)
+        raw = self._send("POST", routes.VERSION_PROMOTE.url(**_version(ref)), body)
         return AliasEvent.model_validate_json(raw)
 
     def card(self, ref: str, markdown: bool) -> Any:
         params = {"format": "markdown" if markdown else "json"}
-        response = self.http.request("GET", version_path(ref) + "/card", params=params)
+        response = self.http.request("GET", routes.VERSION_CARD.url(**_version(ref)), params=params)
         return response.text if markdown else response.json()
 
     def lineage(self, kind: str, ref: str) -> dict[str, Any]:
-        return self.http.json("GET", "/api/lineage", params={"kind": kind, "ref": ref})  # type: ignore[no-any-return]
+        return self.http.json("GET", routes.LINEAGE.url(), params={"kind": kind, "ref": ref})  # type: ignore[no-any-return]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
 from opsloop.kernel.paging import Page
 from opsloop.kernel.transport import HttpTransport
 from opsloop.store.http_blobs import HttpBlobRemote
+from opsloop.tracking import routes
 from opsloop.tracking.backend import TrackingBackend
 from opsloop.tracking.entities import (
     Artifact,
@@ -33,17 +33,13 @@ from opsloop.tracking.schemas import (
     TagValue,
 )
 
-__all__ = ["HttpTrackingBackend"]
+__all__ = ["RemoteTrackingBackend"]
 
 _JSON = {"Content-Type": "application/json"}
 _ARTIFACT_LIST = TypeAdapter(list[Artifact])
 
 
-def _q(segment: str) -> str:
-    return quote(segment, safe="/")
-
-
-class HttpTrackingBackend(TrackingBackend):
+class RemoteTrackingBackend(TrackingBackend):
     """Tracking over HTTP; errors come back as the same ``OpsloopError`` classes."""
 
     def __init__(self, transport: HttpTransport) -> None:
@@ -62,22 +58,22 @@ class HttpTrackingBackend(TrackingBackend):
     ) -> Experiment:
         body = ExperimentCreate(name=name, description=description, tags=tags)
         return Experiment.model_validate_json(
-            self._send("POST", "/api/experiments", body, idempotent=False)
+            self._send("POST", routes.EXPERIMENTS.url(), body, idempotent=False)
         )
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         return Experiment.model_validate_json(
-            self._send("GET", f"/api/experiments/{_q(experiment_id)}")
+            self._send("GET", routes.EXPERIMENT.url(experiment_id=experiment_id))
         )
 
     def get_experiment_by_name(self, name: str) -> Experiment:
         return Experiment.model_validate_json(
-            self._send("GET", f"/api/experiments/by-name/{_q(name)}")
+            self._send("GET", routes.EXPERIMENT_BY_NAME.url(name=name))
         )
 
     def get_or_create_experiment(self, name: str) -> Experiment:
         return Experiment.model_validate_json(
-            self._send("PUT", f"/api/experiments/by-name/{_q(name)}")
+            self._send("PUT", routes.EXPERIMENT_BY_NAME.url(name=name))
         )
 
     def list_experiments(
@@ -87,7 +83,7 @@ class HttpTrackingBackend(TrackingBackend):
         if page_token:
             params["page_token"] = page_token
         return Page[Experiment].model_validate_json(
-            self._send("GET", "/api/experiments", params=params)
+            self._send("GET", routes.EXPERIMENTS.url(), params=params)
         )
 
     def update_experiment(
@@ -95,17 +91,22 @@ class HttpTrackingBackend(TrackingBackend):
     ) -> Experiment:
         body = ExperimentUpdate(name=name, description=description)
         return Experiment.model_validate_json(
-            self._send("PATCH", f"/api/experiments/{_q(experiment_id)}", body)
+            self._send("PATCH", routes.EXPERIMENT.url(experiment_id=experiment_id), body)
         )
 
     def set_experiment_lifecycle(self, experiment_id: str, deleted: bool) -> Experiment:
-        path = f"/api/experiments/{_q(experiment_id)}"
-        raw = self._send("DELETE", path) if deleted else self._send("POST", path + "/restore")
+        raw = (
+            self._send("DELETE", routes.EXPERIMENT.url(experiment_id=experiment_id))
+            if deleted
+            else self._send("POST", routes.EXPERIMENT_RESTORE.url(experiment_id=experiment_id))
+        )
         return Experiment.model_validate_json(raw)
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         self._send(
-            "PUT", f"/api/experiments/{_q(experiment_id)}/tags/{_q(key)}", TagValue(value=value)
+            "PUT",
+            routes.EXPERIMENT_TAG.url(experiment_id=experiment_id, key=key),
+            TagValue(value=value),
         )
 
     # -- runs ---------------------------------------------------------------------------------
@@ -113,20 +114,23 @@ class HttpTrackingBackend(TrackingBackend):
         body = RunCreate(experiment_id=experiment_id, **fields)
         # Safe to retry only when the client chose the id (the server then returns the same run).
         return Run.model_validate_json(
-            self._send("POST", "/api/runs", body, idempotent=body.run_id is not None)
+            self._send("POST", routes.RUNS.url(), body, idempotent=body.run_id is not None)
         )
 
     def get_run(self, run_id: str) -> Run:
-        return Run.model_validate_json(self._send("GET", f"/api/runs/{_q(run_id)}"))
+        return Run.model_validate_json(self._send("GET", routes.RUN.url(run_id=run_id)))
 
     def update_run(self, run_id: str, **fields: Any) -> RunInfo:
         return RunInfo.model_validate_json(
-            self._send("PATCH", f"/api/runs/{_q(run_id)}", RunUpdate(**fields))
+            self._send("PATCH", routes.RUN.url(run_id=run_id), RunUpdate(**fields))
         )
 
     def set_run_lifecycle(self, run_id: str, deleted: bool) -> RunInfo:
-        path = f"/api/runs/{_q(run_id)}"
-        raw = self._send("DELETE", path) if deleted else self._send("POST", path + "/restore")
+        raw = (
+            self._send("DELETE", routes.RUN.url(run_id=run_id))
+            if deleted
+            else self._send("POST", routes.RUN_RESTORE.url(run_id=run_id))
+        )
         return RunInfo.model_validate_json(raw)
 
     def log_batch(
@@ -137,17 +141,19 @@ class HttpTrackingBackend(TrackingBackend):
         tags: dict[str, Any] | None,
     ) -> int:
         body = LogBatch(metrics=metrics, params=params, tags=tags)
-        raw = self._send("POST", f"/api/runs/{_q(run_id)}/batch", body)
+        raw = self._send("POST", routes.RUN_BATCH.url(run_id=run_id), body)
         return LogBatchResult.model_validate_json(raw).metrics_logged
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        self._send("DELETE", f"/api/runs/{_q(run_id)}/tags/{_q(key)}")
+        self._send("DELETE", routes.RUN_TAG.url(run_id=run_id, key=key))
 
     def get_metric_history(
         self, run_id: str, key: str, max_points: int | None = None
     ) -> MetricHistory:
         params = {"max_points": max_points} if max_points is not None else None
-        raw = self._send("GET", f"/api/runs/{_q(run_id)}/metrics/{_q(key)}/history", params=params)
+        raw = self._send(
+            "GET", routes.RUN_METRIC_HISTORY.url(run_id=run_id, key=key), params=params
+        )
         return MetricHistory.model_validate_json(raw)
 
     def search_runs(
@@ -167,7 +173,7 @@ class HttpTrackingBackend(TrackingBackend):
             page_token=page_token,
             view=view,
         )
-        return Page[Run].model_validate_json(self._send("POST", "/api/runs/search", body))
+        return Page[Run].model_validate_json(self._send("POST", routes.RUNS_SEARCH.url(), body))
 
     # -- artifacts ----------------------------------------------------------------------------
     def missing_blobs(self, digests: list[str]) -> list[str]:
@@ -180,15 +186,14 @@ class HttpTrackingBackend(TrackingBackend):
         self.blobs.download(digest, dest)
 
     def register_artifacts(self, run_id: str, specs: list[ArtifactSpec]) -> list[Artifact]:
-        raw = self._send(
-            "POST", f"/api/runs/{_q(run_id)}/artifacts", ArtifactsRegister(artifacts=specs)
-        )
+        body = ArtifactsRegister(artifacts=specs)
+        raw = self._send("POST", routes.RUN_ARTIFACTS.url(run_id=run_id), body)
         return _ARTIFACT_LIST.validate_json(raw)
 
     def list_artifacts(self, run_id: str, prefix: str | None) -> list[Artifact]:
         params = {"prefix": prefix} if prefix else None
         return _ARTIFACT_LIST.validate_json(
-            self._send("GET", f"/api/runs/{_q(run_id)}/artifacts", params=params)
+            self._send("GET", routes.RUN_ARTIFACTS.url(run_id=run_id), params=params)
         )
 
     def close(self) -> None:

@@ -1,0 +1,73 @@
+"""The local tracing backend: the services in-process, one transaction per call."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.paging import Page
+from opsloop.llm.tracing import services
+from opsloop.llm.tracing.backend import TracingBackend
+from opsloop.llm.tracing.entities import (
+    IngestResult,
+    ModelPriceIn,
+    ModelPriceOut,
+    Score,
+    ScoreCreate,
+    Trace,
+    TraceDetail,
+    TraceFilter,
+)
+from opsloop.llm.tracing.records import SpanRecord
+from opsloop.store.database import Store
+
+__all__ = ["LocalTracingBackend"]
+
+
+class LocalTracingBackend(TracingBackend):
+    """Traces in ``store``, read and written through the tracing services."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def ingest(self, records: list[SpanRecord]) -> IngestResult:
+        with self.store.write() as s:
+            return services.ingest(s, records)
+
+    def list_traces(
+        self, flt: TraceFilter, max_results: int, page_token: str | None
+    ) -> Page[Trace]:
+        with self.store.read() as s:
+            return services.list_traces(s, flt, max_results, page_token)
+
+    def get_trace(self, trace_id: str) -> TraceDetail:
+        with self.store.read() as s:
+            return services.get_trace(s, trace_id)
+
+    def export(self, flt: TraceFilter, what: str) -> pa.Table:
+        with self.store.read() as s:
+            return services.export_table(s, flt, what)
+
+    def add_score(self, body: ScoreCreate) -> Score:
+        with self.store.write() as s:
+            return services.add_score(s, body, author=current_user())
+
+    def list_scores(self, trace_id: str | None, name: str | None) -> list[Score]:
+        with self.store.read() as s:
+            return services.list_scores(s, trace_id=trace_id, name=name)
+
+    def delete_score(self, score_id: str) -> None:
+        with self.store.write() as s:
+            services.delete_score(s, score_id)
+
+    def list_prices(self) -> list[ModelPriceOut]:
+        with self.store.read() as s:
+            return services.list_prices(s)
+
+    def set_price(self, body: ModelPriceIn) -> ModelPriceOut:
+        with self.store.write() as s:
+            return services.set_price(s, body)
+
+    def delete_price(self, pattern: str) -> None:
+        with self.store.write() as s:
+            services.delete_price(s, pattern)

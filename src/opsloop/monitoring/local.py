@@ -1,0 +1,94 @@
+"""The in-process monitoring backend: the services over a store, the prediction log and the
+sources of models, deployments and data it is handed (see :mod:`opsloop.monitoring.ports`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from opsloop.kernel.identity import current_user
+from opsloop.monitoring import alerts, loop, services
+from opsloop.monitoring.backend import MonitorBackend
+from opsloop.monitoring.entities import Alert, LoopRun, Monitor, MonitorCreate, MonitorRun
+from opsloop.monitoring.ports import DataSource, DeploymentSource, ModelSource, PredictionSource
+from opsloop.store.database import Store
+
+__all__ = ["LocalMonitorBackend"]
+
+
+class LocalMonitorBackend(MonitorBackend):
+    """Runs the services in this process; each method is one or a few short transactions.
+
+    Args:
+        store: The metadata store.
+        predictions: Gives the prediction log the checks read. It is asked on the first
+            check only, so a client that never checks does not open the log.
+        models: Loads the model versions that score the reference and the windows.
+        deployments: Gives a monitor's deployment (its stable version) at creation.
+        data: Gives the reference data version at creation.
+    """
+
+    def __init__(
+        self, store: Store, predictions: Callable[[], PredictionSource], *,
+        models: ModelSource, deployments: DeploymentSource, data: DataSource,
+    ) -> None:  # fmt: skip
+        self.store = store
+        self._predictions = predictions
+        self.models, self.deployments, self.data = models, deployments, data
+
+    # -- monitors -----------------------------------------------------------------------------
+    def create_monitor(self, body: MonitorCreate) -> Monitor:
+        return services.create_monitor(
+            self.store, body, current_user(), models=self.models,
+            deployments=self.deployments, data=self.data,
+        )  # fmt: skip
+
+    def get_monitor(self, name: str) -> Monitor:
+        with self.store.read() as session:
+            return services.get_monitor(session, name)
+
+    def list_monitors(self, deployment: str | None) -> list[Monitor]:
+        with self.store.read() as session:
+            return services.list_monitors(session, deployment)
+
+    def delete_monitor(self, name: str) -> None:
+        with self.store.write() as session:
+            services.delete_monitor(session, name)
+
+    # -- checks -------------------------------------------------------------------------------
+    def check_monitor(self, name: str) -> MonitorRun:
+        return services.run_monitor(self.store, self._predictions(), name, models=self.models)
+
+    def list_runs(self, name: str, limit: int) -> list[MonitorRun]:
+        with self.store.read() as session:
+            return services.list_runs(session, name, limit)
+
+    def get_run(self, run_id: str) -> MonitorRun:
+        with self.store.read() as session:
+            return services.get_run(session, run_id)
+
+    # -- alerts -------------------------------------------------------------------------------
+    def list_alerts(
+        self, status: str | None, deployment: str | None, monitor: str | None, limit: int
+    ) -> list[Alert]:
+        with self.store.read() as session:
+            return alerts.list_alerts(
+                session, status=status, deployment=deployment, monitor=monitor, limit=limit
+            )
+
+    def acknowledge_alert(self, alert_id: str) -> Alert:
+        with self.store.write() as session:
+            return alerts.acknowledge(session, alert_id, current_user())
+
+    def resolve_alert(self, alert_id: str) -> Alert:
+        with self.store.write() as session:
+            return alerts.resolve(session, alert_id, current_user())
+
+    # -- the loop -----------------------------------------------------------------------------
+    def loop_status(self, deployment: str | None) -> list[dict[str, Any]]:
+        with self.store.read() as session:
+            return loop.loop_status(session, deployment)
+
+    def list_loop_runs(self, deployment: str | None, limit: int) -> list[LoopRun]:
+        with self.store.read() as session:
+            return loop.list_loop_runs(session, deployment, limit)

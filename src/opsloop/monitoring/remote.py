@@ -1,0 +1,91 @@
+"""The REST monitoring backend: each method is one request to an opsloop server's API, whose
+routes call the same services (see :mod:`opsloop.monitoring.routes` for the paths)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from opsloop.kernel.transport import HttpTransport
+from opsloop.monitoring import routes
+from opsloop.monitoring.backend import MonitorBackend
+from opsloop.monitoring.entities import Alert, LoopRun, Monitor, MonitorCreate, MonitorRun
+
+__all__ = ["RemoteMonitorBackend"]
+
+_MONITORS = TypeAdapter(list[Monitor])
+_RUNS = TypeAdapter(list[MonitorRun])
+_ALERTS = TypeAdapter(list[Alert])
+_LOOPS = TypeAdapter(list[LoopRun])
+
+
+class RemoteMonitorBackend(MonitorBackend):
+    """Calls the server through ``transport`` (errors come back as the same classes)."""
+
+    def __init__(self, transport: HttpTransport) -> None:
+        self.transport = transport
+
+    # -- monitors -----------------------------------------------------------------------------
+    def create_monitor(self, body: MonitorCreate) -> Monitor:
+        payload = body.model_dump(mode="json")
+        response = self.transport.json(
+            "POST", routes.MONITORS.url(), json=payload, idempotent=False
+        )
+        return Monitor.model_validate(response)
+
+    def get_monitor(self, name: str) -> Monitor:
+        return Monitor.model_validate(self.transport.json("GET", routes.MONITOR.url(name=name)))
+
+    def list_monitors(self, deployment: str | None) -> list[Monitor]:
+        params = {"deployment": deployment} if deployment else {}
+        return _MONITORS.validate_python(
+            self.transport.json("GET", routes.MONITORS.url(), params=params)
+        )
+
+    def delete_monitor(self, name: str) -> None:
+        self.transport.request("DELETE", routes.MONITOR.url(name=name))
+
+    # -- checks -------------------------------------------------------------------------------
+    def check_monitor(self, name: str) -> MonitorRun:
+        response = self.transport.json("POST", routes.MONITOR_RUNS.url(name=name), idempotent=False)
+        return MonitorRun.model_validate(response)
+
+    def list_runs(self, name: str, limit: int) -> list[MonitorRun]:
+        path = routes.MONITOR_RUNS.url(name=name)
+        return _RUNS.validate_python(self.transport.json("GET", path, params={"limit": limit}))
+
+    def get_run(self, run_id: str) -> MonitorRun:
+        path = routes.MONITOR_RUN.url(run_id=run_id)
+        return MonitorRun.model_validate(self.transport.json("GET", path))
+
+    # -- alerts -------------------------------------------------------------------------------
+    def list_alerts(
+        self, status: str | None, deployment: str | None, monitor: str | None, limit: int
+    ) -> list[Alert]:
+        given = {"status": status, "deployment": deployment, "monitor": monitor, "limit": limit}
+        params = {k: v for k, v in given.items() if v is not None}
+        return _ALERTS.validate_python(
+            self.transport.json("GET", routes.ALERTS.url(), params=params)
+        )
+
+    def acknowledge_alert(self, alert_id: str) -> Alert:
+        path = routes.ALERT_ACKNOWLEDGE.url(alert_id=alert_id)
+        return Alert.model_validate(self.transport.json("POST", path, idempotent=False))
+
+    def resolve_alert(self, alert_id: str) -> Alert:
+        path = routes.ALERT_RESOLVE.url(alert_id=alert_id)
+        return Alert.model_validate(self.transport.json("POST", path, idempotent=False))
+
+    # -- the loop -----------------------------------------------------------------------------
+    def loop_status(self, deployment: str | None) -> list[dict[str, Any]]:
+        params = {"deployment": deployment} if deployment else {}
+        return list(self.transport.json("GET", routes.LOOP.url(), params=params))
+
+    def list_loop_runs(self, deployment: str | None, limit: int) -> list[LoopRun]:
+        params: dict[str, Any] = {"limit": limit}
+        if deployment:
+            params["deployment"] = deployment
+        return _LOOPS.validate_python(
+            self.transport.json("GET", routes.LOOP_RUNS.url(), params=params)
+        )

@@ -1,0 +1,153 @@
+"""Deployments in-process: the services over a ``Store``, and this process's inference runtime."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opsloop.kernel.identity import current_user
+from opsloop.serving import rollouts, services
+from opsloop.serving.backend import DeploymentBackend
+from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
+from opsloop.serving.ports import ModelSource
+from opsloop.serving.rollout_entities import Rollout, RolloutSpec
+from opsloop.store.database import Store
+
+if TYPE_CHECKING:  # imported on first use: a client that never predicts skips pyarrow & co.
+    from opsloop.serving.predlog import PredictionLog
+    from opsloop.serving.runtime import ServingRuntime
+
+__all__ = ["LocalDeploymentBackend"]
+
+
+class LocalDeploymentBackend(DeploymentBackend):
+    """Calls the serving services over ``store``; predictions are answered by an in-process
+    :class:`ServingRuntime` (models from ``models``, the log under ``predictions``), started
+    on first use so a client that never predicts starts no threads and opens no log."""
+
+    def __init__(self, store: Store, models: ModelSource, predictions: Path) -> None:
+        self.store = store
+        self._models = models
+        self._predictions = predictions
+        self._runtime: ServingRuntime | None = None
+        self._runtime_lock = threading.Lock()
+
+    # -- the in-process runtime -----------------------------------------------------------------
+    @property
+    def runtime(self) -> ServingRuntime:
+        """This process's inference runtime (started on first use)."""
+        with self._runtime_lock:
+            if self._runtime is None:
+                from opsloop.serving.metrics import ServingMetrics
+                from opsloop.serving.predlog import PredictionLog
+                from opsloop.serving.runtime import ServingRuntime
+
+                log = PredictionLog(self._predictions)
+                self._runtime = ServingRuntime(self, self._models, log, ServingMetrics())
+            return self._runtime
+
+    @property
+    def prediction_log(self) -> PredictionLog:
+        return self.runtime.log
+
+    def _changed(self, name: str) -> None:
+        """This process's inference sees its own traffic changes at once, not after the
+        runtime's policy cache expires."""
+        if self._runtime is not None:
+            self._runtime.forget(name)
+
+    # -- deployments ----------------------------------------------------------------------------
+    def create(self, body: DeploymentCreate) -> Deployment:
+        with self.store.write() as s:
+            return services.create_deployment(s, body, current_user())
+
+    def get(self, name: str) -> Deployment:
+        with self.store.read() as s:
+            return services.get_deployment(s, name)
+
+    def list(self) -> list[Deployment]:
+        with self.store.read() as s:
+            return services.list_deployments(s)
+
+    def set_policy(
+        self, name: str, policy: TrafficPolicy, expected_revision: int | None, reason: str | None
+    ) -> Deployment:
+        with self.store.write() as s:
+            deployment = services.set_policy(
+                s, name, policy, current_user(), reason=reason, expected_revision=expected_revision
+            )
+        self._changed(name)
+        return deployment
+
+    def promote(self, name: str, alias: str | None) -> Deployment:
+        with self.store.write() as s:
+            deployment = services.promote(s, name, current_user(), alias=alias)
+        self._changed(name)
+        return deployment
+
+    def rollback(self, name: str, reason: str | None) -> Deployment:
+        with self.store.write() as s:
+            deployment = services.rollback(s, name, current_user(), reason)
+        self._changed(name)
+        return deployment
+
+    def delete(self, name: str) -> None:
+        with self.store.write() as s:
+            services.delete_deployment(s, name, current_user())
+        self._changed(name)
+
+    def events(self, name: str) -> list[DeploymentEvent]:
+        with self.store.read() as s:
+            return services.deployment_events(s, name)
+
+    def record_batch(self, model_ref: str, input_ref: str | None, output_ref: str) -> None:
+        with self.store.write() as s:
+            services.record_batch(s, model_ref, input_ref, output_ref)
+
+    # -- rollouts -------------------------------------------------------------------------------
+    def start_rollout(self, name: str, spec: RolloutSpec) -> Rollout:
+        with self.store.write() as s:
+            rollout = rollouts.start(s, name, spec, current_user())
+        self._changed(name)
+        return rollout
+
+    def rollout(self, name: str) -> Rollout:
+        with self.store.read() as s:
+            return rollouts.get_rollout(s, name)
+
+    def abort_rollout(self, name: str, reason: str | None) -> Rollout:
+        with self.store.write() as s:
+            rollout = rollouts.abort(s, name, current_user(), reason)
+        self._changed(name)
+        return rollout
+
+    def advance(self, name: str) -> Rollout:
+        current = self.rollout(name)
+        if current.status != "running":
+            return current
+        window = self.runtime.log.window
+        with self.store.write() as s:
+            rollout = rollouts.tick(s, current.id, window)
+        self._changed(name)
+        return rollout
+
+    # -- inference ------------------------------------------------------------------------------
+    def predict(
+        self, name: str, body: dict[str, Any], headers: Mapping[str, str] | None
+    ) -> dict[str, Any]:
+        lowered = {k.lower(): v for k, v in (headers or {}).items()}
+        return dict(self.runtime.predict(name, body, lowered, {}))
+
+    def predictions(self, name: str) -> Any:
+        return self.runtime.log.predictions(name)
+
+    def feedback(self, name: str, items: list[dict[str, Any]]) -> int:
+        return int(self.runtime.feedback(name, items))
+
+    def close(self) -> None:
+        with self._runtime_lock:
+            runtime, self._runtime = self._runtime, None
+        if runtime is not None:
+            runtime.close()

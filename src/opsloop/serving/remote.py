@@ -1,0 +1,122 @@
+"""Deployments on an opsloop server: the REST API under ``/api/deployments`` and the server's
+inference endpoints, through an ``HttpTransport``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter
+
+from opsloop.errors import InvalidInput
+from opsloop.kernel.transport import HttpTransport
+from opsloop.serving import routes
+from opsloop.serving.backend import DeploymentBackend
+from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
+from opsloop.serving.rollout_entities import Rollout, RolloutSpec
+
+if TYPE_CHECKING:
+    from opsloop.serving.predlog import PredictionLog
+
+__all__ = ["RemoteDeploymentBackend"]
+
+_LIST = TypeAdapter(list[Deployment])
+_EVENTS = TypeAdapter(list[DeploymentEvent])
+
+
+class RemoteDeploymentBackend(DeploymentBackend):
+    """Calls the server's REST API; the server's runtime answers predictions and its rollout
+    controller advances rollouts."""
+
+    def __init__(self, transport: HttpTransport) -> None:
+        self.http = transport
+
+    # -- deployments ----------------------------------------------------------------------------
+    def create(self, body: DeploymentCreate) -> Deployment:
+        answer = self.http.json(
+            "POST", routes.DEPLOYMENTS.url(), json=body.model_dump(mode="json"), idempotent=False
+        )
+        return Deployment.model_validate(answer)
+
+    def get(self, name: str) -> Deployment:
+        return Deployment.model_validate(self.http.json("GET", routes.DEPLOYMENT.url(name=name)))
+
+    def list(self) -> list[Deployment]:
+        return _LIST.validate_python(self.http.json("GET", routes.DEPLOYMENTS.url()))
+
+    def set_policy(
+        self, name: str, policy: TrafficPolicy, expected_revision: int | None, reason: str | None
+    ) -> Deployment:
+        body = {"policy": policy.model_dump(mode="json"), "expected_revision": expected_revision,
+                "reason": reason}  # fmt: skip
+        answer = self.http.json("PUT", routes.POLICY.url(name=name), json=body)
+        return Deployment.model_validate(answer)
+
+    def promote(self, name: str, alias: str | None) -> Deployment:
+        answer = self.http.json(
+            "POST", routes.PROMOTE.url(name=name), json={"alias": alias}, idempotent=False
+        )
+        return Deployment.model_validate(answer)
+
+    def rollback(self, name: str, reason: str | None) -> Deployment:
+        answer = self.http.json(
+            "POST", routes.ROLLBACK.url(name=name), json={"reason": reason}, idempotent=False
+        )
+        return Deployment.model_validate(answer)
+
+    def delete(self, name: str) -> None:
+        self.http.request("DELETE", routes.DEPLOYMENT.url(name=name))
+
+    def events(self, name: str) -> list[DeploymentEvent]:
+        return _EVENTS.validate_python(self.http.json("GET", routes.EVENTS.url(name=name)))
+
+    def record_batch(self, model_ref: str, input_ref: str | None, output_ref: str) -> None:
+        body = {"model": model_ref, "input": input_ref, "output": output_ref}
+        self.http.request("POST", routes.BATCH_INFERENCES.url(), json=body)
+
+    # -- rollouts -------------------------------------------------------------------------------
+    def start_rollout(self, name: str, spec: RolloutSpec) -> Rollout:
+        answer = self.http.json(
+            "POST", routes.ROLLOUTS.url(name=name), json=spec.model_dump(mode="json"),
+            idempotent=False,
+        )  # fmt: skip
+        return Rollout.model_validate(answer)
+
+    def rollout(self, name: str) -> Rollout:
+        return Rollout.model_validate(self.http.json("GET", routes.ROLLOUT.url(name=name)))
+
+    def abort_rollout(self, name: str, reason: str | None) -> Rollout:
+        answer = self.http.json(
+            "POST", routes.ROLLOUT_ABORT.url(name=name), json={"reason": reason}, idempotent=False
+        )
+        return Rollout.model_validate(answer)
+
+    def advance(self, name: str) -> Rollout:
+        return self.rollout(name)  # the server's controller does the work
+
+    # -- inference ------------------------------------------------------------------------------
+    def predict(
+        self, name: str, body: dict[str, Any], headers: Mapping[str, str] | None
+    ) -> dict[str, Any]:
+        answer = self.http.json(
+            "POST", routes.PREDICT.url(name=name), json=body, headers=dict(headers or {}),
+            idempotent=False,
+        )  # fmt: skip
+        return dict(answer)
+
+    def predictions(self, name: str) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(self.http.json("GET", routes.PREDICTIONS.url(name=name)))
+
+    def feedback(self, name: str, items: list[dict[str, Any]]) -> int:
+        answer = self.http.json(
+            "POST", routes.FEEDBACK.url(name=name), json=items, idempotent=False
+        )
+        return int(answer["accepted"])
+
+    @property
+    def prediction_log(self) -> PredictionLog:
+        raise InvalidInput(
+            "the server keeps the prediction log; read it with client.deployments.predictions()"
+        )
