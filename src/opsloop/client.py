@@ -226,9 +226,7 @@ class Client(TrackingClient):
         store, _ = shared_stores(self.settings)
         backend = LocalMonitorBackend(
             store,
-            # this process's prediction log, opened on the first check only
-            # TODO: a public accessor on DeploymentsClient instead of its ``_runtime``
-            lambda: self.deployments._runtime.log,
+            lambda: self.deployments.prediction_log,  # opened on the first check only
             models=self.models, deployments=self.deployments, data=self.data,
         )  # fmt: skip
         return MonitorsClient(backend)
@@ -267,7 +265,7 @@ class Client(TrackingClient):
             raise InvalidInput("the server runs its own scheduler; nothing to run here")
         store, blobs = shared_stores(self.settings)
         promotions = PromotionContext(store, blobs, self.settings.home / "cache")
-        predictions = self.deployments._runtime.log
+        predictions = self.deployments.prediction_log
         return Scheduler(self, store, promotions, predictions, interval=interval,
                          tick_rollouts=True)  # fmt: skip
 

@@ -129,7 +129,7 @@ def test_the_server_fires_webhooks_and_runs_them(live_server: Any) -> None:
     second = httpx.post(url, json={}, headers={"Idempotency-Key": "k1"})
     assert first.status_code == 202 and second.json()["id"] == first.json()["id"]
     assert httpx.post(url, json={"nope": 1}).status_code == 400
-    scheduler = Scheduler(live_server.app.state.opsloop.serving.client,
+    scheduler = Scheduler(live_server.app.state.opsloop.client,
                           live_server.app.state.opsloop.store, None, None)  # fmt: skip
     scheduler.run_pending_firings(wait=True)
     (firing,) = [f for f in remote.triggers.firings("hook") if f.key == "webhook:k1"]

@@ -24,7 +24,7 @@ def test_a_hanging_canary_is_answered_for_by_the_stable_version(
     )
     client.deployments.deploy("net@1", name="net")
     client.deployments.deploy("net@2", name="net", canary=100)
-    runtime = client.deployments._runtime
+    runtime = client.deployments._backend.runtime  # the local backend's in-process runtime
     runtime.candidate_timeout = 0.5
     answer = client.deployments.predict("net", {"instances": [[0.1, 0.2, 0.3, 0.4]]})
     assert answer["model"] == "net@1" and answer["fallback_from"] == "net@2"

@@ -132,7 +132,7 @@ def _deploy_and_serve(client: Any, X_val: Any, y_val: Any) -> None:
     for (_, row), truth in zip(X_val.head(50).iterrows(), y_val.head(50), strict=True):
         answer = client.deployments.predict(MODEL, [row.to_dict()])
         client.deployments.feedback(MODEL, {answer["request_id"]: int(truth)})
-    window = client.deployments._runtime.log.window(MODEL, deployment.policy.stable, 0)
+    window = client.deployments.prediction_log.window(MODEL, deployment.policy.stable, 0)
     out.print(
         f"serving: 50 requests answered (p50 {window['latency_p50_ms']:.2f} ms), ground truth "
         f"joined: accuracy {window['accuracy']:.3f}\n"

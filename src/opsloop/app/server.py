@@ -37,10 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = app.state.opsloop
         controller = start_controller(state.serving, state.store)
         promotions = PromotionContext(state.store, state.blobs, state.settings.home / "cache")
-        scheduler = Scheduler(
-            state.serving.client, state.store, promotions, state.serving.log
-        ).start()
-        state.launcher = Launcher(state.serving.client)
+        scheduler = Scheduler(state.client, state.store, promotions, state.serving.log).start()
+        state.launcher = Launcher(state.client)
         yield
         state.launcher.close()
         scheduler.stop()
@@ -56,21 +54,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "evaluations and gates; lineage; prompts; LLM traces (OTLP at /v1/traces) and scores."
         ),
     )
-    from opsloop.client import shared_stores
+    from opsloop.app.serving import open_runtime
+    from opsloop.client import Client, shared_stores
+    from opsloop.llm.tracing.api import open_spool
+    from opsloop.schema import lineage_catalog
 
     store, blobs = shared_stores(settings)
+    client = Client(settings=settings)  # the routes' client, over this server's own store
     app.state.opsloop = AppState(
         settings=settings,
         store=store,
         blobs=blobs,
+        client=client,
+        serving=open_runtime(client),
+        lineage=lineage_catalog(),
     )
-    from opsloop.app.serving import open_runtime
-    from opsloop.llm.tracing.api import open_spool
-    from opsloop.schema import lineage_catalog
-
     app.state.opsloop.trace_spool = open_spool(app.state.opsloop)
-    app.state.opsloop.lineage = lineage_catalog()
-    app.state.opsloop.serving = open_runtime(settings)
 
     install_error_handlers(app)
 

@@ -13,20 +13,16 @@ from opsloop.config import Settings
 __all__ = ["create_serving_app", "open_runtime", "serving_app_from_env", "start_controller"]
 
 
-def open_runtime(settings: Settings) -> Any:
-    """A runtime reading deployments and models through a local client on ``settings``'s store
-    (or through the server it names), logging under ``$OPSLOOP_HOME/predictions``."""
+def open_runtime(client: Any) -> Any:
+    """A runtime reading deployments and models through ``client`` (over the server's own
+    store), logging under ``$OPSLOOP_HOME/predictions``."""
     import opsloop.monitoring.alerts  # noqa: F401  (its gauges join /metrics from the start)
-    from opsloop.client import Client
     from opsloop.serving.metrics import ServingMetrics
     from opsloop.serving.predlog import PredictionLog
     from opsloop.serving.runtime import ServingRuntime
 
-    client = Client(settings=settings)
-    log = PredictionLog(settings.home / "predictions")
-    runtime = ServingRuntime(client.deployments, client.models, log, ServingMetrics())
-    runtime.client = client  # the server's other routes reach the client as state.serving.client
-    return runtime
+    log = PredictionLog(client.settings.home / "predictions")
+    return ServingRuntime(client.deployments, client.models, log, ServingMetrics())
 
 
 def start_controller(runtime: Any, store: Any) -> Any:
@@ -41,14 +37,15 @@ def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
 
     from fastapi import Depends, FastAPI
 
-    from opsloop.client import shared_stores
+    from opsloop.client import Client, shared_stores
     from opsloop.kernel import __version__
     from opsloop.serving.api import inference_router, metrics_router
     from opsloop.web.deps import AppState, require_token
     from opsloop.web.errors import install_error_handlers
 
-    runtime = open_runtime(settings)
-    store, blobs = shared_stores(settings)  # the runtime's client uses the same pool
+    client = Client(settings=settings)
+    runtime = open_runtime(client)
+    store, blobs = shared_stores(settings)  # the client uses the same pool
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> Any:
@@ -64,6 +61,7 @@ def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
         settings=settings,
         store=store,
         blobs=blobs,
+        client=client,
         serving=runtime,
     )
     install_error_handlers(app)

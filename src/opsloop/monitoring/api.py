@@ -29,7 +29,7 @@ router = APIRouter(tags=["monitoring"])
 
 def _sources(state: AppState) -> Sources:
     """Models, deployments and data, read through the serving runtime's client."""
-    sources: Sources = state.serving.client
+    sources: Sources = state.client
     return sources
 
 

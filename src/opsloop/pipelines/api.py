@@ -40,7 +40,7 @@ async def start_pipeline_run(body: PipelineRunCreate, state: State) -> PipelineR
     and its params are checked first (400); the answer comes once the run exists (202) and
     shows its steps as PENDING; poll ``GET /api/pipelines/runs/{run_id}``."""
     run_id = await run_in_threadpool(state.launcher.start, body)
-    return await run_in_threadpool(runs.describe, state.serving.client, run_id)
+    return await run_in_threadpool(runs.describe, state.client, run_id)
 
 
 @router.post("/pipelines/runs/{run_id}/resume", response_model=PipelineRunView, status_code=202)
@@ -52,7 +52,7 @@ async def resume_pipeline_run(
     404 for an unknown run, 400 for one that is not a pipeline run."""
     executor = body.executor if body else None
     new_id = await run_in_threadpool(state.launcher.resume, run_id, executor)
-    return await run_in_threadpool(runs.describe, state.serving.client, new_id)
+    return await run_in_threadpool(runs.describe, state.client, new_id)
 
 
 @router.post("/pipelines/runs/{run_id}/reproduce", response_model=PipelineRunView, status_code=202)
@@ -68,7 +68,7 @@ async def reproduce_pipeline_run(
     new_id = await run_in_threadpool(
         state.launcher.reproduce, run_id, body.executor, body.clean_env
     )
-    return await run_in_threadpool(runs.describe, state.serving.client, new_id)
+    return await run_in_threadpool(runs.describe, state.client, new_id)
 
 
 @router.get("/pipelines/runs/{run_id}/reproduction", response_model=Reproduction)
@@ -78,7 +78,7 @@ async def get_reproduction(run_id: str, state: State) -> Reproduction:
     runs, 400 for a run that is no reproduction."""
     from opsloop.pipelines.reruns import compare
 
-    return await run_in_threadpool(compare, state.serving.client, run_id)
+    return await run_in_threadpool(compare, state.client, run_id)
 
 
 class TuneStarted(BaseModel):
@@ -97,7 +97,7 @@ async def start_tuning(body: TuneCreate, state: State) -> TuneStarted:
 async def get_tuning(run_id: str, state: State) -> TuneResult:
     """A finished study's best score and params, trials, importances and registered model;
     409 while it runs."""
-    return await run_in_threadpool(read_result, state.serving.client, run_id)
+    return await run_in_threadpool(read_result, state.client, run_id)
 
 
 @router.get("/pipelines/runs", response_model=list[PipelineRunSummary])
@@ -112,7 +112,7 @@ def list_pipeline_runs(
 async def get_pipeline_run(run_id: str, state: State) -> PipelineRunView:
     """A pipeline run's DAG: each step with its inputs, column, state, duration and cache
     verdict; steps not started are PENDING (or SKIPPED once the run has ended)."""
-    return await run_in_threadpool(runs.describe, state.serving.client, run_id)
+    return await run_in_threadpool(runs.describe, state.client, run_id)
 
 
 @router.post("/pipelines/runs/{run_id}/cancel", response_model=PipelineRunView, status_code=202)
@@ -120,7 +120,7 @@ async def cancel_pipeline_run(run_id: str, state: State) -> PipelineRunView:
     """Ask a running pipeline run to stop: no step starts after it sees the request (within
     about a second), a step in a process or on Ray is killed, one on a thread finishes; the
     run then ends KILLED and can be resumed. 409 for a run that has ended."""
-    return await run_in_threadpool(request_cancel, state.serving.client, run_id)
+    return await run_in_threadpool(request_cancel, state.client, run_id)
 
 
 @router.get("/pipelines/runs/{run_id}/logs", response_model=list[StepLogs])
@@ -129,7 +129,7 @@ async def get_pipeline_run_logs(
 ) -> list[StepLogs]:
     """What each step printed, warned and logged (``step=NAME``: that step only); a cached
     step's logs are those of the run that computed it. 404 for an unknown run or step."""
-    return await run_in_threadpool(runs.step_logs, state.serving.client, run_id, step)
+    return await run_in_threadpool(runs.step_logs, state.client, run_id, step)
 
 
 @router.post("/triggers", response_model=Trigger, status_code=201)

@@ -87,13 +87,13 @@ def dag_layout(view: runs.PipelineRunView) -> dict[str, object]:
 
 @router.get("/pipelines/runs/{run_id}")
 def pipeline_run_page(request: Request, run_id: str, state: State) -> Response:
-    view = runs.describe(state.serving.client, run_id)
+    view = runs.describe(state.client, run_id)
     comparison = None
     if view.reproduces and view.status != "RUNNING":
         from opsloop.pipelines.reruns import compare
 
-        comparison = compare(state.serving.client, run_id)
-    logs = [s for s in runs.step_logs(state.serving.client, run_id, view=view) if s.text]
+        comparison = compare(state.client, run_id)
+    logs = [s for s in runs.step_logs(state.client, run_id, view=view) if s.text]
     context = {
         "title": f"Pipeline {view.pipeline}", "active": "pipelines", "view": view,
         "dag": dag_layout(view), "comparison": comparison, "logs": logs,
@@ -115,7 +115,7 @@ async def reproduce_run(request: Request, run_id: str, state: State) -> Response
 @router.post("/pipelines/runs/{run_id}/cancel")
 async def cancel_run(run_id: str, state: State) -> Response:
     """Cancel a running pipeline from its page; the page then follows it to KILLED."""
-    await run_in_threadpool(request_cancel, state.serving.client, run_id)
+    await run_in_threadpool(request_cancel, state.client, run_id)
     return RedirectResponse(f"/pipelines/runs/{quote(run_id)}", status_code=303)
 
 

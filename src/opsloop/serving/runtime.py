@@ -56,11 +56,6 @@ class ServingRuntime:
     """Answers predictions for every deployment ``deployments`` reads, with the versions
     ``models`` loads, logging to ``log`` and counting in ``metrics``."""
 
-    #: The ``Client`` a server process built this runtime with (set by
-    #: ``opsloop.app.serving.open_runtime``): other domains' routes still reach it as
-    #: ``AppState.serving.client``. The runtime itself reads only ``deployments`` and ``models``.
-    client: Any = None
-
     def __init__(
         self,
         deployments: DeploymentReader,

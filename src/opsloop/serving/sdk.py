@@ -222,12 +222,5 @@ class DeploymentsClient:
         rollout checks read. ``InvalidInput`` with a server: it keeps its own."""
         return self._backend.prediction_log
 
-    @property
-    def _runtime(self) -> Any:
-        """The in-process runtime of a local backend, for callers of this old private name
-        (``Client.scheduler``, ``opsloop.app.quickstart``, the monitors SDK, a test) until they
-        move to :attr:`prediction_log`."""
-        return self._backend.runtime  # type: ignore[attr-defined]
-
     def close(self) -> None:
         self._backend.close()

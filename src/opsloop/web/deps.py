@@ -39,8 +39,9 @@ class AppState:
     store: Store
     blobs: BlobStore
     trace_spool: Any = None  # opsloop.llm.tracing.spool.IngestSpool, set by create_app
+    client: Any = None  # opsloop.Client over this server's own store, set by create_app
     serving: Any = None  # opsloop.serving.runtime.ServingRuntime, set by create_app
-    launcher: Any = None  # opsloop.pipelines.runs.Launcher, set by the app's lifespan
+    launcher: Any = None  # opsloop.pipelines.launcher.Launcher, set by the app's lifespan
     lineage: Any = None  # opsloop.lineage.walk.LineageCatalog, set by create_app
 
 
