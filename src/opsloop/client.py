@@ -238,9 +238,14 @@ class Client(TrackingClient):
         from opsloop.pipelines.sdk import TriggersClient
 
         if self.settings.is_remote:
-            return TriggersClient(self)
+            from opsloop.pipelines.remote import RemoteTriggerBackend
+
+            return TriggersClient(RemoteTriggerBackend(self._transport))
+        from opsloop.pipelines.local import LocalTriggerBackend
+
         store, _ = shared_stores(self.settings)
-        return TriggersClient(self, store)
+        # a firing runs its pipeline here, through this whole client: pipelines/local.py
+        return TriggersClient(LocalTriggerBackend(store, self))
 
     @cached_property
     def pipelines(self) -> PipelinesClient:
@@ -249,9 +254,15 @@ class Client(TrackingClient):
         from opsloop.pipelines.sdk import PipelinesClient
 
         if self.settings.is_remote:
-            return PipelinesClient(self)
+            from opsloop.pipelines.remote import RemotePipelineBackend
+
+            return PipelinesClient(RemotePipelineBackend(self._transport))
+        from opsloop.pipelines.local import LocalPipelineBackend
+
         store, _ = shared_stores(self.settings)
-        return PipelinesClient(self, store)
+        # a pipeline run goes through this whole client (tracking, models, data): local.py
+        backend = LocalPipelineBackend(store, self, self.settings.database_url)
+        return PipelinesClient(backend)
 
     def scheduler(self, *, interval: float = 1.0) -> Scheduler:
         """The embedded store's scheduler (a server runs its own): ``tick()`` runs the due

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 import opsloop
+from opsloop.client import shared_stores
 from opsloop.errors import Conflict, InvalidInput, NotFound
 from opsloop.pipelines import triggers
 from opsloop.workflows.scheduler import Scheduler
@@ -33,7 +34,7 @@ def _ms(text: str) -> int:
 
 def test_a_cron_slot_fires_once_even_with_two_schedulers(client: Any) -> None:
     client.triggers.create("nightly", TARGET, "cron", cron="0 2 * * *", params={"C": 0.5})
-    store = client.triggers._store
+    store = shared_stores(client.settings)[0]
     with store.write() as session:  # as if created yesterday, before last night's slot
         from opsloop.pipelines.tables import TriggerRow
 
@@ -78,7 +79,7 @@ def test_each_new_data_version_fires_once_with_the_version_as_a_param(
     client.data.add(str(tmp_path / "a.csv"), name="events")  # before the trigger: ignored
     client.triggers.create("on-events", "tests.pipelines.example:echo", "dataset",
                            dataset="events", param="ref")  # fmt: skip
-    store = client.triggers._store
+    store = shared_stores(client.settings)[0]
     assert triggers.collect_due(store) == []
     (tmp_path / "a.csv").write_text("x\n2\n")
     client.data.add(str(tmp_path / "a.csv"), name="events")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 
 from opsloop.data import compare, routes, versions
 from opsloop.data.entities import (
@@ -24,7 +24,7 @@ from opsloop.data.schemas import AliasSet, LineageCreate, ValidationRecord, Vers
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.tracking.schemas import TagValue
-from opsloop.web.deps import ReadSession, WriteSession
+from opsloop.web.deps import MaxResults, ReadSession, WriteSession
 
 router = APIRouter(tags=["data"])
 
@@ -36,7 +36,7 @@ def _ref(name: str, selector: str) -> str:
 @router.get(routes.DATASETS.template)
 def list_datasets(
     session: ReadSession,
-    max_results: int = Query(100, ge=1, le=10_000),
+    max_results: MaxResults = 100,
     page_token: str | None = None,
 ) -> Page[Dataset]:
     return versions.list_datasets(session, max_results, page_token)
@@ -51,7 +51,7 @@ def get_dataset(name: str, session: ReadSession) -> Dataset:
 def list_versions(
     name: str,
     session: ReadSession,
-    max_results: int = Query(100, ge=1, le=10_000),
+    max_results: MaxResults = 100,
     page_token: str | None = None,
 ) -> Page[DatasetVersion]:
     """A dataset's versions, newest first."""

@@ -9,26 +9,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from opsloop.console.commands import JsonOption, RefArg, command_group, every_item
 from opsloop.console.output import command_client, parse_tags, print_json, print_table, when
 
 if TYPE_CHECKING:
     from opsloop.data.entities import DatasetVersion
 
-data_app = typer.Typer(
-    help=(
-        "Version files, folders and tables as immutable, content-addressed dataset versions.\n\n"
-        "A version is NAME@N; NAME@latest (or just NAME) is the newest and NAME@ALIAS any alias "
-        "you set. Examples:\n\n"
-        "  opsloop data add ./images --name pets -m 'first crawl'\n\n"
-        "  opsloop data add train.csv --name churn --expect expectations.yaml\n\n"
-        "  opsloop data diff churn@1 churn@2\n\n"
-        "  opsloop data checkout churn@1 ./old-churn"
-    ),
-    no_args_is_help=True,
+data_app = command_group(
+    "Version files, folders and tables as immutable, content-addressed dataset versions.\n\n"
+    "A version is NAME@N; NAME@latest (or just NAME) is the newest and NAME@ALIAS any alias "
+    "you set. Examples:\n\n"
+    "  opsloop data add ./images --name pets -m 'first crawl'\n\n"
+    "  opsloop data add train.csv --name churn --expect expectations.yaml\n\n"
+    "  opsloop data diff churn@1 churn@2\n\n"
+    "  opsloop data checkout churn@1 ./old-churn"
 )
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-RefArg = Annotated[str, typer.Argument(help="NAME@N, NAME@ALIAS or NAME (latest).")]
 
 
 def _bars(json_: bool) -> bool:
@@ -117,13 +112,8 @@ def add(
 @data_app.command("list")
 def list_datasets(json_: JsonOption = False) -> None:
     """List datasets with their latest version and aliases."""
-    client = command_client()
-    items, token = [], None
-    while True:
-        page = client.data.list(page_token=token)
-        items.extend(page.items)
-        if not (token := page.next_page_token):
-            break
+    data = command_client().data
+    items = every_item(lambda token: data.list(page_token=token))
     if json_:
         print_json(items)
         return
@@ -145,13 +135,8 @@ def list_datasets(json_: JsonOption = False) -> None:
 @data_app.command("versions")
 def list_versions(name: str, json_: JsonOption = False) -> None:
     """List a dataset's versions, newest first."""
-    client = command_client()
-    items, token = [], None
-    while True:
-        page = client.data.versions(name, page_token=token)
-        items.extend(page.items)
-        if not (token := page.next_page_token):
-            break
+    data = command_client().data
+    items = every_item(lambda token: data.versions(name, page_token=token))
     if json_:
         print_json(items)
         return

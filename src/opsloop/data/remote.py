@@ -30,11 +30,8 @@ _JSON = {"Content-Type": "application/json"}
 _LINKS = TypeAdapter(list[LineageLink])
 
 
-def _version(ref: str) -> dict[str, Any]:
-    """The ``name`` and ``selector`` a version route is filled in with."""
-    parsed = parse_ref(ref)
-    selector = parsed.number if parsed.number is not None else parsed.alias
-    return {"name": parsed.name, "selector": selector}
+def _version(ref: str) -> dict[str, object]:
+    return parse_ref(ref).route_params()
 
 
 class RemoteDataBackend(DataBackend):

@@ -9,33 +9,25 @@ identical bytes a no-op.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from opsloop.store import columns as col
 from opsloop.store.base import Base
 
-ID = String(32)
 
-
-class DatasetRow(Base):
+class DatasetRow(col.Named, col.Described, col.CreatedAt, col.UpdatedAt, Base):
     __tablename__ = "datasets"
 
-    id: Mapped[str] = mapped_column(ID, primary_key=True)
-    name: Mapped[str] = mapped_column(String(250), unique=True)
-    description: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[int] = mapped_column(BigInteger)
 
-
-class DatasetVersionRow(Base):
+class DatasetVersionRow(col.IdKey, col.CreatedAt, col.CreatedBy, Base):
     __tablename__ = "dataset_versions"
     __table_args__ = (
         UniqueConstraint("dataset_id", "number"),
         UniqueConstraint("dataset_id", "version_id"),
     )
 
-    id: Mapped[str] = mapped_column(ID, primary_key=True)
-    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    dataset_id: Mapped[str] = col.owner_ref("datasets")
     number: Mapped[int] = mapped_column(Integer)
     version_id: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
@@ -47,25 +39,15 @@ class DatasetVersionRow(Base):
     table_info: Mapped[str | None] = mapped_column(Text)
     validation_status: Mapped[str | None] = mapped_column(String(16))
     validation_report: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    created_by: Mapped[str] = mapped_column(String(250))
 
 
-class DatasetVersionTagRow(Base):
+class DatasetVersionTagRow(col.TagColumns, Base):
     __tablename__ = "dataset_version_tags"
 
-    version_pk: Mapped[str] = mapped_column(
-        ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True
-    )
-    key: Mapped[str] = mapped_column(String(250), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+    version_pk: Mapped[str] = col.owner_key("dataset_versions")
 
 
-class DatasetAliasRow(Base):
+class DatasetAliasRow(col.AliasColumns, Base):
     __tablename__ = "dataset_aliases"
 
-    dataset_id: Mapped[str] = mapped_column(
-        ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
-    )
-    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
-    number: Mapped[int] = mapped_column(Integer)
+    dataset_id: Mapped[str] = col.owner_key("datasets")

@@ -23,7 +23,7 @@ from opsloop.data.tables import (
     DatasetVersionTagRow,
 )
 from opsloop.errors import InvalidInput, NotFound
-from opsloop.kernel.paging import Page, decode_page_token, encode_page_token
+from opsloop.kernel.paging import Page, decode_page_token, split_page
 from opsloop.kernel.refs import check_alias, check_dataset_name, parse_ref
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
@@ -106,13 +106,7 @@ def _to_entity(session: Session, dataset: DatasetRow, row: DatasetVersionRow) ->
             )
         ).all()
     )
-    aliases = list(
-        session.scalars(
-            select(DatasetAliasRow.alias)
-            .where(DatasetAliasRow.dataset_id == dataset.id, DatasetAliasRow.number == row.number)
-            .order_by(DatasetAliasRow.alias)
-        )
-    )
+    aliases = numbered.aliases_at(session, _NUMBERING, dataset.id, row.number)
     return DatasetVersion(
         name=dataset.name,
         number=row.number,
@@ -321,14 +315,10 @@ def list_datasets(
 ) -> Page[Dataset]:
     """Every dataset by name, with its version count, latest number and aliases."""
     offset = decode_page_token(page_token)
-    items = _datasets(session, None, offset, max_results + 1)
-    return _page(items, offset, max_results)
-
-
-def _page(items: list[Any], offset: int, max_results: int) -> Page[Any]:
-    more = len(items) > max_results
-    token = encode_page_token(offset + max_results) if more else None
-    return Page(items=items[:max_results], next_page_token=token)
+    items, token = split_page(
+        _datasets(session, None, offset, max_results + 1), offset, max_results
+    )
+    return Page(items=items, next_page_token=token)
 
 
 def list_versions(
@@ -337,14 +327,8 @@ def list_versions(
     """A dataset's versions, newest first."""
     offset = decode_page_token(page_token)
     dataset = _dataset(session, check_dataset_name(name))
-    rows = session.scalars(
-        select(DatasetVersionRow)
-        .where(DatasetVersionRow.dataset_id == dataset.id)
-        .order_by(DatasetVersionRow.number.desc())
-        .offset(offset)
-        .limit(max_results + 1)
-    ).all()
-    return _page([_to_entity(session, dataset, r) for r in rows], offset, max_results)
+    rows, token = numbered.newest_versions(session, _NUMBERING, dataset.id, offset, max_results)
+    return Page(items=[_to_entity(session, dataset, r) for r in rows], next_page_token=token)
 
 
 # -- lineage --------------------------------------------------------------------------------------
@@ -379,12 +363,7 @@ def version_lineage(session: Session, ref: str) -> list[LineageLink]:
 
 def version_lineage_label(session: Session, version_id: str) -> dict[str, Any]:
     """How a dataset version appears in a lineage walk: ``data NAME@N``."""
-    row = session.get(DatasetVersionRow, version_id)
-    dataset = session.get(DatasetRow, row.dataset_id) if row is not None else None
-    if row is None or dataset is None:
-        return {}
-    ref = f"{dataset.name}@{row.number}"
-    return {"ref": ref, "label": f"data {ref}"}
+    return numbered.lineage_label(session, _NUMBERING, DatasetRow, version_id, "data")
 
 
 def version_node_id(session: Session, ref: str) -> str:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from opsloop.data import versions
 from opsloop.data.tables import DatasetRow
 from opsloop.errors import NotFound
 from opsloop.web.deps import ReadSession, State
-from opsloop.web.shell import SearchHit, UiDomain, render
+from opsloop.web.search import find_by_name
+from opsloop.web.shell import UiDomain
 
 __all__ = ["UI", "router"]
 
@@ -25,41 +24,32 @@ router = APIRouter(include_in_schema=False)
 FILES_SHOWN = 200
 
 
-def _find(session: Session, text: str) -> list[SearchHit]:
-    names = session.scalars(
-        select(DatasetRow.name)
-        .where(DatasetRow.name.icontains(text, autoescape=True))
-        .order_by(DatasetRow.name)
-        .limit(20)
-    )
-    return [SearchHit("dataset", name, f"/datasets/{name}", name) for name in names]
-
-
-UI = UiDomain(key="data", title="Data", href="/datasets", package="opsloop.data", find=_find)
+UI = UiDomain(
+    key="data",
+    title="Data",
+    href="/datasets",
+    package="opsloop.data",
+    find=find_by_name("dataset", DatasetRow.name, "/datasets"),
+)
 
 
 @router.get("/datasets")
 def datasets_page(request: Request, session: ReadSession) -> Response:
     listed = versions.list_datasets(session, 10_000, None).items
-    return render(
-        request, "data/datasets.html", {"title": "Data", "active": "data", "datasets": listed}
-    )
+    return UI.page(request, "datasets.html", "Data", datasets=listed)
 
 
 @router.get("/datasets/{name}")
 def dataset_page(request: Request, name: str, session: ReadSession) -> Response:
     dataset = versions.get_dataset(session, name)
     listed = versions.list_versions(session, name, 10_000, None).items
-    return render(
+    return UI.page(
         request,
-        "data/dataset.html",
-        {
-            "title": name,
-            "active": "data",
-            "crumbs": [("Data", "/datasets")],
-            "dataset": dataset,
-            "versions": listed,
-        },
+        "dataset.html",
+        name,
+        crumbs=[("Data", "/datasets")],
+        dataset=dataset,
+        versions=listed,
     )
 
 
@@ -72,17 +62,14 @@ def version_page(
         validation = versions.get_validation(session, version.ref)
     except NotFound:
         validation = None
-    return render(
+    return UI.page(
         request,
-        "data/version.html",
-        {
-            "title": version.ref,
-            "active": "data",
-            "crumbs": [("Data", "/datasets"), (name, f"/datasets/{name}")],
-            "version": version,
-            "files": manifest.entries[:FILES_SHOWN],
-            "file_total": len(manifest),
-            "validation": validation,
-            "graph": state.lineage.lineage(session, "data", version.ref),
-        },
+        "version.html",
+        version.ref,
+        crumbs=[("Data", "/datasets"), (name, f"/datasets/{name}")],
+        version=version,
+        files=manifest.entries[:FILES_SHOWN],
+        file_total=len(manifest),
+        validation=validation,
+        graph=state.lineage.lineage(session, "data", version.ref),
     )

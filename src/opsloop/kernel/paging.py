@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 
 from opsloop.errors import InvalidInput
 
-__all__ = ["Page", "decode_page_token", "encode_page_token"]
+__all__ = ["Page", "decode_page_token", "encode_page_token", "split_page"]
 
 T = TypeVar("T")
 
@@ -38,3 +39,10 @@ def decode_page_token(token: str | None) -> int:
     if not isinstance(offset, int) or offset < 0:
         raise InvalidInput(f"invalid page_token {token!r}: pass back a next_page_token")
     return offset
+
+
+def split_page(rows: Sequence[T], offset: int, max_results: int) -> tuple[list[T], str | None]:
+    """This page's rows and the next page's token, from rows read at ``offset`` with a limit of
+    ``max_results + 1``: the extra row, dropped here, is how a listing knows more follow."""
+    token = encode_page_token(offset + max_results) if len(rows) > max_results else None
+    return list(rows[:max_results]), token

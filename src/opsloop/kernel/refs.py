@@ -52,8 +52,17 @@ class VersionRef:
     number: int | None = None
     alias: str | None = None
 
+    @property
+    def selector(self) -> int | str | None:
+        """What follows the ``@``: the number, else the alias (``latest`` included)."""
+        return self.number if self.number is not None else self.alias
+
+    def route_params(self) -> dict[str, object]:
+        """What a version's REST route (``.../{name}/versions/{selector}``) is filled in with."""
+        return {"name": self.name, "selector": self.selector}
+
     def __str__(self) -> str:
-        return f"{self.name}@{self.number if self.number is not None else self.alias}"
+        return f"{self.name}@{self.selector}"
 
 
 def parse_ref(ref: str, noun: str = "dataset") -> VersionRef:

@@ -7,32 +7,27 @@ from typing import Annotated, Any
 
 import typer
 
+from opsloop.console.commands import JsonOption, command_group
 from opsloop.console.output import command_client, console, print_json, print_table, when
 
-monitors_app = typer.Typer(
-    help=(
-        "Monitors on deployments: data and prediction drift against a reference data version, "
-        "quality (measured from joined labels, estimated by CBPE without them), latency and "
-        "errors, over windows of the prediction log. Examples:\n\n"
-        "  opsloop monitors create churn-drift --deployment churn --reference churn@3 "
-        "--target churned\n\n"
-        "  opsloop monitors create churn-drift --deployment churn --reference churn@3 "
-        "--spec monitor.yaml    (alert rules, channels, retraining)\n\n"
-        "  opsloop monitors check churn-drift ; opsloop monitors runs churn-drift"
-    ),
-    no_args_is_help=True,
+monitors_app = command_group(
+    "Monitors on deployments: data and prediction drift against a reference data version, "
+    "quality (measured from joined labels, estimated by CBPE without them), latency and "
+    "errors, over windows of the prediction log. Examples:\n\n"
+    "  opsloop monitors create churn-drift --deployment churn --reference churn@3 "
+    "--target churned\n\n"
+    "  opsloop monitors create churn-drift --deployment churn --reference churn@3 "
+    "--spec monitor.yaml    (alert rules, channels, retraining)\n\n"
+    "  opsloop monitors check churn-drift ; opsloop monitors runs churn-drift"
 )
-alerts_app = typer.Typer(
-    help="Alerts raised by monitors: list, acknowledge, resolve. Example:\n\n"
-    "  opsloop alerts list --status open ; opsloop alerts ack 1a2b3c4d",
-    no_args_is_help=True,
+alerts_app = command_group(
+    "Alerts raised by monitors: list, acknowledge, resolve. Example:\n\n"
+    "  opsloop alerts list --status open ; opsloop alerts ack 1a2b3c4d"
 )
-loop_app = typer.Typer(
-    help="The closed loop: drift -> alert -> retrain -> gate -> canary -> promote or roll back.\n\n"
-    "  opsloop loop status ; opsloop loop runs --deployment churn",
-    no_args_is_help=True,
+loop_app = command_group(
+    "The closed loop: drift -> alert -> retrain -> gate -> canary -> promote or roll back.\n\n"
+    "  opsloop loop status ; opsloop loop runs --deployment churn"
 )
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def _num(value: Any) -> str:

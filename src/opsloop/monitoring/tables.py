@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from opsloop.store import columns as col
 from opsloop.store.base import Base
 
 
-class MonitorRow(Base):
+class MonitorRow(col.Named, col.CreatedAt, col.CreatedBy, Base):
     """A monitor on a deployment: its spec and the reference profile computed at creation."""
 
     __tablename__ = "monitors"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(250), unique=True)
     deployment: Mapped[str] = mapped_column(String(250), index=True)
     spec: Mapped[str] = mapped_column(Text)  # JSON MonitorSpec
     profile: Mapped[str] = mapped_column(Text)  # JSON TableProfile (features + prediction)
@@ -22,16 +21,13 @@ class MonitorRow(Base):
     enabled: Mapped[int] = mapped_column(Integer)
     next_run_at: Mapped[int] = mapped_column(BigInteger)
     last_window_end: Mapped[int | None] = mapped_column(BigInteger)  # tumbling windows done
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    created_by: Mapped[str] = mapped_column(String(250))
 
 
-class MonitorRunRow(Base):
+class MonitorRunRow(col.IdKey, Base):
     __tablename__ = "monitor_runs"
     __table_args__ = (Index("ix_monitor_runs_monitor_at", "monitor_id", "started_at"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    monitor_id: Mapped[str] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"))
+    monitor_id: Mapped[str] = col.owner_ref("monitors")
     started_at: Mapped[int] = mapped_column(BigInteger)
     window_start: Mapped[int | None] = mapped_column(BigInteger)
     window_end: Mapped[int | None] = mapped_column(BigInteger)
@@ -42,14 +38,13 @@ class MonitorRunRow(Base):
     message: Mapped[str | None] = mapped_column(Text)
 
 
-class AlertRow(Base):
+class AlertRow(col.IdKey, Base):
     """One alert: opened by a rule, deduplicated while open, acknowledged, resolved."""
 
     __tablename__ = "alerts"
     __table_args__ = (Index("ix_alerts_monitor_rule_status", "monitor_id", "rule", "status"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    monitor_id: Mapped[str] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"))
+    monitor_id: Mapped[str] = col.owner_ref("monitors")
     deployment: Mapped[str] = mapped_column(String(250), index=True)
     rule: Mapped[str] = mapped_column(String(250))
     severity: Mapped[str] = mapped_column(String(16))
@@ -68,14 +63,13 @@ class AlertRow(Base):
     deliveries: Mapped[str] = mapped_column(Text)  # JSON channel -> {status, attempts, error}
 
 
-class LoopRunRow(Base):
+class LoopRunRow(col.IdKey, col.CreatedAt, col.UpdatedAt, Base):
     """One turn of the loop: an alert's retraining, its candidate, gate and rollout."""
 
     __tablename__ = "loop_runs"
     __table_args__ = (UniqueConstraint("alert_id"),)  # an alert starts at most one retraining
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    monitor_id: Mapped[str] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"))
+    monitor_id: Mapped[str] = col.owner_ref("monitors")
     deployment: Mapped[str] = mapped_column(String(250), index=True)
     alert_id: Mapped[str] = mapped_column(String(32))
     stage: Mapped[str] = mapped_column(String(16))
@@ -85,5 +79,3 @@ class LoopRunRow(Base):
     data_ref: Mapped[str | None] = mapped_column(String(300))
     message: Mapped[str | None] = mapped_column(Text)
     history: Mapped[str] = mapped_column(Text)  # JSON list of {at, stage, message}
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[int] = mapped_column(BigInteger)

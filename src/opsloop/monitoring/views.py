@@ -8,59 +8,49 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel.identity import current_user
 from opsloop.monitoring import alerts, loop, services
 from opsloop.monitoring.tables import MonitorRow
 from opsloop.web.deps import ReadSession, State
-from opsloop.web.shell import SearchHit, UiDomain, render
+from opsloop.web.search import find_by_name
+from opsloop.web.shell import UiDomain
 
 __all__ = ["UI", "router"]
 
 router = APIRouter(include_in_schema=False)
 
 
-def _find(session: Session, text: str) -> list[SearchHit]:
-    rows = session.execute(
-        select(MonitorRow.name, MonitorRow.deployment)
-        .where(MonitorRow.name.icontains(text, autoescape=True))
-        .order_by(MonitorRow.name)
-        .limit(20)
-    )
-    return [SearchHit("monitor", name, f"/monitors/{name}", dep) for name, dep in rows]
-
-
 UI = UiDomain(
-    key="monitors", title="Monitors", href="/monitors", package="opsloop.monitoring", find=_find
+    key="monitors",
+    title="Monitors",
+    href="/monitors",
+    package="opsloop.monitoring",
+    find=find_by_name("monitor", MonitorRow.name, "/monitors", MonitorRow.deployment),
 )
 
 
 @router.get("/monitors")
 def monitors_page(request: Request, session: ReadSession) -> Response:
-    return render(
-        request,
-        "monitors/monitors.html",
-        {"title": "Monitors", "active": "monitors", "loops": loop.loop_status(session)},
-    )
+    return UI.page(request, "monitors.html", "Monitors", loops=loop.loop_status(session))
 
 
 @router.get("/monitors/{name}")
 def monitor_page(request: Request, name: str, session: ReadSession) -> Response:
     monitor = services.get_monitor(session, name)
-    return render(
+    return UI.page(
         request,
-        "monitors/monitor.html",
-        {
-            "title": name, "active": "monitors", "crumbs": [("Monitors", "/monitors")],
-            "monitor": monitor, "runs": services.list_runs(session, name, 50),
-            "alerts": alerts.list_alerts(session, monitor=name, limit=50),
-            "loops": [r for r in loop.list_loop_runs(session, monitor.deployment, 20)
-                      if r.monitor == name],
-        },
-    )  # fmt: skip
+        "monitor.html",
+        name,
+        crumbs=[("Monitors", "/monitors")],
+        monitor=monitor,
+        runs=services.list_runs(session, name, 50),
+        alerts=alerts.list_alerts(session, monitor=name, limit=50),
+        loops=[
+            r for r in loop.list_loop_runs(session, monitor.deployment, 20) if r.monitor == name
+        ],
+    )
 
 
 @router.post("/monitors/{name}/alerts/{alert_id}/{action}")

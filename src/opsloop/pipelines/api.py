@@ -3,7 +3,8 @@
 again from where it failed and ``.../{id}/reproduce`` recomputes it (``.../reproduction``
 compares the two); ``/api/tuning`` starts an Optuna study and ``/api/tuning/{id}`` is its result;
 ``/api/triggers[/{name}[/fire|/firings]]`` are the triggers. ``POST .../fire`` is the webhook;
-send an ``Idempotency-Key`` header and a retried call starts nothing twice."""
+send an ``Idempotency-Key`` header and a retried call starts nothing twice. The paths are in
+:mod:`opsloop.pipelines.routes`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.kernel.identity import current_user
-from opsloop.pipelines import runs, triggers
+from opsloop.pipelines import routes, runs, triggers
 from opsloop.pipelines.cancel import request_cancel
 from opsloop.pipelines.reruns import Reproduction
 from opsloop.pipelines.runs import (
@@ -34,7 +35,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["pipelines"])
 
 
-@router.post("/pipelines/runs", response_model=PipelineRunView, status_code=202)
+@router.post(routes.PIPELINE_RUNS.template, response_model=PipelineRunView, status_code=202)
 async def start_pipeline_run(body: PipelineRunCreate, state: State) -> PipelineRunView:
     """Start a pipeline run on the server (its module must be importable there). The pipeline
     and its params are checked first (400); the answer comes once the run exists (202) and
@@ -43,7 +44,7 @@ async def start_pipeline_run(body: PipelineRunCreate, state: State) -> PipelineR
     return await run_in_threadpool(runs.describe, state.client, run_id)
 
 
-@router.post("/pipelines/runs/{run_id}/resume", response_model=PipelineRunView, status_code=202)
+@router.post(routes.PIPELINE_RUN_RESUME.template, response_model=PipelineRunView, status_code=202)
 async def resume_pipeline_run(
     run_id: str, state: State, body: PipelineRerun | None = None
 ) -> PipelineRunView:
@@ -55,7 +56,9 @@ async def resume_pipeline_run(
     return await run_in_threadpool(runs.describe, state.client, new_id)
 
 
-@router.post("/pipelines/runs/{run_id}/reproduce", response_model=PipelineRunView, status_code=202)
+@router.post(
+    routes.PIPELINE_RUN_REPRODUCE.template, response_model=PipelineRunView, status_code=202
+)
 async def reproduce_pipeline_run(
     run_id: str, state: State, body: PipelineReproduce | None = None
 ) -> PipelineRunView:
@@ -71,7 +74,7 @@ async def reproduce_pipeline_run(
     return await run_in_threadpool(runs.describe, state.client, new_id)
 
 
-@router.get("/pipelines/runs/{run_id}/reproduction", response_model=Reproduction)
+@router.get(routes.PIPELINE_RUN_REPRODUCTION.template, response_model=Reproduction)
 async def get_reproduction(run_id: str, state: State) -> Reproduction:
     """How reproduction ``run_id`` compares with the run it reproduces: per step identical
     bytes or not and which numbers moved, the commits, the packages that differ. 409 while it
@@ -85,7 +88,7 @@ class TuneStarted(BaseModel):
     run_id: str = Field(description="the study's run: GET /api/tuning/{run_id} once it ends")
 
 
-@router.post("/tuning", response_model=TuneStarted, status_code=202)
+@router.post(routes.TUNING.template, response_model=TuneStarted, status_code=202)
 async def start_tuning(body: TuneCreate, state: State) -> TuneStarted:
     """Tune an objective with Optuna on the server (its module must be importable there):
     the study is a run and each trial a nested run. The objective and space are checked
@@ -93,14 +96,14 @@ async def start_tuning(body: TuneCreate, state: State) -> TuneStarted:
     return TuneStarted(run_id=await run_in_threadpool(state.launcher.tune, body))
 
 
-@router.get("/tuning/{run_id}", response_model=TuneResult)
+@router.get(routes.TUNING_RESULT.template, response_model=TuneResult)
 async def get_tuning(run_id: str, state: State) -> TuneResult:
     """A finished study's best score and params, trials, importances and registered model;
     409 while it runs."""
     return await run_in_threadpool(read_result, state.client, run_id)
 
 
-@router.get("/pipelines/runs", response_model=list[PipelineRunSummary])
+@router.get(routes.PIPELINE_RUNS.template, response_model=list[PipelineRunSummary])
 def list_pipeline_runs(
     session: ReadSession, limit: int = 20, pipeline: str | None = None
 ) -> list[PipelineRunSummary]:
@@ -108,14 +111,14 @@ def list_pipeline_runs(
     return runs.list_pipeline_runs(session, limit, pipeline)
 
 
-@router.get("/pipelines/runs/{run_id}", response_model=PipelineRunView)
+@router.get(routes.PIPELINE_RUN.template, response_model=PipelineRunView)
 async def get_pipeline_run(run_id: str, state: State) -> PipelineRunView:
     """A pipeline run's DAG: each step with its inputs, column, state, duration and cache
     verdict; steps not started are PENDING (or SKIPPED once the run has ended)."""
     return await run_in_threadpool(runs.describe, state.client, run_id)
 
 
-@router.post("/pipelines/runs/{run_id}/cancel", response_model=PipelineRunView, status_code=202)
+@router.post(routes.PIPELINE_RUN_CANCEL.template, response_model=PipelineRunView, status_code=202)
 async def cancel_pipeline_run(run_id: str, state: State) -> PipelineRunView:
     """Ask a running pipeline run to stop: no step starts after it sees the request (within
     about a second), a step in a process or on Ray is killed, one on a thread finishes; the
@@ -123,7 +126,7 @@ async def cancel_pipeline_run(run_id: str, state: State) -> PipelineRunView:
     return await run_in_threadpool(request_cancel, state.client, run_id)
 
 
-@router.get("/pipelines/runs/{run_id}/logs", response_model=list[StepLogs])
+@router.get(routes.PIPELINE_RUN_LOGS.template, response_model=list[StepLogs])
 async def get_pipeline_run_logs(
     run_id: str, state: State, step: str | None = None
 ) -> list[StepLogs]:
@@ -132,22 +135,22 @@ async def get_pipeline_run_logs(
     return await run_in_threadpool(runs.step_logs, state.client, run_id, step)
 
 
-@router.post("/triggers", response_model=Trigger, status_code=201)
+@router.post(routes.TRIGGERS.template, response_model=Trigger, status_code=201)
 def create_trigger(body: TriggerCreate, session: WriteSession) -> Trigger:
     return triggers.create_trigger(session, body, current_user())
 
 
-@router.get("/triggers", response_model=list[Trigger])
+@router.get(routes.TRIGGERS.template, response_model=list[Trigger])
 def list_triggers(session: ReadSession) -> list[Trigger]:
     return triggers.list_triggers(session)
 
 
-@router.get("/triggers/{name}", response_model=Trigger)
+@router.get(routes.TRIGGER.template, response_model=Trigger)
 def get_trigger(name: str, session: ReadSession) -> Trigger:
     return triggers.get_trigger(session, name)
 
 
-@router.delete("/triggers/{name}", status_code=204)
+@router.delete(routes.TRIGGER.template, status_code=204)
 def delete_trigger(name: str, session: WriteSession) -> None:
     triggers.delete_trigger(session, name)
 
@@ -157,7 +160,7 @@ class FireBody(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-@router.post("/triggers/{name}/fire", response_model=Firing, status_code=202)
+@router.post(routes.TRIGGER_FIRE.template, response_model=Firing, status_code=202)
 def fire_trigger(
     name: str, session: WriteSession, body: FireBody | None = None,
     idempotency_key: str | None = Header(None),
@@ -168,6 +171,6 @@ def fire_trigger(
     return firing
 
 
-@router.get("/triggers/{name}/firings", response_model=list[Firing])
+@router.get(routes.TRIGGER_FIRINGS.template, response_model=list[Firing])
 def list_firings(name: str, session: ReadSession, limit: int = 20) -> list[Firing]:
     return triggers.list_firings(session, name, limit)

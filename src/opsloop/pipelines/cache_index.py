@@ -83,8 +83,11 @@ class CacheIndex:
 
     @classmethod
     def load(cls, client: Any, experiment: Any, page: int = 1000) -> CacheIndex:
-        store = getattr(client._tracking, "store", None)
-        if store is None:
+        # imported here: SQLAlchemy stays off the fully cached path
+        from opsloop.tracking.local import LocalTrackingBackend
+
+        backend = client.tracking_backend
+        if not isinstance(backend, LocalTrackingBackend):
             found = client.search_runs(
                 experiment.name, "attributes.status = 'FINISHED'",
                 order_by=["attributes.start_time DESC"], max_results=page,
@@ -98,7 +101,7 @@ class CacheIndex:
             from opsloop.store.sql import SessionSql
             from opsloop.tracking.run_records import recent_run_tags
 
-            with store.read() as session:
+            with backend.store.read() as session:
                 seen, complete = recent_run_tags(
                     SessionSql(session), experiment.experiment_id, INDEX_TAGS, nested=True,
                     limit=page,

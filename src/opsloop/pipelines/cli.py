@@ -38,7 +38,7 @@ _ON_SERVER = typer.Option(
 
 def _server_client() -> Any:
     client = command_client()
-    if not client.settings.is_remote:
+    if not client.pipelines.runs_on_server:
         raise InvalidInput("--on-server needs a server: set OPSLOOP_SERVER_URL")
     return client
 

@@ -34,11 +34,15 @@ class StepJournal:
     """The step records of one pipeline run, written behind (see the module)."""
 
     def __init__(self, client: Any, interval: float = 0.5) -> None:
+        # imported here: SQLAlchemy stays off the fully cached path
+        from opsloop.tracking.local import LocalTrackingBackend
+
         self.client = client
-        backend = client._tracking
-        self._store = getattr(backend, "store", None)
-        self._blobs = getattr(backend, "blobs", None)
-        self.behind = self._store is not None and hasattr(self._blobs, "batch")
+        backend = client.tracking_backend
+        local = isinstance(backend, LocalTrackingBackend)
+        self._store = backend.store if local else None
+        self._blobs = backend.blobs if local else None
+        self.behind = local and hasattr(self._blobs, "batch")
         self._lock = threading.Lock()  # the queues
         self._flushing = threading.Lock()  # one write at a time, in order
         self._new: dict[str, Any] = {}  # run id -> NewRun: runs not written yet, in order
@@ -165,7 +169,7 @@ class StepJournal:
         from opsloop.tracking import run_data, runs
         from opsloop.tracking.sdk import _to_batch
 
-        self.client._metrics.flush(run_id)  # what the step logged itself lands before its end
+        self.client.flush(run_id)  # what the step logged itself lands before its end
         end = now_ms()
         batch = _to_batch(metrics) if metrics else None
         with self._lock:

@@ -317,11 +317,9 @@ def tune(
     if executor not in ("threads", "ray"):
         raise InvalidInput("executor must be threads or ray")
     client = client or ambient.default_client()
-    if client.settings.is_remote:
-        raise InvalidInput("tuning runs next to the database: use it on the server's store")
+    storage = client.pipelines.study_storage()  # InvalidInput for a client of a server
     name = study or getattr(objective, "__name__", "study")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna_storage(client.settings.database_url)
     optuna_study = optuna.create_study(
         study_name=name, storage=storage,
         direction=direction, load_if_exists=True,

@@ -17,8 +17,9 @@ from opsloop.errors import Conflict, NotFound
 from opsloop.kernel.refs import check_alias
 from opsloop.kernel.timeutil import now_ms
 from opsloop.registry.entities import AliasEvent, ModelVersion
-from opsloop.registry.models import get_version, model_row, resolve_version_row
+from opsloop.registry.models import NUMBERING, get_version, model_row, resolve_version_row
 from opsloop.registry.tables import AliasEventRow, ModelAliasRow, RegisteredModelRow
+from opsloop.store.numbered import pointed_number
 
 __all__ = ["alias_history", "delete_alias", "move_alias", "set_alias"]
 
@@ -67,14 +68,6 @@ def _record(
     )
 
 
-def _current(session: Session, model: RegisteredModelRow, alias: str) -> int | None:
-    return session.scalar(
-        select(ModelAliasRow.number).where(
-            ModelAliasRow.model_id == model.id, ModelAliasRow.alias == alias
-        )
-    )
-
-
 def move_alias(
     session: Session,
     ref: str,
@@ -94,7 +87,7 @@ def move_alias(
     """
     check_alias(alias)
     model, row = resolve_version_row(session, ref)
-    current = _current(session, model, alias)
+    current = pointed_number(session, NUMBERING, model.id, alias)
     if expected_from != "any" and current != expected_from:
         raise Conflict(
             f"{model.name}@{alias} moved to version {current} while the gate ran "
@@ -126,7 +119,7 @@ def set_alias(
 
 def delete_alias(session: Session, name: str, alias: str, *, created_by: str) -> None:
     model = model_row(session, name)
-    current = _current(session, model, alias)
+    current = pointed_number(session, NUMBERING, model.id, alias)
     if current is None:
         raise NotFound(f"model {name!r} has no alias {alias!r}")
     session.execute(

@@ -26,7 +26,7 @@ from opsloop.registry.schemas import (
     VersionUpdate,
 )
 from opsloop.tracking.schemas import TagValue
-from opsloop.web.deps import Blobs, ReadSession, State, WriteSession
+from opsloop.web.deps import Blobs, MaxResults, ReadSession, State, WriteSession
 
 router = APIRouter(tags=["registry"])
 
@@ -38,7 +38,7 @@ def _ref(name: str, selector: str) -> str:
 @router.get(routes.MODELS.template)
 def list_models(
     session: ReadSession,
-    max_results: int = Query(100, ge=1, le=10_000),
+    max_results: MaxResults = 100,
     page_token: str | None = None,
 ) -> Page[RegisteredModel]:
     return models.list_models(session, max_results, page_token)
@@ -78,7 +78,7 @@ def set_model_tag(name: str, key: str, body: TagValue, session: WriteSession) ->
 def list_versions(
     name: str,
     session: ReadSession,
-    max_results: int = Query(100, ge=1, le=10_000),
+    max_results: MaxResults = 100,
     page_token: str | None = None,
 ) -> Page[ModelVersion]:
     """A model's versions, newest first."""

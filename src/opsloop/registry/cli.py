@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from opsloop.console.commands import JsonOption, RefArg, command_group
 from opsloop.console.output import (
     command_client,
     console,
@@ -21,23 +22,18 @@ from opsloop.console.output import (
 if TYPE_CHECKING:
     from opsloop.registry.entities import AliasEvent, ModelVersion
 
-models_app = typer.Typer(
-    help=(
-        "The model registry: immutable model versions with signatures, cards, evaluations, and "
-        "aliases that move through evaluation gates.\n\n"
-        "A version is NAME@N; NAME@ALIAS (champion, challenger, ...) and NAME (latest) work "
-        "wherever a version is asked for. Examples:\n\n"
-        "  opsloop models register churn --run RUN_ID          # the package the run logged\n\n"
-        "  opsloop models evaluate churn@4 --data churn-data@2 --target churned --slice plan\n\n"
-        "  opsloop models promote churn 4 --to champion --policy gate.yaml\n\n"
-        "  opsloop models history churn --alias champion\n\n"
-        "  opsloop lineage churn@champion"
-    ),
-    no_args_is_help=True,
+models_app = command_group(
+    "The model registry: immutable model versions with signatures, cards, evaluations, and "
+    "aliases that move through evaluation gates.\n\n"
+    "A version is NAME@N; NAME@ALIAS (champion, challenger, ...) and NAME (latest) work "
+    "wherever a version is asked for. Examples:\n\n"
+    "  opsloop models register churn --run RUN_ID          # the package the run logged\n\n"
+    "  opsloop models evaluate churn@4 --data churn-data@2 --target churned --slice plan\n\n"
+    "  opsloop models promote churn 4 --to champion --policy gate.yaml\n\n"
+    "  opsloop models history churn --alias champion\n\n"
+    "  opsloop lineage churn@champion"
 )
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-RefArg = Annotated[str, typer.Argument(help="NAME@N, NAME@ALIAS or NAME (latest).")]
 _VERSION_COLUMNS = [
     "version",
     "flavor",

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from opsloop.data.manifest import Manifest
 from opsloop.data.versions import manifest_from_rows
 from opsloop.errors import Conflict, InvalidInput, NotFound
-from opsloop.kernel.paging import Page, decode_page_token, encode_page_token
+from opsloop.kernel.paging import Page, decode_page_token, split_page
 from opsloop.kernel.refs import LATEST, check_name, parse_ref
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
@@ -33,12 +33,19 @@ from opsloop.registry.tables import (
     RegisteredModelTagRow,
 )
 from opsloop.store.blobs import BlobStore
-from opsloop.store.numbered import Numbering, version_row
+from opsloop.store.numbered import (
+    Numbering,
+    aliases_at,
+    lineage_label,
+    newest_versions,
+    version_row,
+)
 from opsloop.tracking.entities import RunStatus
 from opsloop.tracking.tables import ArtifactRow, RunRow
 from opsloop.tracking.validation import check_artifact_path, check_key, tag_value_to_str
 
 __all__ = [
+    "NUMBERING",
     "create_model",
     "create_version",
     "delete_model",
@@ -61,7 +68,7 @@ __all__ = [
 
 MODEL_VERSION = "model_version"
 _NOUN = "model"
-_NUMBERING = Numbering(_NOUN, ModelVersionRow, "model_id", ModelAliasRow, "alias")
+NUMBERING = Numbering(_NOUN, ModelVersionRow, "model_id", ModelAliasRow, "alias")
 
 
 # -- lookups --------------------------------------------------------------------------------------
@@ -78,7 +85,7 @@ def resolve_version_row(session: Session, ref: str) -> tuple[RegisteredModelRow,
     """The model and version rows that ``NAME@N``, ``NAME@alias`` or ``NAME`` name."""
     parsed = parse_ref(ref, _NOUN)
     model = model_row(session, parsed.name)
-    return model, version_row(session, _NUMBERING, parsed, model.id)
+    return model, version_row(session, NUMBERING, parsed, model.id)
 
 
 def _model_entity(session: Session, row: RegisteredModelRow) -> RegisteredModel:
@@ -312,9 +319,9 @@ def list_models(
         .offset(offset)
         .limit(max_results + 1)
     ).all()
-    token = encode_page_token(offset + max_results) if len(rows) > max_results else None
+    rows, token = split_page(rows, offset, max_results)
     return Page[RegisteredModel](
-        items=[_model_entity(session, r) for r in rows[:max_results]], next_page_token=token
+        items=[_model_entity(session, r) for r in rows], next_page_token=token
     )
 
 
@@ -535,17 +542,9 @@ def list_versions(
     """A model's versions, newest first."""
     model = model_row(session, name)
     offset = decode_page_token(page_token)
-    rows = session.scalars(
-        select(ModelVersionRow)
-        .where(ModelVersionRow.model_id == model.id)
-        .order_by(ModelVersionRow.number.desc())
-        .offset(offset)
-        .limit(max_results + 1)
-    ).all()
-    token = encode_page_token(offset + max_results) if len(rows) > max_results else None
+    rows, token = newest_versions(session, NUMBERING, model.id, offset, max_results)
     return Page[ModelVersion](
-        items=[_version_entity(session, r, model.name) for r in rows[:max_results]],
-        next_page_token=token,
+        items=[_version_entity(session, r, model.name) for r in rows], next_page_token=token
     )
 
 
@@ -595,13 +594,7 @@ def delete_version(session: Session, ref: str) -> None:
     """Delete a version; refused while an alias or a deployment points at it."""
     model, row = resolve_version_row(session, ref)
     shown = f"{model.name}@{row.number}"
-    aliases = sorted(
-        session.scalars(
-            select(ModelAliasRow.alias).where(
-                ModelAliasRow.model_id == model.id, ModelAliasRow.number == row.number
-            )
-        )
-    )
+    aliases = sorted(aliases_at(session, NUMBERING, model.id, row.number))  # Python's order
     if aliases:
         raise Conflict(
             f"{shown} is the target of alias(es) {aliases}; move or delete them first",
@@ -614,12 +607,7 @@ def delete_version(session: Session, ref: str) -> None:
 
 def version_lineage_label(session: Session, version_id: str) -> dict[str, Any]:
     """How a model version appears in a lineage walk: ``model NAME@N``."""
-    row = session.get(ModelVersionRow, version_id)
-    model = session.get(RegisteredModelRow, row.model_id) if row is not None else None
-    if row is None or model is None:
-        return {}
-    ref = f"{model.name}@{row.number}"
-    return {"ref": ref, "label": f"model {ref}"}
+    return lineage_label(session, NUMBERING, RegisteredModelRow, version_id, "model")
 
 
 def version_node_id(session: Session, ref: str) -> str:

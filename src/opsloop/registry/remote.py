@@ -31,11 +31,8 @@ _EVENTS = TypeAdapter(list[AliasEvent])
 _EVALUATIONS = TypeAdapter(list[Evaluation])
 
 
-def _version(ref: str) -> dict[str, Any]:
-    """The ``name`` and ``selector`` a version route is filled in with."""
-    parsed = parse_ref(ref, "model")
-    selector = parsed.number if parsed.number is not None else parsed.alias
-    return {"name": parsed.name, "selector": selector}
+def _version(ref: str) -> dict[str, object]:
+    return parse_ref(ref, "model").route_params()
 
 
 class RemoteRegistryBackend(RegistryBackend):

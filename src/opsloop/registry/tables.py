@@ -13,7 +13,6 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -23,34 +22,25 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from opsloop.store import columns as col
 from opsloop.store.base import Base
 
-ID = String(32)
 
-
-class RegisteredModelRow(Base):
+class RegisteredModelRow(
+    col.Named, col.Described, col.CreatedAt, col.UpdatedAt, col.CreatedBy, Base
+):
     __tablename__ = "registered_models"
 
-    id: Mapped[str] = mapped_column(ID, primary_key=True)
-    name: Mapped[str] = mapped_column(String(250), unique=True)
-    description: Mapped[str | None] = mapped_column(Text)
     gate_policy: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[int] = mapped_column(BigInteger)
-    created_by: Mapped[str] = mapped_column(String(250))
 
 
-class RegisteredModelTagRow(Base):
+class RegisteredModelTagRow(col.TagColumns, Base):
     __tablename__ = "registered_model_tags"
 
-    model_id: Mapped[str] = mapped_column(
-        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
-    )
-    key: Mapped[str] = mapped_column(String(250), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+    model_id: Mapped[str] = col.owner_key("registered_models")
 
 
-class ModelVersionRow(Base):
+class ModelVersionRow(col.IdKey, col.CreatedAt, col.CreatedBy, Base):
     __tablename__ = "model_versions"
     __table_args__ = (
         UniqueConstraint("model_id", "number"),
@@ -58,8 +48,7 @@ class ModelVersionRow(Base):
         Index("ix_model_versions_package_id", "package_id"),
     )
 
-    id: Mapped[str] = mapped_column(ID, primary_key=True)
-    model_id: Mapped[str] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    model_id: Mapped[str] = col.owner_ref("registered_models")
     number: Mapped[int] = mapped_column(Integer)
     package_id: Mapped[str] = mapped_column(String(64))
     manifest: Mapped[bytes] = mapped_column(LargeBinary)
@@ -68,34 +57,24 @@ class ModelVersionRow(Base):
     flavor: Mapped[str] = mapped_column(String(32))
     package: Mapped[str] = mapped_column(Text)  # the package's opsloop-model.json, as stored
     source: Mapped[str | None] = mapped_column(Text)
-    run_id: Mapped[str | None] = mapped_column(ID)
+    run_id: Mapped[str | None] = mapped_column(col.ID)
     description: Mapped[str | None] = mapped_column(Text)
     card: Mapped[str | None] = mapped_column(Text)  # what people wrote: intended use, limits
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    created_by: Mapped[str] = mapped_column(String(250))
 
 
-class ModelVersionTagRow(Base):
+class ModelVersionTagRow(col.TagColumns, Base):
     __tablename__ = "model_version_tags"
 
-    version_pk: Mapped[str] = mapped_column(
-        ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
-    )
-    key: Mapped[str] = mapped_column(String(250), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+    version_pk: Mapped[str] = col.owner_key("model_versions")
 
 
-class ModelAliasRow(Base):
+class ModelAliasRow(col.AliasColumns, Base):
     __tablename__ = "model_aliases"
 
-    model_id: Mapped[str] = mapped_column(
-        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
-    )
-    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
-    number: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[str] = col.owner_key("registered_models")
 
 
-class AliasEventRow(Base):
+class AliasEventRow(col.CreatedAt, col.CreatedBy, Base):
     """One decision about an alias: who moved it where, why, and the gate's numbers."""
 
     __tablename__ = "model_alias_events"
@@ -105,7 +84,7 @@ class AliasEventRow(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
-    model_id: Mapped[str] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    model_id: Mapped[str] = col.owner_ref("registered_models")
     alias: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))  # set, delete, promoted, rejected, forced
     from_number: Mapped[int | None] = mapped_column(Integer)
@@ -113,21 +92,16 @@ class AliasEventRow(Base):
     moved: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(Text)
     verdict: Mapped[str | None] = mapped_column(Text)  # the gate's report, every number used
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    created_by: Mapped[str] = mapped_column(String(250))
 
 
-class EvaluationRow(Base):
+class EvaluationRow(col.IdKey, col.CreatedAt, col.CreatedBy, Base):
     __tablename__ = "evaluations"
     __table_args__ = (Index("ix_evaluations_model_version_id", "model_version_id"),)
 
-    id: Mapped[str] = mapped_column(ID, primary_key=True)
-    model_version_id: Mapped[str | None] = mapped_column(ID)
+    model_version_id: Mapped[str | None] = mapped_column(col.ID)
     model_ref: Mapped[str | None] = mapped_column(String(300))
-    dataset_version_id: Mapped[str | None] = mapped_column(ID)
+    dataset_version_id: Mapped[str | None] = mapped_column(col.ID)
     dataset_ref: Mapped[str | None] = mapped_column(String(300))
     task: Mapped[str] = mapped_column(String(32))
     target: Mapped[str | None] = mapped_column(String(250))
     report: Mapped[str] = mapped_column(Text)  # metrics, slices, confusion, calibration, plots
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    created_by: Mapped[str] = mapped_column(String(250))

@@ -10,44 +10,33 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
 
 from opsloop.errors import NotFound
 from opsloop.registry import aliases, cards, models
 from opsloop.registry import evaluations as stored
 from opsloop.registry.tables import RegisteredModelRow
 from opsloop.web.deps import ReadSession, State
-from opsloop.web.shell import SearchHit, UiDomain, render
+from opsloop.web.search import find_by_name
+from opsloop.web.shell import UiDomain
 
 __all__ = ["UI", "router"]
 
 router = APIRouter(include_in_schema=False)
 
 
-def _find(session: Session, text: str) -> list[SearchHit]:
-    rows = session.scalars(
-        RegisteredModelRow.__table__.select()
-        .with_only_columns(RegisteredModelRow.name)
-        .where(RegisteredModelRow.name.icontains(text, autoescape=True))
-        .order_by(RegisteredModelRow.name)
-        .limit(20)
-    )
-    return [SearchHit("model", name, f"/models/{name}", name) for name in rows]
-
-
 UI = UiDomain(
-    key="registry", title="Models", href="/models", package="opsloop.registry", find=_find
+    key="registry",
+    title="Models",
+    href="/models",
+    package="opsloop.registry",
+    find=find_by_name("model", RegisteredModelRow.name, "/models"),
 )
 
 
 @router.get("/models")
 def models_page(request: Request, session: ReadSession) -> Response:
     listed = models.list_models(session, max_results=10_000).items
-    return render(
-        request,
-        "registry/models.html",
-        {"title": "Models", "active": "registry", "models": listed},
-    )
+    return UI.page(request, "models.html", "Models", models=listed)
 
 
 @router.get("/models/{name}")
@@ -55,17 +44,14 @@ def model_page(request: Request, name: str, session: ReadSession) -> Response:
     model = models.get_model(session, name)
     versions = models.list_versions(session, name, max_results=10_000).items
     history = aliases.alias_history(session, name)
-    return render(
+    return UI.page(
         request,
-        "registry/model.html",
-        {
-            "title": name,
-            "active": "registry",
-            "crumbs": [("Models", "/models")],
-            "model": model,
-            "versions": versions,
-            "history": history,
-        },
+        "model.html",
+        name,
+        crumbs=[("Models", "/models")],
+        model=model,
+        versions=versions,
+        history=history,
     )
 
 
@@ -76,17 +62,14 @@ def version_page(
     ref = f"{name}@{selector}"
     card = cards.build_card(session, ref)
     evaluations = [stored.get_evaluation(session, e["evaluation_id"]) for e in card["evaluations"]]
-    return render(
+    return UI.page(
         request,
-        "registry/version.html",
-        {
-            "title": card["ref"],
-            "active": "registry",
-            "crumbs": [("Models", "/models"), (name, f"/models/{name}")],
-            "card": card,
-            "evaluations": evaluations,
-            "graph": state.lineage.lineage(session, "model", card["ref"]),
-        },
+        "version.html",
+        card["ref"],
+        crumbs=[("Models", "/models"), (name, f"/models/{name}")],
+        card=card,
+        evaluations=evaluations,
+        graph=state.lineage.lineage(session, "model", card["ref"]),
     )
 
 

@@ -132,7 +132,8 @@ class DeploymentBackend(ABC):
     def predictions(self, name: str) -> Any:
         """Logged predictions of ``name`` with their joined labels, oldest first (a pandas
         DataFrame): this process's prediction log in-process, the server's over HTTP (its
-        latest 1000). Raises ``NotFound`` over HTTP for an unknown deployment."""
+        latest 1000). A name nothing was logged for gives an empty frame, on either backend
+        (the log does not know which deployments exist)."""
 
     @abstractmethod
     def feedback(self, name: str, items: list[dict[str, Any]]) -> int:

@@ -6,21 +6,18 @@ from typing import Annotated
 
 import typer
 
+from opsloop.console.commands import JsonOption, command_group
 from opsloop.console.output import command_client, console, print_json, print_table, when
 
-deployments_app = typer.Typer(
-    help=(
-        "Deployments of registered model versions and their traffic. Examples:\n\n"
-        "  opsloop deploy churn@champion                  (serve it as deployment churn)\n\n"
-        "  opsloop deploy churn@challenger --canary 10    (10% of requests to the challenger)\n\n"
-        "  opsloop deploy churn@3 --ab 50 --sticky-header X-User-Id\n\n"
-        "  opsloop deploy churn@4 --shadow    (a copy of each request; answers only logged)\n\n"
-        "  opsloop deployments traffic churn 50 ; opsloop deployments promote churn\n\n"
-        "  opsloop deployments rollback churn --reason 'error rate'"
-    ),
-    no_args_is_help=True,
+deployments_app = command_group(
+    "Deployments of registered model versions and their traffic. Examples:\n\n"
+    "  opsloop deploy churn@champion                  (serve it as deployment churn)\n\n"
+    "  opsloop deploy churn@challenger --canary 10    (10% of requests to the challenger)\n\n"
+    "  opsloop deploy churn@3 --ab 50 --sticky-header X-User-Id\n\n"
+    "  opsloop deploy churn@4 --shadow    (a copy of each request; answers only logged)\n\n"
+    "  opsloop deployments traffic churn 50 ; opsloop deployments promote churn\n\n"
+    "  opsloop deployments rollback churn --reason 'error rate'"
 )
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def _show_policy(deployment: object) -> None:

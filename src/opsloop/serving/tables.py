@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from opsloop.store import columns as col
 from opsloop.store.base import Base
 
 
-class DeploymentRow(Base):
+class DeploymentRow(col.Named, col.CreatedAt, col.UpdatedAt, col.CreatedBy, Base):
     __tablename__ = "deployments"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(250), unique=True)
     model_name: Mapped[str] = mapped_column(String(250))
     policy: Mapped[str] = mapped_column(Text)  # JSON TrafficPolicy
     status: Mapped[str] = mapped_column(String(16))  # active, degraded
     revision: Mapped[int] = mapped_column(Integer)  # bumped on every change; runtimes reload
     description: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[int] = mapped_column(BigInteger)
-    created_by: Mapped[str] = mapped_column(String(250))
 
 
-class DeploymentEventRow(Base):
+class DeploymentEventRow(col.IdKey, Base):
     __tablename__ = "deployment_events"
     __table_args__ = (Index("ix_deployment_events_deployment", "deployment_id", "at"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    deployment_id: Mapped[str] = col.owner_ref("deployments")
     at: Mapped[int] = mapped_column(BigInteger)
     actor: Mapped[str] = mapped_column(String(250))
     action: Mapped[str] = mapped_column(String(32))
@@ -37,14 +32,13 @@ class DeploymentEventRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
 
 
-class RolloutRow(Base):
+class RolloutRow(col.IdKey, col.CreatedAt, col.UpdatedAt, col.CreatedBy, Base):
     """A progressive rollout of a candidate on a deployment, and where it stands."""
 
     __tablename__ = "rollouts"
     __table_args__ = (Index("ix_rollouts_deployment_status", "deployment_id", "status"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    deployment_id: Mapped[str] = col.owner_ref("deployments")
     spec: Mapped[str] = mapped_column(Text)  # JSON RolloutSpec
     status: Mapped[str] = mapped_column(String(16))  # running, succeeded, degraded, aborted
     step: Mapped[int] = mapped_column(Integer)
@@ -53,6 +47,3 @@ class RolloutRow(Base):
     failures: Mapped[int] = mapped_column(Integer)
     analyses: Mapped[str] = mapped_column(Text)  # JSON list of analysis results
     message: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[int] = mapped_column(BigInteger)
-    created_by: Mapped[str] = mapped_column(String(250))

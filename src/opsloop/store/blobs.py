@@ -35,6 +35,7 @@ __all__ = [
     "LocalBlobStore",
     "check_digest",
     "hash_file",
+    "in_threads",
     "translate_errors",
 ]
 
@@ -117,7 +118,7 @@ class BlobStore(ABC):
         ``on_done(nbytes)`` is called once per stored file (for progress bars). Backends with
         a bulk path (object stores) override this; the default runs ``_commit`` on threads.
         """
-        self._in_threads(items, lambda path, digest: self._commit_copy(path, digest), on_done)
+        in_threads(items, lambda path, digest: self._commit_copy(path, digest), on_done)
 
     def put_verified_bytes(self, blobs: list[tuple[str, bytes | memoryview]]) -> None:
         """Store many small blobs held in memory whose digests the caller has just checked
@@ -146,7 +147,7 @@ class BlobStore(ABC):
             with translate_errors(digest):
                 self._fetch(check_digest(digest), dest)
 
-        self._in_threads([(d, p) for d, p in items], fetch, on_done)
+        in_threads([(d, p) for d, p in items], fetch, on_done)
 
     def put_file(self, path: str | os.PathLike[str], digest: str | None = None) -> str:
         """Store a local file; return its digest. A claimed ``digest`` is checked first."""
@@ -221,23 +222,6 @@ class BlobStore(ABC):
             shutil.copyfile(path, tmp)
             with translate_errors(digest):
                 self._commit(tmp, digest)
-
-    def _in_threads(
-        self,
-        items: list[tuple[Any, Any]],
-        work: Callable[[Any, Any], None],
-        on_done: Callable[[int], None] | None,
-    ) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        def one(item: tuple[Any, Any]) -> None:
-            work(*item)
-            if on_done:
-                on_done(1)
-
-        with ThreadPoolExecutor(TRANSFER_THREADS) as pool:
-            for _ in pool.map(one, items):
-                pass
 
     @contextmanager
     def _staging(self) -> Iterator[Path]:
@@ -480,3 +464,22 @@ def translate_errors(digest: str) -> Iterator[None]:
         raise NotFound(f"blob {digest} is not in the blob store") from exc
     except Exception as exc:  # fsspec backends raise anything from botocore to OSError
         raise StoreError(f"blob store error on {digest}: {exc.__class__.__name__}: {exc}") from exc
+
+
+def in_threads(
+    items: list[tuple[Any, Any]],
+    work: Callable[[Any, Any], Any],
+    on_done: Callable[[int], None] | None,
+    threads: int = TRANSFER_THREADS,
+) -> None:
+    """``work(*item)`` for every item on ``threads`` threads, ``on_done(1)`` after each; the
+    first error is raised once the pool is done (every bulk transfer path, of every backend)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(item: tuple[Any, Any]) -> None:
+        work(*item)
+        if on_done:
+            on_done(1)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, items))

@@ -11,11 +11,11 @@ import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from opsloop.errors import StoreError
 from opsloop.kernel.transport import HttpTransport
 from opsloop.store import blob_routes
+from opsloop.store.blobs import in_threads
 from opsloop.store.packs import (
     PACK_BLOB_MAX,
     frame,
@@ -77,7 +77,7 @@ class HttpBlobRemote:
 
         with ThreadPoolExecutor(_BATCHES_AT_ONCE) as pool:
             list(pool.map(upload_batch, batches))
-        _in_threads([(d, p) for p, d in loose], self.upload, on_done)
+        in_threads([(d, p) for p, d in loose], self.upload, on_done, _THREADS)
 
     def put_verified_bytes(self, blobs: list[tuple[str, bytes | memoryview]]) -> None:
         """Blobs held in memory: small ones in batches, the rest one request each."""
@@ -117,18 +117,4 @@ class HttpBlobRemote:
 
         with ThreadPoolExecutor(_BATCHES_AT_ONCE) as pool:
             list(pool.map(download_batch, groups))
-        _in_threads(loose, self.download, on_done)
-
-
-def _in_threads(
-    items: list[tuple[str, Path]],
-    work: Callable[[str, Path], Any],
-    on_done: Callable[[int], None] | None,
-) -> None:
-    def one(item: tuple[str, Path]) -> None:
-        work(*item)
-        if on_done:
-            on_done(1)
-
-    with ThreadPoolExecutor(_THREADS) as pool:
-        list(pool.map(one, items))
+        in_threads(loose, self.download, on_done, _THREADS)

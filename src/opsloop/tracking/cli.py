@@ -7,25 +7,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from opsloop.console.commands import JsonOption, command_group, every_item
 from opsloop.console.output import command_client, parse_tags, print_json, print_table, when
 
 if TYPE_CHECKING:
     from opsloop.tracking.entities import Run
 
-experiments_app = typer.Typer(
-    help="Create, list, rename, delete and restore experiments.", no_args_is_help=True
-)
-runs_app = typer.Typer(
-    help=(
-        "List, search, inspect, compare, delete and restore runs.\n\n"
-        "Filters use the search language of search_runs, e.g.\n\n"
-        "  opsloop runs list -e churn -f \"metrics.f1 > 0.8 and params.model = 'rf'\" "
-        "-o 'metrics.f1 DESC'"
-    ),
-    no_args_is_help=True,
+experiments_app = command_group("Create, list, rename, delete and restore experiments.")
+runs_app = command_group(
+    "List, search, inspect, compare, delete and restore runs.\n\n"
+    "Filters use the search language of search_runs, e.g.\n\n"
+    "  opsloop runs list -e churn -f \"metrics.f1 > 0.8 and params.model = 'rf'\" "
+    "-o 'metrics.f1 DESC'"
 )
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 RunIdArg = Annotated[str, typer.Argument(help="Run id (32 hex characters).")]
 
 
@@ -60,13 +55,7 @@ def list_experiments(
 ) -> None:
     """List experiments."""
     client = command_client()
-    items, token = [], None
-    while True:
-        page = client.list_experiments(view=view, page_token=token)
-        items.extend(page.items)
-        token = page.next_page_token
-        if not token:
-            break
+    items = every_item(lambda token: client.list_experiments(view=view, page_token=token))
     if json_:
         print_json(items)
         return

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, InvalidInput, NotFound
-from opsloop.kernel.paging import Page, decode_page_token, encode_page_token
+from opsloop.kernel.paging import Page, decode_page_token, split_page
 from opsloop.kernel.timeutil import now_ms
 from opsloop.store.database import dialect_insert
 from opsloop.tracking.entities import Experiment
@@ -161,9 +161,8 @@ def list_experiments(
         .offset(offset)
         .limit(max_results + 1)
     ).all()
-    items = [_to_entity(session, r) for r in rows[:max_results]]
-    token = encode_page_token(offset + max_results) if len(rows) > max_results else None
-    return Page[Experiment](items=items, next_page_token=token)
+    rows, token = split_page(rows, offset, max_results)
+    return Page[Experiment](items=[_to_entity(session, r) for r in rows], next_page_token=token)
 
 
 def find_experiments(session: Session, text: str, limit: int = 20) -> list[Experiment]:

@@ -47,6 +47,13 @@ class TrackingClient:
     _tracking: TrackingBackend
     _metrics: MetricBuffer
 
+    @property
+    def tracking_backend(self) -> TrackingBackend:
+        """The backend runs are written through: code that writes whole runs in bulk next to a
+        local store (a pipeline's step journal, its cache index) checks for a
+        ``LocalTrackingBackend`` and uses its ``store`` and ``blobs``."""
+        return self._tracking
+
     def _init_tracking(self, backend: TrackingBackend) -> None:
         self._tracking = backend
         self._metrics = MetricBuffer(

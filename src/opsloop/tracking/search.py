@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from opsloop.errors import InvalidInput
-from opsloop.kernel.paging import Page, decode_page_token, encode_page_token
+from opsloop.kernel.paging import Page, decode_page_token, split_page
 from opsloop.tracking.entities import Run
 from opsloop.tracking.filters import And, Comparison, Node, Not, Or, parse_filter, parse_order_by
 from opsloop.tracking.runs import get_runs
@@ -136,9 +136,8 @@ def search_runs(
     query = (
         query.order_by(RunRow.start_time.desc(), RunRow.id).offset(offset).limit(max_results + 1)
     )
-    rows = session.execute(query).all()
-    token = encode_page_token(offset + max_results) if len(rows) > max_results else None
-    return Page[Run](items=get_runs(session, rows[:max_results]), next_page_token=token)
+    rows, token = split_page(session.execute(query).all(), offset, max_results)
+    return Page[Run](items=get_runs(session, rows), next_page_token=token)
 
 
 def count_runs(

@@ -11,75 +11,61 @@ metrics is one range read per run.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Double, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, Double, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from opsloop.store import columns as col
 from opsloop.store.base import Base
 
-ID = String(32)
 KEY = String(250)
 
 
-class ExperimentRow(Base):
+class ExperimentRow(col.Named, col.Described, col.CreatedAt, col.UpdatedAt, Base):
     __tablename__ = "experiments"
 
-    id: Mapped[str] = mapped_column(ID, primary_key=True)
-    name: Mapped[str] = mapped_column(String(250), unique=True)
-    description: Mapped[str | None] = mapped_column(Text)
     lifecycle_stage: Mapped[str] = mapped_column(String(16), default="active")
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class ExperimentTagRow(Base):
+class ExperimentTagRow(col.TagColumns, Base):
     __tablename__ = "experiment_tags"
 
-    experiment_id: Mapped[str] = mapped_column(
-        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
-    )
-    key: Mapped[str] = mapped_column(KEY, primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+    experiment_id: Mapped[str] = col.owner_key("experiments")
 
 
-class RunRow(Base):
+class RunRow(col.IdKey, Base):
     __tablename__ = "runs"
     __table_args__ = (Index("ix_runs_experiment_id_start_time", "experiment_id", "start_time"),)
 
-    id: Mapped[str] = mapped_column(ID, primary_key=True)
-    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    experiment_id: Mapped[str] = col.owner_ref("experiments")
     name: Mapped[str] = mapped_column(String(250))
     status: Mapped[str] = mapped_column(String(16))
     start_time: Mapped[int] = mapped_column(BigInteger)
     end_time: Mapped[int | None] = mapped_column(BigInteger)
-    parent_run_id: Mapped[str | None] = mapped_column(ID, index=True)
+    parent_run_id: Mapped[str | None] = mapped_column(col.ID, index=True)
     user_id: Mapped[str] = mapped_column(String(250))
     notes: Mapped[str | None] = mapped_column(Text)
     lifecycle_stage: Mapped[str] = mapped_column(String(16), default="active")
 
 
-class ParamRow(Base):
+class ParamRow(col.TagColumns, Base):
     __tablename__ = "params"
     __table_args__ = (Index("ix_params_key", "key"),)
 
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    key: Mapped[str] = mapped_column(KEY, primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[str] = col.owner_key("runs")
 
 
-class RunTagRow(Base):
+class RunTagRow(col.TagColumns, Base):
     __tablename__ = "run_tags"
     __table_args__ = (Index("ix_run_tags_key", "key"),)
 
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    key: Mapped[str] = mapped_column(KEY, primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[str] = col.owner_key("runs")
 
 
 class MetricRow(Base):
     __tablename__ = "metrics"
     __table_args__ = {"sqlite_with_rowid": False}
 
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    run_id: Mapped[str] = col.owner_key("runs")
     key: Mapped[str] = mapped_column(KEY, primary_key=True)
     step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -93,18 +79,17 @@ class LatestMetricRow(Base):
         {"sqlite_with_rowid": False},
     )
 
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    run_id: Mapped[str] = col.owner_key("runs")
     key: Mapped[str] = mapped_column(KEY, primary_key=True)
     value: Mapped[float] = mapped_column(Double)
     step: Mapped[int] = mapped_column(BigInteger)
     timestamp: Mapped[int] = mapped_column(BigInteger)
 
 
-class ArtifactRow(Base):
+class ArtifactRow(col.CreatedAt, Base):
     __tablename__ = "artifacts"
 
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    run_id: Mapped[str] = col.owner_key("runs")
     path: Mapped[str] = mapped_column(String(1024), primary_key=True)
     digest: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[int] = mapped_column(BigInteger)

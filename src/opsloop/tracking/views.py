@@ -24,7 +24,7 @@ from opsloop.tracking import artifacts, experiments, runs, search
 from opsloop.tracking.entities import Experiment, Run
 from opsloop.tracking.previews import IMAGE_TYPES, preview_artifact, preview_kind
 from opsloop.web.deps import Blobs, ReadSession
-from opsloop.web.shell import SearchHit, UiDomain, render, security_headers
+from opsloop.web.shell import SearchHit, UiDomain, security_headers
 
 __all__ = ["UI", "router"]
 
@@ -58,10 +58,8 @@ UI = UiDomain(
 def experiments_page(request: Request, session: ReadSession) -> Response:
     listed = experiments.list_experiments(session, max_results=10_000).items
     activity = search.experiment_activity(session, [e.experiment_id for e in listed])
-    return render(
-        request,
-        "tracking/experiments.html",
-        {"title": "Experiments", "active": "tracking", "experiments": listed, "activity": activity},
+    return UI.page(
+        request, "experiments.html", "Experiments", experiments=listed, activity=activity
     )
 
 
@@ -81,8 +79,6 @@ def runs_page(
     experiment = experiments.get_experiment(session, experiment_id)
     ids = [experiment_id]
     context: dict[str, Any] = {
-        "title": experiment.name,
-        "active": "tracking",
         "crumbs": [("Experiments", "/experiments")],
         "experiment": experiment,
         "filter": filter,
@@ -110,7 +106,7 @@ def runs_page(
         total = search.count_runs(session, ids, filter=filter or None)
     except InvalidInput as error:
         context["filter_error"] = error.message
-        return render(request, "tracking/runs.html", context, status_code=400)
+        return UI.page(request, "runs.html", experiment.name, status_code=400, **context)
     offset = decode_page_token(page)
     base = {
         "filter": filter,
@@ -126,7 +122,7 @@ def runs_page(
             experiment_id, base, encode_page_token(max(0, offset - size)) if offset else None
         ),
     )
-    return render(request, "tracking/runs.html", context)
+    return UI.page(request, "runs.html", experiment.name, **context)
 
 
 @router.get("/runs/{run_id}")
@@ -145,27 +141,24 @@ def run_page(request: Request, run_id: str, session: ReadSession) -> Response:
     repro = {
         k[len(_REPRO_PREFIX) :]: v for k, v in run.data.tags.items() if k.startswith(_REPRO_PREFIX)
     }
-    return render(
+    return UI.page(
         request,
-        "tracking/run.html",
-        {
-            "title": run.info.run_name,
-            "active": "tracking",
-            "crumbs": _run_crumbs(experiment, parent),
-            "run": run,
-            "experiment": experiment,
-            "parent": parent,
-            "children": children,
-            "user_tags": user_tags,
-            "repro": repro,
-            "artifacts": artifacts.list_artifacts(session, run_id),
-            "preview_kind": preview_kind,
-            "page_data": {
-                "runId": run_id,
-                "status": run.info.status.value,
-                "metricKeys": sorted(run.data.metrics),
-                "chartPoints": CHART_POINTS,
-            },
+        "run.html",
+        run.info.run_name,
+        crumbs=_run_crumbs(experiment, parent),
+        run=run,
+        experiment=experiment,
+        parent=parent,
+        children=children,
+        user_tags=user_tags,
+        repro=repro,
+        artifacts=artifacts.list_artifacts(session, run_id),
+        preview_kind=preview_kind,
+        page_data={
+            "runId": run_id,
+            "status": run.info.status.value,
+            "metricKeys": sorted(run.data.metrics),
+            "chartPoints": CHART_POINTS,
         },
     )
 
@@ -178,17 +171,14 @@ def artifact_page(
     artifact = artifacts.get_artifact(session, run_id, path)
     experiment = experiments.get_experiment(session, run.info.experiment_id)
     crumbs = [*_run_crumbs(experiment, None), (run.info.run_name, f"/runs/{run_id}")]
-    return render(
+    return UI.page(
         request,
-        "tracking/artifact.html",
-        {
-            "title": PurePosixPath(path).name,
-            "active": "tracking",
-            "crumbs": crumbs,
-            "run": run,
-            "artifact": artifact,
-            "preview": preview_artifact(blobs, artifact),
-        },
+        "artifact.html",
+        PurePosixPath(path).name,
+        crumbs=crumbs,
+        run=run,
+        artifact=artifact,
+        preview=preview_artifact(blobs, artifact),
     )
 
 
@@ -234,21 +224,18 @@ def compare_page(
     compared = [_get_run(session, run_id) for run_id in run_ids]
     param_keys = sorted({k for r in compared for k in r.data.params})
     metric_keys = sorted({k for r in compared for k in r.data.metrics})
-    return render(
+    return UI.page(
         request,
-        "tracking/compare.html",
-        {
-            "title": "Compare runs",
-            "active": "tracking",
-            "crumbs": [("Experiments", "/experiments")],
-            "runs": compared,
-            "diff_rows": _diff_rows(compared, param_keys, metric_keys),
-            "page_data": {
-                "runs": [_compare_entry(r) for r in compared],
-                "paramKeys": param_keys,
-                "metricKeys": metric_keys,
-                "chartPoints": CHART_POINTS,
-            },
+        "compare.html",
+        "Compare runs",
+        crumbs=[("Experiments", "/experiments")],
+        runs=compared,
+        diff_rows=_diff_rows(compared, param_keys, metric_keys),
+        page_data={
+            "runs": [_compare_entry(r) for r in compared],
+            "paramKeys": param_keys,
+            "metricKeys": metric_keys,
+            "chartPoints": CHART_POINTS,
         },
     )
 

@@ -1,7 +1,8 @@
 """Dependencies shared by every domain's router: the store, sessions, blobs, auth.
 
 Routes own their transaction: a ``WriteSession`` is committed after the route returns and
-rolled back if it raises; services never commit. ``Annotated`` aliases keep signatures short.
+rolled back if it raises; services never commit. ``Annotated`` aliases keep signatures short,
+and give every listing the same page size bounds (``MaxResults``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from opsloop.config import Settings
@@ -23,6 +24,7 @@ __all__ = [
     "TOKEN_COOKIE",
     "AppState",
     "Blobs",
+    "MaxResults",
     "ReadSession",
     "State",
     "WriteSession",
@@ -72,6 +74,7 @@ def _blobs(state: State) -> BlobStore:
 WriteSession = Annotated[Session, Depends(_write_session, scope="function")]
 ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
 Blobs = Annotated[BlobStore, Depends(_blobs)]
+MaxResults = Annotated[int, Query(ge=1, le=10_000)]  # page size; each route sets its default
 
 
 TOKEN_COOKIE = "opsloop_token"

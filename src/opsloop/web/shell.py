@@ -58,6 +58,20 @@ class UiDomain:
     package: str
     find: Callable[[Session, str], Sequence[SearchHit]] | None = None
 
+    def page(
+        self,
+        request: Request,
+        template: str,
+        title: str,
+        *,
+        status_code: int = 200,
+        **context: Any,
+    ) -> HTMLResponse:
+        """Render the domain's page ``templates/<key>/<template>`` titled ``title``, with the
+        domain's nav entry shown as the active one."""
+        context = {"title": title, "active": self.key, **context}
+        return render(request, f"{self.key}/{template}", context, status_code)
+
 
 def security_headers() -> dict[str, str]:
     return {

@@ -1,0 +1,140 @@
+"""The REST pipelines backends: each call is a request to an opsloop server's API, which runs the
+pipelines, reruns and studies on its launcher's threads and the firings on its scheduler (see
+:mod:`opsloop.pipelines.routes` for the paths). Waiting for work to end is polling its run."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from opsloop.errors import Conflict, InvalidInput
+from opsloop.kernel.transport import HttpTransport
+from opsloop.pipelines import routes
+from opsloop.pipelines.backend import PipelineBackend, TriggerBackend
+from opsloop.pipelines.reruns import Reproduction
+from opsloop.pipelines.runs import PipelineRunCreate, PipelineRunSummary, PipelineRunView, StepLogs
+from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
+from opsloop.pipelines.tuning import TuneCreate, TuneResult
+
+__all__ = ["RemotePipelineBackend", "RemoteTriggerBackend"]
+
+_RUNS = TypeAdapter(list[PipelineRunSummary])
+_LOGS = TypeAdapter(list[StepLogs])
+_TRIGGERS = TypeAdapter(list[Trigger])
+_FIRINGS = TypeAdapter(list[Firing])
+
+
+class RemotePipelineBackend(PipelineBackend):
+    """Calls the server through ``transport`` (errors come back as the same classes)."""
+
+    def __init__(self, transport: HttpTransport) -> None:
+        self.transport = transport
+
+    @property
+    def runs_on_server(self) -> bool:
+        return True
+
+    # -- runs ---------------------------------------------------------------------------------
+    def run(self, body: PipelineRunCreate, wait: bool, poll: float) -> PipelineRunView:
+        payload = body.model_dump(mode="json")
+        view = PipelineRunView.model_validate(
+            self.transport.json("POST", routes.PIPELINE_RUNS.url(), json=payload, idempotent=False)
+        )
+        return self._follow(view, wait, poll)
+
+    def resume(self, run_id: str, executor: str | None, wait: bool, poll: float) -> PipelineRunView:
+        path = routes.PIPELINE_RUN_RESUME.url(run_id=run_id)
+        body = {"executor": executor}
+        view = PipelineRunView.model_validate(
+            self.transport.json("POST", path, json=body, idempotent=False)
+        )
+        return self._follow(view, wait, poll)
+
+    def reproduce(
+        self, run_id: str, executor: str | None, clean_env: bool, poll: float
+    ) -> Reproduction:
+        path = routes.PIPELINE_RUN_REPRODUCE.url(run_id=run_id)
+        body = {"executor": executor, "clean_env": clean_env}
+        view = PipelineRunView.model_validate(  # a clean environment is built before it answers
+            self.transport.json("POST", path, json=body, idempotent=False, timeout=1800)
+        )
+        view = self._follow(view, True, poll)
+        path = routes.PIPELINE_RUN_REPRODUCTION.url(run_id=view.run_id)
+        return Reproduction.model_validate(self.transport.json("GET", path))
+
+    def _follow(self, view: PipelineRunView, wait: bool, poll: float) -> PipelineRunView:
+        while wait and view.status == "RUNNING":
+            time.sleep(poll)
+            view = self.get_run(view.run_id)
+        return view
+
+    def get_run(self, run_id: str) -> PipelineRunView:
+        path = routes.PIPELINE_RUN.url(run_id=run_id)
+        return PipelineRunView.model_validate(self.transport.json("GET", path))
+
+    def cancel(self, run_id: str) -> PipelineRunView:
+        path = routes.PIPELINE_RUN_CANCEL.url(run_id=run_id)
+        return PipelineRunView.model_validate(self.transport.json("POST", path, idempotent=False))
+
+    def logs(self, run_id: str, step: str | None) -> list[StepLogs]:
+        path = routes.PIPELINE_RUN_LOGS.url(run_id=run_id)
+        params = {"step": step} if step else None
+        return _LOGS.validate_python(self.transport.json("GET", path, params=params))
+
+    def list_runs(self, limit: int, pipeline: str | None) -> list[PipelineRunSummary]:
+        query: dict[str, Any] = {"limit": limit}
+        if pipeline is not None:
+            query["pipeline"] = pipeline
+        return _RUNS.validate_python(
+            self.transport.json("GET", routes.PIPELINE_RUNS.url(), params=query)
+        )
+
+    # -- tuning -------------------------------------------------------------------------------
+    def tune(self, body: TuneCreate, poll: float) -> TuneResult:
+        payload = body.model_dump(mode="json", by_alias=True)
+        started = self.transport.json("POST", routes.TUNING.url(), json=payload, idempotent=False)
+        path = routes.TUNING_RESULT.url(run_id=started["run_id"])
+        while True:
+            try:
+                return TuneResult.model_validate(self.transport.json("GET", path))
+            except Conflict:  # still running
+                time.sleep(poll)
+
+    def study_storage(self) -> str:
+        raise InvalidInput("tuning runs next to the database: use it on the server's store")
+
+
+class RemoteTriggerBackend(TriggerBackend):
+    """Calls the server through ``transport`` (errors come back as the same classes)."""
+
+    def __init__(self, transport: HttpTransport) -> None:
+        self.transport = transport
+
+    def create_trigger(self, body: TriggerCreate) -> Trigger:
+        payload = body.model_dump(mode="json")
+        return Trigger.model_validate(
+            self.transport.json("POST", routes.TRIGGERS.url(), json=payload, idempotent=False)
+        )
+
+    def list_triggers(self) -> list[Trigger]:
+        return _TRIGGERS.validate_python(self.transport.json("GET", routes.TRIGGERS.url()))
+
+    def get_trigger(self, name: str) -> Trigger:
+        return Trigger.model_validate(self.transport.json("GET", routes.TRIGGER.url(name=name)))
+
+    def delete_trigger(self, name: str) -> None:
+        self.transport.request("DELETE", routes.TRIGGER.url(name=name))
+
+    def fire(self, name: str, key: str | None, params: dict[str, Any] | None, run: bool) -> Firing:
+        headers = {"Idempotency-Key": key} if key else {}
+        response = self.transport.json(
+            "POST", routes.TRIGGER_FIRE.url(name=name), json={"params": params or {}},
+            headers=headers, idempotent=key is not None,
+        )  # fmt: skip
+        return Firing.model_validate(response)
+
+    def list_firings(self, name: str, limit: int) -> list[Firing]:
+        path = routes.TRIGGER_FIRINGS.url(name=name)
+        return _FIRINGS.validate_python(self.transport.json("GET", path, params={"limit": limit}))

@@ -1,0 +1,96 @@
+"""Column shapes that several domains' tables repeat, declared once.
+
+Most domains keep a named thing (an id, a unique name, a description), its stamps (when made,
+when last changed, by whom), tags (``key → value`` rows under an owner) and aliases (``alias →
+number`` rows under an owner). Each domain still writes its own table classes in its
+``tables.py``; it composes these mixins instead of re-typing the columns, so the same column has
+the same type everywhere.
+
+Column order is part of the schema (``create_all`` and the migrations must agree), so the
+mixins keep it: the id and the name (and a description that follows them) sort first, a table's
+own columns come next, then the mixins listed after them, in the order the class lists them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, MappedColumn, mapped_column
+
+__all__ = [
+    "ID",
+    "AliasColumns",
+    "CreatedAt",
+    "CreatedBy",
+    "Described",
+    "IdKey",
+    "Named",
+    "TagColumns",
+    "UpdatedAt",
+    "owner_key",
+    "owner_ref",
+]
+
+ID = String(32)  # every generated id (uuid hex)
+
+
+def owner_key(table: str) -> MappedColumn[Any]:
+    """The owner's id as part of this row's primary key; the row goes when its owner does."""
+    return mapped_column(ForeignKey(f"{table}.id", ondelete="CASCADE"), primary_key=True)
+
+
+def owner_ref(table: str) -> MappedColumn[Any]:
+    """The owner's id, not part of the key; the row goes when its owner does."""
+    return mapped_column(ForeignKey(f"{table}.id", ondelete="CASCADE"))
+
+
+class IdKey:
+    """A generated id as primary key, the first column."""
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, sort_order=-2)
+
+
+class Named(IdKey):
+    """An id, then a name unique in its table."""
+
+    name: Mapped[str] = mapped_column(String(250), unique=True, sort_order=-1)
+
+
+class Described:
+    """A free-text description, right after the name (list it after ``Named``)."""
+
+    description: Mapped[str | None] = mapped_column(Text, sort_order=-1)
+
+
+class CreatedAt:
+    """When the row was made (epoch milliseconds)."""
+
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class UpdatedAt:
+    """When the row last changed (epoch milliseconds)."""
+
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class CreatedBy:
+    """Who made the row."""
+
+    created_by: Mapped[str] = mapped_column(String(250))
+
+
+class TagColumns:
+    """A tag under an owner (declare the owner's key with :func:`owner_key`)."""
+
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class AliasColumns:
+    """An alias naming one of an owner's version numbers (owner declared with
+    :func:`owner_key`)."""
+
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer)
