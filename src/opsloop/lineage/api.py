@@ -6,12 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from opsloop.lineage import routes
 from opsloop.web.deps import ReadSession, State
 
 router = APIRouter(tags=["lineage"])
 
 
-@router.get("/lineage")
+@router.get(routes.LINEAGE.template)
 def get_lineage(
     session: ReadSession,
     state: State,

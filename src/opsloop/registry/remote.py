@@ -10,6 +10,7 @@ from opsloop.data.manifest import FileEntry, Manifest
 from opsloop.kernel.paging import Page
 from opsloop.kernel.refs import parse_ref
 from opsloop.kernel.transport import HttpTransport
+from opsloop.lineage import routes as lineage_routes
 from opsloop.registry import routes
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
@@ -164,4 +165,6 @@ class RemoteRegistryBackend(RegistryBackend):
         return response.text if markdown else response.json()
 
     def lineage(self, kind: str, ref: str) -> dict[str, Any]:
-        return self.http.json("GET", routes.LINEAGE.url(), params={"kind": kind, "ref": ref})  # type: ignore[no-any-return]
+        return self.http.json(
+            "GET", lineage_routes.LINEAGE.url(), params={"kind": kind, "ref": ref}
+        )  # type: ignore[no-any-return]

@@ -26,8 +26,3 @@ VERSION_CARD = Route("/models/{name}/versions/{selector}/card")
 # -- evaluations ----------------------------------------------------------------------------------
 EVALUATIONS = Route("/evaluations")
 EVALUATION = Route("/evaluations/{evaluation_id}")
-
-# -- requested, declared elsewhere ----------------------------------------------------------------
-# ``GET /api/lineage`` is declared by ``opsloop.lineage.api``, a lower floor that cannot import
-# this module; its path belongs in a ``lineage/routes.py`` once that domain has one.
-LINEAGE = Route("/lineage")
