@@ -117,19 +117,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.dependency_overrides[label_gate] = LabelRuleGate
     auth = [Depends(require_token)]
-    app.include_router(tracking_router, prefix="/api", dependencies=auth)
-    app.include_router(data_router, prefix="/api", dependencies=auth)
-    app.include_router(registry_router, prefix="/api", dependencies=auth)
-    app.include_router(lineage_router, prefix="/api", dependencies=auth)
-    app.include_router(prompts_router, prefix="/api", dependencies=auth)
-    app.include_router(tracing_router, prefix="/api", dependencies=auth)
-    app.include_router(otlp_router, dependencies=auth)
-    app.include_router(feedback_router, prefix="/api", dependencies=auth)
-    app.include_router(evals_router, prefix="/api", dependencies=auth)
-    app.include_router(deployments_router, prefix="/api", dependencies=auth)
-    app.include_router(monitoring_router, prefix="/api", dependencies=auth)
-    app.include_router(pipelines_router, prefix="/api", dependencies=auth)
-    app.include_router(inference_router, dependencies=auth)
+    api = "/api"  # the REST routes; OTLP and inference keep their standard paths
+    for router, prefix in [
+        (tracking_router, api), (data_router, api), (registry_router, api), (lineage_router, api),
+        (prompts_router, api), (tracing_router, api), (otlp_router, ""), (feedback_router, api),
+        (evals_router, api), (deployments_router, api), (monitoring_router, api),
+        (pipelines_router, api), (inference_router, ""),
+    ]:  # fmt: skip
+        app.include_router(router, prefix=prefix, dependencies=auth)
     app.include_router(metrics_router)
     install_ui(
         app,

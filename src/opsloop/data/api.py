@@ -64,17 +64,7 @@ def create_version(
 ) -> VersionCreated:
     """Register a manifest as the dataset's next version (200 with the existing one if the
     dataset already has these exact files). Upload missing blobs through ``/api/blobs``."""
-    version, created = versions.create_version(
-        session,
-        name,
-        versions.manifest_from_rows(body.files),
-        kind=body.kind,
-        created_by=current_user(),
-        message=body.message,
-        source=body.source,
-        table=body.table,
-        tags=body.tags,
-    )
+    version, created = versions.register_version(session, name, body, current_user())
     if not created:
         response.status_code = status.HTTP_200_OK
     return VersionCreated(version=version, created=created)

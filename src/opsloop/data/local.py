@@ -24,19 +24,8 @@ class LocalDataBackend(DataBackend):
         self.remote = blobs
 
     def register_version(self, name: str, body: VersionCreate) -> tuple[DatasetVersion, bool]:
-        manifest = versions.manifest_from_rows(body.files)
         with self.store.write() as s:
-            return versions.create_version(
-                s,
-                name,
-                manifest,
-                kind=body.kind,
-                created_by=current_user(),
-                message=body.message,
-                source=body.source,
-                table=body.table,
-                tags=body.tags,
-            )
+            return versions.register_version(s, name, body, current_user())
 
     def get_version(self, ref: str) -> DatasetVersion:
         with self.store.read() as s:

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from opsloop.data.entities import DatasetVersion
+from opsloop.kernel.bounds import PositiveInt64
 
 __all__ = ["AliasSet", "LineageCreate", "ValidationRecord", "VersionCreated"]
 
@@ -17,7 +18,7 @@ class VersionCreated(BaseModel):
 
 
 class AliasSet(BaseModel):
-    version: int = Field(ge=1, description="the version number the alias should point at")
+    version: PositiveInt64 = Field(description="the version number the alias should point at")
 
 
 class ValidationRecord(BaseModel):

@@ -10,6 +10,7 @@ needs pushing. With a remote blob store (S3) or a server, the cache is
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -229,13 +230,7 @@ class DataClient:
     def push(self, ref: str, *, progress: bool = False) -> TransferResult:
         """Upload the version's blobs that the blob store lacks."""
         version, manifest = self._backend.get_manifest(ref)
-        if self._shares_cache:
-            return TransferResult(version.ref, 0, 0, len(manifest))
-        with progress_bar(f"push {version.ref}", len(manifest), enabled=progress) as advance:
-            files, size = transfer.push_from_cache(
-                self._cache, self._backend.remote, list(manifest.entries), advance
-            )
-        return TransferResult(version.ref, files, size, len(manifest))
+        return self._move("push", transfer.push_from_cache, version, manifest, progress)
 
     def unpushed(self, ref: str) -> list[str]:
         """Paths of the version whose bytes the shared blob store lacks (``push`` sends them);
@@ -252,12 +247,22 @@ class DataClient:
         return self._pull(version, manifest, progress)
 
     def _pull(self, version: DatasetVersion, manifest: Manifest, progress: bool) -> TransferResult:
+        return self._move("pull", transfer.fetch_into_cache, version, manifest, progress)
+
+    def _move(
+        self,
+        verb: str,
+        move: Callable[..., tuple[int, int]],
+        version: DatasetVersion,
+        manifest: Manifest,
+        progress: bool,
+    ) -> TransferResult:
+        """Push or pull (``move`` is ``transfer.push_from_cache`` or ``fetch_into_cache``) the
+        version's blobs between the cache and the blob store; nothing moves where they are one."""
         if self._shares_cache:
             return TransferResult(version.ref, 0, 0, len(manifest))
-        with progress_bar(f"pull {version.ref}", len(manifest), enabled=progress) as advance:
-            files, size = transfer.fetch_into_cache(
-                self._cache, self._backend.remote, list(manifest.entries), advance
-            )
+        with progress_bar(f"{verb} {version.ref}", len(manifest), enabled=progress) as advance:
+            files, size = move(self._cache, self._backend.remote, list(manifest.entries), advance)
         return TransferResult(version.ref, files, size, len(manifest))
 
     def checkout(

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from opsloop.data.entities import Dataset, DatasetVersion, LineageLink, TableInfo
+from opsloop.data.entities import Dataset, DatasetVersion, LineageLink, TableInfo, VersionCreate
 from opsloop.data.manifest import FileEntry, Manifest
 from opsloop.data.tables import (
     DatasetAliasRow,
@@ -29,6 +29,7 @@ from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
 from opsloop.store import numbered
 from opsloop.store.blobs import check_digest
+from opsloop.store.columns import named_row, tags_of
 from opsloop.store.database import dialect_insert
 from opsloop.tracking.validation import check_key, tag_value_to_str
 
@@ -45,6 +46,7 @@ __all__ = [
     "log_lineage",
     "manifest_from_rows",
     "record_validation",
+    "register_version",
     "set_alias",
     "set_version_tag",
     "version_lineage",
@@ -81,9 +83,7 @@ def manifest_from_rows(rows: list[tuple[str, str, int]]) -> Manifest:
 
 # -- lookups --------------------------------------------------------------------------------------
 def _dataset(session: Session, name: str) -> DatasetRow:
-    row = session.scalars(select(DatasetRow).where(DatasetRow.name == name)).first()
-    if row is None:
-        raise NotFound(f"dataset {name!r} does not exist")
+    row: DatasetRow = named_row(session, DatasetRow, name, "dataset")
     return row
 
 
@@ -99,13 +99,7 @@ def version_row(session: Session, ref: str) -> tuple[DatasetRow, DatasetVersionR
 
 
 def _to_entity(session: Session, dataset: DatasetRow, row: DatasetVersionRow) -> DatasetVersion:
-    tags = dict(
-        session.execute(
-            select(DatasetVersionTagRow.key, DatasetVersionTagRow.value).where(
-                DatasetVersionTagRow.version_pk == row.id
-            )
-        ).all()
-    )
+    tags = tags_of(session, DatasetVersionTagRow.version_pk, row.id)
     aliases = numbered.aliases_at(session, _NUMBERING, dataset.id, row.number)
     return DatasetVersion(
         name=dataset.name,
@@ -200,6 +194,24 @@ def create_version(
     for key, value in (tags or {}).items():
         _set_tag(session, row.id, key, value)
     return _to_entity(session, dataset, row), True
+
+
+def register_version(
+    session: Session, name: str, body: VersionCreate, created_by: str
+) -> tuple[DatasetVersion, bool]:
+    """:func:`create_version` from the body a client sends (the REST route's and the local
+    backend's input alike)."""
+    return create_version(
+        session,
+        name,
+        manifest_from_rows(body.files),
+        kind=body.kind,
+        created_by=created_by,
+        message=body.message,
+        source=body.source,
+        table=body.table,
+        tags=body.tags,
+    )
 
 
 def _set_tag(session: Session, version_pk: str, key: str, value: Any) -> None:

@@ -43,14 +43,7 @@ def datasets_page(request: Request, session: ReadSession) -> Response:
 def dataset_page(request: Request, name: str, session: ReadSession) -> Response:
     dataset = versions.get_dataset(session, name)
     listed = versions.list_versions(session, name, 10_000, None).items
-    return UI.page(
-        request,
-        "dataset.html",
-        name,
-        crumbs=[("Data", "/datasets")],
-        dataset=dataset,
-        versions=listed,
-    )
+    return UI.subpage(request, "dataset.html", name, dataset=dataset, versions=listed)
 
 
 @router.get("/datasets/{name}/versions/{selector}")
@@ -62,11 +55,11 @@ def version_page(
         validation = versions.get_validation(session, version.ref)
     except NotFound:
         validation = None
-    return UI.page(
+    return UI.subpage(
         request,
         "version.html",
         version.ref,
-        crumbs=[("Data", "/datasets"), (name, f"/datasets/{name}")],
+        (name, f"/datasets/{name}"),
         version=version,
         files=manifest.entries[:FILES_SHOWN],
         file_total=len(manifest),

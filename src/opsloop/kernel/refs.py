@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel.bounds import INT64_MAX, is_ascii_int
 
 __all__ = ["LATEST", "VersionRef", "check_alias", "check_dataset_name", "check_name", "parse_ref"]
 
@@ -66,17 +67,20 @@ class VersionRef:
 
 
 def parse_ref(ref: str, noun: str = "dataset") -> VersionRef:
-    """Parse ``NAME[@N|@ALIAS]``; a bare name means ``NAME@latest``."""
+    """Parse ``NAME[@N|@ALIAS]``; a bare name means ``NAME@latest``. ``N`` is ASCII digits
+    (``²`` and ``٣`` are neither numbers nor aliases) and fits in 64 bits."""
     if not isinstance(ref, str) or not ref:
         raise InvalidInput(f"a {noun} version reference looks like NAME, NAME@3 or NAME@alias")
     name, sep, selector = ref.partition("@")
     check_name(name, noun)
     if not sep or selector == LATEST:
         return VersionRef(name, alias=LATEST)
-    if selector.isdigit():
+    if is_ascii_int(selector):
         number = int(selector)
-        if number < 1:
-            raise InvalidInput(f"invalid version in {ref!r}: versions are numbered from 1")
+        if not 1 <= number <= INT64_MAX:
+            raise InvalidInput(
+                f"invalid version in {ref!r}: versions are numbered from 1 to {INT64_MAX}"
+            )
         return VersionRef(name, number=number)
     if not _ALIAS.match(selector):
         raise InvalidInput(

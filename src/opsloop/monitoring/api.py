@@ -16,6 +16,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsloop.kernel.bounds import NonNegativeInt64
 from opsloop.kernel.identity import current_user
 from opsloop.monitoring import alerts, loop, routes, services
 from opsloop.monitoring.entities import Alert, LoopRun, Monitor, MonitorCreate, MonitorRun
@@ -72,7 +73,7 @@ def check_monitor(name: str, state: State) -> MonitorRun:
 
 
 @router.get(routes.MONITOR_RUNS.template, response_model=list[MonitorRun])
-def list_runs(name: str, session: ReadSession, limit: int = 20) -> list[MonitorRun]:
+def list_runs(name: str, session: ReadSession, limit: NonNegativeInt64 = 20) -> list[MonitorRun]:
     return services.list_runs(session, name, limit)
 
 
@@ -96,7 +97,7 @@ def run_report(run_id: str, session: ReadSession) -> HTMLResponse:
 @router.get(routes.ALERTS.template, response_model=list[Alert])
 def list_alerts(
     session: ReadSession, status: str | None = None, deployment: str | None = None,
-    monitor: str | None = None, limit: int = 100,
+    monitor: str | None = None, limit: NonNegativeInt64 = 100,
 ) -> list[Alert]:  # fmt: skip
     return alerts.list_alerts(
         session, status=status, deployment=deployment, monitor=monitor, limit=limit
@@ -121,7 +122,7 @@ def loop_status(session: ReadSession, deployment: str | None = None) -> list[dic
 
 @router.get(routes.LOOP_RUNS.template, response_model=list[LoopRun])
 def loop_runs(
-    session: ReadSession, deployment: str | None = None, limit: int = 20
+    session: ReadSession, deployment: str | None = None, limit: NonNegativeInt64 = 20
 ) -> list[LoopRun]:
     return loop.list_loop_runs(session, deployment, limit)
 

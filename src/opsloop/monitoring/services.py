@@ -34,6 +34,7 @@ from opsloop.monitoring.loop import start_loops
 from opsloop.monitoring.profiles import TableProfile, profile_frame
 from opsloop.monitoring.tables import AlertRow, MonitorRow, MonitorRunRow
 from opsloop.monitoring.windows import WindowData, read_window
+from opsloop.store.columns import named_row
 
 if TYPE_CHECKING:
     from opsloop.monitoring.ports import (
@@ -71,9 +72,7 @@ def _entity(row: MonitorRow) -> Monitor:
 
 
 def _row(session: Session, name: str) -> MonitorRow:
-    row = session.scalars(select(MonitorRow).where(MonitorRow.name == name)).first()
-    if row is None:
-        raise NotFound(f"monitor {name!r} does not exist")
+    row: MonitorRow = named_row(session, MonitorRow, name, "monitor")
     return row
 
 

@@ -39,11 +39,10 @@ def monitors_page(request: Request, session: ReadSession) -> Response:
 @router.get("/monitors/{name}")
 def monitor_page(request: Request, name: str, session: ReadSession) -> Response:
     monitor = services.get_monitor(session, name)
-    return UI.page(
+    return UI.subpage(
         request,
         "monitor.html",
         name,
-        crumbs=[("Monitors", "/monitors")],
         monitor=monitor,
         runs=services.list_runs(session, name, 50),
         alerts=alerts.list_alerts(session, monitor=name, limit=50),

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Header
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsloop.kernel.bounds import NonNegativeInt64
 from opsloop.kernel.identity import current_user
 from opsloop.pipelines import routes, runs, triggers
 from opsloop.pipelines.cancel import request_cancel
@@ -105,7 +106,7 @@ async def get_tuning(run_id: str, state: State) -> TuneResult:
 
 @router.get(routes.PIPELINE_RUNS.template, response_model=list[PipelineRunSummary])
 def list_pipeline_runs(
-    session: ReadSession, limit: int = 20, pipeline: str | None = None
+    session: ReadSession, limit: NonNegativeInt64 = 20, pipeline: str | None = None
 ) -> list[PipelineRunSummary]:
     """The latest pipeline runs, newest first (``pipeline=NAME`` for one pipeline's)."""
     return runs.list_pipeline_runs(session, limit, pipeline)
@@ -172,5 +173,5 @@ def fire_trigger(
 
 
 @router.get(routes.TRIGGER_FIRINGS.template, response_model=list[Firing])
-def list_firings(name: str, session: ReadSession, limit: int = 20) -> list[Firing]:
+def list_firings(name: str, session: ReadSession, limit: NonNegativeInt64 = 20) -> list[Firing]:
     return triggers.list_firings(session, name, limit)

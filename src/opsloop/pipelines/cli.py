@@ -11,21 +11,19 @@ from typing import Annotated, Any
 
 import typer
 
+from opsloop.console.commands import command_group
 from opsloop.console.output import command_client, console, parse_params, print_json
 from opsloop.errors import InvalidInput
 from opsloop.pipelines.loading import load_pipeline
 from opsloop.pipelines.triggers_cli import triggers_app
 
-pipelines_app = typer.Typer(
-    help=(
-        "Pipelines of @step functions: each run is a tracked run with a nested run per step, "
-        "outputs stored as artifacts, and steps skipped when their code, params, inputs and "
-        "environment are unchanged. Examples:\n\n"
-        "  opsloop pipelines run training.py:training --param C=0.5\n\n"
-        "  opsloop pipelines run mypkg.pipelines:training --no-cache\n\n"
-        "  opsloop pipelines show RUN_ID"
-    ),
-    no_args_is_help=True,
+pipelines_app = command_group(
+    "Pipelines of @step functions: each run is a tracked run with a nested run per step, "
+    "outputs stored as artifacts, and steps skipped when their code, params, inputs and "
+    "environment are unchanged. Examples:\n\n"
+    "  opsloop pipelines run training.py:training --param C=0.5\n\n"
+    "  opsloop pipelines run mypkg.pipelines:training --no-cache\n\n"
+    "  opsloop pipelines show RUN_ID"
 )
 
 
@@ -169,13 +167,10 @@ def logs_command(
             out.print("[dim](nothing printed)[/]" if s.run_id else "[dim](not run)[/]")
 
 
-runs_app = typer.Typer(
-    help=(
-        "Pipeline runs across experiments. Examples:\n\n"
-        "  opsloop pipelines runs list --pipeline training\n\n"
-        "  opsloop pipelines runs show RUN_ID   (the DAG, as `opsloop pipelines show`)"
-    ),
-    no_args_is_help=True,
+runs_app = command_group(
+    "Pipeline runs across experiments. Examples:\n\n"
+    "  opsloop pipelines runs list --pipeline training\n\n"
+    "  opsloop pipelines runs show RUN_ID   (the DAG, as `opsloop pipelines show`)"
 )
 pipelines_app.add_typer(runs_app, name="runs")
 runs_app.command("show")(show)

@@ -24,10 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, InvalidInput, NotFound, OpsloopError
+from opsloop.errors import Conflict, InvalidInput, OpsloopError
 from opsloop.kernel.timeutil import now_ms
 from opsloop.pipelines.orphans import running_in, this_process
 from opsloop.pipelines.tables import FiringRow, TriggerRow
+from opsloop.store.columns import named_row
 from opsloop.store.database import dialect_insert
 
 __all__ = [
@@ -116,9 +117,7 @@ def _firing(row: FiringRow, trigger: str) -> Firing:
 
 
 def _row(session: Session, name: str) -> TriggerRow:
-    row = session.scalars(select(TriggerRow).where(TriggerRow.name == name)).first()
-    if row is None:
-        raise NotFound(f"trigger {name!r} does not exist")
+    row: TriggerRow = named_row(session, TriggerRow, name, "trigger")
     return row
 
 

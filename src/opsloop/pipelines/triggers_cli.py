@@ -7,27 +7,25 @@ from typing import Annotated
 
 import typer
 
+from opsloop.console.commands import command_group
 from opsloop.console.output import command_client, console, parse_params, print_json
 from opsloop.errors import InvalidInput
 
 __all__ = ["triggers_app"]
 
-triggers_app = typer.Typer(
-    help=(
-        "Start a pipeline by itself: on a cron schedule (UTC), on each new version of a dataset, "
-        "on each alert of a monitor, or when its webhook is called; each reason runs it once, "
-        "and the run is tagged with it. Examples:\n\n"
-        "  opsloop pipelines triggers add nightly --pipeline train.py:training "
-        "--cron '0 2 * * *'\n\n"
-        "  opsloop pipelines triggers add on-data --pipeline train.py:training --dataset churn "
-        "--param-name data\n\n"
-        "  opsloop pipelines triggers add on-drift --pipeline train.py:training "
-        "--monitor churn-watch\n\n"
-        "  opsloop pipelines triggers add hook --pipeline train.py:training --webhook   "
-        "(POST /api/triggers/hook/fire)\n\n"
-        "The server's scheduler fires them; on the embedded store run `opsloop scheduler`."
-    ),
-    no_args_is_help=True,
+triggers_app = command_group(
+    "Start a pipeline by itself: on a cron schedule (UTC), on each new version of a dataset, "
+    "on each alert of a monitor, or when its webhook is called; each reason runs it once, "
+    "and the run is tagged with it. Examples:\n\n"
+    "  opsloop pipelines triggers add nightly --pipeline train.py:training "
+    "--cron '0 2 * * *'\n\n"
+    "  opsloop pipelines triggers add on-data --pipeline train.py:training --dataset churn "
+    "--param-name data\n\n"
+    "  opsloop pipelines triggers add on-drift --pipeline train.py:training "
+    "--monitor churn-watch\n\n"
+    "  opsloop pipelines triggers add hook --pipeline train.py:training --webhook   "
+    "(POST /api/triggers/hook/fire)\n\n"
+    "The server's scheduler fires them; on the embedded store run `opsloop scheduler`."
 )
 
 

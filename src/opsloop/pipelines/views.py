@@ -18,7 +18,7 @@ from opsloop.pipelines import runs, triggers
 from opsloop.pipelines.cancel import request_cancel
 from opsloop.pipelines.tables import TriggerRow
 from opsloop.web.deps import ReadSession, State
-from opsloop.web.shell import SearchHit, UiDomain, render
+from opsloop.web.shell import SearchHit, UiDomain
 
 __all__ = ["UI", "router"]
 
@@ -44,11 +44,10 @@ UI = UiDomain(
 def pipelines_page(request: Request, session: ReadSession) -> Response:
     found = triggers.list_triggers(session)
     firings = {t.name: triggers.list_firings(session, t.name, 5) for t in found}
-    context = {
-        "title": "Pipelines", "active": "pipelines", "triggers": found, "firings": firings,
-        "runs": runs.list_pipeline_runs(session, 20),
-    }  # fmt: skip
-    return render(request, "pipelines/pipelines.html", context)
+    return UI.page(
+        request, "pipelines.html", "Pipelines", triggers=found, firings=firings,
+        runs=runs.list_pipeline_runs(session, 20),
+    )  # fmt: skip
 
 
 BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 190, 46, 64, 18, 40
@@ -94,12 +93,11 @@ def pipeline_run_page(request: Request, run_id: str, state: State) -> Response:
 
         comparison = compare(state.client, run_id)
     logs = [s for s in runs.step_logs(state.client, run_id, view=view) if s.text]
-    context = {
-        "title": f"Pipeline {view.pipeline}", "active": "pipelines", "view": view,
-        "dag": dag_layout(view), "comparison": comparison, "logs": logs,
-        "failed": {s.name for s in view.steps if s.status == "FAILED"},
-    }  # fmt: skip
-    return render(request, "pipelines/run.html", context)
+    return UI.page(
+        request, "run.html", f"Pipeline {view.pipeline}", view=view, dag=dag_layout(view),
+        comparison=comparison, logs=logs,
+        failed={s.name for s in view.steps if s.status == "FAILED"},
+    )  # fmt: skip
 
 
 @router.post("/pipelines/runs/{run_id}/reproduce")

@@ -38,33 +38,37 @@ def _record(
     reason: str | None = None,
     verdict: dict[str, Any] | None = None,
 ) -> AliasEvent:
-    now = now_ms()
-    session.add(
-        AliasEventRow(
-            model_id=model.id,
-            alias=alias,
-            kind=kind,
-            from_number=from_number,
-            to_number=to_number,
-            moved=moved,
-            reason=reason,
-            verdict=json.dumps(verdict) if verdict is not None else None,
-            created_at=now,
-            created_by=created_by,
-        )
-    )
-    session.flush()
-    return AliasEvent(
-        name=model.name,
+    row = AliasEventRow(
+        model_id=model.id,
         alias=alias,
         kind=kind,
         from_number=from_number,
         to_number=to_number,
         moved=moved,
         reason=reason,
-        verdict=verdict,
-        created_at=now,
+        verdict=json.dumps(verdict) if verdict is not None else None,
+        created_at=now_ms(),
         created_by=created_by,
+    )
+    session.add(row)
+    session.flush()
+    return _event(model.name, row, verdict)
+
+
+def _event(name: str, row: AliasEventRow, verdict: dict[str, Any] | None) -> AliasEvent:
+    """A recorded decision as returned; ``verdict`` is the gate's report (the row keeps it as
+    JSON)."""
+    return AliasEvent(
+        name=name,
+        alias=row.alias,
+        kind=row.kind,
+        from_number=row.from_number,
+        to_number=row.to_number,
+        moved=row.moved,
+        reason=row.reason,
+        verdict=verdict,
+        created_at=row.created_at,
+        created_by=row.created_by,
     )
 
 
@@ -146,18 +150,4 @@ def alias_history(session: Session, name: str, alias: str | None = None) -> list
     if alias is not None:
         query = query.where(AliasEventRow.alias == alias)
     rows = session.scalars(query.order_by(AliasEventRow.id.desc())).all()
-    return [
-        AliasEvent(
-            name=model.name,
-            alias=r.alias,
-            kind=r.kind,
-            from_number=r.from_number,
-            to_number=r.to_number,
-            moved=r.moved,
-            reason=r.reason,
-            verdict=json.loads(r.verdict) if r.verdict else None,
-            created_at=r.created_at,
-            created_by=r.created_by,
-        )
-        for r in rows
-    ]
+    return [_event(model.name, r, json.loads(r.verdict) if r.verdict else None) for r in rows]

@@ -33,6 +33,7 @@ from opsloop.registry.tables import (
     RegisteredModelTagRow,
 )
 from opsloop.store.blobs import BlobStore
+from opsloop.store.columns import tags_of
 from opsloop.store.numbered import (
     Numbering,
     aliases_at,
@@ -89,13 +90,7 @@ def resolve_version_row(session: Session, ref: str) -> tuple[RegisteredModelRow,
 
 
 def _model_entity(session: Session, row: RegisteredModelRow) -> RegisteredModel:
-    tags = dict(
-        session.execute(
-            select(RegisteredModelTagRow.key, RegisteredModelTagRow.value).where(
-                RegisteredModelTagRow.model_id == row.id
-            )
-        ).all()
-    )
+    tags = tags_of(session, RegisteredModelTagRow.model_id, row.id)
     aliases = dict(
         session.execute(
             select(ModelAliasRow.alias, ModelAliasRow.number)

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from opsloop.kernel.bounds import PositiveInt64
+
 __all__ = [
     "AliasMove",
     "EvaluationCreate",
@@ -37,7 +39,7 @@ class VersionUpdate(BaseModel):
 
 
 class AliasMove(BaseModel):
-    version: int = Field(ge=1, description="the version number the alias should point at")
+    version: PositiveInt64 = Field(description="the version number the alias should point at")
     reason: str | None = None
 
 

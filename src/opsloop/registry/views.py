@@ -44,15 +44,7 @@ def model_page(request: Request, name: str, session: ReadSession) -> Response:
     model = models.get_model(session, name)
     versions = models.list_versions(session, name, max_results=10_000).items
     history = aliases.alias_history(session, name)
-    return UI.page(
-        request,
-        "model.html",
-        name,
-        crumbs=[("Models", "/models")],
-        model=model,
-        versions=versions,
-        history=history,
-    )
+    return UI.subpage(request, "model.html", name, model=model, versions=versions, history=history)
 
 
 @router.get("/models/{name}/versions/{selector}")
@@ -62,11 +54,11 @@ def version_page(
     ref = f"{name}@{selector}"
     card = cards.build_card(session, ref)
     evaluations = [stored.get_evaluation(session, e["evaluation_id"]) for e in card["evaluations"]]
-    return UI.page(
+    return UI.subpage(
         request,
         "version.html",
         card["ref"],
-        crumbs=[("Models", "/models"), (name, f"/models/{name}")],
+        (name, f"/models/{name}"),
         card=card,
         evaluations=evaluations,
         graph=state.lineage.lineage(session, "model", card["ref"]),

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from opsloop.errors import InvalidInput, NotFound, OpsloopError
+from opsloop.kernel.bounds import Int64, NonNegativeInt64, is_ascii_int
 from opsloop.kernel.identity import current_user
 from opsloop.serving import rollouts, routes, services
 from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
@@ -28,7 +29,7 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 
 class PolicyChange(BaseModel):
     policy: TrafficPolicy
-    expected_revision: int | None = Field(None, description="409 if the deployment moved on")
+    expected_revision: Int64 | None = Field(None, description="409 if the deployment moved on")
     reason: str | None = None
 
 
@@ -114,7 +115,7 @@ def record_batch(body: BatchRecord, session: WriteSession) -> None:
 
 
 @router.get(routes.PREDICTIONS.template)
-def predictions(name: str, state: State, limit: int = 1000) -> list[dict[str, Any]]:
+def predictions(name: str, state: State, limit: NonNegativeInt64 = 1000) -> list[dict[str, Any]]:
     """The latest logged predictions of this server (with joined labels), newest last."""
     frame = state.serving.log.predictions(name).tail(limit)
     return json.loads(frame.to_json(orient="records"))
@@ -122,7 +123,7 @@ def predictions(name: str, state: State, limit: int = 1000) -> list[dict[str, An
 
 async def _json_body(request: Request) -> Any:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared and is_ascii_int(declared) and int(declared) > MAX_BODY_BYTES:
         raise _TooLarge(int(declared))
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:

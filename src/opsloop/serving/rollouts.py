@@ -28,7 +28,7 @@ from opsloop.kernel.timeutil import now_ms
 from opsloop.serving import services
 from opsloop.serving.entities import TrafficPolicy
 from opsloop.serving.rollout_entities import Analysis, Check, Rollout, RolloutSpec
-from opsloop.serving.tables import DeploymentEventRow, DeploymentRow, RolloutRow
+from opsloop.serving.tables import DeploymentRow, RolloutRow
 from opsloop.store.database import Store
 
 __all__ = ["RolloutController", "abort", "analyse", "get_rollout", "start", "tick"]
@@ -54,16 +54,9 @@ def _running(session: Session, deployment_id: str) -> RolloutRow | None:
     ).first()
 
 
-def _deployment_row(session: Session, name: str) -> DeploymentRow:
-    row = session.scalars(select(DeploymentRow).where(DeploymentRow.name == name)).first()
-    if row is None:
-        raise NotFound(f"deployment {name!r} does not exist")
-    return row
-
-
 def start(session: Session, name: str, spec: RolloutSpec, actor: str) -> Rollout:
     """Begin a rollout of ``spec.candidate`` on ``name`` (its traffic starts at 0%)."""
-    deployment = _deployment_row(session, name)
+    deployment = services.deployment_row(session, name)
     if _running(session, deployment.id) is not None:
         raise Conflict(f"deployment {name!r} already has a rollout running; abort it first")
     stable = TrafficPolicy.model_validate_json(deployment.policy).stable
@@ -87,7 +80,7 @@ def start(session: Session, name: str, spec: RolloutSpec, actor: str) -> Rollout
 
 def get_rollout(session: Session, name: str) -> Rollout:
     """The deployment's latest rollout."""
-    deployment = _deployment_row(session, name)
+    deployment = services.deployment_row(session, name)
     row = session.scalars(
         select(RolloutRow)
         .where(RolloutRow.deployment_id == deployment.id)
@@ -100,7 +93,7 @@ def get_rollout(session: Session, name: str) -> Rollout:
 
 
 def abort(session: Session, name: str, actor: str, reason: str | None = None) -> Rollout:
-    deployment = _deployment_row(session, name)
+    deployment = services.deployment_row(session, name)
     row = _running(session, deployment.id)
     if row is None:
         raise InvalidInput(f"deployment {name!r} has no rollout running")
@@ -209,17 +202,11 @@ def _degrade(
         session, deployment.name, TrafficPolicy(stable=stable), CONTROLLER, action="rollback",
         reason=f"rollout failed: {why}", status="degraded",
     )  # fmt: skip
-    session.add(
-        DeploymentEventRow(
-            id=uuid.uuid4().hex,
-            deployment_id=deployment.id,
-            at=now_ms(),
-            actor=CONTROLLER,
-            action="alert",
-            reason=f"rollout of v{RolloutSpec.model_validate_json(row.spec).candidate} "
-            f"rolled back: {why}",
-        )
-    )
+    candidate = RolloutSpec.model_validate_json(row.spec).candidate
+    services.record_event(
+        session, deployment, "alert", CONTROLLER, None, None,
+        reason=f"rollout of v{candidate} rolled back: {why}",
+    )  # fmt: skip
     row.status, row.message = "degraded", why
 
 

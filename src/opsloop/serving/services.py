@@ -22,16 +22,19 @@ from opsloop.registry.aliases import set_alias
 from opsloop.registry.models import model_row, resolve_version_row
 from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
 from opsloop.serving.tables import DeploymentEventRow, DeploymentRow
+from opsloop.store.columns import named_row
 
 __all__ = [
     "DEPLOYMENT",
     "create_deployment",
     "delete_deployment",
     "deployment_events",
+    "deployment_row",
     "get_deployment",
     "list_deployments",
     "promote",
     "record_batch",
+    "record_event",
     "rollback",
     "set_policy",
 ]
@@ -39,10 +42,9 @@ __all__ = [
 DEPLOYMENT = "deployment"
 
 
-def _row(session: Session, name: str) -> DeploymentRow:
-    row = session.scalars(select(DeploymentRow).where(DeploymentRow.name == name)).first()
-    if row is None:
-        raise NotFound(f"deployment {name!r} does not exist")
+def deployment_row(session: Session, name: str) -> DeploymentRow:
+    """The deployment's row (``NotFound`` when there is none), for rollouts too."""
+    row: DeploymentRow = named_row(session, DeploymentRow, name, "deployment")
     return row
 
 
@@ -69,10 +71,11 @@ def _serve(session: Session, row: DeploymentRow, policy: TrafficPolicy) -> None:
         graph.add_edge(session, node, ("model_version", version_id), "serves")
 
 
-def _event(
+def record_event(
     session: Session, row: DeploymentRow, action: str, actor: str,
     before: str | None, after: str | None, reason: str | None = None,
 ) -> None:  # fmt: skip
+    """Add a change of the deployment to its history: who, what, its policy before and after."""
     session.add(
         DeploymentEventRow(
             id=uuid.uuid4().hex,
@@ -101,12 +104,12 @@ def create_deployment(session: Session, body: DeploymentCreate, created_by: str)
     session.add(row)
     session.flush()
     _serve(session, row, body.policy)
-    _event(session, row, "create", created_by, None, row.policy)
+    record_event(session, row, "create", created_by, None, row.policy)
     return _entity(row)
 
 
 def get_deployment(session: Session, name: str) -> Deployment:
-    return _entity(_row(session, name))
+    return _entity(deployment_row(session, name))
 
 
 def list_deployments(session: Session) -> list[Deployment]:
@@ -125,7 +128,7 @@ def set_policy(
     status: str = "active",
 ) -> Deployment:
     """Replace the traffic policy; ``expected_revision`` makes it compare-and-set (409)."""
-    row = _row(session, name)
+    row = deployment_row(session, name)
     if expected_revision is not None and row.revision != expected_revision:
         raise Conflict(
             f"deployment {name!r} changed (revision {row.revision}, expected "
@@ -136,7 +139,7 @@ def set_policy(
     row.policy, row.status = policy.model_dump_json(), status
     row.revision += 1
     row.updated_at = now_ms()
-    _event(session, row, action, actor, before, row.policy, reason)
+    record_event(session, row, action, actor, before, row.policy, reason)
     session.flush()
     return _entity(row)
 
@@ -173,7 +176,7 @@ def rollback(session: Session, name: str, actor: str, reason: str | None = None)
 
 
 def delete_deployment(session: Session, name: str, actor: str) -> None:
-    row = _row(session, name)
+    row = deployment_row(session, name)
     graph.remove_edges(session, (DEPLOYMENT, row.id), "serves")
     session.delete(row)
 
@@ -201,7 +204,7 @@ def record_batch(session: Session, model_ref: str, input_ref: str | None, output
 
 
 def deployment_events(session: Session, name: str) -> list[DeploymentEvent]:
-    row = _row(session, name)
+    row = deployment_row(session, name)
     events = session.scalars(
         select(DeploymentEventRow)
         .where(DeploymentEventRow.deployment_id == row.id)

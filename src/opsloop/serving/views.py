@@ -44,11 +44,10 @@ def deployment_page(request: Request, name: str, session: ReadSession, state: St
     except NotFound:
         rollout = None
     frame = state.serving.log.predictions(name).tail(20).iloc[::-1]
-    return UI.page(
+    return UI.subpage(
         request,
         "deployment.html",
         name,
-        crumbs=[("Deployments", "/deployments")],
         deployment=deployment,
         events=services.deployment_events(session, name)[::-1],
         rollout=rollout,

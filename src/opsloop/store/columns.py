@@ -4,7 +4,8 @@ Most domains keep a named thing (an id, a unique name, a description), its stamp
 when last changed, by whom), tags (``key → value`` rows under an owner) and aliases (``alias →
 number`` rows under an owner). Each domain still writes its own table classes in its
 ``tables.py``; it composes these mixins instead of re-typing the columns, so the same column has
-the same type everywhere.
+the same type everywhere. The two reads every such table needs (a row by its name, an owner's
+tags) are written here once as well.
 
 Column order is part of the schema (``create_all`` and the migrations must agree), so the
 mixins keep it: the id and the name (and a description that follows them) sort first, a table's
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
-from sqlalchemy.orm import Mapped, MappedColumn, mapped_column
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, MappedColumn, Session, mapped_column
+
+from opsloop.errors import NotFound
 
 __all__ = [
     "ID",
@@ -28,8 +31,10 @@ __all__ = [
     "Named",
     "TagColumns",
     "UpdatedAt",
+    "named_row",
     "owner_key",
     "owner_ref",
+    "tags_of",
 ]
 
 ID = String(32)  # every generated id (uuid hex)
@@ -55,6 +60,15 @@ class Named(IdKey):
     """An id, then a name unique in its table."""
 
     name: Mapped[str] = mapped_column(String(250), unique=True, sort_order=-1)
+
+
+def named_row(session: Session, table: Any, name: str, noun: str) -> Any:
+    """The row of ``table`` (a :class:`Named` one) called ``name``; ``NotFound`` naming the
+    ``noun`` when there is none."""
+    row = session.scalars(select(table).where(table.name == name)).first()
+    if row is None:
+        raise NotFound(f"{noun} {name!r} does not exist")
+    return row
 
 
 class Described:
@@ -86,6 +100,13 @@ class TagColumns:
 
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+def tags_of(session: Session, owner: Any, owner_id: str) -> dict[str, str]:
+    """The tags of ``owner_id`` in the tag table whose owner column is ``owner`` (such as
+    ``RunTagRow.run_id``), as ``key → value``."""
+    table = owner.class_
+    return dict(session.execute(select(table.key, table.value).where(owner == owner_id)).all())
 
 
 class AliasColumns:

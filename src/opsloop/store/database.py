@@ -118,13 +118,22 @@ class Store:
 
 @contextmanager
 def _translate_errors() -> Iterator[None]:
-    """Map SQLAlchemy's errors to opsloop's, once, at the store boundary."""
+    """Map SQLAlchemy's errors to opsloop's, once, at the store boundary. A value the
+    database cannot hold (an integer beyond 64 bits: ``OverflowError`` from SQLite's driver,
+    ``DataError`` from PostgreSQL) is the caller's ``InvalidInput``, not a store failure to
+    retry; the edges check ranges first (:mod:`opsloop.kernel.bounds`), this is the backstop."""
     try:
         yield
     except OpsloopError:
         raise
     except exc.IntegrityError as err:
         raise Conflict(f"the write conflicts with stored data: {err.orig}") from err
+    except exc.DataError as err:
+        raise InvalidInput(f"the database cannot store a value given: {err.orig}") from err
+    except OverflowError as err:
+        raise InvalidInput(
+            f"a number given is out of range: integers are stored in 64 bits ({err})"
+        ) from err
     except exc.SQLAlchemyError as err:
         raise StoreError(f"metadata store error: {err.__class__.__name__}: {err}") from err
 

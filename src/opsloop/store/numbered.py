@@ -3,9 +3,9 @@ kind of numbered thing (dataset versions, model versions, prompt versions).
 
 Each kind has an owner table (the named thing), a versions table numbered per owner, and a
 pointer table (aliases or labels) from a name to a number. The errors say which part is missing:
-no versions at all, no such alias, or no such number. The pointer and label lookups every kind
-needs beside that (what an alias holds, which aliases hold a number, how a version reads in a
-lineage walk) live here too, so each kind states its tables once, in its ``Numbering``.
+no versions at all, no such alias, or no such number. The other reads every kind needs (what an
+alias holds, which aliases hold a number, a page of versions newest first, how a version reads
+in a lineage walk) live here too, so each kind states its tables once, in its ``Numbering``.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel.bounds import Int64, is_ascii_int
 from opsloop.kernel.paging import Page
 from opsloop.store import blob_routes
 from opsloop.store.blobs import LocalBlobStore, check_digest
@@ -162,7 +163,7 @@ def list_metric_keys(run_id: str, session: ReadSession) -> list[str]:
 
 @router.get(routes.RUN_METRIC_HISTORY.template, tags=[_RUNS])
 def get_metric_history(
-    run_id: str, key: str, session: ReadSession, max_points: int | None = None
+    run_id: str, key: str, session: ReadSession, max_points: Int64 | None = None
 ) -> MetricHistory:
     """Every point of one metric; ``max_points`` thins it for plotting (min/max per bucket)."""
     return run_data.get_metric_history(session, run_id, key, max_points)
@@ -218,7 +219,7 @@ async def upload_blob_batch(request: Request, blobs: Blobs) -> BlobDigests:
     ``opsloop.store.packs``), at most 256 MiB. Every blob is hashed first; the batch is
     refused whole, storing nothing, unless each one matches its digest."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > BATCH_MAX_BYTES:
+    if is_ascii_int(declared) and int(declared) > BATCH_MAX_BYTES:
         raise _batch_too_large(int(declared))
     raw = bytearray()
     async for chunk in request.stream():

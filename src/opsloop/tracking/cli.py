@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,6 +23,7 @@ runs_app = command_group(
 )
 
 RunIdArg = Annotated[str, typer.Argument(help="Run id (32 hex characters).")]
+RunIdsArg = Annotated[list[str], typer.Argument(help="Run ids.")]
 
 
 def _duration(run: Run) -> str:
@@ -246,21 +248,21 @@ def compare_runs(
 
 
 @runs_app.command("delete")
-def delete_runs(run_ids: Annotated[list[str], typer.Argument(help="Run ids.")]) -> None:
+def delete_runs(run_ids: RunIdsArg) -> None:
     """Delete runs (restorable with `opsloop runs restore`)."""
-    client = command_client()
-    for run_id in run_ids:
-        client.delete_run(run_id)
-        typer.echo(f"deleted run {run_id}")
+    _each_run(run_ids, command_client().delete_run, "deleted")
 
 
 @runs_app.command("restore")
-def restore_runs(run_ids: Annotated[list[str], typer.Argument(help="Run ids.")]) -> None:
+def restore_runs(run_ids: RunIdsArg) -> None:
     """Restore deleted runs."""
-    client = command_client()
+    _each_run(run_ids, command_client().restore_run, "restored")
+
+
+def _each_run(run_ids: list[str], act: Callable[[str], object], done: str) -> None:
     for run_id in run_ids:
-        client.restore_run(run_id)
-        typer.echo(f"restored run {run_id}")
+        act(run_id)
+        typer.echo(f"{done} run {run_id}")
 
 
 @runs_app.command("env")

@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsloop.kernel.bounds import Int64Item
+
 __all__ = [
     "Artifact",
     "ArtifactSpec",
@@ -83,8 +85,8 @@ class MetricSeries(BaseModel):
     """One metric's points, column by column (equal lengths)."""
 
     values: list[float]
-    steps: list[int]
-    timestamps: list[int]
+    steps: list[Int64Item]
+    timestamps: list[Int64Item]
 
 
 class MetricBatch(BaseModel):

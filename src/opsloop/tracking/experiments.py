@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from opsloop.errors import Conflict, InvalidInput, NotFound
 from opsloop.kernel.paging import Page, decode_page_token, split_page
 from opsloop.kernel.timeutil import now_ms
+from opsloop.store.columns import tags_of
 from opsloop.store.database import dialect_insert
 from opsloop.tracking.entities import Experiment
 from opsloop.tracking.tables import ExperimentRow, ExperimentTagRow
@@ -39,13 +40,7 @@ _VIEWS = {"active": ("active",), "deleted": ("deleted",), "all": ("active", "del
 
 
 def _to_entity(session: Session, row: ExperimentRow) -> Experiment:
-    tags = dict(
-        session.execute(
-            select(ExperimentTagRow.key, ExperimentTagRow.value).where(
-                ExperimentTagRow.experiment_id == row.id
-            )
-        ).all()
-    )
+    tags = tags_of(session, ExperimentTagRow.experiment_id, row.id)
     return Experiment(
         experiment_id=row.id,
         name=row.name,

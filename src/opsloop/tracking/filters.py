@@ -16,7 +16,10 @@ Grammar (keywords are case-insensitive)::
     value      := number | 'string' | "string"
 
 It is MLflow's search syntax plus ``or``, ``not``, parentheses and ``is [not] null``. Errors
-name the column and draw a caret under the offending token.
+name the column and draw a caret under the offending token. A filter nests at most
+``MAX_FILTER_DEPTH`` parentheses and ``not`` deep and holds at most ``MAX_FILTER_CLAUSES``
+comparisons and ``in`` values (:mod:`opsloop.kernel.bounds`): deeper or larger is refused with
+``InvalidInput`` rather than exhausting the parser's stack or the database's expression limit.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel.bounds import INT64_MAX, INT64_MIN, MAX_FILTER_CLAUSES, MAX_FILTER_DEPTH
 
 __all__ = ["And", "Comparison", "Not", "Or", "OrderKey", "parse_filter", "parse_order_by"]
 
@@ -126,6 +130,8 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0  # parentheses and ``not`` open around the current token
+        self.clauses = 0  # comparisons and ``in`` values so far
 
     # -- token helpers ----------------------------------------------------------------------
     def peek(self) -> Token | None:
@@ -171,17 +177,33 @@ class _Parser:
 
     def not_expr(self) -> Node:
         tok = self.peek()
-        if self.peek_word() == "not":
+        if tok is not None and (self.peek_word() == "not" or tok.text == "("):
+            self.enter(tok)
             self.i += 1
-            return Not(self.not_expr())
-        if tok is not None and tok.text == "(":
-            self.i += 1
-            node = self.or_expr()
-            close = self.next("')'")
-            if close.text != ")":
-                raise self.fail(close, f"expected ')', got {close.text!r}")
+            if tok.text == "(":
+                node = self.or_expr()
+                close = self.next("')'")
+                if close.text != ")":
+                    raise self.fail(close, f"expected ')', got {close.text!r}")
+            else:
+                node = Not(self.not_expr())
+            self.depth -= 1
             return node
         return self.comparison()
+
+    def enter(self, tok: Token) -> None:
+        self.depth += 1
+        if self.depth > MAX_FILTER_DEPTH:
+            raise self.fail(
+                tok, f"the filter nests deeper than {MAX_FILTER_DEPTH} parentheses and 'not'"
+            )
+
+    def count_clause(self, tok: Token) -> None:
+        self.clauses += 1
+        if self.clauses > MAX_FILTER_CLAUSES:
+            raise self.fail(
+                tok, f"the filter holds more than {MAX_FILTER_CLAUSES} comparisons and 'in' values"
+            )
 
     def field(self, tok: Token) -> tuple[Entity, str]:
         if tok.kind == "field":
@@ -214,12 +236,12 @@ class _Parser:
     def value(self) -> tuple[Value, Token]:
         tok = self.next("a value")
         if tok.kind == "number":
-            number = float(tok.text)
-            return (
-                int(number)
-                if number.is_integer() and "." not in tok.text and "e" not in tok.text.lower()
-                else number
-            ), tok
+            if "." in tok.text or "e" in tok.text.lower():
+                return float(tok.text), tok
+            integer = int(tok.text)
+            if not INT64_MIN <= integer <= INT64_MAX:
+                raise self.fail(tok, f"{tok.text} is out of range: integers fit in 64 bits")
+            return integer, tok
         if tok.kind == "string":
             body = tok.text[1:-1]
             return re.sub(r"\\(.)", r"\1", body), tok
@@ -227,6 +249,7 @@ class _Parser:
 
     def comparison(self) -> Comparison:
         field_tok = self.next("a field such as metrics.acc")
+        self.count_clause(field_tok)
         entity, key = self.field(field_tok)
         op_tok = self.next("an operator (=, !=, <, <=, >, >=, like, ilike, in, is)")
         op = op_tok.text.lower()
@@ -265,6 +288,8 @@ class _Parser:
         values: list[Value] = []
         while True:
             value, value_tok = self.value()
+            if values:  # the comparison counted the first
+                self.count_clause(value_tok)
             self.check_types(entity, key, "=", value, value_tok)
             values.append(value)
             sep = self.next("',' or ')'")

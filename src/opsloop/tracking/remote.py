@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from opsloop.errors import InvalidInput, validation_problems
 from opsloop.kernel.paging import Page
 from opsloop.kernel.transport import HttpTransport
 from opsloop.store.http_blobs import HttpBlobRemote
@@ -37,6 +38,8 @@ __all__ = ["RemoteTrackingBackend"]
 
 _JSON = {"Content-Type": "application/json"}
 _ARTIFACT_LIST = TypeAdapter(list[Artifact])
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class RemoteTrackingBackend(TrackingBackend):
@@ -111,7 +114,7 @@ class RemoteTrackingBackend(TrackingBackend):
 
     # -- runs ---------------------------------------------------------------------------------
     def create_run(self, experiment_id: str, **fields: Any) -> Run:
-        body = RunCreate(experiment_id=experiment_id, **fields)
+        body = _body(RunCreate, experiment_id=experiment_id, **fields)
         # Safe to retry only when the client chose the id (the server then returns the same run).
         return Run.model_validate_json(
             self._send("POST", routes.RUNS.url(), body, idempotent=body.run_id is not None)
@@ -122,7 +125,7 @@ class RemoteTrackingBackend(TrackingBackend):
 
     def update_run(self, run_id: str, **fields: Any) -> RunInfo:
         return RunInfo.model_validate_json(
-            self._send("PATCH", routes.RUN.url(run_id=run_id), RunUpdate(**fields))
+            self._send("PATCH", routes.RUN.url(run_id=run_id), _body(RunUpdate, **fields))
         )
 
     def set_run_lifecycle(self, run_id: str, deleted: bool) -> RunInfo:
@@ -165,7 +168,8 @@ class RemoteTrackingBackend(TrackingBackend):
         page_token: str | None,
         view: str,
     ) -> Page[Run]:
-        body = SearchRuns(
+        body = _body(
+            SearchRuns,
             experiment_ids=experiment_ids,
             filter=filter,
             order_by=order_by,
@@ -198,3 +202,12 @@ class RemoteTrackingBackend(TrackingBackend):
 
     def close(self) -> None:
         self.http.close()
+
+
+def _body(model: type[_M], **fields: Any) -> _M:
+    """A request body, refused here as the server would refuse it (``InvalidInput`` naming the
+    field) rather than as pydantic's ``ValidationError``: the same error local or remote."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise InvalidInput("invalid request: " + "; ".join(validation_problems(exc))) from None

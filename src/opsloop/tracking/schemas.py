@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from opsloop.kernel.bounds import Int64
 from opsloop.tracking.entities import ArtifactSpec, MetricBatch, RunStatus
 
 __all__ = [
@@ -43,13 +44,13 @@ class RunCreate(BaseModel):
     run_name: str | None = None
     tags: dict[str, str] | None = None
     parent_run_id: str | None = None
-    start_time: int | None = None
+    start_time: Int64 | None = None
     user_id: str | None = None
 
 
 class RunUpdate(BaseModel):
     status: RunStatus | None = None
-    end_time: int | None = None
+    end_time: Int64 | None = None
     run_name: str | None = None
     notes: str | None = None
 
@@ -68,7 +69,7 @@ class SearchRuns(BaseModel):
     experiment_ids: list[str]
     filter: str | None = None
     order_by: list[str] | None = None
-    max_results: int = 1000
+    max_results: Int64 = 1000
     page_token: str | None = None
     view: str = "active"
 

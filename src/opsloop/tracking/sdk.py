@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from opsloop.errors import InvalidInput, NotFound
+from opsloop.kernel.bounds import INT64_MAX, INT64_MIN, check_int64
 from opsloop.kernel.paging import Page
 from opsloop.kernel.timeutil import now_ms
 from opsloop.store.blobs import hash_file
@@ -206,6 +207,7 @@ class TrackingClient:
             self._check_metric_key(key)
         if type(value) is not float or not isfinite(value):  # the fast path is one type check
             value = check_metric_value(key, value)
+        _check_point(step, timestamp)
         self._metrics.add(run_id, key, value, step or 0, timestamp or now_ms())
 
     def log_metrics(
@@ -216,6 +218,7 @@ class TrackingClient:
         timestamp: int | None = None,
     ) -> None:
         """Queue several metrics at one step."""
+        _check_point(step, timestamp)
         ts = timestamp or now_ms()
         clean = {}
         for key, value in metrics.items():
@@ -490,3 +493,12 @@ def _finite_values(key: str, values: list[Any]) -> list[float]:
     except (TypeError, ValueError):
         pass
     return [check_metric_value(key, v) for v in values]
+
+
+def _check_point(step: int | None, timestamp: int | None) -> None:
+    """Refuse a step or timestamp the store cannot hold now, not at a background flush (where
+    it would fail the batch it is written with)."""
+    if step is not None and not INT64_MIN <= step <= INT64_MAX:
+        check_int64(step, "step")
+    if timestamp is not None and not INT64_MIN <= timestamp <= INT64_MAX:
+        check_int64(timestamp, "timestamp")

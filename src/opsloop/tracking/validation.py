@@ -94,20 +94,17 @@ def check_metric_value(key: str, value: Any) -> float:
 
 def param_value_to_str(key: str, value: Any) -> str:
     """Params are stored as strings, as given by ``str()``; at most 6000 characters."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > MAX_PARAM_VALUE_LENGTH:
-        raise InvalidInput(
-            f"param {key!r}: value is {len(text)} characters; at most {MAX_PARAM_VALUE_LENGTH}"
-        )
-    return text
+    return _bounded_text("param", key, value, MAX_PARAM_VALUE_LENGTH)
 
 
 def tag_value_to_str(key: str, value: Any) -> str:
+    return _bounded_text("tag", key, value, MAX_TAG_VALUE_LENGTH)
+
+
+def _bounded_text(kind: str, key: str, value: Any, limit: int) -> str:
     text = value if isinstance(value, str) else str(value)
-    if len(text) > MAX_TAG_VALUE_LENGTH:
-        raise InvalidInput(
-            f"tag {key!r}: value is {len(text)} characters; at most {MAX_TAG_VALUE_LENGTH}"
-        )
+    if len(text) > limit:
+        raise InvalidInput(f"{kind} {key!r}: value is {len(text)} characters; at most {limit}")
     return text
 
 

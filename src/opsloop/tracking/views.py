@@ -79,7 +79,6 @@ def runs_page(
     experiment = experiments.get_experiment(session, experiment_id)
     ids = [experiment_id]
     context: dict[str, Any] = {
-        "crumbs": [("Experiments", "/experiments")],
         "experiment": experiment,
         "filter": filter,
         "order": order,
@@ -106,7 +105,7 @@ def runs_page(
         total = search.count_runs(session, ids, filter=filter or None)
     except InvalidInput as error:
         context["filter_error"] = error.message
-        return UI.page(request, "runs.html", experiment.name, status_code=400, **context)
+        return UI.subpage(request, "runs.html", experiment.name, status_code=400, **context)
     offset = decode_page_token(page)
     base = {
         "filter": filter,
@@ -122,7 +121,7 @@ def runs_page(
             experiment_id, base, encode_page_token(max(0, offset - size)) if offset else None
         ),
     )
-    return UI.page(request, "runs.html", experiment.name, **context)
+    return UI.subpage(request, "runs.html", experiment.name, **context)
 
 
 @router.get("/runs/{run_id}")
@@ -141,11 +140,11 @@ def run_page(request: Request, run_id: str, session: ReadSession) -> Response:
     repro = {
         k[len(_REPRO_PREFIX) :]: v for k, v in run.data.tags.items() if k.startswith(_REPRO_PREFIX)
     }
-    return UI.page(
+    return UI.subpage(
         request,
         "run.html",
         run.info.run_name,
-        crumbs=_run_crumbs(experiment, parent),
+        *_run_trail(experiment, parent),
         run=run,
         experiment=experiment,
         parent=parent,
@@ -170,12 +169,12 @@ def artifact_page(
     run = _get_run(session, run_id)
     artifact = artifacts.get_artifact(session, run_id, path)
     experiment = experiments.get_experiment(session, run.info.experiment_id)
-    crumbs = [*_run_crumbs(experiment, None), (run.info.run_name, f"/runs/{run_id}")]
-    return UI.page(
+    return UI.subpage(
         request,
         "artifact.html",
         PurePosixPath(path).name,
-        crumbs=crumbs,
+        *_run_trail(experiment, None),
+        (run.info.run_name, f"/runs/{run_id}"),
         run=run,
         artifact=artifact,
         preview=preview_artifact(blobs, artifact),
@@ -224,11 +223,10 @@ def compare_page(
     compared = [_get_run(session, run_id) for run_id in run_ids]
     param_keys = sorted({k for r in compared for k in r.data.params})
     metric_keys = sorted({k for r in compared for k in r.data.metrics})
-    return UI.page(
+    return UI.subpage(
         request,
         "compare.html",
         "Compare runs",
-        crumbs=[("Experiments", "/experiments")],
         runs=compared,
         diff_rows=_diff_rows(compared, param_keys, metric_keys),
         page_data={
@@ -272,14 +270,12 @@ def _compare_entry(run: Run) -> dict[str, Any]:
     }
 
 
-def _run_crumbs(experiment: Experiment, parent: Run | None) -> list[tuple[str, str]]:
-    crumbs = [
-        ("Experiments", "/experiments"),
-        (experiment.name, f"/experiments/{experiment.experiment_id}"),
-    ]
+def _run_trail(experiment: Experiment, parent: Run | None) -> list[tuple[str, str]]:
+    """The pages between the experiments page and a run's: its experiment, its parent run."""
+    trail = [(experiment.name, f"/experiments/{experiment.experiment_id}")]
     if parent is not None:
-        crumbs.append((parent.info.run_name, f"/runs/{parent.info.run_id}"))
-    return crumbs
+        trail.append((parent.info.run_name, f"/runs/{parent.info.run_id}"))
+    return trail
 
 
 def _runs_url(experiment_id: str, base: dict[str, str], page: str | None) -> str | None:

@@ -59,18 +59,20 @@ class UiDomain:
     find: Callable[[Session, str], Sequence[SearchHit]] | None = None
 
     def page(
-        self,
-        request: Request,
-        template: str,
-        title: str,
-        *,
-        status_code: int = 200,
-        **context: Any,
+        self, request: Request, template: str, title: str, *, status_code: int = 200, **context: Any
     ) -> HTMLResponse:
         """Render the domain's page ``templates/<key>/<template>`` titled ``title``, with the
         domain's nav entry shown as the active one."""
         context = {"title": title, "active": self.key, **context}
         return render(request, f"{self.key}/{template}", context, status_code)
+
+    def subpage(
+        self, request: Request, template: str, title: str, *trail: tuple[str, str], **context: Any
+    ) -> HTMLResponse:
+        """A page below the domain's top page (:meth:`page`): its breadcrumbs lead from that
+        page through ``trail``, the ``(label, href)`` of each page between."""
+        crumbs = [(self.title, self.href), *trail]
+        return self.page(request, template, title, crumbs=crumbs, **context)
 
 
 def security_headers() -> dict[str, str]:

@@ -7,20 +7,18 @@ from typing import Annotated, Any
 
 import typer
 
+from opsloop.console.commands import command_group
 from opsloop.console.output import command_client, console, print_json, print_table, when
 
-eval_app = typer.Typer(
-    help=(
-        "LLM evaluation suites in YAML: prompts x models x test cases x assertions (equals, "
-        "contains, regex, json-schema, latency, cost, bleu, rouge, similar, grounded, "
-        "llm-rubric). Exit code 1 when the pass rate is under the suite's threshold, so CI "
-        "can gate on it. Examples:\n\n"
-        "  opsloop eval run evals/support.yaml\n\n"
-        "  opsloop eval run evals/support.yaml --threshold 0.95 --concurrency 8 --json\n\n"
-        "  opsloop eval show RUN_ID --failures\n\n"
-        "  opsloop eval require answer production --suite support-answers --min-pass-rate 0.9"
-    ),
-    no_args_is_help=True,
+eval_app = command_group(
+    "LLM evaluation suites in YAML: prompts x models x test cases x assertions (equals, "
+    "contains, regex, json-schema, latency, cost, bleu, rouge, similar, grounded, "
+    "llm-rubric). Exit code 1 when the pass rate is under the suite's threshold, so CI "
+    "can gate on it. Examples:\n\n"
+    "  opsloop eval run evals/support.yaml\n\n"
+    "  opsloop eval run evals/support.yaml --threshold 0.95 --concurrency 8 --json\n\n"
+    "  opsloop eval show RUN_ID --failures\n\n"
+    "  opsloop eval require answer production --suite support-answers --min-pass-rate 0.9"
 )
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 

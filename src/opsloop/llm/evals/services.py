@@ -18,6 +18,7 @@ from opsloop.kernel.refs import check_alias, check_name
 from opsloop.kernel.timeutil import now_ms
 from opsloop.llm.evals.entities import Comparison, EvalResult, EvalRun, EvalRunCreate
 from opsloop.llm.evals.tables import EvalResultRow, EvalRunRow, PromptLabelRuleRow
+from opsloop.llm.rows import from_row
 
 __all__ = [
     "check_label_rule",
@@ -39,23 +40,7 @@ def _results(session: Session, run_id: str) -> list[EvalResult]:
         select(EvalResultRow).where(EvalResultRow.run_id == run_id).order_by(EvalResultRow.idx)
     )
     return [
-        EvalResult(
-            prompt=r.prompt,
-            prompt_name=r.prompt_name,
-            prompt_version=r.prompt_version,
-            provider=r.provider,
-            case=r.case,
-            description=r.description,
-            vars=json.loads(r.vars),
-            output=r.output,
-            passed=r.passed,
-            score=r.score,
-            latency_ms=r.latency_ms,
-            cost=r.cost,
-            error=r.error,
-            assertions=json.loads(r.assertions),
-            trace_id=r.trace_id,
-        )
+        from_row(EvalResult, r, vars=json.loads(r.vars), assertions=json.loads(r.assertions))
         for r in rows
     ]
 
@@ -95,11 +80,8 @@ def _compare(session: Session, row: EvalRunRow, results: list[EvalResult]) -> Co
 
 def _run(session: Session, row: EvalRunRow, with_results: bool) -> EvalRun:
     results = _results(session, row.id)
-    return EvalRun(
-        run_id=row.id, suite=row.suite, description=row.description, created_at=row.created_at,
-        created_by=row.created_by, threshold=row.threshold, total=row.total,
-        passed_count=row.passed_count, pass_rate=row.pass_rate, passed=row.passed,
-        duration_ms=row.duration_ms, by_prompt=_by_prompt(results),
+    return from_row(
+        EvalRun, row, run_id=row.id, by_prompt=_by_prompt(results),
         comparison=_compare(session, row, results), results=results if with_results else None,
     )  # fmt: skip
 
@@ -123,21 +105,9 @@ def record_run(session: Session, body: EvalRunCreate, created_by: str) -> EvalRu
             {
                 "run_id": row.id,
                 "idx": i,
-                "prompt": r.prompt,
-                "prompt_name": r.prompt_name,
-                "prompt_version": r.prompt_version,
-                "provider": r.provider,
-                "case": r.case,
-                "description": r.description,
+                **dict(r),  # an EvalResult names exactly the row's other columns
                 "vars": json.dumps(r.vars, default=str),
-                "output": r.output,
-                "passed": r.passed,
-                "score": r.score,
-                "latency_ms": r.latency_ms,
-                "cost": r.cost,
-                "error": r.error,
                 "assertions": json.dumps(r.assertions, default=str),
-                "trace_id": r.trace_id,
             }
             for i, r in enumerate(body.results)
         ],

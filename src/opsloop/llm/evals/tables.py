@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from opsloop.store import columns as col
 from opsloop.store.base import Base
 
 
-class EvalRunRow(Base):
+class EvalRunRow(col.IdKey, Base):
     __tablename__ = "eval_runs"
     __table_args__ = (Index("ix_eval_runs_suite_created", "suite", "created_at"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
     suite: Mapped[str] = mapped_column(String(250))
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger)
@@ -29,9 +29,7 @@ class EvalResultRow(Base):
     __tablename__ = "eval_results"
     __table_args__ = (Index("ix_eval_results_prompt", "prompt_name", "prompt_version"),)
 
-    run_id: Mapped[str] = mapped_column(
-        ForeignKey("eval_runs.id", ondelete="CASCADE"), primary_key=True
-    )
+    run_id: Mapped[str] = col.owner_key("eval_runs")
     idx: Mapped[int] = mapped_column(Integer, primary_key=True)
     prompt: Mapped[str] = mapped_column(String(300))
     prompt_name: Mapped[str | None] = mapped_column(String(250))
@@ -50,7 +48,7 @@ class EvalResultRow(Base):
     trace_id: Mapped[str | None] = mapped_column(String(32))
 
 
-class PromptLabelRuleRow(Base):
+class PromptLabelRuleRow(col.CreatedAt, Base):
     """Moving ``label`` of a prompt needs a run of ``suite`` where that version passed."""
 
     __tablename__ = "prompt_label_rules"
@@ -59,4 +57,3 @@ class PromptLabelRuleRow(Base):
     label: Mapped[str] = mapped_column(String(64), primary_key=True)
     suite: Mapped[str] = mapped_column(String(250))
     min_pass_rate: Mapped[float] = mapped_column(Float)
-    created_at: Mapped[int] = mapped_column(BigInteger)

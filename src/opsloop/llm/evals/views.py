@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from opsloop.llm.evals import services
 from opsloop.llm.evals.tables import EvalRunRow
 from opsloop.web.deps import ReadSession
-from opsloop.web.shell import SearchHit, UiDomain, render
+from opsloop.web.shell import SearchHit, UiDomain
 
 __all__ = ["UI", "router"]
 
@@ -37,28 +37,12 @@ UI = UiDomain(key="evals", title="Evals", href="/evals", package="opsloop.llm.ev
 @router.get("/evals")
 def runs_page(request: Request, session: ReadSession) -> Response:
     suite = request.query_params.get("suite") or None
-    return render(
-        request,
-        "evals/runs.html",
-        {
-            "title": "Evals",
-            "active": "evals",
-            "runs": services.list_runs(session, suite, 200),
-            "suite": suite,
-        },
+    return UI.page(
+        request, "runs.html", "Evals", runs=services.list_runs(session, suite, 200), suite=suite
     )
 
 
 @router.get("/evals/{run_id}")
 def run_page(request: Request, run_id: str, session: ReadSession) -> Response:
     run = services.get_run(session, run_id)
-    return render(
-        request,
-        "evals/run.html",
-        {
-            "title": f"{run.suite} run",
-            "active": "evals",
-            "crumbs": [("Evals", "/evals")],
-            "run": run,
-        },
-    )
+    return UI.subpage(request, "run.html", f"{run.suite} run", run=run)

@@ -6,24 +6,21 @@ from typing import Annotated, Any
 
 import typer
 
+from opsloop.console.commands import JsonOption, command_group
 from opsloop.console.output import command_client, console, print_json, print_table
 
-feedback_app = typer.Typer(
-    help=(
-        "Human feedback on traces: annotation queues for reviewers, and rated traces exported "
-        "as fine-tuning data versions. Examples:\n\n"
-        "  opsloop feedback queues create support --score helpfulness:numeric:1:5 "
-        "--score tone:categorical:friendly,neutral,rude\n\n"
-        "  opsloop feedback queues add support --tag support --since 1d\n\n"
-        "  opsloop feedback review support          (interactive)\n\n"
-        "  opsloop feedback export support-sft --score 'helpfulness>=4'\n\n"
-        "  opsloop feedback export support-dpo --format preference --rank-by helpfulness"
-    ),
-    no_args_is_help=True,
+feedback_app = command_group(
+    "Human feedback on traces: annotation queues for reviewers, and rated traces exported "
+    "as fine-tuning data versions. Examples:\n\n"
+    "  opsloop feedback queues create support --score helpfulness:numeric:1:5 "
+    "--score tone:categorical:friendly,neutral,rude\n\n"
+    "  opsloop feedback queues add support --tag support --since 1d\n\n"
+    "  opsloop feedback review support          (interactive)\n\n"
+    "  opsloop feedback export support-sft --score 'helpfulness>=4'\n\n"
+    "  opsloop feedback export support-dpo --format preference --rank-by helpfulness"
 )
-queues_app = typer.Typer(help="Annotation queues of traces for reviewers.", no_args_is_help=True)
+queues_app = command_group("Annotation queues of traces for reviewers.")
 feedback_app.add_typer(queues_app, name="queues")
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def parse_score_config(text: str) -> dict[str, Any]:

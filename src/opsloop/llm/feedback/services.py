@@ -32,10 +32,12 @@ from opsloop.llm.feedback.entities import (
 )
 from opsloop.llm.feedback.finetune import preference_rows, sft_rows
 from opsloop.llm.feedback.tables import AnnotationItemRow, AnnotationQueueRow
+from opsloop.llm.rows import from_row
 from opsloop.llm.tracing import services as traces
 from opsloop.llm.tracing.entities import ScoreCreate, TraceFilter
 from opsloop.llm.tracing.tables import TraceRow
 from opsloop.store.blobs import BlobStore
+from opsloop.store.columns import named_row
 
 __all__ = [
     "add_items",
@@ -54,9 +56,7 @@ TRACE = "trace"
 
 
 def _queue_row(session: Session, name: str) -> AnnotationQueueRow:
-    row = session.scalars(select(AnnotationQueueRow).where(AnnotationQueueRow.name == name)).first()
-    if row is None:
-        raise NotFound(f"annotation queue {name!r} does not exist")
+    row: AnnotationQueueRow = named_row(session, AnnotationQueueRow, name, "annotation queue")
     return row
 
 
@@ -68,12 +68,10 @@ def _queue(session: Session, row: AnnotationQueueRow) -> Queue:
             .group_by(AnnotationItemRow.status)
         ).all()
     )
-    return Queue(
-        name=row.name,
-        description=row.description,
+    return from_row(
+        Queue,
+        row,
         scores=[ScoreConfig(**c) for c in json.loads(row.score_configs)],
-        created_at=row.created_at,
-        created_by=row.created_by,
         counts={s: counts.get(s, 0) for s in ("pending", "done", "skipped")},
     )
 
@@ -153,14 +151,10 @@ def add_items(
 
 
 def _item(session: Session, row: AnnotationItemRow, queue: str, with_trace: bool) -> AnnotationItem:
-    return AnnotationItem(
-        id=row.id,
+    return from_row(
+        AnnotationItem,
+        row,
         queue=queue,
-        trace_id=row.trace_id,
-        status=row.status,
-        claimed_by=row.claimed_by,
-        completed_by=row.completed_by,
-        created_at=row.created_at,
         trace=traces.get_trace(session, row.trace_id) if with_trace else None,
     )
 

@@ -15,7 +15,7 @@ from opsloop.kernel.identity import current_user
 from opsloop.llm.feedback import services
 from opsloop.llm.feedback.entities import ReviewSubmit
 from opsloop.web.deps import ReadSession, State
-from opsloop.web.shell import UiDomain, render
+from opsloop.web.shell import UiDomain
 
 __all__ = ["UI", "router"]
 
@@ -27,31 +27,20 @@ UI = UiDomain(key="feedback", title="Feedback", href="/feedback", package="opslo
 
 @router.get("/feedback")
 def queues_page(request: Request, session: ReadSession) -> Response:
-    return render(
-        request,
-        "feedback/queues.html",
-        {"title": "Feedback", "active": "feedback", "queues": services.list_queues(session)},
-    )
+    return UI.page(request, "queues.html", "Feedback", queues=services.list_queues(session))
 
 
 def _review_context(state: Any, name: str, error: str | None) -> dict[str, Any]:
     with state.store.write() as session:  # claiming the next item is a write
         queue = services.get_queue(session, name)
         item = services.next_item(session, name, current_user())
-    return {
-        "title": f"Review {name}",
-        "active": "feedback",
-        "crumbs": [("Feedback", "/feedback")],
-        "queue": queue,
-        "item": item,
-        "error": error,
-    }
+    return {"queue": queue, "item": item, "error": error}
 
 
 @router.get("/feedback/{name}")
 async def review_page(request: Request, name: str, state: State) -> Response:
     context = await run_in_threadpool(_review_context, state, name, None)
-    return render(request, "feedback/review.html", context)
+    return UI.subpage(request, "review.html", f"Review {name}", **context)
 
 
 def _form_scores(form: dict[str, list[str]], queue: Any) -> dict[str, Any]:
@@ -98,5 +87,5 @@ async def submit_review(request: Request, name: str, item_id: str, state: State)
     error = await run_in_threadpool(save)
     if error is not None:
         context = await run_in_threadpool(_review_context, state, name, error)
-        return render(request, "feedback/review.html", context, status_code=400)
+        return UI.subpage(request, "review.html", f"Review {name}", status_code=400, **context)
     return RedirectResponse(f"/feedback/{quote(name)}", status_code=303)

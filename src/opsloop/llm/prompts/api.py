@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, Field
 
 from opsloop.errors import OpsloopError
+from opsloop.kernel.bounds import PositiveInt64
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.llm.prompts import routes, services
@@ -37,7 +38,7 @@ Gate = Annotated[LabelGate, Depends(label_gate)]
 
 
 class LabelSet(BaseModel):
-    version: int = Field(ge=1, description="the version number the label should point at")
+    version: PositiveInt64 = Field(description="the version number the label should point at")
 
 
 @router.get(routes.PROMPTS.template)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from opsloop.console.commands import JsonOption, command_group
 from opsloop.console.output import (
     command_client,
     console,
@@ -17,19 +18,15 @@ from opsloop.console.output import (
     when,
 )
 
-prompts_app = typer.Typer(
-    help=(
-        "Versioned text and chat prompts with labels (production, staging, ...), rendered in a "
-        "sandbox. Examples:\n\n"
-        "  opsloop prompts create answer --text 'Answer: {{ question }}' --label staging\n\n"
-        "  opsloop prompts create answer --messages chat.json --config model=gpt-4o-mini\n\n"
-        "  opsloop prompts label answer 2 production\n\n"
-        "  opsloop prompts render answer --var question='Where is my order?'\n\n"
-        "  opsloop prompts diff answer 1 2"
-    ),
-    no_args_is_help=True,
+prompts_app = command_group(
+    "Versioned text and chat prompts with labels (production, staging, ...), rendered in a "
+    "sandbox. Examples:\n\n"
+    "  opsloop prompts create answer --text 'Answer: {{ question }}' --label staging\n\n"
+    "  opsloop prompts create answer --messages chat.json --config model=gpt-4o-mini\n\n"
+    "  opsloop prompts label answer 2 production\n\n"
+    "  opsloop prompts render answer --var question='Where is my order?'\n\n"
+    "  opsloop prompts diff answer 1 2"
 )
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 @prompts_app.command("create")

@@ -30,6 +30,7 @@ from opsloop.llm.prompts.entities import (
 from opsloop.llm.prompts.ports import LabelGate
 from opsloop.llm.prompts.tables import PromptLabelRow, PromptRow, PromptVersionRow
 from opsloop.llm.prompts.template import variables_of
+from opsloop.store.columns import named_row
 from opsloop.store.numbered import Numbering, version_row
 
 __all__ = [
@@ -49,11 +50,7 @@ MAX_TEMPLATE_CHARS = 200_000
 
 
 def _prompt(session: Session, name: str) -> PromptRow:
-    row = session.scalars(
-        select(PromptRow).where(PromptRow.name == check_name(name, _NOUN))
-    ).first()
-    if row is None:
-        raise NotFound(f"prompt {name!r} does not exist")
+    row: PromptRow = named_row(session, PromptRow, check_name(name, _NOUN), _NOUN)
     return row
 
 

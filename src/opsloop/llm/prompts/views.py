@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from opsloop.llm.prompts import services
 from opsloop.llm.prompts.tables import PromptRow
 from opsloop.web.deps import ReadSession
-from opsloop.web.shell import SearchHit, UiDomain, render
+from opsloop.web.shell import SearchHit, UiDomain
 
 __all__ = ["UI", "router"]
 
@@ -36,11 +36,7 @@ UI = UiDomain(
 @router.get("/prompts")
 def prompts_page(request: Request, session: ReadSession) -> Response:
     listed = services.list_prompts(session, 10_000, None).items
-    return render(
-        request,
-        "prompts/prompts.html",
-        {"title": "Prompts", "active": "prompts", "prompts": listed},
-    )
+    return UI.page(request, "prompts.html", "Prompts", prompts=listed)
 
 
 @router.get("/prompts/{name}")
@@ -52,15 +48,4 @@ def prompt_page(request: Request, name: str, session: ReadSession) -> Response:
         for v in versions
         if v.version > 1
     }
-    return render(
-        request,
-        "prompts/prompt.html",
-        {
-            "title": name,
-            "active": "prompts",
-            "crumbs": [("Prompts", "/prompts")],
-            "info": info,
-            "versions": versions,
-            "diffs": diffs,
-        },
-    )
+    return UI.subpage(request, "prompt.html", name, info=info, versions=versions, diffs=diffs)

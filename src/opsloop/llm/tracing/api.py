@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel.bounds import Int64, is_ascii_int
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.llm.tracing import routes, services
@@ -46,7 +47,7 @@ def open_spool(state: AppState) -> IngestSpool:
 
 async def _body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_OTLP_BYTES:
+    if declared and is_ascii_int(declared) and int(declared) > MAX_OTLP_BYTES:
         raise InvalidInput(f"OTLP payload of {declared} bytes is over {MAX_OTLP_BYTES}")
     body = await request.body()
     encoding = request.headers.get("content-encoding", "").lower()
@@ -92,8 +93,8 @@ def _filter(
     user_id: str | None = None,
     session_id: str | None = None,
     tags: Annotated[list[str] | None, Query()] = None,
-    since_ns: int | None = None,
-    until_ns: int | None = None,
+    since_ns: Int64 | None = None,
+    until_ns: Int64 | None = None,
     min_cost: float | None = None,
     max_cost: float | None = None,
     min_latency_ms: float | None = None,

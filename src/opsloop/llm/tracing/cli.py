@@ -10,26 +10,21 @@ from typing import Annotated, Any
 
 import typer
 
+from opsloop.console.commands import JsonOption, command_group
 from opsloop.console.output import command_client, console, print_json, print_table
 
-traces_app = typer.Typer(
-    help=(
-        "LLM traces sent by @opsloop.observe or any OpenTelemetry exporter (OTLP/HTTP at the "
-        "server's /v1/traces), with token usage, cost and scores. Examples:\n\n"
-        "  opsloop traces list --since 1h --user u-42 --error\n\n"
-        "  opsloop traces list --score 'helpfulness<0.5' --min-cost 0.01\n\n"
-        "  opsloop traces show 4bf92f3577b34da6a3ce929d0e0e4736\n\n"
-        "  opsloop traces score 4bf92f35... helpfulness 0.8 --comment 'good, a bit long'\n\n"
-        "  opsloop traces export spans.parquet --since 7d\n\n"
-        "  opsloop traces prices set 'my-llama-.*' --input 0.2 --output 0.6"
-    ),
-    no_args_is_help=True,
+traces_app = command_group(
+    "LLM traces sent by @opsloop.observe or any OpenTelemetry exporter (OTLP/HTTP at the "
+    "server's /v1/traces), with token usage, cost and scores. Examples:\n\n"
+    "  opsloop traces list --since 1h --user u-42 --error\n\n"
+    "  opsloop traces list --score 'helpfulness<0.5' --min-cost 0.01\n\n"
+    "  opsloop traces show 4bf92f3577b34da6a3ce929d0e0e4736\n\n"
+    "  opsloop traces score 4bf92f35... helpfulness 0.8 --comment 'good, a bit long'\n\n"
+    "  opsloop traces export spans.parquet --since 7d\n\n"
+    "  opsloop traces prices set 'my-llama-.*' --input 0.2 --output 0.6"
 )
-prices_app = typer.Typer(
-    help="Model prices (per million tokens) used to cost spans at ingest.", no_args_is_help=True
-)
+prices_app = command_group("Model prices (per million tokens) used to cost spans at ingest.")
 traces_app.add_typer(prices_app, name="prices")
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 _AGO = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel.bounds import Int64
 
 __all__ = [
     "IngestResult",
@@ -192,8 +193,8 @@ class TraceFilter(BaseModel):
     user_id: str | None = None
     session_id: str | None = None
     tags: list[str] = Field(default_factory=list, description="traces carrying all of these")
-    since_ns: int | None = Field(None, description="started at or after (ns since epoch)")
-    until_ns: int | None = Field(None, description="started before (ns since epoch)")
+    since_ns: Int64 | None = Field(None, description="started at or after (ns since epoch)")
+    until_ns: Int64 | None = Field(None, description="started before (ns since epoch)")
     min_cost: float | None = None
     max_cost: float | None = None
     min_latency_ms: float | None = None

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from opsloop.errors import InvalidInput, validation_problems
 from opsloop.kernel import ambient
+from opsloop.kernel.bounds import is_ascii_int
 from opsloop.kernel.paging import Page
 from opsloop.llm.tracing.backend import TracingBackend
 from opsloop.llm.tracing.context import CURRENT_SPAN
@@ -132,7 +133,7 @@ class ActiveSpan:
         """Record the prompt version this span used (``Prompt`` or ``"name@N"``)."""
         if isinstance(prompt, str):
             name, _, number = prompt.partition("@")
-            if not number.isdigit():
+            if not is_ascii_int(number):
                 raise InvalidInput(f"prompt {prompt!r}: give a numbered version, NAME@N")
             self.record.prompt_name, self.record.prompt_version = name, int(number)
         else:

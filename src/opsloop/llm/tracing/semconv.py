@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from opsloop.kernel.bounds import is_ascii_int
 from opsloop.llm.tracing.records import KINDS, SpanRecord, to_text
 
 __all__ = ["OPSLOOP", "otel_attributes", "record_from_otel"]
@@ -77,7 +78,7 @@ def _messages(attrs: dict[str, Any], prefix: str, used: set[str]) -> str | None:
         if not key.startswith(prefix):
             continue
         index, _, rest = key[len(prefix) :].partition(".")
-        if not index.isdigit():
+        if not is_ascii_int(index):
             continue
         used.add(key)
         field_name = rest.removeprefix("message.")

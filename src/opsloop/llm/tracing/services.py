@@ -18,9 +18,11 @@ from sqlalchemy import and_, case, delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput, NotFound
+from opsloop.kernel.bounds import check_clause_count
 from opsloop.kernel.paging import Page, decode_page_token, encode_page_token
 from opsloop.kernel.refs import parse_ref
 from opsloop.kernel.timeutil import now_ms
+from opsloop.llm.rows import from_row
 from opsloop.llm.tracing.entities import (
     IngestResult,
     ModelPriceIn,
@@ -206,6 +208,7 @@ def _score_condition(flt: ScoreFilter) -> Any:
 
 
 def _conditions(flt: TraceFilter) -> list[Any]:
+    check_clause_count(len(flt.tags) + len(flt.scores), "a trace filter's tags and scores")
     t = TraceRow
     out: list[Any] = []
     if flt.name:
@@ -260,25 +263,7 @@ def _traces(session: Session, rows: list[TraceRow]) -> list[Trace]:
         ):
             scores.setdefault(tid, {})[name] = value if value is not None else text
     return [
-        Trace(
-            trace_id=row.trace_id,
-            name=row.name,
-            root_span_id=row.root_span_id,
-            start_ns=row.start_ns,
-            end_ns=row.end_ns,
-            duration_ms=row.duration_ms,
-            span_count=row.span_count,
-            error_count=row.error_count,
-            input_tokens=row.input_tokens,
-            output_tokens=row.output_tokens,
-            cost=row.cost,
-            user_id=row.user_id,
-            session_id=row.session_id,
-            tags=tags.get(row.trace_id, []),
-            input=row.input,
-            output=row.output,
-            scores=scores.get(row.trace_id, {}),
-        )
+        from_row(Trace, row, tags=tags.get(row.trace_id, []), scores=scores.get(row.trace_id, {}))
         for row in rows
     ]
 
@@ -304,14 +289,7 @@ def list_traces(
 
 
 def _span(row: SpanRow) -> Span:
-    return Span(
-        **{c: getattr(row, c) for c in _SPAN_FIELDS},
-        attributes=json.loads(row.attributes),
-        events=json.loads(row.events),
-    )
-
-
-_SPAN_FIELDS = [f for f in Span.model_fields if f not in ("attributes", "events")]
+    return from_row(Span, row, attributes=json.loads(row.attributes), events=json.loads(row.events))
 
 
 def _check_trace_id(trace_id: str) -> str:
@@ -348,7 +326,7 @@ def export_table(session: Session, flt: TraceFilter, what: str = "spans") -> pa.
             [t.model_dump() | {"scores": json.dumps(t.scores)} for t in traces],
             schema=_TRACE_SCHEMA,
         )
-    columns = [getattr(SpanRow, c) for c in (*_SPAN_FIELDS, "attributes", "events")]
+    columns = [getattr(SpanRow, c) for c in Span.model_fields]  # a span's fields are columns
     result = session.execute(
         select(*columns)
         .where(SpanRow.trace_id.in_(matching))
@@ -389,7 +367,7 @@ _TRACE_SCHEMA = pa.schema(
 
 # -- scores -----------------------------------------------------------------------------------
 def _score(row: ScoreRow) -> Score:
-    return Score(**{f: getattr(row, f) for f in Score.model_fields})
+    return from_row(Score, row)
 
 
 def _score_value(body: ScoreCreate) -> tuple[str, float | None, str | None]:

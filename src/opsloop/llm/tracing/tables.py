@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from opsloop.store import columns as col
 from opsloop.store.base import Base
 
 TRACE_ID = String(32)  # 16 bytes, lower-case hex, as W3C trace context writes it
@@ -80,13 +81,12 @@ class TraceTagRow(Base):
     tag: Mapped[str] = mapped_column(String(250), primary_key=True)
 
 
-class ScoreRow(Base):
+class ScoreRow(col.IdKey, col.CreatedAt, Base):
     """One judgement of a trace or of one of its spans, by a person, an evaluator or code."""
 
     __tablename__ = "scores"
     __table_args__ = (Index("ix_scores_trace", "trace_id"), Index("ix_scores_name", "name"))
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
     trace_id: Mapped[str] = mapped_column(TRACE_ID)
     span_id: Mapped[str | None] = mapped_column(SPAN_ID)
     name: Mapped[str] = mapped_column(String(250))
@@ -96,10 +96,9 @@ class ScoreRow(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(16))  # human, api, eval
     author: Mapped[str] = mapped_column(String(250))
-    created_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class ModelPriceRow(Base):
+class ModelPriceRow(col.CreatedAt, Base):
     """A user's price for the models whose name matches ``pattern`` (overrides the defaults)."""
 
     __tablename__ = "model_prices"
@@ -108,4 +107,3 @@ class ModelPriceRow(Base):
     input_per_mtok: Mapped[float] = mapped_column(Float)
     output_per_mtok: Mapped[float] = mapped_column(Float)
     per_request: Mapped[float] = mapped_column(Float)
-    created_at: Mapped[int] = mapped_column(BigInteger)

@@ -20,7 +20,7 @@ from opsloop.llm.tracing import services
 from opsloop.llm.tracing.entities import Span, TraceFilter, children_by_parent
 from opsloop.llm.tracing.tables import TraceRow
 from opsloop.web.deps import ReadSession
-from opsloop.web.shell import SearchHit, UiDomain, render
+from opsloop.web.shell import SearchHit, UiDomain
 
 __all__ = ["UI", "router"]
 
@@ -65,19 +65,10 @@ def traces_page(request: Request, session: ReadSession) -> Response:
     except (InvalidInput, ValueError) as exc:
         error_text = getattr(exc, "message", str(exc))
         page = services.list_traces(session, TraceFilter(), _PAGE, None)
-    return render(
-        request,
-        "traces/traces.html",
-        {
-            "title": "Traces",
-            "active": "traces",
-            "traces": page.items,
-            "next_page_token": page.next_page_token,
-            "form": form,
-            "filter_error": error_text,
-            "stamp": _stamp,
-        },
-    )
+    return UI.page(
+        request, "traces.html", "Traces", traces=page.items,
+        next_page_token=page.next_page_token, form=form, filter_error=error_text, stamp=_stamp,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -108,16 +99,8 @@ def _waterfall(spans: list[Span], start_ns: int, end_ns: int) -> list[_Row]:
 def trace_page(request: Request, trace_id: str, session: ReadSession) -> Response:
     detail = services.get_trace(session, trace_id)
     trace = detail.trace
-    return render(
-        request,
-        "traces/trace.html",
-        {
-            "title": trace.name,
-            "active": "traces",
-            "crumbs": [("Traces", "/traces")],
-            "trace": trace,
-            "rows": _waterfall(detail.spans, trace.start_ns, trace.end_ns),
-            "scores": detail.scores,
-            "stamp": _stamp,
-        },
-    )
+    return UI.subpage(
+        request, "trace.html", trace.name, trace=trace,
+        rows=_waterfall(detail.spans, trace.start_ns, trace.end_ns), scores=detail.scores,
+        stamp=_stamp,
+    )  # fmt: skip
