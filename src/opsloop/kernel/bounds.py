@@ -50,16 +50,18 @@ def _not_bool(value: Any) -> Any:
     return value
 
 
+# The validator comes last so it wraps the constrained integer: it runs first, and the bounds
+# stay in the schema as OpenAPI's minimum and maximum.
 _INT = BeforeValidator(_not_bool)
-Int64 = Annotated[int, _INT, Ge(INT64_MIN), Le(INT64_MAX)]
+Int64 = Annotated[int, Ge(INT64_MIN), Le(INT64_MAX), _INT]
 """An integer the databases can store (a signed 64-bit integer); never a boolean."""
 Int64Item = Annotated[int, Ge(INT64_MIN), Le(INT64_MAX)]
 """:data:`Int64` for the items of long columns (metric steps, timestamps): the range only, as
 pydantic checks it in Rust; a Python check per item would make logging metrics five times
 slower to validate (and a ``true`` there reads as 1, which stores fine)."""
-NonNegativeInt64 = Annotated[int, _INT, Ge(0), Le(INT64_MAX)]
+NonNegativeInt64 = Annotated[int, Ge(0), Le(INT64_MAX), _INT]
 """A count, a limit or a time since the epoch: 0 to 2**63 - 1."""
-PositiveInt64 = Annotated[int, _INT, Ge(1), Le(INT64_MAX)]
+PositiveInt64 = Annotated[int, Ge(1), Le(INT64_MAX), _INT]
 """A version number: 1 to 2**63 - 1."""
 
 
