@@ -207,7 +207,8 @@ class TrackingClient:
             self._check_metric_key(key)
         if type(value) is not float or not isfinite(value):  # the fast path is one type check
             value = check_metric_value(key, value)
-        _check_point(step, timestamp)
+        if (step is not None and not _MIN <= step <= _MAX) or timestamp is not None:
+            _check_point(step, timestamp)  # the common call (a small step, no timestamp) skips it
         self._metrics.add(run_id, key, value, step or 0, timestamp or now_ms())
 
     def log_metrics(
@@ -493,6 +494,9 @@ def _finite_values(key: str, values: list[Any]) -> list[float]:
     except (TypeError, ValueError):
         pass
     return [check_metric_value(key, v) for v in values]
+
+
+_MIN, _MAX = INT64_MIN, INT64_MAX
 
 
 def _check_point(step: int | None, timestamp: int | None) -> None:
