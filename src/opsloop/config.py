@@ -38,6 +38,8 @@ class Settings:
         blob_url: A local folder or an fsspec URL (``s3://bucket/prefix``) for blobs.
         server_url: When set, the SDK and CLI use the REST API instead of the store.
         token: Bearer token the client sends, and the server requires when it is set.
+        metrics_token: A scrape token the server also accepts on ``/metrics`` (and nowhere
+            else), so Prometheus needs no token that can read or write anything else.
         storage_options: Extra fsspec options for the blob store (endpoint_url, key, secret).
     """
 
@@ -46,6 +48,7 @@ class Settings:
     blob_url: str
     server_url: str | None = None
     token: str | None = None
+    metrics_token: str | None = None
     storage_options: dict[str, Any] = field(default_factory=dict)
 
     @property

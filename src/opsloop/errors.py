@@ -11,7 +11,8 @@ and the CLI translate errors in exactly one place each::
     │                                                           writes to a finished run
     ├── Unauthenticated                      HTTP 401, exit 5   no token where one is required
     ├── PermissionDenied (PermissionError)   HTTP 403, exit 6   a token that is not allowed
-    └── StoreError                           HTTP 503, exit 7   the database or blob store failed
+    ├── StoreError                           HTTP 503, exit 7   the database or blob store failed
+    └── PayloadTooLarge                      HTTP 413, exit 8   a body over its route's limit
 
 Foreign errors (SQLAlchemy, fsspec, httpx) are translated at the boundary that meets them,
 ``raise StoreError(...) from exc``, never deeper.
@@ -26,6 +27,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "OpsloopError",
+    "PayloadTooLarge",
     "PermissionDenied",
     "StoreError",
     "Unauthenticated",
@@ -104,6 +106,14 @@ class StoreError(OpsloopError):
     exit_code = 7
 
 
+class PayloadTooLarge(OpsloopError):
+    """A request body over the limit of the route it was sent to; nothing of it was stored."""
+
+    code = "TOO_LARGE"
+    http_status = 413
+    exit_code = 8
+
+
 _BY_CODE: dict[str, type[OpsloopError]] = {
     cls.code: cls
     for cls in (
@@ -114,6 +124,7 @@ _BY_CODE: dict[str, type[OpsloopError]] = {
         Unauthenticated,
         PermissionDenied,
         StoreError,
+        PayloadTooLarge,
     )
 }
 

@@ -219,7 +219,7 @@ def test_bad_batches_are_refused_whole(tmp_path: Path, sqlite_url: str) -> None:
         conn.putheader("Content-Length", str(1 << 30))  # refused from its headers alone
         conn.endheaders(b"x")
         answer_ = conn.getresponse()
-        assert answer_.status == 400 and b"over the" in answer_.read()
+        assert answer_.status == 413 and b"over the" in answer_.read()
         conn.close()
         assert httpx.post(f"{api}/batch", content=frame([(good_digest, good)])).status_code == 201
         missing = blake3(b"never stored").hexdigest()

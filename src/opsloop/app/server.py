@@ -18,6 +18,8 @@ from opsloop.config import Settings, load_settings
 from opsloop.kernel import __version__
 from opsloop.web.deps import AppState, State, require_token
 from opsloop.web.errors import install_error_handlers
+from opsloop.web.limits import install_body_limits
+from opsloop.web.openapi import error_response, install_openapi
 from opsloop.web.routes import install_ui
 
 __all__ = ["create_app"]
@@ -72,8 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.opsloop.trace_spool = open_spool(app.state.opsloop)
 
     install_error_handlers(app)
+    install_openapi(app)  # the errors it documents are the ones it answers
 
-    @app.get("/healthz", tags=["meta"])
+    @app.get("/healthz", tags=["meta"], responses={503: error_response("the store is down")})
     def healthz(state: State) -> dict[str, Any]:
         """200 when the metadata store answers, 503 (StoreError) when it does not."""
         state.store.ping()
@@ -94,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.llm.prompts.api import router as prompts_router
     from opsloop.llm.prompts.views import UI as PROMPTS_UI
     from opsloop.llm.prompts.views import router as prompt_views
+    from opsloop.llm.tracing.api import BODY_LIMITS as OTLP_LIMITS
     from opsloop.llm.tracing.api import otlp_router
     from opsloop.llm.tracing.api import router as tracing_router
     from opsloop.llm.tracing.views import UI as TRACES_UI
@@ -107,10 +111,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.registry.api import router as registry_router
     from opsloop.registry.views import UI as REGISTRY_UI
     from opsloop.registry.views import router as registry_views
+    from opsloop.serving.api import BODY_LIMITS as INFERENCE_LIMITS
     from opsloop.serving.api import inference_router, metrics_router
     from opsloop.serving.api import router as deployments_router
     from opsloop.serving.views import UI as DEPLOYMENTS_UI
     from opsloop.serving.views import router as deployment_views
+    from opsloop.tracking.api import BODY_LIMITS as BLOB_LIMITS
     from opsloop.tracking.api import router as tracking_router
     from opsloop.tracking.views import UI as TRACKING_UI
     from opsloop.tracking.views import router as tracking_views
@@ -125,7 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (pipelines_router, api), (inference_router, ""),
     ]:  # fmt: skip
         app.include_router(router, prefix=prefix, dependencies=auth)
-    app.include_router(metrics_router)
+    app.include_router(metrics_router)  # the server token or the scrape token
+    install_body_limits(app, [*BLOB_LIMITS, *OTLP_LIMITS, *INFERENCE_LIMITS])  # else 16 MiB
     install_ui(
         app,
         [

@@ -15,6 +15,13 @@ BlobOption = Annotated[
 TokenOption = Annotated[
     str | None, typer.Option(envvar="OPSLOOP_TOKEN", help="Require this bearer token.")
 ]
+MetricsTokenOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="OPSLOOP_METRICS_TOKEN",
+        help="A scrape token accepted on /metrics only (the server token is accepted too).",
+    ),
+]
 
 
 def server(
@@ -24,12 +31,16 @@ def server(
     database_url: DatabaseOption = None,
     blob_url: BlobOption = None,
     token: TokenOption = None,
+    metrics_token: MetricsTokenOption = None,
 ) -> None:
     """Run the opsloop server: web UI at /, REST API under /api, docs at /docs, health at /healthz.
 
     Teams point the SDK and CLI at it with OPSLOOP_SERVER_URL=http://HOST:PORT.
     """
-    _serve(host, port, workers, database_url, blob_url, token, open_browser=False)
+    _serve(
+        host, port, workers, database_url, blob_url, token, open_browser=False,
+        metrics_token=metrics_token,
+    )  # fmt: skip
 
 
 def ui(
@@ -56,6 +67,7 @@ def _serve(
     token: str | None,
     *,
     open_browser: bool,
+    metrics_token: str | None = None,
 ) -> None:
     import os
     import threading
@@ -66,12 +78,16 @@ def _serve(
     from opsloop.config import load_settings
     from opsloop.schema import open_store
 
-    settings = load_settings(database_url=database_url, blob_url=blob_url, token=token)
+    settings = load_settings(
+        database_url=database_url, blob_url=blob_url, token=token, metrics_token=metrics_token
+    )
     # Workers re-create the app from settings in their own process: pass them by environment.
     os.environ["OPSLOOP_DATABASE_URL"] = settings.database_url
     os.environ["OPSLOOP_BLOB_URL"] = settings.blob_url
     if settings.token:
         os.environ["OPSLOOP_TOKEN"] = settings.token
+    if settings.metrics_token:
+        os.environ["OPSLOOP_METRICS_TOKEN"] = settings.metrics_token
     os.environ.pop("OPSLOOP_SERVER_URL", None)
     open_store(settings.database_url)  # migrate once, before workers start
     url = f"http://{host}:{port}"

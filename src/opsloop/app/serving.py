@@ -39,9 +39,11 @@ def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
 
     from opsloop.client import Client, shared_stores
     from opsloop.kernel import __version__
-    from opsloop.serving.api import inference_router, metrics_router
+    from opsloop.serving.api import BODY_LIMITS, inference_router, metrics_router
     from opsloop.web.deps import AppState, require_token
     from opsloop.web.errors import install_error_handlers
+    from opsloop.web.limits import install_body_limits
+    from opsloop.web.openapi import error_response, install_openapi
 
     client = Client(settings=settings)
     runtime = open_runtime(client)
@@ -65,10 +67,13 @@ def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
         serving=runtime,
     )
     install_error_handlers(app)
+    install_openapi(app)
 
-    app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["meta"])
+    down = {503: error_response("the store is down")}
+    app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["meta"], responses=down)
     app.include_router(inference_router, dependencies=[Depends(require_token)])
-    app.include_router(metrics_router)
+    app.include_router(metrics_router)  # the server token or the scrape token
+    install_body_limits(app, BODY_LIMITS)
     return app
 
 

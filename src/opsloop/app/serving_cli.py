@@ -13,6 +13,13 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    metrics_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="OPSLOOP_METRICS_TOKEN",
+            help="A scrape token accepted on /metrics only (the server token is accepted too).",
+        ),
+    ] = None,
 ) -> None:
     """Run the inference server: POST /v1/deployments/NAME/predict, /feedback, GET /metrics.
 
@@ -25,9 +32,11 @@ def serve(
 
     from opsloop.config import load_settings
 
-    settings = load_settings()
+    settings = load_settings(metrics_token=metrics_token)
     os.environ["OPSLOOP_DATABASE_URL"] = settings.database_url
     os.environ["OPSLOOP_BLOB_URL"] = settings.blob_url
+    if settings.metrics_token:  # the workers read their settings from the environment
+        os.environ["OPSLOOP_METRICS_TOKEN"] = settings.metrics_token
     typer.echo(f"opsloop serve on http://{host}:{port}  (POST /v1/deployments/NAME/predict)")
     uvicorn.run(
         "opsloop.app.serving:serving_app_from_env", host=host, port=port, workers=workers,

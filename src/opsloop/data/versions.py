@@ -350,7 +350,7 @@ def log_lineage(session: Session, run_id: str, ref: str, relation: str) -> Datas
 
     if relation not in RELATIONS:
         raise InvalidInput(f"relation must be one of {RELATIONS}, got {relation!r}")
-    require_run(session, run_id)
+    run_id = require_run(session, run_id).id
     dataset, row = _version_row(session, ref)
     node = (graph.DATASET_VERSION, row.id)
     run = (graph.RUN, run_id)

@@ -26,6 +26,7 @@ from opsloop.kernel.metrics import REGISTRY
 from opsloop.kernel.timeutil import now_ms
 from opsloop.monitoring.entities import Alert, AlertRule, Channel
 from opsloop.monitoring.tables import AlertRow, MonitorRow
+from opsloop.store.ids import resolve_id
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -205,12 +206,7 @@ def due_deliveries(session: Session, now: int) -> list[AlertRow]:
 
 
 def _row(session: Session, alert_id: str) -> AlertRow:
-    row = session.get(AlertRow, alert_id)
-    if row is None:
-        matches = session.scalars(select(AlertRow).where(AlertRow.id.startswith(alert_id))).all()
-        if len(matches) > 1:
-            raise InvalidInput(f"alert id {alert_id!r} is ambiguous; give more characters")
-        row = matches[0] if matches else None
+    row = session.get(AlertRow, resolve_id(session, AlertRow.id, alert_id, "alert"))
     if row is None:
         raise NotFound(f"alert {alert_id!r} does not exist")
     return row

@@ -82,14 +82,15 @@ class MonitorBackend(ABC):
     @abstractmethod
     def acknowledge_alert(self, alert_id: str) -> Alert:
         """Mark the alert seen by the current user; it stays open (and deduplicates).
-        ``alert_id`` may be a unique prefix. Raises ``NotFound`` if no alert matches,
-        ``InvalidInput`` if the prefix is ambiguous or the alert is already resolved."""
+        ``alert_id`` may be a unique prefix (6+ characters). Raises ``NotFound`` if no alert
+        matches, ``Conflict`` if the prefix is ambiguous, ``InvalidInput`` if it is too short
+        or the alert is already resolved."""
 
     @abstractmethod
     def resolve_alert(self, alert_id: str) -> Alert:
-        """Resolve the alert as the current user. ``alert_id`` may be a unique prefix.
-        Raises ``NotFound`` if no alert matches, ``InvalidInput`` if the prefix is ambiguous
-        or the alert is already resolved."""
+        """Resolve the alert as the current user. ``alert_id`` may be a unique prefix (6+
+        characters). Raises ``NotFound`` if no alert matches, ``Conflict`` if the prefix is
+        ambiguous, ``InvalidInput`` if it is too short or the alert is already resolved."""
 
     # -- the loop -----------------------------------------------------------------------------
     @abstractmethod

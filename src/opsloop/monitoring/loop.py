@@ -35,6 +35,7 @@ from opsloop.errors import NotFound
 from opsloop.kernel.timeutil import now_ms
 from opsloop.monitoring.entities import LoopRun, MonitorSpec
 from opsloop.monitoring.tables import AlertRow, LoopRunRow, MonitorRow, MonitorRunRow
+from opsloop.store.ids import resolve_id
 
 __all__ = [
     "ACTOR",
@@ -98,7 +99,7 @@ def start_loops(
 
 def get_loop_run(store: Any, loop_id: str) -> LoopRun:
     with store.read() as session:
-        row = session.get(LoopRunRow, loop_id)
+        row = session.get(LoopRunRow, resolve_id(session, LoopRunRow.id, loop_id, "loop run"))
         if row is None:
             raise NotFound(f"loop run {loop_id!r} does not exist")
         monitor = session.get(MonitorRow, row.monitor_id)

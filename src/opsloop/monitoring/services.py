@@ -35,6 +35,7 @@ from opsloop.monitoring.profiles import TableProfile, profile_frame
 from opsloop.monitoring.tables import AlertRow, MonitorRow, MonitorRunRow
 from opsloop.monitoring.windows import WindowData, read_window
 from opsloop.store.columns import named_row
+from opsloop.store.ids import resolve_id
 
 if TYPE_CHECKING:
     from opsloop.monitoring.ports import (
@@ -373,7 +374,8 @@ def list_runs(session: Session, name: str, limit: int = 20) -> list[MonitorRun]:
 
 
 def get_run(session: Session, run_id: str) -> MonitorRun:
-    row = session.get(MonitorRunRow, run_id)
+    """One monitor run; ``run_id`` may be a unique prefix (6+ characters)."""
+    row = session.get(MonitorRunRow, resolve_id(session, MonitorRunRow.id, run_id, "monitor run"))
     if row is None:
         raise NotFound(f"monitor run {run_id!r} does not exist")
     monitor = session.get(MonitorRow, row.monitor_id)

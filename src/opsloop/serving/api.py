@@ -6,25 +6,33 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from opsloop.errors import InvalidInput, NotFound, OpsloopError
-from opsloop.kernel.bounds import Int64, NonNegativeInt64, is_ascii_int
+from opsloop.kernel.bounds import Int64, NonNegativeInt64
 from opsloop.kernel.identity import current_user
 from opsloop.serving import rollouts, routes, services
 from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
 from opsloop.serving.rollout_entities import Rollout, RolloutSpec
-from opsloop.web.deps import ReadSession, State, WriteSession
+from opsloop.web.deps import ReadSession, State, WriteSession, require_metrics_token
+from opsloop.web.limits import BodyLimit
+from opsloop.web.openapi import error_response
 
-__all__ = ["MAX_BODY_BYTES", "inference_router", "metrics_router", "router"]
+__all__ = ["BODY_LIMITS", "MAX_BODY_BYTES", "inference_router", "metrics_router", "router"]
 
 router = APIRouter(tags=["deployments"])
 inference_router = APIRouter(tags=["inference"])
-metrics_router = APIRouter(tags=["meta"])
+# The server token or the scrape token (settings.metrics_token), wherever it is mounted.
+metrics_router = APIRouter(tags=["meta"], dependencies=[Depends(require_metrics_token)])
 MAX_BODY_BYTES = 10 * 1024 * 1024
+# A larger predict or feedback body is refused (413) before it is read whole.
+BODY_LIMITS = [
+    BodyLimit("POST", routes.PREDICT, MAX_BODY_BYTES),
+    BodyLimit("POST", routes.FEEDBACK, MAX_BODY_BYTES),
+]
 
 
 class PolicyChange(BaseModel):
@@ -122,33 +130,25 @@ def predictions(name: str, state: State, limit: NonNegativeInt64 = 1000) -> list
 
 
 async def _json_body(request: Request) -> Any:
-    declared = request.headers.get("content-length")
-    if declared and is_ascii_int(declared) and int(declared) > MAX_BODY_BYTES:
-        raise _TooLarge(int(declared))
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise _TooLarge(len(body))
+    body = await request.body()  # at most MAX_BODY_BYTES: BODY_LIMITS refuses more
     try:
         return json.loads(body)
     except ValueError as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}") from None
 
 
-class _TooLarge(Exception):
-    def __init__(self, size: int) -> None:
-        super().__init__(f"request body of {size} bytes is over the {MAX_BODY_BYTES} byte limit")
-
-
-def _error(exc: Exception) -> JSONResponse:
-    if isinstance(exc, _TooLarge):
-        return JSONResponse({"error": {"code": "TOO_LARGE", "message": str(exc)}}, status_code=413)
+def _error(exc: OpsloopError) -> JSONResponse:
     if isinstance(exc, InvalidInput):
         return JSONResponse(exc.to_dict(), status_code=422)
-    assert isinstance(exc, OpsloopError)
     return JSONResponse(exc.to_dict(), status_code=exc.http_status)
 
 
-@inference_router.post(routes.PREDICT.template)
+# The inference endpoints answer a payload that does not fit with 422 (their clients expect it).
+_UNFIT = error_response("INVALID_INPUT: the payload does not fit (the message names the field)")
+_NOT_JSON = error_response("INVALID_INPUT: the body is not valid JSON")
+
+
+@inference_router.post(routes.PREDICT.template, responses={400: _NOT_JSON, 422: _UNFIT})
 async def predict(name: str, request: Request, state: State) -> Response:
     """Answer with the version the deployment's traffic policy picks. 422 names a wrong field."""
     runtime = state.serving
@@ -159,14 +159,14 @@ async def predict(name: str, request: Request, state: State) -> Response:
         answer = await run_in_threadpool(
             runtime.predict, name, body, request.headers, request.cookies
         )
-    except (_TooLarge, OpsloopError) as exc:
+    except OpsloopError as exc:
         if isinstance(exc, InvalidInput) and "not valid JSON" in exc.message:
             return JSONResponse(exc.to_dict(), status_code=400)
         return _error(exc)
     return JSONResponse(answer)
 
 
-@inference_router.post(routes.FEEDBACK.template)
+@inference_router.post(routes.FEEDBACK.template, responses={422: _UNFIT})
 async def feedback(name: str, request: Request, state: State) -> Response:
     """Ground truth for earlier answers: ``{"request_id", "label"}`` or a list of them."""
     try:
@@ -175,7 +175,7 @@ async def feedback(name: str, request: Request, state: State) -> Response:
         count = await run_in_threadpool(state.serving.feedback, name, items)
     except NotFound as exc:
         return _error(exc)
-    except (_TooLarge, OpsloopError) as exc:
+    except OpsloopError as exc:
         return _error(exc)
     return JSONResponse({"accepted": count})
 

@@ -16,7 +16,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from opsloop.errors import InvalidInput
-from opsloop.kernel.bounds import Int64, is_ascii_int
+from opsloop.kernel.bounds import Int64
 from opsloop.kernel.paging import Page
 from opsloop.store import blob_routes
 from opsloop.store.blobs import LocalBlobStore, check_digest
@@ -36,8 +36,15 @@ from opsloop.tracking.schemas import (
     TagValue,
 )
 from opsloop.web.deps import Blobs, ReadSession, WriteSession
+from opsloop.web.limits import BodyLimit
 
 router = APIRouter()
+# Bodies larger than the default JSON limit: a framed blob batch, and a single blob upload,
+# which is streamed to disk and never held whole (so it has no limit).
+BODY_LIMITS = [
+    BodyLimit("POST", blob_routes.BLOBS_BATCH, BATCH_MAX_BYTES),
+    BodyLimit("PUT", blob_routes.BLOB, None),
+]
 _EXPERIMENTS = "experiments"
 _RUNS = "runs"
 _ARTIFACTS = "artifacts"
@@ -218,14 +225,9 @@ async def upload_blob_batch(request: Request, blobs: Blobs) -> BlobDigests:
     """Upload many small blobs in one body, ``<index JSON>\\n<bytes>`` (a framed pack, see
     ``opsloop.store.packs``), at most 256 MiB. Every blob is hashed first; the batch is
     refused whole, storing nothing, unless each one matches its digest."""
-    declared = request.headers.get("content-length", "")
-    if is_ascii_int(declared) and int(declared) > BATCH_MAX_BYTES:
-        raise _batch_too_large(int(declared))
     raw = bytearray()
-    async for chunk in request.stream():
+    async for chunk in request.stream():  # at most BATCH_MAX_BYTES: BODY_LIMITS refuses more
         raw += chunk
-        if len(raw) > BATCH_MAX_BYTES:
-            raise _batch_too_large(len(raw))
     pairs = await run_in_threadpool(_verified_batch, bytes(raw))
     await run_in_threadpool(blobs.put_verified_bytes, pairs)
     return BlobDigests(digests=[digest for digest, _ in pairs])

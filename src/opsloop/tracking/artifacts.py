@@ -34,7 +34,7 @@ def register_artifacts(
         Conflict: The run is finished or deleted.
         NotFound: The run does not exist.
     """
-    require_writable_run(session, run_id, "artifacts")
+    run_id = require_writable_run(session, run_id, "artifacts").id
     clean: dict[str, ArtifactSpec] = {}
     for spec in specs:
         path = check_artifact_path(spec.path)
@@ -71,7 +71,7 @@ def register_artifacts(
 
 def list_artifacts(session: Session, run_id: str, prefix: str | None = None) -> list[Artifact]:
     """Every artifact of a run (under ``prefix`` when given), sorted by path."""
-    require_run(session, run_id)
+    run_id = require_run(session, run_id).id
     query = select(ArtifactRow).where(ArtifactRow.run_id == run_id).order_by(ArtifactRow.path)
     if prefix:
         folder = check_artifact_path(prefix)
@@ -86,7 +86,7 @@ def list_artifacts(session: Session, run_id: str, prefix: str | None = None) -> 
 
 def get_artifact(session: Session, run_id: str, path: str) -> Artifact:
     """One artifact by path. Raises ``NotFound``."""
-    require_run(session, run_id)
+    run_id = require_run(session, run_id).id
     row = session.get(ArtifactRow, (run_id, check_artifact_path(path)))
     if row is None:
         raise NotFound(f"run {run_id} has no artifact {path!r}")

@@ -1,6 +1,6 @@
 """The tracking backend contract: what the SDK needs from a store, local or remote.
 
-Two implementations pass one conformance suite (``tests/tracking/test_backends.py``):
+Two implementations pass one conformance suite (``tests/tracking/test_client_conformance.py``):
 :class:`~opsloop.tracking.local.LocalTrackingBackend` calls the services in-process,
 :class:`~opsloop.tracking.remote.RemoteTrackingBackend` calls the REST API, which calls the
 same services. The interface is deliberately thin; conveniences (buffering, artifact helpers,
@@ -11,6 +11,10 @@ Contract: methods are thread-safe; returned entities are immutable snapshots; er
 durable when the method returns. Each method's docstring names the errors it raises on
 purpose; any method may also raise ``StoreError`` (the database, blob store or server failed;
 retrying may help) and, over HTTP, ``Unauthenticated`` or ``PermissionDenied``.
+
+Every method taking an existing run's ``run_id`` also accepts a unique prefix of at least six
+characters (what the CLI prints): a shorter one is ``InvalidInput``, one that several runs share
+is ``Conflict`` (``details`` name the candidates). Returned entities carry the full id.
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ class TrackingBackend(ABC):
     @abstractmethod
     def get_run(self, run_id: str) -> Run:
         """One run with its params, tags and latest metrics. ``NotFound``; ``InvalidInput`` for
-        a malformed id."""
+        a malformed or too short id; ``Conflict`` for an ambiguous prefix."""
 
     @abstractmethod
     def update_run(self, run_id: str, **fields: Any) -> RunInfo:

@@ -22,7 +22,9 @@ runs_app = command_group(
     "-o 'metrics.f1 DESC'"
 )
 
-RunIdArg = Annotated[str, typer.Argument(help="Run id (32 hex characters).")]
+RunIdArg = Annotated[
+    str, typer.Argument(help="Run id (32 hex characters, or a unique prefix of at least 6).")
+]
 RunIdsArg = Annotated[list[str], typer.Argument(help="Run ids.")]
 
 

@@ -63,9 +63,12 @@ def log_batch(
     clean_tags = {check_key(k, "tag key"): tag_value_to_str(k, v) for k, v in (tags or {}).items()}
     rows = metric_rows(run_id, metrics) if metrics else []
     if clean_params or rows:
-        require_writable_run(session, run_id, "params and metrics")
+        full_id = require_writable_run(session, run_id, "params and metrics").id
     else:
-        require_run(session, run_id)
+        full_id = require_run(session, run_id).id
+    if full_id != run_id:  # a prefix was given: the rows carry the full id
+        run_id = full_id
+        rows = [(full_id, *row[1:]) for row in rows]
     if clean_params:
         _insert_params(session, run_id, clean_params)
     if clean_tags:
@@ -111,7 +114,7 @@ def get_metric_history(
     """
     if max_points is not None and max_points < MIN_PLOT_POINTS:
         raise InvalidInput(f"max_points must be at least {MIN_PLOT_POINTS}, got {max_points}")
-    require_run(session, run_id)
+    run_id = require_run(session, run_id).id
     points = session.execute(
         select(MetricRow.step, MetricRow.value, MetricRow.timestamp)
         .where(MetricRow.run_id == run_id, MetricRow.key == key)
@@ -143,7 +146,7 @@ def _thin(points: Sequence[Any], max_points: int) -> list[Any]:
 
 def list_metric_keys(session: Session, run_id: str) -> list[str]:
     """The keys of every metric the run has logged, sorted."""
-    require_run(session, run_id)
+    run_id = require_run(session, run_id).id
     return list(
         session.scalars(
             select(LatestMetricRow.key)
@@ -155,7 +158,7 @@ def list_metric_keys(session: Session, run_id: str) -> list[str]:
 
 def delete_tag(session: Session, run_id: str, key: str) -> None:
     """Remove one tag from a run. Raises ``NotFound`` when it is not set."""
-    require_run(session, run_id)
+    run_id = require_run(session, run_id).id
     result = session.execute(
         delete(RunTagRow).where(and_(RunTagRow.run_id == run_id, RunTagRow.key == key))
     )

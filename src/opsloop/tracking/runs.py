@@ -16,11 +16,18 @@ from sqlalchemy.orm import Session
 from opsloop.errors import Conflict, InvalidInput, NotFound
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.timeutil import now_ms
+from opsloop.store.ids import resolve_id
 from opsloop.tracking.entities import Run, RunData, RunInfo, RunStatus
 from opsloop.tracking.experiments import require_active_experiment
 from opsloop.tracking.names import random_run_name
 from opsloop.tracking.tables import LatestMetricRow, ParamRow, RunRow, RunTagRow
-from opsloop.tracking.validation import check_key, check_name, check_run_id, tag_value_to_str
+from opsloop.tracking.validation import (
+    check_key,
+    check_name,
+    check_run_id,
+    check_run_id_or_prefix,
+    tag_value_to_str,
+)
 
 __all__ = [
     "create_run",
@@ -48,8 +55,14 @@ def _parse_status(status: str | RunStatus) -> RunStatus:
 
 
 def require_run(session: Session, run_id: str) -> RunRow:
-    """The run's row: ``InvalidInput`` for a malformed id, ``NotFound`` for an unknown one."""
-    row = session.get(RunRow, check_run_id(run_id))
+    """The run's row, ``run_id`` being a full id or a unique prefix of at least 6 characters.
+
+    Callers use ``row.id`` (the full id) from here on, never the text they were given.
+    ``InvalidInput`` for a malformed or too short id, ``NotFound`` for an unknown one,
+    ``Conflict`` for a prefix several runs share.
+    """
+    full = resolve_id(session, RunRow.id, check_run_id_or_prefix(run_id), "run")
+    row = session.get(RunRow, full)
     if row is None:
         raise NotFound(f"run {run_id} does not exist")
     return row
@@ -59,10 +72,10 @@ def require_writable_run(session: Session, run_id: str, what: str) -> RunRow:
     """The run's row, which must be live and RUNNING to accept params, metrics or artifacts."""
     row = require_run(session, run_id)
     if row.lifecycle_stage == "deleted":
-        raise Conflict(f"run {run_id} is deleted; restore it before logging {what}")
+        raise Conflict(f"run {row.id} is deleted; restore it before logging {what}")
     if RunStatus(row.status).is_terminal:
         raise Conflict(
-            f"run {run_id} is {row.status}; {what} can only be logged to a RUNNING run",
+            f"run {row.id} is {row.status}; {what} can only be logged to a RUNNING run",
             details={"status": row.status},
         )
     return row
@@ -101,6 +114,7 @@ def create_run(
         parent = require_run(session, parent_run_id)
         if parent.experiment_id != experiment_id:
             raise InvalidInput(f"parent run {parent_run_id} belongs to another experiment")
+        parent_run_id = parent.id
     if run_name is not None:
         check_name(run_name, "run")
     clean_tags = {check_key(k, "tag key"): tag_value_to_str(k, v) for k, v in (tags or {}).items()}

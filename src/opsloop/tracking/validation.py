@@ -23,6 +23,7 @@ __all__ = [
     "check_metric_value",
     "check_name",
     "check_run_id",
+    "check_run_id_or_prefix",
     "param_value_to_str",
     "tag_value_to_str",
 ]
@@ -35,6 +36,7 @@ MAX_ARTIFACT_PATH_LENGTH = 1024
 
 _KEY_CHARS = re.compile(r"^[\w\-. /:]+$")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+_RUN_ID_OR_PREFIX = re.compile(r"^[0-9a-f]{1,32}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -125,3 +127,17 @@ def check_artifact_path(path: Any) -> str:
     if normal in (".", "") or len(normal) > MAX_ARTIFACT_PATH_LENGTH:
         raise InvalidInput(f"artifact path {path!r} is empty or too long")
     return normal
+
+
+def check_run_id_or_prefix(run_id: Any) -> str:
+    """A run id or a prefix of one (lowercase hex, at most 32 characters).
+
+    The minimum prefix length is checked when the prefix is resolved
+    (:func:`opsloop.store.ids.resolve_id`), which says so in its message.
+    """
+    if not isinstance(run_id, str) or not _RUN_ID_OR_PREFIX.match(run_id):
+        raise InvalidInput(
+            f"not a run id (32 lowercase hex characters, or a unique prefix of at least 6): "
+            f"{run_id!r}"
+        )
+    return run_id

@@ -28,6 +28,7 @@ __all__ = [
     "ReadSession",
     "State",
     "WriteSession",
+    "require_metrics_token",
     "require_token",
     "token_matches",
 ]
@@ -94,6 +95,23 @@ def require_token(request: Request, state: State) -> None:
         raise Unauthenticated("this server requires a token: send 'Authorization: Bearer <token>'")
     if not token_matches(given, expected):
         raise PermissionDenied("the token is not valid for this server")
+
+
+def require_metrics_token(request: Request, state: State) -> None:
+    """``/metrics``'s guard: open when the server has neither a token nor a scrape token set;
+    else 401 without a token, 403 unless it is the server token or the scrape token
+    (``metrics_token``, which opens nothing but ``/metrics``)."""
+    accepted = [t for t in (state.settings.token, state.settings.metrics_token) if t]
+    if not accepted:
+        return
+    given = _bearer(request) or request.cookies.get(TOKEN_COOKIE, "")
+    if not given:
+        raise Unauthenticated(
+            "this server's /metrics requires a token: send 'Authorization: Bearer <token>' "
+            "with the server token or the scrape token (--metrics-token)"
+        )
+    if not any(token_matches(given, expected) for expected in accepted):
+        raise PermissionDenied("the token is not valid for this server's /metrics")
 
 
 def token_matches(given: str, expected: str) -> bool:

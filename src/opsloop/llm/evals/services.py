@@ -19,6 +19,7 @@ from opsloop.kernel.timeutil import now_ms
 from opsloop.llm.evals.entities import Comparison, EvalResult, EvalRun, EvalRunCreate
 from opsloop.llm.evals.tables import EvalResultRow, EvalRunRow, PromptLabelRuleRow
 from opsloop.llm.rows import from_row
+from opsloop.store.ids import resolve_id
 
 __all__ = [
     "check_label_rule",
@@ -116,7 +117,8 @@ def record_run(session: Session, body: EvalRunCreate, created_by: str) -> EvalRu
 
 
 def get_run(session: Session, run_id: str) -> EvalRun:
-    row = session.get(EvalRunRow, run_id)
+    """One eval run with its results; ``run_id`` may be a unique prefix (6+ characters)."""
+    row = session.get(EvalRunRow, resolve_id(session, EvalRunRow.id, run_id, "eval run"))
     if row is None:
         raise NotFound(f"eval run {run_id} does not exist")
     return _run(session, row, with_results=True)

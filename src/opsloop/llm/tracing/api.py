@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from opsloop.errors import InvalidInput
-from opsloop.kernel.bounds import Int64, is_ascii_int
+from opsloop.errors import InvalidInput, PayloadTooLarge
+from opsloop.kernel.bounds import Int64
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.llm.tracing import routes, services
@@ -30,13 +30,15 @@ from opsloop.llm.tracing.local import LocalTracingBackend
 from opsloop.llm.tracing.otlp import PROTOBUF, decode_json, decode_protobuf, response_body
 from opsloop.llm.tracing.spool import IngestSpool
 from opsloop.web.deps import AppState, ReadSession, State, WriteSession
+from opsloop.web.limits import BodyLimit
 
-__all__ = ["open_spool", "otlp_router", "router"]
+__all__ = ["BODY_LIMITS", "open_spool", "otlp_router", "router"]
 
 router = APIRouter(tags=["traces"])
 otlp_router = APIRouter(tags=["otlp"])
 
 MAX_OTLP_BYTES = 64 * 1024 * 1024
+BODY_LIMITS = [BodyLimit("POST", routes.OTLP_TRACES, MAX_OTLP_BYTES)]  # as sent (compressed)
 
 
 def open_spool(state: AppState) -> IngestSpool:
@@ -46,10 +48,7 @@ def open_spool(state: AppState) -> IngestSpool:
 
 
 async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and is_ascii_int(declared) and int(declared) > MAX_OTLP_BYTES:
-        raise InvalidInput(f"OTLP payload of {declared} bytes is over {MAX_OTLP_BYTES}")
-    body = await request.body()
+    body = await request.body()  # at most MAX_OTLP_BYTES: BODY_LIMITS refuses more
     encoding = request.headers.get("content-encoding", "").lower()
     try:
         if encoding == "gzip":
@@ -61,7 +60,11 @@ async def _body(request: Request) -> bytes:
     except (OSError, zlib.error, EOFError) as exc:
         raise InvalidInput(f"payload is not valid {encoding}: {exc}") from None
     if len(body) > MAX_OTLP_BYTES:
-        raise InvalidInput(f"OTLP payload of {len(body)} bytes is over {MAX_OTLP_BYTES}")
+        raise PayloadTooLarge(
+            f"OTLP payload of {len(body):,} bytes uncompressed is over the limit of "
+            f"{MAX_OTLP_BYTES:,} bytes; export smaller batches",
+            details={"limit": MAX_OTLP_BYTES},
+        )
     return body
 
 

@@ -62,8 +62,10 @@ class TracingBackend(ABC):
 
     @abstractmethod
     def get_trace(self, trace_id: str) -> TraceDetail:
-        """One trace with its spans and scores. ``InvalidInput`` when ``trace_id`` is not 32
-        lower-case hex digits, ``NotFound`` when no span of it is stored (yet)."""
+        """One trace with its spans and scores; ``trace_id`` may be a unique prefix of at
+        least 6 characters. ``InvalidInput`` when ``trace_id`` is not lower-case hex or too
+        short, ``NotFound`` when no span of it is stored (yet), ``Conflict`` when a prefix is
+        ambiguous."""
 
     @abstractmethod
     def export(self, flt: TraceFilter, what: str) -> pa.Table:
@@ -80,7 +82,9 @@ class TracingBackend(ABC):
     @abstractmethod
     def list_scores(self, trace_id: str | None, name: str | None) -> list[Score]:
         """The scores of one trace and/or with one name (``None`` for any), oldest first; no
-        match is an empty list. ``InvalidInput`` when ``trace_id`` is not 32 hex digits."""
+        match is an empty list. ``trace_id`` may be a unique prefix of at least 6 characters
+        (``NotFound`` when no trace has it, ``Conflict`` when several do). ``InvalidInput`` when
+        ``trace_id`` is not hex or is too short."""
 
     @abstractmethod
     def delete_score(self, score_id: str) -> None:

@@ -39,6 +39,7 @@ from opsloop.llm.tracing.pricing import DEFAULT_PRICES, ModelPrice, PriceTable, 
 from opsloop.llm.tracing.records import SpanRecord, check_record
 from opsloop.llm.tracing.tables import ModelPriceRow, ScoreRow, SpanRow, TraceRow, TraceTagRow
 from opsloop.store.database import dialect_insert
+from opsloop.store.ids import resolve_id
 
 __all__ = [
     "add_score",
@@ -292,14 +293,22 @@ def _span(row: SpanRow) -> Span:
     return from_row(Span, row, attributes=json.loads(row.attributes), events=json.loads(row.events))
 
 
-def _check_trace_id(trace_id: str) -> str:
-    if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
-        raise InvalidInput(f"trace id {trace_id!r} is not 32 lower-case hex digits")
-    return trace_id
+def _check_trace_id(session: Session, trace_id: str) -> str:
+    """The full trace id of ``trace_id``: a full id or a unique prefix (at least 6 characters)."""
+    if (
+        not isinstance(trace_id, str)
+        or not 0 < len(trace_id) <= 32
+        or any(c not in "0123456789abcdef" for c in trace_id)
+    ):
+        raise InvalidInput(
+            f"trace id {trace_id!r} is not 32 lower-case hex digits (or a unique prefix of them)"
+        )
+    return resolve_id(session, TraceRow.trace_id, trace_id, "trace")
 
 
 def get_trace(session: Session, trace_id: str) -> TraceDetail:
-    row = session.get(TraceRow, _check_trace_id(trace_id))
+    trace_id = _check_trace_id(session, trace_id)
+    row = session.get(TraceRow, trace_id)
     if row is None:
         raise NotFound(f"trace {trace_id} does not exist (spans may still be on their way)")
     spans = session.scalars(
@@ -396,7 +405,7 @@ def _score_value(body: ScoreCreate) -> tuple[str, float | None, str | None]:
 
 def add_score(session: Session, body: ScoreCreate, author: str) -> Score:
     """Record a score on a stored trace (and span); several scores may share a name."""
-    trace_id = _check_trace_id(body.trace_id)
+    trace_id = _check_trace_id(session, body.trace_id)
     if session.get(TraceRow, trace_id) is None:
         raise NotFound(f"trace {trace_id} does not exist; scores attach to stored traces")
     if body.span_id is not None and session.get(SpanRow, (trace_id, body.span_id)) is None:
@@ -425,7 +434,7 @@ def list_scores(
 ) -> list[Score]:
     query = select(ScoreRow).order_by(ScoreRow.created_at).limit(limit)
     if trace_id is not None:
-        query = query.where(ScoreRow.trace_id == _check_trace_id(trace_id))
+        query = query.where(ScoreRow.trace_id == _check_trace_id(session, trace_id))
     if name is not None:
         query = query.where(ScoreRow.name == name)
     return [_score(row) for row in session.scalars(query)]
