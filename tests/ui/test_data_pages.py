@@ -79,6 +79,27 @@ def test_version_page_shows_schema_validation_files_and_lineage(
     ui.page.wait_for_url(f"**/runs/{data.run_id}")
 
 
+def test_version_page_fills_statistics_and_keeps_the_layout_footer(
+    ui: BrowserPage, data: Data
+) -> None:
+    """The page's own ``version`` must not shadow the layout's opsloop version, and the table
+    reads the statistics under the keys ``describe_table`` stores (mean, null_pct, distinct)."""
+    from opsloop.kernel import __version__
+
+    _open(ui, data.url + "/datasets/users/versions/2")
+    assert ui.page.locator("#opsloop-version").inner_text() == __version__
+    footer = ui.page.locator("footer").inner_text()
+    assert "version_id" not in footer and "users@2" not in footer
+    headers = ui.page.locator("#schema-table thead th").all_inner_texts()
+    cells = ui.page.locator("#schema-table tbody tr").first.locator("td").all_inner_texts()
+    age = dict(zip(headers, cells, strict=True))
+    assert age["Column"] == "age"
+    assert age["min"] == "4" and age["max"] == "50"
+    assert float(age["mean"]) == pytest.approx(27.5)
+    assert float(age["nulls %"].rstrip("%")) == 0
+    assert 3 <= int(age["distinct"]) <= 5  # approx_unique: an estimate
+
+
 @pytest.mark.parametrize("path", ["/datasets/ghost", "/datasets/users/versions/9"])
 def test_unknown_datasets_get_a_404_page(ui: BrowserPage, data: Data, path: str) -> None:
     ui.allow_console("404")

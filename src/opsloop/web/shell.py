@@ -96,7 +96,9 @@ def build_environment(domains: Sequence[UiDomain], static: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(nav=list(domains), version=__version__, static=static)
+    # The layout's own globals carry names no page passes in its context (a page's ``version``
+    # would shadow a global ``version`` and print a data or model version in the footer).
+    env.globals.update(nav=list(domains), opsloop_version=__version__, static=static)
     env.filters.update(
         when=format_time, duration=format_duration, num=format_number, size=format_size
     )
