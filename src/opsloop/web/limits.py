@@ -86,17 +86,21 @@ class _BodyLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"").decode("latin-1")
         if is_ascii_int(declared) and int(declared) > limit:
+            if int(declared) <= _DRAIN_BYTES:  # a larger one is answered from its headers alone
+                await _drain(receive)
             await _refuse(_too_large(scope, limit, int(declared)), scope, receive, send)
             return
         received = 0
         refused: PayloadTooLarge | None = None
         started = False
+        body_done = False
 
         async def counted() -> Any:
-            nonlocal received, refused
+            nonlocal received, refused, body_done
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > limit:
                     refused = _too_large(scope, limit)
                     raise refused
@@ -109,6 +113,8 @@ class _BodyLimitMiddleware:
             if refused is not None:
                 if message["type"] == "http.response.start" and not started:
                     started = True
+                    if not body_done:
+                        await _drain(receive)
                     await _refuse(refused, scope, receive, send)
                 return
             started = started or message["type"] == "http.response.start"
@@ -120,7 +126,26 @@ class _BodyLimitMiddleware:
             if started:
                 raise
             started = True
+            if not body_done:
+                await _drain(receive)
             await _refuse(exc, scope, receive, send)
+
+
+_DRAIN_BYTES = 64 << 20
+
+
+async def _drain(receive: Any) -> None:
+    """Read and drop what the client is still sending (up to 64 MiB, kept nowhere), so that it
+    reads the 413 instead of a connection reset mid-upload; a larger rest is cut off by the
+    close that follows."""
+    dropped = 0
+    while dropped <= _DRAIN_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        dropped += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _refuse(error: PayloadTooLarge, scope: Any, receive: Any, send: Any) -> None:
