@@ -315,4 +315,6 @@ def test_token_server_sends_browsers_to_the_login_page(ui: BrowserPage, tmp_path
         ui.page.wait_for_selector(
             '#run-page[data-charts-ready="true"]'
         )  # /api calls carry the cookie
-        assert ui.page.locator('figure.chart[data-key="loss"] path.series').count() == 1
+        loss = ui.page.locator('figure.chart[data-key="loss"]')
+        assert loss.get_attribute("data-kind") == "value"  # logged once: shown as its value
+        assert loss.locator(".metric-value").inner_text() == "0.5"

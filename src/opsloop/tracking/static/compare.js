@@ -1,6 +1,6 @@
 // The compare page: overlaid metric charts, parallel coordinates, and the "only differences" switch.
 import { PALETTE, legend, parallelCoordinates, redrawOnResize } from "../shell/charts.js";
-import { MetricCharts, fetchHistory } from "./metric_charts.js";
+import { MetricCharts, SYSTEM_PREFIX, fetchHistory } from "./metric_charts.js";
 
 const page = document.getElementById("compare-page");
 const data = JSON.parse(page.dataset.page);
@@ -8,7 +8,7 @@ const runs = data.runs.map((run, i) => ({ ...run, color: PALETTE[i % PALETTE.len
 
 legend(document.getElementById("run-legend"), runs.map((r) => ({ label: r.name, color: r.color })));
 
-const charts = new MetricCharts(document.getElementById("chart-grid"));
+const charts = new MetricCharts(document.getElementById("chart-grid"), document.getElementById("system-chart-grid"));
 async function drawCharts() {
   await Promise.all(data.metricKeys.map(async (key) => {
     const series = await Promise.all(runs.filter((r) => key in r.metrics).map(async (run) => {
@@ -26,9 +26,9 @@ function numericOrText(value) {
 }
 
 const parcoords = document.getElementById("parcoords");
-const dims = [
+const allDims = [
   ...data.paramKeys.map((key) => ({ key: `p:${key}`, label: key })),
-  ...data.metricKeys.map((key) => ({ key: `m:${key}`, label: key })),
+  ...data.metricKeys.filter((key) => !key.startsWith(SYSTEM_PREFIX)).map((key) => ({ key: `m:${key}`, label: key })),
 ];
 const rows = runs.map((run) => {
   const values = {};
@@ -36,7 +36,29 @@ const rows = runs.map((run) => {
   for (const [k, v] of Object.entries(run.metrics)) values[`m:${k}`] = v;
   return { label: run.name, color: run.color, values };
 });
-const drawParcoords = () => parallelCoordinates(parcoords, rows, dims);
+
+// The axes start as the params and metrics that differ between the runs (at most
+// DEFAULT_AXES); the picker adds or removes any of them.
+const DEFAULT_AXES = 8;
+const differs = (dim) => new Set(rows.map((r) => String(r.values[dim.key] ?? ""))).size > 1;
+const initial = new Set(allDims.filter(differs).slice(0, DEFAULT_AXES).map((d) => d.key));
+if (!initial.size) allDims.slice(0, DEFAULT_AXES).forEach((d) => initial.add(d.key));
+const picker = document.getElementById("parcoords-axes");
+for (const dim of allDims) {
+  const label = document.createElement("label");
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.value = dim.key;
+  box.checked = initial.has(dim.key);
+  box.addEventListener("change", () => drawParcoords());
+  label.append(box, ` ${dim.key.startsWith("p:") ? "params" : "metrics"}.${dim.label}`);
+  picker.appendChild(label);
+}
+const chosenDims = () => {
+  const chosen = new Set([...picker.querySelectorAll("input:checked")].map((box) => box.value));
+  return allDims.filter((dim) => chosen.has(dim.key));
+};
+const drawParcoords = () => parallelCoordinates(parcoords, rows, chosenDims());
 drawParcoords();
 redrawOnResize(parcoords, drawParcoords);
 document.addEventListener("opsloop:theme", drawParcoords);

@@ -1,5 +1,9 @@
 // A grid of metric charts that share one set of controls (x axis, smoothing, log scale).
-import { lineChart, redrawOnResize } from "../shell/charts.js";
+// A metric with one point per run is drawn as its value (or bars across runs), not as an empty
+// line chart; ``system/*`` metrics (CPU, memory, GPU) go to their own grid when the page has one.
+import { lineChart, redrawOnResize, valueChart } from "../shell/charts.js";
+
+export const SYSTEM_PREFIX = "system/";
 
 export async function fetchHistory(runId, key, maxPoints) {
   const url = `/api/runs/${encodeURIComponent(runId)}/metrics/${encodeURIComponent(key)}/history?max_points=${maxPoints}`;
@@ -9,8 +13,9 @@ export async function fetchHistory(runId, key, maxPoints) {
 }
 
 export class MetricCharts {
-  constructor(grid) {
+  constructor(grid, systemGrid = null) {
     this.grid = grid;
+    this.systemGrid = systemGrid;
     this.series = new Map();
     this.figures = new Map();
     this.xAxis = document.getElementById("x-axis");
@@ -39,15 +44,26 @@ export class MetricCharts {
       const caption = document.createElement("figcaption");
       caption.textContent = key;
       figure.appendChild(caption);
-      this.grid.appendChild(figure);
+      const system = this.systemGrid && key.startsWith(SYSTEM_PREFIX);
+      (system ? this.systemGrid : this.grid).appendChild(figure);
+      if (system) this.systemGrid.closest("section")?.removeAttribute("hidden");
       this.figures.set(key, figure);
     }
     this.series.set(key, series);
-    lineChart(figure, series, this.options());
+    this.draw(figure, series, this.options());
+  }
+
+  draw(figure, series, options) {
+    if (series.length && series.every((s) => s.values.length <= 1)) {
+      const logged = series.filter((s) => s.values.length === 1);
+      valueChart(figure, logged.map((s) => ({ label: s.label, color: s.color, value: s.values[0], step: s.steps[0] })));
+    } else {
+      lineChart(figure, series, options);
+    }
   }
 
   redraw() {
     const options = this.options();
-    for (const [key, figure] of this.figures) lineChart(figure, this.series.get(key), options);
+    for (const [key, figure] of this.figures) this.draw(figure, this.series.get(key), options);
   }
 }

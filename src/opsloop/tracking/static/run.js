@@ -6,7 +6,7 @@ import { MetricCharts, fetchHistory } from "./metric_charts.js";
 const LIVE_INTERVAL_MS = 3000;
 const page = document.getElementById("run-page");
 const data = JSON.parse(page.dataset.page);
-const charts = new MetricCharts(document.getElementById("chart-grid"));
+const charts = new MetricCharts(document.getElementById("chart-grid"), document.getElementById("system-chart-grid"));
 
 async function drawCharts(keys) {
   await Promise.all(keys.map(async (key) => {

@@ -86,6 +86,8 @@ function xValues(series, mode) {
  */
 export function lineChart(figure, series, options = {}) {
   const mode = options.x || "step";
+  figure.dataset.kind = "line";
+  figure.querySelector(".value-body")?.remove();
   const svg = figure.querySelector("svg") || svgEl("svg", {}, figure);
   svg.replaceChildren();
   const width = Math.max(260, figure.clientWidth - 20);
@@ -185,6 +187,61 @@ function installHover(figure, svg, all, geometry) {
   };
 }
 
+/**
+ * A metric logged once per run: its value as text when there is one run, one bar per run when
+ * several are compared (a line through a single point draws an empty frame).
+ * bars: [{label, color, value, step}]
+ */
+export function valueChart(figure, bars) {
+  figure.dataset.kind = bars.length === 1 ? "value" : "bars";
+  const svg = figure.querySelector("svg");
+  if (svg) svg.remove();
+  figure.querySelector(".tooltip")?.remove();
+  let body = figure.querySelector(".value-body");
+  if (!body) {
+    body = document.createElement("div");
+    body.className = "value-body";
+    figure.appendChild(body);
+  }
+  body.replaceChildren();
+  if (bars.length === 1) {
+    const value = document.createElement("div");
+    value.className = "metric-value";
+    value.textContent = formatNumber(bars[0].value);
+    const note = document.createElement("div");
+    note.className = "muted";
+    note.textContent = `logged once, at step ${bars[0].step}`;
+    body.append(value, note);
+    return;
+  }
+  const finite = bars.map((b) => b.value).filter(Number.isFinite);
+  const lo = Math.min(0, ...finite);
+  const hi = Math.max(0, ...finite);
+  const span = hi - lo || 1;
+  for (const bar of bars) {
+    const row = document.createElement("div");
+    row.className = "bar-row";
+    row.dataset.label = bar.label;
+    const name = document.createElement("span");
+    name.className = "bar-label";
+    name.textContent = bar.label;
+    name.title = bar.label;
+    const track = document.createElement("span");
+    track.className = "bar-track";
+    const fill = document.createElement("i");
+    const value = Number.isFinite(bar.value) ? bar.value : 0;
+    fill.style.left = `${((Math.min(0, value) - lo) / span) * 100}%`;
+    fill.style.width = `${(Math.abs(value) / span) * 100}%`;
+    fill.style.background = bar.color;
+    track.appendChild(fill);
+    const number = document.createElement("span");
+    number.className = "num";
+    number.textContent = formatNumber(bar.value);
+    row.append(name, track, number);
+    body.appendChild(row);
+  }
+}
+
 /** A legend of coloured labels under a chart or plot. */
 export function legend(container, items) {
   const box = document.createElement("div");
@@ -202,17 +259,21 @@ export function legend(container, items) {
 /**
  * Parallel coordinates: one vertical axis per dimension, one polyline per run.
  * rows: [{label, color, values: {key: number|string}}]; dims: [{key, label}]
- * A dimension whose values are not all numbers is drawn as ordered categories.
+ * A dimension whose values are not all numbers is drawn as ordered categories. Axis labels are
+ * cut to the room between axes (the full name is the label's tooltip) and, when axes are close,
+ * set on two alternating lines so neighbours never overlap.
  */
 export function parallelCoordinates(container, rows, dims) {
   const svg = container.querySelector("svg") || svgEl("svg", {}, container);
   svg.replaceChildren();
   const width = Math.max(400, container.clientWidth - 10);
   const height = 340;
-  const top = 28;
+  const spacing = dims.length > 1 ? (width - 120) / (dims.length - 1) : width - 120;
+  const staggered = spacing < 110;
+  const top = staggered ? 42 : 28;
   const bottom = 20;
+  const maxChars = Math.max(4, Math.floor(((staggered ? 2 : 1) * spacing - 8) / 6.5));
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  const spacing = dims.length > 1 ? (width - 120) / (dims.length - 1) : 0;
   const scales = dims.map((dim, index) => {
     const values = rows.map((r) => r.values[dim.key]).filter((v) => v !== undefined && v !== null && v !== "");
     const numeric = values.every((v) => typeof v === "number" && Number.isFinite(v));
@@ -237,14 +298,17 @@ export function parallelCoordinates(container, rows, dims) {
     svgEl("title", {}, path).textContent = row.label;
     path.dataset.label = row.label;
   });
+  const cut = (text, room) => (text.length > room ? `${text.slice(0, room - 1)}…` : text);
   const axis = svgEl("g", { class: "axis" }, svg);
   dims.forEach((dim, i) => {
     const s = scales[i];
     svgEl("line", { x1: s.x, x2: s.x, y1: top, y2: height - bottom }, axis);
-    svgEl("text", { x: s.x, y: 14, "text-anchor": "middle" }, axis).textContent = dim.label;
+    const name = svgEl("text", { x: s.x, y: staggered && i % 2 ? 30 : 14, "text-anchor": "middle", class: "axis-name" }, axis);
+    name.textContent = cut(dim.label, maxChars);
+    svgEl("title", {}, name).textContent = dim.label;
     const labels = s.numeric ? [s.lo, (s.lo + s.hi) / 2, s.hi] : s.cats;
     for (const v of labels) {
-      svgEl("text", { x: s.x - 5, y: s.y(v) + 3.5, "text-anchor": "end" }, axis).textContent = s.numeric ? formatNumber(v) : String(v);
+      svgEl("text", { x: s.x - 5, y: s.y(v) + 3.5, "text-anchor": "end" }, axis).textContent = s.numeric ? formatNumber(v) : cut(String(v), 12);
     }
   });
 }
