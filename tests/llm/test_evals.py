@@ -172,6 +172,7 @@ def test_suite_runs_stores_compares_and_gates_labels(
     assert again.comparison.previous_run_id == run.run_id and again.comparison.regressions == []
     assert [r.run_id for r in client.evals.runs("qa-suite")] == [again.run_id, run.run_id]
     assert client.evals.get(run.run_id).results[0].prompt == "qa@1"
+    assert client.evals.get(run.run_id[:8]).run_id == run.run_id  # as the tool prints it
 
     client.evals.require("qa", "production", suite="qa-suite", min_pass_rate=1.0)
     assert client.evals.rules("qa") == {"production": {"suite": "qa-suite", "min_pass_rate": 1.0}}

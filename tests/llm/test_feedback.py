@@ -59,8 +59,10 @@ def test_queue_review_and_exports(client: Any) -> None:
             feedback.submit("support-review", item.id, {"tone": "meh"})
         with pytest.raises(InvalidInput, match="has no score 'speed'"):
             feedback.submit("support-review", item.id, {"speed": 1})
-        done = feedback.submit(
-            "support-review", item.id, {"helpfulness": reviewed[item.trace_id], "tone": "friendly"}
+        done = feedback.submit(  # the item's id as the tool prints it (8 characters)
+            "support-review",
+            item.id[:8],
+            {"helpfulness": reviewed[item.trace_id], "tone": "friendly"},
         )
         assert done.status == "done"
         with pytest.raises(Conflict, match="already done"):

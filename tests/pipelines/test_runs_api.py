@@ -56,6 +56,9 @@ def test_a_run_started_over_rest_shows_its_dag(remote: Client) -> None:
         time.sleep(0.2)
         started = remote.pipelines.get_run(started.run_id)
     assert started.status == "FINISHED" and all(s.cache == "hit" for s in started.steps)
+    by_prefix = remote.pipelines.get_run(started.run_id[:8])  # the id as the tool prints it
+    assert by_prefix.run_id == started.run_id and len(by_prefix.steps) == 4
+    assert [s.step for s in remote.pipelines.logs(started.run_id[:8], "fit")] == ["fit"]
     listed = remote.pipelines.list_runs(pipeline="registered")
     assert [r.run_id for r in listed[:2]] == [started.run_id, view.run_id]
     assert all(r.pipeline == "registered" and r.status == "FINISHED" for r in listed)

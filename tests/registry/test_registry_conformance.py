@@ -122,6 +122,8 @@ def test_evaluate_records_metrics_slices_plots_and_card(
     assert result.metrics["accuracy"] > 0.85 and 0 < result.metrics["roc_auc"] <= 1
     assert result.metrics["latency_p99_ms"] > 0
     report = client.models.evaluation(result.evaluation_id).report
+    short = client.models.evaluation(result.evaluation_id[:8])  # the id as the tool prints it
+    assert short.evaluation_id == result.evaluation_id
     assert sum(g["rows"] for g in report["slices"]["mean radius"].values()) == len(cancer)
     assert np.sum(report["confusion_matrix"]["matrix"]) == len(cancer)
     assert report["plots"]["confusion_matrix"].lstrip().startswith("<?xml")

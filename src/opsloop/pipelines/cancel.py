@@ -63,6 +63,7 @@ def request_cancel(client: Any, run_id: str) -> PipelineRunView:
     from opsloop.pipelines.runs import describe
 
     run = client.get_run(run_id)
+    run_id = run.info.run_id  # the full id, where the caller gave a unique prefix
     if "opsloop.pipeline" not in run.data.tags:
         raise InvalidInput(f"run {run_id} is not a pipeline run")
     if run.info.status != "RUNNING":

@@ -109,6 +109,7 @@ def _rank(steps: list[StepView]) -> None:
 def describe(client: Any, run_id: str) -> PipelineRunView:
     """The DAG of pipeline run ``run_id`` with each step's state, through any client."""
     parent = client.get_run(run_id)
+    run_id = parent.info.run_id  # the full id, where the caller gave a unique prefix
     tags = parent.data.tags
     if "opsloop.pipeline" not in tags:
         raise InvalidInput(f"run {run_id} is not a pipeline run")

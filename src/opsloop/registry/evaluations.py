@@ -19,6 +19,7 @@ from opsloop.errors import InvalidInput, NotFound
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
 from opsloop.registry.tables import EvaluationRow
+from opsloop.store.ids import resolve_id
 
 __all__ = [
     "EVALUATION",
@@ -99,7 +100,9 @@ def record_evaluation(
 
 
 def get_evaluation(session: Session, evaluation_id: str) -> Evaluation:
-    row = session.get(EvaluationRow, evaluation_id)
+    row = session.get(
+        EvaluationRow, resolve_id(session, EvaluationRow.id, evaluation_id, "evaluation")
+    )
     if row is None:
         raise NotFound(f"evaluation {evaluation_id!r} does not exist")
     return _entity(row)

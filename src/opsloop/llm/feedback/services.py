@@ -38,6 +38,7 @@ from opsloop.llm.tracing.entities import ScoreCreate, TraceFilter
 from opsloop.llm.tracing.tables import TraceRow
 from opsloop.store.blobs import BlobStore
 from opsloop.store.columns import named_row
+from opsloop.store.ids import resolve_id
 
 __all__ = [
     "add_items",
@@ -190,7 +191,7 @@ def next_item(session: Session, name: str, reviewer: str) -> AnnotationItem | No
 
 def _item_row(session: Session, name: str, item_id: str) -> AnnotationItemRow:
     queue = _queue_row(session, name)
-    row = session.get(AnnotationItemRow, item_id)
+    row = session.get(AnnotationItemRow, resolve_id(session, AnnotationItemRow.id, item_id, "item"))
     if row is None or row.queue_id != queue.id:
         raise NotFound(f"item {item_id} is not in annotation queue {name!r}")
     if row.status != "pending":
