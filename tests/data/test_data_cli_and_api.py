@@ -72,6 +72,17 @@ def test_data_command_errors_exit_non_zero(tmp_path: Path, folder: Path) -> None
     err = run("data", "validate", "pets@1", "--expect", str(bad), code=2).stderr
     assert "unknown check 'columns.x.between'" in err
     assert "never added" in run("data", "status", str(tmp_path), code=2).stderr
+    looped = tmp_path / "looped"
+    looped.mkdir()
+    (looped / "a.txt").write_text("a")
+    (looped / "self").symlink_to(looped / "self")  # a link to itself: ELOOP when followed
+    err = run("data", "add", str(looped), "-n", "looped", code=2).stderr
+    assert "cannot be followed" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "new\nline.txt").write_text("x")  # a name no manifest may hold
+    err = run("data", "add", str(odd), "-n", "odd", code=2).stderr
+    assert "control character" in err and "Traceback" not in err
     help_text = run("data", "--help").stdout
     for command in ("add", "status", "diff", "push", "pull", "checkout", "validate", "profile"):
         assert command in help_text
@@ -87,7 +98,18 @@ def test_rest_api_rejects_bad_requests(tmp_path: Path, sqlite_url: str) -> None:
         assert again.status_code == 200 and again.json()["created"] is False
         cases = [
             ({"files": [["a.txt", "xyz", 3]], "kind": "folder"}, "not a BLAKE3 digest"),
-            ({"files": [["../etc/passwd", "0" * 64, 3]], "kind": "folder"}, "invalid path"),
+            ({"files": [["../etc/passwd", "0" * 64, 3]], "kind": "folder"}, "escapes"),
+            # One path rule for every manifest (artifacts share it): no NUL, backslash, blank
+            # part, over-long name or non-normal form; sizes are real byte counts.
+            ({"files": [["a\x00b", "0" * 64, 3]], "kind": "folder"}, "NUL"),
+            ({"files": [["dir\\a.txt", "0" * 64, 3]], "kind": "folder"}, "backslash"),
+            ({"files": [["x" * 5000, "0" * 64, 3]], "kind": "folder"}, "the limit is 1024"),
+            ({"files": [["  /a.txt", "0" * 64, 3]], "kind": "folder"}, "only of blanks"),
+            ({"files": [["  ", "0" * 64, 3]], "kind": "folder"}, "only of blanks"),
+            ({"files": [["./a.txt", "0" * 64, 3]], "kind": "folder"}, "normal form"),
+            ({"files": [["C:/a.txt", "0" * 64, 3]], "kind": "folder"}, "absolute"),
+            ({"files": [["a.txt", "0" * 64, 2**63]], "kind": "folder"}, "whole number of bytes"),
+            ({"files": [["a.txt", "0" * 64, -1]], "kind": "folder"}, "whole number of bytes"),
             ({"files": [["a", "0" * 64, 1], ["a", "1" * 64, 1]], "kind": "folder"}, "twice"),
             ({"files": [], "kind": "folder"}, "at least 1"),
             ({"files": [["a", "0" * 64, 1]], "kind": "zip"}, "kind"),
@@ -110,3 +132,23 @@ def test_rest_api_rejects_bad_requests(tmp_path: Path, sqlite_url: str) -> None:
         assert run_link.status_code == 404
         # nothing accepted before was touched by the refusals
         assert [v["number"] for v in api.get("/datasets/demo/versions").json()["items"]] == [1]
+
+
+def test_a_manifest_that_lies_about_sizes_is_refused_at_checkout(
+    tmp_path: Path, sqlite_url: str, iris_csv: Path
+) -> None:
+    from opsloop import Client
+    from opsloop.errors import InvalidInput
+
+    with LiveServer(sqlite_url, str(tmp_path / "blobs")) as server:
+        client = Client(server_url=server.url)
+        honest = client.data.add(iris_csv, name="iris", push=True).version
+        (entry,) = client.data.manifest(honest.ref)[1].entries
+        lie = {"files": [["iris.csv", entry.digest, entry.size + 1_000_000]], "kind": "file"}
+        assert httpx.post(f"{server.url}/api/datasets/liar/versions", json=lie).status_code == 201
+        with pytest.raises(InvalidInput, match="declares 1,00"):
+            client.data.checkout("liar@1", tmp_path / "out.csv")
+        assert not (tmp_path / "out.csv").exists()  # nothing written
+        client.data.checkout(honest.ref, tmp_path / "honest.csv")  # the truth still checks out
+        assert (tmp_path / "honest.csv").read_bytes() == iris_csv.read_bytes()
+        client.close()

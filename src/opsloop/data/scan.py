@@ -109,6 +109,8 @@ def _followed_link(link: str, real_root: str) -> os.stat_result:
         st = os.stat(target)
     except FileNotFoundError:
         raise InvalidInput(f"symlink {link} is broken (it points at {target})") from None
+    except OSError as exc:  # a loop (ELOOP), a permission, ...: say which link
+        raise InvalidInput(f"symlink {link} cannot be followed: {exc.strerror}") from None
     if stat_module.S_ISDIR(st.st_mode):
         raise InvalidInput(f"symlink {link} points at a folder; symlinked folders are not followed")
     return st

@@ -122,7 +122,9 @@ class DataClient:
     """Dataset versions; reach it as ``Client().data``."""
 
     def __init__(self, backend: DataBackend, home: Path, cache: LocalBlobStore | None) -> None:
-        self._backend = backend
+        from opsloop.data.held import HeldDataBackend
+
+        self._backend = HeldDataBackend(backend)  # a reproduction's writes are held
         self._home = Path(home)
         self._cache = cache or LocalBlobStore(self._home / "cache" / "blobs")
         self._shares_cache = cache is not None
@@ -288,6 +290,7 @@ class DataClient:
             if target.exists() and not force:
                 raise Conflict(f"{target} exists; pass force=True (--force) to overwrite it")
             self._pull(version, manifest, progress)
+            transfer.check_declared_sizes(self._cache, [entry], version.ref)
             transfer.check_free_space(target.parent, entry.size)
             target.parent.mkdir(parents=True, exist_ok=True)
             transfer.copy_verified(self._cache.path_of(entry.digest), entry.digest, target)
@@ -296,6 +299,7 @@ class DataClient:
         unchanged = self._prepare_checkout(dest, version, manifest, force)
         self._pull(version, manifest, progress)
         todo = [e for e in manifest.entries if e.path not in unchanged]
+        transfer.check_declared_sizes(self._cache, todo, version.ref)
         transfer.check_free_space(dest, sum(e.size for e in todo))
         size = sum(e.size for e in todo)
         with progress_bar(f"checkout {version.ref}", size, unit="bytes", enabled=progress) as adv:

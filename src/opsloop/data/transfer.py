@@ -15,15 +15,16 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from opsloop.data.backend import BlobRemote
 from opsloop.data.manifest import FileEntry, Manifest
-from opsloop.errors import StoreError
+from opsloop.errors import InvalidInput, StoreError
 from opsloop.store.blobs import LocalBlobStore, hash_file
 
 __all__ = [
+    "check_declared_sizes",
     "check_free_space",
     "copy_verified",
     "fetch_into_cache",
@@ -51,6 +52,19 @@ def verify_blob(cache: LocalBlobStore, digest: str, path: str | None = None) -> 
     if hash_file(blob) != digest:
         raise _cached_corrupt(blob, digest, Path(path or digest))
     return blob
+
+
+def check_declared_sizes(cache: LocalBlobStore, entries: Iterable[FileEntry], ref: str) -> None:
+    """Refuse a checkout whose manifest declares sizes its blobs do not have (one ``stat`` per
+    file, before any byte is written): a manifest sent over REST says what it likes, and a
+    wrong size would mislead the free-space check, progress and every listing."""
+    for entry in entries:
+        held = os.path.getsize(cache.path_of(entry.digest))
+        if held != entry.size:
+            raise InvalidInput(
+                f"{ref} declares {entry.size:,} bytes for {entry.path!r} but its blob holds "
+                f"{held:,}: the version's manifest is wrong; add the files again"
+            )
 
 
 def check_free_space(folder: Path, needed: int) -> None:

@@ -24,6 +24,7 @@ from opsloop.data.tables import (
 )
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.kernel.paging import Page, decode_page_token, split_page
+from opsloop.kernel.paths import check_relative_path
 from opsloop.kernel.refs import check_alias, check_dataset_name, parse_ref
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
@@ -67,11 +68,12 @@ def manifest_from_rows(rows: list[tuple[str, str, int]]) -> Manifest:
     seen: set[str] = set()
     for path, digest, size in rows:
         check_digest(digest)
-        if size < 0:
-            raise InvalidInput(f"negative size for {path!r}")
-        parts = path.split("/")
-        if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise InvalidInput(f"invalid path in manifest: {path!r} (relative, no '..')")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < 2**63:
+            raise InvalidInput(f"size of {path!r} must be a whole number of bytes, got {size!r}")
+        if check_relative_path(path, "manifest path") != path:
+            raise InvalidInput(
+                f"manifest path {path!r} is not in its normal form (no '.', '//' or trailing '/')"
+            )
         if path in seen:
             raise InvalidInput(f"path {path!r} appears twice in the manifest")
         seen.add(path)

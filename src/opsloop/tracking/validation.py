@@ -8,11 +8,11 @@ metric fails at the ``log_metric`` call rather than later in a background flush.
 from __future__ import annotations
 
 import math
-import posixpath
 import re
 from typing import Any
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel.paths import MAX_PATH_LENGTH, check_relative_path
 
 __all__ = [
     "MAX_KEY_LENGTH",
@@ -32,7 +32,7 @@ MAX_KEY_LENGTH = 250
 MAX_NAME_LENGTH = 250
 MAX_PARAM_VALUE_LENGTH = 6000
 MAX_TAG_VALUE_LENGTH = 8000
-MAX_ARTIFACT_PATH_LENGTH = 1024
+MAX_ARTIFACT_PATH_LENGTH = MAX_PATH_LENGTH
 
 _KEY_CHARS = re.compile(r"^[\w\-. /:]+$")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -111,22 +111,9 @@ def _bounded_text(kind: str, key: str, value: Any, limit: int) -> str:
 
 
 def check_artifact_path(path: Any) -> str:
-    """A relative POSIX path inside the run: no absolute paths, ``..``, backslashes or NUL.
-
-    Returns the normalised form (``./a//b`` → ``a/b``), the one stored and looked up.
-    """
-    if not isinstance(path, str) or not path:
-        raise InvalidInput(f"artifact path must be a non-empty string, got {path!r}")
-    if "\\" in path or "\x00" in path:
-        raise InvalidInput(f"artifact path {path!r} contains a backslash or NUL")
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
-        raise InvalidInput(f"artifact path {path!r} is absolute; give a path inside the run")
-    if ".." in path.split("/"):
-        raise InvalidInput(f"artifact path {path!r} escapes the run's folder ('..')")
-    normal = posixpath.normpath(path)
-    if normal in (".", "") or len(normal) > MAX_ARTIFACT_PATH_LENGTH:
-        raise InvalidInput(f"artifact path {path!r} is empty or too long")
-    return normal
+    """A relative POSIX path inside the run, in its normal form (``./a//b`` → ``a/b``), the
+    one stored and looked up; the rule every manifest shares (:mod:`opsloop.kernel.paths`)."""
+    return check_relative_path(path, "artifact path", max_length=MAX_ARTIFACT_PATH_LENGTH)
 
 
 def check_run_id_or_prefix(run_id: Any) -> str:
