@@ -255,3 +255,43 @@ def test_spans_accepted_while_the_database_is_down_are_stored_when_it_returns(
             time.sleep(0.2)
         names = {t["name"] for t in httpx.get(f"{server.url}/api/traces").json()["items"]}
         assert names == {"before", "during outage"}
+
+
+def test_numbers_beyond_64_bits_refuse_the_span_not_the_request(live_server: LiveServer) -> None:
+    """Times are unsigned 64-bit on the wire and signed 64-bit in the store; token counts are
+    whatever a client sends. Neither may reach the database as an overflow (a 500)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    trace = uuid.uuid4().hex
+    payload = _payload(
+        _span(trace, "a" * 16, "root", attributes=[_attr("gen_ai.usage.input_tokens", 2**70)]),
+        _span(trace, "b" * 16, "far future", parent="a" * 16, endTimeUnixNano=str(2**64 - 1)),
+        _span(trace, "c" * 16, "not a time", parent="a" * 16, startTimeUnixNano="1e400"),
+        _span(trace, "d" * 16, "infinite", parent="a" * 16, endTimeUnixNano=float("inf")),
+    )
+    response = httpx.post(
+        f"{live_server.url}/v1/traces",
+        content=json.dumps(payload).replace("Infinity", "1e999"),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["partialSuccess"]["rejectedSpans"] == "3"
+    detail = httpx.get(f"{live_server.url}/api/traces/{trace}").json()
+    assert [s["name"] for s in detail["spans"]] == ["root"]
+    (root,) = detail["spans"]
+    assert root["input_tokens"] is None  # not a count the store can hold: kept as given
+    assert root["attributes"]["gen_ai.usage.input_tokens"] == 2**70
+
+    request = ExportTraceServiceRequest()  # the same in protobuf: fixed64 reaches 2**64 - 1
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = bytes.fromhex(uuid.uuid4().hex), b"\x01" * 8, "pb"
+    span.start_time_unix_nano, span.end_time_unix_nano = NOW, 2**64 - 1
+    response = httpx.post(
+        f"{live_server.url}/v1/traces",
+        content=request.SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    assert response.status_code == 200
+    assert "end time" in response.content.decode("utf-8", "replace")

@@ -76,8 +76,8 @@ def decode_protobuf(body: bytes) -> Decoded:
                 if len(span.trace_id) != 16 or len(span.span_id) != 8:
                     out.reject(f"span {span.name!r} has a malformed trace or span id")
                     continue
-                out.records.append(
-                    record_from_otel(
+                try:
+                    record = record_from_otel(
                         trace_id=trace_id,
                         span_id=span_id,
                         parent_span_id=span.parent_span_id.hex() or None,
@@ -97,7 +97,10 @@ def decode_protobuf(body: bytes) -> Decoded:
                         ],
                         resource=resource,
                     )
-                )
+                except ValueError as exc:
+                    out.reject(f"span {span.name!r}: {exc}")
+                    continue
+                out.records.append(record)
     return out
 
 
@@ -181,7 +184,7 @@ def decode_json(body: bytes) -> Decoded:
             for span in (scope or {}).get("spans") or []:
                 try:
                     out.records.append(_json_span(span, resource))
-                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
                     name = span.get("name") if isinstance(span, dict) else None
                     out.reject(f"span {name!r}: {exc}")
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from opsloop.kernel.bounds import is_ascii_int
+from opsloop.kernel.bounds import INT64_MAX, INT64_MIN, is_ascii_int
 from opsloop.llm.tracing.records import KINDS, SpanRecord, to_text
 
 __all__ = ["OPSLOOP", "otel_attributes", "record_from_otel"]
@@ -48,10 +48,21 @@ def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, An
 
 
 def _int(value: Any) -> int | None:
+    """A whole number the store can hold (64-bit), or None: an attribute that is no such
+    number (text, infinity, 2**70) is kept among the span's attributes, not in a column."""
     try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
+        number = int(value) if value is not None else None
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if number is None or INT64_MIN <= number <= INT64_MAX else None
+
+
+def _check_time(value: Any, what: str) -> int:
+    """An OTLP time (nanoseconds since the epoch, unsigned 64-bit on the wire) the store can
+    hold; anything else refuses the span (ValueError, which the decoders report per span)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT64_MAX:
+        raise ValueError(f"{what} {value!r} is not a time in nanoseconds up to 2**63-1")
+    return value
 
 
 def _float(value: Any) -> float | None:
@@ -130,11 +141,21 @@ def record_from_otel(
             used.add(key)
         return value
 
+    def take_int(keys: tuple[str, ...]) -> int | None:
+        key, value = _first(attributes, keys)
+        number = _int(value)
+        if key is not None and number is not None:  # else it stays among the attributes
+            used.add(key)
+        return number
+
+    start_ns, end_ns = _check_time(start_ns, "start time"), _check_time(end_ns, "end time")
+    for event in events:
+        event["time_ns"] = _check_time(event.get("time_ns"), "event time")
     kind = _kind(attributes)
     used.update(k for k in _KIND_KEYS if k in attributes)
-    input_tokens = _int(take(_INPUT_TOKENS))
-    output_tokens = _int(take(_OUTPUT_TOKENS))
-    total_tokens = _int(take(_TOTAL_TOKENS))
+    input_tokens = take_int(_INPUT_TOKENS)
+    output_tokens = take_int(_OUTPUT_TOKENS)
+    total_tokens = take_int(_TOTAL_TOKENS)
     if total_tokens is None and (input_tokens is not None or output_tokens is not None):
         total_tokens = (input_tokens or 0) + (output_tokens or 0)
     input_value = to_text(take(_INPUT)) or _messages(attributes, _MESSAGE_LISTS["input"], used)
@@ -146,7 +167,7 @@ def record_from_otel(
     if output_value is None:
         output_value = _events_text(events, ("gen_ai.choice", "gen_ai.content.completion"))
     prompt_name = take(("opsloop.prompt.name",))
-    prompt_version = _int(take(("opsloop.prompt.version",)))
+    prompt_version = take_int(("opsloop.prompt.version",))
     record = SpanRecord(
         trace_id=trace_id,
         span_id=span_id,
