@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from opsloop.errors import NotFound
+from opsloop.kernel.timeutil import now_ms
 from opsloop.pipelines import orphans
 from opsloop.pipelines.orphans import HEARTBEAT_TAG, LAUNCHER_TAG, close_orphans, this_process
 from opsloop.pipelines.reruns import resume
@@ -69,8 +70,12 @@ def test_a_killed_pipeline_is_closed_with_its_steps_and_firing_then_resumed(
 
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    killed_at = now_ms()
+    time.sleep(1.5)  # the clean-up comes later than the death...
     scheduler = Scheduler(client, _store(client), None, None)
     assert scheduler.close_orphans() == [run_id]
+    ended = client.get_run(run_id).info.end_time
+    assert ended is not None and ended <= killed_at  # ...but the duration ends at the death
     assert scheduler.close_orphans() == []  # checked again only after a minute
 
     view = describe(client, run_id)

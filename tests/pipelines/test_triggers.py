@@ -87,6 +87,7 @@ def test_each_new_data_version_fires_once_with_the_version_as_a_param(
     assert triggers.collect_due(store) == []
     done = triggers.run_firing(client, store, firing_id)
     assert done is not None and done.status == "succeeded"
+    assert done.message is None  # not "running in process ..." any more
     run = client.get_run(done.run_id)
     assert run.data.params["ref"] == "events@2"
     assert run.data.tags["opsloop.trigger"] == "dataset:events@2"

@@ -158,13 +158,13 @@ def close_orphans(store: Any) -> list[str]:
     beats = RunTagRow.__table__.alias("beats")
     with store.read() as session:
         running = session.execute(
-            select(RunRow.id, RunTagRow.value, beats.c.value)
+            select(RunRow.id, RunTagRow.value, beats.c.value, RunRow.start_time)
             .join(RunTagRow, RunTagRow.run_id == RunRow.id)
             .outerjoin(beats, (beats.c.run_id == RunRow.id) & (beats.c.key == HEARTBEAT_TAG))
             .where(RunRow.status == "RUNNING", RunTagRow.key == LAUNCHER_TAG)
         ).all()
     closed = []
-    for run_id, launcher, heartbeat in running:
+    for run_id, launcher, heartbeat, started in running:
         now = now_ms()
         silent = _silent_for_s(launcher, heartbeat, now)
         if silent is None and not _gone(launcher):
@@ -177,10 +177,11 @@ def close_orphans(store: Any) -> list[str]:
             f"`opsloop pipelines resume {run_id}` runs what did not finish"
         )
         with store.write() as session:
+            died = _last_sign_of_life(session, run_id, heartbeat, started)
             ended = session.execute(
                 update(RunRow)
                 .where(RunRow.id == run_id, RunRow.status == "RUNNING")
-                .values(status="FAILED", end_time=now)
+                .values(status="FAILED", end_time=died)
             ).rowcount
             if not ended:
                 continue  # another server or scheduler closed it first
@@ -188,7 +189,7 @@ def close_orphans(store: Any) -> list[str]:
                 select(RunRow.id).where(RunRow.parent_run_id == run_id, RunRow.status == "RUNNING")
             ).all()
             session.execute(
-                update(RunRow).where(RunRow.id.in_(steps)).values(status="FAILED", end_time=now)
+                update(RunRow).where(RunRow.id.in_(steps)).values(status="FAILED", end_time=died)
             )
             for failed in (run_id, *steps):
                 session.merge(RunTagRow(run_id=failed, key=ERROR_TAG, value=message))
@@ -207,6 +208,23 @@ def close_orphans(store: Any) -> list[str]:
         closed.append(run_id)
     _close_orphan_firings(store)
     return closed
+
+
+def _last_sign_of_life(session: Any, run_id: str, heartbeat: str | None, started: int) -> int:
+    """When a dead pipeline's process was last seen alive: its heartbeat, or a later start or
+    end of one of its steps. Its duration ends there, not when the clean-up noticed (which can
+    be minutes or days later)."""
+    from sqlalchemy import func, select
+
+    from opsloop.tracking.tables import RunRow
+
+    steps = session.scalar(
+        select(func.max(func.coalesce(RunRow.end_time, RunRow.start_time))).where(
+            RunRow.parent_run_id == run_id
+        )
+    )
+    beat = int(heartbeat) if heartbeat and heartbeat.isdigit() else 0
+    return max(started or 0, beat, steps or 0)
 
 
 def _close_orphan_firings(store: Any) -> None:

@@ -294,7 +294,7 @@ def run_firing(client: Any, store: Any, firing_id: str) -> Firing | None:
     tags = {"opsloop.trigger": key, "opsloop.trigger.name": name, "opsloop.firing": firing_id}
     try:
         result = load_pipeline(target).run(client=client, tags=tags, **params)
-        _set(store, firing_id, status="succeeded", run_id=result.run_id)
+        _set(store, firing_id, status="succeeded", run_id=result.run_id, message=None)
     except PipelineFailed as exc:
         run = exc.details.get("pipeline")
         _set(store, firing_id, status="failed", message=exc.message,
