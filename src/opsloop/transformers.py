@@ -1,0 +1,88 @@
+"""A Hugging Face ``Trainer`` callback: ``Trainer(..., callbacks=[OpsloopCallback()])``.
+
+Every ``on_log`` of the trainer (``loss``, ``learning_rate``, ``grad_norm``, ``eval_*``...)
+becomes metrics at step = ``state.global_step``; the ``TrainingArguments`` become params when
+training begins. With no active run, one named after ``args.run_name`` (or "transformers") is
+started there and ended by ``on_train_end``. Only the main process logs. A logging failure is
+one warning per kind and never stops training (see :mod:`opsloop.autolog`).
+
+``import opsloop.transformers`` imports neither transformers nor torch: the class is built on
+first access to ``OpsloopCallback``, when the user is about to hand it to a ``Trainer`` (and has
+torch loaded anyway). A training that raises never reaches ``on_train_end``: open the run
+yourself (``with opsloop.start_run(): trainer.train()``) and the ``with`` marks it FAILED.
+
+``pip install 'opsloop[llm]'``. PyTorch Lightning has no callback here (it is not a dependency).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    OpsloopCallback: type  # built on first access, by __getattr__ below
+
+__all__ = ["OpsloopCallback"]
+
+_built: dict[str, type] = {}
+
+
+def _build() -> type:
+    from transformers import TrainerCallback
+
+    from opsloop import fluent
+    from opsloop.autolog.guard import attempt
+    from opsloop.autolog.runs import clean_params, finite_metrics
+
+    class OpsloopCallback(TrainerCallback):  # type: ignore[misc]
+        """Logs the trainer's logs at step = global step, and its arguments as params."""
+
+        def __init__(self, *, log_args: bool = True) -> None:
+            self.log_args = log_args
+            self._run: Any = None
+            self._started = False
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if not state.is_world_process_zero:
+                return
+            with attempt("start a run"):
+                self._run = fluent.active_run()
+                self._started = self._run is None
+                if self._run is None:
+                    self._run = fluent.start_run(run_name=args.run_name or "transformers")
+            if self._run is not None and self.log_args:
+                with attempt("log params"):
+                    params = {k: v for k, v in args.to_dict().items() if v not in (None, "")}
+                    self._run.client.log_params(self._run.run_id, clean_params(params))
+
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any
+        ) -> None:
+            if self._run is None or not state.is_world_process_zero:
+                return
+            with attempt("log the trainer's metrics"):
+                metrics = finite_metrics(logs or {})
+                if metrics:
+                    self._run.client.log_metrics(
+                        self._run.run_id, metrics, step=int(state.global_step)
+                    )
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self._run is None:
+                return
+            run, started = self._run, self._started
+            self._run, self._started = None, False
+            with attempt("end the run"):
+                if started and fluent.active_run() is run:
+                    fluent.end_run()
+                else:
+                    run.client.flush(run.run_id)
+
+    return OpsloopCallback
+
+
+def __getattr__(name: str) -> Any:
+    if name != "OpsloopCallback":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _built:
+        _built[name] = _build()
+    return _built[name]

@@ -1,0 +1,141 @@
+"""Autologging for XGBoost: ``opsloop.xgboost.autolog()`` and every training is tracked.
+
+``xgboost.train`` (and so ``XGBClassifier.fit`` / ``XGBRegressor.fit``..., which call it) logs
+its params and ``num_boost_round``, every evaluation metric at each iteration through a
+``TrainingCallback`` (``validation_0-logloss`` at step = iteration), ``best_iteration`` /
+``best_score`` after early stopping, and the booster in XGBoost's own JSON format
+(``model/model.json``): a document of trees, never a pickle, so loading it runs no code from the
+store. :func:`load_model` reads it back as an ``xgboost.Booster``.
+
+Inside a fit that ``opsloop.sklearn`` is logging (a search over an ``XGBClassifier``, a pipeline
+ending in one), training runs unlogged: the outer call owns the run. A logging failure is one
+warning per kind and never stops the training (see :mod:`opsloop.autolog`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from opsloop.autolog.guard import attempt, busy, enclosing_estimators, reset_warnings
+from opsloop.autolog.patch import Patches
+from opsloop.autolog.runs import clean_params, finite_metrics, log_bytes, logged_call
+
+if TYPE_CHECKING:
+    from opsloop.fluent import ActiveRun
+
+__all__ = ["MODEL_ARTIFACT", "autolog", "load_model"]
+
+MODEL_ARTIFACT = "model/model.json"
+_patches = Patches()
+_config = {"log_models": True}
+_MODULES = ("xgboost.training", "xgboost", "xgboost.sklearn")  # each holds its own `train`
+
+
+def _recorder(run: ActiveRun) -> Any:
+    """A ``TrainingCallback`` queuing each iteration's latest evaluation results on ``run``
+    (the client buffers them: microseconds per point). It never stops the training."""
+    import xgboost
+
+    class _Recorder(xgboost.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            with attempt("log an iteration's metrics"):
+                values = {
+                    f"{data}-{metric}": history[-1]
+                    for data, metrics in evals_log.items()
+                    for metric, history in metrics.items()
+                    if history
+                }
+                points = finite_metrics(
+                    {k: v[0] if isinstance(v, tuple) else v for k, v in values.items()}
+                )
+                if points:
+                    run.client.log_metrics(run.run_id, points, step=epoch)
+            return False
+
+    return _Recorder()
+
+
+def _log_training(run: ActiveRun, arguments: dict[str, Any], booster: Any) -> None:
+    client, run_id = run.client, run.run_id
+    params = dict(arguments.get("params") or {})
+    params["num_boost_round"] = arguments.get("num_boost_round", 10)
+    if arguments.get("early_stopping_rounds") is not None:
+        params["early_stopping_rounds"] = arguments["early_stopping_rounds"]
+    with attempt("log params"):
+        client.log_params(run_id, clean_params(params))
+    with attempt("set the estimator tag"):
+        client.set_tags(run_id, {"opsloop.autolog.estimator": "xgboost.Booster"})
+    with attempt("log the best iteration"):
+        best = {k: getattr(booster, k, None) for k in ("best_iteration", "best_score")}
+        if best["best_iteration"] is not None:
+            client.log_metrics(run_id, finite_metrics(best))
+    if _config["log_models"]:
+        with attempt("save the model"):
+            log_bytes(run, lambda path: booster.save_model(str(path)), "model.json", "model")
+
+
+def _wrap_train(original: Any) -> Any:
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def train(*args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:  # the user's own mistake: let XGBoost say so, as it would have
+            return original(*args, **kwargs)
+        arguments = dict(bound.arguments)
+
+        def fit(run: ActiveRun | None) -> Any:
+            if run is None:
+                return original(*args, **kwargs)
+            recorder = None
+            with attempt("attach the metrics callback"):
+                recorder = _recorder(run)
+            if recorder is None:
+                return original(*args, **kwargs)
+            bound.arguments["callbacks"] = [*(arguments.get("callbacks") or ()), recorder]
+            return original(*bound.args, **bound.kwargs)
+
+        # Called by its own scikit-learn wrapper (``fit`` of one estimator up the stack), the
+        # run is named after it; a second estimator further up (a search, a pipeline) owns it.
+        outer = [] if busy() else enclosing_estimators()
+        return logged_call(
+            type(outer[0]).__name__ if outer else "xgboost",
+            fit,
+            lambda run, booster: _log_training(run, arguments, booster),
+            inner=len(outer) > 1,
+        )
+
+    return train
+
+
+def autolog(*, log_models: bool = True, disable: bool = False) -> None:
+    """Patch ``xgboost.train`` to log params, per-iteration metrics and the booster.
+
+    Args:
+        log_models: Store the trained booster as ``model/model.json``.
+        disable: Undo the patching.
+    """
+    import importlib
+
+    _config.update(log_models=log_models)
+    if disable:
+        _patches.undo()
+        return
+    reset_warnings()
+    _patches.patch_all([importlib.import_module(m) for m in _MODULES], "train", _wrap_train)
+
+
+def load_model(run_id: str, *, client: Any = None) -> Any:
+    """The booster autolog stored on a run, as an ``xgboost.Booster`` (from its JSON: no
+    pickle). Predict with ``booster.predict(xgboost.DMatrix(X))``."""
+    import xgboost
+
+    from opsloop.fluent import get_client
+
+    data = (client or get_client()).read_artifact(run_id, MODEL_ARTIFACT)
+    booster = xgboost.Booster()
+    booster.load_model(bytearray(data))
+    return booster
