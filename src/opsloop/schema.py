@@ -32,7 +32,8 @@ def metadata() -> MetaData:
     import opsloop.pipelines.tables
     import opsloop.registry.tables
     import opsloop.serving.tables
-    import opsloop.tracking.tables  # noqa: F401  (each table module adds its tables to Base)
+    import opsloop.tracking.tables
+    import opsloop.web.sessions  # noqa: F401  (each table module adds its tables to Base)
     from opsloop.store.base import Base
 
     return Base.metadata

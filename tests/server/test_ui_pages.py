@@ -63,11 +63,19 @@ def test_login_only_redirects_to_local_paths(tmp_path: Path) -> None:
         assert redirect.status_code == 303
         assert redirect.headers["location"] == "/login?next=/experiments"
         for target in ("//evil.example", "https://evil.example", "/\\evil.example"):
-            answer = http.post("/login", data={"token": "t0k", "next": target})
+            form = http.get("/login").text  # sets the login form's CSRF cookie
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+            assert csrf is not None
+            data = {"token": "t0k", "next": target, "csrf_token": csrf.group(1)}
+            answer = http.post("/login", data=data)
             assert answer.status_code == 303 and answer.headers["location"] == "/"
         cookie = answer.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie
-        assert http.post("/login", data={"token": "nope", "next": "/"}).status_code == 403
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', http.get("/login").text)
+        assert csrf is not None
+        data = {"token": "nope", "next": "/", "csrf_token": csrf.group(1)}
+        wrong = http.post("/login", data=data)
+        assert wrong.status_code == 403 and "not valid" in wrong.text
         assert http.get("/healthz").status_code == 200  # stays open for probes
 
 

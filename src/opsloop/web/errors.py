@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opsloop.errors import InvalidInput, NotFound, OpsloopError
 from opsloop.web.routes import is_page_request, page_error_response
+from opsloop.web.throttle import TooManyFailures
 
 __all__ = ["install_error_handlers"]
 
@@ -33,6 +34,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OpsloopError)
     async def _opsloop_error(request: Request, exc: OpsloopError) -> Response:
         return _error_response(request, exc)
+
+    @app.exception_handler(TooManyFailures)
+    async def _too_many_failures(request: Request, exc: TooManyFailures) -> Response:
+        response = _error_response(request, exc)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:

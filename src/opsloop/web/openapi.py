@@ -8,7 +8,8 @@ responses its dependencies, method and path imply, all described by one ``Error`
 (the body ``OpsloopError.to_dict`` sends):
 
 - 400 ``InvalidInput``: a route with parameters or a body (validation can fail), and any write
-- 401 / 403: a route behind ``require_token`` (or ``/metrics``'s ``require_metrics_token``)
+- 401 / 403 / 429: a route behind ``require_token`` (or ``/metrics``'s
+  ``require_metrics_token``); 429 ``TooManyFailures`` once a client sent too many wrong tokens
 - 404 ``NotFound``: a path parameter, or a body field that names a stored thing (``*_id``,
   ``*_ref``, a model, deployment, monitor or dataset reference)
 - 409 ``Conflict``: a write that holds a write session, or that works through the app's state;
@@ -133,7 +134,7 @@ def _statuses(route: Any, method: str, validated: bool, limited: Any) -> set[int
     if (validated or method in _WRITES) and not declared_422:
         statuses.add(400)
     if guarded:
-        statuses |= {401, 403}
+        statuses |= {401, 403, 429}
     if route.dependant.path_params or _names_stored_things(route):
         statuses.add(404)
     writes = method in _WRITES and (_dependency(WriteSession) in calls or through_state)

@@ -2,11 +2,15 @@
 
 ``install_ui`` mounts the shell and each domain's views on the app; every page but the login
 page sits behind the same token check as the API, and a browser that lacks the token is sent
-to ``/login`` instead of getting a JSON error.
+to ``/login`` instead of getting a JSON error. Signing in opens a server-side session
+(:mod:`opsloop.web.sessions`) whose id is the cookie; signing out deletes it.
 """
 
 from __future__ import annotations
 
+import hmac
+import re
+import secrets
 from collections.abc import Iterable, Sequence
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -19,14 +23,31 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from opsloop.errors import OpsloopError, PermissionDenied, Unauthenticated
-from opsloop.web.deps import TOKEN_COOKIE, ReadSession, State, require_token, token_matches
+from opsloop.web.csrf import CSRF_FIELD, check_origin, check_token
+from opsloop.web.deps import (
+    SESSION_COOKIE,
+    ReadSession,
+    State,
+    check_token_guess,
+    require_token,
+)
+from opsloop.web.sessions import (
+    SESSION_TTL_S,
+    end_session,
+    find_session,
+    start_session,
+)
 from opsloop.web.shell import SearchHit, UiDomain, build_environment, render
+from opsloop.web.throttle import TooManyFailures
 
 __all__ = ["install_ui", "is_page_request", "page_error_response"]
 
 _MAX_FORM_BYTES = 16 * 1024
+_LOGIN_COOKIE = "opsloop_login"  # the login form's CSRF token, before any session exists
+_LOGIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 _MACHINE_PATHS = ("/api/", "/v1/", "/static/", "/healthz", "/docs", "/openapi.json", "/metrics")
 
 
@@ -100,28 +121,88 @@ _pages = APIRouter(include_in_schema=False)
 
 @_public.get("/login")
 def login_page(request: Request, next: str = "/") -> Response:
-    return render(request, "login.html", {"next": _safe_next(next), "failed": False})
+    return _login_form(request, _safe_next(next))
 
 
 @_public.post("/login")
 async def login(request: Request, state: State) -> Response:
+    """Open a session for the server token (the cookie holds the session id, never the token).
+
+    The form must come from this server's own login page: same origin, and its hidden
+    ``csrf_token`` equal to the ``opsloop_login`` cookie that page set (no one can sign a
+    browser in from elsewhere). Wrong tokens count against the client's failure limit.
+    """
     body = await request.body()
     form = parse_qs(body[:_MAX_FORM_BYTES].decode("utf-8", "replace"))
     token = form.get("token", [""])[0]
     target = _safe_next(form.get("next", ["/"])[0])
+    check_origin(request)
+    given = form.get(CSRF_FIELD, [""])[0]
+    cookie = request.cookies.get(_LOGIN_COOKIE, "")
+    if not given or not cookie or not hmac.compare_digest(given.encode(), cookie.encode()):
+        problem = "The sign-in form expired (or its cookie was blocked): submit it again."
+        return _login_form(request, target, problem, status_code=403)
     expected = state.settings.token
-    if expected and not token_matches(token, expected):
-        return render(request, "login.html", {"next": target, "failed": True}, status_code=403)
+    if not expected:
+        return RedirectResponse(target, status_code=303)
+    try:
+        check_token_guess(request, state, token, [expected])
+    except TooManyFailures as exc:
+        response = _login_form(request, target, exc.message, status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except PermissionDenied:
+        return _login_form(request, target, "That token is not valid for this server.", 403)
+    session_id = await run_in_threadpool(start_session, state.store, expected)
     response = RedirectResponse(target, status_code=303)
-    if expected:
-        response.set_cookie(TOKEN_COOKIE, token.strip(), httponly=True, samesite="strict", path="/")
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        max_age=SESSION_TTL_S,
+        path="/",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    response.delete_cookie(_LOGIN_COOKIE, path="/login")
     return response
 
 
 @_public.post("/logout")
-def logout() -> Response:
+async def logout(request: Request, state: State) -> Response:
+    """End the session (its row is deleted: the old cookie opens nothing anywhere after)."""
+    session_id = request.cookies.get(SESSION_COOKIE, "")
+    token = state.settings.token
+    if session_id and token:
+        live = await run_in_threadpool(find_session, state.store, token, session_id)
+        if live is not None:  # only the session's own pages may end it
+            check_origin(request)
+            await check_token(request, live.csrf_token)
+            await run_in_threadpool(end_session, state.store, token, session_id)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(TOKEN_COOKIE, path="/")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def _login_form(
+    request: Request, target: str, problem: str = "", status_code: int = 200
+) -> Response:
+    """The login page, with a fresh (or the browser's current) login CSRF token in both its
+    hidden field and the ``opsloop_login`` cookie (double submit: a session does not exist yet)."""
+    current = request.cookies.get(_LOGIN_COOKIE, "")
+    login_token = current if _LOGIN_TOKEN.fullmatch(current) else secrets.token_urlsafe(32)
+    request.state.csrf_token = login_token
+    context = {"next": target, "problem": problem}
+    response = render(request, "login.html", context, status_code=status_code)
+    response.set_cookie(
+        _LOGIN_COOKIE,
+        login_token,
+        max_age=3600,
+        path="/login",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
     return response
 
 
