@@ -195,3 +195,65 @@ def test_checks_alerts_and_the_loop(
         monitors.run(alarm.id)
     with pytest.raises(NotFound):
         monitors.acknowledge(alert.id)
+
+
+@covers("create_monitor", "list_references", "rebaseline", "revert_reference", "check_monitor")
+def test_references_are_rebaselined_and_reverted(
+    client: Any, monitors: Any, cancer: pd.DataFrame, weak_model: Any, strong_model: Any,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    deploy_cancer(client, cancer, weak_model, strong_model, tmp_path)  # "cancer" serves v2
+    monitor = monitors.create("watch", "cancer", "cancer@1", target="target", window=WINDOW)
+    settle(client, "watch")
+    (first,) = monitors.references("watch")
+    assert (first.number, first.action, first.reference, first.model, first.current) == (
+        1, "created", "cancer@1", "cancer-clf@2", True,
+    )  # fmt: skip
+    assert first.created_by == monitor.created_by
+    assert first.metrics == monitor.baseline["metrics"]
+    moved = pd.DataFrame(shifted(cancer, 100, seed=7))
+    moved["target"] = cancer.loc[cancer[COLUMNS].sample(100, random_state=7).index, "target"].values
+    moved.to_csv(tmp_path / "moved.csv", index=False)
+    client.data.add(str(tmp_path / "moved.csv"), name="cancer-moved")
+    client.data.push("cancer-moved@1")
+
+    entry = monitors.rebaseline("watch", "cancer-moved@1", reason="the scanner was recalibrated")
+    assert (entry.number, entry.action, entry.reference, entry.model, entry.reason) == (
+        2, "rebaselined", "cancer-moved@1", "cancer-clf@2", "the scanner was recalibrated",
+    )  # fmt: skip
+    assert entry.current and entry.created_by == monitor.created_by and entry.loop_id is None
+    assert monitors.get("watch").reference == "cancer-moved@1"
+    send(client, shifted(cancer, 60))
+    assert monitors.check("watch").metrics["dataset_drift"] == 0  # the shift is the reference
+
+    with pytest.raises(NotFound, match="monitor 'ghost' does not exist"):
+        monitors.references("ghost")
+    with pytest.raises(NotFound, match="monitor 'ghost' does not exist"):
+        monitors.rebaseline("ghost", "cancer@1")
+    with pytest.raises(NotFound):
+        monitors.rebaseline("watch", "cancer@9")
+    pd.DataFrame(shifted(cancer, 50)).to_csv(tmp_path / "unlabelled.csv", index=False)
+    client.data.add(str(tmp_path / "unlabelled.csv"), name="unlabelled")
+    client.data.push("unlabelled@1")
+    with pytest.raises(InvalidInput, match="target 'target' is not a column of unlabelled@1"):
+        monitors.rebaseline("watch", "unlabelled@1")
+    with pytest.raises(NotFound, match="no reference entry 9"):
+        monitors.revert("watch", to=9)
+    with pytest.raises(InvalidInput, match="already the current"):
+        monitors.revert("watch", to=2)
+    with pytest.raises(InvalidInput, match="invalid revert"):  # refused before it is sent
+        monitors.revert("watch", to=0)
+    assert [e.number for e in monitors.references("watch")] == [2, 1]  # nothing changed
+
+    back = monitors.revert("watch")  # the one before the current one
+    assert (back.number, back.action, back.reference, back.model, back.current) == (
+        3, "reverted", "cancer@1", "cancer-clf@2", True,
+    )  # fmt: skip
+    same = {"exclude": {"next_run_at"}}
+    assert monitors.get("watch").model_dump(**same) == monitor.model_dump(**same)  # as it was
+    history = monitors.references("watch")
+    assert [(e.number, e.current) for e in history] == [(3, True), (2, False), (1, False)]
+    again = monitors.revert("watch", to=2, reason="the recalibration stays")
+    assert (again.number, again.reference, again.reason) == (
+        4, "cancer-moved@1", "the recalibration stays",
+    )  # fmt: skip

@@ -1,5 +1,7 @@
 """The quickstart's closed loop: a monitor on the served champion sees the traffic shift, alerts,
 and retrains; the new version is gated, canaried and promoted (or rolled back if it is worse).
+A promotion settles the loop: the monitor re-baselines on the traffic the new version learned
+from, and the alert resolves "resolved by vN".
 
 The shift is a scanner recalibrated by +30%: every measurement grows, the diagnoses (the ground
 truth, fed back as labels) do not. The champion, trained on the old scale, starts to err; the
@@ -101,9 +103,12 @@ def closed_loop(client: Any, out: Any, frame: Any, reference: str, validation: s
         if run.stage == "promoted":
             _traffic(client, frame, 60, seed=30, shift=True)
             after = client.monitors.check(MONITOR)
+            (status,) = client.monitors.loop_status(MODEL)
+            reference = client.monitors.get(MONITOR).reference
             out.print(
                 f"monitor: accuracy on the shifted traffic {_accuracy(shifted)} → "
-                f"{_accuracy(after)} with v{run.candidate}\n"
+                f"{_accuracy(after)} with v{run.candidate}; against {reference} the check is "
+                f"{after.status}, the loop is [green]{status['stage']}[/]\n"
             )
     finally:
         scheduler.stop()
@@ -111,5 +116,6 @@ def closed_loop(client: Any, out: Any, frame: Any, reference: str, validation: s
         f"opsloop loop status {MODEL}          # the loop: check, alert, retraining, rollout",
         "opsloop alerts list                    # alerts, their channels and state",
         f"opsloop monitors runs {MONITOR}  # every check with its metrics",
+        f"opsloop monitors references {MONITOR}  # re-baselined after the promotion (revert)",
         f"opsloop drift {validation} breast-cancer-live --html drift.html   # ad hoc drift",
     ]

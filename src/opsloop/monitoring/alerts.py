@@ -36,6 +36,7 @@ __all__ = [
     "evaluate_rules",
     "list_alerts",
     "resolve",
+    "resolve_incident",
     "to_entity",
 ]
 
@@ -75,7 +76,7 @@ def to_entity(row: AlertRow, monitor: str) -> Alert:
         severity=row.severity, status=row.status, metric=row.metric, value=row.value,
         message=row.message, count=row.count, first_at=row.first_at, last_at=row.last_at,
         acknowledged_by=row.acknowledged_by, acknowledged_at=row.acknowledged_at,
-        resolved_by=row.resolved_by, resolved_at=row.resolved_at,
+        resolved_by=row.resolved_by, resolved_at=row.resolved_at, resolution=row.resolution,
         deliveries=json.loads(row.deliveries),
     )  # fmt: skip
 
@@ -137,6 +138,7 @@ def evaluate_rules(
                 FIRING.labels(monitor.deployment, monitor.name, rule.name, rule.severity).set(1)
         elif current is not None and rule.auto_resolve:
             current.status, current.resolved_at, current.resolved_by = "resolved", now, "monitor"
+            current.resolution = f"{rule.metric} = {value:.4g}: the rule no longer holds"
             notes.append(f"{rule.name}: resolved ({rule.metric} = {value:.4g})")
             FIRING.labels(monitor.deployment, monitor.name, rule.name, rule.severity).set(0)
     session.flush()
@@ -226,14 +228,35 @@ def acknowledge(session: Session, alert_id: str, actor: str) -> Alert:
     return to_entity(row, _monitor_name(session, row))
 
 
-def resolve(session: Session, alert_id: str, actor: str) -> Alert:
+def resolve(session: Session, alert_id: str, actor: str, reason: str | None = None) -> Alert:
     row = _row(session, alert_id)
     if row.status == "resolved":
         raise InvalidInput(f"alert {row.id[:8]} is already resolved")
-    row.status, row.resolved_by, row.resolved_at = "resolved", actor, now_ms()
+    return _close(session, row, actor, reason)
+
+
+def _close(session: Session, row: AlertRow, actor: str, reason: str | None) -> Alert:
+    row.status, row.resolved_by, row.resolved_at, row.resolution = (
+        "resolved", actor, now_ms(), reason
+    )  # fmt: skip
     name = _monitor_name(session, row)
     FIRING.labels(row.deployment, name, row.rule, row.severity).set(0)
     return to_entity(row, name)
+
+
+def resolve_incident(
+    session: Session, monitor_id: str, alert_id: str, rules: list[str], actor: str, reason: str
+) -> list[Alert]:
+    """Resolve what a retraining answered: the alert that started it and the open alerts of the
+    rules the retraining reacts to (``rules``, the policy's ``on``); others (latency, a
+    rollback) are another incident and stay open."""
+    rows = session.scalars(
+        select(AlertRow).where(
+            AlertRow.monitor_id == monitor_id, AlertRow.status.in_(OPEN),
+            (AlertRow.id == alert_id) | AlertRow.rule.in_(rules),
+        ).order_by(AlertRow.first_at)
+    ).all()  # fmt: skip
+    return [_close(session, row, actor, reason) for row in rows]
 
 
 def list_alerts(

@@ -18,8 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.kernel.bounds import NonNegativeInt64
 from opsloop.kernel.identity import current_user
-from opsloop.monitoring import alerts, loop, routes, services
-from opsloop.monitoring.entities import Alert, LoopRun, Monitor, MonitorCreate, MonitorRun
+from opsloop.monitoring import alerts, loop, references, routes, services
+from opsloop.monitoring.entities import (
+    Alert,
+    LoopRun,
+    Monitor,
+    MonitorCreate,
+    MonitorRebaseline,
+    MonitorReference,
+    MonitorRevert,
+    MonitorRun,
+)
 from opsloop.monitoring.ports import PredictionSource, Sources
 from opsloop.web.deps import AppState, ReadSession, State, WriteSession
 
@@ -63,6 +72,28 @@ def get_monitor(name: str, session: ReadSession) -> Monitor:
 @router.delete(routes.MONITOR.template, status_code=204)
 def delete_monitor(name: str, session: WriteSession) -> None:
     services.delete_monitor(session, name)
+
+
+@router.get(routes.MONITOR_REFERENCES.template, response_model=list[MonitorReference])
+def list_references(name: str, session: ReadSession) -> list[MonitorReference]:
+    """The monitor's reference history, newest (current) first."""
+    return references.list_references(session, name)
+
+
+@router.post(routes.MONITOR_REFERENCES.template, response_model=MonitorReference, status_code=201)
+def rebaseline(name: str, body: MonitorRebaseline, state: State) -> MonitorReference:
+    """Re-baseline the monitor on a data version, profiled with the stable model."""
+    sources = _sources(state)
+    return references.rebaseline(
+        state.store, name, body.reference, current_user(), body.reason, models=sources.models,
+        deployments=sources.deployments, data=sources.data,
+    )  # fmt: skip
+
+
+@router.post(routes.MONITOR_REVERT.template, response_model=MonitorReference, status_code=201)
+def revert_reference(name: str, body: MonitorRevert, session: WriteSession) -> MonitorReference:
+    """Go back to an earlier reference (default: the one before the current one)."""
+    return references.revert(session, name, current_user(), body.to, body.reason)
 
 
 @router.post(routes.MONITOR_RUNS.template, response_model=MonitorRun)

@@ -18,7 +18,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from opsloop.monitoring.entities import Alert, LoopRun, Monitor, MonitorCreate, MonitorRun
+from opsloop.monitoring.entities import (
+    Alert,
+    LoopRun,
+    Monitor,
+    MonitorCreate,
+    MonitorReference,
+    MonitorRun,
+)
 
 __all__ = ["MonitorBackend"]
 
@@ -50,6 +57,26 @@ class MonitorBackend(ABC):
     def delete_monitor(self, name: str) -> None:
         """Delete the monitor ``name``; its checks, alerts and loop runs go with it. Raises
         ``NotFound`` if there is none."""
+
+    # -- references ---------------------------------------------------------------------------
+    @abstractmethod
+    def list_references(self, name: str) -> list[MonitorReference]:
+        """The monitor's reference history, newest (current) first: the reference it was
+        created on, each re-baseline (by the loop after a promotion, or by hand) and each
+        revert, with who, why and when. Raises ``NotFound`` if there is no monitor ``name``."""
+
+    @abstractmethod
+    def rebaseline(self, name: str, reference: str, reason: str | None) -> MonitorReference:
+        """Make the data version ``reference``, profiled with the deployment's stable model,
+        the monitor's reference, as a new history entry by the current user. Raises
+        ``NotFound`` for the monitor, its deployment or the data version, ``InvalidInput`` if
+        the data lacks the monitor's target or features."""
+
+    @abstractmethod
+    def revert_reference(self, name: str, to: int | None, reason: str | None) -> MonitorReference:
+        """Go back to history entry ``to`` (default: the one before the current one), as a new
+        entry by the current user. Raises ``NotFound`` for the monitor or the entry,
+        ``InvalidInput`` when there is nothing to go back to or ``to`` is current."""
 
     # -- checks -------------------------------------------------------------------------------
     @abstractmethod

@@ -18,7 +18,8 @@ monitors_app = command_group(
     "--target churned\n\n"
     "  opsloop monitors create churn-drift --deployment churn --reference churn@3 "
     "--spec monitor.yaml    (alert rules, channels, retraining)\n\n"
-    "  opsloop monitors check churn-drift ; opsloop monitors runs churn-drift"
+    "  opsloop monitors check churn-drift ; opsloop monitors runs churn-drift\n\n"
+    "  opsloop monitors references churn-drift ; opsloop monitors revert churn-drift"
 )
 alerts_app = command_group(
     "Alerts raised by monitors: list, acknowledge, resolve. Example:\n\n"
@@ -125,6 +126,58 @@ def delete(name: str) -> None:
     console().print(f"deleted monitor {name}")
 
 
+@monitors_app.command("references")
+def references(name: str, json_: JsonOption = False) -> None:
+    """A monitor's reference history, newest (current) first: who re-baselined it, on what,
+    when and why (the retraining loop does after each promotion)."""
+    found = command_client().monitors.references(name)
+    if json_:
+        print_json(found)
+        return
+    rows = [(("* " if r.current else "  ") + str(r.number), r.action, r.reference, r.model,
+             _num(r.metrics.get("accuracy")), when(r.created_at), r.created_by, r.reason)
+            for r in found]  # fmt: skip
+    print_table(["entry", "action", "reference", "model", "accuracy", "at", "by", "why"], rows)
+
+
+@monitors_app.command("rebaseline")
+def rebaseline(
+    name: str,
+    reference: Annotated[str, typer.Option(help="The new reference data version, NAME@N.")],
+    reason: Annotated[str | None, typer.Option(help="Why, kept in the history.")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Compare the monitor's traffic to another data version from now on (reversible)."""
+    with console(stderr=True).status("profiling the reference"):
+        entry = command_client().monitors.rebaseline(name, reference, reason)
+    if json_:
+        print_json(entry)
+        return
+    console().print(
+        f"{name} re-baselined on {entry.reference} with {entry.model} (entry {entry.number}; "
+        f"undo: opsloop monitors revert {name})"
+    )
+
+
+@monitors_app.command("revert")
+def revert(
+    name: str,
+    to: Annotated[
+        int | None, typer.Option(help="The history entry (default: the one before the current).")
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="Why, kept in the history.")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Go back to an earlier reference of the monitor (a new history entry)."""
+    entry = command_client().monitors.revert(name, to, reason)
+    if json_:
+        print_json(entry)
+        return
+    console().print(
+        f"{name} is back on {entry.reference} with {entry.model} (entry {entry.number})"
+    )
+
+
 def _print_run(run: Any) -> None:
     console().print(f"check {run.id[:8] or '-'} of {run.monitor}: {run.status}, {run.rows} rows")
     if run.message:
@@ -209,7 +262,8 @@ def list_alerts(
     if json_:
         print_json(found)
         return
-    rows = [(a.id[:8], a.severity, a.status, a.rule, a.monitor, a.count, when(a.last_at),
+    rows = [(a.id[:8], a.severity, a.status + (f": {a.resolution}" if a.resolution else ""),
+             a.rule, a.monitor, a.count, when(a.last_at),
              ", ".join(f"{k}: {v['status']}" for k, v in a.deliveries.items()), a.message)
             for a in found]  # fmt: skip
     print_table(
@@ -230,6 +284,13 @@ def resolve(alert_id: str) -> None:
     """Resolve an alert."""
     alert = command_client().monitors.resolve(alert_id)
     console().print(f"alert {alert.id[:8]} resolved by {alert.resolved_by}")
+
+
+def _print_timeline(events: list[dict[str, Any]]) -> None:
+    if events:
+        console().print("  incident:")
+    for event in events:
+        console().print(f"    {when(event['at'])} {event['event']}: {event['message']}")
 
 
 @loop_app.command("status")
@@ -259,8 +320,7 @@ def status(
         loop = item["loop"]
         if loop:
             console().print(f"  loop {loop['id'][:8]}: {loop['stage']} — {loop['message']}")
-            for step in loop["history"]:
-                console().print(f"    {when(step['at'])} {step['stage']}: {step['message']}")
+            _print_timeline(item.get("timeline") or [])
 
 
 @loop_app.command("runs")

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from opsloop.kernel.bounds import PositiveInt64
 from opsloop.monitoring.stattests import STATTESTS
 
 __all__ = [
@@ -15,6 +16,9 @@ __all__ = [
     "LoopRun",
     "Monitor",
     "MonitorCreate",
+    "MonitorRebaseline",
+    "MonitorReference",
+    "MonitorRevert",
     "MonitorRun",
     "MonitorSpec",
     "RetrainPolicy",
@@ -161,6 +165,40 @@ class Monitor(BaseModel):
     created_by: str
 
 
+class MonitorReference(BaseModel):
+    """One entry of a monitor's reference history; the highest ``number`` is ``current``."""
+
+    number: int
+    monitor: str
+    action: Literal["created", "rebaselined", "reverted"]
+    reference: str = Field(description="the data version, NAME@N")
+    model: str = Field(description="the model version whose predictions were profiled")
+    reason: str
+    loop_id: str | None = None
+    metrics: dict[str, Any] = Field(
+        default_factory=dict, description="the model's quality on the reference, when labelled"
+    )
+    current: bool
+    created_at: int
+    created_by: str
+
+
+class MonitorRebaseline(BaseModel):
+    """Profile ``reference`` with the deployment's stable model and make it the monitor's."""
+
+    model_config = _STRICT
+    reference: str = Field(min_length=1, max_length=300, description="data version NAME@N")
+    reason: str | None = Field(None, max_length=2000)
+
+
+class MonitorRevert(BaseModel):
+    """Go back to history entry ``to`` (default: the one before the current one)."""
+
+    model_config = _STRICT
+    to: PositiveInt64 | None = None
+    reason: str | None = Field(None, max_length=2000)
+
+
 class MonitorRun(BaseModel):
     id: str
     monitor: str
@@ -193,6 +231,7 @@ class Alert(BaseModel):
     acknowledged_at: int | None = None
     resolved_by: str | None = None
     resolved_at: int | None = None
+    resolution: str | None = Field(None, description='why it resolved, e.g. "resolved by v2"')
     deliveries: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -7,9 +7,16 @@ from collections.abc import Callable
 from typing import Any
 
 from opsloop.kernel.identity import current_user
-from opsloop.monitoring import alerts, loop, services
+from opsloop.monitoring import alerts, loop, references, services
 from opsloop.monitoring.backend import MonitorBackend
-from opsloop.monitoring.entities import Alert, LoopRun, Monitor, MonitorCreate, MonitorRun
+from opsloop.monitoring.entities import (
+    Alert,
+    LoopRun,
+    Monitor,
+    MonitorCreate,
+    MonitorReference,
+    MonitorRun,
+)
 from opsloop.monitoring.ports import DataSource, DeploymentSource, ModelSource, PredictionSource
 from opsloop.store.database import Store
 
@@ -54,6 +61,21 @@ class LocalMonitorBackend(MonitorBackend):
     def delete_monitor(self, name: str) -> None:
         with self.store.write() as session:
             services.delete_monitor(session, name)
+
+    # -- references ---------------------------------------------------------------------------
+    def list_references(self, name: str) -> list[MonitorReference]:
+        with self.store.read() as session:
+            return references.list_references(session, name)
+
+    def rebaseline(self, name: str, reference: str, reason: str | None) -> MonitorReference:
+        return references.rebaseline(
+            self.store, name, reference, current_user(), reason, models=self.models,
+            deployments=self.deployments, data=self.data,
+        )  # fmt: skip
+
+    def revert_reference(self, name: str, to: int | None, reason: str | None) -> MonitorReference:
+        with self.store.write() as session:
+            return references.revert(session, name, current_user(), to, reason)
 
     # -- checks -------------------------------------------------------------------------------
     def check_monitor(self, name: str) -> MonitorRun:

@@ -6,7 +6,8 @@ schedulers, a retried check) starts one retraining. The retraining driver
 (``opsloop.workflows.retraining.advance``) then walks the run:
 
 ``triggered``
-    The labelled traffic is exported as a data version (``export_dataset``).
+    The labelled traffic, from the start of the window that raised the alert on, is exported
+    as a data version (``export_dataset``).
 ``training``
     The pipeline runs with the policy's params plus that version, tagged with what triggered
     it. The model version it registered becomes the candidate.
@@ -18,8 +19,15 @@ schedulers, a retried check) starts one retraining. The retraining driver
 ``promoted`` or ``rolled_back``
     The rollout's outcome. ``failed`` means the pipeline failed or registered nothing.
 
+A promotion ends the incident (``settle``): the monitor is re-baselined on the data the new
+version was trained on (an entry of its reference history, reversible, see
+:mod:`opsloop.monitoring.references`), and the alert that started the loop resolves with the
+reason "resolved by vN", with the open alerts of the rules the retraining reacts to. The run's
+stage stays ``promoted``; its history gains ``rebaselined`` and ``resolved``, and the monitor's
+loop is ``settled`` until a check finds a rule holding again.
+
 Every transition is kept in the run's history with its reason; ``opsloop loop status`` shows
-where each deployment's loop stands.
+where each deployment's loop stands, with the latest incident's timeline.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from opsloop.errors import NotFound
 from opsloop.kernel.timeutil import now_ms
+from opsloop.monitoring import alerts, references
 from opsloop.monitoring.entities import LoopRun, MonitorSpec
 from opsloop.monitoring.tables import AlertRow, LoopRunRow, MonitorRow, MonitorRunRow
 from opsloop.store.ids import resolve_id
@@ -44,8 +53,11 @@ __all__ = [
     "list_loop_runs",
     "loop_status",
     "move_stage",
+    "note",
     "pending_loops",
+    "settle",
     "start_loops",
+    "timeline",
 ]
 
 FINAL = ("promoted", "rolled_back", "rejected", "failed")
@@ -70,6 +82,59 @@ def move_stage(row: LoopRunRow, stage: str, message: str) -> None:
         now_ms(),
         json.dumps(history),
     )
+
+
+def note(row: LoopRunRow, event: str, message: str) -> None:
+    """Add ``event`` to the run's history without moving its stage (what followed it)."""
+    history = json.loads(row.history)
+    history.append({"at": now_ms(), "stage": event, "message": message})
+    row.history, row.updated_at = json.dumps(history), now_ms()
+
+
+def settle(session: Session, loop_id: str, profiled: references.Profiled, reason: str) -> None:
+    """End the incident of a promoted loop run: re-baseline its monitor on ``profiled`` (the
+    data its candidate was trained on, profiled with it) and resolve its alert, and the open
+    ones of the rules its retraining reacts to, "resolved by vN"."""
+    row = session.get(LoopRunRow, loop_id)
+    if row is None:
+        raise NotFound(f"loop run {loop_id!r} does not exist")
+    monitor = session.get(MonitorRow, row.monitor_id)
+    assert monitor is not None
+    policy = MonitorSpec.model_validate_json(monitor.spec).retrain
+    entry = references.record_profiled(
+        session, monitor, profiled, action="rebaselined", reason=reason, actor=ACTOR,
+        loop_id=row.id,
+    )  # fmt: skip
+    note(row, "rebaselined", f"{monitor.name} re-baselined on {entry.reference} with "
+         f"{entry.model} (reference entry {entry.number}; undo: opsloop monitors revert "
+         f"{monitor.name})")  # fmt: skip
+    why = f"resolved by v{row.candidate}"
+    closed = alerts.resolve_incident(
+        session, monitor.id, row.alert_id, policy.on if policy else [], ACTOR, why
+    )
+    names = ", ".join(f"{a.id[:8]} ({a.rule})" for a in closed) or "no alert was still open"
+    note(row, "resolved", f"{why}: {names}")
+
+
+EVENTS = {
+    "training": "retrain run", "gating": "gate", "rolling_out": "canary",
+    "promoted": "promotion", "rolled_back": "rollback", "rejected": "gate rejected",
+    "failed": "failed", "rebaselined": "re-baseline", "rebaseline failed": "re-baseline failed",
+    "resolved": "resolved",
+}  # fmt: skip
+
+
+def timeline(alert: AlertRow | None, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The incident told in order: the alert firing, then each step of its loop run."""
+    events = []
+    if alert is not None:
+        events.append({"at": alert.first_at, "event": "alert fired", "message": alert.message})
+    for step in history:
+        if step["stage"] == "triggered":
+            continue  # the alert firing, told above
+        event = EVENTS.get(step["stage"], step["stage"])
+        events.append({"at": step["at"], "event": event, "message": step["message"]})
+    return events
 
 
 def start_loops(
@@ -123,7 +188,10 @@ def list_loop_runs(
 
 
 def loop_status(session: Session, deployment: str | None = None) -> list[dict[str, Any]]:
-    """Per monitor: its latest check, its open alerts and its latest loop run, with reasons."""
+    """Per monitor: its latest check, its open alerts and its latest loop run, with reasons,
+    and that run's incident ``timeline``. The stage is the loop run's while it runs, else
+    ``alerting`` while an alert is open, ``settled`` after a promotion ended the incident (and
+    no check since found a rule holding), ``watching`` otherwise."""
     query = select(MonitorRow).order_by(MonitorRow.deployment, MonitorRow.name)
     if deployment is not None:
         query = query.where(MonitorRow.deployment == deployment)
@@ -140,10 +208,16 @@ def loop_status(session: Session, deployment: str | None = None) -> list[dict[st
             select(LoopRunRow).where(LoopRunRow.monitor_id == monitor.id)
             .order_by(LoopRunRow.created_at.desc()).limit(1)
         ).first()  # fmt: skip
+        history = [] if loop is None else json.loads(loop.history)
+        settled_at = next((h["at"] for h in history if h["stage"] == "resolved"), None)
         if loop is not None and loop.stage not in FINAL:
             stage = loop.stage
         elif open_alerts:
             stage = "alerting"
+        elif loop is not None and loop.stage == "promoted" and settled_at is not None:
+            # unless a check since then finds a rule holding again (no alert yet: cooling down)
+            again = last is not None and last.started_at > settled_at and last.status == "alerting"
+            stage = "alerting" if again else "settled"
         elif last is None:
             stage = "waiting for the first check"
         else:
@@ -157,5 +231,8 @@ def loop_status(session: Session, deployment: str | None = None) -> list[dict[st
             "open_alerts": [{"id": a.id, "rule": a.rule, "severity": a.severity,
                              "status": a.status, "message": a.message} for a in open_alerts],
             "loop": None if loop is None else _entity(loop, monitor.name).model_dump(),
+            "timeline": [] if loop is None else timeline(
+                session.get(AlertRow, loop.alert_id), history
+            ),
         })  # fmt: skip
     return out

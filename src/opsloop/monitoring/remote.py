@@ -10,7 +10,16 @@ from pydantic import TypeAdapter
 from opsloop.kernel.transport import HttpTransport
 from opsloop.monitoring import routes
 from opsloop.monitoring.backend import MonitorBackend
-from opsloop.monitoring.entities import Alert, LoopRun, Monitor, MonitorCreate, MonitorRun
+from opsloop.monitoring.entities import (
+    Alert,
+    LoopRun,
+    Monitor,
+    MonitorCreate,
+    MonitorRebaseline,
+    MonitorReference,
+    MonitorRevert,
+    MonitorRun,
+)
 
 __all__ = ["RemoteMonitorBackend"]
 
@@ -18,6 +27,7 @@ _MONITORS = TypeAdapter(list[Monitor])
 _RUNS = TypeAdapter(list[MonitorRun])
 _ALERTS = TypeAdapter(list[Alert])
 _LOOPS = TypeAdapter(list[LoopRun])
+_REFERENCES = TypeAdapter(list[MonitorReference])
 
 
 class RemoteMonitorBackend(MonitorBackend):
@@ -45,6 +55,23 @@ class RemoteMonitorBackend(MonitorBackend):
 
     def delete_monitor(self, name: str) -> None:
         self.transport.request("DELETE", routes.MONITOR.url(name=name))
+
+    # -- references ---------------------------------------------------------------------------
+    def list_references(self, name: str) -> list[MonitorReference]:
+        path = routes.MONITOR_REFERENCES.url(name=name)
+        return _REFERENCES.validate_python(self.transport.json("GET", path))
+
+    def rebaseline(self, name: str, reference: str, reason: str | None) -> MonitorReference:
+        body = MonitorRebaseline(reference=reference, reason=reason).model_dump(mode="json")
+        path = routes.MONITOR_REFERENCES.url(name=name)
+        response = self.transport.json("POST", path, json=body, idempotent=False)
+        return MonitorReference.model_validate(response)
+
+    def revert_reference(self, name: str, to: int | None, reason: str | None) -> MonitorReference:
+        body = MonitorRevert(to=to, reason=reason).model_dump(mode="json")
+        path = routes.MONITOR_REVERT.url(name=name)
+        response = self.transport.json("POST", path, json=body, idempotent=False)
+        return MonitorReference.model_validate(response)
 
     # -- checks -------------------------------------------------------------------------------
     def check_monitor(self, name: str) -> MonitorRun:

@@ -14,6 +14,8 @@ __all__ = [
     "LOOP_RUNS",
     "MONITOR",
     "MONITORS",
+    "MONITOR_REFERENCES",
+    "MONITOR_REVERT",
     "MONITOR_RUN",
     "MONITOR_RUNS",
     "MONITOR_RUN_REPORT",
@@ -22,6 +24,8 @@ __all__ = [
 MONITORS = Route("/monitors")
 MONITOR = Route("/monitors/{name}")
 MONITOR_RUNS = Route("/monitors/{name}/runs")  # POST checks now, GET lists the checks
+MONITOR_REFERENCES = Route("/monitors/{name}/references")  # GET the history, POST re-baselines
+MONITOR_REVERT = Route("/monitors/{name}/references/revert")
 MONITOR_RUN = Route("/monitor-runs/{run_id}")
 MONITOR_RUN_REPORT = Route("/monitor-runs/{run_id}/report.html")
 ALERTS = Route("/alerts")

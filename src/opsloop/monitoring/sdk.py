@@ -14,7 +14,15 @@ from pydantic import ValidationError
 
 from opsloop.errors import InvalidInput, validation_problems
 from opsloop.monitoring.backend import MonitorBackend
-from opsloop.monitoring.entities import Alert, LoopRun, Monitor, MonitorCreate, MonitorRun
+from opsloop.monitoring.entities import (
+    Alert,
+    LoopRun,
+    Monitor,
+    MonitorCreate,
+    MonitorReference,
+    MonitorRevert,
+    MonitorRun,
+)
 
 __all__ = ["MonitorsClient"]
 
@@ -43,6 +51,26 @@ class MonitorsClient:
 
     def delete(self, name: str) -> None:
         self._backend.delete_monitor(name)
+
+    # -- references ---------------------------------------------------------------------------
+    def references(self, name: str) -> list[MonitorReference]:
+        """The monitor's reference history, newest (current) first: who re-baselined it on
+        what, when and why (the loop does after each promotion)."""
+        return self._backend.list_references(name)
+
+    def rebaseline(self, name: str, reference: str, reason: str | None = None) -> MonitorReference:
+        """Compare the monitor's traffic to the data version ``reference`` from now on."""
+        return self._backend.rebaseline(name, reference, reason)
+
+    def revert(
+        self, name: str, to: int | None = None, reason: str | None = None
+    ) -> MonitorReference:
+        """Go back to reference entry ``to`` (default: the one before the current one)."""
+        try:
+            MonitorRevert(to=to, reason=reason)
+        except ValidationError as exc:
+            raise InvalidInput("invalid revert: " + "; ".join(validation_problems(exc))) from None
+        return self._backend.revert_reference(name, to, reason)
 
     # -- checks -------------------------------------------------------------------------------
     def check(self, name: str) -> MonitorRun:

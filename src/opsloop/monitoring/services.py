@@ -24,14 +24,15 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.errors import Conflict, NotFound
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
-from opsloop.monitoring import alerts, quality
+from opsloop.monitoring import alerts, quality, references
 from opsloop.monitoring.drift import drift
 from opsloop.monitoring.entities import Monitor, MonitorCreate, MonitorRun, MonitorSpec
 from opsloop.monitoring.loop import start_loops
-from opsloop.monitoring.profiles import TableProfile, profile_frame
+from opsloop.monitoring.profiles import TableProfile
+from opsloop.monitoring.references import MONITOR, PREDICTION, positive_scores
 from opsloop.monitoring.tables import AlertRow, MonitorRow, MonitorRunRow
 from opsloop.monitoring.windows import WindowData, read_window
 from opsloop.store.columns import named_row
@@ -55,9 +56,6 @@ __all__ = [
     "list_runs",
     "run_monitor",
 ]
-
-PREDICTION = "prediction"
-MONITOR = "monitor"
 
 
 def _entity(row: MonitorRow) -> Monitor:
@@ -92,22 +90,12 @@ def delete_monitor(session: Session, name: str) -> None:
     session.delete(_row(session, name))
 
 
-def positive_scores(model: Any, features: Any) -> np.ndarray | None:
-    """The positive-class probability of a binary classifier, else None."""
-    classes = model.classes
-    if classes is None or len(classes) != 2:
-        return None
-    try:
-        return np.asarray(model.predict_proba(features), dtype=float)[:, 1]
-    except InvalidInput:  # the flavor has no probabilities for this model
-        return None
-
-
 def create_monitor(
     store: Store, body: MonitorCreate, actor: str, *, models: ModelSource,
     deployments: DeploymentSource, data: DataSource,
 ) -> Monitor:  # fmt: skip
-    """Profile the reference (features, the stable model's predictions) and store the monitor.
+    """Profile the reference (features, the stable model's predictions) and store the monitor,
+    with the reference as the first entry of its history (:mod:`.references`).
 
     ``deployments`` and ``data`` give the deployment and the reference data version, ``models``
     the stable version's model. ``NotFound`` for any of them, ``InvalidInput`` for a target or
@@ -115,50 +103,26 @@ def create_monitor(
     spec = body.spec
     deployment = deployments.get(body.deployment)
     stable = deployment.ref(deployment.policy.stable)
-    reference_data = data.get(body.reference)
-    frame = reference_data.to_pandas()
-    if spec.target is not None and spec.target not in frame.columns:
-        raise InvalidInput(f"target {spec.target!r} is not a column of {body.reference}")
-    features = spec.features or [c for c in frame.columns if c != spec.target]
-    absent = [c for c in features if c not in frame.columns]
-    if absent:
-        raise InvalidInput(f"features not in {body.reference}: {', '.join(absent)}")
-    model = models.load(stable)
-    task = models.version(stable).task or (
-        "classification" if model.classes is not None else "regression"
-    )
-    predictions = list(model.predict(frame[features]))
-    reference = frame[features].copy()
-    reference[PREDICTION] = predictions
-    kinds = {PREDICTION: "categorical" if task == "classification" else "numeric"}
-    profile = profile_frame(reference, kinds)  # type: ignore[arg-type]
-    baseline: dict[str, Any] = {"reference": reference_data.ref, "model": stable, "task": task}
-    if spec.target is not None:
-        labels = frame[spec.target].tolist()
-        scores = positive_scores(model, frame[features])
-        baseline["metrics"] = quality.measured(predictions, labels, task, scores)
-        if scores is not None:
-            truth = np.array([str(v) == str(model.classes[1]) for v in labels], dtype=float)
-            baseline["calibration"] = quality.calibration(scores, truth)
+    profiled = references.profile_reference(spec, body.reference, stable, models=models, data=data)
     now = now_ms()
     with store.write() as session:
         if session.scalars(select(MonitorRow.id).where(MonitorRow.name == body.name)).first():
             raise Conflict(f"monitor {body.name!r} already exists")
         row = MonitorRow(
             id=uuid.uuid4().hex, name=body.name, deployment=body.deployment,
-            spec=spec.model_dump_json(), profile=json.dumps(profile.to_dict()),
-            baseline=json.dumps(baseline), enabled=1, next_run_at=now, last_window_end=None,
-            created_at=now, created_by=actor,
+            spec=spec.model_dump_json(), profile="{}", baseline="{}", enabled=1,
+            next_run_at=now, last_window_end=None, created_at=now, created_by=actor,
         )  # fmt: skip
         session.add(row)
         session.flush()
-        node = (MONITOR, row.id)
         graph.add_edge(
-            session, node, ("deployment", deployment_id(session, body.deployment)), "watches"
-        )
-        graph.add_edge(
-            session, node, (graph.DATASET_VERSION, reference_data.info.version_id), "consumed"
-        )
+            session, (MONITOR, row.id),
+            ("deployment", deployment_id(session, body.deployment)), "watches",
+        )  # fmt: skip
+        references.record_profiled(
+            session, row, profiled, action="created", reason="the monitor was created",
+            actor=actor,
+        )  # fmt: skip
         return _entity(row)
 
 

@@ -61,6 +61,28 @@ class AlertRow(col.IdKey, Base):
     resolved_by: Mapped[str | None] = mapped_column(String(250))
     resolved_at: Mapped[int | None] = mapped_column(BigInteger)
     deliveries: Mapped[str] = mapped_column(Text)  # JSON channel -> {status, attempts, error}
+    resolution: Mapped[str | None] = mapped_column(Text)  # why it resolved ("resolved by v2")
+
+
+class MonitorReferenceRow(col.IdKey, col.CreatedAt, col.CreatedBy, Base):
+    """One reference a monitor was (re-)baselined on, kept so a re-baseline can be undone.
+
+    The monitor's own ``profile`` and ``baseline`` are the current entry's, copied there so a
+    check reads one row; every entry keeps its own copy, so reverting restores the reference
+    exactly as it was profiled (with the model of the time) without reading any data again."""
+
+    __tablename__ = "monitor_references"
+    __table_args__ = (UniqueConstraint("monitor_id", "number"),)
+
+    monitor_id: Mapped[str] = col.owner_ref("monitors")
+    number: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per monitor; the highest is current
+    action: Mapped[str] = mapped_column(String(16))  # created, rebaselined, reverted
+    reference: Mapped[str] = mapped_column(String(300))  # the data version, NAME@N
+    model: Mapped[str] = mapped_column(String(300))  # the model version that scored it
+    reason: Mapped[str] = mapped_column(Text)
+    loop_id: Mapped[str | None] = mapped_column(String(32))  # the loop run that re-baselined
+    profile: Mapped[str] = mapped_column(Text)  # JSON TableProfile, as on MonitorRow
+    baseline: Mapped[str] = mapped_column(Text)  # JSON, as on MonitorRow
 
 
 class LoopRunRow(col.IdKey, col.CreatedAt, col.UpdatedAt, Base):

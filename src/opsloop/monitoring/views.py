@@ -1,5 +1,6 @@
 """The monitor pages: every monitor with where its loop stands, and one monitor's open alerts
-(acknowledge, resolve), its checks with their drift reports, and its loop runs step by step."""
+(acknowledge, resolve), its reference history (revert), its checks with their drift reports,
+and its loop runs step by step."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel.identity import current_user
-from opsloop.monitoring import alerts, loop, services
+from opsloop.monitoring import alerts, loop, references, services
 from opsloop.monitoring.tables import MonitorRow
 from opsloop.web.deps import ReadSession, State
 from opsloop.web.search import find_by_name
@@ -46,6 +47,10 @@ def monitor_page(request: Request, name: str, session: ReadSession) -> Response:
         monitor=monitor,
         runs=services.list_runs(session, name, 50),
         alerts=alerts.list_alerts(session, monitor=name, limit=50),
+        references=references.list_references(session, name),
+        status=next(
+            s for s in loop.loop_status(session, monitor.deployment) if s["monitor"] == name
+        ),
         loops=[
             r for r in loop.list_loop_runs(session, monitor.deployment, 20) if r.monitor == name
         ],
@@ -62,6 +67,18 @@ async def alert_action(name: str, alert_id: str, action: str, state: State) -> R
     def apply() -> None:
         with state.store.write() as session:
             act(session, alert_id, current_user())
+
+    await run_in_threadpool(apply)
+    return RedirectResponse(f"/monitors/{quote(name)}", status_code=303)
+
+
+@router.post("/monitors/{name}/references/{number}/revert")
+async def revert_reference(name: str, number: int, state: State) -> Response:
+    """Go back to reference entry ``number`` from the monitor page, then show the page again."""
+
+    def apply() -> None:
+        with state.store.write() as session:
+            references.revert(session, name, current_user(), number)
 
     await run_in_threadpool(apply)
     return RedirectResponse(f"/monitors/{quote(name)}", status_code=303)

@@ -4,10 +4,16 @@ A loop run's stages and records belong to monitoring (:mod:`opsloop.monitoring.l
 it crosses every domain (the prediction log's labelled traffic becomes a data version, a
 pipeline trains on it, the registry's gate judges the candidate, serving canaries it), so the
 walk lives on this floor, above all of them, and is handed the clients and stores it uses.
+
+A promotion ends the walk by settling the incident (``_settle``): the loop knows what the new
+version was trained on, because it exported that data itself and handed it to the pipeline
+(the run's ``data_ref``), so it hands the same reference to the monitor's re-baseline rather
+than guessing it back from lineage.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,8 +22,9 @@ from opsloop.errors import NotFound, OpsloopError
 from opsloop.kernel.step_context import STEP_RUN_TAG
 from opsloop.lineage import graph
 from opsloop.monitoring.entities import LoopRun, MonitorSpec, RetrainPolicy
-from opsloop.monitoring.loop import ACTOR, get_loop_run, move_stage
-from opsloop.monitoring.tables import LoopRunRow, MonitorRow
+from opsloop.monitoring.loop import ACTOR, get_loop_run, move_stage, note, settle
+from opsloop.monitoring.references import profile_reference
+from opsloop.monitoring.tables import AlertRow, LoopRunRow, MonitorRow, MonitorRunRow
 from opsloop.monitoring.windows import explode
 from opsloop.pipelines.loading import load_pipeline
 from opsloop.registry.promotion import PromotionContext, promote
@@ -47,11 +54,30 @@ def _save(store: Any, loop_id: str, stage: str, message: str, **fields: Any) -> 
         move_stage(row, stage, message)
 
 
-def _export(client: Any, log: Any, monitor: MonitorRow, policy: RetrainPolicy) -> str | None:
-    """The deployment's labelled traffic as the next version of ``policy.export_dataset``."""
+def _since(store: Any, row: LoopRunRow) -> int | None:
+    """Where the traffic the alert judged begins: the start of the window of the check that
+    opened it (None for an alert no check window explains)."""
+    with store.read() as session:
+        alert = session.get(AlertRow, row.alert_id)
+        run = session.get(MonitorRunRow, alert.run_id) if alert and alert.run_id else None
+        return None if run is None else run.window_start
+
+
+def _export(
+    client: Any, store: Any, log: Any, row: LoopRunRow, monitor: MonitorRow, policy: RetrainPolicy
+) -> str | None:
+    """The deployment's labelled traffic, from the start of the window that raised the alert
+    on, as the next version of ``policy.export_dataset``.
+
+    Not the older traffic: the alert says the traffic since then differs from the reference,
+    so that is what the new version must learn (the pipeline also gets its own reference
+    data) and what the monitor compares to once it is promoted. Exporting the traffic from
+    before the shift too would make a reference that the shifted traffic drifts from again,
+    and the loop would never settle."""
     if policy.export_dataset is None:
         return None
-    window = explode(log.requests(monitor.deployment), None, None)
+    since = _since(store, row)
+    window = explode(log.requests(monitor.deployment, since_ms=since), since, None)
     target = MonitorSpec.model_validate_json(monitor.spec).target or "label"
     frame = window.features
     frame[target] = window.labels
@@ -65,7 +91,8 @@ def _export(client: Any, log: Any, monitor: MonitorRow, policy: RetrainPolicy) -
         frame.reset_index(drop=True).to_parquet(path)
         added = client.data.add(
             str(path), name=policy.export_dataset,
-            message=f"labelled traffic of {monitor.deployment} ({len(frame)} rows)",
+            message=f"labelled traffic of {monitor.deployment} since the window of alert "
+            f"{row.alert_id[:8]} ({len(frame)} rows)",
         )  # fmt: skip
     return str(added.version.ref)
 
@@ -97,6 +124,41 @@ def _train(
     return result.run_id, max(v.number for v in made)
 
 
+def _settle(client: Any, store: Any, loop_id: str) -> None:
+    """Re-baseline the monitor on the promoted version's training data, profiled with that
+    version, and resolve the incident's alerts (``monitoring.loop.settle``). Without an
+    exported dataset the loop does not know that data: the reference is kept, profiled with the
+    new version. If profiling fails the loop stays promoted, the alerts stay open for a person,
+    and the failure is in the run's history."""
+    row, monitor, _ = _load(store, loop_id)
+    spec = MonitorSpec.model_validate_json(monitor.spec)
+    version = f"{client.deployments.get(row.deployment).model}@{row.candidate}"
+    promoted = f"v{row.candidate} promoted by loop {row.id[:8]}"
+    if row.data_ref is not None:
+        reference = row.data_ref
+        reason = (
+            f"{promoted}: trained on {reference} (pipeline run {(row.pipeline_run_id or '')[:8]})"
+        )
+    else:
+        reference = json.loads(monitor.baseline)["reference"]
+        reason = (
+            f"{promoted}: its training data is not known (no export_dataset); {reference} is "
+            f"kept, profiled with v{row.candidate}"
+        )
+    try:
+        profiled = profile_reference(
+            spec, reference, version, models=client.models, data=client.data
+        )
+        with store.write() as session:
+            settle(session, loop_id, profiled, reason)
+    except Exception as exc:  # the incident stays open; say why on the run, which stays promoted
+        with store.write() as session:
+            fresh = session.get(LoopRunRow, loop_id)
+            assert fresh is not None
+            why = f"{reference}: {type(exc).__name__}: {exc}; the alerts stay open"
+            note(fresh, "rebaseline failed", f"{why} (opsloop monitors rebaseline, alerts resolve)")
+
+
 def advance(
     client: Any, store: Any, promotions: PromotionContext, log: Any, loop_id: str, *,
     tick_rollout: bool = True,
@@ -105,7 +167,7 @@ def advance(
     row, monitor, policy = _load(store, loop_id)
     try:
         if row.stage == "triggered":
-            data_ref = _export(client, log, monitor, policy)
+            data_ref = _export(client, store, log, row, monitor, policy)
             _save(store, loop_id, "training", f"running {policy.pipeline}", data_ref=data_ref)
             run_id, candidate = _train(client, store, row, policy, data_ref)
             _save(store, loop_id, "gating", f"pipeline run {run_id[:8]} registered v{candidate}",
@@ -144,6 +206,7 @@ def advance(
                 _save(store, loop_id, "failed", "the rollout was replaced by another one")
             elif rollout.status == "succeeded":
                 _save(store, loop_id, "promoted", f"the canary passed: {rollout.message}")
+                _settle(client, store, loop_id)
             elif rollout.status in ("degraded", "aborted"):
                 _save(
                     store,
