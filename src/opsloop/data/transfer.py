@@ -55,13 +55,14 @@ def verify_blob(cache: LocalBlobStore, digest: str, path: str | None = None) -> 
 
 
 def check_declared_sizes(cache: LocalBlobStore, entries: Iterable[FileEntry], ref: str) -> None:
-    """Refuse a checkout whose manifest declares sizes its blobs do not have (one ``stat`` per
-    file, before any byte is written): a manifest sent over REST says what it likes, and a
-    wrong size would mislead the free-space check, progress and every listing."""
+    """Refuse a checkout whose manifest declares sizes its intact blobs do not have (one
+    ``stat`` per file, before any byte is written): a manifest sent over REST says what it
+    likes, and a wrong size would mislead the free-space check, progress and every listing."""
     for entry in entries:
-        held = os.path.getsize(cache.path_of(entry.digest))
-        if held != entry.size:
-            raise InvalidInput(
+        blob = cache.path_of(entry.digest)
+        held = os.path.getsize(blob)
+        if held != entry.size and hash_file(blob) == entry.digest:  # else the blob is corrupt,
+            raise InvalidInput(  # which writing it reports (and repairs) as it always has
                 f"{ref} declares {entry.size:,} bytes for {entry.path!r} but its blob holds "
                 f"{held:,}: the version's manifest is wrong; add the files again"
             )
