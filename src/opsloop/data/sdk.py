@@ -122,7 +122,9 @@ class DataClient:
     """Dataset versions; reach it as ``Client().data``."""
 
     def __init__(self, backend: DataBackend, home: Path, cache: LocalBlobStore | None) -> None:
-        self._backend = backend
+        from opsloop.data.held import HeldDataBackend
+
+        self._backend = HeldDataBackend(backend)  # a reproduction's writes are held
         self._home = Path(home)
         self._cache = cache or LocalBlobStore(self._home / "cache" / "blobs")
         self._shares_cache = cache is not None

@@ -308,8 +308,10 @@ def reproduce_command(
     tags_json: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Recompute a pipeline run (no cache, its params and seed) and compare its outputs step by
-    step: identical bytes or not, which numbers moved, and how the code and packages differ.
-    Exit code 1 when an output differs.
+    step: identical bytes, the same but for identity fields (run ids, timestamps, would-be
+    version numbers), or which numbers moved and by how much; and how the code and packages
+    differ. Nothing is registered, aliased, promoted, deployed or versioned: those writes are
+    held and listed. Exit code 1 when an output differs (--json: the full comparison).
 
       opsloop runs reproduce RUN_ID
 
@@ -346,13 +348,7 @@ def reproduce_command(
             out.print(f"on the code of {env['code']}")
             if env.get("from_source"):
                 out.print(f"from the run's code: {', '.join(env['from_source'])}")
-        for s in result.steps:
-            mark = "[green]identical[/]" if s.identical else "[red]differs[/]"
-            out.print(f"  {s.step:<20} {mark}")
-            for key, (old, new) in s.changes.items():
-                delta = f" ({new - old:+.4g})" if isinstance(old, int | float) and isinstance(
-                    new, int | float) else ""  # fmt: skip
-                out.print(f"      {key}: {old} -> {new}{delta}")
+        _print_comparison(result)
         then, now = result.commit
         if then != now:
             out.print(f"code: recorded at commit {then or '(none)'}, now {now or '(none)'}")
@@ -361,5 +357,38 @@ def reproduce_command(
         for ref, (was, now) in result.data_versions.items():
             same = "as recorded" if was == now else f"[red]recorded {was}[/]"
             out.print(f"data: {ref} → {now} ({same})")
-    if not result.identical:
+    if not result.matches:
         raise typer.Exit(1)
+
+
+def _print_comparison(result: Any) -> None:
+    """One row per step output: the verdict and by how much; then the writes held."""
+    from opsloop.console.output import print_table
+
+    rows = []
+    for s in result.steps:
+        unjudged = next((h["what"] for h in s.held if not h.get("faithful", True)), None)
+        for o in s.outputs or [None]:
+            verdict = o.verdict if o is not None else s.verdict
+            how = o.how if o is not None else ""
+            if verdict == "differs" and s.verdict == "held":
+                verdict, how = "held", f"not compared: {unjudged} (held)"
+            color = _VERDICT_COLORS.get(verdict, "")
+            name = o.output if o is not None and o.output != "output" else ""
+            rows.append([s.step, name, f"[{color}]{verdict}[/]" if color else verdict, how])
+    columns = ["step", "output", "verdict", "how"]
+    if not any(row[1] for row in rows):  # one output per step: no column for its name
+        columns, rows = columns[:1] + columns[2:], [row[:1] + row[2:] for row in rows]
+    print_table(columns, rows, max_width=[None] * (len(columns) - 1) + [52])
+    held = [h for s in result.steps for h in s.held] + list(result.held)
+    if held:
+        out = console()
+        out.print(f"held, not made ({len(held)} write(s) outside the reproduction's runs):")
+        for h in held[:12]:
+            out.print(f"  {h['what']}", highlight=False)
+        if len(held) > 12:
+            out.print(f"  … and {len(held) - 12} more (--json has them all)")
+
+
+_VERDICT_COLORS = {"identical": "green", "same": "green", "differs": "red", "held": "yellow",
+                   "missing": "red"}  # fmt: skip

@@ -189,8 +189,11 @@ class StepJournal:
 
     # -- writing ------------------------------------------------------------------------------
     def ensure(self, run_id: str) -> None:
-        """Write now if ``run_id`` exists only here (code is about to use it)."""
-        if run_id in self._new:
+        """Write now if ``run_id`` exists only here (code is about to use it). A write in
+        flight may be carrying it: it left ``_new`` when the background writer took the queue,
+        but is not committed until that writer lets go of ``_flushing``, so wait for it too
+        (checked in this order: the writer empties ``_new`` only while it holds the lock)."""
+        if run_id in self._new or self._flushing.locked():
             self.flush()
 
     def flush(self) -> None:

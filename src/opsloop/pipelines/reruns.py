@@ -9,11 +9,15 @@ executor, and the environment (git commit, package lock, seed) that every run ca
 so work starts at the step that failed. The new run is tagged ``opsloop.resumed_from``.
 
 ``reproduce`` runs it again with every step recomputed (no cache) and the recorded seed, then
-compares: each step's output digest (identical bytes or not, and for outputs that are mappings
-of numbers, which numbers moved and by how much), the git commit and the package lock (which
-packages differ). By default it runs in the current environment and says where that differs
-from the recorded one; with ``clean_env`` it runs in a fresh environment built from the run's
-lock, on the run's commit checked out beside this one (:mod:`opsloop.pipelines.cleanenv`).
+compares: each step's outputs, up to identity fields (identical bytes; the same but for run
+ids, timestamps and would-be version numbers; or which numbers moved and by how much, see
+:mod:`opsloop.pipelines.reproduction_compare`), the git commit and the package lock (which
+packages differ). It writes nothing outside its own runs: its steps run inside a
+:class:`~opsloop.kernel.step_context.Rehearsal`, so what they would have registered, aliased,
+promoted or versioned is held and recorded on their runs (``opsloop.reproduction.held``).
+By default it runs in the current environment and says where that differs from the recorded
+one; with ``clean_env`` it runs in a fresh environment built from the run's lock, on the run's
+commit checked out beside this one (:mod:`opsloop.pipelines.cleanenv`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from opsloop.errors import Conflict, InvalidInput, OpsloopError
 from opsloop.pipelines.data_inputs import DATA_TAG
+from opsloop.pipelines.reproduction_compare import OutputComparison
 
 __all__ = ["Reproduction", "StepComparison", "compare", "reproduce", "rerun", "resume"]
 
@@ -39,10 +44,28 @@ class StepComparison(BaseModel):
     step: str
     original_digest: str | None
     new_digest: str | None
-    identical: bool
+    identical: bool = Field(description="the same bytes, every output")
     changes: dict[str, tuple[Any, Any]] = Field(
-        default_factory=dict, description="for JSON outputs: key -> (original, new)"
+        default_factory=dict,
+        description="for JSON outputs: path -> (original, new), identity fields set aside",
     )
+    outputs: list[OutputComparison] = Field(default_factory=list)
+    held: list[dict[str, Any]] = Field(
+        default_factory=list, description="the writes the step would have made, held"
+    )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def verdict(self) -> str:
+        """identical, same (up to identity fields), differs, or held (differs, but its result
+        came from a write held unjudged: nothing to compare it with)."""
+        verdicts = {o.verdict for o in self.outputs} or {"identical" if self.identical else
+                                                         "differs"}  # fmt: skip
+        if verdicts <= {"identical"}:
+            return "identical"
+        if verdicts <= {"identical", "same"}:
+            return "same"
+        return "held" if any(not h.get("faithful", True) for h in self.held) else "differs"
 
 
 class Reproduction(BaseModel):
@@ -59,13 +82,24 @@ class Reproduction(BaseModel):
         default_factory=dict, description="the clean environment, when one was built"
     )
 
+    held: list[dict[str, Any]] = Field(
+        default_factory=list, description="writes held outside any step"
+    )
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def identical(self) -> bool:
         return all(s.identical for s in self.steps)
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def matches(self) -> bool:
+        """Every output the same up to identity fields (a held step is not a difference)."""
+        return all(s.verdict != "differs" for s in self.steps)
+
 
 REPRODUCES_TAG = "opsloop.reproduces"
+HELD_TAG = "opsloop.reproduction.held"  # JSON: the writes a reproduction's run held
 CLEAN_ENV_TAG = "opsloop.reproduction.environment"  # JSON: the clean environment and code
 
 
@@ -96,10 +130,11 @@ def resume(
     )  # fmt: skip
 
 
-def _step_outputs(client: Any, run_id: str) -> dict[str, tuple[str | None, Any]]:
-    """Step name -> (its outputs' digest, its JSON outputs' values: the value itself for a
-    one-output step, a dict by output name for a step with several)."""
-    from opsloop.pipelines.cache_index import DIGEST_TAG, OUTPUTS_TAG
+def _step_runs(client: Any, run_id: str) -> dict[str, tuple[str, dict[str, Any], list[Any], Any]]:
+    """Step name -> (the run holding its outputs, its outputs as described, its held writes,
+    its outputs' digest)."""
+    from opsloop.pipelines.cache_index import DIGEST_TAG
+    from opsloop.pipelines.reproduction_compare import outputs_of
 
     parent = client.get_run(run_id)
     steps = client.search_runs(
@@ -110,20 +145,10 @@ def _step_outputs(client: Any, run_id: str) -> dict[str, tuple[str | None, Any]]
     for s in steps:
         tags = s.data.tags
         source = tags.get("opsloop.cache.source", s.info.run_id)
-        values = {
-            name: json.loads(client.read_artifact(source, f"output/{d['file']}"))
-            for name, d in json.loads(tags.get(OUTPUTS_TAG, "{}")).items()
-            if d["kind"] == "json"
-        }
-        value = values.get("output") if list(values) == ["output"] else (values or None)
-        out[tags.get("opsloop.step", s.info.run_name)] = (tags.get(DIGEST_TAG), value)
+        held = json.loads(tags.get(HELD_TAG, "[]"))
+        name = tags.get("opsloop.step", s.info.run_name)
+        out[name] = (source, outputs_of(tags), held, tags.get(DIGEST_TAG))
     return out
-
-
-def _changes(old: Any, new: Any) -> dict[str, tuple[Any, Any]]:
-    if not isinstance(old, dict) or not isinstance(new, dict):
-        return {} if old == new else {"value": (old, new)}
-    return {k: (old.get(k), new.get(k)) for k in sorted({*old, *new}) if old.get(k) != new.get(k)}
 
 
 def _lock_lines(text: str) -> set[str]:
@@ -147,8 +172,10 @@ def rerun(
     client: Any, run_id: str, *, executor: str | None = None,
     on_start: Callable[[str], None] | None = None, tags: dict[str, str] | None = None,
 ) -> Any:  # fmt: skip
-    """Recompute pipeline run ``run_id``: its params and seed, no cache, nothing registered.
-    The new run is tagged ``opsloop.reproduces``; :func:`compare` reads it once finished."""
+    """Recompute pipeline run ``run_id``: its params and seed, no cache, and every write
+    outside its own runs held (see the module). The new run is tagged ``opsloop.reproduces``;
+    :func:`compare` reads it once finished."""
+    from opsloop.kernel.step_context import Rehearsal, rehearsing
     from opsloop.tracking.reproducibility import seed_everything
 
     run, found, params = _recorded(client, run_id)
@@ -156,11 +183,26 @@ def rerun(
     if "opsloop.seed" in recorded:
         seed_everything(int(recorded["opsloop.seed"]))
     experiment = client.get_experiment(run.info.experiment_id).name
-    return found.run(
-        client=client, experiment=experiment, no_cache=True, register_models=False,
-        tags={**(tags or {}), REPRODUCES_TAG: run_id}, on_start=on_start,
-        executor=executor or recorded.get("opsloop.pipeline.executor", "local"), **params,
-    )  # fmt: skip
+    rehearsal = Rehearsal(run_id)
+    started: list[str] = []
+
+    def start(new_id: str) -> None:
+        started.append(new_id)
+        if on_start is not None:
+            on_start(new_id)
+
+    try:
+        with rehearsing(rehearsal):
+            return found.run(
+                client=client, experiment=experiment, no_cache=True, register_models=False,
+                tags={**(tags or {}), REPRODUCES_TAG: run_id}, on_start=start,
+                executor=executor or recorded.get("opsloop.pipeline.executor", "local"),
+                **params,
+            )  # fmt: skip
+    finally:  # on its own runs, whatever became of it
+        for step_run, writes in rehearsal.held.items():
+            if step_run or started:
+                client.set_tag(step_run or started[0], HELD_TAG, json.dumps(writes))
 
 
 def compare(client: Any, reproduction_id: str) -> Reproduction:
@@ -174,15 +216,22 @@ def compare(client: Any, reproduction_id: str) -> Reproduction:
         raise InvalidInput(f"run {reproduction_id} is not a reproduction of a pipeline run")
     if again.info.status == "RUNNING":
         raise Conflict(f"reproduction {reproduction_id} is still running: ask when it ends")
-    before, after = _step_outputs(client, run_id), _step_outputs(client, reproduction_id)
+    from opsloop.pipelines.reproduction_compare import compare_outputs
+
+    before, after = _step_runs(client, run_id), _step_runs(client, reproduction_id)
+    held_here = json.loads(again.data.tags.get(HELD_TAG, "[]"))
+    assigned = {h["ref"].rpartition("@")[0] for writes in [held_here, *(a[2] for a in
+                after.values())] for h in writes if h.get("ref")}  # fmt: skip
     steps = []
-    for name in before:
-        old_digest, old_value = before[name]
-        new_digest, new_value = after.get(name, (None, None))
-        same = old_digest is not None and old_digest == new_digest
+    for name, (old_run, old_outputs, _, old_digest) in before.items():
+        new_run, new_outputs, held, new_digest = after.get(name, ("", {}, [], None))
+        outputs, changes = compare_outputs(
+            client, (old_run, old_outputs), (new_run, new_outputs), assigned
+        )
         steps.append(StepComparison(
-            step=name, original_digest=old_digest, new_digest=new_digest, identical=same,
-            changes={} if same else _changes(old_value, new_value),
+            step=name, original_digest=old_digest, new_digest=new_digest,
+            identical=old_digest is not None and old_digest == new_digest,
+            changes=changes, outputs=outputs, held=held,
         ))  # fmt: skip
     locks = []
     for run in (run_id, reproduction_id):
@@ -198,7 +247,7 @@ def compare(client: Any, reproduction_id: str) -> Reproduction:
     recorded = client.get_run(run_id).data.tags
     was, now = (json.loads(tags.get(DATA_TAG, "{}")) for tags in (recorded, again.data.tags))
     return Reproduction(
-        original_run_id=run_id, run_id=reproduction_id, steps=steps,
+        original_run_id=run_id, run_id=reproduction_id, steps=steps, held=held_here,
         commit=(recorded.get("opsloop.git.commit"), commit_now), changed_packages=changed,
         environment=environment,
         data_versions={ref: (was.get(ref), now.get(ref)) for ref in sorted({*was, *now})},

@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 
 from opsloop.errors import OpsloopError
 from opsloop.kernel import ambient
-from opsloop.kernel.step_context import STEP_RUN_TAG, enter_step
+from opsloop.kernel.step_context import STEP_RUN_TAG, current_rehearsal, enter_step
 from opsloop.kernel.timeutil import now_ms
 from opsloop.pipelines import materializers
 from opsloop.pipelines.cache_index import (
@@ -129,10 +129,11 @@ def _drive(
 
 
 def _in_step(
-    run_id: str, settings: Any, on_use: Any, attempt: int, fn: Any, /, **arguments: Any
-) -> Any:
+    run_id: str, settings: Any, on_use: Any, attempt: int, rehearsal: Any, fn: Any, /,
+    **arguments: Any,
+) -> Any:  # fmt: skip
     # in the thread, process or worker running it
-    with enter_step(run_id, settings, on_use), capturing() as logs:
+    with enter_step(run_id, settings, on_use, rehearsal), capturing() as logs:
         try:
             return fn(**arguments)
         finally:
@@ -196,7 +197,8 @@ def run_graph(
         with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers) as pool:
             ctx = _Context(client, exp, CacheIndex.load(client, exp), parent_id, values,
                            no_cache, Path(tmp), executor, register_models, journal,
-                           Cancellation(client, parent_id))  # fmt: skip
+                           Cancellation(client, parent_id),
+                           rehearsal=current_rehearsal())  # fmt: skip
             try:
                 failure = _drive(graph, ctx, pool, results, outputs)
             finally:
@@ -249,6 +251,7 @@ class _Context:
     finished: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # for the index
     consumed: list[tuple[str, str]] = field(default_factory=list)  # (step run, NAME@N) read
     _code: dict[Any, tuple[str, str]] = field(default_factory=dict)
+    rehearsal: Any = None  # a reproduction's: the steps' writes outside their runs are held
 
     def code_of(self, step: Any) -> tuple[str, str]:
         """The step's code and environment hashes, computed once per pipeline run (a step
@@ -329,7 +332,8 @@ def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[An
     while True:
         try:
             call = functools.partial(
-                _in_step, run_id, client.settings, on_use, attempt + 1, step, **arguments
+                _in_step, run_id, client.settings, on_use, attempt + 1, ctx.rehearsal, step,
+                **arguments,
             )
             value = execute(ctx.executor, call, step.timeout, step.resources, ctx.cancel.requested)
             break

@@ -21,6 +21,7 @@ from opsloop.data.versions import manifest_from_rows
 from opsloop.errors import Conflict, InvalidInput, NotFound
 from opsloop.kernel.paging import Page, decode_page_token, split_page
 from opsloop.kernel.refs import LATEST, check_name, parse_ref
+from opsloop.kernel.step_context import STEP_RUN_TAG
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
 from opsloop.registry.entities import ModelVersion, RegisteredModel
@@ -454,18 +455,27 @@ def create_version(
     """Register the package ``files`` (already in the blob store) as ``name``'s next version.
 
     The model is registered on first use. Raises ``InvalidInput`` for files that are not a
-    package or not uploaded, ``Conflict`` for a run that has not finished.
+    package or not uploaded, ``Conflict`` for a run that has not finished (a step's run, named
+    by the ``STEP_RUN_TAG`` tag of a model registered inside the step, may still be running).
     """
     check_name(name, _NOUN)
     manifest = manifest_from_rows(files)
     meta = _known_package(session, manifest.version_id) or _read_package(blobs, manifest)
     clean_tags = {check_key(k, "tag key"): tag_value_to_str(k, v) for k, v in (tags or {}).items()}
+    # Registered inside a pipeline step, a live model names no run but carries the step's:
+    # that run (RUNNING while its step runs) is the version's run, so lineage walks from the
+    # version to the step, its pipeline run, the data they read and the commit.
+    step_run = clean_tags.get(STEP_RUN_TAG) if run_id is None else None
     conn = session.connection()  # Core statements, not the ORM: registering is a hot path
     model_id, latest, run_status = conn.execute(
-        _REGISTRATION_FACTS, {"name": name, "run_id": run_id}
+        _REGISTRATION_FACTS, {"name": name, "run_id": run_id or step_run}
     ).one()
     if run_id is not None:
         _check_finished(run_id, run_status)
+    elif step_run is not None:
+        if run_status is None:
+            raise NotFound(f"step run {step_run} (tag {STEP_RUN_TAG}) does not exist")
+        run_id = step_run
     if model_id is None:
         model_id = _ensure_model(session, name, created_by).id
     number = (latest or 0) + 1

@@ -37,7 +37,9 @@ class ModelsClient:
     """
 
     def __init__(self, backend: RegistryBackend, data: DataClient) -> None:
-        self._backend = backend
+        from opsloop.registry.held import HeldRegistryBackend
+
+        self._backend = HeldRegistryBackend(backend)  # a reproduction's writes are held
         self._data = data
 
     # -- registering ----------------------------------------------------------------------------

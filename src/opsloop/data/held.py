@@ -1,0 +1,169 @@
+"""Dataset versions during a reproduction: writes held, what they would have made readable.
+
+The data half of :mod:`opsloop.registry.held` (see there, and
+:class:`~opsloop.kernel.step_context.Rehearsal`): inside a reproduction, versioning data,
+moving an alias, tagging, recording a validation and claiming a run produced a version are
+recorded as "would version breast-cancer-validation@4" and never made. A run's reading a
+version is its own record and goes through. Versioning is previewed on the embedded store
+(the real registration, rolled back): identical files give the existing version back, as they
+would; new files give the version they would have made, which later steps can read back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsloop.data import versions
+from opsloop.data.backend import DataBackend
+from opsloop.data.entities import DataDiff, Dataset, DatasetVersion, LineageLink, VersionCreate
+from opsloop.data.local import LocalDataBackend
+from opsloop.data.manifest import Manifest
+from opsloop.errors import InvalidInput
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.paging import Page
+from opsloop.kernel.refs import LATEST, parse_ref
+from opsloop.kernel.step_context import Rehearsal, current_rehearsal
+from opsloop.kernel.timeutil import now_ms
+
+__all__ = ["HeldDataBackend"]
+
+
+@dataclass
+class _Overlay:
+    versions: dict[tuple[str, int], tuple[DatasetVersion, Manifest]] = field(default_factory=dict)
+    last: dict[str, int] = field(default_factory=dict)
+
+
+class _Undo(Exception):
+    """Raised inside a write transaction to roll it back with its result."""
+
+
+class HeldDataBackend(DataBackend):
+    """``inner`` with its writes held while a reproduction runs (see the module)."""
+
+    def __init__(self, inner: DataBackend) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        """What the wrapped backend has beyond the contract (its store, its blobs)."""
+        if name == "_inner":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    @property  # type: ignore[override]
+    def remote(self) -> Any:
+        return self._inner.remote
+
+    @staticmethod
+    def _overlay(rehearsal: Rehearsal) -> _Overlay:
+        found: _Overlay = rehearsal.overlay("data", _Overlay)
+        return found
+
+    def _held(self, ref: str) -> tuple[DatasetVersion, Manifest] | None:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            return None
+        overlay = self._overlay(rehearsal)
+        parsed = parse_ref(ref, "dataset")
+        number = overlay.last.get(parsed.name) if parsed.alias == LATEST else parsed.number
+        return overlay.versions.get((parsed.name, number)) if number is not None else None
+
+    # -- writes, held -------------------------------------------------------------------------
+    def register_version(self, name: str, body: VersionCreate) -> tuple[DatasetVersion, bool]:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            return self._inner.register_version(name, body)
+        inner = self._inner
+        if not isinstance(inner, LocalDataBackend):
+            raise InvalidInput(
+                "a reproduction holds data versioning only on the embedded store; this client "
+                "talks to a server: reproduce there (opsloop runs reproduce --on-server)"
+            )
+        try:
+            with inner.store.write() as session:
+                made = versions.register_version(session, name, body, current_user())
+                raise _Undo(made, versions.get_manifest(session, made[0].ref)[1])
+        except _Undo as undo:
+            (version, created), manifest = undo.args
+        if not created:  # the same files: the existing version, nothing written
+            return version, False
+        overlay = self._overlay(rehearsal)
+        number = max(version.number, overlay.last.get(name, 0) + 1)
+        version = version.model_copy(update={"number": number, "created_at": now_ms()})
+        overlay.versions[(name, number)] = (version, manifest)
+        overlay.last[name] = number
+        rehearsal.hold("data.add", f"would version {version.ref}", ref=version.ref)
+        return version, True
+
+    def set_alias(self, ref: str, alias: str) -> DatasetVersion:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            return self._inner.set_alias(ref, alias)
+        version = self.get_version(ref)
+        rehearsal.hold("data.set_alias", f"would move {version.name}@{alias} to {version.ref}")
+        return version.model_copy(update={"aliases": sorted({*version.aliases, alias})})
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            self._inner.delete_alias(name, alias)
+            return
+        self._inner.get_version(f"{name}@{alias}")  # NotFound as the store would say
+        rehearsal.hold("data.delete_alias", f"would delete {name}@{alias}")
+
+    def set_tag(self, ref: str, key: str, value: str) -> DatasetVersion:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            return self._inner.set_tag(ref, key, value)
+        version = self.get_version(ref)
+        rehearsal.hold("data.set_tag", f"would tag {version.ref} {key}={value}")
+        return version.model_copy(update={"tags": {**version.tags, key: value}})
+
+    def record_validation(self, ref: str, report: dict[str, Any], passed: bool) -> DatasetVersion:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            return self._inner.record_validation(ref, report, passed)
+        version = self.get_version(ref)
+        verdict = "passed" if passed else "failed"
+        rehearsal.hold("data.validate", f"would record {version.ref}'s validation: {verdict}")
+        return version.model_copy(update={"validation_status": verdict})
+
+    def log_lineage(self, run_id: str, ref: str, relation: str) -> DatasetVersion:
+        rehearsal = current_rehearsal()
+        held = self._held(ref)
+        if rehearsal is None or (relation == "input" and held is None):
+            return self._inner.log_lineage(run_id, ref, relation)  # a run's own reading
+        version = held[0] if held is not None else self.get_version(ref)
+        rehearsal.hold(f"data.log_{relation}",
+                       f"would record run {run_id} as {relation} of {version.ref}")  # fmt: skip
+        return version
+
+    # -- reads, through the overlay -----------------------------------------------------------
+    def get_version(self, ref: str) -> DatasetVersion:
+        held = self._held(ref)
+        return held[0] if held is not None else self._inner.get_version(ref)
+
+    def get_manifest(self, ref: str) -> tuple[DatasetVersion, Manifest]:
+        held = self._held(ref)
+        return held if held is not None else self._inner.get_manifest(ref)
+
+    def get_dataset(self, name: str) -> Dataset:
+        return self._inner.get_dataset(name)
+
+    def list_datasets(self, max_results: int, page_token: str | None) -> Page[Dataset]:
+        return self._inner.list_datasets(max_results, page_token)
+
+    def list_versions(
+        self, name: str, max_results: int, page_token: str | None
+    ) -> Page[DatasetVersion]:
+        return self._inner.list_versions(name, max_results, page_token)
+
+    def diff(self, old_ref: str, new_ref: str) -> DataDiff:
+        return self._inner.diff(old_ref, new_ref)
+
+    def get_validation(self, ref: str) -> dict[str, Any]:
+        return self._inner.get_validation(ref)
+
+    def lineage(self, ref: str) -> list[LineageLink]:
+        return self._inner.lineage(ref)

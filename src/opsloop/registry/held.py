@@ -1,0 +1,296 @@
+"""The registry during a reproduction: its writes held, what they would have made readable.
+
+A reproduction recomputes a pipeline run to check it; it must not publish. Inside a
+:class:`~opsloop.kernel.step_context.Rehearsal` this backend wraps the real one (local or
+remote, so a step's client of either kind is covered): reads go through, writes are recorded
+as "would register churn@4", "would move churn@candidate to 4", ... and never made.
+
+A held registration is previewed on the embedded store (the real registration, rolled back):
+the package is checked as it would be, the step gets the version it would have got (the
+number it would have been assigned, which a comparison treats as an identity field), and the
+later steps of the reproduction can load it, alias it or ask for it by that number. A held
+promotion cannot run its gate on a version that does not exist: it answers "not moved" and is
+marked not faithful, so the comparison reports its step as held rather than as a difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsloop.data.manifest import Manifest
+from opsloop.errors import InvalidInput, NotFound
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.paging import Page
+from opsloop.kernel.refs import LATEST, parse_ref
+from opsloop.kernel.step_context import Rehearsal, current_rehearsal
+from opsloop.kernel.timeutil import now_ms
+from opsloop.registry import models
+from opsloop.registry.backend import RegistryBackend
+from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
+from opsloop.registry.evaluations import Evaluation
+from opsloop.registry.local import LocalRegistryBackend, register_version
+
+__all__ = ["HeldRegistryBackend"]
+
+
+@dataclass
+class _Overlay:
+    """What the held writes would have made: versions by (name, number), aliases moved
+    (None: deleted), and the last number handed out per model."""
+
+    versions: dict[tuple[str, int], tuple[ModelVersion, Manifest]] = field(default_factory=dict)
+    aliases: dict[tuple[str, str], int | None] = field(default_factory=dict)
+    last: dict[str, int] = field(default_factory=dict)
+
+
+class _Undo(Exception):
+    """Raised inside a write transaction to roll it back with its result."""
+
+
+class HeldRegistryBackend(RegistryBackend):
+    """``inner`` with its writes held while a reproduction runs (see the module)."""
+
+    def __init__(self, inner: RegistryBackend) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        """What the wrapped backend has beyond the contract (its store, its blobs)."""
+        if name == "_inner":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    # -- the overlay --------------------------------------------------------------------------
+    @staticmethod
+    def _overlay(rehearsal: Rehearsal) -> _Overlay:
+        found: _Overlay = rehearsal.overlay("registry", _Overlay)
+        return found
+
+    def _held(self, ref: str) -> tuple[ModelVersion, Manifest] | None:
+        """The version ``ref`` names in the overlay (a would-be version, or a real one an
+        alias was held to), or None when the store answers as it is."""
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            return None
+        overlay = self._overlay(rehearsal)
+        parsed = parse_ref(ref, "model")
+        number = parsed.number
+        if parsed.alias == LATEST:
+            number = overlay.last.get(parsed.name)
+        elif parsed.alias is not None and (parsed.name, parsed.alias) in overlay.aliases:
+            number = overlay.aliases[(parsed.name, parsed.alias)]
+            if number is None:
+                raise NotFound(f"model {parsed.name!r} has no alias {parsed.alias!r}")
+            if (parsed.name, number) not in overlay.versions:
+                version, manifest = self._inner.get_manifest(f"{parsed.name}@{number}")
+                return self._with_aliases(overlay, version), manifest
+        found = overlay.versions.get((parsed.name, number)) if number is not None else None
+        if found is None:
+            return None
+        return self._with_aliases(overlay, found[0]), found[1]
+
+    @staticmethod
+    def _with_aliases(overlay: _Overlay, version: ModelVersion) -> ModelVersion:
+        aliases = set(version.aliases)
+        for (name, alias), number in overlay.aliases.items():
+            if name == version.name:
+                aliases.discard(alias)
+                if number == version.number:
+                    aliases.add(alias)
+        return version.model_copy(update={"aliases": sorted(aliases)})
+
+    def _preview(self, name: str, body: ModelVersionCreate) -> tuple[ModelVersion, Manifest]:
+        """The version registering would make, checked as the store checks it, rolled back."""
+        inner = self._inner
+        if not isinstance(inner, LocalRegistryBackend):
+            raise InvalidInput(
+                "a reproduction holds model registrations only on the embedded store; this "
+                "client talks to a server: reproduce there (opsloop runs reproduce --on-server)"
+            )
+        try:
+            with inner.store.write() as session:
+                version = register_version(session, inner.blobs, name, body, current_user())
+                raise _Undo(version, models.manifest_of(session, version.ref)[1])
+        except _Undo as undo:
+            return undo.args[0], undo.args[1]
+
+    # -- writes, held -------------------------------------------------------------------------
+    def register_version(self, name: str, body: ModelVersionCreate) -> ModelVersion:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            return self._inner.register_version(name, body)
+        version, manifest = self._preview(name, body)
+        overlay = self._overlay(rehearsal)
+        number = max(version.number, overlay.last.get(name, 0) + 1)
+        version = version.model_copy(update={"number": number, "created_at": now_ms()})
+        overlay.versions[(name, number)] = (version, manifest)
+        overlay.last[name] = number
+        source = f" from run {version.run_id}" if version.run_id else ""
+        rehearsal.hold("models.register", f"would register {version.ref}{source}",
+                       ref=version.ref)  # fmt: skip
+        return version
+
+    def set_alias(self, ref: str, alias: str, reason: str | None) -> ModelVersion:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            return self._inner.set_alias(ref, alias, reason)
+        version = self.get_version(ref)
+        self._overlay(rehearsal).aliases[(version.name, alias)] = version.number
+        rehearsal.hold("models.set_alias", f"would move {version.name}@{alias} to {version.ref}")
+        return self.get_version(version.ref)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            self._inner.delete_alias(name, alias)
+            return
+        self.get_version(f"{name}@{alias}")  # NotFound as the store would say
+        self._overlay(rehearsal).aliases[(name, alias)] = None
+        rehearsal.hold("models.delete_alias", f"would delete {name}@{alias}")
+
+    def promote(
+        self, ref: str, alias: str, policy: dict[str, Any] | None, force: bool, reason: str | None
+    ) -> AliasEvent:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            return self._inner.promote(ref, alias, policy, force, reason)
+        version = self.get_version(ref)
+        current = self.get_model(version.name).aliases.get(alias)
+        how = "forced" if force else "through the gate"
+        rehearsal.hold("models.promote", f"would promote {version.ref} to {alias} ({how})",
+                       faithful=False)  # fmt: skip
+        return AliasEvent(
+            name=version.name, alias=alias, kind="held", from_number=current,
+            to_number=version.number, moved=False, created_at=now_ms(),
+            created_by=current_user(), reason="held: a reproduction moves no alias",
+        )  # fmt: skip
+
+    def create_model(
+        self, name: str, description: str | None, tags: dict[str, str] | None
+    ) -> RegisteredModel:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            return self._inner.create_model(name, description, tags)
+        rehearsal.hold("models.create", f"would register model {name!r}", faithful=False)
+        now = now_ms()
+        return RegisteredModel(
+            name=name, description=description, tags=tags or {}, created_at=now,
+            updated_at=now, created_by=current_user(),
+        )  # fmt: skip
+
+    def update_model(
+        self, name: str, description: str | None, gate_policy: dict[str, Any] | None
+    ) -> RegisteredModel:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            return self._inner.update_model(name, description, gate_policy)
+        model = self.get_model(name)
+        changed = {k: v for k, v in (("description", description), ("gate_policy", gate_policy))
+                   if v is not None}  # fmt: skip
+        rehearsal.hold("models.update", f"would change {', '.join(changed)} of model {name!r}")
+        return model.model_copy(update=changed)
+
+    def delete_model(self, name: str) -> None:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            self._inner.delete_model(name)
+            return
+        self.get_model(name)
+        rehearsal.hold("models.delete", f"would delete model {name!r}", faithful=False)
+
+    def set_model_tag(self, name: str, key: str, value: str) -> RegisteredModel:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            return self._inner.set_model_tag(name, key, value)
+        model = self.get_model(name)
+        rehearsal.hold("models.set_tag", f"would tag model {name!r} {key}={value}")
+        return model.model_copy(update={"tags": {**model.tags, key: value}})
+
+    def update_version(
+        self, ref: str, description: str | None, card: dict[str, str] | None
+    ) -> ModelVersion:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            return self._inner.update_version(ref, description, card)
+        version = self.get_version(ref)
+        rehearsal.hold("models.update_version", f"would change what {version.ref} says")
+        update: dict[str, Any] = {"card": {**version.card, **(card or {})}}
+        if description is not None:
+            update["description"] = description
+        return version.model_copy(update=update)
+
+    def set_version_tag(self, ref: str, key: str, value: str) -> ModelVersion:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            return self._inner.set_version_tag(ref, key, value)
+        version = self.get_version(ref)
+        rehearsal.hold("models.set_version_tag", f"would tag {version.ref} {key}={value}")
+        return version.model_copy(update={"tags": {**version.tags, key: value}})
+
+    def delete_version(self, ref: str) -> None:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            self._inner.delete_version(ref)
+            return
+        version = self.get_version(ref)
+        rehearsal.hold("models.delete_version", f"would delete {version.ref}", faithful=False)
+
+    def record_evaluation(
+        self, report: dict[str, Any], model_ref: str | None, dataset_ref: str | None
+    ) -> Evaluation:
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            return self._inner.record_evaluation(report, model_ref, dataset_ref)
+        rehearsal.hold("models.record_evaluation", f"would store an evaluation of {model_ref}")
+        return Evaluation(
+            evaluation_id=None, model_ref=model_ref, dataset_ref=dataset_ref,
+            task=report["task"], target=report.get("target"), metrics=report["metrics"],
+            report=report, created_at=now_ms(), created_by=current_user(),
+        )  # fmt: skip
+
+    # -- reads, through the overlay -----------------------------------------------------------
+    def get_model(self, name: str) -> RegisteredModel:
+        model = self._inner.get_model(name)
+        rehearsal = current_rehearsal()
+        if rehearsal is None:
+            return model
+        overlay = self._overlay(rehearsal)
+        aliases = dict(model.aliases)
+        for (held_name, alias), number in overlay.aliases.items():
+            if held_name == name:
+                aliases.pop(alias, None)
+                if number is not None:
+                    aliases[alias] = number
+        latest = max(model.latest_version or 0, overlay.last.get(name, 0)) or None
+        return model.model_copy(update={"aliases": aliases, "latest_version": latest})
+
+    def get_version(self, ref: str) -> ModelVersion:
+        held = self._held(ref)
+        return held[0] if held is not None else self._inner.get_version(ref)
+
+    def get_manifest(self, ref: str) -> tuple[ModelVersion, Manifest]:
+        held = self._held(ref)
+        return held if held is not None else self._inner.get_manifest(ref)
+
+    def list_models(self, max_results: int, page_token: str | None) -> Page[RegisteredModel]:
+        return self._inner.list_models(max_results, page_token)
+
+    def list_versions(
+        self, name: str, max_results: int, page_token: str | None
+    ) -> Page[ModelVersion]:
+        return self._inner.list_versions(name, max_results, page_token)
+
+    def alias_history(self, name: str, alias: str | None) -> list[AliasEvent]:
+        return self._inner.alias_history(name, alias)
+
+    def get_evaluation(self, evaluation_id: str) -> Evaluation:
+        return self._inner.get_evaluation(evaluation_id)
+
+    def list_evaluations(self, ref: str) -> list[Evaluation]:
+        return self._inner.list_evaluations(ref)
+
+    def card(self, ref: str, markdown: bool) -> Any:
+        return self._inner.card(ref, markdown)
+
+    def lineage(self, kind: str, ref: str) -> dict[str, Any]:
+        return self._inner.lineage(kind, ref)
