@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -12,6 +13,7 @@ __all__ = [
     "command_client",
     "console",
     "fail",
+    "for_people",
     "parse_tags",
     "print_json",
     "print_table",
@@ -89,17 +91,49 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(_jsonable(obj), indent=2, default=str) + "\n")
 
 
+def for_people(value: Any) -> str:
+    """A cell as people read it: floats to 4 significant digits (``0.9123``, ``1.5e-05``),
+    whole numbers from 10,000 up without an exponent (``123457``); '' for None. ``--json``
+    keeps every digit: only tables round."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isfinite(value):
+        if 1e4 <= abs(value) < 1e15:
+            return f"{value:.0f}"
+        return f"{value:.4g}"
+    return str(value)
+
+
 def print_table(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    title: str | None = None,
+    *,
+    cut: bool = False,
+    max_width: int | Sequence[int | None] | None = None,
 ) -> None:
-    """A rich table on stdout; values are shown as ``str`` ('' for None)."""
+    """A rich table on stdout; values are shown with :func:`for_people` (floats rounded).
+
+    Long values wrap onto more lines; with ``cut`` (a listing: one line per item, no vertical
+    borders, as ``ls -l`` or ``docker ps``) they stay on one line and end in an ellipsis
+    (``…``). ``max_width`` caps every column, or each column in turn (a list)."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False, header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
+    widths = [max_width] * len(columns) if not isinstance(max_width, Sequence) else max_width
+    if cut:
+        table = Table(
+            title=title, header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False
+        )
+    else:
+        table = Table(title=title, show_lines=False, header_style="bold")
+    for column, width in zip(columns, widths, strict=True):
+        if cut:
+            table.add_column(column, overflow="ellipsis", no_wrap=True, max_width=width)
+        else:
+            table.add_column(column, overflow="fold", max_width=width)
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(for_people(v) for v in row))
     console().print(table)
 
 
