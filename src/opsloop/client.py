@@ -83,12 +83,12 @@ class Client(TrackingClient):
             from opsloop.tracking.remote import RemoteTrackingBackend
 
             self._transport = HttpTransport(str(self.settings.server_url), self.settings.token)
-            self._init_tracking(RemoteTrackingBackend(self._transport))
+            self._init_tracking(RemoteTrackingBackend(self._transport), self.settings)
         else:
             from opsloop.tracking.local import LocalTrackingBackend
 
             store, blobs = shared_stores(self.settings)
-            self._init_tracking(LocalTrackingBackend(store, blobs))
+            self._init_tracking(LocalTrackingBackend(store, blobs), self.settings)
 
     @cached_property
     def data(self) -> DataClient:

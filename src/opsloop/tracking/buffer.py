@@ -1,15 +1,23 @@
-"""Buffered metric logging: ``log_metric`` costs a list append; a background thread writes.
+"""Journaled metric logging: ``log_metric`` writes into a mapped file; a background thread sends.
 
-Points are grouped per run and per key into three growing columns (values, steps,
-timestamps), the very shape a batch is sent and stored in, so a flush does no reshaping. A
-flush happens when ``max_points`` are waiting, every ``interval`` seconds, on ``flush()`` and
-``end_run``, at interpreter exit (which also covers an unhandled exception), and on SIGTERM.
+A point is written into the run's journal segment (:mod:`opsloop.tracking.journal`), a
+``MAP_SHARED`` file mapping, before ``add`` returns: a memory copy, no syscall, and from then on
+it survives the death of the process (SIGKILL, OOM killer). Only a machine crash can lose the
+points not yet delivered, which is at most one flush interval's worth. Segments left by a dead
+process are adopted when the next client for the same store starts on this host, and sent.
 
-Delivery: a batch that fails with a transient ``StoreError`` goes back to the front of the
-buffer and is retried, so nothing is dropped while the database is briefly away. A batch the
-store refuses (a finished or deleted run) is dropped and its error is raised by the next
-``flush()`` or ``end_run`` for that run, so it is never silent. A point is acknowledged, in the
-sense of durable, once a ``flush()`` covering it has returned.
+A flush reads the undelivered slots back as columns per key, the very shape a batch is sent and
+stored in. It happens when ``max_points`` are waiting, every ``interval`` seconds, on
+``flush()`` and ``end_run``, at interpreter exit (which also covers an unhandled exception),
+and on SIGTERM. A segment is deleted once delivered and its run ended, idle, or closed.
+
+Delivery: a batch that fails with a transient ``StoreError`` stays undelivered in the journal
+and is retried, so nothing is dropped while the database is briefly away (nor when the process
+then dies). A batch the store refuses (a finished or deleted run) is dropped and its error is
+raised by the next ``flush()`` or ``end_run`` for that run, so it is never silent.
+
+Without a journal folder (``journal_dir`` None), or when it cannot be written (one warning),
+segments live in anonymous memory: the same code, durable only until the process dies.
 """
 
 from __future__ import annotations
@@ -17,33 +25,61 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from opsloop.errors import OpsloopError, StoreError
 from opsloop.kernel.background import register
-from opsloop.tracking.entities import MetricBatch, MetricSeries
+from opsloop.tracking.entities import MetricBatch
+from opsloop.tracking.journal import (
+    COMMITTED,
+    FIRST_SLOTS,
+    HEADER,
+    MAX_SLOTS,
+    POINT,
+    SLOT,
+    U64,
+    Segment,
+    adopt_orphans,
+)
 
 __all__ = ["MetricBuffer"]
 
 Sink = Callable[[str, MetricBatch], Any]
-_Columns = tuple[list[float], list[int], list[int]]
+_pack = POINT.pack_into
+_commit = U64.pack_into
+_ADOPT_EVERY = 30  # flusher ticks between looks for segments of processes that died since
 
 
 class MetricBuffer:
-    """Per-client buffer of metric points, flushed in columnar batches by a daemon thread.
+    """Per-client journal of metric points, sent in columnar batches by a daemon thread.
 
     Args:
         sink: Writes one run's batch durably (``backend.log_batch`` with metrics only).
+        journal_dir: Folder for this client's segment files (see ``journal.journal_dir``);
+            segments a dead process left there are adopted and sent. None: memory only.
         max_points: Flush as soon as this many points are waiting.
         interval: Flush at least this often (seconds) while points are waiting.
     """
 
-    def __init__(self, sink: Sink, *, max_points: int = 20_000, interval: float = 1.0) -> None:
+    first_slots = FIRST_SLOTS  # a run's first segment; each next one doubles, to MAX_SLOTS
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        journal_dir: Path | None = None,
+        max_points: int = 20_000,
+        interval: float = 1.0,
+    ) -> None:
         self._sink = sink
+        self.journal_dir = journal_dir
         self.max_points = max_points
         self.interval = interval
-        self._pending: dict[str, dict[str, _Columns]] = {}
+        self._open: dict[str, Segment] = {}  # run id -> the segment it writes into now
+        self._segments: list[Segment] = []  # every live one: open, sealed full, adopted
         self._count = 0
         self._errors: dict[str, OpsloopError] = {}
         self._lock = threading.Lock()
@@ -52,19 +88,23 @@ class MetricBuffer:
         self._thread: threading.Thread | None = None
         self._closed = False
         register(self)
+        if journal_dir is not None:
+            self._adopt(journal_dir)
 
     def add(self, run_id: str, key: str, value: float, step: int, timestamp: int) -> None:
-        """Queue one validated point. Thread-safe, no I/O."""
+        """Journal one validated point. Thread-safe; on return it outlives this process."""
         with self._lock:
-            keys = self._pending.get(run_id)
-            if keys is None:
-                keys = self._pending[run_id] = {}
-            columns = keys.get(key)
-            if columns is None:
-                columns = keys[key] = ([], [], [])
-            columns[0].append(value)
-            columns[1].append(step)
-            columns[2].append(timestamp)
+            segment = self._open.get(run_id)
+            if (
+                segment is None
+                or (kid := segment.keys.get(key, -1)) < 0
+                or segment.n >= segment.capacity
+            ):
+                segment, kid = self._room(run_id, key)
+            n = segment.n
+            _pack(segment.mm, HEADER + n * SLOT, kid, value, step, timestamp)
+            segment.n = n = n + 1
+            _commit(segment.mm, COMMITTED, n)  # now it counts: the slot is whole
             self._count += 1
             full = self._count >= self.max_points
         if self._thread is None:
@@ -73,7 +113,7 @@ class MetricBuffer:
             self._wake.set()
 
     def add_many(self, run_id: str, points: dict[str, float], step: int, timestamp: int) -> None:
-        """Queue several keys at one step (``log_metrics``)."""
+        """Journal several keys at one step (``log_metrics``)."""
         for key, value in points.items():
             self.add(run_id, key, value, step, timestamp)
 
@@ -81,6 +121,12 @@ class MetricBuffer:
         """Write everything waiting (for one run, or all) and raise any error held for it."""
         self._flush(run_id)
         self.raise_error(run_id)
+
+    def release(self, run_id: str) -> None:
+        """Delete the run's delivered segments (its run has ended); a later point for it
+        starts a new one."""
+        with self._flush_lock:
+            self._retire(lambda s: s.run_id == run_id)
 
     def raise_error(self, run_id: str | None = None) -> None:
         """Raise (once) an error a background flush met for this run, or any run."""
@@ -94,12 +140,62 @@ class MetricBuffer:
             raise error
 
     def close(self) -> None:
-        """Flush and stop the background thread."""
+        """Flush, stop the background thread, and delete the delivered segments. What could
+        not be delivered stays on disk for the next process to send."""
         self._closed = True
         self._wake.set()
         self._flush(None)
+        with self._flush_lock:
+            self._retire(lambda s: True)
 
     # -- internals ----------------------------------------------------------------------------
+    def _room(self, run_id: str, key: str) -> tuple[Segment, int]:
+        """The segment to write the run's next point into, with ``key`` defined in it: the
+        open one, or a new one when there is none or it is full (the full one stays in
+        ``_segments`` until delivered). Called with the lock held."""
+        segment = self._open.get(run_id)
+        if segment is not None and segment.n < segment.capacity:
+            kid = segment.keys.get(key, -1)
+            if kid < 0:
+                kid = segment.define(key)
+            if kid >= 0:
+                return segment, kid
+        grown = min(MAX_SLOTS, segment.capacity * 2) if segment is not None else 0
+        capacity = max(grown, self.first_slots)
+        segment = self._new_segment(run_id, capacity)
+        self._open[run_id] = segment
+        self._segments.append(segment)
+        return segment, segment.define(key)
+
+    def _new_segment(self, run_id: str, capacity: int) -> Segment:
+        if self.journal_dir is not None:
+            try:
+                return Segment.create(self.journal_dir, run_id, capacity)
+            except OSError as exc:
+                warnings.warn(
+                    f"opsloop: metrics are kept in memory only, not journaled: cannot write "
+                    f"{self.journal_dir} ({exc}); points logged since the last flush are lost "
+                    "if the process is killed",
+                    RuntimeWarning,
+                    stacklevel=5,
+                )
+                self.journal_dir = None
+        return Segment.create(None, run_id, capacity)
+
+    def _adopt(self, folder: Path) -> None:
+        """Take over the segments of dead processes in ``folder`` and send them soon."""
+        try:
+            adopted = list(adopt_orphans(folder))
+        except OSError as exc:
+            warnings.warn(f"opsloop: cannot read the metric journal {folder}: {exc}",
+                          RuntimeWarning, stacklevel=4)  # fmt: skip
+            return
+        if adopted:
+            with self._lock:
+                self._segments.extend(adopted)
+            self._start()
+            self._wake.set()
+
     def _start(self) -> None:
         with self._lock:
             if self._thread is None:
@@ -109,60 +205,100 @@ class MetricBuffer:
                 self._thread.start()
 
     def _run(self) -> None:
+        ticks = 0
         while not self._closed:
             self._wake.wait(self.interval)
             self._wake.clear()
-            with contextlib.suppress(StoreError):  # kept in the buffer; retried next tick
+            ticks += 1
+            if self.journal_dir is not None and ticks % _ADOPT_EVERY == 0:
+                self._adopt(self.journal_dir)  # e.g. a forked worker that died unflushed
+            with contextlib.suppress(StoreError):  # kept in the journal; retried next tick
                 self._flush(None)
+            with self._flush_lock:
+                self._retire(self._idle)
 
-    def _take(self, run_id: str | None) -> dict[str, dict[str, _Columns]]:
-        with self._lock:
-            if run_id is None:
-                taken, self._pending = self._pending, {}
-            else:
-                one = self._pending.pop(run_id, None)
-                taken = {run_id: one} if one else {}
-            self._count -= sum(len(c[0]) for keys in taken.values() for c in keys.values())
-            return taken
+    def _idle(self, segment: Segment) -> bool:
+        """Whether a delivered segment may go: adopted and sealed ones at once, the open one
+        of a run once it took no point since the previous tick (so a process that leaves many
+        runs open does not keep a mapped file for each). Called with the lock held."""
+        if self._done_with(segment):
+            return True
+        idle, segment.seen = segment.seen == segment.n, segment.n
+        return idle
 
-    def _put_back(self, run_id: str, keys: dict[str, _Columns]) -> None:
-        with self._lock:
-            current = self._pending.setdefault(run_id, {})
-            for key, (values, steps, stamps) in keys.items():
-                newer = current.get(key)
-                if newer is not None:
-                    values, steps, stamps = values + newer[0], steps + newer[1], stamps + newer[2]
-                current[key] = (values, steps, stamps)
-                self._count += len(keys[key][0])
+    def _done_with(self, segment: Segment) -> bool:
+        """Adopted and sealed (full) segments take no more points."""
+        return segment.adopted or self._open.get(segment.run_id) is not segment
 
     def _flush(self, run_id: str | None) -> None:
         with self._flush_lock:
-            for rid, keys in self._take(run_id).items():
-                batch = MetricBatch(
-                    series={
-                        key: MetricSeries.model_construct(values=v, steps=s, timestamps=t)
-                        for key, (v, s, t) in keys.items()
-                    }
-                )
+            with self._lock:
+                work = [
+                    (s, s.sent, s.n)
+                    for s in self._segments
+                    if s.n > s.sent and (run_id is None or s.run_id == run_id)
+                ]
+                if run_id is None:
+                    self._count = 0
+            for segment, start, end in work:
                 try:
-                    self._sink(rid, batch)
+                    batch = segment.batch(start, end)
+                except (KeyError, ValueError) as exc:  # a damaged file left by a dead process
+                    if not segment.adopted:
+                        raise
+                    warnings.warn(f"opsloop: skipped a damaged metric journal {segment.path}: "
+                                  f"{exc!r}", RuntimeWarning, stacklevel=2)  # fmt: skip
+                    segment.mark_delivered(end)
+                    continue
+                try:
+                    if batch.series:
+                        self._sink(segment.run_id, batch)
                 except StoreError:
-                    self._put_back(rid, keys)
-                    raise
+                    raise  # stays undelivered: sent again by the next flush, or process
                 except OpsloopError as exc:
-                    with self._lock:
-                        self._errors[rid] = exc
+                    self._refused(segment, batch, exc)
+                segment.mark_delivered(end)
+            self._retire(self._done_with)
+
+    def _refused(self, segment: Segment, batch: MetricBatch, exc: OpsloopError) -> None:
+        if segment.adopted:  # nobody here logged them: say so rather than fail a later flush
+            warnings.warn(
+                f"opsloop: {batch.count()} metric points of run {segment.run_id} left by a "
+                f"killed process were refused: {exc}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        else:
+            with self._lock:
+                self._errors[segment.run_id] = exc
+
+    def _retire(self, which: Callable[[Segment], bool]) -> None:
+        """Unmap and delete the fully delivered segments ``which`` picks (flush lock held)."""
+        with self._lock:
+            done = [s for s in self._segments if s.sent == s.n and which(s)]
+            for segment in done:
+                self._segments.remove(segment)
+                if self._open.get(segment.run_id) is segment:
+                    del self._open[segment.run_id]
+        for segment in done:
+            segment.remove()
 
     def _flush_at_exit(self) -> None:
         try:
             self.close()
         except OpsloopError as exc:
-            print(f"opsloop: metrics could not be written at exit: {exc}", file=sys.stderr)
+            where = f" (kept in {self.journal_dir}; the next opsloop client sends them)"
+            print(
+                f"opsloop: metrics could not be written at exit: {exc}"
+                + (where if self.journal_dir else ""),
+                file=sys.stderr,
+            )
         for run_id, error in self._errors.items():
             print(f"opsloop: metrics for run {run_id} were refused: {error}", file=sys.stderr)
 
     def _after_fork(self) -> None:
-        # The child has no flusher thread and must not send the parent's points twice.
+        # The child has no flusher thread, and the parent's segments are the parent's: it
+        # sends them, and the child writes its own points into segments of its own.
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._pending, self._count, self._thread = {}, 0, None
+        self._open, self._segments, self._count, self._thread = {}, [], 0, None

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from opsloop.config import Settings
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.kernel.bounds import INT64_MAX, INT64_MIN, check_int64
 from opsloop.kernel.paging import Page
@@ -37,6 +38,7 @@ from opsloop.tracking.entities import (
     RunInfo,
     RunStatus,
 )
+from opsloop.tracking.journal import journal_dir
 from opsloop.tracking.validation import check_artifact_path, check_key, check_metric_value
 
 __all__ = ["TrackingClient"]
@@ -55,10 +57,14 @@ class TrackingClient:
         ``LocalTrackingBackend`` and uses its ``store`` and ``blobs``."""
         return self._tracking
 
-    def _init_tracking(self, backend: TrackingBackend) -> None:
+    def _init_tracking(self, backend: TrackingBackend, settings: Settings | None = None) -> None:
+        """``settings`` give the metric journal its folder: under the home, per store or
+        server, so that points a killed process left there are sent where they were bound."""
         self._tracking = backend
+        target = settings and (settings.server_url or settings.database_url)
         self._metrics = MetricBuffer(
-            lambda run_id, batch: backend.log_batch(run_id, batch, None, None)
+            lambda run_id, batch: backend.log_batch(run_id, batch, None, None),
+            journal_dir=journal_dir(settings.home, target) if settings and target else None,
         )
         self._validated_keys: set[str] = set()
 
@@ -148,6 +154,7 @@ class TrackingClient:
             self._metrics.flush(run_id)
         finally:
             info = self._tracking.update_run(run_id, status=RunStatus(status))
+        self._metrics.release(run_id)  # its journal is delivered: deleted
         return info
 
     def update_run(
@@ -198,7 +205,8 @@ class TrackingClient:
         step: int | None = None,
         timestamp: int | None = None,
     ) -> None:
-        """Queue one metric point; it is written in the background (see ``flush``).
+        """Log one metric point: journaled before this returns (it survives the process being
+        killed; see ``opsloop.tracking.journal``), written to the store in the background.
 
         The key and value are checked here (NaN/inf raise ``InvalidInput`` now); store-side
         refusals (a run finished elsewhere) surface from the next ``flush`` or ``end_run``.
@@ -261,7 +269,7 @@ class TrackingClient:
 
     def search_runs(
         self,
-        experiments: str | list[str],
+        experiments: str | list[str] | None,
         filter: str | None = None,
         *,
         order_by: list[str] | None = None,
@@ -269,14 +277,28 @@ class TrackingClient:
         page_token: str | None = None,
         view: str = "active",
     ) -> Page[Run]:
-        """Runs matching a filter in one or more experiments (names or ids).
+        """Runs matching a filter in one or more experiments (names or ids), or in every
+        experiment when ``experiments`` is None (the active ones for ``view="active"``).
 
         Example:
             >>> client.search_runs("churn", "metrics.f1 > 0.8 and params.model = 'rf'",
             ...                    order_by=["metrics.f1 DESC"], max_results=10)
         """
-        names = [experiments] if isinstance(experiments, str) else list(experiments)
-        ids = [self.resolve_experiment(n).experiment_id for n in names]
+        if experiments is None:  # every experiment: the same search over all their ids
+            ids: list[str] = []
+            token: str | None = None
+            while True:
+                listed = self._tracking.list_experiments(
+                    "active" if view == "active" else "all", 1000, token
+                )
+                ids += [e.experiment_id for e in listed.items]
+                if not (token := listed.next_page_token):
+                    break
+            if not ids:
+                return Page[Run](items=[])
+        else:
+            names = [experiments] if isinstance(experiments, str) else list(experiments)
+            ids = [self.resolve_experiment(n).experiment_id for n in names]
         return self._tracking.search_runs(ids, filter, order_by, max_results, page_token, view)
 
     # -- artifacts ----------------------------------------------------------------------------
