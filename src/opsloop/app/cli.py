@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+from opsloop.console.groups import OpsloopGroup
 from opsloop.kernel import __version__
 
 app = typer.Typer(
@@ -25,10 +26,33 @@ app = typer.Typer(
         "Start with:  opsloop quickstart"
     ),
     no_args_is_help=True,
+    cls=OpsloopGroup,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the opsloop version and exit.",
+        ),
+    ] = False,
+) -> None:
+    # Typer reads the app's help from Typer(help=...); this callback only adds --version.
+    pass
 
 
 @app.command("version")
@@ -127,13 +151,19 @@ _ADDS_COMMANDS: dict[Callable[[], None], tuple[str, ...]] = {  # in the order --
 }
 
 
+_ADDED: set[Callable[[], None]] = set()
+
+
 def register_commands(argv: list[str]) -> None:
-    """Add the commands ``argv`` (the arguments after ``opsloop``) can reach."""
+    """Add the commands ``argv`` (the arguments after ``opsloop``) can reach; each group once,
+    however often a process (a test calling :func:`main`) asks."""
     first = argv[0] if argv else ""
     named = [add for add, names in _ADDS_COMMANDS.items() if first in names]
     completing = any(key.startswith("_OPSLOOP_COMPLETE") for key in os.environ)
     for add in _ADDS_COMMANDS if completing or not named else named:
-        add()
+        if add not in _ADDED:
+            _ADDED.add(add)
+            add()
 
 
 def _client_on_first_use() -> Callable[[], Any]:
@@ -151,13 +181,15 @@ def _client_on_first_use() -> Callable[[], Any]:
     return provide
 
 
-def main() -> None:
-    """Console entry point: run the app, mapping opsloop errors to exit codes."""
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app on ``argv`` (default: the process's arguments),
+    mapping opsloop errors to exit codes. Always ends in ``SystemExit``."""
     from opsloop.errors import OpsloopError
 
-    register_commands(sys.argv[1:])
+    args = sys.argv[1:] if argv is None else argv
+    register_commands(args)
     try:
-        app(standalone_mode=True, obj=_client_on_first_use())
+        app(args=args, prog_name="opsloop", standalone_mode=True, obj=_client_on_first_use())
     except OpsloopError as exc:
         first_line, _, rest = exc.message.partition("\n")
         sys.stderr.write(f"error: {first_line}\n")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from opsloop.console.commands import JsonOption, RefArg, command_group, every_item
+from opsloop.console.commands import JsonOption, RefArg, alias_ref, command_group, every_item
 from opsloop.console.output import command_client, parse_tags, print_json, print_table, when
 
 if TYPE_CHECKING:
@@ -19,9 +19,11 @@ data_app = command_group(
     "Version files, folders and tables as immutable, content-addressed dataset versions.\n\n"
     "A version is NAME@N; NAME@latest (or just NAME) is the newest and NAME@ALIAS any alias "
     "you set. Examples:\n\n"
-    "  opsloop data add ./images --name pets -m 'first crawl'\n\n"
-    "  opsloop data add train.csv --name churn --expect expectations.yaml\n\n"
-    "  opsloop data diff churn@1 churn@2\n\n"
+    "  opsloop data add ./images --name pets -m 'first crawl'\n"
+    "  opsloop data add train.csv --name churn --expect expectations.yaml\n"
+    "  opsloop data show churn@2\n"
+    "  opsloop data alias churn@2 prod\n"
+    "  opsloop data diff churn@1 churn@prod\n"
     "  opsloop data checkout churn@1 ./old-churn"
 )
 
@@ -392,8 +394,12 @@ def alias(
 
 
 @data_app.command("unalias")
-def unalias(dataset: str, name: str) -> None:
-    """Remove an alias from a dataset."""
+def unalias(
+    dataset: Annotated[str, typer.Argument(metavar="NAME[@ALIAS]")],
+    name: Annotated[str | None, typer.Argument(metavar="[ALIAS]")] = None,
+) -> None:
+    """Remove an alias from a dataset: churn@prod, or churn prod."""
+    dataset, name = alias_ref(dataset, name, "dataset")
     command_client().data.delete_alias(dataset, name)
     typer.echo(f"removed {dataset}@{name}")
 

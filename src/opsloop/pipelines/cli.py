@@ -23,7 +23,8 @@ pipelines_app = command_group(
     "environment are unchanged. Examples:\n\n"
     "  opsloop pipelines run training.py:training --param C=0.5\n\n"
     "  opsloop pipelines run mypkg.pipelines:training --no-cache\n\n"
-    "  opsloop pipelines show RUN_ID"
+    "  opsloop pipelines show RUN_ID",
+    aliases={"list": "runs list"},
 )
 
 

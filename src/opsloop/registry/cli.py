@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from opsloop.console.commands import JsonOption, RefArg, command_group
+from opsloop.console.commands import (
+    JsonOption,
+    RefArg,
+    VersionArg,
+    alias_ref,
+    command_group,
+    version_ref,
+)
 from opsloop.console.output import (
     command_client,
     console,
@@ -27,10 +34,12 @@ models_app = command_group(
     "aliases that move through evaluation gates.\n\n"
     "A version is NAME@N; NAME@ALIAS (champion, challenger, ...) and NAME (latest) work "
     "wherever a version is asked for. Examples:\n\n"
-    "  opsloop models register churn --run RUN_ID          # the package the run logged\n\n"
-    "  opsloop models evaluate churn@4 --data churn-data@2 --target churned --slice plan\n\n"
-    "  opsloop models promote churn 4 --to champion --policy gate.yaml\n\n"
-    "  opsloop models history churn --alias champion\n\n"
+    "  opsloop models register churn --run RUN_ID    # the package the run logged\n"
+    "  opsloop models show churn@3\n"
+    "  opsloop models alias churn@3 challenger\n"
+    "  opsloop models evaluate churn@4 --data churn-data@2 --target churned --slice plan\n"
+    "  opsloop models promote churn@4 --to champion --policy gate.yaml\n"
+    "  opsloop models history churn@champion\n"
     "  opsloop lineage churn@champion"
 )
 
@@ -59,15 +68,9 @@ def _version_row(v: ModelVersion) -> tuple[Any, ...]:
     )
 
 
-def _ref(name: str, version: str | None) -> str:
-    """``NAME VERSION`` or ``NAME@VERSION`` as one ref."""
-    if version is None:
-        return name
-    if "@" in name:
-        from opsloop.errors import InvalidInput
-
-        raise InvalidInput(f"give the version once: {name!r} already names one")
-    return f"{name}@{version}"
+def _ref(ref: str, version: str | None = None) -> str:
+    """``NAME@N``, ``NAME@ALIAS``, ``NAME`` or the older ``NAME N`` as one checked ref."""
+    return str(version_ref(ref, version, "model"))
 
 
 @models_app.command("list")
@@ -92,8 +95,18 @@ def list_models(json_: JsonOption = False) -> None:
 
 
 @models_app.command("show")
-def show(name: str, json_: JsonOption = False) -> None:
-    """A model and its versions, newest first."""
+def show(
+    name: Annotated[
+        str, typer.Argument(metavar="NAME[@VERSION]", help="churn (all versions) or churn@3.")
+    ],
+    version_: VersionArg = None,
+    json_: JsonOption = False,
+) -> None:
+    """A model and its versions, newest first; with a version (churn@3, churn@champion,
+    churn 3), that version as `models version` shows it."""
+    if "@" in name or version_ is not None:
+        version(_ref(name, version_), json_)
+        return
     client = command_client()
     model = client.models.get(name)
     versions = client.models.versions(name, max_results=10_000).items
@@ -108,7 +121,7 @@ def show(name: str, json_: JsonOption = False) -> None:
 @models_app.command("version")
 def version(ref: RefArg, json_: JsonOption = False) -> None:
     """One version: package, signature, requirements, aliases, tags."""
-    v = command_client().models.version(ref)
+    v = command_client().models.version(_ref(ref))
     if json_:
         print_json(v)
         return
@@ -159,14 +172,19 @@ def alias(
     alias_name: Annotated[str, typer.Argument(metavar="ALIAS")],
     reason: Annotated[str | None, typer.Option(help="Recorded in the alias history.")] = None,
 ) -> None:
-    """Point ALIAS at a version without a gate (use `promote` for gated aliases)."""
-    v = command_client().models.set_alias(ref, alias_name, reason=reason)
+    """Point ALIAS at a version without a gate (use `promote` for gated aliases):
+    `opsloop models alias churn@3 champion`."""
+    v = command_client().models.set_alias(_ref(ref), alias_name, reason=reason)
     console().print(f"{v.name}@{alias_name} → {v.ref}")
 
 
 @models_app.command("unalias")
-def unalias(name: str, alias_name: Annotated[str, typer.Argument(metavar="ALIAS")]) -> None:
-    """Delete an alias."""
+def unalias(
+    name: Annotated[str, typer.Argument(metavar="NAME[@ALIAS]")],
+    alias_name: Annotated[str | None, typer.Argument(metavar="[ALIAS]")] = None,
+) -> None:
+    """Delete an alias: churn@challenger, or churn challenger."""
+    name, alias_name = alias_ref(name, alias_name, "model")
     command_client().models.delete_alias(name, alias_name)
     console().print(f"deleted {name}@{alias_name}")
 
@@ -175,7 +193,7 @@ def unalias(name: str, alias_name: Annotated[str, typer.Argument(metavar="ALIAS"
 def delete_version(ref: RefArg) -> None:
     """Delete a version (refused while an alias or deployment points at it)."""
     models = command_client().models
-    shown = models.version(ref).ref
+    shown = models.version(_ref(ref)).ref
     models.delete_version(shown)
     console().print(f"deleted {shown}")
 
@@ -269,11 +287,14 @@ def promote(
 
 @models_app.command("history")
 def history(
-    name: str,
+    name: Annotated[str, typer.Argument(metavar="NAME[@ALIAS]", help="churn, or churn@champion.")],
     alias_name: Annotated[str | None, typer.Option("--alias", help="Only this alias.")] = None,
     json_: JsonOption = False,
 ) -> None:
-    """Every decision about the model's aliases: sets, promotions, rejections, forced moves."""
+    """Every decision about the model's aliases: sets, promotions, rejections, forced moves
+    (of one alias with churn@champion or --alias champion)."""
+    if "@" in name:
+        name, alias_name = alias_ref(name, alias_name, "model")
     events = command_client().models.history(name, alias_name)
     if json_:
         print_json(events)
@@ -306,7 +327,9 @@ def evaluate(
     json_: JsonOption = False,
 ) -> None:
     """Evaluate a version on a dataset version and store the result (linked to both)."""
-    result = command_client().models.evaluate(ref, data, target=target, task=task, slices=slice_)
+    result = command_client().models.evaluate(
+        _ref(ref), str(version_ref(data, noun="dataset")), target=target, task=task, slices=slice_
+    )
     if json_:
         print_json(result.model_dump(mode="json", exclude={"report": {"plots"}}))
         return
@@ -326,7 +349,7 @@ def card(
     json_: JsonOption = False,
 ) -> None:
     """The model card (Markdown, or --json): what the registry knows plus what people wrote."""
-    content = command_client().models.card(ref, markdown=not json_)
+    content = command_client().models.card(_ref(ref), markdown=not json_)
     text = json.dumps(content, indent=2, default=str) if json_ else content
     if out is not None:
         out.write_text(text)
@@ -357,7 +380,9 @@ def card_set(
         }.items()
         if v is not None
     }
-    v = command_client().models.update_version(ref, description=description, card=sections or None)
+    v = command_client().models.update_version(
+        _ref(ref), description=description, card=sections or None
+    )
     console().print(f"{v.ref}: card sections {sorted(v.card)}")
 
 
@@ -386,7 +411,7 @@ def predict(
         if isinstance(exc, InvalidInput):
             raise
         raise InvalidInput(f"cannot read {input_path}: {exc}") from exc
-    model = command_client().models.load(ref, trusted=trusted)
+    model = command_client().models.load(_ref(ref), trusted=trusted)
     for value in model.predict(frame):
         typer.echo(json.dumps(value.item() if hasattr(value, "item") else value))
 

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from opsloop.console.commands import JsonOption, command_group, every_item
-from opsloop.console.output import command_client, parse_tags, print_json, print_table, when
+from opsloop.console.output import (
+    command_client,
+    console,
+    for_people,
+    parse_tags,
+    print_json,
+    print_table,
+    when,
+)
 
 if TYPE_CHECKING:
     from opsloop.tracking.entities import Run
@@ -17,9 +25,12 @@ if TYPE_CHECKING:
 experiments_app = command_group("Create, list, rename, delete and restore experiments.")
 runs_app = command_group(
     "List, search, inspect, compare, delete and restore runs.\n\n"
-    "Filters use the search language of search_runs, e.g.\n\n"
+    "Without -e, `runs list` shows the runs of every experiment, newest first; filters use "
+    "the search language of search_runs. Examples:\n\n"
+    "  opsloop runs list\n"
     "  opsloop runs list -e churn -f \"metrics.f1 > 0.8 and params.model = 'rf'\" "
-    "-o 'metrics.f1 DESC'"
+    "-o 'metrics.f1 DESC'\n"
+    "  opsloop runs show 1a2b3c4d"
 )
 
 RunIdArg = Annotated[
@@ -119,7 +130,9 @@ def list_runs(
     experiment: Annotated[
         list[str] | None,
         typer.Option(
-            "--experiment", "-e", help="Experiment name or id; repeatable. Default: Default."
+            "--experiment",
+            "-e",
+            help="Experiment name or id; repeatable. Default: every experiment.",
         ),
     ] = None,
     filter_: Annotated[
@@ -137,9 +150,14 @@ def list_runs(
     view: Annotated[str, typer.Option(help="active, deleted or all.")] = "active",
     json_: JsonOption = False,
 ) -> None:
-    """List and search runs, newest first."""
-    page = command_client().search_runs(
-        experiment or ["Default"],
+    """List and search runs, newest first: those of every experiment unless -e names some.
+
+    The table shows short run ids (any unique prefix of 6+ characters is accepted back), and
+    as many params.* and metrics.* columns as the terminal's width allows (those the filter
+    or order mention first); --json has every value with every digit."""
+    client = command_client()
+    page = client.search_runs(
+        experiment or None,
         filter_,
         order_by=order_by,
         max_results=max_results,
@@ -149,38 +167,71 @@ def list_runs(
     if json_:
         print_json(page)
         return
-    wanted = " ".join([filter_ or "", *(order_by or [])])
-    metric_keys = _pick(sorted({k for r in page.items for k in r.data.metrics}), wanted, 4)
-    param_keys = _pick(sorted({k for r in page.items for k in r.data.params}), wanted, 3)
-    rows = [
-        (
-            r.info.run_id,
-            r.info.run_name,
-            r.info.status.value,
-            when(r.info.start_time),
-            _duration(r),
-            *(r.data.params.get(k) for k in param_keys),
-            *(_fmt(r.data.metrics.get(k)) for k in metric_keys),
-        )
-        for r in page.items
-    ]
-    print_table(
-        ["run_id", "name", "status", "started", "duration", *param_keys, *metric_keys],
-        rows,
-    )
+    names = None
+    if len(experiment or []) != 1:
+        listed = every_item(lambda token: client.list_experiments(view="all", page_token=token))
+        names = {e.experiment_id: e.name for e in listed}
+    _print_runs(page.items, " ".join([filter_ or "", *(order_by or [])]), names)
     if page.next_page_token:
         typer.echo(f"more runs: --page-token {page.next_page_token}", err=True)
 
 
-def _pick(keys: list[str], wanted: str, limit: int) -> list[str]:
-    """Up to ``limit`` keys for a listing's columns, those the filter/order mention first."""
-    return sorted(keys, key=lambda k: k not in wanted)[:limit]
+# The widest a listing's columns get (longer values end in "…"); params and metrics: _CELL.
+_CAPS = {"name": 16, "experiment": 12}
+_CELL = 20
 
 
-def _fmt(value: Any) -> str | None:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return value
+def _print_runs(runs: list[Run], wanted: str, experiments: dict[str, str] | None) -> None:
+    """One line per run at the terminal's width: the base columns, then the params.* and
+    metrics.* columns that fit (those the filter or order mention first, then metrics, then
+    params), the last one cut narrower if its header still fits. How long a run took is under
+    `runs show`: at 100 columns a metric is worth more."""
+    base: list[tuple[str, list[Any]]] = [
+        ("run_id", [r.info.run_id[:8] for r in runs]),
+        ("name", [r.info.run_name for r in runs]),
+    ]
+    if experiments is not None:
+        base.append(("experiment", [experiments.get(r.info.experiment_id) for r in runs]))
+    base += [
+        ("status", [r.info.status.value for r in runs]),
+        ("started", [when(r.info.start_time)[5:16] for r in runs]),  # MM-DD HH:MM (UTC)
+    ]
+    metrics = sorted({k for r in runs for k in r.data.metrics})
+    params = sorted({k for r in runs for k in r.data.params})
+    extra: list[tuple[str, list[Any]]] = [
+        *((f"metrics.{k}", [r.data.metrics.get(k) for r in runs]) for k in metrics),
+        *((f"params.{k}", [r.data.params.get(k) for r in runs]) for k in params),
+    ]
+    extra.sort(key=lambda column: column[0].partition(".")[2] not in wanted)
+    room = console().width + 3 - sum(_width(column) for column in base)  # no outer edges
+    shown: list[tuple[str, list[Any], int]] = []
+    for name, values in extra:
+        width = min(_width((name, values)), room)
+        if width >= min(len(name), _CELL) + 3:  # its header fits
+            shown.append((name, values, width - 3))
+            room -= width
+    shown.sort(key=lambda column: (not column[0].startswith("params."), column[0]))
+    columns = [(name, values, _CAPS.get(name, _CELL)) for name, values in base] + shown
+    print_table(
+        [name for name, _, _ in columns],
+        list(zip(*(values for _, values, _ in columns), strict=True)),
+        cut=True,
+        max_width=[width for _, _, width in columns],
+    )
+    if len(shown) < len(extra):
+        typer.echo(
+            f"{len(extra) - len(shown)} more params/metrics columns: see a wider terminal, "
+            "opsloop runs show RUN_ID or --json",
+            err=True,
+        )
+
+
+def _width(column: tuple[str, list[Any]]) -> int:
+    """Characters a column takes in a listing: its widest cell (capped), 2 of padding and 1
+    between columns."""
+    name, values = column
+    widest = max([len(name), *(len(for_people(v)) for v in values)])
+    return min(widest, _CAPS.get(name, _CELL)) + 3
 
 
 @runs_app.command("show")
@@ -203,7 +254,7 @@ def show_run(run_id: RunIdArg, json_: JsonOption = False) -> None:
         ("user", info.user_id),
         ("stage", info.lifecycle_stage),
         *((f"params.{k}", v) for k, v in sorted(run.data.params.items())),
-        *((f"metrics.{k}", _fmt(v)) for k, v in sorted(run.data.metrics.items())),
+        *((f"metrics.{k}", v) for k, v in sorted(run.data.metrics.items())),
         *(
             (f"tags.{k}", v)
             for k, v in sorted(run.data.tags.items())
@@ -242,9 +293,9 @@ def compare_runs(
         differs = len({repr(v) for v in values}) > 1
         if diff_only and not differs:
             continue
-        cells = [_fmt(v) for v in values]
+        cells = [for_people(v) for v in values]
         if differs:
-            cells = [f"[bold yellow]{'' if c is None else c}[/]" for c in cells]
+            cells = [f"[bold yellow]{c}[/]" for c in cells]
         table_rows.append((name, *cells))
     print_table(["", *(f"{r.info.run_name}\n{r.info.run_id[:8]}" for r in runs)], table_rows)
 
@@ -324,7 +375,7 @@ def metric_history(
     print_table(
         ["step", "value", "time"],
         [
-            (s, _fmt(v), when(t))
+            (s, v, when(t))
             for s, v, t in zip(history.steps, history.values, history.timestamps, strict=True)
         ],
     )

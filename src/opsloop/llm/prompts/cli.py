@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from opsloop.console.commands import JsonOption, command_group
+from opsloop.console.commands import JsonOption, alias_ref, command_group, version_ref
 from opsloop.console.output import (
     command_client,
     console,
@@ -18,14 +18,19 @@ from opsloop.console.output import (
     when,
 )
 
+if TYPE_CHECKING:
+    from opsloop.kernel.refs import VersionRef
+
 prompts_app = command_group(
     "Versioned text and chat prompts with labels (production, staging, ...), rendered in a "
-    "sandbox. Examples:\n\n"
-    "  opsloop prompts create answer --text 'Answer: {{ question }}' --label staging\n\n"
-    "  opsloop prompts create answer --messages chat.json --config model=gpt-4o-mini\n\n"
-    "  opsloop prompts label answer 2 production\n\n"
-    "  opsloop prompts render answer --var question='Where is my order?'\n\n"
-    "  opsloop prompts diff answer 1 2"
+    "sandbox. A version is NAME@N, NAME@LABEL, or NAME (the latest; `render` takes "
+    "production). Examples:\n\n"
+    "  opsloop prompts create answer --text 'Answer: {{ question }}' --label staging\n"
+    "  opsloop prompts create answer --messages chat.json --config model=gpt-4o-mini\n"
+    "  opsloop prompts show answer@staging\n"
+    "  opsloop prompts label answer@2 production\n"
+    "  opsloop prompts render answer --var question='Where is my order?'\n"
+    "  opsloop prompts diff answer@1 answer@2"
 )
 
 
@@ -100,12 +105,11 @@ def list_prompts(json_: JsonOption = False) -> None:
 
 @prompts_app.command("show")
 def show(
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@N or NAME@label.")],
+    ref: Annotated[str, typer.Argument(help="NAME (the latest), NAME@N or NAME@LABEL.")],
     json_: JsonOption = False,
 ) -> None:
     """One version: template, config, variables, labels."""
-    name, _, selector = ref.partition("@")
-    prompt = command_client().prompts.get_version(f"{name}@{selector or 'latest'}")
+    prompt = command_client().prompts.get_version(str(_ref(ref)))
     if json_:
         print_json(prompt)
         return
@@ -141,26 +145,67 @@ def versions(name: str, json_: JsonOption = False) -> None:
     print_table(["version", "type", "labels", "variables", "created", "message"], rows, title=name)
 
 
+def _ref(ref: str, version: str | None = None) -> VersionRef:
+    return version_ref(ref, version, "prompt")
+
+
+def _number(prompts: Any, ref: VersionRef) -> int:
+    """The version number a reference stands for (a label or latest is looked up)."""
+    return ref.number if ref.number is not None else prompts.get_version(str(ref)).version
+
+
 @prompts_app.command("label")
 def label(
-    name: str, version: int, label_name: Annotated[str, typer.Argument(metavar="LABEL")]
+    ref: Annotated[str, typer.Argument(metavar="NAME@VERSION", help="answer@4, answer@staging.")],
+    rest: Annotated[
+        list[str], typer.Argument(metavar="[VERSION] LABEL", help="The label to point.")
+    ],
 ) -> None:
-    """Point LABEL (production, staging, ...) at a version."""
-    prompt = command_client().prompts.set_label(name, version, label_name)
-    console().print(f"{name}@{label_name} → {prompt.ref}")
+    """Point LABEL (production, staging, ...) at a version: `answer@4 production` (or the
+    older `answer 4 production`); NAME alone is the latest version."""
+    from opsloop.errors import InvalidInput
+
+    if len(rest) not in (1, 2):
+        raise InvalidInput("label takes NAME@VERSION LABEL (or NAME VERSION LABEL)")
+    parsed = _ref(ref, rest[0] if len(rest) == 2 else None)
+    prompts = command_client().prompts
+    prompt = prompts.set_label(parsed.name, _number(prompts, parsed), rest[-1])
+    console().print(f"{parsed.name}@{rest[-1]} → {prompt.ref}")
 
 
 @prompts_app.command("unlabel")
-def unlabel(name: str, label_name: Annotated[str, typer.Argument(metavar="LABEL")]) -> None:
-    """Remove a label."""
+def unlabel(
+    name: Annotated[str, typer.Argument(metavar="NAME[@LABEL]")],
+    label_name: Annotated[str | None, typer.Argument(metavar="[LABEL]")] = None,
+) -> None:
+    """Remove a label: answer@staging, or answer staging."""
+    name, label_name = alias_ref(name, label_name, "prompt")
     command_client().prompts.delete_label(name, label_name)
     console().print(f"removed {name}@{label_name}")
 
 
 @prompts_app.command("diff")
-def diff(name: str, old: int, new: int, json_: JsonOption = False) -> None:
-    """What changed between two versions: template, config, variables."""
-    result = command_client().prompts.diff(name, old, new)
+def diff(
+    refs: Annotated[
+        list[str],
+        typer.Argument(metavar="OLD NEW", help="answer@1 answer@2 (or the older answer 1 2)."),
+    ],
+    json_: JsonOption = False,
+) -> None:
+    """What changed between two versions of a prompt: template, config, variables."""
+    from opsloop.errors import InvalidInput
+
+    if len(refs) == 3:
+        old, new = _ref(refs[0], refs[1]), _ref(refs[0], refs[2])
+    elif len(refs) == 2:
+        old = _ref(refs[0])
+        new = _ref(old.name, refs[1]) if refs[1].isascii() and refs[1].isdigit() else _ref(refs[1])
+    else:
+        raise InvalidInput("diff takes two versions: answer@1 answer@2 (or answer 1 2)")
+    if old.name != new.name:
+        raise InvalidInput(f"diff compares versions of one prompt, not {old} and {new}")
+    prompts = command_client().prompts
+    result = prompts.diff(old.name, _number(prompts, old), _number(prompts, new))
     if json_:
         print_json(result)
         return
@@ -173,7 +218,13 @@ def diff(name: str, old: int, new: int, json_: JsonOption = False) -> None:
 
 @prompts_app.command("render")
 def render(
-    name: str,
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME[@VERSION]",
+            help="answer (its production label), answer@3 or answer@staging.",
+        ),
+    ],
     label_name: Annotated[str | None, typer.Option("--label", help="Default: production.")] = None,
     version: Annotated[
         int | None, typer.Option(help="A version number instead of a label.")
@@ -181,6 +232,13 @@ def render(
     var: Annotated[list[str] | None, typer.Option(help="NAME=VALUE, repeatable.")] = None,
 ) -> None:
     """Render a prompt with variables (a missing one is an error that names it)."""
+    from opsloop.errors import InvalidInput
+
+    if "@" in name:
+        if label_name is not None or version is not None:
+            raise InvalidInput(f"give the version once: {name!r} already names one")
+        parsed = _ref(name)
+        name, version, label_name = parsed.name, parsed.number, parsed.alias
     prompt = command_client().prompts.get(name, label=label_name, version=version, cache_ttl=0)
     rendered = prompt.compile(**parse_tags(var))
     typer.echo(rendered if isinstance(rendered, str) else json.dumps(rendered, indent=2))
