@@ -10,6 +10,12 @@ columns do (Evidently's default: half).
 A column that cannot be tested (missing from the current data, no values on one side, numbers
 that turned into text) gets ``drift_detected=None`` and a note saying why: "no verdict" is never
 reported as "no drift". An empty current window gives no dataset verdict at all.
+
+Time columns and identifiers (``column_roles``: they take new values in every window, so any
+test flags them) are not tested unless ``column_stattests`` names them: they get
+``skipped`` and the note ``skipped: time column`` or ``skipped: id-like, 99.8% distinct``.
+``exclude`` leaves columns out, and ``target`` tests the target column on its own
+(``report.target``, Evidently's target drift), outside the dataset verdict.
 """
 
 from __future__ import annotations
@@ -22,13 +28,15 @@ from typing import Any
 import numpy as np
 
 from opsloop.errors import InvalidInput
+from opsloop.monitoring.column_roles import to_epoch
+from opsloop.monitoring.drift_input import check_columns, read_table
 from opsloop.monitoring.profiles import (
     ColumnProfile,
     Kind,
     TableProfile,
     categorical_counts,
     finite_values,
-    profile_frame,
+    profile_column,
 )
 from opsloop.monitoring.stattests import STATTESTS, Current, StatTest, default_test
 
@@ -49,13 +57,23 @@ class ColumnDrift:
     statistic: float | None
     threshold: float | None
     drift_detected: bool | None
-    score_type: str | None = None  # "p_value" or "distance"
+    score_type: str | None = None  # "p_value" or "distance": what ``statistic`` is
     p_value_adjusted: float | None = None
     reference_count: int = 0
     current_count: int = 0
     current_missing: int = 0
     note: str | None = None
+    skipped: str | None = None  # why the column was not tested: "time column", "id-like, ..."
     plot: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, *, plots: bool = True) -> dict[str, Any]:
+        """The fields, plus ``p_value`` or ``distance`` naming the statistic by what it is."""
+        item = asdict(self)
+        if not plots:
+            item.pop("plot")
+        if self.score_type is not None:
+            item[self.score_type] = self.statistic
+        return item
 
 
 @dataclass
@@ -67,6 +85,12 @@ class DriftReport:
     current_rows: int
     drift_share: float = 0.5
     correction: str | None = None
+    target: ColumnDrift | None = None  # the target's drift, outside the dataset verdict
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Column -> why it was not tested (time columns, identifiers)."""
+        return {c.column: c.skipped for c in self.columns if c.skipped}
 
     @property
     def tested(self) -> list[ColumnDrift]:
@@ -93,12 +117,6 @@ class DriftReport:
         raise KeyError(name)
 
     def to_dict(self, *, plots: bool = True) -> dict[str, Any]:
-        columns = []
-        for c in self.columns:
-            item = asdict(c)
-            if not plots:
-                item.pop("plot")
-            columns.append(item)
         return {
             "dataset_drift": self.dataset_drift,
             "share_drifted": self.share_drifted,
@@ -108,7 +126,9 @@ class DriftReport:
             "reference_rows": self.reference_rows,
             "current_rows": self.current_rows,
             "correction": self.correction,
-            "columns": columns,
+            "skipped_columns": self.skipped,
+            "target": None if self.target is None else self.target.to_dict(plots=plots),
+            "columns": [c.to_dict(plots=plots) for c in self.columns],
         }
 
     def to_json(self, *, plots: bool = True) -> str:
@@ -143,14 +163,7 @@ def load_frame(source: Any) -> Any:
     text = str(source)
     path = Path(text)
     if path.exists():
-        suffix = path.suffix.lower()
-        if path.is_dir() or suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix in (".csv", ".tsv"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
-        if suffix in (".jsonl", ".ndjson"):
-            return pd.read_json(path, lines=True)
-        raise InvalidInput(f"{text}: not a table file (use .csv, .tsv, .parquet or .jsonl)")
+        return read_table(path)
     from opsloop.errors import NotFound
     from opsloop.kernel import ambient
 
@@ -165,7 +178,7 @@ def _current(ref: ColumnProfile, series: Any) -> tuple[Current | None, int, str 
         counts = categorical_counts(series)
         return Current(counts=counts), len(series) - sum(counts.values()), None
     try:
-        values = finite_values(series)
+        values = finite_values(to_epoch(series) if ref.time == "datetime" else series)
     except (TypeError, ValueError):
         return None, 0, "numeric in the reference but not in the current data"
     return Current(values=values), len(series) - len(values), None
@@ -206,9 +219,13 @@ def _plot(ref: ColumnProfile, cur: Current) -> dict[str, Any]:
 
 
 def _column(
-    ref: ColumnProfile, frame: Any, stattest: str | None, threshold: float | None
-) -> ColumnDrift:
+    ref: ColumnProfile, frame: Any, stattest: str | None, threshold: float | None,
+    forced: bool = False,
+) -> ColumnDrift:  # fmt: skip
     result = ColumnDrift(ref.name, ref.kind, None, None, None, None, reference_count=ref.count)
+    if ref.skip and not forced:
+        result.skipped, result.note = ref.skip, f"skipped: {ref.skip}"
+        return result
     if ref.name not in frame.columns:
         result.note = "missing in the current data"
         return result
@@ -272,6 +289,8 @@ def drift(
     column_thresholds: dict[str, float] | None = None,
     correction: str | None = None,
     drift_share: float = 0.5,
+    target: str | None = None,
+    exclude: list[str] | None = None,
 ) -> DriftReport:
     """Compare ``current`` with ``reference`` column by column (see the module docstring).
 
@@ -279,11 +298,15 @@ def drift(
         columns: The columns to test (default: every column of the reference).
         column_types: ``{"zip": "categorical"}`` where the inferred kind is wrong.
         stattest: One test for all columns; default: Evidently's rules per column.
-        column_stattests: ``{column: test}``, over ``stattest``.
+        column_stattests: ``{column: test}``, over ``stattest``; the way to test a time
+            column or an identifier, which are skipped otherwise.
         threshold: One threshold for all columns; default: each test's own.
         column_thresholds: ``{column: threshold}``, over ``threshold``.
         correction: ``bonferroni``, ``holm`` or ``fdr_bh`` for the p-value tests.
         drift_share: The share of drifted columns at which the dataset drifts.
+        target: The target column: tested on its own (``report.target``), not counted in the
+            dataset verdict.
+        exclude: Columns not to test.
     """
     if correction is not None and correction not in CORRECTIONS:
         raise InvalidInput(
@@ -293,27 +316,40 @@ def drift(
         raise InvalidInput(f"drift_share must be in (0, 1], not {drift_share}")
     frame = load_frame(current)
     if isinstance(reference, TableProfile):
-        profile = reference
+        ref_names, rows = list(reference.columns), reference.rows
+        profiled = reference.columns.__getitem__
     else:
+        # profiled column by column as it is tested: one column's values in memory at a time
         ref_frame = load_frame(reference)
-        if columns is not None:
-            absent = [c for c in columns if c not in ref_frame.columns]
-            if absent:
-                raise InvalidInput(f"columns not in the reference: {', '.join(absent)}")
-            ref_frame = ref_frame[columns]
-        profile = profile_frame(ref_frame, column_types)
-    names = columns if columns is not None else list(profile.columns)
-    absent = [c for c in names if c not in profile.columns]
+        by_name = {str(c): c for c in ref_frame.columns}
+        ref_names, rows = list(by_name), len(ref_frame)
+        absent = [c for c in columns or [] if c not in by_name]
+        if absent:
+            raise InvalidInput(f"columns not in the reference: {', '.join(absent)}")
+        kinds = column_types or {}
+
+        def profiled(name: str) -> ColumnProfile:
+            return profile_column(name, ref_frame[by_name[name]], kinds.get(name))
+
+    names = columns if columns is not None else ref_names
+    asked = [*names, *(exclude or []), *([target] if target else [])]
+    absent = [c for c in dict.fromkeys(asked) if c not in ref_names]
     if absent:
         raise InvalidInput(f"columns not in the reference profile: {', '.join(absent)}")
+    names = [n for n in names if n not in (exclude or []) and n != target]
+    if isinstance(current, str | Path):  # a file: one that shares no column is misread
+        check_columns(frame, [*names, *([target] if target else [])], current)
     tests, limits = column_stattests or {}, column_thresholds or {}
-    results = [
-        _column(profile.columns[n], frame, tests.get(n, stattest), limits.get(n, threshold))
-        for n in names
-    ]
+
+    def check(name: str, forced: bool) -> ColumnDrift:
+        test, limit = tests.get(name, stattest), limits.get(name, threshold)
+        return _column(profiled(name), frame, test, limit, forced or name in tests)
+
+    results = [check(n, False) for n in names]
     if correction is not None:
         _correct(results, correction)
     return DriftReport(
-        columns=results, reference_rows=profile.rows, current_rows=len(frame),
+        columns=results, reference_rows=rows, current_rows=len(frame),
         drift_share=drift_share, correction=correction,
+        target=check(target, True) if target else None,
     )  # fmt: skip

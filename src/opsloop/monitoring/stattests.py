@@ -18,10 +18,18 @@ name              kind         threshold  drift when
 1,000 rows: the p-value tests; more: the distances), the column's kind, and how many distinct
 values the two samples hold together (numbers with five or fewer are tested as categories).
 
-A reference kept exactly (small references) is compared with SciPy's own two-sample functions.
-A reference kept as a quantile sketch is compared through its interpolated distribution
-function: the current values are counted into the sketch's quantile intervals (one binary
-search each, no sort), which gives the current distribution function exactly at the sketch's
+A numeric reference is kept whole, as its distinct values and their counts (``profiles``),
+so KS and Wasserstein are computed exactly as SciPy computes them on the raw reference:
+the two distribution functions are evaluated at every value of either sample (the reference's
+are already sorted and merged with the current window's in one stable sort), KS takes the
+largest gap, Wasserstein integrates it. Up to 10,000 rows on both sides KS is SciPy's own
+``ks_2samp`` (its exact p-value); above, the same asymptotic p-value it uses. A stored
+reference with more than 20,000 distinct values is kept on a fine grid, and the Wasserstein
+distance then moves by at most the grid's stored mean displacement over the std (about 5e-7).
+
+Profiles stored by older versions may hold a quantile sketch instead; it is compared through
+its interpolated distribution function: the current values are counted into the sketch's
+quantile intervals, which gives the current distribution function exactly at the sketch's
 points; KS takes the largest gap there, Wasserstein integrates the gap, piecewise linear
 between points and exact beyond the reference's range.
 """
@@ -39,6 +47,8 @@ from opsloop.monitoring.profiles import ColumnProfile
 __all__ = ["STATTESTS", "Current", "StatTest", "default_test"]
 
 SMALL_REFERENCE = 1000
+SCIPY_EXACT_KS = 10_000  # ks_2samp's 'auto' mode is exact up to this many rows on both sides
+FEW_POINTS = 4096  # references with up to this many distinct values try counting first
 
 
 @dataclass
@@ -102,8 +112,6 @@ def _binned(ref: ColumnProfile, cur: Current, as_categories: bool) -> tuple[np.n
     lo, hi = min(ref.min, float(cur.values.min())), max(ref.max, float(cur.values.max()))
     current, edges = np.histogram(cur.values, bins=_sturges(ref.count + cur.count), range=(lo, hi))
     current = current / len(cur.values)
-    if ref.values is not None:
-        return np.histogram(ref.values, edges)[0] / ref.count, current
     at_edges = ref.cdf(edges)
     at_edges[0], at_edges[-1] = 0.0, 1.0
     return np.diff(at_edges), current
@@ -123,20 +131,23 @@ def _ks(ref: ColumnProfile, cur: Current, as_categories: bool) -> float:
     from scipy import stats
 
     assert cur.values is not None
-    if ref.values is not None:
-        return float(stats.ks_2samp(np.asarray(ref.values), cur.values).pvalue)
-    gap = _sketch_gaps(ref, cur)[0]
+    support = ref.support_values()
     n, m = ref.count, cur.count
-    return float(stats.kstwo.sf(float(np.abs(gap).max()), int(np.round(n * m / (n + m)))))
+    if support is not None and max(n, m) <= SCIPY_EXACT_KS:
+        return float(stats.ks_2samp(support.repeated(), cur.values).pvalue)
+    exact = support is not None
+    gap = _at_ties(*_exact_gaps(support, cur.values)) if exact else _sketch_gaps(ref, cur)[0]
+    return float(stats.kstwo.sf(float(np.abs(gap).max()), np.round(n * m / (n + m))))
 
 
 def _wasserstein(ref: ColumnProfile, cur: Current, as_categories: bool) -> float:
-    from scipy import stats
-
     assert cur.values is not None and ref.std is not None
     norm = max(ref.std, 0.001)
-    if ref.values is not None:
-        return float(stats.wasserstein_distance(np.asarray(ref.values), cur.values)) / norm
+    support = ref.support_values()
+    if support is not None:
+        gap, points = _exact_gaps(support, cur.values)
+        np.abs(gap, out=gap)
+        return float(np.dot(gap[:-1], np.diff(points))) / norm
     right, left, points = _sketch_gaps(ref, cur)
     a, b, width = right[:-1], left[1:], np.diff(points)
     same_sign = a * b >= 0
@@ -150,8 +161,46 @@ def _wasserstein(ref: ColumnProfile, cur: Current, as_categories: bool) -> float
     return float(area.sum() + tails) / norm
 
 
+def _exact_gaps(support: Any, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """F_ref - F_cur at every value of either sample, in order: what SciPy's
+    ``wasserstein_distance`` and ``ks_2samp`` compute, without re-sorting the reference (its
+    values are sorted and distinct; the current ones are sorted, then a stable sort merges the
+    two runs in one pass, and the two distribution functions are running sums). Where values
+    tie, only the last of the run is a right-continuous value (the others span no width, so
+    Wasserstein ignores them; KS takes ``_at_ties``)."""
+    if len(support.values) <= FEW_POINTS:
+        # a discrete reference (Poisson, small integers): when every current value is one of
+        # its values, counting them per value gives both functions at every point, no sort
+        slot = np.searchsorted(support.values, values)
+        if np.array_equal(support.values[np.minimum(slot, len(support.values) - 1)], values):
+            current = np.bincount(slot, minlength=len(support.values))
+            gap = np.cumsum(support.counts) / support.total - np.cumsum(current) / len(values)
+            return gap, support.values
+    both = np.concatenate([support.values, np.sort(values)])
+    order = np.argsort(both, kind="stable")
+    points = both[order]
+    del both
+    is_current = order >= len(support.values)
+    del order
+    # running counts, in float64 (exact for integers below 2**53), turned into fractions
+    gap = np.zeros(len(points))
+    gap[~is_current] = support.counts  # the reference's values come in their sorted order
+    np.cumsum(gap, out=gap)
+    gap /= support.total
+    current = np.cumsum(is_current, dtype=np.float64)
+    current /= len(values)
+    gap -= current
+    return gap, points
+
+
+def _at_ties(gap: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The gap at the last of each run of equal points: the distribution functions' values."""
+    return gap[np.concatenate([points[1:] != points[:-1], [True]])]
+
+
 def _sketch_gaps(ref: ColumnProfile, cur: Current) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """F_ref - F_cur at the sketch's distinct points, from the right and from the left."""
+    """F_ref - F_cur at an old profile's sketch's distinct points, from the right and from the
+    left."""
     assert cur.values is not None
     points, probs = ref.grid()
     last = np.concatenate([points[1:] != points[:-1], [True]])
