@@ -14,13 +14,11 @@ warning per kind and never stops the training (see :mod:`opsloop.autolog`).
 
 from __future__ import annotations
 
-import functools
-import inspect
 from typing import TYPE_CHECKING, Any
 
-from opsloop.autolog.guard import attempt, busy, enclosing_estimators, reset_warnings
-from opsloop.autolog.patch import Patches
-from opsloop.autolog.runs import clean_params, finite_metrics, log_bytes, logged_call
+from opsloop.autolog.boosters import BoosterAutolog
+from opsloop.autolog.guard import attempt
+from opsloop.autolog.runs import clean_params, finite_metrics, log_bytes
 
 if TYPE_CHECKING:
     from opsloop.fluent import ActiveRun
@@ -28,9 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["MODEL_ARTIFACT", "autolog", "load_model"]
 
 MODEL_ARTIFACT = "model/model.json"
-_patches = Patches()
-_config = {"log_models": True}
-_MODULES = ("xgboost.training", "xgboost", "xgboost.sklearn")  # each holds its own `train`
 
 
 def _recorder(run: ActiveRun) -> Any:
@@ -57,7 +52,9 @@ def _recorder(run: ActiveRun) -> Any:
     return _Recorder()
 
 
-def _log_training(run: ActiveRun, arguments: dict[str, Any], booster: Any) -> None:
+def _log_training(
+    run: ActiveRun, arguments: dict[str, Any], booster: Any, log_models: bool
+) -> None:
     client, run_id = run.client, run.run_id
     params = dict(arguments.get("params") or {})
     params["num_boost_round"] = arguments.get("num_boost_round", 10)
@@ -71,44 +68,24 @@ def _log_training(run: ActiveRun, arguments: dict[str, Any], booster: Any) -> No
         best = {k: getattr(booster, k, None) for k in ("best_iteration", "best_score")}
         if best["best_iteration"] is not None:
             client.log_metrics(run_id, finite_metrics(best))
-    if _config["log_models"]:
+    if log_models:
         with attempt("save the model"):
             log_bytes(run, lambda path: booster.save_model(str(path)), "model.json", "model")
 
 
-def _wrap_train(original: Any) -> Any:
-    signature = inspect.signature(original)
+def _with_callback(run: ActiveRun, callbacks: list[Any]) -> list[Any] | None:
+    recorder = None
+    with attempt("attach the metrics callback"):
+        recorder = _recorder(run)
+    return None if recorder is None else [*callbacks, recorder]
 
-    @functools.wraps(original)
-    def train(*args: Any, **kwargs: Any) -> Any:
-        try:
-            bound = signature.bind(*args, **kwargs)
-        except TypeError:  # the user's own mistake: let XGBoost say so, as it would have
-            return original(*args, **kwargs)
-        arguments = dict(bound.arguments)
 
-        def fit(run: ActiveRun | None) -> Any:
-            if run is None:
-                return original(*args, **kwargs)
-            recorder = None
-            with attempt("attach the metrics callback"):
-                recorder = _recorder(run)
-            if recorder is None:
-                return original(*args, **kwargs)
-            bound.arguments["callbacks"] = [*(arguments.get("callbacks") or ()), recorder]
-            return original(*bound.args, **bound.kwargs)
-
-        # Called by its own scikit-learn wrapper (``fit`` of one estimator up the stack), the
-        # run is named after it; a second estimator further up (a search, a pipeline) owns it.
-        outer = [] if busy() else enclosing_estimators()
-        return logged_call(
-            type(outer[0]).__name__ if outer else "xgboost",
-            fit,
-            lambda run, booster: _log_training(run, arguments, booster),
-            inner=len(outer) > 1,
-        )
-
-    return train
+_autolog = BoosterAutolog(
+    "xgboost",
+    ("xgboost.training", "xgboost", "xgboost.sklearn"),  # each holds its own `train`
+    _with_callback,
+    _log_training,
+)
 
 
 def autolog(*, log_models: bool = True, disable: bool = False) -> None:
@@ -118,14 +95,7 @@ def autolog(*, log_models: bool = True, disable: bool = False) -> None:
         log_models: Store the trained booster as ``model/model.json``.
         disable: Undo the patching.
     """
-    import importlib
-
-    _config.update(log_models=log_models)
-    if disable:
-        _patches.undo()
-        return
-    reset_warnings()
-    _patches.patch_all([importlib.import_module(m) for m in _MODULES], "train", _wrap_train)
+    _autolog.autolog(log_models=log_models, disable=disable)
 
 
 def load_model(run_id: str, *, client: Any = None) -> Any:
