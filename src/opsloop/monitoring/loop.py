@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from opsloop.errors import NotFound
 from opsloop.kernel.timeutil import now_ms
 from opsloop.monitoring import alerts, references
-from opsloop.monitoring.entities import LoopRun, MonitorSpec
+from opsloop.monitoring.entities import LoopRun, MonitorSpec, RetrainPolicy
 from opsloop.monitoring.tables import AlertRow, LoopRunRow, MonitorRow, MonitorRunRow
 from opsloop.store.ids import resolve_id
 
@@ -51,6 +51,7 @@ __all__ = [
     "FINAL",
     "get_loop_run",
     "list_loop_runs",
+    "loop_run_rows",
     "loop_status",
     "move_stage",
     "note",
@@ -91,16 +92,23 @@ def note(row: LoopRunRow, event: str, message: str) -> None:
     row.history, row.updated_at = json.dumps(history), now_ms()
 
 
-def settle(session: Session, loop_id: str, profiled: references.Profiled, reason: str) -> None:
-    """End the incident of a promoted loop run: re-baseline its monitor on ``profiled`` (the
-    data its candidate was trained on, profiled with it) and resolve its alert, and the open
-    ones of the rules its retraining reacts to, "resolved by vN"."""
-    row = session.get(LoopRunRow, loop_id)
+def loop_run_rows(
+    session: Session, loop_id: str
+) -> tuple[LoopRunRow, MonitorRow, RetrainPolicy | None]:
+    """A loop run (its full id or a unique prefix), its monitor and the monitor's policy."""
+    row = session.get(LoopRunRow, resolve_id(session, LoopRunRow.id, loop_id, "loop run"))
     if row is None:
         raise NotFound(f"loop run {loop_id!r} does not exist")
     monitor = session.get(MonitorRow, row.monitor_id)
     assert monitor is not None
-    policy = MonitorSpec.model_validate_json(monitor.spec).retrain
+    return row, monitor, MonitorSpec.model_validate_json(monitor.spec).retrain
+
+
+def settle(session: Session, loop_id: str, profiled: references.Profiled, reason: str) -> None:
+    """End the incident of a promoted loop run: re-baseline its monitor on ``profiled`` (the
+    data its candidate was trained on, profiled with it) and resolve its alert, and the open
+    ones of the rules its retraining reacts to, "resolved by vN"."""
+    row, monitor, policy = loop_run_rows(session, loop_id)
     entry = references.record_profiled(
         session, monitor, profiled, action="rebaselined", reason=reason, actor=ACTOR,
         loop_id=row.id,

@@ -18,11 +18,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from opsloop.errors import NotFound, OpsloopError
+from opsloop.errors import OpsloopError
 from opsloop.kernel.step_context import STEP_RUN_TAG
 from opsloop.lineage import graph
 from opsloop.monitoring.entities import LoopRun, MonitorSpec, RetrainPolicy
-from opsloop.monitoring.loop import ACTOR, get_loop_run, move_stage, note, settle
+from opsloop.monitoring.loop import ACTOR, get_loop_run, loop_run_rows, move_stage, note, settle
 from opsloop.monitoring.references import profile_reference
 from opsloop.monitoring.tables import AlertRow, LoopRunRow, MonitorRow, MonitorRunRow
 from opsloop.monitoring.windows import explode
@@ -34,12 +34,7 @@ __all__ = ["advance"]
 
 def _load(store: Any, loop_id: str) -> tuple[LoopRunRow, MonitorRow, RetrainPolicy]:
     with store.read() as session:
-        row = session.get(LoopRunRow, loop_id)
-        if row is None:
-            raise NotFound(f"loop run {loop_id!r} does not exist")
-        monitor = session.get(MonitorRow, row.monitor_id)
-        assert monitor is not None
-        policy = MonitorSpec.model_validate_json(monitor.spec).retrain
+        row, monitor, policy = loop_run_rows(session, loop_id)
         session.expunge_all()
     assert policy is not None
     return row, monitor, policy
