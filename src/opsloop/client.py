@@ -16,6 +16,7 @@ from opsloop.tracking.sdk import TrackingClient
 
 if TYPE_CHECKING:
     from opsloop.data.sdk import DataClient
+    from opsloop.governance.sdk import GovernanceClient
     from opsloop.llm.evals.sdk import EvalsClient
     from opsloop.llm.feedback.sdk import FeedbackClient
     from opsloop.llm.prompts.sdk import PromptsClient
@@ -263,6 +264,21 @@ class Client(TrackingClient):
         # a pipeline run goes through this whole client (tracking, models, data): local.py
         backend = LocalPipelineBackend(store, self, self.settings.database_url)
         return PipelinesClient(backend)
+
+    @cached_property
+    def governance(self) -> GovernanceClient:
+        """Users, roles and API keys: ``client.governance.create_key("github", user="ci-bot")``,
+        ``.whoami()``. On the embedded store the caller is the database's owner (admin)."""
+        from opsloop.governance.sdk import GovernanceClient
+
+        if self.settings.is_remote:
+            from opsloop.governance.remote import RemoteGovernanceBackend
+
+            return GovernanceClient(RemoteGovernanceBackend(self._transport))
+        from opsloop.governance.local import LocalGovernanceBackend
+
+        store, _ = shared_stores(self.settings)
+        return GovernanceClient(LocalGovernanceBackend(store))
 
     def scheduler(self, *, interval: float = 1.0) -> Scheduler:
         """The embedded store's scheduler (a server runs its own): ``tick()`` runs the due

@@ -11,6 +11,7 @@ Example ``opsloop.toml``::
     blob_url = "s3://ml-artifacts/opsloop"
     server_url = "http://opsloop.internal:8080"   # SDK and CLI then talk to the server
     token = "..."                                  # sent as a bearer token / required by the server
+    auth = "users"                                 # the server's auth mode (see Settings.auth)
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from typing import Any
 
 from opsloop.errors import InvalidInput
 
-__all__ = ["Settings", "home_dir", "load_settings"]
+__all__ = ["AUTH_MODES", "Settings", "home_dir", "load_settings"]
+
+AUTH_MODES = ("token", "users")  # the server's auth modes (``Settings.auth``)
 
 _ENV_PREFIX = "OPSLOOP_"
 
@@ -41,6 +44,10 @@ class Settings:
         metrics_token: A scrape token the server also accepts on ``/metrics`` (and nowhere
             else), so Prometheus needs no token that can read or write anything else.
         storage_options: Extra fsspec options for the blob store (endpoint_url, key, secret).
+        auth: The server's auth mode: ``token`` (one shared token does everything; the
+            default when a token is set), ``users`` (built-in users and service accounts with
+            API keys and roles; a client sends its key as ``token``). Unset and no token: the
+            server is open.
     """
 
     home: Path
@@ -50,6 +57,21 @@ class Settings:
     token: str | None = None
     metrics_token: str | None = None
     storage_options: dict[str, Any] = field(default_factory=dict)
+    auth: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.auth is not None and self.auth not in AUTH_MODES:
+            raise InvalidInput(
+                f"unknown auth mode {self.auth!r}: use one of {', '.join(AUTH_MODES)} "
+                "(OIDC sign-in is not available yet)"
+            )
+
+    @property
+    def auth_mode(self) -> str:
+        """What the server asks of callers: ``users``, ``token``, or ``open`` (no auth)."""
+        if self.auth is not None:
+            return self.auth
+        return "token" if self.token else "open"
 
     @property
     def is_remote(self) -> bool:

@@ -23,6 +23,7 @@ def metadata() -> MetaData:
     Imported when first asked, not with this module: opening a store that is already at the
     head schema needs none of them."""
     import opsloop.data.tables
+    import opsloop.governance.tables
     import opsloop.lineage.tables
     import opsloop.llm.evals.tables
     import opsloop.llm.feedback.tables

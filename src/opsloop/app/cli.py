@@ -139,6 +139,14 @@ def _server() -> None:
     app.command("quickstart")(quickstart.quickstart)
 
 
+def _governance() -> None:
+    from opsloop.governance import cli as governance_cli
+
+    app.add_typer(governance_cli.users_app, name="users")
+    app.add_typer(governance_cli.keys_app, name="keys")
+    app.command("whoami")(governance_cli.whoami)
+
+
 _ADDS_COMMANDS: dict[Callable[[], None], tuple[str, ...]] = {  # in the order --help lists them
     _server: ("server", "ui", "db-upgrade", "quickstart"),
     _tracking: ("experiments", "runs"),
@@ -148,6 +156,7 @@ _ADDS_COMMANDS: dict[Callable[[], None], tuple[str, ...]] = {  # in the order --
     _monitoring: ("monitors", "alerts", "loop", "drift"),
     _pipelines: ("pipelines", "scheduler", "tune"),
     _llm: ("prompts", "traces", "feedback", "eval"),
+    _governance: ("users", "keys", "whoami"),
 }
 
 

@@ -3,7 +3,10 @@
 ``create_app(settings)`` opens the store (migrating it if needed) and the blob store, installs
 the one exception handler that maps ``OpsloopError`` to HTTP (JSON for the API, an HTML page for
 the web UI), and mounts each domain's REST router under ``/api`` and its pages at the root, all
-under token auth. ``/healthz``, ``/docs`` and ``/login`` stay open.
+under one auth check (``web.deps.require_token``). ``/healthz``, ``/docs`` and ``/login`` stay
+open. The auth mode (``Settings.auth_mode``): ``token`` (one shared token), ``users`` (API keys
+of built-in users, roles per route: the governance domain's authorizer is handed to the check
+here), or open (no token set).
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lineage=lineage_catalog(),
     )
     app.state.opsloop.trace_spool = open_spool(app.state.opsloop)
+    app.state.opsloop.authorizer = _authorizer(settings, store)
 
     install_error_handlers(app)
     install_openapi(app)  # the errors it documents are the ones it answers
@@ -85,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.data.api import router as data_router
     from opsloop.data.views import UI as DATA_UI
     from opsloop.data.views import router as data_views
+    from opsloop.governance.api import router as governance_router
     from opsloop.lineage.api import router as lineage_router
     from opsloop.llm.evals.api import router as evals_router
     from opsloop.llm.evals.label_gate import LabelRuleGate
@@ -128,7 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (tracking_router, api), (data_router, api), (registry_router, api), (lineage_router, api),
         (prompts_router, api), (tracing_router, api), (otlp_router, ""), (feedback_router, api),
         (evals_router, api), (deployments_router, api), (monitoring_router, api),
-        (pipelines_router, api), (inference_router, ""),
+        (pipelines_router, api), (inference_router, ""), (governance_router, api),
     ]:  # fmt: skip
         app.include_router(router, prefix=prefix, dependencies=auth)
     app.include_router(metrics_router)  # the server token or the scrape token
@@ -149,3 +154,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     return app
+
+
+def _authorizer(settings: Settings, store: Any) -> Any:
+    """The users-mode authorizer the auth check is handed (None in the other modes).
+
+    Raises:
+        InvalidInput: ``auth = "token"`` without a token to require.
+    """
+    from opsloop.errors import InvalidInput
+
+    mode = settings.auth_mode
+    if mode == "token" and not settings.token:
+        raise InvalidInput("auth mode 'token' needs a token: pass --token or set OPSLOOP_TOKEN")
+    if mode != "users":
+        return None
+    from opsloop.governance.authorizer import UserAuthorizer
+
+    return UserAuthorizer(store)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,6 +22,14 @@ MetricsTokenOption = Annotated[
         help="A scrape token accepted on /metrics only (the server token is accepted too).",
     ),
 ]
+AuthOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="OPSLOOP_AUTH",
+        help="token (one shared token; the default when a token is set) or users (API keys of "
+        "built-in users and service accounts, with roles).",
+    ),
+]
 
 
 def server(
@@ -32,14 +40,17 @@ def server(
     blob_url: BlobOption = None,
     token: TokenOption = None,
     metrics_token: MetricsTokenOption = None,
+    auth: AuthOption = None,
 ) -> None:
     """Run the opsloop server: web UI at /, REST API under /api, docs at /docs, health at /healthz.
 
-    Teams point the SDK and CLI at it with OPSLOOP_SERVER_URL=http://HOST:PORT.
+    Teams point the SDK and CLI at it with OPSLOOP_SERVER_URL=http://HOST:PORT. With --auth
+    users each caller sends their own API key (OPSLOOP_TOKEN); make the first admin with
+    `OPSLOOP_DATABASE_URL=<this server's store> opsloop users create NAME --role admin`.
     """
     _serve(
         host, port, workers, database_url, blob_url, token, open_browser=False,
-        metrics_token=metrics_token,
+        metrics_token=metrics_token, auth=auth,
     )  # fmt: skip
 
 
@@ -68,6 +79,7 @@ def _serve(
     *,
     open_browser: bool,
     metrics_token: str | None = None,
+    auth: str | None = None,
 ) -> None:
     import os
     import threading
@@ -79,8 +91,13 @@ def _serve(
     from opsloop.schema import open_store
 
     settings = load_settings(
-        database_url=database_url, blob_url=blob_url, token=token, metrics_token=metrics_token
-    )
+        database_url=database_url, blob_url=blob_url, token=token, metrics_token=metrics_token,
+        auth=auth,
+    )  # fmt: skip
+    if settings.auth_mode == "token" and not settings.token:
+        from opsloop.errors import InvalidInput
+
+        raise InvalidInput("--auth token needs a token: pass --token or set OPSLOOP_TOKEN")
     # Workers re-create the app from settings in their own process: pass them by environment.
     os.environ["OPSLOOP_DATABASE_URL"] = settings.database_url
     os.environ["OPSLOOP_BLOB_URL"] = settings.blob_url
@@ -88,11 +105,14 @@ def _serve(
         os.environ["OPSLOOP_TOKEN"] = settings.token
     if settings.metrics_token:
         os.environ["OPSLOOP_METRICS_TOKEN"] = settings.metrics_token
+    if settings.auth:
+        os.environ["OPSLOOP_AUTH"] = settings.auth
     os.environ.pop("OPSLOOP_SERVER_URL", None)
-    open_store(settings.database_url)  # migrate once, before workers start
+    store = open_store(settings.database_url)  # migrate once, before workers start
     url = f"http://{host}:{port}"
     typer.echo(f"opsloop server on {url}  (web UI at {url}/, REST API docs at {url}/docs)")
     typer.echo(f"  store: {settings.database_url}\n  blobs: {settings.blob_url}")
+    _say_auth_mode(settings, store)
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     uvicorn.run(
@@ -103,6 +123,25 @@ def _serve(
         workers=workers,
         log_level="warning",
     )
+
+
+def _say_auth_mode(settings: Any, store: Any) -> None:
+    """One line on how callers sign in; in users mode, how to make the first admin if none."""
+    mode = settings.auth_mode
+    if mode != "users":
+        typer.echo(f"  auth: {'one shared token' if mode == 'token' else 'none (open)'}")
+        return
+    from opsloop.governance.local import LocalGovernanceBackend
+
+    admins = [u for u in LocalGovernanceBackend(store).list_users() if u.role == "admin"]
+    typer.echo(f"  auth: users ({len(admins)} admin(s)); callers send their API key")
+    if not admins:
+        typer.echo(
+            f"  no admin yet: export OPSLOOP_DATABASE_URL={settings.database_url}, then run "
+            "opsloop users create NAME --role admin && opsloop keys create --user NAME --name "
+            "first (on this machine, without OPSLOOP_SERVER_URL)",
+            err=True,
+        )
 
 
 def db_upgrade(database_url: DatabaseOption = None) -> None:

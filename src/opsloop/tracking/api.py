@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel.bounds import Int64
+from opsloop.kernel.identity import current_principal
 from opsloop.kernel.paging import Page
 from opsloop.store import blob_routes
 from opsloop.store.blobs import LocalBlobStore, check_digest
@@ -113,7 +114,11 @@ def set_experiment_tag(experiment_id: str, key: str, body: TagValue, session: Wr
 # -- runs ----------------------------------------------------------------------------------------
 @router.post(routes.RUNS.template, status_code=status.HTTP_201_CREATED, tags=[_RUNS])
 def create_run(body: RunCreate, session: WriteSession) -> Run:
-    return runs.create_run(session, **body.model_dump())
+    """A server with users records the caller it authenticated as the run's author, never a
+    ``user_id`` the body names; without users (one token, or none) there is no one to know
+    but the client, whose word is kept as MLflow keeps it."""
+    ignored = {"user_id"} if current_principal() is not None else set()
+    return runs.create_run(session, **body.model_dump(exclude=ignored))
 
 
 @router.post(routes.RUNS_SEARCH.template, tags=[_RUNS])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from opsloop.config import Settings
 from opsloop.errors import PermissionDenied, Unauthenticated
+from opsloop.kernel.identity import Principal, act_as
 from opsloop.store.blobs import BlobStore
 from opsloop.store.database import Store
 from opsloop.web.csrf import UNSAFE_METHODS, check_origin, check_token
@@ -27,17 +28,44 @@ from opsloop.web.throttle import FailureLimiter
 __all__ = [
     "SESSION_COOKIE",
     "AppState",
+    "Authorizer",
     "Blobs",
     "MaxResults",
     "ReadSession",
     "State",
     "WriteSession",
+    "authenticate_key",
     "check_token_guess",
     "client_address",
     "require_metrics_token",
     "require_token",
+    "session_secret",
     "token_matches",
 ]
+
+
+class Authorizer(Protocol):
+    """What ``users`` mode adds to the auth check, handed in by the app (the governance
+    domain's ``UserAuthorizer``: the web floor never imports a domain). The methods named
+    blocking query the store: call them from a thread."""
+
+    session_secret: str  # the HMAC key of the sessions it opens (opsloop.web.sessions)
+
+    def cached(self, key: str) -> tuple[str, Principal] | None:
+        """The key id and principal of a recently seen, still valid ``key``; else None."""
+
+    def principal_for_key(self, key: str) -> tuple[str, Principal] | None:
+        """The key id and principal of ``key``; None: unknown, expired or revoked. Blocking."""
+
+    def principal_for_session(self, subject: str) -> Principal | None:
+        """The principal of a session's subject; None when it no longer holds. Blocking."""
+
+    async def authorize(self, request: Request, principal: Principal) -> None:
+        """``PermissionDenied`` naming the role the request's route needs, when the
+        principal's is lower."""
+
+    def forget(self) -> None:
+        """Drop cached resolutions (users, roles or keys changed)."""
 
 
 @dataclass
@@ -53,6 +81,7 @@ class AppState:
     launcher: Any = None  # opsloop.pipelines.launcher.Launcher, set by the app's lifespan
     lineage: Any = None  # opsloop.lineage.walk.LineageCatalog, set by create_app
     failures: FailureLimiter = field(default_factory=FailureLimiter)  # failed tokens per IP
+    authorizer: Authorizer | None = None  # users mode: set by create_app, else None
 
 
 def get_state(request: Request) -> AppState:
@@ -98,7 +127,15 @@ async def require_token(request: Request, state: State) -> None:
     the session's CSRF token (:mod:`opsloop.web.csrf`), else 403. Without a server token every
     route is open, and writes from another origin are still refused (a page elsewhere must not
     drive an open server on the same machine).
+
+    In ``users`` mode (``state.authorizer`` set) the bearer is a user's API key and the session
+    one that a key opened: an unknown, expired or revoked key is 401, and the route's role is
+    then checked (403 naming the role it needs). The principal is recorded for the request
+    (:func:`opsloop.kernel.identity.act_as`): it is the author of whatever the request writes.
     """
+    if state.authorizer is not None:
+        await _require_user(request, state, state.authorizer)
+        return
     expected = state.settings.token
     bearer = _bearer(request)
     if bearer and expected:
@@ -121,10 +158,76 @@ async def require_token(request: Request, state: State) -> None:
         await check_token(request, live.csrf_token)
 
 
-def require_metrics_token(request: Request, state: State) -> None:
-    """``/metrics``'s guard: open when the server has neither a token nor a scrape token set;
-    else 401 without a token, 403 unless it is the server token or the scrape token
-    (``metrics_token``, which opens nothing but ``/metrics``), or a signed-in session."""
+async def _require_user(request: Request, state: AppState, authorizer: Authorizer) -> None:
+    key = _bearer(request)
+    if key:
+        _, principal = await authenticate_key(request, state, authorizer, key)
+    else:
+        session_id = request.cookies.get(SESSION_COOKIE, "")
+        if not session_id:
+            raise Unauthenticated(
+                "this server requires an API key: send 'Authorization: Bearer <key>' "
+                "(opsloop keys create, then OPSLOOP_TOKEN=<key>)"
+            )
+        secret = authorizer.session_secret
+        live = await run_in_threadpool(find_session, state.store, secret, session_id)
+        found = None
+        if live is not None:
+            found = await run_in_threadpool(authorizer.principal_for_session, live.subject)
+        if live is None or found is None:
+            raise Unauthenticated("your session has expired or was signed out: sign in again")
+        principal = found
+        request.state.subject = live.subject
+        request.state.csrf_token = live.csrf_token
+        if request.method in UNSAFE_METHODS:
+            check_origin(request)
+            await check_token(request, live.csrf_token)
+    await authorizer.authorize(request, principal)
+    request.state.principal = principal
+    act_as(principal)
+
+
+async def authenticate_key(
+    request: Request, state: AppState, authorizer: Authorizer, key: str
+) -> tuple[str, Principal]:
+    """The key id and principal of the API key ``key``; 401 when it is unknown, expired or
+    revoked, counted by the client's failure limit (429 past it, before any look-up)."""
+    found = authorizer.cached(key)
+    if found is not None:
+        return found
+    client = client_address(request)
+    state.failures.check(client)
+    found = await run_in_threadpool(authorizer.principal_for_key, key)
+    if found is None:
+        state.failures.fail(client)
+        raise Unauthenticated("the API key is not valid: unknown, expired or revoked")
+    return found
+
+
+def session_secret(state: AppState) -> str | None:
+    """The HMAC key of this server's web sessions: the users-mode authorizer's, else the
+    server token (None: an open server has no sessions)."""
+    if state.authorizer is not None:
+        return state.authorizer.session_secret
+    return state.settings.token
+
+
+async def require_metrics_token(request: Request, state: State) -> None:
+    """``/metrics``'s guard: open when the server has neither a token nor a scrape token set
+    (and is not in ``users`` mode); else 401 without a token, 403 unless it is the server token
+    or the scrape token (``metrics_token``, which opens nothing but ``/metrics``), or a
+    signed-in session. In ``users`` mode any valid API key is accepted too (401 otherwise)."""
+    if state.authorizer is not None:
+        given = _bearer(request)
+        scrape = state.settings.metrics_token
+        if given and scrape and token_matches(given, scrape):
+            return
+        await _require_user(request, state, state.authorizer)
+        return
+    await run_in_threadpool(_require_metrics_token, request, state)
+
+
+def _require_metrics_token(request: Request, state: AppState) -> None:
     accepted = [t for t in (state.settings.token, state.settings.metrics_token) if t]
     if not accepted:
         return

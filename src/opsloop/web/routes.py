@@ -31,11 +31,14 @@ from opsloop.web.deps import (
     SESSION_COOKIE,
     ReadSession,
     State,
+    authenticate_key,
     check_token_guess,
     require_token,
+    session_secret,
 )
 from opsloop.web.sessions import (
     SESSION_TTL_S,
+    TOKEN_SUBJECT,
     end_session,
     find_session,
     start_session,
@@ -102,8 +105,10 @@ def is_page_request(request: Request) -> bool:
 
 
 def page_error_response(request: Request, error: OpsloopError) -> Response:
-    """The HTML answer to an error on a page: the login page, or an error page."""
-    if isinstance(error, Unauthenticated | PermissionDenied):
+    """The HTML answer to an error on a page: the login page, or an error page (a signed-in
+    user whose role is too low sees the 403 naming the role; signing in again would not help)."""
+    role_too_low = isinstance(error, PermissionDenied) and "required_role" in error.details
+    if isinstance(error, Unauthenticated | PermissionDenied) and not role_too_low:
         return RedirectResponse(f"/login?next={quote(_local_path(request))}", status_code=303)
     return render(
         request,
@@ -131,6 +136,9 @@ async def login(request: Request, state: State) -> Response:
     The form must come from this server's own login page: same origin, and its hidden
     ``csrf_token`` equal to the ``opsloop_login`` cookie that page set (no one can sign a
     browser in from elsewhere). Wrong tokens count against the client's failure limit.
+
+    In ``users`` mode the form's token field takes a user's API key: the session acts as that
+    user, within the key's limits, and ends when the key is revoked or expires.
     """
     body = await request.body()
     form = parse_qs(body[:_MAX_FORM_BYTES].decode("utf-8", "replace"))
@@ -142,18 +150,26 @@ async def login(request: Request, state: State) -> Response:
     if not given or not cookie or not hmac.compare_digest(given.encode(), cookie.encode()):
         problem = "The sign-in form expired (or its cookie was blocked): submit it again."
         return _login_form(request, target, problem, status_code=403)
+    authorizer = state.authorizer
     expected = state.settings.token
-    if not expected:
+    if authorizer is None and not expected:
         return RedirectResponse(target, status_code=303)
     try:
-        check_token_guess(request, state, token, [expected])
+        if authorizer is not None:
+            key_id, _ = await authenticate_key(request, state, authorizer, token.strip())
+            secret, subject = authorizer.session_secret, key_id
+        else:
+            check_token_guess(request, state, token, [expected or ""])
+            secret, subject = expected or "", TOKEN_SUBJECT
     except TooManyFailures as exc:
         response = _login_form(request, target, exc.message, status_code=429)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
+    except Unauthenticated:
+        return _login_form(request, target, "That API key is not valid (or has expired).", 401)
     except PermissionDenied:
         return _login_form(request, target, "That token is not valid for this server.", 403)
-    session_id = await run_in_threadpool(start_session, state.store, expected)
+    session_id = await run_in_threadpool(start_session, state.store, secret, subject)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -172,7 +188,7 @@ async def login(request: Request, state: State) -> Response:
 async def logout(request: Request, state: State) -> Response:
     """End the session (its row is deleted: the old cookie opens nothing anywhere after)."""
     session_id = request.cookies.get(SESSION_COOKIE, "")
-    token = state.settings.token
+    token = session_secret(state)
     if session_id and token:
         live = await run_in_threadpool(find_session, state.store, token, session_id)
         if live is not None:  # only the session's own pages may end it

@@ -1,0 +1,97 @@
+"""Governance's REST routes under ``/api``: users, roles, API keys and ``whoami``.
+
+Who may call which route is decided before the route runs, in the server's one auth check (the
+roles are in :mod:`opsloop.governance.policy`); the services then check what depends on the
+data: a role or a key above the caller's own, another user's key. The routes that change users,
+roles or keys open their own transaction and, once it is committed, empty the authorizer's
+cache, so a revoked key or a lowered role holds from the next request on.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from opsloop.governance import routes, services
+from opsloop.governance.entities import (
+    ApiKey,
+    KeyCreate,
+    NewApiKey,
+    RoleSet,
+    User,
+    UserCreate,
+    Whoami,
+)
+from opsloop.governance.roles import ADMIN
+from opsloop.kernel.identity import Principal, current_principal, current_user
+from opsloop.web.deps import AppState, ReadSession, State
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["governance"])
+
+
+def _actor(state: AppState) -> Principal:
+    """The caller: the principal the auth check resolved (users mode), else the server's own
+    user acting as admin (a token or an open server gives its holder everything)."""
+    principal = current_principal()
+    if principal is not None:
+        return principal
+    return Principal(name=current_user(), role=ADMIN, auth=state.settings.auth_mode)
+
+
+def _changed(state: AppState) -> None:
+    if state.authorizer is not None:
+        state.authorizer.forget()
+
+
+@router.get(routes.WHOAMI.template)
+def whoami(state: State) -> Whoami:
+    """The caller's name, role and the server's auth mode."""
+    actor = _actor(state)
+    return Whoami(name=actor.name, role=actor.role, auth=actor.auth, workspace=actor.workspace,
+                  is_service=actor.is_service)  # fmt: skip
+
+
+@router.get(routes.USERS.template)
+def list_users(session: ReadSession) -> list[User]:
+    return services.list_users(session)
+
+
+@router.post(routes.USERS.template, status_code=status.HTTP_201_CREATED)
+def create_user(body: UserCreate, state: State) -> User:
+    with state.store.write() as session:
+        return services.create_user(session, body, _actor(state))
+
+
+@router.get(routes.USER.template)
+def get_user(name: str, session: ReadSession) -> User:
+    return services.get_user(session, name)
+
+
+@router.put(routes.USER_ROLE.template)
+def set_role(name: str, body: RoleSet, state: State) -> User:
+    with state.store.write() as session:
+        user = services.set_role(session, name, body.role, _actor(state))
+    _changed(state)
+    return user
+
+
+@router.post(routes.KEYS.template, status_code=status.HTTP_201_CREATED)
+def create_key(body: KeyCreate, state: State) -> NewApiKey:
+    """The new key's secret is in this answer only; it is stored as a hash."""
+    with state.store.write() as session:
+        return services.create_key(session, body, _actor(state))
+
+
+@router.get(routes.KEYS.template)
+def list_keys(session: ReadSession, state: State, user: str | None = None) -> list[ApiKey]:
+    """The caller's keys, or ``user``'s (``*``: everyone's; admins only). No secrets."""
+    return services.list_keys(session, _actor(state), user)
+
+
+@router.delete(routes.KEY.template)
+def revoke_key(key_id: str, state: State) -> ApiKey:
+    with state.store.write() as session:
+        key = services.revoke_key(session, key_id, _actor(state))
+    _changed(state)
+    return key

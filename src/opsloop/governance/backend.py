@@ -1,0 +1,61 @@
+"""The governance backend contract: users, roles and API keys, local or remote.
+
+:class:`~opsloop.governance.local.LocalGovernanceBackend` runs the services on a store opened
+directly. There is no login there: whoever can open the database already holds everything in
+it, so the caller acts as ``admin`` (this is how a server's first admin is made).
+:class:`~opsloop.governance.remote.RemoteGovernanceBackend` calls the server, which acts for
+the principal its key authenticates and checks that principal's role.
+
+Contract: methods are thread-safe; returned entities are immutable (frozen pydantic models);
+errors are ``OpsloopError`` subclasses, the same class whichever backend raised them; every
+write is durable when the method returns. Beyond what each method names, any method may raise
+``StoreError`` and, over HTTP, ``Unauthenticated`` (no key, or an unknown, expired or revoked
+one) or ``PermissionDenied`` (a role too low: the message names the role needed).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from opsloop.governance.entities import ApiKey, KeyCreate, NewApiKey, User, UserCreate, Whoami
+
+__all__ = ["GovernanceBackend"]
+
+
+class GovernanceBackend(ABC):
+    """Users, roles and API keys. See the module docstring for the contract."""
+
+    @abstractmethod
+    def create_user(self, body: UserCreate) -> User:
+        """Create a user or service account. ``InvalidInput`` for a malformed name or an
+        unknown role, ``Conflict`` when the name is taken, ``PermissionDenied`` for a role
+        above the caller's own."""
+
+    @abstractmethod
+    def list_users(self) -> list[User]:
+        """Every user, by name."""
+
+    @abstractmethod
+    def set_role(self, name: str, role: str) -> User:
+        """Change a user's role. ``InvalidInput`` for an unknown role, ``NotFound`` for an
+        unknown user, ``PermissionDenied`` for a role above the caller's own or for taking the
+        last admin's role away."""
+
+    @abstractmethod
+    def create_key(self, body: KeyCreate) -> NewApiKey:
+        """A new key; its secret is in the answer and nowhere else, ever. ``NotFound`` for an
+        unknown user, ``PermissionDenied`` for another user's key (non-admins) or a key role
+        above its user's."""
+
+    @abstractmethod
+    def list_keys(self, user: str | None = None) -> list[ApiKey]:
+        """The caller's keys, or ``user``'s (``"*"``: everyone's), without secrets."""
+
+    @abstractmethod
+    def revoke_key(self, key_id: str) -> ApiKey:
+        """Revoke a key by id or listed prefix (again: no error). ``NotFound`` for no such
+        key."""
+
+    @abstractmethod
+    def whoami(self) -> Whoami:
+        """Who the caller is, with which role, under which auth mode."""

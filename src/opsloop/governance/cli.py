@@ -1,0 +1,159 @@
+"""``opsloop users ...``, ``opsloop keys ...`` and ``opsloop whoami``.
+
+Without a server URL these run on the database directly, as its owner: that is how a server's
+first admin is made, on the server's machine, with ``OPSLOOP_DATABASE_URL`` set to the server's
+store: ``opsloop users create admin --role admin``, then ``opsloop keys create --user admin
+--name laptop``. With a server URL they ask the server, with the caller's key (``OPSLOOP_TOKEN``)
+and within the caller's role.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from opsloop.console.commands import JsonOption, command_group
+from opsloop.console.output import command_client, print_json, print_table, when
+
+if TYPE_CHECKING:
+    from opsloop.governance.sdk import GovernanceClient
+
+users_app = command_group(
+    "Users and service accounts of a shared server, with their role (viewer, editor, "
+    "maintainer, admin). Examples:\n\n"
+    "  opsloop users create alice --role editor\n"
+    "  opsloop users create ci-bot --role editor --service\n"
+    "  opsloop users set-role alice maintainer\n"
+    "  opsloop users list"
+)
+keys_app = command_group(
+    "API keys: a user's credential for the SDK, the CLI (OPSLOOP_TOKEN) and the web UI's sign-in. "
+    "A key is shown once, when created, and stored hashed. Examples:\n\n"
+    "  opsloop keys create --user ci-bot --name github --expires 30d\n"
+    "  opsloop keys list --user ci-bot\n"
+    "  opsloop keys revoke opsk_AbC1234"
+)
+
+_DURATION = re.compile(r"(\d{1,6})([mhdw])")
+_UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> int:
+    """``90m``, ``12h``, ``30d`` or ``8w`` as seconds; ``InvalidInput`` otherwise."""
+    from opsloop.errors import InvalidInput
+
+    found = _DURATION.fullmatch(text.strip())
+    if found is None:
+        raise InvalidInput(f"--expires takes a number and m, h, d or w (e.g. 30d), got {text!r}")
+    return int(found.group(1)) * _UNIT_S[found.group(2)]
+
+
+def _governance() -> GovernanceClient:
+    client: GovernanceClient = command_client().governance
+    return client
+
+
+@users_app.command("create")
+def create_user(
+    name: str,
+    role: Annotated[str, typer.Option(help="viewer, editor, maintainer or admin.")] = "viewer",
+    service: Annotated[bool, typer.Option(help="A service account (a machine).")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Create a user (or, with --service, a service account) with a role."""
+    user = _governance().create_user(name, role=role, service=service)
+    if json_:
+        print_json(user)
+    else:
+        kind = "service account" if user.is_service else "user"
+        typer.echo(f"created {kind} {user.name} ({user.role})")
+
+
+@users_app.command("set-role")
+def set_role(name: str, role: str, json_: JsonOption = False) -> None:
+    """Change a user's role."""
+    user = _governance().set_role(name, role)
+    if json_:
+        print_json(user)
+    else:
+        typer.echo(f"{user.name} is now {user.role}")
+
+
+@users_app.command("list")
+def list_users(json_: JsonOption = False) -> None:
+    """Every user and service account with its role."""
+    users = _governance().list_users()
+    if json_:
+        print_json(users)
+        return
+    rows = [(u.name, u.role, "service" if u.is_service else "user", when(u.created_at),
+             u.created_by) for u in users]  # fmt: skip
+    print_table(["name", "role", "kind", "created", "by"], rows, cut=True)
+
+
+@keys_app.command("create")
+def create_key(
+    name: Annotated[str, typer.Option(help="What the key is for, e.g. github.")],
+    user: Annotated[str | None, typer.Option(help="Whose key (default: your own).")] = None,
+    expires: Annotated[str | None, typer.Option(help="Expire after 90m, 12h, 30d, 8w.")] = None,
+    role: Annotated[
+        str | None, typer.Option(help="Cap the key below its user's role (e.g. viewer).")
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Create an API key and print it, this once: it is stored only as a hash."""
+    expires_in_s = parse_duration(expires) if expires else None
+    new = _governance().create_key(name, user=user, expires_in_s=expires_in_s, role=role)
+    if json_:
+        print_json(new)
+        return
+    typer.echo(new.secret)
+    until = f", expires {when(new.key.expires_at)} UTC" if new.key.expires_at else ""
+    typer.echo(
+        f"key {new.key.id} ({new.key.prefix}...) for {new.key.user}{until}: shown once, "
+        "store it now (e.g. as OPSLOOP_TOKEN)",
+        err=True,
+    )
+
+
+@keys_app.command("list")
+def list_keys(
+    user: Annotated[
+        str | None, typer.Option(help="Whose keys ('*': everyone's; default: your own).")
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """API keys by prefix (never the secret), newest first."""
+    keys = _governance().list_keys(user)
+    if json_:
+        print_json(keys)
+        return
+    rows = [
+        (k.id, k.prefix + "...", k.user, k.name, k.role or "", when(k.created_at),
+         when(k.expires_at), "revoked " + when(k.revoked_at) if k.revoked_at else "active")
+        for k in keys
+    ]  # fmt: skip
+    columns = ["id", "prefix", "user", "name", "role cap", "created", "expires", "state"]
+    print_table(columns, rows, cut=True)
+
+
+@keys_app.command("revoke")
+def revoke_key(
+    key: Annotated[str, typer.Argument(help="The key's id, or the prefix `keys list` shows.")],
+) -> None:
+    """Revoke an API key: it is refused from the next request on."""
+    revoked = _governance().revoke_key(key.removesuffix("..."))
+    typer.echo(f"revoked key {revoked.id} ({revoked.prefix}...) of {revoked.user}")
+
+
+def whoami(json_: JsonOption = False) -> None:
+    """Who you are to the server (or the embedded store): name, role and auth mode."""
+    me = command_client().governance.whoami()
+    if json_:
+        print_json(me)
+        return
+    where = me.server or "the embedded store"
+    kind = " (service account)" if me.is_service else ""
+    typer.echo(f"{me.name}{kind}: {me.role} in workspace {me.workspace}, auth {me.auth} on {where}")

@@ -1,0 +1,84 @@
+"""The shapes governance returns and accepts, the same from SDK, REST and CLI.
+
+A key's secret appears in exactly one shape, :class:`NewApiKey`, returned once by the call that
+creates it; every other shape shows its ``prefix`` only.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ApiKey", "KeyCreate", "NewApiKey", "RoleSet", "User", "UserCreate", "Whoami"]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="unique user name: letters, digits, '.', '_', '-', '@'")
+    role: str = Field("viewer", description="role in the workspace: viewer, editor, ...")
+    service: bool = Field(False, description="a service account (a machine), not a person")
+
+
+class RoleSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: str
+
+
+class User(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    role: str = Field(description="role in the workspace")
+    workspace: str
+    is_service: bool
+    created_at: int
+    created_by: str
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str | None = Field(None, description="whose key (default: the caller's own)")
+    name: str = Field(description="what the key is for, e.g. 'github'")
+    expires_in_s: int | None = Field(None, ge=60, le=10 * 365 * 86400)
+    role: str | None = Field(
+        None, description="cap the key below its user's role (a CI key that can only log)"
+    )
+
+
+class ApiKey(BaseModel):
+    """A key as listings show it: never the secret, only its first characters."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    user: str
+    name: str
+    prefix: str
+    role: str | None = None
+    created_at: int
+    created_by: str
+    expires_at: int | None = None
+    revoked_at: int | None = None
+
+
+class NewApiKey(BaseModel):
+    """A key just created: ``secret`` is shown here once and stored only as a hash."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: ApiKey
+    secret: str
+
+
+class Whoami(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    role: str
+    auth: str = Field(description="users, token, open, or embedded (no server)")
+    workspace: str
+    is_service: bool = False
+    server: str | None = None

@@ -1,0 +1,56 @@
+"""The remote governance backend: the server's ``/api/users``, ``/api/keys`` and
+``/api/whoami``; the server acts for the principal the client's key authenticates."""
+
+from __future__ import annotations
+
+from pydantic import TypeAdapter
+
+from opsloop.governance import routes
+from opsloop.governance.backend import GovernanceBackend
+from opsloop.governance.entities import ApiKey, KeyCreate, NewApiKey, User, UserCreate, Whoami
+from opsloop.kernel.transport import HttpTransport
+
+__all__ = ["RemoteGovernanceBackend"]
+
+_USERS = TypeAdapter(list[User])
+_KEYS = TypeAdapter(list[ApiKey])
+_JSON = {"Content-Type": "application/json"}
+
+
+class RemoteGovernanceBackend(GovernanceBackend):
+    def __init__(self, transport: HttpTransport) -> None:
+        self.http = transport
+
+    def create_user(self, body: UserCreate) -> User:
+        raw = self.http.request(
+            "POST", routes.USERS.url(), content=body.model_dump_json(), headers=_JSON,
+            idempotent=False,
+        ).content  # fmt: skip
+        return User.model_validate_json(raw)
+
+    def list_users(self) -> list[User]:
+        return _USERS.validate_json(self.http.request("GET", routes.USERS.url()).content)
+
+    def set_role(self, name: str, role: str) -> User:
+        raw = self.http.request("PUT", routes.USER_ROLE.url(name=name), json={"role": role})
+        return User.model_validate_json(raw.content)
+
+    def create_key(self, body: KeyCreate) -> NewApiKey:
+        raw = self.http.request(
+            "POST", routes.KEYS.url(), content=body.model_dump_json(exclude_none=True),
+            headers=_JSON, idempotent=False,
+        ).content  # fmt: skip
+        return NewApiKey.model_validate_json(raw)
+
+    def list_keys(self, user: str | None = None) -> list[ApiKey]:
+        params = {"user": user} if user else {}
+        raw = self.http.request("GET", routes.KEYS.url(), params=params).content
+        return _KEYS.validate_json(raw)
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        raw = self.http.request("DELETE", routes.KEY.url(key_id=key_id)).content
+        return ApiKey.model_validate_json(raw)
+
+    def whoami(self) -> Whoami:
+        found = Whoami.model_validate_json(self.http.request("GET", routes.WHOAMI.url()).content)
+        return found.model_copy(update={"server": self.http.base_url})
