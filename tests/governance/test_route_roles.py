@@ -14,7 +14,10 @@ from opsloop.governance.roles import PROTECTED_ALIASES, ROLES
 from opsloop.web.deps import require_metrics_token, require_token
 
 # Routes that answer without the auth check: health, the login form, signing out.
-PUBLIC = {("GET", "/healthz"), ("GET", "/login"), ("POST", "/login"), ("POST", "/logout")}
+PUBLIC = {
+    ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/login"), ("POST", "/login"),
+    ("POST", "/logout"),
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,13 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
+from opsloop.app.health import install_health
 from opsloop.config import Settings, load_settings
 from opsloop.kernel import __version__
-from opsloop.web.deps import AppState, State, require_token
+from opsloop.web.deps import AppState, require_token
 from opsloop.web.errors import install_error_handlers
 from opsloop.web.limits import install_body_limits
-from opsloop.web.openapi import error_response, install_openapi
+from opsloop.web.openapi import install_openapi
 from opsloop.web.routes import install_ui
 
 __all__ = ["create_app"]
@@ -80,11 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)  # the errors it documents are the ones it answers
 
-    @app.get("/healthz", tags=["meta"], responses={503: error_response("the store is down")})
-    def healthz(state: State) -> dict[str, Any]:
-        """200 when the metadata store answers, 503 (StoreError) when it does not."""
-        state.store.ping()
-        return {"status": "ok", "version": __version__}
+    install_health(app)
 
     from opsloop.data.api import router as data_router
     from opsloop.data.views import UI as DATA_UI

@@ -51,7 +51,16 @@ __all__ = ["install_ui", "is_page_request", "page_error_response"]
 _MAX_FORM_BYTES = 16 * 1024
 _LOGIN_COOKIE = "opsloop_login"  # the login form's CSRF token, before any session exists
 _LOGIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
-_MACHINE_PATHS = ("/api/", "/v1/", "/static/", "/healthz", "/docs", "/openapi.json", "/metrics")
+_MACHINE_PATHS = (
+    "/api/",
+    "/v1/",
+    "/static/",
+    "/healthz",
+    "/readyz",
+    "/docs",
+    "/openapi.json",
+    "/metrics",
+)
 
 
 def install_ui(app: FastAPI, domains: Sequence[tuple[UiDomain, APIRouter]]) -> None:
