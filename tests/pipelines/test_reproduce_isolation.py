@@ -160,3 +160,32 @@ def test_a_step_asking_for_its_run_never_races_the_background_writer(client: Any
     finally:
         journal.close()
     assert missing == 0
+
+
+@step(cache=False)
+def ship(published: dict[str, Any]) -> dict[str, Any]:
+    """Deploys the version it is handed (a real deployment the first time)."""
+    deployed = opsloop.get_client().deployments.deploy(published["model"], name="isolation")
+    return {"deployment": deployed.name, "serves": published["model"]}
+
+
+@pipeline
+def shipping(n: int = 200) -> None:
+    ship(fit_and_publish(rows(n)))
+
+
+def test_a_reproduction_deploys_nothing(client: Any) -> None:
+    original = shipping.run(client=client)
+    before = client.deployments.get("isolation")
+    events = client.deployments.events("isolation")
+
+    result = reproduce(client, original.run_id)
+
+    after = client.deployments.get("isolation")
+    assert after.policy == before.policy and after.revision == before.revision
+    assert client.deployments.events("isolation") == events  # no traffic change recorded
+    shipped = next(s for s in result.steps if s.step == "ship")
+    # its output names the would-be version: the same up to identity fields, the write held
+    assert shipped.verdict == "same", shipped
+    assert [h["write"] for h in shipped.held] == ["deployments.set_policy"]
+    assert "isolation" in shipped.held[0]["what"]

@@ -52,7 +52,9 @@ class DeploymentsClient:
     ) -> None:
         """``models`` resolves the versions deployed and scores batches, ``data`` holds batch
         inputs and outputs, ``settings`` let Ray workers open their own client."""
-        self._backend = backend
+        from opsloop.serving.held import HeldDeploymentBackend
+
+        self._backend = HeldDeploymentBackend(backend)  # a reproduction's writes are held
         self._models = models
         self._data = data
         self._settings = settings
