@@ -143,9 +143,10 @@ def crashing() -> None:
     crash()
 
 
-@step(cache=False)
+@step(cache=False, retries=1, retry_delay=0.01)
 def flaky_worker(marker: str) -> str:
-    """Kills its worker the first time (a node lost), answers the second time."""
+    """Kills its worker the first time (a node lost), answers the second time: a worker that
+    dies counts against the step's ``retries`` like an exception."""
     import os
     from pathlib import Path
 

@@ -86,6 +86,21 @@ def _print_steps(result: Any) -> None:
         mark = _MARKS.get(s.status, "?")
         how = "cached" if s.cached else (f"{s.duration_s:.2f} s" if s.status != "SKIPPED" else "")
         out.print(f"  {mark} {s.name:<20} {how:<10} [dim]{s.reason}[/]")
+        _print_attempts(s.attempts, 6)
+
+
+def _print_attempts(attempts: list[Any], indent: int) -> None:
+    """A line per attempt (number, outcome, time, error) under a step that was retried or whose
+    one attempt did not succeed; nothing under a clean single success."""
+    if not attempts or (len(attempts) == 1 and attempts[0].outcome == "succeeded"):
+        return
+    out = console()
+    for a in attempts:
+        took = f"{a.duration_s:.2f} s" if a.duration_s is not None else ""
+        outcome = a.outcome or "running"
+        color = "green" if outcome == "succeeded" else ("yellow" if outcome == "running" else "red")
+        out.print(f"{' ' * indent}attempt {a.number:<3} [{color}]{outcome:<9}[/] {took:>7}  "
+                  f"[dim]{a.error or ''}[/]", highlight=False)  # fmt: skip
 
 
 _MARKS = {"FINISHED": "[green]✓[/]", "FAILED": "[red]✗[/]", "RUNNING": "[yellow]▶[/]",
@@ -98,7 +113,8 @@ def show(
     json_: Annotated[bool, typer.Option("--json", help="The DAG as JSON.")] = False,
 ) -> None:
     """Draw a pipeline run's DAG: its steps column by column (steps in one column only wait
-    for earlier columns), each with its inputs, state, duration and cache verdict."""
+    for earlier columns), each with its inputs, state, duration and cache verdict, and under
+    a step that was retried (or crashed), each attempt: outcome, time and error."""
     from opsloop.pipelines.runs import describe
 
     view = describe(command_client(), run_id)
@@ -129,6 +145,7 @@ def show(
         note = s.error or s.reason or s.status.lower()
         out.print(f"{column} {_MARKS.get(s.status, '?')} {s.name:<{width}}  {inputs:<28} "
                   f"{took:>8}  [dim]{note}[/]{model}", highlight=False)  # fmt: skip
+        _print_attempts(s.attempts, 7)
 
 
 @pipelines_app.command("cancel")
@@ -147,7 +164,9 @@ def logs_command(
     json_: Annotated[bool, typer.Option("--json", help="The logs as JSON.")] = False,
 ) -> None:
     """Print what the steps of a pipeline run printed, warned and logged (each step's run keeps
-    it as logs.txt; a cached step shows the logs of the run that computed it).
+    it as logs.txt; a cached step shows the logs of the run that computed it). A retried step
+    shows every attempt's, each after a "--- attempt N ---" line, including what an attempt
+    whose worker died had printed by then.
 
       opsloop pipelines logs RUN_ID
 

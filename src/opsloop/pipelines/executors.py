@@ -12,9 +12,13 @@ Ray workers, as those tools do; outputs are still stored by materializers, never
   cancelled pipeline run, is killed.
   Pipelines defined in a file are found again through ``sys.path``.
 - ``ray``: a Ray task with the step's declared ``resources`` (``cpus``, ``gpus``, ``memory``) on
-  the cluster at ``RAY_ADDRESS`` or a local instance. A worker that dies is retried by Ray
-  (``max_retries``); an exception in the step is retried by the step's own ``retries``. A task
-  over its timeout, or of a cancelled pipeline run, is cancelled.
+  the cluster at ``RAY_ADDRESS`` or a local instance. A task over its timeout, or of a
+  cancelled pipeline run, is cancelled.
+
+An executor runs one attempt and never retries: Ray's own retries are off (``max_retries=0``),
+so that a worker that dies comes back as :class:`WorkerDied` and the runner applies the step's
+``retries`` to it as to an exception, counted together, recording each attempt. A step marked
+``retries=0`` is therefore never run twice, which matters for steps that are not idempotent.
 """
 
 from __future__ import annotations
@@ -28,7 +32,16 @@ from typing import Any
 
 from opsloop.errors import InvalidInput
 
-__all__ = ["EXECUTORS", "StepCancelled", "connect_ray", "execute", "parse_resources", "unpack"]
+__all__ = [
+    "EXECUTORS",
+    "StepCancelled",
+    "StepTimedOut",
+    "WorkerDied",
+    "connect_ray",
+    "execute",
+    "parse_resources",
+    "unpack",
+]
 
 EXECUTORS = ("local", "process", "ray")
 _WATCH_S = 0.25  # how often a step in a process or on Ray is checked for a cancellation
@@ -36,6 +49,15 @@ _WATCH_S = 0.25  # how often a step in a process or on Ray is checked for a canc
 
 class StepCancelled(Exception):
     """The step was stopped because its pipeline run was cancelled."""
+
+
+class StepTimedOut(TimeoutError):
+    """The step ran past its ``timeout`` (not a ``TimeoutError`` the step raised itself)."""
+
+
+class WorkerDied(RuntimeError):
+    """The process or Ray worker running the step died before it answered (a segfault, the
+    OOM killer, ``os._exit``, a lost node): the step did not raise, it never finished."""
 
 
 _RESOURCES = {"cpus", "gpus", "memory"}
@@ -95,7 +117,7 @@ def _in_thread(call: Any, timeout: float | None) -> Any:
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        raise TimeoutError(f"the step took longer than its timeout of {timeout:g} s")
+        raise StepTimedOut(f"the step took longer than its timeout of {timeout:g} s")
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
@@ -132,7 +154,7 @@ def _watch(done: Any, timeout: float | None, cancelled: Callable[[], bool] | Non
     while True:
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
-            raise TimeoutError(f"the step took longer than its timeout of {timeout:g} s")
+            raise StepTimedOut(f"the step took longer than its timeout of {timeout:g} s")
         if cancelled is not None and cancelled():
             raise StepCancelled("its pipeline run was cancelled while it ran")
         if done(_WATCH_S if left is None else min(_WATCH_S, left)):
@@ -152,7 +174,7 @@ def _in_process(blob: bytes, timeout: float | None, cancelled: Callable[[], bool
         kind, value = receiver.recv()
     except EOFError:
         process.join(5)
-        raise RuntimeError(
+        raise WorkerDied(
             f"the step's process died (exit code {process.exitcode}) before it answered"
         ) from None
     finally:
@@ -174,7 +196,8 @@ def _on_ray(
     cancelled: Callable[[], bool] | None,
 ) -> Any:  # fmt: skip
     ray = connect_ray()
-    options: dict[str, Any] = {"max_retries": 2, "num_cpus": resources.get("cpus", 1)}
+    # No retry by Ray: the runner retries under the step's own policy and records each attempt.
+    options: dict[str, Any] = {"max_retries": 0, "num_cpus": resources.get("cpus", 1)}
     if "gpus" in resources:
         options["num_gpus"] = resources["gpus"]
     if "memory" in resources:
@@ -184,11 +207,23 @@ def _on_ray(
     try:
         _watch(lambda seconds: bool(ray.wait([ref], timeout=seconds)[0]), timeout, cancelled)
         return ray.get(ref)
-    except (TimeoutError, StepCancelled):
+    except (StepTimedOut, StepCancelled):
         ray.cancel(ref, force=True)
         raise
     except ray.exceptions.RayTaskError as exc:
         raise exc.as_instanceof_cause() from None
+    except _worker_lost(ray) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WorkerDied(
+            f"the step's Ray worker died before it answered ({type(exc).__name__}: {first})"
+        ) from None
+
+
+def _worker_lost(ray: Any) -> tuple[type[BaseException], ...]:
+    """Ray's errors for a task whose worker, raylet or node went away (those Ray retried
+    itself under ``max_retries``)."""
+    names = ("WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError", "OutOfMemoryError")
+    return tuple(getattr(ray.exceptions, n) for n in names if hasattr(ray.exceptions, n))
 
 
 def execute(

@@ -10,7 +10,9 @@ download, and a miss can name the part that differs from the step's last run. A 
 with ``register=`` stores its output as a model package and registers it; a cache hit reuses
 that version instead of registering the same model again. A step that raises fails its run with
 the traceback (as ``traceback.txt``) and fails the pipeline; the steps that finished before it
-stay cached, so the next run starts where this one stopped.
+stay cached, so the next run starts where this one stopped. A step is retried under its own
+``retries`` whatever ended an attempt (an exception, a timeout, a worker that died), and each
+attempt is recorded on its run (:mod:`opsloop.pipelines.attempts`), with what it printed.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ from opsloop.kernel import ambient
 from opsloop.kernel.step_context import STEP_RUN_TAG, current_rehearsal, enter_step
 from opsloop.kernel.timeutil import now_ms
 from opsloop.pipelines import materializers
+from opsloop.pipelines.attempts import (
+    ATTEMPTS_TAG,
+    RETRIES_TAG,
+    Attempt,
+    attempts_tag,
+    keep_unfinished_logs,
+)
 from opsloop.pipelines.cache_index import (
     DIGEST_TAG,
     MODEL_TAG,
@@ -61,6 +70,7 @@ class StepResult:
     duration_s: float = 0.0
     digest: str | None = None
     model_version: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)  # none for a cached step
 
 
 @dataclass
@@ -129,16 +139,18 @@ def _drive(
 
 
 def _in_step(
-    run_id: str, settings: Any, on_use: Any, attempt: int, rehearsal: Any, fn: Any, /,
-    **arguments: Any,
+    run_id: str, settings: Any, on_use: Any, attempt: int, spool: str, rehearsal: Any, fn: Any,
+    /, **arguments: Any,
 ) -> Any:  # fmt: skip
-    # in the thread, process or worker running it
-    with enter_step(run_id, settings, on_use, rehearsal), capturing() as logs:
+    # in the thread, process or worker running it; ``spool``: the attempt's folder for its
+    # output as it is written (see step_logs), which the driver reads if this never ends
+    with enter_step(run_id, settings, on_use, rehearsal), capturing(spool) as logs:
         try:
             return fn(**arguments)
         finally:
             ambient.flush_step_metrics(run_id, settings)  # its metrics land before its run ends
-            keep_logs(logs, attempt)
+            if logs.release():  # else the driver took this attempt's output (a timeout)
+                keep_logs(logs, attempt)
 
 
 def experiment_for(graph: Graph, experiment: str | None) -> str:
@@ -328,34 +340,43 @@ def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[An
     }
     ctx.consumed += [(run_id, version.ref) for version in node.data.values()]
     start = time.perf_counter()
-    attempt = 0
-    while True:
+    attempts: list[Attempt] = []
+    while True:  # one attempt a turn; retries=N allows N+1, whatever ended each
+        number = len(attempts) + 1
+        spool = tmp / "attempts" / f"{run_id}-{number}"
+        spool.mkdir(parents=True)
+        call = functools.partial(
+            _in_step, run_id, client.settings, on_use, number, str(spool), ctx.rehearsal, step,
+            **arguments,
+        )  # fmt: skip
+        began = time.perf_counter()
         try:
-            call = functools.partial(
-                _in_step, run_id, client.settings, on_use, attempt + 1, ctx.rehearsal, step,
-                **arguments,
-            )
             value = execute(ctx.executor, call, step.timeout, step.resources, ctx.cancel.requested)
-            break
-        except StepCancelled as exc:
-            _fail(ctx, node, run_id, exc, reason, start, status="KILLED")
         except Exception as exc:
-            attempt += 1
-            if attempt <= step.retries:
+            attempts.append(Attempt.ended(number, exc, time.perf_counter() - began))
+            keep_unfinished_logs(client, journal, run_id, spool, attempts[-1])
+            if isinstance(exc, StepCancelled):
+                _fail(ctx, node, run_id, exc, reason, start, status="KILLED", attempts=attempts)
+            if number <= step.retries:
                 journal.flush()
-                client.set_tag(run_id, "opsloop.step.retries", attempt)
-                time.sleep(step.retry_delay * 2 ** (attempt - 1))
+                so_far = {RETRIES_TAG: number, ATTEMPTS_TAG: attempts_tag(attempts)}
+                client.set_tags(run_id, so_far)  # a running step shows its attempts
+                time.sleep(step.retry_delay * 2 ** (number - 1))
                 continue
-            _fail(ctx, node, run_id, exc, reason, start)
+            _fail(ctx, node, run_id, exc, reason, start, attempts=attempts)
+        attempts.append(Attempt(number, "succeeded", round(time.perf_counter() - began, 3)))
+        keep_unfinished_logs(client, journal, run_id, spool, attempts[-1])  # kept already: none
+        break
     duration = time.perf_counter() - start
     try:
         described, outputs = _store_outputs(journal, run_id, node, value, tmp)
     except Exception as exc:  # an output no materializer takes, a wrong number of outputs
-        _fail(ctx, node, run_id, exc, reason, start)
+        _fail(ctx, node, run_id, exc, reason, start, attempts=attempts)
     digest = described_digest(described)
     journal.finish(  # what the step ended with
         run_id, "FINISHED", metrics=[("duration_s", duration, 0, now_ms())], params=node.params,
-        tags={OUTPUTS_TAG: json.dumps(described, sort_keys=True), DIGEST_TAG: digest},
+        tags={OUTPUTS_TAG: json.dumps(described, sort_keys=True), DIGEST_TAG: digest,
+              ATTEMPTS_TAG: attempts_tag(attempts)},
     )  # fmt: skip
     model_version = None
     if step.register is not None and ctx.register_models:
@@ -370,7 +391,8 @@ def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[An
     ended = {**tags, OUTPUTS_TAG: json.dumps(described, sort_keys=True), DIGEST_TAG: digest}
     ctx.finished.append((run_id, {**ended, MODEL_TAG: model_version} if model_version else ended))
     result = StepResult(node.name, run_id, "FINISHED", reason=reason, duration_s=duration,
-                        digest=digest, model_version=model_version)  # fmt: skip
+                        digest=digest, model_version=model_version,
+                        attempts=attempts)  # fmt: skip
     return result, outputs
 
 
@@ -464,18 +486,22 @@ def cached_result(name: str, run_id: str, source: str, run_tags: dict[str, str])
 
 def _fail(
     ctx: _Context, node: Node, run_id: str, exc: Exception, reason: str, start: float,
-    status: str = "FAILED",
+    status: str = "FAILED", attempts: list[Attempt] | None = None,
 ) -> NoReturn:  # fmt: skip
-    """End the step's run FAILED (or KILLED) with the traceback, and fail the pipeline."""
+    """End the step's run FAILED (or KILLED) with the traceback and its attempts, and fail
+    the pipeline."""
     client = ctx.client
     ctx.journal.flush()
     text = traceback.format_exc()
     client.log_bytes(run_id, text.encode(), "traceback.txt")
-    client.log_batch(run_id, params=node.params,
-                     tags={"opsloop.error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+    tags = {"opsloop.error": f"{type(exc).__name__}: {exc}"}
+    if attempts:
+        tags[ATTEMPTS_TAG] = attempts_tag(attempts)
+    client.log_batch(run_id, params=node.params, tags=tags)
     client.end_run(run_id, status)
     step_result = StepResult(node.name, run_id, status, reason=reason,
-                             duration_s=time.perf_counter() - start)  # fmt: skip
+                             duration_s=time.perf_counter() - start,
+                             attempts=list(attempts or []))  # fmt: skip
     raise PipelineFailed(
         f"step {node.name!r} failed: {type(exc).__name__}: {exc}",
         details={"step": node.name, "run_id": run_id, "traceback": text, "result": step_result},

@@ -17,9 +17,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.errors import InvalidInput, NotFound
+from opsloop.pipelines.attempts import read_attempts
 from opsloop.pipelines.graph import GRAPH_TAG
 
 __all__ = [
+    "AttemptView",
     "PipelineReproduce",
     "PipelineRerun",
     "PipelineRunCreate",
@@ -31,6 +33,16 @@ __all__ = [
     "list_pipeline_runs",
     "step_logs",
 ]
+
+
+class AttemptView(BaseModel):
+    number: int = Field(description="1 for the first attempt")
+    outcome: str | None = Field(
+        None, description="succeeded, failed (the step raised), crashed (its process or Ray "
+        "worker died), timeout or cancelled; None: still running",
+    )  # fmt: skip
+    duration_s: float | None = None
+    error: str | None = None
 
 
 class StepView(BaseModel):
@@ -48,6 +60,11 @@ class StepView(BaseModel):
     model_version: str | None = None
     error: str | None = None
     cached_from: str | None = Field(None, description="a cached step: the run that computed it")
+    attempts: list[AttemptView] = Field(
+        default_factory=list, description="each time it ran, in order; retries=N allows N+1, "
+        "whatever ended each (an exception, a timeout, a worker that died). None for a cached "
+        "step",
+    )  # fmt: skip
 
 
 class StepLogs(BaseModel):
@@ -89,12 +106,16 @@ def _step_view(name: str, inputs: list[str], run: Any, parent_done: bool) -> Ste
     reason = tags.get("opsloop.cache.reason")
     if cache == "hit":
         reason = f"cached from run {tags.get('opsloop.cache.source', '')[:8]}"
+    attempts = [AttemptView.model_validate(a) for a in read_attempts(tags, run.info.status)]
+    if attempts and run.info.status == "RUNNING":  # retried, and at it again
+        attempts.append(AttemptView(number=attempts[-1].number + 1))
     return StepView(
         name=name, status=run.info.status, rank=0, inputs=inputs, run_id=run.info.run_id,
         cache=cache, reason=reason, duration_s=run.data.metrics.get("duration_s"),
         outputs=sorted(json.loads(tags.get("opsloop.outputs", "{}"))),
         model_version=tags.get("opsloop.model.version"), error=tags.get("opsloop.error"),
         cached_from=tags.get("opsloop.cache.source") if cache == "hit" else None,
+        attempts=attempts,
     )  # fmt: skip
 
 

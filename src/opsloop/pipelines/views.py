@@ -2,7 +2,9 @@
 and what last fired it) with their latest firings; a webhook trigger can be fired from here.
 A pipeline run's page draws its DAG in SVG, each step boxed and coloured by its state; a
 failed run can be resumed from there, a finished one reproduced (the reproduction's page then
-compares the two step by step)."""
+compares the two step by step). A step that was retried, or whose one attempt crashed, has its
+attempts listed (outcome, time, error), so a worker that died and was retried is not one clean
+success."""
 
 from __future__ import annotations
 
@@ -63,6 +65,8 @@ def dag_layout(view: runs.PipelineRunView) -> dict[str, object]:
         x, y = MARGIN + s.rank * (BOX_W + GAP_X), MARGIN + row * (BOX_H + GAP_Y)
         took = "cached" if s.cache == "hit" else (
             f"{s.duration_s:.2f} s" if s.duration_s is not None else s.status.lower())  # fmt: skip
+        if len(s.attempts) > 1:
+            took += f" · {len(s.attempts)} attempts"
         boxes[s.name] = {"step": s, "x": x, "y": y, "detail": took}
     edges = []
     for s in view.steps:
@@ -84,6 +88,24 @@ def dag_layout(view: runs.PipelineRunView) -> dict[str, object]:
             "box_w": BOX_W, "box_h": BOX_H}  # fmt: skip
 
 
+_OUTCOME_BADGES = {"succeeded": "FINISHED", "running": "RUNNING", "cancelled": "KILLED"}
+
+
+def attempt_rows(view: runs.PipelineRunView) -> list[dict[str, object]]:
+    """A row per attempt of each step that was retried or whose one attempt did not succeed
+    (a single clean success says nothing the steps table does not)."""
+    rows: list[dict[str, object]] = []
+    for s in view.steps:
+        if not s.attempts or [a.outcome for a in s.attempts] == ["succeeded"]:
+            continue
+        for a in s.attempts:
+            outcome = a.outcome or "running"
+            rows.append({"step": s.name, "first": a.number == s.attempts[0].number,
+                         "attempt": a, "outcome": outcome,
+                         "badge": _OUTCOME_BADGES.get(outcome, "FAILED")})  # fmt: skip
+    return rows
+
+
 @router.get("/pipelines/runs/{run_id}")
 def pipeline_run_page(request: Request, run_id: str, state: State) -> Response:
     view = runs.describe(state.client, run_id)
@@ -95,7 +117,7 @@ def pipeline_run_page(request: Request, run_id: str, state: State) -> Response:
     logs = [s for s in runs.step_logs(state.client, run_id, view=view) if s.text]
     return UI.page(
         request, "run.html", f"Pipeline {view.pipeline}", view=view, dag=dag_layout(view),
-        comparison=comparison, logs=logs,
+        comparison=comparison, logs=logs, attempts=attempt_rows(view),
         failed={s.name for s in view.steps if s.status == "FAILED"},
     )  # fmt: skip
 
