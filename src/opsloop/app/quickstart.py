@@ -91,35 +91,68 @@ def quickstart(
 
     loop_commands = closed_loop(client, out, frame, version.ref, published["validation"])
     llm_commands = llm_loop(client, out)
-    best_run = best["best_run"]
-    runner_up = sorted(best["trials"], key=lambda t: t["val_f1"])[-2]["run_id"]
+    _print_next(
+        out,
+        [
+            *_tracking_commands(experiment, run.run_id, best),
+            *_data_and_model_commands(version.ref, published["predictions"], best["model"]),
+            *loop_commands,
+            *llm_commands,
+            ("opsloop ui", "the web UI: runs, data, models, monitors, prompts, traces, evals"),
+        ],
+    )
+
+
+def _print_next(out: Any, commands: list[tuple[str, str]]) -> None:
+    """Each command on a line of its own and what it shows on the next, as a shell comment:
+    rich would wrap a long command at the terminal's width (a copied line then ends mid-way),
+    so neither line is wrapped, and pasting both runs the command and ignores the comment."""
     out.print("[bold]Where to look next[/]")
-    out.print(
-        f"  opsloop pipelines show {run.run_id}   # the DAG: steps, inputs, times, cache verdicts"
-    )
-    out.print(f"  opsloop runs list -e {experiment} -o 'metrics.val_f1 DESC'")
-    out.print(f"  opsloop runs show {best_run}")
-    out.print(f"  opsloop runs compare {best_run} {runner_up}")
-    out.print(f"  opsloop runs metric {best_run} val_loss")
-    out.print(f"  opsloop runs env {run.run_id}")
-    out.print(f"  opsloop runs reproduce {run.run_id}   # recompute, compare bit for bit")
+    for command, why in commands:
+        out.print(f"  {command}", markup=False, highlight=False, soft_wrap=True)
+        out.print(f"    # {why}", style="dim", markup=False, highlight=False, soft_wrap=True)
+
+
+def _tracking_commands(
+    experiment: str, pipeline_run: str, sweep: dict[str, Any]
+) -> list[tuple[str, str]]:
+    best_run = sweep["best_run"]
+    others = [t for t in sweep["trials"] if t["run_id"] != best_run]
     query = "metrics.val_f1 > 0.95 and params.penalty = 'l2'"
-    out.print(f'  opsloop runs list -e {experiment} -f "{query}"')
-    out.print(f"  opsloop data show {version.ref}      # schema, validation, runs that used it")
-    out.print(f"  opsloop data show {published['predictions']}  # produced by the publish step")
-    out.print(f"  opsloop data profile {version.ref} --out .   # HTML profile")
-    out.print(f"  opsloop models show {MODEL}        # versions, aliases, gate policy")
-    out.print(f"  opsloop models history {MODEL}     # every alias decision with its verdict")
-    out.print(f"  opsloop models card {best['model']}   # the model card (Markdown)")
-    out.print(f"  opsloop lineage {MODEL}@champion   # run, data and code behind the champion")
-    out.print(f"  opsloop deployments show {MODEL}   # traffic and its history")
-    out.print(f"  opsloop deployments predictions {MODEL}   # logged answers with ground truth")
-    out.print(f"  opsloop serve --port 8080   # then POST /v1/deployments/{MODEL}/predict")
-    for command in [*loop_commands, *llm_commands]:
-        out.print(f"  {command}")
-    out.print(
-        "  opsloop ui       # the web UI: runs, data, models, monitors, prompts, traces, evals"
-    )
+    commands = [
+        (f"opsloop pipelines show {pipeline_run}", "the DAG: steps, inputs, times, cache verdicts"),
+        (f"opsloop runs list -e {experiment} -o 'metrics.val_f1 DESC'", "the trials, best first"),
+        (f"opsloop runs show {best_run}", "the best trial: params, metrics, artifacts"),
+    ]
+    if others:  # the runner-up, never the best trial itself (ties in val_f1 are common)
+        runner_up = max(others, key=lambda t: t["val_f1"])["run_id"]
+        commands.append(
+            (f"opsloop runs compare {best_run} {runner_up}", "the best two trials side by side")
+        )
+    return [
+        *commands,
+        (f"opsloop runs metric {best_run} val_loss", "the best trial's learning curve"),
+        (f"opsloop runs env {pipeline_run}", "packages, platform and commit of the pipeline run"),
+        (f"opsloop runs reproduce {pipeline_run}", "recompute, compare bit for bit"),
+        (f'opsloop runs list -e {experiment} -f "{query}"', "runs filtered by metric and param"),
+    ]
+
+
+def _data_and_model_commands(
+    data_ref: str, predictions: str, best_model: str
+) -> list[tuple[str, str]]:
+    return [
+        (f"opsloop data show {data_ref}", "schema, validation, runs that used it"),
+        (f"opsloop data show {predictions}", "produced by the publish step"),
+        (f"opsloop data profile {data_ref} --out .", "HTML profile"),
+        (f"opsloop models show {MODEL}", "versions, aliases, gate policy"),
+        (f"opsloop models history {MODEL}", "every alias decision with its verdict"),
+        (f"opsloop models card {best_model}", "the model card (Markdown)"),
+        (f"opsloop lineage {MODEL}@champion", "run, data and code behind the champion"),
+        (f"opsloop deployments show {MODEL}", "traffic and its history"),
+        (f"opsloop deployments predictions {MODEL}", "logged answers with ground truth"),
+        ("opsloop serve --port 8080", f"then POST /v1/deployments/{MODEL}/predict"),
+    ]
 
 
 def _deploy_and_serve(client: Any, X_val: Any, y_val: Any) -> None:

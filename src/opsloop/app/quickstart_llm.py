@@ -37,8 +37,9 @@ def faq_answer(prompt: str, variables: dict[str, Any] | None = None) -> dict[str
     }
 
 
-def llm_loop(client: Any, out: Any) -> list[str]:
-    """Run the LLM steps; returns the commands to look at what they made."""
+def llm_loop(client: Any, out: Any) -> list[tuple[str, str]]:
+    """Run the LLM steps; returns the commands to look at what they made, each with what it
+    shows."""
     from opsloop.llm.tracing.context import current_span
     from opsloop.llm.tracing.sdk import observe
 
@@ -77,10 +78,10 @@ def llm_loop(client: Any, out: Any) -> list[str]:
         prompts.set_label(PROMPT, prompt.version, "production")
         out.print(f"prompts: {prompt.ref} is now {PROMPT}@production (the suite gates the label)\n")
     return [
-        "opsloop traces list --tag quickstart      # conversations with tokens, cost, scores",
-        f"opsloop traces show {listed[0].trace_id}",
-        f"opsloop eval show {run.run_id}",
-        f"opsloop data show {export.ref}           # the fine-tuning chats, linked to traces",
+        ("opsloop traces list --tag quickstart", "conversations with tokens, cost, scores"),
+        (f"opsloop traces show {listed[0].trace_id}", "one conversation, span by span"),
+        (f"opsloop eval show {run.run_id}", "the eval run: each case, its output and checks"),
+        (f"opsloop data show {export.ref}", "the fine-tuning chats, linked to traces"),
     ]
 
 

@@ -62,8 +62,10 @@ def _accuracy(run: Any) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def closed_loop(client: Any, out: Any, frame: Any, reference: str, validation: str) -> list[str]:
-    """Walk the loop; the commands that show what happened."""
+def closed_loop(
+    client: Any, out: Any, frame: Any, reference: str, validation: str
+) -> list[tuple[str, str]]:
+    """Walk the loop; the commands that show what happened, each with what it shows."""
     import logging
 
     logging.getLogger("opsloop.alerts").setLevel(logging.ERROR)  # the quickstart prints its own
@@ -113,9 +115,23 @@ def closed_loop(client: Any, out: Any, frame: Any, reference: str, validation: s
     finally:
         scheduler.stop()
     return [
-        f"opsloop loop status {MODEL}          # the loop: check, alert, retraining, rollout",
-        "opsloop alerts list                    # alerts, their channels and state",
-        f"opsloop monitors runs {MONITOR}  # every check with its metrics",
-        f"opsloop monitors references {MONITOR}  # re-baselined after the promotion (revert)",
-        f"opsloop drift {validation} breast-cancer-live --html drift.html   # ad hoc drift",
+        (f"opsloop loop status {MODEL}", "the loop: check, alert, retraining, rollout"),
+        ("opsloop alerts list", "alerts, their channels and state"),
+        (f"opsloop monitors runs {MONITOR}", "every check with its metrics"),
+        (f"opsloop monitors references {MONITOR}", "re-baselined after the promotion (revert)"),
+        *_drift_suggestion(validation, run.data_ref),
+    ]
+
+
+def _drift_suggestion(validation: str, shifted: str | None) -> list[tuple[str, str]]:
+    """The ad hoc drift command on the two sides of this run's shift: the split the monitor
+    started from against the traffic the loop exported, pinned to the version this run made
+    (``breast-cancer-live`` alone would name whatever a later run exported)."""
+    if shifted is None:  # the loop never exported: there is no shifted data to compare
+        return []
+    return [
+        (
+            f"opsloop drift {validation} {shifted} --html drift.html",
+            "ad hoc drift: the monitor's reference against the shifted traffic it alerted on",
+        )
     ]

@@ -132,8 +132,9 @@ class HeldDeploymentBackend(DeploymentBackend):
     def predictions(self, name: str) -> Any:
         return self._inner.predictions(name)
 
-    def prediction_log(self) -> PredictionLog:
-        return self._inner.prediction_log()
+    @property
+    def prediction_log(self) -> PredictionLog:  # a property, as on DeploymentBackend
+        return self._inner.prediction_log
 
     def close(self) -> None:
         self._inner.close()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel.refs import parse_ref
-from opsloop.llm.evals.assertions import Assertion, check
+from opsloop.llm.evals.assertions import Assertion, Outcome, check
 from opsloop.llm.evals.entities import EvalResult, EvalRunCreate
 from opsloop.llm.evals.ports import CaseData, PromptSource, TraceSink
 from opsloop.llm.evals.providers import Provider
@@ -130,6 +130,12 @@ def _render_value(assertion: Assertion, variables: dict[str, Any]) -> Any:
     return value
 
 
+def _recorded(outcome: Outcome, assertion: Assertion, value: Any) -> dict[str, Any]:
+    """The outcome with what it was checked against (the rendered value, the threshold), so
+    a result says what was expected, not only whether it was met."""
+    return {**outcome.to_dict(), "expected": value, "threshold": assertion.limit}
+
+
 def _evaluate(
     prompt: PromptUnderTest,
     provider: Provider,
@@ -155,12 +161,17 @@ def _evaluate(
         if completion.error is not None:
             span.record_error(RuntimeError(completion.error))
     if completion.error is not None:
-        outcomes = []
+        outcomes, recorded = [], []
         passed, score = False, 0.0
     else:
+        expected = [_render_value(a, case.vars) for a in case.assertions]
         outcomes = [
-            check(a, _render_value(a, case.vars), completion, case.vars, judge)
-            for a in case.assertions
+            check(a, value, completion, case.vars, judge)
+            for a, value in zip(case.assertions, expected, strict=True)
+        ]
+        recorded = [
+            _recorded(o, a, value)
+            for o, a, value in zip(outcomes, case.assertions, expected, strict=True)
         ]
         weight = sum(o.weight for o in outcomes)
         score = sum(o.score * o.weight for o in outcomes) / weight if weight else 1.0
@@ -185,7 +196,7 @@ def _evaluate(
         latency_ms=completion.latency_ms,
         cost=completion.cost,
         error=completion.error,
-        assertions=[o.to_dict() for o in outcomes],
+        assertions=recorded,
         trace_id=span.trace_id,
     )
 

@@ -1,5 +1,6 @@
 // SVG charts for the UI, with no third-party code: metric line charts (step, time or relative
-// time on x; smoothing; log scale; hover read-out) and a parallel-coordinates plot.
+// time on x; smoothing; log scale; hover read-out; optional reference lines and point markers)
+// and a parallel-coordinates plot.
 // Everything user-provided goes into the DOM as text nodes or attributes, never as markup.
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -82,7 +83,10 @@ function xValues(series, mode) {
 /**
  * Draw (or redraw) a line chart into ``figure`` (an element holding an <svg>).
  * series: [{label, color, steps, values, timestamps, origin?}]
- * options: {x: "step"|"time"|"relative", logY: bool, smoothing: 0..0.99}
+ * options: {x: "step"|"time"|"relative", logY: bool, smoothing: 0..0.99,
+ *   references: [{value, label, color?}]: dashed horizontal lines (alert thresholds, targets)
+ *     in any CSS colour; the y range stretches to show them,
+ *   markers: bool: a dot per point, for sparse series (a line through one point draws nothing)}
  */
 export function lineChart(figure, series, options = {}) {
   const mode = options.x || "step";
@@ -102,12 +106,14 @@ export function lineChart(figure, series, options = {}) {
     return { ...s, xs: pick(xs), raw: ys, ys: smooth(ys, options.smoothing || 0) };
   });
   const all = prepared.filter((s) => s.xs.length);
+  const references = (options.references || []).filter((r) => Number.isFinite(r.value) && (!options.logY || r.value > 0));
   if (!all.length) {
     svgEl("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "muted" }, svg).textContent = "no points to draw";
     return;
   }
   let [x0, x1] = [Math.min(...all.map((s) => Math.min(...s.xs))), Math.max(...all.map((s) => Math.max(...s.xs)))];
-  let [y0, y1] = [Math.min(...all.map((s) => Math.min(...s.raw))), Math.max(...all.map((s) => Math.max(...s.raw)))];
+  const levels = references.map((r) => r.value);
+  let [y0, y1] = [Math.min(...all.map((s) => Math.min(...s.raw)), ...levels), Math.max(...all.map((s) => Math.max(...s.raw)), ...levels)];
   if (x0 === x1) { x0 -= 1; x1 += 1; }
   if (y0 === y1) { const pad = Math.abs(y0) * 0.05 || 1; y0 -= pad; y1 += pad; }
   if (!options.logY) { const pad = (y1 - y0) * 0.04; y0 -= pad; y1 += pad; }
@@ -137,8 +143,31 @@ export function lineChart(figure, series, options = {}) {
     const path = svgEl("path", { class: "series", stroke: s.color, d: line(s.xs, s.ys) }, svg);
     path.dataset.points = String(s.xs.length);
     path.dataset.label = s.label;
+    if (options.markers) {
+      const dots = svgEl("g", { class: "markers", fill: s.color }, svg);
+      s.xs.forEach((x, i) => svgEl("circle", { cx: sx(x).toFixed(1), cy: sy(s.ys[i]).toFixed(1), r: 2.5 }, dots));
+    }
   }
+  drawReferences(svg, references, { sy, left: MARGIN.left, right: width - MARGIN.right });
   installHover(figure, svg, all, { sx, x0, x1, plotW, mode, height });
+}
+
+function drawReferences(svg, references, { sy, left, right }) {
+  if (!references.length) return;
+  const group = svgEl("g", { class: "references" }, svg);
+  for (const ref of references) {
+    const y = sy(ref.value).toFixed(1);
+    const line = svgEl("line", { class: "reference", x1: left, x2: right, y1: y, y2: y, "stroke-dasharray": "6 4" }, group);
+    line.style.stroke = ref.color || "var(--axis)";  // any CSS colour, var(--bad) included
+    line.dataset.value = String(ref.value);
+    line.dataset.label = ref.label || "";
+    svgEl("title", {}, line).textContent = `${ref.label || "reference"}: ${formatNumber(ref.value)}`;
+    if (ref.label) {
+      const text = svgEl("text", { class: "reference-label", x: right - 4, y: Number(y) - 4, "text-anchor": "end" }, group);
+      text.style.fill = ref.color || "var(--muted)";
+      text.textContent = ref.label;
+    }
+  }
 }
 
 function installHover(figure, svg, all, geometry) {
