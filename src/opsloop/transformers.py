@@ -11,7 +11,7 @@ first access to ``OpsloopCallback``, when the user is about to hand it to a ``Tr
 torch loaded anyway). A training that raises never reaches ``on_train_end``: open the run
 yourself (``with opsloop.start_run(): trainer.train()``) and the ``with`` marks it FAILED.
 
-``pip install 'opsloop[llm]'``. PyTorch Lightning has no callback here (it is not a dependency).
+``pip install 'opsloop[llm]'``. For PyTorch Lightning, see :mod:`opsloop.lightning` (a logger).
 """
 
 from __future__ import annotations
