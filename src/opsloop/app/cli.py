@@ -144,6 +144,7 @@ def _governance() -> None:
 
     app.add_typer(governance_cli.users_app, name="users")
     app.add_typer(governance_cli.keys_app, name="keys")
+    app.add_typer(governance_cli.audit_app, name="audit")
     app.command("whoami")(governance_cli.whoami)
 
 
@@ -156,7 +157,7 @@ _ADDS_COMMANDS: dict[Callable[[], None], tuple[str, ...]] = {  # in the order --
     _monitoring: ("monitors", "alerts", "loop", "drift"),
     _pipelines: ("pipelines", "scheduler", "tune"),
     _llm: ("prompts", "traces", "feedback", "eval"),
-    _governance: ("users", "keys", "whoami"),
+    _governance: ("users", "keys", "audit", "whoami"),
 }
 
 

@@ -87,6 +87,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.data.views import UI as DATA_UI
     from opsloop.data.views import router as data_views
     from opsloop.governance.api import router as governance_router
+    from opsloop.governance.audit_hook import AuditMiddleware
+    from opsloop.governance.views import UI as AUDIT_UI
+    from opsloop.governance.views import router as audit_views
     from opsloop.lineage.api import router as lineage_router
     from opsloop.llm.evals.api import router as evals_router
     from opsloop.llm.evals.label_gate import LabelRuleGate
@@ -148,8 +151,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             (TRACES_UI, trace_views),
             (FEEDBACK_UI, feedback_views),
             (EVALS_UI, eval_views),
+            (AUDIT_UI, audit_views),
         ],
     )
+    app.add_middleware(AuditMiddleware, store=store)  # outermost: sees every answer's status
     return app
 
 

@@ -1,4 +1,4 @@
-"""Governance's REST routes under ``/api``: users, roles, API keys and ``whoami``.
+"""Governance's REST routes under ``/api``: users, roles, API keys, ``whoami`` and the audit log.
 
 Who may call which route is decided before the route runs, in the server's one auth check (the
 roles are in :mod:`opsloop.governance.policy`); the services then check what depends on the
@@ -9,11 +9,13 @@ cache, so a revoked key or a lowered role holds from the next request on.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
-from opsloop.governance import routes, services
+from opsloop.governance import audit, routes, services
 from opsloop.governance.entities import (
     ApiKey,
+    AuditPage,
+    AuditVerdict,
     KeyCreate,
     NewApiKey,
     RoleSet,
@@ -23,7 +25,8 @@ from opsloop.governance.entities import (
 )
 from opsloop.governance.roles import ADMIN
 from opsloop.kernel.identity import Principal, current_principal, current_user
-from opsloop.web.deps import AppState, ReadSession, State
+from opsloop.kernel.paging import decode_page_token, encode_page_token
+from opsloop.web.deps import AppState, MaxResults, ReadSession, State
 
 __all__ = ["router"]
 
@@ -95,3 +98,28 @@ def revoke_key(key_id: str, state: State) -> ApiKey:
         key = services.revoke_key(session, key_id, _actor(state))
     _changed(state)
     return key
+
+
+@router.get(routes.AUDIT.template)
+def list_audit(
+    session: ReadSession,
+    actor: str | None = None,
+    resource: str | None = Query(None, description="a prefix: 'models/churn' and below"),
+    since: int | None = Query(None, ge=0, description="epoch ms"),
+    page_token: str | None = None,
+    max_results: MaxResults = 100,
+) -> AuditPage:
+    """Audit events, newest first (admins, in ``users`` mode)."""
+    before = decode_page_token(page_token) or None  # the token holds the seq to go below
+    events = audit.list_events(session, actor=actor, resource=resource, since=since,
+                               before_seq=before, limit=max_results + 1)  # fmt: skip
+    more = len(events) > max_results
+    events = events[:max_results]
+    token = encode_page_token(events[-1].seq) if more and events else None
+    return AuditPage(items=events, next_page_token=token)
+
+
+@router.get(routes.AUDIT_VERIFY.template)
+def verify_audit(session: ReadSession) -> AuditVerdict:
+    """Walk the whole chain: ``ok``, or the first bad event's ``seq`` and what is wrong."""
+    return audit.verify(session)

@@ -1,4 +1,4 @@
-"""The governance backend contract: users, roles and API keys, local or remote.
+"""The governance backend contract: users, roles, API keys and the audit log, local or remote.
 
 :class:`~opsloop.governance.local.LocalGovernanceBackend` runs the services on a store opened
 directly. There is no login there: whoever can open the database already holds everything in
@@ -17,7 +17,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from opsloop.governance.entities import ApiKey, KeyCreate, NewApiKey, User, UserCreate, Whoami
+from opsloop.governance.entities import (
+    ApiKey,
+    AuditPage,
+    AuditVerdict,
+    KeyCreate,
+    NewApiKey,
+    User,
+    UserCreate,
+    Whoami,
+)
 
 __all__ = ["GovernanceBackend"]
 
@@ -59,3 +68,21 @@ class GovernanceBackend(ABC):
     @abstractmethod
     def whoami(self) -> Whoami:
         """Who the caller is, with which role, under which auth mode."""
+
+    @abstractmethod
+    def list_audit(
+        self,
+        *,
+        actor: str | None = None,
+        resource: str | None = None,
+        since: int | None = None,
+        page_token: str | None = None,
+        max_results: int = 100,
+    ) -> AuditPage:
+        """Audit events newest first: ``actor`` exactly, ``resource`` as a prefix, at or after
+        ``since`` (epoch ms). ``InvalidInput`` for a forged page token; over HTTP in ``users``
+        mode ``PermissionDenied`` below admin."""
+
+    @abstractmethod
+    def verify_audit(self) -> AuditVerdict:
+        """Walk the audit chain: ok, or the first bad event's ``seq`` and what is wrong."""

@@ -1,4 +1,4 @@
-"""``opsloop users ...``, ``opsloop keys ...`` and ``opsloop whoami``.
+"""``opsloop users ...``, ``opsloop keys ...``, ``opsloop audit ...`` and ``opsloop whoami``.
 
 Without a server URL these run on the database directly, as its owner: that is how a server's
 first admin is made, on the server's machine, with ``OPSLOOP_DATABASE_URL`` set to the server's
@@ -10,6 +10,8 @@ and within the caller's role.
 from __future__ import annotations
 
 import re
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -36,6 +38,14 @@ keys_app = command_group(
     "  opsloop keys revoke opsk_AbC1234"
 )
 
+audit_app = command_group(
+    "The audit log: every state change made through the server (who, what, when, outcome), "
+    "hash-chained so an edited or deleted event is detected. Examples:\n\n"
+    "  opsloop audit verify\n"
+    "  opsloop audit list --actor alice --resource models/churn --since 7d\n"
+    "  opsloop audit export --out audit.jsonl"
+)
+
 _DURATION = re.compile(r"(\d{1,6})([mhdw])")
 _UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -48,6 +58,13 @@ def parse_duration(text: str) -> int:
     if found is None:
         raise InvalidInput(f"--expires takes a number and m, h, d or w (e.g. 30d), got {text!r}")
     return int(found.group(1)) * _UNIT_S[found.group(2)]
+
+
+def audit_since(text: str) -> int:
+    """``--since`` as epoch ms (see :func:`opsloop.governance.audit.parse_since`)."""
+    from opsloop.governance.audit import parse_since
+
+    return parse_since(text)
 
 
 def _governance() -> GovernanceClient:
@@ -157,3 +174,66 @@ def whoami(json_: JsonOption = False) -> None:
     where = me.server or "the embedded store"
     kind = " (service account)" if me.is_service else ""
     typer.echo(f"{me.name}{kind}: {me.role} in workspace {me.workspace}, auth {me.auth} on {where}")
+
+
+ActorOption = Annotated[str | None, typer.Option(help="Only this user (or scheduler, token).")]
+ResourceOption = Annotated[
+    str | None, typer.Option(help="Only resources under this path, e.g. models/churn.")
+]
+SinceOption = Annotated[
+    str | None, typer.Option(help="Only events since 7d, 12h, ... or an ISO date (UTC).")
+]
+
+
+@audit_app.command("verify")
+def verify_audit(json_: JsonOption = False) -> None:
+    """Walk the hash chain; exit 1 naming the first edited or deleted event."""
+    verdict = _governance().verify_audit()
+    if json_:
+        print_json(verdict)
+    elif verdict.ok:
+        typer.echo(f"ok: {verdict.checked} events, head {verdict.head_seq} {verdict.head_hash}")
+    else:
+        typer.echo(f"TAMPERED at event {verdict.first_bad_seq}: {verdict.problem}", err=True)
+    if not verdict.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("list")
+def list_audit(
+    actor: ActorOption = None,
+    resource: ResourceOption = None,
+    since: SinceOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 50,
+    json_: JsonOption = False,
+) -> None:
+    """Audit events, newest first."""
+    page = _governance().list_audit(
+        actor=actor, resource=resource, since=audit_since(since) if since else None,
+        max_results=limit,
+    )  # fmt: skip
+    if json_:
+        print_json(page.items)
+        return
+    rows = [(e.seq, when(e.at), e.actor, e.action, e.resource, e.outcome, e.request_id[:8])
+            for e in page.items]  # fmt: skip
+    print_table(["seq", "at", "actor", "action", "resource", "outcome", "request"], rows, cut=True)
+
+
+@audit_app.command("export")
+def export_audit(
+    out: Annotated[Path | None, typer.Option(help="Write here (default: stdout).")] = None,
+    actor: ActorOption = None,
+    resource: ResourceOption = None,
+    since: SinceOption = None,
+) -> None:
+    """Events as JSON Lines, oldest first, with their hashes (to verify or archive)."""
+    events = list(_governance().iter_audit(
+        actor=actor, resource=resource, since=audit_since(since) if since else None
+    ))  # fmt: skip
+    lines = "".join(e.model_dump_json() + "\n" for e in reversed(events))
+    if out is None:
+        sys.stdout.write(lines)
+    else:
+        out.write_text(lines, encoding="utf-8")
+        typer.echo(f"wrote {len(events)} events to {out}", err=True)

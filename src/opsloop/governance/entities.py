@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ApiKey", "KeyCreate", "NewApiKey", "RoleSet", "User", "UserCreate", "Whoami"]
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "AuditPage",
+    "AuditVerdict",
+    "KeyCreate",
+    "NewApiKey",
+    "RoleSet",
+    "User",
+    "UserCreate",
+    "Whoami",
+]
 
 
 class UserCreate(BaseModel):
@@ -82,3 +93,46 @@ class Whoami(BaseModel):
     workspace: str
     is_service: bool = False
     server: str | None = None
+
+
+class AuditEvent(BaseModel):
+    """One state change: who did what to which resource, when, with what outcome.
+
+    ``hash`` chains it to the event before (``prev_hash``): ``sha256(prev_hash + canonical
+    JSON of the other fields)``, so an edited or deleted event breaks the chain."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int = Field(description="position in the chain, 1, 2, 3 ... without gaps")
+    at: int = Field(description="epoch ms")
+    actor: str = Field(description="user name; 'token', 'anonymous', 'scheduler', ...")
+    workspace: str
+    action: str = Field(description="method and route template, e.g. 'POST /api/runs'")
+    resource: str = Field(description="the path with its parameters, e.g. 'models/churn'")
+    request_id: str = Field(description="the X-Request-Id answered to the request")
+    outcome: int = Field(description="the HTTP status answered")
+    digest: str | None = Field(None, description="SHA-256 of the request body, if read")
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(BaseModel):
+    """Events newest first; pass ``next_page_token`` back for older ones."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[AuditEvent]
+    next_page_token: str | None = None
+
+
+class AuditVerdict(BaseModel):
+    """What ``audit verify`` found: ``ok``, or the first bad event and what is wrong with it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    checked: int = Field(description="events read")
+    first_bad_seq: int | None = None
+    problem: str | None = None
+    head_seq: int = 0
+    head_hash: str = ""

@@ -3,11 +3,21 @@ the OS user with the ``admin`` role (the database's owner; see :mod:`.backend`).
 
 from __future__ import annotations
 
-from opsloop.governance import services
+from opsloop.governance import audit, services
 from opsloop.governance.backend import GovernanceBackend
-from opsloop.governance.entities import ApiKey, KeyCreate, NewApiKey, User, UserCreate, Whoami
+from opsloop.governance.entities import (
+    ApiKey,
+    AuditPage,
+    AuditVerdict,
+    KeyCreate,
+    NewApiKey,
+    User,
+    UserCreate,
+    Whoami,
+)
 from opsloop.governance.roles import ADMIN
 from opsloop.kernel.identity import Principal, current_user
+from opsloop.kernel.paging import decode_page_token, encode_page_token
 from opsloop.store.database import Store
 
 __all__ = ["LocalGovernanceBackend"]
@@ -48,3 +58,25 @@ class LocalGovernanceBackend(GovernanceBackend):
     def whoami(self) -> Whoami:
         actor = self.actor
         return Whoami(name=actor.name, role=actor.role, auth=actor.auth, workspace=actor.workspace)
+
+    def list_audit(
+        self,
+        *,
+        actor: str | None = None,
+        resource: str | None = None,
+        since: int | None = None,
+        page_token: str | None = None,
+        max_results: int = 100,
+    ) -> AuditPage:
+        before = decode_page_token(page_token) or None
+        with self.store.read() as s:
+            events = audit.list_events(s, actor=actor, resource=resource, since=since,
+                                       before_seq=before, limit=max_results + 1)  # fmt: skip
+        more = len(events) > max_results
+        events = events[:max_results]
+        token = encode_page_token(events[-1].seq) if more and events else None
+        return AuditPage(items=events, next_page_token=token)
+
+    def verify_audit(self) -> AuditVerdict:
+        with self.store.read() as s:
+            return audit.verify(s)

@@ -108,6 +108,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/users/{name}"): Rule(ADMIN),
     ("PUT", "/api/users/{name}/role"): Rule(ADMIN),
     ("POST", "/api/keys"): Rule(VIEWER),
+    # the audit log: who did what is an admin's to read
+    ("GET", "/api/audit"): Rule(ADMIN),
+    ("GET", "/api/audit/verify"): Rule(ADMIN),
+    ("GET", "/audit"): Rule(ADMIN),
     ("DELETE", "/api/keys/{key_id}"): Rule(VIEWER),
 }
 

@@ -1,5 +1,5 @@
-"""The remote governance backend: the server's ``/api/users``, ``/api/keys`` and
-``/api/whoami``; the server acts for the principal the client's key authenticates."""
+"""The remote governance backend: the server's ``/api/users``, ``/api/keys``, ``/api/audit``
+and ``/api/whoami``; the server acts for the principal the client's key authenticates."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ from pydantic import TypeAdapter
 
 from opsloop.governance import routes
 from opsloop.governance.backend import GovernanceBackend
-from opsloop.governance.entities import ApiKey, KeyCreate, NewApiKey, User, UserCreate, Whoami
+from opsloop.governance.entities import (
+    ApiKey,
+    AuditPage,
+    AuditVerdict,
+    KeyCreate,
+    NewApiKey,
+    User,
+    UserCreate,
+    Whoami,
+)
 from opsloop.kernel.transport import HttpTransport
 
 __all__ = ["RemoteGovernanceBackend"]
@@ -54,3 +63,22 @@ class RemoteGovernanceBackend(GovernanceBackend):
     def whoami(self) -> Whoami:
         found = Whoami.model_validate_json(self.http.request("GET", routes.WHOAMI.url()).content)
         return found.model_copy(update={"server": self.http.base_url})
+
+    def list_audit(
+        self,
+        *,
+        actor: str | None = None,
+        resource: str | None = None,
+        since: int | None = None,
+        page_token: str | None = None,
+        max_results: int = 100,
+    ) -> AuditPage:
+        given = {"actor": actor, "resource": resource, "since": since, "page_token": page_token,
+                 "max_results": max_results}  # fmt: skip
+        params = {k: v for k, v in given.items() if v is not None}
+        raw = self.http.request("GET", routes.AUDIT.url(), params=params).content
+        return AuditPage.model_validate_json(raw)
+
+    def verify_audit(self) -> AuditVerdict:
+        raw = self.http.request("GET", routes.AUDIT_VERIFY.url()).content
+        return AuditVerdict.model_validate_json(raw)

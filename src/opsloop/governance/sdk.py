@@ -1,4 +1,4 @@
-"""``client.governance``: users, roles, API keys and ``whoami``, over one backend.
+"""``client.governance``: users, roles, API keys, ``whoami`` and the audit log, over one backend.
 
 Example:
     >>> client.governance.create_user("ci-bot", role="editor", service=True)
@@ -8,11 +8,23 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from pydantic import ValidationError
 
 from opsloop.errors import InvalidInput, validation_problems
 from opsloop.governance.backend import GovernanceBackend
-from opsloop.governance.entities import ApiKey, KeyCreate, NewApiKey, User, UserCreate, Whoami
+from opsloop.governance.entities import (
+    ApiKey,
+    AuditEvent,
+    AuditPage,
+    AuditVerdict,
+    KeyCreate,
+    NewApiKey,
+    User,
+    UserCreate,
+    Whoami,
+)
 
 __all__ = ["GovernanceClient"]
 
@@ -58,3 +70,33 @@ class GovernanceClient:
 
     def whoami(self) -> Whoami:
         return self._backend.whoami()
+
+    def list_audit(
+        self,
+        *,
+        actor: str | None = None,
+        resource: str | None = None,
+        since: int | None = None,
+        page_token: str | None = None,
+        max_results: int = 100,
+    ) -> AuditPage:
+        """Audit events newest first; ``resource`` is a prefix, ``since`` epoch ms."""
+        return self._backend.list_audit(actor=actor, resource=resource, since=since,
+                                        page_token=page_token, max_results=max_results)  # fmt: skip
+
+    def iter_audit(
+        self, *, actor: str | None = None, resource: str | None = None, since: int | None = None
+    ) -> Iterator[AuditEvent]:
+        """Every matching event, newest first, a page at a time."""
+        token: str | None = None
+        while True:
+            page = self.list_audit(actor=actor, resource=resource, since=since,
+                                   page_token=token, max_results=1000)  # fmt: skip
+            yield from page.items
+            token = page.next_page_token
+            if token is None:
+                return
+
+    def verify_audit(self) -> AuditVerdict:
+        """Walk the audit chain (see ``opsloop audit verify``)."""
+        return self._backend.verify_audit()

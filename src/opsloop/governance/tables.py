@@ -1,4 +1,5 @@
-"""Governance's tables: users, their role per workspace, and API keys (stored hashed).
+"""Governance's tables: users, their role per workspace, API keys (stored hashed), and the
+audit log (a hash chain of events and its head).
 
 ``user_roles`` is keyed by ``(user_id, workspace)``: one workspace today, more later without
 changing the grants. ``api_keys.key_hash`` is the SHA-256 of the key (see
@@ -7,7 +8,7 @@ changing the grants. ``api_keys.key_hash`` is the SHA-256 of the key (see
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opsloop.store import columns as col
@@ -42,3 +43,35 @@ class ApiKeyRow(col.IdKey, col.CreatedAt, col.CreatedBy, Base):
     role: Mapped[str | None] = mapped_column(String(16))
     expires_at: Mapped[int | None] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AuditEventRow(Base):
+    """One audit event, chained to the one before: ``hash = sha256(prev_hash + canonical JSON
+    of the event)`` (:mod:`opsloop.governance.audit`). ``seq`` is dense (1, 2, 3 ...: each
+    append takes the head's ``seq + 1``), so a deleted row is a gap that names itself."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[int] = mapped_column(BigInteger, index=True)
+    actor: Mapped[str] = mapped_column(String(250), index=True)
+    workspace: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(500))
+    resource: Mapped[str] = mapped_column(String(1000))
+    request_id: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The chain's last ``seq`` and ``hash``, one row (``id`` 1): appends lock it (``SELECT ...
+    FOR UPDATE`` on PostgreSQL; SQLite's write lock already serialises them), and ``audit
+    verify`` compares it with the last row, so deleting the newest rows is detected too."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))

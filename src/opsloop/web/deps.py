@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from opsloop.config import Settings
 from opsloop.errors import PermissionDenied, Unauthenticated
-from opsloop.kernel.identity import Principal, act_as
+from opsloop.kernel.identity import Principal, act_as, current_user
 from opsloop.store.blobs import BlobStore
 from opsloop.store.database import Store
 from opsloop.web.csrf import UNSAFE_METHODS, check_origin, check_token
@@ -132,6 +132,8 @@ async def require_token(request: Request, state: State) -> None:
     one that a key opened: an unknown, expired or revoked key is 401, and the route's role is
     then checked (403 naming the role it needs). The principal is recorded for the request
     (:func:`opsloop.kernel.identity.act_as`): it is the author of whatever the request writes.
+    ``request.state.actor`` names the caller for the audit log once it is known (a user, ``token``,
+    or an open server's own user).
     """
     if state.authorizer is not None:
         await _require_user(request, state, state.authorizer)
@@ -140,10 +142,12 @@ async def require_token(request: Request, state: State) -> None:
     bearer = _bearer(request)
     if bearer and expected:
         check_token_guess(request, state, bearer, [expected])
+        request.state.actor = "token"  # who the audit log names: the token's holder
         return
     if not expected:
         if request.method in UNSAFE_METHODS and not bearer:
             check_origin(request)
+        request.state.actor = current_user()  # an open server: its own user, as authors are
         return
     session_id = request.cookies.get(SESSION_COOKIE, "")
     if not session_id:
@@ -156,6 +160,7 @@ async def require_token(request: Request, state: State) -> None:
     if request.method in UNSAFE_METHODS:
         check_origin(request)
         await check_token(request, live.csrf_token)
+    request.state.actor = "token"
 
 
 async def _require_user(request: Request, state: AppState, authorizer: Authorizer) -> None:
@@ -182,6 +187,7 @@ async def _require_user(request: Request, state: AppState, authorizer: Authorize
         if request.method in UNSAFE_METHODS:
             check_origin(request)
             await check_token(request, live.csrf_token)
+    request.state.actor = principal.name  # known even when the role check refuses
     await authorizer.authorize(request, principal)
     request.state.principal = principal
     act_as(principal)

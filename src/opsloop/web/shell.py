@@ -57,6 +57,7 @@ class UiDomain:
     href: str
     package: str
     find: Callable[[Session, str], Sequence[SearchHit]] | None = None
+    admin_only: bool = False  # in users mode the nav shows it to admins only
 
     def page(
         self, request: Request, template: str, title: str, *, status_code: int = 200, **context: Any
