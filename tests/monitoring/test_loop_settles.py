@@ -68,6 +68,8 @@ def test_promotion_rebaselines_resolves_and_settles(
     monitor = client.monitors.get("cancer-watch")
     assert monitor.reference == "cancer-live@1" and monitor.baseline["model"] == "cancer-clf@2"
     assert client.monitors.loop_status("cancer")[0]["stage"] == "settled"  # before any check
+    stages = [e.action for e in client.governance.iter_audit(resource=f"loops/{done.id}")]
+    assert stages[0] == "loop promoted" and "loop training" in stages  # each move audited
 
     # the same shifted traffic, now served by v2: the check passes
     labelled_shifted_traffic(client, cancer, 100, seed=5)

@@ -88,6 +88,8 @@ def test_each_new_data_version_fires_once_with_the_version_as_a_param(
     done = triggers.run_firing(client, store, firing_id)
     assert done is not None and done.status == "succeeded"
     assert done.message is None  # not "running in process ..." any more
+    audited = client.governance.iter_audit(resource=f"firings/{firing_id}")
+    assert [(e.actor, e.action) for e in audited] == [("scheduler", "firing succeeded")]
     run = client.get_run(done.run_id)
     assert run.data.params["ref"] == "events@2"
     assert run.data.tags["opsloop.trigger"] == "dataset:events@2"

@@ -72,6 +72,9 @@ def test_a_good_candidate_is_promoted(local: Any, cancer: Any) -> None:
     assert local.models.version("cancer-clf@champion").number == 3
     actions = [e.action for e in deployments.events("clf")]
     assert actions[-1] == "promote" and "rollout" in actions
+    moves = [e.action for e in local.governance.iter_audit(resource="deployments/clf/rollout")]
+    assert moves[0] == "rollout succeeded at step 3"  # the controller's doing, audited
+    assert local.governance.verify_audit().ok
 
 
 def test_a_worse_candidate_is_rolled_back_with_an_alert(local: Any, cancer: Any) -> None:

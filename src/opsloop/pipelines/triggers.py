@@ -25,6 +25,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, InvalidInput, OpsloopError
+from opsloop.governance import audit
 from opsloop.kernel.timeutil import now_ms
 from opsloop.pipelines.orphans import running_in, this_process
 from opsloop.pipelines.tables import FiringRow, TriggerRow
@@ -269,6 +270,9 @@ def _set(store: Any, firing_id: str, **values: Any) -> None:
         session.execute(
             update(FiringRow).where(FiringRow.id == firing_id).values(updated_at=now_ms(), **values)
         )
+        if "status" in values:  # the scheduler's doing: on the audit log
+            audit.append(session, actor="scheduler", action=f"firing {values['status']}",
+                         resource=f"firings/{firing_id}", outcome=200)  # fmt: skip
 
 
 def run_firing(client: Any, store: Any, firing_id: str) -> Firing | None:

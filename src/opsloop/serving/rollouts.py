@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, InvalidInput, NotFound, OpsloopError
+from opsloop.governance import audit
 from opsloop.kernel.timeutil import now_ms
 from opsloop.serving import services
 from opsloop.serving.entities import TrafficPolicy
@@ -153,6 +154,7 @@ def tick(session: Session, rollout_id: str, window: Window, now: int | None = No
     name = deployment.name
     spec = RolloutSpec.model_validate_json(row.spec)
     now = now if now is not None else now_ms()
+    before = (row.status, row.step)
     while row.status == "running":
         if row.step >= len(spec.steps):
             services.promote(session, name, CONTROLLER, alias=spec.promote_alias)
@@ -189,6 +191,11 @@ def tick(session: Session, rollout_id: str, window: Window, now: int | None = No
             break
         row.step, row.step_started_at = row.step + 1, now
     row.updated_at = now
+    if (row.status, row.step) != before:  # the controller moved it: on the audit log too
+        audit.append(
+            session, actor=CONTROLLER, action=f"rollout {row.status} at step {row.step}",
+            resource=f"deployments/{name}/rollout", outcome=200,
+        )  # fmt: skip
     session.flush()
     return _entity(row, name)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.errors import OpsloopError
+from opsloop.governance import audit
 from opsloop.kernel.step_context import STEP_RUN_TAG
 from opsloop.lineage import graph
 from opsloop.monitoring.entities import LoopRun, MonitorSpec, RetrainPolicy
@@ -47,6 +48,8 @@ def _save(store: Any, loop_id: str, stage: str, message: str, **fields: Any) -> 
         for key, value in fields.items():
             setattr(row, key, value)
         move_stage(row, stage, message)
+        audit.append(session, actor=ACTOR, action=f"loop {stage}", resource=f"loops/{loop_id}",
+                     outcome=200)  # fmt: skip
 
 
 def _since(store: Any, row: LoopRunRow) -> int | None:
