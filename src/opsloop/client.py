@@ -107,10 +107,12 @@ class Client(TrackingClient):
 
             return DataClient(RemoteDataBackend(self._transport), self.settings.home, None)
         from opsloop.data.local import LocalDataBackend
+        from opsloop.schema import lineage_catalog
 
         store, blobs = shared_stores(self.settings)
         cache = blobs if isinstance(blobs, LocalBlobStore) else None
-        return DataClient(LocalDataBackend(store, blobs), self.settings.home, cache)
+        backend = LocalDataBackend(store, blobs, lineage_catalog())
+        return DataClient(backend, self.settings.home, cache)
 
     @cached_property
     def models(self) -> ModelsClient:

@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from opsloop.errors import InvalidInput
+from opsloop.serving.batch import default_chunk_rows
 from tests.serving.conftest import COLUMNS, register_two
 
 
@@ -83,11 +85,15 @@ def test_batch_on_a_local_ray_instance(
     register_two(client, weak_model, strong_model, cancer)
     table = tmp_path / "patients.parquet"
     cancer[COLUMNS].to_parquet(table)
+    big = tmp_path / "patients-x8.parquet"
+    pd.concat([cancer[COLUMNS]] * 8, ignore_index=True).to_parquet(big)  # 4,552 rows
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         result = client.deployments.predict_batch(
             "cancer-clf@2", table, "scored-on-ray", chunk_rows=100, executor="ray"
         )
+        split = client.deployments.predict_batch("cancer-clf@2", big, "x8", executor="ray")
+        assert (split.rows, split.chunks) == (8 * len(cancer), 4)  # two per CPU, by default
         bad = tmp_path / "bad.parquet"
         cancer[["mean radius"]].to_parquet(bad)
         with pytest.raises(InvalidInput, match="missing"):  # a worker's error, as the local one
@@ -101,3 +107,12 @@ def test_batch_on_a_local_ray_instance(
     with pytest.raises(InvalidInput, match="choose local or ray"):
         client.deployments.predict_batch("cancer-clf@2", table, "x", executor="spark")
     client.close()
+
+
+def test_default_chunks_split_a_table_across_the_cluster() -> None:
+    """Two chunks per CPU, never below 1,000 rows (scheduling costs more) nor above 50,000."""
+    assert default_chunk_rows(50_000, 8) == 3_125  # 16 tasks, not one
+    assert default_chunk_rows(50_001, 2) == 12_501
+    assert default_chunk_rows(500, 16) == 1_000
+    assert default_chunk_rows(10_000_000, 4) == 50_000
+    assert default_chunk_rows(0, 0) == 1_000

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from opsloop.data import compare, routes, versions
+from opsloop.data import compare, links, routes, versions
 from opsloop.data.entities import (
     DataDiff,
     Dataset,
@@ -24,7 +24,7 @@ from opsloop.data.schemas import AliasSet, LineageCreate, ValidationRecord, Vers
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.tracking.schemas import TagValue
-from opsloop.web.deps import MaxResults, ReadSession, WriteSession
+from opsloop.web.deps import MaxResults, ReadSession, State, WriteSession
 
 router = APIRouter(tags=["data"])
 
@@ -85,9 +85,11 @@ def get_manifest(name: str, selector: str, session: ReadSession) -> ManifestFile
 
 
 @router.get(routes.VERSION_LINEAGE.template)
-def get_lineage(name: str, selector: str, session: ReadSession) -> list[LineageLink]:
-    """The runs that consumed (input) and produced (output) this version."""
-    return versions.version_lineage(session, _ref(name, selector))
+def get_lineage(name: str, selector: str, session: ReadSession, state: State) -> list[LineageLink]:
+    """Everything one step from this version, upstream (the run that produced it, the model
+    version and input of a batch, the traces of a feedback export) and downstream (runs that
+    read it, evaluations, batches), each named."""
+    return links.version_lineage(session, _ref(name, selector), state.lineage)
 
 
 @router.put(routes.VERSION_TAG.template)

@@ -147,7 +147,9 @@ def list_versions(name: str, json_: JsonOption = False) -> None:
 
 @data_app.command("show")
 def show(ref: RefArg, json_: JsonOption = False) -> None:
-    """Show a version: files, table schema, validation, and the runs that used or made it."""
+    """Show a version: files, table schema, validation, and its lineage one step each way:
+    what it came from (the run that made it, a batch's model and input, an export's traces)
+    and what used it (runs, evaluations, batches)."""
     client = command_client()
     version = client.data.version(ref)
     links = client.data.lineage(ref)
@@ -189,12 +191,26 @@ def show(ref: RefArg, json_: JsonOption = False) -> None:
         )
     if links:
         print_table(
-            ["relation", "run", "recorded"],
-            [(link.relation, link.run_id, when(link.created_at)) for link in links],
+            ["", "relation", "what", "recorded"],
+            [
+                (_direction(link), link.relation, link.label or link.run_id, when(link.created_at))
+                for link in sorted(links, key=lambda link: _direction(link) != "upstream")
+            ],
             title="lineage",
         )
     else:
-        typer.echo("lineage: no run has logged this version as an input or output yet")
+        typer.echo(
+            "lineage: nothing recorded yet (no run, batch, feedback export or evaluation "
+            "names this version)"
+        )
+
+
+def _direction(link: Any) -> str:
+    """Upstream (what the version came from) or downstream (what used it); an older server
+    says neither, and only sends runs: an input run used it, an output run made it."""
+    if link.direction:
+        return str(link.direction)
+    return "downstream" if link.relation == "input" else "upstream"
 
 
 @data_app.command("status")

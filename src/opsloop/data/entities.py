@@ -124,8 +124,16 @@ class DataDiff(_Model):
 
 
 class LineageLink(_Model):
-    """A run that consumed (``input``) or produced (``output``) a version."""
+    """Something one step from a version in the lineage graph, of any kind: upstream, what
+    it came from (the run that produced it, the model version that predicted a batch output
+    and the data it scored, the traces a feedback export holds); downstream, what used it
+    (runs that read it, evaluations, batches that scored it). ``run_id`` is set for runs."""
 
     relation: str
-    run_id: str
+    run_id: str | None = None
     created_at: int
+    direction: str | None = None  # "upstream" | "downstream" (None from an older server)
+    node_type: str = "run"  # run, model_version, dataset_version, trace, evaluation ...
+    node_id: str = ""
+    label: str = ""  # how people name it: "model churn@2", "run nightly (1a2b3c4d, FINISHED)"
+    ref: str | None = None  # NAME@N for versions

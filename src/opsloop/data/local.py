@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsloop.data import compare, versions
+from opsloop.data import compare, links, versions
 from opsloop.data.backend import DataBackend
 from opsloop.data.entities import DataDiff, Dataset, DatasetVersion, LineageLink, VersionCreate
+from opsloop.data.links import NodeLabels
 from opsloop.data.manifest import Manifest
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
@@ -19,9 +20,10 @@ __all__ = ["LocalDataBackend"]
 class LocalDataBackend(DataBackend):
     """Versions in the metadata store; blobs shared through the configured blob store."""
 
-    def __init__(self, store: Store, blobs: BlobStore) -> None:
+    def __init__(self, store: Store, blobs: BlobStore, lineage: NodeLabels | None = None) -> None:
         self.store = store
         self.remote = blobs
+        self.lineage_labels = lineage  # names other domains' lineage nodes (the catalog)
 
     def register_version(self, name: str, body: VersionCreate) -> tuple[DatasetVersion, bool]:
         with self.store.write() as s:
@@ -79,4 +81,4 @@ class LocalDataBackend(DataBackend):
 
     def lineage(self, ref: str) -> list[LineageLink]:
         with self.store.read() as s:
-            return versions.version_lineage(s, ref)
+            return links.version_lineage(s, ref, self.lineage_labels)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from opsloop.data.entities import Dataset, DatasetVersion, LineageLink, TableInfo, VersionCreate
+from opsloop.data.entities import Dataset, DatasetVersion, TableInfo, VersionCreate
 from opsloop.data.manifest import FileEntry, Manifest
 from opsloop.data.tables import (
     DatasetAliasRow,
@@ -50,7 +50,6 @@ __all__ = [
     "register_version",
     "set_alias",
     "set_version_tag",
-    "version_lineage",
     "version_lineage_label",
     "version_node_id",
     "version_row",
@@ -361,18 +360,6 @@ def log_lineage(session: Session, run_id: str, ref: str, relation: str) -> Datas
     else:
         graph.add_edge(session, run, node, "output")
     return _to_entity(session, dataset, row)
-
-
-def version_lineage(session: Session, ref: str) -> list[LineageLink]:
-    """The runs that consumed and produced a version."""
-    _, row = _version_row(session, ref)
-    links = []
-    for edge in graph.edges_touching(session, (graph.DATASET_VERSION, row.id)):
-        if graph.RUN not in (edge.source_type, edge.target_type):
-            continue  # evaluations and other consumers: see `opsloop lineage --kind data`
-        run_id = edge.target_id if edge.target_type == graph.RUN else edge.source_id
-        links.append(LineageLink(relation=edge.relation, run_id=run_id, created_at=edge.created_at))
-    return links
 
 
 def version_lineage_label(session: Session, version_id: str) -> dict[str, Any]:

@@ -17,8 +17,9 @@ def get_lineage(
     session: ReadSession,
     state: State,
     ref: str,
-    kind: str = Query("model", pattern="^(model|data|run)$"),
+    kind: str | None = Query(None, pattern="^(model|data|run)$"),
 ) -> dict[str, Any]:
     """Upstream (runs, data versions, code commits) and downstream (evaluations, deployments,
-    outputs) of ``ref``: ``churn@3`` (kind=model), ``iris@2`` (kind=data) or a run id."""
+    outputs) of ``ref``: ``churn@3`` (kind=model), ``iris@2`` (kind=data) or a run id. Without
+    ``kind``, whichever kind has something named ``ref`` (400 naming them when several do)."""
     return state.lineage.lineage(session, kind, ref)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from opsloop.errors import InvalidInput
+from opsloop.errors import InvalidInput, NotFound
 from opsloop.lineage import graph
 
 __all__ = ["LineageCatalog", "NodeKind"]
@@ -60,12 +60,53 @@ class LineageCatalog:
         """The kinds a walk can start from."""
         return tuple(self._startable)
 
-    def resolve_node(self, session: Session, kind: str, ref: str) -> tuple[str, str]:
-        """The graph node for ``ref``: a model version, a dataset version or a run."""
+    def resolve_node(self, session: Session, kind: str | None, ref: str) -> tuple[str, str]:
+        """The graph node for ``ref``: a model version, a dataset version or a run. Without a
+        ``kind``, whichever kind has something named ``ref`` (see :meth:`kind_of`)."""
+        if kind is None:
+            kind = self.kind_of(session, ref)
         found = self._startable.get(kind)
         if found is None or found.resolve is None:
             raise InvalidInput(f"unknown lineage kind {kind!r}; one of {list(self.kinds)}")
         return found.node_type, found.resolve(session, ref)
+
+    def kind_of(self, session: Session, ref: str) -> str:
+        """The one kind with something named ``ref`` (``churn@3``: a model version, or a
+        dataset version, or a run id), so people need not say which.
+
+        Raises:
+            InvalidInput: several kinds have it (the message names them, to choose one), or
+                ``ref`` is malformed for every kind.
+            NotFound: none has it; the message names every kind searched.
+        """
+        matches: list[str] = []
+        malformed: list[InvalidInput] = []
+        for kind, described in self._startable.items():
+            assert described.resolve is not None  # startable kinds have a resolver
+            try:
+                described.resolve(session, ref)
+            except NotFound:
+                continue
+            except InvalidInput as exc:  # e.g. NAME@N is no run id
+                malformed.append(exc)
+                continue
+            matches.append(kind)
+        if len(matches) == 1:
+            return matches[0]
+        nouns = {kind: _noun(self._startable[kind].node_type) for kind in self._startable}
+        if matches:
+            raise InvalidInput(
+                f"{ref!r} names a " + " and a ".join(nouns[k] for k in matches)
+                + "; say which with kind (--kind): " + " or ".join(matches),
+                details={"ref": ref, "kinds": matches},
+            )  # fmt: skip
+        if len(malformed) == len(self._startable):
+            raise malformed[0]  # no kind could even read it
+        raise NotFound(
+            f"nothing named {ref!r} to show the lineage of: searched "
+            + ", ".join(f"{nouns[k]}s" for k in self._startable),
+            details={"ref": ref, "searched": list(self._startable)},
+        )
 
     def label(self, session: Session, node: tuple[str, str]) -> dict[str, Any]:
         kind, node_id = node
@@ -75,8 +116,9 @@ class LineageCatalog:
             out.update(described.label(session, node_id))
         return out
 
-    def lineage(self, session: Session, kind: str, ref: str) -> dict[str, Any]:
-        """``{"node": ..., "upstream": [tree], "downstream": [tree]}`` around ``ref``."""
+    def lineage(self, session: Session, kind: str | None, ref: str) -> dict[str, Any]:
+        """``{"node": ..., "upstream": [tree], "downstream": [tree]}`` around ``ref``, of
+        ``kind`` or (None) of whichever kind has something named ``ref``."""
         node = self.resolve_node(session, kind, ref)
         root = self.label(session, node)
         return {
@@ -110,6 +152,11 @@ class LineageCatalog:
             item["children"] = self._walk(session, other, item, upstream, depth + 1, seen)
             out.append(item)
         return out
+
+
+def _noun(node_type: str) -> str:
+    """``model_version`` → ``model version``: how a message names a kind of node."""
+    return node_type.replace("_", " ")
 
 
 def _neighbours(

@@ -164,7 +164,7 @@ class RegistryBackend(ABC):
         malformed ref."""
 
     @abstractmethod
-    def lineage(self, kind: str, ref: str) -> dict[str, Any]:
+    def lineage(self, kind: str | None, ref: str) -> dict[str, Any]:
         """Upstream and downstream of a model version (``kind="model"``), ``data`` version
-        or ``run`` named by ``ref``. ``NotFound``; ``InvalidInput`` for an unknown kind or a
-        malformed ref."""
+        or ``run`` named by ``ref`` (``kind=None``: whichever kind has it). ``NotFound``;
+        ``InvalidInput`` for an unknown kind, a ref several kinds have, or a malformed ref."""

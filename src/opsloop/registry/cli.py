@@ -417,8 +417,11 @@ def predict(
 
 
 def lineage(
-    ref: Annotated[str, typer.Argument(help="churn@3 (a model), iris@2 (--kind data), a run id.")],
-    kind: Annotated[str, typer.Option(help="model, data or run.")] = "model",
+    ref: Annotated[str, typer.Argument(help="churn@3 (a model), iris@2 (a dataset), a run id.")],
+    kind: Annotated[
+        str | None,
+        typer.Option(help="model, data or run (default: whichever has something named REF)."),
+    ] = None,
     json_: JsonOption = False,
 ) -> None:
     """Where something came from (runs, data versions, code) and what used it (evaluations,

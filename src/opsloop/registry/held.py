@@ -292,5 +292,5 @@ class HeldRegistryBackend(RegistryBackend):
     def card(self, ref: str, markdown: bool) -> Any:
         return self._inner.card(ref, markdown)
 
-    def lineage(self, kind: str, ref: str) -> dict[str, Any]:
+    def lineage(self, kind: str | None, ref: str) -> dict[str, Any]:
         return self._inner.lineage(kind, ref)

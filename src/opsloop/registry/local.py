@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.data.manifest import Manifest
 from opsloop.kernel.identity import current_user
@@ -13,9 +14,11 @@ from opsloop.registry import aliases, evaluations, models
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
 from opsloop.registry.evaluations import Evaluation
-from opsloop.registry.promotion import PromotionContext, promote
 from opsloop.store.blobs import BlobStore
 from opsloop.store.database import Store
+
+if TYPE_CHECKING:  # promotion brings evaluation (NumPy, pandas): only promote needs it
+    from opsloop.registry.promotion import PromotionContext
 
 __all__ = ["LocalRegistryBackend", "register_version"]
 
@@ -54,7 +57,13 @@ class LocalRegistryBackend(RegistryBackend):
         self.store = store
         self.blobs = blobs
         self.lineage_catalog = lineage
-        self.promotions = PromotionContext(store, blobs, Path(home) / "cache")
+        self._cache_root = Path(home) / "cache"
+
+    @cached_property
+    def promotions(self) -> PromotionContext:
+        from opsloop.registry.promotion import PromotionContext
+
+        return PromotionContext(self.store, self.blobs, self._cache_root)
 
     def create_model(
         self, name: str, description: str | None, tags: dict[str, str] | None
@@ -154,6 +163,8 @@ class LocalRegistryBackend(RegistryBackend):
         force: bool,
         reason: str | None,
     ) -> AliasEvent:
+        from opsloop.registry.promotion import promote
+
         result = promote(
             self.promotions,
             ref,
@@ -172,6 +183,6 @@ class LocalRegistryBackend(RegistryBackend):
             card = cards.build_card(s, ref)
         return cards.card_markdown(card) if markdown else card
 
-    def lineage(self, kind: str, ref: str) -> dict[str, Any]:
+    def lineage(self, kind: str | None, ref: str) -> dict[str, Any]:
         with self.store.read() as s:
             return self.lineage_catalog.lineage(s, kind, ref)

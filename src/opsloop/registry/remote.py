@@ -164,7 +164,6 @@ class RemoteRegistryBackend(RegistryBackend):
         response = self.http.request("GET", routes.VERSION_CARD.url(**_version(ref)), params=params)
         return response.text if markdown else response.json()
 
-    def lineage(self, kind: str, ref: str) -> dict[str, Any]:
-        return self.http.json(
-            "GET", lineage_routes.LINEAGE.url(), params={"kind": kind, "ref": ref}
-        )  # type: ignore[no-any-return]
+    def lineage(self, kind: str | None, ref: str) -> dict[str, Any]:
+        params = {"ref": ref} if kind is None else {"kind": kind, "ref": ref}
+        return self.http.json("GET", lineage_routes.LINEAGE.url(), params=params)  # type: ignore[no-any-return]

@@ -303,6 +303,7 @@ class ModelsClient:
         """The model card: facts the registry knows plus what people wrote."""
         return self._backend.card(ref, markdown)
 
-    def lineage(self, ref: str, *, kind: str = "model") -> dict[str, Any]:
-        """Upstream and downstream of a model version (or ``kind="data"`` / ``"run"``)."""
+    def lineage(self, ref: str, *, kind: str | None = None) -> dict[str, Any]:
+        """Upstream and downstream of a model version, data version or run (``kind="model"``,
+        ``"data"``, ``"run"``; by default whichever kind has something named ``ref``)."""
         return self._backend.lineage(kind, ref)

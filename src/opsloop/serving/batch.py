@@ -4,7 +4,10 @@ path, in chunks, written as a new data version linked to the model version and t
 Rows are streamed through ``pyarrow.dataset`` in ``chunk_rows`` batches (so a table larger
 than memory works), each chunk checked against the model's signature and predicted, in this
 process or (``executor="ray"``) as Ray tasks on the cluster at ``RAY_ADDRESS`` or a local Ray
-instance, each worker loading the model once; results come back in order and are appended to
+instance, each worker loading the model once. Unless the caller sets ``chunk_rows``, a Ray
+batch is cut into about two chunks per CPU of the cluster (see :func:`default_chunk_rows`), so
+a 50,000-row table keeps every CPU busy instead of being one task; in this process chunks are
+50,000 rows (only memory bounds them). Results come back in order and are appended to
 one Parquet file with the input's columns plus ``prediction`` (and
 ``proba_<class>`` columns with ``proba=True``). The output is added as the next version of
 ``output`` and lineage records ``model_version -predicted-> dataset_version`` and
@@ -24,9 +27,18 @@ from opsloop.errors import InvalidInput
 from opsloop.kernel import ambient
 from opsloop.serving.ports import DataSource, ModelSource
 
-__all__ = ["BatchLineage", "BatchResult", "predict_batch", "score_chunk"]
+__all__ = ["BatchLineage", "BatchResult", "default_chunk_rows", "predict_batch", "score_chunk"]
 
 _FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
+MIN_CHUNK_ROWS = 1_000  # below this a Ray task costs more to schedule than to score
+MAX_CHUNK_ROWS = 50_000  # above this a chunk's frame and predictions weigh on memory
+
+
+def default_chunk_rows(total_rows: int, cpus: int) -> int:
+    """Rows per chunk for ``total_rows`` on ``cpus`` CPUs: two chunks per CPU (so a slow chunk
+    does not leave the others idle at the end), within [1,000, 50,000] rows."""
+    wanted = -(-total_rows // max(1, cpus * 2))  # ceil
+    return min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, wanted))
 
 
 @dataclass(frozen=True)
@@ -81,7 +93,7 @@ def predict_batch(
     data: DataSource,
     lineage: BatchLineage,
     settings: Settings,
-    chunk_rows: int = 50_000,
+    chunk_rows: int | None = None,
     proba: bool = False,
     message: str | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
@@ -89,24 +101,28 @@ def predict_batch(
 ) -> BatchResult:
     """Score ``source`` with ``model_ref`` and save the result as the next version of ``output``.
 
-    ``on_chunk(rows_done, rows_total)`` reports progress after each chunk. ``models`` loads
+    ``chunk_rows`` left out: 50,000 here, or split across the Ray cluster's CPUs
+    (:func:`default_chunk_rows`). ``on_chunk(rows_done, rows_total)`` reports progress after
+    each chunk. ``models`` loads
     the model, ``data`` reads the input and writes the output, ``lineage`` records the batch;
     Ray workers open their own client on ``settings``.
     """
     import pyarrow.parquet as pq
 
-    if chunk_rows < 1:
+    if chunk_rows is not None and chunk_rows < 1:
         raise InvalidInput("chunk_rows must be at least 1")
     if executor not in ("local", "ray"):
         raise InvalidInput(f"executor {executor!r}: choose local or ray")
     model = models.load(model_ref)
     dataset, input_ref = _dataset(data, source)
     total = dataset.count_rows()
-    batches = (b for b in dataset.to_batches(batch_size=chunk_rows) if b.num_rows)
     if executor == "ray":
-        scored = _on_ray(settings, str(model.ref), batches, proba)
+        cpus = _ray_cpus()
+        rows = chunk_rows or default_chunk_rows(total, cpus)
+        scored = _on_ray(settings, str(model.ref), _batches(dataset, rows), proba, cpus)
     else:
-        scored = (score_chunk(model, b, proba) for b in batches)
+        rows = chunk_rows or MAX_CHUNK_ROWS
+        scored = (score_chunk(model, b, proba) for b in _batches(dataset, rows))
     done = chunks = 0
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "predictions.parquet"
@@ -127,6 +143,10 @@ def predict_batch(
     ref = str(added.version.ref)
     lineage.record_batch(str(model.ref), input_ref, ref)
     return BatchResult(output=ref, rows=done, chunks=chunks, model=str(model.ref))
+
+
+def _batches(dataset: Any, rows: int) -> Any:
+    return (b for b in dataset.to_batches(batch_size=rows) if b.num_rows)
 
 
 def score_chunk(model: Any, batch: Any, proba: bool) -> Any:
@@ -154,10 +174,9 @@ def _score_remote(settings: Any, model_ref: str, batch: Any, proba: bool) -> Any
     return score_chunk(model, batch, proba)
 
 
-def _on_ray(settings: Any, model_ref: str, batches: Any, proba: bool) -> Any:
-    """Score chunks as Ray tasks, at most two per CPU in flight, yielding results in order."""
+def _ray_cpus() -> int:
+    """The CPUs of the Ray cluster (``RAY_ADDRESS``'s, else a local instance it starts)."""
     import os
-    from collections import deque
 
     try:
         import ray
@@ -169,8 +188,17 @@ def _on_ray(settings: Any, model_ref: str, batches: Any, proba: bool) -> Any:
             include_dashboard=False,
             log_to_driver=False,
         )
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def _on_ray(settings: Any, model_ref: str, batches: Any, proba: bool, cpus: int) -> Any:
+    """Score chunks as Ray tasks, at most two per CPU in flight, yielding results in order."""
+    from collections import deque
+
+    import ray
+
     task = ray.remote(_score_remote)
-    window = max(2, int(ray.cluster_resources().get("CPU", 1)) * 2)
+    window = max(2, cpus * 2)
     pending: deque[Any] = deque()
     for batch in batches:
         pending.append(task.remote(settings, model_ref, batch, proba))

@@ -270,7 +270,14 @@ def predict(
     ref: Annotated[str, typer.Argument(help="The model: NAME@N or NAME@alias.")],
     source: Annotated[str, typer.Argument(help="A data version (NAME@N) or a Parquet/CSV path.")],
     output: Annotated[str, typer.Option(help="Dataset to write the predictions to.")],
-    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk.")] = 50_000,
+    chunk_rows: Annotated[
+        int | None,
+        typer.Option(
+            help="Rows per chunk (default: on Ray two chunks per cluster CPU, within "
+            "1,000-50,000 rows; locally 50,000).",
+            show_default=False,
+        ),
+    ] = None,
     proba: Annotated[bool, typer.Option(help="Add proba_<class> columns.")] = False,
     executor: Annotated[
         str, typer.Option(help="local, or ray (RAY_ADDRESS's cluster, else a local Ray).")

@@ -175,12 +175,13 @@ def parse_index(pack_id: str, raw: bytes) -> dict[str, PackedBlob]:
 
 
 def coalesce(
-    wanted: list[tuple[PackedBlob, Path]],
-) -> list[tuple[int, int, list[tuple[PackedBlob, Path]]]]:
-    """Group reads from one pack into few ranged requests: [(start, end, members)]."""
-    reads: list[tuple[int, int, list[tuple[PackedBlob, Path]]]] = []
+    wanted: list[tuple[PackedBlob, Item]],
+) -> list[tuple[int, int, list[tuple[PackedBlob, Item]]]]:
+    """Group reads from one pack into few ranged requests: [(start, end, members)]; each
+    member is a blob and whatever the caller pairs it with (where it goes)."""
+    reads: list[tuple[int, int, list[tuple[PackedBlob, Item]]]] = []
     start = end = 0
-    members: list[tuple[PackedBlob, Path]] = []
+    members: list[tuple[PackedBlob, Item]] = []
     for blob, dest in sorted(wanted, key=lambda item: item[0].offset):
         if members and blob.offset - end <= _MAX_GAP and blob.end - start <= _MAX_READ:
             members.append((blob, dest))
