@@ -93,10 +93,11 @@ def _log_fit(run: ActiveRun, estimator: Any, X: Any, y: Any) -> None:
     if isinstance(estimator, BaseSearchCV) and hasattr(estimator, "cv_results_"):
         log_search(run, estimator, _config["max_tuning_runs"])
     if _config["log_models"]:
-        import skops.io
+        from opsloop.registry.flavors import skops_io  # without the walk that imports torch
 
         with attempt("save the model"):
-            log_bytes(run, lambda path: skops.io.dump(estimator, path), "model.skops", "model")
+            skops = skops_io()
+            log_bytes(run, lambda path: skops.dump(estimator, path), "model.skops", "model")
 
 
 def _wrap_fit(original: Any) -> Any:

@@ -71,17 +71,16 @@ def _load_array(path: Path) -> Any:
 
 
 def _save_estimator(value: Any, path: Path) -> None:
-    import skops.io
+    from opsloop.registry.flavors import deterministic_skops, skops_io
 
-    from opsloop.registry.flavors import deterministic_skops
-
-    path.write_bytes(deterministic_skops(skops.io.dumps(value)))
+    path.write_bytes(deterministic_skops(skops_io().dumps(value)))
 
 
 def _load_estimator(path: Path) -> Any:
-    import skops.io
+    from opsloop.registry.flavors import skops_io
 
-    return skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
+    skops = skops_io()  # without the import walk that brings torch
+    return skops.load(path, trusted=skops.get_untrusted_types(file=path))
 
 
 def _save_package(value: Any, path: Path) -> None:

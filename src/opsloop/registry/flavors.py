@@ -9,14 +9,22 @@ only loads with ``trusted=True``.
 
 A flavor is a small class: ``save`` writes the model file, ``load`` reads it back, ``handles``
 says whether it knows a live object, ``packages`` names the distributions a package pins.
+A flavor's library is imported only when a model of that flavor is saved or loaded: nothing
+here imports torch, onnxruntime or skops until it is asked to (see :func:`skops_io`).
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import io
 import json
 import pickle
+import pkgutil
 import re
+import sys
+import threading
+import warnings
 import zipfile
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -24,12 +32,82 @@ from typing import Any, ClassVar
 
 from opsloop.errors import InvalidInput, PermissionDenied
 
-__all__ = ["FLAVORS", "Flavor", "deterministic_skops", "flavor_for", "get_flavor"]
+__all__ = ["FLAVORS", "Flavor", "deterministic_skops", "flavor_for", "get_flavor", "skops_io"]
 
 # skops refuses types outside its default allow-list until told to trust them. Types defined by
 # these libraries are library code (e.g. sklearn.tree._tree.Tree), never code from the package.
 _SAFE_MODULE_ROOTS = ("sklearn", "numpy", "scipy")
 _KNOWN_SAFE_TYPES = ("sklearn.tree._tree.Tree",)  # what tree ensembles hold
+
+
+def skops_io() -> Any:
+    """``skops.io``, imported without its walk over every scikit-learn package.
+
+    On import skops lists scikit-learn's estimators (its default trusted types) through
+    ``sklearn.utils.all_estimators``, which walks ``pkgutil.walk_packages`` over all of
+    scikit-learn. The walk imports every *package* on the way in order to look inside it, even
+    the ones whose modules it then ignores: ``sklearn.externals.array_api_compat.torch`` imports
+    torch (1.2-3.5 s, ~800 modules), and the function imports pytest for a warnings filter. The
+    list it returns comes only from the modules it keeps, and a package it ignores holds only
+    modules it ignores, so :func:`_public_estimators` does not descend into them and returns the
+    same list (a test compares the two). It stands in for ``all_estimators`` only while skops
+    is imported; skops's trusted types are unchanged.
+    """
+    module = sys.modules.get("skops.io")
+    if module is not None:
+        return module
+    import sklearn.utils
+
+    with _SKOPS_IMPORT:
+        original = sklearn.utils.all_estimators
+        sklearn.utils.all_estimators = _public_estimators
+        try:
+            return importlib.import_module("skops.io")
+        finally:
+            sklearn.utils.all_estimators = original
+
+
+_SKOPS_IMPORT = threading.Lock()
+
+
+def _public_estimators(type_filter: Any = None) -> list[tuple[str, type]]:
+    """``sklearn.utils.all_estimators()``'s list, walking only the packages whose modules it
+    keeps (see :func:`skops_io`)."""
+    if type_filter is not None:  # skops never filters; anything else gets the original
+        from sklearn.utils.discovery import all_estimators
+
+        return all_estimators(type_filter)  # type: ignore[no-any-return]
+    import sklearn
+    from sklearn.base import BaseEstimator
+    from sklearn.utils.discovery import _MODULE_TO_IGNORE
+
+    found: set[tuple[str, type]] = set()
+
+    def walk(path: list[str], prefix: str) -> None:
+        for info in pkgutil.iter_modules(path, prefix):
+            parts = info.name.split(".")
+            if any(part in _MODULE_TO_IGNORE for part in parts) or "._" in info.name:
+                continue  # ignored, and so is everything under it
+            module = importlib.import_module(info.name)
+            found.update(
+                (name, cls)
+                for name, cls in inspect.getmembers(module, inspect.isclass)
+                if not name.startswith("_")
+            )
+            if info.ispkg:
+                walk(list(module.__path__), info.name + ".")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # as all_estimators does
+        walk(list(sklearn.__path__), "sklearn.")
+    estimators = {
+        (name, cls)
+        for name, cls in found
+        if issubclass(cls, BaseEstimator)
+        and name != "BaseEstimator"
+        and not getattr(cls, "__abstractmethods__", None)
+    }
+    return sorted(estimators, key=lambda item: item[0])
 
 
 class Flavor(ABC):
@@ -68,20 +146,18 @@ class SklearnFlavor(Flavor):
         return type(model).__module__.startswith("sklearn.") or hasattr(model, "_get_tags")
 
     def save(self, model: Any, path: Path, options: dict[str, Any] | None = None) -> None:
-        import skops.io
-
-        path.write_bytes(deterministic_skops(skops.io.dumps(model)))
+        path.write_bytes(deterministic_skops(skops_io().dumps(model)))
 
     def load(self, path: Path, trusted_types: list[str]) -> Any:
-        import skops.io
+        skops = skops_io()
         from skops.io.exceptions import UntrustedTypesFoundException
 
         data = path.read_bytes()
         try:  # one parse for the usual estimators; the audit below only when it is needed
-            return skops.io.loads(data, trusted=[*_KNOWN_SAFE_TYPES, *trusted_types])
+            return skops.loads(data, trusted=[*_KNOWN_SAFE_TYPES, *trusted_types])
         except UntrustedTypesFoundException:
             pass
-        untrusted = skops.io.get_untrusted_types(data=data)
+        untrusted = skops.get_untrusted_types(data=data)
         refused = [
             t
             for t in untrusted
@@ -93,7 +169,7 @@ class SklearnFlavor(Flavor):
                 "trusted_types=[...] naming them if you trust who registered this model",
                 details={"untrusted_types": refused},
             )
-        return skops.io.loads(data, trusted=untrusted or None)
+        return skops.loads(data, trusted=untrusted or None)
 
 
 class OnnxFlavor(Flavor):

@@ -38,11 +38,14 @@ import socket
 import struct
 import uuid
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from opsloop.tracking.entities import MetricBatch, MetricSeries
+
+if TYPE_CHECKING:  # NumPy only reads points back: a process that lists or logs never needs it
+    import numpy as np
 
 __all__ = [
     "COMMITTED", "FIRST_SLOTS", "HEADER", "MAX_SLOTS", "POINT", "SLOT", "U64", "Segment",
@@ -62,9 +65,16 @@ _HEAD = struct.Struct("<8sQQQH")
 U64 = struct.Struct("<Q")
 _KEY = struct.Struct("<II")
 POINT = struct.Struct("<I4xdqq")
-_DTYPE = np.dtype([("kid", "<u4"), ("len", "<u4"), ("value", "<f8"), ("step", "<i8"),
-                   ("ts", "<i8")])  # fmt: skip
 _SUFFIX = ".mj"
+
+
+@cache
+def _dtype() -> np.dtype:
+    """One slot as NumPy reads it back (the layout of :data:`POINT` and key records)."""
+    import numpy as np
+
+    return np.dtype([("kid", "<u4"), ("len", "<u4"), ("value", "<f8"), ("step", "<i8"),
+                     ("ts", "<i8")])  # fmt: skip
 
 
 def journal_dir(home: Path, target: str) -> Path:
@@ -139,6 +149,8 @@ class Segment:
 
     def batch(self, start: int, end: int) -> MetricBatch:
         """The points in slots ``[start, end)``, columnar per key, in the order logged."""
+        import numpy as np
+
         points = self._points(start, end)
         points = points[np.argsort(points["kid"], kind="stable")]
         cuts = np.flatnonzero(np.diff(points["kid"])) + 1
@@ -153,8 +165,10 @@ class Segment:
 
     def _points(self, start: int, end: int) -> np.ndarray:
         """The point slots of ``[start, end)``; the key records among them go to ``names``."""
+        import numpy as np
+
         raw = self.mm[HEADER + start * SLOT : HEADER + end * SLOT]
-        rows = np.frombuffer(raw, _DTYPE)
+        rows = np.frombuffer(raw, _dtype())
         kids = rows["kid"]
         flagged = np.flatnonzero(kids >= KEY_FLAG).tolist()
         if not flagged:

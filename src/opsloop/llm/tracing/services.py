@@ -11,9 +11,9 @@ import json
 import math
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from sqlalchemy import and_, case, delete, exists, func, select
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,9 @@ from opsloop.llm.tracing.entities import (
 from opsloop.llm.tracing.pricing import DEFAULT_PRICES, ModelPrice, PriceTable, check_pattern
 from opsloop.llm.tracing.records import SpanRecord, check_record
 from opsloop.llm.tracing.tables import ModelPriceRow, ScoreRow, SpanRow, TraceRow, TraceTagRow
+
+if TYPE_CHECKING:  # Arrow only for exports: a lineage label or a trace list never needs it
+    import pyarrow as pa
 from opsloop.store.database import dialect_insert
 from opsloop.store.ids import resolve_id
 
@@ -323,6 +326,8 @@ def get_trace(session: Session, trace_id: str) -> TraceDetail:
 
 def export_table(session: Session, flt: TraceFilter, what: str = "spans") -> pa.Table:
     """The matching traces (``what="traces"``) or all their spans as an Arrow table."""
+    import pyarrow as pa
+
     if what not in ("spans", "traces"):
         raise InvalidInput(f"export what={what!r}: choose 'spans' or 'traces'")
     matching = select(TraceRow.trace_id).where(*_conditions(flt))
@@ -333,7 +338,7 @@ def export_table(session: Session, flt: TraceFilter, what: str = "spans") -> pa.
         traces = _traces(session, list(rows))
         return pa.Table.from_pylist(
             [t.model_dump() | {"scores": json.dumps(t.scores)} for t in traces],
-            schema=_TRACE_SCHEMA,
+            schema=_schemas()[1],
         )
     columns = [getattr(SpanRow, c) for c in Span.model_fields]  # a span's fields are columns
     result = session.execute(
@@ -343,35 +348,47 @@ def export_table(session: Session, flt: TraceFilter, what: str = "spans") -> pa.
         .execution_options(yield_per=10_000)
     )
     batches = [
-        pa.RecordBatch.from_pylist([row._asdict() for row in part], schema=_SPAN_SCHEMA)
+        pa.RecordBatch.from_pylist([row._asdict() for row in part], schema=_schemas()[0])
         for part in result.partitions()
     ]
-    return pa.Table.from_batches(batches, schema=_SPAN_SCHEMA)
+    return pa.Table.from_batches(batches, schema=_schemas()[0])
 
 
-_SPAN_SCHEMA = pa.schema(
-    [
-        ("trace_id", pa.string()), ("span_id", pa.string()), ("parent_span_id", pa.string()),
-        ("name", pa.string()), ("kind", pa.string()), ("start_ns", pa.int64()),
-        ("end_ns", pa.int64()), ("duration_ms", pa.float64()), ("status", pa.string()),
-        ("status_message", pa.string()), ("service", pa.string()), ("model", pa.string()),
-        ("input_tokens", pa.int64()), ("output_tokens", pa.int64()),
-        ("total_tokens", pa.int64()), ("cost", pa.float64()), ("input", pa.string()),
-        ("output", pa.string()), ("user_id", pa.string()), ("session_id", pa.string()),
-        ("prompt_name", pa.string()), ("prompt_version", pa.int64()),
-        ("attributes", pa.string()), ("events", pa.string()),
-    ]
-)  # fmt: skip
-_TRACE_SCHEMA = pa.schema(
-    [
-        ("trace_id", pa.string()), ("name", pa.string()), ("root_span_id", pa.string()),
-        ("start_ns", pa.int64()), ("end_ns", pa.int64()), ("duration_ms", pa.float64()),
-        ("span_count", pa.int64()), ("error_count", pa.int64()),
-        ("input_tokens", pa.int64()), ("output_tokens", pa.int64()), ("cost", pa.float64()),
-        ("user_id", pa.string()), ("session_id", pa.string()), ("tags", pa.list_(pa.string())),
-        ("input", pa.string()), ("output", pa.string()), ("scores", pa.string()),
-    ]
-)  # fmt: skip
+@cache
+def _schemas() -> tuple[pa.Schema, pa.Schema]:
+    """The Arrow schemas of exported spans and traces."""
+    import pyarrow as pa
+
+    return _span_schema(pa), _trace_schema(pa)
+
+
+def _span_schema(pa: Any) -> pa.Schema:
+    return pa.schema(
+        [
+            ("trace_id", pa.string()), ("span_id", pa.string()), ("parent_span_id", pa.string()),
+            ("name", pa.string()), ("kind", pa.string()), ("start_ns", pa.int64()),
+            ("end_ns", pa.int64()), ("duration_ms", pa.float64()), ("status", pa.string()),
+            ("status_message", pa.string()), ("service", pa.string()), ("model", pa.string()),
+            ("input_tokens", pa.int64()), ("output_tokens", pa.int64()),
+            ("total_tokens", pa.int64()), ("cost", pa.float64()), ("input", pa.string()),
+            ("output", pa.string()), ("user_id", pa.string()), ("session_id", pa.string()),
+            ("prompt_name", pa.string()), ("prompt_version", pa.int64()),
+            ("attributes", pa.string()), ("events", pa.string()),
+        ]
+    )  # fmt: skip
+
+
+def _trace_schema(pa: Any) -> pa.Schema:
+    return pa.schema(
+        [
+            ("trace_id", pa.string()), ("name", pa.string()), ("root_span_id", pa.string()),
+            ("start_ns", pa.int64()), ("end_ns", pa.int64()), ("duration_ms", pa.float64()),
+            ("span_count", pa.int64()), ("error_count", pa.int64()),
+            ("input_tokens", pa.int64()), ("output_tokens", pa.int64()), ("cost", pa.float64()),
+            ("user_id", pa.string()), ("session_id", pa.string()), ("tags", pa.list_(pa.string())),
+            ("input", pa.string()), ("output", pa.string()), ("scores", pa.string()),
+        ]
+    )  # fmt: skip
 
 
 # -- scores -----------------------------------------------------------------------------------
