@@ -148,6 +148,12 @@ def _governance() -> None:
     app.command("whoami")(governance_cli.whoami)
 
 
+def _privacy() -> None:
+    from opsloop.app.privacy_cli import privacy_app
+
+    app.add_typer(privacy_app, name="privacy")
+
+
 _ADDS_COMMANDS: dict[Callable[[], None], tuple[str, ...]] = {  # in the order --help lists them
     _server: ("server", "ui", "db-upgrade", "quickstart"),
     _tracking: ("experiments", "runs"),
@@ -158,6 +164,7 @@ _ADDS_COMMANDS: dict[Callable[[], None], tuple[str, ...]] = {  # in the order --
     _pipelines: ("pipelines", "scheduler", "tune"),
     _llm: ("prompts", "traces", "feedback", "eval"),
     _governance: ("users", "keys", "audit", "whoami"),
+    _privacy: ("privacy",),
 }
 
 

@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.tracking.api import router as tracking_router
     from opsloop.tracking.views import UI as TRACKING_UI
     from opsloop.tracking.views import router as tracking_views
+    from opsloop.workflows.privacy_api import router as privacy_router
 
     app.dependency_overrides[label_gate] = LabelRuleGate
     auth = [Depends(require_token)]
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (prompts_router, api), (tracing_router, api), (otlp_router, ""), (feedback_router, api),
         (evals_router, api), (deployments_router, api), (monitoring_router, api),
         (pipelines_router, api), (inference_router, ""), (governance_router, api),
+        (privacy_router, api),
     ]:  # fmt: skip
         app.include_router(router, prefix=prefix, dependencies=auth)
     app.include_router(metrics_router)  # the server token or the scrape token

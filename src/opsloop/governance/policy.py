@@ -113,6 +113,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/audit/verify"): Rule(ADMIN),
     ("GET", "/audit"): Rule(ADMIN),
     ("DELETE", "/api/keys/{key_id}"): Rule(VIEWER),
+    # data privacy: retention and erasure are an admin's
+    ("GET", "/api/privacy/retention"): Rule(ADMIN),
+    ("PUT", "/api/privacy/retention"): Rule(ADMIN),
+    ("POST", "/api/privacy/sweeps"): Rule(ADMIN),
+    ("POST", "/api/privacy/erasures"): Rule(ADMIN),
 }
 
 

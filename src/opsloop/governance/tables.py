@@ -75,3 +75,18 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class RetentionRow(Base):
+    """How many days one kind of data (``traces``, ``scores``, ``predictions``) is kept in a
+    workspace, and when it was last swept: the scheduler claims a sweep by moving
+    ``swept_at`` with a compare-and-set, so several schedulers sweep each kind once an hour."""
+
+    __tablename__ = "retention_policies"
+
+    workspace: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    days: Mapped[int | None] = mapped_column(Integer)
+    swept_at: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    updated_by: Mapped[str] = mapped_column(String(250))

@@ -29,6 +29,7 @@ __all__ = ["Scheduler"]
 
 log = logging.getLogger("opsloop.scheduler")
 ORPHANS_EVERY_S = 60.0
+RETENTION_EVERY_S = 60.0  # how often to ask whether a retention sweep is due (hourly per kind)
 
 
 class Scheduler:
@@ -54,6 +55,9 @@ class Scheduler:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="opsloop-pipelines")
         self._in_flight: dict[str, Future[Any]] = {}
         self._orphans_checked = float("-inf")
+        self._retention_checked = float("-inf")
+        self._retention: Future[Any] | None = None
+        self._retention_worker = ThreadPoolExecutor(1, thread_name_prefix="opsloop-retention")
 
     # -- monitors -----------------------------------------------------------------------------
     def _claim_monitors(self, now: int) -> list[str]:
@@ -147,6 +151,22 @@ class Scheduler:
         self._orphans_checked = now
         return close_orphans(self.store)
 
+    def sweep_retention(self, *, wait: bool = False) -> None:
+        """Delete what the retention settings no longer keep (``workflows.privacy``): asked
+        once every ``RETENTION_EVERY_S``, each kind swept at most once an hour, on a thread of
+        its own so that a long first sweep never delays the checks."""
+        from opsloop.workflows.privacy import sweep_quietly
+
+        now = time.monotonic()
+        if now - self._retention_checked >= RETENTION_EVERY_S:
+            self._retention_checked = now
+            if self._retention is None or self._retention.done():
+                self._retention = self._retention_worker.submit(
+                    sweep_quietly, self.store, self.predictions
+                )
+        if wait and self._retention is not None:
+            self._retention.result()
+
     # -- the loop -----------------------------------------------------------------------------
     def tick(self, *, wait: bool = False) -> list[Any]:
         """One pass; with ``wait``, until the pipelines it started have finished or paused."""
@@ -155,6 +175,7 @@ class Scheduler:
         self.retry_deliveries()
         self.run_pending_firings()
         self.advance_loops(wait=wait)
+        self.sweep_retention(wait=wait)
         return runs
 
     def start(self) -> Scheduler:
@@ -173,3 +194,4 @@ class Scheduler:
         if self._thread.is_alive():
             self._thread.join(5)
         self._worker.shutdown(wait=False, cancel_futures=True)
+        self._retention_worker.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,161 @@
+"""``opsloop privacy ...``: retention settings, a sweep now, and erasing one end user's data.
+
+Without a server URL these run on the store directly (as its owner, like ``opsloop users``),
+and reach the prediction log under ``$OPSLOOP_HOME/predictions``; with one they ask the server
+(``/api/privacy``, an admin's key in ``users`` mode), which sweeps and erases its own log.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from opsloop.console.commands import JsonOption, command_group
+from opsloop.console.output import command_client, console, print_json, print_table, when
+
+privacy_app = command_group(
+    "Data privacy: how long traces, scores and prediction logs are kept, and erasing one end "
+    "user's data everywhere. Examples:\n\n"
+    "  opsloop privacy retention set --traces 30 --predictions 90 --scores 30\n"
+    "  opsloop privacy retention show\n"
+    "  opsloop privacy sweep\n"
+    "  opsloop privacy erase --user-id u-123 --dry-run"
+)
+retention_app = command_group(
+    "Days to keep each kind of data; the scheduler deletes what is older, once an hour."
+)
+privacy_app.add_typer(retention_app, name="retention")
+
+_DAYS_HELP = "Days to keep {} (1 to 36500), or 'off' to keep them forever."
+
+
+class _Privacy:
+    """The command's way to the privacy workflow: the store here, or the server's routes."""
+
+    def __init__(self) -> None:
+        self.client = command_client()
+        settings = self.client.settings
+        self.http: Any = None
+        if settings.is_remote:
+            from opsloop.kernel.transport import HttpTransport
+
+            self.http = HttpTransport(str(settings.server_url), settings.token)
+        else:
+            from opsloop.client import shared_stores
+
+            self.store = shared_stores(settings)[0]
+            self.predictions = settings.home / "predictions"
+
+    def call(self, method: str, route: Any, **kwargs: Any) -> Any:
+        return self.http.json(method, route.url(), **kwargs)
+
+
+def _show(policy: Any, json_: bool) -> None:
+    if json_:
+        print_json(policy)
+        return
+    swept = policy.swept_at
+    rows = [
+        (kind, "forever" if getattr(policy, kind) is None else f"{getattr(policy, kind)} days",
+         when(swept.get(kind)) if kind in swept else "never")
+        for kind in ("traces", "scores", "predictions")
+    ]  # fmt: skip
+    print_table(["kind", "kept", "last swept"], rows, title=f"retention in {policy.workspace}")
+
+
+@retention_app.command("set")
+def retention_set(
+    traces: Annotated[str | None, typer.Option(help=_DAYS_HELP.format("traces"))] = None,
+    scores: Annotated[str | None, typer.Option(help=_DAYS_HELP.format("scores"))] = None,
+    predictions: Annotated[
+        str | None, typer.Option(help=_DAYS_HELP.format("prediction-log rows"))
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Set how many days traces (with their spans), scores and prediction logs are kept."""
+    from opsloop.errors import InvalidInput
+    from opsloop.governance import retention
+    from opsloop.workflows.privacy_api import RETENTION
+
+    given = {"traces": traces, "scores": scores, "predictions": predictions}
+    values = {k: retention.parse_days(v, f"--{k}") for k, v in given.items() if v is not None}
+    if not values:
+        raise InvalidInput("give at least one of --traces, --scores, --predictions")
+    body = retention.RetentionSet(**values)
+    way = _Privacy()
+    if way.http is not None:
+        raw = way.call("PUT", RETENTION, json=body.model_dump(exclude_unset=True))
+        policy = retention.RetentionPolicy.model_validate(raw)
+    else:
+        from opsloop.kernel.identity import current_user
+
+        with way.store.write() as session:
+            policy = retention.set_policy(session, body, current_user())
+    _show(policy, json_)
+
+
+@retention_app.command("show")
+def retention_show(json_: JsonOption = False) -> None:
+    """Days kept per kind and when each was last swept."""
+    from opsloop.governance import retention
+    from opsloop.workflows.privacy_api import RETENTION
+
+    way = _Privacy()
+    if way.http is not None:
+        policy = retention.RetentionPolicy.model_validate(way.call("GET", RETENTION))
+    else:
+        with way.store.read() as session:
+            policy = retention.get_policy(session)
+    _show(policy, json_)
+
+
+@privacy_app.command("sweep")
+def sweep_now(json_: JsonOption = False) -> None:
+    """Delete now what the retention settings no longer keep (the scheduler does it hourly)."""
+    from opsloop.workflows.privacy import SweepResult, sweep
+    from opsloop.workflows.privacy_api import SWEEPS
+
+    way = _Privacy()
+    if way.http is not None:
+        result = SweepResult.model_validate(way.call("POST", SWEEPS, idempotent=False))
+    else:
+        from opsloop.kernel.identity import current_user
+
+        result = sweep(way.store, way.predictions, actor=current_user(), force=True)
+    if json_:
+        print_json(result)
+        return
+    if not result.swept:
+        console().print("no retention set: nothing to sweep (opsloop privacy retention set)")
+    for kind, counts in result.swept.items():
+        deleted = ", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "nothing"
+        console().print(f"{kind}: deleted {deleted}")
+
+
+@privacy_app.command("erase")
+def erase_user(
+    user_id: Annotated[str, typer.Option("--user-id", help="The end user's id.")],
+    dry_run: Annotated[bool, typer.Option(help="Count what would go; delete nothing.")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Delete one end user's traces (with spans and scores), review items and prediction-log
+    rows (requests whose body names the user_id), in one call; prints the count per kind."""
+    from opsloop.workflows.privacy import ErasureResult, check_user_id, erase
+    from opsloop.workflows.privacy_api import ERASURES
+
+    user_id = check_user_id(user_id)  # before a store is opened or a server asked
+    way = _Privacy()
+    if way.http is not None:
+        body = {"user_id": user_id, "dry_run": dry_run}
+        raw = way.call("POST", ERASURES, json=body, idempotent=False)
+        result = ErasureResult.model_validate(raw)
+    else:
+        from opsloop.kernel.identity import current_user
+
+        result = erase(way.store, way.predictions, user_id, actor=current_user(), dry_run=dry_run)
+    if json_:
+        print_json(result)
+        return
+    verb = "would delete" if result.dry_run else "deleted"
+    print_table(["kind", verb], sorted(result.counts.items()), title=f"erasure of {user_id}")
