@@ -425,3 +425,56 @@ def tag(ref: RefArg, key: str, value: str) -> None:
     """Set a tag on a version."""
     version = command_client().data.set_tag(ref, key, value)
     typer.echo(f"{version.ref}: {key}={value}")
+
+
+@data_app.command("scan")
+def scan(
+    ref: RefArg,
+    pii: Annotated[bool, typer.Option("--pii", help="Look for personal data (PII).")] = False,
+    entity: Annotated[
+        list[str] | None,
+        typer.Option("--entity", "-e", help="Only this entity (repeatable), e.g. EMAIL_ADDRESS."),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option(help="opsloop (our recognizers) or presidio (Presidio's, slower).")
+    ] = "opsloop",
+    samples: Annotated[int, typer.Option(help="Masked sample rows per column and entity.")] = 3,
+    json_: JsonOption = False,
+) -> None:
+    """Scan a table version's columns for personal data: e-mails, phone numbers, cards
+    (Luhn), IBANs (mod 97), IPs, US SSNs and cued names. Shows rows per column and entity with
+    masked samples (never a whole value). No model download and no network call."""
+    from opsloop.data.pii_scan import scan_table
+    from opsloop.errors import InvalidInput
+
+    if not pii:
+        raise InvalidInput("say what to scan for: --pii (personal data) is the only scan yet")
+    handle = command_client().data.get(ref)
+    files, fmt = handle.table_files()
+    report = scan_table(
+        files, fmt, entity, engine=engine, samples=samples, progress=_bars(json_), label=ref
+    )
+    report = {"version": handle.ref, **report}
+    if json_:
+        print_json(report)
+        return
+    rows = [
+        (
+            c["column"],
+            name,
+            f"{hit['rows']:,}",
+            ", ".join(f"{s['row']}: {s['value']}" for s in hit["samples"]),
+        )
+        for c in report["columns"]
+        for name, hit in c["entities"].items()
+    ]
+    typer.echo(
+        f"{handle.ref}: {report['rows_with_pii']:,} of {report['rows']:,} rows hold PII "
+        f"({', '.join(report['entities'])}; engine {engine})"
+    )
+    if rows:
+        print_table(["column", "entity", "rows", "samples (row: masked value)"], rows)
+    if report["skipped"]:
+        typer.echo(f"not scanned (numbers, dates, booleans): {', '.join(report['skipped'])}")
+    for note in report["notes"]:
+        typer.echo(f"note: {note}")

@@ -10,10 +10,13 @@ An expectation file (YAML or JSON) says what a table must look like::
     sql:
       - name: no_future_signups
         query: SELECT * FROM data WHERE signup_date > current_date
+    no_pii: [EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD]
 
 Every row a ``sql`` query returns is a failure; the table is the view ``data``. Unknown keys
 are refused (a misspelt check must not pass silently). Failing rows are reported by their
 0-based position in the table, with the offending value, up to ``SAMPLE`` per check.
+``no_pii`` fails when any text-like column holds one of the named entities (see
+``opsloop.data.pii_scan``); its samples are masked, since reports are stored and shown.
 """
 
 from __future__ import annotations
@@ -91,6 +94,9 @@ class Expectations(_Strict):
     row_count: RowCount | None = None
     columns: dict[str, ColumnExpectation] = Field(default_factory=dict)
     sql: list[SqlCheck] = Field(default_factory=list)
+    no_pii: list[str] | None = Field(
+        None, description="PII entities no column may hold (EMAIL_ADDRESS, PHONE_NUMBER...)"
+    )
 
 
 def load_expectations(source: str | Path | dict[str, Any]) -> Expectations:
@@ -109,7 +115,7 @@ def load_expectations(source: str | Path | dict[str, Any]) -> Expectations:
         raw = _parse_text(text, path)
         where = str(path)
     try:
-        return Expectations.model_validate(raw or {})
+        parsed = Expectations.model_validate(raw or {})
     except ValidationError as exc:
         problems = []
         for error in exc.errors()[:5]:
@@ -121,8 +127,23 @@ def load_expectations(source: str | Path | dict[str, Any]) -> Expectations:
         known = ", ".join(ColumnExpectation.model_fields)
         raise InvalidInput(
             f"{where}: " + "; ".join(problems) + f" (column checks: {known}; "
-            "table checks: row_count {min, max}, sql [{name, query}])"
+            "table checks: row_count {min, max}, sql [{name, query}], no_pii [ENTITY, ...])"
         ) from None
+    _check_no_pii(parsed, where)
+    return parsed
+
+
+def _check_no_pii(expectations: Expectations, where: str) -> None:
+    """Entity names spelt as the detector knows them; an unknown one is refused on load,
+    before a version is added or any data is read."""
+    if expectations.no_pii is None:
+        return
+    from opsloop.governance.pii import check_entities
+
+    try:
+        expectations.no_pii = list(check_entities(expectations.no_pii))
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}: no_pii: {exc.message}") from None
 
 
 def _parse_text(text: str, path: Path) -> Any:
@@ -155,6 +176,9 @@ def run_expectations(files: list[str], fmt: str, expectations: Expectations) -> 
             checks.extend(_column_checks(con, column, spec, types))
         for sql in expectations.sql:
             checks.append(_sql_check(con, sql))
+        if expectations.no_pii is not None:
+            _check_no_pii(expectations, "expectations")
+            checks.append(_no_pii_check(con, expectations.no_pii))
     failed = [c for c in checks if not c["passed"]]
     return {
         "passed": not failed,
@@ -286,3 +310,33 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
+
+
+def _no_pii_check(con: Any, entities: list[str]) -> dict[str, Any]:
+    """Every text-like column scanned for the entities; samples (row, column, entity, masked
+    value) in row order, so the report never stores a found value in full."""
+    from opsloop.data.pii_scan import detector_for, scan_connection
+
+    report = scan_connection(con, detector_for(entities), samples=SAMPLE)
+    sample = sorted(
+        (
+            {"row": s["row"], "column": c["column"], "entity": entity, "value": s["value"]}
+            for c in report["columns"]
+            for entity, hit in c["entities"].items()
+            for s in hit["samples"]
+        ),
+        key=lambda s: s["row"],
+    )[:SAMPLE]
+    where = [
+        f"{hit['rows']} {entity} in {c['column']}"
+        for c in report["columns"]
+        for entity, hit in c["entities"].items()
+    ]
+    count = report["rows_with_pii"]
+    return _result(
+        "no_pii",
+        count == 0,
+        f"{count} rows with PII: {', '.join(where)}" if count else "ok",
+        failing_rows=count,
+        sample=sample,
+    )
