@@ -20,9 +20,10 @@ __all__ = ["calibration", "estimate", "measured"]
 def measured(
     predictions: list[Any], labels: list[Any], task: str, scores: np.ndarray | None = None
 ) -> dict[str, float]:
-    """Realised quality over the labelled rows (``labelled`` counts them)."""
-    from sklearn import metrics
+    """Realised quality over the labelled rows (``labelled`` counts them).
 
+    Plain NumPy, as scikit-learn computes them (a test compares): importing ``sklearn.metrics``
+    costs a check more than a second, more than everything else it does."""
     keep = [i for i, label in enumerate(labels) if label is not None]
     out: dict[str, float] = {"labelled": float(len(keep))}
     if not keep:
@@ -34,18 +35,27 @@ def measured(
         out["rmse"] = float(np.sqrt(np.mean((t - p) ** 2)))
         out["mae"] = float(np.mean(np.abs(t - p)))
         return out
-    out["accuracy"] = float(metrics.accuracy_score(y_true, y_pred))
-    classes = sorted({*map(str, y_true), *map(str, y_pred)})
-    average = "binary" if len(classes) == 2 else "macro"
-    pos = classes[-1] if average == "binary" else 1
-    out["f1"] = float(
-        metrics.f1_score(list(map(str, y_true)), list(map(str, y_pred)), average=average,
-                         pos_label=pos, zero_division=0)
+    out["accuracy"] = sum(bool(t == p) for t, p in zip(y_true, y_pred, strict=True)) / len(keep)
+    true_s, pred_s = np.array(list(map(str, y_true))), np.array(list(map(str, y_pred)))
+    classes = sorted({*true_s.tolist(), *pred_s.tolist()})
+    binary = len(classes) == 2
+    pos = classes[-1]
+    out["f1"] = _f1(true_s, pred_s, pos) if binary else float(
+        np.mean([_f1(true_s, pred_s, c) for c in classes])
     )  # fmt: skip
-    if scores is not None and average == "binary" and len(set(map(str, y_true))) == 2:
-        truth = np.array([str(t) == pos for t in y_true])
-        out["roc_auc"] = float(metrics.roc_auc_score(truth, scores[keep]))
+    if scores is not None and binary and len(set(true_s.tolist())) == 2:
+        truth = (true_s == pos).astype(float)
+        auc = _expected_auc(np.asarray(scores, dtype=float)[keep], truth)
+        if auc is not None:
+            out["roc_auc"] = auc
     return out
+
+
+def _f1(true_s: np.ndarray, pred_s: np.ndarray, label: str) -> float:
+    """F1 of one class (0 where it is never true nor predicted, sklearn's zero_division=0)."""
+    tp = float(np.sum((true_s == label) & (pred_s == label)))
+    wrong = float(np.sum((true_s == label) != (pred_s == label)))
+    return 2 * tp / (2 * tp + wrong) if 2 * tp + wrong > 0 else 0.0
 
 
 def calibration(scores: np.ndarray, truth: np.ndarray) -> dict[str, list[float]]:

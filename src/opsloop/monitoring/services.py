@@ -11,7 +11,9 @@ A check (``run_monitor``):
 - stores them as a monitor run, with the drift report;
 - judges the alert rules on them and delivers what opened.
 
-Model loading and statistics happen between two short transactions, as promotion does.
+Model loading and statistics happen between two short transactions, as promotion does. A
+server logs a classifier's probabilities with each answer, so a check over such a window loads
+no model at all; older rows fall back to loading the versions that answered them.
 """
 
 from __future__ import annotations
@@ -196,9 +198,15 @@ def _metrics(
 def _scores(
     models: ModelSource, baseline: dict[str, Any], window: WindowData, columns: list[str]
 ) -> np.ndarray | None:
-    """Positive-class scores of each row from the version that answered it (CBPE's input)."""
+    """Positive-class scores of each row from the version that answered it (CBPE's input):
+    as the server logged them when every row has them, else from the versions, loaded (the
+    imports alone take seconds)."""
     if baseline.get("task") != "classification":
         return None
+    if window.scores is not None and len(window.scores) == window.rows:
+        if all(isinstance(s, int | float) and not isinstance(s, bool) for s in window.scores):
+            return np.asarray(window.scores, dtype=float)
+        return None  # more than two classes: no CBPE, as positive_scores says
     model_name = baseline["model"].rpartition("@")[0]
     scores = np.full(window.rows, np.nan)
     versions = np.asarray(window.versions)

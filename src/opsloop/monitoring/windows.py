@@ -29,6 +29,9 @@ class WindowData:
     predictions: list[Any] = field(default_factory=list)
     labels: list[Any] = field(default_factory=list)  # None where no ground truth yet
     versions: list[int] = field(default_factory=list)
+    # the classifier's probabilities per row as the server logged them (positive class's for
+    # binary, a list for more); None when any request was logged without them (older logs)
+    scores: list[Any] | None = None
     last_ts: int | None = None
 
     @property
@@ -70,8 +73,10 @@ def explode(requests: Any, start: int | None, end: int | None) -> WindowData:
     ok = requests[~failed]
     data.latencies_ms = ok["latency_ms"].astype(float).tolist()
     records: list[Any] = []
-    for inputs, outputs, label, version in zip(
-        ok["inputs"], ok["outputs"], ok["label"], ok["version"], strict=True
+    probas = ok["proba"] if "proba" in ok.columns else [None] * len(ok)
+    scores: list[Any] | None = []
+    for inputs, outputs, label, version, proba in zip(
+        ok["inputs"], ok["outputs"], ok["label"], ok["version"], probas, strict=True
     ):
         rows = _records(json.loads(inputs))
         records.extend(rows)
@@ -79,6 +84,13 @@ def explode(requests: Any, start: int | None, end: int | None) -> WindowData:
         truth = json.loads(label) if isinstance(label, str) else None
         data.labels.extend(_per_row(truth, len(rows)))
         data.versions.extend([int(version)] * len(rows))
+        if scores is not None:
+            logged = json.loads(proba) if isinstance(proba, str) else None
+            if isinstance(logged, list) and len(logged) == len(rows):
+                scores.extend(logged)
+            else:
+                scores = None  # one request without them: the check falls back to the model
+    data.scores = scores
     data.features = pd.DataFrame.from_records(records) if records else pd.DataFrame()
     return data
 

@@ -184,6 +184,11 @@ class LoadedModel:
     def predict_proba(self, data: Any) -> Any:
         return self._flavor.predict_proba(self.raw, self.prepare(data))
 
+    def predict_proba_prepared(self, inputs: Any) -> Any:
+        """Probabilities on inputs already checked by :meth:`prepare` (the server logs them
+        with each answer, so monitors need not load the model)."""
+        return self._flavor.predict_proba(self.raw, inputs)
+
     def __repr__(self) -> str:
         inputs = self.signature.inputs.describe()
         return f"LoadedModel({self.ref or self.meta.flavor}, inputs: {inputs})"

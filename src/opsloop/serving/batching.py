@@ -7,6 +7,9 @@ to arrive), checks all their rows against the signature at once (one DataFrame f
 instead of one per request, which is most of a small model's cost), predicts once, and hands
 each request its own slice. If the batch's rows fail the check, each request is checked alone,
 so one caller's bad row is that caller's 422 and never fails the others.
+
+A classifier's probabilities are computed on the same checked inputs (:meth:`predict_scored`)
+so the prediction log can keep them: a monitor's estimated quality then needs no model.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ class MicroBatcher:
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.in_flight = 0
+        classes = getattr(model, "classes", None)
+        self.scores = (
+            classes is not None and len(classes) >= 2 and hasattr(model, "predict_proba_prepared")
+        )
         self.batches = 0
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
@@ -56,12 +63,19 @@ class MicroBatcher:
 
     def predict(self, rows: Any, count: int) -> tuple[Any, int]:
         """Predictions for a request's ``rows`` and the size of the batch they rode in."""
+        outputs, _, batch_rows = self.predict_scored(rows, count)
+        return outputs, batch_rows
+
+    def predict_scored(self, rows: Any, count: int) -> tuple[Any, list[Any] | None, int]:
+        """Predictions, the classifier's probabilities per row (see :meth:`_proba`; None for a
+        model without them) and the size of the batch they rode in."""
         with self._lock:
             self.in_flight += 1
             alone = self.in_flight == 1
         try:
             if alone or count >= self.max_batch:
-                return self.model.predict(rows), count
+                inputs = self.model.prepare(rows)
+                return self.model.predict_prepared(inputs), self._proba(inputs), count
             item = _Item(rows, count)
             self._queue.put(item)
             item.done.wait()
@@ -71,6 +85,24 @@ class MicroBatcher:
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    def _proba(self, inputs: Any) -> list[Any] | None:
+        """The positive class's probability per row for a binary classifier, the list of
+        class probabilities for more classes; None for anything else. Logging them must never
+        fail an answer, so a model that cannot give them stops being asked."""
+        if not self.scores:
+            return None
+        try:
+            import numpy as np
+
+            proba = np.asarray(self.model.predict_proba_prepared(inputs), dtype=float)
+        except Exception:
+            self.scores = False
+            return None
+        if proba.ndim != 2 or proba.shape[1] != len(self.model.classes):
+            self.scores = False
+            return None
+        return (proba[:, 1] if proba.shape[1] == 2 else proba).tolist()  # type: ignore[no-any-return]
 
     def _run(self) -> None:
         while True:
@@ -111,11 +143,13 @@ class MicroBatcher:
         except BaseException as exc:  # every waiting request gets the model's error
             self._fail(batch, exc)
             return
+        proba = self._proba(inputs)
         rows = sum(i.count for i in batch)
         start = 0
         for item in batch:
-            item.result = (outputs[start : start + item.count], rows)
-            start += item.count
+            end = start + item.count
+            item.result = (outputs[start:end], None if proba is None else proba[start:end], rows)
+            start = end
             item.done.set()
 
     @staticmethod

@@ -33,7 +33,7 @@ _PRED_SCHEMA = pa.schema(
         ("request_id", pa.string()), ("deployment", pa.string()), ("model", pa.string()),
         ("version", pa.int64()), ("ts_ms", pa.int64()), ("latency_ms", pa.float64()),
         ("inputs", pa.string()), ("outputs", pa.string()), ("shadow", pa.bool_()),
-        ("error", pa.string()),
+        ("error", pa.string()), ("proba", pa.string()),
     ]
 )  # fmt: skip
 _LABEL_SCHEMA = pa.schema(
@@ -89,9 +89,15 @@ class PredictionLog:
 
     # -- writing ------------------------------------------------------------------------------
     def log(self, row: dict[str, Any]) -> None:
-        """Append one answer; ``inputs`` and ``outputs`` are stored as JSON text."""
+        """Append one answer; ``inputs``, ``outputs`` and ``proba`` are stored as JSON text.
+
+        ``proba`` (optional) holds a classifier's probabilities per row, as the serving side
+        had them: the positive class's for a binary model, the list for more classes. A
+        monitor check reads them instead of loading the model (seconds of imports)."""
         row["inputs"] = json.dumps(row["inputs"], default=str)
         row["outputs"] = json.dumps(row["outputs"], default=str)
+        if row.get("proba") is not None:
+            row["proba"] = json.dumps(row["proba"])
         self._journals["predictions"].append(json.dumps(row, default=str) + "\n")
 
     def label(self, deployment: str, request_id: str, label: Any) -> None:
@@ -173,18 +179,16 @@ class PredictionLog:
         stored = _PRED_SCHEMA.remove(_PRED_SCHEMA.get_field_index("deployment"))
         folder = self.folder / "predictions" / f"deployment={deployment}"
         first_day = _day(since_ms) if since_ms is not None else ""
+        # journals first, then files: a seal in between shows its rows twice (DISTINCT keeps
+        # one), never zero times, as listing the files first could
+        live = [r for r in self._journal_rows("predictions") if r.get("deployment") == deployment]
         files = [str(p) for p in sorted(folder.glob("date=*/*.parquet"))
                  if p.parent.name.removeprefix("date=") >= first_day]  # fmt: skip
-        live = [r for r in self._journal_rows("predictions") if r.get("deployment") == deployment]
         con.register(
             "live", pa.Table.from_pylist(live, schema=_PRED_SCHEMA).drop_columns(["deployment"])
         )
         columns = ", ".join(f.name for f in stored)
-        sealed = (
-            f"SELECT {columns} FROM read_parquet({files!r}, hive_partitioning = false) UNION ALL "
-            if files
-            else ""
-        )
+        sealed = _select_sealed(files, [f.name for f in stored])
         con.register("labels", self._rows("labels", deployment))
         where = ["NOT shadow"]
         params: list[Any] = []
@@ -285,6 +289,23 @@ class PredictionLog:
             pq.write_table(table, tmp)
             os.replace(tmp, final)
         sealed.unlink()
+
+
+def _select_sealed(files: list[str], columns: list[str]) -> str:
+    """``SELECT ... UNION ALL`` over the sealed files, or ""; files written before a column
+    existed (``proba``) give it as NULL, so old logs stay readable."""
+    if not files:
+        return ""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for path in files:
+        names = set(pq.read_schema(path).names)
+        missing = tuple(c for c in columns if c not in names)
+        groups.setdefault(missing, []).append(path)
+    parts = []
+    for missing, paths in groups.items():
+        picked = ", ".join(f"NULL::VARCHAR AS {c}" if c in missing else c for c in columns)
+        parts.append(f"SELECT {picked} FROM read_parquet({paths!r}, hive_partitioning = false)")
+    return " UNION ALL ".join(parts) + " UNION ALL "
 
 
 def _day(ms: int) -> str:

@@ -119,14 +119,15 @@ class ServingRuntime:
 
     def _answer(
         self, deployment: Deployment, number: int, rows: Any, count: int
-    ) -> tuple[list[Any], int]:
-        """Predictions for ``rows`` from version ``number`` (checked alone, maybe batched)."""
-        outputs, batch_rows = self.batcher(deployment, number).predict(rows, count)
-        return _jsonable(outputs), batch_rows
+    ) -> tuple[list[Any], list[Any] | None, int]:
+        """Predictions for ``rows`` from version ``number`` (checked alone, maybe batched), a
+        classifier's probabilities (logged, not answered) and the batch size."""
+        outputs, proba, batch_rows = self.batcher(deployment, number).predict_scored(rows, count)
+        return _jsonable(outputs), proba, batch_rows
 
     def _candidate(
         self, deployment: Deployment, number: int, rows: Any, count: int
-    ) -> tuple[list[Any], int]:
+    ) -> tuple[list[Any], list[Any] | None, int]:
         future = self._candidate_pool.submit(self._answer, deployment, number, rows, count)
         try:
             return future.result(timeout=self.candidate_timeout)
@@ -170,9 +171,11 @@ class ServingRuntime:
             version = route.version
             try:
                 if version == stable:
-                    predictions, batch_rows = self._answer(deployment, version, rows, count)
+                    predictions, proba, batch_rows = self._answer(deployment, version, rows, count)
                 else:
-                    predictions, batch_rows = self._candidate(deployment, version, rows, count)
+                    predictions, proba, batch_rows = self._candidate(
+                        deployment, version, rows, count
+                    )
             except Exception as exc:
                 if version == stable:
                     status = "invalid" if isinstance(exc, InvalidInput) else "error"
@@ -184,11 +187,11 @@ class ServingRuntime:
                 self._log(deployment, request_id, version, start, body, None, exc)
                 answer["fallback_from"] = deployment.ref(version)
                 version = stable
-                predictions, batch_rows = self._answer(deployment, version, rows, count)
+                predictions, proba, batch_rows = self._answer(deployment, version, rows, count)
         finally:
             metrics.in_flight.labels(name).dec()
         latency = time.perf_counter() - start
-        self._log(deployment, request_id, version, start, body, predictions, None)
+        self._log(deployment, request_id, version, start, body, predictions, None, proba=proba)
         label = str(version)
         metrics.requests.labels(name, label, "ok").inc()
         metrics.latency.labels(name, label).observe(latency)
@@ -201,6 +204,7 @@ class ServingRuntime:
     def _log(
         self, deployment: Deployment, request_id: str, version: int, start: float, body: Any,
         outputs: Any, error: BaseException | None, *, shadow: bool = False,
+        proba: list[Any] | None = None,
     ) -> None:  # fmt: skip
         self.log.log(
             {
@@ -209,6 +213,7 @@ class ServingRuntime:
                 "latency_ms": (time.perf_counter() - start) * 1000, "inputs": body,
                 "outputs": outputs, "shadow": shadow,
                 "error": None if error is None else f"{type(error).__name__}: {error}",
+                "proba": proba,
             }
         )  # fmt: skip
 

@@ -1,0 +1,141 @@
+"""A check reads a classifier's probabilities from the prediction log instead of loading it.
+
+The server logs them with each answer (``proba``), so ``opsloop monitors check`` needs neither
+scikit-learn nor skops (seconds of imports). Logs written before that (no ``proba`` column)
+still work: the check loads the versions that answered, and both ways give the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from opsloop.monitoring import quality
+from tests.serving.conftest import COLUMNS, register_two
+
+DRIVER = """
+import json, sys
+from opsloop.app.cli import main
+sys.argv = ["opsloop", "monitors", "check", sys.argv[1], "--json"]
+try:
+    main()
+except SystemExit as exc:
+    assert not exc.code, exc.code
+heavy = ("sklearn", "skops", "scipy.stats", "torch")
+print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)
+"""
+QUALITY = ("cbpe_accuracy", "cbpe_precision", "cbpe_recall", "cbpe_f1", "cbpe_roc_auc",
+           "accuracy", "f1", "roc_auc", "labelled")  # fmt: skip
+
+
+def _serve(client: Any, cancer: pd.DataFrame, weak: Any, strong: Any, tmp_path: Path) -> None:
+    """A deployment of a real classifier, a monitor on it, and 120 scored rows in 40
+    requests, half of them with ground truth."""
+    register_two(client, weak, strong, cancer)
+    cancer.to_csv(tmp_path / "cancer.csv", index=False)
+    client.data.add(str(tmp_path / "cancer.csv"), name="cancer")
+    client.deployments.deploy("cancer-clf@2", name="cancer")
+    client.monitors.create(
+        "watch", "cancer", "cancer@1", target="target",
+        window={"by": "count", "size": 40, "mode": "sliding", "min_rows": 50},
+    )  # fmt: skip
+    frame = cancer.sample(120, random_state=3)
+    for i in range(0, 120, 3):
+        part = frame.iloc[i : i + 3]
+        answer = client.deployments.predict("cancer", part[COLUMNS].to_dict(orient="records"))
+        if i % 6 == 0:
+            client.deployments.feedback("cancer", {answer["request_id"]: part["target"].tolist()})
+
+
+def _strip_proba(folder: Path) -> None:
+    """Rewrite the sealed log as an older server wrote it: no ``proba`` column."""
+    files = sorted(folder.glob("predictions/deployment=*/date=*/*.parquet"))
+    assert files
+    for part in files:
+        table = pq.read_table(part)
+        pq.write_table(table.drop_columns(["proba"]), part)
+
+
+def test_logged_probabilities_give_the_estimate_the_model_gives(
+    cancer: pd.DataFrame, weak_model: Any, strong_model: Any, tmp_path: Path
+) -> None:
+    from opsloop import Client
+
+    client = Client()
+    try:
+        _serve(client, cancer, weak_model, strong_model, tmp_path)
+        log = client.deployments.prediction_log
+        logged = log.requests("cancer")
+        assert logged["proba"].notna().all()
+        first = json.loads(logged["proba"].iloc[0])
+        assert len(first) == 3 and all(0.0 <= p <= 1.0 for p in first)
+        from_log = client.monitors.check("watch")
+        assert from_log.rows == 120 and from_log.metrics["labelled"] == 60
+        log.flush()
+        _strip_proba(log.folder)
+        assert log.requests("cancer")["proba"].isna().all()
+        from_model = client.monitors.check("watch")  # the fallback: loads cancer-clf@2
+    finally:
+        client.close()
+    assert from_model.rows == 120
+    for key in QUALITY:
+        assert from_log.metrics[key] == pytest.approx(from_model.metrics[key], abs=1e-9), key
+    assert from_log.metrics["cbpe_accuracy"] > 0.8
+
+
+def test_a_check_in_a_fresh_process_imports_no_model_library(
+    cancer: pd.DataFrame, weak_model: Any, strong_model: Any, tmp_path: Path
+) -> None:
+    from opsloop import Client
+
+    client = Client()
+    try:
+        _serve(client, cancer, weak_model, strong_model, tmp_path)
+        in_process = client.monitors.check("watch")
+    finally:
+        client.close()
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, "watch"], capture_output=True, text=True,
+        env=dict(os.environ), timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    assert "sklearn" not in loaded and "skops" not in loaded and "torch" not in loaded
+    run = json.loads(done.stdout)
+    assert run["rows"] == 120
+    assert run["metrics"]["cbpe_f1"] == pytest.approx(in_process.metrics["cbpe_f1"])
+
+
+def test_measured_quality_matches_scikit_learn() -> None:
+    from sklearn import metrics
+
+    rng = np.random.default_rng(7)
+    truth = rng.integers(0, 2, 300)
+    scores = np.clip(truth * 0.3 + rng.random(300) * 0.7, 0, 1).round(2)  # with ties
+    predicted = (scores >= 0.5).astype(int)
+    labels: list[Any] = truth.tolist()
+    labels[::7] = [None] * len(labels[::7])  # rows without ground truth yet
+    keep = [i for i, label in enumerate(labels) if label is not None]
+    got = quality.measured(predicted.tolist(), labels, "classification", scores)
+    assert got["labelled"] == len(keep)
+    assert got["accuracy"] == pytest.approx(metrics.accuracy_score(truth[keep], predicted[keep]))
+    assert got["f1"] == pytest.approx(metrics.f1_score(truth[keep], predicted[keep]))
+    assert got["roc_auc"] == pytest.approx(metrics.roc_auc_score(truth[keep], scores[keep]))
+
+    names = np.array(["cat", "dog", "eel"])
+    true3, pred3 = names[rng.integers(0, 3, 200)], names[rng.integers(0, 3, 200)]
+    pred3[:5] = "fox"  # a class only ever predicted
+    got3 = quality.measured(pred3.tolist(), true3.tolist(), "classification")
+    assert got3["accuracy"] == pytest.approx(metrics.accuracy_score(true3, pred3))
+    expected = metrics.f1_score(true3, pred3, average="macro", zero_division=0)
+    assert got3["f1"] == pytest.approx(expected)
+    assert "roc_auc" not in got3
