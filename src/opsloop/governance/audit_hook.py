@@ -26,6 +26,7 @@ route's commit and the answer loses nothing either: case 1 committed the event w
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 from contextvars import ContextVar
@@ -36,6 +37,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from opsloop.errors import StoreError
 from opsloop.governance import audit
 from opsloop.governance.policy import SAFE_METHODS, RouteRoles
 from opsloop.store.database import Store
@@ -49,7 +51,11 @@ READ_ONLY_POSTS = frozenset({
     ("POST", "/api/blobs/batch-download"),
     ("POST", "/api/drift-reports"),
     ("POST", "/v1/deployments/{name}/predict"),
+    # Telemetry, not a change of state: spans are kept by their own ids and may arrive while
+    # the database is away (the ingest spool holds them), when no event could be written.
+    ("POST", "/v1/traces"),
 })  # fmt: skip
+log = logging.getLogger(__name__)
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _CARRIES = "opsloop_audit"  # session.info key: the request whose event this transaction carries
 _PENDING: ContextVar[_Pending | None] = ContextVar("opsloop_audit_pending", default=None)
@@ -214,5 +220,13 @@ class AuditMiddleware:
         await run_in_threadpool(self._append, pending.fields(status))
 
     def _append(self, fields: dict[str, Any]) -> None:
-        with self.store.write() as session:
-            audit.append(session, **fields)
+        try:
+            with self.store.write() as session:
+                audit.append(session, **fields)
+        except StoreError as exc:
+            # The store is away: the request wrote nothing there either (its own write would
+            # have failed the same way), and its answer is already decided; a 500 instead
+            # would tell the client less. Said loudly, for the operator.
+            log.error("audit event not written, the store is unreachable: %s %s %s (%s)",
+                      fields.get("action"), fields.get("outcome"), fields.get("request_id"),
+                      exc.message)  # fmt: skip
