@@ -50,9 +50,8 @@ def _lightning() -> tuple[type, Any]:
 
 
 def _build() -> type:
-    from opsloop import fluent
     from opsloop.autolog.guard import attempt
-    from opsloop.autolog.runs import clean_params, finite_metrics
+    from opsloop.autolog.runs import OwnedRun, clean_params, finite_metrics
 
     base, rank_zero_only = _lightning()
 
@@ -62,8 +61,7 @@ def _build() -> type:
         def __init__(self, run_name: str | None = None) -> None:
             super().__init__()
             self.run_name = run_name or "lightning"
-            self._run: Any = None
-            self._started = False
+            self._owned = OwnedRun()
 
         @property
         def name(self) -> str:
@@ -77,13 +75,7 @@ def _build() -> type:
         @property
         def experiment(self) -> Any:
             """The run logged to (the active one, or one started here on first use)."""
-            if self._run is None:
-                with attempt("start a run"):
-                    self._run = fluent.active_run()
-                    if self._run is None:
-                        self._run = fluent.start_run(run_name=self.run_name)
-                        self._started = True
-            return self._run
+            return self._owned.open(self.run_name)
 
         @rank_zero_only  # type: ignore[misc]
         def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
@@ -106,15 +98,7 @@ def _build() -> type:
 
         @rank_zero_only  # type: ignore[misc]
         def finalize(self, status: str) -> None:
-            run, started = self._run, self._started
-            if run is None:
-                return
-            self._run, self._started = None, False
-            with attempt("end the run"):
-                if started and fluent.active_run() is run:
-                    fluent.end_run("FAILED" if status == "failed" else "FINISHED")
-                else:
-                    run.client.flush(run.run_id)
+            self._owned.close(failed=status == "failed")
 
     return OpsloopLogger
 

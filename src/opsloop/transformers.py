@@ -29,53 +29,38 @@ _built: dict[str, type] = {}
 def _build() -> type:
     from transformers import TrainerCallback
 
-    from opsloop import fluent
     from opsloop.autolog.guard import attempt
-    from opsloop.autolog.runs import clean_params, finite_metrics
+    from opsloop.autolog.runs import OwnedRun, clean_params, finite_metrics
 
     class OpsloopCallback(TrainerCallback):  # type: ignore[misc]
         """Logs the trainer's logs at step = global step, and its arguments as params."""
 
         def __init__(self, *, log_args: bool = True) -> None:
             self.log_args = log_args
-            self._run: Any = None
-            self._started = False
+            self._owned = OwnedRun()
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if not state.is_world_process_zero:
                 return
-            with attempt("start a run"):
-                self._run = fluent.active_run()
-                self._started = self._run is None
-                if self._run is None:
-                    self._run = fluent.start_run(run_name=args.run_name or "transformers")
-            if self._run is not None and self.log_args:
+            run = self._owned.open(args.run_name or "transformers")
+            if run is not None and self.log_args:
                 with attempt("log params"):
                     params = {k: v for k, v in args.to_dict().items() if v not in (None, "")}
-                    self._run.client.log_params(self._run.run_id, clean_params(params))
+                    run.client.log_params(run.run_id, clean_params(params))
 
         def on_log(
             self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any
         ) -> None:
-            if self._run is None or not state.is_world_process_zero:
+            run = self._owned.run
+            if run is None or not state.is_world_process_zero:
                 return
             with attempt("log the trainer's metrics"):
                 metrics = finite_metrics(logs or {})
                 if metrics:
-                    self._run.client.log_metrics(
-                        self._run.run_id, metrics, step=int(state.global_step)
-                    )
+                    run.client.log_metrics(run.run_id, metrics, step=int(state.global_step))
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if self._run is None:
-                return
-            run, started = self._run, self._started
-            self._run, self._started = None, False
-            with attempt("end the run"):
-                if started and fluent.active_run() is run:
-                    fluent.end_run()
-                else:
-                    run.client.flush(run.run_id)
+            self._owned.close()
 
     return OpsloopCallback
 

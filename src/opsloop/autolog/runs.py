@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from opsloop.fluent import ActiveRun
 
 __all__ = [
+    "OwnedRun",
     "child_run",
     "clean_params",
     "finite_metrics",
@@ -144,3 +145,40 @@ def log_bytes(run: ActiveRun, write: Callable[[Path], None], file_name: str, fol
         path = Path(tmp) / file_name
         write(path)
         run.client.log_artifact(run.run_id, path, folder)
+
+
+class OwnedRun:
+    """The run a framework's callback or logger writes to (Hugging Face, Lightning): the run
+    active when training begins, or one it starts then, which it must also end. Frameworks
+    call in at begin and end; both are guarded, as every autolog step is."""
+
+    def __init__(self) -> None:
+        self.run: ActiveRun | None = None
+        self._started = False
+
+    def open(self, name: str) -> ActiveRun | None:
+        """The active run, or one named ``name`` started here (None if that failed)."""
+        from opsloop import fluent
+
+        if self.run is None:
+            with attempt("start a run"):
+                self.run = fluent.active_run()
+                if self.run is None:
+                    self.run = fluent.start_run(run_name=name)
+                    self._started = True
+        return self.run
+
+    def close(self, *, failed: bool = False) -> None:
+        """End the run if it was started here (FAILED when training raised); a run that was
+        the user's stays open, its points flushed."""
+        from opsloop import fluent
+
+        run, started = self.run, self._started
+        if run is None:
+            return
+        self.run, self._started = None, False
+        with attempt("end the run"):
+            if started and fluent.active_run() is run:
+                fluent.end_run("FAILED" if failed else "FINISHED")
+            else:
+                run.client.flush(run.run_id)

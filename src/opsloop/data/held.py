@@ -23,7 +23,7 @@ from opsloop.errors import InvalidInput
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.kernel.refs import LATEST, parse_ref
-from opsloop.kernel.step_context import Rehearsal, current_rehearsal
+from opsloop.kernel.step_context import HeldWrites, Rehearsal, current_rehearsal
 from opsloop.kernel.timeutil import now_ms
 
 __all__ = ["HeldDataBackend"]
@@ -39,17 +39,10 @@ class _Undo(Exception):
     """Raised inside a write transaction to roll it back with its result."""
 
 
-class HeldDataBackend(DataBackend):
+class HeldDataBackend(HeldWrites, DataBackend):
     """``inner`` with its writes held while a reproduction runs (see the module)."""
 
-    def __init__(self, inner: DataBackend) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        """What the wrapped backend has beyond the contract (its store, its blobs)."""
-        if name == "_inner":  # not set yet (unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self._inner, name)
+    _inner: DataBackend
 
     @property  # type: ignore[override]
     def remote(self) -> Any:

@@ -24,6 +24,7 @@ from typing import Any
 
 __all__ = [
     "STEP_RUN_TAG",
+    "HeldWrites",
     "Rehearsal",
     "current_rehearsal",
     "current_step_run_id",
@@ -79,6 +80,21 @@ class Rehearsal:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+
+class HeldWrites:
+    """What every domain's held backend (``registry/held.py``, ``data/held.py``,
+    ``serving/held.py``) shares: it wraps the real backend ``inner`` and hands on whatever it
+    has beyond the contract (its store, its blobs, its runtime), so code that reaches for those
+    finds them through the wrapper."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_inner":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self._inner, name)
 
 
 def current_rehearsal() -> Rehearsal | None:

@@ -23,7 +23,7 @@ from opsloop.errors import InvalidInput, NotFound
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.kernel.refs import LATEST, parse_ref
-from opsloop.kernel.step_context import Rehearsal, current_rehearsal
+from opsloop.kernel.step_context import HeldWrites, Rehearsal, current_rehearsal
 from opsloop.kernel.timeutil import now_ms
 from opsloop.registry import models
 from opsloop.registry.backend import RegistryBackend
@@ -48,17 +48,10 @@ class _Undo(Exception):
     """Raised inside a write transaction to roll it back with its result."""
 
 
-class HeldRegistryBackend(RegistryBackend):
+class HeldRegistryBackend(HeldWrites, RegistryBackend):
     """``inner`` with its writes held while a reproduction runs (see the module)."""
 
-    def __init__(self, inner: RegistryBackend) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        """What the wrapped backend has beyond the contract (its store, its blobs)."""
-        if name == "_inner":  # not set yet (unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self._inner, name)
+    _inner: RegistryBackend
 
     # -- the overlay --------------------------------------------------------------------------
     @staticmethod

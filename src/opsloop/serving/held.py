@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import Conflict
 from opsloop.kernel.identity import current_user
-from opsloop.kernel.step_context import current_rehearsal
+from opsloop.kernel.step_context import HeldWrites, current_rehearsal
 from opsloop.kernel.timeutil import now_ms
 from opsloop.serving.backend import DeploymentBackend
 from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
@@ -33,17 +33,10 @@ class HeldRollout(Conflict):
     advance on its own, over real traffic), so the step stops here and is reported held."""
 
 
-class HeldDeploymentBackend(DeploymentBackend):
+class HeldDeploymentBackend(HeldWrites, DeploymentBackend):
     """``inner`` with its writes held while a reproduction runs (see the module)."""
 
-    def __init__(self, inner: DeploymentBackend) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        """What the wrapped backend has beyond the contract (its store, its runtime)."""
-        if name == "_inner":  # not set yet (unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self._inner, name)
+    _inner: DeploymentBackend
 
     @staticmethod
     def _hold(write: str, what: str) -> bool:
