@@ -51,13 +51,13 @@ def lineage_catalog() -> LineageCatalog:
     from opsloop.data import versions as data_versions
     from opsloop.lineage import graph
     from opsloop.llm.tracing.services import trace_lineage_label
-    from opsloop.registry import models
+    from opsloop.registry import models, versions
     from opsloop.registry.evaluations import EVALUATION, evaluation_lineage_label
     from opsloop.tracking.runs import run_lineage_label, run_node_id
 
     return LineageCatalog([
-        NodeKind(models.MODEL_VERSION, models.version_lineage_label, "model",
-                 models.version_node_id),
+        NodeKind(models.MODEL_VERSION, versions.version_lineage_label, "model",
+                 versions.version_node_id),
         NodeKind(graph.DATASET_VERSION, data_versions.version_lineage_label, "data",
                  data_versions.version_node_id),
         NodeKind(graph.RUN, run_lineage_label, "run", run_node_id),

@@ -17,8 +17,9 @@ from opsloop.errors import Conflict, NotFound
 from opsloop.kernel.refs import check_alias
 from opsloop.kernel.timeutil import now_ms
 from opsloop.registry.entities import AliasEvent, ModelVersion
-from opsloop.registry.models import NUMBERING, get_version, model_row, resolve_version_row
+from opsloop.registry.models import NUMBERING, model_row, resolve_version_row
 from opsloop.registry.tables import AliasEventRow, ModelAliasRow, RegisteredModelRow
+from opsloop.registry.versions import get_version
 from opsloop.store.numbered import pointed_number
 
 __all__ = ["alias_history", "delete_alias", "move_alias", "set_alias"]

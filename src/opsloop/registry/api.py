@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse
 
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.registry import aliases, cards, evaluations, models, routes
+from opsloop.registry import aliases, cards, evaluations, models, routes, versions
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
 from opsloop.registry.evaluations import Evaluation
 from opsloop.registry.local import register_version
@@ -82,7 +82,7 @@ def list_versions(
     page_token: str | None = None,
 ) -> Page[ModelVersion]:
     """A model's versions, newest first."""
-    return models.list_versions(session, name, max_results, page_token)
+    return versions.list_versions(session, name, max_results, page_token)
 
 
 @router.post(routes.VERSIONS.template, status_code=status.HTTP_201_CREATED)
@@ -96,14 +96,14 @@ def create_version(
 
 @router.get(routes.VERSION.template)
 def get_version(name: str, selector: str, session: ReadSession) -> ModelVersion:
-    return models.get_version(session, _ref(name, selector))
+    return versions.get_version(session, _ref(name, selector))
 
 
 @router.patch(routes.VERSION.template)
 def update_version(
     name: str, selector: str, body: VersionUpdate, session: WriteSession
 ) -> ModelVersion:
-    return models.update_version(
+    return versions.update_version(
         session, _ref(name, selector), description=body.description, card=body.card
     )
 
@@ -111,13 +111,13 @@ def update_version(
 @router.delete(routes.VERSION.template, status_code=status.HTTP_204_NO_CONTENT)
 def delete_version(name: str, selector: str, session: WriteSession) -> None:
     """Refused (409, naming them) while an alias or a deployment points at the version."""
-    models.delete_version(session, _ref(name, selector))
+    versions.delete_version(session, _ref(name, selector))
 
 
 @router.get(routes.VERSION_MANIFEST.template)
 def get_manifest(name: str, selector: str, session: ReadSession) -> list[tuple[str, str, int]]:
     """The package's files as ``[path, digest, size]``; fetch bytes from ``/api/blobs``."""
-    _, manifest = models.manifest_of(session, _ref(name, selector))
+    _, manifest = versions.manifest_of(session, _ref(name, selector))
     return [(e.path, e.digest, e.size) for e in manifest.entries]
 
 
@@ -125,7 +125,7 @@ def get_manifest(name: str, selector: str, session: ReadSession) -> list[tuple[s
 def set_version_tag(
     name: str, selector: str, key: str, body: TagValue, session: WriteSession
 ) -> ModelVersion:
-    return models.set_version_tag(session, _ref(name, selector), key, body.value)
+    return versions.set_version_tag(session, _ref(name, selector), key, body.value)
 
 
 @router.put(routes.ALIAS.template)

@@ -55,7 +55,8 @@ def _training(session: Session, run_id: str | None) -> dict[str, Any] | None:
 def build_card(session: Session, ref: str) -> dict[str, Any]:
     """The card of a model version as JSON-able data."""
     from opsloop.registry.evaluations import list_evaluations
-    from opsloop.registry.models import get_model, get_version
+    from opsloop.registry.models import get_model
+    from opsloop.registry.versions import get_version
 
     version = get_version(session, ref)
     model = get_model(session, version.name)

@@ -25,7 +25,7 @@ from opsloop.kernel.paging import Page
 from opsloop.kernel.refs import LATEST, parse_ref
 from opsloop.kernel.step_context import HeldWrites, Rehearsal, current_rehearsal
 from opsloop.kernel.timeutil import now_ms
-from opsloop.registry import models
+from opsloop.registry import versions
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
 from opsloop.registry.evaluations import Evaluation
@@ -103,7 +103,7 @@ class HeldRegistryBackend(HeldWrites, RegistryBackend):
         try:
             with inner.store.write() as session:
                 version = register_version(session, inner.blobs, name, body, current_user())
-                raise _Undo(version, models.manifest_of(session, version.ref)[1])
+                raise _Undo(version, versions.manifest_of(session, version.ref)[1])
         except _Undo as undo:
             return undo.args[0], undo.args[1]
 
@@ -206,7 +206,7 @@ class HeldRegistryBackend(HeldWrites, RegistryBackend):
         if rehearsal is None:
             return self._inner.update_version(ref, description, card)
         version = self.get_version(ref)
-        rehearsal.hold("models.update_version", f"would change what {version.ref} says")
+        rehearsal.hold("versions.update_version", f"would change what {version.ref} says")
         update: dict[str, Any] = {"card": {**version.card, **(card or {})}}
         if description is not None:
             update["description"] = description
@@ -217,7 +217,7 @@ class HeldRegistryBackend(HeldWrites, RegistryBackend):
         if rehearsal is None:
             return self._inner.set_version_tag(ref, key, value)
         version = self.get_version(ref)
-        rehearsal.hold("models.set_version_tag", f"would tag {version.ref} {key}={value}")
+        rehearsal.hold("versions.set_version_tag", f"would tag {version.ref} {key}={value}")
         return version.model_copy(update={"tags": {**version.tags, key: value}})
 
     def delete_version(self, ref: str) -> None:
@@ -226,7 +226,7 @@ class HeldRegistryBackend(HeldWrites, RegistryBackend):
             self._inner.delete_version(ref)
             return
         version = self.get_version(ref)
-        rehearsal.hold("models.delete_version", f"would delete {version.ref}", faithful=False)
+        rehearsal.hold("versions.delete_version", f"would delete {version.ref}", faithful=False)
 
     def record_evaluation(
         self, report: dict[str, Any], model_ref: str | None, dataset_ref: str | None

@@ -10,7 +10,7 @@ from opsloop.data.manifest import Manifest
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.lineage.walk import LineageCatalog
-from opsloop.registry import aliases, evaluations, models
+from opsloop.registry import aliases, evaluations, models, versions
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
 from opsloop.registry.evaluations import Evaluation
@@ -34,11 +34,11 @@ def register_version(
     if body.run_id is not None and body.artifact_path is not None:
         if files is not None:
             raise InvalidInput("register from a run's artifact path or from files, not both")
-        files = models.run_manifest_rows(session, body.run_id, body.artifact_path)
+        files = versions.run_manifest_rows(session, body.run_id, body.artifact_path)
         source = source or f"runs:/{body.run_id}/{body.artifact_path}"
     if files is None:
         raise InvalidInput("pass run_id with artifact_path, or the package files")
-    return models.create_version(
+    return versions.create_version(
         session,
         blobs,
         name,
@@ -101,31 +101,31 @@ class LocalRegistryBackend(RegistryBackend):
 
     def get_version(self, ref: str) -> ModelVersion:
         with self.store.read() as s:
-            return models.get_version(s, ref)
+            return versions.get_version(s, ref)
 
     def get_manifest(self, ref: str) -> tuple[ModelVersion, Manifest]:
         with self.store.read() as s:
-            return models.manifest_of(s, ref)
+            return versions.manifest_of(s, ref)
 
     def list_versions(
         self, name: str, max_results: int, page_token: str | None
     ) -> Page[ModelVersion]:
         with self.store.read() as s:
-            return models.list_versions(s, name, max_results, page_token)
+            return versions.list_versions(s, name, max_results, page_token)
 
     def update_version(
         self, ref: str, description: str | None, card: dict[str, str] | None
     ) -> ModelVersion:
         with self.store.write() as s:
-            return models.update_version(s, ref, description=description, card=card)
+            return versions.update_version(s, ref, description=description, card=card)
 
     def set_version_tag(self, ref: str, key: str, value: str) -> ModelVersion:
         with self.store.write() as s:
-            return models.set_version_tag(s, ref, key, value)
+            return versions.set_version_tag(s, ref, key, value)
 
     def delete_version(self, ref: str) -> None:
         with self.store.write() as s:
-            models.delete_version(s, ref)
+            versions.delete_version(s, ref)
 
     def set_alias(self, ref: str, alias: str, reason: str | None) -> ModelVersion:
         with self.store.write() as s:

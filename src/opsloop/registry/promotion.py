@@ -22,7 +22,7 @@ from opsloop.evaluation.behaviour import prediction_regression, run_check
 from opsloop.evaluation.evaluate import evaluate_frame
 from opsloop.evaluation.gates import GatePolicy, judge, load_policy
 from opsloop.kernel.refs import check_alias
-from opsloop.registry import aliases, models
+from opsloop.registry import aliases, models, versions
 from opsloop.registry.entities import AliasEvent
 from opsloop.registry.evaluations import record_evaluation
 from opsloop.registry.package import LoadedModel, load_package
@@ -123,13 +123,13 @@ def promote(
     """
     check_alias(alias)
     with context.store.read() as session:
-        candidate, candidate_manifest = models.manifest_of(session, ref)
+        candidate, candidate_manifest = versions.manifest_of(session, ref)
         registered = models.get_model(session, candidate.name)
         current = registered.aliases.get(alias)
         compared = registered.aliases.get(baseline or alias)
         champion = champion_manifest = None
         if compared is not None and compared != candidate.number:
-            champion, champion_manifest = models.manifest_of(
+            champion, champion_manifest = versions.manifest_of(
                 session, f"{candidate.name}@{compared}"
             )
     if force:

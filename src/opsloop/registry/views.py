@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from opsloop.errors import NotFound
-from opsloop.registry import aliases, cards, models
+from opsloop.registry import aliases, cards, models, versions
 from opsloop.registry import evaluations as stored
 from opsloop.registry.tables import RegisteredModelRow
 from opsloop.web.deps import ReadSession, State
@@ -42,9 +42,9 @@ def models_page(request: Request, session: ReadSession) -> Response:
 @router.get("/models/{name}")
 def model_page(request: Request, name: str, session: ReadSession) -> Response:
     model = models.get_model(session, name)
-    versions = models.list_versions(session, name, max_results=10_000).items
+    listed = versions.list_versions(session, name, max_results=10_000).items
     history = aliases.alias_history(session, name)
-    return UI.subpage(request, "model.html", name, model=model, versions=versions, history=history)
+    return UI.subpage(request, "model.html", name, model=model, versions=listed, history=history)
 
 
 @router.get("/models/{name}/versions/{selector}")
