@@ -128,12 +128,12 @@ class StepJournal:
         from opsloop.store.blobs import hash_file
         from opsloop.tracking import artifacts
         from opsloop.tracking.entities import ArtifactSpec
-        from opsloop.tracking.sdk import _walk
+        from opsloop.tracking.run_artifacts import walk_files
 
         specs = []
         for name, local in files.items():
             if local.is_dir():  # a model package
-                inside = [(f"{name}/{rel}", path) for rel, path in _walk(local)]
+                inside = [(f"{name}/{rel}", path) for rel, path in walk_files(local)]
             else:
                 inside = [(name, local)]
             for rel, path in inside:  # already in the staging area: renamed once, at commit
