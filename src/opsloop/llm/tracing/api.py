@@ -16,7 +16,7 @@ from opsloop.errors import InvalidInput, PayloadTooLarge
 from opsloop.kernel.bounds import Int64
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.llm.tracing import routes, services
+from opsloop.llm.tracing import export, routes, services
 from opsloop.llm.tracing.entities import (
     ModelPriceIn,
     ModelPriceOut,
@@ -137,7 +137,7 @@ def get_trace(trace_id: str, session: ReadSession) -> TraceDetail:
 @router.get(routes.TRACE_EXPORTS.template, response_class=Response)
 def export_traces(flt: Filter, session: ReadSession, what: str = "spans") -> Response:
     """The matching spans (or ``what=traces``) as a Parquet file."""
-    table = services.export_table(session, flt, what)
+    table = export.export_table(session, flt, what)
     sink = io.BytesIO()
     pq.write_table(table, sink)
     return Response(

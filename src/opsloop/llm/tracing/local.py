@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.llm.tracing import services
+from opsloop.llm.tracing import export, services
 from opsloop.llm.tracing.backend import TracingBackend
 from opsloop.llm.tracing.entities import (
     IngestResult,
@@ -46,7 +46,7 @@ class LocalTracingBackend(TracingBackend):
 
     def export(self, flt: TraceFilter, what: str) -> pa.Table:
         with self.store.read() as s:
-            return services.export_table(s, flt, what)
+            return export.export_table(s, flt, what)
 
     def add_score(self, body: ScoreCreate) -> Score:
         with self.store.write() as s:

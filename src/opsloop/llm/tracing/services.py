@@ -11,7 +11,6 @@ import json
 import math
 import uuid
 from collections.abc import Iterable, Iterator
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, delete, exists, func, select
@@ -40,7 +39,7 @@ from opsloop.llm.tracing.records import SpanRecord, check_record
 from opsloop.llm.tracing.tables import ModelPriceRow, ScoreRow, SpanRow, TraceRow, TraceTagRow
 
 if TYPE_CHECKING:  # Arrow only for exports: a lineage label or a trace list never needs it
-    import pyarrow as pa
+    pass
 from opsloop.store.database import dialect_insert
 from opsloop.store.ids import resolve_id
 
@@ -48,13 +47,14 @@ __all__ = [
     "add_score",
     "delete_price",
     "delete_score",
-    "export_table",
     "get_trace",
     "ingest",
     "list_prices",
     "list_scores",
     "list_traces",
     "set_price",
+    "trace_conditions",
+    "trace_entities",
     "trace_lineage_label",
 ]
 
@@ -211,7 +211,7 @@ def _score_condition(flt: ScoreFilter) -> Any:
     )
 
 
-def _conditions(flt: TraceFilter) -> list[Any]:
+def trace_conditions(flt: TraceFilter) -> list[Any]:
     check_clause_count(len(flt.tags) + len(flt.scores), "a trace filter's tags and scores")
     t = TraceRow
     out: list[Any] = []
@@ -249,7 +249,7 @@ def _conditions(flt: TraceFilter) -> list[Any]:
     return out
 
 
-def _traces(session: Session, rows: list[TraceRow]) -> list[Trace]:
+def trace_entities(session: Session, rows: list[TraceRow]) -> list[Trace]:
     ids = [row.trace_id for row in rows]
     tags: dict[str, list[str]] = {}
     scores: dict[str, dict[str, float | str | None]] = {}
@@ -280,7 +280,7 @@ def list_traces(
     rows = list(
         session.scalars(
             select(TraceRow)
-            .where(*_conditions(flt))
+            .where(*trace_conditions(flt))
             .order_by(TraceRow.start_ns.desc(), TraceRow.trace_id)
             .offset(offset)
             .limit(max_results + 1)
@@ -289,7 +289,7 @@ def list_traces(
     more = len(rows) > max_results
     rows = rows[:max_results]
     token = encode_page_token(offset + max_results) if more else None
-    return Page(items=_traces(session, rows), next_page_token=token)
+    return Page(items=trace_entities(session, rows), next_page_token=token)
 
 
 def _span(row: SpanRow) -> Span:
@@ -318,77 +318,10 @@ def get_trace(session: Session, trace_id: str) -> TraceDetail:
         select(SpanRow).where(SpanRow.trace_id == trace_id).order_by(SpanRow.start_ns)
     )
     return TraceDetail(
-        trace=_traces(session, [row])[0],
+        trace=trace_entities(session, [row])[0],
         spans=[_span(s) for s in spans],
         scores=list_scores(session, trace_id=trace_id),
     )
-
-
-def export_table(session: Session, flt: TraceFilter, what: str = "spans") -> pa.Table:
-    """The matching traces (``what="traces"``) or all their spans as an Arrow table."""
-    import pyarrow as pa
-
-    if what not in ("spans", "traces"):
-        raise InvalidInput(f"export what={what!r}: choose 'spans' or 'traces'")
-    matching = select(TraceRow.trace_id).where(*_conditions(flt))
-    if what == "traces":
-        rows = session.scalars(
-            select(TraceRow).where(TraceRow.trace_id.in_(matching)).order_by(TraceRow.start_ns)
-        ).all()
-        traces = _traces(session, list(rows))
-        return pa.Table.from_pylist(
-            [t.model_dump() | {"scores": json.dumps(t.scores)} for t in traces],
-            schema=_schemas()[1],
-        )
-    columns = [getattr(SpanRow, c) for c in Span.model_fields]  # a span's fields are columns
-    result = session.execute(
-        select(*columns)
-        .where(SpanRow.trace_id.in_(matching))
-        .order_by(SpanRow.trace_id, SpanRow.start_ns)
-        .execution_options(yield_per=10_000)
-    )
-    batches = [
-        pa.RecordBatch.from_pylist([row._asdict() for row in part], schema=_schemas()[0])
-        for part in result.partitions()
-    ]
-    return pa.Table.from_batches(batches, schema=_schemas()[0])
-
-
-@cache
-def _schemas() -> tuple[pa.Schema, pa.Schema]:
-    """The Arrow schemas of exported spans and traces."""
-    import pyarrow as pa
-
-    return _span_schema(pa), _trace_schema(pa)
-
-
-def _span_schema(pa: Any) -> pa.Schema:
-    return pa.schema(
-        [
-            ("trace_id", pa.string()), ("span_id", pa.string()), ("parent_span_id", pa.string()),
-            ("name", pa.string()), ("kind", pa.string()), ("start_ns", pa.int64()),
-            ("end_ns", pa.int64()), ("duration_ms", pa.float64()), ("status", pa.string()),
-            ("status_message", pa.string()), ("service", pa.string()), ("model", pa.string()),
-            ("input_tokens", pa.int64()), ("output_tokens", pa.int64()),
-            ("total_tokens", pa.int64()), ("cost", pa.float64()), ("input", pa.string()),
-            ("output", pa.string()), ("user_id", pa.string()), ("session_id", pa.string()),
-            ("prompt_name", pa.string()), ("prompt_version", pa.int64()),
-            ("attributes", pa.string()), ("events", pa.string()),
-        ]
-    )  # fmt: skip
-
-
-def _trace_schema(pa: Any) -> pa.Schema:
-    return pa.schema(
-        [
-            ("trace_id", pa.string()), ("name", pa.string()), ("root_span_id", pa.string()),
-            ("start_ns", pa.int64()), ("end_ns", pa.int64()), ("duration_ms", pa.float64()),
-            ("span_count", pa.int64()), ("error_count", pa.int64()),
-            ("input_tokens", pa.int64()), ("output_tokens", pa.int64()), ("cost", pa.float64()),
-            ("user_id", pa.string()), ("session_id", pa.string()), ("tags", pa.list_(pa.string())),
-            ("input", pa.string()), ("output", pa.string()), ("scores", pa.string()),
-        ]
-    )  # fmt: skip
 
 
 # -- scores -----------------------------------------------------------------------------------
