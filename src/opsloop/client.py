@@ -100,7 +100,7 @@ class Client(TrackingClient):
         with ``push`` / ``pull``.
         """
         from opsloop.data.sdk import DataClient
-        from opsloop.store.blobs import LocalBlobStore
+        from opsloop.store.local_blobs import LocalBlobStore
 
         if self.settings.is_remote:
             from opsloop.data.remote import RemoteDataBackend

@@ -23,7 +23,7 @@ from blake3 import blake3
 from opsloop import Client
 from opsloop.config import load_settings
 from opsloop.errors import InvalidInput, NotFound
-from opsloop.store.blobs import LocalBlobStore
+from opsloop.store.local_blobs import LocalBlobStore
 from opsloop.store.object_blobs import FsspecBlobStore
 from tests.conftest import LiveServer, free_port
 

@@ -8,7 +8,8 @@ import pytest
 from blake3 import blake3
 
 from opsloop.errors import InvalidInput, NotFound
-from opsloop.store.blobs import BlobStore, LocalBlobStore, hash_file
+from opsloop.store.blobs import BlobStore, hash_file
+from opsloop.store.local_blobs import LocalBlobStore
 from opsloop.store.object_blobs import FsspecBlobStore
 from opsloop.store.open_blobs import open_blob_store
 
@@ -82,7 +83,7 @@ def test_a_large_file_is_staged_whole_while_the_disk_writes_it(
     exactly the source, however the chunks fall."""
     import os
 
-    from opsloop.store import blobs as blobs_module
+    from opsloop.store import local_blobs as blobs_module
 
     monkeypatch.setattr(blobs_module, "_WRITEBACK_CHUNK", 1 << 20)
     source = tmp_path / "model.bin"

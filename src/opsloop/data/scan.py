@@ -22,7 +22,8 @@ from typing import NamedTuple
 from opsloop.data.localstate import LocalState, Stat
 from opsloop.data.manifest import FileEntry, Manifest
 from opsloop.errors import InvalidInput, NotFound
-from opsloop.store.blobs import LocalBatch, hash_file
+from opsloop.store.blobs import hash_file
+from opsloop.store.local_blobs import LocalBatch
 
 __all__ = ["LocalFile", "Scan", "hash_scan", "scan_path", "stat_fingerprint"]
 

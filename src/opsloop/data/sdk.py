@@ -30,7 +30,7 @@ from opsloop.errors import Conflict, InvalidInput, NotFound
 from opsloop.kernel import ambient
 from opsloop.kernel.paging import Page
 from opsloop.kernel.refs import check_dataset_name
-from opsloop.store.blobs import LocalBlobStore
+from opsloop.store.local_blobs import LocalBlobStore
 
 __all__ = ["AddResult", "DataClient", "DataVersion", "TransferResult", "WorkspaceStatus"]
 

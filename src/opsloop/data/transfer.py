@@ -21,7 +21,8 @@ from pathlib import Path
 from opsloop.data.backend import BlobRemote
 from opsloop.data.manifest import FileEntry, Manifest
 from opsloop.errors import InvalidInput, StoreError
-from opsloop.store.blobs import LocalBlobStore, hash_file
+from opsloop.store.blobs import hash_file
+from opsloop.store.local_blobs import LocalBlobStore
 
 __all__ = [
     "check_declared_sizes",

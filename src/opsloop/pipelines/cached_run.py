@@ -54,7 +54,7 @@ def run_all_cached(
     tags: dict[str, str],
 ) -> PipelineRun | None:  # fmt: skip
     """The pipeline's run, recorded from the cache, when every step is a hit; else None."""
-    from opsloop.store.blobs import LocalBlobStore
+    from opsloop.store.local_blobs import LocalBlobStore
     from opsloop.store.open_blobs import open_blob_store
 
     path = sqlite_path(settings.database_url)

@@ -59,7 +59,7 @@ class StepJournal:
     def _new_batch(self) -> Any:
         if not self.behind:
             return None
-        from opsloop.store.blobs import LocalBatch
+        from opsloop.store.local_blobs import LocalBatch
 
         return LocalBatch(self._blobs)
 

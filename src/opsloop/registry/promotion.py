@@ -26,8 +26,9 @@ from opsloop.registry import aliases, models, versions
 from opsloop.registry.entities import AliasEvent
 from opsloop.registry.evaluations import record_evaluation
 from opsloop.registry.package import LoadedModel, load_package
-from opsloop.store.blobs import BlobStore, LocalBlobStore
+from opsloop.store.blobs import BlobStore
 from opsloop.store.database import Store
+from opsloop.store.local_blobs import LocalBlobStore
 
 __all__ = ["Promotion", "PromotionContext", "promote"]
 

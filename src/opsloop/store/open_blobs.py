@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsloop.store.blobs import BlobStore, LocalBlobStore
+from opsloop.store.blobs import BlobStore
+from opsloop.store.local_blobs import LocalBlobStore
 
 __all__ = ["open_blob_store"]
 

@@ -20,7 +20,8 @@ from opsloop.kernel.bounds import Int64
 from opsloop.kernel.identity import current_principal
 from opsloop.kernel.paging import Page
 from opsloop.store import blob_routes
-from opsloop.store.blobs import LocalBlobStore, check_digest
+from opsloop.store.blobs import check_digest
+from opsloop.store.local_blobs import LocalBlobStore
 from opsloop.store.packs import BATCH_MAX_BYTES, frame, unframe
 from opsloop.tracking import artifacts, experiments, routes, run_data, runs, search
 from opsloop.tracking.entities import Artifact, Experiment, MetricHistory, Run, RunInfo

@@ -19,7 +19,7 @@ from starlette.background import BackgroundTask
 
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.kernel.paging import decode_page_token, encode_page_token
-from opsloop.store.blobs import LocalBlobStore
+from opsloop.store.local_blobs import LocalBlobStore
 from opsloop.tracking import artifacts, experiments, runs, search
 from opsloop.tracking.entities import Experiment, Run
 from opsloop.tracking.previews import IMAGE_TYPES, preview_artifact, preview_kind
