@@ -34,13 +34,11 @@ from opsloop.pipelines.hashing import code_hash, env_hash
 from opsloop.pipelines.runner import (
     PipelineRun,
     cached_result,
-    cached_run_tags,
     experiment_for,
-    load_outputs,
     pipeline_tags,
     step_identity,
-    step_value,
 )
+from opsloop.pipelines.step_outputs import cached_run_tags, load_outputs, step_value
 from opsloop.store.sql import Sql, connect_sqlite, in_list, sqlite_path, sqlite_transaction
 from opsloop.tracking.run_records import NewRun, insert_runs, recent_run_tags
 

@@ -32,7 +32,6 @@ from opsloop.errors import OpsloopError
 from opsloop.kernel import ambient
 from opsloop.kernel.step_context import STEP_RUN_TAG, current_rehearsal, enter_step
 from opsloop.kernel.timeutil import now_ms
-from opsloop.pipelines import materializers
 from opsloop.pipelines.attempts import (
     ATTEMPTS_TAG,
     RETRIES_TAG,
@@ -45,7 +44,6 @@ from opsloop.pipelines.cache_index import (
     MODEL_TAG,
     OUTPUTS_TAG,
     CacheIndex,
-    Seen,
     miss_reason,
 )
 from opsloop.pipelines.cancel import CANCEL_POLL_S, Cancellation
@@ -56,6 +54,13 @@ from opsloop.pipelines.hashing import code_hash, combine, env_hash, params_hash
 from opsloop.pipelines.journal import StepJournal
 from opsloop.pipelines.orphans import HEARTBEAT_TAG, LAUNCHER_TAG, Heartbeat, this_process
 from opsloop.pipelines.step_logs import capturing, keep_logs
+from opsloop.pipelines.step_outputs import (
+    cached_run_tags,
+    described_digest,
+    load_outputs,
+    step_value,
+    store_outputs,
+)
 
 __all__ = ["PipelineCancelled", "PipelineFailed", "PipelineRun", "StepResult", "run_graph"]
 
@@ -369,7 +374,7 @@ def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[An
         break
     duration = time.perf_counter() - start
     try:
-        described, outputs = _store_outputs(journal, run_id, node, value, tmp)
+        described, outputs = store_outputs(journal, run_id, node, value, tmp)
     except Exception as exc:  # an output no materializer takes, a wrong number of outputs
         _fail(ctx, node, run_id, exc, reason, start, attempts=attempts)
     digest = described_digest(described)
@@ -396,36 +401,6 @@ def _run_node(node: Node, ctx: _Context) -> tuple[StepResult, dict[str, tuple[An
     return result, outputs
 
 
-def described_digest(described: dict[str, dict[str, str]]) -> str:
-    """One digest for all of a step's outputs (the output's own for a one-output step)."""
-    if list(described) == ["output"]:
-        return described["output"]["digest"]
-    return combine({name: d["digest"] for name, d in described.items()})
-
-
-def _store_outputs(
-    journal: StepJournal, run_id: str, node: Node, value: Any, tmp: Path
-) -> tuple[dict[str, dict[str, str]], dict[str, tuple[Any, str]]]:
-    """Write each output with its materializer and log them as the run's ``output/``."""
-    step = node.step
-    folder, prefix = journal.scratch(node.name, tmp / f"{node.name}-out")
-    kind = "package" if step.register is not None else None
-    files: dict[str, tuple[Path, str, Any]] = {}  # a failure leaves files the run's end removes
-    for name, got in step.split_outputs(value).items():
-        path, chosen = materializers.save(got, folder, prefix + name, kind)
-        files[name] = (path, chosen, got)
-    named = {path.name[len(prefix) :]: path for path, _, _ in files.values()}
-    stored = journal.store_outputs(run_id, named, folder, "output")
-    described, outputs = {}, {}
-    for name, (path, chosen, got) in files.items():
-        file = path.name[len(prefix) :]
-        inside = {p: d for p, d in stored.items() if p.startswith(f"output/{file}/")}
-        digest = combine(inside) if inside else stored[f"output/{file}"]
-        described[name] = {"file": file, "kind": chosen, "digest": digest}
-        outputs[name] = (got, digest)
-    return described, outputs
-
-
 def _from_cache(
     node: Node, ctx: _Context, hit: Any, tags: dict[str, str]
 ) -> tuple[StepResult, dict[str, tuple[Any, str]]]:
@@ -443,38 +418,6 @@ def _from_cache(
     )  # fmt: skip
     ctx.journal.finish(run_id, "FINISHED")
     return cached_result(node.name, run_id, source, run_tags), outputs
-
-
-def load_outputs(
-    described: dict[str, dict[str, str]], blob_path: Callable[[str], Path | None],
-    download: Callable[[], Path],
-) -> dict[str, tuple[Any, str]]:  # fmt: skip
-    """A cached step's outputs (name -> (value, digest)) as its ``opsloop.outputs`` tag
-    describes them: a file read in place where the blob store holds it (``blob_path``), else
-    from the source run's ``output/`` folder, downloaded once (``download``)."""
-    outputs = {}
-    folder = None
-    for name, d in described.items():
-        path = blob_path(d["digest"])
-        if path is None:
-            folder = folder or download()
-            path = folder / d["file"]
-        outputs[name] = (materializers.load(path, d["kind"]), d["digest"])
-    return outputs
-
-
-def step_value(node: Node, outputs: dict[str, tuple[Any, str]]) -> Any:
-    """What ``PipelineRun.outputs`` holds for a step: its value, or its outputs by name."""
-    values = {name: got for name, (got, _) in outputs.items()}
-    return values["output"] if node.step.outputs is None else values
-
-
-def cached_run_tags(hit: Seen, tags: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """The run that computed a cached step's outputs, and the tags of the run that reuses
-    them: the step's own, what it reuses (outputs, digest, model), and where from."""
-    source = hit.tags.get("opsloop.cache.source", hit.run_id)
-    kept = {k: hit.tags[k] for k in (OUTPUTS_TAG, DIGEST_TAG, MODEL_TAG) if k in hit.tags}
-    return source, {**tags, **kept, "opsloop.cache": "hit", "opsloop.cache.source": source}
 
 
 def cached_result(name: str, run_id: str, source: str, run_tags: dict[str, str]) -> StepResult:
