@@ -12,7 +12,9 @@ and the CLI translate errors in exactly one place each::
     ├── Unauthenticated                      HTTP 401, exit 5   no token where one is required
     ├── PermissionDenied (PermissionError)   HTTP 403, exit 6   a token that is not allowed
     ├── StoreError                           HTTP 503, exit 7   the database or blob store failed
-    └── PayloadTooLarge                      HTTP 413, exit 8   a body over its route's limit
+    ├── PayloadTooLarge                      HTTP 413, exit 8   a body over its route's limit
+    ├── RateLimited                          HTTP 429, exit 9   over a key's rate, tokens or budget
+    └── UpstreamFailed                       HTTP 502, exit 10  a model provider failed or hung
 
 Foreign errors (SQLAlchemy, fsspec, httpx) are translated at the boundary that meets them,
 ``raise StoreError(...) from exc``, never deeper.
@@ -29,8 +31,10 @@ __all__ = [
     "OpsloopError",
     "PayloadTooLarge",
     "PermissionDenied",
+    "RateLimited",
     "StoreError",
     "Unauthenticated",
+    "UpstreamFailed",
     "error_class_for_code",
     "validation_problems",
 ]
@@ -114,6 +118,27 @@ class PayloadTooLarge(OpsloopError):
     exit_code = 8
 
 
+class RateLimited(OpsloopError):
+    """A key over its requests or tokens per minute, or its spend budget; nothing was sent on.
+
+    ``details["retry_after_s"]`` says when the limit resets (the server also sends it as the
+    ``Retry-After`` header).
+    """
+
+    code = "RATE_LIMITED"
+    http_status = 429
+    exit_code = 9
+
+
+class UpstreamFailed(OpsloopError):
+    """A model provider behind the gateway failed, hung or cut its answer, and no fallback
+    answered; the request may be retried."""
+
+    code = "UPSTREAM_FAILED"
+    http_status = 502
+    exit_code = 10
+
+
 _BY_CODE: dict[str, type[OpsloopError]] = {
     cls.code: cls
     for cls in (
@@ -125,6 +150,8 @@ _BY_CODE: dict[str, type[OpsloopError]] = {
         PermissionDenied,
         StoreError,
         PayloadTooLarge,
+        RateLimited,
+        UpstreamFailed,
     )
 }
 
