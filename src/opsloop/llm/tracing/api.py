@@ -16,7 +16,7 @@ from opsloop.errors import InvalidInput, PayloadTooLarge
 from opsloop.kernel.bounds import Int64
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.llm.tracing import export, routes, services
+from opsloop.llm.tracing import export, routes, services, stats
 from opsloop.llm.tracing.entities import (
     ModelPriceIn,
     ModelPriceOut,
@@ -29,6 +29,7 @@ from opsloop.llm.tracing.entities import (
 from opsloop.llm.tracing.local import LocalTracingBackend
 from opsloop.llm.tracing.otlp import PROTOBUF, decode_json, decode_protobuf, response_body
 from opsloop.llm.tracing.spool import IngestSpool
+from opsloop.llm.tracing.stats import SessionDetail, SessionSummary, StatsQuery, TraceStats
 from opsloop.web.deps import AppState, ReadSession, State, WriteSession
 from opsloop.web.limits import BodyLimit
 
@@ -177,3 +178,32 @@ def set_price(body: ModelPriceIn, session: WriteSession) -> ModelPriceOut:
 @router.delete(routes.MODEL_PRICES.template, status_code=status.HTTP_204_NO_CONTENT)
 def delete_price(pattern: str, session: WriteSession) -> None:
     services.delete_price(session, pattern)
+
+
+@router.get(routes.TRACE_STATS.template)
+def trace_stats(query: Annotated[StatsQuery, Query()], session: ReadSession) -> TraceStats:
+    """LLM calls (spans naming a model) grouped ``by`` model, route, key or user: calls,
+    errors, tokens, cost and p50/p95 latency in total, per group, and per time bucket."""
+    return stats.trace_stats(session, query)
+
+
+@router.get(routes.TRACE_SESSIONS.template)
+def list_sessions(
+    session: ReadSession,
+    user_id: str | None = None,
+    since_ns: Int64 | None = None,
+    until_ns: Int64 | None = None,
+    max_results: int = Query(50, ge=1, le=1000),
+    page_token: str | None = None,
+) -> Page[SessionSummary]:
+    """Sessions (traces sharing a session id), the most recently active first."""
+    return stats.list_sessions(
+        session, user_id=user_id, since_ns=since_ns, until_ns=until_ns,
+        max_results=max_results, page_token=page_token,
+    )  # fmt: skip
+
+
+@router.get(routes.TRACE_SESSION.template)
+def get_session(session: str, db: ReadSession) -> SessionDetail:
+    """One session: its totals and its traces oldest first."""
+    return stats.get_session(db, session)

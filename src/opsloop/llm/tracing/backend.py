@@ -34,6 +34,7 @@ from opsloop.llm.tracing.entities import (
     TraceFilter,
 )
 from opsloop.llm.tracing.records import SpanRecord
+from opsloop.llm.tracing.stats import SessionDetail, SessionSummary, StatsQuery, TraceStats
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -106,3 +107,26 @@ class TracingBackend(ABC):
     def delete_price(self, pattern: str) -> None:
         """Delete the user price for exactly ``pattern``. ``NotFound`` when there is none
         (a shipped default cannot be deleted, only overridden)."""
+
+    @abstractmethod
+    def trace_stats(self, query: StatsQuery) -> TraceStats:
+        """LLM calls (spans naming a model) grouped by model, route, key or user, in total and
+        per time bucket, with tokens, cost, error rate and p50/p95 latency. ``InvalidInput``
+        for a range that ends before it starts or a bucket too narrow for it."""
+
+    @abstractmethod
+    def list_sessions(
+        self,
+        *,
+        user_id: str | None,
+        since_ns: int | None,
+        until_ns: int | None,
+        max_results: int,
+        page_token: str | None,
+    ) -> Page[SessionSummary]:
+        """Sessions (traces sharing a session id), the most recently active first.
+        ``InvalidInput`` for a page token not handed out by a listing."""
+
+    @abstractmethod
+    def get_session(self, session_id: str) -> SessionDetail:
+        """One session with its traces oldest first. ``NotFound`` when no trace has the id."""

@@ -21,6 +21,8 @@ traces_app = command_group(
     "  opsloop traces show 4bf92f3577b34da6a3ce929d0e0e4736\n\n"
     "  opsloop traces score 4bf92f35... helpfulness 0.8 --comment 'good, a bit long'\n\n"
     "  opsloop traces export spans.parquet --since 7d\n\n"
+    "  opsloop traces stats --by route --since 7d --bucket 1d\n\n"
+    "  opsloop traces sessions --user u-42\n\n"
     "  opsloop traces prices set 'my-llama-.*' --input 0.2 --output 0.6"
 )
 prices_app = command_group("Model prices (per million tokens) used to cost spans at ingest.")
@@ -320,3 +322,78 @@ def prices_delete(pattern: str) -> None:
     """Remove one of your prices (the defaults apply again)."""
     command_client().traces.delete_price(pattern)
     console().print(f"deleted price {pattern}")
+
+
+def _seconds(text: str | None) -> int | None:
+    from opsloop.errors import InvalidInput
+
+    match = _AGO.fullmatch(text.strip()) if text else None
+    if text and not match:
+        raise InvalidInput(f"bucket {text!r} is not a width such as 5m, 1h or 1d")
+    return max(1, int(float(match.group(1)) * _UNIT_S[match.group(2)])) if match else None
+
+
+@traces_app.command("stats")
+def stats(
+    by: Annotated[str, typer.Option(help="Group by model, route, key or user.")] = "model",
+    since: Annotated[str, typer.Option(help="From: 30m, 2h, 7d ago or an ISO time.")] = "1d",
+    until: Until = None,
+    bucket: Annotated[
+        str | None,
+        typer.Option(help="Bucket width (5m, 1h, 1d) for --json's series; default ~60 buckets."),
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """LLM calls (spans that name a model) per model, gateway route, API key or user: calls,
+    error rate, tokens, cost and p50/p95 latency. --json adds the series over time that the
+    web UI's dashboard (/traces/dashboard) charts."""
+    result = command_client().traces.stats(
+        by=by, since_ns=parse_time(since), until_ns=parse_time(until), bucket_s=_seconds(bucket)
+    )
+    if json_:
+        print_json(result)
+        return
+
+    def cells(name: str, g: Any) -> tuple[Any, ...]:
+        latency = [_ms(v) if v is not None else "" for v in (g.p50_ms, g.p95_ms)]
+        return (name, g.calls, f"{g.error_rate:.1%}", g.input_tokens, g.output_tokens,
+                _cost(g.cost), *latency)  # fmt: skip
+
+    rows = [cells(g.group or "(none)", g) for g in result.groups]
+    print_table([by, "calls", "errors", "tokens in", "tokens out", "cost", "p50", "p95"],
+                [*rows, cells("all", result.total)] if rows else [])  # fmt: skip
+    console().print(f"{_stamp(result.since_ns)} to {_stamp(result.until_ns)} UTC")
+
+
+@traces_app.command("sessions")
+def sessions(
+    session_id: Annotated[
+        str | None, typer.Argument(help="Show this session's traces in order.")
+    ] = None,
+    user: User = None,
+    since: Since = None,
+    limit: Annotated[int, typer.Option(help="At most this many sessions.")] = 50,
+    json_: JsonOption = False,
+) -> None:
+    """Conversations: traces that share a session id, the most recently active first; with a
+    SESSION_ID, that conversation's traces oldest first, each with its input and output."""
+    traces = command_client().traces
+    if session_id is not None:
+        detail = traces.session(session_id)
+        if json_:
+            print_json(detail)
+            return
+        print_table(["trace", "started (UTC)", "duration", "cost", "status", "input", "output"],
+                    [(t.trace_id, _stamp(t.start_ns), _ms(t.duration_ms), _cost(t.cost),
+                      "error" if t.error_count else "ok", (t.input or "")[:60],
+                      (t.output or "")[:60]) for t in detail.traces])  # fmt: skip
+        return
+    page = traces.sessions(user_id=user, since_ns=parse_time(since), max_results=limit)
+    if json_:
+        print_json(page)
+        return
+    head = ["session", "traces", "first (UTC)", "last (UTC)", "user", "tokens", "cost", "errors"]
+    print_table(head,
+                [(s.session_id, s.trace_count, _stamp(s.first_ns), _stamp(s.last_ns), s.user_id,
+                  s.input_tokens + s.output_tokens, _cost(s.cost), s.error_count)
+                 for s in page.items])  # fmt: skip

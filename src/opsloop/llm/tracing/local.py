@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.llm.tracing import export, services
+from opsloop.llm.tracing import export, services, stats
 from opsloop.llm.tracing.backend import TracingBackend
 from opsloop.llm.tracing.entities import (
     IngestResult,
@@ -19,6 +19,7 @@ from opsloop.llm.tracing.entities import (
     TraceFilter,
 )
 from opsloop.llm.tracing.records import SpanRecord
+from opsloop.llm.tracing.stats import SessionDetail, SessionSummary, StatsQuery, TraceStats
 from opsloop.store.database import Store
 
 __all__ = ["LocalTracingBackend"]
@@ -71,3 +72,26 @@ class LocalTracingBackend(TracingBackend):
     def delete_price(self, pattern: str) -> None:
         with self.store.write() as s:
             services.delete_price(s, pattern)
+
+    def trace_stats(self, query: StatsQuery) -> TraceStats:
+        with self.store.read() as s:
+            return stats.trace_stats(s, query)
+
+    def list_sessions(
+        self,
+        *,
+        user_id: str | None,
+        since_ns: int | None,
+        until_ns: int | None,
+        max_results: int,
+        page_token: str | None,
+    ) -> Page[SessionSummary]:
+        with self.store.read() as s:
+            return stats.list_sessions(
+                s, user_id=user_id, since_ns=since_ns, until_ns=until_ns,
+                max_results=max_results, page_token=page_token,
+            )  # fmt: skip
+
+    def get_session(self, session_id: str) -> SessionDetail:
+        with self.store.read() as s:
+            return stats.get_session(s, session_id)

@@ -26,12 +26,14 @@ from opsloop.llm.tracing.entities import (
 )
 from opsloop.llm.tracing.otlp import PROTOBUF, encode_protobuf
 from opsloop.llm.tracing.records import SpanRecord
+from opsloop.llm.tracing.stats import SessionDetail, SessionSummary, StatsQuery, TraceStats
 
 __all__ = ["RemoteTracingBackend"]
 
 _TRACES = TypeAdapter(Page[Trace])
 _SCORES = TypeAdapter(list[Score])
 _PRICES = TypeAdapter(list[ModelPriceOut])
+_SESSIONS = TypeAdapter(Page[SessionSummary])
 
 
 class RemoteTracingBackend(TracingBackend):
@@ -92,3 +94,30 @@ class RemoteTracingBackend(TracingBackend):
 
     def delete_price(self, pattern: str) -> None:
         self.http.request("DELETE", routes.MODEL_PRICES.url(), params={"pattern": pattern})
+
+    def trace_stats(self, query: StatsQuery) -> TraceStats:
+        params = query.model_dump(exclude_none=True)
+        return TraceStats.model_validate(
+            self.http.json("GET", routes.TRACE_STATS.url(), params=params)
+        )
+
+    def list_sessions(
+        self,
+        *,
+        user_id: str | None,
+        since_ns: int | None,
+        until_ns: int | None,
+        max_results: int,
+        page_token: str | None,
+    ) -> Page[SessionSummary]:
+        given = {"user_id": user_id, "since_ns": since_ns, "until_ns": until_ns,
+                 "max_results": max_results, "page_token": page_token}  # fmt: skip
+        params = {k: v for k, v in given.items() if v is not None}
+        return _SESSIONS.validate_python(
+            self.http.json("GET", routes.TRACE_SESSIONS.url(), params=params)
+        )
+
+    def get_session(self, session_id: str) -> SessionDetail:
+        return SessionDetail.model_validate(
+            self.http.json("GET", routes.TRACE_SESSION.url(session=session_id))
+        )

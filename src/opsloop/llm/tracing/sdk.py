@@ -40,6 +40,7 @@ from opsloop.llm.tracing.entities import (
 )
 from opsloop.llm.tracing.exporter import SpanExporter
 from opsloop.llm.tracing.records import KINDS, SpanRecord, to_text
+from opsloop.llm.tracing.usage import TraceUsage
 
 __all__ = ["ActiveSpan", "Tracer", "TracesClient", "observe"]
 
@@ -381,8 +382,8 @@ def _filter(filters: dict[str, Any]) -> TraceFilter:
         raise InvalidInput(f"invalid trace filter: {problems}") from None
 
 
-class TracesClient:
-    """Traces, scores and model prices; ``tracer`` records new spans.
+class TracesClient(TraceUsage):
+    """Traces, scores, usage stats, sessions and model prices; ``tracer`` records new spans.
 
     Example:
         >>> traces = Client().traces

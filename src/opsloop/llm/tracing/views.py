@@ -1,5 +1,8 @@
 """The tracing web pages: traces with filters, and one trace as a span waterfall with each
-span's input, output, usage, cost and errors, and the trace's scores.
+span's input, output, usage, cost and errors, and the trace's scores; sessions (a conversation's
+traces in order); and a dashboard of LLM calls over time (cost, tokens, latency, errors) by
+model, gateway route, API key or user, charted by ``usage_charts.js`` with the shell's
+``lineChart`` from the numbers :mod:`.stats` sums in SQL.
 
 The waterfall is drawn with SVG attributes rather than inline styles, which the pages'
 Content-Security-Policy forbids.
@@ -7,8 +10,10 @@ Content-Security-Policy forbids.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -16,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput
-from opsloop.llm.tracing import services
+from opsloop.llm.tracing import services, stats
 from opsloop.llm.tracing.entities import Span, TraceFilter, children_by_parent
 from opsloop.llm.tracing.tables import TraceRow
 from opsloop.web.deps import ReadSession
@@ -68,6 +73,75 @@ def traces_page(request: Request, session: ReadSession) -> Response:
     return UI.page(
         request, "traces.html", "Traces", traces=page.items,
         next_page_token=page.next_page_token, form=form, filter_error=error_text, stamp=_stamp,
+    )  # fmt: skip
+
+
+_RANGES = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
+_CHARTS = (("cost", "Cost (USD)"), ("tokens", "Tokens (in + out)"), ("calls", "Calls"),
+           ("p50_ms", "Latency p50 (ms)"), ("p95_ms", "Latency p95 (ms)"),
+           ("error_rate", "Error rate"))  # fmt: skip
+
+
+def _charts(result: stats.TraceStats) -> list[dict[str, Any]]:
+    """One chart per measure, one series per group (bucket starts in ms, as the charts take)."""
+    by_group: dict[str | None, list[stats.StatsPoint]] = {}
+    for point in result.series:
+        by_group.setdefault(point.group, []).append(point)
+    charts = []
+    for key, title in _CHARTS:
+        series = []
+        for group, points in by_group.items():
+            values = [
+                p.input_tokens + p.output_tokens if key == "tokens" else getattr(p, key)
+                for p in points
+            ]
+            series.append({
+                "label": group or "(none)", "timestamps": [p.bucket_ns // 10**6 for p in points],
+                "values": values,
+            })  # fmt: skip
+        charts.append({"key": key, "title": title, "series": series})
+    return charts
+
+
+@router.get("/traces/dashboard")
+def dashboard_page(request: Request, session: ReadSession) -> Response:
+    q = request.query_params
+    form = {"by": q.get("by", "model"), "range": q.get("range", "24h")}
+    if form["by"] not in stats.GROUP_BY or form["range"] not in _RANGES:
+        raise InvalidInput(
+            f"group by one of {', '.join(stats.GROUP_BY)} over one of {', '.join(_RANGES)}"
+        )
+    until_ns = time.time_ns()
+    query = stats.StatsQuery(by=form["by"], since_ns=until_ns - _RANGES[form["range"]] * 10**9,
+                             until_ns=until_ns)  # type: ignore[arg-type]  # fmt: skip
+    result = stats.trace_stats(session, query)
+    return UI.subpage(
+        request, "dashboard.html", "LLM usage", stats=result, charts=_charts(result), form=form,
+        ranges=list(_RANGES), group_by=stats.GROUP_BY, stamp=_stamp,
+    )  # fmt: skip
+
+
+@router.get("/traces/sessions")
+def sessions_page(request: Request, session: ReadSession) -> Response:
+    user_id = request.query_params.get("user_id") or None
+    page = stats.list_sessions(
+        session,
+        user_id=user_id,
+        max_results=_PAGE,
+        page_token=request.query_params.get("page_token"),
+    )
+    return UI.subpage(
+        request, "sessions.html", "Sessions", sessions=page.items,
+        next_page_token=page.next_page_token, user_id=user_id or "", stamp=_stamp,
+    )  # fmt: skip
+
+
+@router.get("/traces/sessions/{session_id:path}")
+def session_page(request: Request, session_id: str, session: ReadSession) -> Response:
+    detail = stats.get_session(session, session_id)
+    return UI.subpage(
+        request, "session.html", f"Session {session_id}", ("Sessions", "/traces/sessions"),
+        summary=detail.session, traces=detail.traces, stamp=_stamp,
     )  # fmt: skip
 
 
