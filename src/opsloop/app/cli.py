@@ -101,6 +101,12 @@ def _llm() -> None:
     app.add_typer(eval_app, name="eval")
 
 
+def _guardrails() -> None:
+    from opsloop.llm.gateway.guardrails_cli import guardrails_app
+
+    app.add_typer(guardrails_app, name="guardrails")
+
+
 def _serving() -> None:
     from opsloop.app import serving_cli as serve_command
     from opsloop.serving import cli as serving_cli
@@ -163,6 +169,7 @@ _ADDS_COMMANDS: dict[Callable[[], None], tuple[str, ...]] = {  # in the order --
     _monitoring: ("monitors", "alerts", "loop", "drift"),
     _pipelines: ("pipelines", "scheduler", "tune"),
     _llm: ("prompts", "traces", "feedback", "eval"),
+    _guardrails: ("guardrails",),
     _governance: ("users", "keys", "audit", "whoami"),
     _privacy: ("privacy",),
 }
