@@ -220,7 +220,9 @@ class TorchFlavor(Flavor):
 
     A plain ``nn.Module`` is saved as ``weights.safetensors`` and ``module.json`` (the class's
     import path and the keyword arguments that rebuild it, from ``flavor_options={"init":
-    {...}}``); a transformers model through ``save_pretrained(safe_serialization=True)``.
+    {...}}``); a transformers model through ``save_pretrained(safe_serialization=True)``, with
+    its tokenizer beside it (``flavor_options={"tokenizer": tokenizer}``, in ``tokenizer/``),
+    read back as the loaded model's ``tokenizer`` attribute (a causal LM needs it to serve).
     Loading imports the named class from the *installed* code, refuses anything that is not an
     ``nn.Module`` (or a transformers ``PreTrainedModel``), and reads tensors only: nothing in
     the package is executed.
@@ -240,6 +242,14 @@ class TorchFlavor(Flavor):
         if hasattr(model, "save_pretrained") and hasattr(model, "config"):
             model.save_pretrained(path, safe_serialization=True)
             spec = {"kind": "transformers", "class": cls.__name__}
+            tokenizer = (options or {}).get("tokenizer")
+            if tokenizer is not None:
+                if not hasattr(tokenizer, "save_pretrained"):
+                    raise InvalidInput(
+                        "flavor_options['tokenizer'] must be a transformers tokenizer"
+                    )
+                tokenizer.save_pretrained(path / "tokenizer")
+                spec["tokenizer"] = type(tokenizer).__name__
         else:
             from safetensors.torch import save_file
 
@@ -270,6 +280,15 @@ class TorchFlavor(Flavor):
             model = cls.from_pretrained(
                 str(path), local_files_only=True, trust_remote_code=False, use_safetensors=True
             )
+            if spec.get("tokenizer"):  # data files only: a vocabulary, merges, a template
+                kind = getattr(transformers, spec["tokenizer"], None)
+                if not isinstance(kind, type) or not issubclass(
+                    kind, transformers.PreTrainedTokenizerBase
+                ):
+                    raise PermissionDenied(f"{spec['tokenizer']!r} is not a transformers tokenizer")
+                model.tokenizer = kind.from_pretrained(
+                    str(path / "tokenizer"), local_files_only=True, trust_remote_code=False
+                )
         else:
             import torch
             from safetensors.torch import load_file
