@@ -87,9 +87,16 @@ class Client(TrackingClient):
             self._init_tracking(RemoteTrackingBackend(self._transport), self.settings)
         else:
             from opsloop.tracking.local import LocalTrackingBackend
+            from opsloop.tracking.quick_reads import open_quick_reads
 
-            store, blobs = shared_stores(self.settings)
-            self._init_tracking(LocalTrackingBackend(store, blobs), self.settings)
+            # An embedded store at this schema serves listings without the ORM: the store
+            # (SQLAlchemy, 0.3 s to import) is opened when a call first needs it.
+            settings = self.settings
+            quick = open_quick_reads(settings.database_url)
+            if quick is None:
+                shared_stores(settings)  # a bad URL fails here; a new store is created now
+            backend = LocalTrackingBackend(lambda: shared_stores(settings), quick)
+            self._init_tracking(backend, settings)
 
     @cached_property
     def data(self) -> DataClient:
@@ -123,14 +130,14 @@ class Client(TrackingClient):
         if self.settings.is_remote:
             from opsloop.registry.remote import RemoteRegistryBackend
 
-            return ModelsClient(RemoteRegistryBackend(self._transport), self.data)
+            return ModelsClient(RemoteRegistryBackend(self._transport), lambda: self.data)
         from opsloop.registry.local import LocalRegistryBackend
 
         store, blobs = shared_stores(self.settings)
         from opsloop.schema import lineage_catalog
 
-        backend = LocalRegistryBackend(store, blobs, self.settings.home, lineage_catalog())
-        return ModelsClient(backend, self.data)
+        backend = LocalRegistryBackend(store, blobs, self.settings.home, lineage_catalog)
+        return ModelsClient(backend, lambda: self.data)
 
     @cached_property
     def prompts(self) -> PromptsClient:

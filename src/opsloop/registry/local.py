@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,11 +54,19 @@ def register_version(
 
 
 class LocalRegistryBackend(RegistryBackend):
-    def __init__(self, store: Store, blobs: BlobStore, home: Path, lineage: LineageCatalog) -> None:
+    def __init__(
+        self, store: Store, blobs: BlobStore, home: Path, lineage: Callable[[], LineageCatalog]
+    ) -> None:
+        """``lineage`` gives the catalog of node kinds (every domain's) when a walk first
+        needs it: gathering it imports most of opsloop."""
         self.store = store
         self.blobs = blobs
-        self.lineage_catalog = lineage
+        self._lineage = lineage
         self._cache_root = Path(home) / "cache"
+
+    @cached_property
+    def lineage_catalog(self) -> LineageCatalog:
+        return self._lineage()
 
     @cached_property
     def promotions(self) -> PromotionContext:

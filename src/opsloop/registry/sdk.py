@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +38,17 @@ class ModelsClient:
         >>> client.models.load("churn@champion").predict(X.head(3))
     """
 
-    def __init__(self, backend: RegistryBackend, data: DataClient) -> None:
+    def __init__(self, backend: RegistryBackend, data: Callable[[], DataClient]) -> None:
+        """``data`` gives the data client (package files move through its blob cache) when
+        first needed: showing a version never builds it."""
         from opsloop.registry.held import HeldRegistryBackend
 
         self._backend = HeldRegistryBackend(backend)  # a reproduction's writes are held
-        self._data = data
+        self._data_client = data
+
+    @cached_property
+    def _data(self) -> DataClient:
+        return self._data_client()
 
     # -- registering ----------------------------------------------------------------------------
     def register(

@@ -1,14 +1,19 @@
-"""The in-process tracking backend: each call is one transaction over the services."""
+"""The in-process tracking backend: each call is one transaction over the services.
+
+The store is opened when first needed: on the embedded store, the everyday reads (experiments,
+a run listing without filter or order) are answered by :mod:`~opsloop.tracking.quick_reads`
+without SQLAlchemy, so a process that only lists never imports it. The services (and
+SQLAlchemy with them) are imported by the methods that call them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.kernel.paging import Page
-from opsloop.store.blobs import BlobStore
-from opsloop.store.database import Store
-from opsloop.tracking import artifacts, experiments, run_data, runs, search
 from opsloop.tracking.backend import TrackingBackend
 from opsloop.tracking.entities import (
     Artifact,
@@ -19,38 +24,79 @@ from opsloop.tracking.entities import (
     Run,
     RunInfo,
 )
+from opsloop.tracking.quick_reads import QUICK_PAGE_LIMIT, QuickReads
+
+if TYPE_CHECKING:
+    from opsloop.store.blobs import BlobStore
+    from opsloop.store.database import Store
 
 __all__ = ["LocalTrackingBackend"]
 
 
 class LocalTrackingBackend(TrackingBackend):
-    """Talks to the metadata store and blob store directly (the embedded default)."""
+    """Talks to the metadata store and blob store directly (the embedded default).
 
-    def __init__(self, store: Store, blobs: BlobStore) -> None:
-        self.store = store
-        self.blobs = blobs
+    Args:
+        stores: Opens (or returns the process's shared) metadata store and blob store; called
+            once, when a call first needs them.
+        quick: Reads on a bare connection to the same SQLite file, for the calls it serves.
+    """
+
+    def __init__(
+        self, stores: Callable[[], tuple[Store, BlobStore]], quick: QuickReads | None = None
+    ) -> None:
+        self._stores = stores
+        self._quick = quick
+
+    @cached_property
+    def _opened(self) -> tuple[Store, BlobStore]:
+        return self._stores()
+
+    @property
+    def store(self) -> Store:
+        return self._opened[0]
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self._opened[1]
 
     def create_experiment(
         self, name: str, description: str | None, tags: dict[str, str] | None
     ) -> Experiment:
+        from opsloop.tracking import experiments
+
         with self.store.write() as s:
             return experiments.create_experiment(s, name, description=description, tags=tags)
 
     def get_experiment(self, experiment_id: str) -> Experiment:
+        if self._quick is not None:
+            return self._quick.get_experiment(experiment_id)
+        from opsloop.tracking import experiments
+
         with self.store.read() as s:
             return experiments.get_experiment(s, experiment_id)
 
     def get_experiment_by_name(self, name: str) -> Experiment:
+        if self._quick is not None:
+            return self._quick.get_experiment_by_name(name)
+        from opsloop.tracking import experiments
+
         with self.store.read() as s:
             return experiments.get_experiment_by_name(s, name)
 
     def get_or_create_experiment(self, name: str) -> Experiment:
+        from opsloop.tracking import experiments
+
         with self.store.write() as s:
             return experiments.get_or_create_experiment(s, name)
 
     def list_experiments(
         self, view: str, max_results: int, page_token: str | None
     ) -> Page[Experiment]:
+        if self._quick is not None and 0 < max_results <= QUICK_PAGE_LIMIT:
+            return self._quick.list_experiments(view, max_results, page_token)
+        from opsloop.tracking import experiments
+
         with self.store.read() as s:
             return experiments.list_experiments(
                 s, view=view, max_results=max_results, page_token=page_token
@@ -59,33 +105,47 @@ class LocalTrackingBackend(TrackingBackend):
     def update_experiment(
         self, experiment_id: str, name: str | None, description: str | None
     ) -> Experiment:
+        from opsloop.tracking import experiments
+
         with self.store.write() as s:
             return experiments.update_experiment(
                 s, experiment_id, name=name, description=description
             )
 
     def set_experiment_lifecycle(self, experiment_id: str, deleted: bool) -> Experiment:
+        from opsloop.tracking import experiments
+
         change = experiments.delete_experiment if deleted else experiments.restore_experiment
         with self.store.write() as s:
             return change(s, experiment_id)
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        from opsloop.tracking import experiments
+
         with self.store.write() as s:
             experiments.set_experiment_tag(s, experiment_id, key, value)
 
     def create_run(self, experiment_id: str, **fields: Any) -> Run:
+        from opsloop.tracking import runs
+
         with self.store.write() as s:
             return runs.create_run(s, experiment_id, **fields)
 
     def get_run(self, run_id: str) -> Run:
+        from opsloop.tracking import runs
+
         with self.store.read() as s:
             return runs.get_run(s, run_id)
 
     def update_run(self, run_id: str, **fields: Any) -> RunInfo:
+        from opsloop.tracking import runs
+
         with self.store.write() as s:
             return runs.update_run(s, run_id, **fields)
 
     def set_run_lifecycle(self, run_id: str, deleted: bool) -> RunInfo:
+        from opsloop.tracking import runs
+
         with self.store.write() as s:
             return (runs.delete_run if deleted else runs.restore_run)(s, run_id)
 
@@ -96,16 +156,22 @@ class LocalTrackingBackend(TrackingBackend):
         params: dict[str, Any] | None,
         tags: dict[str, Any] | None,
     ) -> int:
+        from opsloop.tracking import run_data
+
         with self.store.write() as s:
             return run_data.log_batch(s, run_id, metrics=metrics, params=params, tags=tags)
 
     def delete_tag(self, run_id: str, key: str) -> None:
+        from opsloop.tracking import run_data
+
         with self.store.write() as s:
             run_data.delete_tag(s, run_id, key)
 
     def get_metric_history(
         self, run_id: str, key: str, max_points: int | None = None
     ) -> MetricHistory:
+        from opsloop.tracking import run_data
+
         with self.store.read() as s:
             return run_data.get_metric_history(s, run_id, key, max_points)
 
@@ -118,6 +184,11 @@ class LocalTrackingBackend(TrackingBackend):
         page_token: str | None,
         view: str,
     ) -> Page[Run]:
+        quick = self._quick if filter is None and not order_by else None
+        if quick is not None and 0 < max_results <= QUICK_PAGE_LIMIT:
+            return quick.search_runs(experiment_ids, max_results, page_token, view)
+        from opsloop.tracking import search
+
         with self.store.read() as s:
             return search.search_runs(
                 s,
@@ -139,9 +210,19 @@ class LocalTrackingBackend(TrackingBackend):
         self.blobs.get_file(digest, dest)
 
     def register_artifacts(self, run_id: str, specs: list[ArtifactSpec]) -> list[Artifact]:
+        from opsloop.tracking import artifacts
+
         with self.store.write() as s:
             return artifacts.register_artifacts(s, self.blobs, run_id, specs)
 
     def list_artifacts(self, run_id: str, prefix: str | None) -> list[Artifact]:
+        from opsloop.tracking import artifacts
+
         with self.store.read() as s:
             return artifacts.list_artifacts(s, run_id, prefix)
+
+    def close(self) -> None:
+        """Close the quick reads' connection (reads go through the store from then on)."""
+        quick, self._quick = self._quick, None
+        if quick is not None:
+            quick.close()

@@ -1,0 +1,184 @@
+"""Tracking's everyday reads on the embedded store, in plain SQL on the standard ``sqlite3``.
+
+``opsloop experiments list`` or ``runs list`` is a whole process for one or two queries, and
+importing SQLAlchemy with its ORM and dialects cost more than half of such a process (0.3 s of
+~0.6 s on a 2-core box). So, on the embedded store (a SQLite file at this version's schema),
+:class:`~opsloop.tracking.local.LocalTrackingBackend` answers these reads here, on a bare
+connection set up as the engine's are, and opens the ORM store only when something else is
+asked (a write, a filtered search, an artifact). A server, PostgreSQL, a missing file or another
+schema revision: :func:`open_quick_reads` returns None and every call goes the ORM way.
+
+Each query is the one :mod:`~opsloop.tracking.experiments` and :mod:`~opsloop.tracking.search`
+compile (same conditions, order, paging and entities); a test compares the two paths over
+seeded stores.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from opsloop.errors import InvalidInput, NotFound
+from opsloop.kernel.paging import Page, decode_page_token, split_page
+from opsloop.store.sql import connect_sqlite, in_list, sqlite_path
+from opsloop.tracking.entities import Experiment, Run, RunData, RunInfo, RunStatus
+
+__all__ = ["QUICK_PAGE_LIMIT", "QuickReads", "open_quick_reads"]
+
+# Pages up to this size are read here; a larger one (up to search's own limit) goes the ORM way,
+# which also owns the message for a size out of range.
+QUICK_PAGE_LIMIT = 10_000
+_VIEWS = {"active": ("active",), "deleted": ("deleted",), "all": ("active", "deleted")}
+_IN_CHUNK = 500
+_EXPERIMENT = "id, name, description, lifecycle_stage, created_at, updated_at"
+_RUN = (
+    "id, experiment_id, name, status, start_time, end_time, parent_run_id, user_id, notes, "
+    "lifecycle_stage"
+)
+
+
+def open_quick_reads(database_url: str) -> QuickReads | None:
+    """Reads on a bare connection to the store's SQLite file, or None when that cannot serve
+    them as the ORM would (not a SQLite file, no file yet, another schema revision: opening the
+    store creates or migrates it)."""
+    from opsloop.store.migrate import SCHEMA_HEAD
+
+    path = sqlite_path(database_url)
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        connection = connect_sqlite(path)
+    except sqlite3.Error:
+        return None
+    try:
+        revision = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.Error:
+        revision = []
+    if revision != [(SCHEMA_HEAD,)]:
+        connection.close()
+        return None
+    return QuickReads(connection, path)
+
+
+class QuickReads:
+    """The reads, each in one snapshot (``BEGIN`` ... ``COMMIT``; WAL readers never wait).
+
+    Thread-safe (one read at a time on the connection); a forked child opens its own."""
+
+    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+        self._connection, self._path, self._pid = connection, path, os.getpid()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        with self._lock:
+            if self._pid != os.getpid():  # SQLite connections must not cross a fork
+                self._connection, self._pid = connect_sqlite(self._path), os.getpid()
+            self._connection.execute("BEGIN")
+            try:
+                yield
+            finally:
+                self._connection.execute("COMMIT")
+
+    def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return self._connection.execute(sql, params or {}).fetchall()
+
+    # -- experiments ------------------------------------------------------------------------
+    def _experiments(self, where: str, params: dict[str, Any]) -> list[Experiment]:
+        with self._snapshot():
+            rows = self._rows(f"SELECT {_EXPERIMENT} FROM experiments WHERE {where}", params)
+            return [self._experiment(row) for row in rows]
+
+    def _experiment(self, row: tuple[Any, ...]) -> Experiment:
+        tags = dict(
+            self._rows(
+                'SELECT "key", value FROM experiment_tags WHERE experiment_id = :id', {"id": row[0]}
+            )
+        )
+        return Experiment(
+            experiment_id=row[0], name=row[1], description=row[2], lifecycle_stage=row[3],
+            created_at=row[4], updated_at=row[5], tags=tags,
+        )  # fmt: skip
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        found = self._experiments("id = :id", {"id": experiment_id})
+        if not found:
+            raise NotFound(f"experiment {experiment_id!r} does not exist")
+        return found[0]
+
+    def get_experiment_by_name(self, name: str) -> Experiment:
+        found = self._experiments("name = :name", {"name": name})
+        if not found:
+            raise NotFound(f"no experiment named {name!r}")
+        return found[0]
+
+    def list_experiments(
+        self, view: str, max_results: int, page_token: str | None
+    ) -> Page[Experiment]:
+        offset = decode_page_token(page_token)
+        stages, params = in_list("stage", _lifecycle(view))
+        found = self._experiments(
+            f"lifecycle_stage IN {stages} ORDER BY name LIMIT :limit OFFSET :offset",
+            {**params, "limit": max_results + 1, "offset": offset},
+        )
+        items, token = split_page(found, offset, max_results)
+        return Page[Experiment](items=items, next_page_token=token)
+
+    # -- runs -------------------------------------------------------------------------------
+    def search_runs(
+        self, experiment_ids: list[str], max_results: int, page_token: str | None, view: str
+    ) -> Page[Run]:
+        """Runs of the experiments in the view, newest first (no filter, no order_by)."""
+        offset = decode_page_token(page_token)
+        if not experiment_ids:
+            raise InvalidInput("search_runs needs at least one experiment id")
+        experiments, params = in_list("experiment", experiment_ids)
+        stages, stage_params = in_list("stage", _lifecycle(view))
+        with self._snapshot():
+            rows = self._rows(
+                f"SELECT {_RUN} FROM runs WHERE experiment_id IN {experiments} AND "
+                f"lifecycle_stage IN {stages} ORDER BY start_time DESC, id "
+                "LIMIT :limit OFFSET :offset",
+                {**params, **stage_params, "limit": max_results + 1, "offset": offset},
+            )
+            rows, token = split_page(rows, offset, max_results)
+            return Page[Run](items=self._runs(rows), next_page_token=token)
+
+    def _runs(self, rows: list[tuple[Any, ...]]) -> list[Run]:
+        """Runs with their params, tags and latest metrics: three queries per 500 runs."""
+        data: dict[str, tuple[dict[str, str], dict[str, str], dict[str, float]]] = {
+            row[0]: ({}, {}, {}) for row in rows
+        }
+        ids = list(data)
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk, params = in_list("run", ids[start : start + _IN_CHUNK])
+            for slot, table in enumerate(("params", "run_tags", "latest_metrics")):
+                query = f'SELECT run_id, "key", value FROM {table} WHERE run_id IN {chunk}'
+                for run_id, key, value in self._rows(query, params):
+                    data[run_id][slot][key] = value
+        runs = []
+        for r in rows:
+            run_params, tags, metrics = data[r[0]]
+            info = RunInfo(
+                run_id=r[0], experiment_id=r[1], run_name=r[2], status=RunStatus(r[3]),
+                start_time=r[4], end_time=r[5], parent_run_id=r[6], user_id=r[7], notes=r[8],
+                lifecycle_stage=r[9],
+            )  # fmt: skip
+            runs.append(Run(info=info, data=RunData(params=run_params, metrics=metrics, tags=tags)))
+        return runs
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+def _lifecycle(view: str) -> tuple[str, ...]:
+    try:
+        return _VIEWS[view]
+    except KeyError:
+        raise InvalidInput(f"view must be one of {sorted(_VIEWS)}, got {view!r}") from None
