@@ -48,6 +48,16 @@ class Settings:
             default when a token is set), ``users`` (built-in users and service accounts with
             API keys and roles; a client sends its key as ``token``). Unset and no token: the
             server is open.
+        oidc_*: OpenID Connect sign-in for ``users`` mode (setting ``oidc_issuer`` implies it):
+            the provider's issuer URL, this server's client id, the name of the environment
+            variable that holds the client secret (never the secret itself), the claim that
+            carries groups and how groups map to roles (``ml-admins=admin,ml-team=editor``),
+            the role of a user in no mapped group (``none`` refuses them), whether a first
+            sign-in may take over an existing user named by the verified e-mail, the scopes to
+            ask for, and the name the login button shows. Read by
+            :mod:`opsloop.governance.oidc_config`.
+        gateway_config: The LLM gateway's YAML file (``opsloop server --gateway-config``):
+            its routes answer at ``/v1/chat/completions``; unset, the gateway serves no model.
     """
 
     home: Path
@@ -58,19 +68,33 @@ class Settings:
     metrics_token: str | None = None
     storage_options: dict[str, Any] = field(default_factory=dict)
     auth: str | None = None
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret_env: str | None = None
+    oidc_role_claim: str = "groups"
+    oidc_role_map: str | dict[str, str] | None = None
+    oidc_default_role: str = "viewer"
+    oidc_link_email: bool | str = False
+    oidc_scopes: str = "openid email profile"
+    oidc_provider_name: str | None = None
+    gateway_config: str | None = None
 
     def __post_init__(self) -> None:
         if self.auth is not None and self.auth not in AUTH_MODES:
             raise InvalidInput(
                 f"unknown auth mode {self.auth!r}: use one of {', '.join(AUTH_MODES)} "
-                "(OIDC sign-in is not available yet)"
+                "(OIDC sign-in is users mode with --oidc-issuer set)"
             )
+        if self.oidc_issuer and self.auth == "token":
+            raise InvalidInput("--oidc-issuer signs users in: use it with --auth users")
 
     @property
     def auth_mode(self) -> str:
         """What the server asks of callers: ``users``, ``token``, or ``open`` (no auth)."""
         if self.auth is not None:
             return self.auth
+        if self.oidc_issuer:
+            return "users"
         return "token" if self.token else "open"
 
     @property

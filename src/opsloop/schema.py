@@ -27,6 +27,7 @@ def metadata() -> MetaData:
     import opsloop.lineage.tables
     import opsloop.llm.evals.tables
     import opsloop.llm.feedback.tables
+    import opsloop.llm.gateway.rollout_tables
     import opsloop.llm.prompts.tables
     import opsloop.llm.tracing.tables
     import opsloop.monitoring.tables

@@ -19,7 +19,7 @@ CONFIG = {
     "routes": [
         {
             "name": "support",
-            "targets": [{"base_url": "http://127.0.0.1:9/v1", "model": "m"}],
+            "targets": [{"name": "t", "base_url": "http://127.0.0.1:9/v1", "model": "m"}],
             "guardrails": [
                 {"rule": "pii", "action": "redact"},
                 {"rule": "injection", "action": "block", "tiers": ["rules"]},
@@ -28,7 +28,7 @@ CONFIG = {
                 {"rule": "length", "max_chars": 40},
             ],
         },
-        {"name": "plain", "targets": [{"base_url": "http://127.0.0.1:9/v1"}]},
+        {"name": "plain", "targets": [{"name": "t", "base_url": "http://127.0.0.1:9/v1"}]},
     ]
 }
 INPUTS = [
@@ -133,7 +133,7 @@ def test_bad_files_and_configs(
     typo = tmp_path / "typo.yaml"
     typo.write_text(
         yaml.safe_dump(
-            {"routes": [{"name": "support", "guardrails": [{"rule": "pii", "acton": "flag"}]}]}
+            {"routes": [{**CONFIG["routes"][0], "guardrails": [{"rule": "pii", "acton": "flag"}]}]}
         )
     )
     cases.append(

@@ -19,6 +19,7 @@ import pytest
 
 import opsloop
 from opsloop.errors import InvalidInput, NotFound
+from opsloop.kernel.identity import os_user
 from tests.monitoring.test_loop import GATE, labelled_shifted_traffic, start
 from tests.serving.conftest import COLUMNS
 
@@ -54,7 +55,7 @@ def test_promotion_rebaselines_resolves_and_settles(
     # the incident's alert resolved, with why
     (resolved,) = client.monitors.alerts(monitor="cancer-watch")
     assert resolved.id == alert.id and resolved.status == "resolved"
-    assert resolved.resolution == "resolved by v2" and resolved.resolved_by == "retraining-loop"
+    assert resolved.resolution == "resolved by v2" and resolved.resolved_by == os_user()
     assert client.monitors.alerts(status="open") == []
 
     # the monitor now compares to the data v2 was trained on, profiled with v2
@@ -63,13 +64,14 @@ def test_promotion_rebaselines_resolves_and_settles(
         (2, "rebaselined", "cancer-live@1", "cancer-clf@2", True),
         (1, "created", "cancer@1", "cancer-clf@1", False),
     ]
-    assert history[0].loop_id == done.id and history[0].created_by == "retraining-loop"
+    assert history[0].loop_id == done.id and history[0].created_by == os_user()
     assert "v2 promoted" in history[0].reason and "cancer-live@1" in history[0].reason
     monitor = client.monitors.get("cancer-watch")
     assert monitor.reference == "cancer-live@1" and monitor.baseline["model"] == "cancer-clf@2"
     assert client.monitors.loop_status("cancer")[0]["stage"] == "settled"  # before any check
     stages = [e.action for e in client.governance.iter_audit(resource=f"loops/{done.id}")]
-    assert stages[0] == "loop promoted" and "loop training" in stages  # each move audited
+    assert stages[0] == "loop promoted via retraining-loop"
+    assert "loop training via retraining-loop" in stages  # each move audited
 
     # the same shifted traffic, now served by v2: the check passes
     labelled_shifted_traffic(client, cancer, 100, seed=5)

@@ -14,6 +14,7 @@ import pytest
 import opsloop
 from opsloop.client import shared_stores
 from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.kernel.identity import os_user
 from opsloop.pipelines import triggers
 from opsloop.workflows.scheduler import Scheduler
 from tests.pipelines import example
@@ -89,7 +90,7 @@ def test_each_new_data_version_fires_once_with_the_version_as_a_param(
     assert done is not None and done.status == "succeeded"
     assert done.message is None  # not "running in process ..." any more
     audited = client.governance.iter_audit(resource=f"firings/{firing_id}")
-    assert [(e.actor, e.action) for e in audited] == [("scheduler", "firing succeeded")]
+    assert [(e.actor, e.action) for e in audited] == [(os_user(), "firing succeeded via scheduler")]
     run = client.get_run(done.run_id)
     assert run.data.params["ref"] == "events@2"
     assert run.data.tags["opsloop.trigger"] == "dataset:events@2"

@@ -73,7 +73,7 @@ def test_a_good_candidate_is_promoted(local: Any, cancer: Any) -> None:
     actions = [e.action for e in deployments.events("clf")]
     assert actions[-1] == "promote" and "rollout" in actions
     moves = [e.action for e in local.governance.iter_audit(resource="deployments/clf/rollout")]
-    assert moves[0] == "rollout succeeded at step 3"  # the controller's doing, audited
+    assert moves[0] == "rollout succeeded at step 3 via rollout-controller"
     assert local.governance.verify_audit().ok
 
 

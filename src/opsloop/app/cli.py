@@ -145,13 +145,27 @@ def _server() -> None:
     app.command("quickstart")(quickstart.quickstart)
 
 
+def _gateway() -> None:
+    from opsloop.app.gateway_cli import gateway
+
+    app.command("gateway")(gateway)
+
+
+def _gateway_routes() -> None:
+    from opsloop.app.gateway_routes_cli import routes_app
+
+    app.add_typer(routes_app, name="gateway-routes")
+
+
 def _governance() -> None:
     from opsloop.governance import cli as governance_cli
+    from opsloop.governance import login_cli
 
     app.add_typer(governance_cli.users_app, name="users")
     app.add_typer(governance_cli.keys_app, name="keys")
     app.add_typer(governance_cli.audit_app, name="audit")
     app.command("whoami")(governance_cli.whoami)
+    app.command("login")(login_cli.login)
 
 
 def _privacy() -> None:
@@ -170,7 +184,9 @@ _ADDS_COMMANDS: dict[Callable[[], None], tuple[str, ...]] = {  # in the order --
     _pipelines: ("pipelines", "scheduler", "tune"),
     _llm: ("prompts", "traces", "feedback", "eval"),
     _guardrails: ("guardrails",),
-    _governance: ("users", "keys", "audit", "whoami"),
+    _gateway: ("gateway",),
+    _gateway_routes: ("gateway-routes",),
+    _governance: ("users", "keys", "audit", "whoami", "login"),
     _privacy: ("privacy",),
 }
 

@@ -20,7 +20,8 @@ privacy_app = command_group(
     "  opsloop privacy retention set --traces 30 --predictions 90 --scores 30\n"
     "  opsloop privacy retention show\n"
     "  opsloop privacy sweep\n"
-    "  opsloop privacy erase --user-id u-123 --dry-run"
+    "  opsloop privacy erase --user-id u-123 --dry-run\n\n"
+    "  opsloop privacy mask set --streams traces,predictions --entities EMAIL,PHONE"
 )
 retention_app = command_group(
     "Days to keep each kind of data; the scheduler deletes what is older, once an hour."
@@ -159,3 +160,65 @@ def erase_user(
         return
     verb = "would delete" if result.dry_run else "deleted"
     print_table(["kind", verb], sorted(result.counts.items()), title=f"erasure of {user_id}")
+
+
+mask_app = command_group(
+    "Masking at ingest: PII replaced in spans and prediction logs before anything is written. "
+    "Examples:\n\n"
+    "  opsloop privacy mask set --streams traces,predictions --entities EMAIL,PHONE\n"
+    "  opsloop privacy mask set --streams traces --entities EMAIL --mode hash\n"
+    "  opsloop privacy mask set --streams predictions --entities off\n"
+    "  opsloop privacy mask show --json"
+)
+privacy_app.add_typer(mask_app, name="mask")
+
+
+def _show_masking(policy: Any, json_: bool) -> None:
+    if json_:
+        print_json(policy)
+        return
+    rows = []
+    for stream in ("traces", "predictions"):
+        rule = getattr(policy, stream)
+        rows.append((stream, ", ".join(rule.entities), rule.mode) if rule else (stream, "off", ""))
+    print_table(["stream", "masked", "mode"], rows, title=f"masking in {policy.workspace}")
+
+
+@mask_app.command("set")
+def mask_set(
+    streams: Annotated[
+        str, typer.Option(help="Where to mask, comma-separated: traces, predictions.")
+    ],
+    entities: Annotated[
+        str,
+        typer.Option(
+            help="What to mask, comma-separated: EMAIL, PHONE, CREDIT_CARD, IBAN, IP, SSN, "
+            "PERSON (or EMAIL_ADDRESS, PHONE_NUMBER...); 'off' to stop masking these streams."
+        ),
+    ],
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="placeholder: <EMAIL_ADDRESS>; hash: <EMAIL_ADDRESS_3f9a...>, a keyed hash, so "
+            "one value still matches itself across traces and predictions."
+        ),
+    ] = "placeholder",
+    json_: JsonOption = False,
+) -> None:
+    """Mask PII at ingest from the next span or prediction on; what was stored stays."""
+    from opsloop.errors import InvalidInput
+    from opsloop.governance.masking import MODES, check_streams
+    from opsloop.governance.pii import check_entities
+
+    if mode not in MODES:
+        raise InvalidInput(f"--mode is one of {', '.join(MODES)}; got {mode!r}")
+    names = None if entities.strip().lower() == "off" else list(check_entities(entities.split(",")))
+    chosen: Any = mode  # checked against MODES above
+    policy = command_client().governance.set_masking(check_streams(streams), names, mode=chosen)
+    _show_masking(policy, json_)
+
+
+@mask_app.command("show")
+def mask_show(json_: JsonOption = False) -> None:
+    """The PII entities masked at ingest, per stream, and how."""
+    _show_masking(command_client().governance.masking(), json_)

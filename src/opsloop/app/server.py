@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         from opsloop.app.serving import start_controller
+        from opsloop.llm.gateway.rollout import RolloutController
         from opsloop.pipelines.launcher import Launcher
         from opsloop.registry.promotion import PromotionContext
         from opsloop.workflows.scheduler import Scheduler
@@ -45,7 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         promotions = PromotionContext(state.store, state.blobs, state.settings.home / "cache")
         scheduler = Scheduler(state.client, state.store, promotions, state.serving.log).start()
         state.launcher = Launcher(state.client)
+        rollouts = RolloutController(state.store, app.state.gateway.router.routes).start()
         yield
+        rollouts.stop()
+        await app.state.gateway.aclose()  # spans queued by the LLM gateway are stored
         state.launcher.close()
         scheduler.stop()
         controller.stop()
@@ -138,6 +142,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (privacy_router, api),
     ]:  # fmt: skip
         app.include_router(router, prefix=prefix, dependencies=auth)
+    from opsloop.app.gateway import mount_gateway
+
+    mount_gateway(app, app.state.opsloop)  # /v1/chat/completions …: settings.gateway_config
     app.include_router(metrics_router)  # the server token or the scrape token
     install_body_limits(app, [*BLOB_LIMITS, *OTLP_LIMITS, *INFERENCE_LIMITS])  # else 16 MiB
     install_ui(
@@ -156,6 +163,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             (AUDIT_UI, audit_views),
         ],
     )
+    from opsloop.governance.oidc_views import install_oidc
+
+    install_oidc(app, settings)  # /login/oidc: single sign-on, when --oidc-issuer is set
     app.add_middleware(AuditMiddleware, store=store)  # outermost: sees every answer's status
     return app
 

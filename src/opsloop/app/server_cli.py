@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -31,6 +32,57 @@ AuthOption = Annotated[
     ),
 ]
 
+OidcIssuerOption = Annotated[
+    str | None,
+    typer.Option(
+        help="OpenID Connect single sign-on for the web UI (users mode): the provider's "
+        "issuer URL, e.g. https://keycloak.example.com/realms/ml.",
+        rich_help_panel="Single sign-on (OIDC)",
+    ),
+]
+OidcClientIdOption = Annotated[
+    str | None,
+    typer.Option(help="This server's client id at the provider.",
+                 rich_help_panel="Single sign-on (OIDC)"),
+]  # fmt: skip
+OidcSecretEnvOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The name of the environment variable holding the client secret (never the "
+        "secret itself). Leave out for a public client (PKCE only).",
+        rich_help_panel="Single sign-on (OIDC)",
+    ),
+]
+OidcRoleClaimOption = Annotated[
+    str | None,
+    typer.Option(help="The ID token claim listing the user's groups (default groups; a dotted "
+                 "path such as realm_access.roles reaches into an object).",
+                 rich_help_panel="Single sign-on (OIDC)"),
+]  # fmt: skip
+OidcRoleMapOption = Annotated[
+    str | None,
+    typer.Option(help="Groups to roles, applied at every sign-in: "
+                 "'ml-admins=admin,ml-team=editor' (the highest wins).",
+                 rich_help_panel="Single sign-on (OIDC)"),
+]  # fmt: skip
+OidcDefaultRoleOption = Annotated[
+    str | None,
+    typer.Option(help="The role of a user in no mapped group (default viewer; none refuses them).",
+                 rich_help_panel="Single sign-on (OIDC)"),
+]  # fmt: skip
+OidcLinkEmailOption = Annotated[
+    bool | None,
+    typer.Option("--oidc-link-email/--no-oidc-link-email",
+                 help="Let a first sign-in take over the existing user named by its verified "
+                 "e-mail (default: off; a new user is created).",
+                 rich_help_panel="Single sign-on (OIDC)"),
+]  # fmt: skip
+OidcNameOption = Annotated[
+    str | None,
+    typer.Option(help="The provider's name on the login button (default: the issuer's host).",
+                 rich_help_panel="Single sign-on (OIDC)"),
+]  # fmt: skip
+
 
 def server(
     host: HostOption = "127.0.0.1",
@@ -41,6 +93,22 @@ def server(
     token: TokenOption = None,
     metrics_token: MetricsTokenOption = None,
     auth: AuthOption = None,
+    gateway_config: Annotated[
+        str | None,
+        typer.Option(
+            envvar="OPSLOOP_GATEWAY_CONFIG",
+            help="The LLM gateway's routes (YAML; see `opsloop gateway --help`): any OpenAI "
+            "client then calls http://HOST:PORT/v1 with its API key.",
+        ),
+    ] = None,
+    oidc_issuer: OidcIssuerOption = None,
+    oidc_client_id: OidcClientIdOption = None,
+    oidc_client_secret_env: OidcSecretEnvOption = None,
+    oidc_role_claim: OidcRoleClaimOption = None,
+    oidc_role_map: OidcRoleMapOption = None,
+    oidc_default_role: OidcDefaultRoleOption = None,
+    oidc_link_email: OidcLinkEmailOption = None,
+    oidc_provider_name: OidcNameOption = None,
 ) -> None:
     """Run the opsloop server: web UI at /, REST API under /api, docs at /docs, health at /healthz.
 
@@ -50,7 +118,11 @@ def server(
     """
     _serve(
         host, port, workers, database_url, blob_url, token, open_browser=False,
-        metrics_token=metrics_token, auth=auth,
+        metrics_token=metrics_token, auth=auth, gateway_config=gateway_config,
+        oidc={"oidc_issuer": oidc_issuer, "oidc_client_id": oidc_client_id,
+              "oidc_client_secret_env": oidc_client_secret_env, "oidc_role_claim": oidc_role_claim,
+              "oidc_role_map": oidc_role_map, "oidc_default_role": oidc_default_role,
+              "oidc_link_email": oidc_link_email, "oidc_provider_name": oidc_provider_name},
     )  # fmt: skip
 
 
@@ -80,6 +152,8 @@ def _serve(
     open_browser: bool,
     metrics_token: str | None = None,
     auth: str | None = None,
+    gateway_config: str | None = None,
+    oidc: dict[str, Any] | None = None,
 ) -> None:
     import os
     import threading
@@ -92,7 +166,7 @@ def _serve(
 
     settings = load_settings(
         database_url=database_url, blob_url=blob_url, token=token, metrics_token=metrics_token,
-        auth=auth,
+        auth=auth, gateway_config=gateway_config, **(oidc or {}),
     )  # fmt: skip
     if settings.auth_mode == "token" and not settings.token:
         from opsloop.errors import InvalidInput
@@ -107,6 +181,12 @@ def _serve(
         os.environ["OPSLOOP_METRICS_TOKEN"] = settings.metrics_token
     if settings.auth:
         os.environ["OPSLOOP_AUTH"] = settings.auth
+    if settings.gateway_config:
+        from opsloop.app.gateway import check_config
+
+        check_config(settings.gateway_config)  # a mistake stops here, before workers start
+        os.environ["OPSLOOP_GATEWAY_CONFIG"] = str(Path(settings.gateway_config).resolve())
+    _export_oidc(settings)
     os.environ.pop("OPSLOOP_SERVER_URL", None)
     store = open_store(settings.database_url)  # migrate once, before workers start
     url = f"http://{host}:{port}"
@@ -142,6 +222,34 @@ def _say_auth_mode(settings: Any, store: Any) -> None:
             "first (on this machine, without OPSLOOP_SERVER_URL)",
             err=True,
         )
+
+
+def _export_oidc(settings: Any) -> None:
+    """Check the OIDC settings now (a mistake stops the server before it starts, in one line)
+    and hand them to the workers, which re-create the app from the environment."""
+    import os
+
+    from opsloop.governance.oidc_config import oidc_config
+
+    config = oidc_config(settings)
+    if config is None:
+        return
+    for name in (
+        "oidc_issuer",
+        "oidc_client_id",
+        "oidc_client_secret_env",
+        "oidc_role_claim",
+        "oidc_default_role",
+        "oidc_link_email",
+        "oidc_scopes",
+        "oidc_provider_name",
+    ):
+        value = getattr(settings, name)
+        if value is not None:
+            os.environ[f"OPSLOOP_{name.upper()}"] = str(value)
+    os.environ["OPSLOOP_OIDC_ROLE_MAP"] = ",".join(f"{g}={r}" for g, r in config.role_map)
+    typer.echo(f"  sign-in: {config.provider_name} (OIDC, {config.issuer}); "
+               f"redirect URI: <this server's URL>/login/oidc/callback")  # fmt: skip
 
 
 def db_upgrade(database_url: DatabaseOption = None) -> None:

@@ -17,11 +17,14 @@ def open_runtime(client: Any) -> Any:
     """A runtime reading deployments and models through ``client`` (over the server's own
     store), logging under ``$OPSLOOP_HOME/predictions``."""
     import opsloop.monitoring.alerts  # noqa: F401  (its gauges join /metrics from the start)
+    from opsloop.client import shared_stores
+    from opsloop.governance.masker import IngestMasking
     from opsloop.serving.metrics import ServingMetrics
     from opsloop.serving.predlog import PredictionLog
     from opsloop.serving.runtime import ServingRuntime
 
-    log = PredictionLog(client.settings.home / "predictions")
+    masking = IngestMasking(shared_stores(client.settings)[0])  # the workspace's, at ingest
+    log = PredictionLog(client.settings.home / "predictions", masking=masking)
     return ServingRuntime(client.deployments, client.models, log, ServingMetrics())
 
 

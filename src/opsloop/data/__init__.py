@@ -15,10 +15,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from opsloop.data.duplicates.entities import DedupResult
     from opsloop.data.entities import DataDiff, DatasetVersion
     from opsloop.data.sdk import AddResult, DataClient, DataVersion, TransferResult
 
-__all__ = ["add", "checkout", "diff", "get", "profile", "pull", "push", "status", "validate"]
+__all__ = [
+    "add",
+    "checkout",
+    "dedup",
+    "diff",
+    "get",
+    "overlap",
+    "profile",
+    "pull",
+    "push",
+    "status",
+    "validate",
+]
 
 
 def _data() -> DataClient:
@@ -70,3 +83,13 @@ def validate(ref: str, expectations: Any) -> tuple[DatasetVersion, dict[str, Any
 def profile(ref: str, out_dir: Any = ".") -> Any:
     """Write the HTML profile and JSON summary of a table version."""
     return _data().profile(ref, out_dir)
+
+
+def dedup(ref: str, column: str = "text", **options: Any) -> DedupResult:
+    """Drop exact and near-duplicate rows into the next version (see ``DataClient.dedup``)."""
+    return _data().dedup(ref, column, **options)
+
+
+def overlap(train: str, eval: str, column: str = "text", **options: Any) -> dict[str, Any]:
+    """Share of ``eval``'s rows duplicated in ``train`` (see ``DataClient.overlap``)."""
+    return _data().overlap(train, eval, column, **options)

@@ -12,6 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 
 from opsloop.data import compare, links, routes, versions
+from opsloop.data.duplicates import service as duplicates
+from opsloop.data.duplicates.entities import DedupRequest, DedupResult, OverlapRequest
 from opsloop.data.entities import (
     DataDiff,
     Dataset,
@@ -134,3 +136,27 @@ def diff_versions(old: str, new: str, session: ReadSession) -> DataDiff:
 def log_run_dataset(run_id: str, body: LineageCreate, session: WriteSession) -> DatasetVersion:
     """Record that the run consumed (input) or produced (output) a dataset version."""
     return versions.log_lineage(session, run_id, body.ref, body.relation)
+
+
+@router.post(routes.DEDUPS.template, status_code=status.HTTP_201_CREATED)
+def dedup_version(body: DedupRequest, state: State, response: Response) -> DedupResult:
+    """Drop exact and near-duplicate rows of a table version's text column into the next
+    version (lineage ``deduplicated``, report kept with it); 200 and no version when no row
+    was a duplicate. Runs here, where the blobs are."""
+    result = duplicates.dedup_version(state.store, state.blobs, body, current_user())
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    return result
+
+
+@router.get(routes.VERSION_DEDUP_REPORT.template)
+def get_dedup_report(name: str, selector: str, state: State) -> dict[str, Any]:
+    """The report of a version ``dedup`` made: rows removed per method and the clusters."""
+    return duplicates.dedup_report(state.store, state.blobs, _ref(name, selector))
+
+
+@router.post(routes.OVERLAPS.template)
+def overlap(body: OverlapRequest, state: State) -> dict[str, Any]:
+    """Share of the eval version's rows with an exact or near duplicate in the train version;
+    ``passed`` is false above ``max_rate`` (the answer is 200 either way: a verdict)."""
+    return duplicates.overlap_versions(state.store, state.blobs, body)

@@ -18,8 +18,10 @@ HTTP, ``Unauthenticated`` or ``PermissionDenied``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
+from opsloop.data.duplicates.entities import DedupRequest, DedupResult, OverlapRequest
 from opsloop.data.entities import (
     DataDiff,
     Dataset,
@@ -31,7 +33,7 @@ from opsloop.data.manifest import Manifest
 from opsloop.kernel.paging import Page
 from opsloop.store.blobs import BlobRemote
 
-__all__ = ["BlobRemote", "DataBackend"]
+__all__ = ["BlobRemote", "DataBackend", "DedupBackend"]
 
 
 class DataBackend(ABC):
@@ -113,3 +115,29 @@ class DataBackend(ABC):
     def lineage(self, ref: str) -> list[LineageLink]:
         """The runs that consumed and produced the version. ``NotFound``; ``InvalidInput`` for
         a malformed ref."""
+
+
+class DedupBackend(ABC):
+    """Deduplication and overlap of table versions, run where the blobs are (in-process, or
+    on the server): a contract apart from :class:`DataBackend` so a backend that only records
+    versions (the reproduction's held one) need not implement it. Errors as there; the blobs
+    of the versions read must be in the blob store (``Conflict`` naming the push otherwise)."""
+
+    @abstractmethod
+    def dedup(
+        self, request: DedupRequest, on_rows: Callable[[int], None] | None = None
+    ) -> DedupResult:
+        """Write the rows of ``request.ref`` that are not duplicates as the next version
+        (with a ``deduplicated`` lineage edge and the report); no version when none is.
+        ``on_rows`` hears rows hashed (in-process only). ``NotFound``; ``InvalidInput`` for a
+        version that is not a table, a missing or non-text column, bytes that are not UTF-8,
+        a threshold outside (0, 1] or another bad option."""
+
+    @abstractmethod
+    def dedup_report(self, ref: str) -> dict[str, Any]:
+        """The report of a version ``dedup`` made. ``NotFound`` for any other version."""
+
+    @abstractmethod
+    def overlap(self, request: OverlapRequest) -> dict[str, Any]:
+        """Share of ``request.eval``'s rows with a duplicate in ``request.train``, with
+        ``passed`` against ``max_rate``. Errors as :meth:`dedup`."""

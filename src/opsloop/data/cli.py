@@ -478,3 +478,11 @@ def scan(
         typer.echo(f"not scanned (numbers, dates, booleans): {', '.join(report['skipped'])}")
     for note in report["notes"]:
         typer.echo(f"note: {note}")
+
+
+# deduplication and contamination (the commands live with the engine, in data/duplicates)
+from opsloop.data.duplicates import commands as _duplicates  # noqa: E402
+
+data_app.command("dedup")(_duplicates.dedup)
+data_app.command("dedup-report")(_duplicates.dedup_report)
+data_app.command("overlap")(_duplicates.overlap)

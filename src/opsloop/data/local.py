@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from opsloop.data import compare, links, versions
-from opsloop.data.backend import DataBackend
+from opsloop.data.backend import DataBackend, DedupBackend
+from opsloop.data.duplicates.entities import DedupRequest, DedupResult, OverlapRequest
 from opsloop.data.entities import DataDiff, Dataset, DatasetVersion, LineageLink, VersionCreate
 from opsloop.data.links import NodeLabels
 from opsloop.data.manifest import Manifest
@@ -17,7 +19,7 @@ from opsloop.store.database import Store
 __all__ = ["LocalDataBackend"]
 
 
-class LocalDataBackend(DataBackend):
+class LocalDataBackend(DataBackend, DedupBackend):
     """Versions in the metadata store; blobs shared through the configured blob store."""
 
     def __init__(self, store: Store, blobs: BlobStore, lineage: NodeLabels | None = None) -> None:
@@ -82,3 +84,20 @@ class LocalDataBackend(DataBackend):
     def lineage(self, ref: str) -> list[LineageLink]:
         with self.store.read() as s:
             return links.version_lineage(s, ref, self.lineage_labels)
+
+    def dedup(
+        self, request: DedupRequest, on_rows: Callable[[int], None] | None = None
+    ) -> DedupResult:
+        from opsloop.data.duplicates import service as duplicates  # numpy: only when asked
+
+        return duplicates.dedup_version(self.store, self.remote, request, current_user(), on_rows)
+
+    def dedup_report(self, ref: str) -> dict[str, Any]:
+        from opsloop.data.duplicates import service as duplicates  # numpy: only when asked
+
+        return duplicates.dedup_report(self.store, self.remote, ref)
+
+    def overlap(self, request: OverlapRequest) -> dict[str, Any]:
+        from opsloop.data.duplicates import service as duplicates  # numpy: only when asked
+
+        return duplicates.overlap_versions(self.store, self.remote, request)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
 from opsloop.data import routes
-from opsloop.data.backend import DataBackend
+from opsloop.data.backend import DataBackend, DedupBackend
+from opsloop.data.duplicates.entities import DedupRequest, DedupResult, OverlapRequest
 from opsloop.data.entities import (
     DataDiff,
     Dataset,
@@ -34,7 +36,7 @@ def _version(ref: str) -> dict[str, object]:
     return parse_ref(ref).route_params()
 
 
-class RemoteDataBackend(DataBackend):
+class RemoteDataBackend(DataBackend, DedupBackend):
     """Data versions over HTTP; errors come back as the same ``OpsloopError`` classes."""
 
     def __init__(self, transport: HttpTransport) -> None:
@@ -116,3 +118,21 @@ class RemoteDataBackend(DataBackend):
 
     def lineage(self, ref: str) -> list[LineageLink]:
         return _LINKS.validate_json(self._send("GET", routes.VERSION_LINEAGE.url(**_version(ref))))
+
+    def dedup(
+        self, request: DedupRequest, on_rows: Callable[[int], None] | None = None
+    ) -> DedupResult:
+        """The server does the work (``on_rows`` is not told: nothing streams back)."""
+        raw = self._send("POST", routes.DEDUPS.url(), request)  # the same rows: the same version
+        return DedupResult.model_validate_json(raw)
+
+    def dedup_report(self, ref: str) -> dict[str, Any]:
+        return self.http.json("GET", routes.VERSION_DEDUP_REPORT.url(**_version(ref)))  # type: ignore[no-any-return]
+
+    def overlap(self, request: OverlapRequest) -> dict[str, Any]:
+        return self.http.json(  # type: ignore[no-any-return]
+            "POST",
+            routes.OVERLAPS.url(),
+            content=request.model_dump_json(exclude_none=True),
+            headers=_JSON,
+        )

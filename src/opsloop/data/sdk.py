@@ -18,6 +18,7 @@ from typing import Any
 
 from opsloop.data import transfer
 from opsloop.data.backend import DataBackend
+from opsloop.data.duplicates.client import DuplicatesMixin
 from opsloop.data.entities import DataDiff, Dataset, DatasetVersion, LineageLink, VersionCreate
 from opsloop.data.expectations import Expectations, load_expectations, run_expectations
 from opsloop.data.localstate import LocalState
@@ -118,7 +119,7 @@ class DataVersion:
         return f"DataVersion({self.ref}, {self.info.file_count} files, {self.info.total_bytes} B)"
 
 
-class DataClient:
+class DataClient(DuplicatesMixin):
     """Dataset versions; reach it as ``Client().data``."""
 
     def __init__(self, backend: DataBackend, home: Path, cache: LocalBlobStore | None) -> None:

@@ -66,3 +66,20 @@ def version_page(
         validation=validation,
         graph=state.lineage.lineage(session, "data", version.ref),
     )
+
+
+@router.get("/datasets/{name}/versions/{selector}/dedup")
+def dedup_page(request: Request, name: str, selector: str, state: State) -> Response:
+    """The report of a version ``opsloop data dedup`` made: its clusters, each with the row
+    kept and the rows dropped with their similarity (read from the blob store, not the data)."""
+    from opsloop.data.duplicates.service import dedup_report
+
+    report = dedup_report(state.store, state.blobs, f"{name}@{selector}")
+    return UI.subpage(
+        request,
+        "dedup.html",
+        f"{report['output']} dedup report",
+        (name, f"/datasets/{name}"),
+        (report["output"], f"/datasets/{name}/versions/{selector}"),
+        report=report,
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, status
 
-from opsloop.governance import audit, routes, services
+from opsloop.governance import audit, masking, routes, services, user_status
 from opsloop.governance.entities import (
     ApiKey,
     AuditPage,
@@ -23,6 +23,7 @@ from opsloop.governance.entities import (
     UserCreate,
     Whoami,
 )
+from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
 from opsloop.governance.roles import ADMIN
 from opsloop.kernel.identity import Principal, current_principal, current_user
 from opsloop.kernel.paging import decode_page_token, encode_page_token
@@ -79,6 +80,25 @@ def set_role(name: str, body: RoleSet, state: State) -> User:
     return user
 
 
+@router.post(routes.USER_DISABLE.template)
+def disable_user(name: str, state: State) -> User:
+    """Refuse every key and session of ``name`` from the next request on (admins; the last
+    enabled admin cannot be disabled: 409). Nothing of theirs is deleted."""
+    with state.store.write() as session:
+        user = user_status.set_disabled(session, name, True, _actor(state))
+    _changed(state)
+    return user
+
+
+@router.post(routes.USER_ENABLE.template)
+def enable_user(name: str, state: State) -> User:
+    """Let ``name``'s keys and sessions in again (admins)."""
+    with state.store.write() as session:
+        user = user_status.set_disabled(session, name, False, _actor(state))
+    _changed(state)
+    return user
+
+
 @router.post(routes.KEYS.template, status_code=status.HTTP_201_CREATED)
 def create_key(body: KeyCreate, state: State) -> NewApiKey:
     """The new key's secret is in this answer only; it is stored as a hash."""
@@ -87,7 +107,7 @@ def create_key(body: KeyCreate, state: State) -> NewApiKey:
 
 
 @router.get(routes.KEYS.template)
-def list_keys(session: ReadSession, state: State, user: str | None = None) -> list[ApiKey]:
+def list_keys(session: ReadSession, state: State, user: str | None = None) -> list[LimitedApiKey]:
     """The caller's keys, or ``user``'s (``*``: everyone's; admins only). No secrets."""
     return services.list_keys(session, _actor(state), user)
 
@@ -98,6 +118,13 @@ def revoke_key(key_id: str, state: State) -> ApiKey:
         key = services.revoke_key(session, key_id, _actor(state))
     _changed(state)
     return key
+
+
+@router.patch(routes.KEY_LIMITS.template)
+def set_key_limits(key_id: str, body: KeyLimitsChange, state: State) -> LimitedApiKey:
+    """Change what a key may use through the LLM gateway (admins); omitted limits stay."""
+    with state.store.write() as session:
+        return services.set_key_limits(session, key_id, body, _actor(state))
 
 
 @router.get(routes.AUDIT.template)
@@ -123,3 +150,18 @@ def list_audit(
 def verify_audit(session: ReadSession) -> AuditVerdict:
     """Walk the whole chain: ``ok``, or the first bad event's ``seq`` and what is wrong."""
     return audit.verify(session)
+
+
+@router.get(masking.MASKING.template)
+def get_masking(session: ReadSession) -> masking.MaskingPolicy:
+    """The PII entities masked at ingest per stream (``traces``, ``predictions``; ``null``:
+    off), and how (admins, in ``users`` mode)."""
+    return masking.get_masking(session)
+
+
+@router.put(masking.MASKING.template)
+def set_masking(body: masking.MaskingSet, state: State) -> masking.MaskingPolicy:
+    """Mask ``entities`` in the ``streams`` named from the next span or prediction on, before
+    anything is written; ``entities: null`` turns it off. An unknown stream or entity: 400."""
+    with state.store.write() as session:
+        return masking.set_masking(session, body, _actor(state).name)

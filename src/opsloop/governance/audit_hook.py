@@ -54,6 +54,9 @@ READ_ONLY_POSTS = frozenset({
     # Telemetry, not a change of state: spans are kept by their own ids and may arrive while
     # the database is away (the ingest spool holds them), when no event could be written.
     ("POST", "/v1/traces"),
+    # A model call through the LLM gateway: traced as a span, not an admin write.
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/embeddings"),
 })  # fmt: skip
 log = logging.getLogger(__name__)
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")

@@ -18,6 +18,7 @@ import hashlib
 import json
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from fastapi import Request
@@ -69,6 +70,7 @@ class UserAuthorizer:
         with self.store.read() as session:
             found = services.principal_for_key(session, key)
         if found is not None:
+            found = found[0], replace(found[1], key_id=found[0])  # the gateway's limits use it
             self._remember(_digest("k", key), found[0], found[1])
         return found
 
@@ -83,6 +85,7 @@ class UserAuthorizer:
             with self.store.read() as session:
                 principal = services.principal_for_key_id(session, subject)
             if principal is not None:
+                principal = replace(principal, key_id=subject)
                 self._remember(slot, subject, principal)
         expires_at = principal.expires_at if principal is not None else None
         if expires_at is not None and expires_at <= now_ms():

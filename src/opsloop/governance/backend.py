@@ -27,6 +27,8 @@ from opsloop.governance.entities import (
     UserCreate,
     Whoami,
 )
+from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
+from opsloop.governance.masking import MaskingPolicy, MaskingSet
 
 __all__ = ["GovernanceBackend"]
 
@@ -51,19 +53,32 @@ class GovernanceBackend(ABC):
         last admin's role away."""
 
     @abstractmethod
+    def set_disabled(self, name: str, disabled: bool) -> User:
+        """Disable a user (every key and session of theirs refused) or enable them again;
+        twice is no error. ``NotFound`` for an unknown user (naming the closest),
+        ``PermissionDenied`` below admin, ``Conflict`` for the last enabled admin."""
+
+    @abstractmethod
     def create_key(self, body: KeyCreate) -> NewApiKey:
         """A new key; its secret is in the answer and nowhere else, ever. ``NotFound`` for an
         unknown user, ``PermissionDenied`` for another user's key (non-admins) or a key role
         above its user's."""
 
     @abstractmethod
-    def list_keys(self, user: str | None = None) -> list[ApiKey]:
-        """The caller's keys, or ``user``'s (``"*"``: everyone's), without secrets."""
+    def list_keys(self, user: str | None = None) -> list[LimitedApiKey]:
+        """The caller's keys, or ``user``'s (``"*"``: everyone's), without secrets, with
+        their gateway limits."""
 
     @abstractmethod
     def revoke_key(self, key_id: str) -> ApiKey:
         """Revoke a key by id or listed prefix (again: no error). ``NotFound`` for no such
         key."""
+
+    @abstractmethod
+    def set_key_limits(self, key_id: str, change: KeyLimitsChange) -> LimitedApiKey:
+        """Change a key's gateway limits (by id or listed prefix). ``InvalidInput`` for a
+        change that changes nothing, ``NotFound`` for no such key, ``PermissionDenied`` below
+        admin."""
 
     @abstractmethod
     def whoami(self) -> Whoami:
@@ -86,3 +101,13 @@ class GovernanceBackend(ABC):
     @abstractmethod
     def verify_audit(self) -> AuditVerdict:
         """Walk the audit chain: ok, or the first bad event's ``seq`` and what is wrong."""
+
+    @abstractmethod
+    def get_masking(self) -> MaskingPolicy:
+        """The workspace's masking at ingest per stream (over HTTP in ``users`` mode
+        ``PermissionDenied`` below admin)."""
+
+    @abstractmethod
+    def set_masking(self, body: MaskingSet) -> MaskingPolicy:
+        """Change the masking of the streams ``body`` names. ``InvalidInput`` for an unknown
+        stream or entity; over HTTP in ``users`` mode ``PermissionDenied`` below admin."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
 
@@ -28,6 +28,7 @@ users_app = command_group(
     "  opsloop users create alice --role editor\n"
     "  opsloop users create ci-bot --role editor --service\n"
     "  opsloop users set-role alice maintainer\n"
+    "  opsloop users disable alice\n"
     "  opsloop users list"
 )
 keys_app = command_group(
@@ -35,6 +36,7 @@ keys_app = command_group(
     "A key is shown once, when created, and stored hashed. Examples:\n\n"
     "  opsloop keys create --user ci-bot --name github --expires 30d\n"
     "  opsloop keys list --user ci-bot\n"
+    "  opsloop keys limit opsk_AbC1234 --rpm 60 --tpm 20000 --budget 5 --per day\n"
     "  opsloop keys revoke opsk_AbC1234"
 )
 
@@ -100,14 +102,41 @@ def set_role(name: str, role: str, json_: JsonOption = False) -> None:
 
 @users_app.command("list")
 def list_users(json_: JsonOption = False) -> None:
-    """Every user and service account with its role."""
+    """Every user and service account with its role, and whether it is disabled."""
     users = _governance().list_users()
     if json_:
         print_json(users)
         return
     rows = [(u.name, u.role, "service" if u.is_service else "user", when(u.created_at),
-             u.created_by) for u in users]  # fmt: skip
-    print_table(["name", "role", "kind", "created", "by"], rows, cut=True)
+             u.created_by, "disabled " + when(u.disabled_at) if u.disabled_at else "active")
+            for u in users]  # fmt: skip
+    print_table(["name", "role", "kind", "created", "by", "state"], rows, cut=True)
+
+
+UserArgument = Annotated[str, typer.Argument(help="The user's name, as `users list` shows it.")]
+
+
+@users_app.command("disable")
+def disable_user(name: UserArgument, json_: JsonOption = False) -> None:
+    """Refuse every API key and web session of a user from the next request on (admins).
+
+    Nothing is deleted: their history, role and keys stay, and `opsloop users enable NAME`
+    gives it all back. The last enabled admin cannot be disabled."""
+    user = _governance().disable_user(name)
+    if json_:
+        print_json(user)
+    else:
+        typer.echo(f"{user.name} is disabled: its keys and sessions are refused")
+
+
+@users_app.command("enable")
+def enable_user(name: UserArgument, json_: JsonOption = False) -> None:
+    """Let a disabled user's API keys and web sessions in again (admins)."""
+    user = _governance().enable_user(name)
+    if json_:
+        print_json(user)
+    else:
+        typer.echo(f"{user.name} is enabled ({user.role})")
 
 
 @keys_app.command("create")
@@ -148,11 +177,12 @@ def list_keys(
         print_json(keys)
         return
     rows = [
-        (k.id, k.prefix + "...", k.user, k.name, k.role or "", when(k.created_at),
-         when(k.expires_at), "revoked " + when(k.revoked_at) if k.revoked_at else "active")
+        (k.id, k.prefix + "...", k.user, k.name, k.role or "", k.limits.summary(),
+         when(k.created_at), when(k.expires_at),
+         "revoked " + when(k.revoked_at) if k.revoked_at else "active")
         for k in keys
     ]  # fmt: skip
-    columns = ["id", "prefix", "user", "name", "role cap", "created", "expires", "state"]
+    columns = ["id", "prefix", "user", "name", "role cap", "limits", "created", "expires", "state"]
     print_table(columns, rows, cut=True)
 
 
@@ -163,6 +193,64 @@ def revoke_key(
     """Revoke an API key: it is refused from the next request on."""
     revoked = _governance().revoke_key(key.removesuffix("..."))
     typer.echo(f"revoked key {revoked.id} ({revoked.prefix}...) of {revoked.user}")
+
+
+def _number(text: str | None, flag: str, kind: type[int] | type[float]) -> Any:
+    """``--rpm``, ``--tpm`` and ``--budget`` read here, not by Click, so a bad value is one
+    line that names the option."""
+    from opsloop.errors import InvalidInput
+
+    if text is None:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "an amount in USD"
+        raise InvalidInput(f"{flag} takes {what}, got {text!r}") from None
+
+
+@keys_app.command("limit")
+def limit_key(
+    key: Annotated[str, typer.Argument(help="The key's id, or the prefix `keys list` shows.")],
+    rpm: Annotated[str | None, typer.Option(metavar="N", help="Requests per minute.")] = None,
+    tpm: Annotated[
+        str | None, typer.Option(metavar="N", help="Tokens (prompt and answer) per minute.")
+    ] = None,
+    budget: Annotated[
+        str | None, typer.Option(metavar="USD", help="Spend per period, in USD.")
+    ] = None,
+    per: Annotated[
+        str | None, typer.Option(help="The budget's period: day or month (UTC; default month).")
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option(help="Remove every limit first (then set the ones given).")
+    ] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Limit what a key may use through the LLM gateway (admins). A call over a limit gets a
+    429 with the time to retry; limits not named stay as they are. Examples:
+
+      opsloop keys limit opsk_AbC1234 --rpm 60 --tpm 20000
+      opsloop keys limit opsk_AbC1234 --budget 5 --per day
+      opsloop keys limit opsk_AbC1234 --clear
+    """
+    from opsloop.errors import InvalidInput
+
+    if per is not None and per not in ("day", "month"):
+        raise InvalidInput(f"--per takes day or month, got {per!r}")
+    if not clear and rpm is None and tpm is None and budget is None and per is None:
+        raise InvalidInput("nothing to change: give --rpm, --tpm, --budget (--per) or --clear")
+    period = cast(Literal["day", "month"] | None, per)  # checked above
+    limited = _governance().set_key_limits(
+        key.removesuffix("..."), rpm=_number(rpm, "--rpm", int), tpm=_number(tpm, "--tpm", int),
+        budget_usd=_number(budget, "--budget", float), budget_period=period, clear=clear,
+    )  # fmt: skip
+    if json_:
+        print_json(limited)
+        return
+    summary = limited.limits.summary()
+    now = "no limits" if summary == "-" else summary
+    typer.echo(f"key {limited.id} ({limited.prefix}...) of {limited.user}: {now}")
 
 
 def whoami(json_: JsonOption = False) -> None:

@@ -46,6 +46,9 @@ class User(BaseModel):
     is_service: bool
     created_at: int
     created_by: str
+    disabled_at: int | None = Field(
+        None, description="epoch ms; set: the user's keys and sessions are refused"
+    )
 
 
 class KeyCreate(BaseModel):

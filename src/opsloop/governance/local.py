@@ -3,7 +3,7 @@ the OS user with the ``admin`` role (the database's owner; see :mod:`.backend`).
 
 from __future__ import annotations
 
-from opsloop.governance import audit, services
+from opsloop.governance import audit, masking, routes, services, user_status
 from opsloop.governance.backend import GovernanceBackend
 from opsloop.governance.entities import (
     ApiKey,
@@ -15,6 +15,7 @@ from opsloop.governance.entities import (
     UserCreate,
     Whoami,
 )
+from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
 from opsloop.governance.roles import ADMIN
 from opsloop.kernel.identity import Principal, current_user
 from opsloop.kernel.paging import decode_page_token, encode_page_token
@@ -43,17 +44,31 @@ class LocalGovernanceBackend(GovernanceBackend):
         with self.store.write() as s:
             return services.set_role(s, name, role, self.actor)
 
+    def set_disabled(self, name: str, disabled: bool) -> User:
+        """As the REST route does, with its audit event (no server middleware writes one)."""
+        route = routes.USER_DISABLE if disabled else routes.USER_ENABLE
+        with self.store.write() as s:
+            user = user_status.set_disabled(s, name, disabled, self.actor)
+            audit.append(s, actor=self.actor.name, action=f"POST {route.mount}{route.template}",
+                         resource=route.url(name=user.name).removeprefix(f"{route.mount}/"),
+                         outcome=200)  # fmt: skip
+        return user
+
     def create_key(self, body: KeyCreate) -> NewApiKey:
         with self.store.write() as s:
             return services.create_key(s, body, self.actor)
 
-    def list_keys(self, user: str | None = None) -> list[ApiKey]:
+    def list_keys(self, user: str | None = None) -> list[LimitedApiKey]:
         with self.store.read() as s:
             return services.list_keys(s, self.actor, user or "*")
 
     def revoke_key(self, key_id: str) -> ApiKey:
         with self.store.write() as s:
             return services.revoke_key(s, key_id, self.actor)
+
+    def set_key_limits(self, key_id: str, change: KeyLimitsChange) -> LimitedApiKey:
+        with self.store.write() as s:
+            return services.set_key_limits(s, key_id, change, self.actor)
 
     def whoami(self) -> Whoami:
         actor = self.actor
@@ -80,3 +95,11 @@ class LocalGovernanceBackend(GovernanceBackend):
     def verify_audit(self) -> AuditVerdict:
         with self.store.read() as s:
             return audit.verify(s)
+
+    def get_masking(self) -> masking.MaskingPolicy:
+        with self.store.read() as s:
+            return masking.get_masking(s)
+
+    def set_masking(self, body: masking.MaskingSet) -> masking.MaskingPolicy:
+        with self.store.write() as s:
+            return masking.set_masking(s, body, self.actor.name)

@@ -69,6 +69,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/blobs/batch-download"): Rule(VIEWER),
     ("POST", "/api/drift-reports"): Rule(VIEWER),
     ("POST", "/v1/deployments/{name}/predict"): Rule(VIEWER),  # using a model changes nothing
+    ("POST", "/v1/chat/completions"): Rule(VIEWER),  # the LLM gateway: calling a model too
+    ("POST", "/v1/embeddings"): Rule(VIEWER),
+    ("POST", "/api/prompt-renders"): Rule(VIEWER),  # renders a template, stores nothing
+    ("GET", "/prompts/{name}/edit"): Rule(EDITOR),  # the edit form: its post needs editor
     # aliases and labels: maintainer for the protected ones
     ("PUT", "/api/models/{name}/aliases/{alias}"): _ALIAS,
     ("DELETE", "/api/models/{name}/aliases/{alias}"): _ALIAS,
@@ -89,6 +93,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/deployments/{name}/rollouts"): Rule(MAINTAINER),
     ("POST", "/api/deployments/{name}/rollout/abort"): Rule(MAINTAINER),
     ("POST", "/api/batch-inferences"): Rule(MAINTAINER),
+    ("POST", "/api/gateway/routes/{route}/rollout"): Rule(MAINTAINER),  # promote, roll back
     # run code in the server process
     ("POST", "/api/pipelines/runs"): Rule(MAINTAINER),
     ("POST", "/api/pipelines/runs/{run_id}/resume"): Rule(MAINTAINER),
@@ -107,17 +112,22 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/users"): Rule(ADMIN),
     ("GET", "/api/users/{name}"): Rule(ADMIN),
     ("PUT", "/api/users/{name}/role"): Rule(ADMIN),
+    ("POST", "/api/users/{name}/disable"): Rule(ADMIN),
+    ("POST", "/api/users/{name}/enable"): Rule(ADMIN),
     ("POST", "/api/keys"): Rule(VIEWER),
     # the audit log: who did what is an admin's to read
     ("GET", "/api/audit"): Rule(ADMIN),
     ("GET", "/api/audit/verify"): Rule(ADMIN),
     ("GET", "/audit"): Rule(ADMIN),
     ("DELETE", "/api/keys/{key_id}"): Rule(VIEWER),
+    ("PATCH", "/api/keys/{key_id}/limits"): Rule(ADMIN),  # an owner must not lift their own
     # data privacy: retention and erasure are an admin's
     ("GET", "/api/privacy/retention"): Rule(ADMIN),
     ("PUT", "/api/privacy/retention"): Rule(ADMIN),
     ("POST", "/api/privacy/sweeps"): Rule(ADMIN),
     ("POST", "/api/privacy/erasures"): Rule(ADMIN),
+    ("GET", "/api/privacy/masking"): Rule(ADMIN),
+    ("PUT", "/api/privacy/masking"): Rule(ADMIN),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import TypeAdapter
 
-from opsloop.governance import routes
+from opsloop.governance import masking, routes
 from opsloop.governance.backend import GovernanceBackend
 from opsloop.governance.entities import (
     ApiKey,
@@ -17,12 +17,13 @@ from opsloop.governance.entities import (
     UserCreate,
     Whoami,
 )
+from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
 from opsloop.kernel.transport import HttpTransport
 
 __all__ = ["RemoteGovernanceBackend"]
 
 _USERS = TypeAdapter(list[User])
-_KEYS = TypeAdapter(list[ApiKey])
+_KEYS = TypeAdapter(list[LimitedApiKey])
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -44,6 +45,11 @@ class RemoteGovernanceBackend(GovernanceBackend):
         raw = self.http.request("PUT", routes.USER_ROLE.url(name=name), json={"role": role})
         return User.model_validate_json(raw.content)
 
+    def set_disabled(self, name: str, disabled: bool) -> User:
+        route = routes.USER_DISABLE if disabled else routes.USER_ENABLE
+        raw = self.http.request("POST", route.url(name=name)).content
+        return User.model_validate_json(raw)
+
     def create_key(self, body: KeyCreate) -> NewApiKey:
         raw = self.http.request(
             "POST", routes.KEYS.url(), content=body.model_dump_json(exclude_none=True),
@@ -51,7 +57,7 @@ class RemoteGovernanceBackend(GovernanceBackend):
         ).content  # fmt: skip
         return NewApiKey.model_validate_json(raw)
 
-    def list_keys(self, user: str | None = None) -> list[ApiKey]:
+    def list_keys(self, user: str | None = None) -> list[LimitedApiKey]:
         params = {"user": user} if user else {}
         raw = self.http.request("GET", routes.KEYS.url(), params=params).content
         return _KEYS.validate_json(raw)
@@ -59,6 +65,13 @@ class RemoteGovernanceBackend(GovernanceBackend):
     def revoke_key(self, key_id: str) -> ApiKey:
         raw = self.http.request("DELETE", routes.KEY.url(key_id=key_id)).content
         return ApiKey.model_validate_json(raw)
+
+    def set_key_limits(self, key_id: str, change: KeyLimitsChange) -> LimitedApiKey:
+        raw = self.http.request(
+            "PATCH", routes.KEY_LIMITS.url(key_id=key_id), content=change.model_dump_json(),
+            headers=_JSON,
+        ).content  # fmt: skip
+        return LimitedApiKey.model_validate_json(raw)
 
     def whoami(self) -> Whoami:
         found = Whoami.model_validate_json(self.http.request("GET", routes.WHOAMI.url()).content)
@@ -82,3 +95,13 @@ class RemoteGovernanceBackend(GovernanceBackend):
     def verify_audit(self) -> AuditVerdict:
         raw = self.http.request("GET", routes.AUDIT_VERIFY.url()).content
         return AuditVerdict.model_validate_json(raw)
+
+    def get_masking(self) -> masking.MaskingPolicy:
+        raw = self.http.request("GET", masking.MASKING.url()).content
+        return masking.MaskingPolicy.model_validate_json(raw)
+
+    def set_masking(self, body: masking.MaskingSet) -> masking.MaskingPolicy:
+        raw = self.http.request(
+            "PUT", masking.MASKING.url(), content=body.model_dump_json(), headers=_JSON
+        ).content
+        return masking.MaskingPolicy.model_validate_json(raw)

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -25,6 +26,8 @@ from opsloop.governance.entities import (
     UserCreate,
     Whoami,
 )
+from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
+from opsloop.governance.masking import MaskingPolicy, MaskingSet
 
 __all__ = ["GovernanceClient"]
 
@@ -45,6 +48,14 @@ class GovernanceClient:
     def set_role(self, name: str, role: str) -> User:
         return self._backend.set_role(name, role)
 
+    def disable_user(self, name: str) -> User:
+        """Refuse every key and web session of ``name`` (admins); nothing is deleted, and
+        :meth:`enable_user` gives it all back."""
+        return self._backend.set_disabled(name, True)
+
+    def enable_user(self, name: str) -> User:
+        return self._backend.set_disabled(name, False)
+
     def create_key(
         self,
         name: str,
@@ -60,9 +71,29 @@ class GovernanceClient:
             raise InvalidInput("; ".join(validation_problems(exc))) from None
         return self._backend.create_key(body)
 
-    def list_keys(self, user: str | None = None) -> list[ApiKey]:
+    def list_keys(self, user: str | None = None) -> list[LimitedApiKey]:
         """Your keys, or ``user``'s (``"*"``: everyone's); prefixes only, never secrets."""
         return self._backend.list_keys(user)
+
+    def set_key_limits(
+        self,
+        key_id: str,
+        *,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        budget_usd: float | None = None,
+        budget_period: Literal["day", "month"] | None = None,
+        clear: bool = False,
+    ) -> LimitedApiKey:
+        """Limit what a key may use through the LLM gateway (admins): requests and tokens per
+        minute, and a spend budget per UTC ``day`` or ``month``. None leaves a limit as it is;
+        ``clear=True`` removes them all first (``clear=True, rpm=60``: a request limit only)."""
+        try:
+            change = KeyLimitsChange(rpm=rpm, tpm=tpm, budget_usd=budget_usd,
+                                     budget_period=budget_period, clear=clear)  # fmt: skip
+        except ValidationError as exc:
+            raise InvalidInput("; ".join(validation_problems(exc))) from None
+        return self._backend.set_key_limits(key_id, change)
 
     def revoke_key(self, key_id: str) -> ApiKey:
         """Revoke a key by id or by the prefix ``keys list`` shows."""
@@ -100,3 +131,27 @@ class GovernanceClient:
     def verify_audit(self) -> AuditVerdict:
         """Walk the audit chain (see ``opsloop audit verify``)."""
         return self._backend.verify_audit()
+
+    def masking(self) -> MaskingPolicy:
+        """The PII entities masked at ingest, per stream (``None``: off)."""
+        return self._backend.get_masking()
+
+    def set_masking(
+        self,
+        streams: list[str] | str,
+        entities: list[str] | str | None,
+        *,
+        mode: Literal["placeholder", "hash"] = "placeholder",
+    ) -> MaskingPolicy:
+        """Mask ``entities`` (``["EMAIL", "PHONE"]``; None: off) in ``streams`` (``traces``,
+        ``predictions``) from the next span or prediction on, as ``<EMAIL_ADDRESS>`` or, with
+        ``mode="hash"``, a keyed hash that still joins. Admins, on a server."""
+        if isinstance(streams, str):
+            streams = streams.split(",")
+        if isinstance(entities, str):
+            entities = entities.split(",")
+        try:
+            body = MaskingSet(streams=streams, entities=entities, mode=mode)
+        except ValidationError as exc:
+            raise InvalidInput("; ".join(validation_problems(exc))) from None
+        return self._backend.set_masking(body)

@@ -8,6 +8,7 @@ business; anyone may create, list and revoke their own.
 
 from __future__ import annotations
 
+import difflib
 import re
 import uuid
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from opsloop.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from opsloop.governance import keys as secrets
 from opsloop.governance.entities import ApiKey, KeyCreate, NewApiKey, User, UserCreate
+from opsloop.governance.key_limits import KeyLimitsChange, KeyLimitsOut, LimitedApiKey
 from opsloop.governance.roles import (
     ADMIN,
     DEFAULT_WORKSPACE,
@@ -35,11 +37,13 @@ __all__ = [
     "create_key",
     "create_user",
     "get_user",
+    "key_limits",
     "list_keys",
     "list_users",
     "principal_for_key",
     "principal_for_key_id",
     "revoke_key",
+    "set_key_limits",
     "set_role",
 ]
 
@@ -71,13 +75,17 @@ def _user(row: UserRow, role: str) -> User:
     return User(
         id=row.id, name=row.name, role=role, workspace=DEFAULT_WORKSPACE,
         is_service=row.is_service, created_at=row.created_at, created_by=row.created_by,
+        disabled_at=row.disabled_at,
     )  # fmt: skip
 
 
 def _user_row(session: Session, name: str) -> UserRow:
     row = session.scalars(select(UserRow).where(UserRow.name == name)).first()
     if row is None:
-        raise NotFound(f"user {name!r} does not exist")
+        names = session.scalars(select(UserRow.name)).all()
+        near = difflib.get_close_matches(str(name), names, n=1)
+        hint = f": did you mean {near[0]!r}?" if near else ""
+        raise NotFound(f"user {str(name)[:100]!r} does not exist{hint}")
     return row
 
 
@@ -143,11 +151,15 @@ def set_role(session: Session, name: str, role: str, actor: Principal) -> User:
     grant = session.get(UserRoleRow, (row.id, DEFAULT_WORKSPACE))
     if grant is not None and grant.role == ADMIN and role != ADMIN:
         admins = session.scalars(
-            select(UserRoleRow.user_id).where(
-                UserRoleRow.workspace == DEFAULT_WORKSPACE, UserRoleRow.role == ADMIN
-            )
+            select(UserRoleRow.user_id)
+            .join(UserRow, UserRow.id == UserRoleRow.user_id)
+            .where(
+                UserRoleRow.workspace == DEFAULT_WORKSPACE,
+                UserRoleRow.role == ADMIN,
+                UserRow.disabled_at.is_(None),
+            )  # a disabled admin manages nothing
         ).all()
-        if len(admins) <= 1:
+        if row.id in admins and len(admins) <= 1:
             raise PermissionDenied(f"{name} is the last admin: make another user admin first")
     if grant is None:
         session.add(UserRoleRow(user_id=row.id, workspace=DEFAULT_WORKSPACE, role=role,
@@ -164,6 +176,16 @@ def _api_key(row: ApiKeyRow, user: str) -> ApiKey:
         created_at=row.created_at, created_by=row.created_by, expires_at=row.expires_at,
         revoked_at=row.revoked_at,
     )  # fmt: skip
+
+
+def _limits(row: ApiKeyRow) -> KeyLimitsOut:
+    return KeyLimitsOut.model_validate({"rpm": row.rpm, "tpm": row.tpm,
+                                        "budget_usd": row.budget_usd,
+                                        "budget_period": row.budget_period})  # fmt: skip
+
+
+def _limited_key(row: ApiKeyRow, user: str) -> LimitedApiKey:
+    return LimitedApiKey(**_api_key(row, user).model_dump(), limits=_limits(row))
 
 
 def _owner_check(actor: Principal, owner: str, action: str) -> None:
@@ -210,7 +232,7 @@ def create_key(session: Session, body: KeyCreate, actor: Principal) -> NewApiKey
     return NewApiKey(key=_api_key(row, owner), secret=secret)
 
 
-def list_keys(session: Session, actor: Principal, user: str | None = None) -> list[ApiKey]:
+def list_keys(session: Session, actor: Principal, user: str | None = None) -> list[LimitedApiKey]:
     """Keys, newest first: the actor's own, or ``user``'s (``"*"``: everyone's; admins only).
 
     Raises:
@@ -225,7 +247,7 @@ def list_keys(session: Session, actor: Principal, user: str | None = None) -> li
         _owner_check(actor, owner, "listing")
         query = query.where(ApiKeyRow.user_id == _user_row(session, owner).id)
     rows = session.execute(query.order_by(ApiKeyRow.created_at.desc(), ApiKeyRow.id)).all()
-    return [_api_key(row, name) for row, name in rows]
+    return [_limited_key(row, name) for row, name in rows]
 
 
 def revoke_key(session: Session, key_id: str, actor: Principal) -> ApiKey:
@@ -235,6 +257,16 @@ def revoke_key(session: Session, key_id: str, actor: Principal) -> ApiKey:
         NotFound: No such key, or a prefix that several keys share.
         PermissionDenied: Another user's key for a non-admin.
     """
+    row, owner = _key_row(session, key_id)
+    _owner_check(actor, owner, "revoking")
+    if row.revoked_at is None:
+        row.revoked_at = now_ms()
+        session.flush()
+    return _api_key(row, owner)
+
+
+def _key_row(session: Session, key_id: str) -> tuple[ApiKeyRow, str]:
+    """A key's row and its user's name, by id or listed prefix; ``NotFound`` otherwise."""
     column = ApiKeyRow.prefix if key_id.startswith(secrets.KEY_PREFIX) else ApiKeyRow.id
     rows = session.execute(
         select(ApiKeyRow, UserRow.name)
@@ -245,11 +277,42 @@ def revoke_key(session: Session, key_id: str, actor: Principal) -> ApiKey:
         shared = " (several keys share that prefix: use the id)" if rows else ""
         raise NotFound(f"no API key {key_id[:64]!r}{shared}")
     row, owner = rows[0]
-    _owner_check(actor, owner, "revoking")
-    if row.revoked_at is None:
-        row.revoked_at = now_ms()
-        session.flush()
-    return _api_key(row, owner)
+    return row, owner
+
+
+def set_key_limits(
+    session: Session, key_id: str, change: KeyLimitsChange, actor: Principal
+) -> LimitedApiKey:
+    """Change what a key may use through the gateway (see :mod:`.key_limits`): an admin's
+    call, since a key's owner could otherwise lift their own budget.
+
+    Raises:
+        InvalidInput: A change that changes nothing, or a period for a key without a budget.
+        NotFound: No such key, or a prefix that several keys share.
+        PermissionDenied: The actor is not an admin.
+    """
+    require_role(actor.role, ADMIN, actor.name, "changing a key's limits")
+    if change.is_empty():
+        raise InvalidInput("nothing to change: give rpm, tpm, budget_usd, budget_period or clear")
+    row, owner = _key_row(session, key_id)
+    if change.clear:
+        row.rpm = row.tpm = row.budget_usd = row.budget_period = None
+    row.rpm = change.rpm if change.rpm is not None else row.rpm
+    row.tpm = change.tpm if change.tpm is not None else row.tpm
+    row.budget_usd = change.budget_usd if change.budget_usd is not None else row.budget_usd
+    if row.budget_usd is None and change.budget_period is not None:
+        raise InvalidInput("a budget period needs a budget: give budget_usd too")
+    if row.budget_usd is not None:
+        row.budget_period = change.budget_period or row.budget_period or "month"
+    session.flush()
+    return _limited_key(row, owner)
+
+
+def key_limits(session: Session, key_id: str) -> KeyLimitsOut | None:
+    """The limits of the key ``key_id`` (its id, as the auth check resolved it), or None when
+    there is no such key. What the gateway asks on every request, cached there."""
+    row = session.get(ApiKeyRow, key_id[:32])
+    return _limits(row) if row is not None else None
 
 
 def principal_for_key(session: Session, secret: str) -> tuple[str, Principal] | None:
@@ -281,7 +344,7 @@ def _principal(session: Session, which: Any) -> tuple[str, Principal] | None:
         )
         .join(UserRow, UserRow.id == ApiKeyRow.user_id)
         .join(UserRoleRow, _DEFAULT_ROLE)
-        .where(which)
+        .where(which, UserRow.disabled_at.is_(None))  # a disabled user's keys open nothing
     ).first()
     if found is None:
         return None

@@ -8,7 +8,7 @@ changing the grants. ``api_keys.key_hash`` is the SHA-256 of the key (see
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opsloop.store import columns as col
@@ -19,6 +19,24 @@ class UserRow(col.Named, col.CreatedAt, col.CreatedBy, Base):
     __tablename__ = "users"
 
     is_service: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled_at: Mapped[int | None] = mapped_column(BigInteger)  # set: every sign-in refused
+
+
+class UserIdentityRow(Base):
+    """An external identity (an OpenID provider's ``issuer`` and ``sub``) that signs in as a
+    user: the subject, not the e-mail or name the provider sends, is what identifies a person
+    (:mod:`opsloop.governance.oidc_users`)."""
+
+    __tablename__ = "user_identities"
+
+    issuer: Mapped[str] = mapped_column(String(500), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(250), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        col.ID, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_login_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class UserRoleRow(Base):
@@ -43,6 +61,11 @@ class ApiKeyRow(col.IdKey, col.CreatedAt, col.CreatedBy, Base):
     role: Mapped[str | None] = mapped_column(String(16))
     expires_at: Mapped[int | None] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    # what the LLM gateway lets the key use (None: unlimited); see governance.key_limits
+    rpm: Mapped[int | None] = mapped_column(Integer)
+    tpm: Mapped[int | None] = mapped_column(BigInteger)
+    budget_usd: Mapped[float | None] = mapped_column(Float)
+    budget_period: Mapped[str | None] = mapped_column(String(8))
 
 
 class AuditEventRow(Base):
@@ -80,7 +103,11 @@ class AuditHeadRow(Base):
 class RetentionRow(Base):
     """How many days one kind of data (``traces``, ``scores``, ``predictions``) is kept in a
     workspace, and when it was last swept: the scheduler claims a sweep by moving
-    ``swept_at`` with a compare-and-set, so several schedulers sweep each kind once an hour."""
+    ``swept_at`` with a compare-and-set, so several schedulers sweep each kind once an hour.
+
+    The ``mask_*`` columns are the same workspace's masking at ingest for that kind (a stream:
+    ``traces`` or ``predictions``, see :mod:`opsloop.governance.masking`): the entities masked
+    (comma-separated; ``None``: off), ``placeholder`` or ``hash``, and the hash key."""
 
     __tablename__ = "retention_policies"
 
@@ -90,3 +117,6 @@ class RetentionRow(Base):
     swept_at: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
     updated_by: Mapped[str] = mapped_column(String(250))
+    mask_entities: Mapped[str | None] = mapped_column(String(500))
+    mask_mode: Mapped[str | None] = mapped_column(String(16))
+    mask_key: Mapped[str | None] = mapped_column(String(64))

@@ -32,6 +32,8 @@ class Principal:
         user_id: The user's id (empty outside ``users`` mode).
         is_service: A service account (a machine user), not a person.
         expires_at: When the credential stops working (epoch ms), if ever.
+        key_id: The id of the API key it signed in with (empty without one): what the
+            gateway's per-key limits are found by.
     """
 
     name: str
@@ -41,6 +43,7 @@ class Principal:
     user_id: str = ""
     is_service: bool = False
     expires_at: int | None = None
+    key_id: str = ""
 
 
 _ACTING: ContextVar[Principal | None] = ContextVar("opsloop_principal", default=None)

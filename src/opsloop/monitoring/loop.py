@@ -40,6 +40,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import NotFound
+from opsloop.kernel.identity import current_user
 from opsloop.kernel.timeutil import now_ms
 from opsloop.monitoring import alerts, references
 from opsloop.monitoring.entities import LoopRun, MonitorSpec, RetrainPolicy
@@ -107,10 +108,11 @@ def loop_run_rows(
 def settle(session: Session, loop_id: str, profiled: references.Profiled, reason: str) -> None:
     """End the incident of a promoted loop run: re-baseline its monitor on ``profiled`` (the
     data its candidate was trained on, profiled with it) and resolve its alert, and the open
-    ones of the rules its retraining reacts to, "resolved by vN"."""
+    ones of the rules its retraining reacts to, "resolved by vN"; by whoever the caller acts
+    as (the retraining driver acts as the loop's owner, the monitor's creator)."""
     row, monitor, policy = loop_run_rows(session, loop_id)
     entry = references.record_profiled(
-        session, monitor, profiled, action="rebaselined", reason=reason, actor=ACTOR,
+        session, monitor, profiled, action="rebaselined", reason=reason, actor=current_user(),
         loop_id=row.id,
     )  # fmt: skip
     note(row, "rebaselined", f"{monitor.name} re-baselined on {entry.reference} with "
@@ -118,7 +120,7 @@ def settle(session: Session, loop_id: str, profiled: references.Profiled, reason
          f"{monitor.name})")  # fmt: skip
     why = f"resolved by v{row.candidate}"
     closed = alerts.resolve_incident(
-        session, monitor.id, row.alert_id, policy.on if policy else [], ACTOR, why
+        session, monitor.id, row.alert_id, policy.on if policy else [], current_user(), why
     )
     names = ", ".join(f"{a.id[:8]} ({a.rule})" for a in closed) or "no alert was still open"
     note(row, "resolved", f"{why}: {names}")

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, InvalidInput, OpsloopError
 from opsloop.governance import audit
+from opsloop.governance.acting import via
 from opsloop.kernel.timeutil import now_ms
 from opsloop.pipelines.orphans import running_in, this_process
 from opsloop.pipelines.tables import FiringRow, TriggerRow
@@ -270,8 +271,14 @@ def _set(store: Any, firing_id: str, **values: Any) -> None:
         session.execute(
             update(FiringRow).where(FiringRow.id == firing_id).values(updated_at=now_ms(), **values)
         )
-        if "status" in values:  # the scheduler's doing: on the audit log
-            audit.append(session, actor="scheduler", action=f"firing {values['status']}",
+        if "status" in values:  # the scheduler's doing, for the trigger's creator: audited
+            author = session.scalar(
+                select(TriggerRow.created_by)
+                .join(FiringRow, FiringRow.trigger_id == TriggerRow.id)
+                .where(FiringRow.id == firing_id)
+            )
+            audit.append(session, actor=author or "scheduler",
+                         action=via(f"firing {values['status']}", "scheduler"),
                          resource=f"firings/{firing_id}", outcome=200)  # fmt: skip
 
 

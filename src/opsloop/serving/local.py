@@ -40,11 +40,12 @@ class LocalDeploymentBackend(DeploymentBackend):
         """This process's inference runtime (started on first use)."""
         with self._runtime_lock:
             if self._runtime is None:
+                from opsloop.governance.masker import IngestMasking
                 from opsloop.serving.metrics import ServingMetrics
                 from opsloop.serving.predlog import PredictionLog
                 from opsloop.serving.runtime import ServingRuntime
 
-                log = PredictionLog(self._predictions)
+                log = PredictionLog(self._predictions, masking=IngestMasking(self.store))
                 self._runtime = ServingRuntime(self, self._models, log, ServingMetrics())
             return self._runtime
 

@@ -26,6 +26,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from opsloop.governance.masker import IngestMasking
+
 __all__ = ["PredictionLog"]
 
 _PRED_SCHEMA = pa.schema(
@@ -76,9 +78,15 @@ class _Journal:
 
 
 class PredictionLog:
-    def __init__(self, folder: Path, *, interval: float = 2.0) -> None:
+    """The log under ``folder``; ``masking`` (the workspace's masking at ingest) masks each
+    row's inputs, outputs and error before it is written (None: nothing is masked)."""
+
+    def __init__(
+        self, folder: Path, *, interval: float = 2.0, masking: IngestMasking | None = None
+    ) -> None:
         self.folder = folder
         self.interval = interval
+        self.masking = masking
         folder.mkdir(parents=True, exist_ok=True)
         self._recover()
         self._journals = {kind: _Journal(folder, kind) for kind in _KINDS}
@@ -94,6 +102,10 @@ class PredictionLog:
         ``proba`` (optional) holds a classifier's probabilities per row, as the serving side
         had them: the positive class's for a binary model, the list for more classes. A
         monitor check reads them instead of loading the model (seconds of imports)."""
+        masker = self.masking.masker("predictions") if self.masking is not None else None
+        if masker is not None:  # never mutates the request body: shadow copies still read it
+            for column in ("inputs", "outputs", "error"):
+                row[column] = masker.value(row.get(column), column)
         row["inputs"] = json.dumps(row["inputs"], default=str)
         row["outputs"] = json.dumps(row["outputs"], default=str)
         if row.get("proba") is not None:

@@ -24,11 +24,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, InvalidInput, NotFound, OpsloopError
+from opsloop.evaluation.canary import analyse
 from opsloop.governance import audit
+from opsloop.governance.acting import author_principal, run_as, via
+from opsloop.kernel.identity import current_user
 from opsloop.kernel.timeutil import now_ms
 from opsloop.serving import services
 from opsloop.serving.entities import TrafficPolicy
-from opsloop.serving.rollout_entities import Analysis, Check, Rollout, RolloutSpec
+from opsloop.serving.rollout_entities import Analysis, Rollout, RolloutSpec
 from opsloop.serving.tables import DeploymentRow, RolloutRow
 from opsloop.store.database import Store
 
@@ -103,35 +106,6 @@ def abort(session: Session, name: str, actor: str, reason: str | None = None) ->
     return _entity(row, name)
 
 
-def _measure(check: Check, window: dict[str, Any]) -> tuple[float | None, int]:
-    requests = int(window.get("requests", 0))
-    if check.metric == "error_rate":
-        return (window.get("errors", 0) / requests if requests else None), requests
-    if check.metric.startswith("latency"):
-        return window.get(check.metric), requests - int(window.get("errors", 0))
-    return window.get(check.metric), int(window.get("labeled", 0))
-
-
-def analyse(checks: list[Check], window: dict[str, Any]) -> tuple[str, list[str]]:
-    """``pass``, ``fail`` or ``inconclusive`` for the window, with the reasons."""
-    if window.get("requests", 0) == 0:
-        return "inconclusive", ["no traffic reached the candidate"]
-    failed, unsure = [], []
-    for check in checks:
-        value, samples = _measure(check, window)
-        if value is None or samples < check.min_samples:
-            unsure.append(f"{check.metric}: {samples} of {check.min_samples} samples")
-        elif check.max is not None and value > check.max:
-            failed.append(f"{check.metric} {value:.4g} > max {check.max:g}")
-        elif check.min is not None and value < check.min:
-            failed.append(f"{check.metric} {value:.4g} < min {check.min:g}")
-    if failed:
-        return "fail", failed
-    if unsure:
-        return "inconclusive", unsure
-    return "pass", []
-
-
 def _record(row: RolloutRow, analysis: Analysis) -> None:
     analyses = json.loads(row.analyses)
     if (
@@ -145,7 +119,10 @@ def _record(row: RolloutRow, analysis: Analysis) -> None:
 
 
 def tick(session: Session, rollout_id: str, window: Window, now: int | None = None) -> Rollout:
-    """Advance one rollout as far as it can go now."""
+    """Advance one rollout as far as it can go now, for whoever the caller acts as (the
+    controller acts as the rollout's creator: :class:`RolloutController`); what it records
+    names the controller alongside (``... via rollout-controller``)."""
+    actor = current_user()
     row = session.get(RolloutRow, rollout_id, with_for_update=True)
     if row is None:
         raise NotFound(f"rollout {rollout_id} does not exist")
@@ -157,7 +134,7 @@ def tick(session: Session, rollout_id: str, window: Window, now: int | None = No
     before = (row.status, row.step)
     while row.status == "running":
         if row.step >= len(spec.steps):
-            services.promote(session, name, CONTROLLER, alias=spec.promote_alias)
+            services.promote(session, name, actor, alias=spec.promote_alias)
             row.status, row.message = "succeeded", f"v{spec.candidate} promoted"
             break
         step = spec.steps[row.step]
@@ -167,7 +144,8 @@ def tick(session: Session, rollout_id: str, window: Window, now: int | None = No
                 mode="canary", stable=stable, candidate=spec.candidate, weight=step.set_weight
             )
             reason = f"step {row.step + 1}: weight {step.set_weight:g}%"
-            services.set_policy(session, name, policy, CONTROLLER, action="rollout", reason=reason)
+            services.set_policy(session, name, policy, actor, action="rollout",
+                                reason=via(reason, CONTROLLER))  # fmt: skip
             row.step, row.step_started_at, row.window_started_at = row.step + 1, now, now
             continue
         seen = window(name, spec.candidate, row.window_started_at)
@@ -179,7 +157,7 @@ def tick(session: Session, rollout_id: str, window: Window, now: int | None = No
         if verdict == "fail":
             row.failures += 1
             if row.failures > spec.failure_limit:
-                _degrade(session, row, deployment, reasons)
+                _degrade(session, row, deployment, reasons, actor)
                 break
             row.step_started_at = row.window_started_at = now  # measure the step again
             break
@@ -192,27 +170,26 @@ def tick(session: Session, rollout_id: str, window: Window, now: int | None = No
         row.step, row.step_started_at = row.step + 1, now
     row.updated_at = now
     if (row.status, row.step) != before:  # the controller moved it: on the audit log too
-        audit.append(
-            session, actor=CONTROLLER, action=f"rollout {row.status} at step {row.step}",
-            resource=f"deployments/{name}/rollout", outcome=200,
-        )  # fmt: skip
+        moved = f"rollout {row.status} at step {row.step}"
+        audit.append(session, actor=actor, action=via(moved, CONTROLLER),
+                     resource=f"deployments/{name}/rollout", outcome=200)  # fmt: skip
     session.flush()
     return _entity(row, name)
 
 
 def _degrade(
-    session: Session, row: RolloutRow, deployment: DeploymentRow, reasons: list[str]
+    session: Session, row: RolloutRow, deployment: DeploymentRow, reasons: list[str], actor: str
 ) -> None:
     why = "; ".join(reasons)
     stable = TrafficPolicy.model_validate_json(deployment.policy).stable
     services.set_policy(
-        session, deployment.name, TrafficPolicy(stable=stable), CONTROLLER, action="rollback",
-        reason=f"rollout failed: {why}", status="degraded",
+        session, deployment.name, TrafficPolicy(stable=stable), actor, action="rollback",
+        reason=via(f"rollout failed: {why}", CONTROLLER), status="degraded",
     )  # fmt: skip
     candidate = RolloutSpec.model_validate_json(row.spec).candidate
     services.record_event(
-        session, deployment, "alert", CONTROLLER, None, None,
-        reason=f"rollout of v{candidate} rolled back: {why}",
+        session, deployment, "alert", actor, None, None,
+        reason=via(f"rollout of v{candidate} rolled back: {why}", CONTROLLER),
     )  # fmt: skip
     row.status, row.message = "degraded", why
 
@@ -232,11 +209,16 @@ class RolloutController:
         return self
 
     def tick_all(self) -> None:
+        """Tick each running rollout acting as its creator (who started it, by hand or by a
+        retraining loop acting for them)."""
         with self.store.read() as session:
-            ids = list(session.scalars(select(RolloutRow.id).where(RolloutRow.status == "running")))
-        for rollout_id in ids:
+            running = session.execute(
+                select(RolloutRow.id, RolloutRow.created_by).where(RolloutRow.status == "running")
+            ).all()
+            authors = {author: author_principal(session, author) for _, author in running}
+        for rollout_id, author in running:
             with self.store.write() as session:
-                tick(session, rollout_id, self.window)
+                run_as(authors[author], tick, session, rollout_id, self.window)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

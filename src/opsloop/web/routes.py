@@ -46,7 +46,7 @@ from opsloop.web.sessions import (
 from opsloop.web.shell import SearchHit, UiDomain, build_environment, render
 from opsloop.web.throttle import TooManyFailures
 
-__all__ = ["install_ui", "is_page_request", "page_error_response"]
+__all__ = ["install_ui", "is_page_request", "login_form", "page_error_response", "safe_next"]
 
 _MAX_FORM_BYTES = 16 * 1024
 _LOGIN_COOKIE = "opsloop_login"  # the login form's CSRF token, before any session exists
@@ -217,7 +217,9 @@ def _login_form(
     current = request.cookies.get(_LOGIN_COOKIE, "")
     login_token = current if _LOGIN_TOKEN.fullmatch(current) else secrets.token_urlsafe(32)
     request.state.csrf_token = login_token
-    context = {"next": target, "problem": problem}
+    # a domain's single sign-on (governance's OIDC) names its provider here for the button
+    sign_in_with = getattr(request.app.state, "sign_in_with", None)
+    context = {"next": target, "problem": problem, "sign_in_with": sign_in_with}
     response = render(request, "login.html", context, status_code=status_code)
     response.set_cookie(
         _LOGIN_COOKIE,
@@ -251,6 +253,19 @@ def search(
             if domain.find is not None:
                 hits.extend(domain.find(session, text))
     return render(request, "search.html", {"title": "Search", "q": text, "hits": hits})
+
+
+def login_form(
+    request: Request, target: str, problem: str = "", status_code: int = 200
+) -> Response:
+    """The login page showing ``problem``: where a domain's sign-in flow (OIDC) lands on error,
+    with the key form still usable. ``target`` is made a same-site path."""
+    return _login_form(request, _safe_next(target), problem, status_code)
+
+
+def safe_next(target: str) -> str:
+    """``target`` if it is a same-site path, else ``/`` (see :func:`_safe_next`)."""
+    return _safe_next(target)
 
 
 def _safe_next(target: str) -> str:

@@ -20,6 +20,8 @@ from typing import Any
 
 from opsloop.errors import OpsloopError
 from opsloop.governance import audit
+from opsloop.governance.acting import author_principal, run_as, via
+from opsloop.kernel.identity import current_user
 from opsloop.kernel.step_context import STEP_RUN_TAG
 from opsloop.lineage import graph
 from opsloop.monitoring.entities import LoopRun, MonitorSpec, RetrainPolicy
@@ -48,8 +50,8 @@ def _save(store: Any, loop_id: str, stage: str, message: str, **fields: Any) -> 
         for key, value in fields.items():
             setattr(row, key, value)
         move_stage(row, stage, message)
-        audit.append(session, actor=ACTOR, action=f"loop {stage}", resource=f"loops/{loop_id}",
-                     outcome=200)  # fmt: skip
+        audit.append(session, actor=current_user(), action=via(f"loop {stage}", ACTOR),
+                     resource=f"loops/{loop_id}", outcome=200)  # fmt: skip
 
 
 def _since(store: Any, row: LoopRunRow) -> int | None:
@@ -161,7 +163,20 @@ def advance(
     client: Any, store: Any, promotions: PromotionContext, log: Any, loop_id: str, *,
     tick_rollout: bool = True,
 ) -> LoopRun:  # fmt: skip
-    """Walk a loop run as far as it can go now (see :mod:`opsloop.monitoring.loop`)."""
+    """Walk a loop run as far as it can go now (see :mod:`opsloop.monitoring.loop`), acting as
+    the user who set the loop up (its monitor's creator): the pipeline run, the candidate alias,
+    the rollout and the audit events are theirs, each naming the loop alongside."""
+    with store.read() as session:
+        _, monitor, _ = loop_run_rows(session, loop_id)
+        author = author_principal(session, monitor.created_by)
+    return run_as(author, _advance, client, store, promotions, log, loop_id,
+                  tick_rollout=tick_rollout)  # fmt: skip
+
+
+def _advance(
+    client: Any, store: Any, promotions: PromotionContext, log: Any, loop_id: str, *,
+    tick_rollout: bool,
+) -> LoopRun:  # fmt: skip
     row, monitor, policy = _load(store, loop_id)
     try:
         if row.stage == "triggered":
@@ -175,7 +190,7 @@ def advance(
             model = client.deployments.get(row.deployment).model
             ref = f"{model}@{row.candidate}"
             result = promote(
-                promotions, ref, "candidate", created_by=ACTOR,
+                promotions, ref, "candidate", created_by=current_user(),
                 policy=policy.gate_policy, baseline="champion",
                 reason=f"retraining loop {row.id[:8]}",
             )  # fmt: skip

@@ -130,14 +130,18 @@ class Scheduler:
         self._wait(wait)
 
     def run_pending_firings(self, *, wait: bool = False) -> None:
+        """Run the pending firings, each acting as its trigger's creator (see
+        ``workflows.authors``): the runs it starts are theirs, not the server's OS user's."""
         from opsloop.pipelines import triggers
+        from opsloop.workflows.authors import firing_authors, run_as
 
         triggers.collect_due(self.store)
         with self.store.read() as session:
             pending = triggers.pending_firings(session)
+            authors = firing_authors(session, pending)
         for firing_id in pending:
-            self._submit(f"firing:{firing_id}", triggers.run_firing, self.client, self.store,
-                         firing_id)  # fmt: skip
+            self._submit(f"firing:{firing_id}", run_as, authors.get(firing_id),
+                         triggers.run_firing, self.client, self.store, firing_id)  # fmt: skip
         self._wait(wait)
 
     def close_orphans(self) -> list[str]:

@@ -1,8 +1,8 @@
 """``opsloop guardrails test``: a route's guardrails on a file of inputs, before they go live.
 
-It reads the route's ``guardrails:`` list from the gateway's YAML itself (only
-``routes[].name`` and ``routes[].guardrails``), so a rule can be tried before the rest of the
-route (targets, keys, upstreams) is set up.
+It reads the route's ``guardrails:`` list with the gateway's own config loader, so the file it
+passes is one the gateway starts with; only the upstreams' key variables need not be set, since
+no upstream is called.
 """
 
 from __future__ import annotations
@@ -29,35 +29,27 @@ guardrails_app = command_group(
 
 
 def load_route_rules(config: Path, route: str) -> list[dict[str, Any]]:
-    """The raw ``guardrails:`` list of ``route`` in the gateway YAML ``config``.
+    """The raw ``guardrails:`` list of ``route`` in the gateway YAML ``config``, read and
+    checked as the gateway reads it (:func:`~opsloop.llm.gateway.config.load_config`), except
+    that the upstreams' key variables need not be set: no upstream is called.
 
     Raises:
         NotFound: no such file, or no such route (the closest route name is suggested).
-        InvalidInput: the file is not YAML with a ``routes:`` list.
+        InvalidInput: the file is not YAML, or not a valid gateway config.
     """
-    import yaml
-
-    from opsloop.errors import InvalidInput, NotFound
+    from opsloop.errors import NotFound
+    from opsloop.llm.gateway.config import load_config
 
     if not config.is_file():
         raise NotFound(f"no gateway config at {str(config)!r}: pass --config FILE")
-    try:
-        data = yaml.safe_load(config.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{config} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    routes = data.get("routes") if isinstance(data, dict) else None
-    if isinstance(routes, dict):  # routes written as a mapping of name -> route
-        routes = [{"name": name, **(r or {})} for name, r in routes.items()]
-    if not isinstance(routes, list):
-        raise InvalidInput(f"{config} has no routes: list (routes: [{{name: ..., ...}}])")
-    by_name = {r.get("name"): r for r in routes if isinstance(r, dict)}
-    if route not in by_name:
-        names = sorted(str(n) for n in by_name)
+    checked = load_config(config, check_keys=False)
+    found = checked.route(route)
+    if found is None:
+        names = sorted(r.name for r in checked.routes)
         near = difflib.get_close_matches(route, names, n=1)
         hint = f"did you mean {near[0]!r}? " if near else ""
         raise NotFound(f"no route {route!r} in {config}; {hint}routes: {', '.join(names)}")
-    rules = by_name[route].get("guardrails") or []
-    return rules if isinstance(rules, list) else [rules]
+    return list(found.guardrails)
 
 
 def read_inputs(file: Path, stage: str) -> list[tuple[int, dict[str, Any], str | None]]:

@@ -1,40 +1,27 @@
 """The prompt registry's REST routes under ``/api``: prompts, versions, labels and diffs.
 
-Routes that move labels depend on ``label_gate``, which the app overrides with the evals
-domain's gate (``app.dependency_overrides[label_gate] = ...``): prompts may not import evals.
+Routes that move labels depend on ``label_gate`` (:mod:`opsloop.llm.prompts.gate`), which the
+app overrides with the evals domain's gate: prompts may not import evals. ``/prompt-renders``
+renders a template that need not be stored (the playground's edited copy).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
-from opsloop.errors import OpsloopError
 from opsloop.kernel.bounds import PositiveInt64
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.llm.prompts import routes, services
 from opsloop.llm.prompts.entities import Prompt, PromptDiff, PromptInfo, PromptVersionCreate
-from opsloop.llm.prompts.ports import LabelGate
+from opsloop.llm.prompts.gate import Gate, label_gate
+from opsloop.llm.prompts.playground import PromptRender, RenderedPrompt, render_copy
 from opsloop.web.deps import ReadSession, WriteSession
 
 __all__ = ["label_gate", "router"]
 
 router = APIRouter(tags=["prompts"])
-
-
-def label_gate() -> LabelGate:
-    """The placeholder the app overrides; reached only by an app that never wired the gate,
-    which must not move labels unchecked."""
-    raise OpsloopError(
-        "no label gate is configured: the app must set "
-        "app.dependency_overrides[opsloop.llm.prompts.api.label_gate] to the evals domain's gate"
-    )
-
-
-Gate = Annotated[LabelGate, Depends(label_gate)]
 
 
 class LabelSet(BaseModel):
@@ -95,3 +82,11 @@ def delete_label(name: str, label: str, session: WriteSession) -> None:
 def diff(old: str, new: str, session: ReadSession) -> PromptDiff:
     """Template (unified diff), config and variables changed from ``old`` to ``new``."""
     return services.diff_versions(session, old, new)
+
+
+@router.post(routes.RENDERS.template)
+def render(body: PromptRender) -> RenderedPrompt:
+    """A template (stored or not) rendered with ``variables`` into chat messages, in the same
+    sandbox as ``compile``: a text prompt becomes one user message. 400 names any variable
+    left without a value (``details.missing``)."""
+    return render_copy(body)

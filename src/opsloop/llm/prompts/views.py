@@ -1,21 +1,42 @@
 """The prompt registry's web pages: prompts, and a prompt's versions with their templates,
-config, variables and labels, with a diff against the previous version."""
+config, variables and labels, with a diff against the previous version; an edit form that saves
+the next version, two versions side by side, and a playground that sends a version (or an
+edited copy) through the LLM gateway.
+
+Who may edit is the server's route policy (:mod:`opsloop.governance.policy`), asked here only
+to hide what a caller could not use: the write itself is refused by the server's auth check.
+"""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+from urllib.parse import parse_qs, quote
+
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from opsloop.errors import Conflict, InvalidInput
+from opsloop.governance.policy import rule_for
+from opsloop.governance.roles import rank
+from opsloop.kernel.identity import current_principal, current_user
 from opsloop.llm.prompts import services
+from opsloop.llm.prompts.diff import compare
+from opsloop.llm.prompts.edits import save_edit, version_from_form
+from opsloop.llm.prompts.entities import Prompt
+from opsloop.llm.prompts.gate import Gate
 from opsloop.llm.prompts.tables import PromptRow
-from opsloop.web.deps import ReadSession
+from opsloop.web.deps import ReadSession, State
 from opsloop.web.shell import SearchHit, UiDomain
 
 __all__ = ["UI", "router"]
 
 router = APIRouter(include_in_schema=False)
+_MAX_FORM_BYTES = 2 * 1024 * 1024  # a template at the registry's size limit, url-encoded
+_SAVE = "/prompts/{name}/versions"  # the edit form's route, as the policy names it
 
 
 def _find(session: Session, text: str) -> list[SearchHit]:
@@ -33,6 +54,39 @@ UI = UiDomain(
 )
 
 
+def _may(method: str, template: str) -> bool:
+    """Whether the caller's role passes the policy of ``method template`` (no principal: a
+    token or open server, where the auth check does not look at roles)."""
+    principal = current_principal()
+    return principal is None or rank(principal.role) >= rank(rule_for(method, template).role)
+
+
+def _draft(prompt: Prompt, message: str = "") -> dict[str, Any]:
+    """The edit form's fields, filled from ``prompt``."""
+    return {
+        "kind": prompt.type,
+        "text": prompt.text or "",
+        "messages": [(m.role, m.content) for m in prompt.messages or []],
+        "config": json.dumps(prompt.config, indent=2, sort_keys=True),
+        "message": message,
+        "base": prompt.version,
+    }
+
+
+def _draft_from_form(form: dict[str, list[str]]) -> dict[str, Any]:
+    """The edit form's fields as they were posted, to show them again with the error."""
+    first = {key: values[0].replace("\r\n", "\n") for key, values in form.items() if values}
+    pairs = zip(form.get("role", []), form.get("content", []), strict=False)
+    return {
+        "kind": first.get("kind", "text"),
+        "text": first.get("text", ""),
+        "messages": [(r, c.replace("\r\n", "\n")) for r, c in pairs if c.strip()],
+        "config": first.get("config", "{}"),
+        "message": first.get("message", ""),
+        "base": first.get("base", ""),
+    }
+
+
 @router.get("/prompts")
 def prompts_page(request: Request, session: ReadSession) -> Response:
     listed = services.list_prompts(session, 10_000, None).items
@@ -48,4 +102,79 @@ def prompt_page(request: Request, name: str, session: ReadSession) -> Response:
         for v in versions
         if v.version > 1
     }
-    return UI.subpage(request, "prompt.html", name, info=info, versions=versions, diffs=diffs)
+    return UI.subpage(
+        request, "prompt.html", name, info=info, versions=versions, diffs=diffs,
+        can_edit=_may("POST", _SAVE),
+    )  # fmt: skip
+
+
+@router.get("/prompts/{name}/edit")
+def edit_page(
+    request: Request, name: str, session: ReadSession, version: str = "latest"
+) -> Response:
+    """The edit form, filled with ``version`` (a number, a label or ``latest``)."""
+    prompt = services.get_prompt(session, f"{name}@{version}")
+    return _edit(request, name, _draft(prompt), None, 200)
+
+
+def _edit(
+    request: Request, name: str, draft: dict[str, Any], error: str | None, status: int
+) -> Response:
+    crumbs = (name, f"/prompts/{quote(name)}")
+    return UI.subpage(
+        request, "edit.html", f"Edit {name}", crumbs, status_code=status, name=name,
+        draft=draft, error=error,
+    )  # fmt: skip
+
+
+@router.post(_SAVE)
+async def save_version(request: Request, name: str, state: State, gate: Gate) -> Response:
+    """Save the edit form as the next version, then show it on the prompt's page; a form the
+    registry refuses comes back with its values and the reason (400, or 409: no change)."""
+    body = await request.body()
+    if len(body) > _MAX_FORM_BYTES:
+        raise InvalidInput(f"the form is over {_MAX_FORM_BYTES // 1024 // 1024} MiB")
+    form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    author = current_user()
+
+    def save() -> Prompt:
+        with state.store.write() as session:
+            return save_edit(session, name, version_from_form(form), created_by=author, gate=gate)
+
+    try:
+        saved = await run_in_threadpool(save)
+    except (InvalidInput, Conflict) as exc:
+        return _edit(request, name, _draft_from_form(form), exc.message, exc.http_status)
+    return RedirectResponse(f"/prompts/{quote(name)}#v{saved.version}", status_code=303)
+
+
+@router.get("/prompts/{name}/diff")
+def diff_page(
+    request: Request, name: str, session: ReadSession, old: str = "", new: str = "latest"
+) -> Response:
+    """``old`` and ``new`` (numbers, labels or ``latest``) side by side; ``old`` defaults to
+    the version before ``new``."""
+    newer = services.get_prompt(session, f"{name}@{new or 'latest'}")
+    older = services.get_prompt(session, f"{name}@{old or max(1, newer.version - 1)}")
+    versions = services.list_versions(session, name)
+    crumbs = (name, f"/prompts/{quote(name)}")
+    return UI.subpage(
+        request, "diff.html", f"{name}: {older.version} → {newer.version}", crumbs,
+        name=name, side=compare(older, newer), versions=versions,
+    )  # fmt: skip
+
+
+@router.get("/prompts/{name}/playground")
+def playground_page(
+    request: Request, name: str, session: ReadSession, version: str = "latest"
+) -> Response:
+    """``version`` in an editable copy, sent from the browser to the gateway's
+    ``/v1/chat/completions`` (``playground.js``), and saved back as the next version."""
+    prompt = services.get_prompt(session, f"{name}@{version}")
+    versions = services.list_versions(session, name)
+    crumbs = (name, f"/prompts/{quote(name)}")
+    return UI.subpage(
+        request, "playground.html", f"Playground: {name}", crumbs, name=name, prompt=prompt,
+        versions=versions, draft=_draft(prompt), config_json=json.dumps(prompt.config),
+        can_save=_may("POST", "/api/prompts/{name}/versions"),
+    )  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from opsloop.governance.masker import IngestMasking
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.llm.tracing import export, services, stats
@@ -18,6 +19,7 @@ from opsloop.llm.tracing.entities import (
     TraceDetail,
     TraceFilter,
 )
+from opsloop.llm.tracing.masking import mask_spans
 from opsloop.llm.tracing.records import SpanRecord
 from opsloop.llm.tracing.stats import SessionDetail, SessionSummary, StatsQuery, TraceStats
 from opsloop.store.database import Store
@@ -30,8 +32,12 @@ class LocalTracingBackend(TracingBackend):
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.masking = IngestMasking(store)
 
     def ingest(self, records: list[SpanRecord]) -> IngestResult:
+        # in place, before anything is written: a server's spool writes these very records
+        # to disk when the database is away (governance.masker says what it does then)
+        mask_spans(self.masking.masker("traces"), records)
         with self.store.write() as s:
             return services.ingest(s, records)
 

@@ -20,7 +20,11 @@ SPAN_ID = String(16)  # 8 bytes
 
 class SpanRow(Base):
     __tablename__ = "spans"
-    __table_args__ = (Index("ix_spans_start", "start_ns"),)
+    # ix_spans_user: erasure finds one end user's traces (privacy.user_trace_ids) by span too
+    __table_args__ = (
+        Index("ix_spans_start", "start_ns"),
+        Index("ix_spans_user", "user_id", "trace_id"),
+    )
 
     trace_id: Mapped[str] = mapped_column(TRACE_ID, primary_key=True)
     span_id: Mapped[str] = mapped_column(SPAN_ID, primary_key=True)

@@ -1,0 +1,321 @@
+"""The gateway's wiring: its config file, the tracing store, keys, and the parts others build.
+
+:func:`build_gateway` turns a checked config into a :class:`~opsloop.llm.gateway.proxy.Gateway`.
+What a route adds beyond routing is handed in as factories, so the request path depends on the
+small protocols of :mod:`opsloop.llm.gateway.ports` only:
+
+- ``limiter_factory(config.limits)`` → a ``Limiter`` (or None), with ``limits_for(key_id)``
+  giving each key's ``KeyLimits`` (cached by its provider: it is asked on every request);
+- ``guard_factory(route)`` → the route's ``Guard`` (or None when it has no rules);
+- ``cache_factory(route)`` → the route's ``ResponseCache`` (or None when it is off);
+- ``local_models`` → ``LocalModels`` for ``kind: local`` targets.
+
+:func:`standard_parts` gives the real ones (limits in-process or on Redis with each key's limits
+from the store, the guardrails, the answer caches, registered models generated in-process; the
+last only when a route has a local target, so torch is not imported otherwise). The gateway owns
+what it is handed: :meth:`WiredGateway.aclose` closes the limiter, the local models and the
+upstream connection pool after the spans are stored.
+
+:func:`check_config` reads the file and checks every section, the ones the parts validate
+themselves included, so a mistake anywhere stops ``opsloop gateway --check`` and the start of
+either server with one line naming the field. :func:`mount_gateway` puts the routes in
+``opsloop server`` behind its auth check (the key's id comes from the principal it resolves);
+:func:`create_gateway_app` is ``opsloop gateway``'s app, with its own check (``auth: keys``
+against the store's API keys, or ``open``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import Depends, FastAPI, Request
+from pydantic import ValidationError
+
+from opsloop.config import Settings
+from opsloop.errors import InvalidInput, Unauthenticated, validation_problems
+from opsloop.llm.gateway.api import gateway_router
+from opsloop.llm.gateway.config import GatewayConfig, LimitsConfig, RouteConfig, load_config
+from opsloop.llm.gateway.ports import (
+    Caller,
+    Guard,
+    KeyLimits,
+    Limiter,
+    LocalModels,
+    ResponseCache,
+)
+from opsloop.llm.gateway.proxy import Gateway
+from opsloop.llm.gateway.rollout import RolloutController
+from opsloop.llm.gateway.router import Route, Router
+from opsloop.llm.gateway.spans import SpanSink
+from opsloop.llm.gateway.upstream import HttpTarget, LocalTarget, Target, pool
+from opsloop.llm.tracing.pricing import ModelPrice, PriceTable
+from opsloop.store.database import Store
+
+__all__ = [
+    "LimitsLookup",
+    "WiredGateway",
+    "build_gateway",
+    "check_config",
+    "create_gateway_app",
+    "mount_gateway",
+    "server_caller",
+    "standard_parts",
+]
+
+LimitsLookup = Callable[[str], Awaitable[KeyLimits]]
+LimiterFactory = Callable[[LimitsConfig], Limiter | None]
+GuardFactory = Callable[[RouteConfig], Guard | None]
+CacheFactory = Callable[[RouteConfig], ResponseCache | None]
+
+
+class WiredGateway(Gateway):
+    """A :class:`Gateway` that also closes what was built for it, once its spans are stored."""
+
+    def __init__(self, *args: Any, closers: list[Callable[[], Any]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._closers = closers
+
+    async def aclose(self) -> None:
+        """Settle the calls in flight and store the spans, then close the limiter (the Redis
+        pool), the local models (their worker threads finish what they generate) and the
+        upstream connection pool."""
+        await super().aclose()
+        for close in self._closers:
+            if inspect.iscoroutinefunction(close):
+                await close()
+            else:
+                await asyncio.to_thread(close)
+
+
+def check_config(path: str | Path) -> GatewayConfig:
+    """Read the gateway's YAML and check every section: routes and targets
+    (:func:`~opsloop.llm.gateway.config.load_config`), each route's ``guardrails`` and ``cache``,
+    and ``limits``. Builds nothing that connects or loads a model.
+
+    Raises:
+        InvalidInput: One line: the file, then the field's path and what to write instead.
+    """
+    from opsloop.llm.gateway.cache import build_cache
+    from opsloop.llm.gateway.guardrails import build_guard
+    from opsloop.llm.gateway.limits import LimitsSettings
+
+    config = load_config(path)
+    try:
+        for route in config.routes:
+            build_guard(route.name, route.guardrails)  # rules are built lazily: cheap
+            build_cache(route.name, route.cache)
+        LimitsSettings.model_validate(config.limits.model_dump(exclude_none=True))
+    except InvalidInput as exc:
+        raise InvalidInput(f"{path}: {exc.message}") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"limits.{p}" for p in validation_problems(exc))
+        raise InvalidInput(f"{path}: {problems}") from None
+    return config
+
+
+def standard_parts(config: GatewayConfig, store: Store | None, client: Any) -> dict[str, Any]:
+    """The real parts for :func:`build_gateway` (``client``: an ``opsloop.Client``, whose
+    registry serves local targets)."""
+    from opsloop.llm.gateway.cache import build_cache
+    from opsloop.llm.gateway.guardrails import build_guard
+    from opsloop.llm.gateway.limits import build_limiter
+    from opsloop.llm.gateway.limits_store import store_spend
+
+    spent_since = store_spend(store) if store is not None else None
+    parts: dict[str, Any] = {
+        "limiter_factory": lambda limits: build_limiter(limits, spent_since=spent_since),
+        "guard_factory": lambda route: build_guard(route.name, route.guardrails),
+        "cache_factory": lambda route: build_cache(route.name, route.cache),
+    }
+    if any(t.kind == "local" for r in config.routes for t in r.targets):
+        from opsloop.app.gateway_models import RegistryLocalModels
+
+        parts["local_models"] = RegistryLocalModels(client.models)
+    return parts
+
+
+def build_gateway(
+    config: GatewayConfig,
+    *,
+    store: Store | None = None,
+    spool_folder: Any = None,
+    prompts: Any = None,
+    limiter_factory: LimiterFactory | None = None,
+    guard_factory: GuardFactory | None = None,
+    cache_factory: CacheFactory | None = None,
+    local_models: LocalModels | None = None,
+    client: httpx.AsyncClient | None = None,
+) -> Gateway:
+    """A gateway for ``config``; spans go to ``store``'s traces through the durable spool in
+    ``spool_folder`` (no store: not traced). The parts handed in are the gateway's from then
+    on: its ``aclose`` closes those that have a ``close``.
+
+    Raises:
+        InvalidInput: A ``kind: local`` target without ``local_models`` to serve it.
+        NotFound: A local target's model version is not registered.
+    """
+    closers: list[Callable[[], Any]] = []
+    if client is None:
+        client = pool()
+        closers.append(client.aclose)
+    if local_models is not None and callable(getattr(local_models, "close", None)):
+        closers.append(local_models.close)  # type: ignore[attr-defined]
+    routes: dict[str, Route] = {}
+    for route in config.routes:
+        targets: list[Target] = []
+        for target in route.targets:
+            if target.kind == "openai":
+                targets.append(HttpTarget(target, route.name, client))
+                continue
+            if local_models is None:
+                raise InvalidInput(
+                    f"route '{route.name}' target '{target.name}' is kind: local, but this "
+                    "gateway was started without local models"
+                )
+            generator = local_models.generator(target.model or "")
+            targets.append(LocalTarget(target, route.name, generator))
+        routes[route.name] = Route(route, targets)
+    guards = _built(config.routes, guard_factory)
+    caches = _built(config.routes, cache_factory)
+    limiter = limiter_factory(config.limits) if limiter_factory is not None else None
+    if limiter is not None and callable(getattr(limiter, "close", None)):
+        closers.insert(0, limiter.close)  # type: ignore[attr-defined]
+    sink = prices = None
+    if store is not None:
+        from opsloop.llm.tracing.local import LocalTracingBackend
+        from opsloop.llm.tracing.spool import IngestSpool
+
+        backend = LocalTracingBackend(store)
+        folder = spool_folder
+        sink = SpanSink(IngestSpool(folder, backend.ingest).accept) if folder else None
+        user = [p for p in backend.list_prices() if p.source == "user"]
+        prices = PriceTable([ModelPrice(**p.model_dump()) for p in user])
+    return WiredGateway(
+        Router(routes), sink=sink, limiter=limiter, guards=guards, caches=caches,
+        prompts=prompts, prices=prices, closers=closers,
+    )  # fmt: skip
+
+
+def _built(routes: list[RouteConfig], factory: Callable[[RouteConfig], Any] | None) -> Any:
+    if factory is None:
+        return {}
+    built = {route.name: factory(route) for route in routes}
+    return {name: part for name, part in built.items() if part is not None}
+
+
+def server_caller(limits_for: LimitsLookup | None = None) -> Callable[[Request], Awaitable[Caller]]:
+    """Who sent a request, once the server's auth check (``require_token``) has run: the key
+    and user it resolved in ``users`` mode, else nobody in particular (no limits apply)."""
+
+    async def caller_of(request: Request) -> Caller:
+        principal = getattr(request.state, "principal", None)
+        if principal is None:
+            return Caller(user=str(getattr(request.state, "actor", "") or ""))
+        key_id = principal.key_id
+        limits = await limits_for(key_id) if limits_for is not None and key_id else KeyLimits()
+        return Caller(key_id=key_id, user=principal.name, limits=limits)
+
+    return caller_of
+
+
+def mount_gateway(
+    app: FastAPI, state: Any, *, limits_for: LimitsLookup | None = None, **parts: Any
+) -> Gateway:
+    """Build the gateway from ``state.settings.gateway_config`` (no file: no routes, and every
+    model is a 404 that says how to configure one) and mount its routes on ``app`` behind the
+    server's auth check. ``parts`` go to :func:`build_gateway`, over :func:`standard_parts`;
+    ``limits_for`` defaults to the limits stored with each key."""
+    from opsloop.llm.gateway.limits_store import KeyLimitsLookup
+    from opsloop.web.deps import require_token
+
+    path = state.settings.gateway_config
+    config = check_config(path) if path else GatewayConfig()
+    parts = {**standard_parts(config, state.store, state.client), **parts}
+    gateway = build_gateway(
+        config, store=state.store, spool_folder=state.settings.home / "spool" / "traces",
+        prompts=state.client.prompts if state.client is not None else None, **parts,
+    )  # fmt: skip
+    limits_for = limits_for or KeyLimitsLookup(state.store)
+    app.include_router(
+        gateway_router(gateway, server_caller(limits_for)), dependencies=[Depends(require_token)]
+    )
+    from opsloop.llm.gateway.rollout_api import router as rollouts_router
+
+    app.include_router(rollouts_router, prefix="/api", dependencies=[Depends(require_token)])
+    app.state.gateway = gateway
+    return gateway
+
+
+def create_gateway_app(
+    config_path: str, settings: Settings, *, limits_for: LimitsLookup | None = None, **parts: Any
+) -> FastAPI:
+    """``opsloop gateway``'s app: the three OpenAI routes and ``/healthz``, nothing else;
+    ``parts`` and ``limits_for`` as for :func:`mount_gateway`.
+
+    Spans go to the store of ``settings`` (its traces page shows them); with ``auth: keys``
+    callers send an opsloop API key (``opsloop keys create``), resolved through the same cached
+    authorizer as the server's.
+    """
+    from opsloop.client import Client, shared_stores
+    from opsloop.llm.gateway.limits_store import KeyLimitsLookup
+    from opsloop.web.deps import authenticate_key
+    from opsloop.web.errors import install_error_handlers
+
+    config = check_config(config_path)
+    store, blobs = shared_stores(settings)
+    client = Client(settings=settings)
+    parts = {**standard_parts(config, store, client), **parts}
+    gateway = build_gateway(
+        config, store=store, spool_folder=settings.home / "spool" / "traces",
+        prompts=client.prompts, **parts,
+    )  # fmt: skip
+    limits_for = limits_for or KeyLimitsLookup(store)
+    authorizer = None
+    if config.auth == "keys":
+        from opsloop.governance.authorizer import UserAuthorizer
+
+        authorizer = UserAuthorizer(store)
+
+    async def check_key(request: Request) -> None:
+        if authorizer is None:
+            return
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise Unauthenticated(
+                "this gateway requires an API key: send 'Authorization: Bearer <key>' "
+                "(opsloop keys create)"
+            )
+        _, principal = await authenticate_key(request, app.state.opsloop, authorizer, key.strip())
+        request.state.principal = principal
+
+    rollouts = RolloutController(store, gateway.router.routes)  # canary and A/B, judged
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        rollouts.start()
+        yield
+        rollouts.stop()
+        await gateway.aclose()
+        client.close()
+
+    app = FastAPI(lifespan=lifespan, title="opsloop gateway", docs_url="/docs")
+    from opsloop.web.deps import AppState
+
+    app.state.opsloop = AppState(settings=settings, store=store, blobs=blobs)  # failure limits
+    app.state.gateway = gateway
+    install_error_handlers(app)
+    app.include_router(
+        gateway_router(gateway, server_caller(limits_for)), dependencies=[Depends(check_key)]
+    )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "routes": len(config.routes)}
+
+    return app

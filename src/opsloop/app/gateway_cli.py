@@ -1,0 +1,89 @@
+"""``opsloop gateway``: the LLM gateway on its own, one OpenAI-compatible endpoint for every
+model in its config file."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+__all__ = ["gateway"]
+
+
+def gateway(
+    config: Annotated[
+        str,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar="OPSLOOP_GATEWAY_CONFIG",
+            help="The gateway's YAML file: routes, targets, fallbacks, guardrails, cache, "
+            "limits, auth.",
+        ),
+    ],
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 4000,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Check every section of the config and print its routes; serve nothing."
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --check: print JSON.")] = False,
+) -> None:
+    """Serve the LLM gateway: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models.
+
+    Point any OpenAI client at it (base_url=http://HOST:PORT/v1, api_key=an opsloop key from
+    `opsloop keys create`, or anything with `auth: open`); the model name picks a route.
+    Each route has weighted targets (OpenAI-compatible upstreams, with their key read from an
+    environment variable), retries with backoff, per-target timeouts, and fallback routes tried
+    on errors, timeouts, 5xx, invalid JSON and streams cut before their first event. Every call
+    is a span in the traces of this machine's opsloop store (`opsloop traces list`).
+
+    A minimal gateway.yaml (more in docs/gateway.md):
+
+      routes:
+        - name: gpt-4o-mini
+          targets:
+            - {name: openai, base_url: https://api.openai.com/v1, api_key_env: OPENAI_API_KEY}
+          retries: 1
+          fallbacks: [local]
+        - name: local
+          targets: [{name: vllm, base_url: http://127.0.0.1:8000/v1, model: qwen2.5-7b}]
+      auth: keys
+
+    `opsloop server --gateway-config gateway.yaml` serves the same routes inside the server.
+    """
+    from opsloop.app.gateway import check_config
+
+    checked = check_config(config)  # every section: a mistake is one line naming the field
+    if check:
+        routes = [
+            {"name": r.name, "targets": [t.name for t in r.targets], "fallbacks": r.fallbacks,
+             "guardrails": [g.get("name") or g.get("rule") for g in r.guardrails],
+             "cache": bool(r.cache)}
+            for r in checked.routes
+        ]  # fmt: skip
+        limits = "redis" if checked.limits.redis_url else "in-process"
+        if as_json:
+            out = {"auth": checked.auth, "limits": limits, "routes": routes}
+            typer.echo(json.dumps(out, indent=2))
+            return
+        typer.echo(f"{config}: {len(routes)} route(s), auth {checked.auth}, limits {limits}")
+        for route in routes:
+            extra = f"  (then {', '.join(route['fallbacks'])})" if route["fallbacks"] else ""
+            if route["guardrails"]:
+                extra += f"  guardrails: {', '.join(route['guardrails'])}"
+            extra += "  cache" if route["cache"] else ""
+            typer.echo(f"  {route['name']}: {', '.join(route['targets'])}{extra}")
+        return
+    import uvicorn
+
+    from opsloop.app.gateway import create_gateway_app
+    from opsloop.config import load_settings
+
+    app = create_gateway_app(config, load_settings())
+    url = f"http://{host}:{port}/v1"
+    typer.echo(f"opsloop gateway on {url}  ({len(checked.routes)} route(s), auth {checked.auth})")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

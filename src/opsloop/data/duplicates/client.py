@@ -1,0 +1,105 @@
+"""The dedup half of ``client.data``: :class:`DuplicatesMixin`, mixed into ``DataClient``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opsloop.data.duplicates.entities import DedupRequest, DedupResult, OverlapRequest
+from opsloop.data.progress import progress_bar
+from opsloop.errors import InvalidInput
+
+if TYPE_CHECKING:  # the backend module names this package's shapes: no import back at run time
+    from opsloop.data.backend import DataBackend, DedupBackend
+
+__all__ = ["DuplicatesMixin"]
+
+
+class DuplicatesMixin:
+    """``dedup``, ``dedup_report`` and ``overlap`` over the client's backend."""
+
+    _backend: DataBackend  # DataClient's
+
+    @property
+    def _dedup(self) -> DedupBackend:
+        """The backend's dedup half (the held wrapper hands it on)."""
+        backend: DedupBackend = self._backend  # type: ignore[assignment]
+        return backend
+
+    def dedup(
+        self,
+        ref: str,
+        column: str = "text",
+        *,
+        exact: bool = True,
+        near: bool = True,
+        threshold: float = 0.8,
+        ngram: int = 5,
+        num_perm: int = 128,
+        verify: str = "estimate",
+        keep: str = "first",
+        score_column: str | None = None,
+        name: str | None = None,
+        message: str | None = None,
+        progress: bool = False,
+    ) -> DedupResult:
+        """Drop exact and near-duplicate rows of a table version's text ``column`` into the
+        next version of its dataset (or of ``name``), linked to it in the lineage graph, with
+        the report (rows removed per method, clusters: row kept, rows dropped, similarity).
+
+        Near duplicates share ``threshold`` of their word ``ngram``-grams (Jaccard), estimated
+        with ``num_perm`` MinHash permutations (``verify="exact"`` checks candidates on the
+        shingle sets). Each cluster keeps its first row, its longest, or its best by
+        ``score_column`` (``keep``). No version is made when no row is a duplicate.
+
+        Example:
+            >>> result = client.data.dedup("corpus@1", "text", threshold=0.7)
+            >>> result.version.ref, result.report["removed"]
+            ('corpus@2', {'exact': 120, 'near': 48})
+        """
+        from opsloop.kernel.step_context import current_rehearsal
+
+        if current_rehearsal() is not None:  # it would write a version the wrapper cannot hold
+            raise InvalidInput("a reproduction cannot hold a deduplicated version yet")
+        request = DedupRequest(
+            ref=ref, column=column, exact=exact, near=near, threshold=threshold, ngram=ngram,
+            num_perm=num_perm, verify=verify, keep=keep, score_column=score_column, name=name,
+            message=message,
+        )  # fmt: skip
+        rows = self._backend.get_version(ref).table
+        total = rows.rows if rows is not None and near else 0
+        with progress_bar(f"hashing {ref}", total, unit="rows", enabled=progress) as advance:
+            return self._dedup.dedup(request, advance)
+
+    def dedup_report(self, ref: str) -> dict[str, Any]:
+        """The report stored with a version :meth:`dedup` made (``NotFound`` for others)."""
+        return self._dedup.dedup_report(ref)
+
+    def overlap(
+        self,
+        train: str,
+        eval: str,
+        column: str = "text",
+        *,
+        eval_column: str | None = None,
+        exact: bool = True,
+        near: bool = True,
+        threshold: float = 0.8,
+        ngram: int = 5,
+        num_perm: int = 128,
+        verify: str = "estimate",
+        max_rate: float | None = None,
+    ) -> dict[str, Any]:
+        """Share of ``eval``'s rows with an exact or near duplicate in ``train`` (test-set
+        contamination). ``passed`` is False when the share is above ``max_rate``.
+
+        Example:
+            >>> report = client.data.overlap("corpus@2", "benchmark@1", max_rate=0.01)
+            >>> report["rate"], report["passed"]
+            (0.004, True)
+        """
+        request = OverlapRequest(
+            train=train, eval=eval, column=column, eval_column=eval_column, exact=exact,
+            near=near, threshold=threshold, ngram=ngram, num_perm=num_perm, verify=verify,
+            max_rate=max_rate,
+        )  # fmt: skip
+        return self._dedup.overlap(request)

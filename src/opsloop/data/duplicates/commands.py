@@ -1,0 +1,173 @@
+"""``opsloop data dedup``, ``dedup-report`` and ``overlap``: registered on ``opsloop data``
+by ``data/cli.py``; the work is the SDK's (``client.data.dedup``, ``.overlap``)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from opsloop.console.commands import JsonOption, RefArg
+from opsloop.console.output import command_client, print_json, print_table
+
+__all__ = ["dedup", "dedup_report", "overlap"]
+
+
+def _bars(json_: bool) -> bool:
+    """Progress on a terminal only: not into --json output, logs or CI transcripts."""
+    return not json_ and sys.stderr.isatty()
+
+
+_NEAR_HELP = "Jaccard similarity of word n-grams, in (0, 1], that makes two rows duplicates."
+
+
+def dedup(
+    ref: RefArg,
+    column: Annotated[str, typer.Option(help="The text column compared.")] = "text",
+    exact: Annotated[bool, typer.Option("--exact", help="Drop equal normalised texts.")] = False,
+    near: Annotated[bool, typer.Option("--near", help="Drop near-duplicates (MinHash).")] = False,
+    threshold: Annotated[float, typer.Option(help=_NEAR_HELP)] = 0.8,
+    ngram: Annotated[int, typer.Option(help="Words per shingle.")] = 5,
+    num_perm: Annotated[int, typer.Option(help="MinHash permutations.")] = 128,
+    verify: Annotated[
+        str, typer.Option(help="Check candidates by MinHash 'estimate' or 'exact' Jaccard.")
+    ] = "estimate",
+    keep: Annotated[
+        str, typer.Option(help="Row each cluster keeps: first, longest or best-scored.")
+    ] = "first",
+    score_column: Annotated[
+        str | None, typer.Option(help="Numeric column for --keep best-scored.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Dataset of the new version.")
+    ] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Drop duplicate rows of a table version's text column (JSONL, Parquet or CSV) into the
+    next version, linked to it in the lineage, with a report of what went.
+
+    Exact: texts equal once normalised (Unicode NFKC, case, punctuation, spaces). Near: rows
+    sharing at least --threshold of their word --ngram-grams, found with MinHash signatures
+    and LSH bands chosen from the threshold, clustered; each cluster keeps one row. Neither
+    flag means both. Empty rows are counted, never clustered. Examples:
+
+      opsloop data dedup corpus@1 --column text
+      opsloop data dedup corpus@1 --near --threshold 0.7 --keep longest
+      opsloop data dedup corpus@1 --exact --keep best-scored --score-column quality
+    """
+    from contextlib import nullcontext
+
+    from opsloop.console.output import console
+
+    both = not exact and not near
+    client = command_client()
+    bars = _bars(json_)
+    remote = client.settings.is_remote  # the server hashes: a spinner, not a bar, here
+    waiting = console(stderr=True).status(f"deduplicating {ref} on the server")
+    with waiting if bars and remote else nullcontext():
+        result = client.data.dedup(
+            ref, column, exact=exact or both, near=near or both, threshold=threshold,
+            ngram=ngram, num_perm=num_perm, verify=verify, keep=keep,
+            score_column=score_column, name=name, message=message, progress=bars and not remote,
+        )  # fmt: skip
+    if json_:
+        print_json({"source": result.source, "version": result.version, "report": result.report})
+        return
+    report = result.report
+    removed = report["removed"]
+    typer.echo(
+        f"{result.source}: {report['rows']:,} rows, {report['empty_rows']:,} empty, "
+        f"removed {removed['exact']:,} exact and {removed['near']:,} near duplicates "
+        f"in {report['clusters_total']:,} clusters"
+    )
+    if result.version is None:
+        typer.echo("no duplicates: no new version")
+        return
+    typer.echo(f"wrote {result.version.ref} ({report['rows_kept']:,} rows)")
+    rows = [
+        (c["kept"], d["row"], d["method"], f"{d['similarity']:.3f}", d["text"][:60])
+        for c in report["clusters"][:10]
+        for d in c["dropped"][:3]
+    ]
+    if rows:
+        print_table(["kept row", "dropped row", "method", "similarity", "text"], rows)
+        typer.echo(f"all clusters: opsloop data dedup-report {result.version.ref} --json")
+
+
+def dedup_report(ref: RefArg, json_: JsonOption = False) -> None:
+    """Show the report stored with a version `opsloop data dedup` made: rows removed per
+    method, and each cluster's kept row, dropped rows and their similarity."""
+    report = command_client().data.dedup_report(ref)
+    if json_:
+        print_json(report)
+        return
+    typer.echo(
+        f"{report['output']} from {report['source']} ({report['column']}): "
+        f"{report['rows']:,} → {report['rows_kept']:,} rows; removed "
+        f"{report['removed']['exact']:,} exact, {report['removed']['near']:,} near"
+    )
+    print_table(
+        ["kept row", "size", "dropped (row: similarity)", "text"],
+        [
+            (
+                c["kept"],
+                c["size"],
+                ", ".join(f"{d['row']}: {d['similarity']:.2f}" for d in c["dropped"][:8]),
+                c["text"][:60],
+            )
+            for c in report["clusters"]
+        ],
+    )
+
+
+def overlap(
+    train: Annotated[str, typer.Argument(help="The training table version, e.g. corpus@2.")],
+    eval_: Annotated[str, typer.Argument(metavar="EVAL", help="The eval version, e.g. qa@1.")],
+    column: Annotated[str, typer.Option(help="The text column compared.")] = "text",
+    eval_column: Annotated[
+        str | None, typer.Option(help="The eval table's column, when named otherwise.")
+    ] = None,
+    threshold: Annotated[float, typer.Option(help=_NEAR_HELP)] = 0.8,
+    ngram: Annotated[int, typer.Option(help="Words per shingle.")] = 5,
+    num_perm: Annotated[int, typer.Option(help="MinHash permutations.")] = 128,
+    max_rate: Annotated[
+        float | None, typer.Option(help="Exit 1 when the contaminated share is above this.")
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Share of EVAL's rows with an exact or near duplicate in TRAIN: test-set contamination.
+    With --max-rate it is a gate: exit 1 when the share is above it (before an eval suite or a
+    fine-tuning run). Example:
+
+      opsloop data overlap corpus@2 benchmark@1 --column text --max-rate 0.01
+    """
+    report = command_client().data.overlap(
+        train, eval_, column, eval_column=eval_column, threshold=threshold, ngram=ngram,
+        num_perm=num_perm, max_rate=max_rate,
+    )  # fmt: skip
+    if json_:
+        print_json(report)
+    else:
+        check = report["checks"][0]
+        verdict = "" if max_rate is None else ("passed: " if check["passed"] else "FAILED: ")
+        typer.echo(f"{verdict}{check['message']}")
+        by = report["by_method"]
+        typer.echo(f"  exact {by['exact']:,}, near {by['near']:,}")
+        if report["samples"]:
+            print_table(
+                ["eval row", "train row", "method", "similarity", "text"],
+                [
+                    (
+                        s["eval_row"],
+                        s["train_row"],
+                        s["method"],
+                        f"{s['similarity']:.3f}",
+                        s["text"][:60],
+                    )
+                    for s in report["samples"][:10]
+                ],
+            )
+    if not report["passed"]:
+        raise typer.Exit(1)

@@ -1,0 +1,267 @@
+"""Finding duplicates among rows of text, and rows of one table duplicated in another.
+
+Exact: rows whose normal forms (:mod:`.text`) are equal. Near: MinHash signatures
+(:mod:`.minhash`), LSH bands chosen from the threshold (:mod:`.lsh`), each candidate pair
+verified by its estimated Jaccard similarity (or, with ``verify="exact"``, the true Jaccard
+of the two shingle sets), clusters by union-find (:mod:`.clusters`). Empty and
+whitespace-only rows are never a duplicate of anything; they are counted.
+
+Nothing here reads or writes a table: the inputs are lists of texts, so the same functions
+serve a dataset version, a pipeline step's frame, and (later) a Ray partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from opsloop.data.duplicates.clusters import KEEP_POLICIES, components, keep_rows
+from opsloop.data.duplicates.lsh import BandIndex, optimal_bands
+from opsloop.data.duplicates.minhash import MinHasher, estimated_jaccard
+from opsloop.data.duplicates.text import Shingles, exact_keys, normal_form, shingle_hashes
+from opsloop.errors import InvalidInput
+
+__all__ = ["NearParams", "contamination", "deduplicate", "preview"]
+
+VERIFY = ("estimate", "exact")
+PREVIEW = 160  # characters of a row's text shown in a report
+MAX_CLUSTERS = 1000  # clusters a report lists (all are counted)
+MAX_DROPPED = 50  # dropped rows listed per cluster (all are counted)
+# Banding weighs a missed duplicate 4x a needless candidate: every candidate is verified, so a
+# false positive costs one signature comparison, a false negative a duplicate left in the data.
+FP_WEIGHT, FN_WEIGHT = 0.2, 0.8
+
+
+@dataclass(frozen=True)
+class NearParams:
+    """How near-duplicates are found; ``check`` refuses values that make no sense."""
+
+    threshold: float = 0.8
+    ngram: int = 5
+    num_perm: int = 128
+    verify: str = "estimate"
+    seed: int = 1
+
+    def check(self) -> NearParams:
+        if not 0 < self.threshold <= 1:
+            raise InvalidInput(f"threshold must be in (0, 1], not {self.threshold}")
+        if not 1 <= self.ngram <= 64:
+            raise InvalidInput(f"ngram must be between 1 and 64 words, not {self.ngram}")
+        if not 2 <= self.num_perm <= 1024:
+            raise InvalidInput(f"num_perm must be between 2 and 1024, not {self.num_perm}")
+        if self.verify not in VERIFY:
+            raise InvalidInput(f"verify must be one of {', '.join(VERIFY)}, not {self.verify!r}")
+        return self
+
+    def bands(self) -> tuple[int, int]:
+        """``(bands, rows_per_band)`` for this threshold (see ``FP_WEIGHT``)."""
+        return optimal_bands(self.threshold, self.num_perm, FP_WEIGHT, FN_WEIGHT)
+
+    def describe(self) -> dict[str, Any]:
+        bands, rows = self.bands()
+        return {
+            "threshold": self.threshold,
+            "ngram": self.ngram,
+            "num_perm": self.num_perm,
+            "bands": bands,
+            "rows_per_band": rows,
+            "verify": self.verify,
+        }
+
+
+def preview(text: str | None) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= PREVIEW else text[: PREVIEW - 1] + "…"
+
+
+class _Near:
+    """Signatures and shingles of one list of rows, and similarity between its rows or with
+    another such list's."""
+
+    def __init__(self, normal: list[bytes], params: NearParams, on_rows: Any = None) -> None:
+        self.params = params
+        self.shingles: Shingles = shingle_hashes(normal, params.ngram)
+        self.signatures = MinHasher(params.num_perm, params.seed).signatures(self.shingles, on_rows)
+        self.filled = np.flatnonzero(self.shingles.counts() > 0)
+
+    def similarity(self, rows: np.ndarray, other: _Near, other_rows: np.ndarray) -> np.ndarray:
+        if self.params.verify == "estimate":
+            return np.asarray(
+                estimated_jaccard(self.signatures[rows], other.signatures[other_rows]), float
+            )
+        out = np.empty(rows.size)
+        for i, (a, b) in enumerate(zip(rows, other_rows, strict=True)):
+            left, right = np.unique(self.shingles.of(a)), np.unique(other.shingles.of(b))
+            shared = np.intersect1d(left, right, assume_unique=True).size
+            out[i] = shared / (left.size + right.size - shared)
+        return out
+
+
+def _normal(texts: Sequence[str | None]) -> tuple[list[bytes], np.ndarray]:
+    normal = [normal_form(t) if t else b"" for t in texts]
+    return normal, np.fromiter((not t for t in normal), dtype=bool, count=len(normal))
+
+
+def deduplicate(
+    texts: Sequence[str | None],
+    *,
+    exact: bool = True,
+    near: NearParams | None = NearParams(),
+    keep: str = "first",
+    scores: np.ndarray | None = None,
+    on_rows: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Which rows to keep (a boolean mask) and the report: rows, empty rows, rows removed by
+    each method, and the clusters (the row kept, the rows dropped with their method and
+    similarity to the kept row); row numbers count from 0."""
+    if not exact and near is None:
+        raise InvalidInput("choose a method: exact, near, or both")
+    if keep not in KEEP_POLICIES:
+        raise InvalidInput(f"keep must be one of {', '.join(KEEP_POLICIES)}, not {keep!r}")
+    near = near.check() if near is not None else None
+    normal, empty = _normal(texts)
+    keys = exact_keys(normal)
+    left: list[np.ndarray] = []
+    right: list[np.ndarray] = []
+    if exact:
+        first: dict[bytes, int] = {}
+        pairs = [(first.setdefault(k, i), i) for i, k in enumerate(keys) if not empty[i]]
+        same = np.array([p for p in pairs if p[0] != p[1]], dtype=np.int64).reshape(-1, 2)
+        left.append(same[:, 0])
+        right.append(same[:, 1])
+    sketch, checked = None, 0
+    if near is not None:
+        sketch = _Near(normal, near, on_rows)
+        bands, per_band = near.bands()
+        index = BandIndex.build(sketch.signatures[sketch.filled], bands, per_band)
+        found = [np.stack(p) for p in index.self_pairs()]
+        if found:
+            pairs = np.unique(np.sort(sketch.filled[np.concatenate(found, axis=1)], axis=0), axis=1)
+            checked = pairs.shape[1]
+            similar = sketch.similarity(pairs[0], sketch, pairs[1]) >= near.threshold
+            left.append(pairs[0][similar])
+            right.append(pairs[1][similar])
+    rows = len(texts)
+    edges = (np.concatenate(left), np.concatenate(right)) if left else (np.zeros(0, int),) * 2
+    roots = components(rows, *edges)
+    lengths = np.fromiter((len(t or "") for t in texts), dtype=np.int64, count=rows)
+    winner = keep_rows(roots, keep, lengths, scores)
+    keep_mask = winner == np.arange(rows)
+    report = _report(texts, keys, winner, keep_mask, empty, sketch)
+    report.update(
+        methods=[m for m, on in (("exact", exact), ("near", near is not None)) if on],
+        keep=keep,
+        near=near.describe() if near is not None else None,
+        candidates_checked=checked,
+    )
+    return keep_mask, report
+
+
+def _report(
+    texts: Sequence[str | None],
+    keys: list[bytes],
+    winner: np.ndarray,
+    keep_mask: np.ndarray,
+    empty: np.ndarray,
+    sketch: _Near | None,
+) -> dict[str, Any]:
+    dropped = np.flatnonzero(~keep_mask)
+    kept_of = winner[dropped]
+    is_exact = np.array([keys[d] == keys[k] for d, k in zip(dropped, kept_of, strict=True)], bool)
+    similarity = np.ones(dropped.size)
+    if sketch is not None and (~is_exact).any():
+        similarity[~is_exact] = sketch.similarity(dropped[~is_exact], sketch, kept_of[~is_exact])
+    clusters: dict[int, list[dict[str, Any]]] = {}
+    for row, kept, exact_copy, sim in zip(dropped, kept_of, is_exact, similarity, strict=True):
+        clusters.setdefault(int(kept), []).append(
+            {
+                "row": int(row),
+                "method": "exact" if exact_copy else "near",
+                "similarity": round(float(sim), 4),
+                "text": preview(texts[row]),
+            }
+        )
+    listed = sorted(clusters.items(), key=lambda item: (-len(item[1]), item[0]))[:MAX_CLUSTERS]
+    return {
+        "rows": len(texts),
+        "rows_kept": int(keep_mask.sum()),
+        "empty_rows": int(empty.sum()),
+        "removed": {"exact": int(is_exact.sum()), "near": int((~is_exact).sum())},
+        "clusters_total": len(clusters),
+        "clusters": [
+            {
+                "kept": kept,
+                "text": preview(texts[kept]),
+                "size": 1 + len(members),
+                "dropped": members[:MAX_DROPPED],
+            }
+            for kept, members in listed
+        ],
+    }
+
+
+def contamination(
+    train: Sequence[str | None],
+    evaluation: Sequence[str | None],
+    *,
+    exact: bool = True,
+    near: NearParams | None = NearParams(),
+    samples: int = 20,
+) -> dict[str, Any]:
+    """How many rows of ``evaluation`` have an exact or near duplicate in ``train``: counts
+    per method (a row counts once, as exact when it is one) and up to ``samples`` examples
+    (eval row, train row, similarity)."""
+    if not exact and near is None:
+        raise InvalidInput("choose a method: exact, near, or both")
+    near = near.check() if near is not None else None
+    train_normal, train_empty = _normal(train)
+    eval_normal, eval_empty = _normal(evaluation)
+    match = np.full(len(evaluation), -1, dtype=np.int64)
+    best = np.zeros(len(evaluation))
+    method = np.array([""] * len(evaluation), dtype=object)
+    if exact:
+        seen = {
+            k: i
+            for i, k in reversed(list(enumerate(exact_keys(train_normal))))
+            if not train_empty[i]
+        }
+        for i, key in enumerate(exact_keys(eval_normal)):
+            if not eval_empty[i] and key in seen:
+                match[i], best[i], method[i] = seen[key], 1.0, "exact"
+    if near is not None:
+        ours, theirs = _Near(train_normal, near), _Near(eval_normal, near)
+        bands, per_band = near.bands()
+        index = BandIndex.build(ours.signatures[ours.filled], bands, per_band)
+        queries = index.keys_for(theirs.signatures[theirs.filled])
+        for q, t in index.query(queries):
+            rows, hits = theirs.filled[q], ours.filled[t]
+            sim = theirs.similarity(rows, ours, hits)
+            better = (sim >= near.threshold) & (sim > best[rows]) & (method[rows] != "exact")
+            for row, hit, s in zip(rows[better], hits[better], sim[better], strict=True):
+                if s > best[row]:
+                    match[row], best[row], method[row] = hit, s, "near"
+    found = np.flatnonzero(match >= 0)
+    counted = len(evaluation) - int(eval_empty.sum())
+    return {
+        "eval_rows": len(evaluation),
+        "train_rows": len(train),
+        "empty_eval_rows": int(eval_empty.sum()),
+        "contaminated": int(found.size),
+        "by_method": {m: int((method == m).sum()) for m in ("exact", "near")},
+        "rate": found.size / counted if counted else 0.0,
+        "methods": [m for m, on in (("exact", exact), ("near", near is not None)) if on],
+        "near": near.describe() if near is not None else None,
+        "samples": [
+            {
+                "eval_row": int(r),
+                "train_row": int(match[r]),
+                "method": method[r],
+                "similarity": round(float(best[r]), 4),
+                "text": preview(evaluation[r]),
+            }
+            for r in found[:samples]
+        ],
+    }

@@ -1,0 +1,55 @@
+"""What a deduplication or an overlap check is asked, and what it answers (SDK, REST, CLI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from opsloop.data.entities import DatasetVersion
+
+__all__ = ["DedupRequest", "DedupResult", "OverlapRequest"]
+
+
+class NearOptions(BaseModel):
+    """MinHash-LSH settings shared by dedup and overlap (checked by the engine, so a bad value
+    gets the same one-line message from the SDK, the CLI and REST)."""
+
+    threshold: float = Field(0.8, description="Jaccard similarity (0, 1] that makes a duplicate")
+    ngram: int = Field(5, description="words per shingle")
+    num_perm: int = Field(128, description="MinHash permutations")
+    verify: str = Field("estimate", description="estimate (MinHash) or exact (shingle sets)")
+
+
+class DedupRequest(NearOptions):
+    """Deduplicate the text column of a table version into a new version."""
+
+    ref: str = Field(description="the table version, NAME@N")
+    column: str = "text"
+    exact: bool = Field(True, description="drop rows whose normalised text is equal")
+    near: bool = Field(True, description="drop near-duplicates (MinHash-LSH)")
+    keep: str = Field("first", description="first, longest or best-scored")
+    score_column: str | None = Field(None, description="numeric column for keep=best-scored")
+    name: str | None = Field(None, description="dataset of the new version (default: the same)")
+    message: str | None = None
+
+
+class DedupResult(BaseModel):
+    """The new version (None when no row was a duplicate) and the report stored with it."""
+
+    source: str
+    version: DatasetVersion | None = None
+    created: bool = False
+    report: dict[str, Any]
+
+
+class OverlapRequest(NearOptions):
+    """Share of ``eval`` rows with an exact or near duplicate in ``train``."""
+
+    train: str = Field(description="the training table version, NAME@N")
+    eval: str = Field(description="the evaluation table version, NAME@N")
+    column: str = "text"
+    eval_column: str | None = Field(None, description="the eval table's column, if named apart")
+    exact: bool = True
+    near: bool = True
+    max_rate: float | None = Field(None, description="fail when the share is above this")

@@ -1,0 +1,119 @@
+"""LSH banding: which rows to compare, chosen from the similarity threshold.
+
+A signature of ``b * r`` values is cut into ``b`` bands of ``r``; two rows become candidates
+when they agree on a whole band, which happens with probability ``1 - (1 - s^r)^b`` for rows of
+Jaccard similarity ``s`` (the S-curve). ``(b, r)`` is chosen to minimise the weighted area of
+the curve's mistakes: above it left of the threshold (false positives, pairs compared for
+nothing) plus below it right of the threshold (false negatives, duplicates never compared).
+The integrals are taken numerically for every ``(b, r)`` at once (Simpson's rule on a fixed
+grid), the way datasketch's ``_optimal_param`` does it one pair at a time with scipy.
+
+The index keeps one key per band and row: a hash of the band's values, 32 bits when the
+bands fit 64 bytes per row, else 16 bits (a chance collision only adds a candidate, which
+verification then rejects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = ["BandIndex", "optimal_bands"]
+
+INDEX_BYTES = 64  # per row, for the band keys
+_GRID = np.linspace(0.0, 1.0, 2001)
+_FOLD = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _simpson(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Simpson's rule over the last axis (an odd number of evenly spaced points)."""
+    h = (grid[-1] - grid[0]) / (grid.size - 1)
+    weights = np.ones(grid.size)
+    weights[1:-1:2], weights[2:-1:2] = 4, 2
+    return np.asarray(values @ weights * h / 3)
+
+
+@lru_cache(maxsize=64)
+def optimal_bands(
+    threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5
+) -> tuple[int, int]:
+    """The ``(bands, rows_per_band)`` with ``bands * rows_per_band <= num_perm`` that minimise
+    ``fp_weight * false positives + fn_weight * false negatives`` (see the module)."""
+    pairs = np.array([(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)])
+    b, r = pairs[:, :1].astype(float), pairs[:, 1:].astype(float)
+    split = int(np.searchsorted(_GRID, threshold))
+    split += (split % 2) == 1  # Simpson's rule needs an even number of intervals each side
+    left, right = _GRID[: split + 1], _GRID[split:]
+    fp = _simpson(1 - (1 - left[None, :] ** r) ** b, left) if left.size > 2 else 0.0
+    fn = _simpson((1 - right[None, :] ** r) ** b, right) if right.size > 2 else 0.0
+    best = int(np.argmin(fp_weight * fp + fn_weight * fn))
+    return int(pairs[best, 0]), int(pairs[best, 1])
+
+
+@dataclass(frozen=True)
+class BandIndex:
+    """Band keys of many rows, (rows x bands), and each band's rows sorted by key."""
+
+    keys: np.ndarray
+    order: np.ndarray  # (bands x rows): row numbers sorted by that band's key
+    rows_per_band: int
+
+    @classmethod
+    def build(cls, signatures: np.ndarray, bands: int, rows_per_band: int) -> BandIndex:
+        """Index ``signatures`` (rows without shingles are left out by the caller)."""
+        wide = 4 * bands <= INDEX_BYTES
+        keys = np.empty((signatures.shape[0], bands), dtype=np.uint32 if wide else np.uint16)
+        with np.errstate(over="ignore"):
+            for band in range(bands):
+                cols = signatures[:, band * rows_per_band : (band + 1) * rows_per_band]
+                acc = np.zeros(signatures.shape[0], dtype=np.uint64)
+                for c in range(cols.shape[1]):
+                    acc = (acc ^ cols[:, c].astype(np.uint64)) * _FOLD
+                acc ^= acc >> np.uint64(29)
+                keys[:, band] = acc >> np.uint64(64 - 8 * keys.itemsize)
+        order = np.argsort(keys, axis=0, kind="stable").T.copy()
+        return cls(keys, order, rows_per_band)
+
+    @property
+    def bytes_per_row(self) -> int:
+        return self.keys.shape[1] * self.keys.itemsize
+
+    def self_pairs(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Per band, pairs of rows sharing a key: each member of a bucket with the bucket's
+        first and with its neighbour, so a bucket of ``m`` gives at most ``2m`` pairs (a
+        thousand copies of one text cost a thousand checks, not half a million)."""
+        for band in range(self.keys.shape[1]):
+            order = self.order[band]
+            sorted_keys = self.keys[order, band]
+            same = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1]) + 1
+            if same.size == 0:
+                continue
+            new_bucket = np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]])
+            first = np.maximum.accumulate(np.where(new_bucket, np.arange(order.size), 0))
+            yield order[same - 1], order[same]
+            far = same[first[same] != same - 1]
+            yield order[first[far]], order[far]
+
+    def query(self, keys: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Per band, (query row, indexed row) pairs sharing a key, for query keys built with
+        the same signature width (:meth:`keys_for`)."""
+        for band in range(self.keys.shape[1]):
+            order = self.order[band]
+            sorted_keys = self.keys[order, band]
+            lo = np.searchsorted(sorted_keys, keys[:, band], side="left")
+            hi = np.searchsorted(sorted_keys, keys[:, band], side="right")
+            counts = hi - lo
+            hit = np.flatnonzero(counts)
+            if hit.size == 0:
+                continue
+            queries = np.repeat(hit, counts[hit])
+            starts = np.repeat(lo[hit] - np.cumsum(counts[hit]) + counts[hit], counts[hit])
+            yield queries, order[np.arange(queries.size) + starts]
+
+    def keys_for(self, signatures: np.ndarray) -> np.ndarray:
+        """The band keys of other rows, to :meth:`query` this index with."""
+        bands = self.keys.shape[1]
+        return BandIndex.build(signatures, bands, self.rows_per_band).keys

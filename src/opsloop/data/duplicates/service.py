@@ -1,0 +1,162 @@
+"""Deduplication and overlap of dataset versions, where the blobs are.
+
+This runs in-process for the embedded store and on the server for a shared one, over a
+``Store`` and a ``BlobStore`` rather than a session: reading and hashing take seconds, so they
+run between a short read transaction and a short write one. The kept rows become the next
+version of the dataset (or of ``name``), in the source's format, with a ``deduplicated``
+lineage edge from the source. The report is a JSON blob named by the version's tag
+``opsloop.dedup.report`` (a version is one table file, so the report cannot sit beside it in
+the version without making it a folder; the blob store keeps it content-addressed and the
+tag keeps it one lookup away).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from opsloop.data import versions
+from opsloop.data.duplicates.engine import NearParams, contamination, deduplicate
+from opsloop.data.duplicates.entities import DedupRequest, DedupResult, OverlapRequest
+from opsloop.data.duplicates.rows import read_table, score_values, text_values, write_table
+from opsloop.data.entities import DatasetVersion
+from opsloop.data.tabular import describe_table
+from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.kernel.refs import check_dataset_name
+from opsloop.lineage import graph
+from opsloop.store.blobs import BlobStore
+from opsloop.store.database import Store
+
+__all__ = ["REPORT_TAG", "dedup_report", "dedup_version", "overlap_versions"]
+
+REPORT_TAG = "opsloop.dedup.report"
+RELATION = "deduplicated"
+
+
+def _near(options: Any, on: bool) -> NearParams | None:
+    if not on:
+        return None
+    return NearParams(options.threshold, options.ngram, options.num_perm, options.verify).check()
+
+
+def _read(store: Store, blobs: BlobStore, ref: str, folder: Path) -> tuple[DatasetVersion, Any]:
+    """The version and its table, copied from the blob store into ``folder``."""
+    with store.read() as session:
+        version, manifest = versions.get_manifest(session, ref)
+    if version.table is None:
+        raise InvalidInput(f"{version.ref} is not a table (CSV, Parquet or JSON lines)")
+    missing = blobs.missing([e.digest for e in manifest.entries])
+    if missing:
+        raise Conflict(
+            f"{len(missing)} file(s) of {version.ref} are not in the blob store {blobs.url}; "
+            f"push them first (opsloop data push {version.ref})"
+        )
+    files = []
+    for entry in manifest.entries:
+        target = folder.joinpath(*entry.path.split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        blobs.get_file(entry.digest, target)
+        files.append(str(target))
+    return version, read_table(files, version.table.format, version.ref)
+
+
+def dedup_version(
+    store: Store,
+    blobs: BlobStore,
+    request: DedupRequest,
+    created_by: str,
+    on_rows: Callable[[int], None] | None = None,
+) -> DedupResult:
+    """Deduplicate ``request.ref`` (see the module); no new version when nothing is removed."""
+    near = _near(request, request.near)
+    if request.name is not None:
+        check_dataset_name(request.name)
+    with tempfile.TemporaryDirectory(prefix="opsloop-dedup-") as tmp:
+        source, table = _read(store, blobs, request.ref, Path(tmp) / "in")
+        texts = text_values(table, request.column, source.ref)
+        scores = (
+            score_values(table, request.score_column, source.ref) if request.score_column else None
+        )
+        keep, report = deduplicate(
+            texts, exact=request.exact, near=near, keep=request.keep, scores=scores,
+            on_rows=on_rows,
+        )  # fmt: skip
+        report = {"source": source.ref, "column": request.column, **report}
+        if keep.all():
+            return DedupResult(source=source.ref, report=report)
+        import pyarrow as pa
+
+        fmt = source.table.format if source.table else ""
+        with store.read() as session:
+            _, manifest = versions.get_manifest(session, source.ref)
+        name = manifest.entries[0].path if len(manifest) == 1 else "part-0.parquet"
+        out = Path(tmp) / "out" / Path(name).name
+        out.parent.mkdir()
+        write_table(table.filter(pa.array(keep)), fmt, out)
+        digest = blobs.put_file(out)
+        info = describe_table([str(out)], fmt)
+        size = out.stat().st_size
+    report_digest = blobs.put_bytes(json.dumps(report).encode())
+    removed = report["rows"] - report["rows_kept"]
+    with store.write() as session:
+        version, created = versions.create_version(
+            session,
+            request.name or source.name,
+            versions.manifest_from_rows([(Path(name).name, digest, size)]),
+            kind="table",
+            created_by=created_by,
+            message=request.message or f"{source.ref} without {removed:,} duplicate rows",
+            source=f"opsloop data dedup {source.ref}",
+            table=info,
+            tags={REPORT_TAG: report_digest, "opsloop.dedup.source": source.ref},
+        )
+        graph.add_edge(
+            session,
+            (graph.DATASET_VERSION, versions.version_node_id(session, source.ref)),
+            (graph.DATASET_VERSION, versions.version_node_id(session, version.ref)),
+            RELATION,
+        )
+    return DedupResult(source=source.ref, version=version, created=created, report=report)
+
+
+def dedup_report(store: Store, blobs: BlobStore, ref: str) -> dict[str, Any]:
+    """The report stored with a version ``opsloop data dedup`` made; ``NotFound`` for any
+    other version."""
+    with store.read() as session:
+        version = versions.get_version(session, ref)
+    digest = version.tags.get(REPORT_TAG)
+    if digest is None:
+        raise NotFound(f"{version.ref} was not made by opsloop data dedup: it has no report")
+    report: dict[str, Any] = json.loads(blobs.read_bytes(digest))
+    return {**report, "output": version.ref}
+
+
+def overlap_versions(store: Store, blobs: BlobStore, request: OverlapRequest) -> dict[str, Any]:
+    """Contamination of ``request.eval`` by ``request.train`` (see ``engine.contamination``),
+    with ``passed`` and an expectation-shaped check when ``max_rate`` is given."""
+    near = _near(request, request.near)
+    if request.max_rate is not None and not 0 <= request.max_rate <= 1:
+        raise InvalidInput(f"max_rate must be in [0, 1], not {request.max_rate}")
+    with tempfile.TemporaryDirectory(prefix="opsloop-overlap-") as tmp:
+        train, train_table = _read(store, blobs, request.train, Path(tmp) / "train")
+        train_texts = text_values(train_table, request.column, train.ref)
+        evaluation, eval_table = _read(store, blobs, request.eval, Path(tmp) / "eval")
+        eval_texts = text_values(eval_table, request.eval_column or request.column, evaluation.ref)
+    report = contamination(train_texts, eval_texts, exact=request.exact, near=near)
+    report = {"train": train.ref, "eval": evaluation.ref, **report, "max_rate": request.max_rate}
+    passed = request.max_rate is None or report["rate"] <= request.max_rate
+    limit = f" (limit {request.max_rate:.2%})" if request.max_rate is not None else ""
+    report["passed"] = passed
+    counted = report["eval_rows"] - report["empty_eval_rows"]
+    report["checks"] = [
+        {
+            "check": "overlap",
+            "passed": passed,
+            "message": f"{report['contaminated']:,} of {counted:,} non-empty rows of "
+            f"{evaluation.ref} ({report['rate']:.2%}) have a duplicate in {train.ref}{limit}",
+        }
+    ]
+    return report

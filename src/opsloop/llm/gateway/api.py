@@ -1,0 +1,129 @@
+"""The OpenAI-compatible endpoints: ``POST /v1/chat/completions``, ``POST /v1/embeddings``,
+``GET /v1/models``.
+
+Every error these routes answer, including the auth check's (which runs as the router's
+dependency, inside the route), has OpenAI's shape, ``{"error": {"message", "type", "param",
+"code"}}``, so any OpenAI client reports it as it would OpenAI's own: an unknown model is a
+404 ``model_not_found``, a malformed body a 400, a key over its limits a 429 with
+``Retry-After``, and no target answering a 502. The bodies are read as bytes and parsed once
+by the proxy (no request model): the gateway passes through fields it does not know.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
+
+from opsloop.errors import OpsloopError, RateLimited
+from opsloop.llm.gateway.ports import Caller
+from opsloop.llm.gateway.proxy import Answer, Gateway
+from opsloop.llm.gateway.upstream import ClientError
+from opsloop.web.openapi import error_response
+
+__all__ = ["CHAT", "EMBEDDINGS", "MODELS", "gateway_router", "openai_error"]
+
+CHAT = "/v1/chat/completions"
+EMBEDDINGS = "/v1/embeddings"
+MODELS = "/v1/models"
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    502: "upstream_error",
+}
+_CODES = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded",
+          502: "upstream_failed"}  # fmt: skip
+_DOCUMENTED: dict[int | str, dict[str, Any]] = {
+    400: error_response("A malformed body, or a guardrail blocked the request"),
+    404: error_response("No route of that model name (code model_not_found)"),
+    429: error_response("The key is over its limits or budget (Retry-After says when to retry)"),
+    502: error_response("No target of the route (nor a fallback) answered"),
+}
+
+
+def openai_error(exc: OpsloopError) -> Response:
+    """``exc`` as OpenAI's error body, with its status (and ``Retry-After`` for a 429)."""
+    status = exc.http_status
+    details = exc.details or {}
+    error = {
+        "message": exc.message,
+        "type": _TYPES.get(status, "api_error"),
+        "param": details.get("param"),
+        "code": details.get("code") or _CODES.get(status) or exc.code.lower(),
+    }
+    response = _json({"error": error}, status)
+    retry = details.get("retry_after_s", getattr(exc, "retry_after", None))
+    if isinstance(exc, RateLimited) or retry is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(float(retry or 1))))
+    return response
+
+
+def _json(data: Any, status: int) -> Response:
+    return Response(json.dumps(data).encode(), status_code=status, media_type="application/json")
+
+
+class _OpenAIErrors(APIRoute):
+    """A route whose errors (its dependencies' too) are answered in OpenAI's shape."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except OpsloopError as exc:
+                return openai_error(exc)
+            except ClientError as exc:  # the upstream refused the request: its answer as sent
+                return Response(exc.content, status_code=exc.status, media_type="application/json")
+
+        return handle
+
+
+def _send(answer: Answer) -> Response:
+    if answer.stream is not None:
+        headers = {"cache-control": "no-cache", **answer.headers}
+        return StreamingResponse(answer.stream, media_type="text/event-stream", headers=headers)
+    return Response(
+        answer.content, status_code=answer.status, media_type="application/json",
+        headers=answer.headers,
+    )  # fmt: skip
+
+
+def gateway_router(
+    gateway: Gateway, caller_of: Callable[[Request], Awaitable[Caller]]
+) -> APIRouter:
+    """The three routes over ``gateway``; ``caller_of`` says who sent a request once the
+    includer's auth dependency has run (the server's ``require_token``, or the standalone
+    gateway's own)."""
+    router = APIRouter(tags=["gateway"], route_class=_OpenAIErrors, responses=_DOCUMENTED)
+
+    @router.post(CHAT, summary="OpenAI-compatible chat completions (streaming or not)")
+    async def chat_completions(request: Request) -> Response:
+        """An OpenAI chat request; ``model`` names a route. Tools, ``response_format`` and
+        other fields pass through. ``prompt`` (``NAME@LABEL``) with ``variables`` sends a
+        registered prompt's messages instead of (or before) ``messages``."""
+        caller = await caller_of(request)
+        raw = await request.body()
+        return _send(await gateway.chat(caller, raw, request.headers.get("traceparent")))
+
+    @router.post(EMBEDDINGS, summary="OpenAI-compatible embeddings")
+    async def embeddings(request: Request) -> Response:
+        caller = await caller_of(request)
+        raw = await request.body()
+        return _send(await gateway.embeddings(caller, raw, request.headers.get("traceparent")))
+
+    @router.get(MODELS, summary="The routes clients may name as model")
+    async def models() -> Response:
+        return Response(gateway.models_json, media_type="application/json")
+
+    return router
