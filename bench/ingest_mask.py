@@ -5,14 +5,15 @@
 What the server does for each OTLP/HTTP request, minus the socket: decode the protobuf body
 (``otlp.decode_protobuf``) and ingest the records through ``LocalTracingBackend.ingest`` (the
 masking, then one write transaction: spans inserted, traces re-summarised). The spans are
-GenAI-shaped: an agent root, LLM calls with a ~600-character prompt and a ~300-character
+GenAI-shaped: an agent root, LLM calls with a ~530-character prompt and a ~180-character
 completion in ``input.value`` / ``output.value``, tools and retrievers; one span in four carries
-an e-mail, a phone number or a card in its text, the rest are clean prose with numbers (the
-digit pre-filter does not skip them), and every text is unique (the masker's cache of recent
-texts never hits: the worst case). Each round ingests the same payloads (fresh ids) into a
-fresh SQLite file (or PostgreSQL schema) with masking off, then with the seven entities masked
-as placeholders, then as keyed hashes; the order rotates each round and the best round counts.
-The masking alone (``mask_spans`` over the decoded records) is timed too.
+an e-mail, a phone number, a card or an IBAN in its text, the rest are clean prose with numbers
+(dates, times, amounts, ids: no "has a digit" pre-filter skips them), and every text is unique
+(the masker's cache of recent texts never hits: the worst case). Each round ingests the same
+payloads (fresh ids) into a fresh SQLite file (or PostgreSQL schema) with masking off, then
+with the seven entities masked as placeholders, then as keyed hashes; the order rotates each
+round and the best round counts. The masking alone (``mask_spans`` over the decoded records)
+is timed too.
 """
 
 from __future__ import annotations

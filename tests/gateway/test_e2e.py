@@ -142,13 +142,16 @@ def test_a_repeated_request_is_answered_from_the_cache(
 def test_a_registered_model_answers_and_catches_a_failing_upstream(
     ann: openai.OpenAI, gateway: Served
 ) -> None:
-    local = _ask(ann, "local-small", "ping").parse()
+    local = _ask(ann, "local-small", "ping", temperature=0).parse()  # greedy: a known answer
     assert local.choices[0].message.content == "pong pong pong"
     assert local.model == "chat-bot@1"
     streamed = "".join(
         chunk.choices[0].delta.content or ""
         for chunk in ann.chat.completions.create(
-            model="flaky", messages=[{"role": "user", "content": "greet"}], stream=True
+            model="flaky",
+            messages=[{"role": "user", "content": "greet"}],
+            stream=True,
+            temperature=0,
         )
         if chunk.choices
     )
@@ -205,7 +208,9 @@ def test_shutdown_closes_the_local_models_and_stores_every_span(
             base_url=f"{served.url}/v1", api_key=world.keys["main"], max_retries=0
         ) as client,
     ):
-        answer = _ask(client, "local-small", "letters").parse().choices[0].message.content
+        answer = (
+            _ask(client, "local-small", "letters", temperature=0).parse().choices[0].message.content
+        )
         assert answer == "a b c d e f g h"
         assert _generating() == before + 1
     assert _generating() == before  # the model's worker thread stopped with the app

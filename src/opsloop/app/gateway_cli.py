@@ -53,6 +53,11 @@ def gateway(
           targets: [{name: vllm, base_url: http://127.0.0.1:8000/v1, model: qwen2.5-7b}]
       auth: keys
 
+    A route may also list guardrails (pii, injection, topics, banned, json_schema, pii_leak,
+    grounded, length), turn on its answer cache, or name a registered model as a `kind: local`
+    target; `limits:` keeps each key's limits (`opsloop keys limit`) in-process or on Redis.
+    `--check` checks every section and prints one line naming the field that is wrong.
+
     `opsloop server --gateway-config gateway.yaml` serves the same routes inside the server.
     """
     from opsloop.app.gateway import check_config

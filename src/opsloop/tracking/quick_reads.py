@@ -4,9 +4,10 @@
 importing SQLAlchemy with its ORM and dialects cost more than half of such a process (0.3 s of
 ~0.6 s on a 2-core box). So, on the embedded store (a SQLite file at this version's schema),
 :class:`~opsloop.tracking.local.LocalTrackingBackend` answers these reads here, on a bare
-connection set up as the engine's are, and opens the ORM store only when something else is
-asked (a write, a filtered search, an artifact). A server, PostgreSQL, a missing file or another
-schema revision: :func:`open_quick_reads` returns None and every call goes the ORM way.
+connection set up as the engine's are (:mod:`opsloop.store.quick_reads`), and opens the ORM store
+only when something else is asked (a write, a filtered search, an artifact). A server,
+PostgreSQL, a missing file or another schema revision: :func:`open_quick_reads` returns None and
+every call goes the ORM way.
 
 Each query is the one :mod:`~opsloop.tracking.experiments` and :mod:`~opsloop.tracking.search`
 compile (same conditions, order, paging and entities); a test compares the two paths over
@@ -15,24 +16,16 @@ seeded stores.
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.kernel.paging import Page, decode_page_token, split_page
-from opsloop.store.sql import connect_sqlite, in_list, sqlite_path
+from opsloop.store.quick_reads import QUICK_PAGE_LIMIT, QuickConnection
+from opsloop.store.sql import in_list
 from opsloop.tracking.entities import Experiment, Run, RunData, RunInfo, RunStatus
 
 __all__ = ["QUICK_PAGE_LIMIT", "QuickReads", "open_quick_reads"]
 
-# Pages up to this size are read here; a larger one (up to search's own limit) goes the ORM way,
-# which also owns the message for a size out of range.
-QUICK_PAGE_LIMIT = 10_000
 _VIEWS = {"active": ("active",), "deleted": ("deleted",), "all": ("active", "deleted")}
 _IN_CHUNK = 500
 _EXPERIMENT = "id, name, description, lifecycle_stage, created_at, updated_at"
@@ -46,57 +39,21 @@ def open_quick_reads(database_url: str) -> QuickReads | None:
     """Reads on a bare connection to the store's SQLite file, or None when that cannot serve
     them as the ORM would (not a SQLite file, no file yet, another schema revision: opening the
     store creates or migrates it)."""
-    from opsloop.store.migrate import SCHEMA_HEAD
-
-    path = sqlite_path(database_url)
-    if path is None or not Path(path).is_file():
-        return None
-    try:
-        connection = connect_sqlite(path)
-    except sqlite3.Error:
-        return None
-    try:
-        revision = connection.execute("SELECT version_num FROM alembic_version").fetchall()
-    except sqlite3.Error:
-        revision = []
-    if revision != [(SCHEMA_HEAD,)]:
-        connection.close()
-        return None
-    return QuickReads(connection, path)
+    return QuickReads.open(database_url)
 
 
-class QuickReads:
-    """The reads, each in one snapshot (``BEGIN`` ... ``COMMIT``; WAL readers never wait).
-
-    Thread-safe (one read at a time on the connection); a forked child opens its own."""
-
-    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
-        self._connection, self._path, self._pid = connection, path, os.getpid()
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def _snapshot(self) -> Iterator[None]:
-        with self._lock:
-            if self._pid != os.getpid():  # SQLite connections must not cross a fork
-                self._connection, self._pid = connect_sqlite(self._path), os.getpid()
-            self._connection.execute("BEGIN")
-            try:
-                yield
-            finally:
-                self._connection.execute("COMMIT")
-
-    def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        return self._connection.execute(sql, params or {}).fetchall()
+class QuickReads(QuickConnection):
+    """The reads, each in one snapshot. Thread-safe; a forked child opens its own connection."""
 
     # -- experiments ------------------------------------------------------------------------
     def _experiments(self, where: str, params: dict[str, Any]) -> list[Experiment]:
-        with self._snapshot():
-            rows = self._rows(f"SELECT {_EXPERIMENT} FROM experiments WHERE {where}", params)
+        with self.snapshot():
+            rows = self.rows(f"SELECT {_EXPERIMENT} FROM experiments WHERE {where}", params)
             return [self._experiment(row) for row in rows]
 
     def _experiment(self, row: tuple[Any, ...]) -> Experiment:
         tags = dict(
-            self._rows(
+            self.rows(
                 'SELECT "key", value FROM experiment_tags WHERE experiment_id = :id', {"id": row[0]}
             )
         )
@@ -139,8 +96,8 @@ class QuickReads:
             raise InvalidInput("search_runs needs at least one experiment id")
         experiments, params = in_list("experiment", experiment_ids)
         stages, stage_params = in_list("stage", _lifecycle(view))
-        with self._snapshot():
-            rows = self._rows(
+        with self.snapshot():
+            rows = self.rows(
                 f"SELECT {_RUN} FROM runs WHERE experiment_id IN {experiments} AND "
                 f"lifecycle_stage IN {stages} ORDER BY start_time DESC, id "
                 "LIMIT :limit OFFSET :offset",
@@ -159,7 +116,7 @@ class QuickReads:
             chunk, params = in_list("run", ids[start : start + _IN_CHUNK])
             for slot, table in enumerate(("params", "run_tags", "latest_metrics")):
                 query = f'SELECT run_id, "key", value FROM {table} WHERE run_id IN {chunk}'
-                for run_id, key, value in self._rows(query, params):
+                for run_id, key, value in self.rows(query, params):
                     data[run_id][slot][key] = value
         runs = []
         for r in rows:
@@ -171,10 +128,6 @@ class QuickReads:
             )  # fmt: skip
             runs.append(Run(info=info, data=RunData(params=run_params, metrics=metrics, tags=tags)))
         return runs
-
-    def close(self) -> None:
-        with self._lock:
-            self._connection.close()
 
 
 def _lifecycle(view: str) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ __all__ = [
     "parse_traceparent",
     "replace_text",
     "usage_tokens",
+    "without_context",
 ]
 
 DEFAULT_MAX_COMPLETION = 4096  # completion tokens reserved for a request without max_tokens
@@ -162,6 +163,14 @@ def as_sse(data: dict[str, Any], *, include_usage: bool) -> list[bytes]:
     return [b"data: " + json.dumps(e, ensure_ascii=False).encode() + b"\n\n" for e in events] + [
         b"data: [DONE]\n\n"
     ]
+
+
+def without_context(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without the guardrails' ``context`` (the grounded rule's documents), which is
+    not an OpenAI field: an upstream could refuse it."""
+    if "context" not in body:
+        return body
+    return {key: value for key, value in body.items() if key != "context"}
 
 
 def blocked_error(decision: GuardDecision) -> InvalidInput:

@@ -223,9 +223,8 @@ class Gateway:
         routes = [call.route, *(self.router.routes[name] for name in call.route.config.fallbacks)]
         cost = max(answers.cost_of(self.prices, t.model, given, made) or 0.0
                    for route in routes for t in route.targets)  # fmt: skip  # the dearest
-        call.reservation = await self.limiter.reserve(
-            call.caller, tokens=given + made, cost_usd=cost
-        )
+        reserve = self.limiter.reserve
+        call.reservation = await reserve(call.caller, tokens=given + made, cost_usd=cost)
 
     async def _cached(self, call: _Call) -> tuple[bytes, dict[str, Any]] | None:
         cache = self.caches.get(call.route.name)
@@ -243,7 +242,7 @@ class Gateway:
         """The routed answer, through the output rules (one re-ask when a rule asks for it)."""
         body = call.body
         for asked in (False, True):
-            sent = body if guard is None or "context" not in body else _without_context(body)
+            sent = body if guard is None else answers.without_context(body)
             target, reply = await self.router.complete(call.route, sent, call.failures)
             self._note(call, target, reply)
             if guard is None:
@@ -388,12 +387,6 @@ class Gateway:
             prompt_version=call.prompt[1] if call.prompt else None,
             attributes=attrs,
         )
-
-
-def _without_context(body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` without the guardrails' ``context`` (the grounded rule's documents): not an
-    OpenAI field, so an upstream could refuse it."""
-    return {key: value for key, value in body.items() if key != "context"}
 
 
 async def _replay(events: list[bytes]) -> AsyncIterator[bytes]:

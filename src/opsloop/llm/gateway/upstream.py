@@ -91,14 +91,26 @@ class Target(ABC):
         """
 
 
-def pool(max_connections: int = 1000) -> httpx.AsyncClient:
-    """The one HTTP client every upstream call goes through (timeouts are set per call)."""
+def pool(max_connections: int = 1000, max_idle: int = 32) -> httpx.AsyncClient:
+    """The one HTTP client every upstream call goes through (timeouts are set per call).
+
+    Idle connections are capped at ``max_idle``: httpcore's pool walks every connection twice
+    per request, polling each idle one's socket and counting the idle ones for each of them
+    (quadratic), so a pool left with hundreds of idle connections after a burst cost
+    milliseconds of CPU per request, slowed the gateway under load, and grew the backlog
+    until upstream calls timed out (the 502s seen at 500 req/s). Connections in use are
+    bounded by ``max_connections`` (concurrent calls to slow upstreams); ``trust_env`` is off,
+    so no proxy variable or .netrc is read per request.
+    """
     return httpx.AsyncClient(
         limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
+            max_connections=max_connections,
+            max_keepalive_connections=max_idle,
+            keepalive_expiry=30.0,
         ),
         timeout=None,
         follow_redirects=False,
+        trust_env=False,
     )
 
 

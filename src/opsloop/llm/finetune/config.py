@@ -1,0 +1,121 @@
+"""The fine-tuning config: one YAML file, named like axolotl's where the concept is the same.
+
+A minimal file::
+
+    base_model: support-bot@champion      # a registered version, or a local transformers folder
+    datasets: support-chats@3             # a data version of chat JSONL ({"messages": [...]})
+    adapter: lora
+    lora_r: 8
+    lora_target_modules: [c_attn]
+    max_steps: 50
+    output: support-bot-lora              # the registered model's name
+
+Unknown keys are refused with the closest known one suggested (``lora_rank`` -> ``lora_r``),
+so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from opsloop.errors import InvalidInput
+
+__all__ = ["FinetuneConfig", "load_config"]
+
+
+class FinetuneConfig(BaseModel):
+    """What to train, on what, and how; ``hash`` identifies it on the run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_model: str = Field(min_length=1)
+    datasets: str = Field(min_length=1, description="data version ref of chat JSONL")
+    eval_dataset: str | None = Field(None, description="data version ref for the eval loss")
+    output: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    experiment: str | None = None
+    adapter: Literal["lora", "full", "qlora"] = "lora"
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    lora_target_modules: list[str] | None = None
+    learning_rate: float = Field(2e-4, gt=0)
+    optimizer: str = "adamw_torch"
+    lr_scheduler: str = "linear"
+    warmup_steps: int = Field(0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    num_epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, ge=-1)
+    micro_batch_size: int = Field(1, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    sequence_len: int = Field(512, ge=8)
+    sample_packing: bool = False
+    save_steps: int | None = Field(None, ge=1)
+    eval_steps: int | None = Field(None, ge=1)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _supported(self) -> FinetuneConfig:
+        if self.sample_packing:
+            raise ValueError(
+                "sample_packing is not supported yet: set sample_packing: false (each chat is "
+                "one padded sequence)"
+            )
+        if self.adapter == "lora" and self.lora_target_modules == []:
+            raise ValueError("lora_target_modules is empty: name modules, or leave it out")
+        return self
+
+    @property
+    def hash(self) -> str:
+        """The config's identity: a short hash of its fields in canonical JSON."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def experiment_name(self) -> str:
+        return self.experiment or f"finetune-{self.output}"
+
+
+def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> FinetuneConfig:
+    """The config in a YAML file (or a mapping), with ``overrides`` applied on top.
+
+    Raises:
+        InvalidInput: One line naming the bad key and what to write instead.
+    """
+    if isinstance(source, dict):
+        raw: Any = dict(source)
+        where = "config"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise InvalidInput(f"no such config file: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise InvalidInput(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        where = str(path)
+        if not isinstance(raw, dict):
+            raise InvalidInput(f"{path}: a fine-tuning config is a mapping of keys to values")
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return FinetuneConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(f"{where}: {_problem(exc.errors()[0])}") from None
+
+
+def _problem(error: Any) -> str:
+    field = ".".join(str(p) for p in error.get("loc", ())) or "config"
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    if error.get("type") == "extra_forbidden":
+        near = difflib.get_close_matches(field, list(FinetuneConfig.model_fields), n=1, cutoff=0.5)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        return f"unknown key {field!r}{hint}"
+    if error.get("type") == "missing":
+        return f"{field} is required"
+    return f"{field}: {message}"
