@@ -15,12 +15,10 @@ instead of as fewer requests. Each rate runs ``--rounds`` rounds of direct, ours
 to back, so all three see the same minute of a shared machine.
 
 Printed per rate: p50/p99 direct and through each proxy, the added latency (through - direct),
-the CPU each proxy process spent per request (user + system, all its threads: robust to other
-load on the machine, unlike wall time), and LiteLLM's added latency over ours. ``--profile``
-runs our gateway under cProfile and prints its functions by own CPU per request.
-``--memory`` sends ``--requests`` through our gateway (32 at a time) and prints its RSS after
-the first 10,000 and at the end (target: < 5% growth).
-"""
+each proxy's CPU per request (user + system, all threads: robust to a busy machine, unlike wall
+time), and LiteLLM's added latency over ours. ``--profile``: our functions by CPU per request
+(cProfile). ``--memory``: ``--requests`` through our gateway, 32 at a time; its RSS after the
+first 10,000, at the end, and once every span is stored (target: < 5% growth)."""
 
 from __future__ import annotations
 
@@ -40,22 +38,12 @@ from typing import Any
 
 import psutil
 
-_ANSWER = json.dumps(
-    {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "gpt-4o-mini",
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": "stop",
-                "message": {"role": "assistant", "content": "The answer is 42."},
-            }
-        ],
-        "usage": {"prompt_tokens": 20, "completion_tokens": 6, "total_tokens": 26},
-    }
-).encode()
+_ANSWER = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+    "choices": [{"index": 0, "finish_reason": "stop",
+                 "message": {"role": "assistant", "content": "The answer is 42."}}],
+    "usage": {"prompt_tokens": 20, "completion_tokens": 6, "total_tokens": 26},
+}).encode()  # fmt: skip
 _BODY = json.dumps(
     {"model": "bench", "messages": [{"role": "user", "content": "What is the answer?"}]}
 ).encode()
@@ -105,7 +93,9 @@ class Load:
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def one(self, scheduled: float, out: list[float], errors: list[bytes]) -> None:
-        conn = self.idle.pop() if self.idle else await asyncio.open_connection("127.0.0.1", self.port)
+        conn = (
+            self.idle.pop() if self.idle else await asyncio.open_connection("127.0.0.1", self.port)
+        )
         reader, writer = conn
         writer.write(self.request)
         head = await reader.readuntil(b"\r\n\r\n")
@@ -149,12 +139,7 @@ def _measure(port: int, key: str, rate: float, count: int, pid: int | None) -> d
 
 
 def _loop_run(coro: Any) -> Any:
-    try:
-        import uvloop
-
-        return uvloop.run(coro)
-    except ImportError:
-        return asyncio.run(coro)
+    return asyncio.run(coro)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -276,7 +261,7 @@ def _print_rate(rate: float, runs: dict[str, dict[str, Any]]) -> None:
               "our p99 (added latency under 0.01 ms counts as 0.01)")  # fmt: skip
 
 
-def _memory(started: dict[str, Any], requests: int) -> None:
+def _memory(started: dict[str, Any], requests: int, home: Path) -> None:
     port, key, pid = started["ports"]["ours"], started["keys"]["ours"], started["pids"]["ours"]
     proc = psutil.Process(pid)
 
@@ -295,11 +280,18 @@ def _memory(started: dict[str, Any], requests: int) -> None:
     _loop_run(closed(warm))
     start_rss, t0 = proc.memory_info().rss, time.perf_counter()
     errors = _loop_run(closed(requests - warm))
-    end_rss = proc.memory_info().rss
-    print(f"memory: {requests} requests through our gateway ({errors} non-200) in "
-          f"{time.perf_counter() - t0:.0f} s; RSS {start_rss / 2**20:.1f} MiB after "
-          f"{warm} -> {end_rss / 2**20:.1f} MiB at the end: "
-          f"{(end_rss - start_rss) / start_rss * 100:+.1f}% (target < 5%)")  # fmt: skip
+    end_rss, seconds, stored = proc.memory_info().rss, time.perf_counter() - t0, _count_spans(home)
+    print(f"memory: {requests} requests through our gateway ({errors} non-200) in {seconds:.0f} s; "
+          f"RSS {start_rss / 2**20:.1f} MiB after {warm} -> {end_rss / 2**20:.1f} MiB at the end: "
+          f"{(end_rss - start_rss) / start_rss * 100:+.1f}% (target < 5%); spans stored by then: "
+          f"{stored}")  # fmt: skip
+    deadline = time.monotonic() + 120
+    while stored < requests and time.monotonic() < deadline:
+        time.sleep(1)
+        stored = _count_spans(home)
+    rss = proc.memory_info().rss
+    print(f"  once {stored} spans were stored: RSS {rss / 2**20:.1f} MiB "
+          f"({(rss - start_rss) / start_rss * 100:+.1f}%)")  # fmt: skip
 
 
 def _print_profile(path: Path, requests: int) -> None:
@@ -322,9 +314,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile our gateway")
     parser.add_argument("--memory", action="store_true", help="RSS over --requests instead")
     parser.add_argument("--requests", type=int, default=200_000)
-    parser.add_argument("--plain-server", action="store_true",
-                        help="serve our gateway on asyncio + h11 (uvicorn without uvloop and "
-                        "httptools), to measure what they bring")  # fmt: skip
+    parser.add_argument("--plain-server", action="store_true", help="ours on asyncio + h11")
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
@@ -335,16 +325,16 @@ def main() -> None:
     try:
         _start(home, args, started)
         if args.memory:
-            _memory(started, args.requests)
+            _memory(started, args.requests, home)
         else:
             _latency(started, args)
     finally:
         for proc in started["procs"].values():
             proc.terminate()
             proc.wait(30)
-    if args.profile:
-        stored = _count_spans(home)
-        _print_profile(home / "gateway.prof", max(1, stored))
+    if args.profile:  # one span per request served
+        _print_profile(home / "gateway.prof", max(1, _count_spans(home)))
+        return print(f"(the whole profile: {home / 'gateway.prof'}, for pstats or snakeviz)")
     shutil.rmtree(home, ignore_errors=True)
 
 
@@ -377,9 +367,10 @@ def _serve(what: list[str]) -> None:
         client.governance.set_key_limits(key.key.id, rpm=10**7, tpm=10**9, budget_usd=10**6,
                                          budget_period="day")  # fmt: skip
     store, _ = shared_stores(settings)
-    parts = {"limiter_factory": lambda limits: build_limiter(limits, spent_since=store_spend(store)),
-             "limits_for": KeyLimitsLookup(store)}  # fmt: skip
-    app = create_gateway_app(str(_gateway_config(home, up)), settings, **parts)
+    app = create_gateway_app(
+        str(_gateway_config(home, up)), settings, limits_for=KeyLimitsLookup(store),
+        limiter_factory=lambda limits: build_limiter(limits, spent_since=store_spend(store)),
+    )  # fmt: skip
     (home / "key").write_text(key.secret)
     profile = os.environ.get("OPSLOOP_BENCH_PROFILE")
     plain = {"loop": "asyncio", "http": "h11"} if os.environ.get("OPSLOOP_BENCH_PLAIN") else {}

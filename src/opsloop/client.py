@@ -17,6 +17,7 @@ from opsloop.tracking.sdk import TrackingClient
 if TYPE_CHECKING:
     from opsloop.data.sdk import DataClient
     from opsloop.governance.sdk import GovernanceClient
+    from opsloop.lineage.walk import LineageCatalog
     from opsloop.llm.evals.sdk import EvalsClient
     from opsloop.llm.feedback.sdk import FeedbackClient
     from opsloop.llm.prompts.sdk import PromptsClient
@@ -47,6 +48,22 @@ def shared_stores(settings: Settings) -> tuple[Any, Any]:
                 open_blob_store(settings.blob_url, settings.storage_options),
             )
         return _STORES[key]
+
+
+def _lineage_catalog() -> LineageCatalog:
+    """Every domain's lineage node kinds, gathered when a walk first needs them (the
+    gathering imports the store's schema, SQLAlchemy with it)."""
+    from opsloop.schema import lineage_catalog
+
+    return lineage_catalog()
+
+
+def _minilm_embed(texts: list[str]) -> Any:
+    """Semantic dedup's embedder (the data floor cannot import llm): all-MiniLM-L6-v2,
+    imported when first used, not when ``client.data`` is built."""
+    from opsloop.llm.evals.metrics import embed
+
+    return embed(texts)
 
 
 class Client(TrackingClient):
@@ -118,7 +135,7 @@ class Client(TrackingClient):
 
         store, blobs = shared_stores(self.settings)
         cache = blobs if isinstance(blobs, LocalBlobStore) else None
-        backend = LocalDataBackend(store, blobs, lineage_catalog())
+        backend = LocalDataBackend(store, blobs, lineage_catalog(), embedder=_minilm_embed)
         return DataClient(backend, self.settings.home, cache)
 
     @cached_property
@@ -132,11 +149,16 @@ class Client(TrackingClient):
 
             return ModelsClient(RemoteRegistryBackend(self._transport), lambda: self.data)
         from opsloop.registry.local import LocalRegistryBackend
+        from opsloop.registry.quick_reads import open_quick_reads
 
-        store, blobs = shared_stores(self.settings)
-        from opsloop.schema import lineage_catalog
-
-        backend = LocalRegistryBackend(store, blobs, self.settings.home, lineage_catalog)
+        # As for tracking: the registry's everyday reads need no store (nor SQLAlchemy).
+        settings = self.settings
+        quick = open_quick_reads(settings.database_url)
+        if quick is None:
+            shared_stores(settings)  # a bad URL fails here; a new store is created now
+        backend = LocalRegistryBackend(
+            lambda: shared_stores(settings), settings.home, _lineage_catalog, quick
+        )
         return ModelsClient(backend, lambda: self.data)
 
     @cached_property
@@ -318,6 +340,8 @@ class Client(TrackingClient):
                 self.traces.close()
             if "deployments" in self.__dict__:
                 self.deployments.close()
+            if "models" in self.__dict__:
+                self.models.close()
             super().close()
         finally:
             if "data" in self.__dict__:

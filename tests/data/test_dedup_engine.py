@@ -126,7 +126,8 @@ def test_exact_dedup_clusters_keep_first_longest_or_best_scored() -> None:
     texts = ["Hello world", "hello, WORLD!", "other text", "Hello   world.", "", None, "  "]
     keep, report = deduplicate(texts, near=None)
     assert keep.tolist() == [True, False, True, False, True, True, True]
-    assert report["removed"] == {"exact": 2, "near": 0} and report["empty_rows"] == 3
+    assert report["removed"] == {"exact": 2, "near": 0, "semantic": 0}
+    assert report["empty_rows"] == 3
     assert report["clusters"][0]["kept"] == 0
     assert [d["row"] for d in report["clusters"][0]["dropped"]] == [1, 3]
     keep, _ = deduplicate(texts, near=None, keep="longest")

@@ -221,3 +221,33 @@ def test_gateway_command_checks_its_config(tmp_path: Path, upstream: Upstream) -
     (tmp_path / "bad.yaml").write_text("routes: [{name: x, targets: [{name: a, weight: 0}]}]")
     bad = CliRunner().invoke(app, ["gateway", "--config", str(tmp_path / "bad.yaml"), "--check"])
     assert bad.exit_code != 0
+
+
+def test_a_standalone_gateway_with_keys_refuses_a_wrong_key_in_openai_shape(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """``auth: keys``: the key check runs before the route (whose handler calls it directly,
+    without FastAPI's dependency solving): no key and a wrong key are 401s in OpenAI's shape,
+    a real key is answered."""
+    from opsloop import Client
+    from opsloop.app.gateway import create_gateway_app
+    from opsloop.config import load_settings
+
+    path = write_config(tmp_path, {"routes": routes(upstream), "auth": "keys"})
+    settings = load_settings(
+        home=str(tmp_path), database_url=f"sqlite:///{tmp_path / 'db'}",
+        blob_url=str(tmp_path / "blobs"),
+    )  # fmt: skip
+    with Client(settings=settings) as local:
+        local.governance.create_user("ann", role="viewer")
+        key = local.governance.create_key("app", user="ann").secret
+    with Served(create_gateway_app(path, settings)) as served:
+        url = f"{served.url}/v1"
+        for given in ("wrong", key[:-1] + ("x" if key[-1] != "x" else "y")):
+            with pytest.raises(openai.AuthenticationError) as caught:
+                _ask(openai.OpenAI(base_url=url, api_key=given, max_retries=0), "ok")
+            assert set(caught.value.body) == {"message", "type", "param", "code"}
+        bare = httpx.post(f"{url}/chat/completions", json={"model": "ok", "messages": []})
+        assert bare.status_code == 401 and bare.json()["error"]["type"] == "authentication_error"
+        with openai.OpenAI(base_url=url, api_key=key, max_retries=0) as client:
+            assert _ask(client, "ok").choices[0].message.content == "answer from ok"

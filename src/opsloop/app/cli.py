@@ -168,6 +168,12 @@ def _governance() -> None:
     app.command("login")(login_cli.login)
 
 
+def _finetune() -> None:
+    from opsloop.app.finetune_cli import finetune
+
+    app.command("finetune")(finetune)
+
+
 def _privacy() -> None:
     from opsloop.app.privacy_cli import privacy_app
 
@@ -186,6 +192,7 @@ _ADDS_COMMANDS: dict[Callable[[], None], tuple[str, ...]] = {  # in the order --
     _guardrails: ("guardrails",),
     _gateway: ("gateway",),
     _gateway_routes: ("gateway-routes",),
+    _finetune: ("finetune",),
     _governance: ("users", "keys", "audit", "whoami", "login"),
     _privacy: ("privacy",),
 }

@@ -132,6 +132,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.workflows.privacy_api import router as privacy_router
 
     app.dependency_overrides[label_gate] = LabelRuleGate
+    from opsloop.data.duplicates.ports import server_embedder
+    from opsloop.llm.evals.metrics import embed
+
+    app.dependency_overrides[server_embedder] = lambda: embed  # semantic dedup's MiniLM
     auth = [Depends(require_token)]
     api = "/api"  # the REST routes; OTLP and inference keep their standard paths
     for router, prefix in [

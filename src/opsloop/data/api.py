@@ -7,13 +7,14 @@ where ``v`` is a number, an alias or ``latest``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from opsloop.data import compare, links, routes, versions
 from opsloop.data.duplicates import service as duplicates
 from opsloop.data.duplicates.entities import DedupRequest, DedupResult, OverlapRequest
+from opsloop.data.duplicates.ports import Embedder, server_embedder
 from opsloop.data.entities import (
     DataDiff,
     Dataset,
@@ -139,11 +140,18 @@ def log_run_dataset(run_id: str, body: LineageCreate, session: WriteSession) -> 
 
 
 @router.post(routes.DEDUPS.template, status_code=status.HTTP_201_CREATED)
-def dedup_version(body: DedupRequest, state: State, response: Response) -> DedupResult:
+def dedup_version(
+    body: DedupRequest,
+    state: State,
+    response: Response,
+    embedder: Annotated[Embedder | None, Depends(server_embedder)],
+) -> DedupResult:
     """Drop exact and near-duplicate rows of a table version's text column into the next
     version (lineage ``deduplicated``, report kept with it); 200 and no version when no row
     was a duplicate. Runs here, where the blobs are."""
-    result = duplicates.dedup_version(state.store, state.blobs, body, current_user())
+    result = duplicates.dedup_version(
+        state.store, state.blobs, body, current_user(), embedder=embedder
+    )
     if not result.created:
         response.status_code = status.HTTP_200_OK
     return result

@@ -8,6 +8,7 @@ from typing import Any
 from opsloop.data import compare, links, versions
 from opsloop.data.backend import DataBackend, DedupBackend
 from opsloop.data.duplicates.entities import DedupRequest, DedupResult, OverlapRequest
+from opsloop.data.duplicates.ports import Embedder
 from opsloop.data.entities import DataDiff, Dataset, DatasetVersion, LineageLink, VersionCreate
 from opsloop.data.links import NodeLabels
 from opsloop.data.manifest import Manifest
@@ -22,10 +23,17 @@ __all__ = ["LocalDataBackend"]
 class LocalDataBackend(DataBackend, DedupBackend):
     """Versions in the metadata store; blobs shared through the configured blob store."""
 
-    def __init__(self, store: Store, blobs: BlobStore, lineage: NodeLabels | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        lineage: NodeLabels | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
         self.store = store
         self.remote = blobs
         self.lineage_labels = lineage  # names other domains' lineage nodes (the catalog)
+        self.embedder = embedder  # for semantic dedup: handed in by the client (llm floor)
 
     def register_version(self, name: str, body: VersionCreate) -> tuple[DatasetVersion, bool]:
         with self.store.write() as s:
@@ -90,7 +98,9 @@ class LocalDataBackend(DataBackend, DedupBackend):
     ) -> DedupResult:
         from opsloop.data.duplicates import service as duplicates  # numpy: only when asked
 
-        return duplicates.dedup_version(self.store, self.remote, request, current_user(), on_rows)
+        return duplicates.dedup_version(
+            self.store, self.remote, request, current_user(), on_rows, self.embedder
+        )
 
     def dedup_report(self, ref: str) -> dict[str, Any]:
         from opsloop.data.duplicates import service as duplicates  # numpy: only when asked

@@ -18,12 +18,14 @@ and, over HTTP, ``Unauthenticated`` or ``PermissionDenied``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.data.manifest import Manifest
 from opsloop.kernel.paging import Page
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
-from opsloop.registry.evaluations import Evaluation
+
+if TYPE_CHECKING:  # its module holds the services too (SQLAlchemy): a plain read needs neither
+    from opsloop.registry.evaluations import Evaluation
 
 __all__ = ["RegistryBackend"]
 
@@ -168,3 +170,6 @@ class RegistryBackend(ABC):
         """Upstream and downstream of a model version (``kind="model"``), ``data`` version
         or ``run`` named by ``ref`` (``kind=None``: whichever kind has it). ``NotFound``;
         ``InvalidInput`` for an unknown kind, a ref several kinds have, or a malformed ref."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing
+        """Release what the backend holds open."""

@@ -1,4 +1,11 @@
-"""The in-process registry backend: each call is one transaction over the services."""
+"""The in-process registry backend: each call is one transaction over the services.
+
+The store is opened when first needed: on the embedded store, the everyday reads (a model, the
+model listing, a version, a model's versions, the alias history) are answered by
+:mod:`~opsloop.registry.quick_reads` without SQLAlchemy, so ``opsloop models list`` or
+``models show churn@3`` never imports it. The services (and SQLAlchemy with them) are imported
+by the methods that call them.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +14,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opsloop.data.manifest import Manifest
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.lineage.walk import LineageCatalog
-from opsloop.registry import aliases, evaluations, models, versions
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
-from opsloop.registry.evaluations import Evaluation
-from opsloop.store.blobs import BlobStore
-from opsloop.store.database import Store
+from opsloop.registry.quick_reads import QUICK_PAGE_LIMIT, QuickReads
 
 if TYPE_CHECKING:  # promotion brings evaluation (NumPy, pandas): only promote needs it
+    from opsloop.data.manifest import Manifest
+    from opsloop.lineage.walk import LineageCatalog
+    from opsloop.registry.evaluations import Evaluation
     from opsloop.registry.promotion import PromotionContext
+    from opsloop.store.blobs import BlobStore
+    from opsloop.store.database import Store
 
 __all__ = ["LocalRegistryBackend", "register_version"]
 
@@ -29,6 +36,7 @@ def register_version(
 ) -> ModelVersion:
     """One registration, shared by the local backend and the REST route."""
     from opsloop.errors import InvalidInput
+    from opsloop.registry import versions
 
     files = body.files
     source = body.source
@@ -54,15 +62,40 @@ def register_version(
 
 
 class LocalRegistryBackend(RegistryBackend):
+    """Talks to the metadata store and blob store directly (the embedded default).
+
+    Args:
+        stores: Opens (or returns the process's shared) metadata store and blob store; called
+            once, when a call first needs them.
+        home: Where the promotion gate caches the packages it loads.
+        lineage: The catalog of node kinds (every domain's), when a walk first needs it:
+            gathering it imports most of opsloop.
+        quick: Reads on a bare connection to the same SQLite file, for the calls it serves.
+    """
+
     def __init__(
-        self, store: Store, blobs: BlobStore, home: Path, lineage: Callable[[], LineageCatalog]
+        self,
+        stores: Callable[[], tuple[Store, BlobStore]],
+        home: Path,
+        lineage: Callable[[], LineageCatalog],
+        quick: QuickReads | None = None,
     ) -> None:
-        """``lineage`` gives the catalog of node kinds (every domain's) when a walk first
-        needs it: gathering it imports most of opsloop."""
-        self.store = store
-        self.blobs = blobs
+        self._stores = stores
         self._lineage = lineage
         self._cache_root = Path(home) / "cache"
+        self._quick = quick
+
+    @cached_property
+    def _opened(self) -> tuple[Store, BlobStore]:
+        return self._stores()
+
+    @property
+    def store(self) -> Store:
+        return self._opened[0]
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self._opened[1]
 
     @cached_property
     def lineage_catalog(self) -> LineageCatalog:
@@ -77,30 +110,46 @@ class LocalRegistryBackend(RegistryBackend):
     def create_model(
         self, name: str, description: str | None, tags: dict[str, str] | None
     ) -> RegisteredModel:
+        from opsloop.registry import models
+
         with self.store.write() as s:
             return models.create_model(
                 s, name, created_by=current_user(), description=description, tags=tags
             )
 
     def get_model(self, name: str) -> RegisteredModel:
+        if self._quick is not None:
+            return self._quick.get_model(name)
+        from opsloop.registry import models
+
         with self.store.read() as s:
             return models.get_model(s, name)
 
     def list_models(self, max_results: int, page_token: str | None) -> Page[RegisteredModel]:
+        if self._quick is not None and 0 < max_results <= QUICK_PAGE_LIMIT:
+            return self._quick.list_models(max_results, page_token)
+        from opsloop.registry import models
+
         with self.store.read() as s:
             return models.list_models(s, max_results, page_token)
 
     def update_model(
         self, name: str, description: str | None, gate_policy: dict[str, Any] | None
     ) -> RegisteredModel:
+        from opsloop.registry import models
+
         with self.store.write() as s:
             return models.update_model(s, name, description=description, gate_policy=gate_policy)
 
     def delete_model(self, name: str) -> None:
+        from opsloop.registry import models
+
         with self.store.write() as s:
             models.delete_model(s, name)
 
     def set_model_tag(self, name: str, key: str, value: str) -> RegisteredModel:
+        from opsloop.registry import models
+
         with self.store.write() as s:
             return models.set_model_tag(s, name, key, value)
 
@@ -109,58 +158,88 @@ class LocalRegistryBackend(RegistryBackend):
             return register_version(s, self.blobs, name, body, current_user())
 
     def get_version(self, ref: str) -> ModelVersion:
+        if self._quick is not None:
+            return self._quick.get_version(ref)
+        from opsloop.registry import versions
+
         with self.store.read() as s:
             return versions.get_version(s, ref)
 
     def get_manifest(self, ref: str) -> tuple[ModelVersion, Manifest]:
+        from opsloop.registry import versions
+
         with self.store.read() as s:
             return versions.manifest_of(s, ref)
 
     def list_versions(
         self, name: str, max_results: int, page_token: str | None
     ) -> Page[ModelVersion]:
+        if self._quick is not None and 0 < max_results <= QUICK_PAGE_LIMIT:
+            return self._quick.list_versions(name, max_results, page_token)
+        from opsloop.registry import versions
+
         with self.store.read() as s:
             return versions.list_versions(s, name, max_results, page_token)
 
     def update_version(
         self, ref: str, description: str | None, card: dict[str, str] | None
     ) -> ModelVersion:
+        from opsloop.registry import versions
+
         with self.store.write() as s:
             return versions.update_version(s, ref, description=description, card=card)
 
     def set_version_tag(self, ref: str, key: str, value: str) -> ModelVersion:
+        from opsloop.registry import versions
+
         with self.store.write() as s:
             return versions.set_version_tag(s, ref, key, value)
 
     def delete_version(self, ref: str) -> None:
+        from opsloop.registry import versions
+
         with self.store.write() as s:
             versions.delete_version(s, ref)
 
     def set_alias(self, ref: str, alias: str, reason: str | None) -> ModelVersion:
+        from opsloop.registry import aliases
+
         with self.store.write() as s:
             return aliases.set_alias(s, ref, alias, created_by=current_user(), reason=reason)
 
     def delete_alias(self, name: str, alias: str) -> None:
+        from opsloop.registry import aliases
+
         with self.store.write() as s:
             aliases.delete_alias(s, name, alias, created_by=current_user())
 
     def alias_history(self, name: str, alias: str | None) -> list[AliasEvent]:
+        if self._quick is not None:
+            return self._quick.alias_history(name, alias)
+        from opsloop.registry import aliases
+
         with self.store.read() as s:
             return aliases.alias_history(s, name, alias)
 
     def record_evaluation(
         self, report: dict[str, Any], model_ref: str | None, dataset_ref: str | None
     ) -> Evaluation:
+        from opsloop.registry import evaluations
+
         with self.store.write() as s:
             return evaluations.record_evaluation(
                 s, report, created_by=current_user(), model_ref=model_ref, dataset_ref=dataset_ref
             )
 
     def get_evaluation(self, evaluation_id: str) -> Evaluation:
+        from opsloop.registry import evaluations
+
         with self.store.read() as s:
             return evaluations.get_evaluation(s, evaluation_id)
 
     def list_evaluations(self, ref: str) -> list[Evaluation]:
+        from opsloop.registry import evaluations
+
         with self.store.read() as s:
             return evaluations.list_evaluations(s, ref)
 
@@ -195,3 +274,9 @@ class LocalRegistryBackend(RegistryBackend):
     def lineage(self, kind: str | None, ref: str) -> dict[str, Any]:
         with self.store.read() as s:
             return self.lineage_catalog.lineage(s, kind, ref)
+
+    def close(self) -> None:
+        """Close the quick reads' connection (reads go through the store from then on)."""
+        quick, self._quick = self._quick, None
+        if quick is not None:
+            quick.close()

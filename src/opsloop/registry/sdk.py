@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel.paging import Page
+from opsloop.kernel.step_context import current_rehearsal
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
-from opsloop.registry.evaluations import Evaluation
-from opsloop.registry.package import META_FILE, LoadedModel, load_package, write_package
 from opsloop.registry.signature import Signature
 
 if TYPE_CHECKING:
     from opsloop.data.sdk import DataClient
+    from opsloop.registry.evaluations import Evaluation
+    from opsloop.registry.package import LoadedModel
 
 __all__ = ["ModelsClient"]
 
@@ -41,14 +42,30 @@ class ModelsClient:
     def __init__(self, backend: RegistryBackend, data: Callable[[], DataClient]) -> None:
         """``data`` gives the data client (package files move through its blob cache) when
         first needed: showing a version never builds it."""
+        self._plain = backend
+        self._data_client = data
+
+    @property
+    def _backend(self) -> RegistryBackend:
+        """The backend; while a reproduction runs, wrapped so that its writes are held (the
+        wrapper brings the registry's ORM services, which a plain read never needs)."""
+        if current_rehearsal() is None:
+            return self._plain
+        return self._held
+
+    @cached_property
+    def _held(self) -> RegistryBackend:
         from opsloop.registry.held import HeldRegistryBackend
 
-        self._backend = HeldRegistryBackend(backend)  # a reproduction's writes are held
-        self._data_client = data
+        return HeldRegistryBackend(self._plain)
 
     @cached_property
     def _data(self) -> DataClient:
         return self._data_client()
+
+    def close(self) -> None:
+        """Release what the backend holds open (the embedded store's read connection)."""
+        self._plain.close()
 
     # -- registering ----------------------------------------------------------------------------
     def register(
@@ -125,6 +142,8 @@ class ModelsClient:
         flavor: str | None,
         options: dict[str, Any],
     ) -> Path:
+        from opsloop.registry.package import META_FILE, write_package  # flavors: not for reads
+
         if model is not None:
             write_package(model, tmp / "package", flavor=flavor, **options)
             return tmp / "package"
@@ -159,6 +178,8 @@ class ModelsClient:
         Every file is checked against its hash on the way in. ``trusted=True`` is needed for
         pickled (``pyfunc``) packages; ``trusted_types`` extends skops' list of safe types.
         """
+        from opsloop.registry.package import load_package
+
         version, manifest = self._backend.get_manifest(ref)
         folder = self._data.local_copy(manifest, f"packages/{version.package_id}", verify=True)
         return load_package(folder, trusted=trusted, trusted_types=trusted_types, ref=version.ref)
@@ -249,6 +270,7 @@ class ModelsClient:
         """
         from opsloop.evaluation.evaluate import evaluate_frame
         from opsloop.kernel.timeutil import now_ms
+        from opsloop.registry.evaluations import Evaluation
 
         loaded = self.load(model) if isinstance(model, str) else model
         dataset_ref = None

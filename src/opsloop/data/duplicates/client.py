@@ -32,6 +32,8 @@ class DuplicatesMixin:
         *,
         exact: bool = True,
         near: bool = True,
+        semantic: bool = False,
+        eps: float = 0.05,
         threshold: float = 0.8,
         ngram: int = 5,
         num_perm: int = 128,
@@ -48,8 +50,11 @@ class DuplicatesMixin:
 
         Near duplicates share ``threshold`` of their word ``ngram``-grams (Jaccard), estimated
         with ``num_perm`` MinHash permutations (``verify="exact"`` checks candidates on the
-        shingle sets). Each cluster keeps its first row, its longest, or its best by
-        ``score_column`` (``keep``). No version is made when no row is a duplicate.
+        shingle sets). Semantic duplicates (``semantic=True``, SemDeDup) have sentence
+        embeddings (all-MiniLM-L6-v2, the ``llm`` extra) whose cosine similarity is above
+        ``1 - eps`` within one k-means cluster. Each cluster keeps its first row, its longest,
+        or its best by ``score_column`` (``keep``). No version is made when no row is a
+        duplicate.
 
         Example:
             >>> result = client.data.dedup("corpus@1", "text", threshold=0.7)
@@ -61,9 +66,9 @@ class DuplicatesMixin:
         if current_rehearsal() is not None:  # it would write a version the wrapper cannot hold
             raise InvalidInput("a reproduction cannot hold a deduplicated version yet")
         request = DedupRequest(
-            ref=ref, column=column, exact=exact, near=near, threshold=threshold, ngram=ngram,
-            num_perm=num_perm, verify=verify, keep=keep, score_column=score_column, name=name,
-            message=message,
+            ref=ref, column=column, exact=exact, near=near, semantic=semantic, eps=eps,
+            threshold=threshold, ngram=ngram, num_perm=num_perm, verify=verify, keep=keep,
+            score_column=score_column, name=name, message=message,
         )  # fmt: skip
         rows = self._backend.get_version(ref).table
         total = rows.rows if rows is not None and near else 0

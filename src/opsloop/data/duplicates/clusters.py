@@ -12,7 +12,7 @@ import numpy as np
 
 from opsloop.errors import InvalidInput
 
-__all__ = ["KEEP_POLICIES", "components", "keep_rows"]
+__all__ = ["KEEP_POLICIES", "components", "keep_rows", "preference"]
 
 KEEP_POLICIES = ("first", "longest", "best-scored")
 
@@ -35,22 +35,29 @@ def components(rows: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
             parent = jumped
 
 
+def preference(policy: str, lengths: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
+    """Each row's claim to be kept under ``policy``, higher first (ties go to the first row):
+    none for ``first``, the text's length, or its score (a missing score ranks last)."""
+    if policy not in KEEP_POLICIES:
+        raise InvalidInput(f"keep must be one of {', '.join(KEEP_POLICIES)}, not {policy!r}")
+    if policy == "first":
+        return np.zeros(lengths.size)
+    if policy == "longest":
+        return lengths.astype(np.float64)
+    if scores is None:
+        raise InvalidInput("keep best-scored needs a score column (--score-column)")
+    return np.where(np.isnan(scores), -np.inf, scores)
+
+
 def keep_rows(
     roots: np.ndarray, policy: str, lengths: np.ndarray, scores: np.ndarray | None
 ) -> np.ndarray:
     """For each row, the row its cluster keeps: the first, the longest text, or the best
     score (ties and missing scores go to the first row)."""
-    if policy not in KEEP_POLICIES:
-        raise InvalidInput(f"keep must be one of {', '.join(KEEP_POLICIES)}, not {policy!r}")
-    rows = np.arange(roots.size)
+    rank = preference(policy, lengths, scores)
     if policy == "first":
         return roots
-    if policy == "longest":
-        rank = lengths.astype(np.float64)
-    else:
-        if scores is None:
-            raise InvalidInput("keep best-scored needs a score column (--score-column)")
-        rank = np.where(np.isnan(scores), -np.inf, scores)
+    rows = np.arange(roots.size)
     # sort by cluster, then best rank first, then row: the first of each cluster wins
     order = np.lexsort((rows, -rank, roots))
     first = np.concatenate([[True], roots[order][1:] != roots[order][:-1]])

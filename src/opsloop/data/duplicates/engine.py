@@ -3,7 +3,8 @@
 Exact: rows whose normal forms (:mod:`.text`) are equal. Near: MinHash signatures
 (:mod:`.minhash`), LSH bands chosen from the threshold (:mod:`.lsh`), each candidate pair
 verified by its estimated Jaccard similarity (or, with ``verify="exact"``, the true Jaccard
-of the two shingle sets), clusters by union-find (:mod:`.clusters`). Empty and
+of the two shingle sets). Semantic: SemDeDup over sentence embeddings (:mod:`.semantic`).
+The pairs every method finds are clustered by union-find (:mod:`.clusters`). Empty and
 whitespace-only rows are never a duplicate of anything; they are counted.
 
 Nothing here reads or writes a table: the inputs are lists of texts, so the same functions
@@ -18,10 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from opsloop.data.duplicates.clusters import KEEP_POLICIES, components, keep_rows
+from opsloop.data.duplicates.clusters import components, keep_rows, preference
 from opsloop.data.duplicates.lsh import BandIndex, optimal_bands
 from opsloop.data.duplicates.minhash import MinHasher, estimated_jaccard
-from opsloop.data.duplicates.text import Shingles, exact_keys, normal_form, shingle_hashes
+from opsloop.data.duplicates.ports import Embedder
+from opsloop.data.duplicates.semantic import (
+    NO_EMBEDDER,
+    SemanticParams,
+    embed_rows,
+    semantic_duplicates,
+)
+from opsloop.data.duplicates.text import Shingles, exact_keys, normal_forms, shingle_hashes
 from opsloop.errors import InvalidInput
 
 __all__ = ["NearParams", "contamination", "deduplicate", "preview"]
@@ -101,7 +109,7 @@ class _Near:
 
 
 def _normal(texts: Sequence[str | None]) -> tuple[list[bytes], np.ndarray]:
-    normal = [normal_form(t) if t else b"" for t in texts]
+    normal = normal_forms(texts)
     return normal, np.fromiter((not t for t in normal), dtype=bool, count=len(normal))
 
 
@@ -110,18 +118,23 @@ def deduplicate(
     *,
     exact: bool = True,
     near: NearParams | None = NearParams(),
+    semantic: SemanticParams | None = None,
+    embedder: Embedder | None = None,
     keep: str = "first",
     scores: np.ndarray | None = None,
     on_rows: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Which rows to keep (a boolean mask) and the report: rows, empty rows, rows removed by
     each method, and the clusters (the row kept, the rows dropped with their method and
-    similarity to the kept row); row numbers count from 0."""
-    if not exact and near is None:
-        raise InvalidInput("choose a method: exact, near, or both")
-    if keep not in KEEP_POLICIES:
-        raise InvalidInput(f"keep must be one of {', '.join(KEEP_POLICIES)}, not {keep!r}")
+    similarity to the kept row); row numbers count from 0. ``semantic`` needs ``embedder``."""
+    if not exact and near is None and semantic is None:
+        raise InvalidInput("choose a method: exact, near, semantic, or several")
+    lengths = np.fromiter((len(t or "") for t in texts), dtype=np.int64, count=len(texts))
+    rank = preference(keep, lengths, scores)  # refuses a bad policy before any work
     near = near.check() if near is not None else None
+    semantic = semantic.check() if semantic is not None else None
+    if semantic is not None and embedder is None:
+        raise InvalidInput(NO_EMBEDDER)
     normal, empty = _normal(texts)
     keys = exact_keys(normal)
     left: list[np.ndarray] = []
@@ -144,20 +157,57 @@ def deduplicate(
             similar = sketch.similarity(pairs[0], sketch, pairs[1]) >= near.threshold
             left.append(pairs[0][similar])
             right.append(pairs[1][similar])
+    meaning = None
+    if semantic is not None and embedder is not None:
+        meaning = _Meaning(texts, empty, embedder)
+        kept, dropped, _ = semantic_duplicates(meaning.vectors, rank[meaning.filled], semantic)
+        left.append(meaning.filled[kept])
+        right.append(meaning.filled[dropped])
     rows = len(texts)
     edges = (np.concatenate(left), np.concatenate(right)) if left else (np.zeros(0, int),) * 2
     roots = components(rows, *edges)
-    lengths = np.fromiter((len(t or "") for t in texts), dtype=np.int64, count=rows)
     winner = keep_rows(roots, keep, lengths, scores)
     keep_mask = winner == np.arange(rows)
-    report = _report(texts, keys, winner, keep_mask, empty, sketch)
+    report = _report(texts, keys, winner, keep_mask, empty, sketch, meaning)
+    methods = (("exact", exact), ("near", near is not None), ("semantic", meaning is not None))
     report.update(
-        methods=[m for m, on in (("exact", exact), ("near", near is not None)) if on],
+        methods=[m for m, on in methods if on],
         keep=keep,
         near=near.describe() if near is not None else None,
+        semantic=semantic.describe(meaning.filled.size) if meaning and semantic else None,
         candidates_checked=checked,
     )
     return keep_mask, report
+
+
+class _Meaning:
+    """Unit embeddings of the non-empty rows (``filled``), and the cosine of two rows."""
+
+    def __init__(self, texts: Sequence[str | None], empty: np.ndarray, embed: Embedder) -> None:
+        self.filled = np.flatnonzero(~empty)
+        self.vectors = embed_rows(embed, [texts[i] or "" for i in self.filled])
+        self.index = np.full(len(texts), -1, dtype=np.int64)
+        self.index[self.filled] = np.arange(self.filled.size)
+
+    def cosine(self, rows: np.ndarray, others: np.ndarray) -> np.ndarray:
+        left, right = self.vectors[self.index[rows]], self.vectors[self.index[others]]
+        return np.asarray(np.sum(left * right, axis=1), dtype=np.float64)
+
+
+def _methods(
+    dropped: np.ndarray, kept_of: np.ndarray, sketch: _Near | None, meaning: _Meaning | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """For rows that are not exact copies of the row kept: "near" or "semantic", and the
+    similarity to the kept row by that method (near when both would do; a row joined by a
+    chain of pairs gets the method that judges it closer)."""
+    jaccard = sketch.similarity(dropped, sketch, kept_of) if sketch is not None else None
+    cosine = meaning.cosine(dropped, kept_of) if meaning is not None else None
+    if cosine is None:
+        return np.full(dropped.size, "near", dtype=object), np.asarray(jaccard)
+    if jaccard is None:
+        return np.full(dropped.size, "semantic", dtype=object), cosine
+    near = (jaccard >= sketch.params.threshold) | (cosine < jaccard)  # type: ignore[union-attr]
+    return np.where(near, "near", "semantic").astype(object), np.where(near, jaccard, cosine)
 
 
 def _report(
@@ -167,19 +217,22 @@ def _report(
     keep_mask: np.ndarray,
     empty: np.ndarray,
     sketch: _Near | None,
+    meaning: _Meaning | None,
 ) -> dict[str, Any]:
     dropped = np.flatnonzero(~keep_mask)
     kept_of = winner[dropped]
     is_exact = np.array([keys[d] == keys[k] for d, k in zip(dropped, kept_of, strict=True)], bool)
     similarity = np.ones(dropped.size)
-    if sketch is not None and (~is_exact).any():
-        similarity[~is_exact] = sketch.similarity(dropped[~is_exact], sketch, kept_of[~is_exact])
+    method = np.full(dropped.size, "exact", dtype=object)
+    other = ~is_exact
+    if other.any():
+        method[other], similarity[other] = _methods(dropped[other], kept_of[other], sketch, meaning)
     clusters: dict[int, list[dict[str, Any]]] = {}
-    for row, kept, exact_copy, sim in zip(dropped, kept_of, is_exact, similarity, strict=True):
+    for row, kept, how, sim in zip(dropped, kept_of, method, similarity, strict=True):
         clusters.setdefault(int(kept), []).append(
             {
                 "row": int(row),
-                "method": "exact" if exact_copy else "near",
+                "method": how,
                 "similarity": round(float(sim), 4),
                 "text": preview(texts[row]),
             }
@@ -189,7 +242,7 @@ def _report(
         "rows": len(texts),
         "rows_kept": int(keep_mask.sum()),
         "empty_rows": int(empty.sum()),
-        "removed": {"exact": int(is_exact.sum()), "near": int((~is_exact).sum())},
+        "removed": {m: int((method == m).sum()) for m in ("exact", "near", "semantic")},
         "clusters_total": len(clusters),
         "clusters": [
             {

@@ -28,6 +28,8 @@ class DedupRequest(NearOptions):
     column: str = "text"
     exact: bool = Field(True, description="drop rows whose normalised text is equal")
     near: bool = Field(True, description="drop near-duplicates (MinHash-LSH)")
+    semantic: bool = Field(False, description="drop semantic duplicates (SemDeDup, embeddings)")
+    eps: float = Field(0.05, description="semantic: cosine similarity above 1 - eps duplicates")
     keep: str = Field("first", description="first, longest or best-scored")
     score_column: str | None = Field(None, description="numeric column for keep=best-scored")
     name: str | None = Field(None, description="dataset of the new version (default: the same)")

@@ -33,8 +33,8 @@ class MinHasher:
     signatures on any machine, so signatures from two tables can be compared.
 
     Example:
-        >>> from opsloop.data.duplicates.text import normal_form, shingle_hashes
-        >>> rows = [normal_form(t) for t in ["a b c d e f", "a b c d e g"]]
+        >>> from opsloop.data.duplicates.text import normal_forms, shingle_hashes
+        >>> rows = normal_forms(["a b c d e f", "a b c d e g"])
         >>> sig = MinHasher(128).signatures(shingle_hashes(rows, 3))
         >>> 0.2 < estimated_jaccard(sig[0], sig[1]) < 0.9
         True

@@ -21,7 +21,9 @@ from typing import Any
 from opsloop.data import versions
 from opsloop.data.duplicates.engine import NearParams, contamination, deduplicate
 from opsloop.data.duplicates.entities import DedupRequest, DedupResult, OverlapRequest
+from opsloop.data.duplicates.ports import Embedder
 from opsloop.data.duplicates.rows import read_table, score_values, text_values, write_table
+from opsloop.data.duplicates.semantic import SemanticParams
 from opsloop.data.entities import DatasetVersion
 from opsloop.data.tabular import describe_table
 from opsloop.errors import Conflict, InvalidInput, NotFound
@@ -69,9 +71,12 @@ def dedup_version(
     request: DedupRequest,
     created_by: str,
     on_rows: Callable[[int], None] | None = None,
+    embedder: Embedder | None = None,
 ) -> DedupResult:
-    """Deduplicate ``request.ref`` (see the module); no new version when nothing is removed."""
+    """Deduplicate ``request.ref`` (see the module); no new version when nothing is removed.
+    ``request.semantic`` needs ``embedder`` (``InvalidInput`` saying what to install)."""
     near = _near(request, request.near)
+    semantic = SemanticParams(request.eps).check() if request.semantic else None
     if request.name is not None:
         check_dataset_name(request.name)
     with tempfile.TemporaryDirectory(prefix="opsloop-dedup-") as tmp:
@@ -81,8 +86,8 @@ def dedup_version(
             score_values(table, request.score_column, source.ref) if request.score_column else None
         )
         keep, report = deduplicate(
-            texts, exact=request.exact, near=near, keep=request.keep, scores=scores,
-            on_rows=on_rows,
+            texts, exact=request.exact, near=near, semantic=semantic, embedder=embedder,
+            keep=request.keep, scores=scores, on_rows=on_rows,
         )  # fmt: skip
         report = {"source": source.ref, "column": request.column, **report}
         if keep.all():

@@ -58,6 +58,8 @@ class FinetuneConfig(BaseModel):
     sample_packing: bool = False
     save_steps: int | None = Field(None, ge=1)
     eval_steps: int | None = Field(None, ge=1)
+    gradient_checkpointing: bool = False
+    bf16: bool = False
     seed: int = 42
 
     @model_validator(mode="after")

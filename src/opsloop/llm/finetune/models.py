@@ -17,29 +17,43 @@ from opsloop.llm.finetune.ports import BaseModel, BaseModels
 if TYPE_CHECKING:
     from opsloop.llm.finetune.config import FinetuneConfig
 
-__all__ = ["check_method", "load_base", "lora_config", "module_names"]
+__all__ = ["check_base_ref", "check_method", "load_base", "lora_config", "module_names"]
+
+
+def check_base_ref(ref: str) -> Path | None:
+    """The local folder ``ref`` names, or ``None`` for a registered ``NAME@version``.
+
+    Raises:
+        InvalidInput: Anything else, such as a Hugging Face Hub id: opsloop never downloads.
+    """
+    folder = Path(os.path.expanduser(ref))
+    if folder.is_dir():
+        return folder
+    if "@" in ref and "/" not in ref:
+        return None
+    raise InvalidInput(
+        f"base_model {ref!r} is neither a local folder nor a registered NAME@version; "
+        "opsloop never downloads from the Hugging Face Hub: download it yourself and "
+        "register it (client.models.register(name, model, flavor_options={'tokenizer': "
+        "tokenizer})) or point base_model at its folder"
+    )
 
 
 def load_base(ref: str, registry: BaseModels | None) -> BaseModel:
     """The base model ``ref`` names: a local transformers folder, or a registered version.
 
     Raises:
-        InvalidInput: A Hugging Face Hub id (opsloop never downloads one), a folder that is not
-            a causal LM, a tokenizer without a chat template.
+        InvalidInput: See :func:`check_base_ref`; a folder that is not a causal LM, a
+            tokenizer without a chat template.
         NotFound: No such registered model or version.
     """
-    folder = Path(os.path.expanduser(ref))
-    if folder.is_dir():
+    folder = check_base_ref(ref)
+    if folder is not None:
         base = _from_folder(folder)
-    elif "@" in ref and registry is not None:
+    elif registry is not None:
         base = registry.load(ref)
     else:
-        raise InvalidInput(
-            f"base_model {ref!r} is neither a local folder nor a registered NAME@version; "
-            "opsloop never downloads from the Hugging Face Hub: download it yourself and "
-            "register it (client.models.register(name, model, flavor_options={'tokenizer': "
-            "tokenizer})) or point base_model at its folder"
-        )
+        raise InvalidInput(f"no model registry here to find {ref!r}; give a local folder")
     if not getattr(base.tokenizer, "chat_template", None):
         raise InvalidInput(
             f"the tokenizer of {base.ref} has no chat template: set tokenizer.chat_template "
@@ -117,4 +131,3 @@ def lora_config(config: FinetuneConfig, model: Any) -> Any:
         target_modules=list(targets) if targets is not None else None,
         task_type="CAUSAL_LM",
     )
-

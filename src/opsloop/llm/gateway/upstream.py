@@ -5,9 +5,12 @@ Both kinds answer the same two questions for the router (:mod:`.router`): the wh
 them on without re-encoding), or a stream (:meth:`Target.stream`, the ``data:`` payload of each
 server-sent event, ``b"[DONE]"`` last).
 
-Every HTTP target shares one pooled ``httpx.AsyncClient`` (keep-alive: no TCP or TLS set-up per
-request). Its timeouts are the target's ``timeout_s`` per read, so an upstream that stops
-sending mid-stream is noticed after ``timeout_s`` without a timer per chunk.
+Whole answers go through a lean HTTP/1.1 client (:mod:`.http1`: pre-built request bytes, the
+answer parsed by httptools, the whole call under the target's ``timeout_s``); streams go
+through one pooled ``httpx.AsyncClient`` (:mod:`.pool`), whose timeouts are ``timeout_s`` per
+read, so an upstream that stops sending mid-stream is noticed after ``timeout_s`` without a
+timer per chunk. Both keep connections alive (no TCP or TLS set-up per request), and both
+pools take and give back a connection in constant time however many are open.
 
 Failures are sorted once, here: :class:`TargetFailed` (timeouts, connection errors, 5xx, 429,
 invalid JSON, a cut stream: another target may answer) and :class:`ClientError` (the upstream
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,6 +31,8 @@ from typing import Any
 import httpx
 
 from opsloop.llm.gateway.config import TargetConfig
+from opsloop.llm.gateway.http1 import Http1Pool, UpstreamError
+from opsloop.llm.gateway.pool import UpstreamTransport
 from opsloop.llm.gateway.ports import LocalGenerator
 
 __all__ = ["ClientError", "HttpTarget", "LocalTarget", "Reply", "Target", "TargetFailed", "pool"]
@@ -91,26 +97,14 @@ class Target(ABC):
         """
 
 
-def pool(max_connections: int = 1000, max_idle: int = 32) -> httpx.AsyncClient:
-    """The one HTTP client every upstream call goes through (timeouts are set per call).
-
-    Idle connections are capped at ``max_idle``: httpcore's pool walks every connection twice
-    per request, polling each idle one's socket and counting the idle ones for each of them
-    (quadratic), so a pool left with hundreds of idle connections after a burst cost
-    milliseconds of CPU per request, slowed the gateway under load, and grew the backlog
-    until upstream calls timed out (the 502s seen at 500 req/s). Connections in use are
-    bounded by ``max_connections`` (concurrent calls to slow upstreams); ``trust_env`` is off,
-    so no proxy variable or .netrc is read per request.
-    """
+def pool(max_connections: int = 1000, max_idle: int = 100) -> httpx.AsyncClient:
+    """The one HTTP client every upstream call goes through (timeouts are set per call): at
+    most ``max_connections`` calls in flight, ``max_idle`` kept-alive connections per upstream
+    (:mod:`.pool`, whose cost per request does not grow with either). ``trust_env`` is off:
+    no proxy variable or .netrc is read per request."""
+    transport = UpstreamTransport(max_connections=max_connections, max_idle=max_idle)
     return httpx.AsyncClient(
-        limits=httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_idle,
-            keepalive_expiry=30.0,
-        ),
-        timeout=None,
-        follow_redirects=False,
-        trust_env=False,
+        transport=transport, timeout=None, follow_redirects=False, trust_env=False
     )
 
 
@@ -122,7 +116,8 @@ class HttpTarget(Target):
         base = (config.base_url or "").rstrip("/")
         self.chat_url = f"{base}/chat/completions"
         self.embeddings_url = f"{base}/embeddings"
-        self.client = client
+        self.client = client  # streams
+        self.whole = _whole_pool(client)  # whole answers: the lean client, shared as ``client`` is
         self.headers = {"content-type": "application/json", "accept-encoding": "identity"}
         key = config.api_key()
         if key:
@@ -134,22 +129,21 @@ class HttpTarget(Target):
         url = self.embeddings_url if embeddings else self.chat_url
         content = json.dumps(body, ensure_ascii=False).encode()
         try:
-            response = await self.client.post(
-                url, content=content, headers=self.headers, timeout=self.timeout
-            )
-        except httpx.TimeoutException:
+            async with asyncio.timeout(self.timeout_s):
+                status, answer = await self.whole.post(url, content, self.headers)
+        except TimeoutError:
             raise TargetFailed(f"no answer within {self.timeout_s:g}s") from None
-        except httpx.HTTPError as exc:
-            raise TargetFailed(f"could not reach {url}: {type(exc).__name__} {exc}") from None
-        _check_status(response.status_code, response.content)
+        except UpstreamError as exc:
+            raise TargetFailed(f"could not reach {url}: {exc}") from None
+        _check_status(status, answer)
         try:
-            data = json.loads(response.content)
+            data = json.loads(answer)
         except ValueError:
-            raise TargetFailed("answered invalid JSON", status=response.status_code) from None
+            raise TargetFailed("answered invalid JSON", status=status) from None
         expected = "data" if embeddings else "choices"
         if not isinstance(data, dict) or not isinstance(data.get(expected), list):
             raise TargetFailed(f"answered JSON without a '{expected}' list")
-        return Reply(response.content, data)
+        return Reply(answer, data)
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[bytes]:
         content = json.dumps(body, ensure_ascii=False).encode()
@@ -169,6 +163,18 @@ class HttpTarget(Target):
                 yield payload
         finally:
             await response.aclose()
+
+
+_WHOLE: weakref.WeakKeyDictionary[httpx.AsyncClient, Http1Pool] = weakref.WeakKeyDictionary()
+
+
+def _whole_pool(client: httpx.AsyncClient) -> Http1Pool:
+    """The lean client (:mod:`.http1`) beside ``client``: one per httpx client, so targets
+    that share one share the other's connections too."""
+    found = _WHOLE.get(client)
+    if found is None:
+        found = _WHOLE[client] = Http1Pool()
+    return found
 
 
 def _check_status(status: int, content: bytes) -> None:

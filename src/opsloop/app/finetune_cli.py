@@ -1,0 +1,78 @@
+"""``opsloop finetune CONFIG``: fine-tune a causal LM on a chat data version, as a tracked run,
+and register the result."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+__all__ = ["finetune"]
+
+
+def finetune(
+    config: Annotated[str, typer.Argument(help="The fine-tuning YAML file (see below).")],
+    merge: Annotated[
+        bool,
+        typer.Option(
+            "--merge",
+            help="Register the base with the LoRA adapter merged in (a plain transformers model "
+            "the gateway serves) instead of the adapter alone.",
+        ),
+    ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue from the last checkpoint of the latest run of this config's "
+            "experiment (after a crash, a cancel, or to train longer with a larger max_steps).",
+        ),
+    ] = False,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", help="Override the config's max_steps.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Supervised fine-tuning (LoRA or full) with TRL, tracked and registered.
+
+    The run logs loss and learning rate per step, eval loss (with eval_dataset), tokens/s and
+    peak memory; the config's fields are its params and its hash a tag; the data version is its
+    input. Checkpoints go to the run's artifacts, so --resume works from any machine sharing
+    the store. The result is the next version of `output`: the LoRA adapter tagged with its
+    base version, or with --merge the merged weights; the tokenizer and its chat template go
+    with it. The base is never downloaded: a registered NAME@version or a local folder.
+
+    A minimal finetune.yaml (keys as in axolotl where the concept is the same):
+
+      base_model: support-bot@champion     # or /path/to/a/transformers/folder
+      datasets: support-chats@3            # chat JSONL, as `opsloop feedback export` writes
+      eval_dataset: support-chats-eval@1   # optional: eval loss
+      output: support-bot-ft               # the registered model's name
+      adapter: lora                        # lora | full (qlora needs a CUDA GPU + bitsandbytes)
+      lora_r: 8
+      lora_alpha: 16
+      lora_dropout: 0.05
+      lora_target_modules: [c_attn]        # a wrong name lists the model's modules
+      learning_rate: 2.0e-4
+      optimizer: adamw_torch
+      lr_scheduler: cosine
+      num_epochs: 3                        # or max_steps: 200
+      micro_batch_size: 4
+      gradient_accumulation_steps: 2
+      sequence_len: 1024
+      save_steps: 50                       # checkpoints (the last step is always kept)
+      seed: 42
+    """
+    from opsloop.app.finetune import run_finetune
+    from opsloop.console.output import command_client
+
+    result = run_finetune(command_client(), config, resume=resume, merge=merge, max_steps=max_steps)
+    if as_json:
+        typer.echo(json.dumps(result.__dict__, indent=2))
+        return
+    loss = f", final loss {result.final_loss:.4f}" if result.final_loss is not None else ""
+    resumed = f" (resumed from run {result.resumed_from})" if result.resumed_from else ""
+    typer.echo(
+        f"registered {result.version}: run {result.run_id}, {result.steps} steps{loss}{resumed}"
+    )
