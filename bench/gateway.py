@@ -265,12 +265,17 @@ def _memory(started: dict[str, Any], requests: int, home: Path) -> None:
     port, key, pid = started["ports"]["ours"], started["keys"]["ours"], started["pids"]["ours"]
     proc = psutil.Process(pid)
 
+    series: list[str] = []  # RSS at each tenth of the run: a leak climbs, a warm-up levels off
+
     async def closed(count: int, concurrency: int = 32) -> int:
         load, left, errors = Load(port, key), [count], []
+        tenth = max(1, count // 10)
 
         async def worker() -> None:
             while left[0] > 0:
                 left[0] -= 1
+                if left[0] % tenth == 0:
+                    series.append(f"{proc.memory_info().rss / 2**20:.1f}")
                 await load.one(time.perf_counter(), [], errors)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -278,13 +283,16 @@ def _memory(started: dict[str, Any], requests: int, home: Path) -> None:
 
     warm = min(10_000, requests // 10)
     _loop_run(closed(warm))
-    start_rss, t0 = proc.memory_info().rss, time.perf_counter()
+    series.clear()
+    start_rss, t0, stored0 = proc.memory_info().rss, time.perf_counter(), _count_spans(home)
     errors = _loop_run(closed(requests - warm))
     end_rss, seconds, stored = proc.memory_info().rss, time.perf_counter() - t0, _count_spans(home)
-    print(f"memory: {requests} requests through our gateway ({errors} non-200) in {seconds:.0f} s; "
-          f"RSS {start_rss / 2**20:.1f} MiB after {warm} -> {end_rss / 2**20:.1f} MiB at the end: "
+    print(f"memory: {requests} requests through our gateway ({errors} non-200) in {seconds:.0f} s "
+          f"({(requests - warm) / seconds:.0f} req/s); RSS {start_rss / 2**20:.1f} MiB after "
+          f"{warm} -> {end_rss / 2**20:.1f} MiB at the end: "
           f"{(end_rss - start_rss) / start_rss * 100:+.1f}% (target < 5%); spans stored by then: "
-          f"{stored}")  # fmt: skip
+          f"{stored} ({(stored - stored0) / seconds:.0f} spans/s){_writers(proc)}")  # fmt: skip
+    print(f"  RSS (MiB) at each tenth of the run: {' '.join(series)}")
     deadline = time.monotonic() + 120
     while stored < requests and time.monotonic() < deadline:
         time.sleep(1)
@@ -292,6 +300,13 @@ def _memory(started: dict[str, Any], requests: int, home: Path) -> None:
     rss = proc.memory_info().rss
     print(f"  once {stored} spans were stored: RSS {rss / 2**20:.1f} MiB "
           f"({(rss - start_rss) / start_rss * 100:+.1f}%)")  # fmt: skip
+
+
+def _writers(proc: psutil.Process) -> str:
+    """The RSS of the gateway's child processes (its span writer), if it has any."""
+    children = proc.children(recursive=True)
+    rss = sum(child.memory_info().rss for child in children)
+    return f"; its span writer's RSS {rss / 2**20:.1f} MiB" if children else ""
 
 
 def _print_profile(path: Path, requests: int) -> None:

@@ -241,7 +241,7 @@ class Client(TrackingClient):
             store, _ = shared_stores(self.settings)
             predictions = self.settings.home / "predictions"  # this process's prediction log
             backend = LocalDeploymentBackend(store, self.models, predictions)
-        return DeploymentsClient(backend, self.models, self.data, self.settings)
+        return DeploymentsClient(backend, self.models, lambda: self.data, self.settings)
 
     @cached_property
     def monitors(self) -> MonitorsClient:
@@ -259,7 +259,7 @@ class Client(TrackingClient):
         backend = LocalMonitorBackend(
             store,
             lambda: self.deployments.prediction_log,  # opened on the first check only
-            models=self.models, deployments=self.deployments, data=self.data,
+            self,  # models, deployments, data: each built when a call first needs it
         )  # fmt: skip
         return MonitorsClient(backend)
 

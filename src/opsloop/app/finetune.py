@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsloop.app.causal_lm import load_causal_lm
 from opsloop.errors import InvalidInput
 from opsloop.llm.finetune import BaseModel, FinetuneResult, finetune, load_config
 
@@ -32,15 +33,7 @@ class RegistryBaseModels:
         version = self._models.version(ref)  # NotFound for an unknown name, version or alias
         if version.flavor != "pytorch":
             raise InvalidInput(f"{version.ref} is a {version.flavor} model, not a causal LM")
-        model = self._models.load(version.ref).raw
-        if not (callable(getattr(model, "can_generate", None)) and model.can_generate()):
-            raise InvalidInput(f"{version.ref} ({type(model).__name__}) is not a causal LM")
-        tokenizer = getattr(model, "tokenizer", None)
-        if tokenizer is None:
-            raise InvalidInput(
-                f"{version.ref} was registered without a tokenizer; register it with "
-                "flavor_options={'tokenizer': tokenizer}"
-            )
+        model, tokenizer = load_causal_lm(self._models, version.ref)
         del model.tokenizer  # the trainer gets it apart; the model object stays plain
         model.train()
         return BaseModel(

@@ -36,6 +36,7 @@ from typing import Any
 import httpx
 from fastapi import Depends, FastAPI, Request
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 
 from opsloop.config import Settings
 from opsloop.errors import InvalidInput, Unauthenticated, validation_problems
@@ -152,9 +153,10 @@ def build_gateway(
     local_models: LocalModels | None = None,
     client: httpx.AsyncClient | None = None,
 ) -> Gateway:
-    """A gateway for ``config``; spans go to ``store``'s traces through the durable spool in
-    ``spool_folder`` (no store: not traced). The parts handed in are the gateway's from then
-    on: its ``aclose`` closes those that have a ``close``.
+    """A gateway for ``config``; spans go to ``store``'s traces through a span journal in
+    ``spool_folder``/journal, stored by a writer process (no store or folder: not traced).
+    The parts handed in are the gateway's from then on: its ``aclose`` closes those that have
+    a ``close``.
 
     Raises:
         InvalidInput: A ``kind: local`` target without ``local_models`` to serve it.
@@ -189,17 +191,24 @@ def build_gateway(
     sink = prices = None
     if store is not None:
         from opsloop.llm.tracing.local import LocalTracingBackend
-        from opsloop.llm.tracing.spool import IngestSpool
 
         backend = LocalTracingBackend(store)
-        folder = spool_folder
-        sink = SpanSink(IngestSpool(folder, backend.ingest).accept) if folder else None
+        if spool_folder:
+            sink = _span_sink(Path(spool_folder) / "journal", store, backend)
         user = [p for p in backend.list_prices() if p.source == "user"]
         prices = PriceTable([ModelPrice(**p.model_dump()) for p in user])
     return WiredGateway(
         Router(routes), sink=sink, limiter=limiter, guards=guards, caches=caches,
         prompts=prompts, prices=prices, closers=closers,
     )  # fmt: skip
+
+
+def _span_sink(folder: Path, store: Store, backend: Any) -> SpanSink:
+    """Spans journaled in ``folder``, stored by a writer process over ``store``'s URL; by a
+    thread through ``backend`` when no other process can open it (in-memory SQLite)."""
+    if store.is_sqlite and make_url(store.url).database in (None, "", ":memory:"):
+        return SpanSink(folder, ingest=backend.ingest)
+    return SpanSink(folder, database_url=store.url)
 
 
 def _built(routes: list[RouteConfig], factory: Callable[[RouteConfig], Any] | None) -> Any:
@@ -299,6 +308,8 @@ def create_gateway_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         rollouts.start()
+        if gateway.sink is not None:
+            gateway.sink.start()  # the span writer starts with the server, not on a request
         yield
         rollouts.stop()
         await gateway.aclose()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from opsloop.app.causal_lm import load_causal_lm
 from opsloop.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -63,15 +64,7 @@ class RegistryLocalModels:
                     f"{version.ref} is a {version.flavor} model; only transformers causal LMs "
                     "can be served by the gateway"
                 )
-            model = self._models.load(version.ref).raw
-            if not (callable(getattr(model, "can_generate", None)) and model.can_generate()):
-                raise InvalidInput(f"{version.ref} ({type(model).__name__}) is not a causal LM")
-            tokenizer = getattr(model, "tokenizer", None)
-            if tokenizer is None:
-                raise InvalidInput(
-                    f"{version.ref} was registered without a tokenizer; register it with "
-                    "flavor_options={'tokenizer': tokenizer}"
-                )
+            model, tokenizer = load_causal_lm(self._models, version.ref)
             from opsloop.llm.gateway.generation import TransformersGenerator
 
             generator = TransformersGenerator(

@@ -32,56 +32,59 @@ AuthOption = Annotated[
     ),
 ]
 
+_SSO_PANEL = "Single sign-on (OIDC)"
+
+
+def _sso_option(help: str, *flags: str) -> Any:
+    """An option of OpenID Connect single sign-on, listed apart in ``--help``."""
+    return typer.Option(*flags, help=help, rich_help_panel=_SSO_PANEL)
+
+
 OidcIssuerOption = Annotated[
     str | None,
-    typer.Option(
-        help="OpenID Connect single sign-on for the web UI (users mode): the provider's "
-        "issuer URL, e.g. https://keycloak.example.com/realms/ml.",
-        rich_help_panel="Single sign-on (OIDC)",
+    _sso_option(
+        "OpenID Connect single sign-on for the web UI (users mode): the provider's issuer URL, "
+        "e.g. https://keycloak.example.com/realms/ml."
     ),
 ]
-OidcClientIdOption = Annotated[
-    str | None,
-    typer.Option(help="This server's client id at the provider.",
-                 rich_help_panel="Single sign-on (OIDC)"),
-]  # fmt: skip
+OidcClientIdOption = Annotated[str | None, _sso_option("This server's client id at the provider.")]
 OidcSecretEnvOption = Annotated[
     str | None,
-    typer.Option(
-        help="The name of the environment variable holding the client secret (never the "
-        "secret itself). Leave out for a public client (PKCE only).",
-        rich_help_panel="Single sign-on (OIDC)",
+    _sso_option(
+        "The name of the environment variable holding the client secret (never the secret "
+        "itself). Leave out for a public client (PKCE only)."
     ),
 ]
 OidcRoleClaimOption = Annotated[
     str | None,
-    typer.Option(help="The ID token claim listing the user's groups (default groups; a dotted "
-                 "path such as realm_access.roles reaches into an object).",
-                 rich_help_panel="Single sign-on (OIDC)"),
-]  # fmt: skip
+    _sso_option(
+        "The ID token claim listing the user's groups (default groups; a dotted path such as "
+        "realm_access.roles reaches into an object)."
+    ),
+]
 OidcRoleMapOption = Annotated[
     str | None,
-    typer.Option(help="Groups to roles, applied at every sign-in: "
-                 "'ml-admins=admin,ml-team=editor' (the highest wins).",
-                 rich_help_panel="Single sign-on (OIDC)"),
-]  # fmt: skip
+    _sso_option(
+        "Groups to roles, applied at every sign-in: 'ml-admins=admin,ml-team=editor' (the "
+        "highest wins)."
+    ),
+]
 OidcDefaultRoleOption = Annotated[
     str | None,
-    typer.Option(help="The role of a user in no mapped group (default viewer; none refuses them).",
-                 rich_help_panel="Single sign-on (OIDC)"),
-]  # fmt: skip
+    _sso_option("The role of a user in no mapped group (default viewer; none refuses them)."),
+]
 OidcLinkEmailOption = Annotated[
     bool | None,
-    typer.Option("--oidc-link-email/--no-oidc-link-email",
-                 help="Let a first sign-in take over the existing user named by its verified "
-                 "e-mail (default: off; a new user is created).",
-                 rich_help_panel="Single sign-on (OIDC)"),
-]  # fmt: skip
+    _sso_option(
+        "Let a first sign-in take over the existing user named by its verified e-mail "
+        "(default: off; a new user is created).",
+        "--oidc-link-email/--no-oidc-link-email",
+    ),
+]
 OidcNameOption = Annotated[
     str | None,
-    typer.Option(help="The provider's name on the login button (default: the issuer's host).",
-                 rich_help_panel="Single sign-on (OIDC)"),
-]  # fmt: skip
+    _sso_option("The provider's name on the login button (default: the issuer's host)."),
+]
 
 
 def server(

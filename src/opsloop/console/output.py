@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import typer
+
 __all__ = [
     "command_client",
     "console",
@@ -16,6 +18,7 @@ __all__ = [
     "for_people",
     "parse_tags",
     "print_json",
+    "print_outcome",
     "print_table",
     "when",
 ]
@@ -89,6 +92,14 @@ def _jsonable(obj: Any) -> Any:
 def print_json(obj: Any) -> None:
     """Print ``obj`` (pydantic models, lists, dicts) as indented JSON on stdout."""
     sys.stdout.write(json.dumps(_jsonable(obj), indent=2, default=str) + "\n")
+
+
+def print_outcome(obj: Any, line: str, *, as_json: bool) -> None:
+    """What a command did: ``obj`` as JSON for scripts (``--json``), else ``line`` for people."""
+    if as_json:
+        print_json(obj)
+    else:
+        typer.echo(line)
 
 
 def for_people(value: Any) -> str:

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from opsloop.console.commands import JsonOption, RefArg, alias_ref, command_group, every_item
-from opsloop.console.output import command_client, parse_tags, print_json, print_table, when
+from opsloop.console.output import (
+    command_client,
+    parse_tags,
+    print_json,
+    print_outcome,
+    print_table,
+    when,
+)
 
 if TYPE_CHECKING:
     from opsloop.data.entities import DatasetVersion
@@ -344,13 +351,11 @@ def checkout(
 
 
 def _print_transfer(result: Any, verb: str, json_: bool) -> None:
-    if json_:
-        print_json(result)
-    else:
-        typer.echo(
-            f"{result.ref}: {verb} {result.files:,} of {result.total_files:,} files "
-            f"({_size(result.bytes)}); the rest were already there"
-        )
+    line = (
+        f"{result.ref}: {verb} {result.files:,} of {result.total_files:,} files "
+        f"({_size(result.bytes)}); the rest were already there"
+    )
+    print_outcome(result, line, as_json=json_)
 
 
 @data_app.command("validate")
@@ -394,10 +399,8 @@ def profile(
     """Write a shareable HTML profile (distributions, missing values, correlations) and a JSON
     summary of a table version."""
     html, summary = command_client().data.profile(ref, out)
-    if json_:
-        print_json({"html": str(html), "json": str(summary)})
-    else:
-        typer.echo(f"wrote {html} and {summary}")
+    paths = {"html": str(html), "json": str(summary)}
+    print_outcome(paths, f"wrote {html} and {summary}", as_json=json_)
 
 
 @data_app.command("alias")

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, status
 from opsloop.governance import audit, masking, routes, services, user_status
 from opsloop.governance.entities import (
     ApiKey,
+    AuditFilter,
     AuditPage,
     AuditVerdict,
     KeyCreate,
@@ -26,7 +27,6 @@ from opsloop.governance.entities import (
 from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
 from opsloop.governance.roles import ADMIN
 from opsloop.kernel.identity import Principal, current_principal, current_user
-from opsloop.kernel.paging import decode_page_token, encode_page_token
 from opsloop.web.deps import AppState, MaxResults, ReadSession, State
 
 __all__ = ["router"]
@@ -137,13 +137,8 @@ def list_audit(
     max_results: MaxResults = 100,
 ) -> AuditPage:
     """Audit events, newest first (admins, in ``users`` mode)."""
-    before = decode_page_token(page_token) or None  # the token holds the seq to go below
-    events = audit.list_events(session, actor=actor, resource=resource, since=since,
-                               before_seq=before, limit=max_results + 1)  # fmt: skip
-    more = len(events) > max_results
-    events = events[:max_results]
-    token = encode_page_token(events[-1].seq) if more and events else None
-    return AuditPage(items=events, next_page_token=token)
+    flt = AuditFilter(actor=actor, resource=resource, since=since)
+    return audit.list_page(session, flt, max_results, page_token)
 
 
 @router.get(routes.AUDIT_VERIFY.template)

@@ -31,9 +31,10 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput
-from opsloop.governance.entities import AuditEvent, AuditVerdict
+from opsloop.governance.entities import AuditEvent, AuditFilter, AuditPage, AuditVerdict
 from opsloop.governance.roles import DEFAULT_WORKSPACE
 from opsloop.governance.tables import AuditEventRow, AuditHeadRow
+from opsloop.kernel.paging import decode_page_token, encode_page_token
 from opsloop.kernel.timeutil import now_ms
 from opsloop.store.database import Store, dialect_insert
 
@@ -43,6 +44,7 @@ __all__ = [
     "chain_hash",
     "iter_events",
     "list_events",
+    "list_page",
     "new_request_id",
     "parse_since",
     "record",
@@ -202,6 +204,20 @@ def list_events(
         query = query.where(AuditEventRow.seq < before_seq)
     rows = session.scalars(query.order_by(AuditEventRow.seq.desc()).limit(limit)).all()
     return [_event(row) for row in rows]
+
+
+def list_page(
+    session: Session, flt: AuditFilter, max_results: int, page_token: str | None
+) -> AuditPage:
+    """One page of the events ``flt`` selects, newest first (see :func:`list_events`); the
+    page token holds the ``seq`` to go below. ``InvalidInput`` for a forged token."""
+    before = decode_page_token(page_token) or None
+    events = list_events(session, actor=flt.actor, resource=flt.resource, since=flt.since,
+                         before_seq=before, limit=max_results + 1)  # fmt: skip
+    more = len(events) > max_results
+    events = events[:max_results]
+    token = encode_page_token(events[-1].seq) if more and events else None
+    return AuditPage(items=events, next_page_token=token)
 
 
 def iter_events(session: Session, *, batch: int = 1000) -> Iterator[AuditEvent]:

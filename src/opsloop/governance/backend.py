@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 
 from opsloop.governance.entities import (
     ApiKey,
+    AuditFilter,
     AuditPage,
     AuditVerdict,
     KeyCreate,
@@ -85,18 +86,9 @@ class GovernanceBackend(ABC):
         """Who the caller is, with which role, under which auth mode."""
 
     @abstractmethod
-    def list_audit(
-        self,
-        *,
-        actor: str | None = None,
-        resource: str | None = None,
-        since: int | None = None,
-        page_token: str | None = None,
-        max_results: int = 100,
-    ) -> AuditPage:
-        """Audit events newest first: ``actor`` exactly, ``resource`` as a prefix, at or after
-        ``since`` (epoch ms). ``InvalidInput`` for a forged page token; over HTTP in ``users``
-        mode ``PermissionDenied`` below admin."""
+    def list_audit(self, flt: AuditFilter, max_results: int, page_token: str | None) -> AuditPage:
+        """One page of the audit events ``flt`` selects, newest first. ``InvalidInput`` for a
+        forged page token; over HTTP in ``users`` mode ``PermissionDenied`` below admin."""
 
     @abstractmethod
     def verify_audit(self) -> AuditVerdict:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 import typer
 
 from opsloop.console.commands import JsonOption, command_group
-from opsloop.console.output import command_client, print_json, print_table, when
+from opsloop.console.output import command_client, print_json, print_outcome, print_table, when
 
 if TYPE_CHECKING:
     from opsloop.governance.sdk import GovernanceClient
@@ -83,21 +83,15 @@ def create_user(
 ) -> None:
     """Create a user (or, with --service, a service account) with a role."""
     user = _governance().create_user(name, role=role, service=service)
-    if json_:
-        print_json(user)
-    else:
-        kind = "service account" if user.is_service else "user"
-        typer.echo(f"created {kind} {user.name} ({user.role})")
+    kind = "service account" if user.is_service else "user"
+    print_outcome(user, f"created {kind} {user.name} ({user.role})", as_json=json_)
 
 
 @users_app.command("set-role")
 def set_role(name: str, role: str, json_: JsonOption = False) -> None:
     """Change a user's role."""
     user = _governance().set_role(name, role)
-    if json_:
-        print_json(user)
-    else:
-        typer.echo(f"{user.name} is now {user.role}")
+    print_outcome(user, f"{user.name} is now {user.role}", as_json=json_)
 
 
 @users_app.command("list")
@@ -123,20 +117,15 @@ def disable_user(name: UserArgument, json_: JsonOption = False) -> None:
     Nothing is deleted: their history, role and keys stay, and `opsloop users enable NAME`
     gives it all back. The last enabled admin cannot be disabled."""
     user = _governance().disable_user(name)
-    if json_:
-        print_json(user)
-    else:
-        typer.echo(f"{user.name} is disabled: its keys and sessions are refused")
+    line = f"{user.name} is disabled: its keys and sessions are refused"
+    print_outcome(user, line, as_json=json_)
 
 
 @users_app.command("enable")
 def enable_user(name: UserArgument, json_: JsonOption = False) -> None:
     """Let a disabled user's API keys and web sessions in again (admins)."""
     user = _governance().enable_user(name)
-    if json_:
-        print_json(user)
-    else:
-        typer.echo(f"{user.name} is enabled ({user.role})")
+    print_outcome(user, f"{user.name} is enabled ({user.role})", as_json=json_)
 
 
 @keys_app.command("create")

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "ApiKey",
     "AuditEvent",
+    "AuditFilter",
     "AuditPage",
     "AuditVerdict",
     "KeyCreate",
@@ -117,6 +118,20 @@ class AuditEvent(BaseModel):
     digest: str | None = Field(None, description="SHA-256 of the request body, if read")
     prev_hash: str
     hash: str
+
+
+class AuditFilter(BaseModel):
+    """Which audit events a listing selects; every field narrows, None means any."""
+
+    model_config = ConfigDict(frozen=True)
+
+    actor: str | None = Field(None, description="exactly this actor")
+    resource: str | None = Field(None, description="a prefix: 'models/churn' and below")
+    since: int | None = Field(None, description="at or after (epoch ms)")
+
+    def query_params(self) -> dict[str, str | int]:
+        """This filter as REST query parameters (the fields set)."""
+        return self.model_dump(exclude_none=True)
 
 
 class AuditPage(BaseModel):

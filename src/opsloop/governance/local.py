@@ -7,6 +7,7 @@ from opsloop.governance import audit, masking, routes, services, user_status
 from opsloop.governance.backend import GovernanceBackend
 from opsloop.governance.entities import (
     ApiKey,
+    AuditFilter,
     AuditPage,
     AuditVerdict,
     KeyCreate,
@@ -18,7 +19,6 @@ from opsloop.governance.entities import (
 from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
 from opsloop.governance.roles import ADMIN
 from opsloop.kernel.identity import Principal, current_user
-from opsloop.kernel.paging import decode_page_token, encode_page_token
 from opsloop.store.database import Store
 
 __all__ = ["LocalGovernanceBackend"]
@@ -74,23 +74,9 @@ class LocalGovernanceBackend(GovernanceBackend):
         actor = self.actor
         return Whoami(name=actor.name, role=actor.role, auth=actor.auth, workspace=actor.workspace)
 
-    def list_audit(
-        self,
-        *,
-        actor: str | None = None,
-        resource: str | None = None,
-        since: int | None = None,
-        page_token: str | None = None,
-        max_results: int = 100,
-    ) -> AuditPage:
-        before = decode_page_token(page_token) or None
+    def list_audit(self, flt: AuditFilter, max_results: int, page_token: str | None) -> AuditPage:
         with self.store.read() as s:
-            events = audit.list_events(s, actor=actor, resource=resource, since=since,
-                                       before_seq=before, limit=max_results + 1)  # fmt: skip
-        more = len(events) > max_results
-        events = events[:max_results]
-        token = encode_page_token(events[-1].seq) if more and events else None
-        return AuditPage(items=events, next_page_token=token)
+            return audit.list_page(s, flt, max_results, page_token)
 
     def verify_audit(self) -> AuditVerdict:
         with self.store.read() as s:

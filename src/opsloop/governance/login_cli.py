@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from opsloop.console.commands import JsonOption
-from opsloop.console.output import print_json, when
+from opsloop.console.output import print_outcome, when
 
 __all__ = ["login"]
 
@@ -76,11 +76,9 @@ def login(
     finally:
         http.close()
     path = save_login(settings.home, url, secret)
-    if json_:
-        print_json({**who, "server": url, "saved_in": str(path)})
-    else:
-        until = f", key valid until {when(who['expires_at'])} UTC" if who["expires_at"] else ""
-        typer.echo(f"signed in as {who['user']} ({who['role']}) on {url}{until}; saved in {path}")
+    until = f", key valid until {when(who['expires_at'])} UTC" if who["expires_at"] else ""
+    line = f"signed in as {who['user']} ({who['role']}) on {url}{until}; saved in {path}"
+    print_outcome({**who, "server": url, "saved_in": str(path)}, line, as_json=json_)
     hidden = shadowed_by(settings.home, os.environ)
     if hidden:
         typer.echo(f"note: {hidden} takes precedence over the saved key", err=True)

@@ -9,6 +9,7 @@ from opsloop.governance import masking, routes
 from opsloop.governance.backend import GovernanceBackend
 from opsloop.governance.entities import (
     ApiKey,
+    AuditFilter,
     AuditPage,
     AuditVerdict,
     KeyCreate,
@@ -18,6 +19,7 @@ from opsloop.governance.entities import (
     Whoami,
 )
 from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
+from opsloop.kernel.paging import page_query
 from opsloop.kernel.transport import HttpTransport
 
 __all__ = ["RemoteGovernanceBackend"]
@@ -77,18 +79,8 @@ class RemoteGovernanceBackend(GovernanceBackend):
         found = Whoami.model_validate_json(self.http.request("GET", routes.WHOAMI.url()).content)
         return found.model_copy(update={"server": self.http.base_url})
 
-    def list_audit(
-        self,
-        *,
-        actor: str | None = None,
-        resource: str | None = None,
-        since: int | None = None,
-        page_token: str | None = None,
-        max_results: int = 100,
-    ) -> AuditPage:
-        given = {"actor": actor, "resource": resource, "since": since, "page_token": page_token,
-                 "max_results": max_results}  # fmt: skip
-        params = {k: v for k, v in given.items() if v is not None}
+    def list_audit(self, flt: AuditFilter, max_results: int, page_token: str | None) -> AuditPage:
+        params = {**flt.query_params(), **page_query(max_results, page_token)}
         raw = self.http.request("GET", routes.AUDIT.url(), params=params).content
         return AuditPage.model_validate_json(raw)
 

@@ -18,6 +18,7 @@ from opsloop.governance.backend import GovernanceBackend
 from opsloop.governance.entities import (
     ApiKey,
     AuditEvent,
+    AuditFilter,
     AuditPage,
     AuditVerdict,
     KeyCreate,
@@ -112,17 +113,17 @@ class GovernanceClient:
         max_results: int = 100,
     ) -> AuditPage:
         """Audit events newest first; ``resource`` is a prefix, ``since`` epoch ms."""
-        return self._backend.list_audit(actor=actor, resource=resource, since=since,
-                                        page_token=page_token, max_results=max_results)  # fmt: skip
+        flt = AuditFilter(actor=actor, resource=resource, since=since)
+        return self._backend.list_audit(flt, max_results, page_token)
 
     def iter_audit(
         self, *, actor: str | None = None, resource: str | None = None, since: int | None = None
     ) -> Iterator[AuditEvent]:
         """Every matching event, newest first, a page at a time."""
+        flt = AuditFilter(actor=actor, resource=resource, since=since)
         token: str | None = None
         while True:
-            page = self.list_audit(actor=actor, resource=resource, since=since,
-                                   page_token=token, max_results=1000)  # fmt: skip
+            page = self._backend.list_audit(flt, 1000, token)
             yield from page.items
             token = page.next_page_token
             if token is None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
 from opsloop.errors import InvalidInput
 
-__all__ = ["Page", "decode_page_token", "encode_page_token", "split_page"]
+__all__ = ["Page", "decode_page_token", "encode_page_token", "page_query", "split_page"]
 
 T = TypeVar("T")
 
@@ -46,3 +46,11 @@ def split_page(rows: Sequence[T], offset: int, max_results: int) -> tuple[list[T
     ``max_results + 1``: the extra row, dropped here, is how a listing knows more follow."""
     token = encode_page_token(offset + max_results) if len(rows) > max_results else None
     return list(rows[:max_results]), token
+
+
+def page_query(max_results: int, page_token: str | None) -> dict[str, Any]:
+    """The query parameters asking a listing route for one page (no token: the first)."""
+    params: dict[str, Any] = {"max_results": max_results}
+    if page_token:
+        params["page_token"] = page_token
+    return params

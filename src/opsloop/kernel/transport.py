@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -25,6 +25,9 @@ from opsloop.errors import (
     Unauthenticated,
     error_class_for_code,
 )
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = ["HttpTransport"]
 
@@ -78,6 +81,14 @@ class HttpTransport:
                     return _raise_for_error(response)
             time.sleep(min(0.2 * 2**attempt, 5.0))
         raise AssertionError("unreachable")
+
+    def send(self, method: str, path: str, body: BaseModel | None = None, **kwargs: Any) -> bytes:
+        """Send a request with ``body`` as its JSON (``None`` fields left out); return the
+        response's bytes, for the caller's entity to validate."""
+        if body is not None:
+            kwargs["content"] = body.model_dump_json(exclude_none=True)
+            kwargs["headers"] = {"Content-Type": "application/json"}
+        return self.request(method, path, **kwargs).content
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request and decode its JSON body."""

@@ -17,7 +17,7 @@ from opsloop.monitoring.entities import (
     MonitorReference,
     MonitorRun,
 )
-from opsloop.monitoring.ports import DataSource, DeploymentSource, ModelSource, PredictionSource
+from opsloop.monitoring.ports import PredictionSource, Sources
 from opsloop.store.database import Store
 
 __all__ = ["LocalMonitorBackend"]
@@ -30,24 +30,24 @@ class LocalMonitorBackend(MonitorBackend):
         store: The metadata store.
         predictions: Gives the prediction log the checks read. It is asked on the first
             check only, so a client that never checks does not open the log.
-        models: Loads the model versions that score the reference and the windows.
-        deployments: Gives a monitor's deployment (its stable version) at creation.
-        data: Gives the reference data version at creation.
+        sources: Its ``models`` load the model versions that score the reference and the
+            windows, its ``deployments`` give a monitor's deployment (its stable version) and
+            its ``data`` the reference data version at creation. Each is asked for when a call
+            needs it: a check never builds the data client (nor imports its lineage catalogue).
     """
 
     def __init__(
-        self, store: Store, predictions: Callable[[], PredictionSource], *,
-        models: ModelSource, deployments: DeploymentSource, data: DataSource,
-    ) -> None:  # fmt: skip
+        self, store: Store, predictions: Callable[[], PredictionSource], sources: Sources
+    ) -> None:
         self.store = store
         self._predictions = predictions
-        self.models, self.deployments, self.data = models, deployments, data
+        self._sources = sources
 
     # -- monitors -----------------------------------------------------------------------------
     def create_monitor(self, body: MonitorCreate) -> Monitor:
         return services.create_monitor(
-            self.store, body, current_user(), models=self.models,
-            deployments=self.deployments, data=self.data,
+            self.store, body, current_user(), models=self._sources.models,
+            deployments=self._sources.deployments, data=self._sources.data,
         )  # fmt: skip
 
     def get_monitor(self, name: str) -> Monitor:
@@ -69,8 +69,8 @@ class LocalMonitorBackend(MonitorBackend):
 
     def rebaseline(self, name: str, reference: str, reason: str | None) -> MonitorReference:
         return references.rebaseline(
-            self.store, name, reference, current_user(), reason, models=self.models,
-            deployments=self.deployments, data=self.data,
+            self.store, name, reference, current_user(), reason, models=self._sources.models,
+            deployments=self._sources.deployments, data=self._sources.data,
         )  # fmt: skip
 
     def revert_reference(self, name: str, to: int | None, reason: str | None) -> MonitorReference:
@@ -79,7 +79,9 @@ class LocalMonitorBackend(MonitorBackend):
 
     # -- checks -------------------------------------------------------------------------------
     def check_monitor(self, name: str) -> MonitorRun:
-        return services.run_monitor(self.store, self._predictions(), name, models=self.models)
+        return services.run_monitor(
+            self.store, self._predictions(), name, models=self._sources.models
+        )
 
     def list_runs(self, name: str, limit: int) -> list[MonitorRun]:
         with self.store.read() as session:

@@ -23,7 +23,9 @@ so KS and Wasserstein are computed exactly as SciPy computes them on the raw ref
 the two distribution functions are evaluated at every value of either sample (the reference's
 are already sorted and merged with the current window's in one stable sort), KS takes the
 largest gap, Wasserstein integrates it. Up to 10,000 rows on both sides KS is SciPy's own
-``ks_2samp`` (its exact p-value); above, the same asymptotic p-value it uses. A stored
+``ks_2samp``'s exact p-value (its compiled kernel, called without importing ``scipy.stats``:
+``kolmogorov``); above, the same asymptotic p-value it uses. The chi-square, Z and
+Jensen-Shannon tests call the ``scipy.special`` functions SciPy's own would. A stored
 reference with more than 20,000 distinct values is kept on a fine grid, and the Wasserstein
 distance then moves by at most the grid's stored mean displacement over the std (about 5e-7).
 
@@ -42,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from opsloop.monitoring.kolmogorov import exact_p_value
 from opsloop.monitoring.profiles import ColumnProfile
 
 __all__ = ["STATTESTS", "Current", "StatTest", "default_test"]
@@ -128,15 +131,20 @@ def _few_reference_values(ref: ColumnProfile) -> bool:
 
 # -- the tests ----------------------------------------------------------------------------------
 def _ks(ref: ColumnProfile, cur: Current, as_categories: bool) -> float:
-    from scipy import stats
-
     assert cur.values is not None
     support = ref.support_values()
     n, m = ref.count, cur.count
-    if support is not None and max(n, m) <= SCIPY_EXACT_KS:
-        return float(stats.ks_2samp(support.repeated(), cur.values).pvalue)
     exact = support is not None
     gap = _at_ties(*_exact_gaps(support, cur.values)) if exact else _sketch_gaps(ref, cur)[0]
+    if support is not None and max(n, m) <= SCIPY_EXACT_KS:  # ks_2samp's exact mode
+        p_value = exact_p_value(gap, n, m)  # its own kernel, without importing scipy.stats
+        if p_value is not None:
+            return p_value
+        from scipy import stats
+
+        return float(stats.ks_2samp(support.repeated(), cur.values).pvalue)
+    from scipy import stats
+
     return float(stats.kstwo.sf(float(np.abs(gap).max()), np.round(n * m / (n + m))))
 
 
@@ -218,7 +226,7 @@ def _sketch_gaps(ref: ColumnProfile, cur: Current) -> tuple[np.ndarray, np.ndarr
 
 
 def _chisquare(ref: ColumnProfile, cur: Current, as_categories: bool) -> float:
-    from scipy import stats
+    from scipy.special import chdtrc  # what stats.chi2.sf computes, without scipy.stats
 
     r, c = _aligned(ref.distinct_counts() or {}, cur.distinct_counts())
     expected = r * (c.sum() / r.sum())
@@ -226,11 +234,11 @@ def _chisquare(ref: ColumnProfile, cur: Current, as_categories: bool) -> float:
         return 0.0  # a category the reference never had: as far from it as can be
     keep = expected > 0
     statistic = float((((c - expected) ** 2)[keep] / expected[keep]).sum())
-    return float(stats.chi2.sf(statistic, max(int(keep.sum()) - 1, 1)))
+    return float(chdtrc(max(int(keep.sum()) - 1, 1), statistic))
 
 
 def _z(ref: ColumnProfile, cur: Current, as_categories: bool) -> float:
-    from scipy import stats
+    from scipy.special import ndtr  # what stats.norm.cdf computes, without scipy.stats
 
     ref_counts, cur_counts = ref.distinct_counts() or {}, cur.distinct_counts()
     keys = sorted({*ref_counts, *cur_counts}, key=str)
@@ -241,14 +249,19 @@ def _z(ref: ColumnProfile, cur: Current, as_categories: bool) -> float:
     p2 = 1 - cur_counts.get(keys[0], 0) / n2
     pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
     z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    return float(2 * (1 - stats.norm.cdf(abs(z))))
+    return float(2 * (1 - ndtr(abs(z))))
 
 
 def _jensenshannon(ref: ColumnProfile, cur: Current, as_categories: bool) -> float:
-    from scipy.spatial import distance
+    """SciPy's ``spatial.distance.jensenshannon``, step for step, without importing
+    ``scipy.spatial`` (with ``scipy.sparse`` and ``scipy.linalg``)."""
+    from scipy.special import rel_entr
 
     r, c = _binned(ref, cur, as_categories)
-    return float(distance.jensenshannon(r, c))
+    r, c = r / np.sum(r, axis=0, keepdims=True), c / np.sum(c, axis=0, keepdims=True)
+    middle = (r + c) / 2.0
+    divergence = np.sum(rel_entr(r, middle), axis=0) + np.sum(rel_entr(c, middle), axis=0)
+    return float(np.sqrt(divergence / 2.0))
 
 
 def _psi(ref: ColumnProfile, cur: Current, as_categories: bool) -> float:

@@ -19,6 +19,7 @@ from opsloop.kernel.paging import Page
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
 from opsloop.registry.quick_reads import QUICK_PAGE_LIMIT, QuickReads
+from opsloop.store.on_need import StoresOnNeed
 
 if TYPE_CHECKING:  # promotion brings evaluation (NumPy, pandas): only promote needs it
     from opsloop.data.manifest import Manifest
@@ -61,7 +62,7 @@ def register_version(
     )
 
 
-class LocalRegistryBackend(RegistryBackend):
+class LocalRegistryBackend(StoresOnNeed[QuickReads], RegistryBackend):
     """Talks to the metadata store and blob store directly (the embedded default).
 
     Args:
@@ -80,22 +81,9 @@ class LocalRegistryBackend(RegistryBackend):
         lineage: Callable[[], LineageCatalog],
         quick: QuickReads | None = None,
     ) -> None:
-        self._stores = stores
+        super().__init__(stores, quick)
         self._lineage = lineage
         self._cache_root = Path(home) / "cache"
-        self._quick = quick
-
-    @cached_property
-    def _opened(self) -> tuple[Store, BlobStore]:
-        return self._stores()
-
-    @property
-    def store(self) -> Store:
-        return self._opened[0]
-
-    @property
-    def blobs(self) -> BlobStore:
-        return self._opened[1]
 
     @cached_property
     def lineage_catalog(self) -> LineageCatalog:
@@ -274,9 +262,3 @@ class LocalRegistryBackend(RegistryBackend):
     def lineage(self, kind: str | None, ref: str) -> dict[str, Any]:
         with self.store.read() as s:
             return self.lineage_catalog.lineage(s, kind, ref)
-
-    def close(self) -> None:
-        """Close the quick reads' connection (reads go through the store from then on)."""
-        quick, self._quick = self._quick, None
-        if quick is not None:
-            quick.close()

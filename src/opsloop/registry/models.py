@@ -35,7 +35,7 @@ from opsloop.store.numbered import (
     Numbering,
     version_row,
 )
-from opsloop.tracking.validation import check_key, tag_value_to_str
+from opsloop.tracking.validation import clean_tag, clean_tags
 
 __all__ = [
     "MODEL_VERSION",
@@ -243,12 +243,8 @@ def create_model(
     )
     session.add(row)
     session.flush()
-    for key, value in (tags or {}).items():
-        session.add(
-            RegisteredModelTagRow(
-                model_id=row.id, key=check_key(key, "tag key"), value=tag_value_to_str(key, value)
-            )
-        )
+    for key, value in clean_tags(tags).items():
+        session.add(RegisteredModelTagRow(model_id=row.id, key=key, value=value))
     session.flush()
     return _model_entity(session, row)
 
@@ -323,11 +319,8 @@ def delete_model(session: Session, name: str) -> None:
 
 def set_model_tag(session: Session, name: str, key: str, value: Any) -> RegisteredModel:
     row = model_row(session, name)
-    session.merge(
-        RegisteredModelTagRow(
-            model_id=row.id, key=check_key(key, "tag key"), value=tag_value_to_str(key, value)
-        )
-    )
+    key, text = clean_tag(key, value)
+    session.merge(RegisteredModelTagRow(model_id=row.id, key=key, value=text))
     session.flush()
     return _model_entity(session, row)
 

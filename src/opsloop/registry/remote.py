@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from opsloop.data.manifest import FileEntry, Manifest
-from opsloop.kernel.paging import Page
+from opsloop.kernel.paging import Page, page_query
 from opsloop.kernel.refs import parse_ref
 from opsloop.kernel.transport import HttpTransport
 from opsloop.lineage import routes as lineage_routes
@@ -27,7 +27,6 @@ from opsloop.tracking.schemas import TagValue
 
 __all__ = ["RemoteRegistryBackend"]
 
-_JSON = {"Content-Type": "application/json"}
 _EVENTS = TypeAdapter(list[AliasEvent])
 _EVALUATIONS = TypeAdapter(list[Evaluation])
 
@@ -42,52 +41,44 @@ class RemoteRegistryBackend(RegistryBackend):
     def __init__(self, transport: HttpTransport) -> None:
         self.http = transport
 
-    def _send(self, method: str, path: str, body: BaseModel | None = None, **kw: Any) -> bytes:
-        if body is not None:
-            kw["content"] = body.model_dump_json(exclude_none=True)
-            kw["headers"] = _JSON
-        return self.http.request(method, path, **kw).content
-
-    def _page(self, max_results: int, page_token: str | None) -> dict[str, Any]:
-        params: dict[str, Any] = {"max_results": max_results}
-        if page_token:
-            params["page_token"] = page_token
-        return params
-
     def create_model(
         self, name: str, description: str | None, tags: dict[str, str] | None
     ) -> RegisteredModel:
         body = ModelCreate(name=name, description=description, tags=tags)
-        return RegisteredModel.model_validate_json(self._send("POST", routes.MODELS.url(), body))
+        return RegisteredModel.model_validate_json(
+            self.http.send("POST", routes.MODELS.url(), body)
+        )
 
     def get_model(self, name: str) -> RegisteredModel:
-        return RegisteredModel.model_validate_json(self._send("GET", routes.MODEL.url(name=name)))
+        return RegisteredModel.model_validate_json(
+            self.http.send("GET", routes.MODEL.url(name=name))
+        )
 
     def list_models(self, max_results: int, page_token: str | None) -> Page[RegisteredModel]:
-        raw = self._send("GET", routes.MODELS.url(), params=self._page(max_results, page_token))
+        raw = self.http.send("GET", routes.MODELS.url(), params=page_query(max_results, page_token))
         return Page[RegisteredModel].model_validate_json(raw)
 
     def update_model(
         self, name: str, description: str | None, gate_policy: dict[str, Any] | None
     ) -> RegisteredModel:
         body = ModelUpdate(description=description, gate_policy=gate_policy)
-        raw = self._send("PATCH", routes.MODEL.url(name=name), body)
+        raw = self.http.send("PATCH", routes.MODEL.url(name=name), body)
         return RegisteredModel.model_validate_json(raw)
 
     def delete_model(self, name: str) -> None:
-        self._send("DELETE", routes.MODEL.url(name=name))
+        self.http.send("DELETE", routes.MODEL.url(name=name))
 
     def set_model_tag(self, name: str, key: str, value: str) -> RegisteredModel:
-        raw = self._send("PUT", routes.MODEL_TAG.url(name=name, key=key), TagValue(value=value))
+        raw = self.http.send("PUT", routes.MODEL_TAG.url(name=name, key=key), TagValue(value=value))
         return RegisteredModel.model_validate_json(raw)
 
     def register_version(self, name: str, body: ModelVersionCreate) -> ModelVersion:
-        raw = self._send("POST", routes.VERSIONS.url(name=name), body)
+        raw = self.http.send("POST", routes.VERSIONS.url(name=name), body)
         return ModelVersion.model_validate_json(raw)
 
     def get_version(self, ref: str) -> ModelVersion:
         return ModelVersion.model_validate_json(
-            self._send("GET", routes.VERSION.url(**_version(ref)))
+            self.http.send("GET", routes.VERSION.url(**_version(ref)))
         )
 
     def get_manifest(self, ref: str) -> tuple[ModelVersion, Manifest]:
@@ -98,8 +89,8 @@ class RemoteRegistryBackend(RegistryBackend):
     def list_versions(
         self, name: str, max_results: int, page_token: str | None
     ) -> Page[ModelVersion]:
-        params = self._page(max_results, page_token)
-        raw = self._send("GET", routes.VERSIONS.url(name=name), params=params)
+        params = page_query(max_results, page_token)
+        raw = self.http.send("GET", routes.VERSIONS.url(name=name), params=params)
         return Page[ModelVersion].model_validate_json(raw)
 
     def update_version(
@@ -107,44 +98,46 @@ class RemoteRegistryBackend(RegistryBackend):
     ) -> ModelVersion:
         body = VersionUpdate(description=description, card=card)
         return ModelVersion.model_validate_json(
-            self._send("PATCH", routes.VERSION.url(**_version(ref)), body)
+            self.http.send("PATCH", routes.VERSION.url(**_version(ref)), body)
         )
 
     def set_version_tag(self, ref: str, key: str, value: str) -> ModelVersion:
-        raw = self._send(
+        raw = self.http.send(
             "PUT", routes.VERSION_TAG.url(**_version(ref), key=key), TagValue(value=value)
         )
         return ModelVersion.model_validate_json(raw)
 
     def delete_version(self, ref: str) -> None:
-        self._send("DELETE", routes.VERSION.url(**_version(ref)))
+        self.http.send("DELETE", routes.VERSION.url(**_version(ref)))
 
     def set_alias(self, ref: str, alias: str, reason: str | None) -> ModelVersion:
         version = self.get_version(ref)
         body = AliasMove(version=version.number, reason=reason)
-        raw = self._send("PUT", routes.ALIAS.url(name=version.name, alias=alias), body)
+        raw = self.http.send("PUT", routes.ALIAS.url(name=version.name, alias=alias), body)
         return ModelVersion.model_validate_json(raw)
 
     def delete_alias(self, name: str, alias: str) -> None:
-        self._send("DELETE", routes.ALIAS.url(name=name, alias=alias))
+        self.http.send("DELETE", routes.ALIAS.url(name=name, alias=alias))
 
     def alias_history(self, name: str, alias: str | None) -> list[AliasEvent]:
         params = {"alias": alias} if alias else {}
-        raw = self._send("GET", routes.ALIAS_HISTORY.url(name=name), params=params)
+        raw = self.http.send("GET", routes.ALIAS_HISTORY.url(name=name), params=params)
         return _EVENTS.validate_json(raw)
 
     def record_evaluation(
         self, report: dict[str, Any], model_ref: str | None, dataset_ref: str | None
     ) -> Evaluation:
         body = EvaluationCreate(report=report, model_ref=model_ref, dataset_ref=dataset_ref)
-        return Evaluation.model_validate_json(self._send("POST", routes.EVALUATIONS.url(), body))
+        return Evaluation.model_validate_json(
+            self.http.send("POST", routes.EVALUATIONS.url(), body)
+        )
 
     def get_evaluation(self, evaluation_id: str) -> Evaluation:
-        raw = self._send("GET", routes.EVALUATION.url(evaluation_id=evaluation_id))
+        raw = self.http.send("GET", routes.EVALUATION.url(evaluation_id=evaluation_id))
         return Evaluation.model_validate_json(raw)
 
     def list_evaluations(self, ref: str) -> list[Evaluation]:
-        raw = self._send("GET", routes.VERSION_EVALUATIONS.url(**_version(ref)))
+        raw = self.http.send("GET", routes.VERSION_EVALUATIONS.url(**_version(ref)))
         return _EVALUATIONS.validate_json(raw)
 
     def promote(
@@ -156,7 +149,7 @@ class RemoteRegistryBackend(RegistryBackend):
         reason: str | None,
     ) -> AliasEvent:
         body = PromotionRequest(alias=alias, policy=policy, force=force, reason=reason)
-        raw = self._send("POST", routes.VERSION_PROMOTE.url(**_version(ref)), body)
+        raw = self.http.send("POST", routes.VERSION_PROMOTE.url(**_version(ref)), body)
         return AliasEvent.model_validate_json(raw)
 
     def card(self, ref: str, markdown: bool) -> Any:

@@ -50,7 +50,11 @@ from opsloop.store.numbered import (
 )
 from opsloop.tracking.entities import RunStatus
 from opsloop.tracking.tables import ArtifactRow, RunRow
-from opsloop.tracking.validation import check_artifact_path, check_key, tag_value_to_str
+from opsloop.tracking.validation import (
+    check_artifact_path,
+    clean_tag,
+    clean_tags,
+)
 
 __all__ = [
     "create_version",
@@ -185,11 +189,11 @@ def create_version(
     check_name(name, _NOUN)
     manifest = manifest_from_rows(files)
     meta = _known_package(session, manifest.version_id) or _read_package(blobs, manifest)
-    clean_tags = {check_key(k, "tag key"): tag_value_to_str(k, v) for k, v in (tags or {}).items()}
+    checked_tags = clean_tags(tags)
     # Registered inside a pipeline step, a live model names no run but carries the step's:
     # that run (RUNNING while its step runs) is the version's run, so lineage walks from the
     # version to the step, its pipeline run, the data they read and the commit.
-    step_run = clean_tags.get(STEP_RUN_TAG) if run_id is None else None
+    step_run = checked_tags.get(STEP_RUN_TAG) if run_id is None else None
     conn = session.connection()  # Core statements, not the ORM: registering is a hot path
     model_id, latest, run_status = conn.execute(
         _REGISTRATION_FACTS, {"name": name, "run_id": run_id or step_run}
@@ -222,10 +226,10 @@ def create_version(
         "created_by": created_by,
     }
     conn.execute(_VERSIONS.insert(), row)
-    if clean_tags:
+    if checked_tags:
         conn.execute(
             _VERSION_TAGS.insert(),
-            [{"version_pk": row["id"], "key": k, "value": v} for k, v in clean_tags.items()],
+            [{"version_pk": row["id"], "key": k, "value": v} for k, v in checked_tags.items()],
         )
     if run_id is not None:
         graph.add_edge(session, (graph.RUN, run_id), (MODEL_VERSION, row["id"]), "output")
@@ -243,7 +247,7 @@ def create_version(
         run_id=run_id,
         description=description,
         card=card or {},
-        tags=clean_tags,
+        tags=checked_tags,
         aliases=[],
         file_count=len(manifest),
         total_bytes=manifest.total_bytes,
@@ -297,11 +301,8 @@ def update_version(
 
 def set_version_tag(session: Session, ref: str, key: str, value: Any) -> ModelVersion:
     model, row = resolve_version_row(session, ref)
-    session.merge(
-        ModelVersionTagRow(
-            version_pk=row.id, key=check_key(key, "tag key"), value=tag_value_to_str(key, value)
-        )
-    )
+    key, text = clean_tag(key, value)
+    session.merge(ModelVersionTagRow(version_pk=row.id, key=key, value=text))
     session.flush()
     return version_entity(session, row, model.name)
 

@@ -1,4 +1,8 @@
-"""Deployments in-process: the services over a ``Store``, and this process's inference runtime."""
+"""Deployments in-process: the services over a ``Store``, and this process's inference runtime.
+
+The services (with the registry's alias and version code under them) are imported by the calls
+that use them: a monitor check, which builds this backend only for its prediction log, does not
+import them."""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.kernel.identity import current_user
-from opsloop.serving import rollouts, services
 from opsloop.serving.backend import DeploymentBackend
 from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
 from opsloop.serving.ports import ModelSource
@@ -61,20 +64,28 @@ class LocalDeploymentBackend(DeploymentBackend):
 
     # -- deployments ----------------------------------------------------------------------------
     def create(self, body: DeploymentCreate) -> Deployment:
+        from opsloop.serving import services
+
         with self.store.write() as s:
             return services.create_deployment(s, body, current_user())
 
     def get(self, name: str) -> Deployment:
+        from opsloop.serving import services
+
         with self.store.read() as s:
             return services.get_deployment(s, name)
 
     def list(self) -> list[Deployment]:
+        from opsloop.serving import services
+
         with self.store.read() as s:
             return services.list_deployments(s)
 
     def set_policy(
         self, name: str, policy: TrafficPolicy, expected_revision: int | None, reason: str | None
     ) -> Deployment:
+        from opsloop.serving import services
+
         with self.store.write() as s:
             deployment = services.set_policy(
                 s, name, policy, current_user(), reason=reason, expected_revision=expected_revision
@@ -83,48 +94,66 @@ class LocalDeploymentBackend(DeploymentBackend):
         return deployment
 
     def promote(self, name: str, alias: str | None) -> Deployment:
+        from opsloop.serving import services
+
         with self.store.write() as s:
             deployment = services.promote(s, name, current_user(), alias=alias)
         self._changed(name)
         return deployment
 
     def rollback(self, name: str, reason: str | None) -> Deployment:
+        from opsloop.serving import services
+
         with self.store.write() as s:
             deployment = services.rollback(s, name, current_user(), reason)
         self._changed(name)
         return deployment
 
     def delete(self, name: str) -> None:
+        from opsloop.serving import services
+
         with self.store.write() as s:
             services.delete_deployment(s, name, current_user())
         self._changed(name)
 
     def events(self, name: str) -> list[DeploymentEvent]:
+        from opsloop.serving import services
+
         with self.store.read() as s:
             return services.deployment_events(s, name)
 
     def record_batch(self, model_ref: str, input_ref: str | None, output_ref: str) -> None:
+        from opsloop.serving import services
+
         with self.store.write() as s:
             services.record_batch(s, model_ref, input_ref, output_ref)
 
     # -- rollouts -------------------------------------------------------------------------------
     def start_rollout(self, name: str, spec: RolloutSpec) -> Rollout:
+        from opsloop.serving import rollouts
+
         with self.store.write() as s:
             rollout = rollouts.start(s, name, spec, current_user())
         self._changed(name)
         return rollout
 
     def rollout(self, name: str) -> Rollout:
+        from opsloop.serving import rollouts
+
         with self.store.read() as s:
             return rollouts.get_rollout(s, name)
 
     def abort_rollout(self, name: str, reason: str | None) -> Rollout:
+        from opsloop.serving import rollouts
+
         with self.store.write() as s:
             rollout = rollouts.abort(s, name, current_user(), reason)
         self._changed(name)
         return rollout
 
     def advance(self, name: str) -> Rollout:
+        from opsloop.serving import rollouts
+
         current = self.rollout(name)
         if current.status != "running":
             return current

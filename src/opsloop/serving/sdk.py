@@ -3,6 +3,7 @@ and ``predict`` against a server (or an in-process runtime in local mode)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -48,10 +49,13 @@ class DeploymentsClient:
     """
 
     def __init__(
-        self, backend: DeploymentBackend, models: ModelSource, data: DataSource, settings: Settings
-    ) -> None:
-        """``models`` resolves the versions deployed and scores batches, ``data`` holds batch
-        inputs and outputs, ``settings`` let Ray workers open their own client."""
+        self, backend: DeploymentBackend, models: ModelSource, data: Callable[[], DataSource],
+        settings: Settings,
+    ) -> None:  # fmt: skip
+        """``models`` resolves the versions deployed and scores batches, ``data`` gives what
+        holds batch inputs and outputs (asked for by a batch only: a monitor check, which reads
+        the prediction log through this client, never builds the data client), ``settings``
+        let Ray workers open their own client."""
         from opsloop.serving.held import HeldDeploymentBackend
 
         self._backend = HeldDeploymentBackend(backend)  # a reproduction's writes are held
@@ -196,7 +200,7 @@ class DeploymentsClient:
         from opsloop.serving.batch import predict_batch
 
         return predict_batch(
-            model_ref, source, output, models=self._models, data=self._data,
+            model_ref, source, output, models=self._models, data=self._data(),
             lineage=self._backend, settings=self._settings, **options,
         )  # fmt: skip
 

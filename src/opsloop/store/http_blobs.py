@@ -48,7 +48,7 @@ class HttpBlobRemote:
         )["digests"]
         return found
 
-    def upload(self, digest: str, path: Path) -> None:
+    def put_file(self, path: Path, digest: str) -> str:
         """Upload one file; the server hashes it and refuses it unless it matches."""
         url = blob_routes.BLOB.url(digest=digest)
         if path.stat().st_size <= _RETRYABLE_UPLOAD_BYTES:
@@ -56,10 +56,12 @@ class HttpBlobRemote:
         else:  # streamed from disk: a retry would need to rewind, so none is made
             with open(path, "rb") as fh:
                 self.http.request("PUT", url, content=fh, idempotent=False)
+        return digest
 
-    def download(self, digest: str, dest: Path) -> None:
+    def get_file(self, digest: str, dest: Path) -> Path:
         """Write the blob to ``dest`` through a temp file (never half-written)."""
         self.http.download(blob_routes.BLOB.url(digest=digest), dest)
+        return dest
 
     def put_verified(
         self, items: list[tuple[Path, str]], on_done: Callable[[int], None] | None = None
@@ -77,7 +79,7 @@ class HttpBlobRemote:
 
         with ThreadPoolExecutor(_BATCHES_AT_ONCE) as pool:
             list(pool.map(upload_batch, batches))
-        in_threads([(d, p) for p, d in loose], self.upload, on_done, _THREADS)
+        in_threads(loose, self.put_file, on_done, _THREADS)
 
     def put_verified_bytes(self, blobs: list[tuple[str, bytes | memoryview]]) -> None:
         """Blobs held in memory: small ones in batches, the rest one request each."""
@@ -117,4 +119,4 @@ class HttpBlobRemote:
 
         with ThreadPoolExecutor(_BATCHES_AT_ONCE) as pool:
             list(pool.map(download_batch, groups))
-        in_threads(loose, self.download, on_done, _THREADS)
+        in_threads(loose, self.get_file, on_done, _THREADS)

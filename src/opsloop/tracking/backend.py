@@ -150,18 +150,20 @@ class TrackingBackend(ABC):
         experiment id."""
 
     # -- artifacts ----------------------------------------------------------------------------
-    @abstractmethod
+    # Blobs move through ``blobs`` (the store itself, or the server's blob API): the same three
+    # calls whichever backend holds them.
     def missing_blobs(self, digests: list[str]) -> list[str]:
         """The digests the blob store lacks (upload only those). ``InvalidInput`` for a
         malformed digest."""
+        return self.blobs.missing(digests)
 
-    @abstractmethod
     def upload_blob(self, digest: str, path: Path) -> None:
         """Store a file's bytes under ``digest``. ``InvalidInput`` when they do not hash to it."""
+        self.blobs.put_file(path, digest)
 
-    @abstractmethod
     def download_blob(self, digest: str, dest: Path) -> None:
         """Write the blob to ``dest`` atomically (never a half-written file). ``NotFound``."""
+        self.blobs.get_file(digest, dest)
 
     @abstractmethod
     def register_artifacts(self, run_id: str, specs: list[ArtifactSpec]) -> list[Artifact]:

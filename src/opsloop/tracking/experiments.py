@@ -10,14 +10,19 @@ import uuid
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.errors import Conflict, NotFound
 from opsloop.kernel.paging import Page, decode_page_token, split_page
 from opsloop.kernel.timeutil import now_ms
 from opsloop.store.columns import tags_of
 from opsloop.store.database import dialect_insert
 from opsloop.tracking.entities import Experiment
 from opsloop.tracking.tables import ExperimentRow, ExperimentTagRow
-from opsloop.tracking.validation import check_key, check_name, tag_value_to_str
+from opsloop.tracking.validation import (
+    check_name,
+    clean_tag,
+    clean_tags,
+    lifecycle_stages,
+)
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -36,7 +41,6 @@ __all__ = [
 ]
 
 DEFAULT_EXPERIMENT = "Default"
-_VIEWS = {"active": ("active",), "deleted": ("deleted",), "all": ("active", "deleted")}
 
 
 def _to_entity(session: Session, row: ExperimentRow) -> Experiment:
@@ -59,13 +63,6 @@ def _row(session: Session, experiment_id: str) -> ExperimentRow:
     return row
 
 
-def _lifecycle_view(view: str) -> tuple[str, ...]:
-    try:
-        return _VIEWS[view]
-    except KeyError:
-        raise InvalidInput(f"view must be one of {sorted(_VIEWS)}, got {view!r}") from None
-
-
 def create_experiment(
     session: Session,
     name: str,
@@ -80,7 +77,7 @@ def create_experiment(
         Conflict: An experiment (active or deleted) already has this name.
     """
     check_name(name, "experiment")
-    clean_tags = {check_key(k, "tag key"): tag_value_to_str(k, v) for k, v in (tags or {}).items()}
+    checked_tags = clean_tags(tags)
     existing = session.scalar(select(ExperimentRow).where(ExperimentRow.name == name))
     if existing is not None:
         hint = (
@@ -103,7 +100,7 @@ def create_experiment(
     )
     session.add(row)
     session.flush()
-    for key, value in clean_tags.items():
+    for key, value in checked_tags.items():
         session.add(ExperimentTagRow(experiment_id=row.id, key=key, value=value))
     session.flush()
     return _to_entity(session, row)
@@ -151,7 +148,7 @@ def list_experiments(
     offset = decode_page_token(page_token)
     rows = session.scalars(
         select(ExperimentRow)
-        .where(ExperimentRow.lifecycle_stage.in_(_lifecycle_view(view)))
+        .where(ExperimentRow.lifecycle_stage.in_(lifecycle_stages(view)))
         .order_by(ExperimentRow.name)
         .offset(offset)
         .limit(max_results + 1)
@@ -214,8 +211,7 @@ def restore_experiment(session: Session, experiment_id: str) -> Experiment:
 def set_experiment_tag(session: Session, experiment_id: str, key: str, value: str) -> None:
     """Set (or overwrite) one experiment tag."""
     _row(session, experiment_id)
-    check_key(key, "tag key")
-    value = tag_value_to_str(key, value)
+    key, value = clean_tag(key, value)
     stmt = dialect_insert(session, ExperimentTagRow.__table__).values(
         experiment_id=experiment_id, key=key, value=value
     )

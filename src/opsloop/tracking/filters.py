@@ -25,6 +25,7 @@ comparisons and ``in`` values (:mod:`opsloop.kernel.bounds`): deeper or larger i
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -162,18 +163,20 @@ class _Parser:
         return node
 
     def or_expr(self) -> Node:
-        items = [self.and_expr()]
-        while self.peek_word() == "or":
-            self.i += 1
-            items.append(self.and_expr())
-        return items[0] if len(items) == 1 else Or(tuple(items))
+        return self.joined("or", self.and_expr, Or)
 
     def and_expr(self) -> Node:
-        items = [self.not_expr()]
-        while self.peek_word() == "and":
+        return self.joined("and", self.not_expr, And)
+
+    def joined(
+        self, word: str, operand: Callable[[], Node], node: Callable[[tuple[Node, ...]], Node]
+    ) -> Node:
+        """``operand (word operand)*``: a lone operand as it is, several joined in ``node``."""
+        items = [operand()]
+        while self.peek_word() == word:
             self.i += 1
-            items.append(self.not_expr())
-        return items[0] if len(items) == 1 else And(tuple(items))
+            items.append(operand())
+        return items[0] if len(items) == 1 else node(tuple(items))
 
     def not_expr(self) -> Node:
         tok = self.peek()

@@ -42,6 +42,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opsloop.kernel.processes import pid_exists
 from opsloop.tracking.entities import MetricBatch, MetricSeries
 
 if TYPE_CHECKING:  # NumPy only reads points back: a process that lists or logs never needs it
@@ -292,11 +293,5 @@ def _alive(pid_text: str, start_text: str) -> bool:
     if now is None:
         return False
     if now == 0 or start == 0:  # no /proc: ask the kernel whether the pid exists
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid_exists(pid)
     return now == start

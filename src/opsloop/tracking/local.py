@@ -8,12 +8,10 @@ SQLAlchemy with them) are imported by the methods that call them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opsloop.kernel.paging import Page
+from opsloop.store.on_need import StoresOnNeed
 from opsloop.tracking.backend import TrackingBackend
 from opsloop.tracking.entities import (
     Artifact,
@@ -26,39 +24,12 @@ from opsloop.tracking.entities import (
 )
 from opsloop.tracking.quick_reads import QUICK_PAGE_LIMIT, QuickReads
 
-if TYPE_CHECKING:
-    from opsloop.store.blobs import BlobStore
-    from opsloop.store.database import Store
-
 __all__ = ["LocalTrackingBackend"]
 
 
-class LocalTrackingBackend(TrackingBackend):
-    """Talks to the metadata store and blob store directly (the embedded default).
-
-    Args:
-        stores: Opens (or returns the process's shared) metadata store and blob store; called
-            once, when a call first needs them.
-        quick: Reads on a bare connection to the same SQLite file, for the calls it serves.
-    """
-
-    def __init__(
-        self, stores: Callable[[], tuple[Store, BlobStore]], quick: QuickReads | None = None
-    ) -> None:
-        self._stores = stores
-        self._quick = quick
-
-    @cached_property
-    def _opened(self) -> tuple[Store, BlobStore]:
-        return self._stores()
-
-    @property
-    def store(self) -> Store:
-        return self._opened[0]
-
-    @property
-    def blobs(self) -> BlobStore:
-        return self._opened[1]
+class LocalTrackingBackend(StoresOnNeed[QuickReads], TrackingBackend):
+    """Talks to the metadata store and blob store directly (the embedded default); the stores
+    and quick reads are held as :class:`~opsloop.store.on_need.StoresOnNeed` holds them."""
 
     def create_experiment(
         self, name: str, description: str | None, tags: dict[str, str] | None
@@ -200,15 +171,6 @@ class LocalTrackingBackend(TrackingBackend):
                 view=view,
             )
 
-    def missing_blobs(self, digests: list[str]) -> list[str]:
-        return self.blobs.missing(digests)
-
-    def upload_blob(self, digest: str, path: Path) -> None:
-        self.blobs.put_file(path, digest)
-
-    def download_blob(self, digest: str, dest: Path) -> None:
-        self.blobs.get_file(digest, dest)
-
     def register_artifacts(self, run_id: str, specs: list[ArtifactSpec]) -> list[Artifact]:
         from opsloop.tracking import artifacts
 
@@ -220,9 +182,3 @@ class LocalTrackingBackend(TrackingBackend):
 
         with self.store.read() as s:
             return artifacts.list_artifacts(s, run_id, prefix)
-
-    def close(self) -> None:
-        """Close the quick reads' connection (reads go through the store from then on)."""
-        quick, self._quick = self._quick, None
-        if quick is not None:
-            quick.close()

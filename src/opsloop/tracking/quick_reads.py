@@ -23,10 +23,10 @@ from opsloop.kernel.paging import Page, decode_page_token, split_page
 from opsloop.store.quick_reads import QUICK_PAGE_LIMIT, QuickConnection
 from opsloop.store.sql import in_list
 from opsloop.tracking.entities import Experiment, Run, RunData, RunInfo, RunStatus
+from opsloop.tracking.validation import lifecycle_stages
 
 __all__ = ["QUICK_PAGE_LIMIT", "QuickReads", "open_quick_reads"]
 
-_VIEWS = {"active": ("active",), "deleted": ("deleted",), "all": ("active", "deleted")}
 _IN_CHUNK = 500
 _EXPERIMENT = "id, name, description, lifecycle_stage, created_at, updated_at"
 _RUN = (
@@ -78,7 +78,7 @@ class QuickReads(QuickConnection):
         self, view: str, max_results: int, page_token: str | None
     ) -> Page[Experiment]:
         offset = decode_page_token(page_token)
-        stages, params = in_list("stage", _lifecycle(view))
+        stages, params = in_list("stage", lifecycle_stages(view))
         found = self._experiments(
             f"lifecycle_stage IN {stages} ORDER BY name LIMIT :limit OFFSET :offset",
             {**params, "limit": max_results + 1, "offset": offset},
@@ -95,7 +95,7 @@ class QuickReads(QuickConnection):
         if not experiment_ids:
             raise InvalidInput("search_runs needs at least one experiment id")
         experiments, params = in_list("experiment", experiment_ids)
-        stages, stage_params = in_list("stage", _lifecycle(view))
+        stages, stage_params = in_list("stage", lifecycle_stages(view))
         with self.snapshot():
             rows = self.rows(
                 f"SELECT {_RUN} FROM runs WHERE experiment_id IN {experiments} AND "
@@ -128,10 +128,3 @@ class QuickReads(QuickConnection):
             )  # fmt: skip
             runs.append(Run(info=info, data=RunData(params=run_params, metrics=metrics, tags=tags)))
         return runs
-
-
-def _lifecycle(view: str) -> tuple[str, ...]:
-    try:
-        return _VIEWS[view]
-    except KeyError:
-        raise InvalidInput(f"view must be one of {sorted(_VIEWS)}, got {view!r}") from None

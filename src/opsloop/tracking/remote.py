@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from opsloop.errors import InvalidInput, validation_problems
-from opsloop.kernel.paging import Page
+from opsloop.kernel.paging import Page, page_query
 from opsloop.kernel.transport import HttpTransport
 from opsloop.store.http_blobs import HttpBlobRemote
 from opsloop.tracking import routes
@@ -36,7 +35,6 @@ from opsloop.tracking.schemas import (
 
 __all__ = ["RemoteTrackingBackend"]
 
-_JSON = {"Content-Type": "application/json"}
 _ARTIFACT_LIST = TypeAdapter(list[Artifact])
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -49,44 +47,36 @@ class RemoteTrackingBackend(TrackingBackend):
         self.http = transport
         self.blobs = HttpBlobRemote(transport)
 
-    def _send(self, method: str, path: str, body: Any = None, **kwargs: Any) -> bytes:
-        if body is not None:
-            kwargs["content"] = body.model_dump_json(exclude_none=True)
-            kwargs["headers"] = _JSON
-        return self.http.request(method, path, **kwargs).content
-
     # -- experiments --------------------------------------------------------------------------
     def create_experiment(
         self, name: str, description: str | None, tags: dict[str, str] | None
     ) -> Experiment:
         body = ExperimentCreate(name=name, description=description, tags=tags)
         return Experiment.model_validate_json(
-            self._send("POST", routes.EXPERIMENTS.url(), body, idempotent=False)
+            self.http.send("POST", routes.EXPERIMENTS.url(), body, idempotent=False)
         )
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         return Experiment.model_validate_json(
-            self._send("GET", routes.EXPERIMENT.url(experiment_id=experiment_id))
+            self.http.send("GET", routes.EXPERIMENT.url(experiment_id=experiment_id))
         )
 
     def get_experiment_by_name(self, name: str) -> Experiment:
         return Experiment.model_validate_json(
-            self._send("GET", routes.EXPERIMENT_BY_NAME.url(name=name))
+            self.http.send("GET", routes.EXPERIMENT_BY_NAME.url(name=name))
         )
 
     def get_or_create_experiment(self, name: str) -> Experiment:
         return Experiment.model_validate_json(
-            self._send("PUT", routes.EXPERIMENT_BY_NAME.url(name=name))
+            self.http.send("PUT", routes.EXPERIMENT_BY_NAME.url(name=name))
         )
 
     def list_experiments(
         self, view: str, max_results: int, page_token: str | None
     ) -> Page[Experiment]:
-        params = {"view": view, "max_results": max_results}
-        if page_token:
-            params["page_token"] = page_token
+        params = {"view": view, **page_query(max_results, page_token)}
         return Page[Experiment].model_validate_json(
-            self._send("GET", routes.EXPERIMENTS.url(), params=params)
+            self.http.send("GET", routes.EXPERIMENTS.url(), params=params)
         )
 
     def update_experiment(
@@ -94,19 +84,19 @@ class RemoteTrackingBackend(TrackingBackend):
     ) -> Experiment:
         body = ExperimentUpdate(name=name, description=description)
         return Experiment.model_validate_json(
-            self._send("PATCH", routes.EXPERIMENT.url(experiment_id=experiment_id), body)
+            self.http.send("PATCH", routes.EXPERIMENT.url(experiment_id=experiment_id), body)
         )
 
     def set_experiment_lifecycle(self, experiment_id: str, deleted: bool) -> Experiment:
         raw = (
-            self._send("DELETE", routes.EXPERIMENT.url(experiment_id=experiment_id))
+            self.http.send("DELETE", routes.EXPERIMENT.url(experiment_id=experiment_id))
             if deleted
-            else self._send("POST", routes.EXPERIMENT_RESTORE.url(experiment_id=experiment_id))
+            else self.http.send("POST", routes.EXPERIMENT_RESTORE.url(experiment_id=experiment_id))
         )
         return Experiment.model_validate_json(raw)
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
-        self._send(
+        self.http.send(
             "PUT",
             routes.EXPERIMENT_TAG.url(experiment_id=experiment_id, key=key),
             TagValue(value=value),
@@ -117,22 +107,22 @@ class RemoteTrackingBackend(TrackingBackend):
         body = _body(RunCreate, experiment_id=experiment_id, **fields)
         # Safe to retry only when the client chose the id (the server then returns the same run).
         return Run.model_validate_json(
-            self._send("POST", routes.RUNS.url(), body, idempotent=body.run_id is not None)
+            self.http.send("POST", routes.RUNS.url(), body, idempotent=body.run_id is not None)
         )
 
     def get_run(self, run_id: str) -> Run:
-        return Run.model_validate_json(self._send("GET", routes.RUN.url(run_id=run_id)))
+        return Run.model_validate_json(self.http.send("GET", routes.RUN.url(run_id=run_id)))
 
     def update_run(self, run_id: str, **fields: Any) -> RunInfo:
         return RunInfo.model_validate_json(
-            self._send("PATCH", routes.RUN.url(run_id=run_id), _body(RunUpdate, **fields))
+            self.http.send("PATCH", routes.RUN.url(run_id=run_id), _body(RunUpdate, **fields))
         )
 
     def set_run_lifecycle(self, run_id: str, deleted: bool) -> RunInfo:
         raw = (
-            self._send("DELETE", routes.RUN.url(run_id=run_id))
+            self.http.send("DELETE", routes.RUN.url(run_id=run_id))
             if deleted
-            else self._send("POST", routes.RUN_RESTORE.url(run_id=run_id))
+            else self.http.send("POST", routes.RUN_RESTORE.url(run_id=run_id))
         )
         return RunInfo.model_validate_json(raw)
 
@@ -144,17 +134,17 @@ class RemoteTrackingBackend(TrackingBackend):
         tags: dict[str, Any] | None,
     ) -> int:
         body = LogBatch(metrics=metrics, params=params, tags=tags)
-        raw = self._send("POST", routes.RUN_BATCH.url(run_id=run_id), body)
+        raw = self.http.send("POST", routes.RUN_BATCH.url(run_id=run_id), body)
         return LogBatchResult.model_validate_json(raw).metrics_logged
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        self._send("DELETE", routes.RUN_TAG.url(run_id=run_id, key=key))
+        self.http.send("DELETE", routes.RUN_TAG.url(run_id=run_id, key=key))
 
     def get_metric_history(
         self, run_id: str, key: str, max_points: int | None = None
     ) -> MetricHistory:
         params = {"max_points": max_points} if max_points is not None else None
-        raw = self._send(
+        raw = self.http.send(
             "GET", routes.RUN_METRIC_HISTORY.url(run_id=run_id, key=key), params=params
         )
         return MetricHistory.model_validate_json(raw)
@@ -177,27 +167,18 @@ class RemoteTrackingBackend(TrackingBackend):
             page_token=page_token,
             view=view,
         )
-        return Page[Run].model_validate_json(self._send("POST", routes.RUNS_SEARCH.url(), body))
+        return Page[Run].model_validate_json(self.http.send("POST", routes.RUNS_SEARCH.url(), body))
 
     # -- artifacts ----------------------------------------------------------------------------
-    def missing_blobs(self, digests: list[str]) -> list[str]:
-        return self.blobs.missing(digests)
-
-    def upload_blob(self, digest: str, path: Path) -> None:
-        self.blobs.upload(digest, path)
-
-    def download_blob(self, digest: str, dest: Path) -> None:
-        self.blobs.download(digest, dest)
-
     def register_artifacts(self, run_id: str, specs: list[ArtifactSpec]) -> list[Artifact]:
         body = ArtifactsRegister(artifacts=specs)
-        raw = self._send("POST", routes.RUN_ARTIFACTS.url(run_id=run_id), body)
+        raw = self.http.send("POST", routes.RUN_ARTIFACTS.url(run_id=run_id), body)
         return _ARTIFACT_LIST.validate_json(raw)
 
     def list_artifacts(self, run_id: str, prefix: str | None) -> list[Artifact]:
         params = {"prefix": prefix} if prefix else None
         return _ARTIFACT_LIST.validate_json(
-            self._send("GET", routes.RUN_ARTIFACTS.url(run_id=run_id), params=params)
+            self.http.send("GET", routes.RUN_ARTIFACTS.url(run_id=run_id), params=params)
         )
 
     def close(self) -> None:

@@ -24,8 +24,8 @@ from opsloop.tracking.runs import require_run, require_writable_run
 from opsloop.tracking.tables import LatestMetricRow, MetricRow, ParamRow, RunTagRow
 from opsloop.tracking.validation import (
     check_key,
+    clean_tags,
     param_value_to_str,
-    tag_value_to_str,
 )
 
 __all__ = [
@@ -60,7 +60,7 @@ def log_batch(
     clean_params = {
         check_key(k, "param key"): param_value_to_str(k, v) for k, v in (params or {}).items()
     }
-    clean_tags = {check_key(k, "tag key"): tag_value_to_str(k, v) for k, v in (tags or {}).items()}
+    checked_tags = clean_tags(tags)
     rows = metric_rows(run_id, metrics) if metrics else []
     if clean_params or rows:
         full_id = require_writable_run(session, run_id, "params and metrics").id
@@ -71,13 +71,13 @@ def log_batch(
         rows = [(full_id, *row[1:]) for row in rows]
     if clean_params:
         _insert_params(session, run_id, clean_params)
-    if clean_tags:
+    if checked_tags:
         stmt = dialect_insert(session, RunTagRow.__table__)
         stmt = stmt.on_conflict_do_update(
             index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
         )
         session.execute(
-            stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in clean_tags.items()]
+            stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in checked_tags.items()]
         )
     if rows:
         insert_metrics(SessionSql(session), rows)

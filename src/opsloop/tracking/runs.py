@@ -22,11 +22,10 @@ from opsloop.tracking.experiments import require_active_experiment
 from opsloop.tracking.names import random_run_name
 from opsloop.tracking.tables import LatestMetricRow, ParamRow, RunRow, RunTagRow
 from opsloop.tracking.validation import (
-    check_key,
     check_name,
     check_run_id,
     check_run_id_or_prefix,
-    tag_value_to_str,
+    clean_tags,
 )
 
 __all__ = [
@@ -117,7 +116,7 @@ def create_run(
         parent_run_id = parent.id
     if run_name is not None:
         check_name(run_name, "run")
-    clean_tags = {check_key(k, "tag key"): tag_value_to_str(k, v) for k, v in (tags or {}).items()}
+    checked_tags = clean_tags(tags)
     row = RunRow(
         id=run_id or uuid.uuid4().hex,
         experiment_id=experiment_id,
@@ -131,9 +130,9 @@ def create_run(
     )
     session.add(row)
     session.flush()
-    session.add_all(RunTagRow(run_id=row.id, key=k, value=v) for k, v in clean_tags.items())
+    session.add_all(RunTagRow(run_id=row.id, key=k, value=v) for k, v in checked_tags.items())
     session.flush()
-    return Run(info=_info(row), data=RunData(tags=clean_tags))
+    return Run(info=_info(row), data=RunData(tags=checked_tags))
 
 
 def update_run(

@@ -19,6 +19,7 @@ from opsloop.tracking.entities import Run
 from opsloop.tracking.filters import And, Comparison, Node, Not, Or, parse_filter, parse_order_by
 from opsloop.tracking.runs import get_runs
 from opsloop.tracking.tables import LatestMetricRow, ParamRow, RunRow, RunTagRow
+from opsloop.tracking.validation import lifecycle_stages
 
 __all__ = [
     "MAX_RESULTS_LIMIT",
@@ -41,7 +42,6 @@ _ATTRIBUTE_COLUMNS = {
     "start_time": RunRow.start_time,
     "end_time": RunRow.end_time,
 }
-_VIEWS = {"active": ("active",), "deleted": ("deleted",), "all": ("active", "deleted")}
 
 
 def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
@@ -163,7 +163,7 @@ def column_keys(
     of these experiments has it; 10,000 runs x 20 metrics answer in about a millisecond.
     """
     run_matches = and_(
-        RunRow.experiment_id.in_(experiment_ids), RunRow.lifecycle_stage.in_(_lifecycle(view))
+        RunRow.experiment_id.in_(experiment_ids), RunRow.lifecycle_stage.in_(lifecycle_stages(view))
     )
     return {
         entity: _keys_used(session, table, run_matches)
@@ -223,19 +223,13 @@ def find_runs(session: Session, text: str, limit: int = 20) -> list[Run]:
     return get_runs(session, rows)
 
 
-def _lifecycle(view: str) -> tuple[str, ...]:
-    if view not in _VIEWS:
-        raise InvalidInput(f"view must be one of {sorted(_VIEWS)}, got {view!r}")
-    return _VIEWS[view]
-
-
 def _matching_runs(experiment_ids: list[str], filter: str | None, view: str) -> Any:
     """``SELECT`` the run columns of the experiments' runs in the view that match the filter
     (not yet ordered): Core rows, not ORM objects, since nothing here is modified."""
     if not experiment_ids:
         raise InvalidInput("search_runs needs at least one experiment id")
     query = select(*RunRow.__table__.columns).where(
-        RunRow.experiment_id.in_(experiment_ids), RunRow.lifecycle_stage.in_(_lifecycle(view))
+        RunRow.experiment_id.in_(experiment_ids), RunRow.lifecycle_stage.in_(lifecycle_stages(view))
     )
     condition = parse_filter(filter)
     if condition is not None:

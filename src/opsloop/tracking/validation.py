@@ -24,6 +24,9 @@ __all__ = [
     "check_name",
     "check_run_id",
     "check_run_id_or_prefix",
+    "clean_tag",
+    "clean_tags",
+    "lifecycle_stages",
     "param_value_to_str",
     "tag_value_to_str",
 ]
@@ -38,6 +41,7 @@ _KEY_CHARS = re.compile(r"^[\w\-. /:]+$")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _RUN_ID_OR_PREFIX = re.compile(r"^[0-9a-f]{1,32}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_VIEWS = {"active": ("active",), "deleted": ("deleted",), "all": ("active", "deleted")}
 
 
 _GOOD_KEYS: set[str] = set()  # keys that passed: a loop or a pipeline logs the same few again
@@ -101,6 +105,24 @@ def param_value_to_str(key: str, value: Any) -> str:
 
 def tag_value_to_str(key: str, value: Any) -> str:
     return _bounded_text("tag", key, value, MAX_TAG_VALUE_LENGTH)
+
+
+def clean_tag(key: Any, value: Any) -> tuple[str, str]:
+    """A tag as it is stored: the key checked, the value a string within the limit."""
+    return check_key(key, "tag key"), tag_value_to_str(key, value)
+
+
+def clean_tags(tags: dict[str, Any] | None) -> dict[str, str]:
+    """Tags as they are stored (see :func:`clean_tag`)."""
+    return dict(clean_tag(k, v) for k, v in (tags or {}).items())
+
+
+def lifecycle_stages(view: str) -> tuple[str, ...]:
+    """The lifecycle stages a listing's ``view`` (``active``, ``deleted`` or ``all``) shows."""
+    try:
+        return _VIEWS[view]
+    except KeyError:
+        raise InvalidInput(f"view must be one of {sorted(_VIEWS)}, got {view!r}") from None
 
 
 def _bounded_text(kind: str, key: str, value: Any, limit: int) -> str:

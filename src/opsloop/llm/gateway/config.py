@@ -43,6 +43,11 @@ from opsloop.llm.gateway.rollout_config import RolloutConfig
 __all__ = ["GatewayConfig", "LimitsConfig", "RouteConfig", "TargetConfig", "load_config"]
 
 
+def _repeated(names: list[str]) -> list[str]:
+    """The names given more than once, sorted: a name must pick one target or route."""
+    return sorted({n for n in names if names.count(n) > 1})
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -97,8 +102,7 @@ class RouteConfig(_Strict):
     @model_validator(mode="after")
     def _check(self) -> RouteConfig:
         names = [t.name for t in self.targets]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
+        if twice := _repeated(names):
             raise ValueError(f"target names must be unique in a route: {', '.join(twice)}")
         if self.rollout is not None:
             for side in ("baseline", "candidate"):
@@ -131,8 +135,7 @@ class GatewayConfig(_Strict):
     @model_validator(mode="after")
     def _check(self) -> GatewayConfig:
         names = [r.name for r in self.routes]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
+        if twice := _repeated(names):
             raise ValueError(f"route names must be unique: {', '.join(twice)}")
         for i, route in enumerate(self.routes):
             unknown = [f for f in route.fallbacks if f not in names]

@@ -1,11 +1,14 @@
-"""Every gateway call becomes one span, stored in the background.
+"""Every gateway call becomes one span, stored by a writer outside the request's process.
 
-The request path only builds a :class:`~opsloop.llm.tracing.records.SpanRecord` and puts it on
-a queue (no I/O, no JSON); a daemon thread takes batches off it and hands them to the tracing
-store's durable ingest (:class:`~opsloop.llm.tracing.spool.IngestSpool`: stored in the
-database, or fsynced to the spool folder while the database is away). A response never waits
-for its span. Past :data:`MAX_QUEUED` spans waiting (a store far slower than the traffic) new
-spans are dropped and counted, rather than letting memory grow without bound.
+The request path builds a :class:`~opsloop.llm.tracing.records.SpanRecord` and appends it, as
+one JSON line, to this gateway's span journal (:mod:`opsloop.llm.tracing.journal`: one
+``write``, no queue in memory); a writer process reads the journal back and stores it in
+batches of thousands of spans per transaction (:mod:`opsloop.llm.tracing.journal_writer`), so
+the database work never competes with requests for the GIL and the gateway's memory stays flat
+whatever the traffic. A span is on disk once the response is sent: a gateway killed at any
+moment loses none of them, since the next writer stores any journal whose owner is gone. What
+waits on disk is bounded; past the bound new spans are dropped, counted
+(``opsloop_gateway_spans_dropped_total`` in ``/metrics``) and logged, never queued.
 
 Attributes follow the OpenTelemetry GenAI conventions where one exists (``gen_ai.*``), with
 the gateway's own under ``opsloop.gateway.*``; a guardrail decision is
@@ -15,96 +18,100 @@ beside it).
 
 from __future__ import annotations
 
-import json
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from prometheus_client import Counter
+
+from opsloop.kernel.metrics import REGISTRY
 from opsloop.llm.gateway.ports import GuardDecision
+from opsloop.llm.tracing.journal import SpanJournal
+from opsloop.llm.tracing.journal_writer import JournalWriter
 from opsloop.llm.tracing.records import SpanRecord
 
-__all__ = ["MAX_QUEUED", "SpanSink", "guard_attributes", "messages_text"]
+__all__ = ["SpanSink", "guard_attributes", "messages_text"]
 
-MAX_QUEUED = 100_000
-_BATCH = 1000
-_WINDOW_S = 0.5
+_CHECK_WRITER_S = 5.0
 log = logging.getLogger(__name__)
+DROPPED = Counter(
+    "opsloop_gateway_spans_dropped",
+    "Gateway spans not recorded because the span journal's backlog on disk was full",
+    registry=REGISTRY,
+)
 
 
 class SpanSink:
-    """Spans queued by the request path, stored by one worker thread through ``ingest``."""
+    """Spans journaled by the request path, stored by a writer process (a thread when only
+    this process can open the database: ``ingest`` instead of ``database_url``). The journal
+    and its writer start on the first span, and again on the first after :meth:`close`."""
 
-    def __init__(self, ingest: Callable[[list[SpanRecord]], Any]) -> None:
-        self._ingest = ingest
-        self._queue: queue.SimpleQueue[tuple[SpanRecord, Any] | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        database_url: str | None = None,
+        ingest: Callable[[list[SpanRecord]], Any] | None = None,
+        **journal_options: int,
+    ) -> None:
+        self.folder, self._database_url, self._ingest = folder, database_url, ingest
+        self._journal_options = journal_options  # SpanJournal's bounds
         self._lock = threading.Lock()
+        self.journal: SpanJournal | None = None
+        self._writer: JournalWriter | None = None
+        self._check_at = 0.0
         self.dropped = 0
 
+    def start(self) -> None:
+        """Open the journal and start its writer now, not on the first span (a server
+        starting, so the writer's start-up does not land on its first requests)."""
+        if self.journal is None:
+            self._open()
+
     def put(self, record: SpanRecord, input_value: Any = None) -> None:
-        """Queue ``record`` (never blocks); ``input_value`` (the request's messages) becomes
-        its ``input`` as JSON on the worker. Starts the worker on first use."""
-        if self._thread is None:
-            self._start()
-        if self._queue.qsize() >= MAX_QUEUED:
+        """Journal ``record`` (never waits for the database); ``input_value`` (the request's
+        messages) becomes its ``input`` as JSON when stored."""
+        journal = self.journal or self._open()
+        if not journal.append(record, input_value):
             self.dropped += 1
-            return
-        self._queue.put((record, input_value))
+            DROPPED.inc()
+            if self.dropped in (1, 1000) or self.dropped % 100_000 == 0:
+                log.warning("span journal full: %d gateway span(s) dropped", self.dropped)
+        if time.monotonic() >= self._check_at:
+            self._check_writer()
 
-    def close(self, timeout_s: float = 10.0) -> None:
-        """Store what is queued, then stop the worker."""
-        thread = self._thread
-        if thread is not None:
-            self._queue.put(None)
-            thread.join(timeout_s)
-            self._thread = None
-
-    def _start(self) -> None:
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Close the journal and wait for the writer to store it; what it could not store in
+        ``timeout_s`` stays on disk for the next writer."""
         with self._lock:
-            if self._thread is None:
-                thread = threading.Thread(target=self._run, name="opsloop-gateway-spans")
-                thread.daemon = True
-                thread.start()
-                self._thread = thread
+            journal, writer, self.journal, self._writer = self.journal, self._writer, None, None
+        if journal is None or writer is None:
+            return
+        journal.close()
+        if not writer.stop(timeout_s):
+            log.warning("the span writer did not finish in %.0f s: the rest waits in %s",
+                        timeout_s, journal.folder)  # fmt: skip
 
-    def _run(self) -> None:
-        """Batches of up to :data:`_BATCH` spans, gathered for up to :data:`_WINDOW_S` after
-        the first: one ingest (one transaction) per batch, not per span, whatever the rate."""
-        stop = False
-        while not stop:
-            first = self._queue.get()
-            batch: list[tuple[SpanRecord, Any]] = []
-            if first is None:
-                stop = True
-            else:
-                batch.append(first)
-            until = time.monotonic() + _WINDOW_S
-            while len(batch) < _BATCH and not stop:
-                left = until - time.monotonic()
-                try:
-                    item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    continue
-                batch.append(item)
-            if batch:
-                self._store(batch)
+    def _open(self) -> SpanJournal:
+        with self._lock:
+            if self.journal is None:
+                journal = SpanJournal(self.folder, **self._journal_options)
+                self._writer = JournalWriter(self.folder, journal.folder.name,
+                                             database_url=self._database_url,
+                                             ingest=self._ingest)  # fmt: skip
+                self._check_at = time.monotonic() + _CHECK_WRITER_S
+                self.journal = journal
+            return self.journal
 
-    def _store(self, batch: list[tuple[SpanRecord, Any]]) -> None:
-        records = []
-        for record, input_value in batch:  # serialised here, off the request path
-            if input_value is not None:
-                record.input = json.dumps(input_value, ensure_ascii=False, default=repr)
-            records.append(record)
-        try:
-            self._ingest(records)
-        except Exception:  # the spool keeps what the database refused; anything else is lost
-            log.exception("could not store %d gateway span(s)", len(batch))
+    def _check_writer(self) -> None:
+        with self._lock:
+            self._check_at = time.monotonic() + _CHECK_WRITER_S
+            if self._writer is not None and not self._writer.alive():
+                log.warning("the span writer stopped; starting another")
+                self._writer.start()
 
 
 def guard_attributes(decisions: list[GuardDecision]) -> dict[str, Any]:

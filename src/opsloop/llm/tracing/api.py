@@ -29,7 +29,13 @@ from opsloop.llm.tracing.entities import (
 from opsloop.llm.tracing.local import LocalTracingBackend
 from opsloop.llm.tracing.otlp import PROTOBUF, decode_json, decode_protobuf, response_body
 from opsloop.llm.tracing.spool import IngestSpool
-from opsloop.llm.tracing.stats import SessionDetail, SessionSummary, StatsQuery, TraceStats
+from opsloop.llm.tracing.stats import (
+    SessionDetail,
+    SessionQuery,
+    SessionSummary,
+    StatsQuery,
+    TraceStats,
+)
 from opsloop.web.deps import AppState, ReadSession, State, WriteSession
 from opsloop.web.limits import BodyLimit
 
@@ -189,18 +195,10 @@ def trace_stats(query: Annotated[StatsQuery, Query()], session: ReadSession) -> 
 
 @router.get(routes.TRACE_SESSIONS.template)
 def list_sessions(
-    session: ReadSession,
-    user_id: str | None = None,
-    since_ns: Int64 | None = None,
-    until_ns: Int64 | None = None,
-    max_results: int = Query(50, ge=1, le=1000),
-    page_token: str | None = None,
+    query: Annotated[SessionQuery, Query()], session: ReadSession
 ) -> Page[SessionSummary]:
     """Sessions (traces sharing a session id), the most recently active first."""
-    return stats.list_sessions(
-        session, user_id=user_id, since_ns=since_ns, until_ns=until_ns,
-        max_results=max_results, page_token=page_token,
-    )  # fmt: skip
+    return stats.list_sessions(session, query)
 
 
 @router.get(routes.TRACE_SESSION.template)

@@ -34,7 +34,13 @@ from opsloop.llm.tracing.entities import (
     TraceFilter,
 )
 from opsloop.llm.tracing.records import SpanRecord
-from opsloop.llm.tracing.stats import SessionDetail, SessionSummary, StatsQuery, TraceStats
+from opsloop.llm.tracing.stats import (
+    SessionDetail,
+    SessionQuery,
+    SessionSummary,
+    StatsQuery,
+    TraceStats,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -115,15 +121,7 @@ class TracingBackend(ABC):
         for a range that ends before it starts or a bucket too narrow for it."""
 
     @abstractmethod
-    def list_sessions(
-        self,
-        *,
-        user_id: str | None,
-        since_ns: int | None,
-        until_ns: int | None,
-        max_results: int,
-        page_token: str | None,
-    ) -> Page[SessionSummary]:
+    def list_sessions(self, query: SessionQuery) -> Page[SessionSummary]:
         """Sessions (traces sharing a session id), the most recently active first.
         ``InvalidInput`` for a page token not handed out by a listing."""
 

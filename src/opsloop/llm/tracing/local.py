@@ -21,7 +21,13 @@ from opsloop.llm.tracing.entities import (
 )
 from opsloop.llm.tracing.masking import mask_spans
 from opsloop.llm.tracing.records import SpanRecord
-from opsloop.llm.tracing.stats import SessionDetail, SessionSummary, StatsQuery, TraceStats
+from opsloop.llm.tracing.stats import (
+    SessionDetail,
+    SessionQuery,
+    SessionSummary,
+    StatsQuery,
+    TraceStats,
+)
 from opsloop.store.database import Store
 
 __all__ = ["LocalTracingBackend"]
@@ -83,20 +89,9 @@ class LocalTracingBackend(TracingBackend):
         with self.store.read() as s:
             return stats.trace_stats(s, query)
 
-    def list_sessions(
-        self,
-        *,
-        user_id: str | None,
-        since_ns: int | None,
-        until_ns: int | None,
-        max_results: int,
-        page_token: str | None,
-    ) -> Page[SessionSummary]:
+    def list_sessions(self, query: SessionQuery) -> Page[SessionSummary]:
         with self.store.read() as s:
-            return stats.list_sessions(
-                s, user_id=user_id, since_ns=since_ns, until_ns=until_ns,
-                max_results=max_results, page_token=page_token,
-            )  # fmt: skip
+            return stats.list_sessions(s, query)
 
     def get_session(self, session_id: str) -> SessionDetail:
         with self.store.read() as s:

@@ -26,7 +26,13 @@ from opsloop.llm.tracing.entities import (
 )
 from opsloop.llm.tracing.otlp import PROTOBUF, encode_protobuf
 from opsloop.llm.tracing.records import SpanRecord
-from opsloop.llm.tracing.stats import SessionDetail, SessionSummary, StatsQuery, TraceStats
+from opsloop.llm.tracing.stats import (
+    SessionDetail,
+    SessionQuery,
+    SessionSummary,
+    StatsQuery,
+    TraceStats,
+)
 
 __all__ = ["RemoteTracingBackend"]
 
@@ -101,18 +107,8 @@ class RemoteTracingBackend(TracingBackend):
             self.http.json("GET", routes.TRACE_STATS.url(), params=params)
         )
 
-    def list_sessions(
-        self,
-        *,
-        user_id: str | None,
-        since_ns: int | None,
-        until_ns: int | None,
-        max_results: int,
-        page_token: str | None,
-    ) -> Page[SessionSummary]:
-        given = {"user_id": user_id, "since_ns": since_ns, "until_ns": until_ns,
-                 "max_results": max_results, "page_token": page_token}  # fmt: skip
-        params = {k: v for k, v in given.items() if v is not None}
+    def list_sessions(self, query: SessionQuery) -> Page[SessionSummary]:
+        params = query.model_dump(exclude_none=True)
         return _SESSIONS.validate_python(
             self.http.json("GET", routes.TRACE_SESSIONS.url(), params=params)
         )

@@ -40,6 +40,7 @@ __all__ = [
     "KEY_ATTRIBUTE",
     "ROUTE_ATTRIBUTE",
     "SessionDetail",
+    "SessionQuery",
     "SessionSummary",
     "StatsPoint",
     "StatsQuery",
@@ -75,6 +76,18 @@ class StatsQuery(BaseModel):
     until_ns: Int64 | None = Field(None, description="calls started before; default now")
     bucket_s: int | None = Field(None, ge=1, description="bucket width; default ~60 buckets")
     max_groups: int = Field(8, ge=1, le=50, description="groups charted over time (most calls)")
+
+
+class SessionQuery(BaseModel):
+    """Which sessions :func:`list_sessions` lists: those with a trace started in
+    ``[since_ns, until_ns)`` (and of ``user_id``), a page at a time. Unknown fields are ignored,
+    so a REST listing passes over query parameters it does not know."""
+
+    user_id: str | None = None
+    since_ns: Int64 | None = None
+    until_ns: Int64 | None = None
+    max_results: int = Field(50, ge=1, le=1000)
+    page_token: str | None = None
 
 
 class StatsRow(_Model):
@@ -265,33 +278,25 @@ def _summary(values: Any) -> SessionSummary:
     )  # fmt: skip
 
 
-def list_sessions(
-    session: Session,
-    *,
-    user_id: str | None = None,
-    since_ns: int | None = None,
-    until_ns: int | None = None,
-    max_results: int = 50,
-    page_token: str | None = None,
-) -> Page[SessionSummary]:
-    """Sessions with a trace started in ``[since_ns, until_ns)`` (and of ``user_id``), the most
-    recently active first. ``InvalidInput`` for a page token not handed out by a listing."""
-    offset = decode_page_token(page_token)
+def list_sessions(session: Session, query: SessionQuery) -> Page[SessionSummary]:
+    """Sessions that ``query`` selects, the most recently active first. ``InvalidInput`` for a
+    page token not handed out by a listing."""
+    offset = decode_page_token(query.page_token)
     where = [TraceRow.session_id.is_not(None)]
-    if user_id is not None:
-        where.append(TraceRow.user_id == user_id)
-    if since_ns is not None:
-        where.append(TraceRow.start_ns >= since_ns)
-    if until_ns is not None:
-        where.append(TraceRow.start_ns < until_ns)
-    query = (
+    if query.user_id is not None:
+        where.append(TraceRow.user_id == query.user_id)
+    if query.since_ns is not None:
+        where.append(TraceRow.start_ns >= query.since_ns)
+    if query.until_ns is not None:
+        where.append(TraceRow.start_ns < query.until_ns)
+    listing = (
         _sessions_query()
         .where(*where)
         .order_by(func.max(TraceRow.start_ns).desc(), TraceRow.session_id)
         .offset(offset)
-        .limit(max_results + 1)
+        .limit(query.max_results + 1)
     )
-    rows, token = split_page(list(session.execute(query)), offset, max_results)
+    rows, token = split_page(list(session.execute(listing)), offset, query.max_results)
     return Page(items=[_summary(r) for r in rows], next_page_token=token)
 
 

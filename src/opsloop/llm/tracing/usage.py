@@ -11,7 +11,13 @@ from opsloop.errors import InvalidInput, validation_problems
 from opsloop.kernel.bounds import check_int64
 from opsloop.kernel.paging import Page
 from opsloop.llm.tracing.backend import TracingBackend
-from opsloop.llm.tracing.stats import SessionDetail, SessionSummary, StatsQuery, TraceStats
+from opsloop.llm.tracing.stats import (
+    SessionDetail,
+    SessionQuery,
+    SessionSummary,
+    StatsQuery,
+    TraceStats,
+)
 
 __all__ = ["TraceUsage"]
 
@@ -66,10 +72,11 @@ class TraceUsage:
         for what, value in (("since_ns", since_ns), ("until_ns", until_ns)):
             if value is not None:
                 check_int64(value, what)
-        return self._backend.list_sessions(
+        query = SessionQuery(
             user_id=user_id, since_ns=since_ns, until_ns=until_ns, max_results=max_results,
             page_token=page_token,
         )  # fmt: skip
+        return self._backend.list_sessions(query)
 
     def session(self, session_id: str) -> SessionDetail:
         """One conversation: its totals and its traces in the order they happened. Raises

@@ -124,12 +124,10 @@ def dashboard_page(request: Request, session: ReadSession) -> Response:
 @router.get("/traces/sessions")
 def sessions_page(request: Request, session: ReadSession) -> Response:
     user_id = request.query_params.get("user_id") or None
-    page = stats.list_sessions(
-        session,
-        user_id=user_id,
-        max_results=_PAGE,
-        page_token=request.query_params.get("page_token"),
+    query = stats.SessionQuery(
+        user_id=user_id, max_results=_PAGE, page_token=request.query_params.get("page_token")
     )
+    page = stats.list_sessions(session, query)
     return UI.subpage(
         request, "sessions.html", "Sessions", sessions=page.items,
         next_page_token=page.next_page_token, user_id=user_id or "", stamp=_stamp,

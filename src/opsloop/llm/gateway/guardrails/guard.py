@@ -73,35 +73,36 @@ class RouteGuard:
     async def check_input(self, body: dict[str, Any]) -> GuardVerdict:
         verdict = GuardVerdict(body=body)
         for rule in self.input_rules:
-            outcome = await rule.check(verdict.body or {}, None)
-            decision = self._decision(rule, outcome)
-            verdict.decisions.append(decision)
-            if not outcome.triggered:
-                continue
-            if rule.action == "block":
-                verdict.blocked = decision
+            if self._settle(verdict, rule, await rule.check(verdict.body or {}, None)):
                 break
-            if rule.action == "redact" and outcome.body is not None:
-                verdict.body = outcome.body
         return verdict
 
     async def check_output(self, body: dict[str, Any], text: str) -> GuardVerdict:
         verdict = GuardVerdict(body=body, text=text)
         for rule in self.output_rules:
-            outcome = await rule.check(body, verdict.text)
-            decision = self._decision(rule, outcome)
-            verdict.decisions.append(decision)
-            if not outcome.triggered:
-                continue
-            if outcome.reask is not None:
-                verdict.reask = outcome.reask
+            if self._settle(verdict, rule, await rule.check(body, verdict.text)):
                 break
-            if rule.action == "block":
-                verdict.blocked = decision
-                break
-            if rule.action == "redact" and outcome.text is not None:
-                verdict.text = outcome.text
         return verdict
+
+    def _settle(self, verdict: GuardVerdict, rule: Rule, outcome: Outcome) -> bool:
+        """Record ``rule``'s decision in ``verdict`` and apply its action (see the module
+        docstring); True when the check ends here (a block, or a re-ask)."""
+        decision = self._decision(rule, outcome)
+        verdict.decisions.append(decision)
+        if not outcome.triggered:
+            return False
+        if outcome.reask is not None:
+            verdict.reask = outcome.reask
+            return True
+        if rule.action == "block":
+            verdict.blocked = decision
+            return True
+        if rule.action == "redact":  # an input rule redacts the body, an output rule the text
+            if outcome.body is not None:
+                verdict.body = outcome.body
+            if outcome.text is not None:
+                verdict.text = outcome.text
+        return False
 
 
 def build_rule(spec: RuleSpec) -> Rule:

@@ -10,6 +10,23 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from opsloop.store.migrations._ops import (
+    big_integer,
+    binary,
+    create_alias_table,
+    create_key_value_table,
+    create_named_table,
+    create_owned_table,
+    created,
+    drop_tables,
+    integer,
+    primary_key,
+    serial_id,
+    string,
+    text,
+    timestamps,
+)
+
 revision: str = "0003_data_versions"
 down_revision: str | None = "0002_key_indexes"
 branch_labels: str | Sequence[str] | None = None
@@ -17,88 +34,37 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "datasets",
-        sa.Column("id", sa.String(32), nullable=False),
-        sa.Column("name", sa.String(250), nullable=False),
-        sa.Column("description", sa.Text(), nullable=True),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.Column("updated_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_datasets")),
-        sa.UniqueConstraint("name", name=op.f("uq_datasets_name")),
-    )
-    op.create_table(
+    create_named_table("datasets", text("description", nullable=True), *timestamps())
+    create_owned_table(
         "dataset_versions",
-        sa.Column("id", sa.String(32), nullable=False),
-        sa.Column("dataset_id", sa.String(32), nullable=False),
-        sa.Column("number", sa.Integer(), nullable=False),
-        sa.Column("version_id", sa.String(64), nullable=False),
-        sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("message", sa.Text(), nullable=True),
-        sa.Column("source", sa.Text(), nullable=True),
-        sa.Column("file_count", sa.BigInteger(), nullable=False),
-        sa.Column("total_bytes", sa.BigInteger(), nullable=False),
-        sa.Column("manifest", sa.LargeBinary(), nullable=False),
-        sa.Column("table_info", sa.Text(), nullable=True),
-        sa.Column("validation_status", sa.String(16), nullable=True),
-        sa.Column("validation_report", sa.Text(), nullable=True),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.Column("created_by", sa.String(250), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["dataset_id"],
-            ["datasets.id"],
-            name=op.f("fk_dataset_versions_dataset_id_datasets"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_dataset_versions")),
-        sa.UniqueConstraint(
-            "dataset_id", "number", name=op.f("uq_dataset_versions_dataset_id_number")
-        ),
-        sa.UniqueConstraint(
-            "dataset_id", "version_id", name=op.f("uq_dataset_versions_dataset_id_version_id")
-        ),
+        "dataset_id",
+        "datasets",
+        integer("number"),
+        string("version_id", 64),
+        string("kind", 16),
+        text("message", nullable=True),
+        text("source", nullable=True),
+        big_integer("file_count"),
+        big_integer("total_bytes"),
+        binary("manifest"),
+        text("table_info", nullable=True),
+        string("validation_status", 16, nullable=True),
+        text("validation_report", nullable=True),
+        *created(),
+        unique_on=[("dataset_id", "number"), ("dataset_id", "version_id")],
     )
-    op.create_table(
-        "dataset_version_tags",
-        sa.Column("version_pk", sa.String(32), nullable=False),
-        sa.Column("key", sa.String(250), nullable=False),
-        sa.Column("value", sa.Text(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["version_pk"],
-            ["dataset_versions.id"],
-            name=op.f("fk_dataset_version_tags_version_pk_dataset_versions"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("version_pk", "key", name=op.f("pk_dataset_version_tags")),
-    )
-    op.create_table(
-        "dataset_aliases",
-        sa.Column("dataset_id", sa.String(32), nullable=False),
-        sa.Column("alias", sa.String(64), nullable=False),
-        sa.Column("number", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["dataset_id"],
-            ["datasets.id"],
-            name=op.f("fk_dataset_aliases_dataset_id_datasets"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("dataset_id", "alias", name=op.f("pk_dataset_aliases")),
-    )
+    create_key_value_table("dataset_version_tags", "version_pk", "dataset_versions")
+    create_alias_table("dataset_aliases", "dataset_id", "datasets")
     op.create_table(
         "lineage_edges",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column("source_type", sa.String(32), nullable=False),
-        sa.Column("source_id", sa.String(250), nullable=False),
-        sa.Column("target_type", sa.String(32), nullable=False),
-        sa.Column("target_id", sa.String(250), nullable=False),
-        sa.Column("relation", sa.String(32), nullable=False),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_lineage_edges")),
+        serial_id(),
+        string("source_type", 32),
+        string("source_id", 250),
+        string("target_type", 32),
+        string("target_id", 250),
+        string("relation", 32),
+        big_integer("created_at"),
+        primary_key("lineage_edges", "id"),
         sa.UniqueConstraint(
             "source_type",
             "source_id",
@@ -115,8 +81,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_lineage_edges_target", table_name="lineage_edges")
-    op.drop_table("lineage_edges")
-    op.drop_table("dataset_aliases")
-    op.drop_table("dataset_version_tags")
-    op.drop_table("dataset_versions")
-    op.drop_table("datasets")
+    drop_tables(
+        "lineage_edges", "dataset_aliases", "dataset_version_tags", "dataset_versions", "datasets"
+    )

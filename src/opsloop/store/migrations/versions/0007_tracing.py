@@ -7,8 +7,20 @@ Create Date: 2026-11-24 09:59:41.531097
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
+
+from opsloop.store.migrations._ops import (
+    big_integer,
+    create_indexes,
+    drop_indexed_table,
+    drop_tables,
+    floating,
+    id_column,
+    integer,
+    primary_key,
+    string,
+    text,
+)
 
 revision: str = "0007_tracing"
 down_revision: str | None = "0006_prompts"
@@ -19,115 +31,97 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "model_prices",
-        sa.Column("pattern", sa.String(length=250), nullable=False),
-        sa.Column("input_per_mtok", sa.Float(), nullable=False),
-        sa.Column("output_per_mtok", sa.Float(), nullable=False),
-        sa.Column("per_request", sa.Float(), nullable=False),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("pattern", name=op.f("pk_model_prices")),
+        string("pattern", 250),
+        floating("input_per_mtok"),
+        floating("output_per_mtok"),
+        floating("per_request"),
+        big_integer("created_at"),
+        primary_key("model_prices", "pattern"),
     )
     op.create_table(
         "scores",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("trace_id", sa.String(length=32), nullable=False),
-        sa.Column("span_id", sa.String(length=16), nullable=True),
-        sa.Column("name", sa.String(length=250), nullable=False),
-        sa.Column("data_type", sa.String(length=12), nullable=False),
-        sa.Column("value", sa.Float(), nullable=True),
-        sa.Column("string_value", sa.Text(), nullable=True),
-        sa.Column("comment", sa.Text(), nullable=True),
-        sa.Column("source", sa.String(length=16), nullable=False),
-        sa.Column("author", sa.String(length=250), nullable=False),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_scores")),
+        id_column(),
+        string("trace_id", 32),
+        string("span_id", 16, nullable=True),
+        string("name", 250),
+        string("data_type", 12),
+        floating("value", nullable=True),
+        text("string_value", nullable=True),
+        text("comment", nullable=True),
+        string("source", 16),
+        string("author", 250),
+        big_integer("created_at"),
+        primary_key("scores", "id"),
     )
-    with op.batch_alter_table("scores", schema=None) as batch_op:
-        batch_op.create_index("ix_scores_name", ["name"], unique=False)
-        batch_op.create_index("ix_scores_trace", ["trace_id"], unique=False)
-
+    create_indexes("scores", {"ix_scores_name": ["name"], "ix_scores_trace": ["trace_id"]})
     op.create_table(
         "spans",
-        sa.Column("trace_id", sa.String(length=32), nullable=False),
-        sa.Column("span_id", sa.String(length=16), nullable=False),
-        sa.Column("parent_span_id", sa.String(length=16), nullable=True),
-        sa.Column("name", sa.String(length=500), nullable=False),
-        sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("start_ns", sa.BigInteger(), nullable=False),
-        sa.Column("end_ns", sa.BigInteger(), nullable=False),
-        sa.Column("duration_ms", sa.Float(), nullable=False),
-        sa.Column("status", sa.String(length=8), nullable=False),
-        sa.Column("status_message", sa.Text(), nullable=True),
-        sa.Column("service", sa.String(length=250), nullable=True),
-        sa.Column("model", sa.String(length=250), nullable=True),
-        sa.Column("input_tokens", sa.Integer(), nullable=True),
-        sa.Column("output_tokens", sa.Integer(), nullable=True),
-        sa.Column("total_tokens", sa.Integer(), nullable=True),
-        sa.Column("cost", sa.Float(), nullable=True),
-        sa.Column("input", sa.Text(), nullable=True),
-        sa.Column("output", sa.Text(), nullable=True),
-        sa.Column("user_id", sa.String(length=250), nullable=True),
-        sa.Column("session_id", sa.String(length=250), nullable=True),
-        sa.Column("prompt_name", sa.String(length=250), nullable=True),
-        sa.Column("prompt_version", sa.Integer(), nullable=True),
-        sa.Column("attributes", sa.Text(), nullable=False),
-        sa.Column("events", sa.Text(), nullable=False),
-        sa.PrimaryKeyConstraint("trace_id", "span_id", name=op.f("pk_spans")),
+        string("trace_id", 32),
+        string("span_id", 16),
+        string("parent_span_id", 16, nullable=True),
+        string("name", 500),
+        string("kind", 16),
+        big_integer("start_ns"),
+        big_integer("end_ns"),
+        floating("duration_ms"),
+        string("status", 8),
+        text("status_message", nullable=True),
+        string("service", 250, nullable=True),
+        string("model", 250, nullable=True),
+        integer("input_tokens", nullable=True),
+        integer("output_tokens", nullable=True),
+        integer("total_tokens", nullable=True),
+        floating("cost", nullable=True),
+        text("input", nullable=True),
+        text("output", nullable=True),
+        string("user_id", 250, nullable=True),
+        string("session_id", 250, nullable=True),
+        string("prompt_name", 250, nullable=True),
+        integer("prompt_version", nullable=True),
+        text("attributes"),
+        text("events"),
+        primary_key("spans", "trace_id", "span_id"),
     )
-    with op.batch_alter_table("spans", schema=None) as batch_op:
-        batch_op.create_index("ix_spans_start", ["start_ns"], unique=False)
-
+    create_indexes("spans", {"ix_spans_start": ["start_ns"]})
     op.create_table(
         "trace_tags",
-        sa.Column("trace_id", sa.String(length=32), nullable=False),
-        sa.Column("tag", sa.String(length=250), nullable=False),
-        sa.PrimaryKeyConstraint("trace_id", "tag", name=op.f("pk_trace_tags")),
+        string("trace_id", 32),
+        string("tag", 250),
+        primary_key("trace_tags", "trace_id", "tag"),
     )
-    with op.batch_alter_table("trace_tags", schema=None) as batch_op:
-        batch_op.create_index("ix_trace_tags_tag", ["tag"], unique=False)
-
+    create_indexes("trace_tags", {"ix_trace_tags_tag": ["tag"]})
     op.create_table(
         "traces",
-        sa.Column("trace_id", sa.String(length=32), nullable=False),
-        sa.Column("root_span_id", sa.String(length=16), nullable=True),
-        sa.Column("name", sa.String(length=500), nullable=False),
-        sa.Column("start_ns", sa.BigInteger(), nullable=False),
-        sa.Column("end_ns", sa.BigInteger(), nullable=False),
-        sa.Column("duration_ms", sa.Float(), nullable=False),
-        sa.Column("span_count", sa.Integer(), nullable=False),
-        sa.Column("error_count", sa.Integer(), nullable=False),
-        sa.Column("input_tokens", sa.Integer(), nullable=False),
-        sa.Column("output_tokens", sa.Integer(), nullable=False),
-        sa.Column("cost", sa.Float(), nullable=False),
-        sa.Column("user_id", sa.String(length=250), nullable=True),
-        sa.Column("session_id", sa.String(length=250), nullable=True),
-        sa.Column("input", sa.Text(), nullable=True),
-        sa.Column("output", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("trace_id", name=op.f("pk_traces")),
+        string("trace_id", 32),
+        string("root_span_id", 16, nullable=True),
+        string("name", 500),
+        big_integer("start_ns"),
+        big_integer("end_ns"),
+        floating("duration_ms"),
+        integer("span_count"),
+        integer("error_count"),
+        integer("input_tokens"),
+        integer("output_tokens"),
+        floating("cost"),
+        string("user_id", 250, nullable=True),
+        string("session_id", 250, nullable=True),
+        text("input", nullable=True),
+        text("output", nullable=True),
+        primary_key("traces", "trace_id"),
     )
-    with op.batch_alter_table("traces", schema=None) as batch_op:
-        batch_op.create_index("ix_traces_session", ["session_id"], unique=False)
-        batch_op.create_index("ix_traces_start", ["start_ns"], unique=False)
-        batch_op.create_index("ix_traces_user", ["user_id"], unique=False)
+    create_indexes(
+        "traces",
+        {
+            "ix_traces_session": ["session_id"],
+            "ix_traces_start": ["start_ns"],
+            "ix_traces_user": ["user_id"],
+        },
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("traces", schema=None) as batch_op:
-        batch_op.drop_index("ix_traces_user")
-        batch_op.drop_index("ix_traces_start")
-        batch_op.drop_index("ix_traces_session")
-
-    op.drop_table("traces")
-    with op.batch_alter_table("trace_tags", schema=None) as batch_op:
-        batch_op.drop_index("ix_trace_tags_tag")
-
-    op.drop_table("trace_tags")
-    with op.batch_alter_table("spans", schema=None) as batch_op:
-        batch_op.drop_index("ix_spans_start")
-
-    op.drop_table("spans")
-    with op.batch_alter_table("scores", schema=None) as batch_op:
-        batch_op.drop_index("ix_scores_trace")
-        batch_op.drop_index("ix_scores_name")
-
-    op.drop_table("scores")
-    op.drop_table("model_prices")
+    drop_indexed_table("traces", "ix_traces_user", "ix_traces_start", "ix_traces_session")
+    drop_indexed_table("trace_tags", "ix_trace_tags_tag")
+    drop_indexed_table("spans", "ix_spans_start")
+    drop_indexed_table("scores", "ix_scores_trace", "ix_scores_name")
+    drop_tables("model_prices")

@@ -7,8 +7,23 @@ Create Date: 2026-11-24 10:34:12.267594
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
+
+from opsloop.store.migrations._ops import (
+    big_integer,
+    boolean,
+    cascade,
+    create_indexes,
+    created,
+    drop_indexed_table,
+    drop_tables,
+    floating,
+    id_column,
+    integer,
+    primary_key,
+    string,
+    text,
+)
 
 revision: str = "0009_evals"
 down_revision: str | None = "0008_feedback"
@@ -19,71 +34,54 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "eval_runs",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("suite", sa.String(length=250), nullable=False),
-        sa.Column("description", sa.Text(), nullable=True),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.Column("created_by", sa.String(length=250), nullable=False),
-        sa.Column("threshold", sa.Float(), nullable=False),
-        sa.Column("total", sa.Integer(), nullable=False),
-        sa.Column("passed_count", sa.Integer(), nullable=False),
-        sa.Column("pass_rate", sa.Float(), nullable=False),
-        sa.Column("passed", sa.Boolean(), nullable=False),
-        sa.Column("duration_ms", sa.Float(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_eval_runs")),
+        id_column(),
+        string("suite", 250),
+        text("description", nullable=True),
+        *created(),
+        floating("threshold"),
+        integer("total"),
+        integer("passed_count"),
+        floating("pass_rate"),
+        boolean("passed"),
+        floating("duration_ms"),
+        primary_key("eval_runs", "id"),
     )
-    with op.batch_alter_table("eval_runs", schema=None) as batch_op:
-        batch_op.create_index("ix_eval_runs_suite_created", ["suite", "created_at"], unique=False)
-
+    create_indexes("eval_runs", {"ix_eval_runs_suite_created": ["suite", "created_at"]})
     op.create_table(
         "prompt_label_rules",
-        sa.Column("prompt_name", sa.String(length=250), nullable=False),
-        sa.Column("label", sa.String(length=64), nullable=False),
-        sa.Column("suite", sa.String(length=250), nullable=False),
-        sa.Column("min_pass_rate", sa.Float(), nullable=False),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("prompt_name", "label", name=op.f("pk_prompt_label_rules")),
+        string("prompt_name", 250),
+        string("label", 64),
+        string("suite", 250),
+        floating("min_pass_rate"),
+        big_integer("created_at"),
+        primary_key("prompt_label_rules", "prompt_name", "label"),
     )
     op.create_table(
         "eval_results",
-        sa.Column("run_id", sa.String(length=32), nullable=False),
-        sa.Column("idx", sa.Integer(), nullable=False),
-        sa.Column("prompt", sa.String(length=300), nullable=False),
-        sa.Column("prompt_name", sa.String(length=250), nullable=True),
-        sa.Column("prompt_version", sa.Integer(), nullable=True),
-        sa.Column("provider", sa.String(length=300), nullable=False),
-        sa.Column("case", sa.String(length=64), nullable=False),
-        sa.Column("description", sa.Text(), nullable=False),
-        sa.Column("vars", sa.Text(), nullable=False),
-        sa.Column("output", sa.Text(), nullable=True),
-        sa.Column("passed", sa.Boolean(), nullable=False),
-        sa.Column("score", sa.Float(), nullable=False),
-        sa.Column("latency_ms", sa.Float(), nullable=False),
-        sa.Column("cost", sa.Float(), nullable=True),
-        sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("assertions", sa.Text(), nullable=False),
-        sa.Column("trace_id", sa.String(length=32), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["run_id"],
-            ["eval_runs.id"],
-            name=op.f("fk_eval_results_run_id_eval_runs"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("run_id", "idx", name=op.f("pk_eval_results")),
+        string("run_id", 32),
+        integer("idx"),
+        string("prompt", 300),
+        string("prompt_name", 250, nullable=True),
+        integer("prompt_version", nullable=True),
+        string("provider", 300),
+        string("case", 64),
+        text("description"),
+        text("vars"),
+        text("output", nullable=True),
+        boolean("passed"),
+        floating("score"),
+        floating("latency_ms"),
+        floating("cost", nullable=True),
+        text("error", nullable=True),
+        text("assertions"),
+        string("trace_id", 32, nullable=True),
+        cascade("eval_results", "run_id", "eval_runs"),
+        primary_key("eval_results", "run_id", "idx"),
     )
-    with op.batch_alter_table("eval_results", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_eval_results_prompt", ["prompt_name", "prompt_version"], unique=False
-        )
+    create_indexes("eval_results", {"ix_eval_results_prompt": ["prompt_name", "prompt_version"]})
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("eval_results", schema=None) as batch_op:
-        batch_op.drop_index("ix_eval_results_prompt")
-
-    op.drop_table("eval_results")
-    op.drop_table("prompt_label_rules")
-    with op.batch_alter_table("eval_runs", schema=None) as batch_op:
-        batch_op.drop_index("ix_eval_runs_suite_created")
-
-    op.drop_table("eval_runs")
+    drop_indexed_table("eval_results", "ix_eval_results_prompt")
+    drop_tables("prompt_label_rules")
+    drop_indexed_table("eval_runs", "ix_eval_runs_suite_created")

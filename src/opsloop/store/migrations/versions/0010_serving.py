@@ -7,8 +7,18 @@ Create Date: 2026-11-24 10:58:31.044185
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
+from opsloop.store.migrations._ops import (
+    big_integer,
+    create_indexes,
+    create_named_table,
+    create_owned_table,
+    created_and_updated,
+    drop_indexed_table,
+    drop_tables,
+    integer,
+    string,
+    text,
+)
 
 revision: str = "0010_serving"
 down_revision: str | None = "0009_evals"
@@ -17,80 +27,47 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    create_named_table(
         "deployments",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("name", sa.String(length=250), nullable=False),
-        sa.Column("model_name", sa.String(length=250), nullable=False),
-        sa.Column("policy", sa.Text(), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column("description", sa.Text(), nullable=True),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.Column("updated_at", sa.BigInteger(), nullable=False),
-        sa.Column("created_by", sa.String(length=250), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_deployments")),
-        sa.UniqueConstraint("name", name=op.f("uq_deployments_name")),
+        string("model_name", 250),
+        text("policy"),
+        string("status", 16),
+        integer("revision"),
+        text("description", nullable=True),
+        *created_and_updated(),
     )
-    op.create_table(
+    create_owned_table(
         "deployment_events",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("deployment_id", sa.String(length=32), nullable=False),
-        sa.Column("at", sa.BigInteger(), nullable=False),
-        sa.Column("actor", sa.String(length=250), nullable=False),
-        sa.Column("action", sa.String(length=32), nullable=False),
-        sa.Column("from_policy", sa.Text(), nullable=True),
-        sa.Column("to_policy", sa.Text(), nullable=True),
-        sa.Column("reason", sa.Text(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["deployment_id"],
-            ["deployments.id"],
-            name=op.f("fk_deployment_events_deployment_id_deployments"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_deployment_events")),
+        "deployment_id",
+        "deployments",
+        big_integer("at"),
+        string("actor", 250),
+        string("action", 32),
+        text("from_policy", nullable=True),
+        text("to_policy", nullable=True),
+        text("reason", nullable=True),
     )
-    with op.batch_alter_table("deployment_events", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_deployment_events_deployment", ["deployment_id", "at"], unique=False
-        )
-
-    op.create_table(
+    create_indexes(
+        "deployment_events", {"ix_deployment_events_deployment": ["deployment_id", "at"]}
+    )
+    create_owned_table(
         "rollouts",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("deployment_id", sa.String(length=32), nullable=False),
-        sa.Column("spec", sa.Text(), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("step", sa.Integer(), nullable=False),
-        sa.Column("step_started_at", sa.BigInteger(), nullable=False),
-        sa.Column("window_started_at", sa.BigInteger(), nullable=False),
-        sa.Column("failures", sa.Integer(), nullable=False),
-        sa.Column("analyses", sa.Text(), nullable=False),
-        sa.Column("message", sa.Text(), nullable=True),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.Column("updated_at", sa.BigInteger(), nullable=False),
-        sa.Column("created_by", sa.String(length=250), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["deployment_id"],
-            ["deployments.id"],
-            name=op.f("fk_rollouts_deployment_id_deployments"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_rollouts")),
+        "deployment_id",
+        "deployments",
+        text("spec"),
+        string("status", 16),
+        integer("step"),
+        big_integer("step_started_at"),
+        big_integer("window_started_at"),
+        integer("failures"),
+        text("analyses"),
+        text("message", nullable=True),
+        *created_and_updated(),
     )
-    with op.batch_alter_table("rollouts", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_rollouts_deployment_status", ["deployment_id", "status"], unique=False
-        )
+    create_indexes("rollouts", {"ix_rollouts_deployment_status": ["deployment_id", "status"]})
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("rollouts", schema=None) as batch_op:
-        batch_op.drop_index("ix_rollouts_deployment_status")
-
-    op.drop_table("rollouts")
-    with op.batch_alter_table("deployment_events", schema=None) as batch_op:
-        batch_op.drop_index("ix_deployment_events_deployment")
-
-    op.drop_table("deployment_events")
-    op.drop_table("deployments")
+    drop_indexed_table("rollouts", "ix_rollouts_deployment_status")
+    drop_indexed_table("deployment_events", "ix_deployment_events_deployment")
+    drop_tables("deployments")

@@ -14,6 +14,16 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from opsloop.store.migrations._ops import (
+    add_columns,
+    create_owned_table,
+    created,
+    drop_columns,
+    integer,
+    string,
+    text,
+)
+
 revision: str = "0013_monitor_references"
 down_revision: str | None = "0012_triggers"
 branch_labels: str | Sequence[str] | None = None
@@ -21,33 +31,22 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    references = op.create_table(
+    references = create_owned_table(
         "monitor_references",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("monitor_id", sa.String(length=32), nullable=False),
-        sa.Column("number", sa.Integer(), nullable=False),
-        sa.Column("action", sa.String(length=16), nullable=False),
-        sa.Column("reference", sa.String(length=300), nullable=False),
-        sa.Column("model", sa.String(length=300), nullable=False),
-        sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("loop_id", sa.String(length=32), nullable=True),
-        sa.Column("profile", sa.Text(), nullable=False),
-        sa.Column("baseline", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.Column("created_by", sa.String(length=250), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["monitor_id"],
-            ["monitors.id"],
-            name=op.f("fk_monitor_references_monitor_id_monitors"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_monitor_references")),
-        sa.UniqueConstraint(
-            "monitor_id", "number", name=op.f("uq_monitor_references_monitor_id_number")
-        ),
+        "monitor_id",
+        "monitors",
+        integer("number"),
+        string("action", 16),
+        string("reference", 300),
+        string("model", 300),
+        text("reason"),
+        string("loop_id", 32, nullable=True),
+        text("profile"),
+        text("baseline"),
+        *created(),
+        unique_on=[("monitor_id", "number")],
     )
-    with op.batch_alter_table("alerts", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("resolution", sa.Text(), nullable=True))
+    add_columns("alerts", text("resolution", nullable=True))
 
     monitors = sa.table(
         "monitors",
@@ -72,6 +71,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("alerts", schema=None) as batch_op:
-        batch_op.drop_column("resolution")
+    drop_columns("alerts", "resolution")
     op.drop_table("monitor_references")

@@ -7,8 +7,21 @@ Create Date: 2026-12-03 10:00:00.000000
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
+
+from opsloop.store.migrations._ops import (
+    big_integer,
+    boolean,
+    cascade,
+    create_indexes,
+    create_named_table,
+    create_owned_table,
+    created,
+    drop_indexed_table,
+    drop_tables,
+    primary_key,
+    string,
+)
 
 revision: str = "0015_identity"
 down_revision: str | None = "0014_web_sessions"
@@ -17,56 +30,33 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "users",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("name", sa.String(length=250), nullable=False),
-        sa.Column("is_service", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.Column("created_by", sa.String(length=250), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
-        sa.UniqueConstraint("name", name=op.f("uq_users_name")),
-    )
+    create_named_table("users", boolean("is_service"), *created())
     op.create_table(
         "user_roles",
-        sa.Column("user_id", sa.String(length=32), nullable=False),
-        sa.Column("workspace", sa.String(length=64), nullable=False),
-        sa.Column("role", sa.String(length=16), nullable=False),
-        sa.Column("granted_at", sa.BigInteger(), nullable=False),
-        sa.Column("granted_by", sa.String(length=250), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-            name=op.f("fk_user_roles_user_id_users"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("user_id", "workspace", name=op.f("pk_user_roles")),
+        string("user_id", 32),
+        string("workspace", 64),
+        string("role", 16),
+        big_integer("granted_at"),
+        string("granted_by", 250),
+        cascade("user_roles", "user_id", "users"),
+        primary_key("user_roles", "user_id", "workspace"),
     )
-    op.create_table(
+    create_owned_table(
         "api_keys",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("user_id", sa.String(length=32), nullable=False),
-        sa.Column("name", sa.String(length=250), nullable=False),
-        sa.Column("prefix", sa.String(length=16), nullable=False),
-        sa.Column("key_hash", sa.String(length=64), nullable=False),
-        sa.Column("role", sa.String(length=16), nullable=True),
-        sa.Column("expires_at", sa.BigInteger(), nullable=True),
-        sa.Column("revoked_at", sa.BigInteger(), nullable=True),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.Column("created_by", sa.String(length=250), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_api_keys_user_id_users"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
-        sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
+        "user_id",
+        "users",
+        string("name", 250),
+        string("prefix", 16),
+        string("key_hash", 64),
+        string("role", 16, nullable=True),
+        big_integer("expires_at", nullable=True),
+        big_integer("revoked_at", nullable=True),
+        *created(),
+        unique_on=[("key_hash",)],
     )
-    with op.batch_alter_table("api_keys", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_api_keys_user_id"), ["user_id"], unique=False)
+    create_indexes("api_keys", {"ix_api_keys_user_id": ["user_id"]})
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("api_keys", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_api_keys_user_id"))
-    op.drop_table("api_keys")
-    op.drop_table("user_roles")
-    op.drop_table("users")
+    drop_indexed_table("api_keys", "ix_api_keys_user_id")
+    drop_tables("user_roles", "users")

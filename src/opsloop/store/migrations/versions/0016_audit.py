@@ -7,8 +7,16 @@ Create Date: 2026-12-04 10:00:00.000000
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
+
+from opsloop.store.migrations._ops import (
+    big_integer,
+    create_indexes,
+    drop_indexed_table,
+    integer,
+    primary_key,
+    string,
+)
 
 revision: str = "0016_audit"
 down_revision: str | None = "0015_identity"
@@ -19,34 +27,31 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "audit_events",
-        sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("at", sa.BigInteger(), nullable=False),
-        sa.Column("actor", sa.String(length=250), nullable=False),
-        sa.Column("workspace", sa.String(length=64), nullable=False),
-        sa.Column("action", sa.String(length=500), nullable=False),
-        sa.Column("resource", sa.String(length=1000), nullable=False),
-        sa.Column("request_id", sa.String(length=64), nullable=False),
-        sa.Column("outcome", sa.Integer(), nullable=False),
-        sa.Column("digest", sa.String(length=64), nullable=True),
-        sa.Column("prev_hash", sa.String(length=64), nullable=False),
-        sa.Column("hash", sa.String(length=64), nullable=False),
-        sa.PrimaryKeyConstraint("seq", name=op.f("pk_audit_events")),
+        big_integer("seq", autoincrement=False),
+        big_integer("at"),
+        string("actor", 250),
+        string("workspace", 64),
+        string("action", 500),
+        string("resource", 1000),
+        string("request_id", 64),
+        integer("outcome"),
+        string("digest", 64, nullable=True),
+        string("prev_hash", 64),
+        string("hash", 64),
+        primary_key("audit_events", "seq"),
     )
-    with op.batch_alter_table("audit_events", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_audit_events_actor"), ["actor"], unique=False)
-        batch_op.create_index(batch_op.f("ix_audit_events_at"), ["at"], unique=False)
+    create_indexes(
+        "audit_events", {"ix_audit_events_actor": ["actor"], "ix_audit_events_at": ["at"]}
+    )
     op.create_table(
         "audit_head",
-        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("seq", sa.BigInteger(), nullable=False),
-        sa.Column("hash", sa.String(length=64), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_head")),
+        integer("id", autoincrement=False),
+        big_integer("seq"),
+        string("hash", 64),
+        primary_key("audit_head", "id"),
     )
 
 
 def downgrade() -> None:
     op.drop_table("audit_head")
-    with op.batch_alter_table("audit_events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_audit_events_at"))
-        batch_op.drop_index(batch_op.f("ix_audit_events_actor"))
-    op.drop_table("audit_events")
+    drop_indexed_table("audit_events", "ix_audit_events_at", "ix_audit_events_actor")

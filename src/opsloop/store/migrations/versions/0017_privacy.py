@@ -7,8 +7,14 @@ Create Date: 2026-12-08 10:00:00.000000
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
+
+from opsloop.store.migrations._ops import (
+    big_integer,
+    integer,
+    primary_key,
+    string,
+)
 
 revision: str = "0017_privacy"
 down_revision: str | None = "0016_audit"
@@ -19,13 +25,13 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "retention_policies",
-        sa.Column("workspace", sa.String(length=64), nullable=False),
-        sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("days", sa.Integer(), nullable=True),
-        sa.Column("swept_at", sa.BigInteger(), nullable=True),
-        sa.Column("updated_at", sa.BigInteger(), nullable=False),
-        sa.Column("updated_by", sa.String(length=250), nullable=False),
-        sa.PrimaryKeyConstraint("workspace", "kind", name=op.f("pk_retention_policies")),
+        string("workspace", 64),
+        string("kind", 16),
+        integer("days", nullable=True),
+        big_integer("swept_at", nullable=True),
+        big_integer("updated_at"),
+        string("updated_by", 250),
+        primary_key("retention_policies", "workspace", "kind"),
     )
 
 

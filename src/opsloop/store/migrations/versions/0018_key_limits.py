@@ -7,26 +7,30 @@ Create Date: 2026-12-10 10:00:00.000000
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
+from opsloop.store.migrations._ops import (
+    add_columns,
+    big_integer,
+    drop_columns,
+    floating,
+    integer,
+    string,
+)
 
 revision: str = "0018_key_limits"
 down_revision: str | None = "0017_privacy"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_COLUMNS = ("rpm", "tpm", "budget_usd", "budget_period")
-
 
 def upgrade() -> None:
-    with op.batch_alter_table("api_keys", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("rpm", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("tpm", sa.BigInteger(), nullable=True))
-        batch_op.add_column(sa.Column("budget_usd", sa.Float(), nullable=True))
-        batch_op.add_column(sa.Column("budget_period", sa.String(length=8), nullable=True))
+    add_columns(
+        "api_keys",
+        integer("rpm", nullable=True),
+        big_integer("tpm", nullable=True),
+        floating("budget_usd", nullable=True),
+        string("budget_period", 8, nullable=True),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("api_keys", schema=None) as batch_op:
-        for name in reversed(_COLUMNS):
-            batch_op.drop_column(name)
+    drop_columns("api_keys", "budget_period", "budget_usd", "tpm", "rpm")

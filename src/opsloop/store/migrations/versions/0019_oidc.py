@@ -7,8 +7,18 @@ Create Date: 2026-12-10 10:00:00.000000
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
+
+from opsloop.store.migrations._ops import (
+    add_columns,
+    big_integer,
+    cascade,
+    create_indexes,
+    drop_columns,
+    drop_indexed_table,
+    primary_key,
+    string,
+)
 
 revision: str = "0019_oidc"
 down_revision: str | None = "0018_key_limits"
@@ -17,31 +27,21 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("disabled_at", sa.BigInteger(), nullable=True))
+    add_columns("users", big_integer("disabled_at", nullable=True))
     op.create_table(
         "user_identities",
-        sa.Column("issuer", sa.String(length=500), nullable=False),
-        sa.Column("subject", sa.String(length=250), nullable=False),
-        sa.Column("user_id", sa.String(length=32), nullable=False),
-        sa.Column("email", sa.String(length=320), nullable=True),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.Column("last_login_at", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-            name=op.f("fk_user_identities_user_id_users"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("issuer", "subject", name=op.f("pk_user_identities")),
+        string("issuer", 500),
+        string("subject", 250),
+        string("user_id", 32),
+        string("email", 320, nullable=True),
+        big_integer("created_at"),
+        big_integer("last_login_at"),
+        cascade("user_identities", "user_id", "users"),
+        primary_key("user_identities", "issuer", "subject"),
     )
-    with op.batch_alter_table("user_identities", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_user_identities_user_id"), ["user_id"], unique=False)
+    create_indexes("user_identities", {"ix_user_identities_user_id": ["user_id"]})
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("user_identities", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_user_identities_user_id"))
-    op.drop_table("user_identities")
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.drop_column("disabled_at")
+    drop_indexed_table("user_identities", "ix_user_identities_user_id")
+    drop_columns("users", "disabled_at")

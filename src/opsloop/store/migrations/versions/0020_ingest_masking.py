@@ -7,8 +7,13 @@ Create Date: 2026-12-12 10:00:00.000000
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
+from opsloop.store.migrations._ops import (
+    add_columns,
+    create_indexes,
+    drop_columns,
+    drop_indexes,
+    string,
+)
 
 revision: str = "0020_ingest_masking"
 down_revision: str | None = "0019_oidc"
@@ -17,18 +22,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("retention_policies", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("mask_entities", sa.String(length=500), nullable=True))
-        batch_op.add_column(sa.Column("mask_mode", sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column("mask_key", sa.String(length=64), nullable=True))
-    with op.batch_alter_table("spans", schema=None) as batch_op:
-        batch_op.create_index("ix_spans_user", ["user_id", "trace_id"], unique=False)
+    add_columns(
+        "retention_policies",
+        string("mask_entities", 500, nullable=True),
+        string("mask_mode", 16, nullable=True),
+        string("mask_key", 64, nullable=True),
+    )
+    create_indexes("spans", {"ix_spans_user": ["user_id", "trace_id"]})
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("spans", schema=None) as batch_op:
-        batch_op.drop_index("ix_spans_user")
-    with op.batch_alter_table("retention_policies", schema=None) as batch_op:
-        batch_op.drop_column("mask_key")
-        batch_op.drop_column("mask_mode")
-        batch_op.drop_column("mask_entities")
+    drop_indexes("spans", "ix_spans_user")
+    drop_columns("retention_policies", "mask_key", "mask_mode", "mask_entities")

@@ -10,6 +10,18 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from opsloop.store.migrations._ops import (
+    big_integer,
+    create_indexes,
+    drop_indexed_table,
+    drop_tables,
+    floating,
+    id_column,
+    integer,
+    string,
+    text,
+)
+
 revision: str = "0021_gateway_routes"
 down_revision: str | None = "0020_ingest_masking"
 branch_labels: str | Sequence[str] | None = None
@@ -19,40 +31,37 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "gateway_routes",
-        sa.Column("route", sa.String(length=200), nullable=False),
-        sa.Column("targets", sa.Text(), nullable=False),
-        sa.Column("baseline", sa.String(length=100), nullable=True),
-        sa.Column("candidate", sa.String(length=100), nullable=True),
-        sa.Column("mode", sa.String(length=8), nullable=True),
-        sa.Column("share", sa.Float(), nullable=True),
-        sa.Column("step", sa.Integer(), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=True),
-        sa.Column("step_started_at", sa.BigInteger(), nullable=True),
-        sa.Column("judged_at", sa.BigInteger(), nullable=True),
-        sa.Column("verdict", sa.Text(), nullable=True),
-        sa.Column("updated_at", sa.BigInteger(), nullable=False),
-        sa.Column("updated_by", sa.String(length=250), nullable=False),
-        sa.PrimaryKeyConstraint("route"),
+        string("route", 200),
+        text("targets"),
+        string("baseline", 100, nullable=True),
+        string("candidate", 100, nullable=True),
+        string("mode", 8, nullable=True),
+        floating("share", nullable=True),
+        integer("step"),
+        string("status", 16, nullable=True),
+        big_integer("step_started_at", nullable=True),
+        big_integer("judged_at", nullable=True),
+        text("verdict", nullable=True),
+        big_integer("updated_at"),
+        string("updated_by", 250),
+        sa.PrimaryKeyConstraint("route"),  # unnamed: the database names it
     )
     op.create_table(
         "gateway_route_history",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("route", sa.String(length=200), nullable=False),
-        sa.Column("at", sa.BigInteger(), nullable=False),
-        sa.Column("actor", sa.String(length=250), nullable=False),
-        sa.Column("action", sa.String(length=16), nullable=False),
-        sa.Column("share_before", sa.Float(), nullable=True),
-        sa.Column("share_after", sa.Float(), nullable=True),
-        sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("details", sa.Text(), nullable=False),
+        id_column(),
+        string("route", 200),
+        big_integer("at"),
+        string("actor", 250),
+        string("action", 16),
+        floating("share_before", nullable=True),
+        floating("share_after", nullable=True),
+        text("reason"),
+        text("details"),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("gateway_route_history", schema=None) as batch_op:
-        batch_op.create_index("ix_gateway_route_history_route", ["route", "at"], unique=False)
+    create_indexes("gateway_route_history", {"ix_gateway_route_history_route": ["route", "at"]})
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("gateway_route_history", schema=None) as batch_op:
-        batch_op.drop_index("ix_gateway_route_history_route")
-    op.drop_table("gateway_route_history")
-    op.drop_table("gateway_routes")
+    drop_indexed_table("gateway_route_history", "ix_gateway_route_history_route")
+    drop_tables("gateway_routes")
