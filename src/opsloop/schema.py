@@ -34,6 +34,7 @@ def metadata() -> MetaData:
     import opsloop.pipelines.tables
     import opsloop.registry.tables
     import opsloop.serving.tables
+    import opsloop.store.leases
     import opsloop.tracking.tables
     import opsloop.web.sessions  # noqa: F401  (each table module adds its tables to Base)
     from opsloop.store.base import Base

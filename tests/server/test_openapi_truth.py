@@ -18,6 +18,8 @@ from tests.conftest import LiveServer
 
 _UNKNOWN_ID = "0" * 32
 _INFERENCE = {"/v1/deployments/{name}/predict", "/v1/deployments/{name}/feedback"}
+# MLflow's scoring protocol answers its errors in MLflow's shape (see test_invocations.py)
+_MLFLOW_SHAPED = {"/v1/deployments/{name}/invocations"}
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +67,9 @@ def test_no_route_documents_a_422_the_server_does_not_send(document: dict[str, A
         for status, response in operation["responses"].items():
             if status[0] in "45":
                 ref = response["content"]["application/json"]["schema"]["$ref"]
+                if ref == "#/components/schemas/MlflowError":
+                    assert path in _MLFLOW_SHAPED, (method, path, status)
+                    continue
                 assert ref == "#/components/schemas/Error", (method, path, status)
         if operation.get("parameters") or operation.get("requestBody"):
             assert "400" in operation["responses"] or path in _INFERENCE, (method, path)

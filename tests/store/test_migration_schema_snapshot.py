@@ -41,6 +41,7 @@ FINGERPRINTS = {
     "0019_oidc": "224e26c17c0d30c0",
     "0020_ingest_masking": "72a904f9c26989ef",
     "0021_gateway_routes": "f3ba7f66a32486f2",
+    "0022_leases": "b1529220c39d93af",
 }
 
 

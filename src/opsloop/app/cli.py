@@ -174,10 +174,22 @@ def _finetune() -> None:
     app.command("finetune")(finetune)
 
 
+def _ci() -> None:
+    from opsloop.ci.cli import ci_app
+
+    app.add_typer(ci_app, name="ci")
+
+
 def _privacy() -> None:
     from opsloop.app.privacy_cli import privacy_app
 
     app.add_typer(privacy_app, name="privacy")
+
+
+def _imports() -> None:
+    from opsloop.app.mlflow_import.cli import import_app
+
+    app.add_typer(import_app, name="import")
 
 
 _ADDS_COMMANDS: dict[Callable[[], None], tuple[str, ...]] = {  # in the order --help lists them
@@ -195,6 +207,8 @@ _ADDS_COMMANDS: dict[Callable[[], None], tuple[str, ...]] = {  # in the order --
     _finetune: ("finetune",),
     _governance: ("users", "keys", "audit", "whoami", "login"),
     _privacy: ("privacy",),
+    _imports: ("import",),
+    _ci: ("ci",),
 }
 
 

@@ -303,7 +303,11 @@ def create_gateway_app(
         _, principal = await authenticate_key(request, app.state.opsloop, authorizer, key.strip())
         request.state.principal = principal
 
-    rollouts = RolloutController(store, gateway.router.routes)  # canary and A/B, judged
+    from opsloop.store.leadership import Leadership
+
+    rollouts = RolloutController(  # canary and A/B, judged by the gateway holding the lease
+        store, gateway.router.routes, leadership=Leadership(store, "gateway-rollouts")
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -5,7 +5,10 @@ balancer to ask every second. ``/healthz?deep=1`` and ``/readyz`` also prove the
 they write and read back one tiny probe blob (content-addressed, so always the same one). That
 is what the first ``data push`` or ``log_model`` needs, so a server whose S3 credentials,
 bucket or permissions are wrong says so here instead of answering "ok" and failing later.
-Each store is reported on its own; any failure is a 503.
+Each store is reported on its own; any failure is a 503. Both also say which of the jobs that
+one server of several runs (the scheduler, the rollout controllers) this one leads: ``leases``,
+each with ``leader``, this process's ``holder`` name, the ``epoch`` it leads at, the ``last_tick``
+it ran and who ``held_by`` the lease when it last asked.
 """
 
 from __future__ import annotations
@@ -13,14 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 
 from opsloop.kernel import __version__
 from opsloop.store.blobs import BlobStore
 from opsloop.web.deps import State
 from opsloop.web.openapi import error_response
 
-__all__ = ["install_health"]
+__all__ = ["install_health", "lease_report"]
 
 PROBE = b"opsloop blob store probe\n"
 
@@ -39,6 +42,11 @@ def _check(probe: Callable[[], None]) -> dict[str, str]:
     return {"status": "ok"}
 
 
+def lease_report(app: Any) -> dict[str, Any]:
+    """Each lease this process takes part in, by name (empty until the app has started)."""
+    return {lease.name: lease.status() for lease in getattr(app.state, "leases", [])}
+
+
 def _deep(state: Any, response: Response) -> dict[str, Any]:
     checks = {
         "metadata": _check(state.store.ping),
@@ -55,15 +63,18 @@ def install_health(app: FastAPI) -> None:
     down = {503: error_response("a store is down")}
 
     @app.get("/healthz", tags=["meta"], responses=down)
-    def healthz(state: State, response: Response, deep: bool = False) -> dict[str, Any]:
+    def healthz(
+        state: State, request: Request, response: Response, deep: bool = False
+    ) -> dict[str, Any]:
         """200 when the metadata store answers, 503 when it does not; with ``deep=1`` the
-        blob store too (a probe written and read back), each store reported on its own."""
+        blob store too (a probe written and read back), each store reported on its own;
+        ``leases``: which jobs of one-server-of-several this process leads."""
         if deep:
-            return _deep(state, response)
+            return {**_deep(state, response), "leases": lease_report(request.app)}
         state.store.ping()
-        return {"status": "ok", "version": __version__}
+        return {"status": "ok", "version": __version__, "leases": lease_report(request.app)}
 
     @app.get("/readyz", tags=["meta"], responses=down)
-    def readyz(state: State, response: Response) -> dict[str, Any]:
+    def readyz(state: State, request: Request, response: Response) -> dict[str, Any]:
         """``/healthz?deep=1``: both stores, for a readiness probe."""
-        return _deep(state, response)
+        return {**_deep(state, response), "leases": lease_report(request.app)}

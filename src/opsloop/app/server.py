@@ -23,6 +23,7 @@ from opsloop.kernel import __version__
 from opsloop.web.deps import AppState, require_token
 from opsloop.web.errors import install_error_handlers
 from opsloop.web.limits import install_body_limits
+from opsloop.web.mlflow import include_mlflow_router, install_mlflow
 from opsloop.web.openapi import install_openapi
 from opsloop.web.routes import install_ui
 
@@ -39,15 +40,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from opsloop.llm.gateway.rollout import RolloutController
         from opsloop.pipelines.launcher import Launcher
         from opsloop.registry.promotion import PromotionContext
+        from opsloop.store.leadership import Leadership
         from opsloop.workflows.scheduler import Scheduler
 
         state = app.state.opsloop
         controller = start_controller(state.serving, state.store)
         promotions = PromotionContext(state.store, state.blobs, state.settings.home / "cache")
-        scheduler = Scheduler(state.client, state.store, promotions, state.serving.log).start()
+        scheduler = Scheduler(
+            state.client, state.store, promotions, state.serving.log,
+            leadership=Leadership(state.store, "scheduler"),
+        ).start()  # fmt: skip
         state.launcher = Launcher(state.client)
-        rollouts = RolloutController(state.store, app.state.gateway.router.routes).start()
-        yield
+        rollouts = RolloutController(
+            state.store, app.state.gateway.router.routes,
+            leadership=Leadership(state.store, "gateway-rollouts"),
+        ).start()  # fmt: skip
+        app.state.leases = [scheduler.leadership, controller.leadership, rollouts.leadership]
+        yield  # every server ticks; only each lease's holder acts (shown on /healthz)
         rollouts.stop()
         await app.state.gateway.aclose()  # spans queued by the LLM gateway are stored
         state.launcher.close()
@@ -118,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.pipelines.views import UI as PIPELINES_UI
     from opsloop.pipelines.views import router as pipeline_views
     from opsloop.registry.api import router as registry_router
+    from opsloop.registry.mlflow_api import router as mlflow_registry_router
     from opsloop.registry.views import UI as REGISTRY_UI
     from opsloop.registry.views import router as registry_views
     from opsloop.serving.api import BODY_LIMITS as INFERENCE_LIMITS
@@ -127,6 +137,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.serving.views import router as deployment_views
     from opsloop.tracking.api import BODY_LIMITS as BLOB_LIMITS
     from opsloop.tracking.api import router as tracking_router
+    from opsloop.tracking.mlflow_api import router as mlflow_tracking_router
+    from opsloop.tracking.mlflow_artifacts import BODY_LIMITS as MLFLOW_ARTIFACT_LIMITS
+    from opsloop.tracking.mlflow_artifacts import proxy_router as mlflow_artifacts_router
     from opsloop.tracking.views import UI as TRACKING_UI
     from opsloop.tracking.views import router as tracking_views
     from opsloop.workflows.privacy_api import router as privacy_router
@@ -146,11 +159,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (privacy_router, api),
     ]:  # fmt: skip
         app.include_router(router, prefix=prefix, dependencies=auth)
+    include_mlflow_router(app, mlflow_tracking_router, auth)  # MLflow's REST API, both prefixes
+    include_mlflow_router(app, mlflow_artifacts_router, auth, artifacts=True)
+    include_mlflow_router(app, mlflow_registry_router, auth)  # registry and logged models
+    install_mlflow(app, auth)  # last MLflow router above: the rest of its API is ENDPOINT_NOT_FOUND
     from opsloop.app.gateway import mount_gateway
 
     mount_gateway(app, app.state.opsloop)  # /v1/chat/completions …: settings.gateway_config
     app.include_router(metrics_router)  # the server token or the scrape token
-    install_body_limits(app, [*BLOB_LIMITS, *OTLP_LIMITS, *INFERENCE_LIMITS])  # else 16 MiB
+    limits = [*BLOB_LIMITS, *OTLP_LIMITS, *INFERENCE_LIMITS, *MLFLOW_ARTIFACT_LIMITS]
+    install_body_limits(app, limits)  # else 16 MiB
     install_ui(
         app,
         [

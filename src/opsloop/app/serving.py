@@ -1,16 +1,29 @@
 """The inference runtime of a server process, and ``opsloop serve``: its command and its lean app
 (inference, ``/metrics`` and ``/healthz`` only; ``opsloop server`` mounts the same routes beside
-the rest). The command itself is in :mod:`opsloop.app.serving_cli`, which starts without FastAPI."""
+the rest). Like ``mlflow models serve`` it also answers ``POST /invocations`` (for the deployment
+it was started for, or the only one there is) and ``GET /ping``, ``/health``, ``/version``.
+The command itself is in :mod:`opsloop.app.serving_cli`, which starts without FastAPI."""
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
 
 from opsloop.config import Settings
 
-__all__ = ["create_serving_app", "open_runtime", "serving_app_from_env", "start_controller"]
+__all__ = [
+    "DEPLOYMENT_ENV",
+    "create_serving_app",
+    "open_runtime",
+    "serving_app_from_env",
+    "start_controller",
+]
+
+DEPLOYMENT_ENV = "OPSLOOP_SERVE_DEPLOYMENT"  # `opsloop serve --deployment`, for its workers
 
 
 def open_runtime(client: Any) -> Any:
@@ -29,13 +42,21 @@ def open_runtime(client: Any) -> Any:
 
 
 def start_controller(runtime: Any, store: Any) -> Any:
-    """The rollout controller of a server process, reading this server's prediction log."""
+    """The rollout controller of a server process, reading this server's prediction log: it
+    ticks only while this process holds the ``rollouts`` lease, so of all the servers and
+    ``opsloop serve`` processes on one store one steps the rollouts (``stop()`` lets it go)."""
     from opsloop.serving.rollouts import RolloutController
+    from opsloop.store.leadership import Leadership, LeaderTicker
 
-    return RolloutController(store, runtime.log.window).start()
+    controller = RolloutController(store, runtime.log.window)  # its tick, on our thread
+    return LeaderTicker(Leadership(store, "rollouts"), controller.tick_all).start()
 
 
-def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
+def create_serving_app(
+    settings: Settings, *, warm_up: bool = True, deployment: str | None = None
+) -> Any:
+    """The lean inference app; ``deployment`` is the one ``/invocations`` answers for (and the
+    only one warmed up), else the only deployment there is."""
     from contextlib import asynccontextmanager
 
     from fastapi import Depends, FastAPI
@@ -43,6 +64,7 @@ def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
     from opsloop.client import Client, shared_stores
     from opsloop.kernel import __version__
     from opsloop.serving.api import BODY_LIMITS, inference_router, metrics_router
+    from opsloop.serving.scoring import probe_router, root_invocations_router
     from opsloop.web.deps import AppState, require_token
     from opsloop.web.errors import install_error_handlers
     from opsloop.web.limits import install_body_limits
@@ -55,8 +77,9 @@ def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
     @asynccontextmanager
     async def lifespan(_app: Any) -> Any:
         if warm_up:
-            runtime.warm_up()
+            runtime.warm_up(only=deployment)
         controller = start_controller(runtime, app.state.opsloop.store)
+        app.state.leases = [controller.leadership]
         yield
         controller.stop()
         runtime.close()  # drain: shadow copies finish, the log is sealed
@@ -74,22 +97,51 @@ def create_serving_app(settings: Settings, *, warm_up: bool = True) -> Any:
 
     down = {503: error_response("the store is down")}
     app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["meta"], responses=down)
-    app.include_router(inference_router, dependencies=[Depends(require_token)])
+    app.include_router(probe_router)
+    auth = [Depends(require_token)]
+    app.include_router(inference_router, dependencies=auth)
+    app.include_router(root_invocations_router(_scored_deployment(deployment)), dependencies=auth)
     app.include_router(metrics_router)  # the server token or the scrape token
     install_body_limits(app, BODY_LIMITS)
     return app
 
 
 def _healthz(request: Request) -> dict[str, Any]:
-    """200 when the metadata store answers (deployments are read from it), else 503."""
+    """200 when the metadata store answers (deployments are read from it), else 503; which
+    jobs this process leads (``leases``)."""
+    from opsloop.app.health import lease_report
     from opsloop.kernel import __version__
 
     request.app.state.opsloop.store.ping()
-    return {"status": "ok", "version": __version__}
+    return {"status": "ok", "version": __version__, "leases": lease_report(request.app)}
+
+
+def _scored_deployment(named: str | None, ttl: float = 1.0) -> Callable[[Any], str]:
+    """Which deployment ``POST /invocations`` answers for: ``named``, else the only one there
+    is (looked up at most once per ``ttl`` seconds); ``NotFound`` saying what to do otherwise."""
+    seen: list[tuple[float, str | None]] = []
+
+    def deployment(state: Any) -> str:
+        if named is not None:
+            return named
+        from opsloop.errors import NotFound
+
+        if not seen or time.monotonic() - seen[0][0] > ttl:
+            names = [d.name for d in state.serving.deployments.list()]
+            seen[:] = [(time.monotonic(), names[0] if len(names) == 1 else None)]
+        only = seen[0][1]
+        if only is None:
+            raise NotFound(
+                "/invocations answers for one deployment: start with `opsloop serve "
+                "--deployment NAME`, or POST /v1/deployments/NAME/invocations"
+            )
+        return only
+
+    return deployment
 
 
 def serving_app_from_env() -> Any:
     """The app for a uvicorn worker process (``opsloop serve --workers N``)."""
     from opsloop.config import load_settings
 
-    return create_serving_app(load_settings())
+    return create_serving_app(load_settings(), deployment=os.environ.get(DEPLOYMENT_ENV) or None)

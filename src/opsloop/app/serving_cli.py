@@ -10,8 +10,12 @@ __all__ = ["serve"]
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    host: Annotated[
+        str, typer.Option(envvar="OPSLOOP_SERVE_HOST", help="Interface to bind.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(envvar="OPSLOOP_SERVE_PORT", help="Port to listen on.")
+    ] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     metrics_token: Annotated[
         str | None,
@@ -20,8 +24,20 @@ def serve(
             help="A scrape token accepted on /metrics only (the server token is accepted too).",
         ),
     ] = None,
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            envvar="OPSLOOP_SERVE_DEPLOYMENT",
+            help="The deployment POST /invocations answers for, and the only one loaded at "
+            "start (default: all are loaded; /invocations answers if there is only one).",
+        ),
+    ] = None,
 ) -> None:
     """Run the inference server: POST /v1/deployments/NAME/predict, /feedback, GET /metrics.
+
+    It also speaks MLflow's scoring protocol, as `mlflow models serve` does: POST /invocations
+    (and /v1/deployments/NAME/invocations) with dataframe_split, dataframe_records, instances
+    or inputs, answered {"predictions": [...]}; GET /ping, /health, /version.
 
     Every deployment's versions are loaded (and asked once) before the first request; on stop
     it drains: requests in flight finish, shadow copies finish, the prediction log is sealed.
@@ -47,6 +63,8 @@ def serve(
     os.environ["OPSLOOP_BLOB_URL"] = settings.blob_url
     if settings.metrics_token:  # the workers read their settings from the environment
         os.environ["OPSLOOP_METRICS_TOKEN"] = settings.metrics_token
+    if deployment:  # opsloop.app.serving.DEPLOYMENT_ENV (not imported: it loads FastAPI)
+        os.environ["OPSLOOP_SERVE_DEPLOYMENT"] = deployment
     typer.echo(f"opsloop serve on http://{host}:{port}  (POST /v1/deployments/NAME/predict)")
     uvicorn.run(
         "opsloop.app.serving:serving_app_from_env", host=host, port=port, workers=workers,

@@ -51,6 +51,8 @@ READ_ONLY_POSTS = frozenset({
     ("POST", "/api/blobs/batch-download"),
     ("POST", "/api/drift-reports"),
     ("POST", "/v1/deployments/{name}/predict"),
+    ("POST", "/api/2.0/mlflow/runs/search"),  # MLflow's API searches with POSTs
+    ("POST", "/api/2.0/mlflow/experiments/search"),
     # Telemetry, not a change of state: spans are kept by their own ids and may arrive while
     # the database is away (the ingest spool holds them), when no event could be written.
     ("POST", "/v1/traces"),

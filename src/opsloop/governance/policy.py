@@ -29,6 +29,7 @@ from opsloop.governance.roles import (
     PROTECTED_ALIASES,
     VIEWER,
 )
+from opsloop.web.mlflow import MLFLOW_API
 
 __all__ = ["RULES", "SAFE_METHODS", "RouteRoles", "Rule", "rule_for"]
 
@@ -38,7 +39,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 @dataclass(frozen=True)
 class Rule:
     """What a route needs: ``role``, raised to ``maintainer`` when the path parameter
-    ``alias_param`` (or any entry of the JSON body list ``alias_field``) is a protected alias."""
+    ``alias_param`` (or the JSON body field ``alias_field``: one alias or a list) is protected."""
 
     role: str
     alias_param: str | None = None
@@ -53,6 +54,7 @@ class Rule:
                 return MAINTAINER, str(alias)
         if self.alias_field and isinstance(body, dict):
             given = body.get(self.alias_field)
+            given = [given] if isinstance(given, str) else given  # MLflow names one alias
             if isinstance(given, list):
                 protected = sorted(PROTECTED_ALIASES.intersection(map(str, given)))
                 if protected:
@@ -129,6 +131,14 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/privacy/masking"): Rule(ADMIN),
     ("PUT", "/api/privacy/masking"): Rule(ADMIN),
 }
+# MLflow's REST API (opsloop.web.mlflow; its ajax-api alias is rewritten to it before routing):
+# reads and writes as above, and its searches are POSTs that read
+RULES[("POST", f"{MLFLOW_API}/runs/search")] = Rule(VIEWER)
+RULES[("POST", f"{MLFLOW_API}/experiments/search")] = Rule(VIEWER)
+RULES[("POST", f"{MLFLOW_API}/logged-models/search")] = Rule(VIEWER)
+RULES[("POST", f"{MLFLOW_API}/registered-models/get-latest-versions")] = Rule(VIEWER)
+RULES[("POST", f"{MLFLOW_API}/registered-models/alias")] = Rule(EDITOR, alias_field="alias")
+RULES[("DELETE", f"{MLFLOW_API}/registered-models/alias")] = Rule(EDITOR, alias_field="alias")
 
 
 def rule_for(method: str, template: str) -> Rule:

@@ -348,8 +348,33 @@ class PyfuncFlavor(Flavor):
         return pickle.loads(path.read_bytes())
 
 
+class MlflowFlavor(Flavor):
+    """An MLflow model directory (``MLmodel`` and the files its flavors wrote), registered
+    through the MLflow-compatible API. opsloop stores and serves its files to MLflow's client
+    but never loads it: its files are usually pickles, and reading them is MLflow's job."""
+
+    name = "mlflow"
+    file_name = "MLmodel"
+    needs_trust = True
+
+    @staticmethod
+    def handles(model: Any) -> bool:
+        return False  # never chosen for a live object: only MLflow's client writes these
+
+    def save(self, model: Any, path: Path, options: dict[str, Any] | None = None) -> None:
+        raise InvalidInput("log MLflow models with mlflow.<flavor>.log_model, not opsloop")
+
+    def load(self, path: Path, trusted_types: list[str]) -> Any:
+        raise InvalidInput(
+            "this version is an MLflow model: opsloop keeps its files but does not load it; "
+            "load it with mlflow.pyfunc.load_model('models:/NAME/VERSION') and "
+            "MLFLOW_TRACKING_URI set to this server"
+        )
+
+
 FLAVORS: dict[str, Flavor] = {
-    f.name: f for f in (SklearnFlavor(), OnnxFlavor(), TorchFlavor(), PyfuncFlavor())
+    f.name: f
+    for f in (SklearnFlavor(), OnnxFlavor(), TorchFlavor(), PyfuncFlavor(), MlflowFlavor())
 }
 
 

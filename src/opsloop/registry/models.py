@@ -42,12 +42,14 @@ __all__ = [
     "NUMBERING",
     "create_model",
     "delete_model",
+    "delete_model_tag",
     "ensure_model",
     "find_version",
     "get_model",
     "list_models",
     "model_row",
     "refuse_if_served",
+    "rename_model",
     "resolve_version_row",
     "set_model_tag",
     "update_model",
@@ -321,6 +323,43 @@ def set_model_tag(session: Session, name: str, key: str, value: Any) -> Register
     row = model_row(session, name)
     key, text = clean_tag(key, value)
     session.merge(RegisteredModelTagRow(model_id=row.id, key=key, value=text))
+    session.flush()
+    return _model_entity(session, row)
+
+
+def delete_model_tag(session: Session, name: str, key: str) -> RegisteredModel:
+    """Remove one tag of the model. ``NotFound`` when it has no such tag."""
+    row = model_row(session, name)
+    tag = session.scalars(
+        select(RegisteredModelTagRow).where(
+            RegisteredModelTagRow.model_id == row.id, RegisteredModelTagRow.key == key
+        )
+    ).first()
+    if tag is None:
+        raise NotFound(f"model {name!r} has no tag {key!r}")
+    session.delete(tag)
+    session.flush()
+    return _model_entity(session, row)
+
+
+def rename_model(session: Session, name: str, new_name: str) -> RegisteredModel:
+    """Give a model a new name; its versions, aliases and history follow it. Refused while a
+    deployment serves one of its versions (the deployment names it by its old name), and
+    ``Conflict`` when ``new_name`` is taken."""
+    row = model_row(session, name)
+    check_name(new_name, _NOUN)
+    if new_name == name:
+        return _model_entity(session, row)
+    if session.scalars(
+        select(RegisteredModelRow.id).where(RegisteredModelRow.name == new_name)
+    ).first():
+        raise Conflict(f"model {new_name!r} is already registered")
+    for (version_id,) in session.execute(
+        select(ModelVersionRow.id).where(ModelVersionRow.model_id == row.id)
+    ):
+        refuse_if_served(session, name, version_id)
+    row.name = new_name
+    row.updated_at = now_ms()
     session.flush()
     return _model_entity(session, row)
 

@@ -59,6 +59,7 @@ from opsloop.tracking.validation import (
 __all__ = [
     "create_version",
     "delete_version",
+    "delete_version_tag",
     "get_version",
     "list_versions",
     "manifest_of",
@@ -179,12 +180,15 @@ def create_version(
     description: str | None = None,
     tags: dict[str, Any] | None = None,
     card: dict[str, str] | None = None,
+    live_run: bool = False,
 ) -> ModelVersion:
     """Register the package ``files`` (already in the blob store) as ``name``'s next version.
 
     The model is registered on first use. Raises ``InvalidInput`` for files that are not a
     package or not uploaded, ``Conflict`` for a run that has not finished (a step's run, named
-    by the ``STEP_RUN_TAG`` tag of a model registered inside the step, may still be running).
+    by the ``STEP_RUN_TAG`` tag of a model registered inside the step, may still be running;
+    so may ``run_id`` with ``live_run``: MLflow's client registers a model logged inside an
+    active run before the run ends).
     """
     check_name(name, _NOUN)
     manifest = manifest_from_rows(files)
@@ -198,7 +202,10 @@ def create_version(
     model_id, latest, run_status = conn.execute(
         _REGISTRATION_FACTS, {"name": name, "run_id": run_id or step_run}
     ).one()
-    if run_id is not None:
+    if run_id is not None and live_run:
+        if run_status is None:
+            raise NotFound(f"run {run_id} does not exist")
+    elif run_id is not None:
         _check_finished(run_id, run_status)
     elif step_run is not None:
         if run_status is None:
@@ -303,6 +310,21 @@ def set_version_tag(session: Session, ref: str, key: str, value: Any) -> ModelVe
     model, row = resolve_version_row(session, ref)
     key, text = clean_tag(key, value)
     session.merge(ModelVersionTagRow(version_pk=row.id, key=key, value=text))
+    session.flush()
+    return version_entity(session, row, model.name)
+
+
+def delete_version_tag(session: Session, ref: str, key: str) -> ModelVersion:
+    """Remove one tag of the version. ``NotFound`` when it has no such tag."""
+    model, row = resolve_version_row(session, ref)
+    tag = session.scalars(
+        select(ModelVersionTagRow).where(
+            ModelVersionTagRow.version_pk == row.id, ModelVersionTagRow.key == key
+        )
+    ).first()
+    if tag is None:
+        raise NotFound(f"{model.name}@{row.number} has no tag {key!r}")
+    session.delete(tag)
     session.flush()
     return version_entity(session, row, model.name)
 

@@ -1,5 +1,6 @@
 """Deployments over HTTP: management under ``/api/deployments`` and the inference endpoints
-``/v1/deployments/{name}/predict`` and ``/feedback``, plus Prometheus ``/metrics``."""
+``/v1/deployments/{name}/predict``, ``/feedback`` and MLflow's ``/invocations`` (see
+:mod:`opsloop.serving.scoring`), plus Prometheus ``/metrics``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel, Field
 from opsloop.errors import InvalidInput, NotFound, OpsloopError
 from opsloop.kernel.bounds import Int64, NonNegativeInt64
 from opsloop.kernel.identity import current_user
-from opsloop.serving import rollouts, routes, services
+from opsloop.serving import rollouts, routes, scoring, services
 from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
 from opsloop.serving.rollout_entities import Rollout, RolloutSpec
 from opsloop.web.deps import ReadSession, State, WriteSession, require_metrics_token
@@ -25,6 +26,7 @@ __all__ = ["BODY_LIMITS", "MAX_BODY_BYTES", "inference_router", "metrics_router"
 
 router = APIRouter(tags=["deployments"])
 inference_router = APIRouter(tags=["inference"])
+inference_router.include_router(scoring.invocations_router)  # wherever /predict is, MLflow's too
 # The server token or the scrape token (settings.metrics_token), wherever it is mounted.
 metrics_router = APIRouter(tags=["meta"], dependencies=[Depends(require_metrics_token)])
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -32,6 +34,8 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 BODY_LIMITS = [
     BodyLimit("POST", routes.PREDICT, MAX_BODY_BYTES),
     BodyLimit("POST", routes.FEEDBACK, MAX_BODY_BYTES),
+    BodyLimit("POST", routes.INVOCATIONS, MAX_BODY_BYTES),
+    BodyLimit("POST", routes.ROOT_INVOCATIONS, MAX_BODY_BYTES),
 ]
 
 

@@ -9,7 +9,8 @@ each request its own slice. If the batch's rows fail the check, each request is 
 so one caller's bad row is that caller's 422 and never fails the others.
 
 A classifier's probabilities are computed on the same checked inputs (:meth:`predict_scored`)
-so the prediction log can keep them: a monitor's estimated quality then needs no model.
+so the prediction log can keep them (a monitor's estimated quality then needs no model) and a
+caller who asks for them gets them without a second pass.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ class MicroBatcher:
         return outputs, batch_rows
 
     def predict_scored(self, rows: Any, count: int) -> tuple[Any, list[Any] | None, int]:
-        """Predictions, the classifier's probabilities per row (see :meth:`_proba`; None for a
-        model without them) and the size of the batch they rode in."""
+        """Predictions, the classifier's class probabilities per row (see :meth:`_proba`; None
+        for a model without them) and the size of the batch they rode in."""
         with self._lock:
             self.in_flight += 1
             alone = self.in_flight == 1
@@ -87,8 +88,8 @@ class MicroBatcher:
                 self.in_flight -= 1
 
     def _proba(self, inputs: Any) -> list[Any] | None:
-        """The positive class's probability per row for a binary classifier, the list of
-        class probabilities for more classes; None for anything else. Logging them must never
+        """The class probabilities per row (a list per row, in the order of the model's
+        classes) for a classifier; None for anything else. Logging them must never
         fail an answer, so a model that cannot give them stops being asked."""
         if not self.scores:
             return None
@@ -102,7 +103,7 @@ class MicroBatcher:
         if proba.ndim != 2 or proba.shape[1] != len(self.model.classes):
             self.scores = False
             return None
-        return (proba[:, 1] if proba.shape[1] == 2 else proba).tolist()  # type: ignore[no-any-return]
+        return proba.tolist()  # type: ignore[no-any-return]
 
     def _run(self) -> None:
         while True:

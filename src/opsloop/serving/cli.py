@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -16,7 +17,8 @@ deployments_app = command_group(
     "  opsloop deploy churn@3 --ab 50 --sticky-header X-User-Id\n\n"
     "  opsloop deploy churn@4 --shadow    (a copy of each request; answers only logged)\n\n"
     "  opsloop deployments traffic churn 50 ; opsloop deployments promote churn\n\n"
-    "  opsloop deployments rollback churn --reason 'error rate'"
+    "  opsloop deployments rollback churn --reason 'error rate'\n\n"
+    "  opsloop deployments export churn --k8s | kubectl apply -f -"
 )
 
 
@@ -147,6 +149,99 @@ def predictions(
     columns = [c for c in ("request_id", "version", "shadow", "latency_ms", "outputs", "label")
                if c in frame.columns]  # fmt: skip
     print_table(columns, frame[columns].astype(str).values.tolist())
+
+
+@deployments_app.command("export")
+def export(
+    name: str,
+    k8s: Annotated[bool, typer.Option("--k8s", help="Kubernetes manifests (the format).")] = False,
+    image: Annotated[
+        str | None,
+        typer.Option(help="Image to run (default: opsloop/NAME:VERSION, as build-image tags)."),
+    ] = None,
+    out: Annotated[
+        str | None, typer.Option(help="Folder to write NAME's YAML file in (default: stdout).")
+    ] = None,
+    replicas: Annotated[
+        int | None, typer.Option(help="A fixed pod count (no autoscaler).", show_default=False)
+    ] = None,
+    autoscale: Annotated[
+        str | None, typer.Option(help="MIN,MAX pods on 70% CPU (default 2,6).", show_default=False)
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port the pods listen on.")] = 8080,
+    secret: Annotated[
+        str, typer.Option(help="Secret with OPSLOOP_DATABASE_URL, OPSLOOP_BLOB_URL, OPSLOOP_TOKEN.")
+    ] = "opsloop-store",
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the manifests as a JSON v1 List instead.")
+    ] = False,
+) -> None:
+    """Write what runs deployment NAME elsewhere. Examples:
+
+      opsloop deployments export churn --k8s | kubectl apply -f -
+
+      opsloop deployments export churn --k8s --out k8s/ --autoscale 3,12
+
+      opsloop deployments export churn --k8s --image registry.example.com/churn:4 --replicas 2
+
+    --k8s: a ConfigMap, a Deployment (non-root, probes on /healthz and /ping), a Service and a
+    HorizontalPodAutoscaler, as one multi-document YAML file applied in that order. The pods run
+    `opsloop serve` for NAME and read its traffic policy and models from the shared store.
+    """
+    from opsloop.errors import InvalidInput
+    from opsloop.serving import k8s as manifests
+
+    if not k8s:
+        raise InvalidInput("choose what to export: --k8s (Kubernetes manifests)")
+    if replicas is not None and autoscale is not None:
+        raise InvalidInput("give --replicas (a fixed count) or --autoscale MIN,MAX, not both")
+    bounds = manifests.parse_autoscale(autoscale) if autoscale is not None else None
+    deployment = _deployment_named(name)
+    sizing: dict[str, Any] = {} if bounds is None else {"autoscale": bounds}
+    if replicas is not None:
+        sizing = {"replicas": replicas, "autoscale": None}
+    image = image or manifests.default_image(deployment)
+    options = manifests.K8sOptions(image=image, port=port, secret=secret, **sizing)
+    documents = manifests.manifests(deployment, options)
+    if json_:
+        print_json({"apiVersion": "v1", "kind": "List", "items": documents})
+        return
+    import yaml
+
+    text = yaml.safe_dump_all(documents, sort_keys=False)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    path = _write(Path(out), f"{manifests.object_name(deployment.name)}.yaml", text)
+    kinds = ", ".join(d["kind"] for d in documents)
+    typer.echo(f"wrote {path}: {kinds}")  # unwrapped: the path is copied
+
+
+def _deployment_named(name: str) -> Any:
+    """The deployment; an unknown name says the closest one there is."""
+    import difflib
+
+    from opsloop.errors import NotFound
+
+    deployments = command_client().deployments
+    try:
+        return deployments.get(name)
+    except NotFound as exc:
+        near = difflib.get_close_matches(name, [d.name for d in deployments.list()], n=1)
+        hint = f": did you mean {near[0]!r}?" if near else ""
+        raise NotFound(f"{exc.message}{hint}") from None
+
+
+def _write(folder: Path, file_name: str, text: str) -> Path:
+    from opsloop.errors import InvalidInput
+
+    path = folder / file_name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
 
 
 _DURATION = {"s": 1, "m": 60, "h": 3600}

@@ -1,7 +1,9 @@
 """Every REST path of serving, once: ``api.py`` declares them, ``remote.py`` calls them.
 
 The deployment resources are mounted under ``/api``; the inference protocol endpoints
-(``/v1/deployments/{name}/predict`` and ``/feedback``) and Prometheus ``/metrics`` at the root.
+(``/v1/deployments/{name}/predict``, ``/feedback``, MLflow's scoring protocol at
+``/v1/deployments/{name}/invocations``, and on ``opsloop serve`` also ``/invocations``) and
+Prometheus ``/metrics`` at the root.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ __all__ = [
     "DEPLOYMENTS",
     "EVENTS",
     "FEEDBACK",
+    "INVOCATIONS",
     "METRICS",
     "POLICY",
     "PREDICT",
@@ -23,6 +26,7 @@ __all__ = [
     "ROLLOUT",
     "ROLLOUTS",
     "ROLLOUT_ABORT",
+    "ROOT_INVOCATIONS",
 ]
 
 # -- deployments (under /api) -------------------------------------------------------------------
@@ -41,4 +45,6 @@ BATCH_INFERENCES = Route("/batch-inferences")
 # -- inference protocol and metrics (at the root) -----------------------------------------------
 PREDICT = Route("/v1/deployments/{name}/predict", mount="")
 FEEDBACK = Route("/v1/deployments/{name}/feedback", mount="")
+INVOCATIONS = Route("/v1/deployments/{name}/invocations", mount="")
+ROOT_INVOCATIONS = Route("/invocations", mount="")  # `opsloop serve`: as `mlflow models serve`
 METRICS = Route("/metrics", mount="")

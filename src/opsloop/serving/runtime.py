@@ -5,7 +5,10 @@ A candidate (canary or A/B) answers on a small pool of its own with ``candidate_
 one that fails or hangs is logged as its error and the stable version answers instead.
 A traffic change reaches a running server within ``policy_ttl`` seconds (1 s) without a
 restart or a dropped request: the next request after the TTL reads the new policy and loads any
-new version (warm-up does it ahead for the versions known at start). Shadow copies run on a
+new version (warm-up does it ahead for the versions known at start). A caller asking for
+``predict_proba`` gets the routed version's class probabilities through the same path (routing,
+batching, fallback, log: the log keeps the labels and the probabilities either way). Shadow
+copies run on a
 small thread pool with a bounded backlog; when it is full the copy is dropped and counted,
 never queued behind the answer.
 """
@@ -25,7 +28,7 @@ from opsloop.errors import InvalidInput, OpsloopError
 from opsloop.serving.batching import MicroBatcher
 from opsloop.serving.entities import Deployment
 from opsloop.serving.metrics import ServingMetrics
-from opsloop.serving.payload import read_rows
+from opsloop.serving.payload import predict_method, read_rows
 from opsloop.serving.ports import ModelSource
 from opsloop.serving.predlog import PredictionLog
 from opsloop.serving.routing import choose
@@ -118,17 +121,26 @@ class ServingRuntime:
         return batcher
 
     def _answer(
-        self, deployment: Deployment, number: int, rows: Any, count: int
-    ) -> tuple[list[Any], list[Any] | None, int]:
-        """Predictions for ``rows`` from version ``number`` (checked alone, maybe batched), a
-        classifier's probabilities (logged, not answered) and the batch size."""
+        self, deployment: Deployment, number: int, rows: Any, count: int, method: str
+    ) -> tuple[list[Any], list[Any], list[Any] | None, int]:
+        """What version ``number`` answers for ``rows`` (labels, or with ``predict_proba`` the
+        class probabilities per row), its labels and probabilities as the log keeps them, and
+        the size of the batch they rode in (checked alone, maybe batched)."""
         outputs, proba, batch_rows = self.batcher(deployment, number).predict_scored(rows, count)
-        return _jsonable(outputs), proba, batch_rows
+        labels = _jsonable(outputs)
+        if method == "predict_proba":
+            if proba is None:
+                raise InvalidInput(
+                    f"{deployment.ref(number)} gives no probabilities (not a classifier with "
+                    "predict_proba): leave predict_method out to get its predictions"
+                )
+            return proba, labels, _logged_proba(proba), batch_rows
+        return labels, labels, _logged_proba(proba), batch_rows
 
     def _candidate(
-        self, deployment: Deployment, number: int, rows: Any, count: int
-    ) -> tuple[list[Any], list[Any] | None, int]:
-        future = self._candidate_pool.submit(self._answer, deployment, number, rows, count)
+        self, deployment: Deployment, number: int, rows: Any, count: int, method: str
+    ) -> tuple[list[Any], list[Any], list[Any] | None, int]:
+        future = self._candidate_pool.submit(self._answer, deployment, number, rows, count, method)
         try:
             return future.result(timeout=self.candidate_timeout)
         except FutureTimeout:
@@ -136,10 +148,13 @@ class ServingRuntime:
                 f"candidate v{number} did not answer within {self.candidate_timeout:g} s"
             ) from None
 
-    def warm_up(self) -> list[str]:
-        """Load every version every deployment serves; returns what was loaded."""
+    def warm_up(self, only: str | None = None) -> list[str]:
+        """Load every version every deployment (or only the one named) serves; returns what was
+        loaded."""
         loaded = []
         for deployment in self.deployments.list():
+            if only is not None and deployment.name != only:
+                continue
             self._deployments[deployment.name] = (time.monotonic(), deployment)
             for number in deployment.policy.versions():
                 model = self.model(deployment, number)
@@ -157,10 +172,12 @@ class ServingRuntime:
     ) -> dict[str, Any]:
         """Answer with the routed version. A candidate that fails (raises, or refuses input
         the stable version takes) is logged as its error, counted against it in a rollout,
-        and the stable version answers instead: the caller never sees a candidate's fault."""
+        and the stable version answers instead: the caller never sees a candidate's fault.
+        ``params.predict_method`` in ``body`` (MLflow's) picks labels or probabilities."""
         start = time.perf_counter()
         deployment = self.deployment(name)
         rows, count = read_rows(body)
+        method = predict_method(body)
         route = choose(deployment.policy, name, headers, cookies)
         stable = deployment.policy.stable
         request_id = headers.get("x-request-id") or uuid.uuid4().hex
@@ -171,10 +188,12 @@ class ServingRuntime:
             version = route.version
             try:
                 if version == stable:
-                    predictions, proba, batch_rows = self._answer(deployment, version, rows, count)
+                    answered, outputs, proba, batch_rows = self._answer(
+                        deployment, version, rows, count, method
+                    )
                 else:
-                    predictions, proba, batch_rows = self._candidate(
-                        deployment, version, rows, count
+                    answered, outputs, proba, batch_rows = self._candidate(
+                        deployment, version, rows, count, method
                     )
             except Exception as exc:
                 if version == stable:
@@ -187,18 +206,20 @@ class ServingRuntime:
                 self._log(deployment, request_id, version, start, body, None, exc)
                 answer["fallback_from"] = deployment.ref(version)
                 version = stable
-                predictions, proba, batch_rows = self._answer(deployment, version, rows, count)
+                answered, outputs, proba, batch_rows = self._answer(
+                    deployment, version, rows, count, method
+                )
         finally:
             metrics.in_flight.labels(name).dec()
         latency = time.perf_counter() - start
-        self._log(deployment, request_id, version, start, body, predictions, None, proba=proba)
+        self._log(deployment, request_id, version, start, body, outputs, None, proba=proba)
         label = str(version)
         metrics.requests.labels(name, label, "ok").inc()
         metrics.latency.labels(name, label).observe(latency)
         metrics.batch_size.labels(name, label).observe(batch_rows)
         if route.shadow is not None:
             self._shadow(deployment, route.shadow, rows, body, request_id)
-        answer.update(model=deployment.ref(version), predictions=predictions)
+        answer.update(model=deployment.ref(version), predictions=answered)
         return answer
 
     def _log(
@@ -253,6 +274,14 @@ class ServingRuntime:
         self._candidate_pool.shutdown(wait=False, cancel_futures=True)
         self._shadow_pool.shutdown(wait=True)
         self.log.close()
+
+
+def _logged_proba(proba: list[Any] | None) -> list[Any] | None:
+    """Probabilities as the log keeps them for monitors: a binary classifier's positive class
+    per row, the whole list per row for more classes."""
+    if proba is None or not proba or len(proba[0]) != 2:
+        return proba
+    return [row[1] for row in proba]
 
 
 def _example(kind: str) -> Any:

@@ -200,7 +200,7 @@ def register_artifacts(
 def get_artifact_content(run_id: str, path: str, session: ReadSession, blobs: Blobs):  # type: ignore[no-untyped-def]
     """The bytes of one artifact."""
     artifact = artifacts.get_artifact(session, run_id, path)
-    return _blob_response(blobs, artifact.digest, Path(artifact.path).name)
+    return blob_response(blobs, artifact.digest, Path(artifact.path).name)
 
 
 @router.post(blob_routes.BLOBS_MISSING.template, tags=[_ARTIFACTS])
@@ -268,10 +268,11 @@ def _verified_batch(raw: bytes) -> list[tuple[str, memoryview]]:
 @router.get(blob_routes.BLOB.template, tags=[_ARTIFACTS])
 def download_blob(digest: str, blobs: Blobs):  # type: ignore[no-untyped-def]
     """A blob's bytes."""
-    return _blob_response(blobs, check_digest(digest), digest)
+    return blob_response(blobs, check_digest(digest), digest)
 
 
-def _blob_response(blobs: Blobs, digest: str, filename: str):  # type: ignore[no-untyped-def]
+def blob_response(blobs: Blobs, digest: str, filename: str):  # type: ignore[no-untyped-def]
+    """A blob's bytes as a download (served from disk by a local store, else streamed)."""
     if isinstance(blobs, LocalBlobStore):
         path = blobs.path_of(digest)
         if path.is_file():

@@ -7,6 +7,9 @@ against one database, and each piece of work still happens once: a due monitor i
 moving its ``next_run_at`` with a compare-and-set, a firing is unique per (trigger, reason) and
 claimed ``pending`` → ``running`` the same way, and an alert starts at most one loop run.
 Pipeline runs whose process died on this host are closed as FAILED (``pipelines.orphans``).
+Handed a :class:`~opsloop.store.leadership.Leadership`, the loop on the thread ticks only while
+this process leads (one scheduler for all the servers on one store, each tick numbered once:
+see that module for what it guarantees); closing this host's orphans runs on every process.
 Pipelines (triggered runs and retrainings) run on a worker thread of their own, one at a time,
 so a long training never delays the checks.
 """
@@ -24,6 +27,7 @@ from sqlalchemy import select, update
 from opsloop.errors import OpsloopError
 from opsloop.kernel.timeutil import now_ms
 from opsloop.registry.promotion import PromotionContext
+from opsloop.store.leadership import Leadership
 
 __all__ = ["Scheduler"]
 
@@ -44,12 +48,13 @@ class Scheduler:
 
     def __init__(
         self, client: Any, store: Any, promotions: PromotionContext, predictions: Any, *,
-        interval: float = 1.0, tick_rollouts: bool = False,
+        interval: float = 1.0, tick_rollouts: bool = False, leadership: Leadership | None = None,
     ) -> None:  # fmt: skip
         self.client, self.store, self.predictions = client, store, predictions
         self.promotions = promotions
         self.interval = interval
         self.tick_rollouts = tick_rollouts  # a server's rollout controller does it otherwise
+        self.leadership = leadership  # owned: started and stopped with the scheduler
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="opsloop-scheduler", daemon=True)
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="opsloop-pipelines")
@@ -183,13 +188,18 @@ class Scheduler:
         return runs
 
     def start(self) -> Scheduler:
+        if self.leadership is not None:
+            self.leadership.start()
         self._thread.start()
         return self
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                self.tick()
+            try:  # without a leadership every tick is ours; with one, each tick we claim
+                if self.leadership is None or self.leadership.claim_tick() is not None:
+                    self.tick()
+                else:
+                    self.close_orphans()  # this host's dead runs: every process looks
             except OpsloopError as exc:
                 log.warning("scheduler: %s", exc.message)  # the database is away: next pass
 
@@ -199,3 +209,5 @@ class Scheduler:
             self._thread.join(5)
         self._worker.shutdown(wait=False, cancel_futures=True)
         self._retention_worker.shutdown(wait=False, cancel_futures=True)
+        if self.leadership is not None:
+            self.leadership.stop()

@@ -15,6 +15,9 @@ A tick, for each route with a rollout that is running and due:
 
 Then every route's :class:`~.rollout_split.Split` is refreshed from the store, which also picks
 up a person's override (``opsloop gateway-routes rollout``) and another gateway's step.
+Handed a :class:`~opsloop.store.leadership.Leadership`, a controller judges only on the ticks it
+claims as the leader (one judge for all the gateways on one store); every gateway still syncs
+and refreshes its own splits.
 Time is ``clock()`` in ms, handed in, so tests drive :meth:`RolloutController.tick` directly.
 """
 
@@ -39,6 +42,7 @@ from opsloop.llm.gateway.rollout_stats import target_window
 from opsloop.llm.gateway.rollout_tables import RouteStateRow
 from opsloop.llm.gateway.router import Route
 from opsloop.store.database import Store
+from opsloop.store.leadership import Leadership
 
 __all__ = ["RolloutController", "judge_route"]
 
@@ -91,6 +95,8 @@ class RolloutController:
         routes: The gateway's routes by name (their ``split`` is set from the store).
         clock: Milliseconds since the epoch (tests hand in their own).
         poll_s: How often the thread ticks; each route is still judged every ``interval_s``.
+        leadership: The lease that decides which gateway judges (owned: started and stopped
+            with the controller); without one this controller judges on every tick.
     """
 
     def __init__(
@@ -100,8 +106,10 @@ class RolloutController:
         *,
         clock: Callable[[], int] = now_ms,
         poll_s: float = 1.0,
+        leadership: Leadership | None = None,
     ) -> None:
         self.store = store
+        self.leadership = leadership
         self.routes = routes
         self.clock = clock
         self.poll_s = poll_s
@@ -131,6 +139,9 @@ class RolloutController:
     def tick(self) -> dict[str, str]:
         """Judge every due rollout once, then refresh the splits; the verdicts by route."""
         verdicts: dict[str, str] = {}
+        if self.leadership is not None and self.leadership.claim_tick() is None:
+            self.refresh()  # another gateway judges: take up what it decided
+            return verdicts
         for route in self.routes.values():
             rollout = route.config.rollout
             if rollout is None:
@@ -153,6 +164,8 @@ class RolloutController:
     def start(self) -> RolloutController:
         """Sync, then tick on a daemon thread every ``poll_s`` until :meth:`stop` (a store that
         is away at start is synced with on a later tick; meanwhile static weights apply)."""
+        if self.leadership is not None:
+            self.leadership.start()
         self._thread = threading.Thread(target=self._run, name="opsloop-gateway-rollouts")
         self._thread.daemon = True
         self._thread.start()
@@ -176,3 +189,5 @@ class RolloutController:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        if self.leadership is not None:
+            self.leadership.stop()

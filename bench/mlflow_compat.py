@@ -1,0 +1,216 @@
+"""The unchanged ``mlflow`` client against ``opsloop server`` and against MLflow's own server.
+
+    python3 -m venv .venv-mlflow && .venv-mlflow/bin/pip install mlflow   # the peer's server
+    .venv/bin/python bench/mlflow_compat.py            # full size (a few minutes)
+    .venv/bin/python bench/mlflow_compat.py --quick    # a smoke run
+
+Both servers run on loopback with one worker over SQLite; the client is the same ``mlflow``
+install (``.venv``), pointed at each by its tracking URI, as a user would switch. Scenarios:
+10,000 ``log_metric`` calls (one request each), 100,000 values through ``log_batch`` (the client
+sends 1,000 per request), and ``search_runs`` with a metric filter over 10,000 runs x 20
+metrics (seeded straight into each store, then searched through each server; best of 3).
+The two sides take turns, round by round, so a busy machine slows both alike. Each line prints
+both times and the ratio (MLflow's time / opsloop's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from seed import populate_opsloop
+
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+ROOT = Path(__file__).resolve().parent.parent
+OPSLOOP = ROOT / ".venv" / "bin" / "opsloop"
+MLFLOW_SERVER = ROOT / ".venv-mlflow" / "bin" / "mlflow"
+RESULTS: list[tuple[str, float, float]] = []
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def report(name: str, ours: float, peer: float) -> None:
+    RESULTS.append((name, ours, peer))
+    print(f"{name:<56} opsloop {ours:8.3f}s  mlflow {peer:8.3f}s  ratio {peer / ours:6.1f}x")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Servers:
+    """opsloop's and MLflow's servers over the stores in ``folder`` (``ops.db``, ``mlflow.db``)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> tuple[str, str]:
+        oport, mport = free_port(), free_port()
+        ours = self._start(
+            [str(OPSLOOP), "server", "--port", str(oport),
+             "--database-url", f"sqlite:///{self.folder / 'ops.db'}",
+             "--blob-url", str(self.folder / "blobs")],
+            f"http://127.0.0.1:{oport}/healthz",
+            {"OPSLOOP_HOME": str(self.folder / "home")},
+        )  # fmt: skip
+        peer = self._start(
+            [str(MLFLOW_SERVER), "server", "--port", str(mport), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
+             "--artifacts-destination", str(self.folder / "mlartifacts")],
+            f"http://127.0.0.1:{mport}/health",
+        )  # fmt: skip
+        return ours, peer
+
+    def _start(self, cmd: list[str], health: str, env: dict[str, str] | None = None) -> str:
+        log = open(self.folder / f"{Path(cmd[0]).name}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, env={**os.environ, **(env or {})})
+        self.procs.append(proc)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(health).status_code == 200:
+                    return health.rsplit("/", 1)[0]
+            except httpx.TransportError:
+                time.sleep(0.3)
+        raise RuntimeError(f"{cmd[0]} did not start; see {log.name}")
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            proc.terminate()
+            proc.wait(30)
+
+
+def seed_stores(folder: Path, runs: int, metrics: int) -> None:
+    """The same runs in ``ops.db`` and ``mlflow.db``, the latter written by the peer server's
+    own ``mlflow`` (its schema version is the one that server expects)."""
+    from opsloop import Client
+
+    blobs = str(folder / "blobs")
+    Client(database_url=f"sqlite:///{folder / 'ops.db'}", blob_url=blobs).close()  # migrated
+    populate_opsloop(folder, runs, metrics, name="search")
+    code = (
+        "import sys; from pathlib import Path; from seed import populate_mlflow; "
+        "populate_mlflow(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), name='search')"
+    )
+    python = str(MLFLOW_SERVER.parent / "python")
+    subprocess.run(
+        [python, "-c", code, str(folder), str(runs), str(metrics)],
+        cwd=Path(__file__).parent,
+        check=True,
+    )
+
+
+class Side:
+    """One server as the client sees it: a client on its URI and a fresh run to log to."""
+
+    def __init__(self, uri: str) -> None:
+        from mlflow import MlflowClient
+
+        self.uri = uri
+        self.client = MlflowClient(uri)
+        experiment_id = self.client.create_experiment(f"compat-{time.time_ns()}")
+        self.run_id = self.client.create_run(experiment_id).info.run_id
+        self.step = 0
+        self.seconds = 0.0
+
+    def log_metric_calls(self, n: int) -> None:
+        for _ in range(n):
+            self.client.log_metric(self.run_id, "loss", 1.0 / (self.step + 1), step=self.step)
+            self.step += 1
+
+    def log_batch_values(self, n: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        first = self.step
+        points = [Metric(f"m{i % 10}", i * 0.001, now, first + i // 10) for i in range(n)]
+        self.client.log_batch(self.run_id, metrics=points)  # the client sends 1,000 a request
+        self.step += n // 10 + 1
+
+    def search(self, filter_string: str) -> int:
+        experiment_id = self.client.get_experiment_by_name("search").experiment_id
+        return len(self.client.search_runs([experiment_id], filter_string, max_results=1000))
+
+
+def interleaved(sides: list[Side], work: Callable[[Side], object], rounds: int) -> None:
+    """Run ``work`` ``rounds`` times on each side, alternating which goes first, adding each
+    side's time to ``side.seconds``: the machine's load, whatever it does, falls on both."""
+    for side in sides:
+        side.seconds = 0.0
+    for r in range(rounds):
+        for side in sides if r % 2 == 0 else sides[::-1]:
+            side.seconds += timed(lambda side=side: work(side))  # type: ignore[misc]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="Smaller sizes (a smoke run).")
+    parser.add_argument("--log-metric-n", type=int, default=10_000)
+    parser.add_argument("--batch-n", type=int, default=100_000)
+    parser.add_argument("--search-runs", type=int, default=10_000)
+    args = parser.parse_args()
+    if args.quick:
+        args.log_metric_n, args.batch_n, args.search_runs = 500, 10_000, 1000
+    if not MLFLOW_SERVER.exists():
+        sys.exit(f"no MLflow server at {MLFLOW_SERVER}: see this script's docstring")
+    import mlflow
+
+    peer_version = subprocess.run(
+        [str(MLFLOW_SERVER), "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    cores = os.cpu_count()
+    print(f"client mlflow {mlflow.__version__}; peer server {peer_version}; {cores} cores")
+    folder = Path(tempfile.mkdtemp(prefix="opsloop-mlflow-compat-"))
+    runs, metrics = args.search_runs, 20
+    seed_stores(folder, runs, metrics)
+    with Servers(folder) as (ours_uri, peer_uri):
+        ours, peer = sides = [Side(ours_uri), Side(peer_uri)]
+        n, rounds = args.log_metric_n, 10
+        interleaved(sides, lambda side: side.log_metric_calls(n // rounds), rounds)
+        report(f"{n:,} log_metric calls over HTTP", ours.seconds, peer.seconds)
+
+        n = args.batch_n
+        interleaved(sides, lambda side: side.log_batch_values(n // rounds), rounds)
+        report(f"{n:,} values via log_batch", ours.seconds, peer.seconds)
+
+        flt = "metrics.m3 > 0.5 and metrics.m7 < 0.9"
+        hits = ours.search(flt), peer.search(flt)  # and warm both
+        assert hits[0] == hits[1], hits
+        best = {id(side): float("inf") for side in sides}
+
+        def best_search(side: Side) -> None:
+            best[id(side)] = min(best[id(side)], timed(lambda: side.search(flt)))
+
+        interleaved(sides, best_search, 5)
+        report(
+            f"search_runs, {runs:,} runs x {metrics} metrics ({hits[0]} hits), best of 5",
+            best[id(ours)],
+            best[id(peer)],
+        )
+
+    print("\nscenario | opsloop s | mlflow s | ratio")
+    for name, ours, peer in RESULTS:
+        print(f"{name} | {ours:.3f} | {peer:.3f} | {peer / ours:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

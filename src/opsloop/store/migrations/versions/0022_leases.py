@@ -1,0 +1,33 @@
+"""leases: which process of several on one store runs the scheduler and the rollout controllers
+
+Revision ID: 0022_leases
+Revises: 0021_gateway_routes
+Create Date: 2026-12-15 10:00:00.000000
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+from opsloop.store.migrations._ops import big_integer, drop_tables, primary_key, string
+
+revision: str = "0022_leases"
+down_revision: str | None = "0021_gateway_routes"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "leases",
+        string("name", 100),
+        string("holder", 250),
+        big_integer("epoch"),
+        big_integer("expires_at_ms"),
+        big_integer("ticks"),
+        primary_key("leases", "name"),
+    )
+
+
+def downgrade() -> None:
+    drop_tables("leases")

@@ -1,0 +1,308 @@
+"""MLflow's tracking REST API (``/api/2.0/mlflow/...``) over opsloop's tracking services.
+
+With ``MLFLOW_TRACKING_URI=http://<opsloop server>`` an unmodified MLflow script logs into
+opsloop: experiments, runs, params, tags, metrics, histories, searches. Each route parses
+MLflow's request, calls the same service function as opsloop's own route (:mod:`.api`), and
+answers MLflow's JSON (:mod:`.mlflow_protocol`); errors take MLflow's shape
+(:mod:`opsloop.web.mlflow`). Runs created here carry the tag ``opsloop.origin = mlflow``.
+
+MLflow answers some refusals with codes of its own, kept here so its client raises what a
+script expects: a changed param, or a write to a finished or deleted run, is
+``INVALID_PARAMETER_VALUE``; a metric missing from a run has an empty history.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
+
+from opsloop.errors import Conflict, NotFound
+from opsloop.kernel.bounds import Int64
+from opsloop.kernel.identity import current_principal
+from opsloop.kernel.paging import decode_page_token, encode_page_token
+from opsloop.tracking import experiments, run_data, runs, search
+from opsloop.tracking.entities import MetricBatch, MetricSeries
+from opsloop.tracking.mlflow_artifacts import list_run_artifacts
+from opsloop.tracking.mlflow_experiments import search_experiments
+from opsloop.tracking.mlflow_protocol import (
+    ORIGIN_TAG,
+    RUN_NAME_TAG,
+    artifact_uri,
+    experiment_json,
+    input_tags,
+    resolve_experiment_id,
+    run_info_json,
+    runs_json,
+    tag_dict,
+    view_of,
+)
+from opsloop.tracking.mlflow_requests import (
+    CreateExperiment,
+    CreateRun,
+    ExperimentRef,
+    ExperimentTag,
+    LogBatch,
+    LogInputs,
+    LogMetric,
+    RunKeyValue,
+    RunRef,
+    SearchExperiments,
+    SearchRuns,
+    UpdateExperiment,
+    UpdateRun,
+)
+from opsloop.tracking.names import random_run_name
+from opsloop.tracking.validation import check_artifact_path
+from opsloop.web.deps import ReadSession, WriteSession
+from opsloop.web.mlflow import answered_as
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["mlflow"])
+Json = dict[str, Any]
+
+
+# -- experiments ---------------------------------------------------------------------------------
+@router.post("/experiments/create")
+def create_experiment(body: CreateExperiment, session: WriteSession) -> Json:
+    created = experiments.create_experiment(session, body.name, tags=tag_dict(body.tags))
+    return {"experiment_id": created.experiment_id}
+
+
+@router.get("/experiments/get")
+def get_experiment(session: ReadSession, experiment_id: str = Query()) -> Json:
+    found = experiments.get_experiment(session, resolve_experiment_id(session, experiment_id))
+    return {"experiment": experiment_json(found)}
+
+
+@router.get("/experiments/get-by-name")
+def get_experiment_by_name(session: ReadSession, experiment_name: str = Query()) -> Json:
+    return {
+        "experiment": experiment_json(experiments.get_experiment_by_name(session, experiment_name))
+    }
+
+
+@router.post("/experiments/search")
+def search_experiments_route(body: SearchExperiments, session: ReadSession) -> Json:
+    page = search_experiments(
+        session,
+        view=view_of(body.view_type),
+        filter=body.filter,
+        order_by=body.order_by,
+        max_results=body.max_results,
+        page_token=body.page_token,
+    )
+    return _paged("experiments", [experiment_json(e) for e in page.items], page.next_page_token)
+
+
+@router.post("/experiments/update")
+def update_experiment(body: UpdateExperiment, session: WriteSession) -> Json:
+    experiment_id = resolve_experiment_id(session, body.experiment_id)
+    experiments.update_experiment(session, experiment_id, name=body.new_name)
+    return {}
+
+
+@router.post("/experiments/delete")
+def delete_experiment(body: ExperimentRef, session: WriteSession) -> Json:
+    experiments.delete_experiment(session, resolve_experiment_id(session, body.experiment_id))
+    return {}
+
+
+@router.post("/experiments/restore")
+def restore_experiment(body: ExperimentRef, session: WriteSession) -> Json:
+    experiments.restore_experiment(session, resolve_experiment_id(session, body.experiment_id))
+    return {}
+
+
+@router.post("/experiments/set-experiment-tag")
+def set_experiment_tag(body: ExperimentTag, session: WriteSession) -> Json:
+    experiment_id = resolve_experiment_id(session, body.experiment_id)
+    experiments.set_experiment_tag(session, experiment_id, body.key, body.value)
+    return {}
+
+
+@router.post("/experiments/delete-experiment-tag")
+def delete_experiment_tag(body: ExperimentTag, session: WriteSession) -> Json:
+    experiment_id = resolve_experiment_id(session, body.experiment_id)
+    experiments.delete_experiment_tag(session, experiment_id, body.key)
+    return {}
+
+
+# -- runs ----------------------------------------------------------------------------------------
+@router.post("/runs/create")
+def create_run(body: CreateRun, session: WriteSession) -> Json:
+    """The caller a users-mode server authenticated is the author, never the body's
+    ``user_id`` (as opsloop's own route)."""
+    tags = tag_dict(body.tags)
+    run_name = body.run_name or tags.get(RUN_NAME_TAG) or random_run_name()
+    user_id = body.user_id if current_principal() is None else None
+    with answered_as("INVALID_PARAMETER_VALUE", Conflict):  # a deleted experiment
+        created = runs.create_run(
+            session,
+            resolve_experiment_id(session, body.experiment_id, create=True),
+            run_name=run_name,
+            tags={**tags, RUN_NAME_TAG: run_name, ORIGIN_TAG: "mlflow"},
+            start_time=body.start_time,
+            user_id=user_id,
+        )
+    return {"run": runs_json(session, [created])[0]}
+
+
+@router.get("/runs/get")
+def get_run(session: ReadSession, run_id: str = Query()) -> Json:
+    return {"run": runs_json(session, [runs.get_run(session, run_id)])[0]}
+
+
+@router.post("/runs/update")
+def update_run(body: UpdateRun, session: WriteSession) -> Json:
+    info = runs.update_run(
+        session, body.run_id, status=body.status, end_time=body.end_time, run_name=body.run_name
+    )
+    if body.run_name:
+        run_data.log_batch(session, info.run_id, tags={RUN_NAME_TAG: info.run_name})
+    return {"run_info": run_info_json(info)}
+
+
+@router.post("/runs/delete")
+def delete_run(body: RunRef, session: WriteSession) -> Json:
+    runs.delete_run(session, body.run_id)
+    return {}
+
+
+@router.post("/runs/restore")
+def restore_run(body: RunRef, session: WriteSession) -> Json:
+    runs.restore_run(session, body.run_id)
+    return {}
+
+
+@router.post("/runs/search")
+def search_runs(body: SearchRuns, session: ReadSession) -> Json:
+    page = search.search_runs(
+        session,
+        [resolve_experiment_id(session, e) for e in body.experiment_ids],
+        filter=body.filter or None,
+        order_by=body.order_by,
+        max_results=body.max_results,
+        page_token=body.page_token,
+        view=view_of(body.run_view_type),
+    )
+    return _paged("runs", runs_json(session, page.items), page.next_page_token)
+
+
+@router.post("/runs/log-metric")
+def log_metric(body: LogMetric, session: WriteSession) -> Json:
+    _log(session, body.run_id, metrics=[body])
+    return {}
+
+
+@router.post("/runs/log-parameter")
+def log_param(body: RunKeyValue, session: WriteSession) -> Json:
+    _log(session, body.run_id, params={body.key: body.value})
+    return {}
+
+
+@router.post("/runs/set-tag")
+def set_tag(body: RunKeyValue, session: WriteSession) -> Json:
+    _log(session, body.run_id, tags={body.key: body.value})
+    return {}
+
+
+@router.post("/runs/delete-tag")
+def delete_tag(body: RunKeyValue, session: WriteSession) -> Json:
+    run_data.delete_tag(session, body.run_id, body.key)
+    return {}
+
+
+@router.post("/runs/log-batch")
+def log_batch(body: LogBatch, session: WriteSession) -> Json:
+    _log(
+        session,
+        body.run_id,
+        metrics=body.metrics or [],
+        params=tag_dict(body.params),
+        tags=tag_dict(body.tags),
+    )
+    return {}
+
+
+@router.post("/runs/log-inputs")
+def log_inputs(body: LogInputs, session: WriteSession) -> Json:
+    _log(session, body.run_id, tags=input_tags(body.datasets or []))
+    return {}
+
+
+def _log(
+    session: Session,
+    run_id: str,
+    *,
+    metrics: list[Any] | None = None,
+    params: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
+    """One ``log_batch`` for MLflow's points (``Metric`` or ``LogMetric``); a new
+    ``mlflow.runName`` tag renames the run, as on MLflow's server."""
+    with answered_as("INVALID_PARAMETER_VALUE", Conflict):  # MLflow's code for these
+        run_data.log_batch(
+            session, run_id, metrics=_columns(metrics or []), params=params, tags=tags
+        )
+        if tags and tags.get(RUN_NAME_TAG):
+            runs.update_run(session, run_id, run_name=tags[RUN_NAME_TAG])
+
+
+def _columns(points: list[Any]) -> MetricBatch | None:
+    """MLflow's metric points, grouped by key into opsloop's columnar batch."""
+    series: dict[str, MetricSeries] = {}
+    for point in points:
+        column = series.setdefault(point.key, MetricSeries(values=[], steps=[], timestamps=[]))
+        column.values.append(point.value)
+        column.steps.append(point.step)
+        column.timestamps.append(point.timestamp)
+    return MetricBatch(series=series) if series else None
+
+
+# -- metric history ------------------------------------------------------------------------------
+@router.get("/metrics/get-history")
+def get_metric_history(
+    session: ReadSession,
+    run_id: str = Query(),
+    metric_key: str = Query(),
+    max_results: Int64 | None = Query(None, ge=1),
+    page_token: str | None = None,
+) -> Json:
+    """Every point of one metric, paged when ``max_results`` is given. A metric the run never
+    logged has an empty history (MLflow's answer); an unknown run is an error."""
+    run_id = runs.require_run(session, run_id).id
+    try:
+        history = run_data.get_metric_history(session, run_id, metric_key)
+    except NotFound:
+        return {"metrics": []}
+    points = [
+        {"key": metric_key, "value": value, "step": step, "timestamp": timestamp}
+        for step, value, timestamp in zip(
+            history.steps, history.values, history.timestamps, strict=True
+        )
+    ]
+    offset = decode_page_token(page_token)
+    end = len(points) if max_results is None else offset + max_results
+    token = encode_page_token(end) if end < len(points) else None
+    return _paged("metrics", points[offset:end], token)
+
+
+def _paged(name: str, items: list[Json], token: str | None) -> Json:
+    out: Json = {name: items}
+    if token:
+        out["next_page_token"] = token
+    return out
+
+
+# -- artifacts (the tracking service's listing; the bytes go through the proxy) -------------------
+@router.get("/artifacts/list")
+def list_artifacts(session: ReadSession, run_id: str = Query(), path: str = Query("")) -> Json:
+    run = runs.get_run(session, run_id)
+    folder = check_artifact_path(path) if path else ""
+    return {
+        "root_uri": artifact_uri(run.info.experiment_id, run.info.run_id),
+        "files": list_run_artifacts(session, run.info.run_id, folder),
+    }

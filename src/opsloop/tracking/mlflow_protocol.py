@@ -1,0 +1,193 @@
+"""MLflow's tracking JSON <-> opsloop's tracking entities, for :mod:`.mlflow_api`.
+
+MLflow's client speaks protobuf JSON with snake_case names: int64 fields as numbers or strings
+(pydantic accepts both), tags and params as ``[{"key", "value"}]`` lists, a run's metrics with
+their step and timestamp. Ids stay opsloop's own (32-hex, as MLflow's run ids are), times stay
+milliseconds since the epoch, so nothing is translated but the shape. Three MLflow notions with
+no opsloop column are mapped here once:
+
+- experiment ``"0"``, MLflow's default experiment, is opsloop's ``Default`` experiment;
+- a run's ``artifact_uri`` is ``mlflow-artifacts:/<experiment_id>/<run_id>/artifacts``, which
+  makes the client upload and download through the server's artifact proxy
+  (:mod:`.mlflow_artifacts`), so artifacts land in opsloop's blob store like any other;
+- a dataset logged as an input (``log-inputs``) is kept as a run tag under
+  :data:`INPUT_TAG_PREFIX` (its JSON) and given back as ``inputs.dataset_inputs``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from opsloop.errors import InvalidInput, NotFound
+from opsloop.tracking import experiments
+from opsloop.tracking.entities import Experiment, Run, RunInfo
+from opsloop.tracking.tables import LatestMetricRow
+
+__all__ = [
+    "DEFAULT_EXPERIMENT_ID",
+    "INPUT_TAG_PREFIX",
+    "ORIGIN_TAG",
+    "RUN_NAME_TAG",
+    "KeyValue",
+    "MlflowRequest",
+    "artifact_uri",
+    "experiment_json",
+    "input_tags",
+    "resolve_experiment_id",
+    "run_info_json",
+    "runs_json",
+    "tag_dict",
+    "view_of",
+]
+
+DEFAULT_EXPERIMENT_ID = "0"  # what MLflow's fluent API uses before set_experiment
+ORIGIN_TAG = "opsloop.origin"  # "mlflow": the run was created through MLflow's REST API
+RUN_NAME_TAG = "mlflow.runName"  # MLflow keeps a run's name in this tag too
+INPUT_TAG_PREFIX = "opsloop.mlflow.input."
+_NOTE_TAG = "mlflow.note.content"  # MLflow's experiment and run description
+_VIEWS = {"ACTIVE_ONLY": "active", "DELETED_ONLY": "deleted", "ALL": "all"}
+
+
+class MlflowRequest(BaseModel):
+    """Base of the request bodies: fields MLflow sends that opsloop has no use for (``run_uuid``,
+    ``model_id``...) are ignored, not refused, so a newer client keeps working."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class KeyValue(MlflowRequest):
+    key: str
+    value: str = ""
+
+
+def tag_dict(pairs: Iterable[KeyValue] | None) -> dict[str, str]:
+    return {pair.key: pair.value for pair in pairs or ()}
+
+
+def _pairs(values: dict[str, str]) -> list[dict[str, str]]:
+    return [{"key": k, "value": v} for k, v in values.items()]
+
+
+def view_of(view_type: str | None) -> str:
+    """opsloop's view for MLflow's ``ViewType`` name (default ``ACTIVE_ONLY``)."""
+    try:
+        return _VIEWS[(view_type or "ACTIVE_ONLY").upper()]
+    except KeyError:
+        raise InvalidInput(f"unknown view type {view_type!r}; one of {', '.join(_VIEWS)}") from None
+
+
+def resolve_experiment_id(session: Session, experiment_id: str, *, create: bool = False) -> str:
+    """opsloop's id for an MLflow experiment id: ``"0"`` is the ``Default`` experiment (made on
+    first use when ``create``; until then ``"0"`` stays, and finds nothing); any other id is
+    opsloop's own."""
+    if not experiment_id:
+        raise InvalidInput("experiment_id is required")
+    if experiment_id != DEFAULT_EXPERIMENT_ID:
+        return experiment_id
+    if create:
+        default = experiments.get_or_create_experiment(session, experiments.DEFAULT_EXPERIMENT)
+        return default.experiment_id
+    try:
+        return experiments.get_experiment_by_name(
+            session, experiments.DEFAULT_EXPERIMENT
+        ).experiment_id
+    except NotFound:
+        return experiment_id
+
+
+def artifact_uri(experiment_id: str, run_id: str) -> str:
+    return f"mlflow-artifacts:/{experiment_id}/{run_id}/artifacts"
+
+
+def experiment_json(experiment: Experiment) -> dict[str, Any]:
+    tags = dict(experiment.tags)
+    if experiment.description and _NOTE_TAG not in tags:
+        tags[_NOTE_TAG] = experiment.description
+    return {
+        "experiment_id": experiment.experiment_id,
+        "name": experiment.name,
+        "artifact_location": f"mlflow-artifacts:/{experiment.experiment_id}",
+        "lifecycle_stage": experiment.lifecycle_stage,
+        "creation_time": experiment.created_at,
+        "last_update_time": experiment.updated_at,
+        "tags": _pairs(tags),
+    }
+
+
+def run_info_json(info: RunInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "run_id": info.run_id,
+        "run_uuid": info.run_id,
+        "run_name": info.run_name,
+        "experiment_id": info.experiment_id,
+        "user_id": info.user_id,
+        "status": info.status.value,
+        "start_time": info.start_time,
+        "artifact_uri": artifact_uri(info.experiment_id, info.run_id),
+        "lifecycle_stage": info.lifecycle_stage,
+    }
+    if info.end_time is not None:
+        out["end_time"] = info.end_time
+    return out
+
+
+def runs_json(session: Session, runs: list[Run]) -> list[dict[str, Any]]:
+    """MLflow's ``Run`` for each run: its latest metrics with their step and timestamp (one
+    query for the page), its tags less the ones that hold its inputs."""
+    latest: dict[str, list[dict[str, Any]]] = {run.info.run_id: [] for run in runs}
+    ids = list(latest)
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            select(
+                LatestMetricRow.run_id,
+                LatestMetricRow.key,
+                LatestMetricRow.value,
+                LatestMetricRow.step,
+                LatestMetricRow.timestamp,
+            ).where(LatestMetricRow.run_id.in_(ids[start : start + 500]))
+        )
+        for run_id, key, value, step, timestamp in rows:
+            latest[run_id].append(
+                {"key": key, "value": value, "step": step, "timestamp": timestamp}
+            )
+    return [_run_json(run, latest[run.info.run_id]) for run in runs]
+
+
+def _run_json(run: Run, metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    tags = {k: v for k, v in run.data.tags.items() if not k.startswith(INPUT_TAG_PREFIX)}
+    inputs = [
+        json.loads(v) for k, v in sorted(run.data.tags.items()) if k.startswith(INPUT_TAG_PREFIX)
+    ]
+    tags.setdefault(RUN_NAME_TAG, run.info.run_name)
+    if run.info.notes and _NOTE_TAG not in tags:
+        tags[_NOTE_TAG] = run.info.notes
+    return {
+        "info": run_info_json(run.info),
+        "data": {
+            "metrics": metrics,
+            "params": _pairs(run.data.params),
+            "tags": _pairs(tags),
+        },
+        "inputs": {"dataset_inputs": inputs},
+    }
+
+
+def input_tags(datasets: list[dict[str, Any]]) -> dict[str, str]:
+    """The run tags that keep ``log-inputs``' datasets: one per (name, digest), so logging
+    the same dataset twice keeps one entry, and its JSON is what ``get-run`` gives back."""
+    tags: dict[str, str] = {}
+    for item in datasets:
+        dataset = item.get("dataset") if isinstance(item, dict) else None
+        if not isinstance(dataset, dict) or not dataset.get("name") or not dataset.get("digest"):
+            raise InvalidInput("each dataset input needs a dataset with a name and a digest")
+        identity = f"{dataset['name']}\0{dataset['digest']}".encode()
+        key = INPUT_TAG_PREFIX + hashlib.sha256(identity).hexdigest()[:32]  # any name fits
+        tags[key] = json.dumps({"tags": item.get("tags") or [], "dataset": dataset})
+    return tags

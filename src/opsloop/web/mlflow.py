@@ -1,0 +1,219 @@
+"""What every MLflow-compatible router shares: its prefixes, MLflow's error shape, the catch-all.
+
+MLflow's client (``MLFLOW_TRACKING_URI=http://opsloop-server``) calls
+``/api/2.0/mlflow/<endpoint>`` (the web UI uses ``/ajax-api/2.0/mlflow/...``) and the proxied
+artifact API ``/api/2.0/mlflow-artifacts/artifacts/<path>``. It reads failures as
+``{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "..."}`` and raises ``MlflowException``
+with that code, so a script's ``except`` keeps working. How to use it, from a domain router:
+
+- write paths relative to the prefix (``/experiments/create``, ``/registered-models/get``) and
+  mount the router with :func:`include_mlflow_router` (under :data:`MLFLOW_API`, with the same
+  dependencies as any route: the auth check applies; in users mode the role rules of
+  ``governance.policy`` decide per full path). The ``/ajax-api/2.0/...`` twins are not routes
+  of their own: :func:`install_mlflow` rewrites them to ``/api/2.0/...`` before routing, so each
+  endpoint has one route, one template and one role rule;
+- raise ``OpsloopError`` as anywhere else: under the MLflow paths it is answered in MLflow's
+  shape (``InvalidInput`` → ``INVALID_PARAMETER_VALUE``, ``NotFound`` →
+  ``RESOURCE_DOES_NOT_EXIST``, ``Conflict`` → ``RESOURCE_ALREADY_EXISTS`` …, see
+  :data:`ERROR_CODES`); when MLflow names a case differently, pass the code explicitly:
+  ``raise Conflict(msg, details={MLFLOW_CODE: "INVALID_PARAMETER_VALUE"})``, or around a
+  service call ``with answered_as("INVALID_PARAMETER_VALUE", Conflict): ...``;
+- the app calls :func:`install_mlflow` once, after every MLflow router is included: it answers
+  any other path under the prefixes ``ENDPOINT_NOT_FOUND`` (404) naming the endpoint, never a
+  silent success, and puts MLflow's error shape on those paths.
+
+Everywhere else the app's own error shape (``web.errors``) is untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.params import Depends
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from opsloop.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    OpsloopError,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    StoreError,
+    Unauthenticated,
+    UpstreamFailed,
+)
+from opsloop.web.throttle import TooManyFailures
+
+__all__ = [
+    "ARTIFACTS_API",
+    "ARTIFACT_PREFIXES",
+    "ERROR_CODES",
+    "MLFLOW_API",
+    "MLFLOW_CODE",
+    "MLFLOW_PREFIXES",
+    "answered_as",
+    "include_mlflow_router",
+    "install_mlflow",
+    "is_mlflow_path",
+    "mlflow_error_body",
+]
+
+MLFLOW_API = "/api/2.0/mlflow"  # the REST API (tracking, registry): where routers are mounted
+ARTIFACTS_API = "/api/2.0/mlflow-artifacts"  # the artifact proxy
+_AJAX, _API = "/ajax-api/2.0/", "/api/2.0/"  # the web UI's alias of the same endpoints
+MLFLOW_PREFIXES = (MLFLOW_API, MLFLOW_API.replace(_API, _AJAX))
+ARTIFACT_PREFIXES = (ARTIFACTS_API, ARTIFACTS_API.replace(_API, _AJAX))
+MLFLOW_CODE = "mlflow_error_code"  # a details key naming the MLflow code to answer with
+
+# MLflow's code and HTTP status (mlflow.exceptions.ERROR_CODE_TO_HTTP_STATUS) per opsloop error.
+ERROR_CODES: dict[type[OpsloopError], str] = {
+    InvalidInput: "INVALID_PARAMETER_VALUE",
+    NotFound: "RESOURCE_DOES_NOT_EXIST",
+    Conflict: "RESOURCE_ALREADY_EXISTS",
+    Unauthenticated: "UNAUTHENTICATED",
+    PermissionDenied: "PERMISSION_DENIED",
+    StoreError: "TEMPORARILY_UNAVAILABLE",
+    PayloadTooLarge: "INVALID_PARAMETER_VALUE",
+    RateLimited: "REQUEST_LIMIT_EXCEEDED",
+    TooManyFailures: "REQUEST_LIMIT_EXCEEDED",
+    UpstreamFailed: "TEMPORARILY_UNAVAILABLE",
+}
+_HTTP_STATUS = {
+    "INVALID_PARAMETER_VALUE": 400,
+    "BAD_REQUEST": 400,
+    "RESOURCE_ALREADY_EXISTS": 400,
+    "RESOURCE_DOES_NOT_EXIST": 404,
+    "ENDPOINT_NOT_FOUND": 404,
+    "RESOURCE_CONFLICT": 409,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "REQUEST_LIMIT_EXCEEDED": 429,
+    "TEMPORARILY_UNAVAILABLE": 503,
+    "INTERNAL_ERROR": 500,
+}
+_ALL_PREFIXES = (_API, _AJAX)  # MLflow's (and Databricks') REST families: opsloop has no other
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+Handler = Callable[[Request, Any], Awaitable[Response]]
+
+
+def is_mlflow_path(path: str) -> bool:
+    """Whether ``path`` is under ``/api/2.0/`` or ``/ajax-api/2.0/`` (its errors take MLflow's
+    shape)."""
+    return path.startswith(_ALL_PREFIXES)
+
+
+def mlflow_error_body(error: OpsloopError) -> tuple[dict[str, str], int]:
+    """MLflow's error JSON for ``error`` and the HTTP status MLflow gives its code."""
+    code = error.details.get(MLFLOW_CODE)
+    if not isinstance(code, str):  # the most specific class that has a code
+        found = (ERROR_CODES.get(cls) for cls in type(error).__mro__)
+        code = next((name for name in found if name), "INTERNAL_ERROR")
+    return {"error_code": code, "message": error.message}, _HTTP_STATUS.get(code, 500)
+
+
+@contextmanager
+def answered_as(code: str, *errors: type[OpsloopError]) -> Iterator[None]:
+    """Answer ``errors`` raised inside with MLflow's ``code`` (where MLflow's server names a
+    case otherwise than opsloop's class does: a changed param is its INVALID_PARAMETER_VALUE,
+    opsloop's ``Conflict``)."""
+    try:
+        yield
+    except errors as exc:
+        exc.details = {**exc.details, MLFLOW_CODE: code}
+        raise
+
+
+def _mlflow_response(error: OpsloopError) -> JSONResponse:
+    body, status = mlflow_error_body(error)
+    response = JSONResponse(body, status_code=status)
+    if isinstance(error, TooManyFailures):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def include_mlflow_router(
+    app: FastAPI, router: APIRouter, dependencies: Sequence[Depends], *, artifacts: bool = False
+) -> None:
+    """Mount ``router`` under :data:`MLFLOW_API` (``artifacts``: :data:`ARTIFACTS_API`); the
+    ajax-api alias reaches it too once :func:`install_mlflow` ran."""
+    prefix = ARTIFACTS_API if artifacts else MLFLOW_API
+    app.include_router(router, prefix=prefix, dependencies=dependencies)
+
+
+def install_mlflow(app: FastAPI, dependencies: Sequence[Depends]) -> None:
+    """MLflow's error shape on the MLflow paths, and ``ENDPOINT_NOT_FOUND`` for any path there
+    no router answers (behind ``dependencies``, the auth check: every route of the app is
+    guarded). Call after ``web.errors.install_error_handlers`` and after the last MLflow router
+    is included (routes match in order: the catch-all must come last)."""
+    for cls in (OpsloopError, TooManyFailures):
+        _wrap(app, cls, lambda _request, exc: _mlflow_response(exc))
+    _wrap(app, RequestValidationError, _validation_error)
+    _wrap(app, StarletteHTTPException, _http_error)
+    fallback = APIRouter(include_in_schema=False)
+
+    @fallback.api_route(_API + "{api}/{endpoint:path}", methods=_METHODS)  # one route: one rule
+    async def endpoint_not_found(request: Request, api: str, endpoint: str) -> Response:
+        raise NotFound(
+            f"the MLflow endpoint {request.method} {api}/{endpoint} is not supported by opsloop",
+            details={MLFLOW_CODE: "ENDPOINT_NOT_FOUND"},
+        )
+
+    app.include_router(fallback, dependencies=dependencies)
+    app.add_middleware(_AjaxAlias)
+
+
+class _AjaxAlias:
+    """Serves ``/ajax-api/2.0/...`` as ``/api/2.0/...`` (MLflow's web UI calls the former)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(_AJAX):
+            path = _API + scope["path"].removeprefix(_AJAX)
+            raw = scope.get("raw_path") or scope["path"].encode()
+            # In place, not a copy: the middlewares around this one (the audit log) must see the
+            # route the request matches.
+            scope["path"], scope["raw_path"] = path, _API.encode() + raw[len(_AJAX) :]
+        await self.app(scope, receive, send)
+
+
+def _wrap(app: FastAPI, cls: type[Exception], mlflow_handler: Callable[..., Response]) -> None:
+    """Answer ``cls`` with ``mlflow_handler`` on MLflow paths, with the app's handler elsewhere."""
+    previous: Handler | None = app.exception_handlers.get(cls)  # type: ignore[assignment]
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        if is_mlflow_path(request.url.path):
+            return mlflow_handler(request, exc)
+        if previous is None:
+            raise exc
+        return await previous(request, exc)
+
+    app.add_exception_handler(cls, handler)
+
+
+def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
+    problems = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
+        problems.append(f"{where or 'body'}: {error.get('msg')}")
+    return _mlflow_response(InvalidInput("invalid request: " + "; ".join(problems)))
+
+
+def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    if exc.status_code in (404, 405):
+        error: OpsloopError = NotFound(
+            f"the MLflow endpoint {request.method} {request.url.path} is not supported by opsloop",
+            details={MLFLOW_CODE: "ENDPOINT_NOT_FOUND"},
+        )
+    else:
+        error = OpsloopError(str(exc.detail))
+    return _mlflow_response(error)
