@@ -143,9 +143,10 @@ def include_mlflow_router(
     app: FastAPI, router: APIRouter, dependencies: Sequence[Depends], *, artifacts: bool = False
 ) -> None:
     """Mount ``router`` under :data:`MLFLOW_API` (``artifacts``: :data:`ARTIFACTS_API`); the
-    ajax-api alias reaches it too once :func:`install_mlflow` ran."""
+    ajax-api alias reaches it too once :func:`install_mlflow` ran. Left out of opsloop's own
+    OpenAPI document: MLflow's REST API is MLflow's, documented by MLflow, errors in its shape."""
     prefix = ARTIFACTS_API if artifacts else MLFLOW_API
-    app.include_router(router, prefix=prefix, dependencies=dependencies)
+    app.include_router(router, prefix=prefix, dependencies=dependencies, include_in_schema=False)
 
 
 def install_mlflow(app: FastAPI, dependencies: Sequence[Depends]) -> None:
