@@ -98,6 +98,9 @@ _HTTP_STATUS = {
     "TEMPORARILY_UNAVAILABLE": 503,
     "INTERNAL_ERROR": 500,
 }
+_CODE_BY_STATUS = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+                   404: "RESOURCE_DOES_NOT_EXIST", 409: "RESOURCE_CONFLICT",
+                   429: "REQUEST_LIMIT_EXCEEDED", 503: "TEMPORARILY_UNAVAILABLE"}  # fmt: skip
 _ALL_PREFIXES = (_API, _AJAX)  # MLflow's (and Databricks') REST families: opsloop has no other
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
@@ -115,7 +118,13 @@ def mlflow_error_body(error: OpsloopError) -> tuple[dict[str, str], int]:
     code = error.details.get(MLFLOW_CODE)
     if not isinstance(code, str):  # the most specific class that has a code
         found = (ERROR_CODES.get(cls) for cls in type(error).__mro__)
-        code = next((name for name in found if name), "INTERNAL_ERROR")
+        code = next((name for name in found if name), None)
+    if code is None:  # an error of the app's own (a refused cross-site write…): its status kept
+        status = error.http_status
+        return {
+            "error_code": _CODE_BY_STATUS.get(status, "INTERNAL_ERROR"),
+            "message": error.message,
+        }, status
     return {"error_code": code, "message": error.message}, _HTTP_STATUS.get(code, 500)
 
 
