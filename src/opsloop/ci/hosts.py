@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +59,7 @@ class Posted:
     url: str | None = None
 
 
-class CommentHost:
+class CommentHost(ABC):
     """A place that holds one report comment: find it by :data:`MARKER`, update or create.
 
     Subclasses give the paths and the body shape; :meth:`upsert` is written once, here.
@@ -69,14 +70,17 @@ class CommentHost:
         self._base = base_url.rstrip("/")
         self._headers = headers
 
+    @abstractmethod
     def _list_path(self) -> str:
-        raise NotImplementedError
+        """Where the pull request's comments are listed and created."""
 
+    @abstractmethod
     def _item_path(self, comment_id: int) -> str:
-        raise NotImplementedError
+        """Where one comment is updated."""
 
+    @abstractmethod
     def _update_method(self) -> str:
-        raise NotImplementedError
+        """The HTTP method that updates a comment (PATCH on GitHub, PUT on GitLab)."""
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
