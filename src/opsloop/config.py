@@ -58,6 +58,11 @@ class Settings:
             :mod:`opsloop.governance.oidc_config`.
         gateway_config: The LLM gateway's YAML file (``opsloop server --gateway-config``):
             its routes answer at ``/v1/chat/completions``; unset, the gateway serves no model.
+        allow_code: The modules a server may import when a request or a stored trigger,
+            retraining policy or run names code (comma-separated dotted prefixes, ``opsloop
+            server --allow-code``). A server in ``users`` mode imports nothing else, and no
+            file path (see :mod:`opsloop.kernel.code_policy`); in the other modes, setting it
+            restricts the server the same way.
     """
 
     home: Path
@@ -78,6 +83,7 @@ class Settings:
     oidc_scopes: str = "openid email profile"
     oidc_provider_name: str | None = None
     gateway_config: str | None = None
+    allow_code: str | None = None
 
     def __post_init__(self) -> None:
         if self.auth is not None and self.auth not in AUTH_MODES:

@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import LiveServer
 
 ROLE_USERS = {"root": "admin", "mona": "maintainer", "eddie": "editor", "vic": "viewer"}
+ALLOWED_CODE = "tests.pipelines"  # the modules a users-mode test server may run pipelines from
 
 
 @dataclass
@@ -49,6 +50,7 @@ def users_server(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[UsersServer]:
     monkeypatch.setenv("OPSLOOP_AUTH", "users")
+    monkeypatch.setenv("OPSLOOP_ALLOW_CODE", ALLOWED_CODE)
     blobs = str(tmp_path / "server-blobs")
     keys = bootstrap(database_url, blobs)
     with LiveServer(database_url, blobs) as server:

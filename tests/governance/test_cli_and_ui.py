@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.governance.conftest import UsersServer, bootstrap
+from tests.governance.conftest import ALLOWED_CODE, UsersServer, bootstrap
 
 OPSLOOP = str(Path(sys.executable).with_name("opsloop"))
 
@@ -30,6 +30,7 @@ def sqlite_users_server(
     sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[UsersServer]:
     monkeypatch.setenv("OPSLOOP_AUTH", "users")
+    monkeypatch.setenv("OPSLOOP_ALLOW_CODE", ALLOWED_CODE)
     blobs = str(tmp_path / "server-blobs")
     keys = bootstrap(sqlite_url, blobs)
     with LiveServer(sqlite_url, blobs) as server:

@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI
 from opsloop.app.health import install_health
 from opsloop.config import Settings, load_settings
 from opsloop.kernel import __version__
+from opsloop.kernel.code_policy import server_code_policy
 from opsloop.web.deps import AppState, require_token
 from opsloop.web.errors import install_error_handlers
 from opsloop.web.limits import install_body_limits
@@ -48,9 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         promotions = PromotionContext(state.store, state.blobs, state.settings.home / "cache")
         scheduler = Scheduler(
             state.client, state.store, promotions, state.serving.log,
-            leadership=Leadership(state.store, "scheduler"),
+            leadership=Leadership(state.store, "scheduler"), code=state.code,
         ).start()  # fmt: skip
-        state.launcher = Launcher(state.client)
+        state.launcher = Launcher(state.client, code=state.code)
         rollouts = RolloutController(
             state.store, app.state.gateway.router.routes,
             leadership=Leadership(state.store, "gateway-rollouts"),
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.opsloop.trace_spool = open_spool(app.state.opsloop)
     app.state.opsloop.authorizer = _authorizer(settings, store)
+    app.state.opsloop.code = server_code_policy(settings)
 
     install_error_handlers(app)
     install_openapi(app)  # the errors it documents are the ones it answers

@@ -112,16 +112,28 @@ def server(
     oidc_default_role: OidcDefaultRoleOption = None,
     oidc_link_email: OidcLinkEmailOption = None,
     oidc_provider_name: OidcNameOption = None,
+    allow_code: Annotated[
+        str | None,
+        typer.Option(
+            envvar="OPSLOOP_ALLOW_CODE",
+            help="Modules the server may import when a pipeline run, tuning, trigger or "
+            "retraining policy names code (comma-separated prefixes: mypkg.flows,team.jobs). "
+            "With --auth users it runs nothing else and never a file path; unset there, it "
+            "runs no named code at all.",
+        ),
+    ] = None,
 ) -> None:
     """Run the opsloop server: web UI at /, REST API under /api, docs at /docs, health at /healthz.
 
     Teams point the SDK and CLI at it with OPSLOOP_SERVER_URL=http://HOST:PORT. With --auth
     users each caller sends their own API key (OPSLOOP_TOKEN); make the first admin with
-    `OPSLOOP_DATABASE_URL=<this server's store> opsloop users create NAME --role admin`.
+    `OPSLOOP_DATABASE_URL=<this server's store> opsloop users create NAME --role admin`, and
+    list the modules it may run pipelines from with --allow-code.
     """
     _serve(
         host, port, workers, database_url, blob_url, token, open_browser=False,
         metrics_token=metrics_token, auth=auth, gateway_config=gateway_config,
+        allow_code=allow_code,
         oidc={"oidc_issuer": oidc_issuer, "oidc_client_id": oidc_client_id,
               "oidc_client_secret_env": oidc_client_secret_env, "oidc_role_claim": oidc_role_claim,
               "oidc_role_map": oidc_role_map, "oidc_default_role": oidc_default_role,
@@ -157,6 +169,7 @@ def _serve(
     auth: str | None = None,
     gateway_config: str | None = None,
     oidc: dict[str, Any] | None = None,
+    allow_code: str | None = None,
 ) -> None:
     import os
     import threading
@@ -169,7 +182,7 @@ def _serve(
 
     settings = load_settings(
         database_url=database_url, blob_url=blob_url, token=token, metrics_token=metrics_token,
-        auth=auth, gateway_config=gateway_config, **(oidc or {}),
+        auth=auth, gateway_config=gateway_config, allow_code=allow_code, **(oidc or {}),
     )  # fmt: skip
     if settings.auth_mode == "token" and not settings.token:
         from opsloop.errors import InvalidInput
@@ -184,6 +197,8 @@ def _serve(
         os.environ["OPSLOOP_METRICS_TOKEN"] = settings.metrics_token
     if settings.auth:
         os.environ["OPSLOOP_AUTH"] = settings.auth
+    if settings.allow_code:
+        os.environ["OPSLOOP_ALLOW_CODE"] = settings.allow_code
     if settings.gateway_config:
         from opsloop.app.gateway import check_config
 
@@ -210,7 +225,10 @@ def _serve(
 
 def _say_auth_mode(settings: Any, store: Any) -> None:
     """One line on how callers sign in; in users mode, how to make the first admin if none."""
+    from opsloop.kernel.code_policy import server_code_policy
+
     mode = settings.auth_mode
+    typer.echo(f"  code it runs for callers: {server_code_policy(settings).describe()}")
     if mode != "users":
         typer.echo(f"  auth: {'one shared token' if mode == 'token' else 'none (open)'}")
         return

@@ -51,7 +51,10 @@ def _predictions(state: AppState) -> PredictionSource:
 
 @router.post(routes.MONITORS.template, response_model=Monitor, status_code=201)
 def create_monitor(body: MonitorCreate, state: State) -> Monitor:
-    """Profile the reference data version and watch the deployment against it."""
+    """Profile the reference data version and watch the deployment against it. A retraining
+    policy whose pipeline this server would refuse to import is refused now (403)."""
+    if body.spec.retrain is not None:
+        state.code.check(body.spec.retrain.pipeline)
     sources = _sources(state)
     return services.create_monitor(
         state.store, body, current_user(), models=sources.models,

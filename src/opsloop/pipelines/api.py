@@ -137,7 +137,10 @@ async def get_pipeline_run_logs(
 
 
 @router.post(routes.TRIGGERS.template, response_model=Trigger, status_code=201)
-def create_trigger(body: TriggerCreate, session: WriteSession) -> Trigger:
+def create_trigger(body: TriggerCreate, session: WriteSession, state: State) -> Trigger:
+    """A trigger whose pipeline this server would refuse to import is refused now (403),
+    not at its first firing."""
+    state.code.check(body.pipeline)
     return triggers.create_trigger(session, body, current_user())
 
 

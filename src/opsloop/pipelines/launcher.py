@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
 from opsloop.pipelines.executors import EXECUTORS
 from opsloop.pipelines.loading import load_pipeline
 from opsloop.pipelines.reruns import reproduce, resume
@@ -27,10 +28,12 @@ log = logging.getLogger("opsloop.pipelines")
 class Launcher:
     """Runs pipelines on background threads and answers as soon as the pipeline's run exists,
     so a REST call returns its id at once. Up to ``workers`` run side by side; the scheduler's
-    own worker (triggers, retraining) is separate, so ad hoc runs never delay those."""
+    own worker (triggers, retraining) is separate, so ad hoc runs never delay those. ``code``
+    is the server's policy on what it imports (a request's target, a run's recorded one)."""
 
-    def __init__(self, client: Any, workers: int = 2) -> None:
+    def __init__(self, client: Any, workers: int = 2, code: CodePolicy = ANY_CODE) -> None:
         self.client = client
+        self.code = code
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="opsloop-adhoc")
 
     def start(self, body: PipelineRunCreate, timeout: float = 60.0) -> str:
@@ -38,7 +41,7 @@ class Launcher:
         in the background, and return its run id."""
         if body.executor not in EXECUTORS:
             raise InvalidInput(f"executor {body.executor!r}: choose {', '.join(EXECUTORS)}")
-        found = load_pipeline(body.pipeline)
+        found = load_pipeline(body.pipeline, self.code)
         found.build(**body.params)  # a bad param or graph is the caller's error, now
         return self._launch(
             lambda on_start: found.run(
@@ -54,7 +57,7 @@ class Launcher:
         run or one that is no pipeline raises here. Returns the new run's id."""
         return self._launch(
             lambda on_start: resume(self.client, run_id, executor=executor, on_start=on_start,
-                                    tags={"opsloop.trigger": "api"}),
+                                    tags={"opsloop.trigger": "api"}, code=self.code),
             f"resume of {run_id}", timeout,
         )  # fmt: skip
 
@@ -68,14 +71,14 @@ class Launcher:
         return self._launch(
             lambda on_start: reproduce(self.client, run_id, executor=executor,
                                        clean_env=clean_env, on_start=on_start,
-                                       tags={"opsloop.trigger": "api"}),
+                                       tags={"opsloop.trigger": "api"}, code=self.code),
             f"reproduction of {run_id}", timeout if not clean_env else max(timeout, 1800),
         )  # fmt: skip
 
     def tune(self, body: Any, timeout: float = 60.0) -> str:
         """Run a tuning (a ``TuneCreate``) in the background; returns the study's run id.
         A bad objective or space raises here, before the study starts."""
-        objective = load_objective(body.objective)
+        objective = load_objective(body.objective, self.code)
         return self._launch(
             lambda on_start: tune(objective, body.space, client=self.client, on_start=on_start,
                                   **body.tune_arguments()),

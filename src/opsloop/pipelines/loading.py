@@ -2,7 +2,9 @@
 ``FILE.py:NAME``).
 
 The CLI, the SDK, the server's launcher, triggers, reruns and tuning all load what a run names,
-so the loader sits below them all rather than in any one of them.
+so the loader sits below them all rather than in any one of them. Each takes the
+:class:`~opsloop.kernel.code_policy.CodePolicy` of the process it runs in: a server hands in its
+allow-list, everything else imports what its own user names.
 """
 
 from __future__ import annotations
@@ -14,24 +16,27 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
 from opsloop.pipelines.dsl import Pipeline
 
 __all__ = ["load_pipeline", "load_target"]
 
 
-def load_pipeline(target: str) -> Pipeline:
-    """``module:attr`` or ``path/to/file.py:attr`` as the pipeline object it names."""
-    found = load_target(target)
+def load_pipeline(target: str, code: CodePolicy = ANY_CODE) -> Pipeline:
+    """``module:attr`` or ``path/to/file.py:attr`` as the pipeline object it names, if
+    ``code`` allows it."""
+    found = load_target(target, code)
     if not isinstance(found, Pipeline):
         raise InvalidInput(f"{target} is not a @pipeline")
     return found
 
 
-def load_target(target: str) -> Any:
-    """The object ``module:attr`` or ``path/to/file.py:attr`` names."""
+def load_target(target: str, code: CodePolicy = ANY_CODE) -> Any:
+    """The object ``module:attr`` or ``path/to/file.py:attr`` names, if ``code`` allows it."""
     where, _, attr = target.rpartition(":")
     if not where or not attr:
         raise InvalidInput(f"{target!r}: name the pipeline as MODULE:NAME or FILE.py:NAME")
+    code.check(target)
     sys.path.insert(0, str(Path.cwd()))
     try:
         if where.endswith(".py"):

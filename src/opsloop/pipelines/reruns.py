@@ -34,6 +34,7 @@ from typing import Any
 from pydantic import BaseModel, Field, computed_field
 
 from opsloop.errors import Conflict, InvalidInput, OpsloopError
+from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
 from opsloop.pipelines.data_inputs import DATA_TAG
 from opsloop.pipelines.reproduction_compare import OutputComparison
 
@@ -103,7 +104,10 @@ HELD_TAG = "opsloop.reproduction.held"  # JSON: the writes a reproduction's run 
 CLEAN_ENV_TAG = "opsloop.reproduction.environment"  # JSON: the clean environment and code
 
 
-def _recorded(client: Any, run_id: str) -> tuple[Any, Any, dict[str, Any]]:
+def _recorded(
+    client: Any, run_id: str, code: CodePolicy = ANY_CODE
+) -> tuple[Any, Any, dict[str, Any]]:
+    """The run, its recorded pipeline (if ``code`` allows importing it here) and its params."""
     from opsloop.pipelines.loading import load_pipeline
 
     run = client.get_run(run_id)
@@ -112,15 +116,16 @@ def _recorded(client: Any, run_id: str) -> tuple[Any, Any, dict[str, Any]]:
         raise InvalidInput(f"run {run_id} is not a pipeline run recorded with its target")
     params = json.loads(tags.get("opsloop.pipeline.params", "{}"))
     params["pinned_data"] = json.loads(tags.get(DATA_TAG, "{}"))  # the versions it resolved
-    return run, load_pipeline(tags["opsloop.pipeline.target"]), params
+    return run, load_pipeline(tags["opsloop.pipeline.target"], code), params
 
 
 def resume(
     client: Any, run_id: str, *, executor: str | None = None,
     on_start: Callable[[str], None] | None = None, tags: dict[str, str] | None = None,
+    code: CodePolicy = ANY_CODE,
 ) -> Any:  # fmt: skip
     """Run ``run_id``'s pipeline again with its params; finished steps come from the cache."""
-    run, found, params = _recorded(client, run_id)
+    run, found, params = _recorded(client, run_id, code)
     recorded = run.data.tags
     experiment = client.get_experiment(run.info.experiment_id).name
     return found.run(
@@ -158,19 +163,23 @@ def _lock_lines(text: str) -> set[str]:
 def reproduce(
     client: Any, run_id: str, *, executor: str | None = None, clean_env: bool = False,
     on_start: Callable[[str], None] | None = None, tags: dict[str, str] | None = None,
+    code: CodePolicy = ANY_CODE,
 ) -> Reproduction:  # fmt: skip
     """Recompute ``run_id`` (no cache, its seed) and compare it step by step; with
     ``clean_env``, in an environment built from its lock, on its code (see the module
-    docstring). ``on_start`` gets the reproduction's run id as soon as it exists."""
+    docstring). ``on_start`` gets the reproduction's run id as soon as it exists. ``code``
+    guards what this process imports; a clean environment runs the run's own recorded code
+    in a process of its own, so it needs no allow-list."""
     if clean_env:
         return _reproduce_in_clean_env(client, run_id, executor, on_start, tags or {})
-    again = rerun(client, run_id, executor=executor, on_start=on_start, tags=tags)
+    again = rerun(client, run_id, executor=executor, on_start=on_start, tags=tags, code=code)
     return compare(client, again.run_id)
 
 
 def rerun(
     client: Any, run_id: str, *, executor: str | None = None,
     on_start: Callable[[str], None] | None = None, tags: dict[str, str] | None = None,
+    code: CodePolicy = ANY_CODE,
 ) -> Any:  # fmt: skip
     """Recompute pipeline run ``run_id``: its params and seed, no cache, and every write
     outside its own runs held (see the module). The new run is tagged ``opsloop.reproduces``;
@@ -178,7 +187,7 @@ def rerun(
     from opsloop.kernel.step_context import Rehearsal, rehearsing
     from opsloop.tracking.reproducibility import seed_everything
 
-    run, found, params = _recorded(client, run_id)
+    run, found, params = _recorded(client, run_id, code)
     recorded = run.data.tags
     if "opsloop.seed" in recorded:
         seed_everything(int(recorded["opsloop.seed"]))

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from opsloop.errors import Conflict, InvalidInput, OpsloopError
 from opsloop.governance import audit
 from opsloop.governance.acting import via
+from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
 from opsloop.kernel.timeutil import now_ms
 from opsloop.pipelines.orphans import running_in, this_process
 from opsloop.pipelines.tables import FiringRow, TriggerRow
@@ -282,9 +283,11 @@ def _set(store: Any, firing_id: str, **values: Any) -> None:
                          resource=f"firings/{firing_id}", outcome=200)  # fmt: skip
 
 
-def run_firing(client: Any, store: Any, firing_id: str) -> Firing | None:
-    """Claim a pending firing (``pending`` → ``running``, once) and run its pipeline; None when
-    another scheduler claimed it first."""
+def run_firing(
+    client: Any, store: Any, firing_id: str, code: CodePolicy = ANY_CODE
+) -> Firing | None:
+    """Claim a pending firing (``pending`` → ``running``, once) and run its pipeline, if
+    ``code`` allows importing it; None when another scheduler claimed it first."""
     from opsloop.pipelines.loading import load_pipeline
     from opsloop.pipelines.runner import PipelineFailed
 
@@ -304,7 +307,7 @@ def run_firing(client: Any, store: Any, firing_id: str) -> Firing | None:
         params = {**json.loads(trigger.params), **json.loads(firing.params)}
     tags = {"opsloop.trigger": key, "opsloop.trigger.name": name, "opsloop.firing": firing_id}
     try:
-        result = load_pipeline(target).run(client=client, tags=tags, **params)
+        result = load_pipeline(target, code).run(client=client, tags=tags, **params)
         _set(store, firing_id, status="succeeded", run_id=result.run_id, message=None)
     except PipelineFailed as exc:
         run = exc.details.get("pipeline")

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel import ambient
+from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
 
 __all__ = [
     "TrialContext",
@@ -85,11 +86,12 @@ class TuneCreate(BaseModel):
 RESULT_ARTIFACT = "tuning/result.json"  # the TuneResult, on the study's run once it ends
 
 
-def load_objective(target: str) -> Callable[..., Any]:
-    """The objective function ``MODULE:NAME`` or ``FILE.py:NAME`` names."""
+def load_objective(target: str, code: CodePolicy = ANY_CODE) -> Callable[..., Any]:
+    """The objective function ``MODULE:NAME`` or ``FILE.py:NAME`` names, if ``code`` allows
+    importing it."""
     from opsloop.pipelines.loading import load_target
 
-    objective = load_target(target)
+    objective = load_target(target, code)
     if not callable(objective):
         raise InvalidInput(f"{target} is not a function")
     return objective  # type: ignore[no-any-return]
@@ -212,7 +214,7 @@ def _on_ray(
 ) -> Any:  # fmt: skip
     import sys
 
-    from opsloop.pipelines.executors import connect_ray
+    from opsloop.kernel.ray_cluster import connect_ray
 
     ray = connect_ray()
     task = ray.remote(_remote_trial).options(max_retries=1)

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from opsloop.config import Settings
 from opsloop.errors import PermissionDenied, Unauthenticated
+from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
 from opsloop.kernel.identity import Principal, act_as, current_user
 from opsloop.store.blobs import BlobStore
 from opsloop.store.database import Store
@@ -82,6 +83,7 @@ class AppState:
     lineage: Any = None  # opsloop.lineage.walk.LineageCatalog, set by create_app
     failures: FailureLimiter = field(default_factory=FailureLimiter)  # failed tokens per IP
     authorizer: Authorizer | None = None  # users mode: set by create_app, else None
+    code: CodePolicy = ANY_CODE  # what requests may name as code: set by create_app
 
 
 def get_state(request: Request) -> AppState:

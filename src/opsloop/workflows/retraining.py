@@ -21,6 +21,7 @@ from typing import Any
 from opsloop.errors import OpsloopError
 from opsloop.governance import audit
 from opsloop.governance.acting import author_principal, run_as, via
+from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.step_context import STEP_RUN_TAG
 from opsloop.lineage import graph
@@ -98,10 +99,11 @@ def _export(
 
 
 def _train(
-    client: Any, store: Any, row: LoopRunRow, policy: RetrainPolicy, data_ref: str | None
-) -> tuple[str, int]:
+    client: Any, store: Any, row: LoopRunRow, policy: RetrainPolicy, data_ref: str | None,
+    code: CodePolicy,
+) -> tuple[str, int]:  # fmt: skip
     """Run the pipeline; its run id and the model version it registered."""
-    pipeline = load_pipeline(policy.pipeline)
+    pipeline = load_pipeline(policy.pipeline, code)
     params = dict(policy.params)
     if data_ref is not None:
         params[policy.data_param] = data_ref
@@ -161,28 +163,29 @@ def _settle(client: Any, store: Any, loop_id: str) -> None:
 
 def advance(
     client: Any, store: Any, promotions: PromotionContext, log: Any, loop_id: str, *,
-    tick_rollout: bool = True,
+    tick_rollout: bool = True, code: CodePolicy = ANY_CODE,
 ) -> LoopRun:  # fmt: skip
     """Walk a loop run as far as it can go now (see :mod:`opsloop.monitoring.loop`), acting as
     the user who set the loop up (its monitor's creator): the pipeline run, the candidate alias,
-    the rollout and the audit events are theirs, each naming the loop alongside."""
+    the rollout and the audit events are theirs, each naming the loop alongside. The policy's
+    pipeline is imported only if ``code`` allows it."""
     with store.read() as session:
         _, monitor, _ = loop_run_rows(session, loop_id)
         author = author_principal(session, monitor.created_by)
     return run_as(author, _advance, client, store, promotions, log, loop_id,
-                  tick_rollout=tick_rollout)  # fmt: skip
+                  tick_rollout=tick_rollout, code=code)  # fmt: skip
 
 
 def _advance(
     client: Any, store: Any, promotions: PromotionContext, log: Any, loop_id: str, *,
-    tick_rollout: bool,
+    tick_rollout: bool, code: CodePolicy,
 ) -> LoopRun:  # fmt: skip
     row, monitor, policy = _load(store, loop_id)
     try:
         if row.stage == "triggered":
             data_ref = _export(client, store, log, row, monitor, policy)
             _save(store, loop_id, "training", f"running {policy.pipeline}", data_ref=data_ref)
-            run_id, candidate = _train(client, store, row, policy, data_ref)
+            run_id, candidate = _train(client, store, row, policy, data_ref, code)
             _save(store, loop_id, "gating", f"pipeline run {run_id[:8]} registered v{candidate}",
                   pipeline_run_id=run_id, candidate=candidate)  # fmt: skip
             row, monitor, policy = _load(store, loop_id)

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from opsloop.errors import OpsloopError
+from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
 from opsloop.kernel.timeutil import now_ms
 from opsloop.registry.promotion import PromotionContext
 from opsloop.store.leadership import Leadership
@@ -44,13 +45,17 @@ class Scheduler:
         store: The metadata store it claims work in.
         promotions: Where the retraining loop's gate reads models and data from.
         predictions: The prediction log the monitors read.
+        code: What the pipelines of triggers and retraining policies may import (a server's
+            allow-list; the embedded store's own scheduler runs its user's code).
     """
 
     def __init__(
         self, client: Any, store: Any, promotions: PromotionContext, predictions: Any, *,
         interval: float = 1.0, tick_rollouts: bool = False, leadership: Leadership | None = None,
+        code: CodePolicy = ANY_CODE,
     ) -> None:  # fmt: skip
         self.client, self.store, self.predictions = client, store, predictions
+        self.code = code
         self.promotions = promotions
         self.interval = interval
         self.tick_rollouts = tick_rollouts  # a server's rollout controller does it otherwise
@@ -130,7 +135,7 @@ class Scheduler:
         for loop_id in pending:
             self._submit(
                 f"loop:{loop_id}", advance, self.client, self.store, self.promotions,
-                self.predictions, loop_id, tick_rollout=self.tick_rollouts,
+                self.predictions, loop_id, tick_rollout=self.tick_rollouts, code=self.code,
             )  # fmt: skip
         self._wait(wait)
 
@@ -146,7 +151,8 @@ class Scheduler:
             authors = firing_authors(session, pending)
         for firing_id in pending:
             self._submit(f"firing:{firing_id}", run_as, authors.get(firing_id),
-                         triggers.run_firing, self.client, self.store, firing_id)  # fmt: skip
+                         triggers.run_firing, self.client, self.store, firing_id,
+                         self.code)  # fmt: skip
         self._wait(wait)
 
     def close_orphans(self) -> list[str]:
