@@ -25,11 +25,11 @@ def metric_values(i: int, n: int, metrics: int) -> dict[str, float]:
 
 def populate_opsloop(folder: Path, n: int, metrics: int, name: str = "bench-ui") -> str:
     from opsloop.kernel.timeutil import now_ms
-    from opsloop.store.database import Store
+    from opsloop.schema import open_store
     from opsloop.tracking import experiments, run_data, runs
     from opsloop.tracking.entities import MetricBatch, MetricSeries
 
-    store = Store(f"sqlite:///{folder / 'ops.db'}")
+    store = open_store(f"sqlite:///{folder / 'ops.db'}")
     now = now_ms()
     with store.write() as session:
         exp = experiments.create_experiment(session, name).experiment_id

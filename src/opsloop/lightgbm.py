@@ -74,22 +74,8 @@ def _with_callback(run: ActiveRun, callbacks: list[Any]) -> list[Any]:
     return [_Recorder(run), *callbacks]
 
 
-_autolog = BoosterAutolog(
-    "lightgbm",
-    ("lightgbm.engine", "lightgbm", "lightgbm.sklearn"),  # each holds its own `train`
-    _with_callback,
-    _log_training,
-)
-
-
-def autolog(*, log_models: bool = True, disable: bool = False) -> None:
-    """Patch ``lightgbm.train`` to log params, per-iteration metrics and the booster.
-
-    Args:
-        log_models: Store the trained booster as ``model/model.txt``.
-        disable: Undo the patching.
-    """
-    _autolog.autolog(log_models=log_models, disable=disable)
+_MODULES = ("lightgbm.engine", "lightgbm", "lightgbm.sklearn")  # each holds its own `train`
+autolog = BoosterAutolog("lightgbm", _MODULES, _with_callback, _log_training).autolog
 
 
 def load_model(run_id: str, *, client: Any = None) -> Any:

@@ -80,22 +80,8 @@ def _with_callback(run: ActiveRun, callbacks: list[Any]) -> list[Any] | None:
     return None if recorder is None else [*callbacks, recorder]
 
 
-_autolog = BoosterAutolog(
-    "xgboost",
-    ("xgboost.training", "xgboost", "xgboost.sklearn"),  # each holds its own `train`
-    _with_callback,
-    _log_training,
-)
-
-
-def autolog(*, log_models: bool = True, disable: bool = False) -> None:
-    """Patch ``xgboost.train`` to log params, per-iteration metrics and the booster.
-
-    Args:
-        log_models: Store the trained booster as ``model/model.json``.
-        disable: Undo the patching.
-    """
-    _autolog.autolog(log_models=log_models, disable=disable)
+_MODULES = ("xgboost.training", "xgboost", "xgboost.sklearn")  # each holds its own `train`
+autolog = BoosterAutolog("xgboost", _MODULES, _with_callback, _log_training).autolog
 
 
 def load_model(run_id: str, *, client: Any = None) -> Any:

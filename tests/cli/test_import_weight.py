@@ -90,6 +90,28 @@ def test_listings_import_no_data_libraries(tmp_path: Path) -> None:
         assert not modules & HEAVY_FOR_LISTING, (argv, modules & HEAVY_FOR_LISTING)
 
 
+def test_a_command_imports_its_own_group_only(tmp_path: Path) -> None:
+    """``opsloop experiments ...`` imports neither the runs group nor the pipelines package
+    (the runs group's ``reproduce`` command comes from the pipelines); a models command
+    imports no other group's commands."""
+    import opsloop
+
+    opsloop.set_experiment("exp")
+    opsloop.get_client().models.create("clf")
+    for argv, absent in (
+        (["experiments", "list"], ("opsloop.pipelines",)),
+        (["experiments", "show", "exp"], ("opsloop.pipelines",)),
+        (["models", "list"], ("opsloop.pipelines", "opsloop.tracking.cli", "opsloop.data.cli")),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", COMMAND.format(argv=argv)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        modules = json.loads(done.stdout.splitlines()[-1])
+        found = [m for m in modules if m.startswith(absent)]
+        assert not found, (argv, found)
+
+
 def test_lean_estimator_walk_lists_what_scikit_learn_lists() -> None:
     """skops trusts scikit-learn's estimators by default; the walk opsloop gives it while it
     is imported must find exactly the list ``all_estimators`` finds (in its own process: the

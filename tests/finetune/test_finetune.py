@@ -14,11 +14,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import pytest
 import yaml
 
 from opsloop.errors import InvalidInput
+from tests.finetune.support import cli, register_base
 from tests.gateway import chat_lm
 from tests.no_network import block_sockets, network_attempts, no_network_env  # noqa: F401
 
@@ -50,16 +50,6 @@ def _chats() -> list[dict[str, Any]]:
     ]
 
 
-def _cli(*args: str) -> tuple[int, str]:
-    """``opsloop ARGS`` in this process; its exit code and what it printed."""
-    from opsloop.app.cli import main
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exited:
-        main(list(args))
-    return int(exited.value.code or 0), out.getvalue()
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """A registered base (with tokenizer and chat template), chat data versions, and three
@@ -76,12 +66,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
         for name in ("OPSLOOP_SERVER_URL", "OPSLOOP_DATABASE_URL", "OPSLOOP_BLOB_URL"):
             env.delenv(name, raising=False)
         client = Client()
-        tokenizer = chat_lm.build_tokenizer()
-        base = chat_lm.build_model(tokenizer, steps=0)  # untrained: the loss has room to fall
-        client.models.register(
-            "base", base, input_example=np.array([[1, 2, 3]]),
-            flavor_options={"tokenizer": tokenizer},
-        )  # fmt: skip
+        register_base(client)
         (root / "train.jsonl").write_text("\n".join(json.dumps(r) for r in _chats()) + "\n")
         client.data.add(str(root / "train.jsonl"), name="chats")
         bad = root / "bad" / "train.jsonl"
@@ -91,7 +76,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
         config = root / "finetune.yaml"
         evaluated = {**CONFIG, "eval_dataset": "chats@1", "eval_steps": 3}
         config.write_text(yaml.safe_dump(evaluated))
-        code, out = _cli("finetune", str(config), "--json")
+        code, out = cli("finetune", str(config), "--json")
         assert code == 0, out
         whole = json.loads(out)
         split = {**evaluated, "output": "bot-split", "experiment": "split"}
@@ -228,7 +213,7 @@ def test_the_cli_refuses_in_one_line(tmp_path: Path, change: dict, message: str)
     config.write_text(yaml.safe_dump({**CONFIG, **change}))
     errors = io.StringIO()
     with contextlib.redirect_stderr(errors):
-        code, _ = _cli("finetune", str(config))
+        code, _ = cli("finetune", str(config))
     assert code != 0
     lines = errors.getvalue().strip().splitlines()
     assert len(lines) == 1 and message in lines[0], errors.getvalue()

@@ -1,8 +1,9 @@
 """A check reads a classifier's probabilities from the prediction log instead of loading it.
 
 The server logs them with each answer (``proba``), so ``opsloop monitors check`` needs neither
-scikit-learn nor skops (seconds of imports). Logs written before that (no ``proba`` column)
-still work: the check loads the versions that answered, and both ways give the same numbers.
+scikit-learn nor skops (seconds of imports); over a window of numbers, not even pandas or
+``scipy.special``. Logs written before that (no ``proba`` column) still work: the check loads
+the versions that answered, and both ways give the same numbers.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ try:
     main()
 except SystemExit as exc:
     assert not exc.code, exc.code
-heavy = ("sklearn", "skops", "scipy.stats", "torch")
+heavy = ("sklearn", "skops", "scipy.stats", "torch", "pandas", "scipy.special")
 print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)
 """
 QUALITY = ("cbpe_accuracy", "cbpe_precision", "cbpe_recall", "cbpe_f1", "cbpe_roc_auc",
@@ -110,6 +111,7 @@ def test_a_check_in_a_fresh_process_imports_no_model_library(
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = json.loads(done.stderr.strip().splitlines()[-1])
     assert "sklearn" not in loaded and "skops" not in loaded and "torch" not in loaded
+    assert "pandas" not in loaded and "scipy.special" not in loaded  # a window of numbers
     run = json.loads(done.stdout)
     assert run["rows"] == 120
     assert run["metrics"]["cbpe_f1"] == pytest.approx(in_process.metrics["cbpe_f1"])

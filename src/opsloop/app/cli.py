@@ -7,6 +7,7 @@ Domain command modules import their services inside the commands, keeping ``--he
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -62,16 +63,23 @@ def version() -> None:
 
 
 # Each function adds some top-level commands. A process adds only the ones its first word
-# names (``opsloop data status`` imports and builds the data group alone): Typer turns every
-# registered command into a Click command on each call, reading all its type hints, which
-# cost 0.15 s of a 0.35 s ``data status``. ``opsloop``, ``--help`` and shell completion add all.
+# names (``opsloop data status`` imports the data group alone): Typer turned every registered
+# command into a Click command on each call, reading all its type hints, which cost 0.15 s of a
+# 0.35 s ``data status``; :func:`main` now builds only the commands a call reaches
+# (console/lazy_groups.py), and importing a group's module is what is left to save.
+# ``opsloop``, ``--help`` and shell completion add all.
 
 
-def _tracking() -> None:
-    from opsloop.pipelines.cli import reproduce_command
+def _experiments() -> None:
     from opsloop.tracking import cli as tracking_cli
 
     app.add_typer(tracking_cli.experiments_app, name="experiments")
+
+
+def _runs() -> None:
+    from opsloop.pipelines.cli import reproduce_command
+    from opsloop.tracking import cli as tracking_cli
+
     app.add_typer(tracking_cli.runs_app, name="runs")
     tracking_cli.runs_app.command("reproduce")(reproduce_command)
 
@@ -194,7 +202,8 @@ def _imports() -> None:
 
 _ADDS_COMMANDS: dict[Callable[[], None], tuple[str, ...]] = {  # in the order --help lists them
     _server: ("server", "ui", "db-upgrade", "quickstart"),
-    _tracking: ("experiments", "runs"),
+    _experiments: ("experiments",),
+    _runs: ("runs",),  # its reproduce command is the pipelines' (imported with it)
     _data: ("data",),
     _registry: ("models", "lineage"),
     _serving: ("deployments", "deploy", "serve", "predict"),
@@ -227,9 +236,10 @@ def register_commands(argv: list[str]) -> None:
             add()
 
 
-def _client_on_first_use() -> Callable[[], Any]:
+def _client_on_first_use(*, freeze: bool) -> Callable[[], Any]:
     """What commands get as ``ctx.obj``: the ``Client`` for this process, built when first
-    asked (``--help`` and ``data status`` never build one)."""
+    asked (``--help`` and ``data status`` never build one); with ``freeze``, what building it
+    imported is frozen (see :func:`main`)."""
     built: list[Any] = []
 
     def provide() -> Any:
@@ -237,6 +247,8 @@ def _client_on_first_use() -> Callable[[], Any]:
             from opsloop.client import Client
 
             built.append(Client())
+            if freeze:
+                gc.freeze()
         return built[0]
 
     return provide
@@ -245,12 +257,23 @@ def _client_on_first_use() -> Callable[[], Any]:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app on ``argv`` (default: the process's arguments),
     mapping opsloop errors to exit codes. Always ends in ``SystemExit``."""
+    from opsloop.console.lazy_groups import lazy_typer
     from opsloop.errors import OpsloopError
 
+    # The modules, classes and functions imports make live as long as the process, and the
+    # cyclic collector went over them again at each collection while a command started (5-6%
+    # of a listing command's instructions). When this process is the ``opsloop`` command, they
+    # are frozen: left out of collections (they are still freed as usual when unreferenced).
+    freeze = argv is None
+    if freeze:
+        gc.freeze()
     args = sys.argv[1:] if argv is None else argv
     register_commands(args)
     try:
-        app(args=args, prog_name="opsloop", standalone_mode=True, obj=_client_on_first_use())
+        # Each command becomes a Click command when the parser first reaches it: building all
+        # of every group's up front was half of ``--help`` (console/lazy_groups.py).
+        lazy_typer(app)(args=args, prog_name="opsloop", standalone_mode=True,
+                        obj=_client_on_first_use(freeze=freeze))  # fmt: skip
     except OpsloopError as exc:
         first_line, _, rest = exc.message.partition("\n")
         sys.stderr.write(f"error: {first_line}\n")

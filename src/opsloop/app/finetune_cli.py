@@ -1,5 +1,5 @@
-"""``opsloop finetune CONFIG``: fine-tune a causal LM on a chat data version, as a tracked run,
-and register the result."""
+"""``opsloop finetune CONFIG``: fine-tune a causal LM on a chat data version (SFT) or on
+preference pairs (``rl: dpo``), as a tracked run, and register the result."""
 
 from __future__ import annotations
 
@@ -34,10 +34,12 @@ def finetune(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Supervised fine-tuning (LoRA or full) with TRL, tracked and registered.
+    """Supervised (SFT) or preference (DPO) fine-tuning, LoRA or full, with TRL, tracked and
+    registered.
 
-    The run logs loss and learning rate per step, eval loss (with eval_dataset), tokens/s and
-    peak memory; the config's fields are its params and its hash a tag; the data version is its
+    The run logs loss and learning rate per step (with rl: dpo also rewards/accuracies,
+    rewards/margins and the chosen/rejected rewards), eval loss (with eval_dataset), tokens/s
+    and peak memory; the config's fields are its params and its hash a tag; the data version is its
     input. Checkpoints go to the run's artifacts, so --resume works from any machine sharing
     the store. The result is the next version of `output`: the LoRA adapter tagged with its
     base version, or with --merge the merged weights; the tokenizer and its chat template go
@@ -63,6 +65,15 @@ def finetune(
       sequence_len: 1024
       save_steps: 50                       # checkpoints (the last step is always kept)
       seed: 42
+
+    Preference tuning (DPO) adds two keys, and reads pairs of answers, as
+    `opsloop feedback export NAME --format preference --rank-by thumbs` writes them:
+
+      rl: dpo                              # leave it out for SFT
+      dpo_beta: 0.1                        # TRL's beta: how close to the base
+      datasets: support-dpo@1              # prompt / chosen / rejected rows
+
+    The reference model is the base: with LoRA the adapter disabled, with full a frozen copy.
     """
     from opsloop.app.finetune import run_finetune
     from opsloop.console.output import command_client

@@ -152,6 +152,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.dependency_overrides[server_embedder] = lambda: embed  # semantic dedup's MiniLM
     auth = [Depends(require_token)]
+    # MLflow's REST API first: its clients log a metric a request, and routes are matched in
+    # order (its paths, under /api/2.0/, cannot match opsloop's, nor opsloop's its own)
+    include_mlflow_router(app, mlflow_tracking_router, auth)  # both prefixes
+    include_mlflow_router(app, mlflow_artifacts_router, auth, artifacts=True)
+    include_mlflow_router(app, mlflow_registry_router, auth)  # registry and logged models
     api = "/api"  # the REST routes; OTLP and inference keep their standard paths
     for router, prefix in [
         (tracking_router, api), (data_router, api), (registry_router, api), (lineage_router, api),
@@ -161,10 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (privacy_router, api),
     ]:  # fmt: skip
         app.include_router(router, prefix=prefix, dependencies=auth)
-    include_mlflow_router(app, mlflow_tracking_router, auth)  # MLflow's REST API, both prefixes
-    include_mlflow_router(app, mlflow_artifacts_router, auth, artifacts=True)
-    include_mlflow_router(app, mlflow_registry_router, auth)  # registry and logged models
-    install_mlflow(app, auth)  # last MLflow router above: the rest of its API is ENDPOINT_NOT_FOUND
+    install_mlflow(app, auth)  # after the MLflow routers: the rest of its API is ENDPOINT_NOT_FOUND
     from opsloop.app.gateway import mount_gateway
 
     mount_gateway(app, app.state.opsloop)  # /v1/chat/completions …: settings.gateway_config

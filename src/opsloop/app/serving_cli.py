@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -32,6 +32,20 @@ def serve(
             "start (default: all are loaded; /invocations answers if there is only one).",
         ),
     ] = None,
+    on: Annotated[
+        str,
+        typer.Option(
+            help="uvicorn (this process and its --workers) or ray (a Ray Serve deployment on "
+            "RAY_ADDRESS's cluster, else a local Ray; needs the ray-serve extra)."
+        ),
+    ] = "uvicorn",
+    replicas: Annotated[
+        int | None, typer.Option(help="With --on ray: this many replicas (default 1).")
+    ] = None,
+    autoscale: Annotated[
+        str | None,
+        typer.Option(help="With --on ray: MIN,MAX replicas, scaled by Ray Serve with load."),
+    ] = None,
 ) -> None:
     """Run the inference server: POST /v1/deployments/NAME/predict, /feedback, GET /metrics.
 
@@ -44,6 +58,8 @@ def serve(
     """
     import os
     from importlib.util import find_spec
+
+    scale = _ray_scale(on, workers, replicas, autoscale)  # None: uvicorn; checked before work
 
     if find_spec("sklearn") is not None:
         # Before the server's modules (uvicorn's, the app's): at the first model load, skops
@@ -65,8 +81,52 @@ def serve(
         os.environ["OPSLOOP_METRICS_TOKEN"] = settings.metrics_token
     if deployment:  # opsloop.app.serving.DEPLOYMENT_ENV (not imported: it loads FastAPI)
         os.environ["OPSLOOP_SERVE_DEPLOYMENT"] = deployment
+    if scale is not None:
+        _serve_on_ray(host, port, scale)
+        return
     typer.echo(f"opsloop serve on http://{host}:{port}  (POST /v1/deployments/NAME/predict)")
     uvicorn.run(
         "opsloop.app.serving:serving_app_from_env", host=host, port=port, workers=workers,
         factory=True, log_level="warning", timeout_graceful_shutdown=30,
+    )  # fmt: skip
+
+
+def _ray_scale(on: str, workers: int, replicas: int | None, autoscale: str | None) -> Any:
+    """The Ray Serve scale ``--on ray`` asks for (checked, with Ray Serve importable), or None
+    for uvicorn; ``InvalidInput`` for options that do not go together."""
+    if on == "uvicorn" and replicas is None and autoscale is None:
+        return None
+    from opsloop.errors import InvalidInput
+    from opsloop.serving.ray_serve import import_serve, read_scale
+
+    if on not in ("uvicorn", "ray"):
+        raise InvalidInput(f"--on {on}: choose uvicorn or ray")
+    if on != "ray":
+        raise InvalidInput("--replicas and --autoscale scale a Ray Serve deployment: add --on ray")
+    if workers != 1:
+        raise InvalidInput("--workers is for uvicorn: with --on ray, use --replicas N")
+    scale = read_scale(replicas, autoscale)
+    import_serve()
+    return scale
+
+
+def _serve_on_ray(host: str, port: int, scale: Any) -> None:
+    """``--on ray``: the same app, built by each Ray Serve replica from the same factory."""
+    import os
+    from pathlib import Path
+
+    from opsloop.app.serving import serving_app_from_env
+    from opsloop.config import home_dir
+    from opsloop.serving.ray_serve import run_on_ray
+
+    # What the replicas read their settings from, as uvicorn's workers do (they may start in
+    # another working directory, so the home and the local opsloop.toml are named outright).
+    environment = {k: v for k, v in os.environ.items() if k.startswith("OPSLOOP_")}
+    environment["OPSLOOP_HOME"] = str(home_dir().resolve())
+    config = Path(os.environ.get("OPSLOOP_CONFIG") or "opsloop.toml")
+    if config.is_file():
+        environment["OPSLOOP_CONFIG"] = str(config.resolve())
+    run_on_ray(
+        serving_app_from_env, host=host, port=port, scale=scale, environment=environment,
+        ready=typer.echo,
     )  # fmt: skip

@@ -54,6 +54,13 @@ class BoosterAutolog:
         self._patches = Patches()
 
     def autolog(self, *, log_models: bool = True, disable: bool = False) -> None:
+        """Patch the library's ``train`` to log params, per-iteration metrics and the booster
+        (each booster module's ``autolog``; its docstring says what is logged, and where).
+
+        Args:
+            log_models: Store the trained booster (the module's ``MODEL_ARTIFACT``).
+            disable: Undo the patching.
+        """
         self.log_models = log_models
         if disable:
             self._patches.undo()

@@ -46,6 +46,11 @@ class OpsloopGroup(TyperGroup):
         super().add_command(cmd, name)
         tidy_help(cmd)
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """The names in the order they were added (Typer's order) without building a command
+        held unbuilt (:mod:`~opsloop.console.lazy_groups`), which Typer's ``items()`` did."""
+        return list(self.commands)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         found = super().get_command(ctx, cmd_name)
         if found is not None or cmd_name not in self.aliases:

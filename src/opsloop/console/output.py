@@ -18,6 +18,7 @@ __all__ = [
     "for_people",
     "parse_tags",
     "print_json",
+    "print_listing",
     "print_outcome",
     "print_table",
     "when",
@@ -100,6 +101,22 @@ def print_outcome(obj: Any, line: str, *, as_json: bool) -> None:
         print_json(obj)
     else:
         typer.echo(line)
+
+
+def print_listing(
+    obj: Any,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    as_json: bool,
+    title: str | None = None,
+) -> None:
+    """What a listing command found: ``obj`` as JSON for scripts (``--json``), else ``rows``
+    under ``columns`` as a :func:`print_table` for people."""
+    if as_json:
+        print_json(obj)
+    else:
+        print_table(columns, rows, title)
 
 
 def for_people(value: Any) -> str:

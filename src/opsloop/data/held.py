@@ -11,8 +11,9 @@ would; new files give the version they would have made, which later steps can re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from opsloop.data import versions
 from opsloop.data.backend import DataBackend
@@ -26,7 +27,9 @@ from opsloop.kernel.refs import LATEST, parse_ref
 from opsloop.kernel.step_context import HeldWrites, Rehearsal, current_rehearsal
 from opsloop.kernel.timeutil import now_ms
 
-__all__ = ["HeldDataBackend"]
+__all__ = ["HeldDataBackend", "preview_write"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -37,6 +40,24 @@ class _Overlay:
 
 class _Undo(Exception):
     """Raised inside a write transaction to roll it back with its result."""
+
+
+def preview_write(inner: Any, local: type, what: str, write: Callable[[Any], T]) -> T:
+    """What ``write(session)`` returns on the embedded store of ``inner``, rolled back: a held
+    write checked as the store checks it, and nothing kept (the registry previews its
+    registrations with it too). ``InvalidInput`` when ``inner`` is not a ``local`` backend: a
+    client of a server, where the reproduction has to run."""
+    if not isinstance(inner, local):
+        raise InvalidInput(
+            f"a reproduction holds {what} only on the embedded store; this client talks to a "
+            "server: reproduce there (opsloop runs reproduce --on-server)"
+        )
+    try:
+        with inner.store.write() as session:
+            raise _Undo(write(session))
+    except _Undo as undo:
+        result: T = undo.args[0]
+        return result
 
 
 class HeldDataBackend(HeldWrites, DataBackend):
@@ -67,18 +88,13 @@ class HeldDataBackend(HeldWrites, DataBackend):
         rehearsal = current_rehearsal()
         if rehearsal is None:
             return self._inner.register_version(name, body)
-        inner = self._inner
-        if not isinstance(inner, LocalDataBackend):
-            raise InvalidInput(
-                "a reproduction holds data versioning only on the embedded store; this client "
-                "talks to a server: reproduce there (opsloop runs reproduce --on-server)"
-            )
-        try:
-            with inner.store.write() as session:
-                made = versions.register_version(session, name, body, current_user())
-                raise _Undo(made, versions.get_manifest(session, made[0].ref)[1])
-        except _Undo as undo:
-            (version, created), manifest = undo.args
+
+        def register(session: Any) -> tuple[tuple[DatasetVersion, bool], Manifest]:
+            made = versions.register_version(session, name, body, current_user())
+            return made, versions.get_manifest(session, made[0].ref)[1]
+
+        previewed = preview_write(self._inner, LocalDataBackend, "data versioning", register)
+        (version, created), manifest = previewed
         if not created:  # the same files: the existing version, nothing written
             return version, False
         overlay = self._overlay(rehearsal)

@@ -32,6 +32,7 @@ from opsloop.store import numbered
 from opsloop.store.blobs import check_digest
 from opsloop.store.columns import named_row, tags_of
 from opsloop.store.database import dialect_insert
+from opsloop.store.rows import from_row
 from opsloop.tracking.validation import check_key, tag_value_to_str
 
 __all__ = [
@@ -102,22 +103,8 @@ def version_row(session: Session, ref: str) -> tuple[DatasetRow, DatasetVersionR
 def _to_entity(session: Session, dataset: DatasetRow, row: DatasetVersionRow) -> DatasetVersion:
     tags = tags_of(session, DatasetVersionTagRow.version_pk, row.id)
     aliases = numbered.aliases_at(session, _NUMBERING, dataset.id, row.number)
-    return DatasetVersion(
-        name=dataset.name,
-        number=row.number,
-        version_id=row.version_id,
-        kind=row.kind,
-        message=row.message,
-        source=row.source,
-        file_count=row.file_count,
-        total_bytes=row.total_bytes,
-        table=TableInfo.model_validate_json(row.table_info) if row.table_info else None,
-        validation_status=row.validation_status,
-        tags=tags,
-        aliases=aliases,
-        created_at=row.created_at,
-        created_by=row.created_by,
-    )
+    table = TableInfo.model_validate_json(row.table_info) if row.table_info else None
+    return from_row(DatasetVersion, row, name=dataset.name, table=table, tags=tags, aliases=aliases)
 
 
 def get_version(session: Session, ref: str) -> DatasetVersion:
@@ -202,17 +189,9 @@ def register_version(
 ) -> tuple[DatasetVersion, bool]:
     """:func:`create_version` from the body a client sends (the REST route's and the local
     backend's input alike)."""
-    return create_version(
-        session,
-        name,
-        manifest_from_rows(body.files),
-        kind=body.kind,
-        created_by=created_by,
-        message=body.message,
-        source=body.source,
-        table=body.table,
-        tags=body.tags,
-    )
+    described = dict(body)  # the files, and kind, message, source, table and tags
+    manifest = manifest_from_rows(described.pop("files"))
+    return create_version(session, name, manifest, created_by=created_by, **described)
 
 
 def _set_tag(session: Session, version_pk: str, key: str, value: Any) -> None:
@@ -303,15 +282,7 @@ def _datasets(session: Session, where: Any, offset: int, limit: int) -> list[Dat
     ):
         aliases.setdefault(dataset_id, {})[alias] = number
     return [
-        Dataset(
-            name=d.name,
-            description=d.description,
-            created_at=d.created_at,
-            updated_at=d.updated_at,
-            version_count=n or 0,
-            latest=latest,
-            aliases=aliases.get(d.id, {}),
-        )
+        from_row(Dataset, d, version_count=n or 0, latest=latest, aliases=aliases.get(d.id, {}))
         for d, n, latest in rows
     ]
 

@@ -24,7 +24,6 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -35,7 +34,7 @@ from opsloop.governance.entities import AuditEvent, AuditFilter, AuditPage, Audi
 from opsloop.governance.roles import DEFAULT_WORKSPACE
 from opsloop.governance.tables import AuditEventRow, AuditHeadRow
 from opsloop.kernel.paging import decode_page_token, encode_page_token
-from opsloop.kernel.timeutil import now_ms
+from opsloop.kernel.timeutil import iso_utc, now_ms
 from opsloop.store.database import Store, dialect_insert
 
 __all__ = [
@@ -73,14 +72,11 @@ def parse_since(text: str) -> int:
     ago = _AGO.fullmatch(text)
     if ago is not None:
         return now_ms() - int(ago.group(1)) * _UNIT_MS[ago.group(2)]
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+    moment = iso_utc(text)
+    if moment is None:
         raise InvalidInput(
             f"since takes a duration (90m, 12h, 7d, 2w) or an ISO date, got {text[:40]!r}"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        )
     return int(moment.timestamp() * 1000)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsloop.kernel.entities import Entity
+
 __all__ = [
     "ApiKey",
     "AuditEvent",
@@ -37,9 +39,7 @@ class RoleSet(BaseModel):
     role: str
 
 
-class User(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class User(Entity):
     id: str
     name: str
     role: str = Field(description="role in the workspace")
@@ -63,10 +63,8 @@ class KeyCreate(BaseModel):
     )
 
 
-class ApiKey(BaseModel):
+class ApiKey(Entity):
     """A key as listings show it: never the secret, only its first characters."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: str
     user: str
@@ -79,18 +77,14 @@ class ApiKey(BaseModel):
     revoked_at: int | None = None
 
 
-class NewApiKey(BaseModel):
+class NewApiKey(Entity):
     """A key just created: ``secret`` is shown here once and stored only as a hash."""
-
-    model_config = ConfigDict(frozen=True)
 
     key: ApiKey
     secret: str
 
 
-class Whoami(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class Whoami(Entity):
     name: str
     role: str
     auth: str = Field(description="users, token, open, or embedded (no server)")
@@ -99,13 +93,11 @@ class Whoami(BaseModel):
     server: str | None = None
 
 
-class AuditEvent(BaseModel):
+class AuditEvent(Entity):
     """One state change: who did what to which resource, when, with what outcome.
 
     ``hash`` chains it to the event before (``prev_hash``): ``sha256(prev_hash + canonical
     JSON of the other fields)``, so an edited or deleted event breaks the chain."""
-
-    model_config = ConfigDict(frozen=True)
 
     seq: int = Field(description="position in the chain, 1, 2, 3 ... without gaps")
     at: int = Field(description="epoch ms")
@@ -120,10 +112,8 @@ class AuditEvent(BaseModel):
     hash: str
 
 
-class AuditFilter(BaseModel):
+class AuditFilter(Entity):
     """Which audit events a listing selects; every field narrows, None means any."""
-
-    model_config = ConfigDict(frozen=True)
 
     actor: str | None = Field(None, description="exactly this actor")
     resource: str | None = Field(None, description="a prefix: 'models/churn' and below")
@@ -134,19 +124,15 @@ class AuditFilter(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
-class AuditPage(BaseModel):
+class AuditPage(Entity):
     """Events newest first; pass ``next_page_token`` back for older ones."""
-
-    model_config = ConfigDict(frozen=True)
 
     items: list[AuditEvent]
     next_page_token: str | None = None
 
 
-class AuditVerdict(BaseModel):
+class AuditVerdict(Entity):
     """What ``audit verify`` found: ``ok``, or the first bad event and what is wrong with it."""
-
-    model_config = ConfigDict(frozen=True)
 
     ok: bool
     checked: int = Field(description="events read")

@@ -3,8 +3,6 @@ and ``/api/whoami``; the server acts for the principal the client's key authenti
 
 from __future__ import annotations
 
-from pydantic import TypeAdapter
-
 from opsloop.governance import masking, routes
 from opsloop.governance.backend import GovernanceBackend
 from opsloop.governance.entities import (
@@ -24,8 +22,6 @@ from opsloop.kernel.transport import HttpTransport
 
 __all__ = ["RemoteGovernanceBackend"]
 
-_USERS = TypeAdapter(list[User])
-_KEYS = TypeAdapter(list[LimitedApiKey])
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -41,7 +37,7 @@ class RemoteGovernanceBackend(GovernanceBackend):
         return User.model_validate_json(raw)
 
     def list_users(self) -> list[User]:
-        return _USERS.validate_json(self.http.request("GET", routes.USERS.url()).content)
+        return self.http.fetch(list[User], "GET", routes.USERS.url())
 
     def set_role(self, name: str, role: str) -> User:
         raw = self.http.request("PUT", routes.USER_ROLE.url(name=name), json={"role": role})
@@ -61,8 +57,7 @@ class RemoteGovernanceBackend(GovernanceBackend):
 
     def list_keys(self, user: str | None = None) -> list[LimitedApiKey]:
         params = {"user": user} if user else {}
-        raw = self.http.request("GET", routes.KEYS.url(), params=params).content
-        return _KEYS.validate_json(raw)
+        return self.http.fetch(list[LimitedApiKey], "GET", routes.KEYS.url(), params=params)
 
     def revoke_key(self, key_id: str) -> ApiKey:
         raw = self.http.request("DELETE", routes.KEY.url(key_id=key_id)).content

@@ -11,9 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import ValidationError
-
-from opsloop.errors import InvalidInput, validation_problems
 from opsloop.governance.backend import GovernanceBackend
 from opsloop.governance.entities import (
     ApiKey,
@@ -29,6 +26,7 @@ from opsloop.governance.entities import (
 )
 from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
 from opsloop.governance.masking import MaskingPolicy, MaskingSet
+from opsloop.kernel.validation import validated
 
 __all__ = ["GovernanceClient"]
 
@@ -66,10 +64,7 @@ class GovernanceClient:
         role: str | None = None,
     ) -> NewApiKey:
         """A new API key for ``user`` (default: yourself); ``.secret`` is shown this once."""
-        try:
-            body = KeyCreate(user=user, name=name, expires_in_s=expires_in_s, role=role)
-        except ValidationError as exc:
-            raise InvalidInput("; ".join(validation_problems(exc))) from None
+        body = validated(KeyCreate, user=user, name=name, expires_in_s=expires_in_s, role=role)
         return self._backend.create_key(body)
 
     def list_keys(self, user: str | None = None) -> list[LimitedApiKey]:
@@ -89,11 +84,8 @@ class GovernanceClient:
         """Limit what a key may use through the LLM gateway (admins): requests and tokens per
         minute, and a spend budget per UTC ``day`` or ``month``. None leaves a limit as it is;
         ``clear=True`` removes them all first (``clear=True, rpm=60``: a request limit only)."""
-        try:
-            change = KeyLimitsChange(rpm=rpm, tpm=tpm, budget_usd=budget_usd,
-                                     budget_period=budget_period, clear=clear)  # fmt: skip
-        except ValidationError as exc:
-            raise InvalidInput("; ".join(validation_problems(exc))) from None
+        change = validated(KeyLimitsChange, rpm=rpm, tpm=tpm, budget_usd=budget_usd,
+                           budget_period=budget_period, clear=clear)  # fmt: skip
         return self._backend.set_key_limits(key_id, change)
 
     def revoke_key(self, key_id: str) -> ApiKey:
@@ -151,8 +143,5 @@ class GovernanceClient:
             streams = streams.split(",")
         if isinstance(entities, str):
             entities = entities.split(",")
-        try:
-            body = MaskingSet(streams=streams, entities=entities, mode=mode)
-        except ValidationError as exc:
-            raise InvalidInput("; ".join(validation_problems(exc))) from None
+        body = validated(MaskingSet, streams=streams, entities=entities, mode=mode)
         return self._backend.set_masking(body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-__all__ = ["ms_to_iso", "now_ms"]
+__all__ = ["iso_utc", "ms_to_iso", "now_ms"]
 
 
 def now_ms() -> int:
@@ -18,3 +18,14 @@ def ms_to_iso(ms: int | None) -> str | None:
     if ms is None:
         return None
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def iso_utc(text: str) -> datetime | None:
+    """An ISO 8601 date or time a person typed (``2026-12-01``, ``2026-12-01T08:00``) as an
+    aware datetime, UTC unless it names a zone; None when ``text`` is not ISO, so that each
+    caller can say in its own words what it takes instead."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

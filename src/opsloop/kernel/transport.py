@@ -9,9 +9,10 @@ to be idempotent (client-chosen run ids, metric history keyed by every column).
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -27,7 +28,9 @@ from opsloop.errors import (
 )
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
+    from pydantic import BaseModel, TypeAdapter
+
+T = TypeVar("T")
 
 __all__ = ["HttpTransport"]
 
@@ -94,6 +97,11 @@ class HttpTransport:
         """Send a request and decode its JSON body."""
         return self.request(method, path, **kwargs).json()
 
+    def fetch(self, kind: type[T], method: str, path: str, **kwargs: Any) -> T:
+        """Send a request and validate its JSON body as ``kind`` (``Alert``, ``list[Alert]``)."""
+        validated: T = _adapter(kind).validate_python(self.json(method, path, **kwargs))
+        return validated
+
     def download(self, path: str, dest: Path) -> None:
         """Stream a response body to ``dest`` through a temp file, renamed when complete."""
         tmp = dest.with_name(f".{dest.name}.part")
@@ -114,6 +122,14 @@ class HttpTransport:
 
     def close(self) -> None:
         self._client.close()
+
+
+@functools.cache
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    """One adapter per type a response is read as (building one costs a schema build)."""
+    from pydantic import TypeAdapter  # as for BaseModel above: not loaded by this import
+
+    return TypeAdapter(kind)
 
 
 def _raise_for_error(response: httpx.Response) -> httpx.Response:

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 import typer
 
 from opsloop.console.commands import JsonOption, command_group
-from opsloop.console.output import command_client, console, print_json, print_table, when
+from opsloop.console.files import read_yaml_mapping
+from opsloop.console.output import (
+    command_client,
+    console,
+    print_json,
+    print_listing,
+    print_table,
+    when,
+)
 
 monitors_app = command_group(
     "Monitors on deployments: data and prediction drift against a reference data version, "
@@ -35,24 +43,6 @@ def _num(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else ("" if value is None else str(value))
 
 
-def _read_spec(path: Path | None) -> dict[str, Any]:
-    from opsloop.errors import InvalidInput
-
-    if path is None:
-        return {}
-    if not path.is_file():
-        raise InvalidInput(f"no such spec file: {path}")
-    import yaml
-
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(spec, dict):
-        raise InvalidInput(f"{path} must hold a mapping of monitor settings")
-    return spec
-
-
 @monitors_app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="Monitor name.")],
@@ -71,7 +61,9 @@ def create(
     json_: JsonOption = False,
 ) -> None:
     """Create a monitor: profile the reference once, then check windows of live traffic."""
-    settings = _read_spec(spec)
+    settings: dict[str, Any] = {}
+    if spec is not None:
+        settings = read_yaml_mapping(spec, "spec", "hold a mapping of monitor settings")
     window = dict(settings.get("window") or {})
     for key, value in (("by", window_by), ("size", window_size), ("mode", window_mode)):
         if value is not None:
@@ -100,13 +92,11 @@ def list_monitors(
 ) -> None:
     """List monitors."""
     monitors = command_client().monitors.list(deployment)
-    if json_:
-        print_json(monitors)
-        return
     rows = [(m.name, m.deployment, m.reference, f"{m.spec.window.by} {m.spec.window.size}",
              f"{m.spec.every_seconds:g}s", ", ".join(r.name for r in m.spec.rules))
             for m in monitors]  # fmt: skip
-    print_table(["name", "deployment", "reference", "window", "every", "rules"], rows)
+    header = ["name", "deployment", "reference", "window", "every", "rules"]
+    print_listing(monitors, header, rows, as_json=json_)
 
 
 @monitors_app.command("show")
@@ -131,13 +121,11 @@ def references(name: str, json_: JsonOption = False) -> None:
     """A monitor's reference history, newest (current) first: who re-baselined it, on what,
     when and why (the retraining loop does after each promotion)."""
     found = command_client().monitors.references(name)
-    if json_:
-        print_json(found)
-        return
     rows = [(("* " if r.current else "  ") + str(r.number), r.action, r.reference, r.model,
              _num(r.metrics.get("accuracy")), when(r.created_at), r.created_by, r.reason)
             for r in found]  # fmt: skip
-    print_table(["entry", "action", "reference", "model", "accuracy", "at", "by", "why"], rows)
+    header = ["entry", "action", "reference", "model", "accuracy", "at", "by", "why"]
+    print_listing(found, header, rows, as_json=json_)
 
 
 @monitors_app.command("rebaseline")
@@ -217,13 +205,11 @@ def check(
 def runs(name: str, limit: int = 20, json_: JsonOption = False) -> None:
     """A monitor's latest checks."""
     found = command_client().monitors.runs(name, limit)
-    if json_:
-        print_json(found)
-        return
     rows = [(r.id[:8], when(r.started_at), r.status, r.rows, _num(r.metrics.get("drift_share")),
              _num(r.metrics.get("accuracy") or r.metrics.get("cbpe_accuracy")), r.message or "")
             for r in found]  # fmt: skip
-    print_table(["run", "at", "status", "rows", "drift share", "accuracy", "message"], rows)
+    header = ["run", "at", "status", "rows", "drift share", "accuracy", "message"]
+    print_listing(found, header, rows, as_json=json_)
 
 
 @monitors_app.command("report")
@@ -259,17 +245,12 @@ def list_alerts(
 ) -> None:
     """List alerts, newest first."""
     found = command_client().monitors.alerts(status=status, deployment=deployment, monitor=monitor)
-    if json_:
-        print_json(found)
-        return
     rows = [(a.id[:8], a.severity, a.status + (f": {a.resolution}" if a.resolution else ""),
              a.rule, a.monitor, a.count, when(a.last_at),
              ", ".join(f"{k}: {v['status']}" for k, v in a.deliveries.items()), a.message)
             for a in found]  # fmt: skip
-    print_table(
-        ["id", "severity", "status", "rule", "monitor", "seen", "last", "delivered", "message"],
-        rows,
-    )
+    header = ["id", "severity", "status", "rule", "monitor", "seen", "last", "delivered", "message"]
+    print_listing(found, header, rows, as_json=json_)
 
 
 @alerts_app.command("ack")
@@ -331,9 +312,7 @@ def loop_runs(
 ) -> None:
     """Past turns of the loop."""
     found = command_client().monitors.loop_runs(deployment, limit)
-    if json_:
-        print_json(found)
-        return
     rows = [(r.id[:8], r.deployment, r.stage, r.candidate, (r.pipeline_run_id or "")[:8],
              when(r.created_at), r.message or "") for r in found]  # fmt: skip
-    print_table(["loop", "deployment", "stage", "candidate", "pipeline run", "at", "message"], rows)
+    header = ["loop", "deployment", "stage", "candidate", "pipeline run", "at", "message"]
+    print_listing(found, header, rows, as_json=json_)

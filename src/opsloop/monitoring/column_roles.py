@@ -97,9 +97,12 @@ def time_kind(name: str, series: Any) -> str | None:
 
 def to_epoch(series: Any) -> Any:
     """Timestamps (datetime, dates, ISO text) as float seconds since 1970 (UTC; naive ones are
-    taken as UTC); what does not parse becomes NaN, so it counts as missing."""
+    taken as UTC); what does not parse becomes NaN, so it counts as missing. ``series``: a
+    pandas Series, or a NumPy array (a monitor check's column of numbers)."""
     import pandas as pd
 
+    if isinstance(series, np.ndarray):
+        series = pd.Series(series)
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         parsed = series
         if getattr(series.dt, "tz", None) is None:

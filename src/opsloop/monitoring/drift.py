@@ -29,6 +29,7 @@ import numpy as np
 
 from opsloop.errors import InvalidInput
 from opsloop.monitoring.column_roles import to_epoch
+from opsloop.monitoring.column_table import ColumnTable
 from opsloop.monitoring.drift_input import check_columns, read_table
 from opsloop.monitoring.profiles import (
     ColumnProfile,
@@ -153,7 +154,10 @@ class DriftReport:
 
 def load_frame(source: Any) -> Any:
     """A DataFrame from a DataFrame, an Arrow table, a table file or a data version
-    (``NAME@N``, ``NAME@alias``, or ``NAME`` for its latest)."""
+    (``NAME@N``, ``NAME@alias``, or ``NAME`` for its latest); a ``ColumnTable`` (a monitor
+    check's window) as it is."""
+    if isinstance(source, ColumnTable):
+        return source
     import pandas as pd
 
     if isinstance(source, pd.DataFrame):

@@ -64,6 +64,13 @@ class PredictionSource(Protocol):
         oldest ``first``."""
         ...
 
+    def request_table(
+        self, deployment: str, *, since_ms: int | None = None, until_ms: int | None = None,
+        last: int | None = None, first: int | None = None,
+    ) -> Any:  # fmt: skip
+        """The rows ``requests`` gives, as a pyarrow Table (what a check reads: no pandas)."""
+        ...
+
 
 class Sources(Protocol):
     """The three sources together, as one object offers them: the ``Client``, and on a server

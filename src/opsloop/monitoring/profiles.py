@@ -198,16 +198,30 @@ def column_kind(series: Any) -> Kind:
 
 
 def finite_values(series: Any) -> np.ndarray:
-    """The column's finite values as float64 (NaN, None and infinities dropped)."""
-    values = np.asarray(series.to_numpy(dtype=float, na_value=np.nan), dtype=float)
+    """The column's (a pandas Series or a NumPy array of numbers) finite values as float64
+    (NaN, None and infinities dropped)."""
+    if isinstance(series, np.ndarray):
+        values = series.astype(float)
+    else:
+        values = np.asarray(series.to_numpy(dtype=float, na_value=np.nan), dtype=float)
     return values[np.isfinite(values)]
 
 
 def categorical_counts(series: Any) -> dict[str, int]:
-    """Category -> count, missing values left out; categories compared by their text."""
-    counts = series.value_counts(dropna=True, sort=False)
+    """Category -> count, missing values left out; categories compared by their text. The
+    column is a pandas Series or a NumPy array of numbers, counted as ``value_counts`` does
+    (in order of first appearance; 0.0 and -0.0 are one value)."""
+    if isinstance(series, np.ndarray):
+        counted: dict[Any, int] = {}
+        for value in series.tolist():
+            if value == value:  # NaN is missing
+                counted[value] = counted.get(value, 0) + 1
+        pairs: Any = counted.items()
+    else:
+        counts = series.value_counts(dropna=True, sort=False)
+        pairs = zip(counts.index, counts.to_numpy(), strict=True)
     out: dict[str, int] = {}
-    for key, count in zip(counts.index, counts.to_numpy(), strict=True):
+    for key, count in pairs:
         text = str(key)
         out[text] = out.get(text, 0) + int(count)
     return out

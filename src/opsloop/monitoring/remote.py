@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from opsloop.kernel.transport import HttpTransport
 from opsloop.monitoring import routes
 from opsloop.monitoring.backend import MonitorBackend
@@ -22,12 +20,6 @@ from opsloop.monitoring.entities import (
 )
 
 __all__ = ["RemoteMonitorBackend"]
-
-_MONITORS = TypeAdapter(list[Monitor])
-_RUNS = TypeAdapter(list[MonitorRun])
-_ALERTS = TypeAdapter(list[Alert])
-_LOOPS = TypeAdapter(list[LoopRun])
-_REFERENCES = TypeAdapter(list[MonitorReference])
 
 
 class RemoteMonitorBackend(MonitorBackend):
@@ -49,9 +41,7 @@ class RemoteMonitorBackend(MonitorBackend):
 
     def list_monitors(self, deployment: str | None) -> list[Monitor]:
         params = {"deployment": deployment} if deployment else {}
-        return _MONITORS.validate_python(
-            self.transport.json("GET", routes.MONITORS.url(), params=params)
-        )
+        return self.transport.fetch(list[Monitor], "GET", routes.MONITORS.url(), params=params)
 
     def delete_monitor(self, name: str) -> None:
         self.transport.request("DELETE", routes.MONITOR.url(name=name))
@@ -59,7 +49,7 @@ class RemoteMonitorBackend(MonitorBackend):
     # -- references ---------------------------------------------------------------------------
     def list_references(self, name: str) -> list[MonitorReference]:
         path = routes.MONITOR_REFERENCES.url(name=name)
-        return _REFERENCES.validate_python(self.transport.json("GET", path))
+        return self.transport.fetch(list[MonitorReference], "GET", path)
 
     def rebaseline(self, name: str, reference: str, reason: str | None) -> MonitorReference:
         body = MonitorRebaseline(reference=reference, reason=reason).model_dump(mode="json")
@@ -80,7 +70,7 @@ class RemoteMonitorBackend(MonitorBackend):
 
     def list_runs(self, name: str, limit: int) -> list[MonitorRun]:
         path = routes.MONITOR_RUNS.url(name=name)
-        return _RUNS.validate_python(self.transport.json("GET", path, params={"limit": limit}))
+        return self.transport.fetch(list[MonitorRun], "GET", path, params={"limit": limit})
 
     def get_run(self, run_id: str) -> MonitorRun:
         path = routes.MONITOR_RUN.url(run_id=run_id)
@@ -92,9 +82,7 @@ class RemoteMonitorBackend(MonitorBackend):
     ) -> list[Alert]:
         given = {"status": status, "deployment": deployment, "monitor": monitor, "limit": limit}
         params = {k: v for k, v in given.items() if v is not None}
-        return _ALERTS.validate_python(
-            self.transport.json("GET", routes.ALERTS.url(), params=params)
-        )
+        return self.transport.fetch(list[Alert], "GET", routes.ALERTS.url(), params=params)
 
     def acknowledge_alert(self, alert_id: str) -> Alert:
         path = routes.ALERT_ACKNOWLEDGE.url(alert_id=alert_id)
@@ -113,6 +101,4 @@ class RemoteMonitorBackend(MonitorBackend):
         params: dict[str, Any] = {"limit": limit}
         if deployment:
             params["deployment"] = deployment
-        return _LOOPS.validate_python(
-            self.transport.json("GET", routes.LOOP_RUNS.url(), params=params)
-        )
+        return self.transport.fetch(list[LoopRun], "GET", routes.LOOP_RUNS.url(), params=params)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
-from opsloop.errors import InvalidInput, validation_problems
+from opsloop.kernel.validation import validated
 from opsloop.monitoring.backend import MonitorBackend
 from opsloop.monitoring.entities import (
     Alert,
@@ -37,10 +35,8 @@ class MonitorsClient:
     def create(self, name: str, deployment: str, reference: str, **spec: Any) -> Monitor:
         """Watch ``deployment`` against the data version ``reference``; ``spec`` takes the
         fields of :class:`MonitorSpec` (``window``, ``target``, ``rules``, ``retrain``, ...)."""
-        try:
-            body = MonitorCreate(name=name, deployment=deployment, reference=reference, spec=spec)
-        except ValidationError as exc:
-            raise InvalidInput("invalid monitor: " + "; ".join(validation_problems(exc))) from None
+        body = validated(MonitorCreate, "invalid monitor", name=name, deployment=deployment,
+                         reference=reference, spec=spec)  # fmt: skip
         return self._backend.create_monitor(body)
 
     def get(self, name: str) -> Monitor:
@@ -66,10 +62,7 @@ class MonitorsClient:
         self, name: str, to: int | None = None, reason: str | None = None
     ) -> MonitorReference:
         """Go back to reference entry ``to`` (default: the one before the current one)."""
-        try:
-            MonitorRevert(to=to, reason=reason)
-        except ValidationError as exc:
-            raise InvalidInput("invalid revert: " + "; ".join(validation_problems(exc))) from None
+        validated(MonitorRevert, "invalid revert", to=to, reason=reason)
         return self._backend.revert_reference(name, to, reason)
 
     # -- checks -------------------------------------------------------------------------------

@@ -166,7 +166,7 @@ def _metrics(
         )
     baseline = json.loads(row.baseline)
     profile = TableProfile.from_dict(json.loads(row.profile))
-    current = window.features.copy()
+    current = window.table()
     scalar = all(not isinstance(p, list | dict) for p in window.predictions)
     if scalar:
         current[PREDICTION] = window.predictions

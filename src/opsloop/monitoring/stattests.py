@@ -24,8 +24,9 @@ the two distribution functions are evaluated at every value of either sample (th
 are already sorted and merged with the current window's in one stable sort), KS takes the
 largest gap, Wasserstein integrates it. Up to 10,000 rows on both sides KS is SciPy's own
 ``ks_2samp``'s exact p-value (its compiled kernel, called without importing ``scipy.stats``:
-``kolmogorov``); above, the same asymptotic p-value it uses. The chi-square, Z and
-Jensen-Shannon tests call the ``scipy.special`` functions SciPy's own would. A stored
+``kolmogorov``); above, the same asymptotic p-value it uses. The chi-square and
+Jensen-Shannon tests call the ``scipy.special`` functions SciPy's own would; the Z test computes
+``scipy.special.ndtr`` as SciPy does, without importing it (``normal``). A stored
 reference with more than 20,000 distinct values is kept on a fine grid, and the Wasserstein
 distance then moves by at most the grid's stored mean displacement over the std (about 5e-7).
 
@@ -45,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from opsloop.monitoring.kolmogorov import exact_p_value
+from opsloop.monitoring.normal import ndtr
 from opsloop.monitoring.profiles import ColumnProfile
 
 __all__ = ["STATTESTS", "Current", "StatTest", "default_test"]
@@ -238,8 +240,6 @@ def _chisquare(ref: ColumnProfile, cur: Current, as_categories: bool) -> float:
 
 
 def _z(ref: ColumnProfile, cur: Current, as_categories: bool) -> float:
-    from scipy.special import ndtr  # what stats.norm.cdf computes, without scipy.stats
-
     ref_counts, cur_counts = ref.distinct_counts() or {}, cur.distinct_counts()
     keys = sorted({*ref_counts, *cur_counts}, key=str)
     if len(keys) == 1:
@@ -249,7 +249,7 @@ def _z(ref: ColumnProfile, cur: Current, as_categories: bool) -> float:
     p2 = 1 - cur_counts.get(keys[0], 0) / n2
     pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
     z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    return float(2 * (1 - ndtr(abs(z))))
+    return float(2 * (1 - ndtr(abs(float(z)))))  # as stats.norm.cdf, without scipy
 
 
 def _jensenshannon(ref: ColumnProfile, cur: Current, as_categories: bool) -> float:

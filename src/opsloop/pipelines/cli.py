@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from opsloop.console.commands import command_group
+from opsloop.console.files import read_yaml_mapping
 from opsloop.console.output import command_client, console, parse_params, print_json
 from opsloop.errors import InvalidInput
 from opsloop.pipelines.loading import load_pipeline
@@ -204,18 +205,16 @@ def list_runs(
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The latest pipeline runs: pipeline, run id, state, start and duration."""
-    from opsloop.console.output import print_table, when
+    from opsloop.console.output import print_listing, when
 
     found = command_client().pipelines.list_runs(limit, pipeline)
-    if json_:
-        print_json([r.model_dump(mode="json") for r in found])
-        return
     rows = [
         (r.pipeline, r.run_id, r.status, when(r.start_time),
          f"{(r.end_time - r.start_time) / 1000:.1f} s" if r.end_time else "")
         for r in found
     ]  # fmt: skip
-    print_table(["pipeline", "run", "status", "started", "took"], rows)
+    header = ["pipeline", "run", "status", "started", "took"]
+    print_listing([r.model_dump(mode="json") for r in found], header, rows, as_json=json_)
 
 
 def tune_command(
@@ -241,18 +240,9 @@ def tune_command(
 
       opsloop tune train.py:objective --space space.yaml --trials 30 --register churn
     """
-    import yaml
-
     from opsloop.pipelines.tuning import load_objective, tune
 
-    if not space.is_file():
-        raise InvalidInput(f"no such space file: {space}")
-    try:
-        search = yaml.safe_load(space.read_text())
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{space} is not valid YAML: {exc}") from None
-    if not isinstance(search, dict):
-        raise InvalidInput(f"{space} must map each param to its range")
+    search = read_yaml_mapping(space, "space", "map each param to its range")
     with console(stderr=True).status(f"tuning: {trials} trials"):
         if on_server:
             result = _server_client().pipelines.tune(

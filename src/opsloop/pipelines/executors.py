@@ -24,20 +24,19 @@ so that a worker that dies comes back as :class:`WorkerDied` and the runner appl
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel.ray_cluster import connect_ray
 
 __all__ = [
     "EXECUTORS",
     "StepCancelled",
     "StepTimedOut",
     "WorkerDied",
-    "connect_ray",
     "execute",
     "parse_resources",
     "unpack",
@@ -85,21 +84,6 @@ def parse_resources(resources: dict[str, Any] | None) -> dict[str, float]:
             raise InvalidInput(f"resource {key} cannot be negative")
         out[key] = amount
     return out
-
-
-def connect_ray() -> Any:
-    """Ray, connected to ``RAY_ADDRESS`` or a local instance started on first use."""
-    try:
-        import ray
-    except ImportError:
-        raise InvalidInput("the ray executor needs Ray: pip install 'opsloop[ray]'") from None
-    if not ray.is_initialized():
-        ray.init(
-            address=os.environ.get("RAY_ADDRESS") or None,
-            include_dashboard=False,
-            log_to_driver=False,
-        )
-    return ray
 
 
 def _in_thread(call: Any, timeout: float | None) -> Any:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from opsloop.errors import Conflict, InvalidInput
 from opsloop.kernel.transport import HttpTransport
 from opsloop.pipelines import routes
@@ -19,11 +17,6 @@ from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
 from opsloop.pipelines.tuning import TuneCreate, TuneResult
 
 __all__ = ["RemotePipelineBackend", "RemoteTriggerBackend"]
-
-_RUNS = TypeAdapter(list[PipelineRunSummary])
-_LOGS = TypeAdapter(list[StepLogs])
-_TRIGGERS = TypeAdapter(list[Trigger])
-_FIRINGS = TypeAdapter(list[Firing])
 
 
 class RemotePipelineBackend(PipelineBackend):
@@ -81,14 +74,14 @@ class RemotePipelineBackend(PipelineBackend):
     def logs(self, run_id: str, step: str | None) -> list[StepLogs]:
         path = routes.PIPELINE_RUN_LOGS.url(run_id=run_id)
         params = {"step": step} if step else None
-        return _LOGS.validate_python(self.transport.json("GET", path, params=params))
+        return self.transport.fetch(list[StepLogs], "GET", path, params=params)
 
     def list_runs(self, limit: int, pipeline: str | None) -> list[PipelineRunSummary]:
         query: dict[str, Any] = {"limit": limit}
         if pipeline is not None:
             query["pipeline"] = pipeline
-        return _RUNS.validate_python(
-            self.transport.json("GET", routes.PIPELINE_RUNS.url(), params=query)
+        return self.transport.fetch(
+            list[PipelineRunSummary], "GET", routes.PIPELINE_RUNS.url(), params=query
         )
 
     # -- tuning -------------------------------------------------------------------------------
@@ -119,7 +112,7 @@ class RemoteTriggerBackend(TriggerBackend):
         )
 
     def list_triggers(self) -> list[Trigger]:
-        return _TRIGGERS.validate_python(self.transport.json("GET", routes.TRIGGERS.url()))
+        return self.transport.fetch(list[Trigger], "GET", routes.TRIGGERS.url())
 
     def get_trigger(self, name: str) -> Trigger:
         return Trigger.model_validate(self.transport.json("GET", routes.TRIGGER.url(name=name)))
@@ -137,4 +130,4 @@ class RemoteTriggerBackend(TriggerBackend):
 
     def list_firings(self, name: str, limit: int) -> list[Firing]:
         path = routes.TRIGGER_FIRINGS.url(name=name)
-        return _FIRINGS.validate_python(self.transport.json("GET", path, params={"limit": limit}))
+        return self.transport.fetch(list[Firing], "GET", path, params={"limit": limit})

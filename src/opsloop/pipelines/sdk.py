@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
-from opsloop.errors import InvalidInput, validation_problems
+from opsloop.kernel.validation import validated
 from opsloop.pipelines.backend import PipelineBackend, TriggerBackend
 from opsloop.pipelines.reruns import Reproduction
 from opsloop.pipelines.runs import (
@@ -48,13 +46,10 @@ class PipelinesClient:
         """Run ``pipeline`` (``MODULE:NAME`` or ``FILE.py:NAME``) and return its DAG. Local
         mode runs it here and waits (a failure raises ``PipelineFailed``); with a server it
         runs there, and ``wait=False`` returns at once with the steps PENDING."""
-        try:
-            body = PipelineRunCreate(
-                pipeline=pipeline, params=params or {}, experiment=experiment,
-                no_cache=no_cache, executor=executor, tags=tags or {},
-            )  # fmt: skip
-        except ValidationError as exc:
-            raise InvalidInput("invalid run: " + "; ".join(validation_problems(exc))) from None
+        body = validated(
+            PipelineRunCreate, "invalid run", pipeline=pipeline, params=params or {},
+            experiment=experiment, no_cache=no_cache, executor=executor, tags=tags or {},
+        )  # fmt: skip
         return self._backend.run(body, wait, poll)
 
     def resume(
@@ -86,14 +81,11 @@ class PipelinesClient:
         """Tune ``objective`` (``MODULE:NAME`` or ``FILE.py:NAME``) with Optuna; see
         :func:`opsloop.pipelines.tuning.tune`. Local mode runs here; with a server the study
         runs there (next to its database) and this waits for its result."""
-        try:
-            body = TuneCreate(
-                objective=objective, space=space, n_trials=n_trials, direction=direction,
-                study=study, parallel=parallel, executor=executor, pruner=pruner,
-                sampler=sampler, seed=seed, register=register, experiment=experiment,
-            )  # fmt: skip
-        except ValidationError as exc:
-            raise InvalidInput("invalid tuning: " + "; ".join(validation_problems(exc))) from None
+        body = validated(
+            TuneCreate, "invalid tuning", objective=objective, space=space, n_trials=n_trials,
+            direction=direction, study=study, parallel=parallel, executor=executor,
+            pruner=pruner, sampler=sampler, seed=seed, register=register, experiment=experiment,
+        )  # fmt: skip
         return self._backend.tune(body, poll)
 
     def study_storage(self) -> str:
@@ -130,10 +122,9 @@ class TriggersClient:
         """``kind`` is ``cron`` (``cron="*/15 * * * *"``), ``dataset`` (``dataset="churn"``),
         ``alert`` (``monitor="churn-watch"``, optional ``rule``) or ``webhook``; ``params``
         go to the pipeline."""
-        try:
-            body = TriggerCreate(name=name, pipeline=pipeline, kind=kind, **fields)  # type: ignore[arg-type]
-        except ValidationError as exc:
-            raise InvalidInput("invalid trigger: " + "; ".join(validation_problems(exc))) from None
+        body = validated(
+            TriggerCreate, "invalid trigger", name=name, pipeline=pipeline, kind=kind, **fields
+        )
         return self._backend.create_trigger(body)
 
     def list(self) -> list[Trigger]:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from opsloop.console.commands import command_group
-from opsloop.console.output import command_client, console, parse_params, print_json
+from opsloop.console.output import command_client, console, parse_params
 from opsloop.errors import InvalidInput
 
 __all__ = ["triggers_app"]
@@ -59,16 +59,13 @@ def add_trigger(
 @triggers_app.command("list")
 def list_triggers(json_: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List triggers."""
-    from opsloop.console.output import print_table
+    from opsloop.console.output import print_listing
 
     found = command_client().triggers.list()
-    if json_:
-        print_json(found)
-        return
     what = {"cron": "cron", "dataset": "dataset", "alert": "monitor", "webhook": "kind"}
     rows = [(t.name, t.kind, getattr(t, what[t.kind]) or "", t.pipeline, t.cursor or "")
             for t in found]  # fmt: skip
-    print_table(["name", "kind", "on", "pipeline", "last fired for"], rows)
+    print_listing(found, ["name", "kind", "on", "pipeline", "last fired for"], rows, as_json=json_)
 
 
 @triggers_app.command("fire")
@@ -88,15 +85,12 @@ def firings(
     name: str, limit: int = 20, json_: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """What fired a trigger, and the runs it started."""
-    from opsloop.console.output import print_table, when
+    from opsloop.console.output import print_listing, when
 
     found = command_client().triggers.firings(name, limit)
-    if json_:
-        print_json(found)
-        return
     rows = [(f.id[:8], when(f.created_at), f.key, f.status, (f.run_id or "")[:8], f.message or "")
             for f in found]  # fmt: skip
-    print_table(["firing", "at", "key", "status", "run", "message"], rows)
+    print_listing(found, ["firing", "at", "key", "status", "run", "message"], rows, as_json=json_)
 
 
 @triggers_app.command("delete")

@@ -21,6 +21,7 @@ from opsloop.registry.models import NUMBERING, model_row, resolve_version_row
 from opsloop.registry.tables import AliasEventRow, ModelAliasRow, RegisteredModelRow
 from opsloop.registry.versions import get_version
 from opsloop.store.numbered import pointed_number
+from opsloop.store.rows import from_row
 
 __all__ = ["alias_history", "delete_alias", "move_alias", "set_alias"]
 
@@ -40,17 +41,10 @@ def _record(
     verdict: dict[str, Any] | None = None,
 ) -> AliasEvent:
     row = AliasEventRow(
-        model_id=model.id,
-        alias=alias,
-        kind=kind,
-        from_number=from_number,
-        to_number=to_number,
-        moved=moved,
-        reason=reason,
-        verdict=json.dumps(verdict) if verdict is not None else None,
-        created_at=now_ms(),
-        created_by=created_by,
-    )
+        model_id=model.id, alias=alias, kind=kind, from_number=from_number, to_number=to_number,
+        moved=moved, reason=reason, verdict=json.dumps(verdict) if verdict is not None else None,
+        created_at=now_ms(), created_by=created_by,
+    )  # fmt: skip
     session.add(row)
     session.flush()
     return _event(model.name, row, verdict)
@@ -59,18 +53,7 @@ def _record(
 def _event(name: str, row: AliasEventRow, verdict: dict[str, Any] | None) -> AliasEvent:
     """A recorded decision as returned; ``verdict`` is the gate's report (the row keeps it as
     JSON)."""
-    return AliasEvent(
-        name=name,
-        alias=row.alias,
-        kind=row.kind,
-        from_number=row.from_number,
-        to_number=row.to_number,
-        moved=row.moved,
-        reason=row.reason,
-        verdict=verdict,
-        created_at=row.created_at,
-        created_by=row.created_by,
-    )
+    return from_row(AliasEvent, row, name=name, verdict=verdict)
 
 
 def move_alias(

@@ -152,16 +152,7 @@ def promote_version(name: str, selector: str, body: PromotionRequest, state: Sta
     """Run the gate (the body's policy, else the model's) and move the alias on a pass. The
     verdict, with every number it used, is recorded whether it passed or not."""
     context = PromotionContext(state.store, state.blobs, Path(state.settings.home) / "cache")
-    result = promote(
-        context,
-        _ref(name, selector),
-        body.alias,
-        created_by=current_user(),
-        policy=body.policy,
-        force=body.force,
-        reason=body.reason,
-    )
-    return result.event
+    return promote(context, _ref(name, selector), created_by=current_user(), **dict(body)).event
 
 
 @router.get(routes.VERSION_EVALUATIONS.template)

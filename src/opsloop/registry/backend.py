@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from opsloop.data.manifest import Manifest
 from opsloop.kernel.paging import Page
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
+from opsloop.registry.schemas import PromotionRequest
 
 if TYPE_CHECKING:  # its module holds the services too (SQLAlchemy): a plain read needs neither
     from opsloop.registry.evaluations import Evaluation
@@ -143,16 +144,10 @@ class RegistryBackend(ABC):
         ``InvalidInput`` for a malformed ref."""
 
     @abstractmethod
-    def promote(
-        self,
-        ref: str,
-        alias: str,
-        policy: dict[str, Any] | None,
-        force: bool,
-        reason: str | None,
-    ) -> AliasEvent:
-        """Run the gate (``policy``, else the model's stored one) and move the alias on a
-        pass, or move it unconditionally with ``force`` and a ``reason``; the event carries the
+    def promote(self, ref: str, request: PromotionRequest) -> AliasEvent:
+        """Run the gate (the request's ``policy``, else the model's stored one) and move its
+        ``alias`` on a pass, or move it unconditionally with ``force`` and a ``reason`` (built
+        unchecked by the SDK; a backend checks it as the server does); the event carries the
         verdict, which is recorded whether it passed or not. ``NotFound``; ``InvalidInput`` for
         no policy and no ``force``, ``force`` without a reason, a bad policy or a gate dataset
         that is not a table; ``Conflict`` when the alias moved while the gate ran or a file is

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.registry.signature import Signature
+from opsloop.store.rows import from_row
 
 __all__ = [
     "AliasEvent",
     "ModelVersion",
     "ModelVersionCreate",
     "RegisteredModel",
+    "version_from_row",
 ]
 
 
@@ -87,3 +90,14 @@ class AliasEvent(_Model):
     verdict: dict[str, Any] | None = None
     created_at: int
     created_by: str
+
+
+def version_from_row(row: Any, name: str, tags: dict[str, str], aliases: list[str]) -> ModelVersion:
+    """A version from its ``model_versions`` row (an ORM row, or a plain one's columns by
+    name), its model's name and its labels; task, signature, classes and requirements are
+    what its package says of itself."""
+    meta = json.loads(row.package)
+    given = {k: meta[k] for k in ("task", "signature", "classes", "requirements") if k in meta}
+    given.update(name=name, version_id=row.id, tags=tags, aliases=sorted(aliases))
+    given["card"] = json.loads(row.card) if row.card else {}
+    return from_row(ModelVersion, row, **given)

@@ -20,6 +20,7 @@ from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
 from opsloop.registry.tables import EvaluationRow
 from opsloop.store.ids import resolve_id
+from opsloop.store.rows import from_row
 
 __all__ = [
     "EVALUATION",
@@ -49,17 +50,9 @@ class Evaluation(BaseModel):
 
 def _entity(row: EvaluationRow, full: bool = True) -> Evaluation:
     report = json.loads(row.report)
-    return Evaluation(
-        evaluation_id=row.id,
-        model_ref=row.model_ref,
-        dataset_ref=row.dataset_ref,
-        task=row.task,
-        target=row.target,
-        metrics=report.get("metrics", {}),
-        report=report if full else {k: v for k, v in report.items() if k != "plots"},
-        created_at=row.created_at,
-        created_by=row.created_by,
-    )
+    shown = report if full else {k: v for k, v in report.items() if k != "plots"}
+    metrics = report.get("metrics", {})
+    return from_row(Evaluation, row, evaluation_id=row.id, metrics=metrics, report=shown)
 
 
 def record_evaluation(

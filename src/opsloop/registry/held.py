@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsloop.data.held import preview_write
 from opsloop.data.manifest import Manifest
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import NotFound
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.kernel.refs import LATEST, parse_ref
@@ -30,6 +31,7 @@ from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
 from opsloop.registry.evaluations import Evaluation
 from opsloop.registry.local import LocalRegistryBackend, register_version
+from opsloop.registry.schemas import PromotionRequest
 
 __all__ = ["HeldRegistryBackend"]
 
@@ -42,10 +44,6 @@ class _Overlay:
     versions: dict[tuple[str, int], tuple[ModelVersion, Manifest]] = field(default_factory=dict)
     aliases: dict[tuple[str, str], int | None] = field(default_factory=dict)
     last: dict[str, int] = field(default_factory=dict)
-
-
-class _Undo(Exception):
-    """Raised inside a write transaction to roll it back with its result."""
 
 
 class HeldRegistryBackend(HeldWrites, RegistryBackend):
@@ -95,17 +93,12 @@ class HeldRegistryBackend(HeldWrites, RegistryBackend):
     def _preview(self, name: str, body: ModelVersionCreate) -> tuple[ModelVersion, Manifest]:
         """The version registering would make, checked as the store checks it, rolled back."""
         inner = self._inner
-        if not isinstance(inner, LocalRegistryBackend):
-            raise InvalidInput(
-                "a reproduction holds model registrations only on the embedded store; this "
-                "client talks to a server: reproduce there (opsloop runs reproduce --on-server)"
-            )
-        try:
-            with inner.store.write() as session:
-                version = register_version(session, inner.blobs, name, body, current_user())
-                raise _Undo(version, versions.manifest_of(session, version.ref)[1])
-        except _Undo as undo:
-            return undo.args[0], undo.args[1]
+
+        def register(session: Any) -> tuple[ModelVersion, Manifest]:
+            version = register_version(session, inner.blobs, name, body, current_user())
+            return version, versions.manifest_of(session, version.ref)[1]
+
+        return preview_write(inner, LocalRegistryBackend, "model registrations", register)
 
     # -- writes, held -------------------------------------------------------------------------
     def register_version(self, name: str, body: ModelVersionCreate) -> ModelVersion:
@@ -141,15 +134,14 @@ class HeldRegistryBackend(HeldWrites, RegistryBackend):
         self._overlay(rehearsal).aliases[(name, alias)] = None
         rehearsal.hold("models.delete_alias", f"would delete {name}@{alias}")
 
-    def promote(
-        self, ref: str, alias: str, policy: dict[str, Any] | None, force: bool, reason: str | None
-    ) -> AliasEvent:
+    def promote(self, ref: str, request: PromotionRequest) -> AliasEvent:
         rehearsal = current_rehearsal()
         if rehearsal is None:
-            return self._inner.promote(ref, alias, policy, force, reason)
+            return self._inner.promote(ref, request)
+        alias = request.alias
         version = self.get_version(ref)
         current = self.get_model(version.name).aliases.get(alias)
-        how = "forced" if force else "through the gate"
+        how = "forced" if request.force else "through the gate"
         rehearsal.hold("models.promote", f"would promote {version.ref} to {alias} ({how})",
                        faithful=False)  # fmt: skip
         return AliasEvent(

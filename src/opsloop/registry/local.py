@@ -19,6 +19,7 @@ from opsloop.kernel.paging import Page
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
 from opsloop.registry.quick_reads import QUICK_PAGE_LIMIT, QuickReads
+from opsloop.registry.schemas import PromotionRequest
 from opsloop.store.on_need import StoresOnNeed
 
 if TYPE_CHECKING:  # promotion brings evaluation (NumPy, pandas): only promote needs it
@@ -231,26 +232,10 @@ class LocalRegistryBackend(StoresOnNeed[QuickReads], RegistryBackend):
         with self.store.read() as s:
             return evaluations.list_evaluations(s, ref)
 
-    def promote(
-        self,
-        ref: str,
-        alias: str,
-        policy: dict[str, Any] | None,
-        force: bool,
-        reason: str | None,
-    ) -> AliasEvent:
+    def promote(self, ref: str, request: PromotionRequest) -> AliasEvent:
         from opsloop.registry.promotion import promote
 
-        result = promote(
-            self.promotions,
-            ref,
-            alias,
-            created_by=current_user(),
-            policy=policy,
-            force=force,
-            reason=reason,
-        )
-        return result.event
+        return promote(self.promotions, ref, created_by=current_user(), **dict(request)).event
 
     def card(self, ref: str, markdown: bool) -> Any:
         from opsloop.registry import cards

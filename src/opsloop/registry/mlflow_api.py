@@ -25,6 +25,7 @@ from pydantic import Field
 from opsloop.errors import InvalidInput
 from opsloop.kernel.identity import current_user
 from opsloop.registry import aliases, mlflow_logged, mlflow_registry, models, versions
+from opsloop.registry.mlflow_filters import Search
 from opsloop.registry.mlflow_registry import model_json, parse_version, version_json
 from opsloop.tracking.mlflow_protocol import KeyValue, MlflowRequest, tag_dict
 from opsloop.web.deps import Blobs, ReadSession, WriteSession
@@ -55,9 +56,8 @@ class UpdateModel(ModelName):
     description: str | None = None
 
 
-class ModelTag(ModelName):
-    key: str
-    value: str = ""
+class ModelTag(ModelName, KeyValue):
+    """A model's name, and the tag's key and value."""
 
 
 class LatestVersions(ModelName):
@@ -89,9 +89,8 @@ class UpdateVersion(VersionRef):
     description: str | None = None
 
 
-class VersionTag(VersionRef):
-    key: str
-    value: str = ""
+class VersionTag(VersionRef, KeyValue):
+    """A version's model name and number, and the tag's key and value."""
 
 
 class TransitionStage(VersionRef):
@@ -198,7 +197,8 @@ def search_registered_models(
     order_by: list[str] = Query([]),
     page_token: str | None = Query(None),
 ) -> Json:
-    found, token = mlflow_registry.search_models(session, filter, order_by, max_results, page_token)
+    search = Search(filter, order_by, max_results, page_token)
+    found, token = mlflow_registry.search_models(session, search)
     return _paged("registered_models", [model_json(session, m) for m in found], token)
 
 
@@ -295,9 +295,8 @@ def search_model_versions(
     order_by: list[str] = Query([]),
     page_token: str | None = Query(None),
 ) -> Json:
-    found, token = mlflow_registry.search_versions(
-        session, filter, order_by, max_results, page_token
-    )
+    search = Search(filter, order_by, max_results, page_token)
+    found, token = mlflow_registry.search_versions(session, search)
     return _paged("model_versions", [version_json(v) for v in found], token)
 
 
@@ -351,9 +350,8 @@ def create_logged_model(body: CreateLoggedModel, session: WriteSession) -> Json:
 @router.post("/logged-models/search")
 def search_logged_models(body: SearchLoggedModels, session: ReadSession) -> Json:
     order = [f"{o.field_name} {'ASC' if o.ascending else 'DESC'}" for o in body.order_by or []]
-    found, token = mlflow_logged.search_logged_models(
-        session, body.experiment_ids, body.filter, order, body.max_results, body.page_token
-    )
+    search = Search(body.filter, order, body.max_results, body.page_token)
+    found, token = mlflow_logged.search_logged_models(session, body.experiment_ids, search)
     return _paged("models", [mlflow_logged.logged_model_json(m) for m in found], token)
 
 

@@ -4,7 +4,8 @@ MLflow's client sends ``filter_string``s such as ``name = 'churn'``, ``name LIKE
 ``tags.team = 'risk' AND run_id IN ('a', 'b')`` or ``version_number >= 3``: clauses joined by
 ``AND``, each ``KEY OP VALUE``. :func:`parse_filter` turns one into clauses, and
 :func:`matches` tests an entity's fields against them (the registry's searches are over models
-and versions a registry holds, a few thousand at most, so filtering the listing is enough).
+and versions a registry holds, a few thousand at most, so filtering the listing is enough);
+:func:`field_of` reads a key off an entity, and a :class:`Search` sorts and pages what matched.
 A key the search does not know, an operator outside MLflow's, or a malformed clause is
 ``InvalidInput`` naming it, so MLflow's client raises ``INVALID_PARAMETER_VALUE``.
 """
@@ -12,13 +13,16 @@ A key the search does not know, an operator outside MLflow's, or a malformed cla
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel.paging import decode_page_token, encode_page_token
 
-__all__ = ["Clause", "matches", "parse_filter", "sort_key"]
+__all__ = ["Clause", "Search", "field_of", "matches", "parse_filter", "sort_key"]
+
+T = TypeVar("T")
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -191,3 +195,44 @@ def sort_key(order_by: Sequence[str], known: Sequence[str]) -> list[tuple[str, b
             raise InvalidInput(f"cannot order by {field!r}; one of {sorted(known)}")
         out.append((field, direction == "DESC"))
     return out
+
+
+def field_of(key: str, attributes: Mapping[str, Any], **keyed: Mapping[str, str]) -> Any:
+    """The value a filter or ordering ``key`` names: ``tags.<k>`` (or another prefix given in
+    ``keyed``, such as ``params``) in that mapping, else the attribute; None when missing."""
+    prefix, dot, rest = key.partition(".")
+    if dot and prefix in keyed:
+        return keyed[prefix].get(rest)
+    return attributes.get(key)
+
+
+@dataclass(frozen=True)
+class Search:
+    """What one MLflow search asks for: its ``filter_string``, ``order_by`` entries and page."""
+
+    filter: str | None
+    order_by: Sequence[str]
+    max_results: int
+    page_token: str | None
+
+    def clauses(self, keys: Sequence[str]) -> list[Clause]:
+        """The filter's clauses over ``keys`` (:func:`parse_filter`)."""
+        return parse_filter(self.filter, keys)
+
+    def order(
+        self, known: Sequence[str], default: list[tuple[str, bool]]
+    ) -> list[tuple[str, bool]]:
+        """``order_by`` as ``(field, descending)`` pairs over ``known`` fields (:func:`sort_key`),
+        else ``default``."""
+        return sort_key(self.order_by, known) or default
+
+    def page(
+        self, items: list[T], order: Sequence[tuple[str, bool]], field: Callable[[T, str], Any]
+    ) -> tuple[list[T], str | None]:
+        """The page asked for of ``items`` sorted by ``order`` (the first pair the main key) on
+        ``field(item, key)``, and the next page's token (None: the last page)."""
+        for key, descending in reversed(order):
+            items.sort(key=lambda item, k=key: field(item, k), reverse=descending)
+        offset = decode_page_token(self.page_token)
+        end = offset + self.max_results
+        return items[offset:end], encode_page_token(end) if end < len(items) else None

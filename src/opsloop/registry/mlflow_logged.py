@@ -30,9 +30,8 @@ from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.kernel.identity import current_user
-from opsloop.kernel.paging import decode_page_token, encode_page_token
 from opsloop.kernel.timeutil import now_ms
-from opsloop.registry.mlflow_filters import matches, parse_filter, sort_key
+from opsloop.registry.mlflow_filters import Search, field_of, matches
 from opsloop.tracking import runs
 from opsloop.tracking.entities import RunStatus
 from opsloop.tracking.mlflow_protocol import artifact_uri, resolve_experiment_id
@@ -230,17 +229,12 @@ def log_outputs(session: Session, run_id: str, outputs: list[tuple[str, int]]) -
 
 
 def search_logged_models(
-    session: Session,
-    experiment_ids: list[str],
-    filter_string: str | None,
-    order_by: list[str],
-    max_results: int,
-    page_token: str | None,
+    session: Session, experiment_ids: list[str], search: Search
 ) -> tuple[list[LoggedModel], str | None]:
     """One page of the experiments' logged models that match MLflow's filter, newest first
     unless ``order_by`` (``"FIELD [ASC|DESC]"`` entries) says otherwise."""
-    clauses = parse_filter(filter_string, _FILTER_KEYS)
-    ordering = sort_key(order_by, _ORDER_KEYS) or [("creation_timestamp", True)]
+    clauses = search.clauses(_FILTER_KEYS)
+    ordering = search.order(_ORDER_KEYS, [("creation_timestamp", True)])
     ids = [resolve_experiment_id(session, e) for e in experiment_ids]
     rows = session.execute(
         select(RunTagRow.key, RunTagRow.run_id, RunTagRow.value, RunRow.experiment_id)
@@ -255,20 +249,11 @@ def search_logged_models(
         _from_row(r.key[len(RECORD_PREFIX) :], r.run_id, r.experiment_id, r.value) for r in rows
     ]
     found = [m for m in found if matches(clauses, lambda key, m=m: _field(m, key))]
-    for field, descending in reversed(ordering):
-        found.sort(key=lambda m, f=field: _field(m, f) or 0, reverse=descending)
-    offset = decode_page_token(page_token)
-    page = found[offset : offset + max_results]
-    more = offset + max_results < len(found)
-    return page, encode_page_token(offset + max_results) if more else None
+    return search.page(found, ordering, _sort_field)
 
 
 def _field(model: LoggedModel, key: str) -> Any:
-    if key.startswith("tags."):
-        return model.tags.get(key[5:])
-    if key.startswith("params."):
-        return model.params.get(key[7:])
-    return {
+    attributes = {
         "name": model.name,
         "model_id": model.model_id,
         "source_run_id": model.source_run_id,
@@ -276,7 +261,12 @@ def _field(model: LoggedModel, key: str) -> Any:
         "model_type": model.model_type,
         "creation_timestamp": model.created_at,
         "last_updated_timestamp": model.updated_at,
-    }.get(key)
+    }
+    return field_of(key, attributes, tags=model.tags, params=model.params)
+
+
+def _sort_field(model: LoggedModel, key: str) -> Any:
+    return _field(model, key) or 0  # a model without the field sorts as 0
 
 
 def logged_model_json(model: LoggedModel) -> dict[str, Any]:

@@ -27,10 +27,9 @@ from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.kernel.identity import current_user
-from opsloop.kernel.paging import decode_page_token, encode_page_token
 from opsloop.registry import aliases, mlflow_logged, models, versions
 from opsloop.registry.entities import ModelVersion, RegisteredModel
-from opsloop.registry.mlflow_filters import matches, parse_filter, sort_key
+from opsloop.registry.mlflow_filters import Search, field_of, matches
 from opsloop.registry.mlflow_package import mlflow_flavors, with_opsloop_meta
 from opsloop.store.blobs import BlobStore
 from opsloop.tracking.mlflow_protocol import ORIGIN_TAG, artifact_uri
@@ -277,49 +276,24 @@ def latest_versions(session: Session, name: str, stages: list[str]) -> list[Mode
     )
 
 
-def _page(
-    items: list[Any], max_results: int, page_token: str | None
-) -> tuple[list[Any], str | None]:
-    offset = decode_page_token(page_token)
-    end = offset + max_results
-    return items[offset:end], encode_page_token(end) if end < len(items) else None
-
-
-def _ordered(items: list[Any], order: list[tuple[str, bool]], field: Any) -> list[Any]:
-    for key, descending in reversed(order):
-        items.sort(key=lambda item, k=key: field(item, k), reverse=descending)
-    return items
-
-
 def _model_field(model: RegisteredModel, key: str) -> Any:
-    if key.startswith("tags."):
-        return model.tags.get(key[5:])
-    return {
-        "name": model.name,
-        "creation_timestamp": model.created_at,
-        "last_updated_timestamp": model.updated_at,
-        "timestamp": model.updated_at,
-    }.get(key)
+    attributes = {"name": model.name, "creation_timestamp": model.created_at}
+    updated = dict.fromkeys(("last_updated_timestamp", "timestamp"), model.updated_at)
+    return field_of(key, attributes | updated, tags=model.tags)
 
 
-def search_models(
-    session: Session,
-    filter_string: str | None,
-    order_by: list[str],
-    max_results: int,
-    page_token: str | None,
-) -> tuple[list[RegisteredModel], str | None]:
+def search_models(session: Session, search: Search) -> tuple[list[RegisteredModel], str | None]:
     """One page of the models MLflow's filter matches (``name = / LIKE / ILIKE``,
     ``tags.<key>``), by name unless ``order_by`` says otherwise."""
-    clauses = parse_filter(filter_string, _MODEL_FILTER)
-    order = sort_key(order_by, _MODEL_ORDER) or [("name", False)]
+    clauses = search.clauses(_MODEL_FILTER)
+    order = search.order(_MODEL_ORDER, [("name", False)])
     exact = next((c.value for c in clauses if c.key == "name" and c.op == "="), None)
     if exact is not None:
         found = [models.get_model(session, exact)] if _exists(session, exact) else []
     else:
         found = _all_models(session)
     found = [m for m in found if matches(clauses, lambda k, m=m: _model_field(m, k))]
-    return _page(_ordered(found, order, _model_field), max_results, page_token)
+    return search.page(found, order, _model_field)
 
 
 def _exists(session: Session, name: str) -> bool:
@@ -331,30 +305,22 @@ def _exists(session: Session, name: str) -> bool:
 
 
 def _version_field(version: ModelVersion, key: str) -> Any:
-    if key.startswith("tags."):
-        return version.tags.get(key[5:])
-    return {
+    attributes = {
         "name": version.name,
         "version_number": version.number,
         "run_id": version.run_id,
         "source_path": version.source,
         "model_id": version.tags.get(MODEL_ID_TAG),
-        "creation_timestamp": version.created_at,
-        "last_updated_timestamp": version.created_at,
-    }.get(key)
+    }
+    created = dict.fromkeys(("creation_timestamp", "last_updated_timestamp"), version.created_at)
+    return field_of(key, attributes | created, tags=version.tags)
 
 
-def search_versions(
-    session: Session,
-    filter_string: str | None,
-    order_by: list[str],
-    max_results: int,
-    page_token: str | None,
-) -> tuple[list[ModelVersion], str | None]:
+def search_versions(session: Session, search: Search) -> tuple[list[ModelVersion], str | None]:
     """One page of the versions MLflow's filter matches (``name``, ``version_number``,
     ``run_id``, ``source_path``, ``tags.<key>``), newest first unless ``order_by`` says."""
-    clauses = parse_filter(filter_string, _VERSION_FILTER)
-    order = sort_key(order_by, _VERSION_ORDER) or [("name", False), ("version_number", True)]
+    clauses = search.clauses(_VERSION_FILTER)
+    order = search.order(_VERSION_ORDER, [("name", False), ("version_number", True)])
     exact = next((c.value for c in clauses if c.key == "name" and c.op == "="), None)
     names = [exact] if exact is not None else [m.name for m in _all_models(session)]
     found = [
@@ -364,4 +330,4 @@ def search_versions(
         for v in all_versions(session, name)
         if matches(clauses, lambda k, v=v: _version_field(v, k))
     ]
-    return _page(_ordered(found, order, _version_field), max_results, page_token)
+    return search.page(found, order, _version_field)

@@ -22,7 +22,7 @@ from opsloop.kernel.paging import Page, decode_page_token, split_page
 from opsloop.kernel.refs import LATEST, check_name, parse_ref
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
-from opsloop.registry.entities import ModelVersion, RegisteredModel
+from opsloop.registry.entities import ModelVersion, RegisteredModel, version_from_row
 from opsloop.registry.tables import (
     ModelAliasRow,
     ModelVersionRow,
@@ -30,11 +30,12 @@ from opsloop.registry.tables import (
     RegisteredModelRow,
     RegisteredModelTagRow,
 )
-from opsloop.store.columns import tags_of
+from opsloop.store.columns import delete_tag_row, tags_of
 from opsloop.store.numbered import (
     Numbering,
     version_row,
 )
+from opsloop.store.rows import from_row
 from opsloop.tracking.validation import clean_tag, clean_tags
 
 __all__ = [
@@ -92,17 +93,10 @@ def _model_entity(session: Session, row: RegisteredModelRow) -> RegisteredModel:
             ModelVersionRow.model_id == row.id
         )
     ).one()
-    return RegisteredModel(
-        name=row.name,
-        description=row.description,
-        tags=tags,
-        aliases=aliases,
-        latest_version=latest,
-        gate_policy=json.loads(row.gate_policy) if row.gate_policy else None,
-        created_at=row.created_at,
-        updated_at=max(row.updated_at, newest or 0),  # a new version is an update
-        created_by=row.created_by,
-    )
+    policy = json.loads(row.gate_policy) if row.gate_policy else None
+    updated = max(row.updated_at, newest or 0)  # a new version is an update
+    given = {"tags": tags, "aliases": aliases, "latest_version": latest, "gate_policy": policy}
+    return from_row(RegisteredModel, row, updated_at=updated, **given)
 
 
 _MODELS = RegisteredModelRow.__table__
@@ -195,28 +189,7 @@ def version_entity(session: Session, row: Any, name: str) -> ModelVersion:
                 tags[key] = value
             else:
                 aliases.append(key)
-    meta = json.loads(row.package)
-    return ModelVersion(
-        name=name,
-        number=row.number,
-        version_id=row.id,
-        package_id=row.package_id,
-        flavor=row.flavor,
-        task=meta.get("task"),
-        signature=meta["signature"],
-        classes=meta.get("classes"),
-        requirements=meta.get("requirements", []),
-        source=row.source,
-        run_id=row.run_id,
-        description=row.description,
-        card=json.loads(row.card) if row.card else {},
-        tags=tags,
-        aliases=sorted(aliases),
-        file_count=row.file_count,
-        total_bytes=row.total_bytes,
-        created_at=row.created_at,
-        created_by=row.created_by,
-    )
+    return version_from_row(row, name, tags, aliases)
 
 
 # -- models ---------------------------------------------------------------------------------------
@@ -330,15 +303,8 @@ def set_model_tag(session: Session, name: str, key: str, value: Any) -> Register
 def delete_model_tag(session: Session, name: str, key: str) -> RegisteredModel:
     """Remove one tag of the model. ``NotFound`` when it has no such tag."""
     row = model_row(session, name)
-    tag = session.scalars(
-        select(RegisteredModelTagRow).where(
-            RegisteredModelTagRow.model_id == row.id, RegisteredModelTagRow.key == key
-        )
-    ).first()
-    if tag is None:
+    if not delete_tag_row(session, RegisteredModelTagRow.model_id, row.id, key):
         raise NotFound(f"model {name!r} has no tag {key!r}")
-    session.delete(tag)
-    session.flush()
     return _model_entity(session, row)
 
 

@@ -15,13 +15,15 @@ compares the two paths over a seeded store.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 from opsloop.errors import NotFound
 from opsloop.kernel.paging import Page, decode_page_token, split_page
 from opsloop.kernel.refs import LATEST, check_name, parse_ref
-from opsloop.registry.entities import AliasEvent, ModelVersion, RegisteredModel
+from opsloop.registry.entities import AliasEvent, ModelVersion, RegisteredModel, version_from_row
 from opsloop.store.quick_reads import QUICK_PAGE_LIMIT, QuickConnection
+from opsloop.store.rows import from_row
 from opsloop.store.sql import in_list
 
 __all__ = ["QUICK_PAGE_LIMIT", "QuickReads", "open_quick_reads"]
@@ -34,6 +36,12 @@ _VERSION = (  # every column but the manifest
     "run_id, description, card, created_at, created_by"
 )
 _EVENT = "alias, kind, from_number, to_number, moved, reason, verdict, created_at, created_by"
+
+
+def _named(columns: str, row: tuple[Any, ...]) -> SimpleNamespace:
+    """A row of ``SELECT {columns}`` with its values by column name, as an ORM row has them
+    (so the ORM path's conversions read it)."""
+    return SimpleNamespace(**dict(zip(columns.replace(" ", "").split(","), row, strict=True)))
 
 
 def open_quick_reads(database_url: str) -> QuickReads | None:
@@ -180,33 +188,10 @@ class QuickReads(QuickConnection):
             )
             for version_id, key, value in self.rows(query, params):
                 tags[version_id][key] = value
-        versions = []
-        for r in rows:
-            meta = json.loads(r[7])
-            versions.append(
-                ModelVersion(
-                    name=model[1],
-                    number=r[2],
-                    version_id=r[0],
-                    package_id=r[3],
-                    flavor=r[6],
-                    task=meta.get("task"),
-                    signature=meta["signature"],
-                    classes=meta.get("classes"),
-                    requirements=meta.get("requirements", []),
-                    source=r[8],
-                    run_id=r[9],
-                    description=r[10],
-                    card=json.loads(r[11]) if r[11] else {},
-                    tags=tags[r[0]],
-                    aliases=sorted(aliases.get(r[2], [])),
-                    file_count=r[4],
-                    total_bytes=r[5],
-                    created_at=r[12],
-                    created_by=r[13],
-                )
-            )
-        return versions
+        return [
+            version_from_row(_named(_VERSION, r), model[1], tags[r[0]], aliases.get(r[2], []))
+            for r in rows
+        ]
 
     # -- aliases ----------------------------------------------------------------------------
     def alias_history(self, name: str, alias: str | None) -> list[AliasEvent]:
@@ -220,17 +205,12 @@ class QuickReads(QuickConnection):
                 f"SELECT {_EVENT} FROM model_alias_events WHERE {where} ORDER BY id DESC", params
             )
         return [
-            AliasEvent(
+            from_row(
+                AliasEvent,
+                _named(_EVENT, r),
                 name=model[1],
-                alias=r[0],
-                kind=r[1],
-                from_number=r[2],
-                to_number=r[3],
                 moved=bool(r[4]),
-                reason=r[5],
                 verdict=json.loads(r[6]) if r[6] else None,
-                created_at=r[7],
-                created_by=r[8],
             )
             for r in rows
         ]

@@ -140,15 +140,8 @@ class RemoteRegistryBackend(RegistryBackend):
         raw = self.http.send("GET", routes.VERSION_EVALUATIONS.url(**_version(ref)))
         return _EVALUATIONS.validate_json(raw)
 
-    def promote(
-        self,
-        ref: str,
-        alias: str,
-        policy: dict[str, Any] | None,
-        force: bool,
-        reason: str | None,
-    ) -> AliasEvent:
-        body = PromotionRequest(alias=alias, policy=policy, force=force, reason=reason)
+    def promote(self, ref: str, request: PromotionRequest) -> AliasEvent:
+        body = PromotionRequest(**dict(request))  # built unchecked by the SDK: checked here
         raw = self.http.send("POST", routes.VERSION_PROMOTE.url(**_version(ref)), body)
         return AliasEvent.model_validate_json(raw)
 

@@ -20,6 +20,7 @@ from opsloop.kernel.paging import Page
 from opsloop.kernel.step_context import current_rehearsal
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
+from opsloop.registry.schemas import PromotionRequest
 from opsloop.registry.signature import Signature
 
 if TYPE_CHECKING:
@@ -100,7 +101,8 @@ class ModelsClient:
             step_run = current_step_run_id()  # registered inside a pipeline step (running)
             if step_run is not None:
                 tags.setdefault(STEP_RUN_TAG, step_run)
-        clean_tags = {k: str(v) for k, v in tags.items()} or None
+        text_tags = {k: str(v) for k, v in tags.items()} or None
+        about = {"description": description, "tags": text_tags, "card": card}  # the same either way
         body: ModelVersionCreate
         if model is not None or path is not None:
             if model is not None and path is not None:
@@ -114,22 +116,11 @@ class ModelsClient:
                 }
                 folder = self._package_folder(model, path, Path(tmp), flavor, options)
                 manifest = self._data.store_folder(folder)
-            body = ModelVersionCreate(
-                files=[(e.path, e.digest, e.size) for e in manifest.entries],
-                run_id=run_id,
-                source=str(path) if path is not None else f"python:{type(model).__name__}",
-                description=description,
-                tags=clean_tags,
-                card=card,
-            )
+            files = [(e.path, e.digest, e.size) for e in manifest.entries]
+            source = str(path) if path is not None else f"python:{type(model).__name__}"
+            body = ModelVersionCreate(files=files, run_id=run_id, source=source, **about)
         elif run_id is not None:
-            body = ModelVersionCreate(
-                run_id=run_id,
-                artifact_path=artifact_path,
-                description=description,
-                tags=clean_tags,
-                card=card,
-            )
+            body = ModelVersionCreate(run_id=run_id, artifact_path=artifact_path, **about)
         else:
             raise InvalidInput("pass a model, a path, or the run_id of a run that logged one")
         return self._backend.register_version(name, body)
@@ -327,7 +318,10 @@ class ModelsClient:
             from opsloop.evaluation.gates import load_policy
 
             mapping = load_policy(policy).to_mapping()  # a bad policy fails here, first
-        return self._backend.promote(ref, alias, mapping, force, reason)
+        request = PromotionRequest.model_construct(
+            alias=alias, policy=mapping, force=force, reason=reason
+        )
+        return self._backend.promote(ref, request)
 
     def card(self, ref: str, *, markdown: bool = False) -> Any:
         """The model card: facts the registry knows plus what people wrote."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
@@ -24,7 +25,7 @@ from opsloop.kernel.refs import check_name
 from opsloop.kernel.step_context import STEP_RUN_TAG
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
-from opsloop.registry.entities import ModelVersion
+from opsloop.registry.entities import ModelVersion, version_from_row
 from opsloop.registry.models import (
     _NOUN,
     MODEL_VERSION,
@@ -43,6 +44,7 @@ from opsloop.registry.tables import (
     RegisteredModelRow,
 )
 from opsloop.store.blobs import BlobStore
+from opsloop.store.columns import delete_tag_row
 from opsloop.store.numbered import (
     aliases_at,
     lineage_label,
@@ -240,27 +242,8 @@ def create_version(
         )
     if run_id is not None:
         graph.add_edge(session, (graph.RUN, run_id), (MODEL_VERSION, row["id"]), "output")
-    return ModelVersion(
-        name=name,
-        number=number,
-        version_id=row["id"],
-        package_id=manifest.version_id,
-        flavor=meta.flavor,
-        task=meta.task,
-        signature=meta.signature,
-        classes=meta.classes,
-        requirements=meta.requirements,
-        source=source,
-        run_id=run_id,
-        description=description,
-        card=card or {},
-        tags=checked_tags,
-        aliases=[],
-        file_count=len(manifest),
-        total_bytes=manifest.total_bytes,
-        created_at=now,
-        created_by=created_by,
-    )
+    # read back as the store reads it: what a later get_version returns, to the field
+    return version_from_row(SimpleNamespace(**row), name, checked_tags, [])
 
 
 def get_version(session: Session, ref: str) -> ModelVersion:
@@ -317,15 +300,8 @@ def set_version_tag(session: Session, ref: str, key: str, value: Any) -> ModelVe
 def delete_version_tag(session: Session, ref: str, key: str) -> ModelVersion:
     """Remove one tag of the version. ``NotFound`` when it has no such tag."""
     model, row = resolve_version_row(session, ref)
-    tag = session.scalars(
-        select(ModelVersionTagRow).where(
-            ModelVersionTagRow.version_pk == row.id, ModelVersionTagRow.key == key
-        )
-    ).first()
-    if tag is None:
+    if not delete_tag_row(session, ModelVersionTagRow.version_pk, row.id, key):
         raise NotFound(f"{model.name}@{row.number} has no tag {key!r}")
-    session.delete(tag)
-    session.flush()
     return version_entity(session, row, model.name)
 
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from opsloop.config import Settings
 from opsloop.errors import InvalidInput
 from opsloop.kernel import ambient
+from opsloop.kernel.ray_cluster import connect_ray
 from opsloop.serving.ports import DataSource, ModelSource
 
 __all__ = ["BatchLineage", "BatchResult", "default_chunk_rows", "predict_batch", "score_chunk"]
@@ -176,18 +177,7 @@ def _score_remote(settings: Any, model_ref: str, batch: Any, proba: bool) -> Any
 
 def _ray_cpus() -> int:
     """The CPUs of the Ray cluster (``RAY_ADDRESS``'s, else a local instance it starts)."""
-    import os
-
-    try:
-        import ray
-    except ImportError:
-        raise InvalidInput("executor='ray' needs Ray: pip install 'opsloop[ray]'") from None
-    if not ray.is_initialized():
-        ray.init(
-            address=os.environ.get("RAY_ADDRESS") or None,
-            include_dashboard=False,
-            log_to_driver=False,
-        )
+    ray = connect_ray("executor='ray'")
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 

@@ -8,7 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from opsloop.console.commands import JsonOption, command_group
-from opsloop.console.output import command_client, console, print_json, print_table, when
+from opsloop.console.output import (
+    command_client,
+    console,
+    print_json,
+    print_listing,
+    print_table,
+    when,
+)
 
 deployments_app = command_group(
     "Deployments of registered model versions and their traffic. Examples:\n\n"
@@ -66,16 +73,10 @@ def deploy(
 def list_deployments(json_: JsonOption = False) -> None:
     """Deployments with what each serves."""
     deployments = command_client().deployments.list()
-    if json_:
-        print_json(deployments)
-        return
-    print_table(
-        ["deployment", "model", "traffic", "status", "revision", "updated (UTC)"],
-        [
-            (d.name, d.model, d.policy.describe(), d.status, d.revision, when(d.updated_at))
-            for d in deployments
-        ],
-    )
+    header = ["deployment", "model", "traffic", "status", "revision", "updated (UTC)"]
+    rows = [(d.name, d.model, d.policy.describe(), d.status, d.revision, when(d.updated_at))
+            for d in deployments]  # fmt: skip
+    print_listing(deployments, header, rows, as_json=json_)
 
 
 @deployments_app.command("show")

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from opsloop.kernel.entities import Entity
+
 __all__ = ["Deployment", "DeploymentCreate", "DeploymentEvent", "Sticky", "TrafficPolicy"]
 
 Mode = Literal["single", "canary", "ab", "shadow"]
@@ -79,9 +81,7 @@ class DeploymentCreate(BaseModel):
     description: str | None = None
 
 
-class Deployment(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class Deployment(Entity):
     name: str
     model: str
     policy: TrafficPolicy
@@ -96,9 +96,7 @@ class Deployment(BaseModel):
         return f"{self.model}@{number}"
 
 
-class DeploymentEvent(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class DeploymentEvent(Entity):
     at: int
     actor: str
     action: str

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from opsloop.governance.masker import IngestMasking
+from opsloop.kernel.processes import pid_exists
 
 __all__ = ["PredictionLog"]
 
@@ -43,6 +44,8 @@ _LABEL_SCHEMA = pa.schema(
      ("label", pa.string())]
 )  # fmt: skip
 _KINDS = {"predictions": _PRED_SCHEMA, "labels": _LABEL_SCHEMA}
+_SQL_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE",
+              pa.bool_(): "BOOLEAN"}  # fmt: skip
 
 
 class _Journal:
@@ -183,27 +186,35 @@ class PredictionLog:
         last: int | None = None, first: int | None = None,
     ) -> Any:  # fmt: skip
         """Answered (non-shadow) requests of ``deployment`` with ``since_ms <= ts_ms <
-        until_ms``, oldest first, with labels joined: all of them, the newest ``last`` or the
-        oldest ``first``. DuckDB reads only the days' Parquet files the range touches."""
+        until_ms``, oldest first, with labels joined (a pandas DataFrame): all of them, the
+        newest ``last`` or the oldest ``first``. DuckDB reads only the days' Parquet files the
+        range touches."""
         import duckdb
 
         con = duckdb.connect()
-        stored = _PRED_SCHEMA.remove(_PRED_SCHEMA.get_field_index("deployment"))
-        folder = self.folder / "predictions" / f"deployment={deployment}"
-        first_day = _day(since_ms) if since_ms is not None else ""
-        # journals first, then files: a seal in between shows its rows twice (DISTINCT keeps
-        # one), never zero times, as listing the files first could
-        live = [r for r in self._journal_rows("predictions") if r.get("deployment") == deployment]
-        files = [str(p) for p in sorted(folder.glob("date=*/*.parquet"))
-                 if p.parent.name.removeprefix("date=") >= first_day]  # fmt: skip
-        con.register(
-            "live", pa.Table.from_pylist(live, schema=_PRED_SCHEMA).drop_columns(["deployment"])
+        return self._requests(con, deployment, since_ms, until_ms, last, first).df()
+
+    def request_table(
+        self, deployment: str, *, since_ms: int | None = None, until_ms: int | None = None,
+        last: int | None = None, first: int | None = None,
+    ) -> pa.Table:  # fmt: skip
+        """The rows ``requests`` gives, as an Arrow table: what a monitor check reads (neither
+        this nor DuckDB imports pandas for it)."""
+        import duckdb
+
+        con = duckdb.connect()
+        return self._requests(con, deployment, since_ms, until_ms, last, first).to_arrow_table()
+
+    def _requests(
+        self, con: Any, deployment: str, since_ms: int | None, until_ms: int | None,
+        last: int | None, first: int | None,
+    ) -> Any:  # fmt: skip
+        """The DuckDB relation of ``requests``."""
+        predictions, params = self._stored(
+            "predictions", deployment, _day(since_ms) if since_ms is not None else ""
         )
-        columns = ", ".join(f.name for f in stored)
-        sealed = _select_sealed(files, [f.name for f in stored])
-        con.register("labels", self._rows("labels", deployment))
+        labels, label_params = self._stored("labels", deployment)
         where = ["NOT shadow"]
-        params: list[Any] = []
         if since_ms is not None:
             where.append("ts_ms >= ?")
             params.append(since_ms)
@@ -215,20 +226,37 @@ class PredictionLog:
             order, limit = "DESC", f"LIMIT {int(last)}"
         elif first is not None:
             limit = f"LIMIT {int(first)}"
-        frame = con.execute(
+        return con.sql(
             f"""
             SELECT p.*, l.label FROM (
-                SELECT DISTINCT * FROM ({sealed}SELECT {columns} FROM live)
+                SELECT DISTINCT * FROM ({predictions})
                 WHERE {" AND ".join(where)} ORDER BY ts_ms {order}, request_id {order} {limit}
             ) p
             LEFT JOIN (
-                SELECT request_id, arg_max(label, ts_ms) AS label FROM labels GROUP BY request_id
+                SELECT request_id, arg_max(label, ts_ms) AS label FROM ({labels})
+                GROUP BY request_id
             ) l USING (request_id)
             ORDER BY p.ts_ms, p.request_id
             """,
-            params,
-        ).df()
-        return frame
+            params=[*params, *label_params],
+        )
+
+    def _stored(self, kind: str, deployment: str, first_day: str = "") -> tuple[str, list[Any]]:
+        """A ``SELECT`` of the deployment's rows of ``kind`` (its sealed Parquet files from
+        ``first_day`` on, then its live journal rows), and the parameters it takes: the live
+        rows go in as values (a registered Python table, or one built by pyarrow, imports
+        pandas)."""
+        schema = _KINDS[kind]
+        stored = schema.remove(schema.get_field_index("deployment"))
+        folder = self.folder / kind / f"deployment={deployment}"
+        # journals first, then files: a seal in between shows its rows twice (DISTINCT keeps
+        # one), never zero times, as listing the files first could
+        live = [r for r in self._journal_rows(kind) if r.get("deployment") == deployment]
+        files = [str(p) for p in sorted(folder.glob("date=*/*.parquet"))
+                 if p.parent.name.removeprefix("date=") >= first_day]  # fmt: skip
+        values = ", ".join(f"unnest(?::{_SQL_TYPES[f.type]}[]) AS {f.name}" for f in stored)
+        params = [[row.get(f.name) for row in live] for f in stored]
+        return f"{_select_sealed(files, stored.names)}SELECT {values}", params
 
     def window(self, deployment: str, version: int, since_ms: int) -> dict[str, Any]:
         """What a rollout analysis reads: the version's answered (non-shadow) requests since
@@ -275,14 +303,20 @@ class PredictionLog:
                 self.flush()
 
     def _recover(self) -> None:
-        """Seal what earlier processes left: journals of dead writers and unfinished seals."""
+        """Seal what earlier processes left: journals of dead writers and unfinished seals.
+        Several processes may open at once (workers, Ray Serve replicas): what another one
+        sealed first is skipped, and a live writer's seal is left to it."""
         for path in self.folder.glob("*-*.journal"):
             pid = int(path.name.split("-")[1])
-            if pid != os.getpid() and not _alive(pid):
-                sealed = path.with_suffix(".sealed")
-                os.replace(path, sealed)
+            if pid != os.getpid() and not pid_exists(pid):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(path, path.with_suffix(".sealed"))
         for sealed in self.folder.glob("*.sealed"):
-            self._to_parquet(sealed, sealed.name.split("-")[0])
+            pid = int(sealed.name.split("-")[1])
+            if pid != os.getpid() and pid_exists(pid):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                self._to_parquet(sealed, sealed.name.split("-")[0])
 
     def _to_parquet(self, sealed: Path, kind: str) -> None:
         schema = _KINDS[kind]
@@ -297,7 +331,7 @@ class PredictionLog:
             folder.mkdir(parents=True, exist_ok=True)
             table = pa.Table.from_pylist(group, schema=schema).drop_columns(["deployment"])
             final = folder / f"part-{sealed.stem}.parquet"  # one name per sealed file: idempotent
-            tmp = final.with_suffix(".tmp")
+            tmp = final.with_suffix(f".{os.getpid()}.tmp")  # a writer's own, if two convert
             pq.write_table(table, tmp)
             os.replace(tmp, final)
         sealed.unlink()
@@ -322,13 +356,3 @@ def _select_sealed(files: list[str], columns: list[str]) -> str:
 
 def _day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import TypeAdapter
-
 from opsloop.errors import InvalidInput
 from opsloop.kernel.transport import HttpTransport
 from opsloop.serving import routes
@@ -19,9 +17,6 @@ if TYPE_CHECKING:
     from opsloop.serving.predlog import PredictionLog
 
 __all__ = ["RemoteDeploymentBackend"]
-
-_LIST = TypeAdapter(list[Deployment])
-_EVENTS = TypeAdapter(list[DeploymentEvent])
 
 
 class RemoteDeploymentBackend(DeploymentBackend):
@@ -42,7 +37,7 @@ class RemoteDeploymentBackend(DeploymentBackend):
         return Deployment.model_validate(self.http.json("GET", routes.DEPLOYMENT.url(name=name)))
 
     def list(self) -> list[Deployment]:
-        return _LIST.validate_python(self.http.json("GET", routes.DEPLOYMENTS.url()))
+        return self.http.fetch(list[Deployment], "GET", routes.DEPLOYMENTS.url())
 
     def set_policy(
         self, name: str, policy: TrafficPolicy, expected_revision: int | None, reason: str | None
@@ -68,7 +63,7 @@ class RemoteDeploymentBackend(DeploymentBackend):
         self.http.request("DELETE", routes.DEPLOYMENT.url(name=name))
 
     def events(self, name: str) -> list[DeploymentEvent]:
-        return _EVENTS.validate_python(self.http.json("GET", routes.EVENTS.url(name=name)))
+        return self.http.fetch(list[DeploymentEvent], "GET", routes.EVENTS.url(name=name))
 
     def record_batch(self, model_ref: str, input_ref: str | None, output_ref: str) -> None:
         body = {"model": model_ref, "input": input_ref, "output": output_ref}

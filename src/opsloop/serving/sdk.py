@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from opsloop.config import Settings
 from opsloop.errors import InvalidInput, NotFound, validation_problems
+from opsloop.kernel.validation import validated
 from opsloop.serving.backend import DeploymentBackend
 from opsloop.serving.entities import (
     Deployment,
@@ -30,11 +31,7 @@ __all__ = ["DeploymentsClient"]
 
 def _policy(**fields: Any) -> TrafficPolicy:
     """A ``TrafficPolicy``, or ``InvalidInput`` saying which rule the request broke."""
-    try:
-        return TrafficPolicy(**fields)
-    except ValidationError as exc:
-        reasons = "; ".join(validation_problems(exc))
-        raise InvalidInput(f"invalid traffic policy: {reasons}") from None
+    return validated(TrafficPolicy, "invalid traffic policy", **fields)
 
 
 class DeploymentsClient:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, select
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, delete, select
 from sqlalchemy.orm import Mapped, MappedColumn, Session, mapped_column
 
 from opsloop.errors import NotFound
@@ -31,6 +31,7 @@ __all__ = [
     "Named",
     "TagColumns",
     "UpdatedAt",
+    "delete_tag_row",
     "named_row",
     "owner_key",
     "owner_ref",
@@ -107,6 +108,13 @@ def tags_of(session: Session, owner: Any, owner_id: str) -> dict[str, str]:
     ``RunTagRow.run_id``), as ``key → value``."""
     table = owner.class_
     return dict(session.execute(select(table.key, table.value).where(owner == owner_id)).all())
+
+
+def delete_tag_row(session: Session, owner: Any, owner_id: str, key: str) -> bool:
+    """Remove the tag ``key`` of ``owner_id`` (``owner`` as for :func:`tags_of`); False when
+    it was not set (the caller says what has no such tag)."""
+    table = owner.class_
+    return bool(session.execute(delete(table).where(owner == owner_id, table.key == key)).rowcount)
 
 
 class AliasColumns:

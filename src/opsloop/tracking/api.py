@@ -124,15 +124,7 @@ def create_run(body: RunCreate, session: WriteSession) -> Run:
 
 @router.post(routes.RUNS_SEARCH.template, tags=[_RUNS])
 def search_runs(body: SearchRuns, session: ReadSession) -> Page[Run]:
-    return search.search_runs(
-        session,
-        body.experiment_ids,
-        filter=body.filter,
-        order_by=body.order_by,
-        max_results=body.max_results,
-        page_token=body.page_token,
-        view=body.view,
-    )
+    return search.search_runs(session, **dict(body))
 
 
 @router.get(routes.RUN.template, tags=[_RUNS])
@@ -158,10 +150,7 @@ def restore_run(run_id: str, session: WriteSession) -> RunInfo:
 @router.post(routes.RUN_BATCH.template, tags=[_RUNS])
 def log_batch(run_id: str, body: LogBatch, session: WriteSession) -> LogBatchResult:
     """Log metrics (columnar, grouped by key), params and tags in one transaction."""
-    count = run_data.log_batch(
-        session, run_id, metrics=body.metrics, params=body.params, tags=body.tags
-    )
-    return LogBatchResult(metrics_logged=count)
+    return LogBatchResult(metrics_logged=run_data.log_batch(session, run_id, **dict(body)))
 
 
 @router.delete(routes.RUN_TAG.template, tags=[_RUNS])

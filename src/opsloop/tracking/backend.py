@@ -15,6 +15,11 @@ retrying may help) and, over HTTP, ``Unauthenticated`` or ``PermissionDenied``.
 Every method taking an existing run's ``run_id`` also accepts a unique prefix of at least six
 characters (what the CLI prints): a shorter one is ``InvalidInput``, one that several runs share
 is ``Conflict`` (``details`` name the candidates). Returned entities carry the full id.
+
+A batch of writes and a run search travel as their REST request bodies (``LogBatch``,
+``SearchRuns``): one object from the SDK down to the services, not the same six parameters
+in every layer. The SDK builds them unchecked (``model_construct``); each backend checks
+them as the server does.
 """
 
 from __future__ import annotations
@@ -28,11 +33,11 @@ from opsloop.tracking.entities import (
     Artifact,
     ArtifactSpec,
     Experiment,
-    MetricBatch,
     MetricHistory,
     Run,
     RunInfo,
 )
+from opsloop.tracking.schemas import LogBatch, SearchRuns
 
 if TYPE_CHECKING:
     from opsloop.store.blobs import BlobRemote
@@ -112,17 +117,11 @@ class TrackingBackend(ABC):
         """Mark the run deleted (out of listings and searches) or restore it. ``NotFound``."""
 
     @abstractmethod
-    def log_batch(
-        self,
-        run_id: str,
-        metrics: MetricBatch | None,
-        params: dict[str, Any] | None,
-        tags: dict[str, Any] | None,
-    ) -> int:
-        """Log metrics, params and tags in one transaction; the number of metric points
-        logged. Params and metrics need a RUNNING run, tags do not. ``NotFound``; ``Conflict``
-        when the run is finished or deleted or a param already holds another value;
-        ``InvalidInput`` for a malformed key, a non-finite metric or ragged columns."""
+    def log_batch(self, run_id: str, batch: LogBatch) -> int:
+        """Log the batch's metrics, params and tags in one transaction; the number of metric
+        points logged. Params and metrics need a RUNNING run, tags do not. ``NotFound``;
+        ``Conflict`` when the run is finished or deleted or a param already holds another
+        value; ``InvalidInput`` for a malformed key, a non-finite metric or ragged columns."""
 
     @abstractmethod
     def delete_tag(self, run_id: str, key: str) -> None:
@@ -136,18 +135,10 @@ class TrackingBackend(ABC):
         ``NotFound`` (run or metric); ``InvalidInput`` when ``max_points`` is below 4."""
 
     @abstractmethod
-    def search_runs(
-        self,
-        experiment_ids: list[str],
-        filter: str | None,
-        order_by: list[str] | None,
-        max_results: int,
-        page_token: str | None,
-        view: str,
-    ) -> Page[Run]:
-        """One page of the experiments' runs matching ``filter``, in ``order_by`` order.
-        ``InvalidInput`` for a bad filter, ordering, view, page size or page token, or no
-        experiment id."""
+    def search_runs(self, query: SearchRuns) -> Page[Run]:
+        """One page of the experiments' runs matching ``query.filter``, in ``query.order_by``
+        order. ``InvalidInput`` for a bad filter, ordering, view, page size or page token, or
+        no experiment id."""
 
     # -- artifacts ----------------------------------------------------------------------------
     # Blobs move through ``blobs`` (the store itself, or the server's blob API): the same three

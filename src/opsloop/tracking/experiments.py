@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, NotFound
 from opsloop.kernel.paging import Page, decode_page_token, split_page
 from opsloop.kernel.timeutil import now_ms
-from opsloop.store.columns import tags_of
+from opsloop.store.columns import delete_tag_row, tags_of
 from opsloop.store.database import dialect_insert
+from opsloop.store.rows import from_row
 from opsloop.tracking.entities import Experiment
 from opsloop.tracking.tables import ExperimentRow, ExperimentTagRow
 from opsloop.tracking.validation import (
@@ -45,15 +46,7 @@ DEFAULT_EXPERIMENT = "Default"
 
 def _to_entity(session: Session, row: ExperimentRow) -> Experiment:
     tags = tags_of(session, ExperimentTagRow.experiment_id, row.id)
-    return Experiment(
-        experiment_id=row.id,
-        name=row.name,
-        description=row.description,
-        lifecycle_stage=row.lifecycle_stage,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        tags=tags,
-    )
+    return from_row(Experiment, row, experiment_id=row.id, tags=tags)
 
 
 def _row(session: Session, experiment_id: str) -> ExperimentRow:
@@ -222,10 +215,5 @@ def set_experiment_tag(session: Session, experiment_id: str, key: str, value: st
 
 def delete_experiment_tag(session: Session, experiment_id: str, key: str) -> None:
     """Remove one experiment tag. Raises ``NotFound`` when it is not set."""
-    result = session.execute(
-        delete(ExperimentTagRow).where(
-            ExperimentTagRow.experiment_id == experiment_id, ExperimentTagRow.key == key
-        )
-    )
-    if result.rowcount == 0:
+    if not delete_tag_row(session, ExperimentTagRow.experiment_id, experiment_id, key):
         raise NotFound(f"experiment {experiment_id!r} has no tag {key!r}")

@@ -17,12 +17,12 @@ from opsloop.tracking.entities import (
     Artifact,
     ArtifactSpec,
     Experiment,
-    MetricBatch,
     MetricHistory,
     Run,
     RunInfo,
 )
 from opsloop.tracking.quick_reads import QUICK_PAGE_LIMIT, QuickReads
+from opsloop.tracking.schemas import LogBatch, SearchRuns
 
 __all__ = ["LocalTrackingBackend"]
 
@@ -120,17 +120,11 @@ class LocalTrackingBackend(StoresOnNeed[QuickReads], TrackingBackend):
         with self.store.write() as s:
             return (runs.delete_run if deleted else runs.restore_run)(s, run_id)
 
-    def log_batch(
-        self,
-        run_id: str,
-        metrics: MetricBatch | None,
-        params: dict[str, Any] | None,
-        tags: dict[str, Any] | None,
-    ) -> int:
+    def log_batch(self, run_id: str, batch: LogBatch) -> int:
         from opsloop.tracking import run_data
 
         with self.store.write() as s:
-            return run_data.log_batch(s, run_id, metrics=metrics, params=params, tags=tags)
+            return run_data.log_batch(s, run_id, **dict(batch))
 
     def delete_tag(self, run_id: str, key: str) -> None:
         from opsloop.tracking import run_data
@@ -146,30 +140,16 @@ class LocalTrackingBackend(StoresOnNeed[QuickReads], TrackingBackend):
         with self.store.read() as s:
             return run_data.get_metric_history(s, run_id, key, max_points)
 
-    def search_runs(
-        self,
-        experiment_ids: list[str],
-        filter: str | None,
-        order_by: list[str] | None,
-        max_results: int,
-        page_token: str | None,
-        view: str,
-    ) -> Page[Run]:
-        quick = self._quick if filter is None and not order_by else None
-        if quick is not None and 0 < max_results <= QUICK_PAGE_LIMIT:
-            return quick.search_runs(experiment_ids, max_results, page_token, view)
+    def search_runs(self, query: SearchRuns) -> Page[Run]:
+        quick = self._quick if query.filter is None and not query.order_by else None
+        if quick is not None and 0 < query.max_results <= QUICK_PAGE_LIMIT:
+            return quick.search_runs(
+                query.experiment_ids, query.max_results, query.page_token, query.view
+            )
         from opsloop.tracking import search
 
         with self.store.read() as s:
-            return search.search_runs(
-                s,
-                experiment_ids,
-                filter=filter,
-                order_by=order_by,
-                max_results=max_results,
-                page_token=page_token,
-                view=view,
-            )
+            return search.search_runs(s, **dict(query))
 
     def register_artifacts(self, run_id: str, specs: list[ArtifactSpec]) -> list[Artifact]:
         from opsloop.tracking import artifacts

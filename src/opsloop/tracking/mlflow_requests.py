@@ -46,9 +46,8 @@ class UpdateExperiment(ExperimentRef):
     new_name: str | None = None
 
 
-class ExperimentTag(ExperimentRef):
-    key: str
-    value: str = ""
+class ExperimentTag(ExperimentRef, KeyValue):
+    """An experiment's id, and the tag's key and value."""
 
 
 class SearchExperiments(MlflowRequest):
@@ -85,16 +84,8 @@ class UpdateRun(RunRef):
     run_name: str | None = None
 
 
-class RunKeyValue(RunRef):
-    key: str
-    value: str = ""
-
-
-class LogMetric(RunRef):
-    key: str
-    value: float
-    timestamp: Int64
-    step: Int64 = 0
+class RunKeyValue(RunRef, KeyValue):
+    """A run's id, and a param's or tag's key and value."""
 
 
 class Metric(MlflowRequest):
@@ -102,6 +93,10 @@ class Metric(MlflowRequest):
     value: float
     timestamp: Int64
     step: Int64 = 0
+
+
+class LogMetric(RunRef, Metric):
+    """A run's id, and one metric point."""
 
 
 class LogBatch(RunRef):

@@ -16,7 +16,6 @@ from opsloop.tracking.entities import (
     Artifact,
     ArtifactSpec,
     Experiment,
-    MetricBatch,
     MetricHistory,
     Run,
     RunInfo,
@@ -88,12 +87,9 @@ class RemoteTrackingBackend(TrackingBackend):
         )
 
     def set_experiment_lifecycle(self, experiment_id: str, deleted: bool) -> Experiment:
-        raw = (
-            self.http.send("DELETE", routes.EXPERIMENT.url(experiment_id=experiment_id))
-            if deleted
-            else self.http.send("POST", routes.EXPERIMENT_RESTORE.url(experiment_id=experiment_id))
-        )
-        return Experiment.model_validate_json(raw)
+        ids = {"experiment_id": experiment_id}
+        urls = routes.EXPERIMENT.url(**ids), routes.EXPERIMENT_RESTORE.url(**ids)
+        return Experiment.model_validate_json(self._set_lifecycle(deleted, *urls))
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         self.http.send(
@@ -119,21 +115,16 @@ class RemoteTrackingBackend(TrackingBackend):
         )
 
     def set_run_lifecycle(self, run_id: str, deleted: bool) -> RunInfo:
-        raw = (
-            self.http.send("DELETE", routes.RUN.url(run_id=run_id))
-            if deleted
-            else self.http.send("POST", routes.RUN_RESTORE.url(run_id=run_id))
-        )
-        return RunInfo.model_validate_json(raw)
+        urls = routes.RUN.url(run_id=run_id), routes.RUN_RESTORE.url(run_id=run_id)
+        return RunInfo.model_validate_json(self._set_lifecycle(deleted, *urls))
 
-    def log_batch(
-        self,
-        run_id: str,
-        metrics: MetricBatch | None,
-        params: dict[str, Any] | None,
-        tags: dict[str, Any] | None,
-    ) -> int:
-        body = LogBatch(metrics=metrics, params=params, tags=tags)
+    def _set_lifecycle(self, deleted: bool, url: str, restore_url: str) -> bytes:
+        """Delete the resource at ``url`` (out of listings) or restore it through
+        ``restore_url``: the answer's bytes, the resource as it now is."""
+        return self.http.send("DELETE", url) if deleted else self.http.send("POST", restore_url)
+
+    def log_batch(self, run_id: str, batch: LogBatch) -> int:
+        body = LogBatch(**dict(batch))  # built unchecked by the SDK: checked here
         raw = self.http.send("POST", routes.RUN_BATCH.url(run_id=run_id), body)
         return LogBatchResult.model_validate_json(raw).metrics_logged
 
@@ -149,24 +140,8 @@ class RemoteTrackingBackend(TrackingBackend):
         )
         return MetricHistory.model_validate_json(raw)
 
-    def search_runs(
-        self,
-        experiment_ids: list[str],
-        filter: str | None,
-        order_by: list[str] | None,
-        max_results: int,
-        page_token: str | None,
-        view: str,
-    ) -> Page[Run]:
-        body = _body(
-            SearchRuns,
-            experiment_ids=experiment_ids,
-            filter=filter,
-            order_by=order_by,
-            max_results=max_results,
-            page_token=page_token,
-            view=view,
-        )
+    def search_runs(self, query: SearchRuns) -> Page[Run]:
+        body = _body(SearchRuns, **dict(query))
         return Page[Run].model_validate_json(self.http.send("POST", routes.RUNS_SEARCH.url(), body))
 
     # -- artifacts ----------------------------------------------------------------------------

@@ -12,10 +12,11 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.store.columns import delete_tag_row
 from opsloop.store.database import dialect_insert
 from opsloop.store.sql import SessionSql
 from opsloop.tracking.entities import MetricBatch, MetricHistory
@@ -159,8 +160,5 @@ def list_metric_keys(session: Session, run_id: str) -> list[str]:
 def delete_tag(session: Session, run_id: str, key: str) -> None:
     """Remove one tag from a run. Raises ``NotFound`` when it is not set."""
     run_id = require_run(session, run_id).id
-    result = session.execute(
-        delete(RunTagRow).where(and_(RunTagRow.run_id == run_id, RunTagRow.key == key))
-    )
-    if result.rowcount == 0:
+    if not delete_tag_row(session, RunTagRow.run_id, run_id, key):
         raise NotFound(f"run {run_id} has no tag {key!r}")

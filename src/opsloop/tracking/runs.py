@@ -17,6 +17,7 @@ from opsloop.errors import Conflict, InvalidInput, NotFound
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.timeutil import now_ms
 from opsloop.store.ids import resolve_id
+from opsloop.store.rows import from_row
 from opsloop.tracking.entities import Run, RunData, RunInfo, RunStatus
 from opsloop.tracking.experiments import require_active_experiment
 from opsloop.tracking.names import random_run_name
@@ -211,18 +212,7 @@ def get_runs(session: Session, rows: Sequence[Any]) -> list[Run]:
 
 
 def _info(row: Any) -> RunInfo:
-    return RunInfo(
-        run_id=row.id,
-        experiment_id=row.experiment_id,
-        run_name=row.name,
-        status=RunStatus(row.status),
-        start_time=row.start_time,
-        end_time=row.end_time,
-        parent_run_id=row.parent_run_id,
-        user_id=row.user_id,
-        notes=row.notes,
-        lifecycle_stage=row.lifecycle_stage,
-    )
+    return from_row(RunInfo, row, run_id=row.id, run_name=row.name, status=RunStatus(row.status))
 
 
 def run_lineage_label(session: Session, run_id: str) -> dict[str, Any]:

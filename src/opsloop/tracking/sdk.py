@@ -33,6 +33,7 @@ from opsloop.tracking.entities import (
 )
 from opsloop.tracking.journal import journal_dir
 from opsloop.tracking.run_artifacts import RunArtifacts
+from opsloop.tracking.schemas import LogBatch, SearchRuns
 from opsloop.tracking.validation import check_key, check_metric_value
 
 __all__ = ["TrackingClient"]
@@ -57,7 +58,9 @@ class TrackingClient(RunArtifacts):
         self._tracking = backend
         target = settings and (settings.server_url or settings.database_url)
         self._metrics = MetricBuffer(
-            lambda run_id, batch: backend.log_batch(run_id, batch, None, None),
+            lambda run_id, metrics: backend.log_batch(
+                run_id, LogBatch.model_construct(metrics=metrics)
+            ),
             journal_dir=journal_dir(settings.home, target) if settings and target else None,
         )
         self._validated_keys: set[str] = set()
@@ -172,16 +175,16 @@ class TrackingClient(RunArtifacts):
     # -- params, tags, metrics ----------------------------------------------------------------
     def log_param(self, run_id: str, key: str, value: Any) -> None:
         """Log one param (written at once). Raises ``Conflict`` if it has another value."""
-        self._tracking.log_batch(run_id, None, {key: value}, None)
+        self._tracking.log_batch(run_id, LogBatch.model_construct(params={key: value}))
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        self._tracking.log_batch(run_id, None, dict(params), None)
+        self._tracking.log_batch(run_id, LogBatch.model_construct(params=dict(params)))
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
-        self._tracking.log_batch(run_id, None, None, {key: value})
+        self._tracking.log_batch(run_id, LogBatch.model_construct(tags={key: value}))
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        self._tracking.log_batch(run_id, None, None, dict(tags))
+        self._tracking.log_batch(run_id, LogBatch.model_construct(tags=dict(tags)))
 
     def delete_tag(self, run_id: str, key: str) -> None:
         self._tracking.delete_tag(run_id, key)
@@ -241,10 +244,12 @@ class TrackingClient(RunArtifacts):
         ``metrics`` is either ``(key, value, step, timestamp)`` tuples or a mapping of key to
         ``{"values": [...], "steps": [...], "timestamps": [...]}`` columns.
         """
-        batch = _to_batch(metrics) if metrics is not None else None
-        return self._tracking.log_batch(
-            run_id, batch, dict(params) if params else None, dict(tags) if tags else None
+        batch = LogBatch.model_construct(
+            metrics=_to_batch(metrics) if metrics is not None else None,
+            params=dict(params) if params else None,
+            tags=dict(tags) if tags else None,
         )
+        return self._tracking.log_batch(run_id, batch)
 
     def flush(self, run_id: str | None = None) -> None:
         """Write every queued metric point now; raise any error a background write met."""
@@ -293,7 +298,11 @@ class TrackingClient(RunArtifacts):
         else:
             names = [experiments] if isinstance(experiments, str) else list(experiments)
             ids = [self.resolve_experiment(n).experiment_id for n in names]
-        return self._tracking.search_runs(ids, filter, order_by, max_results, page_token, view)
+        query = SearchRuns.model_construct(
+            experiment_ids=ids, filter=filter, order_by=order_by, max_results=max_results,
+            page_token=page_token, view=view,
+        )  # fmt: skip
+        return self._tracking.search_runs(query)
 
     def close(self) -> None:
         """Flush queued metrics and release connections."""

@@ -195,15 +195,24 @@ def _keys_used(session: Session, table: Any, run_matches: ColumnElement[bool]) -
 
 def experiment_activity(
     session: Session, experiment_ids: list[str]
-) -> dict[str, tuple[int, int | None]]:
-    """Per experiment: how many active runs it has and when the newest one started."""
+) -> dict[str, tuple[int, int | None, dict[str, int]]]:
+    """Per experiment: how many active runs it has, when the newest one started, and how many
+    runs are in each status (``{"FINISHED": 9, "RUNNING": 1}``)."""
     rows = session.execute(
-        select(RunRow.experiment_id, func.count(), func.max(RunRow.start_time))
+        select(RunRow.experiment_id, RunRow.status, func.count(), func.max(RunRow.start_time))
         .where(RunRow.experiment_id.in_(experiment_ids), RunRow.lifecycle_stage == "active")
-        .group_by(RunRow.experiment_id)
+        .group_by(RunRow.experiment_id, RunRow.status)
     )
-    found = {experiment_id: (int(count), latest) for experiment_id, count, latest in rows}
-    return {e: found.get(e, (0, None)) for e in experiment_ids}
+    found: dict[str, tuple[int, int | None, dict[str, int]]] = {
+        e: (0, None, {}) for e in experiment_ids
+    }
+    for experiment_id, status, count, latest in rows:
+        total, newest, by_status = found[experiment_id]
+        by_status[status] = int(count)
+        if latest is not None and (newest is None or latest > newest):
+            newest = latest
+        found[experiment_id] = (total + int(count), newest, by_status)
+    return found
 
 
 def find_runs(session: Session, text: str, limit: int = 20) -> list[Run]:

@@ -2,15 +2,16 @@
 
 Pages are rendered on the server from the same services the REST API calls; the charts on the
 run and compare pages fetch metric histories from ``/api`` (thinned to ``CHART_POINTS``) and
-draw them in the browser. Every URL is a deep link: the runs table keeps its filter, order and
-page in the query string.
+draw them in the browser. Every URL is a deep link: the runs table keeps its filter, order,
+page and flat/nested view in the query string (its parts are in :mod:`views_table`). Edits made
+on a page (a run's name, description and tags) are sent by the browser to the REST API, so
+the role check and the audit log apply to them as to any other client.
 """
 
 from __future__ import annotations
 
 from pathlib import PurePosixPath
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -19,20 +20,24 @@ from starlette.background import BackgroundTask
 
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.kernel.paging import decode_page_token, encode_page_token
+from opsloop.kernel.timeutil import now_ms
 from opsloop.store.local_blobs import LocalBlobStore
 from opsloop.tracking import artifacts, experiments, runs, search
+from opsloop.tracking import views_table as table
 from opsloop.tracking.entities import Experiment, Run
 from opsloop.tracking.previews import IMAGE_TYPES, preview_artifact, preview_kind
-from opsloop.web.deps import Blobs, ReadSession
+from opsloop.tracking.views_table import DEFAULT_PAGE_SIZE, REPRO_PREFIX
+from opsloop.web.deps import AppState, Blobs, ReadSession, State
 from opsloop.web.shell import SearchHit, UiDomain, security_headers
 
 __all__ = ["UI", "router"]
 
 PAGE_SIZES = (25, 50, 100, 250)
-DEFAULT_PAGE_SIZE = 50  # about two screens: the table renders in the time of one round trip
 CHART_POINTS = 1500
 MAX_COMPARED = 10
-_REPRO_PREFIX = "opsloop."
+MAX_INLINE_IMAGES = 24  # figures shown with the charts; the artifacts list has them all
+_TOP_LEVEL = "attributes.parent_run_id IS NULL"
+_NOTE_TAG = "mlflow.note.content"  # where MLflow keeps a run's description
 
 router = APIRouter(include_in_schema=False)  # pages, not API: errors render as HTML
 
@@ -72,52 +77,73 @@ def runs_page(
     order: Annotated[str, Query(max_length=600)] = "",
     page: str | None = None,
     size: int = DEFAULT_PAGE_SIZE,
+    flat: bool = False,
 ) -> Response:
-    """The runs table: one column per param and metric, filtered, sorted and paged."""
+    """The runs table: one column per param, metric and tag, filtered, sorted and paged.
+
+    Without a filter, nested runs sit under their parent and the pages count top-level runs;
+    a filter (or ``flat=1``) lists every matching run on its own row, since a child may match
+    where its parent does not.
+    """
     if size not in PAGE_SIZES:
         raise InvalidInput(f"size must be one of {list(PAGE_SIZES)}, got {size}")
     experiment = experiments.get_experiment(session, experiment_id)
     ids = [experiment_id]
-    context: dict[str, Any] = {
-        "experiment": experiment,
-        "filter": filter,
-        "order": order,
-        "keys": search.column_keys(session, ids),
-        "runs": [],
-        "total": 0,
-        "offset": 0,
-        "filter_error": None,
-        "field": _field,
-        "size": size,
-        "page_sizes": PAGE_SIZES,
-        "sort_url": lambda key: _sort_url(experiment_id, filter, key, order, size),
-        "sort_state": lambda key: _sort_state(order, key),
-    }
-    try:
-        found = search.search_runs(
-            session,
-            ids,
-            filter=filter or None,
-            order_by=[order] if order else None,
-            max_results=size,
-            page_token=page,
-        )
-        total = search.count_runs(session, ids, filter=filter or None)
-    except InvalidInput as error:
-        context["filter_error"] = error.message
-        return UI.subpage(request, "runs.html", experiment.name, status_code=400, **context)
-    offset = decode_page_token(page)
+    nested = not filter and not flat
     base = {
         "filter": filter,
         "order": order,
         "size": str(size) if size != DEFAULT_PAGE_SIZE else "",
+        "flat": "1" if flat else "",
     }
+    context: dict[str, Any] = {
+        "experiment": experiment,
+        "filter": filter,
+        "order": order,
+        "flat": flat,
+        "nested": nested,
+        "groups": table.column_groups(search.column_keys(session, ids)),
+        "rows": [],
+        "total": 0,
+        "offset": 0,
+        "filter_error": None,
+        "field": table.field,
+        "ago": table.ago,
+        "full_time": table.full_time,
+        "now": now_ms(),
+        "size": size,
+        "page_sizes": PAGE_SIZES,
+        "sort_url": lambda key: table.sort_url(experiment_id, base, key, order),
+        "flat_url": table.table_url(experiment_id, {**base, "flat": "" if flat else "1"}),
+        "sort_state": lambda key: table.sort_state(order, key),
+    }
+    shown = filter or (_TOP_LEVEL if nested else None)
+    try:
+        found = search.search_runs(
+            session,
+            ids,
+            filter=shown,
+            order_by=[order] if order else None,
+            max_results=size,
+            page_token=page,
+        )
+        total = search.count_runs(session, ids, filter=shown)
+    except InvalidInput as error:
+        context["filter_error"] = error.message
+        return UI.subpage(request, "runs.html", experiment.name, status_code=400, **context)
+    offset = decode_page_token(page)
+    rows = (
+        table.nest(session, experiment_id, found.items, order)
+        if nested
+        else [table.TableRow(run) for run in found.items]
+    )
     context.update(
-        runs=found.items,
+        rows=rows,
+        shown=len(found.items),
         total=total,
         offset=offset,
-        next_url=_runs_url(experiment_id, base, found.next_page_token),
-        prev_url=_runs_url(
+        next_url=table.runs_url(experiment_id, base, found.next_page_token),
+        prev_url=table.runs_url(
             experiment_id, base, encode_page_token(max(0, offset - size)) if offset else None
         ),
     )
@@ -125,7 +151,7 @@ def runs_page(
 
 
 @router.get("/runs/{run_id}")
-def run_page(request: Request, run_id: str, session: ReadSession) -> Response:
+def run_page(request: Request, run_id: str, session: ReadSession, state: State) -> Response:
     run = _get_run(session, run_id)
     experiment = experiments.get_experiment(session, run.info.experiment_id)
     children = search.search_runs(
@@ -136,10 +162,13 @@ def run_page(request: Request, run_id: str, session: ReadSession) -> Response:
         max_results=500,
     ).items
     parent = runs.get_run(session, run.info.parent_run_id) if run.info.parent_run_id else None
-    user_tags = {k: v for k, v in run.data.tags.items() if not k.startswith(_REPRO_PREFIX)}
-    repro = {
-        k[len(_REPRO_PREFIX) :]: v for k, v in run.data.tags.items() if k.startswith(_REPRO_PREFIX)
+    user_tags = {
+        k: v for k, v in run.data.tags.items() if not k.startswith(REPRO_PREFIX) and k != _NOTE_TAG
     }
+    repro = {
+        k[len(REPRO_PREFIX) :]: v for k, v in run.data.tags.items() if k.startswith(REPRO_PREFIX)
+    }
+    listed = artifacts.list_artifacts(session, run_id)
     return UI.subpage(
         request,
         "run.html",
@@ -151,8 +180,12 @@ def run_page(request: Request, run_id: str, session: ReadSession) -> Response:
         children=children,
         user_tags=user_tags,
         repro=repro,
-        artifacts=artifacts.list_artifacts(session, run_id),
+        artifacts=listed,
+        images=[a for a in listed if preview_kind(a.path) == "image"][:MAX_INLINE_IMAGES],
         preview_kind=preview_kind,
+        description=run.data.tags.get(_NOTE_TAG, run.info.notes or ""),
+        note_tag=_NOTE_TAG,
+        versions=_registered_versions(state, session, run_id),
         page_data={
             "runId": run_id,
             "status": run.info.status.value,
@@ -238,6 +271,16 @@ def compare_page(
     )
 
 
+def _registered_versions(state: AppState, session: Session, run_id: str) -> list[dict[str, Any]]:
+    """The model versions registered from the run: its lineage's downstream model versions
+    (registration records a ``run -> model_version`` edge). The catalog is handed in by the
+    app, since the registry sits above tracking."""
+    if state.lineage is None:
+        return []
+    downstream = state.lineage.lineage(session, "run", run_id)["downstream"]
+    return [n for n in downstream if n["type"] == "model_version" and n.get("ref")]
+
+
 def _diff_rows(
     compared: list[Run], param_keys: list[str], metric_keys: list[str]
 ) -> list[tuple[str, list[Any], bool, bool]]:
@@ -276,36 +319,3 @@ def _run_trail(experiment: Experiment, parent: Run | None) -> list[tuple[str, st
     if parent is not None:
         trail.append((parent.info.run_name, f"/runs/{parent.info.run_id}"))
     return trail
-
-
-def _runs_url(experiment_id: str, base: dict[str, str], page: str | None) -> str | None:
-    if page is None:
-        return None
-    query = {k: v for k, v in base.items() if v}
-    query["page"] = page
-    return f"/experiments/{experiment_id}?{urlencode(query)}"
-
-
-def _field(entity: str, key: str) -> str:
-    """``metrics.`val loss``` as the filter language spells a key (quoted, whatever it holds)."""
-    quote = '"' if "`" in key else "`"
-    return f"{entity}.{quote}{key}{quote}"
-
-
-def _sort_state(order: str, key: str) -> str:
-    """``desc``/``asc`` when the table is sorted by ``key``, else empty."""
-    field, _, direction = order.strip().rpartition(" ")
-    if field != key:
-        return ""
-    return "asc" if direction.upper() == "ASC" else "desc"
-
-
-def _sort_url(experiment_id: str, filter: str, key: str, order: str, size: int) -> str:
-    """Clicking a header sorts by it, descending first; a second click flips to ascending."""
-    direction = "ASC" if _sort_state(order, key) == "desc" else "DESC"
-    query = {"order": f"{key} {direction}"}
-    if filter:
-        query["filter"] = filter
-    if size != DEFAULT_PAGE_SIZE:
-        query["size"] = str(size)
-    return f"/experiments/{experiment_id}?{urlencode(query)}"

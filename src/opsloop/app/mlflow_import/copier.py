@@ -27,6 +27,7 @@ from opsloop.app.mlflow_import.source import (
 )
 from opsloop.errors import InvalidInput, NotFound, OpsloopError
 from opsloop.tracking.entities import Run
+from opsloop.tracking.schemas import SearchRuns
 from opsloop.tracking.validation import check_key
 
 __all__ = ["Progress", "open_reader", "run_import"]
@@ -199,7 +200,8 @@ def _runs_there(client: Any, experiment_id: str) -> dict[str, Run]:
     found: dict[str, Run] = {}
     token = None
     while True:
-        page = client.tracking_backend.search_runs([experiment_id], None, None, 1000, token, "all")
+        query = SearchRuns(experiment_ids=[experiment_id], page_token=token, view="all")
+        page = client.tracking_backend.search_runs(query)
         found.update((r.info.run_id, r) for r in page.items)
         if not (token := page.next_page_token):
             return found

@@ -9,7 +9,6 @@ aliases, ``tags/``, ``version-N/``). A file that cannot be read is skipped with 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -17,6 +16,7 @@ from urllib.parse import unquote, urlparse
 import yaml
 
 from opsloop.app.mlflow_import.source import (
+    RUN_ID,
     MetricPoints,
     RunContent,
     Skipped,
@@ -30,7 +30,6 @@ from opsloop.errors import InvalidInput
 
 __all__ = ["FileReader", "local_path"]
 
-_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 # MLflow's RunStatus enum, as the file store writes it
 _STATUSES = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
 
@@ -119,7 +118,7 @@ class FileReader:
         if meta is None:
             return None
         run_id = str(meta.get("run_id") or meta.get("run_uuid") or "")
-        if not _RUN_ID.match(run_id):
+        if not RUN_ID.match(run_id):
             self.skipped.append(Skipped("run", run_dir.name, "its id is not 32 hex digits"))
             return None
         if not isinstance(meta.get("start_time"), int):

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from typing import Any
 
 import httpx
 
 from opsloop.app.mlflow_import.source import (
+    RUN_ID,
     MetricPoints,
     RunContent,
     Skipped,
@@ -31,7 +31,6 @@ from opsloop.errors import InvalidInput
 
 __all__ = ["HttpReader"]
 
-_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _PAGE = 1000
 
 
@@ -102,7 +101,7 @@ class HttpReader:
         for found in self._pages("POST", "runs/search", "runs", body):
             info = found.get("info", {})
             run_id = str(info.get("run_id", ""))
-            if not _RUN_ID.match(run_id) or info.get("start_time") is None:
+            if not RUN_ID.match(run_id) or info.get("start_time") is None:
                 self.skipped.append(Skipped("run", run_id or "?", "no 32-hex id or start time"))
                 continue
             self._runs[run_id] = found

@@ -24,6 +24,7 @@ from opsloop.kernel.timeutil import now_ms
 from opsloop.store.blobs import hash_file
 from opsloop.tracking.entities import ArtifactSpec, MetricBatch, MetricSeries, Run, RunStatus
 from opsloop.tracking.run_artifacts import walk_files
+from opsloop.tracking.schemas import LogBatch
 from opsloop.tracking.validation import (
     MAX_PARAM_VALUE_LENGTH,
     MAX_TAG_VALUE_LENGTH,
@@ -124,9 +125,10 @@ class RunCopier:
         batches = self._metric_batches(run.run_id, content, existing)
         atomic = self.writes is not self.backend  # one transaction: the mark can go first
         marked = {**tags, COMPLETE_TAG: str(now_ms())} if atomic else tags
-        self.writes.log_batch(run.run_id, batches[0] if batches else None, params, marked)
+        first = batches[0] if batches else None
+        self.writes.log_batch(run.run_id, LogBatch(metrics=first, params=params, tags=marked))
         for batch in batches[1:]:
-            self.writes.log_batch(run.run_id, batch, None, None)
+            self.writes.log_batch(run.run_id, LogBatch(metrics=batch))
         self.report.copied["params"] += len(params)
         self.report.copied["tags"] += len(tags)
         self.report.copied["datasets"] += len(content.datasets)
@@ -140,35 +142,28 @@ class RunCopier:
         if run.lifecycle_stage == "deleted":
             self.writes.set_run_lifecycle(run.run_id, deleted=True)
         if not atomic:
-            self.writes.log_batch(run.run_id, None, None, {COMPLETE_TAG: str(now_ms())})
+            self.writes.log_batch(run.run_id, LogBatch(tags={COMPLETE_TAG: str(now_ms())}))
 
     def _params(self, run_id: str, params: dict[str, str], there: dict[str, str]) -> dict[str, str]:
-        out = {}
-        for key, value in params.items():
-            if there.get(key) == value:
-                continue
-            reason = _bad_key(key) or (
-                f"value longer than {MAX_PARAM_VALUE_LENGTH} characters"
-                if len(value) > MAX_PARAM_VALUE_LENGTH else None)  # fmt: skip
-            if reason:
-                self.report.skipped.append(Skipped("param", f"{run_id}/{key}", reason))
-            else:
-                out[key] = value
-        return out
+        new = {key: value for key, value in params.items() if there.get(key) != value}
+        return self._writable("param", run_id, new, MAX_PARAM_VALUE_LENGTH)
 
     def _tags(self, run_id: str, content: RunContent) -> dict[str, str]:
-        tags = dict(content.tags)
+        tags = {key: value for key, value in content.tags.items() if key not in _BOOKKEEPING}
         if content.datasets:
             tags[INPUTS_TAG] = _inputs_tag(content)
+        return self._writable("tag", run_id, tags, MAX_TAG_VALUE_LENGTH)
+
+    def _writable(
+        self, kind: str, run_id: str, pairs: dict[str, str], limit: int
+    ) -> dict[str, str]:
+        """The ``pairs`` opsloop can store; each other one is reported skipped, with why."""
         out = {}
-        for key, value in tags.items():
-            if key in _BOOKKEEPING:
-                continue
-            reason = _bad_key(key) or (
-                f"value longer than {MAX_TAG_VALUE_LENGTH} characters"
-                if len(value) > MAX_TAG_VALUE_LENGTH else None)  # fmt: skip
+        for key, value in pairs.items():
+            too_long = f"value longer than {limit} characters" if len(value) > limit else None
+            reason = _bad_key(key) or too_long
             if reason:
-                self.report.skipped.append(Skipped("tag", f"{run_id}/{key}", reason))
+                self.report.skipped.append(Skipped(kind, f"{run_id}/{key}", reason))
             else:
                 out[key] = value
         return out

@@ -6,11 +6,13 @@ an import of a half-written store brings what it can and reports the rest.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
+    "RUN_ID",
     "MetricPoints",
     "RunContent",
     "Skipped",
@@ -22,6 +24,8 @@ __all__ = [
     "SourceVersion",
     "without_password",
 ]
+
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")  # an MLflow run id: what a reader takes for one
 
 
 @dataclass(frozen=True)

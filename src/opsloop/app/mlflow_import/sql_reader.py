@@ -10,7 +10,6 @@ and recorded with its reason.
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from opsloop.app.mlflow_import.source import (
+    RUN_ID,
     MetricPoints,
     RunContent,
     Skipped,
@@ -45,7 +45,6 @@ _OPTIONAL = (
     "logged_models",
 )
 _CHUNK = 500
-_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 class SqlReader:
@@ -107,7 +106,7 @@ class SqlReader:
         runs = []
         for row in self._rows(query):
             run_id = str(row.run_uuid or "")
-            if not _RUN_ID.match(run_id):
+            if not RUN_ID.match(run_id):
                 self.skipped.append(Skipped("run", run_id or "?", "its id is not 32 hex digits"))
                 continue
             if row.start_time is None:

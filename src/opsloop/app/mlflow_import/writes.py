@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from opsloop.tracking.entities import Artifact, ArtifactSpec, MetricBatch, Run, RunInfo
+from opsloop.tracking.entities import Artifact, ArtifactSpec, Run, RunInfo
+from opsloop.tracking.schemas import LogBatch
 
 __all__ = ["SessionWrites", "local_store", "session_writes"]
 
@@ -31,16 +32,10 @@ class SessionWrites:
 
         return runs.create_run(self.session, experiment_id, **fields)
 
-    def log_batch(
-        self,
-        run_id: str,
-        metrics: MetricBatch | None,
-        params: dict[str, Any] | None,
-        tags: dict[str, Any] | None,
-    ) -> int:
+    def log_batch(self, run_id: str, batch: LogBatch) -> int:
         from opsloop.tracking import run_data
 
-        return run_data.log_batch(self.session, run_id, metrics=metrics, params=params, tags=tags)
+        return run_data.log_batch(self.session, run_id, **dict(batch))
 
     def update_run(self, run_id: str, **fields: Any) -> RunInfo:
         from opsloop.tracking import runs

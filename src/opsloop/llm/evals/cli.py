@@ -8,7 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from opsloop.console.commands import command_group
-from opsloop.console.output import command_client, console, print_json, print_table, when
+from opsloop.console.output import (
+    command_client,
+    console,
+    print_json,
+    print_listing,
+    print_table,
+    when,
+)
 
 eval_app = command_group(
     "LLM evaluation suites in YAML: prompts x models x test cases x assertions (equals, "
@@ -111,10 +118,8 @@ def list_runs(
 ) -> None:
     """Eval runs, newest first."""
     runs = command_client().evals.runs(suite, limit)
-    if json_:
-        print_json(runs)
-        return
-    print_table(
+    print_listing(
+        runs,
         ["run", "suite", "when (UTC)", "passed", "pass rate", "threshold", "regressions"],
         [
             (
@@ -128,6 +133,7 @@ def list_runs(
             )
             for r in runs
         ],
+        as_json=json_,
     )
 
 

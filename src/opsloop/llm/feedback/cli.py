@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from opsloop.console.commands import JsonOption, command_group
-from opsloop.console.output import command_client, console, print_json, print_table
+from opsloop.console.output import command_client, console, print_json, print_listing
 
 feedback_app = command_group(
     "Human feedback on traces: annotation queues for reviewers, and rated traces exported "
@@ -76,10 +76,8 @@ def queue_create(
 def queue_list(json_: JsonOption = False) -> None:
     """Queues with pending, done and skipped counts."""
     queues = command_client().feedback.queues()
-    if json_:
-        print_json(queues)
-        return
-    print_table(
+    print_listing(
+        queues,
         ["queue", "scores", "pending", "done", "skipped"],
         [
             (
@@ -91,6 +89,7 @@ def queue_list(json_: JsonOption = False) -> None:
             )
             for q in queues
         ],
+        as_json=json_,
     )
 
 

@@ -1,5 +1,6 @@
-"""Fine-tuning: a causal LM trained on a chat data version (LoRA or full, TRL underneath),
-tracked as a run and registered as a model version.
+"""Fine-tuning: a causal LM trained on a chat data version (SFT) or on preference pairs
+(``rl: dpo``), LoRA or full, TRL underneath, tracked as a run and registered as a model
+version.
 
 The registry is a floor above; it is reached through the ports in :mod:`.ports`, which
 ``opsloop.app.finetune`` implements. ``opsloop finetune config.yaml`` is the command.

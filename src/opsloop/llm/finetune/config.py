@@ -10,6 +10,10 @@ A minimal file::
     max_steps: 50
     output: support-bot-lora              # the registered model's name
 
+Preference tuning is ``rl: dpo`` (axolotl's key) over a data version of preference pairs
+(``{"prompt": [...], "chosen": [...], "rejected": [...]}`` as ``opsloop feedback export
+--format preference`` writes them), with ``dpo_beta`` (TRL's ``beta``, default 0.1).
+
 Unknown keys are refused with the closest known one suggested (``lora_rank`` -> ``lora_r``),
 so a typo never silently falls back to a default.
 """
@@ -29,6 +33,8 @@ from opsloop.errors import InvalidInput
 
 __all__ = ["FinetuneConfig", "load_config"]
 
+_PREFERENCE_KEYS = ("rl", "dpo_beta")
+
 
 class FinetuneConfig(BaseModel):
     """What to train, on what, and how; ``hash`` identifies it on the run."""
@@ -36,7 +42,9 @@ class FinetuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     base_model: str = Field(min_length=1)
-    datasets: str = Field(min_length=1, description="data version ref of chat JSONL")
+    datasets: str = Field(
+        min_length=1, description="data version ref: chat JSONL, or preference pairs for rl: dpo"
+    )
     eval_dataset: str | None = Field(None, description="data version ref for the eval loss")
     output: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     experiment: str | None = None
@@ -61,9 +69,13 @@ class FinetuneConfig(BaseModel):
     gradient_checkpointing: bool = False
     bf16: bool = False
     seed: int = 42
+    rl: Literal["dpo"] | None = Field(None, description="dpo: preference tuning; none: SFT")
+    dpo_beta: float = Field(0.1, gt=0, description="TRL's beta: higher stays closer to the base")
 
     @model_validator(mode="after")
     def _supported(self) -> FinetuneConfig:
+        if self.rl is None and "dpo_beta" in self.model_fields_set:
+            raise ValueError("dpo_beta applies only to preference tuning: add rl: dpo, or drop it")
         if self.sample_packing:
             raise ValueError(
                 "sample_packing is not supported yet: set sample_packing: false (each chat is "
@@ -73,11 +85,25 @@ class FinetuneConfig(BaseModel):
             raise ValueError("lora_target_modules is empty: name modules, or leave it out")
         return self
 
+    def fields(self) -> dict[str, Any]:
+        """The fields that mean something for this method: an SFT config leaves out the
+        preference keys, so its params and its hash are what they were before DPO existed."""
+        values = self.model_dump(mode="json")
+        if self.rl is None:
+            for key in _PREFERENCE_KEYS:
+                del values[key]
+        return values
+
     @property
     def hash(self) -> str:
         """The config's identity: a short hash of its fields in canonical JSON."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        text = json.dumps(self.fields(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def method(self) -> str:
+        """``sft`` or the preference method (``dpo``)."""
+        return self.rl or "sft"
 
     @property
     def experiment_name(self) -> str:

@@ -1,10 +1,12 @@
-"""``finetune``: supervised fine-tuning (LoRA or full) of a causal LM on a chat data version,
-as a tracked opsloop run whose result is registered as a model version.
+"""``finetune``: supervised (SFT, on chats) or preference (DPO, on chosen/rejected pairs)
+fine-tuning, LoRA or full, of a causal LM on a data version, as a tracked opsloop run whose
+result is registered as a model version.
 
-TRL's ``SFTTrainer`` and peft do the training; this module decides what they are given and
-records what happened: the config (its fields as params, its hash as a tag), the data version
-as the run's input, loss and learning rate per step, eval loss, tokens/s, peak memory, and
-each checkpoint in the run's artifacts. ``resume=True`` continues from the last checkpoint of
+TRL's ``SFTTrainer`` / ``DPOTrainer`` and peft do the training (:mod:`.trainers`); this module
+decides what they are given and records what happened, the same way for both methods: the
+config (its fields as params, its hash as a tag), the data version as the run's input, loss
+and learning rate per step (DPO's rewards too), eval loss, tokens/s, peak memory, and each
+checkpoint in the run's artifacts. ``resume=True`` continues from the last checkpoint of
 the latest run of the same experiment (a new run, tagged with the one it resumed).
 """
 
@@ -16,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opsloop.errors import InvalidInput, NotFound
-from opsloop.llm.finetune.data import chat_rows
+from opsloop.errors import NotFound
+from opsloop.llm.finetune.data import chat_rows, preference_rows
 from opsloop.llm.finetune.models import check_base_ref, check_method, load_base, lora_config
 from opsloop.llm.finetune.ports import BaseModels, ModelRegistrar
 
@@ -31,6 +33,7 @@ __all__ = ["CONFIG_HASH_TAG", "FinetuneResult", "finetune"]
 CONFIG_HASH_TAG = "opsloop.finetune.config_hash"
 RESUMED_TAG = "opsloop.finetune.resumed_from"
 BASE_TAG = "opsloop.finetune.base"
+METHOD_TAG = "opsloop.finetune.method"
 
 
 @dataclass(frozen=True)
@@ -63,14 +66,16 @@ def finetune(
     ``callbacks`` are extra transformers ``TrainerCallback`` objects.
 
     Raises:
-        InvalidInput: A data version in the wrong shape, a Hub id or a base without a chat
-            template, LoRA targets that match nothing, QLoRA without a GPU.
+        InvalidInput: A data version in the wrong shape (chats for SFT, preference pairs
+            for ``rl: dpo``), a Hub id or a base without a chat template, LoRA targets that
+            match nothing, QLoRA without a GPU.
         NotFound: No such data version or base model; ``resume`` with no checkpoint to resume.
     """
     check_method(config)
     check_base_ref(config.base_model)
-    rows = chat_rows(data, config.datasets)
-    eval_rows = chat_rows(data, config.eval_dataset) if config.eval_dataset else None
+    read = preference_rows if config.rl == "dpo" else chat_rows
+    rows = read(data, config.datasets)
+    eval_rows = read(data, config.eval_dataset) if config.eval_dataset else None
     experiment = tracking.set_experiment(config.experiment_name)
     previous = _last_checkpoint(tracking, experiment.experiment_id) if resume else None
     if resume and previous is None:
@@ -83,6 +88,7 @@ def finetune(
         CONFIG_HASH_TAG: config.hash,
         BASE_TAG: base.ref,
         "opsloop.finetune.adapter": config.adapter,
+        METHOD_TAG: config.method,
     }
     if previous is not None:
         tags[RESUMED_TAG] = previous[0]
@@ -113,7 +119,12 @@ def finetune(
         base.tokenizer,
         run_id=run_id,
         base=base,
-        tags={BASE_TAG: base.ref, CONFIG_HASH_TAG: config.hash, "opsloop.finetune.kind": kind},
+        tags={
+            BASE_TAG: base.ref,
+            CONFIG_HASH_TAG: config.hash,
+            METHOD_TAG: config.method,
+            "opsloop.finetune.kind": kind,
+        },
     )
     return FinetuneResult(
         run_id=run_id,
@@ -126,7 +137,7 @@ def finetune(
 
 
 def _params(config: FinetuneConfig) -> dict[str, Any]:
-    values = config.model_dump(mode="json")
+    values = config.fields()
     return {
         k: ",".join(v) if isinstance(v, list) else v for k, v in values.items() if v is not None
     }
@@ -156,85 +167,16 @@ def _train(
     callbacks: Sequence[Any],
 ) -> tuple[Any, int, float | None]:
     """Run TRL's trainer; the trained model (a peft model for LoRA), its step, its last loss."""
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
     from opsloop.llm.finetune.callback import RunCallback
+    from opsloop.llm.finetune.trainers import build_trainer
 
-    _check_names(config)
     _no_hub()
-    out = folder / "trainer"
-    evaluating = eval_rows is not None
-    args = SFTConfig(
-        output_dir=str(out),
-        learning_rate=config.learning_rate,
-        optim=config.optimizer,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_steps,
-        weight_decay=config.weight_decay,
-        num_train_epochs=config.num_epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.micro_batch_size,
-        per_device_eval_batch_size=config.micro_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        max_length=config.sequence_len,
-        packing=False,
-        seed=config.seed,
-        data_seed=config.seed,
-        logging_steps=1,
-        save_strategy="steps" if config.save_steps else "no",
-        save_steps=config.save_steps or 500,
-        eval_strategy="steps" if evaluating else "no",
-        eval_steps=config.eval_steps or config.save_steps or 10,
-        report_to="none",
-        dataloader_num_workers=0,
-        dataloader_pin_memory=False,
-        gradient_checkpointing=config.gradient_checkpointing,
-        bf16=config.bf16,
-    )  # fmt: skip
     recorder = RunCallback(tracking, run_id)
-    trainer = SFTTrainer(
-        model=base.model,
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        eval_dataset=Dataset.from_list(eval_rows) if eval_rows is not None else None,
-        processing_class=base.tokenizer,
-        peft_config=peft_config,
-        callbacks=[recorder, *callbacks],
+    trainer = build_trainer(
+        config, base, peft_config, rows, eval_rows, folder / "trainer", [recorder, *callbacks]
     )
-    _quiet_logs(trainer)
     trainer.train(resume_from_checkpoint=str(start) if start is not None else None)
     return trainer.model, int(trainer.state.global_step), recorder.final_loss
-
-
-def _check_names(config: FinetuneConfig) -> None:
-    """The optimizer and schedule must be ones transformers knows, else a did-you-mean."""
-    import difflib
-
-    from transformers.trainer_utils import SchedulerType
-    from transformers.training_args import OptimizerNames
-
-    for key, value, known in (
-        ("optimizer", config.optimizer, [o.value for o in OptimizerNames]),
-        ("lr_scheduler", config.lr_scheduler, [s.value for s in SchedulerType]),
-    ):
-        if value not in known:
-            near = difflib.get_close_matches(value, known, n=1)
-            hint = f"did you mean {near[0]!r}? " if near else ""
-            raise InvalidInput(f"{key} {value!r} is unknown; {hint}one of: {', '.join(known)}")
-
-
-def _quiet_logs(trainer: Any) -> None:
-    """Keep the progress bar (stderr) but not the logs transformers prints on stdout: they are
-    in the run, and stdout is the command's (``--json``)."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    class BarOnly(ProgressCallback):  # type: ignore[misc]
-        def on_log(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-    if trainer.pop_callback(PrinterCallback) is not None or trainer.pop_callback(ProgressCallback):
-        trainer.add_callback(BarOnly())
 
 
 def _no_hub() -> None:

@@ -14,7 +14,7 @@ from opsloop.console.output import (
     console,
     parse_tags,
     print_json,
-    print_table,
+    print_listing,
     when,
 )
 
@@ -88,9 +88,6 @@ def create(
 def list_prompts(json_: JsonOption = False) -> None:
     """Prompts with their latest version and labels."""
     page = command_client().prompts.list(max_results=10_000)
-    if json_:
-        print_json(page.items)
-        return
     rows = [
         (
             p.name,
@@ -100,7 +97,7 @@ def list_prompts(json_: JsonOption = False) -> None:
         )
         for p in page.items
     ]
-    print_table(["prompt", "latest", "labels", "updated"], rows)
+    print_listing(page.items, ["prompt", "latest", "labels", "updated"], rows, as_json=json_)
 
 
 @prompts_app.command("show")
@@ -128,9 +125,6 @@ def show(
 def versions(name: str, json_: JsonOption = False) -> None:
     """Every version of a prompt, newest first."""
     listed = command_client().prompts.versions(name)
-    if json_:
-        print_json(listed)
-        return
     rows = [
         (
             p.version,
@@ -142,7 +136,8 @@ def versions(name: str, json_: JsonOption = False) -> None:
         )
         for p in listed
     ]
-    print_table(["version", "type", "labels", "variables", "created", "message"], rows, title=name)
+    columns = ["version", "type", "labels", "variables", "created", "message"]
+    print_listing(listed, columns, rows, as_json=json_, title=name)
 
 
 def _ref(ref: str, version: str | None = None) -> VersionRef:

@@ -11,7 +11,13 @@ from typing import Annotated, Any
 import typer
 
 from opsloop.console.commands import JsonOption, command_group
-from opsloop.console.output import command_client, console, print_json, print_table
+from opsloop.console.output import (
+    command_client,
+    console,
+    print_json,
+    print_listing,
+    print_table,
+)
 
 traces_app = command_group(
     "LLM traces sent by @opsloop.observe or any OpenTelemetry exporter (OTLP/HTTP at the "
@@ -34,6 +40,7 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def parse_time(text: str | None) -> int | None:
     """``30m``, ``2h``, ``7d`` (ago) or an ISO date/time (UTC if no zone) as ns since epoch."""
     from opsloop.errors import InvalidInput
+    from opsloop.kernel.timeutil import iso_utc
 
     if text is None:
         return None
@@ -41,14 +48,11 @@ def parse_time(text: str | None) -> int | None:
     if match:
         seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
         return time.time_ns() - int(seconds * 1e9)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+    moment = iso_utc(text)
+    if moment is None:
         raise InvalidInput(
             f"time {text!r} is neither an age (30m, 2h, 7d) nor an ISO date (2026-11-24T09:00)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        )
     return int(moment.timestamp() * 1e9)
 
 
@@ -292,12 +296,11 @@ def score(
 def prices_list(json_: JsonOption = False) -> None:
     """Prices in the order they are tried: yours (most specific first), then the defaults."""
     prices = command_client().traces.prices()
-    if json_:
-        print_json(prices)
-        return
-    print_table(
+    print_listing(
+        prices,
         ["pattern", "input $/Mtok", "output $/Mtok", "per request", "source"],
         [(p.pattern, p.input_per_mtok, p.output_per_mtok, p.per_request, p.source) for p in prices],
+        as_json=json_,
     )
 
 
@@ -380,20 +383,17 @@ def sessions(
     traces = command_client().traces
     if session_id is not None:
         detail = traces.session(session_id)
-        if json_:
-            print_json(detail)
-            return
-        print_table(["trace", "started (UTC)", "duration", "cost", "status", "input", "output"],
-                    [(t.trace_id, _stamp(t.start_ns), _ms(t.duration_ms), _cost(t.cost),
-                      "error" if t.error_count else "ok", (t.input or "")[:60],
-                      (t.output or "")[:60]) for t in detail.traces])  # fmt: skip
+        print_listing(detail,
+                      ["trace", "started (UTC)", "duration", "cost", "status", "input", "output"],
+                      [(t.trace_id, _stamp(t.start_ns), _ms(t.duration_ms), _cost(t.cost),
+                        "error" if t.error_count else "ok", (t.input or "")[:60],
+                        (t.output or "")[:60]) for t in detail.traces],
+                      as_json=json_)  # fmt: skip
         return
     page = traces.sessions(user_id=user, since_ns=parse_time(since), max_results=limit)
-    if json_:
-        print_json(page)
-        return
     head = ["session", "traces", "first (UTC)", "last (UTC)", "user", "tokens", "cost", "errors"]
-    print_table(head,
-                [(s.session_id, s.trace_count, _stamp(s.first_ns), _stamp(s.last_ns), s.user_id,
-                  s.input_tokens + s.output_tokens, _cost(s.cost), s.error_count)
-                 for s in page.items])  # fmt: skip
+    print_listing(page, head,
+                  [(s.session_id, s.trace_count, _stamp(s.first_ns), _stamp(s.last_ns), s.user_id,
+                    s.input_tokens + s.output_tokens, _cost(s.cost), s.error_count)
+                   for s in page.items],
+                  as_json=json_)  # fmt: skip

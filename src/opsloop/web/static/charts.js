@@ -1,6 +1,6 @@
 // SVG charts for the UI, with no third-party code: metric line charts (step, time or relative
-// time on x; smoothing; log scale; hover read-out; optional reference lines and point markers)
-// and a parallel-coordinates plot.
+// time on x; smoothing; log scale; hover read-out; optional reference lines and point markers),
+// values and bars, a scatter plot (a param against a metric) and a parallel-coordinates plot.
 // Everything user-provided goes into the DOM as text nodes or attributes, never as markup.
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -268,6 +268,63 @@ export function valueChart(figure, bars) {
     number.textContent = formatNumber(bar.value);
     row.append(name, track, number);
     body.appendChild(row);
+  }
+}
+
+/**
+ * A scatter plot: one dot per point, numbers on a linear (or log) scale, text as ordered
+ * categories (a param such as an optimizer's name), each dot titled with its label.
+ * points: [{label, color, x, y}]; options: {xLabel, yLabel, logY}
+ */
+export function scatterChart(figure, points, options = {}) {
+  figure.dataset.kind = "scatter";
+  const svg = figure.querySelector("svg") || svgEl("svg", {}, figure);
+  svg.replaceChildren();
+  const width = Math.max(300, figure.clientWidth - 20);
+  const height = 260;
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("role", "img");
+  const shown = points.filter((p) => p.x !== undefined && p.x !== null && p.x !== "" && Number.isFinite(p.y) && (!options.logY || p.y > 0));
+  if (!shown.length) {
+    svgEl("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "muted" }, svg).textContent = "no runs have both values";
+    return;
+  }
+  const numeric = shown.every((p) => typeof p.x === "number" && Number.isFinite(p.x));
+  const cats = numeric ? [] : [...new Set(shown.map((p) => String(p.x)))].sort();
+  let [x0, x1] = numeric ? [Math.min(...shown.map((p) => p.x)), Math.max(...shown.map((p) => p.x))] : [-0.5, cats.length - 0.5];
+  let [y0, y1] = [Math.min(...shown.map((p) => p.y)), Math.max(...shown.map((p) => p.y))];
+  if (x0 === x1) { x0 -= 1; x1 += 1; }
+  if (y0 === y1) { const pad = Math.abs(y0) * 0.05 || 1; y0 -= pad; y1 += pad; }
+  if (numeric) { const pad = (x1 - x0) * 0.05; x0 -= pad; x1 += pad; }
+  if (!options.logY) { const pad = (y1 - y0) * 0.06; y0 -= pad; y1 += pad; }
+  const bottom = MARGIN.bottom + 14;
+  const plotW = width - MARGIN.left - MARGIN.right;
+  const plotH = height - MARGIN.top - bottom;
+  const xOf = (x) => (numeric ? x : cats.indexOf(String(x)));
+  const sx = (x) => MARGIN.left + ((xOf(x) - x0) / (x1 - x0)) * plotW;
+  const sy = options.logY
+    ? (y) => MARGIN.top + (1 - (Math.log10(y) - Math.log10(y0)) / (Math.log10(y1) - Math.log10(y0))) * plotH
+    : (y) => MARGIN.top + (1 - (y - y0) / (y1 - y0)) * plotH;
+  const grid = svgEl("g", { class: "grid" }, svg);
+  const axis = svgEl("g", { class: "axis" }, svg);
+  for (const t of options.logY ? logTicks(y0, y1) : linearTicks(y0, y1, 5)) {
+    svgEl("line", { x1: MARGIN.left, x2: width - MARGIN.right, y1: sy(t), y2: sy(t) }, grid);
+    svgEl("text", { x: MARGIN.left - 6, y: sy(t) + 3.5, "text-anchor": "end" }, axis).textContent = formatNumber(t);
+  }
+  const xTicks = numeric ? linearTicks(x0, x1, Math.max(2, Math.floor(plotW / 90))) : cats;
+  for (const t of xTicks) {
+    svgEl("line", { x1: sx(t), x2: sx(t), y1: MARGIN.top, y2: height - bottom }, grid);
+    svgEl("text", { x: sx(t), y: height - bottom + 16, "text-anchor": "middle" }, axis).textContent = numeric ? formatNumber(t) : String(t).slice(0, 14);
+  }
+  svgEl("path", { d: `M${MARGIN.left},${MARGIN.top}V${height - bottom}H${width - MARGIN.right}`, fill: "none" }, axis);
+  svgEl("text", { x: MARGIN.left + plotW / 2, y: height - 4, "text-anchor": "middle", class: "axis-name" }, axis).textContent = options.xLabel || "";
+  const middle = MARGIN.top + plotH / 2;
+  svgEl("text", { x: 10, y: middle, transform: `rotate(-90 10 ${middle})`, "text-anchor": "middle", class: "axis-name" }, axis).textContent = options.yLabel || "";
+  const dots = svgEl("g", { class: "dots" }, svg);
+  for (const p of shown) {
+    const dot = svgEl("circle", { cx: sx(p.x).toFixed(1), cy: sy(p.y).toFixed(1), r: 5, fill: p.color }, dots);
+    dot.dataset.label = p.label;
+    svgEl("title", {}, dot).textContent = `${p.label}: ${options.xLabel || "x"} ${numeric ? formatNumber(p.x) : p.x}, ${options.yLabel || "y"} ${formatNumber(p.y)}`;
   }
 }
 

@@ -5,8 +5,6 @@ Revises:
 Create Date: 2026-11-23
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 from opsloop.store.migrations._ops import (
@@ -27,8 +25,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0001_tracking"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -5,14 +5,10 @@ Revises: 0001_tracking
 Create Date: 2026-11-23
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 revision: str = "0002_key_indexes"
 down_revision: str | None = "0001_tracking"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -5,8 +5,6 @@ Revises: 0002_key_indexes
 Create Date: 2026-11-23
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -29,8 +27,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0003_data_versions"
 down_revision: str | None = "0002_key_indexes"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

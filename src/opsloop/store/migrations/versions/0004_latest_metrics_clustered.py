@@ -10,14 +10,10 @@ Revises: 0003_data_versions
 Create Date: 2026-11-24
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 revision: str = "0004_latest_metrics_clustered"
 down_revision: str | None = "0003_data_versions"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 _INDEX = "ix_latest_metrics_key_value"
 

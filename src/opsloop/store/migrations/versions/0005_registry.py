@@ -5,8 +5,6 @@ Revises: 0004_latest_metrics_clustered
 Create Date: 2026-11-24
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 from opsloop.store.migrations._ops import (
@@ -33,8 +31,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0005_registry"
 down_revision: str | None = "0004_latest_metrics_clustered"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -5,8 +5,6 @@ Revises: 0005_registry
 Create Date: 2026-11-24
 """
 
-from collections.abc import Sequence
-
 from opsloop.store.migrations._ops import (
     create_alias_table,
     create_named_table,
@@ -21,8 +19,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0006_prompts"
 down_revision: str | None = "0005_registry"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

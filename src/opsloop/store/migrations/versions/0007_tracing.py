@@ -5,8 +5,6 @@ Revises: 0006_prompts
 Create Date: 2026-11-24 09:59:41.531097
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 from opsloop.store.migrations._ops import (
@@ -24,8 +22,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0007_tracing"
 down_revision: str | None = "0006_prompts"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

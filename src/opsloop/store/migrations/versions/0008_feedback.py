@@ -5,8 +5,6 @@ Revises: 0007_tracing
 Create Date: 2026-11-24 10:25:29.964142
 """
 
-from collections.abc import Sequence
-
 from opsloop.store.migrations._ops import (
     big_integer,
     create_indexes,
@@ -21,8 +19,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0008_feedback"
 down_revision: str | None = "0007_tracing"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

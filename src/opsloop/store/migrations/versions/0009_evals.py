@@ -5,8 +5,6 @@ Revises: 0008_feedback
 Create Date: 2026-11-24 10:34:12.267594
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 from opsloop.store.migrations._ops import (
@@ -27,8 +25,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0009_evals"
 down_revision: str | None = "0008_feedback"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -5,8 +5,6 @@ Revises: 0009_evals
 Create Date: 2026-11-24 10:58:31.044185
 """
 
-from collections.abc import Sequence
-
 from opsloop.store.migrations._ops import (
     big_integer,
     create_indexes,
@@ -22,8 +20,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0010_serving"
 down_revision: str | None = "0009_evals"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

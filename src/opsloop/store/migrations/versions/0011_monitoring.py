@@ -5,8 +5,6 @@ Revises: 0010_serving
 Create Date: 2026-11-24 14:14:52.964330
 """
 
-from collections.abc import Sequence
-
 from opsloop.store.migrations._ops import (
     big_integer,
     create_indexes,
@@ -23,8 +21,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0011_monitoring"
 down_revision: str | None = "0010_serving"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -5,8 +5,6 @@ Revises: 0011_monitoring
 Create Date: 2026-11-24 14:38:29.004486
 """
 
-from collections.abc import Sequence
-
 from opsloop.store.migrations._ops import (
     create_indexes,
     create_named_table,
@@ -22,8 +20,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0012_triggers"
 down_revision: str | None = "0011_monitoring"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

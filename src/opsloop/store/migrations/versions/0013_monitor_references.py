@@ -9,7 +9,6 @@ baseline, so "revert" has something to go back to on an upgraded database as on 
 """
 
 import json
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -26,8 +25,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0013_monitor_references"
 down_revision: str | None = "0012_triggers"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

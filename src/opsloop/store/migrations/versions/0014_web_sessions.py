@@ -5,8 +5,6 @@ Revises: 0013_monitor_references
 Create Date: 2026-12-02 17:00:00.000000
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 from opsloop.store.migrations._ops import (
@@ -19,8 +17,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0014_web_sessions"
 down_revision: str | None = "0013_monitor_references"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

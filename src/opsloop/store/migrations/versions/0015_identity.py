@@ -5,8 +5,6 @@ Revises: 0014_web_sessions
 Create Date: 2026-12-03 10:00:00.000000
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 from opsloop.store.migrations._ops import (
@@ -25,8 +23,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0015_identity"
 down_revision: str | None = "0014_web_sessions"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

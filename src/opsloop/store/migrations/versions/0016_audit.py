@@ -5,8 +5,6 @@ Revises: 0015_identity
 Create Date: 2026-12-04 10:00:00.000000
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 from opsloop.store.migrations._ops import (
@@ -20,8 +18,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0016_audit"
 down_revision: str | None = "0015_identity"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -5,8 +5,6 @@ Revises: 0016_audit
 Create Date: 2026-12-08 10:00:00.000000
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 from opsloop.store.migrations._ops import (
@@ -18,8 +16,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0017_privacy"
 down_revision: str | None = "0016_audit"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -5,8 +5,6 @@ Revises: 0017_privacy
 Create Date: 2026-12-10 10:00:00.000000
 """
 
-from collections.abc import Sequence
-
 from opsloop.store.migrations._ops import (
     add_columns,
     big_integer,
@@ -18,8 +16,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0018_key_limits"
 down_revision: str | None = "0017_privacy"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

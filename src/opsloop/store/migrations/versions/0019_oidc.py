@@ -5,8 +5,6 @@ Revises: 0018_key_limits
 Create Date: 2026-12-10 10:00:00.000000
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 from opsloop.store.migrations._ops import (
@@ -22,8 +20,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0019_oidc"
 down_revision: str | None = "0018_key_limits"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -5,8 +5,6 @@ Revises: 0019_oidc
 Create Date: 2026-12-12 10:00:00.000000
 """
 
-from collections.abc import Sequence
-
 from opsloop.store.migrations._ops import (
     add_columns,
     create_indexes,
@@ -17,8 +15,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0020_ingest_masking"
 down_revision: str | None = "0019_oidc"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

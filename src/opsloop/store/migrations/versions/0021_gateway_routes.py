@@ -5,8 +5,6 @@ Revises: 0020_ingest_masking
 Create Date: 2026-12-14 10:00:00.000000
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -24,8 +22,6 @@ from opsloop.store.migrations._ops import (
 
 revision: str = "0021_gateway_routes"
 down_revision: str | None = "0020_ingest_masking"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

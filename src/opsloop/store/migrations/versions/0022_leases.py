@@ -5,16 +5,12 @@ Revises: 0021_gateway_routes
 Create Date: 2026-12-15 10:00:00.000000
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 from opsloop.store.migrations._ops import big_integer, drop_tables, primary_key, string
 
 revision: str = "0022_leases"
 down_revision: str | None = "0021_gateway_routes"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

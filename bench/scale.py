@@ -1,0 +1,109 @@
+"""Serving beyond one process: ``opsloop serve`` under uvicorn (1 and 2 worker processes) vs
+``opsloop serve --on ray`` with 1 and 2 Ray Serve replicas, side by side.
+
+    .venv/bin/python bench/scale.py [--seconds 5] [--replicas 1,2]
+
+One model (bench/serving.py's StandardScaler + LogisticRegression on the breast-cancer table),
+registered once in a temp home and deployed; each setup serves it from that home in turn (the
+prediction log and metrics on, as users run it) and gets the same load: bench/loadgen.py sending
+single-row JSON requests over keep-alive connections at concurrency 1 and 32 for ``--seconds``
+each, after a warm-up. Printed: a table of predictions/s and p50 / p99 latency per setup and
+concurrency, and each setup's throughput over uvicorn's single process. On Ray, requests pass
+through Serve's HTTP proxy (a process of its own) before a replica answers; the machine's cores
+are shared by the proxy, the replicas and the load generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from serving import BIN, free_port, load, train, wait_ready
+
+CONCURRENCY = (1, 32)
+
+
+def register(home: Path, model: Any, X: Any) -> None:
+    """``bench@1`` deployed as ``bench`` in the store under ``home``."""
+    code = (
+        "import pickle, sys, opsloop; model, X = pickle.load(sys.stdin.buffer); "
+        "c = opsloop.Client(); c.models.register('bench', model, input_example=X.head()); "
+        "c.deployments.deploy('bench@1', name='bench'); c.close()"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], input=pickle.dumps((model, X)), env=_env(home), check=True
+    )
+
+
+def _env(home: Path) -> dict[str, str]:
+    return dict(os.environ, OPSLOOP_HOME=str(home), OPSLOOP_CAPTURE_ENV="0")
+
+
+def measure(home: Path, args: list[str], body: dict[str, Any], seconds: float) -> list[Any]:
+    """Start ``opsloop serve ARGS``, load it at each concurrency, stop it as Ctrl-C does; the
+    seconds it took to answer, then one loadgen result per concurrency."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1/deployments/bench/predict"
+    output = home.parent / f"serve-{port}.out"
+    start = time.perf_counter()
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "opsloop"), "serve", "--port", str(port), *args],
+            env=_env(home), stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        # On Ray the first replica answers before the others are up: the line comes after all.
+        while "opsloop serve on" not in output.read_text():
+            if proc.poll() is not None:
+                raise RuntimeError(output.read_text())
+            time.sleep(0.2)
+        wait_ready(url, proc, body)
+        ready = time.perf_counter() - start
+        return [ready, *(load(url, body, c, seconds) for c in CONCURRENCY)]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--replicas", default="1,2", help="process counts to measure")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.replicas.split(",")]
+    setups = [(f"uvicorn, {n} process{'es' if n > 1 else ''}", ["--workers", str(n)])
+              for n in counts]  # fmt: skip
+    setups += [(f"ray serve, {n} replica{'s' if n > 1 else ''}", ["--on", "ray", "--replicas",
+                str(n)]) for n in counts]  # fmt: skip
+    model, X = train()
+    body = {"records": X.head(1).to_dict(orient="records")}
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        register(home, model, X)
+        for name, serve_args in setups:
+            results[name] = measure(home, serve_args, body, args.seconds)
+    print(f"\nsingle-row requests, {args.seconds:g} s per concurrency, {os.cpu_count()} cores")
+    print(f"{'setup':<24} {'ready s':>7} " + " ".join(
+        f"{'c=' + str(c) + ' pred/s':>12} {'p50 ms':>7} {'p99 ms':>7} {'vs 1':>5}"
+        for c in CONCURRENCY))  # fmt: skip
+    base = results[setups[0][0]]
+    for name, (ready, *runs) in results.items():
+        cells = [f"{r['rps']:12.0f} {r['p50']:7.2f} {r['p99']:7.2f} {r['rps'] / b['rps']:4.2f}x"
+                 for r, b in zip(runs, base[1:], strict=True)]  # fmt: skip
+        errors = sum(r["errors"] for r in runs)
+        print(
+            f"{name:<24} {ready:7.1f} " + " ".join(cells) + (f"  ({errors} errors)" * bool(errors))
+        )
+
+
+if __name__ == "__main__":
+    main()
