@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsloop.config import DEFAULT_WORKSPACE
+
 __all__ = [
     "ApiKey",
     "AuditEvent",
@@ -20,6 +22,8 @@ __all__ = [
     "User",
     "UserCreate",
     "Whoami",
+    "Workspace",
+    "WorkspaceCreate",
 ]
 
 
@@ -35,6 +39,7 @@ class RoleSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: str
+    workspace: str = Field(DEFAULT_WORKSPACE, description="where the role holds")
 
 
 class User(BaseModel):
@@ -154,3 +159,19 @@ class AuditVerdict(BaseModel):
     problem: str | None = None
     head_seq: int = 0
     head_hash: str = ""
+
+
+class WorkspaceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="lower-case letters, digits and '-', starting with a letter")
+
+
+class Workspace(BaseModel):
+    """A workspace: its objects live in a store of their own."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    created_at: int = Field(description="epoch ms (0: default, which was always there)")
+    created_by: str

@@ -17,6 +17,7 @@ from opsloop.governance.entities import (
     User,
     UserCreate,
     Whoami,
+    Workspace,
 )
 from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
 from opsloop.kernel.paging import page_query
@@ -26,6 +27,7 @@ __all__ = ["RemoteGovernanceBackend"]
 
 _USERS = TypeAdapter(list[User])
 _KEYS = TypeAdapter(list[LimitedApiKey])
+_WORKSPACES = TypeAdapter(list[Workspace])
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -43,9 +45,18 @@ class RemoteGovernanceBackend(GovernanceBackend):
     def list_users(self) -> list[User]:
         return _USERS.validate_json(self.http.request("GET", routes.USERS.url()).content)
 
-    def set_role(self, name: str, role: str) -> User:
-        raw = self.http.request("PUT", routes.USER_ROLE.url(name=name), json={"role": role})
+    def set_role(self, name: str, role: str, workspace: str) -> User:
+        body = {"role": role, "workspace": workspace}
+        raw = self.http.request("PUT", routes.USER_ROLE.url(name=name), json=body)
         return User.model_validate_json(raw.content)
+
+    def list_workspaces(self) -> list[Workspace]:
+        raw = self.http.request("GET", routes.WORKSPACES.url()).content
+        return _WORKSPACES.validate_json(raw)
+
+    def create_workspace(self, name: str) -> Workspace:
+        raw = self.http.request("POST", routes.WORKSPACES.url(), json={"name": name}).content
+        return Workspace.model_validate_json(raw)
 
     def set_disabled(self, name: str, disabled: bool) -> User:
         route = routes.USER_DISABLE if disabled else routes.USER_ENABLE

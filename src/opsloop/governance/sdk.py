@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from opsloop.config import DEFAULT_WORKSPACE
 from opsloop.errors import InvalidInput, validation_problems
 from opsloop.governance.backend import GovernanceBackend
 from opsloop.governance.entities import (
@@ -26,6 +27,7 @@ from opsloop.governance.entities import (
     User,
     UserCreate,
     Whoami,
+    Workspace,
 )
 from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
 from opsloop.governance.masking import MaskingPolicy, MaskingSet
@@ -46,8 +48,18 @@ class GovernanceClient:
     def list_users(self) -> list[User]:
         return self._backend.list_users()
 
-    def set_role(self, name: str, role: str) -> User:
-        return self._backend.set_role(name, role)
+    def set_role(self, name: str, role: str, *, workspace: str = DEFAULT_WORKSPACE) -> User:
+        """Give ``name`` the role ``role`` in ``workspace`` (each workspace has its own)."""
+        return self._backend.set_role(name, role, workspace)
+
+    def list_workspaces(self) -> list[Workspace]:
+        """``default``, then every workspace made, by name."""
+        return self._backend.list_workspaces()
+
+    def create_workspace(self, name: str) -> Workspace:
+        """Make a workspace (admins): its objects get a store of their own; give people a
+        role there with :meth:`set_role`."""
+        return self._backend.create_workspace(name)
 
     def disable_user(self, name: str) -> User:
         """Refuse every key and web session of ``name`` (admins); nothing is deleted, and
