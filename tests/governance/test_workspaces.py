@@ -181,14 +181,40 @@ def test_a_workspace_runs_its_own_background_work(users_server: Any, monkeypatch
         home.triggers.get("nightly")
 
 
-def test_a_page_shows_the_workspace_it_names(users_server: Any) -> None:
+def test_an_mlflow_client_works_in_a_workspace_named_in_its_uri(
+    users_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mlflow client sends no workspace header: its tracking URI names the workspace."""
+    mlflow = pytest.importorskip("mlflow")
+    from tests.tracking.mlflow_fixtures import use_mlflow
+
+    with _in(users_server, "root", "default") as root:
+        root.governance.create_workspace("team-a")
+        root.governance.set_role("eddie", "editor", workspace="team-a")
+    use_mlflow(monkeypatch, f"{users_server.url}/w/team-a", token=users_server.keys["eddie"])
+    mlflow.set_experiment("from-mlflow")
+    with mlflow.start_run():
+        mlflow.log_metric("auc", 0.75)
+    with _in(users_server, "eddie", "team-a") as eddie:
+        assert "from-mlflow" in _names(eddie)
+    with _in(users_server, "eddie", "default") as eddie:
+        assert "from-mlflow" not in _names(eddie)
+    use_mlflow(monkeypatch, f"{users_server.url}/w/team-b", token=users_server.keys["eddie"])
+    with pytest.raises(mlflow.exceptions.MlflowException, match="team-a"):
+        mlflow.set_experiment("nowhere")  # a typo in the URI: the close workspace is named
+
+
+def test_the_ui_remembers_the_workspace_a_link_chose(users_server: Any) -> None:
     with _in(users_server, "root", "default") as root:
         root.governance.create_workspace("team-a")
         root.governance.set_role("vic", "viewer", workspace="team-a")
     with _in(users_server, "root", "team-a") as admin:
-        admin.create_experiment("only-in-team-a")
+        admin.create_experiment("kept")
     vic = users_server.http("vic")
-    there = vic.get("/experiments", params={"workspace": "team-a"})
-    assert there.status_code == 200 and "only-in-team-a" in there.text
-    home = vic.get("/experiments")
-    assert home.status_code == 200 and "only-in-team-a" not in home.text
+    chosen = vic.get("/experiments", params={"workspace": "team-a"})
+    assert chosen.status_code == 200 and 'value="team-a" selected' in chosen.text
+    assert "opsloop_workspace=team-a" in chosen.headers.get("set-cookie", "")
+    later = vic.get("/experiments")  # httpx keeps the cookie, as a browser would
+    assert later.status_code == 200 and "kept" in later.text
+    back = vic.get("/experiments", params={"workspace": "default"})
+    assert back.status_code == 200 and "kept" not in back.text

@@ -28,6 +28,7 @@ from opsloop.web.errors import install_error_handlers
 from opsloop.web.limits import install_body_limits
 from opsloop.web.mlflow import include_mlflow_router, install_mlflow
 from opsloop.web.openapi import install_openapi
+from opsloop.web.workspace_prefix import WorkspacePrefix
 from opsloop.web.routes import install_ui
 
 __all__ = ["create_app"]
@@ -186,7 +187,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.governance.oidc_views import install_oidc
 
     install_oidc(app, settings)  # /login/oidc: single sign-on, when --oidc-issuer is set
-    app.add_middleware(AuditMiddleware, store=store)  # outermost: sees every answer's status
+    app.add_middleware(AuditMiddleware, store=store)  # sees every answer's status
+    app.add_middleware(WorkspacePrefix)  # outermost: /w/NAME/... is a workspace's, for all
     return app
 
 

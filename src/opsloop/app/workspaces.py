@@ -42,6 +42,11 @@ class WorkspaceStates:
         self._lock = threading.Lock()
         self._running = False
 
+    def names(self) -> list[str]:
+        """Every workspace's name, ``default`` first."""
+        with self.root.store.read() as session:
+            return [w.name for w in list_workspaces(session)]
+
     def check(self, name: str) -> None:
         """``NotFound`` (naming the close ones) unless the workspace ``name`` exists."""
         with self.root.store.read() as session:

@@ -92,17 +92,23 @@ class AppState:
 
 
 WORKSPACE_HEADER = "X-Opsloop-Workspace"
+WORKSPACE_COOKIE = "opsloop_workspace"  # the web UI's choice, set by a page opened ?workspace=
 
 
 def request_workspace(request: Request) -> str:
     """The workspace a request works in: its ``X-Opsloop-Workspace`` header, else a
-    ``workspace`` query parameter (links to pages), else ``default``; always ``default`` on the
-    root state's global paths. A malformed name is a 400."""
+    ``workspace`` query parameter (a link to a page), else the browser's last choice (a
+    cookie), else ``default``; always ``default`` on the root state's global paths. A
+    malformed name is a 400."""
     root: AppState = request.app.state.opsloop
     path = request.url.path
     if any(path.startswith(prefix) for prefix in root.global_paths):
         return DEFAULT_WORKSPACE
-    name = request.headers.get(WORKSPACE_HEADER) or request.query_params.get("workspace")
+    name = (
+        request.headers.get(WORKSPACE_HEADER)
+        or request.query_params.get("workspace")
+        or request.cookies.get(WORKSPACE_COOKIE)
+    )
     return check_workspace_name(name) if name else DEFAULT_WORKSPACE
 
 
