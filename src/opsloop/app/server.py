@@ -28,8 +28,8 @@ from opsloop.web.errors import install_error_handlers
 from opsloop.web.limits import install_body_limits
 from opsloop.web.mlflow import include_mlflow_router, install_mlflow
 from opsloop.web.openapi import install_openapi
-from opsloop.web.workspace_prefix import WorkspacePrefix
 from opsloop.web.routes import install_ui
+from opsloop.web.workspace_prefix import WorkspacePrefix
 
 __all__ = ["create_app"]
 
