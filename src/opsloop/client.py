@@ -11,7 +11,7 @@ import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from opsloop.config import Settings, load_settings
+from opsloop.config import DEFAULT_WORKSPACE, Settings, load_settings
 from opsloop.tracking.sdk import TrackingClient
 
 if TYPE_CHECKING:
@@ -48,6 +48,21 @@ def shared_stores(settings: Settings) -> tuple[Any, Any]:
                 open_blob_store(settings.blob_url, settings.storage_options),
             )
         return _STORES[key]
+
+
+def _in_workspace(settings: Settings) -> Settings:
+    """The settings of the stores ``settings.workspace`` keeps its objects in (the same
+    settings for ``default``); ``NotFound`` naming the close ones when no such workspace was
+    made in the root store."""
+    if settings.workspace == DEFAULT_WORKSPACE:
+        return settings
+    from opsloop.governance.workspaces import get_workspace
+    from opsloop.store.workspaces import workspace_settings
+
+    root, _ = shared_stores(settings)
+    with root.read() as session:
+        get_workspace(session, settings.workspace)
+    return workspace_settings(settings)
 
 
 def _lineage_catalog() -> LineageCatalog:
@@ -96,11 +111,15 @@ class Client(TrackingClient):
         self.settings = settings or load_settings(
             server_url=server_url, token=token, database_url=database_url, blob_url=blob_url
         )
+        self._root_settings = self.settings  # users, keys, workspaces: the root store's
         if self.settings.is_remote:
             from opsloop.kernel.transport import HttpTransport
             from opsloop.tracking.remote import RemoteTrackingBackend
 
-            self._transport = HttpTransport(str(self.settings.server_url), self.settings.token)
+            self._transport = HttpTransport(
+                str(self.settings.server_url), self.settings.token,
+                workspace=self.settings.workspace,
+            )  # fmt: skip
             self._init_tracking(RemoteTrackingBackend(self._transport), self.settings)
         else:
             from opsloop.tracking.local import LocalTrackingBackend
@@ -108,7 +127,7 @@ class Client(TrackingClient):
 
             # An embedded store at this schema serves listings without the ORM: the store
             # (SQLAlchemy, 0.3 s to import) is opened when a call first needs it.
-            settings = self.settings
+            settings = self.settings = _in_workspace(self.settings)
             quick = open_quick_reads(settings.database_url)
             if quick is None:
                 shared_stores(settings)  # a bad URL fails here; a new store is created now
@@ -308,8 +327,9 @@ class Client(TrackingClient):
             return GovernanceClient(RemoteGovernanceBackend(self._transport))
         from opsloop.governance.local import LocalGovernanceBackend
 
-        store, _ = shared_stores(self.settings)
-        return GovernanceClient(LocalGovernanceBackend(store))
+        root, _ = shared_stores(self._root_settings)
+        here, _ = shared_stores(self.settings)  # its audit log, masking, retention
+        return GovernanceClient(LocalGovernanceBackend(root, here, self.settings.workspace))
 
     def scheduler(self, *, interval: float = 1.0) -> Scheduler:
         """The embedded store's scheduler (a server runs its own): ``tick()`` runs the due

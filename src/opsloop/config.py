@@ -17,6 +17,7 @@ Example ``opsloop.toml``::
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -24,11 +25,31 @@ from typing import Any
 
 from opsloop.errors import InvalidInput
 
-__all__ = ["AUTH_MODES", "Settings", "home_dir", "load_settings"]
+__all__ = [
+    "AUTH_MODES",
+    "DEFAULT_WORKSPACE",
+    "Settings",
+    "check_workspace_name",
+    "home_dir",
+    "load_settings",
+]
 
 AUTH_MODES = ("token", "users")  # the server's auth modes (``Settings.auth``)
 
 _ENV_PREFIX = "OPSLOOP_"
+DEFAULT_WORKSPACE = "default"
+_WORKSPACE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+
+def check_workspace_name(name: str) -> str:
+    """``name`` if it can name a workspace (lower-case letters, digits and dashes, starting
+    with a letter, at most 40: it becomes part of a file or schema name); else InvalidInput."""
+    if not isinstance(name, str) or not _WORKSPACE_NAME.match(name):
+        raise InvalidInput(
+            f"workspace {name!r}: use lower-case letters, digits and '-', starting with a "
+            "letter, at most 40 characters"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -58,6 +79,10 @@ class Settings:
             :mod:`opsloop.governance.oidc_config`.
         gateway_config: The LLM gateway's YAML file (``opsloop server --gateway-config``):
             its routes answer at ``/v1/chat/completions``; unset, the gateway serves no model.
+        workspace: The workspace the SDK and CLI work in (``--workspace``,
+            ``OPSLOOP_WORKSPACE``): each has its own store beside the root one
+            (:mod:`opsloop.store.workspaces`); a client sends it to a server, which checks the
+            caller's role there.
         allow_code: The modules a server may import when a request or a stored trigger,
             retraining policy or run names code (comma-separated dotted prefixes, ``opsloop
             server --allow-code``). A server in ``users`` mode imports nothing else, and no
@@ -84,8 +109,10 @@ class Settings:
     oidc_provider_name: str | None = None
     gateway_config: str | None = None
     allow_code: str | None = None
+    workspace: str = DEFAULT_WORKSPACE
 
     def __post_init__(self) -> None:
+        check_workspace_name(self.workspace)
         if self.auth is not None and self.auth not in AUTH_MODES:
             raise InvalidInput(
                 f"unknown auth mode {self.auth!r}: use one of {', '.join(AUTH_MODES)} "

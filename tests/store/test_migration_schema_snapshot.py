@@ -42,6 +42,7 @@ FINGERPRINTS = {
     "0020_ingest_masking": "72a904f9c26989ef",
     "0021_gateway_routes": "f3ba7f66a32486f2",
     "0022_leases": "b1529220c39d93af",
+    "0023_workspaces": "4314edc0c302b31c",
 }
 
 

@@ -51,9 +51,21 @@ def _root(
             help="Print the opsloop version and exit.",
         ),
     ] = False,
+    workspace: Annotated[
+        str | None,
+        typer.Option(
+            "--workspace",
+            envvar="OPSLOOP_WORKSPACE",
+            help="Work in this workspace (default: default). `opsloop workspaces list` names them.",
+        ),
+    ] = None,
 ) -> None:
-    # Typer reads the app's help from Typer(help=...); this callback only adds --version.
-    pass
+    # Typer reads the app's help from Typer(help=...); this callback adds --version and
+    # --workspace, which reaches every command's settings through the environment.
+    if workspace:
+        import os
+
+        os.environ["OPSLOOP_WORKSPACE"] = workspace
 
 
 @app.command("version")
@@ -172,6 +184,7 @@ def _governance() -> None:
     app.add_typer(governance_cli.users_app, name="users")
     app.add_typer(governance_cli.keys_app, name="keys")
     app.add_typer(governance_cli.audit_app, name="audit")
+    app.add_typer(governance_cli.workspaces_app, name="workspaces")
     app.command("whoami")(governance_cli.whoami)
     app.command("login")(login_cli.login)
 
@@ -214,7 +227,7 @@ _ADDS_COMMANDS: dict[Callable[[], None], tuple[str, ...]] = {  # in the order --
     _gateway: ("gateway",),
     _gateway_routes: ("gateway-routes",),
     _finetune: ("finetune",),
-    _governance: ("users", "keys", "audit", "whoami", "login"),
+    _governance: ("users", "keys", "audit", "workspaces", "whoami", "login"),
     _privacy: ("privacy",),
     _imports: ("import",),
     _ci: ("ci",),

@@ -11,14 +11,16 @@ here), or open (no token set).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from fastapi import Depends, FastAPI
 
 from opsloop.app.health import install_health
-from opsloop.config import Settings, load_settings
+from opsloop.app.workspaces import WorkspaceStates
+from opsloop.config import DEFAULT_WORKSPACE, Settings, load_settings
 from opsloop.kernel import __version__
 from opsloop.kernel.code_policy import server_code_policy
 from opsloop.web.deps import AppState, require_token
@@ -27,43 +29,33 @@ from opsloop.web.limits import install_body_limits
 from opsloop.web.mlflow import include_mlflow_router, install_mlflow
 from opsloop.web.openapi import install_openapi
 from opsloop.web.routes import install_ui
+from opsloop.web.workspace_prefix import WorkspacePrefix
 
 __all__ = ["create_app"]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the opsloop server app for ``settings`` (default: from env / opsloop.toml)."""
-    settings = settings or load_settings()
+    settings = replace(settings or load_settings(), workspace=DEFAULT_WORKSPACE)  # it serves all
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        from opsloop.app.serving import start_controller
         from opsloop.llm.gateway.rollout import RolloutController
-        from opsloop.pipelines.launcher import Launcher
-        from opsloop.registry.promotion import PromotionContext
         from opsloop.store.leadership import Leadership
-        from opsloop.workflows.scheduler import Scheduler
 
         state = app.state.opsloop
-        controller = start_controller(state.serving, state.store)
-        promotions = PromotionContext(state.store, state.blobs, state.settings.home / "cache")
-        scheduler = Scheduler(
-            state.client, state.store, promotions, state.serving.log,
-            leadership=Leadership(state.store, "scheduler"), code=state.code,
-        ).start()  # fmt: skip
-        state.launcher = Launcher(state.client, code=state.code)
+        stop, leases = _start_background(state)
         rollouts = RolloutController(
             state.store, app.state.gateway.router.routes,
             leadership=Leadership(state.store, "gateway-rollouts"),
         ).start()  # fmt: skip
-        app.state.leases = [scheduler.leadership, controller.leadership, rollouts.leadership]
+        app.state.leases = [*leases, rollouts.leadership]
+        state.workspaces.start()
         yield  # every server ticks; only each lease's holder acts (shown on /healthz)
+        state.workspaces.stop()
         rollouts.stop()
         await app.state.gateway.aclose()  # spans queued by the LLM gateway are stored
-        state.launcher.close()
-        scheduler.stop()
-        controller.stop()
-        state.serving.close()  # shadow copies finish, the prediction log is sealed
+        stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -92,6 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.opsloop.trace_spool = open_spool(app.state.opsloop)
     app.state.opsloop.authorizer = _authorizer(settings, store)
     app.state.opsloop.code = server_code_policy(settings)
+    root = app.state.opsloop
+    root.workspaces = WorkspaceStates(
+        root, lambda name: _workspace_state(root, name), lambda state: _start_background(state)[0]
+    )
+    root.global_paths = _global_paths()
 
     install_error_handlers(app)
     install_openapi(app)  # the errors it documents are the ones it answers
@@ -192,7 +189,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.governance.oidc_views import install_oidc
 
     install_oidc(app, settings)  # /login/oidc: single sign-on, when --oidc-issuer is set
-    app.add_middleware(AuditMiddleware, store=store)  # outermost: sees every answer's status
+    app.add_middleware(AuditMiddleware, store=store)  # sees every answer's status
+    app.add_middleware(WorkspacePrefix)  # outermost: /w/NAME/... is a workspace's, for all
     return app
 
 
@@ -212,3 +210,56 @@ def _authorizer(settings: Settings, store: Any) -> Any:
     from opsloop.governance.authorizer import UserAuthorizer
 
     return UserAuthorizer(store)
+
+
+def _workspace_state(root: AppState, workspace: str) -> AppState:
+    """The state a workspace's requests are served from: its own store, blobs, client,
+    serving runtime and trace spool; the root's auth, code policy and lineage catalog."""
+    from opsloop.app.serving import open_runtime
+    from opsloop.client import Client, shared_stores
+    from opsloop.llm.tracing.api import open_spool
+
+    client = Client(settings=replace(root.settings, workspace=workspace))
+    store, blobs = shared_stores(client.settings)
+    state = AppState(
+        settings=client.settings, store=store, blobs=blobs, client=client,
+        serving=open_runtime(client), lineage=root.lineage, failures=root.failures,
+        authorizer=root.authorizer, code=root.code,
+    )  # fmt: skip
+    state.trace_spool = open_spool(state)
+    return state
+
+
+def _start_background(state: AppState) -> tuple[Callable[[], None], list[Any]]:
+    """Start what a server runs by itself for one workspace's store (the deployment rollout
+    controller, the scheduler, the launcher of ad hoc pipeline runs); returns what stops them
+    and their leases (only each lease's holder acts, whatever the number of servers)."""
+    from opsloop.app.serving import start_controller
+    from opsloop.pipelines.launcher import Launcher
+    from opsloop.registry.promotion import PromotionContext
+    from opsloop.store.leadership import Leadership
+    from opsloop.workflows.scheduler import Scheduler
+
+    controller = start_controller(state.serving, state.store)
+    promotions = PromotionContext(state.store, state.blobs, state.settings.home / "cache")
+    scheduler = Scheduler(
+        state.client, state.store, promotions, state.serving.log,
+        leadership=Leadership(state.store, "scheduler"), code=state.code,
+    ).start()  # fmt: skip
+    state.launcher = Launcher(state.client, code=state.code)
+
+    def stop() -> None:
+        state.launcher.close()
+        scheduler.stop()
+        controller.stop()
+        state.serving.close()  # shadow copies finish, the prediction log is sealed
+
+    return stop, [scheduler.leadership, controller.leadership]
+
+
+def _global_paths() -> tuple[str, ...]:
+    """Paths that act on the root store whatever workspace a request names: the users, keys
+    and workspaces routes (under ``/api``) and signing in and out."""
+    from opsloop.governance.routes import GLOBAL
+
+    return (*(f"/api{route.template}" for route in GLOBAL), "/login", "/logout", "/auth/")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, status
 
-from opsloop.governance import audit, masking, routes, services, user_status
+from opsloop.governance import audit, masking, routes, services, user_status, workspaces
 from opsloop.governance.entities import (
     ApiKey,
     AuditFilter,
@@ -23,6 +23,8 @@ from opsloop.governance.entities import (
     User,
     UserCreate,
     Whoami,
+    Workspace,
+    WorkspaceCreate,
 )
 from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
 from opsloop.governance.roles import ADMIN
@@ -75,9 +77,26 @@ def get_user(name: str, session: ReadSession) -> User:
 @router.put(routes.USER_ROLE.template)
 def set_role(name: str, body: RoleSet, state: State) -> User:
     with state.store.write() as session:
-        user = services.set_role(session, name, body.role, _actor(state))
+        user = services.set_role(session, name, body.role, _actor(state), body.workspace)
     _changed(state)
     return user
+
+
+@router.get(routes.WORKSPACES.template)
+def list_workspaces(session: ReadSession) -> list[Workspace]:
+    """Every workspace: ``default``, then the ones made, by name. Send a workspace's name as
+    the ``X-Opsloop-Workspace`` header to work in it."""
+    return workspaces.list_workspaces(session)
+
+
+@router.post(routes.WORKSPACES.template, status_code=status.HTTP_201_CREATED)
+def create_workspace(body: WorkspaceCreate, state: State) -> Workspace:
+    """Make a workspace (admins); its objects get a store of their own."""
+    with state.store.write() as session:
+        made = workspaces.create_workspace(session, body.name, _actor(state))
+    if state.workspaces is not None:  # its scheduler and controllers start now
+        state.workspaces.state(made.name)
+    return made
 
 
 @router.post(routes.USER_DISABLE.template)

@@ -32,15 +32,18 @@ import threading
 from contextvars import ContextVar
 from typing import Any
 
+from fastapi import Request
 from fastapi.routing import APIRoute
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from opsloop.errors import StoreError
+from opsloop.config import DEFAULT_WORKSPACE
+from opsloop.errors import OpsloopError, StoreError
 from opsloop.governance import audit
 from opsloop.governance.policy import SAFE_METHODS, RouteRoles
 from opsloop.store.database import Store
+from opsloop.web.deps import get_state, request_workspace
 
 __all__ = ["READ_ONLY_POSTS", "AuditMiddleware", "resource_of"]
 
@@ -78,8 +81,13 @@ def resource_of(template: str, params: dict[str, Any]) -> str:
 class _Pending:
     """One audited request in flight: what its event says, and whether it is written yet."""
 
-    def __init__(self, scope: dict[str, Any], request_id: str, url: str, routes: RouteRoles):
-        self.scope, self.request_id, self.url, self.routes = scope, request_id, url, routes
+    def __init__(
+        self, scope: dict[str, Any], request_id: str, store: Store, workspace: str,
+        routes: RouteRoles,
+    ) -> None:  # fmt: skip
+        self.scope, self.request_id, self.routes = scope, request_id, routes
+        self.store, self.workspace = store, workspace  # the request's workspace, where it goes
+        self.url = str(store.engine.url)
         self.sha = hashlib.sha256()
         self.body_done = False
         self.lock = threading.Lock()
@@ -117,7 +125,7 @@ class _Pending:
         return {
             "actor": self.actor(), "action": f"{method} {template}",
             "resource": resource_of(template, self.scope.get("path_params") or {}),
-            "request_id": self.request_id, "outcome": outcome,
+            "request_id": self.request_id, "outcome": outcome, "workspace": self.workspace,
             "digest": self.sha.hexdigest() if self.body_done else None,
         }  # fmt: skip
 
@@ -169,7 +177,8 @@ def _hook_sessions() -> None:
 
 class AuditMiddleware:
     """ASGI middleware: a request id for every request, an audit event for every write (see the
-    module docstring). ``store`` is the server's metadata store, where the events go."""
+    module docstring). The event goes to the store of the request's workspace (each has its
+    own chain); ``store`` is the root store, for requests whose workspace is unknown."""
 
     def __init__(self, app: Any, store: Store) -> None:
         self.app, self.store = app, store
@@ -192,7 +201,8 @@ class AuditMiddleware:
             await self.app(scope, receive, stamped)
             return
         scope.setdefault("state", {})
-        pending = _Pending(scope, request_id, str(self.store.engine.url), self.routes)
+        store, workspace = await run_in_threadpool(self._target, scope)
+        pending = _Pending(scope, request_id, store, workspace, self.routes)
 
         async def hashing() -> dict[str, Any]:
             message: dict[str, Any] = await receive()
@@ -217,16 +227,25 @@ class AuditMiddleware:
         finally:
             _PENDING.reset(token)
 
+    def _target(self, scope: dict[str, Any]) -> tuple[Store, str]:
+        """The store and name of the request's workspace; the root store when the name is
+        malformed or unknown (the request is refused for it, and that refusal is recorded)."""
+        request = Request(scope)
+        try:
+            return get_state(request).store, request_workspace(request)
+        except OpsloopError:
+            return self.store, DEFAULT_WORKSPACE
+
     async def _settle(self, pending: _Pending, status: int) -> None:
         """Write the request's event now, unless its transaction carried it with ``status``."""
         pending.settled = True
         if pending.written == status or not pending.audited():
             return
-        await run_in_threadpool(self._append, pending.fields(status))
+        await run_in_threadpool(self._append, pending.store, pending.fields(status))
 
-    def _append(self, fields: dict[str, Any]) -> None:
+    def _append(self, store: Store, fields: dict[str, Any]) -> None:
         try:
-            with self.store.write() as session:
+            with store.write() as session:
                 audit.append(session, **fields)
         except StoreError as exc:
             # The store is away: the request wrote nothing there either (its own write would

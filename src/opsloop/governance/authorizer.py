@@ -120,7 +120,7 @@ class UserAuthorizer:
         action = f"{method} {template}"
         if protected is not None:
             action += f" on the protected alias '{protected}'"
-        require_role(principal.role, need, principal.name, action)
+        require_role(principal.role, need, principal.name, action, principal.workspace)
 
     def needed_role(self, request: Request) -> str:
         """The role the request's route needs, ignoring any body (for tests and benches)."""

@@ -27,6 +27,7 @@ from opsloop.governance.entities import (
     User,
     UserCreate,
     Whoami,
+    Workspace,
 )
 from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
 from opsloop.governance.masking import MaskingPolicy, MaskingSet
@@ -48,10 +49,19 @@ class GovernanceBackend(ABC):
         """Every user, by name."""
 
     @abstractmethod
-    def set_role(self, name: str, role: str) -> User:
-        """Change a user's role. ``InvalidInput`` for an unknown role, ``NotFound`` for an
-        unknown user, ``PermissionDenied`` for a role above the caller's own or for taking the
-        last admin's role away."""
+    def set_role(self, name: str, role: str, workspace: str) -> User:
+        """Give a user ``role`` in ``workspace``. ``InvalidInput`` for an unknown role,
+        ``NotFound`` for an unknown user or workspace, ``PermissionDenied`` for a role above the
+        caller's own or for taking the last admin's role away."""
+
+    @abstractmethod
+    def list_workspaces(self) -> list[Workspace]:
+        """``default``, then every workspace made, by name."""
+
+    @abstractmethod
+    def create_workspace(self, name: str) -> Workspace:
+        """Make a workspace (admins). ``InvalidInput`` for a name that cannot be one,
+        ``Conflict`` when it exists, ``PermissionDenied`` below admin."""
 
     @abstractmethod
     def set_disabled(self, name: str, disabled: bool) -> User:

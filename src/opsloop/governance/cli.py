@@ -40,6 +40,16 @@ keys_app = command_group(
     "  opsloop keys revoke opsk_AbC1234"
 )
 
+workspaces_app = command_group(
+    "Workspaces: separate sets of experiments, data, models, prompts and deployments, each in a "
+    "store of its own, with a role per user in each. Work in one with --workspace NAME (or "
+    "OPSLOOP_WORKSPACE). Examples:\n\n"
+    "  opsloop workspaces create team-a\n"
+    "  opsloop users set-role alice editor --workspace team-a\n"
+    "  opsloop --workspace team-a runs list\n"
+    "  opsloop workspaces list"
+)
+
 audit_app = command_group(
     "The audit log: every state change made through the server (who, what, when, outcome), "
     "hash-chained so an edited or deleted event is detected. Examples:\n\n"
@@ -88,10 +98,38 @@ def create_user(
 
 
 @users_app.command("set-role")
-def set_role(name: str, role: str, json_: JsonOption = False) -> None:
-    """Change a user's role."""
-    user = _governance().set_role(name, role)
-    print_outcome(user, f"{user.name} is now {user.role}", as_json=json_)
+def set_role(
+    name: str,
+    role: str,
+    workspace: Annotated[
+        str, typer.Option(help="The workspace the role holds in (each has its own).")
+    ] = "default",
+    json_: JsonOption = False,
+) -> None:
+    """Give a user a role (in the default workspace, or in --workspace)."""
+    user = _governance().set_role(name, role, workspace=workspace)
+    print_outcome(user, f"{user.name} is now {user.role} in {user.workspace}", as_json=json_)
+
+
+@workspaces_app.command("create")
+def create_workspace(name: str, json_: JsonOption = False) -> None:
+    """Make a workspace (admins); then give people a role in it with `users set-role`."""
+    made = _governance().create_workspace(name)
+    print_outcome(
+        made, f"created workspace {made.name}: work in it with --workspace {made.name}",
+        as_json=json_,
+    )  # fmt: skip
+
+
+@workspaces_app.command("list")
+def list_workspaces(json_: JsonOption = False) -> None:
+    """Every workspace: default, then the ones made."""
+    found = _governance().list_workspaces()
+    if json_:
+        print_json([w.model_dump(mode="json") for w in found])
+        return
+    rows = [(w.name, when(w.created_at) if w.created_at else "", w.created_by) for w in found]
+    print_table(["workspace", "created", "by"], rows)
 
 
 @users_app.command("list")

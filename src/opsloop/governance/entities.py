@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsloop.config import DEFAULT_WORKSPACE
 from opsloop.kernel.entities import Entity
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "User",
     "UserCreate",
     "Whoami",
+    "Workspace",
+    "WorkspaceCreate",
 ]
 
 
@@ -37,6 +40,7 @@ class RoleSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: str
+    workspace: str = Field(DEFAULT_WORKSPACE, description="where the role holds")
 
 
 class User(Entity):
@@ -140,3 +144,17 @@ class AuditVerdict(Entity):
     problem: str | None = None
     head_seq: int = 0
     head_hash: str = ""
+
+
+class WorkspaceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="lower-case letters, digits and '-', starting with a letter")
+
+
+class Workspace(Entity):
+    """A workspace: its objects live in a store of their own."""
+
+    name: str
+    created_at: int = Field(description="epoch ms (0: default, which was always there)")
+    created_by: str

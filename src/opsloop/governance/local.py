@@ -3,7 +3,7 @@ the OS user with the ``admin`` role (the database's owner; see :mod:`.backend`).
 
 from __future__ import annotations
 
-from opsloop.governance import audit, masking, routes, services, user_status
+from opsloop.governance import audit, masking, routes, services, user_status, workspaces
 from opsloop.governance.backend import GovernanceBackend
 from opsloop.governance.entities import (
     ApiKey,
@@ -15,6 +15,7 @@ from opsloop.governance.entities import (
     User,
     UserCreate,
     Whoami,
+    Workspace,
 )
 from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
 from opsloop.governance.roles import ADMIN
@@ -25,12 +26,24 @@ __all__ = ["LocalGovernanceBackend"]
 
 
 class LocalGovernanceBackend(GovernanceBackend):
-    def __init__(self, store: Store) -> None:
+    """Governance on the stores directly, as the store's owner (admin).
+
+    Args:
+        store: The root store: users, keys, roles and the list of workspaces.
+        workspace: The workspace worked in (its audit log, masking and retention are in its
+            own store: ``workspace_store``, the root store for ``default``).
+    """
+
+    def __init__(
+        self, store: Store, workspace_store: Store | None = None, workspace: str = "default"
+    ) -> None:
         self.store = store
+        self.workspace_store = workspace_store or store
+        self.workspace = workspace
 
     @property
     def actor(self) -> Principal:
-        return Principal(name=current_user(), role=ADMIN, auth="embedded")
+        return Principal(name=current_user(), role=ADMIN, auth="embedded", workspace=self.workspace)
 
     def create_user(self, body: UserCreate) -> User:
         with self.store.write() as s:
@@ -40,9 +53,17 @@ class LocalGovernanceBackend(GovernanceBackend):
         with self.store.read() as s:
             return services.list_users(s)
 
-    def set_role(self, name: str, role: str) -> User:
+    def set_role(self, name: str, role: str, workspace: str) -> User:
         with self.store.write() as s:
-            return services.set_role(s, name, role, self.actor)
+            return services.set_role(s, name, role, self.actor, workspace)
+
+    def list_workspaces(self) -> list[Workspace]:
+        with self.store.read() as s:
+            return workspaces.list_workspaces(s)
+
+    def create_workspace(self, name: str) -> Workspace:
+        with self.store.write() as s:
+            return workspaces.create_workspace(s, name, self.actor)
 
     def set_disabled(self, name: str, disabled: bool) -> User:
         """As the REST route does, with its audit event (no server middleware writes one)."""
@@ -75,17 +96,17 @@ class LocalGovernanceBackend(GovernanceBackend):
         return Whoami(name=actor.name, role=actor.role, auth=actor.auth, workspace=actor.workspace)
 
     def list_audit(self, flt: AuditFilter, max_results: int, page_token: str | None) -> AuditPage:
-        with self.store.read() as s:
+        with self.workspace_store.read() as s:
             return audit.list_page(s, flt, max_results, page_token)
 
     def verify_audit(self) -> AuditVerdict:
-        with self.store.read() as s:
+        with self.workspace_store.read() as s:
             return audit.verify(s)
 
     def get_masking(self) -> masking.MaskingPolicy:
-        with self.store.read() as s:
+        with self.workspace_store.read() as s:
             return masking.get_masking(s)
 
     def set_masking(self, body: masking.MaskingSet) -> masking.MaskingPolicy:
-        with self.store.write() as s:
+        with self.workspace_store.write() as s:
             return masking.set_masking(s, body, self.actor.name)

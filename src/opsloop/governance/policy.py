@@ -117,6 +117,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/users/{name}/disable"): Rule(ADMIN),
     ("POST", "/api/users/{name}/enable"): Rule(ADMIN),
     ("POST", "/api/keys"): Rule(VIEWER),
+    ("POST", "/api/workspaces"): Rule(ADMIN),  # listing them is anyone's
     # the audit log: who did what is an admin's to read
     ("GET", "/api/audit"): Rule(ADMIN),
     ("GET", "/api/audit/verify"): Rule(ADMIN),

@@ -15,6 +15,7 @@ from opsloop.governance.entities import (
     User,
     UserCreate,
     Whoami,
+    Workspace,
 )
 from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
 from opsloop.kernel.paging import page_query
@@ -39,9 +40,17 @@ class RemoteGovernanceBackend(GovernanceBackend):
     def list_users(self) -> list[User]:
         return self.http.fetch(list[User], "GET", routes.USERS.url())
 
-    def set_role(self, name: str, role: str) -> User:
-        raw = self.http.request("PUT", routes.USER_ROLE.url(name=name), json={"role": role})
+    def set_role(self, name: str, role: str, workspace: str) -> User:
+        body = {"role": role, "workspace": workspace}
+        raw = self.http.request("PUT", routes.USER_ROLE.url(name=name), json=body)
         return User.model_validate_json(raw.content)
+
+    def list_workspaces(self) -> list[Workspace]:
+        return self.http.fetch(list[Workspace], "GET", routes.WORKSPACES.url())
+
+    def create_workspace(self, name: str) -> Workspace:
+        raw = self.http.request("POST", routes.WORKSPACES.url(), json={"name": name}).content
+        return Workspace.model_validate_json(raw)
 
     def set_disabled(self, name: str, disabled: bool) -> User:
         route = routes.USER_DISABLE if disabled else routes.USER_ENABLE

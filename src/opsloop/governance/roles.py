@@ -1,8 +1,8 @@
 """Roles, their order, and the aliases only a maintainer may move.
 
-A role holds in one workspace (only ``default`` exists for now; roles are stored per
-``(user, workspace)`` so that more can come without a migration of the grants). Each role can do
-what the ones below it can::
+A role holds in one workspace (roles are stored per ``(user, workspace)``; a user has one in
+``default`` and may have others, :mod:`opsloop.governance.workspaces`). Each role can do what
+the ones below it can::
 
     viewer      read everything
     editor      log runs, register versions, create datasets, prompts, monitors, scores ...
@@ -13,6 +13,7 @@ what the ones below it can::
 
 from __future__ import annotations
 
+from opsloop.config import DEFAULT_WORKSPACE
 from opsloop.errors import InvalidInput, PermissionDenied
 
 __all__ = [
@@ -32,7 +33,6 @@ __all__ = [
 VIEWER, EDITOR, MAINTAINER, ADMIN = "viewer", "editor", "maintainer", "admin"
 ROLES = (VIEWER, EDITOR, MAINTAINER, ADMIN)  # lowest first
 _RANK = {role: i for i, role in enumerate(ROLES)}
-DEFAULT_WORKSPACE = "default"
 # Aliases (models, datasets) and labels (prompts) whose move changes what production serves.
 PROTECTED_ALIASES = frozenset({"champion", "production"})
 
@@ -54,12 +54,14 @@ def lower_role(a: str, b: str | None) -> str:
     return a if b is None or _RANK[a] <= _RANK[b] else b
 
 
-def require_role(have: str, need: str, who: str, action: str) -> None:
-    """``PermissionDenied`` naming the role ``action`` needs when ``have`` is below ``need``;
-    ``details`` carry both, so the UI and scripts can tell a role problem from a bad key."""
+def require_role(
+    have: str, need: str, who: str, action: str, workspace: str = DEFAULT_WORKSPACE
+) -> None:
+    """``PermissionDenied`` naming the role ``action`` needs in ``workspace`` when ``have`` is
+    below ``need``; ``details`` carry both, so the UI and scripts can tell a role problem from a
+    bad key."""
     if _RANK[have] < _RANK[need]:
         raise PermissionDenied(
-            f"{action} needs the role '{need}' in workspace '{DEFAULT_WORKSPACE}'; "
-            f"{who} is '{have}'",
-            details={"required_role": need, "role": have, "workspace": DEFAULT_WORKSPACE},
+            f"{action} needs the role '{need}' in workspace '{workspace}'; {who} is '{have}'",
+            details={"required_role": need, "role": have, "workspace": workspace},
         )

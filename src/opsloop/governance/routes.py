@@ -14,9 +14,13 @@ KEYS = Route("/keys")
 KEY = Route("/keys/{key_id}")
 KEY_LIMITS = Route("/keys/{key_id}/limits")
 WHOAMI = Route("/whoami")
+WORKSPACES = Route("/workspaces")
 AUDIT = Route("/audit")
 AUDIT_VERIFY = Route("/audit/verify")
 # the CLI's OpenID sign-in (opsloop login --oidc): open routes, served with OIDC only
 OIDC_SIGN_IN = Route("/auth/oidc")
 OIDC_DEVICE = Route("/auth/oidc/device")
 OIDC_TOKEN = Route("/auth/oidc/token")
+# Global: these act on the root store whatever workspace a request names (users, keys and
+# the list of workspaces are not any one workspace's).
+GLOBAL = (USERS, KEYS, WHOAMI, WORKSPACES, OIDC_SIGN_IN)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
+from opsloop.config import DEFAULT_WORKSPACE
 from opsloop.governance.backend import GovernanceBackend
 from opsloop.governance.entities import (
     ApiKey,
@@ -23,6 +24,7 @@ from opsloop.governance.entities import (
     User,
     UserCreate,
     Whoami,
+    Workspace,
 )
 from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
 from opsloop.governance.masking import MaskingPolicy, MaskingSet
@@ -44,8 +46,18 @@ class GovernanceClient:
     def list_users(self) -> list[User]:
         return self._backend.list_users()
 
-    def set_role(self, name: str, role: str) -> User:
-        return self._backend.set_role(name, role)
+    def set_role(self, name: str, role: str, *, workspace: str = DEFAULT_WORKSPACE) -> User:
+        """Give ``name`` the role ``role`` in ``workspace`` (each workspace has its own)."""
+        return self._backend.set_role(name, role, workspace)
+
+    def list_workspaces(self) -> list[Workspace]:
+        """``default``, then every workspace made, by name."""
+        return self._backend.list_workspaces()
+
+    def create_workspace(self, name: str) -> Workspace:
+        """Make a workspace (admins): its objects get a store of their own; give people a
+        role there with :meth:`set_role`."""
+        return self._backend.create_workspace(name)
 
     def disable_user(self, name: str) -> User:
         """Refuse every key and web session of ``name`` (admins); nothing is deleted, and

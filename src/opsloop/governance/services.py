@@ -29,6 +29,7 @@ from opsloop.governance.roles import (
     require_role,
 )
 from opsloop.governance.tables import ApiKeyRow, UserRoleRow, UserRow
+from opsloop.governance.workspaces import get_workspace
 from opsloop.kernel.identity import Principal
 from opsloop.kernel.timeutil import now_ms
 
@@ -71,9 +72,9 @@ def _grant_check(actor: Principal, role: str, whom: str) -> None:
         )
 
 
-def _user(row: UserRow, role: str) -> User:
+def _user(row: UserRow, role: str, workspace: str = DEFAULT_WORKSPACE) -> User:
     return User(
-        id=row.id, name=row.name, role=role, workspace=DEFAULT_WORKSPACE,
+        id=row.id, name=row.name, role=role, workspace=workspace,
         is_service=row.is_service, created_at=row.created_at, created_by=row.created_by,
         disabled_at=row.disabled_at,
     )  # fmt: skip
@@ -136,20 +137,23 @@ def list_users(session: Session) -> list[User]:
     return [_user(row, role or "viewer") for row, role in rows]
 
 
-def set_role(session: Session, name: str, role: str, actor: Principal) -> User:
-    """Give ``name`` the role ``role`` in the default workspace.
+def set_role(
+    session: Session, name: str, role: str, actor: Principal, workspace: str = DEFAULT_WORKSPACE
+) -> User:
+    """Give ``name`` the role ``role`` in ``workspace``.
 
     Raises:
         InvalidInput: An unknown role.
-        NotFound: No such user.
+        NotFound: No such user, or no such workspace.
         PermissionDenied: The role is above the actor's own, or the actor would take the last
             admin's role away (the server would have no one left to manage it).
     """
     check_role(role)
     row = _user_row(session, name)
+    get_workspace(session, workspace)
     _grant_check(actor, role, name)
-    grant = session.get(UserRoleRow, (row.id, DEFAULT_WORKSPACE))
-    if grant is not None and grant.role == ADMIN and role != ADMIN:
+    grant = session.get(UserRoleRow, (row.id, workspace))
+    if workspace == DEFAULT_WORKSPACE and grant is not None and grant.role == ADMIN != role:
         admins = session.scalars(
             select(UserRoleRow.user_id)
             .join(UserRow, UserRow.id == UserRoleRow.user_id)
@@ -162,12 +166,12 @@ def set_role(session: Session, name: str, role: str, actor: Principal) -> User:
         if row.id in admins and len(admins) <= 1:
             raise PermissionDenied(f"{name} is the last admin: make another user admin first")
     if grant is None:
-        session.add(UserRoleRow(user_id=row.id, workspace=DEFAULT_WORKSPACE, role=role,
+        session.add(UserRoleRow(user_id=row.id, workspace=workspace, role=role,
                                 granted_at=now_ms(), granted_by=actor.name))  # fmt: skip
     else:
         grant.role, grant.granted_at, grant.granted_by = role, now_ms(), actor.name
     session.flush()
-    return _user(row, role)
+    return _user(row, role, workspace)
 
 
 def _api_key(row: ApiKeyRow, user: str) -> ApiKey:
@@ -351,6 +355,12 @@ def _principal(session: Session, which: Any) -> tuple[str, Principal] | None:
     key_id, cap, expires_at, revoked_at, user_id, name, is_service, role = found
     if revoked_at is not None or (expires_at is not None and expires_at <= now_ms()):
         return None
-    principal = Principal(name=name, role=lower_role(role, cap), auth="users", user_id=user_id,
-                          is_service=is_service, expires_at=expires_at)  # fmt: skip
+    grants = session.execute(
+        select(UserRoleRow.workspace, UserRoleRow.role).where(UserRoleRow.user_id == user_id)
+    ).all()
+    principal = Principal(
+        name=name, role=lower_role(role, cap), auth="users", user_id=user_id,
+        is_service=is_service, expires_at=expires_at,
+        roles=tuple(sorted((ws, lower_role(granted, cap)) for ws, granted in grants)),
+    )  # fmt: skip
     return key_id, principal

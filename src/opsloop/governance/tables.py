@@ -120,3 +120,13 @@ class RetentionRow(Base):
     mask_entities: Mapped[str | None] = mapped_column(String(500))
     mask_mode: Mapped[str | None] = mapped_column(String(16))
     mask_key: Mapped[str | None] = mapped_column(String(64))
+
+
+class WorkspaceRow(col.CreatedAt, col.CreatedBy, Base):
+    """A workspace made besides ``default`` (which always exists and is the root store
+    itself); kept in the root store, its objects in a store of their own
+    (:mod:`opsloop.store.workspaces`)."""
+
+    __tablename__ = "workspaces"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import getpass
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["Principal", "act_as", "current_principal", "current_user", "os_user"]
 
@@ -28,12 +28,14 @@ class Principal:
             ``admin``): the lower of the user's role and the key's own cap, if it has one.
         auth: How it signed in: ``users`` (an API key or a session opened with one),
             ``token`` (the server token), ``open`` (no auth) or ``embedded`` (no server).
-        workspace: The workspace the role holds in (only ``default`` for now).
+        workspace: The workspace the role holds in (the one the request works in).
         user_id: The user's id (empty outside ``users`` mode).
         is_service: A service account (a machine user), not a person.
         expires_at: When the credential stops working (epoch ms), if ever.
         key_id: The id of the API key it signed in with (empty without one): what the
             gateway's per-key limits are found by.
+        roles: Its role in every workspace it has one in, as ``(workspace, role)`` pairs
+            (each capped by the key like ``role``); see :meth:`in_workspace`.
     """
 
     name: str
@@ -44,6 +46,15 @@ class Principal:
     is_service: bool = False
     expires_at: int | None = None
     key_id: str = ""
+    roles: tuple[tuple[str, str], ...] = ()
+
+    def in_workspace(self, workspace: str) -> Principal | None:
+        """The same caller acting in ``workspace`` with its role there; None when it has
+        none."""
+        if workspace == self.workspace:
+            return self
+        role = dict(self.roles).get(workspace)
+        return None if role is None else replace(self, workspace=workspace, role=role)
 
 
 _ACTING: ContextVar[Principal | None] = ContextVar("opsloop_principal", default=None)

@@ -53,14 +53,19 @@ class HttpTransport:
         token: Sent as ``Authorization: Bearer <token>``.
         timeout: Seconds per request.
         retries: Extra attempts for idempotent requests on transient failures.
+        workspace: Sent as ``X-Opsloop-Workspace`` (unless ``default``): the server serves
+            that workspace's objects, under the caller's role there.
     """
 
     def __init__(
-        self, base_url: str, token: str | None = None, *, timeout: float = 60.0, retries: int = 4
-    ) -> None:
+        self, base_url: str, token: str | None = None, *, timeout: float = 60.0, retries: int = 4,
+        workspace: str = "default",
+    ) -> None:  # fmt: skip
         headers = {"User-Agent": "opsloop-sdk"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        if workspace != "default":
+            headers["X-Opsloop-Workspace"] = workspace
         self.base_url = base_url.rstrip("/")
         self.retries = retries
         self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # SQLAlchemy is imported by whoever opens a store: SCHEMA_HEA
 
 __all__ = ["SCHEMA_HEAD", "current_revision", "downgrade", "ensure_schema", "upgrade"]
 
-SCHEMA_HEAD = "0022_leases"
+SCHEMA_HEAD = "0023_workspaces"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x0B5100B
 

@@ -16,8 +16,8 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from opsloop.config import Settings
-from opsloop.errors import PermissionDenied, Unauthenticated
+from opsloop.config import DEFAULT_WORKSPACE, Settings, check_workspace_name
+from opsloop.errors import NotFound, PermissionDenied, Unauthenticated
 from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
 from opsloop.kernel.identity import Principal, act_as, current_user
 from opsloop.store.blobs import BlobStore
@@ -84,10 +84,44 @@ class AppState:
     failures: FailureLimiter = field(default_factory=FailureLimiter)  # failed tokens per IP
     authorizer: Authorizer | None = None  # users mode: set by create_app, else None
     code: CodePolicy = ANY_CODE  # what requests may name as code: set by create_app
+    # The root state only (set by create_app): the other workspaces' states, built and started
+    # on demand (opsloop.app.workspaces.WorkspaceStates), and the path prefixes that act on
+    # the root store whatever workspace a request names (users, keys, the workspaces' list).
+    workspaces: Any = None
+    global_paths: tuple[str, ...] = ()
+
+
+WORKSPACE_HEADER = "X-Opsloop-Workspace"
+WORKSPACE_COOKIE = "opsloop_workspace"  # the web UI's choice, set by a page opened ?workspace=
+
+
+def request_workspace(request: Request) -> str:
+    """The workspace a request works in: its ``X-Opsloop-Workspace`` header, else a
+    ``workspace`` query parameter (a link to a page), else the browser's last choice (a
+    cookie), else ``default``; always ``default`` on the root state's global paths. A
+    malformed name is a 400."""
+    root: AppState = request.app.state.opsloop
+    path = request.url.path
+    if any(path.startswith(prefix) for prefix in root.global_paths):
+        return DEFAULT_WORKSPACE
+    name = (
+        request.headers.get(WORKSPACE_HEADER)
+        or request.query_params.get("workspace")
+        or request.cookies.get(WORKSPACE_COOKIE)
+    )
+    return check_workspace_name(name) if name else DEFAULT_WORKSPACE
 
 
 def get_state(request: Request) -> AppState:
-    state: AppState = request.app.state.opsloop
+    """The state of the request's workspace (the root state for ``default``); 404 naming the
+    close ones when it does not exist."""
+    root: AppState = request.app.state.opsloop
+    workspace = request_workspace(request)
+    if workspace == DEFAULT_WORKSPACE:
+        return root
+    if root.workspaces is None:
+        raise NotFound(f"workspace {workspace!r}: this server serves the default one only")
+    state: AppState = root.workspaces.state(workspace)
     return state
 
 
@@ -119,7 +153,7 @@ MaxResults = Annotated[int, Query(ge=1, le=10_000)]  # page size; each route set
 SESSION_COOKIE = "opsloop_session"
 
 
-async def require_token(request: Request, state: State) -> None:
+async def require_token(request: Request) -> None:
     """Who may call a route, when the server has a token set; and, for browsers, from where.
 
     API clients send ``Authorization: Bearer <token>``: 403 with a wrong one (counted by the
@@ -135,8 +169,11 @@ async def require_token(request: Request, state: State) -> None:
     then checked (403 naming the role it needs). The principal is recorded for the request
     (:func:`opsloop.kernel.identity.act_as`): it is the author of whatever the request writes.
     ``request.state.actor`` names the caller for the audit log once it is known (a user, ``token``,
-    or an open server's own user).
+    or an open server's own user). Keys, sessions and users live in the root store, so this
+    check reads the root state whatever workspace the request works in; in ``users`` mode the
+    role checked is the caller's role in that workspace (403 when it has none there).
     """
+    state: AppState = request.app.state.opsloop
     if state.authorizer is not None:
         await _require_user(request, state, state.authorizer)
         return
@@ -190,9 +227,26 @@ async def _require_user(request: Request, state: AppState, authorizer: Authorize
             check_origin(request)
             await check_token(request, live.csrf_token)
     request.state.actor = principal.name  # known even when the role check refuses
+    principal = await _in_workspace(request, state, principal)
     await authorizer.authorize(request, principal)
     request.state.principal = principal
     act_as(principal)
+
+
+async def _in_workspace(request: Request, state: AppState, principal: Principal) -> Principal:
+    """``principal`` acting in the request's workspace: 404 when that workspace does not exist,
+    403 when the principal has no role there."""
+    workspace = request_workspace(request)
+    found = principal.in_workspace(workspace)
+    if found is not None:
+        return found
+    if state.workspaces is not None:
+        await run_in_threadpool(state.workspaces.check, workspace)  # 404 before "no role"
+    raise PermissionDenied(
+        f"{principal.name} has no role in workspace '{workspace}': an admin gives one with "
+        f"`opsloop users set-role {principal.name} ROLE --workspace {workspace}`",
+        details={"workspace": workspace, "role": None},
+    )
 
 
 async def authenticate_key(

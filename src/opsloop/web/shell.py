@@ -23,7 +23,10 @@ from fastapi.responses import HTMLResponse
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
 
+from opsloop.config import DEFAULT_WORKSPACE
+from opsloop.errors import OpsloopError
 from opsloop.kernel import __version__
+from opsloop.web.deps import WORKSPACE_COOKIE, request_workspace
 
 __all__ = ["CSP", "SearchHit", "UiDomain", "build_environment", "render", "security_headers"]
 
@@ -109,10 +112,37 @@ def build_environment(domains: Sequence[UiDomain], static: str) -> Environment:
 def render(
     request: Request, template: str, context: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:
-    """Render a page of the shell or of a domain with the request in its context."""
+    """Render a page of the shell or of a domain with the request in its context, and the
+    workspace it shows with the ones the caller may switch to. A page opened with
+    ``?workspace=NAME`` keeps that choice for the next pages (a cookie), so its links stay in
+    that workspace."""
     env: Environment = request.app.state.ui_env
-    html = env.get_template(template).render(request=request, **context)
-    return HTMLResponse(html, status_code=status_code, headers=security_headers())
+    workspace, choices = _workspaces(request)
+    html = env.get_template(template).render(
+        request=request, workspace=workspace, workspaces=choices, **context
+    )
+    response = HTMLResponse(html, status_code=status_code, headers=security_headers())
+    if request.query_params.get("workspace") == workspace and status_code < 400:
+        response.set_cookie(WORKSPACE_COOKIE, workspace, httponly=True, samesite="strict")
+    return response
+
+
+def _workspaces(request: Request) -> tuple[str, list[str]]:
+    """The page's workspace, and every workspace the caller has a role in (all of them on a
+    server without users); no choices when there is only ``default``."""
+    try:
+        workspace = request_workspace(request)
+    except OpsloopError:
+        return DEFAULT_WORKSPACE, []
+    root = getattr(request.app.state, "opsloop", None)
+    if root is None or root.workspaces is None:
+        return workspace, []
+    principal = getattr(request.state, "principal", None)
+    if principal is not None:
+        names = sorted({DEFAULT_WORKSPACE, *(name for name, _ in principal.roles)})
+    else:
+        names = root.workspaces.names()
+    return workspace, names if len(names) > 1 else []
 
 
 def format_time(ms: int | None) -> str:

@@ -1,0 +1,26 @@
+"""workspaces: the workspaces made besides ``default`` (each keeps its objects in its own store)
+
+Revision ID: 0023_workspaces
+Revises: 0022_leases
+Create Date: 2026-12-03 08:00:00.000000
+"""
+
+from alembic import op
+
+from opsloop.store.migrations._ops import created, drop_tables, primary_key, string
+
+revision: str = "0023_workspaces"
+down_revision: str | None = "0022_leases"
+
+
+def upgrade() -> None:
+    op.create_table(
+        "workspaces",
+        string("name", 64),
+        *created(),
+        primary_key("workspaces", "name"),
+    )
+
+
+def downgrade() -> None:
+    drop_tables("workspaces")
