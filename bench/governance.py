@@ -127,7 +127,7 @@ def main() -> None:
         await authorizer.authorize(request, principal)
 
     async def dependency() -> None:
-        await require_token(request, state)
+        await require_token(request)
 
     _time_async(warm, decision)
     _time_async(warm, dependency)
@@ -147,18 +147,17 @@ def main() -> None:
 
     async def denied() -> None:
         with contextlib.suppress(PermissionDenied):
-            await require_token(denied_request, state)
+            await require_token(denied_request)
 
     _time_async(warm, denied)
     rows.append(("auth dependency, editor refused (403)", _time_async(args.n, denied)))
 
     token_app = app_for(token="bench-token")
-    token_state = token_app.state.opsloop
     token_route = _route(token_app, "/api/models/{name}/aliases/{alias}")
     token_request = _request(token_app, token_route, "bench-token")
 
     async def token_dependency() -> None:
-        await require_token(token_request, token_state)
+        await require_token(token_request)
 
     _time_async(warm, token_dependency)
     rows.append(("token mode dependency (comparison)", _time_async(args.n, token_dependency)))

@@ -201,7 +201,7 @@ class AuditMiddleware:
             await self.app(scope, receive, stamped)
             return
         scope.setdefault("state", {})
-        store, workspace = await run_in_threadpool(self._target, scope)
+        store, workspace = await self._target(scope)
         pending = _Pending(scope, request_id, store, workspace, self.routes)
 
         async def hashing() -> dict[str, Any]:
@@ -227,12 +227,17 @@ class AuditMiddleware:
         finally:
             _PENDING.reset(token)
 
-    def _target(self, scope: dict[str, Any]) -> tuple[Store, str]:
+    async def _target(self, scope: dict[str, Any]) -> tuple[Store, str]:
         """The store and name of the request's workspace; the root store when the name is
-        malformed or unknown (the request is refused for it, and that refusal is recorded)."""
+        malformed or unknown (the request is refused for it, and that refusal is recorded).
+        Only another workspace's state may need building (a query): ``default``'s is at hand."""
         request = Request(scope)
         try:
-            return get_state(request).store, request_workspace(request)
+            workspace = request_workspace(request)
+            if workspace == DEFAULT_WORKSPACE:
+                return self.store, workspace
+            state = await run_in_threadpool(get_state, request)
+            return state.store, workspace
         except OpsloopError:
             return self.store, DEFAULT_WORKSPACE
 
