@@ -132,15 +132,24 @@ def test_the_run_links_to_its_model_version_whose_description_is_edited_in_place
     assert "Logistic regression, C=1." in ui.page.inner_text("#version-description")
 
 
-def test_a_viewer_is_refused_with_the_reason_on_the_page(ui: BrowserPage, served: Served) -> None:
+def test_a_viewer_gets_no_edit_controls_and_a_forged_edit_is_refused(
+    ui: BrowserPage, served: Served
+) -> None:
     ui.allow_console("status of 403")
     _sign_in(ui, served, "vic", f"/runs/{served.run_id}")
     before = ui.page.inner_text("#run-name")
-    ui.page.click("#rename-run")
-    ui.page.fill("#edit-name input[name=run_name]", "vandalised")
-    ui.page.click("#edit-name button[type=submit]")
-    error = ui.page.locator("#edit-name .edit-error")
-    error.wait_for()
-    assert "editor" in error.inner_text()
+    for control in ("#rename-run", "#edit-description-button", "#set-tag-button", "#edit-name"):
+        assert ui.page.locator(control).count() == 0, control
+    status = ui.page.evaluate(
+        """async (runId) => {
+            const token = document.querySelector('meta[name="csrf-token"]').content;
+            const answer = await fetch(`/api/runs/${runId}`, {method: "PATCH",
+                headers: {"Content-Type": "application/json", "X-CSRF-Token": token},
+                body: JSON.stringify({run_name: "vandalised"})});
+            return [answer.status, (await answer.json()).error.message];
+        }""",
+        served.run_id,
+    )
+    assert status[0] == 403 and "editor" in status[1]
     ui.page.reload()
     assert ui.page.inner_text("#run-name") == before

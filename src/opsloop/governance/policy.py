@@ -28,10 +28,12 @@ from opsloop.governance.roles import (
     MAINTAINER,
     PROTECTED_ALIASES,
     VIEWER,
+    rank,
 )
+from opsloop.kernel.identity import current_principal
 from opsloop.web.mlflow import MLFLOW_API
 
-__all__ = ["RULES", "SAFE_METHODS", "RouteRoles", "Rule", "rule_for"]
+__all__ = ["RULES", "SAFE_METHODS", "RouteRoles", "Rule", "may", "rule_for"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -140,6 +142,14 @@ RULES[("POST", f"{MLFLOW_API}/logged-models/search")] = Rule(VIEWER)
 RULES[("POST", f"{MLFLOW_API}/registered-models/get-latest-versions")] = Rule(VIEWER)
 RULES[("POST", f"{MLFLOW_API}/registered-models/alias")] = Rule(EDITOR, alias_field="alias")
 RULES[("DELETE", f"{MLFLOW_API}/registered-models/alias")] = Rule(EDITOR, alias_field="alias")
+
+
+def may(method: str, template: str) -> bool:
+    """Whether the request's caller passes the rule of ``method template`` (the full path): what
+    a page asks before it shows a button that calls that route. No principal: a token or open
+    server, whose auth check does not look at roles."""
+    principal = current_principal()
+    return principal is None or rank(principal.role) >= rank(rule_for(method, template).role)
 
 
 def rule_for(method: str, template: str) -> Rule:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from opsloop.errors import NotFound
+from opsloop.governance.policy import may
 from opsloop.registry import aliases, cards, models, versions
 from opsloop.registry import evaluations as stored
 from opsloop.registry.tables import RegisteredModelRow
@@ -62,6 +63,7 @@ def version_page(
         card=card,
         evaluations=evaluations,
         graph=state.lineage.lineage(session, "model", card["ref"]),
+        can_edit=may("PATCH", "/api/models/{name}/versions/{selector}"),
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from opsloop.errors import InvalidInput, NotFound
+from opsloop.governance.policy import may
 from opsloop.kernel.paging import decode_page_token, encode_page_token
 from opsloop.kernel.timeutil import now_ms
 from opsloop.store.local_blobs import LocalBlobStore
@@ -186,6 +187,7 @@ def run_page(request: Request, run_id: str, session: ReadSession, state: State) 
         description=run.data.tags.get(_NOTE_TAG, run.info.notes or ""),
         note_tag=_NOTE_TAG,
         versions=_registered_versions(state, session, run_id),
+        can_edit=may("PATCH", "/api/runs/{run_id}"),  # viewers get no buttons that 403
         page_data={
             "runId": run_id,
             "status": run.info.status.value,

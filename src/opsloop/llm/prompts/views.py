@@ -20,9 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict, InvalidInput
-from opsloop.governance.policy import rule_for
-from opsloop.governance.roles import rank
-from opsloop.kernel.identity import current_principal, current_user
+from opsloop.governance.policy import may
+from opsloop.kernel.identity import current_user
 from opsloop.llm.prompts import services
 from opsloop.llm.prompts.diff import compare
 from opsloop.llm.prompts.edits import save_edit, version_from_form
@@ -52,13 +51,6 @@ def _find(session: Session, text: str) -> list[SearchHit]:
 UI = UiDomain(
     key="prompts", title="Prompts", href="/prompts", package="opsloop.llm.prompts", find=_find
 )
-
-
-def _may(method: str, template: str) -> bool:
-    """Whether the caller's role passes the policy of ``method template`` (no principal: a
-    token or open server, where the auth check does not look at roles)."""
-    principal = current_principal()
-    return principal is None or rank(principal.role) >= rank(rule_for(method, template).role)
 
 
 def _draft(prompt: Prompt, message: str = "") -> dict[str, Any]:
@@ -104,7 +96,7 @@ def prompt_page(request: Request, name: str, session: ReadSession) -> Response:
     }
     return UI.subpage(
         request, "prompt.html", name, info=info, versions=versions, diffs=diffs,
-        can_edit=_may("POST", _SAVE),
+        can_edit=may("POST", _SAVE),
     )  # fmt: skip
 
 
@@ -176,5 +168,5 @@ def playground_page(
     return UI.subpage(
         request, "playground.html", f"Playground: {name}", crumbs, name=name, prompt=prompt,
         versions=versions, draft=_draft(prompt), config_json=json.dumps(prompt.config),
-        can_save=_may("POST", "/api/prompts/{name}/versions"),
+        can_save=may("POST", "/api/prompts/{name}/versions"),
     )  # fmt: skip
