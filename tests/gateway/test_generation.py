@@ -22,7 +22,12 @@ pytestmark = pytest.mark.usefixtures("no_network")
 
 
 def _body(question: str, **extra: Any) -> dict[str, Any]:
-    return {"model": "chat-bot", "messages": [{"role": "user", "content": question}], **extra}
+    """A chat body, greedy unless it says otherwise: OpenAI's default temperature is 1, and
+    these tests compare exact answers (two samples of one prompt need not agree)."""
+    return {
+        "model": "chat-bot", "messages": [{"role": "user", "content": question}],
+        "temperature": 0, **extra,
+    }  # fmt: skip
 
 
 @pytest.fixture
