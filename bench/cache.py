@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from opsloop.llm.evals.metrics import embed
-from opsloop.llm.gateway.cache import RouteCache, build_cache
+from opsloop.llm.gateway.cache import RouteCache
+from opsloop.llm.gateway.cache import build_cache
 from opsloop.llm.gateway.cache_index import SemanticIndex
 
 TOPICS = ["password", "invoice", "refund", "delivery", "account", "subscription", "order", "card"]

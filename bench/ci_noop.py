@@ -27,11 +27,16 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.ci.fake_hosts import GOOD_TOKEN, serve
-from tests.ci.project import run_steps, runner_env, workflow_steps, write_project
+from tests.ci.fake_hosts import GOOD_TOKEN
+from tests.ci.fake_hosts import serve
+from tests.ci.project import run_steps
+from tests.ci.project import runner_env
+from tests.ci.project import workflow_steps
+from tests.ci.project import write_project
 from tests.gitrepos import git
 
-from opsloop.ci.workflow import WorkflowSpec, render_workflow
+from opsloop.ci.workflow import WorkflowSpec
+from opsloop.ci.workflow import render_workflow
 
 TARGET_S = 30.0
 

@@ -42,13 +42,13 @@ import numpy as np
 from opsloop.data.duplicates.engine import NearParams
 from opsloop.data.duplicates.lsh import BandIndex
 from opsloop.data.duplicates.minhash import MinHasher
-from opsloop.data.duplicates.semantic import (
-    SemanticParams,
-    cluster_labels,
-    embed_rows,
-    semantic_duplicates,
-)
-from opsloop.data.duplicates.text import normal_form, normal_forms, shingle_hashes
+from opsloop.data.duplicates.semantic import SemanticParams
+from opsloop.data.duplicates.semantic import cluster_labels
+from opsloop.data.duplicates.semantic import embed_rows
+from opsloop.data.duplicates.semantic import semantic_duplicates
+from opsloop.data.duplicates.text import normal_form
+from opsloop.data.duplicates.text import normal_forms
+from opsloop.data.duplicates.text import shingle_hashes
 
 N = 5
 LEVELS = [0.2, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95]
@@ -146,7 +146,8 @@ def ours(docs: list[list[str]], verify: str) -> set[tuple[int, int]]:
 
 
 def datasketch(docs: list[list[str]], weights: tuple[float, float], verify: bool) -> set:
-    from datasketch import MinHash, MinHashLSH
+    from datasketch import MinHash
+    from datasketch import MinHashLSH
 
     lsh = MinHashLSH(threshold=0.5, num_perm=128, weights=weights)
     sketches = []
@@ -306,7 +307,8 @@ def semantic(count: int, eps: float) -> list[tuple[str, str]]:
 
 
 def index_bytes(count: int) -> tuple[float, float]:
-    from datasketch import MinHash, MinHashLSH
+    from datasketch import MinHash
+    from datasketch import MinHashLSH
 
     rng = random.Random(4)
     words = " ".join(_python_docs()).split()

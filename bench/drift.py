@@ -123,7 +123,8 @@ def side_ours(ref_path: str, cur_path: str) -> dict:
                    "drift": c.drift_detected}
         for c in report.columns
     }  # fmt: skip
-    from opsloop.monitoring.profiles import TableProfile, profile_frame
+    from opsloop.monitoring.profiles import TableProfile
+    from opsloop.monitoring.profiles import profile_frame
 
     start = time.perf_counter()
     stored = json.dumps(profile_frame(ref, types).to_dict())  # type: ignore[arg-type]
@@ -141,7 +142,9 @@ def side_ours(ref_path: str, cur_path: str) -> dict:
 
 def side_evidently(ref_path: str, cur_path: str) -> dict:
     import pandas as pd
-    from evidently import DataDefinition, Dataset, Report
+    from evidently import DataDefinition
+    from evidently import Dataset
+    from evidently import Report
     from evidently.presets import DataDriftPreset
 
     ref, cur = pd.read_parquet(ref_path), pd.read_parquet(cur_path)

@@ -42,7 +42,8 @@ LORA = {"r": 8, "lora_alpha": 16, "target_modules": ["c_attn", "c_fc"]}
 
 
 def base(layers: int, width: int) -> tuple[Any, Any]:
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2Config
+    from transformers import GPT2LMHeadModel
 
     tokenizer = chat_lm.build_tokenizer()
     torch.manual_seed(0)
@@ -79,7 +80,10 @@ def rows(method: str) -> list[dict[str, Any]]:
 def plain_trl(args: argparse.Namespace, out: Path, method: str) -> tuple[float, float]:
     from datasets import Dataset
     from peft import LoraConfig
-    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+    from trl import DPOConfig
+    from trl import DPOTrainer
+    from trl import SFTConfig
+    from trl import SFTTrainer
 
     tokenizer, model = base(args.layers, args.width)
     shared = dict(

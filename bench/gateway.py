@@ -368,10 +368,12 @@ def _serve(what: list[str]) -> None:
                     interface="asgi3")  # fmt: skip
         return
     from opsloop.app.gateway import create_gateway_app
-    from opsloop.client import Client, shared_stores
+    from opsloop.client import Client
+    from opsloop.client import shared_stores
     from opsloop.config import load_settings
     from opsloop.llm.gateway.limits import build_limiter
-    from opsloop.llm.gateway.limits_store import KeyLimitsLookup, store_spend
+    from opsloop.llm.gateway.limits_store import KeyLimitsLookup
+    from opsloop.llm.gateway.limits_store import store_spend
 
     home, up = Path(what[2]), int(what[3])
     settings = load_settings(home=str(home), database_url=f"sqlite:///{home / 'opsloop.db'}",

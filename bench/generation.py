@@ -34,8 +34,12 @@ from opsloop.llm.gateway.generation_body import render_prompt
 
 
 def build(vocab: int, layers: int, width: int) -> tuple[Any, Any]:
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from tokenizers import Tokenizer
+    from tokenizers import models
+    from tokenizers import pre_tokenizers
+    from transformers import GPT2Config
+    from transformers import GPT2LMHeadModel
+    from transformers import PreTrainedTokenizerFast
 
     words = {"<pad>": 0, "<unk>": 1, ":": 2}
     words.update({f"w{i}": i + 3 for i in range(vocab - 3)})

@@ -34,7 +34,8 @@ import contextlib
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,8 @@ def _time_sync(n: int, call: Callable[[], Any]) -> list[int]:
 
 
 def _route(app: Any, template: str) -> Any:
-    from fastapi.routing import APIRoute, iter_route_contexts
+    from fastapi.routing import APIRoute
+    from fastapi.routing import iter_route_contexts
 
     for context in iter_route_contexts(app.routes):
         if context.path_format == template and isinstance(context.original_route, APIRoute):

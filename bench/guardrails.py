@@ -24,7 +24,8 @@ import time
 from sklearn.metrics import roc_auc_score
 
 from opsloop.llm.gateway.guardrails.classifier import builtin_classifier
-from opsloop.llm.gateway.guardrails.dataset import heldout_set, labelled_set
+from opsloop.llm.gateway.guardrails.dataset import heldout_set
+from opsloop.llm.gateway.guardrails.dataset import labelled_set
 from opsloop.llm.gateway.guardrails.patterns import tier1
 
 

@@ -25,10 +25,13 @@ import time
 from pathlib import Path
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-from opsloop.governance.masker import IngestMasking, Masker
-from opsloop.governance.masking import MaskingSet, set_masking
+from opsloop.governance.masker import IngestMasking
+from opsloop.governance.masker import Masker
+from opsloop.governance.masking import MaskingSet
+from opsloop.governance.masking import set_masking
 from opsloop.governance.pii import ENTITIES
 from opsloop.llm.tracing.local import LocalTracingBackend
 from opsloop.llm.tracing.masking import mask_spans

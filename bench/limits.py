@@ -32,7 +32,9 @@ import redis
 from opsloop.errors import RateLimited
 from opsloop.llm.gateway.limits_memory import MemoryLimiter
 from opsloop.llm.gateway.limits_redis import RedisLimiter
-from opsloop.llm.gateway.ports import Caller, KeyLimits, Limiter
+from opsloop.llm.gateway.ports import Caller
+from opsloop.llm.gateway.ports import KeyLimits
+from opsloop.llm.gateway.ports import Limiter
 
 BUDGET, RPM, ESTIMATE = 1.0, 100, 0.01
 CLIENTS, PROCESSES = 32, 4

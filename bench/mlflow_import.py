@@ -95,7 +95,9 @@ def time_opsloop(store: Path, home: Path) -> float:
 def time_mlflow_copy(store: Path, ids: list[str], target: Path) -> float:
     """MlflowClient copying ``ids`` (params, tags, every metric point) into a fresh store."""
     from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric
+    from mlflow.entities import Param
+    from mlflow.entities import RunTag
 
     source = MlflowClient(f"sqlite:///{store}")
     dest = MlflowClient(f"sqlite:///{target}")

@@ -165,7 +165,8 @@ def prefix(src: Path, dst: Path, megabytes: float) -> None:
 
 
 def time_scan(path: Path, engine: str, entities: list[str] | None) -> tuple[float, dict[str, Any]]:
-    from opsloop.data.pii_scan import detector_for, scan_table
+    from opsloop.data.pii_scan import detector_for
+    from opsloop.data.pii_scan import scan_table
 
     detector_for(entities, engine)  # building Presidio's engine (~1 s) is not the scan
     start = time.perf_counter()

@@ -26,7 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from serving import BIN, free_port, load, train, wait_ready
+from serving import BIN
+from serving import free_port
+from serving import load
+from serving import train
+from serving import wait_ready
 
 CONCURRENCY = (1, 32)
 

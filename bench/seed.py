@@ -26,8 +26,11 @@ def metric_values(i: int, n: int, metrics: int) -> dict[str, float]:
 def populate_opsloop(folder: Path, n: int, metrics: int, name: str = "bench-ui") -> str:
     from opsloop.kernel.timeutil import now_ms
     from opsloop.schema import open_store
-    from opsloop.tracking import experiments, run_data, runs
-    from opsloop.tracking.entities import MetricBatch, MetricSeries
+    from opsloop.tracking import experiments
+    from opsloop.tracking import run_data
+    from opsloop.tracking import runs
+    from opsloop.tracking.entities import MetricBatch
+    from opsloop.tracking.entities import MetricSeries
 
     store = open_store(f"sqlite:///{folder / 'ops.db'}")
     now = now_ms()
@@ -56,7 +59,8 @@ def populate_opsloop(folder: Path, n: int, metrics: int, name: str = "bench-ui")
 
 def populate_mlflow(folder: Path, n: int, metrics: int, name: str = "bench-ui") -> str:
     from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Metric
+    from mlflow.entities import Param
 
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)

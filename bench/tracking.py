@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from seed import populate_mlflow, populate_opsloop
+from seed import populate_mlflow
+from seed import populate_opsloop
 
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # still the fastest MLflow store

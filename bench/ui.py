@@ -35,7 +35,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from seed import populate_mlflow, populate_opsloop
+from seed import populate_mlflow
+from seed import populate_opsloop
 
 BIN = Path(sys.executable).parent
 PEER_VENV_MLFLOW = Path(__file__).resolve().parent.parent / ".venv-mlflow" / "bin" / "mlflow"

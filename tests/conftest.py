@@ -51,7 +51,8 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 def _release_shared_stores() -> None:
     """Close the pooled connections of every store this test opened: each test has its own
     database or schema, and a pool left open per test would exhaust PostgreSQL's clients."""
-    from opsloop.client import _STORES, _STORES_LOCK
+    from opsloop.client import _STORES
+    from opsloop.client import _STORES_LOCK
 
     with _STORES_LOCK:
         stores = list(_STORES.values())

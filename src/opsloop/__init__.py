@@ -17,7 +17,8 @@ until a call needs them).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop import fluent as _fluent  # light: imports nothing heavy until called
 from opsloop.kernel import __version__
@@ -76,50 +77,46 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from opsloop.client import Client
-    from opsloop.config import Settings, load_settings
-    from opsloop.errors import (
-        Conflict,
-        InvalidInput,
-        NotFound,
-        OpsloopError,
-        PermissionDenied,
-        StoreError,
-        Unauthenticated,
-    )
-    from opsloop.fluent import (
-        ActiveRun,
-        active_run,
-        end_run,
-        flush,
-        get_client,
-        get_run,
-        log_artifact,
-        log_artifacts,
-        log_batch,
-        log_dataframe,
-        log_dict,
-        log_figure,
-        log_metric,
-        log_metrics,
-        log_param,
-        log_params,
-        log_text,
-        search_runs,
-        seed_everything,
-        set_experiment,
-        set_tag,
-        set_tags,
-        start_run,
-    )
+    from opsloop.config import Settings
+    from opsloop.config import load_settings
+    from opsloop.errors import Conflict
+    from opsloop.errors import InvalidInput
+    from opsloop.errors import NotFound
+    from opsloop.errors import OpsloopError
+    from opsloop.errors import PermissionDenied
+    from opsloop.errors import StoreError
+    from opsloop.errors import Unauthenticated
+    from opsloop.fluent import ActiveRun
+    from opsloop.fluent import active_run
+    from opsloop.fluent import end_run
+    from opsloop.fluent import flush
+    from opsloop.fluent import get_client
+    from opsloop.fluent import get_run
+    from opsloop.fluent import log_artifact
+    from opsloop.fluent import log_artifacts
+    from opsloop.fluent import log_batch
+    from opsloop.fluent import log_dataframe
+    from opsloop.fluent import log_dict
+    from opsloop.fluent import log_figure
+    from opsloop.fluent import log_metric
+    from opsloop.fluent import log_metrics
+    from opsloop.fluent import log_param
+    from opsloop.fluent import log_params
+    from opsloop.fluent import log_text
+    from opsloop.fluent import search_runs
+    from opsloop.fluent import seed_everything
+    from opsloop.fluent import set_experiment
+    from opsloop.fluent import set_tag
+    from opsloop.fluent import set_tags
+    from opsloop.fluent import start_run
     from opsloop.kernel.paging import Page
-    from opsloop.monitoring.drift import DriftReport, drift
+    from opsloop.monitoring.drift import DriftReport
+    from opsloop.monitoring.drift import drift
     from opsloop.traces import observe
-    from opsloop.tracking.entities import (
-        Artifact,
-        Experiment,
-        MetricHistory,
-        Run,
-        RunData,
-        RunInfo,
-        RunStatus,
-    )
+    from opsloop.tracking.entities import Artifact
+    from opsloop.tracking.entities import Experiment
+    from opsloop.tracking.entities import MetricHistory
+    from opsloop.tracking.entities import Run
+    from opsloop.tracking.entities import RunData
+    from opsloop.tracking.entities import RunInfo
+    from opsloop.tracking.entities import RunStatus

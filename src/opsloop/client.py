@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
-from opsloop.config import DEFAULT_WORKSPACE, Settings, load_settings
+from opsloop.config import DEFAULT_WORKSPACE
+from opsloop.config import Settings
+from opsloop.config import load_settings
 from opsloop.tracking.sdk import TrackingClient
 
 if TYPE_CHECKING:
@@ -23,7 +26,8 @@ if TYPE_CHECKING:
     from opsloop.llm.prompts.sdk import PromptsClient
     from opsloop.llm.tracing.sdk import TracesClient
     from opsloop.monitoring.sdk import MonitorsClient
-    from opsloop.pipelines.sdk import PipelinesClient, TriggersClient
+    from opsloop.pipelines.sdk import PipelinesClient
+    from opsloop.pipelines.sdk import TriggersClient
     from opsloop.registry.sdk import ModelsClient
     from opsloop.serving.sdk import DeploymentsClient
     from opsloop.workflows.scheduler import Scheduler

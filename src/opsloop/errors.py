@@ -22,7 +22,8 @@ Foreign errors (SQLAlchemy, fsspec, httpx) are translated at the boundary that m
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
+from typing import ClassVar
 
 __all__ = [
     "Conflict",

@@ -11,7 +11,8 @@ import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel import ambient
@@ -19,7 +20,8 @@ from opsloop.kernel import ambient
 if TYPE_CHECKING:
     from opsloop.client import Client
     from opsloop.kernel.paging import Page
-    from opsloop.tracking.entities import Artifact, Run
+    from opsloop.tracking.entities import Artifact
+    from opsloop.tracking.entities import Run
     from opsloop.tracking.system_metrics import SystemMetricsSampler
 
 __all__ = [

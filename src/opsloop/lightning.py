@@ -17,7 +17,8 @@ access to ``OpsloopLogger``. ``pip install lightning`` (``lightning.pytorch``, o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 if TYPE_CHECKING:
     OpsloopLogger: type  # built on first access, by __getattr__ below
@@ -51,7 +52,9 @@ def _lightning() -> tuple[type, Any]:
 
 def _build() -> type:
     from opsloop.autolog.guard import attempt
-    from opsloop.autolog.runs import OwnedRun, clean_params, finite_metrics
+    from opsloop.autolog.runs import OwnedRun
+    from opsloop.autolog.runs import clean_params
+    from opsloop.autolog.runs import finite_metrics
 
     base, rank_zero_only = _lightning()
 

@@ -12,10 +12,13 @@ Module-level functions use the default client (the embedded store, or the server
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 if TYPE_CHECKING:
-    from opsloop.registry.entities import AliasEvent, ModelVersion, RegisteredModel
+    from opsloop.registry.entities import AliasEvent
+    from opsloop.registry.entities import ModelVersion
+    from opsloop.registry.entities import RegisteredModel
     from opsloop.registry.evaluations import Evaluation
     from opsloop.registry.package import LoadedModel
     from opsloop.registry.sdk import ModelsClient

@@ -11,10 +11,12 @@ Module-level functions use the default client::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 if TYPE_CHECKING:
-    from opsloop.llm.prompts.entities import Prompt, PromptDiff
+    from opsloop.llm.prompts.entities import Prompt
+    from opsloop.llm.prompts.entities import PromptDiff
     from opsloop.llm.prompts.sdk import PromptsClient
 
 __all__ = ["create", "diff", "get", "set_label", "versions"]

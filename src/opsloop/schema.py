@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from opsloop.lineage.walk import LineageCatalog, NodeKind
+from opsloop.lineage.walk import LineageCatalog
+from opsloop.lineage.walk import NodeKind
 from opsloop.store.database import Store
 
 __all__ = ["lineage_catalog", "metadata", "open_store"]
@@ -53,9 +54,12 @@ def lineage_catalog() -> LineageCatalog:
     from opsloop.data import versions as data_versions
     from opsloop.lineage import graph
     from opsloop.llm.tracing.services import trace_lineage_label
-    from opsloop.registry import models, versions
-    from opsloop.registry.evaluations import EVALUATION, evaluation_lineage_label
-    from opsloop.tracking.runs import run_lineage_label, run_node_id
+    from opsloop.registry import models
+    from opsloop.registry import versions
+    from opsloop.registry.evaluations import EVALUATION
+    from opsloop.registry.evaluations import evaluation_lineage_label
+    from opsloop.tracking.runs import run_lineage_label
+    from opsloop.tracking.runs import run_node_id
 
     return LineageCatalog([
         NodeKind(models.MODEL_VERSION, versions.version_lineage_label, "model",

@@ -26,12 +26,21 @@ search or a pipeline logged here they run unlogged, so nothing is logged twice.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
-from opsloop.autolog.guard import attempt, busy, enclosing_estimators, owning, reset_warnings
+from opsloop.autolog.guard import attempt
+from opsloop.autolog.guard import busy
+from opsloop.autolog.guard import enclosing_estimators
+from opsloop.autolog.guard import owning
+from opsloop.autolog.guard import reset_warnings
 from opsloop.autolog.patch import Patches
-from opsloop.autolog.runs import clean_params, finite_metrics, log_bytes, logged_call
-from opsloop.autolog.search import cv_summary, log_search
+from opsloop.autolog.runs import clean_params
+from opsloop.autolog.runs import finite_metrics
+from opsloop.autolog.runs import log_bytes
+from opsloop.autolog.runs import logged_call
+from opsloop.autolog.search import cv_summary
+from opsloop.autolog.search import log_search
 
 if TYPE_CHECKING:
     from opsloop.fluent import ActiveRun
@@ -52,7 +61,8 @@ _FOLD_WORKERS = {
 def training_metrics(estimator: Any, X: Any, y: Any) -> dict[str, float]:
     """Standard metrics of a fitted classifier or regressor on (X, y), prefixed ``training_``."""
     from sklearn import metrics
-    from sklearn.base import is_classifier, is_regressor
+    from sklearn.base import is_classifier
+    from sklearn.base import is_regressor
 
     if y is None:
         return {}

@@ -18,14 +18,18 @@ Module-level functions use the default client::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.llm.tracing.context import current_span
 
 if TYPE_CHECKING:
     from opsloop.kernel.paging import Page
-    from opsloop.llm.tracing.entities import Score, Trace, TraceDetail
-    from opsloop.llm.tracing.sdk import ActiveSpan, TracesClient
+    from opsloop.llm.tracing.entities import Score
+    from opsloop.llm.tracing.entities import Trace
+    from opsloop.llm.tracing.entities import TraceDetail
+    from opsloop.llm.tracing.sdk import ActiveSpan
+    from opsloop.llm.tracing.sdk import TracesClient
 
 __all__ = ["current_span", "export", "flush", "get", "list", "observe", "score", "span"]
 

@@ -16,7 +16,8 @@ yourself (``with opsloop.start_run(): trainer.train()``) and the ``with`` marks 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 if TYPE_CHECKING:
     OpsloopCallback: type  # built on first access, by __getattr__ below
@@ -30,7 +31,9 @@ def _build() -> type:
     from transformers import TrainerCallback
 
     from opsloop.autolog.guard import attempt
-    from opsloop.autolog.runs import OwnedRun, clean_params, finite_metrics
+    from opsloop.autolog.runs import OwnedRun
+    from opsloop.autolog.runs import clean_params
+    from opsloop.autolog.runs import finite_metrics
 
     class OpsloopCallback(TrainerCallback):  # type: ignore[misc]
         """Logs the trainer's logs at step = global step, and its arguments as params."""

@@ -14,11 +14,14 @@ warning per kind and never stops the training (see :mod:`opsloop.autolog`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.autolog.boosters import BoosterAutolog
 from opsloop.autolog.guard import attempt
-from opsloop.autolog.runs import clean_params, finite_metrics, log_bytes
+from opsloop.autolog.runs import clean_params
+from opsloop.autolog.runs import finite_metrics
+from opsloop.autolog.runs import log_bytes
 
 if TYPE_CHECKING:
     from opsloop.fluent import ActiveRun

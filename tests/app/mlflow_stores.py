@@ -7,7 +7,8 @@ opsloop holds after an import with what MLflow was given.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 

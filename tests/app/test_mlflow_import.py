@@ -12,9 +12,13 @@ import numpy as np
 import pytest
 
 from opsloop.app.cli import main
-from opsloop.app.mlflow_import.copier import open_reader, run_import
-from opsloop.app.mlflow_import.run_copier import COMPLETE_TAG, ORIGIN_TAG
-from tests.app.mlflow_stores import Built, build_file_store, build_sql_store
+from opsloop.app.mlflow_import.copier import open_reader
+from opsloop.app.mlflow_import.copier import run_import
+from opsloop.app.mlflow_import.run_copier import COMPLETE_TAG
+from opsloop.app.mlflow_import.run_copier import ORIGIN_TAG
+from tests.app.mlflow_stores import Built
+from tests.app.mlflow_stores import build_file_store
+from tests.app.mlflow_stores import build_sql_store
 
 
 @pytest.fixture(scope="module")

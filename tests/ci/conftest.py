@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from .fake_hosts import FakeHost, serve
+from .fake_hosts import FakeHost
+from .fake_hosts import serve
 
 
 @pytest.fixture

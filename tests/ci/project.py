@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from tests.gitrepos import git, new_repo
+from tests.gitrepos import git
+from tests.gitrepos import new_repo
 
 MODEL = "cancer-clf"
 COLUMNS = ["mean radius", "mean texture", "mean smoothness", "worst area"]

@@ -11,11 +11,14 @@ from typing import Any
 import pandas as pd
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, log_loss
+from sklearn.metrics import accuracy_score
+from sklearn.metrics import f1_score
+from sklearn.metrics import log_loss
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tests.gitrepos import git, new_repo
+from tests.gitrepos import git
+from tests.gitrepos import new_repo
 
 from . import answers
 

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from opsloop.ci.hosts import (
-    MARKER,
-    CommentRefused,
-    GitHubComments,
-    GitLabNotes,
-    github_from_env,
-    gitlab_from_env,
-)
+from opsloop.ci.hosts import MARKER
+from opsloop.ci.hosts import CommentRefused
+from opsloop.ci.hosts import GitHubComments
+from opsloop.ci.hosts import GitLabNotes
+from opsloop.ci.hosts import github_from_env
+from opsloop.ci.hosts import gitlab_from_env
 from opsloop.errors import InvalidInput
 
-from .fake_hosts import GOOD_TOKEN, READ_ONLY_TOKEN, FakeHost
+from .fake_hosts import GOOD_TOKEN
+from .fake_hosts import READ_ONLY_TOKEN
+from .fake_hosts import FakeHost
 
 THREAD = "/repos/acme/churn/issues/7/comments"
 

@@ -4,7 +4,11 @@ leaves out, the verdict's exit code, and the branch filter's quoting."""
 from __future__ import annotations
 
 from opsloop.ci.hosts import MARKER
-from opsloop.ci.report import CiReport, MetricDelta, RunPair, exit_code, render_markdown
+from opsloop.ci.report import CiReport
+from opsloop.ci.report import MetricDelta
+from opsloop.ci.report import RunPair
+from opsloop.ci.report import exit_code
+from opsloop.ci.report import render_markdown
 from opsloop.ci.sources import Side
 from opsloop.tracking.filters import parse_filter
 

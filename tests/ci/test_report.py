@@ -12,8 +12,12 @@ import pytest
 from opsloop.app.cli import main
 from opsloop.ci.hosts import MARKER
 
-from .fake_hosts import GOOD_TOKEN, READ_ONLY_TOKEN, FakeHost
-from .scenario import gate_policy, make_history, start_repo
+from .fake_hosts import GOOD_TOKEN
+from .fake_hosts import READ_ONLY_TOKEN
+from .fake_hosts import FakeHost
+from .scenario import gate_policy
+from .scenario import make_history
+from .scenario import start_repo
 
 THREAD = "/repos/acme/churn/issues/7/comments"
 _RUNNER_VARS = (

@@ -9,11 +9,16 @@ from pathlib import Path
 
 import yaml
 
-from opsloop.ci.workflow import WorkflowSpec, render_workflow
+from opsloop.ci.workflow import WorkflowSpec
+from opsloop.ci.workflow import render_workflow
 from tests.gitrepos import git
 
-from .fake_hosts import GOOD_TOKEN, FakeHost
-from .project import run_steps, runner_env, workflow_steps, write_project
+from .fake_hosts import GOOD_TOKEN
+from .fake_hosts import FakeHost
+from .project import run_steps
+from .project import runner_env
+from .project import workflow_steps
+from .project import write_project
 
 
 def test_generated_steps_run_and_an_unchanged_branch_reuses_the_cache(

@@ -13,7 +13,8 @@ import pytest
 import typer
 from click.testing import CliRunner
 
-from opsloop.console.lazy_groups import LazyCommands, lazy_typer
+from opsloop.console.lazy_groups import LazyCommands
+from opsloop.console.lazy_groups import lazy_typer
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,8 @@ def _opsloop(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def _parse(argv: list[str]) -> click.Context:
     """Parse ``opsloop ARGV`` the way the CLI does, down to the command it names, without
     running it: unknown commands, unknown options and missing arguments raise."""
-    from opsloop.app.cli import app, register_commands
+    from opsloop.app.cli import app
+    from opsloop.app.cli import register_commands
 
     register_commands([])
     command = typer.main.get_command(app)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from opsloop.app.cli import app, register_commands
+from opsloop.app.cli import app
+from opsloop.app.cli import register_commands
 
 
 class SchedulerProcess:

@@ -10,7 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from opsloop import Client, Conflict, InvalidInput, NotFound
+from opsloop import Client
+from opsloop import Conflict
+from opsloop import InvalidInput
+from opsloop import NotFound
 
 
 def test_add_folder_is_content_addressed_and_deduplicated(client: Client, folder: Path) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from opsloop import Client, StoreError
+from opsloop import Client
+from opsloop import StoreError
 from opsloop.config import load_settings
 from opsloop.store.object_blobs import FsspecBlobStore
 from tests.conftest import LiveServer

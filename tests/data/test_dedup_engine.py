@@ -9,11 +9,17 @@ import random
 import numpy as np
 import pytest
 
-from opsloop.data.duplicates.clusters import components, keep_rows
-from opsloop.data.duplicates.engine import NearParams, contamination, deduplicate
-from opsloop.data.duplicates.lsh import BandIndex, optimal_bands
-from opsloop.data.duplicates.minhash import MinHasher, estimated_jaccard
-from opsloop.data.duplicates.text import normal_form, shingle_hashes
+from opsloop.data.duplicates.clusters import components
+from opsloop.data.duplicates.clusters import keep_rows
+from opsloop.data.duplicates.engine import NearParams
+from opsloop.data.duplicates.engine import contamination
+from opsloop.data.duplicates.engine import deduplicate
+from opsloop.data.duplicates.lsh import BandIndex
+from opsloop.data.duplicates.lsh import optimal_bands
+from opsloop.data.duplicates.minhash import MinHasher
+from opsloop.data.duplicates.minhash import estimated_jaccard
+from opsloop.data.duplicates.text import normal_form
+from opsloop.data.duplicates.text import shingle_hashes
 from opsloop.errors import InvalidInput
 
 WORDS = [f"w{i}" for i in range(20_000)]
@@ -96,7 +102,8 @@ def test_banding_is_datasketchs_optimum() -> None:
 def test_lsh_candidate_recall_and_precision_match_datasketch() -> None:
     """Pairs at Jaccard ~0.7 among unrelated documents, threshold 0.5: both find nearly all
     pairs, and ours never pairs unrelated documents."""
-    from datasketch import MinHash, MinHashLSH
+    from datasketch import MinHash
+    from datasketch import MinHashLSH
 
     rng = random.Random(5)
     docs, pairs = [], []

@@ -15,9 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from opsloop import Client, InvalidInput
+from opsloop import Client
+from opsloop import InvalidInput
 from opsloop.data.duplicates.engine import deduplicate
-from opsloop.data.duplicates.semantic import SemanticParams, embed_rows, semantic_duplicates
+from opsloop.data.duplicates.semantic import SemanticParams
+from opsloop.data.duplicates.semantic import embed_rows
+from opsloop.data.duplicates.semantic import semantic_duplicates
 from opsloop.llm.evals.metrics import embed
 
 PARAPHRASES = [

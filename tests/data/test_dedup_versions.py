@@ -16,7 +16,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from opsloop import Client, InvalidInput, NotFound
+from opsloop import Client
+from opsloop import InvalidInput
+from opsloop import NotFound
 from tests.conftest import LiveServer
 
 OPSLOOP = str(Path(sys.executable).with_name("opsloop"))

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 import opsloop
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from tests.conftest import LiveServer
 
 

@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 from faker import Faker
 
-from tests.no_network import network_attempts, no_network, no_network_env  # noqa: F401
+from tests.no_network import network_attempts
+from tests.no_network import no_network  # noqa: F401
+from tests.no_network import no_network_env  # noqa: F401
 
 OPSLOOP = [str(Path(sys.executable).with_name("opsloop"))]
 

@@ -22,10 +22,12 @@ from blake3 import blake3
 
 from opsloop import Client
 from opsloop.config import load_settings
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.store.local_blobs import LocalBlobStore
 from opsloop.store.object_blobs import FsspecBlobStore
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.s3
 

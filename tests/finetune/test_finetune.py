@@ -18,9 +18,12 @@ import pytest
 import yaml
 
 from opsloop.errors import InvalidInput
-from tests.finetune.support import cli, register_base
+from tests.finetune.support import cli
+from tests.finetune.support import register_base
 from tests.gateway import chat_lm
-from tests.no_network import block_sockets, network_attempts, no_network_env  # noqa: F401
+from tests.no_network import block_sockets
+from tests.no_network import network_attempts
+from tests.no_network import no_network_env  # noqa: F401
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")

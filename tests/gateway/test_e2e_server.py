@@ -12,7 +12,11 @@ import openai
 import pytest
 
 from tests.conftest import LiveServer
-from tests.gateway.e2e_world import World, gateway_yaml, make_world, span_where, write
+from tests.gateway.e2e_world import World
+from tests.gateway.e2e_world import gateway_yaml
+from tests.gateway.e2e_world import make_world
+from tests.gateway.e2e_world import span_where
+from tests.gateway.e2e_world import write
 from tests.gateway.upstream_server import Upstream
 from tests.no_network import no_network  # noqa: F401  (fixture)
 

@@ -16,7 +16,9 @@ import httpx
 import openai
 import pytest
 
-from tests.gateway.conftest import Served, routes, write_config
+from tests.gateway.conftest import Served
+from tests.gateway.conftest import routes
+from tests.gateway.conftest import write_config
 from tests.gateway.upstream_server import Upstream
 from tests.no_network import no_network  # noqa: F401  (fixture)
 
@@ -211,7 +213,8 @@ def test_embeddings_and_the_model_list(client: openai.OpenAI) -> None:
 def test_gateway_command_checks_its_config(tmp_path: Path, upstream: Upstream) -> None:
     from typer.testing import CliRunner
 
-    from opsloop.app.cli import app, register_commands
+    from opsloop.app.cli import app
+    from opsloop.app.cli import register_commands
 
     register_commands(["gateway"])
     good = write_config(tmp_path, {"routes": routes(upstream)[:3], "auth": "open"})

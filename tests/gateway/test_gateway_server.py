@@ -15,7 +15,8 @@ import openai
 import pytest
 
 from tests.conftest import LiveServer
-from tests.gateway.conftest import routes, write_config
+from tests.gateway.conftest import routes
+from tests.gateway.conftest import write_config
 from tests.gateway.upstream_server import Upstream
 from tests.governance.conftest import bootstrap
 from tests.no_network import no_network  # noqa: F401  (fixture)

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from tests.gateway import chat_lm
 from tests.no_network import no_network  # noqa: F401  (a fixture)
 

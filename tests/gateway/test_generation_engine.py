@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from opsloop.errors import InvalidInput, UpstreamFailed
+from opsloop.errors import InvalidInput
+from opsloop.errors import UpstreamFailed
 from opsloop.llm.gateway.generation_body import Sampling
 from tests.gateway import chat_lm
 

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from opsloop.app.cli import main
-from tests.no_network import network_attempts, no_network_env  # noqa: F401  (fixture)
+from tests.no_network import network_attempts
+from tests.no_network import no_network_env  # noqa: F401  (fixture)
 
 OPSLOOP = str(Path(sys.executable).with_name("opsloop"))
 CONFIG = {

@@ -17,7 +17,9 @@ from sklearn.pipeline import Pipeline
 from opsloop.errors import InvalidInput
 from opsloop.llm.gateway.guardrails import build_guard
 from opsloop.llm.gateway.guardrails.classifier import builtin_classifier
-from opsloop.llm.gateway.guardrails.dataset import heldout_set, labelled_set, training_set
+from opsloop.llm.gateway.guardrails.dataset import heldout_set
+from opsloop.llm.gateway.guardrails.dataset import labelled_set
+from opsloop.llm.gateway.guardrails.dataset import training_set
 from opsloop.llm.gateway.guardrails.patterns import tier1
 from opsloop.llm.gateway.ports import GuardVerdict
 from tests.no_network import no_network  # noqa: F401  (fixture)

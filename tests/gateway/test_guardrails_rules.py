@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from opsloop.llm.gateway.guardrails import RouteGuard, build_guard
+from opsloop.llm.gateway.guardrails import RouteGuard
+from opsloop.llm.gateway.guardrails import build_guard
 from opsloop.llm.gateway.guardrails.structured import REASK_MARK
 from opsloop.llm.gateway.ports import GuardVerdict
 from tests.no_network import no_network  # noqa: F401  (fixture)

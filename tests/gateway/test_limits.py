@@ -9,19 +9,25 @@ import asyncio
 import random
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable
+from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
 from typing import Any
 
 import pytest
 import redis
 
-from opsloop.errors import InvalidInput, RateLimited, StoreError
+from opsloop.errors import InvalidInput
+from opsloop.errors import RateLimited
+from opsloop.errors import StoreError
 from opsloop.llm.gateway.config import LimitsConfig
 from opsloop.llm.gateway.limits import build_limiter
 from opsloop.llm.gateway.limits_memory import MemoryLimiter
 from opsloop.llm.gateway.limits_redis import RedisLimiter
-from opsloop.llm.gateway.ports import Caller, KeyLimits, Limiter
+from opsloop.llm.gateway.ports import Caller
+from opsloop.llm.gateway.ports import KeyLimits
+from opsloop.llm.gateway.ports import Limiter
 from tests.conftest import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -7,18 +7,23 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 
 import pytest
 
 from opsloop.errors import RateLimited
 from opsloop.governance import services
-from opsloop.governance.entities import KeyCreate, UserCreate
+from opsloop.governance.entities import KeyCreate
+from opsloop.governance.entities import UserCreate
 from opsloop.governance.key_limits import KeyLimitsChange
 from opsloop.kernel.identity import Principal
 from opsloop.llm.gateway.limits import build_limiter
-from opsloop.llm.gateway.limits_store import KEY_ID_ATTRIBUTE, KeyLimitsLookup, store_spend
-from opsloop.llm.gateway.ports import Caller, KeyLimits
+from opsloop.llm.gateway.limits_store import KEY_ID_ATTRIBUTE
+from opsloop.llm.gateway.limits_store import KeyLimitsLookup
+from opsloop.llm.gateway.limits_store import store_spend
+from opsloop.llm.gateway.ports import Caller
+from opsloop.llm.gateway.ports import KeyLimits
 from opsloop.llm.tracing import services as tracing
 from opsloop.llm.tracing.records import SpanRecord
 from opsloop.schema import open_store

@@ -13,16 +13,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from opsloop.errors import InvalidInput, RateLimited
+from opsloop.errors import InvalidInput
+from opsloop.errors import RateLimited
 from opsloop.llm.gateway.config import parse_config
-from opsloop.llm.gateway.ports import (
-    CachedAnswer,
-    Caller,
-    GuardDecision,
-    GuardVerdict,
-    KeyLimits,
-    Reservation,
-)
+from opsloop.llm.gateway.ports import CachedAnswer
+from opsloop.llm.gateway.ports import Caller
+from opsloop.llm.gateway.ports import GuardDecision
+from opsloop.llm.gateway.ports import GuardVerdict
+from opsloop.llm.gateway.ports import KeyLimits
+from opsloop.llm.gateway.ports import Reservation
 from tests.gateway.conftest import routes
 from tests.gateway.upstream_server import Upstream
 

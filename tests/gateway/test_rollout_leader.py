@@ -8,7 +8,8 @@ from pathlib import Path
 
 from opsloop.schema import open_store
 from opsloop.store.leadership import Leadership
-from tests.gateway.test_rollout import Rig, _config
+from tests.gateway.test_rollout import Rig
+from tests.gateway.test_rollout import _config
 from tests.gateway.upstream_server import Upstream
 
 

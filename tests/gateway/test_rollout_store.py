@@ -16,10 +16,12 @@ from typer.testing import CliRunner
 
 import opsloop
 from opsloop.app.gateway_routes_cli import routes_app
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.llm.gateway import rollout_state as state
 from opsloop.llm.gateway.config import parse_config
-from opsloop.llm.gateway.rollout_tables import RouteHistoryRow, RouteStateRow
+from opsloop.llm.gateway.rollout_tables import RouteHistoryRow
+from opsloop.llm.gateway.rollout_tables import RouteStateRow
 from opsloop.schema import open_store
 from opsloop.store.database import Store
 from opsloop.store.migrate import upgrade

@@ -21,7 +21,8 @@ from opsloop.kernel.metrics import REGISTRY
 from opsloop.llm.gateway.config import parse_config
 from opsloop.llm.gateway.ports import Caller
 from opsloop.llm.gateway.spans import SpanSink
-from opsloop.llm.tracing.journal import SpanJournal, segments
+from opsloop.llm.tracing.journal import SpanJournal
+from opsloop.llm.tracing.journal import segments
 from opsloop.llm.tracing.records import SpanRecord
 from opsloop.schema import open_store
 from tests.gateway.upstream_server import Upstream

@@ -4,7 +4,8 @@ bootstraps one: on the server's database directly (the embedded store's owner is
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 import httpx

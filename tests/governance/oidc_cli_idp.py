@@ -10,22 +10,27 @@ from __future__ import annotations
 import html
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 from urllib.parse import urlsplit
 
-from authlib.oauth2.rfc8628 import (
-    DEVICE_CODE_GRANT_TYPE,
-    DeviceAuthorizationEndpoint,
-    DeviceCodeGrant,
-    DeviceCredentialMixin,
-)
+from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
+from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint
+from authlib.oauth2.rfc8628 import DeviceCodeGrant
+from authlib.oauth2.rfc8628 import DeviceCredentialMixin
 from joserfc import jwt
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse
+from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.governance.oidc_idp import IdpUser, TestProvider, _Client, _form, _Request
+from tests.governance.oidc_idp import IdpUser
+from tests.governance.oidc_idp import TestProvider
+from tests.governance.oidc_idp import _Client
+from tests.governance.oidc_idp import _form
+from tests.governance.oidc_idp import _Request
 
 
 @dataclass

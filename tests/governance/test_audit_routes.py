@@ -11,10 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
-from opsloop.governance.audit_hook import READ_ONLY_POSTS, resource_of
+from opsloop.governance.audit_hook import READ_ONLY_POSTS
+from opsloop.governance.audit_hook import resource_of
 from tests.governance.conftest import bootstrap
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}

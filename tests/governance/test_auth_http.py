@@ -6,7 +6,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from opsloop import Client
-from opsloop.errors import PermissionDenied, Unauthenticated
+from opsloop.errors import PermissionDenied
+from opsloop.errors import Unauthenticated
 from tests.governance.conftest import UsersServer
 
 

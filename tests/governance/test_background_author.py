@@ -8,8 +8,11 @@ import threading
 from typing import Any
 
 import opsloop
-from opsloop.kernel.identity import current_principal, current_user, os_user
-from opsloop.workflows.authors import author_principal, run_as
+from opsloop.kernel.identity import current_principal
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.identity import os_user
+from opsloop.workflows.authors import author_principal
+from opsloop.workflows.authors import run_as
 from opsloop.workflows.scheduler import Scheduler
 
 TARGET = "tests.pipelines.example:training"

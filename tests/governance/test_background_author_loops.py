@@ -12,13 +12,18 @@ import pandas as pd
 
 import opsloop
 from opsloop.governance.acting import run_as
-from opsloop.kernel.identity import Principal, current_principal, os_user
+from opsloop.kernel.identity import Principal
+from opsloop.kernel.identity import current_principal
+from opsloop.kernel.identity import os_user
 from opsloop.serving.rollouts import RolloutController
 from opsloop.workflows.scheduler import Scheduler
 from tests.governance.conftest import UsersServer
-from tests.monitoring.test_loop import labelled_shifted_traffic, start
+from tests.monitoring.test_loop import labelled_shifted_traffic
+from tests.monitoring.test_loop import start
 from tests.registry.conftest import train
-from tests.serving.conftest import COLUMNS, cancer, weak_model  # noqa: F401  (fixtures)
+from tests.serving.conftest import COLUMNS
+from tests.serving.conftest import cancer  # noqa: F401  (fixtures)
+from tests.serving.conftest import weak_model  # noqa: F401  (fixtures)
 
 
 def _audit(client: Any, resource: str) -> list[tuple[str, str]]:

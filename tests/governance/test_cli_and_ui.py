@@ -14,7 +14,9 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.governance.conftest import ALLOWED_CODE, UsersServer, bootstrap
+from tests.governance.conftest import ALLOWED_CODE
+from tests.governance.conftest import UsersServer
+from tests.governance.conftest import bootstrap
 
 OPSLOOP = str(Path(sys.executable).with_name("opsloop"))
 

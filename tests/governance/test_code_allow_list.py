@@ -16,7 +16,9 @@ import pytest
 import opsloop
 from opsloop.config import load_settings
 from opsloop.errors import PermissionDenied
-from opsloop.kernel.code_policy import ANY_CODE, CodePolicy, server_code_policy
+from opsloop.kernel.code_policy import ANY_CODE
+from opsloop.kernel.code_policy import CodePolicy
+from opsloop.kernel.code_policy import server_code_policy
 from opsloop.pipelines.loading import load_pipeline
 from opsloop.workflows.scheduler import Scheduler
 

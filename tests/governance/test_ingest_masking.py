@@ -14,8 +14,10 @@ import pytest
 import sqlalchemy as sa
 
 from opsloop import Client
-from opsloop.governance.masker import IngestMasking, Masker
-from opsloop.governance.masking import MaskingSet, set_masking
+from opsloop.governance.masker import IngestMasking
+from opsloop.governance.masker import Masker
+from opsloop.governance.masking import MaskingSet
+from opsloop.governance.masking import set_masking
 from opsloop.llm.tracing.local import LocalTracingBackend
 from opsloop.llm.tracing.records import SpanRecord
 from opsloop.llm.tracing.spool import IngestSpool

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event
+from sqlalchemy import inspect
 
-from opsloop.llm.tracing import privacy, services
+from opsloop.llm.tracing import privacy
+from opsloop.llm.tracing import services
 from opsloop.llm.tracing.records import SpanRecord
 from opsloop.store.database import Store
-from opsloop.store.migrate import downgrade, upgrade
+from opsloop.store.migrate import downgrade
+from opsloop.store.migrate import upgrade
 
 REVISION, BEFORE = "0020_ingest_masking", "0019_oidc"
 

@@ -9,10 +9,14 @@ from typing import Any
 
 import pytest
 
-from opsloop.errors import InvalidInput, NotFound, PermissionDenied
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import PermissionDenied
 from opsloop.governance import services
-from opsloop.governance.entities import KeyCreate, UserCreate
-from opsloop.governance.key_limits import KeyLimitsChange, KeyLimitsOut
+from opsloop.governance.entities import KeyCreate
+from opsloop.governance.entities import UserCreate
+from opsloop.governance.key_limits import KeyLimitsChange
+from opsloop.governance.key_limits import KeyLimitsOut
 from opsloop.kernel.identity import Principal
 from opsloop.schema import open_store
 from tests.governance.conftest import UsersServer

@@ -7,14 +7,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from sqlalchemy import update
 
 from tests.conftest import LiveServer
-from tests.governance.oidc_idp import CLIENT_ID, CLIENT_SECRET, TestProvider
+from tests.governance.oidc_idp import CLIENT_ID
+from tests.governance.oidc_idp import CLIENT_SECRET
+from tests.governance.oidc_idp import TestProvider
 from tests.no_network import no_network  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.usefixtures("no_network")

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.governance.test_oidc import Sso, idp, sso  # noqa: F401  (fixtures)
+from tests.governance.test_oidc import Sso
+from tests.governance.test_oidc import idp  # noqa: F401  (fixtures)
+from tests.governance.test_oidc import sso  # noqa: F401  (fixtures)
 from tests.no_network import no_network  # noqa: F401  (a fixture)
-from tests.ui.conftest import browser, ui  # noqa: F401  (fixtures)
+from tests.ui.conftest import browser  # noqa: F401  (fixtures)
+from tests.ui.conftest import ui  # noqa: F401  (fixtures)
 
 
 def test_sign_in_with_the_provider_in_a_browser(

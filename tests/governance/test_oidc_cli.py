@@ -24,7 +24,8 @@ import pytest
 from opsloop.governance.credentials import save_login
 from tests.conftest import LiveServer
 from tests.governance.oidc_cli_idp import CliProvider
-from tests.governance.oidc_idp import CLIENT_ID, CLIENT_SECRET
+from tests.governance.oidc_idp import CLIENT_ID
+from tests.governance.oidc_idp import CLIENT_SECRET
 from tests.no_network import no_network  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.usefixtures("no_network")

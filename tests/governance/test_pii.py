@@ -9,14 +9,12 @@ import pytest
 from faker import Faker
 
 from opsloop.errors import InvalidInput
-from opsloop.governance.pii import (
-    ENTITIES,
-    PiiDetector,
-    check_entities,
-    iban_valid,
-    luhn_valid,
-    mask,
-)
+from opsloop.governance.pii import ENTITIES
+from opsloop.governance.pii import PiiDetector
+from opsloop.governance.pii import check_entities
+from opsloop.governance.pii import iban_valid
+from opsloop.governance.pii import luhn_valid
+from opsloop.governance.pii import mask
 from tests.no_network import no_network  # noqa: F401  (fixture)
 
 

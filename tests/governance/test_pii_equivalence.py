@@ -17,7 +17,8 @@ import random
 import pytest
 from faker import Faker
 
-from opsloop.governance.pii import ENTITIES, PiiDetector
+from opsloop.governance.pii import ENTITIES
+from opsloop.governance.pii import PiiDetector
 
 _LOCALES = ["en_US", "en_GB", "de_DE", "fr_FR", "nl_NL", "es_ES", "it_IT"]
 _CUES = ["Dear", "Mr.", "Dr", "Hi", "Thanks,", "Regards:", "my name is", "Name:", "Signed by",

@@ -10,20 +10,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import update
 
-from opsloop.governance import audit, retention
+from opsloop.governance import audit
+from opsloop.governance import retention
 from opsloop.kernel.timeutil import now_ms
 from opsloop.llm.feedback import services as feedback
-from opsloop.llm.feedback.entities import QueueCreate, ScoreConfig
+from opsloop.llm.feedback.entities import QueueCreate
+from opsloop.llm.feedback.entities import ScoreConfig
 from opsloop.llm.feedback.tables import AnnotationItemRow
 from opsloop.llm.tracing import services as tracing
 from opsloop.llm.tracing.entities import ScoreCreate
 from opsloop.llm.tracing.records import SpanRecord
-from opsloop.llm.tracing.tables import ScoreRow, SpanRow, TraceRow
+from opsloop.llm.tracing.tables import ScoreRow
+from opsloop.llm.tracing.tables import SpanRow
+from opsloop.llm.tracing.tables import TraceRow
 from opsloop.schema import open_store
 from opsloop.serving.predlog import PredictionLog
-from opsloop.workflows.privacy import erase, sweep
+from opsloop.workflows.privacy import erase
+from opsloop.workflows.privacy import sweep
 
 DAY = 86_400_000
 

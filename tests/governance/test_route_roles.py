@@ -7,11 +7,16 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
+from fastapi.routing import iter_route_contexts
 
-from opsloop.governance.policy import RULES, RouteRoles, rule_for
-from opsloop.governance.roles import PROTECTED_ALIASES, ROLES
-from opsloop.web.deps import require_metrics_token, require_token
+from opsloop.governance.policy import RULES
+from opsloop.governance.policy import RouteRoles
+from opsloop.governance.policy import rule_for
+from opsloop.governance.roles import PROTECTED_ALIASES
+from opsloop.governance.roles import ROLES
+from opsloop.web.deps import require_metrics_token
+from opsloop.web.deps import require_token
 
 # Routes that answer without the auth check: health, the login form, signing out.
 PUBLIC = {

@@ -6,11 +6,20 @@ import contextvars
 
 import pytest
 
-from opsloop.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from opsloop.governance import keys, services
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import PermissionDenied
+from opsloop.governance import keys
+from opsloop.governance import services
 from opsloop.governance.authorizer import UserAuthorizer
-from opsloop.governance.entities import KeyCreate, UserCreate
-from opsloop.kernel.identity import Principal, act_as, current_principal, current_user, os_user
+from opsloop.governance.entities import KeyCreate
+from opsloop.governance.entities import UserCreate
+from opsloop.kernel.identity import Principal
+from opsloop.kernel.identity import act_as
+from opsloop.kernel.identity import current_principal
+from opsloop.kernel.identity import current_user
+from opsloop.kernel.identity import os_user
 from opsloop.schema import open_store
 
 ADMIN = Principal(name="boss", role="admin", auth="users")

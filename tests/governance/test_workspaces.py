@@ -16,7 +16,10 @@ import pytest
 
 import opsloop
 from opsloop.config import load_settings
-from opsloop.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import PermissionDenied
 from opsloop.store.workspaces import workspace_database_url
 
 OPSLOOP = str(Path(sys.executable).parent / "opsloop")

@@ -15,11 +15,17 @@ from typing import Any
 import pytest
 import yaml
 
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.llm.evals import metrics
 from opsloop.llm.evals.judge import parse_verdict
 from opsloop.llm.evals.suite import load_suite
-from tests.llm.tiny_llm import GOOD_PROMPT, QA, RUDE_PROMPT, TinyLM, TinyLMServer
+from tests.llm.tiny_llm import GOOD_PROMPT
+from tests.llm.tiny_llm import QA
+from tests.llm.tiny_llm import RUDE_PROMPT
+from tests.llm.tiny_llm import TinyLM
+from tests.llm.tiny_llm import TinyLMServer
 
 
 @pytest.fixture(scope="module")

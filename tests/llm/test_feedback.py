@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 import opsloop
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 
 
 def _answer(client: Any, question: str, answer: str, tag: str = "support") -> str:

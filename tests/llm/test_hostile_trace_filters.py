@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opsloop import Client, InvalidInput
+from opsloop import Client
+from opsloop import InvalidInput
 from opsloop.kernel.bounds import MAX_FILTER_CLAUSES
 from tests.conftest import LiveServer
 

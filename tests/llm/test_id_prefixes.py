@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 
 
 def test_trace_prefix_is_accepted(client: Any) -> None:

@@ -15,7 +15,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import PG_BASE, LiveServer
+from tests.conftest import PG_BASE
+from tests.conftest import LiveServer
 
 NOW = time.time_ns()
 
@@ -65,7 +66,8 @@ def test_real_opentelemetry_sdk_exporter_with_genai_and_openinference(
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.trace import Status, StatusCode
+    from opentelemetry.trace import Status
+    from opentelemetry.trace import StatusCode
 
     provider = TracerProvider(resource=Resource.create({"service.name": "support-bot"}))
     provider.add_span_processor(
@@ -260,9 +262,7 @@ def test_spans_accepted_while_the_database_is_down_are_stored_when_it_returns(
 def test_numbers_beyond_64_bits_refuse_the_span_not_the_request(live_server: LiveServer) -> None:
     """Times are unsigned 64-bit on the wire and signed 64-bit in the store; token counts are
     whatever a client sends. Neither may reach the database as an overflow (a 500)."""
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     trace = uuid.uuid4().hex
     payload = _payload(

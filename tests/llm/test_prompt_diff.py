@@ -13,10 +13,13 @@ import pytest
 
 from opsloop import Client
 from opsloop.errors import InvalidInput
-from opsloop.llm.prompts.diff import compare, side_by_side
+from opsloop.llm.prompts.diff import compare
+from opsloop.llm.prompts.diff import side_by_side
 from opsloop.llm.prompts.edits import version_from_form
-from opsloop.llm.prompts.entities import ChatMessage, Prompt
-from opsloop.llm.prompts.playground import PromptRender, render_copy
+from opsloop.llm.prompts.entities import ChatMessage
+from opsloop.llm.prompts.entities import Prompt
+from opsloop.llm.prompts.playground import PromptRender
+from opsloop.llm.prompts.playground import render_copy
 from tests.conftest import LiveServer
 
 

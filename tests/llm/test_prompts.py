@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from opsloop.errors import InvalidInput, NotFound, StoreError
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import StoreError
 from tests.conftest import LiveServer
 
 OPSLOOP = [str(Path(sys.executable).with_name("opsloop"))]

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.llm.tracing.records import SpanRecord
-from opsloop.llm.tracing.stats import KEY_ATTRIBUTE, ROUTE_ATTRIBUTE
+from opsloop.llm.tracing.stats import KEY_ATTRIBUTE
+from opsloop.llm.tracing.stats import ROUTE_ATTRIBUTE
 
 MINUTE = 60 * 10**9
 _ids = iter(range(1, 10**6))

@@ -14,10 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 
 import opsloop
-from opsloop.errors import InvalidInput, NotFound, StoreError
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import StoreError
 from opsloop.llm.tracing.exporter import SpanExporter
-from opsloop.llm.tracing.pricing import ModelPrice, PriceTable
-from opsloop.llm.tracing.records import MAX_VALUE_CHARS, SpanRecord
+from opsloop.llm.tracing.pricing import ModelPrice
+from opsloop.llm.tracing.pricing import PriceTable
+from opsloop.llm.tracing.records import MAX_VALUE_CHARS
+from opsloop.llm.tracing.records import SpanRecord
 
 
 def _rag(client: Any, question: str, user: str, fail: bool = False) -> str:

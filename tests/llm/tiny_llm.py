@@ -44,8 +44,11 @@ def training_pairs() -> list[tuple[str, str]]:
 class TinyLM:
     def __init__(self, seed: int = 0, steps: int = 400) -> None:
         import torch
-        from tokenizers import Tokenizer, models, pre_tokenizers
-        from transformers import GPT2Config, GPT2LMHeadModel
+        from tokenizers import Tokenizer
+        from tokenizers import models
+        from tokenizers import pre_tokenizers
+        from transformers import GPT2Config
+        from transformers import GPT2LMHeadModel
 
         torch.manual_seed(seed)
         pairs = training_pairs()

@@ -8,7 +8,8 @@ from typing import Any
 import pandas as pd
 
 import opsloop
-from opsloop.pipelines import pipeline, step
+from opsloop.pipelines import pipeline
+from opsloop.pipelines import step
 
 COLUMNS = ["mean radius", "mean texture", "mean smoothness", "worst area"]
 

@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from opsloop.monitoring import quality
-from tests.serving.conftest import COLUMNS, register_two
+from tests.serving.conftest import COLUMNS
+from tests.serving.conftest import register_two
 
 DRIVER = """
 import json, sys

@@ -14,7 +14,9 @@ import pytest
 
 from opsloop.monitoring.column_table import ColumnTable
 from opsloop.monitoring.drift import drift
-from opsloop.monitoring.profiles import categorical_counts, finite_values, profile_frame
+from opsloop.monitoring.profiles import categorical_counts
+from opsloop.monitoring.profiles import finite_values
+from opsloop.monitoring.profiles import profile_frame
 from opsloop.monitoring.windows import explode
 
 ROWS: dict[str, list[dict[str, Any]]] = {

@@ -19,7 +19,8 @@ from scipy import stats
 import opsloop
 from opsloop.errors import InvalidInput
 from opsloop.monitoring.drift import drift
-from opsloop.monitoring.profiles import TableProfile, profile_frame
+from opsloop.monitoring.profiles import TableProfile
+from opsloop.monitoring.profiles import profile_frame
 
 OPSLOOP = str(Path(sys.executable).with_name("opsloop"))
 

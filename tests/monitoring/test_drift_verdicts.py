@@ -16,8 +16,10 @@ from scipy import stats
 from opsloop.errors import InvalidInput
 from opsloop.monitoring.drift import drift
 from opsloop.monitoring.profile_support import GRID_ERROR
-from opsloop.monitoring.profiles import TableProfile, profile_frame
-from opsloop.monitoring.stattests import STATTESTS, Current
+from opsloop.monitoring.profiles import TableProfile
+from opsloop.monitoring.profiles import profile_frame
+from opsloop.monitoring.stattests import STATTESTS
+from opsloop.monitoring.stattests import Current
 
 SHIFTS = (0.0, 0.05, 0.1, 0.2)  # from no drift, through the 0.1 threshold, to plain drift
 

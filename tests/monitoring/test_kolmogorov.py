@@ -17,7 +17,10 @@ from scipy.spatial import distance
 
 from opsloop.monitoring import kolmogorov
 from opsloop.monitoring.profiles import profile_column
-from opsloop.monitoring.stattests import STATTESTS, Current, _aligned, _binned
+from opsloop.monitoring.stattests import STATTESTS
+from opsloop.monitoring.stattests import Current
+from opsloop.monitoring.stattests import _aligned
+from opsloop.monitoring.stattests import _binned
 
 
 def samples(kind: str, n1: int, n2: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

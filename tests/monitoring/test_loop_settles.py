@@ -18,9 +18,12 @@ import pandas as pd
 import pytest
 
 import opsloop
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.kernel.identity import os_user
-from tests.monitoring.test_loop import GATE, labelled_shifted_traffic, start
+from tests.monitoring.test_loop import GATE
+from tests.monitoring.test_loop import labelled_shifted_traffic
+from tests.monitoring.test_loop import start
 from tests.serving.conftest import COLUMNS
 
 OPSLOOP = str(Path(sys.executable).with_name("opsloop"))
@@ -207,10 +210,12 @@ def test_a_server_settles_and_shows_it(
 def test_an_upgraded_database_gets_each_monitors_first_reference(database_url: str) -> None:
     """Migration 0013 on SQLite and PostgreSQL: a monitor made before it gets entry 1, so it can
     be re-baselined and reverted like a new one; downgrading drops the history again."""
-    from sqlalchemy import inspect, text
+    from sqlalchemy import inspect
+    from sqlalchemy import text
 
     from opsloop.store.database import Store
-    from opsloop.store.migrate import downgrade, upgrade
+    from opsloop.store.migrate import downgrade
+    from opsloop.store.migrate import upgrade
 
     store = Store(database_url)
     upgrade(store.engine, "0012_triggers")

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ import httpx
 import pandas as pd
 import pytest
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from tests.conftest import free_port
-from tests.serving.conftest import COLUMNS, register_two
+from tests.serving.conftest import COLUMNS
+from tests.serving.conftest import register_two
 
 
 class Receiver:
@@ -172,7 +175,8 @@ def test_empty_window_and_a_webhook_that_is_down(
 ) -> None:
     import opsloop
     from opsloop.client import shared_stores
-    from opsloop.monitoring import alerts, services
+    from opsloop.monitoring import alerts
+    from opsloop.monitoring import services
 
     client = opsloop.Client(database_url=sqlite_url, blob_url=str(tmp_path / "blobs"))
     setup(client, cancer, weak_model, strong_model, tmp_path)

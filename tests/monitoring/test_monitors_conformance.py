@@ -18,12 +18,17 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.monitoring.backend import MonitorBackend
-from tests.monitoring.test_monitors import send, shifted
+from tests.monitoring.test_monitors import send
 from tests.monitoring.test_monitors import setup as deploy_cancer
+from tests.monitoring.test_monitors import shifted
 from tests.serving.conftest import COLUMNS
-from tests.serving.contract import Recorder, covers, uncovered
+from tests.serving.contract import Recorder
+from tests.serving.contract import covers
+from tests.serving.contract import uncovered
 
 WINDOW = {"by": "count", "size": 60, "min_rows": 30}
 DRIFT = {"name": "drift", "metric": "drift_share", "threshold": 0.5, "channels": [{"type": "log"}]}

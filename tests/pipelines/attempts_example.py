@@ -9,7 +9,8 @@ import os
 import time
 from pathlib import Path
 
-from opsloop.pipelines import pipeline, step
+from opsloop.pipelines import pipeline
+from opsloop.pipelines import step
 
 
 def _attempt(folder: str) -> int:

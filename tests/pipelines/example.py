@@ -9,7 +9,9 @@ import pandas as pd
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
-from opsloop.pipelines import DataVersion, pipeline, step
+from opsloop.pipelines import DataVersion
+from opsloop.pipelines import pipeline
+from opsloop.pipelines import step
 
 CALLS: list[str] = []  # which step bodies really ran, for the cache tests
 FEATURES = ["mean radius", "mean texture", "worst area", "mean smoothness"]

@@ -19,10 +19,13 @@ import pytest
 
 import opsloop
 from opsloop.pipelines import step_logs
-from opsloop.pipelines.attempts import Attempt, attempts_tag, read_attempts
+from opsloop.pipelines.attempts import Attempt
+from opsloop.pipelines.attempts import attempts_tag
+from opsloop.pipelines.attempts import read_attempts
 from opsloop.pipelines.runner import PipelineFailed
 from tests.conftest import LiveServer
-from tests.pipelines import attempts_example, example
+from tests.pipelines import attempts_example
+from tests.pipelines import example
 
 DIED = "WorkerDied: the step's"
 

@@ -17,7 +17,8 @@ import pytest
 
 import opsloop
 from opsloop import fluent
-from opsloop.pipelines.cached_run import CachedOutputs, run_all_cached
+from opsloop.pipelines.cached_run import CachedOutputs
+from opsloop.pipelines.cached_run import run_all_cached
 from tests.pipelines import example
 
 VOLATILE = {"opsloop.launcher", "opsloop.source.command", "opsloop.heartbeat"}  # per process

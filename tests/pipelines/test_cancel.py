@@ -16,7 +16,9 @@ import httpx
 import pytest
 
 import opsloop
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.pipelines.reruns import resume
 from opsloop.pipelines.runner import PipelineCancelled
 from tests.conftest import LiveServer

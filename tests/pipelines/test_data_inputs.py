@@ -15,9 +15,11 @@ import pytest
 
 import opsloop
 from opsloop.config import load_settings
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.pipelines.data_inputs import DATA_TAG
-from opsloop.pipelines.reruns import reproduce, resume
+from opsloop.pipelines.reruns import reproduce
+from opsloop.pipelines.reruns import resume
 from tests.pipelines import example
 
 

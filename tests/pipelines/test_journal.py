@@ -15,7 +15,8 @@ import pytest
 import opsloop
 from opsloop.errors import InvalidInput
 from opsloop.store.sql import SessionSql
-from opsloop.tracking.run_records import NewRun, insert_runs
+from opsloop.tracking.run_records import NewRun
+from opsloop.tracking.run_records import insert_runs
 from tests.conftest import LiveServer
 from tests.pipelines import example
 

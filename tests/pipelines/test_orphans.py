@@ -19,7 +19,10 @@ import pytest
 from opsloop.errors import NotFound
 from opsloop.kernel.timeutil import now_ms
 from opsloop.pipelines import orphans
-from opsloop.pipelines.orphans import HEARTBEAT_TAG, LAUNCHER_TAG, close_orphans, this_process
+from opsloop.pipelines.orphans import HEARTBEAT_TAG
+from opsloop.pipelines.orphans import LAUNCHER_TAG
+from opsloop.pipelines.orphans import close_orphans
+from opsloop.pipelines.orphans import this_process
 from opsloop.pipelines.reruns import resume
 from opsloop.pipelines.runs import describe
 from opsloop.workflows.scheduler import Scheduler

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 import opsloop
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.pipelines.runner import PipelineFailed
 from tests.pipelines import example
 

@@ -16,9 +16,11 @@ import pandas as pd
 import pytest
 
 import opsloop
-from opsloop.pipelines import pipeline, step
+from opsloop.pipelines import pipeline
+from opsloop.pipelines import step
 from opsloop.pipelines.reproduction_compare import identity_free
-from opsloop.pipelines.reruns import HELD_TAG, reproduce
+from opsloop.pipelines.reruns import HELD_TAG
+from opsloop.pipelines.reruns import reproduce
 
 MODEL = "isolation-clf"
 

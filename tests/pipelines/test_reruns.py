@@ -12,7 +12,8 @@ import pytest
 
 import opsloop
 from opsloop.errors import InvalidInput
-from opsloop.pipelines.reruns import reproduce, resume
+from opsloop.pipelines.reruns import reproduce
+from opsloop.pipelines.reruns import resume
 from opsloop.pipelines.runner import PipelineFailed
 from tests.pipelines import example
 
@@ -164,8 +165,10 @@ def test_reproduce_and_resume_commands(tmp_path: Path) -> None:
 def test_a_commit_missing_here_is_fetched_from_the_recorded_remote(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
-    from opsloop.pipelines.cleanenv import checkout, remove_worktree
-    from tests.gitrepos import git, new_repo
+    from opsloop.pipelines.cleanenv import checkout
+    from opsloop.pipelines.cleanenv import remove_worktree
+    from tests.gitrepos import git
+    from tests.gitrepos import new_repo
 
     origin, here = tmp_path / "origin", tmp_path / "here"
     commit = new_repo(origin, {"train.py": "print('pushed from another machine')\n"})

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from opsloop import Client
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from tests.conftest import LiveServer
 
 ROOT = Path(__file__).parents[2]

@@ -4,7 +4,8 @@ schedulers racing over one PostgreSQL database, and every run says what triggere
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ import pytest
 
 import opsloop
 from opsloop.client import shared_stores
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.kernel.identity import os_user
 from opsloop.pipelines import triggers
 from opsloop.workflows.scheduler import Scheduler

@@ -12,7 +12,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from opsloop import Client, InvalidInput
+from opsloop import Client
+from opsloop import InvalidInput
 from tests.conftest import LiveServer
 
 HOSTILE = ["\u00b2", "\u0661", "\u0663", "9" * 30]  # ², Arabic-Indic 1 and 3, > 64 bits

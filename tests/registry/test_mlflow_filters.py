@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from opsloop.errors import InvalidInput
-from opsloop.registry.mlflow_filters import Clause, matches, parse_filter, sort_key
+from opsloop.registry.mlflow_filters import Clause
+from opsloop.registry.mlflow_filters import matches
+from opsloop.registry.mlflow_filters import parse_filter
+from opsloop.registry.mlflow_filters import sort_key
 
 KEYS = ("name", "run_id", "version_number", "tags.")
 

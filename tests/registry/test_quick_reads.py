@@ -13,11 +13,16 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from opsloop import Client, InvalidInput, NotFound
+from opsloop import Client
+from opsloop import InvalidInput
+from opsloop import NotFound
 from opsloop.kernel.paging import encode_page_token
-from opsloop.registry import aliases, models, versions
+from opsloop.registry import aliases
+from opsloop.registry import models
+from opsloop.registry import versions
 from opsloop.registry.entities import ModelVersionCreate
-from opsloop.registry.quick_reads import QuickReads, open_quick_reads
+from opsloop.registry.quick_reads import QuickReads
+from opsloop.registry.quick_reads import open_quick_reads
 
 NAMES = ["churn", "fraud", "empty", "gated"]
 PROBES = ["missing", "churm", "frad", "Churn", "bad name!", "", "gone"]

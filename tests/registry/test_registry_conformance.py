@@ -10,9 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from opsloop.errors import Conflict, InvalidInput, NotFound, PermissionDenied, StoreError
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import PermissionDenied
+from opsloop.errors import StoreError
 
-from .conftest import COLUMNS, PlusOne, policy
+from .conftest import COLUMNS
+from .conftest import PlusOne
+from .conftest import policy
 
 
 def _register(client: Any, model: Any, frame: pd.DataFrame, name: str = "cancer-clf") -> Any:
@@ -298,8 +304,11 @@ def test_a_version_a_deployment_serves_cannot_be_deleted(
 def test_a_package_whose_signature_contradicts_its_model_is_refused_at_load(
     tmp_path: Path, weak_model: Any
 ) -> None:
-    from opsloop.registry.package import load_package, write_package
-    from opsloop.registry.signature import ColumnSpec, Schema, Signature
+    from opsloop.registry.package import load_package
+    from opsloop.registry.package import write_package
+    from opsloop.registry.signature import ColumnSpec
+    from opsloop.registry.signature import Schema
+    from opsloop.registry.signature import Signature
 
     wrong = Signature(inputs=Schema(columns=[ColumnSpec(name="age", type="float")]))
     write_package(weak_model, tmp_path / "pkg", signature=wrong)

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from opsloop.errors import InvalidInput, PermissionDenied
+from opsloop.errors import InvalidInput
+from opsloop.errors import PermissionDenied
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -60,7 +61,8 @@ def test_torch_module_round_trip(client: Any) -> None:
 
 
 def test_a_tampered_class_path_is_refused(tmp_path: Path) -> None:
-    from opsloop.registry.package import load_package, write_package
+    from opsloop.registry.package import load_package
+    from opsloop.registry.package import write_package
 
     net, X = _trained()
     write_package(

@@ -15,7 +15,9 @@ import pytest
 
 import opsloop
 from opsloop.kernel.step_context import STEP_RUN_TAG
-from opsloop.pipelines import DataVersion, pipeline, step
+from opsloop.pipelines import DataVersion
+from opsloop.pipelines import pipeline
+from opsloop.pipelines import step
 
 MODEL = "step-lineage-clf"
 

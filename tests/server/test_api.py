@@ -9,7 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opsloop import Client, PermissionDenied, Unauthenticated
+from opsloop import Client
+from opsloop import PermissionDenied
+from opsloop import Unauthenticated
 from tests.conftest import LiveServer
 
 

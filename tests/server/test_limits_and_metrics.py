@@ -16,7 +16,8 @@ from blake3 import blake3
 
 from opsloop.store.packs import frame
 from opsloop.web.limits import DEFAULT_MAX_BODY
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer
+from tests.conftest import free_port
 
 
 def _chunks(total: int, size: int = 1 << 20) -> Iterator[bytes]:

@@ -15,13 +15,16 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
+from fastapi.routing import iter_route_contexts
 
 from opsloop import Client
 from opsloop.store.database import Store
 from opsloop.web.csrf import UNSAFE_METHODS
 from opsloop.web.deps import SESSION_COOKIE
-from opsloop.web.throttle import FAILURE_LIMIT, FailureLimiter, TooManyFailures
+from opsloop.web.throttle import FAILURE_LIMIT
+from opsloop.web.throttle import FailureLimiter
+from opsloop.web.throttle import TooManyFailures
 from tests.conftest import LiveServer
 
 TOKEN = "s3cret-token"

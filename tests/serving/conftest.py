@@ -7,7 +7,11 @@ from typing import Any
 
 import pytest
 
-from tests.registry.conftest import COLUMNS, cancer, strong_model, train, weak_model  # noqa: F401
+from tests.registry.conftest import COLUMNS
+from tests.registry.conftest import cancer  # noqa: F401
+from tests.registry.conftest import strong_model  # noqa: F401
+from tests.registry.conftest import train
+from tests.registry.conftest import weak_model  # noqa: F401
 
 OTHER_COLUMNS = ["mean radius", "mean area"]  # "mean area" is not in the live traffic
 

@@ -11,8 +11,10 @@ pytest-xdist worker runs which test.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
+from typing import TypeVar
 
 __all__ = ["Recorder", "covers", "uncovered"]
 

@@ -13,7 +13,8 @@ import pytest
 
 from opsloop.errors import InvalidInput
 from opsloop.serving.batch import default_chunk_rows
-from tests.serving.conftest import COLUMNS, register_two
+from tests.serving.conftest import COLUMNS
+from tests.serving.conftest import register_two
 
 
 def test_batch_over_a_data_version_and_a_path(

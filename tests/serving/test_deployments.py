@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.serving.entities import TrafficPolicy
 from tests.serving.conftest import register_two
 

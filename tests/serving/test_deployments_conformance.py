@@ -13,12 +13,20 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.serving.backend import DeploymentBackend
-from opsloop.serving.entities import DeploymentCreate, Sticky, TrafficPolicy
+from opsloop.serving.entities import DeploymentCreate
+from opsloop.serving.entities import Sticky
+from opsloop.serving.entities import TrafficPolicy
 from opsloop.serving.rollout_entities import RolloutSpec
-from tests.serving.conftest import COLUMNS, register_two, rows
-from tests.serving.contract import Recorder, covers, uncovered
+from tests.serving.conftest import COLUMNS
+from tests.serving.conftest import register_two
+from tests.serving.conftest import rows
+from tests.serving.contract import Recorder
+from tests.serving.contract import covers
+from tests.serving.contract import uncovered
 
 
 @pytest.fixture

@@ -18,7 +18,9 @@ import pytest
 
 from opsloop import Client
 from tests.conftest import LiveServer
-from tests.serving.conftest import COLUMNS, register_two, rows
+from tests.serving.conftest import COLUMNS
+from tests.serving.conftest import register_two
+from tests.serving.conftest import rows
 
 
 @pytest.fixture

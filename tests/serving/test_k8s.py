@@ -22,7 +22,8 @@ import yaml
 import opsloop
 from opsloop.serving.k8s import object_name
 from tests.conftest import free_port
-from tests.serving.conftest import register_two, rows
+from tests.serving.conftest import register_two
+from tests.serving.conftest import rows
 
 OPSLOOP = str(Path(sys.executable).with_name("opsloop"))
 MODELS = {

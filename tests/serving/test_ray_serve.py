@@ -22,7 +22,8 @@ import pytest
 import opsloop
 from opsloop.serving.predlog import PredictionLog
 from tests.conftest import free_port
-from tests.serving.conftest import register_two, rows
+from tests.serving.conftest import register_two
+from tests.serving.conftest import rows
 
 CLI = str(Path(sys.executable).with_name("opsloop"))
 REQUESTS = 40

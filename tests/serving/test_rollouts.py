@@ -13,10 +13,13 @@ import httpx
 import pytest
 
 import opsloop
-from opsloop.errors import Conflict, InvalidInput
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
 from opsloop.serving.entities import TrafficPolicy
 from tests.conftest import LiveServer
-from tests.serving.conftest import COLUMNS, OTHER_COLUMNS, register_two
+from tests.serving.conftest import COLUMNS
+from tests.serving.conftest import OTHER_COLUMNS
+from tests.serving.conftest import register_two
 
 
 def _traffic(

@@ -16,7 +16,8 @@ import httpx
 import opsloop
 from opsloop.serving.predlog import PredictionLog
 from tests.conftest import free_port
-from tests.serving.conftest import register_two, rows
+from tests.serving.conftest import register_two
+from tests.serving.conftest import rows
 
 
 def test_serve_warms_up_answers_and_drains_on_sigterm(

@@ -17,7 +17,8 @@ import psutil
 import opsloop
 from opsloop.serving.predlog import PredictionLog
 from tests.conftest import free_port
-from tests.serving.conftest import register_two, rows
+from tests.serving.conftest import register_two
+from tests.serving.conftest import rows
 
 
 def _wait_healthy(url: str, server: subprocess.Popen) -> None:

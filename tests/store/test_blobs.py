@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from blake3 import blake3
 
-from opsloop.errors import InvalidInput, NotFound
-from opsloop.store.blobs import BlobStore, hash_file
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.store.blobs import BlobStore
+from opsloop.store.blobs import hash_file
 from opsloop.store.local_blobs import LocalBlobStore
 from opsloop.store.object_blobs import FsspecBlobStore
 from opsloop.store.open_blobs import open_blob_store

@@ -17,7 +17,8 @@ from opsloop.errors import InvalidInput
 from opsloop.schema import open_store
 from opsloop.store import leases
 from opsloop.store.database import Store
-from opsloop.store.leadership import Leadership, LeaderTicker
+from opsloop.store.leadership import Leadership
+from opsloop.store.leadership import LeaderTicker
 from opsloop.store.leases import LEASES
 
 

@@ -14,10 +14,12 @@ import hashlib
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine
+from sqlalchemy import inspect
 
 from opsloop.store.database import Store
-from opsloop.store.migrate import _MIGRATIONS, upgrade
+from opsloop.store.migrate import _MIGRATIONS
+from opsloop.store.migrate import upgrade
 
 FINGERPRINTS = {
     "0001_tracking": "1119aa25538a25ee",

@@ -7,12 +7,19 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine
+from sqlalchemy import inspect
 
 from opsloop.errors import InvalidInput
-from opsloop.schema import metadata, open_store
-from opsloop.store.database import Store, normalize_database_url
-from opsloop.store.migrate import _MIGRATIONS, SCHEMA_HEAD, current_revision, downgrade, upgrade
+from opsloop.schema import metadata
+from opsloop.schema import open_store
+from opsloop.store.database import Store
+from opsloop.store.database import normalize_database_url
+from opsloop.store.migrate import _MIGRATIONS
+from opsloop.store.migrate import SCHEMA_HEAD
+from opsloop.store.migrate import current_revision
+from opsloop.store.migrate import downgrade
+from opsloop.store.migrate import upgrade
 
 
 def test_schema_head_constant_is_the_newest_revision() -> None:

@@ -11,7 +11,10 @@ import pytest
 from opsloop.errors import NotFound
 from opsloop.store.blobs import hash_file
 from opsloop.store.object_blobs import FsspecBlobStore
-from opsloop.store.packs import PACK_BLOB_MAX, PackedBlob, coalesce, plan_packs
+from opsloop.store.packs import PACK_BLOB_MAX
+from opsloop.store.packs import PackedBlob
+from opsloop.store.packs import coalesce
+from opsloop.store.packs import plan_packs
 
 pytestmark = pytest.mark.s3
 

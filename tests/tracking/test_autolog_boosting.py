@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import xgboost
 from sklearn.datasets import load_breast_cancer
-from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import train_test_split
 
 import opsloop
 import opsloop.lightgbm

@@ -38,7 +38,8 @@ def _iris_rows() -> list[dict[str, Any]]:
 
 def test_trainer_logs_go_to_a_run_at_the_global_step(tmp_path: Path) -> None:
     import torch
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer
+    from transformers import TrainingArguments
 
     from opsloop.transformers import OpsloopCallback
 

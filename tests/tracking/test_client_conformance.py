@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from opsloop import Client, Conflict, InvalidInput, NotFound, RunStatus
+from opsloop import Client
+from opsloop import Conflict
+from opsloop import InvalidInput
+from opsloop import NotFound
+from opsloop import RunStatus
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from opsloop import Client
-from opsloop.config import Settings, home_dir
+from opsloop.config import Settings
+from opsloop.config import home_dir
 from opsloop.tracking.buffer import MetricBuffer
 from opsloop.tracking.entities import MetricBatch
 from opsloop.tracking.journal import journal_dir

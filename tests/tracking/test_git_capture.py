@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from opsloop.tracking.reproducibility import DIFF_ARTIFACT, capture_environment
-from tests.gitrepos import git, new_repo
+from opsloop.tracking.reproducibility import DIFF_ARTIFACT
+from opsloop.tracking.reproducibility import capture_environment
+from tests.gitrepos import git
+from tests.gitrepos import new_repo
 
 
 def test_untracked_code_is_in_the_recorded_diff(tmp_path: Path, monkeypatch: Any) -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from opsloop import Client, InvalidInput
-from opsloop.kernel.bounds import MAX_FILTER_CLAUSES, MAX_FILTER_DEPTH
+from opsloop import Client
+from opsloop import InvalidInput
+from opsloop.kernel.bounds import MAX_FILTER_CLAUSES
+from opsloop.kernel.bounds import MAX_FILTER_DEPTH
 from tests.conftest import LiveServer
 
 BIG = 2**70

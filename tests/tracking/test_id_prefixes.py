@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from opsloop import Client, Conflict, InvalidInput, NotFound, RunStatus
+from opsloop import Client
+from opsloop import Conflict
+from opsloop import InvalidInput
+from opsloop import NotFound
+from opsloop import RunStatus
 
 OPSLOOP = [str(Path(sys.executable).with_name("opsloop"))]
 

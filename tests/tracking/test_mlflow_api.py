@@ -221,7 +221,9 @@ def test_search_runs_with_mlflow_filters(sqlite_server: LiveServer) -> None:
 
 
 def test_run_updates_tags_and_inputs(sqlite_server: LiveServer) -> None:
-    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.entities import Dataset
+    from mlflow.entities import DatasetInput
+    from mlflow.entities import InputTag
 
     client = MlflowClient()
     run = client.create_run(client.create_experiment("updates"))
@@ -283,7 +285,9 @@ def test_errors_in_mlflow_shape(sqlite_server: LiveServer) -> None:
         assert missing_field.status_code == 400
         assert missing_field.json()["error_code"] == "INVALID_PARAMETER_VALUE"
 
-    from mlflow.utils.rest_utils import MlflowHostCreds, http_request, verify_rest_response
+    from mlflow.utils.rest_utils import MlflowHostCreds
+    from mlflow.utils.rest_utils import http_request
+    from mlflow.utils.rest_utils import verify_rest_response
 
     response = http_request(MlflowHostCreds(sqlite_server.url), "/api/2.0/mlflow/nope", "GET")
     with pytest.raises(MlflowException) as unsupported:

@@ -11,10 +11,14 @@ from typing import Any
 
 import pytest
 
-from opsloop import Client, InvalidInput, NotFound
+from opsloop import Client
+from opsloop import InvalidInput
+from opsloop import NotFound
 from opsloop.kernel.paging import encode_page_token
-from opsloop.tracking import experiments, search
-from opsloop.tracking.quick_reads import QuickReads, open_quick_reads
+from opsloop.tracking import experiments
+from opsloop.tracking import search
+from opsloop.tracking.quick_reads import QuickReads
+from opsloop.tracking.quick_reads import open_quick_reads
 
 
 @pytest.fixture

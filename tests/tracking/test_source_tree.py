@@ -17,10 +17,15 @@ from typing import Any
 import pytest
 
 import opsloop
-from opsloop.errors import InvalidInput, StoreError
-from opsloop.tracking.source_tree import TREE_ARTIFACT, TREE_TAG, SourceTree, restore_tree
+from opsloop.errors import InvalidInput
+from opsloop.errors import StoreError
+from opsloop.tracking.source_tree import TREE_ARTIFACT
+from opsloop.tracking.source_tree import TREE_TAG
+from opsloop.tracking.source_tree import SourceTree
+from opsloop.tracking.source_tree import restore_tree
 from tests.conftest import LiveServer
-from tests.gitrepos import git, new_repo
+from tests.gitrepos import git
+from tests.gitrepos import new_repo
 
 
 def _project(path: Path) -> str:

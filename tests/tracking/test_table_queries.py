@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from opsloop.schema import open_store
-from opsloop.tracking import experiments, run_data, runs, search
-from opsloop.tracking.entities import MetricBatch, MetricSeries
+from opsloop.tracking import experiments
+from opsloop.tracking import run_data
+from opsloop.tracking import runs
+from opsloop.tracking import search
+from opsloop.tracking.entities import MetricBatch
+from opsloop.tracking.entities import MetricSeries
 
 
 def test_column_keys_counts_and_find(database_url: str) -> None:

@@ -12,8 +12,11 @@ import pytest
 
 from opsloop import Client
 from tests.conftest import LiveServer
-from tests.monitoring.test_monitors import sample, shifted
-from tests.registry.conftest import cancer, strong_model, weak_model  # noqa: F401
+from tests.monitoring.test_monitors import sample
+from tests.monitoring.test_monitors import shifted
+from tests.registry.conftest import cancer  # noqa: F401
+from tests.registry.conftest import strong_model  # noqa: F401
+from tests.registry.conftest import weak_model  # noqa: F401
 from tests.serving.conftest import register_two
 from tests.ui.conftest import BrowserPage
 

@@ -12,7 +12,9 @@ import pytest
 
 from opsloop import Client
 from tests.conftest import LiveServer
-from tests.registry.conftest import COLUMNS, policy, train
+from tests.registry.conftest import COLUMNS
+from tests.registry.conftest import policy
+from tests.registry.conftest import train
 from tests.ui.conftest import BrowserPage
 
 XSS = '<img src=x onerror="window.__xss = 1">'

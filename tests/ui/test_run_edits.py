@@ -14,7 +14,8 @@ import pytest
 from opsloop import Client
 from tests.conftest import LiveServer
 from tests.governance.conftest import bootstrap
-from tests.registry.conftest import COLUMNS, train
+from tests.registry.conftest import COLUMNS
+from tests.registry.conftest import train
 from tests.ui.conftest import BrowserPage
 
 

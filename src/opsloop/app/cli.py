@@ -11,7 +11,8 @@ import gc
 import os
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
@@ -139,7 +140,8 @@ def _serving() -> None:
 
 def _pipelines() -> None:
     from opsloop.app import scheduler_cli
-    from opsloop.pipelines.cli import pipelines_app, tune_command
+    from opsloop.pipelines.cli import pipelines_app
+    from opsloop.pipelines.cli import tune_command
 
     app.add_typer(pipelines_app, name="pipelines")
     app.command("scheduler")(scheduler_cli.scheduler)
@@ -157,7 +159,8 @@ def _monitoring() -> None:
 
 
 def _server() -> None:
-    from opsloop.app import quickstart, server_cli
+    from opsloop.app import quickstart
+    from opsloop.app import server_cli
 
     app.command("server")(server_cli.server)
     app.command("ui")(server_cli.ui)

@@ -10,11 +10,15 @@ store, linked in the lineage graph as ``base version --input--> run --output--> 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.app.causal_lm import load_causal_lm
 from opsloop.errors import InvalidInput
-from opsloop.llm.finetune import BaseModel, FinetuneResult, finetune, load_config
+from opsloop.llm.finetune import BaseModel
+from opsloop.llm.finetune import FinetuneResult
+from opsloop.llm.finetune import finetune
+from opsloop.llm.finetune import load_config
 
 if TYPE_CHECKING:
     from opsloop.client import Client

@@ -28,34 +28,46 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends
+from fastapi import FastAPI
+from fastapi import Request
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from opsloop.config import Settings
-from opsloop.errors import InvalidInput, Unauthenticated, validation_problems
+from opsloop.errors import InvalidInput
+from opsloop.errors import Unauthenticated
+from opsloop.errors import validation_problems
 from opsloop.llm.gateway.api import gateway_router
-from opsloop.llm.gateway.config import GatewayConfig, LimitsConfig, RouteConfig, load_config
-from opsloop.llm.gateway.ports import (
-    Caller,
-    Guard,
-    KeyLimits,
-    Limiter,
-    LocalModels,
-    ResponseCache,
-)
+from opsloop.llm.gateway.config import GatewayConfig
+from opsloop.llm.gateway.config import LimitsConfig
+from opsloop.llm.gateway.config import RouteConfig
+from opsloop.llm.gateway.config import load_config
+from opsloop.llm.gateway.ports import Caller
+from opsloop.llm.gateway.ports import Guard
+from opsloop.llm.gateway.ports import KeyLimits
+from opsloop.llm.gateway.ports import Limiter
+from opsloop.llm.gateway.ports import LocalModels
+from opsloop.llm.gateway.ports import ResponseCache
 from opsloop.llm.gateway.proxy import Gateway
 from opsloop.llm.gateway.rollout import RolloutController
-from opsloop.llm.gateway.router import Route, Router
+from opsloop.llm.gateway.router import Route
+from opsloop.llm.gateway.router import Router
 from opsloop.llm.gateway.spans import SpanSink
-from opsloop.llm.gateway.upstream import HttpTarget, LocalTarget, Target, pool
-from opsloop.llm.tracing.pricing import ModelPrice, PriceTable
+from opsloop.llm.gateway.upstream import HttpTarget
+from opsloop.llm.gateway.upstream import LocalTarget
+from opsloop.llm.gateway.upstream import Target
+from opsloop.llm.gateway.upstream import pool
+from opsloop.llm.tracing.pricing import ModelPrice
+from opsloop.llm.tracing.pricing import PriceTable
 from opsloop.store.database import Store
 
 __all__ = [
@@ -271,7 +283,8 @@ def create_gateway_app(
     callers send an opsloop API key (``opsloop keys create``), resolved through the same cached
     authorizer as the server's.
     """
-    from opsloop.client import Client, shared_stores
+    from opsloop.client import Client
+    from opsloop.client import shared_stores
     from opsloop.llm.gateway.limits_store import KeyLimitsLookup
     from opsloop.web.deps import authenticate_key
     from opsloop.web.errors import install_error_handlers

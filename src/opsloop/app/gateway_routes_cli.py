@@ -7,12 +7,18 @@ It reads the store the gateways write (this machine's, or the server's over REST
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
-from opsloop.console.commands import JsonOption, command_group
-from opsloop.console.output import command_client, console, print_json, print_table, when
+from opsloop.console.commands import JsonOption
+from opsloop.console.commands import command_group
+from opsloop.console.output import command_client
+from opsloop.console.output import console
+from opsloop.console.output import print_json
+from opsloop.console.output import print_table
+from opsloop.console.output import when
 
 __all__ = ["routes_app"]
 

@@ -7,12 +7,18 @@ and reach the prediction log under ``$OPSLOOP_HOME/predictions``; with one they 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
-from opsloop.console.commands import JsonOption, command_group
-from opsloop.console.output import command_client, console, print_json, print_table, when
+from opsloop.console.commands import JsonOption
+from opsloop.console.commands import command_group
+from opsloop.console.output import command_client
+from opsloop.console.output import console
+from opsloop.console.output import print_json
+from opsloop.console.output import print_table
+from opsloop.console.output import when
 
 privacy_app = command_group(
     "Data privacy: how long traces, scores and prediction logs are kept, and erasing one end "
@@ -114,7 +120,8 @@ def retention_show(json_: JsonOption = False) -> None:
 @privacy_app.command("sweep")
 def sweep_now(json_: JsonOption = False) -> None:
     """Delete now what the retention settings no longer keep (the scheduler does it hourly)."""
-    from opsloop.workflows.privacy import SweepResult, sweep
+    from opsloop.workflows.privacy import SweepResult
+    from opsloop.workflows.privacy import sweep
     from opsloop.workflows.privacy_api import SWEEPS
 
     way = _Privacy()
@@ -142,7 +149,9 @@ def erase_user(
 ) -> None:
     """Delete one end user's traces (with spans and scores), review items and prediction-log
     rows (requests whose body names the user_id), in one call; prints the count per kind."""
-    from opsloop.workflows.privacy import ErasureResult, check_user_id, erase
+    from opsloop.workflows.privacy import ErasureResult
+    from opsloop.workflows.privacy import check_user_id
+    from opsloop.workflows.privacy import erase
     from opsloop.workflows.privacy_api import ERASURES
 
     user_id = check_user_id(user_id)  # before a store is opened or a server asked
@@ -207,7 +216,8 @@ def mask_set(
 ) -> None:
     """Mask PII at ingest from the next span or prediction on; what was stored stays."""
     from opsloop.errors import InvalidInput
-    from opsloop.governance.masking import MODES, check_streams
+    from opsloop.governance.masking import MODES
+    from opsloop.governance.masking import check_streams
     from opsloop.governance.pii import check_entities
 
     if mode not in MODES:

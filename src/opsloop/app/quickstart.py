@@ -18,7 +18,8 @@ labelled traffic, and the new version is gated, canaried and promoted or rolled 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
@@ -36,8 +37,10 @@ def quickstart(
     from sklearn.datasets import load_breast_cancer
 
     import opsloop
-    from opsloop.app.quickstart_pipeline import EXPECTATIONS, training
-    from opsloop.console.output import console, print_table
+    from opsloop.app.quickstart_pipeline import EXPECTATIONS
+    from opsloop.app.quickstart_pipeline import training
+    from opsloop.console.output import console
+    from opsloop.console.output import print_table
     from opsloop.registry.cli import _print_verdict
     from opsloop.registry.entities import AliasEvent
 

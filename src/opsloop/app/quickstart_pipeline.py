@@ -19,7 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from opsloop.pipelines import DataVersion, pipeline, step
+from opsloop.pipelines import DataVersion
+from opsloop.pipelines import pipeline
+from opsloop.pipelines import step
 
 MODEL = "breast-cancer-clf"
 TARGET = "target"
@@ -89,7 +91,10 @@ def _trial(data: pd.DataFrame, config: dict[str, Any], epochs: int, seed: int, t
 
     import numpy as np
     from sklearn.linear_model import SGDClassifier
-    from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
+    from sklearn.metrics import accuracy_score
+    from sklearn.metrics import f1_score
+    from sklearn.metrics import log_loss
+    from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
-from opsloop.console.output import command_client, console, when
+from opsloop.console.output import command_client
+from opsloop.console.output import console
+from opsloop.console.output import when
 
 
 def scheduler(

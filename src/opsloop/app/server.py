@@ -11,22 +11,28 @@ here), or open (no token set).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends
+from fastapi import FastAPI
 
 from opsloop.app.health import install_health
 from opsloop.app.workspaces import WorkspaceStates
-from opsloop.config import DEFAULT_WORKSPACE, Settings, load_settings
+from opsloop.config import DEFAULT_WORKSPACE
+from opsloop.config import Settings
+from opsloop.config import load_settings
 from opsloop.kernel import __version__
 from opsloop.kernel.code_policy import server_code_policy
-from opsloop.web.deps import AppState, require_token
+from opsloop.web.deps import AppState
+from opsloop.web.deps import require_token
 from opsloop.web.errors import install_error_handlers
 from opsloop.web.limits import install_body_limits
-from opsloop.web.mlflow import include_mlflow_router, install_mlflow
+from opsloop.web.mlflow import include_mlflow_router
+from opsloop.web.mlflow import install_mlflow
 from opsloop.web.openapi import install_openapi
 from opsloop.web.routes import install_ui
 from opsloop.web.workspace_prefix import WorkspacePrefix
@@ -67,7 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
     )
     from opsloop.app.serving import open_runtime
-    from opsloop.client import Client, shared_stores
+    from opsloop.client import Client
+    from opsloop.client import shared_stores
     from opsloop.llm.tracing.api import open_spool
     from opsloop.schema import lineage_catalog
 
@@ -130,7 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.registry.views import UI as REGISTRY_UI
     from opsloop.registry.views import router as registry_views
     from opsloop.serving.api import BODY_LIMITS as INFERENCE_LIMITS
-    from opsloop.serving.api import inference_router, metrics_router
+    from opsloop.serving.api import inference_router
+    from opsloop.serving.api import metrics_router
     from opsloop.serving.api import router as deployments_router
     from opsloop.serving.views import UI as DEPLOYMENTS_UI
     from opsloop.serving.views import router as deployment_views
@@ -216,7 +224,8 @@ def _workspace_state(root: AppState, workspace: str) -> AppState:
     """The state a workspace's requests are served from: its own store, blobs, client,
     serving runtime and trace spool; the root's auth, code policy and lineage catalog."""
     from opsloop.app.serving import open_runtime
-    from opsloop.client import Client, shared_stores
+    from opsloop.client import Client
+    from opsloop.client import shared_stores
     from opsloop.llm.tracing.api import open_spool
 
     client = Client(settings=replace(root.settings, workspace=workspace))

@@ -46,7 +46,8 @@ def start_controller(runtime: Any, store: Any) -> Any:
     ticks only while this process holds the ``rollouts`` lease, so of all the servers and
     ``opsloop serve`` processes on one store one steps the rollouts (``stop()`` lets it go)."""
     from opsloop.serving.rollouts import RolloutController
-    from opsloop.store.leadership import Leadership, LeaderTicker
+    from opsloop.store.leadership import Leadership
+    from opsloop.store.leadership import LeaderTicker
 
     controller = RolloutController(store, runtime.log.window)  # its tick, on our thread
     return LeaderTicker(Leadership(store, "rollouts"), controller.tick_all).start()
@@ -59,16 +60,23 @@ def create_serving_app(
     only one warmed up), else the only deployment there is."""
     from contextlib import asynccontextmanager
 
-    from fastapi import Depends, FastAPI
+    from fastapi import Depends
+    from fastapi import FastAPI
 
-    from opsloop.client import Client, shared_stores
+    from opsloop.client import Client
+    from opsloop.client import shared_stores
     from opsloop.kernel import __version__
-    from opsloop.serving.api import BODY_LIMITS, inference_router, metrics_router
-    from opsloop.serving.scoring import probe_router, root_invocations_router
-    from opsloop.web.deps import AppState, require_token
+    from opsloop.serving.api import BODY_LIMITS
+    from opsloop.serving.api import inference_router
+    from opsloop.serving.api import metrics_router
+    from opsloop.serving.scoring import probe_router
+    from opsloop.serving.scoring import root_invocations_router
+    from opsloop.web.deps import AppState
+    from opsloop.web.deps import require_token
     from opsloop.web.errors import install_error_handlers
     from opsloop.web.limits import install_body_limits
-    from opsloop.web.openapi import error_response, install_openapi
+    from opsloop.web.openapi import error_response
+    from opsloop.web.openapi import install_openapi
 
     client = Client(settings=settings)
     runtime = open_runtime(client)

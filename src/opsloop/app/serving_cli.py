@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
@@ -97,7 +98,8 @@ def _ray_scale(on: str, workers: int, replicas: int | None, autoscale: str | Non
     if on == "uvicorn" and replicas is None and autoscale is None:
         return None
     from opsloop.errors import InvalidInput
-    from opsloop.serving.ray_serve import import_serve, read_scale
+    from opsloop.serving.ray_serve import import_serve
+    from opsloop.serving.ray_serve import read_scale
 
     if on not in ("uvicorn", "ray"):
         raise InvalidInput(f"--on {on}: choose uvicorn or ray")

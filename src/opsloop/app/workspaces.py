@@ -15,7 +15,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from opsloop.governance.workspaces import get_workspace, list_workspaces
+from opsloop.governance.workspaces import get_workspace
+from opsloop.governance.workspaces import list_workspaces
 from opsloop.web.deps import AppState
 
 __all__ = ["WorkspaceStates"]

@@ -14,9 +14,12 @@ import functools
 import importlib
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
-from opsloop.autolog.guard import busy, enclosing_estimators, reset_warnings
+from opsloop.autolog.guard import busy
+from opsloop.autolog.guard import enclosing_estimators
+from opsloop.autolog.guard import reset_warnings
 from opsloop.autolog.patch import Patches
 from opsloop.autolog.runs import logged_call
 

@@ -12,11 +12,16 @@ import math
 import re
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import TypeVar
 
-from opsloop.autolog.guard import attempt, busy, owning
+from opsloop.autolog.guard import attempt
+from opsloop.autolog.guard import busy
+from opsloop.autolog.guard import owning
 
 if TYPE_CHECKING:
     from opsloop.fluent import ActiveRun

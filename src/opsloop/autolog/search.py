@@ -10,10 +10,13 @@ write 500 runs unless asked to. The folds' fits are not runs at all: see ``opslo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.autolog.guard import attempt
-from opsloop.autolog.runs import child_run, clean_params, finite_metrics
+from opsloop.autolog.runs import child_run
+from opsloop.autolog.runs import clean_params
+from opsloop.autolog.runs import finite_metrics
 
 if TYPE_CHECKING:
     from opsloop.fluent import ActiveRun

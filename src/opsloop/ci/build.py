@@ -10,9 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.ci.chart import changes_svg
-from opsloop.ci.gate import candidate_of, dry_gate
-from opsloop.ci.report import CiReport, render_markdown
-from opsloop.ci.sources import Side, branch_runs, changed_data, latest_eval_runs, pair_runs
+from opsloop.ci.gate import candidate_of
+from opsloop.ci.gate import dry_gate
+from opsloop.ci.report import CiReport
+from opsloop.ci.report import render_markdown
+from opsloop.ci.sources import Side
+from opsloop.ci.sources import branch_runs
+from opsloop.ci.sources import changed_data
+from opsloop.ci.sources import latest_eval_runs
+from opsloop.ci.sources import pair_runs
 
 __all__ = ["GateRequest", "Written", "build_report", "write_report"]
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
 from opsloop.console.commands import command_group
-from opsloop.console.output import command_client, print_json
+from opsloop.console.output import command_client
+from opsloop.console.output import print_json
 
 ci_app = command_group(
     "CI for models: a pull request's report (the evaluation gate's verdict with every number, "
@@ -68,8 +70,11 @@ def report(
     is still in --out and the job summary, and the exit code is still the gate's.
     """
     from opsloop.ci.branches import head_side
-    from opsloop.ci.build import GateRequest, build_report, write_report
-    from opsloop.ci.report import exit_code, render_markdown
+    from opsloop.ci.build import GateRequest
+    from opsloop.ci.build import build_report
+    from opsloop.ci.build import write_report
+    from opsloop.ci.report import exit_code
+    from opsloop.ci.report import render_markdown
     from opsloop.ci.sources import Side
     from opsloop.errors import InvalidInput
 
@@ -107,7 +112,8 @@ def report(
 
 
 def _host(post: str) -> Any:
-    from opsloop.ci.hosts import github_from_env, gitlab_from_env
+    from opsloop.ci.hosts import github_from_env
+    from opsloop.ci.hosts import gitlab_from_env
 
     return github_from_env(os.environ) if post == "github" else gitlab_from_env(os.environ)
 
@@ -151,7 +157,8 @@ def init(
     """Write a CI workflow that validates the data, runs the pipeline (its cache in the shared
     store), runs the eval suite, judges the gate and posts the report on pull requests.
     An existing file is kept unless --force."""
-    from opsloop.ci.workflow import WorkflowSpec, write_workflow
+    from opsloop.ci.workflow import WorkflowSpec
+    from opsloop.ci.workflow import write_workflow
 
     spec = WorkflowSpec(
         base=base,

@@ -18,10 +18,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from opsloop.errors import InvalidInput, NotFound
-from opsloop.evaluation.behaviour import prediction_regression, run_check
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.evaluation.behaviour import prediction_regression
+from opsloop.evaluation.behaviour import run_check
 from opsloop.evaluation.evaluate import evaluate_frame
-from opsloop.evaluation.gates import GatePolicy, judge, load_policy
+from opsloop.evaluation.gates import GatePolicy
+from opsloop.evaluation.gates import judge
+from opsloop.evaluation.gates import load_policy
 from opsloop.pipelines.cache_index import MODEL_TAG
 
 __all__ = ["candidate_of", "dry_gate"]

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from abc import ABC, abstractmethod
+from abc import ABC
+from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path

@@ -14,7 +14,8 @@ the file's copy only. The generated workflows keep that folder as a build artifa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 from opsloop.ci.hosts import MARKER

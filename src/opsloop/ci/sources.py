@@ -13,10 +13,13 @@ side is the runs of the head branch *or* of the commit the job checked out. For 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import Protocol
 
-from opsloop.ci.report import MetricDelta, RunPair
+from opsloop.ci.report import MetricDelta
+from opsloop.ci.report import RunPair
 from opsloop.errors import NotFound
 from opsloop.kernel.paging import Page
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsloop.errors import Conflict, InvalidInput
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
 
 __all__ = ["HOSTS", "WorkflowSpec", "render_workflow", "workflow_path", "write_workflow"]
 

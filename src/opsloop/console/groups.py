@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any, ClassVar
+from typing import Any
+from typing import ClassVar
 
 import click
-from typer.core import HAS_RICH, TyperGroup
+from typer.core import HAS_RICH
+from typer.core import TyperGroup
 
 __all__ = ["OpsloopGroup", "group_class", "tidy_help"]
 

@@ -19,21 +19,26 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import MutableMapping
 from typing import Any
 
 import click
 import typer
-from typer.core import TyperCommand, TyperGroup
-from typer.main import (
-    get_command_from_info,
-    get_command_name,
-    get_group_from_info,
-    solve_typer_info_defaults,
-)
-from typer.models import CommandInfo, Default, DefaultPlaceholder, TyperInfo
+from typer.core import TyperCommand
+from typer.core import TyperGroup
+from typer.main import get_command_from_info
+from typer.main import get_command_name
+from typer.main import get_group_from_info
+from typer.main import solve_typer_info_defaults
+from typer.models import CommandInfo
+from typer.models import Default
+from typer.models import DefaultPlaceholder
+from typer.models import TyperInfo
 
-from opsloop.console.groups import OpsloopGroup, tidy_help
+from opsloop.console.groups import OpsloopGroup
+from opsloop.console.groups import tidy_help
 
 __all__ = ["LazyCommands", "lazy_typer"]
 

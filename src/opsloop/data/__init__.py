@@ -12,12 +12,17 @@ Module-level functions use the default client (the embedded store, or the server
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 if TYPE_CHECKING:
     from opsloop.data.duplicates.entities import DedupResult
-    from opsloop.data.entities import DataDiff, DatasetVersion
-    from opsloop.data.sdk import AddResult, DataClient, DataVersion, TransferResult
+    from opsloop.data.entities import DataDiff
+    from opsloop.data.entities import DatasetVersion
+    from opsloop.data.sdk import AddResult
+    from opsloop.data.sdk import DataClient
+    from opsloop.data.sdk import DataVersion
+    from opsloop.data.sdk import TransferResult
 
 __all__ = [
     "add",

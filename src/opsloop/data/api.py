@@ -7,27 +7,41 @@ where ``v`` is a number, an alias or ``latest``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter
+from fastapi import Depends
+from fastapi import Response
+from fastapi import status
 
-from opsloop.data import compare, links, routes, versions
+from opsloop.data import compare
+from opsloop.data import links
+from opsloop.data import routes
+from opsloop.data import versions
 from opsloop.data.duplicates import service as duplicates
-from opsloop.data.duplicates.entities import DedupRequest, DedupResult, OverlapRequest
-from opsloop.data.duplicates.ports import Embedder, server_embedder
-from opsloop.data.entities import (
-    DataDiff,
-    Dataset,
-    DatasetVersion,
-    LineageLink,
-    ManifestFiles,
-    VersionCreate,
-)
-from opsloop.data.schemas import AliasSet, LineageCreate, ValidationRecord, VersionCreated
+from opsloop.data.duplicates.entities import DedupRequest
+from opsloop.data.duplicates.entities import DedupResult
+from opsloop.data.duplicates.entities import OverlapRequest
+from opsloop.data.duplicates.ports import Embedder
+from opsloop.data.duplicates.ports import server_embedder
+from opsloop.data.entities import DataDiff
+from opsloop.data.entities import Dataset
+from opsloop.data.entities import DatasetVersion
+from opsloop.data.entities import LineageLink
+from opsloop.data.entities import ManifestFiles
+from opsloop.data.entities import VersionCreate
+from opsloop.data.schemas import AliasSet
+from opsloop.data.schemas import LineageCreate
+from opsloop.data.schemas import ValidationRecord
+from opsloop.data.schemas import VersionCreated
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.tracking.schemas import TagValue
-from opsloop.web.deps import MaxResults, ReadSession, State, WriteSession
+from opsloop.web.deps import MaxResults
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
+from opsloop.web.deps import WriteSession
 
 router = APIRouter(tags=["data"])
 

@@ -17,18 +17,19 @@ HTTP, ``Unauthenticated`` or ``PermissionDenied``.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from opsloop.data.duplicates.entities import DedupRequest, DedupResult, OverlapRequest
-from opsloop.data.entities import (
-    DataDiff,
-    Dataset,
-    DatasetVersion,
-    LineageLink,
-    VersionCreate,
-)
+from opsloop.data.duplicates.entities import DedupRequest
+from opsloop.data.duplicates.entities import DedupResult
+from opsloop.data.duplicates.entities import OverlapRequest
+from opsloop.data.entities import DataDiff
+from opsloop.data.entities import Dataset
+from opsloop.data.entities import DatasetVersion
+from opsloop.data.entities import LineageLink
+from opsloop.data.entities import VersionCreate
 from opsloop.data.manifest import Manifest
 from opsloop.kernel.paging import Page
 from opsloop.store.blobs import BlobRemote

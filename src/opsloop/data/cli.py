@@ -5,19 +5,23 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING
+from typing import Annotated
+from typing import Any
 
 import typer
 
-from opsloop.console.commands import JsonOption, RefArg, alias_ref, command_group, every_item
-from opsloop.console.output import (
-    command_client,
-    parse_tags,
-    print_json,
-    print_outcome,
-    print_table,
-    when,
-)
+from opsloop.console.commands import JsonOption
+from opsloop.console.commands import RefArg
+from opsloop.console.commands import alias_ref
+from opsloop.console.commands import command_group
+from opsloop.console.commands import every_item
+from opsloop.console.output import command_client
+from opsloop.console.output import parse_tags
+from opsloop.console.output import print_json
+from opsloop.console.output import print_outcome
+from opsloop.console.output import print_table
+from opsloop.console.output import when
 
 if TYPE_CHECKING:
     from opsloop.data.entities import DatasetVersion

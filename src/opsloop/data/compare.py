@@ -10,7 +10,11 @@ import math
 
 from sqlalchemy.orm import Session
 
-from opsloop.data.entities import ColumnChange, DataDiff, FileChange, TableDiff, TableInfo
+from opsloop.data.entities import ColumnChange
+from opsloop.data.entities import DataDiff
+from opsloop.data.entities import FileChange
+from opsloop.data.entities import TableDiff
+from opsloop.data.entities import TableInfo
 from opsloop.data.manifest import Manifest
 from opsloop.data.versions import get_manifest
 

@@ -25,10 +25,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import ValidationError
 
-from opsloop.data.tabular import TABLE_VIEW, open_table
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.data.tabular import TABLE_VIEW
+from opsloop.data.tabular import open_table
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 
 __all__ = ["SAMPLE", "Expectations", "load_expectations", "run_expectations"]
 
@@ -315,7 +320,8 @@ def _jsonable(value: Any) -> Any:
 def _no_pii_check(con: Any, entities: list[str]) -> dict[str, Any]:
     """Every text-like column scanned for the entities; samples (row, column, entity, masked
     value) in row order, so the report never stores a found value in full."""
-    from opsloop.data.pii_scan import detector_for, scan_connection
+    from opsloop.data.pii_scan import detector_for
+    from opsloop.data.pii_scan import scan_connection
 
     report = scan_connection(con, detector_for(entities), samples=SAMPLE)
     sample = sorted(

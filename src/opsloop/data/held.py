@@ -12,19 +12,28 @@ would; new files give the version they would have made, which later steps can re
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import TypeVar
 
 from opsloop.data import versions
 from opsloop.data.backend import DataBackend
-from opsloop.data.entities import DataDiff, Dataset, DatasetVersion, LineageLink, VersionCreate
+from opsloop.data.entities import DataDiff
+from opsloop.data.entities import Dataset
+from opsloop.data.entities import DatasetVersion
+from opsloop.data.entities import LineageLink
+from opsloop.data.entities import VersionCreate
 from opsloop.data.local import LocalDataBackend
 from opsloop.data.manifest import Manifest
 from opsloop.errors import InvalidInput
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.kernel.refs import LATEST, parse_ref
-from opsloop.kernel.step_context import HeldWrites, Rehearsal, current_rehearsal
+from opsloop.kernel.refs import LATEST
+from opsloop.kernel.refs import parse_ref
+from opsloop.kernel.step_context import HeldWrites
+from opsloop.kernel.step_context import Rehearsal
+from opsloop.kernel.step_context import current_rehearsal
 from opsloop.kernel.timeutil import now_ms
 
 __all__ = ["HeldDataBackend", "preview_write"]

@@ -7,12 +7,14 @@ model version and input behind a batch output and the traces behind a feedback e
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from opsloop.data.entities import LineageLink
-from opsloop.data.versions import version_lineage_label, version_row
+from opsloop.data.versions import version_lineage_label
+from opsloop.data.versions import version_row
 from opsloop.lineage import graph
 
 __all__ = ["NodeLabels", "version_lineage"]

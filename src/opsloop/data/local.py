@@ -5,11 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from opsloop.data import compare, links, versions
-from opsloop.data.backend import DataBackend, DedupBackend
-from opsloop.data.duplicates.entities import DedupRequest, DedupResult, OverlapRequest
+from opsloop.data import compare
+from opsloop.data import links
+from opsloop.data import versions
+from opsloop.data.backend import DataBackend
+from opsloop.data.backend import DedupBackend
+from opsloop.data.duplicates.entities import DedupRequest
+from opsloop.data.duplicates.entities import DedupResult
+from opsloop.data.duplicates.entities import OverlapRequest
 from opsloop.data.duplicates.ports import Embedder
-from opsloop.data.entities import DataDiff, Dataset, DatasetVersion, LineageLink, VersionCreate
+from opsloop.data.entities import DataDiff
+from opsloop.data.entities import Dataset
+from opsloop.data.entities import DatasetVersion
+from opsloop.data.entities import LineageLink
+from opsloop.data.entities import VersionCreate
 from opsloop.data.links import NodeLabels
 from opsloop.data.manifest import Manifest
 from opsloop.kernel.identity import current_user

@@ -11,11 +11,13 @@ as validation results in the metadata store, and sent over HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 from opsloop.data.progress import progress_bar
-from opsloop.data.tabular import TABLE_VIEW, open_table
+from opsloop.data.tabular import TABLE_VIEW
+from opsloop.data.tabular import open_table
 from opsloop.errors import InvalidInput
 
 __all__ = ["ENGINES", "detector_for", "scan_connection", "scan_table"]

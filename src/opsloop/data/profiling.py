@@ -13,7 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from opsloop.data.tabular import TABLE_VIEW, open_table
+from opsloop.data.tabular import TABLE_VIEW
+from opsloop.data.tabular import open_table
 
 __all__ = ["format_number", "profile_table", "write_report"]
 
@@ -145,7 +146,9 @@ def _correlations(con: Any, names: list[str]) -> dict[str, Any]:
 
 def write_report(summary: dict[str, Any], out_dir: Path, stem: str) -> tuple[Path, Path]:
     """Write ``<stem>.profile.json`` and the HTML report rendered from it."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
+    from jinja2 import Environment
+    from jinja2 import PackageLoader
+    from jinja2 import select_autoescape
 
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / f"{stem}.profile.json"

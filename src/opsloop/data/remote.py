@@ -9,19 +9,25 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from opsloop.data import routes
-from opsloop.data.backend import DataBackend, DedupBackend
-from opsloop.data.duplicates.entities import DedupRequest, DedupResult, OverlapRequest
-from opsloop.data.entities import (
-    DataDiff,
-    Dataset,
-    DatasetVersion,
-    LineageLink,
-    ManifestFiles,
-    VersionCreate,
-)
-from opsloop.data.manifest import FileEntry, Manifest
-from opsloop.data.schemas import AliasSet, LineageCreate, ValidationRecord, VersionCreated
-from opsloop.kernel.paging import Page, page_query
+from opsloop.data.backend import DataBackend
+from opsloop.data.backend import DedupBackend
+from opsloop.data.duplicates.entities import DedupRequest
+from opsloop.data.duplicates.entities import DedupResult
+from opsloop.data.duplicates.entities import OverlapRequest
+from opsloop.data.entities import DataDiff
+from opsloop.data.entities import Dataset
+from opsloop.data.entities import DatasetVersion
+from opsloop.data.entities import LineageLink
+from opsloop.data.entities import ManifestFiles
+from opsloop.data.entities import VersionCreate
+from opsloop.data.manifest import FileEntry
+from opsloop.data.manifest import Manifest
+from opsloop.data.schemas import AliasSet
+from opsloop.data.schemas import LineageCreate
+from opsloop.data.schemas import ValidationRecord
+from opsloop.data.schemas import VersionCreated
+from opsloop.kernel.paging import Page
+from opsloop.kernel.paging import page_query
 from opsloop.kernel.refs import parse_ref
 from opsloop.kernel.transport import HttpTransport
 from opsloop.store.http_blobs import HttpBlobRemote

@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from opsloop.data.localstate import LocalState, Stat
-from opsloop.data.manifest import FileEntry, Manifest
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.data.localstate import LocalState
+from opsloop.data.localstate import Stat
+from opsloop.data.manifest import FileEntry
+from opsloop.data.manifest import Manifest
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.store.blobs import hash_file
 from opsloop.store.local_blobs import LocalBatch
 

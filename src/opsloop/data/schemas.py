@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
+from pydantic import Field
 
 from opsloop.data.entities import DatasetVersion
 from opsloop.kernel.bounds import PositiveInt64

@@ -19,15 +19,27 @@ from typing import Any
 from opsloop.data import transfer
 from opsloop.data.backend import DataBackend
 from opsloop.data.duplicates.client import DuplicatesMixin
-from opsloop.data.entities import DataDiff, Dataset, DatasetVersion, LineageLink, VersionCreate
-from opsloop.data.expectations import Expectations, load_expectations, run_expectations
+from opsloop.data.entities import DataDiff
+from opsloop.data.entities import Dataset
+from opsloop.data.entities import DatasetVersion
+from opsloop.data.entities import LineageLink
+from opsloop.data.entities import VersionCreate
+from opsloop.data.expectations import Expectations
+from opsloop.data.expectations import load_expectations
+from opsloop.data.expectations import run_expectations
 from opsloop.data.localstate import LocalState
 from opsloop.data.manifest import Manifest
 from opsloop.data.progress import progress_bar
-from opsloop.data.scan import hash_scan, scan_path, stat_fingerprint
-from opsloop.data.status import WorkspaceStatus, workspace_status
-from opsloop.data.tabular import describe_table, table_format
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.data.scan import hash_scan
+from opsloop.data.scan import scan_path
+from opsloop.data.scan import stat_fingerprint
+from opsloop.data.status import WorkspaceStatus
+from opsloop.data.status import workspace_status
+from opsloop.data.tabular import describe_table
+from opsloop.data.tabular import table_format
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.kernel import ambient
 from opsloop.kernel.paging import Page
 from opsloop.kernel.refs import check_dataset_name
@@ -384,7 +396,8 @@ class DataClient(DuplicatesMixin):
 
     def profile(self, ref: str, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
         """Write ``<name>-<n>.profile.html`` and ``.json`` into ``out_dir``; return both paths."""
-        from opsloop.data.profiling import profile_table, write_report
+        from opsloop.data.profiling import profile_table
+        from opsloop.data.profiling import write_report
 
         handle = self.get(ref)
         files, fmt = handle.table_files()

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 from opsloop.data.localstate import LocalState
 from opsloop.data.manifest import Manifest
-from opsloop.data.scan import hash_scan, scan_path, stat_fingerprint
+from opsloop.data.scan import hash_scan
+from opsloop.data.scan import scan_path
+from opsloop.data.scan import stat_fingerprint
 from opsloop.errors import InvalidInput
 
 __all__ = ["WorkspaceStatus", "workspace_status"]

@@ -7,12 +7,14 @@ statistics, validation and profiles work on tables larger than memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-from opsloop.data.entities import TableColumn, TableInfo
+from opsloop.data.entities import TableColumn
+from opsloop.data.entities import TableInfo
 from opsloop.errors import InvalidInput
 
 __all__ = ["TABLE_VIEW", "describe_table", "open_table", "table_format"]

@@ -15,12 +15,15 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from collections.abc import Iterable
 from pathlib import Path
 
 from opsloop.data.backend import BlobRemote
-from opsloop.data.manifest import FileEntry, Manifest
-from opsloop.errors import InvalidInput, StoreError
+from opsloop.data.manifest import FileEntry
+from opsloop.data.manifest import Manifest
+from opsloop.errors import InvalidInput
+from opsloop.errors import StoreError
 from opsloop.store.blobs import hash_file
 from opsloop.store.local_blobs import LocalBlobStore
 

@@ -11,29 +11,40 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.data.entities import Dataset, DatasetVersion, TableInfo, VersionCreate
-from opsloop.data.manifest import FileEntry, Manifest
-from opsloop.data.tables import (
-    DatasetAliasRow,
-    DatasetRow,
-    DatasetVersionRow,
-    DatasetVersionTagRow,
-)
-from opsloop.errors import InvalidInput, NotFound
-from opsloop.kernel.paging import Page, decode_page_token, split_page
+from opsloop.data.entities import Dataset
+from opsloop.data.entities import DatasetVersion
+from opsloop.data.entities import TableInfo
+from opsloop.data.entities import VersionCreate
+from opsloop.data.manifest import FileEntry
+from opsloop.data.manifest import Manifest
+from opsloop.data.tables import DatasetAliasRow
+from opsloop.data.tables import DatasetRow
+from opsloop.data.tables import DatasetVersionRow
+from opsloop.data.tables import DatasetVersionTagRow
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.kernel.paging import Page
+from opsloop.kernel.paging import decode_page_token
+from opsloop.kernel.paging import split_page
 from opsloop.kernel.paths import check_relative_path
-from opsloop.kernel.refs import check_alias, check_dataset_name, parse_ref
+from opsloop.kernel.refs import check_alias
+from opsloop.kernel.refs import check_dataset_name
+from opsloop.kernel.refs import parse_ref
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
 from opsloop.store import numbered
 from opsloop.store.blobs import check_digest
-from opsloop.store.columns import named_row, tags_of
+from opsloop.store.columns import named_row
+from opsloop.store.columns import tags_of
 from opsloop.store.database import dialect_insert
 from opsloop.store.rows import from_row
-from opsloop.tracking.validation import check_key, tag_value_to_str
+from opsloop.tracking.validation import check_key
+from opsloop.tracking.validation import tag_value_to_str
 
 __all__ = [
     "RELATIONS",

@@ -8,13 +8,15 @@ whatever the size of the version.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from fastapi import Request
 from fastapi.responses import Response
 
 from opsloop.data import versions
 from opsloop.data.tables import DatasetRow
 from opsloop.errors import NotFound
-from opsloop.web.deps import ReadSession, State
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
 from opsloop.web.search import find_by_name
 from opsloop.web.shell import UiDomain
 

@@ -14,7 +14,8 @@ never a pass.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
+from typing import Protocol
 
 __all__ = ["Threshold", "analyse"]
 

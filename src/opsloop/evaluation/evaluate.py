@@ -13,14 +13,12 @@ from typing import Any
 import numpy as np
 
 from opsloop.errors import InvalidInput
-from opsloop.evaluation.metrics import (
-    TASKS,
-    calibration,
-    classification_metrics,
-    confusion,
-    regression_metrics,
-    slice_metrics,
-)
+from opsloop.evaluation.metrics import TASKS
+from opsloop.evaluation.metrics import calibration
+from opsloop.evaluation.metrics import classification_metrics
+from opsloop.evaluation.metrics import confusion
+from opsloop.evaluation.metrics import regression_metrics
+from opsloop.evaluation.metrics import slice_metrics
 
 __all__ = ["evaluate_frame"]
 
@@ -105,11 +103,9 @@ def evaluate_frame(
 
 def _plots(report: dict[str, Any], truth: Any, predicted: Any) -> dict[str, str]:
     """SVG figures: confusion matrix and reliability curve, or predicted-vs-actual."""
-    from opsloop.evaluation.plots import (
-        calibration_svg,
-        confusion_svg,
-        predicted_vs_actual_svg,
-    )
+    from opsloop.evaluation.plots import calibration_svg
+    from opsloop.evaluation.plots import confusion_svg
+    from opsloop.evaluation.plots import predicted_vs_actual_svg
 
     if report["task"] == "classification":
         out = {"confusion_matrix": confusion_svg(report["confusion_matrix"])}

@@ -26,11 +26,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import ValidationError
+from pydantic import model_validator
 
 from opsloop.errors import InvalidInput
 from opsloop.evaluation.behaviour import BehaviourCheck
-from opsloop.evaluation.metrics import LOWER_IS_BETTER, known_metrics
+from opsloop.evaluation.metrics import LOWER_IS_BETTER
+from opsloop.evaluation.metrics import known_metrics
 
 __all__ = ["GatePolicy", "GateRule", "judge", "load_policy"]
 

@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.governance.roles import DEFAULT_WORKSPACE, VIEWER
-from opsloop.governance.tables import UserRoleRow, UserRow
-from opsloop.kernel.identity import Principal, act_as
+from opsloop.governance.roles import DEFAULT_WORKSPACE
+from opsloop.governance.roles import VIEWER
+from opsloop.governance.tables import UserRoleRow
+from opsloop.governance.tables import UserRow
+from opsloop.kernel.identity import Principal
+from opsloop.kernel.identity import act_as
 
 __all__ = ["BACKGROUND_AUTH", "author_principal", "run_as", "via"]
 

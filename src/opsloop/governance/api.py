@@ -9,27 +9,38 @@ cache, so a revoked key or a lowered role holds from the next request on.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter
+from fastapi import Query
+from fastapi import status
 
-from opsloop.governance import audit, masking, routes, services, user_status, workspaces
-from opsloop.governance.entities import (
-    ApiKey,
-    AuditFilter,
-    AuditPage,
-    AuditVerdict,
-    KeyCreate,
-    NewApiKey,
-    RoleSet,
-    User,
-    UserCreate,
-    Whoami,
-    Workspace,
-    WorkspaceCreate,
-)
-from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
+from opsloop.governance import audit
+from opsloop.governance import masking
+from opsloop.governance import routes
+from opsloop.governance import services
+from opsloop.governance import user_status
+from opsloop.governance import workspaces
+from opsloop.governance.entities import ApiKey
+from opsloop.governance.entities import AuditFilter
+from opsloop.governance.entities import AuditPage
+from opsloop.governance.entities import AuditVerdict
+from opsloop.governance.entities import KeyCreate
+from opsloop.governance.entities import NewApiKey
+from opsloop.governance.entities import RoleSet
+from opsloop.governance.entities import User
+from opsloop.governance.entities import UserCreate
+from opsloop.governance.entities import Whoami
+from opsloop.governance.entities import Workspace
+from opsloop.governance.entities import WorkspaceCreate
+from opsloop.governance.key_limits import KeyLimitsChange
+from opsloop.governance.key_limits import LimitedApiKey
 from opsloop.governance.roles import ADMIN
-from opsloop.kernel.identity import Principal, current_principal, current_user
-from opsloop.web.deps import AppState, MaxResults, ReadSession, State
+from opsloop.kernel.identity import Principal
+from opsloop.kernel.identity import current_principal
+from opsloop.kernel.identity import current_user
+from opsloop.web.deps import AppState
+from opsloop.web.deps import MaxResults
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
 
 __all__ = ["router"]
 

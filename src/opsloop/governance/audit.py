@@ -26,16 +26,25 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert
+from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput
-from opsloop.governance.entities import AuditEvent, AuditFilter, AuditPage, AuditVerdict
+from opsloop.governance.entities import AuditEvent
+from opsloop.governance.entities import AuditFilter
+from opsloop.governance.entities import AuditPage
+from opsloop.governance.entities import AuditVerdict
 from opsloop.governance.roles import DEFAULT_WORKSPACE
-from opsloop.governance.tables import AuditEventRow, AuditHeadRow
-from opsloop.kernel.paging import decode_page_token, encode_page_token
-from opsloop.kernel.timeutil import iso_utc, now_ms
-from opsloop.store.database import Store, dialect_insert
+from opsloop.governance.tables import AuditEventRow
+from opsloop.governance.tables import AuditHeadRow
+from opsloop.kernel.paging import decode_page_token
+from opsloop.kernel.paging import encode_page_token
+from opsloop.kernel.timeutil import iso_utc
+from opsloop.kernel.timeutil import now_ms
+from opsloop.store.database import Store
+from opsloop.store.database import dialect_insert
 
 __all__ = [
     "GENESIS",

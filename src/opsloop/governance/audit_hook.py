@@ -39,11 +39,14 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from opsloop.config import DEFAULT_WORKSPACE
-from opsloop.errors import OpsloopError, StoreError
+from opsloop.errors import OpsloopError
+from opsloop.errors import StoreError
 from opsloop.governance import audit
-from opsloop.governance.policy import SAFE_METHODS, RouteRoles
+from opsloop.governance.policy import SAFE_METHODS
+from opsloop.governance.policy import RouteRoles
 from opsloop.store.database import Store
-from opsloop.web.deps import get_state, request_workspace
+from opsloop.web.deps import get_state
+from opsloop.web.deps import request_workspace
 
 __all__ = ["READ_ONLY_POSTS", "AuditMiddleware", "resource_of"]
 

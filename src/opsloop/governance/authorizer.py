@@ -25,7 +25,9 @@ from fastapi import Request
 
 from opsloop.governance import services
 from opsloop.governance.policy import RouteRoles
-from opsloop.governance.roles import MAINTAINER, rank, require_role
+from opsloop.governance.roles import MAINTAINER
+from opsloop.governance.roles import rank
+from opsloop.governance.roles import require_role
 from opsloop.kernel.identity import Principal
 from opsloop.kernel.timeutil import now_ms
 from opsloop.store.database import Store

@@ -15,22 +15,23 @@ one) or ``PermissionDenied`` (a role too low: the message names the role needed)
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
+from abc import abstractmethod
 
-from opsloop.governance.entities import (
-    ApiKey,
-    AuditFilter,
-    AuditPage,
-    AuditVerdict,
-    KeyCreate,
-    NewApiKey,
-    User,
-    UserCreate,
-    Whoami,
-    Workspace,
-)
-from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
-from opsloop.governance.masking import MaskingPolicy, MaskingSet
+from opsloop.governance.entities import ApiKey
+from opsloop.governance.entities import AuditFilter
+from opsloop.governance.entities import AuditPage
+from opsloop.governance.entities import AuditVerdict
+from opsloop.governance.entities import KeyCreate
+from opsloop.governance.entities import NewApiKey
+from opsloop.governance.entities import User
+from opsloop.governance.entities import UserCreate
+from opsloop.governance.entities import Whoami
+from opsloop.governance.entities import Workspace
+from opsloop.governance.key_limits import KeyLimitsChange
+from opsloop.governance.key_limits import LimitedApiKey
+from opsloop.governance.masking import MaskingPolicy
+from opsloop.governance.masking import MaskingSet
 
 __all__ = ["GovernanceBackend"]
 

@@ -12,12 +12,21 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING
+from typing import Annotated
+from typing import Any
+from typing import Literal
+from typing import cast
 
 import typer
 
-from opsloop.console.commands import JsonOption, command_group
-from opsloop.console.output import command_client, print_json, print_outcome, print_table, when
+from opsloop.console.commands import JsonOption
+from opsloop.console.commands import command_group
+from opsloop.console.output import command_client
+from opsloop.console.output import print_json
+from opsloop.console.output import print_outcome
+from opsloop.console.output import print_table
+from opsloop.console.output import when
 
 if TYPE_CHECKING:
     from opsloop.governance.sdk import GovernanceClient

@@ -6,7 +6,9 @@ creates it; every other shape shows its ``prefix`` only.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
 
 from opsloop.config import DEFAULT_WORKSPACE
 from opsloop.kernel.entities import Entity

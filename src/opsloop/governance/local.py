@@ -3,23 +3,28 @@ the OS user with the ``admin`` role (the database's owner; see :mod:`.backend`).
 
 from __future__ import annotations
 
-from opsloop.governance import audit, masking, routes, services, user_status, workspaces
+from opsloop.governance import audit
+from opsloop.governance import masking
+from opsloop.governance import routes
+from opsloop.governance import services
+from opsloop.governance import user_status
+from opsloop.governance import workspaces
 from opsloop.governance.backend import GovernanceBackend
-from opsloop.governance.entities import (
-    ApiKey,
-    AuditFilter,
-    AuditPage,
-    AuditVerdict,
-    KeyCreate,
-    NewApiKey,
-    User,
-    UserCreate,
-    Whoami,
-    Workspace,
-)
-from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
+from opsloop.governance.entities import ApiKey
+from opsloop.governance.entities import AuditFilter
+from opsloop.governance.entities import AuditPage
+from opsloop.governance.entities import AuditVerdict
+from opsloop.governance.entities import KeyCreate
+from opsloop.governance.entities import NewApiKey
+from opsloop.governance.entities import User
+from opsloop.governance.entities import UserCreate
+from opsloop.governance.entities import Whoami
+from opsloop.governance.entities import Workspace
+from opsloop.governance.key_limits import KeyLimitsChange
+from opsloop.governance.key_limits import LimitedApiKey
 from opsloop.governance.roles import ADMIN
-from opsloop.kernel.identity import Principal, current_user
+from opsloop.kernel.identity import Principal
+from opsloop.kernel.identity import current_user
 from opsloop.store.database import Store
 
 __all__ = ["LocalGovernanceBackend"]

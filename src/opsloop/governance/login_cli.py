@@ -14,12 +14,14 @@ from __future__ import annotations
 import os
 import time
 import webbrowser
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
 from opsloop.console.commands import JsonOption
-from opsloop.console.output import print_outcome, when
+from opsloop.console.output import print_outcome
+from opsloop.console.output import when
 
 __all__ = ["login"]
 
@@ -55,7 +57,8 @@ def login(
     """
     from opsloop.config import load_settings
     from opsloop.errors import InvalidInput
-    from opsloop.governance.credentials import save_login, shadowed_by
+    from opsloop.governance.credentials import save_login
+    from opsloop.governance.credentials import shadowed_by
     from opsloop.kernel.transport import HttpTransport
 
     settings = load_settings()

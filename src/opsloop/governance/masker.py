@@ -25,7 +25,8 @@ from typing import Any
 
 from opsloop.errors import OpsloopError
 from opsloop.governance import masking
-from opsloop.governance.pii import ENTITIES, PiiDetector
+from opsloop.governance.pii import ENTITIES
+from opsloop.governance.pii import PiiDetector
 from opsloop.governance.roles import DEFAULT_WORKSPACE
 
 __all__ = ["CACHE_TTL_S", "IngestMasking", "Masker"]

@@ -24,19 +24,30 @@ as the user it signed in, a refusal as ``anonymous`` with its status.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter
+from fastapi import Request
+from fastapi import Response
+from fastapi import status
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from opsloop.errors import InvalidInput
-from opsloop.governance import oidc_device, routes
+from opsloop.governance import oidc_device
+from opsloop.governance import routes
 from opsloop.governance.entities import NewApiKey
-from opsloop.governance.oidc_provider import OidcProvider, SignInRefused
-from opsloop.governance.oidc_users import SignedIn, sign_in
-from opsloop.web.deps import AppState, State, client_address
+from opsloop.governance.oidc_provider import OidcProvider
+from opsloop.governance.oidc_provider import SignInRefused
+from opsloop.governance.oidc_users import SignedIn
+from opsloop.governance.oidc_users import sign_in
+from opsloop.web.deps import AppState
+from opsloop.web.deps import State
+from opsloop.web.deps import client_address
 
 __all__ = ["CLI_KEY_TTL_S", "CliSignIn", "CliTokenRequest", "OidcSignInInfo", "router"]
 

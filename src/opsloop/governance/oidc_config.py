@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 
 from opsloop.config import Settings
 from opsloop.errors import InvalidInput
-from opsloop.governance.roles import check_role, rank
+from opsloop.governance.roles import check_role
+from opsloop.governance.roles import rank
 
 __all__ = ["NO_ROLE", "OidcConfig", "oidc_config"]
 

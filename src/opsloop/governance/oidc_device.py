@@ -16,10 +16,13 @@ from typing import Any
 
 import httpx
 from authlib.common.errors import AuthlibBaseError
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+from pydantic import ConfigDict
 
 from opsloop.errors import InvalidInput
-from opsloop.governance.oidc_provider import OidcProvider, ProviderUnavailable, SignInRefused
+from opsloop.governance.oidc_provider import OidcProvider
+from opsloop.governance.oidc_provider import ProviderUnavailable
+from opsloop.governance.oidc_provider import SignInRefused
 
 __all__ = ["DEVICE_GRANT", "DeviceStart", "poll", "start"]
 

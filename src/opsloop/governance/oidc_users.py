@@ -30,15 +30,22 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.governance import audit, services
-from opsloop.governance.entities import KeyCreate, NewApiKey
+from opsloop.governance import audit
+from opsloop.governance import services
+from opsloop.governance.entities import KeyCreate
+from opsloop.governance.entities import NewApiKey
 from opsloop.governance.oidc_config import OidcConfig
 from opsloop.governance.oidc_provider import SignInRefused
 from opsloop.governance.roles import DEFAULT_WORKSPACE
-from opsloop.governance.tables import ApiKeyRow, UserIdentityRow, UserRoleRow, UserRow
+from opsloop.governance.tables import ApiKeyRow
+from opsloop.governance.tables import UserIdentityRow
+from opsloop.governance.tables import UserRoleRow
+from opsloop.governance.tables import UserRow
 from opsloop.kernel.identity import Principal
 from opsloop.kernel.timeutil import now_ms
 

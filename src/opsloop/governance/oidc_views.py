@@ -26,8 +26,11 @@ import json
 import secrets
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter
+from fastapi import FastAPI
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from opsloop.config import Settings
@@ -35,11 +38,18 @@ from opsloop.errors import InvalidInput
 from opsloop.governance import audit
 from opsloop.governance.oidc_api import router as cli_sign_in
 from opsloop.governance.oidc_config import oidc_config
-from opsloop.governance.oidc_provider import OidcProvider, ProviderUnavailable, SignInRefused
-from opsloop.governance.oidc_users import SignedIn, sign_in
-from opsloop.web.deps import SESSION_COOKIE, AppState, State
-from opsloop.web.routes import login_form, safe_next
-from opsloop.web.sessions import SESSION_TTL_S, start_session
+from opsloop.governance.oidc_provider import OidcProvider
+from opsloop.governance.oidc_provider import ProviderUnavailable
+from opsloop.governance.oidc_provider import SignInRefused
+from opsloop.governance.oidc_users import SignedIn
+from opsloop.governance.oidc_users import sign_in
+from opsloop.web.deps import SESSION_COOKIE
+from opsloop.web.deps import AppState
+from opsloop.web.deps import State
+from opsloop.web.routes import login_form
+from opsloop.web.routes import safe_next
+from opsloop.web.sessions import SESSION_TTL_S
+from opsloop.web.sessions import start_session
 from opsloop.web.shell import render
 
 __all__ = ["FLOW_COOKIE", "install_oidc", "router"]

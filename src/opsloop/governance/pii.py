@@ -30,41 +30,39 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from opsloop.errors import InvalidInput
-from opsloop.governance.pii_patterns import (
-    CARD,
-    DIGIT,
-    EMAIL_DOMAIN,
-    EMAIL_LOCAL,
-    GATE_CARD,
-    GATE_HONORIFIC,
-    GATE_IBAN,
-    GATE_IPV4,
-    GATE_IPV6,
-    GATE_NANP,
-    GATE_SSN,
-    GATE_SSN_SP,
-    GATE_TITLED,
-    GATE_UK,
-    IBAN,
-    IBAN_LENGTHS,
-    IPV4,
-    IPV6,
-    NAME_COLUMN,
-    NOT_NAMES,
-    OTHER_DIGIT,
-    PERSON_CUED,
-    PERSON_VALUE,
-    PHONE_COLUMN,
-    PHONE_CONTEXT,
-    PHONE_INTL,
-    PHONE_NANP,
-    PHONE_UK,
-    SHAPE,
-    SSN,
-    card_shaped,
-    iban_valid,
-    luhn_valid,
-)
+from opsloop.governance.pii_patterns import CARD
+from opsloop.governance.pii_patterns import DIGIT
+from opsloop.governance.pii_patterns import EMAIL_DOMAIN
+from opsloop.governance.pii_patterns import EMAIL_LOCAL
+from opsloop.governance.pii_patterns import GATE_CARD
+from opsloop.governance.pii_patterns import GATE_HONORIFIC
+from opsloop.governance.pii_patterns import GATE_IBAN
+from opsloop.governance.pii_patterns import GATE_IPV4
+from opsloop.governance.pii_patterns import GATE_IPV6
+from opsloop.governance.pii_patterns import GATE_NANP
+from opsloop.governance.pii_patterns import GATE_SSN
+from opsloop.governance.pii_patterns import GATE_SSN_SP
+from opsloop.governance.pii_patterns import GATE_TITLED
+from opsloop.governance.pii_patterns import GATE_UK
+from opsloop.governance.pii_patterns import IBAN
+from opsloop.governance.pii_patterns import IBAN_LENGTHS
+from opsloop.governance.pii_patterns import IPV4
+from opsloop.governance.pii_patterns import IPV6
+from opsloop.governance.pii_patterns import NAME_COLUMN
+from opsloop.governance.pii_patterns import NOT_NAMES
+from opsloop.governance.pii_patterns import OTHER_DIGIT
+from opsloop.governance.pii_patterns import PERSON_CUED
+from opsloop.governance.pii_patterns import PERSON_VALUE
+from opsloop.governance.pii_patterns import PHONE_COLUMN
+from opsloop.governance.pii_patterns import PHONE_CONTEXT
+from opsloop.governance.pii_patterns import PHONE_INTL
+from opsloop.governance.pii_patterns import PHONE_NANP
+from opsloop.governance.pii_patterns import PHONE_UK
+from opsloop.governance.pii_patterns import SHAPE
+from opsloop.governance.pii_patterns import SSN
+from opsloop.governance.pii_patterns import card_shaped
+from opsloop.governance.pii_patterns import iban_valid
+from opsloop.governance.pii_patterns import luhn_valid
 
 __all__ = [
     "ENTITIES",

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.errors import InvalidInput
-from opsloop.governance.pii import ENTITIES, Finding
+from opsloop.governance.pii import ENTITIES
+from opsloop.governance.pii import Finding
 
 __all__ = ["PresidioDetector", "presidio_engine"]
 

@@ -20,16 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
+from fastapi.routing import iter_route_contexts
 
-from opsloop.governance.roles import (
-    ADMIN,
-    EDITOR,
-    MAINTAINER,
-    PROTECTED_ALIASES,
-    VIEWER,
-    rank,
-)
+from opsloop.governance.roles import ADMIN
+from opsloop.governance.roles import EDITOR
+from opsloop.governance.roles import MAINTAINER
+from opsloop.governance.roles import PROTECTED_ALIASES
+from opsloop.governance.roles import VIEWER
+from opsloop.governance.roles import rank
 from opsloop.kernel.identity import current_principal
 from opsloop.web.mlflow import MLFLOW_API
 

@@ -3,21 +3,21 @@ and ``/api/whoami``; the server acts for the principal the client's key authenti
 
 from __future__ import annotations
 
-from opsloop.governance import masking, routes
+from opsloop.governance import masking
+from opsloop.governance import routes
 from opsloop.governance.backend import GovernanceBackend
-from opsloop.governance.entities import (
-    ApiKey,
-    AuditFilter,
-    AuditPage,
-    AuditVerdict,
-    KeyCreate,
-    NewApiKey,
-    User,
-    UserCreate,
-    Whoami,
-    Workspace,
-)
-from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
+from opsloop.governance.entities import ApiKey
+from opsloop.governance.entities import AuditFilter
+from opsloop.governance.entities import AuditPage
+from opsloop.governance.entities import AuditVerdict
+from opsloop.governance.entities import KeyCreate
+from opsloop.governance.entities import NewApiKey
+from opsloop.governance.entities import User
+from opsloop.governance.entities import UserCreate
+from opsloop.governance.entities import Whoami
+from opsloop.governance.entities import Workspace
+from opsloop.governance.key_limits import KeyLimitsChange
+from opsloop.governance.key_limits import LimitedApiKey
 from opsloop.kernel.paging import page_query
 from opsloop.kernel.transport import HttpTransport
 

@@ -14,7 +14,8 @@ the ones below it can::
 from __future__ import annotations
 
 from opsloop.config import DEFAULT_WORKSPACE
-from opsloop.errors import InvalidInput, PermissionDenied
+from opsloop.errors import InvalidInput
+from opsloop.errors import PermissionDenied
 
 __all__ = [
     "ADMIN",

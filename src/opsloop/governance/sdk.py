@@ -13,21 +13,21 @@ from typing import Literal
 
 from opsloop.config import DEFAULT_WORKSPACE
 from opsloop.governance.backend import GovernanceBackend
-from opsloop.governance.entities import (
-    ApiKey,
-    AuditEvent,
-    AuditFilter,
-    AuditPage,
-    AuditVerdict,
-    KeyCreate,
-    NewApiKey,
-    User,
-    UserCreate,
-    Whoami,
-    Workspace,
-)
-from opsloop.governance.key_limits import KeyLimitsChange, LimitedApiKey
-from opsloop.governance.masking import MaskingPolicy, MaskingSet
+from opsloop.governance.entities import ApiKey
+from opsloop.governance.entities import AuditEvent
+from opsloop.governance.entities import AuditFilter
+from opsloop.governance.entities import AuditPage
+from opsloop.governance.entities import AuditVerdict
+from opsloop.governance.entities import KeyCreate
+from opsloop.governance.entities import NewApiKey
+from opsloop.governance.entities import User
+from opsloop.governance.entities import UserCreate
+from opsloop.governance.entities import Whoami
+from opsloop.governance.entities import Workspace
+from opsloop.governance.key_limits import KeyLimitsChange
+from opsloop.governance.key_limits import LimitedApiKey
+from opsloop.governance.masking import MaskingPolicy
+from opsloop.governance.masking import MaskingSet
 from opsloop.kernel.validation import validated
 
 __all__ = ["GovernanceClient"]

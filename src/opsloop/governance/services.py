@@ -16,19 +16,28 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import PermissionDenied
 from opsloop.governance import keys as secrets
-from opsloop.governance.entities import ApiKey, KeyCreate, NewApiKey, User, UserCreate
-from opsloop.governance.key_limits import KeyLimitsChange, KeyLimitsOut, LimitedApiKey
-from opsloop.governance.roles import (
-    ADMIN,
-    DEFAULT_WORKSPACE,
-    check_role,
-    lower_role,
-    rank,
-    require_role,
-)
-from opsloop.governance.tables import ApiKeyRow, UserRoleRow, UserRow
+from opsloop.governance.entities import ApiKey
+from opsloop.governance.entities import KeyCreate
+from opsloop.governance.entities import NewApiKey
+from opsloop.governance.entities import User
+from opsloop.governance.entities import UserCreate
+from opsloop.governance.key_limits import KeyLimitsChange
+from opsloop.governance.key_limits import KeyLimitsOut
+from opsloop.governance.key_limits import LimitedApiKey
+from opsloop.governance.roles import ADMIN
+from opsloop.governance.roles import DEFAULT_WORKSPACE
+from opsloop.governance.roles import check_role
+from opsloop.governance.roles import lower_role
+from opsloop.governance.roles import rank
+from opsloop.governance.roles import require_role
+from opsloop.governance.tables import ApiKeyRow
+from opsloop.governance.tables import UserRoleRow
+from opsloop.governance.tables import UserRow
 from opsloop.governance.workspaces import get_workspace
 from opsloop.kernel.identity import Principal
 from opsloop.kernel.timeutil import now_ms

@@ -15,14 +15,18 @@ request on.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import Conflict
 from opsloop.governance.entities import User
-from opsloop.governance.roles import ADMIN, DEFAULT_WORKSPACE, require_role
+from opsloop.governance.roles import ADMIN
+from opsloop.governance.roles import DEFAULT_WORKSPACE
+from opsloop.governance.roles import require_role
 from opsloop.governance.services import get_user
-from opsloop.governance.tables import UserRoleRow, UserRow
+from opsloop.governance.tables import UserRoleRow
+from opsloop.governance.tables import UserRow
 from opsloop.kernel.identity import Principal
 from opsloop.kernel.timeutil import now_ms
 

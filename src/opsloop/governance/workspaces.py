@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import difflib
 
-from sqlalchemy import select, text
+from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from opsloop.config import DEFAULT_WORKSPACE, check_workspace_name
-from opsloop.errors import Conflict, NotFound
+from opsloop.config import DEFAULT_WORKSPACE
+from opsloop.config import check_workspace_name
+from opsloop.errors import Conflict
+from opsloop.errors import NotFound
 from opsloop.governance.entities import Workspace
-from opsloop.governance.roles import ADMIN, require_role
-from opsloop.governance.tables import UserRoleRow, WorkspaceRow
+from opsloop.governance.roles import ADMIN
+from opsloop.governance.roles import require_role
+from opsloop.governance.tables import UserRoleRow
+from opsloop.governance.tables import WorkspaceRow
 from opsloop.kernel.identity import Principal
 from opsloop.kernel.timeutil import now_ms
 from opsloop.store.workspaces import workspace_schema

@@ -11,7 +11,8 @@ they use.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
+from typing import Protocol
 
 __all__ = [
     "ClientSource",

@@ -13,7 +13,8 @@ import os
 import signal
 import threading
 import weakref
-from typing import Any, Protocol
+from typing import Any
+from typing import Protocol
 
 __all__ = ["BackgroundSender", "register"]
 

@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
-from annotated_types import Ge, Le
+from annotated_types import Ge
+from annotated_types import Le
 from pydantic import BeforeValidator
 
 from opsloop.errors import InvalidInput

@@ -7,7 +7,8 @@ and to cache); deriving from :class:`Entity` keeps that promise in one place ins
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+from pydantic import ConfigDict
 
 __all__ = ["Entity"]
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 import getpass
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from dataclasses import replace
 
 __all__ = ["Principal", "act_as", "current_principal", "current_user", "os_user"]
 

@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 
 from opsloop.errors import InvalidInput
-from opsloop.kernel.bounds import INT64_MAX, is_ascii_int
+from opsloop.kernel.bounds import INT64_MAX
+from opsloop.kernel.bounds import is_ascii_int
 
 __all__ = ["LATEST", "VersionRef", "check_alias", "check_dataset_name", "check_name", "parse_ref"]
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 
 __all__ = ["iso_utc", "ms_to_iso", "now_ms"]
 

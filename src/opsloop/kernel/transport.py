@@ -12,23 +12,24 @@ from __future__ import annotations
 import functools
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import TypeVar
 
 import httpx
 
-from opsloop.errors import (
-    Conflict,
-    InvalidInput,
-    NotFound,
-    OpsloopError,
-    PermissionDenied,
-    StoreError,
-    Unauthenticated,
-    error_class_for_code,
-)
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import OpsloopError
+from opsloop.errors import PermissionDenied
+from opsloop.errors import StoreError
+from opsloop.errors import Unauthenticated
+from opsloop.errors import error_class_for_code
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel, TypeAdapter
+    from pydantic import BaseModel
+    from pydantic import TypeAdapter
 
 T = TypeVar("T")
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
+from fastapi import Query
 
 from opsloop.lineage import routes
-from opsloop.web.deps import ReadSession, State
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
 
 router = APIRouter(tags=["lineage"])
 

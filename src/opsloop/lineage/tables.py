@@ -7,8 +7,13 @@ made this model" is one graph walk, whatever produced the edges.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger
+from sqlalchemy import Index
+from sqlalchemy import Integer
+from sqlalchemy import String
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
 
 from opsloop.store.base import Base
 

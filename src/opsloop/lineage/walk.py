@@ -10,11 +10,13 @@ A run's code commit is not an edge in the graph but a tag the run carries
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.lineage import graph
 
 __all__ = ["LineageCatalog", "NodeKind"]

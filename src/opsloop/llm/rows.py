@@ -8,7 +8,8 @@ JSON, joined values, a renamed column).
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 from pydantic import BaseModel
 

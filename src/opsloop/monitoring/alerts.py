@@ -21,11 +21,15 @@ from prometheus_client import Gauge
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.kernel.metrics import REGISTRY
 from opsloop.kernel.timeutil import now_ms
-from opsloop.monitoring.entities import Alert, AlertRule, Channel
-from opsloop.monitoring.tables import AlertRow, MonitorRow
+from opsloop.monitoring.entities import Alert
+from opsloop.monitoring.entities import AlertRule
+from opsloop.monitoring.entities import Channel
+from opsloop.monitoring.tables import AlertRow
+from opsloop.monitoring.tables import MonitorRow
 from opsloop.store.ids import resolve_id
 
 __all__ = [

@@ -14,23 +14,31 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
 
 from opsloop.kernel.bounds import NonNegativeInt64
 from opsloop.kernel.identity import current_user
-from opsloop.monitoring import alerts, loop, references, routes, services
-from opsloop.monitoring.entities import (
-    Alert,
-    LoopRun,
-    Monitor,
-    MonitorCreate,
-    MonitorRebaseline,
-    MonitorReference,
-    MonitorRevert,
-    MonitorRun,
-)
-from opsloop.monitoring.ports import PredictionSource, Sources
-from opsloop.web.deps import AppState, ReadSession, State, WriteSession
+from opsloop.monitoring import alerts
+from opsloop.monitoring import loop
+from opsloop.monitoring import references
+from opsloop.monitoring import routes
+from opsloop.monitoring import services
+from opsloop.monitoring.entities import Alert
+from opsloop.monitoring.entities import LoopRun
+from opsloop.monitoring.entities import Monitor
+from opsloop.monitoring.entities import MonitorCreate
+from opsloop.monitoring.entities import MonitorRebaseline
+from opsloop.monitoring.entities import MonitorReference
+from opsloop.monitoring.entities import MonitorRevert
+from opsloop.monitoring.entities import MonitorRun
+from opsloop.monitoring.ports import PredictionSource
+from opsloop.monitoring.ports import Sources
+from opsloop.web.deps import AppState
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
+from opsloop.web.deps import WriteSession
 
 __all__ = ["router"]
 

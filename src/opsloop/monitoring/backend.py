@@ -15,17 +15,16 @@ write is durable when the method returns.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
+from abc import abstractmethod
 from typing import Any
 
-from opsloop.monitoring.entities import (
-    Alert,
-    LoopRun,
-    Monitor,
-    MonitorCreate,
-    MonitorReference,
-    MonitorRun,
-)
+from opsloop.monitoring.entities import Alert
+from opsloop.monitoring.entities import LoopRun
+from opsloop.monitoring.entities import Monitor
+from opsloop.monitoring.entities import MonitorCreate
+from opsloop.monitoring.entities import MonitorReference
+from opsloop.monitoring.entities import MonitorRun
 
 __all__ = ["MonitorBackend"]
 

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
-from opsloop.console.commands import JsonOption, command_group
+from opsloop.console.commands import JsonOption
+from opsloop.console.commands import command_group
 from opsloop.console.files import read_yaml_mapping
-from opsloop.console.output import (
-    command_client,
-    console,
-    print_json,
-    print_listing,
-    print_table,
-    when,
-)
+from opsloop.console.output import command_client
+from opsloop.console.output import console
+from opsloop.console.output import print_json
+from opsloop.console.output import print_listing
+from opsloop.console.output import print_table
+from opsloop.console.output import when
 
 monitors_app = command_group(
     "Monitors on deployments: data and prediction drift against a reference data version, "

@@ -21,7 +21,9 @@ test flags them) are not tested unless ``column_stattests`` names them: they get
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +32,18 @@ import numpy as np
 from opsloop.errors import InvalidInput
 from opsloop.monitoring.column_roles import to_epoch
 from opsloop.monitoring.column_table import ColumnTable
-from opsloop.monitoring.drift_input import check_columns, read_table
-from opsloop.monitoring.profiles import (
-    ColumnProfile,
-    Kind,
-    TableProfile,
-    categorical_counts,
-    finite_values,
-    profile_column,
-)
-from opsloop.monitoring.stattests import STATTESTS, Current, StatTest, default_test
+from opsloop.monitoring.drift_input import check_columns
+from opsloop.monitoring.drift_input import read_table
+from opsloop.monitoring.profiles import ColumnProfile
+from opsloop.monitoring.profiles import Kind
+from opsloop.monitoring.profiles import TableProfile
+from opsloop.monitoring.profiles import categorical_counts
+from opsloop.monitoring.profiles import finite_values
+from opsloop.monitoring.profiles import profile_column
+from opsloop.monitoring.stattests import STATTESTS
+from opsloop.monitoring.stattests import Current
+from opsloop.monitoring.stattests import StatTest
+from opsloop.monitoring.stattests import default_test
 
 __all__ = ["CORRECTIONS", "ColumnDrift", "DriftReport", "drift", "load_frame"]
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
-from opsloop.console.output import console, print_table
+from opsloop.console.output import console
+from opsloop.console.output import print_table
 
 _VERDICTS = {True: "[red]DRIFT[/red]", False: "ok", None: "[dim]no verdict[/dim]"}
 

@@ -7,17 +7,19 @@ from collections.abc import Callable
 from typing import Any
 
 from opsloop.kernel.identity import current_user
-from opsloop.monitoring import alerts, loop, references, services
+from opsloop.monitoring import alerts
+from opsloop.monitoring import loop
+from opsloop.monitoring import references
+from opsloop.monitoring import services
 from opsloop.monitoring.backend import MonitorBackend
-from opsloop.monitoring.entities import (
-    Alert,
-    LoopRun,
-    Monitor,
-    MonitorCreate,
-    MonitorReference,
-    MonitorRun,
-)
-from opsloop.monitoring.ports import PredictionSource, Sources
+from opsloop.monitoring.entities import Alert
+from opsloop.monitoring.entities import LoopRun
+from opsloop.monitoring.entities import Monitor
+from opsloop.monitoring.entities import MonitorCreate
+from opsloop.monitoring.entities import MonitorReference
+from opsloop.monitoring.entities import MonitorRun
+from opsloop.monitoring.ports import PredictionSource
+from opsloop.monitoring.ports import Sources
 from opsloop.store.database import Store
 
 __all__ = ["LocalMonitorBackend"]

@@ -42,9 +42,15 @@ from sqlalchemy.orm import Session
 from opsloop.errors import NotFound
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.timeutil import now_ms
-from opsloop.monitoring import alerts, references
-from opsloop.monitoring.entities import LoopRun, MonitorSpec, RetrainPolicy
-from opsloop.monitoring.tables import AlertRow, LoopRunRow, MonitorRow, MonitorRunRow
+from opsloop.monitoring import alerts
+from opsloop.monitoring import references
+from opsloop.monitoring.entities import LoopRun
+from opsloop.monitoring.entities import MonitorSpec
+from opsloop.monitoring.entities import RetrainPolicy
+from opsloop.monitoring.tables import AlertRow
+from opsloop.monitoring.tables import LoopRunRow
+from opsloop.monitoring.tables import MonitorRow
+from opsloop.monitoring.tables import MonitorRunRow
 from opsloop.store.ids import resolve_id
 
 __all__ = [

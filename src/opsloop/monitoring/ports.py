@@ -11,7 +11,9 @@ runtime's ``PredictionLog`` (the ``Client`` locally, the server's serving runtim
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Protocol
 
 if TYPE_CHECKING:
     from opsloop.data.sdk import DataVersion

@@ -25,13 +25,18 @@ cannot be made exact again: re-profile the reference (a new monitor, or a re-bas
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import fields
+from typing import Any
+from typing import Literal
 
 import numpy as np
 
 from opsloop.monitoring import column_roles
-from opsloop.monitoring.profile_support import Support, pack, unpack
+from opsloop.monitoring.profile_support import Support
+from opsloop.monitoring.profile_support import pack
+from opsloop.monitoring.profile_support import unpack
 
 __all__ = [
     "EXACT_LIMIT",

@@ -20,23 +20,30 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
 from opsloop.monitoring import quality
-from opsloop.monitoring.entities import MonitorReference, MonitorSpec
+from opsloop.monitoring.entities import MonitorReference
+from opsloop.monitoring.entities import MonitorSpec
 from opsloop.monitoring.profiles import profile_frame
-from opsloop.monitoring.tables import MonitorReferenceRow, MonitorRow
+from opsloop.monitoring.tables import MonitorReferenceRow
+from opsloop.monitoring.tables import MonitorRow
 from opsloop.store.columns import named_row
 
 if TYPE_CHECKING:
-    from opsloop.monitoring.ports import DataSource, DeploymentSource, ModelSource
+    from opsloop.monitoring.ports import DataSource
+    from opsloop.monitoring.ports import DeploymentSource
+    from opsloop.monitoring.ports import ModelSource
     from opsloop.store.database import Store
 
 __all__ = [

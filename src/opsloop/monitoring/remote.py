@@ -8,16 +8,14 @@ from typing import Any
 from opsloop.kernel.transport import HttpTransport
 from opsloop.monitoring import routes
 from opsloop.monitoring.backend import MonitorBackend
-from opsloop.monitoring.entities import (
-    Alert,
-    LoopRun,
-    Monitor,
-    MonitorCreate,
-    MonitorRebaseline,
-    MonitorReference,
-    MonitorRevert,
-    MonitorRun,
-)
+from opsloop.monitoring.entities import Alert
+from opsloop.monitoring.entities import LoopRun
+from opsloop.monitoring.entities import Monitor
+from opsloop.monitoring.entities import MonitorCreate
+from opsloop.monitoring.entities import MonitorRebaseline
+from opsloop.monitoring.entities import MonitorReference
+from opsloop.monitoring.entities import MonitorRevert
+from opsloop.monitoring.entities import MonitorRun
 
 __all__ = ["RemoteMonitorBackend"]
 

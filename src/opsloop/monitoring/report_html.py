@@ -14,7 +14,9 @@ _VERDICT = {True: ("drift", "drift"), False: ("no drift", "ok"), None: ("no verd
 
 
 def render(report: dict[str, Any], *, title: str) -> str:
-    from jinja2 import Environment, PackageLoader, select_autoescape
+    from jinja2 import Environment
+    from jinja2 import PackageLoader
+    from jinja2 import select_autoescape
 
     env = Environment(
         loader=PackageLoader("opsloop.monitoring", "templates"), autoescape=select_autoescape()

@@ -12,15 +12,13 @@ from typing import Any
 
 from opsloop.kernel.validation import validated
 from opsloop.monitoring.backend import MonitorBackend
-from opsloop.monitoring.entities import (
-    Alert,
-    LoopRun,
-    Monitor,
-    MonitorCreate,
-    MonitorReference,
-    MonitorRevert,
-    MonitorRun,
-)
+from opsloop.monitoring.entities import Alert
+from opsloop.monitoring.entities import LoopRun
+from opsloop.monitoring.entities import Monitor
+from opsloop.monitoring.entities import MonitorCreate
+from opsloop.monitoring.entities import MonitorReference
+from opsloop.monitoring.entities import MonitorRevert
+from opsloop.monitoring.entities import MonitorRun
 
 __all__ = ["MonitorsClient"]
 

@@ -20,33 +20,43 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import NotFound
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
-from opsloop.monitoring import alerts, quality, references
+from opsloop.monitoring import alerts
+from opsloop.monitoring import quality
+from opsloop.monitoring import references
 from opsloop.monitoring.drift import drift
-from opsloop.monitoring.entities import Monitor, MonitorCreate, MonitorRun, MonitorSpec
+from opsloop.monitoring.entities import Monitor
+from opsloop.monitoring.entities import MonitorCreate
+from opsloop.monitoring.entities import MonitorRun
+from opsloop.monitoring.entities import MonitorSpec
 from opsloop.monitoring.loop import start_loops
 from opsloop.monitoring.profiles import TableProfile
-from opsloop.monitoring.references import MONITOR, PREDICTION, positive_scores
-from opsloop.monitoring.tables import AlertRow, MonitorRow, MonitorRunRow
-from opsloop.monitoring.windows import WindowData, read_window
+from opsloop.monitoring.references import MONITOR
+from opsloop.monitoring.references import PREDICTION
+from opsloop.monitoring.references import positive_scores
+from opsloop.monitoring.tables import AlertRow
+from opsloop.monitoring.tables import MonitorRow
+from opsloop.monitoring.tables import MonitorRunRow
+from opsloop.monitoring.windows import WindowData
+from opsloop.monitoring.windows import read_window
 from opsloop.store.columns import named_row
 from opsloop.store.ids import resolve_id
 
 if TYPE_CHECKING:
-    from opsloop.monitoring.ports import (
-        DataSource,
-        DeploymentSource,
-        ModelSource,
-        PredictionSource,
-    )
+    from opsloop.monitoring.ports import DataSource
+    from opsloop.monitoring.ports import DeploymentSource
+    from opsloop.monitoring.ports import ModelSource
+    from opsloop.monitoring.ports import PredictionSource
     from opsloop.store.database import Store
 
 __all__ = [
@@ -302,7 +312,8 @@ def deliver_alerts(store: Any, alert_ids: list[str], spec: MonitorSpec | None = 
 
 def _rollbacks_since(session: Session, monitor: MonitorRow, now: int) -> list[str]:
     """Reasons of the deployment's rollbacks (rollout ``alert`` events) since the last check."""
-    from opsloop.serving.tables import DeploymentEventRow, DeploymentRow
+    from opsloop.serving.tables import DeploymentEventRow
+    from opsloop.serving.tables import DeploymentRow
 
     since = session.scalar(
         select(MonitorRunRow.started_at)

@@ -14,16 +14,24 @@ import math
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse
+from fastapi.responses import Response
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel.identity import current_user
-from opsloop.monitoring import alerts, loop, references, services
-from opsloop.monitoring.entities import AlertRule, Monitor, MonitorRun
+from opsloop.monitoring import alerts
+from opsloop.monitoring import loop
+from opsloop.monitoring import references
+from opsloop.monitoring import services
+from opsloop.monitoring.entities import AlertRule
+from opsloop.monitoring.entities import Monitor
+from opsloop.monitoring.entities import MonitorRun
 from opsloop.monitoring.tables import MonitorRow
-from opsloop.web.deps import ReadSession, State
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
 from opsloop.web.search import find_by_name
 from opsloop.web.shell import UiDomain
 

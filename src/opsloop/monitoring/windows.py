@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 from opsloop.monitoring.column_table import ColumnTable

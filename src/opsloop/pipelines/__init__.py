@@ -8,9 +8,11 @@ used: a pipeline that does not tune or read data versions does not pay for them)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
-from opsloop.pipelines.dsl import pipeline, step
+from opsloop.pipelines.dsl import pipeline
+from opsloop.pipelines.dsl import step
 
 __all__ = ["DataVersion", "pipeline", "step", "tune"]
 

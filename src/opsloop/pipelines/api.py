@@ -10,26 +10,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
+from fastapi import Header
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
 
 from opsloop.kernel.bounds import NonNegativeInt64
 from opsloop.kernel.identity import current_user
-from opsloop.pipelines import routes, runs, triggers
+from opsloop.pipelines import routes
+from opsloop.pipelines import runs
+from opsloop.pipelines import triggers
 from opsloop.pipelines.cancel import request_cancel
 from opsloop.pipelines.reruns import Reproduction
-from opsloop.pipelines.runs import (
-    PipelineReproduce,
-    PipelineRerun,
-    PipelineRunCreate,
-    PipelineRunSummary,
-    PipelineRunView,
-    StepLogs,
-)
-from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
-from opsloop.pipelines.tuning import TuneCreate, TuneResult, read_result
-from opsloop.web.deps import ReadSession, State, WriteSession
+from opsloop.pipelines.runs import PipelineReproduce
+from opsloop.pipelines.runs import PipelineRerun
+from opsloop.pipelines.runs import PipelineRunCreate
+from opsloop.pipelines.runs import PipelineRunSummary
+from opsloop.pipelines.runs import PipelineRunView
+from opsloop.pipelines.runs import StepLogs
+from opsloop.pipelines.triggers import Firing
+from opsloop.pipelines.triggers import Trigger
+from opsloop.pipelines.triggers import TriggerCreate
+from opsloop.pipelines.tuning import TuneCreate
+from opsloop.pipelines.tuning import TuneResult
+from opsloop.pipelines.tuning import read_result
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
+from opsloop.web.deps import WriteSession
 
 __all__ = ["router"]
 

@@ -15,12 +15,16 @@ thread, abandoned) and ``cancelled`` (its pipeline run was cancelled).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opsloop.pipelines.executors import StepCancelled, StepTimedOut, WorkerDied
-from opsloop.pipelines.step_logs import append_logs, take_spooled
+from opsloop.pipelines.executors import StepCancelled
+from opsloop.pipelines.executors import StepTimedOut
+from opsloop.pipelines.executors import WorkerDied
+from opsloop.pipelines.step_logs import append_logs
+from opsloop.pipelines.step_logs import take_spooled
 from opsloop.tracking.validation import MAX_TAG_VALUE_LENGTH
 
 __all__ = [

@@ -24,13 +24,20 @@ happens to the run after it).
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
+from abc import abstractmethod
 from typing import Any
 
 from opsloop.pipelines.reruns import Reproduction
-from opsloop.pipelines.runs import PipelineRunCreate, PipelineRunSummary, PipelineRunView, StepLogs
-from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
-from opsloop.pipelines.tuning import TuneCreate, TuneResult
+from opsloop.pipelines.runs import PipelineRunCreate
+from opsloop.pipelines.runs import PipelineRunSummary
+from opsloop.pipelines.runs import PipelineRunView
+from opsloop.pipelines.runs import StepLogs
+from opsloop.pipelines.triggers import Firing
+from opsloop.pipelines.triggers import Trigger
+from opsloop.pipelines.triggers import TriggerCreate
+from opsloop.pipelines.tuning import TuneCreate
+from opsloop.pipelines.tuning import TuneResult
 
 __all__ = ["PipelineBackend", "TriggerBackend"]
 

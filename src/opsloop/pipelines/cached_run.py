@@ -22,25 +22,37 @@ import os
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from opsloop.kernel import ambient
 from opsloop.kernel.timeutil import now_ms
-from opsloop.pipelines.cache_index import INDEX_TAGS, OUTPUTS_TAG, Seen, index_of
-from opsloop.pipelines.graph import Graph, Node
-from opsloop.pipelines.hashing import code_hash, env_hash
-from opsloop.pipelines.runner import (
-    PipelineRun,
-    cached_result,
-    experiment_for,
-    pipeline_tags,
-    step_identity,
-)
-from opsloop.pipelines.step_outputs import cached_run_tags, load_outputs, step_value
-from opsloop.store.sql import Sql, connect_sqlite, in_list, sqlite_path, sqlite_transaction
-from opsloop.tracking.run_records import NewRun, insert_runs, recent_run_tags
+from opsloop.pipelines.cache_index import INDEX_TAGS
+from opsloop.pipelines.cache_index import OUTPUTS_TAG
+from opsloop.pipelines.cache_index import Seen
+from opsloop.pipelines.cache_index import index_of
+from opsloop.pipelines.graph import Graph
+from opsloop.pipelines.graph import Node
+from opsloop.pipelines.hashing import code_hash
+from opsloop.pipelines.hashing import env_hash
+from opsloop.pipelines.runner import PipelineRun
+from opsloop.pipelines.runner import cached_result
+from opsloop.pipelines.runner import experiment_for
+from opsloop.pipelines.runner import pipeline_tags
+from opsloop.pipelines.runner import step_identity
+from opsloop.pipelines.step_outputs import cached_run_tags
+from opsloop.pipelines.step_outputs import load_outputs
+from opsloop.pipelines.step_outputs import step_value
+from opsloop.store.sql import Sql
+from opsloop.store.sql import connect_sqlite
+from opsloop.store.sql import in_list
+from opsloop.store.sql import sqlite_path
+from opsloop.store.sql import sqlite_transaction
+from opsloop.tracking.run_records import NewRun
+from opsloop.tracking.run_records import insert_runs
+from opsloop.tracking.run_records import recent_run_tags
 
 __all__ = ["run_all_cached"]
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.errors import OpsloopError
 
@@ -57,9 +58,11 @@ def request_cancel(client: Any, run_id: str) -> PipelineRunView:
     Raises:
         NotFound: no such run. InvalidInput: not a pipeline run. Conflict: it has ended.
     """
-    from opsloop.errors import Conflict, InvalidInput
+    from opsloop.errors import Conflict
+    from opsloop.errors import InvalidInput
     from opsloop.kernel.identity import current_user
-    from opsloop.kernel.timeutil import ms_to_iso, now_ms
+    from opsloop.kernel.timeutil import ms_to_iso
+    from opsloop.kernel.timeutil import now_ms
     from opsloop.pipelines.runs import describe
 
     run = client.get_run(run_id)

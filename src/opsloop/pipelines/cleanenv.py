@@ -25,12 +25,15 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from importlib import metadata
 from pathlib import Path
 
-from opsloop.errors import InvalidInput, OpsloopError
-from opsloop.tracking.reproducibility import canonical_name, editable_installs
+from opsloop.errors import InvalidInput
+from opsloop.errors import OpsloopError
+from opsloop.tracking.reproducibility import canonical_name
+from opsloop.tracking.reproducibility import editable_installs
 from opsloop.tracking.source_tree import apply_diff
 
 __all__ = [

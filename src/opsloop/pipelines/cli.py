@@ -7,13 +7,17 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
 from opsloop.console.commands import command_group
 from opsloop.console.files import read_yaml_mapping
-from opsloop.console.output import command_client, console, parse_params, print_json
+from opsloop.console.output import command_client
+from opsloop.console.output import console
+from opsloop.console.output import parse_params
+from opsloop.console.output import print_json
 from opsloop.errors import InvalidInput
 from opsloop.pipelines.loading import load_pipeline
 from opsloop.pipelines.triggers_cli import triggers_app
@@ -205,7 +209,8 @@ def list_runs(
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The latest pipeline runs: pipeline, run id, state, start and duration."""
-    from opsloop.console.output import print_listing, when
+    from opsloop.console.output import print_listing
+    from opsloop.console.output import when
 
     found = command_client().pipelines.list_runs(limit, pipeline)
     rows = [
@@ -240,7 +245,8 @@ def tune_command(
 
       opsloop tune train.py:objective --space space.yaml --trials 30 --register churn
     """
-    from opsloop.pipelines.tuning import load_objective, tune
+    from opsloop.pipelines.tuning import load_objective
+    from opsloop.pipelines.tuning import tune
 
     search = read_yaml_mapping(space, "space", "map each param to its range")
     with console(stderr=True).status(f"tuning: {trials} trials"):

@@ -41,11 +41,16 @@ import inspect
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any
+from typing import get_args
+from typing import get_origin
+from typing import get_type_hints
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel import ambient
-from opsloop.pipelines.graph import Graph, building, graph_being_built
+from opsloop.pipelines.graph import Graph
+from opsloop.pipelines.graph import building
+from opsloop.pipelines.graph import graph_being_built
 
 __all__ = ["Pipeline", "Step", "pipeline", "step"]
 

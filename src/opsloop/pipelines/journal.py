@@ -166,7 +166,8 @@ class StepJournal:
             self.client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
             self.client.end_run(run_id, status)
             return
-        from opsloop.tracking import run_data, runs
+        from opsloop.tracking import run_data
+        from opsloop.tracking import runs
         from opsloop.tracking.sdk import _to_batch
 
         self.client.flush(run_id)  # what the step logged itself lands before its end

@@ -9,16 +9,20 @@ It loads pipelines and starts reruns and tunings, so it sits above all of them; 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from opsloop.errors import InvalidInput
-from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
+from opsloop.kernel.code_policy import ANY_CODE
+from opsloop.kernel.code_policy import CodePolicy
 from opsloop.pipelines.executors import EXECUTORS
 from opsloop.pipelines.loading import load_pipeline
-from opsloop.pipelines.reruns import reproduce, resume
+from opsloop.pipelines.reruns import reproduce
+from opsloop.pipelines.reruns import resume
 from opsloop.pipelines.runs import PipelineRunCreate
-from opsloop.pipelines.tuning import load_objective, tune
+from opsloop.pipelines.tuning import load_objective
+from opsloop.pipelines.tuning import tune
 
 __all__ = ["Launcher"]
 

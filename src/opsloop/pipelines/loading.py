@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.errors import InvalidInput
-from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
+from opsloop.kernel.code_policy import ANY_CODE
+from opsloop.kernel.code_policy import CodePolicy
 from opsloop.pipelines.dsl import Pipeline
 
 __all__ = ["load_pipeline", "load_target"]

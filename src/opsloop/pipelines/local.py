@@ -16,14 +16,26 @@ from __future__ import annotations
 from typing import Any
 
 from opsloop.kernel.identity import current_user
-from opsloop.pipelines import reruns, runs, triggers
-from opsloop.pipelines.backend import PipelineBackend, TriggerBackend
+from opsloop.pipelines import reruns
+from opsloop.pipelines import runs
+from opsloop.pipelines import triggers
+from opsloop.pipelines.backend import PipelineBackend
+from opsloop.pipelines.backend import TriggerBackend
 from opsloop.pipelines.cancel import request_cancel
 from opsloop.pipelines.loading import load_pipeline
 from opsloop.pipelines.reruns import Reproduction
-from opsloop.pipelines.runs import PipelineRunCreate, PipelineRunSummary, PipelineRunView, StepLogs
-from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
-from opsloop.pipelines.tuning import TuneCreate, TuneResult, load_objective, optuna_storage, tune
+from opsloop.pipelines.runs import PipelineRunCreate
+from opsloop.pipelines.runs import PipelineRunSummary
+from opsloop.pipelines.runs import PipelineRunView
+from opsloop.pipelines.runs import StepLogs
+from opsloop.pipelines.triggers import Firing
+from opsloop.pipelines.triggers import Trigger
+from opsloop.pipelines.triggers import TriggerCreate
+from opsloop.pipelines.tuning import TuneCreate
+from opsloop.pipelines.tuning import TuneResult
+from opsloop.pipelines.tuning import load_objective
+from opsloop.pipelines.tuning import optuna_storage
+from opsloop.pipelines.tuning import tune
 from opsloop.store.database import Store
 
 __all__ = ["LocalPipelineBackend", "LocalTriggerBackend"]

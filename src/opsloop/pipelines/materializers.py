@@ -71,7 +71,8 @@ def _load_array(path: Path) -> Any:
 
 
 def _save_estimator(value: Any, path: Path) -> None:
-    from opsloop.registry.flavors import deterministic_skops, skops_io
+    from opsloop.registry.flavors import deterministic_skops
+    from opsloop.registry.flavors import skops_io
 
     path.write_bytes(deterministic_skops(skops_io().dumps(value)))
 

@@ -150,10 +150,12 @@ class Heartbeat:
 def close_orphans(store: Any) -> list[str]:
     """Mark FAILED the RUNNING pipeline runs (and their running steps and firing) whose
     process has ended: on this host, looked up; elsewhere, silent too long. Their ids."""
-    from sqlalchemy import select, update
+    from sqlalchemy import select
+    from sqlalchemy import update
 
     from opsloop.pipelines.tables import FiringRow
-    from opsloop.tracking.tables import RunRow, RunTagRow
+    from opsloop.tracking.tables import RunRow
+    from opsloop.tracking.tables import RunTagRow
 
     beats = RunTagRow.__table__.alias("beats")
     with store.read() as session:
@@ -214,7 +216,8 @@ def _last_sign_of_life(session: Any, run_id: str, heartbeat: str | None, started
     """When a dead pipeline's process was last seen alive: its heartbeat, or a later start or
     end of one of its steps. Its duration ends there, not when the clean-up noticed (which can
     be minutes or days later)."""
-    from sqlalchemy import func, select
+    from sqlalchemy import func
+    from sqlalchemy import select
 
     from opsloop.tracking.tables import RunRow
 
@@ -232,10 +235,12 @@ def _close_orphan_firings(store: Any) -> None:
     this host seen at once; elsewhere once the claim is :data:`STALE_AFTER_S` old with no run
     begun), or after the run ended but before the firing was told (it then takes the run's
     outcome). A firing whose run is still RUNNING goes with that run."""
-    from sqlalchemy import select, update
+    from sqlalchemy import select
+    from sqlalchemy import update
 
     from opsloop.pipelines.tables import FiringRow
-    from opsloop.tracking.tables import RunRow, RunTagRow
+    from opsloop.tracking.tables import RunRow
+    from opsloop.tracking.tables import RunTagRow
 
     with store.read() as session:
         running = session.execute(

@@ -7,14 +7,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from opsloop.errors import Conflict, InvalidInput
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
 from opsloop.kernel.transport import HttpTransport
 from opsloop.pipelines import routes
-from opsloop.pipelines.backend import PipelineBackend, TriggerBackend
+from opsloop.pipelines.backend import PipelineBackend
+from opsloop.pipelines.backend import TriggerBackend
 from opsloop.pipelines.reruns import Reproduction
-from opsloop.pipelines.runs import PipelineRunCreate, PipelineRunSummary, PipelineRunView, StepLogs
-from opsloop.pipelines.triggers import Firing, Trigger, TriggerCreate
-from opsloop.pipelines.tuning import TuneCreate, TuneResult
+from opsloop.pipelines.runs import PipelineRunCreate
+from opsloop.pipelines.runs import PipelineRunSummary
+from opsloop.pipelines.runs import PipelineRunView
+from opsloop.pipelines.runs import StepLogs
+from opsloop.pipelines.triggers import Firing
+from opsloop.pipelines.triggers import Trigger
+from opsloop.pipelines.triggers import TriggerCreate
+from opsloop.pipelines.tuning import TuneCreate
+from opsloop.pipelines.tuning import TuneResult
 
 __all__ = ["RemotePipelineBackend", "RemoteTriggerBackend"]
 

@@ -31,10 +31,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel
+from pydantic import Field
+from pydantic import computed_field
 
-from opsloop.errors import Conflict, InvalidInput, OpsloopError
-from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import OpsloopError
+from opsloop.kernel.code_policy import ANY_CODE
+from opsloop.kernel.code_policy import CodePolicy
 from opsloop.pipelines.data_inputs import DATA_TAG
 from opsloop.pipelines.reproduction_compare import OutputComparison
 
@@ -184,7 +189,8 @@ def rerun(
     """Recompute pipeline run ``run_id``: its params and seed, no cache, and every write
     outside its own runs held (see the module). The new run is tagged ``opsloop.reproduces``;
     :func:`compare` reads it once finished."""
-    from opsloop.kernel.step_context import Rehearsal, rehearsing
+    from opsloop.kernel.step_context import Rehearsal
+    from opsloop.kernel.step_context import rehearsing
     from opsloop.tracking.reproducibility import seed_everything
 
     run, found, params = _recorded(client, run_id, code)
@@ -217,7 +223,9 @@ def rerun(
 def compare(client: Any, reproduction_id: str) -> Reproduction:
     """How a finished reproduction compares with the run it reproduces: each step's outputs
     (identical bytes, or which numbers moved), the git commit and the package lock."""
-    from opsloop.tracking.reproducibility import LOCK_ARTIFACT, _git, package_lock
+    from opsloop.tracking.reproducibility import LOCK_ARTIFACT
+    from opsloop.tracking.reproducibility import _git
+    from opsloop.tracking.reproducibility import package_lock
 
     again = client.get_run(reproduction_id)
     run_id = again.data.tags.get(REPRODUCES_TAG)

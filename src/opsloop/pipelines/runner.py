@@ -22,45 +22,59 @@ import json
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
+from typing import NoReturn
 
 from opsloop.errors import OpsloopError
 from opsloop.kernel import ambient
-from opsloop.kernel.step_context import STEP_RUN_TAG, current_rehearsal, enter_step
+from opsloop.kernel.step_context import STEP_RUN_TAG
+from opsloop.kernel.step_context import current_rehearsal
+from opsloop.kernel.step_context import enter_step
 from opsloop.kernel.timeutil import now_ms
-from opsloop.pipelines.attempts import (
-    ATTEMPTS_TAG,
-    RETRIES_TAG,
-    Attempt,
-    attempts_tag,
-    keep_unfinished_logs,
-)
-from opsloop.pipelines.cache_index import (
-    DIGEST_TAG,
-    MODEL_TAG,
-    OUTPUTS_TAG,
-    CacheIndex,
-    miss_reason,
-)
-from opsloop.pipelines.cancel import CANCEL_POLL_S, Cancellation
-from opsloop.pipelines.data_inputs import data_handle, data_tags, resolve_data_inputs
-from opsloop.pipelines.executors import StepCancelled, execute
-from opsloop.pipelines.graph import Graph, Node
-from opsloop.pipelines.hashing import code_hash, combine, env_hash, params_hash
+from opsloop.pipelines.attempts import ATTEMPTS_TAG
+from opsloop.pipelines.attempts import RETRIES_TAG
+from opsloop.pipelines.attempts import Attempt
+from opsloop.pipelines.attempts import attempts_tag
+from opsloop.pipelines.attempts import keep_unfinished_logs
+from opsloop.pipelines.cache_index import DIGEST_TAG
+from opsloop.pipelines.cache_index import MODEL_TAG
+from opsloop.pipelines.cache_index import OUTPUTS_TAG
+from opsloop.pipelines.cache_index import CacheIndex
+from opsloop.pipelines.cache_index import miss_reason
+from opsloop.pipelines.cancel import CANCEL_POLL_S
+from opsloop.pipelines.cancel import Cancellation
+from opsloop.pipelines.data_inputs import data_handle
+from opsloop.pipelines.data_inputs import data_tags
+from opsloop.pipelines.data_inputs import resolve_data_inputs
+from opsloop.pipelines.executors import StepCancelled
+from opsloop.pipelines.executors import execute
+from opsloop.pipelines.graph import Graph
+from opsloop.pipelines.graph import Node
+from opsloop.pipelines.hashing import code_hash
+from opsloop.pipelines.hashing import combine
+from opsloop.pipelines.hashing import env_hash
+from opsloop.pipelines.hashing import params_hash
 from opsloop.pipelines.journal import StepJournal
-from opsloop.pipelines.orphans import HEARTBEAT_TAG, LAUNCHER_TAG, Heartbeat, this_process
-from opsloop.pipelines.step_logs import capturing, keep_logs
-from opsloop.pipelines.step_outputs import (
-    cached_run_tags,
-    described_digest,
-    load_outputs,
-    step_value,
-    store_outputs,
-)
+from opsloop.pipelines.orphans import HEARTBEAT_TAG
+from opsloop.pipelines.orphans import LAUNCHER_TAG
+from opsloop.pipelines.orphans import Heartbeat
+from opsloop.pipelines.orphans import this_process
+from opsloop.pipelines.step_logs import capturing
+from opsloop.pipelines.step_logs import keep_logs
+from opsloop.pipelines.step_outputs import cached_run_tags
+from opsloop.pipelines.step_outputs import described_digest
+from opsloop.pipelines.step_outputs import load_outputs
+from opsloop.pipelines.step_outputs import step_value
+from opsloop.pipelines.step_outputs import store_outputs
 
 __all__ = ["PipelineCancelled", "PipelineFailed", "PipelineRun", "StepResult", "run_graph"]
 

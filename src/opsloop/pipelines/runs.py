@@ -14,9 +14,12 @@ import contextlib
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.pipelines.attempts import read_attempts
 from opsloop.pipelines.graph import GRAPH_TAG
 
@@ -187,7 +190,8 @@ def list_pipeline_runs(
     """The latest pipeline runs of every experiment (or of one pipeline), newest first."""
     from sqlalchemy import select
 
-    from opsloop.tracking.tables import RunRow, RunTagRow
+    from opsloop.tracking.tables import RunRow
+    from opsloop.tracking.tables import RunTagRow
 
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"limit must be between 1 and 1000, got {limit}")

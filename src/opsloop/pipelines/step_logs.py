@@ -34,7 +34,8 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
+from typing import TextIO
 
 from opsloop.errors import OpsloopError
 from opsloop.kernel import ambient

@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.pipelines import materializers
-from opsloop.pipelines.cache_index import DIGEST_TAG, MODEL_TAG, OUTPUTS_TAG, Seen
+from opsloop.pipelines.cache_index import DIGEST_TAG
+from opsloop.pipelines.cache_index import MODEL_TAG
+from opsloop.pipelines.cache_index import OUTPUTS_TAG
+from opsloop.pipelines.cache_index import Seen
 from opsloop.pipelines.graph import Node
 from opsloop.pipelines.hashing import combine
 from opsloop.pipelines.journal import StepJournal

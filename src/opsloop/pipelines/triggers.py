@@ -17,20 +17,32 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import func, select, update
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import model_validator
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, InvalidInput, OpsloopError
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import OpsloopError
 from opsloop.governance import audit
 from opsloop.governance.acting import via
-from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
+from opsloop.kernel.code_policy import ANY_CODE
+from opsloop.kernel.code_policy import CodePolicy
 from opsloop.kernel.timeutil import now_ms
-from opsloop.pipelines.orphans import running_in, this_process
-from opsloop.pipelines.tables import FiringRow, TriggerRow
+from opsloop.pipelines.orphans import running_in
+from opsloop.pipelines.orphans import this_process
+from opsloop.pipelines.tables import FiringRow
+from opsloop.pipelines.tables import TriggerRow
 from opsloop.store.columns import named_row
 from opsloop.store.database import dialect_insert
 
@@ -125,7 +137,8 @@ def _row(session: Session, name: str) -> TriggerRow:
 
 
 def _latest_version(session: Session, dataset: str) -> int:
-    from opsloop.data.tables import DatasetRow, DatasetVersionRow
+    from opsloop.data.tables import DatasetRow
+    from opsloop.data.tables import DatasetVersionRow
 
     latest = session.scalar(
         select(func.max(DatasetVersionRow.number))
@@ -219,7 +232,8 @@ def _due_events(
         ref = f"{spec['dataset']}@{latest}"
         return [(ref, f"new version {ref}", {spec["param"]: ref}, str(latest))]
     if row.kind == "alert":
-        from opsloop.monitoring.tables import AlertRow, MonitorRow
+        from opsloop.monitoring.tables import AlertRow
+        from opsloop.monitoring.tables import MonitorRow
 
         query = (
             select(AlertRow.id, AlertRow.first_at, AlertRow.message)

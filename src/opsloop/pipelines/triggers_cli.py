@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from opsloop.console.commands import command_group
-from opsloop.console.output import command_client, console, parse_params
+from opsloop.console.output import command_client
+from opsloop.console.output import console
+from opsloop.console.output import parse_params
 from opsloop.errors import InvalidInput
 
 __all__ = ["triggers_app"]
@@ -85,7 +87,8 @@ def firings(
     name: str, limit: int = 20, json_: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """What fired a trigger, and the runs it started."""
-    from opsloop.console.output import print_listing, when
+    from opsloop.console.output import print_listing
+    from opsloop.console.output import when
 
     found = command_client().triggers.firings(name, limit)
     rows = [(f.id[:8], when(f.created_at), f.key, f.status, (f.run_id or "")[:8], f.message or "")

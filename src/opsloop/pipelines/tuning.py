@@ -27,11 +27,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel import ambient
-from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
+from opsloop.kernel.code_policy import ANY_CODE
+from opsloop.kernel.code_policy import CodePolicy
 
 __all__ = [
     "TrialContext",
@@ -144,7 +147,8 @@ def optuna_storage(database_url: str) -> str:
     if url.get_backend_name() == "postgresql":
         import re
 
-        from sqlalchemy import create_engine, text
+        from sqlalchemy import create_engine
+        from sqlalchemy import text
 
         options = str(url.query.get("options") or "")
         found = re.search(r"search_path=([A-Za-z0-9_]+)", options)

@@ -8,19 +8,25 @@ success."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
+from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse
+from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.pipelines import runs, triggers
+from opsloop.pipelines import runs
+from opsloop.pipelines import triggers
 from opsloop.pipelines.cancel import request_cancel
 from opsloop.pipelines.tables import TriggerRow
-from opsloop.web.deps import ReadSession, State
-from opsloop.web.shell import SearchHit, UiDomain
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
+from opsloop.web.shell import SearchHit
+from opsloop.web.shell import UiDomain
 
 __all__ = ["UI", "router"]
 

@@ -10,15 +10,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import NotFound
 from opsloop.kernel.refs import check_alias
 from opsloop.kernel.timeutil import now_ms
-from opsloop.registry.entities import AliasEvent, ModelVersion
-from opsloop.registry.models import NUMBERING, model_row, resolve_version_row
-from opsloop.registry.tables import AliasEventRow, ModelAliasRow, RegisteredModelRow
+from opsloop.registry.entities import AliasEvent
+from opsloop.registry.entities import ModelVersion
+from opsloop.registry.models import NUMBERING
+from opsloop.registry.models import model_row
+from opsloop.registry.models import resolve_version_row
+from opsloop.registry.tables import AliasEventRow
+from opsloop.registry.tables import ModelAliasRow
+from opsloop.registry.tables import RegisteredModelRow
 from opsloop.registry.versions import get_version
 from opsloop.store.numbered import pointed_number
 from opsloop.store.rows import from_row

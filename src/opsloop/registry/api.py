@@ -7,26 +7,39 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter
+from fastapi import Query
+from fastapi import status
 from fastapi.responses import PlainTextResponse
 
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.registry import aliases, cards, evaluations, models, routes, versions
-from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
+from opsloop.registry import aliases
+from opsloop.registry import cards
+from opsloop.registry import evaluations
+from opsloop.registry import models
+from opsloop.registry import routes
+from opsloop.registry import versions
+from opsloop.registry.entities import AliasEvent
+from opsloop.registry.entities import ModelVersion
+from opsloop.registry.entities import ModelVersionCreate
+from opsloop.registry.entities import RegisteredModel
 from opsloop.registry.evaluations import Evaluation
 from opsloop.registry.local import register_version
-from opsloop.registry.promotion import PromotionContext, promote
-from opsloop.registry.schemas import (
-    AliasMove,
-    EvaluationCreate,
-    ModelCreate,
-    ModelUpdate,
-    PromotionRequest,
-    VersionUpdate,
-)
+from opsloop.registry.promotion import PromotionContext
+from opsloop.registry.promotion import promote
+from opsloop.registry.schemas import AliasMove
+from opsloop.registry.schemas import EvaluationCreate
+from opsloop.registry.schemas import ModelCreate
+from opsloop.registry.schemas import ModelUpdate
+from opsloop.registry.schemas import PromotionRequest
+from opsloop.registry.schemas import VersionUpdate
 from opsloop.tracking.schemas import TagValue
-from opsloop.web.deps import Blobs, MaxResults, ReadSession, State, WriteSession
+from opsloop.web.deps import Blobs
+from opsloop.web.deps import MaxResults
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
+from opsloop.web.deps import WriteSession
 
 router = APIRouter(tags=["registry"])
 

@@ -17,12 +17,17 @@ and, over HTTP, ``Unauthenticated`` or ``PermissionDenied``.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from abc import ABC
+from abc import abstractmethod
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.data.manifest import Manifest
 from opsloop.kernel.paging import Page
-from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
+from opsloop.registry.entities import AliasEvent
+from opsloop.registry.entities import ModelVersion
+from opsloop.registry.entities import ModelVersionCreate
+from opsloop.registry.entities import RegisteredModel
 from opsloop.registry.schemas import PromotionRequest
 
 if TYPE_CHECKING:  # its module holds the services too (SQLAlchemy): a plain read needs neither

@@ -35,7 +35,8 @@ def _training(session: Session, run_id: str | None) -> dict[str, Any] | None:
     data = []
     for edge in graph.edges_touching(session, (graph.RUN, run_id)):
         if edge.source_type == graph.DATASET_VERSION and edge.relation == "input":
-            from opsloop.data.tables import DatasetRow, DatasetVersionRow
+            from opsloop.data.tables import DatasetRow
+            from opsloop.data.tables import DatasetVersionRow
 
             row = session.get(DatasetVersionRow, edge.source_id)
             dataset = session.get(DatasetRow, row.dataset_id) if row else None

@@ -5,29 +5,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING
+from typing import Annotated
+from typing import Any
 
 import typer
 
-from opsloop.console.commands import (
-    JsonOption,
-    RefArg,
-    VersionArg,
-    alias_ref,
-    command_group,
-    version_ref,
-)
-from opsloop.console.output import (
-    command_client,
-    console,
-    parse_tags,
-    print_json,
-    print_table,
-    when,
-)
+from opsloop.console.commands import JsonOption
+from opsloop.console.commands import RefArg
+from opsloop.console.commands import VersionArg
+from opsloop.console.commands import alias_ref
+from opsloop.console.commands import command_group
+from opsloop.console.commands import version_ref
+from opsloop.console.output import command_client
+from opsloop.console.output import console
+from opsloop.console.output import parse_tags
+from opsloop.console.output import print_json
+from opsloop.console.output import print_table
+from opsloop.console.output import when
 
 if TYPE_CHECKING:
-    from opsloop.registry.entities import AliasEvent, ModelVersion
+    from opsloop.registry.entities import AliasEvent
+    from opsloop.registry.entities import ModelVersion
 
 models_app = command_group(
     "The model registry: immutable model versions with signatures, cards, evaluations, and "

@@ -11,11 +11,14 @@ import json
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
 from opsloop.registry.tables import EvaluationRow
@@ -65,7 +68,8 @@ def record_evaluation(
 ) -> Evaluation:
     """Store an evaluation report; ``model_ref`` / ``dataset_ref`` must exist when given."""
     from opsloop.data.versions import version_row
-    from opsloop.registry.models import MODEL_VERSION, resolve_version_row
+    from opsloop.registry.models import MODEL_VERSION
+    from opsloop.registry.models import resolve_version_row
 
     if "task" not in report or "metrics" not in report:
         raise InvalidInput("an evaluation report needs at least 'task' and 'metrics'")

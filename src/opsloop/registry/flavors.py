@@ -26,11 +26,14 @@ import sys
 import threading
 import warnings
 import zipfile
-from abc import ABC, abstractmethod
+from abc import ABC
+from abc import abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
+from typing import ClassVar
 
-from opsloop.errors import InvalidInput, PermissionDenied
+from opsloop.errors import InvalidInput
+from opsloop.errors import PermissionDenied
 
 __all__ = ["FLAVORS", "Flavor", "deterministic_skops", "flavor_for", "get_flavor", "skops_io"]
 

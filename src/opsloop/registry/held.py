@@ -15,7 +15,8 @@ marked not faithful, so the comparison reports its step as held rather than as a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 from opsloop.data.held import preview_write
@@ -23,14 +24,21 @@ from opsloop.data.manifest import Manifest
 from opsloop.errors import NotFound
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.kernel.refs import LATEST, parse_ref
-from opsloop.kernel.step_context import HeldWrites, Rehearsal, current_rehearsal
+from opsloop.kernel.refs import LATEST
+from opsloop.kernel.refs import parse_ref
+from opsloop.kernel.step_context import HeldWrites
+from opsloop.kernel.step_context import Rehearsal
+from opsloop.kernel.step_context import current_rehearsal
 from opsloop.kernel.timeutil import now_ms
 from opsloop.registry import versions
 from opsloop.registry.backend import RegistryBackend
-from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
+from opsloop.registry.entities import AliasEvent
+from opsloop.registry.entities import ModelVersion
+from opsloop.registry.entities import ModelVersionCreate
+from opsloop.registry.entities import RegisteredModel
 from opsloop.registry.evaluations import Evaluation
-from opsloop.registry.local import LocalRegistryBackend, register_version
+from opsloop.registry.local import LocalRegistryBackend
+from opsloop.registry.local import register_version
 from opsloop.registry.schemas import PromotionRequest
 
 __all__ = ["HeldRegistryBackend"]

@@ -12,13 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.registry.backend import RegistryBackend
-from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
-from opsloop.registry.quick_reads import QUICK_PAGE_LIMIT, QuickReads
+from opsloop.registry.entities import AliasEvent
+from opsloop.registry.entities import ModelVersion
+from opsloop.registry.entities import ModelVersionCreate
+from opsloop.registry.entities import RegisteredModel
+from opsloop.registry.quick_reads import QUICK_PAGE_LIMIT
+from opsloop.registry.quick_reads import QuickReads
 from opsloop.registry.schemas import PromotionRequest
 from opsloop.store.on_need import StoresOnNeed
 

@@ -19,16 +19,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
+from fastapi import Query
 from pydantic import Field
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel.identity import current_user
-from opsloop.registry import aliases, mlflow_logged, mlflow_registry, models, versions
+from opsloop.registry import aliases
+from opsloop.registry import mlflow_logged
+from opsloop.registry import mlflow_registry
+from opsloop.registry import models
+from opsloop.registry import versions
 from opsloop.registry.mlflow_filters import Search
-from opsloop.registry.mlflow_registry import model_json, parse_version, version_json
-from opsloop.tracking.mlflow_protocol import KeyValue, MlflowRequest, tag_dict
-from opsloop.web.deps import Blobs, ReadSession, WriteSession
+from opsloop.registry.mlflow_registry import model_json
+from opsloop.registry.mlflow_registry import parse_version
+from opsloop.registry.mlflow_registry import version_json
+from opsloop.tracking.mlflow_protocol import KeyValue
+from opsloop.tracking.mlflow_protocol import MlflowRequest
+from opsloop.tracking.mlflow_protocol import tag_dict
+from opsloop.web.deps import Blobs
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import WriteSession
 
 __all__ = ["router"]
 

@@ -13,12 +13,16 @@ A key the search does not know, an operator outside MLflow's, or a malformed cla
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 from opsloop.errors import InvalidInput
-from opsloop.kernel.paging import decode_page_token, encode_page_token
+from opsloop.kernel.paging import decode_page_token
+from opsloop.kernel.paging import encode_page_token
 
 __all__ = ["Clause", "Search", "field_of", "matches", "parse_filter", "sort_key"]
 

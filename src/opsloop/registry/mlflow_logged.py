@@ -24,18 +24,24 @@ import re
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.timeutil import now_ms
-from opsloop.registry.mlflow_filters import Search, field_of, matches
+from opsloop.registry.mlflow_filters import Search
+from opsloop.registry.mlflow_filters import field_of
+from opsloop.registry.mlflow_filters import matches
 from opsloop.tracking import runs
 from opsloop.tracking.entities import RunStatus
-from opsloop.tracking.mlflow_protocol import artifact_uri, resolve_experiment_id
-from opsloop.tracking.tables import RunRow, RunTagRow
+from opsloop.tracking.mlflow_protocol import artifact_uri
+from opsloop.tracking.mlflow_protocol import resolve_experiment_id
+from opsloop.tracking.tables import RunRow
+from opsloop.tracking.tables import RunTagRow
 
 __all__ = [
     "RECORD_PREFIX",

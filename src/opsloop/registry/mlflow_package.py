@@ -15,8 +15,13 @@ import json
 from typing import Any
 
 from opsloop.errors import InvalidInput
-from opsloop.registry.package import META_FILE, REQUIREMENTS_FILE, PackageMeta
-from opsloop.registry.signature import ColumnSpec, Schema, Signature, TensorSpec
+from opsloop.registry.package import META_FILE
+from opsloop.registry.package import REQUIREMENTS_FILE
+from opsloop.registry.package import PackageMeta
+from opsloop.registry.signature import ColumnSpec
+from opsloop.registry.signature import Schema
+from opsloop.registry.signature import Signature
+from opsloop.registry.signature import TensorSpec
 from opsloop.store.blobs import BlobStore
 
 __all__ = [

@@ -25,14 +25,23 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.kernel.identity import current_user
-from opsloop.registry import aliases, mlflow_logged, models, versions
-from opsloop.registry.entities import ModelVersion, RegisteredModel
-from opsloop.registry.mlflow_filters import Search, field_of, matches
-from opsloop.registry.mlflow_package import mlflow_flavors, with_opsloop_meta
+from opsloop.registry import aliases
+from opsloop.registry import mlflow_logged
+from opsloop.registry import models
+from opsloop.registry import versions
+from opsloop.registry.entities import ModelVersion
+from opsloop.registry.entities import RegisteredModel
+from opsloop.registry.mlflow_filters import Search
+from opsloop.registry.mlflow_filters import field_of
+from opsloop.registry.mlflow_filters import matches
+from opsloop.registry.mlflow_package import mlflow_flavors
+from opsloop.registry.mlflow_package import with_opsloop_meta
 from opsloop.store.blobs import BlobStore
-from opsloop.tracking.mlflow_protocol import ORIGIN_TAG, artifact_uri
+from opsloop.tracking.mlflow_protocol import ORIGIN_TAG
+from opsloop.tracking.mlflow_protocol import artifact_uri
 from opsloop.tracking.runs import require_run
 
 __all__ = [

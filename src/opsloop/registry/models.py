@@ -14,29 +14,39 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, literal, select, union_all
+from sqlalchemy import bindparam
+from sqlalchemy import exists
+from sqlalchemy import func
+from sqlalchemy import literal
+from sqlalchemy import select
+from sqlalchemy import union_all
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, NotFound
-from opsloop.kernel.paging import Page, decode_page_token, split_page
-from opsloop.kernel.refs import LATEST, check_name, parse_ref
+from opsloop.errors import Conflict
+from opsloop.errors import NotFound
+from opsloop.kernel.paging import Page
+from opsloop.kernel.paging import decode_page_token
+from opsloop.kernel.paging import split_page
+from opsloop.kernel.refs import LATEST
+from opsloop.kernel.refs import check_name
+from opsloop.kernel.refs import parse_ref
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
-from opsloop.registry.entities import ModelVersion, RegisteredModel, version_from_row
-from opsloop.registry.tables import (
-    ModelAliasRow,
-    ModelVersionRow,
-    ModelVersionTagRow,
-    RegisteredModelRow,
-    RegisteredModelTagRow,
-)
-from opsloop.store.columns import delete_tag_row, tags_of
-from opsloop.store.numbered import (
-    Numbering,
-    version_row,
-)
+from opsloop.registry.entities import ModelVersion
+from opsloop.registry.entities import RegisteredModel
+from opsloop.registry.entities import version_from_row
+from opsloop.registry.tables import ModelAliasRow
+from opsloop.registry.tables import ModelVersionRow
+from opsloop.registry.tables import ModelVersionTagRow
+from opsloop.registry.tables import RegisteredModelRow
+from opsloop.registry.tables import RegisteredModelTagRow
+from opsloop.store.columns import delete_tag_row
+from opsloop.store.columns import tags_of
+from opsloop.store.numbered import Numbering
+from opsloop.store.numbered import version_row
 from opsloop.store.rows import from_row
-from opsloop.tracking.validation import clean_tag, clean_tags
+from opsloop.tracking.validation import clean_tag
+from opsloop.tracking.validation import clean_tags
 
 __all__ = [
     "MODEL_VERSION",

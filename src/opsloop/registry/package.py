@@ -15,13 +15,22 @@ import platform
 import warnings
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import ValidationError
 
-from opsloop.errors import InvalidInput, PermissionDenied
-from opsloop.registry.flavors import Flavor, flavor_for, get_flavor
-from opsloop.registry.signature import Schema, Signature, coerce_input, infer_schema
+from opsloop.errors import InvalidInput
+from opsloop.errors import PermissionDenied
+from opsloop.registry.flavors import Flavor
+from opsloop.registry.flavors import flavor_for
+from opsloop.registry.flavors import get_flavor
+from opsloop.registry.signature import Schema
+from opsloop.registry.signature import Signature
+from opsloop.registry.signature import coerce_input
+from opsloop.registry.signature import infer_schema
 
 __all__ = ["META_FILE", "LoadedModel", "PackageMeta", "load_package", "write_package"]
 
@@ -67,7 +76,8 @@ def _pinned(distributions: tuple[str, ...] | list[str]) -> list[str]:
 
 def _task_of(model: Any) -> str | None:
     try:
-        from sklearn.base import is_classifier, is_regressor
+        from sklearn.base import is_classifier
+        from sklearn.base import is_regressor
     except ImportError:  # pragma: no cover - scikit-learn is a dependency
         return None
     try:

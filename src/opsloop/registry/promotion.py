@@ -16,16 +16,24 @@ from typing import Any
 
 from opsloop.data import versions as data_versions
 from opsloop.data.manifest import Manifest
-from opsloop.data.transfer import materialized_copy, verify_copy
-from opsloop.errors import Conflict, InvalidInput
-from opsloop.evaluation.behaviour import prediction_regression, run_check
+from opsloop.data.transfer import materialized_copy
+from opsloop.data.transfer import verify_copy
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.evaluation.behaviour import prediction_regression
+from opsloop.evaluation.behaviour import run_check
 from opsloop.evaluation.evaluate import evaluate_frame
-from opsloop.evaluation.gates import GatePolicy, judge, load_policy
+from opsloop.evaluation.gates import GatePolicy
+from opsloop.evaluation.gates import judge
+from opsloop.evaluation.gates import load_policy
 from opsloop.kernel.refs import check_alias
-from opsloop.registry import aliases, models, versions
+from opsloop.registry import aliases
+from opsloop.registry import models
+from opsloop.registry import versions
 from opsloop.registry.entities import AliasEvent
 from opsloop.registry.evaluations import record_evaluation
-from opsloop.registry.package import LoadedModel, load_package
+from opsloop.registry.package import LoadedModel
+from opsloop.registry.package import load_package
 from opsloop.store.blobs import BlobStore
 from opsloop.store.database import Store
 from opsloop.store.local_blobs import LocalBlobStore

@@ -19,10 +19,18 @@ from types import SimpleNamespace
 from typing import Any
 
 from opsloop.errors import NotFound
-from opsloop.kernel.paging import Page, decode_page_token, split_page
-from opsloop.kernel.refs import LATEST, check_name, parse_ref
-from opsloop.registry.entities import AliasEvent, ModelVersion, RegisteredModel, version_from_row
-from opsloop.store.quick_reads import QUICK_PAGE_LIMIT, QuickConnection
+from opsloop.kernel.paging import Page
+from opsloop.kernel.paging import decode_page_token
+from opsloop.kernel.paging import split_page
+from opsloop.kernel.refs import LATEST
+from opsloop.kernel.refs import check_name
+from opsloop.kernel.refs import parse_ref
+from opsloop.registry.entities import AliasEvent
+from opsloop.registry.entities import ModelVersion
+from opsloop.registry.entities import RegisteredModel
+from opsloop.registry.entities import version_from_row
+from opsloop.store.quick_reads import QUICK_PAGE_LIMIT
+from opsloop.store.quick_reads import QuickConnection
 from opsloop.store.rows import from_row
 from opsloop.store.sql import in_list
 

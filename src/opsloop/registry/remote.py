@@ -6,23 +6,26 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from opsloop.data.manifest import FileEntry, Manifest
-from opsloop.kernel.paging import Page, page_query
+from opsloop.data.manifest import FileEntry
+from opsloop.data.manifest import Manifest
+from opsloop.kernel.paging import Page
+from opsloop.kernel.paging import page_query
 from opsloop.kernel.refs import parse_ref
 from opsloop.kernel.transport import HttpTransport
 from opsloop.lineage import routes as lineage_routes
 from opsloop.registry import routes
 from opsloop.registry.backend import RegistryBackend
-from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
+from opsloop.registry.entities import AliasEvent
+from opsloop.registry.entities import ModelVersion
+from opsloop.registry.entities import ModelVersionCreate
+from opsloop.registry.entities import RegisteredModel
 from opsloop.registry.evaluations import Evaluation
-from opsloop.registry.schemas import (
-    AliasMove,
-    EvaluationCreate,
-    ModelCreate,
-    ModelUpdate,
-    PromotionRequest,
-    VersionUpdate,
-)
+from opsloop.registry.schemas import AliasMove
+from opsloop.registry.schemas import EvaluationCreate
+from opsloop.registry.schemas import ModelCreate
+from opsloop.registry.schemas import ModelUpdate
+from opsloop.registry.schemas import PromotionRequest
+from opsloop.registry.schemas import VersionUpdate
 from opsloop.tracking.schemas import TagValue
 
 __all__ = ["RemoteRegistryBackend"]

@@ -13,13 +13,17 @@ import tempfile
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel.paging import Page
 from opsloop.kernel.step_context import current_rehearsal
 from opsloop.registry.backend import RegistryBackend
-from opsloop.registry.entities import AliasEvent, ModelVersion, ModelVersionCreate, RegisteredModel
+from opsloop.registry.entities import AliasEvent
+from opsloop.registry.entities import ModelVersion
+from opsloop.registry.entities import ModelVersionCreate
+from opsloop.registry.entities import RegisteredModel
 from opsloop.registry.schemas import PromotionRequest
 from opsloop.registry.signature import Signature
 
@@ -96,7 +100,8 @@ class ModelsClient:
         """
         tags = dict(tags or {})
         if run_id is None and model is not None:
-            from opsloop.kernel.step_context import STEP_RUN_TAG, current_step_run_id
+            from opsloop.kernel.step_context import STEP_RUN_TAG
+            from opsloop.kernel.step_context import current_step_run_id
 
             step_run = current_step_run_id()  # registered inside a pipeline step (running)
             if step_run is not None:
@@ -133,7 +138,8 @@ class ModelsClient:
         flavor: str | None,
         options: dict[str, Any],
     ) -> Path:
-        from opsloop.registry.package import META_FILE, write_package  # flavors: not for reads
+        from opsloop.registry.package import META_FILE  # flavors: not for reads
+        from opsloop.registry.package import write_package  # flavors: not for reads
 
         if model is not None:
             write_package(model, tmp / "package", flavor=flavor, **options)

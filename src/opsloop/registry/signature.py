@@ -10,9 +10,12 @@ and the type it expected, so a bad request fails with a message instead of deep 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
 
 from opsloop.errors import InvalidInput
 

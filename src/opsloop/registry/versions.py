@@ -14,49 +14,49 @@ import uuid
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam
+from sqlalchemy import func
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.data.manifest import Manifest
 from opsloop.data.versions import manifest_from_rows
-from opsloop.errors import Conflict, InvalidInput, NotFound
-from opsloop.kernel.paging import Page, decode_page_token
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.kernel.paging import Page
+from opsloop.kernel.paging import decode_page_token
 from opsloop.kernel.refs import check_name
 from opsloop.kernel.step_context import STEP_RUN_TAG
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
-from opsloop.registry.entities import ModelVersion, version_from_row
-from opsloop.registry.models import (
-    _NOUN,
-    MODEL_VERSION,
-    NUMBERING,
-    ensure_model,
-    find_version,
-    model_row,
-    refuse_if_served,
-    resolve_version_row,
-    version_entity,
-)
-from opsloop.registry.package import META_FILE, PackageMeta
-from opsloop.registry.tables import (
-    ModelVersionRow,
-    ModelVersionTagRow,
-    RegisteredModelRow,
-)
+from opsloop.registry.entities import ModelVersion
+from opsloop.registry.entities import version_from_row
+from opsloop.registry.models import _NOUN
+from opsloop.registry.models import MODEL_VERSION
+from opsloop.registry.models import NUMBERING
+from opsloop.registry.models import ensure_model
+from opsloop.registry.models import find_version
+from opsloop.registry.models import model_row
+from opsloop.registry.models import refuse_if_served
+from opsloop.registry.models import resolve_version_row
+from opsloop.registry.models import version_entity
+from opsloop.registry.package import META_FILE
+from opsloop.registry.package import PackageMeta
+from opsloop.registry.tables import ModelVersionRow
+from opsloop.registry.tables import ModelVersionTagRow
+from opsloop.registry.tables import RegisteredModelRow
 from opsloop.store.blobs import BlobStore
 from opsloop.store.columns import delete_tag_row
-from opsloop.store.numbered import (
-    aliases_at,
-    lineage_label,
-    newest_versions,
-)
+from opsloop.store.numbered import aliases_at
+from opsloop.store.numbered import lineage_label
+from opsloop.store.numbered import newest_versions
 from opsloop.tracking.entities import RunStatus
-from opsloop.tracking.tables import ArtifactRow, RunRow
-from opsloop.tracking.validation import (
-    check_artifact_path,
-    clean_tag,
-    clean_tags,
-)
+from opsloop.tracking.tables import ArtifactRow
+from opsloop.tracking.tables import RunRow
+from opsloop.tracking.validation import check_artifact_path
+from opsloop.tracking.validation import clean_tag
+from opsloop.tracking.validation import clean_tags
 
 __all__ = [
     "create_version",

@@ -8,15 +8,20 @@ Content-Security-Policy and shown through ``<img>``, where an SVG cannot run scr
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from fastapi import Request
 from fastapi.responses import Response
 
 from opsloop.errors import NotFound
 from opsloop.governance.policy import may
-from opsloop.registry import aliases, cards, models, versions
+from opsloop.registry import aliases
+from opsloop.registry import cards
 from opsloop.registry import evaluations as stored
+from opsloop.registry import models
+from opsloop.registry import versions
 from opsloop.registry.tables import RegisteredModelRow
-from opsloop.web.deps import ReadSession, State
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
 from opsloop.web.search import find_by_name
 from opsloop.web.shell import UiDomain
 

@@ -7,18 +7,36 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter
+from fastapi import Depends
+from fastapi import Request
+from fastapi import Response
+from fastapi import status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
+from pydantic import Field
 
-from opsloop.errors import InvalidInput, NotFound, OpsloopError
-from opsloop.kernel.bounds import Int64, NonNegativeInt64
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import OpsloopError
+from opsloop.kernel.bounds import Int64
+from opsloop.kernel.bounds import NonNegativeInt64
 from opsloop.kernel.identity import current_user
-from opsloop.serving import rollouts, routes, scoring, services
-from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
-from opsloop.serving.rollout_entities import Rollout, RolloutSpec
-from opsloop.web.deps import ReadSession, State, WriteSession, require_metrics_token
+from opsloop.serving import rollouts
+from opsloop.serving import routes
+from opsloop.serving import scoring
+from opsloop.serving import services
+from opsloop.serving.entities import Deployment
+from opsloop.serving.entities import DeploymentCreate
+from opsloop.serving.entities import DeploymentEvent
+from opsloop.serving.entities import TrafficPolicy
+from opsloop.serving.rollout_entities import Rollout
+from opsloop.serving.rollout_entities import RolloutSpec
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
+from opsloop.web.deps import WriteSession
+from opsloop.web.deps import require_metrics_token
 from opsloop.web.limits import BodyLimit
 from opsloop.web.openapi import error_response
 

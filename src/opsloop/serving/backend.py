@@ -17,12 +17,18 @@ its own runtime at once; a server's runtime picks it up within its policy TTL (a
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
+from abc import abstractmethod
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
-from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
-from opsloop.serving.rollout_entities import Rollout, RolloutSpec
+from opsloop.serving.entities import Deployment
+from opsloop.serving.entities import DeploymentCreate
+from opsloop.serving.entities import DeploymentEvent
+from opsloop.serving.entities import TrafficPolicy
+from opsloop.serving.rollout_entities import Rollout
+from opsloop.serving.rollout_entities import RolloutSpec
 
 if TYPE_CHECKING:
     from opsloop.serving.predlog import PredictionLog

@@ -20,13 +20,15 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+from typing import Protocol
 
 from opsloop.config import Settings
 from opsloop.errors import InvalidInput
 from opsloop.kernel import ambient
 from opsloop.kernel.ray_cluster import connect_ray
-from opsloop.serving.ports import DataSource, ModelSource
+from opsloop.serving.ports import DataSource
+from opsloop.serving.ports import ModelSource
 
 __all__ = ["BatchLineage", "BatchResult", "default_chunk_rows", "predict_batch", "score_chunk"]
 

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
-from opsloop.console.commands import JsonOption, command_group
-from opsloop.console.output import (
-    command_client,
-    console,
-    print_json,
-    print_listing,
-    print_table,
-    when,
-)
+from opsloop.console.commands import JsonOption
+from opsloop.console.commands import command_group
+from opsloop.console.output import command_client
+from opsloop.console.output import console
+from opsloop.console.output import print_json
+from opsloop.console.output import print_listing
+from opsloop.console.output import print_table
+from opsloop.console.output import when
 
 deployments_app = command_group(
     "Deployments of registered model versions and their traffic. Examples:\n\n"
@@ -380,7 +380,11 @@ def predict(
     ] = "local",
 ) -> None:
     """Batch inference: score a table in chunks into a new data version, with lineage."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn
+    from rich.progress import MofNCompleteColumn
+    from rich.progress import Progress
+    from rich.progress import TextColumn
+    from rich.progress import TimeElapsedColumn
 
     client = command_client()
     progress = Progress(

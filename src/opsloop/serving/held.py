@@ -12,15 +12,21 @@ Reads and predictions go through (a prediction changes no deployment).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.errors import Conflict
 from opsloop.kernel.identity import current_user
-from opsloop.kernel.step_context import HeldWrites, current_rehearsal
+from opsloop.kernel.step_context import HeldWrites
+from opsloop.kernel.step_context import current_rehearsal
 from opsloop.kernel.timeutil import now_ms
 from opsloop.serving.backend import DeploymentBackend
-from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
-from opsloop.serving.rollout_entities import Rollout, RolloutSpec
+from opsloop.serving.entities import Deployment
+from opsloop.serving.entities import DeploymentCreate
+from opsloop.serving.entities import DeploymentEvent
+from opsloop.serving.entities import TrafficPolicy
+from opsloop.serving.rollout_entities import Rollout
+from opsloop.serving.rollout_entities import RolloutSpec
 
 if TYPE_CHECKING:
     from opsloop.serving.predlog import PredictionLog

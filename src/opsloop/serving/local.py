@@ -9,13 +9,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.kernel.identity import current_user
 from opsloop.serving.backend import DeploymentBackend
-from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
+from opsloop.serving.entities import Deployment
+from opsloop.serving.entities import DeploymentCreate
+from opsloop.serving.entities import DeploymentEvent
+from opsloop.serving.entities import TrafficPolicy
 from opsloop.serving.ports import ModelSource
-from opsloop.serving.rollout_entities import Rollout, RolloutSpec
+from opsloop.serving.rollout_entities import Rollout
+from opsloop.serving.rollout_entities import RolloutSpec
 from opsloop.store.database import Store
 
 if TYPE_CHECKING:  # imported on first use: a client that never predicts skips pyarrow & co.

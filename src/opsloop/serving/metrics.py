@@ -6,7 +6,11 @@ in a fraction of a millisecond and the default buckets (5 ms and up) would hide 
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter
+from prometheus_client import Gauge
+from prometheus_client import Histogram
+from prometheus_client import generate_latest
 
 __all__ = ["ServingMetrics"]
 

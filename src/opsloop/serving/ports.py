@@ -11,10 +11,12 @@ reach them: it names the few methods it calls, and whoever assembles the applica
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
+from typing import Protocol
 
 if TYPE_CHECKING:
-    from opsloop.data.sdk import AddResult, DataVersion
+    from opsloop.data.sdk import AddResult
+    from opsloop.data.sdk import DataVersion
     from opsloop.registry.entities import ModelVersion
     from opsloop.registry.package import LoadedModel
 

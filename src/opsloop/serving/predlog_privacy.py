@@ -29,7 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from opsloop.serving.predlog import _KINDS, _day
+from opsloop.serving.predlog import _KINDS
+from opsloop.serving.predlog import _day
 
 __all__ = ["delete_older_than", "erase_user", "mentions_user"]
 

@@ -4,14 +4,19 @@ inference endpoints, through an ``HttpTransport``."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel.transport import HttpTransport
 from opsloop.serving import routes
 from opsloop.serving.backend import DeploymentBackend
-from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
-from opsloop.serving.rollout_entities import Rollout, RolloutSpec
+from opsloop.serving.entities import Deployment
+from opsloop.serving.entities import DeploymentCreate
+from opsloop.serving.entities import DeploymentEvent
+from opsloop.serving.entities import TrafficPolicy
+from opsloop.serving.rollout_entities import Rollout
+from opsloop.serving.rollout_entities import RolloutSpec
 
 if TYPE_CHECKING:
     from opsloop.serving.predlog import PredictionLog

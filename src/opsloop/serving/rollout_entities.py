@@ -3,9 +3,13 @@ metric checks with thresholds, and a failure limit, in the style of Argo Rollout
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import model_validator
 
 __all__ = ["Analysis", "Check", "Rollout", "RolloutSpec", "Step"]
 

@@ -23,16 +23,24 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, InvalidInput, NotFound, OpsloopError
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import OpsloopError
 from opsloop.evaluation.canary import analyse
 from opsloop.governance import audit
-from opsloop.governance.acting import author_principal, run_as, via
+from opsloop.governance.acting import author_principal
+from opsloop.governance.acting import run_as
+from opsloop.governance.acting import via
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.timeutil import now_ms
 from opsloop.serving import services
 from opsloop.serving.entities import TrafficPolicy
-from opsloop.serving.rollout_entities import Analysis, Rollout, RolloutSpec
-from opsloop.serving.tables import DeploymentRow, RolloutRow
+from opsloop.serving.rollout_entities import Analysis
+from opsloop.serving.rollout_entities import Rollout
+from opsloop.serving.rollout_entities import RolloutSpec
+from opsloop.serving.tables import DeploymentRow
+from opsloop.serving.tables import RolloutRow
 from opsloop.store.database import Store
 
 __all__ = ["RolloutController", "abort", "analyse", "get_rollout", "start", "tick"]

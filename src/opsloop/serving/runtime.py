@@ -22,13 +22,16 @@ import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Protocol
+from typing import Any
+from typing import Protocol
 
-from opsloop.errors import InvalidInput, OpsloopError
+from opsloop.errors import InvalidInput
+from opsloop.errors import OpsloopError
 from opsloop.serving.batching import MicroBatcher
 from opsloop.serving.entities import Deployment
 from opsloop.serving.metrics import ServingMetrics
-from opsloop.serving.payload import predict_method, read_rows
+from opsloop.serving.payload import predict_method
+from opsloop.serving.payload import read_rows
 from opsloop.serving.ports import ModelSource
 from opsloop.serving.predlog import PredictionLog
 from opsloop.serving.routing import choose

@@ -21,12 +21,18 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter
+from fastapi import Request
+from fastapi import Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+from pydantic import Field
 
-from opsloop.errors import InvalidInput, NotFound, OpsloopError
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import OpsloopError
 from opsloop.serving import routes
 from opsloop.web.deps import State
 

@@ -4,23 +4,28 @@ and ``predict`` against a server (or an in-process runtime in local mode)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from pydantic import ValidationError
 
 from opsloop.config import Settings
-from opsloop.errors import InvalidInput, NotFound, validation_problems
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import validation_problems
 from opsloop.kernel.validation import validated
 from opsloop.serving.backend import DeploymentBackend
-from opsloop.serving.entities import (
-    Deployment,
-    DeploymentCreate,
-    DeploymentEvent,
-    Sticky,
-    TrafficPolicy,
-)
-from opsloop.serving.ports import DataSource, ModelSource
-from opsloop.serving.rollout_entities import Check, Rollout, RolloutSpec, Step
+from opsloop.serving.entities import Deployment
+from opsloop.serving.entities import DeploymentCreate
+from opsloop.serving.entities import DeploymentEvent
+from opsloop.serving.entities import Sticky
+from opsloop.serving.entities import TrafficPolicy
+from opsloop.serving.ports import DataSource
+from opsloop.serving.ports import ModelSource
+from opsloop.serving.rollout_entities import Check
+from opsloop.serving.rollout_entities import Rollout
+from opsloop.serving.rollout_entities import RolloutSpec
+from opsloop.serving.rollout_entities import Step
 
 if TYPE_CHECKING:
     from opsloop.serving.batch import BatchResult

@@ -14,14 +14,21 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.kernel.refs import check_name
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
 from opsloop.registry.aliases import set_alias
-from opsloop.registry.models import model_row, resolve_version_row
-from opsloop.serving.entities import Deployment, DeploymentCreate, DeploymentEvent, TrafficPolicy
-from opsloop.serving.tables import DeploymentEventRow, DeploymentRow
+from opsloop.registry.models import model_row
+from opsloop.registry.models import resolve_version_row
+from opsloop.serving.entities import Deployment
+from opsloop.serving.entities import DeploymentCreate
+from opsloop.serving.entities import DeploymentEvent
+from opsloop.serving.entities import TrafficPolicy
+from opsloop.serving.tables import DeploymentEventRow
+from opsloop.serving.tables import DeploymentRow
 from opsloop.store.columns import named_row
 
 __all__ = [

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from fastapi import Request
 from fastapi.responses import Response
 
 from opsloop.errors import NotFound
-from opsloop.serving import rollouts, services
+from opsloop.serving import rollouts
+from opsloop.serving import services
 from opsloop.serving.tables import DeploymentRow
-from opsloop.web.deps import ReadSession, State
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
 from opsloop.web.search import find_by_name
 from opsloop.web.shell import UiDomain
 

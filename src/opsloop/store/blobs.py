@@ -18,13 +18,22 @@ import os
 import re
 import shutil
 import tempfile
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from abc import ABC
+from abc import abstractmethod
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO
+from typing import Any
+from typing import Protocol
 
-from opsloop.errors import InvalidInput, NotFound, OpsloopError, StoreError
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import OpsloopError
+from opsloop.errors import StoreError
 
 __all__ = [
     "TRANSFER_THREADS",

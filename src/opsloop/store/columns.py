@@ -16,8 +16,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, delete, select
-from sqlalchemy.orm import Mapped, MappedColumn, Session, mapped_column
+from sqlalchemy import BigInteger
+from sqlalchemy import ForeignKey
+from sqlalchemy import Integer
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy import delete
+from sqlalchemy import select
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import MappedColumn
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import mapped_column
 
 from opsloop.errors import NotFound
 

@@ -12,17 +12,28 @@ session and never commit; whoever opened the transaction (the route, the local c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event, exc, text
+from sqlalchemy import Engine
+from sqlalchemy import MetaData
+from sqlalchemy import create_engine
+from sqlalchemy import event
+from sqlalchemy import exc
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
 
-from opsloop.errors import Conflict, InvalidInput, OpsloopError, StoreError
-from opsloop.store.sql import SQLITE_BUSY_TIMEOUT_S, set_up_sqlite
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import OpsloopError
+from opsloop.errors import StoreError
+from opsloop.store.sql import SQLITE_BUSY_TIMEOUT_S
+from opsloop.store.sql import set_up_sqlite
 
 __all__ = ["Store", "dialect_insert", "normalize_database_url"]
 

@@ -8,7 +8,8 @@ talks to the store directly or to a server. Tracking and data both upload throug
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,13 +17,11 @@ from opsloop.errors import StoreError
 from opsloop.kernel.transport import HttpTransport
 from opsloop.store import blob_routes
 from opsloop.store.blobs import in_threads
-from opsloop.store.packs import (
-    PACK_BLOB_MAX,
-    frame,
-    frame_files,
-    plan_packs,
-    unframe,
-)
+from opsloop.store.packs import PACK_BLOB_MAX
+from opsloop.store.packs import frame
+from opsloop.store.packs import frame_files
+from opsloop.store.packs import plan_packs
+from opsloop.store.packs import unframe
 
 __all__ = ["HttpBlobRemote"]
 

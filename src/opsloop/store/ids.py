@@ -12,10 +12,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 
 __all__ = ["FULL_ID_LENGTH", "MIN_PREFIX_LENGTH", "resolve_id"]
 

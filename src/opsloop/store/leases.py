@@ -21,13 +21,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, String, case, literal_column, or_, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import BigInteger
+from sqlalchemy import String
+from sqlalchemy import case
+from sqlalchemy import literal_column
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import mapped_column
 from sqlalchemy.sql.expression import ColumnClause
 
 from opsloop.errors import InvalidInput
 from opsloop.store.base import Base
-from opsloop.store.database import Store, dialect_insert
+from opsloop.store.database import Store
+from opsloop.store.database import dialect_insert
 
 __all__ = ["Lease", "LeaseRow", "acquire_or_renew", "claim_tick", "read_lease", "release"]
 

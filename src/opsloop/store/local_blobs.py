@@ -13,10 +13,13 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
+from typing import Any
 
 from opsloop.errors import StoreError
-from opsloop.store.blobs import BlobStore, check_digest, hash_file
+from opsloop.store.blobs import BlobStore
+from opsloop.store.blobs import check_digest
+from opsloop.store.blobs import hash_file
 
 __all__ = ["LocalBatch", "LocalBlobStore"]
 

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # SQLAlchemy is imported by whoever opens a store: SCHEMA_HEAD alone is free
-    from sqlalchemy import Connection, Engine, MetaData
+    from sqlalchemy import Connection
+    from sqlalchemy import Engine
+    from sqlalchemy import MetaData
 
 __all__ = ["SCHEMA_HEAD", "current_revision", "downgrade", "ensure_schema", "upgrade"]
 
@@ -26,7 +28,8 @@ _PG_MIGRATION_LOCK = 0x0B5100B
 
 def current_revision(conn: Connection) -> str | None:
     """The revision the database is at, or None for an empty database."""
-    from sqlalchemy import inspect, text
+    from sqlalchemy import inspect
+    from sqlalchemy import text
 
     if not inspect(conn).has_table("alembic_version"):
         return None
@@ -43,7 +46,8 @@ def ensure_schema(engine: Engine, metadata: Callable[[], MetaData]) -> None:
     every revision; a test checks that both paths give the same schema. A database at an older
     revision is upgraded through Alembic.
     """
-    from sqlalchemy import inspect, text
+    from sqlalchemy import inspect
+    from sqlalchemy import text
 
     with engine.connect() as conn:
         at = current_revision(conn)

@@ -13,12 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import NotFound
 from opsloop.kernel.paging import split_page
-from opsloop.kernel.refs import LATEST, VersionRef
+from opsloop.kernel.refs import LATEST
+from opsloop.kernel.refs import VersionRef
 
 __all__ = [
     "Numbering",

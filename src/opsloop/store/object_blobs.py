@@ -10,19 +10,26 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO
+from typing import Any
+from typing import TypeVar
 
 from opsloop.errors import InvalidInput
-from opsloop.store.blobs import (
-    TRANSFER_THREADS,
-    BlobStore,
-    batch_over_limit,
-    check_digest,
-    translate_errors,
-)
-from opsloop.store.packs import PackedBlob, build_pack, coalesce, parse_index, plan_packs
+from opsloop.store.blobs import TRANSFER_THREADS
+from opsloop.store.blobs import BlobStore
+from opsloop.store.blobs import batch_over_limit
+from opsloop.store.blobs import check_digest
+from opsloop.store.blobs import translate_errors
+from opsloop.store.packs import PackedBlob
+from opsloop.store.packs import build_pack
+from opsloop.store.packs import coalesce
+from opsloop.store.packs import parse_index
+from opsloop.store.packs import plan_packs
 
 __all__ = ["FsspecBlobStore"]
 
@@ -287,7 +294,8 @@ def _pack_id_of(name: str) -> str:
 
 def _Progress(on_done: Callable[[int], None] | None) -> Any:
     """An fsspec callback that reports each finished file to ``on_done``."""
-    from fsspec.callbacks import Callback, NoOpCallback
+    from fsspec.callbacks import Callback
+    from fsspec.callbacks import NoOpCallback
 
     if on_done is None:
         return NoOpCallback()

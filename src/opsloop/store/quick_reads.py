@@ -19,9 +19,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
+from typing import Self
 
-from opsloop.store.sql import connect_sqlite, sqlite_path
+from opsloop.store.sql import connect_sqlite
+from opsloop.store.sql import sqlite_path
 
 __all__ = ["QUICK_PAGE_LIMIT", "QuickConnection"]
 

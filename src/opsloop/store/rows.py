@@ -9,7 +9,8 @@ import SQLAlchemy, so the quick read paths may use it too.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 from pydantic import BaseModel
 

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any
+from typing import Protocol
 
 __all__ = [
     "SessionSql", "Sql", "SqliteSql", "connect_sqlite", "in_list", "set_up_sqlite", "sqlite_path",

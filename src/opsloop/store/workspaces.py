@@ -21,7 +21,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from opsloop.config import DEFAULT_WORKSPACE, Settings, check_workspace_name
+from opsloop.config import DEFAULT_WORKSPACE
+from opsloop.config import Settings
+from opsloop.config import check_workspace_name
 from opsloop.errors import InvalidInput
 
 __all__ = ["workspace_database_url", "workspace_schema", "workspace_settings"]

@@ -10,8 +10,13 @@ import os
 import tempfile
 from pathlib import Path
 
-from fastapi import APIRouter, Query, Request, status
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi import APIRouter
+from fastapi import Query
+from fastapi import Request
+from fastapi import status
+from fastapi.responses import FileResponse
+from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
@@ -22,22 +27,33 @@ from opsloop.kernel.paging import Page
 from opsloop.store import blob_routes
 from opsloop.store.blobs import check_digest
 from opsloop.store.local_blobs import LocalBlobStore
-from opsloop.store.packs import BATCH_MAX_BYTES, frame, unframe
-from opsloop.tracking import artifacts, experiments, routes, run_data, runs, search
-from opsloop.tracking.entities import Artifact, Experiment, MetricHistory, Run, RunInfo
-from opsloop.tracking.schemas import (
-    ArtifactsRegister,
-    BlobDigests,
-    ExperimentCreate,
-    ExperimentUpdate,
-    LogBatch,
-    LogBatchResult,
-    RunCreate,
-    RunUpdate,
-    SearchRuns,
-    TagValue,
-)
-from opsloop.web.deps import Blobs, ReadSession, WriteSession
+from opsloop.store.packs import BATCH_MAX_BYTES
+from opsloop.store.packs import frame
+from opsloop.store.packs import unframe
+from opsloop.tracking import artifacts
+from opsloop.tracking import experiments
+from opsloop.tracking import routes
+from opsloop.tracking import run_data
+from opsloop.tracking import runs
+from opsloop.tracking import search
+from opsloop.tracking.entities import Artifact
+from opsloop.tracking.entities import Experiment
+from opsloop.tracking.entities import MetricHistory
+from opsloop.tracking.entities import Run
+from opsloop.tracking.entities import RunInfo
+from opsloop.tracking.schemas import ArtifactsRegister
+from opsloop.tracking.schemas import BlobDigests
+from opsloop.tracking.schemas import ExperimentCreate
+from opsloop.tracking.schemas import ExperimentUpdate
+from opsloop.tracking.schemas import LogBatch
+from opsloop.tracking.schemas import LogBatchResult
+from opsloop.tracking.schemas import RunCreate
+from opsloop.tracking.schemas import RunUpdate
+from opsloop.tracking.schemas import SearchRuns
+from opsloop.tracking.schemas import TagValue
+from opsloop.web.deps import Blobs
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import WriteSession
 from opsloop.web.limits import BodyLimit
 
 router = APIRouter()

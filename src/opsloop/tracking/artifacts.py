@@ -12,12 +12,16 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.kernel.timeutil import now_ms
-from opsloop.store.blobs import BlobStore, check_digest
+from opsloop.store.blobs import BlobStore
+from opsloop.store.blobs import check_digest
 from opsloop.store.database import dialect_insert
-from opsloop.tracking.entities import Artifact, ArtifactSpec
-from opsloop.tracking.runs import require_run, require_writable_run
+from opsloop.tracking.entities import Artifact
+from opsloop.tracking.entities import ArtifactSpec
+from opsloop.tracking.runs import require_run
+from opsloop.tracking.runs import require_writable_run
 from opsloop.tracking.tables import ArtifactRow
 from opsloop.tracking.validation import check_artifact_path
 

@@ -24,20 +24,21 @@ them as the server does.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
+from abc import abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.kernel.paging import Page
-from opsloop.tracking.entities import (
-    Artifact,
-    ArtifactSpec,
-    Experiment,
-    MetricHistory,
-    Run,
-    RunInfo,
-)
-from opsloop.tracking.schemas import LogBatch, SearchRuns
+from opsloop.tracking.entities import Artifact
+from opsloop.tracking.entities import ArtifactSpec
+from opsloop.tracking.entities import Experiment
+from opsloop.tracking.entities import MetricHistory
+from opsloop.tracking.entities import Run
+from opsloop.tracking.entities import RunInfo
+from opsloop.tracking.schemas import LogBatch
+from opsloop.tracking.schemas import SearchRuns
 
 if TYPE_CHECKING:
     from opsloop.store.blobs import BlobRemote

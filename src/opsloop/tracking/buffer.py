@@ -30,20 +30,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from opsloop.errors import OpsloopError, StoreError
+from opsloop.errors import OpsloopError
+from opsloop.errors import StoreError
 from opsloop.kernel.background import register
 from opsloop.tracking.entities import MetricBatch
-from opsloop.tracking.journal import (
-    COMMITTED,
-    FIRST_SLOTS,
-    HEADER,
-    MAX_SLOTS,
-    POINT,
-    SLOT,
-    U64,
-    Segment,
-    adopt_orphans,
-)
+from opsloop.tracking.journal import COMMITTED
+from opsloop.tracking.journal import FIRST_SLOTS
+from opsloop.tracking.journal import HEADER
+from opsloop.tracking.journal import MAX_SLOTS
+from opsloop.tracking.journal import POINT
+from opsloop.tracking.journal import SLOT
+from opsloop.tracking.journal import U64
+from opsloop.tracking.journal import Segment
+from opsloop.tracking.journal import adopt_orphans
 
 __all__ = ["MetricBuffer"]
 

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING
+from typing import Annotated
+from typing import Any
 
 import typer
 
-from opsloop.console.commands import JsonOption, command_group, every_item
-from opsloop.console.output import (
-    command_client,
-    console,
-    for_people,
-    parse_tags,
-    print_json,
-    print_table,
-    when,
-)
+from opsloop.console.commands import JsonOption
+from opsloop.console.commands import command_group
+from opsloop.console.commands import every_item
+from opsloop.console.output import command_client
+from opsloop.console.output import console
+from opsloop.console.output import for_people
+from opsloop.console.output import parse_tags
+from opsloop.console.output import print_json
+from opsloop.console.output import print_table
+from opsloop.console.output import when
 
 if TYPE_CHECKING:
     from opsloop.tracking.entities import Run
@@ -326,7 +328,8 @@ def run_env(
 ) -> None:
     """What it takes to reproduce a run: git commit and diff, command, Python, packages, seed,
     host."""
-    from opsloop.tracking.reproducibility import ENV_TAG_PREFIX, LOCK_ARTIFACT
+    from opsloop.tracking.reproducibility import ENV_TAG_PREFIX
+    from opsloop.tracking.reproducibility import LOCK_ARTIFACT
 
     client = command_client()
     run = client.get_run(run_id)

@@ -10,20 +10,23 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, NotFound
-from opsloop.kernel.paging import Page, decode_page_token, split_page
+from opsloop.errors import Conflict
+from opsloop.errors import NotFound
+from opsloop.kernel.paging import Page
+from opsloop.kernel.paging import decode_page_token
+from opsloop.kernel.paging import split_page
 from opsloop.kernel.timeutil import now_ms
-from opsloop.store.columns import delete_tag_row, tags_of
+from opsloop.store.columns import delete_tag_row
+from opsloop.store.columns import tags_of
 from opsloop.store.database import dialect_insert
 from opsloop.store.rows import from_row
 from opsloop.tracking.entities import Experiment
-from opsloop.tracking.tables import ExperimentRow, ExperimentTagRow
-from opsloop.tracking.validation import (
-    check_name,
-    clean_tag,
-    clean_tags,
-    lifecycle_stages,
-)
+from opsloop.tracking.tables import ExperimentRow
+from opsloop.tracking.tables import ExperimentTagRow
+from opsloop.tracking.validation import check_name
+from opsloop.tracking.validation import clean_tag
+from opsloop.tracking.validation import clean_tags
+from opsloop.tracking.validation import lifecycle_stages
 
 __all__ = [
     "DEFAULT_EXPERIMENT",

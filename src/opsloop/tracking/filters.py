@@ -30,7 +30,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from opsloop.errors import InvalidInput
-from opsloop.kernel.bounds import INT64_MAX, INT64_MIN, MAX_FILTER_CLAUSES, MAX_FILTER_DEPTH
+from opsloop.kernel.bounds import INT64_MAX
+from opsloop.kernel.bounds import INT64_MIN
+from opsloop.kernel.bounds import MAX_FILTER_CLAUSES
+from opsloop.kernel.bounds import MAX_FILTER_DEPTH
 
 __all__ = ["And", "Comparison", "Not", "Or", "OrderKey", "parse_filter", "parse_order_by"]
 

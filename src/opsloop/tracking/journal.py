@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opsloop.kernel.processes import pid_exists
-from opsloop.tracking.entities import MetricBatch, MetricSeries
+from opsloop.tracking.entities import MetricBatch
+from opsloop.tracking.entities import MetricSeries
 
 if TYPE_CHECKING:  # NumPy only reads points back: a process that lists or logs never needs it
     import numpy as np

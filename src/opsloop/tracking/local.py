@@ -13,16 +13,16 @@ from typing import Any
 from opsloop.kernel.paging import Page
 from opsloop.store.on_need import StoresOnNeed
 from opsloop.tracking.backend import TrackingBackend
-from opsloop.tracking.entities import (
-    Artifact,
-    ArtifactSpec,
-    Experiment,
-    MetricHistory,
-    Run,
-    RunInfo,
-)
-from opsloop.tracking.quick_reads import QUICK_PAGE_LIMIT, QuickReads
-from opsloop.tracking.schemas import LogBatch, SearchRuns
+from opsloop.tracking.entities import Artifact
+from opsloop.tracking.entities import ArtifactSpec
+from opsloop.tracking.entities import Experiment
+from opsloop.tracking.entities import MetricHistory
+from opsloop.tracking.entities import Run
+from opsloop.tracking.entities import RunInfo
+from opsloop.tracking.quick_reads import QUICK_PAGE_LIMIT
+from opsloop.tracking.quick_reads import QuickReads
+from opsloop.tracking.schemas import LogBatch
+from opsloop.tracking.schemas import SearchRuns
 
 __all__ = ["LocalTrackingBackend"]
 

@@ -15,47 +15,51 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
+from fastapi import Query
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import NotFound
 from opsloop.kernel.bounds import Int64
 from opsloop.kernel.identity import current_principal
-from opsloop.kernel.paging import decode_page_token, encode_page_token
-from opsloop.tracking import experiments, run_data, runs, search
-from opsloop.tracking.entities import MetricBatch, MetricSeries
+from opsloop.kernel.paging import decode_page_token
+from opsloop.kernel.paging import encode_page_token
+from opsloop.tracking import experiments
+from opsloop.tracking import run_data
+from opsloop.tracking import runs
+from opsloop.tracking import search
+from opsloop.tracking.entities import MetricBatch
+from opsloop.tracking.entities import MetricSeries
 from opsloop.tracking.mlflow_artifacts import list_run_artifacts
 from opsloop.tracking.mlflow_experiments import search_experiments
-from opsloop.tracking.mlflow_protocol import (
-    ORIGIN_TAG,
-    RUN_NAME_TAG,
-    artifact_uri,
-    experiment_json,
-    input_tags,
-    resolve_experiment_id,
-    run_info_json,
-    runs_json,
-    tag_dict,
-    view_of,
-)
-from opsloop.tracking.mlflow_requests import (
-    CreateExperiment,
-    CreateRun,
-    ExperimentRef,
-    ExperimentTag,
-    LogBatch,
-    LogInputs,
-    LogMetric,
-    RunKeyValue,
-    RunRef,
-    SearchExperiments,
-    SearchRuns,
-    UpdateExperiment,
-    UpdateRun,
-)
+from opsloop.tracking.mlflow_protocol import ORIGIN_TAG
+from opsloop.tracking.mlflow_protocol import RUN_NAME_TAG
+from opsloop.tracking.mlflow_protocol import artifact_uri
+from opsloop.tracking.mlflow_protocol import experiment_json
+from opsloop.tracking.mlflow_protocol import input_tags
+from opsloop.tracking.mlflow_protocol import resolve_experiment_id
+from opsloop.tracking.mlflow_protocol import run_info_json
+from opsloop.tracking.mlflow_protocol import runs_json
+from opsloop.tracking.mlflow_protocol import tag_dict
+from opsloop.tracking.mlflow_protocol import view_of
+from opsloop.tracking.mlflow_requests import CreateExperiment
+from opsloop.tracking.mlflow_requests import CreateRun
+from opsloop.tracking.mlflow_requests import ExperimentRef
+from opsloop.tracking.mlflow_requests import ExperimentTag
+from opsloop.tracking.mlflow_requests import LogBatch
+from opsloop.tracking.mlflow_requests import LogInputs
+from opsloop.tracking.mlflow_requests import LogMetric
+from opsloop.tracking.mlflow_requests import RunKeyValue
+from opsloop.tracking.mlflow_requests import RunRef
+from opsloop.tracking.mlflow_requests import SearchExperiments
+from opsloop.tracking.mlflow_requests import SearchRuns
+from opsloop.tracking.mlflow_requests import UpdateExperiment
+from opsloop.tracking.mlflow_requests import UpdateRun
 from opsloop.tracking.names import random_run_name
 from opsloop.tracking.validation import check_artifact_path
-from opsloop.web.deps import ReadSession, WriteSession
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import WriteSession
 from opsloop.web.mlflow import answered_as
 
 __all__ = ["router"]

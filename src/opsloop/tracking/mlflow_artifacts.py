@@ -15,18 +15,25 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter
+from fastapi import Query
+from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from opsloop.errors import Conflict, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import NotFound
 from opsloop.kernel.routes import Route
-from opsloop.tracking import artifacts, runs
+from opsloop.tracking import artifacts
+from opsloop.tracking import runs
 from opsloop.tracking.api import blob_response
 from opsloop.tracking.entities import ArtifactSpec
 from opsloop.tracking.validation import check_artifact_path
-from opsloop.web.deps import Blobs, ReadSession, State
+from opsloop.web.deps import Blobs
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
 from opsloop.web.limits import BodyLimit
-from opsloop.web.mlflow import ARTIFACT_PREFIXES, answered_as
+from opsloop.web.mlflow import ARTIFACT_PREFIXES
+from opsloop.web.mlflow import answered_as
 
 __all__ = ["BODY_LIMITS", "list_run_artifacts", "proxy_router"]
 

@@ -14,10 +14,17 @@ import re
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput
-from opsloop.kernel.paging import Page, decode_page_token, split_page
+from opsloop.kernel.paging import Page
+from opsloop.kernel.paging import decode_page_token
+from opsloop.kernel.paging import split_page
 from opsloop.tracking.entities import Experiment
 from opsloop.tracking.experiments import list_experiments
-from opsloop.tracking.filters import And, Comparison, Node, Not, Or, parse_filter
+from opsloop.tracking.filters import And
+from opsloop.tracking.filters import Comparison
+from opsloop.tracking.filters import Node
+from opsloop.tracking.filters import Not
+from opsloop.tracking.filters import Or
+from opsloop.tracking.filters import parse_filter
 
 __all__ = ["search_experiments"]
 

@@ -21,13 +21,17 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+from pydantic import ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.tracking import experiments
-from opsloop.tracking.entities import Experiment, Run, RunInfo
+from opsloop.tracking.entities import Experiment
+from opsloop.tracking.entities import Run
+from opsloop.tracking.entities import RunInfo
 from opsloop.tracking.tables import LatestMetricRow
 
 __all__ = [

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
+from pydantic import model_validator
 
 from opsloop.kernel.bounds import Int64
-from opsloop.tracking.mlflow_protocol import KeyValue, MlflowRequest
+from opsloop.tracking.mlflow_protocol import KeyValue
+from opsloop.tracking.mlflow_protocol import MlflowRequest
 
 __all__ = [
     "CreateExperiment",

@@ -8,7 +8,8 @@ pyarrow; CSV and JSON Lines with pandas, capped at ``MAX_TABLE_ROWS`` rows.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import PurePosixPath
 
 from opsloop.store.blobs import BlobStore

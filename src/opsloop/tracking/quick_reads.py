@@ -18,11 +18,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsloop.errors import InvalidInput, NotFound
-from opsloop.kernel.paging import Page, decode_page_token, split_page
-from opsloop.store.quick_reads import QUICK_PAGE_LIMIT, QuickConnection
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.kernel.paging import Page
+from opsloop.kernel.paging import decode_page_token
+from opsloop.kernel.paging import split_page
+from opsloop.store.quick_reads import QUICK_PAGE_LIMIT
+from opsloop.store.quick_reads import QuickConnection
 from opsloop.store.sql import in_list
-from opsloop.tracking.entities import Experiment, Run, RunData, RunInfo, RunStatus
+from opsloop.tracking.entities import Experiment
+from opsloop.tracking.entities import Run
+from opsloop.tracking.entities import RunData
+from opsloop.tracking.entities import RunInfo
+from opsloop.tracking.entities import RunStatus
 from opsloop.tracking.validation import lifecycle_stages
 
 __all__ = ["QUICK_PAGE_LIMIT", "QuickReads", "open_quick_reads"]

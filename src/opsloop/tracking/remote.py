@@ -2,35 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel
+from pydantic import TypeAdapter
+from pydantic import ValidationError
 
-from opsloop.errors import InvalidInput, validation_problems
-from opsloop.kernel.paging import Page, page_query
+from opsloop.errors import InvalidInput
+from opsloop.errors import validation_problems
+from opsloop.kernel.paging import Page
+from opsloop.kernel.paging import page_query
 from opsloop.kernel.transport import HttpTransport
 from opsloop.store.http_blobs import HttpBlobRemote
 from opsloop.tracking import routes
 from opsloop.tracking.backend import TrackingBackend
-from opsloop.tracking.entities import (
-    Artifact,
-    ArtifactSpec,
-    Experiment,
-    MetricHistory,
-    Run,
-    RunInfo,
-)
-from opsloop.tracking.schemas import (
-    ArtifactsRegister,
-    ExperimentCreate,
-    ExperimentUpdate,
-    LogBatch,
-    LogBatchResult,
-    RunCreate,
-    RunUpdate,
-    SearchRuns,
-    TagValue,
-)
+from opsloop.tracking.entities import Artifact
+from opsloop.tracking.entities import ArtifactSpec
+from opsloop.tracking.entities import Experiment
+from opsloop.tracking.entities import MetricHistory
+from opsloop.tracking.entities import Run
+from opsloop.tracking.entities import RunInfo
+from opsloop.tracking.schemas import ArtifactsRegister
+from opsloop.tracking.schemas import ExperimentCreate
+from opsloop.tracking.schemas import ExperimentUpdate
+from opsloop.tracking.schemas import LogBatch
+from opsloop.tracking.schemas import LogBatchResult
+from opsloop.tracking.schemas import RunCreate
+from opsloop.tracking.schemas import RunUpdate
+from opsloop.tracking.schemas import SearchRuns
+from opsloop.tracking.schemas import TagValue
 
 __all__ = ["RemoteTrackingBackend"]
 

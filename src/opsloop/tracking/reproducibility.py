@@ -21,10 +21,12 @@ import shlex
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.tracking.validation import MAX_TAG_VALUE_LENGTH
 
@@ -54,7 +56,8 @@ class Environment:
         """Put the files' and the tree's blobs in ``blobs`` (a blob store or a server's blob
         API); the artifact entries that attach them to the run."""
         from opsloop.tracking.entities import ArtifactSpec
-        from opsloop.tracking.source_tree import TREE_ARTIFACT, store_tree
+        from opsloop.tracking.source_tree import TREE_ARTIFACT
+        from opsloop.tracking.source_tree import store_tree
 
         specs = [ArtifactSpec(path=path, digest=_blake3(data), size=len(data))
                  for path, data in self.files.items()]  # fmt: skip
@@ -247,7 +250,8 @@ def _total_memory() -> int | None:
 def _capture_tree(env: Environment, root: Path, commit: str) -> None:
     """The commit's source tree on ``env``; a tree that cannot be read is named, never fatal."""
     from opsloop.errors import OpsloopError
-    from opsloop.tracking.source_tree import TREE_TAG, capture_tree
+    from opsloop.tracking.source_tree import TREE_TAG
+    from opsloop.tracking.source_tree import capture_tree
 
     try:
         tree, left_out = capture_tree(root, commit)

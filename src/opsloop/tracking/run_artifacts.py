@@ -15,12 +15,15 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.store.blobs import hash_file
 from opsloop.tracking.backend import TrackingBackend
-from opsloop.tracking.entities import Artifact, ArtifactSpec
+from opsloop.tracking.entities import Artifact
+from opsloop.tracking.entities import ArtifactSpec
 from opsloop.tracking.validation import check_artifact_path
 
 if TYPE_CHECKING:
@@ -150,7 +153,9 @@ class RunArtifacts:
                 or its tree was left out; the run's tags say why), or ``dst`` is not empty.
         """
         from opsloop.tracking.reproducibility import DIFF_ARTIFACT
-        from opsloop.tracking.source_tree import TREE_TAG, apply_diff, restore_tree
+        from opsloop.tracking.source_tree import TREE_TAG
+        from opsloop.tracking.source_tree import apply_diff
+        from opsloop.tracking.source_tree import restore_tree
 
         tags = self.get_run(run_id).data.tags
         if TREE_TAG not in tags:

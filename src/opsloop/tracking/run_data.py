@@ -9,25 +9,32 @@ and the latest value per key with an upsert that only moves forward in (step, ti
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.store.columns import delete_tag_row
 from opsloop.store.database import dialect_insert
 from opsloop.store.sql import SessionSql
-from opsloop.tracking.entities import MetricBatch, MetricHistory
-from opsloop.tracking.run_records import insert_metrics, metric_rows
-from opsloop.tracking.runs import require_run, require_writable_run
-from opsloop.tracking.tables import LatestMetricRow, MetricRow, ParamRow, RunTagRow
-from opsloop.tracking.validation import (
-    check_key,
-    clean_tags,
-    param_value_to_str,
-)
+from opsloop.tracking.entities import MetricBatch
+from opsloop.tracking.entities import MetricHistory
+from opsloop.tracking.run_records import insert_metrics
+from opsloop.tracking.run_records import metric_rows
+from opsloop.tracking.runs import require_run
+from opsloop.tracking.runs import require_writable_run
+from opsloop.tracking.tables import LatestMetricRow
+from opsloop.tracking.tables import MetricRow
+from opsloop.tracking.tables import ParamRow
+from opsloop.tracking.tables import RunTagRow
+from opsloop.tracking.validation import check_key
+from opsloop.tracking.validation import clean_tags
+from opsloop.tracking.validation import param_value_to_str
 
 __all__ = [
     "MIN_PLOT_POINTS",

@@ -15,24 +15,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from itertools import repeat
 from typing import Any
 
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.kernel.identity import current_user
-from opsloop.store.blobs import BlobStore, check_digest
-from opsloop.store.sql import Sql, in_list
-from opsloop.tracking.entities import ArtifactSpec, MetricBatch, RunStatus
-from opsloop.tracking.validation import (
-    check_artifact_path,
-    check_key,
-    check_metric_value,
-    check_name,
-    check_run_id,
-    param_value_to_str,
-    tag_value_to_str,
-)
+from opsloop.store.blobs import BlobStore
+from opsloop.store.blobs import check_digest
+from opsloop.store.sql import Sql
+from opsloop.store.sql import in_list
+from opsloop.tracking.entities import ArtifactSpec
+from opsloop.tracking.entities import MetricBatch
+from opsloop.tracking.entities import RunStatus
+from opsloop.tracking.validation import check_artifact_path
+from opsloop.tracking.validation import check_key
+from opsloop.tracking.validation import check_metric_value
+from opsloop.tracking.validation import check_name
+from opsloop.tracking.validation import check_run_id
+from opsloop.tracking.validation import param_value_to_str
+from opsloop.tracking.validation import tag_value_to_str
 
 __all__ = [
     "NewRun", "insert_metrics", "insert_runs", "metric_rows", "recent_run_tags",

@@ -13,21 +13,27 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.timeutil import now_ms
 from opsloop.store.ids import resolve_id
 from opsloop.store.rows import from_row
-from opsloop.tracking.entities import Run, RunData, RunInfo, RunStatus
+from opsloop.tracking.entities import Run
+from opsloop.tracking.entities import RunData
+from opsloop.tracking.entities import RunInfo
+from opsloop.tracking.entities import RunStatus
 from opsloop.tracking.experiments import require_active_experiment
 from opsloop.tracking.names import random_run_name
-from opsloop.tracking.tables import LatestMetricRow, ParamRow, RunRow, RunTagRow
-from opsloop.tracking.validation import (
-    check_name,
-    check_run_id,
-    check_run_id_or_prefix,
-    clean_tags,
-)
+from opsloop.tracking.tables import LatestMetricRow
+from opsloop.tracking.tables import ParamRow
+from opsloop.tracking.tables import RunRow
+from opsloop.tracking.tables import RunTagRow
+from opsloop.tracking.validation import check_name
+from opsloop.tracking.validation import check_run_id
+from opsloop.tracking.validation import check_run_id_or_prefix
+from opsloop.tracking.validation import clean_tags
 
 __all__ = [
     "create_run",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
+from pydantic import Field
 
 from opsloop.kernel.bounds import Int64
-from opsloop.tracking.entities import ArtifactSpec, MetricBatch, RunStatus
+from opsloop.tracking.entities import ArtifactSpec
+from opsloop.tracking.entities import MetricBatch
+from opsloop.tracking.entities import RunStatus
 
 __all__ = [
     "ArtifactsRegister",

@@ -9,32 +9,36 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from collections.abc import Mapping
 from math import isfinite
 from typing import Any
 
 from pydantic import ValidationError
 
 from opsloop.config import Settings
-from opsloop.errors import InvalidInput, NotFound
-from opsloop.kernel.bounds import INT64_MAX, INT64_MIN, check_int64
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.kernel.bounds import INT64_MAX
+from opsloop.kernel.bounds import INT64_MIN
+from opsloop.kernel.bounds import check_int64
 from opsloop.kernel.paging import Page
 from opsloop.kernel.timeutil import now_ms
 from opsloop.tracking.backend import TrackingBackend
 from opsloop.tracking.buffer import MetricBuffer
-from opsloop.tracking.entities import (
-    Experiment,
-    MetricBatch,
-    MetricHistory,
-    MetricSeries,
-    Run,
-    RunInfo,
-    RunStatus,
-)
+from opsloop.tracking.entities import Experiment
+from opsloop.tracking.entities import MetricBatch
+from opsloop.tracking.entities import MetricHistory
+from opsloop.tracking.entities import MetricSeries
+from opsloop.tracking.entities import Run
+from opsloop.tracking.entities import RunInfo
+from opsloop.tracking.entities import RunStatus
 from opsloop.tracking.journal import journal_dir
 from opsloop.tracking.run_artifacts import RunArtifacts
-from opsloop.tracking.schemas import LogBatch, SearchRuns
-from opsloop.tracking.validation import check_key, check_metric_value
+from opsloop.tracking.schemas import LogBatch
+from opsloop.tracking.schemas import SearchRuns
+from opsloop.tracking.validation import check_key
+from opsloop.tracking.validation import check_metric_value
 
 __all__ = ["TrackingClient"]
 

@@ -10,15 +10,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, not_, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement
+from sqlalchemy import and_
+from sqlalchemy import func
+from sqlalchemy import not_
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import aliased
 
 from opsloop.errors import InvalidInput
-from opsloop.kernel.paging import Page, decode_page_token, split_page
+from opsloop.kernel.paging import Page
+from opsloop.kernel.paging import decode_page_token
+from opsloop.kernel.paging import split_page
 from opsloop.tracking.entities import Run
-from opsloop.tracking.filters import And, Comparison, Node, Not, Or, parse_filter, parse_order_by
+from opsloop.tracking.filters import And
+from opsloop.tracking.filters import Comparison
+from opsloop.tracking.filters import Node
+from opsloop.tracking.filters import Not
+from opsloop.tracking.filters import Or
+from opsloop.tracking.filters import parse_filter
+from opsloop.tracking.filters import parse_order_by
 from opsloop.tracking.runs import get_runs
-from opsloop.tracking.tables import LatestMetricRow, ParamRow, RunRow, RunTagRow
+from opsloop.tracking.tables import LatestMetricRow
+from opsloop.tracking.tables import ParamRow
+from opsloop.tracking.tables import RunRow
+from opsloop.tracking.tables import RunTagRow
 from opsloop.tracking.validation import lifecycle_stages
 
 __all__ = [

@@ -28,12 +28,14 @@ import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from opsloop.errors import InvalidInput, StoreError
+from opsloop.errors import InvalidInput
+from opsloop.errors import StoreError
 
 __all__ = ["TREE_ARTIFACT", "TREE_TAG", "SourceTree", "apply_diff", "capture_tree",
            "restore_tree", "store_tree"]  # fmt: skip

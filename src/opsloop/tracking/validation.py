@@ -12,7 +12,8 @@ import re
 from typing import Any
 
 from opsloop.errors import InvalidInput
-from opsloop.kernel.paths import MAX_PATH_LENGTH, check_relative_path
+from opsloop.kernel.paths import MAX_PATH_LENGTH
+from opsloop.kernel.paths import check_relative_path
 
 __all__ = [
     "MAX_KEY_LENGTH",

@@ -11,25 +11,44 @@ the role check and the audit log apply to them as to any other client.
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi import APIRouter
+from fastapi import Query
+from fastapi import Request
+from fastapi.responses import FileResponse
+from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.governance.policy import may
-from opsloop.kernel.paging import decode_page_token, encode_page_token
+from opsloop.kernel.paging import decode_page_token
+from opsloop.kernel.paging import encode_page_token
 from opsloop.kernel.timeutil import now_ms
 from opsloop.store.local_blobs import LocalBlobStore
-from opsloop.tracking import artifacts, experiments, runs, search
+from opsloop.tracking import artifacts
+from opsloop.tracking import experiments
+from opsloop.tracking import runs
+from opsloop.tracking import search
 from opsloop.tracking import views_table as table
-from opsloop.tracking.entities import Experiment, Run
-from opsloop.tracking.previews import IMAGE_TYPES, preview_artifact, preview_kind
-from opsloop.tracking.views_table import DEFAULT_PAGE_SIZE, REPRO_PREFIX
-from opsloop.web.deps import AppState, Blobs, ReadSession, State
-from opsloop.web.shell import SearchHit, UiDomain, security_headers
+from opsloop.tracking.entities import Experiment
+from opsloop.tracking.entities import Run
+from opsloop.tracking.previews import IMAGE_TYPES
+from opsloop.tracking.previews import preview_artifact
+from opsloop.tracking.previews import preview_kind
+from opsloop.tracking.views_table import DEFAULT_PAGE_SIZE
+from opsloop.tracking.views_table import REPRO_PREFIX
+from opsloop.web.deps import AppState
+from opsloop.web.deps import Blobs
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
+from opsloop.web.shell import SearchHit
+from opsloop.web.shell import UiDomain
+from opsloop.web.shell import security_headers
 
 __all__ = ["UI", "router"]
 

@@ -9,7 +9,8 @@ render costs two or three indexed queries whatever the experiment's size.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session

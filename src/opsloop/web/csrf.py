@@ -22,7 +22,8 @@ the origin browsers see.
 from __future__ import annotations
 
 import hmac
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+from urllib.parse import urlsplit
 
 from fastapi import Request
 

@@ -9,20 +9,34 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Annotated
+from typing import Any
+from typing import Protocol
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends
+from fastapi import Query
+from fastapi import Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from opsloop.config import DEFAULT_WORKSPACE, Settings, check_workspace_name
-from opsloop.errors import NotFound, PermissionDenied, Unauthenticated
-from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
-from opsloop.kernel.identity import Principal, act_as, current_user
+from opsloop.config import DEFAULT_WORKSPACE
+from opsloop.config import Settings
+from opsloop.config import check_workspace_name
+from opsloop.errors import NotFound
+from opsloop.errors import PermissionDenied
+from opsloop.errors import Unauthenticated
+from opsloop.kernel.code_policy import ANY_CODE
+from opsloop.kernel.code_policy import CodePolicy
+from opsloop.kernel.identity import Principal
+from opsloop.kernel.identity import act_as
+from opsloop.kernel.identity import current_user
 from opsloop.store.blobs import BlobStore
 from opsloop.store.database import Store
-from opsloop.web.csrf import UNSAFE_METHODS, check_origin, check_token
+from opsloop.web.csrf import UNSAFE_METHODS
+from opsloop.web.csrf import check_origin
+from opsloop.web.csrf import check_token
 from opsloop.web.sessions import find_session
 from opsloop.web.throttle import FailureLimiter
 

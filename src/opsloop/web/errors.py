@@ -7,14 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
+from fastapi import Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from opsloop.errors import InvalidInput, NotFound, OpsloopError
-from opsloop.web.routes import is_page_request, page_error_response
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import OpsloopError
+from opsloop.web.routes import is_page_request
+from opsloop.web.routes import page_error_response
 from opsloop.web.throttle import TooManyFailures
 
 __all__ = ["install_error_handlers"]

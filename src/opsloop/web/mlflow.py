@@ -27,28 +27,32 @@ Everywhere else the app's own error shape (``web.errors``) is untouched.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter
+from fastapi import FastAPI
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from opsloop.errors import (
-    Conflict,
-    InvalidInput,
-    NotFound,
-    OpsloopError,
-    PayloadTooLarge,
-    PermissionDenied,
-    RateLimited,
-    StoreError,
-    Unauthenticated,
-    UpstreamFailed,
-)
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import OpsloopError
+from opsloop.errors import PayloadTooLarge
+from opsloop.errors import PermissionDenied
+from opsloop.errors import RateLimited
+from opsloop.errors import StoreError
+from opsloop.errors import Unauthenticated
+from opsloop.errors import UpstreamFailed
 from opsloop.web.throttle import TooManyFailures
 
 __all__ = [

@@ -33,17 +33,16 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
+from fastapi.routing import iter_route_contexts
 
 from opsloop.errors import OpsloopError
-from opsloop.web.deps import (
-    Blobs,
-    ReadSession,
-    WriteSession,
-    get_state,
-    require_metrics_token,
-    require_token,
-)
+from opsloop.web.deps import Blobs
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import WriteSession
+from opsloop.web.deps import get_state
+from opsloop.web.deps import require_metrics_token
+from opsloop.web.deps import require_token
 
 __all__ = ["ERROR_SCHEMA", "error_response", "install_openapi"]
 

@@ -11,39 +11,50 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import parse_qs, quote
+from typing import Annotated
+from typing import Any
+from urllib.parse import parse_qs
+from urllib.parse import quote
 
 from blake3 import blake3
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter
+from fastapi import Depends
+from fastapi import FastAPI
+from fastapi import Query
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from opsloop.errors import OpsloopError, PermissionDenied, Unauthenticated
-from opsloop.web.csrf import CSRF_FIELD, check_origin, check_token
-from opsloop.web.deps import (
-    SESSION_COOKIE,
-    ReadSession,
-    State,
-    authenticate_key,
-    check_token_guess,
-    require_token,
-    session_secret,
-)
-from opsloop.web.sessions import (
-    SESSION_TTL_S,
-    TOKEN_SUBJECT,
-    end_session,
-    find_session,
-    start_session,
-)
-from opsloop.web.shell import SearchHit, UiDomain, build_environment, render
+from opsloop.errors import OpsloopError
+from opsloop.errors import PermissionDenied
+from opsloop.errors import Unauthenticated
+from opsloop.web.csrf import CSRF_FIELD
+from opsloop.web.csrf import check_origin
+from opsloop.web.csrf import check_token
+from opsloop.web.deps import SESSION_COOKIE
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
+from opsloop.web.deps import authenticate_key
+from opsloop.web.deps import check_token_guess
+from opsloop.web.deps import require_token
+from opsloop.web.deps import session_secret
+from opsloop.web.sessions import SESSION_TTL_S
+from opsloop.web.sessions import TOKEN_SUBJECT
+from opsloop.web.sessions import end_session
+from opsloop.web.sessions import find_session
+from opsloop.web.sessions import start_session
+from opsloop.web.shell import SearchHit
+from opsloop.web.shell import UiDomain
+from opsloop.web.shell import build_environment
+from opsloop.web.shell import render
 from opsloop.web.throttle import TooManyFailures
 
 __all__ = ["install_ui", "is_page_request", "login_form", "page_error_response", "safe_next"]

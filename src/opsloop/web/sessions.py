@@ -25,8 +25,12 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, String, delete, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger
+from sqlalchemy import String
+from sqlalchemy import delete
+from sqlalchemy import select
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
 
 from opsloop.kernel.timeutil import now_ms
 from opsloop.store.base import Base

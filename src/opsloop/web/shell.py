@@ -13,20 +13,26 @@ origin), so even a string that escaped escaping could not run.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
+from jinja2 import ChoiceLoader
+from jinja2 import Environment
+from jinja2 import PackageLoader
+from jinja2 import select_autoescape
 from sqlalchemy.orm import Session
 
 from opsloop.config import DEFAULT_WORKSPACE
 from opsloop.errors import OpsloopError
 from opsloop.kernel import __version__
-from opsloop.web.deps import WORKSPACE_COOKIE, request_workspace
+from opsloop.web.deps import WORKSPACE_COOKIE
+from opsloop.web.deps import request_workspace
 
 __all__ = ["CSP", "SearchHit", "UiDomain", "build_environment", "render", "security_headers"]
 

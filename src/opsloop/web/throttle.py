@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
+from collections import deque
 from collections.abc import Callable
 
 from opsloop.errors import OpsloopError

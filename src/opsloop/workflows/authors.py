@@ -11,9 +11,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.governance.acting import BACKGROUND_AUTH, author_principal, run_as
+from opsloop.governance.acting import BACKGROUND_AUTH
+from opsloop.governance.acting import author_principal
+from opsloop.governance.acting import run_as
 from opsloop.kernel.identity import Principal
-from opsloop.pipelines.tables import FiringRow, TriggerRow
+from opsloop.pipelines.tables import FiringRow
+from opsloop.pipelines.tables import TriggerRow
 
 __all__ = ["BACKGROUND_AUTH", "author_principal", "firing_authors", "run_as"]
 

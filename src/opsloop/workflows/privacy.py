@@ -22,10 +22,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
+from pydantic import Field
 
-from opsloop.errors import InvalidInput, OpsloopError
-from opsloop.governance import audit, retention
+from opsloop.errors import InvalidInput
+from opsloop.errors import OpsloopError
+from opsloop.governance import audit
+from opsloop.governance import retention
 from opsloop.governance.roles import DEFAULT_WORKSPACE
 from opsloop.kernel.timeutil import now_ms
 from opsloop.llm.feedback import privacy as feedback_privacy

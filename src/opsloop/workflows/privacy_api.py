@@ -14,8 +14,14 @@ from fastapi import APIRouter
 from opsloop.governance import retention
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.routes import Route
-from opsloop.web.deps import AppState, ReadSession, State
-from opsloop.workflows.privacy import ErasureRequest, ErasureResult, SweepResult, erase, sweep
+from opsloop.web.deps import AppState
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
+from opsloop.workflows.privacy import ErasureRequest
+from opsloop.workflows.privacy import ErasureResult
+from opsloop.workflows.privacy import SweepResult
+from opsloop.workflows.privacy import erase
+from opsloop.workflows.privacy import sweep
 
 __all__ = ["ERASURES", "RETENTION", "SWEEPS", "router"]
 

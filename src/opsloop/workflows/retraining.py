@@ -20,18 +20,32 @@ from typing import Any
 
 from opsloop.errors import OpsloopError
 from opsloop.governance import audit
-from opsloop.governance.acting import author_principal, run_as, via
-from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
+from opsloop.governance.acting import author_principal
+from opsloop.governance.acting import run_as
+from opsloop.governance.acting import via
+from opsloop.kernel.code_policy import ANY_CODE
+from opsloop.kernel.code_policy import CodePolicy
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.step_context import STEP_RUN_TAG
 from opsloop.lineage import graph
-from opsloop.monitoring.entities import LoopRun, MonitorSpec, RetrainPolicy
-from opsloop.monitoring.loop import ACTOR, get_loop_run, loop_run_rows, move_stage, note, settle
+from opsloop.monitoring.entities import LoopRun
+from opsloop.monitoring.entities import MonitorSpec
+from opsloop.monitoring.entities import RetrainPolicy
+from opsloop.monitoring.loop import ACTOR
+from opsloop.monitoring.loop import get_loop_run
+from opsloop.monitoring.loop import loop_run_rows
+from opsloop.monitoring.loop import move_stage
+from opsloop.monitoring.loop import note
+from opsloop.monitoring.loop import settle
 from opsloop.monitoring.references import profile_reference
-from opsloop.monitoring.tables import AlertRow, LoopRunRow, MonitorRow, MonitorRunRow
+from opsloop.monitoring.tables import AlertRow
+from opsloop.monitoring.tables import LoopRunRow
+from opsloop.monitoring.tables import MonitorRow
+from opsloop.monitoring.tables import MonitorRunRow
 from opsloop.monitoring.windows import explode
 from opsloop.pipelines.loading import load_pipeline
-from opsloop.registry.promotion import PromotionContext, promote
+from opsloop.registry.promotion import PromotionContext
+from opsloop.registry.promotion import promote
 
 __all__ = ["advance"]
 

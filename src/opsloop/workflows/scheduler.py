@@ -19,13 +19,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
+from sqlalchemy import update
 
 from opsloop.errors import OpsloopError
-from opsloop.kernel.code_policy import ANY_CODE, CodePolicy
+from opsloop.kernel.code_policy import ANY_CODE
+from opsloop.kernel.code_policy import CodePolicy
 from opsloop.kernel.timeutil import now_ms
 from opsloop.registry.promotion import PromotionContext
 from opsloop.store.leadership import Leadership
@@ -108,7 +111,8 @@ class Scheduler:
         return runs
 
     def retry_deliveries(self) -> None:
-        from opsloop.monitoring import alerts, services
+        from opsloop.monitoring import alerts
+        from opsloop.monitoring import services
 
         with self.store.read() as session:
             due = [row.id for row in alerts.due_deliveries(session, now_ms())]
@@ -143,7 +147,8 @@ class Scheduler:
         """Run the pending firings, each acting as its trigger's creator (see
         ``workflows.authors``): the runs it starts are theirs, not the server's OS user's."""
         from opsloop.pipelines import triggers
-        from opsloop.workflows.authors import firing_authors, run_as
+        from opsloop.workflows.authors import firing_authors
+        from opsloop.workflows.authors import run_as
 
         triggers.collect_due(self.store)
         with self.store.read() as session:

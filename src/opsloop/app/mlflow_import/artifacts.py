@@ -9,7 +9,8 @@ store) is ``ROOT/PATH``. Remote stores (``s3://`` ...) are only reached through 
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
 from opsloop.app.mlflow_import.file_reader import local_path

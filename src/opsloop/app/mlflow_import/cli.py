@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
-from opsloop.console.commands import JsonOption, command_group
-from opsloop.console.output import command_client, console, print_json, print_table
+from opsloop.console.commands import JsonOption
+from opsloop.console.commands import command_group
+from opsloop.console.output import command_client
+from opsloop.console.output import console
+from opsloop.console.output import print_json
+from opsloop.console.output import print_table
 
 import_app = command_group(
     "Bring history from another tool into opsloop. Examples:\n\n"
@@ -50,7 +55,8 @@ def import_mlflow(
     opsloop already holds with other content is reported as a conflict (exit 4), never
     overwritten. What cannot be mapped is listed with the reason.
     """
-    from opsloop.app.mlflow_import.copier import open_reader, run_import
+    from opsloop.app.mlflow_import.copier import open_reader
+    from opsloop.app.mlflow_import.copier import run_import
     from opsloop.errors import InvalidInput
 
     if artifacts is not None and not artifacts.is_dir():
@@ -84,7 +90,10 @@ class _ProgressBar:
 
     def update(self, what: str, count: int) -> None:
         if what == "total":  # shown from here: an error while opening the store stays one line
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+            from rich.progress import BarColumn
+            from rich.progress import MofNCompleteColumn
+            from rich.progress import Progress
+            from rich.progress import TimeRemainingColumn
 
             self.bar = Progress(
                 "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),

@@ -16,16 +16,17 @@ from typing import Any
 from opsloop.app.mlflow_import.artifacts import ArtifactLocator
 from opsloop.app.mlflow_import.model_copier import ModelCopier
 from opsloop.app.mlflow_import.report import ImportReport
-from opsloop.app.mlflow_import.run_copier import ORIGIN_TAG, RunCopier
-from opsloop.app.mlflow_import.source import (
-    RunContent,
-    Skipped,
-    SourceExperiment,
-    SourceReader,
-    SourceRun,
-    without_password,
-)
-from opsloop.errors import InvalidInput, NotFound, OpsloopError
+from opsloop.app.mlflow_import.run_copier import ORIGIN_TAG
+from opsloop.app.mlflow_import.run_copier import RunCopier
+from opsloop.app.mlflow_import.source import RunContent
+from opsloop.app.mlflow_import.source import Skipped
+from opsloop.app.mlflow_import.source import SourceExperiment
+from opsloop.app.mlflow_import.source import SourceReader
+from opsloop.app.mlflow_import.source import SourceRun
+from opsloop.app.mlflow_import.source import without_password
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import OpsloopError
 from opsloop.tracking.entities import Run
 from opsloop.tracking.schemas import SearchRuns
 from opsloop.tracking.validation import check_key

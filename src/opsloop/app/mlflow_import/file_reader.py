@@ -11,21 +11,20 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote
+from urllib.parse import urlparse
 
 import yaml
 
-from opsloop.app.mlflow_import.source import (
-    RUN_ID,
-    MetricPoints,
-    RunContent,
-    Skipped,
-    SourceDataset,
-    SourceExperiment,
-    SourceModel,
-    SourceRun,
-    SourceVersion,
-)
+from opsloop.app.mlflow_import.source import RUN_ID
+from opsloop.app.mlflow_import.source import MetricPoints
+from opsloop.app.mlflow_import.source import RunContent
+from opsloop.app.mlflow_import.source import Skipped
+from opsloop.app.mlflow_import.source import SourceDataset
+from opsloop.app.mlflow_import.source import SourceExperiment
+from opsloop.app.mlflow_import.source import SourceModel
+from opsloop.app.mlflow_import.source import SourceRun
+from opsloop.app.mlflow_import.source import SourceVersion
 from opsloop.errors import InvalidInput
 
 __all__ = ["FileReader", "local_path"]

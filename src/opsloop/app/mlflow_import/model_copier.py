@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.app.mlflow_import.artifacts import ArtifactLocator
-from opsloop.app.mlflow_import.model_package import CannotPackage, package_mlflow_model
+from opsloop.app.mlflow_import.model_package import CannotPackage
+from opsloop.app.mlflow_import.model_package import package_mlflow_model
 from opsloop.app.mlflow_import.report import ImportReport
 from opsloop.app.mlflow_import.run_copier import ORIGIN_TAG
-from opsloop.app.mlflow_import.source import Skipped, SourceModel, SourceVersion
-from opsloop.errors import NotFound, OpsloopError
+from opsloop.app.mlflow_import.source import Skipped
+from opsloop.app.mlflow_import.source import SourceModel
+from opsloop.app.mlflow_import.source import SourceVersion
+from opsloop.errors import NotFound
+from opsloop.errors import OpsloopError
 
 __all__ = ["ModelCopier"]
 

@@ -19,9 +19,12 @@ from typing import Any
 import yaml
 
 from opsloop.registry.flavors import FLAVORS
-from opsloop.registry.mlflow_package import requirement_lines, schema_from_mlflow
-from opsloop.registry.package import META_FILE, PackageMeta
-from opsloop.registry.signature import Schema, Signature
+from opsloop.registry.mlflow_package import requirement_lines
+from opsloop.registry.mlflow_package import schema_from_mlflow
+from opsloop.registry.package import META_FILE
+from opsloop.registry.package import PackageMeta
+from opsloop.registry.signature import Schema
+from opsloop.registry.signature import Signature
 
 __all__ = ["CannotPackage", "package_mlflow_model"]
 

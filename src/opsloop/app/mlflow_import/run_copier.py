@@ -17,19 +17,27 @@ from typing import Any
 
 from opsloop.app.mlflow_import.artifacts import ArtifactLocator
 from opsloop.app.mlflow_import.report import ImportReport
-from opsloop.app.mlflow_import.source import RunContent, Skipped, SourceRun
-from opsloop.app.mlflow_import.writes import local_store, session_writes
-from opsloop.errors import Conflict, InvalidInput, NotFound, OpsloopError
+from opsloop.app.mlflow_import.source import RunContent
+from opsloop.app.mlflow_import.source import Skipped
+from opsloop.app.mlflow_import.source import SourceRun
+from opsloop.app.mlflow_import.writes import local_store
+from opsloop.app.mlflow_import.writes import session_writes
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import OpsloopError
 from opsloop.kernel.timeutil import now_ms
 from opsloop.store.blobs import hash_file
-from opsloop.tracking.entities import ArtifactSpec, MetricBatch, MetricSeries, Run, RunStatus
+from opsloop.tracking.entities import ArtifactSpec
+from opsloop.tracking.entities import MetricBatch
+from opsloop.tracking.entities import MetricSeries
+from opsloop.tracking.entities import Run
+from opsloop.tracking.entities import RunStatus
 from opsloop.tracking.run_artifacts import walk_files
 from opsloop.tracking.schemas import LogBatch
-from opsloop.tracking.validation import (
-    MAX_PARAM_VALUE_LENGTH,
-    MAX_TAG_VALUE_LENGTH,
-    check_key,
-)
+from opsloop.tracking.validation import MAX_PARAM_VALUE_LENGTH
+from opsloop.tracking.validation import MAX_TAG_VALUE_LENGTH
+from opsloop.tracking.validation import check_key
 
 __all__ = ["COMPLETE_TAG", "ORIGIN_TAG", "RunCopier"]
 

@@ -16,17 +16,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from opsloop.app.mlflow_import.source import (
-    RUN_ID,
-    MetricPoints,
-    RunContent,
-    Skipped,
-    SourceDataset,
-    SourceExperiment,
-    SourceModel,
-    SourceRun,
-    SourceVersion,
-)
+from opsloop.app.mlflow_import.source import RUN_ID
+from opsloop.app.mlflow_import.source import MetricPoints
+from opsloop.app.mlflow_import.source import RunContent
+from opsloop.app.mlflow_import.source import Skipped
+from opsloop.app.mlflow_import.source import SourceDataset
+from opsloop.app.mlflow_import.source import SourceExperiment
+from opsloop.app.mlflow_import.source import SourceModel
+from opsloop.app.mlflow_import.source import SourceRun
+from opsloop.app.mlflow_import.source import SourceVersion
 from opsloop.errors import InvalidInput
 
 __all__ = ["SqlReader"]

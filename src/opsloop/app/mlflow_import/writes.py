@@ -14,7 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from opsloop.tracking.entities import Artifact, ArtifactSpec, Run, RunInfo
+from opsloop.tracking.entities import Artifact
+from opsloop.tracking.entities import ArtifactSpec
+from opsloop.tracking.entities import Run
+from opsloop.tracking.entities import RunInfo
 from opsloop.tracking.schemas import LogBatch
 
 __all__ = ["SessionWrites", "local_store", "session_writes"]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
-from opsloop.data.duplicates.entities import DedupRequest, DedupResult, OverlapRequest
+from opsloop.data.duplicates.entities import DedupRequest
+from opsloop.data.duplicates.entities import DedupResult
+from opsloop.data.duplicates.entities import OverlapRequest
 from opsloop.data.progress import progress_bar
 from opsloop.errors import InvalidInput
 
 if TYPE_CHECKING:  # the backend module names this package's shapes: no import back at run time
-    from opsloop.data.backend import DataBackend, DedupBackend
+    from opsloop.data.backend import DataBackend
+    from opsloop.data.backend import DedupBackend
 
 __all__ = ["DuplicatesMixin"]
 

@@ -8,8 +8,11 @@ from typing import Annotated
 
 import typer
 
-from opsloop.console.commands import JsonOption, RefArg
-from opsloop.console.output import command_client, print_json, print_table
+from opsloop.console.commands import JsonOption
+from opsloop.console.commands import RefArg
+from opsloop.console.output import command_client
+from opsloop.console.output import print_json
+from opsloop.console.output import print_table
 
 __all__ = ["dedup", "dedup_report", "overlap"]
 

@@ -13,23 +13,29 @@ serve a dataset version, a pipeline step's frame, and (later) a Ray partition.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from opsloop.data.duplicates.clusters import components, keep_rows, preference
-from opsloop.data.duplicates.lsh import BandIndex, optimal_bands
-from opsloop.data.duplicates.minhash import MinHasher, estimated_jaccard
+from opsloop.data.duplicates.clusters import components
+from opsloop.data.duplicates.clusters import keep_rows
+from opsloop.data.duplicates.clusters import preference
+from opsloop.data.duplicates.lsh import BandIndex
+from opsloop.data.duplicates.lsh import optimal_bands
+from opsloop.data.duplicates.minhash import MinHasher
+from opsloop.data.duplicates.minhash import estimated_jaccard
 from opsloop.data.duplicates.ports import Embedder
-from opsloop.data.duplicates.semantic import (
-    NO_EMBEDDER,
-    SemanticParams,
-    embed_rows,
-    semantic_duplicates,
-)
-from opsloop.data.duplicates.text import Shingles, exact_keys, normal_forms, shingle_hashes
+from opsloop.data.duplicates.semantic import NO_EMBEDDER
+from opsloop.data.duplicates.semantic import SemanticParams
+from opsloop.data.duplicates.semantic import embed_rows
+from opsloop.data.duplicates.semantic import semantic_duplicates
+from opsloop.data.duplicates.text import Shingles
+from opsloop.data.duplicates.text import exact_keys
+from opsloop.data.duplicates.text import normal_forms
+from opsloop.data.duplicates.text import shingle_hashes
 from opsloop.errors import InvalidInput
 
 __all__ = ["NearParams", "contamination", "deduplicate", "preview"]

@@ -9,7 +9,8 @@ what to install where it is not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
+from typing import Protocol
 
 if TYPE_CHECKING:  # naming the port must not load numpy (the CLI imports it)
     import numpy as np

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from opsloop.data.tabular import TABLE_VIEW, open_table
+from opsloop.data.tabular import TABLE_VIEW
+from opsloop.data.tabular import open_table
 from opsloop.errors import InvalidInput
 
 __all__ = ["read_table", "score_values", "text_values", "write_table"]

@@ -19,14 +19,23 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.data import versions
-from opsloop.data.duplicates.engine import NearParams, contamination, deduplicate
-from opsloop.data.duplicates.entities import DedupRequest, DedupResult, OverlapRequest
+from opsloop.data.duplicates.engine import NearParams
+from opsloop.data.duplicates.engine import contamination
+from opsloop.data.duplicates.engine import deduplicate
+from opsloop.data.duplicates.entities import DedupRequest
+from opsloop.data.duplicates.entities import DedupResult
+from opsloop.data.duplicates.entities import OverlapRequest
 from opsloop.data.duplicates.ports import Embedder
-from opsloop.data.duplicates.rows import read_table, score_values, text_values, write_table
+from opsloop.data.duplicates.rows import read_table
+from opsloop.data.duplicates.rows import score_values
+from opsloop.data.duplicates.rows import text_values
+from opsloop.data.duplicates.rows import write_table
 from opsloop.data.duplicates.semantic import SemanticParams
 from opsloop.data.entities import DatasetVersion
 from opsloop.data.tabular import describe_table
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.kernel.refs import check_dataset_name
 from opsloop.lineage import graph
 from opsloop.store.blobs import BlobStore

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter
+from fastapi import Query
+from fastapi import status
+from pydantic import BaseModel
+from pydantic import Field
 
 from opsloop.kernel.identity import current_user
-from opsloop.llm.evals import routes, services
-from opsloop.llm.evals.entities import EvalRun, EvalRunCreate
-from opsloop.web.deps import ReadSession, WriteSession
+from opsloop.llm.evals import routes
+from opsloop.llm.evals import services
+from opsloop.llm.evals.entities import EvalRun
+from opsloop.llm.evals.entities import EvalRunCreate
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import WriteSession
 
 router = APIRouter(tags=["evals"])
 

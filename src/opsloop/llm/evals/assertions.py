@@ -13,12 +13,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import field_validator
 
 from opsloop.errors import InvalidInput
 from opsloop.llm.evals import metrics
 from opsloop.llm.evals.judge import judge
-from opsloop.llm.evals.providers import Completion, Provider
+from opsloop.llm.evals.providers import Completion
+from opsloop.llm.evals.providers import Provider
 
 __all__ = ["TYPES", "Assertion", "Outcome", "check"]
 

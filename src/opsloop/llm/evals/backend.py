@@ -17,9 +17,11 @@ database or server failed; retrying may help) and, over HTTP, ``Unauthenticated`
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
+from abc import abstractmethod
 
-from opsloop.llm.evals.entities import EvalRun, EvalRunCreate
+from opsloop.llm.evals.entities import EvalRun
+from opsloop.llm.evals.entities import EvalRunCreate
 
 __all__ = ["EvalBackend"]
 

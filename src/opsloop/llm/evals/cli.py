@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
 from opsloop.console.commands import command_group
-from opsloop.console.output import (
-    command_client,
-    console,
-    print_json,
-    print_listing,
-    print_table,
-    when,
-)
+from opsloop.console.output import command_client
+from opsloop.console.output import console
+from opsloop.console.output import print_json
+from opsloop.console.output import print_listing
+from opsloop.console.output import print_table
+from opsloop.console.output import when
 
 eval_app = command_group(
     "LLM evaluation suites in YAML: prompts x models x test cases x assertions (equals, "
@@ -78,9 +77,14 @@ def run(
     json_: JsonOption = False,
 ) -> None:
     """Run a suite, store the run, compare it with the previous one, exit 1 under threshold."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn
+    from rich.progress import MofNCompleteColumn
+    from rich.progress import Progress
+    from rich.progress import TextColumn
+    from rich.progress import TimeElapsedColumn
 
-    from opsloop.llm.evals.runner import expand_cases, resolve_prompts
+    from opsloop.llm.evals.runner import expand_cases
+    from opsloop.llm.evals.runner import resolve_prompts
     from opsloop.llm.evals.suite import load_suite
 
     client = command_client()

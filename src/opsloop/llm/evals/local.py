@@ -5,7 +5,8 @@ from __future__ import annotations
 from opsloop.kernel.identity import current_user
 from opsloop.llm.evals import services
 from opsloop.llm.evals.backend import EvalBackend
-from opsloop.llm.evals.entities import EvalRun, EvalRunCreate
+from opsloop.llm.evals.entities import EvalRun
+from opsloop.llm.evals.entities import EvalRunCreate
 from opsloop.store.database import Store
 
 __all__ = ["LocalEvalBackend"]

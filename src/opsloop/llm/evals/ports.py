@@ -11,7 +11,9 @@ by shape.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Protocol
 
 if TYPE_CHECKING:
     from opsloop.llm.prompts.entities import Prompt

@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
+from pydantic import Field
 
 from opsloop.errors import InvalidInput
 from opsloop.llm.tracing.pricing import PriceTable

@@ -7,7 +7,8 @@ from pydantic import TypeAdapter
 from opsloop.kernel.transport import HttpTransport
 from opsloop.llm.evals import routes
 from opsloop.llm.evals.backend import EvalBackend
-from opsloop.llm.evals.entities import EvalRun, EvalRunCreate
+from opsloop.llm.evals.entities import EvalRun
+from opsloop.llm.evals.entities import EvalRunCreate
 
 __all__ = ["RemoteEvalBackend"]
 

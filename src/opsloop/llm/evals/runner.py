@@ -14,17 +14,27 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel.refs import parse_ref
-from opsloop.llm.evals.assertions import Assertion, Outcome, check
-from opsloop.llm.evals.entities import EvalResult, EvalRunCreate
-from opsloop.llm.evals.ports import CaseData, PromptSource, TraceSink
+from opsloop.llm.evals.assertions import Assertion
+from opsloop.llm.evals.assertions import Outcome
+from opsloop.llm.evals.assertions import check
+from opsloop.llm.evals.entities import EvalResult
+from opsloop.llm.evals.entities import EvalRunCreate
+from opsloop.llm.evals.ports import CaseData
+from opsloop.llm.evals.ports import PromptSource
+from opsloop.llm.evals.ports import TraceSink
 from opsloop.llm.evals.providers import Provider
-from opsloop.llm.evals.suite import Case, InlinePrompt, Suite
-from opsloop.llm.prompts.template import render, variables_of
-from opsloop.llm.tracing.pricing import ModelPrice, PriceTable
+from opsloop.llm.evals.suite import Case
+from opsloop.llm.evals.suite import InlinePrompt
+from opsloop.llm.evals.suite import Suite
+from opsloop.llm.prompts.template import render
+from opsloop.llm.prompts.template import variables_of
+from opsloop.llm.tracing.pricing import ModelPrice
+from opsloop.llm.tracing.pricing import PriceTable
 
 if TYPE_CHECKING:
     from opsloop.llm.tracing.sdk import Tracer

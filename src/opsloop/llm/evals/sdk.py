@@ -7,9 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.llm.evals.backend import EvalBackend
-from opsloop.llm.evals.entities import EvalResult, EvalRun
-from opsloop.llm.evals.ports import CaseData, PromptSource, TraceSink
-from opsloop.llm.evals.suite import Suite, load_suite
+from opsloop.llm.evals.entities import EvalResult
+from opsloop.llm.evals.entities import EvalRun
+from opsloop.llm.evals.ports import CaseData
+from opsloop.llm.evals.ports import PromptSource
+from opsloop.llm.evals.ports import TraceSink
+from opsloop.llm.evals.suite import Suite
+from opsloop.llm.evals.suite import load_suite
 
 __all__ = ["EvalsClient"]
 

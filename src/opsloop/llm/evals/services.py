@@ -10,14 +10,24 @@ import json
 import uuid
 from collections import defaultdict
 
-from sqlalchemy import delete, desc, select
+from sqlalchemy import delete
+from sqlalchemy import desc
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, InvalidInput, NotFound
-from opsloop.kernel.refs import check_alias, check_name
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.kernel.refs import check_alias
+from opsloop.kernel.refs import check_name
 from opsloop.kernel.timeutil import now_ms
-from opsloop.llm.evals.entities import Comparison, EvalResult, EvalRun, EvalRunCreate
-from opsloop.llm.evals.tables import EvalResultRow, EvalRunRow, PromptLabelRuleRow
+from opsloop.llm.evals.entities import Comparison
+from opsloop.llm.evals.entities import EvalResult
+from opsloop.llm.evals.entities import EvalRun
+from opsloop.llm.evals.entities import EvalRunCreate
+from opsloop.llm.evals.tables import EvalResultRow
+from opsloop.llm.evals.tables import EvalRunRow
+from opsloop.llm.evals.tables import PromptLabelRuleRow
 from opsloop.llm.rows import from_row
 from opsloop.store.ids import resolve_id
 

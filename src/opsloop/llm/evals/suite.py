@@ -38,9 +38,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import ValidationError
+from pydantic import model_validator
 
-from opsloop.errors import InvalidInput, validation_problems
+from opsloop.errors import InvalidInput
+from opsloop.errors import validation_problems
 from opsloop.llm.evals.assertions import Assertion
 from opsloop.llm.evals.providers import ProviderConfig
 

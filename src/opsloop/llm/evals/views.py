@@ -13,7 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,7 +23,8 @@ from opsloop.llm.evals import services
 from opsloop.llm.evals.entities import EvalResult
 from opsloop.llm.evals.tables import EvalRunRow
 from opsloop.web.deps import ReadSession
-from opsloop.web.shell import SearchHit, UiDomain
+from opsloop.web.shell import SearchHit
+from opsloop.web.shell import UiDomain
 
 __all__ = ["UI", "router"]
 

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter
+from fastapi import status
+from pydantic import BaseModel
+from pydantic import Field
 
 from opsloop.kernel.identity import current_user
-from opsloop.llm.feedback import routes, services
-from opsloop.llm.feedback.entities import (
-    AnnotationItem,
-    FeedbackExport,
-    FeedbackExportResult,
-    Queue,
-    QueueCreate,
-    ReviewSubmit,
-)
+from opsloop.llm.feedback import routes
+from opsloop.llm.feedback import services
+from opsloop.llm.feedback.entities import AnnotationItem
+from opsloop.llm.feedback.entities import FeedbackExport
+from opsloop.llm.feedback.entities import FeedbackExportResult
+from opsloop.llm.feedback.entities import Queue
+from opsloop.llm.feedback.entities import QueueCreate
+from opsloop.llm.feedback.entities import ReviewSubmit
 from opsloop.llm.tracing.entities import TraceFilter
-from opsloop.web.deps import Blobs, ReadSession, WriteSession
+from opsloop.web.deps import Blobs
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import WriteSession
 
 router = APIRouter(tags=["feedback"])
 

@@ -18,16 +18,15 @@ method's docstring names the errors it raises on purpose; any method may also ra
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
+from abc import abstractmethod
 
-from opsloop.llm.feedback.entities import (
-    AnnotationItem,
-    FeedbackExport,
-    FeedbackExportResult,
-    Queue,
-    QueueCreate,
-    ReviewSubmit,
-)
+from opsloop.llm.feedback.entities import AnnotationItem
+from opsloop.llm.feedback.entities import FeedbackExport
+from opsloop.llm.feedback.entities import FeedbackExportResult
+from opsloop.llm.feedback.entities import Queue
+from opsloop.llm.feedback.entities import QueueCreate
+from opsloop.llm.feedback.entities import ReviewSubmit
 from opsloop.llm.tracing.entities import TraceFilter
 
 __all__ = ["FeedbackBackend"]

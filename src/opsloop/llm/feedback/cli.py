@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
-from opsloop.console.commands import JsonOption, command_group
-from opsloop.console.output import command_client, console, print_json, print_listing
+from opsloop.console.commands import JsonOption
+from opsloop.console.commands import command_group
+from opsloop.console.output import command_client
+from opsloop.console.output import console
+from opsloop.console.output import print_json
+from opsloop.console.output import print_listing
 
 feedback_app = command_group(
     "Human feedback on traces: annotation queues for reviewers, and rated traces exported "

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
 
-from opsloop.llm.tracing.entities import ScoreType, TraceDetail, TraceFilter
+from opsloop.llm.tracing.entities import ScoreType
+from opsloop.llm.tracing.entities import TraceDetail
+from opsloop.llm.tracing.entities import TraceFilter
 
 __all__ = [
     "AnnotationItem",

@@ -5,14 +5,12 @@ from __future__ import annotations
 from opsloop.kernel.identity import current_user
 from opsloop.llm.feedback import services
 from opsloop.llm.feedback.backend import FeedbackBackend
-from opsloop.llm.feedback.entities import (
-    AnnotationItem,
-    FeedbackExport,
-    FeedbackExportResult,
-    Queue,
-    QueueCreate,
-    ReviewSubmit,
-)
+from opsloop.llm.feedback.entities import AnnotationItem
+from opsloop.llm.feedback.entities import FeedbackExport
+from opsloop.llm.feedback.entities import FeedbackExportResult
+from opsloop.llm.feedback.entities import Queue
+from opsloop.llm.feedback.entities import QueueCreate
+from opsloop.llm.feedback.entities import ReviewSubmit
 from opsloop.llm.tracing.entities import TraceFilter
 from opsloop.store.blobs import BlobStore
 from opsloop.store.database import Store

@@ -8,7 +8,9 @@ trace). Takes an open session, never commits.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.llm.feedback.tables import AnnotationItemRow

@@ -8,14 +8,12 @@ from pydantic import TypeAdapter
 from opsloop.kernel.transport import HttpTransport
 from opsloop.llm.feedback import routes
 from opsloop.llm.feedback.backend import FeedbackBackend
-from opsloop.llm.feedback.entities import (
-    AnnotationItem,
-    FeedbackExport,
-    FeedbackExportResult,
-    Queue,
-    QueueCreate,
-    ReviewSubmit,
-)
+from opsloop.llm.feedback.entities import AnnotationItem
+from opsloop.llm.feedback.entities import FeedbackExport
+from opsloop.llm.feedback.entities import FeedbackExportResult
+from opsloop.llm.feedback.entities import Queue
+from opsloop.llm.feedback.entities import QueueCreate
+from opsloop.llm.feedback.entities import ReviewSubmit
 from opsloop.llm.tracing.entities import TraceFilter
 
 __all__ = ["RemoteFeedbackBackend"]

@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from opsloop.llm.feedback.backend import FeedbackBackend
-from opsloop.llm.feedback.entities import (
-    AnnotationItem,
-    FeedbackExport,
-    FeedbackExportResult,
-    Queue,
-    QueueCreate,
-    ReviewSubmit,
-    ScoreConfig,
-)
+from opsloop.llm.feedback.entities import AnnotationItem
+from opsloop.llm.feedback.entities import FeedbackExport
+from opsloop.llm.feedback.entities import FeedbackExportResult
+from opsloop.llm.feedback.entities import Queue
+from opsloop.llm.feedback.entities import QueueCreate
+from opsloop.llm.feedback.entities import ReviewSubmit
+from opsloop.llm.feedback.entities import ScoreConfig
 from opsloop.llm.tracing.entities import TraceFilter
 
 __all__ = ["FeedbackClient"]

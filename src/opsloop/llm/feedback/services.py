@@ -13,28 +13,35 @@ import math
 import uuid
 from typing import Any
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import case
+from sqlalchemy import func
+from sqlalchemy import or_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.data.versions import create_version, manifest_from_rows
-from opsloop.errors import Conflict, InvalidInput, NotFound
+from opsloop.data.versions import create_version
+from opsloop.data.versions import manifest_from_rows
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.kernel.refs import check_name
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
-from opsloop.llm.feedback.entities import (
-    AnnotationItem,
-    FeedbackExport,
-    FeedbackExportResult,
-    Queue,
-    QueueCreate,
-    ReviewSubmit,
-    ScoreConfig,
-)
-from opsloop.llm.feedback.finetune import preference_rows, sft_rows
-from opsloop.llm.feedback.tables import AnnotationItemRow, AnnotationQueueRow
+from opsloop.llm.feedback.entities import AnnotationItem
+from opsloop.llm.feedback.entities import FeedbackExport
+from opsloop.llm.feedback.entities import FeedbackExportResult
+from opsloop.llm.feedback.entities import Queue
+from opsloop.llm.feedback.entities import QueueCreate
+from opsloop.llm.feedback.entities import ReviewSubmit
+from opsloop.llm.feedback.entities import ScoreConfig
+from opsloop.llm.feedback.finetune import preference_rows
+from opsloop.llm.feedback.finetune import sft_rows
+from opsloop.llm.feedback.tables import AnnotationItemRow
+from opsloop.llm.feedback.tables import AnnotationQueueRow
 from opsloop.llm.rows import from_row
 from opsloop.llm.tracing import services as traces
-from opsloop.llm.tracing.entities import ScoreCreate, TraceFilter
+from opsloop.llm.tracing.entities import ScoreCreate
+from opsloop.llm.tracing.entities import TraceFilter
 from opsloop.llm.tracing.tables import TraceRow
 from opsloop.store.blobs import BlobStore
 from opsloop.store.columns import named_row

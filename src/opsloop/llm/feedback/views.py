@@ -4,17 +4,21 @@ reviewer reads the next claimed trace and submits the queue's scores with a plai
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
+from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse
+from fastapi.responses import Response
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel.identity import current_user
 from opsloop.llm.feedback import services
 from opsloop.llm.feedback.entities import ReviewSubmit
-from opsloop.web.deps import ReadSession, State
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
 from opsloop.web.shell import UiDomain
 
 __all__ = ["UI", "router"]

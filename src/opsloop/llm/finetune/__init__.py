@@ -6,9 +6,13 @@ The registry is a floor above; it is reached through the ports in :mod:`.ports`,
 ``opsloop.app.finetune`` implements. ``opsloop finetune config.yaml`` is the command.
 """
 
-from opsloop.llm.finetune.config import FinetuneConfig, load_config
-from opsloop.llm.finetune.ports import BaseModel, BaseModels, ModelRegistrar
-from opsloop.llm.finetune.training import FinetuneResult, finetune
+from opsloop.llm.finetune.config import FinetuneConfig
+from opsloop.llm.finetune.config import load_config
+from opsloop.llm.finetune.ports import BaseModel
+from opsloop.llm.finetune.ports import BaseModels
+from opsloop.llm.finetune.ports import ModelRegistrar
+from opsloop.llm.finetune.training import FinetuneResult
+from opsloop.llm.finetune.training import finetune
 
 __all__ = [
     "BaseModel",

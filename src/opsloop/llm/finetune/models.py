@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.errors import InvalidInput
-from opsloop.llm.finetune.ports import BaseModel, BaseModels
+from opsloop.llm.finetune.ports import BaseModel
+from opsloop.llm.finetune.ports import BaseModels
 
 if TYPE_CHECKING:
     from opsloop.llm.finetune.config import FinetuneConfig
@@ -63,7 +65,8 @@ def load_base(ref: str, registry: BaseModels | None) -> BaseModel:
 
 
 def _from_folder(folder: Path) -> BaseModel:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+    from transformers import AutoTokenizer
 
     if not (folder / "config.json").is_file():
         raise InvalidInput(f"{folder} is not a transformers model folder (no config.json)")

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
+from typing import Protocol
 
 __all__ = ["BaseModel", "BaseModels", "ModelRegistrar"]
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.errors import InvalidInput
 
@@ -80,13 +81,15 @@ def build_trainer(
         callbacks=list(callbacks),
     )
     if config.rl == "dpo":
-        from trl import DPOConfig, DPOTrainer
+        from trl import DPOConfig
+        from trl import DPOTrainer
 
         reference = None if peft_config is not None else copy.deepcopy(base.model).eval()
         args = DPOConfig(**shared, beta=config.dpo_beta)
         trainer = DPOTrainer(args=args, ref_model=reference, **common)
     else:
-        from trl import SFTConfig, SFTTrainer
+        from trl import SFTConfig
+        from trl import SFTTrainer
 
         trainer = SFTTrainer(args=SFTConfig(**shared, packing=False), **common)
     _quiet_logs(trainer)
@@ -113,7 +116,8 @@ def _check_names(config: FinetuneConfig) -> None:
 def _quiet_logs(trainer: Any) -> None:
     """Keep the progress bar (stderr) but not the logs transformers prints on stdout: they are
     in the run, and stdout is the command's (``--json``)."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import ProgressCallback
 
     class BarOnly(ProgressCallback):  # type: ignore[misc]
         def on_log(self, *args: Any, **kwargs: Any) -> None:

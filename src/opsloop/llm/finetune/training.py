@@ -16,12 +16,18 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.errors import NotFound
-from opsloop.llm.finetune.data import chat_rows, preference_rows
-from opsloop.llm.finetune.models import check_base_ref, check_method, load_base, lora_config
-from opsloop.llm.finetune.ports import BaseModels, ModelRegistrar
+from opsloop.llm.finetune.data import chat_rows
+from opsloop.llm.finetune.data import preference_rows
+from opsloop.llm.finetune.models import check_base_ref
+from opsloop.llm.finetune.models import check_method
+from opsloop.llm.finetune.models import load_base
+from opsloop.llm.finetune.models import lora_config
+from opsloop.llm.finetune.ports import BaseModels
+from opsloop.llm.finetune.ports import ModelRegistrar
 
 if TYPE_CHECKING:
     from opsloop.data.sdk import DataClient
@@ -145,7 +151,8 @@ def _params(config: FinetuneConfig) -> dict[str, Any]:
 
 def _last_checkpoint(tracking: TrackingClient, experiment_id: str) -> tuple[str, str] | None:
     """(run id, artifact path) of the newest checkpoint of the latest run that left one."""
-    from opsloop.llm.finetune.callback import CHECKPOINT_TAG, CHECKPOINTS
+    from opsloop.llm.finetune.callback import CHECKPOINT_TAG
+    from opsloop.llm.finetune.callback import CHECKPOINTS
 
     for run in tracking.search_runs(experiment_id, max_results=100).items:  # newest first
         step = run.data.tags.get(CHECKPOINT_TAG)

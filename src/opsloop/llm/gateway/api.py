@@ -14,18 +14,23 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 from typing import Any
 
 import fastapi.routing
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter
+from fastapi import Request
+from fastapi import Response
 from fastapi.dependencies.models import Dependant
 from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 
-from opsloop.errors import OpsloopError, RateLimited
+from opsloop.errors import OpsloopError
+from opsloop.errors import RateLimited
 from opsloop.llm.gateway.ports import Caller
-from opsloop.llm.gateway.proxy import Answer, Gateway
+from opsloop.llm.gateway.proxy import Answer
+from opsloop.llm.gateway.proxy import Gateway
 from opsloop.llm.gateway.upstream import ClientError
 from opsloop.web.openapi import error_response
 

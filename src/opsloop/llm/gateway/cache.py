@@ -40,12 +40,18 @@ from typing import Any
 
 import blake3
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import ValidationError
 
-from opsloop.errors import InvalidInput, validation_problems
+from opsloop.errors import InvalidInput
+from opsloop.errors import validation_problems
 from opsloop.llm.evals.metrics import embed
-from opsloop.llm.gateway.cache_index import ExactIndex, SemanticIndex
-from opsloop.llm.gateway.ports import CachedAnswer, ResponseCache
+from opsloop.llm.gateway.cache_index import ExactIndex
+from opsloop.llm.gateway.cache_index import SemanticIndex
+from opsloop.llm.gateway.ports import CachedAnswer
+from opsloop.llm.gateway.ports import ResponseCache
 
 __all__ = ["CacheConfig", "RouteCache", "SemanticConfig", "build_cache", "is_cacheable"]
 

@@ -32,12 +32,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import ValidationError
+from pydantic import model_validator
 
-from opsloop.errors import InvalidInput, validation_problems
+from opsloop.errors import InvalidInput
+from opsloop.errors import validation_problems
 from opsloop.llm.gateway.rollout_config import RolloutConfig
 
 __all__ = ["GatewayConfig", "LimitsConfig", "RouteConfig", "TargetConfig", "load_config"]

@@ -18,20 +18,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
-from opsloop.llm.gateway.generation_body import (
-    ChatRequest,
-    chunk,
-    completion,
-    new_id,
-    parse_chat,
-    render_prompt,
-    usage,
-)
+from opsloop.llm.gateway.generation_body import ChatRequest
+from opsloop.llm.gateway.generation_body import chunk
+from opsloop.llm.gateway.generation_body import completion
+from opsloop.llm.gateway.generation_body import new_id
+from opsloop.llm.gateway.generation_body import parse_chat
+from opsloop.llm.gateway.generation_body import render_prompt
+from opsloop.llm.gateway.generation_body import usage
 
 if TYPE_CHECKING:
-    from opsloop.llm.gateway.generation_engine import BatchEngine, Event, Sequence
+    from opsloop.llm.gateway.generation_engine import BatchEngine
+    from opsloop.llm.gateway.generation_engine import Event
+    from opsloop.llm.gateway.generation_engine import Sequence
 
 __all__ = ["TransformersGenerator"]
 

@@ -22,15 +22,19 @@ import inspect
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 import torch
-from transformers import DynamicCache, PreTrainedModel
+from transformers import DynamicCache
+from transformers import PreTrainedModel
 from transformers.cache_utils import DynamicLayer
 
-from opsloop.errors import InvalidInput, UpstreamFailed
-from opsloop.llm.gateway.generation_body import Sampling, TextStream
+from opsloop.errors import InvalidInput
+from opsloop.errors import UpstreamFailed
+from opsloop.llm.gateway.generation_body import Sampling
+from opsloop.llm.gateway.generation_body import TextStream
 
 __all__ = ["BatchEngine", "Event", "Sequence"]
 

@@ -10,12 +10,17 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated
+from typing import Any
+from typing import Literal
 
 import typer
 
-from opsloop.console.commands import JsonOption, command_group
-from opsloop.console.output import console, print_json, print_table
+from opsloop.console.commands import JsonOption
+from opsloop.console.commands import command_group
+from opsloop.console.output import console
+from opsloop.console.output import print_json
+from opsloop.console.output import print_table
 
 __all__ = ["guardrails_app", "load_route_rules", "read_inputs"]
 
@@ -63,7 +68,8 @@ def read_inputs(file: Path, stage: str) -> list[tuple[int, dict[str, Any], str |
         NotFound: no such file.
         InvalidInput: a JSON object with neither field, or no input at all.
     """
-    from opsloop.errors import InvalidInput, NotFound
+    from opsloop.errors import InvalidInput
+    from opsloop.errors import NotFound
 
     if not file.is_file():
         raise NotFound(f"no input file at {str(file)!r}")

@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from typing import Literal
 
-from opsloop.errors import RateLimited, StoreError
-from opsloop.llm.gateway.ports import Caller, KeyLimits, Reservation
+from opsloop.errors import RateLimited
+from opsloop.errors import StoreError
+from opsloop.llm.gateway.ports import Caller
+from opsloop.llm.gateway.ports import KeyLimits
+from opsloop.llm.gateway.ports import Reservation
 
 __all__ = [
     "NANO",

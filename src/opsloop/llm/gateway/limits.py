@@ -19,13 +19,21 @@ limiters apply are :mod:`.limit_rules`'.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import ValidationError
+from pydantic import field_validator
 
-from opsloop.errors import InvalidInput, validation_problems
-from opsloop.llm.gateway.limits_memory import MemoryLimiter, SpentSince
+from opsloop.errors import InvalidInput
+from opsloop.errors import validation_problems
+from opsloop.llm.gateway.limits_memory import MemoryLimiter
+from opsloop.llm.gateway.limits_memory import SpentSince
 from opsloop.llm.gateway.ports import Limiter
 
 __all__ = ["LimitsSettings", "build_limiter"]

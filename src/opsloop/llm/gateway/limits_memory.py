@@ -19,21 +19,21 @@ import asyncio
 import itertools
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from opsloop.errors import OpsloopError
-from opsloop.llm.gateway.limit_rules import (
-    OnStoreDown,
-    fits_at_all,
-    is_limited,
-    limit_headers,
-    period_of,
-    refused,
-    store_down,
-    to_nano,
-)
-from opsloop.llm.gateway.ports import Caller, Reservation
+from opsloop.llm.gateway.limit_rules import OnStoreDown
+from opsloop.llm.gateway.limit_rules import fits_at_all
+from opsloop.llm.gateway.limit_rules import is_limited
+from opsloop.llm.gateway.limit_rules import limit_headers
+from opsloop.llm.gateway.limit_rules import period_of
+from opsloop.llm.gateway.limit_rules import refused
+from opsloop.llm.gateway.limit_rules import store_down
+from opsloop.llm.gateway.limit_rules import to_nano
+from opsloop.llm.gateway.ports import Caller
+from opsloop.llm.gateway.ports import Reservation
 
 __all__ = ["MemoryLimiter", "SpentSince"]
 

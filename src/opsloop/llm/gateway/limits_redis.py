@@ -36,18 +36,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from opsloop.errors import OpsloopError
-from opsloop.llm.gateway.limit_rules import (
-    OnStoreDown,
-    fits_at_all,
-    is_limited,
-    limit_headers,
-    period_of,
-    refused,
-    store_down,
-    to_nano,
-)
+from opsloop.llm.gateway.limit_rules import OnStoreDown
+from opsloop.llm.gateway.limit_rules import fits_at_all
+from opsloop.llm.gateway.limit_rules import is_limited
+from opsloop.llm.gateway.limit_rules import limit_headers
+from opsloop.llm.gateway.limit_rules import period_of
+from opsloop.llm.gateway.limit_rules import refused
+from opsloop.llm.gateway.limit_rules import store_down
+from opsloop.llm.gateway.limit_rules import to_nano
 from opsloop.llm.gateway.limits_memory import SpentSince
-from opsloop.llm.gateway.ports import Caller, Reservation
+from opsloop.llm.gateway.ports import Caller
+from opsloop.llm.gateway.ports import Reservation
 
 __all__ = ["DOWN_BACKOFF_S", "RedisLimiter"]
 

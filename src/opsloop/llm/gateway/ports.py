@@ -11,8 +11,11 @@ request path would add its latency to every other request in flight.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import Literal
+from typing import Protocol
 
 __all__ = [
     "CachedAnswer",

@@ -17,16 +17,28 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
+from typing import Any
 
-from opsloop.errors import InvalidInput, NotFound, UpstreamFailed
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.errors import UpstreamFailed
 from opsloop.llm.gateway import answers
-from opsloop.llm.gateway.ports import Caller, Guard, GuardDecision, Limiter, Reservation
+from opsloop.llm.gateway.ports import Caller
+from opsloop.llm.gateway.ports import Guard
+from opsloop.llm.gateway.ports import GuardDecision
+from opsloop.llm.gateway.ports import Limiter
+from opsloop.llm.gateway.ports import Reservation
 from opsloop.llm.gateway.ports import ResponseCache as Cache
-from opsloop.llm.gateway.router import LiveStream, Route, Router
-from opsloop.llm.gateway.spans import SpanSink, guard_attributes
-from opsloop.llm.gateway.upstream import Reply, Target
+from opsloop.llm.gateway.router import LiveStream
+from opsloop.llm.gateway.router import Route
+from opsloop.llm.gateway.router import Router
+from opsloop.llm.gateway.spans import SpanSink
+from opsloop.llm.gateway.spans import guard_attributes
+from opsloop.llm.gateway.upstream import Reply
+from opsloop.llm.gateway.upstream import Target
 from opsloop.llm.tracing.pricing import PriceTable
 from opsloop.llm.tracing.records import SpanRecord
 

@@ -37,7 +37,10 @@ from opsloop.kernel.timeutil import now_ms
 from opsloop.llm.gateway.config import RouteConfig
 from opsloop.llm.gateway.rollout_evals import score_sample
 from opsloop.llm.gateway.rollout_split import Split
-from opsloop.llm.gateway.rollout_state import CONTROLLER, change, route_row, sync_route
+from opsloop.llm.gateway.rollout_state import CONTROLLER
+from opsloop.llm.gateway.rollout_state import change
+from opsloop.llm.gateway.rollout_state import route_row
+from opsloop.llm.gateway.rollout_state import sync_route
 from opsloop.llm.gateway.rollout_stats import target_window
 from opsloop.llm.gateway.rollout_tables import RouteStateRow
 from opsloop.llm.gateway.router import Route

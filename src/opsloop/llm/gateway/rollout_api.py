@@ -11,13 +11,17 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
 
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.timeutil import now_ms
 from opsloop.llm.gateway import rollout_state as state
-from opsloop.llm.gateway.rollout_state import HistoryEntry, RouteState
-from opsloop.web.deps import ReadSession, WriteSession
+from opsloop.llm.gateway.rollout_state import HistoryEntry
+from opsloop.llm.gateway.rollout_state import RouteState
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import WriteSession
 from opsloop.web.openapi import error_response
 
 __all__ = ["HISTORY", "OVERRIDE", "ROUTES", "RolloutOverride", "router"]

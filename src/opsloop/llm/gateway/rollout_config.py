@@ -23,9 +23,14 @@ The checks mean exactly what a model deployment's rollout checks mean: both are 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import field_validator
+from pydantic import model_validator
 
 __all__ = ["EVAL_SCORE", "Bound", "JudgeConfig", "RolloutConfig"]
 

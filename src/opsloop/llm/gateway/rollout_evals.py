@@ -15,11 +15,14 @@ import hashlib
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.llm.gateway.rollout_config import EVAL_SCORE, JudgeConfig
-from opsloop.llm.gateway.rollout_stats import SERVICE, answered_by
+from opsloop.llm.gateway.rollout_config import EVAL_SCORE
+from opsloop.llm.gateway.rollout_config import JudgeConfig
+from opsloop.llm.gateway.rollout_stats import SERVICE
+from opsloop.llm.gateway.rollout_stats import answered_by
 from opsloop.llm.tracing.entities import ScoreCreate
 from opsloop.llm.tracing.services import add_score
-from opsloop.llm.tracing.tables import ScoreRow, SpanRow
+from opsloop.llm.tracing.tables import ScoreRow
+from opsloop.llm.tracing.tables import SpanRow
 
 __all__ = ["AUTHOR", "MAX_PER_TICK", "in_sample", "score_sample"]
 
@@ -40,7 +43,8 @@ def score_sample(
     many were scored."""
     if not judge.assertions:
         return 0
-    from opsloop.llm.evals.assertions import Assertion, check
+    from opsloop.llm.evals.assertions import Assertion
+    from opsloop.llm.evals.assertions import check
     from opsloop.llm.evals.providers import Completion
 
     assertions = [Assertion.model_validate(a) for a in judge.assertions]

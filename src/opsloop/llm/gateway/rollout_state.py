@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+from pydantic import ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.governance import audit
 from opsloop.llm.gateway.config import RouteConfig
-from opsloop.llm.gateway.rollout_tables import RouteHistoryRow, RouteStateRow
+from opsloop.llm.gateway.rollout_tables import RouteHistoryRow
+from opsloop.llm.gateway.rollout_tables import RouteStateRow
 from opsloop.store.database import dialect_insert
 
 __all__ = [

@@ -19,11 +19,16 @@ import json
 import math
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_
+from sqlalchemy import case
+from sqlalchemy import func
+from sqlalchemy import or_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.llm.gateway.rollout_config import JudgeConfig
-from opsloop.llm.tracing.tables import ScoreRow, SpanRow
+from opsloop.llm.tracing.tables import ScoreRow
+from opsloop.llm.tracing.tables import SpanRow
 
 __all__ = ["SERVICE", "answered_by", "target_window"]
 

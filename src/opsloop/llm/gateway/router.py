@@ -19,13 +19,19 @@ import itertools
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opsloop.errors import UpstreamFailed
 from opsloop.llm.gateway.config import RouteConfig
-from opsloop.llm.gateway.upstream import DONE, Reply, Target, TargetFailed
+from opsloop.llm.gateway.upstream import DONE
+from opsloop.llm.gateway.upstream import Reply
+from opsloop.llm.gateway.upstream import Target
+from opsloop.llm.gateway.upstream import TargetFailed
 
 if TYPE_CHECKING:
     from opsloop.llm.gateway.rollout_split import Split

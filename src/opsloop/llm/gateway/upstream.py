@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from abc import ABC, abstractmethod
+from abc import ABC
+from abc import abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,8 @@ from typing import Any
 import httpx
 
 from opsloop.llm.gateway.config import TargetConfig
-from opsloop.llm.gateway.http1 import Http1Pool, UpstreamError
+from opsloop.llm.gateway.http1 import Http1Pool
+from opsloop.llm.gateway.http1 import UpstreamError
 from opsloop.llm.gateway.pool import UpstreamTransport
 from opsloop.llm.gateway.ports import LocalGenerator
 

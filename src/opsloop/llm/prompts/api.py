@@ -7,17 +7,29 @@ renders a template that need not be stored (the playground's edited copy).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter
+from fastapi import Query
+from fastapi import Response
+from fastapi import status
+from pydantic import BaseModel
+from pydantic import Field
 
 from opsloop.kernel.bounds import PositiveInt64
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.llm.prompts import routes, services
-from opsloop.llm.prompts.entities import Prompt, PromptDiff, PromptInfo, PromptVersionCreate
-from opsloop.llm.prompts.gate import Gate, label_gate
-from opsloop.llm.prompts.playground import PromptRender, RenderedPrompt, render_copy
-from opsloop.web.deps import ReadSession, WriteSession
+from opsloop.llm.prompts import routes
+from opsloop.llm.prompts import services
+from opsloop.llm.prompts.entities import Prompt
+from opsloop.llm.prompts.entities import PromptDiff
+from opsloop.llm.prompts.entities import PromptInfo
+from opsloop.llm.prompts.entities import PromptVersionCreate
+from opsloop.llm.prompts.gate import Gate
+from opsloop.llm.prompts.gate import label_gate
+from opsloop.llm.prompts.playground import PromptRender
+from opsloop.llm.prompts.playground import RenderedPrompt
+from opsloop.llm.prompts.playground import render_copy
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import WriteSession
 
 __all__ = ["label_gate", "router"]
 

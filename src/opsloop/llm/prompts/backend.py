@@ -19,10 +19,14 @@ retrying may help) and, over HTTP, ``Unauthenticated`` or ``PermissionDenied``.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
+from abc import abstractmethod
 
 from opsloop.kernel.paging import Page
-from opsloop.llm.prompts.entities import Prompt, PromptDiff, PromptInfo, PromptVersionCreate
+from opsloop.llm.prompts.entities import Prompt
+from opsloop.llm.prompts.entities import PromptDiff
+from opsloop.llm.prompts.entities import PromptInfo
+from opsloop.llm.prompts.entities import PromptVersionCreate
 
 __all__ = ["PromptBackend"]
 

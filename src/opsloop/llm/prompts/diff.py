@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
 from opsloop.llm.prompts.entities import Prompt
 

@@ -18,9 +18,12 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, InvalidInput
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
 from opsloop.llm.prompts import services
-from opsloop.llm.prompts.entities import ChatMessage, Prompt, PromptVersionCreate
+from opsloop.llm.prompts.entities import ChatMessage
+from opsloop.llm.prompts.entities import Prompt
+from opsloop.llm.prompts.entities import PromptVersionCreate
 from opsloop.llm.prompts.ports import LabelGate
 
 __all__ = ["MAX_MESSAGES", "save_edit", "version_from_form"]

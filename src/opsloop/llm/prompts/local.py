@@ -6,7 +6,10 @@ from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.llm.prompts import services
 from opsloop.llm.prompts.backend import PromptBackend
-from opsloop.llm.prompts.entities import Prompt, PromptDiff, PromptInfo, PromptVersionCreate
+from opsloop.llm.prompts.entities import Prompt
+from opsloop.llm.prompts.entities import PromptDiff
+from opsloop.llm.prompts.entities import PromptInfo
+from opsloop.llm.prompts.entities import PromptVersionCreate
 from opsloop.llm.prompts.ports import LabelGate
 from opsloop.store.database import Store
 

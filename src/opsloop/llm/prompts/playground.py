@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
 
 from opsloop.errors import InvalidInput
 from opsloop.llm.prompts.entities import ChatMessage
 from opsloop.llm.prompts.services import MAX_TEMPLATE_CHARS
-from opsloop.llm.prompts.template import render, variables_of
+from opsloop.llm.prompts.template import render
+from opsloop.llm.prompts.template import variables_of
 
 __all__ = ["PromptRender", "RenderedPrompt", "render_copy"]
 

@@ -11,7 +11,10 @@ from opsloop.kernel.refs import parse_ref
 from opsloop.kernel.transport import HttpTransport
 from opsloop.llm.prompts import routes
 from opsloop.llm.prompts.backend import PromptBackend
-from opsloop.llm.prompts.entities import Prompt, PromptDiff, PromptInfo, PromptVersionCreate
+from opsloop.llm.prompts.entities import Prompt
+from opsloop.llm.prompts.entities import PromptDiff
+from opsloop.llm.prompts.entities import PromptInfo
+from opsloop.llm.prompts.entities import PromptVersionCreate
 
 __all__ = ["RemotePromptBackend"]
 

@@ -13,16 +13,15 @@ import threading
 import time
 from typing import Any
 
-from opsloop.errors import InvalidInput, StoreError
+from opsloop.errors import InvalidInput
+from opsloop.errors import StoreError
 from opsloop.kernel.paging import Page
 from opsloop.llm.prompts.backend import PromptBackend
-from opsloop.llm.prompts.entities import (
-    ChatMessage,
-    Prompt,
-    PromptDiff,
-    PromptInfo,
-    PromptVersionCreate,
-)
+from opsloop.llm.prompts.entities import ChatMessage
+from opsloop.llm.prompts.entities import Prompt
+from opsloop.llm.prompts.entities import PromptDiff
+from opsloop.llm.prompts.entities import PromptInfo
+from opsloop.llm.prompts.entities import PromptVersionCreate
 
 __all__ = ["PromptsClient"]
 

@@ -13,25 +13,33 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import InvalidInput, NotFound
-from opsloop.kernel.paging import Page, decode_page_token, encode_page_token
-from opsloop.kernel.refs import check_alias, check_name, parse_ref
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
+from opsloop.kernel.paging import Page
+from opsloop.kernel.paging import decode_page_token
+from opsloop.kernel.paging import encode_page_token
+from opsloop.kernel.refs import check_alias
+from opsloop.kernel.refs import check_name
+from opsloop.kernel.refs import parse_ref
 from opsloop.kernel.timeutil import now_ms
-from opsloop.llm.prompts.entities import (
-    ChatMessage,
-    Prompt,
-    PromptDiff,
-    PromptInfo,
-    PromptVersionCreate,
-)
+from opsloop.llm.prompts.entities import ChatMessage
+from opsloop.llm.prompts.entities import Prompt
+from opsloop.llm.prompts.entities import PromptDiff
+from opsloop.llm.prompts.entities import PromptInfo
+from opsloop.llm.prompts.entities import PromptVersionCreate
 from opsloop.llm.prompts.ports import LabelGate
-from opsloop.llm.prompts.tables import PromptLabelRow, PromptRow, PromptVersionRow
+from opsloop.llm.prompts.tables import PromptLabelRow
+from opsloop.llm.prompts.tables import PromptRow
+from opsloop.llm.prompts.tables import PromptVersionRow
 from opsloop.llm.prompts.template import variables_of
 from opsloop.store.columns import named_row
-from opsloop.store.numbered import Numbering, version_row
+from opsloop.store.numbered import Numbering
+from opsloop.store.numbered import version_row
 
 __all__ = [
     "create_version",

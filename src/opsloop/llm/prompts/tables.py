@@ -7,8 +7,12 @@ template and config) lets "save the same prompt again" return the latest version
 
 from __future__ import annotations
 
-from sqlalchemy import Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Integer
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
 
 from opsloop.store import columns as col
 from opsloop.store.base import Base

@@ -11,25 +11,32 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
+from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse
+from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import Conflict, InvalidInput
+from opsloop.errors import Conflict
+from opsloop.errors import InvalidInput
 from opsloop.governance.policy import may
 from opsloop.kernel.identity import current_user
 from opsloop.llm.prompts import services
 from opsloop.llm.prompts.diff import compare
-from opsloop.llm.prompts.edits import save_edit, version_from_form
+from opsloop.llm.prompts.edits import save_edit
+from opsloop.llm.prompts.edits import version_from_form
 from opsloop.llm.prompts.entities import Prompt
 from opsloop.llm.prompts.gate import Gate
 from opsloop.llm.prompts.tables import PromptRow
-from opsloop.web.deps import ReadSession, State
-from opsloop.web.shell import SearchHit, UiDomain
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
+from opsloop.web.shell import SearchHit
+from opsloop.web.shell import UiDomain
 
 __all__ = ["UI", "router"]
 

@@ -9,34 +9,45 @@ import zlib
 from typing import Annotated
 
 import pyarrow.parquet as pq
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter
+from fastapi import Depends
+from fastapi import Query
+from fastapi import Request
+from fastapi import Response
+from fastapi import status
 from fastapi.concurrency import run_in_threadpool
 
-from opsloop.errors import InvalidInput, PayloadTooLarge
+from opsloop.errors import InvalidInput
+from opsloop.errors import PayloadTooLarge
 from opsloop.kernel.bounds import Int64
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.llm.tracing import export, routes, services, stats
-from opsloop.llm.tracing.entities import (
-    ModelPriceIn,
-    ModelPriceOut,
-    Score,
-    ScoreCreate,
-    Trace,
-    TraceDetail,
-    TraceFilter,
-)
+from opsloop.llm.tracing import export
+from opsloop.llm.tracing import routes
+from opsloop.llm.tracing import services
+from opsloop.llm.tracing import stats
+from opsloop.llm.tracing.entities import ModelPriceIn
+from opsloop.llm.tracing.entities import ModelPriceOut
+from opsloop.llm.tracing.entities import Score
+from opsloop.llm.tracing.entities import ScoreCreate
+from opsloop.llm.tracing.entities import Trace
+from opsloop.llm.tracing.entities import TraceDetail
+from opsloop.llm.tracing.entities import TraceFilter
 from opsloop.llm.tracing.local import LocalTracingBackend
-from opsloop.llm.tracing.otlp import PROTOBUF, decode_json, decode_protobuf, response_body
+from opsloop.llm.tracing.otlp import PROTOBUF
+from opsloop.llm.tracing.otlp import decode_json
+from opsloop.llm.tracing.otlp import decode_protobuf
+from opsloop.llm.tracing.otlp import response_body
 from opsloop.llm.tracing.spool import IngestSpool
-from opsloop.llm.tracing.stats import (
-    SessionDetail,
-    SessionQuery,
-    SessionSummary,
-    StatsQuery,
-    TraceStats,
-)
-from opsloop.web.deps import AppState, ReadSession, State, WriteSession
+from opsloop.llm.tracing.stats import SessionDetail
+from opsloop.llm.tracing.stats import SessionQuery
+from opsloop.llm.tracing.stats import SessionSummary
+from opsloop.llm.tracing.stats import StatsQuery
+from opsloop.llm.tracing.stats import TraceStats
+from opsloop.web.deps import AppState
+from opsloop.web.deps import ReadSession
+from opsloop.web.deps import State
+from opsloop.web.deps import WriteSession
 from opsloop.web.limits import BodyLimit
 
 __all__ = ["BODY_LIMITS", "open_spool", "otlp_router", "router"]

@@ -19,28 +19,25 @@ or server failed; retrying may help) and, over HTTP, ``Unauthenticated`` or
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
+from abc import abstractmethod
 from typing import TYPE_CHECKING
 
 from opsloop.kernel.paging import Page
-from opsloop.llm.tracing.entities import (
-    IngestResult,
-    ModelPriceIn,
-    ModelPriceOut,
-    Score,
-    ScoreCreate,
-    Trace,
-    TraceDetail,
-    TraceFilter,
-)
+from opsloop.llm.tracing.entities import IngestResult
+from opsloop.llm.tracing.entities import ModelPriceIn
+from opsloop.llm.tracing.entities import ModelPriceOut
+from opsloop.llm.tracing.entities import Score
+from opsloop.llm.tracing.entities import ScoreCreate
+from opsloop.llm.tracing.entities import Trace
+from opsloop.llm.tracing.entities import TraceDetail
+from opsloop.llm.tracing.entities import TraceFilter
 from opsloop.llm.tracing.records import SpanRecord
-from opsloop.llm.tracing.stats import (
-    SessionDetail,
-    SessionQuery,
-    SessionSummary,
-    StatsQuery,
-    TraceStats,
-)
+from opsloop.llm.tracing.stats import SessionDetail
+from opsloop.llm.tracing.stats import SessionQuery
+from opsloop.llm.tracing.stats import SessionSummary
+from opsloop.llm.tracing.stats import StatsQuery
+from opsloop.llm.tracing.stats import TraceStats
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
-from opsloop.console.commands import JsonOption, command_group
-from opsloop.console.output import (
-    command_client,
-    console,
-    print_json,
-    print_listing,
-    print_table,
-)
+from opsloop.console.commands import JsonOption
+from opsloop.console.commands import command_group
+from opsloop.console.output import command_client
+from opsloop.console.output import console
+from opsloop.console.output import print_json
+from opsloop.console.output import print_listing
+from opsloop.console.output import print_table
 
 traces_app = command_group(
     "LLM traces sent by @opsloop.observe or any OpenTelemetry exporter (OTLP/HTTP at the "

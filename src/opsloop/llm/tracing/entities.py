@@ -7,9 +7,12 @@ precision); durations are milliseconds.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel.bounds import Int64

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput
-from opsloop.llm.tracing.entities import Span, TraceFilter
-from opsloop.llm.tracing.services import trace_conditions, trace_entities
-from opsloop.llm.tracing.tables import SpanRow, TraceRow
+from opsloop.llm.tracing.entities import Span
+from opsloop.llm.tracing.entities import TraceFilter
+from opsloop.llm.tracing.services import trace_conditions
+from opsloop.llm.tracing.services import trace_entities
+from opsloop.llm.tracing.tables import SpanRow
+from opsloop.llm.tracing.tables import TraceRow
 
 if TYPE_CHECKING:
     import pyarrow as pa

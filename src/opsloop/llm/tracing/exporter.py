@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from opsloop.errors import OpsloopError, StoreError
+from opsloop.errors import OpsloopError
+from opsloop.errors import StoreError
 from opsloop.kernel.background import register
 from opsloop.llm.tracing.records import SpanRecord
 

@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.errors import StoreError
-from opsloop.llm.tracing.journal import claimed, decode_line, segments
+from opsloop.llm.tracing.journal import claimed
+from opsloop.llm.tracing.journal import decode_line
+from opsloop.llm.tracing.journal import segments
 from opsloop.llm.tracing.records import SpanRecord
 
 __all__ = ["JournalIngester", "JournalWriter"]

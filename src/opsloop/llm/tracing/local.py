@@ -7,27 +7,25 @@ import pyarrow as pa
 from opsloop.governance.masker import IngestMasking
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.llm.tracing import export, services, stats
+from opsloop.llm.tracing import export
+from opsloop.llm.tracing import services
+from opsloop.llm.tracing import stats
 from opsloop.llm.tracing.backend import TracingBackend
-from opsloop.llm.tracing.entities import (
-    IngestResult,
-    ModelPriceIn,
-    ModelPriceOut,
-    Score,
-    ScoreCreate,
-    Trace,
-    TraceDetail,
-    TraceFilter,
-)
+from opsloop.llm.tracing.entities import IngestResult
+from opsloop.llm.tracing.entities import ModelPriceIn
+from opsloop.llm.tracing.entities import ModelPriceOut
+from opsloop.llm.tracing.entities import Score
+from opsloop.llm.tracing.entities import ScoreCreate
+from opsloop.llm.tracing.entities import Trace
+from opsloop.llm.tracing.entities import TraceDetail
+from opsloop.llm.tracing.entities import TraceFilter
 from opsloop.llm.tracing.masking import mask_spans
 from opsloop.llm.tracing.records import SpanRecord
-from opsloop.llm.tracing.stats import (
-    SessionDetail,
-    SessionQuery,
-    SessionSummary,
-    StatsQuery,
-    TraceStats,
-)
+from opsloop.llm.tracing.stats import SessionDetail
+from opsloop.llm.tracing.stats import SessionQuery
+from opsloop.llm.tracing.stats import SessionSummary
+from opsloop.llm.tracing.stats import StatsQuery
+from opsloop.llm.tracing.stats import TraceStats
 from opsloop.store.database import Store
 
 __all__ = ["LocalTracingBackend"]

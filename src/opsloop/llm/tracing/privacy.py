@@ -9,10 +9,15 @@ keep about those traces (annotation items) in the same transaction.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.llm.tracing.tables import ScoreRow, SpanRow, TraceRow, TraceTagRow
+from opsloop.llm.tracing.tables import ScoreRow
+from opsloop.llm.tracing.tables import SpanRow
+from opsloop.llm.tracing.tables import TraceRow
+from opsloop.llm.tracing.tables import TraceTagRow
 
 __all__ = [
     "count_traces",

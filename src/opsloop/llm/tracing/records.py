@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 __all__ = ["KINDS", "MAX_VALUE_CHARS", "SpanRecord", "check_record", "to_text", "truncate"]

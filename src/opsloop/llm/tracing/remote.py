@@ -14,25 +14,22 @@ from opsloop.kernel.paging import Page
 from opsloop.kernel.transport import HttpTransport
 from opsloop.llm.tracing import routes
 from opsloop.llm.tracing.backend import TracingBackend
-from opsloop.llm.tracing.entities import (
-    IngestResult,
-    ModelPriceIn,
-    ModelPriceOut,
-    Score,
-    ScoreCreate,
-    Trace,
-    TraceDetail,
-    TraceFilter,
-)
-from opsloop.llm.tracing.otlp import PROTOBUF, encode_protobuf
+from opsloop.llm.tracing.entities import IngestResult
+from opsloop.llm.tracing.entities import ModelPriceIn
+from opsloop.llm.tracing.entities import ModelPriceOut
+from opsloop.llm.tracing.entities import Score
+from opsloop.llm.tracing.entities import ScoreCreate
+from opsloop.llm.tracing.entities import Trace
+from opsloop.llm.tracing.entities import TraceDetail
+from opsloop.llm.tracing.entities import TraceFilter
+from opsloop.llm.tracing.otlp import PROTOBUF
+from opsloop.llm.tracing.otlp import encode_protobuf
 from opsloop.llm.tracing.records import SpanRecord
-from opsloop.llm.tracing.stats import (
-    SessionDetail,
-    SessionQuery,
-    SessionSummary,
-    StatsQuery,
-    TraceStats,
-)
+from opsloop.llm.tracing.stats import SessionDetail
+from opsloop.llm.tracing.stats import SessionQuery
+from opsloop.llm.tracing.stats import SessionSummary
+from opsloop.llm.tracing.stats import StatsQuery
+from opsloop.llm.tracing.stats import TraceStats
 
 __all__ = ["RemoteTracingBackend"]
 

@@ -18,28 +18,30 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from opsloop.errors import InvalidInput, validation_problems
+from opsloop.errors import InvalidInput
+from opsloop.errors import validation_problems
 from opsloop.kernel import ambient
 from opsloop.kernel.bounds import is_ascii_int
 from opsloop.kernel.paging import Page
 from opsloop.llm.tracing.backend import TracingBackend
 from opsloop.llm.tracing.context import CURRENT_SPAN
-from opsloop.llm.tracing.entities import (
-    ModelPriceIn,
-    ModelPriceOut,
-    Score,
-    ScoreCreate,
-    Trace,
-    TraceDetail,
-    TraceFilter,
-)
+from opsloop.llm.tracing.entities import ModelPriceIn
+from opsloop.llm.tracing.entities import ModelPriceOut
+from opsloop.llm.tracing.entities import Score
+from opsloop.llm.tracing.entities import ScoreCreate
+from opsloop.llm.tracing.entities import Trace
+from opsloop.llm.tracing.entities import TraceDetail
+from opsloop.llm.tracing.entities import TraceFilter
 from opsloop.llm.tracing.exporter import SpanExporter
-from opsloop.llm.tracing.records import KINDS, SpanRecord, to_text
+from opsloop.llm.tracing.records import KINDS
+from opsloop.llm.tracing.records import SpanRecord
+from opsloop.llm.tracing.records import to_text
 from opsloop.llm.tracing.usage import TraceUsage
 
 __all__ = ["ActiveSpan", "Tracer", "TracesClient", "observe"]

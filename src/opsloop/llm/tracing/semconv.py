@@ -11,8 +11,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from opsloop.kernel.bounds import INT64_MAX, INT64_MIN, is_ascii_int
-from opsloop.llm.tracing.records import KINDS, SpanRecord, to_text
+from opsloop.kernel.bounds import INT64_MAX
+from opsloop.kernel.bounds import INT64_MIN
+from opsloop.kernel.bounds import is_ascii_int
+from opsloop.llm.tracing.records import KINDS
+from opsloop.llm.tracing.records import SpanRecord
+from opsloop.llm.tracing.records import to_text
 
 __all__ = ["OPSLOOP", "otel_attributes", "record_from_otel"]
 

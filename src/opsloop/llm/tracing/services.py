@@ -10,33 +10,49 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+from typing import Any
 
-from sqlalchemy import and_, case, delete, exists, func, select
+from sqlalchemy import and_
+from sqlalchemy import case
+from sqlalchemy import delete
+from sqlalchemy import exists
+from sqlalchemy import func
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.kernel.bounds import check_clause_count
-from opsloop.kernel.paging import Page, decode_page_token, encode_page_token
+from opsloop.kernel.paging import Page
+from opsloop.kernel.paging import decode_page_token
+from opsloop.kernel.paging import encode_page_token
 from opsloop.kernel.refs import parse_ref
 from opsloop.kernel.timeutil import now_ms
 from opsloop.llm.rows import from_row
-from opsloop.llm.tracing.entities import (
-    IngestResult,
-    ModelPriceIn,
-    ModelPriceOut,
-    Score,
-    ScoreCreate,
-    ScoreFilter,
-    Span,
-    Trace,
-    TraceDetail,
-    TraceFilter,
-)
-from opsloop.llm.tracing.pricing import DEFAULT_PRICES, ModelPrice, PriceTable, check_pattern
-from opsloop.llm.tracing.records import SpanRecord, check_record
-from opsloop.llm.tracing.tables import ModelPriceRow, ScoreRow, SpanRow, TraceRow, TraceTagRow
+from opsloop.llm.tracing.entities import IngestResult
+from opsloop.llm.tracing.entities import ModelPriceIn
+from opsloop.llm.tracing.entities import ModelPriceOut
+from opsloop.llm.tracing.entities import Score
+from opsloop.llm.tracing.entities import ScoreCreate
+from opsloop.llm.tracing.entities import ScoreFilter
+from opsloop.llm.tracing.entities import Span
+from opsloop.llm.tracing.entities import Trace
+from opsloop.llm.tracing.entities import TraceDetail
+from opsloop.llm.tracing.entities import TraceFilter
+from opsloop.llm.tracing.pricing import DEFAULT_PRICES
+from opsloop.llm.tracing.pricing import ModelPrice
+from opsloop.llm.tracing.pricing import PriceTable
+from opsloop.llm.tracing.pricing import check_pattern
+from opsloop.llm.tracing.records import SpanRecord
+from opsloop.llm.tracing.records import check_record
+from opsloop.llm.tracing.tables import ModelPriceRow
+from opsloop.llm.tracing.tables import ScoreRow
+from opsloop.llm.tracing.tables import SpanRow
+from opsloop.llm.tracing.tables import TraceRow
+from opsloop.llm.tracing.tables import TraceTagRow
 
 if TYPE_CHECKING:  # Arrow only for exports: a lineage label or a trace list never needs it
     pass

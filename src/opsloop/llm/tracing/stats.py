@@ -20,20 +20,32 @@ latest activity, :func:`get_session` returns one with its traces in the order th
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import String, case, cast, func, literal, select
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from sqlalchemy import String
+from sqlalchemy import case
+from sqlalchemy import cast
+from sqlalchemy import func
+from sqlalchemy import literal
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
-from opsloop.errors import InvalidInput, NotFound
+from opsloop.errors import InvalidInput
+from opsloop.errors import NotFound
 from opsloop.kernel.bounds import Int64
-from opsloop.kernel.paging import Page, decode_page_token, split_page
+from opsloop.kernel.paging import Page
+from opsloop.kernel.paging import decode_page_token
+from opsloop.kernel.paging import split_page
 from opsloop.kernel.timeutil import now_ms
 from opsloop.llm.tracing.entities import Trace
 from opsloop.llm.tracing.services import trace_entities
-from opsloop.llm.tracing.tables import SpanRow, TraceRow
+from opsloop.llm.tracing.tables import SpanRow
+from opsloop.llm.tracing.tables import TraceRow
 
 __all__ = [
     "GROUP_BY",

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from opsloop.errors import InvalidInput, validation_problems
+from opsloop.errors import InvalidInput
+from opsloop.errors import validation_problems
 from opsloop.kernel.bounds import check_int64
 from opsloop.kernel.paging import Page
 from opsloop.llm.tracing.backend import TracingBackend
-from opsloop.llm.tracing.stats import (
-    SessionDetail,
-    SessionQuery,
-    SessionSummary,
-    StatsQuery,
-    TraceStats,
-)
+from opsloop.llm.tracing.stats import SessionDetail
+from opsloop.llm.tracing.stats import SessionQuery
+from opsloop.llm.tracing.stats import SessionSummary
+from opsloop.llm.tracing.stats import StatsQuery
+from opsloop.llm.tracing.stats import TraceStats
 
 __all__ = ["TraceUsage"]
 

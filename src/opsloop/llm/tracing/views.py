@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput
-from opsloop.llm.tracing import services, stats
-from opsloop.llm.tracing.entities import Span, TraceFilter, children_by_parent
+from opsloop.llm.tracing import services
+from opsloop.llm.tracing import stats
+from opsloop.llm.tracing.entities import Span
+from opsloop.llm.tracing.entities import TraceFilter
+from opsloop.llm.tracing.entities import children_by_parent
 from opsloop.llm.tracing.tables import TraceRow
 from opsloop.web.deps import ReadSession
-from opsloop.web.shell import SearchHit, UiDomain
+from opsloop.web.shell import SearchHit
+from opsloop.web.shell import UiDomain
 
 __all__ = ["UI", "router"]
 

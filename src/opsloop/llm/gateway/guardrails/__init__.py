@@ -13,7 +13,10 @@
 :mod:`.config` checks the list; :mod:`.guard` runs it and applies each rule's action.
 """
 
-from opsloop.llm.gateway.guardrails.config import RULES, RuleSpec, parse_rules
-from opsloop.llm.gateway.guardrails.guard import RouteGuard, build_guard
+from opsloop.llm.gateway.guardrails.config import RULES
+from opsloop.llm.gateway.guardrails.config import RuleSpec
+from opsloop.llm.gateway.guardrails.config import parse_rules
+from opsloop.llm.gateway.guardrails.guard import RouteGuard
+from opsloop.llm.gateway.guardrails.guard import build_guard
 
 __all__ = ["RULES", "RouteGuard", "RuleSpec", "build_guard", "parse_rules"]

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+from typing import Protocol
 
 import numpy as np
 
@@ -42,7 +43,8 @@ def build_pipeline() -> Any:
     """The untrained built-in model (``bench/guardrails.py`` times it too)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import FeatureUnion, Pipeline
+    from sklearn.pipeline import FeatureUnion
+    from sklearn.pipeline import Pipeline
 
     features = FeatureUnion(
         [

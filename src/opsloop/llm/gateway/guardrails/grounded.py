@@ -26,7 +26,10 @@ import re
 from typing import Any
 
 from opsloop.llm.evals.metrics import groundedness
-from opsloop.llm.gateway.guardrails.base import Outcome, Rule, message_texts, short
+from opsloop.llm.gateway.guardrails.base import Outcome
+from opsloop.llm.gateway.guardrails.base import Rule
+from opsloop.llm.gateway.guardrails.base import message_texts
+from opsloop.llm.gateway.guardrails.base import short
 from opsloop.llm.gateway.guardrails.config import GroundedSpec
 
 __all__ = ["GroundedRule", "request_context"]

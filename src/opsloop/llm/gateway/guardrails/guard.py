@@ -20,14 +20,20 @@ from __future__ import annotations
 from typing import Any
 
 from opsloop.errors import InvalidInput
-from opsloop.llm.gateway.guardrails.base import Outcome, Rule
-from opsloop.llm.gateway.guardrails.config import RuleSpec, parse_rules
+from opsloop.llm.gateway.guardrails.base import Outcome
+from opsloop.llm.gateway.guardrails.base import Rule
+from opsloop.llm.gateway.guardrails.config import RuleSpec
+from opsloop.llm.gateway.guardrails.config import parse_rules
 from opsloop.llm.gateway.guardrails.grounded import GroundedRule
 from opsloop.llm.gateway.guardrails.injection import InjectionRule
-from opsloop.llm.gateway.guardrails.lists import BannedRule, TopicsRule
-from opsloop.llm.gateway.guardrails.pii import PiiLeakRule, PiiRule
-from opsloop.llm.gateway.guardrails.structured import JsonSchemaRule, LengthRule
-from opsloop.llm.gateway.ports import GuardDecision, GuardVerdict
+from opsloop.llm.gateway.guardrails.lists import BannedRule
+from opsloop.llm.gateway.guardrails.lists import TopicsRule
+from opsloop.llm.gateway.guardrails.pii import PiiLeakRule
+from opsloop.llm.gateway.guardrails.pii import PiiRule
+from opsloop.llm.gateway.guardrails.structured import JsonSchemaRule
+from opsloop.llm.gateway.guardrails.structured import LengthRule
+from opsloop.llm.gateway.ports import GuardDecision
+from opsloop.llm.gateway.ports import GuardVerdict
 
 __all__ = ["RouteGuard", "build_guard"]
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from opsloop.llm.gateway.guardrails.base import Outcome, Rule, message_texts
-from opsloop.llm.gateway.guardrails.classifier import (
-    OnnxClassifier,
-    TextClassifier,
-    builtin_classifier,
-)
+from opsloop.llm.gateway.guardrails.base import Outcome
+from opsloop.llm.gateway.guardrails.base import Rule
+from opsloop.llm.gateway.guardrails.base import message_texts
+from opsloop.llm.gateway.guardrails.classifier import OnnxClassifier
+from opsloop.llm.gateway.guardrails.classifier import TextClassifier
+from opsloop.llm.gateway.guardrails.classifier import builtin_classifier
 from opsloop.llm.gateway.guardrails.config import InjectionSpec
 from opsloop.llm.gateway.guardrails.patterns import tier1
 

@@ -17,8 +17,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from opsloop.llm.gateway.guardrails.base import Outcome, Rule, message_texts, rewrite_texts, short
-from opsloop.llm.gateway.guardrails.config import BannedSpec, TopicsSpec
+from opsloop.llm.gateway.guardrails.base import Outcome
+from opsloop.llm.gateway.guardrails.base import Rule
+from opsloop.llm.gateway.guardrails.base import message_texts
+from opsloop.llm.gateway.guardrails.base import rewrite_texts
+from opsloop.llm.gateway.guardrails.base import short
+from opsloop.llm.gateway.guardrails.config import BannedSpec
+from opsloop.llm.gateway.guardrails.config import TopicsSpec
 
 __all__ = ["BannedRule", "TopicsRule", "keyword_pattern"]
 

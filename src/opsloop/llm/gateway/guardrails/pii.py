@@ -13,9 +13,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from opsloop.governance.pii import Finding, PiiDetector
-from opsloop.llm.gateway.guardrails.base import Outcome, Rule, message_texts, rewrite_texts
-from opsloop.llm.gateway.guardrails.config import PiiLeakSpec, PiiSpec
+from opsloop.governance.pii import Finding
+from opsloop.governance.pii import PiiDetector
+from opsloop.llm.gateway.guardrails.base import Outcome
+from opsloop.llm.gateway.guardrails.base import Rule
+from opsloop.llm.gateway.guardrails.base import message_texts
+from opsloop.llm.gateway.guardrails.base import rewrite_texts
+from opsloop.llm.gateway.guardrails.config import PiiLeakSpec
+from opsloop.llm.gateway.guardrails.config import PiiSpec
 
 __all__ = ["PLACEHOLDERS", "PiiLeakRule", "PiiRule", "redact"]
 

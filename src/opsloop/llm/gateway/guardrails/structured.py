@@ -22,8 +22,12 @@ from typing import Any
 
 import jsonschema
 
-from opsloop.llm.gateway.guardrails.base import Outcome, Rule, message_texts, short
-from opsloop.llm.gateway.guardrails.config import JsonSchemaSpec, LengthSpec
+from opsloop.llm.gateway.guardrails.base import Outcome
+from opsloop.llm.gateway.guardrails.base import Rule
+from opsloop.llm.gateway.guardrails.base import message_texts
+from opsloop.llm.gateway.guardrails.base import short
+from opsloop.llm.gateway.guardrails.config import JsonSchemaSpec
+from opsloop.llm.gateway.guardrails.config import LengthSpec
 
 __all__ = ["REASK_MARK", "JsonSchemaRule", "LengthRule"]
 

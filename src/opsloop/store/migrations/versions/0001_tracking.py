@@ -7,21 +7,19 @@ Create Date: 2026-11-23
 
 from alembic import op
 
-from opsloop.store.migrations._ops import (
-    big_integer,
-    cascade,
-    create_indexes,
-    create_key_value_table,
-    double,
-    drop_indexed_table,
-    drop_tables,
-    id_column,
-    primary_key,
-    string,
-    text,
-    timestamps,
-    unique,
-)
+from opsloop.store.migrations._ops import big_integer
+from opsloop.store.migrations._ops import cascade
+from opsloop.store.migrations._ops import create_indexes
+from opsloop.store.migrations._ops import create_key_value_table
+from opsloop.store.migrations._ops import double
+from opsloop.store.migrations._ops import drop_indexed_table
+from opsloop.store.migrations._ops import drop_tables
+from opsloop.store.migrations._ops import id_column
+from opsloop.store.migrations._ops import primary_key
+from opsloop.store.migrations._ops import string
+from opsloop.store.migrations._ops import text
+from opsloop.store.migrations._ops import timestamps
+from opsloop.store.migrations._ops import unique
 
 revision: str = "0001_tracking"
 down_revision: str | None = None

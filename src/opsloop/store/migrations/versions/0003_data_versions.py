@@ -8,22 +8,20 @@ Create Date: 2026-11-23
 import sqlalchemy as sa
 from alembic import op
 
-from opsloop.store.migrations._ops import (
-    big_integer,
-    binary,
-    create_alias_table,
-    create_key_value_table,
-    create_named_table,
-    create_owned_table,
-    created,
-    drop_tables,
-    integer,
-    primary_key,
-    serial_id,
-    string,
-    text,
-    timestamps,
-)
+from opsloop.store.migrations._ops import big_integer
+from opsloop.store.migrations._ops import binary
+from opsloop.store.migrations._ops import create_alias_table
+from opsloop.store.migrations._ops import create_key_value_table
+from opsloop.store.migrations._ops import create_named_table
+from opsloop.store.migrations._ops import create_owned_table
+from opsloop.store.migrations._ops import created
+from opsloop.store.migrations._ops import drop_tables
+from opsloop.store.migrations._ops import integer
+from opsloop.store.migrations._ops import primary_key
+from opsloop.store.migrations._ops import serial_id
+from opsloop.store.migrations._ops import string
+from opsloop.store.migrations._ops import text
+from opsloop.store.migrations._ops import timestamps
 
 revision: str = "0003_data_versions"
 down_revision: str | None = "0002_key_indexes"

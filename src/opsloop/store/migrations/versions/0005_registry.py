@@ -7,27 +7,25 @@ Create Date: 2026-11-24
 
 from alembic import op
 
-from opsloop.store.migrations._ops import (
-    big_integer,
-    binary,
-    boolean,
-    cascade,
-    create_alias_table,
-    create_indexes,
-    create_key_value_table,
-    create_named_table,
-    create_owned_table,
-    created,
-    created_and_updated,
-    drop_indexed_table,
-    drop_tables,
-    id_column,
-    integer,
-    primary_key,
-    serial_id,
-    string,
-    text,
-)
+from opsloop.store.migrations._ops import big_integer
+from opsloop.store.migrations._ops import binary
+from opsloop.store.migrations._ops import boolean
+from opsloop.store.migrations._ops import cascade
+from opsloop.store.migrations._ops import create_alias_table
+from opsloop.store.migrations._ops import create_indexes
+from opsloop.store.migrations._ops import create_key_value_table
+from opsloop.store.migrations._ops import create_named_table
+from opsloop.store.migrations._ops import create_owned_table
+from opsloop.store.migrations._ops import created
+from opsloop.store.migrations._ops import created_and_updated
+from opsloop.store.migrations._ops import drop_indexed_table
+from opsloop.store.migrations._ops import drop_tables
+from opsloop.store.migrations._ops import id_column
+from opsloop.store.migrations._ops import integer
+from opsloop.store.migrations._ops import primary_key
+from opsloop.store.migrations._ops import serial_id
+from opsloop.store.migrations._ops import string
+from opsloop.store.migrations._ops import text
 
 revision: str = "0005_registry"
 down_revision: str | None = "0004_latest_metrics_clustered"

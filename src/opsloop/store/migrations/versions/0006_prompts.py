@@ -5,17 +5,15 @@ Revises: 0005_registry
 Create Date: 2026-11-24
 """
 
-from opsloop.store.migrations._ops import (
-    create_alias_table,
-    create_named_table,
-    create_owned_table,
-    created,
-    created_and_updated,
-    drop_tables,
-    integer,
-    string,
-    text,
-)
+from opsloop.store.migrations._ops import create_alias_table
+from opsloop.store.migrations._ops import create_named_table
+from opsloop.store.migrations._ops import create_owned_table
+from opsloop.store.migrations._ops import created
+from opsloop.store.migrations._ops import created_and_updated
+from opsloop.store.migrations._ops import drop_tables
+from opsloop.store.migrations._ops import integer
+from opsloop.store.migrations._ops import string
+from opsloop.store.migrations._ops import text
 
 revision: str = "0006_prompts"
 down_revision: str | None = "0005_registry"

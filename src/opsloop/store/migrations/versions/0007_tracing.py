@@ -7,18 +7,16 @@ Create Date: 2026-11-24 09:59:41.531097
 
 from alembic import op
 
-from opsloop.store.migrations._ops import (
-    big_integer,
-    create_indexes,
-    drop_indexed_table,
-    drop_tables,
-    floating,
-    id_column,
-    integer,
-    primary_key,
-    string,
-    text,
-)
+from opsloop.store.migrations._ops import big_integer
+from opsloop.store.migrations._ops import create_indexes
+from opsloop.store.migrations._ops import drop_indexed_table
+from opsloop.store.migrations._ops import drop_tables
+from opsloop.store.migrations._ops import floating
+from opsloop.store.migrations._ops import id_column
+from opsloop.store.migrations._ops import integer
+from opsloop.store.migrations._ops import primary_key
+from opsloop.store.migrations._ops import string
+from opsloop.store.migrations._ops import text
 
 revision: str = "0007_tracing"
 down_revision: str | None = "0006_prompts"

@@ -5,17 +5,15 @@ Revises: 0007_tracing
 Create Date: 2026-11-24 10:25:29.964142
 """
 
-from opsloop.store.migrations._ops import (
-    big_integer,
-    create_indexes,
-    create_named_table,
-    create_owned_table,
-    created,
-    drop_indexed_table,
-    drop_tables,
-    string,
-    text,
-)
+from opsloop.store.migrations._ops import big_integer
+from opsloop.store.migrations._ops import create_indexes
+from opsloop.store.migrations._ops import create_named_table
+from opsloop.store.migrations._ops import create_owned_table
+from opsloop.store.migrations._ops import created
+from opsloop.store.migrations._ops import drop_indexed_table
+from opsloop.store.migrations._ops import drop_tables
+from opsloop.store.migrations._ops import string
+from opsloop.store.migrations._ops import text
 
 revision: str = "0008_feedback"
 down_revision: str | None = "0007_tracing"

@@ -7,21 +7,19 @@ Create Date: 2026-11-24 10:34:12.267594
 
 from alembic import op
 
-from opsloop.store.migrations._ops import (
-    big_integer,
-    boolean,
-    cascade,
-    create_indexes,
-    created,
-    drop_indexed_table,
-    drop_tables,
-    floating,
-    id_column,
-    integer,
-    primary_key,
-    string,
-    text,
-)
+from opsloop.store.migrations._ops import big_integer
+from opsloop.store.migrations._ops import boolean
+from opsloop.store.migrations._ops import cascade
+from opsloop.store.migrations._ops import create_indexes
+from opsloop.store.migrations._ops import created
+from opsloop.store.migrations._ops import drop_indexed_table
+from opsloop.store.migrations._ops import drop_tables
+from opsloop.store.migrations._ops import floating
+from opsloop.store.migrations._ops import id_column
+from opsloop.store.migrations._ops import integer
+from opsloop.store.migrations._ops import primary_key
+from opsloop.store.migrations._ops import string
+from opsloop.store.migrations._ops import text
 
 revision: str = "0009_evals"
 down_revision: str | None = "0008_feedback"

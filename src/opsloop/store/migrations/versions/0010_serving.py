@@ -5,18 +5,16 @@ Revises: 0009_evals
 Create Date: 2026-11-24 10:58:31.044185
 """
 
-from opsloop.store.migrations._ops import (
-    big_integer,
-    create_indexes,
-    create_named_table,
-    create_owned_table,
-    created_and_updated,
-    drop_indexed_table,
-    drop_tables,
-    integer,
-    string,
-    text,
-)
+from opsloop.store.migrations._ops import big_integer
+from opsloop.store.migrations._ops import create_indexes
+from opsloop.store.migrations._ops import create_named_table
+from opsloop.store.migrations._ops import create_owned_table
+from opsloop.store.migrations._ops import created_and_updated
+from opsloop.store.migrations._ops import drop_indexed_table
+from opsloop.store.migrations._ops import drop_tables
+from opsloop.store.migrations._ops import integer
+from opsloop.store.migrations._ops import string
+from opsloop.store.migrations._ops import text
 
 revision: str = "0010_serving"
 down_revision: str | None = "0009_evals"

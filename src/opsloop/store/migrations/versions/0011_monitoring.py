@@ -5,19 +5,17 @@ Revises: 0010_serving
 Create Date: 2026-11-24 14:14:52.964330
 """
 
-from opsloop.store.migrations._ops import (
-    big_integer,
-    create_indexes,
-    create_named_table,
-    create_owned_table,
-    created,
-    drop_indexed_table,
-    floating,
-    integer,
-    string,
-    text,
-    timestamps,
-)
+from opsloop.store.migrations._ops import big_integer
+from opsloop.store.migrations._ops import create_indexes
+from opsloop.store.migrations._ops import create_named_table
+from opsloop.store.migrations._ops import create_owned_table
+from opsloop.store.migrations._ops import created
+from opsloop.store.migrations._ops import drop_indexed_table
+from opsloop.store.migrations._ops import floating
+from opsloop.store.migrations._ops import integer
+from opsloop.store.migrations._ops import string
+from opsloop.store.migrations._ops import text
+from opsloop.store.migrations._ops import timestamps
 
 revision: str = "0011_monitoring"
 down_revision: str | None = "0010_serving"

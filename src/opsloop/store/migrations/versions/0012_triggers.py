@@ -5,18 +5,16 @@ Revises: 0011_monitoring
 Create Date: 2026-11-24 14:38:29.004486
 """
 
-from opsloop.store.migrations._ops import (
-    create_indexes,
-    create_named_table,
-    create_owned_table,
-    created,
-    drop_indexed_table,
-    drop_tables,
-    integer,
-    string,
-    text,
-    timestamps,
-)
+from opsloop.store.migrations._ops import create_indexes
+from opsloop.store.migrations._ops import create_named_table
+from opsloop.store.migrations._ops import create_owned_table
+from opsloop.store.migrations._ops import created
+from opsloop.store.migrations._ops import drop_indexed_table
+from opsloop.store.migrations._ops import drop_tables
+from opsloop.store.migrations._ops import integer
+from opsloop.store.migrations._ops import string
+from opsloop.store.migrations._ops import text
+from opsloop.store.migrations._ops import timestamps
 
 revision: str = "0012_triggers"
 down_revision: str | None = "0011_monitoring"

@@ -13,15 +13,13 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-from opsloop.store.migrations._ops import (
-    add_columns,
-    create_owned_table,
-    created,
-    drop_columns,
-    integer,
-    string,
-    text,
-)
+from opsloop.store.migrations._ops import add_columns
+from opsloop.store.migrations._ops import create_owned_table
+from opsloop.store.migrations._ops import created
+from opsloop.store.migrations._ops import drop_columns
+from opsloop.store.migrations._ops import integer
+from opsloop.store.migrations._ops import string
+from opsloop.store.migrations._ops import text
 
 revision: str = "0013_monitor_references"
 down_revision: str | None = "0012_triggers"

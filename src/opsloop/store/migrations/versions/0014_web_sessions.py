@@ -7,13 +7,11 @@ Create Date: 2026-12-02 17:00:00.000000
 
 from alembic import op
 
-from opsloop.store.migrations._ops import (
-    big_integer,
-    create_indexes,
-    drop_indexed_table,
-    primary_key,
-    string,
-)
+from opsloop.store.migrations._ops import big_integer
+from opsloop.store.migrations._ops import create_indexes
+from opsloop.store.migrations._ops import drop_indexed_table
+from opsloop.store.migrations._ops import primary_key
+from opsloop.store.migrations._ops import string
 
 revision: str = "0014_web_sessions"
 down_revision: str | None = "0013_monitor_references"

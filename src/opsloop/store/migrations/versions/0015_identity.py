@@ -7,19 +7,17 @@ Create Date: 2026-12-03 10:00:00.000000
 
 from alembic import op
 
-from opsloop.store.migrations._ops import (
-    big_integer,
-    boolean,
-    cascade,
-    create_indexes,
-    create_named_table,
-    create_owned_table,
-    created,
-    drop_indexed_table,
-    drop_tables,
-    primary_key,
-    string,
-)
+from opsloop.store.migrations._ops import big_integer
+from opsloop.store.migrations._ops import boolean
+from opsloop.store.migrations._ops import cascade
+from opsloop.store.migrations._ops import create_indexes
+from opsloop.store.migrations._ops import create_named_table
+from opsloop.store.migrations._ops import create_owned_table
+from opsloop.store.migrations._ops import created
+from opsloop.store.migrations._ops import drop_indexed_table
+from opsloop.store.migrations._ops import drop_tables
+from opsloop.store.migrations._ops import primary_key
+from opsloop.store.migrations._ops import string
 
 revision: str = "0015_identity"
 down_revision: str | None = "0014_web_sessions"

@@ -7,14 +7,12 @@ Create Date: 2026-12-04 10:00:00.000000
 
 from alembic import op
 
-from opsloop.store.migrations._ops import (
-    big_integer,
-    create_indexes,
-    drop_indexed_table,
-    integer,
-    primary_key,
-    string,
-)
+from opsloop.store.migrations._ops import big_integer
+from opsloop.store.migrations._ops import create_indexes
+from opsloop.store.migrations._ops import drop_indexed_table
+from opsloop.store.migrations._ops import integer
+from opsloop.store.migrations._ops import primary_key
+from opsloop.store.migrations._ops import string
 
 revision: str = "0016_audit"
 down_revision: str | None = "0015_identity"

@@ -7,12 +7,10 @@ Create Date: 2026-12-08 10:00:00.000000
 
 from alembic import op
 
-from opsloop.store.migrations._ops import (
-    big_integer,
-    integer,
-    primary_key,
-    string,
-)
+from opsloop.store.migrations._ops import big_integer
+from opsloop.store.migrations._ops import integer
+from opsloop.store.migrations._ops import primary_key
+from opsloop.store.migrations._ops import string
 
 revision: str = "0017_privacy"
 down_revision: str | None = "0016_audit"

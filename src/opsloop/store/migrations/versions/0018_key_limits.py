@@ -5,14 +5,12 @@ Revises: 0017_privacy
 Create Date: 2026-12-10 10:00:00.000000
 """
 
-from opsloop.store.migrations._ops import (
-    add_columns,
-    big_integer,
-    drop_columns,
-    floating,
-    integer,
-    string,
-)
+from opsloop.store.migrations._ops import add_columns
+from opsloop.store.migrations._ops import big_integer
+from opsloop.store.migrations._ops import drop_columns
+from opsloop.store.migrations._ops import floating
+from opsloop.store.migrations._ops import integer
+from opsloop.store.migrations._ops import string
 
 revision: str = "0018_key_limits"
 down_revision: str | None = "0017_privacy"

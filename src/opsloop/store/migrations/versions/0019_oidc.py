@@ -7,16 +7,14 @@ Create Date: 2026-12-10 10:00:00.000000
 
 from alembic import op
 
-from opsloop.store.migrations._ops import (
-    add_columns,
-    big_integer,
-    cascade,
-    create_indexes,
-    drop_columns,
-    drop_indexed_table,
-    primary_key,
-    string,
-)
+from opsloop.store.migrations._ops import add_columns
+from opsloop.store.migrations._ops import big_integer
+from opsloop.store.migrations._ops import cascade
+from opsloop.store.migrations._ops import create_indexes
+from opsloop.store.migrations._ops import drop_columns
+from opsloop.store.migrations._ops import drop_indexed_table
+from opsloop.store.migrations._ops import primary_key
+from opsloop.store.migrations._ops import string
 
 revision: str = "0019_oidc"
 down_revision: str | None = "0018_key_limits"

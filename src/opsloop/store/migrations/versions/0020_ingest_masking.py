@@ -5,13 +5,11 @@ Revises: 0019_oidc
 Create Date: 2026-12-12 10:00:00.000000
 """
 
-from opsloop.store.migrations._ops import (
-    add_columns,
-    create_indexes,
-    drop_columns,
-    drop_indexes,
-    string,
-)
+from opsloop.store.migrations._ops import add_columns
+from opsloop.store.migrations._ops import create_indexes
+from opsloop.store.migrations._ops import drop_columns
+from opsloop.store.migrations._ops import drop_indexes
+from opsloop.store.migrations._ops import string
 
 revision: str = "0020_ingest_masking"
 down_revision: str | None = "0019_oidc"

@@ -8,17 +8,15 @@ Create Date: 2026-12-14 10:00:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-from opsloop.store.migrations._ops import (
-    big_integer,
-    create_indexes,
-    drop_indexed_table,
-    drop_tables,
-    floating,
-    id_column,
-    integer,
-    string,
-    text,
-)
+from opsloop.store.migrations._ops import big_integer
+from opsloop.store.migrations._ops import create_indexes
+from opsloop.store.migrations._ops import drop_indexed_table
+from opsloop.store.migrations._ops import drop_tables
+from opsloop.store.migrations._ops import floating
+from opsloop.store.migrations._ops import id_column
+from opsloop.store.migrations._ops import integer
+from opsloop.store.migrations._ops import string
+from opsloop.store.migrations._ops import text
 
 revision: str = "0021_gateway_routes"
 down_revision: str | None = "0020_ingest_masking"

@@ -7,7 +7,10 @@ Create Date: 2026-12-03 08:00:00.000000
 
 from alembic import op
 
-from opsloop.store.migrations._ops import created, drop_tables, primary_key, string
+from opsloop.store.migrations._ops import created
+from opsloop.store.migrations._ops import drop_tables
+from opsloop.store.migrations._ops import primary_key
+from opsloop.store.migrations._ops import string
 
 revision: str = "0023_workspaces"
 down_revision: str | None = "0022_leases"
