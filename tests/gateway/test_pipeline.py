@@ -133,7 +133,7 @@ def test_over_the_limit_is_a_429_with_retry_after(upstream: Upstream) -> None:
 
     gateway = _build(upstream, CountingLimiter(allowed=0), DictCache())
     app = FastAPI()
-    app.include_router(gateway_router(gateway, server_caller()))
+    app.include_router(gateway_router(lambda _request: gateway, server_caller()))
 
     async def run() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)

@@ -44,6 +44,7 @@ from sqlalchemy.engine import make_url
 
 from opsloop.config import Settings
 from opsloop.errors import InvalidInput
+from opsloop.errors import PermissionDenied
 from opsloop.errors import Unauthenticated
 from opsloop.errors import validation_problems
 from opsloop.llm.gateway.api import gateway_router
@@ -82,6 +83,7 @@ __all__ = [
 ]
 
 LimitsLookup = Callable[[str], Awaitable[KeyLimits]]
+SpentSince = Callable[[str, int], Awaitable[float]]
 LimiterFactory = Callable[[LimitsConfig], Limiter | None]
 GuardFactory = Callable[[RouteConfig], Guard | None]
 CacheFactory = Callable[[RouteConfig], ResponseCache | None]
@@ -132,15 +134,19 @@ def check_config(path: str | Path) -> GatewayConfig:
     return config
 
 
-def standard_parts(config: GatewayConfig, store: Store | None, client: Any) -> dict[str, Any]:
+def standard_parts(
+    config: GatewayConfig, store: Store | None, client: Any, spent_since: SpentSince | None = None
+) -> dict[str, Any]:
     """The real parts for :func:`build_gateway` (``client``: an ``opsloop.Client``, whose
-    registry serves local targets)."""
+    registry serves local targets; ``spent_since``: what a key spent, by default read from
+    ``store``'s gateway spans)."""
     from opsloop.llm.gateway.cache import build_cache
     from opsloop.llm.gateway.guardrails import build_guard
     from opsloop.llm.gateway.limits import build_limiter
     from opsloop.llm.gateway.limits_store import store_spend
 
-    spent_since = store_spend(store) if store is not None else None
+    if spent_since is None and store is not None:
+        spent_since = store_spend(store)
     parts: dict[str, Any] = {
         "limiter_factory": lambda limits: build_limiter(limits, spent_since=spent_since),
         "guard_factory": lambda route: build_guard(route.name, route.guardrails),
@@ -164,11 +170,13 @@ def build_gateway(
     cache_factory: CacheFactory | None = None,
     local_models: LocalModels | None = None,
     client: httpx.AsyncClient | None = None,
+    limiter: Limiter | None = None,
 ) -> Gateway:
     """A gateway for ``config``; spans go to ``store``'s traces through a span journal in
     ``spool_folder``/journal, stored by a writer process (no store or folder: not traced).
     The parts handed in are the gateway's from then on: its ``aclose`` closes those that have
-    a ``close``.
+    a ``close``; but for ``limiter``, a limiter shared with another gateway (which closes it),
+    used instead of one from ``limiter_factory``.
 
     Raises:
         InvalidInput: A ``kind: local`` target without ``local_models`` to serve it.
@@ -197,9 +205,10 @@ def build_gateway(
         routes[route.name] = Route(route, targets)
     guards = _built(config.routes, guard_factory)
     caches = _built(config.routes, cache_factory)
-    limiter = limiter_factory(config.limits) if limiter_factory is not None else None
-    if limiter is not None and callable(getattr(limiter, "close", None)):
-        closers.insert(0, limiter.close)  # type: ignore[attr-defined]
+    if limiter is None and limiter_factory is not None:
+        limiter = limiter_factory(config.limits)
+        if limiter is not None and callable(getattr(limiter, "close", None)):
+            closers.insert(0, limiter.close)  # type: ignore[attr-defined]
     sink = prices = None
     if store is not None:
         from opsloop.llm.tracing.local import LocalTracingBackend
@@ -247,30 +256,62 @@ def server_caller(limits_for: LimitsLookup | None = None) -> Callable[[Request],
 
 def mount_gateway(
     app: FastAPI, state: Any, *, limits_for: LimitsLookup | None = None, **parts: Any
-) -> Gateway:
-    """Build the gateway from ``state.settings.gateway_config`` (no file: no routes, and every
-    model is a 404 that says how to configure one) and mount its routes on ``app`` behind the
-    server's auth check. ``parts`` go to :func:`build_gateway`, over :func:`standard_parts`;
-    ``limits_for`` defaults to the limits stored with each key."""
+) -> Callable[[Any], Gateway]:
+    """Mount the gateway's routes on ``app`` behind the server's auth check, each request
+    served by the gateway of its workspace, and build the root state's (``state.gateway``).
+    Returns what builds another workspace's gateway from its state: the routes of that
+    workspace in ``state.settings.gateway_config`` (no file: no routes, and every model is a
+    404 that says how to configure one), spans to its store (masked by its policy), its
+    registry's models and its prompts. One limiter serves them all, so a key's rates and budget
+    count its calls in every workspace. ``parts`` go to :func:`build_gateway`, over
+    :func:`standard_parts`; ``limits_for`` defaults to the limits stored with each key.
+    """
     from opsloop.llm.gateway.limits_store import KeyLimitsLookup
+    from opsloop.web.deps import get_state
     from opsloop.web.deps import require_token
 
     path = state.settings.gateway_config
     config = check_config(path) if path else GatewayConfig()
-    parts = {**standard_parts(config, state.store, state.client), **parts}
-    gateway = build_gateway(
-        config, store=state.store, spool_folder=state.settings.home / "spool" / "traces",
-        prompts=state.client.prompts if state.client is not None else None, **parts,
-    )  # fmt: skip
+    root = state
+    shared: dict[str, Any] = {}
+
+    def gateway_for(ws: Any) -> Gateway:
+        routes = config.for_workspace(ws.settings.workspace)
+        ws_parts = {**standard_parts(routes, ws.store, ws.client, _spend_everywhere(root)),
+                    **parts}  # fmt: skip
+        if "limiter" in shared:
+            ws_parts["limiter"] = shared["limiter"]
+        gateway = build_gateway(
+            routes, store=ws.store, spool_folder=ws.settings.home / "spool" / "traces",
+            prompts=ws.client.prompts if ws.client is not None else None, **ws_parts,
+        )  # fmt: skip
+        shared.setdefault("limiter", gateway.limiter)
+        return gateway
+
+    state.gateway = gateway_for(state)
     limits_for = limits_for or KeyLimitsLookup(state.store)
     app.include_router(
-        gateway_router(gateway, server_caller(limits_for)), dependencies=[Depends(require_token)]
+        gateway_router(lambda request: get_state(request).gateway, server_caller(limits_for)),
+        dependencies=[Depends(require_token)],
     )
     from opsloop.llm.gateway.rollout_api import router as rollouts_router
 
     app.include_router(rollouts_router, prefix="/api", dependencies=[Depends(require_token)])
-    app.state.gateway = gateway
-    return gateway
+    app.state.gateway = state.gateway
+    return gateway_for
+
+
+def _spend_everywhere(root: Any) -> SpentSince:
+    """What a key spent through the gateways of every workspace the server has opened (all
+    of them once it runs): the sum over their stores' spans."""
+    from opsloop.llm.gateway.limits_store import store_spend
+
+    async def spent_since(key_id: str, since_ms: int) -> float:
+        states = [root, *(root.workspaces.built() if root.workspaces is not None else [])]
+        spent = await asyncio.gather(*(store_spend(s.store)(key_id, since_ms) for s in states))
+        return float(sum(spent))
+
+    return spent_since
 
 
 def create_gateway_app(
@@ -279,9 +320,10 @@ def create_gateway_app(
     """``opsloop gateway``'s app: the three OpenAI routes and ``/healthz``, nothing else;
     ``parts`` and ``limits_for`` as for :func:`mount_gateway`.
 
-    Spans go to the store of ``settings`` (its traces page shows them); with ``auth: keys``
-    callers send an opsloop API key (``opsloop keys create``), resolved through the same cached
-    authorizer as the server's.
+    It serves the routes of one workspace, ``settings.workspace`` (``opsloop --workspace W
+    gateway``), and sends their spans to that workspace's store (its traces page shows them).
+    With ``auth: keys`` callers send an opsloop API key (``opsloop keys create``), resolved
+    through the same cached authorizer as the server's, and need a role in that workspace.
     """
     from opsloop.client import Client
     from opsloop.client import shared_stores
@@ -289,12 +331,13 @@ def create_gateway_app(
     from opsloop.web.deps import authenticate_key
     from opsloop.web.errors import install_error_handlers
 
-    config = check_config(config_path)
-    store, blobs = shared_stores(settings)
-    client = Client(settings=settings)
-    parts = {**standard_parts(config, store, client), **parts}
+    config = check_config(config_path).for_workspace(settings.workspace)
+    store, blobs = shared_stores(settings)  # the root store: keys and their limits
+    client = Client(settings=settings)  # the workspace's registry and prompts
+    traces, _ = shared_stores(client.settings)  # the workspace's store
+    parts = {**standard_parts(config, traces, client), **parts}
     gateway = build_gateway(
-        config, store=store, spool_folder=settings.home / "spool" / "traces",
+        config, store=traces, spool_folder=client.settings.home / "spool" / "traces",
         prompts=client.prompts, **parts,
     )  # fmt: skip
     limits_for = limits_for or KeyLimitsLookup(store)
@@ -314,12 +357,19 @@ def create_gateway_app(
                 "(opsloop keys create)"
             )
         _, principal = await authenticate_key(request, app.state.opsloop, authorizer, key.strip())
-        request.state.principal = principal
+        acting = principal.in_workspace(settings.workspace)
+        if acting is None:
+            raise PermissionDenied(
+                f"{principal.name} has no role in workspace '{settings.workspace}', whose "
+                f"routes this gateway serves: an admin gives one with `opsloop users set-role "
+                f"{principal.name} viewer --workspace {settings.workspace}`"
+            )
+        request.state.principal = acting
 
     from opsloop.store.leadership import Leadership
 
     rollouts = RolloutController(  # canary and A/B, judged by the gateway holding the lease
-        store, gateway.router.routes, leadership=Leadership(store, "gateway-rollouts")
+        traces, gateway.router.routes, leadership=Leadership(traces, "gateway-rollouts")
     )
 
     @asynccontextmanager
@@ -339,7 +389,8 @@ def create_gateway_app(
     app.state.gateway = gateway
     install_error_handlers(app)
     app.include_router(
-        gateway_router(gateway, server_caller(limits_for)), dependencies=[Depends(check_key)]
+        gateway_router(lambda _request: gateway, server_caller(limits_for)),
+        dependencies=[Depends(check_key)],
     )
 
     @app.get("/healthz", include_in_schema=False)

@@ -58,14 +58,17 @@ def gateway(
     target; `limits:` keeps each key's limits (`opsloop keys limit`) in-process or on Redis.
     `--check` checks every section and prints one line naming the field that is wrong.
 
-    `opsloop server --gateway-config gateway.yaml` serves the same routes inside the server.
+    A route belongs to a workspace (`workspace: team-a`, default: default); this gateway serves
+    the routes of one (`opsloop --workspace team-a gateway ...`), and
+    `opsloop server --gateway-config gateway.yaml` serves each workspace its own.
     """
     from opsloop.app.gateway import check_config
 
     checked = check_config(config)  # every section: a mistake is one line naming the field
     if check:
         routes = [
-            {"name": r.name, "targets": [t.name for t in r.targets], "fallbacks": r.fallbacks,
+            {"name": r.name, "workspace": r.workspace, "targets": [t.name for t in r.targets],
+             "fallbacks": r.fallbacks,
              "guardrails": [g.get("name") or g.get("rule") for g in r.guardrails],
              "cache": bool(r.cache)}
             for r in checked.routes
@@ -81,14 +84,18 @@ def gateway(
             if route["guardrails"]:
                 extra += f"  guardrails: {', '.join(route['guardrails'])}"
             extra += "  cache" if route["cache"] else ""
-            typer.echo(f"  {route['name']}: {', '.join(route['targets'])}{extra}")
+            where = "" if route["workspace"] == "default" else f" [{route['workspace']}]"
+            typer.echo(f"  {route['name']}{where}: {', '.join(route['targets'])}{extra}")
         return
     import uvicorn
 
     from opsloop.app.gateway import create_gateway_app
     from opsloop.config import load_settings
 
-    app = create_gateway_app(config, load_settings())
+    settings = load_settings()
+    app = create_gateway_app(config, settings)
     url = f"http://{host}:{port}/v1"
-    typer.echo(f"opsloop gateway on {url}  ({len(checked.routes)} route(s), auth {checked.auth})")
+    served = len(checked.for_workspace(settings.workspace).routes)
+    typer.echo(f"opsloop gateway on {url}  ({served} route(s) of workspace "
+               f"{settings.workspace}, auth {checked.auth})")  # fmt: skip
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -46,21 +46,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        from opsloop.llm.gateway.rollout import RolloutController
-        from opsloop.store.leadership import Leadership
-
         state = app.state.opsloop
         stop, leases = _start_background(state)
-        rollouts = RolloutController(
-            state.store, app.state.gateway.router.routes,
-            leadership=Leadership(state.store, "gateway-rollouts"),
-        ).start()  # fmt: skip
-        app.state.leases = [*leases, rollouts.leadership]
+        app.state.leases = leases
         state.workspaces.start()
         yield  # every server ticks; only each lease's holder acts (shown on /healthz)
         state.workspaces.stop()
-        rollouts.stop()
-        await app.state.gateway.aclose()  # spans queued by the LLM gateway are stored
+        for gateway in [state.gateway, *(ws.gateway for ws in state.workspaces.built())]:
+            await gateway.aclose()  # spans queued by the LLM gateways are stored
         stop()
 
     app = FastAPI(
@@ -93,7 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.opsloop.code = server_code_policy(settings)
     root = app.state.opsloop
     root.workspaces = WorkspaceStates(
-        root, lambda name: _workspace_state(root, name), lambda state: _start_background(state)[0]
+        root,
+        lambda name: _with_gateway(_workspace_state(root, name), gateway_for),
+        lambda state: _start_background(state)[0],
     )
     root.global_paths = _global_paths()
 
@@ -174,7 +169,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_mlflow(app, auth)  # after the MLflow routers: the rest of its API is ENDPOINT_NOT_FOUND
     from opsloop.app.gateway import mount_gateway
 
-    mount_gateway(app, app.state.opsloop)  # /v1/chat/completions …: settings.gateway_config
+    # /v1/chat/completions …: settings.gateway_config's routes, a gateway per workspace
+    gateway_for = mount_gateway(app, app.state.opsloop)
     app.include_router(metrics_router)  # the server token or the scrape token
     limits = [*BLOB_LIMITS, *OTLP_LIMITS, *INFERENCE_LIMITS, *MLFLOW_ARTIFACT_LIMITS]
     install_body_limits(app, limits)  # else 16 MiB
@@ -239,11 +235,18 @@ def _workspace_state(root: AppState, workspace: str) -> AppState:
     return state
 
 
+def _with_gateway(state: AppState, gateway_for: Callable[[AppState], Any]) -> AppState:
+    state.gateway = gateway_for(state)  # the workspace's LLM gateway routes
+    return state
+
+
 def _start_background(state: AppState) -> tuple[Callable[[], None], list[Any]]:
     """Start what a server runs by itself for one workspace's store (the deployment rollout
-    controller, the scheduler, the launcher of ad hoc pipeline runs); returns what stops them
-    and their leases (only each lease's holder acts, whatever the number of servers)."""
+    controller, the LLM gateway's rollout controller, the scheduler, the launcher of ad hoc
+    pipeline runs); returns what stops them and their leases (only each lease's holder acts,
+    whatever the number of servers)."""
     from opsloop.app.serving import start_controller
+    from opsloop.llm.gateway.rollout import RolloutController
     from opsloop.pipelines.launcher import Launcher
     from opsloop.registry.promotion import PromotionContext
     from opsloop.store.leadership import Leadership
@@ -256,14 +259,19 @@ def _start_background(state: AppState) -> tuple[Callable[[], None], list[Any]]:
         leadership=Leadership(state.store, "scheduler"), code=state.code,
     ).start()  # fmt: skip
     state.launcher = Launcher(state.client, code=state.code)
+    rollouts = RolloutController(  # canary and A/B between a gateway route's targets
+        state.store, state.gateway.router.routes,
+        leadership=Leadership(state.store, "gateway-rollouts"),
+    ).start()  # fmt: skip
 
     def stop() -> None:
+        rollouts.stop()
         state.launcher.close()
         scheduler.stop()
         controller.stop()
         state.serving.close()  # shadow copies finish, the prediction log is sealed
 
-    return stop, [scheduler.leadership, controller.leadership]
+    return stop, [scheduler.leadership, controller.leadership, rollouts.leadership]
 
 
 def _global_paths() -> tuple[str, ...]:

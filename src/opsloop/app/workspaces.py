@@ -69,6 +69,11 @@ class WorkspaceStates:
                 self._states[name] = found
             return found
 
+    def built(self) -> list[AppState]:
+        """The states built so far (every workspace, once the server has started)."""
+        with self._lock:
+            return list(self._states.values())
+
     def start(self) -> None:
         """Start every workspace made so far (the server's start)."""
         with self._lock:

@@ -98,6 +98,7 @@ class AppState:
     failures: FailureLimiter = field(default_factory=FailureLimiter)  # failed tokens per IP
     authorizer: Authorizer | None = None  # users mode: set by create_app, else None
     code: CodePolicy = ANY_CODE  # what requests may name as code: set by create_app
+    gateway: Any = None  # opsloop.llm.gateway.proxy.Gateway: this workspace's LLM routes
     # The root state only (set by create_app): the other workspaces' states, built and started
     # on demand (opsloop.app.workspaces.WorkspaceStates), and the path prefixes that act on
     # the root store whatever workspace a request names (users, keys, the workspaces' list).

@@ -159,11 +159,12 @@ def _send(answer: Answer) -> Response:
 
 
 def gateway_router(
-    gateway: Gateway, caller_of: Callable[[Request], Awaitable[Caller]]
+    gateway_of: Callable[[Request], Gateway], caller_of: Callable[[Request], Awaitable[Caller]]
 ) -> APIRouter:
-    """The three routes over ``gateway``; ``caller_of`` says who sent a request once the
-    includer's auth dependency has run (the server's ``require_token``, or the standalone
-    gateway's own)."""
+    """The three routes; ``gateway_of`` picks the gateway serving a request (the server has one
+    per workspace, each with that workspace's routes, the standalone gateway one), and
+    ``caller_of`` says who sent it once the includer's auth dependency has run (the server's
+    ``require_token``, or the standalone gateway's own)."""
     router = APIRouter(tags=["gateway"], route_class=_OpenAIErrors, responses=_DOCUMENTED)
 
     @router.post(CHAT, summary="OpenAI-compatible chat completions (streaming or not)")
@@ -173,16 +174,18 @@ def gateway_router(
         registered prompt's messages instead of (or before) ``messages``."""
         caller = await caller_of(request)
         raw = await request.body()
-        return _send(await gateway.chat(caller, raw, request.headers.get("traceparent")))
+        answer = await gateway_of(request).chat(caller, raw, request.headers.get("traceparent"))
+        return _send(answer)
 
     @router.post(EMBEDDINGS, summary="OpenAI-compatible embeddings")
     async def embeddings(request: Request) -> Response:
         caller = await caller_of(request)
         raw = await request.body()
+        gateway = gateway_of(request)
         return _send(await gateway.embeddings(caller, raw, request.headers.get("traceparent")))
 
     @router.get(MODELS, summary="The routes clients may name as model")
-    async def models() -> Response:
-        return Response(gateway.models_json, media_type="application/json")
+    async def models(request: Request) -> Response:
+        return Response(gateway_of(request).models_json, media_type="application/json")
 
     return router

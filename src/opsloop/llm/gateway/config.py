@@ -24,6 +24,9 @@ Example::
         fallbacks: [local-small]
       - name: local-small
         targets: [{name: champion, kind: local, model: support-bot@champion}]
+      - name: support-bot                 # a route of workspace team-a (default: default)
+        workspace: team-a
+        targets: [{name: champion, kind: local, model: support-bot@champion}]
     limits: {redis_url: redis://127.0.0.1:6379/0, on_store_down: closed}
     auth: keys
 """
@@ -40,8 +43,11 @@ from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import ValidationError
+from pydantic import field_validator
 from pydantic import model_validator
 
+from opsloop.config import DEFAULT_WORKSPACE
+from opsloop.config import check_workspace_name
 from opsloop.errors import InvalidInput
 from opsloop.errors import validation_problems
 from opsloop.llm.gateway.rollout_config import RolloutConfig
@@ -97,6 +103,9 @@ class RouteConfig(_Strict):
     """What one model name maps to: weighted targets, retries, then fallback routes."""
 
     name: str = Field(min_length=1, max_length=200)
+    # the workspace whose callers may name it, whose store keeps its traces and rollout, and
+    # whose registry and prompts it uses; two workspaces may each have a route of one name
+    workspace: str = DEFAULT_WORKSPACE
     targets: list[TargetConfig] = Field(min_length=1)
     retries: int = Field(0, ge=0, le=10)
     backoff_s: float = Field(0.1, ge=0, le=60)
@@ -104,6 +113,14 @@ class RouteConfig(_Strict):
     guardrails: list[dict[str, Any]] = Field(default_factory=list)
     cache: dict[str, Any] = Field(default_factory=dict)
     rollout: RolloutConfig | None = None  # canary or A/B between two targets (rollout_config)
+
+    @field_validator("workspace")
+    @classmethod
+    def _workspace(cls, name: str) -> str:
+        try:
+            return check_workspace_name(name)
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
 
     @model_validator(mode="after")
     def _check(self) -> RouteConfig:
@@ -132,7 +149,9 @@ class LimitsConfig(BaseModel):
 
 
 class GatewayConfig(_Strict):
-    """The whole file; :meth:`route` finds a route by the model name a client sent."""
+    """The whole file; :meth:`route` finds a route by the model name a client sent, and
+    :meth:`for_workspace` gives the routes one workspace serves (route names and fallbacks are
+    per workspace)."""
 
     routes: list[RouteConfig] = Field(default_factory=list)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
@@ -140,17 +159,29 @@ class GatewayConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> GatewayConfig:
-        names = [r.name for r in self.routes]
-        if twice := _repeated(names):
-            raise ValueError(f"route names must be unique: {', '.join(twice)}")
-        for i, route in enumerate(self.routes):
-            unknown = [f for f in route.fallbacks if f not in names]
-            if unknown:
-                raise ValueError(
-                    f"routes.{i}.fallbacks names unknown route(s) {', '.join(unknown)}; "
-                    f"known: {', '.join(names)}"
-                )
+        for workspace in self.workspaces():
+            names = [r.name for r in self.routes if r.workspace == workspace]
+            if twice := _repeated(names):
+                where = "" if workspace == DEFAULT_WORKSPACE else f" in workspace {workspace}"
+                raise ValueError(f"route names must be unique{where}: {', '.join(twice)}")
+            for i, route in enumerate(self.routes):
+                unknown = [f for f in route.fallbacks if f not in names]
+                if route.workspace == workspace and unknown:
+                    raise ValueError(
+                        f"routes.{i}.fallbacks names unknown route(s) {', '.join(unknown)}; "
+                        f"known in workspace {workspace}: {', '.join(names)}"
+                    )
         return self
+
+    def workspaces(self) -> list[str]:
+        """The workspaces the routes are for, ``default`` first."""
+        return sorted({DEFAULT_WORKSPACE, *(r.workspace for r in self.routes)},
+                      key=lambda w: (w != DEFAULT_WORKSPACE, w))  # fmt: skip
+
+    def for_workspace(self, workspace: str) -> GatewayConfig:
+        """The config with only the routes of ``workspace`` (limits and auth unchanged)."""
+        routes = [r for r in self.routes if r.workspace == workspace]
+        return self.model_copy(update={"routes": routes})
 
     def route(self, name: str) -> RouteConfig | None:
         return next((r for r in self.routes if r.name == name), None)
