@@ -14,14 +14,16 @@ parameter), each call timed alone with ``perf_counter_ns``:
    request pays once per key per cache period (2 s);
 4. token mode's dependency on the same request, for comparison.
 
-5. the audit log's cost: ``POST /api/runs/{id}/batch`` (100 metric points a request) through
+5. the audit log's cost: ``POST /api/runs/{id}/batch`` (100 metric points a request) and OTLP
+   span ingest (``POST /v1/traces``, not audited itself, but the middleware sees it) through
    the whole app in-process (``TestClient``), with the audit middleware and without it, in
-   ``users`` and ``token`` mode, the two apps taking turns request by request, median
-   requests/s over the rounds. An audited
+   ``users`` and ``token`` mode, the two apps taking turns request by request: the median CPU
+   time of a request (the figure the target is judged on: it does not move with the load of
+   other processes) and requests/s (which does: each commit waits on an fsync). An audited
    write adds three statements to the route's own transaction (no second commit).
 
 Target (issue 23): authorization check p99 <= 0.2 ms; audit logging <= 5% of ``log_batch``
-throughput. No peer runs alongside: MLflow's basic
+and span-ingest work. No peer runs alongside: MLflow's basic
 auth and Langfuse's RBAC are checked inside their own servers' request stacks (a SQL query per
 request in MLflow's case), so an in-process figure of theirs is not comparable.
 """
@@ -96,6 +98,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--audit-requests", type=int, default=400, help="log_batch calls a round")
     parser.add_argument("--audit-rounds", type=int, default=5)
+    parser.add_argument("--audit-spans", type=int, default=20, help="spans an ingest request")
     args = parser.parse_args()
 
     from opsloop.app.server import create_app
@@ -193,65 +196,122 @@ def _log_batch_app(home: Path, audited: bool, **overrides: Any) -> tuple[Any, st
     return app, url
 
 
-def audit_cost(args: Any, _key: str) -> None:
-    """Row 5: log_batch requests/s with and without the audit log (see the docstring)."""
+def _otlp_body(request: int, spans: int) -> bytes:
+    """An OTLP/JSON export of ``spans`` spans of one new trace (ids unique per request)."""
+    import json
+
+    start = time.time_ns()
+    trace = f"{request + 1:032x}"
+    body = [
+        {"traceId": trace, "spanId": f"{request * spans + i + 1:016x}", "name": f"step {i}",
+         "kind": 1, "startTimeUnixNano": str(start + i), "endTimeUnixNano": str(start + i + 5),
+         "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}}]}
+        for i in range(spans)
+    ]  # fmt: skip
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "bench"}}]}
+    document = {
+        "resourceSpans": [
+            {"resource": resource, "scopeSpans": [{"scope": {"name": "bench"}, "spans": body}]}
+        ]
+    }
+    return json.dumps(document).encode()  # fmt: skip
+
+
+def _audit_apps(mode: str) -> dict[bool, tuple[Any, str, str]]:
+    """For ``mode``, an audited and an unaudited app on fresh stores: (client, batch path,
+    experiment id)."""
     from fastapi.testclient import TestClient
 
     from opsloop.client import Client
 
+    apps: dict[bool, tuple[Any, str, str]] = {}
+    for audited in (True, False):
+        home = Path(tempfile.mkdtemp(prefix=f"opsloop-bench-audit-{mode}-"))
+        url = f"sqlite:///{home / 'opsloop.db'}"
+        if mode == "users":
+            with Client(database_url=url, blob_url=str(home / "blobs")) as local:
+                local.governance.create_user("eddie", role="editor")
+                secret = local.governance.create_key("bench", user="eddie").secret
+            app, _ = _log_batch_app(home, audited, auth="users")
+        else:
+            secret = "bench-token"
+            app, _ = _log_batch_app(home, audited, token=secret)
+        # no lifespan: the scheduler and controllers would tick in this process, on its CPU
+        http = TestClient(app, headers={"Authorization": f"Bearer {secret}"})
+        exp = http.post("/api/experiments", json={"name": "bench"}).json()["experiment_id"]
+        run_id = http.post("/api/runs", json={"experiment_id": exp}).json()["info"]["run_id"]
+        apps[audited] = (http, f"/api/runs/{run_id}/batch", exp)
+    return apps
+
+
+def audit_cost(args: Any, _key: str) -> None:
+    """Row 5: what the audit log costs ``log_batch`` and span ingest (see the docstring).
+
+    Each request is measured twice: its wall time, and the CPU time the whole process spent
+    on it (``time.process_time``: the test client's thread, the app's event loop and its
+    worker threads). Wall time includes the commit's fsync, whose wait on a shared disk varies
+    by more than the audit's whole cost from one run to the next; CPU time is the work the
+    audit adds, and it does not depend on what else the machine runs. The audit adds no
+    fsync of its own to a route that commits (its event joins that transaction)."""
     now = int(time.time() * 1000)
     series = {"values": [i * 0.5 for i in range(10)], "steps": list(range(10)),
               "timestamps": [now] * 10}  # fmt: skip
-    body = {"metrics": {"series": {f"m{k}": series for k in range(10)}}}
-    results: dict[str, dict[bool, list[float]]] = {}
+    batch = {"metrics": {"series": {f"m{k}": series for k in range(10)}}}
+    otlp = {"content-type": "application/json"}
+    rows: list[tuple[str, str, float, float, float, float]] = []
+    sent = [0]  # ingest requests so far: each sends a new trace
+
+    def log_batch(http: Any, path: str) -> Any:
+        return http.post(path, json=batch)
+
+    def ingest(http: Any, _path: str) -> Any:
+        sent[0] += 1
+        body = _otlp_body(sent[0], args.audit_spans)
+        return http.post("/v1/traces", content=body, headers=otlp)
+
     for mode in ("users", "token"):
-        clients: dict[bool, tuple[Any, str]] = {}
-        for audited in (True, False):
-            home = Path(tempfile.mkdtemp(prefix=f"opsloop-bench-audit-{mode}-"))
-            url = f"sqlite:///{home / 'opsloop.db'}"
-            headers: dict[str, str]
-            if mode == "users":
-                with Client(database_url=url, blob_url=str(home / "blobs")) as local:
-                    local.governance.create_user("eddie", role="editor")
-                    secret = local.governance.create_key("bench", user="eddie").secret
-                app, _ = _log_batch_app(home, audited, auth="users")
-                headers = {"Authorization": f"Bearer {secret}"}
-            else:
-                app, _ = _log_batch_app(home, audited, token="bench-token")
-                headers = {"Authorization": "Bearer bench-token"}
-            http = TestClient(app, headers=headers)
-            exp = http.post("/api/experiments", json={"name": "bench"}).json()["experiment_id"]
-            run_id = http.post("/api/runs", json={"experiment_id": exp}).json()["info"]["run_id"]
-            clients[audited] = (http, f"/api/runs/{run_id}/batch")
-        rates: dict[bool, list[float]] = {True: [], False: []}
-        for http, path in clients.values():  # warm up
-            for _ in range(50):
-                assert http.post(path, json=body).status_code == 200
-        # The two apps take turns request by request, so a load change on the machine hits
-        # both alike; each round's rate is requests over the time its own requests took.
-        for _ in range(args.audit_rounds):
-            spent = {True: 0.0, False: 0.0}
-            for _ in range(args.audit_requests):
-                for audited, (http, path) in clients.items():
-                    start = time.perf_counter()
-                    http.post(path, json=body)
-                    spent[audited] += time.perf_counter() - start
-            for audited in (True, False):
-                rates[audited].append(args.audit_requests / spent[audited])
-        for http, _ in clients.values():
+        apps = _audit_apps(mode)
+
+        for route, call in (("log_batch", log_batch), ("span ingest", ingest)):
+            for http, path, _ in apps.values():  # warm up
+                for _ in range(50):
+                    answer = call(http, path)
+                    assert answer.status_code == 200, answer.text
+            # The two apps take turns request by request, so a load change hits both alike.
+            # Each request's CPU time is a sample; the median of thousands is not moved by the
+            # requests another process's burst slowed down.
+            cpu: dict[bool, list[float]] = {True: [], False: []}
+            wall: dict[bool, list[float]] = {True: [], False: []}
+            for _ in range(args.audit_rounds):
+                spent_wall = {True: 0.0, False: 0.0}
+                for _ in range(args.audit_requests):
+                    for audited, (http, path, _) in apps.items():
+                        cpu0, wall0 = time.process_time(), time.perf_counter()
+                        call(http, path)
+                        spent_wall[audited] += time.perf_counter() - wall0
+                        cpu[audited].append((time.process_time() - cpu0) * 1e3)
+                for audited in (True, False):
+                    wall[audited].append(args.audit_requests / spent_wall[audited])
+            medians = [statistics.median(x[on]) for x in (cpu, wall) for on in (True, False)]
+            rows.append((mode, route, *medians))  # type: ignore[arg-type]
+        for http, _, _ in apps.values():
             http.app.state.opsloop.store.dispose()
-        results[mode] = rates
-    print(f"\naudit cost: log_batch (100 points a request), {args.audit_rounds} rounds of "
-          f"{args.audit_requests} requests, in-process, SQLite (synchronous=FULL)")  # fmt: skip
-    print(f"{'mode':8} {'with audit req/s':>17} {'without req/s':>14} {'ratio':>7} {'cost':>7}")
+    print(
+        f"\naudit cost: log_batch (100 points a request) and OTLP span ingest "
+        f"({args.audit_spans} spans a request), {args.audit_rounds} rounds of "
+        f"{args.audit_requests} requests each, in-process, SQLite (synchronous=FULL)"
+    )
+    print(f"{'mode':6} {'route':12} {'CPU ms/req audited':>19} {'not':>6} {'cost':>6}   "
+          f"{'req/s audited':>13} {'not':>7} {'cost':>6}")  # fmt: skip
     worst = 0.0
-    for mode, rates in results.items():
-        with_audit, without = statistics.median(rates[True]), statistics.median(rates[False])
-        ratio = with_audit / without
-        worst = max(worst, 1 - ratio)
-        print(f"{mode:8} {with_audit:17.1f} {without:14.1f} {ratio:7.3f} {1 - ratio:7.1%}")
+    for mode, route, cpu_on, cpu_off, rate_on, rate_off in rows:
+        cost = cpu_on / cpu_off - 1
+        worst = max(worst, cost)
+        print(f"{mode:6} {route:12} {cpu_on:19.3f} {cpu_off:6.3f} {cost:6.1%}   "
+              f"{rate_on:13.1f} {rate_off:7.1f} {1 - rate_on / rate_off:6.1%}")  # fmt: skip
     verdict = "met" if worst <= 0.05 else "MISSED"
-    print(f"target: audit logging <= 5% of log_batch throughput: worst {worst:.1%}, {verdict}")
+    print(f"target: audit logging <= 5% of log_batch and span-ingest work (CPU per request): "
+          f"worst {worst:.1%}, {verdict}")  # fmt: skip
 
 
 if __name__ == "__main__":

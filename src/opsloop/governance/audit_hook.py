@@ -90,7 +90,7 @@ class _Pending:
     ) -> None:  # fmt: skip
         self.scope, self.request_id, self.routes = scope, request_id, routes
         self.store, self.workspace = store, workspace  # the request's workspace, where it goes
-        self.url = str(store.engine.url)
+        self.url = store.engine.url
         self.sha = hashlib.sha256()
         self.body_done = False
         self.lock = threading.Lock()
@@ -138,7 +138,9 @@ def _before_commit(session: Session) -> None:
     if pending is None or pending.settled or pending.written is not None:
         return
     bind = session.get_bind()
-    if bind.get_execution_options().get("opsloop_read_only") or str(bind.url) != pending.url:
+    if bind.get_execution_options().get("opsloop_read_only") or (
+        bind.url is not pending.url and bind.url != pending.url  # the same store: same object
+    ):
         return
     route = pending.route()
     if route is None or not route.include_in_schema:

@@ -114,9 +114,21 @@ def request_workspace(request: Request) -> str:
     """The workspace a request works in: its ``X-Opsloop-Workspace`` header, else a
     ``workspace`` query parameter (a link to a page), else the browser's last choice (a
     cookie), else ``default``; always ``default`` on the root state's global paths. A
-    malformed name is a 400."""
+    malformed name is a 400. Kept in the request's scope: the audit log, the auth check and
+    the route's state each ask."""
+    state = request.scope.setdefault("state", {})
+    found: str | None = state.get(_WORKSPACE_KEY)
+    if found is None:
+        found = state[_WORKSPACE_KEY] = _named_workspace(request)
+    return found
+
+
+_WORKSPACE_KEY = "opsloop_workspace"
+
+
+def _named_workspace(request: Request) -> str:
     root: AppState = request.app.state.opsloop
-    path = request.url.path
+    path = request.scope["path"]
     if any(path.startswith(prefix) for prefix in root.global_paths):
         return DEFAULT_WORKSPACE
     name = (
