@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO
 from typing import Any
 from typing import Protocol
+from typing import TypeAlias
 
 from opsloop.errors import InvalidInput
 from opsloop.errors import NotFound
@@ -39,6 +40,10 @@ __all__ = [
     "TRANSFER_THREADS",
     "BlobRemote",
     "BlobStore",
+    "Downloads",
+    "OnDone",
+    "Sizes",
+    "Uploads",
     "batch_over_limit",
     "check_digest",
     "hash_file",
@@ -49,6 +54,12 @@ __all__ = [
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
 TRANSFER_THREADS = 16  # parallel transfers, shared by every backend's bulk paths
+
+# The bulk methods' arguments, the same for every backend and for a server's blob API.
+Uploads: TypeAlias = list[tuple[Path, str]]  # (local file, its checked digest)
+Downloads: TypeAlias = list[tuple[str, Path]]  # (digest, temp path to write it to)
+OnDone: TypeAlias = Callable[[int], None]  # progress: called with how many more are done
+Sizes: TypeAlias = Mapping[str, int]  # digest -> bytes, where the caller knows them
 
 
 def hash_file(path: str | os.PathLike[str]) -> str:
@@ -80,12 +91,12 @@ class BlobRemote(Protocol):
 
     def get_file(self, digest: str, dest: Path) -> Path: ...
 
-    def put_verified(self, items: list[tuple[Path, str]], on_done: Any = None) -> None: ...
+    def put_verified(self, items: Uploads, on_done: OnDone | None = None) -> None: ...
 
     def put_verified_bytes(self, blobs: list[tuple[str, bytes | memoryview]]) -> None: ...
 
     def get_many(
-        self, items: list[tuple[str, Path]], on_done: Any = None, sizes: Any = None
+        self, items: Downloads, on_done: OnDone | None = None, sizes: Sizes | None = None
     ) -> None: ...
 
 
@@ -121,9 +132,7 @@ class BlobStore(ABC):
         """The digests among ``digests`` that are not stored yet, in order, without repeats."""
         return [d for d in dict.fromkeys(digests) if not self.exists(d)]
 
-    def put_verified(
-        self, items: list[tuple[Path, str]], on_done: Callable[[int], None] | None = None
-    ) -> None:
+    def put_verified(self, items: Uploads, on_done: OnDone | None = None) -> None:
         """Store many local files whose digests the caller has just checked, in parallel.
 
         ``on_done(nbytes)`` is called once per stored file (for progress bars). Backends with
@@ -144,10 +153,7 @@ class BlobStore(ABC):
             self.put_verified(items)
 
     def get_many(
-        self,
-        items: list[tuple[str, Path]],
-        on_done: Callable[[int], None] | None = None,
-        sizes: Mapping[str, int] | None = None,
+        self, items: Downloads, on_done: OnDone | None = None, sizes: Sizes | None = None
     ) -> None:
         """Fetch many blobs to local paths (temp names the caller verifies and renames).
 
@@ -298,7 +304,7 @@ def translate_errors(digest: str) -> Iterator[None]:
 def in_threads(
     items: list[tuple[Any, Any]],
     work: Callable[[Any, Any], Any],
-    on_done: Callable[[int], None] | None,
+    on_done: OnDone | None,
     threads: int = TRANSFER_THREADS,
 ) -> None:
     """``work(*item)`` for every item on ``threads`` threads, ``on_done(1)`` after each; the

@@ -8,14 +8,16 @@ talks to the store directly or to a server. Tracking and data both upload throug
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from opsloop.errors import StoreError
 from opsloop.kernel.transport import HttpTransport
 from opsloop.store import blob_routes
+from opsloop.store.blobs import Downloads
+from opsloop.store.blobs import OnDone
+from opsloop.store.blobs import Sizes
+from opsloop.store.blobs import Uploads
 from opsloop.store.blobs import in_threads
 from opsloop.store.packs import PACK_BLOB_MAX
 from opsloop.store.packs import frame
@@ -62,9 +64,7 @@ class HttpBlobRemote:
         self.http.download(blob_routes.BLOB.url(digest=digest), dest)
         return dest
 
-    def put_verified(
-        self, items: list[tuple[Path, str]], on_done: Callable[[int], None] | None = None
-    ) -> None:
+    def put_verified(self, items: Uploads, on_done: OnDone | None = None) -> None:
         """Small blobs go up in batches of up to 64 MiB (one request each), the rest one by
         one: a request per 1 KB file would cost more than its bytes."""
         loose, batches = plan_packs(items)
@@ -91,10 +91,7 @@ class HttpBlobRemote:
             self.http.request("PUT", blob_routes.BLOB.url(digest=digest), content=bytes(data))
 
     def get_many(
-        self,
-        items: list[tuple[str, Path]],
-        on_done: Callable[[int], None] | None = None,
-        sizes: Mapping[str, int] | None = None,
+        self, items: Downloads, on_done: OnDone | None = None, sizes: Sizes | None = None
     ) -> None:
         """Blobs ``sizes`` says are small come down in batches, the rest one by one."""
         known = sizes or {}

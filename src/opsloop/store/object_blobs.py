@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -22,6 +21,10 @@ from typing import TypeVar
 from opsloop.errors import InvalidInput
 from opsloop.store.blobs import TRANSFER_THREADS
 from opsloop.store.blobs import BlobStore
+from opsloop.store.blobs import Downloads
+from opsloop.store.blobs import OnDone
+from opsloop.store.blobs import Sizes
+from opsloop.store.blobs import Uploads
 from opsloop.store.blobs import batch_over_limit
 from opsloop.store.blobs import check_digest
 from opsloop.store.blobs import translate_errors
@@ -114,9 +117,7 @@ class FsspecBlobStore(BlobStore):
             present = list(pool.map(self.exists, wanted))
         return [d for d, here in zip(wanted, present, strict=True) if not here]
 
-    def put_verified(
-        self, items: list[tuple[Path, str]], on_done: Callable[[int], None] | None = None
-    ) -> None:
+    def put_verified(self, items: Uploads, on_done: OnDone | None = None) -> None:
         """Small blobs go up in packs; the rest in one concurrent bulk upload (fsspec batches
         the PUTs on its event loop)."""
         if not items:
@@ -139,10 +140,7 @@ class FsspecBlobStore(BlobStore):
                 self.fs.put(local, remote, callback=_Progress(on_done))
 
     def get_many(
-        self,
-        items: list[tuple[str, Path]],
-        on_done: Callable[[int], None] | None = None,
-        sizes: Mapping[str, int] | None = None,
+        self, items: Downloads, on_done: OnDone | None = None, sizes: Sizes | None = None
     ) -> None:
         """Packed blobs come in a few ranged reads per pack, the rest object by object."""
         if not items:
@@ -225,7 +223,7 @@ class FsspecBlobStore(BlobStore):
     def _get_packed(
         self,
         by_pack: dict[str, list[tuple[PackedBlob, Path]]],
-        on_done: Callable[[int], None] | None,
+        on_done: OnDone | None,
     ) -> None:
         for start, members, data in self._read_ranges(by_pack):
             for blob, dest in members:
@@ -292,7 +290,7 @@ def _pack_id_of(name: str) -> str:
     return leaf.removesuffix(".idx") if leaf.endswith(".idx") else ""
 
 
-def _Progress(on_done: Callable[[int], None] | None) -> Any:
+def _Progress(on_done: OnDone | None) -> Any:
     """An fsspec callback that reports each finished file to ``on_done``."""
     from fsspec.callbacks import Callback
     from fsspec.callbacks import NoOpCallback

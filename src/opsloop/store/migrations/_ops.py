@@ -97,6 +97,11 @@ def created_and_updated() -> list[sa.Column[Any]]:
     return [*timestamps(), string("created_by", 250)]
 
 
+def acted(action_length: int) -> list[sa.Column[Any]]:
+    """A history entry's ``at`` (ms), ``actor`` and ``action`` (``action_length`` characters)."""
+    return [big_integer("at"), string("actor", 250), string("action", action_length)]
+
+
 # Constraints, named as the revisions always named them.
 
 

@@ -1,9 +1,6 @@
-"""${message}
-
-Revision ID: ${up_revision}
-Revises: ${down_revision | comma,n}
-Create Date: ${create_date}
-"""
+## The revision ids are written once, in ``revision`` and ``down_revision`` below, and the date
+## is git's to keep (a date typed into the file went stale when a revision was renumbered).
+"""${message}"""
 
 import sqlalchemy as sa
 from alembic import op

@@ -1,9 +1,4 @@
-"""tracking: experiments, runs, params, tags, metrics, artifacts
-
-Revision ID: 0001_tracking
-Revises:
-Create Date: 2026-11-23
-"""
+"""tracking: experiments, runs, params, tags, metrics, artifacts"""
 
 from alembic import op
 
@@ -11,6 +6,7 @@ from opsloop.store.migrations._ops import big_integer
 from opsloop.store.migrations._ops import cascade
 from opsloop.store.migrations._ops import create_indexes
 from opsloop.store.migrations._ops import create_key_value_table
+from opsloop.store.migrations._ops import create_named_table
 from opsloop.store.migrations._ops import double
 from opsloop.store.migrations._ops import drop_indexed_table
 from opsloop.store.migrations._ops import drop_tables
@@ -19,22 +15,17 @@ from opsloop.store.migrations._ops import primary_key
 from opsloop.store.migrations._ops import string
 from opsloop.store.migrations._ops import text
 from opsloop.store.migrations._ops import timestamps
-from opsloop.store.migrations._ops import unique
 
 revision: str = "0001_tracking"
 down_revision: str | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    create_named_table(
         "experiments",
-        id_column(),
-        string("name", 250),
         text("description", nullable=True),
         string("lifecycle_stage", 16),
         *timestamps(),
-        primary_key("experiments", "id"),
-        unique("experiments", "name"),
     )
     create_key_value_table("experiment_tags", "experiment_id", "experiments")
     op.create_table(

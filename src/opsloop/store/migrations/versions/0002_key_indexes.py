@@ -1,9 +1,4 @@
-"""indexes on params.key and run_tags.key: distinct keys by skip-scan, key filters
-
-Revision ID: 0002_key_indexes
-Revises: 0001_tracking
-Create Date: 2026-11-23
-"""
+"""indexes on params.key and run_tags.key: distinct keys by skip-scan, key filters"""
 
 from alembic import op
 

@@ -1,9 +1,4 @@
-"""data versions (datasets, versions, tags, aliases) and the lineage graph
-
-Revision ID: 0003_data_versions
-Revises: 0002_key_indexes
-Create Date: 2026-11-23
-"""
+"""data versions (datasets, versions, tags, aliases) and the lineage graph"""
 
 import sqlalchemy as sa
 from alembic import op

@@ -4,10 +4,6 @@ On SQLite the table becomes ``WITHOUT ROWID``: the primary key is the table, so 
 of runs' metrics is one range read per run, and the (key, value) index carries the primary key,
 so a metric filter never visits the table. This took a 10,000-run search from ~60 ms of SQLite
 to ~20 ms. PostgreSQL gets the same covering effect with ``INCLUDE (run_id)``.
-
-Revision ID: 0004_latest_metrics_clustered
-Revises: 0003_data_versions
-Create Date: 2026-11-24
 """
 
 from alembic import op

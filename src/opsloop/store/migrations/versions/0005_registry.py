@@ -1,9 +1,4 @@
-"""model registry (models, versions, tags, aliases, alias history) and evaluations
-
-Revision ID: 0005_registry
-Revises: 0004_latest_metrics_clustered
-Create Date: 2026-11-24
-"""
+"""model registry (models, versions, tags, aliases, alias history) and evaluations"""
 
 from alembic import op
 

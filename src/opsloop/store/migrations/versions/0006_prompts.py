@@ -1,9 +1,4 @@
-"""prompt registry: prompts, versions, labels
-
-Revision ID: 0006_prompts
-Revises: 0005_registry
-Create Date: 2026-11-24
-"""
+"""prompt registry: prompts, versions, labels"""
 
 from opsloop.store.migrations._ops import create_alias_table
 from opsloop.store.migrations._ops import create_named_table

@@ -1,9 +1,4 @@
-"""tracing: spans, traces, tags, scores, prices
-
-Revision ID: 0007_tracing
-Revises: 0006_prompts
-Create Date: 2026-11-24 09:59:41.531097
-"""
+"""tracing: spans, traces, tags, scores, prices"""
 
 from alembic import op
 

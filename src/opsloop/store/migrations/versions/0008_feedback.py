@@ -1,9 +1,4 @@
-"""feedback: annotation queues and items
-
-Revision ID: 0008_feedback
-Revises: 0007_tracing
-Create Date: 2026-11-24 10:25:29.964142
-"""
+"""feedback: annotation queues and items"""
 
 from opsloop.store.migrations._ops import big_integer
 from opsloop.store.migrations._ops import create_indexes

@@ -1,9 +1,4 @@
-"""evals: runs, results, prompt label rules
-
-Revision ID: 0009_evals
-Revises: 0008_feedback
-Create Date: 2026-11-24 10:34:12.267594
-"""
+"""evals: runs, results, prompt label rules"""
 
 from alembic import op
 

@@ -1,10 +1,6 @@
-"""serving: deployments, events, rollouts
+"""serving: deployments, events, rollouts"""
 
-Revision ID: 0010_serving
-Revises: 0009_evals
-Create Date: 2026-11-24 10:58:31.044185
-"""
-
+from opsloop.store.migrations._ops import acted
 from opsloop.store.migrations._ops import big_integer
 from opsloop.store.migrations._ops import create_indexes
 from opsloop.store.migrations._ops import create_named_table
@@ -34,9 +30,7 @@ def upgrade() -> None:
         "deployment_events",
         "deployment_id",
         "deployments",
-        big_integer("at"),
-        string("actor", 250),
-        string("action", 32),
+        *acted(32),
         text("from_policy", nullable=True),
         text("to_policy", nullable=True),
         text("reason", nullable=True),

@@ -1,9 +1,4 @@
-"""monitoring: monitors, runs, alerts, loop runs
-
-Revision ID: 0011_monitoring
-Revises: 0010_serving
-Create Date: 2026-11-24 14:14:52.964330
-"""
+"""monitoring: monitors, runs, alerts, loop runs"""
 
 from opsloop.store.migrations._ops import big_integer
 from opsloop.store.migrations._ops import create_indexes

@@ -1,9 +1,4 @@
-"""pipeline triggers and firings
-
-Revision ID: 0012_triggers
-Revises: 0011_monitoring
-Create Date: 2026-11-24 14:38:29.004486
-"""
+"""pipeline triggers and firings"""
 
 from opsloop.store.migrations._ops import create_indexes
 from opsloop.store.migrations._ops import create_named_table

@@ -1,9 +1,5 @@
 """monitor reference history; why an alert resolved
 
-Revision ID: 0013_monitor_references
-Revises: 0012_triggers
-Create Date: 2026-12-02 16:00:00.000000
-
 Every existing monitor gets its first history entry (``created``) from its current profile and
 baseline, so "revert" has something to go back to on an upgraded database as on a new one.
 """

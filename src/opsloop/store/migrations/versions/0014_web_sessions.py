@@ -1,9 +1,4 @@
-"""web UI sessions (the login cookie holds a session id, not the server token)
-
-Revision ID: 0014_web_sessions
-Revises: 0013_monitor_references
-Create Date: 2026-12-02 17:00:00.000000
-"""
+"""web UI sessions (the login cookie holds a session id, not the server token)"""
 
 from alembic import op
 

@@ -1,9 +1,4 @@
-"""identity: users, their role per workspace, API keys (stored hashed)
-
-Revision ID: 0015_identity
-Revises: 0014_web_sessions
-Create Date: 2026-12-03 10:00:00.000000
-"""
+"""identity: users, their role per workspace, API keys (stored hashed)"""
 
 from alembic import op
 

@@ -1,9 +1,4 @@
-"""audit: the hash-chained audit log and its head row
-
-Revision ID: 0016_audit
-Revises: 0015_identity
-Create Date: 2026-12-04 10:00:00.000000
-"""
+"""audit: the hash-chained audit log and its head row"""
 
 from alembic import op
 

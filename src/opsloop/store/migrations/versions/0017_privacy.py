@@ -1,9 +1,4 @@
-"""privacy: retention settings per workspace and kind of data
-
-Revision ID: 0017_privacy
-Revises: 0016_audit
-Create Date: 2026-12-08 10:00:00.000000
-"""
+"""privacy: retention settings per workspace and kind of data"""
 
 from alembic import op
 

@@ -1,9 +1,4 @@
-"""key limits: requests and tokens per minute and a spend budget per API key
-
-Revision ID: 0018_key_limits
-Revises: 0017_privacy
-Create Date: 2026-12-10 10:00:00.000000
-"""
+"""key limits: requests and tokens per minute and a spend budget per API key"""
 
 from opsloop.store.migrations._ops import add_columns
 from opsloop.store.migrations._ops import big_integer

@@ -1,9 +1,4 @@
-"""oidc: external identities (issuer, subject) of users, and disabled users
-
-Revision ID: 0019_oidc
-Revises: 0018_key_limits
-Create Date: 2026-12-10 10:00:00.000000
-"""
+"""oidc: external identities (issuer, subject) of users, and disabled users"""
 
 from alembic import op
 

@@ -1,9 +1,4 @@
-"""ingest masking: the masking setting beside retention, and spans by end user for erasure
-
-Revision ID: 0020_ingest_masking
-Revises: 0019_oidc
-Create Date: 2026-12-12 10:00:00.000000
-"""
+"""ingest masking: the masking setting beside retention, and spans by end user for erasure"""
 
 from opsloop.store.migrations._ops import add_columns
 from opsloop.store.migrations._ops import create_indexes

@@ -1,13 +1,9 @@
-"""gateway routes: each route's rollout state (the live share) and the history of its changes
-
-Revision ID: 0021_gateway_routes
-Revises: 0020_ingest_masking
-Create Date: 2026-12-14 10:00:00.000000
-"""
+"""gateway routes: each route's rollout state (the live share) and the history of its changes"""
 
 import sqlalchemy as sa
 from alembic import op
 
+from opsloop.store.migrations._ops import acted
 from opsloop.store.migrations._ops import big_integer
 from opsloop.store.migrations._ops import create_indexes
 from opsloop.store.migrations._ops import drop_indexed_table
@@ -44,9 +40,7 @@ def upgrade() -> None:
         "gateway_route_history",
         id_column(),
         string("route", 200),
-        big_integer("at"),
-        string("actor", 250),
-        string("action", 16),
+        *acted(16),
         floating("share_before", nullable=True),
         floating("share_after", nullable=True),
         text("reason"),

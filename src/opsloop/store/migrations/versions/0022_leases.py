@@ -1,9 +1,4 @@
-"""leases: which process of several on one store runs the scheduler and the rollout controllers
-
-Revision ID: 0022_leases
-Revises: 0021_gateway_routes
-Create Date: 2026-12-15 10:00:00.000000
-"""
+"""leases: which process of several on one store runs the scheduler and the rollout controllers"""
 
 from alembic import op
 

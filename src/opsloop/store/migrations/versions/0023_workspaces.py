@@ -1,9 +1,4 @@
-"""workspaces: the workspaces made besides ``default`` (each keeps its objects in its own store)
-
-Revision ID: 0023_workspaces
-Revises: 0022_leases
-Create Date: 2026-12-03 08:00:00.000000
-"""
+"""workspaces: the workspaces made besides ``default`` (each keeps its objects in its own store)"""
 
 from alembic import op
 
