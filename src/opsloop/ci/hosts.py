@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from abc import ABC
-from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,28 +58,29 @@ class Posted:
     url: str | None = None
 
 
-class CommentHost(ABC):
+class CommentHost:
     """A place that holds one report comment: find it by :data:`MARKER`, update or create.
 
-    Subclasses give the paths and the body shape; :meth:`upsert` is written once, here.
+    Hosts differ only in data: their headers, where the pull request's comments are listed
+    and created (``comments``), where one comment lives (``{items}/{id}``) and the HTTP method
+    that updates one (``update``: PATCH on GitHub, PUT on GitLab); :meth:`upsert` is written
+    once, here.
     """
 
-    def __init__(self, base_url: str, headers: dict[str, str], http: httpx.Client | None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str],
+        http: httpx.Client | None,
+        *,
+        comments: str,
+        items: str,
+        update: str,
+    ) -> None:
         self._http = http or httpx.Client(timeout=_TIMEOUT)
         self._base = base_url.rstrip("/")
         self._headers = headers
-
-    @abstractmethod
-    def _list_path(self) -> str:
-        """Where the pull request's comments are listed and created."""
-
-    @abstractmethod
-    def _item_path(self, comment_id: int) -> str:
-        """Where one comment is updated."""
-
-    @abstractmethod
-    def _update_method(self) -> str:
-        """The HTTP method that updates a comment (PATCH on GitHub, PUT on GitLab)."""
+        self._comments, self._items, self._update = comments, items, update
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -103,7 +102,7 @@ class CommentHost(ABC):
     def find(self) -> dict[str, Any] | None:
         """The report comment already posted, if any (the first one holding the marker)."""
         for page in range(1, _MAX_PAGES + 1):
-            items = self._call("GET", self._list_path(), params={"per_page": _PAGE, "page": page})
+            items = self._call("GET", self._comments, params={"per_page": _PAGE, "page": page})
             for item in items or []:
                 if MARKER in (item.get("body") or ""):
                     return dict(item)
@@ -117,11 +116,10 @@ class CommentHost(ABC):
             raise InvalidInput("a report comment must carry the marker, or it is posted anew")
         found = self.find()
         if found is not None:
-            item = self._call(
-                self._update_method(), self._item_path(int(found["id"])), json={"body": body}
-            )
+            path = f"{self._items}/{int(found['id'])}"
+            item = self._call(self._update, path, json={"body": body})
             return Posted("updated", int(found["id"]), _link(item))
-        item = self._call("POST", self._list_path(), json={"body": body})
+        item = self._call("POST", self._comments, json={"body": body})
         return Posted("created", int(item["id"]), _link(item))
 
     def close(self) -> None:
@@ -148,17 +146,10 @@ class GitHubComments(CommentHost):
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": "2022-11-28",
         }
-        super().__init__(api_url, headers, http)
+        comments = f"/repos/{repository}/issues/{number}/comments"
+        items = f"/repos/{repository}/issues/comments"
+        super().__init__(api_url, headers, http, comments=comments, items=items, update="PATCH")
         self.repository, self.number = repository, number
-
-    def _list_path(self) -> str:
-        return f"/repos/{self.repository}/issues/{self.number}/comments"
-
-    def _item_path(self, comment_id: int) -> str:
-        return f"/repos/{self.repository}/issues/comments/{comment_id}"
-
-    def _update_method(self) -> str:
-        return "PATCH"
 
 
 class GitLabNotes(CommentHost):
@@ -173,17 +164,11 @@ class GitLabNotes(CommentHost):
         token: str,
         http: httpx.Client | None = None,
     ) -> None:
-        super().__init__(api_url, {"PRIVATE-TOKEN": token}, http)
         self.project, self.merge_request = quote(project, safe=""), merge_request
-
-    def _list_path(self) -> str:
-        return f"/projects/{self.project}/merge_requests/{self.merge_request}/notes"
-
-    def _item_path(self, comment_id: int) -> str:
-        return f"{self._list_path()}/{comment_id}"
-
-    def _update_method(self) -> str:
-        return "PUT"
+        notes = f"/projects/{self.project}/merge_requests/{merge_request}/notes"
+        super().__init__(
+            api_url, {"PRIVATE-TOKEN": token}, http, comments=notes, items=notes, update="PUT"
+        )
 
 
 def _required(env: Mapping[str, str], *names: str) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from opsloop.kernel.identity import current_user
+from opsloop.kernel.store_calls import StoreCalls
 from opsloop.monitoring import alerts
 from opsloop.monitoring import loop
 from opsloop.monitoring import references
@@ -25,7 +26,7 @@ from opsloop.store.database import Store
 __all__ = ["LocalMonitorBackend"]
 
 
-class LocalMonitorBackend(MonitorBackend):
+class LocalMonitorBackend(StoreCalls, MonitorBackend):
     """Runs the services in this process; each method is one or a few short transactions.
 
     Args:
@@ -53,21 +54,17 @@ class LocalMonitorBackend(MonitorBackend):
         )  # fmt: skip
 
     def get_monitor(self, name: str) -> Monitor:
-        with self.store.read() as session:
-            return services.get_monitor(session, name)
+        return self._read(services.get_monitor, name)
 
     def list_monitors(self, deployment: str | None) -> list[Monitor]:
-        with self.store.read() as session:
-            return services.list_monitors(session, deployment)
+        return self._read(services.list_monitors, deployment)
 
     def delete_monitor(self, name: str) -> None:
-        with self.store.write() as session:
-            services.delete_monitor(session, name)
+        self._write(services.delete_monitor, name)
 
     # -- references ---------------------------------------------------------------------------
     def list_references(self, name: str) -> list[MonitorReference]:
-        with self.store.read() as session:
-            return references.list_references(session, name)
+        return self._read(references.list_references, name)
 
     def rebaseline(self, name: str, reference: str, reason: str | None) -> MonitorReference:
         return references.rebaseline(
@@ -76,8 +73,7 @@ class LocalMonitorBackend(MonitorBackend):
         )  # fmt: skip
 
     def revert_reference(self, name: str, to: int | None, reason: str | None) -> MonitorReference:
-        with self.store.write() as session:
-            return references.revert(session, name, current_user(), to, reason)
+        return self._write(references.revert, name, current_user(), to, reason)
 
     # -- checks -------------------------------------------------------------------------------
     def check_monitor(self, name: str) -> MonitorRun:
@@ -86,35 +82,28 @@ class LocalMonitorBackend(MonitorBackend):
         )
 
     def list_runs(self, name: str, limit: int) -> list[MonitorRun]:
-        with self.store.read() as session:
-            return services.list_runs(session, name, limit)
+        return self._read(services.list_runs, name, limit)
 
     def get_run(self, run_id: str) -> MonitorRun:
-        with self.store.read() as session:
-            return services.get_run(session, run_id)
+        return self._read(services.get_run, run_id)
 
     # -- alerts -------------------------------------------------------------------------------
     def list_alerts(
         self, status: str | None, deployment: str | None, monitor: str | None, limit: int
     ) -> list[Alert]:
-        with self.store.read() as session:
-            return alerts.list_alerts(
-                session, status=status, deployment=deployment, monitor=monitor, limit=limit
-            )
+        return self._read(
+            alerts.list_alerts, status=status, deployment=deployment, monitor=monitor, limit=limit
+        )
 
     def acknowledge_alert(self, alert_id: str) -> Alert:
-        with self.store.write() as session:
-            return alerts.acknowledge(session, alert_id, current_user())
+        return self._write(alerts.acknowledge, alert_id, current_user())
 
     def resolve_alert(self, alert_id: str) -> Alert:
-        with self.store.write() as session:
-            return alerts.resolve(session, alert_id, current_user())
+        return self._write(alerts.resolve, alert_id, current_user())
 
     # -- the loop -----------------------------------------------------------------------------
     def loop_status(self, deployment: str | None) -> list[dict[str, Any]]:
-        with self.store.read() as session:
-            return loop.loop_status(session, deployment)
+        return self._read(loop.loop_status, deployment)
 
     def list_loop_runs(self, deployment: str | None, limit: int) -> list[LoopRun]:
-        with self.store.read() as session:
-            return loop.list_loop_runs(session, deployment, limit)
+        return self._read(loop.list_loop_runs, deployment, limit)

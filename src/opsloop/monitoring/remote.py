@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsloop.kernel.transport import HttpTransport
+from opsloop.kernel.remote_backend import RemoteBackend
 from opsloop.monitoring import routes
 from opsloop.monitoring.backend import MonitorBackend
 from opsloop.monitoring.entities import Alert
@@ -20,22 +20,15 @@ from opsloop.monitoring.entities import MonitorRun
 __all__ = ["RemoteMonitorBackend"]
 
 
-class RemoteMonitorBackend(MonitorBackend):
-    """Calls the server through ``transport`` (errors come back as the same classes)."""
-
-    def __init__(self, transport: HttpTransport) -> None:
-        self.transport = transport
+class RemoteMonitorBackend(RemoteBackend, MonitorBackend):
+    """Monitors, their checks and alerts, and the loop, on an opsloop server."""
 
     # -- monitors -----------------------------------------------------------------------------
     def create_monitor(self, body: MonitorCreate) -> Monitor:
-        payload = body.model_dump(mode="json")
-        response = self.transport.json(
-            "POST", routes.MONITORS.url(), json=payload, idempotent=False
-        )
-        return Monitor.model_validate(response)
+        return self._post(Monitor, routes.MONITORS.url(), body.model_dump(mode="json"))
 
     def get_monitor(self, name: str) -> Monitor:
-        return Monitor.model_validate(self.transport.json("GET", routes.MONITOR.url(name=name)))
+        return self.transport.fetch(Monitor, "GET", routes.MONITOR.url(name=name))
 
     def list_monitors(self, deployment: str | None) -> list[Monitor]:
         params = {"deployment": deployment} if deployment else {}
@@ -51,28 +44,22 @@ class RemoteMonitorBackend(MonitorBackend):
 
     def rebaseline(self, name: str, reference: str, reason: str | None) -> MonitorReference:
         body = MonitorRebaseline(reference=reference, reason=reason).model_dump(mode="json")
-        path = routes.MONITOR_REFERENCES.url(name=name)
-        response = self.transport.json("POST", path, json=body, idempotent=False)
-        return MonitorReference.model_validate(response)
+        return self._post(MonitorReference, routes.MONITOR_REFERENCES.url(name=name), body)
 
     def revert_reference(self, name: str, to: int | None, reason: str | None) -> MonitorReference:
         body = MonitorRevert(to=to, reason=reason).model_dump(mode="json")
-        path = routes.MONITOR_REVERT.url(name=name)
-        response = self.transport.json("POST", path, json=body, idempotent=False)
-        return MonitorReference.model_validate(response)
+        return self._post(MonitorReference, routes.MONITOR_REVERT.url(name=name), body)
 
     # -- checks -------------------------------------------------------------------------------
     def check_monitor(self, name: str) -> MonitorRun:
-        response = self.transport.json("POST", routes.MONITOR_RUNS.url(name=name), idempotent=False)
-        return MonitorRun.model_validate(response)
+        return self._post(MonitorRun, routes.MONITOR_RUNS.url(name=name))
 
     def list_runs(self, name: str, limit: int) -> list[MonitorRun]:
         path = routes.MONITOR_RUNS.url(name=name)
         return self.transport.fetch(list[MonitorRun], "GET", path, params={"limit": limit})
 
     def get_run(self, run_id: str) -> MonitorRun:
-        path = routes.MONITOR_RUN.url(run_id=run_id)
-        return MonitorRun.model_validate(self.transport.json("GET", path))
+        return self.transport.fetch(MonitorRun, "GET", routes.MONITOR_RUN.url(run_id=run_id))
 
     # -- alerts -------------------------------------------------------------------------------
     def list_alerts(
@@ -83,12 +70,10 @@ class RemoteMonitorBackend(MonitorBackend):
         return self.transport.fetch(list[Alert], "GET", routes.ALERTS.url(), params=params)
 
     def acknowledge_alert(self, alert_id: str) -> Alert:
-        path = routes.ALERT_ACKNOWLEDGE.url(alert_id=alert_id)
-        return Alert.model_validate(self.transport.json("POST", path, idempotent=False))
+        return self._post(Alert, routes.ALERT_ACKNOWLEDGE.url(alert_id=alert_id))
 
     def resolve_alert(self, alert_id: str) -> Alert:
-        path = routes.ALERT_RESOLVE.url(alert_id=alert_id)
-        return Alert.model_validate(self.transport.json("POST", path, idempotent=False))
+        return self._post(Alert, routes.ALERT_RESOLVE.url(alert_id=alert_id))
 
     # -- the loop -----------------------------------------------------------------------------
     def loop_status(self, deployment: str | None) -> list[dict[str, Any]]:

@@ -340,20 +340,7 @@ def list_runs(session: Session, name: str, limit: int = 20) -> list[MonitorRun]:
         .order_by(MonitorRunRow.started_at.desc())
         .limit(limit)
     )
-    return [
-        MonitorRun(
-            id=r.id,
-            monitor=name,
-            started_at=r.started_at,
-            window_start=r.window_start,
-            window_end=r.window_end,
-            rows=r.rows,
-            status=r.status,
-            metrics=json.loads(r.metrics),
-            message=r.message,
-        )
-        for r in rows
-    ]
+    return [_stored_run(r, name) for r in rows]
 
 
 def get_run(session: Session, run_id: str) -> MonitorRun:
@@ -363,9 +350,15 @@ def get_run(session: Session, run_id: str) -> MonitorRun:
         raise NotFound(f"monitor run {run_id!r} does not exist")
     monitor = session.get(MonitorRow, row.monitor_id)
     opened = session.scalars(select(AlertRow.id).where(AlertRow.run_id == row.id)).all()
+    name = monitor.name if monitor else row.monitor_id
+    return _stored_run(row, name, alerts=list(opened), report=json.loads(row.report) or None)
+
+
+def _stored_run(row: MonitorRunRow, monitor: str, **more: Any) -> MonitorRun:
+    """A stored check of ``monitor``; ``more`` adds what only one check's view holds (the
+    alerts it opened, its drift report)."""
     return MonitorRun(
-        id=row.id, monitor=monitor.name if monitor else row.monitor_id,
-        started_at=row.started_at, window_start=row.window_start, window_end=row.window_end,
-        rows=row.rows, status=row.status, metrics=json.loads(row.metrics),
-        message=row.message, alerts=list(opened), report=json.loads(row.report) or None,
+        id=row.id, monitor=monitor, started_at=row.started_at, window_start=row.window_start,
+        window_end=row.window_end, rows=row.rows, status=row.status,
+        metrics=json.loads(row.metrics), message=row.message, **more,
     )  # fmt: skip

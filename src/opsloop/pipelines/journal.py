@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from opsloop.kernel.periodic import Periodic
 from opsloop.kernel.timeutil import now_ms
 
 __all__ = ["StepJournal"]
@@ -49,12 +50,11 @@ class StepJournal:
         self._ops: list[Callable[[Any], Any]] = []  # changes to runs written already
         self._batch: Any = self._new_batch()
         self._scratch: Path | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # Writing behind, every ``interval`` seconds; what fails stays queued (the
+        # pipeline's own flush raises it).
+        self._writer = Periodic(self.flush, interval, "opsloop-step-journal", retry_on=(Exception,))
         if self.behind:
-            self._thread = threading.Thread(target=self._loop, args=(interval,),
-                                            name="opsloop-step-journal", daemon=True)  # fmt: skip
-            self._thread.start()
+            self._writer.start()
 
     def _new_batch(self) -> Any:
         if not self.behind:
@@ -62,13 +62,6 @@ class StepJournal:
         from opsloop.store.local_blobs import LocalBatch
 
         return LocalBatch(self._blobs)
-
-    def _loop(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                self.flush()
-            except Exception:  # kept queued; the pipeline's own flush raises it
-                continue
 
     def _queue(self, op: Callable[[Any], Any]) -> None:
         with self._lock:
@@ -224,9 +217,7 @@ class StepJournal:
 
     def close(self) -> None:
         """Stop the background writer and write what is left."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._writer.stop()
         try:
             self.flush()
         finally:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from opsloop.kernel.identity import current_user
+from opsloop.kernel.store_calls import StoreCalls
 from opsloop.pipelines import reruns
 from opsloop.pipelines import runs
 from opsloop.pipelines import triggers
@@ -41,7 +42,7 @@ from opsloop.store.database import Store
 __all__ = ["LocalPipelineBackend", "LocalTriggerBackend"]
 
 
-class LocalPipelineBackend(PipelineBackend):
+class LocalPipelineBackend(StoreCalls, PipelineBackend):
     """Runs pipelines, reruns and studies in this process and waits for them.
 
     Args:
@@ -85,8 +86,7 @@ class LocalPipelineBackend(PipelineBackend):
         return runs.step_logs(self.client, run_id, step)
 
     def list_runs(self, limit: int, pipeline: str | None) -> list[PipelineRunSummary]:
-        with self.store.read() as session:
-            return runs.list_pipeline_runs(session, limit, pipeline)
+        return self._read(runs.list_pipeline_runs, limit, pipeline)
 
     # -- tuning -------------------------------------------------------------------------------
     def tune(self, body: TuneCreate, poll: float) -> TuneResult:
@@ -97,7 +97,7 @@ class LocalPipelineBackend(PipelineBackend):
         return optuna_storage(self.database_url)
 
 
-class LocalTriggerBackend(TriggerBackend):
+class LocalTriggerBackend(StoreCalls, TriggerBackend):
     """Triggers in the store; a firing made here runs its pipeline here.
 
     Args:
@@ -110,30 +110,24 @@ class LocalTriggerBackend(TriggerBackend):
         self.client = client
 
     def create_trigger(self, body: TriggerCreate) -> Trigger:
-        with self.store.write() as session:
-            return triggers.create_trigger(session, body, current_user())
+        return self._write(triggers.create_trigger, body, current_user())
 
     def list_triggers(self) -> list[Trigger]:
-        with self.store.read() as session:
-            return triggers.list_triggers(session)
+        return self._read(triggers.list_triggers)
 
     def get_trigger(self, name: str) -> Trigger:
-        with self.store.read() as session:
-            return triggers.get_trigger(session, name)
+        return self._read(triggers.get_trigger, name)
 
     def delete_trigger(self, name: str) -> None:
-        with self.store.write() as session:
-            triggers.delete_trigger(session, name)
+        self._write(triggers.delete_trigger, name)
 
     def fire(self, name: str, key: str | None, params: dict[str, Any] | None, run: bool) -> Firing:
-        with self.store.write() as session:
-            firing, _ = triggers.fire(
-                session, name, key and f"webhook:{key}", "fired by hand", params
-            )
+        firing, _ = self._write(
+            triggers.fire, name, key and f"webhook:{key}", "fired by hand", params
+        )
         if run and firing.status == "pending":
             return triggers.run_firing(self.client, self.store, firing.id) or firing
         return firing
 
     def list_firings(self, name: str, limit: int) -> list[Firing]:
-        with self.store.read() as session:
-            return triggers.list_firings(session, name, limit)
+        return self._read(triggers.list_firings, name, limit)

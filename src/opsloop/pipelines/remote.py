@@ -9,7 +9,7 @@ from typing import Any
 
 from opsloop.errors import Conflict
 from opsloop.errors import InvalidInput
-from opsloop.kernel.transport import HttpTransport
+from opsloop.kernel.remote_backend import RemoteBackend
 from opsloop.pipelines import routes
 from opsloop.pipelines.backend import PipelineBackend
 from opsloop.pipelines.backend import TriggerBackend
@@ -27,11 +27,8 @@ from opsloop.pipelines.tuning import TuneResult
 __all__ = ["RemotePipelineBackend", "RemoteTriggerBackend"]
 
 
-class RemotePipelineBackend(PipelineBackend):
-    """Calls the server through ``transport`` (errors come back as the same classes)."""
-
-    def __init__(self, transport: HttpTransport) -> None:
-        self.transport = transport
+class RemotePipelineBackend(RemoteBackend, PipelineBackend):
+    """Pipeline runs, reruns and studies, run by an opsloop server."""
 
     @property
     def runs_on_server(self) -> bool:
@@ -39,18 +36,12 @@ class RemotePipelineBackend(PipelineBackend):
 
     # -- runs ---------------------------------------------------------------------------------
     def run(self, body: PipelineRunCreate, wait: bool, poll: float) -> PipelineRunView:
-        payload = body.model_dump(mode="json")
-        view = PipelineRunView.model_validate(
-            self.transport.json("POST", routes.PIPELINE_RUNS.url(), json=payload, idempotent=False)
-        )
+        view = self._post(PipelineRunView, routes.PIPELINE_RUNS.url(), body.model_dump(mode="json"))
         return self._follow(view, wait, poll)
 
     def resume(self, run_id: str, executor: str | None, wait: bool, poll: float) -> PipelineRunView:
         path = routes.PIPELINE_RUN_RESUME.url(run_id=run_id)
-        body = {"executor": executor}
-        view = PipelineRunView.model_validate(
-            self.transport.json("POST", path, json=body, idempotent=False)
-        )
+        view = self._post(PipelineRunView, path, {"executor": executor})
         return self._follow(view, wait, poll)
 
     def reproduce(
@@ -63,7 +54,7 @@ class RemotePipelineBackend(PipelineBackend):
         )
         view = self._follow(view, True, poll)
         path = routes.PIPELINE_RUN_REPRODUCTION.url(run_id=view.run_id)
-        return Reproduction.model_validate(self.transport.json("GET", path))
+        return self.transport.fetch(Reproduction, "GET", path)
 
     def _follow(self, view: PipelineRunView, wait: bool, poll: float) -> PipelineRunView:
         while wait and view.status == "RUNNING":
@@ -72,12 +63,10 @@ class RemotePipelineBackend(PipelineBackend):
         return view
 
     def get_run(self, run_id: str) -> PipelineRunView:
-        path = routes.PIPELINE_RUN.url(run_id=run_id)
-        return PipelineRunView.model_validate(self.transport.json("GET", path))
+        return self.transport.fetch(PipelineRunView, "GET", routes.PIPELINE_RUN.url(run_id=run_id))
 
     def cancel(self, run_id: str) -> PipelineRunView:
-        path = routes.PIPELINE_RUN_CANCEL.url(run_id=run_id)
-        return PipelineRunView.model_validate(self.transport.json("POST", path, idempotent=False))
+        return self._post(PipelineRunView, routes.PIPELINE_RUN_CANCEL.url(run_id=run_id))
 
     def logs(self, run_id: str, step: str | None) -> list[StepLogs]:
         path = routes.PIPELINE_RUN_LOGS.url(run_id=run_id)
@@ -99,7 +88,7 @@ class RemotePipelineBackend(PipelineBackend):
         path = routes.TUNING_RESULT.url(run_id=started["run_id"])
         while True:
             try:
-                return TuneResult.model_validate(self.transport.json("GET", path))
+                return self.transport.fetch(TuneResult, "GET", path)
             except Conflict:  # still running
                 time.sleep(poll)
 
@@ -107,23 +96,17 @@ class RemotePipelineBackend(PipelineBackend):
         raise InvalidInput("tuning runs next to the database: use it on the server's store")
 
 
-class RemoteTriggerBackend(TriggerBackend):
-    """Calls the server through ``transport`` (errors come back as the same classes)."""
-
-    def __init__(self, transport: HttpTransport) -> None:
-        self.transport = transport
+class RemoteTriggerBackend(RemoteBackend, TriggerBackend):
+    """Triggers on an opsloop server, whose scheduler runs their firings."""
 
     def create_trigger(self, body: TriggerCreate) -> Trigger:
-        payload = body.model_dump(mode="json")
-        return Trigger.model_validate(
-            self.transport.json("POST", routes.TRIGGERS.url(), json=payload, idempotent=False)
-        )
+        return self._post(Trigger, routes.TRIGGERS.url(), body.model_dump(mode="json"))
 
     def list_triggers(self) -> list[Trigger]:
         return self.transport.fetch(list[Trigger], "GET", routes.TRIGGERS.url())
 
     def get_trigger(self, name: str) -> Trigger:
-        return Trigger.model_validate(self.transport.json("GET", routes.TRIGGER.url(name=name)))
+        return self.transport.fetch(Trigger, "GET", routes.TRIGGER.url(name=name))
 
     def delete_trigger(self, name: str) -> None:
         self.transport.request("DELETE", routes.TRIGGER.url(name=name))

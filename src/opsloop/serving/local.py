@@ -7,12 +7,15 @@ import them."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
 from opsloop.kernel.identity import current_user
+from opsloop.kernel.store_calls import StoreCalls
 from opsloop.serving.backend import DeploymentBackend
 from opsloop.serving.entities import Deployment
 from opsloop.serving.entities import DeploymentCreate
@@ -24,13 +27,15 @@ from opsloop.serving.rollout_entities import RolloutSpec
 from opsloop.store.database import Store
 
 if TYPE_CHECKING:  # imported on first use: a client that never predicts skips pyarrow & co.
+    from sqlalchemy.orm import Session
+
     from opsloop.serving.predlog import PredictionLog
     from opsloop.serving.runtime import ServingRuntime
 
 __all__ = ["LocalDeploymentBackend"]
 
 
-class LocalDeploymentBackend(DeploymentBackend):
+class LocalDeploymentBackend(StoreCalls, DeploymentBackend):
     """Calls the serving services over ``store``; predictions are answered by an in-process
     :class:`ServingRuntime` (models from ``models``, the log under ``predictions``), started
     on first use so a client that never predicts starts no threads and opens no log."""
@@ -61,9 +66,13 @@ class LocalDeploymentBackend(DeploymentBackend):
     def prediction_log(self) -> PredictionLog:
         return self.runtime.log
 
-    def _changed(self, name: str) -> None:
-        """This process's inference sees its own traffic changes at once, not after the
-        runtime's policy cache expires."""
+    @contextmanager
+    def _changing(self, name: str) -> Iterator[Session]:
+        """A write transaction that changes deployment ``name``. Once it commits, this
+        process's inference sees the change at once, not after the runtime's policy cache
+        expires."""
+        with self.store.write() as s:
+            yield s
         if self._runtime is not None:
             self._runtime.forget(name)
 
@@ -71,90 +80,73 @@ class LocalDeploymentBackend(DeploymentBackend):
     def create(self, body: DeploymentCreate) -> Deployment:
         from opsloop.serving import services
 
-        with self.store.write() as s:
-            return services.create_deployment(s, body, current_user())
+        return self._write(services.create_deployment, body, current_user())
 
     def get(self, name: str) -> Deployment:
         from opsloop.serving import services
 
-        with self.store.read() as s:
-            return services.get_deployment(s, name)
+        return self._read(services.get_deployment, name)
 
     def list(self) -> list[Deployment]:
         from opsloop.serving import services
 
-        with self.store.read() as s:
-            return services.list_deployments(s)
+        return self._read(services.list_deployments)
 
     def set_policy(
         self, name: str, policy: TrafficPolicy, expected_revision: int | None, reason: str | None
     ) -> Deployment:
         from opsloop.serving import services
 
-        with self.store.write() as s:
-            deployment = services.set_policy(
+        with self._changing(name) as s:
+            return services.set_policy(
                 s, name, policy, current_user(), reason=reason, expected_revision=expected_revision
             )
-        self._changed(name)
-        return deployment
 
     def promote(self, name: str, alias: str | None) -> Deployment:
         from opsloop.serving import services
 
-        with self.store.write() as s:
-            deployment = services.promote(s, name, current_user(), alias=alias)
-        self._changed(name)
-        return deployment
+        with self._changing(name) as s:
+            return services.promote(s, name, current_user(), alias=alias)
 
     def rollback(self, name: str, reason: str | None) -> Deployment:
         from opsloop.serving import services
 
-        with self.store.write() as s:
-            deployment = services.rollback(s, name, current_user(), reason)
-        self._changed(name)
-        return deployment
+        with self._changing(name) as s:
+            return services.rollback(s, name, current_user(), reason)
 
     def delete(self, name: str) -> None:
         from opsloop.serving import services
 
-        with self.store.write() as s:
+        with self._changing(name) as s:
             services.delete_deployment(s, name, current_user())
-        self._changed(name)
 
     def events(self, name: str) -> list[DeploymentEvent]:
         from opsloop.serving import services
 
-        with self.store.read() as s:
-            return services.deployment_events(s, name)
+        return self._read(services.deployment_events, name)
 
     def record_batch(self, model_ref: str, input_ref: str | None, output_ref: str) -> None:
         from opsloop.serving import services
 
-        with self.store.write() as s:
-            services.record_batch(s, model_ref, input_ref, output_ref)
+        self._write(services.record_batch, model_ref, input_ref, output_ref)
 
     # -- rollouts -------------------------------------------------------------------------------
     def start_rollout(self, name: str, spec: RolloutSpec) -> Rollout:
         from opsloop.serving import rollouts
 
-        with self.store.write() as s:
-            rollout = rollouts.start(s, name, spec, current_user())
-        self._changed(name)
-        return rollout
+        with self._changing(name) as s:
+            return rollouts.start(s, name, spec, current_user())
 
     def rollout(self, name: str) -> Rollout:
         from opsloop.serving import rollouts
 
-        with self.store.read() as s:
-            return rollouts.get_rollout(s, name)
+        return self._read(rollouts.get_rollout, name)
 
     def abort_rollout(self, name: str, reason: str | None) -> Rollout:
         from opsloop.serving import rollouts
 
-        with self.store.write() as s:
-            rollout = rollouts.abort(s, name, current_user(), reason)
-        self._changed(name)
-        return rollout
+        with self._changing(name) as s:
+            return rollouts.abort(s, name, current_user(), reason)
 
     def advance(self, name: str) -> Rollout:
         from opsloop.serving import rollouts
@@ -163,10 +155,8 @@ class LocalDeploymentBackend(DeploymentBackend):
         if current.status != "running":
             return current
         window = self.runtime.log.window
-        with self.store.write() as s:
-            rollout = rollouts.tick(s, current.id, window)
-        self._changed(name)
-        return rollout
+        with self._changing(name) as s:
+            return rollouts.tick(s, current.id, window)
 
     # -- inference ------------------------------------------------------------------------------
     def predict(

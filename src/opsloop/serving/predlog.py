@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from opsloop.governance.masker import IngestMasking
+from opsloop.kernel.periodic import Periodic
 from opsloop.kernel.processes import pid_exists
 
 __all__ = ["PredictionLog"]
@@ -95,9 +96,9 @@ class PredictionLog:
         self._recover()
         self._journals = {kind: _Journal(folder, kind) for kind in _KINDS}
         self._seal_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="opsloop-predlog", daemon=True)
-        self._thread.start()
+        # Sealing in the background; a disk hiccup (OSError) is retried at the next pass.
+        self._sealer = Periodic(self.flush, interval, "opsloop-predlog", retry_on=(OSError,))
+        self._sealer.start()
 
     # -- writing ------------------------------------------------------------------------------
     def log(self, row: dict[str, Any]) -> None:
@@ -131,8 +132,7 @@ class PredictionLog:
 
     def close(self) -> None:
         """Stop the background sealing, seal what is left, and remove the empty journals."""
-        self._stop.set()
-        self._thread.join(5)
+        self._sealer.stop(timeout=5)
         self.flush()
         for journal in self._journals.values():
             with journal.lock:
@@ -298,11 +298,6 @@ class PredictionLog:
         return out
 
     # -- internals ----------------------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            with contextlib.suppress(OSError):
-                self.flush()
-
     def _recover(self) -> None:
         """Seal what earlier processes left: journals of dead writers and unfinished seals.
         Several processes may open at once (workers, Ray Serve replicas): what another one

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from opsloop.errors import InvalidInput
-from opsloop.kernel.transport import HttpTransport
+from opsloop.kernel.remote_backend import RemoteBackend
 from opsloop.serving import routes
 from opsloop.serving.backend import DeploymentBackend
 from opsloop.serving.entities import Deployment
@@ -24,72 +24,52 @@ if TYPE_CHECKING:
 __all__ = ["RemoteDeploymentBackend"]
 
 
-class RemoteDeploymentBackend(DeploymentBackend):
+class RemoteDeploymentBackend(RemoteBackend, DeploymentBackend):
     """Calls the server's REST API; the server's runtime answers predictions and its rollout
     controller advances rollouts."""
 
-    def __init__(self, transport: HttpTransport) -> None:
-        self.http = transport
-
     # -- deployments ----------------------------------------------------------------------------
     def create(self, body: DeploymentCreate) -> Deployment:
-        answer = self.http.json(
-            "POST", routes.DEPLOYMENTS.url(), json=body.model_dump(mode="json"), idempotent=False
-        )
-        return Deployment.model_validate(answer)
+        return self._post(Deployment, routes.DEPLOYMENTS.url(), body.model_dump(mode="json"))
 
     def get(self, name: str) -> Deployment:
-        return Deployment.model_validate(self.http.json("GET", routes.DEPLOYMENT.url(name=name)))
+        return self.transport.fetch(Deployment, "GET", routes.DEPLOYMENT.url(name=name))
 
     def list(self) -> list[Deployment]:
-        return self.http.fetch(list[Deployment], "GET", routes.DEPLOYMENTS.url())
+        return self.transport.fetch(list[Deployment], "GET", routes.DEPLOYMENTS.url())
 
     def set_policy(
         self, name: str, policy: TrafficPolicy, expected_revision: int | None, reason: str | None
     ) -> Deployment:
         body = {"policy": policy.model_dump(mode="json"), "expected_revision": expected_revision,
                 "reason": reason}  # fmt: skip
-        answer = self.http.json("PUT", routes.POLICY.url(name=name), json=body)
-        return Deployment.model_validate(answer)
+        return self.transport.fetch(Deployment, "PUT", routes.POLICY.url(name=name), json=body)
 
     def promote(self, name: str, alias: str | None) -> Deployment:
-        answer = self.http.json(
-            "POST", routes.PROMOTE.url(name=name), json={"alias": alias}, idempotent=False
-        )
-        return Deployment.model_validate(answer)
+        return self._post(Deployment, routes.PROMOTE.url(name=name), {"alias": alias})
 
     def rollback(self, name: str, reason: str | None) -> Deployment:
-        answer = self.http.json(
-            "POST", routes.ROLLBACK.url(name=name), json={"reason": reason}, idempotent=False
-        )
-        return Deployment.model_validate(answer)
+        return self._post(Deployment, routes.ROLLBACK.url(name=name), {"reason": reason})
 
     def delete(self, name: str) -> None:
-        self.http.request("DELETE", routes.DEPLOYMENT.url(name=name))
+        self.transport.request("DELETE", routes.DEPLOYMENT.url(name=name))
 
     def events(self, name: str) -> list[DeploymentEvent]:
-        return self.http.fetch(list[DeploymentEvent], "GET", routes.EVENTS.url(name=name))
+        return self.transport.fetch(list[DeploymentEvent], "GET", routes.EVENTS.url(name=name))
 
     def record_batch(self, model_ref: str, input_ref: str | None, output_ref: str) -> None:
         body = {"model": model_ref, "input": input_ref, "output": output_ref}
-        self.http.request("POST", routes.BATCH_INFERENCES.url(), json=body)
+        self.transport.request("POST", routes.BATCH_INFERENCES.url(), json=body)
 
     # -- rollouts -------------------------------------------------------------------------------
     def start_rollout(self, name: str, spec: RolloutSpec) -> Rollout:
-        answer = self.http.json(
-            "POST", routes.ROLLOUTS.url(name=name), json=spec.model_dump(mode="json"),
-            idempotent=False,
-        )  # fmt: skip
-        return Rollout.model_validate(answer)
+        return self._post(Rollout, routes.ROLLOUTS.url(name=name), spec.model_dump(mode="json"))
 
     def rollout(self, name: str) -> Rollout:
-        return Rollout.model_validate(self.http.json("GET", routes.ROLLOUT.url(name=name)))
+        return self.transport.fetch(Rollout, "GET", routes.ROLLOUT.url(name=name))
 
     def abort_rollout(self, name: str, reason: str | None) -> Rollout:
-        answer = self.http.json(
-            "POST", routes.ROLLOUT_ABORT.url(name=name), json={"reason": reason}, idempotent=False
-        )
-        return Rollout.model_validate(answer)
+        return self._post(Rollout, routes.ROLLOUT_ABORT.url(name=name), {"reason": reason})
 
     def advance(self, name: str) -> Rollout:
         return self.rollout(name)  # the server's controller does the work
@@ -98,7 +78,7 @@ class RemoteDeploymentBackend(DeploymentBackend):
     def predict(
         self, name: str, body: dict[str, Any], headers: Mapping[str, str] | None
     ) -> dict[str, Any]:
-        answer = self.http.json(
+        answer = self.transport.json(
             "POST", routes.PREDICT.url(name=name), json=body, headers=dict(headers or {}),
             idempotent=False,
         )  # fmt: skip
@@ -107,10 +87,10 @@ class RemoteDeploymentBackend(DeploymentBackend):
     def predictions(self, name: str) -> Any:
         import pandas as pd
 
-        return pd.DataFrame(self.http.json("GET", routes.PREDICTIONS.url(name=name)))
+        return pd.DataFrame(self.transport.json("GET", routes.PREDICTIONS.url(name=name)))
 
     def feedback(self, name: str, items: list[dict[str, Any]]) -> int:
-        answer = self.http.json(
+        answer = self.transport.json(
             "POST", routes.FEEDBACK.url(name=name), json=items, idempotent=False
         )
         return int(answer["accepted"])

@@ -15,7 +15,6 @@ and the ``champion`` alias. One rollout per deployment runs at a time (a second 
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +32,7 @@ from opsloop.governance.acting import author_principal
 from opsloop.governance.acting import run_as
 from opsloop.governance.acting import via
 from opsloop.kernel.identity import current_user
+from opsloop.kernel.periodic import Periodic
 from opsloop.kernel.timeutil import now_ms
 from opsloop.serving import services
 from opsloop.serving.entities import TrafficPolicy
@@ -209,11 +209,11 @@ class RolloutController:
         self.store = store
         self.window = window
         self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="opsloop-rollouts", daemon=True)
+        # An OpsloopError is the database away: the next tick tries again.
+        self._loop = Periodic(self.tick_all, interval, "opsloop-rollouts", retry_on=(OpsloopError,))
 
     def start(self) -> RolloutController:
-        self._thread.start()
+        self._loop.start()
         return self
 
     def tick_all(self) -> None:
@@ -228,13 +228,5 @@ class RolloutController:
             with self.store.write() as session:
                 run_as(authors[author], tick, session, rollout_id, self.window)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.tick_all()
-            except OpsloopError:
-                continue  # the database is away: try again next tick
-
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        self._loop.stop(timeout=5)

@@ -67,6 +67,14 @@ def _summary(run: Any, failures: bool) -> None:
             )
 
 
+def _report(result: Any, *, failures: bool, as_json: bool) -> None:
+    """A run as ``run`` and ``show`` print it: JSON for scripts, a summary for people."""
+    if as_json:
+        print_json(result)
+    else:
+        _summary(result, failures)
+
+
 @eval_app.command("run")
 def run(
     suite: Annotated[Path, typer.Argument(help="The suite's YAML file.")],
@@ -106,10 +114,7 @@ def run(
             threshold=threshold,
             on_result=lambda _r: progress.advance(task),
         )
-    if json_:
-        print_json(result)
-    else:
-        _summary(result, failures=True)
+    _report(result, failures=True, as_json=json_)
     if not result.passed:
         raise typer.Exit(1)
 
@@ -148,11 +153,7 @@ def show(
     json_: JsonOption = False,
 ) -> None:
     """One run: pass rates per prompt and provider, regressions, failing cases and why."""
-    result = command_client().evals.get(run_id)
-    if json_:
-        print_json(result)
-        return
-    _summary(result, failures)
+    _report(command_client().evals.get(run_id), failures=failures, as_json=json_)
 
 
 @eval_app.command("require")

@@ -13,6 +13,12 @@ from opsloop.console.output import command_client
 from opsloop.console.output import console
 from opsloop.console.output import print_json
 from opsloop.console.output import print_listing
+from opsloop.llm.tracing.cli import Error
+from opsloop.llm.tracing.cli import ScoreOpt
+from opsloop.llm.tracing.cli import Since
+from opsloop.llm.tracing.cli import Tag
+from opsloop.llm.tracing.cli import User
+from opsloop.llm.tracing.cli import filter_options
 
 feedback_app = command_group(
     "Human feedback on traces: annotation queues for reviewers, and rated traces exported "
@@ -102,22 +108,15 @@ def queue_list(json_: JsonOption = False) -> None:
 def queue_add(
     name: str,
     trace: Annotated[list[str] | None, typer.Option(help="A trace id, repeatable.")] = None,
-    since: Annotated[str | None, typer.Option(help="Traces started after: 2h, 7d, ISO.")] = None,
-    tag: Annotated[list[str] | None, typer.Option(help="Traces with this tag.")] = None,
-    user: Annotated[str | None, typer.Option(help="Traces of this user id.")] = None,
-    error: Annotated[bool | None, typer.Option("--error/--no-error")] = None,
-    score: Annotated[
-        list[str] | None, typer.Option(help="Score condition, e.g. 'thumbs=false'.")
-    ] = None,
+    since: Since = None,
+    tag: Tag = None,
+    user: User = None,
+    error: Error = None,
+    score: ScoreOpt = None,
 ) -> None:
     """Queue traces by id and/or by filter (up to 1,000 per call)."""
-    from opsloop.llm.tracing.cli import parse_time
-
-    flt = None
-    if any(v for v in (since, tag, user, score)) or error is not None:
-        flt = {"since_ns": parse_time(since), "tags": tag or [], "user_id": user, "error": error,
-               "scores": score or []}  # fmt: skip
-    added = command_client().feedback.add(name, trace or [], filter=flt)
+    flt = filter_options(since=since, tags=tag, user_id=user, error=error, scores=score)
+    added = command_client().feedback.add(name, trace or [], filter=flt or None)
     console().print(f"queued {added} new trace(s) in {name}")
 
 
@@ -211,22 +210,18 @@ def review(queue: str) -> None:
 def export(
     dataset: Annotated[str, typer.Argument(help="Dataset to write the next version of.")],
     format: Annotated[str, typer.Option(help="sft (chat JSONL) or preference (pairs).")] = "sft",
-    score: Annotated[
-        list[str] | None, typer.Option(help="Select traces by score, e.g. 'thumbs=true'.")
-    ] = None,
+    score: ScoreOpt = None,
     rank_by: Annotated[
         str | None, typer.Option(help="preference: the numeric/boolean score that ranks outputs.")
     ] = None,
     min_margin: Annotated[float, typer.Option(help="preference: least score gap of a pair.")] = 0.0,
-    since: Annotated[str | None, typer.Option(help="Traces started after: 2h, 7d, ISO.")] = None,
-    tag: Annotated[list[str] | None, typer.Option(help="Traces with this tag.")] = None,
+    since: Since = None,
+    tag: Tag = None,
     message: Annotated[str | None, typer.Option("--message", "-m")] = None,
     json_: JsonOption = False,
 ) -> None:
     """Turn rated traces into a fine-tuning data version, linked to its traces in lineage."""
-    from opsloop.llm.tracing.cli import parse_time
-
-    flt = {"scores": score or [], "tags": tag or [], "since_ns": parse_time(since)}
+    flt = filter_options(since=since, scores=score, tags=tag)
     result = command_client().feedback.export(
         dataset, format=format, filter=flt, score=rank_by, min_margin=min_margin, message=message
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from opsloop.kernel.identity import current_user
+from opsloop.kernel.store_calls import StoreCalls
 from opsloop.llm.feedback import services
 from opsloop.llm.feedback.backend import FeedbackBackend
 from opsloop.llm.feedback.entities import AnnotationItem
@@ -18,7 +19,7 @@ from opsloop.store.database import Store
 __all__ = ["LocalFeedbackBackend"]
 
 
-class LocalFeedbackBackend(FeedbackBackend):
+class LocalFeedbackBackend(StoreCalls, FeedbackBackend):
     """Queues in ``store``; exports write their files to ``blobs``."""
 
     def __init__(self, store: Store, blobs: BlobStore) -> None:
@@ -26,33 +27,25 @@ class LocalFeedbackBackend(FeedbackBackend):
         self.blobs = blobs
 
     def create_queue(self, body: QueueCreate) -> Queue:
-        with self.store.write() as s:
-            return services.create_queue(s, body, created_by=current_user())
+        return self._write(services.create_queue, body, created_by=current_user())
 
     def get_queue(self, name: str) -> Queue:
-        with self.store.read() as s:
-            return services.get_queue(s, name)
+        return self._read(services.get_queue, name)
 
     def list_queues(self) -> list[Queue]:
-        with self.store.read() as s:
-            return services.list_queues(s)
+        return self._read(services.list_queues)
 
     def add_items(self, name: str, trace_ids: list[str], flt: TraceFilter | None) -> int:
-        with self.store.write() as s:
-            return services.add_items(s, name, trace_ids, flt)
+        return self._write(services.add_items, name, trace_ids, flt)
 
     def next_item(self, name: str) -> AnnotationItem | None:
-        with self.store.write() as s:
-            return services.next_item(s, name, current_user())
+        return self._write(services.next_item, name, current_user())
 
     def submit(self, name: str, item_id: str, body: ReviewSubmit) -> AnnotationItem:
-        with self.store.write() as s:
-            return services.submit_review(s, name, item_id, body, current_user())
+        return self._write(services.submit_review, name, item_id, body, current_user())
 
     def skip(self, name: str, item_id: str) -> AnnotationItem:
-        with self.store.write() as s:
-            return services.skip_item(s, name, item_id, current_user())
+        return self._write(services.skip_item, name, item_id, current_user())
 
     def export(self, body: FeedbackExport) -> FeedbackExportResult:
-        with self.store.write() as s:
-            return services.export_finetuning(s, self.blobs, body, current_user())
+        return self._write(services.export_finetuning, self.blobs, body, current_user())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -25,7 +26,20 @@ if TYPE_CHECKING:
     from opsloop.llm.finetune.config import FinetuneConfig
     from opsloop.llm.finetune.ports import BaseModel
 
-__all__ = ["build_trainer", "training_args"]
+__all__ = ["TrainingInputs", "build_trainer", "training_args"]
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    """What one training run learns from, handed on as one: the config, the loaded base, its
+    LoRA config (None: full fine-tuning), the training rows and the eval rows (None: no eval).
+    """
+
+    config: FinetuneConfig
+    base: BaseModel
+    peft_config: Any
+    rows: list[dict[str, Any]]
+    eval_rows: list[dict[str, Any]] | None
 
 
 def training_args(config: FinetuneConfig, out: Path, *, evaluating: bool) -> dict[str, Any]:
@@ -59,32 +73,26 @@ def training_args(config: FinetuneConfig, out: Path, *, evaluating: bool) -> dic
     )  # fmt: skip
 
 
-def build_trainer(
-    config: FinetuneConfig,
-    base: BaseModel,
-    peft_config: Any,
-    rows: list[dict[str, Any]],
-    eval_rows: list[dict[str, Any]] | None,
-    out: Path,
-    callbacks: Sequence[Any],
-) -> Any:
-    """TRL's trainer for ``config.method`` over ``rows``, with ``callbacks``, quiet on stdout."""
+def build_trainer(inputs: TrainingInputs, out: Path, callbacks: Sequence[Any]) -> Any:
+    """TRL's trainer for ``inputs.config.method`` over ``inputs.rows``, with ``callbacks``,
+    quiet on stdout."""
     from datasets import Dataset
 
+    config, base, eval_rows = inputs.config, inputs.base, inputs.eval_rows
     shared = training_args(config, out, evaluating=eval_rows is not None)
     common = dict(
         model=base.model,
-        train_dataset=Dataset.from_list(rows),
+        train_dataset=Dataset.from_list(inputs.rows),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows is not None else None,
         processing_class=base.tokenizer,
-        peft_config=peft_config,
+        peft_config=inputs.peft_config,
         callbacks=list(callbacks),
     )
     if config.rl == "dpo":
         from trl import DPOConfig
         from trl import DPOTrainer
 
-        reference = None if peft_config is not None else copy.deepcopy(base.model).eval()
+        reference = None if inputs.peft_config is not None else copy.deepcopy(base.model).eval()
         args = DPOConfig(**shared, beta=config.dpo_beta)
         trainer = DPOTrainer(args=args, ref_model=reference, **common)
     else:

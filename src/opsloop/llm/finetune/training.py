@@ -28,6 +28,7 @@ from opsloop.llm.finetune.models import load_base
 from opsloop.llm.finetune.models import lora_config
 from opsloop.llm.finetune.ports import BaseModels
 from opsloop.llm.finetune.ports import ModelRegistrar
+from opsloop.llm.finetune.trainers import TrainingInputs
 
 if TYPE_CHECKING:
     from opsloop.data.sdk import DataClient
@@ -107,10 +108,8 @@ def finetune(
             data.log_input(run_id, config.eval_dataset)
         with tempfile.TemporaryDirectory(prefix="opsloop-finetune-") as tmp:
             start = tracking.download_artifacts(previous[0], previous[1], tmp) if previous else None
-            model, steps, final_loss = _train(
-                config, base, peft_config, rows, eval_rows, tracking, run_id, Path(tmp),
-                start, callbacks,
-            )  # fmt: skip
+            inputs = TrainingInputs(config, base, peft_config, rows, eval_rows)
+            model, steps, final_loss = _train(inputs, tracking, run_id, Path(tmp), start, callbacks)
         if merge and peft_config is not None:
             model = model.merge_and_unload()
     except BaseException as exc:
@@ -162,11 +161,7 @@ def _last_checkpoint(tracking: TrackingClient, experiment_id: str) -> tuple[str,
 
 
 def _train(
-    config: FinetuneConfig,
-    base: Any,
-    peft_config: Any,
-    rows: list[dict[str, Any]],
-    eval_rows: list[dict[str, Any]] | None,
+    inputs: TrainingInputs,
     tracking: TrackingClient,
     run_id: str,
     folder: Path,
@@ -179,9 +174,7 @@ def _train(
 
     _no_hub()
     recorder = RunCallback(tracking, run_id)
-    trainer = build_trainer(
-        config, base, peft_config, rows, eval_rows, folder / "trainer", [recorder, *callbacks]
-    )
+    trainer = build_trainer(inputs, folder / "trainer", [recorder, *callbacks])
     trainer.train(resume_from_checkpoint=str(start) if start is not None else None)
     return trainer.model, int(trainer.state.global_step), recorder.final_loss
 

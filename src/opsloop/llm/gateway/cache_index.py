@@ -21,6 +21,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 import numpy as np
@@ -114,6 +115,7 @@ class _Partition:
         return moved
 
 
+@dataclass(kw_only=True, eq=False)
 class SemanticIndex:
     """Answers by embedding similarity inside a partition, with a TTL and an LRU bound.
 
@@ -125,23 +127,14 @@ class SemanticIndex:
         clock: Seconds, monotonic (injected in tests).
     """
 
-    def __init__(
-        self,
-        *,
-        dim: int,
-        threshold: float,
-        ttl_s: float,
-        max_entries: int,
-        clock: Callable[[], float],
-    ) -> None:
-        self._dim = dim
-        self._threshold = threshold
-        self._ttl_s = ttl_s
-        self._max = max_entries
-        self._clock = clock
-        self._partitions: dict[str, _Partition] = {}
-        self._entries: OrderedDict[int, _Entry] = OrderedDict()
-        self._next_id = 0
+    dim: int
+    threshold: float
+    ttl_s: float
+    max_entries: int
+    clock: Callable[[], float]
+    _partitions: dict[str, _Partition] = field(default_factory=dict, init=False, repr=False)
+    _entries: OrderedDict[int, _Entry] = field(default_factory=OrderedDict, init=False, repr=False)
+    _next_id: int = field(default=0, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -155,7 +148,7 @@ class SemanticIndex:
         if rows is None:
             return None
         n = len(rows)
-        expired = np.flatnonzero(rows.expires[:n] <= self._clock())
+        expired = np.flatnonzero(rows.expires[:n] <= self.clock())
         if len(expired):
             for slot in expired[::-1]:  # highest first: a swapped-in row is never an expired one
                 self._remove(rows.ids[int(slot)])
@@ -165,7 +158,7 @@ class SemanticIndex:
         cosines = rows.vectors[:n] @ vector
         best = int(np.argmax(cosines))
         similarity = float(cosines[best])
-        if similarity < self._threshold:
+        if similarity < self.threshold:
             return None
         entry_id = rows.ids[best]
         self._entries.move_to_end(entry_id)
@@ -175,16 +168,16 @@ class SemanticIndex:
     def add(self, partition: str, vector: np.ndarray, response: dict[str, Any]) -> None:
         """Store ``response`` for a question embedded as ``vector`` (unit length) in
         ``partition``."""
-        if vector.shape != (self._dim,):
-            raise ValueError(f"expected a vector of length {self._dim}, got {vector.shape}")
+        if vector.shape != (self.dim,):
+            raise ValueError(f"expected a vector of length {self.dim}, got {vector.shape}")
         rows = self._partitions.get(partition)
         if rows is None:
-            rows = self._partitions[partition] = _Partition(self._dim)
+            rows = self._partitions[partition] = _Partition(self.dim)
         entry_id = self._next_id
         self._next_id += 1
-        slot = rows.append(entry_id, vector, self._clock() + self._ttl_s)
+        slot = rows.append(entry_id, vector, self.clock() + self.ttl_s)
         self._entries[entry_id] = _Entry(partition, slot, _dump(response))
-        while len(self._entries) > self._max:
+        while len(self._entries) > self.max_entries:
             self._remove(next(iter(self._entries)))
 
     def _remove(self, entry_id: int) -> None:

@@ -108,6 +108,7 @@ def sse_error(message: str, code: str = "upstream_failed") -> bytes:
     return b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
 
 
+@dataclass(eq=False)
 class LiveStream:
     """A stream committed to one target: its first event is in hand, the rest follow.
 
@@ -115,31 +116,22 @@ class LiveStream:
     usage-only chunk the gateway asked for on the client's behalf (``include_usage``).
     """
 
-    def __init__(
-        self,
-        target: Target,
-        events: AsyncIterator[bytes],
-        first: tuple[bytes, dict[str, Any]],
-        state: StreamState,
-        *,
-        hide_usage: bool,
-    ) -> None:
-        self.target = target
-        self.state = state
-        self._events = events
-        self._first = first
-        self._hide_usage = hide_usage
+    target: Target
+    events: AsyncIterator[bytes]
+    first: tuple[bytes, dict[str, Any]]
+    state: StreamState
+    hide_usage: bool = field(kw_only=True)
 
     def _keep(self, data: dict[str, Any]) -> bool:
-        return not (self._hide_usage and not data.get("choices") and "usage" in data)
+        return not (self.hide_usage and not data.get("choices") and "usage" in data)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         state = self.state
-        payload, data = self._first
+        payload, data = self.first
         if self._keep(data):
             yield b"data: " + payload + b"\n\n"
         try:
-            async for payload in self._events:
+            async for payload in self.events:
                 if payload == DONE:
                     state.done = True
                     break
@@ -153,7 +145,7 @@ class LiveStream:
             yield sse_error(f"the model's answer broke off: {state.error}", "stream_cut")
             return
         finally:
-            await _close(self._events)
+            await _close(self.events)
         yield b"data: [DONE]\n\n"
 
 

@@ -13,6 +13,7 @@ import json
 import uuid
 from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
@@ -124,12 +125,7 @@ def create_version(
         )
         session.add(prompt)
         session.flush()
-    latest = session.scalars(
-        select(PromptVersionRow)
-        .where(PromptVersionRow.prompt_id == prompt.id)
-        .order_by(PromptVersionRow.number.desc())
-        .limit(1)
-    ).first()
+    latest = session.scalars(_versions_newest_first(prompt.id).limit(1)).first()
     created = latest is None or latest.content_hash != content_hash
     if created:
         row = PromptVersionRow(
@@ -200,12 +196,16 @@ def list_versions(session: Session, name: str) -> list[Prompt]:
     """Every version of a prompt, newest first."""
     prompt = _prompt(session, name)
     labels = _labels(session, prompt.id)
-    rows = session.scalars(
+    rows = session.scalars(_versions_newest_first(prompt.id))
+    return [_entity(r, prompt.name, labels) for r in rows]
+
+
+def _versions_newest_first(prompt_id: str) -> Select[tuple[PromptVersionRow]]:
+    return (
         select(PromptVersionRow)
-        .where(PromptVersionRow.prompt_id == prompt.id)
+        .where(PromptVersionRow.prompt_id == prompt_id)
         .order_by(PromptVersionRow.number.desc())
     )
-    return [_entity(r, prompt.name, labels) for r in rows]
 
 
 def set_label(session: Session, ref: str, label: str, *, gate: LabelGate) -> Prompt:

@@ -16,10 +16,10 @@ from fastapi import Request
 from fastapi import Response
 from fastapi import status
 from fastapi.concurrency import run_in_threadpool
+from pydantic import ConfigDict
 
 from opsloop.errors import InvalidInput
 from opsloop.errors import PayloadTooLarge
-from opsloop.kernel.bounds import Int64
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.llm.tracing import export
@@ -109,28 +109,16 @@ async def otlp_traces(request: Request, state: State) -> Response:
     )
 
 
-def _filter(
-    name: str | None = None,
-    user_id: str | None = None,
-    session_id: str | None = None,
-    tags: Annotated[list[str] | None, Query()] = None,
-    since_ns: Int64 | None = None,
-    until_ns: Int64 | None = None,
-    min_cost: float | None = None,
-    max_cost: float | None = None,
-    min_latency_ms: float | None = None,
-    max_latency_ms: float | None = None,
-    error: bool | None = None,
-    scores: Annotated[list[str] | None, Query()] = None,
-    prompt: str | None = None,
-    model: str | None = None,
-) -> TraceFilter:
-    return TraceFilter(
-        name=name, user_id=user_id, session_id=session_id, tags=tags or [],
-        since_ns=since_ns, until_ns=until_ns, min_cost=min_cost, max_cost=max_cost,
-        min_latency_ms=min_latency_ms, max_latency_ms=max_latency_ms, error=error,
-        scores=scores or [], prompt=prompt, model=model,
-    )  # fmt: skip
+class _TraceQuery(TraceFilter):
+    """A :class:`TraceFilter` read from query parameters. The endpoint's own parameters
+    (``max_results``, ``page_token``, ``what``) reach it too, so it passes over names it does
+    not know instead of refusing them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def _filter(flt: Annotated[_TraceQuery, Query()]) -> TraceFilter:
+    return flt
 
 
 Filter = Annotated[TraceFilter, Depends(_filter)]

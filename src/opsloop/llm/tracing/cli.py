@@ -57,8 +57,11 @@ def parse_time(text: str | None) -> int | None:
     return int(moment.timestamp() * 1e9)
 
 
-def _filters(**options: Any) -> dict[str, Any]:
-    since, until = options.pop("since"), options.pop("until")
+def filter_options(
+    since: str | None = None, until: str | None = None, **options: Any
+) -> dict[str, Any]:
+    """Filter options as :class:`~opsloop.llm.tracing.entities.TraceFilter` fields: the times
+    (ages or ISO) as ns since the epoch, and only the options given."""
     out = {k: v for k, v in options.items() if v not in (None, [])}
     out["since_ns"], out["until_ns"] = parse_time(since), parse_time(until)
     return {k: v for k, v in out.items() if v is not None}
@@ -119,7 +122,7 @@ def list_traces(
     json_: JsonOption = False,
 ) -> None:
     """Traces, newest first, with duration, spans, tokens, cost and scores."""
-    filters = _filters(
+    filters = filter_options(
         since=since, until=until, name=name, user_id=user, session_id=session, tags=tag,
         min_cost=min_cost, max_cost=max_cost, min_latency_ms=min_latency,
         max_latency_ms=max_latency, error=error, scores=score, prompt=prompt, model=model,
@@ -249,7 +252,7 @@ def export(
     model: ModelOpt = None,
 ) -> None:
     """Write the matching spans (or traces) to a Parquet file."""
-    filters = _filters(
+    filters = filter_options(
         since=since, until=until, name=name, user_id=user, session_id=session, tags=tag,
         error=error, scores=score, prompt=prompt, model=model,
     )  # fmt: skip

@@ -17,6 +17,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY
+from dataclasses import dataclass
 from typing import Any
 
 from opsloop.errors import OpsloopError
@@ -29,30 +31,26 @@ __all__ = ["SpanExporter"]
 Sink = Callable[[list[SpanRecord]], Any]
 
 
+@dataclass(eq=False)
 class SpanExporter:
-    def __init__(
-        self,
-        sink: Sink,
-        *,
-        max_batch: int = 512,
-        interval: float = 0.5,
-        max_queue: int = 200_000,
-        exit_timeout: float = 10.0,
-    ) -> None:
-        self._sink = sink
-        self.max_batch = max_batch
-        self.interval = interval
-        self.max_queue = max_queue
-        self.exit_timeout = exit_timeout
+    """Sends the spans :meth:`add` queues to ``sink``, ``max_batch`` at a time, from a daemon
+    thread that wakes every ``interval`` seconds; keeps at most ``max_queue`` spans and waits
+    up to ``exit_timeout`` seconds at exit to send what is left."""
+
+    sink: Sink
+    _: KW_ONLY
+    max_batch: int = 512
+    interval: float = 0.5
+    max_queue: int = 200_000
+    exit_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
         self.dropped = 0
         self.refused = 0
-        self._queue: collections.deque[SpanRecord] = collections.deque()
-        self._lock = threading.Lock()
-        self._send_lock = threading.Lock()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
         self._closed = False
         self._backoff = 0.0
+        self._after_fork()  # an empty queue, new locks, no thread yet: what a forked child gets
         register(self)
 
     def add(self, record: SpanRecord) -> None:
@@ -114,7 +112,7 @@ class SpanExporter:
                 if not batch:
                     return
                 try:
-                    result = self._sink(batch)
+                    result = self.sink(batch)
                 except StoreError:
                     with self._lock:
                         self._queue.extendleft(reversed(batch))
@@ -146,5 +144,5 @@ class SpanExporter:
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
-        self._queue = collections.deque()
-        self._thread = None
+        self._queue: collections.deque[SpanRecord] = collections.deque()
+        self._thread: threading.Thread | None = None

@@ -7,6 +7,7 @@ import pyarrow as pa
 from opsloop.governance.masker import IngestMasking
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
+from opsloop.kernel.store_calls import StoreCalls
 from opsloop.llm.tracing import export
 from opsloop.llm.tracing import services
 from opsloop.llm.tracing import stats
@@ -31,7 +32,7 @@ from opsloop.store.database import Store
 __all__ = ["LocalTracingBackend"]
 
 
-class LocalTracingBackend(TracingBackend):
+class LocalTracingBackend(StoreCalls, TracingBackend):
     """Traces in ``store``, read and written through the tracing services."""
 
     def __init__(self, store: Store) -> None:
@@ -42,55 +43,42 @@ class LocalTracingBackend(TracingBackend):
         # in place, before anything is written: a server's spool writes these very records
         # to disk when the database is away (governance.masker says what it does then)
         mask_spans(self.masking.masker("traces"), records)
-        with self.store.write() as s:
-            return services.ingest(s, records)
+        return self._write(services.ingest, records)
 
     def list_traces(
         self, flt: TraceFilter, max_results: int, page_token: str | None
     ) -> Page[Trace]:
-        with self.store.read() as s:
-            return services.list_traces(s, flt, max_results, page_token)
+        return self._read(services.list_traces, flt, max_results, page_token)
 
     def get_trace(self, trace_id: str) -> TraceDetail:
-        with self.store.read() as s:
-            return services.get_trace(s, trace_id)
+        return self._read(services.get_trace, trace_id)
 
     def export(self, flt: TraceFilter, what: str) -> pa.Table:
-        with self.store.read() as s:
-            return export.export_table(s, flt, what)
+        return self._read(export.export_table, flt, what)
 
     def add_score(self, body: ScoreCreate) -> Score:
-        with self.store.write() as s:
-            return services.add_score(s, body, author=current_user())
+        return self._write(services.add_score, body, author=current_user())
 
     def list_scores(self, trace_id: str | None, name: str | None) -> list[Score]:
-        with self.store.read() as s:
-            return services.list_scores(s, trace_id=trace_id, name=name)
+        return self._read(services.list_scores, trace_id=trace_id, name=name)
 
     def delete_score(self, score_id: str) -> None:
-        with self.store.write() as s:
-            services.delete_score(s, score_id)
+        self._write(services.delete_score, score_id)
 
     def list_prices(self) -> list[ModelPriceOut]:
-        with self.store.read() as s:
-            return services.list_prices(s)
+        return self._read(services.list_prices)
 
     def set_price(self, body: ModelPriceIn) -> ModelPriceOut:
-        with self.store.write() as s:
-            return services.set_price(s, body)
+        return self._write(services.set_price, body)
 
     def delete_price(self, pattern: str) -> None:
-        with self.store.write() as s:
-            services.delete_price(s, pattern)
+        self._write(services.delete_price, pattern)
 
     def trace_stats(self, query: StatsQuery) -> TraceStats:
-        with self.store.read() as s:
-            return stats.trace_stats(s, query)
+        return self._read(stats.trace_stats, query)
 
     def list_sessions(self, query: SessionQuery) -> Page[SessionSummary]:
-        with self.store.read() as s:
-            return stats.list_sessions(s, query)
+        return self._read(stats.list_sessions, query)
 
     def get_session(self, session_id: str) -> SessionDetail:
-        with self.store.read() as s:
-            return stats.get_session(s, session_id)
+        return self._read(stats.get_session, session_id)

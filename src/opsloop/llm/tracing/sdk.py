@@ -17,6 +17,8 @@ import os
 import random
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from typing import TypeVar
@@ -200,6 +202,7 @@ def _attribute(value: Any) -> Any:
     return to_text(value)
 
 
+@dataclass(eq=False)
 class Tracer:
     """Opens spans and hands finished ones to its exporter.
 
@@ -209,10 +212,10 @@ class Tracer:
         enabled: False makes spans no-ops (``OPSLOOP_TRACING=off``), for tests and hot paths.
     """
 
-    def __init__(self, exporter: SpanExporter, *, service: str | None = None, enabled: bool = True):
-        self.exporter = exporter
-        self.service = service
-        self.enabled = enabled
+    exporter: SpanExporter
+    _: KW_ONLY
+    service: str | None = None
+    enabled: bool = True
 
     def span(
         self,

@@ -42,6 +42,7 @@ from opsloop.kernel.paging import Page
 from opsloop.kernel.paging import decode_page_token
 from opsloop.kernel.paging import split_page
 from opsloop.kernel.timeutil import now_ms
+from opsloop.llm.latest import latest_oldest_first
 from opsloop.llm.tracing.entities import Trace
 from opsloop.llm.tracing.services import trace_entities
 from opsloop.llm.tracing.tables import SpanRow
@@ -318,13 +319,10 @@ def get_session(session: Session, session_id: str) -> SessionDetail:
     found = session.execute(_sessions_query().where(TraceRow.session_id == session_id)).first()
     if found is None:
         raise NotFound(f"no trace has session id {session_id!r}")
-    rows = list(
-        session.scalars(
-            select(TraceRow)
-            .where(TraceRow.session_id == session_id)
-            .order_by(TraceRow.start_ns.desc(), TraceRow.trace_id)
-            .limit(SESSION_TRACES)
-        )
+    newest_first = (
+        select(TraceRow)
+        .where(TraceRow.session_id == session_id)
+        .order_by(TraceRow.start_ns.desc(), TraceRow.trace_id)
     )
-    rows.reverse()
+    rows = latest_oldest_first(session, newest_first, SESSION_TRACES)
     return SessionDetail(session=_summary(found), traces=trace_entities(session, rows))

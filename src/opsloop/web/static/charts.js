@@ -15,6 +15,16 @@ function svgEl(tag, attrs = {}, parent = null) {
   return node;
 }
 
+/** The figure's chart, emptied and sized to it: an SVG image at least `minWidth` wide. */
+function blankSvg(figure, minWidth, height) {
+  const svg = figure.querySelector("svg") || svgEl("svg", {}, figure);
+  svg.replaceChildren();
+  const width = Math.max(minWidth, figure.clientWidth - 20);
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("role", "img");
+  return { svg, width };
+}
+
 export function formatNumber(value) {
   if (value === null || value === undefined || Number.isNaN(value)) return "";
   if (Number.isInteger(value) && Math.abs(value) < 1e15) return String(value);
@@ -92,12 +102,8 @@ export function lineChart(figure, series, options = {}) {
   const mode = options.x || "step";
   figure.dataset.kind = "line";
   figure.querySelector(".value-body")?.remove();
-  const svg = figure.querySelector("svg") || svgEl("svg", {}, figure);
-  svg.replaceChildren();
-  const width = Math.max(260, figure.clientWidth - 20);
   const height = 220;
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("role", "img");
+  const { svg, width } = blankSvg(figure, 260, height);
   const prepared = series.map((s) => {
     const xs = xValues(s, mode);
     const keep = s.values.map((v, i) => Number.isFinite(v) && (!options.logY || v > 0) && Number.isFinite(xs[i]));
@@ -278,12 +284,8 @@ export function valueChart(figure, bars) {
  */
 export function scatterChart(figure, points, options = {}) {
   figure.dataset.kind = "scatter";
-  const svg = figure.querySelector("svg") || svgEl("svg", {}, figure);
-  svg.replaceChildren();
-  const width = Math.max(300, figure.clientWidth - 20);
   const height = 260;
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("role", "img");
+  const { svg, width } = blankSvg(figure, 300, height);
   const shown = points.filter((p) => p.x !== undefined && p.x !== null && p.x !== "" && Number.isFinite(p.y) && (!options.logY || p.y > 0));
   if (!shown.length) {
     svgEl("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "muted" }, svg).textContent = "no runs have both values";

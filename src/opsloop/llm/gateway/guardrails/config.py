@@ -50,6 +50,8 @@ class RuleSpec(BaseModel):
     STAGES: ClassVar[tuple[str, ...]] = ("input", "output")
     ACTIONS: ClassVar[tuple[str, ...]] = ("block", "flag")
     DEFAULT_ACTION: ClassVar[str] = "block"
+    # Fields of which a rule needs at least one (field: how to write it), else it checks nothing.
+    ONE_OF: ClassVar[dict[str, str]] = {}
 
     rule: str
     stage: Stage | None = None
@@ -70,6 +72,12 @@ class RuleSpec(BaseModel):
             )
         object.__setattr__(self, "stage", self.stage or self.STAGES[0])
         object.__setattr__(self, "action", self.action or self.DEFAULT_ACTION)
+        return self
+
+    @model_validator(mode="after")
+    def _some(self) -> RuleSpec:
+        if self.ONE_OF and not any(getattr(self, field) for field in self.ONE_OF):
+            raise ValueError(f"give {' or '.join(self.ONE_OF.values())} (or both)")
         return self
 
     @property
@@ -129,6 +137,7 @@ class InjectionSpec(RuleSpec):
 class TopicsSpec(RuleSpec):
     """Keywords: ``deny`` any of them, or ``allow`` only text that mentions one of them."""
 
+    ONE_OF = {"allow": "allow: [keywords]", "deny": "deny: [keywords]"}
     rule: Literal["topics"]
     allow: list[str] = Field(default_factory=list)
     deny: list[str] = Field(default_factory=list)
@@ -138,17 +147,12 @@ class TopicsSpec(RuleSpec):
     def _no_empty(cls, value: list[str]) -> list[str]:
         return _keywords(value)
 
-    @model_validator(mode="after")
-    def _some(self) -> TopicsSpec:
-        if not self.allow and not self.deny:
-            raise ValueError("give allow: [keywords] or deny: [keywords] (or both)")
-        return self
-
 
 class BannedSpec(RuleSpec):
     """Banned whole ``words`` (any case) and regular expression ``patterns``."""
 
     ACTIONS = ("block", "redact", "flag")
+    ONE_OF = {"words": "words: [...]", "patterns": "patterns: [regex, ...]"}
     rule: Literal["banned"]
     words: list[str] = Field(default_factory=list)
     patterns: list[str] = Field(default_factory=list)
@@ -172,12 +176,6 @@ class BannedSpec(RuleSpec):
             if compiled.search(""):
                 raise ValueError(f"pattern {i} ({pattern!r}) matches empty text: make it stricter")
         return value
-
-    @model_validator(mode="after")
-    def _some(self) -> BannedSpec:
-        if not self.words and not self.patterns:
-            raise ValueError("give words: [...] or patterns: [regex, ...] (or both)")
-        return self
 
 
 class JsonSchemaSpec(RuleSpec):
@@ -216,15 +214,10 @@ class LengthSpec(RuleSpec):
     """At most ``max_chars`` characters / ``max_words`` words (the answer, or all messages)."""
 
     STAGES = ("output", "input")
+    ONE_OF = {"max_chars": "max_chars", "max_words": "max_words"}
     rule: Literal["length"]
     max_chars: int | None = Field(None, gt=0)
     max_words: int | None = Field(None, gt=0)
-
-    @model_validator(mode="after")
-    def _some(self) -> LengthSpec:
-        if self.max_chars is None and self.max_words is None:
-            raise ValueError("give max_chars or max_words (or both)")
-        return self
 
 
 RULES: dict[str, type[RuleSpec]] = {
