@@ -25,6 +25,7 @@ from opsloop.governance import audit
 from opsloop.llm.gateway.config import RouteConfig
 from opsloop.llm.gateway.rollout_tables import RouteHistoryRow
 from opsloop.llm.gateway.rollout_tables import RouteStateRow
+from opsloop.llm.latest import latest_oldest_first
 from opsloop.store.database import dialect_insert
 
 __all__ = [
@@ -158,15 +159,12 @@ def list_routes(session: Session) -> list[RouteState]:
 def history(session: Session, route: str, limit: int = 1000) -> list[HistoryEntry]:
     """The route's changes, oldest first (the latest ``limit``)."""
     route_row(session, route)
-    rows = list(
-        session.scalars(
-            select(RouteHistoryRow)
-            .where(RouteHistoryRow.route == route)
-            .order_by(RouteHistoryRow.at.desc(), RouteHistoryRow.id)
-            .limit(limit)
-        )
+    newest_first = (
+        select(RouteHistoryRow)
+        .where(RouteHistoryRow.route == route)
+        .order_by(RouteHistoryRow.at.desc(), RouteHistoryRow.id)
     )
-    rows.reverse()
+    rows = latest_oldest_first(session, newest_first, limit)
     return [
         HistoryEntry(
             id=r.id,
