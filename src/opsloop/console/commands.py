@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from opsloop.kernel.refs import VersionRef
 
 __all__ = [
+    "AliasArg",
+    "AliasedNameArg",
     "JsonOption",
     "RefArg",
     "VersionArg",
@@ -36,6 +38,10 @@ VersionArg = Annotated[
     str | None,
     typer.Argument(metavar="[VERSION]", help="N or ALIAS: `NAME N` is NAME@N, the older form."),
 ]
+# The two arguments of a command that removes an alias, read by ``alias_ref``: ``churn@prod``
+# or ``churn prod``.
+AliasedNameArg = Annotated[str, typer.Argument(metavar="NAME[@ALIAS]")]
+AliasArg = Annotated[str | None, typer.Argument(metavar="[ALIAS]")]
 
 
 def command_group(help: str, *, aliases: dict[str, str] | None = None) -> typer.Typer:

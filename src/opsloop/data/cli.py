@@ -11,6 +11,8 @@ from typing import Any
 
 import typer
 
+from opsloop.console.commands import AliasArg
+from opsloop.console.commands import AliasedNameArg
 from opsloop.console.commands import JsonOption
 from opsloop.console.commands import RefArg
 from opsloop.console.commands import alias_ref
@@ -417,10 +419,7 @@ def alias(
 
 
 @data_app.command("unalias")
-def unalias(
-    dataset: Annotated[str, typer.Argument(metavar="NAME[@ALIAS]")],
-    name: Annotated[str | None, typer.Argument(metavar="[ALIAS]")] = None,
-) -> None:
+def unalias(dataset: AliasedNameArg, name: AliasArg = None) -> None:
     """Remove an alias from a dataset: churn@prod, or churn prod."""
     dataset, name = alias_ref(dataset, name, "dataset")
     command_client().data.delete_alias(dataset, name)

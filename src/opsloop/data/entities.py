@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic import ConfigDict
 from pydantic import Field
+
+from opsloop.kernel.entities import Entity
+from opsloop.kernel.numbered import NumberedVersion
 
 __all__ = [
     "ColumnChange",
@@ -23,11 +25,7 @@ __all__ = [
 ]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class TableColumn(_Model):
+class TableColumn(Entity):
     """One column's type and summary statistics (min, max, mean, nulls, distinct, quartiles)."""
 
     name: str
@@ -35,7 +33,7 @@ class TableColumn(_Model):
     stats: dict[str, float | int | str | None] = Field(default_factory=dict)
 
 
-class TableInfo(_Model):
+class TableInfo(Entity):
     """What a tabular version holds: its format, row count and columns."""
 
     format: str
@@ -43,9 +41,7 @@ class TableInfo(_Model):
     columns: list[TableColumn]
 
 
-class DatasetVersion(_Model):
-    name: str
-    number: int
+class DatasetVersion(NumberedVersion):
     version_id: str = Field(description="BLAKE3 hash of the canonical manifest")
     kind: str = Field(description="file, folder or table")
     message: str | None = None
@@ -59,12 +55,8 @@ class DatasetVersion(_Model):
     created_at: int
     created_by: str
 
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.number}"
 
-
-class Dataset(_Model):
+class Dataset(Entity):
     name: str
     description: str | None = None
     created_at: int
@@ -85,19 +77,19 @@ class VersionCreate(BaseModel):
     tags: dict[str, str] | None = None
 
 
-class ManifestFiles(_Model):
+class ManifestFiles(Entity):
     version: DatasetVersion
     files: list[tuple[str, str, int]]
 
 
-class FileChange(_Model):
+class FileChange(Entity):
     path: str
     change: str = Field(description="added, removed or modified")
     old_size: int | None = None
     new_size: int | None = None
 
 
-class ColumnChange(_Model):
+class ColumnChange(Entity):
     name: str
     change: str = Field(description="added, removed, type or stats")
     old_type: str | None = None
@@ -107,13 +99,13 @@ class ColumnChange(_Model):
     )
 
 
-class TableDiff(_Model):
+class TableDiff(Entity):
     old_rows: int
     new_rows: int
     columns: list[ColumnChange]
 
 
-class DataDiff(_Model):
+class DataDiff(Entity):
     old: str
     new: str
     added: int
@@ -125,7 +117,7 @@ class DataDiff(_Model):
     table: TableDiff | None = None
 
 
-class LineageLink(_Model):
+class LineageLink(Entity):
     """Something one step from a version in the lineage graph, of any kind: upstream, what
     it came from (the run that produced it, the model version that predicted a batch output
     and the data it scored, the traces a feedback export holds); downstream, what used it

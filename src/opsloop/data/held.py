@@ -12,8 +12,6 @@ would; new files give the version they would have made, which later steps can re
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
 from typing import TypeVar
 
@@ -27,24 +25,21 @@ from opsloop.data.entities import VersionCreate
 from opsloop.data.local import LocalDataBackend
 from opsloop.data.manifest import Manifest
 from opsloop.errors import InvalidInput
+from opsloop.kernel.held_versions import HeldVersionReads
+from opsloop.kernel.held_versions import HeldVersions
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
-from opsloop.kernel.refs import LATEST
 from opsloop.kernel.refs import parse_ref
 from opsloop.kernel.step_context import HeldWrites
 from opsloop.kernel.step_context import Rehearsal
 from opsloop.kernel.step_context import current_rehearsal
-from opsloop.kernel.timeutil import now_ms
 
 __all__ = ["HeldDataBackend", "preview_write"]
 
 T = TypeVar("T")
 
 
-@dataclass
-class _Overlay:
-    versions: dict[tuple[str, int], tuple[DatasetVersion, Manifest]] = field(default_factory=dict)
-    last: dict[str, int] = field(default_factory=dict)
+_Overlay = HeldVersions[DatasetVersion, Manifest]
 
 
 class _Undo(Exception):
@@ -69,7 +64,7 @@ def preview_write(inner: Any, local: type, what: str, write: Callable[[Any], T])
         return result
 
 
-class HeldDataBackend(HeldWrites, DataBackend):
+class HeldDataBackend(HeldWrites, HeldVersionReads[DatasetVersion, Manifest], DataBackend):
     """``inner`` with its writes held while a reproduction runs (see the module)."""
 
     _inner: DataBackend
@@ -80,7 +75,7 @@ class HeldDataBackend(HeldWrites, DataBackend):
 
     @staticmethod
     def _overlay(rehearsal: Rehearsal) -> _Overlay:
-        found: _Overlay = rehearsal.overlay("data", _Overlay)
+        found: _Overlay = rehearsal.overlay("data", HeldVersions)
         return found
 
     def _held(self, ref: str) -> tuple[DatasetVersion, Manifest] | None:
@@ -89,8 +84,7 @@ class HeldDataBackend(HeldWrites, DataBackend):
             return None
         overlay = self._overlay(rehearsal)
         parsed = parse_ref(ref, "dataset")
-        number = overlay.last.get(parsed.name) if parsed.alias == LATEST else parsed.number
-        return overlay.versions.get((parsed.name, number)) if number is not None else None
+        return overlay.find(parsed.name, overlay.number_of(parsed))
 
     # -- writes, held -------------------------------------------------------------------------
     def register_version(self, name: str, body: VersionCreate) -> tuple[DatasetVersion, bool]:
@@ -106,11 +100,7 @@ class HeldDataBackend(HeldWrites, DataBackend):
         (version, created), manifest = previewed
         if not created:  # the same files: the existing version, nothing written
             return version, False
-        overlay = self._overlay(rehearsal)
-        number = max(version.number, overlay.last.get(name, 0) + 1)
-        version = version.model_copy(update={"number": number, "created_at": now_ms()})
-        overlay.versions[(name, number)] = (version, manifest)
-        overlay.last[name] = number
+        version = self._overlay(rehearsal).add(name, version, manifest)
         rehearsal.hold("data.add", f"would version {version.ref}", ref=version.ref)
         return version, True
 
@@ -131,12 +121,7 @@ class HeldDataBackend(HeldWrites, DataBackend):
         rehearsal.hold("data.delete_alias", f"would delete {name}@{alias}")
 
     def set_tag(self, ref: str, key: str, value: str) -> DatasetVersion:
-        rehearsal = current_rehearsal()
-        if rehearsal is None:
-            return self._inner.set_tag(ref, key, value)
-        version = self.get_version(ref)
-        rehearsal.hold("data.set_tag", f"would tag {version.ref} {key}={value}")
-        return version.model_copy(update={"tags": {**version.tags, key: value}})
+        return self._tag_version("data.set_tag", self._inner.set_tag, ref, key, value)
 
     def record_validation(self, ref: str, report: dict[str, Any], passed: bool) -> DatasetVersion:
         rehearsal = current_rehearsal()
@@ -157,25 +142,12 @@ class HeldDataBackend(HeldWrites, DataBackend):
                        f"would record run {run_id} as {relation} of {version.ref}")  # fmt: skip
         return version
 
-    # -- reads, through the overlay -----------------------------------------------------------
-    def get_version(self, ref: str) -> DatasetVersion:
-        held = self._held(ref)
-        return held[0] if held is not None else self._inner.get_version(ref)
-
-    def get_manifest(self, ref: str) -> tuple[DatasetVersion, Manifest]:
-        held = self._held(ref)
-        return held if held is not None else self._inner.get_manifest(ref)
-
+    # -- reads (a version's through the overlay: HeldVersionReads) ---------------------------
     def get_dataset(self, name: str) -> Dataset:
         return self._inner.get_dataset(name)
 
     def list_datasets(self, max_results: int, page_token: str | None) -> Page[Dataset]:
         return self._inner.list_datasets(max_results, page_token)
-
-    def list_versions(
-        self, name: str, max_results: int, page_token: str | None
-    ) -> Page[DatasetVersion]:
-        return self._inner.list_versions(name, max_results, page_token)
 
     def diff(self, old_ref: str, new_ref: str) -> DataDiff:
         return self._inner.diff(old_ref, new_ref)

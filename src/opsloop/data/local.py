@@ -23,13 +23,14 @@ from opsloop.data.links import NodeLabels
 from opsloop.data.manifest import Manifest
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
+from opsloop.kernel.store_calls import StoreCalls
 from opsloop.store.blobs import BlobStore
 from opsloop.store.database import Store
 
 __all__ = ["LocalDataBackend"]
 
 
-class LocalDataBackend(DataBackend, DedupBackend):
+class LocalDataBackend(StoreCalls, DataBackend, DedupBackend):
     """Versions in the metadata store; blobs shared through the configured blob store."""
 
     def __init__(
@@ -45,62 +46,48 @@ class LocalDataBackend(DataBackend, DedupBackend):
         self.embedder = embedder  # for semantic dedup: handed in by the client (llm floor)
 
     def register_version(self, name: str, body: VersionCreate) -> tuple[DatasetVersion, bool]:
-        with self.store.write() as s:
-            return versions.register_version(s, name, body, current_user())
+        return self._write(versions.register_version, name, body, current_user())
 
     def get_version(self, ref: str) -> DatasetVersion:
-        with self.store.read() as s:
-            return versions.get_version(s, ref)
+        return self._read(versions.get_version, ref)
 
     def get_manifest(self, ref: str) -> tuple[DatasetVersion, Manifest]:
-        with self.store.read() as s:
-            return versions.get_manifest(s, ref)
+        return self._read(versions.get_manifest, ref)
 
     def get_dataset(self, name: str) -> Dataset:
-        with self.store.read() as s:
-            return versions.get_dataset(s, name)
+        return self._read(versions.get_dataset, name)
 
     def list_datasets(self, max_results: int, page_token: str | None) -> Page[Dataset]:
-        with self.store.read() as s:
-            return versions.list_datasets(s, max_results, page_token)
+        return self._read(versions.list_datasets, max_results, page_token)
 
     def list_versions(
         self, name: str, max_results: int, page_token: str | None
     ) -> Page[DatasetVersion]:
-        with self.store.read() as s:
-            return versions.list_versions(s, name, max_results, page_token)
+        return self._read(versions.list_versions, name, max_results, page_token)
 
     def diff(self, old_ref: str, new_ref: str) -> DataDiff:
-        with self.store.read() as s:
-            return compare.diff_versions(s, old_ref, new_ref)
+        return self._read(compare.diff_versions, old_ref, new_ref)
 
     def set_alias(self, ref: str, alias: str) -> DatasetVersion:
-        with self.store.write() as s:
-            return versions.set_alias(s, ref, alias)
+        return self._write(versions.set_alias, ref, alias)
 
     def delete_alias(self, name: str, alias: str) -> None:
-        with self.store.write() as s:
-            versions.delete_alias(s, name, alias)
+        self._write(versions.delete_alias, name, alias)
 
     def set_tag(self, ref: str, key: str, value: str) -> DatasetVersion:
-        with self.store.write() as s:
-            return versions.set_version_tag(s, ref, key, value)
+        return self._write(versions.set_version_tag, ref, key, value)
 
     def record_validation(self, ref: str, report: dict[str, Any], passed: bool) -> DatasetVersion:
-        with self.store.write() as s:
-            return versions.record_validation(s, ref, report, passed)
+        return self._write(versions.record_validation, ref, report, passed)
 
     def get_validation(self, ref: str) -> dict[str, Any]:
-        with self.store.read() as s:
-            return versions.get_validation(s, ref)
+        return self._read(versions.get_validation, ref)
 
     def log_lineage(self, run_id: str, ref: str, relation: str) -> DatasetVersion:
-        with self.store.write() as s:
-            return versions.log_lineage(s, run_id, ref, relation)
+        return self._write(versions.log_lineage, run_id, ref, relation)
 
     def lineage(self, ref: str) -> list[LineageLink]:
-        with self.store.read() as s:
-            return links.version_lineage(s, ref, self.lineage_labels)
+        return self._read(links.version_lineage, ref, self.lineage_labels)
 
     def dedup(
         self, request: DedupRequest, on_rows: Callable[[int], None] | None = None

@@ -41,6 +41,7 @@ from opsloop.errors import Conflict
 from opsloop.errors import InvalidInput
 from opsloop.errors import NotFound
 from opsloop.kernel import ambient
+from opsloop.kernel.numbered import VersionReads
 from opsloop.kernel.paging import Page
 from opsloop.kernel.refs import check_dataset_name
 from opsloop.store.local_blobs import LocalBlobStore
@@ -131,7 +132,7 @@ class DataVersion:
         return f"DataVersion({self.ref}, {self.info.file_count} files, {self.info.total_bytes} B)"
 
 
-class DataClient(DuplicatesMixin):
+class DataClient(DuplicatesMixin, VersionReads[DatasetVersion]):
     """Dataset versions; reach it as ``Client().data``."""
 
     def __init__(self, backend: DataBackend, home: Path, cache: LocalBlobStore | None) -> None:
@@ -200,19 +201,11 @@ class DataClient(DuplicatesMixin):
         """A handle on ``NAME@N``, ``NAME@ALIAS`` or ``NAME`` (latest)."""
         return DataVersion(self, self._backend.get_version(ref))
 
-    def version(self, ref: str) -> DatasetVersion:
-        return self._backend.get_version(ref)
-
     def dataset(self, name: str) -> Dataset:
         return self._backend.get_dataset(name)
 
     def list(self, max_results: int = 100, page_token: str | None = None) -> Page[Dataset]:
         return self._backend.list_datasets(max_results, page_token)
-
-    def versions(
-        self, name: str, max_results: int = 100, page_token: str | None = None
-    ) -> Page[DatasetVersion]:
-        return self._backend.list_versions(name, max_results, page_token)
 
     def manifest(self, ref: str) -> tuple[DatasetVersion, Manifest]:
         return self._backend.get_manifest(ref)
@@ -226,9 +219,6 @@ class DataClient(DuplicatesMixin):
     # -- labels -------------------------------------------------------------------------------
     def set_alias(self, ref: str, alias: str) -> DatasetVersion:
         return self._backend.set_alias(ref, alias)
-
-    def delete_alias(self, name: str, alias: str) -> None:
-        self._backend.delete_alias(name, alias)
 
     def set_tag(self, ref: str, key: str, value: Any) -> DatasetVersion:
         return self._backend.set_tag(ref, key, str(value))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -180,9 +181,9 @@ class PiiDetector:
             # three digits in a row: every card, SSN, NANP and UK phone number has them
             run = shape is None or "000" in shape
             if "IBAN_CODE" in wanted and (shape is None or GATE_IBAN in shape):
-                found += _ibans(text)
+                found += _cut_findings(IBAN, text, "IBAN_CODE", _iban_end)
             if "CREDIT_CARD" in wanted and run and (shape is None or GATE_CARD.search(shape)):
-                found += _cards(text)
+                found += _cut_findings(CARD, text, "CREDIT_CARD", _card_end)
             if (
                 "US_SSN" in wanted
                 and run
@@ -230,42 +231,45 @@ def _emails(text: str) -> list[Finding]:
     return out
 
 
-def _cards(text: str) -> list[Finding]:
+def _cut_findings(
+    pattern: re.Pattern[str], text: str, entity: str, valid_end: Callable[[str], int | None]
+) -> list[Finding]:
+    """``entity`` at each match of ``pattern``, cut to the prefix ``valid_end`` accepts (None:
+    none is valid). A match may run on into the next number, so the scan resumes right after
+    what was taken."""
     out = []
-    m = CARD.search(text)
+    m = pattern.search(text)
     while m:
         span, resume = m.group(), m.end()
-        while True:  # a trailing group of another number may have been taken: drop it and retry
-            digits = span.replace(" ", "").replace("-", "")
-            if card_shaped(digits) and luhn_valid(digits):
-                out.append(Finding("CREDIT_CARD", m.start(), m.start() + len(span), span))
-                resume = m.start() + len(span)  # what was dropped may start the next card
-                break
-            cut = max(span.rfind(" "), span.rfind("-"))
-            if cut <= 0:
-                break
-            span = span[:cut]
-        m = CARD.search(text, resume)
+        end = valid_end(span)
+        if end is not None:
+            out.append(Finding(entity, m.start(), m.start() + end, span[:end]))
+            resume = m.start() + end
+        m = pattern.search(text, resume)
     return out
 
 
-def _ibans(text: str) -> list[Finding]:
-    out = []
-    m = IBAN.search(text)
-    while m:
-        span, resume = m.group(), m.end()
-        length = IBAN_LENGTHS.get(span[:2])
-        if length is not None:
-            end, count = 0, 0  # the span's first ``length`` letters and digits (it may run on)
-            for end, ch in enumerate(span, 1):  # noqa: B007
-                count += ch != " "
-                if count == length:
-                    break
-            if iban_valid(span[:end].replace(" ", "")):
-                out.append(Finding("IBAN_CODE", m.start(), m.start() + end, span[:end]))
-                resume = m.start() + end  # what ran on may be the next IBAN
-        m = IBAN.search(text, resume)
-    return out
+def _card_end(span: str) -> int | None:
+    while True:  # a trailing group of another number may have been taken: drop it and retry
+        digits = span.replace(" ", "").replace("-", "")
+        if card_shaped(digits) and luhn_valid(digits):
+            return len(span)
+        cut = max(span.rfind(" "), span.rfind("-"))
+        if cut <= 0:
+            return None
+        span = span[:cut]
+
+
+def _iban_end(span: str) -> int | None:
+    length = IBAN_LENGTHS.get(span[:2])
+    if length is None:
+        return None
+    end, count = 0, 0  # the span's first ``length`` letters and digits (it may run on)
+    for end, ch in enumerate(span, 1):  # noqa: B007
+        count += ch != " "
+        if count == length:
+            break
+    return end if iban_valid(span[:end].replace(" ", "")) else None
 
 
 def _ssns(text: str) -> list[Finding]:

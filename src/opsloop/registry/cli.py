@@ -11,6 +11,8 @@ from typing import Any
 
 import typer
 
+from opsloop.console.commands import AliasArg
+from opsloop.console.commands import AliasedNameArg
 from opsloop.console.commands import JsonOption
 from opsloop.console.commands import RefArg
 from opsloop.console.commands import VersionArg
@@ -178,10 +180,7 @@ def alias(
 
 
 @models_app.command("unalias")
-def unalias(
-    name: Annotated[str, typer.Argument(metavar="NAME[@ALIAS]")],
-    alias_name: Annotated[str | None, typer.Argument(metavar="[ALIAS]")] = None,
-) -> None:
+def unalias(name: AliasedNameArg, alias_name: AliasArg = None) -> None:
     """Delete an alias: churn@challenger, or churn challenger."""
     name, alias_name = alias_ref(name, alias_name, "model")
     command_client().models.delete_alias(name, alias_name)

@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic import ConfigDict
 from pydantic import Field
 
+from opsloop.kernel.entities import Entity
+from opsloop.kernel.numbered import NumberedVersion
 from opsloop.registry.signature import Signature
 from opsloop.store.rows import from_row
 
@@ -21,11 +22,7 @@ __all__ = [
 ]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class RegisteredModel(_Model):
+class RegisteredModel(Entity):
     name: str
     description: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
@@ -37,9 +34,7 @@ class RegisteredModel(_Model):
     created_by: str
 
 
-class ModelVersion(_Model):
-    name: str
-    number: int
+class ModelVersion(NumberedVersion):
     version_id: str
     package_id: str = Field(description="BLAKE3 hash of the package manifest")
     flavor: str
@@ -58,10 +53,6 @@ class ModelVersion(_Model):
     created_at: int
     created_by: str
 
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.number}"
-
 
 class ModelVersionCreate(BaseModel):
     """Register a version: from a run's artifact folder, or from uploaded package files."""
@@ -79,7 +70,7 @@ class ModelVersionCreate(BaseModel):
     card: dict[str, str] | None = None
 
 
-class AliasEvent(_Model):
+class AliasEvent(Entity):
     """One decision about an alias, with the gate's report when a gate ran."""
 
     name: str

@@ -22,6 +22,9 @@ from typing import Any
 from opsloop.data.held import preview_write
 from opsloop.data.manifest import Manifest
 from opsloop.errors import NotFound
+from opsloop.kernel.held_versions import HeldVersionReads
+from opsloop.kernel.held_versions import HeldVersions
+from opsloop.kernel.held_versions import held_tag
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.kernel.refs import LATEST
@@ -45,16 +48,14 @@ __all__ = ["HeldRegistryBackend"]
 
 
 @dataclass
-class _Overlay:
-    """What the held writes would have made: versions by (name, number), aliases moved
-    (None: deleted), and the last number handed out per model."""
+class _Overlay(HeldVersions[ModelVersion, Manifest]):
+    """What the held writes would have made: the versions, and the aliases moved (None:
+    deleted)."""
 
-    versions: dict[tuple[str, int], tuple[ModelVersion, Manifest]] = field(default_factory=dict)
     aliases: dict[tuple[str, str], int | None] = field(default_factory=dict)
-    last: dict[str, int] = field(default_factory=dict)
 
 
-class HeldRegistryBackend(HeldWrites, RegistryBackend):
+class HeldRegistryBackend(HeldWrites, HeldVersionReads[ModelVersion, Manifest], RegistryBackend):
     """``inner`` with its writes held while a reproduction runs (see the module)."""
 
     _inner: RegistryBackend
@@ -73,17 +74,15 @@ class HeldRegistryBackend(HeldWrites, RegistryBackend):
             return None
         overlay = self._overlay(rehearsal)
         parsed = parse_ref(ref, "model")
-        number = parsed.number
-        if parsed.alias == LATEST:
-            number = overlay.last.get(parsed.name)
-        elif parsed.alias is not None and (parsed.name, parsed.alias) in overlay.aliases:
+        number = overlay.number_of(parsed)
+        if parsed.alias != LATEST and (parsed.name, parsed.alias) in overlay.aliases:
             number = overlay.aliases[(parsed.name, parsed.alias)]
             if number is None:
                 raise NotFound(f"model {parsed.name!r} has no alias {parsed.alias!r}")
             if (parsed.name, number) not in overlay.versions:
                 version, manifest = self._inner.get_manifest(f"{parsed.name}@{number}")
                 return self._with_aliases(overlay, version), manifest
-        found = overlay.versions.get((parsed.name, number)) if number is not None else None
+        found = overlay.find(parsed.name, number)
         if found is None:
             return None
         return self._with_aliases(overlay, found[0]), found[1]
@@ -113,12 +112,7 @@ class HeldRegistryBackend(HeldWrites, RegistryBackend):
         rehearsal = current_rehearsal()
         if rehearsal is None:
             return self._inner.register_version(name, body)
-        version, manifest = self._preview(name, body)
-        overlay = self._overlay(rehearsal)
-        number = max(version.number, overlay.last.get(name, 0) + 1)
-        version = version.model_copy(update={"number": number, "created_at": now_ms()})
-        overlay.versions[(name, number)] = (version, manifest)
-        overlay.last[name] = number
+        version = self._overlay(rehearsal).add(name, *self._preview(name, body))
         source = f" from run {version.run_id}" if version.run_id else ""
         rehearsal.hold("models.register", f"would register {version.ref}{source}",
                        ref=version.ref)  # fmt: skip
@@ -196,8 +190,7 @@ class HeldRegistryBackend(HeldWrites, RegistryBackend):
         if rehearsal is None:
             return self._inner.set_model_tag(name, key, value)
         model = self.get_model(name)
-        rehearsal.hold("models.set_tag", f"would tag model {name!r} {key}={value}")
-        return model.model_copy(update={"tags": {**model.tags, key: value}})
+        return held_tag(rehearsal, "models.set_tag", f"model {name!r}", model, key, value)
 
     def update_version(
         self, ref: str, description: str | None, card: dict[str, str] | None
@@ -213,12 +206,8 @@ class HeldRegistryBackend(HeldWrites, RegistryBackend):
         return version.model_copy(update=update)
 
     def set_version_tag(self, ref: str, key: str, value: str) -> ModelVersion:
-        rehearsal = current_rehearsal()
-        if rehearsal is None:
-            return self._inner.set_version_tag(ref, key, value)
-        version = self.get_version(ref)
-        rehearsal.hold("versions.set_version_tag", f"would tag {version.ref} {key}={value}")
-        return version.model_copy(update={"tags": {**version.tags, key: value}})
+        tag = self._inner.set_version_tag
+        return self._tag_version("versions.set_version_tag", tag, ref, key, value)
 
     def delete_version(self, ref: str) -> None:
         rehearsal = current_rehearsal()
@@ -241,7 +230,7 @@ class HeldRegistryBackend(HeldWrites, RegistryBackend):
             report=report, created_at=now_ms(), created_by=current_user(),
         )  # fmt: skip
 
-    # -- reads, through the overlay -----------------------------------------------------------
+    # -- reads (a version's through the overlay: HeldVersionReads) ---------------------------
     def get_model(self, name: str) -> RegisteredModel:
         model = self._inner.get_model(name)
         rehearsal = current_rehearsal()
@@ -257,21 +246,8 @@ class HeldRegistryBackend(HeldWrites, RegistryBackend):
         latest = max(model.latest_version or 0, overlay.last.get(name, 0)) or None
         return model.model_copy(update={"aliases": aliases, "latest_version": latest})
 
-    def get_version(self, ref: str) -> ModelVersion:
-        held = self._held(ref)
-        return held[0] if held is not None else self._inner.get_version(ref)
-
-    def get_manifest(self, ref: str) -> tuple[ModelVersion, Manifest]:
-        held = self._held(ref)
-        return held if held is not None else self._inner.get_manifest(ref)
-
     def list_models(self, max_results: int, page_token: str | None) -> Page[RegisteredModel]:
         return self._inner.list_models(max_results, page_token)
-
-    def list_versions(
-        self, name: str, max_results: int, page_token: str | None
-    ) -> Page[ModelVersion]:
-        return self._inner.list_versions(name, max_results, page_token)
 
     def alias_history(self, name: str, alias: str | None) -> list[AliasEvent]:
         return self._inner.alias_history(name, alias)

@@ -17,6 +17,7 @@ from typing import Any
 
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
+from opsloop.kernel.store_calls import StoreCalls
 from opsloop.registry.backend import RegistryBackend
 from opsloop.registry.entities import AliasEvent
 from opsloop.registry.entities import ModelVersion
@@ -68,7 +69,7 @@ def register_version(
     )
 
 
-class LocalRegistryBackend(StoresOnNeed[QuickReads], RegistryBackend):
+class LocalRegistryBackend(StoresOnNeed[QuickReads], StoreCalls, RegistryBackend):
     """Talks to the metadata store and blob store directly (the embedded default).
 
     Args:
@@ -106,64 +107,57 @@ class LocalRegistryBackend(StoresOnNeed[QuickReads], RegistryBackend):
     ) -> RegisteredModel:
         from opsloop.registry import models
 
-        with self.store.write() as s:
-            return models.create_model(
-                s, name, created_by=current_user(), description=description, tags=tags
-            )
+        return self._write(
+            models.create_model, name, created_by=current_user(), description=description, tags=tags
+        )
 
     def get_model(self, name: str) -> RegisteredModel:
         if self._quick is not None:
             return self._quick.get_model(name)
         from opsloop.registry import models
 
-        with self.store.read() as s:
-            return models.get_model(s, name)
+        return self._read(models.get_model, name)
 
     def list_models(self, max_results: int, page_token: str | None) -> Page[RegisteredModel]:
         if self._quick is not None and 0 < max_results <= QUICK_PAGE_LIMIT:
             return self._quick.list_models(max_results, page_token)
         from opsloop.registry import models
 
-        with self.store.read() as s:
-            return models.list_models(s, max_results, page_token)
+        return self._read(models.list_models, max_results, page_token)
 
     def update_model(
         self, name: str, description: str | None, gate_policy: dict[str, Any] | None
     ) -> RegisteredModel:
         from opsloop.registry import models
 
-        with self.store.write() as s:
-            return models.update_model(s, name, description=description, gate_policy=gate_policy)
+        return self._write(
+            models.update_model, name, description=description, gate_policy=gate_policy
+        )
 
     def delete_model(self, name: str) -> None:
         from opsloop.registry import models
 
-        with self.store.write() as s:
-            models.delete_model(s, name)
+        self._write(models.delete_model, name)
 
     def set_model_tag(self, name: str, key: str, value: str) -> RegisteredModel:
         from opsloop.registry import models
 
-        with self.store.write() as s:
-            return models.set_model_tag(s, name, key, value)
+        return self._write(models.set_model_tag, name, key, value)
 
     def register_version(self, name: str, body: ModelVersionCreate) -> ModelVersion:
-        with self.store.write() as s:
-            return register_version(s, self.blobs, name, body, current_user())
+        return self._write(register_version, self.blobs, name, body, current_user())
 
     def get_version(self, ref: str) -> ModelVersion:
         if self._quick is not None:
             return self._quick.get_version(ref)
         from opsloop.registry import versions
 
-        with self.store.read() as s:
-            return versions.get_version(s, ref)
+        return self._read(versions.get_version, ref)
 
     def get_manifest(self, ref: str) -> tuple[ModelVersion, Manifest]:
         from opsloop.registry import versions
 
-        with self.store.read() as s:
-            return versions.manifest_of(s, ref)
+        return self._read(versions.manifest_of, ref)
 
     def list_versions(
         self, name: str, max_results: int, page_token: str | None
@@ -172,70 +166,64 @@ class LocalRegistryBackend(StoresOnNeed[QuickReads], RegistryBackend):
             return self._quick.list_versions(name, max_results, page_token)
         from opsloop.registry import versions
 
-        with self.store.read() as s:
-            return versions.list_versions(s, name, max_results, page_token)
+        return self._read(versions.list_versions, name, max_results, page_token)
 
     def update_version(
         self, ref: str, description: str | None, card: dict[str, str] | None
     ) -> ModelVersion:
         from opsloop.registry import versions
 
-        with self.store.write() as s:
-            return versions.update_version(s, ref, description=description, card=card)
+        return self._write(versions.update_version, ref, description=description, card=card)
 
     def set_version_tag(self, ref: str, key: str, value: str) -> ModelVersion:
         from opsloop.registry import versions
 
-        with self.store.write() as s:
-            return versions.set_version_tag(s, ref, key, value)
+        return self._write(versions.set_version_tag, ref, key, value)
 
     def delete_version(self, ref: str) -> None:
         from opsloop.registry import versions
 
-        with self.store.write() as s:
-            versions.delete_version(s, ref)
+        self._write(versions.delete_version, ref)
 
     def set_alias(self, ref: str, alias: str, reason: str | None) -> ModelVersion:
         from opsloop.registry import aliases
 
-        with self.store.write() as s:
-            return aliases.set_alias(s, ref, alias, created_by=current_user(), reason=reason)
+        return self._write(aliases.set_alias, ref, alias, created_by=current_user(), reason=reason)
 
     def delete_alias(self, name: str, alias: str) -> None:
         from opsloop.registry import aliases
 
-        with self.store.write() as s:
-            aliases.delete_alias(s, name, alias, created_by=current_user())
+        self._write(aliases.delete_alias, name, alias, created_by=current_user())
 
     def alias_history(self, name: str, alias: str | None) -> list[AliasEvent]:
         if self._quick is not None:
             return self._quick.alias_history(name, alias)
         from opsloop.registry import aliases
 
-        with self.store.read() as s:
-            return aliases.alias_history(s, name, alias)
+        return self._read(aliases.alias_history, name, alias)
 
     def record_evaluation(
         self, report: dict[str, Any], model_ref: str | None, dataset_ref: str | None
     ) -> Evaluation:
         from opsloop.registry import evaluations
 
-        with self.store.write() as s:
-            return evaluations.record_evaluation(
-                s, report, created_by=current_user(), model_ref=model_ref, dataset_ref=dataset_ref
-            )
+        return self._write(
+            evaluations.record_evaluation,
+            report,
+            created_by=current_user(),
+            model_ref=model_ref,
+            dataset_ref=dataset_ref,
+        )
 
     def get_evaluation(self, evaluation_id: str) -> Evaluation:
         from opsloop.registry import evaluations
 
-        with self.store.read() as s:
-            return evaluations.get_evaluation(s, evaluation_id)
+        return self._read(evaluations.get_evaluation, evaluation_id)
 
     def list_evaluations(self, ref: str) -> list[Evaluation]:
         from opsloop.registry import evaluations
 
-        with self.store.read() as s:
-            return evaluations.list_evaluations(s, ref)
+        return self._read(evaluations.list_evaluations, ref)
 
     def promote(self, ref: str, request: PromotionRequest) -> AliasEvent:
         from opsloop.registry.promotion import promote
@@ -245,10 +233,8 @@ class LocalRegistryBackend(StoresOnNeed[QuickReads], RegistryBackend):
     def card(self, ref: str, markdown: bool) -> Any:
         from opsloop.registry import cards
 
-        with self.store.read() as s:
-            card = cards.build_card(s, ref)
+        card = self._read(cards.build_card, ref)
         return cards.card_markdown(card) if markdown else card
 
     def lineage(self, kind: str | None, ref: str) -> dict[str, Any]:
-        with self.store.read() as s:
-            return self.lineage_catalog.lineage(s, kind, ref)
+        return self._read(self.lineage_catalog.lineage, kind, ref)

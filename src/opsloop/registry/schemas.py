@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from pydantic import Field
 
 from opsloop.kernel.bounds import PositiveInt64
+from opsloop.tracking.schemas import NamedCreate
 
 __all__ = [
     "AliasMove",
@@ -19,10 +20,8 @@ __all__ = [
 ]
 
 
-class ModelCreate(BaseModel):
-    name: str
-    description: str | None = None
-    tags: dict[str, str] | None = None
+class ModelCreate(NamedCreate):
+    pass
 
 
 class ModelUpdate(BaseModel):

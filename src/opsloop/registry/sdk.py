@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from opsloop.errors import InvalidInput
+from opsloop.kernel.numbered import VersionReads
 from opsloop.kernel.paging import Page
 from opsloop.kernel.step_context import current_rehearsal
 from opsloop.registry.backend import RegistryBackend
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["ModelsClient"]
 
 
-class ModelsClient:
+class ModelsClient(VersionReads[ModelVersion]):
     """The model registry; reach it as ``Client().models`` or through ``opsloop.models``.
 
     Example:
@@ -184,16 +185,8 @@ class ModelsClient:
     def get(self, name: str) -> RegisteredModel:
         return self._backend.get_model(name)
 
-    def version(self, ref: str) -> ModelVersion:
-        return self._backend.get_version(ref)
-
     def list(self, max_results: int = 100, page_token: str | None = None) -> Page[RegisteredModel]:
         return self._backend.list_models(max_results, page_token)
-
-    def versions(
-        self, name: str, max_results: int = 100, page_token: str | None = None
-    ) -> Page[ModelVersion]:
-        return self._backend.list_versions(name, max_results, page_token)
 
     # -- changing -------------------------------------------------------------------------------
     def create(
@@ -239,9 +232,6 @@ class ModelsClient:
     def set_alias(self, ref: str, alias: str, *, reason: str | None = None) -> ModelVersion:
         """Point ``alias`` at ``ref`` without a gate; use ``promote`` for gated aliases."""
         return self._backend.set_alias(ref, alias, reason)
-
-    def delete_alias(self, name: str, alias: str) -> None:
-        self._backend.delete_alias(name, alias)
 
     def history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
         """Every decision about the model's aliases, newest first, with gate verdicts."""

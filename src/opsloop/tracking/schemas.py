@@ -19,6 +19,7 @@ __all__ = [
     "ExperimentUpdate",
     "LogBatch",
     "LogBatchResult",
+    "NamedCreate",
     "RunCreate",
     "RunUpdate",
     "SearchRuns",
@@ -26,10 +27,17 @@ __all__ = [
 ]
 
 
-class ExperimentCreate(BaseModel):
+class NamedCreate(BaseModel):
+    """The body that creates a named thing with a description and tags: an experiment, a
+    registered model (each subclass keeps its own name in the OpenAPI document)."""
+
     name: str
     description: str | None = None
     tags: dict[str, str] | None = None
+
+
+class ExperimentCreate(NamedCreate):
+    pass
 
 
 class ExperimentUpdate(BaseModel):
