@@ -236,3 +236,43 @@ def test_the_installed_command_prints_no_traceback(
     assert done.stderr.strip() == (
         f"error: {config}: unknown key 'lerning_rate'; did you mean 'learning_rate'?"
     )
+
+
+def test_the_adapter_loads_on_its_base_and_the_gateway_serves_it(world: Any) -> None:
+    """A LoRA version is stored as its adapter alone and loads onto its registered base, to
+    the same logits as peft's own loading of the run's checkpoint."""
+    import asyncio
+
+    import torch
+    from peft import PeftModel
+
+    from opsloop.app.gateway_models import RegistryLocalModels
+
+    client, whole = world.client, world.whole
+    checkpoint = client.download_artifacts(
+        whole["run_id"], "checkpoints/checkpoint-6", world.root / "adapter-check"
+    )
+    ids = torch.tensor([chat_lm.prompt_ids(chat_lm.build_tokenizer(), "tell me a story")])
+    with torch.no_grad():
+        loaded = client.models.load(whole["version"]).raw(ids).logits
+        expected = PeftModel.from_pretrained(client.models.load("base@1").raw, str(checkpoint))
+        torch.testing.assert_close(loaded, expected.eval()(ids).logits, atol=1e-6, rtol=0)
+    models = RegistryLocalModels(client.models, device="cpu")
+    try:
+        body = {"model": "bot", "messages": [{"role": "user", "content": "ping"}], "max_tokens": 4,
+                "temperature": 0}  # fmt: skip
+        answer = asyncio.run(models.generator(whole["version"]).complete(body))
+    finally:
+        models.close()
+    assert answer["model"] == "bot@1" and answer["usage"]["completion_tokens"] >= 1
+
+
+def test_a_lora_adapter_of_a_folder_base_is_refused_before_training(
+    world: Any, tmp_path: Path
+) -> None:
+    from opsloop.app.finetune import run_finetune
+
+    folder = tmp_path / "base-folder"
+    folder.mkdir()
+    with pytest.raises(InvalidInput, match="register the base first"):
+        run_finetune(world.client, {**CONFIG, "base_model": str(folder)})

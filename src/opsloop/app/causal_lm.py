@@ -25,7 +25,8 @@ def load_causal_lm(models: ModelsClient, ref: str) -> tuple[Any, Any]:
         InvalidInput: The model cannot generate, or was registered without a tokenizer.
     """
     model = models.load(ref).raw
-    if not (callable(getattr(model, "can_generate", None)) and model.can_generate()):
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # a LoRA's base
+    if not (callable(getattr(inner, "can_generate", None)) and inner.can_generate()):
         raise InvalidInput(f"{ref} ({type(model).__name__}) is not a causal LM")
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is None:

@@ -19,6 +19,7 @@ from opsloop.llm.finetune import BaseModel
 from opsloop.llm.finetune import FinetuneResult
 from opsloop.llm.finetune import finetune
 from opsloop.llm.finetune import load_config
+from opsloop.llm.finetune.models import check_base_ref
 
 if TYPE_CHECKING:
     from opsloop.client import Client
@@ -69,7 +70,7 @@ class RegistryModelRegistrar:
             model,
             run_id=run_id,
             input_example=np.array([[0, 1, 2]]),
-            flavor_options={"tokenizer": tokenizer},
+            flavor_options={"tokenizer": tokenizer, "base": base.ref},
             tags=tags,
             description=f"fine-tuned from {base.ref} by run {run_id}",
         )
@@ -108,8 +109,16 @@ def run_finetune(
         >>> result.version
         'support-bot-ft@1'
     """
+    checked = load_config(config, **overrides)
+    if checked.adapter == "lora" and not merge and check_base_ref(checked.base_model) is not None:
+        raise InvalidInput(
+            f"base_model {checked.base_model!r} is a folder: a LoRA adapter is registered with "
+            "the registered version of its base, so register the base first "
+            "(client.models.register(name, model, flavor_options={'tokenizer': tokenizer})) "
+            "or pass --merge to register the merged weights"
+        )
     return finetune(
-        load_config(config, **overrides),
+        checked,
         tracking=client,
         data=client.data,
         base_models=RegistryBaseModels(client.models),

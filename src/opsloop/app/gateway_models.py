@@ -3,7 +3,8 @@
 
 It lives here because it needs the model registry, a floor above ``llm``. A ref
 (``support-bot@champion``, ``support-bot@3``) is resolved to its version; each version's
-package is loaded once (model and tokenizer, see the ``pytorch`` flavor) and its
+package is loaded once (model and tokenizer, see the ``pytorch`` flavor; a LoRA adapter onto
+its base version, merged) and its
 :class:`~opsloop.llm.gateway.generation.TransformersGenerator` kept, so two routes naming the
 same version share one model and one batch. torch is imported only when the first local model
 loads.
@@ -65,6 +66,8 @@ class RegistryLocalModels:
                     "can be served by the gateway"
                 )
             model, tokenizer = load_causal_lm(self._models, version.ref)
+            if hasattr(model, "merge_and_unload"):  # a LoRA adapter, on its own copy of the base:
+                model = model.merge_and_unload()  # merged, it costs what the base costs a token
             from opsloop.llm.gateway.generation import TransformersGenerator
 
             generator = TransformersGenerator(

@@ -35,7 +35,15 @@ from typing import ClassVar
 from opsloop.errors import InvalidInput
 from opsloop.errors import PermissionDenied
 
-__all__ = ["FLAVORS", "Flavor", "deterministic_skops", "flavor_for", "get_flavor", "skops_io"]
+__all__ = [
+    "FLAVORS",
+    "Flavor",
+    "LoraAdapter",
+    "deterministic_skops",
+    "flavor_for",
+    "get_flavor",
+    "skops_io",
+]
 
 # skops refuses types outside its default allow-list until told to trust them. Types defined by
 # these libraries are library code (e.g. sklearn.tree._tree.Tree), never code from the package.
@@ -226,6 +234,10 @@ class TorchFlavor(Flavor):
     {...}}``); a transformers model through ``save_pretrained(safe_serialization=True)``, with
     its tokenizer beside it (``flavor_options={"tokenizer": tokenizer}``, in ``tokenizer/``),
     read back as the loaded model's ``tokenizer`` attribute (a causal LM needs it to serve).
+    A peft LoRA model is saved as its adapter alone (``adapter_config.json`` and
+    ``adapter_model.safetensors``, megabytes where the base is gigabytes) with the registered
+    version of its base (``flavor_options={"base": "NAME@N"}``); it loads as a
+    :class:`LoraAdapter`, which the registry applies to that base.
     Loading imports the named class from the *installed* code, refuses anything that is not an
     ``nn.Module`` (or a transformers ``PreTrainedModel``), and reads tensors only: nothing in
     the package is executed.
@@ -243,8 +255,17 @@ class TorchFlavor(Flavor):
         cls = type(model)
         path.mkdir(parents=True, exist_ok=True)
         if hasattr(model, "save_pretrained") and hasattr(model, "config"):
-            model.save_pretrained(path, safe_serialization=True)
+            model.save_pretrained(path, safe_serialization=True)  # a peft model: the adapter
             spec = {"kind": "transformers", "class": cls.__name__}
+            if cls.__module__.startswith("peft."):
+                base = (options or {}).get("base")
+                if not isinstance(base, str) or "@" not in base:
+                    raise InvalidInput(
+                        "a LoRA adapter is registered with the version of its base model: "
+                        "flavor_options={'base': 'NAME@N'} (or register the merged model: "
+                        "model.merge_and_unload())"
+                    )
+                spec = {"kind": "lora-adapter", "base": base}
             tokenizer = (options or {}).get("tokenizer")
             if tokenizer is not None:
                 if not hasattr(tokenizer, "save_pretrained"):
@@ -274,6 +295,8 @@ class TorchFlavor(Flavor):
         import importlib
 
         spec = json.loads((path / "module.json").read_text())
+        if spec["kind"] == "lora-adapter":
+            return LoraAdapter(path, spec["base"], _tokenizer(path, spec))
         if spec["kind"] == "transformers":
             import transformers
 
@@ -283,15 +306,8 @@ class TorchFlavor(Flavor):
             model = cls.from_pretrained(
                 str(path), local_files_only=True, trust_remote_code=False, use_safetensors=True
             )
-            if spec.get("tokenizer"):  # data files only: a vocabulary, merges, a template
-                kind = getattr(transformers, spec["tokenizer"], None)
-                if not isinstance(kind, type) or not issubclass(
-                    kind, transformers.PreTrainedTokenizerBase
-                ):
-                    raise PermissionDenied(f"{spec['tokenizer']!r} is not a transformers tokenizer")
-                model.tokenizer = kind.from_pretrained(
-                    str(path / "tokenizer"), local_files_only=True, trust_remote_code=False
-                )
+            if spec.get("tokenizer"):
+                model.tokenizer = _tokenizer(path, spec)
         else:
             import torch
             from safetensors.torch import load_file
@@ -327,6 +343,39 @@ class TorchFlavor(Flavor):
         logits = self.predict(model, inputs)
         shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
         return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _tokenizer(path: Path, spec: dict[str, Any]) -> Any:
+    """The tokenizer saved beside a transformers model or adapter (None when there is none):
+    data files only, a vocabulary, merges and a chat template."""
+    if not spec.get("tokenizer"):
+        return None
+    import transformers
+
+    kind = getattr(transformers, spec["tokenizer"], None)
+    if not isinstance(kind, type) or not issubclass(kind, transformers.PreTrainedTokenizerBase):
+        raise PermissionDenied(f"{spec['tokenizer']!r} is not a transformers tokenizer")
+    return kind.from_pretrained(
+        str(path / "tokenizer"), local_files_only=True, trust_remote_code=False
+    )
+
+
+class LoraAdapter:
+    """A LoRA adapter read from a package: not a model until it is applied to its base, the
+    registered version ``base`` (``ModelsClient.load`` does both)."""
+
+    def __init__(self, path: Path, base: str, tokenizer: Any) -> None:
+        self.path, self.base, self.tokenizer = path, base, tokenizer
+
+    def apply(self, base_model: Any) -> Any:
+        """``base_model`` with this adapter on it (peft's ``PeftModel``, for inference), and
+        the adapter's tokenizer (its chat template) if it came with one."""
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(base_model, str(self.path), is_trainable=False)
+        if self.tokenizer is not None:
+            model.tokenizer = self.tokenizer
+        return model.eval()
 
 
 class PyfuncFlavor(Flavor):

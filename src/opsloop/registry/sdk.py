@@ -171,16 +171,22 @@ class ModelsClient(VersionReads[ModelVersion]):
     def load(
         self, ref: str, *, trusted: bool = False, trusted_types: list[str] | None = None
     ) -> LoadedModel:
-        """Load ``NAME@N`` / ``NAME@alias`` / ``NAME`` with its flavor's safe loader.
+        """Load ``NAME@N`` / ``NAME@alias`` / ``NAME`` with its flavor's safe loader (a LoRA
+        adapter with its base version, loaded the same way).
 
         Every file is checked against its hash on the way in. ``trusted=True`` is needed for
         pickled (``pyfunc``) packages; ``trusted_types`` extends skops' list of safe types.
         """
+        from opsloop.registry.flavors import LoraAdapter
         from opsloop.registry.package import load_package
 
         version, manifest = self._backend.get_manifest(ref)
         folder = self._data.local_copy(manifest, f"packages/{version.package_id}", verify=True)
-        return load_package(folder, trusted=trusted, trusted_types=trusted_types, ref=version.ref)
+        loaded = load_package(folder, trusted=trusted, trusted_types=trusted_types, ref=version.ref)
+        if isinstance(loaded.raw, LoraAdapter):  # a LoRA adapter: applied to its base version
+            base = self.load(loaded.raw.base, trusted=trusted, trusted_types=trusted_types)
+            loaded.raw = loaded.raw.apply(base.raw)
+        return loaded
 
     def get(self, name: str) -> RegisteredModel:
         return self._backend.get_model(name)
