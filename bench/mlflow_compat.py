@@ -10,7 +10,9 @@ install (``.venv``), pointed at each by its tracking URI, as a user would switch
 sends 1,000 per request), and ``search_runs`` with a metric filter over 10,000 runs x 20
 metrics (seeded straight into each store, then searched through each server; best of 3).
 The two sides take turns, round by round, so a busy machine slows both alike. Each line prints
-both times and the ratio (MLflow's time / opsloop's).
+both times and the ratio (MLflow's time / opsloop's), then the CPU time each server process
+(with its children) spent on the scenario: on a shared, noisy machine the steadier measure of
+what each server costs, the client's own cost left out.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psutil
 from seed import populate_opsloop
 
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
@@ -32,7 +35,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 ROOT = Path(__file__).resolve().parent.parent
 OPSLOOP = ROOT / ".venv" / "bin" / "opsloop"
 MLFLOW_SERVER = ROOT / ".venv-mlflow" / "bin" / "mlflow"
-RESULTS: list[tuple[str, float, float]] = []
+RESULTS: list[tuple[str, float, float, float, float]] = []
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -41,9 +44,25 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def report(name: str, ours: float, peer: float) -> None:
-    RESULTS.append((name, ours, peer))
-    print(f"{name:<56} opsloop {ours:8.3f}s  mlflow {peer:8.3f}s  ratio {peer / ours:6.1f}x")
+def report(name: str, ours: Side, peer: Side) -> None:
+    RESULTS.append((name, ours.seconds, peer.seconds, ours.cpu, peer.cpu))
+    print(
+        f"{name:<56} opsloop {ours.seconds:8.3f}s  mlflow {peer.seconds:8.3f}s  ratio "
+        f"{peer.seconds / ours.seconds:6.1f}x  (server CPU {ours.cpu:.3f}s vs {peer.cpu:.3f}s)"
+    )
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its live children (a server's workers)."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def free_port() -> int:
@@ -61,7 +80,7 @@ class Servers:
         self.folder = folder
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def __enter__(self) -> tuple[str, str]:
+    def __enter__(self) -> tuple[tuple[str, int], tuple[str, int]]:
         oport, mport = free_port(), free_port()
         ours = self._start(
             [str(OPSLOOP), "server", "--port", str(oport),
@@ -76,7 +95,7 @@ class Servers:
              "--artifacts-destination", str(self.folder / "mlartifacts")],
             f"http://127.0.0.1:{mport}/health",
         )  # fmt: skip
-        return ours, peer
+        return (ours, self.procs[0].pid), (peer, self.procs[1].pid)
 
     def _start(self, cmd: list[str], health: str, env: dict[str, str] | None = None) -> str:
         log = open(self.folder / f"{Path(cmd[0]).name}.log", "wb")  # noqa: SIM115
@@ -118,17 +137,18 @@ def seed_stores(folder: Path, runs: int, metrics: int) -> None:
 
 
 class Side:
-    """One server as the client sees it: a client on its URI and a fresh run to log to."""
+    """One server as the client sees it: a client on its URI and a fresh run to log to, and the
+    server's process (``pid``) whose CPU time is counted."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, pid: int) -> None:
         from mlflow import MlflowClient
 
-        self.uri = uri
+        self.uri, self.pid = uri, pid
         self.client = MlflowClient(uri)
         experiment_id = self.client.create_experiment(f"compat-{time.time_ns()}")
         self.run_id = self.client.create_run(experiment_id).info.run_id
         self.step = 0
-        self.seconds = 0.0
+        self.seconds = self.cpu = 0.0
 
     def log_metric_calls(self, n: int) -> None:
         for _ in range(n):
@@ -151,12 +171,15 @@ class Side:
 
 def interleaved(sides: list[Side], work: Callable[[Side], object], rounds: int) -> None:
     """Run ``work`` ``rounds`` times on each side, alternating which goes first, adding each
-    side's time to ``side.seconds``: the machine's load, whatever it does, falls on both."""
+    side's time to ``side.seconds`` (its server's CPU time to ``side.cpu``): the machine's load,
+    whatever it does, falls on both."""
     for side in sides:
-        side.seconds = 0.0
+        side.seconds = side.cpu = 0.0
     for r in range(rounds):
         for side in sides if r % 2 == 0 else sides[::-1]:
+            before = tree_cpu(side.pid)
             side.seconds += timed(lambda side=side: work(side))  # type: ignore[misc]
+            side.cpu += tree_cpu(side.pid) - before
 
 
 def main() -> None:
@@ -182,15 +205,15 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="opsloop-mlflow-compat-"))
     runs, metrics = args.search_runs, 20
     seed_stores(folder, runs, metrics)
-    with Servers(folder) as (ours_uri, peer_uri):
-        ours, peer = sides = [Side(ours_uri), Side(peer_uri)]
+    with Servers(folder) as (ours_server, peer_server):
+        ours, peer = sides = [Side(*ours_server), Side(*peer_server)]
         n, rounds = args.log_metric_n, 10
         interleaved(sides, lambda side: side.log_metric_calls(n // rounds), rounds)
-        report(f"{n:,} log_metric calls over HTTP", ours.seconds, peer.seconds)
+        report(f"{n:,} log_metric calls over HTTP", ours, peer)
 
         n = args.batch_n
         interleaved(sides, lambda side: side.log_batch_values(n // rounds), rounds)
-        report(f"{n:,} values via log_batch", ours.seconds, peer.seconds)
+        report(f"{n:,} values via log_batch", ours, peer)
 
         flt = "metrics.m3 > 0.5 and metrics.m7 < 0.9"
         hits = ours.search(flt), peer.search(flt)  # and warm both
@@ -201,15 +224,20 @@ def main() -> None:
             best[id(side)] = min(best[id(side)], timed(lambda: side.search(flt)))
 
         interleaved(sides, best_search, 5)
+        for side in sides:  # the best time; the server's CPU time per search, on average
+            side.seconds, side.cpu = best[id(side)], side.cpu / 5
         report(
             f"search_runs, {runs:,} runs x {metrics} metrics ({hits[0]} hits), best of 5",
-            best[id(ours)],
-            best[id(peer)],
+            ours,
+            peer,
         )
 
-    print("\nscenario | opsloop s | mlflow s | ratio")
-    for name, ours, peer in RESULTS:
-        print(f"{name} | {ours:.3f} | {peer:.3f} | {peer / ours:.1f}x")
+    print("\nscenario | opsloop s | mlflow s | ratio | server CPU opsloop s | mlflow s | ratio")
+    for name, ours_s, peer_s, ours_cpu, peer_cpu in RESULTS:
+        print(
+            f"{name} | {ours_s:.3f} | {peer_s:.3f} | {peer_s / ours_s:.1f}x | {ours_cpu:.3f} | "
+            f"{peer_cpu:.3f} | {peer_cpu / max(ours_cpu, 1e-9):.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,12 @@ answers MLflow's JSON (:mod:`.mlflow_protocol`); errors take MLflow's shape
 MLflow answers some refusals with codes of its own, kept here so its client raises what a
 script expects: a changed param, or a write to a finished or deleted run, is
 ``INVALID_PARAMETER_VALUE``; a metric missing from a run has an empty history.
+
+Two routes are hot: MLflow's client sends one ``log-metric`` request per point, and
+``log-batch`` 1,000 points a request. They parse their own body (:func:`.web.mlflow.mlflow_body`,
+refusing as FastAPI would) and write in one thread hop, rather than through a body model and a
+``WriteSession`` dependency, whose machinery costs more than the write. ``runs/search`` answers
+from the rows (:func:`.mlflow_protocol.runs_json`), serialised once.
 """
 
 from __future__ import annotations
@@ -17,7 +23,11 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi import Query
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from opsloop.errors import Conflict
 from opsloop.errors import NotFound
@@ -60,7 +70,9 @@ from opsloop.tracking.names import random_run_name
 from opsloop.tracking.validation import check_artifact_path
 from opsloop.web.deps import ReadSession
 from opsloop.web.deps import WriteSession
+from opsloop.web.deps import get_state
 from opsloop.web.mlflow import answered_as
+from opsloop.web.mlflow import mlflow_body
 
 __all__ = ["router"]
 
@@ -151,12 +163,12 @@ def create_run(body: CreateRun, session: WriteSession) -> Json:
             start_time=body.start_time,
             user_id=user_id,
         )
-    return {"run": runs_json(session, [created])[0]}
+    return {"run": runs_json(session, [runs.require_run(session, created.info.run_id)])[0]}
 
 
 @router.get("/runs/get")
 def get_run(session: ReadSession, run_id: str = Query()) -> Json:
-    return {"run": runs_json(session, [runs.get_run(session, run_id)])[0]}
+    return {"run": runs_json(session, [runs.require_run(session, run_id)])[0]}
 
 
 @router.post("/runs/update")
@@ -166,7 +178,7 @@ def update_run(body: UpdateRun, session: WriteSession) -> Json:
     )
     if body.run_name:
         run_data.log_batch(session, info.run_id, tags={RUN_NAME_TAG: info.run_name})
-    return {"run_info": run_info_json(info)}
+    return {"run_info": run_info_json(runs.require_run(session, info.run_id))}
 
 
 @router.post("/runs/delete")
@@ -182,8 +194,10 @@ def restore_run(body: RunRef, session: WriteSession) -> Json:
 
 
 @router.post("/runs/search")
-def search_runs(body: SearchRuns, session: ReadSession) -> Json:
-    page = search.search_runs(
+def search_runs(body: SearchRuns, session: ReadSession) -> Response:
+    """A page of up to 1,000 runs: answered straight from the rows (:func:`runs_json`), and
+    serialised once (``JSONResponse``), not walked again by FastAPI's encoder."""
+    rows, token = search.search_run_rows(
         session,
         [resolve_experiment_id(session, e) for e in body.experiment_ids],
         filter=body.filter or None,
@@ -192,13 +206,15 @@ def search_runs(body: SearchRuns, session: ReadSession) -> Json:
         page_token=body.page_token,
         view=view_of(body.run_view_type),
     )
-    return _paged("runs", runs_json(session, page.items), page.next_page_token)
+    return JSONResponse(_paged("runs", runs_json(session, rows), token))
 
 
 @router.post("/runs/log-metric")
-def log_metric(body: LogMetric, session: WriteSession) -> Json:
-    _log(session, body.run_id, metrics=[body])
-    return {}
+async def log_metric(request: Request) -> Response:
+    """One point (MLflow's client calls this once per point): see the module's docstring."""
+    body = await mlflow_body(request, LogMetric)
+    await run_in_threadpool(_write, request, body.run_id, [body])
+    return _done()
 
 
 @router.post("/runs/log-parameter")
@@ -220,21 +236,35 @@ def delete_tag(body: RunKeyValue, session: WriteSession) -> Json:
 
 
 @router.post("/runs/log-batch")
-def log_batch(body: LogBatch, session: WriteSession) -> Json:
-    _log(
-        session,
-        body.run_id,
-        metrics=body.metrics or [],
-        params=tag_dict(body.params),
-        tags=tag_dict(body.tags),
-    )
-    return {}
+async def log_batch(request: Request) -> Response:
+    body = await mlflow_body(request, LogBatch)
+    params, tags = tag_dict(body.params), tag_dict(body.tags)
+    await run_in_threadpool(_write, request, body.run_id, body.metrics or [], params, tags)
+    return _done()
 
 
 @router.post("/runs/log-inputs")
 def log_inputs(body: LogInputs, session: WriteSession) -> Json:
     _log(session, body.run_id, tags=input_tags(body.datasets or []))
     return {}
+
+
+def _done() -> Response:
+    """MLflow's empty answer; a new one per request, as middlewares may add headers to it."""
+    return Response(b"{}", media_type="application/json")
+
+
+def _write(
+    request: Request,
+    run_id: str,
+    metrics: list[Any],
+    params: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
+    """:func:`_log` in a write transaction of the request's workspace, committed before the
+    answer (as a ``WriteSession`` route's), from a worker thread."""
+    with get_state(request).store.write() as session:
+        _log(session, run_id, metrics=metrics, params=params, tags=tags)
 
 
 def _log(
@@ -257,13 +287,21 @@ def _log(
 
 def _columns(points: list[Any]) -> MetricBatch | None:
     """MLflow's metric points, grouped by key into opsloop's columnar batch."""
-    series: dict[str, MetricSeries] = {}
+    columns: dict[str, tuple[list[float], list[int], list[int]]] = {}
     for point in points:
-        column = series.setdefault(point.key, MetricSeries(values=[], steps=[], timestamps=[]))
-        column.values.append(point.value)
-        column.steps.append(point.step)
-        column.timestamps.append(point.timestamp)
-    return MetricBatch(series=series) if series else None
+        column = columns.get(point.key)
+        if column is None:
+            column = columns[point.key] = ([], [], [])
+        column[0].append(point.value)
+        column[1].append(point.step)
+        column[2].append(point.timestamp)
+    if not columns:
+        return None
+    series = {  # validated already, as MLflow's points
+        key: MetricSeries.model_construct(values=values, steps=steps, timestamps=timestamps)
+        for key, (values, steps, timestamps) in columns.items()
+    }
+    return MetricBatch.model_construct(series=series)
 
 
 # -- metric history ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,9 +31,9 @@ from opsloop.errors import InvalidInput
 from opsloop.errors import NotFound
 from opsloop.tracking import experiments
 from opsloop.tracking.entities import Experiment
-from opsloop.tracking.entities import Run
-from opsloop.tracking.entities import RunInfo
 from opsloop.tracking.tables import LatestMetricRow
+from opsloop.tracking.tables import ParamRow
+from opsloop.tracking.tables import RunTagRow
 
 __all__ = [
     "DEFAULT_EXPERIMENT_ID",
@@ -57,6 +58,7 @@ RUN_NAME_TAG = "mlflow.runName"  # MLflow keeps a run's name in this tag too
 INPUT_TAG_PREFIX = "opsloop.mlflow.input."
 _NOTE_TAG = "mlflow.note.content"  # MLflow's experiment and run description
 _VIEWS = {"ACTIVE_ONLY": "active", "DELETED_ONLY": "deleted", "ALL": "all"}
+_IN_CHUNK = 500  # run ids per IN (...) list
 
 
 class MlflowRequest(BaseModel):
@@ -125,60 +127,78 @@ def experiment_json(experiment: Experiment) -> dict[str, Any]:
     }
 
 
-def run_info_json(info: RunInfo) -> dict[str, Any]:
+def run_info_json(row: Any) -> dict[str, Any]:
+    """MLflow's ``RunInfo`` of a run's row (a ``RunRow``, or a Core row of its columns)."""
     out: dict[str, Any] = {
-        "run_id": info.run_id,
-        "run_uuid": info.run_id,
-        "run_name": info.run_name,
-        "experiment_id": info.experiment_id,
-        "user_id": info.user_id,
-        "status": info.status.value,
-        "start_time": info.start_time,
-        "artifact_uri": artifact_uri(info.experiment_id, info.run_id),
-        "lifecycle_stage": info.lifecycle_stage,
+        "run_id": row.id,
+        "run_uuid": row.id,
+        "run_name": row.name,
+        "experiment_id": row.experiment_id,
+        "user_id": row.user_id,
+        "status": row.status,
+        "start_time": row.start_time,
+        "artifact_uri": artifact_uri(row.experiment_id, row.id),
+        "lifecycle_stage": row.lifecycle_stage,
     }
-    if info.end_time is not None:
-        out["end_time"] = info.end_time
+    if row.end_time is not None:
+        out["end_time"] = row.end_time
     return out
 
 
-def runs_json(session: Session, runs: list[Run]) -> list[dict[str, Any]]:
-    """MLflow's ``Run`` for each run: its latest metrics with their step and timestamp (one
-    query for the page), its tags less the ones that hold its inputs."""
-    latest: dict[str, list[dict[str, Any]]] = {run.info.run_id: [] for run in runs}
-    ids = list(latest)
-    for start in range(0, len(ids), 500):
-        rows = session.execute(
+def runs_json(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """MLflow's ``Run`` for each run's row (a ``RunRow`` or a Core row of its columns): its
+    params, its tags less the ones that hold its inputs, its latest metrics with their step and
+    timestamp. Built straight from the rows, three queries per 500 runs: a search page of
+    1,000 runs makes no entity objects on the way to its JSON."""
+    params: dict[str, list[dict[str, Any]]] = {row.id: [] for row in rows}
+    tags: dict[str, dict[str, str]] = {run_id: {} for run_id in params}
+    metrics: dict[str, list[dict[str, Any]]] = {run_id: [] for run_id in params}
+    ids = list(params)
+    connection = session.connection()
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        found = connection.execute(
+            select(ParamRow.run_id, ParamRow.key, ParamRow.value).where(ParamRow.run_id.in_(chunk))
+        ).all()  # fetched whole: row by row costs more than the rest of the page
+        for run_id, key, value in found:
+            params[run_id].append({"key": key, "value": value})
+        found = connection.execute(
+            select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(
+                RunTagRow.run_id.in_(chunk)
+            )
+        ).all()
+        for run_id, key, value in found:
+            tags[run_id][key] = value
+        found = connection.execute(
             select(
                 LatestMetricRow.run_id,
                 LatestMetricRow.key,
                 LatestMetricRow.value,
                 LatestMetricRow.step,
                 LatestMetricRow.timestamp,
-            ).where(LatestMetricRow.run_id.in_(ids[start : start + 500]))
-        )
-        for run_id, key, value, step, timestamp in rows:
-            latest[run_id].append(
+            ).where(LatestMetricRow.run_id.in_(chunk))
+        ).all()
+        for run_id, key, value, step, timestamp in found:
+            metrics[run_id].append(
                 {"key": key, "value": value, "step": step, "timestamp": timestamp}
             )
-    return [_run_json(run, latest[run.info.run_id]) for run in runs]
+    return [_run_json(row, params[row.id], tags[row.id], metrics[row.id]) for row in rows]
 
 
-def _run_json(run: Run, metrics: list[dict[str, Any]]) -> dict[str, Any]:
-    tags = {k: v for k, v in run.data.tags.items() if not k.startswith(INPUT_TAG_PREFIX)}
-    inputs = [
-        json.loads(v) for k, v in sorted(run.data.tags.items()) if k.startswith(INPUT_TAG_PREFIX)
-    ]
-    tags.setdefault(RUN_NAME_TAG, run.info.run_name)
-    if run.info.notes and _NOTE_TAG not in tags:
-        tags[_NOTE_TAG] = run.info.notes
+def _run_json(
+    row: Any,
+    params: list[dict[str, Any]],
+    all_tags: dict[str, str],
+    metrics: list[dict[str, Any]],
+) -> dict[str, Any]:
+    tags = {k: v for k, v in all_tags.items() if not k.startswith(INPUT_TAG_PREFIX)}
+    inputs = [json.loads(v) for k, v in sorted(all_tags.items()) if k.startswith(INPUT_TAG_PREFIX)]
+    tags.setdefault(RUN_NAME_TAG, row.name)
+    if row.notes and _NOTE_TAG not in tags:
+        tags[_NOTE_TAG] = row.notes
     return {
-        "info": run_info_json(run.info),
-        "data": {
-            "metrics": metrics,
-            "params": _pairs(run.data.params),
-            "tags": _pairs(tags),
-        },
+        "info": run_info_json(row),
+        "data": {"metrics": metrics, "params": params, "tags": _pairs(tags)},
         "inputs": {"dataset_inputs": inputs},
     }
 

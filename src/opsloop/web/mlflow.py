@@ -27,12 +27,16 @@ Everywhere else the app's own error shape (``web.errors``) is untouched.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import contextmanager
+from contextlib import suppress
 from typing import Any
+from typing import NoReturn
+from typing import TypeVar
 
 from fastapi import APIRouter
 from fastapi import FastAPI
@@ -41,6 +45,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends
 from fastapi.responses import JSONResponse
 from fastapi.responses import Response
+from pydantic import BaseModel
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opsloop.errors import Conflict
@@ -66,6 +72,7 @@ __all__ = [
     "include_mlflow_router",
     "install_mlflow",
     "is_mlflow_path",
+    "mlflow_body",
     "mlflow_error_body",
 ]
 
@@ -109,6 +116,7 @@ _ALL_PREFIXES = (_API, _AJAX)  # MLflow's (and Databricks') REST families: opslo
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 Handler = Callable[[Request, Any], Awaitable[Response]]
+Body = TypeVar("Body", bound=BaseModel)
 
 
 def is_mlflow_path(path: str) -> bool:
@@ -215,11 +223,61 @@ def _wrap(app: FastAPI, cls: type[Exception], mlflow_handler: Callable[..., Resp
 
 
 def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
+    return _mlflow_response(_invalid_request(exc.errors()))
+
+
+def _invalid_request(errors: Sequence[Any]) -> InvalidInput:
+    """FastAPI's or pydantic's validation errors as MLflow's ``INVALID_PARAMETER_VALUE``."""
     problems = []
-    for error in exc.errors()[:5]:
+    for error in errors[:5]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
         problems.append(f"{where or 'body'}: {error.get('msg')}")
-    return _mlflow_response(InvalidInput("invalid request: " + "; ".join(problems)))
+    return InvalidInput("invalid request: " + "; ".join(problems))
+
+
+async def mlflow_body(request: Request, model: type[Body]) -> Body:
+    """The request's JSON body as ``model``, refused exactly as a FastAPI body parameter would
+    be (same messages), for the routes MLflow's client calls once per point: a valid body is
+    parsed and validated in one pass (pydantic's JSON mode), and only a refused one is parsed
+    again the way FastAPI does, to word the refusal as it would.
+
+    Raises:
+        InvalidInput: An empty, malformed or non-JSON body, or one ``model`` refuses.
+    """
+    raw = await request.body()
+    if not raw:
+        _refuse([{"loc": ("body",), "msg": "Field required"}])
+    if not _is_json(request.headers.get("content-type", "")):  # FastAPI's strict check
+        _refuse([{"loc": ("body",), "msg": _NOT_AN_OBJECT}])
+    with suppress(ValidationError):
+        return model.model_validate_json(raw)
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        _refuse([{"loc": ("body", exc.pos), "msg": "JSON decode error"}])
+    except UnicodeDecodeError:
+        raise InvalidInput("There was an error parsing the body: it is not UTF-8") from None
+    if not isinstance(data, dict):
+        _refuse([{"loc": ("body",), "msg": _NOT_AN_OBJECT}])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        _refuse(exc.errors(include_url=False, include_context=False))
+
+
+_NOT_AN_OBJECT = "Input should be a valid dictionary or object to extract fields from"
+
+
+def _refuse(errors: Sequence[Any]) -> NoReturn:
+    raise _invalid_request(errors)
+
+
+def _is_json(content_type: str) -> bool:
+    """FastAPI's test: ``application/json`` or ``application/*+json``, parameters aside."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
 
 
 def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -1,0 +1,95 @@
+"""MLflow's ``log-metric`` and ``log-batch`` parse their own bodies (``web.mlflow.mlflow_body``,
+the cheap path for a client that sends one request a point); what they refuse must read exactly
+as a route whose body FastAPI parses, such as ``log-parameter``, so MLflow's client and a
+script's ``except`` see one API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+API = "/api/2.0/mlflow"
+FASTAPI_PARSED = f"{API}/runs/log-parameter"
+SELF_PARSED = [f"{API}/runs/log-metric", f"{API}/runs/log-batch"]
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    from opsloop.app.server import create_app
+    from opsloop.config import load_settings
+
+    tmp_path = tmp_path_factory.mktemp("hot-routes")
+    url, blobs = f"sqlite:///{tmp_path / 'db'}", str(tmp_path / "blobs")
+    app = create_app(load_settings(home=str(tmp_path), database_url=url, blob_url=blobs))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+    app.state.opsloop.store.dispose()
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"", JSON),  # no body at all
+        (b"{", JSON),  # malformed JSON: the position of the fault is named
+        (b'{"run_id": "x",}', JSON),
+        (b"nope", JSON),
+        (b"[]", JSON),  # JSON, but not an object
+        (b"null", JSON),
+        (b'{"run_id": "x"}', {"content-type": "text/plain"}),  # not declared as JSON
+        (b'{"run_id": "x"}', {}),  # no content type: FastAPI's strict check refuses it too
+        (b"[1]", {"content-type": "application/vnd.x+json; charset=utf-8"}),  # JSON by its type
+    ],
+)
+def test_refusals_read_as_fastapi_words_them(
+    http: TestClient, body: bytes, headers: dict[str, str]
+) -> None:
+    expected = http.post(FASTAPI_PARSED, content=body, headers=headers)
+    for path in SELF_PARSED:
+        answer = http.post(path, content=body, headers=headers)
+        assert (answer.status_code, answer.json()) == (expected.status_code, expected.json())
+    if expected.status_code == 400:
+        assert expected.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+def test_field_errors_and_points_logged(http: TestClient) -> None:
+    experiment = http.post(f"{API}/experiments/create", json={"name": "hot"}).json()
+    run_id = http.post(f"{API}/runs/create", json={"experiment_id": experiment["experiment_id"]})
+    run_id = run_id.json()["run"]["info"]["run_id"]
+
+    bad = http.post(
+        f"{API}/runs/log-metric",
+        json={"run_id": run_id, "key": "loss", "value": "x", "timestamp": 1},
+    )
+    assert bad.status_code == 400
+    assert bad.json() == {
+        "error_code": "INVALID_PARAMETER_VALUE",
+        "message": "invalid request: value: Input should be a valid number, "
+        "unable to parse string as a number",
+    }
+    missing = http.post(f"{API}/runs/log-batch", json={"run_id": run_id, "metrics": [{"key": "a"}]})
+    assert missing.json()["message"] == (
+        "invalid request: metrics.0.value: Field required; metrics.0.timestamp: Field required"
+    )
+    not_utf8 = http.post(f"{API}/runs/log-metric", content=b'{"run_id": "\xff"}', headers=JSON)
+    assert not_utf8.status_code == 400  # bad input, not a server error
+    assert not_utf8.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+    # Steps and timestamps may come as strings (protobuf JSON's int64), as MLflow's client sends.
+    for step in range(3):
+        point = {"run_id": run_id, "key": "loss", "value": 1 / (step + 1), "timestamp": "7"}
+        assert http.post(f"{API}/runs/log-metric", json={**point, "step": str(step)}).json() == {}
+    batch = [{"key": "acc", "value": 0.5, "timestamp": 7, "step": s} for s in range(3)]
+    logged = http.post(f"{API}/runs/log-batch", json={"run_id": run_id, "metrics": batch})
+    assert logged.json() == {}
+    history = http.get(
+        f"{API}/metrics/get-history", params={"run_id": run_id, "metric_key": "loss"}
+    ).json()["metrics"]
+    assert [(p["step"], p["value"], p["timestamp"]) for p in history] == [
+        (0, 1.0, 7), (1, 0.5, 7), (2, 1 / 3, 7),
+    ]  # fmt: skip
+    run = http.get(f"{API}/runs/get", params={"run_id": run_id}).json()["run"]
+    latest = {m["key"]: (m["value"], m["step"]) for m in run["data"]["metrics"]}
+    assert latest == {"loss": (1 / 3, 2), "acc": (0.5, 2)}
