@@ -19,6 +19,7 @@ from tests.tracking.mlflow_fixtures import use_mlflow
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import Param  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
 
@@ -293,3 +294,25 @@ def test_errors_in_mlflow_shape(sqlite_server: LiveServer) -> None:
     with pytest.raises(MlflowException) as unsupported:
         verify_rest_response(response, "/api/2.0/mlflow/nope")
     assert unsupported.value.error_code == "ENDPOINT_NOT_FOUND"
+
+
+def test_an_ended_run_takes_points_and_params_as_on_mlflow(sqlite_server: LiveServer) -> None:
+    """MLflow's clients log to runs they ended (a late metric, an evaluation after the fact), and
+    MLflow's server accepts it; a deleted run still refuses. opsloop's own API keeps a finished
+    run's record final (tests/tracking/test_client_conformance.py)."""
+    client = MlflowClient()
+    run_id = client.create_run(client.create_experiment("late")).info.run_id
+    client.log_metric(run_id, "loss", 0.5, step=0)
+    client.set_terminated(run_id)
+    client.log_metric(run_id, "loss", 0.25, step=1)
+    client.log_batch(run_id, params=[Param("evaluated_on", "holdout")])
+    client.log_param(run_id, "late", "yes")
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics == {"loss": 0.25}
+    assert run.data.params == {"evaluated_on": "holdout", "late": "yes"}
+    assert [m.value for m in client.get_metric_history(run_id, "loss")] == [0.5, 0.25]
+    client.delete_run(run_id)
+    with pytest.raises(MlflowException) as deleted:
+        client.log_metric(run_id, "loss", 0.1, step=2)
+    assert deleted.value.error_code == "INVALID_PARAMETER_VALUE" and "deleted" in str(deleted.value)

@@ -276,11 +276,11 @@ def _log(
     tags: dict[str, str] | None = None,
 ) -> None:
     """One ``log_batch`` for MLflow's points (``Metric`` or ``LogMetric``); a new
-    ``mlflow.runName`` tag renames the run, as on MLflow's server."""
+    ``mlflow.runName`` tag renames the run, and an ended run still takes points and params,
+    as on MLflow's server (a deleted one does not)."""
     with answered_as("INVALID_PARAMETER_VALUE", Conflict):  # MLflow's code for these
-        run_data.log_batch(
-            session, run_id, metrics=_columns(metrics or []), params=params, tags=tags
-        )
+        run_data.log_batch(session, run_id, metrics=_columns(metrics or []), params=params,
+                           tags=tags, finished=True)  # fmt: skip
         if tags and tags.get(RUN_NAME_TAG):
             runs.update_run(session, run_id, run_name=tags[RUN_NAME_TAG])
 

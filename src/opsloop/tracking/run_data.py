@@ -54,10 +54,12 @@ def log_batch(
     metrics: MetricBatch | None = None,
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
+    finished: bool = False,
 ) -> int:
     """Log metrics, params and tags to a run in one transaction; return the metric count.
 
-    Tags may be set on a finished run (they annotate it); params and metrics need a RUNNING one.
+    Tags may be set on a finished run (they annotate it); params and metrics need a RUNNING one,
+    unless ``finished=True`` (MLflow's API: its clients log to ended runs, so ours may too).
 
     Raises:
         NotFound: The run does not exist.
@@ -71,7 +73,7 @@ def log_batch(
     checked_tags = clean_tags(tags)
     rows = metric_rows(run_id, metrics) if metrics else []
     if clean_params or rows:
-        full_id = require_writable_run(session, run_id, "params and metrics").id
+        full_id = require_writable_run(session, run_id, "params and metrics", finished=finished).id
     else:
         full_id = require_run(session, run_id).id
     if full_id != run_id:  # a prefix was given: the rows carry the full id

@@ -74,12 +74,15 @@ def require_run(session: Session, run_id: str) -> RunRow:
     return row
 
 
-def require_writable_run(session: Session, run_id: str, what: str) -> RunRow:
-    """The run's row, which must be live and RUNNING to accept params, metrics or artifacts."""
+def require_writable_run(
+    session: Session, run_id: str, what: str, *, finished: bool = False
+) -> RunRow:
+    """The run's row, which must be live and RUNNING to accept params, metrics or artifacts
+    (or, with ``finished=True``, live in any status: MLflow's clients log to ended runs)."""
     row = require_run(session, run_id)
     if row.lifecycle_stage == "deleted":
         raise Conflict(f"run {row.id} is deleted; restore it before logging {what}")
-    if RunStatus(row.status).is_terminal:
+    if not finished and RunStatus(row.status).is_terminal:
         raise Conflict(
             f"run {row.id} is {row.status}; {what} can only be logged to a RUNNING run",
             details={"status": row.status},
