@@ -113,3 +113,21 @@ def test_runs_table_pages_and_page_sizes(http: httpx.Client, live_server: LiveSe
     assert http.get(f"/experiments/{exp}?size=25").text.count('class="run-link"') == 25
     assert http.get(f"/experiments/{exp}?size=7").status_code == 400
     client.close()
+
+
+def test_a_run_whose_parent_was_deleted_heads_its_own_tree(
+    live_server: LiveServer, http: httpx.Client
+) -> None:
+    """The nested runs table pages over the runs that head a tree: a child whose parent was
+    deleted is one of them (it is not lost between the flat and the nested view)."""
+    client = Client(database_url=live_server.app.state.opsloop.settings.database_url)
+    exp = client.create_experiment("orphans").experiment_id
+    parent = client.create_run(exp, run_name="sweep", capture_env=False).info.run_id
+    client.create_run(exp, run_name="trial-1", parent_run_id=parent, capture_env=False)
+    client.create_run(exp, run_name="lone", capture_env=False)
+    before = http.get(f"/experiments/{exp}")
+    assert "sweep" in before.text and "trial-1" in before.text  # under its parent
+    client.delete_run(parent)
+    after = http.get(f"/experiments/{exp}")
+    assert after.status_code == 200
+    assert "trial-1" in after.text and "lone" in after.text and ">sweep<" not in after.text

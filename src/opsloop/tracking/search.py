@@ -122,6 +122,7 @@ def search_runs(
     max_results: int = 1000,
     page_token: str | None = None,
     view: str = "active",
+    top_level: bool = False,
 ) -> Page[Run]:
     """Runs of the given experiments that match ``filter``, ordered and paged.
 
@@ -132,20 +133,23 @@ def search_runs(
         max_results: Page size, 1 to 50,000.
         page_token: ``next_page_token`` of the previous page.
         view: ``active`` (default), ``deleted`` or ``all``.
+        top_level: Only runs that head a tree in the view: no parent, or a parent that is not
+            in it (deleted), so that a nested table loses no run whose parent went away.
 
     Raises:
         InvalidInput: A malformed filter or order_by (the message points at the bad token), a
             page size out of range, an unknown view.
     """
     rows, token = search_run_rows(
-        session, experiment_ids, filter, order_by, max_results, page_token, view
-    )
+        session, experiment_ids, filter, order_by, max_results, page_token, view,
+        top_level=top_level,
+    )  # fmt: skip
     return Page[Run](items=get_runs(session, rows), next_page_token=token)
 
 
 def search_run_rows(
     session: Session, experiment_ids: list[str], filter: str | None, order_by: list[str] | None,
-    max_results: int, page_token: str | None, view: str,
+    max_results: int, page_token: str | None, view: str, *, top_level: bool = False,
 ) -> tuple[list[Any], str | None]:  # fmt: skip
     """The rows (``runs`` columns) of the runs of the given experiments that match ``filter``,
     ordered and paged, and the next page's token: for a caller that answers from the rows
@@ -158,7 +162,7 @@ def search_run_rows(
             f"max_results must be between 1 and {MAX_RESULTS_LIMIT}, got {max_results}"
         )
     offset = decode_page_token(page_token)
-    query = _matching_runs(experiment_ids, filter, view)
+    query = _matching_runs(experiment_ids, filter, view, top_level)
     for key in parse_order_by(order_by):
         if key.entity == "attribute":
             column: Any = _ATTRIBUTE_COLUMNS[key.key]
@@ -174,11 +178,12 @@ def search_run_rows(
 
 
 def count_runs(
-    session: Session, experiment_ids: list[str], *, filter: str | None = None, view: str = "active"
-) -> int:
+    session: Session, experiment_ids: list[str], *, filter: str | None = None,
+    view: str = "active", top_level: bool = False,
+) -> int:  # fmt: skip
     """How many runs ``search_runs`` would return over all its pages (for "1-100 of 9,412")."""
     query = (
-        _matching_runs(experiment_ids, filter, view)
+        _matching_runs(experiment_ids, filter, view, top_level)
         .with_only_columns(func.count())
         .select_from(RunRow)
     )
@@ -265,14 +270,23 @@ def find_runs(session: Session, text: str, limit: int = 20) -> list[Run]:
     return get_runs(session, rows)
 
 
-def _matching_runs(experiment_ids: list[str], filter: str | None, view: str) -> Any:
+def _matching_runs(
+    experiment_ids: list[str], filter: str | None, view: str, top_level: bool = False
+) -> Any:
     """``SELECT`` the run columns of the experiments' runs in the view that match the filter
     (not yet ordered): Core rows, not ORM objects, since nothing here is modified."""
     if not experiment_ids:
         raise InvalidInput("search_runs needs at least one experiment id")
+    stages = lifecycle_stages(view)
     query = select(*RunRow.__table__.columns).where(
-        RunRow.experiment_id.in_(experiment_ids), RunRow.lifecycle_stage.in_(lifecycle_stages(view))
+        RunRow.experiment_id.in_(experiment_ids), RunRow.lifecycle_stage.in_(stages)
     )
+    if top_level:
+        parent = aliased(RunRow)
+        in_view = select(parent.id).where(
+            parent.id == RunRow.parent_run_id, parent.lifecycle_stage.in_(stages)
+        )
+        query = query.where(or_(RunRow.parent_run_id.is_(None), ~in_view.exists()))
     condition = parse_filter(filter)
     if condition is not None:
         query = query.where(_compile(condition))

@@ -56,7 +56,6 @@ PAGE_SIZES = (25, 50, 100, 250)
 CHART_POINTS = 1500
 MAX_COMPARED = 10
 MAX_INLINE_IMAGES = 24  # figures shown with the charts; the artifacts list has them all
-_TOP_LEVEL = "attributes.parent_run_id IS NULL"
 _NOTE_TAG = "mlflow.note.content"  # where MLflow keeps a run's description
 
 router = APIRouter(include_in_schema=False)  # pages, not API: errors render as HTML
@@ -137,17 +136,17 @@ def runs_page(
         "flat_url": table.table_url(experiment_id, {**base, "flat": "" if flat else "1"}),
         "sort_state": lambda key: table.sort_state(order, key),
     }
-    shown = filter or (_TOP_LEVEL if nested else None)
-    try:
+    try:  # nested: pages of the runs that head a tree (an orphan of a deleted parent too)
         found = search.search_runs(
             session,
             ids,
-            filter=shown,
+            filter=filter,
             order_by=[order] if order else None,
             max_results=size,
             page_token=page,
+            top_level=nested,
         )
-        total = search.count_runs(session, ids, filter=shown)
+        total = search.count_runs(session, ids, filter=filter, top_level=nested)
     except InvalidInput as error:
         context["filter_error"] = error.message
         return UI.subpage(request, "runs.html", experiment.name, status_code=400, **context)
