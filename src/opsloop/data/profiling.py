@@ -118,8 +118,8 @@ def _numeric(con: Any, value: str, kind: str) -> dict[str, Any]:
     width = (high - low) / BINS or 1.0
     counts = [0] * BINS
     for bucket, n in con.execute(
-        f"SELECT least(CAST(floor(({value} - ?) / ?) AS INTEGER), {BINS - 1}) AS b, count(*) "
-        f"FROM {TABLE_VIEW} WHERE {value} IS NOT NULL GROUP BY b",
+        f"SELECT least(CAST(floor(({value} - ?) / ?) AS INTEGER), {BINS - 1}) AS bucket, count(*) "
+        f"FROM {TABLE_VIEW} WHERE {value} IS NOT NULL GROUP BY 1",
         [low, width],
     ).fetchall():
         counts[max(0, min(BINS - 1, bucket))] += n

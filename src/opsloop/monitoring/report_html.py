@@ -14,13 +14,17 @@ _VERDICT = {True: ("drift", "drift"), False: ("no drift", "ok"), None: ("no verd
 
 
 def render(report: dict[str, Any], *, title: str) -> str:
+    from jinja2 import ChoiceLoader
     from jinja2 import Environment
     from jinja2 import PackageLoader
     from jinja2 import select_autoescape
 
-    env = Environment(
-        loader=PackageLoader("opsloop.monitoring", "templates"), autoescape=select_autoescape()
-    )
+    # The page around the report is the data profile report's (``data/_report.html``).
+    loaders = [
+        PackageLoader("opsloop.monitoring", "templates"),
+        PackageLoader("opsloop.data", "templates"),
+    ]
+    env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape())
     env.filters["num"] = format_number
     env.globals["verdict"] = lambda v: _VERDICT[v][0]
     env.globals["verdict_class"] = lambda v: _VERDICT[v][1]

@@ -50,6 +50,7 @@ from opsloop.monitoring.tables import MonitorRunRow
 from opsloop.monitoring.windows import WindowData
 from opsloop.monitoring.windows import read_window
 from opsloop.store.columns import named_row
+from opsloop.store.columns import newest_rows
 from opsloop.store.ids import resolve_id
 
 if TYPE_CHECKING:
@@ -334,11 +335,8 @@ def _rollbacks_since(session: Session, monitor: MonitorRow, now: int) -> list[st
 
 def list_runs(session: Session, name: str, limit: int = 20) -> list[MonitorRun]:
     monitor = _row(session, name)
-    rows = session.scalars(
-        select(MonitorRunRow)
-        .where(MonitorRunRow.monitor_id == monitor.id)
-        .order_by(MonitorRunRow.started_at.desc())
-        .limit(limit)
+    rows = newest_rows(
+        session, MonitorRunRow.monitor_id, monitor.id, MonitorRunRow.started_at, limit
     )
     return [_stored_run(r, name) for r in rows]
 

@@ -44,6 +44,7 @@ from opsloop.pipelines.orphans import this_process
 from opsloop.pipelines.tables import FiringRow
 from opsloop.pipelines.tables import TriggerRow
 from opsloop.store.columns import named_row
+from opsloop.store.columns import newest_rows
 from opsloop.store.database import dialect_insert
 
 __all__ = [
@@ -339,10 +340,5 @@ def run_firing(
 
 def list_firings(session: Session, name: str, limit: int = 20) -> list[Firing]:
     trigger = _row(session, name)
-    rows = session.scalars(
-        select(FiringRow)
-        .where(FiringRow.trigger_id == trigger.id)
-        .order_by(FiringRow.created_at.desc())
-        .limit(limit)
-    )
+    rows = newest_rows(session, FiringRow.trigger_id, trigger.id, FiringRow.created_at, limit)
     return [_firing(r, name) for r in rows]

@@ -41,6 +41,7 @@ from opsloop.serving.rollout_entities import Rollout
 from opsloop.serving.rollout_entities import RolloutSpec
 from opsloop.serving.tables import DeploymentRow
 from opsloop.serving.tables import RolloutRow
+from opsloop.store.columns import newest_rows
 from opsloop.store.database import Store
 
 __all__ = ["RolloutController", "abort", "analyse", "get_rollout", "start", "tick"]
@@ -93,15 +94,10 @@ def start(session: Session, name: str, spec: RolloutSpec, actor: str) -> Rollout
 def get_rollout(session: Session, name: str) -> Rollout:
     """The deployment's latest rollout."""
     deployment = services.deployment_row(session, name)
-    row = session.scalars(
-        select(RolloutRow)
-        .where(RolloutRow.deployment_id == deployment.id)
-        .order_by(RolloutRow.created_at.desc())
-        .limit(1)
-    ).first()
-    if row is None:
+    rows = newest_rows(session, RolloutRow.deployment_id, deployment.id, RolloutRow.created_at, 1)
+    if not rows:
         raise NotFound(f"deployment {name!r} has had no rollout")
-    return _entity(row, name)
+    return _entity(rows[0], name)
 
 
 def abort(session: Session, name: str, actor: str, reason: str | None = None) -> Rollout:

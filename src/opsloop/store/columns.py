@@ -4,8 +4,8 @@ Most domains keep a named thing (an id, a unique name, a description), its stamp
 when last changed, by whom), tags (``key → value`` rows under an owner) and aliases (``alias →
 number`` rows under an owner). Each domain still writes its own table classes in its
 ``tables.py``; it composes these mixins instead of re-typing the columns, so the same column has
-the same type everywhere. The two reads every such table needs (a row by its name, an owner's
-tags) are written here once as well.
+the same type everywhere. The reads every such table needs (a row by its name, an owner's
+tags, an owner's newest rows) are written here once as well.
 
 Column order is part of the schema (``create_all`` and the migrations must agree), so the
 mixins keep it: the id and the name (and a description that follows them) sort first, a table's
@@ -42,6 +42,7 @@ __all__ = [
     "UpdatedAt",
     "delete_tag_row",
     "named_row",
+    "newest_rows",
     "owner_key",
     "owner_ref",
     "tags_of",
@@ -124,6 +125,14 @@ def delete_tag_row(session: Session, owner: Any, owner_id: str, key: str) -> boo
     it was not set (the caller says what has no such tag)."""
     table = owner.class_
     return bool(session.execute(delete(table).where(owner == owner_id, table.key == key)).rowcount)
+
+
+def newest_rows(session: Session, owner: Any, owner_id: str, stamp: Any, limit: int) -> list[Any]:
+    """The ``limit`` most recent rows of ``owner_id`` by the column ``stamp``, newest first, in
+    the table whose owner column is ``owner`` (such as ``FiringRow.trigger_id``)."""
+    table = owner.class_
+    query = select(table).where(owner == owner_id).order_by(stamp.desc()).limit(limit)
+    return list(session.scalars(query))
 
 
 class AliasColumns:
