@@ -29,7 +29,6 @@ DEPLOYMENT_ENV = "OPSLOOP_SERVE_DEPLOYMENT"  # `opsloop serve --deployment`, for
 def open_runtime(client: Any) -> Any:
     """A runtime reading deployments and models through ``client`` (over the server's own
     store), logging under ``$OPSLOOP_HOME/predictions``."""
-    import opsloop.monitoring.alerts  # noqa: F401  (its gauges join /metrics from the start)
     from opsloop.client import shared_stores
     from opsloop.governance.masker import IngestMasking
     from opsloop.serving.metrics import ServingMetrics
@@ -109,7 +108,8 @@ def create_serving_app(
     auth = [Depends(require_token)]
     app.include_router(inference_router, dependencies=auth)
     app.include_router(root_invocations_router(_scored_deployment(deployment)), dependencies=auth)
-    app.include_router(metrics_router)  # the server token or the scrape token
+    # The server token or the scrape token; the alert gauges are registered at the first scrape.
+    app.include_router(metrics_router, dependencies=[Depends(_alert_gauges)])
     install_body_limits(app, BODY_LIMITS)
     return app
 
@@ -122,6 +122,14 @@ def _healthz(request: Request) -> dict[str, Any]:
 
     request.app.state.opsloop.store.ping()
     return {"status": "ok", "version": __version__, "leases": lease_report(request.app)}
+
+
+def _alert_gauges() -> None:
+    """Register the alerts' gauges (``opsloop_alert_firing``, ``opsloop_monitor_value``) with
+    /metrics before it renders, as ``opsloop server`` has them from the start. Importing their
+    module (its tables and entities: ~0.1 s of CPU) waits for the first scrape, off the path to
+    the first prediction; ``opsloop serve`` runs no monitor, so they never hold a sample here."""
+    import opsloop.monitoring.alerts  # noqa: F401
 
 
 def _scored_deployment(named: str | None, ttl: float = 1.0) -> Callable[[Any], str]:
