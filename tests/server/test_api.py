@@ -23,7 +23,7 @@ def http(live_server: LiveServer) -> httpx.Client:
 def test_health_and_docs(http: httpx.Client) -> None:
     assert http.get("/healthz").json()["status"] == "ok"
     assert http.get("/docs").status_code == 200
-    assert "/api/runs/search" in http.get("/openapi.json").json()["paths"]
+    assert "/api/runs/search" in http.get("/openapi.json", timeout=60).json()["paths"]
 
 
 def test_errors_have_status_and_one_shape(http: httpx.Client) -> None:
@@ -87,7 +87,7 @@ def test_every_route_the_sdk_calls_exists_in_openapi(http: httpx.Client) -> None
     from opsloop.registry import remote as registry_http
     from opsloop.tracking import remote as http_backend
 
-    spec = http.get("/openapi.json").json()["paths"]
+    spec = http.get("/openapi.json", timeout=60).json()["paths"]
     patterns = [
         (
             re.compile(

@@ -31,7 +31,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def document(server: LiveServer) -> dict[str, Any]:
-    return httpx.get(f"{server.url}/openapi.json").json()
+    # built on the first request: seconds on a loaded 2-core box, past httpx's 5 s default
+    return httpx.get(f"{server.url}/openapi.json", timeout=60).json()
 
 
 def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -148,7 +149,7 @@ def test_conflicts_and_too_large_bodies_are_documented(
 
 def test_token_errors_are_documented(sqlite_url: str, tmp_path: Path) -> None:
     with LiveServer(sqlite_url, str(tmp_path / "b"), token="s3cret") as server:
-        document = httpx.get(f"{server.url}/openapi.json").json()
+        document = httpx.get(f"{server.url}/openapi.json", timeout=60).json()
         for path in ("/api/experiments", "/api/models", "/api/deployments", "/api/traces"):
             missing = httpx.get(f"{server.url}{path}")
             assert missing.status_code == 401

@@ -131,10 +131,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.registry.mlflow_api import router as mlflow_registry_router
     from opsloop.registry.views import UI as REGISTRY_UI
     from opsloop.registry.views import router as registry_views
-    from opsloop.serving.api import BODY_LIMITS as INFERENCE_LIMITS
-    from opsloop.serving.api import inference_router
-    from opsloop.serving.api import metrics_router
     from opsloop.serving.api import router as deployments_router
+    from opsloop.serving.inference_api import BODY_LIMITS as INFERENCE_LIMITS
+    from opsloop.serving.inference_api import inference_router
+    from opsloop.serving.inference_api import metrics_router
     from opsloop.serving.views import UI as DEPLOYMENTS_UI
     from opsloop.serving.views import router as deployment_views
     from opsloop.tracking.api import BODY_LIMITS as BLOB_LIMITS

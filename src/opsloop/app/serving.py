@@ -65,9 +65,9 @@ def create_serving_app(
     from opsloop.client import Client
     from opsloop.client import shared_stores
     from opsloop.kernel import __version__
-    from opsloop.serving.api import BODY_LIMITS
-    from opsloop.serving.api import inference_router
-    from opsloop.serving.api import metrics_router
+    from opsloop.serving.inference_api import BODY_LIMITS
+    from opsloop.serving.inference_api import inference_router
+    from opsloop.serving.inference_api import metrics_router
     from opsloop.serving.scoring import probe_router
     from opsloop.serving.scoring import root_invocations_router
     from opsloop.web.deps import AppState

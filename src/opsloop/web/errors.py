@@ -18,8 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from opsloop.errors import InvalidInput
 from opsloop.errors import NotFound
 from opsloop.errors import OpsloopError
-from opsloop.web.routes import is_page_request
-from opsloop.web.routes import page_error_response
+from opsloop.web.page_requests import is_page_request
 from opsloop.web.throttle import TooManyFailures
 
 __all__ = ["install_error_handlers"]
@@ -54,14 +53,22 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404 and is_page_request(request):
-            return page_error_response(request, NotFound(f"there is no page at {request.url.path}"))
+            return _page(request, NotFound(f"there is no page at {request.url.path}"))
         return await http_exception_handler(request, exc)
 
 
 def _error_response(request: Request, error: OpsloopError) -> Response:
     if is_page_request(request):
-        return page_error_response(request, error)
+        return _page(request, error)
     return JSONResponse(error.to_dict(), status_code=error.http_status)
+
+
+def _page(request: Request, error: OpsloopError) -> Response:
+    """The error page; the web UI (jinja2, its templates) is imported by the first one, so an
+    app that serves no pages (``opsloop serve``) never loads it."""
+    from opsloop.web.routes import page_error_response
+
+    return page_error_response(request, error)
 
 
 def _jsonable(errors: Any) -> Any:

@@ -29,7 +29,6 @@ from fastapi import Query
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -57,21 +56,11 @@ from opsloop.web.shell import build_environment
 from opsloop.web.shell import render
 from opsloop.web.throttle import TooManyFailures
 
-__all__ = ["install_ui", "is_page_request", "login_form", "page_error_response", "safe_next"]
+__all__ = ["install_ui", "login_form", "page_error_response", "safe_next"]
 
 _MAX_FORM_BYTES = 16 * 1024
 _LOGIN_COOKIE = "opsloop_login"  # the login form's CSRF token, before any session exists
 _LOGIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
-_MACHINE_PATHS = (
-    "/api/",
-    "/v1/",
-    "/static/",
-    "/healthz",
-    "/readyz",
-    "/docs",
-    "/openapi.json",
-    "/metrics",
-)
 
 
 def install_ui(app: FastAPI, domains: Sequence[tuple[UiDomain, APIRouter]]) -> None:
@@ -112,16 +101,6 @@ def _assets_digest(folders: Iterable[Traversable]) -> str:
             if path.is_file():
                 digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
-
-
-def is_page_request(request: Request) -> bool:
-    """Whether an error should be answered with an HTML page rather than JSON."""
-    if request.url.path.startswith(_MACHINE_PATHS):
-        return False
-    route = request.scope.get("route")
-    if isinstance(route, APIRoute):
-        return not route.include_in_schema
-    return "text/html" in request.headers.get("accept", "")
 
 
 def page_error_response(request: Request, error: OpsloopError) -> Response:
