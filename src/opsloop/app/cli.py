@@ -11,6 +11,7 @@ import gc
 import os
 import sys
 from collections.abc import Callable
+from importlib import import_module
 from typing import Annotated
 from typing import Any
 
@@ -83,24 +84,12 @@ def version() -> None:
 # ``opsloop``, ``--help`` and shell completion add all.
 
 
-def _experiments() -> None:
-    from opsloop.tracking import cli as tracking_cli
-
-    app.add_typer(tracking_cli.experiments_app, name="experiments")
-
-
 def _runs() -> None:
     from opsloop.pipelines.cli import reproduce_command
     from opsloop.tracking import cli as tracking_cli
 
     app.add_typer(tracking_cli.runs_app, name="runs")
     tracking_cli.runs_app.command("reproduce")(reproduce_command)
-
-
-def _data() -> None:
-    from opsloop.data.cli import data_app
-
-    app.add_typer(data_app, name="data")
 
 
 def _registry() -> None:
@@ -120,12 +109,6 @@ def _llm() -> None:
     app.add_typer(traces_app, name="traces")
     app.add_typer(feedback_app, name="feedback")
     app.add_typer(eval_app, name="eval")
-
-
-def _guardrails() -> None:
-    from opsloop.llm.gateway.guardrails_cli import guardrails_app
-
-    app.add_typer(guardrails_app, name="guardrails")
 
 
 def _serving() -> None:
@@ -168,18 +151,6 @@ def _server() -> None:
     app.command("quickstart")(quickstart.quickstart)
 
 
-def _gateway() -> None:
-    from opsloop.app.gateway_cli import gateway
-
-    app.command("gateway")(gateway)
-
-
-def _gateway_routes() -> None:
-    from opsloop.app.gateway_routes_cli import routes_app
-
-    app.add_typer(routes_app, name="gateway-routes")
-
-
 def _governance() -> None:
     from opsloop.governance import cli as governance_cli
     from opsloop.governance import login_cli
@@ -192,28 +163,29 @@ def _governance() -> None:
     app.command("login")(login_cli.login)
 
 
-def _finetune() -> None:
-    from opsloop.app.finetune_cli import finetune
+def _one(module: str, attribute: str, name: str, *, group: bool = True) -> Callable[[], None]:
+    """The adder of a module that brings one command group (``opsloop NAME ...``) or, with
+    ``group=False``, one command: it imports ``module`` when called, as the functions above do."""
 
-    app.command("finetune")(finetune)
+    def add() -> None:
+        found = getattr(import_module(module), attribute)
+        if group:
+            app.add_typer(found, name=name)
+        else:
+            app.command(name)(found)
 
-
-def _ci() -> None:
-    from opsloop.ci.cli import ci_app
-
-    app.add_typer(ci_app, name="ci")
-
-
-def _privacy() -> None:
-    from opsloop.app.privacy_cli import privacy_app
-
-    app.add_typer(privacy_app, name="privacy")
+    return add
 
 
-def _imports() -> None:
-    from opsloop.app.mlflow_import.cli import import_app
-
-    app.add_typer(import_app, name="import")
+_experiments = _one("opsloop.tracking.cli", "experiments_app", "experiments")
+_data = _one("opsloop.data.cli", "data_app", "data")
+_guardrails = _one("opsloop.llm.gateway.guardrails_cli", "guardrails_app", "guardrails")
+_gateway = _one("opsloop.app.gateway_cli", "gateway", "gateway", group=False)
+_gateway_routes = _one("opsloop.app.gateway_routes_cli", "routes_app", "gateway-routes")
+_finetune = _one("opsloop.app.finetune_cli", "finetune", "finetune", group=False)
+_privacy = _one("opsloop.app.privacy_cli", "privacy_app", "privacy")
+_imports = _one("opsloop.app.mlflow_import.cli", "import_app", "import")
+_ci = _one("opsloop.ci.cli", "ci_app", "ci")
 
 
 _ADDS_COMMANDS: dict[Callable[[], None], tuple[str, ...]] = {  # in the order --help lists them

@@ -17,6 +17,7 @@ from opsloop.console.commands import command_group
 from opsloop.console.output import command_client
 from opsloop.console.output import console
 from opsloop.console.output import print_json
+from opsloop.console.output import print_listing
 from opsloop.console.output import print_table
 from opsloop.console.output import when
 
@@ -118,16 +119,14 @@ def route_history(
     promoted, rolled back (with the judged windows of both targets), paused and resumed, with
     who did it and why. Each is also in the audit log (opsloop audit list)."""
     found = _Routes().history(route)
-    if json_:
-        print_json(found)
-        return
 
     def share(x: float | None) -> str:
         return "-" if x is None else f"{x:g}%"
 
     rows = [(when(h.at), h.actor, h.action, f"{share(h.share_before)} → {share(h.share_after)}",
              h.reason) for h in found]  # fmt: skip
-    print_table(["at", "who", "what", "share", "why"], rows, title=f"history of {route}")
+    header = ["at", "who", "what", "share", "why"]
+    print_listing(found, header, rows, as_json=json_, title=f"history of {route}")
 
 
 @routes_app.command("rollout")

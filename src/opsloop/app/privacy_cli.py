@@ -17,7 +17,7 @@ from opsloop.console.commands import command_group
 from opsloop.console.output import command_client
 from opsloop.console.output import console
 from opsloop.console.output import print_json
-from opsloop.console.output import print_table
+from opsloop.console.output import print_listing
 from opsloop.console.output import when
 
 privacy_app = command_group(
@@ -59,16 +59,14 @@ class _Privacy:
 
 
 def _show(policy: Any, json_: bool) -> None:
-    if json_:
-        print_json(policy)
-        return
     swept = policy.swept_at
     rows = [
         (kind, "forever" if getattr(policy, kind) is None else f"{getattr(policy, kind)} days",
          when(swept.get(kind)) if kind in swept else "never")
         for kind in ("traces", "scores", "predictions")
     ]  # fmt: skip
-    print_table(["kind", "kept", "last swept"], rows, title=f"retention in {policy.workspace}")
+    title = f"retention in {policy.workspace}"
+    print_listing(policy, ["kind", "kept", "last swept"], rows, as_json=json_, title=title)
 
 
 @retention_app.command("set")
@@ -164,11 +162,8 @@ def erase_user(
         from opsloop.kernel.identity import current_user
 
         result = erase(way.store, way.predictions, user_id, actor=current_user(), dry_run=dry_run)
-    if json_:
-        print_json(result)
-        return
-    verb = "would delete" if result.dry_run else "deleted"
-    print_table(["kind", verb], sorted(result.counts.items()), title=f"erasure of {user_id}")
+    verb, rows = "would delete" if result.dry_run else "deleted", sorted(result.counts.items())
+    print_listing(result, ["kind", verb], rows, as_json=json_, title=f"erasure of {user_id}")
 
 
 mask_app = command_group(
@@ -183,14 +178,12 @@ privacy_app.add_typer(mask_app, name="mask")
 
 
 def _show_masking(policy: Any, json_: bool) -> None:
-    if json_:
-        print_json(policy)
-        return
     rows = []
     for stream in ("traces", "predictions"):
         rule = getattr(policy, stream)
         rows.append((stream, ", ".join(rule.entities), rule.mode) if rule else (stream, "off", ""))
-    print_table(["stream", "masked", "mode"], rows, title=f"masking in {policy.workspace}")
+    title = f"masking in {policy.workspace}"
+    print_listing(policy, ["stream", "masked", "mode"], rows, as_json=json_, title=title)
 
 
 @mask_app.command("set")

@@ -19,6 +19,7 @@ from dataclasses import field
 from typing import Any
 
 from opsloop.ci.hosts import MARKER
+from opsloop.evaluation.gates import verdict_rows
 from opsloop.evaluation.metrics import LOWER_IS_BETTER
 
 __all__ = [
@@ -133,28 +134,7 @@ def _gate_section(gate: dict[str, Any]) -> list[str]:
     champion = (gate.get("champion") or {}).get("ref")
     against = f"{champion} (@{gate.get('against', 'champion')})" if champion else "no champion yet"
     lines = [f"### Evaluation gate: `{candidate}` vs {against} on `{gate.get('data')}`", ""]
-    rows = [
-        (
-            "✅" if rule["passed"] else "❌",
-            rule["rule"],
-            number(rule.get("candidate")),
-            number(rule.get("champion")),
-            rule.get("detail", ""),
-        )
-        for rule in gate.get("rules", [])
-    ]
-    for check in gate.get("checks", []):
-        rate = check.get("failure_rate", check.get("changed_fraction"))
-        limit = check.get("max_failure_rate", check.get("max_changed_fraction"))
-        rows.append(
-            (
-                "✅" if check["passed"] else "❌",
-                f"check {check['name']}",
-                number(rate),
-                "",
-                f"share failing {number(rate)} (max {number(limit)})",
-            )
-        )
+    rows = [("✅" if passed else "❌", *cells) for passed, *cells in verdict_rows(gate, number)]
     lines += _table(["", "rule", "candidate", "champion", "detail"], rows)
     both = gate["candidate"]["metrics"], (gate.get("champion") or {}).get("metrics") or {}
     names = [m for m in both[0] if both[0].get(m) is not None]

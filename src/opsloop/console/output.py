@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import sys
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "print_listing",
     "print_outcome",
     "print_table",
+    "print_view",
     "when",
 ]
 
@@ -117,6 +119,15 @@ def print_listing(
         print_json(obj)
     else:
         print_table(columns, rows, title)
+
+
+def print_view(obj: Any, show: Callable[[Any], None], *, as_json: bool) -> None:
+    """What a command fetched: ``obj`` as JSON for scripts (``--json``), else ``show(obj)``
+    draws it for people (a tree, a few tables, lines). The command fetches once, both ways."""
+    if as_json:
+        print_json(obj)
+    else:
+        show(obj)
 
 
 def for_people(value: Any) -> str:

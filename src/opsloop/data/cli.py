@@ -21,6 +21,7 @@ from opsloop.console.commands import every_item
 from opsloop.console.output import command_client
 from opsloop.console.output import parse_tags
 from opsloop.console.output import print_json
+from opsloop.console.output import print_listing
 from opsloop.console.output import print_outcome
 from opsloop.console.output import print_table
 from opsloop.console.output import when
@@ -129,21 +130,18 @@ def list_datasets(json_: JsonOption = False) -> None:
     """List datasets with their latest version and aliases."""
     data = command_client().data
     items = every_item(lambda token: data.list(page_token=token))
-    if json_:
-        print_json(items)
-        return
-    print_table(
-        ["dataset", "versions", "latest", "aliases", "updated"],
-        [
-            (
-                d.name,
-                d.version_count,
-                f"@{d.latest}" if d.latest else "",
-                ", ".join(f"{a}→@{n}" for a, n in sorted(d.aliases.items())),
-                when(d.updated_at),
-            )
-            for d in items
-        ],
+    rows = [
+        (
+            d.name,
+            d.version_count,
+            f"@{d.latest}" if d.latest else "",
+            ", ".join(f"{a}→@{n}" for a, n in sorted(d.aliases.items())),
+            when(d.updated_at),
+        )
+        for d in items
+    ]
+    print_listing(
+        items, ["dataset", "versions", "latest", "aliases", "updated"], rows, as_json=json_
     )
 
 
@@ -152,10 +150,7 @@ def list_versions(name: str, json_: JsonOption = False) -> None:
     """List a dataset's versions, newest first."""
     data = command_client().data
     items = every_item(lambda token: data.versions(name, page_token=token))
-    if json_:
-        print_json(items)
-        return
-    print_table(_VERSION_COLUMNS, [_version_row(v) for v in items])
+    print_listing(items, _VERSION_COLUMNS, [_version_row(v) for v in items], as_json=json_)
 
 
 @data_app.command("show")

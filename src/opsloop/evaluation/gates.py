@@ -23,6 +23,7 @@ Rules that compare with the champion are "not applicable" while there is none.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from opsloop.evaluation.behaviour import BehaviourCheck
 from opsloop.evaluation.metrics import LOWER_IS_BETTER
 from opsloop.evaluation.metrics import known_metrics
 
-__all__ = ["GatePolicy", "GateRule", "judge", "load_policy"]
+__all__ = ["GatePolicy", "GateRule", "judge", "load_policy", "verdict_rows"]
 
 
 class GateRule(BaseModel):
@@ -72,16 +73,13 @@ class GateRule(BaseModel):
     def describe(self) -> str:
         if self.slice_metric:
             return f"no slice's {self.slice_metric} regresses by more than {self.max_regression}"
-        parts = []
-        if self.min is not None:
-            parts.append(f"{self.metric} >= {self.min}")
-        if self.max is not None:
-            parts.append(f"{self.metric} <= {self.max}")
-        if self.min_improvement is not None:
-            parts.append(f"{self.metric} beats the champion by >= {self.min_improvement}")
-        if self.max_regression is not None:
-            parts.append(f"{self.metric} no worse than the champion by > {self.max_regression}")
-        return " and ".join(parts)
+        bounds = (
+            (">=", self.min),
+            ("<=", self.max),
+            ("beats the champion by >=", self.min_improvement),
+            ("no worse than the champion by >", self.max_regression),
+        )
+        return " and ".join(f"{self.metric} {how} {v}" for how, v in bounds if v is not None)
 
 
 class RegressionCheck(BaseModel):
@@ -246,3 +244,28 @@ def judge(
     rules = [_judge_rule(rule, candidate, champion) for rule in policy.rules]
     passed = all(r["passed"] for r in rules) and all(c["passed"] for c in checks)
     return {"passed": passed, "rules": rules, "checks": checks}
+
+
+def verdict_rows(
+    verdict: dict[str, Any], number: Callable[[Any], str]
+) -> list[tuple[bool, str, str, str, str]]:
+    """A verdict (what :func:`judge` returns) as the rows people read, one per rule and check:
+    passed, what was judged, the candidate's and the champion's number, and the detail.
+    ``number`` rounds each number for the page it lands on (a terminal table, a Markdown
+    comment), so that the CLI and the CI report show one verdict the same way."""
+    rows = [
+        (
+            rule["passed"],
+            rule["rule"],
+            number(rule.get("candidate")),
+            number(rule.get("champion")),
+            rule.get("detail", ""),
+        )
+        for rule in verdict.get("rules", [])
+    ]
+    for check in verdict.get("checks", []):
+        rate = check.get("failure_rate", check.get("changed_fraction"))
+        limit = check.get("max_failure_rate", check.get("max_changed_fraction"))
+        detail = f"share failing {number(rate)} (max {number(limit)})"
+        rows.append((check["passed"], f"check {check['name']}", number(rate), "", detail))
+    return rows

@@ -24,6 +24,7 @@ from opsloop.console.commands import JsonOption
 from opsloop.console.commands import command_group
 from opsloop.console.output import command_client
 from opsloop.console.output import print_json
+from opsloop.console.output import print_listing
 from opsloop.console.output import print_outcome
 from opsloop.console.output import print_table
 from opsloop.console.output import when
@@ -134,11 +135,8 @@ def create_workspace(name: str, json_: JsonOption = False) -> None:
 def list_workspaces(json_: JsonOption = False) -> None:
     """Every workspace: default, then the ones made."""
     found = _governance().list_workspaces()
-    if json_:
-        print_json([w.model_dump(mode="json") for w in found])
-        return
     rows = [(w.name, when(w.created_at) if w.created_at else "", w.created_by) for w in found]
-    print_table(["workspace", "created", "by"], rows)
+    print_listing(found, ["workspace", "created", "by"], rows, as_json=json_)
 
 
 @users_app.command("list")

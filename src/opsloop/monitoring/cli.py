@@ -13,9 +13,10 @@ from opsloop.console.commands import command_group
 from opsloop.console.files import read_yaml_mapping
 from opsloop.console.output import command_client
 from opsloop.console.output import console
-from opsloop.console.output import print_json
+from opsloop.console.output import for_people
 from opsloop.console.output import print_listing
 from opsloop.console.output import print_table
+from opsloop.console.output import print_view
 from opsloop.console.output import when
 
 monitors_app = command_group(
@@ -37,10 +38,6 @@ loop_app = command_group(
     "The closed loop: drift -> alert -> retrain -> gate -> canary -> promote or roll back.\n\n"
     "  opsloop loop status ; opsloop loop runs --deployment churn"
 )
-
-
-def _num(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else ("" if value is None else str(value))
 
 
 @monitors_app.command("create")
@@ -76,9 +73,10 @@ def create(
         settings["every_seconds"] = every
     with console(stderr=True).status("profiling the reference"):
         monitor = command_client().monitors.create(name, deployment, reference, **settings)
-    if json_:
-        print_json(monitor)
-        return
+    print_view(monitor, _print_monitor, as_json=json_)
+
+
+def _print_monitor(monitor: Any) -> None:
     console().print(
         f"monitor {monitor.name} watches {monitor.deployment} against {monitor.reference}: "
         f"{len(monitor.columns)} columns, rules: {', '.join(r.name for r in monitor.spec.rules)}"
@@ -103,10 +101,7 @@ def list_monitors(
 def show(name: str, json_: JsonOption = False) -> None:
     """A monitor's settings and its reference baseline."""
     monitor = command_client().monitors.get(name)
-    if json_:
-        print_json(monitor)
-        return
-    console().print(monitor.model_dump_json(indent=2))
+    print_view(monitor, lambda m: console().print(m.model_dump_json(indent=2)), as_json=json_)
 
 
 @monitors_app.command("delete")
@@ -122,7 +117,7 @@ def references(name: str, json_: JsonOption = False) -> None:
     when and why (the retraining loop does after each promotion)."""
     found = command_client().monitors.references(name)
     rows = [(("* " if r.current else "  ") + str(r.number), r.action, r.reference, r.model,
-             _num(r.metrics.get("accuracy")), when(r.created_at), r.created_by, r.reason)
+             r.metrics.get("accuracy"), when(r.created_at), r.created_by, r.reason)
             for r in found]  # fmt: skip
     header = ["entry", "action", "reference", "model", "accuracy", "at", "by", "why"]
     print_listing(found, header, rows, as_json=json_)
@@ -138,13 +133,11 @@ def rebaseline(
     """Compare the monitor's traffic to another data version from now on (reversible)."""
     with console(stderr=True).status("profiling the reference"):
         entry = command_client().monitors.rebaseline(name, reference, reason)
-    if json_:
-        print_json(entry)
-        return
-    console().print(
+    line = (
         f"{name} re-baselined on {entry.reference} with {entry.model} (entry {entry.number}; "
         f"undo: opsloop monitors revert {name})"
     )
+    print_view(entry, lambda _: console().print(line), as_json=json_)
 
 
 @monitors_app.command("revert")
@@ -158,19 +151,15 @@ def revert(
 ) -> None:
     """Go back to an earlier reference of the monitor (a new history entry)."""
     entry = command_client().monitors.revert(name, to, reason)
-    if json_:
-        print_json(entry)
-        return
-    console().print(
-        f"{name} is back on {entry.reference} with {entry.model} (entry {entry.number})"
-    )
+    line = f"{name} is back on {entry.reference} with {entry.model} (entry {entry.number})"
+    print_view(entry, lambda _: console().print(line), as_json=json_)
 
 
 def _print_run(run: Any) -> None:
     console().print(f"check {run.id[:8] or '-'} of {run.monitor}: {run.status}, {run.rows} rows")
     if run.message:
         console().print(f"  {run.message}")
-    rows = [(k, _num(v)) for k, v in run.metrics.items()]
+    rows = list(run.metrics.items())
     if rows:
         print_table(["metric", "value"], rows)
     if run.report:
@@ -195,18 +184,15 @@ def check(
         from opsloop.monitoring.report_html import render
 
         html.write_text(render(run.report, title=f"{name}: drift"), encoding="utf-8")
-    if json_:
-        print_json(run)
-        return
-    _print_run(run)
+    print_view(run, _print_run, as_json=json_)
 
 
 @monitors_app.command("runs")
 def runs(name: str, limit: int = 20, json_: JsonOption = False) -> None:
     """A monitor's latest checks."""
     found = command_client().monitors.runs(name, limit)
-    rows = [(r.id[:8], when(r.started_at), r.status, r.rows, _num(r.metrics.get("drift_share")),
-             _num(r.metrics.get("accuracy") or r.metrics.get("cbpe_accuracy")), r.message or "")
+    rows = [(r.id[:8], when(r.started_at), r.status, r.rows, r.metrics.get("drift_share"),
+             r.metrics.get("accuracy") or r.metrics.get("cbpe_accuracy"), r.message or "")
             for r in found]  # fmt: skip
     header = ["run", "at", "status", "rows", "drift share", "accuracy", "message"]
     print_listing(found, header, rows, as_json=json_)
@@ -280,10 +266,10 @@ def status(
     json_: JsonOption = False,
 ) -> None:
     """Where each deployment's loop stands, and why."""
-    found = command_client().monitors.loop_status(deployment)
-    if json_:
-        print_json(found)
-        return
+    print_view(command_client().monitors.loop_status(deployment), _print_loops, as_json=json_)
+
+
+def _print_loops(found: list[dict[str, Any]]) -> None:
     if not found:
         console().print("no monitors yet: opsloop monitors create --help")
     for item in found:
@@ -293,7 +279,7 @@ def status(
             metrics = last["metrics"]
             console().print(
                 f"  last check {when(last['at'])}: {last['status']}, {last['rows']} rows, "
-                f"drift share {_num(metrics.get('drift_share'))}"
+                f"drift share {for_people(metrics.get('drift_share'))}"
                 + (f" — {last['message']}" if last["message"] else "")
             )
         for alert in item["open_alerts"]:

@@ -21,8 +21,10 @@ from opsloop.console.commands import command_group
 from opsloop.console.commands import version_ref
 from opsloop.console.output import command_client
 from opsloop.console.output import console
+from opsloop.console.output import for_people
 from opsloop.console.output import parse_tags
 from opsloop.console.output import print_json
+from opsloop.console.output import print_listing
 from opsloop.console.output import print_table
 from opsloop.console.output import when
 
@@ -214,38 +216,14 @@ def set_policy(
 
 
 def _print_verdict(event: AliasEvent) -> None:
+    from opsloop.evaluation.gates import verdict_rows
+
     verdict = event.verdict or {}
-    rows = []
-    for rule in verdict.get("rules", []):
-        rows.append(
-            (
-                "PASS" if rule["passed"] else "FAIL",
-                rule["rule"],
-                _num(rule.get("candidate")),
-                _num(rule.get("champion")),
-                rule.get("detail", ""),
-            )
-        )
-    for check in verdict.get("checks", []):
-        rate = check.get("failure_rate", check.get("changed_fraction"))
-        limit = check.get("max_failure_rate", check.get("max_changed_fraction"))
-        rows.append(
-            (
-                "PASS" if check["passed"] else "FAIL",
-                f"check {check['name']}",
-                _num(rate),
-                "",
-                f"share failing {_num(rate)} (max {limit})",
-            )
-        )
+    rows = [("PASS" if ok else "FAIL", *cells) for ok, *cells in verdict_rows(verdict, for_people)]
     if rows:
         champion = (verdict.get("champion") or {}).get("ref", "none")
         title = f"gate on {verdict.get('data')}: candidate vs champion ({champion})"
         print_table(["", "rule", "candidate", "champion", "detail"], rows, title=title)
-
-
-def _num(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else ("" if value is None else str(value))
 
 
 @models_app.command("promote")
@@ -294,9 +272,6 @@ def history(
     if "@" in name:
         name, alias_name = alias_ref(name, alias_name, "model")
     events = command_client().models.history(name, alias_name)
-    if json_:
-        print_json(events)
-        return
     rows = [
         (
             when(e.created_at),
@@ -310,7 +285,8 @@ def history(
         )
         for e in events
     ]
-    print_table(["when", "alias", "kind", "from", "to", "moved", "by", "reason"], rows)
+    header = ["when", "alias", "kind", "from", "to", "moved", "by", "reason"]
+    print_listing(events, header, rows, as_json=json_)
 
 
 @models_app.command("evaluate")
@@ -331,11 +307,11 @@ def evaluate(
     if json_:
         print_json(result.model_dump(mode="json", exclude={"report": {"plots"}}))
         return
-    rows = [(k, _num(v)) for k, v in result.metrics.items() if v is not None]
+    rows = [(k, v) for k, v in result.metrics.items() if v is not None]
     print_table(["metric", "value"], rows, title=f"{result.model_ref} on {result.dataset_ref}")
     for column, groups in result.report.get("slices", {}).items():
         metric = "f1" if result.task == "classification" else "rmse"
-        slice_rows = [(label, g["rows"], _num(g.get(metric))) for label, g in groups.items()]
+        slice_rows = [(label, g["rows"], g.get(metric)) for label, g in groups.items()]
         print_table([column, "rows", metric], slice_rows)
     console().print(f"evaluation {result.evaluation_id}")
 

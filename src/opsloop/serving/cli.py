@@ -15,6 +15,7 @@ from opsloop.console.output import console
 from opsloop.console.output import print_json
 from opsloop.console.output import print_listing
 from opsloop.console.output import print_table
+from opsloop.console.output import print_view
 from opsloop.console.output import when
 
 deployments_app = command_group(
@@ -63,10 +64,7 @@ def deploy(
     deployment = command_client().deployments.deploy(
         ref, name=name, canary=canary, ab=ab, sticky=sticky, shadow=shadow
     )
-    if json_:
-        print_json(deployment)
-        return
-    _show_policy(deployment)
+    print_view(deployment, _show_policy, as_json=json_)
 
 
 @deployments_app.command("list")
@@ -84,15 +82,14 @@ def show(name: str, json_: JsonOption = False) -> None:
     """A deployment's traffic and the history of every change to it."""
     client = command_client()
     deployment, events = client.deployments.get(name), client.deployments.events(name)
-    if json_:
-        print_json({"deployment": deployment, "events": events})
-        return
-    _show_policy(deployment)
-    print_table(
-        ["when (UTC)", "action", "by", "to", "reason"],
-        [(when(e.at), e.action, e.actor, _describe(e.to_policy), e.reason or "") for e in events],
-        title="history",
-    )
+    print_view({"deployment": deployment, "events": events}, _show_history, as_json=json_)
+
+
+def _show_history(found: dict[str, Any]) -> None:
+    events = found["events"]
+    rows = [(when(e.at), e.action, e.actor, _describe(e.to_policy), e.reason or "") for e in events]
+    _show_policy(found["deployment"])
+    print_table(["when (UTC)", "action", "by", "to", "reason"], rows, title="history")
 
 
 def _describe(policy: dict | None) -> str:
@@ -340,10 +337,10 @@ def _print_rollout(current: object) -> None:
 @deployments_app.command("rollout-status")
 def rollout_status(name: str, json_: JsonOption = False) -> None:
     """Where the latest rollout stands, with its analyses."""
-    current = command_client().deployments.rollout_status(name)
-    if json_:
-        print_json(current)
-        return
+    print_view(command_client().deployments.rollout_status(name), _print_analyses, as_json=json_)
+
+
+def _print_analyses(current: Any) -> None:
     _print_rollout(current)
     print_table(
         ["when (UTC)", "step", "verdict", "requests", "reasons"],

@@ -13,6 +13,7 @@ together, so a row is visible as soon as it is logged.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -22,32 +23,48 @@ from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from opsloop.governance.masker import IngestMasking
 from opsloop.kernel.periodic import Periodic
 from opsloop.kernel.processes import pid_exists
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 __all__ = ["PredictionLog"]
 
-_PRED_SCHEMA = pa.schema(
-    [
-        ("request_id", pa.string()), ("deployment", pa.string()), ("model", pa.string()),
-        ("version", pa.int64()), ("ts_ms", pa.int64()), ("latency_ms", pa.float64()),
-        ("inputs", pa.string()), ("outputs", pa.string()), ("shadow", pa.bool_()),
-        ("error", pa.string()), ("proba", pa.string()),
-    ]
-)  # fmt: skip
-_LABEL_SCHEMA = pa.schema(
-    [("request_id", pa.string()), ("deployment", pa.string()), ("ts_ms", pa.int64()),
-     ("label", pa.string())]
-)  # fmt: skip
-_KINDS = {"predictions": _PRED_SCHEMA, "labels": _LABEL_SCHEMA}
-_SQL_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE",
-              pa.bool_(): "BOOLEAN"}  # fmt: skip
+_KINDS = ("predictions", "labels")
+
+
+@functools.cache
+def _schema(kind: str) -> pa.Schema:
+    """The Arrow schema of ``kind``'s rows (pyarrow is imported by the first seal or query, not
+    by a serving process before its first prediction: the journal is plain JSON lines)."""
+    import pyarrow as pa
+
+    if kind == "labels":
+        return pa.schema(
+            [("request_id", pa.string()), ("deployment", pa.string()), ("ts_ms", pa.int64()),
+             ("label", pa.string())]
+        )  # fmt: skip
+    return pa.schema(
+        [
+            ("request_id", pa.string()), ("deployment", pa.string()), ("model", pa.string()),
+            ("version", pa.int64()), ("ts_ms", pa.int64()), ("latency_ms", pa.float64()),
+            ("inputs", pa.string()), ("outputs", pa.string()), ("shadow", pa.bool_()),
+            ("error", pa.string()), ("proba", pa.string()),
+        ]
+    )  # fmt: skip
+
+
+def _sql_type(arrow_type: pa.DataType) -> str:
+    import pyarrow as pa
+
+    types = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE",
+             pa.bool_(): "BOOLEAN"}  # fmt: skip
+    return types[arrow_type]
 
 
 class _Journal:
@@ -143,7 +160,10 @@ class PredictionLog:
     # -- reading ------------------------------------------------------------------------------
     def _rows(self, kind: str, deployment: str) -> pa.Table:
         """Sealed (Parquet) and live (journal) rows of one deployment, as one Arrow table."""
-        schema = _KINDS[kind]
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = _schema(kind)
         stored = schema.remove(schema.get_field_index("deployment"))
         folder = self.folder / kind / f"deployment={deployment}"
         tables = [pq.read_table(p, schema=stored) for p in sorted(folder.glob("date=*/*.parquet"))]
@@ -247,7 +267,7 @@ class PredictionLog:
         ``first_day`` on, then its live journal rows), and the parameters it takes: the live
         rows go in as values (a registered Python table, or one built by pyarrow, imports
         pandas)."""
-        schema = _KINDS[kind]
+        schema = _schema(kind)
         stored = schema.remove(schema.get_field_index("deployment"))
         folder = self.folder / kind / f"deployment={deployment}"
         # journals first, then files: a seal in between shows its rows twice (DISTINCT keeps
@@ -255,7 +275,7 @@ class PredictionLog:
         live = [r for r in self._journal_rows(kind) if r.get("deployment") == deployment]
         files = [str(p) for p in sorted(folder.glob("date=*/*.parquet"))
                  if p.parent.name.removeprefix("date=") >= first_day]  # fmt: skip
-        values = ", ".join(f"unnest(?::{_SQL_TYPES[f.type]}[]) AS {f.name}" for f in stored)
+        values = ", ".join(f"unnest(?::{_sql_type(f.type)}[]) AS {f.name}" for f in stored)
         params = [[row.get(f.name) for row in live] for f in stored]
         return f"{_select_sealed(files, stored.names)}SELECT {values}", params
 
@@ -315,7 +335,10 @@ class PredictionLog:
                 self._to_parquet(sealed, sealed.name.split("-")[0])
 
     def _to_parquet(self, sealed: Path, kind: str) -> None:
-        schema = _KINDS[kind]
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = _schema(kind)
         with open(sealed, encoding="utf-8") as f:
             rows = [json.loads(line) for line in f if line.endswith("\n")]
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -336,6 +359,8 @@ class PredictionLog:
 def _select_sealed(files: list[str], columns: list[str]) -> str:
     """``SELECT ... UNION ALL`` over the sealed files, or ""; files written before a column
     existed (``proba``) give it as NULL, so old logs stay readable."""
+    import pyarrow.parquet as pq
+
     if not files:
         return ""
     groups: dict[tuple[str, ...], list[str]] = {}

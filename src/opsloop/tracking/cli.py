@@ -18,6 +18,8 @@ from opsloop.console.output import console
 from opsloop.console.output import for_people
 from opsloop.console.output import parse_tags
 from opsloop.console.output import print_json
+from opsloop.console.output import print_listing
+from opsloop.console.output import print_outcome
 from opsloop.console.output import print_table
 from opsloop.console.output import when
 
@@ -59,10 +61,8 @@ def create_experiment(
     experiment = command_client().create_experiment(
         name, description=description, tags=parse_tags(tag)
     )
-    if json_:
-        print_json(experiment)
-    else:
-        typer.echo(f"created experiment {experiment.name!r} ({experiment.experiment_id})")
+    line = f"created experiment {experiment.name!r} ({experiment.experiment_id})"
+    print_outcome(experiment, line, as_json=json_)
 
 
 @experiments_app.command("list")
@@ -73,22 +73,14 @@ def list_experiments(
     """List experiments."""
     client = command_client()
     items = every_item(lambda token: client.list_experiments(view=view, page_token=token))
-    if json_:
-        print_json(items)
-        return
-    print_table(
-        ["name", "id", "stage", "created"],
-        [(e.name, e.experiment_id, e.lifecycle_stage, when(e.created_at)) for e in items],
-    )
+    rows = [(e.name, e.experiment_id, e.lifecycle_stage, when(e.created_at)) for e in items]
+    print_listing(items, ["name", "id", "stage", "created"], rows, as_json=json_)
 
 
 @experiments_app.command("show")
 def show_experiment(name_or_id: str, json_: JsonOption = False) -> None:
     """Show one experiment (by name or id)."""
     experiment = command_client().resolve_experiment(name_or_id)
-    if json_:
-        print_json(experiment)
-        return
     rows = [
         ("name", experiment.name),
         ("id", experiment.experiment_id),
@@ -97,7 +89,7 @@ def show_experiment(name_or_id: str, json_: JsonOption = False) -> None:
         ("created", when(experiment.created_at)),
         *((f"tags.{k}", v) for k, v in experiment.tags.items()),
     ]
-    print_table(["field", "value"], rows)
+    print_listing(experiment, ["field", "value"], rows, as_json=json_)
 
 
 @experiments_app.command("rename")
@@ -240,9 +232,6 @@ def _width(column: tuple[str, list[Any]]) -> int:
 def show_run(run_id: RunIdArg, json_: JsonOption = False) -> None:
     """Show a run: info, params, latest metrics, tags (system tags under `opsloop runs env`)."""
     run = command_client().get_run(run_id)
-    if json_:
-        print_json(run)
-        return
     info = run.info
     rows: list[tuple[str, Any]] = [
         ("run_id", info.run_id),
@@ -263,7 +252,7 @@ def show_run(run_id: RunIdArg, json_: JsonOption = False) -> None:
             if not k.startswith("opsloop.")
         ),
     ]
-    print_table(["field", "value"], rows)
+    print_listing(run, ["field", "value"], rows, as_json=json_)
 
 
 @runs_app.command("compare")
@@ -372,16 +361,9 @@ def metric_history(
 ) -> None:
     """Every logged point of one metric."""
     history = command_client().get_metric_history(run_id, key, max_points)
-    if json_:
-        print_json(history)
-        return
-    print_table(
-        ["step", "value", "time"],
-        [
-            (s, v, when(t))
-            for s, v, t in zip(history.steps, history.values, history.timestamps, strict=True)
-        ],
-    )
+    points = zip(history.steps, history.values, history.timestamps, strict=True)
+    rows = [(s, v, when(t)) for s, v, t in points]
+    print_listing(history, ["step", "value", "time"], rows, as_json=json_)
 
 
 @runs_app.command("artifacts")
@@ -392,10 +374,8 @@ def list_artifacts(
 ) -> None:
     """List a run's artifacts."""
     items = command_client().list_artifacts(run_id, path)
-    if json_:
-        print_json(items)
-        return
-    print_table(["path", "size", "digest"], [(a.path, a.size, a.digest[:16]) for a in items])
+    rows = [(a.path, a.size, a.digest[:16]) for a in items]
+    print_listing(items, ["path", "size", "digest"], rows, as_json=json_)
 
 
 @runs_app.command("download")

@@ -13,6 +13,7 @@ from opsloop.console.output import command_client
 from opsloop.console.output import console
 from opsloop.console.output import print_json
 from opsloop.console.output import print_listing
+from opsloop.console.output import print_view
 from opsloop.llm.tracing.cli import Error
 from opsloop.llm.tracing.cli import ScoreOpt
 from opsloop.llm.tracing.cli import Since
@@ -124,13 +125,10 @@ def queue_add(
 def next_item(queue: str, json_: JsonOption = False) -> None:
     """Claim the next trace to review in QUEUE and show it (exit 0 with a note when done)."""
     item = command_client().feedback.next(queue)
-    if json_:
-        print_json(item)
-        return
-    if item is None:
+    if item is None and not json_:
         console().print(f"queue {queue} has nothing left to review")
-        return
-    _show(item)
+    else:
+        print_view(item, _show, as_json=json_)
 
 
 def _show(item: Any) -> None:

@@ -19,6 +19,7 @@ from opsloop.console.output import console
 from opsloop.console.output import print_json
 from opsloop.console.output import print_listing
 from opsloop.console.output import print_table
+from opsloop.console.output import print_view
 
 traces_app = command_group(
     "LLM traces sent by @opsloop.observe or any OpenTelemetry exporter (OTLP/HTTP at the "
@@ -217,9 +218,10 @@ def show(
 ) -> None:
     """One trace as a tree of spans with a timeline bar, model, tokens, cost and errors."""
     detail = command_client().traces.get(trace_id)
-    if json_:
-        print_json(detail)
-        return
+    print_view(detail, lambda found: _print_trace(found, io=io), as_json=json_)
+
+
+def _print_trace(detail: Any, *, io: bool) -> None:
     out = console()
     out.print(_tree(detail))
     if detail.scores:
