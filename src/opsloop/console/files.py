@@ -11,7 +11,7 @@ from typing import Any
 
 from opsloop.errors import InvalidInput
 
-__all__ = ["read_yaml_mapping"]
+__all__ = ["read_yaml_mapping", "yaml_problem"]
 
 
 def read_yaml_mapping(path: Path, kind: str, shape: str) -> dict[str, Any]:
@@ -28,7 +28,17 @@ def read_yaml_mapping(path: Path, kind: str, shape: str) -> dict[str, Any]:
     try:
         found = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path} is not valid YAML: {exc}") from None
+        raise InvalidInput(f"{path} is not valid YAML: {yaml_problem(exc)}") from None
     if not isinstance(found, dict):
         raise InvalidInput(f"{path} must {shape}")
     return found
+
+
+def yaml_problem(exc: Any) -> str:
+    """PyYAML's error in one line: what is wrong and where (its own message spans lines and
+    draws a caret under a copy of the line)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())

@@ -30,6 +30,7 @@ from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import ValidationError
 
+from opsloop.console.files import yaml_problem
 from opsloop.data.tabular import TABLE_VIEW
 from opsloop.data.tabular import open_table
 from opsloop.errors import InvalidInput
@@ -162,7 +163,7 @@ def _parse_text(text: str, path: Path) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path} is not valid YAML: {exc}") from None
+        raise InvalidInput(f"{path} is not valid YAML: {yaml_problem(exc)}") from None
 
 
 def run_expectations(files: list[str], fmt: str, expectations: Expectations) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from pydantic import Field
 from pydantic import ValidationError
 from pydantic import model_validator
 
+from opsloop.console.files import yaml_problem
 from opsloop.errors import InvalidInput
 from opsloop.evaluation.behaviour import BehaviourCheck
 from opsloop.evaluation.metrics import LOWER_IS_BETTER
@@ -150,7 +151,7 @@ def load_policy(source: str | Path | dict[str, Any] | GatePolicy) -> GatePolicy:
     try:
         return GatePolicy.from_mapping(yaml.safe_load(text))
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path} is not valid YAML: {exc}") from exc
+        raise InvalidInput(f"{path} is not valid YAML: {yaml_problem(exc)}") from None
 
 
 def _better(metric: str, candidate: float, champion: float) -> float:

@@ -44,6 +44,7 @@ from pydantic import Field
 from pydantic import ValidationError
 from pydantic import model_validator
 
+from opsloop.console.files import yaml_problem
 from opsloop.errors import InvalidInput
 from opsloop.errors import validation_problems
 from opsloop.llm.evals.assertions import Assertion
@@ -118,7 +119,7 @@ def load_suite(source: str | Path | dict[str, Any]) -> Suite:
         except OSError as exc:
             raise InvalidInput(f"cannot read suite {path}: {exc.strerror or exc}") from None
         except yaml.YAMLError as exc:
-            raise InvalidInput(f"suite {path} is not valid YAML: {exc}") from None
+            raise InvalidInput(f"suite {path} is not valid YAML: {yaml_problem(exc)}") from None
         where = str(path)
     if not isinstance(data, dict):
         raise InvalidInput(f"{where}: a suite is a mapping with prompts, providers and tests")

@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import ValidationError
 from pydantic import model_validator
 
+from opsloop.console.files import read_yaml_mapping
 from opsloop.errors import InvalidInput
 
 __all__ = ["FinetuneConfig", "load_config"]
@@ -126,15 +126,8 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> Finetu
         where = "config"
     else:
         path = Path(source)
-        if not path.is_file():
-            raise InvalidInput(f"no such config file: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise InvalidInput(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raw = read_yaml_mapping(path, "config", "be a mapping of fine-tuning keys to values")
         where = str(path)
-        if not isinstance(raw, dict):
-            raise InvalidInput(f"{path}: a fine-tuning config is a mapping of keys to values")
     raw.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return FinetuneConfig.model_validate(raw)

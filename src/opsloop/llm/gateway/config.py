@@ -48,6 +48,7 @@ from pydantic import model_validator
 
 from opsloop.config import DEFAULT_WORKSPACE
 from opsloop.config import check_workspace_name
+from opsloop.console.files import yaml_problem
 from opsloop.errors import InvalidInput
 from opsloop.errors import validation_problems
 from opsloop.llm.gateway.rollout_config import RolloutConfig
@@ -230,5 +231,5 @@ def load_config(path: str | Path, *, check_keys: bool = True) -> GatewayConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
+        raise InvalidInput(f"{path} is not valid YAML: {yaml_problem(exc)}") from None
     return parse_config(data, str(path), check_keys=check_keys)
