@@ -33,7 +33,7 @@ def test_an_app_without_a_gate_refuses_to_move_labels(sqlite_url: str, tmp_path:
     from opsloop.llm.prompts.api import label_gate
 
     with LiveServer(sqlite_url, str(tmp_path / "blobs")) as server:
-        api = httpx.Client(base_url=server.url + "/api")
+        api = httpx.Client(base_url=server.url + "/api", timeout=60)  # slow first request
         assert api.post("/prompts/a/versions", json={"text": "x"}).status_code == 201
         del server.app.dependency_overrides[label_gate]
         refused = api.put("/prompts/a/labels/production", json={"version": 1})
