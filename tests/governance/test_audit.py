@@ -159,3 +159,28 @@ def test_a_users_server_records_who_did_what(users_server: UsersServer, tmp_path
     tampered = run("audit", "verify", **env)
     assert tampered.returncode == 1
     assert f"TAMPERED at event {no['seq']}" in tampered.stderr
+
+
+def test_two_processes_stores_and_a_rolled_back_append_keep_one_chain(database_url: str) -> None:
+    """An append moves the head from the one this process last wrote, in one compare-and-set:
+    another store's append in between, or a rolled-back transaction, fails the compare and the
+    head is read again, so the chain stays whole."""
+    first, second = open_store(database_url), open_store(database_url)  # two engines
+    try:
+        for i in range(3):
+            audit.record(first, "a", "POST /api/things", f"things/a{i}")
+            audit.record(second, "b", "POST /api/things", f"things/b{i}")
+        with pytest.raises(RuntimeError), first.write() as session:
+            audit.append(session, actor="a", action="POST /api/x", resource="x", outcome=200)
+            raise RuntimeError("the route failed: its transaction rolls back")
+        audit.record(second, "b", "POST /api/things", "things/b3")
+        audit.record(first, "a", "POST /api/things", "things/a3")
+        with first.read() as session:
+            verdict = audit.verify(session)
+            events = list(audit.iter_events(session))
+    finally:
+        first.dispose()
+        second.dispose()
+    assert verdict.ok and verdict.checked == 8
+    assert [e.seq for e in events] == list(range(1, 9))
+    assert [e.resource for e in events][-2:] == ["things/b3", "things/a3"]

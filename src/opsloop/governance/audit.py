@@ -23,7 +23,10 @@ import hashlib
 import json
 import re
 import uuid
+import weakref
+from collections.abc import Callable
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert
@@ -100,23 +103,39 @@ def chain_hash(prev_hash: str, event: dict[str, Any]) -> str:
 
 # Plain SQL on the session's own DBAPI connection: an append runs on every audited request,
 # and SQLAlchemy's statement machinery alone costs several times what SQLite takes to run
-# these three statements. Named parameters: ``:name`` for sqlite3, ``%(name)s`` for psycopg.
+# these statements. Named parameters: ``:name`` for sqlite3, ``%(name)s`` for psycopg.
 _COLUMNS = ("seq", "at", "actor", "workspace", "action", "resource", "request_id", "outcome",
             "digest", "prev_hash", "hash")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Statements:
+    head: str  # read (and on PostgreSQL lock) the head
+    insert: str  # the event
+    move: str  # the head to the event
+    move_from: str  # the head to the event if it is still the one this process last wrote
+
+
+def _statements(mark: Callable[[str], str], lock: str) -> _Statements:
+    return _Statements(
+        head=f"SELECT seq, hash FROM audit_head WHERE id = 1{lock}",
+        insert=f"INSERT INTO audit_events ({', '.join(_COLUMNS)}) "
+        f"VALUES ({', '.join(mark(c) for c in _COLUMNS)})",
+        move=f"UPDATE audit_head SET seq = {mark('seq')}, hash = {mark('hash')} WHERE id = 1",
+        move_from=f"UPDATE audit_head SET seq = {mark('seq')}, hash = {mark('hash')} "
+        f"WHERE id = 1 AND seq = {mark('prev_seq')} AND hash = {mark('prev_hash')}",
+    )
+
+
 _SQL = {
-    "sqlite": (
-        "SELECT seq, hash FROM audit_head WHERE id = 1",
-        f"INSERT INTO audit_events ({', '.join(_COLUMNS)}) "
-        f"VALUES ({', '.join(':' + c for c in _COLUMNS)})",
-        "UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = 1",
-    ),
-    "postgresql": (
-        "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
-        f"INSERT INTO audit_events ({', '.join(_COLUMNS)}) "
-        f"VALUES ({', '.join(f'%({c})s' for c in _COLUMNS)})",
-        "UPDATE audit_head SET seq = %(seq)s, hash = %(hash)s WHERE id = 1",
-    ),
+    "sqlite": _statements(lambda c: f":{c}", ""),
+    "postgresql": _statements(lambda c: f"%({c})s", " FOR UPDATE"),
 }
+# The head each store's chain had after this process's last append, by engine: the next append
+# moves the head from it in one compare-and-set statement (which also takes the row's lock)
+# instead of reading it first. Another writer's append in between (or a rolled-back
+# transaction) fails the compare, and the head is read and locked as usual.
+_LAST_HEADS: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
 
 
 def _lock_head(session: Session) -> tuple[int, str]:
@@ -147,31 +166,49 @@ def append(
     workspace: str = DEFAULT_WORKSPACE,
     at: int | None = None,
 ) -> AuditEvent:
-    """Append one event in the session's transaction (three statements: read and lock the
-    head, insert the event, move the head). It is durable when that transaction commits."""
-    connection = session.connection()
-    sql = _SQL.get(connection.dialect.name)
-    raw = connection.connection.driver_connection if sql is not None else None
-    found = raw.execute(sql[0]).fetchone() if raw is not None and sql is not None else None
-    head_seq, head_hash = (int(found[0]), str(found[1])) if found else _lock_head(session)
+    """Append one event in the session's transaction: two statements when this process wrote
+    the head last (move the head from it, insert the event), else three (read and lock the
+    head, insert, move it). It is durable when that transaction commits."""
     event: dict[str, Any] = {
-        "seq": head_seq + 1, "at": now_ms() if at is None else at, "actor": actor[:250],
-        "workspace": workspace, "action": action[:500], "resource": resource[:1000],
+        "at": now_ms() if at is None else at, "actor": actor[:250], "workspace": workspace,
+        "action": action[:500], "resource": resource[:1000],
         "request_id": request_id or new_request_id(), "outcome": int(outcome), "digest": digest,
     }  # fmt: skip
-    event["prev_hash"] = head_hash
-    event["hash"] = chain_hash(head_hash, event)
-    if raw is not None and sql is not None:
-        raw.execute(sql[1], event)
-        raw.execute(sql[2], {"seq": event["seq"], "hash": event["hash"]})
-    else:  # another database: the portable, slower way
+    connection = session.connection()
+    sql = _SQL.get(connection.dialect.name)
+    if sql is None:  # another database: the portable, slower way
+        _chain(event, _lock_head(session))
         session.execute(insert(AuditEventRow).values(**event))
         session.execute(
             update(AuditHeadRow)
             .where(AuditHeadRow.id == _HEAD)
             .values(seq=event["seq"], hash=event["hash"])
         )
-    return AuditEvent(**event)
+        return AuditEvent.model_construct(**event)
+    raw = connection.connection.driver_connection
+    engine = connection.engine
+    last = _LAST_HEADS.get(engine)
+    moved = False
+    if last is not None:
+        _chain(event, last)
+        moved = raw.execute(sql.move_from, {**_head_of(event), "prev_seq": last[0]}).rowcount == 1
+    if not moved:
+        found = raw.execute(sql.head).fetchone()
+        _chain(event, (int(found[0]), str(found[1])) if found else _lock_head(session))
+        raw.execute(sql.move, _head_of(event))
+    raw.execute(sql.insert, event)
+    _LAST_HEADS[engine] = (event["seq"], event["hash"])
+    return AuditEvent.model_construct(**event)
+
+
+def _chain(event: dict[str, Any], head: tuple[int, str]) -> None:
+    """Number ``event`` after ``head`` and hash it into the chain."""
+    event["seq"], event["prev_hash"] = head[0] + 1, head[1]
+    event["hash"] = chain_hash(head[1], event)
+
+
+def _head_of(event: dict[str, Any]) -> dict[str, Any]:
+    return {"seq": event["seq"], "hash": event["hash"], "prev_hash": event["prev_hash"]}
 
 
 def record(store: Store, actor: str, action: str, resource: str, outcome: int = 200) -> None:
