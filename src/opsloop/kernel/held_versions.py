@@ -10,6 +10,8 @@ first. :func:`held_tag` is the one way a held backend answers a tag write: recor
 
 from __future__ import annotations
 
+from abc import ABC
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
@@ -76,7 +78,7 @@ class HeldVersions(Generic[V, M]):
         return self.versions.get((name, number)) if number is not None else None
 
 
-class HeldVersionReads(Generic[V, M]):
+class HeldVersionReads(ABC, Generic[V, M]):
     """A held backend's version reads: the version held writes would have made where one is
     (``_held``, the backend's own lookup, which may resolve held aliases too), else what the
     wrapped backend ``_inner`` answers. A listing is the wrapped backend's as it stands: held
@@ -85,8 +87,9 @@ class HeldVersionReads(Generic[V, M]):
 
     _inner: Any
 
+    @abstractmethod
     def _held(self, ref: str) -> tuple[V, M] | None:
-        raise NotImplementedError
+        """The held version ``ref`` names and its manifest, None when it is not held here."""
 
     def get_version(self, ref: str) -> V:
         held = self._held(ref)
