@@ -19,6 +19,20 @@ arguments and seed, on one thread each:
 
 steps/s is the trainer's own ``train_steps_per_second`` on both sides (training only); the
 opsloop line also shows its whole wall time (store, registry and checkpoint included).
+
+``--compress`` measures ``opsloop models compress`` instead (issue 25's target: at least 3x
+smaller at most 1% worse, on one of them), on a fresh embedded store, one thread:
+
+1. a scikit-learn MLP (StandardScaler + 256-128 hidden units) trained on the breast-cancer
+   table, through ``onnx-int8`` (skl2onnx, then ONNX Runtime's dynamic quantization); quality is
+   accuracy on a held-out data version;
+2. the tiny GPT-2 above (``--layers/--width``), trained for ``--steps`` on the chats, through
+   ``dynamic-int8`` (torch's dynamic quantization of its Linear layers); quality is the mean
+   next-token loss on the chats' text.
+
+Each line prints the package size ratio (original / compressed bytes), the one-row and batch
+speedups (original / compressed median latency of ``predict``, timed in turns) and the quality
+before and after, with the gate's verdict.
 """
 
 from __future__ import annotations
@@ -151,12 +165,17 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-3)
     parser.add_argument("--beta", type=float, default=0.1, help="DPO's beta (dpo_beta)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compress", action="store_true", help="measure models compress")
     args = parser.parse_args()
     torch.set_num_threads(1)
     import os
 
     os.environ["OPSLOOP_CAPTURE_ENV"] = "0"
     os.environ["HF_HUB_OFFLINE"] = os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    if args.compress:
+        with tempfile.TemporaryDirectory() as tmp:
+            compression(args, Path(tmp))
+        return
     for method in ("sft", "dpo") if args.method == "both" else (args.method,):
         compare(args, method)
 
@@ -183,6 +202,75 @@ def compare(args: argparse.Namespace, method: str) -> None:
         "identical" if ours_loss == plain_loss else f"differs by {abs(ours_loss - plain_loss):.2e}"
     )
     print(f"steps/s ratio {ours_rate / plain_rate:.3f} (target within 5%); final loss {same}")
+
+
+def compression(args: argparse.Namespace, root: Path) -> None:
+    """Print size ratio, speedups and quality delta of onnx-int8 on a scikit-learn MLP and of
+    dynamic-int8 on the tiny GPT-2 (see the module docstring)."""
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from opsloop import Client
+
+    client = Client(database_url=f"sqlite:///{root / 'opsloop.db'}", blob_url=str(root / "blobs"))
+    frame = load_breast_cancer(as_frame=True).frame
+    train, held_out = train_test_split(frame, test_size=0.3, random_state=0)
+    held_out.to_csv(root / "held-out.csv", index=False)
+    client.data.add(root / "held-out.csv", name="cancer-held-out")
+    mlp = MLPClassifier((256, 128), max_iter=300, random_state=0)
+    features = train.drop(columns=["target"])
+    mlp = make_pipeline(StandardScaler(), mlp).fit(features, train["target"])
+    client.models.register("mlp", mlp, input_example=features.head())
+    tokenizer, lm = base(args.layers, args.width)
+    texts = [f"{q}\n{a}" for q, a in chat_lm.ANSWERS.items()]
+    trained = _pretrain(lm, tokenizer, texts, args.steps)
+    pd.DataFrame({"text": texts}).to_csv(root / "texts.csv", index=False)
+    client.data.add(root / "texts.csv", name="texts")
+    ids = np.array([tokenizer(texts[0])["input_ids"][:16]])
+    client.models.register(
+        "lm", trained, input_example=ids, flavor_options={"tokenizer": tokenizer}
+    )
+    print("compression, 1 thread; gate: >= 3x smaller, <= 1% worse (relative)")
+    print(f"{'':34} {'size':>8} {'1 row':>7} {'batch':>7}  quality before → after (drop)")
+    for label, ref, method, data, target in [
+        ("sklearn MLP 256-128, onnx-int8", "mlp@1", "onnx-int8", "cancer-held-out@1", "target"),
+        (f"GPT-2 {args.layers}x{args.width}, dynamic-int8", "lm@1", "dynamic-int8", "texts@1",
+         "text"),
+    ]:  # fmt: skip
+        result = client.models.compress(ref, method, data=data, target=target)
+        quality = result.quality
+        assert quality is not None
+        one, batch = result.latency_ms["one_row"], result.latency_ms["batch"]
+        print(
+            f"{label:34} {result.size_ratio:7.2f}x {one['speedup']:6.2f}x {batch['speedup']:6.2f}x"
+            f"  {quality.metric} {quality.before:.4f} → {quality.after:.4f} ({quality.drop:+.2%})"
+            f"  {'PASS' if result.passed else 'FAIL'}"
+        )
+        print(
+            f"{'':34} {result.original_bytes:,} → {result.compressed_bytes:,} bytes; "
+            f"ms one row {one['original']:.3f} → {one['compressed']:.3f}, batch of "
+            f"{result.batch_rows} {batch['original']:.3f} → {batch['compressed']:.3f}"
+        )
+    client.close()
+
+
+def _pretrain(model: Any, tokenizer: Any, texts: list[str], steps: int) -> Any:
+    """The GPT-2 trained for ``steps`` on ``texts`` (its loss then says something)."""
+    torch.manual_seed(0)
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        loss = model(**batch, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
 
 
 if __name__ == "__main__":

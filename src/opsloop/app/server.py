@@ -128,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.pipelines.views import UI as PIPELINES_UI
     from opsloop.pipelines.views import router as pipeline_views
     from opsloop.registry.api import router as registry_router
+    from opsloop.registry.compression_api import router as compression_router
     from opsloop.registry.mlflow_api import router as mlflow_registry_router
     from opsloop.registry.views import UI as REGISTRY_UI
     from opsloop.registry.views import router as registry_views
@@ -159,7 +160,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     include_mlflow_router(app, mlflow_registry_router, auth)  # registry and logged models
     api = "/api"  # the REST routes; OTLP and inference keep their standard paths
     for router, prefix in [
-        (tracking_router, api), (data_router, api), (registry_router, api), (lineage_router, api),
+        (tracking_router, api), (data_router, api), (registry_router, api),
+        (compression_router, api), (lineage_router, api),
         (prompts_router, api), (tracing_router, api), (otlp_router, ""), (feedback_router, api),
         (evals_router, api), (deployments_router, api), (monitoring_router, api),
         (pipelines_router, api), (inference_router, ""), (governance_router, api),

@@ -85,6 +85,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/prompts/{name}/labels/{label}"): _LABEL,
     ("POST", "/api/prompts/{name}/versions"): Rule(EDITOR, alias_field="labels"),
     ("POST", "/api/models/{name}/versions/{selector}/promote"): Rule(MAINTAINER),
+    # registers a version (editor), and with `alias` moves it on a pass: protected ones need more
+    ("POST", "/api/models/{name}/versions/{selector}/compress"): Rule(EDITOR, alias_field="alias"),
     ("PUT", "/api/prompts/{name}/label-rules/{label}"): Rule(MAINTAINER),
     ("DELETE", "/api/prompts/{name}/label-rules/{label}"): Rule(MAINTAINER),
     # deploy, roll out, roll back

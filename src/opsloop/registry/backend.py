@@ -31,6 +31,8 @@ from opsloop.registry.entities import RegisteredModel
 from opsloop.registry.schemas import PromotionRequest
 
 if TYPE_CHECKING:  # its module holds the services too (SQLAlchemy): a plain read needs neither
+    from opsloop.registry.compression_schemas import CompressionRequest
+    from opsloop.registry.compression_schemas import CompressionResult
     from opsloop.registry.evaluations import Evaluation
 
 __all__ = ["RegistryBackend"]
@@ -158,6 +160,17 @@ class RegistryBackend(ABC):
         that is not a table; ``Conflict`` when the alias moved while the gate ran or a file is
         missing from the blob store; ``PermissionDenied`` for a package that cannot be loaded
         safely."""
+
+    @abstractmethod
+    def compress(self, ref: str, request: CompressionRequest) -> CompressionResult:
+        """Compress the version into the model's next version (tagged ``compressed_from``,
+        linked ``compressed``), measure both on size, latency and (with ``data``) quality, and
+        judge them by the request's gate; with ``alias``, record the decision and move the
+        alias on a pass. Runs where the blobs are. ``NotFound`` for the version or the data
+        version; ``InvalidInput`` for an unknown method, a method that does not fit the
+        flavor, a missing extra or a bad setting; ``Conflict`` when the alias moved meanwhile
+        or a file is missing from the blob store, or during a reproduction (which registers
+        nothing); ``PermissionDenied`` for a package that cannot be loaded safely."""
 
     @abstractmethod
     def card(self, ref: str, markdown: bool) -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 
 from opsloop.data.held import preview_write
 from opsloop.data.manifest import Manifest
+from opsloop.errors import Conflict
 from opsloop.errors import NotFound
 from opsloop.kernel.held_versions import HeldVersionReads
 from opsloop.kernel.held_versions import HeldVersions
@@ -35,6 +36,8 @@ from opsloop.kernel.step_context import current_rehearsal
 from opsloop.kernel.timeutil import now_ms
 from opsloop.registry import versions
 from opsloop.registry.backend import RegistryBackend
+from opsloop.registry.compression_schemas import CompressionRequest
+from opsloop.registry.compression_schemas import CompressionResult
 from opsloop.registry.entities import AliasEvent
 from opsloop.registry.entities import ModelVersion
 from opsloop.registry.entities import ModelVersionCreate
@@ -151,6 +154,14 @@ class HeldRegistryBackend(HeldWrites, HeldVersionReads[ModelVersion, Manifest], 
             to_number=version.number, moved=False, created_at=now_ms(),
             created_by=current_user(), reason="held: a reproduction moves no alias",
         )  # fmt: skip
+
+    def compress(self, ref: str, request: CompressionRequest) -> CompressionResult:
+        if current_rehearsal() is None:
+            return self._inner.compress(ref, request)
+        raise Conflict(
+            f"cannot compress {ref} during a reproduction: it registers a version, and a "
+            "reproduction writes nothing outside its own runs"
+        )
 
     def create_model(
         self, name: str, description: str | None, tags: dict[str, str] | None

@@ -31,6 +31,8 @@ from opsloop.store.on_need import StoresOnNeed
 if TYPE_CHECKING:  # promotion brings evaluation (NumPy, pandas): only promote needs it
     from opsloop.data.manifest import Manifest
     from opsloop.lineage.walk import LineageCatalog
+    from opsloop.registry.compression_schemas import CompressionRequest
+    from opsloop.registry.compression_schemas import CompressionResult
     from opsloop.registry.evaluations import Evaluation
     from opsloop.registry.promotion import PromotionContext
     from opsloop.store.blobs import BlobStore
@@ -229,6 +231,11 @@ class LocalRegistryBackend(StoresOnNeed[QuickReads], StoreCalls, RegistryBackend
         from opsloop.registry.promotion import promote
 
         return promote(self.promotions, ref, created_by=current_user(), **dict(request)).event
+
+    def compress(self, ref: str, request: CompressionRequest) -> CompressionResult:
+        from opsloop.registry.compression import compress
+
+        return compress(self.promotions, ref, request, created_by=current_user())
 
     def card(self, ref: str, markdown: bool) -> Any:
         from opsloop.registry import cards

@@ -15,6 +15,8 @@ from opsloop.kernel.transport import HttpTransport
 from opsloop.lineage import routes as lineage_routes
 from opsloop.registry import routes
 from opsloop.registry.backend import RegistryBackend
+from opsloop.registry.compression_schemas import CompressionRequest
+from opsloop.registry.compression_schemas import CompressionResult
 from opsloop.registry.entities import AliasEvent
 from opsloop.registry.entities import ModelVersion
 from opsloop.registry.entities import ModelVersionCreate
@@ -147,6 +149,10 @@ class RemoteRegistryBackend(RegistryBackend):
         body = PromotionRequest(**dict(request))  # built unchecked by the SDK: checked here
         raw = self.http.send("POST", routes.VERSION_PROMOTE.url(**_version(ref)), body)
         return AliasEvent.model_validate_json(raw)
+
+    def compress(self, ref: str, request: CompressionRequest) -> CompressionResult:
+        raw = self.http.send("POST", routes.VERSION_COMPRESS.url(**_version(ref)), request)
+        return CompressionResult.model_validate_json(raw)
 
     def card(self, ref: str, markdown: bool) -> Any:
         params = {"format": "markdown" if markdown else "json"}

@@ -20,6 +20,7 @@ VERSION = Route("/models/{name}/versions/{selector}")
 VERSION_MANIFEST = Route("/models/{name}/versions/{selector}/manifest")
 VERSION_TAG = Route("/models/{name}/versions/{selector}/tags/{key:path}")
 VERSION_PROMOTE = Route("/models/{name}/versions/{selector}/promote")
+VERSION_COMPRESS = Route("/models/{name}/versions/{selector}/compress")
 VERSION_EVALUATIONS = Route("/models/{name}/versions/{selector}/evaluations")
 VERSION_CARD = Route("/models/{name}/versions/{selector}/card")
 

@@ -30,6 +30,7 @@ from opsloop.registry.signature import Signature
 
 if TYPE_CHECKING:
     from opsloop.data.sdk import DataClient
+    from opsloop.registry.compression_schemas import CompressionResult
     from opsloop.registry.evaluations import Evaluation
     from opsloop.registry.package import LoadedModel
 
@@ -324,6 +325,51 @@ class ModelsClient(VersionReads[ModelVersion]):
             alias=alias, policy=mapping, force=force, reason=reason
         )
         return self._backend.promote(ref, request)
+
+    def compress(
+        self,
+        ref: str,
+        method: str,
+        *,
+        amount: float | None = None,
+        data: str | None = None,
+        target: str | None = None,
+        max_quality_drop: float = 0.01,
+        min_size_ratio: float = 3.0,
+        alias: str | None = None,
+        description: str | None = None,
+    ) -> CompressionResult:
+        """Register a compressed copy of ``ref`` as the model's next version and judge it.
+
+        ``method`` is ``onnx-int8`` (scikit-learn or ONNX versions), ``dynamic-int8`` or
+        ``prune`` (torch and transformers versions; ``amount``: the fraction of each Linear
+        weight zeroed, default 0.3). Both versions are measured on package size and one-row
+        and batch latency, and with ``data`` (a table data version) on quality: accuracy
+        (classifier) or RMSE (regressor) against the ``target`` column, or a causal LM's mean
+        next-token loss on the ``target`` text column. The gate passes when the package is at
+        least ``min_size_ratio`` times smaller and quality at most ``max_quality_drop`` worse
+        (relative); with ``alias``, the decision is recorded in the alias history and the alias
+        moves to the new version only on a pass. The new version is registered either way,
+        tagged ``compressed_from`` and linked to the original in the lineage graph.
+
+        Example:
+            >>> result = client.models.compress("churn@3", "onnx-int8", data="churn-data@2",
+            ...                                 target="churned", alias="edge")
+            >>> result.size_ratio, result.quality.drop, result.passed
+        """
+        from opsloop.registry.compression_schemas import CompressionRequest
+
+        request = CompressionRequest(
+            method=method,
+            amount=amount,
+            data=data,
+            target=target,
+            max_quality_drop=max_quality_drop,
+            min_size_ratio=min_size_ratio,
+            alias=alias,
+            description=description,
+        )
+        return self._backend.compress(ref, request)
 
     def card(self, ref: str, *, markdown: bool = False) -> Any:
         """The model card: facts the registry knows plus what people wrote."""
