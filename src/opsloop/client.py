@@ -277,11 +277,14 @@ class Client(TrackingClient):
 
             return MonitorsClient(RemoteMonitorBackend(self._transport))
         from opsloop.monitoring.local import LocalMonitorBackend
+        from opsloop.serving.predlog import PredictionReader
 
         store, _ = shared_stores(self.settings)
         backend = LocalMonitorBackend(
             store,
-            lambda: self.deployments.prediction_log,  # opened on the first check only
+            # a check reads the log's files (every process's journals among them) as the
+            # deployments' own log would, without building that client or opening its journals
+            lambda: PredictionReader(self.settings.home / "predictions"),
             self,  # models, deployments, data: each built when a call first needs it
         )  # fmt: skip
         return MonitorsClient(backend)

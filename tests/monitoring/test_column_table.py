@@ -5,6 +5,7 @@ column pandas' own, and the same drift report (issue 22: a check of numbers impo
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -17,6 +18,7 @@ from opsloop.monitoring.drift import drift
 from opsloop.monitoring.profiles import categorical_counts
 from opsloop.monitoring.profiles import finite_values
 from opsloop.monitoring.profiles import profile_frame
+from opsloop.monitoring.windows import _records
 from opsloop.monitoring.windows import explode
 
 ROWS: dict[str, list[dict[str, Any]]] = {
@@ -83,20 +85,38 @@ def test_a_drift_report_over_the_table_is_the_dataframes() -> None:
     assert {c.stattest for c in ours.columns} >= {"ks", "z", "chisquare"}
 
 
-def test_explode_reads_arrow_and_pandas_alike() -> None:
-    import pyarrow as pa
-
-    requests = pa.table({
+def test_explode_reads_columns_and_pandas_alike() -> None:
+    requests = {
         "request_id": ["a", "b", "c"], "ts_ms": [3, 1, 2], "version": [1, 2, 1],
         "latency_ms": [1.5, 2.5, None], "error": [None, None, "boom"],
         "inputs": ['{"records": [{"x": 1}, {"x": 2}]}', '{"instances": [{"x": 3.5}]}', "{}"],
         "outputs": ["[1, 0]", "1", "null"], "proba": ["[0.9, 0.2]", None, None],
         "label": ["[1, 1]", None, None],
-    })  # fmt: skip
-    ours, theirs = explode(requests, 1, 3), explode(requests.to_pandas(), 1, 3)
+    }  # fmt: skip
+    ours, theirs = explode(requests, 1, 3), explode(pd.DataFrame(requests), 1, 3)
     assert ours.records == theirs.records == [{"x": 1}, {"x": 2}, {"x": 3.5}]
     for key in ("requests", "errors", "latencies_ms", "predictions", "labels", "versions",
                 "scores", "last_ts", "rows"):  # fmt: skip
         assert getattr(ours, key) == getattr(theirs, key), key
     assert (ours.errors, ours.last_ts, ours.scores, ours.labels) == (1, 3, None, [1, 1, None])
     pd.testing.assert_frame_equal(ours.features, pd.DataFrame({"x": [1.0, 2.0, 3.5]}))
+
+
+def test_explode_parses_each_column_as_one_text_at_a_time_would() -> None:
+    """The JSON texts of a column are parsed in one call; the values are the ones
+    ``json.loads`` gives text by text, and a text that is not one JSON value fails as it did."""
+    inputs = ['{"records": [{"x": 1, "y": "a"}, {"x": NaN, "y": null}]}',
+              '{"columns": {"x": [2.5e-3], "y": ["b"]}}', '{"instances": [{"x": -0.0}]}',
+              '{"dataframe_split": {"columns": ["x"], "data": [[7]]}}']  # fmt: skip
+    requests = {
+        "ts_ms": [1, 2, 3, 4], "version": [1, 1, 2, 2], "latency_ms": [1.0, 2.0, 3.0, 4.0],
+        "error": [None] * 4, "inputs": inputs, "outputs": ["[1, 0]", "[[1, 2]]", '"a"', "3.25"],
+        "label": [None, "[0]", "null", '"b"'], "proba": ["[0.5, 0.5]", "[0.1]", "[0.2]", None],
+    }  # fmt: skip
+    window = explode(requests, None, None)
+    records = [row for text in inputs for row in _records(json.loads(text))]
+    assert repr(window.records) == repr(records)  # NaN and -0.0 kept as they were
+    assert window.predictions == [1, 0, [1, 2], "a", 3.25]
+    assert window.labels == [None, None, 0, None, "b"] and window.scores is None
+    with pytest.raises(json.JSONDecodeError):
+        explode({**requests, "outputs": ["1, 2", "3", "4", "5"]}, None, None)

@@ -11,6 +11,7 @@ imports pandas, and every other column is the one it was.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,9 @@ class ColumnTable:
     def __init__(self, records: list[dict[str, Any]]) -> None:
         self._records = records
         self._values: dict[str, list[Any] | None] = {}  # None: some row lacks it (NaN there)
-        for name in dict.fromkeys(key for record in records for key in record):
+        # keys in the order first seen, as pandas orders them (taken in C: 300,000 keys of a
+        # 10,000-row window of 30 features)
+        for name in dict.fromkeys(chain.from_iterable(records)):
             try:
                 self._values[name] = [record[name] for record in records]
             except KeyError:

@@ -4,6 +4,7 @@ sources of models, deployments and data it is handed (see :mod:`opsloop.monitori
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from typing import Any
 
 from opsloop.kernel.identity import current_user
@@ -22,6 +23,10 @@ from opsloop.monitoring.entities import MonitorRun
 from opsloop.monitoring.ports import PredictionSource
 from opsloop.monitoring.ports import Sources
 from opsloop.store.database import Store
+
+if TYPE_CHECKING:
+    from opsloop.registry.entities import ModelVersion
+    from opsloop.registry.package import LoadedModel
 
 __all__ = ["LocalMonitorBackend"]
 
@@ -78,7 +83,7 @@ class LocalMonitorBackend(StoreCalls, MonitorBackend):
     # -- checks -------------------------------------------------------------------------------
     def check_monitor(self, name: str) -> MonitorRun:
         return services.run_monitor(
-            self.store, self._predictions(), name, models=self._sources.models
+            self.store, self._predictions(), name, models=_ModelsOnNeed(self._sources)
         )
 
     def list_runs(self, name: str, limit: int) -> list[MonitorRun]:
@@ -107,3 +112,18 @@ class LocalMonitorBackend(StoreCalls, MonitorBackend):
 
     def list_loop_runs(self, deployment: str | None, limit: int) -> list[LoopRun]:
         return self._read(loop.list_loop_runs, deployment, limit)
+
+
+class _ModelsOnNeed:
+    """``sources.models``, asked for at the first call: a check whose window holds the
+    probabilities the server logged loads no model, so it builds no registry client (nor
+    imports the registry's SDK and entities)."""
+
+    def __init__(self, sources: Sources) -> None:
+        self._sources = sources
+
+    def load(self, ref: str) -> LoadedModel:
+        return self._sources.models.load(ref)
+
+    def version(self, ref: str) -> ModelVersion:
+        return self._sources.models.version(ref)

@@ -5,8 +5,9 @@ check scores its window with the model versions that answered it; both read the 
 prediction log. Those belong to the registry, serving and data domains. Monitoring does not take
 the whole ``Client`` to reach them: it names the few methods it calls, and whoever assembles the
 application hands in objects that have them. The SDK's own ``client.models``,
-``client.deployments`` and ``client.data`` satisfy these protocols, and so does the serving
-runtime's ``PredictionLog`` (the ``Client`` locally, the server's serving runtime on a server).
+``client.deployments`` and ``client.data`` satisfy these protocols, and so does the prediction
+log (locally the ``Client`` hands a ``PredictionReader`` over the log's folder, which opens no
+journal; on a server, its serving runtime's ``PredictionLog``).
 """
 
 from __future__ import annotations
@@ -66,11 +67,12 @@ class PredictionSource(Protocol):
         oldest ``first``."""
         ...
 
-    def request_table(
+    def request_columns(
         self, deployment: str, *, since_ms: int | None = None, until_ms: int | None = None,
         last: int | None = None, first: int | None = None,
-    ) -> Any:  # fmt: skip
-        """The rows ``requests`` gives, as a pyarrow Table (what a check reads: no pandas)."""
+    ) -> dict[str, list[Any]]:  # fmt: skip
+        """The rows ``requests`` gives, as Python lists by column name (what a check reads:
+        neither pandas nor pyarrow)."""
         ...
 
 

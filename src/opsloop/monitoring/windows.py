@@ -3,10 +3,12 @@
 The log keeps each request as it came (a body of one or many rows, the answers, the ground
 truth joined later by request id). A check needs rows: one per scored record, with its
 features, the prediction, the label when there is one, and the serving version. Requests are
-selected by DuckDB over the Parquet log (``PredictionLog.request_table``, an Arrow table); rows
-come out in time order whatever order they were written in. The check reads the rows as
-columns (``WindowData.table``: NumPy where every value is a number, no pandas);
-``WindowData.features`` gives them as a pandas DataFrame.
+selected by DuckDB over the Parquet log (``PredictionReader.request_columns``: Python lists by
+column, neither pandas nor pyarrow); rows come out in time order whatever order they were
+written in. Each column of JSON texts (bodies, answers, labels, probabilities) is parsed in one
+``json.loads`` call, not one per request. The check reads the rows as columns
+(``WindowData.table``: NumPy where every value is a number, no pandas); ``WindowData.features``
+gives them as a pandas DataFrame.
 """
 
 from __future__ import annotations
@@ -81,10 +83,10 @@ def _per_row(value: Any, count: int) -> list[Any]:
 
 
 def _lists(requests: Any) -> dict[str, list[Any]]:
-    """The columns of a table of requests as lists: an Arrow table (``request_table``) or a
+    """The columns of a table of requests as lists: already so (``request_columns``), or a
     pandas DataFrame (``requests``)."""
-    if hasattr(requests, "column_names"):
-        return {name: requests.column(name).to_pylist() for name in requests.column_names}
+    if isinstance(requests, dict):
+        return requests
     return {str(name): requests[name].tolist() for name in requests.columns}
 
 
@@ -92,33 +94,53 @@ def _present(value: Any) -> bool:
     return value is not None and value == value  # NaN: missing, as pandas reads it
 
 
+def _parsed(texts: list[Any]) -> list[Any]:
+    """``json.loads`` of each JSON text, None where there is no text (None, or NaN as pandas
+    reads a missing one). The texts are parsed as one JSON array: one call instead of one per
+    text, whose keys are made once (10,000 bodies of 30 features: ~2/3 of the time). The log
+    writes each text with ``json.dumps``, one value apiece; should the array not hold one
+    value per text, each is parsed alone, as before, and fails as it would have."""
+    given = [t for t in texts if isinstance(t, str)]
+    values: list[Any] = []
+    if given:
+        try:
+            values = json.loads("[" + ",".join(given) + "]")
+        except ValueError:
+            values = []
+        if len(values) != len(given):
+            values = [json.loads(t) for t in given]
+    found = iter(values)
+    return [next(found) if isinstance(t, str) else None for t in texts]
+
+
 def explode(requests: Any, start: int | None, end: int | None) -> WindowData:
-    """The window's rows from its requests (an Arrow table or a pandas DataFrame)."""
-    data = WindowData(start=start, end=end, requests=len(requests))
-    if not len(requests):
-        return data
+    """The window's rows from its requests (lists by column, or a pandas DataFrame)."""
     columns = _lists(requests)
+    data = WindowData(start=start, end=end, requests=len(columns.get("ts_ms", ())))
+    if not data.requests:
+        return data
     data.last_ts = int(max(columns["ts_ms"]))
     ok = [not _present(error) for error in columns["error"]]
     data.errors = ok.count(False)
     latencies = zip(columns["latency_ms"], ok, strict=True)
     data.latencies_ms = [math.nan if v is None else float(v) for v, good in latencies if good]
     probas = columns.get("proba") or [None] * len(ok)
+    kept = [i for i, good in enumerate(ok) if good]
+    bodies, answers, truths, logged_scores = (
+        _parsed([column[i] for i in kept])
+        for column in (columns["inputs"], columns["outputs"], columns["label"], probas)
+    )
+    versions = [columns["version"][i] for i in kept]
     scores: list[Any] | None = []
-    for good, inputs, outputs, label, version, proba in zip(
-        ok, columns["inputs"], columns["outputs"], columns["label"], columns["version"], probas,
-        strict=True,
-    ):  # fmt: skip
-        if not good:
-            continue
-        rows = _records(json.loads(inputs))
+    for body, outputs, truth, version, logged in zip(
+        bodies, answers, truths, versions, logged_scores, strict=True
+    ):
+        rows = _records(body)
         data.records.extend(rows)
-        data.predictions.extend(_per_row(json.loads(outputs), len(rows)))
-        truth = json.loads(label) if isinstance(label, str) else None
+        data.predictions.extend(_per_row(outputs, len(rows)))
         data.labels.extend(_per_row(truth, len(rows)))
         data.versions.extend([int(version)] * len(rows))
         if scores is not None:
-            logged = json.loads(proba) if isinstance(proba, str) else None
             if isinstance(logged, list) and len(logged) == len(rows):
                 scores.extend(logged)
             else:
@@ -140,15 +162,15 @@ def read_window(
             start = end - size_ms
             if checked_until is not None and end <= checked_until:
                 return None  # this period was checked already
-        return explode(log.request_table(deployment, since_ms=start, until_ms=end), start, end)
+        return explode(log.request_columns(deployment, since_ms=start, until_ms=end), start, end)
     if window.mode == "sliding":
-        table = log.request_table(deployment, last=window.size)
+        columns = log.request_columns(deployment, last=window.size)
     else:
         since = None if checked_until is None else checked_until + 1
-        table = log.request_table(deployment, since_ms=since, first=window.size)
-        if len(table) < window.size:
+        columns = log.request_columns(deployment, since_ms=since, first=window.size)
+        if len(columns["ts_ms"]) < window.size:
             return None
-    if not len(table):
-        return explode(table, None, None)
-    times = table.column("ts_ms").to_pylist()
-    return explode(table, int(min(times)), int(max(times)))
+    times = columns["ts_ms"]
+    if not times:
+        return explode(columns, None, None)
+    return explode(columns, int(min(times)), int(max(times)))
