@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import Unpack
 
 from opsloop.errors import InvalidInput
 from opsloop.kernel import ambient
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from opsloop.kernel.paging import Page
     from opsloop.tracking.entities import Artifact
     from opsloop.tracking.entities import Run
+    from opsloop.tracking.sdk import RunSearchOptions
     from opsloop.tracking.system_metrics import SystemMetricsSampler
 
 __all__ = [
@@ -370,17 +372,12 @@ def get_run(run_id: str) -> Run:
 def search_runs(
     experiments: str | list[str] | None = None,
     filter: str | None = None,
-    *,
-    order_by: list[str] | None = None,
-    max_results: int = 1000,
-    page_token: str | None = None,
-    view: str = "active",
+    **options: Unpack[RunSearchOptions],
 ) -> Page[Run]:
-    """Search runs of the given experiments (default: the current experiment)."""
+    """Search runs of the given experiments (default: the current experiment); ``options``
+    are :meth:`Client.search_runs`'s: ``order_by``, ``max_results``, ``page_token``, ``view``."""
     names = experiments or _experiment_name or os.environ.get("OPSLOOP_EXPERIMENT") or "Default"
-    return get_client().search_runs(
-        names, filter, order_by=order_by, max_results=max_results, page_token=page_token, view=view
-    )
+    return get_client().search_runs(names, filter, **options)
 
 
 def seed_everything(seed: int) -> int:

@@ -24,6 +24,7 @@ from opsloop.llm.finetune.gate import GATE_TAG
 from opsloop.llm.finetune.gate import GateOutcome
 from opsloop.llm.finetune.gate import gate_version
 from opsloop.llm.finetune.models import check_base_ref
+from opsloop.llm.finetune.ports import TrainedModel
 from opsloop.registry.causal_lm import load_causal_lm
 
 if TYPE_CHECKING:
@@ -57,26 +58,18 @@ class RegistryModelRegistrar:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def register(
-        self,
-        name: str,
-        model: Any,
-        tokenizer: Any,
-        *,
-        run_id: str,
-        base: BaseModel,
-        tags: dict[str, str],
-    ) -> str:
+    def register(self, trained: TrainedModel) -> str:
         import numpy as np
 
-        model.eval()
+        base, run_id = trained.base, trained.run_id
+        trained.model.eval()
         version = self._client.models.register(
-            name,
-            model,
+            trained.name,
+            trained.model,
             run_id=run_id,
             input_example=np.array([[0, 1, 2]]),
-            flavor_options={"tokenizer": tokenizer, "base": base.ref},
-            tags=tags,
+            flavor_options={"tokenizer": trained.tokenizer, "base": base.ref},
+            tags=trained.tags,
             description=f"fine-tuned from {base.ref} by run {run_id}",
         )
         if base.version_id is not None:

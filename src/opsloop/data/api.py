@@ -38,25 +38,18 @@ from opsloop.data.schemas import VersionCreated
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.paging import Page
 from opsloop.tracking.schemas import TagValue
-from opsloop.web.deps import MaxResults
+from opsloop.web.deps import PageQuery
 from opsloop.web.deps import ReadSession
 from opsloop.web.deps import State
 from opsloop.web.deps import WriteSession
+from opsloop.web.deps import version_ref
 
 router = APIRouter(tags=["data"])
 
 
-def _ref(name: str, selector: str) -> str:
-    return f"{name}@{selector}"
-
-
 @router.get(routes.DATASETS.template)
-def list_datasets(
-    session: ReadSession,
-    max_results: MaxResults = 100,
-    page_token: str | None = None,
-) -> Page[Dataset]:
-    return versions.list_datasets(session, max_results, page_token)
+def list_datasets(session: ReadSession, page: PageQuery) -> Page[Dataset]:
+    return versions.list_datasets(session, page.max_results, page.page_token)
 
 
 @router.get(routes.DATASET.template)
@@ -65,14 +58,9 @@ def get_dataset(name: str, session: ReadSession) -> Dataset:
 
 
 @router.get(routes.VERSIONS.template)
-def list_versions(
-    name: str,
-    session: ReadSession,
-    max_results: MaxResults = 100,
-    page_token: str | None = None,
-) -> Page[DatasetVersion]:
+def list_versions(name: str, session: ReadSession, page: PageQuery) -> Page[DatasetVersion]:
     """A dataset's versions, newest first."""
-    return versions.list_versions(session, name, max_results, page_token)
+    return versions.list_versions(session, name, page.max_results, page.page_token)
 
 
 @router.post(routes.VERSIONS.template, status_code=status.HTTP_201_CREATED)
@@ -89,13 +77,13 @@ def create_version(
 
 @router.get(routes.VERSION.template)
 def get_version(name: str, selector: str, session: ReadSession) -> DatasetVersion:
-    return versions.get_version(session, _ref(name, selector))
+    return versions.get_version(session, version_ref(name, selector))
 
 
 @router.get(routes.VERSION_MANIFEST.template)
 def get_manifest(name: str, selector: str, session: ReadSession) -> ManifestFiles:
     """Every file of the version as ``[path, digest, size]``; fetch bytes from ``/api/blobs``."""
-    version, manifest = versions.get_manifest(session, _ref(name, selector))
+    version, manifest = versions.get_manifest(session, version_ref(name, selector))
     return ManifestFiles(
         version=version, files=[(e.path, e.digest, e.size) for e in manifest.entries]
     )
@@ -106,14 +94,14 @@ def get_lineage(name: str, selector: str, session: ReadSession, state: State) ->
     """Everything one step from this version, upstream (the run that produced it, the model
     version and input of a batch, the traces of a feedback export) and downstream (runs that
     read it, evaluations, batches), each named."""
-    return links.version_lineage(session, _ref(name, selector), state.lineage)
+    return links.version_lineage(session, version_ref(name, selector), state.lineage)
 
 
 @router.put(routes.VERSION_TAG.template)
 def set_tag(
     name: str, selector: str, key: str, body: TagValue, session: WriteSession
 ) -> DatasetVersion:
-    return versions.set_version_tag(session, _ref(name, selector), key, body.value)
+    return versions.set_version_tag(session, version_ref(name, selector), key, body.value)
 
 
 @router.put(routes.VERSION_VALIDATION.template)
@@ -121,18 +109,20 @@ def record_validation(
     name: str, selector: str, body: ValidationRecord, session: WriteSession
 ) -> DatasetVersion:
     """Store a validation report; the version is marked passed or failed."""
-    return versions.record_validation(session, _ref(name, selector), body.report, body.passed)
+    return versions.record_validation(
+        session, version_ref(name, selector), body.report, body.passed
+    )
 
 
 @router.get(routes.VERSION_VALIDATION.template)
 def get_validation(name: str, selector: str, session: ReadSession) -> dict[str, Any]:
-    return versions.get_validation(session, _ref(name, selector))
+    return versions.get_validation(session, version_ref(name, selector))
 
 
 @router.put(routes.ALIAS.template)
 def set_alias(name: str, alias: str, body: AliasSet, session: WriteSession) -> DatasetVersion:
     """Point an alias at a version (moving it if it pointed elsewhere)."""
-    return versions.set_alias(session, _ref(name, str(body.version)), alias)
+    return versions.set_alias(session, version_ref(name, body.version), alias)
 
 
 @router.delete(routes.ALIAS.template, status_code=status.HTTP_204_NO_CONTENT)
@@ -174,7 +164,7 @@ def dedup_version(
 @router.get(routes.VERSION_DEDUP_REPORT.template)
 def get_dedup_report(name: str, selector: str, state: State) -> dict[str, Any]:
     """The report of a version ``dedup`` made: rows removed per method and the clusters."""
-    return duplicates.dedup_report(state.store, state.blobs, _ref(name, selector))
+    return duplicates.dedup_report(state.store, state.blobs, version_ref(name, selector))
 
 
 @router.post(routes.OVERLAPS.template)

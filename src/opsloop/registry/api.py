@@ -36,25 +36,18 @@ from opsloop.registry.schemas import PromotionRequest
 from opsloop.registry.schemas import VersionUpdate
 from opsloop.tracking.schemas import TagValue
 from opsloop.web.deps import Blobs
-from opsloop.web.deps import MaxResults
+from opsloop.web.deps import PageQuery
 from opsloop.web.deps import ReadSession
 from opsloop.web.deps import State
 from opsloop.web.deps import WriteSession
+from opsloop.web.deps import version_ref
 
 router = APIRouter(tags=["registry"])
 
 
-def _ref(name: str, selector: str) -> str:
-    return f"{name}@{selector}"
-
-
 @router.get(routes.MODELS.template)
-def list_models(
-    session: ReadSession,
-    max_results: MaxResults = 100,
-    page_token: str | None = None,
-) -> Page[RegisteredModel]:
-    return models.list_models(session, max_results, page_token)
+def list_models(session: ReadSession, page: PageQuery) -> Page[RegisteredModel]:
+    return models.list_models(session, page.max_results, page.page_token)
 
 
 @router.post(routes.MODELS.template, status_code=status.HTTP_201_CREATED)
@@ -88,14 +81,9 @@ def set_model_tag(name: str, key: str, body: TagValue, session: WriteSession) ->
 
 
 @router.get(routes.VERSIONS.template)
-def list_versions(
-    name: str,
-    session: ReadSession,
-    max_results: MaxResults = 100,
-    page_token: str | None = None,
-) -> Page[ModelVersion]:
+def list_versions(name: str, session: ReadSession, page: PageQuery) -> Page[ModelVersion]:
     """A model's versions, newest first."""
-    return versions.list_versions(session, name, max_results, page_token)
+    return versions.list_versions(session, name, page.max_results, page.page_token)
 
 
 @router.post(routes.VERSIONS.template, status_code=status.HTTP_201_CREATED)
@@ -109,7 +97,7 @@ def create_version(
 
 @router.get(routes.VERSION.template)
 def get_version(name: str, selector: str, session: ReadSession) -> ModelVersion:
-    return versions.get_version(session, _ref(name, selector))
+    return versions.get_version(session, version_ref(name, selector))
 
 
 @router.patch(routes.VERSION.template)
@@ -117,20 +105,20 @@ def update_version(
     name: str, selector: str, body: VersionUpdate, session: WriteSession
 ) -> ModelVersion:
     return versions.update_version(
-        session, _ref(name, selector), description=body.description, card=body.card
+        session, version_ref(name, selector), description=body.description, card=body.card
     )
 
 
 @router.delete(routes.VERSION.template, status_code=status.HTTP_204_NO_CONTENT)
 def delete_version(name: str, selector: str, session: WriteSession) -> None:
     """Refused (409, naming them) while an alias or a deployment points at the version."""
-    versions.delete_version(session, _ref(name, selector))
+    versions.delete_version(session, version_ref(name, selector))
 
 
 @router.get(routes.VERSION_MANIFEST.template)
 def get_manifest(name: str, selector: str, session: ReadSession) -> list[tuple[str, str, int]]:
     """The package's files as ``[path, digest, size]``; fetch bytes from ``/api/blobs``."""
-    _, manifest = versions.manifest_of(session, _ref(name, selector))
+    _, manifest = versions.manifest_of(session, version_ref(name, selector))
     return [(e.path, e.digest, e.size) for e in manifest.entries]
 
 
@@ -138,14 +126,18 @@ def get_manifest(name: str, selector: str, session: ReadSession) -> list[tuple[s
 def set_version_tag(
     name: str, selector: str, key: str, body: TagValue, session: WriteSession
 ) -> ModelVersion:
-    return versions.set_version_tag(session, _ref(name, selector), key, body.value)
+    return versions.set_version_tag(session, version_ref(name, selector), key, body.value)
 
 
 @router.put(routes.ALIAS.template)
 def set_alias(name: str, alias: str, body: AliasMove, session: WriteSession) -> ModelVersion:
     """Point an alias at a version without a gate (recorded in the alias history)."""
     return aliases.set_alias(
-        session, _ref(name, str(body.version)), alias, created_by=current_user(), reason=body.reason
+        session,
+        version_ref(name, body.version),
+        alias,
+        created_by=current_user(),
+        reason=body.reason,
     )
 
 
@@ -165,12 +157,14 @@ def promote_version(name: str, selector: str, body: PromotionRequest, state: Sta
     """Run the gate (the body's policy, else the model's) and move the alias on a pass. The
     verdict, with every number it used, is recorded whether it passed or not."""
     context = PromotionContext(state.store, state.blobs, Path(state.settings.home) / "cache")
-    return promote(context, _ref(name, selector), created_by=current_user(), **dict(body)).event
+    return promote(
+        context, version_ref(name, selector), created_by=current_user(), **dict(body)
+    ).event
 
 
 @router.get(routes.VERSION_EVALUATIONS.template)
 def list_evaluations(name: str, selector: str, session: ReadSession) -> list[Evaluation]:
-    return evaluations.list_evaluations(session, _ref(name, selector))
+    return evaluations.list_evaluations(session, version_ref(name, selector))
 
 
 @router.get(routes.VERSION_CARD.template, response_model=None)
@@ -181,7 +175,7 @@ def get_card(
     format: str = Query("json", pattern="^(json|markdown)$"),
 ) -> dict[str, object] | PlainTextResponse:
     """The model card, built from what the registry knows plus what people wrote."""
-    card = cards.build_card(session, _ref(name, selector))
+    card = cards.build_card(session, version_ref(name, selector))
     if format == "markdown":
         return PlainTextResponse(cards.card_markdown(card), media_type="text/markdown")
     return card

@@ -14,7 +14,6 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput
@@ -22,6 +21,7 @@ from opsloop.errors import NotFound
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
 from opsloop.registry.tables import EvaluationRow
+from opsloop.store.columns import newest_rows
 from opsloop.store.ids import resolve_id
 from opsloop.store.rows import from_row
 
@@ -110,13 +110,8 @@ def list_evaluations(session: Session, model_ref: str, limit: int = 100) -> list
     from opsloop.registry.models import resolve_version_row
 
     _, version = resolve_version_row(session, model_ref)
-    rows = session.scalars(
-        select(EvaluationRow)
-        .where(EvaluationRow.model_version_id == version.id)
-        .order_by(EvaluationRow.created_at.desc())
-        .limit(limit)
-    )
-    return [_entity(r, full=False) for r in rows]
+    owner, stamp = EvaluationRow.model_version_id, EvaluationRow.created_at
+    return [_entity(r, full=False) for r in newest_rows(session, owner, version.id, stamp, limit)]
 
 
 def evaluation_lineage_label(session: Session, evaluation_id: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from math import isfinite
 from typing import Any
+from typing import TypedDict
 
 from pydantic import ValidationError
 
@@ -40,7 +41,18 @@ from opsloop.tracking.schemas import SearchRuns
 from opsloop.tracking.validation import check_key
 from opsloop.tracking.validation import check_metric_value
 
-__all__ = ["TrackingClient"]
+__all__ = ["RunSearchOptions", "TrackingClient"]
+
+
+class RunSearchOptions(TypedDict, total=False):
+    """What :meth:`TrackingClient.search_runs` takes besides the experiments and the filter,
+    typed for a caller that passes them on (``opsloop.search_runs``): the defaults stay the
+    method's, written once."""
+
+    order_by: list[str] | None
+    max_results: int
+    page_token: str | None
+    view: str
 
 
 class TrackingClient(RunArtifacts):

@@ -46,6 +46,8 @@ __all__ = [
     "Authorizer",
     "Blobs",
     "MaxResults",
+    "PageQuery",
+    "PageRequest",
     "ReadSession",
     "State",
     "WriteSession",
@@ -56,6 +58,7 @@ __all__ = [
     "require_token",
     "session_secret",
     "token_matches",
+    "version_ref",
 ]
 
 
@@ -175,6 +178,24 @@ WriteSession = Annotated[Session, Depends(_write_session, scope="function")]
 ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
 Blobs = Annotated[BlobStore, Depends(_blobs)]
 MaxResults = Annotated[int, Query(ge=1, le=10_000)]  # page size; each route sets its default
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """The page a listing route is asked for: at most ``max_results`` items, from
+    ``page_token`` on (None: the first page)."""
+
+    max_results: int
+    page_token: str | None
+
+
+def _page_request(max_results: MaxResults = 100, page_token: str | None = None) -> PageRequest:
+    return PageRequest(max_results, page_token)
+
+
+# A listing's ``max_results`` (100 unless asked) and ``page_token`` query parameters, declared
+# once for the routes that take them.
+PageQuery = Annotated[PageRequest, Depends(_page_request)]
 
 
 SESSION_COOKIE = "opsloop_session"
@@ -347,6 +368,13 @@ def check_token_guess(request: Request, state: State, given: str, accepted: list
 def client_address(request: Request) -> str:
     """The client's IP (the proxy's ``X-Forwarded-For`` where uvicorn trusts the proxy)."""
     return request.client.host if request.client else "unknown"
+
+
+def version_ref(name: str, selector: object) -> str:
+    """The ``NAME@selector`` reference a version route's path stands for
+    (``.../{name}/versions/{selector}``, where the selector is a number, an alias or
+    ``latest``), as the services resolve it."""
+    return f"{name}@{selector}"
 
 
 def token_matches(given: str, expected: str) -> bool:

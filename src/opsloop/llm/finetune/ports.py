@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from typing import Protocol
 
-__all__ = ["BaseModel", "BaseModels", "ModelRegistrar"]
+__all__ = ["BaseModel", "BaseModels", "ModelRegistrar", "TrainedModel"]
 
 
 @dataclass
@@ -35,18 +35,22 @@ class BaseModels(Protocol):
         ...
 
 
+@dataclass
+class TrainedModel:
+    """A trained model (a transformers model or a peft adapter) with its tokenizer, to be
+    registered as the next version of ``name``: produced by the finished run ``run_id``,
+    derived from ``base``, tagged with ``tags``."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+    run_id: str
+    base: BaseModel
+    tags: dict[str, str]
+
+
 class ModelRegistrar(Protocol):
-    def register(
-        self,
-        name: str,
-        model: Any,
-        tokenizer: Any,
-        *,
-        run_id: str,
-        base: BaseModel,
-        tags: dict[str, str],
-    ) -> str:
-        """Register ``model`` (a transformers model or a peft adapter) with its tokenizer as
-        the next version of ``name``, produced by the finished run ``run_id`` and derived from
-        ``base``; return the new version's ref."""
+    def register(self, trained: TrainedModel) -> str:
+        """Register ``trained`` as the next version of its name; return the new version's
+        ref."""
         ...

@@ -28,6 +28,7 @@ from opsloop.llm.finetune.models import load_base
 from opsloop.llm.finetune.models import lora_config
 from opsloop.llm.finetune.ports import BaseModels
 from opsloop.llm.finetune.ports import ModelRegistrar
+from opsloop.llm.finetune.ports import TrainedModel
 from opsloop.llm.finetune.trainers import TrainingInputs
 
 if TYPE_CHECKING:
@@ -122,17 +123,19 @@ def finetune(
     tracking.end_run(run_id, "FINISHED")
     kind = "lora-adapter" if peft_config is not None and not merge else "weights"
     version = registrar.register(
-        config.output,
-        model,
-        base.tokenizer,
-        run_id=run_id,
-        base=base,
-        tags={
-            BASE_TAG: base.ref,
-            CONFIG_HASH_TAG: config.hash,
-            METHOD_TAG: config.method,
-            "opsloop.finetune.kind": kind,
-        },
+        TrainedModel(
+            config.output,
+            model,
+            base.tokenizer,
+            run_id=run_id,
+            base=base,
+            tags={
+                BASE_TAG: base.ref,
+                CONFIG_HASH_TAG: config.hash,
+                METHOD_TAG: config.method,
+                "opsloop.finetune.kind": kind,
+            },
+        )
     )
     return FinetuneResult(
         run_id=run_id,

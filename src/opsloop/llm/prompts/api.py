@@ -8,7 +8,6 @@ renders a template that need not be stored (the playground's edited copy).
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi import Query
 from fastapi import Response
 from fastapi import status
 from pydantic import BaseModel
@@ -28,8 +27,10 @@ from opsloop.llm.prompts.gate import label_gate
 from opsloop.llm.prompts.playground import PromptRender
 from opsloop.llm.prompts.playground import RenderedPrompt
 from opsloop.llm.prompts.playground import render_copy
+from opsloop.web.deps import PageQuery
 from opsloop.web.deps import ReadSession
 from opsloop.web.deps import WriteSession
+from opsloop.web.deps import version_ref
 
 __all__ = ["label_gate", "router"]
 
@@ -41,12 +42,8 @@ class LabelSet(BaseModel):
 
 
 @router.get(routes.PROMPTS.template)
-def list_prompts(
-    session: ReadSession,
-    max_results: int = Query(100, ge=1, le=10_000),
-    page_token: str | None = None,
-) -> Page[PromptInfo]:
-    return services.list_prompts(session, max_results, page_token)
+def list_prompts(session: ReadSession, page: PageQuery) -> Page[PromptInfo]:
+    return services.list_prompts(session, page.max_results, page.page_token)
 
 
 @router.get(routes.PROMPT.template)
@@ -77,12 +74,12 @@ def create_version(
 @router.get(routes.VERSION.template)
 def get_version(name: str, selector: str, session: ReadSession) -> Prompt:
     """``selector`` is a number, a label (``production``) or ``latest``."""
-    return services.get_prompt(session, f"{name}@{selector}")
+    return services.get_prompt(session, version_ref(name, selector))
 
 
 @router.put(routes.LABEL.template)
 def set_label(name: str, label: str, body: LabelSet, session: WriteSession, gate: Gate) -> Prompt:
-    return services.set_label(session, f"{name}@{body.version}", label, gate=gate)
+    return services.set_label(session, version_ref(name, body.version), label, gate=gate)
 
 
 @router.delete(routes.LABEL.template, status_code=status.HTTP_204_NO_CONTENT)
