@@ -243,8 +243,12 @@ class Client(TrackingClient):
 
             store, _ = shared_stores(self.settings)
             backend = LocalEvalBackend(store)
-        # what a suite run reads (prompts, data cases) and writes (traces): llm/evals/ports.py
-        return EvalsClient(backend, self.prompts, self.traces, self.data)
+        from opsloop.registry.causal_lm import RegistryLocalModels
+
+        # what a suite run reads (prompts, data cases, registered models for `model:`
+        # providers) and writes (traces): llm/evals/ports.py
+        models = RegistryLocalModels(self.models)  # loads nothing until a suite asks a model
+        return EvalsClient(backend, self.prompts, self.traces, self.data, models)
 
     @cached_property
     def deployments(self) -> DeploymentsClient:

@@ -165,7 +165,7 @@ def test_merged_weights_equal_base_plus_adapter_and_unmerge_is_exact(world: Any)
 def test_the_gateway_serves_the_merged_version(world: Any) -> None:
     import asyncio
 
-    from opsloop.app.gateway_models import RegistryLocalModels
+    from opsloop.registry.causal_lm import RegistryLocalModels
 
     models = RegistryLocalModels(world.client.models, device="cpu")
     try:
@@ -246,7 +246,7 @@ def test_the_adapter_loads_on_its_base_and_the_gateway_serves_it(world: Any) -> 
     import torch
     from peft import PeftModel
 
-    from opsloop.app.gateway_models import RegistryLocalModels
+    from opsloop.registry.causal_lm import RegistryLocalModels
 
     client, whole = world.client, world.whole
     checkpoint = client.download_artifacts(

@@ -42,7 +42,7 @@ def client(sqlite_url: str, tmp_path: Path) -> Any:
 
 @pytest.fixture
 def local(client: Any) -> Any:
-    from opsloop.app.gateway_models import RegistryLocalModels
+    from opsloop.registry.causal_lm import RegistryLocalModels
 
     tokenizer, model = chat_lm.trained()
     client.models.register(

@@ -218,7 +218,7 @@ def test_bad_suites_are_refused_before_any_call(
         client.evals.run(missing_var)
     with pytest.raises(NotFound):
         client.evals.run(_suite(tiny_llm) | {"prompts": ["ghost@1"]})
-    with pytest.raises(InvalidInput, match="neither openai:MODEL nor python"):
+    with pytest.raises(InvalidInput, match="none of openai:MODEL, model:NAME@REF and python"):
         client.evals.run(_suite(tiny_llm) | {"providers": [{"id": "tiny"}]})
     with pytest.raises(InvalidInput, match="needs a judge"):
         client.evals.run(_suite(tiny_llm) | {"judge": None})

@@ -1,5 +1,5 @@
-"""Fine-tuning wired to the model registry: the registry's side of
-:mod:`opsloop.llm.finetune.ports`.
+"""Fine-tuning wired to the model registry and the eval suites: the registry's side of
+:mod:`opsloop.llm.finetune.ports`, and the eval gate of a config's ``gate:`` after training.
 
 It lives here because the registry is a floor above ``llm``. A base version is loaded with
 its tokenizer (the ``pytorch`` flavor keeps it); a trained model is registered with its
@@ -9,18 +9,23 @@ store, linked in the lineage graph as ``base version --input--> run --output--> 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-from opsloop.app.causal_lm import load_causal_lm
 from opsloop.errors import InvalidInput
 from opsloop.llm.finetune import BaseModel
 from opsloop.llm.finetune import FinetuneResult
 from opsloop.llm.finetune import finetune
 from opsloop.llm.finetune import load_config
+from opsloop.llm.finetune.gate import GATE_RUN_TAG
+from opsloop.llm.finetune.gate import GATE_TAG
+from opsloop.llm.finetune.gate import GateOutcome
+from opsloop.llm.finetune.gate import gate_version
 from opsloop.llm.finetune.models import check_base_ref
 from opsloop.llm.finetune.ports import TrainedModel
+from opsloop.registry.causal_lm import load_causal_lm
 
 if TYPE_CHECKING:
     from opsloop.client import Client
@@ -110,7 +115,8 @@ def run_finetune(
             "(client.models.register(name, model, flavor_options={'tokenizer': tokenizer})) "
             "or pass --merge to register the merged weights"
         )
-    return finetune(
+    suite = checked.gate.load() if checked.gate is not None else None  # refused before training
+    result = finetune(
         checked,
         tracking=client,
         data=client.data,
@@ -120,3 +126,24 @@ def run_finetune(
         merge=merge,
         callbacks=callbacks or (),
     )
+    if checked.gate is None or suite is None:
+        return result
+    outcome = gate_version(
+        result.version, checked.gate, suite, evals=client.evals, models=client.models
+    )
+    _record_gate(client, result.run_id, outcome)
+    return dataclasses.replace(result, gate=outcome)
+
+
+def _record_gate(client: Client, run_id: str, outcome: GateOutcome) -> None:
+    """The verdict on the fine-tuning run and on the version, each naming the eval run that
+    holds the numbers, so both pages say what was decided and where to read why. (The run
+    has ended by now: it takes tags, not metrics.)"""
+    verdict = _verdict(outcome)
+    client.set_tags(run_id, {GATE_TAG: verdict, GATE_RUN_TAG: outcome.eval_run_id})
+    client.models.set_version_tag(outcome.version, GATE_TAG, verdict)
+
+
+def _verdict(outcome: GateOutcome) -> str:
+    against = f" vs {outcome.against}" if outcome.against else ""
+    return f"{'passed' if outcome.passed else 'failed'}{against} (eval run {outcome.eval_run_id})"

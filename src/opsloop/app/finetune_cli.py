@@ -3,10 +3,15 @@ preference pairs (``rl: dpo``), as a tracked run, and register the result."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import TYPE_CHECKING
 from typing import Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from opsloop.llm.finetune.gate import GateOutcome
 
 __all__ = ["finetune"]
 
@@ -74,16 +79,50 @@ def finetune(
       datasets: support-dpo@1              # prompt / chosen / rejected rows
 
     The reference model is the base: with LoRA the adapter disabled, with full a frozen copy.
+
+    An eval gate after training (the exit code is 1 when it fails; the version stays registered):
+
+      gate:
+        suite: evals/support.yaml          # `opsloop eval run`'s suites; providers replaced
+        against: champion                  # compared with output@champion while it exists
+        rules:                             # default: no regression in pass_rate
+          - {metric: pass_rate, min: 0.8}
+          - {metric: rouge, max_regression: 0.05}   # an assertion type's mean score
+        alias: candidate                   # moved to the new version when every rule passes
     """
     from opsloop.app.finetune import run_finetune
     from opsloop.console.output import command_client
 
     result = run_finetune(command_client(), config, resume=resume, merge=merge, max_steps=max_steps)
     if as_json:
-        typer.echo(json.dumps(result.__dict__, indent=2))
-        return
-    loss = f", final loss {result.final_loss:.4f}" if result.final_loss is not None else ""
-    resumed = f" (resumed from run {result.resumed_from})" if result.resumed_from else ""
-    typer.echo(
-        f"registered {result.version}: run {result.run_id}, {result.steps} steps{loss}{resumed}"
-    )
+        typer.echo(json.dumps(dataclasses.asdict(result), indent=2))
+    else:
+        loss = f", final loss {result.final_loss:.4f}" if result.final_loss is not None else ""
+        resumed = f" (resumed from run {result.resumed_from})" if result.resumed_from else ""
+        typer.echo(
+            f"registered {result.version}: run {result.run_id}, {result.steps} steps{loss}{resumed}"
+        )
+        if result.gate is not None:
+            _print_gate(result.gate)
+    if result.gate is not None and not result.gate.passed:
+        raise typer.Exit(1)
+
+
+def _print_gate(outcome: GateOutcome) -> None:
+    from opsloop.console.output import for_people
+    from opsloop.console.output import print_table
+    from opsloop.evaluation.gates import verdict_rows
+
+    rows = [
+        ("PASS" if ok else "FAIL", *cells)
+        for ok, *cells in verdict_rows(outcome.verdict, for_people)
+    ]
+    title = f"eval gate: {outcome.version} vs {outcome.against or 'no champion yet'}"
+    print_table(["", "rule", "candidate", "champion", "detail"], rows, title=title)
+    if outcome.alias_moved:
+        typer.echo(
+            f"passed: {outcome.alias_moved} -> {outcome.version} (eval run {outcome.eval_run_id})"
+        )
+    else:
+        verdict = "passed" if outcome.passed else "failed: no alias moved"
+        typer.echo(f"{verdict} (eval run {outcome.eval_run_id})")

@@ -153,7 +153,7 @@ def standard_parts(
         "cache_factory": lambda route: build_cache(route.name, route.cache),
     }
     if any(t.kind == "local" for r in config.routes for t in r.targets):
-        from opsloop.app.gateway_models import RegistryLocalModels
+        from opsloop.registry.causal_lm import RegistryLocalModels
 
         parts["local_models"] = RegistryLocalModels(client.models)
     return parts

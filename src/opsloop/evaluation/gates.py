@@ -39,7 +39,7 @@ from opsloop.evaluation.behaviour import BehaviourCheck
 from opsloop.evaluation.metrics import LOWER_IS_BETTER
 from opsloop.evaluation.metrics import known_metrics
 
-__all__ = ["GatePolicy", "GateRule", "judge", "load_policy", "verdict_rows"]
+__all__ = ["GatePolicy", "GateRule", "judge", "judge_rules", "load_policy", "verdict_rows"]
 
 
 class GateRule(BaseModel):
@@ -245,6 +245,18 @@ def judge(
     rules = [_judge_rule(rule, candidate, champion) for rule in policy.rules]
     passed = all(r["passed"] for r in rules) and all(c["passed"] for c in checks)
     return {"passed": passed, "rules": rules, "checks": checks}
+
+
+def judge_rules(
+    rules: list[GateRule],
+    candidate: dict[str, float | None],
+    champion: dict[str, float | None] | None,
+) -> dict[str, Any]:
+    """The verdict of metric rules alone, over two sets of numbers (an LLM eval gate: no
+    slices, no behaviour checks), in :func:`judge`'s shape."""
+    against = None if champion is None else {"metrics": champion}
+    judged = [_judge_rule(rule, {"metrics": candidate}, against) for rule in rules]
+    return {"passed": all(r["passed"] for r in judged), "rules": judged, "checks": []}
 
 
 def verdict_rows(

@@ -4,9 +4,10 @@ A suite resolves its registered prompts in the prompt registry, expands its ``da
 from dataset versions, prices its model calls with the user's model prices and traces each
 call. Evals used to reach all of that through the whole ``Client`` (a service locator that
 hides what evals depends on and lets it reach anything). Instead the runner and
-:class:`~opsloop.llm.evals.sdk.EvalsClient` take these three small protocols, and the
-``Client`` hands in ``client.prompts``, ``client.traces`` and ``client.data``, which match them
-by shape.
+:class:`~opsloop.llm.evals.sdk.EvalsClient` take these small protocols, and the ``Client``
+hands in ``client.prompts``, ``client.traces`` and ``client.data``, which match them by shape,
+and the registry's :class:`~opsloop.registry.causal_lm.RegistryLocalModels` for ``model:``
+providers (registered causal LMs answering in-process).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from opsloop.llm.tracing.entities import ModelPriceOut
     from opsloop.llm.tracing.sdk import Tracer
 
-__all__ = ["CaseData", "PromptSource", "TraceSink"]
+__all__ = ["CaseData", "ChatModels", "PromptSource", "TraceSink"]
 
 
 class PromptSource(Protocol):
@@ -65,4 +66,23 @@ class TraceSink(Protocol):
 
     def flush(self) -> None:
         """Store every span ended so far."""
+        ...
+
+
+class ChatModels(Protocol):
+    """Registered causal LMs a ``model:NAME@REF`` provider asks
+    (:class:`~opsloop.registry.causal_lm.RegistryLocalModels` matches)."""
+
+    def load(self, ref: str) -> str:
+        """Load the version ``ref`` names, once; its full ref (``support-bot@3``). ``NotFound``
+        for an unknown version, ``InvalidInput`` for one that is not a causal LM: a suite
+        refuses a bad provider before it calls any model."""
+        ...
+
+    def chat(
+        self, ref: str, messages: list[dict[str, str]], options: dict[str, Any]
+    ) -> dict[str, Any]:
+        """An OpenAI ``chat.completion`` (a dict) from the version ``ref`` names, with the
+        request ``options`` (``max_tokens``, ``temperature``, ...). ``NotFound`` for an
+        unknown version, ``InvalidInput`` for one that is not a causal LM."""
         ...

@@ -1,10 +1,13 @@
-"""The models a suite asks: any OpenAI-compatible chat endpoint, or a Python function.
+"""The models a suite asks: any OpenAI-compatible chat endpoint, a registered causal LM, or a
+Python function.
 
 ``openai:MODEL`` goes through the official ``openai`` client to ``base_url`` (default the
 ``OPENAI_BASE_URL`` environment variable, else OpenAI itself), with the key read from the
-environment variable ``api_key_env``. ``python:package.module:function`` calls
-``function(prompt, vars)``, which returns the output text (or ``{"output", "usage"}``), so a
-chain or an agent in the user's code can be evaluated as it is.
+environment variable ``api_key_env``. ``model:NAME@REF`` asks a version from the model
+registry in this process (loaded once, batched like the gateway's local targets), so a
+fine-tuned version is evaluated before anything serves it. ``python:package.module:function``
+calls ``function(prompt, vars)``, which returns the output text (or ``{"output", "usage"}``), so
+a chain or an agent in the user's code can be evaluated as it is.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from pydantic import BaseModel
 from pydantic import Field
 
 from opsloop.errors import InvalidInput
+from opsloop.llm.evals.ports import ChatModels
 from opsloop.llm.tracing.pricing import PriceTable
 
 __all__ = ["Completion", "Provider", "ProviderConfig"]
 
 
 class ProviderConfig(BaseModel):
-    id: str = Field(description="openai:MODEL or python:module:function")
+    id: str = Field(description="openai:MODEL, model:NAME@REF or python:module:function")
     label: str | None = None
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
@@ -49,12 +53,25 @@ class Completion:
 
 
 class Provider:
-    """A callable model built from a :class:`ProviderConfig`; thread-safe."""
+    """A callable model built from a :class:`ProviderConfig`; thread-safe.
 
-    def __init__(self, config: ProviderConfig) -> None:
+    ``models`` answers ``model:`` providers (the ``Client`` hands in the registry's); without
+    it such a provider is refused when the suite is read, before any model is called.
+    """
+
+    def __init__(self, config: ProviderConfig, models: ChatModels | None = None) -> None:
         self.config = config
         scheme, _, rest = config.id.partition(":")
-        if scheme == "openai" and rest:
+        if scheme == "model" and rest:
+            if models is None:
+                raise InvalidInput(
+                    f"provider {config.id!r}: registered models are asked through a Client "
+                    "(client.evals.run or opsloop eval run)"
+                )
+            self._model = models.load(rest)  # the version, fixed: an alias moving mid-suite
+            self._models = models  # does not change what is asked
+            self._call = self._registered
+        elif scheme == "openai" and rest:
             self._model = rest
             self._call = self._openai
             from openai import OpenAI
@@ -76,7 +93,8 @@ class Provider:
             self._call = self._python
         else:
             raise InvalidInput(
-                f"provider {config.id!r} is neither openai:MODEL nor python:module:function"
+                f"provider {config.id!r} is none of openai:MODEL, model:NAME@REF and "
+                "python:module:function"
             )
 
     def complete(self, prompt: str | list[dict[str, str]], variables: dict[str, Any]) -> Completion:
@@ -102,6 +120,18 @@ class Provider:
             input_tokens=usage.prompt_tokens if usage else None,
             output_tokens=usage.completion_tokens if usage else None,
             model=response.model or self._model,
+        )
+
+    def _registered(self, prompt: Any, _variables: dict[str, Any]) -> Completion:
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        response = self._models.chat(self._model, messages, self.config.config)
+        usage = response.get("usage") or {}
+        return Completion(
+            output=response["choices"][0]["message"]["content"] or "",
+            latency_ms=0.0,
+            input_tokens=usage.get("prompt_tokens"),
+            output_tokens=usage.get("completion_tokens"),
+            model=response.get("model") or self._model,
         )
 
     def _python(self, prompt: Any, variables: dict[str, Any]) -> Completion:

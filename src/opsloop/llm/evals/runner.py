@@ -25,6 +25,7 @@ from opsloop.llm.evals.assertions import check
 from opsloop.llm.evals.entities import EvalResult
 from opsloop.llm.evals.entities import EvalRunCreate
 from opsloop.llm.evals.ports import CaseData
+from opsloop.llm.evals.ports import ChatModels
 from opsloop.llm.evals.ports import PromptSource
 from opsloop.llm.evals.ports import TraceSink
 from opsloop.llm.evals.providers import Provider
@@ -219,13 +220,15 @@ def run_suite(
     *,
     concurrency: int | None = None,
     on_result: Callable[[EvalResult], None] | None = None,
+    models: ChatModels | None = None,
 ) -> EvalRunCreate:
-    """Run every cell of ``suite``; results come back in prompt x provider x case order."""
+    """Run every cell of ``suite``; results come back in prompt x provider x case order.
+    ``models`` answers ``model:NAME@REF`` providers (and judges)."""
     prompts = resolve_prompts(suite, prompt_source)
     cases = expand_cases(suite, data)
     _check_variables(prompts, cases)
-    providers = [Provider(p) for p in suite.providers]
-    judge = Provider(suite.judge) if suite.judge else None
+    providers = [Provider(p, models) for p in suite.providers]
+    judge = Provider(suite.judge, models) if suite.judge else None
     if judge is None and any(a.type == "llm-rubric" for c in cases for a in c.assertions):
         raise InvalidInput("an llm-rubric assertion needs a judge: set `judge:` in the suite")
     prices = PriceTable(

@@ -10,6 +10,7 @@ from opsloop.llm.evals.backend import EvalBackend
 from opsloop.llm.evals.entities import EvalResult
 from opsloop.llm.evals.entities import EvalRun
 from opsloop.llm.evals.ports import CaseData
+from opsloop.llm.evals.ports import ChatModels
 from opsloop.llm.evals.ports import PromptSource
 from opsloop.llm.evals.ports import TraceSink
 from opsloop.llm.evals.suite import Suite
@@ -28,12 +29,18 @@ class EvalsClient:
     """
 
     def __init__(
-        self, backend: EvalBackend, prompts: PromptSource, traces: TraceSink, data: CaseData
+        self,
+        backend: EvalBackend,
+        prompts: PromptSource,
+        traces: TraceSink,
+        data: CaseData,
+        models: ChatModels | None = None,
     ) -> None:
         self._backend = backend
         self._prompts = prompts
         self._traces = traces
         self._data = data
+        self._models = models
 
     def run(
         self,
@@ -56,6 +63,7 @@ class EvalsClient:
             self._traces,
             concurrency=concurrency,
             on_result=on_result,
+            models=self._models,
         )
         return self._backend.record(body)
 

@@ -12,6 +12,7 @@ Example::
     providers:
       - id: openai:gpt-4o-mini
         config: {temperature: 0}
+      - id: model:support-bot@candidate   # a registered causal LM, answering in-process
     judge: {id: openai:gpt-4o-mini}   # for llm-rubric
     defaults:
       assert:

@@ -14,6 +14,9 @@ Preference tuning is ``rl: dpo`` (axolotl's key) over a data version of preferen
 (``{"prompt": [...], "chosen": [...], "rejected": [...]}`` as ``opsloop feedback export
 --format preference`` writes them), with ``dpo_beta`` (TRL's ``beta``, default 0.1).
 
+``gate:`` runs an eval suite on the new version beside the current champion and moves an alias
+only when its rules hold (:mod:`.gate`).
+
 Unknown keys are refused with the closest known one suggested (``lora_rank`` -> ``lora_r``),
 so a typo never silently falls back to a default.
 """
@@ -35,6 +38,8 @@ from pydantic import model_validator
 
 from opsloop.console.files import read_yaml_mapping
 from opsloop.errors import InvalidInput
+from opsloop.evaluation.gates import GateRule
+from opsloop.llm.finetune.gate import EvalGate
 
 __all__ = ["FinetuneConfig", "load_config"]
 
@@ -76,6 +81,7 @@ class FinetuneConfig(BaseModel):
     seed: int = 42
     rl: Literal["dpo"] | None = Field(None, description="dpo: preference tuning; none: SFT")
     dpo_beta: float = Field(0.1, gt=0, description="TRL's beta: higher stays closer to the base")
+    gate: EvalGate | None = Field(None, description="an eval suite the new version must pass")
 
     @model_validator(mode="after")
     def _supported(self) -> FinetuneConfig:
@@ -91,9 +97,10 @@ class FinetuneConfig(BaseModel):
         return self
 
     def fields(self) -> dict[str, Any]:
-        """The fields that mean something for this method: an SFT config leaves out the
-        preference keys, so its params and its hash are what they were before DPO existed."""
-        values = self.model_dump(mode="json")
+        """The fields that mean something for this method's training: an SFT config leaves
+        out the preference keys, so its params and its hash are what they were before DPO
+        existed, and the gate (what is done with the result) is never part of them."""
+        values = self.model_dump(mode="json", exclude={"gate"})
         if self.rl is None:
             for key in _PREFERENCE_KEYS:
                 del values[key]
@@ -139,9 +146,18 @@ def _problem(error: Any) -> str:
     field = ".".join(str(p) for p in error.get("loc", ())) or "config"
     message = str(error.get("msg", "")).removeprefix("Value error, ")
     if error.get("type") == "extra_forbidden":
-        near = difflib.get_close_matches(field, list(FinetuneConfig.model_fields), n=1, cutoff=0.5)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
+        *parents, key = [str(p) for p in error.get("loc", ())] or ["config"]
+        known = list(_section(parents).model_fields)
+        near = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+        hint = f"; did you mean {'.'.join([*parents, near[0]])!r}?" if near else ""
         return f"unknown key {field!r}{hint}"
     if error.get("type") == "missing":
         return f"{field} is required"
     return f"{field}: {message}"
+
+
+def _section(parents: list[str]) -> type[BaseModel]:
+    """The model a nested key sits in (``gate`` -> EvalGate, ``gate.rules.0`` -> GateRule)."""
+    if parents[:1] == ["gate"]:
+        return GateRule if len(parents) > 1 else EvalGate
+    return FinetuneConfig

@@ -34,6 +34,7 @@ from opsloop.llm.finetune.trainers import TrainingInputs
 if TYPE_CHECKING:
     from opsloop.data.sdk import DataClient
     from opsloop.llm.finetune.config import FinetuneConfig
+    from opsloop.llm.finetune.gate import GateOutcome
     from opsloop.tracking.sdk import TrackingClient
 
 __all__ = ["CONFIG_HASH_TAG", "FinetuneResult", "finetune"]
@@ -46,7 +47,8 @@ METHOD_TAG = "opsloop.finetune.method"
 
 @dataclass(frozen=True)
 class FinetuneResult:
-    """What a fine-tuning run left: its run, the registered version, where it ended."""
+    """What a fine-tuning run left: its run, the registered version, where it ended, and
+    the eval gate's decision when the config has a ``gate:``."""
 
     run_id: str
     version: str
@@ -54,6 +56,7 @@ class FinetuneResult:
     final_loss: float | None
     config_hash: str
     resumed_from: str | None
+    gate: GateOutcome | None = None
 
 
 def finetune(
