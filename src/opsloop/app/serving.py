@@ -6,6 +6,7 @@ The command itself is in :mod:`opsloop.app.serving_cli`, which starts without Fa
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -53,10 +54,15 @@ def start_controller(runtime: Any, store: Any) -> Any:
 
 
 def create_serving_app(
-    settings: Settings, *, warm_up: bool = True, deployment: str | None = None
+    settings: Settings,
+    *,
+    warm_up: bool = True,
+    deployment: str | None = None,
+    ready: Callable[[], None] | None = None,
 ) -> Any:
     """The lean inference app; ``deployment`` is the one ``/invocations`` answers for (and the
-    only one warmed up), else the only deployment there is."""
+    only one warmed up), else the only deployment there is. ``ready`` is called once the app
+    has started (models warmed up, controller started), before it serves."""
     from contextlib import asynccontextmanager
 
     from fastapi import Depends
@@ -87,6 +93,8 @@ def create_serving_app(
             runtime.warm_up(only=deployment)
         controller = start_controller(runtime, app.state.opsloop.store)
         app.state.leases = [controller.leadership]
+        if ready is not None:
+            ready()
         yield
         controller.stop()
         runtime.close()  # drain: shadow copies finish, the log is sealed
@@ -157,7 +165,18 @@ def _scored_deployment(named: str | None, ttl: float = 1.0) -> Callable[[Any], s
 
 
 def serving_app_from_env() -> Any:
-    """The app for a uvicorn worker process (``opsloop serve --workers N``)."""
+    """The app for a uvicorn worker process (``opsloop serve --workers N``). Where the process
+    paused the cyclic collector for its start (``opsloop serve`` with one worker does), the
+    collector resumes once the app is ready."""
     from opsloop.config import load_settings
 
-    return create_serving_app(load_settings(), deployment=os.environ.get(DEPLOYMENT_ENV) or None)
+    deployment = os.environ.get(DEPLOYMENT_ENV) or None
+    ready = None if gc.isenabled() else _resume_collector
+    return create_serving_app(load_settings(), deployment=deployment, ready=ready)
+
+
+def _resume_collector() -> None:
+    """Collect cycles again, leaving out of every collection what the start made (it lives
+    as long as the process: modules, routes, the models) by freezing it first."""
+    gc.freeze()
+    gc.enable()

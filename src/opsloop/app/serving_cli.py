@@ -57,11 +57,17 @@ def serve(
     Every deployment's versions are loaded (and asked once) before the first request; on stop
     it drains: requests in flight finish, shadow copies finish, the prediction log is sealed.
     """
+    import gc
     import os
     from importlib.util import find_spec
 
     scale = _ray_scale(on, workers, replicas, autoscale)  # None: uvicorn; checked before work
-
+    if scale is None and workers == 1:
+        # Until the app is ready (opsloop.app.serving.serving_app_from_env resumes it), the
+        # cyclic collector is paused: the start makes ~230,000 objects that live as long as the
+        # process, and the collector went over them all again at each full collection (4 of
+        # them by the first prediction), finding a few dozen cycles of garbage.
+        gc.disable()
     if find_spec("sklearn") is not None:
         # Before the server's modules (uvicorn's, the app's): at the first model load, skops
         # (the scikit-learn flavor) finds the module of each of SciPy's 230 ufuncs by scanning
@@ -69,7 +75,10 @@ def serve(
         # ~460 entries in, not ~1,100: the same names from shorter scans (serve's CPU to ready
         # 3.7 -> 3.2 s on a loaded 2-core box). Serving only other flavors, this import costs
         # ~0.4 s of CPU there (with NumPy's, which those flavors import anyway).
-        import scipy.special  # noqa: F401
+        from opsloop.registry.flavors import scipy_docs_as_written
+
+        with scipy_docs_as_written():
+            import scipy.special  # noqa: F401
 
     import uvicorn
 

@@ -28,6 +28,8 @@ import warnings
 import zipfile
 from abc import ABC
 from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from typing import ClassVar
@@ -42,6 +44,7 @@ __all__ = [
     "deterministic_skops",
     "flavor_for",
     "get_flavor",
+    "scipy_docs_as_written",
     "skops_io",
 ]
 
@@ -67,7 +70,8 @@ def skops_io() -> Any:
     module = sys.modules.get("skops.io")
     if module is not None:
         return module
-    import sklearn.utils
+    with scipy_docs_as_written():  # scikit-learn imports scipy.stats
+        import sklearn.utils
 
     with _SKOPS_IMPORT:
         original = sklearn.utils.all_estimators
@@ -79,6 +83,55 @@ def skops_io() -> Any:
 
 
 _SKOPS_IMPORT = threading.Lock()
+
+
+@contextmanager
+def scipy_docs_as_written() -> Iterator[None]:
+    """SciPy's modules imported meanwhile keep their functions' docstrings as written, without
+    the array-API support table SciPy 1.17 renders into each at import.
+
+    SciPy's ``xp_capabilities`` decorator parses the docstring of every function it marks
+    (``_docscrape.FunctionDoc``, ~470 of them in ``scipy.special`` and ``scipy.stats``), appends
+    the table to its Notes and writes it back: 1.5 of the 10.5 billion instructions ``opsloop
+    serve`` ran to its first prediction, and the same share of every first scikit-learn model
+    load or save (scikit-learn imports ``scipy.stats``). Here the parse is stood in for by the
+    docstring as it is; the decorator's other effect (its capabilities table, read by SciPy's
+    own tests) is unchanged, and so is every function. Nothing is changed where SciPy has no
+    such decorator, or where ``scipy.stats`` was imported before.
+    """
+    try:
+        from scipy._lib import _array_api
+    except ImportError:  # no SciPy, or one without the array-API layer
+        yield
+        return
+    parse = getattr(_array_api, "FunctionDoc", None)
+    if parse is None or "scipy.stats" in sys.modules:
+        yield
+        return
+    with _SCIPY_DOCS:
+        _array_api.FunctionDoc = _DocAsWritten
+        try:
+            yield
+        finally:
+            _array_api.FunctionDoc = parse
+
+
+_SCIPY_DOCS = threading.RLock()
+
+
+class _DocAsWritten:
+    """What ``xp_capabilities`` takes for a parsed docstring: the Notes it appends to are
+    dropped, and the text it writes back is the docstring as it was (after the first line,
+    where the parsed one renders the signature)."""
+
+    def __init__(self, function: Any) -> None:
+        self._doc = function.__doc__ or ""
+
+    def __getitem__(self, section: str) -> list[str]:
+        return []
+
+    def __str__(self) -> str:
+        return "\n" + self._doc
 
 
 def _public_estimators(type_filter: Any = None) -> list[tuple[str, type]]:
