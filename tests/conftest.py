@@ -25,6 +25,19 @@ def pytest_configure(config: pytest.Config) -> None:
     import tempfile
 
     os.environ["OPSLOOP_HOME"] = tempfile.mkdtemp(prefix="opsloop-test-home-")
+    _patient_http()
+
+
+def _patient_http() -> None:
+    """httpx's calls without a timeout of their own wait 60 s, not 5: on a loaded 2-core CI box
+    (load 10+) a server's cold first answer has taken over 5 s, and these tests check what is
+    answered, never how fast. httpx binds one ``Timeout`` object as every default, so it is
+    changed in place (this process only; the commands the tests start keep theirs)."""
+    import httpx
+
+    default = httpx._config.DEFAULT_TIMEOUT_CONFIG
+    for phase in ("connect", "read", "write", "pool"):
+        setattr(default, phase, 60.0)
 
 
 def free_port() -> int:
@@ -134,7 +147,7 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # a loaded CI box has taken over 15 s
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("test server did not start")

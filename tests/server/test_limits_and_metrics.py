@@ -4,7 +4,6 @@ scrape token wherever a token is set, on ``opsloop server`` and ``opsloop serve`
 
 from __future__ import annotations
 
-import functools
 import subprocess
 import sys
 import time
@@ -70,26 +69,19 @@ def test_an_oversized_batch_is_refused_and_changes_nothing(sqlite_url: str, tmp_
         }
 
 
-# A first request meets a server whose background threads are still starting: on a loaded CI box
-# that took over httpx's default 5 s once.
-_get = functools.partial(httpx.get, timeout=60)
-_post = functools.partial(httpx.post, timeout=60)
-_request = functools.partial(httpx.request, timeout=60)
-
-
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
 def _check_metrics_guard(url: str, method: str, other_route: str) -> None:
     metrics = f"{url}/metrics"
-    assert _get(metrics).status_code == 401
-    assert _get(metrics, headers=_bearer("nope")).status_code == 403
-    by_server_token = _get(metrics, headers=_bearer("s3cret"))
+    assert httpx.get(metrics).status_code == 401
+    assert httpx.get(metrics, headers=_bearer("nope")).status_code == 403
+    by_server_token = httpx.get(metrics, headers=_bearer("s3cret"))
     assert by_server_token.status_code == 200 and "# TYPE" in by_server_token.text
-    assert _get(metrics, headers=_bearer("scrape")).status_code == 200
+    assert httpx.get(metrics, headers=_bearer("scrape")).status_code == 200
     # the scrape token opens /metrics and nothing else
-    other = _request(method, f"{url}{other_route}", json={}, headers=_bearer("scrape"))
+    other = httpx.request(method, f"{url}{other_route}", json={}, headers=_bearer("scrape"))
     assert other.status_code == 403
 
 
@@ -99,13 +91,13 @@ def test_server_metrics_need_the_server_or_the_scrape_token(
     monkeypatch.setenv("OPSLOOP_METRICS_TOKEN", "scrape")
     with LiveServer(sqlite_url, str(tmp_path / "b"), token="s3cret") as server:
         _check_metrics_guard(server.url, "GET", "/api/experiments")
-        assert _get(f"{server.url}/healthz").status_code == 200
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
     with LiveServer(sqlite_url, str(tmp_path / "c")) as open_server:  # a scrape token alone
-        assert _get(f"{open_server.url}/metrics").status_code == 401
-        assert _get(f"{open_server.url}/metrics", headers=_bearer("scrape")).is_success
+        assert httpx.get(f"{open_server.url}/metrics").status_code == 401
+        assert httpx.get(f"{open_server.url}/metrics", headers=_bearer("scrape")).is_success
     monkeypatch.delenv("OPSLOOP_METRICS_TOKEN")
     with LiveServer(sqlite_url, str(tmp_path / "d")) as no_tokens:  # as before: open
-        assert _get(f"{no_tokens.url}/metrics").status_code == 200
+        assert httpx.get(f"{no_tokens.url}/metrics").status_code == 200
 
 
 def test_serve_metrics_need_the_server_or_the_scrape_token(
@@ -125,14 +117,14 @@ def test_serve_metrics_need_the_server_or_the_scrape_token(
         while True:
             assert server.poll() is None, server.stdout.read().decode()  # type: ignore[union-attr]
             try:
-                if _get(f"{url}/healthz").status_code == 200:
+                if httpx.get(f"{url}/healthz").status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline
             time.sleep(0.2)
         _check_metrics_guard(url, "POST", "/v1/deployments/none/feedback")
-        over = _post(
+        over = httpx.post(
             f"{url}/v1/deployments/none/predict", content=b"x" * ((10 << 20) + 1),
             headers=_bearer("s3cret"),
         )  # fmt: skip
