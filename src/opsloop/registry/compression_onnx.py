@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.errors import InvalidInput
+from opsloop.registry.compression_package import write_like
 from opsloop.registry.package import META_FILE
 from opsloop.registry.package import LoadedModel
-from opsloop.registry.package import PackageMeta
-from opsloop.registry.package import write_package
 
 __all__ = ["onnx_int8"]
 
@@ -82,14 +81,7 @@ def onnx_int8(original: LoadedModel, folder: Path, out: Path, sample: Any) -> li
             "no MatMul or Gemm to quantize (ai.onnx.ml operators have no int8 form): the size "
             "changed by the conversion only"
         )
-    write_package(
-        model,
-        out,
-        flavor="onnx",
-        signature=original.signature,
-        task=original.meta.task,
-    )
-    meta = PackageMeta.parse((out / META_FILE).read_bytes())
+    meta = write_like(original, model, out, "onnx")
     kept = meta.model_copy(update={"classes": original.meta.classes})
     (out / META_FILE).write_text(kept.model_dump_json(indent=2))
     return notes

@@ -18,7 +18,6 @@ weights are stored dense, so the package does not shrink: the sparsity is what t
 from __future__ import annotations
 
 import copy
-import importlib
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,10 @@ import torch
 from torch import nn
 
 from opsloop.errors import InvalidInput
-from opsloop.errors import PermissionDenied
+from opsloop.registry.compression_package import write_like
+from opsloop.registry.flavors import torch_module_class
+from opsloop.registry.flavors import transformers_class
 from opsloop.registry.package import LoadedModel
-from opsloop.registry.package import write_package
 
 __all__ = ["DynamicInt8Model", "dynamic_int8", "prune_weights", "torch_spec"]
 
@@ -50,24 +50,9 @@ def _build_float(base: dict[str, Any]) -> nn.Module:
     """The float model ``base`` names, with fresh weights; only installed classes, checked as
     the ``pytorch`` flavor checks them."""
     if base["kind"] == "transformers":
-        import transformers
-
-        cls = getattr(transformers, base["class"], None)
-        if not isinstance(cls, type) or not issubclass(cls, transformers.PreTrainedModel):
-            raise PermissionDenied(f"{base['class']!r} is not a transformers model class")
+        cls = transformers_class(base["class"])
         return cls(cls.config_class.from_dict(base["config"]))
-    module_name, _, qualname = base["class"].partition(":")
-    try:
-        found: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            found = getattr(found, part)
-    except (ImportError, AttributeError) as exc:
-        raise InvalidInput(
-            f"the model's class {base['class']} is not importable here: {exc}"
-        ) from exc
-    if not isinstance(found, type) or not issubclass(found, nn.Module):
-        raise PermissionDenied(f"{base['class']} is not a torch.nn.Module class")
-    return found(**base.get("init", {}))
+    return torch_module_class(base["class"])(**base.get("init", {}))
 
 
 def _linearized(model: nn.Module) -> nn.Module:
@@ -189,14 +174,7 @@ def dynamic_int8(original: LoadedModel, spec: dict[str, Any], out: Path) -> list
     layers = len(_packed(quantized.model))
     if layers == 0:
         raise InvalidInput("the model has no Linear layer: dynamic-int8 has nothing to quantize")
-    write_package(
-        quantized,
-        out,
-        flavor="pytorch",
-        signature=original.signature,
-        task=original.meta.task,
-        flavor_options={"init": {"base": base}},
-    )
+    write_like(original, quantized, out, "pytorch", {"init": {"base": base}})
     notes = [f"{layers} Linear layer(s) quantized to int8 (per channel)"]
     if getattr(original.raw, "tokenizer", None) is not None:
         notes.append(
@@ -242,13 +220,6 @@ def prune_weights(
     tokenizer = getattr(original.raw, "tokenizer", None)
     if tokenizer is not None:
         options["tokenizer"] = tokenizer
-    write_package(
-        model,
-        out,
-        flavor="pytorch",
-        signature=original.signature,
-        task=original.meta.task,
-        flavor_options=options,
-    )
+    write_like(original, model, out, "pytorch", options)
     notes.append("weights are stored dense: the package does not shrink, read the sparsity")
     return zeros / total, notes

@@ -46,6 +46,8 @@ __all__ = [
     "get_flavor",
     "scipy_docs_as_written",
     "skops_io",
+    "torch_module_class",
+    "transformers_class",
 ]
 
 # skops refuses types outside its default allow-list until told to trust them. Types defined by
@@ -345,38 +347,19 @@ class TorchFlavor(Flavor):
         (path / "module.json").write_text(json.dumps(spec, indent=2))
 
     def load(self, path: Path, trusted_types: list[str]) -> Any:
-        import importlib
-
         spec = json.loads((path / "module.json").read_text())
         if spec["kind"] == "lora-adapter":
             return LoraAdapter(path, spec["base"], _tokenizer(path, spec))
         if spec["kind"] == "transformers":
-            import transformers
-
-            cls = getattr(transformers, spec["class"], None)
-            if not isinstance(cls, type) or not issubclass(cls, transformers.PreTrainedModel):
-                raise PermissionDenied(f"{spec['class']!r} is not a transformers model class")
-            model = cls.from_pretrained(
+            model = transformers_class(spec["class"]).from_pretrained(
                 str(path), local_files_only=True, trust_remote_code=False, use_safetensors=True
             )
             if spec.get("tokenizer"):
                 model.tokenizer = _tokenizer(path, spec)
         else:
-            import torch
             from safetensors.torch import load_file
 
-            module_name, _, qualname = spec["class"].partition(":")
-            try:
-                found: Any = importlib.import_module(module_name)
-                for part in qualname.split("."):
-                    found = getattr(found, part)
-            except (ImportError, AttributeError) as exc:
-                raise InvalidInput(
-                    f"the model's class {spec['class']} is not importable here: {exc}"
-                ) from exc
-            if not isinstance(found, type) or not issubclass(found, torch.nn.Module):
-                raise PermissionDenied(f"{spec['class']} is not a torch.nn.Module class")
-            model = found(**spec.get("init", {}))
+            model = torch_module_class(spec["class"])(**spec.get("init", {}))
             model.load_state_dict(load_file(str(path / "weights.safetensors")))
         model.eval()
         return model
@@ -396,6 +379,44 @@ class TorchFlavor(Flavor):
         logits = self.predict(model, inputs)
         shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
         return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def transformers_class(name: str) -> Any:
+    """The transformers model class ``name`` (``module.json``'s ``class``), refused unless it
+    is one: a package names a class, and only an installed model class may be built from it.
+
+    Raises:
+        PermissionDenied: ``name`` is not a transformers ``PreTrainedModel`` class.
+    """
+    import transformers
+
+    cls = getattr(transformers, name, None)
+    if not isinstance(cls, type) or not issubclass(cls, transformers.PreTrainedModel):
+        raise PermissionDenied(f"{name!r} is not a transformers model class")
+    return cls
+
+
+def torch_module_class(name: str) -> Any:
+    """The installed class ``name`` (``"module:qualname"``, as ``module.json`` writes it),
+    refused unless it is a ``torch.nn.Module``: the class a package names is imported from the
+    installed code, never from the package, and only a module class may be built from it.
+
+    Raises:
+        InvalidInput: The module or the class is not importable here.
+        PermissionDenied: The class is not a ``torch.nn.Module`` class.
+    """
+    import torch
+
+    module_name, _, qualname = name.partition(":")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidInput(f"the model's class {name} is not importable here: {exc}") from exc
+    if not isinstance(found, type) or not issubclass(found, torch.nn.Module):
+        raise PermissionDenied(f"{name} is not a torch.nn.Module class")
+    return found
 
 
 def _tokenizer(path: Path, spec: dict[str, Any]) -> Any:
