@@ -22,6 +22,7 @@ from opsloop.data.duplicates.semantic import SemanticParams
 from opsloop.data.duplicates.semantic import embed_rows
 from opsloop.data.duplicates.semantic import semantic_duplicates
 from opsloop.llm.evals.metrics import embed
+from tests.finetune.support import cli
 
 PARAPHRASES = [
     ("How do I reset my password?", "How can I reset my password?"),
@@ -140,17 +141,16 @@ def test_sdk_and_rest_write_a_version_with_semantic_clusters(
 
 
 def test_cli_semantic_json_and_bad_eps(tmp_path: Path) -> None:
+    """In this process (the embedding model is loaded once per process); the refusal through
+    the installed command, where its exit code and one-line error are the point."""
+    assert cli("data", "add", str(_corpus(tmp_path)), "-n", "qs")[0] == 0
+    code, out = cli("data", "dedup", "qs@1", "--semantic", "--eps", "0.1", "--json")
+    assert code == 0, out
+    assert json.loads(out)["report"]["removed"]["semantic"] == len(PARAPHRASES)
     opsloop = str(Path(sys.executable).with_name("opsloop"))
     env = {**os.environ, "OPSLOOP_HOME": str(tmp_path / "home")}
     env.pop("OPSLOOP_SERVER_URL", None)
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([opsloop, *args], capture_output=True, text=True, env=env)
-
-    assert run("data", "add", str(_corpus(tmp_path)), "-n", "qs").returncode == 0
-    done = run("data", "dedup", "qs@1", "--semantic", "--eps", "0.1", "--json")
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["report"]["removed"]["semantic"] == len(PARAPHRASES)
-    bad = run("data", "dedup", "qs@1", "--semantic", "--eps", "0")
+    bad = subprocess.run([opsloop, "data", "dedup", "qs@1", "--semantic", "--eps", "0"],
+                         capture_output=True, text=True, env=env)  # fmt: skip
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert "eps must be in (0, 1)" in bad.stderr

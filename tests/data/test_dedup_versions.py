@@ -20,6 +20,7 @@ from opsloop import Client
 from opsloop import InvalidInput
 from opsloop import NotFound
 from tests.conftest import LiveServer
+from tests.finetune.support import cli
 
 OPSLOOP = str(Path(sys.executable).with_name("opsloop"))
 WORDS = [f"w{i}" for i in range(5000)]
@@ -126,32 +127,42 @@ def test_bad_input_is_invalid_input(client: Client, tmp_path: Path, folder: Path
         client.data.dedup("latin@1")
 
 
-def _cli(env: dict[str, str], *args: str, code: int) -> str:
-    done = subprocess.run([OPSLOOP, *args], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == code, done.stdout + done.stderr
-    return done.stdout + done.stderr
+def test_cli_gate_json_and_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The commands in this process; one refusal through the installed command, where its exit
+    code and one-line error are the point."""
 
+    def run(*args: str, code: int) -> str:
+        capsys.readouterr()
+        exit_code, out = cli(*args)
+        text = out + capsys.readouterr().err
+        assert exit_code == code, text
+        return text
 
-def test_cli_gate_json_and_one_line_errors(tmp_path: Path) -> None:
-    env = {**os.environ, "OPSLOOP_HOME": str(tmp_path / "home")}
-    env.pop("OPSLOOP_SERVER_URL", None)
     path = tmp_path / "corpus.jsonl"
     _corpus().to_json(path, orient="records", lines=True)
-    _cli(env, "data", "add", str(path), "-n", "corpus", code=0)
-    out = json.loads(_cli(env, "data", "dedup", "corpus@1", "--exact", "--json", code=0))
+    run("data", "add", str(path), "-n", "corpus", code=0)
+    out = json.loads(run("data", "dedup", "corpus@1", "--exact", "--json", code=0))
     assert out["version"]["number"] == 2 and out["report"]["removed"]["exact"] == 1
-    assert "0 near" in _cli(env, "data", "dedup-report", "corpus@2", code=0)
+    assert "0 near" in run("data", "dedup-report", "corpus@2", code=0)
     for args in (
         ("data", "dedup", "corpus@1", "--column", "body"),
         ("data", "dedup", "corpus@1", "--threshold", "1.5"),
         ("data", "dedup", "corpus@1", "--keep", "random"),
-        ("data", "dedup", "nothing@1"),
     ):
-        text = _cli(env, *args, code=3 if args[2] == "nothing@1" else 2).strip()
+        text = run(*args, code=2).strip()
         assert len(text.splitlines()) == 1 and "Traceback" not in text, text
-    gate = _cli(env, "data", "overlap", "corpus@2", "corpus@1", "--max-rate", "0.5", code=1)
+    env = {**os.environ, "OPSLOOP_HOME": str(tmp_path / "home")}
+    env.pop("OPSLOOP_SERVER_URL", None)
+    done = subprocess.run([OPSLOOP, "data", "dedup", "nothing@1"], capture_output=True,
+                          text=True, env=env, timeout=120)  # fmt: skip
+    assert done.returncode == 3, done.stdout + done.stderr
+    text = (done.stdout + done.stderr).strip()
+    assert len(text.splitlines()) == 1 and "Traceback" not in text, text
+    gate = run("data", "overlap", "corpus@2", "corpus@1", "--max-rate", "0.5", code=1)
     assert gate.startswith("FAILED: 42 of 42 non-empty rows of corpus@1 (100.00%)")
-    _cli(env, "data", "overlap", "corpus@2", "corpus@1", "--max-rate", "1", code=0)
+    run("data", "overlap", "corpus@2", "corpus@1", "--max-rate", "1", code=0)
 
 
 def test_rest_answers_4xx_and_the_page_shows_clusters(database_url: str, tmp_path: Path) -> None:

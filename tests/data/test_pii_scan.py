@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +14,35 @@ import pandas as pd
 import pytest
 from faker import Faker
 
+from tests.finetune.support import cli
 from tests.no_network import network_attempts
 from tests.no_network import no_network  # noqa: F401
 from tests.no_network import no_network_env  # noqa: F401
 
 OPSLOOP = [str(Path(sys.executable).with_name("opsloop"))]
+Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def run(env: dict[str, str], *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+    """The installed command, where its exit code and one-line error are the point."""
     done = subprocess.run([*OPSLOOP, *args], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == code, done.stderr + done.stdout
     return done
+
+
+@pytest.fixture
+def here(capsys: pytest.CaptureFixture[str]) -> Run:
+    """``opsloop ARGS`` in this process (no interpreter start and imports per command), shaped
+    like ``run``'s answer; tests that use it block the network here with ``no_network``."""
+
+    def run_here(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        exit_code, out = cli(*args)
+        done = subprocess.CompletedProcess(args, exit_code, out, capsys.readouterr().err)
+        assert done.returncode == code, done.stderr + done.stdout
+        return done
+
+    return run_here
 
 
 @pytest.fixture
@@ -63,16 +82,16 @@ def _entities(report: dict[str, Any]) -> dict[str, dict[str, int]]:
 def test_scan_reports_entities_per_column_with_masked_samples(
     tmp_path: Path,
     people: tuple[pd.DataFrame, Path],
-    no_network_env: dict[str, str],  # noqa: F811
+    here: Run,
+    no_network: list[str],  # noqa: F811
 ) -> None:
     frame, csv = people
-    env = no_network_env
     jsonl, parquet = tmp_path / "people.jsonl", tmp_path / "people.parquet"
     frame.to_json(jsonl, orient="records", lines=True)
     frame.to_parquet(parquet)
     for path, name in ((csv, "csv"), (jsonl, "jsonl"), (parquet, "pq")):
-        run(env, "data", "add", str(path), "-n", name)
-        report = json.loads(run(env, "data", "scan", f"{name}@1", "--pii", "--json").stdout)
+        here("data", "add", str(path), "-n", name)
+        report = json.loads(here("data", "scan", f"{name}@1", "--pii", "--json").stdout)
         assert report["version"] == f"{name}@1" and report["rows"] == 200
         assert _entities(report) == {
             "customer_name": {"PERSON": 200},
@@ -85,7 +104,7 @@ def test_scan_reports_entities_per_column_with_masked_samples(
         note = next(c for c in report["columns"] if c["column"] == "note")
         assert [s["row"] for s in note["entities"]["IBAN_CODE"]["samples"]] == [3, 13, 23]
 
-    shown = run(env, "data", "scan", "csv@1", "--pii", "--samples", "5").stdout
+    shown = here("data", "scan", "csv@1", "--pii", "--samples", "5").stdout
     assert "customer_name" in shown and "EMAIL_ADDRESS" in shown and "note: PERSON" in shown
     first = frame.iloc[0]
     local, _, domain = first["email"].partition("@")
@@ -94,41 +113,47 @@ def test_scan_reports_entities_per_column_with_masked_samples(
         for value in frame[column].head(5).astype(str):
             assert value not in shown, value
     only = json.loads(
-        run(env, "data", "scan", "csv", "--pii", "-e", "email", "-e", "IBAN", "--json").stdout
+        here("data", "scan", "csv", "--pii", "-e", "email", "-e", "IBAN", "--json").stdout
     )
     assert only["entities"] == ["EMAIL_ADDRESS", "IBAN_CODE"]
     assert _entities(only) == {"email": {"EMAIL_ADDRESS": 200}, "note": {"IBAN_CODE": 20}}
-    assert network_attempts(env) == []
+    assert no_network == []
 
 
 @pytest.mark.slow
 def test_scan_with_presidio_engine(
     people: tuple[pd.DataFrame, Path],
-    no_network_env: dict[str, str],  # noqa: F811
+    here: Run,
+    no_network: list[str],  # noqa: F811
 ) -> None:
     frame, csv = people
     small = csv.with_name("small.csv")
     frame.head(20).to_csv(small, index=False)
-    run(no_network_env, "data", "add", str(small), "-n", "small")
+    here("data", "add", str(small), "-n", "small")
     report = json.loads(
-        run(no_network_env, "data", "scan", "small", "--pii", "--engine", "presidio",
-            "-e", "EMAIL_ADDRESS", "-e", "IBAN_CODE", "--json").stdout
+        here("data", "scan", "small", "--pii", "--engine", "presidio",
+             "-e", "EMAIL_ADDRESS", "-e", "IBAN_CODE", "--json").stdout
     )  # fmt: skip
     assert report["engine"] == "presidio"
     assert _entities(report) == {"email": {"EMAIL_ADDRESS": 20}, "note": {"IBAN_CODE": 2}}
-    assert network_attempts(no_network_env) == []
+    assert no_network == []
 
 
 def test_scan_bad_input_is_one_line(
     folder: Path,
     people: tuple[pd.DataFrame, Path],
+    here: Run,
+    no_network: list[str],  # noqa: F811
     no_network_env: dict[str, str],  # noqa: F811
 ) -> None:
     env = no_network_env
-    run(env, "data", "add", str(people[1]), "-n", "people")
-    run(env, "data", "add", str(folder), "-n", "pets")
+    here("data", "add", str(people[1]), "-n", "people")
+    here("data", "add", str(folder), "-n", "pets")
+    done = run(env, "data", "scan", "nope@1", "--pii", code=3)  # the installed command
+    assert "dataset 'nope' does not exist" in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert network_attempts(env) == []
     cases = [
-        (("nope@1", "--pii"), 3, "dataset 'nope' does not exist"),
         (("people@9", "--pii"), 3, "people@9"),
         (("people@1",), 2, "--pii"),
         (("people@1", "--pii", "-e", "PASSPORT"), 2, "known: IBAN_CODE, CREDIT_CARD, US_SSN"),
@@ -136,38 +161,38 @@ def test_scan_bad_input_is_one_line(
         (("pets@1", "--pii"), 2, "is not a table"),
     ]
     for args, code, message in cases:
-        done = run(env, "data", "scan", *args, code=code)
+        done = here("data", "scan", *args, code=code)
         assert message in done.stderr, (args, done.stderr)
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
-    assert network_attempts(env) == []
+    assert no_network == []
 
 
 def test_no_pii_expectation_fails_an_add_and_lets_a_clean_one_through(
     tmp_path: Path,
     people: tuple[pd.DataFrame, Path],
-    no_network_env: dict[str, str],  # noqa: F811
+    here: Run,
+    no_network: list[str],  # noqa: F811
 ) -> None:
     frame, csv = people
-    env = no_network_env
     expect = tmp_path / "expect.yaml"
     expect.write_text("no_pii: [EMAIL_ADDRESS, CREDIT_CARD, IBAN]\n")
-    failed = run(env, "data", "add", str(csv), "-n", "people", "--expect", str(expect), code=1)
+    failed = here("data", "add", str(csv), "-n", "people", "--expect", str(expect), code=1)
     assert "validation FAILED" in failed.stdout and "no_pii: 200 rows with PII" in failed.stdout
     assert "200 EMAIL_ADDRESS in email" in failed.stdout and "20 IBAN_CODE in note" in failed.stdout
-    shown = json.loads(run(env, "data", "show", "people@1", "--json").stdout)
+    shown = json.loads(here("data", "show", "people@1", "--json").stdout)
     assert shown["version"]["validation_status"] == "failed"
 
     clean = tmp_path / "clean.csv"
     frame[["id", "note", "score"]].assign(note="no personal data here").to_csv(clean, index=False)
-    passed = run(env, "data", "add", str(clean), "-n", "clean", "--expect", str(expect))
+    passed = here("data", "add", str(clean), "-n", "clean", "--expect", str(expect))
     assert "validation passed" in passed.stdout
 
     expect.write_text("no_pii: [EMAIL_ADDRESS, PASSPORT]\n")
-    bad = run(env, "data", "add", str(clean), "-n", "other", "--expect", str(expect), code=2)
+    bad = here("data", "add", str(clean), "-n", "other", "--expect", str(expect), code=2)
     assert "no_pii: unknown PII entity 'PASSPORT'; known: IBAN_CODE, CREDIT_CARD" in bad.stderr
     assert bad.stderr.count("\n") == 1
-    assert "other" not in run(env, "data", "list").stdout  # refused before anything was added
-    assert network_attempts(env) == []
+    assert "other" not in here("data", "list").stdout  # refused before anything was added
+    assert no_network == []
 
 
 def test_no_pii_report_stores_only_masked_values(

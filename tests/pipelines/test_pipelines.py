@@ -117,19 +117,26 @@ def test_code_hash_follows_project_helpers(tmp_path: Any, monkeypatch: Any) -> N
     assert hashes[0] != hashes[1]  # only the helper differs
 
 
-def test_cli_run_show_and_errors(tmp_path: Any) -> None:
-    import json
+def test_cli_run_show_and_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The commands in this process; one refusal through the installed command, where its exit
+    code is the point."""
     import subprocess
     import sys
     from pathlib import Path
 
-    cli = str(Path(sys.executable).with_name("opsloop"))
+    from tests.finetune.support import cli
+
     root = Path(__file__).parents[2]
+    monkeypatch.chdir(root)
 
     def run(*args: str, code: int = 0) -> str:
-        done = subprocess.run([cli, *args], capture_output=True, text=True, timeout=120, cwd=root)
-        assert done.returncode == code, done.stdout + done.stderr
-        return done.stdout + done.stderr
+        capsys.readouterr()
+        exit_code, out = cli(*args)
+        text = out + capsys.readouterr().err
+        assert exit_code == code, text
+        return text
 
     first = run("pipelines", "run", "tests.pipelines.example:training", "--param", "C=0.5")
     assert "pipeline training: FINISHED" in first and "first run of this step" in first
@@ -146,7 +153,10 @@ def test_cli_run_show_and_errors(tmp_path: Any) -> None:
     failed = run("pipelines", "run", "tests.pipelines.example:broken", code=8)
     assert "the cluster caught fire" in failed and "Traceback" in failed
     assert "is not a @pipeline" in run("pipelines", "run", "tests.pipelines.example:load", code=2)
-    assert "MODULE:NAME" in run("pipelines", "run", "nothing", code=2)
+    command = [str(Path(sys.executable).with_name("opsloop")), "pipelines", "run", "nothing"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=root)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "MODULE:NAME" in done.stdout + done.stderr
 
 
 def test_independent_steps_run_side_by_side_and_timeouts_fail(client: Any) -> None:

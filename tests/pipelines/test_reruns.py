@@ -142,12 +142,20 @@ def test_runs_that_are_not_pipelines_are_refused(client: Any) -> None:
         resume(client, run.info.run_id)
 
 
-def test_reproduce_and_resume_commands(tmp_path: Path) -> None:
-    cli = str(Path(sys.executable).with_name("opsloop"))
+def test_reproduce_and_resume_commands(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The commands in this process; the one whose exit code says "not identical" through the
+    installed command."""
+    from tests.finetune.support import cli
+
     root = Path(example.__file__).parents[2]
+    monkeypatch.chdir(root)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([cli, *args], capture_output=True, text=True, timeout=180, cwd=root)
+        capsys.readouterr()
+        code, out = cli(*args)
+        return subprocess.CompletedProcess(args, code, out, capsys.readouterr().err)
 
     first = run("pipelines", "run", "tests.pipelines.example:training", "--param", "rows=200")
     assert first.returncode == 0, first.stderr
@@ -156,7 +164,9 @@ def test_reproduce_and_resume_commands(tmp_path: Path) -> None:
     assert same.returncode == 0 and same.stdout.count("identical") == 4, same.stdout
     moved = run("pipelines", "run", "tests.pipelines.example:unstable")
     moved_id = moved.stdout.split("(run ")[1].split(")")[0]
-    differs = run("runs", "reproduce", moved_id)
+    cli_path = str(Path(sys.executable).with_name("opsloop"))
+    differs = subprocess.run([cli_path, "runs", "reproduce", moved_id], capture_output=True,
+                             text=True, timeout=180, cwd=root)  # fmt: skip
     assert differs.returncode == 1 and "jitter" in differs.stdout
     again = run("pipelines", "resume", run_id)
     assert again.returncode == 0 and again.stdout.count("cached from run") == 4

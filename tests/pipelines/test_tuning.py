@@ -5,9 +5,9 @@ candidate; bad spaces are refused."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 import opsloop
 from opsloop.errors import InvalidInput
 from opsloop.pipelines import tune
+from tests.finetune.support import cli
 from tests.pipelines import tuning_example
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,42 +86,47 @@ def test_a_study_whose_trials_all_fail_says_so(client: Any) -> None:
         tune(broken, SPACE, n_trials=2, client=client)
 
 
-def test_opsloop_tune_command(tmp_path: Path) -> None:
+def test_opsloop_tune_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The study in this process; the refusal through the installed command (exit code 2)."""
     space = tmp_path / "space.yaml"
     space.write_text(json.dumps(SPACE))
-    cli = str(Path(sys.executable).with_name("opsloop"))
     root = Path(tuning_example.__file__).parents[2]
-    done = subprocess.run(
-        [cli, "tune", "tests.pipelines.tuning_example:objective", "--space", str(space),
-         "--trials", "3", "--register", "cli-tuned"],
-        capture_output=True, text=True, timeout=300, cwd=root,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "3 trials" in done.stdout and "registered cli-tuned@1 as candidate" in done.stdout
-    bad = subprocess.run([cli, "tune", "tests.pipelines.tuning_example:X", "--space", str(space)],
-                         capture_output=True, text=True, timeout=120, cwd=root)  # fmt: skip
+    monkeypatch.chdir(root)
+    code, out = cli("tune", "tests.pipelines.tuning_example:objective", "--space", str(space),
+                    "--trials", "3", "--register", "cli-tuned")  # fmt: skip
+    assert code == 0, out
+    assert "3 trials" in out and "registered cli-tuned@1 as candidate" in out
+    command = [str(Path(sys.executable).with_name("opsloop")), "tune",
+               "tests.pipelines.tuning_example:X", "--space", str(space)]  # fmt: skip
+    bad = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=root)
     assert bad.returncode == 2 and "not a function" in bad.stderr
 
 
-def test_trials_as_ray_tasks(client: Any) -> None:
+@pytest.fixture(scope="module")
+def ray_instance() -> Iterator[Any]:
+    """One local Ray instance for the module: starting one is most of a Ray test's time."""
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        space = {"quality": {"type": "float", "low": 0.0, "high": 1.0},
-                 "noise": {"type": "int", "low": 1, "high": 3}}  # fmt: skip
-        result = tune(tuning_example.curve, space, n_trials=10, parallel=2, executor="ray",
-                      client=client, study="on-ray")  # fmt: skip
-        assert result.trials == 10 and result.best_score > 0.5
-        trials = client.search_runs("tune-on-ray", f"attributes.parent_run_id = '{result.run_id}'")
-        best = next(r for r in trials.items if r.info.run_id == result.best_run_id)
-        history = client.get_metric_history(result.best_run_id, "score")
-        assert best.info.status == "FINISHED" and len(history.values) >= 10  # reported remotely
-        assert result.pruned == sum(r.info.status == "KILLED" for r in trials.items)
-    finally:
-        ray.shutdown()
+    yield ray
+    ray.shutdown()
 
 
-def test_a_client_of_a_server_tunes_on_the_server(tmp_path: Path) -> None:
+def test_trials_as_ray_tasks(client: Any, ray_instance: Any) -> None:
+    space = {"quality": {"type": "float", "low": 0.0, "high": 1.0},
+             "noise": {"type": "int", "low": 1, "high": 3}}  # fmt: skip
+    result = tune(tuning_example.curve, space, n_trials=10, parallel=2, executor="ray",
+                  client=client, study="on-ray")  # fmt: skip
+    assert result.trials == 10 and result.best_score > 0.5
+    trials = client.search_runs("tune-on-ray", f"attributes.parent_run_id = '{result.run_id}'")
+    best = next(r for r in trials.items if r.info.run_id == result.best_run_id)
+    history = client.get_metric_history(result.best_run_id, "score")
+    assert best.info.status == "FINISHED" and len(history.values) >= 10  # reported remotely
+    assert result.pruned == sum(r.info.status == "KILLED" for r in trials.items)
+
+
+def test_a_client_of_a_server_tunes_on_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Tuning needs the database next to it: over REST the study runs on the server."""
     import httpx
 
@@ -158,13 +164,10 @@ def test_a_client_of_a_server_tunes_on_the_server(tmp_path: Path) -> None:
 
         space = tmp_path / "space.yaml"
         space.write_text(json.dumps(SPACE))
-        done = subprocess.run(
-            [str(Path(sys.executable).with_name("opsloop")), "tune",
-             "tests.pipelines.tuning_example:objective", "--space", str(space), "--trials", "2",
-             "--on-server"],
-            capture_output=True, text=True, timeout=300, cwd=ROOT,
-            env={**os.environ, "OPSLOOP_SERVER_URL": server.url},
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        assert "2 trials" in done.stdout
+        monkeypatch.setenv("OPSLOOP_SERVER_URL", server.url)
+        monkeypatch.chdir(ROOT)
+        code, out = cli("tune", "tests.pipelines.tuning_example:objective", "--space", str(space),
+                        "--trials", "2", "--on-server")  # fmt: skip
+        assert code == 0, out
+        assert "2 trials" in out
         remote.close()

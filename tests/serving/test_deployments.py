@@ -72,22 +72,28 @@ def test_rollback_ab_shadow_policies_and_bad_requests(
     assert deployments.get("clf").policy.mode == "shadow"  # nothing refused above changed it
 
 
-def test_cli(weak_model: Any, strong_model: Any, cancer: Any) -> None:
+def test_cli(
+    weak_model: Any, strong_model: Any, cancer: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The commands in this process; one refusal through the installed command, where its
+    exit code is the point."""
     import json
     import subprocess
     import sys
     from pathlib import Path
 
     import opsloop
+    from tests.finetune.support import cli
 
     client = opsloop.Client()  # the embedded store of this test's OPSLOOP_HOME
     register_two(client, weak_model, strong_model, cancer)
-    cli = str(Path(sys.executable).with_name("opsloop"))
 
     def run(*args: str, code: int = 0) -> str:
-        done = subprocess.run([cli, *args], capture_output=True, text=True, timeout=60)
-        assert done.returncode == code, done.stdout + done.stderr
-        return done.stdout + done.stderr
+        capsys.readouterr()
+        exit_code, out = cli(*args)
+        text = out + capsys.readouterr().err
+        assert exit_code == code, text
+        return text
 
     assert "all traffic to v1" in run("deploy", "cancer-clf@1", "--name", "clf")
     assert "90% v1, 10% v2" in run("deploy", "cancer-clf@2", "--name", "clf", "--canary", "10")
@@ -99,7 +105,10 @@ def test_cli(weak_model: Any, strong_model: Any, cancer: Any) -> None:
     assert "promote" in shown and "healthy" in shown
     assert "no candidate to roll back" in run("deployments", "rollback", "clf", code=2)
     assert "needs sticky" in run("deploy", "cancer-clf@1", "--name", "clf", "--ab", "5", code=2)
-    assert "does not exist" in run("deployments", "show", "ghost", code=3)
+    ghost = subprocess.run([str(Path(sys.executable).with_name("opsloop")), "deployments", "show",
+                            "ghost"], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert ghost.returncode == 3, ghost.stdout + ghost.stderr
+    assert "does not exist" in ghost.stdout + ghost.stderr
     assert "POST /v1/deployments/NAME/predict" in run("serve", "--help")
     run("deployments", "delete", "clf")
     client.close()
