@@ -68,23 +68,30 @@ def skops_io() -> Any:
     modules it ignores, so :func:`_public_estimators` does not descend into them and returns the
     same list (a test compares the two). It stands in for ``all_estimators`` only while skops
     is imported; skops's trusted types are unchanged.
-    """
-    module = sys.modules.get("skops.io")
-    if module is not None:
-        return module
-    with scipy_docs_as_written():  # scikit-learn imports scipy.stats
-        import sklearn.utils
 
+    The module is handed out only once its import has finished: ``sys.modules`` holds it from
+    the moment its import starts, so a second thread that took it from there could call a
+    function not defined yet.
+    """
+    global _skops
+    if _skops is not None:
+        return _skops
     with _SKOPS_IMPORT:
-        original = sklearn.utils.all_estimators
-        sklearn.utils.all_estimators = _public_estimators
-        try:
-            return importlib.import_module("skops.io")
-        finally:
-            sklearn.utils.all_estimators = original
+        if _skops is None:
+            with scipy_docs_as_written():  # scikit-learn imports scipy.stats
+                import sklearn.utils
+
+            original = sklearn.utils.all_estimators
+            sklearn.utils.all_estimators = _public_estimators
+            try:  # waits for an import another thread of the user's has under way
+                _skops = importlib.import_module("skops.io")
+            finally:
+                sklearn.utils.all_estimators = original
+    return _skops
 
 
 _SKOPS_IMPORT = threading.Lock()
+_skops: Any = None  # skops.io, once imported whole
 
 
 @contextmanager
