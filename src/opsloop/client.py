@@ -154,11 +154,10 @@ class Client(TrackingClient):
 
             return DataClient(RemoteDataBackend(self._transport), self.settings.home, None)
         from opsloop.data.local import LocalDataBackend
-        from opsloop.schema import lineage_catalog
 
         store, blobs = shared_stores(self.settings)
         cache = blobs if isinstance(blobs, LocalBlobStore) else None
-        backend = LocalDataBackend(store, blobs, lineage_catalog(), embedder=_minilm_embed)
+        backend = LocalDataBackend(store, blobs, _lineage_catalog, embedder=_minilm_embed)
         return DataClient(backend, self.settings.home, cache)
 
     @cached_property

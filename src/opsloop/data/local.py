@@ -37,12 +37,14 @@ class LocalDataBackend(StoreCalls, DataBackend, DedupBackend):
         self,
         store: Store,
         blobs: BlobStore,
-        lineage: NodeLabels | None = None,
+        lineage: Callable[[], NodeLabels] | None = None,
         embedder: Embedder | None = None,
     ) -> None:
         self.store = store
         self.remote = blobs
-        self.lineage_labels = lineage  # names other domains' lineage nodes (the catalog)
+        # names other domains' lineage nodes (the catalog): built when a walk first needs it,
+        # as gathering it imports every domain's services (a model load never walks)
+        self._lineage_labels = lineage
         self.embedder = embedder  # for semantic dedup: handed in by the client (llm floor)
 
     def register_version(self, name: str, body: VersionCreate) -> tuple[DatasetVersion, bool]:
@@ -87,7 +89,8 @@ class LocalDataBackend(StoreCalls, DataBackend, DedupBackend):
         return self._write(versions.log_lineage, run_id, ref, relation)
 
     def lineage(self, ref: str) -> list[LineageLink]:
-        return self._read(links.version_lineage, ref, self.lineage_labels)
+        labels = self._lineage_labels() if self._lineage_labels is not None else None
+        return self._read(links.version_lineage, ref, labels)
 
     def dedup(
         self, request: DedupRequest, on_rows: Callable[[int], None] | None = None
