@@ -109,6 +109,11 @@ def _same(orm: Any, quick: Any) -> None:
     assert quick() == expected
 
 
+def _entries(found: tuple[Any, Any]) -> tuple[Any, Any]:
+    version, manifest = found
+    return version, manifest.entries
+
+
 def test_models_read_as_the_orm_does(both: tuple[Any, QuickReads]) -> None:
     store, quick = both
     with store.read() as s:
@@ -136,6 +141,9 @@ def test_versions_read_as_the_orm_does(both: tuple[Any, QuickReads]) -> None:
                 for token in TOKENS:
                     _same(lambda n=name, m=size, t=token: versions.list_versions(s, n, m, t),
                           lambda n=name, m=size, t=token: quick.list_versions(n, m, t))  # fmt: skip
+        for ref in refs:  # a model load: the version and its package's manifest, as entries
+            _same(lambda r=ref: _entries(versions.manifest_of(s, r)),
+                  lambda r=ref: _entries(quick.get_manifest(r)))  # fmt: skip
     shown = quick.get_version("churn@5")
     assert shown.aliases == ["challenger"] and shown.tags == {"i": "5", "k": "v"}
     assert [v.number for v in quick.list_versions("churn", 100, None).items] == [7, 6, 5, 3, 2, 1]

@@ -157,6 +157,8 @@ class LocalRegistryBackend(StoresOnNeed[QuickReads], StoreCalls, RegistryBackend
         return self._read(versions.get_version, ref)
 
     def get_manifest(self, ref: str) -> tuple[ModelVersion, Manifest]:
+        if self._quick is not None:
+            return self._quick.get_manifest(ref)
         from opsloop.registry import versions
 
         return self._read(versions.manifest_of, ref)

@@ -18,6 +18,7 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
+from opsloop.data.manifest import Manifest
 from opsloop.errors import NotFound
 from opsloop.kernel.paging import Page
 from opsloop.kernel.paging import decode_page_token
@@ -135,33 +136,45 @@ class QuickReads(QuickConnection):
     def get_version(self, ref: str) -> ModelVersion:
         """The version ``NAME@N``, ``NAME@alias`` or ``NAME`` (latest) names; ``NotFound``
         says what is missing (the model, any version, the alias, the number)."""
-        parsed = parse_ref(ref, _NOUN)
         with self.snapshot():
-            model = self._model_row(parsed.name)
-            number = parsed.number
-            if parsed.alias == LATEST:
-                (number,) = self.rows(
-                    "SELECT max(number) FROM model_versions WHERE model_id = :model",
-                    {"model": model[0]},
-                )[0]
-                if number is None:
-                    raise NotFound(f"model {parsed.name!r} has no versions")
-            elif parsed.alias is not None:
-                pointed = self.rows(
-                    "SELECT number FROM model_aliases WHERE model_id = :model AND alias = :alias",
-                    {"model": model[0], "alias": parsed.alias},
-                )
-                if not pointed:
-                    raise NotFound(f"model {parsed.name!r} has no alias {parsed.alias!r}")
-                number = pointed[0][0]
-            found = self.rows(
-                f"SELECT {_VERSION} FROM model_versions WHERE model_id = :model "
-                "AND number = :number",
-                {"model": model[0], "number": number},
+            return self._version(ref)
+
+    def get_manifest(self, ref: str) -> tuple[ModelVersion, Manifest]:
+        """The version ``ref`` names and its package's manifest, read in one snapshot (a model
+        load: the ORM's path imports the tracking and data tables with it)."""
+        with self.snapshot():
+            version = self._version(ref)
+            ((blob,),) = self.rows(
+                "SELECT manifest FROM model_versions WHERE id = :id", {"id": version.version_id}
             )
-            if not found:
-                raise NotFound(f"model version {parsed.name}@{number} does not exist")
-            return self._versions(model, found)[0]
+        return version, Manifest.from_compressed(blob)
+
+    def _version(self, ref: str) -> ModelVersion:
+        parsed = parse_ref(ref, _NOUN)
+        model = self._model_row(parsed.name)
+        number = parsed.number
+        if parsed.alias == LATEST:
+            (number,) = self.rows(
+                "SELECT max(number) FROM model_versions WHERE model_id = :model",
+                {"model": model[0]},
+            )[0]
+            if number is None:
+                raise NotFound(f"model {parsed.name!r} has no versions")
+        elif parsed.alias is not None:
+            pointed = self.rows(
+                "SELECT number FROM model_aliases WHERE model_id = :model AND alias = :alias",
+                {"model": model[0], "alias": parsed.alias},
+            )
+            if not pointed:
+                raise NotFound(f"model {parsed.name!r} has no alias {parsed.alias!r}")
+            number = pointed[0][0]
+        found = self.rows(
+            f"SELECT {_VERSION} FROM model_versions WHERE model_id = :model AND number = :number",
+            {"model": model[0], "number": number},
+        )
+        if not found:
+            raise NotFound(f"model version {parsed.name}@{number} does not exist")
+        return self._versions(model, found)[0]
 
     def list_versions(
         self, name: str, max_results: int, page_token: str | None
