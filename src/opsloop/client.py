@@ -265,7 +265,7 @@ class Client(TrackingClient):
             from opsloop.serving.local import LocalDeploymentBackend
 
             store, _ = shared_stores(self.settings)
-            predictions = self.settings.home / "predictions"  # this process's prediction log
+            predictions = self.settings.predictions_folder  # this process's prediction log
             backend = LocalDeploymentBackend(store, self.models, predictions)
         return DeploymentsClient(backend, self.models, lambda: self.data, self.settings)
 
@@ -287,7 +287,7 @@ class Client(TrackingClient):
             store,
             # a check reads the log's files (every process's journals among them) as the
             # deployments' own log would, without building that client or opening its journals
-            lambda: PredictionReader(self.settings.home / "predictions"),
+            lambda: PredictionReader(self.settings.predictions_folder),
             self,  # models, deployments, data: each built when a call first needs it
         )  # fmt: skip
         return MonitorsClient(backend)

@@ -134,6 +134,11 @@ class Settings:
         return "token" if self.token else "open"
 
     @property
+    def predictions_folder(self) -> Path:
+        """This home's prediction log: what ``serve`` writes and a monitor's check reads."""
+        return self.home / "predictions"
+
+    @property
     def is_remote(self) -> bool:
         """True when the SDK should talk to a server rather than to the store directly."""
         return bool(self.server_url)

@@ -52,7 +52,7 @@ class _Privacy:
             from opsloop.client import shared_stores
 
             self.store = shared_stores(settings)[0]
-            self.predictions = settings.home / "predictions"
+            self.predictions = settings.predictions_folder
 
     def call(self, method: str, route: Any, **kwargs: Any) -> Any:
         return self.http.json(method, route.url(), **kwargs)

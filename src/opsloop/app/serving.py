@@ -37,7 +37,7 @@ def open_runtime(client: Any) -> Any:
     from opsloop.serving.runtime import ServingRuntime
 
     masking = IngestMasking(shared_stores(client.settings)[0])  # the workspace's, at ingest
-    log = PredictionLog(client.settings.home / "predictions", masking=masking)
+    log = PredictionLog(client.settings.predictions_folder, masking=masking)
     return ServingRuntime(client.deployments, client.models, log, ServingMetrics())
 
 
