@@ -247,6 +247,7 @@ def test_artifacts_of_a_moved_store_come_from_artifacts_root(
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Any:
     """A real ``mlflow server`` on loopback (its own SQLite store, proxied artifacts)."""
+    import os
     import subprocess
     import sys
     import time
@@ -260,7 +261,13 @@ def mlflow_server(tmp_path: Path) -> Any:
     command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1",
                "--port", str(port), "--workers", "1", "--artifacts-destination", str(artifacts),
                "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Without huey installed, a server with job execution on (mlflow's default) started a new
+    # Python every second or so trying to run its job consumer, for as long as it was up; the
+    # import never submits a job.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180

@@ -1,14 +1,22 @@
-"""The ``opsloop`` command as a user runs it: real processes, exit codes, --json, errors."""
+"""The ``opsloop`` command as a user runs it: exit codes, --json, errors. Real processes where
+the point is the installed command; a long session of commands runs in this process
+(tests/cli/support.py)."""
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.cli.quickstart_lines import parse
+from tests.cli.quickstart_lines import suggestions
+from tests.cli.support import in_process
 
 OPSLOOP = [str(Path(sys.executable).with_name("opsloop"))]
 
@@ -20,11 +28,20 @@ def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def test_quickstart_then_explore(tmp_path: Path) -> None:
-    out = printed = run("quickstart", "--epochs", "5").stdout
+def test_quickstart_then_explore(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The installed command for the quickstart a user starts with, in an 80-column terminal;
+    # what they explore after it runs in this process (the same commands, without a Python
+    # start each).
+    env = {**os.environ, "COLUMNS": "80", "LINES": "40"}
+    started = subprocess.run([*OPSLOOP, "quickstart", "--epochs", "5"], capture_output=True,
+                             text=True, timeout=300, env=env)  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    out = printed = started.stdout
+    cli = in_process(capsys)
     assert "Where to look next" in out
+    drift = _check_suggestions(printed)
     listing = json.loads(
-        run("runs", "list", "-e", "quickstart", "--json", "-o", "metrics.val_f1 DESC").stdout
+        cli("runs", "list", "-e", "quickstart", "--json", "-o", "metrics.val_f1 DESC").stdout
     )
     runs = listing["items"]
     trials = [r for r in runs if "opsloop.trial.number" in r["data"]["tags"]]
@@ -33,55 +50,81 @@ def test_quickstart_then_explore(tmp_path: Path) -> None:
     steps = {t["opsloop.step"]: r for t, r in zip(tags, runs, strict=True) if "opsloop.step" in t}
     assert set(steps) == {"load_table", "validate", "split", "sweep", "publish", "gate"}
     best, other = trials[0]["info"]["run_id"], trials[1]["info"]["run_id"]
-    assert "val_f1" in run("runs", "compare", best, other).stdout
+    assert "val_f1" in cli("runs", "compare", best, other).stdout
     (pipeline_run,) = [r["info"]["run_id"] for r in runs if not r["info"]["parent_run_id"]]
-    assert "python.version" in run("runs", "env", pipeline_run).stdout
-    history = json.loads(run("runs", "metric", best, "val_loss", "--json").stdout)
+    assert "python.version" in cli("runs", "env", pipeline_run).stdout
+    history = json.loads(cli("runs", "metric", best, "val_loss", "--json").stdout)
     assert history["steps"] == [0, 1, 2, 3, 4]
-    files = json.loads(run("runs", "artifacts", best, "--json").stdout)
+    files = json.loads(cli("runs", "artifacts", best, "--json").stdout)
     assert {"model/model.skops", "predictions/validation.parquet"} <= {f["path"] for f in files}
-    run("runs", "download", best, "model", "--dst", str(tmp_path))
+    cli("runs", "download", best, "model", "--dst", str(tmp_path))
     assert (tmp_path / "model" / "model.skops").stat().st_size > 0
     filtered = json.loads(
-        run("runs", "list", "-e", "quickstart", "-f", "params.penalty = 'l1'", "--json").stdout
+        cli("runs", "list", "-e", "quickstart", "-f", "params.penalty = 'l1'", "--json").stdout
     )
     assert len(filtered["items"]) == 1
     total = len(runs)
-    run("runs", "delete", best)
-    remaining = json.loads(run("runs", "list", "-e", "quickstart", "--json").stdout)["items"]
+    cli("runs", "delete", best)
+    remaining = json.loads(cli("runs", "list", "-e", "quickstart", "--json").stdout)["items"]
     assert len(remaining) == total - 1
-    run("runs", "restore", best)
-    shown = json.loads(run("data", "show", "breast-cancer@1", "--json").stdout)
+    cli("runs", "restore", best)
+    shown = json.loads(cli("data", "show", "breast-cancer@1", "--json").stdout)
     assert shown["version"]["validation_status"] == "passed"
     assert shown["version"]["table"]["rows"] == 569
     readers = {steps[s]["info"]["run_id"] for s in ("load_table", "validate")} | {pipeline_run}
     assert {x["relation"] for x in shown["lineage"]} == {"input"}  # the loop's retraining too
     assert readers <= {x["run_id"] for x in shown["lineage"]}
-    out = json.loads(run("data", "show", "breast-cancer-predictions", "--json").stdout)
+    out = json.loads(cli("data", "show", "breast-cancer-predictions", "--json").stdout)
     assert out["lineage"][0]["relation"] == "output"
-    traces = json.loads(run("traces", "list", "--tag", "quickstart", "--json").stdout)["items"]
+    traces = json.loads(cli("traces", "list", "--tag", "quickstart", "--json").stdout)["items"]
     assert len(traces) == 4 and all(t["cost"] > 0 and "thumbs" in t["scores"] for t in traces)
-    evals = json.loads(run("eval", "list", "--json").stdout)
+    evals = json.loads(cli("eval", "list", "--json").stdout)
     assert evals[0]["suite"] == "support-answers" and evals[0]["passed"]
-    sft = json.loads(run("data", "show", "support-sft@1", "--json").stdout)
+    sft = json.loads(cli("data", "show", "support-sft@1", "--json").stdout)
     assert sft["version"]["file_count"] == 1
-    (loop,) = json.loads(run("loop", "status", "breast-cancer-clf", "--json").stdout)
+    (loop,) = json.loads(cli("loop", "status", "breast-cancer-clf", "--json").stdout)
     assert loop["loop"]["stage"] in ("promoted", "rolled_back", "rejected"), loop["loop"]
     stages = [h["stage"] for h in loop["loop"]["history"]]
     assert stages[:4] == ["triggered", "training", "gating", "rolling_out"]
     assert "loop: " in printed and "scanner is recalibrated" in printed
-    alerts = json.loads(run("alerts", "list", "--json").stdout)
+    alerts = json.loads(cli("alerts", "list", "--json").stdout)
     assert alerts[0]["rule"] == "data-drift"
     assert alerts[0]["deliveries"]["log"]["status"] == "delivered"
-    checks = json.loads(run("monitors", "runs", "breast-cancer-watch", "--json").stdout)
+    checks = json.loads(cli("monitors", "runs", "breast-cancer-watch", "--json").stdout)
     assert [c["status"] for c in checks][-2:] == ["alerting", "ok"]  # oldest last
-    again = run("quickstart", "--epochs", "5").stdout
+    again = cli("quickstart", "--epochs", "5").stdout
     assert "unchanged: breast-cancer@1" in again  # same bytes, same version
     assert again.count("cached from run") == 5  # every step but the gate
     assert f"opsloop pipelines show {pipeline_run}" in printed
     assert "support-sft@2" in again  # three more thumbs-up chats: the next version
-    traces = json.loads(run("traces", "list", "--tag", "quickstart", "--json").stdout)["items"]
+    traces = json.loads(cli("traces", "list", "--tag", "quickstart", "--json").stdout)["items"]
     assert len(traces) == 8  # a second run traces new conversations, never reuses ids
+    # The drift command the first run suggested is pinned to that run's export: it still
+    # finds the drift that run made.
+    assert "dataset: DRIFT" in cli(*drift[1:]).stdout
+    assert (tmp_path / "drift.html").stat().st_size > 0
+
+
+def _check_suggestions(printed: str) -> list[str]:
+    """Every command the quickstart suggests, as a user copies it out of an 80-column
+    terminal, is one whole line the CLI accepts; returns the suggested drift command."""
+    pairs = suggestions(printed)
+    assert len(pairs) >= 25
+    leaves = set()
+    for command, why in pairs:
+        assert command.startswith("  opsloop "), command
+        assert why.startswith("    # ") and len(why) > len("    # "), why
+        argv = shlex.split(command)
+        assert "#" not in argv, command  # the explanation is on the next line
+        leaves.add(parse(argv[1:]).command_path)
+    # Long ones too: at 80 columns rich used to wrap these mid-argument.
+    assert {"opsloop pipelines show", "opsloop runs compare", "opsloop drift"} <= leaves
+    assert any(len(command) > 80 for command, _ in pairs)
+    compare = next(c for c, _ in pairs if " runs compare " in c).split()
+    assert compare[-1] != compare[-2]  # the runner-up, not the best trial twice
+    (drift,) = [shlex.split(c) for c, _ in pairs if c.startswith("  opsloop drift ")]
+    assert "breast-cancer-live@" in drift[3]  # this run's export, pinned
+    return drift
 
 
 @pytest.mark.parametrize(
@@ -122,14 +165,37 @@ def test_help_teaches_and_is_fast() -> None:
     assert "--no-browser" in run("ui", "--help").stdout
 
 
+# ``opsloop NAME --help`` for each NAME given, in one fresh process: the first call adds only
+# NAME's group, as the command does, and the others are commands of that same group.
+_HELP_OF_EACH = """
+import contextlib, io, json, sys
+from opsloop.app.cli import main
+helps = {}
+for name in sys.argv[1:]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            main([name, "--help"])
+        except SystemExit as exc:
+            assert not exc.code, (name, exc.code)
+    helps[name] = out.getvalue()
+print(json.dumps(helps))
+"""
+
+
 def test_every_command_is_listed_and_reachable_when_only_its_group_is_loaded() -> None:
-    """A process builds only the group its first word names; --help still lists them all."""
+    """A process builds only the group its first word names; --help still lists them all.
+    One process per group (not per command) asks each of its commands for its help."""
     from opsloop.app.cli import _ADDS_COMMANDS
 
     listed = run("--help").stdout
     for names in _ADDS_COMMANDS.values():
+        done = subprocess.run([sys.executable, "-c", _HELP_OF_EACH, *names],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        helps = json.loads(done.stdout)
         for name in names:
             assert f" {name} " in listed, name
-            assert "Usage: opsloop " + name in " ".join(run(name, "--help").stdout.split())
+            assert "Usage: opsloop " + name in " ".join(helps[name].split())
     done = run("no-such-command", ok=False)
     assert done.returncode == 2 and "No such command" in done.stderr

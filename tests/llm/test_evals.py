@@ -21,6 +21,7 @@ from opsloop.errors import NotFound
 from opsloop.llm.evals import metrics
 from opsloop.llm.evals.judge import parse_verdict
 from opsloop.llm.evals.suite import load_suite
+from tests.cli.support import in_process as opsloop_in_process
 from tests.llm.tiny_llm import GOOD_PROMPT
 from tests.llm.tiny_llm import QA
 from tests.llm.tiny_llm import RUDE_PROMPT
@@ -237,19 +238,17 @@ def test_bad_suites_are_refused_before_any_call(
     client.close()
 
 
-def test_cli_exit_codes(tiny_llm: str, tmp_path: Path) -> None:
+def test_cli_exit_codes(tiny_llm: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import opsloop
 
     client = opsloop.Client()
     _seed(client, tmp_path)
     suite = tmp_path / "suite.yaml"
     suite.write_text(yaml.safe_dump(_suite(tiny_llm)))
-    cli = str(Path(sys.executable).with_name("opsloop"))
+    in_process = opsloop_in_process(capsys)
 
     def run(*args: str, code: int = 0) -> str:
-        done = subprocess.run([cli, *args], capture_output=True, text=True, timeout=180)
-        assert done.returncode == code, done.stdout + done.stderr
-        return done.stdout + done.stderr
+        return in_process(*args, code=code).output
 
     out = run("eval", "run", str(suite))
     assert "PASSED suite qa-suite: 4/8 cases passed" in out and "failing cases" in out
@@ -260,5 +259,11 @@ def test_cli_exit_codes(tiny_llm: str, tmp_path: Path) -> None:
     run("eval", "require", "qa", "production", "--suite", "qa-suite")
     assert "requires qa@2 to pass" in run("prompts", "label", "qa", "2", "production", code=4)
     suite.write_text(suite.read_text().replace("icontains", "icontain"))
-    assert "did you mean 'icontains'" in run("eval", "run", str(suite), code=2)
+    # The installed command, once: a bad suite is exit code 2 and one line, no traceback.
+    cli = str(Path(sys.executable).with_name("opsloop"))
+    done = subprocess.run(
+        [cli, "eval", "run", str(suite)], capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "did you mean 'icontains'" in done.stderr and "Traceback" not in done.stderr
     client.close()

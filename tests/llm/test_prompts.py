@@ -15,6 +15,7 @@ import pytest
 from opsloop.errors import InvalidInput
 from opsloop.errors import NotFound
 from opsloop.errors import StoreError
+from tests.cli.support import in_process
 from tests.conftest import LiveServer
 
 OPSLOOP = [str(Path(sys.executable).with_name("opsloop"))]
@@ -139,19 +140,21 @@ def test_rest_errors(sqlite_url: str, tmp_path: Path) -> None:
         assert [v["version"] for v in api.get("/prompts/a/versions").json()] == [1]
 
 
-def test_cli(tmp_path: Path) -> None:
-    def run(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([*OPSLOOP, *args], capture_output=True, text=True, timeout=60)
-        assert done.returncode == code, done.stderr
-        return done
-
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = in_process(capsys)
     run("prompts", "create", "q", "--text", "Q: {{ question }}", "--label", "production")
     (tmp_path / "chat.json").write_text(json.dumps(CHAT))
     out = run("prompts", "create", "q", "--messages", str(tmp_path / "chat.json"), "--config",
               "temperature=0.1", "--json").stdout  # fmt: skip
     assert json.loads(out)["version"] == 2
     assert run("prompts", "render", "q", "--var", "question=Why").stdout.strip() == "Q: Why"
-    assert "missing template variable(s): question" in run("prompts", "render", "q", code=2).stderr
+    # The installed command, once: a missing variable is exit code 2 and one line on stderr.
+    done = subprocess.run(
+        [*OPSLOOP, "prompts", "render", "q"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert "missing template variable(s): question" in done.stderr
+    assert "Traceback" not in done.stderr
     run("prompts", "label", "q", "2", "staging")
     assert "+[system]" in run("prompts", "diff", "q", "1", "2").stdout
     assert "no label 'canary'" in run("prompts", "render", "q", "--label", "canary", code=3).stderr

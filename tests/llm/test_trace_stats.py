@@ -14,6 +14,7 @@ from opsloop.errors import NotFound
 from opsloop.llm.tracing.records import SpanRecord
 from opsloop.llm.tracing.stats import KEY_ATTRIBUTE
 from opsloop.llm.tracing.stats import ROUTE_ATTRIBUTE
+from tests.cli.support import in_process as opsloop_in_process
 
 MINUTE = 60 * 10**9
 _ids = iter(range(1, 10**6))
@@ -159,7 +160,7 @@ def test_bad_queries_are_invalid_input(client: Any) -> None:
         client.traces.sessions(page_token="forged")
 
 
-def test_cli_stats_and_sessions() -> None:
+def test_cli_stats_and_sessions(capsys: pytest.CaptureFixture[str]) -> None:
     import subprocess
     import sys
     from pathlib import Path
@@ -170,12 +171,10 @@ def test_cli_stats_and_sessions() -> None:
     now = time.time_ns()
     store(client, [call(now - MINUTE, 12, route="support", session="s1", user="u1")])
     client.close()
-    opsloop_cli = str(Path(sys.executable).with_name("opsloop"))
+    in_process = opsloop_in_process(capsys)
 
     def run(*args: str, code: int = 0) -> str:
-        done = subprocess.run([opsloop_cli, *args], capture_output=True, text=True, timeout=60)
-        assert done.returncode == code, done.stderr
-        return done.stdout + done.stderr
+        return in_process(*args, code=code).output
 
     data = json.loads(run("traces", "stats", "--by", "route", "--since", "1h", "--json"))
     assert [(g["group"], g["calls"]) for g in data["groups"]] == [("support", 1)]
@@ -187,7 +186,15 @@ def test_cli_stats_and_sessions() -> None:
     turns = run("traces", "sessions", "s1")
     assert "12.0 ms" in turns and "ok" in turns
     assert "no trace has session id" in run("traces", "sessions", "nope", code=3)
-    bad = run("traces", "stats", "--by", "weather", code=2)
-    assert "by" in bad and "Traceback" not in bad
+    # The installed command, once: bad input is exit code 2 and no traceback.
+    opsloop_cli = str(Path(sys.executable).with_name("opsloop"))
+    bad = subprocess.run(
+        [opsloop_cli, "traces", "stats", "--by", "weather"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2, bad.stderr
+    assert "by" in bad.stdout + bad.stderr and "Traceback" not in bad.stdout + bad.stderr
     assert "bucket 'soon'" in run("traces", "stats", "--bucket", "soon", code=2)
     assert "Group by model, route, key or user" in run("traces", "stats", "--help")

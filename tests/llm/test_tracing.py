@@ -22,6 +22,7 @@ from opsloop.llm.tracing.pricing import ModelPrice
 from opsloop.llm.tracing.pricing import PriceTable
 from opsloop.llm.tracing.records import MAX_VALUE_CHARS
 from opsloop.llm.tracing.records import SpanRecord
+from tests.cli.support import in_process as opsloop_in_process
 
 
 def _rag(client: Any, question: str, user: str, fail: bool = False) -> str:
@@ -258,7 +259,7 @@ def test_price_table_matching() -> None:
     assert defaults.find("my-private-model") is None
 
 
-def test_cli(tmp_path: Path) -> None:
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
     import subprocess
     import sys
@@ -268,12 +269,10 @@ def test_cli(tmp_path: Path) -> None:
     with pytest.raises(TimeoutError):
         _rag(client, "late?", "u2", fail=True)
     client.traces.flush()
-    opsloop_cli = str(Path(sys.executable).with_name("opsloop"))
+    in_process = opsloop_in_process(capsys)
 
     def run(*args: str, code: int = 0) -> str:
-        done = subprocess.run([opsloop_cli, *args], capture_output=True, text=True, timeout=60)
-        assert done.returncode == code, done.stderr
-        return done.stdout + done.stderr
+        return in_process(*args, code=code).output
 
     listed = json.loads(run("traces", "list", "--json", "--since", "1h", "--no-error"))
     assert [t["trace_id"] for t in listed["items"]] == [trace_id]
@@ -289,7 +288,13 @@ def test_cli(tmp_path: Path) -> None:
     assert "wrote 2 traces" in run("traces", "export", str(tmp_path / "t.parquet"), "--traces")
     run("traces", "prices", "set", "tiny-.*", "--input", "0.5", "--output", "1")
     assert "tiny-.*" in run("traces", "prices", "list")
-    assert "does not exist" in run("traces", "show", "a" * 32, code=3)
+    # The installed command, once: a missing trace is exit code 3 and one line.
+    opsloop_cli = str(Path(sys.executable).with_name("opsloop"))
+    missing = subprocess.run(
+        [opsloop_cli, "traces", "show", "a" * 32], capture_output=True, text=True, timeout=60
+    )
+    assert missing.returncode == 3, missing.stderr
+    assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
     assert "neither an age" in run("traces", "list", "--since", "yesterday", code=2)
     assert "NAME OP VALUE" in run("traces", "list", "--score", "oops", code=2)
     assert "--no-error" in run("traces", "list", "--help")
