@@ -75,13 +75,18 @@ class TinyLM:
             labels[row, start : len(seq)] = torch.tensor(seq[start:])
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=3e-3)
         self.model.train()
-        for _ in range(steps):
-            loss = self.model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            if loss.item() < 0.01:
-                break
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # beside another test worker, torch's spinning threads cost CPU
+        try:
+            for _ in range(steps):
+                loss = self.model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                if loss.item() < 0.01:
+                    break
+        finally:
+            torch.set_num_threads(threads)
         self.final_loss = loss.item()
         self.model.eval()
         self.lock = threading.Lock()
