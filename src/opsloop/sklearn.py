@@ -103,7 +103,7 @@ def _log_fit(run: ActiveRun, estimator: Any, X: Any, y: Any) -> None:
     if isinstance(estimator, BaseSearchCV) and hasattr(estimator, "cv_results_"):
         log_search(run, estimator, _config["max_tuning_runs"])
     if _config["log_models"]:
-        from opsloop.registry.flavors import skops_io  # without the walk that imports torch
+        from opsloop.registry.sklearn_imports import skops_io  # without the walk that imports torch
 
         with attempt("save the model"):
             skops = skops_io()

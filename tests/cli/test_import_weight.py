@@ -118,7 +118,7 @@ def test_lean_estimator_walk_lists_what_scikit_learn_lists() -> None:
     original walk imports torch)."""
     source = (
         "from sklearn.utils import all_estimators\n"
-        "from opsloop.registry.flavors import _public_estimators, skops_io\n"
+        "from opsloop.registry.sklearn_imports import _public_estimators, skops_io\n"
         "import sklearn.utils\n"
         "skops_io()\n"
         "assert sklearn.utils.all_estimators is all_estimators\n"

@@ -15,7 +15,7 @@ if sys.argv[1] == "early":
     import scipy.special  # as opsloop serve does, first
 import uvicorn  # the server's modules, as serve's app imports them
 import opsloop.app.serving, opsloop.client, opsloop.serving.inference_api
-from opsloop.registry.flavors import skops_io
+from opsloop.registry.sklearn_imports import skops_io
 skops_io()
 import skops.io._trusted_types as trusted
 print(json.dumps({k: v for k, v in vars(trusted).items()

@@ -15,7 +15,7 @@ import json, sys
 from scipy._lib import _array_api
 parse = _array_api.FunctionDoc
 if sys.argv[1] == "as-written":
-    from opsloop.registry.flavors import scipy_docs_as_written
+    from opsloop.registry.sklearn_imports import scipy_docs_as_written
     with scipy_docs_as_written():
         import scipy.special, scipy.stats
 else:

@@ -75,7 +75,7 @@ def serve(
         # ~460 entries in, not ~1,100: the same names from shorter scans (serve's CPU to ready
         # 3.7 -> 3.2 s on a loaded 2-core box). Serving only other flavors, this import costs
         # ~0.4 s of CPU there (with NumPy's, which those flavors import anyway).
-        from opsloop.registry.flavors import scipy_docs_as_written
+        from opsloop.registry.sklearn_imports import scipy_docs_as_written
 
         with scipy_docs_as_written():
             import scipy.special  # noqa: F401

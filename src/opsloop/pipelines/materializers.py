@@ -72,13 +72,13 @@ def _load_array(path: Path) -> Any:
 
 def _save_estimator(value: Any, path: Path) -> None:
     from opsloop.registry.flavors import deterministic_skops
-    from opsloop.registry.flavors import skops_io
+    from opsloop.registry.sklearn_imports import skops_io
 
     path.write_bytes(deterministic_skops(skops_io().dumps(value)))
 
 
 def _load_estimator(path: Path) -> Any:
-    from opsloop.registry.flavors import skops_io
+    from opsloop.registry.sklearn_imports import skops_io
 
     skops = skops_io()  # without the import walk that brings torch
     return skops.load(path, trusted=skops.get_untrusted_types(file=path))

@@ -10,32 +10,27 @@ only loads with ``trusted=True``.
 A flavor is a small class: ``save`` writes the model file, ``load`` reads it back, ``handles``
 says whether it knows a live object, ``packages`` names the distributions a package pins.
 A flavor's library is imported only when a model of that flavor is saved or loaded: nothing
-here imports torch, onnxruntime or skops until it is asked to (see :func:`skops_io`).
+here imports torch, onnxruntime or skops until it is asked to (see
+:func:`~opsloop.registry.sklearn_imports.skops_io`).
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import io
 import json
 import pickle
-import pkgutil
 import re
-import sys
-import threading
-import warnings
 import zipfile
 from abc import ABC
 from abc import abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from typing import ClassVar
 
 from opsloop.errors import InvalidInput
 from opsloop.errors import PermissionDenied
+from opsloop.registry.sklearn_imports import skops_io
 
 __all__ = [
     "FLAVORS",
@@ -44,8 +39,6 @@ __all__ = [
     "deterministic_skops",
     "flavor_for",
     "get_flavor",
-    "scipy_docs_as_written",
-    "skops_io",
     "torch_module_class",
     "transformers_class",
 ]
@@ -54,133 +47,6 @@ __all__ = [
 # these libraries are library code (e.g. sklearn.tree._tree.Tree), never code from the package.
 _SAFE_MODULE_ROOTS = ("sklearn", "numpy", "scipy")
 _KNOWN_SAFE_TYPES = ("sklearn.tree._tree.Tree",)  # what tree ensembles hold
-
-
-def skops_io() -> Any:
-    """``skops.io``, imported without its walk over every scikit-learn package.
-
-    On import skops lists scikit-learn's estimators (its default trusted types) through
-    ``sklearn.utils.all_estimators``, which walks ``pkgutil.walk_packages`` over all of
-    scikit-learn. The walk imports every *package* on the way in order to look inside it, even
-    the ones whose modules it then ignores: ``sklearn.externals.array_api_compat.torch`` imports
-    torch (1.2-3.5 s, ~800 modules), and the function imports pytest for a warnings filter. The
-    list it returns comes only from the modules it keeps, and a package it ignores holds only
-    modules it ignores, so :func:`_public_estimators` does not descend into them and returns the
-    same list (a test compares the two). It stands in for ``all_estimators`` only while skops
-    is imported; skops's trusted types are unchanged.
-
-    The module is handed out only once its import has finished: ``sys.modules`` holds it from
-    the moment its import starts, so a second thread that took it from there could call a
-    function not defined yet.
-    """
-    global _skops
-    if _skops is not None:
-        return _skops
-    with _SKOPS_IMPORT:
-        if _skops is None:
-            with scipy_docs_as_written():  # scikit-learn imports scipy.stats
-                import sklearn.utils
-
-            original = sklearn.utils.all_estimators
-            sklearn.utils.all_estimators = _public_estimators
-            try:  # waits for an import another thread of the user's has under way
-                _skops = importlib.import_module("skops.io")
-            finally:
-                sklearn.utils.all_estimators = original
-    return _skops
-
-
-_SKOPS_IMPORT = threading.Lock()
-_skops: Any = None  # skops.io, once imported whole
-
-
-@contextmanager
-def scipy_docs_as_written() -> Iterator[None]:
-    """SciPy's modules imported meanwhile keep their functions' docstrings as written, without
-    the array-API support table SciPy 1.17 renders into each at import.
-
-    SciPy's ``xp_capabilities`` decorator parses the docstring of every function it marks
-    (``_docscrape.FunctionDoc``, ~470 of them in ``scipy.special`` and ``scipy.stats``), appends
-    the table to its Notes and writes it back: 1.5 of the 10.5 billion instructions ``opsloop
-    serve`` ran to its first prediction, and the same share of every first scikit-learn model
-    load or save (scikit-learn imports ``scipy.stats``). Here the parse is stood in for by the
-    docstring as it is; the decorator's other effect (its capabilities table, read by SciPy's
-    own tests) is unchanged, and so is every function. Nothing is changed where SciPy has no
-    such decorator, or where ``scipy.stats`` was imported before.
-    """
-    try:
-        from scipy._lib import _array_api
-    except ImportError:  # no SciPy, or one without the array-API layer
-        yield
-        return
-    parse = getattr(_array_api, "FunctionDoc", None)
-    if parse is None or "scipy.stats" in sys.modules:
-        yield
-        return
-    with _SCIPY_DOCS:
-        _array_api.FunctionDoc = _DocAsWritten
-        try:
-            yield
-        finally:
-            _array_api.FunctionDoc = parse
-
-
-_SCIPY_DOCS = threading.RLock()
-
-
-class _DocAsWritten:
-    """What ``xp_capabilities`` takes for a parsed docstring: the Notes it appends to are
-    dropped, and the text it writes back is the docstring as it was (after the first line,
-    where the parsed one renders the signature)."""
-
-    def __init__(self, function: Any) -> None:
-        self._doc = function.__doc__ or ""
-
-    def __getitem__(self, section: str) -> list[str]:
-        return []
-
-    def __str__(self) -> str:
-        return "\n" + self._doc
-
-
-def _public_estimators(type_filter: Any = None) -> list[tuple[str, type]]:
-    """``sklearn.utils.all_estimators()``'s list, walking only the packages whose modules it
-    keeps (see :func:`skops_io`)."""
-    if type_filter is not None:  # skops never filters; anything else gets the original
-        from sklearn.utils.discovery import all_estimators
-
-        return all_estimators(type_filter)  # type: ignore[no-any-return]
-    import sklearn
-    from sklearn.base import BaseEstimator
-    from sklearn.utils.discovery import _MODULE_TO_IGNORE
-
-    found: set[tuple[str, type]] = set()
-
-    def walk(path: list[str], prefix: str) -> None:
-        for info in pkgutil.iter_modules(path, prefix):
-            parts = info.name.split(".")
-            if any(part in _MODULE_TO_IGNORE for part in parts) or "._" in info.name:
-                continue  # ignored, and so is everything under it
-            module = importlib.import_module(info.name)
-            found.update(
-                (name, cls)
-                for name, cls in inspect.getmembers(module, inspect.isclass)
-                if not name.startswith("_")
-            )
-            if info.ispkg:
-                walk(list(module.__path__), info.name + ".")
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # as all_estimators does
-        walk(list(sklearn.__path__), "sklearn.")
-    estimators = {
-        (name, cls)
-        for name, cls in found
-        if issubclass(cls, BaseEstimator)
-        and name != "BaseEstimator"
-        and not getattr(cls, "__abstractmethods__", None)
-    }
-    return sorted(estimators, key=lambda item: item[0])
 
 
 class Flavor(ABC):
