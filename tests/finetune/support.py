@@ -4,14 +4,46 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from tests.gateway import chat_lm
+from tests.no_network import block_sockets
 
-__all__ = ["cli", "register_base"]
+__all__ = ["chats", "cli", "offline_client", "register_base"]
+
+
+@contextlib.contextmanager
+def offline_client(root: Path) -> Iterator[Any]:
+    """A ``Client`` on an embedded store of its own under ``root`` (a module's fine-tuning
+    world), with every socket beyond loopback blocked for the block and none tried by its end."""
+    from opsloop import Client
+
+    attempts, unblock = block_sockets()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OPSLOOP_HOME", str(root / "home"))
+        env.setenv("OPSLOOP_CAPTURE_ENV", "0")
+        for name in ("OPSLOOP_SERVER_URL", "OPSLOOP_DATABASE_URL", "OPSLOOP_BLOB_URL"):
+            env.delenv(name, raising=False)
+        client = Client()
+        try:
+            yield client
+        finally:
+            client.close()
+    unblock()
+    assert attempts == []
+
+
+def chats() -> list[dict[str, Any]]:
+    """The tiny chat model's dialogues as chat JSONL rows (SFT data)."""
+    return [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+        for q, a in chat_lm.ANSWERS.items()
+    ]
 
 
 def cli(*args: str) -> tuple[int, str]:

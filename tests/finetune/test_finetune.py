@@ -18,10 +18,11 @@ import pytest
 import yaml
 
 from opsloop.errors import InvalidInput
+from tests.finetune.support import chats
 from tests.finetune.support import cli
+from tests.finetune.support import offline_client
 from tests.finetune.support import register_base
 from tests.gateway import chat_lm
-from tests.no_network import block_sockets
 from tests.no_network import network_attempts
 from tests.no_network import no_network_env  # noqa: F401
 
@@ -46,35 +47,21 @@ CONFIG = {
 }
 
 
-def _chats() -> list[dict[str, Any]]:
-    return [
-        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
-        for q, a in chat_lm.ANSWERS.items()
-    ]
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """A registered base (with tokenizer and chat template), chat data versions, and three
     runs: one of six steps through the CLI, and the same config split 3 + 3 with --resume
     (the second half registering merged weights)."""
-    from opsloop import Client
     from opsloop.app.finetune import run_finetune
 
     root = tmp_path_factory.mktemp("finetune")
-    attempts, unblock = block_sockets()
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("OPSLOOP_HOME", str(root / "home"))
-        env.setenv("OPSLOOP_CAPTURE_ENV", "0")
-        for name in ("OPSLOOP_SERVER_URL", "OPSLOOP_DATABASE_URL", "OPSLOOP_BLOB_URL"):
-            env.delenv(name, raising=False)
-        client = Client()
+    with offline_client(root) as client:
         register_base(client)
-        (root / "train.jsonl").write_text("\n".join(json.dumps(r) for r in _chats()) + "\n")
+        (root / "train.jsonl").write_text("\n".join(json.dumps(r) for r in chats()) + "\n")
         client.data.add(str(root / "train.jsonl"), name="chats")
         bad = root / "bad" / "train.jsonl"
         bad.parent.mkdir()
-        bad.write_text(json.dumps(_chats()[0]) + "\n" + json.dumps({"prompt": "hi"}) + "\n")
+        bad.write_text(json.dumps(chats()[0]) + "\n" + json.dumps({"prompt": "hi"}) + "\n")
         client.data.add(str(bad), name="bad-chats")
         config = root / "finetune.yaml"
         evaluated = {**CONFIG, "eval_dataset": "chats@1", "eval_steps": 3}
@@ -88,9 +75,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
         yield SimpleNamespace(
             client=client, root=root, whole=whole, first=first, second=second, config=config
         )
-        client.close()
-    unblock()
-    assert attempts == []
 
 
 def test_the_run_logs_every_step_and_the_loss_falls(world: Any) -> None:

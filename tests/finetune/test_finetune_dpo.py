@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from tests.finetune.support import cli
+from tests.finetune.support import offline_client
 from tests.finetune.support import register_base
 from tests.gateway import chat_lm
-from tests.no_network import block_sockets
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")
@@ -106,17 +106,10 @@ def margin(model: Any, tokenizer: Any) -> float:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """A registered base, the preference version exported from rated traces, a LoRA DPO run
     through the CLI, and a full DPO run through the SDK split 2 + 1 steps with resume."""
-    from opsloop import Client
     from opsloop.app.finetune import run_finetune
 
     root = tmp_path_factory.mktemp("dpo")
-    attempts, unblock = block_sockets()
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("OPSLOOP_HOME", str(root / "home"))
-        env.setenv("OPSLOOP_CAPTURE_ENV", "0")
-        for name in ("OPSLOOP_SERVER_URL", "OPSLOOP_DATABASE_URL", "OPSLOOP_BLOB_URL"):
-            env.delenv(name, raising=False)
-        client = Client()
+    with offline_client(root) as client:
         tokenizer = register_base(client)
         _rate(client)
         _bad_versions(client, root)
@@ -133,9 +126,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
             client=client, root=root, lora=json.loads(out), first=first, full=resumed,
             tokenizer=tokenizer,
         )  # fmt: skip
-        client.close()
-    unblock()
-    assert attempts == []
 
 
 def test_the_run_logs_loss_rewards_and_eval(world: Any) -> None:

@@ -18,10 +18,11 @@ import yaml
 
 from opsloop.errors import InvalidInput
 from opsloop.errors import NotFound
+from tests.finetune.support import chats
 from tests.finetune.support import cli
+from tests.finetune.support import offline_client
 from tests.finetune.support import register_base
 from tests.gateway import chat_lm
-from tests.no_network import block_sockets
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")
@@ -56,16 +57,8 @@ SUITE = {
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """A base to fine-tune, chats, a suite file, and ``bot@1``: the trained chat model as the
     champion the gate compares with."""
-    from opsloop import Client
-
     root = tmp_path_factory.mktemp("finetune-gate")
-    attempts, unblock = block_sockets()
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("OPSLOOP_HOME", str(root / "home"))
-        env.setenv("OPSLOOP_CAPTURE_ENV", "0")
-        for name in ("OPSLOOP_SERVER_URL", "OPSLOOP_DATABASE_URL", "OPSLOOP_BLOB_URL"):
-            env.delenv(name, raising=False)
-        client = Client()
+    with offline_client(root) as client:
         register_base(client)
         tokenizer, champion = chat_lm.trained()
         client.models.register(
@@ -73,18 +66,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
             flavor_options={"tokenizer": tokenizer},
         )  # fmt: skip
         client.models.set_alias("bot@1", "champion")
-        chats = [
-            {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
-            for q, a in chat_lm.ANSWERS.items()
-        ]
-        (root / "train.jsonl").write_text("\n".join(json.dumps(c) for c in chats) + "\n")
+        (root / "train.jsonl").write_text("\n".join(json.dumps(c) for c in chats()) + "\n")
         client.data.add(str(root / "train.jsonl"), name="chats")
         suite = root / "suite.yaml"
         suite.write_text(yaml.safe_dump(SUITE))
         yield SimpleNamespace(client=client, root=root, suite=str(suite))
-        client.close()
-    unblock()
-    assert attempts == []
 
 
 def _cli(world: Any, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str]:
