@@ -22,25 +22,14 @@ from tests.finetune.support import chats
 from tests.finetune.support import cli
 from tests.finetune.support import offline_client
 from tests.finetune.support import register_base
+from tests.finetune.test_finetune import CONFIG as SFT_CONFIG
 from tests.gateway import chat_lm
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
-CONFIG = {
-    "base_model": "base@1",
-    "datasets": "chats@1",
-    "output": "bot",
-    "adapter": "lora",
-    "lora_r": 4,
-    "lora_alpha": 8,
-    "lora_target_modules": ["c_attn"],
-    "learning_rate": 0.05,
-    "max_steps": 2,
-    "micro_batch_size": 5,
-    "sequence_len": 64,
-    "seed": 7,
-}
+# the fine-tuning tests' config, shorter: two steps on the attention layers only
+CONFIG = {**SFT_CONFIG, "lora_target_modules": ["c_attn"], "lr_scheduler": "linear", "max_steps": 2}
 SUITE = {
     "name": "bot-answers",
     "prompts": [{"id": "ask", "messages": [{"role": "user", "content": "{{ question }}"}]}],
