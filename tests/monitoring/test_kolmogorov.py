@@ -32,7 +32,8 @@ def samples(kind: str, n1: int, n2: int, seed: int) -> tuple[np.ndarray, np.ndar
     return np.round(rng.normal(size=n1), 1), np.round(rng.normal(0.05, size=n2), 1)  # ties
 
 
-SIZES = [(1, 7), (7, 1), (30, 31), (569, 10_000), (2_000, 300), (400, 400), (10_000, 9_999)]
+SIZES = [(1, 7), (7, 1), (30, 31), (569, 10_000), (2_000, 300), (400, 400), (10_000, 9_999),
+         (569, 10_012), (10_001, 50), (12_000, 12_000)]  # fmt: skip  (the last three: asymptotic)
 
 
 @pytest.mark.parametrize("n1, n2", SIZES)
@@ -60,6 +61,17 @@ def test_the_kernel_is_scipys_own() -> None:
 
     for args in [(569, 10_000, 1, 300), (30, 45, 15, 2), (10_000, 9_999, 1, 5_000_000)]:
         assert kernel(*args) == _compute_outer_prob_inside_method(*args)
+
+
+def test_the_asymptotic_distribution_is_scipys_own_code() -> None:
+    """Every branch of ``kolmogn``'s survival function (small and large n, exact, DMTW,
+    Pomeranz, Pelz-Good, Smirnov, the tails) against ``kstwo.sf`` itself."""
+    kolmogn = kolmogorov._kolmogn()
+    assert kolmogn is not None
+    xs = np.concatenate([[0.0, 1e-4, 0.003, 0.5, 0.75, 0.999, 1.0], np.linspace(0.001, 0.4, 60)])
+    for n in (1, 2, 9, 60, 140, 141, 538, 5_000, 100_001):
+        for x in xs:
+            assert float(kolmogn(n, x, cdf=False)) == float(stats.kstwo.sf(x, n))
 
 
 def test_equal_sizes_are_left_to_scipy() -> None:
@@ -127,6 +139,7 @@ def test_a_drift_report_imports_neither_scipy_stats_nor_spatial() -> None:
         "                         'b': rng.choice([0, 1], n)})\n"
         "small, large = profile_frame(frame(500, 0)), profile_frame(frame(5000, 0))\n"
         "drift(small, frame(2000, 0.3)); drift(large, frame(2000, 0.3))\n"
+        "drift(small, frame(10_012, 0.3))\n"  # above 10,000 rows: KS's asymptotic p-value
         "print(sorted(m for m in ('scipy.stats', 'scipy.spatial') if m in sys.modules))\n"
         "from scipy import stats\n"  # the kernel loaded on its own first: SciPy's still loads
         "ref, cur = rng.normal(size=300), rng.normal(0.1, size=700)\n"

@@ -13,10 +13,20 @@ a column against 0.5-6 ms compiled: more than the import it saves; see bench/REA
 p-value it rejects and recomputes asymptotically) or the compiled function is not where this
 SciPy is expected to keep it; the caller then asks ``scipy.stats`` itself, so the p-value is the
 same in every case. ``tests/monitoring/test_kolmogorov.py`` compares the two.
+
+Above 10,000 rows on either side ``ks_2samp`` answers ``kstwo.sf(d, round(n*m/(n+m)))``, and a
+monitor's window is often that large. ``kstwo``'s survival function is ``kolmogn`` of SciPy's
+pure-Python module ``scipy.stats._ksstats`` (Simard and L'Ecuyer's choice among exact and
+asymptotic formulas), which needs NumPy and ``scipy.special`` only, but importing it the usual
+way imports ``scipy.stats`` first. :func:`asymptotic_p_value` runs that file's own code in a
+namespace of its own, where its one import from ``scipy.stats`` (a numerical derivative, used
+only by the density) is answered by a stand-in; None, and the caller asks ``scipy.stats``, when
+the file or the function is not there.
 """
 
 from __future__ import annotations
 
+import builtins
 import functools
 import importlib.machinery
 import importlib.util
@@ -24,12 +34,16 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
-__all__ = ["exact_p_value"]
+__all__ = ["asymptotic_p_value", "exact_p_value"]
 
 _KERNEL_MODULE = "scipy.stats._stats_pythran"
+_KSSTATS_MODULE = "scipy.stats._ksstats"
+_DERIVATIVE_MODULE = "scipy.stats._finite_differences"
 
 
 def exact_p_value(gap: np.ndarray, n1: int, n2: int) -> float | None:
@@ -54,6 +68,81 @@ def exact_p_value(gap: np.ndarray, n1: int, n2: int) -> float | None:
     return float(np.clip(prob, 0, 1))
 
 
+def asymptotic_p_value(d: float, n1: int, n2: int) -> float | None:
+    """``ks_2samp(a, b).pvalue`` in its asymptotic mode (``kstwo.sf``) for the statistic ``d``
+    of samples of sizes ``n1`` and ``n2``; None where SciPy must say."""
+    kolmogn = _kolmogn()
+    if kolmogn is None:
+        return None
+    return float(kolmogn(np.round(n1 * n2 / (n1 + n2)), d, cdf=False))
+
+
+@functools.cache
+def _kolmogn() -> Callable[..., Any] | None:
+    """``kolmogn`` of SciPy's ``_ksstats`` (what ``kstwo.sf`` calls): from ``sys.modules`` when ``scipy.stats`` is
+    loaded, else that file's code run in its own namespace (not put into ``sys.modules``)."""
+    module = sys.modules.get(_KSSTATS_MODULE)
+    if module is None:
+        path = _stats_folder()
+        source = path / "_ksstats.py" if path is not None else None
+        if source is None or not source.is_file():
+            return None
+        namespace: dict[str, Any] = {
+            "__name__": "opsloop.monitoring._scipy_ksstats",
+            "__file__": str(source),
+            "__builtins__": {**vars(builtins), "__import__": _import_without_stats},
+        }
+        try:
+            exec(compile(source.read_text(encoding="utf-8"), str(source), "exec"), namespace)
+        except (ImportError, OSError, SyntaxError):
+            return None
+        kolmogn = namespace.get("kolmogn")
+    else:
+        kolmogn = getattr(module, "kolmogn", None)
+    return kolmogn if callable(kolmogn) else None
+
+
+def _import_without_stats(name: str, *args: Any, **kwargs: Any) -> Any:
+    """``__import__`` for ``_ksstats``'s code. Its import of the numerical derivative (needed by
+    the density only, never by the survival function) gets a stand-in that refuses; ``scipy``
+    comes with ``scipy.special`` imported when the code first calls one of its functions (the
+    survival function needs one only for a large statistic, and importing it clones NumPy's
+    namespace for SciPy's array-API layer: a tenth of a monitor check)."""
+    if name == _DERIVATIVE_MODULE:
+        stand_in = ModuleType(_DERIVATIVE_MODULE)
+
+        def _derivative(*_: Any, **__: Any) -> Any:
+            raise NotImplementedError("the KS density is not computed outside scipy.stats")
+
+        stand_in._derivative = _derivative  # type: ignore[attr-defined]
+        return stand_in
+    if name.startswith("scipy.special"):
+        return _OnFirstUse("scipy")  # ``import scipy.special[._ufuncs] [as x]`` binds from it
+    return builtins.__import__(name, *args, **kwargs)
+
+
+class _OnFirstUse:
+    """A module as ``_ksstats`` names it, imported when one of its functions is first looked
+    up: ``scipy``, ``scipy.special`` and ``scipy.special._ufuncs`` are this, one level each."""
+
+    _LAZY = {"scipy": "special", "scipy.special": "_ufuncs"}
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        if self._LAZY.get(self._name) == attribute:
+            return _OnFirstUse(f"{self._name}.{attribute}")
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+def _stats_folder() -> Path | None:
+    """The folder of the installed ``scipy.stats`` package, found without importing it."""
+    scipy = importlib.util.find_spec("scipy")
+    folders = scipy.submodule_search_locations if scipy is not None else None
+    return Path(next(iter(folders))) / "stats" if folders else None
+
+
 @functools.cache
 def _inside_method() -> Callable[[int, int, int, int], float] | None:
     """SciPy's compiled ``_compute_outer_prob_inside_method``: from ``sys.modules`` when
@@ -62,11 +151,9 @@ def _inside_method() -> Callable[[int, int, int, int], float] | None:
     module = sys.modules.get(_KERNEL_MODULE)
     if module is None:
         try:
-            scipy = importlib.util.find_spec("scipy")
-            folders = scipy.submodule_search_locations if scipy is not None else None
-            if not folders:
+            stats = _stats_folder()
+            if stats is None:
                 return None
-            stats = Path(next(iter(folders))) / "stats"
             found = [
                 stats / f"_stats_pythran{suffix}"
                 for suffix in importlib.machinery.EXTENSION_SUFFIXES

@@ -24,7 +24,8 @@ the two distribution functions are evaluated at every value of either sample (th
 are already sorted and merged with the current window's in one stable sort), KS takes the
 largest gap, Wasserstein integrates it. Up to 10,000 rows on both sides KS is SciPy's own
 ``ks_2samp``'s exact p-value (its compiled kernel, called without importing ``scipy.stats``:
-``kolmogorov``); above, the same asymptotic p-value it uses. The chi-square and
+``kolmogorov``); above, the same asymptotic p-value it uses (SciPy's own code, also run
+without importing ``scipy.stats``). The chi-square and
 Jensen-Shannon tests call the ``scipy.special`` functions SciPy's own would; the Z test computes
 ``scipy.special.ndtr`` as SciPy does, without importing it (``normal``). A stored
 reference with more than 20,000 distinct values is kept on a fine grid, and the Wasserstein
@@ -45,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from opsloop.monitoring.kolmogorov import asymptotic_p_value
 from opsloop.monitoring.kolmogorov import exact_p_value
 from opsloop.monitoring.normal import ndtr
 from opsloop.monitoring.profiles import ColumnProfile
@@ -145,9 +147,13 @@ def _ks(ref: ColumnProfile, cur: Current, as_categories: bool) -> float:
         from scipy import stats
 
         return float(stats.ks_2samp(support.repeated(), cur.values).pvalue)
+    d = float(np.abs(gap).max())
+    p_value = asymptotic_p_value(d, n, m)  # its own code, without importing scipy.stats
+    if p_value is not None:
+        return p_value
     from scipy import stats
 
-    return float(stats.kstwo.sf(float(np.abs(gap).max()), np.round(n * m / (n + m))))
+    return float(stats.kstwo.sf(d, np.round(n * m / (n + m))))
 
 
 def _wasserstein(ref: ColumnProfile, cur: Current, as_categories: bool) -> float:
