@@ -79,8 +79,9 @@ def asymptotic_p_value(d: float, n1: int, n2: int) -> float | None:
 
 @functools.cache
 def _kolmogn() -> Callable[..., Any] | None:
-    """``kolmogn`` of SciPy's ``_ksstats`` (what ``kstwo.sf`` calls): from ``sys.modules`` when ``scipy.stats`` is
-    loaded, else that file's code run in its own namespace (not put into ``sys.modules``)."""
+    """``kolmogn`` of SciPy's ``_ksstats`` (what ``kstwo.sf`` calls): from ``sys.modules`` when
+    ``scipy.stats`` is loaded, else that file's code run in a namespace of its own (not put into
+    ``sys.modules``)."""
     module = sys.modules.get(_KSSTATS_MODULE)
     if module is None:
         path = _stats_folder()
