@@ -11,11 +11,19 @@ each, after a warm-up. Printed: a table of predictions/s and p50 / p99 latency p
 concurrency, and each setup's throughput over uvicorn's single process. On Ray, requests pass
 through Serve's HTTP proxy (a process of its own) before a replica answers; the machine's cores
 are shared by the proxy, the replicas and the load generator.
+
+``--images`` measures the container image instead (``opsloop deployments build-image bench``,
+built with buildah): its size against the floor (the base layer plus the distributions the
+model's lock and the image server need, at their installed size, as installing them alone
+writes them) and against MLflow's ``build-docker`` image (~3 GB as its users report; it cannot
+be built here: it pulls a registry image and pip-installs from the network), the first build's
+time (layers this machine already holds are reused) and an unchanged rebuild's.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pickle
 import signal
@@ -33,6 +41,7 @@ from serving import train
 from serving import wait_ready
 
 CONCURRENCY = (1, 32)
+MLFLOW_IMAGE_BYTES = 3e9  # MLflow's build-docker image for a small scikit-learn model
 
 
 def register(home: Path, model: Any, X: Any) -> None:
@@ -77,11 +86,47 @@ def measure(home: Path, args: list[str], body: dict[str, Any], seconds: float) -
         proc.wait(120)
 
 
+def images(home: Path) -> None:
+    """Build ``bench``'s image twice and print its size, floor and build times."""
+    from opsloop.serving.image_lock import needed_distributions
+
+    times, built = [], {}
+    for _ in range(2):
+        start = time.perf_counter()
+        done = subprocess.run(
+            [str(BIN / "opsloop"), "deployments", "build-image", "bench", "--json"],
+            env=_env(home), capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        times.append(time.perf_counter() - start)
+        built = json.loads(done.stdout)
+    inspect = subprocess.run(
+        ["buildah", "--storage-driver", "vfs", "inspect", "--type", "image", built["tag"]],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    layers = json.loads(json.loads(inspect.stdout)["Manifest"])["layers"]
+    # The same closure, resolved from the pins the image holds.
+    installed = sum(d.size() for d in needed_distributions(built["distributions"]))
+    floor = int(layers[0]["size"]) + installed
+    size = built["size"]
+    print(f"\nimage {built['tag']}: {len(built['distributions'])} distributions")
+    print(f"{'image MB':>9} {'floor MB':>9} {'ratio':>6} {'vs MLflow':>10} {'build s':>8} "
+          f"{'rebuild s':>10}")  # fmt: skip
+    print(f"{size / 1e6:9.1f} {floor / 1e6:9.1f} {size / floor:5.2f}x "
+          f"{MLFLOW_IMAGE_BYTES / size:9.1f}x {times[0]:8.1f} {times[1]:10.1f}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--replicas", default="1,2", help="process counts to measure")
+    parser.add_argument("--images", action="store_true", help="measure the image instead")
     args = parser.parse_args()
+    if args.images:
+        model, X = train()
+        with tempfile.TemporaryDirectory() as tmp:
+            register(Path(tmp) / "home", model, X)
+            images(Path(tmp) / "home")
+        return
     counts = [int(n) for n in args.replicas.split(",")]
     setups = [(f"uvicorn, {n} process{'es' if n > 1 else ''}", ["--workers", str(n)])
               for n in counts]  # fmt: skip

@@ -25,10 +25,12 @@ if TYPE_CHECKING:
     from opsloop.llm.feedback.sdk import FeedbackClient
     from opsloop.llm.prompts.sdk import PromptsClient
     from opsloop.llm.tracing.sdk import TracesClient
+    from opsloop.monitoring.ports import PredictionSource
     from opsloop.monitoring.sdk import MonitorsClient
     from opsloop.pipelines.sdk import PipelinesClient
     from opsloop.pipelines.sdk import TriggersClient
     from opsloop.registry.sdk import ModelsClient
+    from opsloop.serving.predlog_shared import SharedLog
     from opsloop.serving.sdk import DeploymentsClient
     from opsloop.workflows.scheduler import Scheduler
 
@@ -36,6 +38,13 @@ __all__ = ["Client"]
 
 _STORES: dict[tuple[str, str], Any] = {}
 _STORES_LOCK = threading.Lock()
+
+
+def _shared_log(settings: Settings) -> SharedLog | None:
+    """The prediction log's shared store and stream (every replica's rows), or None."""
+    from opsloop.serving.predlog_shared import shared_log
+
+    return shared_log(settings)
 
 
 def shared_stores(settings: Settings) -> tuple[Any, Any]:
@@ -263,10 +272,20 @@ class Client(TrackingClient):
             backend = RemoteDeploymentBackend(self._transport)
         else:
             from opsloop.serving.local import LocalDeploymentBackend
+            from opsloop.serving.quick_reads import DeploymentReads
 
-            store, _ = shared_stores(self.settings)
-            predictions = self.settings.predictions_folder  # this process's prediction log
-            backend = LocalDeploymentBackend(store, self.models, predictions)
+            # As for tracking: listing and looking up deployments need no store (nor SQLAlchemy).
+            settings = self.settings
+            quick = DeploymentReads.open(settings.database_url)
+            if quick is None:
+                shared_stores(settings)  # a bad URL fails here; a new store is created now
+            backend = LocalDeploymentBackend(
+                lambda: shared_stores(settings)[0],
+                self.models,
+                settings.predictions_folder,  # this process's prediction log
+                quick,
+                lambda: _shared_log(settings),  # every replica's, when the settings share one
+            )
         return DeploymentsClient(backend, self.models, lambda: self.data, self.settings)
 
     @cached_property
@@ -280,16 +299,27 @@ class Client(TrackingClient):
 
             return MonitorsClient(RemoteMonitorBackend(self._transport))
         from opsloop.monitoring.local import LocalMonitorBackend
-        from opsloop.serving.predlog import PredictionReader
+        from opsloop.monitoring.quick_reads import MonitorReads
 
-        store, _ = shared_stores(self.settings)
-        backend = LocalMonitorBackend(
-            store,
+        # As for tracking: listing and looking up monitors need no store (nor SQLAlchemy).
+        settings = self.settings
+        quick = MonitorReads.open(settings.database_url)
+        if quick is None:
+            shared_stores(settings)  # a bad URL fails here; a new store is created now
+
+        def predictions() -> PredictionSource:
             # a check reads the log's files (every process's journals among them) as the
             # deployments' own log would, without building that client or opening its journals
-            lambda: PredictionReader(self.settings.predictions_folder),
+            from opsloop.serving.predlog import PredictionReader
+
+            return PredictionReader(settings.predictions_folder, _shared_log(settings))
+
+        backend = LocalMonitorBackend(
+            lambda: shared_stores(settings)[0],
+            predictions,
             self,  # models, deployments, data: each built when a call first needs it
-        )  # fmt: skip
+            quick,
+        )
         return MonitorsClient(backend)
 
     @cached_property

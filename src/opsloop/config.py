@@ -91,6 +91,16 @@ class Settings:
             server --allow-code``). A server in ``users`` mode imports nothing else, and no
             file path (see :mod:`opsloop.kernel.code_policy`); in the other modes, setting it
             restricts the server the same way.
+        prediction_store: Where every serving replica seals its prediction log (an fsspec
+            URL, read and written with ``storage_options``), so that monitors, rollouts and
+            ``deployments predictions`` count every replica's rows. Unset: a ``predictions``
+            prefix beside an object-store ``blob_url``, else this host alone; ``local``: this
+            host alone. See :mod:`opsloop.serving.predlog_shared`.
+        prediction_stream: A Redis URL (``redis://host:6379/0``): each prediction is added
+            to a Redis Stream there before it is answered, so an acknowledged prediction
+            survives the loss of its replica's disk (unset: it is in the replica's journal
+            until the next seal, at most one seal interval).
+        prediction_stream_key: The streams' key prefix on that Redis.
     """
 
     home: Path
@@ -112,6 +122,9 @@ class Settings:
     oidc_provider_name: str | None = None
     gateway_config: str | None = None
     allow_code: str | None = None
+    prediction_store: str | None = None
+    prediction_stream: str | None = None
+    prediction_stream_key: str = "opsloop:predlog"
     workspace: str = DEFAULT_WORKSPACE
 
     def __post_init__(self) -> None:

@@ -94,7 +94,9 @@ def _runs() -> None:
 
 def _registry() -> None:
     from opsloop.registry import cli as registry_cli
+    from opsloop.serving import image_cli  # on the serving floor, above the registry's CLI
 
+    registry_cli.models_app.command("build-image")(image_cli.build_model_image)
     app.add_typer(registry_cli.models_app, name="models")
     app.command("lineage")(registry_cli.lineage)
 

@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.llm.tracing.api import router as tracing_router
     from opsloop.llm.tracing.views import UI as TRACES_UI
     from opsloop.llm.tracing.views import router as trace_views
+    from opsloop.monitoring.alerts import register_gauges
     from opsloop.monitoring.api import router as monitoring_router
     from opsloop.monitoring.views import UI as MONITORS_UI
     from opsloop.monitoring.views import router as monitor_views
@@ -174,6 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # /v1/chat/completions …: settings.gateway_config's routes, a gateway per workspace
     gateway_for = mount_gateway(app, app.state.opsloop)
     app.include_router(metrics_router)  # the server token or the scrape token
+    register_gauges()  # the scheduler's checks record the alerts' gauges for /metrics
     limits = [*BLOB_LIMITS, *OTLP_LIMITS, *INFERENCE_LIMITS, *MLFLOW_ARTIFACT_LIMITS]
     install_body_limits(app, limits)  # else 16 MiB
     install_ui(

@@ -34,10 +34,12 @@ def open_runtime(client: Any) -> Any:
     from opsloop.governance.masker import IngestMasking
     from opsloop.serving.metrics import ServingMetrics
     from opsloop.serving.predlog import PredictionLog
+    from opsloop.serving.predlog_shared import shared_log
     from opsloop.serving.runtime import ServingRuntime
 
     masking = IngestMasking(shared_stores(client.settings)[0])  # the workspace's, at ingest
-    log = PredictionLog(client.settings.predictions_folder, masking=masking)
+    shared = shared_log(client.settings)  # every replica's log, when the settings share one
+    log = PredictionLog(client.settings.predictions_folder, masking=masking, shared=shared)
     return ServingRuntime(client.deployments, client.models, log, ServingMetrics())
 
 
@@ -137,7 +139,9 @@ def _alert_gauges() -> None:
     /metrics before it renders, as ``opsloop server`` has them from the start. Importing their
     module (its tables and entities: ~0.1 s of CPU) waits for the first scrape, off the path to
     the first prediction; ``opsloop serve`` runs no monitor, so they never hold a sample here."""
-    import opsloop.monitoring.alerts  # noqa: F401
+    from opsloop.monitoring.alerts import register_gauges
+
+    register_gauges()
 
 
 def _scored_deployment(named: str | None, ttl: float = 1.0) -> Callable[[Any], str]:

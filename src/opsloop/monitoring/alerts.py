@@ -11,19 +11,18 @@ whatever its channels do.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 import uuid
 from typing import Any
 
-from prometheus_client import Gauge
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput
 from opsloop.errors import NotFound
-from opsloop.kernel.metrics import REGISTRY
 from opsloop.kernel.timeutil import now_ms
 from opsloop.monitoring.entities import Alert
 from opsloop.monitoring.entities import AlertRule
@@ -39,6 +38,9 @@ __all__ = [
     "due_deliveries",
     "evaluate_rules",
     "list_alerts",
+    "record_firing",
+    "record_value",
+    "register_gauges",
     "resolve",
     "resolve_incident",
     "to_entity",
@@ -49,14 +51,43 @@ MAX_ATTEMPTS = 8
 ATTEMPTS_PER_TRY = 3
 OPEN = ("firing", "acknowledged")
 
-FIRING = Gauge(
-    "opsloop_alert_firing", "1 while an alert of the rule is open",
-    ["deployment", "monitor", "rule", "severity"], registry=REGISTRY,
-)  # fmt: skip
-MONITOR_VALUE = Gauge(
-    "opsloop_monitor_value", "The latest value of each monitored metric",
-    ["deployment", "monitor", "metric"], registry=REGISTRY,
-)  # fmt: skip
+
+def register_gauges() -> None:
+    """Register ``opsloop_alert_firing{deployment, monitor, rule, severity}`` (1 while an alert
+    of the rule is open) and ``opsloop_monitor_value{deployment, monitor, metric}`` (the latest
+    value of each monitored metric) with opsloop's registry, and record them from now on.
+
+    Called by the apps that serve ``/metrics``. Elsewhere checks record nothing: a one-shot
+    ``opsloop monitors check`` has no scraper, and importing prometheus_client is a twentieth of
+    its instructions."""
+    _gauges()
+
+
+def record_firing(labels: tuple[str, str, str, str], value: int) -> None:
+    if _gauges.cache_info().currsize:
+        _gauges()[0].labels(*labels).set(value)
+
+
+def record_value(labels: tuple[str, str, str], value: float) -> None:
+    if _gauges.cache_info().currsize:
+        _gauges()[1].labels(*labels).set(value)
+
+
+@functools.cache
+def _gauges() -> tuple[Any, Any]:
+    from prometheus_client import Gauge
+
+    from opsloop.kernel.metrics import REGISTRY
+
+    firing = Gauge(
+        "opsloop_alert_firing", "1 while an alert of the rule is open",
+        ["deployment", "monitor", "rule", "severity"], registry=REGISTRY,
+    )  # fmt: skip
+    value = Gauge(
+        "opsloop_monitor_value", "The latest value of each monitored metric",
+        ["deployment", "monitor", "metric"], registry=REGISTRY,
+    )  # fmt: skip
+    return firing, value
 
 
 ROLLBACK_RULE = "rollout-rolled-back"
@@ -139,12 +170,12 @@ def evaluate_rules(
                 )  # fmt: skip
                 session.add(row)
                 opened.append(row.id)
-                FIRING.labels(monitor.deployment, monitor.name, rule.name, rule.severity).set(1)
+                record_firing((monitor.deployment, monitor.name, rule.name, rule.severity), 1)
         elif current is not None and rule.auto_resolve:
             current.status, current.resolved_at, current.resolved_by = "resolved", now, "monitor"
             current.resolution = f"{rule.metric} = {value:.4g}: the rule no longer holds"
             notes.append(f"{rule.name}: resolved ({rule.metric} = {value:.4g})")
-            FIRING.labels(monitor.deployment, monitor.name, rule.name, rule.severity).set(0)
+            record_firing((monitor.deployment, monitor.name, rule.name, rule.severity), 0)
     session.flush()
     return opened, holding, notes
 
@@ -244,7 +275,7 @@ def _close(session: Session, row: AlertRow, actor: str, reason: str | None) -> A
         "resolved", actor, now_ms(), reason
     )  # fmt: skip
     name = _monitor_name(session, row)
-    FIRING.labels(row.deployment, name, row.rule, row.severity).set(0)
+    record_firing((row.deployment, name, row.rule, row.severity), 0)
     return to_entity(row, name)
 
 

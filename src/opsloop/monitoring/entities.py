@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from typing import Literal
 
@@ -27,6 +28,7 @@ __all__ = [
     "MonitorSpec",
     "RetrainPolicy",
     "Window",
+    "monitor_from_row",
 ]
 
 _STRICT = ConfigDict(extra="forbid")
@@ -171,6 +173,19 @@ class Monitor(BaseModel):
     baseline: dict[str, Any]
     created_at: int
     created_by: str
+
+
+def monitor_from_row(row: Any, columns: list[str]) -> Monitor:
+    """The entity of a ``monitors`` row (an ORM row, or a plain one with the same names), given
+    the names of its profile's columns (the caller reads them: the profile can be megabytes)."""
+    baseline = json.loads(row.baseline)
+    return Monitor(
+        id=row.id, name=row.name, deployment=row.deployment, reference=baseline["reference"],
+        spec=MonitorSpec.model_validate_json(row.spec), enabled=bool(row.enabled),
+        next_run_at=row.next_run_at, columns=columns,
+        baseline={k: v for k, v in baseline.items() if k != "calibration"},
+        created_at=row.created_at, created_by=row.created_by,
+    )  # fmt: skip
 
 
 class MonitorReference(BaseModel):

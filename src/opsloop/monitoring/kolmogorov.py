@@ -44,6 +44,7 @@ __all__ = ["asymptotic_p_value", "exact_p_value"]
 _KERNEL_MODULE = "scipy.stats._stats_pythran"
 _KSSTATS_MODULE = "scipy.stats._ksstats"
 _DERIVATIVE_MODULE = "scipy.stats._finite_differences"
+_OWN_NAME = "opsloop.monitoring._scipy_ksstats"  # never put into sys.modules
 
 
 def exact_p_value(gap: np.ndarray, n1: int, n2: int) -> float | None:
@@ -80,26 +81,25 @@ def asymptotic_p_value(d: float, n1: int, n2: int) -> float | None:
 @functools.cache
 def _kolmogn() -> Callable[..., Any] | None:
     """``kolmogn`` of SciPy's ``_ksstats`` (what ``kstwo.sf`` calls): from ``sys.modules`` when
-    ``scipy.stats`` is loaded, else that file's code run in a namespace of its own (not put into
-    ``sys.modules``)."""
+    ``scipy.stats`` is loaded, else that file's code run as a module of its own."""
     module = sys.modules.get(_KSSTATS_MODULE)
     if module is None:
         path = _stats_folder()
         source = path / "_ksstats.py" if path is not None else None
         if source is None or not source.is_file():
             return None
-        namespace: dict[str, Any] = {
-            "__name__": "opsloop.monitoring._scipy_ksstats",
-            "__file__": str(source),
-            "__builtins__": {**vars(builtins), "__import__": _import_without_stats},
-        }
+        # loaded by the standard source loader (so from SciPy's own cached bytecode, never
+        # compiled again), under a name of its own, with its imports answered as below
+        spec = importlib.util.spec_from_file_location(_OWN_NAME, source)
+        if spec is None or spec.loader is None:
+            return None
+        module = importlib.util.module_from_spec(spec)
+        module.__dict__["__builtins__"] = {**vars(builtins), "__import__": _import_without_stats}
         try:
-            exec(compile(source.read_text(encoding="utf-8"), str(source), "exec"), namespace)
+            spec.loader.exec_module(module)
         except (ImportError, OSError, SyntaxError):
             return None
-        kolmogn = namespace.get("kolmogn")
-    else:
-        kolmogn = getattr(module, "kolmogn", None)
+    kolmogn = getattr(module, "kolmogn", None)
     return kolmogn if callable(kolmogn) else None
 
 

@@ -4,15 +4,12 @@ sources of models, deployments and data it is handed (see :mod:`opsloop.monitori
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 from typing import TYPE_CHECKING
 from typing import Any
 
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.store_calls import StoreCalls
-from opsloop.monitoring import alerts
-from opsloop.monitoring import loop
-from opsloop.monitoring import references
-from opsloop.monitoring import services
 from opsloop.monitoring.backend import MonitorBackend
 from opsloop.monitoring.entities import Alert
 from opsloop.monitoring.entities import LoopRun
@@ -22,95 +19,144 @@ from opsloop.monitoring.entities import MonitorReference
 from opsloop.monitoring.entities import MonitorRun
 from opsloop.monitoring.ports import PredictionSource
 from opsloop.monitoring.ports import Sources
-from opsloop.store.database import Store
 
 if TYPE_CHECKING:
+    from opsloop.monitoring.quick_reads import MonitorReads
     from opsloop.registry.entities import ModelVersion
     from opsloop.registry.package import LoadedModel
+    from opsloop.store.database import Store
 
 __all__ = ["LocalMonitorBackend"]
 
 
 class LocalMonitorBackend(StoreCalls, MonitorBackend):
-    """Runs the services in this process; each method is one or a few short transactions.
+    """Runs the services in this process; each method is one or a few short transactions. The
+    services (SQLAlchemy, NumPy and the drift tests under them) are imported by the calls that
+    use them: listing monitors imports none of them.
 
     Args:
-        store: The metadata store.
+        store: Opens (or returns the process's shared) metadata store, when a call first
+            needs it.
         predictions: Gives the prediction log the checks read. It is asked on the first
             check only, so a client that never checks does not open the log.
         sources: Its ``models`` load the model versions that score the reference and the
             windows, its ``deployments`` give a monitor's deployment (its stable version) and
             its ``data`` the reference data version at creation. Each is asked for when a call
             needs it: a check never builds the data client (nor imports its lineage catalogue).
+        quick: Reads on a bare connection to the same SQLite file, for the lookups and the
+            listing (:mod:`opsloop.monitoring.quick_reads`).
     """
 
     def __init__(
-        self, store: Store, predictions: Callable[[], PredictionSource], sources: Sources
+        self,
+        store: Callable[[], Store],
+        predictions: Callable[[], PredictionSource],
+        sources: Sources,
+        quick: MonitorReads | None = None,
     ) -> None:
-        self.store = store
+        self._open_store = store
         self._predictions = predictions
         self._sources = sources
+        self._quick = quick
+
+    @cached_property
+    def store(self) -> Store:  # type: ignore[override]  (StoreCalls declares the attribute)
+        return self._open_store()
 
     # -- monitors -----------------------------------------------------------------------------
     def create_monitor(self, body: MonitorCreate) -> Monitor:
+        from opsloop.monitoring import services
+
         return services.create_monitor(
             self.store, body, current_user(), models=self._sources.models,
             deployments=self._sources.deployments, data=self._sources.data,
         )  # fmt: skip
 
     def get_monitor(self, name: str) -> Monitor:
+        if self._quick is not None:
+            return self._quick.get_monitor(name)
+        from opsloop.monitoring import services
+
         return self._read(services.get_monitor, name)
 
     def list_monitors(self, deployment: str | None) -> list[Monitor]:
+        if self._quick is not None:
+            return self._quick.list_monitors(deployment)
+        from opsloop.monitoring import services
+
         return self._read(services.list_monitors, deployment)
 
     def delete_monitor(self, name: str) -> None:
+        from opsloop.monitoring import services
+
         self._write(services.delete_monitor, name)
 
     # -- references ---------------------------------------------------------------------------
     def list_references(self, name: str) -> list[MonitorReference]:
+        from opsloop.monitoring import references
+
         return self._read(references.list_references, name)
 
     def rebaseline(self, name: str, reference: str, reason: str | None) -> MonitorReference:
+        from opsloop.monitoring import references
+
         return references.rebaseline(
             self.store, name, reference, current_user(), reason, models=self._sources.models,
             deployments=self._sources.deployments, data=self._sources.data,
         )  # fmt: skip
 
     def revert_reference(self, name: str, to: int | None, reason: str | None) -> MonitorReference:
+        from opsloop.monitoring import references
+
         return self._write(references.revert, name, current_user(), to, reason)
 
     # -- checks -------------------------------------------------------------------------------
     def check_monitor(self, name: str) -> MonitorRun:
+        from opsloop.monitoring import services
+
         return services.run_monitor(
             self.store, self._predictions(), name, models=_ModelsOnNeed(self._sources)
         )
 
     def list_runs(self, name: str, limit: int) -> list[MonitorRun]:
+        from opsloop.monitoring import services
+
         return self._read(services.list_runs, name, limit)
 
     def get_run(self, run_id: str) -> MonitorRun:
+        from opsloop.monitoring import services
+
         return self._read(services.get_run, run_id)
 
     # -- alerts -------------------------------------------------------------------------------
     def list_alerts(
         self, status: str | None, deployment: str | None, monitor: str | None, limit: int
     ) -> list[Alert]:
+        from opsloop.monitoring import alerts
+
         return self._read(
             alerts.list_alerts, status=status, deployment=deployment, monitor=monitor, limit=limit
         )
 
     def acknowledge_alert(self, alert_id: str) -> Alert:
+        from opsloop.monitoring import alerts
+
         return self._write(alerts.acknowledge, alert_id, current_user())
 
     def resolve_alert(self, alert_id: str) -> Alert:
+        from opsloop.monitoring import alerts
+
         return self._write(alerts.resolve, alert_id, current_user())
 
     # -- the loop -----------------------------------------------------------------------------
     def loop_status(self, deployment: str | None) -> list[dict[str, Any]]:
+        from opsloop.monitoring import loop
+
         return self._read(loop.loop_status, deployment)
 
     def list_loop_runs(self, deployment: str | None, limit: int) -> list[LoopRun]:
+        from opsloop.monitoring import loop
+
         return self._read(loop.list_loop_runs, deployment, limit)
 
 

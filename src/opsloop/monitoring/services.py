@@ -39,6 +39,7 @@ from opsloop.monitoring.entities import Monitor
 from opsloop.monitoring.entities import MonitorCreate
 from opsloop.monitoring.entities import MonitorRun
 from opsloop.monitoring.entities import MonitorSpec
+from opsloop.monitoring.entities import monitor_from_row
 from opsloop.monitoring.loop import start_loops
 from opsloop.monitoring.profiles import TableProfile
 from opsloop.monitoring.references import MONITOR
@@ -72,15 +73,7 @@ __all__ = [
 
 
 def _entity(row: MonitorRow) -> Monitor:
-    profile = json.loads(row.profile)
-    baseline = json.loads(row.baseline)
-    return Monitor(
-        id=row.id, name=row.name, deployment=row.deployment, reference=baseline["reference"],
-        spec=MonitorSpec.model_validate_json(row.spec), enabled=bool(row.enabled),
-        next_run_at=row.next_run_at, columns=[c["name"] for c in profile["columns"]],
-        baseline={k: v for k, v in baseline.items() if k != "calibration"},
-        created_at=row.created_at, created_by=row.created_by,
-    )  # fmt: skip
+    return monitor_from_row(row, [c["name"] for c in json.loads(row.profile)["columns"]])
 
 
 def _row(session: Session, name: str) -> MonitorRow:
@@ -279,7 +272,7 @@ def run_monitor(
         monitor.next_run_at = now + int(spec.every_seconds * 1000)
     for key, value in metrics.items():
         if isinstance(value, int | float):
-            alerts.MONITOR_VALUE.labels(row.deployment, name, key).set(float(value))
+            alerts.record_value((row.deployment, name, key), float(value))
     deliver_alerts(store, opened, spec)
     return MonitorRun(
         id=run_id, monitor=name, started_at=now, window_start=window.start,

@@ -17,6 +17,7 @@ from opsloop.console.output import print_listing
 from opsloop.console.output import print_table
 from opsloop.console.output import print_view
 from opsloop.console.output import when
+from opsloop.serving import image_cli
 
 deployments_app = command_group(
     "Deployments of registered model versions and their traffic. Examples:\n\n"
@@ -401,3 +402,6 @@ def predict(
     console().print(
         f"{result.output}: {result.rows} rows scored by {result.model} in {result.chunks} chunk(s)"
     )
+
+
+deployments_app.command("build-image")(image_cli.build_deployment_image)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from typing import Literal
 
@@ -12,7 +13,15 @@ from pydantic import model_validator
 
 from opsloop.kernel.entities import Entity
 
-__all__ = ["Deployment", "DeploymentCreate", "DeploymentEvent", "Sticky", "TrafficPolicy"]
+__all__ = [
+    "Deployment",
+    "DeploymentCreate",
+    "DeploymentEvent",
+    "Sticky",
+    "TrafficPolicy",
+    "deployment_from_row",
+    "event_from_row",
+]
 
 Mode = Literal["single", "canary", "ab", "shadow"]
 
@@ -107,3 +116,21 @@ class DeploymentEvent(Entity):
     from_policy: dict[str, Any] | None = None
     to_policy: dict[str, Any] | None = None
     reason: str | None = None
+
+
+def deployment_from_row(row: Any) -> Deployment:
+    """The entity of a ``deployments`` row (an ORM row, or a plain one with the same names)."""
+    return Deployment(
+        name=row.name, model=row.model_name, policy=TrafficPolicy.model_validate_json(row.policy),
+        status=row.status, revision=row.revision, description=row.description,
+        created_at=row.created_at, updated_at=row.updated_at, created_by=row.created_by,
+    )  # fmt: skip
+
+
+def event_from_row(row: Any) -> DeploymentEvent:
+    """The entity of a ``deployment_events`` row (ORM, or plain with the same names)."""
+    return DeploymentEvent(
+        at=row.at, actor=row.actor, action=row.action,
+        from_policy=json.loads(row.from_policy) if row.from_policy else None,
+        to_policy=json.loads(row.to_policy) if row.to_policy else None, reason=row.reason,
+    )  # fmt: skip

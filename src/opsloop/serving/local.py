@@ -7,9 +7,11 @@ import them."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -24,28 +26,54 @@ from opsloop.serving.entities import TrafficPolicy
 from opsloop.serving.ports import ModelSource
 from opsloop.serving.rollout_entities import Rollout
 from opsloop.serving.rollout_entities import RolloutSpec
-from opsloop.store.database import Store
 
 if TYPE_CHECKING:  # imported on first use: a client that never predicts skips pyarrow & co.
     from sqlalchemy.orm import Session
 
     from opsloop.serving.predlog import PredictionLog
+    from opsloop.serving.predlog_shared import SharedLog
+    from opsloop.serving.quick_reads import DeploymentReads
     from opsloop.serving.runtime import ServingRuntime
+    from opsloop.store.database import Store
 
 __all__ = ["LocalDeploymentBackend"]
 
 
 class LocalDeploymentBackend(StoreCalls, DeploymentBackend):
-    """Calls the serving services over ``store``; predictions are answered by an in-process
+    """Calls the serving services over the store; predictions are answered by an in-process
     :class:`ServingRuntime` (models from ``models``, the log under ``predictions``), started
-    on first use so a client that never predicts starts no threads and opens no log."""
+    on first use so a client that never predicts starts no threads and opens no log.
 
-    def __init__(self, store: Store, models: ModelSource, predictions: Path) -> None:
-        self.store = store
+    Args:
+        store: Opens (or returns the process's shared) metadata store, when a call first
+            needs it.
+        models: Loads the versions a deployment serves.
+        predictions: The folder of this process's prediction log.
+        quick: Reads on a bare connection to the same SQLite file, for the lookups and the
+            listing (:mod:`opsloop.serving.quick_reads`): ``deployments list`` opens no store.
+        shared: Opens the log's shared store and stream (None: the log is this host's only),
+            when the log is first opened.
+    """
+
+    def __init__(
+        self,
+        store: Callable[[], Store],
+        models: ModelSource,
+        predictions: Path,
+        quick: DeploymentReads | None = None,
+        shared: Callable[[], SharedLog | None] = lambda: None,
+    ) -> None:
+        self._open_store = store
+        self._quick = quick
+        self._shared = shared
         self._models = models
         self._predictions = predictions
         self._runtime: ServingRuntime | None = None
         self._runtime_lock = threading.Lock()
+
+    @cached_property
+    def store(self) -> Store:  # type: ignore[override]  (StoreCalls declares the attribute)
+        return self._open_store()
 
     # -- the in-process runtime -----------------------------------------------------------------
     @property
@@ -58,7 +86,9 @@ class LocalDeploymentBackend(StoreCalls, DeploymentBackend):
                 from opsloop.serving.predlog import PredictionLog
                 from opsloop.serving.runtime import ServingRuntime
 
-                log = PredictionLog(self._predictions, masking=IngestMasking(self.store))
+                log = PredictionLog(
+                    self._predictions, masking=IngestMasking(self.store), shared=self._shared()
+                )
                 self._runtime = ServingRuntime(self, self._models, log, ServingMetrics())
             return self._runtime
 
@@ -83,11 +113,15 @@ class LocalDeploymentBackend(StoreCalls, DeploymentBackend):
         return self._write(services.create_deployment, body, current_user())
 
     def get(self, name: str) -> Deployment:
+        if self._quick is not None:
+            return self._quick.get_deployment(name)
         from opsloop.serving import services
 
         return self._read(services.get_deployment, name)
 
     def list(self) -> list[Deployment]:
+        if self._quick is not None:
+            return self._quick.list_deployments()
         from opsloop.serving import services
 
         return self._read(services.list_deployments)
@@ -121,6 +155,8 @@ class LocalDeploymentBackend(StoreCalls, DeploymentBackend):
             services.delete_deployment(s, name, current_user())
 
     def events(self, name: str) -> list[DeploymentEvent]:
+        if self._quick is not None:
+            return self._quick.deployment_events(name)
         from opsloop.serving import services
 
         return self._read(services.deployment_events, name)

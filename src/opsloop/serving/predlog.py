@@ -9,62 +9,42 @@ Journals a dead process left behind are sealed when the next log opens. Labels (
 follow the same path under ``labels/``. Queries read the Parquet files and the live journals
 together, so a row is visible as soon as it is logged.
 
-Reading needs none of the writing side: ``PredictionReader`` is the queries alone (no journal
-of its own, no sealing thread), what a process that only reads opens (``opsloop monitors
-check``); ``PredictionLog`` is a reader that also writes.
+Several replicas (hosts) share one log when they are handed a :class:`SharedLog`
+(:mod:`.predlog_shared`): each seals into the shared object store's partitions instead of its
+own folder, and, with a shared stream, journals to the stream instead of its own file, so an
+acknowledged row outlives the replica's disk. Without a stream, a replica that loses its disk
+loses the rows of its journal: at most one seal interval (``interval``, 2 s by default).
+
+Reading needs none of the writing side: ``PredictionReader`` (:mod:`.predlog_read`) is the
+queries alone (no journal of its own, no sealing thread), what a process that only reads opens
+(``opsloop monitors check``); ``PredictionLog`` is a reader that also writes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from datetime import UTC
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from opsloop.errors import StoreError
 from opsloop.kernel.periodic import Periodic
 from opsloop.kernel.processes import pid_exists
+from opsloop.serving.predlog_read import PredictionReader
+from opsloop.serving.predlog_rows import KINDS
+from opsloop.serving.predlog_rows import partitions
+from opsloop.serving.predlog_seal import SealHealth
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from opsloop.governance.masker import IngestMasking
+    from opsloop.serving.predlog_shared import SharedLog
 
 __all__ = ["PredictionLog", "PredictionReader"]
-
-_KINDS = ("predictions", "labels")
-# Each kind's columns and their SQL types: the queries need only these, so a process that only
-# reads (a monitor check) imports no pyarrow; ``_schema`` gives them as Arrow's for the writes.
-_COLUMNS = {
-    "labels": (("request_id", "VARCHAR"), ("deployment", "VARCHAR"), ("ts_ms", "BIGINT"),
-               ("label", "VARCHAR")),
-    "predictions": (
-        ("request_id", "VARCHAR"), ("deployment", "VARCHAR"), ("model", "VARCHAR"),
-        ("version", "BIGINT"), ("ts_ms", "BIGINT"), ("latency_ms", "DOUBLE"),
-        ("inputs", "VARCHAR"), ("outputs", "VARCHAR"), ("shadow", "BOOLEAN"),
-        ("error", "VARCHAR"), ("proba", "VARCHAR"),
-    ),
-}  # fmt: skip
-
-
-@functools.cache
-def _schema(kind: str) -> pa.Schema:
-    """The Arrow schema of ``kind``'s rows (pyarrow is imported by the first seal or
-    ``predictions`` read, not by a serving process before its first prediction: the journal is
-    plain JSON lines)."""
-    import pyarrow as pa
-
-    types = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
-             "BOOLEAN": pa.bool_()}  # fmt: skip
-    return pa.schema([(name, types[sql]) for name, sql in _COLUMNS[kind]])
 
 
 class _Journal:
@@ -99,195 +79,24 @@ class _Journal:
             return sealed
 
 
-class PredictionReader:
-    """The queries over the log under ``folder``: its sealed Parquet files and every process's
-    live journal, read as they are. Opens no journal and starts no thread, so a process that
-    only reads (a monitor check) pays for none of the writing side; the rows it sees are the
-    ones a ``PredictionLog`` on the same folder sees."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def _rows(self, kind: str, deployment: str) -> pa.Table:
-        """Sealed (Parquet) and live (journal) rows of one deployment, as one Arrow table."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        schema = _schema(kind)
-        stored = schema.remove(schema.get_field_index("deployment"))
-        folder = self.folder / kind / f"deployment={deployment}"
-        tables = [pq.read_table(p, schema=stored) for p in sorted(folder.glob("date=*/*.parquet"))]
-        live = [r for r in self._journal_rows(kind) if r.get("deployment") == deployment]
-        if live:
-            tables.append(pa.Table.from_pylist(live, schema=schema).drop_columns(["deployment"]))
-        table = pa.concat_tables(tables) if tables else stored.empty_table()
-        return table.append_column("deployment", pa.array([deployment] * table.num_rows))
-
-    def _journal_rows(self, kind: str) -> Iterator[dict[str, Any]]:
-        for path in self.folder.glob(f"{kind}-*"):
-            with contextlib.suppress(FileNotFoundError), open(path, encoding="utf-8") as f:
-                for line in f:
-                    if line.endswith("\n"):  # a line being written right now is skipped
-                        yield json.loads(line)
-
-    def predictions(self, deployment: str, *, with_labels: bool = True) -> Any:
-        """Every logged prediction of ``deployment`` (a pandas DataFrame, oldest first), with
-        the latest ground-truth ``label`` joined by request id."""
-        import duckdb
-
-        preds = self._rows("predictions", deployment)
-        con = duckdb.connect()
-        con.register("preds", preds)
-        if not with_labels:
-            return con.sql("SELECT DISTINCT * FROM preds ORDER BY ts_ms").df()
-        con.register("labels", self._rows("labels", deployment))
-        return con.sql(
-            """
-            SELECT p.*, l.label
-            FROM (SELECT DISTINCT * FROM preds) p
-            LEFT JOIN (
-                SELECT request_id, arg_max(label, ts_ms) AS label FROM labels GROUP BY request_id
-            ) l USING (request_id)
-            ORDER BY p.ts_ms
-            """
-        ).df()
-
-    def requests(
-        self, deployment: str, *, since_ms: int | None = None, until_ms: int | None = None,
-        last: int | None = None, first: int | None = None,
-    ) -> Any:  # fmt: skip
-        """Answered (non-shadow) requests of ``deployment`` with ``since_ms <= ts_ms <
-        until_ms``, oldest first, with labels joined (a pandas DataFrame): all of them, the
-        newest ``last`` or the oldest ``first``. DuckDB reads only the days' Parquet files the
-        range touches."""
-        import duckdb
-
-        con = duckdb.connect()
-        return self._requests(con, deployment, since_ms, until_ms, last, first).df()
-
-    def request_columns(
-        self, deployment: str, *, since_ms: int | None = None, until_ms: int | None = None,
-        last: int | None = None, first: int | None = None,
-    ) -> dict[str, list[Any]]:  # fmt: skip
-        """The rows ``requests`` gives, as Python lists by column name (a missing value is
-        None): what a monitor check reads. Neither pandas nor pyarrow is imported for it: the
-        columns come out as NumPy arrays (masked where values are missing), as fast as
-        through Arrow and faster than row by row."""
-        import duckdb
-
-        con = duckdb.connect()
-        relation = self._requests(con, deployment, since_ms, until_ms, last, first)
-        return {name: values.tolist() for name, values in relation.fetchnumpy().items()}
-
-    def _requests(
-        self, con: Any, deployment: str, since_ms: int | None, until_ms: int | None,
-        last: int | None, first: int | None,
-    ) -> Any:  # fmt: skip
-        """The DuckDB relation of ``requests``."""
-        predictions, params = self._stored(
-            con, "predictions", deployment, _day(since_ms) if since_ms is not None else ""
-        )
-        labels, label_params = self._stored(con, "labels", deployment)
-        where = ["NOT shadow"]
-        if since_ms is not None:
-            where.append("ts_ms >= ?")
-            params.append(since_ms)
-        if until_ms is not None:
-            where.append("ts_ms < ?")
-            params.append(until_ms)
-        order, limit = "ASC", ""
-        if last is not None:
-            order, limit = "DESC", f"LIMIT {int(last)}"
-        elif first is not None:
-            limit = f"LIMIT {int(first)}"
-        return con.sql(
-            f"""
-            SELECT p.*, l.label FROM (
-                SELECT DISTINCT * FROM ({predictions})
-                WHERE {" AND ".join(where)} ORDER BY ts_ms {order}, request_id {order} {limit}
-            ) p
-            LEFT JOIN (
-                SELECT request_id, arg_max(label, ts_ms) AS label FROM ({labels})
-                GROUP BY request_id
-            ) l USING (request_id)
-            ORDER BY p.ts_ms, p.request_id
-            """,
-            params=[*params, *label_params],
-        )
-
-    def _stored(
-        self, con: Any, kind: str, deployment: str, first_day: str = ""
-    ) -> tuple[str, list[Any]]:
-        """A ``SELECT`` of the deployment's rows of ``kind`` (its sealed Parquet files from
-        ``first_day`` on, then its live journal rows), and the parameters it takes: the live
-        rows go in as values (a registered Python table, or one built by pyarrow, imports
-        pandas)."""
-        stored = [(name, sql) for name, sql in _COLUMNS[kind] if name != "deployment"]
-        folder = self.folder / kind / f"deployment={deployment}"
-        # journals first, then files: a seal in between shows its rows twice (DISTINCT keeps
-        # one), never zero times, as listing the files first could
-        live = [r for r in self._journal_rows(kind) if r.get("deployment") == deployment]
-        files = [str(p) for p in sorted(folder.glob("date=*/*.parquet"))
-                 if p.parent.name.removeprefix("date=") >= first_day]  # fmt: skip
-        values = ", ".join(f"unnest(?::{sql}[]) AS {name}" for name, sql in stored)
-        params = [[row.get(name) for row in live] for name, _ in stored]
-        sealed = _select_sealed(con, files, [name for name, _ in stored])
-        return f"{sealed}SELECT {values}", params
-
-    def window(self, deployment: str, version: int, since_ms: int) -> dict[str, Any]:
-        """What a rollout analysis reads: the version's answered (non-shadow) requests since
-        ``since_ms``: count, errors, latency quantiles, and quality where labels were joined."""
-        frame = self.predictions(deployment)
-        if len(frame):
-            frame = frame[
-                (frame["version"] == version) & ~frame["shadow"] & (frame["ts_ms"] >= since_ms)
-            ]
-        out: dict[str, Any] = {"requests": len(frame), "errors": 0}
-        if not len(frame):
-            return out
-        out["errors"] = int(frame["error"].notna().sum())
-        ok = frame[frame["error"].isna()]
-        if len(ok):
-            out["latency_p50_ms"] = float(ok["latency_ms"].quantile(0.5))
-            out["latency_p99_ms"] = float(ok["latency_ms"].quantile(0.99))
-        pairs = []
-        for outputs, label in zip(ok["outputs"], ok["label"], strict=True):
-            if label is None or label != label:  # no ground truth (None or NaN)
-                continue
-            predicted, truth = json.loads(outputs), json.loads(label)
-            predicted = predicted if isinstance(predicted, list) else [predicted]
-            truth = truth if isinstance(truth, list) else [truth]
-            pairs.extend(zip(predicted, truth, strict=False))
-        out["labeled"] = len(pairs)
-        if pairs:
-            out["accuracy"] = sum(p == t for p, t in pairs) / len(pairs)
-            numeric = [
-                (p, t)
-                for p, t in pairs
-                if isinstance(p, int | float) and isinstance(t, int | float)
-            ]
-            if len(numeric) == len(pairs):
-                errors = [float(p) - float(t) for p, t in numeric]
-                out["mae"] = sum(abs(e) for e in errors) / len(errors)
-                out["rmse"] = (sum(e * e for e in errors) / len(errors)) ** 0.5
-        return out
-
-
 class PredictionLog(PredictionReader):
     """The log under ``folder``, read and written; ``masking`` (the workspace's masking at
     ingest) masks each row's inputs, outputs and error before it is written (None: nothing is
-    masked)."""
+    masked). With ``shared``, seals go to the shared store instead of this folder's Parquet
+    files, and rows to the shared stream (if any) instead of this process's journals."""
 
     def __init__(
-        self, folder: Path, *, interval: float = 2.0, masking: IngestMasking | None = None
-    ) -> None:
-        super().__init__(folder)
+        self, folder: Path, *, interval: float = 2.0, masking: IngestMasking | None = None,
+        shared: SharedLog | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(folder, shared)
         self.interval = interval
         self.masking = masking
+        self.seal_health = SealHealth()
         folder.mkdir(parents=True, exist_ok=True)
-        self._recover()
-        self._journals = {kind: _Journal(folder, kind) for kind in _KINDS}
         self._seal_lock = threading.Lock()
+        self._recover()
+        self._journals = {kind: _Journal(folder, kind) for kind in KINDS}
         # Sealing in the background; a disk hiccup (OSError) is retried at the next pass.
         self._sealer = Periodic(self.flush, interval, "opsloop-predlog", retry_on=(OSError,))
         self._sealer.start()
@@ -298,7 +107,10 @@ class PredictionLog(PredictionReader):
 
         ``proba`` (optional) holds a classifier's probabilities per row, as the serving side
         had them: the positive class's for a binary model, the list for more classes. A
-        monitor check reads them instead of loading the model (seconds of imports)."""
+        monitor check reads them instead of loading the model (seconds of imports).
+
+        Raises:
+            StoreError: The shared stream did not take the row (it is not acknowledged)."""
         masker = self.masking.masker("predictions") if self.masking is not None else None
         if masker is not None:  # never mutates the request body: shadow copies still read it
             for column in ("inputs", "outputs", "error"):
@@ -307,20 +119,27 @@ class PredictionLog(PredictionReader):
         row["outputs"] = json.dumps(row["outputs"], default=str)
         if row.get("proba") is not None:
             row["proba"] = json.dumps(row["proba"])
-        self._journals["predictions"].append(json.dumps(row, default=str) + "\n")
+        self._append("predictions", json.dumps(row, default=str) + "\n")
 
     def label(self, deployment: str, request_id: str, label: Any) -> None:
         row = {"request_id": request_id, "deployment": deployment,
                "ts_ms": int(time.time() * 1000), "label": json.dumps(label)}  # fmt: skip
-        self._journals["labels"].append(json.dumps(row) + "\n")
+        self._append("labels", json.dumps(row) + "\n")
+
+    def _append(self, kind: str, line: str) -> None:
+        if self.shared is not None and self.shared.stream is not None:
+            self.shared.stream.append(kind, line)
+        else:
+            self._journals[kind].append(line)
 
     def flush(self) -> None:
-        """Seal this process's journals into Parquet now."""
+        """Seal now: this process's journals, seals left unfinished (by this process, or by
+        a dead one), and, with a shared stream, the stream's rows. What the shared store does
+        not take stays for the next pass (``seal_health`` counts such passes and warns)."""
         with self._seal_lock:
             for journal in self._journals.values():
-                sealed = journal.seal()
-                if sealed is not None:
-                    self._to_parquet(sealed, journal.kind)
+                journal.seal()
+            self._seal_pending()
 
     def close(self) -> None:
         """Stop the background sealing, seal what is left, and remove the empty journals."""
@@ -331,6 +150,9 @@ class PredictionLog(PredictionReader):
                 journal.file.close()
                 if journal.count == 0:
                     journal.path.unlink(missing_ok=True)
+        if self.shared is not None and self.shared.stream is not None:
+            with contextlib.suppress(StoreError):  # unreachable: the group keeps the consumer
+                self.shared.stream.close()
 
     # -- internals ----------------------------------------------------------------------------
     def _recover(self) -> None:
@@ -342,56 +164,68 @@ class PredictionLog(PredictionReader):
             if pid != os.getpid() and not pid_exists(pid):
                 with contextlib.suppress(FileNotFoundError):
                     os.replace(path, path.with_suffix(".sealed"))
-        for sealed in self.folder.glob("*.sealed"):
-            pid = int(sealed.name.split("-")[1])
-            if pid != os.getpid() and pid_exists(pid):
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                self._to_parquet(sealed, sealed.name.split("-")[0])
+        with self._seal_lock:
+            self._seal_pending()
+
+    def _seal_pending(self) -> None:
+        """Turn the sealed journals of this process and of dead ones into Parquet (here, or
+        on the shared store), then drain the shared stream; a shared store that fails ends
+        the pass, its rows kept."""
+        try:
+            for sealed in sorted(self.folder.glob("*.sealed")):
+                pid = int(sealed.name.split("-")[1])
+                if pid != os.getpid() and pid_exists(pid):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    if self.shared is None:
+                        self._to_parquet(sealed, sealed.name.split("-")[0])
+                    else:
+                        self._to_shared(sealed, sealed.name.split("-")[0])
+            if self.shared is not None and self.shared.stream is not None:
+                for kind in KINDS:
+                    self._drain_stream(kind)
+        except StoreError as exc:
+            self.seal_health.failed(exc, len(list(self.folder.glob("*.sealed"))))
+        else:
+            self.seal_health.passed()
 
     def _to_parquet(self, sealed: Path, kind: str) -> None:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        schema = _schema(kind)
-        with open(sealed, encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.endswith("\n")]
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for row in rows:
-            day = _day(row["ts_ms"])
-            groups.setdefault((row["deployment"], day), []).append(row)
-        for (deployment, day), group in groups.items():
+        for (deployment, day), table in partitions(kind, _sealed_rows(sealed)).items():
             folder = self.folder / kind / f"deployment={deployment}" / f"date={day}"
             folder.mkdir(parents=True, exist_ok=True)
-            table = pa.Table.from_pylist(group, schema=schema).drop_columns(["deployment"])
             final = folder / f"part-{sealed.stem}.parquet"  # one name per sealed file: idempotent
             tmp = final.with_suffix(f".{os.getpid()}.tmp")  # a writer's own, if two convert
             pq.write_table(table, tmp)
             os.replace(tmp, final)
         sealed.unlink()
 
+    def _to_shared(self, sealed: Path, kind: str) -> None:
+        """Upload a sealed journal as one seal of this replica. Its number is fixed first, in
+        the file's name (``...-SEQ.sealed``), so a retry rewrites the same objects."""
+        assert self.shared is not None
+        parts = sealed.stem.split("-")
+        if len(parts) < 4:
+            numbered = sealed.with_name(f"{sealed.stem}-{self.shared.store.next_seq()}.sealed")
+            os.replace(sealed, numbered)
+            sealed, parts = numbered, numbered.stem.split("-")
+        self.shared.store.put(kind, partitions(kind, _sealed_rows(sealed)), int(parts[3]))
+        sealed.unlink()
 
-def _select_sealed(con: Any, files: list[str], columns: list[str]) -> str:
-    """``SELECT ... UNION ALL`` over the sealed files, or ""; files written before a column
-    existed (``proba``) give it as NULL, so old logs stay readable. DuckDB reads the files'
-    column names (``parquet_schema``), so a query imports no pyarrow."""
-    if not files:
-        return ""
-    found = con.execute(
-        "SELECT file_name, list(name) FROM parquet_schema(?) GROUP BY file_name", [files]
-    ).fetchall()
-    names_of = {path: set(names) for path, names in found}
-    groups: dict[tuple[str, ...], list[str]] = {}
-    for path in files:
-        names = names_of[path]
-        missing = tuple(c for c in columns if c not in names)
-        groups.setdefault(missing, []).append(path)
-    parts = []
-    for missing, paths in groups.items():
-        picked = ", ".join(f"NULL::VARCHAR AS {c}" if c in missing else c for c in columns)
-        parts.append(f"SELECT {picked} FROM read_parquet({paths!r}, hive_partitioning = false)")
-    return " UNION ALL ".join(parts) + " UNION ALL "
+    def _drain_stream(self, kind: str, pages: int = 20) -> None:
+        """Seal the stream's rows of ``kind`` (up to ``pages`` reads a pass, so a stream
+        written faster than it is sealed still lets the pass end)."""
+        assert self.shared is not None and self.shared.stream is not None
+        stream, store = self.shared.stream, self.shared.store
+        for _ in range(pages):
+            taken = stream.take(kind)
+            if not taken:
+                return
+            store.put(kind, partitions(kind, [row for _, row in taken]), store.next_seq())
+            stream.done(kind, [entry for entry, _ in taken])
 
 
-def _day(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+def _sealed_rows(sealed: Path) -> list[dict[str, Any]]:
+    with open(sealed, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.endswith("\n")]

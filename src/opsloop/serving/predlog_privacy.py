@@ -15,6 +15,13 @@ other records of the same batch were another user's: erasure errs on the side of
 
 Rows still in a live journal (the last ~2 s of another process's traffic) are not reached:
 the caller seals its own log first (:meth:`PredictionLog.flush`).
+
+With a shared log (``shared``: every replica's sealed objects on the object store, and its
+stream), the same deletions reach the store's objects and the stream's rows not sealed yet.
+Objects are rewritten under a new name and the old one deleted (:meth:`SealStore.replace`), so
+every reader's mirror drops its copy at its next read (a copy is kept only while its object is
+listed). Rows in another replica's journal (no stream: its last seal interval) are sealed after
+the erasure: run it again after the interval to reach them.
 """
 
 from __future__ import annotations
@@ -22,15 +29,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from opsloop.serving.predlog import _KINDS
-from opsloop.serving.predlog import _day
+from opsloop.serving.predlog_rows import KINDS
+from opsloop.serving.predlog_rows import day_of
+
+if TYPE_CHECKING:
+    from opsloop.serving.predlog_seal import SealStore
+    from opsloop.serving.predlog_shared import SharedLog
 
 __all__ = ["delete_older_than", "erase_user", "mentions_user"]
 
@@ -54,11 +67,20 @@ def _rewrite(part: Path, keep: pa.Array | None, *, dry_run: bool = False) -> int
     return removed
 
 
-def delete_older_than(folder: Path, cutoff_ms: int) -> dict[str, int]:
-    """Delete predictions and labels logged before ``cutoff_ms``; the rows deleted per kind."""
-    counts = {kind: 0 for kind in _KINDS}
-    cutoff_day = _day(cutoff_ms)
-    for kind in _KINDS:
+def delete_older_than(
+    folder: Path, cutoff_ms: int, *, shared: SharedLog | None = None
+) -> dict[str, int]:
+    """Delete predictions and labels logged before ``cutoff_ms``, in this folder's files and
+    the shared store's objects; the rows deleted per kind.
+
+    Raises:
+        StoreError: The shared store did not answer (run the sweep again).
+    """
+    counts = {kind: 0 for kind in KINDS}
+    if shared is not None:
+        counts = _shared_older_than(shared.store, cutoff_ms)
+    cutoff_day = day_of(cutoff_ms)
+    for kind in KINDS:
         for day_dir in sorted((folder / kind).glob("deployment=*/date=*")):
             day = day_dir.name.removeprefix("date=")
             if day > cutoff_day:
@@ -72,6 +94,26 @@ def delete_older_than(folder: Path, cutoff_ms: int) -> dict[str, int]:
                     counts[kind] += _rewrite(part, pc.greater_equal(ts, cutoff_ms))
             with contextlib.suppress(OSError):  # not empty: a file arrived meanwhile
                 day_dir.rmdir()
+    return counts
+
+
+def _shared_older_than(store: SealStore, cutoff_ms: int) -> dict[str, int]:
+    """``delete_older_than`` on the shared store's objects: older days deleted whole (their
+    row counts read from the footers), the cutoff's day rewritten."""
+    counts = {kind: 0 for kind in KINDS}
+    cutoff_day = day_of(cutoff_ms)
+    for kind in KINDS:
+        for relative in store.keys(kind):
+            day = relative.split("/date=", 1)[1].split("/", 1)[0]
+            if day > cutoff_day:
+                continue
+            table = pq.read_table(store.fetch(relative))
+            keep = pc.greater_equal(table["ts_ms"], cutoff_ms) if day == cutoff_day else None
+            kept = table.filter(keep) if keep is not None else None
+            removed = table.num_rows - (kept.num_rows if kept is not None else 0)
+            if removed:
+                store.replace(relative, kept)
+                counts[kind] += removed
     return counts
 
 
@@ -130,10 +172,19 @@ def _each_file(folder: Path, kind: str, deployment: str = "*") -> list[Path]:
     return sorted((folder / kind).glob(f"deployment={deployment}/date=*/*.parquet"))
 
 
-def erase_user(folder: Path, user_id: str, *, dry_run: bool = False) -> dict[str, int]:
-    """Delete (``dry_run``: count) the user's prediction rows and their labels."""
-    counts = {kind: 0 for kind in _KINDS}
+def erase_user(
+    folder: Path, user_id: str, *, dry_run: bool = False, shared: SharedLog | None = None
+) -> dict[str, int]:
+    """Delete (``dry_run``: count) the user's prediction rows and their labels, in this
+    folder's files and, with ``shared``, the shared store's objects and stream.
+
+    Raises:
+        StoreError: The shared store or stream did not answer (run the erasure again).
+    """
+    counts = {kind: 0 for kind in KINDS}
     erased: dict[str, set[str]] = {}
+    if shared is not None:
+        counts, erased = _erase_shared(shared, user_id, dry_run)
     for part in _each_file(folder, "predictions"):
         table = pq.ParquetFile(part).read(columns=["request_id", "inputs"])
         keep, ids = _user_mask(table, user_id)
@@ -148,3 +199,51 @@ def erase_user(folder: Path, user_id: str, *, dry_run: bool = False) -> dict[str
             keep = pc.invert(pc.is_in(labelled, value_set=value_set))
             counts["labels"] += _rewrite(part, keep, dry_run=dry_run)
     return counts
+
+
+def _erase_shared(
+    shared: SharedLog, user_id: str, dry_run: bool
+) -> tuple[dict[str, int], dict[str, set[str]]]:
+    """``erase_user`` on the shared stream's rows and the shared store's objects; the counts
+    and the erased request ids by deployment."""
+    counts = {kind: 0 for kind in KINDS}
+    erased: dict[str, set[str]] = {}
+    if shared.stream is not None:
+        gone = shared.stream.delete_rows(
+            "predictions", lambda row: mentions_user(_load(row.get("inputs")), user_id),
+            dry_run=dry_run,
+        )  # fmt: skip
+        for row in gone:
+            erased.setdefault(row["deployment"], set()).add(row["request_id"])
+        counts["predictions"] += len(gone)
+    store = shared.store
+    for relative in store.keys("predictions"):
+        table = pq.read_table(store.fetch(relative))
+        keep, ids = _user_mask(table, user_id)
+        if ids:
+            deployment = relative.split("/deployment=", 1)[1].split("/", 1)[0]
+            erased.setdefault(deployment, set()).update(ids)
+            counts["predictions"] += table.num_rows - int(pc.sum(keep).as_py() or 0)
+            if not dry_run:
+                store.replace(relative, table.filter(keep))
+    for deployment, ids in erased.items():
+        if shared.stream is not None:
+            labelled = shared.stream.delete_rows(
+                "labels", _labels_of(deployment, ids), dry_run=dry_run
+            )
+            counts["labels"] += len(labelled)
+        value_set = pa.array(sorted(ids), pa.string())
+        for relative in store.keys("labels", deployment):
+            table = pq.read_table(store.fetch(relative))
+            keep = pc.invert(pc.is_in(table["request_id"], value_set=value_set))
+            removed = table.num_rows - int(pc.sum(keep).as_py() or 0)
+            counts["labels"] += removed
+            if removed and not dry_run:
+                store.replace(relative, table.filter(keep))
+    return counts, erased
+
+
+def _labels_of(deployment: str, ids: set[str]) -> Callable[[dict[str, Any]], bool]:
+    """Whether a label row is one of ``ids``' in ``deployment`` (a predicate per deployment,
+    bound now, not to a loop variable)."""
+    return lambda row: row.get("deployment") == deployment and row.get("request_id") in ids

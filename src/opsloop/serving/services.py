@@ -8,7 +8,6 @@ Every function takes an open session and never commits.
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from sqlalchemy import select
@@ -27,6 +26,8 @@ from opsloop.serving.entities import Deployment
 from opsloop.serving.entities import DeploymentCreate
 from opsloop.serving.entities import DeploymentEvent
 from opsloop.serving.entities import TrafficPolicy
+from opsloop.serving.entities import deployment_from_row
+from opsloop.serving.entities import event_from_row
 from opsloop.serving.tables import DeploymentEventRow
 from opsloop.serving.tables import DeploymentRow
 from opsloop.store.columns import named_row
@@ -53,14 +54,6 @@ def deployment_row(session: Session, name: str) -> DeploymentRow:
     """The deployment's row (``NotFound`` when there is none), for rollouts too."""
     row: DeploymentRow = named_row(session, DeploymentRow, name, "deployment")
     return row
-
-
-def _entity(row: DeploymentRow) -> Deployment:
-    return Deployment(
-        name=row.name, model=row.model_name, policy=TrafficPolicy.model_validate_json(row.policy),
-        status=row.status, revision=row.revision, description=row.description,
-        created_at=row.created_at, updated_at=row.updated_at, created_by=row.created_by,
-    )  # fmt: skip
 
 
 def _serve(session: Session, row: DeploymentRow, policy: TrafficPolicy) -> None:
@@ -112,15 +105,18 @@ def create_deployment(session: Session, body: DeploymentCreate, created_by: str)
     session.flush()
     _serve(session, row, body.policy)
     record_event(session, row, "create", created_by, None, row.policy)
-    return _entity(row)
+    return deployment_from_row(row)
 
 
 def get_deployment(session: Session, name: str) -> Deployment:
-    return _entity(deployment_row(session, name))
+    return deployment_from_row(deployment_row(session, name))
 
 
 def list_deployments(session: Session) -> list[Deployment]:
-    return [_entity(r) for r in session.scalars(select(DeploymentRow).order_by(DeploymentRow.name))]
+    return [
+        deployment_from_row(r)
+        for r in session.scalars(select(DeploymentRow).order_by(DeploymentRow.name))
+    ]
 
 
 def set_policy(
@@ -148,7 +144,7 @@ def set_policy(
     row.updated_at = now_ms()
     record_event(session, row, action, actor, before, row.policy, reason)
     session.flush()
-    return _entity(row)
+    return deployment_from_row(row)
 
 
 def promote(
@@ -217,14 +213,4 @@ def deployment_events(session: Session, name: str) -> list[DeploymentEvent]:
         .where(DeploymentEventRow.deployment_id == row.id)
         .order_by(DeploymentEventRow.at)
     )
-    return [
-        DeploymentEvent(
-            at=e.at,
-            actor=e.actor,
-            action=e.action,
-            from_policy=json.loads(e.from_policy) if e.from_policy else None,
-            to_policy=json.loads(e.to_policy) if e.to_policy else None,
-            reason=e.reason,
-        )
-        for e in events
-    ]
+    return [event_from_row(event) for event in events]
