@@ -9,10 +9,12 @@ install (``.venv``), pointed at each by its tracking URI, as a user would switch
 10,000 ``log_metric`` calls (one request each), 100,000 values through ``log_batch`` (the client
 sends 1,000 per request), and ``search_runs`` with a metric filter over 10,000 runs x 20
 metrics (seeded straight into each store, then searched through each server; best of 3).
-The two sides take turns, round by round, so a busy machine slows both alike. Each line prints
+The sides take turns, round by round, so a busy machine slows them alike. Each line prints
 both times and the ratio (MLflow's time / opsloop's), then the CPU time each server process
 (with its children) spent on the scenario: on a shared, noisy machine the steadier measure of
-what each server costs, the client's own cost left out.
+what each server costs, the client's own cost left out. A third side, a server that answers at
+once (``bench/instant_mlflow.py``; its search answer is opsloop's, replayed), times the client
+alone: MLflow's time over it is the ceiling, the ratio a server costing nothing would reach.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 ROOT = Path(__file__).resolve().parent.parent
 OPSLOOP = ROOT / ".venv" / "bin" / "opsloop"
 MLFLOW_SERVER = ROOT / ".venv-mlflow" / "bin" / "mlflow"
-RESULTS: list[tuple[str, float, float, float, float]] = []
+INSTANT = Path(__file__).resolve().parent / "instant_mlflow.py"
+RESULTS: list[tuple[str, float, float, float, float, float]] = []
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -44,11 +47,12 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def report(name: str, ours: Side, peer: Side) -> None:
-    RESULTS.append((name, ours.seconds, peer.seconds, ours.cpu, peer.cpu))
+def report(name: str, ours: Side, peer: Side, free: Side) -> None:
+    RESULTS.append((name, ours.seconds, peer.seconds, ours.cpu, peer.cpu, free.seconds))
     print(
         f"{name:<56} opsloop {ours.seconds:8.3f}s  mlflow {peer.seconds:8.3f}s  ratio "
-        f"{peer.seconds / ours.seconds:6.1f}x  (server CPU {ours.cpu:.3f}s vs {peer.cpu:.3f}s)"
+        f"{peer.seconds / ours.seconds:6.1f}x  (server CPU {ours.cpu:.3f}s vs {peer.cpu:.3f}s; "
+        f"instant server {free.seconds:.3f}s: ceiling {peer.seconds / free.seconds:.1f}x)"
     )
 
 
@@ -80,8 +84,8 @@ class Servers:
         self.folder = folder
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def __enter__(self) -> tuple[tuple[str, int], tuple[str, int]]:
-        oport, mport = free_port(), free_port()
+    def __enter__(self) -> tuple[tuple[str, int], tuple[str, int], tuple[str, int]]:
+        oport, mport, iport = free_port(), free_port(), free_port()
         ours = self._start(
             [str(OPSLOOP), "server", "--port", str(oport),
              "--database-url", f"sqlite:///{self.folder / 'ops.db'}",
@@ -95,7 +99,11 @@ class Servers:
              "--artifacts-destination", str(self.folder / "mlartifacts")],
             f"http://127.0.0.1:{mport}/health",
         )  # fmt: skip
-        return (ours, self.procs[0].pid), (peer, self.procs[1].pid)
+        free = self._start(
+            [sys.executable, str(INSTANT), str(iport), str(self.folder / "search-answer.json")],
+            f"http://127.0.0.1:{iport}/health",
+        )
+        return (ours, self.procs[0].pid), (peer, self.procs[1].pid), (free, self.procs[2].pid)
 
     def _start(self, cmd: list[str], health: str, env: dict[str, str] | None = None) -> str:
         log = open(self.folder / f"{Path(cmd[0]).name}.log", "wb")  # noqa: SIM115
@@ -169,6 +177,14 @@ class Side:
         return len(self.client.search_runs([experiment_id], filter_string, max_results=1000))
 
 
+def replay(ours: Side, filter_string: str, answer: Path) -> None:
+    """Write opsloop's answer to the benchmark's search where the instant server replays it."""
+    experiment_id = ours.client.get_experiment_by_name("search").experiment_id
+    body = {"experiment_ids": [experiment_id], "filter": filter_string, "max_results": 1000}
+    found = httpx.post(f"{ours.uri}/api/2.0/mlflow/runs/search", json=body, timeout=120)
+    answer.write_bytes(found.raise_for_status().content)
+
+
 def interleaved(sides: list[Side], work: Callable[[Side], object], rounds: int) -> None:
     """Run ``work`` ``rounds`` times on each side, alternating which goes first, adding each
     side's time to ``side.seconds`` (its server's CPU time to ``side.cpu``): the machine's load,
@@ -205,19 +221,20 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="opsloop-mlflow-compat-"))
     runs, metrics = args.search_runs, 20
     seed_stores(folder, runs, metrics)
-    with Servers(folder) as (ours_server, peer_server):
-        ours, peer = sides = [Side(*ours_server), Side(*peer_server)]
+    with Servers(folder) as (ours_server, peer_server, free_server):
+        ours, peer, free = sides = [Side(*s) for s in (ours_server, peer_server, free_server)]
         n, rounds = args.log_metric_n, 10
         interleaved(sides, lambda side: side.log_metric_calls(n // rounds), rounds)
-        report(f"{n:,} log_metric calls over HTTP", ours, peer)
+        report(f"{n:,} log_metric calls over HTTP", ours, peer, free)
 
         n = args.batch_n
         interleaved(sides, lambda side: side.log_batch_values(n // rounds), rounds)
-        report(f"{n:,} values via log_batch", ours, peer)
+        report(f"{n:,} values via log_batch", ours, peer, free)
 
         flt = "metrics.m3 > 0.5 and metrics.m7 < 0.9"
-        hits = ours.search(flt), peer.search(flt)  # and warm both
-        assert hits[0] == hits[1], hits
+        replay(ours, flt, folder / "search-answer.json")
+        hits = ours.search(flt), peer.search(flt), free.search(flt)  # and warm all three
+        assert hits[0] == hits[1] == hits[2], hits
         best = {id(side): float("inf") for side in sides}
 
         def best_search(side: Side) -> None:
@@ -230,13 +247,16 @@ def main() -> None:
             f"search_runs, {runs:,} runs x {metrics} metrics ({hits[0]} hits), best of 5",
             ours,
             peer,
+            free,
         )
 
-    print("\nscenario | opsloop s | mlflow s | ratio | server CPU opsloop s | mlflow s | ratio")
-    for name, ours_s, peer_s, ours_cpu, peer_cpu in RESULTS:
+    print("\nscenario | opsloop s | mlflow s | ratio | server CPU opsloop s | mlflow s | ratio"
+          " | instant server s | ceiling")  # fmt: skip
+    for name, ours_s, peer_s, ours_cpu, peer_cpu, free_s in RESULTS:
         print(
             f"{name} | {ours_s:.3f} | {peer_s:.3f} | {peer_s / ours_s:.1f}x | {ours_cpu:.3f} | "
-            f"{peer_cpu:.3f} | {peer_cpu / max(ours_cpu, 1e-9):.1f}x"
+            f"{peer_cpu:.3f} | {peer_cpu / max(ours_cpu, 1e-9):.1f}x | {free_s:.3f} | "
+            f"{peer_s / free_s:.1f}x"
         )
 
 

@@ -1,7 +1,7 @@
-"""MLflow's ``log-metric`` and ``log-batch`` parse their own bodies (``web.mlflow.mlflow_body``,
-the cheap path for a client that sends one request a point); what they refuse must read exactly
-as a route whose body FastAPI parses, such as ``log-parameter``, so MLflow's client and a
-script's ``except`` see one API."""
+"""MLflow's logging routes (``log-metric``, ``log-parameter``, ``set-tag``, ``log-batch``) parse
+their own bodies (``web.mlflow.mlflow_body``, the cheap path for a client that sends one request
+a point); what they refuse must read exactly as a route whose body FastAPI parses, such as
+``delete-tag``, so MLflow's client and a script's ``except`` see one API."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 API = "/api/2.0/mlflow"
-FASTAPI_PARSED = f"{API}/runs/log-parameter"
-SELF_PARSED = [f"{API}/runs/log-metric", f"{API}/runs/log-batch"]
+FASTAPI_PARSED = f"{API}/runs/delete-tag"
+SELF_PARSED = [f"{API}/runs/{name}" for name in ("log-metric", "log-parameter", "set-tag",
+                                                 "log-batch")]  # fmt: skip
 JSON = {"content-type": "application/json"}
 
 

@@ -10,11 +10,12 @@ MLflow answers some refusals with codes of its own, kept here so its client rais
 script expects: a changed param, or a write to a finished or deleted run, is
 ``INVALID_PARAMETER_VALUE``; a metric missing from a run has an empty history.
 
-Two routes are hot: MLflow's client sends one ``log-metric`` request per point, and
-``log-batch`` 1,000 points a request. They parse their own body (:func:`.web.mlflow.mlflow_body`,
-refusing as FastAPI would) and write in one thread hop, rather than through a body model and a
-``WriteSession`` dependency, whose machinery costs more than the write. ``runs/search`` answers
-from the rows (:func:`.mlflow_protocol.runs_json`), serialised once.
+The logging routes are hot: MLflow's client sends one ``log-metric`` request per point, one
+``log-parameter`` or ``set-tag`` request per call of its fluent API, and ``log-batch`` 1,000
+points a request. They parse their own body (:func:`.web.mlflow.mlflow_body`, refusing as
+FastAPI would) and write in one thread hop, rather than through a body model and a
+``WriteSession`` dependency (three thread hops), whose machinery costs more than the write.
+``runs/search`` answers from the rows (:func:`.mlflow_protocol.runs_json`), serialised once.
 """
 
 from __future__ import annotations
@@ -218,15 +219,19 @@ async def log_metric(request: Request) -> Response:
 
 
 @router.post("/runs/log-parameter")
-def log_param(body: RunKeyValue, session: WriteSession) -> Json:
-    _log(session, body.run_id, params={body.key: body.value})
-    return {}
+async def log_param(request: Request) -> Response:
+    """One param (MLflow's fluent ``log_param`` sends one request each): as ``log-metric``."""
+    body = await mlflow_body(request, RunKeyValue)
+    await run_in_threadpool(_write, request, body.run_id, [], {body.key: body.value})
+    return _done()
 
 
 @router.post("/runs/set-tag")
-def set_tag(body: RunKeyValue, session: WriteSession) -> Json:
-    _log(session, body.run_id, tags={body.key: body.value})
-    return {}
+async def set_tag(request: Request) -> Response:
+    """One tag, one request each, as ``log-parameter``."""
+    body = await mlflow_body(request, RunKeyValue)
+    await run_in_threadpool(_write, request, body.run_id, [], None, {body.key: body.value})
+    return _done()
 
 
 @router.post("/runs/delete-tag")
