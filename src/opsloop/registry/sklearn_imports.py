@@ -1,10 +1,12 @@
 """Importing scikit-learn and skops for the ``sklearn`` flavor without their import-time walks.
 
 skops lists scikit-learn's estimators on import by walking every scikit-learn package, which
-imports torch among others (:func:`skops_io` walks only what the list comes from), and SciPy
-1.17 renders an array-API table into ~470 docstrings as scikit-learn imports it
-(:func:`scipy_docs_as_written` keeps them as written). Both cost a ``serve`` start or a first
-model load seconds, and neither changes what skops trusts or what any function does.
+imports torch among others (:func:`skops_io` walks only what the list comes from), then finds
+the module of each of SciPy's ufuncs by asking every loaded module for it (:func:`skops_io`
+reads plain modules' namespaces instead), and SciPy 1.17 renders an array-API table into ~470
+docstrings as scikit-learn imports it (:func:`scipy_docs_as_written` keeps them as written).
+They cost a ``serve`` start, a first model load or a ``log_model`` seconds, and none changes
+what skops trusts or what any function does.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
 from typing import Any
 
 __all__ = ["scipy_docs_as_written", "skops_io"]
@@ -35,6 +38,14 @@ def skops_io() -> Any:
     same list (a test compares the two). It stands in for ``all_estimators`` only while skops
     is imported; skops's trusted types are unchanged.
 
+    Then skops names the module of each of SciPy's ~230 ufuncs (which have no ``__module__``):
+    the first module in ``sys.modules`` whose attribute of that name is the ufunc. Its
+    ``whichmodule`` asks each module with ``getattr``, and each module that lacks the name
+    raises (and has swallowed) two AttributeErrors with formatted messages: ~150,000 of them in
+    a training script, half of its ``log_model`` call. While skops is imported,
+    :func:`_first_module_holding` gives the same answers reading plain modules' ``__dict__``
+    (a test compares the two).
+
     The module is handed out only once its import has finished: ``sys.modules`` holds it from
     the moment its import starts, so a second thread that took it from there could call a
     function not defined yet.
@@ -48,12 +59,71 @@ def skops_io() -> Any:
                 import sklearn.utils
 
             original = sklearn.utils.all_estimators
-            sklearn.utils.all_estimators = _public_estimators
+            sklearn.utils.all_estimators = _listing_for_skops
             try:  # waits for an import another thread of the user's has under way
                 _skops = importlib.import_module("skops.io")
             finally:
                 sklearn.utils.all_estimators = original
+                _restore_whichmodule()
     return _skops
+
+
+def _listing_for_skops(type_filter: Any = None) -> list[tuple[str, type]]:
+    """What skops's ``_trusted_types`` gets for ``all_estimators()``: the same list, from
+    :func:`_public_estimators`. skops asks for it before any name it computes, once its
+    ``_utils`` module is imported, so here its ``whichmodule`` is also swapped for
+    :func:`_first_module_holding` until the import ends (``_restore_whichmodule``)."""
+    utils = sys.modules.get("skops.io._utils")
+    original = getattr(utils, "whichmodule", None)
+    if original is not None and original is not _first_module_holding:
+        _SKOPS_WHICHMODULE[:] = [original]  # kept: the stand-in asks it for unusual names
+        utils.whichmodule = _first_module_holding  # type: ignore[union-attr]
+    return _public_estimators(type_filter)
+
+
+def _restore_whichmodule() -> None:
+    utils = sys.modules.get("skops.io._utils")
+    if utils is not None and _SKOPS_WHICHMODULE:
+        utils.whichmodule = _SKOPS_WHICHMODULE[0]
+
+
+_SKOPS_WHICHMODULE: list[Any] = []  # skops's own whichmodule, once _listing_for_skops ran
+_MODULE_ATTRIBUTES = frozenset(dir(ModuleType))  # names a module's type answers itself
+
+
+def _first_module_holding(obj: Any, name: str) -> str:
+    """skops's ``whichmodule(obj, name)``, the same answer with fewer exceptions: ``obj``'s
+    ``__module__``, else the first module in ``sys.modules`` (in import order, leaving out
+    ``__main__``) whose attribute ``name`` is ``obj``, else ``"__main__"``.
+
+    A plain module (of type ``ModuleType``, without a module-level ``__getattr__``) answers
+    ``getattr`` for an ordinary name from its ``__dict__`` alone, so that is read; any other
+    module (a subclass, a ``__getattr__`` that may warn, compute or import), and any dotted
+    name or name ``ModuleType`` itself defines, is asked as skops asks it.
+    """
+    declared = getattr(obj, "__module__", None)
+    if declared is not None:
+        return declared  # type: ignore[no-any-return]
+    if "." in name or name in _MODULE_ATTRIBUTES:
+        return str(_SKOPS_WHICHMODULE[0](obj, name))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # as skops: numpy.core's warnings
+        for module_name, module in sys.modules.copy().items():
+            if module_name in ("__main__", "__mp_main__") or module is None:
+                continue
+            if type(module) is ModuleType:
+                namespace = module.__dict__
+                if "__getattr__" not in namespace:
+                    if namespace.get(name) is obj:
+                        return str(module_name)
+                    continue
+            try:
+                found = getattr(module, name, None)
+            except (AttributeError, ImportError):
+                continue
+            if found is obj:
+                return str(module_name)
+    return "__main__"
 
 
 _SKOPS_IMPORT = threading.Lock()
