@@ -37,6 +37,15 @@ def finetune(
     max_steps: Annotated[
         int | None, typer.Option("--max-steps", help="Override the config's max_steps.")
     ] = None,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc",
+            min=1,
+            help="Train data parallel in this many processes (the config's devices): gloo on "
+            "CPU, NCCL on GPUs; only the first records to the run.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Supervised (SFT) or preference (DPO) fine-tuning, LoRA or full, with TRL, tracked and
@@ -70,6 +79,7 @@ def finetune(
       sequence_len: 1024
       save_steps: 50                       # checkpoints (the last step is always kept)
       seed: 42
+      devices: 2                           # data parallel processes (or --nproc 2)
 
     Preference tuning (DPO) adds two keys, and reads pairs of answers, as
     `opsloop feedback export NAME --format preference --rank-by thumbs` writes them:
@@ -93,7 +103,9 @@ def finetune(
     from opsloop.app.finetune import run_finetune
     from opsloop.console.output import command_client
 
-    result = run_finetune(command_client(), config, resume=resume, merge=merge, max_steps=max_steps)
+    result = run_finetune(
+        command_client(), config, resume=resume, merge=merge, max_steps=max_steps, devices=nproc
+    )
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(result), indent=2))
     else:

@@ -14,6 +14,9 @@ Preference tuning is ``rl: dpo`` (axolotl's key) over a data version of preferen
 (``{"prompt": [...], "chosen": [...], "rejected": [...]}`` as ``opsloop feedback export
 --format preference`` writes them), with ``dpo_beta`` (TRL's ``beta``, default 0.1).
 
+``devices: 2`` trains data parallel in two processes (:mod:`.parallel`); each step's global
+batch is then ``micro_batch_size * gradient_accumulation_steps * devices``.
+
 ``gate:`` runs an eval suite on the new version beside the current champion and moves an alias
 only when its rules hold (:mod:`.gate`).
 
@@ -79,6 +82,9 @@ class FinetuneConfig(BaseModel):
     gradient_checkpointing: bool = False
     bf16: bool = False
     seed: int = 42
+    devices: int = Field(
+        1, ge=1, description="data parallel processes (torchrun's nproc-per-node); 1: this one"
+    )
     rl: Literal["dpo"] | None = Field(None, description="dpo: preference tuning; none: SFT")
     dpo_beta: float = Field(0.1, gt=0, description="TRL's beta: higher stays closer to the base")
     gate: EvalGate | None = Field(None, description="an eval suite the new version must pass")
@@ -104,6 +110,8 @@ class FinetuneConfig(BaseModel):
         if self.rl is None:
             for key in _PREFERENCE_KEYS:
                 del values[key]
+        if self.devices == 1:  # one process: the hash a config had before devices existed
+            del values["devices"]
         return values
 
     @property

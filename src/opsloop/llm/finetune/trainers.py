@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from opsloop.llm.finetune.config import FinetuneConfig
     from opsloop.llm.finetune.ports import BaseModel
 
-__all__ = ["TrainingInputs", "build_trainer", "training_args"]
+__all__ = ["TrainingInputs", "build_trainer", "hub_offline", "training_args"]
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,21 @@ class TrainingInputs:
     eval_rows: list[dict[str, Any]] | None
 
 
-def training_args(config: FinetuneConfig, out: Path, *, evaluating: bool) -> dict[str, Any]:
-    """The ``TrainingArguments`` fields every method takes from ``config``."""
+def training_args(
+    config: FinetuneConfig, out: Path, *, evaluating: bool, devices: int = 1
+) -> dict[str, Any]:
+    """The ``TrainingArguments`` fields every method takes from ``config``; with ``devices``
+    above one, the process group's backend too: NCCL on GPUs; gloo on CPU, where ``use_cpu``
+    is what makes accelerate see the ranks (else each process would train alone)."""
     _check_names(config)
+    parallel: dict[str, Any] = {}
+    if devices > 1:
+        import torch
+
+        gpu = torch.cuda.is_available()
+        parallel = {"ddp_backend": "nccl" if gpu else "gloo", "use_cpu": not gpu}
     return dict(
+        **parallel,
         output_dir=str(out),
         learning_rate=config.learning_rate,
         optim=config.optimizer,
@@ -73,13 +84,18 @@ def training_args(config: FinetuneConfig, out: Path, *, evaluating: bool) -> dic
     )  # fmt: skip
 
 
-def build_trainer(inputs: TrainingInputs, out: Path, callbacks: Sequence[Any]) -> Any:
+def build_trainer(
+    inputs: TrainingInputs, out: Path, callbacks: Sequence[Any], *, devices: int = 1
+) -> Any:
     """TRL's trainer for ``inputs.config.method`` over ``inputs.rows``, with ``callbacks``,
-    quiet on stdout."""
+    quiet on stdout and offline; ``devices``: the processes of a data parallel run this one
+    is a rank of.
+    """
     from datasets import Dataset
 
+    hub_offline()
     config, base, eval_rows = inputs.config, inputs.base, inputs.eval_rows
-    shared = training_args(config, out, evaluating=eval_rows is not None)
+    shared = training_args(config, out, evaluating=eval_rows is not None, devices=devices)
     common = dict(
         model=base.model,
         train_dataset=Dataset.from_list(inputs.rows),
@@ -133,3 +149,15 @@ def _quiet_logs(trainer: Any) -> None:
 
     if trainer.pop_callback(PrinterCallback) is not None or trainer.pop_callback(ProgressCallback):
         trainer.add_callback(BarOnly())
+
+
+def hub_offline() -> None:
+    """Nothing here may reach the Hugging Face Hub: TRL's trainer sends telemetry when it is
+    created and huggingface_hub fetches a registry of agents, unless the process is offline
+    (a data parallel worker too: it is a fresh process)."""
+    import os
+
+    from huggingface_hub import constants
+
+    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    constants.HF_HUB_OFFLINE = constants.HF_HUB_DISABLE_TELEMETRY = True

@@ -174,23 +174,35 @@ def _train(
     start: Path | None,
     callbacks: Sequence[Any],
 ) -> tuple[Any, int, float | None]:
-    """Run TRL's trainer; the trained model (a peft model for LoRA), its step, its last loss."""
+    """Run TRL's trainer, here or in ``config.devices`` processes (:mod:`.parallel`); the
+    trained model (a peft model for LoRA), its step, its last loss."""
     from opsloop.llm.finetune.callback import RunCallback
+    from opsloop.llm.finetune.callback import RunSink
     from opsloop.llm.finetune.trainers import build_trainer
+    from opsloop.llm.finetune.trainers import hub_offline
 
-    _no_hub()
-    recorder = RunCallback(tracking, run_id)
-    trainer = build_trainer(inputs, folder / "trainer", [recorder, *callbacks])
+    hub_offline()  # before anything loads: the parallel path reads the result back here
+    recorder = RunCallback(RunSink(tracking, run_id))
+    out = folder / "trainer"
+    if inputs.config.devices > 1:
+        return _train_parallel(inputs, recorder, out, start)
+    trainer = build_trainer(inputs, out, [recorder, *callbacks])
     trainer.train(resume_from_checkpoint=str(start) if start is not None else None)
+    recorder.store_last(trainer)
     return trainer.model, int(trainer.state.global_step), recorder.final_loss
 
 
-def _no_hub() -> None:
-    """Nothing here may reach the Hugging Face Hub: TRL's trainer sends telemetry when it is
-    created and huggingface_hub fetches a registry of agents, unless the process is offline."""
-    import os
+def _train_parallel(
+    inputs: TrainingInputs, recorder: Any, out: Path, start: Path | None
+) -> tuple[Any, int, float | None]:
+    """Data parallel: the workers train; what rank 0 recorded reaches the run either way."""
+    from opsloop.llm.finetune import parallel
 
-    from huggingface_hub import constants
-
-    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-    constants.HF_HUB_OFFLINE = constants.HF_HUB_DISABLE_TELEMETRY = True
+    journal = out / parallel.JOURNAL
+    try:
+        parallel.launch(inputs, inputs.config.devices, out, start)
+    finally:
+        parallel.replay(journal, recorder)
+    last = max(out.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    steps = int(last.name.rsplit("-", 1)[1])
+    return parallel.load_trained(inputs, last), steps, recorder.final_loss
