@@ -1,6 +1,7 @@
 """Near-duplicate detection: opsloop's MinHash-LSH vs datasketch's ``MinHashLSH`` (issue 26).
 
     .venv/bin/python bench/dedup.py [--sources 1000] [--unrelated 1000] [--docs 10000]
+        [--semantic-docs 20000] [--scale 1000000] [--skip quality throughput semantic]
 
 1. Quality. A corpus built here, with ground truth: 200-word documents cut from the Python
    documentation shipped with the standard library (``pydoc_data.topics``, module docstrings)
@@ -9,8 +10,8 @@
    plus unrelated documents. A pair is a duplicate when its true Jaccard (computed on the
    shingle sets) is >= 0.5; every pair any tool reports is checked against the true Jaccard,
    so duplicates the generator did not plan (repeated boilerplate in the docs) count too.
-   Precision and recall at threshold 0.5 for ours (candidates verified by the MinHash
-   estimate, and by the true Jaccard) and datasketch (defaults, and banding tuned for recall,
+   Precision and recall at threshold 0.5 for ours (candidates verified by the true Jaccard,
+   the default, and by the MinHash estimate) and datasketch (defaults, and banding tuned for recall,
    both as its LSH answers, unverified, and verified by its own estimate).
 2. Hashing throughput: MinHash signatures (128 permutations, 5-word shingles) of ``--docs``
    200-word documents, ours vs datasketch (``MinHash.update_batch``; datasketch hashes a
@@ -22,7 +23,11 @@
    punctuation, a filler word): embedding time (all-MiniLM-L6-v2 on the CPU), then k-means
    and the within-cluster pass, against brute force over every pair (blocked matrix products):
    the share of brute-force pairs (cosine > 1 - eps) that fall in one k-means cluster, and
-   the agreement (Jaccard) of the rows each drops.
+   the precision and recall of the rows SemDeDup drops against the rows brute force drops.
+5. ``--scale N``: end to end, ``deduplicate`` (exact and near, threshold 0.5) of N 200-word
+   documents (a tenth near copies, a twentieth exact copies) in a fresh process: wall and CPU
+   time, peak RSS (the corpus alone, then with the dedup); past 250,000 rows the sketches
+   spill to disk.
 
 Targets (issue 26): precision and recall >= 0.95 at Jaccard >= 0.5; signatures of 10,000
 200-word documents in <= 1 s and >= 10x datasketch; <= 64 bytes per document of index.
@@ -40,12 +45,15 @@ from collections.abc import Callable
 import numpy as np
 
 from opsloop.data.duplicates.engine import NearParams
+from opsloop.data.duplicates.engine import near_pairs
 from opsloop.data.duplicates.lsh import BandIndex
 from opsloop.data.duplicates.minhash import MinHasher
 from opsloop.data.duplicates.semantic import SemanticParams
 from opsloop.data.duplicates.semantic import cluster_labels
 from opsloop.data.duplicates.semantic import embed_rows
 from opsloop.data.duplicates.semantic import semantic_duplicates
+from opsloop.data.duplicates.sketch import Sketch
+from opsloop.data.duplicates.sketch import Spill
 from opsloop.data.duplicates.text import normal_form
 from opsloop.data.duplicates.text import normal_forms
 from opsloop.data.duplicates.text import shingle_hashes
@@ -135,13 +143,10 @@ def _truth(docs: list[list[str]], pairs: set[tuple[int, int]], sets: list) -> di
 
 def ours(docs: list[list[str]], verify: str) -> set[tuple[int, int]]:
     params = NearParams(threshold=0.5, ngram=N, verify=verify)
-    from opsloop.data.duplicates.engine import _Near
-
-    sketch = _Near(normal_forms([" ".join(d) for d in docs]), params)
-    index = BandIndex.build(sketch.signatures[sketch.filled], *params.bands())
-    found = [np.stack(p) for p in index.self_pairs()]
-    pairs = np.unique(np.sort(sketch.filled[np.concatenate(found, axis=1)], axis=0), axis=1)
-    keep = sketch.similarity(pairs[0], sketch, pairs[1]) >= 0.5
+    with Spill(len(docs)) as spill:
+        sketch = Sketch.build([" ".join(d) for d in docs], spill, params)
+        pairs = near_pairs(sketch, params, spill)
+        keep = sketch.similarity(pairs[0], sketch, pairs[1]) >= 0.5
     return {(int(a), int(b)) for a, b in pairs[:, keep].T}
 
 
@@ -168,8 +173,8 @@ def quality(args: argparse.Namespace) -> list[tuple[str, float, float, int]]:
     docs, planned = build(args.sources, args.unrelated, args.seed)
     sets = [_shingles(d) for d in docs]
     runs = {
-        "opsloop (estimate)": ours(docs, "estimate"),
-        "opsloop (exact verify)": ours(docs, "exact"),
+        "opsloop (default: exact verify)": ours(docs, "exact"),
+        "opsloop (estimate verify)": ours(docs, "estimate"),
         "datasketch defaults": datasketch(docs, (0.5, 0.5), False),
         "datasketch defaults, verified": datasketch(docs, (0.5, 0.5), True),
         "datasketch tuned (0.2, 0.8)": datasketch(docs, (0.2, 0.8), False),
@@ -295,14 +300,16 @@ def semantic(count: int, eps: float) -> list[tuple[str, str]]:
     labels = cluster_labels(vectors, params.cluster_count(count), params.seed)
     together = float(np.mean(labels[pairs[0]] == labels[pairs[1]])) if pairs.size else 1.0
     found = set(dropped.tolist())
-    agreement = len(found & truth) / len(found | truth) if found | truth else 1.0
+    both = len(found & truth)
+    precision = both / len(found) if found else 1.0
+    recall = both / len(truth) if truth else 1.0
     return [
         ("documents", f"{count:,} ({params.cluster_count(count)} k-means clusters, eps {eps})"),
         ("embedding (MiniLM, CPU)", f"{embed_time:.1f} s"),
         ("SemDeDup (k-means + clusters)", f"{ours:.2f} s, {len(found):,} rows dropped"),
         ("brute force (all pairs)", f"{brute:.2f} s, {len(truth):,} rows dropped"),
         ("brute-force pairs in one cluster", f"{together:.3f} of {pairs.shape[1]:,}"),
-        ("dropped rows agreement (Jaccard)", f"{agreement:.3f}"),
+        ("dropped rows vs brute force", f"precision {precision:.3f}, recall {recall:.3f}"),
     ]
 
 
@@ -330,6 +337,68 @@ def index_bytes(count: int) -> tuple[float, float]:
     return ours_bytes, theirs
 
 
+def _scale_corpus(count: int, seed: int = 9) -> tuple[list[str], int]:
+    """``count`` 200-word documents of words drawn from the Python docs' vocabulary: a tenth
+    are near copies of an earlier one (4 words replaced, true Jaccard about 0.8) and a
+    twentieth exact copies; the number of planted copies is returned too."""
+    rng = np.random.default_rng(seed)
+    vocab = sorted(set(" ".join(_python_docs()).split()))
+    docs: list[str] = []
+    planted = 0
+    for lo in range(0, count, 10_000):
+        ids = rng.integers(0, len(vocab), size=(min(10_000, count - lo), 200)).tolist()
+        for row in ids:
+            roll = rng.random()
+            if docs and roll < 0.15:
+                planted += 1
+                source = docs[int(rng.integers(0, len(docs)))]
+                if roll < 0.05:
+                    docs.append(source)
+                    continue
+                words = source.split()
+                for spot in rng.integers(0, 200, 4):
+                    words[spot] = vocab[int(rng.integers(0, len(vocab)))]
+                docs.append(" ".join(words))
+            else:
+                docs.append(" ".join([vocab[i] for i in row]))
+    return docs, planted
+
+
+def _end_to_end_child(count: int) -> None:
+    """Run in a fresh process (its peak RSS is its own): build the corpus, then deduplicate
+    it as ``opsloop data dedup --threshold 0.5`` does; print the figures as JSON."""
+    import json
+    import resource
+
+    from opsloop.data.duplicates.engine import deduplicate
+
+    docs, planted = _scale_corpus(count)
+    corpus_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    wall, cpu = time.perf_counter(), time.process_time()
+    keep, report = deduplicate(docs, near=NearParams(threshold=0.5))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({
+        "docs": count, "planted": planted, "removed": int((~keep).sum()),
+        "by_method": report["removed"], "checked": report["candidates_checked"],
+        "spilled": report["spilled"], "wall": wall, "cpu": cpu,
+        "corpus_rss": corpus_rss, "peak_rss": peak,
+    }))  # fmt: skip
+
+
+def end_to_end(count: int) -> dict:
+    """Figures of :func:`_end_to_end_child` for ``count`` documents."""
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", __file__, "--end-to-end-child", str(count)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    figures: dict = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sources", type=int, default=1000)
@@ -338,12 +407,34 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=26)
     parser.add_argument("--semantic-docs", type=int, default=20_000)
     parser.add_argument("--eps", type=float, default=0.05)
+    parser.add_argument("--scale", type=int, default=0, help="end to end on this many docs")
+    parser.add_argument("--skip", nargs="*", default=[], help="quality throughput semantic")
+    parser.add_argument("--end-to-end-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    print(f"{'method':34} {'precision':>9} {'recall':>7} {'pairs':>7}")
-    for name, precision, recall, pairs in quality(args):
-        print(f"{name:34} {precision:9.3f} {recall:7.3f} {pairs:7,}")
-    stages = throughput(args.docs)
-    print(f"\nsignatures of {args.docs:,} 200-word docs, 128 permutations (best of 3; "
+    if args.end_to_end_child:
+        return _end_to_end_child(args.end_to_end_child)
+    if args.scale:
+        f = end_to_end(args.scale)
+        print(f"end to end, {f['docs']:,} 200-word docs, threshold 0.5, one process: "
+              f"{f['wall']:.1f} s wall, {f['cpu']:.1f} s cpu; peak RSS "
+              f"{f['peak_rss'] / 2**30:.2f} GiB (corpus alone {f['corpus_rss'] / 2**30:.2f}); "
+              f"{f['removed']:,} removed {f['by_method']} of {f['planted']:,} planted; "
+              f"{f['checked']:,} candidates checked; spilled {f['spilled']}\n")  # fmt: skip
+    if "quality" not in args.skip:
+        print(f"{'method':34} {'precision':>9} {'recall':>7} {'pairs':>7}")
+        for name, precision, recall, pairs in quality(args):
+            print(f"{name:34} {precision:9.3f} {recall:7.3f} {pairs:7,}")
+    if "throughput" not in args.skip:
+        _throughput(args.docs)
+    if "semantic" not in args.skip:
+        print()
+        for label, value in semantic(args.semantic_docs, args.eps):
+            print(f"{label:34} {value}")
+
+
+def _throughput(docs: int) -> None:
+    stages = throughput(docs)
+    print(f"\nsignatures of {docs:,} 200-word docs, 128 permutations (best of 3; "
           "datasketch scaled from 1,000)")  # fmt: skip
     print(f"{'stage':12} {'wall s':>7} {'cpu s':>7}")
     for stage, wall, cpu in stages:
@@ -353,9 +444,6 @@ def main() -> None:
     ours_index, their_index = index_bytes(5000)
     print(f"index at threshold 0.5, 128 permutations: opsloop {ours_index} B/doc, "
           f"datasketch {their_index:,.0f} B/doc")  # fmt: skip
-    print()
-    for label, value in semantic(args.semantic_docs, args.eps):
-        print(f"{label:34} {value}")
 
 
 if __name__ == "__main__":

@@ -43,8 +43,8 @@ def dedup(
     ngram: Annotated[int, typer.Option(help="Words per shingle.")] = 5,
     num_perm: Annotated[int, typer.Option(help="MinHash permutations.")] = 128,
     verify: Annotated[
-        str, typer.Option(help="Check candidates by MinHash 'estimate' or 'exact' Jaccard.")
-    ] = "estimate",
+        str, typer.Option(help="Check candidates by 'exact' Jaccard or its MinHash 'estimate'.")
+    ] = "exact",
     keep: Annotated[
         str, typer.Option(help="Row each cluster keeps: first, longest or best-scored.")
     ] = "first",

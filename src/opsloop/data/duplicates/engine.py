@@ -2,13 +2,18 @@
 
 Exact: rows whose normal forms (:mod:`.text`) are equal. Near: MinHash signatures
 (:mod:`.minhash`), LSH bands chosen from the threshold (:mod:`.lsh`), each candidate pair
-verified by its estimated Jaccard similarity (or, with ``verify="exact"``, the true Jaccard
-of the two shingle sets). Semantic: SemDeDup over sentence embeddings (:mod:`.semantic`).
+verified by the true Jaccard of its two shingle sets (``verify="exact"``, the default: on the
+bench's ground truth, precision 1.000 and recall 0.987 where the MinHash estimate,
+``verify="estimate"``, gives 0.977 and 0.943); an exact copy is left to its first copy, so a
+text repeated a million times is one row to the near search, not a million. Semantic:
+SemDeDup over sentence embeddings (:mod:`.semantic`).
 The pairs every method finds are clustered by union-find (:mod:`.clusters`). Empty and
 whitespace-only rows are never a duplicate of anything; they are counted.
 
 Nothing here reads or writes a table: the inputs are lists of texts, so the same functions
-serve a dataset version, a pipeline step's frame, and (later) a Ray partition.
+serve a dataset version and a pipeline step's frame (a Ray partition: :mod:`.on_ray`). The
+sketches of the texts are made a chunk at a time and spill to disk past ``row_budget`` rows
+(:mod:`.sketch`).
 """
 
 from __future__ import annotations
@@ -24,21 +29,20 @@ from opsloop.data.duplicates.clusters import components
 from opsloop.data.duplicates.clusters import keep_rows
 from opsloop.data.duplicates.clusters import preference
 from opsloop.data.duplicates.lsh import BandIndex
+from opsloop.data.duplicates.lsh import band_hashes
 from opsloop.data.duplicates.lsh import optimal_bands
-from opsloop.data.duplicates.minhash import MinHasher
-from opsloop.data.duplicates.minhash import estimated_jaccard
+from opsloop.data.duplicates.lsh import self_pairs
 from opsloop.data.duplicates.ports import Embedder
 from opsloop.data.duplicates.semantic import NO_EMBEDDER
 from opsloop.data.duplicates.semantic import SemanticParams
 from opsloop.data.duplicates.semantic import embed_rows
 from opsloop.data.duplicates.semantic import semantic_duplicates
-from opsloop.data.duplicates.text import Shingles
-from opsloop.data.duplicates.text import exact_keys
-from opsloop.data.duplicates.text import normal_forms
-from opsloop.data.duplicates.text import shingle_hashes
+from opsloop.data.duplicates.sketch import ROW_BUDGET
+from opsloop.data.duplicates.sketch import Sketch
+from opsloop.data.duplicates.sketch import Spill
 from opsloop.errors import InvalidInput
 
-__all__ = ["NearParams", "contamination", "deduplicate", "preview"]
+__all__ = ["NearParams", "contamination", "deduplicate", "near_pairs", "preview"]
 
 VERIFY = ("estimate", "exact")
 PREVIEW = 160  # characters of a row's text shown in a report
@@ -56,7 +60,7 @@ class NearParams:
     threshold: float = 0.8
     ngram: int = 5
     num_perm: int = 128
-    verify: str = "estimate"
+    verify: str = "exact"
     seed: int = 1
 
     def check(self) -> NearParams:
@@ -91,32 +95,40 @@ def preview(text: str | None) -> str:
     return text if len(text) <= PREVIEW else text[: PREVIEW - 1] + "…"
 
 
-class _Near:
-    """Signatures and shingles of one list of rows, and similarity between its rows or with
-    another such list's."""
-
-    def __init__(self, normal: list[bytes], params: NearParams, on_rows: Any = None) -> None:
-        self.params = params
-        self.shingles: Shingles = shingle_hashes(normal, params.ngram)
-        self.signatures = MinHasher(params.num_perm, params.seed).signatures(self.shingles, on_rows)
-        self.filled = np.flatnonzero(self.shingles.counts() > 0)
-
-    def similarity(self, rows: np.ndarray, other: _Near, other_rows: np.ndarray) -> np.ndarray:
-        if self.params.verify == "estimate":
-            return np.asarray(
-                estimated_jaccard(self.signatures[rows], other.signatures[other_rows]), float
-            )
-        out = np.empty(rows.size)
-        for i, (a, b) in enumerate(zip(rows, other_rows, strict=True)):
-            left, right = np.unique(self.shingles.of(a)), np.unique(other.shingles.of(b))
-            shared = np.intersect1d(left, right, assume_unique=True).size
-            out[i] = shared / (left.size + right.size - shared)
-        return out
+def _exact_pairs(sketch: Sketch) -> tuple[np.ndarray, np.ndarray]:
+    """(first row, later row) for every non-empty row whose normal form came earlier."""
+    rows = sketch.filled
+    if rows.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    _, first, inverse = np.unique(sketch.keys[rows], return_index=True, return_inverse=True)
+    kept = rows[first][inverse.ravel()]
+    later = kept != rows
+    return kept[later], rows[later]
 
 
-def _normal(texts: Sequence[str | None]) -> tuple[list[bytes], np.ndarray]:
-    normal = normal_forms(texts)
-    return normal, np.fromiter((not t for t in normal), dtype=bool, count=len(normal))
+def near_pairs(
+    sketch: Sketch, near: NearParams, spill: Spill, skip: np.ndarray | None = None
+) -> np.ndarray:
+    """The candidate pairs of non-empty rows not in ``skip``, (2 x pairs) with the smaller
+    row first, each once: rows that agree on a whole band. Pairs are merged into one sorted
+    set every few million, so a popular text's bucket does not pile up copies of its pairs."""
+    assert sketch.signatures is not None
+    rows = sketch.signatures.shape[0]
+    out = sketch.empty if skip is None else sketch.empty | skip
+    bands, per_band = near.bands()
+    hashes = band_hashes(
+        sketch.signatures, bands, per_band, spill.array("bands", (bands, rows), np.uint64)
+    )
+    found, batch, held = np.zeros(0, np.int64), [], 0
+    for left, right in self_pairs(hashes):
+        filled = ~out[left] & ~out[right]
+        low, high = np.minimum(left, right)[filled], np.maximum(left, right)[filled]
+        batch.append(low.astype(np.int64) * rows + high)
+        held += low.size
+        if held > 1 << 22:
+            found, batch, held = np.unique(np.concatenate([found, *batch])), [], 0
+    found = np.unique(np.concatenate([found, *batch]))
+    return np.stack([found // rows, found % rows]) if rows else np.zeros((2, 0), np.int64)
 
 
 def deduplicate(
@@ -129,10 +141,12 @@ def deduplicate(
     keep: str = "first",
     scores: np.ndarray | None = None,
     on_rows: Callable[[int], None] | None = None,
+    row_budget: int = ROW_BUDGET,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Which rows to keep (a boolean mask) and the report: rows, empty rows, rows removed by
     each method, and the clusters (the row kept, the rows dropped with their method and
-    similarity to the kept row); row numbers count from 0. ``semantic`` needs ``embedder``."""
+    similarity to the kept row); row numbers count from 0. ``semantic`` needs ``embedder``.
+    Past ``row_budget`` rows the sketches spill to disk (:mod:`.sketch`)."""
     if not exact and near is None and semantic is None:
         raise InvalidInput("choose a method: exact, near, semantic, or several")
     lengths = np.fromiter((len(t or "") for t in texts), dtype=np.int64, count=len(texts))
@@ -141,40 +155,37 @@ def deduplicate(
     semantic = semantic.check() if semantic is not None else None
     if semantic is not None and embedder is None:
         raise InvalidInput(NO_EMBEDDER)
-    normal, empty = _normal(texts)
-    keys = exact_keys(normal)
-    left: list[np.ndarray] = []
-    right: list[np.ndarray] = []
-    if exact:
-        first: dict[bytes, int] = {}
-        pairs = [(first.setdefault(k, i), i) for i, k in enumerate(keys) if not empty[i]]
-        same = np.array([p for p in pairs if p[0] != p[1]], dtype=np.int64).reshape(-1, 2)
-        left.append(same[:, 0])
-        right.append(same[:, 1])
-    sketch, checked = None, 0
-    if near is not None:
-        sketch = _Near(normal, near, on_rows)
-        bands, per_band = near.bands()
-        index = BandIndex.build(sketch.signatures[sketch.filled], bands, per_band)
-        found = [np.stack(p) for p in index.self_pairs()]
-        if found:
-            pairs = np.unique(np.sort(sketch.filled[np.concatenate(found, axis=1)], axis=0), axis=1)
+    with Spill(len(texts), row_budget) as spill:
+        sketch = Sketch.build(texts, spill, near, on_rows)
+        left: list[np.ndarray] = []
+        right: list[np.ndarray] = []
+        copies = np.zeros(len(texts), dtype=bool)
+        if exact:
+            first, later = _exact_pairs(sketch)
+            left.append(first)
+            right.append(later)
+            copies[later] = True  # its first copy stands for it below
+        checked = 0
+        if near is not None:
+            pairs = near_pairs(sketch, near, spill, copies)
             checked = pairs.shape[1]
             similar = sketch.similarity(pairs[0], sketch, pairs[1]) >= near.threshold
             left.append(pairs[0][similar])
             right.append(pairs[1][similar])
-    meaning = None
-    if semantic is not None and embedder is not None:
-        meaning = _Meaning(texts, empty, embedder)
-        kept, dropped, _ = semantic_duplicates(meaning.vectors, rank[meaning.filled], semantic)
-        left.append(meaning.filled[kept])
-        right.append(meaning.filled[dropped])
-    rows = len(texts)
-    edges = (np.concatenate(left), np.concatenate(right)) if left else (np.zeros(0, int),) * 2
-    roots = components(rows, *edges)
-    winner = keep_rows(roots, keep, lengths, scores)
-    keep_mask = winner == np.arange(rows)
-    report = _report(texts, keys, winner, keep_mask, empty, sketch, meaning)
+        meaning = None
+        if semantic is not None and embedder is not None:
+            meaning = _Meaning(texts, sketch.empty, embedder)
+            kept, dropped, _ = semantic_duplicates(meaning.vectors, rank[meaning.filled], semantic)
+            left.append(meaning.filled[kept])
+            right.append(meaning.filled[dropped])
+        rows = len(texts)
+        edges = (np.concatenate(left), np.concatenate(right)) if left else (np.zeros(0, int),) * 2
+        roots = components(rows, *edges)
+        winner = keep_rows(roots, keep, lengths, scores)
+        keep_mask = winner == np.arange(rows)
+        near_sketch = sketch if near is not None else None
+        report = _report(texts, sketch, winner, keep_mask, near_sketch, near, meaning)
+        spilled = spill.spilled
     methods = (("exact", exact), ("near", near is not None), ("semantic", meaning is not None))
     report.update(
         methods=[m for m, on in methods if on],
@@ -182,6 +193,7 @@ def deduplicate(
         near=near.describe() if near is not None else None,
         semantic=semantic.describe(meaning.filled.size) if meaning and semantic else None,
         candidates_checked=checked,
+        spilled=spilled,
     )
     return keep_mask, report
 
@@ -201,7 +213,11 @@ class _Meaning:
 
 
 def _methods(
-    dropped: np.ndarray, kept_of: np.ndarray, sketch: _Near | None, meaning: _Meaning | None
+    dropped: np.ndarray,
+    kept_of: np.ndarray,
+    sketch: Sketch | None,
+    threshold: float,
+    meaning: _Meaning | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For rows that are not exact copies of the row kept: "near" or "semantic", and the
     similarity to the kept row by that method (near when both would do; a row joined by a
@@ -212,27 +228,30 @@ def _methods(
         return np.full(dropped.size, "near", dtype=object), np.asarray(jaccard)
     if jaccard is None:
         return np.full(dropped.size, "semantic", dtype=object), cosine
-    near = (jaccard >= sketch.params.threshold) | (cosine < jaccard)  # type: ignore[union-attr]
+    near = (jaccard >= threshold) | (cosine < jaccard)
     return np.where(near, "near", "semantic").astype(object), np.where(near, jaccard, cosine)
 
 
 def _report(
     texts: Sequence[str | None],
-    keys: list[bytes],
+    sketch: Sketch,
     winner: np.ndarray,
     keep_mask: np.ndarray,
-    empty: np.ndarray,
-    sketch: _Near | None,
+    near_sketch: Sketch | None,
+    near: NearParams | None,
     meaning: _Meaning | None,
 ) -> dict[str, Any]:
     dropped = np.flatnonzero(~keep_mask)
     kept_of = winner[dropped]
-    is_exact = np.array([keys[d] == keys[k] for d, k in zip(dropped, kept_of, strict=True)], bool)
+    is_exact = sketch.keys[dropped] == sketch.keys[kept_of]
     similarity = np.ones(dropped.size)
     method = np.full(dropped.size, "exact", dtype=object)
     other = ~is_exact
     if other.any():
-        method[other], similarity[other] = _methods(dropped[other], kept_of[other], sketch, meaning)
+        threshold = near.threshold if near is not None else 1.0
+        method[other], similarity[other] = _methods(
+            dropped[other], kept_of[other], near_sketch, threshold, meaning
+        )
     clusters: dict[int, list[dict[str, Any]]] = {}
     for row, kept, how, sim in zip(dropped, kept_of, method, similarity, strict=True):
         clusters.setdefault(int(kept), []).append(
@@ -247,7 +266,7 @@ def _report(
     return {
         "rows": len(texts),
         "rows_kept": int(keep_mask.sum()),
-        "empty_rows": int(empty.sum()),
+        "empty_rows": int(sketch.empty.sum()),
         "removed": {m: int((method == m).sum()) for m in ("exact", "near", "semantic")},
         "clusters_total": len(clusters),
         "clusters": [
@@ -276,22 +295,21 @@ def contamination(
     if not exact and near is None:
         raise InvalidInput("choose a method: exact, near, or both")
     near = near.check() if near is not None else None
-    train_normal, train_empty = _normal(train)
-    eval_normal, eval_empty = _normal(evaluation)
+    with Spill(0) as spill:  # both tables are held whole (the index is queried at random)
+        ours = Sketch.build(train, spill, near)
+        theirs = Sketch.build(evaluation, spill, near)
+    eval_empty = theirs.empty
     match = np.full(len(evaluation), -1, dtype=np.int64)
     best = np.zeros(len(evaluation))
     method = np.array([""] * len(evaluation), dtype=object)
     if exact:
-        seen = {
-            k: i
-            for i, k in reversed(list(enumerate(exact_keys(train_normal))))
-            if not train_empty[i]
-        }
-        for i, key in enumerate(exact_keys(eval_normal)):
-            if not eval_empty[i] and key in seen:
+        seen = {ours.keys[i]: int(i) for i in ours.filled[::-1]}
+        for i in theirs.filled:
+            key = theirs.keys[i]
+            if key in seen:
                 match[i], best[i], method[i] = seen[key], 1.0, "exact"
     if near is not None:
-        ours, theirs = _Near(train_normal, near), _Near(eval_normal, near)
+        assert ours.signatures is not None and theirs.signatures is not None
         bands, per_band = near.bands()
         index = BandIndex.build(ours.signatures[ours.filled], bands, per_band)
         queries = index.keys_for(theirs.signatures[theirs.filled])

@@ -19,7 +19,7 @@ class NearOptions(BaseModel):
     threshold: float = Field(0.8, description="Jaccard similarity (0, 1] that makes a duplicate")
     ngram: int = Field(5, description="words per shingle")
     num_perm: int = Field(128, description="MinHash permutations")
-    verify: str = Field("estimate", description="estimate (MinHash) or exact (shingle sets)")
+    verify: str = Field("exact", description="exact (shingle sets) or estimate (MinHash)")
 
 
 class DedupRequest(NearOptions):

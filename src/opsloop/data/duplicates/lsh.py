@@ -8,9 +8,10 @@ nothing) plus below it right of the threshold (false negatives, duplicates never
 The integrals are taken numerically for every ``(b, r)`` at once (Simpson's rule on a fixed
 grid), the way datasketch's ``_optimal_param`` does it one pair at a time with scipy.
 
-The index keeps one key per band and row: a hash of the band's values, 32 bits when the
-bands fit 64 bytes per row, else 16 bits (a chance collision only adds a candidate, which
-verification then rejects).
+Deduplicating a table buckets rows by a 64-bit hash of each band's values, one band at a
+time (:func:`self_pairs`). The index another table is queried with (overlap) keeps one key
+per band and row: the hash's high 32 bits when the bands fit 64 bytes per row, else 16 (a
+chance collision only adds a candidate, which verification then rejects).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["BandIndex", "optimal_bands"]
+__all__ = ["BandIndex", "band_hashes", "optimal_bands", "self_pairs"]
 
 INDEX_BYTES = 64  # per row, for the band keys
 _GRID = np.linspace(0.0, 1.0, 2001)
@@ -53,9 +54,51 @@ def optimal_bands(
     return int(pairs[best, 0]), int(pairs[best, 1])
 
 
+def band_hashes(
+    signatures: np.ndarray, bands: int, rows_per_band: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """A 64-bit hash of each row's values in each band, (bands x rows), into ``out`` when
+    given (a memory-mapped file past the row budget); read a band of rows at a time, so a
+    memory-mapped ``signatures`` is read once."""
+    rows = signatures.shape[0]
+    out = np.empty((bands, rows), dtype=np.uint64) if out is None else out
+    step = 1 << 16
+    with np.errstate(over="ignore"):
+        for lo in range(0, rows, step):
+            part = np.asarray(signatures[lo : lo + step])
+            for band in range(bands):
+                acc = np.zeros(part.shape[0], dtype=np.uint64)
+                for c in range(band * rows_per_band, (band + 1) * rows_per_band):
+                    acc = (acc ^ part[:, c].astype(np.uint64)) * _FOLD
+                acc ^= acc >> np.uint64(29)
+                out[band, lo : lo + step] = acc
+    return out
+
+
+def self_pairs(hashes: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per band of :func:`band_hashes`, pairs of rows with equal hashes: each member of a
+    bucket with the bucket's first and with its neighbour, so a bucket of ``m`` gives at most
+    ``2m`` pairs (a thousand copies of one text cost a thousand checks, not half a million).
+    The full 64 bits, not the index's short keys: a key shared by chance would split a
+    bucket's true members apart."""
+    for band in range(hashes.shape[0]):
+        column = np.asarray(hashes[band])
+        order = np.argsort(column, kind="stable")
+        sorted_hashes = column[order]
+        same = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1]) + 1
+        if same.size == 0:
+            continue
+        new_bucket = np.concatenate([[True], sorted_hashes[1:] != sorted_hashes[:-1]])
+        first = np.maximum.accumulate(np.where(new_bucket, np.arange(order.size), 0))
+        yield order[same - 1], order[same]
+        far = same[first[same] != same - 1]
+        yield order[first[far]], order[far]
+
+
 @dataclass(frozen=True)
 class BandIndex:
-    """Band keys of many rows, (rows x bands), and each band's rows sorted by key."""
+    """Band keys of many rows, (rows x bands), the high bits of :func:`band_hashes`, and
+    each band's rows sorted by key: the index a table is queried with (overlap)."""
 
     keys: np.ndarray
     order: np.ndarray  # (bands x rows): row numbers sorted by that band's key
@@ -64,38 +107,15 @@ class BandIndex:
     @classmethod
     def build(cls, signatures: np.ndarray, bands: int, rows_per_band: int) -> BandIndex:
         """Index ``signatures`` (rows without shingles are left out by the caller)."""
-        wide = 4 * bands <= INDEX_BYTES
-        keys = np.empty((signatures.shape[0], bands), dtype=np.uint32 if wide else np.uint16)
-        with np.errstate(over="ignore"):
-            for band in range(bands):
-                cols = signatures[:, band * rows_per_band : (band + 1) * rows_per_band]
-                acc = np.zeros(signatures.shape[0], dtype=np.uint64)
-                for c in range(cols.shape[1]):
-                    acc = (acc ^ cols[:, c].astype(np.uint64)) * _FOLD
-                acc ^= acc >> np.uint64(29)
-                keys[:, band] = acc >> np.uint64(64 - 8 * keys.itemsize)
+        dtype = np.uint32 if 4 * bands <= INDEX_BYTES else np.uint16
+        bits = np.uint64(64 - 8 * np.dtype(dtype).itemsize)
+        keys = (band_hashes(signatures, bands, rows_per_band) >> bits).astype(dtype).T.copy()
         order = np.argsort(keys, axis=0, kind="stable").T.copy()
         return cls(keys, order, rows_per_band)
 
     @property
     def bytes_per_row(self) -> int:
         return self.keys.shape[1] * self.keys.itemsize
-
-    def self_pairs(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Per band, pairs of rows sharing a key: each member of a bucket with the bucket's
-        first and with its neighbour, so a bucket of ``m`` gives at most ``2m`` pairs (a
-        thousand copies of one text cost a thousand checks, not half a million)."""
-        for band in range(self.keys.shape[1]):
-            order = self.order[band]
-            sorted_keys = self.keys[order, band]
-            same = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1]) + 1
-            if same.size == 0:
-                continue
-            new_bucket = np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]])
-            first = np.maximum.accumulate(np.where(new_bucket, np.arange(order.size), 0))
-            yield order[same - 1], order[same]
-            far = same[first[same] != same - 1]
-            yield order[first[far]], order[far]
 
     def query(self, keys: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Per band, (query row, indexed row) pairs sharing a key, for query keys built with

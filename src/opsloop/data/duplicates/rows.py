@@ -2,8 +2,9 @@
 
 The table is read whole into Arrow (one DuckDB scan; the text column and every other column
 stay aligned row for row) and the kept rows are written back in the version's own format:
-Parquet with its schema, CSV with a header, JSON lines. Bounded memory for tables larger
-than memory (spilling signatures to disk, or Ray) is the next slice's.
+Parquet with its schema, CSV with a header, JSON lines. The sketches made of the texts
+spill to disk past a row budget (:mod:`.sketch`); the table itself is held whole (reading it
+in batches is the next slice's).
 """
 
 from __future__ import annotations

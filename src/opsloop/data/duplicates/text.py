@@ -131,7 +131,7 @@ class Shingles:
     """Every row's shingle hashes, back to back: row ``i`` owns
     ``hashes[offsets[i]:offsets[i + 1]]`` (none when it is empty)."""
 
-    hashes: np.ndarray  # uint64 values below 2^32
+    hashes: np.ndarray  # uint32
     offsets: np.ndarray  # int64, one more than there are rows
 
     def counts(self) -> np.ndarray:
@@ -213,6 +213,6 @@ def shingle_hashes(normal: Sequence[bytes], ngram: int) -> Shingles:
             order = np.argsort(np.concatenate([owner, short]), kind="stable")
             full = np.concatenate([full, extra])[order]
             owner = np.concatenate([owner, short])[order]
-        hashes = _mix(full) >> np.uint64(32)
+        hashes = (_mix(full) >> np.uint64(32)).astype(np.uint32)
     counts = np.bincount(owner, minlength=len(normal)).astype(np.int64)
     return Shingles(hashes, np.concatenate([[0], np.cumsum(counts)]))

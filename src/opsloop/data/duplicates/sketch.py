@@ -1,0 +1,192 @@
+"""A column's sketches, built a chunk of rows at a time: exact keys, which rows are empty,
+word-shingle hashes and MinHash signatures, and the similarity of two rows by either.
+
+Memory stays bounded: past ``row_budget`` rows the signatures, the shingle hashes and the
+band keys go to numpy memory-mapped files in a temporary folder (:class:`Spill`), and only
+one chunk of rows is normalised and hashed at a time, so the sketches of a table larger
+than memory page through the disk instead of killing the process (the texts themselves are
+the caller's); below the budget the same arrays are plain ones. The
+results are the same either way (a test forces the spill with a budget of a few rows).
+
+The true Jaccard of many pairs is vectorised: each pair's two shingle sets are tagged with
+the pair's number, sorted together, and the equal neighbours counted, a chunk of pairs at a
+time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from opsloop.data.duplicates.minhash import MinHasher
+from opsloop.data.duplicates.minhash import estimated_jaccard
+from opsloop.data.duplicates.text import Shingles
+from opsloop.data.duplicates.text import exact_keys
+from opsloop.data.duplicates.text import normal_forms
+from opsloop.data.duplicates.text import shingle_hashes
+
+__all__ = ["ROW_BUDGET", "Sketch", "Spill", "true_jaccard"]
+
+# rows whose sketches stay in memory: 200-word rows at 128 permutations take about 1.3 KiB
+# each (signature 512 B, shingles 800 B, band hashes 240 B)
+ROW_BUDGET = 250_000
+CHUNK = 10_000  # rows normalised and hashed at a time, at most: their temporaries are ~100 MiB
+PAIR_ELEMENTS = 1 << 22  # shingles gathered at a time by true_jaccard
+
+
+class Spill:
+    """Where a sketch's large arrays live: memory, or ``.npy`` memory maps in a temporary
+    folder, removed by :meth:`close` (use it as a context manager)."""
+
+    def __init__(self, rows: int, row_budget: int = ROW_BUDGET) -> None:
+        self.folder = (
+            Path(tempfile.mkdtemp(prefix="opsloop-dedup-spill-")) if rows > row_budget else None
+        )
+        self.chunk = max(1, min(CHUNK, row_budget))  # rows normalised and hashed at a time
+
+    @property
+    def spilled(self) -> bool:
+        return self.folder is not None
+
+    def array(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        if self.folder is None:
+            return np.empty(shape, dtype=dtype)
+        return np.lib.format.open_memmap(self.folder / f"{name}.npy", "w+", dtype, shape)
+
+    def close(self) -> None:
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+    def __enter__(self) -> Spill:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Sketch:
+    """Exact keys (``S16``), the empty rows, and when near-duplicates are wanted the
+    shingles and signatures of one list of rows (see the module)."""
+
+    def __init__(
+        self,
+        keys: np.ndarray,
+        empty: np.ndarray,
+        shingles: Shingles | None = None,
+        signatures: np.ndarray | None = None,
+        verify: str = "exact",
+    ) -> None:
+        self.keys, self.empty = keys, empty
+        self.shingles, self.signatures, self.verify = shingles, signatures, verify
+        self.filled = np.flatnonzero(~empty)
+
+    @classmethod
+    def build(
+        cls,
+        texts: Sequence[str | None],
+        spill: Spill,
+        near: Any = None,
+        on_rows: Callable[[int], None] | None = None,
+    ) -> Sketch:
+        """Sketch ``texts``; ``near`` (a ``NearParams``) asks for shingles and signatures."""
+        rows = len(texts)
+        keys = np.empty(rows, dtype="S16")
+        empty = np.empty(rows, dtype=bool)
+        hasher = MinHasher(near.num_perm, near.seed) if near is not None else None
+        signatures = spill.array("signatures", (rows, near.num_perm), np.uint32) if near else None
+        hashes: list[np.ndarray] = []
+        counts = np.zeros(rows + 1, dtype=np.int64)
+        hash_file = spill.folder / "shingles.bin" if spill.folder is not None else None
+        with open(hash_file, "wb") if hash_file is not None else nullcontext() as sink:
+            for lo in range(0, rows, spill.chunk):
+                normal = normal_forms(texts[lo : lo + spill.chunk])
+                hi = lo + len(normal)
+                keys[lo:hi] = exact_keys(normal)
+                empty[lo:hi] = [not t for t in normal]
+                if hasher is None or signatures is None:
+                    continue
+                shingles = shingle_hashes(normal, near.ngram)
+                signatures[lo:hi] = hasher.signatures(shingles, on_rows)
+                counts[lo + 1 : hi + 1] = shingles.counts()
+                if sink is not None:
+                    sink.write(shingles.hashes.tobytes())
+                else:
+                    hashes.append(shingles.hashes)
+        if hasher is None:
+            return cls(keys, empty)
+        if hash_file is not None:
+            total = int(counts.sum())
+            flat = (
+                np.memmap(hash_file, np.uint32, "r", shape=(total,))
+                if total
+                else np.zeros(0, np.uint32)
+            )
+        else:
+            flat = np.concatenate(hashes) if hashes else np.zeros(0, np.uint32)
+        return cls(keys, empty, Shingles(flat, np.cumsum(counts)), signatures, near.verify)
+
+    def similarity(self, rows: np.ndarray, other: Sketch, other_rows: np.ndarray) -> np.ndarray:
+        """The Jaccard similarity of ``rows`` here and ``other_rows`` of ``other`` (which may
+        be this sketch), pair by pair: estimated from the signatures or true (``verify``)."""
+        assert self.signatures is not None and other.signatures is not None
+        if self.verify == "exact":
+            return true_jaccard(self.shingles, rows, other.shingles, other_rows)
+        out = np.empty(rows.size)
+        step = 1 << 16
+        for lo in range(0, rows.size, step):
+            left = self.signatures[rows[lo : lo + step]]
+            right = other.signatures[other_rows[lo : lo + step]]
+            out[lo : lo + step] = estimated_jaccard(left, right)
+        return out
+
+
+def _tagged_sets(shingles: Shingles, rows: np.ndarray) -> np.ndarray:
+    """Each row's distinct shingles as ``position << 32 | hash`` (position in ``rows``),
+    sorted."""
+    starts, ends = shingles.offsets[rows], shingles.offsets[rows + 1]
+    counts = ends - starts
+    where = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+    tags = np.repeat(np.arange(rows.size, dtype=np.uint64), counts) << np.uint64(32)
+    tagged = tags | np.asarray(shingles.hashes[where]).astype(np.uint64)
+    tagged.sort()
+    return tagged[np.concatenate([[True], tagged[1:] != tagged[:-1]])] if tagged.size else tagged
+
+
+def true_jaccard(
+    shingles: Shingles | None,
+    rows: np.ndarray,
+    other: Shingles | None,
+    other_rows: np.ndarray,
+) -> np.ndarray:
+    """The Jaccard similarity of the shingle sets of ``rows`` and ``other_rows``, pair by
+    pair (0 when both are empty)."""
+    assert shingles is not None and other is not None
+    out = np.zeros(rows.size)
+    sizes = np.diff(shingles.offsets)[rows] + np.diff(other.offsets)[other_rows]
+    ends = np.cumsum(sizes)
+    lo = 0
+    while lo < rows.size:
+        hi = max(lo + 1, int(np.searchsorted(ends, ends[lo] - sizes[lo] + PAIR_ELEMENTS)))
+        left = _tagged_sets(shingles, rows[lo:hi])
+        right = _tagged_sets(other, other_rows[lo:hi])
+        both = np.concatenate([left, right])
+        both.sort()
+        shared = both[1:][both[1:] == both[:-1]] >> np.uint64(32)
+        n = hi - lo
+        inter = np.bincount(shared.astype(np.int64), minlength=n)
+        union = (
+            np.bincount((left >> np.uint64(32)).astype(np.int64), minlength=n)
+            + np.bincount((right >> np.uint64(32)).astype(np.int64), minlength=n)
+            - inter
+        )
+        out[lo:hi] = inter / np.maximum(union, 1)
+        lo = hi
+    return out
