@@ -78,6 +78,36 @@ def test_bad_spaces_are_refused(client: Any, space: dict[str, Any], message: str
         tune(tuning_example.objective, space, client=client)
 
 
+def test_several_objectives_give_a_pareto_front(client: Any) -> None:
+    """x trades one objective against the other: every trial is on the front but those a
+    duplicate or a worse y beats."""
+
+    def trade(params: dict[str, Any], trial: Any) -> list[float]:
+        return [params["x"] + params["y"], 10 - params["x"] + params["y"]]
+
+    space = {"x": {"type": "int", "low": 0, "high": 5}, "y": {"type": "int", "low": 0, "high": 2}}
+    result = tune(trade, space, n_trials=8, client=client, study="trade",
+                  directions=["minimize", "minimize"], objectives=["loss", "cost"])  # fmt: skip
+    assert result.best_score is None and result.front
+    trials = client.search_runs("tune-trade", f"attributes.parent_run_id = '{result.run_id}'")
+    values = {r.info.run_id: (r.data.metrics["loss"], r.data.metrics["cost"])
+              for r in trials.items}  # fmt: skip
+    on_front = {t.run_id for t in result.front}
+    for run_id, (loss, cost) in values.items():
+        beaten = any(a <= loss and b <= cost and (a, b) != (loss, cost) for a, b in values.values())
+        assert beaten == (run_id not in on_front)
+    table = json.loads(client.read_artifact(result.run_id, "tuning/pareto_front.json"))
+    assert table["columns"] == ["trial", "loss", "cost", "x", "y", "run_id"]
+    assert len(table["data"]) == len(result.front)
+    with pytest.raises(InvalidInput, match="one distinct name per direction"):
+        tune(trade, space, client=client, directions=["minimize"], objectives=["a", "b"])
+    with pytest.raises(InvalidInput, match="no trial of study 'one-value' completed"):
+        tune(lambda p, t: 1.0, space, n_trials=1, client=client, study="one-value",
+             directions=["minimize", "minimize"])  # fmt: skip
+    failed = client.search_runs("tune-one-value", "attributes.status = 'FAILED'").items
+    assert "must return 2 values (objective_0, objective_1)" in failed[0].data.tags["opsloop.error"]
+
+
 def test_a_study_whose_trials_all_fail_says_so(client: Any) -> None:
     def broken(params: dict[str, Any], trial: Any) -> float:
         raise RuntimeError("no data")

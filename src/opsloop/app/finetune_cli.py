@@ -7,6 +7,7 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING
 from typing import Annotated
+from typing import Any
 
 import typer
 
@@ -46,6 +47,14 @@ def finetune(
             "CPU, NCCL on GPUs; only the first records to the run.",
         ),
     ] = None,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune",
+            help="Run the config's tune: section instead: an Optuna study of fine-tunes scored "
+            "on eval loss and cost, its Pareto front printed and logged.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Supervised (SFT) or preference (DPO) fine-tuning, LoRA or full, with TRL, tracked and
@@ -90,6 +99,17 @@ def finetune(
 
     The reference model is the base: with LoRA the adapter disabled, with full a frozen copy.
 
+    Tuning (--tune): each trial a fine-tune of a point of the space, scored on the eval loss
+    (eval_dataset is needed) and a cost, both minimized; prints the Pareto front:
+
+      tune:
+        n_trials: 8
+        cost: device_seconds               # or tokens
+        space:                             # learning_rate, lora_r, max_steps
+          learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+          lora_r: {type: int, low: 4, high: 16}
+          max_steps: {type: int, low: 20, high: 200}
+
     An eval gate after training (the exit code is 1 when it fails; the version stays registered):
 
       gate:
@@ -102,7 +122,13 @@ def finetune(
     """
     from opsloop.app.finetune import run_finetune
     from opsloop.console.output import command_client
+    from opsloop.errors import InvalidInput
 
+    if tune and (resume or merge):
+        raise InvalidInput("--tune runs a study of new fine-tunes: drop --resume and --merge")
+    if tune:
+        _tune(config, max_steps=max_steps, devices=nproc, as_json=as_json)
+        return
     result = run_finetune(
         command_client(), config, resume=resume, merge=merge, max_steps=max_steps, devices=nproc
     )
@@ -118,6 +144,19 @@ def finetune(
             _print_gate(result.gate)
     if result.gate is not None and not result.gate.passed:
         raise typer.Exit(1)
+
+
+def _tune(config: str, *, as_json: bool, **overrides: Any) -> None:
+    """``--tune``: the study, with its front printed."""
+    from opsloop.app.finetune_tune import tune_finetune
+    from opsloop.console.output import command_client
+    from opsloop.pipelines.cli import print_tune_result
+
+    result = tune_finetune(command_client(), config, **overrides)
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+    else:
+        print_tune_result(result)
 
 
 def _print_gate(outcome: GateOutcome) -> None:

@@ -261,15 +261,36 @@ def tune_command(
                 parallel=parallel, executor=executor, pruner=pruner, register=register,
                 client=command_client(),
             )  # fmt: skip
+    print_tune_result(result)
+
+
+def print_tune_result(result: Any) -> None:
+    """A study's outcome (a ``TuneResult``) for people: the best trial, or a multi-objective
+    study's Pareto front as a table (trial, each objective, each param, its run)."""
+    from opsloop.console.output import print_table
+
     out = console()
-    out.print(f"study {result.study}: {result.trials} trials ({result.pruned} pruned), "
-              f"best score {result.best_score:.4g}  (run {result.run_id})")  # fmt: skip
+    best = "" if result.best_score is None else f", best score {result.best_score:.4g}"
+    out.print(f"study {result.study}: {result.trials} trials ({result.pruned} pruned)"
+              f"{best}  (run {result.run_id})")  # fmt: skip
+    if result.front:
+        names = list(result.front[0].values)
+        params = sorted({k for t in result.front for k in t.params})
+        rows = [(str(t.number), *(f"{v:.4g}" for v in t.values.values()),
+                 *(_cell(t.params.get(k, "")) for k in params), t.run_id)
+                for t in result.front]  # fmt: skip
+        print_table(["trial", *names, *params, "run"], rows, title="Pareto front")
     for key, value in result.best_params.items():
         out.print(f"  {key} = {value}")
     for key, value in result.importances.items():
         out.print(f"  importance of {key}: {value:.3f}")
     if result.model_version:
         out.print(f"registered {result.model_version} as candidate")
+
+
+def _cell(value: Any) -> str:
+    """A param in the front's table: floats short, as the objectives' values are."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 @pipelines_app.command("resume")

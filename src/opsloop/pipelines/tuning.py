@@ -14,6 +14,13 @@ registered as the next version of ``register`` with the alias ``candidate`` (the
 whether it becomes ``champion``). Inside a pipeline step the study's run nests under the
 step's run.
 
+Several objectives (``directions=["minimize", "minimize"]``, ``objectives=["eval_loss",
+"tokens"]``): the objective returns one value per direction, each logged under its name on
+the trial's run, and there is no single best but a Pareto front (the trials no other beats on
+every objective), returned as ``TuneResult.front`` and logged as the table
+``tuning/pareto_front.json`` (MLflow's table JSON: ``columns`` and ``data``). Optuna cannot
+prune a multi-objective study, so none is used.
+
 Optuna's own tables live beside opsloop's: in a schema ``optuna`` of the same PostgreSQL
 database (``<schema>_optuna`` when the URL sets a ``search_path``), or in a sibling file
 ``<database>-optuna.db`` for SQLite. Optuna keeps its schema
@@ -37,6 +44,7 @@ from opsloop.kernel.code_policy import ANY_CODE
 from opsloop.kernel.code_policy import CodePolicy
 
 __all__ = [
+    "FrontTrial",
     "TrialContext",
     "TuneCreate",
     "TuneResult",
@@ -49,16 +57,28 @@ __all__ = [
 _KINDS = ("float", "int", "categorical")
 
 
+class FrontTrial(BaseModel):
+    """One trial of a multi-objective study's Pareto front."""
+
+    number: int
+    values: dict[str, float] = Field(description="objective name -> value")
+    params: dict[str, Any]
+    run_id: str
+
+
 class TuneResult(BaseModel):
     study: str
     run_id: str = Field(description="the study's run; each trial is a run nested under it")
-    best_score: float
+    best_score: float | None = Field(None, description="none for a multi-objective study")
     best_params: dict[str, Any]
     best_run_id: str
     trials: int
     pruned: int
     importances: dict[str, float] = Field(default_factory=dict)
     model_version: str | None = Field(None, description="NAME@N of the registered best model")
+    front: list[FrontTrial] = Field(
+        default_factory=list, description="multi-objective only: the Pareto front's trials"
+    )
 
 
 class TuneCreate(BaseModel):
@@ -290,6 +310,8 @@ def tune(
     client: Any = None,
     experiment: str | None = None,
     on_start: Callable[[str], None] | None = None,
+    directions: list[str] | None = None,
+    objectives: list[str] | None = None,
 ) -> TuneResult:
     """Tune ``objective`` over ``space`` (see the module docstring).
 
@@ -306,18 +328,26 @@ def tune(
             storage, and logs to the same tracking store).
         register: Model name under which to register the best trial's model.
         on_start: Called with the study's run id as soon as that run exists.
+        directions: Several objectives, one direction each (``direction`` is then unused);
+            the objective returns one value per direction.
+        objectives: The values' names (default ``objective_0``, ...), as the trials' metrics
+            and the front table's columns.
     """
     import optuna
 
     from opsloop.kernel.step_context import current_step_run_id
 
     check_space(space)
-    if direction not in ("maximize", "minimize"):
+    multi = directions is not None
+    names = _objective_names(directions, objectives)
+    if any(d not in ("maximize", "minimize") for d in directions or [direction]):
         raise InvalidInput("direction must be maximize or minimize")
     if pruner not in ("median", "none"):
         raise InvalidInput("pruner must be median or none")
     if sampler not in ("tpe", "grid"):
         raise InvalidInput("sampler must be tpe or grid")
+    if multi and register is not None:
+        raise InvalidInput("register takes one best trial: several objectives have a front")
     if n_trials < 1 or parallel < 1:
         raise InvalidInput("n_trials and parallel must be at least 1")
     if executor not in ("threads", "ray"):
@@ -328,9 +358,9 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna_study = optuna.create_study(
         study_name=name, storage=storage,
-        direction=direction, load_if_exists=True,
+        directions=directions or [direction], load_if_exists=True,
         sampler=_sampler(optuna, sampler, space, seed),
-        pruner=optuna.pruners.MedianPruner(n_warmup_steps=1) if pruner == "median"
+        pruner=optuna.pruners.MedianPruner(n_warmup_steps=1) if pruner == "median" and not multi
         else optuna.pruners.NopPruner(),
     )  # fmt: skip
     step_run = current_step_run_id()
@@ -340,7 +370,8 @@ def tune(
         exp = client.set_experiment(experiment or f"tune-{name}")
     parent = client.create_run(
         exp.experiment_id, run_name=f"study {name}", parent_run_id=step_run,
-        tags={"opsloop.tune.study": name, "opsloop.tune.direction": direction},
+        tags={"opsloop.tune.study": name,
+              "opsloop.tune.direction": ",".join(directions or [direction])},
     )  # fmt: skip
     parent_id = parent.info.run_id
     if on_start is not None:
@@ -350,7 +381,7 @@ def tune(
     runs: dict[int, str] = {}
     lock = threading.Lock()
 
-    def run_trial(trial: Any) -> float:
+    def run_trial(trial: Any) -> float | list[float]:
         params = _suggest(trial, space)
         run = client.create_run(
             exp.experiment_id, run_name=f"trial {trial.number}", parent_run_id=parent_id,
@@ -365,6 +396,7 @@ def tune(
                 outcome = _on_ray(client, storage, name, trial, objective, params, run_id)
             else:
                 outcome = objective(params, TrialContext(trial, client, run_id))
+            values = _values(outcome, names) if multi else []  # a wrong count fails the trial
         except optuna.TrialPruned:
             client.set_tag(run_id, "opsloop.trial.state", "pruned")
             client.end_run(run_id, "KILLED")
@@ -373,6 +405,11 @@ def tune(
             client.set_tag(run_id, "opsloop.error", f"{type(exc).__name__}: {exc}")
             client.end_run(run_id, "FAILED")
             raise
+        if multi:
+            client.log_metrics(run_id, dict(zip(names, values, strict=True)))
+            client.set_tag(run_id, "opsloop.trial.state", "complete")
+            client.end_run(run_id, "FINISHED")
+            return values
         score, model = outcome if isinstance(outcome, tuple) else (outcome, None)
         client.log_metric(run_id, "score", float(score))
         client.set_tag(run_id, "opsloop.trial.state", "complete")
@@ -387,6 +424,8 @@ def tune(
     if not complete:
         client.end_run(parent_id, "FAILED")
         raise InvalidInput(f"no trial of study {name!r} completed; see the trials' runs")
+    if multi:
+        return _finish_front(client, optuna_study, name, parent_id, names, runs)
     best = optuna_study.best_trial
     importances: dict[str, float] = {}
     if len(complete) > 1 and len(space) > 1:
@@ -414,6 +453,54 @@ def tune(
         )  # fmt: skip
         client.models.set_alias(version.ref, "candidate", reason=f"best of study {name}")
         result.model_version = version.ref
+    client.log_text(parent_id, result.model_dump_json(), RESULT_ARTIFACT)
+    client.end_run(parent_id, "FINISHED")
+    return result
+
+
+def _objective_names(directions: list[str] | None, objectives: list[str] | None) -> list[str]:
+    """The names of a multi-objective study's values (one per direction)."""
+    if directions is None:
+        if objectives is not None:
+            raise InvalidInput("objectives names the values of several directions: give those")
+        return []
+    if not directions:
+        raise InvalidInput("directions: give at least one")
+    found = objectives or [f"objective_{i}" for i in range(len(directions))]
+    if len(found) != len(directions) or len(set(found)) != len(found):
+        raise InvalidInput("objectives: one distinct name per direction")
+    return list(found)
+
+
+def _values(outcome: Any, names: list[str]) -> list[float]:
+    """A multi-objective trial's values, refused (the trial fails) when they do not match."""
+    if not isinstance(outcome, list | tuple) or len(outcome) != len(names):
+        raise InvalidInput(f"the objective must return {len(names)} values ({', '.join(names)})")
+    return [float(v) for v in outcome]
+
+
+def _finish_front(
+    client: Any, study: Any, name: str, parent_id: str, names: list[str], runs: dict[int, str]
+) -> TuneResult:
+    """End a multi-objective study: its Pareto front returned and logged as a table."""
+    import optuna
+
+    front = [
+        FrontTrial(number=t.number, values=dict(zip(names, t.values, strict=True)),
+                   params=t.params, run_id=runs.get(t.number, ""))
+        for t in sorted(study.best_trials, key=lambda t: t.number)
+    ]  # fmt: skip
+    params = sorted({k for t in front for k in t.params})
+    table = {
+        "columns": ["trial", *names, *params, "run_id"],
+        "data": [[t.number, *t.values.values(), *(t.params.get(k) for k in params), t.run_id]
+                 for t in front],
+    }  # fmt: skip
+    client.log_dict(parent_id, table, "tuning/pareto_front.json")
+    client.log_metric(parent_id, "front_size", float(len(front)))
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+    result = TuneResult(study=name, run_id=parent_id, best_params={}, best_run_id="",
+                        trials=len(study.trials), pruned=pruned, front=front)  # fmt: skip
     client.log_text(parent_id, result.model_dump_json(), RESULT_ARTIFACT)
     client.end_run(parent_id, "FINISHED")
     return result

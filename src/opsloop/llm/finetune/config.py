@@ -20,6 +20,10 @@ batch is then ``micro_batch_size * gradient_accumulation_steps * devices``.
 ``gate:`` runs an eval suite on the new version beside the current champion and moves an alias
 only when its rules hold (:mod:`.gate`).
 
+``tune:`` searches learning_rate, lora_r and max_steps with Optuna for the configs that trade
+quality (eval loss) against cost (tokens, or device-seconds) best: ``opsloop finetune CONFIG
+--tune`` (:mod:`opsloop.app.finetune_tune`).
+
 Unknown keys are refused with the closest known one suggested (``lora_rank`` -> ``lora_r``),
 so a typo never silently falls back to a default.
 """
@@ -44,9 +48,44 @@ from opsloop.errors import InvalidInput
 from opsloop.evaluation.gates import GateRule
 from opsloop.llm.finetune.gate import EvalGate
 
-__all__ = ["FinetuneConfig", "load_config"]
+__all__ = ["FinetuneConfig", "TuneSection", "TuneSpace", "load_config"]
 
 _PREFERENCE_KEYS = ("rl", "dpo_beta")
+
+
+class TuneSpace(BaseModel):
+    """The fine-tuning keys a tuning searches, each a range as ``opsloop tune``'s spaces
+    write them (``{type: float, low: 1e-4, high: 1e-2, log: true}``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    learning_rate: dict[str, Any] | None = None
+    lora_r: dict[str, Any] | None = None
+    max_steps: dict[str, Any] | None = None
+
+    def ranges(self) -> dict[str, dict[str, Any]]:
+        """The keys given, with their ranges."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class TuneSection(BaseModel):
+    """``tune:``: a multi-objective study over fine-tuning configs (quality and cost)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    space: TuneSpace
+    n_trials: int = Field(10, ge=1)
+    cost: Literal["tokens", "device_seconds"] = Field(
+        "device_seconds", description="tokens trained on, or train_runtime x devices"
+    )
+    study: str | None = None
+    seed: int | None = 0
+
+    @model_validator(mode="after")
+    def _searches(self) -> TuneSection:
+        if not self.space.ranges():
+            raise ValueError("the space is empty: give learning_rate, lora_r or max_steps a range")
+        return self
 
 
 class FinetuneConfig(BaseModel):
@@ -88,6 +127,7 @@ class FinetuneConfig(BaseModel):
     rl: Literal["dpo"] | None = Field(None, description="dpo: preference tuning; none: SFT")
     dpo_beta: float = Field(0.1, gt=0, description="TRL's beta: higher stays closer to the base")
     gate: EvalGate | None = Field(None, description="an eval suite the new version must pass")
+    tune: TuneSection | None = Field(None, description="--tune: the search and its objectives")
 
     @model_validator(mode="after")
     def _supported(self) -> FinetuneConfig:
@@ -105,8 +145,9 @@ class FinetuneConfig(BaseModel):
     def fields(self) -> dict[str, Any]:
         """The fields that mean something for this method's training: an SFT config leaves
         out the preference keys, so its params and its hash are what they were before DPO
-        existed, and the gate (what is done with the result) is never part of them."""
-        values = self.model_dump(mode="json", exclude={"gate"})
+        existed, and the gate and the tuning (what is done around the training) are never
+        part of them."""
+        values = self.model_dump(mode="json", exclude={"gate", "tune"})
         if self.rl is None:
             for key in _PREFERENCE_KEYS:
                 del values[key]
@@ -165,7 +206,10 @@ def _problem(error: Any) -> str:
 
 
 def _section(parents: list[str]) -> type[BaseModel]:
-    """The model a nested key sits in (``gate`` -> EvalGate, ``gate.rules.0`` -> GateRule)."""
+    """The model a nested key sits in (``gate`` -> EvalGate, ``gate.rules.0`` -> GateRule,
+    ``tune.space`` -> TuneSpace)."""
     if parents[:1] == ["gate"]:
         return GateRule if len(parents) > 1 else EvalGate
+    if parents[:1] == ["tune"]:
+        return TuneSpace if parents[1:2] == ["space"] else TuneSection
     return FinetuneConfig
