@@ -12,6 +12,13 @@ concurrency, and each setup's throughput over uvicorn's single process. On Ray, 
 through Serve's HTTP proxy (a process of its own) before a replica answers; the machine's cores
 are shared by the proxy, the replicas and the load generator.
 
+``--seal-lag`` measures the shared prediction log instead: ``--replicas`` ``opsloop serve``
+processes, each with a home of its own (as on separate hosts) sharing one SQLite database and
+one moto S3 bucket, and a reader with a folder of its own (a monitor on another host): for each
+of ``--samples`` single-row requests sent in turn to the replicas, the seconds from the answer
+to the row being visible to that reader (sealed, every 2 s, and listed), and the replicas'
+predictions/s at concurrency 32, all replicas loaded at once.
+
 ``--images`` measures the container image instead (``opsloop deployments build-image bench``,
 built with buildah): its size against the floor (the base layer plus the distributions the
 model's lock and the image server need, at their installed size, as installing them alone
@@ -115,12 +122,109 @@ def images(home: Path) -> None:
           f"{MLFLOW_IMAGE_BYTES / size:9.1f}x {times[0]:8.1f} {times[1]:10.1f}")  # fmt: skip
 
 
+def seal_lag(counts: list[int], samples: int, seconds: float) -> None:
+    """The ``--seal-lag`` table (see the module docstring)."""
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from opsloop.config import Settings
+    from opsloop.serving.predlog import PredictionReader
+    from opsloop.serving.predlog_shared import shared_log
+
+    model, X = train()
+    body = {"records": X.head(1).to_dict(orient="records")}
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    moto = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    print(f"\nseal lag: {samples} requests per setup, {os.cpu_count()} cores; "
+          f"pred/s: c=32 per replica for {seconds:g} s, all at once")  # fmt: skip
+    print(f"{'replicas':>8} {'p50 s':>6} {'p99 s':>6} {'max s':>6} {'pred/s':>8} {'vs 1':>5}")
+    base = None
+    try:
+        while True:
+            try:
+                httpx.put(f"{endpoint}/opsloop-bench").raise_for_status()  # moto: no signature
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        options = {
+            "key": "bench",
+            "secret": "bench",
+            "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        }
+        for n in counts:
+            with tempfile.TemporaryDirectory() as tmp:
+                fields = {"database_url": f"sqlite:///{tmp}/shared.db",
+                          "blob_url": f"s3://opsloop-bench/{Path(tmp).name}/blobs"}  # fmt: skip
+                client_kwargs = ", ".join(f'{k} = "{v}"' for k, v in
+                                          options["client_kwargs"].items())  # fmt: skip
+                toml = "\n".join([*(f'{k} = "{v}"' for k, v in fields.items()),
+                                   "[storage_options]", 'key = "bench"', 'secret = "bench"',
+                                   f"client_kwargs = {{{client_kwargs}}}"])  # fmt: skip
+                homes = [Path(tmp) / name for name in ("admin", *(f"host{i}" for i in range(n)))]
+                for home in homes:
+                    home.mkdir()
+                    (home / "opsloop.toml").write_text(toml)
+                register(homes[0], model, X)
+                servers, urls = [], []
+                for home in homes[1:]:
+                    port = free_port()
+                    servers.append(subprocess.Popen(
+                        [str(BIN / "opsloop"), "serve", "--port", str(port)], env=_env(home),
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    ))  # fmt: skip
+                    urls.append(f"http://127.0.0.1:{port}/v1/deployments/bench/predict")
+                try:
+                    for url, server in zip(urls, servers, strict=True):
+                        wait_ready(url, server, body)
+                    settings = Settings(home=Path(tmp) / "reader", storage_options=options,
+                                        **fields)  # fmt: skip
+                    reader = PredictionReader(settings.predictions_folder, shared_log(settings))
+                    lags = []
+                    for i in range(samples):
+                        answer = httpx.post(urls[i % n], json=body, timeout=10).json()
+                        answered = time.perf_counter()
+                        while answer["request_id"] not in set(
+                            reader.requests("bench", last=50)["request_id"]
+                        ):  # fmt: skip
+                            time.sleep(0.05)
+                        lags.append(time.perf_counter() - answered)
+                    with ThreadPoolExecutor(n) as pool:
+                        runs = list(pool.map(lambda u: load(u, body, 32, seconds), urls))
+                finally:
+                    for server in servers:
+                        server.send_signal(signal.SIGINT)
+                    for server in servers:
+                        server.wait(120)
+            rps = sum(r["rps"] for r in runs)
+            base = base or rps
+            lags.sort()
+            p99 = lags[min(len(lags) - 1, int(0.99 * len(lags)))]
+            print(f"{n:8d} {statistics.median(lags):6.2f} {p99:6.2f} {lags[-1]:6.2f} "
+                  f"{rps:8.0f} {rps / base:4.2f}x")  # fmt: skip
+    finally:
+        moto.terminate()
+        moto.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--replicas", default="1,2", help="process counts to measure")
     parser.add_argument("--images", action="store_true", help="measure the image instead")
+    parser.add_argument(
+        "--seal-lag",
+        action="store_true",
+        help="measure the shared prediction log's seal lag instead",
+    )
+    parser.add_argument("--samples", type=int, default=20, help="requests timed (--seal-lag)")
     args = parser.parse_args()
+    if args.seal_lag:
+        seal_lag([int(n) for n in args.replicas.split(",")], args.samples, args.seconds)
+        return
     if args.images:
         model, X = train()
         with tempfile.TemporaryDirectory() as tmp:

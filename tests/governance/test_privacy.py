@@ -267,3 +267,32 @@ def test_the_scheduler_sweeps_once_an_hour() -> None:
         (swept,) = [e for e in _events(store) if e.resource == "privacy/retention"]
         assert swept.actor == "scheduler" and "1 traces" in swept.action
         assert old not in swept.action
+
+
+@pytest.mark.s3
+def test_erasure_and_retention_reach_the_shared_log(
+    store: Any, tmp_path: Path, s3_blob_url: tuple[str, dict[str, Any]]
+) -> None:
+    """With a shared prediction store, the workflow reaches every replica's sealed objects:
+    what a reader on another host sees loses the user's rows, and the days past retention."""
+    from opsloop.config import Settings
+    from opsloop.serving.predlog import PredictionReader
+    from opsloop.serving.predlog_shared import shared_log
+
+    url, options = s3_blob_url
+    settings = Settings(home=tmp_path, database_url="sqlite://", blob_url=url,
+                        storage_options=options)  # fmt: skip
+    replica = PredictionLog(tmp_path / "host", shared=shared_log(settings, tmp_path / "host"))
+    _predict(replica, "a1", 1, {"records": [{"x": 1, "user_id": "alice"}]})
+    _predict(replica, "b1", 1, {"records": [{"x": 2, "user_id": "bob"}]})
+    _predict(replica, "old", 40, {"records": [{"x": 3}]})
+    replica.close()  # sealed into the store
+    other = PredictionReader(tmp_path / "other", shared_log(settings, tmp_path / "other"))
+    assert sorted(other.predictions("churn")["request_id"]) == ["a1", "b1", "old"]
+    here = PredictionLog(tmp_path / "here", shared=shared_log(settings, tmp_path / "here"))
+    assert erase(store, here, "alice", actor="root").counts["predictions"] == 1
+    with store.write() as session:
+        retention.set_policy(session, retention.RetentionSet(predictions=30), "root")
+    assert sweep(store, here, actor="root", force=True).swept["predictions"]["predictions"] == 1
+    here.close()
+    assert sorted(other.predictions("churn")["request_id"]) == ["b1"]

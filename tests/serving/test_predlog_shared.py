@@ -15,8 +15,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 import redis
+from prometheus_client import generate_latest
 
 from opsloop.config import Settings
+from opsloop.kernel.metrics import REGISTRY
 from opsloop.serving.predlog import PredictionLog
 from opsloop.serving.predlog import PredictionReader
 from opsloop.serving.predlog_privacy import delete_older_than
@@ -132,12 +134,19 @@ def test_an_unreachable_store_keeps_the_journal_retries_and_warns(
             log.flush()
     assert log.seal_health.failing and log.seal_health.failures == 3
     assert "3 seal passes failed in a row, 1 seal(s) kept" in caplog.text
+    # and said on /metrics (the kernel registry): failed passes, the oldest unsealed row's age
+    assert log.seal_failures_total == log.seal_failing_passes == 3
+    assert log.unsealed_age_s() > 0
+    scraped = generate_latest(REGISTRY).decode()
+    for name in ("seal_failures_total", "seal_failing_passes", "unsealed_age_seconds"):
+        assert f"\nopsloop_prediction_{name} " in scraped
     assert sorted(_ids(log)) == ["r0-0", "r0-1", "r0-2"]  # the kept seal is still read
     log._sealer.stop()  # the process ends; its seal stays on disk
     # the next process on this host, with the store back, uploads the kept seal
     settings = _settings(tmp_path, s3_blob_url)
     back = _log(host, settings)
     assert not list(host.glob("*.sealed"))
+    assert back.unsealed_age_s() == 0 and back.seal_failing_passes == 0
     reader = PredictionReader(tmp_path / "reader", shared_log(settings, tmp_path / "reader"))
     assert sorted(_ids(reader)) == ["r0-0", "r0-1", "r0-2"]
     back.close()
@@ -272,3 +281,31 @@ def test_retention_deletes_old_objects_and_every_readers_copies(
     assert len(_mirrored(reader)) == 2  # day 0's copy gone, day 1's replaced
     assert sorted(_ids(log)) == ["r0-3", "r0-4", "r0-5"]
     log.close()
+
+
+def test_a_reader_reads_the_stream_incrementally_and_forgets_sealed_rows(
+    stream_key: str,
+) -> None:
+    """The reader keeps what it has read by entry id: sealed entries (a prefix, or a hole
+    left by another sealer) drop out, new ones come in, and it keeps nothing the stream lost."""
+    writer = PredictionStream(REDIS_URL, stream_key, "w", claim_idle_ms=0)
+    reader = PredictionStream(REDIS_URL, stream_key, "r")
+    line = '{"request_id": "%s", "deployment": "d"}\n'
+    for i in range(6):
+        writer.append("predictions", line % f"a{i}")
+
+    def ids() -> list[str]:
+        return [row["request_id"] for row in reader.rows("predictions")]
+
+    assert ids() == [f"a{i}" for i in range(6)]
+    taken = writer.take("predictions")
+    writer.done("predictions", [entry for entry, _ in taken[:2]])  # sealed: the oldest two
+    writer.append("predictions", line % "a6")
+    assert ids() == [f"a{i}" for i in range(2, 7)]
+    writer.delete_rows("predictions", lambda row: row["request_id"] == "a4")  # a hole
+    assert ids() == ["a2", "a3", "a5", "a6"]
+    assert len(reader._seen["predictions"]) == 4  # nothing kept beyond the stream
+    writer.done("predictions", [entry for entry, _ in taken[2:]])
+    assert ids() == ["a6"]
+    writer.close()
+    reader.close()

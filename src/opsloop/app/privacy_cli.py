@@ -50,9 +50,12 @@ class _Privacy:
             self.http = HttpTransport(str(settings.server_url), settings.token)
         else:
             from opsloop.client import shared_stores
+            from opsloop.serving.predlog import PredictionReader
+            from opsloop.serving.predlog_shared import shared_log
 
             self.store = shared_stores(settings)[0]
-            self.predictions = settings.predictions_folder
+            # every replica's log when the settings share one: erasure and retention reach it
+            self.predictions = PredictionReader(settings.predictions_folder, shared_log(settings))
 
     def call(self, method: str, route: Any, **kwargs: Any) -> Any:
         return self.http.json(method, route.url(), **kwargs)

@@ -32,7 +32,6 @@ _SELECT = (
 )
 
 
-
 class MonitorReads(QuickConnection):
     """The reads, each in one snapshot. Thread-safe; a forked child opens its own connection."""
 

@@ -54,29 +54,33 @@ class _Journal:
         self.folder, self.kind = folder, kind
         self.lock = threading.Lock()
         self.count = 0
+        self.first_ms: int | None = None  # when the current file's first row was logged
         self._open()
 
     def _open(self) -> None:
         self.path = self.folder / f"{self.kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}.journal"
         self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives with the log
-        self.count = 0
+        self.count, self.first_ms = 0, None
 
     def append(self, line: str) -> None:
         with self.lock:
             self.file.write(line)
             self.file.flush()  # into the OS: survives the process
+            if not self.count:
+                self.first_ms = int(time.time() * 1000)
             self.count += 1
 
-    def seal(self) -> Path | None:
-        """Close the current file (if it has rows) and start a new one; the sealed path."""
+    def seal(self) -> tuple[Path, int | None] | None:
+        """Close the current file (if it has rows) and start a new one; the sealed path and
+        when its first row was logged."""
         with self.lock:
             if self.count == 0:
                 return None
             self.file.close()
-            sealed = self.path.with_suffix(".sealed")
+            sealed, since = self.path.with_suffix(".sealed"), self.first_ms
             os.replace(self.path, sealed)
             self._open()
-            return sealed
+            return sealed, since
 
 
 class PredictionLog(PredictionReader):
@@ -95,11 +99,16 @@ class PredictionLog(PredictionReader):
         self.seal_health = SealHealth()
         folder.mkdir(parents=True, exist_ok=True)
         self._seal_lock = threading.Lock()
+        self._stream_since_ms: int | None = None  # the stream's oldest row after a pass
         self._recover()
         self._journals = {kind: _Journal(folder, kind) for kind in KINDS}
         # Sealing in the background; a disk hiccup (OSError) is retried at the next pass.
         self._sealer = Periodic(self.flush, interval, "opsloop-predlog", retry_on=(OSError,))
         self._sealer.start()
+        if shared is not None:  # sealing can fail only towards a shared store
+            from opsloop.serving.metrics import watch_seals
+
+            watch_seals(self)
 
     # -- writing ------------------------------------------------------------------------------
     def log(self, row: dict[str, Any]) -> None:
@@ -138,8 +147,28 @@ class PredictionLog(PredictionReader):
         not take stays for the next pass (``seal_health`` counts such passes and warns)."""
         with self._seal_lock:
             for journal in self._journals.values():
-                journal.seal()
+                sealed = journal.seal()
+                if sealed is not None:
+                    self.seal_health.holding(sealed[1])
             self._seal_pending()
+
+    # -- seal health, as the metrics read it (:func:`opsloop.serving.metrics.watch_seals`) ----
+    @property
+    def seal_failures_total(self) -> int:
+        return self.seal_health.total_failures
+
+    @property
+    def seal_failing_passes(self) -> int:
+        return self.seal_health.failures
+
+    def unsealed_age_s(self) -> float:
+        """Seconds since the oldest row of this process not in the shared store yet was
+        logged: in a seal the store refused, in a journal, or (with a stream) in the stream
+        as its last seal pass left it; 0 when there is none."""
+        held = [self.seal_health.held_since_ms, self._stream_since_ms]
+        held += [journal.first_ms for journal in self._journals.values()]
+        since = min((ms for ms in held if ms is not None), default=None)
+        return 0.0 if since is None else max(0.0, time.time() - since / 1000)
 
     def close(self) -> None:
         """Stop the background sealing, seal what is left, and remove the empty journals."""
@@ -164,6 +193,9 @@ class PredictionLog(PredictionReader):
             if pid != os.getpid() and not pid_exists(pid):
                 with contextlib.suppress(FileNotFoundError):
                     os.replace(path, path.with_suffix(".sealed"))
+        for sealed in self.folder.glob("*.sealed"):  # held since at most its last write
+            with contextlib.suppress(FileNotFoundError):
+                self.seal_health.holding(int(sealed.stat().st_mtime * 1000))
         with self._seal_lock:
             self._seal_pending()
 
@@ -184,6 +216,8 @@ class PredictionLog(PredictionReader):
             if self.shared is not None and self.shared.stream is not None:
                 for kind in KINDS:
                     self._drain_stream(kind)
+                oldest = [self.shared.stream.oldest_ms(kind) for kind in KINDS]
+                self._stream_since_ms = min((ms for ms in oldest if ms is not None), default=None)
         except StoreError as exc:
             self.seal_health.failed(exc, len(list(self.folder.glob("*.sealed"))))
         else:

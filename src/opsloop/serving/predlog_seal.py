@@ -211,15 +211,24 @@ class SealHealth:
     def __init__(self, alert_after: int = 3) -> None:
         self.alert_after = alert_after
         self.failures = 0
+        self.total_failures = 0  # since the log opened: the metric's counter
         self.last_error: str | None = None
+        # When the oldest row handed to sealing and not stored yet was logged (ms), or None
+        self.held_since_ms: int | None = None
 
     @property
     def failing(self) -> bool:
         """True once the failed passes have reached the limit (and none has passed since)."""
         return self.failures >= self.alert_after
 
+    def holding(self, since_ms: int | None) -> None:
+        """Rows logged from ``since_ms`` on are handed to sealing (kept until a pass passes)."""
+        if since_ms is not None:
+            self.held_since_ms = min(self.held_since_ms or since_ms, since_ms)
+
     def failed(self, exc: BaseException, backlog: int) -> None:
         self.failures += 1
+        self.total_failures += 1
         self.last_error = _named(exc)
         if self.failures % self.alert_after == 0:
             logger.warning(
@@ -230,7 +239,7 @@ class SealHealth:
     def passed(self) -> None:
         if self.failing:
             logger.warning("prediction log: sealing to the shared store works again")
-        self.failures, self.last_error = 0, None
+        self.failures, self.last_error, self.held_since_ms = 0, None, None
 
 
 def _replica_id(folder: Path) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -55,6 +56,8 @@ class PredictionStream:
         self.claim_idle_ms = claim_idle_ms
         self.redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
         self._grouped: set[str] = set()
+        self._seen: dict[str, dict[bytes, dict[str, Any]]] = {}  # kind -> entry id -> row
+        self._seen_lock = threading.Lock()
 
     def _stream(self, kind: str) -> str:
         return f"{self.key}:{kind}"
@@ -65,16 +68,47 @@ class PredictionStream:
             self.redis.xadd(self._stream(kind), {"row": line})
 
     def rows(self, kind: str) -> list[dict[str, Any]]:
-        """Every row not yet sealed, oldest first (what a reader adds to the sealed files)."""
-        out: list[dict[str, Any]] = []
-        start = "-"
+        """Every row not yet sealed, oldest first (what a reader adds to the sealed files).
+
+        Read incrementally: this object keeps the rows it has read by entry id and asks only
+        for entries after the last one, with the stream's first entry and length in the same
+        transaction. Entries before the first were sealed (and deleted): they are dropped.
+        If more are kept than the stream holds, entries went out of order (two sealers): one
+        full read then. A reader that polls (the rollout leader, a server's monitors) thus
+        reads each row once, however long the stream grows while the store is away."""
+        stream = self._stream(kind)
+        with self._seen_lock, _translated(self.url):
+            seen = self._seen.setdefault(kind, {})
+            for _ in range(2):  # the second time from scratch
+                last = next(reversed(seen), None)
+                start = "-" if last is None else "(" + last.decode()
+                while True:
+                    pipe = self.redis.pipeline(transaction=True)
+                    pipe.xrange(stream, start, "+", count=_PAGE)
+                    pipe.xrange(stream, "-", "+", count=1)
+                    pipe.xlen(stream)
+                    page, first, length = pipe.execute()
+                    for entry, fields in page:
+                        seen[entry] = json.loads(fields[b"row"])
+                    if len(page) < _PAGE:
+                        break
+                    start = "(" + page[-1][0].decode()
+                oldest = _order(first[0][0]) if first else None
+                for entry in list(seen):  # in id order: the sealed prefix comes first
+                    if oldest is not None and _order(entry) >= oldest:
+                        break
+                    del seen[entry]
+                if len(seen) == length:
+                    break
+                seen.clear()
+            return list(seen.values())
+
+    def oldest_ms(self, kind: str) -> int | None:
+        """When the oldest row not sealed yet was added (its entry id's milliseconds), or
+        None when the stream holds none."""
         with _translated(self.url):
-            while True:
-                page = self.redis.xrange(self._stream(kind), start, "+", count=_PAGE)
-                out.extend(json.loads(fields[b"row"]) for _, fields in page)
-                if len(page) < _PAGE:
-                    return out
-                start = "(" + page[-1][0].decode()
+            first = self.redis.xrange(self._stream(kind), "-", "+", count=1)
+        return int(first[0][0].split(b"-")[0]) if first else None
 
     def delete_rows(
         self, kind: str, doomed: Callable[[dict[str, Any]], bool], *, dry_run: bool = False
@@ -154,6 +188,12 @@ class PredictionStream:
                 if not pending:
                     self.redis.xgroup_delconsumer(stream, _GROUP, self.consumer)
         self.redis.close()
+
+
+def _order(entry: bytes) -> tuple[int, int]:
+    """A stream entry id (``ms-seq``) as numbers, to compare ids as Redis orders them."""
+    ms, _, seq = entry.partition(b"-")
+    return int(ms), int(seq or 0)
 
 
 @contextlib.contextmanager

@@ -33,7 +33,6 @@ _EVENTS = (
 )
 
 
-
 class DeploymentReads(QuickConnection):
     """The reads, each in one snapshot. Thread-safe; a forked child opens its own connection."""
 

@@ -71,13 +71,19 @@ class SweepResult(BaseModel):
 
 
 def _folder(predictions: Any, *, flush: bool) -> Path | None:
-    """The prediction log's folder, from a folder or an open ``PredictionLog`` (sealed first
-    when ``flush``, so its own latest rows are in Parquet)."""
+    """The prediction log's folder, from a folder, an open ``PredictionLog`` (sealed first
+    when ``flush``, so its own latest rows are in Parquet) or a ``PredictionReader``."""
     if predictions is None or isinstance(predictions, Path):
         return predictions
-    if flush:
+    if flush and hasattr(predictions, "flush"):
         predictions.flush()
     return Path(predictions.folder)
+
+
+def _shared(predictions: Any) -> Any:
+    """The log's shared store and stream (every replica's rows), or None: a sweep and an
+    erasure reach them too, and every reader's local copies."""
+    return getattr(predictions, "shared", None)
 
 
 def _sweep_traces(store: Store, cutoff: int, batch: int) -> Counter[str]:
@@ -129,7 +135,11 @@ def sweep(
             counts = dict(_sweep_scores(store, cutoff, batch))
         else:
             folder = _folder(predictions, flush=False)
-            counts = predlog_privacy.delete_older_than(folder, cutoff) if folder else {}
+            counts = (
+                predlog_privacy.delete_older_than(folder, cutoff, shared=_shared(predictions))
+                if folder
+                else {}
+            )
         with store.write() as session:
             audit.append(session, actor=actor, workspace=workspace, resource=RESOURCE_RETENTION,
                          action=f"retention sweep {kind}: older than {days} days, deleted "
@@ -175,7 +185,12 @@ def erase(
                 counts.update(tracing_privacy.delete_traces(session, chunk))
                 counts["annotation_items"] += feedback_privacy.delete_items(session, chunk)
     folder = _folder(predictions, flush=not dry_run)
-    found = predlog_privacy.erase_user(folder, user_id, dry_run=dry_run) if folder else {}
+    shared = _shared(predictions)
+    found = (
+        predlog_privacy.erase_user(folder, user_id, dry_run=dry_run, shared=shared)
+        if folder
+        else {}
+    )
     counts.update({"predictions": 0, "labels": 0, **found})
     if not dry_run:
         digest = hashlib.sha256(user_id.encode()).hexdigest()
