@@ -75,6 +75,22 @@ def test_the_asymptotic_distribution_is_scipys_own_code() -> None:
             assert float(kolmogn(n, x, cdf=False)) == float(stats.kstwo.sf(x, n))
 
 
+def test_the_copy_run_on_its_own_is_scipys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``scipy.stats`` out of ``sys.modules``, ``_ksstats`` runs as a module of its own:
+    its survival function, and its density (whose derivative is imported when first called),
+    are SciPy's."""
+    monkeypatch.delitem(sys.modules, kolmogorov._KSSTATS_MODULE)
+    kolmogorov._kolmogn.cache_clear()
+    try:
+        own = kolmogorov._kolmogn()
+        assert own is not None and own.__module__ == kolmogorov._OWN_NAME
+        for n, x in ((60, 0.1), (538, 0.05), (5_000, 0.02)):
+            assert float(own(n, x, cdf=False)) == float(stats.kstwo.sf(x, n))
+            assert float(own.__globals__["kolmognp"](n, x)) == float(stats.kstwo.pdf(x, n))
+    finally:
+        kolmogorov._kolmogn.cache_clear()
+
+
 def test_equal_sizes_are_left_to_scipy() -> None:
     assert kolmogorov.exact_p_value(np.array([0.1, -0.2]), 10, 10) is None
 

@@ -18,10 +18,10 @@ Above 10,000 rows on either side ``ks_2samp`` answers ``kstwo.sf(d, round(n*m/(n
 monitor's window is often that large. ``kstwo``'s survival function is ``kolmogn`` of SciPy's
 pure-Python module ``scipy.stats._ksstats`` (Simard and L'Ecuyer's choice among exact and
 asymptotic formulas), which needs NumPy and ``scipy.special`` only, but importing it the usual
-way imports ``scipy.stats`` first. :func:`asymptotic_p_value` runs that file's own code in a
-namespace of its own, where its one import from ``scipy.stats`` (a numerical derivative, used
-only by the density) is answered by a stand-in; None, and the caller asks ``scipy.stats``, when
-the file or the function is not there.
+way imports ``scipy.stats`` first. :func:`asymptotic_p_value` runs that file's own code as a
+module of its own, whose one import from ``scipy.stats`` (a numerical derivative, used only by
+the density) waits until it is called; None, and the caller asks ``scipy.stats``, when the file
+or the function is not there.
 """
 
 from __future__ import annotations
@@ -104,19 +104,20 @@ def _kolmogn() -> Callable[..., Any] | None:
 
 
 def _import_without_stats(name: str, *args: Any, **kwargs: Any) -> Any:
-    """``__import__`` for ``_ksstats``'s code. Its import of the numerical derivative (needed by
-    the density only, never by the survival function) gets a stand-in that refuses; ``scipy``
-    comes with ``scipy.special`` imported when the code first calls one of its functions (the
-    survival function needs one only for a large statistic, and importing it clones NumPy's
-    namespace for SciPy's array-API layer: a tenth of a monitor check)."""
+    """``__import__`` for ``_ksstats``'s code. Its import of the numerical derivative (used by
+    the density only, never by the survival function) gets SciPy's own, imported from
+    ``scipy.stats`` when it is first called; ``scipy`` comes with ``scipy.special`` imported
+    when the code first calls one of its functions (the survival function needs one only for a
+    large statistic, and importing it clones NumPy's namespace for SciPy's array-API layer: a
+    tenth of a monitor check)."""
     if name == _DERIVATIVE_MODULE:
-        stand_in = ModuleType(_DERIVATIVE_MODULE)
+        on_call = ModuleType(_DERIVATIVE_MODULE)
 
-        def _derivative(*_: Any, **__: Any) -> Any:
-            raise NotImplementedError("the KS density is not computed outside scipy.stats")
+        def _derivative(*args: Any, **kwargs: Any) -> Any:
+            return importlib.import_module(_DERIVATIVE_MODULE)._derivative(*args, **kwargs)
 
-        stand_in._derivative = _derivative  # type: ignore[attr-defined]
-        return stand_in
+        on_call._derivative = _derivative  # type: ignore[attr-defined]
+        return on_call
     if name.startswith("scipy.special"):
         return _OnFirstUse("scipy")  # ``import scipy.special[._ufuncs] [as x]`` binds from it
     return builtins.__import__(name, *args, **kwargs)

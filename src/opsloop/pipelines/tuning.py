@@ -14,10 +14,10 @@ registered as the next version of ``register`` with the alias ``candidate`` (the
 whether it becomes ``champion``). Inside a pipeline step the study's run nests under the
 step's run.
 
-Several objectives (``directions=["minimize", "minimize"]``, ``objectives=["eval_loss",
-"tokens"]``): the objective returns one value per direction, each logged under its name on
-the trial's run, and there is no single best but a Pareto front (the trials no other beats on
-every objective), returned as ``TuneResult.front`` and logged as the table
+Several objectives (:mod:`.tuning_front`; ``directions=["minimize", "minimize"]``,
+``objectives=["eval_loss", "tokens"]``): the objective returns one value per direction, each
+logged under its name on the trial's run, and there is no single best but a Pareto front (the
+trials no other beats on every objective), returned as ``TuneResult.front`` and logged as the table
 ``tuning/pareto_front.json`` (MLflow's table JSON: ``columns`` and ``data``). Optuna cannot
 prune a multi-objective study, so none is used.
 
@@ -42,6 +42,11 @@ from opsloop.errors import InvalidInput
 from opsloop.kernel import ambient
 from opsloop.kernel.code_policy import ANY_CODE
 from opsloop.kernel.code_policy import CodePolicy
+from opsloop.pipelines.tuning_front import FrontTrial
+from opsloop.pipelines.tuning_front import front_of
+from opsloop.pipelines.tuning_front import log_front
+from opsloop.pipelines.tuning_front import objective_names
+from opsloop.pipelines.tuning_front import objective_values
 
 __all__ = [
     "FrontTrial",
@@ -55,15 +60,6 @@ __all__ = [
 ]
 
 _KINDS = ("float", "int", "categorical")
-
-
-class FrontTrial(BaseModel):
-    """One trial of a multi-objective study's Pareto front."""
-
-    number: int
-    values: dict[str, float] = Field(description="objective name -> value")
-    params: dict[str, Any]
-    run_id: str
 
 
 class TuneResult(BaseModel):
@@ -339,7 +335,7 @@ def tune(
 
     check_space(space)
     multi = directions is not None
-    names = _objective_names(directions, objectives)
+    names = objective_names(directions, objectives)
     if any(d not in ("maximize", "minimize") for d in directions or [direction]):
         raise InvalidInput("direction must be maximize or minimize")
     if pruner not in ("median", "none"):
@@ -396,7 +392,9 @@ def tune(
                 outcome = _on_ray(client, storage, name, trial, objective, params, run_id)
             else:
                 outcome = objective(params, TrialContext(trial, client, run_id))
-            values = _values(outcome, names) if multi else []  # a wrong count fails the trial
+            values = (
+                objective_values(outcome, names) if multi else []
+            )  # a wrong count fails the trial
         except optuna.TrialPruned:
             client.set_tag(run_id, "opsloop.trial.state", "pruned")
             client.end_run(run_id, "KILLED")
@@ -458,46 +456,14 @@ def tune(
     return result
 
 
-def _objective_names(directions: list[str] | None, objectives: list[str] | None) -> list[str]:
-    """The names of a multi-objective study's values (one per direction)."""
-    if directions is None:
-        if objectives is not None:
-            raise InvalidInput("objectives names the values of several directions: give those")
-        return []
-    if not directions:
-        raise InvalidInput("directions: give at least one")
-    found = objectives or [f"objective_{i}" for i in range(len(directions))]
-    if len(found) != len(directions) or len(set(found)) != len(found):
-        raise InvalidInput("objectives: one distinct name per direction")
-    return list(found)
-
-
-def _values(outcome: Any, names: list[str]) -> list[float]:
-    """A multi-objective trial's values, refused (the trial fails) when they do not match."""
-    if not isinstance(outcome, list | tuple) or len(outcome) != len(names):
-        raise InvalidInput(f"the objective must return {len(names)} values ({', '.join(names)})")
-    return [float(v) for v in outcome]
-
-
 def _finish_front(
     client: Any, study: Any, name: str, parent_id: str, names: list[str], runs: dict[int, str]
 ) -> TuneResult:
     """End a multi-objective study: its Pareto front returned and logged as a table."""
     import optuna
 
-    front = [
-        FrontTrial(number=t.number, values=dict(zip(names, t.values, strict=True)),
-                   params=t.params, run_id=runs.get(t.number, ""))
-        for t in sorted(study.best_trials, key=lambda t: t.number)
-    ]  # fmt: skip
-    params = sorted({k for t in front for k in t.params})
-    table = {
-        "columns": ["trial", *names, *params, "run_id"],
-        "data": [[t.number, *t.values.values(), *(t.params.get(k) for k in params), t.run_id]
-                 for t in front],
-    }  # fmt: skip
-    client.log_dict(parent_id, table, "tuning/pareto_front.json")
-    client.log_metric(parent_id, "front_size", float(len(front)))
+    front = front_of(study, names, runs)
+    log_front(client, parent_id, front, names)
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
     result = TuneResult(study=name, run_id=parent_id, best_params={}, best_run_id="",
                         trials=len(study.trials), pruned=pruned, front=front)  # fmt: skip

@@ -78,21 +78,26 @@ class SealStore:
         Raises:
             StoreError: The store did not take an object (the caller keeps the rows).
         """
-        import pyarrow.parquet as pq
-
         for (deployment, day), table in tables.items():
             name = f"{self.replica}-{seq:012d}.parquet"
-            relative = f"{kind}/deployment={deployment}/date={day}/{name}"
-            local = self.mirror / relative
-            local.parent.mkdir(parents=True, exist_ok=True)
-            tmp = local.with_suffix(f".{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-            pq.write_table(table, tmp)
-            try:
-                self.fs.put_file(str(tmp), f"{self.base}/{relative}")
-            except Exception as exc:  # fsspec backends raise anything from botocore to OSError
-                tmp.unlink(missing_ok=True)
-                raise StoreError(f"prediction store {self.url}: {_named(exc)}") from exc
-            os.replace(tmp, local)
+            self._upload(f"{kind}/deployment={deployment}/date={day}/{name}", table)
+
+    def _upload(self, relative: str, table: pa.Table) -> None:
+        """Write ``table`` as the object ``relative`` and into the mirror (a temporary file
+        moved into place once the store has it, so the mirror never holds what the store
+        refused)."""
+        import pyarrow.parquet as pq
+
+        local = self.mirror / relative
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_suffix(f".{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
+        pq.write_table(table, tmp)
+        try:
+            self.fs.put_file(str(tmp), f"{self.base}/{relative}")
+        except Exception as exc:  # fsspec backends raise anything from botocore to OSError
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"prediction store {self.url}: {_named(exc)}") from exc
+        os.replace(tmp, local)
 
     def files(self, kind: str, deployment: str, first_day: str = "") -> list[Path]:
         """The deployment's sealed files of ``kind`` from ``first_day`` on, every replica's,
@@ -178,23 +183,12 @@ class SealStore:
             StoreError: The store did not take the change (the old object may still be there:
                 run the sweep or erasure again).
         """
-        import pyarrow.parquet as pq
-
         old = self.mirror / relative
         try:
             if table is not None and table.num_rows:
                 seal = relative.rsplit("/", 1)[1].split(".", 1)[0]
                 renamed = f"{relative.rsplit('/', 1)[0]}/{seal}.{uuid.uuid4().hex[:8]}.parquet"
-                local = self.mirror / renamed
-                local.parent.mkdir(parents=True, exist_ok=True)
-                tmp = local.with_suffix(f".{os.getpid()}.tmp")
-                pq.write_table(table, tmp)
-                try:
-                    self.fs.put_file(str(tmp), f"{self.base}/{renamed}")
-                except BaseException:
-                    tmp.unlink(missing_ok=True)
-                    raise
-                os.replace(tmp, local)
+                self._upload(renamed, table)
             self.fs.rm(f"{self.base}/{relative}")
         except StoreError:
             raise
