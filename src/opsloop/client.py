@@ -8,9 +8,11 @@ store. Each domain contributes its methods as a mixin; the backend choice is mad
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import TypeVar
 
 from opsloop.config import DEFAULT_WORKSPACE
 from opsloop.config import Settings
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Client"]
 
+Q = TypeVar("Q")
 _STORES: dict[tuple[str, str], Any] = {}
 _STORES_LOCK = threading.Lock()
 
@@ -45,6 +48,16 @@ def _shared_log(settings: Settings) -> SharedLog | None:
     from opsloop.serving.predlog_shared import shared_log
 
     return shared_log(settings)
+
+
+def _quick_reads(open_reads: Callable[[str], Q | None], settings: Settings) -> Q | None:
+    """A domain's quick reads on the embedded store (``open_reads(database_url)``), or None
+    when they cannot serve; then the store is opened now, so a bad URL fails here and a new
+    store is created at once."""
+    quick = open_reads(settings.database_url)
+    if quick is None:
+        shared_stores(settings)
+    return quick
 
 
 def shared_stores(settings: Settings) -> tuple[Any, Any]:
@@ -141,9 +154,7 @@ class Client(TrackingClient):
             # An embedded store at this schema serves listings without the ORM: the store
             # (SQLAlchemy, 0.3 s to import) is opened when a call first needs it.
             settings = self.settings = _in_workspace(self.settings)
-            quick = open_quick_reads(settings.database_url)
-            if quick is None:
-                shared_stores(settings)  # a bad URL fails here; a new store is created now
+            quick = _quick_reads(open_quick_reads, settings)
             backend = LocalTrackingBackend(lambda: shared_stores(settings), quick)
             self._init_tracking(backend, settings)
 
@@ -184,9 +195,7 @@ class Client(TrackingClient):
 
         # As for tracking: the registry's everyday reads need no store (nor SQLAlchemy).
         settings = self.settings
-        quick = open_quick_reads(settings.database_url)
-        if quick is None:
-            shared_stores(settings)  # a bad URL fails here; a new store is created now
+        quick = _quick_reads(open_quick_reads, settings)
         backend = LocalRegistryBackend(
             lambda: shared_stores(settings), settings.home, _lineage_catalog, quick
         )
@@ -276,9 +285,7 @@ class Client(TrackingClient):
 
             # As for tracking: listing and looking up deployments need no store (nor SQLAlchemy).
             settings = self.settings
-            quick = DeploymentReads.open(settings.database_url)
-            if quick is None:
-                shared_stores(settings)  # a bad URL fails here; a new store is created now
+            quick = _quick_reads(DeploymentReads.open, settings)
             backend = LocalDeploymentBackend(
                 lambda: shared_stores(settings)[0],
                 self.models,
@@ -303,9 +310,7 @@ class Client(TrackingClient):
 
         # As for tracking: listing and looking up monitors need no store (nor SQLAlchemy).
         settings = self.settings
-        quick = MonitorReads.open(settings.database_url)
-        if quick is None:
-            shared_stores(settings)  # a bad URL fails here; a new store is created now
+        quick = _quick_reads(MonitorReads.open, settings)
 
         def predictions() -> PredictionSource:
             # a check reads the log's files (every process's journals among them) as the
