@@ -70,7 +70,7 @@ def shared_stores(settings: Settings) -> tuple[Any, Any]:
     with _STORES_LOCK:
         if key not in _STORES:
             _STORES[key] = (
-                open_store(settings.database_url),
+                open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous),
                 open_blob_store(settings.blob_url, settings.storage_options),
             )
         return _STORES[key]

@@ -38,6 +38,14 @@ __all__ = [
 ]
 
 AUTH_MODES = ("token", "users")  # the server's auth modes (``Settings.auth``)
+# How hard a commit waits for the disk (``PRAGMA synchronous`` in WAL mode). ``normal``, the
+# default: a commit is in the OS before it returns, so it survives the death of the process
+# (the durability the whole project promises, as the metric journal does), and the database
+# stays consistent through a power loss, which may roll back the last commits. It costs no
+# fsync per commit: 0.08 against 1.8 ms a commit on this project's CI disk, the largest part
+# of a small write request (Rails 8 chose the same for SQLite in production). ``full`` syncs
+# the WAL on every commit, so a commit also survives a power loss.
+SQLITE_SYNC_LEVELS = ("normal", "full")
 
 _ENV_PREFIX = "OPSLOOP_"
 DEFAULT_WORKSPACE = "default"
@@ -101,6 +109,11 @@ class Settings:
             survives the loss of its replica's disk (unset: it is in the replica's journal
             until the next seal, at most one seal interval).
         prediction_stream_key: The streams' key prefix on that Redis.
+        sqlite_synchronous: How hard a commit to the embedded SQLite store waits for the disk:
+            ``normal`` (the default: a commit survives the death of its process, and a power
+            loss may roll back the last ones) or ``full`` (an fsync per commit: it also
+            survives a power loss, at about 1.8 ms a write). See
+            :data:`SQLITE_SYNC_LEVELS`.
     """
 
     home: Path
@@ -126,9 +139,15 @@ class Settings:
     prediction_stream: str | None = None
     prediction_stream_key: str = "opsloop:predlog"
     workspace: str = DEFAULT_WORKSPACE
+    sqlite_synchronous: str = "normal"
 
     def __post_init__(self) -> None:
         check_workspace_name(self.workspace)
+        if self.sqlite_synchronous not in SQLITE_SYNC_LEVELS:
+            raise InvalidInput(
+                f"unknown sqlite_synchronous {self.sqlite_synchronous!r}: use "
+                f"{' or '.join(SQLITE_SYNC_LEVELS)}"
+            )
         if self.auth is not None and self.auth not in AUTH_MODES:
             raise InvalidInput(
                 f"unknown auth mode {self.auth!r}: use one of {', '.join(AUTH_MODES)} "

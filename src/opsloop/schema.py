@@ -43,10 +43,10 @@ def metadata() -> MetaData:
     return Base.metadata
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, sqlite_synchronous: str = "normal") -> Store:
     """The metadata store at ``url``, brought to this version's schema if it is behind
     (an empty database gets the head schema in one step; an older one is migrated)."""
-    return Store(url, schema=metadata)
+    return Store(url, schema=metadata, sqlite_synchronous=sqlite_synchronous)
 
 
 def lineage_catalog() -> LineageCatalog:

@@ -207,7 +207,8 @@ def _serve(
         os.environ["OPSLOOP_GATEWAY_CONFIG"] = str(Path(settings.gateway_config).resolve())
     _export_oidc(settings)
     os.environ.pop("OPSLOOP_SERVER_URL", None)
-    store = open_store(settings.database_url)  # migrate once, before workers start
+    # migrate once, before workers start
+    store = open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     url = f"http://{host}:{port}"
     typer.echo(f"opsloop server on {url}  (web UI at {url}/, REST API docs at {url}/docs)")
     typer.echo(f"  store: {settings.database_url}\n  blobs: {settings.blob_url}")

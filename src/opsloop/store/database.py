@@ -47,10 +47,10 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        set_up_sqlite(dbapi_conn)  # and BEGIN is ours to emit, below
+        set_up_sqlite(dbapi_conn, synchronous)  # and BEGIN is ours to emit, below
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -67,8 +67,9 @@ class Store:
         url: SQLAlchemy URL (``sqlite:///path/opsloop.db``, ``postgresql://...``).
         schema: Bring the database up to the schema this returns on open (every domain's
             tables; :func:`opsloop.schema.open_store` passes it; called only for an empty
-            database). Without it the database is used as
-            it is.
+            database). Without it the database is used as it is.
+        sqlite_synchronous: How hard a SQLite commit waits for the disk
+            (:data:`opsloop.config.SQLITE_SYNC_LEVELS`); other databases ignore it.
 
     Example:
         >>> store = Store("sqlite:///:memory:")
@@ -76,7 +77,13 @@ class Store:
         ...     ...
     """
 
-    def __init__(self, url: str, *, schema: Callable[[], MetaData] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: Callable[[], MetaData] | None = None,
+        sqlite_synchronous: str = "normal",
+    ) -> None:
         self.url = normalize_database_url(url)
         try:
             parsed = make_url(self.url)
@@ -94,7 +101,7 @@ class Store:
             }
         self.engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, sqlite_synchronous)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False

@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from typing import Any
 from typing import Protocol
 
+from opsloop.config import SQLITE_SYNC_LEVELS
+
 __all__ = [
     "SessionSql", "Sql", "SqliteSql", "connect_sqlite", "in_list", "set_up_sqlite", "sqlite_path",
     "sqlite_transaction",
@@ -103,22 +105,25 @@ def sqlite_path(url: str) -> str | None:
     return path if path and path != ":memory:" else None
 
 
-def set_up_sqlite(connection: sqlite3.Connection) -> None:
+def set_up_sqlite(connection: sqlite3.Connection, synchronous: str = "normal") -> None:
     """How every connection to the store's SQLite file runs, the engine's and a bare one's:
-    WAL (readers never wait for the writer), full sync, foreign keys, a busy timeout, and
-    transactions begun by us (``BEGIN IMMEDIATE`` for writes), not by the ``sqlite3`` module."""
+    WAL (readers never wait for the writer), the sync level (``normal`` or ``full``, see
+    :data:`opsloop.config.SQLITE_SYNC_LEVELS`), foreign keys, a busy timeout, and transactions
+    begun by us (``BEGIN IMMEDIATE`` for writes), not by the ``sqlite3`` module."""
+    if synchronous not in SQLITE_SYNC_LEVELS:
+        raise ValueError(f"sqlite sync level {synchronous!r} is not one of {SQLITE_SYNC_LEVELS}")
     connection.isolation_level = None
     cursor = connection.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+    for pragma in ("journal_mode=WAL", f"synchronous={synchronous.upper()}", "foreign_keys=ON",
                    f"busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}"):  # fmt: skip
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
 
-def connect_sqlite(path: str) -> sqlite3.Connection:
+def connect_sqlite(path: str, synchronous: str = "normal") -> sqlite3.Connection:
     """A bare connection to the store's SQLite file, set up as the engine's are."""
     connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
-    set_up_sqlite(connection)
+    set_up_sqlite(connection, synchronous)
     return connection
 
 
