@@ -16,6 +16,7 @@ access to ``OpsloopLogger``. ``pip install lightning`` (``lightning.pytorch``, o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
     OpsloopLogger: type  # built on first access, by __getattr__ below
 
 __all__ = ["OpsloopLogger"]
-
-_built: dict[str, type] = {}
 
 
 def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -50,6 +49,7 @@ def _lightning() -> tuple[type, Any]:
     return Logger, rank_zero_only
 
 
+@functools.cache
 def _build() -> type:
     from opsloop.autolog.guard import attempt
     from opsloop.autolog.runs import OwnedRun
@@ -109,6 +109,4 @@ def _build() -> type:
 def __getattr__(name: str) -> Any:
     if name != "OpsloopLogger":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if name not in _built:
-        _built[name] = _build()
-    return _built[name]
+    return _build()  # built once, on first access

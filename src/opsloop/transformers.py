@@ -16,6 +16,7 @@ yourself (``with opsloop.start_run(): trainer.train()``) and the ``with`` marks 
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -24,9 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["OpsloopCallback"]
 
-_built: dict[str, type] = {}
 
-
+@functools.cache
 def _build() -> type:
     from transformers import TrainerCallback
 
@@ -71,6 +71,4 @@ def _build() -> type:
 def __getattr__(name: str) -> Any:
     if name != "OpsloopCallback":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if name not in _built:
-        _built[name] = _build()
-    return _built[name]
+    return _build()  # built once, on first access

@@ -22,14 +22,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput
-from opsloop.errors import NotFound
 from opsloop.kernel.timeutil import now_ms
 from opsloop.monitoring.entities import Alert
 from opsloop.monitoring.entities import AlertRule
 from opsloop.monitoring.entities import Channel
 from opsloop.monitoring.tables import AlertRow
 from opsloop.monitoring.tables import MonitorRow
-from opsloop.store.ids import resolve_id
+from opsloop.store.ids import row_by_id
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -243,9 +242,7 @@ def due_deliveries(session: Session, now: int) -> list[AlertRow]:
 
 
 def _row(session: Session, alert_id: str) -> AlertRow:
-    row = session.get(AlertRow, resolve_id(session, AlertRow.id, alert_id, "alert"))
-    if row is None:
-        raise NotFound(f"alert {alert_id!r} does not exist")
+    row: AlertRow = row_by_id(session, AlertRow, alert_id, "alert")
     return row
 
 

@@ -39,7 +39,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsloop.errors import NotFound
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.timeutil import now_ms
 from opsloop.monitoring import alerts
@@ -51,7 +50,7 @@ from opsloop.monitoring.tables import AlertRow
 from opsloop.monitoring.tables import LoopRunRow
 from opsloop.monitoring.tables import MonitorRow
 from opsloop.monitoring.tables import MonitorRunRow
-from opsloop.store.ids import resolve_id
+from opsloop.store.ids import row_by_id
 
 __all__ = [
     "ACTOR",
@@ -103,9 +102,7 @@ def loop_run_rows(
     session: Session, loop_id: str
 ) -> tuple[LoopRunRow, MonitorRow, RetrainPolicy | None]:
     """A loop run (its full id or a unique prefix), its monitor and the monitor's policy."""
-    row = session.get(LoopRunRow, resolve_id(session, LoopRunRow.id, loop_id, "loop run"))
-    if row is None:
-        raise NotFound(f"loop run {loop_id!r} does not exist")
+    row: LoopRunRow = row_by_id(session, LoopRunRow, loop_id, "loop run")
     monitor = session.get(MonitorRow, row.monitor_id)
     assert monitor is not None
     return row, monitor, MonitorSpec.model_validate_json(monitor.spec).retrain
@@ -180,9 +177,7 @@ def start_loops(
 
 def get_loop_run(store: Any, loop_id: str) -> LoopRun:
     with store.read() as session:
-        row = session.get(LoopRunRow, resolve_id(session, LoopRunRow.id, loop_id, "loop run"))
-        if row is None:
-            raise NotFound(f"loop run {loop_id!r} does not exist")
+        row: LoopRunRow = row_by_id(session, LoopRunRow, loop_id, "loop run")
         monitor = session.get(MonitorRow, row.monitor_id)
         return _entity(row, monitor.name if monitor else row.monitor_id)
 

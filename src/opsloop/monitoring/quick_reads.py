@@ -15,12 +15,11 @@ a test compares the two paths over a seeded store.
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
-from opsloop.errors import NotFound
 from opsloop.monitoring.entities import Monitor
 from opsloop.monitoring.entities import monitor_from_row
 from opsloop.store.quick_reads import QuickConnection
+from opsloop.store.quick_reads import named
 
 __all__ = ["MonitorReads"]
 
@@ -37,10 +36,10 @@ class MonitorReads(QuickConnection):
 
     def get_monitor(self, name: str) -> Monitor:
         with self.snapshot():
-            rows = self.rows(f"{_SELECT} WHERE name = :name", {"name": name})
-        if not rows:
-            raise NotFound(f"monitor {name!r} does not exist")
-        return _monitor(rows[0])
+            row = self.first(
+                f"{_SELECT} WHERE name = :name", {"name": name}, f"monitor {name!r} does not exist"
+            )
+        return _monitor(row)
 
     def list_monitors(self, deployment: str | None) -> list[Monitor]:
         where = "" if deployment is None else " WHERE deployment = :deployment"
@@ -52,4 +51,4 @@ class MonitorReads(QuickConnection):
 def _monitor(row: tuple[object, ...]) -> Monitor:
     *values, names = row
     columns = json.loads(str(names))
-    return monitor_from_row(SimpleNamespace(**dict(zip(_COLUMNS, values, strict=True))), columns)
+    return monitor_from_row(named(_COLUMNS, values), columns)

@@ -52,7 +52,7 @@ from opsloop.monitoring.windows import WindowData
 from opsloop.monitoring.windows import read_window
 from opsloop.store.columns import named_row
 from opsloop.store.columns import newest_rows
-from opsloop.store.ids import resolve_id
+from opsloop.store.ids import row_by_id
 
 if TYPE_CHECKING:
     from opsloop.monitoring.ports import DataSource
@@ -336,9 +336,7 @@ def list_runs(session: Session, name: str, limit: int = 20) -> list[MonitorRun]:
 
 def get_run(session: Session, run_id: str) -> MonitorRun:
     """One monitor run; ``run_id`` may be a unique prefix (6+ characters)."""
-    row = session.get(MonitorRunRow, resolve_id(session, MonitorRunRow.id, run_id, "monitor run"))
-    if row is None:
-        raise NotFound(f"monitor run {run_id!r} does not exist")
+    row: MonitorRunRow = row_by_id(session, MonitorRunRow, run_id, "monitor run")
     monitor = session.get(MonitorRow, row.monitor_id)
     opened = session.scalars(select(AlertRow.id).where(AlertRow.run_id == row.id)).all()
     name = monitor.name if monitor else row.monitor_id

@@ -17,12 +17,11 @@ from pydantic import Field
 from sqlalchemy.orm import Session
 
 from opsloop.errors import InvalidInput
-from opsloop.errors import NotFound
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
 from opsloop.registry.tables import EvaluationRow
 from opsloop.store.columns import newest_rows
-from opsloop.store.ids import resolve_id
+from opsloop.store.ids import row_by_id
 from opsloop.store.rows import from_row
 
 __all__ = [
@@ -97,11 +96,7 @@ def record_evaluation(
 
 
 def get_evaluation(session: Session, evaluation_id: str) -> Evaluation:
-    row = session.get(
-        EvaluationRow, resolve_id(session, EvaluationRow.id, evaluation_id, "evaluation")
-    )
-    if row is None:
-        raise NotFound(f"evaluation {evaluation_id!r} does not exist")
+    row: EvaluationRow = row_by_id(session, EvaluationRow, evaluation_id, "evaluation")
     return _entity(row)
 
 

@@ -15,7 +15,6 @@ compares the two paths over a seeded store.
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from typing import Any
 
 from opsloop.data.manifest import Manifest
@@ -32,6 +31,7 @@ from opsloop.registry.entities import RegisteredModel
 from opsloop.registry.entities import version_from_row
 from opsloop.store.quick_reads import QUICK_PAGE_LIMIT
 from opsloop.store.quick_reads import QuickConnection
+from opsloop.store.quick_reads import named
 from opsloop.store.rows import from_row
 from opsloop.store.sql import in_list
 
@@ -47,12 +47,6 @@ _VERSION = (  # every column but the manifest
 _EVENT = "alias, kind, from_number, to_number, moved, reason, verdict, created_at, created_by"
 
 
-def _named(columns: str, row: tuple[Any, ...]) -> SimpleNamespace:
-    """A row of ``SELECT {columns}`` with its values by column name, as an ORM row has them
-    (so the ORM path's conversions read it)."""
-    return SimpleNamespace(**dict(zip(columns.replace(" ", "").split(","), row, strict=True)))
-
-
 def open_quick_reads(database_url: str) -> QuickReads | None:
     """Reads on a bare connection to the store's SQLite file, or None when that cannot serve
     them as the ORM would (not a SQLite file, no file yet, another schema revision)."""
@@ -64,13 +58,11 @@ class QuickReads(QuickConnection):
 
     # -- models -----------------------------------------------------------------------------
     def _model_row(self, name: str) -> tuple[Any, ...]:
-        found = self.rows(
+        return self.first(
             f"SELECT {_MODEL} FROM registered_models WHERE name = :name",
             {"name": check_name(name, _NOUN)},
+            f"model {name!r} is not registered",
         )
-        if not found:
-            raise NotFound(f"model {name!r} is not registered")
-        return found[0]
 
     def get_model(self, name: str) -> RegisteredModel:
         with self.snapshot():
@@ -161,20 +153,17 @@ class QuickReads(QuickConnection):
             if number is None:
                 raise NotFound(f"model {parsed.name!r} has no versions")
         elif parsed.alias is not None:
-            pointed = self.rows(
+            (number,) = self.first(
                 "SELECT number FROM model_aliases WHERE model_id = :model AND alias = :alias",
                 {"model": model[0], "alias": parsed.alias},
+                f"model {parsed.name!r} has no alias {parsed.alias!r}",
             )
-            if not pointed:
-                raise NotFound(f"model {parsed.name!r} has no alias {parsed.alias!r}")
-            number = pointed[0][0]
-        found = self.rows(
+        found = self.first(
             f"SELECT {_VERSION} FROM model_versions WHERE model_id = :model AND number = :number",
             {"model": model[0], "number": number},
+            f"model version {parsed.name}@{number} does not exist",
         )
-        if not found:
-            raise NotFound(f"model version {parsed.name}@{number} does not exist")
-        return self._versions(model, found)[0]
+        return self._versions(model, [found])[0]
 
     def list_versions(
         self, name: str, max_results: int, page_token: str | None
@@ -210,7 +199,7 @@ class QuickReads(QuickConnection):
             for version_id, key, value in self.rows(query, params):
                 tags[version_id][key] = value
         return [
-            version_from_row(_named(_VERSION, r), model[1], tags[r[0]], aliases.get(r[2], []))
+            version_from_row(named(_VERSION, r), model[1], tags[r[0]], aliases.get(r[2], []))
             for r in rows
         ]
 
@@ -228,7 +217,7 @@ class QuickReads(QuickConnection):
         return [
             from_row(
                 AliasEvent,
-                _named(_EVENT, r),
+                named(_EVENT, r),
                 name=model[1],
                 moved=bool(r[4]),
                 verdict=json.loads(r[6]) if r[6] else None,

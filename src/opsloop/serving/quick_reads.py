@@ -12,14 +12,12 @@ errors); a test compares the two paths over a seeded store.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-from opsloop.errors import NotFound
 from opsloop.serving.entities import Deployment
 from opsloop.serving.entities import DeploymentEvent
 from opsloop.serving.entities import deployment_from_row
 from opsloop.serving.entities import event_from_row
 from opsloop.store.quick_reads import QuickConnection
+from opsloop.store.quick_reads import named
 
 __all__ = ["DeploymentReads"]
 
@@ -38,20 +36,16 @@ class DeploymentReads(QuickConnection):
 
     def get_deployment(self, name: str) -> Deployment:
         with self.snapshot():
-            rows = self.rows(f"{_SELECT} WHERE name = :name", {"name": name})
-        if not rows:
-            raise NotFound(f"deployment {name!r} does not exist")
-        return _deployment(rows[0])
+            row = self.first(f"{_SELECT} WHERE name = :name", {"name": name}, _missing(name))
+        return _deployment(row)
 
     def deployment_events(self, name: str) -> list[DeploymentEvent]:
         with self.snapshot():
-            found = self.rows("SELECT 1 FROM deployments WHERE name = :name", {"name": name})
-            rows = self.rows(_EVENTS, {"name": name}) if found else []
-        if not found:
-            raise NotFound(f"deployment {name!r} does not exist")
-        return [
-            event_from_row(SimpleNamespace(**dict(zip(_EVENT, row, strict=True)))) for row in rows
-        ]
+            self.first(
+                "SELECT 1 FROM deployments WHERE name = :name", {"name": name}, _missing(name)
+            )
+            rows = self.rows(_EVENTS, {"name": name})
+        return [event_from_row(named(_EVENT, row)) for row in rows]
 
     def list_deployments(self) -> list[Deployment]:
         with self.snapshot():
@@ -60,10 +54,8 @@ class DeploymentReads(QuickConnection):
 
 
 def _deployment(row: tuple[object, ...]) -> Deployment:
-    return deployment_from_row(_named(_COLUMNS, row))
+    return deployment_from_row(named(_COLUMNS, row))
 
 
-def _named(columns: tuple[str, ...], row: tuple[object, ...]) -> SimpleNamespace:
-    """A row with its values by column name, as an ORM row has them (for the entities' own
-    conversions)."""
-    return SimpleNamespace(**dict(zip(columns, row, strict=True)))
+def _missing(name: str) -> str:
+    return f"deployment {name!r} does not exist"

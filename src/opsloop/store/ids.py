@@ -4,7 +4,8 @@ Every "get/require by id" service resolves the id it is handed with :func:`resol
 reading the row, so the CLI, the REST API and the SDK accept the same short forms. A full id
 is returned unchanged without a query (the caller's primary-key lookup stays the one query); a
 shorter one is looked up with ``LIKE 'prefix%'`` (``%`` and ``_`` escaped) and a ``LIMIT``,
-which works alike on SQLite and PostgreSQL.
+which works alike on SQLite and PostgreSQL. :func:`row_by_id` is that resolution and the
+primary-key read together, for a table keyed by its ``id`` column.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from opsloop.errors import Conflict
 from opsloop.errors import InvalidInput
 from opsloop.errors import NotFound
 
-__all__ = ["FULL_ID_LENGTH", "MIN_PREFIX_LENGTH", "resolve_id"]
+__all__ = ["FULL_ID_LENGTH", "MIN_PREFIX_LENGTH", "resolve_id", "row_by_id"]
 
 MIN_PREFIX_LENGTH = 6
 FULL_ID_LENGTH = 32  # uuid4().hex, what every domain's ids are
@@ -76,3 +77,17 @@ def resolve_id(
         f"give more characters",
         details={"prefix": text, "count": count, "candidates": found},
     )
+
+
+def row_by_id(session: Session, table: Any, text: str, what: str) -> Any:
+    """The row of ``table`` (keyed by its ``id`` column) that ``text``, a full id or a unique
+    prefix of one, stands for.
+
+    Raises:
+        NotFound: ``"{what} {text!r} does not exist"``, or no id starts with ``text``.
+        InvalidInput, Conflict: as :func:`resolve_id` says.
+    """
+    row = session.get(table, resolve_id(session, table.id, text, what))
+    if row is None:
+        raise NotFound(f"{what} {text!r} does not exist")
+    return row

@@ -8,7 +8,8 @@ opens the ORM store only when something else is asked. A server, PostgreSQL, a m
 another schema revision: :meth:`QuickConnection.open` returns None and every call goes the ORM
 way (opening the store creates or migrates it). The domains' queries live with them
 (``tracking/quick_reads.py``, ``registry/quick_reads.py``); what they share is here: opening at
-the right schema, one snapshot per read, a lock, and a fresh connection after a fork.
+the right schema, one snapshot per read, a lock, a fresh connection after a fork, the one row
+a name selects (or the ORM's ``NotFound``), and a row by column name for the ORM's conversions.
 """
 
 from __future__ import annotations
@@ -17,15 +18,18 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from typing import Self
 
+from opsloop.errors import NotFound
 from opsloop.store.sql import connect_sqlite
 from opsloop.store.sql import sqlite_path
 
-__all__ = ["QUICK_PAGE_LIMIT", "QuickConnection"]
+__all__ = ["QUICK_PAGE_LIMIT", "QuickConnection", "named"]
 
 # Pages up to this size are read quickly; a larger one goes the ORM way, which also owns the
 # message for a size out of range.
@@ -80,6 +84,25 @@ class QuickConnection:
         """The rows of a query with ``:name`` parameters (inside :meth:`snapshot`)."""
         return self._connection.execute(sql, params or {}).fetchall()
 
+    def first(self, sql: str, params: dict[str, Any], missing: str) -> tuple[Any, ...]:
+        """The first row of a query (inside :meth:`snapshot`).
+
+        Raises:
+            NotFound: with the message ``missing`` (the ORM path's own) when there is none.
+        """
+        found = self.rows(sql, params)
+        if not found:
+            raise NotFound(missing)
+        return found[0]
+
     def close(self) -> None:
         with self._lock:
             self._connection.close()
+
+
+def named(columns: str | Sequence[str], row: Sequence[Any]) -> SimpleNamespace:
+    """A row with its values by column name, as an ORM row has them, so that the ORM path's
+    own conversions (``*_from_row``) read it. ``columns``: the names, or the ``SELECT`` list
+    (``"id, name"``) the row was read with."""
+    names = columns.replace(" ", "").split(",") if isinstance(columns, str) else columns
+    return SimpleNamespace(**dict(zip(names, row, strict=True)))
