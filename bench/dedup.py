@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/dedup.py [--sources 1000] [--unrelated 1000] [--docs 10000]
         [--semantic-docs 20000] [--scale 1000000] [--skip quality throughput semantic]
+    .venv/bin/python bench/dedup.py --ray 100000 [--partitions 2 8]
 
 1. Quality. A corpus built here, with ground truth: 200-word documents cut from the Python
    documentation shipped with the standard library (``pydoc_data.topics``, module docstrings)
@@ -28,6 +29,11 @@
    documents (a tenth near copies, a twentieth exact copies) in a fresh process: wall and CPU
    time, peak RSS (the corpus alone, then with the dedup); past 250,000 rows the sketches
    spill to disk.
+6. ``--ray N [--partitions 2 8]``: the same corpus deduplicated locally, then on a local
+   Ray instance (2 CPUs) at each partition count: wall time, CPU of the whole process tree
+   (driver, raylet, workers), and whether the kept rows and report are the local ones. On one
+   small machine Ray cannot win: it shows what partitions, the shuffle and the object store
+   cost, which a cluster pays back in memory and cores.
 
 Targets (issue 26): precision and recall >= 0.95 at Jaccard >= 0.5; signatures of 10,000
 200-word documents in <= 1 s and >= 10x datasketch; <= 64 bytes per document of index.
@@ -36,6 +42,7 @@ Targets (issue 26): precision and recall >= 0.95 at Jaccard >= 0.5; signatures o
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -399,6 +406,68 @@ def end_to_end(count: int) -> dict:
     return figures
 
 
+def _cpu_with_children() -> float:
+    """CPU seconds of this process and every live descendant (Ray's raylet and workers: the
+    driver's ``process_time`` alone would hide the tasks' work)."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:  # a worker that exited meanwhile
+            continue
+        total += times.user + times.system
+    return total
+
+
+def on_ray(count: int, partitions: list[int]) -> list[tuple[str, float, float, bool]]:
+    """``count`` docs of :func:`_scale_corpus` deduplicated locally, then on a local Ray
+    instance (``num_cpus=2``) at each number of ``partitions``: (label, wall, cpu of the
+    process tree, same kept rows and report as local). The Ray instance is started before
+    the clock and warmed with one tiny run, so its start-up is not counted."""
+    import ray
+
+    from opsloop.data.duplicates.engine import deduplicate
+    from opsloop.data.duplicates.on_ray import deduplicate_on_ray
+
+    docs, _ = _scale_corpus(count)
+    near = NearParams(threshold=0.5)
+    rows: list[tuple[str, float, float, bool]] = []
+    wall, cpu = time.perf_counter(), _cpu_with_children()
+    keep, report = deduplicate(docs, near=near)
+    rows.append(("local", time.perf_counter() - wall, _cpu_with_children() - cpu, True))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        deduplicate_on_ray(ray, docs[:200], partitions=2, near=near)  # warm the workers
+        for parts in partitions:
+            wall, cpu = time.perf_counter(), _cpu_with_children()
+            keep_ray, report_ray = deduplicate_on_ray(ray, docs, partitions=parts, near=near)
+            wall, cpu = time.perf_counter() - wall, _cpu_with_children() - cpu
+            report_ray.pop("partitions")
+            same = bool(np.array_equal(keep, keep_ray)) and report_ray == report
+            rows.append((f"ray, {parts} partitions", wall, cpu, same))
+    finally:
+        ray.shutdown()
+    return rows
+
+
+def _on_ray(count: int, partitions: list[int]) -> None:
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    rows = on_ray(count, partitions)
+    print(f"local vs local Ray (num_cpus=2), {count:,} 200-word docs, exact + near at 0.5 "
+          f"(load average before: {load})")  # fmt: skip
+    print(f"{'run':22} {'wall s':>7} {'cpu s':>7}  same kept rows and report")
+    for label, wall, cpu, same in rows:
+        print(f"{label:22} {wall:7.1f} {cpu:7.1f}  {same}")
+    if len(rows) > 2:
+        (_, low_wall, low_cpu, _), (_, high_wall, high_cpu, _) = rows[1], rows[-1]
+        added = partitions[-1] - partitions[0]
+        print(f"per added partition: {(high_wall - low_wall) / added:+.2f} s wall, "
+              f"{(high_cpu - low_cpu) / added:+.2f} s cpu")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sources", type=int, default=1000)
@@ -410,9 +479,16 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=0, help="end to end on this many docs")
     parser.add_argument("--skip", nargs="*", default=[], help="quality throughput semantic")
     parser.add_argument("--end-to-end-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--ray", type=int, default=0, metavar="DOCS",
+        help="local vs a local Ray instance on DOCS docs (then nothing else)",
+    )  # fmt: skip
+    parser.add_argument("--partitions", type=int, nargs="+", default=[2, 8])
     args = parser.parse_args()
     if args.end_to_end_child:
         return _end_to_end_child(args.end_to_end_child)
+    if args.ray:
+        return _on_ray(args.ray, args.partitions)
     if args.scale:
         f = end_to_end(args.scale)
         print(f"end to end, {f['docs']:,} 200-word docs, threshold 0.5, one process: "

@@ -14,11 +14,12 @@ The package is named ``duplicates``, not ``dedup``: ``opsloop.data.dedup`` is th
 function, which a subpackage of that name would replace on first import.
 
 For tables larger than one machine, :mod:`.on_ray` finds the same clusters with Ray tasks
-(signatures per partition, bands shuffled by key, clusters merged).
+(signatures per partition, bands shuffled by key, clusters merged): ``--executor ray``, the
+same new version and report.
 
-Next slices: exact substrings (a suffix array) for long documents; the version commands on
-Ray (``on_ray`` answers clusters, not yet a new version and its report); reading the table
-itself in batches (the sketches spill, the texts are still held whole).
+Next slices: exact substrings (a suffix array) for long documents; semantic dedup and
+``overlap`` on Ray; reading the table itself in batches (the sketches spill, the texts are
+still held whole by the driver, which cuts them into partitions).
 
 Nothing is imported here, so that naming the request shapes (``.entities``) does not load
 numpy.

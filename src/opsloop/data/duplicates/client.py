@@ -46,6 +46,8 @@ class DuplicatesMixin:
         score_column: str | None = None,
         name: str | None = None,
         message: str | None = None,
+        executor: str = "local",
+        partitions: int | None = None,
         progress: bool = False,
     ) -> DedupResult:
         """Drop exact and near-duplicate rows of a table version's text ``column`` into the
@@ -61,6 +63,12 @@ class DuplicatesMixin:
         or its best by ``score_column`` (``keep``). No version is made when no row is a
         duplicate.
 
+        ``executor="ray"`` finds the exact and near duplicates with Ray tasks (the cluster at
+        ``RAY_ADDRESS``, else a local Ray; where the blobs are, so the server's for a remote
+        client): the table cut into ``partitions`` parts (default: one per cluster CPU),
+        sketched per part, bands shuffled by key, clusters merged. The version and report
+        are the local run's; the report adds ``executor`` and ``partitions``.
+
         Example:
             >>> result = client.data.dedup("corpus@1", "text", threshold=0.7)
             >>> result.version.ref, result.report["removed"]
@@ -73,10 +81,12 @@ class DuplicatesMixin:
         request = DedupRequest(
             ref=ref, column=column, exact=exact, near=near, semantic=semantic, eps=eps,
             threshold=threshold, ngram=ngram, num_perm=num_perm, verify=verify, keep=keep,
-            score_column=score_column, name=name, message=message,
+            score_column=score_column, name=name, message=message, executor=executor,
+            partitions=partitions,
         )  # fmt: skip
         rows = self._backend.get_version(ref).table
-        total = rows.rows if rows is not None and near else 0
+        hashed_here = near and executor == "local"  # Ray's tasks report no rows
+        total = rows.rows if rows is not None and hashed_here else 0
         with progress_bar(f"hashing {ref}", total, unit="rows", enabled=progress) as advance:
             return self._dedup.dedup(request, advance)
 

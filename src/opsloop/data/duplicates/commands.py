@@ -55,6 +55,21 @@ def dedup(
         str | None, typer.Option("--name", "-n", help="Dataset of the new version.")
     ] = None,
     message: Annotated[str | None, typer.Option("--message", "-m")] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="local, or ray: exact and near search as Ray tasks on RAY_ADDRESS's cluster, "
+            "else a local Ray (the ray extra); same version and report."
+        ),
+    ] = "local",
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            help="--executor ray: parts the table is cut into (default: one per cluster CPU, "
+            "more past 200,000 rows each).",
+            show_default=False,
+        ),
+    ] = None,
     json_: JsonOption = False,
 ) -> None:
     """Drop duplicate rows of a table version's text column (JSONL, Parquet or CSV) into the
@@ -66,12 +81,18 @@ def dedup(
     offline, the llm extra) grouped by k-means, and within a group a row whose
     cosine similarity to a kept row is above 1 - --eps goes. Pairs are clustered; each cluster
     keeps one row. No method flag means --exact --near. Empty rows are counted, never
-    clustered. Examples:
+    clustered.
+
+    With --executor ray the exact and near search run as Ray tasks, for tables one machine
+    cannot sketch: each partition is sketched by a task, band hashes are shuffled by key,
+    pairs verified and clusters merged; the new version and report are the local run's. Ray
+    is the cluster at RAY_ADDRESS (host:port, or ray://host:port), else a local one. Examples:
 
       opsloop data dedup corpus@1 --column text
       opsloop data dedup corpus@1 --near --threshold 0.7 --keep longest
       opsloop data dedup corpus@1 --exact --semantic --eps 0.05
       opsloop data dedup corpus@1 --exact --keep best-scored --score-column quality
+      RAY_ADDRESS=head:6379 opsloop data dedup corpus@1 --executor ray --partitions 64
     """
     from contextlib import nullcontext
 
@@ -81,23 +102,27 @@ def dedup(
     client = command_client()
     bars = _bars(json_)
     remote = client.settings.is_remote  # the server hashes: a spinner, not a bar, here
-    waiting = console(stderr=True).status(f"deduplicating {ref} on the server")
-    with waiting if bars and remote else nullcontext():
+    on_ray = executor == "ray"  # Ray's tasks count no rows: a spinner too
+    where = "on the server" if remote else "on Ray"
+    waiting = console(stderr=True).status(f"deduplicating {ref} {where}")
+    with waiting if bars and (remote or on_ray) else nullcontext():
         result = client.data.dedup(
             ref, column, exact=exact or both, near=near or both, semantic=semantic, eps=eps,
             threshold=threshold, ngram=ngram, num_perm=num_perm, verify=verify, keep=keep,
-            score_column=score_column, name=name, message=message, progress=bars and not remote,
+            score_column=score_column, name=name, message=message, executor=executor,
+            partitions=partitions, progress=bars and not remote,
         )  # fmt: skip
     if json_:
         print_json({"source": result.source, "version": result.version, "report": result.report})
         return
     report = result.report
     removed = report["removed"]
+    where = f" on Ray ({report['partitions']} partitions)" if "partitions" in report else ""
     typer.echo(
         f"{result.source}: {report['rows']:,} rows, {report['empty_rows']:,} empty, "
         f"removed {removed['exact']:,} exact, {removed['near']:,} near and "
         f"{removed.get('semantic', 0):,} semantic duplicates in {report['clusters_total']:,} "
-        "clusters"
+        f"clusters{where}"
     )
     if result.version is None:
         typer.echo("no duplicates: no new version")

@@ -42,12 +42,22 @@ from opsloop.data.duplicates.sketch import Sketch
 from opsloop.data.duplicates.sketch import Spill
 from opsloop.errors import InvalidInput
 
-__all__ = ["NearParams", "contamination", "deduplicate", "near_pairs", "preview"]
+__all__ = [
+    "NearParams",
+    "cluster_report",
+    "contamination",
+    "deduplicate",
+    "near_pairs",
+    "preview",
+    "text_lengths",
+]
 
 VERIFY = ("estimate", "exact")
 PREVIEW = 160  # characters of a row's text shown in a report
 MAX_CLUSTERS = 1000  # clusters a report lists (all are counted)
 MAX_DROPPED = 50  # dropped rows listed per cluster (all are counted)
+# the Jaccard similarity of pairs of rows (left rows, right rows), wherever their sketches are
+Jaccard = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # Banding weighs a missed duplicate 4x a needless candidate: every candidate is verified, so a
 # false positive costs one signature comparison, a false negative a duplicate left in the data.
 FP_WEIGHT, FN_WEIGHT = 0.2, 0.8
@@ -149,7 +159,7 @@ def deduplicate(
     Past ``row_budget`` rows the sketches spill to disk (:mod:`.sketch`)."""
     if not exact and near is None and semantic is None:
         raise InvalidInput("choose a method: exact, near, semantic, or several")
-    lengths = np.fromiter((len(t or "") for t in texts), dtype=np.int64, count=len(texts))
+    lengths = text_lengths(texts)
     rank = preference(keep, lengths, scores)  # refuses a bad policy before any work
     near = near.check() if near is not None else None
     semantic = semantic.check() if semantic is not None else None
@@ -183,8 +193,14 @@ def deduplicate(
         roots = components(rows, *edges)
         winner = keep_rows(roots, keep, lengths, scores)
         keep_mask = winner == np.arange(rows)
-        near_sketch = sketch if near is not None else None
-        report = _report(texts, sketch, winner, keep_mask, near_sketch, near, meaning)
+
+        def jaccard(rows: np.ndarray, others: np.ndarray) -> np.ndarray:
+            return sketch.similarity(rows, sketch, others)
+
+        report = cluster_report(
+            texts, sketch.keys, sketch.empty, winner, keep_mask,
+            jaccard if near is not None else None, near, meaning,
+        )  # fmt: skip
         spilled = spill.spilled
     methods = (("exact", exact), ("near", near is not None), ("semantic", meaning is not None))
     report.update(
@@ -196,6 +212,11 @@ def deduplicate(
         spilled=spilled,
     )
     return keep_mask, report
+
+
+def text_lengths(texts: Sequence[str | None]) -> np.ndarray:
+    """Each row's length in characters (what ``keep="longest"`` ranks by)."""
+    return np.fromiter((len(t or "") for t in texts), dtype=np.int64, count=len(texts))
 
 
 class _Meaning:
@@ -215,14 +236,14 @@ class _Meaning:
 def _methods(
     dropped: np.ndarray,
     kept_of: np.ndarray,
-    sketch: Sketch | None,
+    similarity: Jaccard | None,
     threshold: float,
     meaning: _Meaning | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For rows that are not exact copies of the row kept: "near" or "semantic", and the
     similarity to the kept row by that method (near when both would do; a row joined by a
     chain of pairs gets the method that judges it closer)."""
-    jaccard = sketch.similarity(dropped, sketch, kept_of) if sketch is not None else None
+    jaccard = similarity(dropped, kept_of) if similarity is not None else None
     cosine = meaning.cosine(dropped, kept_of) if meaning is not None else None
     if cosine is None:
         return np.full(dropped.size, "near", dtype=object), np.asarray(jaccard)
@@ -232,25 +253,29 @@ def _methods(
     return np.where(near, "near", "semantic").astype(object), np.where(near, jaccard, cosine)
 
 
-def _report(
+def cluster_report(
     texts: Sequence[str | None],
-    sketch: Sketch,
+    keys: np.ndarray,
+    empty: np.ndarray,
     winner: np.ndarray,
     keep_mask: np.ndarray,
-    near_sketch: Sketch | None,
+    jaccard: Jaccard | None,
     near: NearParams | None,
-    meaning: _Meaning | None,
+    meaning: _Meaning | None = None,
 ) -> dict[str, Any]:
+    """Rows, rows kept, empty rows, rows removed per method and the clusters, from each row's
+    exact key, emptiness and kept row (``winner``); ``jaccard`` gives the near similarity of
+    row pairs wherever the sketches are (here, or in a Ray object store: :mod:`.on_ray`)."""
     dropped = np.flatnonzero(~keep_mask)
     kept_of = winner[dropped]
-    is_exact = sketch.keys[dropped] == sketch.keys[kept_of]
+    is_exact = keys[dropped] == keys[kept_of]
     similarity = np.ones(dropped.size)
     method = np.full(dropped.size, "exact", dtype=object)
     other = ~is_exact
     if other.any():
         threshold = near.threshold if near is not None else 1.0
         method[other], similarity[other] = _methods(
-            dropped[other], kept_of[other], near_sketch, threshold, meaning
+            dropped[other], kept_of[other], jaccard, threshold, meaning
         )
     clusters: dict[int, list[dict[str, Any]]] = {}
     for row, kept, how, sim in zip(dropped, kept_of, method, similarity, strict=True):
@@ -266,7 +291,7 @@ def _report(
     return {
         "rows": len(texts),
         "rows_kept": int(keep_mask.sum()),
-        "empty_rows": int(sketch.empty.sum()),
+        "empty_rows": int(empty.sum()),
         "removed": {m: int((method == m).sum()) for m in ("exact", "near", "semantic")},
         "clusters_total": len(clusters),
         "clusters": [

@@ -35,6 +35,12 @@ class DedupRequest(NearOptions):
     score_column: str | None = Field(None, description="numeric column for keep=best-scored")
     name: str | None = Field(None, description="dataset of the new version (default: the same)")
     message: str | None = None
+    executor: str = Field(
+        "local", description="local, or ray (RAY_ADDRESS's cluster, else a local Ray)"
+    )
+    partitions: int | None = Field(
+        None, description="ray: parts the table is cut into (default: one per cluster CPU)"
+    )
 
 
 class DedupResult(BaseModel):

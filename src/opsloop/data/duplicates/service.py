@@ -36,6 +36,7 @@ from opsloop.data.tabular import describe_table
 from opsloop.errors import Conflict
 from opsloop.errors import InvalidInput
 from opsloop.errors import NotFound
+from opsloop.errors import UpstreamFailed
 from opsloop.kernel.refs import check_dataset_name
 from opsloop.lineage import graph
 from opsloop.store.blobs import BlobStore
@@ -45,6 +46,7 @@ __all__ = ["REPORT_TAG", "dedup_report", "dedup_version", "overlap_versions"]
 
 REPORT_TAG = "opsloop.dedup.report"
 RELATION = "deduplicated"
+EXECUTORS = ("local", "ray")
 
 
 def _near(options: Any, on: bool) -> NearParams | None:
@@ -86,6 +88,10 @@ def dedup_version(
     ``request.semantic`` needs ``embedder`` (``InvalidInput`` saying what to install)."""
     near = _near(request, request.near)
     semantic = SemanticParams(request.eps).check() if request.semantic else None
+    if request.executor not in EXECUTORS:
+        raise InvalidInput(f"executor must be local or ray, not {request.executor!r}")
+    if request.executor == "ray" and (semantic is not None or near is None):
+        raise InvalidInput("on Ray, dedup runs exact and near search: drop --semantic, keep --near")
     if request.name is not None:
         check_dataset_name(request.name)
     with tempfile.TemporaryDirectory(prefix="opsloop-dedup-") as tmp:
@@ -94,11 +100,15 @@ def dedup_version(
         scores = (
             score_values(table, request.score_column, source.ref) if request.score_column else None
         )
-        keep, report = deduplicate(
-            texts, exact=request.exact, near=near, semantic=semantic, embedder=embedder,
-            keep=request.keep, scores=scores, on_rows=on_rows,
-        )  # fmt: skip
+        if request.executor == "ray":
+            keep, report = _on_ray(texts, request, near, scores)
+        else:
+            keep, report = deduplicate(
+                texts, exact=request.exact, near=near, semantic=semantic, embedder=embedder,
+                keep=request.keep, scores=scores, on_rows=on_rows,
+            )  # fmt: skip
         report = {"source": source.ref, "column": request.column, **report}
+        report["executor"] = request.executor
         if keep.all():
             return DedupResult(source=source.ref, report=report)
         import pyarrow as pa
@@ -134,6 +144,26 @@ def dedup_version(
             RELATION,
         )
     return DedupResult(source=source.ref, version=version, created=created, report=report)
+
+
+def _on_ray(
+    texts: list[str | None], request: DedupRequest, near: NearParams | None, scores: Any
+) -> tuple[Any, dict[str, Any]]:
+    """``deduplicate`` as Ray tasks (:mod:`.on_ray`), on ``request.partitions`` parts."""
+    from opsloop.data.duplicates import on_ray  # Ray: only when asked
+
+    ray = on_ray.connect("dedup --executor ray")
+    partitions = request.partitions
+    if partitions is None:
+        partitions = on_ray.partitions_for(ray, len(texts))
+    try:
+        return on_ray.deduplicate_on_ray(
+            ray, texts, partitions=partitions, exact=request.exact, near=near,
+            keep=request.keep, scores=scores,
+        )  # fmt: skip
+    except ray.exceptions.RayError as exc:  # a worker lost, the object store full, ...
+        last = [line for line in str(exc).splitlines() if line.strip()][-1:] or [""]
+        raise UpstreamFailed(f"dedup on Ray failed: {type(exc).__name__}: {last[0]}") from exc
 
 
 def dedup_report(store: Store, blobs: BlobStore, ref: str) -> dict[str, Any]:
