@@ -3,6 +3,7 @@ loopback upstream (issue 24's benchmark).
 
     .venv/bin/python bench/gateway.py [--rates 100,500] [--seconds 10] [--rounds 2] [--profile]
     .venv/bin/python bench/gateway.py --memory [--requests 200000]
+    .venv/bin/python bench/gateway.py --instructions 400
 
 Four processes, so none shares a GIL with another: the upstream (a raw ASGI app answering one
 fixed chat completion), ``opsloop gateway``'s app (``auth: keys`` with an opsloop API key that
@@ -18,7 +19,17 @@ Printed per rate: p50/p99 direct and through each proxy, the added latency (thro
 each proxy's CPU per request (user + system, all threads: robust to a busy machine, unlike wall
 time), and LiteLLM's added latency over ours. ``--profile``: our functions by CPU per request
 (cProfile). ``--memory``: ``--requests`` through our gateway, 32 at a time; its RSS after the
-first 10,000, at the end, and once every span is stored (target: < 5% growth)."""
+first 10,000, at the end, and once every span is stored (target: < 5% growth).
+
+``--instructions N``: the gateway's own work per request as instructions (valgrind's
+cachegrind), which a loaded, shared machine does not change as it changes CPU time: the app is
+driven in-process over ASGI (no HTTP server, no load generator) for 200 + N requests and for
+the 200 alone, each in a fresh interpreter from the same prepared store, and the difference is
+divided by N; the upstream and the span writer run untraced in their own processes. Run with
+``PYTHONPATH=<a worktree>/src`` to compare commits; cache bytecode first (``unset
+PYTHONDONTWRITEBYTECODE``) so both runs import alike. Keys' and limits' caches expire on wall
+time (2 s), which valgrind stretches ~50x: a refresh lands every ~60 requests instead of every
+~200 at 100 req/s, so expect ±10% between runs of one tree."""
 
 from __future__ import annotations
 
@@ -330,11 +341,22 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="RSS over --requests instead")
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--plain-server", action="store_true", help="ours on asyncio + h11")
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        metavar="N",
+        help="instructions per request over N in-process requests (cachegrind)",
+    )
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--drive", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if args.serve:
         return _serve(args.serve)
+    if args.drive:
+        return _drive(Path(args.drive[0]), int(args.drive[1]))
+    if args.instructions:
+        return _instructions(args)
     home = Path(tempfile.mkdtemp(prefix="opsloop-bench-gateway-"))
     started: dict[str, Any] = {"procs": {}}
     try:
@@ -367,28 +389,9 @@ def _serve(what: list[str]) -> None:
         uvicorn.run(upstream_app, host="127.0.0.1", port=int(what[1]), log_level="warning",
                     interface="asgi3")  # fmt: skip
         return
-    from opsloop.app.gateway import create_gateway_app
-    from opsloop.client import Client
-    from opsloop.client import shared_stores
-    from opsloop.config import load_settings
-    from opsloop.llm.gateway.limits import build_limiter
-    from opsloop.llm.gateway.limits_store import KeyLimitsLookup
-    from opsloop.llm.gateway.limits_store import store_spend
-
     home, up = Path(what[2]), int(what[3])
-    settings = load_settings(home=str(home), database_url=f"sqlite:///{home / 'opsloop.db'}",
-                             blob_url=str(home / "blobs"))  # fmt: skip
-    with Client(settings=settings) as client:  # a key with every limit, far above the load
-        client.governance.create_user("bench", role="viewer")
-        key = client.governance.create_key("bench", user="bench")
-        client.governance.set_key_limits(key.key.id, rpm=10**7, tpm=10**9, budget_usd=10**6,
-                                         budget_period="day")  # fmt: skip
-    store, _ = shared_stores(settings)
-    app = create_gateway_app(
-        str(_gateway_config(home, up)), settings, limits_for=KeyLimitsLookup(store),
-        limiter_factory=lambda limits: build_limiter(limits, spent_since=store_spend(store)),
-    )  # fmt: skip
-    (home / "key").write_text(key.secret)
+    _prepare(home, up)
+    app = _gateway_app(home)
     profile = os.environ.get("OPSLOOP_BENCH_PROFILE")
     plain = {"loop": "asyncio", "http": "h11"} if os.environ.get("OPSLOOP_BENCH_PLAIN") else {}
     if not profile:
@@ -408,6 +411,139 @@ def _serve(what: list[str]) -> None:
     finally:
         profiler.disable()
         profiler.dump_stats(profile)
+
+
+def _settings(home: Path) -> Any:
+    from opsloop.config import load_settings
+
+    return load_settings(home=str(home), database_url=f"sqlite:///{home / 'opsloop.db'}",
+                         blob_url=str(home / "blobs"))  # fmt: skip
+
+
+def _prepare(home: Path, up: int) -> None:
+    """The store in ``home`` with a user and a key carrying every limit, far above the load
+    (its secret in ``home``/key), and the gateway's config over the upstream on port ``up``."""
+    from opsloop.client import Client
+
+    with Client(settings=_settings(home)) as client:
+        client.governance.create_user("bench", role="viewer")
+        key = client.governance.create_key("bench", user="bench")
+        client.governance.set_key_limits(key.key.id, rpm=10**7, tpm=10**9, budget_usd=10**6,
+                                         budget_period="day")  # fmt: skip
+    _gateway_config(home, up)
+    (home / "key").write_text(key.secret)
+
+
+def _gateway_app(home: Path, limits_ttl_s: float | None = None) -> Any:
+    """``opsloop gateway``'s app over ``home`` as :func:`_prepare` left it (keys' limits kept
+    ``limits_ttl_s`` seconds; None: the gateway's own default)."""
+    from opsloop.app.gateway import create_gateway_app
+    from opsloop.client import shared_stores
+    from opsloop.llm.gateway.limits import build_limiter
+    from opsloop.llm.gateway.limits_store import KeyLimitsLookup
+    from opsloop.llm.gateway.limits_store import store_spend
+
+    settings = _settings(home)
+    store, _ = shared_stores(settings)
+    lookup = (
+        KeyLimitsLookup(store)
+        if limits_ttl_s is None
+        else KeyLimitsLookup(store, ttl_s=limits_ttl_s)
+    )
+    return create_gateway_app(
+        str(home / "gateway.yaml"), settings, limits_for=lookup,
+        limiter_factory=lambda limits: build_limiter(limits, spent_since=store_spend(store)),
+    )  # fmt: skip
+
+
+# -- instructions per request: the app driven in-process, under cachegrind --------------------
+_WARM = 200  # requests before the counted ones: connections, caches, the key's look-up
+
+
+def _instructions(args: argparse.Namespace) -> None:
+    """Instructions per request of the gateway's own process: the app driven in-process over
+    ASGI (no HTTP server, no load generator) for ``_WARM`` + N requests and for ``_WARM``
+    alone, each under cachegrind from the same prepared store; the difference over N. The
+    upstream runs in its own process, untraced, as does the span writer."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    home = Path(tempfile.mkdtemp(prefix="opsloop-bench-gateway-"))
+    up = _free_port()
+    upstream = subprocess.Popen([sys.executable, __file__, "--serve", "upstream", str(up)])
+    try:
+        _wait(up, upstream)
+        _prepare(home / "template", up)
+        counts = {}
+        for n in (0, args.instructions):
+            run = home / f"run-{n}"
+            shutil.copytree(home / "template", run)
+            env = {**os.environ, "PYTHONHASHSEED": "0"}
+            out = run / "cachegrind.out"
+            done = subprocess.run(
+                ["valgrind", "--tool=cachegrind", "--cache-sim=no",
+                 f"--cachegrind-out-file={out}", sys.executable, __file__, "--drive", str(run),
+                 str(n)],
+                env=env, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            refs = [line for line in done.stderr.splitlines() if "I   refs:" in line]
+            if done.returncode != 0 or not refs:
+                raise SystemExit(f"the driven gateway failed: {done.stderr[-2000:]}")
+            counts[n] = int(refs[-1].split(":")[1].replace(",", ""))
+            print(f"  {_WARM} + {n} requests: {counts[n]:,} instructions; {done.stdout.strip()}")
+        n = args.instructions
+        print(f"instructions per request: {(counts[n] - counts[0]) / n:,.0f} "
+              f"(({counts[n]:,} - {counts[0]:,}) / {n})")  # fmt: skip
+    finally:
+        upstream.terminate()
+        upstream.wait(30)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _drive(home: Path, count: int) -> None:
+    """Send ``_WARM`` + ``count`` requests one after another through the gateway's ASGI app
+    and print the CPU the counted ones took. What runs on wall time rather than per request,
+    which valgrind's ~50x slowdown would multiply, is left out: the app's lifespan (the rollout
+    controller's tick and lease every second; the span writer starts on the first span anyway)
+    and the key limits' refresh (kept an hour here). The authorizer's key cache still expires
+    every 2 s: two queries per ~60 requests under valgrind."""
+    app = _gateway_app(home, limits_ttl_s=3600.0)
+    secret = (home / "key").read_bytes().strip()
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": _PATH, "raw_path": _PATH.encode(), "root_path": "",
+        "query_string": b"", "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000),
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+                    (b"authorization", b"Bearer " + secret),
+                    (b"content-length", b"%d" % len(_BODY))],
+    }  # fmt: skip
+    message = {"type": "http.request", "body": _BODY, "more_body": False}
+
+    async def receive() -> dict[str, Any]:
+        return message
+
+    async def one() -> None:
+        sent: list[dict[str, Any]] = []
+
+        async def send(event: dict[str, Any]) -> None:
+            sent.append(event)
+
+        await app(dict(scope), receive, send)
+        if sent[0]["status"] != 200:
+            raise SystemExit(f"answered {sent[0]['status']}: {sent[-1].get('body', b'')[:300]!r}")
+
+    async def main() -> tuple[float, float]:
+        for _ in range(_WARM):
+            await one()
+        cpu, wall = time.process_time(), time.perf_counter()
+        for _ in range(count):
+            await one()
+        took = time.process_time() - cpu, time.perf_counter() - wall
+        await app.state.gateway.aclose()  # the spans stored, the span writer stopped
+        return took
+
+    cpu, wall = asyncio.run(main())
+    if count:
+        print(f"{cpu / count * 1e6:.0f} µs CPU per request ({wall / count * 1e6:.0f} µs wall)")
 
 
 if __name__ == "__main__":

@@ -101,6 +101,9 @@ class Http1Pool:
         self._idle: dict[tuple[str, int, bool], list[_Connection]] = {}
         self._tls: ssl.SSLContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # by URL: the headers the head was built with, the origin, and the head but for its
+        # content-length (a target posts to one URL with the same headers every time)
+        self._heads: dict[str, tuple[dict[str, str], tuple[str, int, bool], bytes]] = {}
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         """POST ``body`` to ``url``; the answer's status and body (time it out around this).
@@ -108,14 +111,11 @@ class Http1Pool:
         Raises:
             UpstreamError: No connection, or it broke before the whole answer came.
         """
-        parts = urlsplit(url)
-        tls = parts.scheme == "https"
-        host = parts.hostname or ""
-        origin = (host, parts.port or (443 if tls else 80), tls)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        lines = [f"POST {path} HTTP/1.1", f"host: {parts.netloc}", f"content-length: {len(body)}"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        found = self._heads.get(url)
+        if found is None or found[0] != headers:
+            found = self._heads[url] = _head(url, headers)
+        _, origin, head = found
+        request = b"%scontent-length: %d\r\n\r\n%s" % (head, len(body), body)
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # connections live on the loop that opened them
             self.close()
@@ -178,3 +178,15 @@ class Http1Pool:
         for connections in idle.values():
             for connection in connections:
                 connection.close()
+
+
+def _head(url: str, headers: dict[str, str]) -> tuple[dict[str, str], tuple[str, int, bool], bytes]:
+    """``headers`` (a copy), the origin of ``url``, and a POST's head to it without its last
+    line, ``content-length``."""
+    parts = urlsplit(url)
+    tls = parts.scheme == "https"
+    origin = (parts.hostname or "", parts.port or (443 if tls else 80), tls)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    lines = [f"POST {path} HTTP/1.1", f"host: {parts.netloc}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return dict(headers), origin, ("\r\n".join(lines) + "\r\n").encode("latin-1")

@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from opsloop.errors import OpsloopError
 from opsloop.llm.gateway.limit_rules import OnStoreDown
@@ -42,7 +43,7 @@ _MAX_OPEN = 65_536  # reservations never settled (a crashed call) are dropped pa
 _OPEN_MAX_AGE_S = 3600.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Bucket:
     level: float
     at: float  # when ``level`` was measured (clock seconds)
@@ -54,8 +55,16 @@ class _Bucket:
         return self.level
 
 
-@dataclass(frozen=True)
-class _Open:
+def _bucket(buckets: dict[str, _Bucket], key_id: str, capacity: int, now: float) -> _Bucket:
+    """The key's bucket: a full one for a key seen for the first time (built only then, not
+    on every call as ``setdefault``'s argument would be)."""
+    found = buckets.get(key_id)
+    if found is None:
+        found = buckets[key_id] = _Bucket(capacity, now)
+    return found
+
+
+class _Open(NamedTuple):  # a tuple: built on every call, cheaper than a frozen dataclass
     key_id: str
     budget_slot: tuple[str, str] | None  # (key id, period id) the estimate was counted in
     tokens: int
@@ -118,12 +127,12 @@ class MemoryLimiter:
             waits: list[tuple[float, str]] = []
             requests_left = tokens_left = 0.0
             if limits.rpm is not None:
-                bucket = self._requests.setdefault(key_id, _Bucket(limits.rpm, now))
+                bucket = _bucket(self._requests, key_id, limits.rpm, now)
                 requests_left = bucket.refill(limits.rpm, now)
                 if requests_left < 1:
                     waits.append(((1 - requests_left) * 60 / limits.rpm, "rpm"))
             if limits.tpm is not None:
-                bucket = self._tokens.setdefault(key_id, _Bucket(limits.tpm, now))
+                bucket = _bucket(self._tokens, key_id, limits.tpm, now)
                 tokens_left = bucket.refill(limits.tpm, now)
                 if tokens_left < tokens:
                     waits.append(((tokens - tokens_left) * 60 / limits.tpm, "tpm"))

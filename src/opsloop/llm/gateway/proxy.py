@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
+import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -117,6 +117,7 @@ class Gateway:
         self.prompts = prompts
         self.prices = prices or PriceTable([])
         self._pending: set[asyncio.Task[None]] = set()
+        self._models: dict[str, tuple[str, ...]] = {}  # by route: the models it may reach
         models = [{"id": n, "object": "model", "created": 0, "owned_by": "opsloop"}
                   for n in router.routes]  # fmt: skip
         self.models_json = json.dumps({"object": "list", "data": models}).encode()
@@ -232,11 +233,19 @@ class Gateway:
         if self.limiter is None:
             return
         given, made = answers.estimate_usage(call.body)
-        routes = [call.route, *(self.router.routes[name] for name in call.route.config.fallbacks)]
-        cost = max(answers.cost_of(self.prices, t.model, given, made) or 0.0
-                   for route in routes for t in route.targets)  # fmt: skip  # the dearest
+        models = self._models.get(call.route.name) or self._models_of(call.route)
+        cost = max(answers.cost_of(self.prices, model, given, made) or 0.0
+                   for model in models)  # fmt: skip  # the dearest
         reserve = self.limiter.reserve
         call.reservation = await reserve(call.caller, tokens=given + made, cost_usd=cost)
+
+    def _models_of(self, route: Route) -> tuple[str, ...]:
+        """The models a call on ``route`` may reach (its targets' and its fallbacks'), found
+        once per route: a route's targets are fixed once built."""
+        routes = [route, *(self.router.routes[name] for name in route.config.fallbacks)]
+        models = tuple({t.model: None for r in routes for t in r.targets})  # once each, in order
+        self._models[route.name] = models
+        return models
 
     async def _cached(self, call: _Call) -> tuple[bytes, dict[str, Any]] | None:
         cache = self.caches.get(call.route.name)
@@ -374,8 +383,10 @@ class Gateway:
         given, made = call.given, call.made
         end_user = call.body.get("user")
         return SpanRecord(
-            trace_id=call.trace_id or os.urandom(16).hex(),
-            span_id=os.urandom(8).hex(),
+            # ids as OpenTelemetry's SDK draws them: unique, not secret, so from the PRNG the
+            # OS seeded (again in a forked child), not a getrandom system call each
+            trace_id=call.trace_id or f"{random.getrandbits(128):032x}",
+            span_id=f"{random.getrandbits(64):016x}",
             parent_span_id=call.parent_id,
             name=f"{call.operation} {call.route.name}",
             start_ns=call.start_ns,
