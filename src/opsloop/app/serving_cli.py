@@ -95,9 +95,11 @@ def serve(
         _serve_on_ray(host, port, scale)
         return
     typer.echo(f"opsloop serve on http://{host}:{port}  (POST /v1/deployments/NAME/predict)")
+    # ws="none": the inference app has no WebSocket route, and uvicorn's default ("auto")
+    # imports the websockets library for one before it listens.
     uvicorn.run(
         "opsloop.app.serving:serving_app_from_env", host=host, port=port, workers=workers,
-        factory=True, log_level="warning", timeout_graceful_shutdown=30,
+        factory=True, log_level="warning", timeout_graceful_shutdown=30, ws="none",
     )  # fmt: skip
 
 

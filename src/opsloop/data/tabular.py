@@ -16,6 +16,7 @@ from typing import Any
 from opsloop.data.entities import TableColumn
 from opsloop.data.entities import TableInfo
 from opsloop.errors import InvalidInput
+from opsloop.kernel.duckdb_conn import duckdb_connection
 
 __all__ = ["TABLE_VIEW", "describe_table", "open_table", "table_format"]
 
@@ -51,7 +52,7 @@ def open_table(files: Sequence[str], fmt: str) -> Iterator[Any]:
     """A DuckDB connection with the table as the view ``data``; errors name the file."""
     import duckdb
 
-    con = duckdb.connect()
+    con = duckdb_connection()
     try:
         try:
             if fmt == "csv":

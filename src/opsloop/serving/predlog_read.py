@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from opsloop.kernel.duckdb_conn import duckdb_connection
 from opsloop.serving.predlog_rows import COLUMNS
 from opsloop.serving.predlog_rows import day_of
 from opsloop.serving.predlog_rows import schema_of
@@ -80,10 +81,8 @@ class PredictionReader:
     def predictions(self, deployment: str, *, with_labels: bool = True) -> Any:
         """Every logged prediction of ``deployment`` (a pandas DataFrame, oldest first), with
         the latest ground-truth ``label`` joined by request id."""
-        import duckdb
-
         preds = self._rows("predictions", deployment)
-        con = duckdb.connect()
+        con = duckdb_connection()
         con.register("preds", preds)
         if not with_labels:
             return con.sql("SELECT DISTINCT * FROM preds ORDER BY ts_ms").df()
@@ -107,9 +106,7 @@ class PredictionReader:
         until_ms``, oldest first, with labels joined (a pandas DataFrame): all of them, the
         newest ``last`` or the oldest ``first``. DuckDB reads only the days' Parquet files the
         range touches."""
-        import duckdb
-
-        con = duckdb.connect()
+        con = duckdb_connection()
         return self._requests(con, deployment, since_ms, until_ms, last, first).df()
 
     def request_columns(
@@ -120,9 +117,7 @@ class PredictionReader:
         None): what a monitor check reads. Neither pandas nor pyarrow is imported for it: the
         columns come out as NumPy arrays (masked where values are missing), as fast as
         through Arrow and faster than row by row."""
-        import duckdb
-
-        con = duckdb.connect()
+        con = duckdb_connection()
         relation = self._requests(con, deployment, since_ms, until_ms, last, first)
         return {name: values.tolist() for name, values in relation.fetchnumpy().items()}
 
