@@ -30,6 +30,7 @@ from opsloop.errors import InvalidInput
 
 __all__ = [
     "AUTH_MODES",
+    "DEFAULT_LEADER_LEASE_SECONDS",
     "DEFAULT_WORKSPACE",
     "Settings",
     "check_workspace_name",
@@ -46,6 +47,12 @@ AUTH_MODES = ("token", "users")  # the server's auth modes (``Settings.auth``)
 # of a small write request (Rails 8 chose the same for SQLite in production). ``full`` syncs
 # the WAL on every commit, so a commit also survives a power loss.
 SQLITE_SYNC_LEVELS = ("normal", "full")
+# How long a leader's lease lasts unrenewed (``Settings.leader_lease_seconds``): a killed leader
+# is replaced within 4/3 of it (renewals every third), plus one tick. Shorter leases hand over
+# sooner and cost a database write per lease every third of them on every server; under 1 s a
+# leader's renewal, late by a GC pause on a loaded host, would hand the lease over for nothing.
+DEFAULT_LEADER_LEASE_SECONDS = 10.0
+LEADER_LEASE_LIMITS = (1.0, 3600.0)
 
 _ENV_PREFIX = "OPSLOOP_"
 DEFAULT_WORKSPACE = "default"
@@ -114,6 +121,10 @@ class Settings:
             loss may roll back the last ones) or ``full`` (an fsync per commit: it also
             survives a power loss, at about 1.8 ms a write). See
             :data:`SQLITE_SYNC_LEVELS`.
+        leader_lease_seconds: How long the lease of a job that one server of several runs
+            (the rollout controllers, the scheduler) lasts unrenewed, 1 to 3600 s (default
+            10): a killed leader is replaced within 4/3 of it. See
+            :mod:`opsloop.store.leadership`.
     """
 
     home: Path
@@ -140,9 +151,12 @@ class Settings:
     prediction_stream_key: str = "opsloop:predlog"
     workspace: str = DEFAULT_WORKSPACE
     sqlite_synchronous: str = "normal"
+    leader_lease_seconds: float = DEFAULT_LEADER_LEASE_SECONDS
 
     def __post_init__(self) -> None:
         check_workspace_name(self.workspace)
+        # From the environment or a TOML string it is text: a number of seconds, or an error.
+        object.__setattr__(self, "leader_lease_seconds", _lease_seconds(self.leader_lease_seconds))
         if self.sqlite_synchronous not in SQLITE_SYNC_LEVELS:
             raise InvalidInput(
                 f"unknown sqlite_synchronous {self.sqlite_synchronous!r}: use "
@@ -178,6 +192,19 @@ class Settings:
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-None fields replaced."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _lease_seconds(value: Any) -> float:
+    low, high = LEADER_LEASE_LIMITS
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if isinstance(value, bool) or not low <= seconds <= high:  # NaN fails both comparisons
+        raise InvalidInput(
+            f"leader_lease_seconds is a number of seconds from {low:g} to {high:g}, not {value!r}"
+        )
+    return seconds
 
 
 def home_dir() -> Path:

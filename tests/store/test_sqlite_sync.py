@@ -1,5 +1,6 @@
-"""The embedded store's commit durability is a setting (``sqlite_synchronous``): ``normal`` by
-default, so a commit survives its process's death without an fsync each; ``full`` on request."""
+"""Store settings: the embedded store's commit durability (``sqlite_synchronous``: ``normal``
+by default, so a commit survives its process's death without an fsync each; ``full`` on
+request), and the leader lease's length (``leader_lease_seconds``)."""
 
 from __future__ import annotations
 
@@ -84,3 +85,22 @@ def test_an_acknowledged_write_survives_sigkill_under_normal(tmp_path):
     run_id = done.stdout.split()[0]
     client = Client(settings=load_settings(home=tmp_path))
     assert client.get_run(run_id).data.tags["kept"] == "yes"
+
+
+@pytest.mark.parametrize("value", ["abc", "0.5", "3601", "nan", "inf", ""])
+def test_a_lease_length_out_of_range_is_refused(tmp_path, monkeypatch, value):
+    """The leader lease is a setting too; the environment gives text, checked as seconds."""
+    monkeypatch.setenv("OPSLOOP_LEADER_LEASE_SECONDS", value)
+    if value == "":  # unset in effect: the default
+        assert load_settings(home=tmp_path).leader_lease_seconds == 10.0
+        return
+    with pytest.raises(InvalidInput, match="leader_lease_seconds is a number of seconds"):
+        load_settings(home=tmp_path)
+
+
+def test_a_lease_length_from_toml(tmp_path):
+    (tmp_path / "opsloop.toml").write_text("leader_lease_seconds = 3\n")
+    assert load_settings(home=tmp_path).leader_lease_seconds == 3.0
+    (tmp_path / "opsloop.toml").write_text("leader_lease_seconds = true\n")
+    with pytest.raises(InvalidInput, match="not True"):
+        load_settings(home=tmp_path)

@@ -25,13 +25,15 @@ def scheduler(
 
     A server does this by itself; this command is the scheduler of the embedded store. Start it
     on several machines or next to servers on one store and only one runs the passes: the
-    holder of the store's "scheduler" lease; if it dies, another takes over within 15 s.
+    holder of the store's "scheduler" lease; if it dies, another takes over within 4/3 of the
+    lease (leader_lease_seconds, 10 s by default: within 15 s).
     """
     from opsloop.store.leadership import Leadership
 
     client = command_client()
     runner = client.scheduler(interval=interval)
-    leadership = None if once else Leadership(runner.store, "scheduler").start()
+    lease_s = client.settings.leader_lease_seconds
+    leadership = None if once else Leadership(runner.store, "scheduler", ttl_s=lease_s).start()
     leading: bool | None = None
     try:
         while True:

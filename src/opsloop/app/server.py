@@ -256,16 +256,17 @@ def _start_background(state: AppState) -> tuple[Callable[[], None], list[Any]]:
     from opsloop.store.leadership import Leadership
     from opsloop.workflows.scheduler import Scheduler
 
-    controller = start_controller(state.serving, state.store)
+    lease_s = state.settings.leader_lease_seconds
+    controller = start_controller(state.serving, state.store, lease_s=lease_s)
     promotions = PromotionContext(state.store, state.blobs, state.settings.home / "cache")
     scheduler = Scheduler(
         state.client, state.store, promotions, state.serving.log,
-        leadership=Leadership(state.store, "scheduler"), code=state.code,
+        leadership=Leadership(state.store, "scheduler", ttl_s=lease_s), code=state.code,
     ).start()  # fmt: skip
     state.launcher = Launcher(state.client, code=state.code)
     rollouts = RolloutController(  # canary and A/B between a gateway route's targets
         state.store, state.gateway.router.routes,
-        leadership=Leadership(state.store, "gateway-rollouts"),
+        leadership=Leadership(state.store, "gateway-rollouts", ttl_s=lease_s),
     ).start()  # fmt: skip
 
     def stop() -> None:

@@ -4,8 +4,9 @@ Every server runs the scheduler and the rollout controllers, but only the one th
 job's lease (:mod:`opsloop.store.leases`) acts. A :class:`Leadership` thread asks for the lease
 every ``ttl_s / 3`` seconds: the leader renews it, the others take it once it has expired. A
 leader killed without a word is therefore replaced at most ``ttl_s + ttl_s / 3`` seconds after
-its last renewal (10 s leases: within 14 s); a leader that stops cleanly lets the lease go and
-the next one takes it on its next try.
+its last renewal (10 s leases, the default: within 14 s; ``leader_lease_seconds`` in the
+settings sets it for a server's jobs); a leader that stops cleanly lets the lease go and the next
+one takes it on its next try.
 
 **No tick runs twice.** Each tick first claims its number with :meth:`Leadership.claim_tick`, a
 compare-and-set on the lease row that succeeds only while the lease is still this holder's, at
@@ -37,6 +38,7 @@ from typing import Any
 
 from prometheus_client import Gauge
 
+from opsloop.config import DEFAULT_LEADER_LEASE_SECONDS
 from opsloop.errors import OpsloopError
 from opsloop.kernel.metrics import REGISTRY
 from opsloop.store import leases
@@ -45,7 +47,7 @@ from opsloop.store.database import Store
 __all__ = ["DEFAULT_TTL_S", "LeaderTicker", "Leadership", "new_holder"]
 
 log = logging.getLogger("opsloop.leases")
-DEFAULT_TTL_S = 10.0
+DEFAULT_TTL_S = DEFAULT_LEADER_LEASE_SECONDS  # one number, the settings' default
 
 LEADER = Gauge(
     "opsloop_leader", "1 while this process leads the job (holds its lease), else 0",
