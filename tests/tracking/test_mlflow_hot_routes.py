@@ -6,6 +6,7 @@ a point); what they refuse must read exactly as a route whose body FastAPI parse
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -94,3 +95,34 @@ def test_field_errors_and_points_logged(http: TestClient) -> None:
     run = http.get(f"{API}/runs/get", params={"run_id": run_id}).json()["run"]
     latest = {m["key"]: (m["value"], m["step"]) for m in run["data"]["metrics"]}
     assert latest == {"loss": (1 / 3, 2), "acc": (0.5, 2)}
+
+
+def test_the_auth_check_guards_the_hot_routes(tmp_path: Path) -> None:
+    """The logging routes' fast path skips the session dependency, not the server's auth
+    check that the router is included with: a missing or wrong token is refused in MLflow's
+    shape, and nothing is logged."""
+    from opsloop.app.server import create_app
+    from opsloop.config import load_settings
+
+    url, blobs = f"sqlite:///{tmp_path / 'db'}", str(tmp_path / "blobs")
+    settings = load_settings(home=str(tmp_path), database_url=url, blob_url=blobs, token="s3cret")
+    app = create_app(settings)
+    good = {"authorization": "Bearer s3cret"}
+    with TestClient(app, raise_server_exceptions=False) as http:
+        experiment = http.post(f"{API}/experiments/create", json={"name": "x"}, headers=good)
+        created = http.post(
+            f"{API}/runs/create", json={"experiment_id": experiment.json()["experiment_id"]},
+            headers=good,
+        )  # fmt: skip
+        run_id = created.json()["run"]["info"]["run_id"]
+        point = {"run_id": run_id, "key": "loss", "value": 1.0, "timestamp": 1, "step": 0}
+        wrong = {"authorization": "Bearer wrong"}
+        for headers, status, code in [
+            ({}, 401, "UNAUTHENTICATED"), (wrong, 403, "PERMISSION_DENIED")
+        ]:  # fmt: skip
+            refused = http.post(f"{API}/runs/log-metric", json=point, headers=headers)
+            assert (refused.status_code, refused.json()["error_code"]) == (status, code)
+        run = http.get(f"{API}/runs/get", params={"run_id": run_id}, headers=good).json()["run"]
+        assert run["data"].get("metrics", []) == []
+        assert http.post(f"{API}/runs/log-metric", json=point, headers=good).json() == {}
+    app.state.opsloop.store.dispose()

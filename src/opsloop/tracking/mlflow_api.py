@@ -14,7 +14,8 @@ The logging routes are hot: MLflow's client sends one ``log-metric`` request per
 ``log-parameter`` or ``set-tag`` request per call of its fluent API, and ``log-batch`` 1,000
 points a request. They parse their own body (:func:`.web.mlflow.mlflow_body`, refusing as
 FastAPI would) and write in one thread hop, rather than through a body model and a
-``WriteSession`` dependency (three thread hops), whose machinery costs more than the write.
+``WriteSession`` dependency (three thread hops), whose machinery costs more than the write;
+they come first in the router (routes are matched in order).
 ``runs/search`` answers from the rows (:func:`.mlflow_protocol.runs_json`), serialised once.
 """
 
@@ -79,6 +80,39 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["mlflow"])
 Json = dict[str, Any]
+
+
+# -- logging: first, as routes match in order and MLflow's client calls these the most ------------
+@router.post("/runs/log-metric")
+async def log_metric(request: Request) -> Response:
+    """One point (MLflow's client calls this once per point): see the module's docstring."""
+    body = await mlflow_body(request, LogMetric)
+    await run_in_threadpool(_write, request, body.run_id, [body])
+    return _done()
+
+
+@router.post("/runs/log-parameter")
+async def log_param(request: Request) -> Response:
+    """One param (MLflow's fluent ``log_param`` sends one request each): as ``log-metric``."""
+    body = await mlflow_body(request, RunKeyValue)
+    await run_in_threadpool(_write, request, body.run_id, [], {body.key: body.value})
+    return _done()
+
+
+@router.post("/runs/set-tag")
+async def set_tag(request: Request) -> Response:
+    """One tag, one request each, as ``log-parameter``."""
+    body = await mlflow_body(request, RunKeyValue)
+    await run_in_threadpool(_write, request, body.run_id, [], None, {body.key: body.value})
+    return _done()
+
+
+@router.post("/runs/log-batch")
+async def log_batch(request: Request) -> Response:
+    body = await mlflow_body(request, LogBatch)
+    params, tags = tag_dict(body.params), tag_dict(body.tags)
+    await run_in_threadpool(_write, request, body.run_id, body.metrics or [], params, tags)
+    return _done()
 
 
 # -- experiments ---------------------------------------------------------------------------------
@@ -210,42 +244,10 @@ def search_runs(body: SearchRuns, session: ReadSession) -> Response:
     return JSONResponse(_paged("runs", runs_json(session, rows), token))
 
 
-@router.post("/runs/log-metric")
-async def log_metric(request: Request) -> Response:
-    """One point (MLflow's client calls this once per point): see the module's docstring."""
-    body = await mlflow_body(request, LogMetric)
-    await run_in_threadpool(_write, request, body.run_id, [body])
-    return _done()
-
-
-@router.post("/runs/log-parameter")
-async def log_param(request: Request) -> Response:
-    """One param (MLflow's fluent ``log_param`` sends one request each): as ``log-metric``."""
-    body = await mlflow_body(request, RunKeyValue)
-    await run_in_threadpool(_write, request, body.run_id, [], {body.key: body.value})
-    return _done()
-
-
-@router.post("/runs/set-tag")
-async def set_tag(request: Request) -> Response:
-    """One tag, one request each, as ``log-parameter``."""
-    body = await mlflow_body(request, RunKeyValue)
-    await run_in_threadpool(_write, request, body.run_id, [], None, {body.key: body.value})
-    return _done()
-
-
 @router.post("/runs/delete-tag")
 def delete_tag(body: RunKeyValue, session: WriteSession) -> Json:
     run_data.delete_tag(session, body.run_id, body.key)
     return {}
-
-
-@router.post("/runs/log-batch")
-async def log_batch(request: Request) -> Response:
-    body = await mlflow_body(request, LogBatch)
-    params, tags = tag_dict(body.params), tag_dict(body.tags)
-    await run_in_threadpool(_write, request, body.run_id, body.metrics or [], params, tags)
-    return _done()
 
 
 @router.post("/runs/log-inputs")
