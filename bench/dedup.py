@@ -3,6 +3,7 @@
     .venv/bin/python bench/dedup.py [--sources 1000] [--unrelated 1000] [--docs 10000]
         [--semantic-docs 20000] [--scale 1000000] [--skip quality throughput semantic]
     .venv/bin/python bench/dedup.py --ray 100000 [--partitions 2 8]
+    nice -n 10 .venv/bin/python bench/dedup.py --memory 1000000 2000000 [10000000]
 
 1. Quality. A corpus built here, with ground truth: 200-word documents cut from the Python
    documentation shipped with the standard library (``pydoc_data.topics``, module docstrings)
@@ -34,6 +35,12 @@
    (driver, raylet, workers), and whether the kept rows and report are the local ones. On one
    small machine Ray cannot win: it shows what partitions, the shuffle and the object store
    cost, which a cluster pays back in memory and cores.
+7. ``--memory N [N ...]``: ``opsloop data dedup corpus@1 --json`` through the CLI, as a user
+   runs it (exact + near at 0.8), on N short documents (10 to 30 words, a twentieth exact
+   and a tenth near copies) added as a Parquet version in a throw-away ``OPSLOOP_HOME``:
+   wall, CPU and peak RSS of that process (``wait4``), and the largest anonymous and
+   file-backed resident sizes seen (spilled sketches are memory maps: file pages the kernel
+   can drop). Ten million documents take about 15 minutes on two busy cores.
 
 Targets (issue 26): precision and recall >= 0.95 at Jaccard >= 0.5; signatures of 10,000
 200-word documents in <= 1 s and >= 10x datasketch; <= 64 bytes per document of index.
@@ -152,7 +159,7 @@ def ours(docs: list[list[str]], verify: str) -> set[tuple[int, int]]:
     params = NearParams(threshold=0.5, ngram=N, verify=verify)
     with Spill(len(docs)) as spill:
         sketch = Sketch.build([" ".join(d) for d in docs], spill, params)
-        pairs = near_pairs(sketch, params, spill)
+        pairs = near_pairs(sketch)
         keep = sketch.similarity(pairs[0], sketch, pairs[1]) >= 0.5
     return {(int(a), int(b)) for a, b in pairs[:, keep].T}
 
@@ -406,6 +413,108 @@ def end_to_end(count: int) -> dict:
     return figures
 
 
+def _short_corpus(count: int, path: str, seed: int = 10) -> int:
+    """Write ``count`` short documents (10 to 30 words of pydoc's topics' vocabulary) to the
+    Parquet file ``path`` (columns ``id``, ``text``), 100,000 rows at a time so a corpus of
+    ten million never sits in memory: a twentieth are exact copies of an earlier document
+    (upper-cased, a full stop added), a tenth near copies (one word appended: true 5-gram
+    Jaccard about 0.9). Returns the number of planted copies."""
+    from pydoc_data.topics import topics  # not _python_docs: its modules vary run to run
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    vocab = np.array(sorted(set(" ".join(topics.values()).split())), dtype=object)
+    docs: list[str] = []  # the originals so far, for copies (short: ~150 bytes each)
+    planted = 0
+    with pq.ParquetWriter(path, pa.schema([("id", pa.int64()), ("text", pa.string())])) as out:
+        for lo in range(0, count, 100_000):
+            n = min(100_000, count - lo)
+            sizes = rng.integers(10, 31, n)
+            words = vocab[rng.integers(0, vocab.size, int(sizes.sum()))].tolist()
+            roll, pick = rng.random(n), rng.random(n)
+            cuts = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+            batch = []
+            for i in range(n):
+                if docs and roll[i] < 0.15:
+                    planted += 1
+                    source = docs[int(pick[i] * len(docs))]
+                    batch.append(source.upper() + "." if roll[i] < 0.05 else source + " copy")
+                else:
+                    text = " ".join(words[cuts[i] : cuts[i + 1]])
+                    docs.append(text)
+                    batch.append(text)
+            ids = pa.array(np.arange(lo, lo + n))
+            out.write_table(pa.table({"id": ids, "text": pa.array(batch, pa.string())}))
+    return planted
+
+
+def _sample_memory(pid: int, peaks: dict[str, int], done: Callable[[], bool]) -> None:
+    """Poll ``/proc/PID/status`` until ``done()``: the largest anonymous and file-backed
+    resident sizes seen (memory-mapped spill files count in RSS as file pages, which the
+    kernel can drop; anonymous pages it cannot)."""
+    while not done():
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                for line in fh:
+                    name, _, value = line.partition(":")
+                    if name in ("RssAnon", "RssFile", "RssShmem", "VmHWM"):
+                        peaks[name] = max(peaks.get(name, 0), int(value.split()[0]) * 1024)
+        except OSError:
+            return
+        time.sleep(0.1)
+
+
+def memory(count: int) -> dict:
+    """``opsloop data dedup`` through the CLI, as a user runs it, on ``count`` short documents
+    (:func:`_short_corpus`, added as a Parquet version in a throw-away ``OPSLOOP_HOME``):
+    wall, CPU and peak RSS of the dedup command alone."""
+    import json
+    import shutil
+    import subprocess
+    import tempfile
+    import threading
+
+    home = tempfile.mkdtemp(prefix="opsloop-bench-dedup-")
+    env = {**os.environ, "OPSLOOP_HOME": home}
+    opsloop = [sys.executable, "-W", "ignore", "-c", "from opsloop.app.cli import main; main()"]
+    try:
+        corpus = os.path.join(home, "corpus.parquet")
+        planted = _short_corpus(count, corpus)
+        subprocess.run([*opsloop, "data", "add", corpus, "--name", "corpus"], env=env,
+                       check=True, capture_output=True)  # fmt: skip
+        wall = time.perf_counter()
+        with open(os.path.join(home, "report.json"), "w+") as out:
+            proc = subprocess.Popen([*opsloop, "data", "dedup", "corpus@1", "--json"], env=env,
+                                    stdout=out)  # fmt: skip
+            peaks: dict[str, int] = {}
+            finished = threading.Event()
+            poll = threading.Thread(target=_sample_memory, args=(proc.pid, peaks, finished.is_set))
+            poll.start()
+            _, status, usage = os.wait4(proc.pid, 0)
+            finished.set()
+            poll.join()
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            wall = time.perf_counter() - wall
+            if proc.returncode:
+                raise SystemExit(f"opsloop data dedup exited {proc.returncode}")
+            out.seek(0)
+            text = out.read()
+            try:  # DuckDB's progress bars (describe_table's SUMMARIZE) may come first
+                start = text.index("{") if text.startswith("{") else text.index("\n{") + 1
+                report = json.JSONDecoder().raw_decode(text[start:])[0]["report"]
+            except ValueError:
+                raise SystemExit(f"dedup printed no JSON report: {text[:2000]}") from None
+        return {
+            "docs": count, "planted": planted, "wall": wall,
+            "cpu": usage.ru_utime + usage.ru_stime, "peak_rss": usage.ru_maxrss * 1024,
+            **peaks, "removed": report["removed"], "spilled": report["spilled"],
+        }  # fmt: skip
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def _cpu_with_children() -> float:
     """CPU seconds of this process and every live descendant (Ray's raylet and workers: the
     driver's ``process_time`` alone would hide the tasks' work)."""
@@ -468,6 +577,21 @@ def _on_ray(count: int, partitions: list[int]) -> None:
               f"{(high_cpu - low_cpu) / added:+.2f} s cpu")  # fmt: skip
 
 
+def _memory(counts: list[int]) -> None:
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"opsloop data dedup corpus@1 (exact + near at 0.8) on short docs, through the CLI "
+          f"(load average before: {load})")  # fmt: skip
+    print(f"{'docs':>11} {'wall s':>7} {'cpu s':>7} {'peak RSS':>9} {'B/doc':>6} "
+          f"{'anon':>9} {'file':>9}  removed")  # fmt: skip
+    for count in counts:
+        f = memory(count)
+        gib = 2**30
+        print(f"{count:11,} {f['wall']:7.1f} {f['cpu']:7.1f} {f['peak_rss'] / gib:8.2f}G "
+              f"{f['peak_rss'] / count:6.0f} {f.get('RssAnon', 0) / gib:8.2f}G "
+              f"{f.get('RssFile', 0) / gib:8.2f}G  {f['removed']} of {f['planted']:,} planted, "
+              f"spilled {f['spilled']}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sources", type=int, default=1000)
@@ -484,11 +608,17 @@ def main() -> None:
         help="local vs a local Ray instance on DOCS docs (then nothing else)",
     )  # fmt: skip
     parser.add_argument("--partitions", type=int, nargs="+", default=[2, 8])
+    parser.add_argument(
+        "--memory", type=int, nargs="+", default=[], metavar="DOCS",
+        help="opsloop data dedup through the CLI on DOCS short docs: peak RSS (then nothing else)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.end_to_end_child:
         return _end_to_end_child(args.end_to_end_child)
     if args.ray:
         return _on_ray(args.ray, args.partitions)
+    if args.memory:
+        return _memory(args.memory)
     if args.scale:
         f = end_to_end(args.scale)
         print(f"end to end, {f['docs']:,} 200-word docs, threshold 0.5, one process: "

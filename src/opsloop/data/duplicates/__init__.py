@@ -3,8 +3,9 @@ deduplication of a version, and the overlap (contamination) of an evaluation set
 data.
 
 ``opsloop data dedup`` and ``opsloop data overlap`` (and ``client.data.dedup`` /
-``.overlap``) run :mod:`.service` where the blobs are; it reads the table (:mod:`.rows`) and
-hands lists of texts to :mod:`.engine`, which sketches them a chunk of rows at a time,
+``.overlap``) run :mod:`.service` where the blobs are; it scans the table (:mod:`.rows`),
+never held whole, and hands its text column to :mod:`.engine` (converted to ``str`` a slice
+at a time), which sketches it a chunk of rows at a time,
 spilling to disk past a row budget (:mod:`.sketch`): normalises and hashes them
 (:mod:`.text`), signs them (:mod:`.minhash`), bands the signatures (:mod:`.lsh`), embeds and
 clusters them by meaning (:mod:`.semantic`, with the embedder of :mod:`.ports` handed in from
@@ -18,8 +19,8 @@ For tables larger than one machine, :mod:`.on_ray` finds the same clusters with 
 same new version and report.
 
 Next slices: exact substrings (a suffix array) for long documents; semantic dedup and
-``overlap`` on Ray; reading the table itself in batches (the sketches spill, the texts are
-still held whole by the driver, which cuts them into partitions).
+``overlap`` on Ray; on Ray, partitions read by the tasks themselves (the driver still cuts
+the texts into partitions of Python strings, all at once).
 
 Nothing is imported here, so that naming the request shapes (``.entities``) does not load
 numpy.

@@ -10,10 +10,12 @@ SemDeDup over sentence embeddings (:mod:`.semantic`).
 The pairs every method finds are clustered by union-find (:mod:`.clusters`). Empty and
 whitespace-only rows are never a duplicate of anything; they are counted.
 
-Nothing here reads or writes a table: the inputs are lists of texts, so the same functions
-serve a dataset version and a pipeline step's frame (a Ray partition: :mod:`.on_ray`). The
-sketches of the texts are made a chunk at a time and spill to disk past ``row_budget`` rows
-(:mod:`.sketch`).
+Nothing here reads or writes a table: the inputs are sequences of texts read a chunk of rows
+at a time (a list, a Ray partition: :mod:`.on_ray`, or a table's column converted from Arrow
+a slice at a time: :class:`.rows.TextColumn`). What is kept per row is fixed-size: exact
+keys, band hashes, shingle hashes (spilled to disk past ``row_budget`` rows: :mod:`.sketch`),
+lengths, cluster roots; a report lists its clusters from arrays and makes dicts and previews
+only for the rows it shows.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -29,7 +32,6 @@ from opsloop.data.duplicates.clusters import components
 from opsloop.data.duplicates.clusters import keep_rows
 from opsloop.data.duplicates.clusters import preference
 from opsloop.data.duplicates.lsh import BandIndex
-from opsloop.data.duplicates.lsh import band_hashes
 from opsloop.data.duplicates.lsh import optimal_bands
 from opsloop.data.duplicates.lsh import self_pairs
 from opsloop.data.duplicates.ports import Embedder
@@ -37,6 +39,7 @@ from opsloop.data.duplicates.semantic import NO_EMBEDDER
 from opsloop.data.duplicates.semantic import SemanticParams
 from opsloop.data.duplicates.semantic import embed_rows
 from opsloop.data.duplicates.semantic import semantic_duplicates
+from opsloop.data.duplicates.sketch import CHUNK
 from opsloop.data.duplicates.sketch import ROW_BUDGET
 from opsloop.data.duplicates.sketch import Sketch
 from opsloop.data.duplicates.sketch import Spill
@@ -116,19 +119,14 @@ def _exact_pairs(sketch: Sketch) -> tuple[np.ndarray, np.ndarray]:
     return kept[later], rows[later]
 
 
-def near_pairs(
-    sketch: Sketch, near: NearParams, spill: Spill, skip: np.ndarray | None = None
-) -> np.ndarray:
+def near_pairs(sketch: Sketch, skip: np.ndarray | None = None) -> np.ndarray:
     """The candidate pairs of non-empty rows not in ``skip``, (2 x pairs) with the smaller
     row first, each once: rows that agree on a whole band. Pairs are merged into one sorted
     set every few million, so a popular text's bucket does not pile up copies of its pairs."""
-    assert sketch.signatures is not None
-    rows = sketch.signatures.shape[0]
+    assert sketch.bands is not None
+    rows = sketch.keys.size
     out = sketch.empty if skip is None else sketch.empty | skip
-    bands, per_band = near.bands()
-    hashes = band_hashes(
-        sketch.signatures, bands, per_band, spill.array("bands", (bands, rows), np.uint64)
-    )
+    hashes = sketch.bands
     found, batch, held = np.zeros(0, np.int64), [], 0
     for left, right in self_pairs(hashes):
         filled = ~out[left] & ~out[right]
@@ -159,14 +157,15 @@ def deduplicate(
     Past ``row_budget`` rows the sketches spill to disk (:mod:`.sketch`)."""
     if not exact and near is None and semantic is None:
         raise InvalidInput("choose a method: exact, near, semantic, or several")
-    lengths = text_lengths(texts)
+    # only keep="longest" reads lengths: the others save a pass over the texts
+    lengths = text_lengths(texts) if keep == "longest" else np.zeros(len(texts), np.int64)
     rank = preference(keep, lengths, scores)  # refuses a bad policy before any work
     near = near.check() if near is not None else None
     semantic = semantic.check() if semantic is not None else None
     if semantic is not None and embedder is None:
         raise InvalidInput(NO_EMBEDDER)
     with Spill(len(texts), row_budget) as spill:
-        sketch = Sketch.build(texts, spill, near, on_rows)
+        sketch = Sketch.build(texts, spill, near, on_rows, keep_signatures=False)
         left: list[np.ndarray] = []
         right: list[np.ndarray] = []
         copies = np.zeros(len(texts), dtype=bool)
@@ -177,7 +176,7 @@ def deduplicate(
             copies[later] = True  # its first copy stands for it below
         checked = 0
         if near is not None:
-            pairs = near_pairs(sketch, near, spill, copies)
+            pairs = near_pairs(sketch, copies)
             checked = pairs.shape[1]
             similar = sketch.similarity(pairs[0], sketch, pairs[1]) >= near.threshold
             left.append(pairs[0][similar])
@@ -219,12 +218,24 @@ def text_lengths(texts: Sequence[str | None]) -> np.ndarray:
     return np.fromiter((len(t or "") for t in texts), dtype=np.int64, count=len(texts))
 
 
+def _texts_of(texts: Sequence[str | None], rows: np.ndarray) -> list[str | None]:
+    """The texts of ``rows`` (ascending), read a chunk of rows at a time: a table's column
+    is converted from Arrow a slice at a time (:class:`.rows.TextColumn`), never whole."""
+    out: list[str | None] = []
+    bounds = np.searchsorted(rows, np.arange(0, len(texts) + CHUNK, CHUNK)).tolist()
+    for (lo, hi), start in zip(pairwise(bounds), range(0, len(texts), CHUNK), strict=True):
+        if hi > lo:
+            chunk = texts[start : start + CHUNK]
+            out += [chunk[i] for i in (rows[lo:hi] - start).tolist()]
+    return out
+
+
 class _Meaning:
     """Unit embeddings of the non-empty rows (``filled``), and the cosine of two rows."""
 
     def __init__(self, texts: Sequence[str | None], empty: np.ndarray, embed: Embedder) -> None:
         self.filled = np.flatnonzero(~empty)
-        self.vectors = embed_rows(embed, [texts[i] or "" for i in self.filled])
+        self.vectors = embed_rows(embed, [t or "" for t in _texts_of(texts, self.filled)])
         self.index = np.full(len(texts), -1, dtype=np.int64)
         self.index[self.filled] = np.arange(self.filled.size)
 
@@ -277,33 +288,72 @@ def cluster_report(
         method[other], similarity[other] = _methods(
             dropped[other], kept_of[other], jaccard, threshold, meaning
         )
-    clusters: dict[int, list[dict[str, Any]]] = {}
-    for row, kept, how, sim in zip(dropped, kept_of, method, similarity, strict=True):
-        clusters.setdefault(int(kept), []).append(
-            {
-                "row": int(row),
-                "method": how,
-                "similarity": round(float(sim), 4),
-                "text": preview(texts[row]),
-            }
-        )
-    listed = sorted(clusters.items(), key=lambda item: (-len(item[1]), item[0]))[:MAX_CLUSTERS]
+    # dropped rows grouped by kept row, in row order within a group; clusters by size, then
+    # kept row: only the listed clusters and their listed rows become dicts (a row's dict
+    # and preview take about 500 bytes: a tenth of ten million rows dropped is 500 MB)
+    order = np.argsort(kept_of, kind="stable")
+    heads, starts, sizes = np.unique(kept_of[order], return_index=True, return_counts=True)
+    listed = np.lexsort((heads, -sizes))[:MAX_CLUSTERS]
+    members = [order[starts[c] : starts[c] + min(sizes[c], MAX_DROPPED)] for c in listed]
+    listed_rows = dropped[np.concatenate([np.zeros(0, np.int64), *members])]
+    shown = np.unique(np.concatenate([heads[listed], listed_rows]))
+    text_of = dict(zip(shown.tolist(), map(preview, _texts_of(texts, shown)), strict=True))
     return {
         "rows": len(texts),
         "rows_kept": int(keep_mask.sum()),
         "empty_rows": int(empty.sum()),
         "removed": {m: int((method == m).sum()) for m in ("exact", "near", "semantic")},
-        "clusters_total": len(clusters),
+        "clusters_total": int(heads.size),
         "clusters": [
             {
-                "kept": kept,
-                "text": preview(texts[kept]),
-                "size": 1 + len(members),
-                "dropped": members[:MAX_DROPPED],
+                "kept": int(heads[c]),
+                "text": text_of[int(heads[c])],
+                "size": 1 + int(sizes[c]),
+                "dropped": [
+                    {
+                        "row": int(dropped[i]),
+                        "method": method[i],
+                        "similarity": round(float(similarity[i]), 4),
+                        "text": text_of[int(dropped[i])],
+                    }
+                    for i in rows.tolist()
+                ],
             }
-            for kept, members in listed
+            for c, rows in zip(listed.tolist(), members, strict=True)
         ],
     }
+
+
+def _matches(
+    ours: Sketch, theirs: Sketch, exact: bool, near: NearParams | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each row of ``theirs``: its best match in ``ours`` (-1: none), the similarity
+    and the method ("exact" first, else "near" above the threshold)."""
+    rows = theirs.keys.size
+    match = np.full(rows, -1, dtype=np.int64)
+    best = np.zeros(rows)
+    method = np.array([""] * rows, dtype=object)
+    if exact and ours.filled.size and theirs.filled.size:
+        # the first train row of each key, found by binary search (a dict of ten million
+        # keys would take 1.5 GB)
+        keys, first = np.unique(ours.keys[ours.filled], return_index=True)
+        asked = theirs.keys[theirs.filled]
+        at = np.minimum(np.searchsorted(keys, asked), keys.size - 1)
+        hit = keys[at] == asked
+        found = theirs.filled[hit]
+        match[found], best[found], method[found] = ours.filled[first[at[hit]]], 1.0, "exact"
+    if near is not None:
+        assert ours.bands is not None and theirs.bands is not None
+        index = BandIndex.of_hashes(ours.bands, near.bands()[1], ours.filled)
+        queries = index.keys_for(theirs.bands, theirs.filled)
+        for q, t in index.query(queries):
+            found, hits = theirs.filled[q], ours.filled[t]
+            sim = theirs.similarity(found, ours, hits)
+            better = (sim >= near.threshold) & (sim > best[found]) & (method[found] != "exact")
+            for row, hit, s in zip(found[better], hits[better], sim[better], strict=True):
+                if s > best[row]:
+                    match[row], best[row], method[row] = hit, s, "near"
+    return match, best, method
 
 
 def contamination(
@@ -320,31 +370,11 @@ def contamination(
     if not exact and near is None:
         raise InvalidInput("choose a method: exact, near, or both")
     near = near.check() if near is not None else None
-    with Spill(0) as spill:  # both tables are held whole (the index is queried at random)
-        ours = Sketch.build(train, spill, near)
-        theirs = Sketch.build(evaluation, spill, near)
+    with Spill(len(train)) as train_spill, Spill(len(evaluation)) as eval_spill:
+        ours = Sketch.build(train, train_spill, near, keep_signatures=False)
+        theirs = Sketch.build(evaluation, eval_spill, near, keep_signatures=False)
+        match, best, method = _matches(ours, theirs, exact, near)
     eval_empty = theirs.empty
-    match = np.full(len(evaluation), -1, dtype=np.int64)
-    best = np.zeros(len(evaluation))
-    method = np.array([""] * len(evaluation), dtype=object)
-    if exact:
-        seen = {ours.keys[i]: int(i) for i in ours.filled[::-1]}
-        for i in theirs.filled:
-            key = theirs.keys[i]
-            if key in seen:
-                match[i], best[i], method[i] = seen[key], 1.0, "exact"
-    if near is not None:
-        assert ours.signatures is not None and theirs.signatures is not None
-        bands, per_band = near.bands()
-        index = BandIndex.build(ours.signatures[ours.filled], bands, per_band)
-        queries = index.keys_for(theirs.signatures[theirs.filled])
-        for q, t in index.query(queries):
-            rows, hits = theirs.filled[q], ours.filled[t]
-            sim = theirs.similarity(rows, ours, hits)
-            better = (sim >= near.threshold) & (sim > best[rows]) & (method[rows] != "exact")
-            for row, hit, s in zip(rows[better], hits[better], sim[better], strict=True):
-                if s > best[row]:
-                    match[row], best[row], method[row] = hit, s, "near"
     found = np.flatnonzero(match >= 0)
     counted = len(evaluation) - int(eval_empty.sum())
     return {

@@ -107,10 +107,18 @@ class BandIndex:
     @classmethod
     def build(cls, signatures: np.ndarray, bands: int, rows_per_band: int) -> BandIndex:
         """Index ``signatures`` (rows without shingles are left out by the caller)."""
-        dtype = np.uint32 if 4 * bands <= INDEX_BYTES else np.uint16
-        bits = np.uint64(64 - 8 * np.dtype(dtype).itemsize)
-        keys = (band_hashes(signatures, bands, rows_per_band) >> bits).astype(dtype).T.copy()
-        order = np.argsort(keys, axis=0, kind="stable").T.copy()
+        return cls.of_hashes(band_hashes(signatures, bands, rows_per_band), rows_per_band)
+
+    @classmethod
+    def of_hashes(
+        cls, hashes: np.ndarray, rows_per_band: int, rows: np.ndarray | None = None
+    ) -> BandIndex:
+        """Index ``rows`` (default all) of :func:`band_hashes`' (bands x rows) output,
+        a band at a time: no copy of the hashes is made, memory-mapped or not."""
+        keys = _short_keys(hashes, rows)
+        order = np.empty(keys.shape[::-1], dtype=np.int64)
+        for band in range(keys.shape[1]):
+            order[band] = np.argsort(keys[:, band], kind="stable")
         return cls(keys, order, rows_per_band)
 
     @property
@@ -133,7 +141,20 @@ class BandIndex:
             starts = np.repeat(lo[hit] - np.cumsum(counts[hit]) + counts[hit], counts[hit])
             yield queries, order[np.arange(queries.size) + starts]
 
-    def keys_for(self, signatures: np.ndarray) -> np.ndarray:
-        """The band keys of other rows, to :meth:`query` this index with."""
-        bands = self.keys.shape[1]
-        return BandIndex.build(signatures, bands, self.rows_per_band).keys
+    def keys_for(self, hashes: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """The band keys of ``rows`` (default all) of other rows' :func:`band_hashes`, to
+        :meth:`query` this index with."""
+        return _short_keys(hashes, rows)
+
+
+def _short_keys(hashes: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """(rows x bands) index keys: the high bits of each band hash (see the module)."""
+    bands = hashes.shape[0]
+    dtype = np.uint32 if 4 * bands <= INDEX_BYTES else np.uint16
+    bits = np.uint64(64 - 8 * np.dtype(dtype).itemsize)
+    picked = slice(None) if rows is None else rows
+    count = hashes.shape[1] if rows is None else len(rows)
+    keys = np.empty((count, bands), dtype=dtype)
+    for band in range(bands):
+        keys[:, band] = np.asarray(hashes[band])[picked] >> bits
+    return keys

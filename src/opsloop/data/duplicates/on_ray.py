@@ -45,7 +45,6 @@ from opsloop.data.duplicates.engine import Jaccard
 from opsloop.data.duplicates.engine import NearParams
 from opsloop.data.duplicates.engine import cluster_report
 from opsloop.data.duplicates.engine import text_lengths
-from opsloop.data.duplicates.lsh import band_hashes
 from opsloop.data.duplicates.sketch import Sketch
 from opsloop.data.duplicates.sketch import Spill
 from opsloop.errors import InvalidInput
@@ -91,11 +90,11 @@ def _map(
     """The partition's sketch, its exact keys and empty rows, then its ``(band, hash, row)``
     triples for each shard (the exact key as band ``bands`` when ``exact``)."""
     with Spill(0) as spill:  # a partition is sized to fit its worker
-        sketch = Sketch.build(texts, spill, near)
-    assert sketch.signatures is not None
-    bands, per_band = near.bands()
+        sketch = Sketch.build(texts, spill, near, keep_signatures=False)
+    assert sketch.bands is not None
+    bands = sketch.bands.shape[0]
     rows = sketch.filled
-    value = band_hashes(sketch.signatures[rows], bands, per_band).ravel()
+    value = sketch.bands[:, rows].ravel()
     if exact:
         first_half = np.frombuffer(sketch.keys[rows].tobytes(), dtype="<u8")[::2]
         value = np.concatenate([value, first_half])

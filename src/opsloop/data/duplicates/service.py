@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,8 @@ from opsloop.data.duplicates.entities import DedupRequest
 from opsloop.data.duplicates.entities import DedupResult
 from opsloop.data.duplicates.entities import OverlapRequest
 from opsloop.data.duplicates.ports import Embedder
-from opsloop.data.duplicates.rows import read_table
-from opsloop.data.duplicates.rows import score_values
-from opsloop.data.duplicates.rows import text_values
-from opsloop.data.duplicates.rows import write_table
+from opsloop.data.duplicates.rows import TableScan
+from opsloop.data.duplicates.rows import write_kept
 from opsloop.data.duplicates.semantic import SemanticParams
 from opsloop.data.entities import DatasetVersion
 from opsloop.data.tabular import describe_table
@@ -55,8 +54,10 @@ def _near(options: Any, on: bool) -> NearParams | None:
     return NearParams(options.threshold, options.ngram, options.num_perm, options.verify).check()
 
 
-def _read(store: Store, blobs: BlobStore, ref: str, folder: Path) -> tuple[DatasetVersion, Any]:
-    """The version and its table, copied from the blob store into ``folder``."""
+def _read(
+    store: Store, blobs: BlobStore, ref: str, folder: Path
+) -> tuple[DatasetVersion, TableScan]:
+    """The version and a scan of its table, copied from the blob store into ``folder``."""
     with store.read() as session:
         version, manifest = versions.get_manifest(session, ref)
     if version.table is None:
@@ -73,7 +74,7 @@ def _read(store: Store, blobs: BlobStore, ref: str, folder: Path) -> tuple[Datas
         target.parent.mkdir(parents=True, exist_ok=True)
         blobs.get_file(entry.digest, target)
         files.append(str(target))
-    return version, read_table(files, version.table.format, version.ref)
+    return version, TableScan(files, version.table.format, version.ref)
 
 
 def dedup_version(
@@ -96,10 +97,8 @@ def dedup_version(
         check_dataset_name(request.name)
     with tempfile.TemporaryDirectory(prefix="opsloop-dedup-") as tmp:
         source, table = _read(store, blobs, request.ref, Path(tmp) / "in")
-        texts = text_values(table, request.column, source.ref)
-        scores = (
-            score_values(table, request.score_column, source.ref) if request.score_column else None
-        )
+        texts = table.text_column(request.column)
+        scores = table.scores(request.score_column) if request.score_column else None
         if request.executor == "ray":
             keep, report = _on_ray(texts, request, near, scores)
         else:
@@ -111,15 +110,13 @@ def dedup_version(
         report["executor"] = request.executor
         if keep.all():
             return DedupResult(source=source.ref, report=report)
-        import pyarrow as pa
-
-        fmt = source.table.format if source.table else ""
+        fmt = table.fmt
         with store.read() as session:
             _, manifest = versions.get_manifest(session, source.ref)
         name = manifest.entries[0].path if len(manifest) == 1 else "part-0.parquet"
         out = Path(tmp) / "out" / Path(name).name
         out.parent.mkdir()
-        write_table(table.filter(pa.array(keep)), fmt, out)
+        write_kept(table, keep, out)
         digest = blobs.put_file(out)
         info = describe_table([str(out)], fmt)
         size = out.stat().st_size
@@ -147,7 +144,7 @@ def dedup_version(
 
 
 def _on_ray(
-    texts: list[str | None], request: DedupRequest, near: NearParams | None, scores: Any
+    texts: Sequence[str | None], request: DedupRequest, near: NearParams | None, scores: Any
 ) -> tuple[Any, dict[str, Any]]:
     """``deduplicate`` as Ray tasks (:mod:`.on_ray`), on ``request.partitions`` parts."""
     from opsloop.data.duplicates import on_ray  # Ray: only when asked
@@ -186,10 +183,10 @@ def overlap_versions(store: Store, blobs: BlobStore, request: OverlapRequest) ->
         raise InvalidInput(f"max_rate must be in [0, 1], not {request.max_rate}")
     with tempfile.TemporaryDirectory(prefix="opsloop-overlap-") as tmp:
         train, train_table = _read(store, blobs, request.train, Path(tmp) / "train")
-        train_texts = text_values(train_table, request.column, train.ref)
+        train_texts = train_table.text_column(request.column)
         evaluation, eval_table = _read(store, blobs, request.eval, Path(tmp) / "eval")
-        eval_texts = text_values(eval_table, request.eval_column or request.column, evaluation.ref)
-    report = contamination(train_texts, eval_texts, exact=request.exact, near=near)
+        eval_texts = eval_table.text_column(request.eval_column or request.column)
+        report = contamination(train_texts, eval_texts, exact=request.exact, near=near)
     report = {"train": train.ref, "eval": evaluation.ref, **report, "max_rate": request.max_rate}
     passed = request.max_rate is None or report["rate"] <= request.max_rate
     limit = f" (limit {request.max_rate:.2%})" if request.max_rate is not None else ""

@@ -1,12 +1,16 @@
 """A column's sketches, built a chunk of rows at a time: exact keys, which rows are empty,
-word-shingle hashes and MinHash signatures, and the similarity of two rows by either.
+word-shingle hashes, MinHash signatures and their LSH band hashes, and the similarity of two
+rows by shingles or signatures.
 
 Memory stays bounded: past ``row_budget`` rows the signatures, the shingle hashes and the
-band keys go to numpy memory-mapped files in a temporary folder (:class:`Spill`), and only
+band hashes go to numpy memory-mapped files in a temporary folder (:class:`Spill`), and only
 one chunk of rows is normalised and hashed at a time, so the sketches of a table larger
 than memory page through the disk instead of killing the process (the texts themselves are
-the caller's); below the budget the same arrays are plain ones. The
+the caller's, read a chunk at a time); below the budget the same arrays are plain ones. The
 results are the same either way (a test forces the spill with a budget of a few rows).
+A chunk's band hashes are taken from its signatures as they are made, so a caller that
+verifies candidates by their shingles (``keep_signatures=False``) never stores the
+signatures: at 128 permutations they are 512 bytes a row, the largest sketch of a short text.
 
 The true Jaccard of many pairs is vectorised: each pair's two shingle sets are tagged with
 the pair's number, sorted together, and the equal neighbours counted, a chunk of pairs at a
@@ -25,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from opsloop.data.duplicates.lsh import band_hashes
 from opsloop.data.duplicates.minhash import MinHasher
 from opsloop.data.duplicates.minhash import estimated_jaccard
 from opsloop.data.duplicates.text import Shingles
@@ -34,8 +39,8 @@ from opsloop.data.duplicates.text import shingle_hashes
 
 __all__ = ["ROW_BUDGET", "Sketch", "Spill", "true_jaccard"]
 
-# rows whose sketches stay in memory: 200-word rows at 128 permutations take about 1.3 KiB
-# each (signature 512 B, shingles 800 B, band hashes 240 B)
+# rows whose sketches stay in memory: 200-word rows at 128 permutations and threshold 0.5
+# take about 1.3 KiB each (signature 512 B when kept, shingles 800 B, band hashes 240 B)
 ROW_BUDGET = 250_000
 CHUNK = 10_000  # rows normalised and hashed at a time, at most: their temporaries are ~100 MiB
 PAIR_ELEMENTS = 1 << 22  # shingles gathered at a time by true_jaccard
@@ -74,7 +79,8 @@ class Spill:
 
 class Sketch:
     """Exact keys (``S16``), the empty rows, and when near-duplicates are wanted the
-    shingles and signatures of one list of rows (see the module)."""
+    shingles, band hashes (bands x rows, :func:`.lsh.band_hashes`) and signatures (unless
+    not kept) of one list of rows (see the module)."""
 
     def __init__(
         self,
@@ -83,9 +89,11 @@ class Sketch:
         shingles: Shingles | None = None,
         signatures: np.ndarray | None = None,
         verify: str = "exact",
+        bands: np.ndarray | None = None,
     ) -> None:
         self.keys, self.empty = keys, empty
         self.shingles, self.signatures, self.verify = shingles, signatures, verify
+        self.bands = bands
         self.filled = np.flatnonzero(~empty)
 
     @classmethod
@@ -95,13 +103,25 @@ class Sketch:
         spill: Spill,
         near: Any = None,
         on_rows: Callable[[int], None] | None = None,
+        keep_signatures: bool = True,
     ) -> Sketch:
-        """Sketch ``texts``; ``near`` (a ``NearParams``) asks for shingles and signatures."""
+        """Sketch ``texts``; ``near`` (a ``NearParams``) asks for shingles, band hashes and
+        signatures (``keep_signatures=False``: only the band hashes of the signatures, for
+        a caller that verifies by shingles; ``verify="estimate"`` keeps them regardless)."""
         rows = len(texts)
         keys = np.empty(rows, dtype="S16")
         empty = np.empty(rows, dtype=bool)
-        hasher = MinHasher(near.num_perm, near.seed) if near is not None else None
-        signatures = spill.array("signatures", (rows, near.num_perm), np.uint32) if near else None
+        if near is None:
+            for lo in range(0, rows, spill.chunk):
+                normal = normal_forms(texts[lo : lo + spill.chunk])
+                keys[lo : lo + len(normal)] = exact_keys(normal)
+                empty[lo : lo + len(normal)] = [not t for t in normal]
+            return cls(keys, empty)
+        hasher = MinHasher(near.num_perm, near.seed)
+        bands, per_band = near.bands()
+        banded = spill.array("bands", (bands, rows), np.uint64)
+        kept = keep_signatures or near.verify == "estimate"
+        signatures = spill.array("signatures", (rows, near.num_perm), np.uint32) if kept else None
         hashes: list[np.ndarray] = []
         counts = np.zeros(rows + 1, dtype=np.int64)
         hash_file = spill.folder / "shingles.bin" if spill.folder is not None else None
@@ -111,17 +131,16 @@ class Sketch:
                 hi = lo + len(normal)
                 keys[lo:hi] = exact_keys(normal)
                 empty[lo:hi] = [not t for t in normal]
-                if hasher is None or signatures is None:
-                    continue
                 shingles = shingle_hashes(normal, near.ngram)
-                signatures[lo:hi] = hasher.signatures(shingles, on_rows)
+                signed = hasher.signatures(shingles, on_rows)
+                banded[:, lo:hi] = band_hashes(signed, bands, per_band)
+                if signatures is not None:
+                    signatures[lo:hi] = signed
                 counts[lo + 1 : hi + 1] = shingles.counts()
                 if sink is not None:
                     sink.write(shingles.hashes.tobytes())
                 else:
                     hashes.append(shingles.hashes)
-        if hasher is None:
-            return cls(keys, empty)
         if hash_file is not None:
             total = int(counts.sum())
             flat = (
@@ -131,14 +150,15 @@ class Sketch:
             )
         else:
             flat = np.concatenate(hashes) if hashes else np.zeros(0, np.uint32)
-        return cls(keys, empty, Shingles(flat, np.cumsum(counts)), signatures, near.verify)
+        shingled = Shingles(flat, np.cumsum(counts))
+        return cls(keys, empty, shingled, signatures, near.verify, banded)
 
     def similarity(self, rows: np.ndarray, other: Sketch, other_rows: np.ndarray) -> np.ndarray:
         """The Jaccard similarity of ``rows`` here and ``other_rows`` of ``other`` (which may
         be this sketch), pair by pair: estimated from the signatures or true (``verify``)."""
-        assert self.signatures is not None and other.signatures is not None
         if self.verify == "exact":
             return true_jaccard(self.shingles, rows, other.shingles, other_rows)
+        assert self.signatures is not None and other.signatures is not None
         out = np.empty(rows.size)
         step = 1 << 16
         for lo in range(0, rows.size, step):
