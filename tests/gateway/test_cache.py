@@ -210,3 +210,15 @@ def test_bad_configs_name_the_field(raw: Any, message: str) -> None:
         build_cache("support", raw)
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
+
+
+def test_a_route_without_a_cache_section_caches_nothing() -> None:
+    """Off is the default: a route read from YAML without ``cache:`` holds ``{}``, and greedy
+    calls must reach the model (a canary judged on cached answers never sees its target)."""
+    from opsloop.llm.gateway.config import RouteConfig
+
+    fields = RouteConfig.model_fields
+    assert build_cache("r", fields["cache"].get_default(call_default_factory=True)) is None
+    assert build_cache("r", None) is None and build_cache("r", False) is None
+    assert build_cache("r", True) is not None
+    assert build_cache("r", {"ttl_s": 60}) is not None  # exact by default once asked for

@@ -102,7 +102,7 @@ def build_cache(
         cache = build_cache("support", {"semantic": {"threshold": 0.9}, "ttl_s": 600})
         hit = await cache.get(body)  # CachedAnswer(response, "semantic", 0.95) or None
     """
-    if raw is None or raw is False:
+    if not raw:  # no section (a route's is ``{}`` then), ``false`` or ``{}``: off
         return None
     if raw is True:
         raw = {}
