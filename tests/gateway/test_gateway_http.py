@@ -254,3 +254,9 @@ def test_a_standalone_gateway_with_keys_refuses_a_wrong_key_in_openai_shape(
         assert bare.status_code == 401 and bare.json()["error"]["type"] == "authentication_error"
         with openai.OpenAI(base_url=url, api_key=key, max_retries=0) as client:
             assert _ask(client, "ok").choices[0].message.content == "answer from ok"
+
+
+def test_a_body_over_16_mib_is_refused_before_it_is_read(gateway: Served) -> None:
+    big = b'{"model": "ok", "messages": [{"role": "user", "content": "' + b"x" * (16 << 20)
+    answer = httpx.post(f"{gateway.url}/v1/chat/completions", content=big + b'"}]}')
+    assert answer.status_code == 413 and "16 MiB" in answer.json()["error"]["message"]

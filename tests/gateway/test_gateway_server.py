@@ -134,3 +134,22 @@ def test_a_request_may_name_a_registered_prompt(
         headers={"authorization": f"Bearer {keys['vic']}"},
     )
     assert missing.status_code == 404 and missing.json()["error"]["message"]
+
+
+def test_the_servers_middlewares_still_wrap_model_calls(
+    server: tuple[LiveServer, dict[str, str]],
+) -> None:
+    """The gateway's requests are answered before FastAPI's routing, but inside the server's
+    middlewares: a request id on every answer, the workspace named in the path, the body
+    limit."""
+    live, keys = server
+    auth = {"authorization": f"Bearer {keys['vic']}"}
+    listed = httpx.get(f"{live.url}/w/default/v1/models", headers=auth)
+    assert listed.status_code == 200 and len(listed.headers["x-request-id"]) >= 16
+    assert "ok" in {m["id"] for m in listed.json()["data"]}
+    elsewhere = httpx.get(f"{live.url}/w/nowhere/v1/models", headers=auth)
+    assert elsewhere.status_code == 404 and "nowhere" in elsewhere.json()["error"]["message"]
+    big = b'{"model": "ok", "messages": [{"role": "user", "content": "' + b"x" * (16 << 20)
+    refused = httpx.post(f"{live.url}/v1/chat/completions", content=big + b'"}]}', headers=auth)
+    assert refused.status_code == 413 and refused.headers["x-request-id"]
+    assert refused.json()["error"]["code"] == "TOO_LARGE"

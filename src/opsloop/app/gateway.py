@@ -21,7 +21,9 @@ themselves included, so a mistake anywhere stops ``opsloop gateway --check`` and
 either server with one line naming the field. :func:`mount_gateway` puts the routes in
 ``opsloop server`` behind its auth check (the key's id comes from the principal it resolves);
 :func:`create_gateway_app` is ``opsloop gateway``'s app, with its own check (``auth: keys``
-against the store's API keys, or ``open``).
+against the store's API keys, or ``open``). In both, the routes' requests are answered by
+:class:`~opsloop.llm.gateway.dispatch.GatewayDispatch` inside the app's middlewares, before
+FastAPI's routing (the same check and endpoint, at a fraction of the framework's CPU).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import APIRouter
 from fastapi import Depends
 from fastapi import FastAPI
 from fastapi import Request
@@ -52,6 +55,8 @@ from opsloop.llm.gateway.config import GatewayConfig
 from opsloop.llm.gateway.config import LimitsConfig
 from opsloop.llm.gateway.config import RouteConfig
 from opsloop.llm.gateway.config import load_config
+from opsloop.llm.gateway.dispatch import Check
+from opsloop.llm.gateway.dispatch import GatewayDispatch
 from opsloop.llm.gateway.ports import Caller
 from opsloop.llm.gateway.ports import Guard
 from opsloop.llm.gateway.ports import KeyLimits
@@ -171,9 +176,12 @@ def build_gateway(
     local_models: LocalModels | None = None,
     client: httpx.AsyncClient | None = None,
     limiter: Limiter | None = None,
+    span_thread: bool = False,
 ) -> Gateway:
     """A gateway for ``config``; spans go to ``store``'s traces through a span journal in
-    ``spool_folder``/journal, stored by a writer process (no store or folder: not traced).
+    ``spool_folder``/journal, stored by a writer process (no store or folder: not traced), or
+    with ``span_thread`` by a thread of this process (a one-process tool, such as the
+    quickstart, that stores its spans before each read: no writer process to start each time).
     The parts handed in are the gateway's from then on: its ``aclose`` closes those that have
     a ``close``; but for ``limiter``, a limiter shared with another gateway (which closes it),
     used instead of one from ``limiter_factory``.
@@ -215,7 +223,7 @@ def build_gateway(
 
         backend = LocalTracingBackend(store)
         if spool_folder:
-            sink = _span_sink(Path(spool_folder) / "journal", store, backend)
+            sink = _span_sink(Path(spool_folder) / "journal", store, backend, span_thread)
         user = [p for p in backend.list_prices() if p.source == "user"]
         prices = PriceTable([ModelPrice(**p.model_dump()) for p in user])
     return WiredGateway(
@@ -224,10 +232,11 @@ def build_gateway(
     )  # fmt: skip
 
 
-def _span_sink(folder: Path, store: Store, backend: Any) -> SpanSink:
+def _span_sink(folder: Path, store: Store, backend: Any, thread: bool) -> SpanSink:
     """Spans journaled in ``folder``, stored by a writer process over ``store``'s URL; by a
-    thread through ``backend`` when no other process can open it (in-memory SQLite)."""
-    if store.is_sqlite and make_url(store.url).database in (None, "", ":memory:"):
+    thread through ``backend`` when asked or when no other process can open it (in-memory
+    SQLite)."""
+    if thread or (store.is_sqlite and make_url(store.url).database in (None, "", ":memory:")):
         return SpanSink(folder, ingest=backend.ingest)
     return SpanSink(folder, database_url=store.url)
 
@@ -290,15 +299,22 @@ def mount_gateway(
 
     state.gateway = gateway_for(state)
     limits_for = limits_for or KeyLimitsLookup(state.store)
-    app.include_router(
-        gateway_router(lambda request: get_state(request).gateway, server_caller(limits_for)),
-        dependencies=[Depends(require_token)],
-    )
+    router = gateway_router(lambda request: get_state(request).gateway, server_caller(limits_for))
+    _serve_routes(app, router, require_token)
     from opsloop.llm.gateway.rollout_api import router as rollouts_router
 
     app.include_router(rollouts_router, prefix="/api", dependencies=[Depends(require_token)])
     app.state.gateway = state.gateway
     return gateway_for
+
+
+def _serve_routes(app: FastAPI, router: APIRouter, check: Check) -> None:
+    """``router`` on ``app`` behind ``check``: included (documented, and answering what the
+    dispatcher leaves), and answered first by :class:`GatewayDispatch`, which the middlewares
+    added to ``app`` after this call wrap (the server's request id, audit check and body limit;
+    those added before, such as the MLflow alias, never rewrite the gateway's paths)."""
+    app.include_router(router, dependencies=[Depends(check)])
+    app.add_middleware(GatewayDispatch, routes=router.routes, check=check)
 
 
 def _spend_everywhere(root: Any) -> SpentSince:
@@ -330,6 +346,7 @@ def create_gateway_app(
     from opsloop.llm.gateway.limits_store import KeyLimitsLookup
     from opsloop.web.deps import authenticate_key
     from opsloop.web.errors import install_error_handlers
+    from opsloop.web.limits import install_body_limits
 
     config = check_config(config_path).for_workspace(settings.workspace)
     store, blobs = shared_stores(settings)  # the root store: keys and their limits
@@ -388,10 +405,9 @@ def create_gateway_app(
     app.state.opsloop = AppState(settings=settings, store=store, blobs=blobs)  # failure limits
     app.state.gateway = gateway
     install_error_handlers(app)
-    app.include_router(
-        gateway_router(lambda _request: gateway, server_caller(limits_for)),
-        dependencies=[Depends(check_key)],
-    )
+    router = gateway_router(lambda _request: gateway, server_caller(limits_for))
+    _serve_routes(app, router, check_key)
+    install_body_limits(app, [])  # 16 MiB, as the server's (whose own wraps its gateway's)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, Any]:

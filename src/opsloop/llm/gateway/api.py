@@ -6,7 +6,9 @@ dependency, inside the route), has OpenAI's shape, ``{"error": {"message", "type
 "code"}}``, so any OpenAI client reports it as it would OpenAI's own: an unknown model is a
 404 ``model_not_found``, a malformed body a 400, a key over its limits a 429 with
 ``Retry-After``, and no target answering a 502. The bodies are read as bytes and parsed once
-by the proxy (no request model): the gateway passes through fields it does not know.
+by the proxy (no request model): the gateway passes through fields it does not know. Both
+apps answer these routes with :class:`~opsloop.llm.gateway.dispatch.GatewayDispatch` before
+FastAPI's routing: the same check and endpoints, and :func:`answered` for the errors.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from opsloop.llm.gateway.proxy import Gateway
 from opsloop.llm.gateway.upstream import ClientError
 from opsloop.web.openapi import error_response
 
-__all__ = ["CHAT", "EMBEDDINGS", "MODELS", "gateway_router", "openai_error"]
+__all__ = ["CHAT", "EMBEDDINGS", "MODELS", "answered", "gateway_router", "openai_error"]
 
 CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
@@ -76,6 +78,17 @@ def openai_error(exc: OpsloopError) -> Response:
     return response
 
 
+async def answered(handler: Callable[[Request], Awaitable[Response]], request: Request) -> Response:
+    """``handler``'s response to ``request``, or its error in OpenAI's shape (an upstream's
+    refusal of the request itself as the upstream sent it)."""
+    try:
+        return await handler(request)
+    except OpsloopError as exc:
+        return openai_error(exc)
+    except ClientError as exc:
+        return Response(exc.content, status_code=exc.status, media_type="application/json")
+
+
 def _json(data: Any, status: int) -> Response:
     return Response(json.dumps(data).encode(), status_code=status, media_type="application/json")
 
@@ -95,12 +108,7 @@ class _OpenAIErrors(APIRoute):
         handler = _direct(_effective(self).dependant) or super().get_route_handler()
 
         async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except OpsloopError as exc:
-                return openai_error(exc)
-            except ClientError as exc:  # the upstream refused the request: its answer as sent
-                return Response(exc.content, status_code=exc.status, media_type="application/json")
+            return await answered(handler, request)
 
         return handle
 

@@ -166,6 +166,11 @@ class MemoryLimiter:
     async def settle(self, reservation: Reservation, *, tokens: int, cost_usd: float) -> None:
         """Replace the reservation's estimate with what the call used; a second settle of the
         same reservation (or one that counted nothing) changes nothing."""
+        self.settle_now(reservation, tokens=tokens, cost_usd=cost_usd)
+
+    def settle_now(self, reservation: Reservation, *, tokens: int, cost_usd: float) -> None:
+        """:meth:`settle`, which never waits: the proxy calls this one as a call ends, rather
+        than starting a task a request to run the coroutine."""
         if not reservation.token:
             return
         with self._lock:

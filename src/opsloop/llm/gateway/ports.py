@@ -16,6 +16,7 @@ from dataclasses import field
 from typing import Any
 from typing import Literal
 from typing import Protocol
+from typing import runtime_checkable
 
 __all__ = [
     "CachedAnswer",
@@ -29,6 +30,7 @@ __all__ = [
     "LocalModels",
     "Reservation",
     "ResponseCache",
+    "SettlesInline",
 ]
 
 
@@ -90,6 +92,16 @@ class Limiter(Protocol):
     async def settle(self, reservation: Reservation, *, tokens: int, cost_usd: float) -> None:
         """Replace the reservation's estimate with what the call actually used (0 and 0.0 when
         it failed before reaching a model)."""
+        ...
+
+
+@runtime_checkable
+class SettlesInline(Protocol):
+    """A :class:`Limiter` whose settling never waits (the in-process one): the proxy calls
+    :meth:`settle_now` as a call ends instead of running :meth:`Limiter.settle` as a task."""
+
+    def settle_now(self, reservation: Reservation, *, tokens: int, cost_usd: float) -> None:
+        """What :meth:`Limiter.settle` does, done before returning."""
         ...
 
 

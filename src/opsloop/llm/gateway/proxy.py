@@ -32,6 +32,7 @@ from opsloop.llm.gateway.ports import GuardDecision
 from opsloop.llm.gateway.ports import Limiter
 from opsloop.llm.gateway.ports import Reservation
 from opsloop.llm.gateway.ports import ResponseCache as Cache
+from opsloop.llm.gateway.ports import SettlesInline
 from opsloop.llm.gateway.router import LiveStream
 from opsloop.llm.gateway.router import Route
 from opsloop.llm.gateway.router import Router
@@ -112,6 +113,7 @@ class Gateway:
         self.router = router
         self.sink = sink
         self.limiter = limiter
+        self._settle_now = limiter.settle_now if isinstance(limiter, SettlesInline) else None
         self.guards = guards or {}
         self.caches = caches or {}
         self.prompts = prompts
@@ -334,7 +336,8 @@ class Gateway:
         return headers
 
     def _finish(self, call: _Call) -> None:
-        """Settle the reservation (in the background) and queue the span."""
+        """Settle the reservation (in the background, unless the limiter settles inline) and
+        queue the span."""
         end_ns = time.time_ns()
         cost = None
         if call.model and (call.given or call.made):
@@ -342,12 +345,14 @@ class Gateway:
         if call.cache:
             cost = 0.0  # a hit costs nothing upstream
         if self.limiter is not None and call.reservation is not None:
-            settle = self.limiter.settle(
-                call.reservation, tokens=(call.given or 0) + (call.made or 0), cost_usd=cost or 0.0
-            )
-            task = asyncio.get_running_loop().create_task(settle)
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            tokens = (call.given or 0) + (call.made or 0)
+            if self._settle_now is not None:  # in-process: no task a request to settle
+                self._settle_now(call.reservation, tokens=tokens, cost_usd=cost or 0.0)
+            else:
+                settle = self.limiter.settle(call.reservation, tokens=tokens, cost_usd=cost or 0.0)
+                task = asyncio.get_running_loop().create_task(settle)
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
         if self.sink is not None:
             self.sink.put(
                 self._span(call, end_ns, cost), call.body.get("messages") or call.body.get("input")
