@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,11 +78,13 @@ def test_quickstart_then_explore(tmp_path: Path, capsys: pytest.CaptureFixture[s
     out = json.loads(cli("data", "show", "breast-cancer-predictions", "--json").stdout)
     assert out["lineage"][0]["relation"] == "output"
     traces = json.loads(cli("traces", "list", "--tag", "quickstart", "--json").stdout)["items"]
-    assert len(traces) == 4 and all(t["cost"] > 0 and "thumbs" in t["scores"] for t in traces)
+    assert len(traces) == 12 and all(t["cost"] > 0 and "thumbs" in t["scores"] for t in traces)
     evals = json.loads(cli("eval", "list", "--json").stdout)
-    assert evals[0]["suite"] == "support-answers" and evals[0]["passed"]
+    prompt_eval = evals[-1]  # oldest last: the prompt's suite, before the fine-tuning gate
+    assert prompt_eval["suite"] == "support-answers" and prompt_eval["passed"]
     sft = json.loads(cli("data", "show", "support-sft@1", "--json").stdout)
     assert sft["version"]["file_count"] == 1
+    _check_llm_loop(cli, printed)
     (loop,) = json.loads(cli("loop", "status", "breast-cancer-clf", "--json").stdout)
     assert loop["loop"]["stage"] in ("promoted", "rolled_back", "rejected"), loop["loop"]
     stages = [h["stage"] for h in loop["loop"]["history"]]
@@ -96,13 +99,49 @@ def test_quickstart_then_explore(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "unchanged: breast-cancer@1" in again  # same bytes, same version
     assert again.count("cached from run") == 5  # every step but the gate
     assert f"opsloop pipelines show {pipeline_run}" in printed
-    assert "support-sft@2" in again  # three more thumbs-up chats: the next version
+    assert "support-sft@2" in again  # eleven more thumbs-up chats: the next version
     traces = json.loads(cli("traces", "list", "--tag", "quickstart", "--json").stdout)["items"]
-    assert len(traces) == 8  # a second run traces new conversations, never reuses ids
+    assert len(traces) == 24  # a second run traces new conversations, never reuses ids
+    # the same base fine-tuned on the new version, gated against the promoted one
+    assert "support-bot@3 ← support-bot@1 + LoRA on support-sft@2" in again
     # The drift command the first run suggested is pinned to that run's export: it still
     # finds the drift that run made.
     assert "dataset: DRIFT" in cli(*drift[1:]).stdout
     assert (tmp_path / "drift.html").stat().st_size > 0
+
+
+def _check_llm_loop(cli: Any, printed: str) -> None:
+    """The LLM loop closed: ``support-bot@2`` is a LoRA adapter on ``support-bot@1`` trained on
+    the thumbs-up chats, the eval gate passed it against the base, the gateway canaried it
+    step by step and promoted it, and ``champion`` moved to it; its greedy answers are the help
+    center's where the base declined, and it still declines what the shop does not do."""
+    from opsloop.app.quickstart_lm import HELP_CENTER
+    from opsloop.app.quickstart_lm import REFUSAL
+
+    shown = json.loads(cli("models", "show", "support-bot", "--json").stdout)
+    assert shown["model"]["aliases"] == {"champion": 2, "candidate": 2}
+    tuned = next(v for v in shown["versions"] if v["number"] == 2)["tags"]
+    assert tuned["opsloop.finetune.kind"] == "lora-adapter"
+    assert tuned["opsloop.finetune.base"] == "support-bot@1"
+    assert tuned["opsloop.finetune.gate"].startswith("passed vs support-bot@1 (eval run ")
+    gate_run = tuned["opsloop.finetune.gate"].rsplit(" ", 1)[1].rstrip(")")
+    results = json.loads(cli("eval", "show", gate_run, "--json").stdout)["results"]
+    answers: dict[str, dict[str, str]] = {}
+    for r in results:
+        answers.setdefault(r["vars"]["question"], {})[r["provider"]] = r["output"]
+    assert answers["I forgot my password"]["candidate"] == HELP_CENTER["password"]
+    assert answers["Refund status?"]["candidate"] == HELP_CENTER["refund"]
+    assert answers["Where's my order?"]["candidate"] == HELP_CENTER["order"]
+    assert answers["Do you ship to Mars?"] == {"champion": REFUSAL, "candidate": REFUSAL}
+    for question in ("I forgot my password", "Refund status?", "Where's my order?"):
+        before = answers[question]["champion"]
+        assert "Sorry" in before and before != answers[question]["candidate"], before
+    history = json.loads(cli("gateway-routes", "history", "support", "--json").stdout)
+    assert [h["action"] for h in history] == ["start", "step", "promote"], history
+    assert [h["share_after"] for h in history] == [25, 50, 100]
+    assert history[-1]["details"]["candidate"]["errors"] == 0
+    assert "answers before and after fine-tuning" in printed
+    assert "gateway: promoted → support-bot@champion is support-bot@2" in printed
 
 
 def _check_suggestions(printed: str) -> list[str]:

@@ -11,7 +11,9 @@ behavioural check, p99 latency), with the verdict recorded. Re-run with the same
 step but the gate is a cache hit. Then the LLM half
 (``quickstart_llm``): a versioned prompt, traced conversations with token cost, user thumbs
 turned into a fine-tuning data version, and an eval suite that gates the prompt's
-``production`` label. In between, the closed loop (``quickstart_loop``): the champion is
+``production`` label, and the loop closed on them (``quickstart_finetune``): a tiny LM
+fine-tuned with LoRA on the liked answers, gated by that suite, canaried on a gateway route and
+promoted or rolled back. In between, the closed loop (``quickstart_loop``): the champion is
 served and monitored, the traffic shifts, the monitor alerts, a pipeline retrains on the
 labelled traffic, and the new version is gated, canaried and promoted or rolled back.
 """
@@ -93,7 +95,7 @@ def quickstart(
     from opsloop.app.quickstart_loop import closed_loop
 
     loop_commands = closed_loop(client, out, frame, version.ref, published["validation"])
-    llm_commands = llm_loop(client, out)
+    llm_commands = llm_loop(client, out, seed)
     _print_next(
         out,
         [

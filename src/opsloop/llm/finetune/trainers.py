@@ -9,11 +9,15 @@ optimiser, schedule, batch, checkpoints, eval, seed, logging every step) through
 DPO's reference model: with LoRA it is the base with the adapter disabled (TRL's default for a
 peft model, no second copy in memory); with full fine-tuning, a frozen copy of the base made
 here (TRL would otherwise load one by the model's name, which may mean the Hub).
+
+SFT's loss: on the assistant's tokens only when the base's chat template marks them with
+``{% generation %}`` (TRL's ``assistant_only_loss``), else on the whole chat.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +31,9 @@ if TYPE_CHECKING:
     from opsloop.llm.finetune.ports import BaseModel
 
 __all__ = ["TrainingInputs", "build_trainer", "hub_offline", "training_args"]
+
+# a chat template that marks the assistant's turns: SFT then learns those tokens alone
+_GENERATION_MARK = re.compile(r"{%-?\s*generation\s*-?%}")
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,9 @@ def build_trainer(
         from trl import SFTConfig
         from trl import SFTTrainer
 
-        trainer = SFTTrainer(args=SFTConfig(**shared, packing=False), **common)
+        marked = bool(_GENERATION_MARK.search(getattr(base.tokenizer, "chat_template", None) or ""))
+        args = SFTConfig(**shared, packing=False, assistant_only_loss=marked)
+        trainer = SFTTrainer(args=args, **common)
     _quiet_logs(trainer)
     return trainer
 
