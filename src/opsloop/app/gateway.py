@@ -385,8 +385,9 @@ def create_gateway_app(
 
     from opsloop.store.leadership import Leadership
 
+    lease = Leadership(traces, "gateway-rollouts", ttl_s=settings.leader_lease_seconds)
     rollouts = RolloutController(  # canary and A/B, judged by the gateway holding the lease
-        traces, gateway.router.routes, leadership=Leadership(traces, "gateway-rollouts")
+        traces, gateway.router.routes, leadership=lease
     )
 
     @asynccontextmanager
