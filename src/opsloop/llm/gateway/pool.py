@@ -18,6 +18,7 @@ to httpx's exceptions by :class:`httpx.AsyncHTTPTransport`, which this pool sits
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import ssl
 from collections.abc import AsyncIterator
@@ -31,6 +32,14 @@ __all__ = ["UpstreamTransport"]
 _Key = tuple[bytes, bytes, int]  # an origin: scheme, host, port
 
 
+@functools.cache
+def verifying_context() -> ssl.SSLContext:
+    """The process's one client TLS context (``SSL_CERT_FILE``, else certifi's bundle), shared
+    by every pool: loading the bundle costs ~60 ms, and a server builds a gateway, so a pool,
+    per workspace, and a test suite one per app, most of them never calling an upstream."""
+    return ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or certifi.where())
+
+
 class _Pool:
     """What ``httpx.AsyncHTTPTransport`` expects of its ``_pool``: ``handle_async_request``,
     ``aclose`` and the async context manager."""
@@ -40,9 +49,7 @@ class _Pool:
         self._slots = asyncio.Semaphore(max_connections)
         self._max_idle = max_idle
         self._expiry = keepalive_expiry
-        self._ssl = ssl.create_default_context(
-            cafile=os.environ.get("SSL_CERT_FILE") or certifi.where()
-        )
+        self._ssl = verifying_context()
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
         wait = (request.extensions.get("timeout") or {}).get("pool")
@@ -146,5 +153,6 @@ class UpstreamTransport(httpx.AsyncHTTPTransport):
     def __init__(
         self, *, max_connections: int = 1000, max_idle: int = 100, keepalive_expiry: float = 30.0
     ) -> None:
-        super().__init__(trust_env=False)
+        # httpx's own pool, replaced below, would load the CA bundle again without the context
+        super().__init__(verify=verifying_context(), trust_env=False)
         self._pool = _Pool(max_connections, max_idle, keepalive_expiry)  # type: ignore[assignment]
