@@ -2,7 +2,7 @@
 fault-injecting upstream, called with the real ``openai`` client, sockets beyond loopback
 blocked: answers, tools and JSON mode passed through, weighted targets, retries and fallbacks
 on 5xx, hangs, invalid JSON and streams cut before their first event, an SSE error for one cut
-after it, and OpenAI's error shape for unknown models and malformed bodies."""
+after it, OpenAI's error shape for unknown models and malformed bodies, and ``/metrics``."""
 
 from __future__ import annotations
 
@@ -254,6 +254,36 @@ def test_a_standalone_gateway_with_keys_refuses_a_wrong_key_in_openai_shape(
         assert bare.status_code == 401 and bare.json()["error"]["type"] == "authentication_error"
         with openai.OpenAI(base_url=url, api_key=key, max_retries=0) as client:
             assert _ask(client, "ok").choices[0].message.content == "answer from ok"
+
+
+def test_the_standalone_gateway_serves_metrics_to_its_scraper(
+    gateway: Served, upstream: Upstream, tmp_path: Path
+) -> None:
+    """``/metrics``: open where no token is set (as ``opsloop serve``); with ``auth: keys``
+    the scrape token or a key is required, as the server in ``users`` mode requires."""
+    from opsloop import Client
+    from opsloop.app.gateway import create_gateway_app
+    from opsloop.config import load_settings
+
+    opened = httpx.get(f"{gateway.url}/metrics")
+    assert opened.status_code == 200 and opened.headers["content-type"].startswith("text/plain")
+    assert "\nopsloop_gateway_spans_dropped_total " in opened.text
+    path = write_config(tmp_path, {"routes": routes(upstream), "auth": "keys"})
+    settings = load_settings(
+        home=str(tmp_path), database_url=f"sqlite:///{tmp_path / 'db'}",
+        blob_url=str(tmp_path / "blobs"), metrics_token="scrape-me",
+    )  # fmt: skip
+    with Client(settings=settings) as local:
+        local.governance.create_user("ann", role="viewer")
+        key = local.governance.create_key("app", user="ann").secret
+    with Served(create_gateway_app(path, settings)) as served:
+        url = f"{served.url}/metrics"
+        assert httpx.get(url).status_code == 401
+        assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        for token in ("scrape-me", key):
+            scraped = httpx.get(url, headers={"Authorization": f"Bearer {token}"})
+            assert scraped.status_code == 200
+            assert "# TYPE opsloop_gateway_spans_dropped_total counter" in scraped.text
 
 
 def test_a_body_over_16_mib_is_refused_before_it_is_read(gateway: Served) -> None:

@@ -42,6 +42,7 @@ from fastapi import APIRouter
 from fastapi import Depends
 from fastapi import FastAPI
 from fastapi import Request
+from fastapi import Response
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
@@ -333,18 +334,25 @@ def _spend_everywhere(root: Any) -> SpentSince:
 def create_gateway_app(
     config_path: str, settings: Settings, *, limits_for: LimitsLookup | None = None, **parts: Any
 ) -> FastAPI:
-    """``opsloop gateway``'s app: the three OpenAI routes and ``/healthz``, nothing else;
-    ``parts`` and ``limits_for`` as for :func:`mount_gateway`.
+    """``opsloop gateway``'s app: the three OpenAI routes, ``/healthz`` and ``/metrics``,
+    nothing else; ``parts`` and ``limits_for`` as for :func:`mount_gateway`.
 
     It serves the routes of one workspace, ``settings.workspace`` (``opsloop --workspace W
     gateway``), and sends their spans to that workspace's store (its traces page shows them).
     With ``auth: keys`` callers send an opsloop API key (``opsloop keys create``), resolved
     through the same cached authorizer as the server's, and need a role in that workspace.
+
+    ``/metrics`` (the Prometheus text of this process's registry: spans dropped, ...) follows
+    the server's rule with the gateway's auth: with ``auth: keys`` the scrape token
+    (``metrics_token``) or a key the routes accept, as the server in ``users`` mode; else, as
+    ``opsloop serve``, the server token or the scrape token, and open when neither is set.
     """
     from opsloop.client import Client
     from opsloop.client import shared_stores
     from opsloop.llm.gateway.limits_store import KeyLimitsLookup
     from opsloop.web.deps import authenticate_key
+    from opsloop.web.deps import require_metrics_token
+    from opsloop.web.deps import token_matches
     from opsloop.web.errors import install_error_handlers
     from opsloop.web.limits import install_body_limits
 
@@ -364,16 +372,20 @@ def create_gateway_app(
 
         authorizer = UserAuthorizer(store)
 
+    def bearer(request: Request) -> str:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        return given.strip() if scheme.lower() == "bearer" else ""
+
     async def check_key(request: Request) -> None:
         if authorizer is None:
             return
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
+        key = bearer(request)
+        if not key:
             raise Unauthenticated(
                 "this gateway requires an API key: send 'Authorization: Bearer <key>' "
                 "(opsloop keys create)"
             )
-        _, principal = await authenticate_key(request, app.state.opsloop, authorizer, key.strip())
+        _, principal = await authenticate_key(request, app.state.opsloop, authorizer, key)
         acting = principal.in_workspace(settings.workspace)
         if acting is None:
             raise PermissionDenied(
@@ -382,6 +394,14 @@ def create_gateway_app(
                 f"{principal.name} viewer --workspace {settings.workspace}`"
             )
         request.state.principal = acting
+
+    async def check_scrape(request: Request) -> None:
+        if authorizer is None:  # the server token or the scrape token; none set: open
+            await require_metrics_token(request, app.state.opsloop)
+            return
+        given, scrape = bearer(request), settings.metrics_token
+        if not (given and scrape and token_matches(given, scrape)):
+            await check_key(request)
 
     from opsloop.store.leadership import Leadership
 
@@ -413,5 +433,13 @@ def create_gateway_app(
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "routes": len(config.routes)}
+
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(check_scrape)])
+    def metrics() -> Response:  # through FastAPI, in its thread pool: off the routes' paths
+        from prometheus_client import generate_latest
+
+        from opsloop.kernel.metrics import REGISTRY
+
+        return Response(generate_latest(REGISTRY), media_type="text/plain; version=0.0.4")
 
     return app

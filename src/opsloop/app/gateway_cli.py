@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from opsloop.app.server_cli import MetricsTokenOption
+
 __all__ = ["gateway"]
 
 
@@ -31,8 +33,10 @@ def gateway(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --check: print JSON.")] = False,
+    metrics_token: MetricsTokenOption = None,
 ) -> None:
-    """Serve the LLM gateway: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models.
+    """Serve the LLM gateway: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models
+    (and GET /metrics for Prometheus, with a key or --metrics-token under `auth: keys`).
 
     Point any OpenAI client at it (base_url=http://HOST:PORT/v1, api_key=an opsloop key from
     `opsloop keys create`, or anything with `auth: open`); the model name picks a route.
@@ -92,7 +96,7 @@ def gateway(
     from opsloop.app.gateway import create_gateway_app
     from opsloop.config import load_settings
 
-    settings = load_settings()
+    settings = load_settings(metrics_token=metrics_token)
     app = create_gateway_app(config, settings)
     url = f"http://{host}:{port}/v1"
     served = len(checked.for_workspace(settings.workspace).routes)
