@@ -93,6 +93,8 @@ def dedup_version(
         raise InvalidInput(f"executor must be local or ray, not {request.executor!r}")
     if request.executor == "ray" and (semantic is not None or near is None):
         raise InvalidInput("on Ray, dedup runs exact and near search: drop --semantic, keep --near")
+    if request.partitions is not None and request.partitions < 1:  # before Ray starts (seconds)
+        raise InvalidInput(f"partitions must be between 1 and the rows, not {request.partitions}")
     if request.name is not None:
         check_dataset_name(request.name)
     with tempfile.TemporaryDirectory(prefix="opsloop-dedup-") as tmp:
