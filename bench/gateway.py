@@ -21,15 +21,16 @@ time), and LiteLLM's added latency over ours. ``--profile``: our functions by CP
 (cProfile). ``--memory``: ``--requests`` through our gateway, 32 at a time; its RSS after the
 first 10,000, at the end, and once every span is stored (target: < 5% growth).
 
-``--instructions N``: the gateway's own work per request as instructions (valgrind's
-cachegrind), which a loaded, shared machine does not change as it changes CPU time: the app is
-driven in-process over ASGI (no HTTP server, no load generator) for 200 + N requests and for
-the 200 alone, each in a fresh interpreter from the same prepared store, and the difference is
-divided by N; the upstream and the span writer run untraced in their own processes. Run with
-``PYTHONPATH=<a worktree>/src`` to compare commits; cache bytecode first (``unset
-PYTHONDONTWRITEBYTECODE``) so both runs import alike. The keys' and the limits' caches, which
-expire on wall time (2 s), are kept an hour there: valgrind's slowdown, which the machine's load
-changes 5x, would otherwise decide how many look-ups land in the counted requests (±10%)."""
+``--instructions N`` (``bench/gateway_instructions.py``): the gateway's own work per request as
+instructions (valgrind's cachegrind), which a loaded, shared machine does not change as it
+changes CPU time: the app is driven in-process over ASGI (no HTTP server, no load generator) for
+200 + N requests and for the 200 alone, each in a fresh interpreter from the same prepared
+store, and the difference is divided by N; the upstream and the span writer run untraced in
+their own processes. Run with ``PYTHONPATH=<a worktree>/src`` to compare commits; cache bytecode
+first (``unset PYTHONDONTWRITEBYTECODE``) so both runs import alike. The keys' and the limits'
+caches, which expire on wall time (2 s), are kept an hour there: valgrind's slowdown, which the
+machine's load changes 5x, would otherwise decide how many look-ups land in the counted requests
+(±10%)."""
 
 from __future__ import annotations
 
@@ -55,10 +56,10 @@ _ANSWER = json.dumps({
                  "message": {"role": "assistant", "content": "The answer is 42."}}],
     "usage": {"prompt_tokens": 20, "completion_tokens": 6, "total_tokens": 26},
 }).encode()  # fmt: skip
-_BODY = json.dumps(
+BODY = json.dumps(
     {"model": "bench", "messages": [{"role": "user", "content": "What is the answer?"}]}
 ).encode()
-_PATH = "/v1/chat/completions"
+PATH = "/v1/chat/completions"
 _LITELLM_KEY = "sk-bench-litellm-master"
 
 
@@ -72,13 +73,13 @@ async def upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": _ANSWER})
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _wait(port: int, proc: subprocess.Popen[bytes], seconds: float = 90) -> None:
+def wait_listening(port: int, proc: subprocess.Popen[bytes], seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -98,9 +99,9 @@ class Load:
     def __init__(self, port: int, key: str) -> None:
         self.port = port
         self.request = (
-            f"POST {_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Authorization: Bearer {key}\r\nContent-Length: {len(_BODY)}\r\n\r\n"
-        ).encode() + _BODY
+            f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {key}\r\nContent-Length: {len(BODY)}\r\n\r\n"
+        ).encode() + BODY
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def one(self, scheduled: float, out: list[float], errors: list[bytes]) -> None:
@@ -188,7 +189,7 @@ def _litellm(home: Path, up_port: int) -> tuple[list[str], dict[str, str]] | str
 def _start(home: Path, args: argparse.Namespace, started: dict[str, Any]) -> None:
     """Start the upstream, our gateway and LiteLLM into ``started`` (its ``procs`` are stopped
     by the caller even when one fails to start): what each listens on, its key and pid."""
-    up, ours, peer = _free_port(), _free_port(), _free_port()
+    up, ours, peer = free_port(), free_port(), free_port()
     me = [sys.executable, __file__, "--serve"]
     env = dict(os.environ)
     if args.profile:
@@ -199,8 +200,8 @@ def _start(home: Path, args: argparse.Namespace, started: dict[str, Any]) -> Non
     procs["upstream"] = subprocess.Popen([*me, "upstream", str(up)])
     procs["ours"] = subprocess.Popen([*me, "gateway", str(ours), str(home), str(up)], env=env)
     started["ports"] = {"direct": up, "ours": ours}
-    _wait(up, procs["upstream"])
-    _wait(ours, procs["ours"])
+    wait_listening(up, procs["upstream"])
+    wait_listening(ours, procs["ours"])
     started["keys"] = {"direct": "x", "ours": (home / "key").read_text()}
     started["pids"] = {"direct": procs["upstream"].pid, "ours": procs["ours"].pid}
     litellm = _litellm(home, up) if not args.memory else "not asked for in --memory mode"
@@ -212,7 +213,7 @@ def _start(home: Path, args: argparse.Namespace, started: dict[str, Any]) -> Non
     procs["litellm"] = subprocess.Popen([*command, "--port", str(peer)], env=lenv, stdout=log,
                                         stderr=subprocess.STDOUT)  # fmt: skip
     try:
-        _wait(peer, procs["litellm"], 120)
+        wait_listening(peer, procs["litellm"], 120)
         probe = _measure(peer, _LITELLM_KEY, 10, 3, None)
         if probe["errors"]:
             raise RuntimeError(f"answered {probe['errors'][0][:200]!r}")
@@ -348,15 +349,14 @@ def main() -> None:
         help="instructions per request over N in-process requests (cachegrind)",
     )
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
-    parser.add_argument("--drive", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if args.serve:
         return _serve(args.serve)
-    if args.drive:
-        return _drive(Path(args.drive[0]), int(args.drive[1]))
     if args.instructions:
-        return _instructions(args)
+        from gateway_instructions import instructions_per_request
+
+        return instructions_per_request(args.instructions)
     home = Path(tempfile.mkdtemp(prefix="opsloop-bench-gateway-"))
     started: dict[str, Any] = {"procs": {}}
     try:
@@ -390,8 +390,8 @@ def _serve(what: list[str]) -> None:
                     interface="asgi3")  # fmt: skip
         return
     home, up = Path(what[2]), int(what[3])
-    _prepare(home, up)
-    app = _gateway_app(home)
+    prepare(home, up)
+    app = gateway_app(home)
     profile = os.environ.get("OPSLOOP_BENCH_PROFILE")
     plain = {"loop": "asyncio", "http": "h11"} if os.environ.get("OPSLOOP_BENCH_PLAIN") else {}
     if not profile:
@@ -420,7 +420,7 @@ def _settings(home: Path) -> Any:
                          blob_url=str(home / "blobs"))  # fmt: skip
 
 
-def _prepare(home: Path, up: int) -> None:
+def prepare(home: Path, up: int) -> None:
     """The store in ``home`` with a user and a key carrying every limit, far above the load
     (its secret in ``home``/key), and the gateway's config over the upstream on port ``up``."""
     from opsloop.client import Client
@@ -434,8 +434,8 @@ def _prepare(home: Path, up: int) -> None:
     (home / "key").write_text(key.secret)
 
 
-def _gateway_app(home: Path, limits_ttl_s: float | None = None) -> Any:
-    """``opsloop gateway``'s app over ``home`` as :func:`_prepare` left it (keys' limits kept
+def gateway_app(home: Path, limits_ttl_s: float | None = None) -> Any:
+    """``opsloop gateway``'s app over ``home`` as :func:`prepare` left it (keys' limits kept
     ``limits_ttl_s`` seconds; None: the gateway's own default)."""
     from opsloop.app.gateway import create_gateway_app
     from opsloop.client import shared_stores
@@ -454,99 +454,6 @@ def _gateway_app(home: Path, limits_ttl_s: float | None = None) -> Any:
         str(home / "gateway.yaml"), settings, limits_for=lookup,
         limiter_factory=lambda limits: build_limiter(limits, spent_since=store_spend(store)),
     )  # fmt: skip
-
-
-# -- instructions per request: the app driven in-process, under cachegrind --------------------
-_WARM = 200  # requests before the counted ones: connections, caches, the key's look-up
-
-
-def _instructions(args: argparse.Namespace) -> None:
-    """Instructions per request of the gateway's own process: the app driven in-process over
-    ASGI (no HTTP server, no load generator) for ``_WARM`` + N requests and for ``_WARM``
-    alone, each under cachegrind from the same prepared store; the difference over N. The
-    upstream runs in its own process, untraced, as does the span writer."""
-    if shutil.which("valgrind") is None:
-        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
-    home = Path(tempfile.mkdtemp(prefix="opsloop-bench-gateway-"))
-    up = _free_port()
-    upstream = subprocess.Popen([sys.executable, __file__, "--serve", "upstream", str(up)])
-    try:
-        _wait(up, upstream)
-        _prepare(home / "template", up)
-        counts = {}
-        for n in (0, args.instructions):
-            run = home / f"run-{n}"
-            shutil.copytree(home / "template", run)
-            env = {**os.environ, "PYTHONHASHSEED": "0"}
-            out = run / "cachegrind.out"
-            done = subprocess.run(
-                ["valgrind", "--tool=cachegrind", "--cache-sim=no",
-                 f"--cachegrind-out-file={out}", sys.executable, __file__, "--drive", str(run),
-                 str(n)],
-                env=env, capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            refs = [line for line in done.stderr.splitlines() if "I   refs:" in line]
-            if done.returncode != 0 or not refs:
-                raise SystemExit(f"the driven gateway failed: {done.stderr[-2000:]}")
-            counts[n] = int(refs[-1].split(":")[1].replace(",", ""))
-            print(f"  {_WARM} + {n} requests: {counts[n]:,} instructions; {done.stdout.strip()}")
-        n = args.instructions
-        print(f"instructions per request: {(counts[n] - counts[0]) / n:,.0f} "
-              f"(({counts[n]:,} - {counts[0]:,}) / {n})")  # fmt: skip
-    finally:
-        upstream.terminate()
-        upstream.wait(30)
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def _drive(home: Path, count: int) -> None:
-    """Send ``_WARM`` + ``count`` requests one after another through the gateway's ASGI app
-    and print the CPU the counted ones took. What runs on wall time rather than per request,
-    which valgrind's ~50x slowdown would multiply, is left out: the app's lifespan (the rollout
-    controller's tick and lease every second; the span writer starts on the first span anyway)
-    and the refreshes of the key limits and of the authorizer's resolved keys (both kept an
-    hour here, the latter through its constructor's default: the app builds it)."""
-    from opsloop.governance.authorizer import UserAuthorizer
-
-    UserAuthorizer.__init__.__kwdefaults__["ttl_s"] = 3600.0
-    app = _gateway_app(home, limits_ttl_s=3600.0)
-    secret = (home / "key").read_bytes().strip()
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": _PATH, "raw_path": _PATH.encode(), "root_path": "",
-        "query_string": b"", "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000),
-        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
-                    (b"authorization", b"Bearer " + secret),
-                    (b"content-length", b"%d" % len(_BODY))],
-    }  # fmt: skip
-    message = {"type": "http.request", "body": _BODY, "more_body": False}
-
-    async def receive() -> dict[str, Any]:
-        return message
-
-    async def one() -> None:
-        sent: list[dict[str, Any]] = []
-
-        async def send(event: dict[str, Any]) -> None:
-            sent.append(event)
-
-        await app(dict(scope), receive, send)
-        if sent[0]["status"] != 200:
-            raise SystemExit(f"answered {sent[0]['status']}: {sent[-1].get('body', b'')[:300]!r}")
-
-    async def main() -> tuple[float, float]:
-        for _ in range(_WARM):
-            await one()
-        cpu, wall = time.process_time(), time.perf_counter()
-        for _ in range(count):
-            await one()
-        took = time.process_time() - cpu, time.perf_counter() - wall
-        await app.state.gateway.aclose()  # the spans stored, the span writer stopped
-        return took
-
-    cpu, wall = asyncio.run(main())
-    if count:
-        print(f"{cpu / count * 1e6:.0f} µs CPU per request ({wall / count * 1e6:.0f} µs wall)")
 
 
 if __name__ == "__main__":
