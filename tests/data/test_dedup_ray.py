@@ -6,6 +6,7 @@ line, in seconds."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -23,7 +24,7 @@ from opsloop.data.duplicates.engine import NearParams
 from opsloop.data.duplicates.engine import deduplicate
 from opsloop.data.duplicates.on_ray import clusters_on_ray
 from opsloop.data.duplicates.on_ray import deduplicate_on_ray
-from tests.finetune.support import cli
+from tests.finetune.support import cli_checked
 
 OPSLOOP = str(Path(sys.executable).with_name("opsloop"))
 
@@ -85,12 +86,7 @@ def test_clusters_kept_rows_and_report_on_ray_are_the_local_ones(ray: Any) -> No
 def test_cli_on_ray_writes_the_local_version_and_report(
     ray: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def run(*args: str, code: int = 0) -> str:
-        capsys.readouterr()
-        exit_code, out = cli(*args)
-        text = out + capsys.readouterr().err
-        assert exit_code == code, text
-        return text
+    run = functools.partial(cli_checked, capsys)
 
     path = tmp_path / "corpus.jsonl"
     texts = _corpus()

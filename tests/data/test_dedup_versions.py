@@ -4,6 +4,7 @@ the contamination gate, every bad input (SDK error, REST 4xx, CLI one line), and
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -20,7 +21,7 @@ from opsloop import Client
 from opsloop import InvalidInput
 from opsloop import NotFound
 from tests.conftest import LiveServer
-from tests.finetune.support import cli
+from tests.finetune.support import cli_checked
 
 OPSLOOP = str(Path(sys.executable).with_name("opsloop"))
 WORDS = [f"w{i}" for i in range(5000)]
@@ -133,12 +134,7 @@ def test_cli_gate_json_and_one_line_errors(
     """The commands in this process; one refusal through the installed command, where its exit
     code and one-line error are the point."""
 
-    def run(*args: str, code: int) -> str:
-        capsys.readouterr()
-        exit_code, out = cli(*args)
-        text = out + capsys.readouterr().err
-        assert exit_code == code, text
-        return text
+    run = functools.partial(cli_checked, capsys)
 
     path = tmp_path / "corpus.jsonl"
     _corpus().to_json(path, orient="records", lines=True)

@@ -56,6 +56,16 @@ def cli(*args: str) -> tuple[int, str]:
     return int(exited.value.code or 0), out.getvalue()
 
 
+def cli_checked(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> str:
+    """``opsloop ARGS`` in this process, its exit code checked against ``code``; what it
+    printed on stdout and stderr."""
+    capsys.readouterr()
+    exit_code, out = cli(*args)
+    text = out + capsys.readouterr().err
+    assert exit_code == code, text
+    return text
+
+
 def register_base(client: Any, name: str = "base") -> Any:
     """The tiny chat GPT-2, untrained (the loss has room to fall), registered as ``name@1``
     with its tokenizer and chat template; returns the tokenizer."""

@@ -3,6 +3,7 @@ with the reason for each miss, failures that keep finished steps cached, and bad
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -126,17 +127,12 @@ def test_cli_run_show_and_errors(
     import sys
     from pathlib import Path
 
-    from tests.finetune.support import cli
+    from tests.finetune.support import cli_checked
 
     root = Path(__file__).parents[2]
     monkeypatch.chdir(root)
 
-    def run(*args: str, code: int = 0) -> str:
-        capsys.readouterr()
-        exit_code, out = cli(*args)
-        text = out + capsys.readouterr().err
-        assert exit_code == code, text
-        return text
+    run = functools.partial(cli_checked, capsys)
 
     first = run("pipelines", "run", "tests.pipelines.example:training", "--param", "C=0.5")
     assert "pipeline training: FINISHED" in first and "first run of this step" in first

@@ -3,6 +3,7 @@ and rollback with their history, lineage that protects served versions, and bad 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -83,17 +84,12 @@ def test_cli(
     from pathlib import Path
 
     import opsloop
-    from tests.finetune.support import cli
+    from tests.finetune.support import cli_checked
 
     client = opsloop.Client()  # the embedded store of this test's OPSLOOP_HOME
     register_two(client, weak_model, strong_model, cancer)
 
-    def run(*args: str, code: int = 0) -> str:
-        capsys.readouterr()
-        exit_code, out = cli(*args)
-        text = out + capsys.readouterr().err
-        assert exit_code == code, text
-        return text
+    run = functools.partial(cli_checked, capsys)
 
     assert "all traffic to v1" in run("deploy", "cancer-clf@1", "--name", "clf")
     assert "90% v1, 10% v2" in run("deploy", "cancer-clf@2", "--name", "clf", "--canary", "10")
