@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from opsloop.llm.feedback.sdk import FeedbackClient
     from opsloop.llm.prompts.sdk import PromptsClient
     from opsloop.llm.tracing.sdk import TracesClient
+    from opsloop.monitoring.measure import Measuring
+    from opsloop.monitoring.measure_apart import MeasureApart
     from opsloop.monitoring.ports import PredictionSource
     from opsloop.monitoring.sdk import MonitorsClient
     from opsloop.pipelines.sdk import PipelinesClient
@@ -313,17 +315,23 @@ class Client(TrackingClient):
         quick = _quick_reads(MonitorReads.open, settings)
 
         def predictions() -> PredictionSource:
-            # a check reads the log's files (every process's journals among them) as the
-            # deployments' own log would, without building that client or opening its journals
-            from opsloop.serving.predlog import PredictionReader
+            from opsloop.serving.predlog_shared import prediction_reader
 
-            return PredictionReader(settings.predictions_folder, _shared_log(settings))
+            return prediction_reader(settings)
+
+        def measure_apart(inputs: Measuring, now: int) -> MeasureApart:
+            from opsloop.monitoring.measure_apart import started
+
+            child = started()
+            child.send(settings, inputs, now)
+            return child
 
         backend = LocalMonitorBackend(
             lambda: shared_stores(settings)[0],
             predictions,
             self,  # models, deployments, data: each built when a call first needs it
             quick,
+            measure_apart,
         )
         return MonitorsClient(backend)
 

@@ -32,7 +32,7 @@ try:
     main()
 except SystemExit as exc:
     assert not exc.code, exc.code
-heavy = ("sklearn", "skops", "scipy.stats", "torch", "pandas", "scipy.special")
+heavy = ("sklearn", "skops", "scipy.stats", "torch", "pandas", "scipy.special", "duckdb")
 print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)
 """
 QUALITY = ("cbpe_accuracy", "cbpe_precision", "cbpe_recall", "cbpe_f1", "cbpe_roc_auc",
@@ -97,6 +97,10 @@ def test_logged_probabilities_give_the_estimate_the_model_gives(
 def test_a_check_in_a_fresh_process_imports_no_model_library(
     cancer: pd.DataFrame, weak_model: Any, strong_model: Any, tmp_path: Path
 ) -> None:
+    """A fresh ``opsloop monitors check`` measures its window in a second process (this one
+    never imports DuckDB) and gives the in-process check's numbers; on a log without the
+    probabilities the second process stops, and the command measures and loads the model
+    itself, with the same numbers again."""
     from opsloop import Client
 
     client = Client()
@@ -105,17 +109,33 @@ def test_a_check_in_a_fresh_process_imports_no_model_library(
         in_process = client.monitors.check("watch")
     finally:
         client.close()
-    done = subprocess.run(
-        [sys.executable, "-c", DRIVER, "watch"], capture_output=True, text=True,
-        env=dict(os.environ), timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    loaded = json.loads(done.stderr.strip().splitlines()[-1])
+
+    def fresh_check() -> tuple[dict[str, Any], list[str]]:
+        done = subprocess.run(
+            [sys.executable, "-c", DRIVER, "watch"], capture_output=True, text=True,
+            env=dict(os.environ), timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout), json.loads(done.stderr.strip().splitlines()[-1])
+
+    run, loaded = fresh_check()
     assert "sklearn" not in loaded and "skops" not in loaded and "torch" not in loaded
     assert "pandas" not in loaded and "scipy.special" not in loaded  # a window of numbers
-    run = json.loads(done.stdout)
+    assert "duckdb" not in loaded  # measured apart
     assert run["rows"] == 120
-    assert run["metrics"]["cbpe_f1"] == pytest.approx(in_process.metrics["cbpe_f1"])
+    assert run["metrics"] == pytest.approx(in_process.metrics)
+    assert run["report"] == in_process.report
+
+    client = Client()
+    try:
+        log = client.deployments.prediction_log
+        log.flush()
+        _strip_proba(log.folder)
+    finally:
+        client.close()
+    fallback, loaded = fresh_check()
+    assert "duckdb" in loaded and "sklearn" in loaded  # measured here, with the model loaded
+    assert fallback["metrics"] == pytest.approx(in_process.metrics, abs=1e-9)
 
 
 def test_measured_quality_matches_scikit_learn() -> None:

@@ -179,6 +179,11 @@ def check(
     json_: JsonOption = False,
 ) -> None:
     """Check the monitor's window now (alerts open and retraining may start)."""
+    from opsloop.config import load_settings
+    from opsloop.monitoring.measure_apart import start_early
+
+    # the window's half of the check starts in a second process before the client is built
+    start_early(load_settings())
     # The check imports the store's and DuckDB's modules and reads the window's rows, all of
     # which live until it ends: the cyclic collector went over them again at each collection
     # and found next to nothing (2.6% of the command's instructions). It is paused for the check,

@@ -10,6 +10,7 @@ from typing import Any
 
 from opsloop.kernel.identity import current_user
 from opsloop.kernel.store_calls import StoreCalls
+from opsloop.kernel.timeutil import now_ms
 from opsloop.monitoring.backend import MonitorBackend
 from opsloop.monitoring.entities import Alert
 from opsloop.monitoring.entities import LoopRun
@@ -21,6 +22,8 @@ from opsloop.monitoring.ports import PredictionSource
 from opsloop.monitoring.ports import Sources
 
 if TYPE_CHECKING:
+    from opsloop.monitoring.measure import Measuring
+    from opsloop.monitoring.measure_apart import MeasureApart
     from opsloop.monitoring.quick_reads import MonitorReads
     from opsloop.registry.entities import ModelVersion
     from opsloop.registry.package import LoadedModel
@@ -45,6 +48,9 @@ class LocalMonitorBackend(StoreCalls, MonitorBackend):
             needs it: a check never builds the data client (nor imports its lineage catalogue).
         quick: Reads on a bare connection to the same SQLite file, for the lookups and the
             listing (:mod:`opsloop.monitoring.quick_reads`).
+        measure_apart: Starts a check's measuring half in another process, given what the
+            check read and its time (:mod:`opsloop.monitoring.measure_apart`); used with
+            ``quick`` when the process is cold.
     """
 
     def __init__(
@@ -53,11 +59,13 @@ class LocalMonitorBackend(StoreCalls, MonitorBackend):
         predictions: Callable[[], PredictionSource],
         sources: Sources,
         quick: MonitorReads | None = None,
+        measure_apart: Callable[[Measuring, int], MeasureApart] | None = None,
     ) -> None:
         self._open_store = store
         self._predictions = predictions
         self._sources = sources
         self._quick = quick
+        self._measure_apart = measure_apart
 
     @cached_property
     def store(self) -> Store:  # type: ignore[override]  (StoreCalls declares the attribute)
@@ -112,11 +120,27 @@ class LocalMonitorBackend(StoreCalls, MonitorBackend):
 
     # -- checks -------------------------------------------------------------------------------
     def check_monitor(self, name: str) -> MonitorRun:
-        from opsloop.monitoring import services
+        from opsloop.monitoring.measure_apart import worth_it
 
-        return services.run_monitor(
-            self.store, self._predictions(), name, models=_ModelsOnNeed(self._sources)
-        )
+        if self._quick is None or self._measure_apart is None or not worth_it():
+            from opsloop.monitoring import services
+
+            return services.run_monitor(
+                self.store, self._predictions(), name, models=_ModelsOnNeed(self._sources)
+            )
+        now = now_ms()
+        inputs = self._quick.check_inputs(name)
+        child = self._measure_apart(inputs.measuring, now)
+        from opsloop.monitoring import services  # SQLAlchemy's import and the store's opening
+
+        store = self.store  # happen while the child measures
+        measured_apart, measured = child.result()
+        if not measured_apart:
+            from opsloop.monitoring.measure import measure
+
+            models = _ModelsOnNeed(self._sources)
+            measured = measure(inputs.measuring, self._predictions(), models=models, now=now)
+        return services.record_check(store, name, inputs, measured, now)
 
     def list_runs(self, name: str, limit: int) -> list[MonitorRun]:
         from opsloop.monitoring import services

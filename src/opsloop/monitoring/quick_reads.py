@@ -15,11 +15,16 @@ a test compares the two paths over a seeded store.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from opsloop.monitoring.entities import Monitor
+from opsloop.monitoring.entities import MonitorSpec
 from opsloop.monitoring.entities import monitor_from_row
 from opsloop.store.quick_reads import QuickConnection
 from opsloop.store.quick_reads import named
+
+if TYPE_CHECKING:
+    from opsloop.monitoring.measure import CheckInputs
 
 __all__ = ["MonitorReads"]
 
@@ -40,6 +45,20 @@ class MonitorReads(QuickConnection):
                 f"{_SELECT} WHERE name = :name", {"name": name}, f"monitor {name!r} does not exist"
             )
         return _monitor(row)
+
+    def check_inputs(self, name: str) -> CheckInputs:
+        """What a check reads of monitor ``name``, as ``services.check_inputs`` reads it."""
+        from opsloop.monitoring.measure import CheckInputs
+
+        with self.snapshot():
+            row = self.first(
+                "SELECT deployment, spec, baseline, profile, last_window_end FROM monitors "
+                "WHERE name = :name", {"name": name}, f"monitor {name!r} does not exist",
+            )  # fmt: skip
+        deployment, spec, baseline, profile, last_window_end = row
+        return CheckInputs.of(
+            deployment, MonitorSpec.model_validate_json(spec), baseline, profile, last_window_end
+        )
 
     def list_monitors(self, deployment: str | None) -> list[Monitor]:
         where = "" if deployment is None else " WHERE deployment = :deployment"

@@ -35,6 +35,8 @@ from opsloop.lineage import graph
 from opsloop.monitoring import quality
 from opsloop.monitoring.entities import MonitorReference
 from opsloop.monitoring.entities import MonitorSpec
+from opsloop.monitoring.measure import PREDICTION
+from opsloop.monitoring.measure import positive_scores
 from opsloop.monitoring.profiles import profile_frame
 from opsloop.monitoring.tables import MonitorReferenceRow
 from opsloop.monitoring.tables import MonitorRow
@@ -47,29 +49,15 @@ if TYPE_CHECKING:
     from opsloop.store.database import Store
 
 __all__ = [
-    "PREDICTION",
     "Profiled",
     "list_references",
-    "positive_scores",
     "profile_reference",
     "rebaseline",
     "record",
     "revert",
 ]
 
-PREDICTION = "prediction"
 MONITOR = "monitor"
-
-
-def positive_scores(model: Any, features: Any) -> np.ndarray | None:
-    """The positive-class probability of a binary classifier, else None."""
-    classes = model.classes
-    if classes is None or len(classes) != 2:
-        return None
-    try:
-        return np.asarray(model.predict_proba(features), dtype=float)[:, 1]
-    except InvalidInput:  # the flavor has no probabilities for this model
-        return None
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ is stored, so a check reads only its window of the prediction log.
 
 A check (``run_monitor``):
 - reads the window and turns it into metrics (``error_rate``, latencies, ``drift_share``,
-  ``dataset_drift``, ``prediction_drift``, measured and estimated quality);
-- stores them as a monitor run, with the drift report;
+  ``dataset_drift``, ``prediction_drift``, measured and estimated quality): the measuring
+  half, :func:`~opsloop.monitoring.measure.measure`, which a cold command runs in a second
+  process (:mod:`~opsloop.monitoring.measure_apart`);
+- stores them as a monitor run, with the drift report (:func:`record_check`);
 - judges the alert rules on them and delivers what opened.
 
 Model loading and statistics happen between two short transactions, as promotion does. A
@@ -23,7 +25,6 @@ import uuid
 from typing import TYPE_CHECKING
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,24 +33,20 @@ from opsloop.errors import NotFound
 from opsloop.kernel.timeutil import now_ms
 from opsloop.lineage import graph
 from opsloop.monitoring import alerts
-from opsloop.monitoring import quality
 from opsloop.monitoring import references
-from opsloop.monitoring.drift import drift
 from opsloop.monitoring.entities import Monitor
 from opsloop.monitoring.entities import MonitorCreate
 from opsloop.monitoring.entities import MonitorRun
 from opsloop.monitoring.entities import MonitorSpec
 from opsloop.monitoring.entities import monitor_from_row
 from opsloop.monitoring.loop import start_loops
-from opsloop.monitoring.profiles import TableProfile
+from opsloop.monitoring.measure import CheckInputs
+from opsloop.monitoring.measure import Measured
+from opsloop.monitoring.measure import measure
 from opsloop.monitoring.references import MONITOR
-from opsloop.monitoring.references import PREDICTION
-from opsloop.monitoring.references import positive_scores
 from opsloop.monitoring.tables import AlertRow
 from opsloop.monitoring.tables import MonitorRow
 from opsloop.monitoring.tables import MonitorRunRow
-from opsloop.monitoring.windows import WindowData
-from opsloop.monitoring.windows import read_window
 from opsloop.store.columns import named_row
 from opsloop.store.columns import newest_rows
 from opsloop.store.ids import row_by_id
@@ -62,12 +59,13 @@ if TYPE_CHECKING:
     from opsloop.store.database import Store
 
 __all__ = [
-    "PREDICTION",
+    "check_inputs",
     "create_monitor",
     "delete_monitor",
     "get_monitor",
     "list_monitors",
     "list_runs",
+    "record_check",
     "run_monitor",
 ]
 
@@ -141,88 +139,11 @@ def deployment_id(session: Session, name: str) -> str:
     return found
 
 
-_MODELS: dict[str, Any] = {}
-
-
-def _model(models: ModelSource, ref: str) -> Any:
-    """Loaded model versions, kept: a version's package never changes."""
-    if ref not in _MODELS:
-        _MODELS[ref] = models.load(ref)
-    return _MODELS[ref]
-
-
-def _metrics(
-    models: ModelSource, row: MonitorRow, spec: MonitorSpec, window: WindowData
-) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
-    """The check's metrics, its drift report (dict) and a note when it gives no verdict."""
-    metrics: dict[str, Any] = {"rows": window.rows, "requests": window.requests}
-    if window.requests:
-        metrics["errors"] = window.errors
-        metrics["error_rate"] = window.errors / window.requests
-    if window.latencies_ms:
-        metrics["latency_p50_ms"] = float(np.percentile(window.latencies_ms, 50))
-        metrics["latency_p99_ms"] = float(np.percentile(window.latencies_ms, 99))
-    if window.rows < spec.window.min_rows:
-        return (
-            metrics,
-            None,
-            f"{window.rows} rows in the window, {spec.window.min_rows} needed: no verdict",
-        )
-    baseline = json.loads(row.baseline)
-    profile = TableProfile.from_dict(json.loads(row.profile))
-    current = window.table()
-    scalar = all(not isinstance(p, list | dict) for p in window.predictions)
-    if scalar:
-        current[PREDICTION] = window.predictions
-    feature_columns = [c for c in profile.columns if c != PREDICTION]
-    report = drift(
-        profile, current, columns=[*feature_columns, PREDICTION] if scalar else feature_columns,
-        stattest=spec.stattest, column_stattests=spec.column_stattests,
-        drift_share=spec.drift_share,
-    )  # fmt: skip
-    features_only = [c for c in report.columns if c.column != PREDICTION]
-    tested = [c for c in features_only if c.drift_detected is not None]
-    if tested:
-        drifted = sum(bool(c.drift_detected) for c in tested)
-        metrics["drift_share"] = drifted / len(tested)
-        metrics["drifted_columns"] = drifted
-        metrics["dataset_drift"] = float(metrics["drift_share"] >= spec.drift_share)
-    if scalar and report.column(PREDICTION).drift_detected is not None:
-        prediction = report.column(PREDICTION)
-        metrics["prediction_drift"] = float(bool(prediction.drift_detected))
-        metrics["prediction_drift_score"] = prediction.statistic
-    task = baseline.get("task", "classification")
-    scores = _scores(models, baseline, window, feature_columns)
-    metrics.update(quality.measured(window.predictions, window.labels, task, scores))
-    if scores is not None:
-        metrics.update(quality.estimate(scores, baseline.get("calibration")))
-    return metrics, report.to_dict(), None
-
-
-def _scores(
-    models: ModelSource, baseline: dict[str, Any], window: WindowData, columns: list[str]
-) -> np.ndarray | None:
-    """Positive-class scores of each row from the version that answered it (CBPE's input):
-    as the server logged them when every row has them, else from the versions, loaded (the
-    imports alone take seconds)."""
-    if baseline.get("task") != "classification":
-        return None
-    if window.scores is not None and len(window.scores) == window.rows:
-        if all(isinstance(s, int | float) and not isinstance(s, bool) for s in window.scores):
-            return np.asarray(window.scores, dtype=float)
-        return None  # more than two classes: no CBPE, as positive_scores says
-    model_name = baseline["model"].rpartition("@")[0]
-    scores = np.full(window.rows, np.nan)
-    versions = np.asarray(window.versions)
-    columns = [c for c in columns if c in window.features.columns]
-    for version in np.unique(versions):
-        model = _model(models, f"{model_name}@{int(version)}")
-        mask = versions == version
-        part = positive_scores(model, window.features.loc[mask, columns])
-        if part is None:
-            return None
-        scores[mask] = part
-    return scores
+def check_inputs(session: Session, name: str) -> CheckInputs:
+    """What a check reads of monitor ``name`` (``NotFound`` if there is none)."""
+    row = _row(session, name)
+    spec = MonitorSpec.model_validate_json(row.spec)
+    return CheckInputs.of(row.deployment, spec, row.baseline, row.profile, row.last_window_end)
 
 
 def run_monitor(
@@ -235,18 +156,26 @@ def run_monitor(
     from ``models``. ``NotFound`` if there is no monitor ``name``."""
     now = now if now is not None else now_ms()
     with store.read() as session:
-        row = _row(session, name)
-        spec = MonitorSpec.model_validate_json(row.spec)
-        checked_until = row.last_window_end
-        session.expunge(row)
-    window = read_window(log, row.deployment, spec.window, now_ms=now, checked_until=checked_until)
-    if window is None:
+        inputs = check_inputs(session, name)
+    measured = measure(inputs.measuring, log, models=models, now=now)
+    return record_check(store, name, inputs, measured, now)
+
+
+def record_check(
+    store: Store, name: str, inputs: CheckInputs, measured: Measured | None, now: int
+) -> MonitorRun:
+    """The store's half of a check (:func:`~opsloop.monitoring.measure.measure` is the other):
+    one transaction keeps the run, judges the alert rules, starts retraining loops and moves
+    the monitor's window on; then what opened is delivered. ``measured`` None: the tumbling
+    window is not complete, nothing is kept."""
+    spec = inputs.spec
+    if measured is None:
         note = f"the next tumbling {spec.window.by} window of {spec.window.size} is not complete"
         return MonitorRun(
             id="", monitor=name, started_at=now, window_start=None, window_end=None, rows=0,
             status="waiting", metrics={}, message=note,
         )  # fmt: skip
-    metrics, report, note = _metrics(models, row, spec, window)
+    metrics, report = dict(measured.metrics), measured.report
     run_id = uuid.uuid4().hex
     with store.write() as session:
         monitor = _row(session, name)
@@ -259,24 +188,26 @@ def run_monitor(
         loops = start_loops(session, monitor, spec, opened)
         notes.extend(f"retraining started (loop {loop_id[:8]})" for loop_id in loops)
         status = "no_data" if report is None else ("alerting" if holding else "ok")
-        message = "; ".join(n for n in [note, *notes] if n) or None
+        message = "; ".join(n for n in [measured.note, *notes] if n) or None
         session.add(
             MonitorRunRow(
-                id=run_id, monitor_id=monitor.id, started_at=now, window_start=window.start,
-                window_end=window.end, rows=window.rows, status=status,
-                metrics=json.dumps(metrics), report=json.dumps(report or {}), message=message,
+                id=run_id, monitor_id=monitor.id, started_at=now,
+                window_start=measured.window_start, window_end=measured.window_end,
+                rows=measured.rows, status=status, metrics=json.dumps(metrics),
+                report=json.dumps(report or {}), message=message,
             )
         )  # fmt: skip
         if spec.window.mode == "tumbling":
-            monitor.last_window_end = window.end if spec.window.by == "time" else window.last_ts
+            window_end = measured.window_end if spec.window.by == "time" else measured.last_ts
+            monitor.last_window_end = window_end
         monitor.next_run_at = now + int(spec.every_seconds * 1000)
     for key, value in metrics.items():
         if isinstance(value, int | float):
-            alerts.record_value((row.deployment, name, key), float(value))
+            alerts.record_value((inputs.measuring.deployment, name, key), float(value))
     deliver_alerts(store, opened, spec)
     return MonitorRun(
-        id=run_id, monitor=name, started_at=now, window_start=window.start,
-        window_end=window.end, rows=window.rows, status=status, metrics=metrics,
+        id=run_id, monitor=name, started_at=now, window_start=measured.window_start,
+        window_end=measured.window_end, rows=measured.rows, status=status, metrics=metrics,
         message=message, alerts=opened, loops=loops, report=report,
     )  # fmt: skip
 

@@ -18,10 +18,14 @@ import json
 import math
 from dataclasses import dataclass
 from dataclasses import field
+from typing import TYPE_CHECKING
 from typing import Any
 
 from opsloop.monitoring.column_table import ColumnTable
-from opsloop.monitoring.entities import Window
+
+if TYPE_CHECKING:
+    from opsloop.monitoring.entities import Window
+    from opsloop.monitoring.measure import WindowShape
 
 __all__ = ["WindowData", "read_window"]
 
@@ -150,7 +154,12 @@ def explode(requests: Any, start: int | None, end: int | None) -> WindowData:
 
 
 def read_window(
-    log: Any, deployment: str, window: Window, *, now_ms: int, checked_until: int | None
+    log: Any,
+    deployment: str,
+    window: Window | WindowShape,
+    *,
+    now_ms: int,
+    checked_until: int | None,
 ) -> WindowData | None:
     """The window to check now, or None when a tumbling window is not complete yet."""
     if window.by == "time":

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opsloop.errors import InvalidInput
+from opsloop.serving.predlog_read import PredictionReader
 from opsloop.serving.predlog_seal import SealStore
 from opsloop.serving.predlog_stream import PredictionStream
 
 if TYPE_CHECKING:
     from opsloop.config import Settings
 
-__all__ = ["SharedLog", "shared_log", "shared_store_url"]
+__all__ = ["SharedLog", "prediction_reader", "shared_log", "shared_store_url"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,10 @@ def shared_log(settings: Settings, folder: Path | None = None) -> SharedLog | No
             settings.prediction_stream, settings.prediction_stream_key, store.replica
         )
     return SharedLog(store, stream)
+
+
+def prediction_reader(settings: Settings) -> PredictionReader:
+    """The log a check reads under these settings: the folder's files (every process's
+    journals among them) and the shared parts, as the deployments' own log would read them,
+    without that client or any journal of its own."""
+    return PredictionReader(settings.predictions_folder, shared_log(settings))
