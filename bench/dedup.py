@@ -4,6 +4,7 @@
         [--semantic-docs 20000] [--scale 1000000] [--skip quality throughput semantic]
     .venv/bin/python bench/dedup.py --ray 100000 [--partitions 2 8]
     nice -n 10 .venv/bin/python bench/dedup.py --memory 1000000 2000000 [10000000]
+    .venv/bin/python bench/dedup.py --substring 5000
 
 1. Quality. A corpus built here, with ground truth: 200-word documents cut from the Python
    documentation shipped with the standard library (``pydoc_data.topics``, module docstrings)
@@ -41,6 +42,11 @@
    wall, CPU and peak RSS of that process (``wait4``), and the largest anonymous and
    file-backed resident sizes seen (spilled sketches are memory maps: file pages the kernel
    can drop). Ten million documents take about 15 minutes on two busy cores.
+8. ``--substring N``: exact-substring dedup (suffix array, ``--min-length 100`` bytes) of N
+   500-word documents (words drawn from the Python docs) with 50 planted 80-word paragraphs,
+   each in a third of the documents: wall and CPU time, MB/s, the peak of memory traced
+   per byte of text, and the planted copies cut whole (all but each paragraph's first).
+   text-dedup, the peer, is not installed here: ours alone.
 
 Targets (issue 26): precision and recall >= 0.95 at Jaccard >= 0.5; signatures of 10,000
 200-word documents in <= 1 s and >= 10x datasketch; <= 64 bytes per document of index.
@@ -67,6 +73,8 @@ from opsloop.data.duplicates.semantic import embed_rows
 from opsloop.data.duplicates.semantic import semantic_duplicates
 from opsloop.data.duplicates.sketch import Sketch
 from opsloop.data.duplicates.sketch import Spill
+from opsloop.data.duplicates.substring import SubstringParams
+from opsloop.data.duplicates.substring import cut_repeats
 from opsloop.data.duplicates.text import normal_form
 from opsloop.data.duplicates.text import normal_forms
 from opsloop.data.duplicates.text import shingle_hashes
@@ -370,7 +378,13 @@ def main() -> None:
         "--memory", type=int, nargs="+", default=[], metavar="DOCS",
         help="opsloop data dedup through the CLI on DOCS short docs: peak RSS (then nothing else)",
     )  # fmt: skip
+    parser.add_argument(
+        "--substring", type=int, default=0, metavar="DOCS",
+        help="exact-substring dedup of DOCS 500-word docs (then nothing else)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.substring:
+        return print_substring(args.substring)
     import dedup_scale  # the runs at scale (their own module; it takes this one's corpus)
 
     if args.end_to_end_child:
@@ -396,6 +410,39 @@ def main() -> None:
         print()
         for label, value in semantic(args.semantic_docs, args.eps):
             print(f"{label:34} {value}")
+
+
+def print_substring(count: int, min_length: int = 100) -> None:
+    """Section 8 of the module: one run (a suffix array is deterministic work)."""
+    import pyarrow as pa
+
+    rng = random.Random(8)
+    words = [w for w in " ".join(python_docs()).split() if len(w) <= 20]  # no rule lines
+    paragraphs = [" ".join(chunk) for chunk in _chunks(words, 80)[:50]]
+    docs, planted = [], 0
+    for i in range(count):
+        doc = [rng.choice(words) for _ in range(500)]
+        if i % 3 == 0:
+            doc.insert(rng.randrange(500), paragraphs[i % 50])
+            planted += i >= 150  # each paragraph's first copy (rows 0 to 147) stays
+        docs.append(" ".join(doc))
+    column = pa.array(docs, pa.string())
+    size = column.nbytes - 4 * (count + 1)  # the text, without Arrow's offsets
+    tracemalloc.start()
+    wall, cpu = time.perf_counter(), time.process_time()
+    cut = cut_repeats([column], np.ones(count, bool), SubstringParams(min_length))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    texts = dict(zip(cut.rows.tolist(), cut.texts.to_pylist(), strict=True))
+    gone = sum(
+        paragraphs[i % 50] not in texts.get(i, docs[i]) for i in range(150, count, 3)
+    )  # a row cut empty would be in cut.dropped: none is, at 500 words
+    print(f"substring dedup, {count:,} 500-word docs ({size / 1e6:.1f} MB), min length "
+          f"{min_length} bytes: {wall:.2f} s wall, {cpu:.2f} s cpu ({size / 1e6 / cpu:.1f} MB "
+          f"a CPU second); peak traced {peak / size:.1f} bytes a byte of text; "
+          f"{cut.report['spans_removed']:,} spans cut; planted copies gone {gone:,} "
+          f"of {planted:,}")  # fmt: skip
 
 
 def _throughput(docs: int) -> None:

@@ -18,9 +18,10 @@ For tables larger than one machine, :mod:`.on_ray` finds the same clusters with 
 (signatures per partition, bands shuffled by key, clusters merged): ``--executor ray``, the
 same new version and report.
 
-Next slices: exact substrings (a suffix array) for long documents; semantic dedup and
-``overlap`` on Ray; on Ray, partitions read by the tasks themselves (the driver still cuts
-the texts into partitions of Python strings, all at once).
+After the row methods, :mod:`.substring` cuts spans repeated inside rows (a suffix array).
+
+Next slices: semantic dedup and ``overlap`` on Ray; on Ray, partitions read by the tasks
+themselves (the driver still cuts the texts into partitions of Python strings, all at once).
 
 Nothing is imported here, so that naming the request shapes (``.entities``) does not load
 numpy.

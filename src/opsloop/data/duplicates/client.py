@@ -38,6 +38,8 @@ class DuplicatesMixin:
         near: bool = True,
         semantic: bool = False,
         eps: float = 0.05,
+        substring: bool = False,
+        min_length: int = 100,
         threshold: float = 0.8,
         ngram: int = 5,
         num_perm: int = 128,
@@ -60,8 +62,11 @@ class DuplicatesMixin:
         Semantic duplicates (``semantic=True``, SemDeDup) have sentence embeddings
         (all-MiniLM-L6-v2, the ``llm`` extra) whose cosine similarity is above ``1 - eps``
         within one k-means cluster. Each cluster keeps its first row, its longest,
-        or its best by ``score_column`` (``keep``). No version is made when no row is a
-        duplicate.
+        or its best by ``score_column`` (``keep``). ``substring=True`` then cuts, from the
+        rows kept, every span of ``min_length`` bytes (UTF-8) or more that occurred earlier
+        in the column (ExactSubstr, a suffix array: ``pydivsufsort``, the ``llm`` extra);
+        rows it leaves empty are dropped (``exact=False, near=False`` for the cut alone).
+        No version is made when nothing is removed.
 
         ``executor="ray"`` finds the exact and near duplicates with Ray tasks (the cluster at
         ``RAY_ADDRESS``, else a local Ray; where the blobs are, so the server's for a remote
@@ -80,8 +85,9 @@ class DuplicatesMixin:
             raise InvalidInput("a reproduction cannot hold a deduplicated version yet")
         request = DedupRequest(
             ref=ref, column=column, exact=exact, near=near, semantic=semantic, eps=eps,
-            threshold=threshold, ngram=ngram, num_perm=num_perm, verify=verify, keep=keep,
-            score_column=score_column, name=name, message=message, executor=executor,
+            substring=substring, min_length=min_length, threshold=threshold, ngram=ngram,
+            num_perm=num_perm, verify=verify, keep=keep, score_column=score_column, name=name,
+            message=message, executor=executor,
             partitions=partitions,
         )  # fmt: skip
         rows = self._backend.get_version(ref).table

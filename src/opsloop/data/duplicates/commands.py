@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from typing import Annotated
+from typing import Any
 
 import typer
 
@@ -39,6 +40,20 @@ def dedup(
     eps: Annotated[
         float, typer.Option(help="--semantic: cosine similarity above 1 - eps is a duplicate.")
     ] = 0.05,
+    substring: Annotated[
+        bool,
+        typer.Option(
+            "--substring",
+            help="Cut spans repeated from earlier rows out of the kept rows (suffix array; "
+            "llm extra); rows left empty are dropped.",
+        ),
+    ] = False,
+    min_length: Annotated[
+        int,
+        typer.Option(
+            help="--substring: shortest repeat cut, in bytes of UTF-8 (ASCII: characters)."
+        ),
+    ] = 100,
     threshold: Annotated[float, typer.Option(help=_NEAR_HELP)] = 0.8,
     ngram: Annotated[int, typer.Option(help="Words per shingle.")] = 5,
     num_perm: Annotated[int, typer.Option(help="MinHash permutations.")] = 128,
@@ -80,8 +95,10 @@ def dedup(
     and LSH bands chosen from the threshold. Semantic: sentence embeddings (all-MiniLM-L6-v2,
     offline, the llm extra) grouped by k-means, and within a group a row whose
     cosine similarity to a kept row is above 1 - --eps goes. Pairs are clustered; each cluster
-    keeps one row. No method flag means --exact --near. Empty rows are counted, never
-    clustered.
+    keeps one row. Substring (applied last, to the rows kept): every span of at least
+    --min-length bytes of UTF-8 that occurred earlier in the column is cut from the row
+    (the first occurrence stays); rows left empty are dropped. No method flag means --exact
+    --near. Empty rows are counted, never clustered nor cut.
 
     With --executor ray the exact and near search run as Ray tasks, for tables one machine
     cannot sketch: each partition is sketched by a task, band hashes are shuffled by key,
@@ -91,6 +108,7 @@ def dedup(
       opsloop data dedup corpus@1 --column text
       opsloop data dedup corpus@1 --near --threshold 0.7 --keep longest
       opsloop data dedup corpus@1 --exact --semantic --eps 0.05
+      opsloop data dedup corpus@1 --substring --min-length 200
       opsloop data dedup corpus@1 --exact --keep best-scored --score-column quality
       RAY_ADDRESS=head:6379 opsloop data dedup corpus@1 --executor ray --partitions 64
     """
@@ -98,7 +116,7 @@ def dedup(
 
     from opsloop.console.output import console
 
-    both = not exact and not near and not semantic
+    both = not exact and not near and not semantic and not substring
     client = command_client()
     bars = _bars(json_)
     remote = client.settings.is_remote  # the server hashes: a spinner, not a bar, here
@@ -108,8 +126,9 @@ def dedup(
     with waiting if bars and (remote or on_ray) else nullcontext():
         result = client.data.dedup(
             ref, column, exact=exact or both, near=near or both, semantic=semantic, eps=eps,
-            threshold=threshold, ngram=ngram, num_perm=num_perm, verify=verify, keep=keep,
-            score_column=score_column, name=name, message=message, executor=executor,
+            substring=substring, min_length=min_length, threshold=threshold, ngram=ngram,
+            num_perm=num_perm, verify=verify, keep=keep, score_column=score_column, name=name,
+            message=message, executor=executor,
             partitions=partitions, progress=bars and not remote,
         )  # fmt: skip
     if json_:
@@ -124,10 +143,20 @@ def dedup(
         f"{removed.get('semantic', 0):,} semantic duplicates in {report['clusters_total']:,} "
         f"clusters{where}"
     )
+    if substring:
+        typer.echo(_cut_line(report["substring"]))
     if result.version is None:
         typer.echo("no duplicates: no new version")
         return
     typer.echo(f"wrote {result.version.ref} ({report['rows_kept']:,} rows)")
+    if substring and report["substring"]["spans"]:
+        print_table(
+            ["repeated span", "bytes", "cut", "first cut row"],
+            [
+                (s["text"][:60], s["bytes"], s["cuts"], s["row"])
+                for s in report["substring"]["spans"][:10]
+            ],
+        )
     rows = [
         (c["kept"], d["row"], d["method"], f"{d['similarity']:.3f}", d["text"][:60])
         for c in report["clusters"][:10]
@@ -136,6 +165,14 @@ def dedup(
     if rows:
         print_table(["kept row", "dropped row", "method", "similarity", "text"], rows)
         typer.echo(f"all clusters: opsloop data dedup-report {result.version.ref} --json")
+
+
+def _cut_line(cut: dict[str, Any]) -> str:
+    return (
+        f"substring (>= {cut['min_length']:,} bytes): cut {cut['spans_removed']:,} repeated "
+        f"spans, {cut['characters_removed']:,} characters, from {cut['rows_changed']:,} rows; "
+        f"{cut['rows_dropped']:,} rows left empty dropped"
+    )
 
 
 def dedup_report(ref: RefArg, json_: JsonOption = False) -> None:
@@ -151,6 +188,8 @@ def dedup_report(ref: RefArg, json_: JsonOption = False) -> None:
         f"{report['removed']['exact']:,} exact, {report['removed']['near']:,} near, "
         f"{report['removed'].get('semantic', 0):,} semantic"
     )
+    if "substring" in report:
+        typer.echo(_cut_line(report["substring"]))
     print_table(
         ["kept row", "size", "dropped (row: similarity)", "text"],
         [

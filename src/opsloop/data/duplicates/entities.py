@@ -31,6 +31,12 @@ class DedupRequest(NearOptions):
     near: bool = Field(True, description="drop near-duplicates (MinHash-LSH)")
     semantic: bool = Field(False, description="drop semantic duplicates (SemDeDup, embeddings)")
     eps: float = Field(0.05, description="semantic: cosine similarity above 1 - eps duplicates")
+    substring: bool = Field(
+        False,
+        description="cut spans of min_length bytes or more repeated from earlier in the column "
+        "(suffix array), after the row methods; rows left empty are dropped",
+    )
+    min_length: int = Field(100, description="substring: bytes of UTF-8 a repeated span spans")
     keep: str = Field("first", description="first, longest or best-scored")
     score_column: str | None = Field(None, description="numeric column for keep=best-scored")
     name: str | None = Field(None, description="dataset of the new version (default: the same)")

@@ -12,6 +12,7 @@ written whole). Ten million short rows held as Arrow would take 2 GB, as a list 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Generator
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ __all__ = ["TableScan", "TextColumn", "write_kept"]
 SLICE = 10_000  # rows converted to Python strings at a time when iterating
 BATCH = 1_000_000  # rows a scan hands over at most at a time (DuckDB's own Arrow batches)
 ROW_GROUP = 1 << 20  # rows per Parquet row group (pyarrow's default for a whole table)
+Edit = Callable[[Any, int], Any]  # (record batch, its first row number) -> the batch to write
 
 
 def _check_utf8(path: str, label: str) -> None:
@@ -215,26 +217,28 @@ class TextColumn(Sequence[str | None]):
             yield from self[lo : lo + SLICE]
 
 
-def _kept_batches(table: TableScan, keep: np.ndarray) -> Iterator[Any]:
+def _kept_batches(table: TableScan, keep: np.ndarray, edit: Edit | None) -> Iterator[Any]:
     """The rows of ``table`` where ``keep`` is true, filtered one of DuckDB's record batches
     at a time (the chunks of the whole table DuckDB would hand over, so the Parquet bytes are
-    those of the filtered table written whole)."""
+    those of the filtered table written whole), each first passed through ``edit``."""
     import pyarrow as pa
 
     lo = 0
     for batch in table.batches():
-        yield batch.filter(pa.array(keep[lo : lo + batch.num_rows]))
+        edited = edit(batch, lo) if edit is not None else batch
+        yield edited.filter(pa.array(keep[lo : lo + batch.num_rows]))
         lo += batch.num_rows
 
 
-def write_kept(table: TableScan, keep: np.ndarray, path: Path) -> None:
+def write_kept(table: TableScan, keep: np.ndarray, path: Path, edit: Edit | None = None) -> None:
     """Write the rows of ``table`` where ``keep`` is true at ``path`` in the table's format,
     a batch at a time; Parquet in row groups of ``ROW_GROUP`` rows, as
-    ``pyarrow.parquet.write_table`` cuts a whole table."""
+    ``pyarrow.parquet.write_table`` cuts a whole table. ``edit(batch, first row)`` may
+    change a batch's values first (substring dedup's cut texts), never its schema."""
     import pyarrow as pa
 
     fmt = table.fmt
-    batches = _kept_batches(table, keep)
+    batches = _kept_batches(table, keep, edit)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 

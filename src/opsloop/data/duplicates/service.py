@@ -2,8 +2,9 @@
 
 This runs in-process for the embedded store and on the server for a shared one, over a
 ``Store`` and a ``BlobStore`` rather than a session: reading and hashing take seconds, so they
-run between a short read transaction and a short write one. The kept rows become the next
-version of the dataset (or of ``name``), in the source's format, with a ``deduplicated``
+run between a short read transaction and a short write one. The kept rows (their repeated
+spans cut, with ``substring``) become the next version of the dataset (or of ``name``), in
+the source's format, with a ``deduplicated``
 lineage edge from the source. The report is a JSON blob named by the version's tag
 ``opsloop.dedup.report`` (a version is one table file, so the report cannot sit beside it in
 the version without making it a folder; the blob store keeps it content-addressed and the
@@ -12,12 +13,15 @@ tag keeps it one lookup away).
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from collections.abc import Callable
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from opsloop.data import versions
 from opsloop.data.duplicates.engine import NearParams
@@ -30,6 +34,9 @@ from opsloop.data.duplicates.ports import Embedder
 from opsloop.data.duplicates.rows import TableScan
 from opsloop.data.duplicates.rows import write_kept
 from opsloop.data.duplicates.semantic import SemanticParams
+from opsloop.data.duplicates.substring import SubstringParams
+from opsloop.data.duplicates.substring import add_cut
+from opsloop.data.duplicates.substring import cut_repeats
 from opsloop.data.entities import DatasetVersion
 from opsloop.data.tabular import describe_table
 from opsloop.errors import Conflict
@@ -86,9 +93,15 @@ def dedup_version(
     embedder: Embedder | None = None,
 ) -> DedupResult:
     """Deduplicate ``request.ref`` (see the module); no new version when nothing is removed.
-    ``request.semantic`` needs ``embedder`` (``InvalidInput`` saying what to install)."""
+    ``request.semantic`` needs ``embedder`` (``InvalidInput`` saying what to install). The
+    row methods (exact, near, semantic) run first; ``request.substring`` then cuts repeated
+    spans from the rows they keep (:mod:`.substring`), on this machine even after Ray."""
     near = _near(request, request.near)
     semantic = SemanticParams(request.eps).check() if request.semantic else None
+    substring = SubstringParams(request.min_length).check() if request.substring else None
+    rows_too = request.exact or near is not None or semantic is not None
+    if not rows_too and substring is None:
+        raise InvalidInput("choose a method: exact, near, semantic, substring, or several")
     if request.executor not in EXECUTORS:
         raise InvalidInput(f"executor must be local or ray, not {request.executor!r}")
     if request.executor == "ray" and (semantic is not None or near is None):
@@ -101,16 +114,26 @@ def dedup_version(
         source, table = _read(store, blobs, request.ref, Path(tmp) / "in")
         texts = table.text_column(request.column)
         scores = table.scores(request.score_column) if request.score_column else None
+        found: dict[str, Any] | None = None
+        keep = np.ones(len(texts), dtype=bool)
         if request.executor == "ray":
-            keep, report = _on_ray(texts, request, near, scores)
-        else:
-            keep, report = deduplicate(
+            keep, found = _on_ray(texts, request, near, scores)
+        elif rows_too:
+            keep, found = deduplicate(
                 texts, exact=request.exact, near=near, semantic=semantic, embedder=embedder,
                 keep=request.keep, scores=scores, on_rows=on_rows,
             )  # fmt: skip
-        report = {"source": source.ref, "column": request.column, **report}
+        edit = None
+        if substring is not None:
+            column = (batch.column(0) for batch in table.batches([request.column]))
+            cut = cut_repeats(column, keep, substring, f"column {request.column!r} of {source.ref}")
+            keep, found = add_cut(found, keep, cut, request.keep)
+            if cut.report["rows_changed"]:
+                edit = functools.partial(cut.apply, column=request.column)
+        assert found is not None  # a method ran: checked above
+        report = {"source": source.ref, "column": request.column, **found}
         report["executor"] = request.executor
-        if keep.all():
+        if keep.all() and edit is None:
             return DedupResult(source=source.ref, report=report)
         fmt = table.fmt
         with store.read() as session:
@@ -118,12 +141,14 @@ def dedup_version(
         name = manifest.entries[0].path if len(manifest) == 1 else "part-0.parquet"
         out = Path(tmp) / "out" / Path(name).name
         out.parent.mkdir()
-        write_kept(table, keep, out)
+        write_kept(table, keep, out, edit)
         digest = blobs.put_file(out)
         info = describe_table([str(out)], fmt)
         size = out.stat().st_size
     report_digest = blobs.put_bytes(json.dumps(report).encode())
     removed = report["rows"] - report["rows_kept"]
+    spans = report["substring"]["spans_removed"] if substring is not None else 0
+    what = f"{removed:,} duplicate rows" + (f" and {spans:,} repeated spans" if spans else "")
     with store.write() as session:
         version, created = versions.create_version(
             session,
@@ -131,7 +156,7 @@ def dedup_version(
             versions.manifest_from_rows([(Path(name).name, digest, size)]),
             kind="table",
             created_by=created_by,
-            message=request.message or f"{source.ref} without {removed:,} duplicate rows",
+            message=request.message or f"{source.ref} without {what}",
             source=f"opsloop data dedup {source.ref}",
             table=info,
             tags={REPORT_TAG: report_digest, "opsloop.dedup.source": source.ref},
