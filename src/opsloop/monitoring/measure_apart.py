@@ -30,6 +30,7 @@ import os
 import pickle
 import subprocess
 import sys
+import tempfile
 import threading
 from typing import TYPE_CHECKING
 from typing import Any
@@ -74,9 +75,11 @@ class MeasureApart:
     imports its modules, then waits for :meth:`send`."""
 
     def __init__(self) -> None:
+        # what it warns, passed on when it measured (closed by result(), else at exit)
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115
         self._child = subprocess.Popen(
             [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self._errors,
         )  # fmt: skip
 
     def send(self, settings: Settings, inputs: Measuring, now: int) -> None:
@@ -100,8 +103,14 @@ class MeasureApart:
         assert self._child.stdout is not None
         with self._child.stdout:
             answer = self._child.stdout.read()
-        if self._child.wait() != 0:
-            return False, None
+        measured_apart = self._child.wait() == 0
+        with self._errors:
+            self._errors.seek(0)
+            warned = self._errors.read()
+        if not measured_apart:
+            return False, None  # measuring here says again whatever went wrong
+        if warned:
+            sys.stderr.write(warned.decode(errors="replace"))
         measured: Measured | None = pickle.loads(answer)
         return True, measured
 
