@@ -47,6 +47,14 @@ def finetune(
             "CPU, NCCL on GPUs; only the first records to the run.",
         ),
     ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            "--executor",
+            help="local, or ray: train on Ray Train's workers (devices of them) on RAY_ADDRESS's "
+            "cluster, else a local Ray (the config's executor).",
+        ),
+    ] = None,
     tune: Annotated[
         bool,
         typer.Option(
@@ -89,6 +97,7 @@ def finetune(
       save_steps: 50                       # checkpoints (the last step is always kept)
       seed: 42
       devices: 2                           # data parallel processes (or --nproc 2)
+      executor: ray                        # as Ray Train workers (or --executor ray)
 
     Preference tuning (DPO) adds two keys, and reads pairs of answers, as
     `opsloop feedback export NAME --format preference --rank-by thumbs` writes them:
@@ -127,11 +136,12 @@ def finetune(
     if tune and (resume or merge):
         raise InvalidInput("--tune runs a study of new fine-tunes: drop --resume and --merge")
     if tune:
-        _tune(config, max_steps=max_steps, devices=nproc, as_json=as_json)
+        _tune(config, max_steps=max_steps, devices=nproc, executor=executor, as_json=as_json)
         return
     result = run_finetune(
-        command_client(), config, resume=resume, merge=merge, max_steps=max_steps, devices=nproc
-    )
+        command_client(), config, resume=resume, merge=merge, max_steps=max_steps, devices=nproc,
+        executor=executor,
+    )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(result), indent=2))
     else:

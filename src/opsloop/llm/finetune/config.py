@@ -15,7 +15,8 @@ Preference tuning is ``rl: dpo`` (axolotl's key) over a data version of preferen
 --format preference`` writes them), with ``dpo_beta`` (TRL's ``beta``, default 0.1).
 
 ``devices: 2`` trains data parallel in two processes (:mod:`.parallel`); each step's global
-batch is then ``micro_batch_size * gradient_accumulation_steps * devices``.
+batch is then ``micro_batch_size * gradient_accumulation_steps * devices``. ``executor: ray``
+trains them as Ray Train workers instead (:mod:`.on_ray`).
 
 ``gate:`` runs an eval suite on the new version beside the current champion and moves an alias
 only when its rules hold (:mod:`.gate`).
@@ -124,6 +125,11 @@ class FinetuneConfig(BaseModel):
     devices: int = Field(
         1, ge=1, description="data parallel processes (torchrun's nproc-per-node); 1: this one"
     )
+    executor: Literal["local", "ray"] | None = Field(
+        None,
+        description="ray: Ray Train's workers on RAY_ADDRESS's cluster, else a local Ray; "
+        "local: this machine; unset: ray inside a pipeline step on the ray executor, else local",
+    )
     rl: Literal["dpo"] | None = Field(None, description="dpo: preference tuning; none: SFT")
     dpo_beta: float = Field(0.1, gt=0, description="TRL's beta: higher stays closer to the base")
     gate: EvalGate | None = Field(None, description="an eval suite the new version must pass")
@@ -146,8 +152,9 @@ class FinetuneConfig(BaseModel):
         """The fields that mean something for this method's training: an SFT config leaves
         out the preference keys, so its params and its hash are what they were before DPO
         existed, and the gate and the tuning (what is done around the training) are never
-        part of them."""
-        values = self.model_dump(mode="json", exclude={"gate", "tune"})
+        part of them, nor is where it runs (``executor``: the same training on Ray Train or
+        here)."""
+        values = self.model_dump(mode="json", exclude={"gate", "tune", "executor"})
         if self.rl is None:
             for key in _PREFERENCE_KEYS:
                 del values[key]

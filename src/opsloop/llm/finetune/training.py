@@ -26,6 +26,9 @@ from opsloop.llm.finetune.models import check_base_ref
 from opsloop.llm.finetune.models import check_method
 from opsloop.llm.finetune.models import load_base
 from opsloop.llm.finetune.models import lora_config
+from opsloop.llm.finetune.on_ray import connect as connect_ray
+from opsloop.llm.finetune.on_ray import on_ray
+from opsloop.llm.finetune.on_ray import train_on_ray
 from opsloop.llm.finetune.ports import BaseModels
 from opsloop.llm.finetune.ports import ModelRegistrar
 from opsloop.llm.finetune.ports import TrainedModel
@@ -43,6 +46,7 @@ CONFIG_HASH_TAG = "opsloop.finetune.config_hash"
 RESUMED_TAG = "opsloop.finetune.resumed_from"
 BASE_TAG = "opsloop.finetune.base"
 METHOD_TAG = "opsloop.finetune.method"
+EXECUTOR_TAG = "opsloop.finetune.executor"
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,9 @@ def finetune(
     """
     check_method(config)
     check_base_ref(config.base_model)
+    ray = on_ray(config)
+    if ray:
+        connect_ray()  # no Ray, or a cluster that does not answer: refused before the run
     read = preference_rows if config.rl == "dpo" else chat_rows
     rows = read(data, config.datasets)
     eval_rows = read(data, config.eval_dataset) if config.eval_dataset else None
@@ -100,6 +107,7 @@ def finetune(
         BASE_TAG: base.ref,
         "opsloop.finetune.adapter": config.adapter,
         METHOD_TAG: config.method,
+        EXECUTOR_TAG: "ray" if ray else "local",
     }
     if previous is not None:
         tags[RESUMED_TAG] = previous[0]
@@ -113,7 +121,9 @@ def finetune(
         with tempfile.TemporaryDirectory(prefix="opsloop-finetune-") as tmp:
             start = tracking.download_artifacts(previous[0], previous[1], tmp) if previous else None
             inputs = TrainingInputs(config, base, peft_config, rows, eval_rows)
-            model, steps, final_loss = _train(inputs, tracking, run_id, Path(tmp), start, callbacks)
+            model, steps, final_loss = _train(
+                inputs, tracking, run_id, Path(tmp), start, callbacks, ray=ray
+            )
         if merge and peft_config is not None:
             model = model.merge_and_unload()
     except BaseException as exc:
@@ -173,9 +183,12 @@ def _train(
     folder: Path,
     start: Path | None,
     callbacks: Sequence[Any],
+    *,
+    ray: bool,
 ) -> tuple[Any, int, float | None]:
-    """Run TRL's trainer, here or in ``config.devices`` processes (:mod:`.parallel`); the
-    trained model (a peft model for LoRA), its step, its last loss."""
+    """Run TRL's trainer, here, in ``config.devices`` processes (:mod:`.parallel`) or on as
+    many Ray Train workers (``ray``, :mod:`.on_ray`); the trained model (a peft model for
+    LoRA), its step, its last loss."""
     from opsloop.llm.finetune.callback import RunCallback
     from opsloop.llm.finetune.callback import RunSink
     from opsloop.llm.finetune.trainers import build_trainer
@@ -184,6 +197,8 @@ def _train(
     hub_offline()  # before anything loads: the parallel path reads the result back here
     recorder = RunCallback(RunSink(tracking, run_id))
     out = folder / "trainer"
+    if ray:
+        return train_on_ray(inputs, recorder, out, start)
     if inputs.config.devices > 1:
         return _train_parallel(inputs, recorder, out, start)
     trainer = build_trainer(inputs, out, [recorder, *callbacks])
