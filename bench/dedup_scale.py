@@ -1,6 +1,6 @@
 """``bench/dedup.py``'s runs at scale: end to end in one process (``--scale``), through the CLI
 with peak memory on short documents (``--memory``), and local vs a local Ray instance
-(``--ray``). Run them through ``bench/dedup.py``."""
+(``--ray``, dedup and then overlap). Run them through ``bench/dedup.py``."""
 
 from __future__ import annotations
 
@@ -197,15 +197,22 @@ def _cpu_with_children() -> float:
     return total
 
 
-def on_ray(count: int, partitions: list[int]) -> list[tuple[str, float, float, bool]]:
+Row = tuple[str, float, float, bool]
+
+
+def on_ray(count: int, partitions: list[int]) -> tuple[list[Row], list[Row]]:
     """``count`` docs of :func:`_scale_corpus` deduplicated locally, then on a local Ray
     instance (``num_cpus=2``) at each number of ``partitions``: (label, wall, cpu of the
-    process tree, same kept rows and report as local). The Ray instance is started before
-    the clock and warmed with one tiny run, so its start-up is not counted."""
+    process tree, same kept rows and report as local); then the overlap of its last tenth
+    (eval, with copies of earlier docs) with the rest (train), locally and on Ray at the
+    largest number of partitions (same report). The Ray instance is started before the
+    clock and warmed with one tiny run, so its start-up is not counted."""
     import ray
 
+    from opsloop.data.duplicates.engine import contamination
     from opsloop.data.duplicates.engine import deduplicate
     from opsloop.data.duplicates.on_ray import deduplicate_on_ray
+    from opsloop.data.duplicates.on_ray import overlap_on_ray
 
     docs, _ = _scale_corpus(count)
     near = NearParams(threshold=0.5)
@@ -223,18 +230,28 @@ def on_ray(count: int, partitions: list[int]) -> list[tuple[str, float, float, b
             report_ray.pop("partitions")
             same = bool(np.array_equal(keep, keep_ray)) and report_ray == report
             rows.append((f"ray, {parts} partitions", wall, cpu, same))
+        train, evaluation = docs[: count - count // 10], docs[count - count // 10 :]
+        wall, cpu = time.perf_counter(), _cpu_with_children()
+        report = contamination(train, evaluation, near=near)
+        overlap = [("overlap, local", time.perf_counter() - wall, _cpu_with_children() - cpu, True)]
+        wall, cpu = time.perf_counter(), _cpu_with_children()
+        report_ray = overlap_on_ray(ray, train, evaluation, partitions=partitions[-1], near=near)
+        wall, cpu = time.perf_counter() - wall, _cpu_with_children() - cpu
+        report_ray.pop("partitions")
+        overlap.append((f"overlap, ray, {partitions[-1]}", wall, cpu, report_ray == report))
     finally:
         ray.shutdown()
-    return rows
+    return rows, overlap
 
 
 def print_on_ray(count: int, partitions: list[int]) -> None:
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    rows = on_ray(count, partitions)
-    print(f"local vs local Ray (num_cpus=2), {count:,} 200-word docs, exact + near at 0.5 "
+    rows, overlap = on_ray(count, partitions)
+    print(f"local vs local Ray (num_cpus=2), {count:,} 200-word docs, exact + near at 0.5; "
+          f"overlap: the last tenth (eval) against the rest "
           f"(load average before: {load})")  # fmt: skip
     print(f"{'run':22} {'wall s':>7} {'cpu s':>7}  same kept rows and report")
-    for label, wall, cpu, same in rows:
+    for label, wall, cpu, same in rows + overlap:
         print(f"{label:22} {wall:7.1f} {cpu:7.1f}  {same}")
     if len(rows) > 2:
         (_, low_wall, low_cpu, _), (_, high_wall, high_cpu, _) = rows[1], rows[-1]

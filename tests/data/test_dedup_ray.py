@@ -2,7 +2,8 @@
 pairs verified, clusters merged, on one local Ray instance for the module; the clusters, the
 kept rows, the report and the new version must be the ones one machine makes, through the
 engine and through ``opsloop data dedup --executor ray``; an address nobody answers is one
-line, in seconds."""
+line, in seconds. Overlap on Ray (train and eval rows joined by exact and band keys): the
+report, the verdict and the gate's exit code must be the local run's."""
 
 from __future__ import annotations
 
@@ -21,9 +22,12 @@ import pandas as pd
 import pytest
 
 from opsloop.data.duplicates.engine import NearParams
+from opsloop.data.duplicates.engine import contamination
 from opsloop.data.duplicates.engine import deduplicate
 from opsloop.data.duplicates.on_ray import clusters_on_ray
 from opsloop.data.duplicates.on_ray import deduplicate_on_ray
+from opsloop.data.duplicates.on_ray import overlap_on_ray
+from tests.conftest import LiveServer
 from tests.finetune.support import cli_checked
 
 OPSLOOP = str(Path(sys.executable).with_name("opsloop"))
@@ -121,3 +125,114 @@ def test_cli_on_ray_writes_the_local_version_and_report(
     out = (done.stdout + done.stderr).strip()
     assert done.returncode == 10 and len(out.splitlines()) == 1, out
     assert "Ray at 127.0.0.1:1 (RAY_ADDRESS) cannot be reached" in out
+
+
+def _overlap_corpus() -> tuple[list[str | None], list[str | None]]:
+    """Train and eval tables where each eval row's best train match is a tie to break as one
+    machine breaks it: half the sources are held twice by train, word for word (plus a
+    variant), and come to eval as an exact copy (other case) and a near copy; the other half
+    are held by train as two variants, each one word replaced far from the other, and come
+    to eval as a third such variant (equally similar to both, found in different bands).
+    Eval rows found in no train row, and empties on both sides."""
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(5000)]
+    edits = iter(range(10_000))
+
+    def variant(source: list[str], *spots: int) -> str:
+        out = list(source)
+        for spot in spots:
+            out[spot] = f"edit{next(edits)}"
+        return " ".join(out)
+
+    train: list[str | None] = []
+    evaluation: list[str | None] = []
+    for group in range(12):
+        source = [rng.choice(words) for _ in range(60)]
+        if group % 2:
+            train += [variant(source, 15), variant(source, 45)]
+            evaluation.append(variant(source, 30))
+        else:
+            train += [" ".join(source), " ".join(source), variant(source, 5, 50)]
+            evaluation += [" ".join(source).upper(), variant(source, rng.randrange(60))]
+    train += [" ".join(rng.choice(words) for _ in range(60)) for _ in range(20)] + [""]
+    evaluation += [" ".join(rng.choice(words) for _ in range(60)) for _ in range(16)]
+    evaluation += ["  ", None]
+    rng.shuffle(train)
+    rng.shuffle(evaluation)
+    return train, evaluation
+
+
+def test_overlap_on_ray_is_the_local_report(ray: Any) -> None:
+    train, evaluation = _overlap_corpus()
+    near = NearParams(threshold=0.6)
+    for exact, partitions in ((True, 3), (True, 7), (False, 4)):
+        local = contamination(train, evaluation, exact=exact, near=near)
+        on_ray = overlap_on_ray(ray, train, evaluation, partitions=partitions, exact=exact,
+                                near=near)  # fmt: skip
+        assert on_ray.pop("partitions") == partitions
+        assert on_ray == local
+        by = local["by_method"]
+        assert (by["exact"], by["near"]) == ((6, 12) if exact else (0, 18)), by
+        assert local["empty_eval_rows"] == 2
+
+
+def test_cli_overlap_on_ray_is_the_local_verdict(
+    ray: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = functools.partial(cli_checked, capsys)
+    for name, texts in zip(("train", "heldout"), _overlap_corpus(), strict=True):
+        path = tmp_path / f"{name}.jsonl"
+        pd.DataFrame({"text": texts}).to_json(path, orient="records", lines=True)
+        run("data", "add", str(path), "-n", name)
+    args = ("data", "overlap", "train@1", "heldout@1", "--threshold", "0.6", "--max-rate", "0.1")
+    local = json.loads(run(*args, "--json", code=1))
+    remote = json.loads(run(*args, "--executor", "ray", "--partitions", "3", "--json", code=1))
+    assert (local.pop("executor"), remote.pop("executor")) == ("local", "ray")
+    assert remote.pop("partitions") == 3
+    assert remote == local and local["contaminated"] == 18 and not local["passed"]
+    text = run(*args, "--executor", "ray", code=1)
+    assert text.startswith(f"FAILED: {local['checks'][0]['message']} (on Ray, 2 partitions)")
+    for bad in (("--executor", "spark"), ("--executor", "ray", "--partitions", "0")):
+        out = run(*args, *bad, code=2).strip()
+        assert len(out.splitlines()) == 1 and "Traceback" not in out, out
+    # Ray not installed: a module named ray that fails to import, first on the path
+    (tmp_path / "no_ray").mkdir()
+    (tmp_path / "no_ray" / "ray.py").write_text("raise ImportError('no ray here')\n")
+    command = [OPSLOOP, *args, "--executor", "ray"]
+    for env, code, says in (
+        ({"PYTHONPATH": str(tmp_path / "no_ray")}, 2, "needs Ray: pip install 'opsloop[ray]'"),
+        ({"RAY_ADDRESS": "127.0.0.1:1"}, 10, "Ray at 127.0.0.1:1 (RAY_ADDRESS) cannot be reached"),
+    ):
+        done = subprocess.run(command, capture_output=True, text=True,
+                              env={**os.environ, **env}, timeout=60)  # fmt: skip
+        out = (done.stdout + done.stderr).strip()
+        assert done.returncode == code and len(out.splitlines()) == 1, out
+        assert says in out and out.startswith("error"), out
+
+
+def test_rest_overlap_on_ray_is_the_local_report(ray: Any, sqlite_url: str, tmp_path: Path) -> None:
+    import httpx
+
+    from opsloop import Client
+
+    with LiveServer(sqlite_url, str(tmp_path / "server-blobs")) as server:
+        client = Client(server_url=server.url)
+        for name, texts in zip(("train", "heldout"), _overlap_corpus(), strict=True):
+            path = tmp_path / f"{name}.jsonl"
+            pd.DataFrame({"text": texts}).to_json(path, orient="records", lines=True)
+            client.data.add(path, name, push=True)
+        asked = {"train": "train@1", "eval": "heldout@1", "threshold": 0.6, "max_rate": 0.6}
+        api = httpx.Client(base_url=server.url + "/api")
+        local = api.post("/dataset-overlaps", json=asked).json()
+        remote = client.data.overlap("train@1", "heldout@1", threshold=0.6, max_rate=0.6,
+                                     executor="ray", partitions=3)  # fmt: skip
+        assert (local.pop("executor"), remote.pop("executor"), remote.pop("partitions")) == (
+            "local",
+            "ray",
+            3,
+        )
+        assert remote == local and local["passed"] and local["contaminated"] == 18
+        for bad in ({"executor": "spark"}, {"executor": "ray", "partitions": 0}):
+            answer = api.post("/dataset-overlaps", json={**asked, **bad})
+            assert answer.status_code == 400 and "Traceback" not in answer.text, answer.text
+        client.close()

@@ -16,11 +16,11 @@ function, which a subpackage of that name would replace on first import.
 
 For tables larger than one machine, :mod:`.on_ray` finds the same clusters with Ray tasks
 (signatures per partition, bands shuffled by key, clusters merged): ``--executor ray``, the
-same new version and report.
+same new version and report; and the same overlap report (train and eval joined by key).
 
 After the row methods, :mod:`.substring` cuts spans repeated inside rows (a suffix array).
 
-Next slices: semantic dedup and ``overlap`` on Ray; on Ray, partitions read by the tasks
+Next slices: semantic dedup on Ray; on Ray, partitions read by the tasks
 themselves (the driver still cuts the texts into partitions of Python strings, all at once).
 
 Nothing is imported here, so that naming the request shapes (``.entities``) does not load

@@ -114,9 +114,16 @@ class DuplicatesMixin:
         num_perm: int = 128,
         verify: str = "exact",
         max_rate: float | None = None,
+        executor: str = "local",
+        partitions: int | None = None,
     ) -> dict[str, Any]:
         """Share of ``eval``'s rows with an exact or near duplicate in ``train`` (test-set
         contamination). ``passed`` is False when the share is above ``max_rate``.
+
+        ``executor="ray"`` runs the search as Ray tasks, as :meth:`dedup` does: the train
+        rows followed by the eval rows cut into ``partitions`` parts, sketched per part, band
+        keys shuffled and joined between the two sides, candidates verified by tasks. The
+        report is the local run's, plus ``partitions``; it says its ``executor``.
 
         Example:
             >>> report = client.data.overlap("corpus@2", "benchmark@1", max_rate=0.01)
@@ -126,6 +133,6 @@ class DuplicatesMixin:
         request = OverlapRequest(
             train=train, eval=eval, column=column, eval_column=eval_column, exact=exact,
             near=near, threshold=threshold, ngram=ngram, num_perm=num_perm, verify=verify,
-            max_rate=max_rate,
+            max_rate=max_rate, executor=executor, partitions=partitions,
         )  # fmt: skip
         return self._dedup.overlap(request)

@@ -24,6 +24,21 @@ def _bars(json_: bool) -> bool:
 
 
 _NEAR_HELP = "Jaccard similarity of word n-grams, in (0, 1], that makes two rows duplicates."
+_ExecutorOption = Annotated[
+    str,
+    typer.Option(
+        help="local, or ray: exact and near search as Ray tasks on RAY_ADDRESS's cluster, "
+        "else a local Ray (the ray extra); the local run's result."
+    ),
+]
+_PartitionsOption = Annotated[
+    int | None,
+    typer.Option(
+        help="--executor ray: parts the rows are cut into (default: one per cluster CPU, "
+        "more past 200,000 rows each).",
+        show_default=False,
+    ),
+]
 
 
 def dedup(
@@ -70,21 +85,8 @@ def dedup(
         str | None, typer.Option("--name", "-n", help="Dataset of the new version.")
     ] = None,
     message: Annotated[str | None, typer.Option("--message", "-m")] = None,
-    executor: Annotated[
-        str,
-        typer.Option(
-            help="local, or ray: exact and near search as Ray tasks on RAY_ADDRESS's cluster, "
-            "else a local Ray (the ray extra); same version and report."
-        ),
-    ] = "local",
-    partitions: Annotated[
-        int | None,
-        typer.Option(
-            help="--executor ray: parts the table is cut into (default: one per cluster CPU, "
-            "more past 200,000 rows each).",
-            show_default=False,
-        ),
-    ] = None,
+    executor: _ExecutorOption = "local",
+    partitions: _PartitionsOption = None,
     json_: JsonOption = False,
 ) -> None:
     """Drop duplicate rows of a table version's text column (JSONL, Parquet or CSV) into the
@@ -137,12 +139,13 @@ def dedup(
     report = result.report
     removed = report["removed"]
     where = f" on Ray ({report['partitions']} partitions)" if "partitions" in report else ""
-    typer.echo(
-        f"{result.source}: {report['rows']:,} rows, {report['empty_rows']:,} empty, "
-        f"removed {removed['exact']:,} exact, {removed['near']:,} near and "
-        f"{removed.get('semantic', 0):,} semantic duplicates in {report['clusters_total']:,} "
-        f"clusters{where}"
-    )
+    methods = {"exact": exact or both, "near": near or both, "semantic": semantic}
+    counts = [f"{removed.get(m, 0):,} {m}" for m, ran in methods.items() if ran]
+    summary = f"{result.source}: {report['rows']:,} rows, {report['empty_rows']:,} empty"
+    if counts:  # --substring alone runs no row method
+        removals = " and ".join([", ".join(counts[:-1]), counts[-1]] if len(counts) > 1 else counts)
+        summary += f", removed {removals} duplicates in {report['clusters_total']:,} clusters"
+    typer.echo(summary + where)
     if substring:
         typer.echo(_cut_line(report["substring"]))
     if result.version is None:
@@ -217,24 +220,33 @@ def overlap(
     max_rate: Annotated[
         float | None, typer.Option(help="Exit 1 when the contaminated share is above this.")
     ] = None,
+    executor: _ExecutorOption = "local",
+    partitions: _PartitionsOption = None,
     json_: JsonOption = False,
 ) -> None:
     """Share of EVAL's rows with an exact or near duplicate in TRAIN: test-set contamination.
     With --max-rate it is a gate: exit 1 when the share is above it (before an eval suite or a
-    fine-tuning run). Example:
+    fine-tuning run).
+
+    With --executor ray the search runs as Ray tasks, for tables one machine cannot sketch:
+    the train rows then the eval rows cut into --partitions parts, each sketched by a task,
+    band keys shuffled and joined between the two sides, candidates verified; the report
+    and the verdict are the local run's. Examples:
 
       opsloop data overlap corpus@2 benchmark@1 --column text --max-rate 0.01
+      RAY_ADDRESS=head:6379 opsloop data overlap corpus@2 benchmark@1 --executor ray
     """
     report = command_client().data.overlap(
         train, eval_set, column, eval_column=eval_column, threshold=threshold, ngram=ngram,
-        num_perm=num_perm, max_rate=max_rate,
+        num_perm=num_perm, max_rate=max_rate, executor=executor, partitions=partitions,
     )  # fmt: skip
     if json_:
         print_json(report)
     else:
         check = report["checks"][0]
         verdict = "" if max_rate is None else ("passed: " if check["passed"] else "FAILED: ")
-        typer.echo(f"{verdict}{check['message']}")
+        where = f" (on Ray, {report['partitions']} partitions)" if "partitions" in report else ""
+        typer.echo(f"{verdict}{check['message']}{where}")
         by = report["by_method"]
         typer.echo(f"  exact {by['exact']:,}, near {by['near']:,}")
         if report["samples"]:

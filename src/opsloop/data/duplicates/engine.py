@@ -51,6 +51,7 @@ __all__ = [
     "contamination",
     "deduplicate",
     "near_pairs",
+    "overlap_report",
     "preview",
     "text_lengths",
 ]
@@ -373,13 +374,27 @@ def contamination(
     with Spill(len(train)) as train_spill, Spill(len(evaluation)) as eval_spill:
         ours = Sketch.build(train, train_spill, near, keep_signatures=False)
         theirs = Sketch.build(evaluation, eval_spill, near, keep_signatures=False)
-        match, best, method = _matches(ours, theirs, exact, near)
-    eval_empty = theirs.empty
+        matches = _matches(ours, theirs, exact, near)
+    return overlap_report(len(train), evaluation, theirs.empty, matches, exact, near, samples)
+
+
+def overlap_report(
+    train_rows: int,
+    evaluation: Sequence[str | None],
+    eval_empty: np.ndarray,
+    matches: tuple[np.ndarray, np.ndarray, np.ndarray],
+    exact: bool,
+    near: NearParams | None,
+    samples: int = 20,
+) -> dict[str, Any]:
+    """:func:`contamination`'s report from each eval row's best train match, similarity and
+    method (``matches``, as :func:`_matches` gives them, here or from Ray: :mod:`.on_ray`)."""
+    match, best, method = matches
     found = np.flatnonzero(match >= 0)
     counted = len(evaluation) - int(eval_empty.sum())
     return {
         "eval_rows": len(evaluation),
-        "train_rows": len(train),
+        "train_rows": train_rows,
         "empty_eval_rows": int(eval_empty.sum()),
         "contaminated": int(found.size),
         "by_method": {m: int((method == m).sum()) for m in ("exact", "near")},

@@ -22,7 +22,18 @@ class NearOptions(BaseModel):
     verify: str = Field("exact", description="exact (shingle sets) or estimate (MinHash)")
 
 
-class DedupRequest(NearOptions):
+class ExecutorOptions(BaseModel):
+    """Where dedup and overlap run: here, or as Ray tasks (the exact and near search)."""
+
+    executor: str = Field(
+        "local", description="local, or ray (RAY_ADDRESS's cluster, else a local Ray)"
+    )
+    partitions: int | None = Field(
+        None, description="ray: parts the rows are cut into (default: one per cluster CPU)"
+    )
+
+
+class DedupRequest(ExecutorOptions, NearOptions):
     """Deduplicate the text column of a table version into a new version."""
 
     ref: str = Field(description="the table version, NAME@N")
@@ -41,12 +52,6 @@ class DedupRequest(NearOptions):
     score_column: str | None = Field(None, description="numeric column for keep=best-scored")
     name: str | None = Field(None, description="dataset of the new version (default: the same)")
     message: str | None = None
-    executor: str = Field(
-        "local", description="local, or ray (RAY_ADDRESS's cluster, else a local Ray)"
-    )
-    partitions: int | None = Field(
-        None, description="ray: parts the table is cut into (default: one per cluster CPU)"
-    )
 
 
 class DedupResult(BaseModel):
@@ -58,8 +63,9 @@ class DedupResult(BaseModel):
     report: dict[str, Any]
 
 
-class OverlapRequest(NearOptions):
-    """Share of ``eval`` rows with an exact or near duplicate in ``train``."""
+class OverlapRequest(ExecutorOptions, NearOptions):
+    """Share of ``eval`` rows with an exact or near duplicate in ``train`` (on Ray, the
+    ``partitions`` cut the train rows followed by the eval rows)."""
 
     train: str = Field(description="the training table version, NAME@N")
     eval: str = Field(description="the evaluation table version, NAME@N")

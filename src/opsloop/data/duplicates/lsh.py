@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["BandIndex", "band_hashes", "optimal_bands", "self_pairs"]
+__all__ = ["BandIndex", "band_hashes", "optimal_bands", "self_pairs", "short_keys"]
 
 INDEX_BYTES = 64  # per row, for the band keys
 _GRID = np.linspace(0.0, 1.0, 2001)
@@ -115,7 +115,7 @@ class BandIndex:
     ) -> BandIndex:
         """Index ``rows`` (default all) of :func:`band_hashes`' (bands x rows) output,
         a band at a time: no copy of the hashes is made, memory-mapped or not."""
-        keys = _short_keys(hashes, rows)
+        keys = short_keys(hashes, rows)
         order = np.empty(keys.shape[::-1], dtype=np.int64)
         for band in range(keys.shape[1]):
             order[band] = np.argsort(keys[:, band], kind="stable")
@@ -144,10 +144,10 @@ class BandIndex:
     def keys_for(self, hashes: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """The band keys of ``rows`` (default all) of other rows' :func:`band_hashes`, to
         :meth:`query` this index with."""
-        return _short_keys(hashes, rows)
+        return short_keys(hashes, rows)
 
 
-def _short_keys(hashes: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+def short_keys(hashes: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """(rows x bands) index keys: the high bits of each band hash (see the module)."""
     bands = hashes.shape[0]
     dtype = np.uint32 if 4 * bands <= INDEX_BYTES else np.uint16

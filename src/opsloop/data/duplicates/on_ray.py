@@ -1,5 +1,6 @@
 """Exact and near-duplicate clusters of a table split into partitions, on Ray: for data
-that does not fit one machine (``opsloop data dedup --executor ray``).
+that does not fit one machine (``opsloop data dedup --executor ray``); and the overlap of
+an eval table with a train table the same way (``opsloop data overlap --executor ray``).
 
 1. Map, a task per partition: its rows are sketched (:class:`.sketch.Sketch`: exact keys,
    shingles, signatures; kept in Ray's object store) and every non-empty row emits, per band,
@@ -20,17 +21,20 @@ that does not fit one machine (``opsloop data dedup --executor ray``).
 
 Rows are numbered across partitions in order, and the candidate pairs are those one machine
 finds, so the kept rows and the report are those of :func:`.engine.deduplicate` on the
-concatenated rows (a test checks it on a local Ray instance). Ray is handed in
-(:func:`connect` gives one).
+concatenated rows (a test checks it on a local Ray instance).
+
+Overlap (:func:`overlap_on_ray`) reuses the map with the train rows numbered first, then the
+eval rows; its near bands are the short keys overlap's index buckets by on one machine
+(:func:`.lsh.short_keys`), so the candidates are the same. Its shuffle joins the two sides
+instead of pairing rows within a side: each eval row with the first train row of its exact
+key, and with every train row of each of its band buckets (:func:`_joins`); verification and
+the choice of each eval row's match follow :func:`.engine.contamination`, so the report is
+its report. Ray is handed in (:func:`connect` gives one).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
-import socket
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -44,37 +48,22 @@ from opsloop.data.duplicates.clusters import preference
 from opsloop.data.duplicates.engine import Jaccard
 from opsloop.data.duplicates.engine import NearParams
 from opsloop.data.duplicates.engine import cluster_report
+from opsloop.data.duplicates.engine import overlap_report
 from opsloop.data.duplicates.engine import text_lengths
+from opsloop.data.duplicates.lsh import short_keys
 from opsloop.data.duplicates.sketch import Sketch
 from opsloop.data.duplicates.sketch import Spill
 from opsloop.errors import InvalidInput
-from opsloop.errors import UpstreamFailed
-from opsloop.kernel.ray_cluster import connect_ray
 
-__all__ = ["PARTITION_ROWS", "clusters_on_ray", "connect", "deduplicate_on_ray", "partitions_for"]
+__all__ = [
+    "PARTITION_ROWS",
+    "clusters_on_ray",
+    "deduplicate_on_ray",
+    "overlap_on_ray",
+    "partitions_for",
+]
 
 PARTITION_ROWS = 200_000  # rows a partition holds at most by default: its sketches ~260 MiB
-PROBE_SECONDS = 5.0
-
-
-def connect(needs: str) -> Any:
-    """The ``ray`` module, connected (:func:`opsloop.kernel.ray_cluster.connect_ray`: the
-    cluster at ``RAY_ADDRESS``, else a local instance). ``ray.init`` waits minutes on an
-    address nobody answers, so a ``host:port`` one is tried first: ``UpstreamFailed`` in
-    seconds, with the address, when it does not answer."""
-    running = "ray" in sys.modules and sys.modules["ray"].is_initialized()
-    address = os.environ.get("RAY_ADDRESS") or ""
-    if not running and address and importlib.util.find_spec("ray") is not None:
-        host, _, port = address.split("://")[-1].rpartition(":")
-        if host and port.isdigit():
-            try:
-                socket.create_connection((host, int(port)), timeout=PROBE_SECONDS).close()
-            except OSError as exc:
-                reason = exc.strerror or type(exc).__name__
-                raise UpstreamFailed(
-                    f"Ray at {address} (RAY_ADDRESS) cannot be reached: {reason}"
-                ) from None
-    return connect_ray(needs)
 
 
 def partitions_for(ray: Any, rows: int) -> int:
@@ -85,16 +74,26 @@ def partitions_for(ray: Any, rows: int) -> int:
 
 
 def _map(
-    texts: Sequence[str | None], near: NearParams, offset: int, shards: int, exact: bool
+    texts: Sequence[str | None],
+    near: NearParams,
+    offset: int,
+    shards: int,
+    exact: bool,
+    short: bool = False,
 ) -> list[Any]:
     """The partition's sketch, its exact keys and empty rows, then its ``(band, hash, row)``
-    triples for each shard (the exact key as band ``bands`` when ``exact``)."""
+    triples for each shard (the exact key as band ``bands`` when ``exact``). ``short``: the
+    band hashes cut to the keys overlap's index buckets rows by (:func:`.lsh.short_keys`),
+    so the candidates are the ones it finds."""
     with Spill(0) as spill:  # a partition is sized to fit its worker
         sketch = Sketch.build(texts, spill, near, keep_signatures=False)
     assert sketch.bands is not None
     bands = sketch.bands.shape[0]
     rows = sketch.filled
-    value = sketch.bands[:, rows].ravel()
+    if short:
+        value = short_keys(sketch.bands, rows).T.ravel().astype(np.uint64)
+    else:
+        value = sketch.bands[:, rows].ravel()
     if exact:
         first_half = np.frombuffer(sketch.keys[rows].tobytes(), dtype="<u8")[::2]
         value = np.concatenate([value, first_half])
@@ -108,15 +107,21 @@ def _map(
     ]
 
 
-def _pairs(bands: int, *parts: np.ndarray) -> np.ndarray:
-    """Candidate pairs ``(left, right, is_exact)``, left < right, of one shard's buckets."""
-    if not parts or sum(p.size for p in parts) == 0:
-        return np.zeros((3, 0), dtype=np.int64)
+def _buckets(parts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A shard's ``(band, hash, row)`` triples from every partition, sorted: a bucket's rows
+    side by side, in row order."""
     band = np.concatenate([p.f0 for p in parts])
     value = np.concatenate([p.f1 for p in parts])
     row = np.concatenate([p.f2 for p in parts])
     order = np.lexsort((row, value, band))
-    band, value, row = band[order], value[order], row[order]
+    return band[order], value[order], row[order]
+
+
+def _pairs(bands: int, *parts: np.ndarray) -> np.ndarray:
+    """Candidate pairs ``(left, right, is_exact)``, left < right, of one shard's buckets."""
+    if not parts or sum(p.size for p in parts) == 0:
+        return np.zeros((3, 0), dtype=np.int64)
+    band, value, row = _buckets(parts)
     same_bucket = (band[1:] == band[:-1]) & (value[1:] == value[:-1])
     same = np.flatnonzero(same_bucket) + 1
     new_bucket = np.concatenate([[True], ~same_bucket])
@@ -173,6 +178,41 @@ class RayClusters:
     jaccard: Jaccard
 
 
+@dataclass(frozen=True)
+class _Mapped:
+    """The map step done (:func:`_map` on every partition): the sketches in the object
+    store, each shard's triples (a ref per partition), every row's exact key and emptiness."""
+
+    sketches: _Sketches
+    shards: list[list[Any]]
+    keys: np.ndarray
+    empty: np.ndarray
+
+
+def _map_partitions(
+    ray: Any,
+    partitions: Sequence[Sequence[str | None]],
+    near: NearParams,
+    shards: int,
+    exact: bool,
+    short: bool = False,
+) -> _Mapped:
+    """A :func:`_map` task per partition, rows numbered across them in order."""
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in partitions])]).astype(np.int64)
+    mapper = ray.remote(num_returns=shards + 2)(_map)
+    mapped = [
+        mapper.remote(list(p), near, int(offsets[i]), shards, exact, short)
+        for i, p in enumerate(partitions)
+    ]
+    marks = ray.get([m[1] for m in mapped])
+    return _Mapped(
+        _Sketches(ray, [m[0] for m in mapped], offsets),
+        [[m[2 + s] for m in mapped] for s in range(shards)],
+        np.concatenate([k for k, _ in marks]) if marks else np.zeros(0, "S16"),
+        np.concatenate([e for _, e in marks]) if marks else np.zeros(0, bool),
+    )
+
+
 def clusters_on_ray(
     ray: Any,
     partitions: Sequence[Sequence[str | None]],
@@ -184,19 +224,11 @@ def clusters_on_ray(
     numbered across them in order, computed by Ray tasks (see the module)."""
     near = near.check()
     bands = near.bands()[0]
-    offsets = np.concatenate([[0], np.cumsum([len(p) for p in partitions])]).astype(np.int64)
-    rows = int(offsets[-1])
-    mapper = ray.remote(num_returns=shards + 2)(_map)
-    mapped = [
-        mapper.remote(list(p), near, int(offsets[i]), shards, exact)
-        for i, p in enumerate(partitions)
-    ]
+    mapped = _map_partitions(ray, partitions, near, shards, exact)
+    keys, empty = mapped.keys, mapped.empty
+    rows = keys.size
     reducer = ray.remote(_pairs)
-    shuffled = [reducer.remote(bands, *[m[2 + s] for m in mapped]) for s in range(shards)]
-    marks = ray.get([m[1] for m in mapped])
-    keys = np.concatenate([k for k, _ in marks]) if marks else np.zeros(0, "S16")
-    empty = np.concatenate([e for _, e in marks]) if marks else np.zeros(0, bool)
-    found = ray.get(shuffled)
+    found = ray.get([reducer.remote(bands, *refs) for refs in mapped.shards])
     pairs = np.unique(np.concatenate(found, axis=1), axis=1) if found else np.zeros((3, 0), int)
     whole = pairs[2] == 1
     left, right = pairs[0, whole], pairs[1, whole]
@@ -206,7 +238,7 @@ def clusters_on_ray(
     near_left, near_right = pairs[0, ~whole], pairs[1, ~whole]
     searched = ~copies[near_left] & ~copies[near_right]
     near_left, near_right = near_left[searched], near_right[searched]
-    sketches = _Sketches(ray, [m[0] for m in mapped], offsets)
+    sketches = mapped.sketches
     similar = sketches.jaccard(near_left, near_right) >= near.threshold
     edges = (
         np.concatenate([left[same], near_left[similar]]),
@@ -214,6 +246,13 @@ def clusters_on_ray(
     )
     roots = components(rows, *edges)
     return RayClusters(roots, keys, empty, int(near_left.size), sketches.jaccard)
+
+
+def _bounds(rows: int, partitions: int) -> list[tuple[int, int]]:
+    """``rows`` cut into ``partitions`` contiguous parts of (nearly) equal size."""
+    if not 1 <= partitions <= max(1, rows):
+        raise InvalidInput(f"partitions must be between 1 and the rows, not {partitions}")
+    return list(pairwise(np.linspace(0, rows, partitions + 1).astype(np.int64).tolist()))
 
 
 def deduplicate_on_ray(
@@ -230,13 +269,11 @@ def deduplicate_on_ray(
     ``partitions`` contiguous parts; the same kept rows and report, plus ``partitions``."""
     if near is None:
         raise InvalidInput("on Ray, dedup finds near duplicates: ask for near (--near)")
-    if not 1 <= partitions <= max(1, len(texts)):
-        raise InvalidInput(f"partitions must be between 1 and the rows, not {partitions}")
+    bounds = _bounds(len(texts), partitions)
     lengths = text_lengths(texts)
     preference(keep, lengths, scores)  # refuses a bad policy before any work
     near = near.check()
-    bounds = np.linspace(0, len(texts), partitions + 1).astype(np.int64).tolist()
-    parts = [texts[lo:hi] for lo, hi in pairwise(bounds)]
+    parts = [texts[lo:hi] for lo, hi in bounds]
     found = clusters_on_ray(ray, parts, near, shards=partitions, exact=exact)
     winner = keep_rows(found.roots, keep, lengths, scores)
     keep_mask = winner == np.arange(len(texts))
@@ -251,3 +288,97 @@ def deduplicate_on_ray(
         partitions=partitions,
     )
     return keep_mask, report
+
+
+def _first_band(found: np.ndarray, bands: int) -> np.ndarray:
+    """``(eval row, train row, band)`` candidates, each once: an exact one (band ``bands``)
+    as it is, a near pair at the first band that found it."""
+    whole = found[2] == bands
+    near = found[:, ~whole]
+    near = near[:, np.lexsort((near[2], near[1], near[0]))]
+    first = np.ones(near.shape[1], dtype=bool)
+    first[1:] = (near[0, 1:] != near[0, :-1]) | (near[1, 1:] != near[1, :-1])
+    return np.concatenate([found[:, whole], near[:, first]], axis=1)
+
+
+def _joins(bands: int, train_rows: int, *parts: np.ndarray) -> np.ndarray:
+    """Candidate ``(eval row, train row, band)`` of one shard's buckets, train rows numbered
+    first: an eval row with the first train row sharing its exact key (band ``bands``), and
+    with every train row sharing one of its band keys, as :meth:`.lsh.BandIndex.query`
+    pairs them on one machine."""
+    if not parts or sum(p.size for p in parts) == 0:
+        return np.zeros((3, 0), dtype=np.int64)
+    band, value, row = _buckets(parts)
+    new_bucket = np.ones(row.size, dtype=bool)
+    new_bucket[1:] = (band[1:] != band[:-1]) | (value[1:] != value[:-1])
+    starts = np.flatnonzero(new_bucket)
+    bucket = np.cumsum(new_bucket) - 1
+    trains = np.add.reduceat((row < train_rows).astype(np.int64), starts)[bucket]
+    # a bucket's train rows come first (smaller numbers): an eval row takes its bucket's
+    # first ``count`` rows
+    count = np.where(band == bands, np.minimum(trains, 1), trains)
+    count[row < train_rows] = 0
+    evals = np.repeat(row, count)
+    step = np.arange(evals.size) - np.repeat(np.cumsum(count) - count, count)
+    train = row[np.repeat(starts[bucket], count) + step]
+    return _first_band(np.stack([evals, train, np.repeat(band, count)]), bands)
+
+
+def overlap_on_ray(
+    ray: Any,
+    train: Sequence[str | None],
+    evaluation: Sequence[str | None],
+    *,
+    partitions: int,
+    exact: bool = True,
+    near: NearParams | None = NearParams(),
+    samples: int = 20,
+) -> dict[str, Any]:
+    """:func:`.engine.contamination` on Ray, the same report plus ``partitions``: the train
+    rows then the eval rows, cut into ``partitions`` contiguous parts, are sketched per part
+    (:func:`_map`, near bands as the overlap index's short keys); a task per shard joins the
+    two sides' buckets (:func:`_joins`); the driver checks exact keys whole, has the near
+    candidates verified by tasks per pair of parts, and keeps each eval row's best match as
+    one machine does: exact first, else the most similar, the earlier band, the first train
+    row."""
+    if near is None:
+        raise InvalidInput("on Ray, overlap finds near duplicates: ask for near (near=True)")
+    first = len(train)
+    bounds = _bounds(first + len(evaluation), partitions)
+    near = near.check()
+    bands = near.bands()[0]
+    parts = []
+    for lo, hi in bounds:
+        part = list(train[lo:hi]) if lo < first else []
+        if hi > first:
+            part += evaluation[max(lo - first, 0) : hi - first]
+        parts.append(part)
+    mapped = _map_partitions(ray, parts, near, partitions, exact, short=True)
+    joiner = ray.remote(_joins)
+    found = ray.get([joiner.remote(bands, first, *refs) for refs in mapped.shards])
+    pairs = _first_band(np.concatenate(found, axis=1), bands)
+    match = np.full(len(evaluation), -1, dtype=np.int64)
+    best = np.zeros(len(evaluation))
+    method = np.array([""] * len(evaluation), dtype=object)
+    whole = pairs[2] == bands
+    evals, trains = pairs[0, whole], pairs[1, whole]
+    same = mapped.keys[evals] == mapped.keys[trains]  # the shuffle keyed 8 of 16 bytes
+    hit = evals[same] - first
+    match[hit], best[hit], method[hit] = trains[same], 1.0, "exact"
+    evals, trains, band = pairs[:, ~whole]
+    searched = method[evals - first] != "exact"
+    evals, trains, band = evals[searched], trains[searched], band[searched]
+    similarity = mapped.sketches.jaccard(evals, trains)
+    similar = np.flatnonzero(similarity >= near.threshold)
+    ranks = (trains[similar], band[similar], -similarity[similar], evals[similar])
+    order = similar[np.lexsort(ranks)]  # each eval row's best candidate first
+    leads = np.ones(order.size, dtype=bool)
+    leads[1:] = evals[order][1:] != evals[order][:-1]
+    best_of = order[leads]
+    hit = evals[best_of] - first
+    match[hit], best[hit], method[hit] = trains[best_of], similarity[best_of], "near"
+    report = overlap_report(
+        first, evaluation, mapped.empty[first:], (match, best, method), exact, near, samples
+    )
+    report["partitions"] = partitions
+    return report

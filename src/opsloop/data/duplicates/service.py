@@ -20,6 +20,7 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from typing import TypeVar
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from opsloop.data.duplicates.engine import contamination
 from opsloop.data.duplicates.engine import deduplicate
 from opsloop.data.duplicates.entities import DedupRequest
 from opsloop.data.duplicates.entities import DedupResult
+from opsloop.data.duplicates.entities import ExecutorOptions
 from opsloop.data.duplicates.entities import OverlapRequest
 from opsloop.data.duplicates.ports import Embedder
 from opsloop.data.duplicates.rows import TableScan
@@ -43,6 +45,7 @@ from opsloop.errors import Conflict
 from opsloop.errors import InvalidInput
 from opsloop.errors import NotFound
 from opsloop.errors import UpstreamFailed
+from opsloop.kernel.ray_cluster import connect_ray
 from opsloop.kernel.refs import check_dataset_name
 from opsloop.lineage import graph
 from opsloop.store.blobs import BlobStore
@@ -53,6 +56,7 @@ __all__ = ["REPORT_TAG", "dedup_report", "dedup_version", "overlap_versions"]
 REPORT_TAG = "opsloop.dedup.report"
 RELATION = "deduplicated"
 EXECUTORS = ("local", "ray")
+T = TypeVar("T")
 
 
 def _near(options: Any, on: bool) -> NearParams | None:
@@ -102,12 +106,8 @@ def dedup_version(
     rows_too = request.exact or near is not None or semantic is not None
     if not rows_too and substring is None:
         raise InvalidInput("choose a method: exact, near, semantic, substring, or several")
-    if request.executor not in EXECUTORS:
-        raise InvalidInput(f"executor must be local or ray, not {request.executor!r}")
-    if request.executor == "ray" and (semantic is not None or near is None):
-        raise InvalidInput("on Ray, dedup runs exact and near search: drop --semantic, keep --near")
-    if request.partitions is not None and request.partitions < 1:  # before Ray starts (seconds)
-        raise InvalidInput(f"partitions must be between 1 and the rows, not {request.partitions}")
+    unsupported = semantic is not None or near is None
+    _check_executor(request, "dedup", unsupported, "drop --semantic, keep --near")
     if request.name is not None:
         check_dataset_name(request.name)
     with tempfile.TemporaryDirectory(prefix="opsloop-dedup-") as tmp:
@@ -117,7 +117,7 @@ def dedup_version(
         found: dict[str, Any] | None = None
         keep = np.ones(len(texts), dtype=bool)
         if request.executor == "ray":
-            keep, found = _on_ray(texts, request, near, scores)
+            keep, found = _dedup_on_ray(texts, request, near, scores)
         elif rows_too:
             keep, found = deduplicate(
                 texts, exact=request.exact, near=near, semantic=semantic, embedder=embedder,
@@ -170,24 +170,45 @@ def dedup_version(
     return DedupResult(source=source.ref, version=version, created=created, report=report)
 
 
-def _on_ray(
+def _check_executor(request: ExecutorOptions, what: str, unsupported: bool, fix: str) -> None:
+    """Refuse a bad executor, and on Ray what it does not run (``fix`` says what to change)
+    or a partition count below one, before Ray starts (seconds)."""
+    if request.executor not in EXECUTORS:
+        raise InvalidInput(f"executor must be local or ray, not {request.executor!r}")
+    if request.executor == "ray" and unsupported:
+        raise InvalidInput(f"on Ray, {what} runs exact and near search: {fix}")
+    if request.partitions is not None and request.partitions < 1:
+        raise InvalidInput(f"partitions must be between 1 and the rows, not {request.partitions}")
+
+
+def _on_ray(what: str, rows: int, partitions: int | None, work: Callable[..., T]) -> T:
+    """``work(ray, partitions)`` with Ray connected (:mod:`.on_ray`), ``partitions``
+    defaulting to one per cluster CPU for ``rows``; Ray's failures as ``UpstreamFailed``."""
+    from opsloop.data.duplicates import on_ray  # Ray: only when asked
+
+    ray = connect_ray(f"{what} --executor ray")
+    try:
+        if partitions is None:
+            partitions = on_ray.partitions_for(ray, rows)
+        return work(ray, partitions)
+    except ray.exceptions.RayError as exc:  # a worker lost, the object store full, ...
+        last = [line for line in str(exc).splitlines() if line.strip()][-1:] or [""]
+        raise UpstreamFailed(f"{what} on Ray failed: {type(exc).__name__}: {last[0]}") from exc
+
+
+def _dedup_on_ray(
     texts: Sequence[str | None], request: DedupRequest, near: NearParams | None, scores: Any
 ) -> tuple[Any, dict[str, Any]]:
     """``deduplicate`` as Ray tasks (:mod:`.on_ray`), on ``request.partitions`` parts."""
-    from opsloop.data.duplicates import on_ray  # Ray: only when asked
+    from opsloop.data.duplicates.on_ray import deduplicate_on_ray
 
-    ray = on_ray.connect("dedup --executor ray")
-    partitions = request.partitions
-    if partitions is None:
-        partitions = on_ray.partitions_for(ray, len(texts))
-    try:
-        return on_ray.deduplicate_on_ray(
+    def work(ray: Any, partitions: int) -> tuple[Any, dict[str, Any]]:
+        return deduplicate_on_ray(
             ray, texts, partitions=partitions, exact=request.exact, near=near,
             keep=request.keep, scores=scores,
         )  # fmt: skip
-    except ray.exceptions.RayError as exc:  # a worker lost, the object store full, ...
-        last = [line for line in str(exc).splitlines() if line.strip()][-1:] or [""]
-        raise UpstreamFailed(f"dedup on Ray failed: {type(exc).__name__}: {last[0]}") from exc
+
+    return _on_ray("dedup", len(texts), request.partitions, work)
 
 
 def dedup_report(store: Store, blobs: BlobStore, ref: str) -> dict[str, Any]:
@@ -203,18 +224,24 @@ def dedup_report(store: Store, blobs: BlobStore, ref: str) -> dict[str, Any]:
 
 
 def overlap_versions(store: Store, blobs: BlobStore, request: OverlapRequest) -> dict[str, Any]:
-    """Contamination of ``request.eval`` by ``request.train`` (see ``engine.contamination``),
+    """Contamination of ``request.eval`` by ``request.train`` (see ``engine.contamination``;
+    the same report from Ray tasks with ``executor="ray"``: :func:`.on_ray.overlap_on_ray`),
     with ``passed`` and an expectation-shaped check when ``max_rate`` is given."""
     near = _near(request, request.near)
     if request.max_rate is not None and not 0 <= request.max_rate <= 1:
         raise InvalidInput(f"max_rate must be in [0, 1], not {request.max_rate}")
+    _check_executor(request, "overlap", near is None, "keep near")
     with tempfile.TemporaryDirectory(prefix="opsloop-overlap-") as tmp:
         train, train_table = _read(store, blobs, request.train, Path(tmp) / "train")
         train_texts = train_table.text_column(request.column)
         evaluation, eval_table = _read(store, blobs, request.eval, Path(tmp) / "eval")
         eval_texts = eval_table.text_column(request.eval_column or request.column)
-        report = contamination(train_texts, eval_texts, exact=request.exact, near=near)
+        if request.executor == "ray":
+            report = _overlap_on_ray(train_texts, eval_texts, request, near)
+        else:
+            report = contamination(train_texts, eval_texts, exact=request.exact, near=near)
     report = {"train": train.ref, "eval": evaluation.ref, **report, "max_rate": request.max_rate}
+    report["executor"] = request.executor
     passed = request.max_rate is None or report["rate"] <= request.max_rate
     limit = f" (limit {request.max_rate:.2%})" if request.max_rate is not None else ""
     report["passed"] = passed
@@ -228,3 +255,20 @@ def overlap_versions(store: Store, blobs: BlobStore, request: OverlapRequest) ->
         }
     ]
     return report
+
+
+def _overlap_on_ray(
+    train: Sequence[str | None],
+    evaluation: Sequence[str | None],
+    request: OverlapRequest,
+    near: NearParams | None,
+) -> dict[str, Any]:
+    """``contamination`` as Ray tasks (:mod:`.on_ray`), on ``request.partitions`` parts."""
+    from opsloop.data.duplicates.on_ray import overlap_on_ray
+
+    def work(ray: Any, partitions: int) -> dict[str, Any]:
+        return overlap_on_ray(
+            ray, train, evaluation, partitions=partitions, exact=request.exact, near=near
+        )
+
+    return _on_ray("overlap", len(train) + len(evaluation), request.partitions, work)
