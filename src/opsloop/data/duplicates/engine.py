@@ -41,6 +41,7 @@ from opsloop.data.duplicates.semantic import embed_rows
 from opsloop.data.duplicates.semantic import semantic_duplicates
 from opsloop.data.duplicates.sketch import CHUNK
 from opsloop.data.duplicates.sketch import ROW_BUDGET
+from opsloop.data.duplicates.sketch import JaccardBound
 from opsloop.data.duplicates.sketch import Sketch
 from opsloop.data.duplicates.sketch import Spill
 from opsloop.errors import InvalidInput
@@ -60,6 +61,7 @@ VERIFY = ("estimate", "exact")
 PREVIEW = 160  # characters of a row's text shown in a report
 MAX_CLUSTERS = 1000  # clusters a report lists (all are counted)
 MAX_DROPPED = 50  # dropped rows listed per cluster (all are counted)
+CANDIDATES = 1 << 22  # overlap's candidate pairs gathered at a time, about
 # the Jaccard similarity of pairs of rows (left rows, right rows), wherever their sketches are
 Jaccard = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # Banding weighs a missed duplicate 4x a needless candidate: every candidate is verified, so a
@@ -326,10 +328,11 @@ def cluster_report(
 
 
 def _matches(
-    ours: Sketch, theirs: Sketch, exact: bool, near: NearParams | None
+    ours: Sketch, theirs: Sketch, exact: bool, near: NearParams | None, spill: Spill
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each row of ``theirs``: its best match in ``ours`` (-1: none), the similarity
-    and the method ("exact" first, else "near" above the threshold)."""
+    and the method: "exact" first, else "near" at or above the threshold, the most similar,
+    then the one found at the earliest band, then the first row of ``ours``."""
     rows = theirs.keys.size
     match = np.full(rows, -1, dtype=np.int64)
     best = np.zeros(rows)
@@ -346,14 +349,28 @@ def _matches(
     if near is not None:
         assert ours.bands is not None and theirs.bands is not None
         index = BandIndex.of_hashes(ours.bands, near.bands()[1], ours.filled)
-        queries = index.keys_for(theirs.bands, theirs.filled)
-        for q, t in index.query(queries):
-            found, hits = theirs.filled[q], ours.filled[t]
+        searched = theirs.filled[method[theirs.filled] != "exact"]
+        queries = index.keys_for(theirs.bands, searched)
+        bound = JaccardBound(ours, theirs, spill) if near.verify == "exact" else None
+        # eval rows a block at a time, so that their candidates (chance ones included: an
+        # eval row meets about bands * train rows / 2**key_bits strangers) stay near
+        # CANDIDATES, each pair with all its bands at once
+        strangers = index.rows / 2.0**index.key_bits
+        block = max(1, int(CANDIDATES / (queries.shape[1] * (1 + strangers))))
+        for lo in range(0, searched.size, block):
+            q, t, band = index.candidates(queries[lo : lo + block])
+            found, hits = searched[lo + q], ours.filled[t]
+            if bound is not None:  # strangers out before the sort of the true Jaccard
+                possible = bound(found, hits) >= near.threshold
+                found, hits, band = found[possible], hits[possible], band[possible]
             sim = theirs.similarity(found, ours, hits)
-            better = (sim >= near.threshold) & (sim > best[found]) & (method[found] != "exact")
-            for row, hit, s in zip(found[better], hits[better], sim[better], strict=True):
-                if s > best[row]:
-                    match[row], best[row], method[row] = hit, s, "near"
+            similar = np.flatnonzero(sim >= near.threshold)
+            ranks = (hits[similar], band[similar], -sim[similar], found[similar])
+            order = similar[np.lexsort(ranks)]  # each eval row's best candidate first
+            leads = np.ones(order.size, dtype=bool)
+            leads[1:] = found[order][1:] != found[order][:-1]
+            won = order[leads]
+            match[found[won]], best[found[won]], method[found[won]] = hits[won], sim[won], "near"
     return match, best, method
 
 
@@ -374,7 +391,7 @@ def contamination(
     with Spill(len(train)) as train_spill, Spill(len(evaluation)) as eval_spill:
         ours = Sketch.build(train, train_spill, near, keep_signatures=False)
         theirs = Sketch.build(evaluation, eval_spill, near, keep_signatures=False)
-        matches = _matches(ours, theirs, exact, near)
+        matches = _matches(ours, theirs, exact, near, train_spill)
     return overlap_report(len(train), evaluation, theirs.empty, matches, exact, near, samples)
 
 

@@ -97,11 +97,13 @@ def self_pairs(hashes: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
 
 @dataclass(frozen=True)
 class BandIndex:
-    """Band keys of many rows, (rows x bands), the high bits of :func:`band_hashes`, and
-    each band's rows sorted by key: the index a table is queried with (overlap)."""
+    """Band keys of many rows, the high bits of :func:`band_hashes`, sorted band by band,
+    with the rows they belong to: the index a table is queried with (overlap). The sorted
+    keys are kept, not recomputed per query, so querying a block of rows at a time costs
+    no pass over the index."""
 
-    keys: np.ndarray
-    order: np.ndarray  # (bands x rows): row numbers sorted by that band's key
+    sorted_keys: np.ndarray  # (bands x rows): each band's keys, ascending
+    order: np.ndarray  # (bands x rows): the row of each sorted key (ties: row order)
     rows_per_band: int
 
     @classmethod
@@ -115,22 +117,34 @@ class BandIndex:
     ) -> BandIndex:
         """Index ``rows`` (default all) of :func:`band_hashes`' (bands x rows) output,
         a band at a time: no copy of the hashes is made, memory-mapped or not."""
-        keys = short_keys(hashes, rows)
-        order = np.empty(keys.shape[::-1], dtype=np.int64)
-        for band in range(keys.shape[1]):
-            order[band] = np.argsort(keys[:, band], kind="stable")
-        return cls(keys, order, rows_per_band)
+        bands = hashes.shape[0]
+        count = hashes.shape[1] if rows is None else len(rows)
+        order = np.empty((bands, count), dtype=np.int64)
+        sorted_keys = np.empty((bands, count), dtype=_key_type(bands))
+        for band in range(bands):
+            keys = _band_keys(hashes, band, rows)
+            order[band] = np.argsort(keys, kind="stable")
+            sorted_keys[band] = keys[order[band]]
+        return cls(sorted_keys, order, rows_per_band)
+
+    @property
+    def rows(self) -> int:
+        return self.order.shape[1]
 
     @property
     def bytes_per_row(self) -> int:
-        return self.keys.shape[1] * self.keys.itemsize
+        return self.sorted_keys.shape[0] * self.sorted_keys.itemsize
 
-    def query(self, keys: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Per band, (query row, indexed row) pairs sharing a key, for query keys built with
-        the same signature width (:meth:`keys_for`)."""
-        for band in range(self.keys.shape[1]):
-            order = self.order[band]
-            sorted_keys = self.keys[order, band]
+    @property
+    def key_bits(self) -> int:
+        return 8 * self.sorted_keys.itemsize
+
+    def query(self, keys: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Per band with a hit, ``(band, query rows, indexed rows)``: the pairs sharing that
+        band's key, for query keys built with the same signature width (:meth:`keys_for`),
+        by query row, then indexed row."""
+        for band in range(self.sorted_keys.shape[0]):
+            sorted_keys = self.sorted_keys[band]
             lo = np.searchsorted(sorted_keys, keys[:, band], side="left")
             hi = np.searchsorted(sorted_keys, keys[:, band], side="right")
             counts = hi - lo
@@ -139,7 +153,19 @@ class BandIndex:
                 continue
             queries = np.repeat(hit, counts[hit])
             starts = np.repeat(lo[hit] - np.cumsum(counts[hit]) + counts[hit], counts[hit])
-            yield queries, order[np.arange(queries.size) + starts]
+            yield band, queries, self.order[band][np.arange(queries.size) + starts]
+
+    def candidates(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(query rows, indexed rows, bands)``: every pair :meth:`query` finds, once, at
+        the first band that finds it, by query row, then indexed row (a near copy shares
+        most bands with its source: its pair is verified once, not once a band)."""
+        parts = [(q, t, np.full(q.size, band)) for band, q, t in self.query(keys)]
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        queries, rows, bands = (np.concatenate(column) for column in zip(*parts, strict=True))
+        # bands come in order: a pair's first occurrence is at its first band
+        _, first = np.unique(queries * max(self.rows, 1) + rows, return_index=True)
+        return queries[first], rows[first], bands[first]
 
     def keys_for(self, hashes: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """The band keys of ``rows`` (default all) of other rows' :func:`band_hashes`, to
@@ -147,14 +173,24 @@ class BandIndex:
         return short_keys(hashes, rows)
 
 
+def _key_type(bands: int) -> type[np.unsignedinteger]:
+    """The index keys' type: 32 bits when ``bands`` of them fit ``INDEX_BYTES``, else 16."""
+    return np.uint32 if 4 * bands <= INDEX_BYTES else np.uint16
+
+
+def _band_keys(hashes: np.ndarray, band: int, rows: np.ndarray | None) -> np.ndarray:
+    """One band's index keys of ``rows`` (default all): the high bits of its hashes."""
+    dtype = _key_type(hashes.shape[0])
+    column = np.asarray(hashes[band])
+    picked = column if rows is None else column[rows]
+    return (picked >> np.uint64(64 - 8 * np.dtype(dtype).itemsize)).astype(dtype)
+
+
 def short_keys(hashes: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """(rows x bands) index keys: the high bits of each band hash (see the module)."""
     bands = hashes.shape[0]
-    dtype = np.uint32 if 4 * bands <= INDEX_BYTES else np.uint16
-    bits = np.uint64(64 - 8 * np.dtype(dtype).itemsize)
-    picked = slice(None) if rows is None else rows
     count = hashes.shape[1] if rows is None else len(rows)
-    keys = np.empty((count, bands), dtype=dtype)
+    keys = np.empty((count, bands), dtype=_key_type(bands))
     for band in range(bands):
-        keys[:, band] = np.asarray(hashes[band])[picked] >> bits
+        keys[:, band] = _band_keys(hashes, band, rows)
     return keys

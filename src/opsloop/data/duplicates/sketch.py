@@ -14,7 +14,10 @@ signatures: at 128 permutations they are 512 bytes a row, the largest sketch of 
 
 The true Jaccard of many pairs is vectorised: each pair's two shingle sets are tagged with
 the pair's number, sorted together, and the equal neighbours counted, a chunk of pairs at a
-time.
+time. That sort is the cost of a check, so where most candidates are strangers (overlap's
+index buckets rows by 16 or 32 bits of a band hash: a train table of millions of rows puts
+dozens of chance rows in an eval row's buckets) :class:`JaccardBound` rules them out first
+from fixed-size bitmaps of the shingles, without a sort.
 """
 
 from __future__ import annotations
@@ -37,13 +40,14 @@ from opsloop.data.duplicates.text import exact_keys
 from opsloop.data.duplicates.text import normal_forms
 from opsloop.data.duplicates.text import shingle_hashes
 
-__all__ = ["ROW_BUDGET", "Sketch", "Spill", "true_jaccard"]
+__all__ = ["ROW_BUDGET", "JaccardBound", "Sketch", "Spill", "true_jaccard"]
 
 # rows whose sketches stay in memory: 200-word rows at 128 permutations and threshold 0.5
 # take about 1.3 KiB each (signature 512 B when kept, shingles 800 B, band hashes 240 B)
 ROW_BUDGET = 250_000
 CHUNK = 10_000  # rows normalised and hashed at a time, at most: their temporaries are ~100 MiB
 PAIR_ELEMENTS = 1 << 22  # shingles gathered at a time by true_jaccard
+BITMAP_BITS = (64, 4096)  # the narrowest and widest shingle bitmaps of JaccardBound
 
 
 class Spill:
@@ -209,4 +213,60 @@ def true_jaccard(
         )
         out[lo:hi] = inter / np.maximum(union, 1)
         lo = hi
+    return out
+
+
+class JaccardBound:
+    """An upper bound of the true Jaccard similarity of a row of one sketch and a row of
+    another, from a bitmap of each row's shingles (a shingle sets bit ``hash mod width``):
+    a bit set in one row's bitmap and not the other's comes from a shingle of that row
+    alone, so ``d``, the bits the bitmaps differ in, is at most the size of the symmetric
+    difference; with ``n`` the two rows' shingle counts (at least the sizes of the sets),
+    ``Jaccard = (|A| + |B| - |A ^ B|) / (|A| + |B| + |A ^ B|) <= (n - d) / (n + d)``. A pair
+    whose bound is below the threshold is not similar, whatever its true Jaccard; the bound
+    is rounded as the true value is (float division of integers), so the comparison is
+    exact. Two strangers of ``k`` shingles each in ``4k`` bits differ in about ``1.4k``
+    bits: a bound near 0.18. ``width`` is 4 times the ``index`` side's median shingles (a
+    power of two, 64 to 4096 bits: at most a byte a shingle), whose bitmaps go where
+    ``spill`` puts large arrays."""
+
+    def __init__(self, index: Sketch, queries: Sketch, spill: Spill) -> None:
+        assert index.shingles is not None and queries.shingles is not None
+        self.index_counts = index.shingles.counts()
+        self.query_counts = queries.shingles.counts()
+        typical = float(np.median(self.index_counts[index.filled])) if index.filled.size else 1
+        low, high = BITMAP_BITS
+        width = int(min(high, max(low, 1 << max(0, int(np.ceil(np.log2(4 * typical)))))))
+        self.index_bits = _bitmaps(
+            index.shingles, width, spill.array("bitmaps", (index.keys.size, width // 64), np.uint64)
+        )
+        self.query_bits = _bitmaps(
+            queries.shingles, width, np.empty((queries.keys.size, width // 64), np.uint64)
+        )
+
+    def __call__(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The bound of each pair: row ``queries[i]`` of the query sketch and ``rows[i]`` of
+        the index sketch."""
+        out = np.empty(queries.size)
+        step = max(1, PAIR_ELEMENTS // (8 * self.index_bits.shape[1]))
+        for lo in range(0, queries.size, step):
+            left, right = queries[lo : lo + step], rows[lo : lo + step]
+            differ = np.bitwise_count(self.query_bits[left] ^ self.index_bits[right])
+            d = differ.sum(axis=1, dtype=np.int64)
+            n = self.query_counts[left] + self.index_counts[right]
+            out[lo : lo + step] = (n - d) / np.maximum(n + d, 1)
+        return out
+
+
+def _bitmaps(shingles: Shingles, width: int, out: np.ndarray) -> np.ndarray:
+    """Each row's shingles as a bitmap of ``width`` bits into ``out`` (rows x width/64), a
+    chunk of rows at a time (a chunk's bits are set in a boolean matrix and packed)."""
+    counts = shingles.counts()
+    rows = counts.size
+    for lo in range(0, rows, CHUNK):
+        hi = min(rows, lo + CHUNK)
+        hashes = np.asarray(shingles.hashes[shingles.offsets[lo] : shingles.offsets[hi]])
+        bits = np.zeros((hi - lo, width), dtype=bool)
+        bits[np.repeat(np.arange(hi - lo), counts[lo:hi]), hashes & (width - 1)] = True
+        out[lo:hi] = np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
     return out
