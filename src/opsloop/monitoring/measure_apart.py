@@ -55,14 +55,24 @@ _EARLY: list[MeasureApart] = []
 def worth_it() -> bool:
     """Whether measuring apart pays: the process has not imported SQLAlchemy yet (the store's
     half is still to pay for; a server, a notebook or a test that has opened a store would
-    only pay the child's imports again) and a second core is idle to run the child on (on a
+    only pay the child's imports again) and a core is idle now to run the child on (on a
     busy machine the halves only take turns, and the child's own start and imports make the
     command ~20% slower than one process)."""
     told = os.environ.get(FORCE_ENV, "")
     if told in ("0", "1"):
         return told == "1"
-    cores = len(os.sched_getaffinity(0))
-    return "sqlalchemy" not in sys.modules and os.getloadavg()[0] <= cores - 1
+    return "sqlalchemy" not in sys.modules and _runnable() < len(os.sched_getaffinity(0))
+
+
+def _runnable() -> float:
+    """Processes that want a core now, this one included: Linux's count of runnable tasks
+    (``/proc/loadavg``); elsewhere the last minute's load average plus this process (the
+    average lags, and a loop of checks would count itself)."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as loadavg:
+            return float(loadavg.read().split()[3].partition("/")[0])
+    except (OSError, IndexError, ValueError):
+        return os.getloadavg()[0] + 1
 
 
 def start_early(settings: Settings) -> None:
