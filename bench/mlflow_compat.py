@@ -217,7 +217,8 @@ def main() -> None:
         [str(MLFLOW_SERVER), "--version"], capture_output=True, text=True, check=True
     ).stdout.strip()
     cores = os.cpu_count()
-    print(f"client mlflow {mlflow.__version__}; peer server {peer_version}; {cores} cores")
+    print(f"client mlflow {mlflow.__version__}; peer server {peer_version}; {cores} cores; "
+          f"{_load()}")  # fmt: skip
     folder = Path(tempfile.mkdtemp(prefix="opsloop-mlflow-compat-"))
     runs, metrics = args.search_runs, 20
     seed_stores(folder, runs, metrics)
@@ -258,6 +259,12 @@ def main() -> None:
             f"{peer_cpu:.3f} | {peer_cpu / max(ours_cpu, 1e-9):.1f}x | {free_s:.3f} | "
             f"{peer_s / free_s:.1f}x"
         )
+    print(f"at the end: {_load()} (wall ratios are only as steady as the machine is quiet)")
+
+
+def _load() -> str:
+    """The load averages (1, 5, 15 min): the other work on the machine the times include."""
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

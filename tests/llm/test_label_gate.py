@@ -30,12 +30,10 @@ def test_label_rules_guard_every_label_move_on_both_backends(client: Any) -> Non
 
 
 def test_an_app_without_a_gate_refuses_to_move_labels(sqlite_url: str, tmp_path: Path) -> None:
-    from opsloop.llm.prompts.api import label_gate
-
     with LiveServer(sqlite_url, str(tmp_path / "blobs")) as server:
         api = httpx.Client(base_url=server.url + "/api", timeout=60)  # slow first request
         assert api.post("/prompts/a/versions", json={"text": "x"}).status_code == 201
-        del server.app.dependency_overrides[label_gate]
+        del server.app.state.label_gate
         refused = api.put("/prompts/a/labels/production", json={"version": 1})
         assert refused.status_code == 500
         assert "no label gate is configured" in refused.json()["error"]["message"]

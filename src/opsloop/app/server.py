@@ -107,12 +107,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.lineage.api import router as lineage_router
     from opsloop.llm.evals.api import router as evals_router
     from opsloop.llm.evals.label_gate import LabelRuleGate
+    from opsloop.llm.evals.metrics import embed
     from opsloop.llm.evals.views import UI as EVALS_UI
     from opsloop.llm.evals.views import router as eval_views
     from opsloop.llm.feedback.api import router as feedback_router
     from opsloop.llm.feedback.views import UI as FEEDBACK_UI
     from opsloop.llm.feedback.views import router as feedback_views
-    from opsloop.llm.prompts.api import label_gate
     from opsloop.llm.prompts.api import router as prompts_router
     from opsloop.llm.prompts.views import UI as PROMPTS_UI
     from opsloop.llm.prompts.views import router as prompt_views
@@ -148,11 +148,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.tracking.views import router as tracking_views
     from opsloop.workflows.privacy_api import router as privacy_router
 
-    app.dependency_overrides[label_gate] = LabelRuleGate
-    from opsloop.data.duplicates.ports import server_embedder
-    from opsloop.llm.evals.metrics import embed
-
-    app.dependency_overrides[server_embedder] = lambda: embed  # semantic dedup's MiniLM
+    # Handed in as state, never as dependency_overrides: with any override set, FastAPI reads
+    # every dependency's signature again on every request (a tenth of a logged metric's CPU).
+    app.state.label_gate = LabelRuleGate()  # the prompts' label moves pass the evals' rules
+    app.state.embedder = embed  # semantic dedup's MiniLM
     auth = [Depends(require_token)]
     # MLflow's REST API first: its clients log a metric a request, and routes are matched in
     # order (its paths, under /api/2.0/, cannot match opsloop's, nor opsloop's its own)

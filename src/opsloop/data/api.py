@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi import Depends
+from fastapi import Request
 from fastapi import Response
 from fastapi import status
 
@@ -24,7 +25,6 @@ from opsloop.data.duplicates.entities import DedupRequest
 from opsloop.data.duplicates.entities import DedupResult
 from opsloop.data.duplicates.entities import OverlapRequest
 from opsloop.data.duplicates.ports import Embedder
-from opsloop.data.duplicates.ports import server_embedder
 from opsloop.data.entities import DataDiff
 from opsloop.data.entities import Dataset
 from opsloop.data.entities import DatasetVersion
@@ -143,12 +143,19 @@ def log_run_dataset(run_id: str, body: LineageCreate, session: WriteSession) -> 
     return versions.log_lineage(session, run_id, body.ref, body.relation)
 
 
+def _app_embedder(request: Request) -> Embedder | None:
+    """The sentence embedder the app hands in (``app.state.embedder``: the MiniLM one lives in
+    ``llm``, above this floor); none without it."""
+    embedder: Embedder | None = getattr(request.app.state, "embedder", None)
+    return embedder
+
+
 @router.post(routes.DEDUPS.template, status_code=status.HTTP_201_CREATED)
 def dedup_version(
     body: DedupRequest,
     state: State,
     response: Response,
-    embedder: Annotated[Embedder | None, Depends(server_embedder)],
+    embedder: Annotated[Embedder | None, Depends(_app_embedder)],
 ) -> DedupResult:
     """Drop exact and near-duplicate rows of a table version's text column into the next
     version (lineage ``deduplicated``, report kept with it); 200 and no version when no row

@@ -20,7 +20,7 @@ from opsloop.store.blobs import check_digest
 from opsloop.store.database import dialect_insert
 from opsloop.tracking.entities import Artifact
 from opsloop.tracking.entities import ArtifactSpec
-from opsloop.tracking.runs import require_run
+from opsloop.tracking.runs import require_run_id
 from opsloop.tracking.runs import require_writable_run
 from opsloop.tracking.tables import ArtifactRow
 from opsloop.tracking.validation import check_artifact_path
@@ -38,7 +38,7 @@ def register_artifacts(
         Conflict: The run is finished or deleted.
         NotFound: The run does not exist.
     """
-    run_id = require_writable_run(session, run_id, "artifacts").id
+    run_id = require_writable_run(session, run_id, "artifacts")
     clean: dict[str, ArtifactSpec] = {}
     for spec in specs:
         path = check_artifact_path(spec.path)
@@ -75,7 +75,7 @@ def register_artifacts(
 
 def list_artifacts(session: Session, run_id: str, prefix: str | None = None) -> list[Artifact]:
     """Every artifact of a run (under ``prefix`` when given), sorted by path."""
-    run_id = require_run(session, run_id).id
+    run_id = require_run_id(session, run_id)
     query = select(ArtifactRow).where(ArtifactRow.run_id == run_id).order_by(ArtifactRow.path)
     if prefix:
         folder = check_artifact_path(prefix)
@@ -90,7 +90,7 @@ def list_artifacts(session: Session, run_id: str, prefix: str | None = None) -> 
 
 def get_artifact(session: Session, run_id: str, path: str) -> Artifact:
     """One artifact by path. Raises ``NotFound``."""
-    run_id = require_run(session, run_id).id
+    run_id = require_run_id(session, run_id)
     row = session.get(ArtifactRow, (run_id, check_artifact_path(path)))
     if row is None:
         raise NotFound(f"run {run_id} has no artifact {path!r}")

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic import ConfigDict
+from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -145,6 +146,18 @@ def run_info_json(row: Any) -> dict[str, Any]:
     return out
 
 
+# Built once, the ids bound as an expanding parameter: building each IN (...) clause anew cost
+# a few milliseconds a 1,000-run page (about 2% of a search's server instructions).
+def _of_runs(*columns: Any) -> Any:
+    return select(*columns).where(columns[0].in_(bindparam("ids", expanding=True)))
+
+
+_PARAMS = _of_runs(ParamRow.run_id, ParamRow.key, ParamRow.value)
+_TAGS = _of_runs(RunTagRow.run_id, RunTagRow.key, RunTagRow.value)
+_METRICS = _of_runs(LatestMetricRow.run_id, LatestMetricRow.key, LatestMetricRow.value,
+                    LatestMetricRow.step, LatestMetricRow.timestamp)  # fmt: skip
+
+
 def runs_json(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]]:
     """MLflow's ``Run`` for each run's row (a ``RunRow`` or a Core row of its columns): its
     params, its tags less the ones that hold its inputs, its latest metrics with their step and
@@ -156,29 +169,13 @@ def runs_json(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]]:
     ids = list(params)
     connection = session.connection()
     for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
-        found = connection.execute(
-            select(ParamRow.run_id, ParamRow.key, ParamRow.value).where(ParamRow.run_id.in_(chunk))
-        ).all()  # fetched whole: row by row costs more than the rest of the page
-        for run_id, key, value in found:
+        chunk = {"ids": ids[start : start + _IN_CHUNK]}
+        # fetched whole: row by row costs more than the rest of the page
+        for run_id, key, value in connection.execute(_PARAMS, chunk).all():
             params[run_id].append({"key": key, "value": value})
-        found = connection.execute(
-            select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(
-                RunTagRow.run_id.in_(chunk)
-            )
-        ).all()
-        for run_id, key, value in found:
+        for run_id, key, value in connection.execute(_TAGS, chunk).all():
             tags[run_id][key] = value
-        found = connection.execute(
-            select(
-                LatestMetricRow.run_id,
-                LatestMetricRow.key,
-                LatestMetricRow.value,
-                LatestMetricRow.step,
-                LatestMetricRow.timestamp,
-            ).where(LatestMetricRow.run_id.in_(chunk))
-        ).all()
-        for run_id, key, value, step, timestamp in found:
+        for run_id, key, value, step, timestamp in connection.execute(_METRICS, chunk).all():
             metrics[run_id].append(
                 {"key": key, "value": value, "step": step, "timestamp": timestamp}
             )

@@ -20,17 +20,17 @@ from opsloop.errors import Conflict
 from opsloop.errors import InvalidInput
 from opsloop.errors import NotFound
 from opsloop.store.columns import delete_tag_row
-from opsloop.store.database import dialect_insert
 from opsloop.store.sql import SessionSql
+from opsloop.store.sql import Sql
+from opsloop.store.sql import in_list
 from opsloop.tracking.entities import MetricBatch
 from opsloop.tracking.entities import MetricHistory
 from opsloop.tracking.run_records import insert_metrics
 from opsloop.tracking.run_records import metric_rows
-from opsloop.tracking.runs import require_run
+from opsloop.tracking.runs import require_run_id
 from opsloop.tracking.runs import require_writable_run
 from opsloop.tracking.tables import LatestMetricRow
 from opsloop.tracking.tables import MetricRow
-from opsloop.tracking.tables import ParamRow
 from opsloop.tracking.tables import RunTagRow
 from opsloop.tracking.validation import check_key
 from opsloop.tracking.validation import clean_tags
@@ -73,34 +73,34 @@ def log_batch(
     checked_tags = clean_tags(tags)
     rows = metric_rows(run_id, metrics) if metrics else []
     if clean_params or rows:
-        full_id = require_writable_run(session, run_id, "params and metrics", finished=finished).id
+        full_id = require_writable_run(session, run_id, "params and metrics", finished=finished)
     else:
-        full_id = require_run(session, run_id).id
+        full_id = require_run_id(session, run_id)
     if full_id != run_id:  # a prefix was given: the rows carry the full id
         run_id = full_id
         rows = [(full_id, *row[1:]) for row in rows]
+    sql = SessionSql(session)  # plain SQL: the ORM's statement machinery costs more than these
     if clean_params:
-        _insert_params(session, run_id, clean_params)
+        _insert_params(sql, run_id, clean_params)
     if checked_tags:
-        stmt = dialect_insert(session, RunTagRow.__table__)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
-        )
-        session.execute(
-            stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in checked_tags.items()]
+        sql.run_many(
+            'INSERT INTO run_tags (run_id, "key", value) VALUES (:run_id, :key, :value)'
+            ' ON CONFLICT (run_id, "key") DO UPDATE SET value = excluded.value',
+            [{"run_id": run_id, "key": k, "value": v} for k, v in checked_tags.items()],
         )
     if rows:
-        insert_metrics(SessionSql(session), rows)
+        insert_metrics(sql, rows)
     return len(rows)
 
 
-def _insert_params(session: Session, run_id: str, params: dict[str, str]) -> None:
+def _insert_params(sql: Sql, run_id: str, params: dict[str, str]) -> None:
+    """Insert the params the run lacks; one it has with another value is a ``Conflict``."""
+    listed, keys = in_list("k", list(params))
     stored = dict(
-        session.execute(
-            select(ParamRow.key, ParamRow.value).where(
-                ParamRow.run_id == run_id, ParamRow.key.in_(list(params))
-            )
-        ).all()
+        sql.rows(
+            f'SELECT "key", value FROM params WHERE run_id = :run_id AND "key" IN {listed}',
+            {"run_id": run_id, **keys},
+        )
     )
     for key, value in params.items():
         if key in stored and stored[key] != value:
@@ -110,8 +110,11 @@ def _insert_params(session: Session, run_id: str, params: dict[str, str]) -> Non
                 details={"key": key, "old_value": stored[key], "new_value": value},
             )
     new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in stored]
-    if new:
-        session.execute(dialect_insert(session, ParamRow.__table__).on_conflict_do_nothing(), new)
+    sql.run_many(
+        'INSERT INTO params (run_id, "key", value) VALUES (:run_id, :key, :value)'
+        " ON CONFLICT DO NOTHING",
+        new,
+    )
 
 
 def get_metric_history(
@@ -124,7 +127,7 @@ def get_metric_history(
     """
     if max_points is not None and max_points < MIN_PLOT_POINTS:
         raise InvalidInput(f"max_points must be at least {MIN_PLOT_POINTS}, got {max_points}")
-    run_id = require_run(session, run_id).id
+    run_id = require_run_id(session, run_id)
     points = session.execute(
         select(MetricRow.step, MetricRow.value, MetricRow.timestamp)
         .where(MetricRow.run_id == run_id, MetricRow.key == key)
@@ -156,7 +159,7 @@ def _thin(points: Sequence[Any], max_points: int) -> list[Any]:
 
 def list_metric_keys(session: Session, run_id: str) -> list[str]:
     """The keys of every metric the run has logged, sorted."""
-    run_id = require_run(session, run_id).id
+    run_id = require_run_id(session, run_id)
     return list(
         session.scalars(
             select(LatestMetricRow.key)
@@ -168,6 +171,6 @@ def list_metric_keys(session: Session, run_id: str) -> list[str]:
 
 def delete_tag(session: Session, run_id: str, key: str) -> None:
     """Remove one tag from a run. Raises ``NotFound`` when it is not set."""
-    run_id = require_run(session, run_id).id
+    run_id = require_run_id(session, run_id)
     if not delete_tag_row(session, RunTagRow.run_id, run_id, key):
         raise NotFound(f"run {run_id} has no tag {key!r}")

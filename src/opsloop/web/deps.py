@@ -131,12 +131,13 @@ _WORKSPACE_KEY = "opsloop_workspace"
 
 def _named_workspace(request: Request) -> str:
     root: AppState = request.app.state.opsloop
-    path = request.scope["path"]
-    if any(path.startswith(prefix) for prefix in root.global_paths):
+    if request.scope["path"].startswith(root.global_paths):
         return DEFAULT_WORKSPACE
+    # The query string is parsed only when there is one: every request asks (the audit log
+    # first), and MLflow's client logs a point a request, with none.
     name = (
         request.headers.get(WORKSPACE_HEADER)
-        or request.query_params.get("workspace")
+        or (request.scope.get("query_string") and request.query_params.get("workspace"))
         or request.cookies.get(WORKSPACE_COOKIE)
     )
     return check_workspace_name(name) if name else DEFAULT_WORKSPACE

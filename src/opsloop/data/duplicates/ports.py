@@ -2,9 +2,8 @@
 
 The data domain sits below ``llm`` and may not import it; the MiniLM sentence embedder lives
 there (``opsloop.llm.evals.metrics.embed``). ``opsloop.client`` hands it to the local data
-backend, and ``opsloop.app`` to the REST route by overriding :func:`server_embedder` (a
-FastAPI dependency), so ``--semantic`` works wherever the ``llm`` extra is installed and says
-what to install where it is not.
+backend, and ``opsloop.app`` to the REST route (as ``app.state.embedder``), so ``--semantic``
+works wherever the ``llm`` extra is installed and says what to install where it is not.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from typing import Protocol
 if TYPE_CHECKING:  # naming the port must not load numpy (the CLI imports it)
     import numpy as np
 
-__all__ = ["Embedder", "server_embedder"]
+__all__ = ["Embedder"]
 
 
 class Embedder(Protocol):
@@ -23,9 +22,3 @@ class Embedder(Protocol):
     text, in order (unit length or not: SemDeDup normalises them)."""
 
     def __call__(self, texts: list[str], /) -> np.ndarray: ...
-
-
-def server_embedder() -> Embedder | None:
-    """The embedder the dedup route hands the service: none on this floor; the app overrides
-    this dependency with the MiniLM one."""
-    return None

@@ -1,7 +1,7 @@
 """The prompt registry's REST routes under ``/api``: prompts, versions, labels and diffs.
 
-Routes that move labels depend on ``label_gate`` (:mod:`opsloop.llm.prompts.gate`), which the
-app overrides with the evals domain's gate: prompts may not import evals. ``/prompt-renders``
+Routes that move labels depend on ``label_gate`` (:mod:`opsloop.llm.prompts.gate`), the gate
+the app hands in (the evals domain's): prompts may not import evals. ``/prompt-renders``
 renders a template that need not be stored (the playground's edited copy).
 """
 

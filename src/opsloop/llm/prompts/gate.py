@@ -1,9 +1,11 @@
 """The label gate as a FastAPI dependency, shared by the REST routes and the pages.
 
-Routes that may move labels depend on :func:`label_gate`, which the app overrides with the
-evals domain's gate (``app.dependency_overrides[label_gate] = ...``): prompts may not import
-evals. It lives apart from ``api.py`` so that the pages (``views.py``, a sibling that may not
-import ``api.py``) save versions past the same gate; ``api.label_gate`` is this very function.
+Routes that may move labels depend on :func:`label_gate`, which answers the gate the app
+keeps as ``app.state.label_gate`` (the evals domain's: prompts may not import evals), not
+through ``app.dependency_overrides``: any override makes FastAPI read every dependency's
+signature again on every request of every route. It lives apart from ``api.py`` so that the
+pages (``views.py``, a sibling that may not import ``api.py``) save versions past the same
+gate; ``api.label_gate`` is this very function.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends
+from fastapi import Request
 
 from opsloop.errors import OpsloopError
 from opsloop.llm.prompts.ports import LabelGate
@@ -18,13 +21,15 @@ from opsloop.llm.prompts.ports import LabelGate
 __all__ = ["Gate", "label_gate"]
 
 
-def label_gate() -> LabelGate:
-    """The placeholder the app overrides; reached only by an app that never wired the gate,
-    which must not move labels unchecked."""
-    raise OpsloopError(
-        "no label gate is configured: the app must set "
-        "app.dependency_overrides[opsloop.llm.prompts.api.label_gate] to the evals domain's gate"
-    )
+def label_gate(request: Request) -> LabelGate:
+    """The app's gate; an app that never set one must not move labels unchecked."""
+    gate: LabelGate | None = getattr(request.app.state, "label_gate", None)
+    if gate is None:
+        raise OpsloopError(
+            "no label gate is configured: the app must set app.state.label_gate "
+            "to the evals domain's gate"
+        )
+    return gate
 
 
 Gate = Annotated[LabelGate, Depends(label_gate)]
