@@ -14,7 +14,23 @@ import pytest
 from tests.gateway import chat_lm
 from tests.no_network import block_sockets
 
-__all__ = ["chats", "cli", "offline_client", "register_base"]
+__all__ = ["LORA", "chats", "cli", "offline_client", "register_base"]
+
+
+# The tiny LoRA fine-tune the tests run (each adds its steps, batch and the like).
+LORA = {
+    "base_model": "base@1",
+    "datasets": "chats@1",
+    "output": "bot",
+    "adapter": "lora",
+    "lora_r": 4,
+    "lora_alpha": 8,
+    "lora_target_modules": ["c_attn", "c_fc"],
+    "learning_rate": 0.05,
+    "lr_scheduler": "constant",
+    "sequence_len": 64,
+    "seed": 7,
+}
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from opsloop.errors import InvalidInput
+from tests.finetune.support import LORA
 from tests.finetune.support import chats
 from tests.finetune.support import cli
 from tests.finetune.support import offline_client
@@ -30,21 +31,7 @@ pytest.importorskip("trl")
 pytest.importorskip("peft")
 
 OPSLOOP = str(Path(sys.executable).with_name("opsloop"))
-CONFIG = {
-    "base_model": "base@1",
-    "datasets": "chats@1",
-    "output": "bot",
-    "adapter": "lora",
-    "lora_r": 4,
-    "lora_alpha": 8,
-    "lora_target_modules": ["c_attn", "c_fc"],
-    "learning_rate": 0.05,
-    "lr_scheduler": "constant",
-    "max_steps": 6,
-    "micro_batch_size": 5,
-    "sequence_len": 64,
-    "seed": 7,
-}
+CONFIG = {**LORA, "max_steps": 6, "micro_batch_size": 5}
 
 
 @pytest.fixture(scope="module")

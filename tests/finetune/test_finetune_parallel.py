@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.finetune.support import LORA
 from tests.finetune.support import chats
 from tests.finetune.support import cli
 from tests.finetune.support import offline_client
@@ -22,20 +23,7 @@ pytest.importorskip("peft")
 
 pytestmark = pytest.mark.slow
 
-CONFIG = {
-    "base_model": "base@1",
-    "datasets": "chats@1",
-    "output": "bot",
-    "adapter": "lora",
-    "lora_r": 4,
-    "lora_alpha": 8,
-    "lora_target_modules": ["c_attn", "c_fc"],
-    "learning_rate": 0.05,
-    "lr_scheduler": "constant",
-    "max_steps": 4,
-    "sequence_len": 64,
-    "seed": 7,
-}
+CONFIG = {**LORA, "max_steps": 4}
 
 
 @pytest.fixture(scope="module")

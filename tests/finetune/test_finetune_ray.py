@@ -22,6 +22,7 @@ import yaml
 
 from opsloop.pipelines import pipeline
 from opsloop.pipelines import step
+from tests.finetune.support import LORA
 from tests.finetune.support import chats
 from tests.finetune.support import offline_client
 from tests.finetune.support import register_base
@@ -32,21 +33,7 @@ pytest.importorskip("ray.train.torch")
 
 pytestmark = pytest.mark.slow
 
-CONFIG = {
-    "base_model": "base@1",
-    "datasets": "chats@1",
-    "output": "bot",
-    "adapter": "lora",
-    "lora_r": 4,
-    "lora_alpha": 8,
-    "lora_target_modules": ["c_attn", "c_fc"],
-    "learning_rate": 0.05,
-    "lr_scheduler": "constant",
-    "max_steps": 4,
-    "save_steps": 2,
-    "sequence_len": 64,
-    "seed": 7,
-}
+CONFIG = {**LORA, "max_steps": 4, "save_steps": 2}
 
 
 @step(cache=False)

@@ -48,6 +48,7 @@ from opsloop.errors import InvalidInput
 
 __all__ = [
     "NearParams",
+    "best_candidates",
     "cluster_report",
     "contamination",
     "deduplicate",
@@ -364,12 +365,7 @@ def _matches(
                 possible = bound(found, hits) >= near.threshold
                 found, hits, band = found[possible], hits[possible], band[possible]
             sim = theirs.similarity(found, ours, hits)
-            similar = np.flatnonzero(sim >= near.threshold)
-            ranks = (hits[similar], band[similar], -sim[similar], found[similar])
-            order = similar[np.lexsort(ranks)]  # each eval row's best candidate first
-            leads = np.ones(order.size, dtype=bool)
-            leads[1:] = found[order][1:] != found[order][:-1]
-            won = order[leads]
+            won = best_candidates(found, hits, band, sim, near.threshold)
             match[found[won]], best[found[won]], method[found[won]] = hits[won], sim[won], "near"
     return match, best, method
 
@@ -429,3 +425,19 @@ def overlap_report(
             for r in found[:samples]
         ],
     }
+
+
+def best_candidates(
+    evals: np.ndarray, trains: np.ndarray, bands: np.ndarray, similarity: np.ndarray,
+    threshold: float,
+) -> np.ndarray:  # fmt: skip
+    """The index of each eval row's match among candidate pairs (``evals[i]``, ``trains[i]``,
+    found in ``bands[i]``, with ``similarity[i]``) at or above ``threshold``: the most similar,
+    then the earliest band, then the first train row (the order the band-by-band search met
+    them in), locally and on Ray alike."""
+    similar = np.flatnonzero(similarity >= threshold)
+    ranks = (trains[similar], bands[similar], -similarity[similar], evals[similar])
+    order = similar[np.lexsort(ranks)]  # each eval row's best candidate first
+    leads = np.ones(order.size, dtype=bool)
+    leads[1:] = evals[order][1:] != evals[order][:-1]
+    return order[leads]

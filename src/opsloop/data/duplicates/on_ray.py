@@ -47,6 +47,7 @@ from opsloop.data.duplicates.clusters import keep_rows
 from opsloop.data.duplicates.clusters import preference
 from opsloop.data.duplicates.engine import Jaccard
 from opsloop.data.duplicates.engine import NearParams
+from opsloop.data.duplicates.engine import best_candidates
 from opsloop.data.duplicates.engine import cluster_report
 from opsloop.data.duplicates.engine import overlap_report
 from opsloop.data.duplicates.engine import text_lengths
@@ -369,12 +370,7 @@ def overlap_on_ray(
     searched = method[evals - first] != "exact"
     evals, trains, band = evals[searched], trains[searched], band[searched]
     similarity = mapped.sketches.jaccard(evals, trains)
-    similar = np.flatnonzero(similarity >= near.threshold)
-    ranks = (trains[similar], band[similar], -similarity[similar], evals[similar])
-    order = similar[np.lexsort(ranks)]  # each eval row's best candidate first
-    leads = np.ones(order.size, dtype=bool)
-    leads[1:] = evals[order][1:] != evals[order][:-1]
-    best_of = order[leads]
+    best_of = best_candidates(evals, trains, band, similarity, near.threshold)
     hit = evals[best_of] - first
     match[hit], best[hit], method[hit] = trains[best_of], similarity[best_of], "near"
     report = overlap_report(
