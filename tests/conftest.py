@@ -184,6 +184,19 @@ def client(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) ->
 
 
 @pytest.fixture(scope="session")
+def local_ray() -> Iterator[object]:
+    """One local Ray instance (2 CPUs) for this test process: started by the first test that
+    asks, shut down when the session ends. A start takes seconds, and starting and shutting
+    down again in one process is what Ray does worst: once a worker died inside
+    ``ray.shutdown()`` (the core worker's threads outliving it), and its tests with it."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """moto_server (a real S3-compatible HTTP server) on loopback, for the whole session."""
     port = free_port()

@@ -13,7 +13,6 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,10 @@ from tests.finetune.support import cli_checked
 OPSLOOP = str(Path(sys.executable).with_name("opsloop"))
 
 
-@pytest.fixture(scope="module")
-def ray() -> Iterator[Any]:
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+@pytest.fixture
+def ray(local_ray: Any) -> Any:
+    """The test process's local Ray instance."""
+    return local_ray
 
 
 def _corpus() -> list[str | None]:

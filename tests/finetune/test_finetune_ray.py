@@ -53,27 +53,21 @@ def finetune_pipeline(config: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+def world(tmp_path_factory: pytest.TempPathFactory, local_ray: Any) -> Iterator[SimpleNamespace]:
     """One run on two Ray Train workers (micro batch 2, inside a Ray step) and one in this
     process (micro batch 4), on 8 chats: two global batches per epoch."""
-    import ray
-
     from opsloop.app.finetune import run_finetune
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     root = tmp_path_factory.mktemp("on-ray")
-    try:
-        with offline_client(root) as client:
-            register_base(client)
-            rows = chats() + chats()[:3]
-            (root / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-            client.data.add(str(root / "train.jsonl"), name="chats")
-            on_ray = {**CONFIG, "micro_batch_size": 2, "devices": 2, "output": "bot-ray"}
-            ran = finetune_pipeline.run(client=client, executor="ray", config=on_ray)
-            single = run_finetune(client, {**CONFIG, "micro_batch_size": 4, "executor": "local"})
-            yield SimpleNamespace(client=client, ray=ran.outputs["finetune_step"], single=single)
-    finally:
-        ray.shutdown()
+    with offline_client(root) as client:
+        register_base(client)
+        rows = chats() + chats()[:3]
+        (root / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+        client.data.add(str(root / "train.jsonl"), name="chats")
+        on_ray = {**CONFIG, "micro_batch_size": 2, "devices": 2, "output": "bot-ray"}
+        ran = finetune_pipeline.run(client=client, executor="ray", config=on_ray)
+        single = run_finetune(client, {**CONFIG, "micro_batch_size": 4, "executor": "local"})
+        yield SimpleNamespace(client=client, ray=ran.outputs["finetune_step"], single=single)
 
 
 def test_two_ray_workers_reach_the_loss_of_one_process_with_the_same_global_batch(

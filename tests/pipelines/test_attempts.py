@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -189,13 +188,10 @@ def test_the_attempts_tag_fits_however_many_attempts() -> None:
         (1, "failed"), (2, "failed"), (3, "succeeded")]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def ray_instance() -> Iterator[Any]:
-    """One local Ray instance for the module's Ray tests (starting one takes seconds)."""
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+@pytest.fixture
+def ray_instance(local_ray: Any) -> Any:
+    """The test process's local Ray instance."""
+    return local_ray
 
 
 def test_ray_crash_then_success_keeps_both_attempts_and_their_output(

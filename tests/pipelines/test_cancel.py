@@ -72,18 +72,13 @@ def test_a_step_in_its_own_process_is_stopped_and_nothing_starts_after(
     assert again.status == "FINISHED" and [s.cached for s in again.steps] == [True, False, False]
 
 
-def test_a_step_on_ray_is_cancelled(client: Any, tmp_path: Path) -> None:
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        thread, outcome = _start(client, tmp_path / "hold", "ray")
-        client.pipelines.cancel(outcome["id"])
-        thread.join(60)
-        assert not thread.is_alive() and "cancelled" in outcome["cancelled"].message
-        states = {s.name: s.status for s in client.pipelines.get_run(outcome["id"]).steps}
-        assert states == {"load": "FINISHED", "hold": "KILLED", "after": "SKIPPED"}
-    finally:
-        ray.shutdown()
+def test_a_step_on_ray_is_cancelled(client: Any, tmp_path: Path, local_ray: Any) -> None:
+    thread, outcome = _start(client, tmp_path / "hold", "ray")
+    client.pipelines.cancel(outcome["id"])
+    thread.join(60)
+    assert not thread.is_alive() and "cancelled" in outcome["cancelled"].message
+    states = {s.name: s.status for s in client.pipelines.get_run(outcome["id"]).steps}
+    assert states == {"load": "FINISHED", "hold": "KILLED", "after": "SKIPPED"}
 
 
 def test_a_step_on_a_thread_finishes_but_the_next_never_starts(client: Any, tmp_path: Path) -> None:

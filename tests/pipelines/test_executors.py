@@ -51,22 +51,19 @@ def test_bad_executor_and_resources_are_refused(client: Any) -> None:
     assert step(resources={"memory": "512MB"})(lambda: None).resources == {"memory": 2**29}
 
 
-def test_steps_as_ray_tasks_on_a_local_instance(client: Any, tmp_path: Path) -> None:
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        result = example.where.run(client=client, executor="ray", tag="r")
-        output = result.outputs["whoami"]
-        assert output["pid"] != os.getpid() and output["run"] == result.step("whoami").run_id
-        trained = example.training.run(client=client, executor="ray", C=0.7)
-        assert trained.outputs["evaluate"]["accuracy"] > 0.8
-        with pytest.raises(PipelineFailed, match="the cluster caught fire"):
-            example.broken.run(client=client, executor="ray")
-        marker = tmp_path / "worker-died"
-        survived = example.lost_worker.run(client=client, executor="ray", marker=str(marker))
-        assert marker.exists() and survived.outputs["flaky_worker"] == "survived"
-    finally:
-        ray.shutdown()
+def test_steps_as_ray_tasks_on_a_local_instance(
+    client: Any, tmp_path: Path, local_ray: Any
+) -> None:
+    result = example.where.run(client=client, executor="ray", tag="r")
+    output = result.outputs["whoami"]
+    assert output["pid"] != os.getpid() and output["run"] == result.step("whoami").run_id
+    trained = example.training.run(client=client, executor="ray", C=0.7)
+    assert trained.outputs["evaluate"]["accuracy"] > 0.8
+    with pytest.raises(PipelineFailed, match="the cluster caught fire"):
+        example.broken.run(client=client, executor="ray")
+    marker = tmp_path / "worker-died"
+    survived = example.lost_worker.run(client=client, executor="ray", marker=str(marker))
+    assert marker.exists() and survived.outputs["flaky_worker"] == "survived"
 
 
 @pytest.mark.parametrize("executor", ["local", "process"])

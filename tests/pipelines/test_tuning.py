@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,13 +131,10 @@ def test_opsloop_tune_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert bad.returncode == 2 and "not a function" in bad.stderr
 
 
-@pytest.fixture(scope="module")
-def ray_instance() -> Iterator[Any]:
-    """One local Ray instance for the module: starting one is most of a Ray test's time."""
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+@pytest.fixture
+def ray_instance(local_ray: Any) -> Any:
+    """The test process's local Ray instance."""
+    return local_ray
 
 
 def test_trials_as_ray_tasks(client: Any, ray_instance: Any) -> None:

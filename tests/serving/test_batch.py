@@ -76,10 +76,9 @@ def test_batch_lineage_and_cli(
 
 
 def test_batch_on_a_local_ray_instance(
-    sqlite_url: str, tmp_path: Path, weak_model: Any, strong_model: Any, cancer: Any
-) -> None:
-    import ray
-
+    sqlite_url: str, tmp_path: Path, weak_model: Any, strong_model: Any, cancer: Any,
+    local_ray: Any,
+) -> None:  # fmt: skip
     import opsloop
 
     client = opsloop.Client(database_url=sqlite_url, blob_url=str(tmp_path / "blobs"))
@@ -88,19 +87,15 @@ def test_batch_on_a_local_ray_instance(
     cancer[COLUMNS].to_parquet(table)
     big = tmp_path / "patients-x8.parquet"
     pd.concat([cancer[COLUMNS]] * 8, ignore_index=True).to_parquet(big)  # 4,552 rows
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        result = client.deployments.predict_batch(
-            "cancer-clf@2", table, "scored-on-ray", chunk_rows=100, executor="ray"
-        )
-        split = client.deployments.predict_batch("cancer-clf@2", big, "x8", executor="ray")
-        assert (split.rows, split.chunks) == (8 * len(cancer), 4)  # two per CPU, by default
-        bad = tmp_path / "bad.parquet"
-        cancer[["mean radius"]].to_parquet(bad)
-        with pytest.raises(InvalidInput, match="missing"):  # a worker's error, as the local one
-            client.deployments.predict_batch("cancer-clf@2", bad, "x", executor="ray")
-    finally:
-        ray.shutdown()
+    result = client.deployments.predict_batch(
+        "cancer-clf@2", table, "scored-on-ray", chunk_rows=100, executor="ray"
+    )
+    split = client.deployments.predict_batch("cancer-clf@2", big, "x8", executor="ray")
+    assert (split.rows, split.chunks) == (8 * len(cancer), 4)  # two per CPU, by default
+    bad = tmp_path / "bad.parquet"
+    cancer[["mean radius"]].to_parquet(bad)
+    with pytest.raises(InvalidInput, match="missing"):  # a worker's error, as the local one
+        client.deployments.predict_batch("cancer-clf@2", bad, "x", executor="ray")
     assert (result.rows, result.chunks) == (len(cancer), 6)
     scored = client.data.get(result.output).to_pandas()
     expected = client.models.load("cancer-clf@2").predict(cancer[COLUMNS])
