@@ -165,3 +165,25 @@ def test_measured_quality_matches_scikit_learn() -> None:
     expected = metrics.f1_score(true3, pred3, average="macro", zero_division=0)
     assert got3["f1"] == pytest.approx(expected)
     assert "roc_auc" not in got3
+
+
+def test_measuring_apart_is_judged_without_linux(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On macOS (no CPU affinity, no ``/proc``) the load average decides; on Windows (neither)
+    the check stays in one process; ``OPSLOOP_MEASURE_APART`` overrides both."""
+    from opsloop.monitoring import measure_apart
+
+    monkeypatch.delenv(FORCE_ENV, raising=False)
+    monkeypatch.setattr(measure_apart, "LOADAVG", str(tmp_path / "no-proc"))
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.delitem(sys.modules, "sqlalchemy")  # as in a fresh command
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.3, 0.3))
+    assert measure_apart.worth_it()
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 0.3, 0.3))
+    assert not measure_apart.worth_it()
+    monkeypatch.delattr(os, "getloadavg")
+    assert not measure_apart.worth_it()
+    monkeypatch.setenv(FORCE_ENV, "1")
+    assert measure_apart.worth_it()

@@ -45,6 +45,8 @@ __all__ = ["FORCE_ENV", "MeasureApart", "start_early", "started", "worth_it"]
 # "1" / "0": measure apart always / never (tests, and a machine whose load average misleads)
 FORCE_ENV = "OPSLOOP_MEASURE_APART"
 
+LOADAVG = "/proc/loadavg"  # Linux: "1min 5min 15min runnable/total lastpid"
+
 # The child's exit status when the window needs the model versions (see the module's text).
 _NEEDS_MODELS = 3
 
@@ -61,18 +63,29 @@ def worth_it() -> bool:
     told = os.environ.get(FORCE_ENV, "")
     if told in ("0", "1"):
         return told == "1"
-    return "sqlalchemy" not in sys.modules and _runnable() < len(os.sched_getaffinity(0))
+    return "sqlalchemy" not in sys.modules and _runnable() < _cores()
+
+
+def _cores() -> int:
+    """The cores this process may run on (all of the machine's where that is not known)."""
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _runnable() -> float:
     """Processes that want a core now, this one included: Linux's count of runnable tasks
     (``/proc/loadavg``); elsewhere the last minute's load average plus this process (the
-    average lags, and a loop of checks would count itself)."""
+    average lags, and a loop of checks would count itself); where neither is known (Windows),
+    as if every core were busy."""
     try:
-        with open("/proc/loadavg", encoding="ascii") as loadavg:
+        with open(LOADAVG, encoding="ascii") as loadavg:
             return float(loadavg.read().split()[3].partition("/")[0])
     except (OSError, IndexError, ValueError):
+        pass
+    if hasattr(os, "getloadavg"):
         return os.getloadavg()[0] + 1
+    return float(_cores())
 
 
 def start_early(settings: Settings) -> None:
