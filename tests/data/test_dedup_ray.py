@@ -27,6 +27,7 @@ from opsloop.data.duplicates.on_ray import clusters_on_ray
 from opsloop.data.duplicates.on_ray import deduplicate_on_ray
 from opsloop.data.duplicates.on_ray import overlap_on_ray
 from tests.conftest import LiveServer
+from tests.data.corpora import variant_maker
 from tests.finetune.support import cli_checked
 
 OPSLOOP = str(Path(sys.executable).with_name("opsloop"))
@@ -133,13 +134,7 @@ def _overlap_corpus() -> tuple[list[str | None], list[str | None]]:
     Eval rows found in no train row, and empties on both sides."""
     rng = random.Random(7)
     words = [f"w{i}" for i in range(5000)]
-    edits = iter(range(10_000))
-
-    def variant(source: list[str], *spots: int) -> str:
-        out = list(source)
-        for spot in spots:
-            out[spot] = f"edit{next(edits)}"
-        return " ".join(out)
+    variant = variant_maker()
 
     train: list[str | None] = []
     evaluation: list[str | None] = []

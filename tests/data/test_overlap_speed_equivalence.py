@@ -20,6 +20,7 @@ from opsloop.data.duplicates.sketch import JaccardBound
 from opsloop.data.duplicates.sketch import Sketch
 from opsloop.data.duplicates.sketch import Spill
 from opsloop.data.duplicates.sketch import true_jaccard
+from tests.data.corpora import variant_maker
 
 
 def _reference(
@@ -64,13 +65,7 @@ def _corpus(seed: int, strangers: int) -> tuple[list[str | None], list[str | Non
     rows shorter than a shingle, and empty rows on both sides."""
     rng = random.Random(seed)
     words = [f"w{i}" for i in range(3000)]
-    edits = iter(range(10**6))
-
-    def variant(source: list[str], *spots: int) -> str:
-        out = list(source)
-        for spot in spots:
-            out[spot] = f"edit{next(edits)}"
-        return " ".join(out)
+    variant = variant_maker()
 
     train: list[str | None] = []
     evaluation: list[str | None] = []
