@@ -187,3 +187,29 @@ def test_measuring_apart_is_judged_without_linux(
     assert not measure_apart.worth_it()
     monkeypatch.setenv(FORCE_ENV, "1")
     assert measure_apart.worth_it()
+
+
+def test_a_check_started_apart_is_measured_apart(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The command judges once, before it starts the child: judged again at the check, the
+    child (importing by then) counted as load and the check went in-process half the time on
+    an idle two-core machine, with the child's start wasted."""
+    from opsloop.config import load_settings
+    from opsloop.monitoring import measure_apart
+
+    monkeypatch.delenv(FORCE_ENV, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.delitem(sys.modules, "sqlalchemy", raising=False)  # as in a fresh command
+    loadavg = tmp_path / "loadavg"
+    monkeypatch.setattr(measure_apart, "LOADAVG", str(loadavg))
+    loadavg.write_text("0.4 0.3 0.2 1/180 4242\n")  # this process alone wants a core
+    measure_apart.start_early(load_settings())
+    loadavg.write_text("1.1 0.3 0.2 2/181 4243\n")  # and now its child too
+    assert not measure_apart.worth_it()
+    assert measure_apart.chosen()
+    child = measure_apart.started()._child
+    assert child.stdin is not None
+    child.stdin.close()  # never sent anything: the child ends
+    assert child.wait(timeout=60) == 0
+    assert not measure_apart.chosen()  # no child waiting: judged afresh

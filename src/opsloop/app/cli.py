@@ -7,6 +7,7 @@ Domain command modules import their services inside the commands, keeping ``--he
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 import typer
 
 from opsloop.console.groups import OpsloopGroup
+from opsloop.console.quick_exit import exit_without_teardown
 from opsloop.kernel import __version__
 
 app = typer.Typer(
@@ -247,9 +249,6 @@ def _client_on_first_use(*, freeze: bool) -> Callable[[], Any]:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app on ``argv`` (default: the process's arguments),
     mapping opsloop errors to exit codes. Always ends in ``SystemExit``."""
-    from opsloop.console.lazy_groups import lazy_typer
-    from opsloop.errors import OpsloopError
-
     # The modules, classes and functions imports make live as long as the process, and the
     # cyclic collector went over them again at each collection while a command started (5-6%
     # of a listing command's instructions). When this process is the ``opsloop`` command, they
@@ -257,7 +256,17 @@ def main(argv: list[str] | None = None) -> None:
     freeze = argv is None
     if freeze:
         gc.freeze()
-    args = sys.argv[1:] if argv is None else argv
+    # The ``opsloop`` process ends without the interpreter's teardown (console/quick_exit.py);
+    # a test calling main() goes on.
+    with exit_without_teardown() if freeze else contextlib.nullcontext():
+        _run(args=sys.argv[1:] if argv is None else argv, freeze=freeze)
+
+
+def _run(args: list[str], *, freeze: bool) -> None:
+    """Parse ``args`` and run the command they name; raises ``SystemExit``."""
+    from opsloop.console.lazy_groups import lazy_typer
+    from opsloop.errors import OpsloopError
+
     register_commands(args)
     try:
         # Each command becomes a Click command when the parser first reaches it: building all

@@ -120,9 +120,9 @@ class LocalMonitorBackend(StoreCalls, MonitorBackend):
 
     # -- checks -------------------------------------------------------------------------------
     def check_monitor(self, name: str) -> MonitorRun:
-        from opsloop.monitoring.measure_apart import worth_it
+        from opsloop.monitoring.measure_apart import chosen
 
-        if self._quick is None or self._measure_apart is None or not worth_it():
+        if self._quick is None or self._measure_apart is None or not chosen():
             from opsloop.monitoring import services
 
             return services.run_monitor(
