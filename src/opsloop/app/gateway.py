@@ -29,6 +29,7 @@ FastAPI's routing (the same check and endpoint, at a fraction of the framework's
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 from collections.abc import AsyncIterator
 from collections.abc import Awaitable
@@ -415,6 +416,10 @@ def create_gateway_app(
         rollouts.start()
         if gateway.sink is not None:
             gateway.sink.start()  # the span writer starts with the server, not on a request
+        # What the start made (modules, routes, the store's and the validators' objects) lives
+        # as long as the process; left in the collector's generations, the first full
+        # collection went over all of it: one 110 ms pause at 500 req/s, most of the p99.
+        gc.freeze()
         yield
         rollouts.stop()
         await gateway.aclose()

@@ -11,6 +11,7 @@ here), or open (no token set).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop, leases = _start_background(state)
         app.state.leases = leases
         state.workspaces.start()
+        gc.freeze()  # what the start made lives as long as the process (see app/gateway.py)
         yield  # every server ticks; only each lease's holder acts (shown on /healthz)
         state.workspaces.stop()
         for gateway in [state.gateway, *(ws.gateway for ws in state.workspaces.built())]:
