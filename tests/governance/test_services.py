@@ -69,6 +69,32 @@ def test_cached_keys_still_expire(sqlite_url: str) -> None:
     store.dispose()
 
 
+def test_a_key_in_use_is_looked_up_again_before_it_expires(sqlite_url: str) -> None:
+    """The request that finds a resolution in its last quarter claims one background look-up
+    (no request waits for it); a look-up that finds the key revoked drops it at once."""
+    store = open_store(sqlite_url)
+    with store.write() as s:
+        services.create_user(s, UserCreate(name="boss", role="admin"), ADMIN)
+        made = services.create_key(s, KeyCreate(name="k"), ADMIN)
+    now = [100.0]
+    authorizer = UserAuthorizer(store, ttl_s=2, clock=lambda: now[0])
+    found = authorizer.principal_for_key(made.secret)
+    assert found is not None and not authorizer.claim_refresh(made.secret)  # fresh
+    now[0] += 1.6
+    assert authorizer.cached(made.secret) == found  # still answers...
+    assert authorizer.claim_refresh(made.secret)  # ...and is due: this caller looks it up
+    assert not authorizer.claim_refresh(made.secret)  # one look-up at a time
+    assert authorizer.principal_for_key(made.secret) == found
+    assert not authorizer.claim_refresh(made.secret)  # fresh again
+    now[0] += 1.6
+    assert authorizer.claim_refresh(made.secret)
+    with store.write() as s:
+        services.revoke_key(s, made.key.id, ADMIN)  # from another process, say
+    assert authorizer.principal_for_key(made.secret) is None
+    assert authorizer.cached(made.secret) is None  # before its resolution's expiry
+    store.dispose()
+
+
 def authorizer_slot(secret: str) -> str:
     from opsloop.governance.authorizer import _digest
 

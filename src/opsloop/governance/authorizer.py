@@ -9,7 +9,9 @@ Resolved keys are kept for :data:`CACHE_TTL_S` seconds, so a request costs a dic
 query. Any change made through this server (a revoked key, a changed role) empties the cache at
 once (:meth:`UserAuthorizer.forget`); a change made from another process (``opsloop keys
 revoke`` on the database directly, another worker) is seen within :data:`CACHE_TTL_S`. A key's
-expiry is checked on every request, cached or not.
+expiry is checked on every request, cached or not. A key in use is looked up again in the
+background before its resolution expires (:meth:`UserAuthorizer.claim_refresh`), so no request
+of a steady client waits for the query.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -47,11 +50,16 @@ class UserAuthorizer:
 
     session_secret = SESSION_SECRET
 
-    def __init__(self, store: Store, *, ttl_s: float = CACHE_TTL_S) -> None:
+    def __init__(
+        self, store: Store, *, ttl_s: float = CACHE_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
         self.store = store
         self.ttl_s = ttl_s
+        self._clock = clock
         self.routes = RouteRoles()
         self._cache: dict[str, tuple[float, str, Principal | None]] = {}
+        self._refreshing: set[str] = set()  # slots being looked up again in the background
         self._lock = threading.Lock()
 
     # -- who --------------------------------------------------------------------------------
@@ -59,21 +67,47 @@ class UserAuthorizer:
         """The key id and principal of ``key`` if resolved less than ``ttl_s`` ago and not
         expired since; None when not cached (ask :meth:`principal_for_key`)."""
         found = self._cache.get(_digest("k", key))
-        if found is None or found[0] < time.monotonic() or found[2] is None:
+        if found is None or found[0] < self._clock() or found[2] is None:
             return None
         principal = found[2]
         if principal.expires_at is not None and principal.expires_at <= now_ms():
             return None
         return found[1], principal
 
+    def claim_refresh(self, key: str) -> bool:
+        """True, once per resolution, when the cached one of ``key`` is in the last quarter of
+        its life: the caller then looks the key up again in the background
+        (:meth:`principal_for_key`) while the cached resolution still answers. Without it, the
+        first request past the expiry waited for the query, and every request behind it
+        started one of its own: a 10-16 ms stall every 2 s at 500 req/s, most of the
+        gateway's p99."""
+        slot = _digest("k", key)
+        with self._lock:
+            found = self._cache.get(slot)
+            if found is None or slot in self._refreshing:
+                return False
+            if found[0] - self._clock() > self.ttl_s / 4:
+                return False
+            self._refreshing.add(slot)
+            return True
+
     def principal_for_key(self, key: str) -> tuple[str, Principal] | None:
         """The key id and principal ``key`` authenticates (a query), or None when it is
-        unknown, expired or revoked. Blocking: call it from a thread."""
-        with self.store.read() as session:
-            found = services.principal_for_key(session, key)
-        if found is not None:
-            found = found[0], replace(found[1], key_id=found[0])  # the gateway's limits use it
-            self._remember(_digest("k", key), found[0], found[1])
+        unknown, expired or revoked (its cached resolution, if any, dropped). Blocking: call
+        it from a thread."""
+        slot = _digest("k", key)
+        try:
+            with self.store.read() as session:
+                found = services.principal_for_key(session, key)
+        finally:
+            with self._lock:
+                self._refreshing.discard(slot)
+        if found is None:
+            with self._lock:
+                self._cache.pop(slot, None)
+            return None
+        found = found[0], replace(found[1], key_id=found[0])  # the gateway's limits use it
+        self._remember(slot, found[0], found[1])
         return found
 
     def principal_for_session(self, subject: str) -> Principal | None:
@@ -81,7 +115,7 @@ class UserAuthorizer:
         signed in), or None once that key is revoked or expired. Blocking."""
         slot = _digest("s", subject)
         found = self._cache.get(slot)
-        if found is not None and found[0] >= time.monotonic() and found[2] is not None:
+        if found is not None and found[0] >= self._clock() and found[2] is not None:
             principal: Principal | None = found[2]
         else:
             with self.store.read() as session:
@@ -103,7 +137,7 @@ class UserAuthorizer:
         with self._lock:
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
-            self._cache[slot] = (time.monotonic() + self.ttl_s, key_id, principal)
+            self._cache[slot] = (self._clock() + self.ttl_s, key_id, principal)
 
     # -- may they ---------------------------------------------------------------------------
     async def authorize(self, request: Request, principal: Principal) -> None:

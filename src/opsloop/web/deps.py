@@ -7,6 +7,7 @@ and give every listing the same page size bounds (``MaxResults``).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -71,6 +72,10 @@ class Authorizer(Protocol):
 
     def cached(self, key: str) -> tuple[str, Principal] | None:
         """The key id and principal of a recently seen, still valid ``key``; else None."""
+
+    def claim_refresh(self, key: str) -> bool:
+        """True (once) when the cached resolution of ``key`` should be looked up again in the
+        background (with ``principal_for_key``) before it expires."""
 
     def principal_for_key(self, key: str) -> tuple[str, Principal] | None:
         """The key id and principal of ``key``; None: unknown, expired or revoked. Blocking."""
@@ -305,6 +310,11 @@ async def authenticate_key(
     revoked, counted by the client's failure limit (429 past it, before any look-up)."""
     found = authorizer.cached(key)
     if found is not None:
+        if authorizer.claim_refresh(key):  # before it expires: no request waits for it
+            looking = asyncio.get_running_loop().run_in_executor(
+                None, authorizer.principal_for_key, key
+            )
+            looking.add_done_callback(_ignore_failure)
         return found
     client = client_address(request)
     state.failures.check(client)
@@ -313,6 +323,13 @@ async def authenticate_key(
         state.failures.fail(client)
         raise Unauthenticated("the API key is not valid: unknown, expired or revoked")
     return found
+
+
+def _ignore_failure(done: asyncio.Future[Any]) -> None:
+    """A background look-up that failed (the store away) leaves the cached resolution to
+    expire; the next request then asks, and answers what went wrong."""
+    if not done.cancelled():
+        done.exception()
 
 
 def session_secret(state: AppState) -> str | None:

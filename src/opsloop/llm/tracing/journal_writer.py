@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,7 @@ __all__ = ["JournalIngester", "JournalWriter"]
 Ingest = Callable[[list[SpanRecord]], Any]
 _BATCH = 2000
 _IDLE_S = 0.05
+_NICENESS = 10  # the writer process's, above its owner's
 log = logging.getLogger(__name__)
 
 
@@ -194,6 +196,11 @@ def main() -> None:
     from opsloop.store.database import Store
 
     logging.basicConfig(level=logging.WARNING, format="opsloop span writer: %(message)s")
+    if hasattr(os, "nice"):
+        # Storing spans can wait; the requests whose spans they are cannot. At the same
+        # priority, each batch's burst (thousands of spans in one transaction) took a core
+        # from the server it serves and put its answers in the tail.
+        os.nice(_NICENESS)
     given = json.loads(sys.stdin.buffer.readline())
     backend = LocalTracingBackend(Store(given["database_url"]))
     ingester = JournalIngester(Path(given["root"]), given["own"], backend.ingest)
