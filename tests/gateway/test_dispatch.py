@@ -15,10 +15,11 @@ from fastapi import Request
 from fastapi.routing import iter_route_contexts
 
 from opsloop.errors import Unauthenticated
+from opsloop.llm.gateway.api import answered as openai_answer
 from opsloop.llm.gateway.api import gateway_router
 from opsloop.llm.gateway.config import parse_config
-from opsloop.llm.gateway.dispatch import GatewayDispatch
 from opsloop.llm.gateway.ports import Caller
+from opsloop.web.dispatch import RouteDispatch
 
 
 def _apps() -> tuple[FastAPI, Any, list[str], list[Any]]:
@@ -48,7 +49,12 @@ def _apps() -> tuple[FastAPI, Any, list[str], list[Any]]:
         reached.append(f"{scope['method']} {scope['path']}")
         await app(scope, receive, send)
 
-    return app, GatewayDispatch(behind, routes=router.routes, check=check), reached, seen
+    return (
+        app,
+        RouteDispatch(behind, routes=router.routes, check=check, answer=openai_answer),
+        reached,
+        seen,
+    )
 
 
 _GOOD = {"authorization": "Bearer good"}

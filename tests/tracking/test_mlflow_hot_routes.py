@@ -5,8 +5,10 @@ a point); what they refuse must read exactly as a route whose body FastAPI parse
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -126,3 +128,75 @@ def test_the_auth_check_guards_the_hot_routes(tmp_path: Path) -> None:
         assert run["data"].get("metrics", []) == []
         assert http.post(f"{API}/runs/log-metric", json=point, headers=good).json() == {}
     app.state.opsloop.store.dispose()
+
+
+def _answers(app: Any) -> list[tuple[int, Any]]:
+    """What ``app`` answers to the hot routes (good, refused, unknown run, the web UI's alias,
+    another method, a finished and a deleted run), run ids written as RUN."""
+    with TestClient(app, raise_server_exceptions=False) as http:
+        experiment = http.post(f"{API}/experiments/create", json={"name": "hot"}).json()
+        created = http.post(f"{API}/runs/create", json=experiment).json()
+        run_id = created["run"]["info"]["run_id"]
+        point = {"run_id": run_id, "key": "loss", "value": 0.5, "timestamp": 7, "step": 1}
+        param = {"run_id": run_id, "key": "a", "value": "1"}
+        asked = [
+            http.post(f"{API}/runs/log-metric", json=point),
+            http.post(f"{API}/runs/log-metric", json={**point, "value": "x"}),
+            http.post(f"{API}/runs/log-metric", json={**point, "run_id": "0" * 32}),
+            http.post("/ajax-api/2.0/mlflow/runs/log-metric", json={**point, "step": 2}),
+            http.get(f"{API}/runs/log-metric"),
+            http.post(f"{API}/runs/log-parameter", json=param),
+            http.post(f"{API}/runs/log-parameter", json={**param, "value": "2"}),  # changed
+            http.post(f"{API}/runs/set-tag", json={"run_id": run_id, "key": "t", "value": "v"}),
+            http.post(f"{API}/runs/log-batch", json={"run_id": run_id, "metrics": [point]}),
+        ]
+        http.post(f"{API}/runs/update", json={"run_id": run_id, "status": "FINISHED"})
+        asked.append(http.post(f"{API}/runs/log-metric", json=point))  # finished: still open
+        http.post(f"{API}/runs/delete", json={"run_id": run_id})
+        asked += [
+            http.post(f"{API}/runs/log-metric", json=point),  # deleted: refused
+            http.get(f"{API}/metrics/get-history", params={"run_id": run_id, "metric_key": "loss"}),
+        ]
+    shown = [(a.status_code, a.text.replace(run_id, "RUN")) for a in asked]
+    return [(status, json.loads(text) if text else None) for status, text in shown]
+
+
+def test_the_hot_routes_answer_before_routing_as_the_routes_do(tmp_path: Path) -> None:
+    """The server answers the logging routes with a RouteDispatch (no FastAPI routing); the
+    same app without it answers the same requests alike, the web UI's alias included."""
+    from opsloop.app.server import create_app
+    from opsloop.config import load_settings
+    from opsloop.web.dispatch import RouteDispatch
+    from opsloop.web.mlflow import MLFLOW_API
+
+    def app_in(folder: Path, dispatched: bool) -> Any:
+        settings = load_settings(home=str(folder), database_url=f"sqlite:///{folder / 'db'}",
+                                 blob_url=str(folder / "blobs"))  # fmt: skip
+        app = create_app(settings)
+        ours = [m for m in app.user_middleware if m.kwargs.get("prefix") == MLFLOW_API]
+        assert [m.cls for m in ours] == [RouteDispatch]
+        if not dispatched:
+            app.user_middleware.remove(ours[0])
+        return app
+
+    dispatched, routed = app_in(tmp_path / "a", True), app_in(tmp_path / "b", False)
+    answers = _answers(dispatched)
+    assert answers == _answers(routed)
+    assert [status for status, _ in answers] == [
+        200,
+        400,
+        404,
+        200,
+        404,
+        200,
+        400,
+        200,
+        200,
+        200,
+        400,
+        200,
+    ]
+    history = answers[-1][1]["metrics"]
+    assert [(p["step"], p["value"]) for p in history] == [(1, 0.5), (2, 0.5)]
+    for app in (dispatched, routed):
+        app.state.opsloop.store.dispose()

@@ -22,7 +22,7 @@ either server with one line naming the field. :func:`mount_gateway` puts the rou
 ``opsloop server`` behind its auth check (the key's id comes from the principal it resolves);
 :func:`create_gateway_app` is ``opsloop gateway``'s app, with its own check (``auth: keys``
 against the store's API keys, or ``open``). In both, the routes' requests are answered by
-:class:`~opsloop.llm.gateway.dispatch.GatewayDispatch` inside the app's middlewares, before
+:class:`~opsloop.web.dispatch.RouteDispatch` inside the app's middlewares, before
 FastAPI's routing (the same check and endpoint, at a fraction of the framework's CPU).
 """
 
@@ -52,13 +52,12 @@ from opsloop.errors import InvalidInput
 from opsloop.errors import PermissionDenied
 from opsloop.errors import Unauthenticated
 from opsloop.errors import validation_problems
+from opsloop.llm.gateway.api import answered
 from opsloop.llm.gateway.api import gateway_router
 from opsloop.llm.gateway.config import GatewayConfig
 from opsloop.llm.gateway.config import LimitsConfig
 from opsloop.llm.gateway.config import RouteConfig
 from opsloop.llm.gateway.config import load_config
-from opsloop.llm.gateway.dispatch import Check
-from opsloop.llm.gateway.dispatch import GatewayDispatch
 from opsloop.llm.gateway.ports import Caller
 from opsloop.llm.gateway.ports import Guard
 from opsloop.llm.gateway.ports import KeyLimits
@@ -77,6 +76,8 @@ from opsloop.llm.gateway.upstream import pool
 from opsloop.llm.tracing.pricing import ModelPrice
 from opsloop.llm.tracing.pricing import PriceTable
 from opsloop.store.database import Store
+from opsloop.web.dispatch import Check
+from opsloop.web.dispatch import RouteDispatch
 
 __all__ = [
     "LimitsLookup",
@@ -312,11 +313,11 @@ def mount_gateway(
 
 def _serve_routes(app: FastAPI, router: APIRouter, check: Check) -> None:
     """``router`` on ``app`` behind ``check``: included (documented, and answering what the
-    dispatcher leaves), and answered first by :class:`GatewayDispatch`, which the middlewares
+    dispatcher leaves), and answered first by :class:`RouteDispatch`, which the middlewares
     added to ``app`` after this call wrap (the server's request id, audit check and body limit;
     those added before, such as the MLflow alias, never rewrite the gateway's paths)."""
     app.include_router(router, dependencies=[Depends(check)])
-    app.add_middleware(GatewayDispatch, routes=router.routes, check=check)
+    app.add_middleware(RouteDispatch, routes=router.routes, check=check, answer=answered)
 
 
 def _spend_everywhere(root: Any) -> SpentSince:

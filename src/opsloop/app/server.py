@@ -32,6 +32,7 @@ from opsloop.web.deps import AppState
 from opsloop.web.deps import require_token
 from opsloop.web.errors import install_error_handlers
 from opsloop.web.limits import install_body_limits
+from opsloop.web.mlflow import dispatch_mlflow_routes
 from opsloop.web.mlflow import include_mlflow_router
 from opsloop.web.mlflow import install_mlflow
 from opsloop.web.openapi import install_openapi
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from opsloop.serving.views import router as deployment_views
     from opsloop.tracking.api import BODY_LIMITS as BLOB_LIMITS
     from opsloop.tracking.api import router as tracking_router
+    from opsloop.tracking.mlflow_api import logging_router as mlflow_logging_router
     from opsloop.tracking.mlflow_api import router as mlflow_tracking_router
     from opsloop.tracking.mlflow_artifacts import BODY_LIMITS as MLFLOW_ARTIFACT_LIMITS
     from opsloop.tracking.mlflow_artifacts import proxy_router as mlflow_artifacts_router
@@ -157,7 +159,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     auth = [Depends(require_token)]
     # MLflow's REST API first: its clients log a metric a request, and routes are matched in
     # order (its paths, under /api/2.0/, cannot match opsloop's, nor opsloop's its own)
-    include_mlflow_router(app, mlflow_tracking_router, auth)  # both prefixes
+    include_mlflow_router(app, mlflow_logging_router, auth)  # both prefixes
+    dispatch_mlflow_routes(app, mlflow_logging_router, require_token)  # the same, sooner
+    include_mlflow_router(app, mlflow_tracking_router, auth)
     include_mlflow_router(app, mlflow_artifacts_router, auth, artifacts=True)
     include_mlflow_router(app, mlflow_registry_router, auth)  # registry and logged models
     api = "/api"  # the REST routes; OTLP and inference keep their standard paths

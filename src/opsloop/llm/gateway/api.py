@@ -7,7 +7,7 @@ dependency, inside the route), has OpenAI's shape, ``{"error": {"message", "type
 404 ``model_not_found``, a malformed body a 400, a key over its limits a 429 with
 ``Retry-After``, and no target answering a 502. The bodies are read as bytes and parsed once
 by the proxy (no request model): the gateway passes through fields it does not know. Both
-apps answer these routes with :class:`~opsloop.llm.gateway.dispatch.GatewayDispatch` before
+apps answer these routes with :class:`~opsloop.web.dispatch.RouteDispatch` before
 FastAPI's routing: the same check and endpoints, and :func:`answered` for the errors.
 """
 
