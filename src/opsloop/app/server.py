@@ -159,8 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     auth = [Depends(require_token)]
     # MLflow's REST API first: its clients log a metric a request, and routes are matched in
     # order (its paths, under /api/2.0/, cannot match opsloop's, nor opsloop's its own)
-    include_mlflow_router(app, mlflow_logging_router, auth)  # both prefixes
-    dispatch_mlflow_routes(app, mlflow_logging_router, require_token)  # the same, sooner
+    dispatch_mlflow_routes(app, mlflow_logging_router, require_token)  # both prefixes
     include_mlflow_router(app, mlflow_tracking_router, auth)
     include_mlflow_router(app, mlflow_artifacts_router, auth, artifacts=True)
     include_mlflow_router(app, mlflow_registry_router, auth)  # registry and logged models

@@ -78,7 +78,7 @@ def _only_installed_code() -> bool:
     prefixes, the site folders, opsloop's own, wherever it is installed): none is user code
     that may rely on being finalized."""
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             str(Path(__file__).resolve().parents[2]), *site.getsitepackages()}  # fmt: skip
+             str(Path(os.path.abspath(__file__)).parents[2]), *site.getsitepackages()}  # fmt: skip
     if site.ENABLE_USER_SITE:
         roots.add(site.getusersitepackages())
     installed = tuple(os.path.join(root, "") for root in roots)  # a folder, not a name prefix

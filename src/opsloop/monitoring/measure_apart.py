@@ -181,12 +181,13 @@ def _main() -> None:
     except _NeedsModels:
         sys.exit(_NEEDS_MODELS)
     sys.stdout.buffer.write(pickle.dumps(measured))
-    # The command waits for this process's end: it ends now, without the interpreter's
-    # teardown of DuckDB, NumPy and the window's rows (~40 ms; console/quick_exit.py).
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 if __name__ == "__main__":
-    _main()
+    from opsloop.console.quick_exit import exit_without_teardown
+
+    # The command waits for this process's end: it ends without the interpreter's teardown
+    # of DuckDB, NumPy and the window's rows (~40 ms).
+    with exit_without_teardown():
+        _main()
+        sys.exit(0)

@@ -178,11 +178,12 @@ def include_mlflow_router(
 
 
 def dispatch_mlflow_routes(app: FastAPI, router: APIRouter, check: Check) -> None:
-    """``router``'s routes, included with :func:`include_mlflow_router` behind ``check`` (the
-    auth check, taking the request alone, as each endpoint does), answered first by a
-    :class:`~opsloop.web.dispatch.RouteDispatch`: MLflow's client sends one request per logged
-    point, and FastAPI's layers around such a route cost more CPU than the route. Call before
-    :func:`install_mlflow`, whose ``/ajax-api`` rewrite then reaches it."""
+    """``router`` mounted as :func:`include_mlflow_router` mounts it, behind ``check`` (the
+    auth check, taking the request alone, as each of its endpoints does), and answered first
+    by a :class:`~opsloop.web.dispatch.RouteDispatch`: MLflow's client sends one request per
+    logged point, and FastAPI's layers around such a route cost more CPU than the route. Call
+    before :func:`install_mlflow`, whose ``/ajax-api`` rewrite then reaches it."""
+    include_mlflow_router(app, router, [Depends(check)])
     app.add_middleware(
         RouteDispatch, routes=router.routes, check=check, answer=_answer, prefix=MLFLOW_API
     )
