@@ -138,3 +138,46 @@ def test_the_audit_page_is_an_admins(admin: tuple[FastAPI, TestClient]) -> None:
     assert 'href="/audit"' not in client.get("/experiments", headers=editor).text
     assert client.get("/audit", headers=editor).status_code == 403
     assert client.get("/api/audit", headers=editor).status_code == 403
+
+
+def test_a_logged_mlflow_point_commits_its_event_with_it(
+    admin: tuple[FastAPI, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's logging routes write a run named by its full id in a plain transaction
+    (``Store.write_plain``), others through a session: each request leaves one event either
+    way, with the status it answered, committed with the write when there was one (not
+    appended on its own after the answer's status), and the chain still verifies."""
+    from opsloop.governance.audit_hook import AuditMiddleware
+
+    _, client = admin
+    alone: list[str] = []  # events appended in a transaction of their own
+    append_alone = AuditMiddleware._append
+    monkeypatch.setattr(AuditMiddleware, "_append", lambda self, store, fields: (
+        alone.append(fields["request_id"]), append_alone(self, store, fields)))  # fmt: skip
+    api = "/api/2.0/mlflow"
+    experiment = client.post(f"{api}/experiments/create", json={"name": "plain-audit"}).json()
+    run_id = client.post(f"{api}/runs/create", json=experiment).json()["run"]["info"]["run_id"]
+    point = {"key": "loss", "value": 0.5, "timestamp": 1, "step": 1}
+    sent = [
+        (client.post(f"{api}/runs/log-metric", json={"run_id": run_id, **point}), 200),  # plain
+        (client.post(f"{api}/runs/log-metric", json={"run_id": run_id[:8], **point}), 200),
+        (client.post(f"{api}/runs/set-tag",  # a rename goes through the session
+                     json={"run_id": run_id, "key": "mlflow.runName", "value": "renamed"}), 200),
+        (client.post(f"{api}/runs/log-parameter",
+                     json={"run_id": run_id, "key": "lr", "value": "0.1"}), 200),
+        (client.post(f"{api}/runs/log-parameter",  # immutable: refused, nothing written
+                     json={"run_id": run_id, "key": "lr", "value": "0.2"}), 400),
+        (client.post(f"{api}/runs/log-metric", json={"run_id": "f" * 32, **point}), 404),
+    ]  # fmt: skip
+    events = {e["request_id"]: e for e in _events(client)}
+    for answer, status in sent:
+        assert answer.status_code == status, answer.text
+        event = events[answer.headers["x-request-id"]]
+        assert (event["outcome"], event["actor"]) == (status, "root")
+        assert event["action"].startswith(f"POST {api}/runs/")
+        assert (event["request_id"] in alone) == (status != 200), (answer.request.content, alone)
+    run = client.get(f"{api}/runs/get", params={"run_id": run_id}).json()["run"]
+    assert run["info"]["run_name"] == "renamed"
+    assert run["data"]["params"] == [{"key": "lr", "value": "0.1"}]
+    verdict = client.get("/api/audit/verify").json()
+    assert verdict["ok"], verdict

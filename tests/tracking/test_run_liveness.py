@@ -6,6 +6,7 @@ change made through the ORM earlier in the same transaction is seen."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,70 @@ def test_prefixes_unknown_and_malformed_ids(store: Store) -> None:
         run = runs.get_run(session, run_id)
     assert run.data.params == {"lr": "0.1", "seed": "7"}
     assert run.data.tags["team"] == "ops"  # a tag is overwritten, a param never
+
+
+def _outcome(write: Any, run_id: str) -> tuple[str, str]:
+    """What a write answered: its count, or its refusal's kind and words (the run id put
+    aside: each path writes to runs of its own)."""
+    try:
+        return "logged", str(write())
+    except (Conflict, InvalidInput, NotFound, ValueError) as err:
+        return type(err).__name__, str(err).replace(run_id, "RUN")
+
+
+def test_the_plain_write_checks_and_writes_as_the_sessions(store: Store) -> None:
+    """``log_batch_plain`` (a plain transaction, MLflow's hot routes) against ``log_batch`` (a
+    session), each on its own runs in the same states: the same answer or the same refusal, in
+    the same words, and the same data left behind."""
+    nan = MetricSeries.model_construct(values=[float("nan")], steps=[0], timestamps=[1])
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("running", {"metrics": _points(1.0), "params": {"lr": 0.1}, "tags": {"t": "1"}}),
+        ("running", {"params": {"lr": 0.1, "n": 3}}),  # one param again, with the same value
+        ("running", {"params": {"lr": 0.2}}),  # a changed param
+        ("running", {"params": {"bad key!": 1}}),
+        ("running", {"tags": {"": "x"}}),
+        ("running", {"metrics": MetricBatch.model_construct(series={"loss": nan})}),
+        ("finished", {"metrics": _points(2.0)}),
+        ("finished", {"metrics": _points(3.0), "finished": True}),
+        ("finished", {"tags": {"note": "late"}}),
+        ("deleted", {"params": {"x": 1}, "finished": True}),
+        ("deleted", {"tags": {"note": "still"}}),
+        ("missing", {"tags": {"a": "b"}}),
+    ]
+    results = {}
+    for plain in (False, True):
+        with store.write() as session:
+            experiment_id = experiments.create_experiment(session, f"plain-{plain}").experiment_id
+            by_state = {state: runs.create_run(session, experiment_id).info.run_id
+                        for state in ("running", "finished", "deleted")}  # fmt: skip
+            runs.update_run(session, by_state["finished"], status="FINISHED")
+            runs.delete_run(session, by_state["deleted"])
+        by_state["missing"] = "e" * 32
+        answers = []
+        for state, kwargs in cases:
+            run_id = by_state[state]
+            if plain:
+                with store.write_plain() as sql:
+                    write = partial(run_data.log_batch_plain, sql, run_id, **kwargs)
+                    answers.append(_outcome(write, run_id))
+            else:
+                with store.write() as session:
+                    write = partial(run_data.log_batch, session, run_id, **kwargs)
+                    answers.append(_outcome(write, run_id))
+        with store.read() as session:
+            left = [runs.get_run(session, by_state[state]).data
+                    for state in ("running", "finished", "deleted")]  # fmt: skip
+        results[plain] = answers, [(data.metrics, data.params, data.tags) for data in left]
+    assert results[True][0] == results[False][0]
+    assert [kind for kind, _ in results[True][0]] == [
+        "logged", "logged", "Conflict", "InvalidInput", "InvalidInput", "InvalidInput", "Conflict",
+        "logged", "logged", "Conflict", "logged", "NotFound",
+    ]  # fmt: skip
+    assert results[True][1] == results[False][1]
+    with store.write() as session:
+        run_id = runs.create_run(session, experiment_id).info.run_id
+    with pytest.raises(ValueError, match="full run id"), store.write_plain() as sql:
+        run_data.log_batch_plain(sql, run_id[:8], tags={"a": "b"})
 
 
 @pytest.fixture

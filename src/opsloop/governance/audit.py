@@ -24,9 +24,7 @@ import json
 import re
 import uuid
 import weakref
-from collections.abc import Callable
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert
@@ -48,10 +46,13 @@ from opsloop.kernel.timeutil import iso_utc
 from opsloop.kernel.timeutil import now_ms
 from opsloop.store.database import Store
 from opsloop.store.database import dialect_insert
+from opsloop.store.sql import DriverSql
+from opsloop.store.sql import SessionSql
 
 __all__ = [
     "GENESIS",
     "append",
+    "append_sql",
     "chain_hash",
     "iter_events",
     "list_events",
@@ -101,36 +102,22 @@ def chain_hash(prev_hash: str, event: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
-# Plain SQL on the session's own DBAPI connection: an append runs on every audited request,
-# and SQLAlchemy's statement machinery alone costs several times what SQLite takes to run
-# these statements. Named parameters: ``:name`` for sqlite3, ``%(name)s`` for psycopg.
+# Plain SQL on the transaction's driver connection (:class:`~opsloop.store.sql.DriverSql`,
+# which takes ``:name`` parameters on either driver): an append runs on every audited request,
+# and SQLAlchemy's statement machinery alone costs several times what SQLite takes to run these.
 _COLUMNS = ("seq", "at", "actor", "workspace", "action", "resource", "request_id", "outcome",
             "digest", "prev_hash", "hash")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class _Statements:
-    head: str  # read (and on PostgreSQL lock) the head
-    insert: str  # the event
-    move: str  # the head to the event
-    move_from: str  # the head to the event if it is still the one this process last wrote
-
-
-def _statements(mark: Callable[[str], str], lock: str) -> _Statements:
-    return _Statements(
-        head=f"SELECT seq, hash FROM audit_head WHERE id = 1{lock}",
-        insert=f"INSERT INTO audit_events ({', '.join(_COLUMNS)}) "
-        f"VALUES ({', '.join(mark(c) for c in _COLUMNS)})",
-        move=f"UPDATE audit_head SET seq = {mark('seq')}, hash = {mark('hash')} WHERE id = 1",
-        move_from=f"UPDATE audit_head SET seq = {mark('seq')}, hash = {mark('hash')} "
-        f"WHERE id = 1 AND seq = {mark('prev_seq')} AND hash = {mark('prev_hash')}",
-    )
-
-
-_SQL = {
-    "sqlite": _statements(lambda c: f":{c}", ""),
-    "postgresql": _statements(lambda c: f"%({c})s", " FOR UPDATE"),
-}
+_INSERT = (f"INSERT INTO audit_events ({', '.join(_COLUMNS)}) "
+           f"VALUES ({', '.join(':' + c for c in _COLUMNS)})")  # fmt: skip
+_MOVE = "UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = 1"
+# the head to the event if it is still the one this process last wrote
+_MOVE_FROM = _MOVE + " AND seq = :prev_seq AND hash = :prev_hash"
+# the first event of a database: racing writers make the head once
+_MAKE_HEAD = (
+    f"INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '{GENESIS}') ON CONFLICT DO NOTHING"
+)
+_HEAD_SQL = {"sqlite": "SELECT seq, hash FROM audit_head WHERE id = 1",
+             "postgresql": "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"}  # fmt: skip
 # The head each store's chain had after this process's last append, by engine: the next append
 # moves the head from it in one compare-and-set statement (which also takes the row's lock)
 # instead of reading it first. Another writer's append in between (or a rolled-back
@@ -140,10 +127,8 @@ _LAST_HEADS: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDi
 
 def _lock_head(session: Session) -> tuple[int, str]:
     """The chain's head, read through the ORM (and made on first use), locked until the
-    caller's transaction ends. The fast path is in :func:`append`."""
+    caller's transaction ends: for a database without plain statements here (:data:`_HEAD_SQL`)."""
     query = _HEAD_QUERY
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
     found = session.execute(query).first()
     if found is None:  # the first event of this database; racing writers make it once
         first = dialect_insert(session, AuditHeadRow.__table__).values(
@@ -169,36 +154,68 @@ def append(
     """Append one event in the session's transaction: two statements when this process wrote
     the head last (move the head from it, insert the event), else three (read and lock the
     head, insert, move it). It is durable when that transaction commits."""
-    event: dict[str, Any] = {
+    fields = {
+        "actor": actor, "action": action, "resource": resource, "outcome": outcome,
+        "request_id": request_id, "digest": digest, "workspace": workspace, "at": at,
+    }  # fmt: skip
+    connection = session.connection()
+    if connection.dialect.name in _HEAD_SQL:
+        return append_sql(SessionSql(session), connection.engine, **fields)
+    event = _new_event(**fields)  # another database: the portable, slower way
+    _chain(event, _lock_head(session))
+    session.execute(insert(AuditEventRow).values(**event))
+    session.execute(
+        update(AuditHeadRow)
+        .where(AuditHeadRow.id == _HEAD)
+        .values(seq=event["seq"], hash=event["hash"])
+    )
+    return AuditEvent.model_construct(**event)
+
+
+def append_sql(
+    sql: DriverSql,
+    chain: Any,
+    *,
+    actor: str,
+    action: str,
+    resource: str,
+    outcome: int,
+    request_id: str | None = None,
+    digest: str | None = None,
+    workspace: str = DEFAULT_WORKSPACE,
+    at: int | None = None,
+) -> AuditEvent:
+    """:func:`append` in a plain transaction on SQLite or PostgreSQL (a session's, or
+    :meth:`~opsloop.store.database.Store.write_plain`'s); ``chain`` is the store's engine (the
+    head this process last wrote there is remembered by it)."""
+    event = _new_event(actor=actor, action=action, resource=resource, outcome=outcome,
+                   request_id=request_id, digest=digest, workspace=workspace, at=at)  # fmt: skip
+    last = _LAST_HEADS.get(chain)
+    moved = False
+    if last is not None:
+        _chain(event, last)
+        moved = sql.changed(_MOVE_FROM, {**_head_of(event), "prev_seq": last[0]}) == 1
+    if not moved:
+        found = sql.rows(_HEAD_SQL[sql.dialect.name])
+        if not found:
+            sql.changed(_MAKE_HEAD, {})
+            found = sql.rows(_HEAD_SQL[sql.dialect.name])
+        _chain(event, (int(found[0][0]), str(found[0][1])))
+        sql.changed(_MOVE, _head_of(event))
+    sql.changed(_INSERT, event)
+    _LAST_HEADS[chain] = (event["seq"], event["hash"])
+    return AuditEvent.model_construct(**event)
+
+
+def _new_event(
+    *, actor: str, action: str, resource: str, outcome: int, request_id: str | None,
+    digest: str | None, workspace: str, at: int | None,
+) -> dict[str, Any]:  # fmt: skip
+    return {
         "at": now_ms() if at is None else at, "actor": actor[:250], "workspace": workspace,
         "action": action[:500], "resource": resource[:1000],
         "request_id": request_id or new_request_id(), "outcome": int(outcome), "digest": digest,
     }  # fmt: skip
-    connection = session.connection()
-    sql = _SQL.get(connection.dialect.name)
-    if sql is None:  # another database: the portable, slower way
-        _chain(event, _lock_head(session))
-        session.execute(insert(AuditEventRow).values(**event))
-        session.execute(
-            update(AuditHeadRow)
-            .where(AuditHeadRow.id == _HEAD)
-            .values(seq=event["seq"], hash=event["hash"])
-        )
-        return AuditEvent.model_construct(**event)
-    raw = connection.connection.driver_connection
-    engine = connection.engine
-    last = _LAST_HEADS.get(engine)
-    moved = False
-    if last is not None:
-        _chain(event, last)
-        moved = raw.execute(sql.move_from, {**_head_of(event), "prev_seq": last[0]}).rowcount == 1
-    if not moved:
-        found = raw.execute(sql.head).fetchone()
-        _chain(event, (int(found[0]), str(found[1])) if found else _lock_head(session))
-        raw.execute(sql.move, _head_of(event))
-    raw.execute(sql.insert, event)
-    _LAST_HEADS[engine] = (event["seq"], event["hash"])
-    return AuditEvent.model_construct(**event)
 
 
 def _chain(event: dict[str, Any], head: tuple[int, str]) -> None:

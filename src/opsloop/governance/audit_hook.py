@@ -6,7 +6,8 @@ matched a route (except :data:`READ_ONLY_POSTS`, which change nothing) it also h
 as the app reads it and makes sure one event is written before the answer leaves:
 
 1. **In the route's own transaction**, when it has one: a SQLAlchemy ``before_commit`` hook
-   (:func:`_before_commit`) appends the event in the first write transaction the request
+   (:func:`_before_commit`; for a plain write transaction, ``Store.write_plain``'s hook
+   :func:`_before_plain_commit`) appends the event in the first write transaction the request
    commits on the server's store once the auth check let it through. The write and its event
    commit together, so neither exists without the other, and an audited write costs three small
    statements, not a second transaction (a second commit is a second fsync: on SQLite with
@@ -29,6 +30,7 @@ import hashlib
 import logging
 import re
 import threading
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -45,6 +47,8 @@ from opsloop.governance import audit
 from opsloop.governance.policy import SAFE_METHODS
 from opsloop.governance.policy import RouteRoles
 from opsloop.store.database import Store
+from opsloop.store.database import on_plain_commit
+from opsloop.store.sql import DriverSql
 from opsloop.web.deps import get_state
 from opsloop.web.deps import request_workspace
 
@@ -133,26 +137,50 @@ class _Pending:
         }  # fmt: skip
 
 
-def _before_commit(session: Session) -> None:
+def _claim(url: Any, read_only: bool) -> _Pending | None:
+    """The audited request whose event a write transaction on the store at ``url`` is about
+    to commit should carry, claimed for it; None when it carries none (no request, a read-only
+    transaction, another store, a page, a read-only POST, or another transaction has it)."""
     pending = _PENDING.get()
     if pending is None or pending.settled or pending.written is not None:
-        return
-    bind = session.get_bind()
-    if bind.get_execution_options().get("opsloop_read_only") or (
-        bind.url is not pending.url and bind.url != pending.url  # the same store: same object
-    ):
-        return
+        return None
+    if read_only or (url is not pending.url and url != pending.url):  # the same store: same object
+        return None
     route = pending.route()
     if route is None or not route.include_in_schema:
-        return  # pages answer redirects: their event is written with the status they answer
+        return None  # pages answer redirects: their event is written with the status they answer
     if not pending.audited():
-        return
+        return None
     with pending.lock:
         if pending.claimed:
-            return
+            return None
         pending.claimed = True
-    session.info[_CARRIES] = pending
-    audit.append(session, **pending.fields(pending.declared()))
+    return pending
+
+
+def _before_commit(session: Session) -> None:
+    bind = session.get_bind()
+    pending = _claim(bind.url, bool(bind.get_execution_options().get("opsloop_read_only")))
+    if pending is not None:
+        session.info[_CARRIES] = pending
+        audit.append(session, **pending.fields(pending.declared()))
+
+
+def _before_plain_commit(store: Store, sql: DriverSql) -> Callable[[bool], None] | None:
+    """:func:`_before_commit` for a plain write transaction (``Store.write_plain``)."""
+    pending = _claim(store.engine.url, read_only=False)
+    if pending is None:
+        return None
+    audit.append_sql(sql, store.engine, **pending.fields(pending.declared()))
+
+    def finished(committed: bool) -> None:
+        if committed:
+            pending.written = pending.declared()
+        else:
+            with pending.lock:
+                pending.claimed = False
+
+    return finished
 
 
 def _after_commit(session: Session) -> None:
@@ -169,14 +197,16 @@ def _after_rollback(session: Session) -> None:
 
 
 def _hook_sessions() -> None:
-    """Listen to every session's commits, once per process (a no-op outside an audited
-    request: one context variable read)."""
+    """Listen to every session's commits and every plain write transaction's
+    (``Store.write_plain``), once per process (a no-op outside an audited request: one context
+    variable read)."""
     global _hooked
     with _HOOKED:
         if not _hooked:
             event.listen(Session, "before_commit", _before_commit)
             event.listen(Session, "after_commit", _after_commit)
             event.listen(Session, "after_rollback", _after_rollback)
+            on_plain_commit(_before_plain_commit)
             _hooked = True
 
 

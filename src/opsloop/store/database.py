@@ -33,11 +33,28 @@ from opsloop.errors import InvalidInput
 from opsloop.errors import OpsloopError
 from opsloop.errors import StoreError
 from opsloop.store.sql import SQLITE_BUSY_TIMEOUT_S
+from opsloop.store.sql import DriverSql
+from opsloop.store.sql import driver_error
 from opsloop.store.sql import set_up_sqlite
 
-__all__ = ["Store", "dialect_insert", "normalize_database_url"]
+__all__ = [
+    "PlainCommitHook", "Store", "dialect_insert", "normalize_database_url", "on_plain_commit",
+]  # fmt: skip
 
 _READ_ONLY = "opsloop_read_only"
+# Run by every plain write transaction (:meth:`Store.write_plain`) just before its commit, in
+# it, as an ORM session's ``before_commit`` listeners are by its commit; what a hook returns is
+# called afterwards with whether the transaction committed. The audit log registers one
+# (``governance.audit_hook``): a request's event commits with its write, on either path.
+PlainCommitHook = Callable[["Store", DriverSql], Callable[[bool], None] | None]
+_PLAIN_COMMIT_HOOKS: list[PlainCommitHook] = []
+
+
+def on_plain_commit(hook: PlainCommitHook) -> None:
+    """Run ``hook`` in every plain write transaction of every store before it commits (a hook
+    registered twice runs once)."""
+    if hook not in _PLAIN_COMMIT_HOOKS:
+        _PLAIN_COMMIT_HOOKS.append(hook)
 
 
 def normalize_database_url(url: str) -> str:
@@ -117,6 +134,40 @@ class Store:
         """A session in a write transaction, committed when the block exits without error."""
         with _translate_errors(), self._sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def write_plain(self) -> Iterator[DriverSql]:
+        """A write transaction without the ORM: plain SQL on a pooled driver connection,
+        committed when the block exits without error, its errors the store's (as
+        :meth:`write`'s), the hooks of :func:`on_plain_commit` run in it.
+
+        For a hot write whose statements are plain SQL already (MLflow's client sends a request
+        per metric point): a ``Session``'s set-up, transaction and commit events cost about as
+        much as the request's three statements on SQLite together with their commit."""
+        hooks = _PLAIN_COMMIT_HOOKS
+        with _translate_errors():
+            pooled = self.engine.raw_connection()  # the engine's connect set-up done (pragmas)
+            sql = DriverSql(pooled.driver_connection, self.engine.dialect)
+            finish: list[Callable[[bool], None]] = []
+            try:
+                with driver_error(sql):
+                    if self.is_sqlite:  # as the engine's ``begin`` listener does
+                        sql.driver.execute("BEGIN IMMEDIATE")
+                try:
+                    yield sql
+                    finish.extend(done for hook in hooks if (done := hook(self, sql)))
+                    with driver_error(sql):
+                        sql.driver.commit()
+                except BaseException:
+                    with driver_error(sql):
+                        sql.driver.rollback()
+                    for done in finish:
+                        done(False)
+                    raise
+                for done in finish:
+                    done(True)
+            finally:
+                pooled.close()  # back to the pool (which rolls back whatever is still open)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

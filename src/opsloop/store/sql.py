@@ -26,8 +26,8 @@ from typing import Protocol
 from opsloop.config import SQLITE_SYNC_LEVELS
 
 __all__ = [
-    "SessionSql", "Sql", "SqliteSql", "connect_sqlite", "in_list", "set_up_sqlite", "sqlite_path",
-    "sqlite_transaction",
+    "DriverSql", "SessionSql", "Sql", "SqliteSql", "connect_sqlite", "driver_error", "in_list",
+    "set_up_sqlite", "sqlite_path", "sqlite_transaction",
 ]  # fmt: skip
 
 SQLITE_BUSY_TIMEOUT_S = 60
@@ -65,19 +65,23 @@ class SqliteSql:
             self.connection.executemany(sql, rows)
 
 
-class SessionSql:
-    """Over a SQLAlchemy session's connection, in its transaction, straight to the driver's
-    cursor (SQLAlchemy's ``exec_driver_sql`` costs about as much again as SQLite takes to run
-    one of these statements), with ``:name`` and ``?`` rewritten to ``%(name)s`` and ``%s``
-    for drivers that want that (psycopg). A driver's error is raised as SQLAlchemy's wrapper of
-    it (``IntegrityError``…), as ``exec_driver_sql`` would, so the store translates it once,
-    as any other (``store.database``)."""
+class DriverSql:
+    """Over a SQLAlchemy connection's driver connection, in its transaction, straight to the
+    driver's cursor (SQLAlchemy's ``exec_driver_sql`` costs about as much again as SQLite takes
+    to run one of these statements), with ``:name`` and ``?`` rewritten to ``%(name)s`` and
+    ``%s`` for drivers that want that (psycopg). A driver's error is raised as SQLAlchemy's
+    wrapper of it (``IntegrityError``…), as ``exec_driver_sql`` would, so the store translates
+    it once, as any other (``store.database``).
 
-    def __init__(self, session: Any) -> None:
-        connection = session.connection()  # begins the session's transaction, if not yet
-        self._driver = connection.connection.driver_connection
-        self._dbapi = connection.dialect.loaded_dbapi
-        self._pyformat = connection.dialect.paramstyle == "pyformat"
+    Args:
+        driver: The DBAPI connection (``sqlite3``'s, psycopg's), in a transaction.
+        dialect: Its SQLAlchemy dialect (the driver module, the parameter style, the name).
+    """
+
+    def __init__(self, driver: Any, dialect: Any) -> None:
+        self.driver, self.dialect = driver, dialect
+        self.dbapi = dialect.loaded_dbapi
+        self._pyformat = dialect.paramstyle == "pyformat"
 
     def _text(self, sql: str) -> str:
         if not self._pyformat:
@@ -86,12 +90,24 @@ class SessionSql:
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         text = self._text(sql)
-        cursor = self._driver.cursor()
+        cursor = self.driver.cursor()
         try:
             cursor.execute(text, dict(params or {}))
             return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
-        except self._dbapi.Error as err:
-            raise _wrapped(text, params, err, self._dbapi) from err
+        except self.dbapi.Error as err:
+            raise _wrapped(text, params, err, self.dbapi) from err
+        finally:
+            cursor.close()
+
+    def changed(self, sql: str, params: Mapping[str, Any]) -> int:
+        """Run one statement; the number of rows it changed (a compare-and-set's verdict)."""
+        text = self._text(sql)
+        cursor = self.driver.cursor()
+        try:
+            cursor.execute(text, dict(params))
+            return int(cursor.rowcount)
+        except self.dbapi.Error as err:
+            raise _wrapped(text, params, err, self.dbapi) from err
         finally:
             cursor.close()
 
@@ -101,13 +117,23 @@ class SessionSql:
         if not rows:
             return
         text = self._text(sql)
-        cursor = self._driver.cursor()
+        cursor = self.driver.cursor()
         try:
             cursor.executemany(text, rows)
-        except self._dbapi.Error as err:
-            raise _wrapped(text, rows[0], err, self._dbapi) from err
+        except self.dbapi.Error as err:
+            raise _wrapped(text, rows[0], err, self.dbapi) from err
         finally:
             cursor.close()
+
+
+@contextmanager
+def driver_error(sql: DriverSql) -> Iterator[None]:
+    """A driver's error in the block (``BEGIN``, ``COMMIT``…) raised as SQLAlchemy's wrapper,
+    as :class:`DriverSql`'s statements raise theirs."""
+    try:
+        yield
+    except sql.dbapi.Error as err:
+        raise _wrapped("", None, err, sql.dbapi) from err
 
 
 def _wrapped(sql: str, params: Any, err: Exception, dbapi: Any) -> Exception:
@@ -116,6 +142,15 @@ def _wrapped(sql: str, params: Any, err: Exception, dbapi: Any) -> Exception:
     from sqlalchemy.exc import DBAPIError  # loaded already: a session is open
 
     return DBAPIError.instance(sql, params, err, dbapi.Error)
+
+
+class SessionSql(DriverSql):
+    """:class:`DriverSql` over a SQLAlchemy session's connection, in its transaction (begun
+    here if it was not yet)."""
+
+    def __init__(self, session: Any) -> None:
+        connection = session.connection()
+        super().__init__(connection.connection.driver_connection, connection.dialect)
 
 
 def in_list(name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:

@@ -39,6 +39,7 @@ from opsloop.kernel.bounds import Int64
 from opsloop.kernel.identity import current_principal
 from opsloop.kernel.paging import decode_page_token
 from opsloop.kernel.paging import encode_page_token
+from opsloop.store.ids import FULL_ID_LENGTH
 from opsloop.tracking import experiments
 from opsloop.tracking import run_data
 from opsloop.tracking import runs
@@ -276,8 +277,17 @@ def _write(
     tags: dict[str, str] | None = None,
 ) -> None:
     """:func:`_log` in a write transaction of the request's workspace, committed before the
-    answer (as a ``WriteSession`` route's), from a worker thread."""
-    with get_state(request).store.write() as session:
+    answer (as a ``WriteSession`` route's), from a worker thread. A run named by its full id
+    whose name stays is written in a plain transaction (``Store.write_plain``: no ORM session,
+    whose set-up and commit cost as much as the statements); the audit event commits with it
+    all the same."""
+    store = get_state(request).store
+    if len(run_id) == FULL_ID_LENGTH and not (tags and tags.get(RUN_NAME_TAG)):
+        with store.write_plain() as sql, answered_as("INVALID_PARAMETER_VALUE", Conflict):
+            run_data.log_batch_plain(sql, run_id, metrics=_columns(metrics), params=params,
+                                     tags=tags, finished=True)  # fmt: skip
+        return
+    with store.write() as session:
         _log(session, run_id, metrics=metrics, params=params, tags=tags)
 
 

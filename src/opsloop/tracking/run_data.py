@@ -20,19 +20,24 @@ from opsloop.errors import Conflict
 from opsloop.errors import InvalidInput
 from opsloop.errors import NotFound
 from opsloop.store.columns import delete_tag_row
+from opsloop.store.ids import FULL_ID_LENGTH
 from opsloop.store.sql import SessionSql
 from opsloop.store.sql import Sql
 from opsloop.store.sql import in_list
 from opsloop.tracking.entities import MetricBatch
 from opsloop.tracking.entities import MetricHistory
+from opsloop.tracking.run_records import MetricRowTuple
 from opsloop.tracking.run_records import insert_metrics
 from opsloop.tracking.run_records import metric_rows
+from opsloop.tracking.runs import check_writable
 from opsloop.tracking.runs import require_run_id
 from opsloop.tracking.runs import require_writable_run
+from opsloop.tracking.runs import run_state
 from opsloop.tracking.tables import LatestMetricRow
 from opsloop.tracking.tables import MetricRow
 from opsloop.tracking.tables import RunTagRow
 from opsloop.tracking.validation import check_key
+from opsloop.tracking.validation import check_run_id_or_prefix
 from opsloop.tracking.validation import clean_tags
 from opsloop.tracking.validation import param_value_to_str
 
@@ -42,6 +47,7 @@ __all__ = [
     "get_metric_history",
     "list_metric_keys",
     "log_batch",
+    "log_batch_plain",
 ]
 
 MIN_PLOT_POINTS = 4
@@ -67,30 +73,78 @@ def log_batch(
             (``details`` carries the key, the stored and the new value).
         InvalidInput: A malformed key, a non-finite metric, columns of unequal length.
     """
-    clean_params = {
-        check_key(k, "param key"): param_value_to_str(k, v) for k, v in (params or {}).items()
-    }
-    checked_tags = clean_tags(tags)
-    rows = metric_rows(run_id, metrics) if metrics else []
-    if clean_params or rows:
-        full_id = require_writable_run(session, run_id, "params and metrics", finished=finished)
+    batch = _Batch.checked(run_id, metrics, params, tags)
+    if batch.needs_live_run:
+        full_id = require_writable_run(session, run_id, _WHAT, finished=finished)
     else:
         full_id = require_run_id(session, run_id)
-    if full_id != run_id:  # a prefix was given: the rows carry the full id
-        run_id = full_id
-        rows = [(full_id, *row[1:]) for row in rows]
-    sql = SessionSql(session)  # plain SQL: the ORM's statement machinery costs more than these
-    if clean_params:
-        _insert_params(sql, run_id, clean_params)
-    if checked_tags:
-        sql.run_many(
-            'INSERT INTO run_tags (run_id, "key", value) VALUES (:run_id, :key, :value)'
-            ' ON CONFLICT (run_id, "key") DO UPDATE SET value = excluded.value',
-            [{"run_id": run_id, "key": k, "value": v} for k, v in checked_tags.items()],
-        )
-    if rows:
-        insert_metrics(sql, rows)
-    return len(rows)
+    return batch.write(SessionSql(session), full_id)
+
+
+def log_batch_plain(
+    sql: Sql,
+    run_id: str,
+    *,
+    metrics: MetricBatch | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    finished: bool = False,
+) -> int:
+    """:func:`log_batch` in a plain write transaction (``Store.write_plain``: no ORM session),
+    for a run named by its full id; checked and written alike, raising alike.
+
+    Raises:
+        ValueError: ``run_id`` is a prefix (its resolution needs :func:`log_batch`'s session).
+    """
+    if len(check_run_id_or_prefix(run_id)) != FULL_ID_LENGTH:
+        raise ValueError(f"log_batch_plain takes a full run id, not the prefix {run_id!r}")
+    batch = _Batch.checked(run_id, metrics, params, tags)
+    state = run_state(sql, run_id)
+    full_id = check_writable(state, _WHAT, finished=finished) if batch.needs_live_run else run_id
+    return batch.write(sql, full_id)
+
+
+_WHAT = "params and metrics"
+
+
+class _Batch:
+    """A batch checked whole before anything is written: params as text, tags, metric rows."""
+
+    def __init__(
+        self, params: dict[str, str], tags: dict[str, str], rows: list[MetricRowTuple]
+    ) -> None:
+        self.params, self.tags, self.rows = params, tags, rows
+        # params and metrics need a live (RUNNING, unless ``finished``) run; tags any run
+        self.needs_live_run = bool(params or rows)
+
+    @classmethod
+    def checked(
+        cls, run_id: str, metrics: MetricBatch | None, params: Mapping[str, Any] | None,
+        tags: Mapping[str, Any] | None,
+    ) -> _Batch:  # fmt: skip
+        clean_params = {
+            check_key(k, "param key"): param_value_to_str(k, v) for k, v in (params or {}).items()
+        }
+        checked_tags = clean_tags(tags)
+        rows = metric_rows(run_id, metrics) if metrics else []
+        return cls(clean_params, checked_tags, rows)
+
+    def write(self, sql: Sql, run_id: str) -> int:
+        """Write to the run ``run_id`` (its full id); the metric count."""
+        rows = self.rows
+        if rows and rows[0][0] != run_id:  # a prefix was given: the rows carry the full id
+            rows = [(run_id, *row[1:]) for row in rows]
+        if self.params:
+            _insert_params(sql, run_id, self.params)
+        if self.tags:
+            sql.run_many(
+                'INSERT INTO run_tags (run_id, "key", value) VALUES (:run_id, :key, :value)'
+                ' ON CONFLICT (run_id, "key") DO UPDATE SET value = excluded.value',
+                [{"run_id": run_id, "key": k, "value": v} for k, v in self.tags.items()],
+            )
+        if rows:
+            insert_metrics(sql, rows)
+        return len(rows)
 
 
 def _insert_params(sql: Sql, run_id: str, params: dict[str, str]) -> None:

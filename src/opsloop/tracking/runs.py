@@ -21,6 +21,7 @@ from opsloop.kernel.timeutil import now_ms
 from opsloop.store.ids import resolve_id
 from opsloop.store.rows import from_row
 from opsloop.store.sql import SessionSql
+from opsloop.store.sql import Sql
 from opsloop.tracking.entities import Run
 from opsloop.tracking.entities import RunData
 from opsloop.tracking.entities import RunInfo
@@ -37,6 +38,7 @@ from opsloop.tracking.validation import check_run_id_or_prefix
 from opsloop.tracking.validation import clean_tags
 
 __all__ = [
+    "check_writable",
     "create_run",
     "delete_run",
     "get_run",
@@ -47,6 +49,7 @@ __all__ = [
     "restore_run",
     "run_lineage_label",
     "run_node_id",
+    "run_state",
     "update_run",
 ]
 
@@ -96,7 +99,13 @@ def require_writable_run(
         InvalidInput, NotFound: As :func:`require_run`.
         Conflict: The run is deleted, or finished (without ``finished``); an ambiguous prefix.
     """
-    full_id, stage, status = _liveness(session, run_id)
+    return check_writable(_liveness(session, run_id), what, finished=finished)
+
+
+def check_writable(state: tuple[str, str, str], what: str, *, finished: bool = False) -> str:
+    """The full id of the run in ``state`` (:func:`run_state`), if it may take ``what``, as
+    :func:`require_writable_run` says."""
+    full_id, stage, status = state
     if stage == "deleted":
         raise Conflict(f"run {full_id} is deleted; restore it before logging {what}")
     if not finished and RunStatus(status).is_terminal:
@@ -118,11 +127,17 @@ def _liveness(session: Session, run_id: str) -> tuple[str, str, str]:
     :func:`require_run`). Read through the session's connection, in its transaction: a run
     changed through the ORM is current here, as every service flushes its changes."""
     full = resolve_id(session, RunRow.id, check_run_id_or_prefix(run_id), "run")
-    found = SessionSql(session).rows(_LIVENESS, {"id": full})
+    return run_state(SessionSql(session), full, run_id)
+
+
+def run_state(sql: Sql, full_id: str, given: str | None = None) -> tuple[str, str, str]:
+    """The full id, lifecycle stage and status of the run ``full_id`` (``given``, what the
+    caller was handed, names it in the error). Raises ``NotFound``."""
+    found = sql.rows(_LIVENESS, {"id": full_id})
     if not found:
-        raise NotFound(f"run {run_id} does not exist")
-    full_id, stage, status = found[0]
-    return full_id, stage, status
+        raise NotFound(f"run {given or full_id} does not exist")
+    full, stage, status = found[0]
+    return full, stage, status
 
 
 def create_run(
