@@ -18,6 +18,7 @@ from opsloop.kernel.identity import os_user
 from opsloop.serving.rollouts import RolloutController
 from opsloop.workflows.scheduler import Scheduler
 from tests.governance.conftest import UsersServer
+from tests.monitoring.test_loop import canary_traffic
 from tests.monitoring.test_loop import labelled_shifted_traffic
 from tests.monitoring.test_loop import start
 from tests.registry.conftest import train
@@ -80,7 +81,7 @@ def test_the_retraining_loop_works_as_the_user_who_set_it_up(
     labelled_shifted_traffic(client, cancer, 100, seed=3)
     scheduler = client.scheduler()
     scheduler.tick(wait=True)
-    labelled_shifted_traffic(client, cancer, 100, seed=4)
+    canary_traffic(client, cancer)
     scheduler.advance_loops(wait=True)
     scheduler.stop()
     (done,) = client.monitors.loop_runs("cancer")

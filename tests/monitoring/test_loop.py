@@ -54,6 +54,13 @@ def labelled_shifted_traffic(client: Any, cancer: pd.DataFrame, n: int, seed: in
     client.deployments.feedback("cancer", labels)
 
 
+def canary_traffic(client: Any, cancer: pd.DataFrame, seed: int = 4) -> None:
+    """Labelled traffic while the canary takes half of it, at random per request: 40 requests,
+    so that the rollout's pause (5 of the candidate's) and checks (5 samples) are met but in
+    about one run in ten million (with 20 requests, one in 170: a test that failed by chance)."""
+    labelled_shifted_traffic(client, cancer, 200, seed=seed)
+
+
 def test_drift_retrains_gates_canaries_and_promotes(
     tmp_path: Path, cancer: pd.DataFrame, weak_model: Any
 ) -> None:
@@ -81,7 +88,7 @@ def test_drift_retrains_gates_canaries_and_promotes(
     assert client.models.version("cancer-clf@2").run_id != run["pipeline_run_id"]  # a step's
     assert client.models.get("cancer-clf").aliases["candidate"] == 2
 
-    labelled_shifted_traffic(client, cancer, 100, seed=4)  # the canary's share of traffic
+    canary_traffic(client, cancer)
     scheduler.advance_loops(wait=True)
     (done,) = client.monitors.loop_runs("cancer")
     assert done.stage == "promoted", done.history
@@ -112,7 +119,7 @@ def test_a_failing_canary_is_rolled_back(
     labelled_shifted_traffic(client, cancer, 100, seed=3)
     scheduler = client.scheduler()
     scheduler.tick(wait=True)
-    labelled_shifted_traffic(client, cancer, 100, seed=4)
+    canary_traffic(client, cancer)
     scheduler.advance_loops(wait=True)
     (done,) = client.monitors.loop_runs("cancer")
     assert done.stage == "rolled_back", done.history

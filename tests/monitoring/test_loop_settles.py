@@ -22,6 +22,7 @@ from opsloop.errors import InvalidInput
 from opsloop.errors import NotFound
 from opsloop.kernel.identity import os_user
 from tests.monitoring.test_loop import GATE
+from tests.monitoring.test_loop import canary_traffic
 from tests.monitoring.test_loop import labelled_shifted_traffic
 from tests.monitoring.test_loop import start
 from tests.serving.conftest import COLUMNS
@@ -49,7 +50,7 @@ def test_promotion_rebaselines_resolves_and_settles(
     (alert,) = client.monitors.alerts(status="open")
     (status,) = client.monitors.loop_status("cancer")
     assert status["stage"] == "rolling_out"  # not settled while the canary runs
-    labelled_shifted_traffic(client, cancer, 100, seed=4)  # the canary's share of it
+    canary_traffic(client, cancer)
     scheduler.advance_loops(wait=True)
     scheduler.stop()
     (done,) = client.monitors.loop_runs("cancer")
