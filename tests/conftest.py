@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,6 +103,16 @@ def pg_url() -> Iterator[str]:
 def database_url(request: pytest.FixtureRequest) -> str:
     fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
     return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Any]:
+    """The metadata store, migrated, on ``database_url`` (SQLite, then PostgreSQL)."""
+    from opsloop.schema import open_store
+
+    opened = open_store(database_url)
+    yield opened
+    opened.dispose()
 
 
 class LiveServer:

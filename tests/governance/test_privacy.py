@@ -28,7 +28,6 @@ from opsloop.llm.tracing.records import SpanRecord
 from opsloop.llm.tracing.tables import ScoreRow
 from opsloop.llm.tracing.tables import SpanRow
 from opsloop.llm.tracing.tables import TraceRow
-from opsloop.schema import open_store
 from opsloop.serving.predlog import PredictionLog
 from opsloop.workflows.privacy import erase
 from opsloop.workflows.privacy import sweep
@@ -80,13 +79,6 @@ def _predictions(folder: Path) -> list[str]:
 def _events(store: Any) -> list[Any]:
     with store.read() as session:
         return audit.list_events(session, limit=100)
-
-
-@pytest.fixture
-def store(database_url: str) -> Any:
-    opened = open_store(database_url)
-    yield opened
-    opened.dispose()
 
 
 def test_retention_deletes_only_what_is_older_and_only_the_kinds_set(

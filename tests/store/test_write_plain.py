@@ -6,12 +6,9 @@ commit, then hear whether it committed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from opsloop.errors import Conflict
-from opsloop.schema import open_store
 from opsloop.store import database
 from opsloop.store.database import Store
 from opsloop.store.sql import DriverSql
@@ -20,13 +17,6 @@ from opsloop.tracking.experiments import create_experiment
 from opsloop.tracking.runs import create_run
 
 _TAG = 'INSERT INTO run_tags (run_id, "key", value) VALUES (:run_id, :key, :value)'
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = open_store(database_url)
-    yield opened
-    opened.dispose()
 
 
 def _run(store: Store) -> str:

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from opsloop.errors import Conflict
 from opsloop.errors import InvalidInput
 from opsloop.errors import NotFound
-from opsloop.schema import open_store
 from opsloop.store.database import Store
 from opsloop.tracking import experiments
 from opsloop.tracking import run_data
@@ -26,13 +25,6 @@ from opsloop.tracking.entities import MetricBatch
 from opsloop.tracking.entities import MetricSeries
 
 API = "/api/2.0/mlflow"
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = open_store(database_url)
-    yield opened
-    opened.dispose()
 
 
 def _new_run(session: Session) -> str:

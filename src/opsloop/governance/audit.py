@@ -26,6 +26,9 @@ import uuid
 import weakref
 from collections.abc import Iterator
 from typing import Any
+from typing import NotRequired
+from typing import TypedDict
+from typing import Unpack
 
 from sqlalchemy import insert
 from sqlalchemy import select
@@ -51,6 +54,7 @@ from opsloop.store.sql import SessionSql
 
 __all__ = [
     "GENESIS",
+    "EventFields",
     "append",
     "append_sql",
     "chain_hash",
@@ -139,29 +143,27 @@ def _lock_head(session: Session) -> tuple[int, str]:
     return int(found[0]), str(found[1])
 
 
-def append(
-    session: Session,
-    *,
-    actor: str,
-    action: str,
-    resource: str,
-    outcome: int,
-    request_id: str | None = None,
-    digest: str | None = None,
-    workspace: str = DEFAULT_WORKSPACE,
-    at: int | None = None,
-) -> AuditEvent:
+class EventFields(TypedDict):
+    """What an event says (:func:`append`): who did what to which resource, how it ended."""
+
+    actor: str
+    action: str  # "POST /api/runs/{run_id}/log-batch", "loop promoted via retraining-loop"
+    resource: str
+    outcome: int  # the HTTP status answered
+    request_id: NotRequired[str | None]  # a new one when missing
+    digest: NotRequired[str | None]  # the request body's SHA-256
+    workspace: NotRequired[str]  # "default" when missing
+    at: NotRequired[int | None]  # epoch ms; now when missing
+
+
+def append(session: Session, **fields: Unpack[EventFields]) -> AuditEvent:
     """Append one event in the session's transaction: two statements when this process wrote
     the head last (move the head from it, insert the event), else three (read and lock the
     head, insert, move it). It is durable when that transaction commits."""
-    fields = {
-        "actor": actor, "action": action, "resource": resource, "outcome": outcome,
-        "request_id": request_id, "digest": digest, "workspace": workspace, "at": at,
-    }  # fmt: skip
     connection = session.connection()
     if connection.dialect.name in _HEAD_SQL:
         return append_sql(SessionSql(session), connection.engine, **fields)
-    event = _new_event(**fields)  # another database: the portable, slower way
+    event = _new_event(fields)  # another database: the portable, slower way
     _chain(event, _lock_head(session))
     session.execute(insert(AuditEventRow).values(**event))
     session.execute(
@@ -172,24 +174,11 @@ def append(
     return AuditEvent.model_construct(**event)
 
 
-def append_sql(
-    sql: DriverSql,
-    chain: Any,
-    *,
-    actor: str,
-    action: str,
-    resource: str,
-    outcome: int,
-    request_id: str | None = None,
-    digest: str | None = None,
-    workspace: str = DEFAULT_WORKSPACE,
-    at: int | None = None,
-) -> AuditEvent:
+def append_sql(sql: DriverSql, chain: Any, **fields: Unpack[EventFields]) -> AuditEvent:
     """:func:`append` in a plain transaction on SQLite or PostgreSQL (a session's, or
     :meth:`~opsloop.store.database.Store.write_plain`'s); ``chain`` is the store's engine (the
     head this process last wrote there is remembered by it)."""
-    event = _new_event(actor=actor, action=action, resource=resource, outcome=outcome,
-                   request_id=request_id, digest=digest, workspace=workspace, at=at)  # fmt: skip
+    event = _new_event(fields)
     last = _LAST_HEADS.get(chain)
     moved = False
     if last is not None:
@@ -207,14 +196,14 @@ def append_sql(
     return AuditEvent.model_construct(**event)
 
 
-def _new_event(
-    *, actor: str, action: str, resource: str, outcome: int, request_id: str | None,
-    digest: str | None, workspace: str, at: int | None,
-) -> dict[str, Any]:  # fmt: skip
+def _new_event(fields: EventFields) -> dict[str, Any]:
+    at = fields.get("at")
     return {
-        "at": now_ms() if at is None else at, "actor": actor[:250], "workspace": workspace,
-        "action": action[:500], "resource": resource[:1000],
-        "request_id": request_id or new_request_id(), "outcome": int(outcome), "digest": digest,
+        "at": now_ms() if at is None else at, "actor": fields["actor"][:250],
+        "workspace": fields.get("workspace", DEFAULT_WORKSPACE),
+        "action": fields["action"][:500], "resource": fields["resource"][:1000],
+        "request_id": fields.get("request_id") or new_request_id(),
+        "outcome": int(fields["outcome"]), "digest": fields.get("digest"),
     }  # fmt: skip
 
 
