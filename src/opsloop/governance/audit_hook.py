@@ -159,8 +159,11 @@ def _claim(url: Any, read_only: bool) -> _Pending | None:
 
 
 def _before_commit(session: Session) -> None:
-    bind = session.get_bind()
-    pending = _claim(bind.url, bool(bind.get_execution_options().get("opsloop_read_only")))
+    if _PENDING.get() is None:
+        return  # outside an audited request (a session bound to a connection included)
+    bind = session.get_bind()  # an engine, or a connection (``.engine`` is either's engine)
+    read_only = bool(bind.get_execution_options().get("opsloop_read_only"))
+    pending = _claim(bind.engine.url, read_only)
     if pending is not None:
         session.info[_CARRIES] = pending
         audit.append(session, **pending.fields(pending.declared()))
