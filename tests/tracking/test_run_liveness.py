@@ -102,6 +102,8 @@ def test_the_plain_write_checks_and_writes_as_the_sessions(store: Store) -> None
         ("deleted", {"params": {"x": 1}, "finished": True}),
         ("deleted", {"tags": {"note": "still"}}),
         ("missing", {"tags": {"a": "b"}}),
+        ("malformed", {"params": {"bad key!": 1}}),  # the batch is checked first
+        ("malformed", {"tags": {"a": "b"}}),
     ]
     results = {}
     for plain in (False, True):
@@ -111,7 +113,7 @@ def test_the_plain_write_checks_and_writes_as_the_sessions(store: Store) -> None
                         for state in ("running", "finished", "deleted")}  # fmt: skip
             runs.update_run(session, by_state["finished"], status="FINISHED")
             runs.delete_run(session, by_state["deleted"])
-        by_state["missing"] = "e" * 32
+        by_state["missing"], by_state["malformed"] = "e" * 32, "Z" * 32
         answers = []
         for state, kwargs in cases:
             run_id = by_state[state]
@@ -130,7 +132,7 @@ def test_the_plain_write_checks_and_writes_as_the_sessions(store: Store) -> None
     assert results[True][0] == results[False][0]
     assert [kind for kind, _ in results[True][0]] == [
         "logged", "logged", "Conflict", "InvalidInput", "InvalidInput", "InvalidInput", "Conflict",
-        "logged", "logged", "Conflict", "logged", "NotFound",
+        "logged", "logged", "Conflict", "logged", "NotFound", "InvalidInput", "InvalidInput",
     ]  # fmt: skip
     assert results[True][1] == results[False][1]
     with store.write() as session:

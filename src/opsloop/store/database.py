@@ -143,7 +143,7 @@ class Store:
 
         For a hot write whose statements are plain SQL already (MLflow's client sends a request
         per metric point): a ``Session``'s set-up, transaction and commit events cost about as
-        much as the request's three statements on SQLite together with their commit."""
+        much as the request's statements on SQLite together with their commit."""
         hooks = _PLAIN_COMMIT_HOOKS
         with _translate_errors():
             pooled = self.engine.raw_connection()  # the engine's connect set-up done (pragmas)

@@ -96,10 +96,10 @@ def log_batch_plain(
     Raises:
         ValueError: ``run_id`` is a prefix (its resolution needs :func:`log_batch`'s session).
     """
-    if len(check_run_id_or_prefix(run_id)) != FULL_ID_LENGTH:
-        raise ValueError(f"log_batch_plain takes a full run id, not the prefix {run_id!r}")
-    batch = _Batch.checked(run_id, metrics, params, tags)
-    state = run_state(sql, run_id)
+    if len(run_id) != FULL_ID_LENGTH:
+        raise ValueError(f"log_batch_plain takes a full run id, not {run_id!r}")
+    batch = _Batch.checked(run_id, metrics, params, tags)  # first, as log_batch checks it
+    state = run_state(sql, check_run_id_or_prefix(run_id))
     full_id = check_writable(state, _WHAT, finished=finished) if batch.needs_live_run else run_id
     return batch.write(sql, full_id)
 
