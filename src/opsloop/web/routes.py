@@ -20,6 +20,7 @@ from typing import Annotated
 from typing import Any
 from urllib.parse import parse_qs
 from urllib.parse import quote
+from urllib.parse import urlencode
 
 from blake3 import blake3
 from fastapi import APIRouter
@@ -39,6 +40,7 @@ from opsloop.web.csrf import CSRF_FIELD
 from opsloop.web.csrf import check_origin
 from opsloop.web.csrf import check_token
 from opsloop.web.deps import SESSION_COOKIE
+from opsloop.web.deps import WORKSPACE_HEADER
 from opsloop.web.deps import ReadSession
 from opsloop.web.deps import State
 from opsloop.web.deps import authenticate_key
@@ -225,8 +227,16 @@ def _login_form(
 
 @_pages.get("/")
 def home(request: Request) -> Response:
+    """The first domain's page. A workspace the request names (``/w/NAME/``: the mlflow
+    client's tracking URI for a workspace, whose printed links are ``/w/NAME/#/…``) becomes
+    the page's choice (``?workspace=``); the browser keeps a link's fragment through the
+    redirect, for the page's script to open what the link names (``static/app.js``)."""
     domains: list[UiDomain] = request.app.state.ui_domains
-    return RedirectResponse(domains[0].href if domains else "/docs", status_code=307)
+    target = domains[0].href if domains else "/docs"
+    named = request.headers.get(WORKSPACE_HEADER)
+    if named:
+        target += "?" + urlencode({"workspace": named})
+    return RedirectResponse(target, status_code=307)
 
 
 @_pages.get("/search")

@@ -41,7 +41,11 @@ class ArtifactLocator:
                 return self._under_root(PurePosixPath(path.as_posix()).parts, uri)
             if path.parent.parent.parent.exists():
                 return None, None  # the store's artifact root is here: this run logged none
-            return None, f"{uri} is not on this machine; pass --artifacts with a copy of it"
+            # nor the store's artifact root: moved, or never made (no run logged a file)
+            return None, (
+                f"{uri} is not on this machine, nor the artifact root it is under; "
+                "if the run logged files, pass --artifacts with a copy of that root"
+            )
         if self.root is None:
             return None, f"{uri} is a remote store; pass --artifacts with a local copy of it"
         return self._under_root((parsed.netloc, *PurePosixPath(parsed.path).parts), uri)

@@ -29,8 +29,9 @@ def import_mlflow(
         str,
         typer.Option(
             "--tracking-uri",
-            help="The MLflow store: sqlite:///mlflow.db, postgresql://..., or an mlruns folder "
-            "(file:///path or a plain path).",
+            help="The MLflow store: sqlite:///mlflow.db, postgresql://..., an mlruns folder "
+            "(file:///path or a plain path), or a running MLflow server (http://host:5000; "
+            "its key in MLFLOW_TRACKING_TOKEN).",
         ),
     ],
     artifacts: Annotated[

@@ -18,6 +18,41 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
+// -- MLflow's links -------------------------------------------------------------------------------
+// The mlflow client prints its own UI's links ("View run at http://SERVER/#/experiments/E/runs/R").
+// The browser keeps the fragment through the root's redirect; here it becomes opsloop's page for
+// the same thing (under the same /w/NAME/ workspace prefix, if any), or stays put if unknown.
+const MLFLOW_PAGES = [
+  [/^\/experiments\/[^/]+\/runs\/([^/?]+)/, (run) => `runs/${run}`],
+  [/^\/experiments\/([^/?]+)/, (experiment) => `experiments/${experiment}`],
+  [/^\/models\/([^/?]+)\/versions\/([^/?]+)/, (name, version) => `models/${name}/versions/${version}`],
+  [/^\/models\/([^/?]+)/, (name) => `models/${name}`],
+  [/^\/models\/?$/, () => "models"],
+  [/^\/(?:experiments\/?)?$/, () => "experiments"],
+];
+
+function mlflowPage(hash) {
+  if (!hash.startsWith("#/")) return null;
+  const path = hash.slice(1);
+  for (const [pattern, page] of MLFLOW_PAGES) {
+    const found = path.match(pattern);
+    if (found) {
+      try {
+        return page(...found.slice(1).map((part) => encodeURIComponent(decodeURIComponent(part))));
+      } catch (error) {
+        return null; // a malformed escape ("%zz"): not a link the client printed
+      }
+    }
+  }
+  return null;
+}
+
+const mlflowTarget = mlflowPage(window.location.hash);
+if (mlflowTarget) {
+  const prefix = window.location.pathname.match(/^\/w\/[^/]+\//)?.[0] ?? "/";
+  window.location.replace(prefix + mlflowTarget);
+}
+
 // -- writes from the page ------------------------------------------------------------------------
 // Edits go through the REST API (so the role check and the audit log apply) with the session's
 // CSRF token; the answer's message is shown when the server refuses.
