@@ -273,11 +273,14 @@ def test_errors_in_mlflow_shape(sqlite_server: LiveServer) -> None:
             ("GET", "/ajax-api/2.0/mlflow/experiments/no-such-call"),
             ("GET", "/api/2.0/mlflow/runs/log-metric"),  # a known path, the wrong method
             ("DELETE", "/api/2.0/mlflow-artifacts/artifacts/x/y"),
+            ("POST", "/api/3.0/mlflow/traces"),  # MLflow 3's family (its trace export)
+            ("GET", "/ajax-api/3.0/mlflow/scorers/list"),
         ]:
             answer = http.request(method, path, json={})
             assert answer.status_code == 404, path
             assert answer.json()["error_code"] == "ENDPOINT_NOT_FOUND"
-            assert path.split("/2.0/")[1] in answer.json()["message"]  # the endpoint named
+            endpoint = path.split("-api/")[-1].split("api/")[-1]  # "2.0/mlflow/runs/..."
+            assert endpoint in answer.json()["message"], answer.json()  # the endpoint named
         ajax = http.get(
             "/ajax-api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "errors"}
         )

@@ -119,7 +119,10 @@ _HTTP_STATUS = {
 _CODE_BY_STATUS = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
                    404: "RESOURCE_DOES_NOT_EXIST", 409: "RESOURCE_CONFLICT",
                    429: "REQUEST_LIMIT_EXCEEDED", 503: "TEMPORARILY_UNAVAILABLE"}  # fmt: skip
-_ALL_PREFIXES = (_API, _AJAX)  # MLflow's (and Databricks') REST families: opsloop has no other
+# MLflow's (and Databricks') REST families, 2.0 and MLflow 3's 3.0 (traces, scorers…), and the
+# web UI's alias of each: opsloop's own API has no such path
+_API_3, _AJAX_3 = "/api/3.0/", "/ajax-api/3.0/"
+_ALL_PREFIXES = (_API, _AJAX, _API_3, _AJAX_3)
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 Handler = Callable[[Request, Any], Awaitable[Response]]
@@ -209,30 +212,36 @@ def install_mlflow(app: FastAPI, dependencies: Sequence[Depends]) -> None:
     _wrap(app, StarletteHTTPException, _http_error)
     fallback = APIRouter(include_in_schema=False)
 
-    @fallback.api_route(_API + "{api}/{endpoint:path}", methods=_METHODS)  # one route: one rule
     async def endpoint_not_found(request: Request, api: str, endpoint: str) -> Response:
+        version = request.url.path.removeprefix("/api/").split("/", 1)[0]
         raise NotFound(
-            f"the MLflow endpoint {request.method} {api}/{endpoint} is not supported by opsloop",
+            f"the MLflow endpoint {request.method} {version}/{api}/{endpoint} is not supported "
+            "by opsloop",
             details={MLFLOW_CODE: "ENDPOINT_NOT_FOUND"},
         )
+
+    for family in (_API, _API_3):  # one route a family: one role rule
+        fallback.add_api_route(family + "{api}/{endpoint:path}", endpoint_not_found,
+                               methods=_METHODS)  # fmt: skip
 
     app.include_router(fallback, dependencies=dependencies)
     app.add_middleware(_AjaxAlias)
 
 
 class _AjaxAlias:
-    """Serves ``/ajax-api/2.0/...`` as ``/api/2.0/...`` (MLflow's web UI calls the former)."""
+    """Serves ``/ajax-api/2.0/...`` as ``/api/2.0/...``, and 3.0 alike (MLflow's web UI calls
+    the former)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(_AJAX):
-            path = _API + scope["path"].removeprefix(_AJAX)
+        if scope["type"] == "http" and scope["path"].startswith((_AJAX, _AJAX_3)):
+            path = "/api/" + scope["path"].removeprefix("/ajax-api/")
             raw = scope.get("raw_path") or scope["path"].encode()
             # In place, not a copy: the middlewares around this one (the audit log) must see the
             # route the request matches.
-            scope["path"], scope["raw_path"] = path, _API.encode() + raw[len(_AJAX) :]
+            scope["path"], scope["raw_path"] = path, b"/api/" + raw[len("/ajax-api/") :]
         await self.app(scope, receive, send)
 
 
