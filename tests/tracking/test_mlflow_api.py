@@ -8,6 +8,8 @@ store, whatever door it came in by.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
+from tests.conftest import free_port
 from tests.tracking.mlflow_fixtures import use_mlflow
 
 mlflow = pytest.importorskip("mlflow")
@@ -319,3 +322,25 @@ def test_an_ended_run_takes_points_and_params_as_on_mlflow(sqlite_server: LiveSe
     with pytest.raises(MlflowException) as deleted:
         client.log_metric(run_id, "loss", 0.1, step=2)
     assert deleted.value.error_code == "INVALID_PARAMETER_VALUE" and "deleted" in str(deleted.value)
+
+
+def test_the_server_tells_mlflow_users_where_to_point(tmp_path: Path) -> None:
+    """`opsloop server` says, in its help and when it starts, that MLflow scripts only need
+    MLFLOW_TRACKING_URI set to it."""
+    command = str(Path(sys.executable).parent / "opsloop")
+    helped = subprocess.run([command, "server", "--help"], capture_output=True, text=True,
+                            env={**os.environ, "COLUMNS": "200"}, timeout=60)  # fmt: skip
+    assert helped.returncode == 0 and "MLFLOW_TRACKING_URI=http://HOST:PORT" in helped.stdout
+    port = free_port()
+    server = subprocess.Popen(
+        [command, "server", "--port", str(port), "--database-url", f"sqlite:///{tmp_path / 'db'}",
+         "--blob-url", str(tmp_path / "blobs")],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "OPSLOOP_HOME": str(tmp_path)},
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        banner = [server.stdout.readline() for _ in range(4)]
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert f"  MLflow clients: MLFLOW_TRACKING_URI=http://127.0.0.1:{port}\n" in banner, banner

@@ -126,7 +126,8 @@ def server(
 ) -> None:
     """Run the opsloop server: web UI at /, REST API under /api, docs at /docs, health at /healthz.
 
-    Teams point the SDK and CLI at it with OPSLOOP_SERVER_URL=http://HOST:PORT. With --auth
+    Teams point the SDK and CLI at it with OPSLOOP_SERVER_URL=http://HOST:PORT, and MLflow
+    scripts with MLFLOW_TRACKING_URI=http://HOST:PORT (its REST API, unchanged). With --auth
     users each caller sends their own API key (OPSLOOP_TOKEN); make the first admin with
     `OPSLOOP_DATABASE_URL=<this server's store> opsloop users create NAME --role admin`, and
     list the modules it may run pipelines from with --allow-code.
@@ -212,6 +213,7 @@ def _serve(
     url = f"http://{host}:{port}"
     typer.echo(f"opsloop server on {url}  (web UI at {url}/, REST API docs at {url}/docs)")
     typer.echo(f"  store: {settings.database_url}\n  blobs: {settings.blob_url}")
+    typer.echo(f"  MLflow clients: MLFLOW_TRACKING_URI={url}")
     _say_auth_mode(settings, store)
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
