@@ -89,27 +89,17 @@ class DriverSql:
         return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%").replace("?", "%s"))
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        text = self._text(sql)
-        cursor = self.driver.cursor()
-        try:
-            cursor.execute(text, dict(params or {}))
+        text, values = self._text(sql), dict(params or {})
+        with self._cursor(text, values) as cursor:
+            cursor.execute(text, values)
             return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
-        except self.dbapi.Error as err:
-            raise _wrapped(text, params, err, self.dbapi) from err
-        finally:
-            cursor.close()
 
     def changed(self, sql: str, params: Mapping[str, Any]) -> int:
         """Run one statement; the number of rows it changed (a compare-and-set's verdict)."""
-        text = self._text(sql)
-        cursor = self.driver.cursor()
-        try:
-            cursor.execute(text, dict(params))
+        text, values = self._text(sql), dict(params)
+        with self._cursor(text, values) as cursor:
+            cursor.execute(text, values)
             return int(cursor.rowcount)
-        except self.dbapi.Error as err:
-            raise _wrapped(text, params, err, self.dbapi) from err
-        finally:
-            cursor.close()
 
     def run_many(
         self, sql: str, rows: Sequence[Mapping[str, Any]] | Sequence[tuple[Any, ...]]
@@ -117,23 +107,28 @@ class DriverSql:
         if not rows:
             return
         text = self._text(sql)
+        with self._cursor(text, rows[0]) as cursor:
+            cursor.executemany(text, rows)
+
+    @contextmanager
+    def _cursor(self, text: str, params: Any) -> Iterator[Any]:
+        """A cursor of the driver, closed after the block; its error raised as SQLAlchemy's."""
         cursor = self.driver.cursor()
         try:
-            cursor.executemany(text, rows)
-        except self.dbapi.Error as err:
-            raise _wrapped(text, rows[0], err, self.dbapi) from err
+            with driver_error(self, text, params):
+                yield cursor
         finally:
             cursor.close()
 
 
 @contextmanager
-def driver_error(sql: DriverSql) -> Iterator[None]:
-    """A driver's error in the block (``BEGIN``, ``COMMIT``…) raised as SQLAlchemy's wrapper,
-    as :class:`DriverSql`'s statements raise theirs."""
+def driver_error(sql: DriverSql, text: str = "", params: Any = None) -> Iterator[None]:
+    """A driver's error in the block (a statement, ``BEGIN``, ``COMMIT``…) raised as
+    SQLAlchemy's wrapper of it."""
     try:
         yield
     except sql.dbapi.Error as err:
-        raise _wrapped("", None, err, sql.dbapi) from err
+        raise _wrapped(text, params, err, sql.dbapi) from err
 
 
 def _wrapped(sql: str, params: Any, err: Exception, dbapi: Any) -> Exception:
